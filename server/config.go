@@ -17,7 +17,7 @@ type Config struct {
 	AdvertisedKafkaAddr string
 	// HTTPAddr serves /metrics and /healthz; empty disables the HTTP listener.
 	HTTPAddr string
-	// AutoCreateTopics creates unknown topics on Metadata and Produce, as Kafka's auto.create.topics.enable.
+	// AutoCreateTopics creates unknown topics named in Metadata requests, as Kafka's auto.create.topics.enable.
 	AutoCreateTopics bool
 	// DefaultPartitions is the partition count of auto-created topics and of CreateTopics without a count.
 	DefaultPartitions int32

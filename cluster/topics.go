@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+
+	"github.com/cairnlog/cairn/partition"
+)
+
+// topicNameBytesMax is Kafka's limit: a partition directory name must fit a
+// file name with room for the partition suffix.
+const topicNameBytesMax = 249
+
+// ValidateTopicName applies Kafka's topic name rules.
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrInvalidTopic)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
+	case len(name) > topicNameBytesMax:
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidTopic, len(name), topicNameBytesMax)
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		ok := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-'
+		if !ok {
+			return fmt.Errorf("%w: %q has %q; use ASCII letters, digits, '.', '_' and '-'", ErrInvalidTopic, name, b)
+		}
+	}
+	return nil
+}
+
+// Topics returns every topic, sorted by name.
+func (c *Cluster) Topics() []*Topic {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Topic, 0, len(c.topics))
+	for _, t := range c.topics {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Topic returns the named topic.
+func (c *Cluster) Topic(name string) (*Topic, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.topics[name]
+	return t, ok
+}
+
+// TopicByID returns the topic with the given id.
+func (c *Cluster) TopicByID(id [16]byte) (*Topic, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.topics {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// Partition returns an open partition, or ErrUnknownTopic, or the error that
+// keeps it offline.
+func (c *Cluster) Partition(topic string, index int32) (*partition.Partition, error) {
+	t, ok := c.Topic(topic)
+	if !ok || index < 0 || int(index) >= len(t.Partitions) {
+		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownTopic, topic, index)
+	}
+	s := t.Partitions[index]
+	if s.Partition == nil {
+		return nil, s.Offline
+	}
+	return s.Partition, nil
+}
+
+// CreateTopic creates a topic with the given partitions and config overrides.
+// With validateOnly it checks everything and changes nothing.
+func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (*Topic, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return nil, err
+	}
+	if partitions < 1 || partitions > c.cfg.PartitionsMax {
+		return nil, fmt.Errorf("%w: %d, must be between 1 and %d", ErrInvalidPartitions, partitions, c.cfg.PartitionsMax)
+	}
+	pcfg, err := partitionConfig(configs)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.topics[name]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	if validateOnly {
+		return &Topic{Name: name, Configs: configs}, nil
+	}
+	t := &Topic{Name: name, Configs: maps.Clone(configs)}
+	if _, err := rand.Read(t.ID[:]); err != nil {
+		return nil, fmt.Errorf("topic id: %w", err)
+	}
+	for i := int32(0); i < partitions; i++ {
+		s := c.openPartition(name, i, pcfg)
+		if s.Partition == nil {
+			c.closeSlots(t.Partitions)
+			return nil, fmt.Errorf("create topic %s: %w", name, s.Offline)
+		}
+		t.Partitions = append(t.Partitions, s)
+	}
+	c.topics[name] = t
+	if err := c.persistTopics(); err != nil {
+		delete(c.topics, name)
+		c.deleteSlots(t.Partitions)
+		return nil, fmt.Errorf("create topic %s: %w", name, err)
+	}
+	c.logger.Info("topic created", "topic", name, "partitions", partitions)
+	return t, nil
+}
+
+func (c *Cluster) closeSlots(slots []*PartitionSlot) {
+	for _, s := range slots {
+		if s.Partition != nil {
+			_ = s.Partition.Delete()
+		}
+	}
+}
+
+func (c *Cluster) deleteSlots(slots []*PartitionSlot) {
+	for _, s := range slots {
+		if s.Partition != nil {
+			if err := s.Partition.Delete(); err != nil {
+				c.logger.Error("deleting partition", "topic", s.Partition.Topic(), "partition", s.Index, "err", err)
+			}
+		}
+	}
+}
+
+// DeleteTopic removes a topic and its data. The topic leaves topics.json
+// first, so a crash part way leaves only orphan directories, removed at start.
+func (c *Cluster) DeleteTopic(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	delete(c.topics, name)
+	if err := c.persistTopics(); err != nil {
+		c.topics[name] = t
+		return fmt.Errorf("delete topic %s: %w", name, err)
+	}
+	c.deleteSlots(t.Partitions)
+	for _, s := range t.Partitions {
+		if s.Partition == nil { // offline partitions have no handle; remove their files directly
+			_ = c.fsys.RemoveAll(c.cfg.DataDir + "/" + partitionDirName(name, s.Index))
+		}
+	}
+	c.logger.Info("topic deleted", "topic", name)
+	return nil
+}
+
+// CreatePartitions raises a topic's partition count to count.
+func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	if count <= int32(len(t.Partitions)) || count > c.cfg.PartitionsMax {
+		return fmt.Errorf("%w: topic %s has %d partitions; the new count must be larger and at most %d",
+			ErrInvalidPartitions, name, len(t.Partitions), c.cfg.PartitionsMax)
+	}
+	if validateOnly {
+		return nil
+	}
+	pcfg, err := partitionConfig(t.Configs)
+	if err != nil {
+		return err
+	}
+	grown := &Topic{Name: t.Name, ID: t.ID, Configs: t.Configs, Partitions: append([]*PartitionSlot(nil), t.Partitions...)}
+	var added []*PartitionSlot
+	for i := int32(len(t.Partitions)); i < count; i++ {
+		s := c.openPartition(name, i, pcfg)
+		if s.Partition == nil {
+			c.closeSlots(added)
+			return fmt.Errorf("create partitions for %s: %w", name, s.Offline)
+		}
+		added = append(added, s)
+	}
+	grown.Partitions = append(grown.Partitions, added...)
+	c.topics[name] = grown
+	if err := c.persistTopics(); err != nil {
+		c.topics[name] = t
+		c.closeSlots(added)
+		return fmt.Errorf("create partitions for %s: %w", name, err)
+	}
+	return nil
+}
+
+// SetConfigs replaces a topic's config overrides (AlterConfigs) after
+// validating them, and applies them to its open partitions.
+func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnly bool) error {
+	pcfg, err := partitionConfig(configs)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	if validateOnly {
+		return nil
+	}
+	updated := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(configs), Partitions: t.Partitions}
+	c.topics[name] = updated
+	if err := c.persistTopics(); err != nil {
+		c.topics[name] = t
+		return fmt.Errorf("alter configs of %s: %w", name, err)
+	}
+	var errs []error
+	for _, s := range t.Partitions {
+		if s.Partition != nil {
+			errs = append(errs, s.Partition.SetConfig(pcfg))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DescribeConfigs lists a topic's configs with their effective values.
+func (c *Cluster) DescribeConfigs(name string) ([]ConfigEntry, error) {
+	t, ok := c.Topic(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	return describe(t.Configs), nil
+}
+
+// ConfigDoc is the documentation of a topic config key ("" if unknown).
+func ConfigDoc(name string) string {
+	s, _ := specFor(name)
+	return s.doc
+}

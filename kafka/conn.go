@@ -1,0 +1,276 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	logger *slog.Logger
+	ctx    context.Context // done when the connection closes; deferred replies stop waiting
+	cancel context.CancelFunc
+
+	closeOnce sync.Once
+}
+
+// pending is a reply in the connection's ordered queue.
+type pending struct {
+	header requestHeader
+	req    kmsg.Request
+	reply  reply
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{s: s, nc: nc, ctx: ctx, cancel: cancel,
+		logger: s.logger.With("remote", nc.RemoteAddr().String())}
+}
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		_ = c.nc.Close()
+	})
+}
+
+// serve runs the read loop here and the write loop in a goroutine.
+func (c *conn) serve() {
+	connectionsOpen.Inc()
+	defer connectionsOpen.Dec()
+	queue := make(chan *pending, c.s.cfg.InflightRequestsMax)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(queue)
+	}()
+	c.readLoop(queue)
+	// The client is gone or misbehaved: stop deferred replies waiting for it.
+	c.cancel()
+	close(queue)
+	<-writerDone
+	c.close()
+}
+
+func (c *conn) readLoop(queue chan<- *pending) {
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		frame, err := readFrame(r, c.s.cfg.RequestBytesMax)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
+				c.logger.Warn("closing connection", "err", err)
+			}
+			return
+		}
+		p, err := c.decode(frame)
+		if err != nil {
+			requestErrors.Inc()
+			c.logger.Warn("closing connection after bad request", "err", err)
+			return
+		}
+		select {
+		case queue <- p:
+		case <-c.ctx.Done():
+			return
+		}
+		if p.reply.closeAfter {
+			return
+		}
+	}
+}
+
+// decode parses a frame and runs the handler's synchronous part.
+func (c *conn) decode(frame []byte) (*pending, error) {
+	h, req, err := decodeRequest(frame)
+	if errors.Is(err, errUnsupportedApiVersions) {
+		return &pending{header: h, reply: reply{resp: unsupportedApiVersions()}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	requestsTotal.WithLabelValues(kmsg.NameForKey(h.key)).Inc()
+	return &pending{header: h, req: req, reply: apis[h.key].handle(c.s, c, req)}, nil
+}
+
+// errUnsupportedApiVersions is the one unsupported version answered rather
+// than closed on, so a newer client can negotiate down.
+var errUnsupportedApiVersions = errors.New("unsupported ApiVersions version")
+
+// decodeRequest parses a whole frame (without its size prefix) into a request
+// of a registered API and version. It is pure, so it is fuzzed directly.
+func decodeRequest(frame []byte) (requestHeader, kmsg.Request, error) {
+	h, body, err := parseRequestHeader(frame)
+	if err != nil {
+		return h, nil, err
+	}
+	a, known := apis[h.key]
+	if !known {
+		return h, nil, fmt.Errorf("unknown API key %d (correlation id %d, client %q)", h.key, h.correlationID, h.clientID)
+	}
+	if h.version < a.minVersion || h.version > a.maxVersion {
+		if h.key == kmsg.ApiVersions.Int16() {
+			return h, nil, errUnsupportedApiVersions
+		}
+		return h, nil, fmt.Errorf("%s version %d unsupported (serving %d-%d, client %q)",
+			kmsg.NameForKey(h.key), h.version, a.minVersion, a.maxVersion, h.clientID)
+	}
+	req := kmsg.RequestForKey(h.key)
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		if body, err = skipTags(body); err != nil {
+			return h, nil, fmt.Errorf("%s v%d request header: %w", kmsg.NameForKey(h.key), h.version, err)
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return h, nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	return h, req, nil
+}
+
+func (c *conn) writeLoop(queue <-chan *pending) {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	for p := range queue {
+		resp := p.reply.resp
+		if p.reply.wait != nil {
+			resp = p.reply.wait()
+		}
+		if resp == nil {
+			if p.reply.closeAfter {
+				c.close()
+			}
+			continue
+		}
+		buf = appendResponse(buf[:0], p.header, resp)
+		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+			c.close()
+			continue
+		}
+		if _, err := w.Write(buf); err == nil && len(queue) == 0 {
+			err = w.Flush()
+			if err != nil {
+				c.close()
+			}
+		} else if err != nil {
+			c.close()
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not pin a large fetch response's buffer for the connection's life
+		}
+	}
+	_ = w.Flush()
+}
+
+// readFrame reads one size-prefixed frame. The buffer grows only as bytes
+// arrive, so a client claiming a huge size costs nothing until it sends.
+func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
+	var sizeBuf [4]byte
+	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+		return nil, err
+	}
+	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+	if size < 8 || size > maxBytes {
+		return nil, fmt.Errorf("request frame of %d bytes: must be between 8 and %d", size, maxBytes)
+	}
+	const step = 1 << 20
+	buf := make([]byte, 0, min(int(size), step))
+	for len(buf) < int(size) {
+		want := min(int(size)-len(buf), step)
+		if cap(buf)-len(buf) < want {
+			grown := make([]byte, len(buf), min(int(size), max(2*cap(buf), len(buf)+want)))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := io.ReadFull(r, buf[len(buf):len(buf)+want])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read request frame: %w", err)
+		}
+	}
+	return buf, nil
+}
+
+type requestHeader struct {
+	key           int16
+	version       int16
+	correlationID int32
+	clientID      string
+}
+
+// parseRequestHeader reads the fields common to every request header
+// version; flexible requests' tagged fields follow and are skipped by decode.
+func parseRequestHeader(frame []byte) (requestHeader, []byte, error) {
+	var h requestHeader
+	if len(frame) < 10 {
+		return h, nil, fmt.Errorf("request header: %d bytes", len(frame))
+	}
+	h.key = int16(binary.BigEndian.Uint16(frame[0:]))
+	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
+	h.correlationID = int32(binary.BigEndian.Uint32(frame[4:]))
+	n := int16(binary.BigEndian.Uint16(frame[8:]))
+	rest := frame[10:]
+	if n > 0 {
+		if int(n) > len(rest) {
+			return h, nil, fmt.Errorf("request header: client id of %d bytes in %d", n, len(rest))
+		}
+		h.clientID = string(rest[:n])
+		rest = rest[n:]
+	} else if n < -1 {
+		return h, nil, fmt.Errorf("request header: client id length %d", n)
+	}
+	return h, rest, nil
+}
+
+// skipTags skips a tagged-field section.
+func skipTags(b []byte) ([]byte, error) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errors.New("bad tagged field count")
+	}
+	b = b[n:]
+	for i := uint64(0); i < count; i++ {
+		if _, n = binary.Uvarint(b); n <= 0 {
+			return nil, errors.New("bad tag")
+		}
+		b = b[n:]
+		size, n := binary.Uvarint(b)
+		if n <= 0 || size > uint64(len(b)-n) {
+			return nil, errors.New("bad tagged field size")
+		}
+		b = b[n+int(size):]
+	}
+	return b, nil
+}
+
+// appendResponse frames resp: size, correlation id, the flexible header's
+// empty tag section (never for ApiVersions, whose response header is always
+// v0 so clients can parse it before they know the version), then the body.
+func appendResponse(dst []byte, h requestHeader, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(h.correlationID))
+	if resp.IsFlexible() && h.key != kmsg.ApiVersions.Int16() {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}

@@ -1,0 +1,28 @@
+// Package kafka serves the Kafka wire protocol over the cluster's topics.
+//
+// One file per API key (produce.go, fetch.go, …). Each file registers the
+// versions it serves with register in an init function and opens with a
+// comment on where it deviates from Apache Kafka; ApiVersions answers from
+// those registrations, and docs/kafka-compat.md is checked against them by a
+// test. Requests and responses are encoded with franz-go's kmsg.
+//
+// # Connections
+//
+// Each connection has a reader goroutine and a writer goroutine. The reader
+// reads a frame (bounded by Config.RequestBytesMax, grown only as bytes
+// arrive), decodes it and runs the handler's synchronous part in arrival
+// order: for Produce that is validation and the append, so an idempotent
+// producer's pipelined batches land in the order sent. A handler may return a
+// deferred part (waiting for the group commit, long-polling a fetch); the
+// writer resolves replies strictly in request order, as Kafka requires. At
+// most Config.InflightRequestsMax replies wait per connection; then the reader
+// stops reading, which is the back-pressure a client sees.
+//
+// # Errors
+//
+// errors.go holds the one table mapping internal errors to Kafka error codes.
+// A malformed frame, an unknown API key or an unsupported version is logged
+// and the connection is closed (ApiVersions excepted: it answers
+// UNSUPPORTED_VERSION so clients can negotiate); other connections are not
+// affected.
+package kafka

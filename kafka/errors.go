@@ -1,0 +1,84 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/partition"
+)
+
+// errorTable is the one place internal errors become Kafka error codes.
+// Order matters only where errors wrap each other; the first match wins.
+var errorTable = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{partition.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{partition.ErrMessageTooLarge, kerr.MessageTooLarge},
+	{partition.ErrCorruptMessage, kerr.CorruptMessage},
+	{partition.ErrInvalidRecord, kerr.InvalidRecord},
+	{partition.ErrUnsupported, kerr.InvalidRecord},
+	{partition.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{partition.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{partition.ErrClosed, kerr.UnknownTopicOrPartition},
+	{partition.ErrStorageFailed, kerr.KafkaStorageError},
+	{partition.ErrDiskFull, kerr.KafkaStorageError},
+	{partition.ErrWrite, kerr.KafkaStorageError},
+	{cluster.ErrPartitionOffline, kerr.KafkaStorageError},
+	{cluster.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{cluster.ErrTopicExists, kerr.TopicAlreadyExists},
+	{cluster.ErrInvalidTopic, kerr.InvalidTopicException},
+	{cluster.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{cluster.ErrInvalidConfig, kerr.InvalidConfig},
+	{errFencedLeaderEpoch, kerr.FencedLeaderEpoch},
+	{errUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
+	{context.DeadlineExceeded, kerr.RequestTimedOut},
+	{context.Canceled, kerr.RequestTimedOut},
+}
+
+var (
+	errFencedLeaderEpoch  = errors.New("fenced leader epoch: the client's epoch is older than the partition's")
+	errUnknownLeaderEpoch = errors.New("unknown leader epoch: the client's epoch is newer than the partition's")
+)
+
+// errorCode maps err to a Kafka error code; 0 for nil.
+func errorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return e.code.Code
+		}
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errorMessage is the text for responses that carry one; nil for success.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}
+
+// checkLeaderEpoch applies KIP-320: a client naming an epoch (>= 0) must name
+// the current one, so it learns of leader changes and truncation.
+func checkLeaderEpoch(current, requested int32) error {
+	switch {
+	case requested < 0 || requested == current:
+		return nil
+	case requested < current:
+		return errFencedLeaderEpoch
+	default:
+		return errUnknownLeaderEpoch
+	}
+}

@@ -1,0 +1,162 @@
+package kafka
+
+// Fetch v4-v12. Long polls until MinBytes are available or MaxWaitMillis
+// (capped by Config.FetchWaitMax) passes; honours the response MaxBytes and
+// each PartitionMaxBytes, always returning the first batch whole so a
+// consumer can progress past a batch larger than its limits (KIP-74). The high
+// watermark is the durable log end; there are no transactions, so the last
+// stable offset equals it and no aborted transactions are reported.
+// Deviations from Kafka: fetch sessions (KIP-227) are not kept — every
+// response has session id 0, which tells clients to send full fetches — and
+// v12's LastFetchedEpoch is checked for divergence as Kafka does for followers.
+
+import (
+	"errors"
+	"reflect"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/partition"
+)
+
+func init() { register(kmsg.Fetch.Int16(), 4, 12, handleFetch) }
+
+func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.FetchRequest)
+	if req.Version >= 7 && req.SessionID != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return reply{resp: resp}
+	}
+	resp, bytes, watch := s.buildFetch(req)
+	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, s.cfg.FetchWaitMax)
+	if bytes >= int(req.MinBytes) || wait <= 0 || len(watch) == 0 {
+		fetchedBytes.Add(float64(bytes))
+		return reply{resp: resp}
+	}
+	return reply{wait: func() kmsg.Response {
+		deadline := time.NewTimer(wait)
+		defer deadline.Stop()
+		for {
+			if !waitAny(watch, deadline.C, c.ctx.Done()) {
+				break
+			}
+			resp, bytes, watch = s.buildFetch(req)
+			if bytes >= int(req.MinBytes) || len(watch) == 0 {
+				break
+			}
+		}
+		resp, bytes, _ = s.buildFetch(req)
+		fetchedBytes.Add(float64(bytes))
+		return resp
+	}}
+}
+
+// waitAny blocks until one of the partitions' channels fires (true) or the
+// deadline or connection ends (false).
+func waitAny(watch []<-chan struct{}, deadline <-chan time.Time, done <-chan struct{}) bool {
+	if len(watch) == 1 {
+		select {
+		case <-watch[0]:
+			return true
+		case <-deadline:
+		case <-done:
+		}
+		return false
+	}
+	cases := make([]reflect.SelectCase, 0, len(watch)+2)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(deadline)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(done)})
+	for _, ch := range watch {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	chosen, _, _ := reflect.Select(cases)
+	return chosen >= 2
+}
+
+// buildFetch reads every requested partition now. It returns the response,
+// the record bytes in it, and the channels of the partitions worth waiting
+// on (those read without error); a partition error ends the long poll, so
+// watch is nil then.
+func (s *Server) buildFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-chan struct{}) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	remaining := int(req.MaxBytes)
+	if req.MaxBytes <= 0 {
+		remaining = int(^uint32(0) >> 1)
+	}
+	total := 0
+	var watch []<-chan struct{}
+	anyError := false
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.PreferredReadReplica = -1
+			p, err := s.cluster.Partition(rt.Topic, rp.Partition)
+			if err == nil {
+				watch = append(watch, p.Changed())
+				err = s.fetchPartition(req, p, rp, &sp, &remaining, &total)
+			}
+			if err != nil {
+				anyError = true
+				sp.ErrorCode = errorCode(err)
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+				if p != nil && errors.Is(err, partition.ErrOffsetOutOfRange) {
+					sp.HighWatermark = p.HighWatermark()
+					sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if anyError {
+		watch = nil
+	}
+	return resp, total, watch
+}
+
+func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, rp kmsg.FetchRequestTopicPartition,
+	sp *kmsg.FetchResponseTopicPartition, remaining, total *int) error {
+	if req.Version >= 9 {
+		if err := checkLeaderEpoch(p.LeaderEpoch(), rp.CurrentLeaderEpoch); err != nil {
+			return err
+		}
+	}
+	if req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
+		epoch, end := p.EndOffsetForEpoch(rp.LastFetchedEpoch)
+		if epoch < rp.LastFetchedEpoch || end < rp.FetchOffset {
+			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = epoch, end
+			sp.HighWatermark = p.HighWatermark()
+			sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+			return nil
+		}
+	}
+	limit := min(int(rp.PartitionMaxBytes), *remaining)
+	if *total > 0 && limit <= 0 {
+		// The response is full: report positions without data.
+		sp.HighWatermark = p.HighWatermark()
+		sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+		return nil
+	}
+	res, err := p.Read(rp.FetchOffset, max(limit, 1))
+	if err != nil {
+		return err
+	}
+	sp.HighWatermark = res.HighWatermark
+	sp.LastStableOffset = res.HighWatermark
+	sp.LogStartOffset = res.LogStartOffset
+	// Only the first batch of the whole response may exceed the limits.
+	if *total > 0 && len(res.Records) > limit {
+		return nil
+	}
+	sp.RecordBatches = res.Records
+	*total += len(res.Records)
+	*remaining -= len(res.Records)
+	return nil
+}

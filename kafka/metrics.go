@@ -1,0 +1,35 @@
+package kafka
+
+import "github.com/prometheus/client_golang/prometheus"
+
+var (
+	connectionsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cairn_kafka_connections",
+		Help: "Open Kafka protocol connections.",
+	})
+	connectionsRejected = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_kafka_connections_rejected_total",
+		Help: "Connections closed on accept because connections max was reached.",
+	})
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_kafka_requests_total",
+		Help: "Kafka requests decoded, by API.",
+	}, []string{"api"})
+	requestErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_kafka_bad_requests_total",
+		Help: "Requests that could not be decoded or named an unsupported API or version; each closed its connection.",
+	})
+	producedRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_kafka_produced_records_total",
+		Help: "Records acknowledged to Kafka producers (or appended, for acks=0).",
+	})
+	fetchedBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_kafka_fetched_bytes_total",
+		Help: "Record batch bytes returned to Kafka fetchers.",
+	})
+)
+
+// Collectors returns the Kafka listener's metrics for registration.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes}
+}

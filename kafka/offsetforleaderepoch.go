@@ -1,0 +1,41 @@
+package kafka
+
+// OffsetForLeaderEpoch v0-v4. Consumers ask it, after a leader epoch change,
+// where the epoch they last consumed from ended, to detect truncation
+// (KIP-320). Cairn starts a new leader epoch each time a partition opens, so
+// a restart is such a change. Unknown epochs answer epoch -1, offset -1, as Kafka.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.OffsetForLeaderEpoch.Int16(), 0, 4, handleOffsetForLeaderEpoch) }
+
+func handleOffsetForLeaderEpoch(s *Server, _ *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.OffsetForLeaderEpochRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LeaderEpoch, sp.EndOffset = -1, -1
+			p, err := s.cluster.Partition(rt.Topic, rp.Partition)
+			if err == nil {
+				err = p.Err()
+			}
+			if err == nil && req.Version >= 2 {
+				err = checkLeaderEpoch(p.LeaderEpoch(), rp.CurrentLeaderEpoch)
+			}
+			if err != nil {
+				sp.ErrorCode = errorCode(err)
+			} else {
+				sp.LeaderEpoch, sp.EndOffset = p.EndOffsetForEpoch(rp.LeaderEpoch)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return reply{resp: resp}
+}

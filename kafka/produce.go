@@ -1,0 +1,125 @@
+package kafka
+
+// Produce v3-v9 (RecordBatch v2 only, as Kafka 4 requires). acks 0, 1 and -1
+// (all). With acks=all the response waits until a group-commit fdatasync
+// covers every partition's last record; with acks=1 it is sent after the
+// write; acks=0 gets no response, and a failed acks=0 produce closes the
+// connection. Deviations from Kafka: transactional produce is refused with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no transaction coordinator), and
+// compressed batches are stored exactly as sent (compression.type=producer).
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/partition"
+)
+
+func init() { register(kmsg.Produce.Int16(), 3, 9, handleProduce) }
+
+// durableWait is one partition of an acks=all produce waiting for its sync.
+type durableWait struct {
+	p       *partition.Partition
+	last    int64
+	records int64
+	resp    *kmsg.ProduceResponseTopicPartition
+}
+
+func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	var refuse error
+	switch {
+	case req.TransactionID != nil:
+		refuse = kerr.TransactionalIDAuthorizationFailed
+	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+		refuse = kerr.InvalidRequiredAcks
+	}
+	var waits []durableWait
+	failed := false
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			res, err := s.producePartition(rt.Topic, rp, refuse)
+			if err != nil {
+				failed = true
+				sp.ErrorCode = errorCode(err)
+				sp.ErrorMessage = errorMessage(err)
+				sp.BaseOffset = -1
+				if req.Acks != 0 {
+					c.logger.Debug("produce refused", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+				}
+				continue
+			}
+			sp.BaseOffset = res.BaseOffset
+			sp.LogAppendTime = res.LogAppendTimeMs
+			sp.LogStartOffset = res.LogStartOffset
+			if req.Acks == -1 {
+				waits = append(waits, durableWait{p: res.partition, last: res.LastOffset, records: res.LastOffset - res.BaseOffset + 1})
+			} else {
+				producedRecords.Add(float64(res.LastOffset - res.BaseOffset + 1))
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	switch {
+	case req.Acks == 0:
+		return reply{none: true, closeAfter: failed}
+	case len(waits) == 0:
+		return reply{resp: resp}
+	}
+	// Point each wait at its response entry now that the slices are final.
+	k := 0
+	for ti := range resp.Topics {
+		for pi := range resp.Topics[ti].Partitions {
+			sp := &resp.Topics[ti].Partitions[pi]
+			if k < len(waits) && sp.ErrorCode == 0 {
+				waits[k].resp = sp
+				k++
+			}
+		}
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	return reply{wait: func() kmsg.Response {
+		ctx, cancel := context.WithTimeout(c.ctx, max(timeout, time.Millisecond))
+		defer cancel()
+		for _, w := range waits {
+			if err := w.p.WaitDurable(ctx, w.last); err != nil {
+				w.resp.ErrorCode = errorCode(err)
+				w.resp.ErrorMessage = errorMessage(err)
+				w.resp.BaseOffset = -1
+				continue
+			}
+			producedRecords.Add(float64(w.records))
+		}
+		return resp
+	}}
+}
+
+type produceResult struct {
+	partition.AppendResult
+	partition *partition.Partition
+}
+
+func (s *Server) producePartition(topic string, rp kmsg.ProduceRequestTopicPartition, refuse error) (produceResult, error) {
+	if refuse != nil {
+		return produceResult{}, refuse
+	}
+	p, err := s.cluster.Partition(topic, rp.Partition)
+	if err != nil {
+		return produceResult{}, err
+	}
+	res, err := p.Append(rp.Records)
+	if err != nil {
+		return produceResult{}, err
+	}
+	return produceResult{AppendResult: res, partition: p}, nil
+}

@@ -1,0 +1,132 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cairnlog/cairn/batch"
+)
+
+// AppendResult says where a produce landed.
+type AppendResult struct {
+	// BaseOffset is the offset of the first record appended (or of the
+	// original batch when this was a retry of an already appended batch).
+	BaseOffset int64
+	// LastOffset is the offset of the last record; acks=all waits for it.
+	LastOffset int64
+	// LogAppendTimeMs is the broker timestamp given to the batch, -1 with CreateTime.
+	LogAppendTimeMs int64
+	// LogStartOffset is the log start offset after the append.
+	LogStartOffset int64
+	// Duplicate is true when the batch was a retry answered from producer state.
+	Duplicate bool
+}
+
+// Append validates the batches in records (as a producer sent them), assigns
+// their offsets and writes them. It does not wait for durability: acks=all
+// callers then call WaitDurable(ctx, result.LastOffset). records is modified
+// in place (base offsets, leader epoch, LogAppendTime).
+func (p *Partition) Append(records []byte) (AppendResult, error) {
+	cfg := p.config()
+	headers, err := validateBatches(records, cfg)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	appendTimeMs := int64(-1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return AppendResult{}, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
+	if err := p.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	for _, h := range headers {
+		dup, err := p.producers.check(h)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		if dup != nil {
+			if len(headers) > 1 {
+				return AppendResult{}, fmt.Errorf("%w: a retried idempotent batch must be sent alone", ErrInvalidRecord)
+			}
+			return AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, LogAppendTimeMs: -1,
+				LogStartOffset: p.log.StartOffset(), Duplicate: true}, nil
+		}
+	}
+
+	nowMs := p.now().UnixMilli()
+	if cfg.LogAppendTime {
+		appendTimeMs = nowMs
+	}
+	base := p.log.NextOffset()
+	next := base
+	epoch := p.epochs.current()
+	data := records
+	for i := range headers {
+		batch.SetBaseOffset(data, next)
+		batch.SetPartitionLeaderEpoch(data, epoch)
+		if cfg.LogAppendTime {
+			batch.SetLogAppendTime(data[:headers[i].TotalBytes()], appendTimeMs)
+		}
+		headers[i].BaseOffset = next
+		next = headers[i].NextOffset()
+		data = data[headers[i].TotalBytes():]
+	}
+	if err := p.log.Append(records, nowMs); err != nil {
+		return AppendResult{}, p.classifyWriteError(err)
+	}
+	for _, h := range headers {
+		p.producers.record(h)
+	}
+	appendedRecords.Add(float64(next - base))
+	appendedBytes.Add(float64(len(records)))
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	return AppendResult{BaseOffset: base, LastOffset: next - 1, LogAppendTimeMs: appendTimeMs,
+		LogStartOffset: p.log.StartOffset()}, nil
+}
+
+// validateBatches checks every batch the way Kafka does before anything is
+// written, so a bad batch changes nothing. It runs outside the writer lock.
+func validateBatches(records []byte, cfg Config) ([]batch.Header, error) {
+	if len(records) == 0 {
+		return nil, fmt.Errorf("%w: no record batch in produce", ErrInvalidRecord)
+	}
+	var headers []batch.Header
+	for rest := records; len(rest) > 0; {
+		h, whole, next, err := batch.Next(rest)
+		if err != nil {
+			if errors.Is(err, batch.ErrShort) || errors.Is(err, batch.ErrCorrupt) {
+				return nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
+			}
+			return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+		}
+		if len(whole) > int(cfg.MessageBytesMax) {
+			return nil, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, len(whole), cfg.MessageBytesMax)
+		}
+		if h.Transactional() || h.Control() {
+			return nil, fmt.Errorf("%w: transactional and control batches", ErrUnsupported)
+		}
+		_, recs, err := batch.Validate(whole, cfg.Limits)
+		if err != nil {
+			if errors.Is(err, batch.ErrCorrupt) {
+				return nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
+			}
+			return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+		}
+		if cfg.Compact {
+			for _, r := range recs {
+				if r.Key == nil {
+					return nil, fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d has none)",
+						ErrInvalidRecord, r.Offset-h.BaseOffset)
+				}
+			}
+		}
+		headers = append(headers, h)
+		rest = next
+	}
+	return headers, nil
+}

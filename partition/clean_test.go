@@ -1,0 +1,128 @@
+package partition
+
+import (
+	"testing"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage"
+)
+
+// TestSegmentsToDelete covers retention by time and size, and the rule that
+// nothing above the high watermark is deleted.
+func TestSegmentsToDelete(t *testing.T) {
+	segs := []storage.SegmentInfo{
+		{BaseOffset: 0, NextOffset: 10, SizeBytes: 100, MaxTimestampMs: 1000},
+		{BaseOffset: 10, NextOffset: 20, SizeBytes: 100, MaxTimestampMs: 2000},
+		{BaseOffset: 20, NextOffset: 30, SizeBytes: 100, MaxTimestampMs: 3000, Active: true},
+	}
+	base := DefaultConfig()
+	cases := []struct {
+		name     string
+		retMs    int64
+		retBytes int64
+		nowMs    int64
+		hwm      int64
+		want     int
+	}{
+		{"nothing expired", 5000, -1, 4000, 30, 0},
+		{"oldest expired", 2500, -1, 4000, 30, 1},
+		{"all expired, active too", 500, -1, 4000, 30, 3},
+		{"expired but above the high watermark", 500, -1, 4000, 15, 1},
+		{"size over by one segment", -1, 200, 0, 30, 1},
+		{"size under", -1, 300, 0, 30, 0},
+		{"infinite", -1, -1, 1 << 40, 30, 0},
+	}
+	for _, c := range cases {
+		cfg := base
+		cfg.RetentionMs, cfg.RetentionBytes = c.retMs, c.retBytes
+		if got := segmentsToDelete(segs, cfg, c.nowMs, c.hwm); got != c.want {
+			t.Errorf("%s: %d segments, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func rec(offset int64, key, value string, ts int64) batch.Record {
+	r := batch.Record{Offset: offset, TimestampMs: ts, Key: []byte(key)}
+	if value != "" {
+		r.Value = []byte(value)
+	}
+	return r
+}
+
+// TestCompactBatches: the newest record per key survives, a batch that keeps
+// everything is untouched, an emptied batch disappears, and tombstones go
+// only after delete.retention.ms.
+func TestCompactBatches(t *testing.T) {
+	lim := batch.DefaultLimits()
+	b1, err := batch.Encode(batch.Header{ProducerID: -1, BaseSequence: -1}, 2,
+		[]batch.Record{rec(0, "a", "1", 100), rec(1, "b", "1", 100), rec(2, "a", "2", 100)}, batch.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := batch.Encode(batch.Header{ProducerID: -1, BaseSequence: -1}, 1,
+		[]batch.Record{rec(3, "b", "", 200), rec(4, "c", "1", 200)}, batch.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3, err := batch.Encode(batch.Header{ProducerID: -1, BaseSequence: -1}, 0,
+		[]batch.Record{rec(5, "d", "", 300)}, batch.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segment := append(append(append([]byte{}, b1...), b2...), b3...)
+	latest := map[string]int64{"a": 2, "b": 3, "c": 4, "d": 5}
+
+	kept, changed, err := compactBatches(segment, latest, 1000, 10_000, lim)
+	if err != nil || !changed {
+		t.Fatalf("changed %v err %v", changed, err)
+	}
+	got := offsetsOf(t, kept)
+	want := []int64{2, 3, 4, 5}
+	if !equal(got, want) {
+		t.Fatalf("kept offsets %v, want %v", got, want)
+	}
+	// Past the grace period the tombstones for b and d go; d's batch empties.
+	kept, _, err = compactBatches(segment, latest, 100_000, 10_000, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := offsetsOf(t, kept); !equal(got, []int64{2, 4}) {
+		t.Fatalf("after grace period kept %v", got)
+	}
+	// A second pass over compacted data changes nothing.
+	if _, changed, _ := compactBatches(kept, latest, 100_000, 10_000, lim); changed {
+		t.Fatal("compacting compacted data changed it")
+	}
+}
+
+func offsetsOf(t *testing.T, data []byte) []int64 {
+	t.Helper()
+	var out []int64
+	for len(data) > 0 {
+		_, whole, rest, err := batch.Next(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := batch.Records(whole, batch.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			out = append(out, r.Offset)
+		}
+		data = rest
+	}
+	return out
+}
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

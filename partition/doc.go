@@ -1,0 +1,32 @@
+// Package partition is one Kafka partition on one node: the single writer that
+// validates and appends batches, the group-commit flusher that makes them
+// durable, the producer state that makes idempotent producers exactly-once, the
+// leader-epoch history, and the reads, retention and compaction over the log.
+//
+// # Goroutines and locks
+//
+//   - Partition.mu is the single-writer lock. It covers producer state, offset
+//     assignment and every storage mutation (Append, Checkpoint, segment
+//     deletion, segment replacement). It is never held across an fsync.
+//   - One flusher goroutine per partition calls storage.Log.Sync outside mu, so
+//     appends continue while a sync runs; every sync covers all appends made
+//     before it started (group commit). After a sync it raises the high
+//     watermark and wakes everything waiting on it.
+//   - stateMu guards the high watermark, the failure and the wake-up channel.
+//     Readers (Fetch, long polls, acks=all waiters) take only stateMu and the
+//     storage layer's own read locks.
+//
+// # Invariants
+//
+//   - The high watermark is the synced log end offset: a consumer never sees a
+//     record that a crash could take back, so a committed consumer offset can
+//     never point past the log end after a restart.
+//   - A produce with acks=all is answered only after a sync covering its last
+//     offset returned nil. A failed sync fails the partition for good
+//     (ErrStorageFailed); nothing appended after the last good sync is ever
+//     acknowledged.
+//   - A write error (for example a full disk) leaves the log as it was before
+//     the append: the batch gets an error and the next append can succeed.
+//   - Producer state is a pure function of the log: a snapshot at a known
+//     offset plus a replay of the batches after it.
+package partition

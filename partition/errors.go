@@ -1,0 +1,29 @@
+package partition
+
+import "errors"
+
+// Expected conditions a caller maps to protocol errors (see kafka/errors.go).
+var (
+	// ErrOffsetOutOfRange: the offset is below the log start or above the log end.
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrMessageTooLarge: a batch is larger than max.message.bytes.
+	ErrMessageTooLarge = errors.New("batch larger than max.message.bytes")
+	// ErrInvalidRecord: a batch or record is malformed or not allowed here.
+	ErrInvalidRecord = errors.New("invalid record")
+	// ErrCorruptMessage: a batch fails its CRC or framing checks.
+	ErrCorruptMessage = errors.New("corrupt batch")
+	// ErrOutOfOrderSequence: an idempotent producer skipped sequence numbers.
+	ErrOutOfOrderSequence = errors.New("out of order sequence number")
+	// ErrInvalidProducerEpoch: an idempotent producer used an epoch older than the newest seen.
+	ErrInvalidProducerEpoch = errors.New("producer epoch is older than the current one")
+	// ErrStorageFailed: the partition is offline after a storage failure (failed fsync, corruption).
+	ErrStorageFailed = errors.New("partition storage failed")
+	// ErrDiskFull: the write failed for lack of space; the log is unchanged and writes resume when space returns.
+	ErrDiskFull = errors.New("disk full")
+	// ErrWrite: the write failed without failing the partition; the log is unchanged.
+	ErrWrite = errors.New("write failed")
+	// ErrClosed: the partition was closed or deleted.
+	ErrClosed = errors.New("partition closed")
+	// ErrUnsupported: a feature the broker does not serve (transactions).
+	ErrUnsupported = errors.New("unsupported")
+)

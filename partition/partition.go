@@ -1,0 +1,403 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage"
+	"github.com/cairnlog/cairn/storage/vfs"
+)
+
+// Files the partition keeps beside the storage layer's segments.
+const (
+	producerStateFile = "producer-state.json"
+	leaderEpochsFile  = "leader-epochs.json"
+)
+
+// Partition is one partition of a topic. Every method is safe for concurrent use.
+type Partition struct {
+	topic  string
+	index  int32
+	dir    string
+	fsys   vfs.FS
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu             sync.Mutex // the single writer: see doc.go
+	cfg            Config
+	log            *storage.Log
+	producers      *producerState
+	epochs         *epochHistory
+	epochRecorded  bool // the current epoch's first offset is persisted
+	lastCheckpoint time.Time
+	closed         bool
+
+	stateMu sync.Mutex
+	hwm     int64         // synced log end offset
+	failure error         // set once; the partition is offline after it
+	changed chan struct{} // closed and replaced when hwm or failure changes
+
+	kick        chan struct{} // wakes the flusher
+	stopFlusher chan struct{}
+	flusherDone chan struct{}
+}
+
+// Open opens (recovering if needed) the partition stored in dir. Each open is
+// a new leader epoch, so clients that cached the previous one re-validate
+// their positions with OffsetForLeaderEpoch.
+func Open(fsys vfs.FS, dir, topic string, index int32, cfg Config, logger *slog.Logger) (*Partition, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("partition %s-%d config: %w", topic, index, err)
+	}
+	now := time.Now
+	log, err := storage.Open(fsys, dir, cfg.Storage, now().UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
+	}
+	p := &Partition{
+		topic: topic, index: index, dir: dir, fsys: fsys, now: now,
+		logger:         logger.With("topic", topic, "partition", index),
+		cfg:            cfg,
+		log:            log,
+		lastCheckpoint: now(),
+		changed:        make(chan struct{}),
+		kick:           make(chan struct{}, 1),
+		stopFlusher:    make(chan struct{}),
+		flusherDone:    make(chan struct{}),
+	}
+	if err := p.loadState(); err != nil {
+		_ = log.Close()
+		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
+	}
+	// Recovery leaves only validated data, and storage.Open syncs what it
+	// keeps, so the whole log is durable at this point.
+	p.hwm = log.NextOffset()
+	go p.flush()
+	return p, nil
+}
+
+// loadState restores leader epochs and producer state and begins a new epoch.
+func (p *Partition) loadState() error {
+	logEnd := p.log.NextOffset()
+	p.epochs = &epochHistory{}
+	if data, err := vfs.ReadFile(p.fsys, path.Join(p.dir, leaderEpochsFile)); err == nil {
+		if p.epochs, err = unmarshalEpochHistory(data); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read leader epochs: %w", err)
+	}
+	p.epochs.truncateTo(logEnd)
+	p.epochs.begin(p.epochs.current()+1, logEnd)
+	if err := p.persistEpochs(); err != nil {
+		return err
+	}
+	p.epochRecorded = true
+
+	p.producers = newProducerState()
+	from := p.log.StartOffset()
+	if data, err := vfs.ReadFile(p.fsys, path.Join(p.dir, producerStateFile)); err == nil {
+		state, next, err := unmarshalProducerState(data)
+		if err != nil {
+			return err
+		}
+		if next <= logEnd && next >= from {
+			p.producers, from = state, next
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read producer state: %w", err)
+	}
+	return p.replayProducers(from, logEnd)
+}
+
+// replayProducers brings producer state up to logEnd from the batches in [from, logEnd).
+func (p *Partition) replayProducers(from, logEnd int64) error {
+	const chunkBytes = 4 << 20
+	for from < logEnd {
+		data, err := p.log.Read(from, chunkBytes, logEnd)
+		if err != nil {
+			return fmt.Errorf("replay producer state from offset %d: %w", from, err)
+		}
+		if len(data) == 0 {
+			return fmt.Errorf("replay producer state: no batch at offset %d below log end %d", from, logEnd)
+		}
+		for len(data) > 0 {
+			h, _, rest, err := batch.Next(data)
+			if err != nil {
+				return fmt.Errorf("replay producer state at offset %d: %w", from, err)
+			}
+			p.producers.record(h)
+			from = h.NextOffset()
+			data = rest
+		}
+	}
+	return nil
+}
+
+func (p *Partition) persistEpochs() error {
+	data, err := p.epochs.marshal()
+	if err != nil {
+		return err
+	}
+	if err := vfs.WriteFileAtomic(p.fsys, path.Join(p.dir, leaderEpochsFile), data); err != nil {
+		return fmt.Errorf("write leader epochs: %w", err)
+	}
+	return nil
+}
+
+// persistProducers snapshots producer state at the current log end. Callers hold mu.
+func (p *Partition) persistProducers() error {
+	data, err := p.producers.marshal(p.log.NextOffset())
+	if err != nil {
+		return err
+	}
+	if err := vfs.WriteFileAtomic(p.fsys, path.Join(p.dir, producerStateFile), data); err != nil {
+		return fmt.Errorf("write producer state: %w", err)
+	}
+	return nil
+}
+
+// Topic is the partition's topic name.
+func (p *Partition) Topic() string { return p.topic }
+
+// Index is the partition number within its topic.
+func (p *Partition) Index() int32 { return p.index }
+
+// LeaderEpoch is the current leader epoch.
+func (p *Partition) LeaderEpoch() int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epochs.current()
+}
+
+// HighWatermark is the offset after the last durable record: what consumers may read.
+func (p *Partition) HighWatermark() int64 {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return p.hwm
+}
+
+// LogStartOffset is the first offset still in the log.
+func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
+
+// LogEndOffset is the offset the next appended record gets (it may not be durable yet).
+func (p *Partition) LogEndOffset() int64 { return p.log.NextOffset() }
+
+// Err returns the failure that took the partition offline, or nil.
+func (p *Partition) Err() error {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return p.failure
+}
+
+// Changed returns a channel closed at the next high watermark advance or
+// failure. Long-polling fetches select on it across many partitions.
+func (p *Partition) Changed() <-chan struct{} {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return p.changed
+}
+
+// SizeBytes is the total size of the partition's segments.
+func (p *Partition) SizeBytes() int64 {
+	var total int64
+	for _, s := range p.log.Segments() {
+		total += s.SizeBytes
+	}
+	return total
+}
+
+// SetConfig applies a changed topic configuration.
+func (p *Partition) SetConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg = cfg
+	p.log.SetConfig(cfg.Storage)
+	return nil
+}
+
+func (p *Partition) config() Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+// fail takes the partition offline for good and wakes every waiter.
+func (p *Partition) fail(err error) {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.failure != nil {
+		return
+	}
+	p.failure = fmt.Errorf("%w: %s-%d: %v", ErrStorageFailed, p.topic, p.index, err)
+	p.logger.Error("partition offline after storage failure", "err", err)
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+func (p *Partition) advance(hwm int64) {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if hwm <= p.hwm {
+		return
+	}
+	p.hwm = hwm
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// WaitDurable blocks until offset is below the high watermark, the partition
+// fails, or ctx ends. It is how acks=all produces wait for the group commit.
+func (p *Partition) WaitDurable(ctx context.Context, offset int64) error {
+	for {
+		p.stateMu.Lock()
+		hwm, failure, ch := p.hwm, p.failure, p.changed
+		p.stateMu.Unlock()
+		if failure != nil {
+			return failure
+		}
+		if offset < hwm {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// flush is the group-commit goroutine: it syncs whatever was appended while
+// the previous sync ran, so one fdatasync serves every producer waiting.
+func (p *Partition) flush() {
+	defer close(p.flusherDone)
+	for {
+		select {
+		case <-p.kick:
+		case <-p.stopFlusher:
+			p.syncPending()
+			return
+		}
+		if !p.syncPending() {
+			continue
+		}
+		p.maybeCheckpoint()
+	}
+}
+
+// syncPending syncs until nothing appended is unsynced; false after a failure.
+func (p *Partition) syncPending() bool {
+	for p.Err() == nil && p.log.NextOffset() > p.HighWatermark() {
+		start := time.Now()
+		synced, err := p.log.Sync()
+		syncSeconds.Observe(time.Since(start).Seconds())
+		if err != nil {
+			p.fail(fmt.Errorf("sync: %w", err))
+			return false
+		}
+		p.advance(synced)
+	}
+	return p.Err() == nil
+}
+
+// maybeCheckpoint records a recovery point now and then, bounding how much a
+// restart after a crash validates, and snapshots producer state with it.
+func (p *Partition) maybeCheckpoint() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.now().Sub(p.lastCheckpoint) < time.Duration(p.cfg.CheckpointIntervalMs)*time.Millisecond {
+		return
+	}
+	p.lastCheckpoint = p.now()
+	if err := p.log.Checkpoint(); err != nil {
+		p.fail(fmt.Errorf("checkpoint: %w", err))
+		return
+	}
+	if err := p.persistProducers(); err != nil {
+		// The snapshot only shortens the replay at the next start; the log
+		// itself is intact, so keep serving and say why the next start may be slower.
+		p.logger.Warn("producer state snapshot failed", "err", err)
+	}
+}
+
+// Close syncs what is pending, records a clean recovery point and closes the
+// files, so the next Open validates nothing.
+func (p *Partition) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stopFlusher)
+	<-p.flusherDone
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	if p.Err() == nil {
+		if err := p.persistProducers(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := p.log.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close partition %s-%d: %w", p.topic, p.index, err))
+	}
+	p.failClosed()
+	return errors.Join(errs...)
+}
+
+// failClosed wakes waiters of a closed partition with ErrClosed.
+func (p *Partition) failClosed() {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.failure == nil {
+		p.failure = fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+		close(p.changed)
+		p.changed = make(chan struct{})
+	}
+}
+
+// Delete closes the partition and removes its files.
+func (p *Partition) Delete() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		p.mu.Unlock()
+		close(p.stopFlusher)
+		<-p.flusherDone
+		p.mu.Lock()
+	}
+	defer p.mu.Unlock()
+	p.failClosed()
+	if err := p.log.Delete(); err != nil {
+		return fmt.Errorf("delete partition %s-%d: %w", p.topic, p.index, err)
+	}
+	return nil
+}
+
+// classifyWriteError maps a storage write error to the partition's vocabulary
+// and fails the partition when the log could not keep itself consistent.
+func (p *Partition) classifyWriteError(err error) error {
+	switch {
+	case errors.Is(err, storage.ErrFailed):
+		p.fail(err)
+		return p.Err()
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: %s-%d: %v", ErrDiskFull, p.topic, p.index, err)
+	default:
+		return fmt.Errorf("%w: %s-%d: %v", ErrWrite, p.topic, p.index, err)
+	}
+}

@@ -1,0 +1,160 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage"
+)
+
+// ReadResult is one partition's part of a fetch.
+type ReadResult struct {
+	// Records holds whole batches as stored, starting with the batch containing
+	// the requested offset (so it may begin before it, as in Kafka).
+	Records        []byte
+	HighWatermark  int64
+	LogStartOffset int64
+}
+
+// Read returns batches from offset up to the high watermark, at most maxBytes
+// except that a first batch larger than maxBytes is returned whole, so a
+// consumer can always make progress.
+func (p *Partition) Read(offset int64, maxBytes int) (ReadResult, error) {
+	if err := p.Err(); err != nil {
+		return ReadResult{}, err
+	}
+	hwm := p.HighWatermark()
+	res := ReadResult{HighWatermark: hwm, LogStartOffset: p.log.StartOffset()}
+	if offset < res.LogStartOffset || offset > p.log.NextOffset() {
+		return res, fmt.Errorf("%w: offset %d, log has [%d, %d)", ErrOffsetOutOfRange, offset, res.LogStartOffset, p.log.NextOffset())
+	}
+	if offset >= hwm {
+		return res, nil
+	}
+	data, err := p.log.Read(offset, maxBytes, hwm)
+	if err != nil {
+		if errors.Is(err, storage.ErrOffsetOutOfRange) {
+			return res, fmt.Errorf("%w: offset %d: %v", ErrOffsetOutOfRange, offset, err)
+		}
+		return res, fmt.Errorf("read %s-%d at %d: %w", p.topic, p.index, offset, err)
+	}
+	res.Records = data
+	return res, nil
+}
+
+// OffsetForTimestamp returns the first record at or after tsMs (offset and
+// timestamp), or -1, -1 when every durable record is older.
+func (p *Partition) OffsetForTimestamp(tsMs int64) (int64, int64, error) {
+	if err := p.Err(); err != nil {
+		return -1, -1, err
+	}
+	hwm := p.HighWatermark()
+	whole, err := p.log.FindTimestamp(tsMs)
+	if errors.Is(err, storage.ErrNotFound) {
+		return -1, -1, nil
+	}
+	if err != nil {
+		return -1, -1, fmt.Errorf("find timestamp %d in %s-%d: %w", tsMs, p.topic, p.index, err)
+	}
+	recs, h, err := p.decode(whole)
+	if err != nil {
+		return -1, -1, err
+	}
+	start := p.log.StartOffset()
+	for _, r := range recs {
+		ts := recordTime(h, r)
+		if r.Offset >= start && r.Offset < hwm && ts >= tsMs {
+			return r.Offset, ts, nil
+		}
+	}
+	return -1, -1, nil
+}
+
+// MaxTimestamp returns the offset and timestamp of the record with the largest
+// timestamp (ListOffsets with timestamp -3), or -1, -1 for an empty log.
+func (p *Partition) MaxTimestamp() (int64, int64, error) {
+	if err := p.Err(); err != nil {
+		return -1, -1, err
+	}
+	tsMax, base, err := p.log.MaxTimestamp()
+	if errors.Is(err, storage.ErrNotFound) {
+		return -1, -1, nil
+	}
+	if err != nil {
+		return -1, -1, fmt.Errorf("max timestamp of %s-%d: %w", p.topic, p.index, err)
+	}
+	hwm := p.HighWatermark()
+	if base >= hwm {
+		return -1, -1, nil
+	}
+	whole, err := p.log.Read(base, 1, hwm)
+	if err != nil {
+		return -1, -1, fmt.Errorf("read batch %d of %s-%d: %w", base, p.topic, p.index, err)
+	}
+	recs, h, err := p.decode(whole)
+	if err != nil {
+		return -1, -1, err
+	}
+	for _, r := range recs {
+		if recordTime(h, r) == tsMax {
+			return r.Offset, tsMax, nil
+		}
+	}
+	return h.LastOffset(), tsMax, nil
+}
+
+// decode returns the records of the first batch in whole.
+func (p *Partition) decode(whole []byte) ([]batch.Record, batch.Header, error) {
+	h, first, _, err := batch.Next(whole)
+	if err != nil {
+		return nil, h, fmt.Errorf("decode stored batch of %s-%d: %w", p.topic, p.index, err)
+	}
+	recs, err := batch.Records(first, p.config().Limits)
+	if err != nil {
+		return nil, h, fmt.Errorf("decode stored batch %d of %s-%d: %w", h.BaseOffset, p.topic, p.index, err)
+	}
+	return recs, h, nil
+}
+
+// recordTime is a record's timestamp as consumers see it: with LogAppendTime
+// every record carries the batch's broker timestamp.
+func recordTime(h batch.Header, r batch.Record) int64 {
+	if h.LogAppendTime() {
+		return h.MaxTimestamp
+	}
+	return r.TimestampMs
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch: the largest epoch not above
+// epoch and the offset where it ended. (-1, -1) if the epoch is unknown.
+func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epochs.endOffsetFor(epoch, p.log.NextOffset())
+}
+
+// DeleteRecordsBefore advances the log start offset to offset (DeleteRecords);
+// -1 means the high watermark. It returns the new log start offset.
+func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
+	if err := p.Err(); err != nil {
+		return -1, err
+	}
+	hwm := p.HighWatermark()
+	if offset == -1 {
+		offset = hwm
+	}
+	if offset < 0 || offset > hwm {
+		return -1, fmt.Errorf("%w: delete records before %d, high watermark is %d", ErrOffsetOutOfRange, offset, hwm)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if offset <= p.log.StartOffset() {
+		return p.log.StartOffset(), nil
+	}
+	if err := p.log.AdvanceStartOffset(offset); err != nil {
+		return -1, p.classifyWriteError(err)
+	}
+	p.logger.Info("log start offset advanced", "offset", offset)
+	return p.log.StartOffset(), nil
+}
