@@ -35,17 +35,19 @@ const (
 	// field, so the base offset and leader epoch can be rewritten freely.
 	crcFrom = attributesAt
 
+	// batchLengthMinimum is a BatchLength that covers the header alone.
+	batchLengthMinimum = HeaderBytes - lengthPrefixBytes
+
 	// MagicV2 is the only batch format accepted.
 	MagicV2 = 2
 )
 
-// Attribute bits.
+// Attribute bits. Part of the format.
 const (
-	codecMask          = 0x07
-	logAppendTimeBit   = 0x08
-	transactionalBit   = 0x10
-	controlBit         = 0x20
-	batchLengthMinimum = HeaderBytes - lengthPrefixBytes
+	codecMask        = 0x07
+	logAppendTimeBit = 0x08
+	transactionalBit = 0x10
+	controlBit       = 0x20
 )
 
 // ErrShort reports input that ends before the header or before the length

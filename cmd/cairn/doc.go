@@ -1,0 +1,9 @@
+// Command cairn is the single Cairn binary: `cairn serve` runs the broker,
+// and `topic`, `produce` and `consume` are a command-line client, built on
+// franz-go, for any cluster that speaks the Kafka protocol.
+//
+// Each subcommand lives in its own file and only parses flags and calls
+// library code; the pure helpers (environment binding, --from parsing,
+// output formats) are in internal/cli. The root command binds CAIRN_*
+// environment variables to every flag not given on the command line.
+package main

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/internal/cli"
+)
+
+func newTopicDescribeCommand(connection *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a topic's id, partitions, offsets and non-default configs",
+		Long: `Show a topic's id and, for each partition, its leader, leader epoch, log start
+offset and high watermark (the offset the next record will get), then every
+config whose value does not come from the defaults, with where it comes from.
+Sensitive config values are not shown.`,
+		Example: `  cairn topic describe orders`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAdmin(cmd, connection, func(ctx context.Context, admin *kadm.Client) error {
+				description, err := describeTopic(ctx, admin, args[0])
+				if err != nil {
+					return err
+				}
+				return description.write(cmd.OutOrStdout())
+			})
+		},
+	}
+}
+
+// topicDescription is everything describe prints, gathered before printing
+// so a failed lookup prints nothing.
+type topicDescription struct {
+	detail  kadm.TopicDetail
+	starts  map[int32]kadm.ListedOffset
+	ends    map[int32]kadm.ListedOffset
+	configs []kadm.Config
+}
+
+func describeTopic(ctx context.Context, admin *kadm.Client, name string) (topicDescription, error) {
+	topics, err := admin.ListTopics(ctx, name)
+	if err != nil {
+		return topicDescription{}, fmt.Errorf("describe topic %q: %w", name, err)
+	}
+	detail, found := topics[name]
+	if !found {
+		return topicDescription{}, fmt.Errorf("describe topic %q: no metadata returned", name)
+	}
+	if detail.Err != nil {
+		return topicDescription{}, fmt.Errorf("describe topic %q: %w", name, detail.Err)
+	}
+	starts, err := admin.ListStartOffsets(ctx, name)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return topicDescription{}, fmt.Errorf("list start offsets of %q: %w", name, err)
+	}
+	ends, err := admin.ListEndOffsets(ctx, name)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return topicDescription{}, fmt.Errorf("list end offsets of %q: %w", name, err)
+	}
+	configs, err := admin.DescribeTopicConfigs(ctx, name)
+	if err != nil {
+		return topicDescription{}, fmt.Errorf("describe configs of %q: %w", name, err)
+	}
+	resource, err := configs.On(name, nil)
+	if err == nil {
+		err = cli.BrokerError(resource.Err, resource.ErrMessage)
+	}
+	if err != nil {
+		return topicDescription{}, fmt.Errorf("describe configs of %q: %w", name, err)
+	}
+	return topicDescription{
+		detail:  detail,
+		starts:  starts[name],
+		ends:    ends[name],
+		configs: nonDefaultConfigs(resource.Configs),
+	}, nil
+}
+
+func nonDefaultConfigs(configs []kadm.Config) []kadm.Config {
+	var kept []kadm.Config
+	for _, config := range configs {
+		if config.Source != kmsg.ConfigSourceDefaultConfig {
+			kept = append(kept, config)
+		}
+	}
+	return kept
+}
+
+func (d topicDescription) write(out io.Writer) error {
+	table := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(table, "topic:\t%s\n", d.detail.Topic)
+	fmt.Fprintf(table, "id:\t%s\n", formatTopicID(d.detail.ID))
+	fmt.Fprintf(table, "partitions:\t%d\n", len(d.detail.Partitions))
+	if err := table.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(table, "PARTITION\tLEADER\tLEADER-EPOCH\tLOG-START-OFFSET\tHIGH-WATERMARK")
+	for _, partition := range d.detail.Partitions.Sorted() {
+		fmt.Fprintf(table, "%d\t%d\t%d\t%d\t%d\n", partition.Partition, partition.Leader, partition.LeaderEpoch,
+			d.starts[partition.Partition].Offset, d.ends[partition.Partition].Offset)
+	}
+	if err := table.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	if len(d.configs) == 0 {
+		_, err := fmt.Fprintln(out, "no non-default configs")
+		return err
+	}
+	fmt.Fprintln(table, "CONFIG\tVALUE\tSOURCE")
+	for _, config := range d.configs {
+		value := config.MaybeValue()
+		if config.Sensitive {
+			value = "(sensitive)"
+		}
+		fmt.Fprintf(table, "%s\t%s\t%s\n", config.Key, value, config.Source)
+	}
+	return table.Flush()
+}
