@@ -97,6 +97,8 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, [
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.PreferredReadReplica = -1
+			// Never null: librdkafka rejects a null record set.
+			sp.RecordBatches = []byte{}
 			p, err := s.cluster.Partition(rt.Topic, rp.Partition)
 			if err == nil {
 				watch = append(watch, p.Changed())
@@ -155,7 +157,9 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 	if *total > 0 && len(res.Records) > limit {
 		return nil
 	}
-	sp.RecordBatches = res.Records
+	if len(res.Records) > 0 {
+		sp.RecordBatches = res.Records
+	}
 	*total += len(res.Records)
 	*remaining -= len(res.Records)
 	return nil

@@ -170,7 +170,7 @@ func compactBatches(data []byte, latest map[string]int64, nowMs, deleteRetention
 			changed = true
 		default:
 			changed = true
-			rebuilt, err := batch.Encode(h, h.LastOffsetDelta, kept, h.Codec())
+			rebuilt, err := batch.Encode(h, int32(h.LastOffset()-kept[0].Offset), kept, h.Codec())
 			if err != nil {
 				return nil, false, fmt.Errorf("re-encode batch %d: %w", h.BaseOffset, err)
 			}

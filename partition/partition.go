@@ -77,9 +77,14 @@ func Open(fsys vfs.FS, dir, topic string, index int32, cfg Config, logger *slog.
 		_ = log.Close()
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
-	// Recovery leaves only validated data, and storage.Open syncs what it
-	// keeps, so the whole log is durable at this point.
-	p.hwm = log.NextOffset()
+	// After a process crash, validated bytes past the recovery point may sit
+	// only in the page cache: sync them before any consumer can see them.
+	synced, err := log.Sync()
+	if err != nil {
+		_ = log.Close()
+		return nil, fmt.Errorf("open partition %s-%d: sync recovered log: %w", topic, index, err)
+	}
+	p.hwm = synced
 	go p.flush()
 	return p, nil
 }

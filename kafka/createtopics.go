@@ -1,0 +1,181 @@
+package kafka
+
+// CreateTopics v0-v7. NumPartitions -1 takes Config.DefaultPartitions.
+// There is one node, so the replication factor must be 1 or -1 (the
+// default, also 1), and a manual replica assignment is accepted only when
+// it numbers the partitions 0..n-1 and places each on this node alone.
+// Config entries with a null value are ignored. Creation is synchronous:
+// the response is sent once the topic exists, so TimeoutMillis is not waited
+// on. A topic named twice in one request is refused with INVALID_REQUEST on
+// each of its entries, as Kafka does. v5+ responses carry the partition
+// count, replication factor 1 and every topic config (source 5, default, or
+// 1, set on the topic); v7 carries the topic id. Deviation: a validate-only
+// response lists only the configs the request sets, and its topic id is zero.
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/cluster"
+)
+
+func init() { register(kmsg.CreateTopics.Int16(), 0, 7, handleCreateTopics) }
+
+// requestError is a refusal decided by a handler: a Kafka error code with a
+// message written for the client, in place of the code's generic description.
+type requestError struct {
+	code    *kerr.Error
+	message string
+}
+
+func (e *requestError) Error() string { return e.message }
+func (e *requestError) Unwrap() error { return e.code }
+
+// refuse builds a requestError; errorCode finds code through Unwrap.
+func refuse(code *kerr.Error, format string, args ...any) error {
+	return &requestError{code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// duplicates reports the names that occur more than once.
+func duplicates(names []string) map[string]bool {
+	seen := make(map[string]bool, len(names))
+	dup := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			dup[n] = true
+		}
+		seen[n] = true
+	}
+	return dup
+}
+
+func handleCreateTopics(s *Server, _ *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.CreateTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	names := make([]string, len(req.Topics))
+	for i, rt := range req.Topics {
+		names[i] = rt.Topic
+	}
+	dup := duplicates(names)
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		var err error
+		if dup[rt.Topic] {
+			err = refuse(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic)
+		} else {
+			err = s.createTopic(req.Version, req.ValidateOnly, rt, &st)
+		}
+		if err != nil {
+			st.ErrorCode = errorCode(err)
+			st.ErrorMessage = errorMessage(err)
+			st.NumPartitions, st.ReplicationFactor = -1, -1
+			st.Configs = nil
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return reply{resp: resp}
+}
+
+// createTopic creates (or with validateOnly, checks) one topic and fills the
+// success fields of st.
+func (s *Server) createTopic(version int16, validateOnly bool, rt kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) error {
+	partitions, err := s.requestedPartitions(rt)
+	if err != nil {
+		return err
+	}
+	configs := map[string]string{}
+	for _, c := range rt.Configs {
+		if c.Value == nil {
+			continue
+		}
+		if _, twice := configs[c.Name]; twice {
+			return refuse(kerr.InvalidRequest, "config %q appears more than once for topic %q", c.Name, rt.Topic)
+		}
+		configs[c.Name] = *c.Value
+	}
+	t, err := s.cluster.CreateTopic(rt.Topic, partitions, configs, validateOnly)
+	if err != nil {
+		return err
+	}
+	st.TopicID = t.ID
+	st.NumPartitions = partitions
+	st.ReplicationFactor = 1
+	if version < 5 {
+		return nil
+	}
+	entries := requestedConfigEntries(configs)
+	if !validateOnly {
+		if entries, err = s.cluster.DescribeConfigs(rt.Topic); err != nil {
+			// Deleted by another request since it was created: the creation
+			// itself succeeded, so report it without configs.
+			if errors.Is(err, cluster.ErrUnknownTopic) {
+				return nil
+			}
+			return err
+		}
+	}
+	for _, e := range entries {
+		c := kmsg.NewCreateTopicsResponseTopicConfig()
+		value := e.Value
+		c.Name, c.Value = e.Name, &value
+		c.Source = int8(configSource(e))
+		st.Configs = append(st.Configs, c)
+	}
+	return nil
+}
+
+// requestedConfigEntries are the configs a validate-only request sets: the
+// cluster describes configs only of topics that exist.
+func requestedConfigEntries(configs map[string]string) []cluster.ConfigEntry {
+	out := make([]cluster.ConfigEntry, 0, len(configs))
+	for name, value := range configs {
+		out = append(out, cluster.ConfigEntry{Name: name, Value: value})
+	}
+	sortConfigEntries(out)
+	return out
+}
+
+// requestedPartitions resolves the partition count of a CreateTopics entry,
+// refusing replication this node cannot give.
+func (s *Server) requestedPartitions(rt kmsg.CreateTopicsRequestTopic) (int32, error) {
+	if len(rt.ReplicaAssignment) == 0 {
+		if rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1 {
+			return 0, refuse(kerr.InvalidReplicationFactor,
+				"replication factor %d: this is a single node, so the factor must be 1 (or -1 for the default)", rt.ReplicationFactor)
+		}
+		if rt.NumPartitions == -1 {
+			return s.cfg.DefaultPartitions, nil
+		}
+		return rt.NumPartitions, nil
+	}
+	if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
+		return 0, refuse(kerr.InvalidRequest,
+			"topic %q sets both a replica assignment and a partition count or replication factor; set one or the other", rt.Topic)
+	}
+	seen := make(map[int32]bool, len(rt.ReplicaAssignment))
+	for _, a := range rt.ReplicaAssignment {
+		if a.Partition < 0 || int(a.Partition) >= len(rt.ReplicaAssignment) || seen[a.Partition] {
+			return 0, refuse(kerr.InvalidReplicaAssignment,
+				"replica assignment of topic %q must name partitions 0 to %d once each", rt.Topic, len(rt.ReplicaAssignment)-1)
+		}
+		seen[a.Partition] = true
+		if err := s.checkReplicas(a.Replicas); err != nil {
+			return 0, err
+		}
+	}
+	return int32(len(rt.ReplicaAssignment)), nil
+}
+
+// checkReplicas accepts a manual replica list only if it is this node alone.
+func (s *Server) checkReplicas(replicas []int32) error {
+	node := s.cluster.NodeID()
+	if len(replicas) != 1 || replicas[0] != node {
+		return refuse(kerr.InvalidReplicaAssignment,
+			"replicas %v: this is a single node, so every partition's replicas must be [%d]", replicas, node)
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package kafka
+
+// DeleteRecords v0-v2. Each partition's log start offset advances to the
+// given offset (-1: the high watermark) and the response carries the new low
+// watermark. An offset above the high watermark, or below -1, answers
+// OFFSET_OUT_OF_RANGE. A topic whose cleanup.policy does not include delete
+// answers POLICY_VIOLATION, as Kafka does: compaction, not deletion, decides
+// what such a log keeps. The start offset moves before the response is sent,
+// so TimeoutMillis is not waited on.
+
+import (
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.DeleteRecords.Int16(), 0, 2, handleDeleteRecords) }
+
+func handleDeleteRecords(s *Server, _ *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.DeleteRecordsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		policyErr := s.checkRecordsDeletable(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LowWatermark = -1
+			err := policyErr
+			if err == nil {
+				sp.LowWatermark, err = s.deleteRecords(rt.Topic, rp)
+			}
+			sp.ErrorCode = errorCode(err)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return reply{resp: resp}
+}
+
+// checkRecordsDeletable refuses topics whose policy keeps records by key
+// only. An unknown topic passes here and is reported per partition.
+func (s *Server) checkRecordsDeletable(topic string) error {
+	entries, err := s.cluster.DescribeConfigs(topic)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		if e.Name == "cleanup.policy" && !slices.Contains(splitList(e.Value), "delete") {
+			return refuse(kerr.PolicyViolation, "topic %q has cleanup.policy=%s; records can be deleted only with the delete policy", topic, e.Value)
+		}
+	}
+	return nil
+}
+
+func (s *Server) deleteRecords(topic string, rp kmsg.DeleteRecordsRequestTopicPartition) (int64, error) {
+	p, err := s.cluster.Partition(topic, rp.Partition)
+	if err != nil {
+		return -1, err
+	}
+	return p.DeleteRecordsBefore(rp.Offset)
+}
