@@ -1,0 +1,426 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/batch"
+)
+
+func ctxT(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestFranzRoundTripEveryCodec: franz-go produces keyed records with headers
+// under each codec (idempotent, acks=all) and reads them back unchanged, at
+// the offsets the produce acknowledged.
+func TestFranzRoundTripEveryCodec(t *testing.T) {
+	ts := startServer(t)
+	codecs := map[string]kgo.CompressionCodec{
+		"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+	}
+	for name, codec := range codecs {
+		t.Run(name, func(t *testing.T) {
+			topic := "codec-" + name
+			cl := ts.client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(codec), kgo.AllowAutoTopicCreation())
+			const n = 200
+			acked := map[int64]string{}
+			for i := 0; i < n; i++ {
+				r := &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%7)), Value: []byte(fmt.Sprintf("value-%d", i)),
+					Headers: []kgo.RecordHeader{{Key: "h", Value: []byte(name)}}}
+				res := cl.ProduceSync(ctxT(t), r)
+				if err := res.FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+				acked[res[0].Record.Offset] = string(r.Value)
+			}
+			consumer := ts.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			got := 0
+			for got < n {
+				fs := consumer.PollFetches(ctxT(t))
+				if err := fs.Err0(); err != nil {
+					t.Fatal(err)
+				}
+				fs.EachRecord(func(r *kgo.Record) {
+					got++
+					if acked[r.Offset] != string(r.Value) {
+						t.Fatalf("offset %d holds %q, acknowledged %q", r.Offset, r.Value, acked[r.Offset])
+					}
+					if len(r.Headers) != 1 || string(r.Headers[0].Value) != name {
+						t.Fatalf("headers %v", r.Headers)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestMetadataAutoCreate: auto-creation follows the server config and the
+// request flag; invalid names get INVALID_TOPIC_EXCEPTION.
+func TestMetadataAutoCreate(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.DefaultPartitions = 3 })
+	rc := ts.dial(t)
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(12)
+	req.AllowAutoTopicCreation = true
+	for _, name := range []string{"auto", "bad/name"} {
+		rt := kmsg.NewMetadataRequestTopic()
+		n := name
+		rt.Topic = &n
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := rc.roundTrip(req).(*kmsg.MetadataResponse)
+	if len(resp.Topics) != 2 || resp.Topics[0].ErrorCode != 0 || len(resp.Topics[0].Partitions) != 3 {
+		t.Fatalf("auto topic: %+v", resp.Topics[0])
+	}
+	if resp.Topics[0].Partitions[0].Leader != 0 || resp.Topics[0].TopicID == [16]byte{} {
+		t.Fatalf("leader/topic id: %+v", resp.Topics[0])
+	}
+	if resp.Topics[1].ErrorCode != kerr.InvalidTopicException.Code {
+		t.Fatalf("bad name: code %d", resp.Topics[1].ErrorCode)
+	}
+	req.AllowAutoTopicCreation = false
+	n := "not-created"
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: &n}}
+	resp = rc.roundTrip(req).(*kmsg.MetadataResponse)
+	if resp.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("no auto-create: code %d", resp.Topics[0].ErrorCode)
+	}
+	for _, v := range []int16{0, 1, 4, 9} {
+		old := kmsg.NewPtrMetadataRequest()
+		old.SetVersion(v)
+		if v == 0 {
+			old.Topics = []kmsg.MetadataRequestTopic{}
+		}
+		all := rc.roundTrip(old).(*kmsg.MetadataResponse)
+		if len(all.Topics) != 1 || len(all.Brokers) != 1 || all.Brokers[0].Port != ts.port {
+			t.Fatalf("v%d all topics: %+v", v, all)
+		}
+	}
+}
+
+func produceRaw(t *testing.T, rc *rawConn, version int16, acks int16, topic string, records []byte) *kmsg.ProduceResponse {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(version)
+	req.Acks = acks
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = records
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	if acks == 0 {
+		rc.send(req)
+		return nil
+	}
+	return rc.roundTrip(req).(*kmsg.ProduceResponse)
+}
+
+func oneRecord(value string) []byte {
+	return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Value: []byte(value)}}, batch.None)
+}
+
+// TestProduceVersionsAndErrors: every served Produce version appends; bad
+// batches, unknown topics and invalid acks get their Kafka error codes.
+func TestProduceVersionsAndErrors(t *testing.T) {
+	ts := startServer(t)
+	if _, err := ts.cluster.CreateTopic("p", 1, map[string]string{"max.message.bytes": "500"}, false); err != nil {
+		t.Fatal(err)
+	}
+	rc := ts.dial(t)
+	next := int64(0)
+	for v := int16(3); v <= 9; v++ {
+		resp := produceRaw(t, rc, v, -1, "p", oneRecord(fmt.Sprintf("v%d", v)))
+		sp := resp.Topics[0].Partitions[0]
+		if sp.ErrorCode != 0 || sp.BaseOffset != next {
+			t.Fatalf("v%d: %+v", v, sp)
+		}
+		next++
+	}
+	corrupt := oneRecord("x")
+	corrupt[len(corrupt)-1] ^= 1
+	big := batch.Build([]batch.Record{{Value: make([]byte, 600)}}, batch.None)
+	cases := []struct {
+		name  string
+		acks  int16
+		topic string
+		data  []byte
+		code  int16
+	}{
+		{"corrupt", -1, "p", corrupt, kerr.CorruptMessage.Code},
+		{"too large", 1, "p", big, kerr.MessageTooLarge.Code},
+		{"unknown topic", -1, "nope", oneRecord("x"), kerr.UnknownTopicOrPartition.Code},
+		{"bad acks", 2, "p", oneRecord("x"), kerr.InvalidRequiredAcks.Code},
+	}
+	for _, c := range cases {
+		resp := produceRaw(t, rc, 9, c.acks, c.topic, c.data)
+		sp := resp.Topics[0].Partitions[0]
+		if sp.ErrorCode != c.code || sp.ErrorMessage == nil {
+			t.Errorf("%s: code %d (%v), want %d", c.name, sp.ErrorCode, sp.ErrorMessage, c.code)
+		}
+	}
+	p, _ := ts.cluster.Partition("p", 0)
+	if p.LogEndOffset() != next {
+		t.Fatalf("refused produces wrote data: log end %d", p.LogEndOffset())
+	}
+	// acks=0: no response; the next request's response comes back in order.
+	produceRaw(t, rc, 9, 0, "p", oneRecord("fire-and-forget"))
+	resp := produceRaw(t, rc, 9, 1, "p", oneRecord("after"))
+	if sp := resp.Topics[0].Partitions[0]; sp.ErrorCode != 0 || sp.BaseOffset != next+1 {
+		t.Fatalf("after acks=0: %+v", sp)
+	}
+	// A failed acks=0 produce closes the connection, the only way its client learns.
+	produceRaw(t, rc, 9, 0, "p", corrupt)
+	if !rc.closed() {
+		t.Fatal("connection open after a failed acks=0 produce")
+	}
+}
+
+// TestPipelinedOrder: many requests written before any response is read are
+// answered in order, and pipelined produces land in the order sent.
+func TestPipelinedOrder(t *testing.T) {
+	ts := startServer(t)
+	if _, err := ts.cluster.CreateTopic("pipe", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	rc := ts.dial(t)
+	var reqs []kmsg.Request
+	var corrs []int32
+	for i := 0; i < 20; i++ {
+		var req kmsg.Request
+		if i%3 == 0 {
+			req = kmsg.NewPtrApiVersionsRequest()
+		} else {
+			pr := kmsg.NewPtrProduceRequest()
+			pr.SetVersion(7)
+			pr.Acks = -1
+			pr.TimeoutMillis = 5000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = "pipe"
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Records = oneRecord(fmt.Sprint(i))
+			rt.Partitions = append(rt.Partitions, rp)
+			pr.Topics = append(pr.Topics, rt)
+			req = pr
+		}
+		reqs = append(reqs, req)
+		corrs = append(corrs, rc.send(req))
+	}
+	last := int64(-1)
+	for i, req := range reqs {
+		resp := rc.receive(req, corrs[i])
+		if pr, ok := resp.(*kmsg.ProduceResponse); ok {
+			off := pr.Topics[0].Partitions[0].BaseOffset
+			if off != last+1 {
+				t.Fatalf("produce %d landed at %d after %d", i, off, last)
+			}
+			last = off
+		}
+	}
+}
+
+// TestFetchLongPollAndLimits: an empty fetch waits for MinBytes until data
+// arrives; out-of-range offsets answer OFFSET_OUT_OF_RANGE with the bounds;
+// a batch larger than the byte limits is still returned whole.
+func TestFetchLongPollAndLimits(t *testing.T) {
+	ts := startServer(t)
+	if _, err := ts.cluster.CreateTopic("f", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := ts.cluster.Partition("f", 0)
+	fetch := func(v int16, offset int64, wait int32, maxBytes int32) *kmsg.FetchRequest {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(v)
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = wait, 1, maxBytes
+		req.SessionEpoch = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "f"
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = offset, maxBytes, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}
+	rc := ts.dial(t)
+	start := time.Now()
+	corr := rc.send(fetch(12, 0, 5000, 1<<20))
+	time.Sleep(100 * time.Millisecond)
+	if _, err := p.Append(batch.Build([]batch.Record{{Value: make([]byte, 3000)}}, batch.None)); err != nil {
+		t.Fatal(err)
+	}
+	resp := rc.receive(fetch(12, 0, 5000, 1<<20), corr).(*kmsg.FetchResponse)
+	sp := resp.Topics[0].Partitions[0]
+	if len(sp.RecordBatches) == 0 || sp.HighWatermark != 1 || time.Since(start) > 4*time.Second {
+		t.Fatalf("long poll: %d bytes, hwm %d, after %v", len(sp.RecordBatches), sp.HighWatermark, time.Since(start))
+	}
+	for _, v := range []int16{4, 7, 11, 12} {
+		small := rc.roundTrip(fetch(v, 0, 0, 100)).(*kmsg.FetchResponse)
+		if got := len(small.Topics[0].Partitions[0].RecordBatches); got < 3000 {
+			t.Fatalf("v%d: first batch not returned whole under a 100-byte limit: %d bytes", v, got)
+		}
+		oor := rc.roundTrip(fetch(v, 5, 0, 100)).(*kmsg.FetchResponse)
+		op := oor.Topics[0].Partitions[0]
+		if op.ErrorCode != kerr.OffsetOutOfRange.Code || op.HighWatermark != 1 || (v >= 5 && op.LogStartOffset != 0) {
+			t.Fatalf("v%d out of range: %+v", v, op)
+		}
+	}
+	// The empty wait ends at MaxWaitMillis with an empty, non-null record set.
+	empty := rc.roundTrip(fetch(11, 1, 50, 100)).(*kmsg.FetchResponse)
+	if ep := empty.Topics[0].Partitions[0]; ep.ErrorCode != 0 || ep.RecordBatches == nil || len(ep.RecordBatches) != 0 {
+		t.Fatalf("empty fetch: %+v", ep)
+	}
+	// A stale leader epoch is fenced, as Kafka does after a leader change.
+	stale := fetch(12, 0, 0, 100)
+	stale.Topics[0].Partitions[0].CurrentLeaderEpoch = p.LeaderEpoch() + 1
+	if code := rc.roundTrip(stale).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("future epoch: code %d", code)
+	}
+}
+
+// TestListOffsetsAndEpochs covers earliest, latest, by time, max timestamp,
+// and OffsetForLeaderEpoch.
+func TestListOffsetsAndEpochs(t *testing.T) {
+	ts := startServer(t)
+	if _, err := ts.cluster.CreateTopic("l", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := ts.cluster.Partition("l", 0)
+	now := time.Now().UnixMilli()
+	for i := int64(0); i < 3; i++ {
+		res, err := p.Append(batch.Build([]batch.Record{{TimestampMs: now + i*1000, Value: []byte("v")}}, batch.None))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.WaitDurable(ctxT(t), res.LastOffset); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := ts.dial(t)
+	for _, v := range []int16{1, 4, 7} {
+		for _, c := range []struct{ ts, want int64 }{{-2, 0}, {-1, 3}, {now + 1500, 2}, {now + 9000, -1}, {-3, 2}} {
+			if v < 7 && c.ts == -3 {
+				continue
+			}
+			req := kmsg.NewPtrListOffsetsRequest()
+			req.SetVersion(v)
+			req.ReplicaID = -1
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = "l"
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Timestamp, rp.CurrentLeaderEpoch = c.ts, -1
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			sp := rc.roundTrip(req).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+			if sp.ErrorCode != 0 || sp.Offset != c.want {
+				t.Errorf("v%d ts %d: offset %d code %d, want %d", v, c.ts, sp.Offset, sp.ErrorCode, c.want)
+			}
+		}
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.SetVersion(4)
+	req.ReplicaID = -1
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = "l"
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.CurrentLeaderEpoch, rp.LeaderEpoch = -1, 0
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	sp := rc.roundTrip(req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+	if sp.ErrorCode != 0 || sp.LeaderEpoch != 0 || sp.EndOffset != 3 {
+		t.Fatalf("offset for epoch 0: %+v", sp)
+	}
+}
+
+// TestBadFramesCloseOnlyTheirConnection: garbage, an unknown API key, an
+// unsupported version and an oversized frame each close their connection;
+// another client keeps being served.
+func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.RequestBytesMax = 64 << 10 })
+	good := ts.client(t, kgo.DefaultProduceTopic("ok"), kgo.AllowAutoTopicCreation())
+	frame := func(key, version int16) []byte {
+		b := []byte{0, 0, 0, 14}
+		b = append(b, byte(key>>8), byte(key), byte(version>>8), byte(version), 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0)
+		return b
+	}
+	cases := map[string][]byte{
+		"garbage":          []byte{0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
+		"unknown key":      frame(999, 0),
+		"produce v0":       frame(0, 0),
+		"2 GiB prefix":     []byte{0x7f, 0xff, 0xff, 0xff, 0, 0},
+		"negative length":  []byte{0xff, 0xff, 0xff, 0xff},
+		"frame over limit": {0, 2, 0, 0},
+		"truncated fetch":  append([]byte{0, 0, 0, 20}, frame(1, 12)[4:]...),
+	}
+	for name, data := range cases {
+		rc := ts.dial(t)
+		rc.write(data)
+		if name == "truncated fetch" {
+			_ = rc.nc.(interface{ CloseWrite() error }).CloseWrite()
+		}
+		if !rc.closed() {
+			t.Errorf("%s: connection still open", name)
+		}
+		if err := good.ProduceSync(ctxT(t), &kgo.Record{Value: []byte(name)}).FirstErr(); err != nil {
+			t.Fatalf("after %s: good client failed: %v", name, err)
+		}
+	}
+	// An unsupported ApiVersions version is answered, so clients can negotiate.
+	rc := ts.dial(t)
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.SetVersion(4)
+	corr := rc.send(req)
+	_ = corr
+	unsupported := kmsg.NewPtrApiVersionsRequest()
+	unsupported.SetVersion(0)
+	b := []byte{0, 0, 0, 0, 0, 18, 0, 99, 0, 0, 0, 9, 0xff, 0xff}
+	b[3] = byte(len(b) - 4)
+	rc.write(b)
+	rc.receive(req, corr)
+	resp := rc.receive(unsupported, 9).(*kmsg.ApiVersionsResponse)
+	if resp.ErrorCode != kerr.UnsupportedVersion.Code || len(resp.ApiKeys) == 0 {
+		t.Fatalf("unsupported ApiVersions: %+v", resp)
+	}
+}
+
+// TestInitProducerID: ids are unique and epochs bump on request (KIP-360);
+// transactional ids are refused.
+func TestInitProducerID(t *testing.T) {
+	ts := startServer(t)
+	rc := ts.dial(t)
+	seen := map[int64]bool{}
+	for v := int16(0); v <= 4; v++ {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.SetVersion(v)
+		req.ProducerID, req.ProducerEpoch = -1, -1
+		resp := rc.roundTrip(req).(*kmsg.InitProducerIDResponse)
+		if resp.ErrorCode != 0 || seen[resp.ProducerID] || resp.ProducerEpoch != 0 {
+			t.Fatalf("v%d: %+v", v, resp)
+		}
+		seen[resp.ProducerID] = true
+		if v >= 3 {
+			req.ProducerID, req.ProducerEpoch = resp.ProducerID, 0
+			bumped := rc.roundTrip(req).(*kmsg.InitProducerIDResponse)
+			if bumped.ProducerID != resp.ProducerID || bumped.ProducerEpoch != 1 {
+				t.Fatalf("v%d bump: %+v", v, bumped)
+			}
+		}
+	}
+	req := kmsg.NewPtrInitProducerIDRequest()
+	txn := "tx"
+	req.TransactionalID = &txn
+	if resp := rc.roundTrip(req).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("transactional: %+v", resp)
+	}
+}
