@@ -1,0 +1,93 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairnlog/cairn/storage/vfs"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestServeRestart: the wired server answers Kafka, /healthz and /metrics,
+// and a clean Close then Start keeps the data.
+func TestServeRestart(t *testing.T) {
+	fsys := vfs.NewMem()
+	cfg := DefaultConfig()
+	cfg.DataDir = "/data"
+	cfg.KafkaAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Start(cfg, fsys, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.DefaultProduceTopic("t"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("kept")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if code, body := get(t, "http://"+s.HTTPAddr()+"/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("healthz %d %q", code, body)
+	}
+	_, metrics := get(t, "http://"+s.HTTPAddr()+"/metrics")
+	for _, want := range []string{"cairn_partition_high_watermark{partition=\"0\",topic=\"t\"} 1", "cairn_kafka_requests_total", "cairn_partition_sync_seconds"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Start(cfg, fsys, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.Cluster().Partition("t", 0)
+	if err != nil || p.HighWatermark() != 1 {
+		t.Fatalf("after restart: %v, hwm %d", err, p.HighWatermark())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig()
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(*Config){
+		"no data dir":     func(c *Config) { c.DataDir = "" },
+		"bad kafka addr":  func(c *Config) { c.KafkaAddr = "9092" },
+		"bad advertised":  func(c *Config) { c.AdvertisedKafkaAddr = "host" },
+		"zero partitions": func(c *Config) { c.DefaultPartitions = 0 },
+		"tiny requests":   func(c *Config) { c.RequestBytesMax = 10 },
+	} {
+		c := DefaultConfig()
+		edit(&c)
+		if c.Validate() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
