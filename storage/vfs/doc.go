@@ -1,0 +1,23 @@
+// Package vfs is the filesystem interface that every file access in storage
+// goes through, so that tests can run the same code on the real disk, in
+// memory, on a filesystem that simulates a power cut, and on one that injects
+// failures (failed fsync, full disk, short writes).
+//
+// Implementations:
+//
+//   - [Default]: the operating system's filesystem. File.Sync is fdatasync,
+//     FS.SyncDir is fsync of the directory.
+//   - [NewMem]: an in-memory filesystem where everything is durable at once.
+//   - [CrashFS]: an in-memory filesystem that remembers, for every file, the
+//     bytes made durable by File.Sync and, for every directory, the entries
+//     made durable by FS.SyncDir. [CrashFS.Crash] returns the filesystem a
+//     power cut would leave behind, optionally with torn, half-written tails.
+//   - [ErrorFS]: wraps another FS and fails chosen operations on chosen paths.
+//
+// Writes always append at the end of the file: the log never rewrites bytes in
+// place, and append-only writes are what the crash model reasons about.
+//
+// Names are slash-separated paths as the operating system takes them; the
+// in-memory filesystems treat relative and absolute names alike, rooted at one
+// directory that always exists and is always durable.
+package vfs
