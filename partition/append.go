@@ -55,6 +55,12 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		}
 	}
 
+	if !p.epochRecorded {
+		if err := p.persistEpochs(); err != nil {
+			return AppendResult{}, p.classifyWriteError(err)
+		}
+		p.epochRecorded = true
+	}
 	nowMs := p.now().UnixMilli()
 	if cfg.LogAppendTime {
 		appendTimeMs = nowMs

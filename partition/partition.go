@@ -101,11 +101,11 @@ func (p *Partition) loadState() error {
 		return fmt.Errorf("read leader epochs: %w", err)
 	}
 	p.epochs.truncateTo(logEnd)
+	// The new epoch is persisted with its first append (see Append): opening
+	// thousands of partitions then costs no write each, and an epoch that
+	// wrote nothing is harmlessly reused after the next restart.
 	p.epochs.begin(p.epochs.current()+1, logEnd)
-	if err := p.persistEpochs(); err != nil {
-		return err
-	}
-	p.epochRecorded = true
+	p.epochRecorded = false
 
 	p.producers = newProducerState()
 	from := p.log.StartOffset()
