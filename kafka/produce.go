@@ -4,12 +4,21 @@ package kafka
 // (all). With acks=all the response waits until a group-commit fdatasync
 // covers every partition's last record; with acks=1 it is sent after the
 // write; acks=0 gets no response, and a failed acks=0 produce closes the
-// connection. Deviations from Kafka: transactional produce is refused with
+// connection. Records become visible to consumers when they are durable (the
+// high watermark is the synced log end), so after an acks=1 or acks=0
+// produce they appear one group commit later, typically within milliseconds.
+//
+// Versions 0-2 are listed in ApiVersions but every partition of such a
+// request is refused with UNSUPPORTED_VERSION, as Kafka 4 does (KAFKA-18659):
+// librdkafka only compresses when it sees Produce v0 advertised.
+//
+// Deviations from Kafka: transactional produce is refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no transaction coordinator), and
 // compressed batches are stored exactly as sent (compression.type=producer).
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -18,7 +27,7 @@ import (
 	"github.com/cairnlog/cairn/partition"
 )
 
-func init() { register(kmsg.Produce.Int16(), 3, 9, handleProduce) }
+func init() { register(kmsg.Produce.Int16(), 0, 9, handleProduce) }
 
 // durableWait is one partition of an acks=all produce waiting for its sync.
 type durableWait struct {
@@ -33,6 +42,8 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var refuse error
 	switch {
+	case req.Version < 3:
+		refuse = fmt.Errorf("%w: Produce v%d carries message format v0/v1; use v3 or later", kerr.UnsupportedVersion, req.Version)
 	case req.TransactionID != nil:
 		refuse = kerr.TransactionalIDAuthorizationFailed
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:

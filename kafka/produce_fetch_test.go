@@ -149,6 +149,12 @@ func TestProduceVersionsAndErrors(t *testing.T) {
 		}
 		next++
 	}
+	for v := int16(0); v < 3; v++ {
+		sp := produceRaw(t, rc, v, -1, "p", oneRecord("old")).Topics[0].Partitions[0]
+		if sp.ErrorCode != kerr.UnsupportedVersion.Code {
+			t.Fatalf("Produce v%d: code %d, want UNSUPPORTED_VERSION", v, sp.ErrorCode)
+		}
+	}
 	corrupt := oneRecord("x")
 	corrupt[len(corrupt)-1] ^= 1
 	big := batch.Build([]batch.Record{{Value: make([]byte, 600)}}, batch.None)
