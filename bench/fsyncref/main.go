@@ -1,0 +1,199 @@
+// Command fsyncref measures what the disk under a directory can do with the
+// write pattern of a durable log: append, then fdatasync, and wait for it.
+// Its figures are the reference that Cairn's produce figures are divided by
+// in bench/run, so a result says how close the broker comes to its disk
+// rather than how fast one shared machine happened to be.
+//
+//	go run ./bench/fsyncref --dir D [--rounds 5] [--round-time 3s] [--json]
+//
+// Two measurements, each the best of --rounds rounds of at most --round-time:
+//
+//   - 1 MiB appends, each followed by fdatasync: bandwidth in MB/s (10^6
+//     bytes), the ceiling for large acks=all batches;
+//   - 4 KiB appends, each followed by fdatasync: syncs per second and the
+//     latency of one append plus its sync (p50, p99, max), the ceiling for
+//     small acks=all batches and the floor of their latency.
+//
+// Each round writes a new temporary file in D, which is removed afterwards
+// (also on Ctrl-C). A round also stops after writing roundBytesMax bytes.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cairnlog/cairn/internal/loadgen"
+)
+
+const (
+	largeAppendBytes = 1 << 20
+	smallAppendBytes = 4 << 10
+	// roundBytesMax bounds the disk space one round may take.
+	roundBytesMax = 2 << 30
+	roundsMax     = 100
+	roundTimeMax  = time.Minute
+)
+
+// errUsage reports bad flags; the flag package has already said why.
+var errUsage = errors.New("usage")
+
+// appendRound is what one round of appends measured.
+type appendRound struct {
+	bytes   int64
+	appends int64
+	elapsed time.Duration
+	latency loadgen.LatencySummary
+}
+
+func (r appendRound) megabytesPerSecond() float64 {
+	return float64(r.bytes) / 1e6 / r.elapsed.Seconds()
+}
+
+func (r appendRound) appendsPerSecond() float64 {
+	return float64(r.appends) / r.elapsed.Seconds()
+}
+
+// report is the program's output; the flat field names let a shell script
+// pick a figure out of the JSON line with sed.
+type report struct {
+	Dir                   string  `json:"dir"`
+	Rounds                int     `json:"rounds"`
+	RoundSeconds          float64 `json:"round_seconds"`
+	LargeMegabytesPerSec  float64 `json:"append_1mib_fdatasync_megabytes_per_second"`
+	SmallAppendsPerSecond float64 `json:"append_4kib_fdatasync_per_second"`
+	SmallMegabytesPerSec  float64 `json:"append_4kib_fdatasync_megabytes_per_second"`
+	SmallP50Ms            float64 `json:"append_4kib_fdatasync_p50_ms"`
+	SmallP99Ms            float64 `json:"append_4kib_fdatasync_p99_ms"`
+	SmallMaxMs            float64 `json:"append_4kib_fdatasync_max_ms"`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "fsyncref:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	flags := flag.NewFlagSet("fsyncref", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	dir := flags.String("dir", "", "directory on the disk to measure (required)")
+	rounds := flags.Int("rounds", 5, "rounds per measurement; the best one is reported")
+	roundTime := flags.Duration("round-time", 3*time.Second, "longest one round runs")
+	asJSON := flags.Bool("json", false, "print one JSON object instead of text")
+	if err := flags.Parse(args); err != nil {
+		return errUsage
+	}
+	switch {
+	case *dir == "":
+		return errors.New("--dir is required")
+	case *rounds < 1 || *rounds > roundsMax:
+		return fmt.Errorf("--rounds %d: want 1 to %d", *rounds, roundsMax)
+	case *roundTime <= 0 || *roundTime > roundTimeMax:
+		return fmt.Errorf("--round-time %s: want more than 0 and at most %s", *roundTime, roundTimeMax)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	large, err := bestRound(ctx, *dir, largeAppendBytes, *rounds, *roundTime)
+	if err != nil {
+		return fmt.Errorf("1 MiB appends: %w", err)
+	}
+	small, err := bestRound(ctx, *dir, smallAppendBytes, *rounds, *roundTime)
+	if err != nil {
+		return fmt.Errorf("4 KiB appends: %w", err)
+	}
+	result := report{
+		Dir: *dir, Rounds: *rounds, RoundSeconds: roundTime.Seconds(),
+		LargeMegabytesPerSec:  large.megabytesPerSecond(),
+		SmallAppendsPerSecond: small.appendsPerSecond(),
+		SmallMegabytesPerSec:  small.megabytesPerSecond(),
+		SmallP50Ms:            small.latency.P50Ms,
+		SmallP99Ms:            small.latency.P99Ms,
+		SmallMaxMs:            small.latency.MaxMs,
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(result)
+	}
+	_, err = fmt.Fprintf(stdout, `fsyncref: %s, best of %d rounds of up to %s
+1 MiB append + fdatasync  %.1f MB/s
+4 KiB append + fdatasync  %.0f appends/s (%.2f MB/s), latency p50 %.3f ms, p99 %.3f ms, max %.3f ms
+`, result.Dir, result.Rounds, roundTime, result.LargeMegabytesPerSec, result.SmallAppendsPerSecond,
+		result.SmallMegabytesPerSec, result.SmallP50Ms, result.SmallP99Ms, result.SmallMaxMs)
+	return err
+}
+
+// bestRound runs rounds rounds of appends of blockBytes and returns the one
+// with the highest bandwidth.
+func bestRound(ctx context.Context, dir string, blockBytes, rounds int, roundTime time.Duration) (appendRound, error) {
+	block := make([]byte, blockBytes)
+	// Random bytes, so a disk or filesystem that compresses cannot
+	// shortcut the writes.
+	random := rand.New(rand.NewPCG(7, 8))
+	for i := range block {
+		block[i] = byte(random.Uint32())
+	}
+	var best appendRound
+	for range rounds {
+		round, err := appendRoundIn(ctx, dir, block, roundTime)
+		if err != nil {
+			return appendRound{}, err
+		}
+		if best.appends == 0 || round.megabytesPerSecond() > best.megabytesPerSecond() {
+			best = round
+		}
+	}
+	return best, nil
+}
+
+// appendRoundIn appends block to a new temporary file in dir, syncing after
+// each append, until roundTime passes or roundBytesMax bytes are written,
+// and removes the file.
+func appendRoundIn(ctx context.Context, dir string, block []byte, roundTime time.Duration) (round appendRound, err error) {
+	file, err := os.CreateTemp(dir, "fsyncref-*.tmp")
+	if err != nil {
+		return appendRound{}, fmt.Errorf("create file in %s: %w", dir, err)
+	}
+	defer func() {
+		closeErr := file.Close()
+		removeErr := os.Remove(file.Name())
+		if err == nil {
+			err = errors.Join(closeErr, removeErr)
+		}
+	}()
+	latency := loadgen.NewLatencyRecorder(0)
+	start := time.Now()
+	for round.bytes+int64(len(block)) <= roundBytesMax {
+		if err := ctx.Err(); err != nil {
+			return appendRound{}, err
+		}
+		began := time.Now()
+		if _, err := file.Write(block); err != nil {
+			return appendRound{}, fmt.Errorf("append to %s: %w", file.Name(), err)
+		}
+		if err := fdatasync(file); err != nil {
+			return appendRound{}, fmt.Errorf("fdatasync %s: %w", file.Name(), err)
+		}
+		now := time.Now()
+		latency.Record(now.Sub(began))
+		round.bytes += int64(len(block))
+		round.appends++
+		if now.Sub(start) >= roundTime {
+			break
+		}
+	}
+	round.elapsed = time.Since(start)
+	round.latency = latency.Summary()
+	return round, nil
+}
