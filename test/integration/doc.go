@@ -1,0 +1,17 @@
+// Package integration tests the built cairn binary from the outside, the way
+// users meet it: real Kafka clients (kcat, franz-go, sarama, kafkajs), the
+// cairn command-line client, raw malformed frames, the HTTP endpoints, and
+// SIGKILL in the middle of acknowledged writes.
+//
+// TestMain builds cmd/cairn once; every test starts its own `cairn serve` on
+// free 127.0.0.1 ports with its own data directory, so tests share nothing
+// but the binary. The package has no non-test code besides this comment.
+//
+// Tests that need a tool outside Go (kcat, node with the kafkajs packages
+// installed by `npm ci` in js/) skip when it is missing, except when the CI
+// environment variable is "true": there a missing tool fails the test, so CI
+// never passes by skipping. .ci/run installs everything they need.
+//
+// CAIRN_CRASH_CYCLES sets how many kill-and-verify cycles the crash test runs
+// (default 5).
+package integration
