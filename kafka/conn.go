@@ -24,6 +24,10 @@ type conn struct {
 	cancel context.CancelFunc
 
 	closeOnce sync.Once
+
+	// clientID is the client id of the request being handled; set by the
+	// read loop before each handler's synchronous part runs.
+	clientID string
 }
 
 // pending is a reply in the connection's ordered queue.
@@ -104,6 +108,7 @@ func (c *conn) decode(frame []byte) (*pending, error) {
 		return nil, err
 	}
 	requestsTotal.WithLabelValues(kmsg.NameForKey(h.key)).Inc()
+	c.clientID = h.clientID
 	return &pending{header: h, req: req, reply: apis[h.key].handle(c.s, c, req)}, nil
 }
 

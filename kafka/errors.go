@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/partition"
 )
 
@@ -33,6 +34,27 @@ var errorTable = []struct {
 	{cluster.ErrInvalidTopic, kerr.InvalidTopicException},
 	{cluster.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{cluster.ErrInvalidConfig, kerr.InvalidConfig},
+	{groups.ErrInvalidGroupID, kerr.InvalidGroupID},
+	{groups.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
+	{groups.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol},
+	{groups.ErrMemberIDRequired, kerr.MemberIDRequired},
+	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},
+	{groups.ErrIllegalGeneration, kerr.IllegalGeneration},
+	{groups.ErrRebalanceInProgress, kerr.RebalanceInProgress},
+	{groups.ErrFencedInstanceID, kerr.FencedInstanceID},
+	{groups.ErrGroupMaxSize, kerr.GroupMaxSizeReached},
+	{groups.ErrMetadataTooLarge, kerr.InvalidRequest},
+	{groups.ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
+	{groups.ErrGroupNotFound, kerr.GroupIDNotFound},
+	{groups.ErrNonEmptyGroup, kerr.NonEmptyGroup},
+	{groups.ErrSubscribedToTopic, kerr.GroupSubscribedToTopic},
+	{groups.ErrFencedMemberEpoch, kerr.FencedMemberEpoch},
+	{groups.ErrStaleMemberEpoch, kerr.StaleMemberEpoch},
+	{groups.ErrUnsupportedAssignor, kerr.UnsupportedAssignor},
+	{groups.ErrInvalidRequest, kerr.InvalidRequest},
+	{groups.ErrNotConsumerGroup, kerr.GroupIDNotFound},
+	{groups.ErrInvalidRegex, kerr.InvalidRegularExpression},
+	{groups.ErrClosed, kerr.CoordinatorNotAvailable},
 	{errFencedLeaderEpoch, kerr.FencedLeaderEpoch},
 	{errUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},

@@ -5,15 +5,18 @@ package kafka
 // auto-creation and the request does (always for v0-v3, which have no flag),
 // as Kafka's auto.create.topics.enable does. A partition that is offline
 // after a storage failure is reported with LEADER_NOT_AVAILABLE and leader -1.
-// Authorized operations are reported as "unknown" (-2147483648): there is no ACL.
+// Topics whose names start with "__" are internal and never auto-created;
+// __consumer_offsets is reported IsInternal. Authorized operations are reported as "unknown" (-2147483648): there is no ACL.
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/groups"
 )
 
 func init() { register(kmsg.Metadata.Int16(), 0, 12, handleMetadata) }
@@ -60,7 +63,8 @@ func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate
 	name := *rt.Topic
 	mt.Topic = &name
 	t, ok = s.cluster.Topic(name)
-	if !ok && autoCreate {
+	// Internal topics (such as __consumer_offsets) are created by the broker itself, never by a client's metadata request.
+	if !ok && autoCreate && !strings.HasPrefix(name, "__") {
 		var err error
 		t, err = s.cluster.CreateTopic(name, s.cfg.DefaultPartitions, nil, false)
 		if errors.Is(err, cluster.ErrTopicExists) { // created concurrently by another request
@@ -85,6 +89,7 @@ func (s *Server) topicMetadata(t *cluster.Topic) kmsg.MetadataResponseTopic {
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
+	mt.IsInternal = t.Name == groups.OffsetsTopic
 	mt.AuthorizedOperations = -2147483648
 	node := s.cluster.NodeID()
 	for _, slot := range t.Partitions {

@@ -89,6 +89,11 @@ func TestMetadataAutoCreate(t *testing.T) {
 	if resp.Topics[1].ErrorCode != kerr.InvalidTopicException.Code {
 		t.Fatalf("bad name: code %d", resp.Topics[1].ErrorCode)
 	}
+	internal := "__internal"
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: &internal}}
+	if code := rc.roundTrip(req).(*kmsg.MetadataResponse).Topics[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("internal name auto-created: code %d", code)
+	}
 	req.AllowAutoTopicCreation = false
 	n := "not-created"
 	req.Topics = []kmsg.MetadataRequestTopic{{Topic: &n}}

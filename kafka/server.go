@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/groups"
 )
 
 // Config is the Kafka listener's configuration; every limit has a default.
@@ -34,6 +35,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// FetchWaitMax caps a fetch's max wait, whatever the client asks.
 	FetchWaitMax time.Duration
+	// Groups configures the consumer-group coordinator.
+	Groups groups.Config
 }
 
 // DefaultConfig returns the listener defaults.
@@ -47,6 +50,7 @@ func DefaultConfig() Config {
 		IdleTimeout:         10 * time.Minute,
 		WriteTimeout:        30 * time.Second,
 		FetchWaitMax:        30 * time.Second,
+		Groups:              groups.DefaultConfig(),
 	}
 }
 
@@ -67,7 +71,7 @@ func (c Config) Validate() error {
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0 || c.FetchWaitMax <= 0:
 		return errors.New("timeouts must be positive")
 	}
-	return nil
+	return c.Groups.Validate()
 }
 
 // Server answers Kafka requests on one listener.
@@ -77,6 +81,7 @@ type Server struct {
 	logger  *slog.Logger
 	host    string
 	port    int32
+	groups  *groups.Coordinator
 
 	slots chan struct{} // one per open connection
 
@@ -94,9 +99,16 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	}
 	host, portText, _ := net.SplitHostPort(cfg.AdvertisedAddr)
 	port, _ := strconv.ParseUint(portText, 10, 16)
-	return &Server{cfg: cfg, cluster: c, logger: logger, host: host, port: int32(port),
+	coordinator, err := groups.Open(c, cfg.Groups, logger)
+	if err != nil {
+		return nil, fmt.Errorf("group coordinator: %w", err)
+	}
+	return &Server{cfg: cfg, cluster: c, logger: logger, host: host, port: int32(port), groups: coordinator,
 		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}, nil
 }
+
+// Groups is the consumer-group coordinator, for metrics.
+func (s *Server) Groups() *groups.Coordinator { return s.groups }
 
 // Serve accepts connections on l until Close.
 func (s *Server) Serve(l net.Listener) error {
@@ -168,5 +180,7 @@ func (s *Server) Close() error {
 		err = l.Close()
 	}
 	s.wg.Wait()
+	// After the connections: no handler calls the coordinator any more.
+	_ = s.groups.Close()
 	return err
 }

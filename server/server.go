@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -123,6 +124,7 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(kafka.Collectors()...)
 	reg.MustRegister(partition.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
+	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -35,6 +35,7 @@ its variable; a repeatable flag such as --header reads a single item.`,
   cairn topic create orders --partitions 3
   printf 'order-1:created\n' | cairn produce orders --key-separator :
   cairn consume orders --from beginning --until-end --json
+  cairn group describe billing
   CAIRN_BROKERS=10.0.0.5:9092 cairn topic list`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -48,7 +49,9 @@ its variable; a repeatable flag such as --header reads a single item.`,
 		newTopicCommand(),
 		newProduceCommand(),
 		newConsumeCommand(),
+		newGroupCommand(),
 		newVersionCommand(),
+		newBenchCommand(),
 	)
 	return root
 }

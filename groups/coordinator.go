@@ -1,0 +1,368 @@
+package groups
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/partition"
+)
+
+// Coordinator drives a Machine from one goroutine: it serialises calls,
+// keeps a timer at the Machine's next deadline, delivers deferred replies
+// and writes the offsets log. Its methods are safe for concurrent use; each
+// waits for its answer or for ctx.
+type Coordinator struct {
+	cfg    Config
+	logger *slog.Logger
+	calls  chan func(nowMs int64)
+	stop   chan struct{}
+	done   chan struct{}
+
+	// Owned by the loop goroutine.
+	machine    *Machine
+	log        *offsetsLog
+	nextWaiter Waiter
+	waiters    map[Waiter]chan any
+	stats      Stats
+}
+
+// Stats are counters and gauges for metrics.
+type Stats struct {
+	Groups     int
+	Members    int
+	Rebalances int64
+}
+
+// Open restores committed offsets from __consumer_offsets and starts the
+// driver. The caller must Close it before closing the cluster.
+func Open(c *cluster.Cluster, cfg Config, logger *slog.Logger) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var prefix [6]byte
+	if _, err := rand.Read(prefix[:]); err != nil {
+		return nil, fmt.Errorf("member id prefix: %w", err)
+	}
+	co := &Coordinator{cfg: cfg, logger: logger, calls: make(chan func(int64), cfg.CallsQueuedMax),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		machine: NewMachine(cfg, hex.EncodeToString(prefix[:])), log: newOffsetsLog(c, cfg.OffsetsTopicPartitions),
+		waiters: map[Waiter]chan any{}}
+	started := time.Now()
+	n, err := co.log.restore(co.machine)
+	if err != nil {
+		return nil, fmt.Errorf("restore committed offsets: %w", err)
+	}
+	co.machine.Ready() // restoring produces no replies worth keeping
+	logger.Info("group coordinator restored", "records", n, "groups", len(co.machine.groups), "took", time.Since(started).Round(time.Millisecond))
+	go co.loop()
+	return co, nil
+}
+
+// Close stops the driver. Calls after Close return ErrClosed.
+func (co *Coordinator) Close() error {
+	select {
+	case <-co.stop:
+	default:
+		close(co.stop)
+	}
+	<-co.done
+	return nil
+}
+
+func (co *Coordinator) loop() {
+	defer close(co.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if next := co.machine.NextDeadlineMs(); next > 0 {
+			timer.Reset(time.Until(time.UnixMilli(next)))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-co.stop:
+			return
+		case call := <-co.calls:
+			call(time.Now().UnixMilli())
+		case <-timer.C:
+			co.machine.Tick(time.Now().UnixMilli())
+		}
+		co.deliver(time.Now().UnixMilli())
+	}
+}
+
+// deliver hands deferred replies to their callers and persists changes.
+func (co *Coordinator) deliver(nowMs int64) {
+	ready := co.machine.Ready()
+	for _, j := range ready.Joins {
+		co.answer(j.Waiter, j.Result)
+	}
+	for _, s := range ready.Syncs {
+		co.answer(s.Waiter, s.Result)
+	}
+	co.stats.Rebalances += int64(ready.Rebalances)
+	for _, c := range ready.Changes {
+		if err := co.persist(c, nowMs); err != nil {
+			// The in-memory state moved on; after a restart the records
+			// written before this one apply, and retention runs again.
+			co.logger.Error("recording group change", "group", c.Group, "err", err)
+		}
+	}
+	co.stats.Groups = len(co.machine.groups)
+	members := 0
+	for _, g := range co.machine.groups {
+		members += g.liveMembers()
+	}
+	co.stats.Members = members
+}
+
+func (co *Coordinator) answer(w Waiter, result any) {
+	if ch, ok := co.waiters[w]; ok {
+		ch <- result // buffered: the caller may have gone
+		delete(co.waiters, w)
+	}
+}
+
+func (co *Coordinator) persist(c Change, nowMs int64) error {
+	var records []batch.Record
+	switch c.Kind {
+	case ChangeEmpty:
+		records = append(records, batch.Record{Key: groupKey(c.Group), Value: groupValue(c)})
+	case ChangeDeleted, ChangeOffsetsDeleted:
+		if c.Kind == ChangeDeleted && !c.Persisted {
+			return nil
+		}
+		for _, tp := range c.Offsets {
+			records = append(records, batch.Record{Key: offsetKey(c.Group, tp)})
+		}
+		if c.Kind == ChangeDeleted {
+			records = append(records, batch.Record{Key: groupKey(c.Group)})
+		}
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	_, _, err := co.log.append(c.Group, records, nowMs)
+	return err
+}
+
+// do runs f on the driver goroutine and waits for it.
+func (co *Coordinator) do(ctx context.Context, f func(nowMs int64)) error {
+	finished := make(chan struct{})
+	call := func(nowMs int64) {
+		defer close(finished)
+		f(nowMs)
+	}
+	select {
+	case co.calls <- call:
+	case <-co.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-finished:
+		return nil
+	case <-co.done:
+		return ErrClosed
+	}
+}
+
+// register makes a waiter for a deferred reply; called on the loop.
+func (co *Coordinator) register() (Waiter, chan any) {
+	co.nextWaiter++
+	ch := make(chan any, 1)
+	co.waiters[co.nextWaiter] = ch
+	return co.nextWaiter, ch
+}
+
+func (co *Coordinator) await(ctx context.Context, ch chan any) (any, error) {
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-co.done:
+		return nil, ErrClosed
+	}
+}
+
+// Join handles a JoinGroup; it returns when the rebalance completes.
+func (co *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, error) {
+	var ch chan any
+	if err := co.do(ctx, func(nowMs int64) {
+		var w Waiter
+		w, ch = co.register()
+		co.machine.Join(nowMs, w, req)
+	}); err != nil {
+		return JoinResult{}, err
+	}
+	v, err := co.await(ctx, ch)
+	if err != nil {
+		return JoinResult{}, err
+	}
+	return v.(JoinResult), nil
+}
+
+// Sync handles a SyncGroup; a follower's returns when the leader has synced.
+func (co *Coordinator) Sync(ctx context.Context, req SyncRequest) (SyncResult, error) {
+	var ch chan any
+	if err := co.do(ctx, func(nowMs int64) {
+		var w Waiter
+		w, ch = co.register()
+		co.machine.Sync(nowMs, w, req)
+	}); err != nil {
+		return SyncResult{}, err
+	}
+	v, err := co.await(ctx, ch)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	return v.(SyncResult), nil
+}
+
+// Heartbeat handles a Heartbeat.
+func (co *Coordinator) Heartbeat(ctx context.Context, req HeartbeatRequest) error {
+	var result error
+	if err := co.do(ctx, func(nowMs int64) { result = co.machine.Heartbeat(nowMs, req) }); err != nil {
+		return err
+	}
+	return result
+}
+
+// Leave handles a LeaveGroup: one error (or nil) per member.
+func (co *Coordinator) Leave(ctx context.Context, group string, members []LeaveMember) ([]error, error) {
+	var result []error
+	err := co.do(ctx, func(nowMs int64) { result = co.machine.Leave(nowMs, group, members) })
+	return result, err
+}
+
+// CommitOffsets checks the committer, appends the offsets to the log and
+// returns once they are durable. perPartition has an error for each offset
+// refused on its own (metadata too large); those are not written.
+func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, offsets map[TopicPartition]OffsetCommit) (map[TopicPartition]error, error) {
+	perPartition := map[TopicPartition]error{}
+	var p *partition.Partition
+	var last int64
+	var result error
+	err := co.do(ctx, func(nowMs int64) {
+		if result = co.machine.CheckCommit(nowMs, req); result != nil {
+			return
+		}
+		accepted := map[TopicPartition]OffsetCommit{}
+		var records []batch.Record
+		for tp, oc := range offsets {
+			if err := co.machine.CheckOffsetMetadata(oc.Metadata); err != nil {
+				perPartition[tp] = err
+				continue
+			}
+			oc.CommitTimestampMs = nowMs
+			accepted[tp] = oc
+			records = append(records, batch.Record{Key: offsetKey(req.Group, tp), Value: offsetValue(oc)})
+		}
+		if len(records) == 0 {
+			return
+		}
+		if p, last, result = co.log.append(req.Group, records, nowMs); result != nil {
+			return
+		}
+		co.machine.ApplyCommit(nowMs, req.Group, accepted)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if result != nil {
+		return nil, result
+	}
+	if p != nil {
+		if err := p.WaitDurable(ctx, last); err != nil {
+			return nil, fmt.Errorf("commit offsets for %s: %w", req.Group, err)
+		}
+	}
+	return perPartition, nil
+}
+
+// FetchOffsets returns committed offsets (all of the group's when tps is
+// nil), once everything appended for the group is durable.
+func (co *Coordinator) FetchOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]OffsetCommit, error) {
+	var out map[TopicPartition]OffsetCommit
+	var p *partition.Partition
+	var last int64
+	if err := co.do(ctx, func(int64) {
+		out = co.machine.FetchOffsets(group, tps)
+		p, last = co.log.durablePoint(group)
+	}); err != nil {
+		return nil, err
+	}
+	if p != nil {
+		if err := p.WaitDurable(ctx, last); err != nil {
+			return nil, fmt.Errorf("fetch offsets for %s: %w", group, err)
+		}
+	}
+	return out, nil
+}
+
+// Describe reports a group.
+func (co *Coordinator) Describe(ctx context.Context, group string) (GroupDescription, error) {
+	var d GroupDescription
+	err := co.do(ctx, func(int64) { d = co.machine.Describe(group) })
+	return d, err
+}
+
+// List reports every group.
+func (co *Coordinator) List(ctx context.Context) ([]GroupListing, error) {
+	var out []GroupListing
+	err := co.do(ctx, func(int64) { out = co.machine.List() })
+	return out, err
+}
+
+// DeleteGroup deletes an empty group and its offsets.
+func (co *Coordinator) DeleteGroup(ctx context.Context, group string) error {
+	var result error
+	if err := co.do(ctx, func(nowMs int64) { result = co.machine.DeleteGroup(nowMs, group) }); err != nil {
+		return err
+	}
+	return result
+}
+
+// DeleteOffsets deletes some of a group's offsets (OffsetDelete).
+func (co *Coordinator) DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]error, error) {
+	var out map[TopicPartition]error
+	var result error
+	if err := co.do(ctx, func(nowMs int64) { out, result = co.machine.DeleteOffsets(nowMs, group, tps) }); err != nil {
+		return nil, err
+	}
+	return out, result
+}
+
+// Stats returns the current counters.
+func (co *Coordinator) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := co.do(ctx, func(int64) { s = co.stats })
+	return s, err
+}
+
+// ConsumerHeartbeat handles a ConsumerGroupHeartbeat (KIP-848) against the
+// cluster's current topics.
+func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartbeatRequest) (ConsumerHeartbeatResult, error) {
+	req.Topics = co.topics()
+	var res ConsumerHeartbeatResult
+	err := co.do(ctx, func(nowMs int64) { res = co.machine.ConsumerHeartbeat(nowMs, req) })
+	return res, err
+}
+
+// topics snapshots topic sizes and ids; called off the loop, since it
+// takes the cluster's lock.
+func (co *Coordinator) topics() map[string]TopicInfo {
+	out := map[string]TopicInfo{}
+	for _, t := range co.log.cluster.Topics() {
+		out[t.Name] = TopicInfo{ID: t.ID, Partitions: int32(len(t.Partitions))}
+	}
+	return out
+}

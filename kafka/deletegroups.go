@@ -1,0 +1,25 @@
+package kafka
+
+// DeleteGroups v0-v2. Only an empty group can be deleted (NON_EMPTY_GROUP
+// otherwise); its committed offsets go with it, as tombstones in
+// __consumer_offsets.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.DeleteGroups.Int16(), 0, 2, handleDeleteGroups) }
+
+func handleDeleteGroups(s *Server, c *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.DeleteGroupsRequest)
+	return reply{wait: func() kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+		for _, name := range req.Groups {
+			rg := kmsg.NewDeleteGroupsResponseGroup()
+			rg.Group = name
+			rg.ErrorCode = errorCode(s.groups.DeleteGroup(c.ctx, name))
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
+	}}
+}

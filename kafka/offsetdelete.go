@@ -1,0 +1,48 @@
+package kafka
+
+// OffsetDelete v0: deletes committed offsets of a group. Partitions of a
+// topic the group's live members subscribe to are refused with
+// GROUP_SUBSCRIBED_TO_TOPIC.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/groups"
+)
+
+func init() { register(kmsg.OffsetDelete.Int16(), 0, 0, handleOffsetDelete) }
+
+func handleOffsetDelete(s *Server, c *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.OffsetDeleteRequest)
+	return reply{wait: func() kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		var tps []groups.TopicPartition
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				tps = append(tps, groups.TopicPartition{Topic: t.Topic, Partition: p.Partition})
+			}
+		}
+		results, err := s.groups.DeleteOffsets(c.ctx, req.Group, tps)
+		if err != nil {
+			resp.ErrorCode = errorCode(err)
+			return resp
+		}
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetDeleteResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+				rp.Partition = p.Partition
+				if _, err := s.cluster.Partition(t.Topic, p.Partition); err != nil {
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				} else {
+					rp.ErrorCode = errorCode(results[groups.TopicPartition{Topic: t.Topic, Partition: p.Partition}])
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}}
+}
