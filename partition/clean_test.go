@@ -98,8 +98,17 @@ func TestCompactBatches(t *testing.T) {
 func offsetsOf(t *testing.T, data []byte) []int64 {
 	t.Helper()
 	var out []int64
+	eachRecord(t, data, func(r batch.Record) { out = append(out, r.Offset) })
+	return out
+}
+
+// eachRecord calls fn with every record of the batches in data and returns
+// the offset after the last batch.
+func eachRecord(t *testing.T, data []byte, fn func(batch.Record)) int64 {
+	t.Helper()
+	next := int64(-1)
 	for len(data) > 0 {
-		_, whole, rest, err := batch.Next(data)
+		h, whole, rest, err := batch.Next(data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,11 +117,11 @@ func offsetsOf(t *testing.T, data []byte) []int64 {
 			t.Fatal(err)
 		}
 		for _, r := range recs {
-			out = append(out, r.Offset)
+			fn(r)
 		}
-		data = rest
+		next, data = h.NextOffset(), rest
 	}
-	return out
+	return next
 }
 
 func equal(a, b []int64) bool {

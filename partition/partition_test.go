@@ -77,24 +77,12 @@ func readValues(t *testing.T, p *Partition, from int64) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data := res.Records
-		for len(data) > 0 {
-			h, whole, rest, err := batch.Next(data)
-			if err != nil {
-				t.Fatal(err)
+		start := from
+		from = eachRecord(t, res.Records, func(r batch.Record) {
+			if r.Offset >= start {
+				out = append(out, string(r.Value))
 			}
-			recs, err := batch.Records(whole, batch.DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range recs {
-				if r.Offset >= from {
-					out = append(out, string(r.Value))
-				}
-			}
-			from = h.NextOffset()
-			data = rest
-		}
+		})
 	}
 	return out
 }
