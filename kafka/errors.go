@@ -28,6 +28,7 @@ var errorTable = []struct {
 	{partition.ErrStorageFailed, kerr.KafkaStorageError},
 	{partition.ErrDiskFull, kerr.KafkaStorageError},
 	{partition.ErrWrite, kerr.KafkaStorageError},
+	{partition.ErrRead, kerr.KafkaStorageError},
 	{cluster.ErrPartitionOffline, kerr.KafkaStorageError},
 	{cluster.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
 	{cluster.ErrTopicExists, kerr.TopicAlreadyExists},

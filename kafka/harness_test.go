@@ -27,7 +27,12 @@ type testServer struct {
 // startServer starts a server; edit adjusts the config before it starts.
 func startServer(t testing.TB, edit ...func(*Config)) *testServer {
 	t.Helper()
-	fsys := vfs.NewMem()
+	return startServerFS(t, vfs.NewMem(), edit...)
+}
+
+// startServerFS is startServer over a given filesystem, for fault injection.
+func startServerFS(t testing.TB, fsys vfs.FS, edit ...func(*Config)) *testServer {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ccfg := cluster.DefaultConfig("/data")
 	cl, err := cluster.Open(fsys, ccfg, logger)

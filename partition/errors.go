@@ -22,6 +22,9 @@ var (
 	ErrDiskFull = errors.New("disk full")
 	// ErrWrite: the write failed without failing the partition; the log is unchanged.
 	ErrWrite = errors.New("write failed")
+	// ErrRead: reading stored data failed (an I/O error); only that read fails,
+	// the partition stays online for writes and other reads.
+	ErrRead = errors.New("read failed")
 	// ErrClosed: the partition was closed or deleted.
 	ErrClosed = errors.New("partition closed")
 	// ErrUnsupported: a feature the broker does not serve (transactions).

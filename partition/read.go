@@ -37,7 +37,7 @@ func (p *Partition) Read(offset int64, maxBytes int) (ReadResult, error) {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
 			return res, fmt.Errorf("%w: offset %d: %v", ErrOffsetOutOfRange, offset, err)
 		}
-		return res, fmt.Errorf("read %s-%d at %d: %w", p.topic, p.index, offset, err)
+		return res, fmt.Errorf("%w: %s-%d at %d: %v", ErrRead, p.topic, p.index, offset, err)
 	}
 	res.Records = data
 	return res, nil
