@@ -56,6 +56,11 @@ func (p *Partition) enforceRetention(cfg Config, nowMs int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := segmentsToDelete(p.log.Segments(), cfg, nowMs, p.HighWatermark())
+	if n > 0 {
+		if err := p.snapshotBeforeTrim(); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < n; i++ {
 		if err := p.log.DeleteOldestSegment(nowMs); err != nil {
 			return p.classifyWriteError(fmt.Errorf("retention: %w", err))

@@ -114,8 +114,10 @@ func (p *Partition) loadState() error {
 		if err != nil {
 			return err
 		}
-		if next <= logEnd && next >= from {
-			p.producers, from = state, next
+		// The snapshot is taken before the log start ever advances, so it
+		// covers producers whose batches retention or DeleteRecords removed.
+		if next <= logEnd {
+			p.producers, from = state, max(next, from)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read producer state: %w", err)
@@ -405,4 +407,17 @@ func (p *Partition) classifyWriteError(err error) error {
 	default:
 		return fmt.Errorf("%w: %s-%d: %v", ErrWrite, p.topic, p.index, err)
 	}
+}
+
+// snapshotBeforeTrim makes the log durable and snapshots producer state, so
+// that removing old batches never removes what producer state was built
+// from. Callers hold mu.
+func (p *Partition) snapshotBeforeTrim() error {
+	if err := p.log.Checkpoint(); err != nil {
+		return p.classifyWriteError(err)
+	}
+	if err := p.persistProducers(); err != nil {
+		return p.classifyWriteError(err)
+	}
+	return nil
 }

@@ -152,6 +152,9 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if offset <= p.log.StartOffset() {
 		return p.log.StartOffset(), nil
 	}
+	if err := p.snapshotBeforeTrim(); err != nil {
+		return -1, err
+	}
 	if err := p.log.AdvanceStartOffset(offset); err != nil {
 		return -1, p.classifyWriteError(err)
 	}
