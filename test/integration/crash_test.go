@@ -138,7 +138,7 @@ func runCrashCycle(t *testing.T, server *cairnServer, history *crashHistory, cyc
 		writers.Add(1)
 		go func() {
 			defer writers.Done()
-			writeUntilDone(ctx, client, history, cycle, producer)
+			writeUntilDone(ctx, client, history, cycle, producer, crashAttemptsMax, 0)
 		}()
 	}
 	time.Sleep(writeFor)
@@ -153,11 +153,11 @@ func runCrashCycle(t *testing.T, server *cairnServer, history *crashHistory, cyc
 }
 
 // writeUntilDone produces records with sequence 0, 1, 2, ... until ctx is
-// done or crashAttemptsMax is reached, counting each attempt before it is
-// made.
-func writeUntilDone(ctx context.Context, client *kgo.Client, history *crashHistory, cycle, producer uint16) {
+// done or attemptsMax is reached, counting each attempt before it is made,
+// pausing between attempts when pause is positive.
+func writeUntilDone(ctx context.Context, client *kgo.Client, history *crashHistory, cycle, producer uint16, attemptsMax uint32, pause time.Duration) {
 	key := [2]uint16{cycle, producer}
-	for sequence := uint32(0); ctx.Err() == nil && sequence < crashAttemptsMax; sequence++ {
+	for sequence := uint32(0); ctx.Err() == nil && sequence < attemptsMax; sequence++ {
 		id := recordID{cycle: cycle, producer: producer, sequence: sequence}
 		history.mu.Lock()
 		history.attempts[key] = sequence + 1
@@ -171,6 +171,9 @@ func writeUntilDone(ctx context.Context, client *kgo.Client, history *crashHisto
 			history.acked[id] = place{record.Partition, record.Offset}
 			history.mu.Unlock()
 		})
+		if pause > 0 {
+			time.Sleep(pause)
+		}
 	}
 }
 
