@@ -41,6 +41,9 @@ func TestCrashWithConsumerGroup(t *testing.T) {
 		}
 		cycles = n
 	}
+	// Long runs write more slowly per cycle, so the log (which every cycle
+	// reads back whole) stays about as large as a default run's.
+	pause := crashGroupPause * time.Duration(max(1, cycles/crashGroupCyclesDefault))
 	seed := uint64(time.Now().UnixNano())
 	random := rand.New(rand.NewPCG(seed, 7))
 	server := startCairn(t, "")
@@ -49,7 +52,7 @@ func TestCrashWithConsumerGroup(t *testing.T) {
 	commitsChecked := 0
 	for cycle := range cycles {
 		writeFor := crashGroupWriteMin + time.Duration(random.Int64N(int64(crashGroupWriteSpread)))
-		runGroupCrashCycle(t, server, history, uint16(cycle), writeFor)
+		runGroupCrashCycle(t, server, history, uint16(cycle), writeFor, pause)
 		server.Restart()
 		verified := verifyCrashLog(t, server.kafkaAddr, history)
 		commitsChecked += requireCommitsWithinLog(t, server.kafkaAddr)
@@ -63,7 +66,7 @@ func TestCrashWithConsumerGroup(t *testing.T) {
 	}
 }
 
-func runGroupCrashCycle(t *testing.T, server *cairnServer, history *crashHistory, cycle uint16, writeFor time.Duration) {
+func runGroupCrashCycle(t *testing.T, server *cairnServer, history *crashHistory, cycle uint16, writeFor, pause time.Duration) {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -79,7 +82,7 @@ func runGroupCrashCycle(t *testing.T, server *cairnServer, history *crashHistory
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			writeUntilDone(ctx, client, history, cycle, producer, crashGroupAttemptsMax, crashGroupPause)
+			writeUntilDone(ctx, client, history, cycle, producer, crashGroupAttemptsMax, pause)
 		}()
 	}
 	consumer, err := kgo.NewClient(append(options, kgo.ConsumeTopics(crashTopic),
