@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -38,11 +39,15 @@ type Config struct {
 	PartitionsMax int32
 	// CleanIntervalMs is how often retention and compaction run (log.retention.check.interval.ms).
 	CleanIntervalMs int64
+	// DecompressedBatchBytesMax bounds one batch's records after
+	// decompression, so a decompression bomb costs at most this much memory.
+	DecompressedBatchBytesMax int
 }
 
 // DefaultConfig returns the defaults for a data directory.
 func DefaultConfig(dataDir string) Config {
-	return Config{DataDir: dataDir, NodeID: 0, PartitionsMax: 10000, CleanIntervalMs: 30_000}
+	return Config{DataDir: dataDir, NodeID: 0, PartitionsMax: 10000, CleanIntervalMs: 30_000,
+		DecompressedBatchBytesMax: batch.DecompressedBytesMaxDefault}
 }
 
 // Validate reports the first problem in c.
@@ -52,6 +57,9 @@ func (c Config) Validate() error {
 	}
 	if c.PartitionsMax < 1 {
 		return fmt.Errorf("cluster: partitions max %d must be positive", c.PartitionsMax)
+	}
+	if c.DecompressedBatchBytesMax < 1<<20 {
+		return fmt.Errorf("cluster: decompressed batch bytes max %d must be at least 1 MiB", c.DecompressedBatchBytesMax)
 	}
 	if c.CleanIntervalMs < 1 {
 		return fmt.Errorf("cluster: clean interval %d ms must be positive", c.CleanIntervalMs)
@@ -221,7 +229,7 @@ func (c *Cluster) loadTopics() error {
 		if err := decodeTopicID(rec.ID, &t.ID); err != nil {
 			return fmt.Errorf("topic %s: %w", rec.Name, err)
 		}
-		pcfg, err := partitionConfig(rec.Configs)
+		pcfg, err := c.partitionConfig(rec.Configs)
 		if err != nil {
 			return fmt.Errorf("topic %s: %w", rec.Name, err)
 		}
@@ -350,4 +358,11 @@ func (c *Cluster) CleanOnce(nowMs int64) {
 			}
 		}
 	}
+}
+
+// partitionConfig is the topic's partition config with the node-wide limits applied.
+func (c *Cluster) partitionConfig(overrides map[string]string) (partition.Config, error) {
+	cfg, err := partitionConfig(overrides)
+	cfg.Limits.DecompressedBytesMax = c.cfg.DecompressedBatchBytesMax
+	return cfg, err
 }

@@ -89,7 +89,7 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 	if partitions < 1 || partitions > c.cfg.PartitionsMax {
 		return nil, fmt.Errorf("%w: %d, must be between 1 and %d", ErrInvalidPartitions, partitions, c.cfg.PartitionsMax)
 	}
-	pcfg, err := partitionConfig(configs)
+	pcfg, err := c.partitionConfig(configs)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 	if validateOnly {
 		return nil
 	}
-	pcfg, err := partitionConfig(t.Configs)
+	pcfg, err := c.partitionConfig(t.Configs)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 // SetConfigs replaces a topic's config overrides (AlterConfigs) after
 // validating them, and applies them to its open partitions.
 func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnly bool) error {
-	pcfg, err := partitionConfig(configs)
+	pcfg, err := c.partitionConfig(configs)
 	if err != nil {
 		return err
 	}

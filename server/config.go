@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 )
 
 // Config is the whole server's configuration. Flags and CAIRN_* environment
@@ -27,6 +28,10 @@ type Config struct {
 	ConnectionsMax int
 	// InflightRequestsMax bounds requests read from one connection but not yet answered (default 32).
 	InflightRequestsMax int
+	// IdleTimeout closes a Kafka connection that sends nothing for this long (default 10 minutes).
+	IdleTimeout time.Duration
+	// DecompressedBatchBytesMax bounds one produced batch's records after decompression (default 64 MiB).
+	DecompressedBatchBytesMax int
 }
 
 // DefaultConfig returns the configuration `cairn serve` uses without flags.
@@ -40,6 +45,9 @@ func DefaultConfig() Config {
 		RequestBytesMax:     100 << 20,
 		ConnectionsMax:      10000,
 		InflightRequestsMax: 32,
+		IdleTimeout:         10 * time.Minute,
+
+		DecompressedBatchBytesMax: 64 << 20,
 	}
 }
 
@@ -69,6 +77,12 @@ func (c Config) Validate() error {
 	}
 	if c.ConnectionsMax < 1 {
 		return fmt.Errorf("connections max %d: must be at least 1", c.ConnectionsMax)
+	}
+	if c.IdleTimeout <= 0 {
+		return fmt.Errorf("idle timeout %s: must be positive", c.IdleTimeout)
+	}
+	if c.DecompressedBatchBytesMax < 1<<20 {
+		return fmt.Errorf("decompressed batch bytes max %d: must be at least 1 MiB", c.DecompressedBatchBytesMax)
 	}
 	if c.InflightRequestsMax < 1 {
 		return fmt.Errorf("inflight requests max %d: must be at least 1", c.InflightRequestsMax)

@@ -55,7 +55,9 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	started := time.Now()
-	cl, err := cluster.Open(fsys, cluster.DefaultConfig(cfg.DataDir), logger)
+	ccfg := cluster.DefaultConfig(cfg.DataDir)
+	ccfg.DecompressedBatchBytesMax = cfg.DecompressedBatchBytesMax
+	cl, err := cluster.Open(fsys, ccfg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
 	}
@@ -75,6 +77,7 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	kcfg.RequestBytesMax = cfg.RequestBytesMax
 	kcfg.ConnectionsMax = cfg.ConnectionsMax
 	kcfg.InflightRequestsMax = cfg.InflightRequestsMax
+	kcfg.IdleTimeout = cfg.IdleTimeout
 	s.kafka, err = kafka.NewServer(kcfg, cl, logger)
 	if err != nil {
 		_ = s.kafkaLn.Close()
