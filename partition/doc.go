@@ -7,7 +7,9 @@
 //
 //   - Partition.mu is the single-writer lock. It covers producer state, offset
 //     assignment and every storage mutation (Append, Checkpoint, segment
-//     deletion, segment replacement). It is never held across an fsync.
+//     deletion, segment replacement). The group-commit sync runs outside it;
+//     only a recovery checkpoint (every 10 s) and the producer-state snapshot
+//     taken before the log start advances fsync under it.
 //   - One flusher goroutine per partition calls storage.Log.Sync outside mu, so
 //     appends continue while a sync runs; every sync covers all appends made
 //     before it started (group commit). After a sync it raises the high
