@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -12,13 +11,6 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 )
-
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // TestFranzRoundTripEveryCodec: franz-go produces keyed records with headers
 // under each codec (idempotent, acks=all) and reads them back unchanged, at
@@ -38,7 +30,7 @@ func TestFranzRoundTripEveryCodec(t *testing.T) {
 			for i := 0; i < n; i++ {
 				r := &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%7)), Value: []byte(fmt.Sprintf("value-%d", i)),
 					Headers: []kgo.RecordHeader{{Key: "h", Value: []byte(name)}}}
-				res := cl.ProduceSync(ctxT(t), r)
+				res := cl.ProduceSync(adminContext(t), r)
 				if err := res.FirstErr(); err != nil {
 					t.Fatal(err)
 				}
@@ -47,7 +39,7 @@ func TestFranzRoundTripEveryCodec(t *testing.T) {
 			consumer := ts.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 			got := 0
 			for got < n {
-				fs := consumer.PollFetches(ctxT(t))
+				fs := consumer.PollFetches(adminContext(t))
 				if err := fs.Err0(); err != nil {
 					t.Fatal(err)
 				}
@@ -314,7 +306,7 @@ func TestListOffsetsAndEpochs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.WaitDurable(ctxT(t), res.LastOffset); err != nil {
+		if err := p.WaitDurable(adminContext(t), res.LastOffset); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -383,7 +375,7 @@ func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
 		if !rc.closed() {
 			t.Errorf("%s: connection still open", name)
 		}
-		if err := good.ProduceSync(ctxT(t), &kgo.Record{Value: []byte(name)}).FirstErr(); err != nil {
+		if err := good.ProduceSync(adminContext(t), &kgo.Record{Value: []byte(name)}).FirstErr(); err != nil {
 			t.Fatalf("after %s: good client failed: %v", name, err)
 		}
 	}

@@ -28,7 +28,7 @@ func TestReadErrorFailsOnlyThatPartition(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.WaitDurable(ctxT(t), res.LastOffset); err != nil {
+		if err := p.WaitDurable(adminContext(t), res.LastOffset); err != nil {
 			t.Fatal(err)
 		}
 	}
