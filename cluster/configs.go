@@ -58,9 +58,13 @@ func accepted(name string, allowed ...string) func(string, *partition.Config) er
 }
 
 var topicConfigSpecs = []configSpec{
-	{name: "cleanup.policy", def: "delete", doc: "delete, compact, or compact,delete",
+	{name: "cleanup.policy", def: "delete", doc: "delete, compact, compact,delete, or stream (an event store: a stream index, and the cleaner removes deleted, truncated and expired streams' events)",
 		apply: func(v string, c *partition.Config) error {
-			c.DeleteSegments, c.Compact = false, false
+			c.DeleteSegments, c.Compact, c.Streams = false, false, false
+			if strings.TrimSpace(v) == "stream" {
+				c.Streams = true
+				return nil
+			}
 			for _, part := range strings.Split(v, ",") {
 				switch strings.TrimSpace(part) {
 				case "delete":
@@ -68,7 +72,7 @@ var topicConfigSpecs = []configSpec{
 				case "compact":
 					c.Compact = true
 				default:
-					return fmt.Errorf("%w: cleanup.policy=%q: use delete, compact or compact,delete", ErrInvalidConfig, v)
+					return fmt.Errorf("%w: cleanup.policy=%q: use delete, compact, compact,delete or stream", ErrInvalidConfig, v)
 				}
 			}
 			return nil

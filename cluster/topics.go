@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 
 	"github.com/cairnlog/cairn/partition"
 )
@@ -172,6 +173,12 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 	t, ok := c.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	if strings.TrimSpace(t.Configs["cleanup.policy"]) == "stream" {
+		// A stream lives in the partition murmur2 of its key picks among the
+		// current count; more partitions would move streams mid-life.
+		return fmt.Errorf("%w: topic %s has cleanup.policy=stream, whose streams would move to other partitions",
+			ErrInvalidPartitions, name)
 	}
 	if count <= int32(len(t.Partitions)) || count > c.cfg.PartitionsMax {
 		return fmt.Errorf("%w: topic %s has %d partitions; the new count must be larger and at most %d",

@@ -24,6 +24,8 @@ var errorTable = []struct {
 	{partition.ErrUnsupported, kerr.InvalidRecord},
 	{partition.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{partition.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{partition.ErrPolicyViolation, kerr.PolicyViolation},
+	{partition.ErrNoStreamIndex, kerr.InvalidRequest},
 	{partition.ErrClosed, kerr.UnknownTopicOrPartition},
 	{partition.ErrStorageFailed, kerr.KafkaStorageError},
 	{partition.ErrDiskFull, kerr.KafkaStorageError},

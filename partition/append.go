@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // AppendResult says where a produce landed.
@@ -18,8 +19,12 @@ type AppendResult struct {
 	LogAppendTimeMs int64
 	// LogStartOffset is the log start offset after the append.
 	LogStartOffset int64
-	// Duplicate is true when the batch was a retry answered from producer state.
+	// Duplicate is true when the batch was a retry answered from producer
+	// state, or an event-store append whose events were all appended before.
 	Duplicate bool
+	// Streams lists the revisions the append gave each stream (topics with
+	// cleanup.policy=stream only).
+	Streams []streams.Appended
 }
 
 // Append validates the batches in records (as a producer sent them), assigns
@@ -28,7 +33,7 @@ type AppendResult struct {
 // in place (base offsets, leader epoch, LogAppendTime).
 func (p *Partition) Append(records []byte) (AppendResult, error) {
 	cfg := p.config()
-	headers, err := validateBatches(records, cfg)
+	headers, recs, err := validateBatches(records, cfg)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -66,6 +71,10 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		appendTimeMs = nowMs
 	}
 	base := p.log.NextOffset()
+	change, dup, err := p.checkStreams(headers, recs, base)
+	if err != nil || dup != nil {
+		return dup.orZero(), err
+	}
 	next := base
 	epoch := p.epochs.current()
 	data := records
@@ -85,6 +94,16 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 	for _, h := range headers {
 		p.producers.record(h)
 	}
+	var appended []streams.Appended
+	if change != nil {
+		if err := p.streamIdx.Commit(change); err != nil {
+			// The log holds records the index lacks: only a rebuild at the
+			// next open can make the index trustworthy again.
+			p.fail(err)
+			return AppendResult{}, p.Err()
+		}
+		appended = change.Appended()
+	}
 	appendedRecords.Add(float64(next - base))
 	appendedBytes.Add(float64(len(records)))
 	select {
@@ -92,47 +111,55 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 	default:
 	}
 	return AppendResult{BaseOffset: base, LastOffset: next - 1, LogAppendTimeMs: appendTimeMs,
-		LogStartOffset: p.log.StartOffset()}, nil
+		LogStartOffset: p.log.StartOffset(), Streams: appended}, nil
 }
 
 // validateBatches checks every batch the way Kafka does before anything is
 // written, so a bad batch changes nothing. It runs outside the writer lock.
-func validateBatches(records []byte, cfg Config) ([]batch.Header, error) {
+func validateBatches(records []byte, cfg Config) ([]batch.Header, [][]batch.Record, error) {
 	if len(records) == 0 {
-		return nil, fmt.Errorf("%w: no record batch in produce", ErrInvalidRecord)
+		return nil, nil, fmt.Errorf("%w: no record batch in produce", ErrInvalidRecord)
 	}
 	var headers []batch.Header
+	var all [][]batch.Record
 	for rest := records; len(rest) > 0; {
 		h, whole, next, err := batch.Next(rest)
 		if err != nil {
 			if errors.Is(err, batch.ErrShort) || errors.Is(err, batch.ErrCorrupt) {
-				return nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
+				return nil, nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
 			}
-			return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 		}
 		if len(whole) > int(cfg.MessageBytesMax) {
-			return nil, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, len(whole), cfg.MessageBytesMax)
+			return nil, nil, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, len(whole), cfg.MessageBytesMax)
 		}
 		if h.Transactional() || h.Control() {
-			return nil, fmt.Errorf("%w: transactional and control batches", ErrUnsupported)
+			return nil, nil, fmt.Errorf("%w: transactional and control batches", ErrUnsupported)
 		}
 		_, recs, err := batch.Validate(whole, cfg.Limits)
 		if err != nil {
 			if errors.Is(err, batch.ErrCorrupt) {
-				return nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
+				return nil, nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
 			}
-			return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 		}
-		if cfg.Compact {
-			for _, r := range recs {
-				if r.Key == nil {
-					return nil, fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d has none)",
-						ErrInvalidRecord, r.Offset-h.BaseOffset)
+		for _, r := range recs {
+			if cfg.Compact && r.Key == nil {
+				return nil, nil, fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d has none)",
+					ErrInvalidRecord, r.Offset-h.BaseOffset)
+			}
+			if !cfg.Streams && len(r.Headers) > 0 {
+				if _, ok := streams.Header(r, streams.HeaderExpectedRevision); ok {
+					return nil, nil, fmt.Errorf("%w: header %s needs a topic with cleanup.policy=stream",
+						ErrInvalidRecord, streams.HeaderExpectedRevision)
 				}
 			}
 		}
 		headers = append(headers, h)
+		if cfg.Streams {
+			all = append(all, recs)
+		}
 		rest = next
 	}
-	return headers, nil
+	return headers, all, nil
 }

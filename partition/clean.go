@@ -25,6 +25,11 @@ func (p *Partition) Clean(nowMs int64) error {
 			return err
 		}
 	}
+	if cfg.Streams {
+		if err := p.cleanStreams(cfg, nowMs); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -22,6 +22,9 @@ type Config struct {
 	DeleteSegments bool
 	// Compact keeps only the newest record per key (cleanup.policy contains compact).
 	Compact bool
+	// Streams keeps a stream index and applies stream metadata and deletions
+	// (cleanup.policy=stream): the topic is an event store.
+	Streams bool
 	// DeleteRetentionMs is how long a compacted topic keeps tombstones (delete.retention.ms).
 	DeleteRetentionMs int64
 	// LogAppendTime stamps batches with the broker's clock (message.timestamp.type=LogAppendTime).
@@ -58,8 +61,11 @@ func (c Config) Validate() error {
 	if c.RetentionMs < -1 || c.RetentionBytes < -1 {
 		return errors.New("retention must be -1 (unlimited) or non-negative")
 	}
-	if !c.DeleteSegments && !c.Compact {
-		return errors.New("cleanup policy must delete, compact or both")
+	if !c.DeleteSegments && !c.Compact && !c.Streams {
+		return errors.New("cleanup policy must be delete, compact, both, or stream")
+	}
+	if c.Streams && (c.DeleteSegments || c.Compact) {
+		return errors.New("cleanup policy stream cannot be combined with delete or compact")
 	}
 	if c.DeleteRetentionMs < 0 {
 		return fmt.Errorf("delete retention %d ms: must not be negative", c.DeleteRetentionMs)

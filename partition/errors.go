@@ -27,6 +27,8 @@ var (
 	ErrRead = errors.New("read failed")
 	// ErrClosed: the partition was closed or deleted.
 	ErrClosed = errors.New("partition closed")
+	// ErrPolicyViolation: the topic's cleanup policy forbids the operation.
+	ErrPolicyViolation = errors.New("not allowed by the topic's cleanup policy")
 	// ErrUnsupported: a feature the broker does not serve (transactions).
 	ErrUnsupported = errors.New("unsupported")
 )

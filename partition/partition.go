@@ -14,6 +14,7 @@ import (
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // Files the partition keeps beside the storage layer's segments.
@@ -36,7 +37,8 @@ type Partition struct {
 	log            *storage.Log
 	producers      *producerState
 	epochs         *epochHistory
-	epochRecorded  bool // the current epoch's first offset is persisted
+	epochRecorded  bool           // the current epoch's first offset is persisted
+	streamIdx      *streams.Index // cleanup.policy=stream only
 	lastCheckpoint time.Time
 	closed         bool
 
@@ -76,6 +78,12 @@ func Open(fsys vfs.FS, dir, topic string, index int32, cfg Config, logger *slog.
 	if err := p.loadState(); err != nil {
 		_ = log.Close()
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
+	}
+	if cfg.Streams {
+		if err := p.openIndex(); err != nil {
+			_ = log.Close()
+			return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
+		}
 	}
 	// After a process crash, validated bytes past the recovery point may sit
 	// only in the page cache: sync them before any consumer can see them.
@@ -231,7 +239,7 @@ func (p *Partition) SetConfig(cfg Config) error {
 	defer p.mu.Unlock()
 	p.cfg = cfg
 	p.log.SetConfig(cfg.Storage)
-	return nil
+	return p.setStreams(cfg.Streams)
 }
 
 func (p *Partition) config() Config {
@@ -362,6 +370,11 @@ func (p *Partition) Close() error {
 	if err := p.log.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close partition %s-%d: %w", p.topic, p.index, err))
 	}
+	if p.streamIdx != nil {
+		if err := p.streamIdx.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close partition %s-%d: %w", p.topic, p.index, err))
+		}
+	}
 	p.failClosed()
 	return errors.Join(errs...)
 }
@@ -389,6 +402,9 @@ func (p *Partition) Delete() error {
 	}
 	defer p.mu.Unlock()
 	p.failClosed()
+	if p.streamIdx != nil {
+		_ = p.streamIdx.Delete() // the directory goes with the log's
+	}
 	if err := p.log.Delete(); err != nil {
 		return fmt.Errorf("delete partition %s-%d: %w", p.topic, p.index, err)
 	}

@@ -140,6 +140,12 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if err := p.Err(); err != nil {
 		return -1, err
 	}
+	if p.config().Streams {
+		// Revisions count a stream's events from its first: removing a
+		// prefix of the log would renumber streams at the next index rebuild.
+		return -1, fmt.Errorf("%w: %s-%d: DeleteRecords on a topic with cleanup.policy=stream; delete or truncate streams instead",
+			ErrPolicyViolation, p.topic, p.index)
+	}
 	hwm := p.HighWatermark()
 	if offset == -1 {
 		offset = hwm

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/partition"
@@ -45,6 +46,7 @@ type Server struct {
 	kafkaLn   net.Listener
 	httpSrv   *http.Server
 	httpLn    net.Listener
+	events    *eventstore.Service
 	failed    chan error
 	kafkaDone chan struct{}
 }
@@ -90,7 +92,15 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 			_ = cl.Close()
 			return nil, fmt.Errorf("listen http: %w", err)
 		}
-		s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.events = eventstore.New(cl, eventstore.Config{
+			DefaultPartitions: cfg.DefaultPartitions,
+			AutoCreateTopics:  cfg.AutoCreateTopics,
+		}, logger)
+		// gRPC clients speak HTTP/2 without TLS on a loopback or private port.
+		protocols := new(http.Protocols)
+		protocols.SetHTTP1(true)
+		protocols.SetUnencryptedHTTP2(true)
+		s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
 		go func() {
 			if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.failed <- fmt.Errorf("http: %w", err)
@@ -130,6 +140,9 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
 	mux := http.NewServeMux()
+	if s.events != nil {
+		mux.Handle(s.events.Handler())
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles for operators and benchmarks; the admin listener binds to
 	// loopback by default, like the rest of this mux.
@@ -163,6 +176,7 @@ func (s *Server) httpHandler() http.Handler {
 func (s *Server) Close() error {
 	var errs []error
 	if s.httpSrv != nil {
+		s.events.Close() // live subscriptions would hold Shutdown to its timeout
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, s.httpSrv.Shutdown(ctx))
 		cancel()

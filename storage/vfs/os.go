@@ -117,3 +117,10 @@ func (o osFile) Size() (int64, error) {
 	}
 	return info.Size(), nil
 }
+
+// IsOS reports whether fsys is the operating system's filesystem, where
+// other stores (the stream index) may keep files beside the log.
+func IsOS(fsys FS) bool {
+	_, ok := fsys.(osFS)
+	return ok
+}

@@ -1,0 +1,306 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
+	"github.com/cairnlog/cairn/api/cairn/eventstore/v1/eventstorev1connect"
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/streams"
+)
+
+// Config is the service's part of the server configuration.
+type Config struct {
+	// DefaultPartitions is the partition count of topics an append creates.
+	DefaultPartitions int32
+	// AutoCreateTopics lets writes create missing topics with cleanup.policy=stream.
+	AutoCreateTopics bool
+	// ReadMax bounds the events one read returns.
+	ReadMax int
+}
+
+// Service implements eventstorev1connect.EventStoreHandler over a cluster.
+type Service struct {
+	cluster *cluster.Cluster
+	cfg     Config
+	logger  *slog.Logger
+	now     func() time.Time
+
+	// closing ends subscriptions when the server stops: HTTP shutdown
+	// waits for handlers, and a live subscription never returns by itself.
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+var _ eventstorev1connect.EventStoreHandler = (*Service)(nil)
+
+// New returns the service.
+func New(c *cluster.Cluster, cfg Config, logger *slog.Logger) *Service {
+	if cfg.ReadMax <= 0 {
+		cfg.ReadMax = 1000
+	}
+	if cfg.DefaultPartitions <= 0 {
+		cfg.DefaultPartitions = 1
+	}
+	return &Service{cluster: c, cfg: cfg, logger: logger, now: time.Now, closing: make(chan struct{})}
+}
+
+// Handler returns the path prefix and handler to mount on the HTTP mux.
+func (s *Service) Handler() (string, http.Handler) {
+	return eventstorev1connect.NewEventStoreHandler(s, connect.WithReadMaxBytes(64<<20))
+}
+
+// Close ends every subscription.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+}
+
+// streamPartition finds the partition holding stream in topic, creating the
+// topic (as an event store) when create is set and it is missing.
+func (s *Service) streamPartition(topic, stream string, create bool) (*partition.Partition, error) {
+	if err := validateStream(stream); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	t, err := s.topic(topic, create)
+	if err != nil {
+		return nil, err
+	}
+	idx := streams.Partition([]byte(stream), int32(len(t.Partitions)))
+	p, err := s.cluster.Partition(topic, idx)
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	return p, nil
+}
+
+func (s *Service) topic(name string, create bool) (*cluster.Topic, error) {
+	if name == "" {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("topic name is empty"))
+	}
+	t, ok := s.cluster.Topic(name)
+	if !ok {
+		if !create || !s.cfg.AutoCreateTopics {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("topic %q does not exist", name))
+		}
+		var err error
+		t, err = s.cluster.CreateTopic(name, s.cfg.DefaultPartitions, map[string]string{"cleanup.policy": "stream"}, false)
+		if errors.Is(err, cluster.ErrTopicExists) {
+			t, ok = s.cluster.Topic(name) // created concurrently
+			if !ok {
+				return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("topic %q was deleted while being created", name))
+			}
+		} else if err != nil {
+			return nil, toConnectError(err)
+		}
+		if err == nil {
+			s.logger.Info("event store created topic", "topic", name, "partitions", s.cfg.DefaultPartitions)
+		}
+	}
+	if strings.TrimSpace(t.Configs["cleanup.policy"]) != "stream" {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"topic %q has cleanup.policy=%s; the event store needs cleanup.policy=stream (cairn topic alter-config %s --set cleanup.policy=stream)",
+			name, policyOf(t), name))
+	}
+	return t, nil
+}
+
+func policyOf(t *cluster.Topic) string {
+	if v, ok := t.Configs["cleanup.policy"]; ok {
+		return v
+	}
+	return "delete"
+}
+
+// write appends records to p and waits until they are durable.
+func (s *Service) write(ctx context.Context, p *partition.Partition, recs []batch.Record) (partition.AppendResult, error) {
+	res, err := p.Append(batch.Build(recs, batch.None))
+	if err != nil {
+		return res, toConnectError(err)
+	}
+	if err := p.WaitDurable(ctx, res.LastOffset); err != nil {
+		return res, toConnectError(err)
+	}
+	return res, nil
+}
+
+func parseExpected(e *eventstorev1.ExpectedRevision) streams.Expected {
+	switch k := e.GetKind().(type) {
+	case *eventstorev1.ExpectedRevision_NoStream:
+		if k.NoStream {
+			return streams.Expected{Kind: streams.ExpectNoStream}
+		}
+	case *eventstorev1.ExpectedRevision_StreamExists:
+		if k.StreamExists {
+			return streams.Expected{Kind: streams.ExpectExists}
+		}
+	case *eventstorev1.ExpectedRevision_Exact:
+		return streams.Exact(int64(k.Exact))
+	}
+	return streams.Any
+}
+
+func expectedProto(e streams.Expected) *eventstorev1.ExpectedRevision {
+	switch e.Kind {
+	case streams.ExpectNoStream:
+		return &eventstorev1.ExpectedRevision{Kind: &eventstorev1.ExpectedRevision_NoStream{NoStream: true}}
+	case streams.ExpectExists:
+		return &eventstorev1.ExpectedRevision{Kind: &eventstorev1.ExpectedRevision_StreamExists{StreamExists: true}}
+	case streams.ExpectExact:
+		return &eventstorev1.ExpectedRevision{Kind: &eventstorev1.ExpectedRevision_Exact{Exact: uint64(e.Revision)}}
+	}
+	return &eventstorev1.ExpectedRevision{Kind: &eventstorev1.ExpectedRevision_Any{Any: true}}
+}
+
+// Append implements the API.
+func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.AppendRequest]) (*connect.Response[eventstorev1.AppendResponse], error) {
+	m := req.Msg
+	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), true)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := eventRecords(m.GetTopic(), m.GetStream(), parseExpected(m.GetExpectedRevision()), m.GetEvents(), s.now())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	res, err := s.write(ctx, p, recs)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Streams) != 1 {
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("append to %q gave %d stream results", m.GetStream(), len(res.Streams)))
+	}
+	a := res.Streams[0]
+	return connect.NewResponse(&eventstorev1.AppendResponse{
+		FirstRevision: uint64(a.First),
+		LastRevision:  uint64(a.Last),
+		Position:      &eventstorev1.Position{Partition: p.Index(), Offset: a.LastOffset},
+		Duplicate:     res.Duplicate,
+	}), nil
+}
+
+// GetStreamMetadata implements the API.
+func (s *Service) GetStreamMetadata(ctx context.Context, req *connect.Request[eventstorev1.GetStreamMetadataRequest]) (*connect.Response[eventstorev1.GetStreamMetadataResponse], error) {
+	m := req.Msg
+	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+	if err != nil {
+		return nil, err
+	}
+	x, err := p.StreamIndex()
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	st, err := x.State(m.GetStream())
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	resp := &eventstorev1.GetStreamMetadataResponse{
+		Metadata:     metadataProto(st.Metadata),
+		SoftDeleted:  st.SoftDeleted,
+		HardDeleted:  st.HardDeleted,
+		LastRevision: lastDurable(x, m.GetStream(), st, p.HighWatermark()),
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// SetStreamMetadata implements the API.
+func (s *Service) SetStreamMetadata(ctx context.Context, req *connect.Request[eventstorev1.SetStreamMetadataRequest]) (*connect.Response[eventstorev1.SetStreamMetadataResponse], error) {
+	m := req.Msg
+	md, err := metadataFromProto(m.GetMetadata())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), true)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.write(ctx, p, []batch.Record{opRecord(m.GetStream(), streams.OpMetadata, streams.EncodeMetadata(md), nil, s.now())})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&eventstorev1.SetStreamMetadataResponse{
+		Position: &eventstorev1.Position{Partition: p.Index(), Offset: res.LastOffset},
+	}), nil
+}
+
+// DeleteStream implements the API.
+func (s *Service) DeleteStream(ctx context.Context, req *connect.Request[eventstorev1.DeleteStreamRequest]) (*connect.Response[eventstorev1.DeleteStreamResponse], error) {
+	m := req.Msg
+	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+	if err != nil {
+		return nil, err
+	}
+	op := streams.OpDelete
+	if m.GetHard() {
+		op = streams.OpHardDelete
+	}
+	var expected *streams.Expected
+	if m.GetExpectedRevision() != nil {
+		e := parseExpected(m.GetExpectedRevision())
+		expected = &e
+	}
+	res, err := s.write(ctx, p, []batch.Record{opRecord(m.GetStream(), op, nil, expected, s.now())})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&eventstorev1.DeleteStreamResponse{
+		Position: &eventstorev1.Position{Partition: p.Index(), Offset: res.LastOffset},
+	}), nil
+}
+
+func metadataProto(md streams.Metadata) *eventstorev1.StreamMetadata {
+	out := &eventstorev1.StreamMetadata{}
+	if md.MaxCount >= 0 {
+		v := uint64(md.MaxCount)
+		out.MaxCount = &v
+	}
+	if md.TruncateBefore >= 0 {
+		v := uint64(md.TruncateBefore)
+		out.TruncateBefore = &v
+	}
+	if md.MaxAgeMs >= 0 {
+		out.MaxAge = durationpbNew(time.Duration(md.MaxAgeMs) * time.Millisecond)
+	}
+	return out
+}
+
+func metadataFromProto(in *eventstorev1.StreamMetadata) (streams.Metadata, error) {
+	md := streams.NoMetadata
+	if in == nil {
+		return md, nil
+	}
+	const revisionMax = 1 << 62
+	if in.MaxCount != nil {
+		if *in.MaxCount > revisionMax {
+			return md, fmt.Errorf("max_count %d is too large", *in.MaxCount)
+		}
+		md.MaxCount = int64(*in.MaxCount)
+	}
+	if in.TruncateBefore != nil {
+		if *in.TruncateBefore > revisionMax {
+			return md, fmt.Errorf("truncate_before %d is too large", *in.TruncateBefore)
+		}
+		md.TruncateBefore = int64(*in.TruncateBefore)
+	}
+	if in.MaxAge != nil {
+		if err := in.MaxAge.CheckValid(); err != nil {
+			return md, fmt.Errorf("max_age: %w", err)
+		}
+		d := in.MaxAge.AsDuration()
+		if d < time.Millisecond {
+			return md, fmt.Errorf("max_age %s: at least 1ms", d)
+		}
+		md.MaxAgeMs = d.Milliseconds()
+	}
+	return md, nil
+}

@@ -1,0 +1,201 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"connectrpc.com/connect"
+
+	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
+	"github.com/cairnlog/cairn/partition"
+)
+
+// subscribePage bounds what one step of a subscription reads before sending
+// it. Sending blocks while the client does not read (HTTP/2 flow control),
+// so a slow subscriber holds at most one page in the server.
+const subscribePage = 256
+
+// Subscribe implements the API: it catches up from the requested position,
+// sends CaughtUp once, then sends events as they become durable. Because a
+// subscription only ever delivers records below the high watermark and
+// continues from the exact position after the last one sent, there is no gap
+// and no duplicate at the switch from catching up to live.
+func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstorev1.SubscribeRequest], out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
+	m := req.Msg
+	filter, err := newMatcher(m.GetFilter())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if m.GetStream() != "" {
+		err = s.subscribeStream(ctx, m, filter, out)
+	} else {
+		err = s.subscribeTopic(ctx, m, filter, out)
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		select {
+		case <-s.closing:
+			return connect.NewError(connect.CodeUnavailable, errors.New("server shutting down; resume from the last position received"))
+		default:
+		}
+	}
+	return err
+}
+
+func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.SubscribeRequest, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
+	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+	if err != nil {
+		return err
+	}
+	x, err := p.StreamIndex()
+	if err != nil {
+		return toConnectError(err)
+	}
+	next := int64(0)
+	switch {
+	case m.FromRevision != nil:
+		if m.GetFromRevision() > 1<<62 {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("from_revision %d is too large", m.GetFromRevision()))
+		}
+		next = int64(m.GetFromRevision())
+	case m.GetFromEnd():
+		st, err := x.State(m.GetStream())
+		if err != nil {
+			return toConnectError(err)
+		}
+		if last := lastDurable(x, m.GetStream(), st, p.HighWatermark()); last != nil {
+			next = int64(*last) + 1
+		}
+	}
+	caughtUp := false
+	for {
+		changed := p.Changed() // before reading, so no advance is missed
+		st, err := x.State(m.GetStream())
+		if err != nil {
+			return toConnectError(err)
+		}
+		if st.HardDeleted {
+			return connect.NewError(connect.CodeNotFound, fmt.Errorf("stream %q was deleted for good", m.GetStream()))
+		}
+		page, err := s.readStream(p, x, m.GetStream(), next, false, subscribePage, filter)
+		if err != nil {
+			return err
+		}
+		for _, ev := range page.events {
+			if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_Event{Event: ev}}); err != nil {
+				return err
+			}
+		}
+		next = page.next
+		if !page.end {
+			continue
+		}
+		if !caughtUp {
+			caughtUp = true
+			if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_CaughtUp{CaughtUp: &eventstorev1.CaughtUp{}}}); err != nil {
+				return err
+			}
+		}
+		if err := wait(ctx, p, changed); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeRequest, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
+	r, err := s.newTopicReader(m.GetTopic(), m.GetFromPositions(), filter)
+	if err != nil {
+		return err
+	}
+	if m.GetFromEnd() {
+		r.toEnd()
+	}
+	caughtUp := false
+	for {
+		changed := make([]<-chan struct{}, len(r.parts))
+		for i, p := range r.parts {
+			changed[i] = p.Changed()
+		}
+		before := append([]int64(nil), r.next...)
+		events, err := r.read(subscribePage)
+		if err != nil {
+			return err
+		}
+		for _, ev := range events {
+			if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_Event{Event: ev}}); err != nil {
+				return err
+			}
+		}
+		if len(events) == 0 && !equal(before, r.next) && caughtUp {
+			// Filtered-out records moved the positions: say so, so that a
+			// client checkpointing them does not re-read them after a restart.
+			if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_Checkpoint{Checkpoint: &eventstorev1.Checkpoint{Positions: r.positions()}}}); err != nil {
+				return err
+			}
+		}
+		if !r.atEnd() {
+			continue
+		}
+		if !caughtUp {
+			caughtUp = true
+			if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_CaughtUp{CaughtUp: &eventstorev1.CaughtUp{}}}); err != nil {
+				return err
+			}
+		}
+		if err := waitAny(ctx, r.parts, changed); err != nil {
+			return err
+		}
+	}
+}
+
+func equal(a, b []int64) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// wait blocks until the partition's high watermark moves (changed closes).
+func wait(ctx context.Context, p *partition.Partition, changed <-chan struct{}) error {
+	select {
+	case <-changed:
+		if err := p.Err(); err != nil {
+			return toConnectError(err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitAny blocks until any partition's high watermark moves.
+func waitAny(ctx context.Context, parts []*partition.Partition, changed []<-chan struct{}) error {
+	if len(parts) == 1 {
+		return wait(ctx, parts[0], changed[0])
+	}
+	cases := make([]reflect.SelectCase, 0, len(changed)+1)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	for _, ch := range changed {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	chosen, _, _ := reflect.Select(cases)
+	if chosen == 0 {
+		return ctx.Err()
+	}
+	if err := parts[chosen-1].Err(); err != nil {
+		return toConnectError(err)
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+// Package streams keeps the per-partition stream index of topics with
+// cleanup.policy=stream: for every stream (every record key), its events'
+// revisions and offsets, the ids seen, and the stream's metadata and
+// deletion state.
+//
+// The index is derived data. The log is the truth: events are ordinary
+// records (key = stream), metadata and deletions are records carrying the
+// cairn-stream-op header, and the cleaner leaves a marker record carrying the
+// revision of what it removed. Replaying the log in order through Apply
+// rebuilds the index exactly, so the index may be deleted, or lag the log
+// after a crash, and Open catches it up.
+//
+// The pure part (Change, Expected, State) decides, under the partition's
+// single writer, whether an append is allowed: expected revisions, idempotent
+// retries and hard deletes. The pebble-backed Index stores the result.
+package streams

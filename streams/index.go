@@ -1,0 +1,476 @@
+package streams
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/cockroachdb/pebble/v2"
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// formatVersion is stored with the covered offset; an index of another
+// version is deleted and rebuilt from the log.
+const formatVersion = 1
+
+// Key prefixes. Stream names are length-prefixed so no stream's keys are a
+// prefix range of another's.
+const (
+	prefixCovered  = 'c'
+	prefixState    = 's'
+	prefixRevision = 'r'
+	prefixID       = 'i'
+	prefixOffset   = 'o'
+)
+
+// Index is one partition's stream index, stored in pebble. Reads are safe
+// at any time; Commit, Reset and the cleaner's deletions are called under
+// the partition's writer lock.
+type Index struct {
+	db     *pebble.DB
+	dir    string
+	mem    bool
+	logger *slog.Logger
+	next   int64 // offset after the last record the index covers
+}
+
+// Options tunes an Index.
+type Options struct {
+	// InMemory keeps the index in memory only (for partitions on an in-memory
+	// filesystem); it is rebuilt at every open.
+	InMemory bool
+	// Cache is shared by the indexes of all partitions; nil gives each its own.
+	Cache  *pebble.Cache
+	Logger *slog.Logger
+}
+
+// Open opens (creating if needed) the index in dir. When it covers more than
+// logEnd (the log lost a tail it had indexed, after a power cut), or was
+// written by another format, it starts over empty. Callers then feed it the
+// records from Next() to the log end with Apply and Commit.
+func Open(dir string, logEnd int64, opts Options) (*Index, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	x := &Index{dir: dir, mem: opts.InMemory, logger: logger}
+	if err := x.open(opts.Cache); err != nil {
+		return nil, err
+	}
+	next, version, err := x.covered()
+	if err == nil && version == formatVersion && next <= logEnd {
+		x.next = next
+		return x, nil
+	}
+	if err != nil {
+		logger.Warn("stream index unreadable; rebuilding it from the log", "dir", dir, "err", err)
+	} else if next > logEnd {
+		logger.Warn("stream index is ahead of the log; rebuilding it", "dir", dir, "index_next", next, "log_end", logEnd)
+	}
+	if err := x.Reset(opts.Cache); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *Index) open(cache *pebble.Cache) error {
+	o := &pebble.Options{
+		// The log is the write-ahead log: after a crash the index replays it
+		// from the covered offset, so pebble's own WAL would only cost syncs.
+		DisableWAL:   true,
+		MemTableSize: 4 << 20,
+		Cache:        cache,
+		Logger:       pebbleLogger{x.logger},
+	}
+	if x.mem {
+		o.FS = pebblevfs.NewMem()
+	}
+	db, err := pebble.Open(x.dir, o)
+	if err != nil {
+		return fmt.Errorf("open stream index %s: %w", x.dir, err)
+	}
+	x.db = db
+	return nil
+}
+
+// Reset empties the index, so it covers nothing.
+func (x *Index) Reset(cache *pebble.Cache) error {
+	if x.db != nil {
+		_ = x.db.Close() // about to be removed
+		x.db = nil
+	}
+	if !x.mem {
+		if err := os.RemoveAll(x.dir); err != nil {
+			return fmt.Errorf("reset stream index %s: %w", x.dir, err)
+		}
+	}
+	x.next = 0
+	return x.open(cache)
+}
+
+func (x *Index) covered() (next int64, version int, err error) {
+	v, closer, err := x.db.Get([]byte{prefixCovered})
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, formatVersion, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("read covered offset: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 9 {
+		return 0, 0, fmt.Errorf("covered offset record of %d bytes", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v[1:])), int(v[0]), nil
+}
+
+// Next is the offset after the last record the index covers.
+func (x *Index) Next() int64 { return x.next }
+
+// Close persists what the index holds and closes it.
+func (x *Index) Close() error {
+	if x.db == nil {
+		return nil
+	}
+	// Without a WAL, only flushed data survives; flushing here makes a clean
+	// shutdown's next open replay nothing.
+	errFlush := x.db.Flush()
+	errClose := x.db.Close()
+	x.db = nil
+	if err := errors.Join(errFlush, errClose); err != nil {
+		return fmt.Errorf("close stream index %s: %w", x.dir, err)
+	}
+	return nil
+}
+
+// Delete closes the index and removes its files.
+func (x *Index) Delete() error {
+	if x.db != nil {
+		_ = x.db.Close() // about to be removed
+		x.db = nil
+	}
+	if x.mem {
+		return nil
+	}
+	if err := os.RemoveAll(x.dir); err != nil {
+		return fmt.Errorf("delete stream index %s: %w", x.dir, err)
+	}
+	return nil
+}
+
+// NewChange starts a change against the committed index.
+func (x *Index) NewChange() *Change { return NewChange(x) }
+
+// Commit stores a change. The records it describes must already be in the log.
+func (x *Index) Commit(c *Change) error {
+	b := x.db.NewBatch()
+	defer b.Close()
+	for _, stream := range c.order {
+		if err := b.Set(stateKey(stream), encodeState(*c.states[stream]), nil); err != nil {
+			return fmt.Errorf("stream index: %w", err)
+		}
+		for _, e := range c.entries[stream] {
+			if err := b.Set(revisionKey(stream, e.Revision), encodeEntry(e), nil); err != nil {
+				return fmt.Errorf("stream index: %w", err)
+			}
+			if e.ID != "" {
+				if err := b.Set(idKey(stream, e.ID), binary.AppendUvarint(nil, uint64(e.Revision)), nil); err != nil {
+					return fmt.Errorf("stream index: %w", err)
+				}
+			}
+			if err := b.Set(offsetKey(e.Offset), binary.AppendUvarint(nil, uint64(e.Revision)), nil); err != nil {
+				return fmt.Errorf("stream index: %w", err)
+			}
+		}
+	}
+	next := max(c.next, x.next)
+	if err := b.Set([]byte{prefixCovered}, coveredValue(next), nil); err != nil {
+		return fmt.Errorf("stream index: %w", err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("stream index commit: %w", err)
+	}
+	x.next = next
+	return nil
+}
+
+// SetNext records that the index covers the log up to next (records that
+// touched no stream).
+func (x *Index) SetNext(next int64) error {
+	if next <= x.next {
+		return nil
+	}
+	if err := x.db.Set([]byte{prefixCovered}, coveredValue(next), pebble.NoSync); err != nil {
+		return fmt.Errorf("stream index: %w", err)
+	}
+	x.next = next
+	return nil
+}
+
+// State returns a stream's state; a stream never written has NewState().
+func (x *Index) State(stream string) (State, error) {
+	v, closer, err := x.db.Get(stateKey(stream))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return NewState(), nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("stream index: state of %q: %w", stream, err)
+	}
+	defer closer.Close()
+	st, err := decodeState(v)
+	if err != nil {
+		return State{}, fmt.Errorf("stream index: state of %q: %w", stream, err)
+	}
+	return st, nil
+}
+
+// RevisionOfID returns the revision of the event with id in stream.
+func (x *Index) RevisionOfID(stream, id string) (int64, bool, error) {
+	v, closer, err := x.db.Get(idKey(stream, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return -1, false, nil
+	}
+	if err != nil {
+		return -1, false, fmt.Errorf("stream index: id %s of %q: %w", id, stream, err)
+	}
+	defer closer.Close()
+	rev, n := binary.Uvarint(v)
+	if n <= 0 {
+		return -1, false, fmt.Errorf("stream index: id %s of %q: bad value", id, stream)
+	}
+	return int64(rev), true, nil
+}
+
+// RevisionAt returns the revision of the event at offset, if the record
+// there is an event the index lists.
+func (x *Index) RevisionAt(offset int64) (int64, bool, error) {
+	v, closer, err := x.db.Get(offsetKey(offset))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return -1, false, nil
+	}
+	if err != nil {
+		return -1, false, fmt.Errorf("stream index: offset %d: %w", offset, err)
+	}
+	defer closer.Close()
+	rev, n := binary.Uvarint(v)
+	if n <= 0 {
+		return -1, false, fmt.Errorf("stream index: offset %d: bad value", offset)
+	}
+	return int64(rev), true, nil
+}
+
+// Entry returns the event at rev of stream.
+func (x *Index) Entry(stream string, rev int64) (Entry, bool, error) {
+	v, closer, err := x.db.Get(revisionKey(stream, rev))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("stream index: %q revision %d: %w", stream, rev, err)
+	}
+	defer closer.Close()
+	e, err := decodeEntry(rev, v)
+	return e, err == nil, err
+}
+
+// Entries returns up to max events of stream starting at revision from,
+// ascending or (backwards) descending. Events the cleaner removed are absent.
+func (x *Index) Entries(stream string, from int64, backwards bool, max int) ([]Entry, error) {
+	lower, upper := revisionKey(stream, 0), revisionKey(stream, from+1)
+	if !backwards {
+		lower, upper = revisionKey(stream, from), streamUpper(prefixRevision, stream)
+	}
+	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("stream index: read %q: %w", stream, err)
+	}
+	defer it.Close()
+	var out []Entry
+	valid := it.First()
+	if backwards {
+		valid = it.Last()
+	}
+	for ; valid && len(out) < max; valid = step(it, backwards) {
+		key := it.Key()
+		rev := int64(binary.BigEndian.Uint64(key[len(key)-8:]))
+		e, err := decodeEntry(rev, it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("stream index: read %q: %w", stream, err)
+		}
+		out = append(out, e)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("stream index: read %q: %w", stream, err)
+	}
+	return out, nil
+}
+
+func step(it *pebble.Iterator, backwards bool) bool {
+	if backwards {
+		return it.Prev()
+	}
+	return it.Next()
+}
+
+// EachState calls fn for every stream with a state, in key order, until fn
+// returns false.
+func (x *Index) EachState(fn func(stream string, st State) bool) error {
+	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixState}, UpperBound: []byte{prefixState + 1}})
+	if err != nil {
+		return fmt.Errorf("stream index: %w", err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		st, err := decodeState(it.Value())
+		if err != nil {
+			return fmt.Errorf("stream index: state of %q: %w", it.Key()[1:], err)
+		}
+		if !fn(string(it.Key()[1:]), st) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// DeleteBelow drops stream's entries (and their ids) below revision rev:
+// the cleaner removed their records.
+func (x *Index) DeleteBelow(stream string, rev int64) error {
+	entries, err := x.Entries(stream, 0, false, int(min(rev, 1<<20)))
+	if err != nil {
+		return err
+	}
+	b := x.db.NewBatch()
+	defer b.Close()
+	for _, e := range entries {
+		if e.Revision >= rev {
+			break
+		}
+		if e.ID != "" {
+			if err := b.Delete(idKey(stream, e.ID), nil); err != nil {
+				return fmt.Errorf("stream index: %w", err)
+			}
+		}
+		if err := b.Delete(offsetKey(e.Offset), nil); err != nil {
+			return fmt.Errorf("stream index: %w", err)
+		}
+	}
+	if err := b.DeleteRange(revisionKey(stream, 0), revisionKey(stream, rev), nil); err != nil {
+		return fmt.Errorf("stream index: %w", err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("stream index: delete below %d of %q: %w", rev, stream, err)
+	}
+	return nil
+}
+
+func streamPrefix(prefix byte, stream string) []byte {
+	k := make([]byte, 0, 1+binary.MaxVarintLen32+len(stream)+8)
+	k = append(k, prefix)
+	k = binary.AppendUvarint(k, uint64(len(stream)))
+	return append(k, stream...)
+}
+
+// streamUpper is the first key after every key of stream under prefix.
+func streamUpper(prefix byte, stream string) []byte {
+	k := streamPrefix(prefix, stream)
+	return append(k, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+}
+
+func revisionKey(stream string, rev int64) []byte {
+	return binary.BigEndian.AppendUint64(streamPrefix(prefixRevision, stream), uint64(rev))
+}
+
+func idKey(stream, id string) []byte {
+	return append(streamPrefix(prefixID, stream), id...)
+}
+
+func offsetKey(offset int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixOffset}, uint64(offset))
+}
+
+func stateKey(stream string) []byte {
+	return append([]byte{prefixState}, stream...)
+}
+
+func coveredValue(next int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{formatVersion}, uint64(next))
+}
+
+func encodeEntry(e Entry) []byte {
+	v := binary.AppendUvarint(nil, uint64(e.Offset))
+	v = binary.AppendVarint(v, e.TimestampMs)
+	return append(v, e.ID...)
+}
+
+func decodeEntry(rev int64, v []byte) (Entry, error) {
+	off, n := binary.Uvarint(v)
+	if n <= 0 {
+		return Entry{}, errors.New("bad entry")
+	}
+	ts, m := binary.Varint(v[n:])
+	if m <= 0 {
+		return Entry{}, errors.New("bad entry")
+	}
+	return Entry{Revision: rev, Offset: int64(off), TimestampMs: ts, ID: string(v[n+m:])}, nil
+}
+
+const (
+	flagSoftDeleted = 1 << iota
+	flagHardDeleted
+)
+
+func encodeState(st State) []byte {
+	var flags uint64
+	if st.SoftDeleted {
+		flags |= flagSoftDeleted
+	}
+	if st.HardDeleted {
+		flags |= flagHardDeleted
+	}
+	v := []byte{formatVersion}
+	for _, f := range []int64{st.LastRevision, st.LastOffset, st.Metadata.MaxCount, st.Metadata.MaxAgeMs, st.Metadata.TruncateBefore} {
+		v = binary.AppendVarint(v, f)
+	}
+	return binary.AppendUvarint(v, flags)
+}
+
+func decodeState(v []byte) (State, error) {
+	r := bytes.NewReader(v)
+	if version, err := r.ReadByte(); err != nil || version != formatVersion {
+		return State{}, errors.New("bad state version")
+	}
+	var st State
+	for _, f := range []*int64{&st.LastRevision, &st.LastOffset, &st.Metadata.MaxCount, &st.Metadata.MaxAgeMs, &st.Metadata.TruncateBefore} {
+		x, err := binary.ReadVarint(r)
+		if err != nil {
+			return State{}, errors.New("bad state")
+		}
+		*f = x
+	}
+	flags, err := binary.ReadUvarint(r)
+	if err != nil {
+		return State{}, errors.New("bad state")
+	}
+	st.SoftDeleted = flags&flagSoftDeleted != 0
+	st.HardDeleted = flags&flagHardDeleted != 0
+	return st, nil
+}
+
+// pebbleLogger sends pebble's messages to slog: its routine flush and
+// compaction notices at debug level.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("stream index: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("stream index: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("stream index: fatal: " + fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}
