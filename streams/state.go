@@ -88,6 +88,10 @@ type Change struct {
 	appended []Appended
 	dup      *DuplicateError
 	fresh    bool
+	// appends marks streams written by an event-store append in this
+	// change: a record asked for a revision check, so every later record of
+	// the stream has its id checked too.
+	appends map[string]bool
 }
 
 // NewChange starts a change over lookup.
@@ -233,9 +237,16 @@ func (c *Change) checkRecord(r batch.Record, stream string, st *State, kind Kind
 		if hasID && c.ids[stream][string(id)] {
 			return false, fmt.Errorf("%w: stream %q: event id %s appears twice", ErrInvalid, stream, id)
 		}
-		// A retry is recognised by the ids of records that asked for a
-		// revision check (event-store appends), and only as a whole.
-		if hasID && (hasExpected || c.dup != nil) {
+		// A retry is recognised by the ids of event-store appends (records
+		// that asked for a revision check, and the records after them), and
+		// only as a whole.
+		if hasExpected {
+			if c.appends == nil {
+				c.appends = map[string]bool{}
+			}
+			c.appends[stream] = true
+		}
+		if hasID && (c.appends[stream] || c.dup != nil) {
 			rev, found, err := c.lookup.RevisionOfID(stream, string(id))
 			if err != nil {
 				return false, err
