@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -35,6 +37,31 @@ type Index struct {
 	mem    bool
 	logger *slog.Logger
 	next   int64 // offset after the last record the index covers
+
+	// states caches recently written stream states: every append looks its
+	// stream up, and hot streams are few.
+	statesMu sync.Mutex
+	states   map[string]State
+}
+
+// statesCached bounds the state cache; past it the cache starts over.
+const statesCached = 1 << 16
+
+func (x *Index) cacheStates(c *Change) {
+	x.statesMu.Lock()
+	defer x.statesMu.Unlock()
+	if x.states == nil || len(x.states)+len(c.order) > statesCached {
+		x.states = make(map[string]State, len(c.order))
+	}
+	for _, stream := range c.order {
+		x.states[stream] = *c.states[stream]
+	}
+}
+
+func (x *Index) forgetStates() {
+	x.statesMu.Lock()
+	defer x.statesMu.Unlock()
+	x.states = nil
 }
 
 // Options tunes an Index.
@@ -85,6 +112,11 @@ func (x *Index) open(cache *pebble.Cache) error {
 		Cache:        cache,
 		Logger:       pebbleLogger{x.logger},
 	}
+	// Appends look up ids that are mostly absent: bloom filters answer
+	// those without reading blocks.
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	if x.mem {
 		o.FS = pebblevfs.NewMem()
 	}
@@ -98,6 +130,7 @@ func (x *Index) open(cache *pebble.Cache) error {
 
 // Reset empties the index, so it covers nothing.
 func (x *Index) Reset(cache *pebble.Cache) error {
+	x.forgetStates()
 	if x.db != nil {
 		_ = x.db.Close() // about to be removed
 		x.db = nil
@@ -190,8 +223,10 @@ func (x *Index) Commit(c *Change) error {
 		return fmt.Errorf("stream index: %w", err)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
+		x.forgetStates()
 		return fmt.Errorf("stream index commit: %w", err)
 	}
+	x.cacheStates(c)
 	x.next = next
 	return nil
 }
@@ -211,6 +246,12 @@ func (x *Index) SetNext(next int64) error {
 
 // State returns a stream's state; a stream never written has NewState().
 func (x *Index) State(stream string) (State, error) {
+	x.statesMu.Lock()
+	st, ok := x.states[stream]
+	x.statesMu.Unlock()
+	if ok {
+		return st, nil
+	}
 	v, closer, err := x.db.Get(stateKey(stream))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return NewState(), nil
@@ -219,7 +260,7 @@ func (x *Index) State(stream string) (State, error) {
 		return State{}, fmt.Errorf("stream index: state of %q: %w", stream, err)
 	}
 	defer closer.Close()
-	st, err := decodeState(v)
+	st, err = decodeState(v)
 	if err != nil {
 		return State{}, fmt.Errorf("stream index: state of %q: %w", stream, err)
 	}

@@ -94,10 +94,11 @@ func RunAppend(ctx context.Context, client eventstorev1connect.EventStoreClient,
 	latency := loadgen.NewLatencyRecorder(0)
 	var done, failed atomic.Int64
 	var firstErr atomic.Value
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
+	// The run ends by the clock, not by a context deadline: the server
+	// enforces a propagated deadline itself and would fail the last calls.
 	stop := tick(progress, "append", &done)
 	start := time.Now()
+	end := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for w := range cfg.Writers {
 		wg.Add(1)
@@ -105,13 +106,13 @@ func RunAppend(ctx context.Context, client eventstorev1connect.EventStoreClient,
 			defer wg.Done()
 			stream := fmt.Sprintf("bench-%d-%d", runID, w)
 			expected := &eventstorev1.ExpectedRevision{Kind: &eventstorev1.ExpectedRevision_NoStream{NoStream: true}}
-			for ctx.Err() == nil && (cfg.Appends <= 0 || done.Load() < cfg.Appends) {
+			for ctx.Err() == nil && time.Now().Before(end) && (cfg.Appends <= 0 || done.Load() < cfg.Appends) {
 				began := time.Now()
 				resp, err := client.Append(ctx, connect.NewRequest(&eventstorev1.AppendRequest{Topic: cfg.Topic, Stream: stream,
 					ExpectedRevision: expected, Events: []*eventstorev1.Event{{Type: "BenchEvent", Data: payload, ContentType: "application/octet-stream"}}}))
 				if err != nil {
 					if ctx.Err() != nil {
-						return // the run ended mid-call
+						return // interrupted
 					}
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)
@@ -173,16 +174,15 @@ func RunReadStream(ctx context.Context, client eventstorev1connect.EventStoreCli
 
 	latency := loadgen.NewLatencyRecorder(0)
 	var reads atomic.Int64
-	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
 	stop := tick(progress, "read-stream", &reads)
 	start := time.Now()
+	end := start.Add(cfg.Duration)
 	var events int64
-	for runCtx.Err() == nil && (cfg.Reads <= 0 || reads.Load() < cfg.Reads) {
+	for ctx.Err() == nil && time.Now().Before(end) && (cfg.Reads <= 0 || reads.Load() < cfg.Reads) {
 		began := time.Now()
-		n, err := readWhole(runCtx, client, cfg.Topic, target)
+		n, err := readWhole(ctx, client, cfg.Topic, target)
 		if err != nil {
-			if runCtx.Err() != nil {
+			if ctx.Err() != nil {
 				break
 			}
 			stop()
