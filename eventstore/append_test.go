@@ -3,6 +3,9 @@ package eventstore_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -92,8 +95,19 @@ func TestIdempotentRetry(t *testing.T) {
 	if got := n.readAll(ctx, "t", "s"); len(got) != 3 || got[0].Id != a || got[1].Id != b {
 		t.Fatalf("stream after retries: %v", revisions(got))
 	}
+	resp, err := http.Get("http://" + n.srv.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`cairn_eventstore_appends_total{result="duplicate"}`, `cairn_eventstore_appends_total{result="ok"}`, "cairn_eventstore_append_seconds_bucket"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	// A retry mixed with a new event is refused as a whole.
-	_, err := n.append(ctx, "t", "s", exact(0), &eventstorev1.Event{Id: b, Type: "B"}, &eventstorev1.Event{Id: uuid.NewString(), Type: "New"})
+	_, err = n.append(ctx, "t", "s", exact(0), &eventstorev1.Event{Id: b, Type: "B"}, &eventstorev1.Event{Id: uuid.NewString(), Type: "New"})
 	if connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Fatalf("partial retry: %v", err)
 	}

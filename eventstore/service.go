@@ -165,7 +165,13 @@ func expectedProto(e streams.Expected) *eventstorev1.ExpectedRevision {
 }
 
 // Append implements the API.
-func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.AppendRequest]) (*connect.Response[eventstorev1.AppendResponse], error) {
+func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.AppendRequest]) (_ *connect.Response[eventstorev1.AppendResponse], err error) {
+	started := time.Now()
+	duplicate := false
+	defer func() {
+		countAppend(duplicate, err)
+		appendSeconds.Observe(time.Since(started).Seconds())
+	}()
 	m := req.Msg
 	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), true)
 	if err != nil {
@@ -183,6 +189,7 @@ func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("append to %q gave %d stream results", m.GetStream(), len(res.Streams)))
 	}
 	a := res.Streams[0]
+	duplicate = res.Duplicate
 	return connect.NewResponse(&eventstorev1.AppendResponse{
 		FirstRevision: uint64(a.First),
 		LastRevision:  uint64(a.Last),

@@ -28,6 +28,8 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstore
 	if err != nil {
 		return err
 	}
+	subscriptions.Inc()
+	defer subscriptions.Dec()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -91,10 +93,8 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 		if err != nil {
 			return err
 		}
-		for _, ev := range page.events {
-			if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_Event{Event: ev}}); err != nil {
-				return err
-			}
+		if err := sendEvents(out, page.events); err != nil {
+			return err
 		}
 		next = page.next
 		if !page.end {
@@ -131,10 +131,8 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 		if err != nil {
 			return err
 		}
-		for _, ev := range events {
-			if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_Event{Event: ev}}); err != nil {
-				return err
-			}
+		if err := sendEvents(out, events); err != nil {
+			return err
 		}
 		if len(events) == 0 && !equal(before, r.next) && caughtUp {
 			// Filtered-out records moved the positions: say so, so that a
@@ -156,6 +154,16 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 			return err
 		}
 	}
+}
+
+func sendEvents(out *connect.ServerStream[eventstorev1.SubscribeResponse], events []*eventstorev1.RecordedEvent) error {
+	for _, ev := range events {
+		if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_Event{Event: ev}}); err != nil {
+			return err
+		}
+		subscriptionEvents.Inc()
+	}
+	return nil
 }
 
 func equal(a, b []int64) bool {

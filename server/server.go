@@ -137,6 +137,7 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(kafka.Collectors()...)
 	reg.MustRegister(partition.Collectors()...)
+	reg.MustRegister(eventstore.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
 	mux := http.NewServeMux()
