@@ -1,0 +1,15 @@
+// Package client is the Go SDK for Cairn's event-store API
+// (cairn.eventstore.v1): append with expected revisions, read streams and
+// topics, subscribe, and manage stream metadata, with Go types and errors.
+//
+// It depends only on the standard library, the generated API packages,
+// connect, protobuf and uuid, so importing it does not pull the server into
+// a service's build (client/deps_test.go keeps it so).
+//
+// Subpackages build on it: aggregate loads and saves event-sourced
+// aggregates with snapshots, and projection keeps SQL read models in step
+// with a topic, storing its checkpoints in the same transactions.
+//
+// A stream's revisions count its events from 0. Where a revision may be
+// missing (a stream with no events), it is an int64 and -1 means none.
+package client
