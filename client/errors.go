@@ -3,7 +3,6 @@ package client
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"connectrpc.com/connect"
 
@@ -53,17 +52,9 @@ func (e *WrongExpectedRevisionError) Unwrap() []error {
 	return []error{ErrWrongExpectedRevision, e.cause}
 }
 
-// The server says these conditions only in its messages; the API has no
-// error detail for them (yet), so these fragments are what the client
-// recognises. eventstore/read.go, subscribe.go and streams/expected.go
-// word them.
-const (
-	deletedForGoodText = "deleted for good"
-	topicMissingText   = "does not exist"
-)
-
 // apiError maps an error from a call about topic (and stream, when not
-// empty) to the package's errors, keeping the original in the chain.
+// empty) to the package's errors, keeping the original in the chain. The
+// server names the cause in an ErrorInfo detail.
 func apiError(op, topic, stream string, err error) error {
 	where := topic
 	if stream != "" {
@@ -73,27 +64,35 @@ func apiError(op, topic, stream string, err error) error {
 	if !errors.As(err, &ce) {
 		return fmt.Errorf("%s %s: %w", op, where, err)
 	}
-	switch ce.Code() {
-	case connect.CodeFailedPrecondition:
-		if wrong := wrongExpected(topic, ce); wrong != nil {
-			return wrong
-		}
-		if strings.Contains(ce.Message(), deletedForGoodText) {
-			return fmt.Errorf("%s %s: %w: %w", op, where, ErrStreamDeleted, err)
-		}
-	case connect.CodeNotFound:
-		switch {
-		case strings.Contains(ce.Message(), deletedForGoodText):
-			return fmt.Errorf("%s %s: %w: %w", op, where, ErrStreamDeleted, err)
-		case strings.Contains(ce.Message(), topicMissingText) && stream != "":
+	if wrong := wrongExpected(topic, ce); wrong != nil {
+		return wrong
+	}
+	switch errorReason(ce) {
+	case "STREAM_DELETED":
+		return fmt.Errorf("%s %s: %w: %w", op, where, ErrStreamDeleted, err)
+	case "STREAM_NOT_FOUND":
+		return fmt.Errorf("%s %s: %w: %w", op, where, ErrStreamNotFound, err)
+	case "TOPIC_NOT_FOUND":
+		if stream != "" {
 			return fmt.Errorf("%s %s: %w: %w: %w", op, where, ErrStreamNotFound, ErrTopicNotFound, err)
-		case strings.Contains(ce.Message(), topicMissingText):
-			return fmt.Errorf("%s %s: %w: %w", op, where, ErrTopicNotFound, err)
-		case stream != "":
-			return fmt.Errorf("%s %s: %w: %w", op, where, ErrStreamNotFound, err)
 		}
+		return fmt.Errorf("%s %s: %w: %w", op, where, ErrTopicNotFound, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, where, err)
+}
+
+// errorReason is the reason of ce's ErrorInfo detail, "" when it has none.
+func errorReason(ce *connect.Error) string {
+	for _, d := range ce.Details() {
+		msg, err := d.Value()
+		if err != nil {
+			continue // a detail type this client does not know
+		}
+		if info, ok := msg.(*eventstorev1.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
 }
 
 // wrongExpected decodes the WrongExpectedRevision detail, nil when ce has none.

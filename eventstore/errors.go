@@ -56,3 +56,20 @@ func toConnectError(err error) error {
 	}
 	return connect.NewError(code, err)
 }
+
+// Reasons of ErrorInfo details.
+const (
+	reasonStreamNotFound = "STREAM_NOT_FOUND"
+	reasonStreamDeleted  = "STREAM_DELETED"
+	reasonTopicNotFound  = "TOPIC_NOT_FOUND"
+	reasonNotEventStore  = "NOT_AN_EVENT_STORE"
+)
+
+// withInfo returns an error with code and an ErrorInfo detail naming reason.
+func withInfo(code connect.Code, reason, topic, stream string, err error) *connect.Error {
+	e := connect.NewError(code, err)
+	if d, derr := connect.NewErrorDetail(&eventstorev1.ErrorInfo{Reason: reason, Topic: topic, Stream: stream}); derr == nil {
+		e.AddDetail(d)
+	}
+	return e
+}

@@ -54,12 +54,11 @@ type streamPage struct {
 // readStream returns up to max visible, durable events of stream starting at
 // revision from (forwards, or backwards towards 0). Visible means not removed
 // by truncate_before, max_count, max_age or deletion, as of now.
-func (s *Service) readStream(p *partition.Partition, x *streams.Index, stream string, from int64, backwards bool, max int, filter *matcher) (streamPage, error) {
+func (s *Service) readStream(p *partition.Partition, x *streams.Index, stream string, from int64, backwards bool, max int, filter *matcher, hwm int64) (streamPage, error) {
 	st, err := x.State(stream)
 	if err != nil {
 		return streamPage{}, toConnectError(err)
 	}
-	hwm := p.HighWatermark()
 	nowMs := s.now().UnixMilli()
 	first := st.FirstKept()
 	var picked []streams.Entry
@@ -163,9 +162,11 @@ func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstor
 	}
 	switch {
 	case st.HardDeleted:
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("stream %q in topic %q was deleted for good", m.GetStream(), m.GetTopic()))
+		return nil, withInfo(connect.CodeNotFound, reasonStreamDeleted, m.GetTopic(), m.GetStream(),
+			fmt.Errorf("stream %q in topic %q was deleted for good", m.GetStream(), m.GetTopic()))
 	case st.LastRevision < 0 && st.Metadata == streams.NoMetadata && !st.SoftDeleted:
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("stream %q not found in topic %q", m.GetStream(), m.GetTopic()))
+		return nil, withInfo(connect.CodeNotFound, reasonStreamNotFound, m.GetTopic(), m.GetStream(),
+			fmt.Errorf("stream %q not found in topic %q", m.GetStream(), m.GetTopic()))
 	}
 	backwards := m.GetDirection() == eventstorev1.Direction_DIRECTION_BACKWARDS
 	from := int64(0)
@@ -179,14 +180,20 @@ func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstor
 		from = int64(m.GetFromRevision())
 	}
 	limit := s.limit(m.GetMaxCount())
-	page, err := s.readStream(p, x, m.GetStream(), from, backwards, limit, nil)
+	// One high watermark for the page and the last revision reported with
+	// it, so that a page ending the stream agrees with last_revision.
+	hwm := p.HighWatermark()
+	page, err := s.readStream(p, x, m.GetStream(), from, backwards, limit, nil, hwm)
 	if err != nil {
 		return nil, err
+	}
+	if st, err = x.State(m.GetStream()); err != nil {
+		return nil, toConnectError(err)
 	}
 	return connect.NewResponse(&eventstorev1.ReadStreamResponse{
 		Events:       page.events,
 		EndOfStream:  page.end,
-		LastRevision: lastDurable(x, m.GetStream(), st, p.HighWatermark()),
+		LastRevision: lastDurable(x, m.GetStream(), st, hwm),
 	}), nil
 }
 

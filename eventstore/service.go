@@ -93,7 +93,7 @@ func (s *Service) topic(name string, create bool) (*cluster.Topic, error) {
 	t, ok := s.cluster.Topic(name)
 	if !ok {
 		if !create || !s.cfg.AutoCreateTopics {
-			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("topic %q does not exist", name))
+			return nil, withInfo(connect.CodeNotFound, reasonTopicNotFound, name, "", fmt.Errorf("topic %q does not exist", name))
 		}
 		var err error
 		t, err = s.cluster.CreateTopic(name, s.cfg.DefaultPartitions, map[string]string{"cleanup.policy": "stream"}, false)
@@ -110,7 +110,7 @@ func (s *Service) topic(name string, create bool) (*cluster.Topic, error) {
 		}
 	}
 	if strings.TrimSpace(t.Configs["cleanup.policy"]) != "stream" {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+		return nil, withInfo(connect.CodeFailedPrecondition, reasonNotEventStore, name, "", fmt.Errorf(
 			"topic %q has cleanup.policy=%s; the event store needs cleanup.policy=stream (cairn topic alter-config %s --set cleanup.policy=stream)",
 			name, policyOf(t), name))
 	}
@@ -127,6 +127,9 @@ func policyOf(t *cluster.Topic) string {
 // write appends records to p and waits until they are durable.
 func (s *Service) write(ctx context.Context, p *partition.Partition, recs []batch.Record) (partition.AppendResult, error) {
 	res, err := p.Append(batch.Build(recs, batch.None))
+	if errors.Is(err, streams.ErrStreamDeleted) {
+		return res, withInfo(connect.CodeFailedPrecondition, reasonStreamDeleted, p.Topic(), string(recs[0].Key), err)
+	}
 	if err != nil {
 		return res, toConnectError(err)
 	}

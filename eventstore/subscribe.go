@@ -87,9 +87,9 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 			return toConnectError(err)
 		}
 		if st.HardDeleted {
-			return connect.NewError(connect.CodeNotFound, fmt.Errorf("stream %q was deleted for good", m.GetStream()))
+			return withInfo(connect.CodeNotFound, reasonStreamDeleted, m.GetTopic(), m.GetStream(), fmt.Errorf("stream %q was deleted for good", m.GetStream()))
 		}
-		page, err := s.readStream(p, x, m.GetStream(), next, false, subscribePage, filter)
+		page, err := s.readStream(p, x, m.GetStream(), next, false, subscribePage, filter, p.HighWatermark())
 		if err != nil {
 			return err
 		}

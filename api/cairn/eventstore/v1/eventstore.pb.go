@@ -1676,6 +1676,70 @@ func (x *DeleteStreamResponse) GetPosition() *Position {
 	return nil
 }
 
+// ErrorInfo is a detail of errors whose cause a client may act on, so it
+// need not parse messages.
+type ErrorInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Reason is one of STREAM_NOT_FOUND, STREAM_DELETED (hard-deleted),
+	// TOPIC_NOT_FOUND and NOT_AN_EVENT_STORE (the topic's cleanup.policy is not stream).
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Topic         string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	Stream        string `protobuf:"bytes,3,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorInfo) Reset() {
+	*x = ErrorInfo{}
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorInfo) ProtoMessage() {}
+
+func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorInfo.ProtoReflect.Descriptor instead.
+func (*ErrorInfo) Descriptor() ([]byte, []int) {
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ErrorInfo) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ErrorInfo) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ErrorInfo) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
 var File_cairn_eventstore_v1_eventstore_proto protoreflect.FileDescriptor
 
 const file_cairn_eventstore_v1_eventstore_proto_rawDesc = "" +
@@ -1804,7 +1868,11 @@ const file_cairn_eventstore_v1_eventstore_proto_rawDesc = "" +
 	"\x04hard\x18\x03 \x01(\bR\x04hard\x12R\n" +
 	"\x11expected_revision\x18\x04 \x01(\v2%.cairn.eventstore.v1.ExpectedRevisionR\x10expectedRevision\"Q\n" +
 	"\x14DeleteStreamResponse\x129\n" +
-	"\bposition\x18\x01 \x01(\v2\x1d.cairn.eventstore.v1.PositionR\bposition*<\n" +
+	"\bposition\x18\x01 \x01(\v2\x1d.cairn.eventstore.v1.PositionR\bposition\"Q\n" +
+	"\tErrorInfo\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x16\n" +
+	"\x06stream\x18\x03 \x01(\tR\x06stream*<\n" +
 	"\tDirection\x12\x16\n" +
 	"\x12DIRECTION_FORWARDS\x10\x00\x12\x17\n" +
 	"\x13DIRECTION_BACKWARDS\x10\x012\xc5\x05\n" +
@@ -1832,7 +1900,7 @@ func file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_eventstore_v1_eventstore_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cairn_eventstore_v1_eventstore_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_cairn_eventstore_v1_eventstore_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_cairn_eventstore_v1_eventstore_proto_goTypes = []any{
 	(Direction)(0),                    // 0: cairn.eventstore.v1.Direction
 	(*ExpectedRevision)(nil),          // 1: cairn.eventstore.v1.ExpectedRevision
@@ -1858,16 +1926,17 @@ var file_cairn_eventstore_v1_eventstore_proto_goTypes = []any{
 	(*SetStreamMetadataResponse)(nil), // 21: cairn.eventstore.v1.SetStreamMetadataResponse
 	(*DeleteStreamRequest)(nil),       // 22: cairn.eventstore.v1.DeleteStreamRequest
 	(*DeleteStreamResponse)(nil),      // 23: cairn.eventstore.v1.DeleteStreamResponse
-	nil,                               // 24: cairn.eventstore.v1.Event.MetadataEntry
-	nil,                               // 25: cairn.eventstore.v1.RecordedEvent.MetadataEntry
-	(*timestamppb.Timestamp)(nil),     // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
+	(*ErrorInfo)(nil),                 // 24: cairn.eventstore.v1.ErrorInfo
+	nil,                               // 25: cairn.eventstore.v1.Event.MetadataEntry
+	nil,                               // 26: cairn.eventstore.v1.RecordedEvent.MetadataEntry
+	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
 }
 var file_cairn_eventstore_v1_eventstore_proto_depIdxs = []int32{
-	24, // 0: cairn.eventstore.v1.Event.metadata:type_name -> cairn.eventstore.v1.Event.MetadataEntry
+	25, // 0: cairn.eventstore.v1.Event.metadata:type_name -> cairn.eventstore.v1.Event.MetadataEntry
 	3,  // 1: cairn.eventstore.v1.RecordedEvent.position:type_name -> cairn.eventstore.v1.Position
-	25, // 2: cairn.eventstore.v1.RecordedEvent.metadata:type_name -> cairn.eventstore.v1.RecordedEvent.MetadataEntry
-	26, // 3: cairn.eventstore.v1.RecordedEvent.time:type_name -> google.protobuf.Timestamp
+	26, // 2: cairn.eventstore.v1.RecordedEvent.metadata:type_name -> cairn.eventstore.v1.RecordedEvent.MetadataEntry
+	27, // 3: cairn.eventstore.v1.RecordedEvent.time:type_name -> google.protobuf.Timestamp
 	1,  // 4: cairn.eventstore.v1.AppendRequest.expected_revision:type_name -> cairn.eventstore.v1.ExpectedRevision
 	2,  // 5: cairn.eventstore.v1.AppendRequest.events:type_name -> cairn.eventstore.v1.Event
 	3,  // 6: cairn.eventstore.v1.AppendResponse.position:type_name -> cairn.eventstore.v1.Position
@@ -1884,7 +1953,7 @@ var file_cairn_eventstore_v1_eventstore_proto_depIdxs = []int32{
 	15, // 17: cairn.eventstore.v1.SubscribeResponse.caught_up:type_name -> cairn.eventstore.v1.CaughtUp
 	16, // 18: cairn.eventstore.v1.SubscribeResponse.checkpoint:type_name -> cairn.eventstore.v1.Checkpoint
 	3,  // 19: cairn.eventstore.v1.Checkpoint.positions:type_name -> cairn.eventstore.v1.Position
-	27, // 20: cairn.eventstore.v1.StreamMetadata.max_age:type_name -> google.protobuf.Duration
+	28, // 20: cairn.eventstore.v1.StreamMetadata.max_age:type_name -> google.protobuf.Duration
 	17, // 21: cairn.eventstore.v1.GetStreamMetadataResponse.metadata:type_name -> cairn.eventstore.v1.StreamMetadata
 	17, // 22: cairn.eventstore.v1.SetStreamMetadataRequest.metadata:type_name -> cairn.eventstore.v1.StreamMetadata
 	3,  // 23: cairn.eventstore.v1.SetStreamMetadataResponse.position:type_name -> cairn.eventstore.v1.Position
@@ -1939,7 +2008,7 @@ func file_cairn_eventstore_v1_eventstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_eventstore_v1_eventstore_proto_rawDesc), len(file_cairn_eventstore_v1_eventstore_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
