@@ -2,6 +2,7 @@ package eventstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -294,4 +296,30 @@ func produceRaw(t *testing.T, n *node, topic string, r *kgo.Record) produceReply
 		text = *p.ErrorMessage
 	}
 	return produceReply{p.ErrorCode, text}
+}
+
+// TestStreamTopicRefusals: operations that would renumber or move streams
+// are refused on stream topics with Kafka's error codes.
+func TestStreamTopicRefusals(t *testing.T) {
+	n := startNode(t)
+	ctx := ctxT(t)
+	n.mustAppend(ctx, "ev", "s", nil, ev("E", "{}"))
+	adm := kadm.NewClient(kafkaClient(t, n))
+	created, err := adm.CreatePartitions(ctx, 2, "ev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := created["ev"]; !errors.Is(r.Err, kerr.InvalidPartitions) {
+		t.Errorf("CreatePartitions on a stream topic: %v", r.Err)
+	}
+	deleted, err := adm.DeleteRecords(ctx, kadm.Offsets{"ev": {0: {Topic: "ev", Partition: 0, At: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := deleted.Lookup("ev", 0); !errors.Is(r.Err, kerr.PolicyViolation) {
+		t.Errorf("DeleteRecords on a stream topic: %v", r.Err)
+	}
+	if got := n.readAll(ctx, "ev", "s"); len(got) != 1 {
+		t.Fatalf("stream after refused operations: %v", revisions(got))
+	}
 }
