@@ -36,6 +36,7 @@ its variable; a repeatable flag such as --header reads a single item.`,
   printf 'order-1:created\n' | cairn produce orders --key-separator :
   cairn consume orders --from beginning --until-end --json
   cairn group describe billing
+  cairn stream append orders/order-1 --type OrderPlaced --data '{"sku":"tea"}'
   CAIRN_BROKERS=10.0.0.5:9092 cairn topic list`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -50,6 +51,7 @@ its variable; a repeatable flag such as --header reads a single item.`,
 		newProduceCommand(),
 		newConsumeCommand(),
 		newGroupCommand(),
+		newStreamCommand(),
 		newVersionCommand(),
 		newBenchCommand(),
 	)
