@@ -33,10 +33,13 @@ measured in the same run (bench/run does), not with a fixed number.`,
 		Example: `  cairn bench produce --record-bytes 1024 --duration 20s
   cairn bench produce --acks 1 --partitions 16 --producers 4 --json
   cairn bench consume --prefill 1000000
-  cairn bench e2e --rate 10000 --duration 30s`,
+  cairn bench e2e --rate 10000 --duration 30s
+  cairn bench append --writers 32
+  cairn bench read-stream --events 1000 --other-events 1000000`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchProduceCommand(), newBenchConsumeCommand(), newBenchEndToEndCommand())
+	cmd.AddCommand(newBenchProduceCommand(), newBenchConsumeCommand(), newBenchEndToEndCommand(),
+		newBenchAppendCommand(), newBenchReadStreamCommand())
 	return cmd
 }
 

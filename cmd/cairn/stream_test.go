@@ -185,3 +185,23 @@ func TestStreamSubscribe(t *testing.T) {
 		t.Fatalf("topic subscription: %q %v", topicSub.stdout, topicSub.err)
 	}
 }
+
+func TestBenchEventStore(t *testing.T) {
+	url := startEventStore(t)
+	r := cairn(t, "bench", "append", "--server", url, "--writers", "4", "--duration", "300ms", "--json")
+	var s struct {
+		Workload         string  `json:"workload"`
+		Operations       int64   `json:"operations"`
+		RecordsPerSecond float64 `json:"records_per_second"`
+		Latency          struct {
+			P99 float64 `json:"p99_ms"`
+		} `json:"latency"`
+	}
+	if r.err != nil || json.Unmarshal([]byte(r.stdout), &s) != nil || s.Workload != "append" || s.Operations == 0 || s.RecordsPerSecond <= 0 || s.Latency.P99 <= 0 {
+		t.Fatalf("bench append: %q %v", r.stdout, r.err)
+	}
+	r = cairn(t, "bench", "read-stream", "--server", url, "--events", "20", "--other-events", "2000", "--duration", "200ms")
+	if r.err != nil || !strings.Contains(r.stdout, "read-stream on bench-read-") || !strings.Contains(r.stdout, "latency ms: p50") {
+		t.Fatalf("bench read-stream: %q %v", r.stdout, r.err)
+	}
+}
