@@ -135,4 +135,3 @@ func openDB(t *testing.T, kind, driver, dsn string) *testDB {
 	}
 	return &testDB{kind: kind, driver: driver, dsn: dsn, db: db}
 }
-
