@@ -89,8 +89,9 @@ type Change struct {
 	dup      *DuplicateError
 	fresh    bool
 	// appends marks streams written by an event-store append in this
-	// change: a record asked for a revision check, so every later record of
-	// the stream has its id checked too.
+	// change whose ids must be looked up: a record asked for a revision
+	// check that does not rule out a retry, so it and every later record of
+	// the stream have their ids checked.
 	appends map[string]bool
 }
 
@@ -244,7 +245,11 @@ func (c *Change) checkRecord(r batch.Record, stream string, st *State, kind Kind
 			if c.appends == nil {
 				c.appends = map[string]bool{}
 			}
-			c.appends[stream] = true
+			// An exact or no-stream expectation that holds cannot be a
+			// retry: had the append happened before, the stream would have
+			// moved past the expected revision. Its events need no lookup.
+			c.appends[stream] = !(c.dup == nil && expected.holds(*st) &&
+				(expected.Kind == ExpectExact || expected.Kind == ExpectNoStream))
 		}
 		if hasID && (c.appends[stream] || c.dup != nil) {
 			rev, found, err := c.lookup.RevisionOfID(stream, string(id))
