@@ -70,10 +70,21 @@ func (p *Partition) streamError(err error) error {
 // hold mu (or own p exclusively, in Open).
 func (p *Partition) openIndex() error {
 	logEnd := p.log.NextOffset()
+	// A failed flush or compaction (disk full, files removed) leaves the
+	// index unreliable and pebble retrying without pause: take the
+	// partition offline and stop the index; a restart rebuilds it.
+	opened := make(chan *streams.Index, 1)
 	x, err := streams.Open(path.Join(p.dir, streamIndexDir), logEnd, streams.Options{
 		InMemory: !vfs.IsOS(p.fsys),
 		Logger:   p.logger,
+		OnFailure: func(err error) {
+			p.fail(fmt.Errorf("stream index: %w", err))
+			if x := <-opened; x != nil {
+				x.Abandon()
+			}
+		},
 	})
+	opened <- x
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -37,6 +39,14 @@ type Index struct {
 	mem    bool
 	logger *slog.Logger
 	next   int64 // offset after the last record the index covers
+
+	// rw guards db against use after Abandon: readers of other goroutines
+	// hold it shared while they use db; Close, Delete, Reset and Abandon
+	// hold it exclusively.
+	rw        sync.RWMutex
+	onFailure func(error)
+	failOnce  sync.Once
+	failed    atomic.Bool // pebble reported a background error
 
 	// states caches recently written stream states: every append looks its
 	// stream up, and hot streams are few.
@@ -72,7 +82,15 @@ type Options struct {
 	// Cache is shared by the indexes of all partitions; nil gives each its own.
 	Cache  *pebble.Cache
 	Logger *slog.Logger
+	// OnFailure is called once, on its own goroutine, when pebble reports
+	// a background error (a flush or compaction that failed: disk full,
+	// files gone). Pebble retries such work without pause, so the owner
+	// should Abandon the index and rebuild it later.
+	OnFailure func(error)
 }
+
+// ErrClosed is returned by an index that was closed or abandoned.
+var ErrClosed = errors.New("stream index closed")
 
 // Open opens (creating if needed) the index in dir. When it covers more than
 // logEnd (the log lost a tail it had indexed, after a power cut), or was
@@ -83,7 +101,7 @@ func Open(dir string, logEnd int64, opts Options) (*Index, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	x := &Index{dir: dir, mem: opts.InMemory, logger: logger}
+	x := &Index{dir: dir, mem: opts.InMemory, logger: logger, onFailure: opts.OnFailure}
 	if err := x.open(opts.Cache); err != nil {
 		return nil, err
 	}
@@ -110,7 +128,16 @@ func (x *Index) open(cache *pebble.Cache) error {
 		DisableWAL:   true,
 		MemTableSize: 4 << 20,
 		Cache:        cache,
-		Logger:       pebbleLogger{x.logger},
+		Logger:       &pebbleLogger{l: x.logger},
+		EventListener: &pebble.EventListener{BackgroundError: func(err error) {
+			x.failed.Store(true)
+			x.failOnce.Do(func() {
+				x.logger.Error("stream index failed; the partition goes offline until a restart rebuilds the index", "dir", x.dir, "err", err)
+				if x.onFailure != nil {
+					go x.onFailure(err)
+				}
+			})
+		}},
 	}
 	// Appends look up ids that are mostly absent: bloom filters answer
 	// those without reading blocks.
@@ -130,6 +157,8 @@ func (x *Index) open(cache *pebble.Cache) error {
 
 // Reset empties the index, so it covers nothing.
 func (x *Index) Reset(cache *pebble.Cache) error {
+	x.rw.Lock()
+	defer x.rw.Unlock()
 	x.forgetStates()
 	if x.db != nil {
 		_ = x.db.Close() // about to be removed
@@ -164,12 +193,18 @@ func (x *Index) Next() int64 { return x.next }
 
 // Close persists what the index holds and closes it.
 func (x *Index) Close() error {
+	x.rw.Lock()
+	defer x.rw.Unlock()
 	if x.db == nil {
 		return nil
 	}
 	// Without a WAL, only flushed data survives; flushing here makes a clean
-	// shutdown's next open replay nothing.
-	errFlush := x.db.Flush()
+	// shutdown's next open replay nothing. After a background failure a
+	// flush would wait for work that keeps failing.
+	var errFlush error
+	if !x.failed.Load() {
+		errFlush = x.db.Flush()
+	}
 	errClose := x.db.Close()
 	x.db = nil
 	if err := errors.Join(errFlush, errClose); err != nil {
@@ -180,6 +215,8 @@ func (x *Index) Close() error {
 
 // Delete closes the index and removes its files.
 func (x *Index) Delete() error {
+	x.rw.Lock()
+	defer x.rw.Unlock()
 	if x.db != nil {
 		_ = x.db.Close() // about to be removed
 		x.db = nil
@@ -193,11 +230,29 @@ func (x *Index) Delete() error {
 	return nil
 }
 
+// Abandon closes the index without flushing, after a failure: what it holds
+// is not to be trusted, and the next open replays the log. Later calls get
+// ErrClosed.
+func (x *Index) Abandon() {
+	x.rw.Lock()
+	defer x.rw.Unlock()
+	x.forgetStates()
+	if x.db != nil {
+		_ = x.db.Close() // stops pebble's retries; its error is the failure already reported
+		x.db = nil
+	}
+}
+
 // NewChange starts a change against the committed index.
 func (x *Index) NewChange() *Change { return NewChange(x) }
 
 // Commit stores a change. The records it describes must already be in the log.
 func (x *Index) Commit(c *Change) error {
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return ErrClosed
+	}
 	b := x.db.NewBatch()
 	defer b.Close()
 	for _, stream := range c.order {
@@ -234,6 +289,11 @@ func (x *Index) Commit(c *Change) error {
 // SetNext records that the index covers the log up to next (records that
 // touched no stream).
 func (x *Index) SetNext(next int64) error {
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return ErrClosed
+	}
 	if next <= x.next {
 		return nil
 	}
@@ -252,6 +312,11 @@ func (x *Index) State(stream string) (State, error) {
 	if ok {
 		return st, nil
 	}
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return State{}, ErrClosed
+	}
 	v, closer, err := x.db.Get(stateKey(stream))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return NewState(), nil
@@ -269,6 +334,11 @@ func (x *Index) State(stream string) (State, error) {
 
 // RevisionOfID returns the revision of the event with id in stream.
 func (x *Index) RevisionOfID(stream, id string) (int64, bool, error) {
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return -1, false, ErrClosed
+	}
 	v, closer, err := x.db.Get(idKey(stream, id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return -1, false, nil
@@ -287,6 +357,11 @@ func (x *Index) RevisionOfID(stream, id string) (int64, bool, error) {
 // RevisionAt returns the revision of the event at offset, if the record
 // there is an event the index lists.
 func (x *Index) RevisionAt(offset int64) (int64, bool, error) {
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return -1, false, ErrClosed
+	}
 	v, closer, err := x.db.Get(offsetKey(offset))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return -1, false, nil
@@ -304,6 +379,11 @@ func (x *Index) RevisionAt(offset int64) (int64, bool, error) {
 
 // Entry returns the event at rev of stream.
 func (x *Index) Entry(stream string, rev int64) (Entry, bool, error) {
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return Entry{}, false, ErrClosed
+	}
 	v, closer, err := x.db.Get(revisionKey(stream, rev))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Entry{}, false, nil
@@ -319,6 +399,15 @@ func (x *Index) Entry(stream string, rev int64) (Entry, bool, error) {
 // Entries returns up to max events of stream starting at revision from,
 // ascending or (backwards) descending. Events the cleaner removed are absent.
 func (x *Index) Entries(stream string, from int64, backwards bool, max int) ([]Entry, error) {
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return nil, ErrClosed
+	}
+	return x.entries(stream, from, backwards, max)
+}
+
+func (x *Index) entries(stream string, from int64, backwards bool, max int) ([]Entry, error) {
 	lower, upper := revisionKey(stream, 0), revisionKey(stream, from+1)
 	if !backwards {
 		lower, upper = revisionKey(stream, from), streamUpper(prefixRevision, stream)
@@ -358,6 +447,11 @@ func step(it *pebble.Iterator, backwards bool) bool {
 // EachState calls fn for every stream with a state, in key order, until fn
 // returns false.
 func (x *Index) EachState(fn func(stream string, st State) bool) error {
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return ErrClosed
+	}
 	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixState}, UpperBound: []byte{prefixState + 1}})
 	if err != nil {
 		return fmt.Errorf("stream index: %w", err)
@@ -378,7 +472,12 @@ func (x *Index) EachState(fn func(stream string, st State) bool) error {
 // DeleteBelow drops stream's entries (and their ids) below revision rev:
 // the cleaner removed their records.
 func (x *Index) DeleteBelow(stream string, rev int64) error {
-	entries, err := x.Entries(stream, 0, false, int(min(rev, 1<<20)))
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return ErrClosed
+	}
+	entries, err := x.entries(stream, 0, false, int(min(rev, 1<<20)))
 	if err != nil {
 		return err
 	}
@@ -499,19 +598,35 @@ func decodeState(v []byte) (State, error) {
 	return st, nil
 }
 
-// pebbleLogger sends pebble's messages to slog: its routine flush and
-// compaction notices at debug level.
-type pebbleLogger struct{ l *slog.Logger }
+// pebbleLogger sends pebble's messages to slog: routine flush and
+// compaction notices at debug level, errors at most once a second (pebble
+// retries failed work without pause, and would flood the log).
+type pebbleLogger struct {
+	l          *slog.Logger
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
 
-func (p pebbleLogger) Infof(format string, args ...any) {
+func (p *pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug("stream index: " + fmt.Sprintf(format, args...))
 }
 
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error("stream index: " + fmt.Sprintf(format, args...))
+func (p *pebbleLogger) Errorf(format string, args ...any) {
+	p.mu.Lock()
+	now := time.Now()
+	if now.Sub(p.last) < time.Second {
+		p.suppressed++
+		p.mu.Unlock()
+		return
+	}
+	suppressed := p.suppressed
+	p.last, p.suppressed = now, 0
+	p.mu.Unlock()
+	p.l.Error("stream index: "+fmt.Sprintf(format, args...), "similar_errors_suppressed", suppressed)
 }
 
-func (p pebbleLogger) Fatalf(format string, args ...any) {
+func (p *pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error("stream index: fatal: " + fmt.Sprintf(format, args...))
 	panic(fmt.Sprintf(format, args...))
 }

@@ -1,0 +1,93 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/streams"
+)
+
+// appendEvents appends n events to streams s-0..s-99 in batches, returning
+// the first error.
+func appendEvents(p *Partition, from, n int) error {
+	for i := from; i < from+n; i += 500 {
+		recs := make([]batch.Record, 0, 500)
+		for j := i; j < min(i+500, from+n); j++ {
+			recs = append(recs, batch.Record{Key: []byte(fmt.Sprintf("s-%d", j%100)), Value: []byte("{}"), Headers: []batch.RecordHeader{
+				{Key: streams.HeaderExpectedRevision, Value: []byte("any")},
+				{Key: streams.HeaderID, Value: []byte(fmt.Sprintf("id-%d", j))},
+			}})
+		}
+		if _, err := p.Append(batch.Build(recs, batch.None)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestStreamIndexFailureTakesPartitionOffline: when the index cannot flush
+// (its files are gone, as after a full disk or an operator's mistake), the
+// partition goes offline instead of pebble retrying without pause, and the
+// next open rebuilds the index from the intact log.
+func TestStreamIndexFailureTakesPartitionOffline(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ev-0")
+	cfg := DefaultConfig()
+	cfg.DeleteSegments, cfg.Streams = false, true
+	p, err := Open(vfs.Default(), dir, "ev", 0, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := appendEvents(p, 0, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, streamIndexDir)); err != nil {
+		t.Fatal(err)
+	}
+	// Enough index entries to fill a memtable and force a flush, which fails.
+	deadline := time.Now().Add(30 * time.Second)
+	written := 1000
+	for p.Err() == nil && time.Now().Before(deadline) && written < 400_000 {
+		if err := appendEvents(p, written, 5000); err != nil {
+			break
+		}
+		written += 5000
+	}
+	for p.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !errors.Is(p.Err(), ErrStorageFailed) {
+		t.Fatalf("partition still online after its index failed (%d events written): %v", written, p.Err())
+	}
+	if _, err := p.StreamIndex(); err == nil {
+		t.Fatal("the failed index is still served")
+	}
+	if err := appendEvents(p, written, 1); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("append after the failure: %v", err)
+	}
+	_ = p.Close()
+
+	p, err = Open(vfs.Default(), dir, "ev", 0, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	durable := p.HighWatermark() // what reached the log before the failure, now synced
+	x, err := p.StreamIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := x.State("s-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every durable record of s-7 is counted again: offsets 7, 107, ...
+	if want := (durable-7+99)/100 - 1; st.LastRevision != want {
+		t.Fatalf("s-7 rebuilt at revision %d, want %d (%d durable records)", st.LastRevision, want, durable)
+	}
+}
