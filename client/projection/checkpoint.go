@@ -91,7 +91,14 @@ type checkpoints struct {
 }
 
 func (c checkpoints) create(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, createCheckpointsSQL); err != nil {
+	_, err := db.ExecContext(ctx, createCheckpointsSQL)
+	if err != nil {
+		// Two runners starting together on PostgreSQL: CREATE TABLE IF NOT
+		// EXISTS is not atomic there, and the loser fails on the catalog's
+		// unique index although the table is there when it looks again.
+		_, err = db.ExecContext(ctx, createCheckpointsSQL)
+	}
+	if err != nil {
 		return fmt.Errorf("create checkpoint table: %w", err)
 	}
 	return nil

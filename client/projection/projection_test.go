@@ -469,3 +469,21 @@ func TestCheckpointAdvance(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentCreate: runners starting together on a fresh PostgreSQL
+// database all find their checkpoint table, although CREATE TABLE IF NOT
+// EXISTS races there.
+func TestConcurrentCreate(t *testing.T) {
+	for round := range 10 {
+		db := openPostgres(t).db
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() { errs <- (checkpoints{dialect: Postgres}).create(t.Context(), db) }()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
