@@ -7,11 +7,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"time"
@@ -32,6 +33,7 @@ type summary struct {
 	Workload           string   `json:"workload"`
 	Stream             string   `json:"stream"`
 	RecordBytes        int      `json:"record_bytes"`
+	MaxPending         int      `json:"max_pending,omitempty"`
 	Records            int64    `json:"records"`
 	Bytes              int64    `json:"bytes"`
 	Errors             int64    `json:"errors"`
@@ -54,7 +56,7 @@ func main() {
 	defer cancel()
 	nc, err := nats.Connect(*url)
 	if err != nil {
-		fail(err)
+		fail(fmt.Errorf("connect %s: %w", *url, err))
 	}
 	defer nc.Close()
 	var s summary
@@ -82,14 +84,14 @@ func fail(err error) {
 func publish(ctx context.Context, nc *nats.Conn, name string, size int, duration time.Duration, limit int64, pending int) (summary, error) {
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(pending))
 	if err != nil {
-		return summary{}, err
+		return summary{}, fmt.Errorf("jetstream context: %w", err)
 	}
 	subject := "bench." + name
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
 		return summary{}, fmt.Errorf("create stream %s: %w", name, err)
 	}
 	payload := make([]byte, size)
-	_, _ = rand.Read(payload)
+	_, _ = crand.Read(payload)
 	// One collector takes the acknowledgements in publish order (the order
 	// JetStream answers in), so measuring costs no goroutine per message.
 	type inflight struct {
@@ -97,7 +99,7 @@ func publish(ctx context.Context, nc *nats.Conn, name string, size int, duration
 		began time.Time
 	}
 	futures := make(chan inflight, pending)
-	var samples []int64
+	samples := reservoir{max: latencySamplesMax}
 	var acked, failed int64
 	collected := make(chan struct{})
 	go func() {
@@ -106,7 +108,7 @@ func publish(ctx context.Context, nc *nats.Conn, name string, size int, duration
 			select {
 			case <-in.f.Ok():
 				acked++
-				samples = append(samples, int64(time.Since(in.began)))
+				samples.add(int64(time.Since(in.began)))
 			case <-in.f.Err():
 				failed++
 			case <-ctx.Done():
@@ -120,6 +122,15 @@ func publish(ctx context.Context, nc *nats.Conn, name string, size int, duration
 	for sent := int64(0); sent < limit && time.Now().Before(end); sent++ {
 		began := time.Now()
 		f, err := js.PublishAsync(subject, payload)
+		// A full window waits up to the client's stall time and then
+		// refuses; that is back-pressure, as a full buffer is for Cairn's
+		// client, so the same record is offered again until the run ends.
+		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && time.Now().Before(end) {
+			f, err = js.PublishAsync(subject, payload)
+		}
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			break // the run ended while the record waited: never sent, not failed
+		}
 		if err != nil {
 			refused++
 			continue
@@ -135,14 +146,15 @@ func publish(ctx context.Context, nc *nats.Conn, name string, size int, duration
 	elapsed := time.Since(start)
 	s := summary{Workload: "publish", Stream: name, RecordBytes: size, Records: acked, Bytes: acked * int64(size), Errors: failed}
 	s.rates(elapsed)
-	s.Latency = percentiles(samples)
+	s.MaxPending = pending
+	s.Latency = percentiles(samples.kept)
 	return s, nil
 }
 
 func consume(ctx context.Context, nc *nats.Conn, name string, duration time.Duration, limit int64) (summary, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return summary{}, err
+		return summary{}, fmt.Errorf("jetstream context: %w", err)
 	}
 	st, err := js.Stream(ctx, name)
 	if err != nil {
@@ -150,23 +162,25 @@ func consume(ctx context.Context, nc *nats.Conn, name string, duration time.Dura
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return summary{}, err
+		return summary{}, fmt.Errorf("stream %s info: %w", name, err)
 	}
 	want := min(int64(info.State.Msgs), limit)
 	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
-		return summary{}, err
+		return summary{}, fmt.Errorf("ordered consumer on %s: %w", name, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return summary{}, err
+		return summary{}, fmt.Errorf("ordered consumer on %s: %w", name, err)
 	}
 	defer it.Stop()
 	var got, bytes int64
 	start := time.Now()
 	end := start.Add(duration)
 	for got < want && time.Now().Before(end) {
-		msg, err := it.Next()
+		// The context bounds the wait for a message that never comes (a
+		// stalled server) as the loop condition bounds a steady one.
+		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return summary{}, fmt.Errorf("after %d messages: %w", got, err)
 		}
@@ -186,6 +200,28 @@ func (s *summary) rates(elapsed time.Duration) {
 	if elapsed > 0 {
 		s.RecordsPerSecond = float64(s.Records) / elapsed.Seconds()
 		s.MegabytesPerSecond = float64(s.Bytes) / 1e6 / elapsed.Seconds()
+	}
+}
+
+// latencySamplesMax bounds the memory latencies take: beyond it the
+// percentiles come from a uniform sample, as in `cairn bench`.
+const latencySamplesMax = 1 << 21
+
+// reservoir keeps a uniform sample of at most max values (Algorithm R).
+type reservoir struct {
+	max  int
+	seen int64
+	kept []int64
+}
+
+func (r *reservoir) add(v int64) {
+	r.seen++
+	if len(r.kept) < r.max {
+		r.kept = append(r.kept, v)
+		return
+	}
+	if i := rand.Int64N(r.seen); i < int64(r.max) {
+		r.kept[i] = v
 	}
 }
 

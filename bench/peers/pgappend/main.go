@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,11 +53,15 @@ func main() {
 	duration := flag.Duration("duration", 15*time.Second, "how long the measured part runs")
 	events := flag.Int("events", 1000, "events of the stream read (read-stream)")
 	others := flag.Int("other-events", 1_000_000, "other events in the table (read-stream)")
+	operations := flag.Int64("operations", 100_000_000, "most appends (all writers together) or whole-stream reads")
 	flag.Parse()
-	ctx := context.Background()
+	// Loading a million rows comes before the measured part; the deadline
+	// leaves room for it and still ends a run whose server stopped answering.
+	ctx, cancel := context.WithTimeout(context.Background(), *duration+5*time.Minute)
+	defer cancel()
 	pool, err := pgxpool.New(ctx, *dsn+fmt.Sprintf("&pool_max_conns=%d", *writers+2))
 	if err != nil {
-		fail(err)
+		fail(fmt.Errorf("connect: %w", err))
 	}
 	defer pool.Close()
 	if _, err := pool.Exec(ctx, schema); err != nil {
@@ -67,9 +72,9 @@ func main() {
 	var s summary
 	switch *mode {
 	case "append":
-		s, err = appendRun(ctx, pool, *writers, payload, *duration)
+		s, err = appendRun(ctx, pool, *writers, payload, *duration, *operations)
 	case "read-stream":
-		s, err = readRun(ctx, pool, *events, *others, payload, *duration)
+		s, err = readRun(ctx, pool, *events, *others, payload, *duration, *operations)
 	default:
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}
@@ -88,7 +93,9 @@ func fail(err error) {
 
 // appendRun: each writer inserts version 0, 1, 2, ... of its stream, one
 // INSERT per transaction; the primary key is the optimistic-concurrency check.
-func appendRun(ctx context.Context, pool *pgxpool.Pool, writers int, payload []byte, duration time.Duration) (summary, error) {
+func appendRun(ctx context.Context, pool *pgxpool.Pool, writers int, payload []byte, duration time.Duration, limit int64) (summary, error) {
+	var budget atomic.Int64
+	budget.Store(limit)
 	var mu sync.Mutex
 	var samples []int64
 	var firstErr error
@@ -101,13 +108,13 @@ func appendRun(ctx context.Context, pool *pgxpool.Pool, writers int, payload []b
 			defer wg.Done()
 			stream := fmt.Sprintf("writer-%d", w)
 			var local []int64
-			for version := int64(0); time.Now().Before(end); version++ {
+			for version := int64(0); time.Now().Before(end) && budget.Add(-1) >= 0; version++ {
 				began := time.Now()
 				_, err := pool.Exec(ctx, `INSERT INTO events (stream, version, id, type, data) VALUES ($1, $2, gen_random_uuid(), 'BenchEvent', $3)`,
 					stream, version, payload)
 				if err != nil {
 					mu.Lock()
-					firstErr = err
+					firstErr = fmt.Errorf("append %s version %d: %w", stream, version, err)
 					mu.Unlock()
 					return
 				}
@@ -130,7 +137,7 @@ func appendRun(ctx context.Context, pool *pgxpool.Pool, writers int, payload []b
 
 // readRun loads other events and the stream's, spread among them, then
 // reads the stream whole (ordered by version) again and again.
-func readRun(ctx context.Context, pool *pgxpool.Pool, events, others int, payload []byte, duration time.Duration) (summary, error) {
+func readRun(ctx context.Context, pool *pgxpool.Pool, events, others int, payload []byte, duration time.Duration, limit int64) (summary, error) {
 	rows := make([][]any, 0, events+others)
 	every := max(1, others/events)
 	target := 0
@@ -145,29 +152,29 @@ func readRun(ctx context.Context, pool *pgxpool.Pool, events, others int, payloa
 		rows = append(rows, []any{"read-target", int64(target), payload})
 	}
 	if _, err := pool.Exec(ctx, `ALTER TABLE events ALTER COLUMN id SET DEFAULT gen_random_uuid(), ALTER COLUMN type SET DEFAULT 'BenchEvent'`); err != nil {
-		return summary{}, err
+		return summary{}, fmt.Errorf("column defaults: %w", err)
 	}
 	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"stream", "version", "data"}, pgx.CopyFromRows(rows)); err != nil {
 		return summary{}, fmt.Errorf("load: %w", err)
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE events`); err != nil {
-		return summary{}, err
+		return summary{}, fmt.Errorf("analyze: %w", err)
 	}
 	var samples []int64
 	var read int64
 	start := time.Now()
-	for end := start.Add(duration); time.Now().Before(end); {
+	for end := start.Add(duration); time.Now().Before(end) && int64(len(samples)) < limit; {
 		began := time.Now()
 		r, err := pool.Query(ctx, `SELECT version, id, type, data FROM events WHERE stream = 'read-target' ORDER BY version`)
 		if err != nil {
-			return summary{}, err
+			return summary{}, fmt.Errorf("read stream: %w", err)
 		}
 		n := 0
 		for r.Next() {
 			n++
 		}
 		if err := r.Err(); err != nil {
-			return summary{}, err
+			return summary{}, fmt.Errorf("read stream: %w", err)
 		}
 		if n != events {
 			return summary{}, fmt.Errorf("read %d events, want %d", n, events)
