@@ -26,7 +26,7 @@ type conn struct {
 	closeOnce sync.Once
 
 	// clientID is the client id of the request being handled; set by the
-	// read loop before each handler's synchronous part runs.
+	// handle loop before each handler's synchronous part runs.
 	clientID string
 }
 
@@ -50,25 +50,49 @@ func (c *conn) close() {
 	})
 }
 
-// serve runs the read loop here and the write loop in a goroutine.
+// decoded is a request the read loop parsed, or why it could not.
+type decoded struct {
+	header requestHeader
+	req    kmsg.Request
+	err    error
+}
+
+// serve runs three stages, so that one connection's work spreads over
+// cores while its requests are still handled and answered in order: the
+// read loop reads and parses frames, the handle loop (here) runs each
+// handler's synchronous part (a produce's append), and the write loop
+// waits for deferred replies and writes responses.
 func (c *conn) serve() {
 	connectionsOpen.Inc()
 	defer connectionsOpen.Dec()
+	// One parsed request waits while the previous one is handled: enough
+	// to overlap reading with handling, and it bounds how much the reader
+	// holds ahead of the handler.
+	requests := make(chan decoded, 1)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(requests)
+		c.readLoop(requests)
+	}()
 	queue := make(chan *pending, c.s.cfg.InflightRequestsMax)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
 		c.writeLoop(queue)
 	}()
-	c.readLoop(queue)
-	// The client is gone or misbehaved: stop deferred replies waiting for it.
+	c.handleLoop(requests, queue)
+	// The client is gone or misbehaved: stop deferred replies waiting for
+	// it and the reader reading for it.
 	c.cancel()
 	close(queue)
 	<-writerDone
 	c.close()
+	<-readerDone
 }
 
-func (c *conn) readLoop(queue chan<- *pending) {
+// readLoop reads and parses frames until the connection fails or closes.
+func (c *conn) readLoop(requests chan<- decoded) {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
@@ -81,7 +105,24 @@ func (c *conn) readLoop(queue chan<- *pending) {
 			}
 			return
 		}
-		p, err := c.decode(frame)
+		h, req, err := decodeRequest(frame)
+		select {
+		case requests <- decoded{header: h, req: req, err: err}:
+		case <-c.ctx.Done():
+			return
+		}
+		if err != nil && !errors.Is(err, errUnsupportedApiVersions) {
+			return
+		}
+	}
+}
+
+// handleLoop runs each request's handler in arrival order and queues its
+// reply for the write loop. It returns when the reader stops, after a bad
+// request, or after a reply that closes the connection.
+func (c *conn) handleLoop(requests <-chan decoded, queue chan<- *pending) {
+	for d := range requests {
+		p, err := c.handle(d)
 		if err != nil {
 			requestErrors.Inc()
 			c.logger.Warn("closing connection after bad request", "err", err)
@@ -98,9 +139,9 @@ func (c *conn) readLoop(queue chan<- *pending) {
 	}
 }
 
-// decode parses a frame and runs the handler's synchronous part.
-func (c *conn) decode(frame []byte) (*pending, error) {
-	h, req, err := decodeRequest(frame)
+// handle runs the handler's synchronous part of a parsed request.
+func (c *conn) handle(d decoded) (*pending, error) {
+	h, req, err := d.header, d.req, d.err
 	if errors.Is(err, errUnsupportedApiVersions) {
 		return &pending{header: h, reply: reply{resp: unsupportedApiVersions()}}, nil
 	}
