@@ -190,24 +190,31 @@ func decodeRequest(frame []byte) (requestHeader, kmsg.Request, error) {
 
 func (c *conn) writeLoop(queue <-chan *pending) {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
-	var buf []byte
 	for p := range queue {
 		resp := p.reply.resp
 		if p.reply.wait != nil {
 			resp = p.reply.wait()
 		}
 		if resp == nil {
+			if p.reply.release != nil {
+				p.reply.release()
+			}
 			if p.reply.closeAfter {
 				c.close()
 			}
 			continue
 		}
-		buf = appendResponse(buf[:0], p.header, resp)
+		out := getBuffer()
+		*out = appendResponse(*out, p.header, resp)
+		if p.reply.release != nil {
+			p.reply.release()
+		}
 		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+			putBuffer(out)
 			c.close()
 			continue
 		}
-		if _, err := w.Write(buf); err == nil && len(queue) == 0 {
+		if _, err := w.Write(*out); err == nil && len(queue) == 0 {
 			err = w.Flush()
 			if err != nil {
 				c.close()
@@ -215,9 +222,7 @@ func (c *conn) writeLoop(queue <-chan *pending) {
 		} else if err != nil {
 			c.close()
 		}
-		if cap(buf) > 1<<20 {
-			buf = nil // do not pin a large fetch response's buffer for the connection's life
-		}
+		putBuffer(out)
 	}
 	_ = w.Flush()
 }

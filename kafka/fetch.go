@@ -30,25 +30,27 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return reply{resp: resp}
 	}
-	resp, bytes, watch := s.buildFetch(req)
+	buf := getBuffer()
+	release := func() { putBuffer(buf) }
+	resp, bytes, watch := s.buildFetch(req, buf)
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, s.cfg.FetchWaitMax)
 	if bytes >= int(req.MinBytes) || wait <= 0 || len(watch) == 0 {
 		fetchedBytes.Add(float64(bytes))
-		return reply{resp: resp}
+		return reply{resp: resp, release: release}
 	}
-	return reply{wait: func() kmsg.Response {
+	return reply{release: release, wait: func() kmsg.Response {
 		deadline := time.NewTimer(wait)
 		defer deadline.Stop()
 		for {
 			if !waitAny(watch, deadline.C, c.ctx.Done()) {
 				break
 			}
-			resp, bytes, watch = s.buildFetch(req)
+			resp, bytes, watch = s.buildFetch(req, buf)
 			if bytes >= int(req.MinBytes) || len(watch) == 0 {
 				break
 			}
 		}
-		resp, bytes, _ = s.buildFetch(req)
+		resp, bytes, _ = s.buildFetch(req, buf)
 		fetchedBytes.Add(float64(bytes))
 		return resp
 	}}
@@ -80,8 +82,10 @@ func waitAny(watch []<-chan struct{}, deadline <-chan time.Time, done <-chan str
 // buildFetch reads every requested partition now. It returns the response,
 // the record bytes in it, and the channels of the partitions worth waiting
 // on (those read without error); a partition error ends the long poll, so
-// watch is nil then.
-func (s *Server) buildFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-chan struct{}) {
+// watch is nil then. The records are read into buf, which the response
+// then refers to; a previous response built on buf is overwritten.
+func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchResponse, int, []<-chan struct{}) {
+	*buf = (*buf)[:0]
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
 	if req.MaxBytes <= 0 {
@@ -102,7 +106,7 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, [
 			p, err := s.cluster.Partition(rt.Topic, rp.Partition)
 			if err == nil {
 				watch = append(watch, p.Changed())
-				err = s.fetchPartition(req, p, rp, &sp, &remaining, &total)
+				err = s.fetchPartition(req, p, rp, &sp, &remaining, &total, buf)
 			}
 			if err != nil {
 				anyError = true
@@ -124,7 +128,7 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, [
 }
 
 func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, rp kmsg.FetchRequestTopicPartition,
-	sp *kmsg.FetchResponseTopicPartition, remaining, total *int) error {
+	sp *kmsg.FetchResponseTopicPartition, remaining, total *int, buf *[]byte) error {
 	if req.Version >= 9 {
 		if err := checkLeaderEpoch(p.LeaderEpoch(), rp.CurrentLeaderEpoch); err != nil {
 			return err
@@ -146,7 +150,7 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 		sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
 		return nil
 	}
-	res, err := p.Read(rp.FetchOffset, max(limit, 1))
+	res, grown, err := p.ReadAppend(*buf, rp.FetchOffset, max(limit, 1))
 	if err != nil {
 		return err
 	}
@@ -157,6 +161,7 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 	if *total > 0 && len(res.Records) > limit {
 		return nil
 	}
+	*buf = grown
 	if len(res.Records) > 0 {
 		sp.RecordBatches = res.Records
 	}

@@ -18,6 +18,9 @@ type reply struct {
 	// closeAfter closes the connection once this reply is handled (Kafka
 	// closes it after a failed acks=0 produce, the only way such a client hears of it).
 	closeAfter bool
+	// release, when set, is called once the response has been encoded (or
+	// dropped): the buffers it refers to may then be reused.
+	release func()
 }
 
 type handler func(s *Server, c *conn, req kmsg.Request) reply

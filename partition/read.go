@@ -21,26 +21,36 @@ type ReadResult struct {
 // except that a first batch larger than maxBytes is returned whole, so a
 // consumer can always make progress.
 func (p *Partition) Read(offset int64, maxBytes int) (ReadResult, error) {
+	res, _, err := p.ReadAppend(nil, offset, maxBytes)
+	return res, err
+}
+
+// ReadAppend is Read reading into dst's spare capacity, for callers that
+// reuse buffers: it returns dst extended by the records read, which are
+// also res.Records (nil when none).
+func (p *Partition) ReadAppend(dst []byte, offset int64, maxBytes int) (res ReadResult, buf []byte, err error) {
 	if err := p.Err(); err != nil {
-		return ReadResult{}, err
+		return ReadResult{}, dst, err
 	}
 	hwm := p.HighWatermark()
-	res := ReadResult{HighWatermark: hwm, LogStartOffset: p.log.StartOffset()}
+	res = ReadResult{HighWatermark: hwm, LogStartOffset: p.log.StartOffset()}
 	if offset < res.LogStartOffset || offset > p.log.NextOffset() {
-		return res, fmt.Errorf("%w: offset %d, log has [%d, %d)", ErrOffsetOutOfRange, offset, res.LogStartOffset, p.log.NextOffset())
+		return res, dst, fmt.Errorf("%w: offset %d, log has [%d, %d)", ErrOffsetOutOfRange, offset, res.LogStartOffset, p.log.NextOffset())
 	}
 	if offset >= hwm {
-		return res, nil
+		return res, dst, nil
 	}
-	data, err := p.log.Read(offset, maxBytes, hwm)
+	buf, err = p.log.ReadAppend(dst, offset, maxBytes, hwm)
 	if err != nil {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
-			return res, fmt.Errorf("%w: offset %d: %v", ErrOffsetOutOfRange, offset, err)
+			return res, dst, fmt.Errorf("%w: offset %d: %v", ErrOffsetOutOfRange, offset, err)
 		}
-		return res, fmt.Errorf("%w: %s-%d at %d: %v", ErrRead, p.topic, p.index, offset, err)
+		return res, dst, fmt.Errorf("%w: %s-%d at %d: %v", ErrRead, p.topic, p.index, offset, err)
 	}
-	res.Records = data
-	return res, nil
+	if len(buf) > len(dst) {
+		res.Records = buf[len(dst):len(buf):len(buf)]
+	}
+	return res, buf, nil
 }
 
 // OffsetForTimestamp returns the first record at or after tsMs (offset and

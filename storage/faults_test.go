@@ -396,7 +396,7 @@ func TestReadRacingDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	view := held[0]
-	data, _, err := readSegmentRange(view, 0, 0, 1<<40, 1<<20, nil)
+	data, _, err := readSegmentRange(view, 0, 0, 1<<40, 1<<20, nil, 0)
 	if err != nil || !bytes.Equal(data, bytes.Join(batches[:len(splitBatches(t, data))], nil)) {
 		t.Fatalf("read of a deleted segment still held: %v", err)
 	}

@@ -151,6 +151,14 @@ func TestReadLimits(t *testing.T) {
 		if err != nil || !bytes.Equal(got, tc.want) {
 			t.Errorf("%s: Read(%d, %d, %d) = %d bytes, %v; want %d bytes", tc.name, tc.offset, tc.maxBytes, tc.maxOffset, len(got), err, len(tc.want))
 		}
+		// The same read appended to a reused buffer: what the buffer held
+		// stays and does not count against maxBytes, and stale spare
+		// capacity is overwritten.
+		dst := append(bytes.Repeat([]byte{0xEE}, 3*size), bytes.Repeat([]byte{0xDD}, 8*size)...)[:3*size]
+		got, err = l.ReadAppend(dst, tc.offset, tc.maxBytes, tc.maxOffset)
+		if err != nil || !bytes.Equal(got[:3*size], bytes.Repeat([]byte{0xEE}, 3*size)) || !bytes.Equal(got[3*size:], tc.want) {
+			t.Errorf("%s: ReadAppend(%d, %d, %d) = %d bytes, %v; want the buffer's %d then %d bytes", tc.name, tc.offset, tc.maxBytes, tc.maxOffset, len(got), err, 3*size, len(tc.want))
+		}
 	}
 	for _, offset := range []int64{-1, 61} {
 		if _, err := l.Read(offset, 100, 100); !errors.Is(err, ErrOffsetOutOfRange) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 )
 
@@ -71,7 +72,18 @@ func (l *Log) acquireAll() (v views, startOffset int64, err error) {
 // ErrOffsetOutOfRange. It scans at most about one index interval to find the
 // first batch, and is safe concurrently with everything.
 func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
-	var out []byte
+	out, err := l.ReadAppend(nil, offset, maxBytes, maxOffset)
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, err
+}
+
+// ReadAppend is Read appending to dst, which it returns extended by the
+// batches read (as append does, reusing dst's spare capacity), so callers
+// can read into buffers they reuse. On error it returns dst unchanged.
+func (l *Log) ReadAppend(dst []byte, offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
+	out, began := dst, len(dst)
 	// One segment at a time: a read rarely needs more than one or two.
 	for cursor := offset; ; {
 		segments, _, next, err := l.acquireFrom(cursor, 1)
@@ -79,12 +91,12 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) ([]byte, error) 
 			if cursor > offset && errors.Is(err, ErrOffsetOutOfRange) {
 				return out, nil // the start moved past the segments already read
 			}
-			return nil, err
+			return dst, err
 		}
 		view := segments[0]
 		if cursor == offset && (offset >= maxOffset || offset == next) {
 			segments.release()
-			return nil, nil
+			return dst, nil
 		}
 		position := int64(0)
 		if cursor == offset {
@@ -92,11 +104,11 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) ([]byte, error) 
 		}
 		done := false
 		if err == nil {
-			out, done, err = readSegmentRange(view, position, offset, maxOffset, int64(maxBytes), out)
+			out, done, err = readSegmentRange(view, position, offset, maxOffset, int64(maxBytes), out, began)
 		}
 		segments.release()
 		if err != nil {
-			return nil, fmt.Errorf("read log %s at offset %d: %w", l.dir, offset, err)
+			return dst, fmt.Errorf("read log %s at offset %d: %w", l.dir, offset, err)
 		}
 		if done || view.nextOffset >= next {
 			return out, nil
@@ -106,11 +118,12 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) ([]byte, error) 
 }
 
 // readSegmentRange appends to out the batches of one segment that Read
-// returns, starting its scan at position. done reports that a limit was hit.
-func readSegmentRange(view segmentView, position, offset, maxOffset, maxBytes int64, out []byte) ([]byte, bool, error) {
+// returns, starting its scan at position; out[began:] is what the read
+// holds so far. done reports that a limit was hit.
+func readSegmentRange(view segmentView, position, offset, maxOffset, maxBytes int64, out []byte, began int) ([]byte, bool, error) {
 	scan := newScanner(view.s.log, position, view.sizeBytes, false, readWindowBytes)
 	start, end := int64(-1), int64(-1)
-	total := int64(len(out))
+	total := int64(len(out) - began)
 	done := false
 	for {
 		h, _, batchPosition, err := scan.next()
@@ -140,10 +153,12 @@ func readSegmentRange(view segmentView, position, offset, maxOffset, maxBytes in
 	return out, done, err
 }
 
-// appendFileRange appends bytes [start, end) of a segment to out.
+// appendFileRange appends bytes [start, end) of a segment to out. Spare
+// capacity in out is read into as it is: zeroing it first would cost as
+// much as the read.
 func appendFileRange(out []byte, s *segment, start, end int64) ([]byte, error) {
 	n := len(out)
-	out = append(out, make([]byte, end-start)...)
+	out = slices.Grow(out, int(end-start))[:n+int(end-start)]
 	read, err := s.log.ReadAt(out[n:], start)
 	if read == int(end-start) {
 		return out, nil
