@@ -55,6 +55,9 @@ type decoded struct {
 	header requestHeader
 	req    kmsg.Request
 	err    error
+	// frame, when set, is the pooled buffer req was parsed from, to be
+	// returned once the handler's synchronous part is done with it.
+	frame *[]byte
 }
 
 // serve runs three stages, so that one connection's work spreads over
@@ -98,16 +101,27 @@ func (c *conn) readLoop(requests chan<- decoded) {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
 			return
 		}
-		frame, err := readFrame(r, c.s.cfg.RequestBytesMax)
+		buf := getBuffer()
+		frame, err := readFrame(r, c.s.cfg.RequestBytesMax, *buf)
 		if err != nil {
+			putBuffer(buf)
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
 				c.logger.Warn("closing connection", "err", err)
 			}
 			return
 		}
+		*buf = frame
 		h, req, err := decodeRequest(frame)
+		d := decoded{header: h, req: req, err: err}
+		// Parsed requests refer to their frame's bytes. A produce is done
+		// with them when its handler returns (the records are written by
+		// then); others may keep them (group members' metadata), so their
+		// frames are left to the garbage collector.
+		if _, ok := req.(*kmsg.ProduceRequest); ok {
+			d.frame = buf
+		}
 		select {
-		case requests <- decoded{header: h, req: req, err: err}:
+		case requests <- d:
 		case <-c.ctx.Done():
 			return
 		}
@@ -123,6 +137,12 @@ func (c *conn) readLoop(requests chan<- decoded) {
 func (c *conn) handleLoop(requests <-chan decoded, queue chan<- *pending) {
 	for d := range requests {
 		p, err := c.handle(d)
+		if d.frame != nil {
+			if p != nil {
+				p.req = nil
+			}
+			putBuffer(d.frame)
+		}
 		if err != nil {
 			requestErrors.Inc()
 			c.logger.Warn("closing connection after bad request", "err", err)
@@ -227,9 +247,10 @@ func (c *conn) writeLoop(queue <-chan *pending) {
 	_ = w.Flush()
 }
 
-// readFrame reads one size-prefixed frame. The buffer grows only as bytes
-// arrive, so a client claiming a huge size costs nothing until it sends.
-func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
+// readFrame reads one size-prefixed frame into buf's capacity. The buffer
+// grows only as bytes arrive, so a client claiming a huge size costs
+// nothing until it sends.
+func readFrame(r io.Reader, maxBytes int32, buf []byte) ([]byte, error) {
 	var sizeBuf [4]byte
 	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 		return nil, err
@@ -239,7 +260,10 @@ func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 		return nil, fmt.Errorf("request frame of %d bytes: must be between 8 and %d", size, maxBytes)
 	}
 	const step = 1 << 20
-	buf := make([]byte, 0, min(int(size), step))
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, min(int(size), step))
+	}
+	buf = buf[:0]
 	for len(buf) < int(size) {
 		want := min(int(size)-len(buf), step)
 		if cap(buf)-len(buf) < want {

@@ -70,7 +70,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, prefix, body []byte) {
 		in := append(append([]byte{}, prefix...), body...)
 		const maxBytes = 1 << 16
-		frame, err := readFrame(bytes.NewReader(in), maxBytes)
+		frame, err := readFrame(bytes.NewReader(in), maxBytes, nil)
 		if err != nil {
 			return
 		}
