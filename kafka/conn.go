@@ -50,6 +50,9 @@ func (c *conn) close() {
 	})
 }
 
+// pooledFrameMin is the smallest request frame read into a pooled buffer.
+const pooledFrameMin = 64 << 10
+
 // decoded is a request the read loop parsed, or why it could not.
 type decoded struct {
 	header requestHeader
@@ -101,23 +104,33 @@ func (c *conn) readLoop(requests chan<- decoded) {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
 			return
 		}
-		buf := getBuffer()
-		frame, err := readFrame(r, c.s.cfg.RequestBytesMax, *buf)
+		// Large frames (produce requests' records) are read into pooled
+		// buffers; small ones are not worth it.
+		var buf *[]byte
+		frame, err := readFrame(r, c.s.cfg.RequestBytesMax, func(size int) []byte {
+			if size < pooledFrameMin {
+				return nil
+			}
+			buf = getBuffer()
+			return *buf
+		})
 		if err != nil {
-			putBuffer(buf)
+			if buf != nil {
+				putBuffer(buf)
+			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
 				c.logger.Warn("closing connection", "err", err)
 			}
 			return
 		}
-		*buf = frame
 		h, req, err := decodeRequest(frame)
 		d := decoded{header: h, req: req, err: err}
 		// Parsed requests refer to their frame's bytes. A produce is done
 		// with them when its handler returns (the records are written by
 		// then); others may keep them (group members' metadata), so their
 		// frames are left to the garbage collector.
-		if _, ok := req.(*kmsg.ProduceRequest); ok {
+		if _, ok := req.(*kmsg.ProduceRequest); ok && buf != nil {
+			*buf = frame
 			d.frame = buf
 		}
 		select {
@@ -247,10 +260,11 @@ func (c *conn) writeLoop(queue <-chan *pending) {
 	_ = w.Flush()
 }
 
-// readFrame reads one size-prefixed frame into buf's capacity. The buffer
+// readFrame reads one size-prefixed frame, into the spare capacity of the
+// buffer bufferFor returns for its size when that is not nil. The buffer
 // grows only as bytes arrive, so a client claiming a huge size costs
 // nothing until it sends.
-func readFrame(r io.Reader, maxBytes int32, buf []byte) ([]byte, error) {
+func readFrame(r io.Reader, maxBytes int32, bufferFor func(size int) []byte) ([]byte, error) {
 	var sizeBuf [4]byte
 	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 		return nil, err
@@ -260,10 +274,13 @@ func readFrame(r io.Reader, maxBytes int32, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("request frame of %d bytes: must be between 8 and %d", size, maxBytes)
 	}
 	const step = 1 << 20
+	var buf []byte
+	if bufferFor != nil {
+		buf = bufferFor(int(size))[:0]
+	}
 	if cap(buf) == 0 {
 		buf = make([]byte, 0, min(int(size), step))
 	}
-	buf = buf[:0]
 	for len(buf) < int(size) {
 		want := min(int(size)-len(buf), step)
 		if cap(buf)-len(buf) < want {
