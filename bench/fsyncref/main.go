@@ -6,10 +6,13 @@
 //
 //	go run ./bench/fsyncref --dir D [--rounds 5] [--round-time 3s] [--json]
 //
-// Two measurements, each the best of --rounds rounds of at most --round-time:
+// Three measurements, each the best of --rounds rounds of at most --round-time:
 //
 //   - 1 MiB appends, each followed by fdatasync: bandwidth in MB/s (10^6
 //     bytes), the ceiling for large acks=all batches;
+//   - 1 MiB appends without fdatasync: the bandwidth of one writer copying
+//     into the page cache, which bounds one partition (one file, one
+//     writer) whatever the disk can do;
 //   - 4 KiB appends, each followed by fdatasync: syncs per second and the
 //     latency of one append plus its sync (p50, p99, max), the ceiling for
 //     small acks=all batches and the floor of their latency.
@@ -65,15 +68,16 @@ func (r appendRound) appendsPerSecond() float64 {
 // report is the program's output; the flat field names let a shell script
 // pick a figure out of the JSON line with sed.
 type report struct {
-	Dir                   string  `json:"dir"`
-	Rounds                int     `json:"rounds"`
-	RoundSeconds          float64 `json:"round_seconds"`
-	LargeMegabytesPerSec  float64 `json:"append_1mib_fdatasync_megabytes_per_second"`
-	SmallAppendsPerSecond float64 `json:"append_4kib_fdatasync_per_second"`
-	SmallMegabytesPerSec  float64 `json:"append_4kib_fdatasync_megabytes_per_second"`
-	SmallP50Ms            float64 `json:"append_4kib_fdatasync_p50_ms"`
-	SmallP99Ms            float64 `json:"append_4kib_fdatasync_p99_ms"`
-	SmallMaxMs            float64 `json:"append_4kib_fdatasync_max_ms"`
+	Dir                     string  `json:"dir"`
+	Rounds                  int     `json:"rounds"`
+	RoundSeconds            float64 `json:"round_seconds"`
+	LargeMegabytesPerSec    float64 `json:"append_1mib_fdatasync_megabytes_per_second"`
+	BufferedMegabytesPerSec float64 `json:"append_1mib_nosync_megabytes_per_second"`
+	SmallAppendsPerSecond   float64 `json:"append_4kib_fdatasync_per_second"`
+	SmallMegabytesPerSec    float64 `json:"append_4kib_fdatasync_megabytes_per_second"`
+	SmallP50Ms              float64 `json:"append_4kib_fdatasync_p50_ms"`
+	SmallP99Ms              float64 `json:"append_4kib_fdatasync_p99_ms"`
+	SmallMaxMs              float64 `json:"append_4kib_fdatasync_max_ms"`
 }
 
 func main() {
@@ -106,37 +110,44 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	large, err := bestRound(ctx, *dir, largeAppendBytes, *rounds, *roundTime)
+	large, err := bestRound(ctx, *dir, largeAppendBytes, true, *rounds, *roundTime)
 	if err != nil {
 		return fmt.Errorf("1 MiB appends: %w", err)
 	}
-	small, err := bestRound(ctx, *dir, smallAppendBytes, *rounds, *roundTime)
+	buffered, err := bestRound(ctx, *dir, largeAppendBytes, false, *rounds, *roundTime)
+	if err != nil {
+		return fmt.Errorf("1 MiB appends without fdatasync: %w", err)
+	}
+	small, err := bestRound(ctx, *dir, smallAppendBytes, true, *rounds, *roundTime)
 	if err != nil {
 		return fmt.Errorf("4 KiB appends: %w", err)
 	}
 	result := report{
 		Dir: *dir, Rounds: *rounds, RoundSeconds: roundTime.Seconds(),
-		LargeMegabytesPerSec:  large.megabytesPerSecond(),
-		SmallAppendsPerSecond: small.appendsPerSecond(),
-		SmallMegabytesPerSec:  small.megabytesPerSecond(),
-		SmallP50Ms:            small.latency.P50Ms,
-		SmallP99Ms:            small.latency.P99Ms,
-		SmallMaxMs:            small.latency.MaxMs,
+		LargeMegabytesPerSec:    large.megabytesPerSecond(),
+		BufferedMegabytesPerSec: buffered.megabytesPerSecond(),
+		SmallAppendsPerSecond:   small.appendsPerSecond(),
+		SmallMegabytesPerSec:    small.megabytesPerSecond(),
+		SmallP50Ms:              small.latency.P50Ms,
+		SmallP99Ms:              small.latency.P99Ms,
+		SmallMaxMs:              small.latency.MaxMs,
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(result)
 	}
 	_, err = fmt.Fprintf(stdout, `fsyncref: %s, best of %d rounds of up to %s
 1 MiB append + fdatasync  %.1f MB/s
+1 MiB append, no sync     %.1f MB/s
 4 KiB append + fdatasync  %.0f appends/s (%.2f MB/s), latency p50 %.3f ms, p99 %.3f ms, max %.3f ms
-`, result.Dir, result.Rounds, roundTime, result.LargeMegabytesPerSec, result.SmallAppendsPerSecond,
+`, result.Dir, result.Rounds, roundTime, result.LargeMegabytesPerSec, result.BufferedMegabytesPerSec, result.SmallAppendsPerSecond,
 		result.SmallMegabytesPerSec, result.SmallP50Ms, result.SmallP99Ms, result.SmallMaxMs)
 	return err
 }
 
-// bestRound runs rounds rounds of appends of blockBytes and returns the one
-// with the highest bandwidth.
-func bestRound(ctx context.Context, dir string, blockBytes, rounds int, roundTime time.Duration) (appendRound, error) {
+// bestRound runs rounds rounds of appends of blockBytes, each followed by
+// fdatasync when sync is set, and returns the one with the highest
+// bandwidth.
+func bestRound(ctx context.Context, dir string, blockBytes int, sync bool, rounds int, roundTime time.Duration) (appendRound, error) {
 	block := make([]byte, blockBytes)
 	// Random bytes, so a disk or filesystem that compresses cannot
 	// shortcut the writes.
@@ -146,7 +157,7 @@ func bestRound(ctx context.Context, dir string, blockBytes, rounds int, roundTim
 	}
 	var best appendRound
 	for range rounds {
-		round, err := appendRoundIn(ctx, dir, block, roundTime)
+		round, err := appendRoundIn(ctx, dir, block, sync, roundTime)
 		if err != nil {
 			return appendRound{}, err
 		}
@@ -158,9 +169,9 @@ func bestRound(ctx context.Context, dir string, blockBytes, rounds int, roundTim
 }
 
 // appendRoundIn appends block to a new temporary file in dir, syncing after
-// each append, until roundTime passes or roundBytesMax bytes are written,
-// and removes the file.
-func appendRoundIn(ctx context.Context, dir string, block []byte, roundTime time.Duration) (round appendRound, err error) {
+// each append when sync is set, until roundTime passes or roundBytesMax
+// bytes are written, and removes the file.
+func appendRoundIn(ctx context.Context, dir string, block []byte, sync bool, roundTime time.Duration) (round appendRound, err error) {
 	file, err := os.CreateTemp(dir, "fsyncref-*.tmp")
 	if err != nil {
 		return appendRound{}, fmt.Errorf("create file in %s: %w", dir, err)
@@ -182,8 +193,10 @@ func appendRoundIn(ctx context.Context, dir string, block []byte, roundTime time
 		if _, err := file.Write(block); err != nil {
 			return appendRound{}, fmt.Errorf("append to %s: %w", file.Name(), err)
 		}
-		if err := fdatasync(file); err != nil {
-			return appendRound{}, fmt.Errorf("fdatasync %s: %w", file.Name(), err)
+		if sync {
+			if err := fdatasync(file); err != nil {
+				return appendRound{}, fmt.Errorf("fdatasync %s: %w", file.Name(), err)
+			}
 		}
 		now := time.Now()
 		latency.Record(now.Sub(began))
