@@ -34,5 +34,7 @@ before the read.`,
 	}
 	flags.register(cmd.Flags())
 	cmd.Flags().Int64Var(&flags.options.Prefill, "prefill", 0, "records to produce before the read, untimed")
+	cmd.Flags().Int32Var(&flags.options.FetchPartitionBytes, "fetch-max-partition-bytes", 0,
+		"most bytes one fetch returns of one partition (the consumer's FetchMaxPartitionBytes; 0: the client's default, 1 MiB)")
 	return cmd
 }

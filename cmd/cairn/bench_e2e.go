@@ -29,5 +29,7 @@ record appended meanwhile would be read as a timestamp. Values must be at least
 		},
 	}
 	flags.register(cmd.Flags())
+	cmd.Flags().Int32Var(&flags.options.FetchPartitionBytes, "fetch-max-partition-bytes", 0,
+		"most bytes one fetch returns of one partition (the consumer's FetchMaxPartitionBytes; 0: the client's default, 1 MiB)")
 	return cmd
 }

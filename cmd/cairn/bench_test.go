@@ -74,6 +74,13 @@ func TestBenchProduceThenConsumeAgainstCairn(t *testing.T) {
 		t.Errorf("consume read %d records, %d bytes (latency %v); want the 2000 records and %d bytes produced, no latency",
 			consumed.Records, consumed.Bytes, consumed.Latency, produced.Bytes)
 	}
+	// Fetches of 4 KiB per partition read the same records in many more
+	// round trips, and the summary says which fetch size it ran with.
+	small := benchJSON(t, append([]string{"consume", "--duration", "10s", "--fetch-max-partition-bytes", "4096"}, common...)...)
+	if small.Records != 2000 || small.Bytes != produced.Bytes || small.FetchPartitionBytes != 4096 {
+		t.Errorf("consume with 4 KiB fetches read %d records, %d bytes, fetch size %d; want 2000 records, %d bytes, 4096",
+			small.Records, small.Bytes, small.FetchPartitionBytes, produced.Bytes)
+	}
 }
 
 func TestBenchEndToEndDeliversEveryRecord(t *testing.T) {

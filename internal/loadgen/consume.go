@@ -50,11 +50,11 @@ func (r *Runner) Consume(ctx context.Context, options Options) (Summary, error) 
 	for partition, start := range plan.starts {
 		offsets[partition] = kgo.NewOffset().At(start)
 	}
-	client, err := r.Dial(
+	client, err := r.Dial(append(options.consumerOptions(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{options.Topic: offsets}),
 		// Transaction markers hold offsets too; the end tracker must see
 		// them to know a partition is done.
-		kgo.KeepControlRecords())
+		kgo.KeepControlRecords())...)
 	if err != nil {
 		return Summary{}, err
 	}

@@ -29,7 +29,7 @@ func (r *Runner) EndToEnd(ctx context.Context, options Options) (Summary, error)
 	if err != nil {
 		return Summary{}, err
 	}
-	consumer, err := r.dialEndConsumer(ctx, options.Topic)
+	consumer, err := r.dialEndConsumer(ctx, options)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -77,7 +77,8 @@ func (r *Runner) EndToEnd(ctx context.Context, options Options) (Summary, error)
 
 // dialEndConsumer returns a consumer positioned at every partition's
 // current high watermark, so it sees exactly the records sent after.
-func (r *Runner) dialEndConsumer(ctx context.Context, topic string) (*kgo.Client, error) {
+func (r *Runner) dialEndConsumer(ctx context.Context, options Options) (*kgo.Client, error) {
+	topic := options.Topic
 	var ends map[int32]int64
 	err := r.withAdmin(ctx, func(ctx context.Context, admin *kadm.Client) error {
 		var err error
@@ -91,7 +92,7 @@ func (r *Runner) dialEndConsumer(ctx context.Context, topic string) (*kgo.Client
 	for partition, end := range ends {
 		offsets[partition] = kgo.NewOffset().At(end)
 	}
-	consumer, err := r.Dial(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	consumer, err := r.Dial(append(options.consumerOptions(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))...)
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,22 @@ type Options struct {
 	// deliveries) after the last send.
 	DrainTimeout time.Duration
 	Producer     ProducerSettings
+	// FetchPartitionBytes is the consumer's kgo.FetchMaxPartitionBytes
+	// (consume and e2e): how much one fetch returns of one partition. 0
+	// keeps the client's default, 1 MiB, which is also Kafka's.
+	FetchPartitionBytes int32
+}
+
+// fetchPartitionBytesMax bounds --fetch-max-partition-bytes: one fetch of
+// one partition is held in memory whole, on both sides.
+const fetchPartitionBytesMax = 256 << 20
+
+// consumerOptions are the consumer client's settings beyond its topic.
+func (o Options) consumerOptions() []kgo.Opt {
+	if o.FetchPartitionBytes == 0 {
+		return nil
+	}
+	return []kgo.Opt{kgo.FetchMaxPartitionBytes(o.FetchPartitionBytes)}
 }
 
 // ProducerSettings are the producer client's tuning knobs, in the words of
@@ -101,6 +117,8 @@ func (o Options) Validate(workload Workload) error {
 		check(o.RatePerSecond >= 0, "rate %g: want 0 or more", o.RatePerSecond),
 		check(o.Prefill >= 0, "prefill %d: want 0 or more", o.Prefill),
 		check(o.DrainTimeout > 0, "drain timeout %s: want more than 0", o.DrainTimeout),
+		check(o.FetchPartitionBytes == 0 || (o.FetchPartitionBytes >= 1<<10 && o.FetchPartitionBytes <= fetchPartitionBytesMax),
+			"fetch max partition bytes %d: want 0 (the client's default) or 1024 to %d", o.FetchPartitionBytes, fetchPartitionBytesMax),
 	)
 }
 

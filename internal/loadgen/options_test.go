@@ -36,6 +36,8 @@ func TestValidateNamesEveryBadOption(t *testing.T) {
 		{"negative rate", WorkloadProduce, func(o *Options) { o.RatePerSecond = -1 }, "rate -1"},
 		{"negative prefill", WorkloadConsume, func(o *Options) { o.Prefill = -1 }, "prefill -1"},
 		{"no drain time", WorkloadProduce, func(o *Options) { o.DrainTimeout = 0 }, "drain timeout"},
+		{"tiny fetches", WorkloadConsume, func(o *Options) { o.FetchPartitionBytes = 100 }, "fetch max partition bytes 100"},
+		{"huge fetches", WorkloadConsume, func(o *Options) { o.FetchPartitionBytes = 1 << 30 }, "fetch max partition bytes"},
 	}
 	for _, test := range tests {
 		options := validOptions()

@@ -132,6 +132,9 @@ func newSummary(workload Workload, options Options, partitions int32) Summary {
 		Partitions:  partitions,
 		RecordBytes: options.RecordBytes,
 	}
+	if workload != WorkloadProduce {
+		summary.FetchPartitionBytes = options.FetchPartitionBytes
+	}
 	if workload != WorkloadConsume {
 		summary.Producers = options.Producers
 		summary.Acks = options.Producer.Acks

@@ -21,6 +21,9 @@ type Summary struct {
 	Producers   int      `json:"producers,omitempty"`
 	Acks        string   `json:"acks,omitempty"`
 	Compression string   `json:"compression,omitempty"`
+	// FetchPartitionBytes is the consumer's fetch size per partition when
+	// set (consume, e2e).
+	FetchPartitionBytes int32 `json:"fetch_partition_bytes,omitempty"`
 	// RateTargetPerSecond is the fixed rate asked for; 0 is as fast as
 	// possible.
 	RateTargetPerSecond float64 `json:"rate_target_per_second"`
