@@ -35,6 +35,7 @@ type pending struct {
 	header requestHeader
 	req    kmsg.Request
 	reply  reply
+	read   time.Time // when the request's frame was read
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -58,6 +59,7 @@ type decoded struct {
 	header requestHeader
 	req    kmsg.Request
 	err    error
+	read   time.Time
 	// frame, when set, is the pooled buffer req was parsed from, to be
 	// returned once the handler's synchronous part is done with it.
 	frame *[]byte
@@ -124,7 +126,7 @@ func (c *conn) readLoop(requests chan<- decoded) {
 			return
 		}
 		h, req, err := decodeRequest(frame)
-		d := decoded{header: h, req: req, err: err}
+		d := decoded{header: h, req: req, err: err, read: time.Now()}
 		// Parsed requests refer to their frame's bytes. A produce is done
 		// with them when its handler returns (the records are written by
 		// then); others may keep them (group members' metadata), so their
@@ -176,14 +178,14 @@ func (c *conn) handleLoop(requests <-chan decoded, queue chan<- *pending) {
 func (c *conn) handle(d decoded) (*pending, error) {
 	h, req, err := d.header, d.req, d.err
 	if errors.Is(err, errUnsupportedApiVersions) {
-		return &pending{header: h, reply: reply{resp: unsupportedApiVersions()}}, nil
+		return &pending{header: h, reply: reply{resp: unsupportedApiVersions()}, read: d.read}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	requestsTotal.WithLabelValues(kmsg.NameForKey(h.key)).Inc()
 	c.clientID = h.clientID
-	return &pending{header: h, req: req, reply: apis[h.key].handle(c.s, c, req)}, nil
+	return &pending{header: h, req: req, reply: apis[h.key].handle(c.s, c, req), read: d.read}, nil
 }
 
 // errUnsupportedApiVersions is the one unsupported version answered rather
@@ -256,6 +258,7 @@ func (c *conn) writeLoop(queue <-chan *pending) {
 			c.close()
 		}
 		putBuffer(out)
+		requestSeconds.WithLabelValues(kmsg.NameForKey(p.header.key)).Observe(time.Since(p.read).Seconds())
 	}
 	_ = w.Flush()
 }

@@ -27,9 +27,16 @@ var (
 		Name: "cairn_kafka_fetched_bytes_total",
 		Help: "Record batch bytes returned to Kafka fetchers.",
 	})
+	requestSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "cairn_kafka_request_seconds",
+		Help: "Time from a request's last byte read to its response handed to the socket, by API: " +
+			"queueing behind the connection's earlier requests, handling, and for acks=all produce the sync. " +
+			"A fetch's long poll counts too.",
+		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18), // 50 µs to 6.6 s
+	}, []string{"api"})
 )
 
 // Collectors returns the Kafka listener's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes}
+	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, requestSeconds}
 }

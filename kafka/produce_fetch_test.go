@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"testing"
 	"time"
 
@@ -425,5 +427,36 @@ func TestInitProducerID(t *testing.T) {
 	req.TransactionalID = &txn
 	if resp := rc.roundTrip(req).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
 		t.Fatalf("transactional: %+v", resp)
+	}
+}
+
+// TestRequestSecondsCountsAnsweredRequests: every answered request is
+// timed once, under its API's name.
+func TestRequestSecondsCountsAnsweredRequests(t *testing.T) {
+	ts := startServer(t)
+	observed := func(api string) (count uint64, sum float64) {
+		var m dto.Metric
+		if err := requestSeconds.WithLabelValues(api).(prometheus.Histogram).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+	}
+	producesBefore, _ := observed("Produce")
+	cl := ts.client(t, kgo.DefaultProduceTopic("timed"), kgo.AllowAutoTopicCreation())
+	const n = 5
+	for i := range n {
+		if err := cl.ProduceSync(adminContext(t), &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	producesAfter, sum := observed("Produce")
+	if got := producesAfter - producesBefore; got != n {
+		t.Errorf("%d produce requests timed, want %d", got, n)
+	}
+	if sum <= 0 {
+		t.Errorf("produce requests took %g s in all", sum)
+	}
+	if count, _ := observed("Metadata"); count == 0 {
+		t.Error("no Metadata request timed")
 	}
 }
