@@ -33,7 +33,6 @@ type conn struct {
 // pending is a reply in the connection's ordered queue.
 type pending struct {
 	header requestHeader
-	req    kmsg.Request
 	reply  reply
 	read   time.Time // when the request's frame was read
 }
@@ -153,9 +152,6 @@ func (c *conn) handleLoop(requests <-chan decoded, queue chan<- *pending) {
 	for d := range requests {
 		p, err := c.handle(d)
 		if d.frame != nil {
-			if p != nil {
-				p.req = nil
-			}
 			putBuffer(d.frame)
 		}
 		if err != nil {
@@ -185,7 +181,7 @@ func (c *conn) handle(d decoded) (*pending, error) {
 	}
 	requestsTotal.WithLabelValues(kmsg.NameForKey(h.key)).Inc()
 	c.clientID = h.clientID
-	return &pending{header: h, req: req, reply: apis[h.key].handle(c.s, c, req), read: d.read}, nil
+	return &pending{header: h, reply: apis[h.key].handle(c.s, c, req), read: d.read}, nil
 }
 
 // errUnsupportedApiVersions is the one unsupported version answered rather
