@@ -14,12 +14,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cairnlog/cairn/client"
+	"github.com/cairnlog/cairn/internal/testio"
 	"github.com/cairnlog/cairn/server"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -360,29 +360,11 @@ func TestStreamMetadataAndDelete(t *testing.T) {
 	}
 }
 
-// syncBuffer is a writer the command goroutine writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // liveCommand is a command running in process, watched while it runs.
 type liveCommand struct {
 	args   []string
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout testio.Buffer
+	stderr testio.Buffer
 	done   chan error
 }
 
@@ -574,7 +556,7 @@ func TestStreamSubscribeStopsOnSignals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var stderr syncBuffer
+		var stderr testio.Buffer
 		command.Stderr = &stderr
 		if err := command.Start(); err != nil {
 			t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
 	"github.com/cairnlog/cairn/client"
 	"github.com/cairnlog/cairn/internal/pgtest"
+	"github.com/cairnlog/cairn/internal/testio"
 	"github.com/cairnlog/cairn/server"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -449,7 +450,7 @@ func TestRecordedDecisionStands(t *testing.T) {
 	first.stop(t)
 
 	s.mustCmd("restock", "--sku", "tea", "--qty", "5")
-	var log syncBuffer
+	var log testio.Buffer
 	s.start(s.store, rm, &log, func(inv *inventory) func(context.Context) error { return inv.stock.Run })
 	s.waitFor("the second restock", func() (bool, string) { st := rm.stock("tea"); return st == Stock{Available: 6}, fmt.Sprint(st) })
 	s.start(s.store, rm, &log, func(inv *inventory) func(context.Context) error { return inv.orders.Run })
@@ -490,7 +491,7 @@ func TestSecondReadModel(t *testing.T) {
 	}
 
 	second := newReadModel(t)
-	var log syncBuffer
+	var log testio.Buffer
 	s.start(s.store, second, &log, func(inv *inventory) func(context.Context) error { return inv.orders.Run })
 	s.waitFor("the second read model's orders", func() (bool, string) {
 		o := second.orders()
@@ -620,22 +621,4 @@ func containsFields(out string, fields ...string) bool {
 		}
 	}
 	return false
-}
-
-// syncBuffer is a bytes.Buffer that runners may log to while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

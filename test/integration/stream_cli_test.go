@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnlog/cairn/internal/testio"
 )
 
 // streamCommand is a cairn stream command of the real binary against
@@ -42,24 +43,6 @@ func runStreamCLI(t *testing.T, server *cairnServer, args ...string) cliResult {
 	return result
 }
 
-// lockedBuffer collects a running process's output for the test to poll.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestStreamCLIWithKafkaView: the cairn stream commands of the real binary
 // append with expected revisions, read back and follow a live append, and
 // the same events are ordinary records to kcat, with the CloudEvents
@@ -85,7 +68,7 @@ func TestStreamCLIWithKafkaView(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), cliWaitMax)
 	defer cancel()
 	sub := streamCommand(ctx, t, server, "stream", "subscribe", "orders", "--json", "--max", "3")
-	var subOut, subErr lockedBuffer
+	var subOut, subErr testio.Buffer
 	sub.Stdout, sub.Stderr = &subOut, &subErr
 	if err := sub.Start(); err != nil {
 		t.Fatal(err)
