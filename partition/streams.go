@@ -6,7 +6,7 @@ import (
 	"path"
 
 	"github.com/cairnlog/cairn/batch"
-	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/storage/vfs/pebblefs"
 	"github.com/cairnlog/cairn/streams"
 )
 
@@ -75,8 +75,8 @@ func (p *Partition) openIndex() error {
 	// partition offline and stop the index; a restart rebuilds it.
 	opened := make(chan *streams.Index, 1)
 	x, err := streams.Open(path.Join(p.dir, streamIndexDir), logEnd, streams.Options{
-		InMemory: !vfs.IsOS(p.fsys),
-		Logger:   p.logger,
+		FS:     pebblefs.New(p.fsys),
+		Logger: p.logger,
 		OnFailure: func(err error) {
 			p.fail(fmt.Errorf("stream index: %w", err))
 			if x := <-opened; x != nil {

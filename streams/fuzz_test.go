@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/cairnlog/cairn/batch"
 )
 
@@ -51,7 +53,7 @@ func FuzzChecksThenReplay(f *testing.F) {
 			return
 		}
 		dir := t.TempDir()
-		live, err := Open(filepath.Join(dir, "live"), 0, Options{InMemory: true})
+		live, err := Open(filepath.Join(dir, "live"), 0, Options{FS: pebblevfs.NewMem()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +73,7 @@ func FuzzChecksThenReplay(f *testing.F) {
 			}
 			accepted = append(accepted, r)
 		}
-		rebuilt, err := Open(filepath.Join(dir, "rebuilt"), 0, Options{InMemory: true})
+		rebuilt, err := Open(filepath.Join(dir, "rebuilt"), 0, Options{FS: pebblevfs.NewMem()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +35,7 @@ const (
 type Index struct {
 	db     *pebble.DB
 	dir    string
-	mem    bool
+	fs     pebblevfs.FS
 	logger *slog.Logger
 	next   int64 // offset after the last record the index covers
 
@@ -76,9 +75,10 @@ func (x *Index) forgetStates() {
 
 // Options tunes an Index.
 type Options struct {
-	// InMemory keeps the index in memory only (for partitions on an in-memory
-	// filesystem); it is rebuilt at every open.
-	InMemory bool
+	// FS holds the index's files; nil is the operating system's filesystem.
+	// Partitions pass their own filesystem (storage/vfs/pebblefs), so crash
+	// and fault tests reach the index as they reach the log.
+	FS pebblevfs.FS
 	// Cache is shared by the indexes of all partitions; nil gives each its own.
 	Cache  *pebble.Cache
 	Logger *slog.Logger
@@ -101,9 +101,19 @@ func Open(dir string, logEnd int64, opts Options) (*Index, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	x := &Index{dir: dir, mem: opts.InMemory, logger: logger, onFailure: opts.OnFailure}
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = pebblevfs.Default
+	}
+	x := &Index{dir: dir, fs: fsys, logger: logger, onFailure: opts.OnFailure}
 	if err := x.open(opts.Cache); err != nil {
-		return nil, err
+		// The index is derived from the log: files a crash or a disk fault
+		// left unreadable are rebuilt, not a reason to keep the partition down.
+		logger.Warn("stream index cannot be opened; rebuilding it from the log", "dir", dir, "err", err)
+		if err := x.Reset(opts.Cache); err != nil {
+			return nil, err
+		}
+		return x, nil
 	}
 	next, version, err := x.covered()
 	if err == nil && version == formatVersion && next <= logEnd {
@@ -144,9 +154,7 @@ func (x *Index) open(cache *pebble.Cache) error {
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	if x.mem {
-		o.FS = pebblevfs.NewMem()
-	}
+	o.FS = x.fs
 	db, err := pebble.Open(x.dir, o)
 	if err != nil {
 		return fmt.Errorf("open stream index %s: %w", x.dir, err)
@@ -164,10 +172,8 @@ func (x *Index) Reset(cache *pebble.Cache) error {
 		_ = x.db.Close() // about to be removed
 		x.db = nil
 	}
-	if !x.mem {
-		if err := os.RemoveAll(x.dir); err != nil {
-			return fmt.Errorf("reset stream index %s: %w", x.dir, err)
-		}
+	if err := x.fs.RemoveAll(x.dir); err != nil {
+		return fmt.Errorf("reset stream index %s: %w", x.dir, err)
 	}
 	x.next = 0
 	return x.open(cache)
@@ -221,10 +227,7 @@ func (x *Index) Delete() error {
 		_ = x.db.Close() // about to be removed
 		x.db = nil
 	}
-	if x.mem {
-		return nil
-	}
-	if err := os.RemoveAll(x.dir); err != nil {
+	if err := x.fs.RemoveAll(x.dir); err != nil {
 		return fmt.Errorf("delete stream index %s: %w", x.dir, err)
 	}
 	return nil

@@ -20,4 +20,7 @@
 // Names are slash-separated paths as the operating system takes them; the
 // in-memory filesystems treat relative and absolute names alike, rooted at one
 // directory that always exists and is always durable.
+//
+// The stream index (pebble) reaches the same filesystem through the adapter
+// in storage/vfs/pebblefs, so every implementation above covers it too.
 package vfs
