@@ -1,6 +1,10 @@
 package vfs
 
-import "math/rand/v2"
+import (
+	"maps"
+	"math/rand/v2"
+	"slices"
+)
 
 // CrashFS is an in-memory filesystem that can simulate a power cut. It keeps,
 // for every file, the content made durable by the last File.Sync and, for
@@ -29,6 +33,7 @@ func newCrashFS(root *memNode) *CrashFS {
 // CrashOptions says what a simulated power cut leaves behind.
 type CrashOptions struct {
 	// Rand drives the choices below; it is required when TearUnsynced is set.
+	// The same durable state crashed with the same seed tears the same way.
 	Rand *rand.Rand
 	// TearUnsynced keeps, for each file with unsynced appended bytes, a random
 	// prefix of them (possibly all or none), sometimes followed by a few
@@ -58,9 +63,13 @@ func (c *CrashFS) Crash(opts CrashOptions) *CrashFS {
 }
 
 // cloneDurable copies the durable part of a directory tree. The caller holds c.mu.
+//
+// It visits entries in name order, never in map order: the torn writes draw
+// from opts.Rand, and a seed must tear every file the same way on every run.
 func (c *CrashFS) cloneDurable(dir *memNode, opts CrashOptions) *memNode {
 	clone := newDirNode()
-	for name, child := range dir.durableChildren {
+	for _, name := range slices.Sorted(maps.Keys(dir.durableChildren)) {
+		child := dir.durableChildren[name]
 		var node *memNode
 		if child.dir {
 			node = c.cloneDurable(child, opts)
