@@ -10,7 +10,6 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster"
-	"github.com/cairnlog/cairn/partition"
 )
 
 // Coordinator drives a Machine from one goroutine: it serialises calls,
@@ -109,8 +108,11 @@ func (co *Coordinator) deliver(nowMs int64) {
 	co.stats.Rebalances += int64(ready.Rebalances)
 	for _, c := range ready.Changes {
 		if err := co.persist(c, nowMs); err != nil {
-			// The in-memory state moved on; after a restart the records
-			// written before this one apply, and retention runs again.
+			// These changes (a group becoming empty, expiry) have no client
+			// to tell. The in-memory state moved on; after a restart the
+			// records written before this one apply, and retention runs
+			// again. Deletions a client asks for never come this way: they
+			// are written before they apply and answered once durable.
 			co.logger.Error("recording group change", "group", c.Group, "err", err)
 		}
 	}
@@ -129,7 +131,18 @@ func (co *Coordinator) answer(w Waiter, result any) {
 	}
 }
 
+// persist writes the records of a change the Machine already applied.
 func (co *Coordinator) persist(c Change, nowMs int64) error {
+	records := changeRecords(c)
+	if len(records) == 0 {
+		return nil
+	}
+	_, err := co.log.append(c.Group, records, nowMs)
+	return err
+}
+
+// changeRecords returns the offsets-log records that make c durable.
+func changeRecords(c Change) []batch.Record {
 	var records []batch.Record
 	switch c.Kind {
 	case ChangeEmpty:
@@ -145,11 +158,22 @@ func (co *Coordinator) persist(c Change, nowMs int64) error {
 			records = append(records, batch.Record{Key: groupKey(c.Group)})
 		}
 	}
-	if len(records) == 0 {
-		return nil
+	return records
+}
+
+// writeDelete appends the tombstones of a deletion checked by the Machine and
+// then applies it, so that a failed append leaves the group unchanged. It
+// runs on the loop; the caller waits on the result off the loop.
+func (co *Coordinator) writeDelete(c Change, nowMs int64) (appended, error) {
+	var a appended
+	if records := changeRecords(c); len(records) > 0 {
+		var err error
+		if a, err = co.log.append(c.Group, records, nowMs); err != nil {
+			return appended{}, err
+		}
 	}
-	_, _, err := co.log.append(c.Group, records, nowMs)
-	return err
+	co.machine.ApplyDelete(c)
+	return a, nil
 }
 
 // do runs f on the driver goroutine and waits for it.
@@ -248,8 +272,7 @@ func (co *Coordinator) Leave(ctx context.Context, group string, members []LeaveM
 // refused on its own (metadata too large); those are not written.
 func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, offsets map[TopicPartition]OffsetCommit) (map[TopicPartition]error, error) {
 	perPartition := map[TopicPartition]error{}
-	var p *partition.Partition
-	var last int64
+	var a appended
 	var result error
 	err := co.do(ctx, func(nowMs int64) {
 		if result = co.machine.CheckCommit(nowMs, req); result != nil {
@@ -269,7 +292,7 @@ func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, off
 		if len(records) == 0 {
 			return
 		}
-		if p, last, result = co.log.append(req.Group, records, nowMs); result != nil {
+		if a, result = co.log.append(req.Group, records, nowMs); result != nil {
 			return
 		}
 		co.machine.ApplyCommit(nowMs, req.Group, accepted)
@@ -280,10 +303,8 @@ func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, off
 	if result != nil {
 		return nil, result
 	}
-	if p != nil {
-		if err := p.WaitDurable(ctx, last); err != nil {
-			return nil, fmt.Errorf("commit offsets for %s: %w", req.Group, err)
-		}
+	if err := a.waitDurable(ctx); err != nil {
+		return nil, fmt.Errorf("commit offsets for %s: %w", req.Group, err)
 	}
 	return perPartition, nil
 }
@@ -292,18 +313,15 @@ func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, off
 // nil), once everything appended for the group is durable.
 func (co *Coordinator) FetchOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]OffsetCommit, error) {
 	var out map[TopicPartition]OffsetCommit
-	var p *partition.Partition
-	var last int64
+	var a appended
 	if err := co.do(ctx, func(int64) {
 		out = co.machine.FetchOffsets(group, tps)
-		p, last = co.log.durablePoint(group)
+		a = co.log.durablePoint(group)
 	}); err != nil {
 		return nil, err
 	}
-	if p != nil {
-		if err := p.WaitDurable(ctx, last); err != nil {
-			return nil, fmt.Errorf("fetch offsets for %s: %w", group, err)
-		}
+	if err := a.waitDurable(ctx); err != nil {
+		return nil, fmt.Errorf("fetch offsets for %s: %w", group, err)
 	}
 	return out, nil
 }
@@ -322,23 +340,57 @@ func (co *Coordinator) List(ctx context.Context) ([]GroupListing, error) {
 	return out, err
 }
 
-// DeleteGroup deletes an empty group and its offsets.
+// DeleteGroup deletes an empty group and its offsets; it returns once their
+// tombstones are durable. It is refused while the group's offsets partition
+// is failed.
 func (co *Coordinator) DeleteGroup(ctx context.Context, group string) error {
+	var a appended
 	var result error
-	if err := co.do(ctx, func(nowMs int64) { result = co.machine.DeleteGroup(nowMs, group) }); err != nil {
+	if err := co.do(ctx, func(nowMs int64) {
+		if result = co.log.failure(group); result != nil {
+			return
+		}
+		var c Change
+		if c, result = co.machine.CheckDeleteGroup(nowMs, group); result == nil {
+			a, result = co.writeDelete(c, nowMs)
+		}
+	}); err != nil {
 		return err
 	}
-	return result
+	if result != nil {
+		return fmt.Errorf("delete group %s: %w", group, result)
+	}
+	if err := a.waitDurable(ctx); err != nil {
+		return fmt.Errorf("delete group %s: %w", group, err)
+	}
+	return nil
 }
 
-// DeleteOffsets deletes some of a group's offsets (OffsetDelete).
+// DeleteOffsets deletes some of a group's offsets (OffsetDelete); it returns
+// once their tombstones are durable. It is refused while the group's offsets
+// partition is failed.
 func (co *Coordinator) DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]error, error) {
 	var out map[TopicPartition]error
+	var a appended
 	var result error
-	if err := co.do(ctx, func(nowMs int64) { out, result = co.machine.DeleteOffsets(nowMs, group, tps) }); err != nil {
+	if err := co.do(ctx, func(nowMs int64) {
+		if result = co.log.failure(group); result != nil {
+			return
+		}
+		var c Change
+		if out, c, result = co.machine.CheckDeleteOffsets(nowMs, group, tps); result == nil {
+			a, result = co.writeDelete(c, nowMs)
+		}
+	}); err != nil {
 		return nil, err
 	}
-	return out, result
+	if result != nil {
+		return nil, fmt.Errorf("delete offsets of %s: %w", group, result)
+	}
+	if err := a.waitDurable(ctx); err != nil {
+		return nil, fmt.Errorf("delete offsets of %s: %w", group, err)
+	}
+	return out, nil
 }
 
 // Stats returns the current counters.

@@ -2,12 +2,17 @@ package groups
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -137,4 +142,168 @@ func TestPartitionForMatchesKafka(t *testing.T) {
 			t.Errorf("partitionFor(%q, 50) = %d, want %d", c.group, got, c.want)
 		}
 	}
+}
+
+// deletion is one of the two requests that write tombstones.
+type deletion struct {
+	name string
+	run  func(ctx context.Context, co *Coordinator) error
+	// gone reports whether the deletion shows in the coordinator's state.
+	gone func(ctx context.Context, t *testing.T, co *Coordinator) bool
+}
+
+var deletions = []deletion{
+	{
+		name: "DeleteGroup",
+		run:  func(ctx context.Context, co *Coordinator) error { return co.DeleteGroup(ctx, "g") },
+		gone: func(ctx context.Context, t *testing.T, co *Coordinator) bool {
+			d, err := co.Describe(ctx, "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.State == "Dead"
+		},
+	},
+	{
+		name: "DeleteOffsets",
+		run: func(ctx context.Context, co *Coordinator) error {
+			results, err := co.DeleteOffsets(ctx, "g", []TopicPartition{{"t", 0}})
+			if err != nil {
+				return err
+			}
+			return results[TopicPartition{"t", 0}]
+		},
+		gone: func(ctx context.Context, t *testing.T, co *Coordinator) bool {
+			offsets, err := co.FetchOffsets(ctx, "g", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, kept := offsets[TopicPartition{"t", 0}]
+			return !kept
+		},
+	},
+}
+
+// commitForDeletion commits the offsets the deletions remove.
+func commitForDeletion(ctx context.Context, t *testing.T, co *Coordinator) {
+	t.Helper()
+	req := CommitRequest{Group: "g", Generation: -1}
+	if _, err := co.CommitOffsets(ctx, req, map[TopicPartition]OffsetCommit{{"t", 0}: {Offset: 5, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeletionReportsFailedAppend proves a deletion whose tombstones cannot be
+// written is refused with the storage error and changes nothing.
+func TestDeletionReportsFailedAppend(t *testing.T) {
+	for _, d := range deletions {
+		t.Run(d.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			efs := vfs.NewErrorFS(vfs.NewMem())
+			cl, co := openTest(t, efs)
+			defer cl.Close()
+			defer co.Close()
+			commitForDeletion(ctx, t, co)
+			remove := efs.Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: OffsetsTopic, Err: syscall.ENOSPC})
+			err := d.run(ctx, co)
+			remove()
+			if !errors.Is(err, partition.ErrDiskFull) {
+				t.Fatalf("%s with a full disk = %v, want ErrDiskFull", d.name, err)
+			}
+			if d.gone(ctx, t, co) {
+				t.Fatalf("%s took effect although its tombstones were not written", d.name)
+			}
+			if err := d.run(ctx, co); err != nil || !d.gone(ctx, t, co) {
+				t.Fatalf("%s retried once the disk has room: %v", d.name, err)
+			}
+		})
+	}
+}
+
+// TestDeletionReportsFailedSync proves a deletion is answered with the
+// failure when its tombstones cannot be made durable.
+func TestDeletionReportsFailedSync(t *testing.T) {
+	for _, d := range deletions {
+		t.Run(d.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			efs := vfs.NewErrorFS(vfs.NewMem())
+			cl, co := openTest(t, efs)
+			defer cl.Close()
+			defer co.Close()
+			commitForDeletion(ctx, t, co)
+			efs.Inject(vfs.Rule{Op: vfs.OpSync, PathContains: OffsetsTopic, Err: syscall.EIO})
+			if err := d.run(ctx, co); !errors.Is(err, partition.ErrStorageFailed) {
+				t.Fatalf("%s with a failing fsync = %v, want ErrStorageFailed", d.name, err)
+			}
+			// The log may or may not hold the tombstones now: a retry must
+			// not be answered from memory as if the deletion were done.
+			if err := d.run(ctx, co); !errors.Is(err, partition.ErrStorageFailed) {
+				t.Fatalf("%s retried after a failed fsync = %v, want ErrStorageFailed", d.name, err)
+			}
+		})
+	}
+}
+
+// TestDeletionWaitsForSync proves a deletion is not answered while its
+// tombstones' fsync has not completed: with the fsync held, the caller
+// gives up at its deadline instead of being told the deletion is done.
+func TestDeletionWaitsForSync(t *testing.T) {
+	for _, d := range deletions {
+		t.Run(d.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			held := &heldSyncFS{FS: vfs.NewMem(), release: make(chan struct{})}
+			cl, co := openTest(t, held)
+			defer cl.Close()
+			defer co.Close()
+			defer close(held.release) // before Close, which syncs
+			commitForDeletion(ctx, t, co)
+			held.hold.Store(true)
+			short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancelShort()
+			if err := d.run(short, co); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s with its fsync held = %v, want the caller's deadline", d.name, err)
+			}
+		})
+	}
+}
+
+// heldSyncFS holds every file Sync of the offsets topic, once hold is set,
+// until release is closed.
+type heldSyncFS struct {
+	vfs.FS
+	hold    atomic.Bool
+	release chan struct{}
+}
+
+type heldSyncFile struct {
+	vfs.File
+	fs   *heldSyncFS
+	name string
+}
+
+func (h *heldSyncFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &heldSyncFile{File: f, fs: h, name: name}, nil
+}
+
+func (h *heldSyncFS) Create(name string) (vfs.File, error) {
+	f, err := h.FS.Create(name)
+	return h.wrap(name, f, err)
+}
+
+func (h *heldSyncFS) OpenAppend(name string) (vfs.File, error) {
+	f, err := h.FS.OpenAppend(name)
+	return h.wrap(name, f, err)
+}
+
+func (f *heldSyncFile) Sync() error {
+	if f.fs.hold.Load() && strings.Contains(f.name, OffsetsTopic) {
+		<-f.fs.release
+	}
+	return f.File.Sync()
 }

@@ -47,11 +47,13 @@
 //
 // # Durability
 //
-// An OffsetCommit is answered only after its record is durable. The Machine
-// takes the commit when it is appended (so commits to one group apply in log
-// order); an OffsetFetch waits until everything appended for the group is
-// durable before answering, so no client ever sees an offset a crash could
-// take back.
+// An OffsetCommit is answered only after its record is durable, and so are
+// DeleteGroups and OffsetDelete after their tombstones. The Machine takes a
+// commit or a deletion when its records are appended (so changes to one group
+// apply in log order) and not at all when the append fails; an OffsetFetch
+// waits until everything appended for the group is durable before answering,
+// so no client ever sees an offset a crash could take back. A failed append or
+// sync is returned to the caller, never only logged.
 //
 // Group membership is not persisted: after a restart every group is Empty
 // and its members rejoin (their heartbeats get UNKNOWN_MEMBER_ID), as after

@@ -327,14 +327,22 @@ func (m *Machine) membersChanged(nowMs int64, g *group) {
 	}
 }
 
+// deleteGroup removes an expired group at once and hands its tombstones to
+// the driver through Ready.
 func (m *Machine) deleteGroup(nowMs int64, g *group) {
+	c := deletedGroup(nowMs, g)
+	delete(m.groups, g.name)
+	m.ready.Changes = append(m.ready.Changes, c)
+}
+
+// deletedGroup is the change that deletes g with all its offsets.
+func deletedGroup(nowMs int64, g *group) Change {
 	tps := make([]TopicPartition, 0, len(g.offsets))
 	for tp := range g.offsets {
 		tps = append(tps, tp)
 	}
 	sortTopicPartitions(tps)
-	delete(m.groups, g.name)
-	m.ready.Changes = append(m.ready.Changes, Change{Kind: ChangeDeleted, Group: g.name, AtMs: nowMs, Offsets: tps, Persisted: g.persisted})
+	return Change{Kind: ChangeDeleted, Group: g.name, AtMs: nowMs, Offsets: tps, Persisted: g.persisted}
 }
 
 func sortTopicPartitions(tps []TopicPartition) {

@@ -76,7 +76,9 @@ func (r *machineRunner) run(command string, a map[string]string) string {
 			fmt.Fprintf(&b, "%s type=%q state=%s members=%d\n", l.Group, l.ProtocolType, l.State, l.Members)
 		}
 	case "delete":
-		fmt.Fprintf(&b, "delete: %s\n", errName(r.m.DeleteGroup(r.nowMs, a["g"])))
+		r.deleteGroup(&b, a["g"])
+	case "delete-offsets":
+		r.deleteOffsets(&b, a)
 	case "topics":
 		r.topics = map[string]TopicInfo{}
 		for _, pair := range list(a["sizes"]) {
@@ -182,6 +184,44 @@ func (r *machineRunner) describe(b *strings.Builder, group string) {
 	}
 }
 
+// deleteGroup checks a deletion and applies it, as the driver does once the
+// change's tombstones are written.
+func (r *machineRunner) deleteGroup(b *strings.Builder, group string) {
+	c, err := r.m.CheckDeleteGroup(r.nowMs, group)
+	fmt.Fprintf(b, "delete: %s\n", errName(err))
+	if err == nil {
+		renderChange(b, c)
+		r.m.ApplyDelete(c)
+	}
+}
+
+func (r *machineRunner) deleteOffsets(b *strings.Builder, a map[string]string) {
+	var tps []TopicPartition
+	for _, pair := range list(a["offsets"]) { // topic:partition
+		topic, p, _ := strings.Cut(pair, ":")
+		tps = append(tps, TopicPartition{topic, int32(atoi(p))})
+	}
+	results, c, err := r.m.CheckDeleteOffsets(r.nowMs, a["g"], tps)
+	fmt.Fprintf(b, "delete-offsets: %s\n", errName(err))
+	if err != nil {
+		return
+	}
+	for _, tp := range tps {
+		fmt.Fprintf(b, "  %s-%d: %s\n", tp.Topic, tp.Partition, errName(results[tp]))
+	}
+	renderChange(b, c)
+	r.m.ApplyDelete(c)
+}
+
+func renderChange(b *strings.Builder, c Change) {
+	kind := map[ChangeKind]string{ChangeEmpty: "empty", ChangeDeleted: "deleted", ChangeOffsetsDeleted: "offsets-deleted"}[c.Kind]
+	fmt.Fprintf(b, "change: %s %s at=%d gen=%d offsets=%v", c.Group, kind, c.AtMs, c.Generation, c.Offsets)
+	if c.Kind == ChangeDeleted {
+		fmt.Fprintf(b, " persisted=%t", c.Persisted)
+	}
+	b.WriteString("\n")
+}
+
 func (r *machineRunner) render(b *strings.Builder, ready Ready) {
 	for _, j := range ready.Joins {
 		res := j.Result
@@ -207,12 +247,7 @@ func (r *machineRunner) render(b *strings.Builder, ready Ready) {
 		fmt.Fprintf(b, "sync w%d: ok assignment=%q\n", s.Waiter, s.Result.Assignment)
 	}
 	for _, c := range ready.Changes {
-		kind := map[ChangeKind]string{ChangeEmpty: "empty", ChangeDeleted: "deleted", ChangeOffsetsDeleted: "offsets-deleted"}[c.Kind]
-		fmt.Fprintf(b, "change: %s %s at=%d gen=%d offsets=%v", c.Group, kind, c.AtMs, c.Generation, c.Offsets)
-		if c.Kind == ChangeDeleted {
-			fmt.Fprintf(b, " persisted=%t", c.Persisted)
-		}
-		b.WriteString("\n")
+		renderChange(b, c)
 	}
 	if ready.Rebalances > 0 {
 		fmt.Fprintf(b, "rebalances: %d\n", ready.Rebalances)

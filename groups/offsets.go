@@ -92,49 +92,71 @@ func (m *Machine) FetchOffsets(groupName string, tps []TopicPartition) map[Topic
 	return out
 }
 
-// DeleteGroup removes an empty group and its offsets.
-func (m *Machine) DeleteGroup(nowMs int64, groupName string) error {
+// CheckDeleteGroup reports whether the group may be deleted (it exists and
+// has no members) and returns the change that deletes it, without applying
+// it: the driver writes the change's tombstones first and applies it with
+// ApplyDelete only once they are in the log, so a write that fails leaves the
+// group as it was. Nothing may reach the machine between the two calls.
+func (m *Machine) CheckDeleteGroup(nowMs int64, groupName string) (Change, error) {
 	g := m.groups[groupName]
 	switch {
 	case g == nil:
-		return ErrGroupNotFound
+		return Change{}, ErrGroupNotFound
 	case g.liveMembers() > 0 || len(g.pending) > 0:
-		return ErrNonEmptyGroup
+		return Change{}, ErrNonEmptyGroup
 	}
-	m.deleteGroup(nowMs, g)
-	return nil
+	return deletedGroup(nowMs, g), nil
 }
 
-// DeleteOffsets removes committed offsets (OffsetDelete). A partition of a
-// topic the live members subscribe to is refused with ErrSubscribedToTopic;
-// the result has an entry (nil or that error) per requested partition.
-func (m *Machine) DeleteOffsets(nowMs int64, groupName string, tps []TopicPartition) (map[TopicPartition]error, error) {
+// CheckDeleteOffsets checks an OffsetDelete and returns the change that
+// removes the offsets, to be applied with ApplyDelete as for
+// CheckDeleteGroup; the change has no offsets when nothing is to be removed.
+// A partition of a topic the live members subscribe to is refused with
+// ErrSubscribedToTopic; the result has an entry (nil or that error) per
+// requested partition.
+func (m *Machine) CheckDeleteOffsets(nowMs int64, groupName string, tps []TopicPartition) (map[TopicPartition]error, Change, error) {
 	g := m.groups[groupName]
 	if g == nil {
-		return nil, ErrGroupNotFound
+		return nil, Change{}, ErrGroupNotFound
 	}
 	if g.liveMembers() > 0 && g.protocolType != "consumer" {
-		return nil, ErrNonEmptyGroup
+		return nil, Change{}, ErrNonEmptyGroup
 	}
 	subscribed := g.subscribedTopics()
 	out := make(map[TopicPartition]error, len(tps))
-	var deleted []TopicPartition
+	change := Change{Kind: ChangeOffsetsDeleted, Group: g.name, AtMs: nowMs}
 	for _, tp := range tps {
 		if subscribed[tp.Topic] {
 			out[tp] = ErrSubscribedToTopic
 			continue
 		}
+		if _, seen := out[tp]; seen {
+			continue // named twice
+		}
 		out[tp] = nil
 		if _, ok := g.offsets[tp]; ok {
-			delete(g.offsets, tp)
-			deleted = append(deleted, tp)
+			change.Offsets = append(change.Offsets, tp)
 		}
 	}
-	if len(deleted) > 0 {
-		sortTopicPartitions(deleted)
-		m.ready.Changes = append(m.ready.Changes, Change{Kind: ChangeOffsetsDeleted, Group: g.name, AtMs: nowMs, Offsets: deleted})
+	sortTopicPartitions(change.Offsets)
+	return out, change, nil
+}
+
+// ApplyDelete applies a change returned by CheckDeleteGroup or
+// CheckDeleteOffsets once the driver has written its tombstones.
+func (m *Machine) ApplyDelete(c Change) {
+	g := m.groups[c.Group]
+	if g == nil {
+		return
 	}
-	return out, nil
+	switch c.Kind {
+	case ChangeDeleted:
+		delete(m.groups, c.Group)
+	case ChangeOffsetsDeleted:
+		for _, tp := range c.Offsets {
+			delete(g.offsets, tp)
+		}
+	}
 }
 
 // subscribedTopics reads the consumer protocol metadata of the members.

@@ -55,39 +55,70 @@ func (l *offsetsLog) partitionOf(group string) (*partition.Partition, error) {
 
 func offsetsTopicConfigs() map[string]string { return map[string]string{"cleanup.policy": "compact"} }
 
-// append writes records for group in one batch and returns the partition
-// and the last offset, for the caller to wait on.
-func (l *offsetsLog) append(group string, records []batch.Record, nowMs int64) (*partition.Partition, int64, error) {
+// appended is a place in the offsets log that a reply waits to be durable;
+// the zero value waits for nothing.
+type appended struct {
+	partition *partition.Partition
+	last      int64
+}
+
+// waitDurable returns once everything up to a.last is durable, or the
+// partition's failure, or ctx's error. Called off the loop.
+func (a appended) waitDurable(ctx context.Context) error {
+	if a.partition == nil {
+		return nil
+	}
+	return a.partition.WaitDurable(ctx, a.last)
+}
+
+// append writes records for group in one batch and returns where they
+// ended, for the caller to wait on.
+func (l *offsetsLog) append(group string, records []batch.Record, nowMs int64) (appended, error) {
 	p, err := l.partitionOf(group)
 	if err != nil {
-		return nil, 0, err
+		return appended{}, err
 	}
 	for i := range records {
 		records[i].Offset, records[i].TimestampMs = int64(i), nowMs
 	}
 	res, err := p.Append(batch.Build(records, batch.None))
 	if err != nil {
-		return nil, 0, fmt.Errorf("append to %s-%d: %w", OffsetsTopic, p.Index(), err)
+		return appended{}, fmt.Errorf("append to %s-%d: %w", OffsetsTopic, p.Index(), err)
 	}
 	l.lastAppended[p.Index()] = res.LastOffset
-	return p, res.LastOffset, nil
+	return appended{partition: p, last: res.LastOffset}, nil
 }
 
 // durablePoint is what a reader of group's offsets waits for: the last
-// offset appended to its partition, or -1 when nothing was.
-func (l *offsetsLog) durablePoint(group string) (*partition.Partition, int64) {
+// offset appended to its partition; nothing when none was.
+func (l *offsetsLog) durablePoint(group string) appended {
 	if _, ok := l.cluster.Topic(OffsetsTopic); !ok {
-		return nil, -1
+		return appended{}
 	}
 	p, err := l.cluster.Partition(OffsetsTopic, partitionFor(group, l.partitions))
 	if err != nil {
-		return nil, -1
+		return appended{}
 	}
 	last, ok := l.lastAppended[p.Index()]
 	if !ok {
-		return nil, -1
+		return appended{}
 	}
-	return p, last
+	return appended{partition: p, last: last}
+}
+
+// failure returns the storage failure of group's offsets partition, or nil.
+// After one, the log may lack changes the Machine holds (a deletion whose
+// sync failed), so requests that would be answered from the Machine alone
+// must be refused with it instead.
+func (l *offsetsLog) failure(group string) error {
+	if _, ok := l.cluster.Topic(OffsetsTopic); !ok {
+		return nil
+	}
+	p, err := l.cluster.Partition(OffsetsTopic, partitionFor(group, l.partitions))
+	if err != nil {
+		return err
+	}
+	return p.Err()
 }
 
 // restore replays every partition of the topic into m.

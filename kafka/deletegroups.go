@@ -2,7 +2,10 @@ package kafka
 
 // DeleteGroups v0-v2. Only an empty group can be deleted (NON_EMPTY_GROUP
 // otherwise); its committed offsets go with it, as tombstones in
-// __consumer_offsets.
+// __consumer_offsets. Each group is answered once its tombstones are durable.
+// When they cannot be written (the group stays) or synced, the group's error
+// is KAFKA_STORAGE_ERROR. Kafka says NOT_COORDINATOR there, since its offsets
+// partition can move to a healthy broker; a single node has none to offer.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

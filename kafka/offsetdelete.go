@@ -2,7 +2,9 @@ package kafka
 
 // OffsetDelete v0: deletes committed offsets of a group. Partitions of a
 // topic the group's live members subscribe to are refused with
-// GROUP_SUBSCRIBED_TO_TOPIC.
+// GROUP_SUBSCRIBED_TO_TOPIC. The response is sent once the tombstones are
+// durable; when they cannot be written (nothing is deleted) or synced, the
+// top-level error is KAFKA_STORAGE_ERROR, as in deletegroups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
