@@ -61,7 +61,7 @@ type consumerMember struct {
 	epoch              int32
 	previousEpoch      int32
 	topics             []string
-	regex              *regexp.Regexp
+	regex              *topicRegex
 	rebalanceTimeoutMs int32
 	assigned           Assignment // what the member may consume now
 	revoking           Assignment // taken away, not yet confirmed released
@@ -199,23 +199,35 @@ func (m *Machine) consumerMemberFor(nowMs int64, g *group, req ConsumerHeartbeat
 			mem.topics, changed = topics, true
 		}
 	}
-	if req.SubscribedRegex != nil && (mem.regex == nil || mem.regex.String() != *req.SubscribedRegex) {
-		mem.regex, changed = regexp.MustCompile(*req.SubscribedRegex), true
+	if req.SubscribedRegex != nil && (mem.regex == nil || mem.regex.source != *req.SubscribedRegex) {
+		mem.regex, changed = newTopicRegex(*req.SubscribedRegex), true
 	}
 	return mem, changed, nil
 }
 
-// subscribes reports whether the member consumes topic; a regex matches
-// whole names and never internal topics, as in Kafka.
+// topicRegex is a member's subscription by regular expression (KIP-848).
+type topicRegex struct {
+	source string         // as the member sent it
+	whole  *regexp.Regexp // source anchored at both ends
+}
+
+// newTopicRegex compiles a regular expression the request check accepted.
+// Kafka matches it against whole topic names (Java's Matcher.matches), so
+// it is anchored: any alternative that spans the whole name matches, not
+// only the leftmost one.
+func newTopicRegex(source string) *topicRegex {
+	return &topicRegex{source: source, whole: regexp.MustCompile(`^(?:` + source + `)$`)}
+}
+
+// subscribes reports whether the member consumes topic. A regex is matched
+// against every topic name, internal topics such as __consumer_offsets
+// included, as Kafka 4's coordinator does; leaving them out is the client's
+// choice, made in the regex it sends.
 func (mem *consumerMember) subscribes(topic string) bool {
 	if slices.Contains(mem.topics, topic) {
 		return true
 	}
-	if mem.regex == nil || strings.HasPrefix(topic, "__") {
-		return false
-	}
-	loc := mem.regex.FindStringIndex(topic)
-	return loc != nil && loc[0] == 0 && loc[1] == len(topic)
+	return mem.regex != nil && mem.regex.whole.MatchString(topic)
 }
 
 // subscriptionKey fingerprints the subscribed topics that exist and their
@@ -483,7 +495,7 @@ func (g *group) describeConsumer() GroupDescription {
 			ClientID: mem.clientID, ClientHost: mem.clientHost, Topics: slices.Clone(mem.topics),
 			Assigned: mem.assigned.clone(), Target: cg.target[mem.id].clone()}
 		if mem.regex != nil {
-			regex := mem.regex.String()
+			regex := mem.regex.source
 			md.Regex = &regex
 		}
 		d.Consumer.Members = append(d.Consumer.Members, md)
