@@ -8,15 +8,23 @@
 //
 // # Connections
 //
-// Each connection has a reader goroutine and a writer goroutine. The reader
-// reads a frame (bounded by Config.RequestBytesMax, grown only as bytes
-// arrive), decodes it and runs the handler's synchronous part in arrival
-// order: for Produce that is validation and the append, so an idempotent
-// producer's pipelined batches land in the order sent. A handler may return a
-// deferred part (waiting for the group commit, long-polling a fetch); the
-// writer resolves replies strictly in request order, as Kafka requires. At
-// most Config.InflightRequestsMax replies wait per connection; then the reader
-// stops reading, which is the back-pressure a client sees.
+// Each connection is a pipeline of three goroutines (conn.go), so that its
+// reading, appending and answering overlap on different cores while its
+// requests are still handled and answered in order:
+//
+//   - the reader reads a frame (bounded by Config.RequestBytesMax, grown only
+//     as bytes arrive) and decodes it, at most one request ahead of the
+//     handler;
+//   - the handler runs each handler's synchronous part in arrival order: for
+//     Produce that is validation and the append, so an idempotent producer's
+//     pipelined batches land in the order sent. A handler may return a
+//     deferred part (waiting for the group commit, long-polling a fetch);
+//   - the writer resolves the deferred parts and writes the responses
+//     strictly in request order, as Kafka requires.
+//
+// At most Config.InflightRequestsMax replies wait per connection; a full
+// queue stops the handler, and then the reader, which is the back-pressure a
+// client sees.
 //
 // # Errors
 //
