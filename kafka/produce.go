@@ -29,7 +29,9 @@ import (
 
 func init() { register(kmsg.Produce.Int16(), 0, 9, handleProduce) }
 
-// durableWait is one partition of an acks=all produce waiting for its sync.
+// durableWait is one partition of an acks=all produce waiting for its sync,
+// with the response entry its outcome completes: the two travel together
+// from the append on, so a wait can never complete another partition's entry.
 type durableWait struct {
 	p       *partition.Partition
 	last    int64
@@ -40,31 +42,63 @@ type durableWait struct {
 func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	var refuse error
+	waits, failed := s.appendAll(c, req, resp)
+	switch {
+	case req.Acks == 0:
+		return reply{none: true, closeAfter: failed}
+	case len(waits) == 0:
+		return reply{resp: resp}
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	return reply{wait: func() kmsg.Response {
+		ctx, cancel := context.WithTimeout(c.ctx, max(timeout, time.Millisecond))
+		defer cancel()
+		for _, w := range waits {
+			if err := w.p.WaitDurable(ctx, w.last); err != nil {
+				setProduceError(w.resp, err)
+				continue
+			}
+			producedRecords.Add(float64(w.records))
+		}
+		return resp
+	}}
+}
+
+// produceRefusal returns why every partition of req is refused, or nil.
+func produceRefusal(req *kmsg.ProduceRequest) error {
 	switch {
 	case req.Version < 3:
-		refuse = fmt.Errorf("%w: Produce v%d carries message format v0/v1; use v3 or later", kerr.UnsupportedVersion, req.Version)
+		return fmt.Errorf("%w: Produce v%d carries message format v0/v1; use v3 or later", kerr.UnsupportedVersion, req.Version)
 	case req.TransactionID != nil:
-		refuse = kerr.TransactionalIDAuthorizationFailed
+		return kerr.TransactionalIDAuthorizationFailed
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
-		refuse = kerr.InvalidRequiredAcks
+		return kerr.InvalidRequiredAcks
 	}
-	var waits []durableWait
-	failed := false
-	for _, rt := range req.Topics {
-		st := kmsg.NewProduceResponseTopic()
+	return nil
+}
+
+// appendAll appends every partition's records in request order and fills
+// resp, one entry per partition. For acks=all it returns a wait per
+// appended partition, holding that partition's entry; failed reports that
+// some partition was refused. resp's slices are allocated whole before any
+// entry is handed out and never grow after, so the entries the waits hold
+// are the ones encoded.
+func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (waits []durableWait, failed bool) {
+	refuse := produceRefusal(req)
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti, rt := range req.Topics {
+		st := &resp.Topics[ti]
+		*st = kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		for i, rp := range rt.Partitions {
-			sp := &st.Partitions[i]
+		for pi, rp := range rt.Partitions {
+			sp := &st.Partitions[pi]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			res, err := s.producePartition(rt.Topic, rp, refuse)
 			if err != nil {
 				failed = true
-				sp.ErrorCode = errorCode(err)
-				sp.ErrorMessage = errorMessage(err)
-				sp.BaseOffset = -1
+				setProduceError(sp, err)
 				if req.Acks != 0 {
 					c.logger.Debug("produce refused", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 				}
@@ -73,46 +107,22 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 			sp.BaseOffset = res.BaseOffset
 			sp.LogAppendTime = res.LogAppendTimeMs
 			sp.LogStartOffset = res.LogStartOffset
+			records := res.LastOffset - res.BaseOffset + 1
 			if req.Acks == -1 {
-				waits = append(waits, durableWait{p: res.partition, last: res.LastOffset, records: res.LastOffset - res.BaseOffset + 1})
+				waits = append(waits, durableWait{p: res.partition, last: res.LastOffset, records: records, resp: sp})
 			} else {
-				producedRecords.Add(float64(res.LastOffset - res.BaseOffset + 1))
-			}
-		}
-		resp.Topics = append(resp.Topics, st)
-	}
-	switch {
-	case req.Acks == 0:
-		return reply{none: true, closeAfter: failed}
-	case len(waits) == 0:
-		return reply{resp: resp}
-	}
-	// Point each wait at its response entry now that the slices are final.
-	k := 0
-	for ti := range resp.Topics {
-		for pi := range resp.Topics[ti].Partitions {
-			sp := &resp.Topics[ti].Partitions[pi]
-			if k < len(waits) && sp.ErrorCode == 0 {
-				waits[k].resp = sp
-				k++
+				producedRecords.Add(float64(records))
 			}
 		}
 	}
-	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
-	return reply{wait: func() kmsg.Response {
-		ctx, cancel := context.WithTimeout(c.ctx, max(timeout, time.Millisecond))
-		defer cancel()
-		for _, w := range waits {
-			if err := w.p.WaitDurable(ctx, w.last); err != nil {
-				w.resp.ErrorCode = errorCode(err)
-				w.resp.ErrorMessage = errorMessage(err)
-				w.resp.BaseOffset = -1
-				continue
-			}
-			producedRecords.Add(float64(w.records))
-		}
-		return resp
-	}}
+	return waits, failed
+}
+
+// setProduceError records err as a partition's outcome.
+func setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error) {
+	sp.ErrorCode = errorCode(err)
+	sp.ErrorMessage = errorMessage(err)
+	sp.BaseOffset = -1
 }
 
 type produceResult struct {
