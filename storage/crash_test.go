@@ -106,6 +106,7 @@ func (c *crashingFS) OpenAppend(name string) (vfs.File, error) {
 func (c *crashingFS) Open(name string) (vfs.File, error) { return c.file(c.inner.Open(name)) }
 func (c *crashingFS) List(dir string) ([]string, error)  { return c.inner.List(dir) }
 func (c *crashingFS) Stat(name string) (int64, error)    { return c.inner.Stat(name) }
+func (c *crashingFS) Lock(name string) (vfs.File, error) { return c.inner.Lock(name) }
 
 func (c *crashingFS) Remove(name string) error {
 	if err := c.step(); err != nil {

@@ -17,6 +17,9 @@
 // Writes always append at the end of the file: the log never rewrites bytes in
 // place, and append-only writes are what the crash model reasons about.
 //
+// FS.Lock takes an exclusive lock on a file (flock on the OS filesystem, a
+// flag in memory), so that one process at a time owns a data directory.
+//
 // Names are slash-separated paths as the operating system takes them; the
 // in-memory filesystems treat relative and absolute names alike, rooted at one
 // directory that always exists and is always durable.

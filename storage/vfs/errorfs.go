@@ -26,12 +26,13 @@ const (
 	OpList
 	OpSyncDir
 	OpStat
+	OpLock
 )
 
 var opNames = map[Op]string{
 	OpCreate: "create", OpOpen: "open", OpRead: "read", OpWrite: "write", OpSync: "sync",
 	OpTruncate: "truncate", OpSize: "size", OpClose: "close", OpRemove: "remove",
-	OpRename: "rename", OpMkdirAll: "mkdirall", OpList: "list", OpSyncDir: "syncdir", OpStat: "stat",
+	OpRename: "rename", OpMkdirAll: "mkdirall", OpList: "list", OpSyncDir: "syncdir", OpStat: "stat", OpLock: "lock",
 }
 
 func (o Op) String() string {
@@ -197,6 +198,14 @@ func (e *ErrorFS) Stat(name string) (int64, error) {
 		return 0, err
 	}
 	return e.inner.Stat(name)
+}
+
+func (e *ErrorFS) Lock(name string) (File, error) {
+	if err := e.check(OpLock, name); err != nil {
+		return nil, err
+	}
+	f, err := e.inner.Lock(name)
+	return e.wrapFile(name, f, err)
 }
 
 type errorFile struct {

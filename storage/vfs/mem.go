@@ -49,6 +49,11 @@ type memNode struct {
 	// Only maintained when tracking.
 	synced       []byte
 	syncedPrefix int
+
+	// locked is set while a Lock handle is open; guarded by memFS.mu. A crash
+	// (CrashFS.Crash) makes new nodes, so locks do not survive it, as a
+	// process's locks do not survive its death.
+	locked bool
 }
 
 func newMemFS(tracking bool) *memFS {
@@ -119,6 +124,27 @@ func (m *memFS) Create(name string) (File, error) {
 	node := &memNode{}
 	dir.children[base] = node
 	return &memFile{fs: m, node: node, name: name}, nil
+}
+
+func (m *memFS) Lock(name string) (File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dir, base, err := m.parent(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "lock", Path: name, Err: err}
+	}
+	node, ok := dir.children[base]
+	switch {
+	case !ok:
+		node = &memNode{}
+		dir.children[base] = node
+	case node.dir:
+		return nil, &fs.PathError{Op: "lock", Path: name, Err: errIsDir}
+	case node.locked:
+		return nil, &fs.PathError{Op: "lock", Path: name, Err: ErrLocked}
+	}
+	node.locked = true
+	return &memFile{fs: m, node: node, name: name, unlocks: true}, nil
 }
 
 func (m *memFS) OpenAppend(name string) (File, error) { return m.open(name, false) }
@@ -289,6 +315,7 @@ type memFile struct {
 	node     *memNode
 	name     string
 	readOnly bool
+	unlocks  bool // the handle Lock returned: closing it releases the lock
 	closed   atomic.Bool
 }
 
@@ -334,6 +361,11 @@ func (f *memFile) Write(p []byte) (int, error) {
 func (f *memFile) Close() error {
 	if f.closed.Swap(true) {
 		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
+	}
+	if f.unlocks {
+		f.fs.mu.Lock()
+		f.node.locked = false
+		f.fs.mu.Unlock()
 	}
 	return nil
 }

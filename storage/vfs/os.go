@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -67,6 +68,41 @@ func (osFS) SyncDir(dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Lock uses flock(2), whose lock belongs to the open file description: it is
+// released when the file is closed or the process dies, however it dies, and
+// two opens in one process exclude each other as two processes do.
+func (osFS) Lock(name string) (File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_APPEND, filePerm)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "lock", Path: name, Err: err}
+	}
+	var lockErr error
+	err = raw.Control(func(fd uintptr) {
+		for {
+			lockErr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
+			if lockErr != unix.EINTR {
+				return
+			}
+		}
+	})
+	if err == nil {
+		err = lockErr
+	}
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		err = ErrLocked
+	}
+	if err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "lock", Path: name, Err: err}
+	}
+	return osFile{f}, nil
 }
 
 func (osFS) Stat(name string) (int64, error) {

@@ -50,7 +50,17 @@ type FS interface {
 	// Stat returns the size of name. A missing name gives an error satisfying
 	// errors.Is(err, fs.ErrNotExist).
 	Stat(name string) (sizeBytes int64, err error)
+	// Lock opens name, creating it when missing, and takes an exclusive lock
+	// on it that lasts until the returned file is closed or the process
+	// exits. The lock excludes every other Lock of name, in this process or
+	// another; a lock held elsewhere gives an error satisfying
+	// errors.Is(err, ErrLocked). The file is open for reading and appending,
+	// so the holder can record who it is; other opens of it are not blocked.
+	Lock(name string) (File, error)
 }
+
+// ErrLocked: another holder has the lock Lock asked for.
+var ErrLocked = errors.New("locked by another holder")
 
 // tempSuffix marks the temporary file WriteFileAtomic writes before renaming
 // it into place. A file ending in it is garbage after a crash.

@@ -41,6 +41,7 @@ func TestConformance(t *testing.T) {
 		"atomic write":                 testWriteFileAtomic,
 		"read after remove":            testReadAfterRemove,
 		"concurrent read and write":    testConcurrentReadWrite,
+		"lock is exclusive":            testLock,
 	}
 	for implName, newFS := range implementations(t) {
 		for testName, body := range tests {
@@ -248,6 +249,34 @@ func testRemove(t *testing.T, fsys FS, root string) {
 	}
 	if err := fsys.RemoveAll(dir); err != nil {
 		t.Fatalf("RemoveAll of missing dir: %v", err)
+	}
+}
+
+// testLock: a held lock refuses a second holder (even in the same process,
+// as two servers in one test would be) until its file is closed, and the
+// holder can write who it is for the refused one to read.
+func testLock(t *testing.T, fsys FS, root string) {
+	name := filepath.Join(root, "LOCK")
+	held, err := fsys.Lock(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, held, []byte("1234\n"))
+	if _, err := fsys.Lock(name); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock while held: %v, want ErrLocked", err)
+	}
+	if got, err := ReadFile(fsys, name); err != nil || string(got) != "1234\n" {
+		t.Fatalf("reading a held lock file: %q, %v", got, err)
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := fsys.Lock(name)
+	if err != nil {
+		t.Fatalf("Lock after the holder closed: %v", err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
