@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -8,10 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +27,10 @@ var (
 	ErrInvalidTopic      = errors.New("invalid topic name")
 	ErrInvalidPartitions = errors.New("invalid partition count")
 	ErrPartitionOffline  = errors.New("partition offline")
+	// ErrUnknownPartitions: the data directory holds partition directories
+	// that no topic owns and that are not marked for deletion. Open refuses
+	// to start rather than guess whether they are data or garbage.
+	ErrUnknownPartitions = errors.New("partition directories that no topic owns")
 )
 
 // Config is the cluster component's configuration.
@@ -88,6 +92,8 @@ type Cluster struct {
 	fsys   vfs.FS
 	logger *slog.Logger
 
+	lock vfs.File // the data directory's lock, held until Close
+
 	mu             sync.Mutex
 	id             string
 	topics         map[string]*Topic
@@ -98,9 +104,13 @@ type Cluster struct {
 	done chan struct{}
 }
 
-// Open loads topics and opens every partition. A partition that fails to open
-// (for example, corruption before its recovery point) is kept offline with
-// its error; the rest of the node serves.
+// Open takes the data directory's lock, loads topics and opens every
+// partition. A partition that fails to open (for example, corruption before
+// its recovery point) is kept offline with its error; the rest of the node
+// serves. Open refuses a data directory holding partition directories that
+// no topic owns (ErrUnknownPartitions) and deletes only directories marked
+// for deletion. When it fails it leaves nothing open or locked, and creates
+// cluster.json only once everything it checks has passed.
 func Open(fsys vfs.FS, cfg Config, logger *slog.Logger) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -108,16 +118,99 @@ func Open(fsys vfs.FS, cfg Config, logger *slog.Logger) (*Cluster, error) {
 	if err := fsys.MkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	c := &Cluster{cfg: cfg, fsys: fsys, logger: logger, topics: map[string]*Topic{},
-		stop: make(chan struct{}), done: make(chan struct{})}
-	if err := c.loadMeta(); err != nil {
+	lock, err := lockDataDir(fsys, cfg.DataDir)
+	if err != nil {
 		return nil, err
 	}
-	if err := c.loadTopics(); err != nil {
+	c := &Cluster{cfg: cfg, fsys: fsys, logger: logger, lock: lock, topics: map[string]*Topic{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if err := c.load(); err != nil {
+		c.closePartitions()
+		_ = lock.Close() // releasing a lock only fails on a closed handle
 		return nil, err
 	}
 	go c.cleanLoop()
 	return c, nil
+}
+
+// load reads and checks the metadata files and the data directory, and only
+// then writes anything or opens partitions.
+func (c *Cluster) load() error {
+	meta, err := c.readMeta()
+	if err != nil {
+		return err
+	}
+	records, err := c.readTopics()
+	if err != nil {
+		return err
+	}
+	names, err := c.fsys.List(c.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("list data dir: %w", err)
+	}
+	plan := planDataDir(names, records)
+	if len(plan.unknown) > 0 {
+		return unknownPartitionsError(c.cfg.DataDir, plan.unknown)
+	}
+	c.id, c.nextProducerID, c.producerIDEnd = meta.ClusterID, meta.NextProducerID, meta.NextProducerID
+	if err := c.persistMeta(meta.NextProducerID); err != nil {
+		return err
+	}
+	marked := plan.marked
+	for _, rec := range records {
+		if plan.deleting[rec.record.Name] {
+			dirs, err := c.markForDeletion(rec.record.Name, rec.id, rec.record.Partitions)
+			if err != nil {
+				return fmt.Errorf("finish deleting topic %s: %w", rec.record.Name, err)
+			}
+			c.logger.Warn("finishing the deletion of a topic interrupted before the last stop", "topic", rec.record.Name)
+			marked = append(marked, dirs...)
+			continue
+		}
+		t := &Topic{Name: rec.record.Name, ID: rec.id, Configs: rec.record.Configs}
+		for i := int32(0); i < rec.record.Partitions; i++ {
+			t.Partitions = append(t.Partitions, c.openPartition(t.Name, i, rec.config))
+		}
+		c.topics[t.Name] = t
+	}
+	if len(plan.deleting) > 0 {
+		if err := c.persistTopics(); err != nil {
+			return err
+		}
+	}
+	return c.removeMarked(marked)
+}
+
+// lockFile holds the data directory's lock and, for an operator refused by
+// it, the pid of the process holding it.
+const lockFile = "LOCK"
+
+// lockDataDir makes this process the only one using dir: two processes
+// appending to one segment would interleave their batches and corrupt it.
+func lockDataDir(fsys vfs.FS, dir string) (vfs.File, error) {
+	name := path.Join(dir, lockFile)
+	lock, err := fsys.Lock(name)
+	if errors.Is(err, vfs.ErrLocked) {
+		holder := "unknown pid"
+		if data, readErr := vfs.ReadFile(fsys, name); readErr == nil && len(bytes.TrimSpace(data)) > 0 {
+			holder = "pid " + string(bytes.TrimSpace(data))
+		}
+		return nil, fmt.Errorf("data dir %s is in use by another cairn process (%s): stop it first, or use another data dir: %w",
+			dir, holder, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	// The pid only names the holder in the message above; the lock itself is
+	// what excludes, so the file needs no sync.
+	if err := lock.Truncate(0); err == nil {
+		_, err = fmt.Fprintf(lock, "%d\n", os.Getpid())
+	}
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("write pid to %s: %w", name, err)
+	}
+	return lock, nil
 }
 
 // clusterFileVersion and topicsFileVersion are part of the on-disk format.
@@ -137,31 +230,27 @@ type clusterMeta struct {
 	NextProducerID int64  `json:"next_producer_id"`
 }
 
-func (c *Cluster) loadMeta() error {
-	name := path.Join(c.cfg.DataDir, clusterFile)
-	data, err := vfs.ReadFile(c.fsys, name)
+// readMeta reads cluster.json, or makes a new cluster id when it is missing.
+func (c *Cluster) readMeta() (clusterMeta, error) {
+	data, err := vfs.ReadFile(c.fsys, path.Join(c.cfg.DataDir, clusterFile))
 	var meta clusterMeta
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		var raw [16]byte
 		if _, err := rand.Read(raw[:]); err != nil {
-			return fmt.Errorf("cluster id: %w", err)
+			return meta, fmt.Errorf("cluster id: %w", err)
 		}
-		meta = clusterMeta{Version: clusterFileVersion, ClusterID: base64.RawURLEncoding.EncodeToString(raw[:])}
+		return clusterMeta{Version: clusterFileVersion, ClusterID: base64.RawURLEncoding.EncodeToString(raw[:])}, nil
 	case err != nil:
-		return fmt.Errorf("read %s: %w", clusterFile, err)
-	default:
-		if err := json.Unmarshal(data, &meta); err != nil {
-			return fmt.Errorf("decode %s: %w", clusterFile, err)
-		}
-		if meta.Version != clusterFileVersion {
-			return fmt.Errorf("%s version %d: unsupported", clusterFile, meta.Version)
-		}
+		return meta, fmt.Errorf("read %s: %w", clusterFile, err)
 	}
-	c.id = meta.ClusterID
-	c.nextProducerID = meta.NextProducerID
-	c.producerIDEnd = meta.NextProducerID
-	return c.persistMeta(meta.NextProducerID)
+	if err := json.Unmarshal(data, &meta); err != nil {
+		return meta, fmt.Errorf("decode %s: %w", clusterFile, err)
+	}
+	if meta.Version != clusterFileVersion {
+		return meta, fmt.Errorf("%s version %d: unsupported", clusterFile, meta.Version)
+	}
+	return meta, nil
 }
 
 func (c *Cluster) persistMeta(nextProducerID int64) error {
@@ -209,69 +298,59 @@ type topicsFileBody struct {
 	Topics  []topicRecord `json:"topics"`
 }
 
-func (c *Cluster) loadTopics() error {
-	data, err := vfs.ReadFile(c.fsys, path.Join(c.cfg.DataDir, topicsFile))
-	var body topicsFileBody
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", topicsFile, err)
-	}
-	if err == nil {
-		if err := json.Unmarshal(data, &body); err != nil {
-			return fmt.Errorf("decode %s: %w", topicsFile, err)
-		}
-		if body.Version != topicsFileVersion {
-			return fmt.Errorf("%s version %d: unsupported", topicsFile, body.Version)
-		}
-	}
-	owned := map[string]bool{}
-	for _, rec := range body.Topics {
-		t := &Topic{Name: rec.Name, Configs: rec.Configs}
-		if err := decodeTopicID(rec.ID, &t.ID); err != nil {
-			return fmt.Errorf("topic %s: %w", rec.Name, err)
-		}
-		pcfg, err := c.partitionConfig(rec.Configs)
-		if err != nil {
-			return fmt.Errorf("topic %s: %w", rec.Name, err)
-		}
-		for i := int32(0); i < rec.Partitions; i++ {
-			owned[partitionDirName(rec.Name, i)] = true
-			t.Partitions = append(t.Partitions, c.openPartition(rec.Name, i, pcfg))
-		}
-		c.topics[rec.Name] = t
-	}
-	return c.removeOrphans(owned)
+// storedTopic is a topic of topics.json, checked and ready to open.
+type storedTopic struct {
+	record topicRecord
+	id     [16]byte
+	config partition.Config
 }
 
-// removeOrphans deletes partition directories no topic owns: what a crash in
-// the middle of a topic deletion leaves behind.
-func (c *Cluster) removeOrphans(owned map[string]bool) error {
-	names, err := c.fsys.List(c.cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("list data dir: %w", err)
+// readTopics reads and checks topics.json; a missing file is no topics.
+func (c *Cluster) readTopics() ([]storedTopic, error) {
+	data, err := vfs.ReadFile(c.fsys, path.Join(c.cfg.DataDir, topicsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	for _, n := range names {
-		if n == clusterFile || n == topicsFile || owned[n] || !looksLikePartitionDir(n) {
-			continue
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", topicsFile, err)
+	}
+	var body topicsFileBody
+	if err := json.Unmarshal(data, &body); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", topicsFile, err)
+	}
+	if body.Version != topicsFileVersion {
+		return nil, fmt.Errorf("%s version %d: unsupported", topicsFile, body.Version)
+	}
+	stored := make([]storedTopic, 0, len(body.Topics))
+	for _, rec := range body.Topics {
+		s := storedTopic{record: rec}
+		if err := decodeTopicID(rec.ID, &s.id); err != nil {
+			return nil, fmt.Errorf("topic %s: %w", rec.Name, err)
 		}
-		c.logger.Warn("removing partition directory of a deleted topic", "dir", n)
-		if err := c.fsys.RemoveAll(path.Join(c.cfg.DataDir, n)); err != nil {
-			return fmt.Errorf("remove orphan %s: %w", n, err)
+		if s.config, err = c.partitionConfig(rec.Configs); err != nil {
+			return nil, fmt.Errorf("topic %s: %w", rec.Name, err)
 		}
+		stored = append(stored, s)
+	}
+	return stored, nil
+}
+
+// removeMarked removes directories marked for deletion and makes their
+// removal durable.
+func (c *Cluster) removeMarked(dirs []string) error {
+	for _, dir := range dirs {
+		c.logger.Info("removing the directory of a deleted topic", "dir", dir)
+		if err := c.fsys.RemoveAll(path.Join(c.cfg.DataDir, dir)); err != nil {
+			return fmt.Errorf("remove deleted partition %s: %w", dir, err)
+		}
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	if err := c.fsys.SyncDir(c.cfg.DataDir); err != nil {
+		return fmt.Errorf("remove deleted partitions: %w", err)
 	}
 	return nil
-}
-
-func looksLikePartitionDir(name string) bool {
-	i := strings.LastIndexByte(name, '-')
-	if i <= 0 {
-		return false
-	}
-	_, err := strconv.ParseUint(name[i+1:], 10, 31)
-	return err == nil
-}
-
-func partitionDirName(topic string, index int32) string {
-	return topic + "-" + strconv.Itoa(int(index))
 }
 
 func (c *Cluster) openPartition(topic string, index int32, cfg partition.Config) *PartitionSlot {
@@ -312,12 +391,22 @@ func decodeTopicID(s string, id *[16]byte) error {
 	return nil
 }
 
-// Close stops the cleaner and closes every partition cleanly.
+// Close stops the cleaner, closes every partition cleanly and releases the
+// data directory.
 func (c *Cluster) Close() error {
 	close(c.stop)
 	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	err := c.closePartitions()
+	if lockErr := c.lock.Close(); lockErr != nil {
+		err = errors.Join(err, fmt.Errorf("unlock data dir: %w", lockErr))
+	}
+	return err
+}
+
+// closePartitions closes every open partition. Callers hold mu, or own c alone.
+func (c *Cluster) closePartitions() error {
 	var errs []error
 	for _, t := range c.topics {
 		for _, s := range t.Partitions {

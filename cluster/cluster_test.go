@@ -2,12 +2,17 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -150,20 +155,220 @@ func TestTopicsSurviveRestart(t *testing.T) {
 	}
 }
 
-// TestOrphanDirectoriesRemoved: a crash between removing a topic from
-// topics.json and deleting its directories leaves directories that start-up removes.
-func TestOrphanDirectoriesRemoved(t *testing.T) {
+// TestMarkedDirectoriesRemoved: start-up removes a directory marked for
+// deletion that no topic owns (a deletion interrupted after topics.json was
+// written).
+func TestMarkedDirectoriesRemoved(t *testing.T) {
 	fsys := vfs.NewMem()
 	c := openCluster(t, fsys)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := fsys.MkdirAll("/data/stale-0"); err != nil {
+	marked := "/data/" + deletionDirName("stale", 0, [16]byte{1})
+	if err := fsys.MkdirAll(marked); err != nil {
 		t.Fatal(err)
 	}
 	c = openCluster(t, fsys)
 	defer c.Close()
-	if _, err := fsys.Stat("/data/stale-0"); err == nil {
-		t.Fatal("orphan directory kept")
+	if _, err := fsys.Stat(marked); err == nil {
+		t.Fatal("marked directory kept")
 	}
+}
+
+// TestSecondOpenRefused: a data directory has one owner at a time; the
+// second is refused with the holder's pid, and the lock goes with Close.
+func TestSecondOpenRefused(t *testing.T) {
+	fsys := vfs.NewMem()
+	c := openCluster(t, fsys)
+	_, err := Open(fsys, DefaultConfig("/data"), quiet)
+	if !errors.Is(err, vfs.ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if want := fmt.Sprintf("pid %d", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Fatalf("second open: %q does not name the holder (%s)", err, want)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	openCluster(t, fsys).Close()
+}
+
+// listData returns the entries of a directory, failing the test on error.
+func listData(t *testing.T, fsys vfs.FS, dir string) []string {
+	t.Helper()
+	names, err := fsys.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestUnknownPartitionsKept: without topics.json (lost, or a wrong data
+// directory) the partition directories are not deleted: start-up refuses,
+// names them and says what to do, and moving them away lets it start.
+func TestUnknownPartitionsKept(t *testing.T) {
+	fsys := vfs.NewMem()
+	c := openCluster(t, fsys)
+	if _, err := c.CreateTopic("orders", 2, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := c.Partition("orders", 1)
+	if _, err := p.Append(testBatch(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segments := listData(t, fsys, "/data/orders-1")
+	if err := fsys.Remove("/data/topics.json"); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := Open(fsys, DefaultConfig("/data"), quiet)
+	if !errors.Is(err, ErrUnknownPartitions) {
+		t.Fatalf("open without topics.json: %v, want ErrUnknownPartitions", err)
+	}
+	for _, want := range []string{"orders-0", "orders-1", "move"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if got := listData(t, fsys, "/data/orders-1"); !reflect.DeepEqual(got, segments) {
+		t.Fatalf("partition files after a refused start: %v, were %v", got, segments)
+	}
+
+	// What the message tells an operator to do.
+	if err := fsys.MkdirAll("/aside"); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"orders-0", "orders-1"} {
+		if err := fsys.Rename("/data/"+dir, "/aside/"+dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openCluster(t, fsys).Close()
+	if got := listData(t, fsys, "/aside/orders-1"); !reflect.DeepEqual(got, segments) {
+		t.Fatalf("moved partition files: %v, were %v", got, segments)
+	}
+}
+
+// TestInterruptedDeletionFinishes: a deletion that stopped after marking
+// some of a topic's directories is finished at the next start, whatever
+// topics.json still says; marked directories are the only ones removed.
+func TestInterruptedDeletionFinishes(t *testing.T) {
+	errFS := vfs.NewErrorFS(vfs.NewMem())
+	c := openCluster(t, errFS)
+	for _, name := range []string{"gone", "kept"} {
+		if _, err := c.CreateTopic(name, 2, nil, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remove := errFS.Inject(vfs.Rule{Op: vfs.OpRename, PathContains: "gone-1", Err: errors.New("EIO")})
+	if err := c.DeleteTopic("gone"); err == nil {
+		t.Fatal("delete with a failing rename succeeded")
+	}
+	remove()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c = openCluster(t, errFS)
+	defer c.Close()
+	if _, ok := c.Topic("gone"); ok {
+		t.Fatal("a topic whose deletion started came back")
+	}
+	for _, n := range listData(t, errFS, "/data") {
+		if strings.HasPrefix(n, "gone-") {
+			t.Errorf("directory %s of the deleted topic remains", n)
+		}
+	}
+	if _, err := c.Partition("kept", 1); err != nil {
+		t.Fatal(err)
+	}
+	data, err := vfs.ReadFile(errFS, "/data/topics.json")
+	if err != nil || strings.Contains(string(data), `"gone"`) {
+		t.Fatalf("topics.json after finishing the deletion: %s, %v", data, err)
+	}
+}
+
+// TestCreateRefusesExistingDirectory: a topic is never created over a
+// directory that is already there (placed while the server ran): it would
+// adopt unknown data, and undoing a failed create would delete it.
+func TestCreateRefusesExistingDirectory(t *testing.T) {
+	fsys := vfs.NewMem()
+	c := openCluster(t, fsys)
+	defer c.Close()
+	if err := fsys.MkdirAll("/data/new-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := vfs.WriteFileAtomic(fsys, "/data/new-1/keep", []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic("new", 2, nil, false); !errors.Is(err, ErrTopicExists) || !strings.Contains(err.Error(), "new-1") {
+		t.Fatalf("create over an existing directory: %v", err)
+	}
+	if _, err := fsys.Stat("/data/new-1/keep"); err != nil {
+		t.Fatalf("the existing directory's file: %v", err)
+	}
+	if _, err := fsys.Stat("/data/new-0"); err == nil {
+		t.Fatal("the refused create left new-0 behind")
+	}
+	if _, err := c.CreateTopic("grow", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.MkdirAll("/data/grow-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreatePartitions("grow", 2, false); !errors.Is(err, ErrInvalidPartitions) || !strings.Contains(err.Error(), "grow-1") {
+		t.Fatalf("create partitions over an existing directory: %v", err)
+	}
+}
+
+// TestFailedOpenReleasesEverything: when Open fails (here on a topic whose
+// stored config no longer validates) it opens no partition and releases the
+// data directory, so a corrected start can follow in the same process.
+func TestFailedOpenReleasesEverything(t *testing.T) {
+	fsys := vfs.NewMem()
+	c := openCluster(t, fsys)
+	for _, name := range []string{"a", "b"} {
+		if _, err := c.CreateTopic(name, 1, nil, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := vfs.ReadFile(fsys, "/data/topics.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), `"name": "b",`, `"name": "b", "configs": {"retention.ms": "soon"},`, 1)
+	if bad == string(good) {
+		t.Fatalf("topics.json layout changed: %s", good)
+	}
+	if err := vfs.WriteFileAtomic(fsys, "/data/topics.json", []byte(bad)); err != nil {
+		t.Fatal(err)
+	}
+	goroutines := runtime.NumGoroutine()
+	if _, err := Open(fsys, DefaultConfig("/data"), quiet); err == nil {
+		t.Fatal("open with an invalid stored config succeeded")
+	}
+	// An open partition runs a flusher goroutine until closed; goroutines
+	// that other tests' clean-up ends may still be finishing, so wait a bounded time.
+	for attempt := 0; runtime.NumGoroutine() > goroutines; attempt++ {
+		if attempt == 100 {
+			t.Fatalf("a failed open left goroutines running: %d, were %d", runtime.NumGoroutine(), goroutines)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := vfs.WriteFileAtomic(fsys, "/data/topics.json", good); err != nil {
+		t.Fatal(err)
+	}
+	openCluster(t, fsys).Close()
+}
+
+// testBatch is one record as a producer sends it.
+func testBatch(t *testing.T) []byte {
+	t.Helper()
+	return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Value: []byte("kept")}}, batch.None)
 }

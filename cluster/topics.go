@@ -4,7 +4,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"path"
 	"sort"
 	"strings"
 
@@ -107,9 +109,13 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 		return nil, fmt.Errorf("topic id: %w", err)
 	}
 	for i := int32(0); i < partitions; i++ {
-		s := c.openPartition(name, i, pcfg)
+		s, err := c.createPartition(name, i, pcfg, ErrTopicExists)
+		if err != nil {
+			c.removeCreated(t.Partitions)
+			return nil, fmt.Errorf("create topic %s: %w", name, err)
+		}
 		if s.Partition == nil {
-			c.closeSlots(t.Partitions)
+			c.removeCreated(t.Partitions)
 			return nil, fmt.Errorf("create topic %s: %w", name, s.Offline)
 		}
 		t.Partitions = append(t.Partitions, s)
@@ -117,33 +123,49 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 	c.topics[name] = t
 	if err := c.persistTopics(); err != nil {
 		delete(c.topics, name)
-		c.deleteSlots(t.Partitions)
+		c.removeCreated(t.Partitions)
 		return nil, fmt.Errorf("create topic %s: %w", name, err)
 	}
 	c.logger.Info("topic created", "topic", name, "partitions", partitions)
 	return t, nil
 }
 
-func (c *Cluster) closeSlots(slots []*PartitionSlot) {
+// createPartition opens a new, empty partition. A directory already at its
+// place belongs to no topic (start-up refuses those, so it appeared while
+// the node ran): it is refused, never adopted, since undoing a failed
+// create removes what it opened. Such a directory gives an error wrapping
+// exists, the caller's protocol error.
+func (c *Cluster) createPartition(topic string, index int32, cfg partition.Config, exists error) (*PartitionSlot, error) {
+	dir := partitionDirName(topic, index)
+	_, err := c.fsys.Stat(path.Join(c.cfg.DataDir, dir))
+	if err == nil {
+		return nil, fmt.Errorf("%w: directory %s is in the data dir but belongs to no topic; move it out of the data dir first", exists, dir)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("check for directory %s: %w", dir, err)
+	}
+	return c.openPartition(topic, index, cfg), nil
+}
+
+// removeCreated removes partitions that a failed create or grow opened:
+// they are new and empty, and no topic lists them.
+func (c *Cluster) removeCreated(slots []*PartitionSlot) {
 	for _, s := range slots {
-		if s.Partition != nil {
-			_ = s.Partition.Delete()
+		if s.Partition == nil {
+			continue
+		}
+		if err := s.Partition.Delete(); err != nil {
+			// Left behind, the directory would make the next start refuse
+			// to run, naming it; the operator can then remove it.
+			c.logger.Error("removing a partition of a failed create", "topic", s.Partition.Topic(), "partition", s.Index, "err", err)
 		}
 	}
 }
 
-func (c *Cluster) deleteSlots(slots []*PartitionSlot) {
-	for _, s := range slots {
-		if s.Partition != nil {
-			if err := s.Partition.Delete(); err != nil {
-				c.logger.Error("deleting partition", "topic", s.Partition.Topic(), "partition", s.Index, "err", err)
-			}
-		}
-	}
-}
-
-// DeleteTopic removes a topic and its data. The topic leaves topics.json
-// first, so a crash part way leaves only orphan directories, removed at start.
+// DeleteTopic removes a topic and its data. Its partitions are closed and
+// their directories marked for deletion (renamed, synced) before the topic
+// leaves topics.json: a crash part way leaves marked directories, and the
+// next start finishes the deletion; unmarked directories are never removed.
 func (c *Cluster) DeleteTopic(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -151,19 +173,40 @@ func (c *Cluster) DeleteTopic(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
+	for _, s := range t.Partitions {
+		if s.Partition != nil {
+			if err := s.Partition.Close(); err != nil {
+				// The data is being deleted; a close error (a partition
+				// already offline says why again) changes nothing.
+				c.logger.Warn("closing a partition of a deleted topic", "topic", name, "partition", s.Index, "err", err)
+			}
+		}
+	}
+	marked, err := c.markForDeletion(name, t.ID, int32(len(t.Partitions)))
+	if err != nil {
+		err = fmt.Errorf("delete topic %s: %w; restart the server to finish the deletion", name, err)
+		c.topics[name] = offlineTopic(t, err)
+		return err
+	}
 	delete(c.topics, name)
 	if err := c.persistTopics(); err != nil {
-		c.topics[name] = t
-		return fmt.Errorf("delete topic %s: %w", name, err)
+		return fmt.Errorf("delete topic %s: the topic is deleted and its directories are removed at the next start: %w", name, err)
 	}
-	c.deleteSlots(t.Partitions)
-	for _, s := range t.Partitions {
-		if s.Partition == nil { // offline partitions have no handle; remove their files directly
-			_ = c.fsys.RemoveAll(c.cfg.DataDir + "/" + partitionDirName(name, s.Index))
-		}
+	if err := c.removeMarked(marked); err != nil {
+		c.logger.Error("removing the directories of a deleted topic; the next start removes them", "topic", name, "err", err)
 	}
 	c.logger.Info("topic deleted", "topic", name)
 	return nil
+}
+
+// offlineTopic is t with every partition offline for err.
+func offlineTopic(t *Topic, err error) *Topic {
+	offline := &Topic{Name: t.Name, ID: t.ID, Configs: t.Configs}
+	for _, s := range t.Partitions {
+		offline.Partitions = append(offline.Partitions,
+			&PartitionSlot{Index: s.Index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)})
+	}
+	return offline
 }
 
 // CreatePartitions raises a topic's partition count to count.
@@ -194,9 +237,13 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 	grown := &Topic{Name: t.Name, ID: t.ID, Configs: t.Configs, Partitions: append([]*PartitionSlot(nil), t.Partitions...)}
 	var added []*PartitionSlot
 	for i := int32(len(t.Partitions)); i < count; i++ {
-		s := c.openPartition(name, i, pcfg)
+		s, err := c.createPartition(name, i, pcfg, ErrInvalidPartitions)
+		if err != nil {
+			c.removeCreated(added)
+			return fmt.Errorf("create partitions for %s: %w", name, err)
+		}
 		if s.Partition == nil {
-			c.closeSlots(added)
+			c.removeCreated(added)
 			return fmt.Errorf("create partitions for %s: %w", name, s.Offline)
 		}
 		added = append(added, s)
@@ -205,7 +252,7 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 	c.topics[name] = grown
 	if err := c.persistTopics(); err != nil {
 		c.topics[name] = t
-		c.closeSlots(added)
+		c.removeCreated(added)
 		return fmt.Errorf("create partitions for %s: %w", name, err)
 	}
 	return nil

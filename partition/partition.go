@@ -402,13 +402,16 @@ func (p *Partition) Delete() error {
 	}
 	defer p.mu.Unlock()
 	p.failClosed()
+	var errs []error
 	if p.streamIdx != nil {
-		_ = p.streamIdx.Delete() // the directory goes with the log's
+		if err := p.streamIdx.Delete(); err != nil {
+			errs = append(errs, fmt.Errorf("delete partition %s-%d: %w", p.topic, p.index, err))
+		}
 	}
 	if err := p.log.Delete(); err != nil {
-		return fmt.Errorf("delete partition %s-%d: %w", p.topic, p.index, err)
+		errs = append(errs, fmt.Errorf("delete partition %s-%d: %w", p.topic, p.index, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // classifyWriteError maps a storage write error to the partition's vocabulary
