@@ -29,6 +29,10 @@
 //     acknowledged.
 //   - A write error (for example a full disk) leaves the log as it was before
 //     the append: the batch gets an error and the next append can succeed.
+//   - A read that finds stored bytes that are not valid batches fails the
+//     partition (ErrStorageFailed) like a failed sync: every later read would
+//     fail the same way, so it must be reported and refuse writes. A read
+//     that fails with an I/O error (ErrRead) fails only that read.
 //   - Producer state is a pure function of the log: a snapshot at a known
 //     offset plus a replay of the batches after it.
 package partition

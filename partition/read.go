@@ -45,7 +45,7 @@ func (p *Partition) ReadAppend(dst []byte, offset int64, maxBytes int) (res Read
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
 			return res, dst, fmt.Errorf("%w: offset %d: %v", ErrOffsetOutOfRange, offset, err)
 		}
-		return res, dst, fmt.Errorf("%w: %s-%d at %d: %v", ErrRead, p.topic, p.index, offset, err)
+		return res, dst, p.classifyReadError(err, offset)
 	}
 	if len(buf) > len(dst) {
 		res.Records = buf[len(dst):len(buf):len(buf)]
