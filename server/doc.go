@@ -1,4 +1,10 @@
 // Package server wires Cairn's components into one process: it opens the
 // cluster on the data directory, serves the Kafka protocol and the HTTP admin
 // endpoints (/metrics, /healthz), and shuts everything down in order.
+//
+// Start binds both ports before it opens the data directory (which takes the
+// directory's lock), so a start refused for a taken port leaves no file
+// behind. /healthz answers 503 and cairn_partitions_offline counts every
+// partition that is offline: failed to open, failed a sync, or found damaged
+// by a read.
 package server

@@ -51,61 +51,36 @@ type Server struct {
 	kafkaDone chan struct{}
 }
 
-// Start opens the data directory and starts listening. The caller must Close.
+// Start binds the listeners, opens the data directory and starts serving.
+// The caller must Close. The ports are bound first, so a start that fails on
+// a taken port creates nothing in the data directory; once the Kafka server
+// (and its group coordinator) exists, nothing fails any more.
 func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	started := time.Now()
+	s := &Server{cfg: cfg, logger: logger, failed: make(chan error, 2), kafkaDone: make(chan struct{})}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
 	ccfg := cluster.DefaultConfig(cfg.DataDir)
 	ccfg.DecompressedBatchBytesMax = cfg.DecompressedBatchBytesMax
 	cl, err := cluster.Open(fsys, ccfg, logger)
 	if err != nil {
+		s.closeListeners()
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, cluster: cl, failed: make(chan error, 2), kafkaDone: make(chan struct{})}
-	s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr)
-	if err != nil {
-		_ = cl.Close()
-		return nil, fmt.Errorf("listen kafka: %w", err)
-	}
-	kcfg := kafka.DefaultConfig()
-	kcfg.AdvertisedAddr = cfg.AdvertisedKafkaAddr
-	if kcfg.AdvertisedAddr == "" {
-		kcfg.AdvertisedAddr = s.kafkaLn.Addr().String()
-	}
-	kcfg.AutoCreateTopics = cfg.AutoCreateTopics
-	kcfg.DefaultPartitions = cfg.DefaultPartitions
-	kcfg.RequestBytesMax = cfg.RequestBytesMax
-	kcfg.ConnectionsMax = cfg.ConnectionsMax
-	kcfg.InflightRequestsMax = cfg.InflightRequestsMax
-	kcfg.IdleTimeout = cfg.IdleTimeout
+	s.cluster = cl
+	kcfg := s.kafkaConfig()
 	s.kafka, err = kafka.NewServer(kcfg, cl, logger)
 	if err != nil {
-		_ = s.kafkaLn.Close()
-		_ = cl.Close()
+		s.closeListeners()
+		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
 	}
-	if cfg.HTTPAddr != "" {
-		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			_ = s.kafkaLn.Close()
-			_ = cl.Close()
-			return nil, fmt.Errorf("listen http: %w", err)
-		}
-		s.events = eventstore.New(cl, eventstore.Config{
-			DefaultPartitions: cfg.DefaultPartitions,
-			AutoCreateTopics:  cfg.AutoCreateTopics,
-		}, logger)
-		// gRPC clients speak HTTP/2 without TLS on a loopback or private port.
-		protocols := new(http.Protocols)
-		protocols.SetHTTP1(true)
-		protocols.SetUnencryptedHTTP2(true)
-		s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
-		go func() {
-			if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.failed <- fmt.Errorf("http: %w", err)
-			}
-		}()
+	if s.httpLn != nil {
+		s.serveHTTP()
 	}
 	go func() {
 		defer close(s.kafkaDone)
@@ -116,6 +91,63 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	logger.Info("cairn serving", "kafka", s.kafkaLn.Addr().String(), "advertised", kcfg.AdvertisedAddr,
 		"http", s.HTTPAddr(), "data_dir", cfg.DataDir, "topics", len(cl.Topics()), "startup", time.Since(started).Round(time.Millisecond))
 	return s, nil
+}
+
+// listen binds the Kafka listener and, when configured, the HTTP one.
+func (s *Server) listen() error {
+	var err error
+	if s.kafkaLn, err = net.Listen("tcp", s.cfg.KafkaAddr); err != nil {
+		return fmt.Errorf("listen kafka: %w", err)
+	}
+	if s.cfg.HTTPAddr == "" {
+		return nil
+	}
+	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		_ = s.kafkaLn.Close()
+		return fmt.Errorf("listen http: %w", err)
+	}
+	return nil
+}
+
+// closeListeners undoes listen after a failed start.
+func (s *Server) closeListeners() {
+	_ = s.kafkaLn.Close()
+	if s.httpLn != nil {
+		_ = s.httpLn.Close()
+	}
+}
+
+func (s *Server) kafkaConfig() kafka.Config {
+	kcfg := kafka.DefaultConfig()
+	kcfg.AdvertisedAddr = s.cfg.AdvertisedKafkaAddr
+	if kcfg.AdvertisedAddr == "" {
+		kcfg.AdvertisedAddr = s.kafkaLn.Addr().String()
+	}
+	kcfg.AutoCreateTopics = s.cfg.AutoCreateTopics
+	kcfg.DefaultPartitions = s.cfg.DefaultPartitions
+	kcfg.RequestBytesMax = s.cfg.RequestBytesMax
+	kcfg.ConnectionsMax = s.cfg.ConnectionsMax
+	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
+	kcfg.IdleTimeout = s.cfg.IdleTimeout
+	return kcfg
+}
+
+// serveHTTP starts the event-store API, /metrics and /healthz on httpLn.
+func (s *Server) serveHTTP() {
+	s.events = eventstore.New(s.cluster, eventstore.Config{
+		DefaultPartitions: s.cfg.DefaultPartitions,
+		AutoCreateTopics:  s.cfg.AutoCreateTopics,
+	}, s.logger)
+	// gRPC clients speak HTTP/2 without TLS on a loopback or private port.
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
+	go func() {
+		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- fmt.Errorf("http: %w", err)
+		}
+	}()
 }
 
 // KafkaAddr is the Kafka listener's bound address.
