@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cairnlog/cairn/internal/cli"
@@ -129,7 +130,10 @@ func runConsume(cmd *cobra.Command, topic string, options *consumeOptions) error
 		// Control records (transaction markers) are never printed, but
 		// --until-end must see them: one may hold a partition's last
 		// offset below the high watermark.
-		kgo.KeepControlRecords())
+		kgo.KeepControlRecords(),
+		// A partition the broker cannot read answers KAFKA_STORAGE_ERROR,
+		// which the client would retry forever: fetchError ends on it.
+		kgo.KeepRetryableFetchErrors())
 	if err != nil {
 		return err
 	}
@@ -337,12 +341,24 @@ func (l *consumeLoop) pauseFinished() {
 
 // fetchError returns the first fetch error that ends consumption. Data loss
 // reported by the client is printed and consumption goes on from where the
-// client resumed, as the log itself now stands.
+// client resumed, as the log itself now stands. KAFKA_STORAGE_ERROR (the
+// broker cannot read the partition) ends it, as does UNKNOWN_TOPIC_ID; other
+// retryable errors (a leader moving, an epoch to re-validate) are left to
+// the client to retry.
 func fetchError(fetches kgo.Fetches, stderr io.Writer) error {
 	for _, fetchErr := range fetches.Errors() {
 		var dataLoss *kgo.ErrDataLoss
 		if errors.As(fetchErr.Err, &dataLoss) {
 			fmt.Fprintf(stderr, "warning: %v\n", dataLoss)
+			continue
+		}
+		if errors.Is(fetchErr.Err, kerr.KafkaStorageError) {
+			return fmt.Errorf("consume topic %q partition %d: the broker cannot read it (its log says why): %w",
+				fetchErr.Topic, fetchErr.Partition, fetchErr.Err)
+		}
+		// UNKNOWN_TOPIC_ID is retryable but means the topic was deleted
+		// under the consumer: the client hands it over once sure of it.
+		if kerr.IsRetriable(fetchErr.Err) && !errors.Is(fetchErr.Err, kerr.UnknownTopicID) {
 			continue
 		}
 		return fmt.Errorf("consume topic %q partition %d: %w", fetchErr.Topic, fetchErr.Partition, fetchErr.Err)
