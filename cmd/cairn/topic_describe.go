@@ -18,7 +18,8 @@ func newTopicDescribeCommand(connection *clientFlags) *cobra.Command {
 		Use:   "describe NAME",
 		Short: "Show a topic's id, partitions, offsets and non-default configs",
 		Long: `Show a topic's id and, for each partition, its leader, leader epoch, log start
-offset and high watermark (the offset the next record will get), then every
+offset and high watermark (the offset the next record will get), or OFFLINE
+and why when the broker cannot serve it, then every
 config whose value does not come from the defaults, with where it comes from.
 Sensitive config values are not shown.`,
 		Example: `  cairn topic describe orders`,
@@ -56,17 +57,13 @@ func describeTopic(ctx context.Context, admin *kadm.Client, name string) (topicD
 	if detail.Err != nil {
 		return topicDescription{}, fmt.Errorf("describe topic %q: %w", name, detail.Err)
 	}
+	// A partition's own error (one the broker cannot serve) is shown in its
+	// row; only a failed request fails the command.
 	starts, err := admin.ListStartOffsets(ctx, name)
-	if err == nil {
-		err = starts.Error()
-	}
 	if err != nil {
 		return topicDescription{}, fmt.Errorf("list start offsets of %q: %w", name, err)
 	}
 	ends, err := admin.ListEndOffsets(ctx, name)
-	if err == nil {
-		err = ends.Error()
-	}
 	if err != nil {
 		return topicDescription{}, fmt.Errorf("list end offsets of %q: %w", name, err)
 	}
@@ -89,6 +86,17 @@ func describeTopic(ctx context.Context, admin *kadm.Client, name string) (topicD
 	}, nil
 }
 
+// offline returns why the broker cannot serve a partition (its metadata
+// error, or the error listing its offsets), or nil.
+func (d topicDescription) offline(partition kadm.PartitionDetail) error {
+	for _, err := range []error{partition.Err, d.ends[partition.Partition].Err, d.starts[partition.Partition].Err} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func nonDefaultConfigs(configs []kadm.Config) []kadm.Config {
 	var kept []kadm.Config
 	for _, config := range configs {
@@ -109,12 +117,22 @@ func (d topicDescription) write(out io.Writer) error {
 	}
 	fmt.Fprintln(out)
 	fmt.Fprintln(table, "PARTITION\tLEADER\tLEADER-EPOCH\tLOG-START-OFFSET\tHIGH-WATERMARK")
+	offline := 0
 	for _, partition := range d.detail.Partitions.Sorted() {
+		if reason := d.offline(partition); reason != nil {
+			offline++
+			fmt.Fprintf(table, "%d\t%d\t%d\t-\t-\tOFFLINE: %v\n", partition.Partition, partition.Leader, partition.LeaderEpoch, reason)
+			continue
+		}
 		fmt.Fprintf(table, "%d\t%d\t%d\t%d\t%d\n", partition.Partition, partition.Leader, partition.LeaderEpoch,
 			d.starts[partition.Partition].Offset, d.ends[partition.Partition].Offset)
 	}
 	if err := table.Flush(); err != nil {
 		return err
+	}
+	if offline > 0 {
+		fmt.Fprintf(out, "%d of %d partitions offline: the broker cannot serve them; its log says why\n",
+			offline, len(d.detail.Partitions))
 	}
 	fmt.Fprintln(out)
 	if len(d.configs) == 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -59,5 +60,48 @@ func TestConsumeFailsOnAnUnreadablePartition(t *testing.T) {
 	}
 	if result.stdout != "" {
 		t.Fatalf("printed %q", result.stdout)
+	}
+}
+
+// storageErrorOnPartitionZero makes ListOffsets answer KAFKA_STORAGE_ERROR
+// for partition 0, as a broker does for a partition it cannot serve, and
+// offset 0 for the others.
+func storageErrorOnPartitionZero(cluster *kfake.Cluster) {
+	cluster.ControlKey(int16(kmsg.ListOffsets), func(request kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		req := request.(*kmsg.ListOffsetsRequest)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, topic := range req.Topics {
+			rt := kmsg.NewListOffsetsResponseTopic()
+			rt.Topic = topic.Topic
+			for _, partition := range topic.Partitions {
+				rp := kmsg.NewListOffsetsResponseTopicPartition()
+				rp.Partition = partition.Partition
+				rp.Offset, rp.Timestamp, rp.LeaderEpoch = 0, -1, -1
+				if partition.Partition == 0 {
+					rp.ErrorCode, rp.Offset = kerr.KafkaStorageError.Code, -1
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+}
+
+// TestTopicDescribeShowsOfflinePartitions: a partition the broker cannot
+// serve is shown as OFFLINE with the broker's error; the others as usual.
+func TestTopicDescribeShowsOfflinePartitions(t *testing.T) {
+	cluster, brokers := startCluster(t, kfake.SeedTopics(2, "damaged"))
+	storageErrorOnPartitionZero(cluster)
+	described := mustCairn(t, "topic", "describe", "damaged", "--brokers", brokers).stdout
+	if !regexp.MustCompile(`(?m)^0\s+\d+\s+\d+\s+-\s+-\s+OFFLINE: KAFKA_STORAGE_ERROR`).MatchString(described) {
+		t.Errorf("partition 0 not shown offline:\n%s", described)
+	}
+	if !regexp.MustCompile(`(?m)^1\s+\d+\s+\d+\s+0\s+0$`).MatchString(described) {
+		t.Errorf("partition 1 not shown with its offsets:\n%s", described)
+	}
+	if !strings.Contains(described, "1 of 2 partitions offline") {
+		t.Errorf("no summary of offline partitions:\n%s", described)
 	}
 }
