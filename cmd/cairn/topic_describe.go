@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -42,6 +43,7 @@ type topicDescription struct {
 	detail  kadm.TopicDetail
 	starts  map[int32]kadm.ListedOffset
 	ends    map[int32]kadm.ListedOffset
+	listErr error // why partitions may be missing from starts and ends
 	configs []kadm.Config
 }
 
@@ -57,14 +59,15 @@ func describeTopic(ctx context.Context, admin *kadm.Client, name string) (topicD
 	if detail.Err != nil {
 		return topicDescription{}, fmt.Errorf("describe topic %q: %w", name, detail.Err)
 	}
-	// A partition's own error (one the broker cannot serve) is shown in its
-	// row; only a failed request fails the command.
-	starts, err := admin.ListStartOffsets(ctx, name)
-	if err != nil {
+	// A partition the broker cannot serve (its own error, or no leader, which
+	// fails the shard asked about it) is shown in its row; only a request
+	// that failed otherwise fails the command.
+	starts, startsErr := admin.ListStartOffsets(ctx, name)
+	if err := unlessPartial(startsErr); err != nil {
 		return topicDescription{}, fmt.Errorf("list start offsets of %q: %w", name, err)
 	}
-	ends, err := admin.ListEndOffsets(ctx, name)
-	if err != nil {
+	ends, endsErr := admin.ListEndOffsets(ctx, name)
+	if err := unlessPartial(endsErr); err != nil {
 		return topicDescription{}, fmt.Errorf("list end offsets of %q: %w", name, err)
 	}
 	configs, err := admin.DescribeTopicConfigs(ctx, name)
@@ -82,19 +85,45 @@ func describeTopic(ctx context.Context, admin *kadm.Client, name string) (topicD
 		detail:  detail,
 		starts:  starts[name],
 		ends:    ends[name],
+		listErr: firstError(startsErr, endsErr),
 		configs: nonDefaultConfigs(resource.Configs),
 	}, nil
 }
 
-// offline returns why the broker cannot serve a partition (its metadata
-// error, or the error listing its offsets), or nil.
-func (d topicDescription) offline(partition kadm.PartitionDetail) error {
-	for _, err := range []error{partition.Err, d.ends[partition.Partition].Err, d.starts[partition.Partition].Err} {
+func firstError(errs ...error) error {
+	for _, err := range errs {
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unlessPartial returns err unless it is kadm's report of failed shards,
+// whose partitions are then missing from a result that is otherwise good.
+func unlessPartial(err error) error {
+	var shardErrs *kadm.ShardErrors
+	if errors.As(err, &shardErrs) {
+		return nil
+	}
+	return err
+}
+
+// offline returns why the broker cannot serve a partition (its metadata
+// error, or the error listing its offsets), or nil.
+func (d topicDescription) offline(partition kadm.PartitionDetail) error {
+	if partition.Err != nil {
+		return partition.Err
+	}
+	start, startListed := d.starts[partition.Partition]
+	end, endListed := d.ends[partition.Partition]
+	if (!startListed || !endListed) && d.listErr != nil {
+		return d.listErr
+	}
+	if end.Err != nil {
+		return end.Err
+	}
+	return start.Err
 }
 
 func nonDefaultConfigs(configs []kadm.Config) []kadm.Config {
