@@ -91,6 +91,11 @@ func TestDamagedPartitionReported(t *testing.T) {
 	if consumed.exitCode == 0 || !strings.Contains(consumed.stderr, "KAFKA_STORAGE_ERROR") {
 		t.Fatalf("consume of the damaged partition: exit %d\nstdout:\n%s\nstderr:\n%s", consumed.exitCode, consumed.stdout, consumed.stderr)
 	}
+	// Now known offline: the consumer is told before it starts fetching.
+	again := runCairnCLI(t, server, "", "consume", topic, "--from", "beginning", "--until-end")
+	if again.exitCode == 0 || !strings.Contains(again.stderr, "LEADER_NOT_AVAILABLE") {
+		t.Fatalf("consume of the partition known offline: exit %d\nstderr:\n%s", again.exitCode, again.stderr)
+	}
 	if status, body, err := server.healthz(); err != nil || status != http.StatusServiceUnavailable || !strings.Contains(body, "1 partitions offline") {
 		t.Errorf("healthz with a damaged partition: %d %q %v", status, body, err)
 	}
@@ -127,4 +132,65 @@ func rawProduceErrorCode(t *testing.T, client *kgo.Client, topic string) int16 {
 		t.Fatal(err)
 	}
 	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
+// runServeToExit runs `cairn serve` on dataDir, which must exit at once
+// with an error, and returns what it printed.
+func runServeToExit(t *testing.T, dataDir string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cliWaitMax)
+	defer cancel()
+	serve := exec.CommandContext(ctx, cairnBinary, "serve", "--data-dir", dataDir,
+		"--kafka-addr", freeAddr(t), "--http-addr", freeAddr(t))
+	var output bytes.Buffer
+	serve.Stdout, serve.Stderr = &output, &output
+	err := serve.Run()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || ctx.Err() != nil {
+		t.Fatalf("cairn serve --data-dir %s: %v (context: %v), want a refused start\n%s", dataDir, err, ctx.Err(), output.String())
+	}
+	return output.String()
+}
+
+// TestLostTopicsFileDeletesNothing: when topics.json is gone (lost, or a
+// backup restored without it) the server refuses to start, names the
+// partition directories it does not know and deletes none; an operator who
+// moves them out of the data dir (as the message says) can start again, and
+// the records are still in the moved directories.
+func TestLostTopicsFileDeletesNothing(t *testing.T) {
+	server := startCairn(t, "")
+	const topic = "precious"
+	createTopic(t, server.kafkaAddr, topic, 2, nil)
+	producer := newKgo(t, server.kafkaAddr, kgo.DefaultProduceTopic(topic))
+	produceSync(t, producer, &kgo.Record{Value: []byte("keep me")})
+	producer.Close()
+	server.Stop()
+	if err := os.Remove(filepath.Join(server.dataDir, "topics.json")); err != nil {
+		t.Fatal(err)
+	}
+
+	refused := runServeToExit(t, server.dataDir)
+	for _, want := range []string{topic + "-0", topic + "-1", "Nothing was deleted", "move these directories out of"} {
+		if !strings.Contains(refused, want) {
+			t.Errorf("refused start does not say %q:\n%s", want, refused)
+		}
+	}
+	aside := t.TempDir()
+	for _, dir := range []string{topic + "-0", topic + "-1"} {
+		if err := os.Rename(filepath.Join(server.dataDir, dir), filepath.Join(aside, dir)); err != nil {
+			t.Fatalf("move %s aside (it must still exist): %v", dir, err)
+		}
+	}
+	server.Restart()
+	var kept int64
+	for _, dir := range []string{topic + "-0", topic + "-1"} {
+		info, err := os.Stat(filepath.Join(aside, dir, "00000000000000000000.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept += info.Size()
+	}
+	if kept == 0 {
+		t.Fatal("the moved partitions hold no records")
+	}
 }
