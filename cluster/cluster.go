@@ -125,8 +125,8 @@ func Open(fsys vfs.FS, cfg Config, logger *slog.Logger) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, fsys: fsys, logger: logger, lock: lock, topics: map[string]*Topic{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := c.load(); err != nil {
-		c.closePartitions()
-		_ = lock.Close() // releasing a lock only fails on a closed handle
+		_ = c.closePartitions() // the load error is the one to report
+		_ = lock.Close()        // releasing a lock only fails on a closed handle
 		return nil, err
 	}
 	go c.cleanLoop()
