@@ -82,49 +82,14 @@ func (a *adapter) ReuseForWrite(oldname, newname string, category pebblevfs.Disk
 
 func (a *adapter) MkdirAll(dir string, _ os.FileMode) error { return a.fsys.MkdirAll(dir) }
 
-// locks holds the names locked through any adapter, per underlying
-// filesystem: these filesystems live in one process, so an in-process table
-// is as exclusive as a file lock is between processes.
-var locks = struct {
-	sync.Mutex
-	held map[lockKey]bool
-}{held: make(map[lockKey]bool)}
-
-type lockKey struct {
-	fsys vfs.FS
-	name string
-}
-
+// Lock takes the underlying filesystem's exclusive lock; closing the
+// returned file releases it.
 func (a *adapter) Lock(name string) (io.Closer, error) {
-	key := lockKey{fsys: a.fsys, name: filepath.Clean(name)}
-	locks.Lock()
-	defer locks.Unlock()
-	if locks.held[key] {
-		return nil, fmt.Errorf("lock %s: already held", name)
-	}
-	f, err := a.fsys.Create(name)
+	f, err := a.fsys.Lock(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	locks.held[key] = true
-	return &unlocker{key: key}, nil
-}
-
-type unlocker struct {
-	key  lockKey
-	once sync.Once
-}
-
-func (u *unlocker) Close() error {
-	u.once.Do(func() {
-		locks.Lock()
-		defer locks.Unlock()
-		delete(locks.held, u.key)
-	})
-	return nil
+	return f, nil
 }
 
 func (a *adapter) List(dir string) ([]string, error) { return a.fsys.List(dir) }
