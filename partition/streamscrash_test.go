@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -85,4 +86,25 @@ func streamIndexPowerCut(seed int64) error {
 		}
 	}
 	return nil
+}
+
+// TestDeleteReportsIndexRemovalFailure: a stream index that cannot be
+// removed makes Delete fail, instead of the topic's deletion reporting
+// success over files left behind.
+func TestDeleteReportsIndexRemovalFailure(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	cfg := DefaultConfig()
+	cfg.DeleteSegments, cfg.Streams = false, true
+	p, err := Open(efs, "/data/ev-0", "ev", 0, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := appendEvents(p, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	injected := errors.New("injected remove failure")
+	efs.Inject(vfs.Rule{Op: vfs.OpRemove, PathContains: streamIndexDir, Err: injected})
+	if err := p.Delete(); !errors.Is(err, injected) {
+		t.Fatalf("Delete = %v, want the index's removal failure", err)
+	}
 }
