@@ -10,31 +10,37 @@ import (
 
 // Encode builds one batch from records, compressed with codec.
 //
-// The base offset is records[0].Offset and each record's offset delta is
-// its Offset minus that base, so offsets may have gaps but must increase.
-// FirstTimestamp is records[0].TimestampMs, timestamp deltas are relative
-// to it, and MaxTimestamp is the largest record timestamp.
+// The base offset is tmpl.BaseOffset and each record's offset delta is its
+// Offset minus that base, so offsets may have gaps but must increase and
+// start at or after the base. FirstTimestamp is records[0].TimestampMs,
+// timestamp deltas are relative to it, and MaxTimestamp is the largest
+// record timestamp.
 //
 // From tmpl it takes PartitionLeaderEpoch, ProducerID, ProducerEpoch,
 // BaseSequence and Attributes except the codec bits. When tmpl has the
 // log-append-time bit, MaxTimestamp is tmpl.MaxTimestamp, the append time.
 //
-// lastOffsetDelta becomes the batch's LastOffsetDelta, relative to the new
-// base offset. It must be at least the last record's delta. Compaction,
-// which must keep a batch's last offset (the producer's sequence state
-// refers to it) even when it drops the last record, passes
-// originalLastOffset - records[0].Offset; a producer passes len(records)-1.
+// lastOffsetDelta becomes the batch's LastOffsetDelta, relative to the base
+// offset. It must be at least the last record's delta. A producer passes
+// len(records)-1. Compaction passes the original batch's header and
+// LastOffsetDelta, as Kafka does: a batch keeps its base offset, base
+// sequence and last offset delta whatever records it loses, because a
+// producer's last sequence (BaseSequence + LastOffsetDelta) and last offset
+// are read from them when producer state is rebuilt from the log.
 //
-// With no records, the batch keeps tmpl.BaseOffset and tmpl's timestamps:
-// this is the empty batch compaction leaves to preserve producer state.
+// With no records, the batch is the empty one compaction leaves in place of
+// a producer's last batch: it keeps tmpl's timestamps and has codec none and
+// an empty records section, as Kafka writes it.
 func Encode(tmpl Header, lastOffsetDelta int32, records []Record, codec Codec) ([]byte, error) {
 	if codec < None || codec > Zstd {
 		return nil, fmt.Errorf("encode batch: %v: %w", codec, ErrUnsupportedCodec)
 	}
 	base, firstTimestamp, maxTimestamp := tmpl.BaseOffset, tmpl.FirstTimestamp, tmpl.MaxTimestamp
 	if len(records) > 0 {
-		base, firstTimestamp = records[0].Offset, records[0].TimestampMs
+		firstTimestamp = records[0].TimestampMs
 		maxTimestamp = math.MinInt64
+	} else {
+		codec = None
 	}
 	blob, err := encodeRecords(records, base, firstTimestamp, lastOffsetDelta, &maxTimestamp)
 	if err != nil {

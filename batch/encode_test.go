@@ -69,7 +69,7 @@ func TestEncodeValidateRoundTrip(t *testing.T) {
 			for i := range records {
 				records[i].Offset += 1000
 			}
-			tmpl := Header{PartitionLeaderEpoch: 3, ProducerID: 77, ProducerEpoch: 2, BaseSequence: 40,
+			tmpl := Header{BaseOffset: 1000, PartitionLeaderEpoch: 3, ProducerID: 77, ProducerEpoch: 2, BaseSequence: 40,
 				Attributes: transactionalBit | int16(Zstd)} // codec bits in tmpl are ignored
 			whole, err := Encode(tmpl, int32(len(records)-1), records, codec)
 			if err != nil {
@@ -96,16 +96,18 @@ func TestEncodeValidateRoundTrip(t *testing.T) {
 	}
 }
 
-// TestEncodeCompacted proves Encode keeps a compacted batch's last offset
-// when its last records were removed, that Records reads the gaps back,
-// and that Validate, which checks what producers send, refuses the gaps.
+// TestEncodeCompacted proves Encode keeps a compacted batch's base offset,
+// base sequence and last offset when its first and last records were
+// removed (so the producer's last sequence reads the same), that Records
+// reads the gaps back, and that Validate, which checks what producers send,
+// refuses the gaps.
 func TestEncodeCompacted(t *testing.T) {
 	original := sampleRecords() // offsets 0..5
 	kept := []Record{original[1], original[3]}
 	for _, codec := range allCodecs {
 		t.Run(codec.String(), func(t *testing.T) {
-			originalLastOffset := int64(5)
-			whole, err := Encode(Header{ProducerID: 9, ProducerEpoch: 1, BaseSequence: 0}, int32(originalLastOffset-kept[0].Offset), kept, codec)
+			tmpl := Header{BaseOffset: 0, LastOffsetDelta: 5, ProducerID: 9, ProducerEpoch: 1, BaseSequence: 40}
+			whole, err := Encode(tmpl, tmpl.LastOffsetDelta, kept, codec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,8 +115,9 @@ func TestEncodeCompacted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.BaseOffset != 1 || h.LastOffset() != originalLastOffset || h.NumRecords != 2 {
-				t.Fatalf("base %d last %d records %d, want 1 5 2", h.BaseOffset, h.LastOffset(), h.NumRecords)
+			if h.BaseOffset != 0 || h.LastOffsetDelta != 5 || h.BaseSequence != 40 || h.NumRecords != 2 {
+				t.Fatalf("base %d last offset delta %d base sequence %d records %d, want 0 5 40 2",
+					h.BaseOffset, h.LastOffsetDelta, h.BaseSequence, h.NumRecords)
 			}
 			got, err := Records(whole, DefaultLimits())
 			if err != nil {
@@ -129,11 +132,12 @@ func TestEncodeCompacted(t *testing.T) {
 }
 
 // TestEncodeEmpty proves compaction can leave an empty batch that keeps its
-// offsets and producer fields, which Records reads as no records and
-// Validate refuses (a producer must send at least one record).
+// offsets and producer fields, with codec none and no record bytes as Kafka
+// writes it, which Records reads as no records and Validate refuses (a
+// producer must send at least one record).
 func TestEncodeEmpty(t *testing.T) {
 	tmpl := Header{BaseOffset: 50, LastOffsetDelta: 9, FirstTimestamp: 10, MaxTimestamp: 20, ProducerID: 4, ProducerEpoch: 1, BaseSequence: 7}
-	whole, err := Encode(tmpl, tmpl.LastOffsetDelta, nil, None)
+	whole, err := Encode(tmpl, tmpl.LastOffsetDelta, nil, Zstd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +145,8 @@ func TestEncodeEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.BaseOffset != 50 || h.NextOffset() != 60 || h.NumRecords != 0 || h.MaxTimestamp != 20 || h.ProducerID != 4 || h.BaseSequence != 7 {
+	if h.BaseOffset != 50 || h.NextOffset() != 60 || h.NumRecords != 0 || h.MaxTimestamp != 20 || h.ProducerID != 4 || h.BaseSequence != 7 ||
+		h.Codec() != None || len(whole) != HeaderBytes {
 		t.Fatalf("empty batch header %+v", h)
 	}
 	if got, err := Records(whole, DefaultLimits()); err != nil || len(got) != 0 {
@@ -165,12 +170,13 @@ func TestEncodeRejects(t *testing.T) {
 		{"negative codec", two, 1, -1, ErrUnsupportedCodec},
 		{"repeated offset", []Record{{Offset: 5}, {Offset: 5}}, 1, None, ErrInvalidRecord},
 		{"decreasing offset", []Record{{Offset: 5}, {Offset: 4}}, 1, None, ErrInvalidRecord},
-		{"delta beyond int32", []Record{{Offset: 0}, {Offset: 1 << 31}}, 1, None, ErrInvalidRecord},
+		{"delta beyond int32", []Record{{Offset: 5}, {Offset: 5 + 1<<31}}, 1, None, ErrInvalidRecord},
 		{"last offset delta before last record", two, 0, None, ErrInvalidRecord},
+		{"record before the base offset", []Record{{Offset: 4}}, 6, None, ErrInvalidRecord},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Encode(Header{}, tt.lastOffsetDelta, tt.records, tt.codec); !errors.Is(err, tt.want) {
+			if _, err := Encode(Header{BaseOffset: 5}, tt.lastOffsetDelta, tt.records, tt.codec); !errors.Is(err, tt.want) {
 				t.Fatalf("err=%v, want %v", err, tt.want)
 			}
 		})
@@ -250,7 +256,7 @@ func ExampleEncode() {
 		{Offset: 12, TimestampMs: 1001, Key: []byte("k"), Value: []byte("v2")},
 	}
 	// Rewrite a compacted batch that once held offsets 10..14.
-	whole, err := Encode(Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, 14-10, records, Zstd)
+	whole, err := Encode(Header{BaseOffset: 10, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, 14-10, records, Zstd)
 	if err != nil {
 		panic(err)
 	}

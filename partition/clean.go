@@ -86,6 +86,7 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 	if err != nil {
 		return err
 	}
+	producerLast := p.producerLastOffsets()
 	for _, seg := range p.log.Segments() {
 		if seg.Active || seg.NextOffset > hwm {
 			break
@@ -94,7 +95,7 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		if err != nil {
 			return fmt.Errorf("compact %s-%d: %w", p.topic, p.index, err)
 		}
-		kept, changed, err := compactBatches(data, latest, nowMs, cfg.DeleteRetentionMs, cfg.Limits)
+		kept, changed, err := compactBatches(data, latest, producerLast, nowMs, cfg.DeleteRetentionMs, cfg.Limits)
 		if err != nil {
 			return fmt.Errorf("compact %s-%d segment %d: %w", p.topic, p.index, seg.BaseOffset, err)
 		}
@@ -110,6 +111,16 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		compactedSegments.Inc()
 	}
 	return nil
+}
+
+// producerLastOffsets maps every known producer to the last offset of its
+// last batch: the batches a cleaner must never remove whole. A producer
+// that appends later only makes the batch kept here one more empty batch,
+// which the next pass removes.
+func (p *Partition) producerLastOffsets() map[int64]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.producers.lastOffsets()
 }
 
 // latestOffsets maps every key to the offset of its newest durable record.
@@ -146,11 +157,9 @@ func (p *Partition) latestOffsets(hwm int64, lim batch.Limits) (map[string]int64
 }
 
 // compactBatches is the pure heart of compaction: given a segment's batches
-// and each key's newest offset, it returns the batches to keep. A batch whose
-// records all survive is kept byte for byte; one that loses some is
-// re-encoded with the same codec and producer fields; one that loses all is
-// dropped. Offsets never change, so the result has gaps.
-func compactBatches(data []byte, latest map[string]int64, nowMs, deleteRetentionMs int64, lim batch.Limits) ([]byte, bool, error) {
+// and each key's newest offset, it returns the batches to keep (see
+// rewriteBatch). Offsets never change, so the result has gaps.
+func compactBatches(data []byte, latest map[string]int64, producerLast map[int64]int64, nowMs, deleteRetentionMs int64, lim batch.Limits) ([]byte, bool, error) {
 	out := make([]byte, 0, len(data))
 	changed := false
 	for len(data) > 0 {
@@ -173,20 +182,36 @@ func compactBatches(data []byte, latest map[string]int64, nowMs, deleteRetention
 			}
 			kept = append(kept, r)
 		}
-		switch {
-		case len(kept) == len(recs):
-			out = append(out, whole...)
-		case len(kept) == 0:
-			changed = true
-		default:
-			changed = true
-			rebuilt, err := batch.Encode(h, int32(h.LastOffset()-kept[0].Offset), kept, h.Codec())
-			if err != nil {
-				return nil, false, fmt.Errorf("re-encode batch %d: %w", h.BaseOffset, err)
-			}
-			batch.SetPartitionLeaderEpoch(rebuilt, h.PartitionLeaderEpoch)
-			out = append(out, rebuilt...)
+		rewritten, batchChanged, err := rewriteBatch(h, whole, kept, len(kept) == len(recs), producerLast)
+		if err != nil {
+			return nil, false, err
 		}
+		out = append(out, rewritten...)
+		changed = changed || batchChanged
 	}
 	return out, changed, nil
+}
+
+// rewriteBatch is what a cleaner leaves of one batch once its records were
+// filtered to kept (unchanged: kept is exactly what the batch holds). As in
+// Kafka, a rewritten batch keeps its base offset, base sequence and last
+// offset delta, and a producer's last batch stays, empty if need be: producer
+// state rebuilt from the log reads a producer's last sequence and offset
+// from it, so removing or renumbering it would refuse the producer's next
+// batch as out of order. Any other batch left without records goes.
+func rewriteBatch(h batch.Header, whole []byte, kept []batch.Record, unchanged bool, producerLast map[int64]int64) ([]byte, bool, error) {
+	lastOffset, known := producerLast[h.ProducerID]
+	last := h.ProducerID >= 0 && known && lastOffset == h.LastOffset()
+	switch {
+	case len(kept) == 0 && !last:
+		return nil, true, nil
+	case unchanged:
+		return whole, false, nil
+	}
+	rebuilt, err := batch.Encode(h, h.LastOffsetDelta, kept, h.Codec())
+	if err != nil {
+		return nil, false, fmt.Errorf("re-encode batch %d: %w", h.BaseOffset, err)
+	}
+	batch.SetPartitionLeaderEpoch(rebuilt, h.PartitionLeaderEpoch)
+	return rebuilt, true, nil
 }

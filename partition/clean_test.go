@@ -59,12 +59,12 @@ func TestCompactBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b2, err := batch.Encode(batch.Header{ProducerID: -1, BaseSequence: -1}, 1,
+	b2, err := batch.Encode(batch.Header{BaseOffset: 3, ProducerID: -1, BaseSequence: -1}, 1,
 		[]batch.Record{rec(3, "b", "", 200), rec(4, "c", "1", 200)}, batch.None)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b3, err := batch.Encode(batch.Header{ProducerID: -1, BaseSequence: -1}, 0,
+	b3, err := batch.Encode(batch.Header{BaseOffset: 5, ProducerID: -1, BaseSequence: -1}, 0,
 		[]batch.Record{rec(5, "d", "", 300)}, batch.None)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestCompactBatches(t *testing.T) {
 	segment := append(append(append([]byte{}, b1...), b2...), b3...)
 	latest := map[string]int64{"a": 2, "b": 3, "c": 4, "d": 5}
 
-	kept, changed, err := compactBatches(segment, latest, 1000, 10_000, lim)
+	kept, changed, err := compactBatches(segment, latest, nil, 1000, 10_000, lim)
 	if err != nil || !changed {
 		t.Fatalf("changed %v err %v", changed, err)
 	}
@@ -82,7 +82,7 @@ func TestCompactBatches(t *testing.T) {
 		t.Fatalf("kept offsets %v, want %v", got, want)
 	}
 	// Past the grace period the tombstones for b and d go; d's batch empties.
-	kept, _, err = compactBatches(segment, latest, 100_000, 10_000, lim)
+	kept, _, err = compactBatches(segment, latest, nil, 100_000, 10_000, lim)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestCompactBatches(t *testing.T) {
 		t.Fatalf("after grace period kept %v", got)
 	}
 	// A second pass over compacted data changes nothing.
-	if _, changed, _ := compactBatches(kept, latest, 100_000, 10_000, lim); changed {
+	if _, changed, _ := compactBatches(kept, latest, nil, 100_000, 10_000, lim); changed {
 		t.Fatal("compacting compacted data changed it")
 	}
 }

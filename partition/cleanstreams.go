@@ -34,6 +34,7 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 		return err
 	}
 	hwm := p.HighWatermark()
+	producerLast := p.producerLastOffsets()
 	cleanedBefore := int64(-1) // records below it were cleaned this pass
 	for _, seg := range p.log.Segments() {
 		if seg.Active || seg.NextOffset > hwm {
@@ -44,7 +45,7 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 		if err != nil {
 			return fmt.Errorf("clean streams %s-%d: %w", p.topic, p.index, err)
 		}
-		kept, changed, err := cleanStreamBatches(data, dead, cfg.Limits)
+		kept, changed, err := cleanStreamBatches(data, dead, producerLast, cfg.Limits)
 		if err != nil {
 			return fmt.Errorf("clean streams %s-%d segment %d: %w", p.topic, p.index, seg.BaseOffset, err)
 		}
@@ -121,8 +122,9 @@ func deadStreams(x *streams.Index, nowMs int64) (map[string]*deadStream, error) 
 
 // cleanStreamBatches is the pure heart of the stream cleaner: it drops the
 // dead records of each stream in dead from a segment's batches and puts a
-// cleaned marker in place of the last one. Offsets never change.
-func cleanStreamBatches(data []byte, dead map[string]*deadStream, lim batch.Limits) ([]byte, bool, error) {
+// cleaned marker in place of the last one. Offsets never change, and
+// rewritten batches keep their producer fields (see rewriteBatch).
+func cleanStreamBatches(data []byte, dead map[string]*deadStream, producerLast map[int64]int64, lim batch.Limits) ([]byte, bool, error) {
 	type batchRecs struct {
 		h     batch.Header
 		whole []byte
@@ -200,20 +202,12 @@ func cleanStreamBatches(data []byte, dead map[string]*deadStream, lim batch.Limi
 				dropped = true
 			}
 		}
-		if !dropped {
-			out = append(out, br.whole...)
-			continue
-		}
-		changed = true
-		if len(kept) == 0 {
-			continue
-		}
-		rebuilt, err := batch.Encode(br.h, int32(br.h.LastOffset()-kept[0].Offset), kept, br.h.Codec())
+		rewritten, batchChanged, err := rewriteBatch(br.h, br.whole, kept, !dropped, producerLast)
 		if err != nil {
-			return nil, false, fmt.Errorf("re-encode batch %d: %w", br.h.BaseOffset, err)
+			return nil, false, err
 		}
-		batch.SetPartitionLeaderEpoch(rebuilt, br.h.PartitionLeaderEpoch)
-		out = append(out, rebuilt...)
+		out = append(out, rewritten...)
+		changed = changed || batchChanged
 	}
 	return out, changed, nil
 }

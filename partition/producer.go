@@ -150,6 +150,17 @@ func unmarshalProducerState(data []byte) (*producerState, int64, error) {
 	return s, snap.NextOffset, nil
 }
 
+// lastOffsets maps every producer to the last offset of its last batch.
+func (s *producerState) lastOffsets() map[int64]int64 {
+	out := make(map[int64]int64, len(s.producers))
+	for id, e := range s.producers {
+		if len(e.Recent) > 0 {
+			out[id] = e.Recent[len(e.Recent)-1].LastOffset
+		}
+	}
+	return out
+}
+
 // ids returns the producer ids known, sorted, for deterministic tests and dumps.
 func (s *producerState) ids() []int64 {
 	out := make([]int64, 0, len(s.producers))
