@@ -76,7 +76,7 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		return dup.orZero(), err
 	}
 	next := base
-	epoch := p.epochs.current()
+	epoch := p.LeaderEpoch()
 	data := records
 	for i := range headers {
 		batch.SetBaseOffset(data, next)

@@ -14,6 +14,9 @@
 //     appends continue while a sync runs; every sync covers all appends made
 //     before it started (group commit). After a sync it raises the high
 //     watermark and wakes everything waiting on it.
+//   - epochMu guards the leader-epoch history. It is a leaf lock never held
+//     across I/O, so LeaderEpoch and EndOffsetForEpoch (every Metadata and
+//     Fetch v9+) never wait behind a checkpoint holding mu.
 //   - stateMu guards the high watermark, the failure and the wake-up channel.
 //     Readers (Fetch, long polls, acks=all waiters) take only stateMu and the
 //     storage layer's own read locks.

@@ -36,11 +36,16 @@ type Partition struct {
 	cfg            Config
 	log            *storage.Log
 	producers      *producerState
-	epochs         *epochHistory
 	epochRecorded  bool           // the current epoch's first offset is persisted
 	streamIdx      *streams.Index // cleanup.policy=stream only
 	lastCheckpoint time.Time
 	closed         bool
+
+	// epochMu guards epochs. It is a leaf lock never held across I/O, so
+	// the epoch lookups of every Metadata and Fetch never wait for a
+	// checkpoint's fsyncs under mu.
+	epochMu sync.Mutex
+	epochs  *epochHistory
 
 	stateMu sync.Mutex
 	hwm     int64         // synced log end offset
@@ -100,19 +105,22 @@ func Open(fsys vfs.FS, dir, topic string, index int32, cfg Config, logger *slog.
 // loadState restores leader epochs and producer state and begins a new epoch.
 func (p *Partition) loadState() error {
 	logEnd := p.log.NextOffset()
-	p.epochs = &epochHistory{}
+	epochs := &epochHistory{}
 	if data, err := vfs.ReadFile(p.fsys, path.Join(p.dir, leaderEpochsFile)); err == nil {
-		if p.epochs, err = unmarshalEpochHistory(data); err != nil {
+		if epochs, err = unmarshalEpochHistory(data); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read leader epochs: %w", err)
 	}
-	p.epochs.truncateTo(logEnd)
+	epochs.truncateTo(logEnd)
 	// The new epoch is persisted with its first append (see Append): opening
 	// thousands of partitions then costs no write each, and an epoch that
 	// wrote nothing is harmlessly reused after the next restart.
-	p.epochs.begin(p.epochs.current()+1, logEnd)
+	epochs.begin(epochs.current()+1, logEnd)
+	p.epochMu.Lock()
+	p.epochs = epochs
+	p.epochMu.Unlock()
 	p.epochRecorded = false
 
 	p.producers = newProducerState()
@@ -158,7 +166,9 @@ func (p *Partition) replayProducers(from, logEnd int64) error {
 }
 
 func (p *Partition) persistEpochs() error {
+	p.epochMu.Lock()
 	data, err := p.epochs.marshal()
+	p.epochMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -186,10 +196,10 @@ func (p *Partition) Topic() string { return p.topic }
 // Index is the partition number within its topic.
 func (p *Partition) Index() int32 { return p.index }
 
-// LeaderEpoch is the current leader epoch.
+// LeaderEpoch is the current leader epoch. It never waits for the writer.
 func (p *Partition) LeaderEpoch() int32 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.epochMu.Lock()
+	defer p.epochMu.Unlock()
 	return p.epochs.current()
 }
 

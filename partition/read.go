@@ -137,11 +137,14 @@ func recordTime(h batch.Header, r batch.Record) int64 {
 }
 
 // EndOffsetForEpoch answers OffsetForLeaderEpoch: the largest epoch not above
-// epoch and the offset where it ended. (-1, -1) if the epoch is unknown.
+// epoch and the offset where it ended. (-1, -1) if the epoch is unknown. It
+// never waits for the writer: the current epoch ends at the log end read just
+// before, which an append may pass meanwhile, as it may right after.
 func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.epochs.endOffsetFor(epoch, p.log.NextOffset())
+	logEnd := p.log.NextOffset()
+	p.epochMu.Lock()
+	defer p.epochMu.Unlock()
+	return p.epochs.endOffsetFor(epoch, logEnd)
 }
 
 // DeleteRecordsBefore advances the log start offset to offset (DeleteRecords);
