@@ -46,12 +46,16 @@ type Config struct {
 	// DecompressedBatchBytesMax bounds one batch's records after
 	// decompression, so a decompression bomb costs at most this much memory.
 	DecompressedBatchBytesMax int
+	// ProducerIDExpirationMs forgets an idempotent producer that appended
+	// nothing to a partition for this long (producer.id.expiration.ms).
+	ProducerIDExpirationMs int64
 }
 
 // DefaultConfig returns the defaults for a data directory.
 func DefaultConfig(dataDir string) Config {
 	return Config{DataDir: dataDir, NodeID: 0, PartitionsMax: 10000, CleanIntervalMs: 30_000,
-		DecompressedBatchBytesMax: batch.DecompressedBytesMaxDefault}
+		DecompressedBatchBytesMax: batch.DecompressedBytesMaxDefault,
+		ProducerIDExpirationMs:    partition.DefaultConfig().ProducerIDExpirationMs}
 }
 
 // Validate reports the first problem in c.
@@ -67,6 +71,9 @@ func (c Config) Validate() error {
 	}
 	if c.CleanIntervalMs < 1 {
 		return fmt.Errorf("cluster: clean interval %d ms must be positive", c.CleanIntervalMs)
+	}
+	if c.ProducerIDExpirationMs < 1 {
+		return fmt.Errorf("cluster: producer id expiration %d ms must be positive", c.ProducerIDExpirationMs)
 	}
 	return nil
 }
@@ -453,5 +460,6 @@ func (c *Cluster) CleanOnce(nowMs int64) {
 func (c *Cluster) partitionConfig(overrides map[string]string) (partition.Config, error) {
 	cfg, err := partitionConfig(overrides)
 	cfg.Limits.DecompressedBytesMax = c.cfg.DecompressedBatchBytesMax
+	cfg.ProducerIDExpirationMs = c.cfg.ProducerIDExpirationMs
 	return cfg, err
 }

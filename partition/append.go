@@ -92,7 +92,7 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		return AppendResult{}, p.classifyWriteError(err)
 	}
 	for _, h := range headers {
-		p.producers.record(h)
+		p.producers.record(h, nowMs)
 	}
 	var appended []streams.Appended
 	if change != nil {

@@ -34,6 +34,10 @@ type Config struct {
 	// CheckpointIntervalMs is how often the flusher records a recovery point, bounding
 	// the data a restart after a crash has to validate.
 	CheckpointIntervalMs int64
+	// ProducerIDExpirationMs forgets an idempotent producer that appended
+	// nothing for this long (Kafka's producer.id.expiration.ms, a broker
+	// setting: the cluster applies the node's value to every partition).
+	ProducerIDExpirationMs int64
 }
 
 // DefaultConfig matches Kafka's topic defaults.
@@ -47,6 +51,8 @@ func DefaultConfig() Config {
 		DeleteRetentionMs:    24 * 60 * 60 * 1000,
 		Limits:               batch.DefaultLimits(),
 		CheckpointIntervalMs: 10_000,
+
+		ProducerIDExpirationMs: 24 * 60 * 60 * 1000,
 	}
 }
 
@@ -72,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointIntervalMs < 1 {
 		return fmt.Errorf("checkpoint interval %d ms: must be positive", c.CheckpointIntervalMs)
+	}
+	if c.ProducerIDExpirationMs < 1 {
+		return fmt.Errorf("producer id expiration %d ms: must be positive", c.ProducerIDExpirationMs)
 	}
 	return nil
 }

@@ -9,7 +9,10 @@
 //     assignment and every storage mutation (Append, Checkpoint, segment
 //     deletion, segment replacement). The group-commit sync runs outside it;
 //     only a recovery checkpoint (every 10 s) and the producer-state snapshot
-//     taken before the log start advances fsync under it.
+//     taken before the log start advances fsync under it. The snapshot after
+//     a checkpoint is copied under mu and encoded and written outside it;
+//     snapshotMu (taken after mu when both are held) keeps snapshots moving
+//     forward in log offset.
 //   - One flusher goroutine per partition calls storage.Log.Sync outside mu, so
 //     appends continue while a sync runs; every sync covers all appends made
 //     before it started (group commit). After a sync it raises the high
@@ -37,5 +40,6 @@
 //     fail the same way, so it must be reported and refuse writes. A read
 //     that fails with an I/O error (ErrRead) fails only that read.
 //   - Producer state is a pure function of the log: a snapshot at a known
-//     offset plus a replay of the batches after it.
+//     offset plus a replay of the batches after it, less the producers idle
+//     for ProducerIDExpirationMs, which checkpoints forget.
 package partition

@@ -47,6 +47,12 @@ type Partition struct {
 	epochMu sync.Mutex
 	epochs  *epochHistory
 
+	// snapshotMu orders producer-state snapshot writes, which run without
+	// mu (or, before the log start advances, with it: mu comes first).
+	snapshotMu sync.Mutex
+	// snapshotOffset is the log offset of the newest snapshot written.
+	snapshotOffset int64
+
 	stateMu sync.Mutex
 	hwm     int64         // synced log end offset
 	failure error         // set once; the partition is offline after it
@@ -123,10 +129,11 @@ func (p *Partition) loadState() error {
 	p.epochMu.Unlock()
 	p.epochRecorded = false
 
+	nowMs := p.now().UnixMilli()
 	p.producers = newProducerState()
 	from := p.log.StartOffset()
 	if data, err := vfs.ReadFile(p.fsys, path.Join(p.dir, producerStateFile)); err == nil {
-		state, next, err := unmarshalProducerState(data)
+		state, next, err := unmarshalProducerState(data, nowMs)
 		if err != nil {
 			return err
 		}
@@ -138,11 +145,18 @@ func (p *Partition) loadState() error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read producer state: %w", err)
 	}
-	return p.replayProducers(from, logEnd)
+	if err := p.replayProducers(from, logEnd, nowMs); err != nil {
+		return err
+	}
+	p.producers.expire(nowMs, p.cfg.ProducerIDExpirationMs)
+	return nil
 }
 
-// replayProducers brings producer state up to logEnd from the batches in [from, logEnd).
-func (p *Partition) replayProducers(from, logEnd int64) error {
+// replayProducers brings producer state up to logEnd from the batches in
+// [from, logEnd), counting them as appended at nowMs: the log does not say
+// when a batch was appended, and keeping a producer one expiration period
+// too long is harmless where forgetting it early is not.
+func (p *Partition) replayProducers(from, logEnd, nowMs int64) error {
 	const chunkBytes = 4 << 20
 	for from < logEnd {
 		data, err := p.log.Read(from, chunkBytes, logEnd)
@@ -157,7 +171,7 @@ func (p *Partition) replayProducers(from, logEnd int64) error {
 			if err != nil {
 				return fmt.Errorf("replay producer state at offset %d: %w", from, err)
 			}
-			p.producers.record(h)
+			p.producers.record(h, nowMs)
 			from = h.NextOffset()
 			data = rest
 		}
@@ -178,15 +192,37 @@ func (p *Partition) persistEpochs() error {
 	return nil
 }
 
-// persistProducers snapshots producer state at the current log end. Callers hold mu.
-func (p *Partition) persistProducers() error {
-	data, err := p.producers.marshal(p.log.NextOffset())
+// producerSnapshotCopy is a copy of producer state and the log end it covers.
+type producerSnapshotCopy struct {
+	state      *producerState
+	nextOffset int64
+}
+
+// copyProducers copies producer state at the current log end, so that it can
+// be encoded and written without mu. Callers hold mu.
+func (p *Partition) copyProducers() producerSnapshotCopy {
+	return producerSnapshotCopy{state: p.producers.clone(), nextOffset: p.log.NextOffset()}
+}
+
+// writeProducers encodes and durably writes a copy of producer state, unless
+// a snapshot of a later log offset was written meanwhile: snapshots only move
+// forward, so the one taken before retention deleted segments is never
+// replaced by an older one that still needs those segments for its replay.
+// Callers may hold mu, which comes before snapshotMu.
+func (p *Partition) writeProducers(snap producerSnapshotCopy) error {
+	p.snapshotMu.Lock()
+	defer p.snapshotMu.Unlock()
+	if snap.nextOffset < p.snapshotOffset {
+		return nil
+	}
+	data, err := snap.state.marshal(snap.nextOffset)
 	if err != nil {
 		return err
 	}
 	if err := vfs.WriteFileAtomic(p.fsys, path.Join(p.dir, producerStateFile), data); err != nil {
 		return fmt.Errorf("write producer state: %w", err)
 	}
+	p.snapshotOffset = snap.nextOffset
 	return nil
 }
 
@@ -337,23 +373,40 @@ func (p *Partition) syncPending() bool {
 }
 
 // maybeCheckpoint records a recovery point now and then, bounding how much a
-// restart after a crash validates, and snapshots producer state with it.
+// restart after a crash validates, expires idle producers and snapshots
+// producer state. Only the checkpoint and a copy of producer state hold mu:
+// the snapshot is encoded and written while appends go on.
 func (p *Partition) maybeCheckpoint() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || p.now().Sub(p.lastCheckpoint) < time.Duration(p.cfg.CheckpointIntervalMs)*time.Millisecond {
+	snap, ok := p.checkpoint()
+	if !ok {
 		return
 	}
-	p.lastCheckpoint = p.now()
-	if err := p.log.Checkpoint(); err != nil {
-		p.fail(fmt.Errorf("checkpoint: %w", err))
-		return
-	}
-	if err := p.persistProducers(); err != nil {
+	if err := p.writeProducers(snap); err != nil {
 		// The snapshot only shortens the replay at the next start; the log
 		// itself is intact, so keep serving and say why the next start may be slower.
 		p.logger.Warn("producer state snapshot failed", "err", err)
 	}
+}
+
+// checkpoint records a recovery point when one is due, expires idle
+// producers and returns a copy of producer state at the checkpointed log
+// end; false when no checkpoint was due or it failed.
+func (p *Partition) checkpoint() (producerSnapshotCopy, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	if p.closed || now.Sub(p.lastCheckpoint) < time.Duration(p.cfg.CheckpointIntervalMs)*time.Millisecond {
+		return producerSnapshotCopy{}, false
+	}
+	p.lastCheckpoint = now
+	if err := p.log.Checkpoint(); err != nil {
+		p.fail(fmt.Errorf("checkpoint: %w", err))
+		return producerSnapshotCopy{}, false
+	}
+	if n := p.producers.expire(now.UnixMilli(), p.cfg.ProducerIDExpirationMs); n > 0 {
+		p.logger.Debug("expired idle producers", "producers", n)
+	}
+	return p.copyProducers(), true
 }
 
 // Close syncs what is pending, records a clean recovery point and closes the
@@ -373,7 +426,7 @@ func (p *Partition) Close() error {
 	defer p.mu.Unlock()
 	var errs []error
 	if p.Err() == nil {
-		if err := p.persistProducers(); err != nil {
+		if err := p.writeProducers(p.copyProducers()); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -445,7 +498,7 @@ func (p *Partition) snapshotBeforeTrim() error {
 	if err := p.log.Checkpoint(); err != nil {
 		return p.classifyWriteError(err)
 	}
-	if err := p.persistProducers(); err != nil {
+	if err := p.writeProducers(p.copyProducers()); err != nil {
 		return p.classifyWriteError(err)
 	}
 	return nil

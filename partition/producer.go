@@ -25,6 +25,10 @@ type appendedBatch struct {
 type producerEntry struct {
 	Epoch  int16           `json:"epoch"`
 	Recent []appendedBatch `json:"recent"` // oldest first
+	// LastAppendMs is the broker time of the producer's last append; for a
+	// batch replayed from the log at open, the time of the open. Idle
+	// producers expire from it (see expire).
+	LastAppendMs int64 `json:"last_append_ms"`
 }
 
 // producerState is the idempotence state of every producer seen on a
@@ -62,10 +66,9 @@ func (s *producerState) check(h batch.Header) (*appendedBatch, error) {
 	}
 	e, ok := s.producers[h.ProducerID]
 	if !ok {
-		if h.BaseSequence != 0 {
-			return nil, fmt.Errorf("%w: producer %d is unknown and its first batch has sequence %d, not 0",
-				ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence)
-		}
+		// As in Kafka (KIP-360), an unknown producer may start at any
+		// sequence: its state may have expired while it was idle, or gone
+		// with the batches retention deleted, and it must go on writing.
 		return nil, nil
 	}
 	switch {
@@ -95,8 +98,8 @@ func (s *producerState) check(h batch.Header) (*appendedBatch, error) {
 	return nil, nil
 }
 
-// record remembers a batch that was appended at h.BaseOffset.
-func (s *producerState) record(h batch.Header) {
+// record remembers a batch that was appended at h.BaseOffset at nowMs.
+func (s *producerState) record(h batch.Header, nowMs int64) {
 	if h.ProducerID < 0 {
 		return
 	}
@@ -107,6 +110,7 @@ func (s *producerState) record(h batch.Header) {
 	} else if h.ProducerEpoch < e.Epoch {
 		return // an older epoch replayed from the log; the newer one already fenced it
 	}
+	e.LastAppendMs = nowMs
 	e.Recent = append(e.Recent, appendedBatch{
 		FirstSequence: h.BaseSequence,
 		LastSequence:  lastSequence(h),
@@ -118,8 +122,38 @@ func (s *producerState) record(h batch.Header) {
 	}
 }
 
-// producerSnapshotVersion is part of the on-disk format of the producer-state file.
-const producerSnapshotVersion = 1
+// expire forgets the producers that appended nothing for expirationMs up to
+// nowMs, as Kafka's producer.id.expiration.ms does, so that producer state
+// stays bounded by the producers active in that window. It returns how many
+// it forgot. A forgotten producer that comes back is accepted at any
+// sequence (see check).
+func (s *producerState) expire(nowMs, expirationMs int64) int {
+	n := 0
+	for id, e := range s.producers {
+		if nowMs-e.LastAppendMs >= expirationMs {
+			delete(s.producers, id)
+			n++
+		}
+	}
+	return n
+}
+
+// clone is a deep copy, for a snapshot encoded and written without the
+// writer lock while appends go on changing s.
+func (s *producerState) clone() *producerState {
+	c := &producerState{producers: make(map[int64]*producerEntry, len(s.producers))}
+	for id, e := range s.producers {
+		copied := *e
+		copied.Recent = append([]appendedBatch(nil), e.Recent...)
+		c.producers[id] = &copied
+	}
+	return c
+}
+
+// producerSnapshotVersion is part of the on-disk format of the producer-state
+// file. Version 2 added last_append_ms; a version 1 file is read with every
+// producer's last append at the time of reading.
+const producerSnapshotVersion = 2
 
 type producerSnapshot struct {
 	Version int `json:"version"`
@@ -133,19 +167,24 @@ func (s *producerState) marshal(nextOffset int64) ([]byte, error) {
 	return json.Marshal(producerSnapshot{Version: producerSnapshotVersion, NextOffset: nextOffset, Producers: s.producers})
 }
 
-func unmarshalProducerState(data []byte) (*producerState, int64, error) {
+// unmarshalProducerState decodes a snapshot read at nowMs.
+func unmarshalProducerState(data []byte, nowMs int64) (*producerState, int64, error) {
 	var snap producerSnapshot
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return nil, 0, fmt.Errorf("decode producer state: %w", err)
 	}
-	if snap.Version != producerSnapshotVersion {
+	if snap.Version != producerSnapshotVersion && snap.Version != 1 {
 		return nil, 0, fmt.Errorf("producer state version %d: unsupported", snap.Version)
 	}
 	s := newProducerState()
 	for id, e := range snap.Producers {
-		if e != nil {
-			s.producers[id] = e
+		if e == nil {
+			continue
 		}
+		if snap.Version == 1 {
+			e.LastAppendMs = nowMs
+		}
+		s.producers[id] = e
 	}
 	return s, snap.NextOffset, nil
 }

@@ -23,7 +23,7 @@ func TestProducerStateSequences(t *testing.T) {
 		dupBase int64 // expected duplicate base offset, -1 for an append
 		err     error
 	}{
-		{"first batch of an unknown producer must start at 0", hdr(7, 0, 3, 1, 0), -1, ErrOutOfOrderSequence},
+		{"an unknown producer may start at any sequence (its state may have expired)", hdr(8, 0, 3, 1, 0), -1, nil},
 		{"first batch", hdr(7, 0, 0, 2, 0), -1, nil},
 		{"next in sequence", hdr(7, 0, 2, 3, 2), -1, nil},
 		{"retry of the first batch", hdr(7, 0, 0, 2, 99), 0, nil},
@@ -53,7 +53,7 @@ func TestProducerStateSequences(t *testing.T) {
 		if dup != nil {
 			t.Fatalf("%s: unexpected duplicate %+v", st.name, dup)
 		}
-		s.record(st.h)
+		s.record(st.h, 0)
 	}
 }
 
@@ -66,7 +66,7 @@ func TestProducerStateRemembersFive(t *testing.T) {
 		if dup, err := s.check(h); err != nil || dup != nil {
 			t.Fatalf("batch %d: dup %v err %v", i, dup, err)
 		}
-		s.record(h)
+		s.record(h, 0)
 	}
 	for i := int32(1); i < 6; i++ {
 		if dup, _ := s.check(hdr(1, 0, i, 1, 100)); dup == nil || dup.BaseOffset != int64(i) {
@@ -93,13 +93,13 @@ func TestProducerSequenceWraps(t *testing.T) {
 // TestProducerStateSnapshotRoundTrip: the persisted form restores the same state.
 func TestProducerStateSnapshotRoundTrip(t *testing.T) {
 	s := newProducerState()
-	s.record(hdr(3, 2, 0, 4, 10))
-	s.record(hdr(9, 0, 0, 1, 14))
+	s.record(hdr(3, 2, 0, 4, 10), 1000)
+	s.record(hdr(9, 0, 0, 1, 14), 2000)
 	data, err := s.marshal(15)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, next, err := unmarshalProducerState(data)
+	got, next, err := unmarshalProducerState(data, 5000)
 	if err != nil || next != 15 {
 		t.Fatalf("next %d err %v", next, err)
 	}
@@ -109,7 +109,59 @@ func TestProducerStateSnapshotRoundTrip(t *testing.T) {
 	if dup, _ := got.check(hdr(3, 2, 0, 4, 99)); dup == nil || dup.BaseOffset != 10 {
 		t.Fatalf("restored state lost the batch: %+v", dup)
 	}
-	if _, _, err := unmarshalProducerState([]byte(`{"version":99}`)); err == nil {
+	if got.producers[9].LastAppendMs != 2000 {
+		t.Fatalf("restored last append %d, want 2000", got.producers[9].LastAppendMs)
+	}
+	if _, _, err := unmarshalProducerState([]byte(`{"version":99}`), 0); err == nil {
 		t.Fatal("accepted an unknown snapshot version")
+	}
+	old, _, err := unmarshalProducerState([]byte(`{"version":1,"next_offset":3,"producers":{"4":{"epoch":0,"recent":[]}}}`), 5000)
+	if err != nil || old.producers[4].LastAppendMs != 5000 {
+		t.Fatalf("version 1 snapshot: %+v err %v; want producer 4 last appended when read", old.producers[4], err)
+	}
+}
+
+// TestProducerStateExpiry: a producer is forgotten once it appended nothing
+// for the expiration period, as with Kafka's producer.id.expiration.ms, and
+// kept while it is younger.
+func TestProducerStateExpiry(t *testing.T) {
+	const expirationMs = 1000
+	cases := []struct {
+		name         string
+		lastAppendMs int64
+		nowMs        int64
+		kept         bool
+	}{
+		{"just appended", 5000, 5000, true},
+		{"idle one millisecond less than the period", 5000, 5999, true},
+		{"idle exactly the period", 5000, 6000, false},
+		{"idle far longer", 5000, 1 << 40, false},
+		{"clock went back", 5000, 4000, true},
+	}
+	for _, c := range cases {
+		s := newProducerState()
+		s.record(hdr(1, 0, 0, 1, 0), c.lastAppendMs)
+		s.record(hdr(2, 0, 0, 1, 1), c.nowMs) // active at nowMs: always kept
+		removed := s.expire(c.nowMs, expirationMs)
+		_, kept := s.producers[1]
+		if kept != c.kept || removed != map[bool]int{true: 0, false: 1}[c.kept] {
+			t.Errorf("%s: kept %v (removed %d), want kept %v", c.name, kept, removed, c.kept)
+		}
+		if _, ok := s.producers[2]; !ok {
+			t.Errorf("%s: the active producer was forgotten", c.name)
+		}
+	}
+}
+
+// TestProducerStateCloneIsIndependent: a snapshot copy does not change when
+// appends go on after it was taken.
+func TestProducerStateCloneIsIndependent(t *testing.T) {
+	s := newProducerState()
+	s.record(hdr(1, 0, 0, 1, 0), 10)
+	c := s.clone()
+	s.record(hdr(1, 0, 1, 1, 1), 20)
+	s.record(hdr(2, 0, 0, 1, 2), 20)
+	if len(c.producers) != 1 || len(c.producers[1].Recent) != 1 || c.producers[1].LastAppendMs != 10 {
+		t.Fatalf("copy changed with the state: %+v", c.producers[1])
 	}
 }

@@ -32,6 +32,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// DecompressedBatchBytesMax bounds one produced batch's records after decompression (default 64 MiB).
 	DecompressedBatchBytesMax int
+	// ProducerIDExpiration forgets an idempotent producer that appended nothing
+	// to a partition for this long, as Kafka's producer.id.expiration.ms (default 1 day).
+	ProducerIDExpiration time.Duration
 }
 
 // DefaultConfig returns the configuration `cairn serve` uses without flags.
@@ -48,6 +51,7 @@ func DefaultConfig() Config {
 		IdleTimeout:         10 * time.Minute,
 
 		DecompressedBatchBytesMax: 64 << 20,
+		ProducerIDExpiration:      24 * time.Hour,
 	}
 }
 
@@ -83,6 +87,9 @@ func (c Config) Validate() error {
 	}
 	if c.DecompressedBatchBytesMax < 1<<20 {
 		return fmt.Errorf("decompressed batch bytes max %d: must be at least 1 MiB", c.DecompressedBatchBytesMax)
+	}
+	if c.ProducerIDExpiration < time.Millisecond {
+		return fmt.Errorf("producer id expiration %s: must be at least 1ms", c.ProducerIDExpiration)
 	}
 	if c.InflightRequestsMax < 1 {
 		return fmt.Errorf("inflight requests max %d: must be at least 1", c.InflightRequestsMax)

@@ -66,6 +66,7 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	}
 	ccfg := cluster.DefaultConfig(cfg.DataDir)
 	ccfg.DecompressedBatchBytesMax = cfg.DecompressedBatchBytesMax
+	ccfg.ProducerIDExpirationMs = cfg.ProducerIDExpiration.Milliseconds()
 	cl, err := cluster.Open(fsys, ccfg, logger)
 	if err != nil {
 		s.closeListeners()

@@ -78,11 +78,12 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, edit := range map[string]func(*Config){
-		"no data dir":     func(c *Config) { c.DataDir = "" },
-		"bad kafka addr":  func(c *Config) { c.KafkaAddr = "9092" },
-		"bad advertised":  func(c *Config) { c.AdvertisedKafkaAddr = "host" },
-		"zero partitions": func(c *Config) { c.DefaultPartitions = 0 },
-		"tiny requests":   func(c *Config) { c.RequestBytesMax = 10 },
+		"no data dir":               func(c *Config) { c.DataDir = "" },
+		"bad kafka addr":            func(c *Config) { c.KafkaAddr = "9092" },
+		"bad advertised":            func(c *Config) { c.AdvertisedKafkaAddr = "host" },
+		"zero partitions":           func(c *Config) { c.DefaultPartitions = 0 },
+		"tiny requests":             func(c *Config) { c.RequestBytesMax = 10 },
+		"no producer id expiration": func(c *Config) { c.ProducerIDExpiration = 0 },
 	} {
 		c := DefaultConfig()
 		edit(&c)

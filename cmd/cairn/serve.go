@@ -43,6 +43,7 @@ the next start needs no recovery scan.`,
 	f.IntVar(&cfg.ConnectionsMax, "connections-max", cfg.ConnectionsMax, "most Kafka connections open at once; more are closed on accept")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a Kafka connection that sends nothing for this long")
 	f.IntVar(&cfg.DecompressedBatchBytesMax, "decompressed-batch-bytes-max", cfg.DecompressedBatchBytesMax, "largest produced batch after decompression; larger ones are refused (INVALID_RECORD)")
+	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", cfg.ProducerIDExpiration, "forget an idempotent producer idle this long on a partition (Kafka's producer.id.expiration.ms)")
 	f.IntVar(&cfg.InflightRequestsMax, "inflight-requests-max", cfg.InflightRequestsMax, "most requests per connection read but not yet answered")
 	return cmd
 }
