@@ -73,7 +73,7 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 			}
 		}
 		if below > 0 {
-			if err := x.DeleteBelow(stream, below); err != nil {
+			if err := x.DeleteBelow(stream, below, 1<<20); err != nil {
 				return err
 			}
 		}

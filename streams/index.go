@@ -473,14 +473,14 @@ func (x *Index) EachState(fn func(stream string, st State) bool) error {
 }
 
 // DeleteBelow drops stream's entries (and their ids) below revision rev:
-// the cleaner removed their records.
-func (x *Index) DeleteBelow(stream string, rev int64) error {
+// the cleaner removed their records. It reads at most visitMax entries.
+func (x *Index) DeleteBelow(stream string, rev int64, visitMax int) error {
 	x.rw.RLock()
 	defer x.rw.RUnlock()
 	if x.db == nil {
 		return ErrClosed
 	}
-	entries, err := x.entries(stream, 0, false, int(min(rev, 1<<20)))
+	entries, err := x.entries(stream, 0, false, int(min(rev, int64(visitMax))))
 	if err != nil {
 		return err
 	}
