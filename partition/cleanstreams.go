@@ -29,7 +29,7 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 	if err != nil {
 		return err
 	}
-	dead, err := deadStreams(x, nowMs)
+	dead, err := deadStreams(x, nowMs, deadEventsListMax)
 	if err != nil || len(dead) == 0 {
 		return err
 	}
@@ -60,8 +60,6 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 		}
 		compactedSegments.Inc()
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	// The index forgets only the events whose records are gone; dead events
 	// still in the active segment keep their entries until the next pass,
 	// which needs their revisions for its markers.
@@ -73,7 +71,7 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 			}
 		}
 		if below > 0 {
-			if err := x.DeleteBelow(stream, below, 1<<20); err != nil {
+			if err := p.deleteIndexBelow(x, stream, below, indexDeleteStepMax); err != nil {
 				return err
 			}
 		}
@@ -81,8 +79,36 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 	return nil
 }
 
-// deadStreams finds the streams with events the cleaner should remove.
-func deadStreams(x *streams.Index, nowMs int64) (map[string]*deadStream, error) {
+// indexDeleteStepMax bounds the index entries one step of the stream
+// cleaner's deletion removes under the writer lock.
+const indexDeleteStepMax = 1 << 14
+
+// deadEventsListMax bounds the dead events of one stream one cleaner pass
+// handles; the next pass goes on from there.
+const deadEventsListMax = 1 << 22
+
+// deleteIndexBelow removes stream's index entries below rev in steps of at
+// most stepMax entries, taking the writer lock for one step at a time, so
+// a long truncation never stalls appends for long. The index checks ids
+// under the same lock, so no append sees an id whose entry is half gone.
+func (p *Partition) deleteIndexBelow(x *streams.Index, stream string, rev int64, stepMax int) error {
+	for {
+		p.mu.Lock()
+		done, err := x.DeleteBelow(stream, rev, stepMax)
+		p.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("clean streams %s-%d: %w", p.topic, p.index, err)
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// deadStreams finds the streams with events the cleaner should remove, at
+// most listMax of each stream's first events: when they are all dead, the
+// records past the last of them are left for the next pass (they may be live).
+func deadStreams(x *streams.Index, nowMs int64, listMax int) (map[string]*deadStream, error) {
 	type candidate struct {
 		stream string
 		st     streams.State
@@ -101,11 +127,14 @@ func deadStreams(x *streams.Index, nowMs int64) (map[string]*deadStream, error) 
 	for _, c := range candidates {
 		first := c.st.FirstKept()
 		// The index lists the events not yet cleaned; only they matter.
-		entries, err := x.Entries(c.stream, 0, false, int(min(c.st.LastRevision+1, 1<<22)))
+		entries, err := x.Entries(c.stream, 0, false, listMax)
 		if err != nil {
 			return nil, err
 		}
 		d := &deadStream{before: c.st.LastOffset + 1, revisions: map[int64]int64{}, hard: c.st.HardDeleted}
+		if len(entries) == listMax {
+			d.before = entries[len(entries)-1].Offset + 1 // unless a live event comes first, below
+		}
 		for _, e := range entries {
 			if e.Revision >= first && !c.st.Expired(e.TimestampMs, nowMs) {
 				d.before = e.Offset

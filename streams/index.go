@@ -472,40 +472,56 @@ func (x *Index) EachState(fn func(stream string, st State) bool) error {
 	return it.Error()
 }
 
-// DeleteBelow drops stream's entries (and their ids) below revision rev:
-// the cleaner removed their records. It reads at most visitMax entries.
-func (x *Index) DeleteBelow(stream string, rev int64, visitMax int) error {
+// DeleteBelow drops up to stepMax of stream's lowest entries below revision
+// rev (the cleaner removed their records), each with its id and offset keys,
+// in one batch, and reports whether none is left below rev. Callers repeat
+// it until done, so each step's memory and time stay bounded (the cleaner
+// takes the writer lock for one step at a time). It keeps no state between
+// steps: an entry is removed together with its keys, so after a restart the
+// entries still below the cut are listed as before, the next cleaner pass
+// finds them dead again and the deletion resumes where it stopped.
+func (x *Index) DeleteBelow(stream string, rev int64, stepMax int) (done bool, err error) {
+	if stepMax < 1 {
+		return false, fmt.Errorf("stream index: delete below %d of %q: step of %d entries", rev, stream, stepMax)
+	}
 	x.rw.RLock()
 	defer x.rw.RUnlock()
 	if x.db == nil {
-		return ErrClosed
+		return false, ErrClosed
 	}
-	entries, err := x.entries(stream, 0, false, int(min(rev, int64(visitMax))))
+	entries, err := x.entries(stream, 0, false, stepMax)
 	if err != nil {
-		return err
+		return false, err
 	}
 	b := x.db.NewBatch()
 	defer b.Close()
+	done = len(entries) < stepMax
 	for _, e := range entries {
 		if e.Revision >= rev {
+			done = true
 			break
 		}
-		if e.ID != "" {
-			if err := b.Delete(idKey(stream, e.ID), nil); err != nil {
-				return fmt.Errorf("stream index: %w", err)
-			}
+		if err := deleteEntry(b, stream, e); err != nil {
+			return false, fmt.Errorf("stream index: delete below %d of %q: %w", rev, stream, err)
 		}
-		if err := b.Delete(offsetKey(e.Offset), nil); err != nil {
-			return fmt.Errorf("stream index: %w", err)
-		}
-	}
-	if err := b.DeleteRange(revisionKey(stream, 0), revisionKey(stream, rev), nil); err != nil {
-		return fmt.Errorf("stream index: %w", err)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("stream index: delete below %d of %q: %w", rev, stream, err)
+		return false, fmt.Errorf("stream index: delete below %d of %q: %w", rev, stream, err)
 	}
-	return nil
+	return done, nil
+}
+
+// deleteEntry adds to b the deletion of an entry and of the keys that lead to it.
+func deleteEntry(b *pebble.Batch, stream string, e Entry) error {
+	if e.ID != "" {
+		if err := b.Delete(idKey(stream, e.ID), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Delete(offsetKey(e.Offset), nil); err != nil {
+		return err
+	}
+	return b.Delete(revisionKey(stream, e.Revision), nil)
 }
 
 func streamPrefix(prefix byte, stream string) []byte {

@@ -251,9 +251,7 @@ func TestEntriesAndReopen(t *testing.T) {
 	if rev, ok, _ := x.RevisionAt(21); !ok || rev != 10 {
 		t.Fatalf("revision at 21: %d %v", rev, ok)
 	}
-	if err := x.DeleteBelow("s", 40, 1<<20); err != nil {
-		t.Fatal(err)
-	}
+	deleteBelow(t, x, "s", 40, 1<<20)
 	if e, _ := x.Entries("s", 0, false, 100); len(e) != 10 || e[0].Revision != 40 {
 		t.Fatalf("after DeleteBelow %v", e)
 	}
