@@ -151,9 +151,10 @@ func (s *producerState) clone() *producerState {
 }
 
 // producerSnapshotVersion is part of the on-disk format of the producer-state
-// file. Version 2 added last_append_ms; a version 1 file is read with every
-// producer's last append at the time of reading.
-const producerSnapshotVersion = 2
+// file. last_append_ms was added without a new version, so that an older
+// binary still reads the file: a producer without it (written before it
+// existed) counts as last appending when the file is read.
+const producerSnapshotVersion = 1
 
 type producerSnapshot struct {
 	Version int `json:"version"`
@@ -173,7 +174,7 @@ func unmarshalProducerState(data []byte, nowMs int64) (*producerState, int64, er
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return nil, 0, fmt.Errorf("decode producer state: %w", err)
 	}
-	if snap.Version != producerSnapshotVersion && snap.Version != 1 {
+	if snap.Version != producerSnapshotVersion {
 		return nil, 0, fmt.Errorf("producer state version %d: unsupported", snap.Version)
 	}
 	s := newProducerState()
@@ -181,7 +182,7 @@ func unmarshalProducerState(data []byte, nowMs int64) (*producerState, int64, er
 		if e == nil {
 			continue
 		}
-		if snap.Version == 1 {
+		if e.LastAppendMs <= 0 {
 			e.LastAppendMs = nowMs
 		}
 		s.producers[id] = e

@@ -117,7 +117,7 @@ func TestProducerStateSnapshotRoundTrip(t *testing.T) {
 	}
 	old, _, err := unmarshalProducerState([]byte(`{"version":1,"next_offset":3,"producers":{"4":{"epoch":0,"recent":[]}}}`), 5000)
 	if err != nil || old.producers[4].LastAppendMs != 5000 {
-		t.Fatalf("version 1 snapshot: %+v err %v; want producer 4 last appended when read", old.producers[4], err)
+		t.Fatalf("snapshot without last_append_ms: %+v err %v; want producer 4 last appended when read", old.producers[4], err)
 	}
 }
 
