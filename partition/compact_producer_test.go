@@ -119,3 +119,41 @@ func TestCompactBatchesKeepsProducersLastBatch(t *testing.T) {
 		t.Fatalf("after the producer moved on: %d bytes kept, changed %v, err %v; want none", len(again), changed, err)
 	}
 }
+
+// TestOffsetForTimestampPastEmptiedBatch: an emptied producer batch keeps
+// its max timestamp, so the time index may lead a timestamp lookup to it;
+// the lookup goes on to the record that does reach the timestamp.
+func TestOffsetForTimestampPastEmptiedBatch(t *testing.T) {
+	p := open(t, vfs.NewMem(), func(c *Config) {
+		c.Compact, c.DeleteSegments = true, false
+		c.Storage.SegmentBytes = 200
+	})
+	defer p.Close()
+	ts := time.Now().UnixMilli()
+	emptied, err := batch.Encode(batch.Header{ProducerID: 7, BaseSequence: 0}, 0,
+		[]batch.Record{{TimestampMs: ts, Key: []byte("a"), Value: []byte("old")}}, batch.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Offset 0 is producer 7's last batch; offset 1 overwrites its key a.
+	appendDurable(t, p, emptied)
+	for i := 0; i < 20 && len(p.log.Segments()) < 3; i++ {
+		key := fmt.Sprintf("k%d", i)
+		if i == 0 {
+			key = "a"
+		}
+		appendDurable(t, p, batch.Build([]batch.Record{{TimestampMs: ts + 1 + int64(i), Key: []byte(key), Value: []byte(fmt.Sprint(i))}}, batch.None))
+	}
+	if err := p.Clean(ts); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := p.Read(0, 1); err != nil || len(res.Records) < batch.HeaderBytes {
+		t.Fatalf("read at 0: %v", err)
+	} else if h, _ := batch.ParseHeader(res.Records); h.NumRecords != 0 || h.MaxTimestamp != ts {
+		t.Fatalf("batch at 0 after compaction %+v, want the producer's batch, empty, with its max timestamp", h)
+	}
+	offset, got, err := p.OffsetForTimestamp(ts)
+	if err != nil || offset != 1 || got != ts+1 {
+		t.Fatalf("offset for timestamp %d: offset %d timestamp %d err %v, want offset 1 at %d", ts, offset, got, err, ts+1)
+	}
+}
