@@ -37,6 +37,9 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 	if err != nil {
 		return AppendResult{}, err
 	}
+	if p.afterValidate != nil {
+		p.afterValidate()
+	}
 	appendTimeMs := int64(-1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -45,6 +48,15 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 	}
 	if err := p.Err(); err != nil {
 		return AppendResult{}, err
+	}
+	if p.cfg != cfg {
+		// The config changed since the batches were validated (a new
+		// cleanup.policy needs other checks and, for stream, the records):
+		// validate again against the config this append is made under.
+		cfg = p.cfg
+		if headers, recs, err = validateBatches(records, cfg); err != nil {
+			return AppendResult{}, err
+		}
 	}
 	for _, h := range headers {
 		dup, err := p.producers.check(h)
@@ -115,7 +127,9 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 }
 
 // validateBatches checks every batch the way Kafka does before anything is
-// written, so a bad batch changes nothing. It runs outside the writer lock.
+// written, so a bad batch changes nothing. It runs outside the writer lock,
+// against a copy of the config that Append compares with the current one
+// once it holds the lock. The records are returned for stream topics only.
 func validateBatches(records []byte, cfg Config) ([]batch.Header, [][]batch.Record, error) {
 	if len(records) == 0 {
 		return nil, nil, fmt.Errorf("%w: no record batch in produce", ErrInvalidRecord)

@@ -61,6 +61,10 @@ type Partition struct {
 	kick        chan struct{} // wakes the flusher
 	stopFlusher chan struct{}
 	flusherDone chan struct{}
+
+	// afterValidate, when set by a test, runs between an append's
+	// validation and its taking of mu, where a config change may land.
+	afterValidate func()
 }
 
 // Open opens (recovering if needed) the partition stored in dir. Each open is
@@ -283,8 +287,10 @@ func (p *Partition) SetConfig(cfg Config) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.log.SetConfig(cfg.Storage); err != nil {
+		return fmt.Errorf("partition %s-%d: %w", p.topic, p.index, err)
+	}
 	p.cfg = cfg
-	p.log.SetConfig(cfg.Storage)
 	return p.setStreams(cfg.Streams)
 }
 
