@@ -47,7 +47,8 @@ func toConnectError(err error) error {
 	case errors.Is(err, partition.ErrDiskFull):
 		code = connect.CodeResourceExhausted
 	case errors.Is(err, partition.ErrStorageFailed), errors.Is(err, partition.ErrWrite), errors.Is(err, partition.ErrRead),
-		errors.Is(err, partition.ErrClosed), errors.Is(err, cluster.ErrPartitionOffline):
+		errors.Is(err, partition.ErrClosed), errors.Is(err, cluster.ErrPartitionOffline),
+		errors.Is(err, partition.ErrStreamIndexBuilding):
 		code = connect.CodeUnavailable
 	case errors.Is(err, context.Canceled):
 		code = connect.CodeCanceled

@@ -26,6 +26,7 @@ var errorTable = []struct {
 	{partition.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
 	{partition.ErrPolicyViolation, kerr.PolicyViolation},
 	{partition.ErrNoStreamIndex, kerr.InvalidRequest},
+	{partition.ErrStreamIndexBuilding, kerr.LeaderNotAvailable}, // retriable: clients try again
 	{partition.ErrClosed, kerr.UnknownTopicOrPartition},
 	{partition.ErrStorageFailed, kerr.KafkaStorageError},
 	{partition.ErrDiskFull, kerr.KafkaStorageError},

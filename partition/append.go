@@ -58,6 +58,9 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 			return AppendResult{}, err
 		}
 	}
+	if p.build != nil && carriesStreamHeaders(recs) {
+		return AppendResult{}, fmt.Errorf("%w: %s-%d", ErrStreamIndexBuilding, p.topic, p.index)
+	}
 	for _, h := range headers {
 		dup, err := p.producers.check(h)
 		if err != nil {

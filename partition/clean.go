@@ -25,7 +25,7 @@ func (p *Partition) Clean(nowMs int64) error {
 			return err
 		}
 	}
-	if cfg.Streams {
+	if cfg.Streams && !p.indexBuilding() {
 		if err := p.cleanStreams(cfg, nowMs); err != nil {
 			return err
 		}

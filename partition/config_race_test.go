@@ -1,6 +1,12 @@
 package partition
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
 	"testing"
 
 	"github.com/cairnlog/cairn/batch"
@@ -57,5 +63,147 @@ func TestSetConfigReportsLogError(t *testing.T) {
 	cfg.RetentionMs = 1000
 	if err := p.SetConfig(cfg); err == nil {
 		t.Fatal("SetConfig on a closed partition reported no error")
+	}
+}
+
+// waitIndexBuilt waits for a background stream index build to end.
+func waitIndexBuilt(t *testing.T, p *Partition) *streams.Index {
+	t.Helper()
+	p.mu.Lock()
+	b := p.build
+	p.mu.Unlock()
+	if b != nil {
+		<-b.done
+	}
+	x, err := p.StreamIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// TestEnteringStreamBuildsIndexOffLock: turning cleanup.policy to stream on
+// a non-empty topic replays its log without the writer lock, so produces go
+// on meanwhile; appends needing the index are refused (retriably) until it
+// is ready, and the events written during the build are indexed too.
+func TestEnteringStreamBuildsIndexOffLock(t *testing.T) {
+	p := open(t, vfs.NewMem())
+	defer p.Close()
+	if err := appendPlainEvents(p, 0, 3*buildTailRecords); err != nil {
+		t.Fatal(err)
+	}
+	cfg := p.config()
+	cfg.DeleteSegments, cfg.Streams = false, true
+	release := make(chan struct{})
+	var chunks, chunksUnlocked int
+	p.afterIndexChunk = func() {
+		chunks++
+		if p.mu.TryLock() {
+			p.mu.Unlock()
+			chunksUnlocked++
+		}
+		if chunks == 1 {
+			<-release
+		}
+	}
+	setDone := make(chan error, 1)
+	go func() { setDone <- p.SetConfig(cfg) }()
+	var setErr error
+	select {
+	case setErr = <-setDone:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("SetConfig waits for the index replay")
+	}
+	if setErr != nil {
+		t.Fatal(setErr)
+	}
+	// The replay is parked in its first chunk: the writer is free.
+	if err := appendPlainEvents(p, 3*buildTailRecords, 1); err != nil {
+		t.Fatalf("plain append during the build: %v", err)
+	}
+	if err := appendEvents(p, 0, 1); !errors.Is(err, ErrStreamIndexBuilding) {
+		t.Fatalf("event-store append during the build: %v, want ErrStreamIndexBuilding", err)
+	}
+	if _, err := p.StreamIndex(); !errors.Is(err, ErrStreamIndexBuilding) {
+		t.Fatalf("StreamIndex during the build: %v", err)
+	}
+	close(release)
+	x := waitIndexBuilt(t, p)
+	p.afterIndexChunk = nil
+	if chunksUnlocked == 0 {
+		t.Fatalf("all %d replay chunks ran under the writer lock", chunks)
+	}
+	st, err := x.State("s-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s-0 got every 100th of the 3*4096+1 records.
+	if want := int64((3*buildTailRecords+1+99)/100 - 1); st.LastRevision != want {
+		t.Fatalf("s-0 at revision %d, want %d", st.LastRevision, want)
+	}
+	if err := appendEvents(p, 3*buildTailRecords+1, 1); err != nil {
+		t.Fatalf("event-store append after the build: %v", err)
+	}
+}
+
+// appendPlainEvents appends n records keyed s-0..s-99 without stream headers,
+// as a plain Kafka producer would.
+func appendPlainEvents(p *Partition, from, n int) error {
+	for i := from; i < from+n; i += 500 {
+		recs := make([]batch.Record, 0, 500)
+		for j := i; j < min(i+500, from+n); j++ {
+			recs = append(recs, batch.Record{Key: []byte(fmt.Sprintf("s-%d", j%100)), Value: []byte("{}")})
+		}
+		if _, err := p.Append(batch.Build(recs, batch.None)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestReturningToStreamKeepsRevisions: a stream topic that left the policy
+// (forced), lost a prefix of its log meanwhile, and came back keeps the
+// revisions its events had and continues after them.
+func TestReturningToStreamKeepsRevisions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ev-0")
+	cfg := DefaultConfig()
+	cfg.DeleteSegments, cfg.Streams = false, true
+	p, err := Open(vfs.Default(), dir, "ev", 0, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := appendEvents(p, 0, 300); err != nil { // s-0 at revisions 0, 1, 2
+		t.Fatal(err)
+	}
+	plain := DefaultConfig()
+	if err := p.SetConfig(plain); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.WaitDurable(ctx, p.LogEndOffset()-1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DeleteRecordsBefore(150); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendPlainEvents(p, 300, 100); err != nil { // s-0 once more
+		t.Fatal(err)
+	}
+	if err := p.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	x := waitIndexBuilt(t, p)
+	st, err := x.State("s-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastRevision != 3 {
+		t.Fatalf("s-0 at revision %d after returning to stream, want 3 (revisions 0-2 kept, one more event)", st.LastRevision)
+	}
+	if e, ok, err := x.Entry("s-0", 2); err != nil || !ok || e.Offset != 200 {
+		t.Fatalf("s-0 revision 2: %+v %v %v, want offset 200", e, ok, err)
 	}
 }

@@ -32,12 +32,15 @@ type Partition struct {
 	logger *slog.Logger
 	now    func() time.Time
 
+	configMu sync.Mutex // config changes take turns; taken before mu
+
 	mu             sync.Mutex // the single writer: see doc.go
 	cfg            Config
 	log            *storage.Log
 	producers      *producerState
 	epochRecorded  bool           // the current epoch's first offset is persisted
 	streamIdx      *streams.Index // cleanup.policy=stream only
+	build          *indexBuild    // a stream index being built after a config change
 	lastCheckpoint time.Time
 	closed         bool
 
@@ -65,6 +68,9 @@ type Partition struct {
 	// afterValidate, when set by a test, runs between an append's
 	// validation and its taking of mu, where a config change may land.
 	afterValidate func()
+	// afterIndexChunk, when set by a test, runs before each chunk of a
+	// stream index replay.
+	afterIndexChunk func()
 }
 
 // Open opens (recovering if needed) the partition stored in dir. Each open is
@@ -280,13 +286,24 @@ func (p *Partition) SizeBytes() int64 {
 	return total
 }
 
-// SetConfig applies a changed topic configuration.
+// SetConfig applies a changed topic configuration. Turning cleanup.policy
+// stream on over a non-empty log starts building the stream index in the
+// background (see setStreams); until it is ready, StreamIndex and appends
+// that need it answer ErrStreamIndexBuilding.
 func (p *Partition) SetConfig(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	p.configMu.Lock()
+	defer p.configMu.Unlock()
+	if !cfg.Streams {
+		p.stopIndexBuild()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
 	if err := p.log.SetConfig(cfg.Storage); err != nil {
 		return fmt.Errorf("partition %s-%d: %w", p.topic, p.index, err)
 	}
@@ -423,8 +440,9 @@ func (p *Partition) Close() error {
 		p.mu.Unlock()
 		return nil
 	}
-	p.closed = true
+	p.closed = true // no build starts after this
 	p.mu.Unlock()
+	p.stopIndexBuild()
 	close(p.stopFlusher)
 	<-p.flusherDone
 
@@ -465,6 +483,7 @@ func (p *Partition) Delete() error {
 	if !p.closed {
 		p.closed = true
 		p.mu.Unlock()
+		p.stopIndexBuild()
 		close(p.stopFlusher)
 		<-p.flusherDone
 		p.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"sync"
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage/vfs/pebblefs"
@@ -15,6 +16,10 @@ const streamIndexDir = "stream-index"
 
 // ErrNoStreamIndex: the topic is not an event store (cleanup.policy is not stream).
 var ErrNoStreamIndex = errors.New("topic has no stream index (cleanup.policy is not stream)")
+
+// ErrStreamIndexBuilding: the topic just became an event store and its index
+// is still being built from the log; the request may be retried.
+var ErrStreamIndexBuilding = errors.New("the stream index is being built from the log; retry shortly")
 
 // duplicate is an append answered from the stream index as a retry.
 type duplicate struct{ result AppendResult }
@@ -69,6 +74,22 @@ func (p *Partition) streamError(err error) error {
 // openIndex opens the stream index and catches it up with the log. Callers
 // hold mu (or own p exclusively, in Open).
 func (p *Partition) openIndex() error {
+	x, err := p.openIndexStore()
+	if err != nil {
+		return err
+	}
+	if err := p.replayIndex(x, x.Next(), p.log.NextOffset(), p.cfg.Limits, nil); err != nil {
+		_ = x.Close()
+		return err
+	}
+	p.streamIdx = x
+	return nil
+}
+
+// openIndexStore opens the index's files, moving the point it covers up to
+// the log start: records below it are gone, and the index keeps what it knew
+// of them. It needs no lock: nothing else uses the index before it is published.
+func (p *Partition) openIndexStore() (*streams.Index, error) {
 	logEnd := p.log.NextOffset()
 	// A failed flush or compaction (disk full, files removed) leaves the
 	// index unreliable and pebble retrying without pause: take the
@@ -86,31 +107,36 @@ func (p *Partition) openIndex() error {
 	})
 	opened <- x
 	if err != nil {
-		return err
+		return nil, err
 	}
-	from := max(x.Next(), p.log.StartOffset())
-	if from > x.Next() {
-		// Records below the log start are gone; the index keeps what it knew of them.
+	if from := p.log.StartOffset(); from > x.Next() {
 		if err := x.SetNext(from); err != nil {
 			_ = x.Close()
-			return err
+			return nil, err
 		}
 	}
-	if err := p.replayIndex(x, from, logEnd); err != nil {
-		_ = x.Close()
-		return err
-	}
-	p.streamIdx = x
-	return nil
+	return x, nil
 }
 
-// replayIndex feeds the index the records in [from, logEnd).
-func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64) error {
+// errBuildStopped ends a background index build that is no longer wanted.
+var errBuildStopped = errors.New("stream index build stopped")
+
+// replayIndex feeds the index the records in [from, logEnd). A closed stop
+// (nil at open, where nothing stops it) ends it between chunks.
+func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64, limits batch.Limits, stop <-chan struct{}) error {
 	const chunkBytes = 4 << 20
 	if from < logEnd {
 		p.logger.Info("stream index catching up with the log", "from", from, "to", logEnd)
 	}
 	for from < logEnd {
+		select {
+		case <-stop:
+			return errBuildStopped
+		default:
+		}
+		if p.afterIndexChunk != nil {
+			p.afterIndexChunk()
+		}
 		data, err := p.log.Read(from, chunkBytes, logEnd)
 		if err != nil {
 			return fmt.Errorf("stream index replay from offset %d: %w", from, err)
@@ -124,7 +150,7 @@ func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64) error {
 			if err != nil {
 				return fmt.Errorf("stream index replay at offset %d: %w", from, err)
 			}
-			recs, err := batch.Records(whole, p.cfg.Limits)
+			recs, err := batch.Records(whole, limits)
 			if err != nil {
 				return fmt.Errorf("stream index replay of batch %d: %w", h.BaseOffset, err)
 			}
@@ -149,17 +175,120 @@ func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64) error {
 	return nil
 }
 
-// setStreams turns the stream index on or off after a config change. Callers hold mu.
+// setStreams turns the stream index on or off after a config change. Callers
+// hold mu, and have stopped any build when turning it off.
+//
+// Turning it off closes the index but keeps its files: the revisions it gave
+// cannot all be derived again once retention or compaction removed records,
+// so a topic that becomes a stream topic again continues from them.
+// Turning it on over a non-empty log builds the index in the background
+// (buildIndex), so neither this lock nor the caller's is held for the replay.
 func (p *Partition) setStreams(on bool) error {
 	switch {
-	case on && p.streamIdx == nil:
-		return p.openIndex()
+	case on && p.streamIdx == nil && p.build == nil:
+		if p.log.NextOffset() == p.log.StartOffset() {
+			return p.openIndex() // nothing to replay
+		}
+		b := &indexBuild{stop: make(chan struct{}), done: make(chan struct{})}
+		p.build = b
+		go p.buildIndex(b, p.cfg.Limits)
 	case !on && p.streamIdx != nil:
-		err := p.streamIdx.Delete()
+		err := p.streamIdx.Close()
 		p.streamIdx = nil
-		return err
+		if err != nil {
+			return fmt.Errorf("close stream index of %s-%d: %w", p.topic, p.index, err)
+		}
 	}
 	return nil
+}
+
+// indexBuild is a stream index being built from the log in the background.
+type indexBuild struct {
+	stopOnce sync.Once
+	stop     chan struct{} // closed to abandon the build
+	done     chan struct{} // closed when the build goroutine returned
+}
+
+// Passes of the background replay: each replays what was appended during
+// the previous one; the tail left after the last is replayed under mu.
+const (
+	buildPassesMax   = 8
+	buildTailRecords = 4096
+)
+
+// buildIndex opens the index and replays the log into it without holding mu,
+// pass after pass while appends continue, then replays the short tail
+// appended meanwhile under mu and publishes the index. Appends carrying
+// stream headers are refused (ErrStreamIndexBuilding) until then; others go
+// in and are indexed by the replay. A failed build takes the partition
+// offline, as a failing index does; the next open builds it again.
+func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
+	defer close(b.done)
+	x, err := p.openIndexStore()
+	for pass := 0; err == nil && pass < buildPassesMax; pass++ {
+		end := p.log.NextOffset()
+		if end-x.Next() <= buildTailRecords {
+			break
+		}
+		err = p.replayIndex(x, x.Next(), end, limits, b.stop)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.build = nil
+	if err == nil && p.closed {
+		err = errBuildStopped
+	}
+	if err == nil {
+		err = p.replayIndex(x, x.Next(), p.log.NextOffset(), limits, b.stop)
+	}
+	if err == nil {
+		p.streamIdx = x
+		p.logger.Info("stream index built", "covered", x.Next())
+		return
+	}
+	if x != nil {
+		_ = x.Close() // what it covers stays valid; a later build continues from it
+	}
+	if !errors.Is(err, errBuildStopped) {
+		p.fail(fmt.Errorf("build stream index: %w", err))
+	}
+}
+
+// stopIndexBuild abandons a background build and waits for it to end.
+// Callers do not hold mu, which the build takes to finish.
+func (p *Partition) stopIndexBuild() {
+	p.mu.Lock()
+	b := p.build
+	p.mu.Unlock()
+	if b == nil {
+		return
+	}
+	b.stopOnce.Do(func() { close(b.stop) })
+	<-b.done
+}
+
+// indexBuilding reports whether a background build is running, during
+// which the stream cleaner has no index to work from and waits.
+func (p *Partition) indexBuilding() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.build != nil
+}
+
+// carriesStreamHeaders reports whether a record asks for the stream checks
+// (an expected revision) or is a stream operation: what an index being
+// built cannot check yet.
+func carriesStreamHeaders(recs [][]batch.Record) bool {
+	for _, rs := range recs {
+		for _, r := range rs {
+			_, expected := streams.Header(r, streams.HeaderExpectedRevision)
+			_, op := streams.Header(r, streams.HeaderStreamOp)
+			if expected || op {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // StreamIndex is the partition's stream index, for readers.
@@ -169,6 +298,9 @@ func (p *Partition) StreamIndex() (*streams.Index, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.streamIdx == nil && p.build != nil {
+		return nil, fmt.Errorf("%s-%d: %w", p.topic, p.index, ErrStreamIndexBuilding)
+	}
 	if p.streamIdx == nil {
 		return nil, fmt.Errorf("%s-%d: %w", p.topic, p.index, ErrNoStreamIndex)
 	}
