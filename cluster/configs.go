@@ -179,3 +179,8 @@ func describe(overrides map[string]string) []ConfigEntry {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// ForceLeaveStreamConfig is a request-only key: set to "true" beside a
+// change that takes a topic out of cleanup.policy=stream, it confirms the
+// change. It is never stored.
+const ForceLeaveStreamConfig = "cairn.force.leave.stream"

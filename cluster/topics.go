@@ -259,8 +259,15 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 }
 
 // SetConfigs replaces a topic's config overrides (AlterConfigs) after
-// validating them, and applies them to its open partitions.
+// validating them, and applies them to its open partitions. A change that
+// takes the topic out of cleanup.policy=stream is refused unless configs
+// holds ForceLeaveStreamConfig=true (which is not stored). A partition turned
+// to stream builds its index in the background, so c.mu is not held for it.
 func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnly bool) error {
+	configs, force, err := takeForceLeaveStream(configs)
+	if err != nil {
+		return err
+	}
 	pcfg, err := c.partitionConfig(configs)
 	if err != nil {
 		return err
@@ -270,6 +277,9 @@ func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnl
 	t, ok := c.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	if err := checkLeaveStream(name, t.Configs, pcfg, force); err != nil {
+		return err
 	}
 	if validateOnly {
 		return nil
@@ -287,6 +297,35 @@ func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnl
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// takeForceLeaveStream removes ForceLeaveStreamConfig from a request's
+// configs and reports whether it confirmed leaving the stream policy.
+func takeForceLeaveStream(configs map[string]string) (map[string]string, bool, error) {
+	v, ok := configs[ForceLeaveStreamConfig]
+	if !ok {
+		return configs, false, nil
+	}
+	if v != "true" {
+		return nil, false, fmt.Errorf("%w: %s=%q: the only value is true", ErrInvalidConfig, ForceLeaveStreamConfig, v)
+	}
+	rest := maps.Clone(configs)
+	delete(rest, ForceLeaveStreamConfig)
+	return rest, true, nil
+}
+
+// checkLeaveStream refuses, unless forced, a change that makes an event
+// store a plain topic: its appends would no longer be checked, retention or
+// compaction would remove events, and a request that merely left
+// cleanup.policy out (a non-incremental AlterConfigs) would do it silently.
+func checkLeaveStream(name string, current map[string]string, next partition.Config, force bool) error {
+	if force || next.Streams || strings.TrimSpace(current["cleanup.policy"]) != "stream" {
+		return nil
+	}
+	return fmt.Errorf("%w: topic %s is an event store (cleanup.policy=stream) and this change would make it a plain "+
+		"topic (a request that leaves cleanup.policy out resets it to delete): its events would no longer be checked, "+
+		"and retention or compaction would remove them. Keep cleanup.policy=stream, or confirm with %s=true "+
+		"(cairn topic alter-config --force-leave-stream)", partition.ErrPolicyViolation, name, ForceLeaveStreamConfig)
 }
 
 // DescribeConfigs lists a topic's configs with their effective values.

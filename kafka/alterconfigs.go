@@ -2,8 +2,11 @@ package kafka
 
 // AlterConfigs v0-v2 (the non-incremental form): the configs given for a
 // topic REPLACE all of its overrides, so a config left out returns to its
-// default; entries with a null value are left out too. ValidateOnly checks
-// and changes nothing. An unknown key or a bad value answers INVALID_CONFIG
+// default; entries with a null value are left out too. So that leaving a
+// key out cannot silently end an event store, a request that takes a topic
+// out of cleanup.policy=stream answers POLICY_VIOLATION unless it carries
+// cairn.force.leave.stream=true, a confirmation that is not stored.
+// ValidateOnly checks and changes nothing. An unknown key or a bad value answers INVALID_CONFIG
 // with the reason. Broker configs are read-only (they are the server's
 // flags) and answer INVALID_REQUEST, as do other resource types, a resource
 // named twice in one request, and a key given twice for one resource.

@@ -5,7 +5,10 @@ package kafka
 // for list configs (cleanup.policy), starting from the effective value when
 // the topic has no override, as Kafka does. The new overrides are validated
 // as a whole and written at once, so a request that fails changes nothing.
-// ValidateOnly checks and changes nothing. An unknown key, a bad value, a
+// ValidateOnly checks and changes nothing. Taking a topic out of
+// cleanup.policy=stream answers POLICY_VIOLATION unless the request also
+// SETs cairn.force.leave.stream=true, a confirmation that is not stored.
+// An unknown key, a bad value, a
 // missing value or a list operation on a non-list key answers INVALID_CONFIG
 // with the reason; an unknown operation, a key given twice for one resource,
 // a resource named twice, broker configs (read-only: they are the server's
@@ -18,6 +21,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/cluster"
 )
 
 func init() {
@@ -87,6 +92,14 @@ func applyConfigOps(overrides, effective map[string]string, ops []kmsg.Increment
 			return nil, refuse(kerr.InvalidRequest, "config %q appears more than once in the request", op.Name)
 		}
 		named[op.Name] = true
+		if op.Name == cluster.ForceLeaveStreamConfig {
+			// A request-only confirmation, passed on for the cluster to check and drop.
+			if op.Op != kmsg.IncrementalAlterConfigOpSet || op.Value == nil {
+				return nil, refuse(kerr.InvalidConfig, "config %q is a confirmation: SET it to true", op.Name)
+			}
+			next[op.Name] = *op.Value
+			continue
+		}
 		current, known := effective[op.Name]
 		if !known {
 			return nil, refuse(kerr.InvalidConfig, "unknown topic config %q", op.Name)

@@ -17,6 +17,10 @@
 //     appends continue while a sync runs; every sync covers all appends made
 //     before it started (group commit). After a sync it raises the high
 //     watermark and wakes everything waiting on it.
+//   - configMu makes config changes take turns. Turning cleanup.policy to
+//     stream over a non-empty log starts a goroutine that builds the stream
+//     index from the log without mu and takes mu only for the short tail and
+//     to publish it; leaving stream stops such a build first, without mu.
 //   - epochMu guards the leader-epoch history. It is a leaf lock never held
 //     across I/O, so LeaderEpoch and EndOffsetForEpoch (every Metadata and
 //     Fetch v9+) never wait behind a checkpoint holding mu.

@@ -8,25 +8,37 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/internal/cli"
 )
 
 func newTopicAlterConfigCommand(connection *clientFlags) *cobra.Command {
 	var sets, deletes []string
+	var forceLeaveStream bool
 	cmd := &cobra.Command{
 		Use:   "alter-config NAME",
 		Short: "Set or remove topic configs",
 		Long: `Change a topic's configs in one incremental request: --set key=value sets a
 config, --delete key removes the topic's own value so the default applies again.
 Configs not named are left as they are. The broker validates every change, and
-if it refuses one, none is applied.`,
+if it refuses one, none is applied.
+
+An event store (cleanup.policy=stream) stays one unless --force-leave-stream
+confirms the change of policy: its events would no longer be checked, and
+retention or compaction would remove them. Its stream index is kept, so the
+revisions stay if the topic becomes an event store again.`,
 		Example: `  cairn topic alter-config orders --set retention.ms=86400000
-  cairn topic alter-config orders --set cleanup.policy=compact --delete retention.bytes`,
+  cairn topic alter-config orders --set cleanup.policy=compact --delete retention.bytes
+  cairn topic alter-config events --set cleanup.policy=delete --force-leave-stream`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			alterations, err := configAlterations(sets, deletes)
 			if err != nil {
 				return err
+			}
+			if forceLeaveStream {
+				alterations = append(alterations, kadm.AlterConfig{Op: kadm.SetConfig,
+					Name: cluster.ForceLeaveStreamConfig, Value: kadm.StringPtr("true")})
 			}
 			return withAdmin(cmd, connection, func(ctx context.Context, admin *kadm.Client) error {
 				return alterTopicConfig(ctx, cmd, admin, args[0], alterations)
@@ -35,6 +47,8 @@ if it refuses one, none is applied.`,
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "config to set, as key=value (repeatable)")
 	cmd.Flags().StringArrayVar(&deletes, "delete", nil, "config key to remove (repeatable)")
+	cmd.Flags().BoolVar(&forceLeaveStream, "force-leave-stream", false,
+		"confirm a change that takes an event store out of cleanup.policy=stream")
 	return cmd
 }
 
@@ -84,6 +98,9 @@ func alterTopicConfig(ctx context.Context, cmd *cobra.Command, admin *kadm.Clien
 	}
 	out := cmd.OutOrStdout()
 	for _, alteration := range alterations {
+		if alteration.Name == cluster.ForceLeaveStreamConfig {
+			continue // a confirmation, not a config
+		}
 		if alteration.Op == kadm.SetConfig {
 			fmt.Fprintf(out, "set %s=%s on topic %s\n", alteration.Name, *alteration.Value, name)
 		} else {

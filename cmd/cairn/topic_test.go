@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,5 +159,35 @@ func TestTopicArgumentsAreCheckedBeforeAnyRequest(t *testing.T) {
 		} else if strings.Contains(result.err.Error(), "dial") || strings.Contains(result.err.Error(), "deadline") {
 			t.Errorf("%s: reached the network: %v", name, result.err)
 		}
+	}
+}
+
+// TestTopicAlterConfigForceLeaveStream: --force-leave-stream adds the
+// request-only confirmation to the same incremental request, and the output
+// lists only the configs changed.
+func TestTopicAlterConfigForceLeaveStream(t *testing.T) {
+	cluster, brokers := startCluster(t)
+	mustCairn(t, "topic", "create", "events", "--brokers", brokers)
+	var sent []string
+	cluster.ControlKey(int16(kmsg.IncrementalAlterConfigs), func(request kmsg.Request) (kmsg.Response, error, bool) {
+		alter := request.(*kmsg.IncrementalAlterConfigsRequest)
+		response := alter.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+		for _, resource := range alter.Resources {
+			for _, c := range resource.Configs {
+				sent = append(sent, fmt.Sprintf("%s %s=%s", c.Op, c.Name, *c.Value))
+			}
+			answer := kmsg.NewIncrementalAlterConfigsResponseResource()
+			answer.ResourceName, answer.ResourceType = resource.ResourceName, resource.ResourceType
+			response.Resources = append(response.Resources, answer)
+		}
+		return response, nil, true
+	})
+	altered := mustCairn(t, "topic", "alter-config", "events", "--set", "cleanup.policy=delete",
+		"--force-leave-stream", "--brokers", brokers)
+	if want := []string{"SET cleanup.policy=delete", "SET cairn.force.leave.stream=true"}; !slices.Equal(sent, want) {
+		t.Errorf("request carried %q, want %q", sent, want)
+	}
+	if altered.stdout != "set cleanup.policy=delete on topic events\n" {
+		t.Errorf("alter-config printed %q", altered.stdout)
 	}
 }
