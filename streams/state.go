@@ -178,6 +178,9 @@ func (c *Change) add(r batch.Record, offset int64, check bool) error {
 	if err != nil {
 		return err
 	}
+	if !check {
+		raiseToExpected(r, st)
+	}
 	if check {
 		if kind == KindOp && op.Name == OpCleaned {
 			return fmt.Errorf("%w: stream %q: %s=%s records are written by the cleaner only", ErrInvalid, stream, HeaderStreamOp, OpCleaned)
@@ -204,6 +207,21 @@ func (c *Change) add(r batch.Record, offset int64, check bool) error {
 		c.appended = append(c.appended, Appended{Stream: stream, First: st.LastRevision, Last: st.LastRevision, FirstOffset: offset, LastOffset: offset})
 	}
 	return nil
+}
+
+// raiseToExpected restores, on replay, the numbering a record's exact
+// expected revision proves: the record was checked against its stream at
+// that revision. A log whose earlier events of the stream are gone (removed
+// while the topic had another policy) so keeps the revisions it had, as
+// cleaned markers keep them; the number is only ever raised.
+func raiseToExpected(r batch.Record, st *State) {
+	raw, ok := Header(r, HeaderExpectedRevision)
+	if !ok {
+		return
+	}
+	if e, err := ParseExpected(string(raw)); err == nil && e.Kind == ExpectExact {
+		st.LastRevision = max(st.LastRevision, e.Revision)
+	}
 }
 
 func (c *Change) applyOp(st *State, op Op) {

@@ -291,3 +291,32 @@ func TestExpectedStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayKeepsExactExpectedRevisions: a record written with an exact
+// expected revision N was checked against a stream at revision N, so a
+// replay that lacks the stream's earlier events (retention or compaction
+// removed them while the topic had another policy, and the index was lost)
+// still numbers it N+1, and the stream continues from there.
+func TestReplayKeepsExactExpectedRevisions(t *testing.T) {
+	x := openTemp(t)
+	c := x.NewChange()
+	for i, r := range []batch.Record{event("s", "e5", "4"), event("s", "e6", ""), op("s", OpMetadata, EncodeMetadata(NoMetadata)),
+		event("s", "e7", "1")} { // never lowers: a stale expectation in the log changes nothing
+		if err := c.Apply(r, int64(100+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.Commit(c); err != nil {
+		t.Fatal(err)
+	}
+	st, err := x.State("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastRevision != 7 {
+		t.Fatalf("replayed stream at revision %d, want 7 (e5 at 5, e6 at 6, e7 at 7)", st.LastRevision)
+	}
+	if e, ok, err := x.Entry("s", 5); err != nil || !ok || e.Offset != 100 {
+		t.Fatalf("revision 5: %+v %v %v, want offset 100", e, ok, err)
+	}
+}
