@@ -6,6 +6,8 @@
 // whose key is the stream and whose headers carry the CloudEvents attributes
 // and the expected revision; the partition checks that revision under its
 // single writer, against its stream index (package streams). Reads look a
-// stream up in that index and fetch only its records; subscriptions catch up
-// from the log and then wait for the high watermark to move.
+// stream up in that index and fetch only its records, and never act on a
+// stream's metadata or deletion before it is durable (durableState);
+// subscriptions catch up from the log and then wait for the high watermark
+// to move.
 package eventstore

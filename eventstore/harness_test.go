@@ -22,6 +22,7 @@ import (
 // node is one in-process server on a data directory that outlives restarts.
 type node struct {
 	t      *testing.T
+	fsys   vfs.FS // vfs.Default() unless a test gives another
 	dir    string
 	srv    *server.Server
 	client eventstorev1connect.EventStoreClient
@@ -29,7 +30,13 @@ type node struct {
 
 func startNode(t *testing.T) *node {
 	t.Helper()
-	n := &node{t: t, dir: t.TempDir()}
+	return startNodeFS(t, vfs.Default())
+}
+
+// startNodeFS starts a node whose data directory is reached through fsys.
+func startNodeFS(t *testing.T, fsys vfs.FS) *node {
+	t.Helper()
+	n := &node{t: t, fsys: fsys, dir: t.TempDir()}
 	n.start()
 	t.Cleanup(n.stop)
 	return n
@@ -45,7 +52,7 @@ func (n *node) start() {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	srv, err := server.Start(cfg, vfs.Default(), logger)
+	srv, err := server.Start(cfg, n.fsys, logger)
 	if err != nil {
 		n.t.Fatal(err)
 	}

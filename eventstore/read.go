@@ -54,10 +54,10 @@ type streamPage struct {
 // readStream returns up to max visible, durable events of stream starting at
 // revision from (forwards, or backwards towards 0). Visible means not removed
 // by truncate_before, max_count, max_age or deletion, as of now.
-func (s *Service) readStream(p *partition.Partition, x *streams.Index, stream string, from int64, backwards bool, max int, filter *matcher, hwm int64) (streamPage, error) {
-	st, err := x.State(stream)
+func (s *Service) readStream(ctx context.Context, p *partition.Partition, x *streams.Index, stream string, from int64, backwards bool, max int, filter *matcher, hwm int64) (streamPage, error) {
+	st, err := durableState(ctx, p, x, stream)
 	if err != nil {
-		return streamPage{}, toConnectError(err)
+		return streamPage{}, err
 	}
 	nowMs := s.now().UnixMilli()
 	first := st.FirstKept()
@@ -138,6 +138,20 @@ func (s *Service) readStream(p *partition.Partition, x *streams.Index, stream st
 	return page, nil
 }
 
+// durableState reads a stream's state and waits until what it shows beyond
+// the stream's last revision (metadata, deletions) is durable, so a reader
+// never acts on what a crash could take back.
+func durableState(ctx context.Context, p *partition.Partition, x *streams.Index, stream string) (streams.State, error) {
+	st, err := x.State(stream)
+	if err != nil {
+		return streams.State{}, toConnectError(err)
+	}
+	if err := p.WaitStreamDurable(ctx, stream); err != nil {
+		return streams.State{}, toConnectError(err)
+	}
+	return st, nil
+}
+
 func max64(a, b int64) int64 {
 	if a > b {
 		return a
@@ -156,9 +170,9 @@ func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstor
 	if err != nil {
 		return nil, toConnectError(err)
 	}
-	st, err := x.State(m.GetStream())
+	st, err := durableState(ctx, p, x, m.GetStream())
 	if err != nil {
-		return nil, toConnectError(err)
+		return nil, err
 	}
 	switch {
 	case st.HardDeleted:
@@ -183,7 +197,7 @@ func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstor
 	// One high watermark for the page and the last revision reported with
 	// it, so that a page ending the stream agrees with last_revision.
 	hwm := p.HighWatermark()
-	page, err := s.readStream(p, x, m.GetStream(), from, backwards, limit, nil, hwm)
+	page, err := s.readStream(ctx, p, x, m.GetStream(), from, backwards, limit, nil, hwm)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +252,7 @@ func (m *matcher) matches(stream, eventType string) bool {
 // topicReader reads a topic's events partition by partition, keeping the
 // next offset of each.
 type topicReader struct {
+	ctx    context.Context
 	s      *Service
 	topic  string
 	parts  []*partition.Partition
@@ -246,12 +261,12 @@ type topicReader struct {
 	states map[string]streams.State // per read, so a stream's state is looked up once
 }
 
-func (s *Service) newTopicReader(topic string, from []*eventstorev1.Position, filter *matcher) (*topicReader, error) {
+func (s *Service) newTopicReader(ctx context.Context, topic string, from []*eventstorev1.Position, filter *matcher) (*topicReader, error) {
 	t, err := s.topic(topic, false)
 	if err != nil {
 		return nil, err
 	}
-	r := &topicReader{s: s, topic: topic, filter: filter, parts: make([]*partition.Partition, len(t.Partitions)), next: make([]int64, len(t.Partitions))}
+	r := &topicReader{ctx: ctx, s: s, topic: topic, filter: filter, parts: make([]*partition.Partition, len(t.Partitions)), next: make([]int64, len(t.Partitions))}
 	for i := range t.Partitions {
 		p, err := s.cluster.Partition(topic, int32(i))
 		if err != nil {
@@ -363,8 +378,8 @@ func (r *topicReader) event(x *streams.Index, partitionIndex int, rec batch.Reco
 	}
 	st, ok := r.states[stream]
 	if !ok {
-		if st, err = x.State(stream); err != nil {
-			return nil, toConnectError(err)
+		if st, err = durableState(r.ctx, r.parts[partitionIndex], x, stream); err != nil {
+			return nil, err
 		}
 		r.states[stream] = st
 	}
@@ -401,7 +416,7 @@ func (s *Service) ReadTopic(ctx context.Context, req *connect.Request[eventstore
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.newTopicReader(m.GetTopic(), m.GetFrom(), filter)
+	r, err := s.newTopicReader(ctx, m.GetTopic(), m.GetFrom(), filter)
 	if err != nil {
 		return nil, err
 	}

@@ -212,9 +212,9 @@ func (s *Service) GetStreamMetadata(ctx context.Context, req *connect.Request[ev
 	if err != nil {
 		return nil, toConnectError(err)
 	}
-	st, err := x.State(m.GetStream())
+	st, err := durableState(ctx, p, x, m.GetStream())
 	if err != nil {
-		return nil, toConnectError(err)
+		return nil, err
 	}
 	resp := &eventstorev1.GetStreamMetadataResponse{
 		Metadata:     metadataProto(st.Metadata),

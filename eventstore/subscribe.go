@@ -82,14 +82,14 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 	caughtUp := false
 	for {
 		changed := p.Changed() // before reading, so no advance is missed
-		st, err := x.State(m.GetStream())
+		st, err := durableState(ctx, p, x, m.GetStream())
 		if err != nil {
-			return toConnectError(err)
+			return err
 		}
 		if st.HardDeleted {
 			return withInfo(connect.CodeNotFound, reasonStreamDeleted, m.GetTopic(), m.GetStream(), fmt.Errorf("stream %q was deleted for good", m.GetStream()))
 		}
-		page, err := s.readStream(p, x, m.GetStream(), next, false, subscribePage, filter, p.HighWatermark())
+		page, err := s.readStream(ctx, p, x, m.GetStream(), next, false, subscribePage, filter, p.HighWatermark())
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 }
 
 func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeRequest, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
-	r, err := s.newTopicReader(m.GetTopic(), m.GetFromPositions(), filter)
+	r, err := s.newTopicReader(ctx, m.GetTopic(), m.GetFromPositions(), filter)
 	if err != nil {
 		return err
 	}

@@ -111,6 +111,7 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 	}
 	var appended []streams.Appended
 	if change != nil {
+		p.noteStreamMoves(change.Moved()) // before readers can see them in the index
 		if err := p.streamIdx.Commit(change); err != nil {
 			// The log holds records the index lacks: only a rebuild at the
 			// next open can make the index trustworthy again.

@@ -43,6 +43,9 @@
 //     partition (ErrStorageFailed) like a failed sync: every later read would
 //     fail the same way, so it must be reported and refuse writes. A read
 //     that fails with an I/O error (ErrRead) fails only that read.
+//   - The stream index takes an append's changes before they are durable
+//     (the writer's checks need them); readers use WaitStreamDurable so that
+//     metadata and deletions show only once durable.
 //   - Producer state is a pure function of the log: a snapshot at a known
 //     offset plus a replay of the batches after it, less the producers idle
 //     for ProducerIDExpirationMs, which checkpoints forget.

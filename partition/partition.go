@@ -60,6 +60,10 @@ type Partition struct {
 	hwm     int64         // synced log end offset
 	failure error         // set once; the partition is offline after it
 	changed chan struct{} // closed and replaced when hwm or failure changes
+	// unsyncedMoves maps a stream to the offset of its last record, not yet
+	// durable, that moved its state beyond its last revision (see
+	// streams.Change.Moved). Entries go when the high watermark passes them.
+	unsyncedMoves map[string]int64
 
 	kick        chan struct{} // wakes the flusher
 	stopFlusher chan struct{}
@@ -337,6 +341,11 @@ func (p *Partition) advance(hwm int64) {
 		return
 	}
 	p.hwm = hwm
+	for stream, offset := range p.unsyncedMoves {
+		if offset < hwm {
+			delete(p.unsyncedMoves, stream)
+		}
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
 }

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -78,7 +79,7 @@ func (p *Partition) openIndex() error {
 	if err != nil {
 		return err
 	}
-	if err := p.replayIndex(x, x.Next(), p.log.NextOffset(), p.cfg.Limits, nil); err != nil {
+	if err := p.replayIndex(x, x.Next(), p.log.NextOffset(), p.cfg.Limits, nil, false); err != nil {
 		_ = x.Close()
 		return err
 	}
@@ -122,8 +123,11 @@ func (p *Partition) openIndexStore() (*streams.Index, error) {
 var errBuildStopped = errors.New("stream index build stopped")
 
 // replayIndex feeds the index the records in [from, logEnd). A closed stop
-// (nil at open, where nothing stops it) ends it between chunks.
-func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64, limits batch.Limits, stop <-chan struct{}) error {
+// (nil at open, where nothing stops it) ends it between chunks. With
+// noteMoves, the stream moves of records above the high watermark are noted
+// (noteStreamMoves): a background build replays records not durable yet. At
+// open there are none, as the log is synced before the partition serves.
+func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64, limits batch.Limits, stop <-chan struct{}, noteMoves bool) error {
 	const chunkBytes = 4 << 20
 	if from < logEnd {
 		p.logger.Info("stream index catching up with the log", "from", from, "to", logEnd)
@@ -164,6 +168,9 @@ func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64, limits bat
 			}
 			from = h.NextOffset()
 			data = rest
+		}
+		if noteMoves {
+			p.noteUnsyncedMoves(change.Moved())
 		}
 		if err := x.Commit(change); err != nil {
 			return err
@@ -230,7 +237,7 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 		if end-x.Next() <= buildTailRecords {
 			break
 		}
-		err = p.replayIndex(x, x.Next(), end, limits, b.stop)
+		err = p.replayIndex(x, x.Next(), end, limits, b.stop, true)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -239,7 +246,7 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 		err = errBuildStopped
 	}
 	if err == nil {
-		err = p.replayIndex(x, x.Next(), p.log.NextOffset(), limits, b.stop)
+		err = p.replayIndex(x, x.Next(), p.log.NextOffset(), limits, b.stop, true)
 	}
 	if err == nil {
 		p.streamIdx = x
@@ -305,6 +312,50 @@ func (p *Partition) StreamIndex() (*streams.Index, error) {
 		return nil, fmt.Errorf("%s-%d: %w", p.topic, p.index, ErrNoStreamIndex)
 	}
 	return p.streamIdx, nil
+}
+
+// noteStreamMoves records the streams whose state an append or a replay
+// moves, until their records are durable.
+func (p *Partition) noteStreamMoves(moved map[string]int64) {
+	if len(moved) == 0 {
+		return
+	}
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.unsyncedMoves == nil {
+		p.unsyncedMoves = make(map[string]int64, len(moved))
+	}
+	for stream, offset := range moved {
+		p.unsyncedMoves[stream] = offset
+	}
+}
+
+// noteUnsyncedMoves notes the moves of a replay that are above the high watermark.
+func (p *Partition) noteUnsyncedMoves(moved map[string]int64) {
+	hwm := p.HighWatermark()
+	unsynced := map[string]int64{}
+	for stream, offset := range moved {
+		if offset >= hwm {
+			unsynced[stream] = offset
+		}
+	}
+	p.noteStreamMoves(unsynced)
+}
+
+// WaitStreamDurable waits until every change to stream's state that the
+// index may already show is durable. The index takes an append's changes
+// as it is written, a group commit before they are durable: a reader calls
+// this after reading a stream's state and before acting on it, so it never
+// shows a deletion or metadata a crash could take back. Events need no
+// wait: readers keep to entries below the high watermark.
+func (p *Partition) WaitStreamDurable(ctx context.Context, stream string) error {
+	p.stateMu.Lock()
+	offset, pending := p.unsyncedMoves[stream]
+	p.stateMu.Unlock()
+	if !pending {
+		return nil
+	}
+	return p.WaitDurable(ctx, offset)
 }
 
 // RecordsAt returns the durable records at offsets (in the order given);

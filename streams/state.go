@@ -86,8 +86,13 @@ type Change struct {
 	next    int64
 
 	appended []Appended
-	dup      *DuplicateError
-	fresh    bool
+	// moved maps each stream whose state the change moves in a way readers
+	// see beyond its last revision (metadata, deletion, creation, revival,
+	// or a first kept revision that max_count advances) to the offset of
+	// the last record that did so.
+	moved map[string]int64
+	dup   *DuplicateError
+	fresh bool
 	// appends marks streams written by an event-store append in this
 	// change whose ids must be looked up: a record asked for a revision
 	// check that does not rule out a retry, so it and every later record of
@@ -102,6 +107,18 @@ func NewChange(lookup Lookup) *Change {
 
 // Appended lists, per stream in order, the revisions the change's events got.
 func (c *Change) Appended() []Appended { return c.appended }
+
+// Moved lists the streams whose state the change moves beyond their last
+// revision and offset, each with the offset of the last record that did:
+// until that record is durable, a reader must not act on the state.
+func (c *Change) Moved() map[string]int64 { return c.moved }
+
+func (c *Change) move(stream string, offset int64) {
+	if c.moved == nil {
+		c.moved = map[string]int64{}
+	}
+	c.moved[stream] = offset
+}
 
 // Next is the offset after the last record added.
 func (c *Change) Next() int64 { return c.next }
@@ -191,7 +208,13 @@ func (c *Change) add(r batch.Record, offset int64, check bool) error {
 	}
 	if kind == KindOp {
 		c.applyOp(st, op)
+		if op.Name != OpCleaned { // a cleaned marker hides nothing the index did not already hide
+			c.move(stream, offset)
+		}
 		return nil
+	}
+	if st.LastRevision < 0 || st.SoftDeleted || st.Metadata.MaxCount >= 0 {
+		c.move(stream, offset)
 	}
 	st.LastRevision++
 	st.LastOffset = offset

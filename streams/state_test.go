@@ -320,3 +320,26 @@ func TestReplayKeepsExactExpectedRevisions(t *testing.T) {
 		t.Fatalf("revision 5: %+v %v %v, want offset 100", e, ok, err)
 	}
 }
+
+// TestChangeMoved: a change reports the streams whose state moves beyond
+// their last revision — operations, creation, revival after a deletion, an
+// event that advances max_count's first kept revision — and not plain
+// appends to an existing stream, which readers bound by the high watermark.
+func TestChangeMoved(t *testing.T) {
+	x := openTemp(t)
+	if _, err := appendRecs(t, x, event("plain", "p0", ""), event("bounded", "b0", ""),
+		op("bounded", OpMetadata, EncodeMetadata(Metadata{MaxCount: 2, MaxAgeMs: -1, TruncateBefore: -1})),
+		event("gone", "g0", ""), op("gone", OpDelete, nil)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := appendRecs(t, x, event("plain", "p1", ""), event("bounded", "b1", ""), event("gone", "g1", ""),
+		event("new", "n0", ""), op("plain", OpMetadata, EncodeMetadata(NoMetadata)), event("plain", "p2", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := int64(5)
+	want := map[string]int64{"bounded": base + 1, "gone": base + 2, "new": base + 3, "plain": base + 4}
+	if got := c.Moved(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("moved %v, want %v", got, want)
+	}
+}
