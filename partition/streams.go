@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs/pebblefs"
 	"github.com/cairnlog/cairn/streams"
 )
@@ -237,7 +238,7 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 		if end-x.Next() <= buildTailRecords {
 			break
 		}
-		err = p.replayIndex(x, x.Next(), end, limits, b.stop, true)
+		err = p.replayFromStart(x, end, limits, b.stop)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -246,7 +247,7 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 		err = errBuildStopped
 	}
 	if err == nil {
-		err = p.replayIndex(x, x.Next(), p.log.NextOffset(), limits, b.stop, true)
+		err = p.replayFromStart(x, p.log.NextOffset(), limits, b.stop)
 	}
 	if err == nil {
 		p.streamIdx = x
@@ -258,6 +259,26 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 	}
 	if !errors.Is(err, errBuildStopped) {
 		p.fail(fmt.Errorf("build stream index: %w", err))
+	}
+}
+
+// replayFromStart replays [max(x.Next(), log start), end) for a build. A
+// retention pass that began before the policy changed may still remove old
+// segments while the build reads them without mu: a read that lost its
+// segment starts again from the new log start.
+func (p *Partition) replayFromStart(x *streams.Index, end int64, limits batch.Limits, stop <-chan struct{}) error {
+	const attemptsMax = 3
+	for attempt := 1; ; attempt++ {
+		if start := p.log.StartOffset(); start > x.Next() {
+			if err := x.SetNext(start); err != nil {
+				return err
+			}
+		}
+		err := p.replayIndex(x, x.Next(), end, limits, stop, true)
+		if err == nil || attempt == attemptsMax || !errors.Is(err, storage.ErrOffsetOutOfRange) ||
+			p.log.StartOffset() <= x.Next() {
+			return err
+		}
 	}
 }
 

@@ -207,3 +207,50 @@ func TestReturningToStreamKeepsRevisions(t *testing.T) {
 		t.Fatalf("s-0 revision 2: %+v %v %v, want offset 200", e, ok, err)
 	}
 }
+
+// TestIndexBuildFollowsLogStart: a retention pass that began before the
+// switch to stream may move the log start while the build reads without the
+// writer lock; the build continues from the new start instead of failing the
+// partition.
+func TestIndexBuildFollowsLogStart(t *testing.T) {
+	p := open(t, vfs.NewMem())
+	defer p.Close()
+	if err := appendPlainEvents(p, 0, 3*buildTailRecords); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.WaitDurable(ctx, p.LogEndOffset()-1); err != nil {
+		t.Fatal(err)
+	}
+	const newStart = 1000
+	trimmed := false
+	p.afterIndexChunk = func() {
+		if !trimmed {
+			trimmed = true // as retention would, under the writer lock, before the first read
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if err := p.log.AdvanceStartOffset(newStart); err != nil {
+				t.Errorf("advance log start: %v", err)
+			}
+		}
+	}
+	cfg := p.config()
+	cfg.DeleteSegments, cfg.Streams = false, true
+	if err := p.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	x := waitIndexBuilt(t, p)
+	p.afterIndexChunk = nil
+	if err := p.Err(); err != nil {
+		t.Fatalf("partition failed by the build: %v", err)
+	}
+	st, err := x.State("s-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s-0 has every 100th record from 1000 on.
+	if want := int64((3*buildTailRecords-newStart+99)/100 - 1); st.LastRevision != want {
+		t.Fatalf("s-0 at revision %d, want %d", st.LastRevision, want)
+	}
+}
