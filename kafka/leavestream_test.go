@@ -1,15 +1,18 @@
 package kafka
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // TestLeavingStreamNeedsForce: an event store does not stop being one by
@@ -72,5 +75,46 @@ func TestLeavingStreamNeedsForce(t *testing.T) {
 	}
 	if got, _ := ts.cluster.Topic("events2"); !maps.Equal(got.Configs, map[string]string{"segment.ms": "60000"}) {
 		t.Fatalf("overrides after the forced replace: %v", got.Configs)
+	}
+}
+
+// TestEnteringStreamOnANonEmptyTopic: a plain topic with records becomes an
+// event store through IncrementalAlterConfigs; its existing records are
+// numbered by the index built from the log, and a produce checked against
+// that numbering lands at the next revision.
+func TestEnteringStreamOnANonEmptyTopic(t *testing.T) {
+	ts := startServer(t)
+	cl := ts.client(t, kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	ctx := adminContext(t)
+	adminCreate(t, ts, "orders", 1, nil)
+	for i := range 5 {
+		r := &kgo.Record{Key: []byte("order-1"), Value: []byte(fmt.Sprint(i))}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("stream")}}, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := resps.On("orders", nil); r.Err != nil {
+		t.Fatalf("enter stream: %v %s", r.Err, r.ErrMessage)
+	}
+	checked := &kgo.Record{Key: []byte("order-1"), Value: []byte("5"), Headers: []kgo.RecordHeader{
+		{Key: streams.HeaderExpectedRevision, Value: []byte("4")}, {Key: streams.HeaderID, Value: []byte("e5")}}}
+	if err := cl.ProduceSync(ctx, checked).FirstErr(); err != nil {
+		t.Fatalf("produce expecting revision 4: %v", err)
+	}
+	p, err := ts.cluster.Partition("orders", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := p.StreamIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := x.State("order-1"); err != nil || st.LastRevision != 5 {
+		t.Fatalf("order-1 state %+v %v, want revision 5", st, err)
 	}
 }

@@ -189,13 +189,14 @@ func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64, limits bat
 // Turning it off closes the index but keeps its files: the revisions it gave
 // cannot all be derived again once retention or compaction removed records,
 // so a topic that becomes a stream topic again continues from them.
-// Turning it on over a non-empty log builds the index in the background
-// (buildIndex), so neither this lock nor the caller's is held for the replay.
+// Turning it on over a log longer than a build's tail builds the index in
+// the background (buildIndex), so neither this lock nor the caller's is held
+// for the replay.
 func (p *Partition) setStreams(on bool) error {
 	switch {
 	case on && p.streamIdx == nil && p.build == nil:
-		if p.log.NextOffset() == p.log.StartOffset() {
-			return p.openIndex() // nothing to replay
+		if p.log.NextOffset()-p.log.StartOffset() <= buildTailRecords {
+			return p.openIndex() // a replay as short as a build's tail
 		}
 		b := &indexBuild{stop: make(chan struct{}), done: make(chan struct{})}
 		p.build = b
