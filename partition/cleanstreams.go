@@ -30,6 +30,7 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 		return err
 	}
 	dead, err := deadStreams(x, nowMs, deadEventsListMax)
+	p.spareUnsynced(dead)
 	if err != nil || len(dead) == 0 {
 		return err
 	}

@@ -364,6 +364,20 @@ func (p *Partition) noteUnsyncedMoves(moved map[string]int64) {
 	p.noteStreamMoves(unsynced)
 }
 
+// spareUnsynced leaves out of a cleaning the streams whose state moved by a
+// record not yet durable: were a crash to take back a deletion or a
+// truncation, the events it hid must still be in the log. They are cleaned
+// at a later pass. It runs after their states were read, as readers do.
+func (p *Partition) spareUnsynced(dead map[string]*deadStream) {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	for stream := range dead {
+		if offset, pending := p.unsyncedMoves[stream]; pending && offset >= p.hwm {
+			delete(dead, stream)
+		}
+	}
+}
+
 // WaitStreamDurable waits until every change to stream's state that the
 // index may already show is durable. The index takes an append's changes
 // as it is written, a group commit before they are durable: a reader calls
