@@ -82,7 +82,8 @@ func TestCleanerIgnoresUnsyncedDeletion(t *testing.T) {
 	}
 	defer p.Close()
 	defer held.release() // before Close, which syncs
-	for range 20 { // one batch each, so the segments roll
+	// One batch each, so the segments roll.
+	for range 20 {
 		appendDurable(t, p, batch.Build([]batch.Record{{Key: []byte("s"), Value: []byte("{}")}}, batch.None))
 	}
 	held.hold()
