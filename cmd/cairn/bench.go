@@ -28,6 +28,11 @@ goes to stderr once a second when stderr is a terminal, or always with
 object. When --metrics-url answers, the summary adds the broker's CPU seconds
 and resident memory over the run, read from its Prometheus page.
 
+Ctrl-C (or SIGTERM) stops sending and waits at most a second for the records
+already sent. A record sent but never answered, or answered with a timeout or
+a lost connection, is counted as unknown, not as an error: it may be in the
+log. Errors are records the client or the broker refused.
+
 Figures from a shared machine are noisy: compare them with a reference
 measured in the same run (bench/run does), not with a fixed number.`,
 		Example: `  cairn bench produce --record-bytes 1024 --duration 20s
@@ -55,7 +60,7 @@ type benchFlags struct {
 // register adds the flags that describe the load; producer settings are
 // separate because a read-only run uses them only to prefill.
 func (b *benchFlags) register(flags *pflag.FlagSet) {
-	b.connection.register(flags, "how long to wait for acknowledgements and deliveries after the last send, and for each topic lookup")
+	b.connection.register(flags, "how long the run waits with records outstanding and no answer from the cluster before it stops and counts them unknown; also bounds e2e deliveries after the last send and each topic lookup")
 	o := &b.options
 	flags.StringVar(&o.Topic, "topic", "bench", "topic to use")
 	flags.Int32Var(&o.Partitions, "partitions", 1, "partitions of the topic when it is created; an existing topic keeps its own")
@@ -107,7 +112,7 @@ func (b *benchFlags) run(cmd *cobra.Command,
 	defer stop()
 	summary, err := workload(b.runner(cmd), ctx, options)
 	if summary.Workload == "" {
-		return err
+		return interruptError(ctx, err)
 	}
 	var writeErr error
 	if b.json {
@@ -116,7 +121,17 @@ func (b *benchFlags) run(cmd *cobra.Command,
 		writeErr = summary.WriteText(cmd.OutOrStdout())
 	}
 	if err != nil {
-		return err
+		return interruptError(ctx, err)
 	}
 	return writeErr
+}
+
+// interruptError says that an interrupt ended the run that err describes;
+// --timeout bounds the wait for answers, not the run, so only a signal ends
+// ctx.
+func interruptError(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("interrupted (%w): %w", context.Cause(ctx), err)
 }

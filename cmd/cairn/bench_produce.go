@@ -22,7 +22,8 @@ With --acks all an acknowledgement means the record is on stable storage. With
 the record's due time, which gives latency at a chosen load rather than at
 saturation. Without it, latency includes the wait in the client's buffer.
 
-The command exits 1 if any record failed, after printing the summary.`,
+The command exits 1 if any record failed or has an unknown outcome, after
+printing the summary.`,
 		Example: `  cairn bench produce
   cairn bench produce --record-bytes 100 --acks 1 --duration 20s --json
   cairn bench produce --rate 20000 --partitions 16 --producers 4`,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,11 +59,11 @@ the same --id is a retry: it prints the original revision and writes nothing.`,
 				return err
 			}
 			defer c.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			ctx, cancel := commandContext(cmd, flags.timeout)
 			defer cancel()
 			res, err := c.Append(ctx, topic, stream, exp, client.EventData{ID: id, Type: typ, Data: body, ContentType: contentType, Metadata: md})
 			if err != nil {
-				return explain(err)
+				return stopError(ctx, explain(err))
 			}
 			if res.Duplicate {
 				fmt.Fprintf(cmd.ErrOrStderr(), "already appended: event %s is at revision %d\n", id, res.LastRevision)

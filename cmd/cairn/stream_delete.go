@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -38,14 +37,14 @@ state; otherwise the command exits 1 and says the stream's actual revision.`,
 				return err
 			}
 			defer c.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			ctx, cancel := commandContext(cmd, flags.timeout)
 			defer cancel()
 			mode, how := client.SoftDelete, "deleted"
 			if hard {
 				mode, how = client.HardDelete, "deleted for good"
 			}
 			if _, err := c.DeleteStream(ctx, topic, stream, mode, exp); err != nil {
-				return explain(err)
+				return stopError(ctx, explain(err))
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", how, args[0])
 			return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +42,7 @@ topic creates it as an event store.`,
 				return err
 			}
 			defer c.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			ctx, cancel := commandContext(cmd, flags.timeout)
 			defer cancel()
 			changed := cmd.Flags().Changed
 			setting := changed("max-count") || changed("max-age") || changed("truncate-before")
@@ -53,7 +52,7 @@ topic creates it as an event store.`,
 				// Nothing to keep: the write creates the topic.
 				info = client.StreamInfo{LastRevision: -1}
 			case err != nil:
-				return explain(err)
+				return stopError(ctx, explain(err))
 			}
 			if setting {
 				md := info.Metadata
@@ -70,11 +69,11 @@ topic creates it as an event store.`,
 					md.TruncateBefore = &truncateBefore
 				}
 				if _, err := c.SetStreamMetadata(ctx, topic, stream, md); err != nil {
-					return explain(err)
+					return stopError(ctx, explain(err))
 				}
 				// Read back, so what is printed is what the server holds.
 				if info, err = c.GetStreamMetadata(ctx, topic, stream); err != nil {
-					return explain(err)
+					return stopError(ctx, explain(err))
 				}
 			}
 			return printStreamInfo(cmd.OutOrStdout(), args[0], info)

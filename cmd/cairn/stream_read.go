@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -55,13 +54,13 @@ and metadata.`,
 				return err
 			}
 			defer c.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), flags.timeout)
+			ctx, cancel := commandContext(cmd, flags.timeout)
 			defer cancel()
 			printer := eventPrinter{out: cmd.OutOrStdout(), json: asJSON}
 			printed := int64(0)
 			for ev, err := range c.ReadStreamAll(ctx, topic, stream, opts...) {
 				if err != nil {
-					return explain(err)
+					return stopError(ctx, explain(err))
 				}
 				if err := printer.print(ev); err != nil {
 					return err

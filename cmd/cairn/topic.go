@@ -29,16 +29,21 @@ INVALID_CONFIG and its message, ...) are printed and the command exits 1.`,
 	return cmd
 }
 
-// withAdmin runs fn with an admin client and a context bounded by --timeout.
+// withAdmin runs fn with an admin client and a context bounded by --timeout
+// and ended by an interrupt.
 func withAdmin(cmd *cobra.Command, connection *clientFlags, fn func(context.Context, *kadm.Client) error) error {
 	admin, client, err := connection.newAdmin()
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), connection.timeout)
+	ctx, cancel := commandContext(cmd, connection.timeout)
 	defer cancel()
-	return fn(ctx, admin)
+	// A request stuck on a dial or a silent broker may outlive its context;
+	// closing the client ends it.
+	stopClosing := context.AfterFunc(ctx, client.Close)
+	defer stopClosing()
+	return stopError(ctx, fn(ctx, admin))
 }
 
 // formatTopicID writes a topic id the way Kafka's own tools do: URL-safe

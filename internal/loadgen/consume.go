@@ -72,7 +72,7 @@ func (r *Runner) Consume(ctx context.Context, options Options) (Summary, error) 
 		readErr = read.run(ctx, client, read.start.Add(options.Duration))
 		stop()
 	})
-	if err := summary.finish(read.records.Load(), read.bytes, 0, nil, read.last.Sub(read.start)); err != nil {
+	if err := summary.finish(outcomes{records: read.records.Load(), bytes: read.bytes, elapsed: read.last.Sub(read.start)}); err != nil {
 		return summary, err
 	}
 	return summary, readErr
@@ -97,8 +97,9 @@ func (r *Runner) prefill(ctx context.Context, options Options) error {
 	stop := startProgress(r.Progress, WorkloadProduce, &run.acked)
 	result := run.run(ctx, clients)
 	stop()
-	if result.failed > 0 {
-		return fmt.Errorf("prefill: %d records: %w (first: %v)", result.failed, ErrRecordsFailed, result.firstError)
+	var summary Summary
+	if err := summary.finish(result.outcomes()); err != nil {
+		return fmt.Errorf("prefill: %w", err)
 	}
 	r.note("prefilled %s with %d records in %.1f s", options.Topic, result.acked, result.elapsed.Seconds())
 	return nil

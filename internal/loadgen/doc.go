@@ -4,8 +4,12 @@
 //
 // A Runner runs one workload at a time with franz-go clients made by its
 // Dialer. Every run is bounded twice, by a record count and by a duration,
-// whichever comes first, and the wait for outstanding acknowledgements after
-// the last send is bounded by a drain timeout.
+// whichever comes first. A run whose records are outstanding with no answer
+// for the drain timeout (a dead broker), or that was interrupted a second
+// ago, stops waiting. A record's fate is one of three: acknowledged, failed
+// (refused by the client or the broker) or unknown (never answered, or
+// answered with a timeout, a cancellation or a lost connection: it may be
+// in the log); Summary counts the last two apart.
 //
 //   - Produce: Producers clients share one record budget and one deadline.
 //     Latency runs from the produce call to the acknowledgement. With a

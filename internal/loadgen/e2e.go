@@ -62,14 +62,17 @@ func (r *Runner) EndToEnd(ctx context.Context, options Options) (Summary, error)
 	latency := receive.latency.Summary()
 	summary.Latency = &latency
 	received := receive.received.Load()
-	failed, firstError := produced.failed, produced.firstError
+	outcomes := produced.outcomes()
+	outcomes.records, outcomes.bytes, outcomes.elapsed = received, receive.bytes.Load(), receive.elapsed()
 	if missing := produced.acked - received; missing > 0 {
-		failed += missing
-		if firstError == nil {
-			firstError = fmt.Errorf("%d acknowledged records not received within %s", missing, options.DrainTimeout)
+		// Acknowledged, so written; whether they are readable is what the
+		// run could not see in time.
+		outcomes.unknown += missing
+		if outcomes.reason == nil {
+			outcomes.reason = fmt.Errorf("%d acknowledged records not received within %s", missing, options.DrainTimeout)
 		}
 	}
-	if err := summary.finish(received, receive.bytes.Load(), failed, firstError, receive.elapsed()); err != nil {
+	if err := summary.finish(outcomes); err != nil {
 		return summary, err
 	}
 	return summary, receiveErr

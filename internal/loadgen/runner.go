@@ -173,6 +173,6 @@ func (r *Runner) Produce(ctx context.Context, options Options) (Summary, error) 
 		stop()
 	})
 	summary.Latency = &result.latency
-	err = summary.finish(result.acked, result.bytes, result.failed, result.firstError, result.elapsed)
+	err = summary.finish(result.outcomes())
 	return summary, err
 }

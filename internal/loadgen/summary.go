@@ -33,9 +33,15 @@ type Summary struct {
 	Records int64 `json:"records"`
 	// Bytes is the key and value bytes of those records.
 	Bytes int64 `json:"bytes"`
-	// Errors counts records that failed, or for e2e were acknowledged but
-	// never delivered within the drain timeout.
-	Errors     int64  `json:"errors"`
+	// Errors counts records that certainly failed: refused by the client or
+	// the broker.
+	Errors int64 `json:"errors"`
+	// Unknown counts records whose fate the run cannot tell: sent but never
+	// answered (a dead broker, a timeout, an interrupt) or answered with an
+	// error that does not say whether they were written; for e2e also
+	// records acknowledged but not received within the drain timeout. They
+	// may be in the log.
+	Unknown    int64  `json:"unknown"`
 	FirstError string `json:"first_error,omitempty"`
 
 	ElapsedSeconds     float64 `json:"elapsed_seconds"`
@@ -64,16 +70,33 @@ func (s *Summary) setRates(elapsed time.Duration) {
 	s.MegabytesPerSecond = float64(s.Bytes) / bytesPerMegabyte / elapsed.Seconds()
 }
 
+// outcomes are a run's counts of records by what became of them.
+type outcomes struct {
+	records, bytes  int64 // acknowledged (produce), read or delivered
+	failed, unknown int64
+	// reason is the first error, or why the run stopped waiting.
+	reason  error
+	elapsed time.Duration
+}
+
 // finish records the outcome of a run and returns ErrRecordsFailed when
-// any record failed.
-func (s *Summary) finish(records, bytes, failed int64, firstError error, elapsed time.Duration) error {
-	s.Records, s.Bytes, s.Errors = records, bytes, failed
-	s.setRates(elapsed)
-	if firstError != nil {
-		s.FirstError = firstError.Error()
+// any record failed, ErrOutcomeUnknown when only unknown outcomes remain.
+func (s *Summary) finish(o outcomes) error {
+	s.Records, s.Bytes, s.Errors, s.Unknown = o.records, o.bytes, o.failed, o.unknown
+	s.setRates(o.elapsed)
+	if o.reason != nil {
+		s.FirstError = o.reason.Error()
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d records: %w (first: %v)", failed, ErrRecordsFailed, firstError)
+	var unknown string
+	if o.unknown > 0 {
+		unknown = fmt.Sprintf(", and %d with an unknown outcome (they may be in the log)", o.unknown)
+	}
+	switch {
+	case o.failed > 0:
+		return fmt.Errorf("%d records: %w%s (first: %v)", o.failed, ErrRecordsFailed, unknown, o.reason)
+	case o.unknown > 0:
+		return fmt.Errorf("%d %w: sent, not known to be written; they may be in the log (%v)",
+			o.unknown, ErrOutcomeUnknown, o.reason)
 	}
 	return nil
 }
@@ -105,7 +128,11 @@ func (s Summary) WriteText(out io.Writer) error {
 		}
 		line("producer", "%d client(s), acks=%s, compression=%s, %s", s.Producers, s.Acks, s.Compression, rate)
 	}
-	line("records", "%d (%d errors)", s.Records, s.Errors)
+	if s.Unknown > 0 {
+		line("records", "%d (%d errors, %d unknown: may be in the log)", s.Records, s.Errors, s.Unknown)
+	} else {
+		line("records", "%d (%d errors)", s.Records, s.Errors)
+	}
 	if s.FirstError != "" {
 		line("first error", "%s", s.FirstError)
 	}

@@ -46,7 +46,7 @@ func TestProduceSummaryJSONShape(t *testing.T) {
 	wantKeys := []string{
 		"acks", "broker", "bytes", "client_cpu_seconds", "compression", "elapsed_seconds", "errors",
 		"latency", "megabytes_per_second", "partitions", "producers", "rate_target_per_second",
-		"record_bytes", "records", "records_per_second", "topic", "workload",
+		"record_bytes", "records", "records_per_second", "topic", "unknown", "workload",
 	}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("keys\n got %v\nwant %v", keys, wantKeys)
@@ -118,12 +118,35 @@ func TestSetRatesWithNoElapsedTimeLeavesRatesZero(t *testing.T) {
 
 func TestFinishReportsFailedRecords(t *testing.T) {
 	var summary Summary
-	if err := summary.finish(5, 50, 0, nil, time.Second); err != nil {
+	if err := summary.finish(outcomes{records: 5, bytes: 50, elapsed: time.Second}); err != nil {
 		t.Errorf("no failures: %v", err)
 	}
-	err := summary.finish(5, 50, 2, errTest, time.Second)
-	if err == nil || !strings.Contains(err.Error(), "2 records") || summary.FirstError != errTest.Error() || summary.Errors != 2 {
+	err := summary.finish(outcomes{records: 5, bytes: 50, failed: 2, reason: errTest, elapsed: time.Second})
+	if !errors.Is(err, ErrRecordsFailed) || !strings.Contains(err.Error(), "2 records") ||
+		summary.FirstError != errTest.Error() || summary.Errors != 2 {
 		t.Errorf("finish with failures: %v, %+v", err, summary)
+	}
+}
+
+func TestFinishReportsUnknownOutcomesApartFromFailures(t *testing.T) {
+	var summary Summary
+	err := summary.finish(outcomes{records: 5, bytes: 50, unknown: 3, reason: errTest, elapsed: time.Second})
+	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrRecordsFailed) {
+		t.Errorf("unknown outcomes only: got %v, want ErrOutcomeUnknown and not ErrRecordsFailed", err)
+	}
+	if summary.Errors != 0 || summary.Unknown != 3 {
+		t.Errorf("summary counts %d errors and %d unknown, want 0 and 3", summary.Errors, summary.Unknown)
+	}
+	var text strings.Builder
+	if err := summary.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "(0 errors, 3 unknown") {
+		t.Errorf("text summary does not show the unknown outcomes:\n%s", text.String())
+	}
+	err = summary.finish(outcomes{failed: 1, unknown: 3, reason: errTest})
+	if !errors.Is(err, ErrRecordsFailed) || !strings.Contains(err.Error(), "3 with an unknown outcome") {
+		t.Errorf("failures and unknown outcomes: got %v", err)
 	}
 }
 

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// errTimedOut is the cause of a command context whose --timeout passed.
+var errTimedOut = errors.New("timed out")
+
+// commandContext returns cmd's context, ended by SIGINT or SIGTERM or after
+// timeout, so that no client command outlives Ctrl-C or its --timeout however
+// the cluster behaves. context.Cause names which one ended it; stopError
+// turns that into the command's error.
+func commandContext(cmd *cobra.Command, timeout time.Duration) (context.Context, context.CancelFunc) {
+	interrupted, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeoutCause(interrupted, timeout,
+		fmt.Errorf("%w after %s (--timeout)", errTimedOut, timeout))
+	return ctx, func() {
+		cancel()
+		stop()
+	}
+}
+
+// stopError explains an error that ctx's end caused: "interrupted
+// (interrupt signal received): ..." or "timed out after 30s (--timeout):
+// ...", instead of a bare "context canceled". Other errors pass unchanged.
+func stopError(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	cause := context.Cause(ctx)
+	if errors.Is(cause, errTimedOut) {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return fmt.Errorf("interrupted (%w): %w", cause, err)
+}

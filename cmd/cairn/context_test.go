@@ -1,0 +1,46 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClientCommandsStopAtTheirTimeoutWithAClearError proves that a command
+// whose broker never answers ends at --timeout and says so, instead of a
+// bare "context deadline exceeded".
+func TestClientCommandsStopAtTheirTimeoutWithAClearError(t *testing.T) {
+	// A listener that accepts and never answers: a broker that hangs.
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	go func() {
+		for {
+			conn, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	for _, args := range [][]string{
+		{"topic", "list"},
+		{"topic", "describe", "orders"},
+		{"group", "list"},
+	} {
+		started := time.Now()
+		result := cairn(t, append(args, "--brokers", listener.Addr().String(), "--timeout", "300ms")...)
+		// The client's own dial timeout is 10 s; the command must not wait
+		// for it.
+		if took := time.Since(started); took > 3*time.Second {
+			t.Errorf("cairn %s took %s with --timeout 300ms", strings.Join(args, " "), took)
+		}
+		if result.err == nil || !strings.Contains(result.err.Error(), "timed out after 300ms (--timeout)") {
+			t.Errorf("cairn %s against a silent broker: got %v, want a timed-out error naming --timeout",
+				strings.Join(args, " "), result.err)
+		}
+	}
+}
