@@ -70,7 +70,11 @@ func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate
 		if errors.Is(err, cluster.ErrTopicExists) { // created concurrently by another request
 			t, ok = s.cluster.Topic(name)
 		} else if err != nil {
-			s.logger.Warn("auto-creating topic", "topic", name, "err", err)
+			// An invalid name is the client's mistake, answered with
+			// its code; only a failure of the server is worth a line.
+			if !errors.Is(err, cluster.ErrInvalidTopic) {
+				s.logger.Warn("auto-creating topic", "topic", name, "err", err)
+			}
 			mt.ErrorCode = errorCode(err)
 			return mt
 		} else {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cairnlog/cairn/internal/cli"
@@ -103,6 +106,10 @@ func (o *produceOptions) clientOptions(topic string) ([]kgo.Opt, error) {
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerBatchMaxBytes(o.batchBytesMax),
 		kgo.RecordDeliveryTimeout(o.connection.timeout),
+		// A producer creates the topic it writes to where the cluster
+		// allows it, as librdkafka's producers (kcat) do; kgo asks only
+		// when told to.
+		kgo.AllowAutoTopicCreation(),
 	}
 	if !idempotent {
 		options = append(options, kgo.DisableIdempotentWrite())
@@ -119,6 +126,8 @@ type produceTally struct {
 	sent   atomic.Int64
 	acked  atomic.Int64
 	failed atomic.Int64
+	// invalidTopic is set when the cluster refused the topic's name.
+	invalidTopic atomic.Bool
 }
 
 // lineProducer turns input lines into records for one topic.
@@ -173,7 +182,28 @@ func runProduce(cmd *cobra.Command, topic string, options *produceOptions) error
 	flushErr := client.Flush(flushContext)
 	stopProgress()
 	fmt.Fprintln(producer.stderr, cli.ProduceSummary(producer.tally.acked.Load(), topic))
+	if producer.tally.invalidTopic.Load() {
+		return explainInvalidTopic(cmd, client, &options.connection, topic)
+	}
 	return producer.result(readErr, flushErr)
+}
+
+// explainInvalidTopic returns the reason the cluster gives for refusing
+// topic's name. A Metadata answer carries only the code; a validate-only
+// CreateTopics carries the message, the one `topic create` shows.
+func explainInvalidTopic(cmd *cobra.Command, client *kgo.Client, connection *clientFlags, topic string) error {
+	refused := fmt.Errorf("produce to topic %q: %w", topic, kerr.InvalidTopicException)
+	ctx, cancel := commandContext(cmd, connection.timeout)
+	defer cancel()
+	responses, err := kadm.NewClient(client).ValidateCreateTopics(ctx, 1, -1, nil, topic)
+	if err != nil {
+		return refused
+	}
+	response, found := responses[topic]
+	if !found || response.Err == nil {
+		return refused
+	}
+	return fmt.Errorf("produce to topic %q: %w", topic, cli.BrokerError(response.Err, response.ErrMessage))
 }
 
 func (p *lineProducer) result(readErr, flushErr error) error {
@@ -230,6 +260,9 @@ func (p *lineProducer) produce(ctx context.Context, line inputLine) {
 		if err == nil {
 			p.tally.acked.Add(1)
 			return
+		}
+		if errors.Is(err, kerr.InvalidTopicException) {
+			p.tally.invalidTopic.Store(true)
 		}
 		if p.tally.failed.Add(1) <= failuresShownMax {
 			fmt.Fprintf(p.stderr, "record from line %d: %v\n", line.number, err)
