@@ -106,7 +106,16 @@ func resetOffsets(ctx context.Context, out io.Writer, admin *kadm.Client, group,
 		}
 		fmt.Fprintf(w, "%s\t%d\t%s\t%d\n", o.Topic, o.Partition, was, o.At)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	// The table reads the same either way; this line says what happened.
+	if dryRun {
+		_, err = fmt.Fprintln(out, "dry run: nothing committed; run again without --dry-run to apply")
+	} else {
+		_, err = fmt.Fprintf(out, "committed %d offsets for group %s\n", len(planned.Sorted()), group)
+	}
+	return err
 }
 
 // plannedOffsets computes the new offset of every partition of topic.

@@ -120,3 +120,20 @@ func TestGroupResetRefusedWhileMembersLive(t *testing.T) {
 		t.Errorf("describe does not show the member's assignment:\n%s", described)
 	}
 }
+
+// TestGroupResetOffsetsSaysWhetherItApplied proves that the output of a
+// reset tells a dry run from a committed one: the same table, then a line
+// saying which happened.
+func TestGroupResetOffsetsSaysWhetherItApplied(t *testing.T) {
+	_, brokers := startCluster(t)
+	seedGroup(t, brokers)
+	reset := []string{"group", "reset-offsets", "billing", "--topic", "orders", "--to-earliest", "--brokers", brokers}
+	dry := mustCairn(t, append(reset, "--dry-run")...).stdout
+	if !strings.Contains(dry, "dry run: nothing committed") {
+		t.Errorf("dry run does not say nothing was committed:\n%s", dry)
+	}
+	applied := mustCairn(t, reset...).stdout
+	if !strings.Contains(applied, "committed 2 offsets for group billing") || strings.Contains(applied, "dry run") {
+		t.Errorf("applied reset does not say it committed:\n%s", applied)
+	}
+}

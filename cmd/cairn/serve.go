@@ -17,7 +17,8 @@ func newServeCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Run a single-node Cairn broker",
 		Long: `Run a single-node Cairn broker: a durable, segmented log served over the Kafka
-protocol on --kafka-addr, with /metrics and /healthz on --http-addr.
+protocol on --kafka-addr, with the event-store API, /metrics and /healthz on
+--http-addr.
 
 SIGINT or SIGTERM shut it down cleanly: pending syncs finish and files close, so
 the next start needs no recovery scan.`,
@@ -36,7 +37,7 @@ the next start needs no recovery scan.`,
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory holding the log, topic metadata and producer state")
 	f.StringVar(&cfg.KafkaAddr, "kafka-addr", cfg.KafkaAddr, "address of the Kafka protocol listener")
 	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "address given to clients in metadata (default: --kafka-addr)")
-	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving /metrics and /healthz (empty disables it)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving the event-store API (gRPC, gRPC-Web and JSON), /metrics and /healthz (empty disables it)")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on first metadata request or produce")
 	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics")
 	f.Int32Var(&cfg.RequestBytesMax, "request-bytes-max", cfg.RequestBytesMax, "largest Kafka request frame accepted; larger ones close the connection")
