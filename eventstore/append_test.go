@@ -124,6 +124,9 @@ func TestAppendValidation(t *testing.T) {
 		"bad id":        {Topic: "t", Stream: "s", Events: []*eventstorev1.Event{{Id: "nope", Type: "A"}}},
 		"reserved meta": {Topic: "t", Stream: "s", Events: []*eventstorev1.Event{{Type: "A", Metadata: map[string]string{"ce_id": "x"}}}},
 		"bad topic":     {Topic: "no/slash", Stream: "s", Events: []*eventstorev1.Event{ev("A", "")}},
+		// Data that contradicts its content type would mislead every reader.
+		"json that is not": {Topic: "t", Stream: "s", Events: []*eventstorev1.Event{{Type: "A", Data: []byte("not json"), ContentType: "application/json"}}},
+		"+json suffix":     {Topic: "t", Stream: "s", Events: []*eventstorev1.Event{{Type: "A", Data: []byte("x"), ContentType: "application/cloudevents+json; charset=utf-8"}}},
 	}
 	for name, req := range cases {
 		if _, err := n.client.Append(ctx, connect.NewRequest(req)); connect.CodeOf(err) != connect.CodeInvalidArgument {
@@ -142,6 +145,9 @@ func TestAppendValidation(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Message() == "" {
 		t.Fatalf("no message: %v", err)
 	}
+	// Text labelled as text, and JSON events without data, stay accepted.
+	n.mustAppend(ctx, "t", "text", nil, &eventstorev1.Event{Type: "A", Data: []byte("not json"), ContentType: "text/plain"})
+	n.mustAppend(ctx, "t", "empty", nil, &eventstorev1.Event{Type: "A", ContentType: "application/json"})
 	// Metadata round-trips as headers.
 	n.mustAppend(ctx, "t", "m", nil, &eventstorev1.Event{Type: "A", Data: []byte(`{"x":1}`), Metadata: map[string]string{"user": "ann", "trace": "t1"}})
 	got := n.readAll(ctx, "t", "m")

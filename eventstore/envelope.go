@@ -1,8 +1,10 @@
 package eventstore
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
+	"mime"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +43,32 @@ func validateStream(stream string) error {
 		return fmt.Errorf("stream name of %d bytes: at most %d", len(stream), streamNameBytesMax)
 	}
 	return nil
+}
+
+// validateData refuses data that contradicts the content type its writer
+// gave: readers decode by the label, so JSON that does not parse would fail
+// each of them later instead of the writer now. Empty data is an event
+// without data, valid under any type; other types are not inspected. An
+// event without a content type is stored as application/json unchecked, as
+// it always was, so that writers of opaque data keep working.
+func validateData(contentType string, data []byte) error {
+	if len(data) == 0 || !isJSON(contentType) {
+		return nil
+	}
+	if !json.Valid(data) {
+		return fmt.Errorf("data is not valid JSON, but its content type is %s", contentType)
+	}
+	return nil
+}
+
+// isJSON reports a JSON media type: application/json or a +json suffix
+// (application/cloudevents+json), with any parameters.
+func isJSON(contentType string) bool {
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
 }
 
 // eventRecords turns an append's events into records: key = stream, value =
@@ -92,6 +120,9 @@ func eventRecords(topic, stream string, expected streams.Expected, events []*eve
 			headers = append(headers, batch.RecordHeader{Key: k, Value: []byte(ev.GetMetadata()[k])})
 		}
 		data := ev.GetData()
+		if err := validateData(ev.GetContentType(), data); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
 		if data == nil {
 			data = []byte{} // an event is never a Kafka tombstone
 		}

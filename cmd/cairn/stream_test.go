@@ -609,3 +609,18 @@ func TestBenchEventStore(t *testing.T) {
 		t.Fatalf("bench read-stream: %q %v", r.stdout, r.err)
 	}
 }
+
+// TestStreamAppendOfJSONThatIsNotIsRefused proves that data labelled
+// application/json must parse: the server refuses it with INVALID_ARGUMENT,
+// the CLI shows why, and nothing is stored.
+func TestStreamAppendOfJSONThatIsNotIsRefused(t *testing.T) {
+	url := startEventStore(t)
+	run := streamCLI(t, url)
+	r := run("stream", "append", "orders/o-1", "--type", "E", "--data", "not json", "--content-type", "application/json")
+	if r.err == nil || !strings.Contains(r.err.Error(), "invalid_argument") || !strings.Contains(r.err.Error(), "not valid JSON") {
+		t.Fatalf("append of non-JSON as application/json: %v, want invalid_argument saying the data is not JSON", r.err)
+	}
+	if read := run("stream", "read", "orders/o-1"); read.err == nil && read.stdout != "" {
+		t.Errorf("the refused event was stored: %q", read.stdout)
+	}
+}
