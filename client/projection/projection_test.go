@@ -487,3 +487,30 @@ func TestConcurrentCreate(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingTopicIsNothingYet proves that a projection started before its
+// topic exists waits quietly (no warning, only debug lines) and projects the
+// first event once the topic appears.
+func TestMissingTopicIsNothingYet(t *testing.T) {
+	d := openSQLite(t)
+	ts := startServer(t, 1)
+	c := ts.client(t)
+	ctx := testContext(t, 30*time.Second)
+	createApplied(t, d)
+	logs := &logCounter{}
+	r, err := New(c, d.db, "early", "later", countEvent(mustDialect(t, d)), WithLogger(slog.New(logs)),
+		ReconnectBackoff(5*time.Millisecond, 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runInBackground(t, r)
+	defer stop()
+	waitFor(t, "the runner to look for its topic twice", 10*time.Second, func() bool {
+		return logs.count(waitingForTopicMessage)+logs.count(interruptedMessage) >= 2
+	})
+	want := appendCounted(t, ctx, c, "later", "first", 1)
+	waitFor(t, "the first event projected", 10*time.Second, func() bool { return len(applied(t, d)) == len(want) })
+	if n := logs.count(interruptedMessage); n != 0 {
+		t.Errorf("a topic not created yet was logged %d times as an interruption", n)
+	}
+}

@@ -132,6 +132,10 @@ func (r *Runner) Checkpoints(ctx context.Context) ([]client.Position, error) {
 // interruptedMessage is logged each time a session ends in a failure.
 const interruptedMessage = "projection interrupted; resuming from its checkpoints"
 
+// waitingForTopicMessage is logged, at debug level, while the topic does not
+// exist yet.
+const waitingForTopicMessage = "projection waiting for its topic to be created"
+
 // fatal reports errors that waiting will not cure: the request itself is
 // wrong (a bad filter, a topic that is not an event store).
 func fatal(err error) bool {
@@ -147,7 +151,9 @@ func fatal(err error) bool {
 // when the subscription is refused for good (an invalid filter, a topic
 // that is not an event store). Every other failure — the server restarting,
 // the database unreachable — is logged, waited out with growing pauses,
-// and resumed from the stored checkpoints.
+// and resumed from the stored checkpoints. A topic that does not exist yet
+// is nothing to project so far: it is waited for the same way, logged only
+// at debug level.
 func (r *Runner) Run(ctx context.Context) error {
 	failures := 0
 	for {
@@ -163,7 +169,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		failures++
 		pause := r.opts.reconnect.Pause(failures)
-		r.opts.logger.Warn(interruptedMessage, "projection", r.name, "topic", r.topic, "err", err, "retry_in", pause)
+		if errors.Is(err, client.ErrTopicNotFound) {
+			// Nothing was written yet: the first append creates the
+			// topic. Not a failure worth a warning.
+			r.opts.logger.Debug(waitingForTopicMessage, "projection", r.name, "topic", r.topic, "retry_in", pause)
+		} else {
+			r.opts.logger.Warn(interruptedMessage, "projection", r.name, "topic", r.topic, "err", err, "retry_in", pause)
+		}
 		if backoff.Sleep(ctx, pause) != nil {
 			return nil
 		}
