@@ -1,0 +1,195 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairnlog/cairn/internal/testio"
+)
+
+// readmeRunWaitMax bounds the whole README run: a server start, an install
+// (a build, cached), a short bench and a few dozen client commands.
+const readmeRunWaitMax = 3 * time.Minute
+
+// The README's own addresses; the test runs the commands against a server on
+// free ports instead, so that it never meets another server on the machine.
+const (
+	readmeKafkaAddr = "127.0.0.1:9092"
+	readmeHTTPAddr  = "127.0.0.1:8080"
+)
+
+// readmeUntilStopped marks, in a trailing comment, a README command that runs
+// until Ctrl-C (a live subscription). The test gives it readmeLiveFor, then
+// sends SIGINT and requires a clean exit.
+const (
+	readmeUntilStopped = "# runs until Ctrl-C"
+	readmeLiveFor      = 3 * time.Second
+)
+
+// readmeQuickStart is the README's first block: the command that starts
+// Cairn and the command that runs the whole test suite, in that order. The
+// test checks them and does not run them (the second would run this test).
+var readmeQuickStart = []string{"go run ./cmd/cairn serve", "go test -timeout 25m ./..."}
+
+// TestReadmeCommandsRunAsWritten runs every ```sh block of README.md after
+// the first, in order, in one bash with -euo pipefail, as a newcomer would
+// type them on a fresh machine. The rules that make that possible, and the
+// only liberties taken with the text:
+//
+//   - `go install ./cmd/cairn` runs with GOBIN set to a directory of the test
+//     that comes first on PATH, so every `cairn` after it is the binary this
+//     checkout builds, and $HOME/go/bin is left alone.
+//   - The server listens on free ports, not 9092 and 8080: the literal
+//     addresses in the commands are rewritten to the test's, and the cairn
+//     client flags' defaults are pointed at them through CAIRN_BROKERS,
+//     CAIRN_SERVER and CAIRN_METRICS_URL; CAIRN_DATA_DIR is a temporary
+//     directory.
+//   - A line that starts the server in the background (`cairn serve &`) is
+//     followed by a wait for /healthz, as a reader waits for its log line.
+//   - A line whose comment says "runs until Ctrl-C" gets a few seconds,
+//     then SIGINT, and must exit 0.
+//
+// The server is stopped with SIGTERM when the script ends.
+func TestReadmeCommandsRunAsWritten(t *testing.T) {
+	requireTool(t, "kcat")
+	requireTool(t, "curl")
+	root := moduleRoot(t)
+	blocks := shellBlocks(t, filepath.Join(root, "README.md"))
+	if len(blocks) < 2 {
+		t.Fatalf("README.md has %d sh blocks, want the quick start and more", len(blocks))
+	}
+	checkQuickStart(t, blocks[0])
+
+	kafkaAddr, httpAddr := freeAddr(t), freeAddr(t)
+	script := readmeScript(blocks[1:], kafkaAddr, httpAddr)
+	bin := t.TempDir()
+	env := []string{
+		"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"GOBIN=" + bin,
+		"CAIRN_DATA_DIR=" + t.TempDir(),
+		"CAIRN_KAFKA_ADDR=" + kafkaAddr,
+		"CAIRN_HTTP_ADDR=" + httpAddr,
+		"CAIRN_BROKERS=" + kafkaAddr,
+		"CAIRN_SERVER=http://" + httpAddr,
+		"CAIRN_METRICS_URL=http://" + httpAddr + "/metrics",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readmeRunWaitMax)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), env...)
+	// The script's background server and commands are its children: on
+	// timeout the whole process group goes, or they would hold the
+	// output pipe open and outlive the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = stopWaitMax
+	output := &testio.Buffer{}
+	cmd.Stdout, cmd.Stderr = output, output
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("README commands failed: %v (context: %v)\nscript:\n%s\noutput (the failing command is the last '+' line):\n%s",
+			err, ctx.Err(), script, tail(output.String()))
+	}
+	t.Logf("README output:\n%s", tail(output.String()))
+}
+
+// moduleRoot is the directory of go.mod.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("find module root: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(gomod)))
+}
+
+// shellBlocks returns the lines of each ```sh block of a Markdown file.
+func shellBlocks(t *testing.T, path string) [][]string {
+	t.Helper()
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	var blocks [][]string
+	var current []string
+	inside := false
+	scanner := bufio.NewScanner(file)
+	for scanner.Scan() {
+		line := scanner.Text()
+		switch {
+		case !inside && strings.TrimSpace(line) == "```sh":
+			inside, current = true, nil
+		case inside && strings.TrimSpace(line) == "```":
+			inside = false
+			blocks = append(blocks, current)
+		case inside:
+			current = append(current, line)
+		}
+	}
+	if err := scanner.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if inside {
+		t.Fatalf("%s: an sh block is not closed", path)
+	}
+	return blocks
+}
+
+// checkQuickStart requires the first block to be the two quick-start
+// commands.
+func checkQuickStart(t *testing.T, block []string) {
+	t.Helper()
+	var commands []string
+	for _, line := range block {
+		command, _, _ := strings.Cut(line, "#")
+		commands = append(commands, strings.TrimSpace(command))
+	}
+	if strings.Join(commands, "\n") != strings.Join(readmeQuickStart, "\n") {
+		t.Errorf("README's first block is %q, want the start command and the test command %q", commands, readmeQuickStart)
+	}
+}
+
+// readmeScript turns the blocks into one bash script under the rules of
+// TestReadmeCommandsRunAsWritten.
+func readmeScript(blocks [][]string, kafkaAddr, httpAddr string) string {
+	var script strings.Builder
+	fmt.Fprintf(&script, `set -euo pipefail
+readme_wait_healthy() {
+	for _ in $(seq 200); do
+		curl -fsS http://%s/healthz >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	echo "cairn serve did not become healthy" >&2
+	return 1
+}
+trap 'jobs -p | xargs -r kill -TERM; wait' EXIT
+set -x
+`, httpAddr)
+	replacer := strings.NewReplacer(readmeKafkaAddr, kafkaAddr, readmeHTTPAddr, httpAddr)
+	for _, block := range blocks {
+		for _, line := range block {
+			line = replacer.Replace(line)
+			command, _, _ := strings.Cut(line, "#")
+			command = strings.TrimSpace(command)
+			switch {
+			case strings.Contains(line, readmeUntilStopped):
+				fmt.Fprintf(&script, "timeout --preserve-status -s INT %s %s\n",
+					readmeLiveFor, command)
+			case strings.HasSuffix(command, "&") && strings.Contains(command, "cairn serve"):
+				fmt.Fprintf(&script, "%s\nreadme_wait_healthy\n", line)
+			default:
+				fmt.Fprintln(&script, line)
+			}
+		}
+	}
+	return script.String()
+}
