@@ -52,12 +52,14 @@ var readmeQuickStart = []string{"go run ./cmd/cairn serve", "go test -timeout 25
 //     client flags' defaults are pointed at them through CAIRN_BROKERS,
 //     CAIRN_SERVER and CAIRN_METRICS_URL; CAIRN_DATA_DIR is a temporary
 //     directory.
-//   - A line that starts the server in the background (`cairn serve &`) is
-//     followed by a wait for /healthz, as a reader waits for its log line.
+//   - A line that starts the server in the background (`cairn serve &`, or a
+//     line whose comment says "in its own terminal") is followed by a wait
+//     for /healthz, as a reader waits for its log line.
 //   - A line whose comment says "runs until Ctrl-C" gets a few seconds,
-//     then SIGINT, and must exit 0.
+//     then SIGINT, and must exit 0; one whose comment starts "# fails" must
+//     exit non-zero.
 //
-// The server is stopped with SIGTERM when the script ends.
+// Everything the script started is stopped with SIGTERM when it ends.
 func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	requireTool(t, "kcat")
 	requireTool(t, "curl")
@@ -67,9 +69,42 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 		t.Fatalf("README.md has %d sh blocks, want the quick start and more", len(blocks))
 	}
 	checkQuickStart(t, blocks[0])
+	runWalkthrough(t, root, blocks[1:], nil)
+}
 
+// TestShopWalkthroughRunsAsWritten runs the ```sh blocks of
+// examples/shop/README.md in order under the rules of
+// TestReadmeCommandsRunAsWritten, with two more: `apt-get install` is the
+// machine's setup (done by .ci/run), so the test requires PostgreSQL to be
+// installed instead of installing it; and the walk-through's PostgreSQL port
+// 5433 is rewritten to a free one. The PostgreSQL it starts is stopped at the
+// end through the walk-through's own $pg and $dir.
+func TestShopWalkthroughRunsAsWritten(t *testing.T) {
+	requireTool(t, "kcat")
+	requireTool(t, "curl")
+	requireTool(t, "psql")
+	if found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(found) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("PostgreSQL (apt-get install postgresql) is required in CI and was not found")
+		}
+		t.Skip("PostgreSQL server binaries not found under /usr/lib/postgresql")
+	}
+	root := moduleRoot(t)
+	blocks := shellBlocks(t, filepath.Join(root, "examples", "shop", "README.md"))
+	if len(blocks) == 0 {
+		t.Fatal("examples/shop/README.md has no sh blocks")
+	}
+	postgresPort := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	runWalkthrough(t, root, blocks, []string{"-p 5433", "-p " + postgresPort, ":5433/", ":" + postgresPort + "/"})
+}
+
+// runWalkthrough runs blocks as one script from the module root against a
+// server on free ports; replacements are extra old, new pairs.
+func runWalkthrough(t *testing.T, root string, blocks [][]string, replacements []string) {
+	t.Helper()
 	kafkaAddr, httpAddr := freeAddr(t), freeAddr(t)
-	script := readmeScript(blocks[1:], kafkaAddr, httpAddr)
+	replacer := strings.NewReplacer(append([]string{readmeKafkaAddr, kafkaAddr, readmeHTTPAddr, httpAddr}, replacements...)...)
+	script := readmeScript(blocks, httpAddr, replacer)
 	bin := t.TempDir()
 	env := []string{
 		"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"),
@@ -95,10 +130,10 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	output := &testio.Buffer{}
 	cmd.Stdout, cmd.Stderr = output, output
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("README commands failed: %v (context: %v)\nscript:\n%s\noutput (the failing command is the last '+' line):\n%s",
+		t.Fatalf("commands failed: %v (context: %v)\nscript:\n%s\noutput (the failing command is the last '+' line):\n%s",
 			err, ctx.Err(), script, tail(output.String()))
 	}
-	t.Logf("README output:\n%s", tail(output.String()))
+	t.Logf("output:\n%s", tail(output.String()))
 }
 
 // moduleRoot is the directory of go.mod.
@@ -158,34 +193,65 @@ func checkQuickStart(t *testing.T, block []string) {
 	}
 }
 
+// Markers a walk-through puts in a command's trailing comment.
+const (
+	// markInOwnTerminal: the command keeps running while the next steps
+	// run; the script starts it in the background.
+	markInOwnTerminal = "# in its own terminal"
+	// markFails: the command must exit non-zero.
+	markFails = "# fails"
+)
+
 // readmeScript turns the blocks into one bash script under the rules of
-// TestReadmeCommandsRunAsWritten.
-func readmeScript(blocks [][]string, kafkaAddr, httpAddr string) string {
+// TestReadmeCommandsRunAsWritten and TestShopWalkthroughRunsAsWritten.
+// replacer rewrites the documents' fixed addresses to the test's.
+func readmeScript(blocks [][]string, httpAddr string, replacer *strings.Replacer) string {
 	var script strings.Builder
 	fmt.Fprintf(&script, `set -euo pipefail
 readme_wait_healthy() {
-	for _ in $(seq 200); do
+	for _ in $(seq 600); do
 		curl -fsS http://%s/healthz >/dev/null 2>&1 && return 0
 		sleep 0.05
 	done
 	echo "cairn serve did not become healthy" >&2
 	return 1
 }
-trap 'jobs -p | xargs -r kill -TERM; wait' EXIT
+readme_cleanup() {
+	if [ -n "${pg:-}" ] && [ -n "${dir:-}" ]; then
+		${sudo:-} runuser -u postgres -- "$pg/pg_ctl" -D "$dir/data" stop -m fast >/dev/null 2>&1 || true
+		${sudo:-} rm -rf "$dir"
+	fi
+	trap "" TERM
+	kill -TERM 0 2>/dev/null || true
+	wait || true
+}
+trap readme_cleanup EXIT
 set -x
 `, httpAddr)
-	replacer := strings.NewReplacer(readmeKafkaAddr, kafkaAddr, readmeHTTPAddr, httpAddr)
 	for _, block := range blocks {
 		for _, line := range block {
 			line = replacer.Replace(line)
 			command, _, _ := strings.Cut(line, "#")
 			command = strings.TrimSpace(command)
+			serve := strings.Contains(command, "cairn serve")
 			switch {
+			case command == "":
+			case strings.Contains(command, "apt-get install"):
+				// The machine's setup, which .ci/run does; the test
+				// checks the package instead of installing it.
+				fmt.Fprintf(&script, ": skipped: %s\n", command)
 			case strings.Contains(line, readmeUntilStopped):
-				fmt.Fprintf(&script, "timeout --preserve-status -s INT %s %s\n",
-					readmeLiveFor, command)
-			case strings.HasSuffix(command, "&") && strings.Contains(command, "cairn serve"):
-				fmt.Fprintf(&script, "%s\nreadme_wait_healthy\n", line)
+				fmt.Fprintf(&script, "timeout --preserve-status -s INT %s %s\n", readmeLiveFor, command)
+			case strings.Contains(line, markFails):
+				fmt.Fprintf(&script, "if %s; then echo 'expected to fail: %s' >&2; exit 1; fi\n",
+					command, strings.ReplaceAll(command, "'", ""))
+			case strings.Contains(line, markInOwnTerminal):
+				fmt.Fprintf(&script, "%s &\n", command)
+				if serve {
+					fmt.Fprintln(&script, "readme_wait_healthy")
+				}
+			case serve && strings.HasSuffix(command, "&"):
+				fmt.Fprintf(&script, "%s\nreadme_wait_healthy\n", command)
 			default:
 				fmt.Fprintln(&script, line)
 			}
