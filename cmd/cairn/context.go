@@ -22,7 +22,7 @@ var errTimedOut = errors.New("timed out")
 func commandContext(cmd *cobra.Command, timeout time.Duration) (context.Context, context.CancelFunc) {
 	interrupted, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeoutCause(interrupted, timeout,
-		fmt.Errorf("%w after %s (--timeout)", errTimedOut, timeout))
+		fmt.Errorf("%w after %s", errTimedOut, timeout))
 	return ctx, func() {
 		cancel()
 		stop()
@@ -30,8 +30,8 @@ func commandContext(cmd *cobra.Command, timeout time.Duration) (context.Context,
 }
 
 // stopError explains an error that ctx's end caused: "interrupted
-// (interrupt signal received): ..." or "timed out after 30s (--timeout):
-// ...", instead of a bare "context canceled". Other errors pass unchanged.
+// (interrupt signal received): ..." or "timed out after 30s: ...", instead
+// of a bare "context canceled". Other errors pass unchanged.
 func stopError(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() == nil {
 		return err

@@ -65,7 +65,8 @@ A record the cluster refuses prints its error on stderr, and the command exits 1
 after the others are done. Progress (records acknowledged, records per second)
 goes to stderr once a second when stderr is a terminal, or always with
 --progress; a summary line "produced N records to TOPIC" ends every run.
-Ctrl-C stops reading and waits for the records already sent.`,
+Ctrl-C stops reading and waits for the records already sent; a second Ctrl-C,
+or twice --timeout, ends that wait and reports their outcome as unknown.`,
 		Example: `  echo hello | cairn produce greetings
   cairn produce orders --file orders.txt --key-separator : --compression zstd
   cairn produce orders --header source=import --header schema=v2 --acks 1 < lines.txt`,
@@ -110,6 +111,7 @@ func (o *produceOptions) clientOptions(topic string) ([]kgo.Opt, error) {
 		// allows it, as librdkafka's producers (kcat) do; kgo asks only
 		// when told to.
 		kgo.AllowAutoTopicCreation(),
+		kgo.MaxBufferedRecords(bufferedRecordsMax),
 	}
 	if !idempotent {
 		options = append(options, kgo.DisableIdempotentWrite())
@@ -130,6 +132,23 @@ type produceTally struct {
 	invalidTopic atomic.Bool
 }
 
+// outstanding counts records handed to the client and not yet answered.
+func (t *produceTally) outstanding() int64 {
+	return t.sent.Load() - t.acked.Load() - t.failed.Load()
+}
+
+// bufferedRecordsMax bounds the records handed to the client and not yet
+// answered; it is also the client's own bound, so Produce never blocks.
+const bufferedRecordsMax = 10_000
+
+// signalAnswer wakes a produce waiting for room, without blocking.
+func (p *lineProducer) signalAnswer() {
+	select {
+	case p.answered <- struct{}{}:
+	default:
+	}
+}
+
 // lineProducer turns input lines into records for one topic.
 type lineProducer struct {
 	client       *kgo.Client
@@ -138,7 +157,8 @@ type lineProducer struct {
 	partition    int32 // -1: the client's partitioner decides
 	headers      []kgo.RecordHeader
 	tally        produceTally
-	stderr       io.Writer // shared with promises: must be safe for concurrent use
+	answered     chan struct{} // one token: some record was answered
+	stderr       io.Writer     // shared with promises: must be safe for concurrent use
 }
 
 func runProduce(cmd *cobra.Command, topic string, options *produceOptions) error {
@@ -167,6 +187,7 @@ func runProduce(cmd *cobra.Command, topic string, options *produceOptions) error
 		keySeparator: options.keySeparator,
 		partition:    options.partition,
 		headers:      headers,
+		answered:     make(chan struct{}, 1),
 		stderr:       &lockedWriter{writer: cmd.ErrOrStderr()},
 	}
 	stopProgress := func() {}
@@ -176,10 +197,12 @@ func runProduce(cmd *cobra.Command, topic string, options *produceOptions) error
 	readErr := producer.produceLines(cmd.Context(), input)
 
 	// Records already handed to the client are waited for even after
-	// Ctrl-C; the delivery timeout fails the ones the cluster never takes.
-	flushContext, cancel := context.WithTimeout(cmd.Context(), 2*options.connection.timeout)
+	// Ctrl-C; the delivery timeout fails the ones the cluster never takes,
+	// and a further interrupt or twice the timeout ends the wait (a dead
+	// broker may never answer the ones in flight).
+	flushContext, cancel := commandContext(cmd, 2*options.connection.timeout)
 	defer cancel()
-	flushErr := client.Flush(flushContext)
+	flushErr := stopError(flushContext, client.Flush(flushContext))
 	stopProgress()
 	fmt.Fprintln(producer.stderr, cli.ProduceSummary(producer.tally.acked.Load(), topic))
 	if producer.tally.invalidTopic.Load() {
@@ -212,7 +235,8 @@ func (p *lineProducer) result(readErr, flushErr error) error {
 	case readErr != nil:
 		return readErr
 	case flushErr != nil:
-		return fmt.Errorf("gave up waiting for %d of %d records: %w", sent-acked-failed, sent, flushErr)
+		return fmt.Errorf("gave up waiting for %d of %d records, whose outcome is unknown (they may be in the log): %w",
+			sent-acked-failed, sent, flushErr)
 	case failed > 0:
 		return fmt.Errorf("%d of %d records failed", failed, sent)
 	}
@@ -236,20 +260,31 @@ func (p *lineProducer) produceLines(ctx context.Context, input io.Reader) error 
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			stop() // a second interrupt ends the process at once
+			stop() // a second interrupt ends the wait for them (runProduce)
 			fmt.Fprintln(p.stderr, "interrupted: waiting for the records already sent")
 			return nil
 		}
 		if !open {
 			return lines.err
 		}
-		// The command's context, not the interrupt's: an interrupt must
-		// not fail records that are already on their way.
-		p.produce(ctx, line)
+		p.produce(ctx, interrupted, line)
 	}
 }
 
-func (p *lineProducer) produce(ctx context.Context, line inputLine) {
+// produce hands one line to the client once it has room for it. The record
+// belongs to the command's context, so an interrupt does not fail records
+// already on their way; the wait for room (a broker that stopped answering
+// leaves the buffer full) ends on interrupted, and then the line is not
+// sent. kgo's own blocking Produce cannot tell those two apart: its context
+// also cancels the records it holds.
+func (p *lineProducer) produce(ctx, interrupted context.Context, line inputLine) {
+	for p.tally.outstanding() >= bufferedRecordsMax {
+		select {
+		case <-p.answered:
+		case <-interrupted.Done():
+			return
+		}
+	}
 	key, value := cli.SplitLine(line.data, p.keySeparator)
 	record := &kgo.Record{Topic: p.topic, Key: key, Value: value, Headers: p.headers}
 	if p.partition >= 0 {
@@ -257,6 +292,7 @@ func (p *lineProducer) produce(ctx context.Context, line inputLine) {
 	}
 	p.tally.sent.Add(1)
 	p.client.Produce(ctx, record, func(_ *kgo.Record, err error) {
+		defer p.signalAnswer()
 		if err == nil {
 			p.tally.acked.Add(1)
 			return

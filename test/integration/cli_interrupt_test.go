@@ -159,3 +159,52 @@ func TestBenchProduceStopsOnTimeoutAfterBrokerDeath(t *testing.T) {
 	}
 	t.Logf("bench output:\n%s", tail(output))
 }
+
+// TestProduceStopsOnSignalAfterBrokerDeath proves that `cairn produce`
+// reading an endless input stops on SIGINT after its broker was killed,
+// within its --timeout, saying it was interrupted, instead of blocking on
+// a full buffer forever.
+func TestProduceStopsOnSignalAfterBrokerDeath(t *testing.T) {
+	server := startCairn(t, "")
+	cmd := exec.Command(cairnBinary, "produce", "endless", "--progress", "--timeout", "2s", "--brokers", server.kafkaAddr)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce := &cliProcess{t: t, cmd: cmd, stderr: &testio.Buffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = produce.stderr, produce.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		produce.waited = cmd.Wait()
+		close(produce.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-produce.exited
+	})
+	// Lines until the process stops reading them; bounded by the test.
+	go func() {
+		line := []byte(strings.Repeat("x", 100) + "\n")
+		for range 100_000_000 {
+			if _, err := stdin.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	produce.waitOutput("records/s", benchStartWaitMax)
+	server.Kill()
+	// Let the client fill its buffer against the dead broker.
+	produce.waitOutput("0 records/s", benchStartWaitMax)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	code := produce.waitExit(2*2*time.Second + clientStopWaitMax)
+	output := produce.stderr.String()
+	if code == 0 || !strings.Contains(output, "interrupted") {
+		t.Fatalf("produce exited %d; want non-zero with a message saying it was interrupted:\n%s", code, tail(output))
+	}
+	t.Logf("produce output:\n%s", tail(output))
+}
