@@ -6,4 +6,9 @@
 // library code; the pure helpers (environment binding, --from parsing,
 // output formats) are in internal/cli. The root command binds CAIRN_*
 // environment variables to every flag not given on the command line.
+//
+// No client command outlives Ctrl-C (SIGINT), SIGTERM or its --timeout,
+// whatever the cluster does: context.go gives each one a context ended by
+// them and names the cause in the error ("interrupted (...)", "timed out
+// after ..."), and a client stuck on a silent broker is closed when it ends.
 package main
