@@ -70,6 +70,10 @@ func (r *Runner) withAdmin(ctx context.Context, call func(context.Context, *kadm
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// A dial to a silent broker outlives the context unless the client
+	// is closed.
+	stopClosing := context.AfterFunc(ctx, client.Close)
+	defer stopClosing()
 	return call(ctx, kadm.NewClient(client))
 }
 
