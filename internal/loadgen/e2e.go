@@ -54,7 +54,12 @@ func (r *Runner) EndToEnd(ctx context.Context, options Options) (Summary, error)
 		var wait sync.WaitGroup
 		wait.Go(func() { receiveErr = receive.run(receiving, consumer) })
 		produced = newProduceRun(options, r.clock(), start, true).run(ctx, producers)
-		receive.waitFor(produced.acked, options.DrainTimeout)
+		deliveryWait := options.DrainTimeout
+		if ctx.Err() != nil {
+			// Interrupted: a dead broker delivers nothing more.
+			deliveryWait = min(deliveryWait, interruptDrainMax)
+		}
+		receive.waitFor(produced.acked, deliveryWait)
 		cancel()
 		wait.Wait()
 		stop()
