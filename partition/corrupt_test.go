@@ -1,10 +1,10 @@
 package partition
 
 import (
-	"encoding/binary"
 	"errors"
 	"testing"
 
+	"github.com/cairnlog/cairn/internal/testio"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -17,12 +17,9 @@ func corruptSecondBatch(t *testing.T, fsys vfs.FS, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const lengthAt, magicAt, logOverheadBytes = 8, 16, 12
-	second := logOverheadBytes + int(binary.BigEndian.Uint32(data[lengthAt:]))
-	if second+magicAt >= len(data) {
-		t.Fatalf("%s holds one batch (%d bytes)", name, len(data))
+	if err := testio.FlipSecondBatchMagic(data); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	data[second+magicAt] ^= 0x40
 	f, err := fsys.Create(name)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -96,12 +95,9 @@ func corruptSecondBatch(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const lengthAt, magicAt, logOverheadBytes = 8, 16, 12
-	second := logOverheadBytes + int(binary.BigEndian.Uint32(data[lengthAt:]))
-	if second+magicAt >= len(data) {
-		t.Fatalf("%s holds one batch (%d bytes)", name, len(data))
+	if err := testio.FlipSecondBatchMagic(data); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	data[second+magicAt] ^= 0x40
 	if err := os.WriteFile(name, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/internal/testio"
 )
 
 // TestSecondServerOnOneDataDir: a second `cairn serve` on a data dir in use
@@ -59,12 +59,9 @@ func flipSecondBatchMagic(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const lengthAt, magicAt, logOverheadBytes = 8, 16, 12
-	second := logOverheadBytes + int(binary.BigEndian.Uint32(data[lengthAt:]))
-	if second+magicAt >= len(data) {
-		t.Fatalf("%s holds one batch (%d bytes)", name, len(data))
+	if err := testio.FlipSecondBatchMagic(data); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	data[second+magicAt] ^= 0x40
 	if err := os.WriteFile(name, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,29 @@
+package testio
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// RecordBatch v2 layout facts the damage below relies on.
+const (
+	batchLengthAt     = 8  // int32 batch length after the base offset
+	batchMagicAt      = 16 // magic byte, after partition leader epoch
+	batchOverheadSize = 12 // base offset and length, not counted by the length
+)
+
+// FlipSecondBatchMagic damages, in place, the second RecordBatch of segment
+// bytes as a bit flip on disk would: the first batch stays valid, so a
+// recovery that trusts the segment (it was closed cleanly) does not notice,
+// and the first read across the second batch does.
+func FlipSecondBatchMagic(segment []byte) error {
+	if len(segment) < batchLengthAt+4 {
+		return fmt.Errorf("segment of %d bytes holds no batch", len(segment))
+	}
+	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
+	if second+batchMagicAt >= len(segment) {
+		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	}
+	segment[second+batchMagicAt] ^= 0x40
+	return nil
+}
