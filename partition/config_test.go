@@ -3,7 +3,6 @@ package partition
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -145,21 +144,6 @@ func TestEnteringStreamBuildsIndexOffLock(t *testing.T) {
 	if err := appendEvents(p, 3*buildTailRecords+1, 1); err != nil {
 		t.Fatalf("event-store append after the build: %v", err)
 	}
-}
-
-// appendPlainEvents appends n records keyed s-0..s-99 without stream headers,
-// as a plain Kafka producer would.
-func appendPlainEvents(p *Partition, from, n int) error {
-	for i := from; i < from+n; i += 500 {
-		recs := make([]batch.Record, 0, 500)
-		for j := i; j < min(i+500, from+n); j++ {
-			recs = append(recs, batch.Record{Key: []byte(fmt.Sprintf("s-%d", j%100)), Value: []byte("{}")})
-		}
-		if _, err := p.Append(batch.Build(recs, batch.None)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // TestReturningToStreamKeepsRevisions: a stream topic that left the policy

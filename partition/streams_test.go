@@ -16,13 +16,27 @@ import (
 // appendEvents appends n events to streams s-0..s-99 in batches, returning
 // the first error.
 func appendEvents(p *Partition, from, n int) error {
+	return appendKeyed(p, from, n, func(j int) []batch.RecordHeader {
+		return []batch.RecordHeader{
+			{Key: streams.HeaderExpectedRevision, Value: []byte("any")},
+			{Key: streams.HeaderID, Value: []byte(fmt.Sprintf("id-%d", j))},
+		}
+	})
+}
+
+// appendPlainEvents appends n records keyed s-0..s-99 without stream headers,
+// as a plain Kafka producer would.
+func appendPlainEvents(p *Partition, from, n int) error {
+	return appendKeyed(p, from, n, func(int) []batch.RecordHeader { return nil })
+}
+
+// appendKeyed appends records from..from+n-1, record j keyed s-(j%100) with
+// headers(j), in batches of 500.
+func appendKeyed(p *Partition, from, n int, headers func(j int) []batch.RecordHeader) error {
 	for i := from; i < from+n; i += 500 {
 		recs := make([]batch.Record, 0, 500)
 		for j := i; j < min(i+500, from+n); j++ {
-			recs = append(recs, batch.Record{Key: []byte(fmt.Sprintf("s-%d", j%100)), Value: []byte("{}"), Headers: []batch.RecordHeader{
-				{Key: streams.HeaderExpectedRevision, Value: []byte("any")},
-				{Key: streams.HeaderID, Value: []byte(fmt.Sprintf("id-%d", j))},
-			}})
+			recs = append(recs, batch.Record{Key: []byte(fmt.Sprintf("s-%d", j%100)), Value: []byte("{}"), Headers: headers(j)})
 		}
 		if _, err := p.Append(batch.Build(recs, batch.None)); err != nil {
 			return err
