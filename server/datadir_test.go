@@ -91,14 +91,7 @@ func TestFailedStartLeavesNoFiles(t *testing.T) {
 // as a bit flip on disk would; a clean restart trusts the segment.
 func corruptSecondBatch(t *testing.T, name string) {
 	t.Helper()
-	data, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testio.FlipSecondBatchMagic(data); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if err := os.WriteFile(name, data, 0o644); err != nil {
+	if err := testio.FlipSecondBatchMagicInFile(name); err != nil {
 		t.Fatal(err)
 	}
 }

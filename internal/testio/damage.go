@@ -3,6 +3,7 @@ package testio
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 )
 
 // RecordBatch v2 layout facts the damage below relies on.
@@ -26,4 +27,17 @@ func FlipSecondBatchMagic(segment []byte) error {
 	}
 	segment[second+batchMagicAt] ^= 0x40
 	return nil
+}
+
+// FlipSecondBatchMagicInFile applies FlipSecondBatchMagic to a segment file
+// on the operating system's filesystem.
+func FlipSecondBatchMagicInFile(name string) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if err := FlipSecondBatchMagic(data); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return os.WriteFile(name, data, 0o644)
 }

@@ -55,14 +55,7 @@ func TestSecondServerOnOneDataDir(t *testing.T) {
 // on disk would; a restart after a clean stop trusts the segment.
 func flipSecondBatchMagic(t *testing.T, name string) {
 	t.Helper()
-	data, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testio.FlipSecondBatchMagic(data); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if err := os.WriteFile(name, data, 0o644); err != nil {
+	if err := testio.FlipSecondBatchMagicInFile(name); err != nil {
 		t.Fatal(err)
 	}
 }
