@@ -96,7 +96,20 @@
 // directory; what it returns is durable. Checkpoint syncs, then syncs the
 // index files, then writes the state file with the recovery point at the
 // synced end. Retention (DeleteOldestSegment, AdvanceStartOffset) checkpoints
-// with the new start offset before removing files. A failed fsync anywhere
+// with the new start offset before removing files.
+//
+// TruncateSuffix (a Raft follower dropping entries a new leader overrides)
+// cuts the log at a batch boundary: it syncs everything, writes the state
+// file with the recovery point at the cut (segments listed up to the one
+// holding it), truncates that segment's .log and syncs it, removes the later
+// segments and syncs the directory, then rewrites the cut segment's indexes
+// and checkpoints. A crash before the truncation is synced recovers the old
+// log (what follows the recovery point still validates); after it, exactly
+// the prefix (the cut segment ends at the cut, so no later segment
+// continues it and recovery removes them). A failure once files started
+// changing makes the log failed.
+//
+// A failed fsync anywhere
 // makes the log failed for good (ErrFailed): after a failed fsync the kernel
 // may have dropped dirty pages, and a later successful fsync would not
 // bring them back.
@@ -132,11 +145,12 @@
 // # Concurrency
 //
 // The caller serializes mutations: Append, Checkpoint, DeleteOldestSegment,
-// AdvanceStartOffset, ReplaceSegment, SetConfig, Close and Delete. Sync may
+// AdvanceStartOffset, ReplaceSegment, TruncateSuffix, SetConfig, Close and
+// Delete. Sync may
 // run concurrently with one mutation: this is group commit, a flusher
 // syncing while the writer appends. Read, FindTimestamp, MaxTimestamp,
-// ReadSegment, NextOffset, StartOffset and Segments may run concurrently with
-// anything.
+// ReadSegment, NextOffset, StartOffset, ActiveBase and Segments may run
+// concurrently with anything.
 //
 // Inside, Log.mu (a RWMutex) guards the segment list, the offsets and each
 // segment's published size and index entries; it is held only for memory
@@ -146,5 +160,10 @@
 // Readers and Sync take a reference on each segment they use; a deleted or
 // replaced segment's file closes only when its last reference goes, so a
 // read racing a deletion returns data or ErrOffsetOutOfRange, never a
-// closed-file error.
+// closed-file error. TruncateSuffix is the one mutation that shortens a
+// file readers may hold: it replaces the segment in the list first, then
+// waits for the old segment's last reference to go before truncating, and a
+// read spanning segments starts over when a cut lands between two of them,
+// so a read never returns bytes of the old log followed by bytes appended
+// after the cut.
 package storage

@@ -29,6 +29,7 @@ type Log struct {
 	nextOffset          int64
 	syncedNextOffset    int64
 	dirGeneration       uint64 // counts creates, renames and removals in dir
+	truncations         uint64 // counts TruncateSuffix calls that cut something
 	dirSyncedGeneration uint64
 	failure             error // set once; wraps ErrFailed
 	closed              bool
@@ -131,6 +132,17 @@ func (l *Log) NextOffset() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.nextOffset
+}
+
+// ActiveBase returns the base offset of the active segment, the last one;
+// -1 once the log is closed.
+func (l *Log) ActiveBase() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return -1
+	}
+	return l.active().base
 }
 
 // StartOffset returns the log start offset, the lowest readable offset.

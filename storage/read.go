@@ -27,15 +27,17 @@ func (v views) release() {
 
 // acquireFrom takes references on the segment holding offset and later ones,
 // at most segmentsMax in all. It checks offset against [StartOffset,
-// NextOffset].
-func (l *Log) acquireFrom(offset int64, segmentsMax int) (v views, startOffset, nextOffset int64, err error) {
+// NextOffset]. truncations is the count of suffix truncations so far, set
+// on error too, so a read spanning segments can tell whether the log was cut
+// between them.
+func (l *Log) acquireFrom(offset int64, segmentsMax int) (v views, truncations uint64, nextOffset int64, err error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		return nil, 0, 0, fmt.Errorf("log %s: %w", l.dir, ErrClosed)
+		return nil, l.truncations, 0, fmt.Errorf("log %s: %w", l.dir, ErrClosed)
 	}
 	if offset < l.startOffset || offset > l.nextOffset {
-		return nil, 0, 0, fmt.Errorf("offset %d outside [%d, %d] in log %s: %w",
+		return nil, l.truncations, 0, fmt.Errorf("offset %d outside [%d, %d] in log %s: %w",
 			offset, l.startOffset, l.nextOffset, l.dir, ErrOffsetOutOfRange)
 	}
 	first := sort.Search(len(l.segments), func(i int) bool { return l.segments[i].base > offset }) - 1
@@ -46,7 +48,7 @@ func (l *Log) acquireFrom(offset int64, segmentsMax int) (v views, startOffset, 
 		s.acquire()
 		v = append(v, segmentView{s: s, sizeBytes: s.sizeBytes, nextOffset: s.nextOffset, maxTimestampMs: s.maxTimestampMs})
 	}
-	return v, l.startOffset, l.nextOffset, nil
+	return v, l.truncations, l.nextOffset, nil
 }
 
 // acquireAll takes references on every segment.
@@ -83,10 +85,39 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) ([]byte, error) 
 // batches read (as append does, reusing dst's spare capacity), so callers
 // can read into buffers they reuse. On error it returns dst unchanged.
 func (l *Log) ReadAppend(dst []byte, offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
+	for range readAttemptsMax {
+		out, err := l.readOnce(dst, offset, maxBytes, maxOffset)
+		if !errors.Is(err, errCutDuringRead) {
+			return out, err
+		}
+	}
+	return dst, fmt.Errorf("read log %s at offset %d: the log was cut during %d attempts: %w",
+		l.dir, offset, readAttemptsMax, ErrOffsetOutOfRange)
+}
+
+// readAttemptsMax bounds how often a read starts over because TruncateSuffix
+// cut the log between two of its segments; each retry needs another cut to
+// complete meanwhile.
+const readAttemptsMax = 4
+
+// errCutDuringRead: TruncateSuffix cut the log between two segments of one
+// read, so what the read holds may end in batches the log no longer has and
+// continue with batches appended after the cut.
+var errCutDuringRead = errors.New("log cut during read")
+
+// readOnce is one attempt of ReadAppend.
+func (l *Log) readOnce(dst []byte, offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
 	out, began := dst, len(dst)
+	var firstTruncations uint64
 	// One segment at a time: a read rarely needs more than one or two.
 	for cursor := offset; ; {
-		segments, _, next, err := l.acquireFrom(cursor, 1)
+		segments, truncations, next, err := l.acquireFrom(cursor, 1)
+		if cursor == offset {
+			firstTruncations = truncations
+		} else if truncations != firstTruncations {
+			segments.release()
+			return dst, errCutDuringRead
+		}
 		if err != nil {
 			if cursor > offset && errors.Is(err, ErrOffsetOutOfRange) {
 				return out, nil // the start moved past the segments already read

@@ -22,7 +22,8 @@ type segment struct {
 	base    int64
 	log     vfs.File
 	refs    atomic.Int64
-	retired atomic.Bool // no longer in the log's list
+	retired atomic.Bool   // no longer in the log's list
+	drained chan struct{} // closed with the file, when the last reference goes
 
 	// Guarded by Log.mu: written under the write lock, read under either.
 	sizeBytes          int64 // bytes of whole, published batches; readers never go past
@@ -48,7 +49,7 @@ type segment struct {
 
 func newSegment(base int64, log vfs.File, createdMs int64) *segment {
 	s := &segment{base: base, log: log, nextOffset: base, createdMs: createdMs,
-		maxTimestampMs: noTimestamp, maxTimestampOffset: -1}
+		maxTimestampMs: noTimestamp, maxTimestampOffset: -1, drained: make(chan struct{})}
 	s.refs.Store(1)
 	return s
 }
@@ -62,6 +63,7 @@ func (s *segment) acquire() { s.refs.Add(1) }
 func (s *segment) release() {
 	if s.refs.Add(-1) == 0 {
 		_ = s.log.Close()
+		close(s.drained)
 	}
 }
 
@@ -70,7 +72,9 @@ func (s *segment) release() {
 func (s *segment) retire() error {
 	s.retired.Store(true)
 	if s.refs.Add(-1) == 0 {
-		return s.log.Close()
+		err := s.log.Close()
+		close(s.drained)
+		return err
 	}
 	return nil
 }
