@@ -2,9 +2,15 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -256,4 +262,294 @@ func crashDuringTruncation(t *testing.T, budget int, target func(l *Log) int64) 
 	defer reopened.Close()
 	checkLogHolds(t, reopened, 0, got)
 	return completed
+}
+
+// TestTruncateSuffixFaults injects a failure into each step of a
+// truncation: a failed fsync, truncate, remove or index rewrite makes the
+// log failed (ErrFailed) and reopening gives the old log or the prefix; a
+// failure to write the state file, before anything was cut, is a plain
+// error and leaves the log as it was and usable.
+func TestTruncateSuffixFaults(t *testing.T) {
+	const offset = 6 // in the first segment, so later segments go
+	tests := []struct {
+		name       string
+		rule       vfs.Rule
+		unsynced   bool // append a batch the truncation's first sync must cover
+		wantFailed bool
+		want       string // what reopening gives: "old", "prefix" or "either"
+	}{
+		{"sync before the cut", vfs.Rule{Op: vfs.OpSync, PathContains: logSuffix}, true, true, "old"},
+		{"state file create", vfs.Rule{Op: vfs.OpCreate, PathContains: stateFileName}, false, false, "old"},
+		{"state file sync", vfs.Rule{Op: vfs.OpSync, PathContains: stateFileName}, false, true, "old"},
+		{"directory sync of the state file", vfs.Rule{Op: vfs.OpSyncDir}, false, true, "either"},
+		{"truncate", vfs.Rule{Op: vfs.OpTruncate, PathContains: logSuffix}, false, true, "old"},
+		{"sync of the cut segment", vfs.Rule{Op: vfs.OpSync, PathContains: logSuffix}, false, true, "either"},
+		{"remove of a later segment", vfs.Rule{Op: vfs.OpRemove, PathContains: logSuffix}, false, true, "prefix"},
+		{"directory sync after the removals", vfs.Rule{Op: vfs.OpSyncDir, After: 1}, false, true, "prefix"},
+		{"index rewrite", vfs.Rule{Op: vfs.OpCreate, PathContains: offsetIndexSuffix}, false, true, "prefix"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := vfs.NewErrorFS(vfs.NewMem())
+			l, old := truncationLog(t, e, "p")
+			if err := l.Checkpoint(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.unsynced {
+				old = append(old, appendN(t, l, 1, 2, 100, 1500)...)
+			}
+			prefix := prefixBefore(t, old, offset)
+			tt.rule.Err = syscall.EIO
+			remove := e.Inject(tt.rule)
+			err := l.TruncateSuffix(offset)
+			remove()
+			if err == nil || errors.Is(err, ErrFailed) != tt.wantFailed {
+				t.Fatalf("TruncateSuffix = %v, want an error (failed: %v)", err, tt.wantFailed)
+			}
+			if tt.wantFailed {
+				if err := l.Append(makeBatch(l.NextOffset(), 1, 10, 0), 0); !errors.Is(err, ErrFailed) {
+					t.Fatalf("Append on the failed log = %v, want ErrFailed", err)
+				}
+				_ = l.Close()
+			} else {
+				checkLogHolds(t, l, 0, old)
+				old = append(old, appendN(t, l, 2, 2, 100, 1600)...)
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reopened := mustOpen(t, e, "p", truncationConfig(), 0)
+			defer reopened.Close()
+			got := readAll(t, reopened, 0)
+			isOld, isPrefix := equalBatches(got, old), equalBatches(got, prefix)
+			if !(tt.want == "old" && isOld || tt.want == "prefix" && isPrefix || tt.want == "either" && (isOld || isPrefix)) {
+				t.Fatalf("reopened log holds %d batches, want %s (old %d, prefix %d)", len(got), tt.want, len(old), len(prefix))
+			}
+			checkLogHolds(t, reopened, 0, got)
+			appendN(t, reopened, 1, 1, 10, 0)
+		})
+	}
+}
+
+// cutModel is what the concurrent truncation test knows of every batch it
+// appended: how many cuts had completed when it was appended, and the cut
+// that removed it (0 while it is in the log).
+type cutModel struct {
+	cuts    atomic.Uint64 // truncations completed
+	batches sync.Map      // string(batch bytes) -> *modelEntry
+}
+
+type modelEntry struct {
+	base        int64
+	appendedAt  uint64
+	removedByID atomic.Uint64
+}
+
+// TestTruncateSuffixRacingReads runs readers and a flusher while the single
+// writer appends and cuts the log at random batch boundaries. Every read
+// returns batches that were in the log at some moment during it (never one
+// a cut that completed before the read began removed), contiguous, never
+// old batches followed by ones appended after a cut, or else
+// ErrOffsetOutOfRange; Sync never reports more than the log holds after a
+// cut (run with -race).
+func TestTruncateSuffixRacingReads(t *testing.T) {
+	l := mustOpen(t, vfs.NewMem(), "p", Config{SegmentBytes: 2048, SegmentMs: 1 << 40, IndexIntervalBytes: 128}, 0)
+	defer l.Close()
+	model := &cutModel{}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		if err := cuttingWriter(l, model); err != nil {
+			t.Error(err)
+		}
+	}()
+	wg.Add(1)
+	go func() { // the flusher
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := l.Sync(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for reader := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cutReader(l, model, uint64(reader)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// cuttingWriter appends unique batches and now and then cuts the log at a
+// random batch boundary, recording what each cut removed once it returned.
+func cuttingWriter(l *Log, model *cutModel) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var live []*modelEntry
+	for i := range 400 {
+		b := makeBatch(l.NextOffset(), 1+i%3, 60, int64(i))
+		entry := &modelEntry{base: l.NextOffset(), appendedAt: model.cuts.Load()}
+		model.batches.Store(string(b), entry)
+		if err := l.Append(b, int64(i)); err != nil {
+			return err
+		}
+		live = append(live, entry)
+		if i%10 != 9 {
+			continue
+		}
+		keep := len(live) - 1 - rng.IntN(min(len(live), 25))
+		offset := live[keep].base
+		if err := l.TruncateSuffix(offset); err != nil {
+			return fmt.Errorf("truncate at %d: %w", offset, err)
+		}
+		cut := model.cuts.Load() + 1
+		for _, e := range live[keep:] {
+			e.removedByID.Store(cut)
+		}
+		live = live[:keep]
+		model.cuts.Store(cut)
+		if synced, err := l.Sync(); err != nil || synced > l.NextOffset() {
+			return fmt.Errorf("Sync after the cut at %d = %d, %v", offset, synced, err)
+		}
+	}
+	return nil
+}
+
+// cutReader reads random ranges, checking each against the model.
+func cutReader(l *Log, model *cutModel, seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	for range 1500 {
+		cutsBefore := model.cuts.Load()
+		start, next := l.StartOffset(), l.NextOffset()
+		offset := start + rng.Int64N(next-start+1)
+		data, err := l.Read(offset, 1+rng.IntN(6000), next)
+		if errors.Is(err, ErrOffsetOutOfRange) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %d: %w", offset, err)
+		}
+		if err := checkCutRead(model, data, cutsBefore); err != nil {
+			return fmt.Errorf("read %d: %w", offset, err)
+		}
+	}
+	return nil
+}
+
+func checkCutRead(model *cutModel, data []byte, cutsBefore uint64) error {
+	expected := int64(-1)
+	latestAppend, earliestRemoval := uint64(0), uint64(1<<63)
+	for len(data) > 0 {
+		h, whole, rest, err := batch.Next(data)
+		if err != nil {
+			return err
+		}
+		value, ok := model.batches.Load(string(whole))
+		if !ok {
+			return fmt.Errorf("batch at %d was never appended", h.BaseOffset)
+		}
+		entry := value.(*modelEntry)
+		removedBy := entry.removedByID.Load()
+		if removedBy != 0 && removedBy <= cutsBefore {
+			return fmt.Errorf("batch at %d was cut by truncation %d, before the read began", h.BaseOffset, removedBy)
+		}
+		if expected >= 0 && h.BaseOffset != expected {
+			return fmt.Errorf("batch at %d follows one ending at %d", h.BaseOffset, expected)
+		}
+		latestAppend = max(latestAppend, entry.appendedAt)
+		if removedBy != 0 {
+			earliestRemoval = min(earliestRemoval, removedBy)
+		}
+		expected, data = h.NextOffset(), rest
+	}
+	if latestAppend >= earliestRemoval {
+		return fmt.Errorf("a batch removed by cut %d read together with one appended after it", earliestRemoval)
+	}
+	return nil
+}
+
+// pausingFS pauses the first read of a .log file other than the first
+// segment's until resumed, telling the test when it got there.
+type pausingFS struct {
+	vfs.FS
+	reached chan struct{}
+	resume  chan struct{}
+	once    sync.Once
+}
+
+func (p *pausingFS) Create(name string) (vfs.File, error) {
+	f, err := p.FS.Create(name)
+	if err != nil || !strings.HasSuffix(name, logSuffix) || strings.HasSuffix(name, segmentFileName(0, logSuffix)) {
+		return f, err
+	}
+	return &pausingFile{File: f, fs: p}, nil
+}
+
+type pausingFile struct {
+	vfs.File
+	fs *pausingFS
+}
+
+func (f *pausingFile) ReadAt(b []byte, off int64) (int, error) {
+	f.fs.once.Do(func() {
+		close(f.fs.reached)
+		<-f.fs.resume
+	})
+	return f.File.ReadAt(b, off)
+}
+
+// TestReadStartsOverWhenCutBetweenSegments pauses a read spanning every
+// segment in its second segment, cuts the log inside the first one (already
+// read) and appends past the old end meanwhile: the read must not return the
+// old first segment followed by the batches appended after the cut. It
+// starts over and returns the log as it is.
+func TestReadStartsOverWhenCutBetweenSegments(t *testing.T) {
+	p := &pausingFS{FS: vfs.NewMem(), reached: make(chan struct{}), resume: make(chan struct{})}
+	l := mustOpen(t, p, "p", Config{SegmentBytes: 2048, SegmentMs: 1 << 40, IndexIntervalBytes: 128}, 0)
+	defer l.Close()
+	old := appendN(t, l, 40, 2, 60, 0)
+	if len(l.Segments()) < 4 {
+		t.Fatalf("segments %+v, want at least 4", l.Segments())
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	read := make(chan result)
+	go func() {
+		data, err := l.Read(0, 1<<20, 1<<40)
+		read <- result{data, err}
+	}()
+	<-p.reached
+	cut := header(t, old[len(old)/8]).BaseOffset // inside the first segment
+	if cut >= l.Segments()[1].BaseOffset {
+		t.Fatalf("cut %d is not in the first segment", cut)
+	}
+	if err := l.TruncateSuffix(cut); err != nil {
+		t.Fatal(err)
+	}
+	oldNext := header(t, old[len(old)-1]).NextOffset()
+	for l.NextOffset() <= oldNext {
+		appendN(t, l, 1, 2, 60, 5000) // other content at the old offsets
+	}
+	close(p.resume)
+	got := <-read
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if want := readAll(t, l, 0); !equalBatches(splitBatches(t, got.data), want) {
+		t.Fatalf("read returned %d batches, want the %d the log holds after the cut", len(splitBatches(t, got.data)), len(want))
+	}
 }
