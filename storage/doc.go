@@ -106,8 +106,10 @@
 // and checkpoints. A crash before the truncation is synced recovers the old
 // log (what follows the recovery point still validates); after it, exactly
 // the prefix (the cut segment ends at the cut, so no later segment
-// continues it and recovery removes them). A failure once files started
-// changing makes the log failed.
+// continues it and recovery removes them); where compaction left offset
+// gaps after the cut, the old log only up to the first gap, which validation
+// takes for a torn tail. A failure once files started changing makes the
+// log failed.
 //
 // A failed fsync anywhere
 // makes the log failed for good (ErrFailed): after a failed fsync the kernel

@@ -256,9 +256,7 @@ func (l *Log) rewriteIndexFiles(s *segment) error {
 		}
 	}
 	s.indexUnsynced = true
-	l.mu.Lock() // TruncateSuffix rewrites them while Sync may run
 	l.dirGeneration++
-	l.mu.Unlock()
 	return nil
 }
 

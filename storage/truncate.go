@@ -1,8 +1,13 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // ErrNotBatchBoundary: TruncateSuffix was given an offset inside a batch (or
@@ -23,7 +28,12 @@ var ErrNotBatchBoundary = errors.New("storage: offset is not a batch boundary")
 // segment holding offset is truncated and synced before the later segments
 // are removed, so a power cut at any point recovers either the old log
 // (nothing cut yet: the rest still validates) or exactly the prefix (the
-// cut segment ends at offset, so no later segment continues it).
+// cut segment ends at offset, so no later segment continues it). One
+// exception: validation takes an offset gap for a torn tail, so where
+// compaction left gaps after offset, a crash before the cut is synced
+// recovers the old log only up to the first of them (still a prefix
+// holding every batch below offset). A Raft log never cuts compacted
+// batches: they are committed.
 //
 // Readers: the cut segment is replaced in memory before its file is
 // truncated, and the truncation waits until the readers of the old segment
@@ -300,5 +310,65 @@ func (l *Log) cutFiles(c cutPlan, kept *segment, later []int64) error {
 			return fmt.Errorf("sync directory: %w", err)
 		}
 	}
-	return l.rewriteIndexFiles(kept)
+	return l.cutIndexFiles(kept)
+}
+
+// cutIndexFiles cuts the kept segment's index files to its entries and
+// keeps them open for appends. Truncating in place, rather than rewriting,
+// keeps on disk at every moment at least the entries the state file counts,
+// so a crash never makes recovery rescan the segment from its start. A file
+// that does not begin with the entries (they were rebuilt in memory after
+// damage) is rewritten.
+func (l *Log) cutIndexFiles(s *segment) error {
+	offsetBytes, timeBytes := encodeIndexes(s.offsets, s.times)
+	for _, file := range []struct {
+		suffix string
+		data   []byte
+		handle *vfs.File
+	}{{offsetIndexSuffix, offsetBytes, &s.offsetIndexFile}, {timeIndexSuffix, timeBytes, &s.timeIndexFile}} {
+		f, err := l.openIndexFile(l.segmentPath(s.base, file.suffix))
+		if err != nil {
+			return fmt.Errorf("open index of segment %d: %w", s.base, err)
+		}
+		*file.handle = f
+		if err := cutIndexFile(f, file.data); err != nil {
+			return fmt.Errorf("cut index of segment %d: %w", s.base, err)
+		}
+	}
+	s.indexUnsynced = true
+	return nil
+}
+
+// openIndexFile opens an index file for appending, creating it if missing.
+func (l *Log) openIndexFile(name string) (vfs.File, error) {
+	f, err := l.fs.OpenAppend(name)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return f, err
+	}
+	l.mu.Lock() // Sync reads the generation concurrently
+	l.dirGeneration++
+	l.mu.Unlock()
+	return l.fs.Create(name)
+}
+
+// cutIndexFile makes f hold exactly entries: a truncation when f begins
+// with them, a rewrite otherwise.
+func cutIndexFile(f vfs.File, entries []byte) error {
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	if size >= int64(len(entries)) {
+		current := make([]byte, len(entries))
+		if _, err := f.ReadAt(current, 0); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if bytes.Equal(current, entries) {
+			return f.Truncate(int64(len(entries)))
+		}
+	}
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	return writeAll(f, entries)
 }

@@ -192,13 +192,19 @@ func checkTruncated(t *testing.T, l *Log, fsys vfs.FS, dir string, start, offset
 // truncation makes (so right after each of its syncs too), with and
 // without torn unsynced writes, and proves the log recovers as it was or as
 // the truncated prefix, never as corruption or a mixture, and takes appends
-// afterwards. A truncation that returned is durable.
+// afterwards. A truncation that returned is durable. Where compaction left
+// gaps after the cut, the old log may come back only up to the first gap
+// (see TruncateSuffix).
 func TestTruncateSuffixCrash(t *testing.T) {
-	targets := map[string]func(l *Log) int64{
-		"inside the active segment": func(l *Log) int64 { return l.NextOffset() - 6 },
-		"in the first segment":      func(l *Log) int64 { return 6 },
-		"at a segment base":         func(l *Log) int64 { return l.Segments()[1].BaseOffset },
-		"at the start":              func(l *Log) int64 { return 0 },
+	targets := map[string]struct {
+		compact bool // drop every other batch of the first segment first
+		offset  func(l *Log) int64
+	}{
+		"inside the active segment":           {offset: func(l *Log) int64 { return l.NextOffset() - 6 }},
+		"in the first segment":                {offset: func(l *Log) int64 { return 6 }},
+		"at a segment base":                   {offset: func(l *Log) int64 { return l.Segments()[1].BaseOffset }},
+		"at the start":                        {offset: func(l *Log) int64 { return 0 }},
+		"in a compacted segment, before gaps": {compact: true, offset: func(l *Log) int64 { return 8 }},
 	}
 	for name, target := range targets {
 		t.Run(name, func(t *testing.T) {
@@ -206,7 +212,7 @@ func TestTruncateSuffixCrash(t *testing.T) {
 				if budget > 200 {
 					t.Fatal("the truncation never completed")
 				}
-				completed := crashDuringTruncation(t, budget, target)
+				completed := crashDuringTruncation(t, budget, target.compact, target.offset)
 				if completed {
 					return
 				}
@@ -215,15 +221,40 @@ func TestTruncateSuffixCrash(t *testing.T) {
 	}
 }
 
+// compactFirstSegment replaces the first segment with its even batches
+// and returns the batches the log then holds.
+func compactFirstSegment(t testing.TB, l *Log, batches [][]byte) [][]byte {
+	t.Helper()
+	first := l.Segments()[0]
+	var kept []byte
+	var holds [][]byte
+	for i, b := range batches {
+		if base := header(t, b).BaseOffset; base < first.NextOffset && i%2 == 1 {
+			continue
+		}
+		if header(t, b).BaseOffset < first.NextOffset {
+			kept = append(kept, b...)
+		}
+		holds = append(holds, b)
+	}
+	if err := l.ReplaceSegment(first.BaseOffset, kept); err != nil {
+		t.Fatal(err)
+	}
+	return holds
+}
+
 // crashDuringTruncation builds a synced log whose recovery point lags
 // behind its end, cuts the power at the budget-th call of a truncation and
 // checks the recovered log. It reports whether the truncation completed
 // before the budget ran out.
-func crashDuringTruncation(t *testing.T, budget int, target func(l *Log) int64) (completed bool) {
+func crashDuringTruncation(t *testing.T, budget int, compact bool, target func(l *Log) int64) (completed bool) {
 	t.Helper()
 	cfs := &crashingFS{inner: vfs.NewCrashFS(), budget: 1 << 30, opts: vfs.CrashOptions{
 		Rand: rand.New(rand.NewPCG(uint64(budget), 11)), TearUnsynced: budget%2 == 0}}
 	l, old := truncationLog(t, cfs, "p")
+	if compact {
+		old = compactFirstSegment(t, l, old)
+	}
 	if err := l.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +280,9 @@ func crashDuringTruncation(t *testing.T, budget int, target func(l *Log) int64) 
 	switch {
 	case equalBatches(got, prefix):
 	case equalBatches(got, old) && !completed:
+	case compact && !completed && len(got) > len(prefix) && equalBatches(got, old[:len(got)]):
+		// Recovery validates what follows the recovery point, the cut, and
+		// stops at the first compaction gap: the old log up to there.
 	default:
 		t.Fatalf("budget %d (completed %v): recovered %d batches, want the old %d or the prefix of %d",
 			budget, completed, len(got), len(old), len(prefix))
@@ -286,7 +320,7 @@ func TestTruncateSuffixFaults(t *testing.T) {
 		{"sync of the cut segment", vfs.Rule{Op: vfs.OpSync, PathContains: logSuffix}, false, true, "either"},
 		{"remove of a later segment", vfs.Rule{Op: vfs.OpRemove, PathContains: logSuffix}, false, true, "prefix"},
 		{"directory sync after the removals", vfs.Rule{Op: vfs.OpSyncDir, After: 1}, false, true, "prefix"},
-		{"index rewrite", vfs.Rule{Op: vfs.OpCreate, PathContains: offsetIndexSuffix}, false, true, "prefix"},
+		{"index cut", vfs.Rule{Op: vfs.OpTruncate, PathContains: offsetIndexSuffix}, false, true, "prefix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -551,5 +585,39 @@ func TestReadStartsOverWhenCutBetweenSegments(t *testing.T) {
 	}
 	if want := readAll(t, l, 0); !equalBatches(splitBatches(t, got.data), want) {
 		t.Fatalf("read returned %d batches, want the %d the log holds after the cut", len(splitBatches(t, got.data)), len(want))
+	}
+}
+
+// TestCutIndexFile proves an index file that begins with the kept entries
+// is cut to them, and any other file is rewritten to hold exactly them.
+func TestCutIndexFile(t *testing.T) {
+	entries := []byte("0123456789abcdef")
+	tests := map[string][]byte{
+		"longer, same start":  []byte("0123456789abcdef-more-entries"),
+		"exactly the entries": entries,
+		"longer, other start": []byte("X123456789abcdef-more-entries"),
+		"shorter":             []byte("01234567"),
+		"empty":               nil,
+	}
+	for name, content := range tests {
+		t.Run(name, func(t *testing.T) {
+			fsys := vfs.NewMem()
+			f, err := fsys.Create("index")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := writeAll(f, content); err != nil {
+				t.Fatal(err)
+			}
+			if err := cutIndexFile(f, entries); err != nil {
+				t.Fatal(err)
+			}
+			if err := writeAll(f, []byte("+")); err != nil { // appends continue at the end
+				t.Fatal(err)
+			}
+			if got, _ := vfs.ReadFile(fsys, "index"); string(got) != string(entries)+"+" {
+				t.Fatalf("file holds %q, want %q", got, string(entries)+"+")
+			}
+		})
 	}
 }
