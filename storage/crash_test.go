@@ -19,7 +19,8 @@ var (
 )
 
 // TestCrashRecovery runs random workloads of appends, syncs, checkpoints,
-// rolls, retention and compaction on a crash-simulating filesystem, cuts the
+// rolls, retention, compaction and suffix truncation on a crash-simulating
+// filesystem, cuts the
 // power at a random filesystem call (torn writes included), reopens, and
 // checks that:
 //   - every batch a Sync or Checkpoint covered is there, byte for byte;
@@ -185,8 +186,9 @@ type crashWorld struct {
 	batches     []modelBatch
 	start       int64
 	acked       int64
-	altBatches  []modelBatch // set while a compaction is in flight
-	altStart    int64        // set while a start offset change is in flight
+	altBatches  []modelBatch   // set while a compaction is in flight
+	altCuts     [][]modelBatch // set while a suffix truncation is in flight
+	altStart    int64          // set while a start offset change is in flight
 	hasAltStart bool
 }
 
@@ -253,8 +255,10 @@ func (w *crashWorld) run(l *Log, cfs *crashingFS) error {
 			err = w.deleteOldest(l)
 		case r < 90:
 			err = w.advanceStart(l)
-		case r < 97:
+		case r < 94:
 			err = w.compact(l)
+		case r < 97:
+			err = w.truncate(l)
 		default:
 			if err = l.Close(); err == nil {
 				w.acked = l.nextOffset
@@ -358,6 +362,42 @@ func (w *crashWorld) compact(l *Log) error {
 	return nil
 }
 
+// truncate cuts the log at a random batch boundary at or above the start.
+// A crash meanwhile leaves the old log, the prefix, or (recovery taking a
+// compaction gap for a torn tail) the old log up to the first gap after the
+// cut.
+func (w *crashWorld) truncate(l *Log) error {
+	start := l.StartOffset()
+	var boundaries []int
+	for i, b := range w.batches {
+		if b.base >= start {
+			boundaries = append(boundaries, i)
+		}
+	}
+	if len(boundaries) == 0 {
+		return nil
+	}
+	i := boundaries[w.rng.IntN(len(boundaries))]
+	offset, prefix := w.batches[i].base, w.batches[:i:i]
+	w.altCuts = [][]modelBatch{prefix, untilGap(w.batches, i)}
+	w.acked = min(w.acked, offset) // what follows is given up
+	if err := l.TruncateSuffix(offset); err != nil {
+		return err
+	}
+	w.batches, w.altCuts = prefix, nil
+	return nil
+}
+
+// untilGap returns batches up to the first offset gap after index i.
+func untilGap(batches []modelBatch, i int) []modelBatch {
+	for j := i + 1; j < len(batches); j++ {
+		if batches[j].base != batches[j-1].next {
+			return batches[:j:j]
+		}
+	}
+	return batches
+}
+
 // presentBatches returns the whole, valid batches at the start of every
 // .log file, as recovery would find them, by base offset.
 func presentBatches(fsys vfs.FS) map[int64][]byte {
@@ -418,6 +458,7 @@ func (w *crashWorld) verify(l *Log, present map[int64][]byte) error {
 	if w.altBatches != nil {
 		candidates = append(candidates, w.altBatches)
 	}
+	candidates = append(candidates, w.altCuts...)
 	matched := -1
 	for i, candidate := range candidates {
 		if equalBatches(got, expected(candidate, start, present)) {
@@ -437,7 +478,7 @@ func (w *crashWorld) verify(l *Log, present map[int64][]byte) error {
 			kept = append(kept, b)
 		}
 	}
-	w.batches, w.altBatches, w.start, w.hasAltStart, w.acked = kept, nil, start, false, next
+	w.batches, w.altBatches, w.altCuts, w.start, w.hasAltStart, w.acked = kept, nil, nil, start, false, next
 	return nil
 }
 

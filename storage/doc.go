@@ -126,7 +126,8 @@
 //     file is missing or malformed (as a crash during compaction leaves it)
 //     it is rebuilt from the .log file.
 //   - In the recovery point's segment, the indexes are cut back to the entry
-//     counts the state file records, and every batch from the recovery
+//     counts the state file records (what follows them, perhaps a torn
+//     write, is not even decoded), and every batch from the recovery
 //     position on is validated: length, CRC32C (batch.Next), and offset
 //     continuity. The same goes for every later segment. At the first invalid
 //     or incomplete batch the segment is truncated and all later segments are

@@ -357,7 +357,7 @@ func (l *Log) openRecoverySegment(record segmentRecord, r recoveryPoint, files s
 // entries the recovery point counts. usable is false when fewer exist or they
 // do not fit the recovery point: they are derived data, rebuilt by scanning.
 func (l *Log) recoveryIndexes(base int64, r recoveryPoint) ([]offsetEntry, []timeEntry, bool, error) {
-	offsets, times, err := l.readIndexFiles(base)
+	offsets, times, err := l.readIndexPrefixes(base, int(r.offsetIndexEntries), int(r.timeIndexEntries))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errIndexInvalid) {
 			return nil, nil, false, nil

@@ -186,11 +186,18 @@ func isReadFailure(err error) bool {
 
 // readIndexFiles reads and checks both index files of a segment.
 func (l *Log) readIndexFiles(base int64) ([]offsetEntry, []timeEntry, error) {
+	return l.readIndexPrefixes(base, -1, -1)
+}
+
+// readIndexPrefixes reads and checks the first offsetEntries and
+// timeEntries entries of a segment's index files (-1: all of them). What
+// follows them is not looked at: after a crash it may be a torn write.
+func (l *Log) readIndexPrefixes(base int64, offsetEntries, timeEntries int) ([]offsetEntry, []timeEntry, error) {
 	data, err := vfs.ReadFile(l.fs, l.segmentPath(base, offsetIndexSuffix))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read offset index %d: %w", base, err)
 	}
-	offsets, err := decodeOffsetIndex(data)
+	offsets, err := decodeOffsetIndex(entryPrefix(data, offsetEntries, offsetEntryBytes))
 	if err != nil {
 		return nil, nil, fmt.Errorf("segment %d: %w", base, err)
 	}
@@ -198,11 +205,20 @@ func (l *Log) readIndexFiles(base int64) ([]offsetEntry, []timeEntry, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read time index %d: %w", base, err)
 	}
-	times, err := decodeTimeIndex(data)
+	times, err := decodeTimeIndex(entryPrefix(data, timeEntries, timeEntryBytes))
 	if err != nil {
 		return nil, nil, fmt.Errorf("segment %d: %w", base, err)
 	}
 	return offsets, times, nil
+}
+
+// entryPrefix returns the first entries entries of data (all of it when
+// entries is -1 or data is shorter).
+func entryPrefix(data []byte, entries, entryBytes int) []byte {
+	if entries >= 0 && len(data) > entries*entryBytes {
+		return data[:entries*entryBytes]
+	}
+	return data
 }
 
 // builtIndexes is the result of scanning a whole sealed segment.
