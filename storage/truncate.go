@@ -289,7 +289,7 @@ func (l *Log) publishCut(c cutPlan, kept *segment) (later []int64) {
 
 // cutFiles truncates the cut segment once its old readers are gone and
 // syncs it, then removes the later segments and syncs the directory, then
-// rewrites the kept segment's indexes (synced by the checkpoint that
+// cuts the kept segment's indexes (synced by the checkpoint that
 // follows). The order is what makes a crash recover the old log or the
 // prefix, never a mixture: see TruncateSuffix.
 func (l *Log) cutFiles(c cutPlan, kept *segment, later []int64) error {
