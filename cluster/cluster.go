@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -362,7 +363,9 @@ func (c *Cluster) removeMarked(dirs []string) error {
 
 func (c *Cluster) openPartition(topic string, index int32, cfg partition.Config) *PartitionSlot {
 	dir := path.Join(c.cfg.DataDir, partitionDirName(topic, index))
-	p, err := partition.Open(c.fsys, dir, topic, index, cfg, c.logger)
+	e := env.Real()
+	e.FS, e.Logger = c.fsys, c.logger
+	p, err := partition.Open(e, dir, topic, index, cfg)
 	if err != nil {
 		c.logger.Error("partition offline", "topic", topic, "partition", index, "err", err)
 		return &PartitionSlot{Index: index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)}

@@ -81,7 +81,7 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		}
 		p.epochRecorded = true
 	}
-	nowMs := p.now().UnixMilli()
+	nowMs := p.clock.Now().UnixMilli()
 	if cfg.LogAppendTime {
 		appendTimeMs = nowMs
 	}

@@ -153,7 +153,7 @@ func TestReturningToStreamKeepsRevisions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ev-0")
 	cfg := DefaultConfig()
 	cfg.DeleteSegments, cfg.Streams = false, true
-	p, err := Open(vfs.Default(), dir, "ev", 0, cfg, quiet)
+	p, err := Open(testEnv(vfs.Default()), dir, "ev", 0, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@
 // validates and appends batches, the group-commit flusher that makes them
 // durable, the producer state that makes idempotent producers exactly-once, the
 // leader-epoch history, and the reads, retention and compaction over the log.
+// Its files and time come from the env.Env given to Open: checkpoint
+// intervals, producer expiry and LogAppendTime follow that clock.
 //
 // # Goroutines and locks
 //

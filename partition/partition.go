@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/streams"
@@ -30,7 +31,7 @@ type Partition struct {
 	dir    string
 	fsys   vfs.FS
 	logger *slog.Logger
-	now    func() time.Time
+	clock  env.Clock // checkpoint intervals, producer expiry, append times
 
 	configMu sync.Mutex // config changes take turns; taken before mu
 
@@ -75,26 +76,32 @@ type Partition struct {
 	// afterIndexChunk, when set by a test, runs before each chunk of a
 	// stream index replay.
 	afterIndexChunk func()
+	// afterFlush, when set by a test before its first append, runs on the
+	// flusher after each round of syncs, told whether it checkpointed.
+	afterFlush func(checkpointed bool)
 }
 
-// Open opens (recovering if needed) the partition stored in dir. Each open is
-// a new leader epoch, so clients that cached the previous one re-validate
-// their positions with OffsetForLeaderEpoch.
-func Open(fsys vfs.FS, dir, topic string, index int32, cfg Config, logger *slog.Logger) (*Partition, error) {
+// Open opens (recovering if needed) the partition stored in dir on e's
+// filesystem; e's clock times its checkpoints, producer expiry and
+// LogAppendTime. Each open is a new leader epoch, so clients that cached the
+// previous one re-validate their positions with OffsetForLeaderEpoch.
+func Open(e env.Env, dir, topic string, index int32, cfg Config) (*Partition, error) {
+	if err := e.Check(); err != nil {
+		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("partition %s-%d config: %w", topic, index, err)
 	}
-	now := time.Now
-	log, err := storage.Open(fsys, dir, cfg.Storage, now().UnixMilli())
+	log, err := storage.Open(e.FS, dir, cfg.Storage, e.Clock.Now().UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
 	p := &Partition{
-		topic: topic, index: index, dir: dir, fsys: fsys, now: now,
-		logger:         logger.With("topic", topic, "partition", index),
+		topic: topic, index: index, dir: dir, fsys: e.FS, clock: e.Clock,
+		logger:         e.Logger.With("topic", topic, "partition", index),
 		cfg:            cfg,
 		log:            log,
-		lastCheckpoint: now(),
+		lastCheckpoint: e.Clock.Now(),
 		changed:        make(chan struct{}),
 		kick:           make(chan struct{}, 1),
 		stopFlusher:    make(chan struct{}),
@@ -143,7 +150,7 @@ func (p *Partition) loadState() error {
 	p.epochMu.Unlock()
 	p.epochRecorded = false
 
-	nowMs := p.now().UnixMilli()
+	nowMs := p.clock.Now().UnixMilli()
 	p.producers = newProducerState()
 	from := p.log.StartOffset()
 	if data, err := vfs.ReadFile(p.fsys, path.Join(p.dir, producerStateFile)); err == nil {
@@ -385,16 +392,19 @@ func (p *Partition) flush() {
 		if !p.syncPending() {
 			continue
 		}
-		p.maybeCheckpoint()
+		checkpointed := p.maybeCheckpoint()
+		if p.afterFlush != nil {
+			p.afterFlush(checkpointed)
+		}
 	}
 }
 
 // syncPending syncs until nothing appended is unsynced; false after a failure.
 func (p *Partition) syncPending() bool {
 	for p.Err() == nil && p.log.NextOffset() > p.HighWatermark() {
-		start := time.Now()
+		start := p.clock.Now()
 		synced, err := p.log.Sync()
-		syncSeconds.Observe(time.Since(start).Seconds())
+		syncSeconds.Observe(p.clock.Now().Sub(start).Seconds())
 		if err != nil {
 			p.fail(fmt.Errorf("sync: %w", err))
 			return false
@@ -407,17 +417,19 @@ func (p *Partition) syncPending() bool {
 // maybeCheckpoint records a recovery point now and then, bounding how much a
 // restart after a crash validates, expires idle producers and snapshots
 // producer state. Only the checkpoint and a copy of producer state hold mu:
-// the snapshot is encoded and written while appends go on.
-func (p *Partition) maybeCheckpoint() {
+// the snapshot is encoded and written while appends go on. True when a
+// checkpoint was recorded.
+func (p *Partition) maybeCheckpoint() bool {
 	snap, ok := p.checkpoint()
 	if !ok {
-		return
+		return false
 	}
 	if err := p.writeProducers(snap); err != nil {
 		// The snapshot only shortens the replay at the next start; the log
 		// itself is intact, so keep serving and say why the next start may be slower.
 		p.logger.Warn("producer state snapshot failed", "err", err)
 	}
+	return true
 }
 
 // checkpoint records a recovery point when one is due, expires idle
@@ -426,7 +438,7 @@ func (p *Partition) maybeCheckpoint() {
 func (p *Partition) checkpoint() (producerSnapshotCopy, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := p.now()
+	now := p.clock.Now()
 	if p.closed || now.Sub(p.lastCheckpoint) < time.Duration(p.cfg.CheckpointIntervalMs)*time.Millisecond {
 		return producerSnapshotCopy{}, false
 	}

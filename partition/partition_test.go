@@ -12,18 +12,31 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// testEnv is the real environment on fsys, logging nothing.
+func testEnv(fsys vfs.FS) env.Env {
+	e := env.Real()
+	e.FS, e.Logger = fsys, quiet
+	return e
+}
+
 func open(t *testing.T, fsys vfs.FS, edit ...func(*Config)) *Partition {
 	t.Helper()
+	return openEnv(t, testEnv(fsys), edit...)
+}
+
+func openEnv(t *testing.T, e env.Env, edit ...func(*Config)) *Partition {
+	t.Helper()
 	cfg := DefaultConfig()
-	for _, e := range edit {
-		e(&cfg)
+	for _, edit := range edit {
+		edit(&cfg)
 	}
-	p, err := Open(fsys, "/data/t-0", "t", 0, cfg, quiet)
+	p, err := Open(e, "/data/t-0", "t", 0, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func powerCut(t *testing.T, seed int64) error {
 	cfg.CheckpointIntervalMs = 1
 	cfg.RetentionBytes = -1
 	fsys := slowSyncFS{FS: cfs, delay: 100 * time.Microsecond}
-	p, err := Open(fsys, "/data/t-0", "t", 0, cfg, quiet)
+	p, err := Open(testEnv(fsys), "/data/t-0", "t", 0, cfg)
 	if err != nil {
 		return err
 	}
@@ -92,14 +92,14 @@ func powerCut(t *testing.T, seed int64) error {
 			if err := p.Close(); err != nil {
 				return fmt.Errorf("close: %w", err)
 			}
-			if p, err = Open(fsys, "/data/t-0", "t", 0, cfg, quiet); err != nil {
+			if p, err = Open(testEnv(fsys), "/data/t-0", "t", 0, cfg); err != nil {
 				return fmt.Errorf("reopen: %w", err)
 			}
 		}
 	}
 	crashed := cfs.Crash(vfs.CrashOptions{Rand: rng, TearUnsynced: true})
 	_ = p.Close() // the old process is gone; its files are never looked at again
-	p, err = Open(crashed, "/data/t-0", "t", 0, cfg, quiet)
+	p, err = Open(testEnv(crashed), "/data/t-0", "t", 0, cfg)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}

@@ -5,34 +5,78 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
+
+// openClocked opens a partition on a manual clock and reports each round of
+// the flusher (whether it checkpointed) on the returned channel.
+func openClocked(t *testing.T, fsys vfs.FS, edit func(*Config)) (*Partition, *env.ManualClock, <-chan bool) {
+	t.Helper()
+	clock := env.NewManualClock(time.Unix(1_700_000_000, 0))
+	e := testEnv(fsys)
+	e.Clock = clock
+	p := openEnv(t, e, edit)
+	flushed := make(chan bool, 1)
+	p.afterFlush = func(checkpointed bool) { flushed <- checkpointed }
+	return p, clock, flushed
+}
+
+// TestCheckpointFollowsTheClock: the flusher records a checkpoint (and a
+// producer-state snapshot) after a sync once the checkpoint interval has
+// passed on the partition's clock, and not before.
+func TestCheckpointFollowsTheClock(t *testing.T) {
+	fsys := vfs.NewMem()
+	p, clock, flushed := openClocked(t, fsys, func(c *Config) { c.CheckpointIntervalMs = 10_000 })
+	defer p.Close()
+	steps := []struct {
+		advance time.Duration
+		want    bool
+	}{
+		{0, false},
+		{9999 * time.Millisecond, false},
+		{time.Millisecond, true}, // the interval since Open has passed
+		{0, false},
+		{9 * time.Second, false},
+		{time.Second, true},
+	}
+	for i, s := range steps {
+		clock.Advance(s.advance)
+		appendDurable(t, p, idempotent(t, 1, 0, int32(i), 1))
+		if got := <-flushed; got != s.want {
+			t.Fatalf("step %d (+%v): checkpointed %v, want %v", i, s.advance, got, s.want)
+		}
+	}
+	data, err := vfs.ReadFile(fsys, path.Join("/data/t-0", producerStateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, next, err := unmarshalProducerState(data, 0); err != nil || next != int64(len(steps)) {
+		t.Fatalf("snapshot at offset %d (err %v), want the last checkpoint's %d", next, err, len(steps))
+	}
+}
 
 // TestIdleProducerExpiresAtCheckpoint: a checkpoint forgets a producer idle
 // for producer.id.expiration.ms and keeps an active one, the snapshot
 // written agrees, and the forgotten producer can go on writing.
 func TestIdleProducerExpiresAtCheckpoint(t *testing.T) {
 	fsys := vfs.NewMem()
-	p := open(t, fsys, func(c *Config) { c.ProducerIDExpirationMs = 60_000 })
+	p, clock, flushed := openClocked(t, fsys, func(c *Config) {
+		c.ProducerIDExpirationMs = 60_000
+		c.CheckpointIntervalMs = 60_000
+	})
 	defer p.Close()
-	clock := time.Now() // read and moved only under p.mu, like p.now's callers
-	advance := func(d time.Duration) {
-		p.mu.Lock()
-		clock = clock.Add(d)
-		p.mu.Unlock()
-	}
-	p.mu.Lock()
-	p.now = func() time.Time { return clock }
-	p.mu.Unlock()
 
 	appendDurable(t, p, idempotent(t, 5, 0, 0, 1))
-	advance(59 * time.Second)
+	<-flushed
+	clock.Advance(59 * time.Second)
 	appendDurable(t, p, idempotent(t, 6, 0, 0, 1))
-	advance(time.Second) // producer 5 idle exactly the period, 6 for a second
-	p.mu.Lock()
-	p.lastCheckpoint = time.Time{} // due, whatever the flusher checkpointed meanwhile
-	p.mu.Unlock()
-	p.maybeCheckpoint()
+	<-flushed
+	clock.Advance(time.Second) // producer 5 idle exactly the period, 6 for a second
+	appendDurable(t, p, produce(t, 1, "v"))
+	if !<-flushed {
+		t.Fatal("no checkpoint once the interval passed")
+	}
 
 	p.mu.Lock()
 	ids := p.producers.ids()
@@ -45,12 +89,13 @@ func TestIdleProducerExpiresAtCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap, next, err := unmarshalProducerState(data, 0)
-	if err != nil || next != 2 || len(snap.ids()) != 1 || snap.ids()[0] != 6 {
-		t.Fatalf("snapshot at %d holds %v (err %v), want [6] at 2", next, snap.ids(), err)
+	if err != nil || next != 3 || len(snap.ids()) != 1 || snap.ids()[0] != 6 {
+		t.Fatalf("snapshot at %d holds %v (err %v), want [6] at 3", next, snap.ids(), err)
 	}
 	if _, err := p.Append(idempotent(t, 5, 0, 1, 1)); err != nil {
 		t.Fatalf("the expired producer's next batch: %v", err)
 	}
+	<-flushed
 }
 
 // TestProducerSnapshotWrittenWithoutWriterLock: while the producer-state

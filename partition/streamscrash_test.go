@@ -34,7 +34,7 @@ func streamIndexPowerCut(seed int64) error {
 	cfg.DeleteSegments, cfg.Streams = false, true
 	cfg.Storage.SegmentBytes = int64(4096 + rng.IntN(1<<16))
 	const dir = "/data/ev-0"
-	p, err := Open(cfs, dir, "ev", 0, cfg, quiet)
+	p, err := Open(testEnv(cfs), dir, "ev", 0, cfg)
 	if err != nil {
 		return err
 	}
@@ -54,14 +54,14 @@ func streamIndexPowerCut(seed int64) error {
 			if err := p.Close(); err != nil {
 				return fmt.Errorf("close: %w", err)
 			}
-			if p, err = Open(cfs, dir, "ev", 0, cfg, quiet); err != nil {
+			if p, err = Open(testEnv(cfs), dir, "ev", 0, cfg); err != nil {
 				return fmt.Errorf("reopen: %w", err)
 			}
 		}
 	}
 	crashed := cfs.Crash(vfs.CrashOptions{Rand: rng, TearUnsynced: true})
 	_ = p.Close() // the old process is gone
-	p, err = Open(crashed, dir, "ev", 0, cfg, quiet)
+	p, err = Open(testEnv(crashed), dir, "ev", 0, cfg)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
@@ -95,7 +95,7 @@ func TestDeleteReportsIndexRemovalFailure(t *testing.T) {
 	efs := vfs.NewErrorFS(vfs.NewMem())
 	cfg := DefaultConfig()
 	cfg.DeleteSegments, cfg.Streams = false, true
-	p, err := Open(efs, "/data/ev-0", "ev", 0, cfg, quiet)
+	p, err := Open(testEnv(efs), "/data/ev-0", "ev", 0, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

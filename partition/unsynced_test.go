@@ -76,7 +76,7 @@ func TestCleanerIgnoresUnsyncedDeletion(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DeleteSegments, cfg.Streams = false, true
 	cfg.Storage.SegmentBytes = 512
-	p, err := Open(held, "/data/ev-0", "ev", 0, cfg, quiet)
+	p, err := Open(testEnv(held), "/data/ev-0", "ev", 0, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
