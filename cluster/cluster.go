@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -97,7 +96,8 @@ type PartitionSlot struct {
 // Cluster is the set of topics on this node.
 type Cluster struct {
 	cfg    Config
-	fsys   vfs.FS
+	env    env.Env // every partition opens with it
+	fsys   vfs.FS  // env.FS
 	logger *slog.Logger
 
 	lock vfs.File // the data directory's lock, held until Close
@@ -118,11 +118,17 @@ type Cluster struct {
 // serves. Open refuses a data directory holding partition directories that
 // no topic owns (ErrUnknownPartitions) and deletes only directories marked
 // for deletion. When it fails it leaves nothing open or locked, and creates
-// cluster.json only once everything it checks has passed.
-func Open(fsys vfs.FS, cfg Config, logger *slog.Logger) (*Cluster, error) {
+// cluster.json only once everything it checks has passed. The data
+// directory is on e's filesystem; the cleaner runs on e's clock and new ids
+// come from e's randomness.
+func Open(e env.Env, cfg Config) (*Cluster, error) {
+	if err := e.Check(); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	fsys, logger := e.FS, e.Logger
 	if err := fsys.MkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -130,7 +136,7 @@ func Open(fsys vfs.FS, cfg Config, logger *slog.Logger) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, fsys: fsys, logger: logger, lock: lock, topics: map[string]*Topic{},
+	c := &Cluster{cfg: cfg, env: e, fsys: fsys, logger: logger, lock: lock, topics: map[string]*Topic{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := c.load(); err != nil {
 		_ = c.closePartitions() // the load error is the one to report
@@ -245,9 +251,7 @@ func (c *Cluster) readMeta() (clusterMeta, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		var raw [16]byte
-		if _, err := rand.Read(raw[:]); err != nil {
-			return meta, fmt.Errorf("cluster id: %w", err)
-		}
+		_, _ = c.env.Rand.Read(raw[:]) // never fails
 		return clusterMeta{Version: clusterFileVersion, ClusterID: base64.RawURLEncoding.EncodeToString(raw[:])}, nil
 	case err != nil:
 		return meta, fmt.Errorf("read %s: %w", clusterFile, err)
@@ -271,6 +275,10 @@ func (c *Cluster) persistMeta(nextProducerID int64) error {
 	}
 	return nil
 }
+
+// Env is the environment the cluster was opened with, for components
+// (the group coordinator) that run beside it on the same node.
+func (c *Cluster) Env() env.Env { return c.env }
 
 // ID is the cluster id reported to clients.
 func (c *Cluster) ID() string { return c.id }
@@ -363,9 +371,7 @@ func (c *Cluster) removeMarked(dirs []string) error {
 
 func (c *Cluster) openPartition(topic string, index int32, cfg partition.Config) *PartitionSlot {
 	dir := path.Join(c.cfg.DataDir, partitionDirName(topic, index))
-	e := env.Real()
-	e.FS, e.Logger = c.fsys, c.logger
-	p, err := partition.Open(e, dir, topic, index, cfg)
+	p, err := partition.Open(c.env, dir, topic, index, cfg)
 	if err != nil {
 		c.logger.Error("partition offline", "topic", topic, "partition", index, "err", err)
 		return &PartitionSlot{Index: index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)}
@@ -430,17 +436,28 @@ func (c *Cluster) closePartitions() error {
 	return errors.Join(errs...)
 }
 
-// cleanLoop applies retention and compaction to every partition periodically.
+// cleanLoop applies retention and compaction to every partition at a fixed
+// rate on the cluster's clock: a pass longer than the interval is followed
+// at once by the next, never by a backlog of passes.
 func (c *Cluster) cleanLoop() {
 	defer close(c.done)
-	ticker := time.NewTicker(time.Duration(c.cfg.CleanIntervalMs) * time.Millisecond)
-	defer ticker.Stop()
+	clock := c.env.Clock
+	interval := time.Duration(c.cfg.CleanIntervalMs) * time.Millisecond
+	next := clock.Now().Add(interval)
+	timer := clock.NewTimer(interval)
+	defer timer.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-ticker.C:
-			c.CleanOnce(time.Now().UnixMilli())
+		case <-timer.C():
+			c.CleanOnce(clock.Now().UnixMilli())
+			now := clock.Now()
+			next = next.Add(interval)
+			if next.Before(now) {
+				next = now
+			}
+			timer.Reset(next.Sub(now))
 		}
 	}
 }

@@ -13,14 +13,50 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// testEnv is the real environment on fsys, logging nothing.
+func testEnv(fsys vfs.FS) env.Env {
+	e := env.Real()
+	e.FS, e.Logger = fsys, quiet
+	return e
+}
+
+// TestIDsComeFromTheEnv: the cluster id and topic ids are drawn from the
+// environment's randomness, so one seed gives the same ids on every run,
+// and another seed others.
+func TestIDsComeFromTheEnv(t *testing.T) {
+	ids := func(seed uint64) (string, [16]byte) {
+		e := testEnv(vfs.NewMem())
+		e.Rand = env.NewSeededRand(seed)
+		c, err := Open(e, DefaultConfig("/data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		topic, err := c.CreateTopic("t", 1, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ID(), topic.ID
+	}
+	cluster1, topic1 := ids(1)
+	cluster2, topic2 := ids(1)
+	if cluster1 != cluster2 || topic1 != topic2 {
+		t.Fatalf("seed 1 gave cluster %s topic %x, then cluster %s topic %x", cluster1, topic1, cluster2, topic2)
+	}
+	if other, _ := ids(2); other == cluster1 {
+		t.Fatalf("seeds 1 and 2 both gave cluster id %s", other)
+	}
+}
+
 func openCluster(t *testing.T, fsys vfs.FS) *Cluster {
 	t.Helper()
-	c, err := Open(fsys, DefaultConfig("/data"), quiet)
+	c, err := Open(testEnv(fsys), DefaultConfig("/data"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +216,7 @@ func TestMarkedDirectoriesRemoved(t *testing.T) {
 func TestSecondOpenRefused(t *testing.T) {
 	fsys := vfs.NewMem()
 	c := openCluster(t, fsys)
-	_, err := Open(fsys, DefaultConfig("/data"), quiet)
+	_, err := Open(testEnv(fsys), DefaultConfig("/data"))
 	if !errors.Is(err, vfs.ErrLocked) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
 	}
@@ -224,7 +260,7 @@ func TestUnknownPartitionsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err := Open(fsys, DefaultConfig("/data"), quiet)
+	_, err := Open(testEnv(fsys), DefaultConfig("/data"))
 	if !errors.Is(err, ErrUnknownPartitions) {
 		t.Fatalf("open without topics.json: %v, want ErrUnknownPartitions", err)
 	}
@@ -350,7 +386,7 @@ func TestFailedOpenReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	goroutines := runtime.NumGoroutine()
-	if _, err := Open(fsys, DefaultConfig("/data"), quiet); err == nil {
+	if _, err := Open(testEnv(fsys), DefaultConfig("/data")); err == nil {
 		t.Fatal("open with an invalid stored config succeeded")
 	}
 	// An open partition runs a flusher goroutine until closed; goroutines

@@ -32,6 +32,13 @@
 // creation refuses to open a partition over an existing directory, so
 // undoing a failed creation only ever removes what it created.
 //
+// # Environment
+//
+// Open takes an env.Env: the data directory lives on its filesystem, every
+// partition opens with it, the cleaner runs at a fixed rate on its clock,
+// and the cluster id and topic ids are drawn from its randomness. The group
+// coordinator takes the same Env from Cluster.Env.
+//
 // # Locks
 //
 // Cluster.mu guards the topic map and both files. It is held while partitions

@@ -12,7 +12,7 @@ import (
 func TestProducerIDExpirationReachesPartitions(t *testing.T) {
 	cfg := DefaultConfig("/data")
 	cfg.ProducerIDExpirationMs = 1234
-	c, err := Open(vfs.NewMem(), cfg, quiet)
+	c, err := Open(testEnv(vfs.NewMem()), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

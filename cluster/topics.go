@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -105,9 +104,7 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 		return &Topic{Name: name, Configs: configs}, nil
 	}
 	t := &Topic{Name: name, Configs: maps.Clone(configs)}
-	if _, err := rand.Read(t.ID[:]); err != nil {
-		return nil, fmt.Errorf("topic id: %w", err)
-	}
+	_, _ = c.env.Rand.Read(t.ID[:]) // never fails
 	for i := int32(0); i < partitions; i++ {
 		s, err := c.createPartition(name, i, pcfg, ErrTopicExists)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -19,7 +20,9 @@ import (
 func openTest(t *testing.T, fsys vfs.FS) (*cluster.Cluster, *Coordinator) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cl, err := cluster.Open(fsys, cluster.DefaultConfig("/data"), logger)
+	e := env.Real()
+	e.FS, e.Logger = fsys, logger
+	cl, err := cluster.Open(e, cluster.DefaultConfig("/data"))
 	if err != nil {
 		t.Fatal(err)
 	}

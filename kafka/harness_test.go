@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -35,7 +36,9 @@ func startServerFS(t testing.TB, fsys vfs.FS, edit ...func(*Config)) *testServer
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ccfg := cluster.DefaultConfig("/data")
-	cl, err := cluster.Open(fsys, ccfg, logger)
+	e := env.Real()
+	e.FS, e.Logger = fsys, logger
+	cl, err := cluster.Open(e, ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
@@ -67,7 +68,9 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	ccfg := cluster.DefaultConfig(cfg.DataDir)
 	ccfg.DecompressedBatchBytesMax = cfg.DecompressedBatchBytesMax
 	ccfg.ProducerIDExpirationMs = cfg.ProducerIDExpiration.Milliseconds()
-	cl, err := cluster.Open(fsys, ccfg, logger)
+	e := env.Real()
+	e.FS, e.Logger = fsys, logger
+	cl, err := cluster.Open(e, ccfg)
 	if err != nil {
 		s.closeListeners()
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
