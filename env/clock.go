@@ -21,6 +21,11 @@ type Timer interface {
 	Stop() bool
 	// Reset re-arms the timer to fire after d; true when it was armed.
 	Reset(d time.Duration) bool
+	// ResetAt re-arms the timer to fire at deadline, at once when it has
+	// passed; true when it was armed. A component whose deadlines are
+	// instants uses it rather than Reset(deadline.Sub(Now())), which would
+	// arm late on a clock that moved between the two reads.
+	ResetAt(deadline time.Time) bool
 }
 
 // RealClock is the wall clock and the runtime's timers.
@@ -37,6 +42,9 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time        { return r.t.C }
 func (r realTimer) Stop() bool                 { return r.t.Stop() }
 func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
+func (r realTimer) ResetAt(deadline time.Time) bool {
+	return r.t.Reset(time.Until(deadline))
+}
 
 // ManualClock is a clock that moves only when Advance is called, for tests
 // and simulation. Timers due at or before the new time fire during Advance,
@@ -100,8 +108,9 @@ func (c *ManualClock) WaitArmed(ctx context.Context, deadline time.Time) error {
 	for {
 		c.mu.Lock()
 		t, armed := c.earliestLocked(), c.armed
+		due := t != nil && !t.deadline.After(deadline)
 		c.mu.Unlock()
-		if t != nil && !t.deadline.After(deadline) {
+		if due {
 			return nil
 		}
 		select {
@@ -165,11 +174,23 @@ func (t *manualTimer) Reset(d time.Duration) bool {
 	c := t.clock
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return t.resetLocked(c.now.Add(d))
+}
+
+func (t *manualTimer) ResetAt(deadline time.Time) bool {
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
+	return t.resetLocked(deadline)
+}
+
+// resetLocked arms t at deadline, firing it at once when that has passed.
+func (t *manualTimer) resetLocked(deadline time.Time) bool {
+	c := t.clock
 	t.drain()
 	wasArmed := c.disarmLocked(t)
 	c.seq++
-	t.deadline, t.seq = c.now.Add(d), c.seq
-	if d <= 0 {
+	t.deadline, t.seq = deadline, c.seq
+	if !deadline.After(c.now) {
 		c.fireLocked(t)
 		return wasArmed
 	}

@@ -8,7 +8,7 @@ import (
 
 // step is one operation on a ManualClock and its timers.
 type step struct {
-	op    string // "arm", "stop", "reset", "advance"
+	op    string // "arm", "stop", "reset", "resetAt" (d after the start), "advance"
 	timer string
 	d     time.Duration
 	want  bool // what stop or reset returns
@@ -53,6 +53,14 @@ func TestManualClock(t *testing.T) {
 			steps: []step{{op: "arm", timer: "a", d: time.Second}, {op: "reset", timer: "a", d: 3 * time.Second, want: true},
 				{op: "advance", d: 2 * time.Second}},
 			fired: map[string]time.Duration{}, now: 2 * time.Second},
+		{name: "resetAt arms at an instant, whatever the time now",
+			steps: []step{{op: "arm", timer: "a", d: time.Second}, {op: "advance", d: 500 * time.Millisecond},
+				{op: "resetAt", timer: "a", d: 2 * time.Second, want: true}, {op: "advance", d: 1500 * time.Millisecond}},
+			fired: map[string]time.Duration{"a": 2 * time.Second}, now: 2 * time.Second},
+		{name: "resetAt a passed instant fires at once",
+			steps: []step{{op: "arm", timer: "a", d: time.Hour}, {op: "advance", d: 2 * time.Second},
+				{op: "resetAt", timer: "a", d: time.Second, want: true}},
+			fired: map[string]time.Duration{"a": time.Second}, now: 2 * time.Second},
 		{name: "a zero duration fires at once",
 			steps: []step{{op: "arm", timer: "a", d: 0}},
 			fired: map[string]time.Duration{"a": 0}, now: 0},
@@ -76,6 +84,10 @@ func TestManualClock(t *testing.T) {
 				case "reset":
 					if got := timers[s.timer].Reset(s.d); got != s.want {
 						t.Fatalf("step %d: reset %s = %v, want %v", i, s.timer, got, s.want)
+					}
+				case "resetAt":
+					if got := timers[s.timer].ResetAt(start.Add(s.d)); got != s.want {
+						t.Fatalf("step %d: resetAt %s = %v, want %v", i, s.timer, got, s.want)
 					}
 				case "advance":
 					clock.Advance(s.d)
