@@ -452,12 +452,11 @@ func (c *Cluster) cleanLoop() {
 			return
 		case <-timer.C():
 			c.CleanOnce(clock.Now().UnixMilli())
-			now := clock.Now()
 			next = next.Add(interval)
-			if next.Before(now) {
+			if now := clock.Now(); next.Before(now) {
 				next = now
 			}
-			timer.Reset(next.Sub(now))
+			timer.ResetAt(next)
 		}
 	}
 }
