@@ -2,7 +2,6 @@ package groups
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 )
 
 // Coordinator drives a Machine from one goroutine: it serialises calls,
@@ -19,6 +19,7 @@ import (
 type Coordinator struct {
 	cfg    Config
 	logger *slog.Logger
+	clock  env.Clock // the cluster's: deadlines, commit timestamps
 	calls  chan func(nowMs int64)
 	stop   chan struct{}
 	done   chan struct{}
@@ -39,26 +40,28 @@ type Stats struct {
 }
 
 // Open restores committed offsets from __consumer_offsets and starts the
-// driver. The caller must Close it before closing the cluster.
+// driver. It runs in the cluster's environment (Cluster.Env): its timer and
+// times come from that clock, the member id prefix from that randomness.
+// The caller must Close it before closing the cluster.
 func Open(c *cluster.Cluster, cfg Config, logger *slog.Logger) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	e := c.Env()
 	var prefix [6]byte
-	if _, err := rand.Read(prefix[:]); err != nil {
-		return nil, fmt.Errorf("member id prefix: %w", err)
-	}
-	co := &Coordinator{cfg: cfg, logger: logger, calls: make(chan func(int64), cfg.CallsQueuedMax),
+	_, _ = e.Rand.Read(prefix[:]) // never fails
+	co := &Coordinator{cfg: cfg, logger: logger, clock: e.Clock, calls: make(chan func(int64), cfg.CallsQueuedMax),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		machine: NewMachine(cfg, hex.EncodeToString(prefix[:])), log: newOffsetsLog(c, cfg.OffsetsTopicPartitions),
 		waiters: map[Waiter]chan any{}}
-	started := time.Now()
+	started := co.clock.Now()
 	n, err := co.log.restore(co.machine)
 	if err != nil {
 		return nil, fmt.Errorf("restore committed offsets: %w", err)
 	}
 	co.machine.Ready() // restoring produces no replies worth keeping
-	logger.Info("group coordinator restored", "records", n, "groups", len(co.machine.groups), "took", time.Since(started).Round(time.Millisecond))
+	logger.Info("group coordinator restored", "records", n, "groups", len(co.machine.groups),
+		"took", co.clock.Now().Sub(started).Round(time.Millisecond))
 	go co.loop()
 	return co, nil
 }
@@ -76,11 +79,11 @@ func (co *Coordinator) Close() error {
 
 func (co *Coordinator) loop() {
 	defer close(co.done)
-	timer := time.NewTimer(time.Hour)
+	timer := co.clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		if next := co.machine.NextDeadlineMs(); next > 0 {
-			timer.Reset(time.Until(time.UnixMilli(next)))
+			timer.ResetAt(time.UnixMilli(next))
 		} else {
 			timer.Reset(time.Hour)
 		}
@@ -88,11 +91,11 @@ func (co *Coordinator) loop() {
 		case <-co.stop:
 			return
 		case call := <-co.calls:
-			call(time.Now().UnixMilli())
-		case <-timer.C:
-			co.machine.Tick(time.Now().UnixMilli())
+			call(co.clock.Now().UnixMilli())
+		case <-timer.C():
+			co.machine.Tick(co.clock.Now().UnixMilli())
 		}
-		co.deliver(time.Now().UnixMilli())
+		co.deliver(co.clock.Now().UnixMilli())
 	}
 }
 

@@ -19,9 +19,16 @@ import (
 
 func openTest(t *testing.T, fsys vfs.FS) (*cluster.Cluster, *Coordinator) {
 	t.Helper()
+	return openTestClock(t, fsys, env.RealClock(), func(*Config) {})
+}
+
+// openTestClock opens a cluster and a coordinator on clock, with three
+// offsets partitions and no initial rebalance delay unless edit sets one.
+func openTestClock(t *testing.T, fsys vfs.FS, clock env.Clock, edit func(*Config)) (*cluster.Cluster, *Coordinator) {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := env.Real()
-	e.FS, e.Logger = fsys, logger
+	e.FS, e.Logger, e.Clock = fsys, logger, clock
 	cl, err := cluster.Open(e, cluster.DefaultConfig("/data"))
 	if err != nil {
 		t.Fatal(err)
@@ -29,11 +36,83 @@ func openTest(t *testing.T, fsys vfs.FS) (*cluster.Cluster, *Coordinator) {
 	cfg := DefaultConfig()
 	cfg.InitialRebalanceDelayMs = 0
 	cfg.OffsetsTopicPartitions = 3
+	edit(&cfg)
 	co, err := Open(cl, cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cl, co
+}
+
+// TestDeadlinesFireOnClockAdvance: on a manual clock, a JoinGroup held by
+// the initial rebalance delay returns when the clock passes the delay, and
+// a member that stops heartbeating is expired when the clock passes its
+// session timeout, with nothing but Advance: the driver's timer runs on the
+// cluster's clock.
+func TestDeadlinesFireOnClockAdvance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Unix(1_700_000_000, 0)
+	clock := env.NewManualClock(start)
+	cl, co := openTestClock(t, vfs.NewMem(), clock, func(cfg *Config) { cfg.InitialRebalanceDelayMs = 3000 })
+	defer cl.Close()
+	defer co.Close()
+	commitForDeletion(ctx, t, co) // creates group g and its offsets partition
+	offsets, err := cl.Partition(OffsetsTopic, partitionFor("g", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type joinAnswer struct {
+		res JoinResult
+		err error
+	}
+	joined := make(chan joinAnswer, 1)
+	go func() {
+		res, err := co.Join(ctx, JoinRequest{Group: "g", ClientID: "a", SessionTimeoutMs: 10_000,
+			RebalanceTimeoutMs: 60_000, ProtocolType: "consumer", Protocols: []Protocol{{Name: "range"}}})
+		joined <- joinAnswer{res, err}
+	}()
+	if err := clock.WaitArmed(ctx, start.Add(3*time.Second)); err != nil {
+		t.Fatalf("no timer armed for the initial rebalance delay: %v", err)
+	}
+	select {
+	case a := <-joined:
+		t.Fatalf("join answered before the delay passed: %+v", a)
+	default:
+	}
+	clock.Advance(3 * time.Second)
+	a := <-joined
+	if a.err != nil || a.res.Err != nil || a.res.Generation != 1 {
+		t.Fatalf("join after the delay: %+v", a)
+	}
+	synced, err := co.Sync(ctx, SyncRequest{Group: "g", MemberID: a.res.MemberID, Generation: 1,
+		Assignments: map[string][]byte{a.res.MemberID: nil}})
+	if err != nil || synced.Err != nil {
+		t.Fatalf("sync: %+v %v", synced, err)
+	}
+
+	// The member now stays silent. Its expiry empties the group, which
+	// writes the group's record: the offsets partition's high watermark
+	// moving is the sign that the timer fired.
+	hwm, changed := offsets.HighWatermark(), offsets.Changed()
+	if err := clock.WaitArmed(ctx, start.Add(13*time.Second)); err != nil {
+		t.Fatalf("no timer armed for the session: %v", err)
+	}
+	clock.Advance(10*time.Second + time.Millisecond)
+	for offsets.HighWatermark() == hwm {
+		select {
+		case <-changed:
+			changed = offsets.Changed()
+		case <-ctx.Done():
+			d, _ := co.Describe(context.Background(), "g")
+			t.Fatalf("the session did not expire on Advance: %+v at %v", d, clock.Now().Sub(start))
+		}
+	}
+	d, err := co.Describe(ctx, "g")
+	if err != nil || d.State != "Empty" || len(d.Members) != 0 {
+		t.Fatalf("group after the session passed: %+v %v", d, err)
+	}
 }
 
 // TestCommittedOffsetsSurviveRestart proves commits are replayed from

@@ -16,6 +16,8 @@
 // Coordinator is the thin driver: one goroutine owns the Machine, a timer set
 // to the Machine's next deadline, and the offsets log. Kafka handlers call it
 // from their deferred reply part; a call waits for its answer or its context.
+// The timer and every time handed to the Machine come from the cluster's
+// env.Clock (Cluster.Env), so a manual clock drives expiry in tests.
 //
 // # Committed offsets on disk
 //
