@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/cairnlog/cairn/env"
 )
 
 // Config is the whole server's configuration. Flags and CAIRN_* environment
@@ -35,6 +37,10 @@ type Config struct {
 	// ProducerIDExpiration forgets an idempotent producer that appended nothing
 	// to a partition for this long, as Kafka's producer.id.expiration.ms (default 1 day).
 	ProducerIDExpiration time.Duration
+	// Env is the node's clock, randomness, filesystem and logger. Unset
+	// fields are the real ones (env.Real()); Start's filesystem and logger
+	// arguments, when not nil, take the place of Env's.
+	Env env.Env
 }
 
 // DefaultConfig returns the configuration `cairn serve` uses without flags.

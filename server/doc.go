@@ -7,4 +7,8 @@
 // behind. /healthz answers 503 and cairn_partitions_offline counts every
 // partition that is offline: failed to open, failed a sync, or found damaged
 // by a read.
+//
+// The node's clock, randomness, filesystem and logger are Config.Env
+// (env.Real() where unset); the cluster, its partitions and the group
+// coordinator all run in it.
 package server

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnlog/cairn/cluster"
-	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
@@ -26,7 +25,7 @@ import (
 // Run serves until ctx is done, then shuts down cleanly: listeners close,
 // pending syncs finish, partitions record a clean recovery point.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	s, err := Start(cfg, vfs.Default(), logger)
+	s, err := Start(cfg, nil, logger)
 	if err != nil {
 		return err
 	}
@@ -55,12 +54,22 @@ type Server struct {
 // Start binds the listeners, opens the data directory and starts serving.
 // The caller must Close. The ports are bound first, so a start that fails on
 // a taken port creates nothing in the data directory; once the Kafka server
-// (and its group coordinator) exists, nothing fails any more.
+// (and its group coordinator) exists, nothing fails any more. The node runs
+// in cfg.Env, on fsys and logging to logger unless they are nil.
 func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	started := time.Now()
+	e := cfg.Env
+	if fsys != nil {
+		e.FS = fsys
+	}
+	if logger != nil {
+		e.Logger = logger
+	}
+	e = e.Complete()
+	cfg.Env, logger = e, e.Logger
+	started := e.Clock.Now()
 	s := &Server{cfg: cfg, logger: logger, failed: make(chan error, 2), kafkaDone: make(chan struct{})}
 	if err := s.listen(); err != nil {
 		return nil, err
@@ -68,8 +77,6 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	ccfg := cluster.DefaultConfig(cfg.DataDir)
 	ccfg.DecompressedBatchBytesMax = cfg.DecompressedBatchBytesMax
 	ccfg.ProducerIDExpirationMs = cfg.ProducerIDExpiration.Milliseconds()
-	e := env.Real()
-	e.FS, e.Logger = fsys, logger
 	cl, err := cluster.Open(e, ccfg)
 	if err != nil {
 		s.closeListeners()
@@ -93,7 +100,7 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		}
 	}()
 	logger.Info("cairn serving", "kafka", s.kafkaLn.Addr().String(), "advertised", kcfg.AdvertisedAddr,
-		"http", s.HTTPAddr(), "data_dir", cfg.DataDir, "topics", len(cl.Topics()), "startup", time.Since(started).Round(time.Millisecond))
+		"http", s.HTTPAddr(), "data_dir", cfg.DataDir, "topics", len(cl.Topics()), "startup", e.Clock.Now().Sub(started).Round(time.Millisecond))
 	return s, nil
 }
 

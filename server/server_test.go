@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -69,6 +70,31 @@ func TestServeRestart(t *testing.T) {
 	p, err := s.Cluster().Partition("t", 0)
 	if err != nil || p.HighWatermark() != 1 {
 		t.Fatalf("after restart: %v, hwm %d", err, p.HighWatermark())
+	}
+}
+
+// TestStartRunsInTheConfiguredEnv: with no filesystem argument the node
+// keeps its data on Config.Env's filesystem, and its ids come from
+// Config.Env's randomness: one seed, one cluster id.
+func TestStartRunsInTheConfiguredEnv(t *testing.T) {
+	start := func(seed uint64) (string, vfs.FS) {
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", "127.0.0.1:0", ""
+		cfg.Env = env.Env{FS: vfs.NewMem(), Rand: env.NewSeededRand(seed),
+			Clock: env.NewManualClock(time.Unix(1_700_000_000, 0))}
+		s, err := Start(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		return s.Cluster().ID(), cfg.Env.FS
+	}
+	first, fsys := start(3)
+	if _, err := fsys.Stat("/data/cluster.json"); err != nil {
+		t.Fatalf("cluster.json not on the env's filesystem: %v", err)
+	}
+	if again, _ := start(3); again != first {
+		t.Fatalf("seed 3 gave cluster ids %s and %s", first, again)
 	}
 }
 
