@@ -8,8 +8,9 @@
 // and an in-memory or crash-simulating vfs.FS in its place, so that the same
 // seed gives the same run.
 //
-// What is not threaded through Env on purpose: latency measurements of
-// socket I/O and real socket deadlines in package kafka, which describe the
-// operating system's network and stay on the wall clock until the network
-// becomes part of Env too.
+// TestNodeCodeUsesTheEnv keeps it so: it fails, naming the line, when code
+// of a node package reads the wall clock, sets a runtime timer or draws
+// randomness itself. Its notYetThreaded list names the uses left (the
+// Kafka front end's socket deadlines and long polls, the event store's
+// event ids and latency metric) and why.
 package env
