@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -407,4 +408,54 @@ func TestFailedOpenReleasesEverything(t *testing.T) {
 func testBatch(t *testing.T) []byte {
 	t.Helper()
 	return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Value: []byte("kept")}}, batch.None)
+}
+
+// TestCleanerRunsOnTheClusterClock: the cleaner's pass runs when the
+// cluster's clock reaches the clean interval, not before, and it re-arms for
+// the next interval once the pass is done.
+func TestCleanerRunsOnTheClusterClock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Unix(1_700_000_000, 0)
+	clock := env.NewManualClock(start)
+	e := testEnv(vfs.NewMem())
+	e.Clock = clock
+	cfg := DefaultConfig("/data")
+	cfg.CleanIntervalMs = 30_000
+	c, err := Open(e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Every batch its own segment, and retention by size drops every sealed one.
+	if _, err := c.CreateTopic("t", 1, map[string]string{"segment.bytes": "14", "retention.bytes": "1"}, false); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Partition("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		res, err := p.Append(testBatch(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.WaitDurable(ctx, res.LastOffset); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := clock.WaitArmed(ctx, start.Add(30*time.Second)); err != nil {
+		t.Fatalf("the cleaner armed no timer: %v", err)
+	}
+	clock.Advance(29 * time.Second)
+	if got := p.LogStartOffset(); got != 0 {
+		t.Fatalf("log start %d before the clean interval passed, want 0", got)
+	}
+	clock.Advance(time.Second)
+	if err := clock.WaitArmed(ctx, start.Add(60*time.Second)); err != nil {
+		t.Fatalf("the cleaner did not re-arm after its pass: %v", err)
+	}
+	if got := p.LogStartOffset(); got != 2 {
+		t.Fatalf("log start %d after the pass, want 2 (the active segment stays)", got)
+	}
 }
