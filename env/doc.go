@@ -11,6 +11,6 @@
 // TestNodeCodeUsesTheEnv keeps it so: it fails, naming the line, when code
 // of a node package reads the wall clock, sets a runtime timer or draws
 // randomness itself. Its notYetThreaded list names the uses left (the
-// Kafka front end's socket deadlines and long polls, the event store's
-// event ids and latency metric) and why.
+// Kafka front end's socket deadlines and long polls, a log rate limit in
+// the stream index) and why.
 package env

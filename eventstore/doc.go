@@ -10,4 +10,8 @@
 // stream's metadata or deletion before it is durable (durableState);
 // subscriptions catch up from the log and then wait for the high watermark
 // to move.
+//
+// The service runs in the cluster's environment (cluster.Cluster.Env): event
+// times and read deadlines come from its clock, and the ids of events sent
+// without one (version-4 UUIDs) from its randomness.
 package eventstore

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"mime"
 	"slices"
@@ -73,8 +74,9 @@ func isJSON(contentType string) bool {
 
 // eventRecords turns an append's events into records: key = stream, value =
 // data, CloudEvents attributes and metadata as headers. The first record
-// carries the expected revision, which the partition checks.
-func eventRecords(topic, stream string, expected streams.Expected, events []*eventstorev1.Event, now time.Time) ([]batch.Record, error) {
+// carries the expected revision, which the partition checks. Events without
+// an id get a random (version 4) UUID read from ids.
+func eventRecords(topic, stream string, expected streams.Expected, events []*eventstorev1.Event, now time.Time, ids io.Reader) ([]batch.Record, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("an append needs at least one event")
 	}
@@ -86,7 +88,11 @@ func eventRecords(topic, stream string, expected streams.Expected, events []*eve
 	for i, ev := range events {
 		id := ev.GetId()
 		if id == "" {
-			id = uuid.NewString()
+			generated, err := uuid.NewRandomFromReader(ids)
+			if err != nil {
+				return nil, fmt.Errorf("event %d: make an id: %w", i, err)
+			}
+			id = generated.String()
 		} else if _, err := uuid.Parse(id); err != nil {
 			return nil, fmt.Errorf("event %d: id %q is not a UUID", i, id)
 		}

@@ -59,7 +59,7 @@ func (s *Service) readStream(ctx context.Context, p *partition.Partition, x *str
 	if err != nil {
 		return streamPage{}, err
 	}
-	nowMs := s.now().UnixMilli()
+	nowMs := s.clock.Now().UnixMilli()
 	first := st.FirstKept()
 	var picked []streams.Entry
 	page := streamPage{next: from}
@@ -325,7 +325,7 @@ func (r *topicReader) readPartition(i int, max, maxBytes int) ([]*eventstorev1.R
 	if err != nil {
 		return nil, toConnectError(err)
 	}
-	nowMs := r.s.now().UnixMilli()
+	nowMs := r.s.clock.Now().UnixMilli()
 	var out []*eventstorev1.RecordedEvent
 	for data := res.Records; len(data) > 0 && len(out) < max; {
 		h, whole, rest, err := batch.Next(data)

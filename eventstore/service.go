@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/cairnlog/cairn/api/cairn/eventstore/v1/eventstorev1connect"
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/streams"
 )
@@ -35,7 +37,8 @@ type Service struct {
 	cluster *cluster.Cluster
 	cfg     Config
 	logger  *slog.Logger
-	now     func() time.Time
+	clock   env.Clock // the cluster's: event times, read deadlines, latency
+	ids     io.Reader // the cluster's randomness: ids of events given none
 
 	// closing ends subscriptions when the server stops: HTTP shutdown
 	// waits for handlers, and a live subscription never returns by itself.
@@ -53,7 +56,8 @@ func New(c *cluster.Cluster, cfg Config, logger *slog.Logger) *Service {
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1
 	}
-	return &Service{cluster: c, cfg: cfg, logger: logger, now: time.Now, closing: make(chan struct{})}
+	e := c.Env()
+	return &Service{cluster: c, cfg: cfg, logger: logger, clock: e.Clock, ids: e.Rand, closing: make(chan struct{})}
 }
 
 // Handler returns the path prefix and handler to mount on the HTTP mux.
@@ -169,18 +173,18 @@ func expectedProto(e streams.Expected) *eventstorev1.ExpectedRevision {
 
 // Append implements the API.
 func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.AppendRequest]) (_ *connect.Response[eventstorev1.AppendResponse], err error) {
-	started := time.Now()
+	started := s.clock.Now()
 	duplicate := false
 	defer func() {
 		countAppend(duplicate, err)
-		appendSeconds.Observe(time.Since(started).Seconds())
+		appendSeconds.Observe(s.clock.Now().Sub(started).Seconds())
 	}()
 	m := req.Msg
 	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), true)
 	if err != nil {
 		return nil, err
 	}
-	recs, err := eventRecords(m.GetTopic(), m.GetStream(), parseExpected(m.GetExpectedRevision()), m.GetEvents(), s.now())
+	recs, err := eventRecords(m.GetTopic(), m.GetStream(), parseExpected(m.GetExpectedRevision()), m.GetEvents(), s.clock.Now(), s.ids)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
@@ -236,7 +240,7 @@ func (s *Service) SetStreamMetadata(ctx context.Context, req *connect.Request[ev
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.write(ctx, p, []batch.Record{opRecord(m.GetStream(), streams.OpMetadata, streams.EncodeMetadata(md), nil, s.now())})
+	res, err := s.write(ctx, p, []batch.Record{opRecord(m.GetStream(), streams.OpMetadata, streams.EncodeMetadata(md), nil, s.clock.Now())})
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +265,7 @@ func (s *Service) DeleteStream(ctx context.Context, req *connect.Request[eventst
 		e := parseExpected(m.GetExpectedRevision())
 		expected = &e
 	}
-	res, err := s.write(ctx, p, []batch.Record{opRecord(m.GetStream(), op, nil, expected, s.now())})
+	res, err := s.write(ctx, p, []batch.Record{opRecord(m.GetStream(), op, nil, expected, s.clock.Now())})
 	if err != nil {
 		return nil, err
 	}
