@@ -260,19 +260,25 @@ func TestConcurrentReadsSyncAndMutations(t *testing.T) {
 	l := mustOpen(t, vfs.NewMem(), "p", Config{SegmentBytes: 2048, SegmentMs: 1 << 40, IndexIntervalBytes: 128}, 0)
 	defer l.Close()
 	var appended sync.Map // base offset -> batch bytes
+	runWriterSyncerReaders(t, l,
+		func() error { return concurrentWriter(l, &appended) },
+		func(reader uint64) error { return concurrentReader(l, &appended, reader) })
+}
+
+// runWriterSyncerReaders runs the single writer, a flusher syncing in a
+// loop until the writer returns, and three readers, and waits for all of
+// them; any error fails t.
+func runWriterSyncerReaders(t *testing.T, l *Log, writer func() error, reader func(reader uint64) error) {
+	t.Helper()
 	var wg sync.WaitGroup
 	done := make(chan struct{})
-	wg.Add(1)
-	go func() { // the single writer runs every mutation
-		defer wg.Done()
+	wg.Go(func() {
 		defer close(done)
-		if err := concurrentWriter(l, &appended); err != nil {
+		if err := writer(); err != nil {
 			t.Error(err)
 		}
-	}()
-	wg.Add(1)
-	go func() { // the flusher
-		defer wg.Done()
+	})
+	wg.Go(func() { // the flusher
 		for {
 			select {
 			case <-done:
@@ -284,15 +290,13 @@ func TestConcurrentReadsSyncAndMutations(t *testing.T) {
 				return
 			}
 		}
-	}()
-	for reader := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := concurrentReader(l, &appended, uint64(reader)); err != nil {
+	})
+	for r := range 3 {
+		wg.Go(func() {
+			if err := reader(uint64(r)); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }

@@ -390,41 +390,9 @@ func TestTruncateSuffixRacingReads(t *testing.T) {
 	l := mustOpen(t, vfs.NewMem(), "p", Config{SegmentBytes: 2048, SegmentMs: 1 << 40, IndexIntervalBytes: 128}, 0)
 	defer l.Close()
 	model := &cutModel{}
-	var wg sync.WaitGroup
-	done := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(done)
-		if err := cuttingWriter(l, model); err != nil {
-			t.Error(err)
-		}
-	}()
-	wg.Add(1)
-	go func() { // the flusher
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if _, err := l.Sync(); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
-	for reader := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cutReader(l, model, uint64(reader)); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	runWriterSyncerReaders(t, l,
+		func() error { return cuttingWriter(l, model) },
+		func(reader uint64) error { return cutReader(l, model, reader) })
 }
 
 // cuttingWriter appends unique batches and now and then cuts the log at a
