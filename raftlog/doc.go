@@ -1,0 +1,98 @@
+// Package raftlog keeps what a replicated partition needs beside its Kafka
+// segments to serve as a Raft log: the hard state (raft-state) and the
+// entries that are not Kafka batches, truncations, the snapshot point and
+// index ↔ offset anchors (raft-meta). Data entries are the partition's
+// RecordBatches themselves, stored by package storage; their Raft index is
+// not stored in them but counted forward from the nearest anchor or
+// non-data entry, and their term is the batch's PartitionLeaderEpoch
+// (docs/design/replication.md §1).
+//
+// So far the package holds the two file formats and their codecs; the
+// raft.Storage implementation over storage.Log comes on top of them.
+// Files are read and written through storage/vfs only.
+//
+// # Formats
+//
+// All integers are big-endian and fixed width; checksums are CRC32C
+// (Castagnoli) as everywhere in storage. Everything below is part of the
+// on-disk format; each file has a format version, and a reader refuses
+// another version with ErrVersion (never as damage).
+//
+// # raft-state
+//
+// Replaced atomically (vfs.WriteFileAtomic: write raft-state.tmp, fsync,
+// rename, fsync the directory), so it is never torn: a read gives the old
+// or the new content, and anything else is ErrInvalid.
+//
+//	offset  size  field
+//	 0      4     magic 0x43524e48 ("CRNH")
+//	 4      2     format version, 1
+//	 6      2     flags; bit 0: clean shutdown; other bits 0
+//	 8      8     group id (0: the meta group)
+//	16      8     replica id
+//	24      8     term
+//	32      8     vote (0: none)
+//	40      8     applied index (also reported as the commit index at restart)
+//	48      8     raft-meta recovery point: bytes of that file known synced
+//	56      4     raft-meta generation the recovery point refers to
+//	60      4     ConfState length N, at most 64 KiB
+//	64      N     ConfState as of the applied index (raftpb, marshalled)
+//	64+N    4     CRC32C of bytes [0, 64+N)
+//
+// # raft-meta
+//
+// Created or rewritten atomically (header and the live records at once,
+// all synced), then appended to, one record per Write, so a crash tears at
+// most the records after the last sync. A rewrite increments the
+// generation.
+//
+//	header, 40 bytes:
+//	 0      4     magic 0x43524e52 ("CRNR")
+//	 4      2     format version, 1
+//	 6      2     reserved, 0
+//	 8      8     group id
+//	16      8     replica id
+//	24      8     written bytes: the file's size as created or rewritten
+//	32      4     generation
+//	36      4     CRC32C of bytes [0, 36)
+//
+//	record, 8+L bytes:
+//	 0      4     CRC32C of bytes [4, 8+L): length, type and body
+//	 4      4     length L of type and body, in [1, 1 MiB]
+//	 8      1     type
+//	 9      L-1   body
+//
+// The CRC covers the length, so a damaged length is caught by the CRC
+// rather than by luck. Bodies, by type:
+//
+//	1 Entry     index u64, term u64, kind u8, next offset i64, data length u32, data
+//	            a non-data entry; kind 0 empty (a new leader's first entry),
+//	            1 ConfChange, 2 ConfChangeV2, 3 partition command
+//	2 Truncate  index u64, next offset i64
+//	            entries and anchors at or above index are void; the
+//	            segments were cut to next offset
+//	3 Snapshot  index u64, term u64, next offset i64, log start offset i64,
+//	            ConfState length u32, ConfState,
+//	            term count u32, count × {term u64, index u64, start offset i64}
+//	            the compaction point and the term boundaries at or below it;
+//	            always the first record of a file
+//	4 Anchor    index u64, offset i64
+//	            the data batch stored at Kafka offset `offset` is entry `index`
+//
+// "Next offset" of an entry is the Kafka offset it precedes (the log end
+// when it was appended). Offsets are never negative.
+//
+// # Recovery point and damage
+//
+// raft-state names a generation G and a number of synced bytes P. For a
+// raft-meta file of generation G the recovery point is max(P, written
+// bytes); for generation G+1 (a rewrite that landed before raft-state
+// caught up) it is its written bytes; any other generation is corruption.
+// Records starting before the recovery point must be whole with a good
+// CRC, or ScanMeta returns a *CorruptionError (synced, possibly
+// acknowledged state is damaged; the replica must stop). After it, the
+// first bytes that are not such a record are a torn tail, reported in
+// MetaScan.Torn and cut at MetaScan.ValidBytes. A record with a good CRC
+// whose body does not decode is corruption wherever it lies. Record
+// lengths are bounded (1 MiB) before anything is sliced or allocated.
+package raftlog

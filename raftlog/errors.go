@@ -1,0 +1,40 @@
+package raftlog
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrStateMissing: there is no raft-state file. Whether that is fine (a
+	// directory never replicated) or corruption (segments without it) is
+	// the caller's call.
+	ErrStateMissing = errors.New("raftlog: raft-state missing")
+	// ErrInvalid: a raft-state or raft-meta header does not hold a valid
+	// encoding (short, bad magic, bad CRC, a field out of bounds).
+	ErrInvalid = errors.New("raftlog: invalid encoding")
+	// ErrVersion: the file carries a format version this code does not
+	// read, typically written by a newer release. Not damage: nothing may be
+	// cut or rewritten because of it.
+	ErrVersion = errors.New("raftlog: unsupported format version")
+	// errTornRecord is wrapped by the reason a raft-meta tail after the
+	// recovery point was cut.
+	errTornRecord = errors.New("torn record")
+)
+
+// CorruptionError reports damage that must not be repaired by truncation:
+// raft-meta bytes before its recovery point (synced, possibly acknowledged)
+// are missing or invalid. The replica must stop and never vote again under
+// its identity (design §5.4).
+type CorruptionError struct {
+	Name   string
+	Detail string
+}
+
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("raftlog: corruption in %s: %s", e.Name, e.Detail)
+}
+
+func corruption(name string, format string, args ...any) *CorruptionError {
+	return &CorruptionError{Name: name, Detail: fmt.Sprintf(format, args...)}
+}
