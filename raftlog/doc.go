@@ -7,7 +7,8 @@
 // non-data entry, and their term is the batch's PartitionLeaderEpoch
 // (docs/design/replication.md §1).
 //
-// So far the package holds the two file formats and their codecs; the
+// So far the package holds the two file formats, their codecs and the
+// in-memory bookkeeping (term boundaries, non-data entries, anchors); the
 // raft.Storage implementation over storage.Log comes on top of them.
 // Files are read and written through storage/vfs only.
 //
@@ -95,4 +96,13 @@
 // MetaScan.Torn and cut at MetaScan.ValidBytes. A record with a good CRC
 // whose body does not decode is corruption wherever it lies. Record
 // lengths are bounded (1 MiB) before anything is sliced or allocated.
+//
+// # Terms without I/O
+//
+// Every term starts with its leader's empty entry, and by Log Matching
+// that entry precedes every other entry of the term in every log that has
+// one. So the empty entries kept in raft-meta, plus the term history in
+// the Snapshot record, are exactly the term boundaries, and the term of
+// any entry is that of the last boundary at or below its index: a binary
+// search in memory (book.term).
 package raftlog
