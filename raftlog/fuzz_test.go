@@ -58,7 +58,8 @@ func stateFromBytes(b []byte) State {
 // FuzzRaftMeta checks that scanning arbitrary bytes as raft-meta never
 // panics, and that what a scan accepts is exactly what re-encoding its
 // header and records gives: valid encodings round-trip, and a torn tail
-// or corruption is never half-accepted.
+// or corruption is never half-accepted; and that applying what it
+// accepts to the bookkeeping never panics.
 func FuzzRaftMeta(f *testing.F) {
 	whole := encodeMetaFile(f, sampleHeader, sampleRecords())
 	f.Add(whole, sampleHeader.Generation, int64(0))
@@ -89,6 +90,14 @@ func FuzzRaftMeta(f *testing.F) {
 		}
 		if !bytes.Equal(again, input[:scan.ValidBytes]) {
 			t.Fatalf("re-encoded %x, accepted %x", again, input[:scan.ValidBytes])
+		}
+		// The bookkeeping takes whatever a scan accepts without panicking;
+		// contradictions are errors.
+		var b book
+		for _, r := range scan.Records {
+			if b.apply(r) != nil {
+				break
+			}
 		}
 	})
 }

@@ -148,3 +148,28 @@ func TestStateCrashAtEveryStep(t *testing.T) {
 		}
 	}
 }
+
+// TestStateWriteFaults fails each filesystem call of a raft-state
+// replacement: the write reports the error and the old state stays
+// readable.
+func TestStateWriteFaults(t *testing.T) {
+	old, updated := sampleState(), sampleState()
+	updated.Term = 99
+	injected := errors.New("injected")
+	for _, op := range []vfs.Op{vfs.OpCreate, vfs.OpWrite, vfs.OpSync, vfs.OpClose, vfs.OpRename} {
+		t.Run(op.String(), func(t *testing.T) {
+			fsys := vfs.NewErrorFS(vfs.NewMem())
+			if err := WriteState(fsys, "raft-state", old); err != nil {
+				t.Fatal(err)
+			}
+			fsys.Inject(vfs.Rule{Op: op, Err: injected})
+			if err := WriteState(fsys, "raft-state", updated); !errors.Is(err, injected) {
+				t.Fatalf("write error %v, want the injected one", err)
+			}
+			got, err := ReadState(fsys, "raft-state")
+			if err != nil || !reflect.DeepEqual(got, old) {
+				t.Fatalf("read %+v, %v; want the old state", got, err)
+			}
+		})
+	}
+}
