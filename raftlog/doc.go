@@ -95,7 +95,9 @@
 // first bytes that are not such a record are a torn tail, reported in
 // MetaScan.Torn and cut at MetaScan.ValidBytes. A record with a good CRC
 // whose body does not decode is corruption wherever it lies. Record
-// lengths are bounded (1 MiB) before anything is sliced or allocated.
+// lengths are bounded (1 MiB) before anything is sliced or allocated, and
+// the file, loaded whole, at 64 MiB. The torn tail is cut and the cut
+// synced before anything is appended after it.
 //
 // # Terms without I/O
 //
