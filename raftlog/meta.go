@@ -14,9 +14,10 @@ const (
 	// recordHeaderBytes: CRC u32, length u32, type u8.
 	recordHeaderBytes = 9
 	// recordBytesMax bounds a record's length field (type and body), checked
-	// before anything is sliced or allocated for it. A Snapshot record with
-	// 60,000 term boundaries or an entry with a 1 MiB command would not
-	// fit: proposals of non-data entries are bounded well below it.
+	// before anything is sliced or allocated for it. It bounds what one
+	// record holds: a non-data entry's data just under 1 MiB, about 43,000
+	// term boundaries in a Snapshot record. appendRecord refuses more, so no
+	// record is written that a reader would reject.
 	recordBytesMax = 1 << 20
 )
 
