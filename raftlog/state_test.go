@@ -118,9 +118,10 @@ func TestStateCrashAtEveryStep(t *testing.T) {
 			if err := WriteState(base, "raft-state", old); err != nil {
 				t.Fatal(err)
 			}
-			cfs := newCrashingFS(base, budget, vfs.CrashOptions{Rand: rand.New(rand.NewPCG(uint64(budget), 1)), TearUnsynced: tear})
+			cfs := vfs.NewPowerCutFS(base, budget, vfs.CrashOptions{Rand: rand.New(rand.NewPCG(uint64(budget), 1)), TearUnsynced: tear})
 			writeErr := WriteState(cfs, "raft-state", updated)
-			after, crashed := cfs.crash()
+			crashed := cfs.Cut()
+			after := cfs.Crash()
 			got, err := ReadState(after, "raft-state")
 			if err != nil {
 				t.Fatalf("tear %v, crash before call %d: %v", tear, budget, err)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 
 	"github.com/cairnlog/cairn/batch"
@@ -42,132 +41,6 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("seed %d: %v\nreproduce: go test ./storage -run TestCrashRecovery -seed=%d", seed, err, seed)
 		}
 	}
-}
-
-var errCrashed = errors.New("power cut")
-
-// crashingFS cuts the power before its budget-th mutating call: it takes the
-// durable state of the CrashFS as the snapshot, then fails every mutating call.
-type crashingFS struct {
-	inner    *vfs.CrashFS
-	opts     vfs.CrashOptions
-	budget   int
-	mu       sync.Mutex
-	calls    int
-	snapshot *vfs.CrashFS
-}
-
-func (c *crashingFS) step() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.snapshot != nil {
-		return errCrashed
-	}
-	c.calls++
-	if c.calls >= c.budget {
-		c.snapshot = c.inner.Crash(c.opts)
-		return errCrashed
-	}
-	return nil
-}
-
-func (c *crashingFS) crashed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.snapshot != nil
-}
-
-// crash cuts the power now, if the budget has not done so already.
-func (c *crashingFS) crash() *vfs.CrashFS {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.snapshot == nil {
-		c.snapshot = c.inner.Crash(c.opts)
-	}
-	return c.snapshot
-}
-
-func (c *crashingFS) file(f vfs.File, err error) (vfs.File, error) {
-	if err != nil {
-		return nil, err
-	}
-	return &crashingFile{File: f, fs: c}, nil
-}
-
-func (c *crashingFS) Create(name string) (vfs.File, error) {
-	if err := c.step(); err != nil {
-		return nil, err
-	}
-	return c.file(c.inner.Create(name))
-}
-
-func (c *crashingFS) OpenAppend(name string) (vfs.File, error) {
-	return c.file(c.inner.OpenAppend(name))
-}
-func (c *crashingFS) Open(name string) (vfs.File, error) { return c.file(c.inner.Open(name)) }
-func (c *crashingFS) List(dir string) ([]string, error)  { return c.inner.List(dir) }
-func (c *crashingFS) Stat(name string) (int64, error)    { return c.inner.Stat(name) }
-func (c *crashingFS) Lock(name string) (vfs.File, error) { return c.inner.Lock(name) }
-
-func (c *crashingFS) Remove(name string) error {
-	if err := c.step(); err != nil {
-		return err
-	}
-	return c.inner.Remove(name)
-}
-
-func (c *crashingFS) RemoveAll(name string) error {
-	if err := c.step(); err != nil {
-		return err
-	}
-	return c.inner.RemoveAll(name)
-}
-
-func (c *crashingFS) Rename(oldname, newname string) error {
-	if err := c.step(); err != nil {
-		return err
-	}
-	return c.inner.Rename(oldname, newname)
-}
-
-func (c *crashingFS) MkdirAll(dir string) error {
-	if err := c.step(); err != nil {
-		return err
-	}
-	return c.inner.MkdirAll(dir)
-}
-
-func (c *crashingFS) SyncDir(dir string) error {
-	if err := c.step(); err != nil {
-		return err
-	}
-	return c.inner.SyncDir(dir)
-}
-
-type crashingFile struct {
-	vfs.File
-	fs *crashingFS
-}
-
-func (f *crashingFile) Write(p []byte) (int, error) {
-	if err := f.fs.step(); err != nil {
-		return 0, err
-	}
-	return f.File.Write(p)
-}
-
-func (f *crashingFile) Sync() error {
-	if err := f.fs.step(); err != nil {
-		return err
-	}
-	return f.File.Sync()
-}
-
-func (f *crashingFile) Truncate(size int64) error {
-	if err := f.fs.step(); err != nil {
-		return err
-	}
-	return f.File.Truncate(size)
 }
 
 // modelBatch is one batch the workload appended and has not seen removed.
@@ -207,33 +80,31 @@ func runCrashSeed(seed uint64) error {
 	}
 	fsys := vfs.NewCrashFS()
 	for round := range crashRounds {
-		cfs := &crashingFS{
-			inner:  fsys,
-			budget: 1 + rng.IntN(400),
-			opts:   vfs.CrashOptions{Rand: rand.New(rand.NewPCG(seed, uint64(round))), TearUnsynced: rng.IntN(4) != 0},
-		}
+		budget := 1 + rng.IntN(400)
+		cfs := vfs.NewPowerCutFS(fsys, budget,
+			vfs.CrashOptions{Rand: rand.New(rand.NewPCG(seed, uint64(round))), TearUnsynced: rng.IntN(4) != 0})
 		present := presentBatches(fsys)
 		l, err := Open(cfs, "p", w.cfg, w.nowMs)
 		if err != nil {
-			if cfs.crashed() {
-				fsys = cfs.crash() // the power went during recovery; try again
+			if cfs.Cut() {
+				fsys = cfs.Crash() // the power went during recovery; try again
 				continue
 			}
 			return fmt.Errorf("round %d: open: %w", round, err)
 		}
 		if err := w.verify(l, present); err != nil {
-			return fmt.Errorf("round %d (budget %d): %w", round, cfs.budget, err)
+			return fmt.Errorf("round %d (budget %d): %w", round, budget, err)
 		}
 		if err := w.run(l, cfs); err != nil {
 			return fmt.Errorf("round %d: %w", round, err)
 		}
-		fsys = cfs.crash()
+		fsys = cfs.Crash()
 	}
 	return nil
 }
 
 // run applies random operations until the power goes or the round ends.
-func (w *crashWorld) run(l *Log, cfs *crashingFS) error {
+func (w *crashWorld) run(l *Log, cfs *vfs.PowerCutFS) error {
 	for range 80 {
 		var err error
 		switch r := w.rng.IntN(100); {
@@ -265,7 +136,7 @@ func (w *crashWorld) run(l *Log, cfs *crashingFS) error {
 				return nil
 			}
 		}
-		if cfs.crashed() {
+		if cfs.Cut() {
 			return nil
 		}
 		if err != nil {

@@ -249,8 +249,8 @@ func compactFirstSegment(t testing.TB, l *Log, batches [][]byte) [][]byte {
 // before the budget ran out.
 func crashDuringTruncation(t *testing.T, budget int, compact bool, target func(l *Log) int64) (completed bool) {
 	t.Helper()
-	cfs := &crashingFS{inner: vfs.NewCrashFS(), budget: 1 << 30, opts: vfs.CrashOptions{
-		Rand: rand.New(rand.NewPCG(uint64(budget), 11)), TearUnsynced: budget%2 == 0}}
+	cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{
+		Rand: rand.New(rand.NewPCG(uint64(budget), 11)), TearUnsynced: budget%2 == 0})
 	l, old := truncationLog(t, cfs, "p")
 	if compact {
 		old = compactFirstSegment(t, l, old)
@@ -264,15 +264,13 @@ func crashDuringTruncation(t *testing.T, budget int, compact bool, target func(l
 	}
 	offset := target(l)
 	prefix := prefixBefore(t, old, offset)
-	cfs.mu.Lock()
-	cfs.budget = cfs.calls + budget
-	cfs.mu.Unlock()
+	cfs.CutAfter(budget)
 	err := l.TruncateSuffix(offset)
-	completed = !cfs.crashed()
+	completed = !cfs.Cut()
 	if completed && err != nil {
 		t.Fatalf("TruncateSuffix(%d) without a crash: %v", offset, err)
 	}
-	recovered, err := Open(cfs.crash(), "p", truncationConfig(), 0)
+	recovered, err := Open(cfs.Crash(), "p", truncationConfig(), 0)
 	if err != nil {
 		t.Fatalf("budget %d: open after the crash: %v", budget, err)
 	}
@@ -292,7 +290,7 @@ func crashDuringTruncation(t *testing.T, budget int, compact bool, target func(l
 	if err := recovered.Close(); err != nil {
 		t.Fatal(err)
 	}
-	reopened := mustOpen(t, cfs.crash(), "p", truncationConfig(), 0)
+	reopened := mustOpen(t, cfs.Crash(), "p", truncationConfig(), 0)
 	defer reopened.Close()
 	checkLogHolds(t, reopened, 0, got)
 	return completed

@@ -13,6 +13,8 @@
 //     made durable by FS.SyncDir. [CrashFS.Crash] returns the filesystem a
 //     power cut would leave behind, optionally with torn, half-written tails.
 //   - [ErrorFS]: wraps another FS and fails chosen operations on chosen paths.
+//   - [PowerCutFS]: wraps a CrashFS and cuts the power before its n-th
+//     mutating call, so a test can crash an operation at every step.
 //
 // Writes always append at the end of the file: the log never rewrites bytes in
 // place, and append-only writes are what the crash model reasons about.
