@@ -7,9 +7,11 @@
 // non-data entry, and their term is the batch's PartitionLeaderEpoch
 // (docs/design/replication.md §1).
 //
-// So far the package holds the two file formats, their codecs and the
-// in-memory bookkeeping (term boundaries, non-data entries, anchors); the
-// raft.Storage implementation over storage.Log comes on top of them.
+// So far the package holds the two file formats, their codecs, the
+// in-memory bookkeeping (term boundaries, non-data entries, anchors) and
+// the locator that counts entries forward from the bookkeeping over the
+// stored batch headers (locate.go); the raft.Storage implementation over
+// storage.Log comes on top of them.
 // Files are read and written through storage/vfs only.
 //
 // # Formats
