@@ -10,8 +10,10 @@
 // So far the package holds the two file formats, their codecs, the
 // in-memory bookkeeping (term boundaries, non-data entries, anchors) and
 // the locator that counts entries forward from the bookkeeping over the
-// stored batch headers (locate.go); the raft.Storage implementation over
-// storage.Log comes on top of them.
+// stored batch headers (locate.go), and the read side of raft.Storage
+// over a recovered storage.Log (Log: Entries, Term, FirstIndex,
+// LastIndex, answering as raft.MemoryStorage does). Open, recovery, the
+// write side and snapshots come on top of them.
 // Files are read and written through storage/vfs only.
 //
 // # Formats

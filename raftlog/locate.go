@@ -43,26 +43,39 @@ type located struct {
 // the snapshot index is compacted (false). Any disagreement between the
 // segments and the book is errLogMismatch.
 func locate(b *book, src headerSource, lo, hi uint64) ([]located, bool, error) {
+	var out []located
+	ok, err := scan(b, src, lo, hi, func(e located) bool {
+		out = append(out, e)
+		return true
+	})
+	if err != nil {
+		return nil, ok, err
+	}
+	return out, ok, nil
+}
+
+// scan is locate handing each entry to fn as it is found, so a caller
+// that needs only some of them (a size limit) stops the count early by
+// returning false.
+func scan(b *book, src headerSource, lo, hi uint64, fn func(located) bool) (bool, error) {
 	pos, ok := b.start(lo)
 	if !ok {
-		return nil, false, nil
+		return false, nil
 	}
-	w := walker{b: b, src: src, index: pos.Index, offset: pos.Offset}
-	w.nextNonData = sort.Search(len(b.nonData), func(k int) bool { return b.nonData[k].Index >= pos.Index })
-	var out []located
+	w := newWalker(b, src, pos)
 	for w.index < hi {
 		e, more, err := w.step()
 		if err != nil {
-			return nil, true, err
+			return true, err
 		}
 		if !more {
 			break
 		}
-		if e.Index >= lo {
-			out = append(out, e)
+		if e.Index >= lo && !fn(e) {
+			break
 		}
 	}
-	return out, true, nil
+	return true, nil
 }
 
 // walker is the state of one forward count: the next entry's index and
@@ -75,6 +88,13 @@ type walker struct {
 	offset      int64
 	nextNonData int
 	pending     []batch.Header
+}
+
+// newWalker starts a count at a known position.
+func newWalker(b *book, src headerSource, pos Position) *walker {
+	w := &walker{b: b, src: src, index: pos.Index, offset: pos.Offset}
+	w.nextNonData = sort.Search(len(b.nonData), func(k int) bool { return b.nonData[k].Index >= pos.Index })
+	return w
 }
 
 // step returns entry w.index and moves past it; false at the end of the

@@ -1,0 +1,199 @@
+package raftlog
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage"
+)
+
+// Log is a partition's Raft log: its segments (data entries, one
+// RecordBatch each) and the bookkeeping of raft-meta (everything else).
+// So far it answers the read side of raft.Storage over a log already
+// recovered; it has no write side yet, so it does not change after
+// newLog and is safe for concurrent readers.
+type Log struct {
+	storage *storage.Log
+	book    *book
+	src     headerSource
+	// last is the index of the last entry (the snapshot index when there
+	// is none above it).
+	last uint64
+}
+
+// newLog builds a Log over segments and the bookkeeping read from
+// raft-meta, counting forward from the last known position to find the
+// last entry. Segments that disagree with the bookkeeping are
+// errLogMismatch: cutting them back is recovery's business, not this.
+func newLog(st *storage.Log, b *book) (*Log, error) {
+	l := &Log{storage: st, book: b, src: storageHeaders{st}}
+	pos, ok := b.start(math.MaxUint64)
+	if !ok {
+		return nil, fmt.Errorf("raftlog: no entry can follow the snapshot at %d", b.snapshot.Index)
+	}
+	w := newWalker(b, l.src, pos)
+	for {
+		_, more, err := w.step()
+		if err != nil {
+			return nil, fmt.Errorf("find the last entry: %w", err)
+		}
+		if !more {
+			break
+		}
+	}
+	l.last = w.index - 1
+	if known := b.lastIndex(); known > l.last {
+		return nil, fmt.Errorf("raft-meta knows entry %d, the segments end at entry %d: %w", known, l.last, errLogMismatch)
+	}
+	return l, nil
+}
+
+// FirstIndex is the first entry not compacted into the snapshot.
+func (l *Log) FirstIndex() (uint64, error) { return l.book.snapshot.Index + 1, nil }
+
+// LastIndex is the index of the last entry.
+func (l *Log) LastIndex() (uint64, error) { return l.last, nil }
+
+// Term returns the term of entry i, answered from memory: for i in
+// [FirstIndex-1, LastIndex]; below, raft.ErrCompacted; above,
+// raft.ErrUnavailable (as raft.MemoryStorage answers).
+func (l *Log) Term(i uint64) (uint64, error) {
+	if i > l.last {
+		return 0, raft.ErrUnavailable
+	}
+	term, ok := l.book.term(i)
+	if !ok {
+		return 0, raft.ErrCompacted
+	}
+	return term, nil
+}
+
+// Entries returns entries [lo, hi): raft.ErrCompacted when lo is at or
+// below the snapshot index, raft.ErrUnavailable when the log holds no
+// entry above the snapshot or hi is past the entry after the last. It
+// stops before the entries' encoded size would exceed maxSize but returns
+// at least one (raft's rule). Each entry's Data is its own copy: raft may
+// keep it and hand it to the transport.
+func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	if lo <= l.book.snapshot.Index {
+		return nil, raft.ErrCompacted
+	}
+	if hi > l.last+1 {
+		return nil, fmt.Errorf("entries [%d, %d) past the last entry %d: %w", lo, hi, l.last, raft.ErrUnavailable)
+	}
+	if l.last == l.book.snapshot.Index {
+		return nil, raft.ErrUnavailable
+	}
+	out := []*raftpb.Entry{}
+	var size uint64
+	var readErr error
+	_, err := scan(l.book, l.src, lo, hi, func(e located) bool {
+		ent, err := l.entry(e)
+		if err != nil {
+			readErr = err
+			return false
+		}
+		size += uint64(proto.Size(ent))
+		if len(out) > 0 && size > maxSize {
+			return false
+		}
+		out = append(out, ent)
+		return true
+	})
+	if err == nil {
+		err = readErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("entries [%d, %d): %w", lo, hi, err)
+	}
+	if len(out) == 0 && lo < hi {
+		return nil, fmt.Errorf("entries [%d, %d): the segments end before entry %d: %w", lo, hi, lo, errLogMismatch)
+	}
+	return out, nil
+}
+
+// entry makes the raft entry of a located one: a non-data entry from
+// memory, a data entry from the batch read at its offset.
+func (l *Log) entry(e located) (*raftpb.Entry, error) {
+	if e.NonData != nil {
+		return nonDataEntry(e.NonData), nil
+	}
+	term, _ := l.book.term(e.Index)
+	data, err := l.readBatch(e.Offset)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", e.Index, err)
+	}
+	return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(e.Index), Data: data}, nil
+}
+
+// readBatch returns the whole batch stored at offset, in a buffer of its
+// own.
+func (l *Log) readBatch(offset int64) ([]byte, error) {
+	data, err := l.storage.Read(offset, 1, offset+1)
+	if err != nil {
+		return nil, fmt.Errorf("read batch at offset %d: %w", offset, err)
+	}
+	h, _, rest, err := batch.Next(data)
+	if err != nil {
+		return nil, fmt.Errorf("read batch at offset %d: %w", offset, err)
+	}
+	if h.BaseOffset != offset || len(rest) != 0 {
+		return nil, fmt.Errorf("read batch at offset %d: got the batch at %d and %d more bytes: %w",
+			offset, h.BaseOffset, len(rest), errLogMismatch)
+	}
+	return data, nil
+}
+
+// nonDataEntry is the raft entry kept as raft-meta Entry record e. Like
+// the entries raft itself makes, only a conf change carries its Type (a
+// normal entry leaves it unset), so sizes match raft's own accounting.
+func nonDataEntry(e *Entry) *raftpb.Entry {
+	ent := &raftpb.Entry{Term: proto.Uint64(e.Term), Index: proto.Uint64(e.Index)}
+	switch e.Kind {
+	case KindConfChange:
+		ent.Type = raftpb.EntryConfChange.Enum()
+	case KindConfChangeV2:
+		ent.Type = raftpb.EntryConfChangeV2.Enum()
+	}
+	if len(e.Data) > 0 {
+		ent.Data = append([]byte(nil), e.Data...)
+	}
+	return ent
+}
+
+// storageHeaders is the headerSource of a storage.Log: it reads up to
+// headerReadBytes of batches at a time and parses their headers.
+type storageHeaders struct{ log *storage.Log }
+
+// headerReadBytes bounds one read of batches for their headers; the first
+// batch always comes whole, however large.
+const headerReadBytes = 1 << 20
+
+func (s storageHeaders) headers(from int64) ([]batch.Header, error) {
+	data, err := s.log.Read(from, headerReadBytes, s.log.NextOffset())
+	if errors.Is(err, storage.ErrOffsetOutOfRange) {
+		// Counting reached an offset the segments do not have.
+		return nil, fmt.Errorf("%w: %w", errLogMismatch, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []batch.Header
+	for len(data) > 0 {
+		h, err := batch.ParseHeader(data)
+		if err != nil {
+			return nil, fmt.Errorf("batch header after offset %d: %w", from, err)
+		}
+		if h.TotalBytes() > len(data) {
+			return nil, fmt.Errorf("batch at offset %d: %d of %d bytes read: %w", h.BaseOffset, len(data), h.TotalBytes(), batch.ErrShort)
+		}
+		out, data = append(out, h), data[h.TotalBytes():]
+	}
+	return out, nil
+}

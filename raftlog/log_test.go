@@ -1,0 +1,320 @@
+package raftlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage"
+	"github.com/cairnlog/cairn/storage/vfs"
+)
+
+// twin builds the same Raft log in a raft.MemoryStorage and in segments
+// plus bookkeeping, the way the write side will: data entries are whole
+// batches stamped with the next offset and the term as epoch, non-data
+// entries are Entry records, and an overlap truncates both.
+type twin struct {
+	t    *testing.T
+	mem  *raft.MemoryStorage
+	st   *storage.Log
+	b    *book
+	last uint64
+	data int
+}
+
+// spec is one entry to append: kind 'e' empty (starts a term), 'd' data
+// (records records of valueBytes), 'c' conf change, 'v' conf change v2,
+// 'm' partition command.
+type spec struct {
+	kind       byte
+	term       uint64
+	records    int
+	valueBytes int
+}
+
+func newTwin(t *testing.T, snapIndex, snapTerm uint64) *twin {
+	t.Helper()
+	cfg := storage.Config{SegmentBytes: 1024, SegmentMs: storage.DefaultSegmentMs}
+	st, err := storage.Open(vfs.NewMem(), "p", cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	mem := raft.NewMemoryStorage()
+	snap := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(snapIndex), Term: proto.Uint64(snapTerm)}}
+	if err := mem.ApplySnapshot(snap); err != nil {
+		t.Fatal(err)
+	}
+	tw := &twin{t: t, mem: mem, st: st, b: &book{}, last: snapIndex}
+	tw.apply(&Snapshot{Index: snapIndex, Term: snapTerm, Terms: []TermStart{{Term: snapTerm, Index: 1}}})
+	return tw
+}
+
+func (tw *twin) apply(r Record) {
+	tw.t.Helper()
+	if err := tw.b.apply(r); err != nil {
+		tw.t.Fatalf("apply %+v: %v", r, err)
+	}
+}
+
+// append appends entries from index first, truncating both logs first if
+// first is not after the last entry.
+func (tw *twin) append(first uint64, specs ...spec) {
+	tw.t.Helper()
+	if first <= tw.last {
+		off, _, err := offsetOf(tw.b, storageHeaders{tw.st}, first)
+		if err != nil {
+			tw.t.Fatal(err)
+		}
+		if err := tw.st.TruncateSuffix(off); err != nil {
+			tw.t.Fatal(err)
+		}
+		tw.apply(&Truncate{Index: first, NextOffset: off})
+	}
+	var ents []*raftpb.Entry
+	for k, s := range specs {
+		ents = append(ents, tw.appendOne(first+uint64(k), s))
+	}
+	if err := tw.mem.Append(ents); err != nil {
+		tw.t.Fatal(err)
+	}
+	tw.last = first + uint64(len(specs)) - 1
+}
+
+func (tw *twin) appendOne(index uint64, s spec) *raftpb.Entry {
+	tw.t.Helper()
+	next := tw.st.NextOffset()
+	e := &Entry{Index: index, Term: s.term, NextOffset: next}
+	// The entry as raft makes it, built here rather than by the code
+	// under test: only conf changes carry a Type.
+	ent := &raftpb.Entry{Term: proto.Uint64(s.term), Index: proto.Uint64(index)}
+	switch s.kind {
+	case 'd':
+		whole := tw.stamped(next, s)
+		if err := tw.st.Append(whole, 0); err != nil {
+			tw.t.Fatal(err)
+		}
+		if tw.data++; tw.data%3 == 0 {
+			tw.apply(&Anchor{Index: index, Offset: next})
+		}
+		return &raftpb.Entry{Term: proto.Uint64(s.term), Index: proto.Uint64(index), Data: bytes.Clone(whole)}
+	case 'e':
+		e.Kind = KindEmpty
+	case 'c':
+		e.Kind, e.Data = KindConfChange, []byte("conf change")
+		ent.Type = raftpb.EntryConfChange.Enum()
+	case 'v':
+		e.Kind, e.Data = KindConfChangeV2, []byte("conf change v2")
+		ent.Type = raftpb.EntryConfChangeV2.Enum()
+	case 'm':
+		e.Kind, e.Data = KindCommand, []byte{0x81, 0, 0, 0, 0, 0, 0, 0, 7}
+	}
+	tw.apply(e)
+	ent.Data = bytes.Clone(e.Data)
+	return ent
+}
+
+// stamped is a batch as a leader stamps it: base offset, epoch = term.
+func (tw *twin) stamped(base int64, s spec) []byte {
+	recs := make([]batch.Record, s.records)
+	for i := range recs {
+		recs[i] = batch.Record{Offset: base + int64(i), TimestampMs: int64(i), Value: bytes.Repeat([]byte{byte(base)}, s.valueBytes)}
+	}
+	tmpl := batch.Header{BaseOffset: base, PartitionLeaderEpoch: int32(s.term), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	whole, err := batch.Encode(tmpl, int32(s.records-1), recs, batch.None)
+	if err != nil {
+		tw.t.Fatal(err)
+	}
+	return whole
+}
+
+func (tw *twin) log() *Log {
+	tw.t.Helper()
+	l, err := newLog(tw.st, tw.b)
+	if err != nil {
+		tw.t.Fatal(err)
+	}
+	return l
+}
+
+// conformance compares every answer of the read side with MemoryStorage's.
+func conformance(t *testing.T, tw *twin) {
+	l := tw.log()
+	first, _ := tw.mem.FirstIndex()
+	last, _ := tw.mem.LastIndex()
+	if got, _ := l.FirstIndex(); got != first {
+		t.Errorf("FirstIndex = %d, want %d", got, first)
+	}
+	if got, _ := l.LastIndex(); got != last {
+		t.Errorf("LastIndex = %d, want %d", got, last)
+	}
+	for i := uint64(0); i <= last+2; i++ {
+		wantTerm, wantErr := tw.mem.Term(i)
+		term, err := l.Term(i)
+		if term != wantTerm || !sameError(err, wantErr) {
+			t.Errorf("Term(%d) = %d, %v; want %d, %v", i, term, err, wantTerm, wantErr)
+		}
+	}
+	for lo := first - 1; lo <= last+1; lo++ {
+		sizes := sizeLimits(tw.mem, lo, last+1)
+		for hi := lo; hi <= last+1; hi++ {
+			for _, maxSize := range sizes {
+				want, wantErr := tw.mem.Entries(lo, hi, maxSize)
+				got, err := l.Entries(lo, hi, maxSize)
+				if !sameError(err, wantErr) || !sameEntries(got, want) {
+					t.Errorf("Entries(%d, %d, %d) = %s, %v; want %s, %v", lo, hi, maxSize, show(got), err, show(want), wantErr)
+				}
+			}
+		}
+	}
+	if _, err := l.Entries(first, last+2, math.MaxUint64); !errors.Is(err, raft.ErrUnavailable) {
+		t.Errorf("Entries past the end: %v, want raft.ErrUnavailable", err)
+	}
+}
+
+// sizeLimits are the maxSize values worth asking from lo: none, huge,
+// and each total of the first k entries, exactly and one byte either side
+// (where the rule "stop before exceeding" shows).
+func sizeLimits(mem *raft.MemoryStorage, lo, hi uint64) []uint64 {
+	limits := []uint64{0, 1, math.MaxUint64}
+	ents, err := mem.Entries(lo, hi, math.MaxUint64)
+	if err != nil {
+		return limits
+	}
+	var total uint64
+	for _, e := range ents {
+		total += uint64(proto.Size(e))
+		limits = append(limits, total-1, total, total+1)
+	}
+	return limits
+}
+
+func sameError(got, want error) bool {
+	if want == nil {
+		return got == nil
+	}
+	return errors.Is(got, want)
+}
+
+func sameEntries(got, want []*raftpb.Entry) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k := range got {
+		if !proto.Equal(got[k], want[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func show(es []*raftpb.Entry) string {
+	var b bytes.Buffer
+	for _, e := range es {
+		fmt.Fprintf(&b, "[%d t%d %s %dB]", e.GetIndex(), e.GetTerm(), e.GetType(), len(e.GetData()))
+	}
+	return b.String()
+}
+
+// mixed appends entries 11..24 of terms 3, 5 and 7 above a snapshot at
+// 10: data of varied sizes between empty entries, conf changes and a
+// command, spread over several segments.
+func mixed(t *testing.T) *twin {
+	tw := newTwin(t, 10, 2)
+	tw.append(11,
+		spec{kind: 'e', term: 3},
+		spec{kind: 'd', term: 3, records: 3, valueBytes: 40},
+		spec{kind: 'd', term: 3, records: 1, valueBytes: 200},
+		spec{kind: 'd', term: 3, records: 5, valueBytes: 10},
+		spec{kind: 'c', term: 3},
+		spec{kind: 'e', term: 5},
+		spec{kind: 'd', term: 5, records: 2, valueBytes: 300},
+		spec{kind: 'd', term: 5, records: 1, valueBytes: 1},
+		spec{kind: 'm', term: 5},
+		spec{kind: 'd', term: 5, records: 4, valueBytes: 70},
+		spec{kind: 'd', term: 5, records: 1, valueBytes: 900},
+		spec{kind: 'v', term: 5},
+		spec{kind: 'e', term: 7},
+		spec{kind: 'd', term: 7, records: 2, valueBytes: 5},
+	)
+	return tw
+}
+
+func TestConformanceMixed(t *testing.T) {
+	conformance(t, mixed(t))
+}
+
+func TestConformanceAfterTruncation(t *testing.T) {
+	tw := mixed(t)
+	// A leader of term 8 overrides everything from 18 on.
+	tw.append(18,
+		spec{kind: 'e', term: 8},
+		spec{kind: 'd', term: 8, records: 2, valueBytes: 50},
+		spec{kind: 'c', term: 8},
+		spec{kind: 'd', term: 8, records: 1, valueBytes: 500},
+	)
+	conformance(t, tw)
+}
+
+func TestConformanceOnlySnapshot(t *testing.T) {
+	conformance(t, newTwin(t, 10, 2))
+}
+
+func TestConformanceDataRightAfterSnapshot(t *testing.T) {
+	// A term that began below the snapshot goes on above it with data.
+	tw := newTwin(t, 10, 2)
+	tw.append(11,
+		spec{kind: 'd', term: 2, records: 1, valueBytes: 100},
+		spec{kind: 'd', term: 2, records: 3, valueBytes: 100},
+		spec{kind: 'e', term: 4},
+		spec{kind: 'd', term: 4, records: 1, valueBytes: 100},
+	)
+	conformance(t, tw)
+}
+
+func TestEntriesDataIsACopy(t *testing.T) {
+	tw := mixed(t)
+	l := tw.log()
+	ents, err := l.Entries(12, 25, math.MaxUint64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		for k := range e.Data {
+			e.Data[k] ^= 0xff
+		}
+	}
+	want, _ := tw.mem.Entries(12, 25, math.MaxUint64)
+	again, err := l.Entries(12, 25, math.MaxUint64)
+	if err != nil || !sameEntries(again, want) {
+		t.Errorf("after changing returned data, Entries = %s, %v; want %s", show(again), err, show(want))
+	}
+}
+
+func TestNewLogRefusesBookPastSegments(t *testing.T) {
+	tw := mixed(t)
+	// raft-meta names entry 26 after offset 10000, far past the segments.
+	tw.apply(&Entry{Index: 26, Term: 7, Kind: KindCommand, NextOffset: 10000, Data: []byte{0x81}})
+	if _, err := newLog(tw.st, tw.b); !errors.Is(err, errLogMismatch) {
+		t.Errorf("newLog: %v, want errLogMismatch", err)
+	}
+}
+
+func TestNewLogRefusesWrongEpoch(t *testing.T) {
+	tw := newTwin(t, 10, 2)
+	tw.append(11, spec{kind: 'e', term: 3})
+	// A batch of epoch 2 in term 3: the segments and raft-meta disagree.
+	if err := tw.st.Append(tw.stamped(0, spec{term: 2, records: 1, valueBytes: 1}), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newLog(tw.st, tw.b); !errors.Is(err, errLogMismatch) {
+		t.Errorf("newLog: %v, want errLogMismatch", err)
+	}
+}
