@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -93,8 +94,13 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	out := []*raftpb.Entry{}
 	var size uint64
 	var readErr error
+	r := batchReader{log: l.storage}
 	_, err := scan(l.book, l.src, lo, hi, func(e located) bool {
-		ent, err := l.entry(e)
+		budget := uint64(0)
+		if size < maxSize {
+			budget = maxSize - size
+		}
+		ent, err := l.entry(&r, e, budget)
 		if err != nil {
 			readErr = err
 			return false
@@ -119,35 +125,58 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 }
 
 // entry makes the raft entry of a located one: a non-data entry from
-// memory, a data entry from the batch read at its offset.
-func (l *Log) entry(e located) (*raftpb.Entry, error) {
+// memory, a data entry from the batch at its offset, read with what is
+// left of the size budget.
+func (l *Log) entry(r *batchReader, e located, budget uint64) (*raftpb.Entry, error) {
 	if e.NonData != nil {
 		return nonDataEntry(e.NonData), nil
 	}
 	term, _ := l.book.term(e.Index)
-	data, err := l.readBatch(e.Offset)
+	data, err := r.at(e.Offset, budget)
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", e.Index, err)
 	}
 	return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(e.Index), Data: data}, nil
 }
 
-// readBatch returns the whole batch stored at offset, in a buffer of its
-// own.
-func (l *Log) readBatch(offset int64) ([]byte, error) {
-	data, err := l.storage.Read(offset, 1, offset+1)
+// batchReader hands out the whole batches of consecutive data entries,
+// reading them from the segments a chunk at a time rather than one read
+// per batch.
+type batchReader struct {
+	log     *storage.Log
+	pending []byte // batches read and not yet handed out
+}
+
+// entriesReadBytesMax bounds one chunk read for Entries, whatever maxSize
+// raft passes; the first batch of a chunk always comes whole.
+const entriesReadBytesMax = 4 << 20
+
+// at returns a copy of the batch stored at offset (raft may keep an
+// entry's Data long after the chunk is gone), reading a chunk of up to
+// budget bytes when the batches read so far do not continue there.
+func (r *batchReader) at(offset int64, budget uint64) ([]byte, error) {
+	if !startsAt(r.pending, offset) {
+		data, err := r.log.Read(offset, int(max(1, min(budget, entriesReadBytesMax))), r.log.NextOffset())
+		if err != nil {
+			return nil, fmt.Errorf("read batches at offset %d: %w", offset, err)
+		}
+		r.pending = data
+	}
+	h, whole, rest, err := batch.Next(r.pending)
 	if err != nil {
 		return nil, fmt.Errorf("read batch at offset %d: %w", offset, err)
 	}
-	h, _, rest, err := batch.Next(data)
-	if err != nil {
-		return nil, fmt.Errorf("read batch at offset %d: %w", offset, err)
+	if h.BaseOffset != offset {
+		return nil, fmt.Errorf("read batch at offset %d: got the batch at %d: %w", offset, h.BaseOffset, errLogMismatch)
 	}
-	if h.BaseOffset != offset || len(rest) != 0 {
-		return nil, fmt.Errorf("read batch at offset %d: got the batch at %d and %d more bytes: %w",
-			offset, h.BaseOffset, len(rest), errLogMismatch)
-	}
-	return data, nil
+	r.pending = rest
+	return bytes.Clone(whole), nil
+}
+
+// startsAt says whether batches begins with the batch at offset.
+func startsAt(batches []byte, offset int64) bool {
+	h, err := batch.ParseHeader(batches)
+	return err == nil && h.BaseOffset == offset
 }
 
 // nonDataEntry is the raft entry kept as raft-meta Entry record e. Like

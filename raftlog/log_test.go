@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"syscall"
 	"testing"
 
 	"go.etcd.io/raft/v3"
@@ -41,8 +42,13 @@ type spec struct {
 
 func newTwin(t *testing.T, snapIndex, snapTerm uint64) *twin {
 	t.Helper()
+	return newTwinOn(t, vfs.NewMem(), snapIndex, snapTerm)
+}
+
+func newTwinOn(t *testing.T, fsys vfs.FS, snapIndex, snapTerm uint64) *twin {
+	t.Helper()
 	cfg := storage.Config{SegmentBytes: 1024, SegmentMs: storage.DefaultSegmentMs}
-	st, err := storage.Open(vfs.NewMem(), "p", cfg, 0)
+	st, err := storage.Open(fsys, "p", cfg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,28 +229,64 @@ func show(es []*raftpb.Entry) string {
 	return b.String()
 }
 
+// mixedOn is mixed over fsys.
+func mixedOn(t *testing.T, fsys vfs.FS) *twin {
+	tw := newTwinOn(t, fsys, 10, 2)
+	tw.append(11, mixedSpecs...)
+	return tw
+}
+
 // mixed appends entries 11..24 of terms 3, 5 and 7 above a snapshot at
 // 10: data of varied sizes between empty entries, conf changes and a
 // command, spread over several segments.
 func mixed(t *testing.T) *twin {
-	tw := newTwin(t, 10, 2)
-	tw.append(11,
-		spec{kind: 'e', term: 3},
-		spec{kind: 'd', term: 3, records: 3, valueBytes: 40},
-		spec{kind: 'd', term: 3, records: 1, valueBytes: 200},
-		spec{kind: 'd', term: 3, records: 5, valueBytes: 10},
-		spec{kind: 'c', term: 3},
-		spec{kind: 'e', term: 5},
-		spec{kind: 'd', term: 5, records: 2, valueBytes: 300},
-		spec{kind: 'd', term: 5, records: 1, valueBytes: 1},
-		spec{kind: 'm', term: 5},
-		spec{kind: 'd', term: 5, records: 4, valueBytes: 70},
-		spec{kind: 'd', term: 5, records: 1, valueBytes: 900},
-		spec{kind: 'v', term: 5},
-		spec{kind: 'e', term: 7},
-		spec{kind: 'd', term: 7, records: 2, valueBytes: 5},
-	)
-	return tw
+	return mixedOn(t, vfs.NewMem())
+}
+
+var mixedSpecs = []spec{
+	spec{kind: 'e', term: 3},
+	spec{kind: 'd', term: 3, records: 3, valueBytes: 40},
+	spec{kind: 'd', term: 3, records: 1, valueBytes: 200},
+	spec{kind: 'd', term: 3, records: 5, valueBytes: 10},
+	spec{kind: 'c', term: 3},
+	spec{kind: 'e', term: 5},
+	spec{kind: 'd', term: 5, records: 2, valueBytes: 300},
+	spec{kind: 'd', term: 5, records: 1, valueBytes: 1},
+	spec{kind: 'm', term: 5},
+	spec{kind: 'd', term: 5, records: 4, valueBytes: 70},
+	spec{kind: 'd', term: 5, records: 1, valueBytes: 900},
+	spec{kind: 'v', term: 5},
+	spec{kind: 'e', term: 7},
+	spec{kind: 'd', term: 7, records: 2, valueBytes: 5},
+}
+
+func TestEntriesReadFailure(t *testing.T) {
+	// Whichever segment read fails, Entries returns the failure, never
+	// fewer or other entries than asked for.
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	tw := mixedOn(t, efs)
+	l := tw.log()
+	want, _ := tw.mem.Entries(11, 25, math.MaxUint64)
+	failed := 0
+	for after := 0; after < 100; after++ {
+		remove := efs.Inject(vfs.Rule{Op: vfs.OpRead, PathContains: ".log", Err: syscall.EIO, After: after})
+		got, err := l.Entries(11, 25, math.MaxUint64)
+		remove()
+		if err == nil {
+			if !sameEntries(got, want) {
+				t.Fatalf("read failing after %d: Entries = %s, want %s", after, show(got), show(want))
+			}
+			if failed == 0 {
+				t.Fatal("no read failed: the rule matched nothing")
+			}
+			return
+		}
+		if !errors.Is(err, syscall.EIO) || got != nil {
+			t.Fatalf("read failing after %d: Entries = %s, %v; want nil and EIO", after, show(got), err)
+		}
+		failed++
+	}
+	t.Fatal("Entries still failing after 100 reads")
 }
 
 func TestConformanceMixed(t *testing.T) {
