@@ -12,7 +12,7 @@
 // the locator that counts entries forward from the bookkeeping over the
 // stored batch headers (locate.go), and the read side of raft.Storage
 // over a recovered storage.Log (Log: Entries, Term, FirstIndex,
-// LastIndex, answering as raft.MemoryStorage does). Open, recovery, the
+// LastIndex, answering as raft.MemoryStorage does, and OffsetOf). Open, recovery, the
 // write side and snapshots come on top of them.
 // Files are read and written through storage/vfs only.
 //

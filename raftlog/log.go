@@ -75,6 +75,24 @@ func (l *Log) Term(i uint64) (uint64, error) {
 	return term, nil
 }
 
+// OffsetOf returns the Kafka offset entry i begins at: a data entry's
+// base offset, the offset a non-data entry precedes, and for the entry
+// after the last the log end. raft.ErrCompacted at or below the snapshot
+// index, raft.ErrUnavailable past the entry after the last.
+func (l *Log) OffsetOf(i uint64) (int64, error) {
+	if i > l.last+1 {
+		return 0, fmt.Errorf("offset of entry %d after the last entry %d: %w", i, l.last, raft.ErrUnavailable)
+	}
+	off, ok, err := offsetOf(l.book, l.src, i)
+	if err != nil {
+		return 0, fmt.Errorf("offset of entry %d: %w", i, err)
+	}
+	if !ok {
+		return 0, raft.ErrCompacted
+	}
+	return off, nil
+}
+
 // Entries returns entries [lo, hi): raft.ErrCompacted when lo is at or
 // below the snapshot index, raft.ErrUnavailable when the log holds no
 // entry above the snapshot or hi is past the entry after the last. It

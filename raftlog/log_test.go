@@ -28,6 +28,8 @@ type twin struct {
 	b    *book
 	last uint64
 	data int
+	// offsets are where each entry began when it was appended.
+	offsets map[uint64]int64
 }
 
 // spec is one entry to append: kind 'e' empty (starts a term), 'd' data
@@ -58,7 +60,7 @@ func newTwinOn(t *testing.T, fsys vfs.FS, snapIndex, snapTerm uint64) *twin {
 	if err := mem.ApplySnapshot(snap); err != nil {
 		t.Fatal(err)
 	}
-	tw := &twin{t: t, mem: mem, st: st, b: &book{}, last: snapIndex}
+	tw := &twin{t: t, mem: mem, st: st, b: &book{}, last: snapIndex, offsets: map[uint64]int64{}}
 	tw.apply(&Snapshot{Index: snapIndex, Term: snapTerm, Terms: []TermStart{{Term: snapTerm, Index: 1}}})
 	return tw
 }
@@ -92,11 +94,17 @@ func (tw *twin) append(first uint64, specs ...spec) {
 		tw.t.Fatal(err)
 	}
 	tw.last = first + uint64(len(specs)) - 1
+	for i := range tw.offsets {
+		if i > tw.last {
+			delete(tw.offsets, i)
+		}
+	}
 }
 
 func (tw *twin) appendOne(index uint64, s spec) *raftpb.Entry {
 	tw.t.Helper()
 	next := tw.st.NextOffset()
+	tw.offsets[index] = next
 	e := &Entry{Index: index, Term: s.term, NextOffset: next}
 	// The entry as raft makes it, built here rather than by the code
 	// under test: only conf changes carry a Type.
@@ -182,6 +190,26 @@ func conformance(t *testing.T, tw *twin) {
 	}
 	if _, err := l.Entries(first, last+2, math.MaxUint64); !errors.Is(err, raft.ErrUnavailable) {
 		t.Errorf("Entries past the end: %v, want raft.ErrUnavailable", err)
+	}
+	checkOffsets(t, tw, l)
+}
+
+// checkOffsets compares OffsetOf with the offsets seen while appending.
+func checkOffsets(t *testing.T, tw *twin, l *Log) {
+	first, _ := l.FirstIndex()
+	if _, err := l.OffsetOf(first - 1); !errors.Is(err, raft.ErrCompacted) {
+		t.Errorf("OffsetOf(%d): %v, want raft.ErrCompacted", first-1, err)
+	}
+	for i := first; i <= tw.last; i++ {
+		if got, err := l.OffsetOf(i); err != nil || got != tw.offsets[i] {
+			t.Errorf("OffsetOf(%d) = %d, %v; want %d", i, got, err, tw.offsets[i])
+		}
+	}
+	if got, err := l.OffsetOf(tw.last + 1); err != nil || got != tw.st.NextOffset() {
+		t.Errorf("OffsetOf(%d) = %d, %v; want the log end %d", tw.last+1, got, err, tw.st.NextOffset())
+	}
+	if _, err := l.OffsetOf(tw.last + 2); !errors.Is(err, raft.ErrUnavailable) {
+		t.Errorf("OffsetOf(%d): %v, want raft.ErrUnavailable", tw.last+2, err)
 	}
 }
 
