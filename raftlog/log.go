@@ -112,6 +112,7 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	out := []*raftpb.Entry{}
 	var size uint64
 	var readErr error
+	limited := false
 	r := batchReader{log: l.storage}
 	_, err := scan(l.book, l.src, lo, hi, func(e located) bool {
 		budget := uint64(0)
@@ -125,6 +126,7 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 		}
 		size += uint64(proto.Size(ent))
 		if len(out) > 0 && size > maxSize {
+			limited = true
 			return false
 		}
 		out = append(out, ent)
@@ -136,8 +138,8 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("entries [%d, %d): %w", lo, hi, err)
 	}
-	if len(out) == 0 && lo < hi {
-		return nil, fmt.Errorf("entries [%d, %d): the segments end before entry %d: %w", lo, hi, lo, errLogMismatch)
+	if got := lo + uint64(len(out)); !limited && got < hi {
+		return nil, fmt.Errorf("entries [%d, %d): the segments end before entry %d: %w", lo, hi, got, errLogMismatch)
 	}
 	return out, nil
 }

@@ -388,3 +388,17 @@ func TestNewLogRefusesWrongEpoch(t *testing.T) {
 		t.Errorf("newLog: %v, want errLogMismatch", err)
 	}
 }
+
+func TestEntriesSegmentsCutUnderneath(t *testing.T) {
+	// The segments lose their last batch (entry 24) behind the Log's back:
+	// Entries reports the disagreement rather than returning fewer entries
+	// as if a size limit had stopped it.
+	tw := mixed(t)
+	l := tw.log()
+	if err := tw.st.TruncateSuffix(tw.offsets[24]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Entries(17, 25, math.MaxUint64); !errors.Is(err, errLogMismatch) {
+		t.Errorf("Entries = %s, %v; want errLogMismatch", show(got), err)
+	}
+}
