@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"syscall"
 	"testing"
 
@@ -400,5 +401,35 @@ func TestEntriesSegmentsCutUnderneath(t *testing.T) {
 	}
 	if got, err := l.Entries(17, 25, math.MaxUint64); !errors.Is(err, errLogMismatch) {
 		t.Errorf("Entries = %s, %v; want errLogMismatch", show(got), err)
+	}
+}
+
+func TestConformanceRandomLogs(t *testing.T) {
+	// Logs as raft builds them: each term opens with its leader's empty
+	// entry, and a new leader may override a suffix.
+	for seed := uint64(1); seed <= 24; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, seed))
+			tw := newTwin(t, 10, 2)
+			term := uint64(2)
+			kinds := []byte{'d', 'd', 'd', 'd', 'c', 'v', 'm'}
+			for round := range 3 {
+				first := tw.last + 1
+				if round > 0 {
+					first = 11 + rng.Uint64N(tw.last-10+1)
+				}
+				var specs []spec
+				if round > 0 || rng.IntN(2) == 0 {
+					term++
+					specs = append(specs, spec{kind: 'e', term: term})
+				}
+				for range 2 + rng.IntN(6) {
+					k := kinds[rng.IntN(len(kinds))]
+					specs = append(specs, spec{kind: k, term: term, records: 1 + rng.IntN(4), valueBytes: rng.IntN(400)})
+				}
+				tw.append(first, specs...)
+			}
+			conformance(t, tw)
+		})
 	}
 }
