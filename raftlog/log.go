@@ -113,13 +113,11 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	var size uint64
 	var readErr error
 	limited := false
-	r := batchReader{log: l.storage}
-	_, err := scan(l.book, l.src, lo, hi, func(e located) bool {
-		budget := uint64(0)
-		if size < maxSize {
-			budget = maxSize - size
-		}
-		ent, err := l.entry(&r, e, budget)
+	// Until lo, the count reads chunks for headers only; from lo on, of
+	// what is left of maxSize.
+	src := &chunkSource{log: l.storage, readBytes: headerReadBytes}
+	_, err := scan(l.book, src, lo, hi, func(e located) bool {
+		ent, err := l.entry(src, e)
 		if err != nil {
 			readErr = err
 			return false
@@ -130,6 +128,7 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 			return false
 		}
 		out = append(out, ent)
+		src.readBytes = int(max(1, min(maxSize-min(size, maxSize), entriesReadBytesMax)))
 		return true
 	})
 	if err == nil {
@@ -145,58 +144,65 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 }
 
 // entry makes the raft entry of a located one: a non-data entry from
-// memory, a data entry from the batch at its offset, read with what is
-// left of the size budget.
-func (l *Log) entry(r *batchReader, e located, budget uint64) (*raftpb.Entry, error) {
+// memory, a data entry from the batch the count just read.
+func (l *Log) entry(src *chunkSource, e located) (*raftpb.Entry, error) {
 	if e.NonData != nil {
 		return nonDataEntry(e.NonData), nil
 	}
 	term, _ := l.book.term(e.Index)
-	data, err := r.at(e.Offset, budget)
+	data, err := src.whole(e.Offset)
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", e.Index, err)
 	}
 	return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(e.Index), Data: data}, nil
 }
 
-// batchReader hands out the whole batches of consecutive data entries,
-// reading them from the segments a chunk at a time rather than one read
-// per batch.
-type batchReader struct {
-	log     *storage.Log
-	pending []byte // batches read and not yet handed out
+// chunkSource is the headerSource of one Entries call. It keeps the
+// batches it read, checked, so that each is read once, for the count and
+// for its data.
+type chunkSource struct {
+	log *storage.Log
+	// readBytes sizes the next chunk; the first batch comes whole.
+	readBytes int
+	// wholes are the batches of the chunk last read, in offset order;
+	// next is the first not yet handed out or passed over.
+	wholes [][]byte
+	next   int
 }
 
 // entriesReadBytesMax bounds one chunk read for Entries, whatever maxSize
-// raft passes; the first batch of a chunk always comes whole.
+// raft passes.
 const entriesReadBytesMax = 4 << 20
 
-// at returns a copy of the batch stored at offset (raft may keep an
-// entry's Data long after the chunk is gone), reading a chunk of up to
-// budget bytes when the batches read so far do not continue there.
-func (r *batchReader) at(offset int64, budget uint64) ([]byte, error) {
-	if !startsAt(r.pending, offset) {
-		data, err := r.log.Read(offset, int(max(1, min(budget, entriesReadBytesMax))), r.log.NextOffset())
-		if err != nil {
-			return nil, fmt.Errorf("read batches at offset %d: %w", offset, err)
-		}
-		r.pending = data
-	}
-	h, whole, rest, err := batch.Next(r.pending)
+func (c *chunkSource) headers(from int64) ([]batch.Header, error) {
+	data, err := readChunk(c.log, from, c.readBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read batch at offset %d: %w", offset, err)
+		return nil, err
 	}
-	if h.BaseOffset != offset {
-		return nil, fmt.Errorf("read batch at offset %d: got the batch at %d: %w", offset, h.BaseOffset, errLogMismatch)
+	c.wholes, c.next = c.wholes[:0], 0
+	var out []batch.Header
+	for len(data) > 0 {
+		h, whole, rest, err := batch.Next(data)
+		if err != nil {
+			return nil, fmt.Errorf("batch after offset %d: %w", from, err)
+		}
+		out, c.wholes, data = append(out, h), append(c.wholes, whole), rest
 	}
-	r.pending = rest
-	return bytes.Clone(whole), nil
+	return out, nil
 }
 
-// startsAt says whether batches begins with the batch at offset.
-func startsAt(batches []byte, offset int64) bool {
-	h, err := batch.ParseHeader(batches)
-	return err == nil && h.BaseOffset == offset
+// whole returns a copy of the batch at offset (raft may keep an entry's
+// Data long after the chunk is gone) from the chunk last read. Offsets
+// ask in ascending order: the count passes entries below lo by.
+func (c *chunkSource) whole(offset int64) ([]byte, error) {
+	for ; c.next < len(c.wholes); c.next++ {
+		h, err := batch.ParseHeader(c.wholes[c.next])
+		if err == nil && h.BaseOffset == offset {
+			c.next++
+			return bytes.Clone(c.wholes[c.next-1]), nil
+		}
+	}
+	return nil, fmt.Errorf("batch at offset %d not in the chunk read: %w", offset, errLogMismatch)
 }
 
 // nonDataEntry is the raft entry kept as raft-meta Entry record e. Like
@@ -225,11 +231,7 @@ type storageHeaders struct{ log *storage.Log }
 const headerReadBytes = 1 << 20
 
 func (s storageHeaders) headers(from int64) ([]batch.Header, error) {
-	data, err := s.log.Read(from, headerReadBytes, s.log.NextOffset())
-	if errors.Is(err, storage.ErrOffsetOutOfRange) {
-		// Counting reached an offset the segments do not have.
-		return nil, fmt.Errorf("%w: %w", errLogMismatch, err)
-	}
+	data, err := readChunk(s.log, from, headerReadBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -245,4 +247,15 @@ func (s storageHeaders) headers(from int64) ([]batch.Header, error) {
 		out, data = append(out, h), data[h.TotalBytes():]
 	}
 	return out, nil
+}
+
+// readChunk reads whole batches from the one holding offset from, up to
+// maxBytes (the first whole), to the log end.
+func readChunk(log *storage.Log, from int64, maxBytes int) ([]byte, error) {
+	data, err := log.Read(from, maxBytes, log.NextOffset())
+	if errors.Is(err, storage.ErrOffsetOutOfRange) {
+		// Counting reached an offset the segments do not have.
+		return nil, fmt.Errorf("%w: %w", errLogMismatch, err)
+	}
+	return data, err
 }
