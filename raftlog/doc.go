@@ -94,7 +94,7 @@
 // bytes); for generation G+1 (a rewrite that landed before raft-state
 // caught up) it is its written bytes; any other generation is corruption.
 // Records starting before the recovery point must be whole with a good
-// CRC, or ScanMeta returns a *CorruptionError (synced, possibly
+// CRC, or ScanMeta returns a *storage.CorruptionError (synced, possibly
 // acknowledged state is damaged; the replica must stop). After it, the
 // first bytes that are not such a record are a torn tail, reported in
 // MetaScan.Torn and cut at MetaScan.ValidBytes. A record with a good CRC

@@ -3,6 +3,8 @@ package raftlog
 import (
 	"errors"
 	"fmt"
+
+	"github.com/cairnlog/cairn/storage"
 )
 
 var (
@@ -22,19 +24,11 @@ var (
 	errTornRecord = errors.New("torn record")
 )
 
-// CorruptionError reports damage that must not be repaired by truncation:
+// corruption reports damage that must not be repaired by truncation:
 // raft-meta bytes before its recovery point (synced, possibly acknowledged)
-// are missing or invalid. The replica must stop and never vote again under
-// its identity (design §5.4).
-type CorruptionError struct {
-	Name   string
-	Detail string
-}
-
-func (e *CorruptionError) Error() string {
-	return fmt.Sprintf("raftlog: corruption in %s: %s", e.Name, e.Detail)
-}
-
-func corruption(name string, format string, args ...any) *CorruptionError {
-	return &CorruptionError{Name: name, Detail: fmt.Sprintf(format, args...)}
+// are missing or invalid. It is the storage layer's CorruptionError, so one
+// check covers damage to the segments and to the Raft files: the replica
+// must stop and never vote again under its identity (design §5.4).
+func corruption(name string, format string, args ...any) *storage.CorruptionError {
+	return &storage.CorruptionError{Dir: name, Detail: fmt.Sprintf(format, args...)}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/cairnlog/cairn/storage"
 )
 
 // FuzzRaftState checks that decoding arbitrary bytes never panics, that
@@ -70,7 +72,7 @@ func FuzzRaftMeta(f *testing.F) {
 	f.Fuzz(func(t *testing.T, input []byte, generation uint32, synced int64) {
 		scan, err := ScanMeta("raft-meta", input, generation, synced)
 		if err != nil {
-			var corrupt *CorruptionError
+			var corrupt *storage.CorruptionError
 			if !errors.As(err, &corrupt) && !errors.Is(err, ErrVersion) {
 				t.Fatalf("error %v is neither corruption nor ErrVersion", err)
 			}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -133,10 +134,10 @@ func TestScanMeta(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			scan, err := ScanMeta("raft-meta", c.data, c.generation, c.synced)
-			var corrupt *CorruptionError
+			var corrupt *storage.CorruptionError
 			if c.corrupt {
 				if !errors.As(err, &corrupt) {
-					t.Fatalf("error %v, want a CorruptionError", err)
+					t.Fatalf("error %v, want a storage.CorruptionError", err)
 				}
 				return
 			}
@@ -161,7 +162,7 @@ func TestScanMetaVersion(t *testing.T) {
 	b[5] = 2
 	be.PutUint32(b[36:], crcOf(b[:36]))
 	_, err := ScanMeta("raft-meta", b, sampleHeader.Generation, 0)
-	var corrupt *CorruptionError
+	var corrupt *storage.CorruptionError
 	if !errors.Is(err, ErrVersion) || errors.As(err, &corrupt) {
 		t.Fatalf("error %v, want ErrVersion and no corruption", err)
 	}

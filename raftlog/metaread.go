@@ -167,7 +167,7 @@ type MetaScan struct {
 // it refers to and how many of that file's bytes are known synced.
 //
 // Records that start before the recovery point must be valid, or the error
-// is a *CorruptionError. After it, the first bytes that are not a whole
+// is a *storage.CorruptionError. After it, the first bytes that are not a whole
 // record with a good CRC are a torn tail: the scan stops there and reports
 // it in MetaScan.Torn. A record with a good CRC whose body does not decode
 // is corruption wherever it is: a torn write does not produce a good CRC.
