@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -187,7 +188,7 @@ func (b *book) term(i uint64) (uint64, bool) {
 
 // nonDataAt returns the non-data entry with index i, if any.
 func (b *book) nonDataAt(i uint64) (Entry, bool) {
-	at, found := slices.BinarySearchFunc(b.nonData, i, func(e Entry, i uint64) int { return cmpIndex(e.Index, i) })
+	at, found := slices.BinarySearchFunc(b.nonData, i, func(e Entry, i uint64) int { return cmp.Compare(e.Index, i) })
 	if !found {
 		return Entry{}, false
 	}
@@ -229,14 +230,4 @@ func (b *book) start(i uint64) (Position, bool) {
 		best = Position{Index: b.nonData[at-1].Index, Offset: b.nonData[at-1].NextOffset}
 	}
 	return best, true
-}
-
-func cmpIndex(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -152,7 +152,7 @@
 // Delete. Sync may
 // run concurrently with one mutation: this is group commit, a flusher
 // syncing while the writer appends. Read, FindTimestamp, MaxTimestamp,
-// ReadSegment, NextOffset, StartOffset, ActiveBase and Segments may run
+// ReadSegment, NextOffset, StartOffset and Segments may run
 // concurrently with anything.
 //
 // Inside, Log.mu (a RWMutex) guards the segment list, the offsets and each

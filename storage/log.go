@@ -134,17 +134,6 @@ func (l *Log) NextOffset() int64 {
 	return l.nextOffset
 }
 
-// ActiveBase returns the base offset of the active segment, the last one;
-// -1 once the log is closed.
-func (l *Log) ActiveBase() int64 {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return -1
-	}
-	return l.active().base
-}
-
 // StartOffset returns the log start offset, the lowest readable offset.
 func (l *Log) StartOffset() int64 {
 	l.mu.RLock()

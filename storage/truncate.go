@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -171,8 +172,8 @@ func (l *Log) prefixSegment(c cutPlan) (*segment, error) {
 	}
 	l.mu.RLock()
 	rel := relative(old.base, c.offset)
-	offsets := keptOffsets(old.offsets, rel)
-	times := keptTimes(old.times, rel)
+	offsets := keptEntries(old.offsets, rel, func(e offsetEntry) uint32 { return e.relativeOffset })
+	times := keptEntries(old.times, rel, func(e timeEntry) uint32 { return e.relativeOffset })
 	createdMs := old.createdMs
 	l.mu.RUnlock()
 	maxTimestampMs, maxTimestampOffset, err := l.prefixMaxTimestamp(old, offsets, times, c.position)
@@ -191,22 +192,13 @@ func (l *Log) prefixSegment(c cutPlan) (*segment, error) {
 	return s, nil
 }
 
-// keptOffsets returns a copy of the offset index entries below rel.
-func keptOffsets(entries []offsetEntry, rel uint32) []offsetEntry {
+// keptEntries returns a copy of the index entries below rel.
+func keptEntries[E offsetEntry | timeEntry](entries []E, rel uint32, relativeOffset func(E) uint32) []E {
 	n := 0
-	for n < len(entries) && entries[n].relativeOffset < rel {
+	for n < len(entries) && relativeOffset(entries[n]) < rel {
 		n++
 	}
-	return append([]offsetEntry(nil), entries[:n]...)
-}
-
-// keptTimes returns a copy of the time index entries below rel.
-func keptTimes(entries []timeEntry, rel uint32) []timeEntry {
-	n := 0
-	for n < len(entries) && entries[n].relativeOffset < rel {
-		n++
-	}
-	return append([]timeEntry(nil), entries[:n]...)
+	return slices.Clone(entries[:n])
 }
 
 // prefixMaxTimestamp returns the largest MaxTimestamp of the batches of s
