@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -108,11 +105,11 @@ func (b *benchFlags) run(cmd *cobra.Command,
 	}
 	options := b.options
 	options.DrainTimeout = b.connection.timeout
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(cmd.Context())
 	defer stop()
 	summary, err := workload(b.runner(cmd), ctx, options)
 	if summary.Workload == "" {
-		return interruptError(ctx, err)
+		return stopError(ctx, err)
 	}
 	var writeErr error
 	if b.json {
@@ -121,17 +118,7 @@ func (b *benchFlags) run(cmd *cobra.Command,
 		writeErr = summary.WriteText(cmd.OutOrStdout())
 	}
 	if err != nil {
-		return interruptError(ctx, err)
+		return stopError(ctx, err)
 	}
 	return writeErr
-}
-
-// interruptError says that an interrupt ended the run that err describes;
-// --timeout bounds the wait for answers, not the run, so only a signal ends
-// ctx.
-func interruptError(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() == nil {
-		return err
-	}
-	return fmt.Errorf("interrupted (%w): %w", context.Cause(ctx), err)
 }

@@ -19,8 +19,8 @@ had when the read began, and report records/s and MB/s (10^6 bytes of key and
 value per second). The read stops early at --records or --duration.
 
 The topic must hold records: produce them first with "cairn bench produce", or
-pass --prefill N to produce N records (untimed, with the producer flags)
-before the read.`,
+pass --prefill N to produce N records before the read (untimed, with the
+producer flags but acks=all, so the read covers every prefilled record).`,
 		Example: `  cairn bench produce --duration 20s && cairn bench consume
   cairn bench consume --topic events --prefill 1000000 --json`,
 		Args: cobra.NoArgs,

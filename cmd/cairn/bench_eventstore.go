@@ -3,9 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -63,7 +60,7 @@ the event is durable.`,
   cairn bench append --server http://10.0.0.5:8080 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interruptContext(cmd.Context())
 			defer stop()
 			s, err := esload.RunAppend(ctx, esload.Client(flags.server), esload.AppendConfig{Topic: flags.topic, Writers: writers,
 				EventBytes: flags.eventBytes, Duration: flags.duration, Appends: appends}, flags.progressOut(cmd))
@@ -97,7 +94,7 @@ not the partition's.`,
 		Example: `  cairn bench read-stream --events 1000 --other-events 1000000`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interruptContext(cmd.Context())
 			defer stop()
 			topic := flags.topic
 			if !cmd.Flags().Changed("topic") {

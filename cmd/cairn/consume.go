@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -109,7 +106,7 @@ func runConsume(cmd *cobra.Command, topic string, options *consumeOptions) error
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(cmd.Context())
 	defer stop()
 
 	plan, err := planConsume(ctx, &options.connection, topic, start, options.partitions)

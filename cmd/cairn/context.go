@@ -20,13 +20,18 @@ var errTimedOut = errors.New("timed out")
 // the cluster behaves. context.Cause names which one ended it; stopError
 // turns that into the command's error.
 func commandContext(cmd *cobra.Command, timeout time.Duration) (context.Context, context.CancelFunc) {
-	interrupted, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	interrupted, stop := interruptContext(cmd.Context())
 	ctx, cancel := context.WithTimeoutCause(interrupted, timeout,
 		fmt.Errorf("%w after %s", errTimedOut, timeout))
 	return ctx, func() {
 		cancel()
 		stop()
 	}
+}
+
+// interruptContext returns a context that SIGINT (Ctrl-C) or SIGTERM ends.
+func interruptContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
 
 // stopError explains an error that ctx's end caused: "interrupted

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -246,7 +244,7 @@ func (p *lineProducer) result(readErr, flushErr error) error {
 // produceLines hands every input line to the client until the input ends or
 // an interrupt arrives. It returns the error that stopped reading, if any.
 func (p *lineProducer) produceLines(ctx context.Context, input io.Reader) error {
-	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	interrupted, stop := interruptContext(ctx)
 	defer stop()
 	lines := readLines(interrupted, input)
 	for {

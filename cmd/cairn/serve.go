@@ -3,8 +3,6 @@ package main
 import (
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -27,7 +25,7 @@ the next start needs no recovery scan.`,
   CAIRN_DEFAULT_PARTITIONS=3 cairn serve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interruptContext(cmd.Context())
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			return server.Run(ctx, cfg, logger)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,18 +86,9 @@ func describeTopic(ctx context.Context, admin *kadm.Client, name string) (topicD
 		detail:  detail,
 		starts:  starts[name],
 		ends:    ends[name],
-		listErr: firstError(startsErr, endsErr),
+		listErr: cmp.Or(startsErr, endsErr),
 		configs: nonDefaultConfigs(resource.Configs),
 	}, nil
-}
-
-func firstError(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // unlessPartial returns err unless it is kadm's report of failed shards,

@@ -54,12 +54,7 @@ func (r *Runner) EndToEnd(ctx context.Context, options Options) (Summary, error)
 		var wait sync.WaitGroup
 		wait.Go(func() { receiveErr = receive.run(receiving, consumer) })
 		produced = newProduceRun(options, r.clock(), start, true).run(ctx, producers)
-		deliveryWait := options.DrainTimeout
-		if ctx.Err() != nil {
-			// Interrupted: a dead broker delivers nothing more.
-			deliveryWait = min(deliveryWait, interruptDrainMax)
-		}
-		receive.waitFor(produced.acked, deliveryWait)
+		receive.waitFor(produced.acked, deliveryWait(ctx, options))
 		cancel()
 		wait.Wait()
 		stop()
@@ -74,7 +69,7 @@ func (r *Runner) EndToEnd(ctx context.Context, options Options) (Summary, error)
 		// run could not see in time.
 		outcomes.unknown += missing
 		if outcomes.reason == nil {
-			outcomes.reason = fmt.Errorf("%d acknowledged records not received within %s", missing, options.DrainTimeout)
+			outcomes.reason = fmt.Errorf("%d acknowledged records not received within %s", missing, deliveryWait(ctx, options))
 		}
 	}
 	if err := summary.finish(outcomes); err != nil {
@@ -178,4 +173,14 @@ func (r *receiveRun) waitFor(count int64, timeout time.Duration) {
 // elapsed runs from the start to the last receipt.
 func (r *receiveRun) elapsed() time.Duration {
 	return time.Duration(r.lastNs.Load())
+}
+
+// deliveryWait is how long an e2e run waits for acknowledged records to be
+// delivered: --timeout, or less once interrupted, since a dead broker
+// delivers nothing more.
+func deliveryWait(ctx context.Context, options Options) time.Duration {
+	if ctx.Err() != nil {
+		return min(options.DrainTimeout, interruptDrainMax)
+	}
+	return options.DrainTimeout
 }

@@ -134,18 +134,18 @@ func (r *produceRun) watch(ctx context.Context, abandon context.CancelCauseFunc,
 	defer ticker.Stop()
 	interrupted := ctx.Done()
 	var interruptDeadline <-chan time.Time
+	drainAfterInterrupt := min(interruptDrainMax, r.options.DrainTimeout)
 	for {
 		select {
 		case <-done:
 			return
 		case <-interrupted:
 			interrupted = nil
-			timer := time.NewTimer(min(interruptDrainMax, r.options.DrainTimeout))
+			timer := time.NewTimer(drainAfterInterrupt)
 			defer timer.Stop()
 			interruptDeadline = timer.C
 		case <-interruptDeadline:
-			abandon(fmt.Errorf("%w: stopped waiting for answers %s after it", context.Cause(ctx),
-				min(interruptDrainMax, r.options.DrainTimeout)))
+			abandon(fmt.Errorf("%w: stopped waiting for answers %s after it", context.Cause(ctx), drainAfterInterrupt))
 			return
 		case <-ticker.C:
 			if r.stalled() {
