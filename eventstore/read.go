@@ -53,12 +53,9 @@ type streamPage struct {
 
 // readStream returns up to max visible, durable events of stream starting at
 // revision from (forwards, or backwards towards 0). Visible means not removed
-// by truncate_before, max_count, max_age or deletion, as of now.
-func (s *Service) readStream(ctx context.Context, p *partition.Partition, x *streams.Index, stream string, from int64, backwards bool, max int, filter *matcher, hwm int64) (streamPage, error) {
-	st, err := durableState(ctx, p, x, stream)
-	if err != nil {
-		return streamPage{}, err
-	}
+// by truncate_before, max_count, max_age or deletion, as of st, the stream's
+// durable state (durableState) that the caller already checked.
+func (s *Service) readStream(p *partition.Partition, x *streams.Index, stream string, st streams.State, from int64, backwards bool, max int, filter *matcher, hwm int64) (streamPage, error) {
 	nowMs := s.clock.Now().UnixMilli()
 	first := st.FirstKept()
 	var picked []streams.Entry
@@ -197,7 +194,7 @@ func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstor
 	// One high watermark for the page and the last revision reported with
 	// it, so that a page ending the stream agrees with last_revision.
 	hwm := p.HighWatermark()
-	page, err := s.readStream(ctx, p, x, m.GetStream(), from, backwards, limit, nil, hwm)
+	page, err := s.readStream(p, x, m.GetStream(), st, from, backwards, limit, nil, hwm)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 		if st.HardDeleted {
 			return withInfo(connect.CodeNotFound, reasonStreamDeleted, m.GetTopic(), m.GetStream(), fmt.Errorf("stream %q was deleted for good", m.GetStream()))
 		}
-		page, err := s.readStream(ctx, p, x, m.GetStream(), next, false, subscribePage, filter, p.HighWatermark())
+		page, err := s.readStream(p, x, m.GetStream(), st, next, false, subscribePage, filter, p.HighWatermark())
 		if err != nil {
 			return err
 		}
