@@ -60,15 +60,18 @@ func (p *Partition) OffsetForTimestamp(tsMs int64) (int64, int64, error) {
 		return -1, -1, err
 	}
 	hwm := p.HighWatermark()
-	whole, err := p.log.FindTimestamp(tsMs)
-	if errors.Is(err, storage.ErrNotFound) {
-		return -1, -1, nil
-	}
-	if err != nil {
-		return -1, -1, fmt.Errorf("find timestamp %d in %s-%d: %w", tsMs, p.topic, p.index, err)
-	}
 	start := p.log.StartOffset()
-	for whole != nil {
+	// A batch can reach tsMs by its header alone (an emptied producer batch
+	// keeps its max timestamp, records below the log start do not count):
+	// then a later batch may hold the record.
+	for from := int64(0); from < hwm; {
+		whole, err := p.log.FindTimestampFrom(tsMs, from)
+		if errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return -1, -1, fmt.Errorf("find timestamp %d in %s-%d: %w", tsMs, p.topic, p.index, err)
+		}
 		recs, h, err := p.decode(whole)
 		if err != nil {
 			return -1, -1, err
@@ -79,40 +82,9 @@ func (p *Partition) OffsetForTimestamp(tsMs int64) (int64, int64, error) {
 				return r.Offset, ts, nil
 			}
 		}
-		// The batch reached tsMs by its header alone: an emptied producer
-		// batch keeps its max timestamp, and records below the log start
-		// do not count. A later batch may hold the record.
-		if whole, err = p.nextBatchReaching(h.NextOffset(), tsMs, hwm); err != nil {
-			return -1, -1, err
-		}
+		from = h.NextOffset()
 	}
 	return -1, -1, nil
-}
-
-// nextBatchReaching returns the first batch from offset on, below hwm, whose
-// MaxTimestamp is at least tsMs; nil when there is none.
-func (p *Partition) nextBatchReaching(offset, tsMs, hwm int64) ([]byte, error) {
-	const chunkBytes = 1 << 20
-	for offset < hwm {
-		data, err := p.log.Read(offset, chunkBytes, hwm)
-		if err != nil {
-			return nil, fmt.Errorf("find timestamp %d in %s-%d at %d: %w", tsMs, p.topic, p.index, offset, err)
-		}
-		if len(data) == 0 {
-			return nil, nil
-		}
-		for len(data) > 0 {
-			h, whole, rest, err := batch.Next(data)
-			if err != nil {
-				return nil, fmt.Errorf("find timestamp %d in %s-%d at %d: %w", tsMs, p.topic, p.index, offset, err)
-			}
-			if h.MaxTimestamp >= tsMs && h.NextOffset() > offset {
-				return whole, nil
-			}
-			offset, data = max(offset, h.NextOffset()), rest
-		}
-	}
-	return nil, nil
 }
 
 // MaxTimestamp returns the offset and timestamp of the record with the largest

@@ -217,13 +217,21 @@ func (l *Log) floorPosition(view segmentView, offset int64) (int64, error) {
 // StartOffset) whose MaxTimestamp is at least tsMs, found through the time
 // index; ErrNotFound when there is none.
 func (l *Log) FindTimestamp(tsMs int64) ([]byte, error) {
+	return l.FindTimestampFrom(tsMs, 0)
+}
+
+// FindTimestampFrom is FindTimestamp among the batches holding offsets at or
+// above from: the next candidate after a batch whose header reached tsMs but
+// whose records did not.
+func (l *Log) FindTimestampFrom(tsMs, from int64) ([]byte, error) {
 	segments, start, err := l.acquireAll()
 	if err != nil {
 		return nil, err
 	}
 	defer segments.release()
+	start = max(start, from)
 	for _, view := range segments {
-		if view.maxTimestampMs == noTimestamp || view.maxTimestampMs < tsMs {
+		if view.maxTimestampMs == noTimestamp || view.maxTimestampMs < tsMs || view.nextOffset <= start {
 			continue
 		}
 		whole, err := l.findInSegment(view, tsMs, start)
