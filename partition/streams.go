@@ -411,16 +411,18 @@ func (p *Partition) RecordsAt(offsets []int64) (map[int64]batch.Record, error) {
 			continue
 		}
 		if off < lo || off > hi {
+			// Damage found here takes the partition offline as a fetch
+			// finding it does (classifyReadError).
 			data, err := p.log.Read(off, 1, hwm)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s-%d at %d: %v", ErrRead, p.topic, p.index, off, err)
+				return nil, p.classifyReadError(err, off)
 			}
 			h, whole, _, err := batch.Next(data)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s-%d at %d: %v", ErrRead, p.topic, p.index, off, err)
+				return nil, p.classifyReadError(err, off)
 			}
 			if cached, err = batch.Records(whole, lim); err != nil {
-				return nil, fmt.Errorf("%w: %s-%d batch %d: %v", ErrRead, p.topic, p.index, h.BaseOffset, err)
+				return nil, p.classifyReadError(err, h.BaseOffset)
 			}
 			lo, hi = h.BaseOffset, h.LastOffset()
 		}
