@@ -496,12 +496,23 @@ func (x *Index) DeleteBelow(stream string, rev int64, stepMax int) (done bool, e
 	b := x.db.NewBatch()
 	defer b.Close()
 	done = len(entries) < stepMax
+	deleted := 0
 	for _, e := range entries {
 		if e.Revision >= rev {
 			done = true
 			break
 		}
-		if err := deleteEntry(b, stream, e); err != nil {
+		if err := deleteKeys(b, stream, e); err != nil {
+			return false, fmt.Errorf("stream index: delete below %d of %q: %w", rev, stream, err)
+		}
+		deleted++
+	}
+	// One range tombstone for the entries, so the next step's listing from
+	// revision 0 skips them in one seek instead of stepping over a
+	// tombstone per deleted entry.
+	if deleted > 0 {
+		last := entries[deleted-1].Revision
+		if err := b.DeleteRange(revisionKey(stream, 0), revisionKey(stream, last+1), nil); err != nil {
 			return false, fmt.Errorf("stream index: delete below %d of %q: %w", rev, stream, err)
 		}
 	}
@@ -511,17 +522,14 @@ func (x *Index) DeleteBelow(stream string, rev int64, stepMax int) (done bool, e
 	return done, nil
 }
 
-// deleteEntry adds to b the deletion of an entry and of the keys that lead to it.
-func deleteEntry(b *pebble.Batch, stream string, e Entry) error {
+// deleteKeys adds to b the deletion of the keys that lead to an entry.
+func deleteKeys(b *pebble.Batch, stream string, e Entry) error {
 	if e.ID != "" {
 		if err := b.Delete(idKey(stream, e.ID), nil); err != nil {
 			return err
 		}
 	}
-	if err := b.Delete(offsetKey(e.Offset), nil); err != nil {
-		return err
-	}
-	return b.Delete(revisionKey(stream, e.Revision), nil)
+	return b.Delete(offsetKey(e.Offset), nil)
 }
 
 func streamPrefix(prefix byte, stream string) []byte {
