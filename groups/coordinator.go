@@ -110,7 +110,7 @@ func (co *Coordinator) deliver(nowMs int64) {
 	}
 	co.stats.Rebalances += int64(ready.Rebalances)
 	for _, c := range ready.Changes {
-		if err := co.persist(c, nowMs); err != nil {
+		if _, err := co.persist(c, nowMs); err != nil {
 			// These changes (a group becoming empty, expiry) have no client
 			// to tell. The in-memory state moved on; after a restart the
 			// records written before this one apply, and retention runs
@@ -134,14 +134,14 @@ func (co *Coordinator) answer(w Waiter, result any) {
 	}
 }
 
-// persist writes the records of a change the Machine already applied.
-func (co *Coordinator) persist(c Change, nowMs int64) error {
+// persist writes the records of a change; the result says what to wait on
+// for their durability.
+func (co *Coordinator) persist(c Change, nowMs int64) (appended, error) {
 	records := changeRecords(c)
 	if len(records) == 0 {
-		return nil
+		return appended{}, nil
 	}
-	_, err := co.log.append(c.Group, records, nowMs)
-	return err
+	return co.log.append(c.Group, records, nowMs)
 }
 
 // changeRecords returns the offsets-log records that make c durable.
@@ -168,12 +168,9 @@ func changeRecords(c Change) []batch.Record {
 // then applies it, so that a failed append leaves the group unchanged. It
 // runs on the loop; the caller waits on the result off the loop.
 func (co *Coordinator) writeDelete(c Change, nowMs int64) (appended, error) {
-	var a appended
-	if records := changeRecords(c); len(records) > 0 {
-		var err error
-		if a, err = co.log.append(c.Group, records, nowMs); err != nil {
-			return appended{}, err
-		}
+	a, err := co.persist(c, nowMs)
+	if err != nil {
+		return appended{}, err
 	}
 	co.machine.ApplyDelete(c)
 	return a, nil
