@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path"
 	"sort"
@@ -95,10 +94,8 @@ type PartitionSlot struct {
 
 // Cluster is the set of topics on this node.
 type Cluster struct {
-	cfg    Config
-	env    env.Env // every partition opens with it
-	fsys   vfs.FS  // env.FS
-	logger *slog.Logger
+	cfg Config
+	env env.Env // every partition opens with it
 
 	lock vfs.File // the data directory's lock, held until Close
 
@@ -128,7 +125,7 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	fsys, logger := e.FS, e.Logger
+	fsys := e.FS
 	if err := fsys.MkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -136,7 +133,7 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, env: e, fsys: fsys, logger: logger, lock: lock, topics: map[string]*Topic{},
+	c := &Cluster{cfg: cfg, env: e, lock: lock, topics: map[string]*Topic{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := c.load(); err != nil {
 		_ = c.closePartitions() // the load error is the one to report
@@ -158,7 +155,7 @@ func (c *Cluster) load() error {
 	if err != nil {
 		return err
 	}
-	names, err := c.fsys.List(c.cfg.DataDir)
+	names, err := c.env.FS.List(c.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("list data dir: %w", err)
 	}
@@ -177,7 +174,7 @@ func (c *Cluster) load() error {
 			if err != nil {
 				return fmt.Errorf("finish deleting topic %s: %w", rec.record.Name, err)
 			}
-			c.logger.Warn("finishing the deletion of a topic interrupted before the last stop", "topic", rec.record.Name)
+			c.env.Logger.Warn("finishing the deletion of a topic interrupted before the last stop", "topic", rec.record.Name)
 			marked = append(marked, dirs...)
 			continue
 		}
@@ -246,7 +243,7 @@ type clusterMeta struct {
 
 // readMeta reads cluster.json, or makes a new cluster id when it is missing.
 func (c *Cluster) readMeta() (clusterMeta, error) {
-	data, err := vfs.ReadFile(c.fsys, path.Join(c.cfg.DataDir, clusterFile))
+	data, err := vfs.ReadFile(c.env.FS, path.Join(c.cfg.DataDir, clusterFile))
 	var meta clusterMeta
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -270,7 +267,7 @@ func (c *Cluster) persistMeta(nextProducerID int64) error {
 	if err != nil {
 		return err
 	}
-	if err := vfs.WriteFileAtomic(c.fsys, path.Join(c.cfg.DataDir, clusterFile), data); err != nil {
+	if err := vfs.WriteFileAtomic(c.env.FS, path.Join(c.cfg.DataDir, clusterFile), data); err != nil {
 		return fmt.Errorf("write %s: %w", clusterFile, err)
 	}
 	return nil
@@ -323,7 +320,7 @@ type storedTopic struct {
 
 // readTopics reads and checks topics.json; a missing file is no topics.
 func (c *Cluster) readTopics() ([]storedTopic, error) {
-	data, err := vfs.ReadFile(c.fsys, path.Join(c.cfg.DataDir, topicsFile))
+	data, err := vfs.ReadFile(c.env.FS, path.Join(c.cfg.DataDir, topicsFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -355,15 +352,15 @@ func (c *Cluster) readTopics() ([]storedTopic, error) {
 // removal durable.
 func (c *Cluster) removeMarked(dirs []string) error {
 	for _, dir := range dirs {
-		c.logger.Info("removing the directory of a deleted topic", "dir", dir)
-		if err := c.fsys.RemoveAll(path.Join(c.cfg.DataDir, dir)); err != nil {
+		c.env.Logger.Info("removing the directory of a deleted topic", "dir", dir)
+		if err := c.env.FS.RemoveAll(path.Join(c.cfg.DataDir, dir)); err != nil {
 			return fmt.Errorf("remove deleted partition %s: %w", dir, err)
 		}
 	}
 	if len(dirs) == 0 {
 		return nil
 	}
-	if err := c.fsys.SyncDir(c.cfg.DataDir); err != nil {
+	if err := c.env.FS.SyncDir(c.cfg.DataDir); err != nil {
 		return fmt.Errorf("remove deleted partitions: %w", err)
 	}
 	return nil
@@ -373,7 +370,7 @@ func (c *Cluster) openPartition(topic string, index int32, cfg partition.Config)
 	dir := path.Join(c.cfg.DataDir, partitionDirName(topic, index))
 	p, err := partition.Open(c.env, dir, topic, index, cfg)
 	if err != nil {
-		c.logger.Error("partition offline", "topic", topic, "partition", index, "err", err)
+		c.env.Logger.Error("partition offline", "topic", topic, "partition", index, "err", err)
 		return &PartitionSlot{Index: index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)}
 	}
 	return &PartitionSlot{Index: index, Partition: p}
@@ -390,7 +387,7 @@ func (c *Cluster) persistTopics() error {
 	if err != nil {
 		return err
 	}
-	if err := vfs.WriteFileAtomic(c.fsys, path.Join(c.cfg.DataDir, topicsFile), data); err != nil {
+	if err := vfs.WriteFileAtomic(c.env.FS, path.Join(c.cfg.DataDir, topicsFile), data); err != nil {
 		return fmt.Errorf("write %s: %w", topicsFile, err)
 	}
 	return nil
@@ -469,7 +466,7 @@ func (c *Cluster) CleanOnce(nowMs int64) {
 				continue
 			}
 			if err := s.Partition.Clean(nowMs); err != nil {
-				c.logger.Error("cleaning partition", "topic", t.Name, "partition", s.Index, "err", err)
+				c.env.Logger.Error("cleaning partition", "topic", t.Name, "partition", s.Index, "err", err)
 			}
 		}
 	}

@@ -113,7 +113,7 @@ func (c *Cluster) markForDeletion(topic string, id [16]byte, partitions int32) (
 	var marked []string
 	for i := int32(0); i < partitions; i++ {
 		to := deletionDirName(topic, i, id)
-		err := c.fsys.Rename(path.Join(c.cfg.DataDir, partitionDirName(topic, i)), path.Join(c.cfg.DataDir, to))
+		err := c.env.FS.Rename(path.Join(c.cfg.DataDir, partitionDirName(topic, i)), path.Join(c.cfg.DataDir, to))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -122,7 +122,7 @@ func (c *Cluster) markForDeletion(topic string, id [16]byte, partitions int32) (
 		}
 		marked = append(marked, to)
 	}
-	if err := c.fsys.SyncDir(c.cfg.DataDir); err != nil {
+	if err := c.env.FS.SyncDir(c.cfg.DataDir); err != nil {
 		return marked, fmt.Errorf("mark for deletion: %w", err)
 	}
 	return marked, nil

@@ -123,7 +123,7 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 		c.removeCreated(t.Partitions)
 		return nil, fmt.Errorf("create topic %s: %w", name, err)
 	}
-	c.logger.Info("topic created", "topic", name, "partitions", partitions)
+	c.env.Logger.Info("topic created", "topic", name, "partitions", partitions)
 	return t, nil
 }
 
@@ -134,7 +134,7 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 // exists, the caller's protocol error.
 func (c *Cluster) createPartition(topic string, index int32, cfg partition.Config, exists error) (*PartitionSlot, error) {
 	dir := partitionDirName(topic, index)
-	_, err := c.fsys.Stat(path.Join(c.cfg.DataDir, dir))
+	_, err := c.env.FS.Stat(path.Join(c.cfg.DataDir, dir))
 	if err == nil {
 		return nil, fmt.Errorf("%w: directory %s is in the data dir but belongs to no topic; move it out of the data dir first", exists, dir)
 	}
@@ -154,7 +154,7 @@ func (c *Cluster) removeCreated(slots []*PartitionSlot) {
 		if err := s.Partition.Delete(); err != nil {
 			// Left behind, the directory would make the next start refuse
 			// to run, naming it; the operator can then remove it.
-			c.logger.Error("removing a partition of a failed create", "topic", s.Partition.Topic(), "partition", s.Index, "err", err)
+			c.env.Logger.Error("removing a partition of a failed create", "topic", s.Partition.Topic(), "partition", s.Index, "err", err)
 		}
 	}
 }
@@ -175,7 +175,7 @@ func (c *Cluster) DeleteTopic(name string) error {
 			if err := s.Partition.Close(); err != nil {
 				// The data is being deleted; a close error (a partition
 				// already offline says why again) changes nothing.
-				c.logger.Warn("closing a partition of a deleted topic", "topic", name, "partition", s.Index, "err", err)
+				c.env.Logger.Warn("closing a partition of a deleted topic", "topic", name, "partition", s.Index, "err", err)
 			}
 		}
 	}
@@ -190,9 +190,9 @@ func (c *Cluster) DeleteTopic(name string) error {
 		return fmt.Errorf("delete topic %s: the topic is deleted and its directories are removed at the next start: %w", name, err)
 	}
 	if err := c.removeMarked(marked); err != nil {
-		c.logger.Error("removing the directories of a deleted topic; the next start removes them", "topic", name, "err", err)
+		c.env.Logger.Error("removing the directories of a deleted topic; the next start removes them", "topic", name, "err", err)
 	}
-	c.logger.Info("topic deleted", "topic", name)
+	c.env.Logger.Info("topic deleted", "topic", name)
 	return nil
 }
 
