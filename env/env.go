@@ -19,11 +19,9 @@ type Env struct {
 // Real is the production environment: the wall clock, randomness seeded
 // from the operating system, the operating system's filesystem and the
 // default logger.
-func Real() Env {
-	return Env{Clock: RealClock(), Rand: NewRealRand(), FS: vfs.Default(), Logger: slog.Default()}
-}
+func Real() Env { return Env{}.Complete() }
 
-// Complete returns e with each unset field taken from Real(), for
+// Complete returns e with each unset field taken from the real world, for
 // configurations whose zero value means "the real world".
 func (e Env) Complete() Env {
 	if e.Clock == nil {
