@@ -171,7 +171,7 @@ func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64, limits bat
 			data = rest
 		}
 		if noteMoves {
-			p.noteUnsyncedMoves(change.Moved())
+			p.noteStreamMoves(change.Moved())
 		}
 		if err := x.Commit(change); err != nil {
 			return err
@@ -337,31 +337,24 @@ func (p *Partition) StreamIndex() (*streams.Index, error) {
 }
 
 // noteStreamMoves records the streams whose state an append or a replay
-// moves, until their records are durable.
+// moves, until their records are durable: under stateMu, entries below the
+// high watermark are never kept (advance drops those it passes), so every
+// entry is a move a crash could take back.
 func (p *Partition) noteStreamMoves(moved map[string]int64) {
 	if len(moved) == 0 {
 		return
 	}
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
-	if p.unsyncedMoves == nil {
-		p.unsyncedMoves = make(map[string]int64, len(moved))
-	}
 	for stream, offset := range moved {
+		if offset < p.hwm {
+			continue
+		}
+		if p.unsyncedMoves == nil {
+			p.unsyncedMoves = make(map[string]int64, len(moved))
+		}
 		p.unsyncedMoves[stream] = offset
 	}
-}
-
-// noteUnsyncedMoves notes the moves of a replay that are above the high watermark.
-func (p *Partition) noteUnsyncedMoves(moved map[string]int64) {
-	hwm := p.HighWatermark()
-	unsynced := map[string]int64{}
-	for stream, offset := range moved {
-		if offset >= hwm {
-			unsynced[stream] = offset
-		}
-	}
-	p.noteStreamMoves(unsynced)
 }
 
 // spareUnsynced leaves out of a cleaning the streams whose state moved by a
@@ -372,7 +365,7 @@ func (p *Partition) spareUnsynced(dead map[string]*deadStream) {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
 	for stream := range dead {
-		if offset, pending := p.unsyncedMoves[stream]; pending && offset >= p.hwm {
+		if _, pending := p.unsyncedMoves[stream]; pending {
 			delete(dead, stream)
 		}
 	}
