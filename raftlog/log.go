@@ -22,7 +22,6 @@ import (
 type Log struct {
 	storage *storage.Log
 	book    *book
-	src     headerSource
 	// last is the index of the last entry (the snapshot index when there
 	// is none above it).
 	last uint64
@@ -33,12 +32,12 @@ type Log struct {
 // last entry. Segments that disagree with the bookkeeping are
 // errLogMismatch: cutting them back is recovery's business, not this.
 func newLog(st *storage.Log, b *book) (*Log, error) {
-	l := &Log{storage: st, book: b, src: storageHeaders{st}}
+	l := &Log{storage: st, book: b}
 	pos, ok := b.start(math.MaxUint64)
 	if !ok {
 		return nil, fmt.Errorf("raftlog: no entry can follow the snapshot at %d", b.snapshot.Index)
 	}
-	w := newWalker(b, l.src, pos)
+	w := newWalker(b, l.headerReader(), pos)
 	for {
 		_, more, err := w.step()
 		if err != nil {
@@ -83,7 +82,7 @@ func (l *Log) OffsetOf(i uint64) (int64, error) {
 	if i > l.last+1 {
 		return 0, fmt.Errorf("offset of entry %d after the last entry %d: %w", i, l.last, raft.ErrUnavailable)
 	}
-	off, ok, err := offsetOf(l.book, l.src, i)
+	off, ok, err := offsetOf(l.book, l.headerReader(), i)
 	if err != nil {
 		return 0, fmt.Errorf("offset of entry %d: %w", i, err)
 	}
@@ -115,7 +114,7 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	limited := false
 	// Until lo, the count reads chunks for headers only; from lo on, of
 	// what is left of maxSize.
-	src := &chunkSource{log: l.storage, readBytes: headerReadBytes}
+	src := l.headerReader()
 	_, err := scan(l.book, src, lo, hi, func(e located) bool {
 		ent, err := l.entry(src, e)
 		if err != nil {
@@ -145,7 +144,7 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 
 // entry makes the raft entry of a located one: a non-data entry from
 // memory, a data entry from the batch the count just read.
-func (l *Log) entry(src *chunkSource, e located) (*raftpb.Entry, error) {
+func (l *Log) entry(src *batchReader, e located) (*raftpb.Entry, error) {
 	if e.NonData != nil {
 		return nonDataEntry(e.NonData), nil
 	}
@@ -157,50 +156,68 @@ func (l *Log) entry(src *chunkSource, e located) (*raftpb.Entry, error) {
 	return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(e.Index), Data: data}, nil
 }
 
-// chunkSource is the headerSource of one Entries call. It keeps the
-// batches it read, checked, so that each is read once, for the count and
-// for its data.
-type chunkSource struct {
+// batchReader is the headerSource over a storage.Log: it reads whole
+// batches up to readBytes at a time (the first always whole) and parses
+// their headers. Entries keeps one per call, with its chunk, so each batch
+// is read once, for the count and for its data.
+type batchReader struct {
 	log *storage.Log
-	// readBytes sizes the next chunk; the first batch comes whole.
+	// readBytes sizes the next chunk.
 	readBytes int
-	// wholes are the batches of the chunk last read, in offset order;
-	// next is the first not yet handed out or passed over.
+	// headers and wholes are the batches of the chunk last read, in offset
+	// order; next is the first not yet handed out or passed over.
+	parsed []batch.Header
 	wholes [][]byte
 	next   int
 }
+
+// headerReader returns a reader of its own to each call: a batchReader
+// keeps the chunk it read, and the Log serves concurrent readers.
+func (l *Log) headerReader() *batchReader {
+	return &batchReader{log: l.storage, readBytes: headerReadBytes}
+}
+
+// headerReadBytes bounds one read of batches for their headers; the first
+// batch always comes whole, however large.
+const headerReadBytes = 1 << 20
 
 // entriesReadBytesMax bounds one chunk read for Entries, whatever maxSize
 // raft passes.
 const entriesReadBytesMax = 4 << 20
 
-func (c *chunkSource) headers(from int64) ([]batch.Header, error) {
-	data, err := readChunk(c.log, from, c.readBytes)
+func (r *batchReader) headers(from int64) ([]batch.Header, error) {
+	data, err := readChunk(r.log, from, r.readBytes)
 	if err != nil {
 		return nil, err
 	}
-	c.wholes, c.next = c.wholes[:0], 0
-	var out []batch.Header
+	r.parsed, r.wholes, r.next = r.parsed[:0], r.wholes[:0], 0
 	for len(data) > 0 {
-		h, whole, rest, err := batch.Next(data)
+		h, err := batch.ParseHeader(data)
 		if err != nil {
-			return nil, fmt.Errorf("batch after offset %d: %w", from, err)
+			return nil, fmt.Errorf("batch header after offset %d: %w", from, err)
 		}
-		out, c.wholes, data = append(out, h), append(c.wholes, whole), rest
+		if h.TotalBytes() > len(data) {
+			return nil, fmt.Errorf("batch at offset %d: %d of %d bytes read: %w", h.BaseOffset, len(data), h.TotalBytes(), batch.ErrShort)
+		}
+		r.parsed, r.wholes, data = append(r.parsed, h), append(r.wholes, data[:h.TotalBytes()]), data[h.TotalBytes():]
 	}
-	return out, nil
+	return r.parsed, nil
 }
 
-// whole returns a copy of the batch at offset (raft may keep an entry's
-// Data long after the chunk is gone) from the chunk last read. Offsets
-// ask in ascending order: the count passes entries below lo by.
-func (c *chunkSource) whole(offset int64) ([]byte, error) {
-	for ; c.next < len(c.wholes); c.next++ {
-		h, err := batch.ParseHeader(c.wholes[c.next])
-		if err == nil && h.BaseOffset == offset {
-			c.next++
-			return bytes.Clone(c.wholes[c.next-1]), nil
+// whole returns a checked copy of the batch at offset (raft may keep an
+// entry's Data long after the chunk is gone) from the chunk last read.
+// Offsets ask in ascending order: the count passes entries below lo by.
+func (r *batchReader) whole(offset int64) ([]byte, error) {
+	for ; r.next < len(r.wholes); r.next++ {
+		if r.parsed[r.next].BaseOffset != offset {
+			continue
 		}
+		whole := r.wholes[r.next]
+		r.next++
+		if err := batch.CheckCRC(whole); err != nil {
+			return nil, fmt.Errorf("batch at offset %d: %w", offset, err)
+		}
+		return bytes.Clone(whole), nil
 	}
 	return nil, fmt.Errorf("batch at offset %d not in the chunk read: %w", offset, errLogMismatch)
 }
@@ -220,33 +237,6 @@ func nonDataEntry(e *Entry) *raftpb.Entry {
 		ent.Data = append([]byte(nil), e.Data...)
 	}
 	return ent
-}
-
-// storageHeaders is the headerSource of a storage.Log: it reads up to
-// headerReadBytes of batches at a time and parses their headers.
-type storageHeaders struct{ log *storage.Log }
-
-// headerReadBytes bounds one read of batches for their headers; the first
-// batch always comes whole, however large.
-const headerReadBytes = 1 << 20
-
-func (s storageHeaders) headers(from int64) ([]batch.Header, error) {
-	data, err := readChunk(s.log, from, headerReadBytes)
-	if err != nil {
-		return nil, err
-	}
-	var out []batch.Header
-	for len(data) > 0 {
-		h, err := batch.ParseHeader(data)
-		if err != nil {
-			return nil, fmt.Errorf("batch header after offset %d: %w", from, err)
-		}
-		if h.TotalBytes() > len(data) {
-			return nil, fmt.Errorf("batch at offset %d: %d of %d bytes read: %w", h.BaseOffset, len(data), h.TotalBytes(), batch.ErrShort)
-		}
-		out, data = append(out, h), data[h.TotalBytes():]
-	}
-	return out, nil
 }
 
 // readChunk reads whole batches from the one holding offset from, up to

@@ -78,7 +78,7 @@ func (tw *twin) apply(r Record) {
 func (tw *twin) append(first uint64, specs ...spec) {
 	tw.t.Helper()
 	if first <= tw.last {
-		off, _, err := offsetOf(tw.b, storageHeaders{tw.st}, first)
+		off, _, err := offsetOf(tw.b, &batchReader{log: tw.st, readBytes: headerReadBytes}, first)
 		if err != nil {
 			tw.t.Fatal(err)
 		}
