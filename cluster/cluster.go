@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -23,7 +24,8 @@ import (
 var (
 	ErrUnknownTopic      = errors.New("unknown topic or partition")
 	ErrTopicExists       = errors.New("topic already exists")
-	ErrInvalidTopic      = errors.New("invalid topic name")
+	ErrInvalidTopic      = topicrules.ErrInvalidTopic
+	ErrInvalidConfig     = topicrules.ErrInvalidConfig
 	ErrInvalidPartitions = errors.New("invalid partition count")
 	ErrPartitionOffline  = errors.New("partition offline")
 	// ErrUnknownPartitions: the data directory holds partition directories
@@ -474,7 +476,7 @@ func (c *Cluster) CleanOnce(nowMs int64) {
 
 // partitionConfig is the topic's partition config with the node-wide limits applied.
 func (c *Cluster) partitionConfig(overrides map[string]string) (partition.Config, error) {
-	cfg, err := partitionConfig(overrides)
+	cfg, err := topicrules.PartitionConfig(overrides)
 	cfg.Limits.DecompressedBytesMax = c.cfg.DecompressedBatchBytesMax
 	cfg.ProducerIDExpirationMs = c.cfg.ProducerIDExpirationMs
 	return cfg, err

@@ -64,66 +64,6 @@ func openCluster(t *testing.T, fsys vfs.FS) *Cluster {
 	return c
 }
 
-// TestDefaultsAgree: every documented default, set explicitly, gives the same
-// partition config as no override at all.
-func TestDefaultsAgree(t *testing.T) {
-	all := map[string]string{}
-	for _, s := range topicConfigSpecs {
-		all[s.name] = s.def
-	}
-	explicit, err := partitionConfig(all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	implicit, err := partitionConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(explicit, implicit) {
-		t.Fatalf("defaults disagree:\nexplicit %+v\nimplicit %+v", explicit, implicit)
-	}
-}
-
-func TestConfigValidation(t *testing.T) {
-	cases := []struct {
-		configs map[string]string
-		ok      bool
-	}{
-		{map[string]string{"cleanup.policy": "compact"}, true},
-		{map[string]string{"cleanup.policy": "compact,delete"}, true},
-		{map[string]string{"cleanup.policy": "shred"}, false},
-		{map[string]string{"retention.ms": "-1"}, true},
-		{map[string]string{"retention.ms": "-2"}, false},
-		{map[string]string{"retention.ms": "soon"}, false},
-		{map[string]string{"message.timestamp.type": "LogAppendTime"}, true},
-		{map[string]string{"compression.type": "gzip"}, false},
-		{map[string]string{"no.such.key": "1"}, false},
-		{map[string]string{"max.message.bytes": "10"}, false},
-	}
-	for _, c := range cases {
-		_, err := partitionConfig(c.configs)
-		if (err == nil) != c.ok {
-			t.Errorf("%v: err %v, want ok=%v", c.configs, err, c.ok)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%v: error %v does not wrap ErrInvalidConfig", c.configs, err)
-		}
-	}
-}
-
-func TestTopicNames(t *testing.T) {
-	for _, ok := range []string{"orders", "a.b_c-D9", strings.Repeat("x", 249)} {
-		if err := ValidateTopicName(ok); err != nil {
-			t.Errorf("%q refused: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", ".", "..", "a/b", "a b", "ü", strings.Repeat("x", 250)} {
-		if err := ValidateTopicName(bad); !errors.Is(err, ErrInvalidTopic) {
-			t.Errorf("%q accepted: %v", bad, err)
-		}
-	}
-}
-
 // TestTopicsSurviveRestart: topics, partition counts and configs are durable;
 // a deleted topic stays deleted and its directories are gone.
 func TestTopicsSurviveRestart(t *testing.T) {

@@ -1,7 +1,9 @@
 // Package cluster holds the broker's topics: their partitions, their configs
 // (validated, with Kafka's defaults, durable across restarts), topic creation
 // and deletion, producer id allocation, and the background cleaner that
-// applies retention and compaction.
+// applies retention and compaction. The pure rules a topic obeys (names,
+// configs) live in the subpackage topicrules, which the metadata group's
+// state machine applies too.
 //
 // # Files
 //

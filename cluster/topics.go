@@ -7,34 +7,13 @@ import (
 	"maps"
 	"path"
 	"sort"
-	"strings"
 
+	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/partition"
 )
 
-// topicNameBytesMax is Kafka's limit: a partition directory name must fit a
-// file name with room for the partition suffix.
-const topicNameBytesMax = 249
-
 // ValidateTopicName applies Kafka's topic name rules.
-func ValidateTopicName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty", ErrInvalidTopic)
-	case name == "." || name == "..":
-		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
-	case len(name) > topicNameBytesMax:
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidTopic, len(name), topicNameBytesMax)
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		ok := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-'
-		if !ok {
-			return fmt.Errorf("%w: %q has %q; use ASCII letters, digits, '.', '_' and '-'", ErrInvalidTopic, name, b)
-		}
-	}
-	return nil
-}
+func ValidateTopicName(name string) error { return topicrules.ValidateName(name) }
 
 // Topics returns every topic, sorted by name.
 func (c *Cluster) Topics() []*Topic {
@@ -214,7 +193,7 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
-	if strings.TrimSpace(t.Configs["cleanup.policy"]) == "stream" {
+	if topicrules.IsStream(t.Configs) {
 		// A stream lives in the partition murmur2 of its key picks among the
 		// current count; more partitions would move streams mid-life.
 		return fmt.Errorf("%w: topic %s has cleanup.policy=stream, whose streams would move to other partitions",
@@ -261,7 +240,7 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 // holds ForceLeaveStreamConfig=true (which is not stored). A partition turned
 // to stream builds its index in the background, so c.mu is not held for it.
 func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnly bool) error {
-	configs, force, err := takeForceLeaveStream(configs)
+	configs, force, err := topicrules.TakeForceLeaveStream(configs)
 	if err != nil {
 		return err
 	}
@@ -275,7 +254,7 @@ func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnl
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
-	if err := checkLeaveStream(name, t.Configs, pcfg, force); err != nil {
+	if err := topicrules.CheckLeaveStream(name, t.Configs, pcfg, force); err != nil {
 		return err
 	}
 	if validateOnly {
@@ -296,46 +275,22 @@ func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnl
 	return errors.Join(errs...)
 }
 
-// takeForceLeaveStream removes ForceLeaveStreamConfig from a request's
-// configs and reports whether it confirmed leaving the stream policy.
-func takeForceLeaveStream(configs map[string]string) (map[string]string, bool, error) {
-	v, ok := configs[ForceLeaveStreamConfig]
-	if !ok {
-		return configs, false, nil
-	}
-	if v != "true" {
-		return nil, false, fmt.Errorf("%w: %s=%q: the only value is true", ErrInvalidConfig, ForceLeaveStreamConfig, v)
-	}
-	rest := maps.Clone(configs)
-	delete(rest, ForceLeaveStreamConfig)
-	return rest, true, nil
-}
-
-// checkLeaveStream refuses, unless forced, a change that makes an event
-// store a plain topic: its appends would no longer be checked, retention or
-// compaction would remove events, and a request that merely left
-// cleanup.policy out (a non-incremental AlterConfigs) would do it silently.
-func checkLeaveStream(name string, current map[string]string, next partition.Config, force bool) error {
-	if force || next.Streams || strings.TrimSpace(current["cleanup.policy"]) != "stream" {
-		return nil
-	}
-	return fmt.Errorf("%w: topic %s is an event store (cleanup.policy=stream) and this change would make it a plain "+
-		"topic (a request that leaves cleanup.policy out resets it to delete): its events would no longer be checked, "+
-		"and retention or compaction would remove them. Keep cleanup.policy=stream, or confirm with %s=true "+
-		"(cairn topic alter-config --force-leave-stream)", partition.ErrPolicyViolation, name, ForceLeaveStreamConfig)
-}
-
 // DescribeConfigs lists a topic's configs with their effective values.
 func (c *Cluster) DescribeConfigs(name string) ([]ConfigEntry, error) {
 	t, ok := c.Topic(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
-	return describe(t.Configs), nil
+	return topicrules.Describe(t.Configs), nil
 }
 
 // ConfigDoc is the documentation of a topic config key ("" if unknown).
-func ConfigDoc(name string) string {
-	s, _ := specFor(name)
-	return s.doc
-}
+func ConfigDoc(name string) string { return topicrules.Doc(name) }
+
+// ConfigEntry is one config as DescribeConfigs reports it.
+type ConfigEntry = topicrules.ConfigEntry
+
+// ForceLeaveStreamConfig is a request-only key: set to "true" beside a
+// change that takes a topic out of cleanup.policy=stream, it confirms the
+// change. It is never stored.
+const ForceLeaveStreamConfig = topicrules.ForceLeaveStreamConfig

@@ -1,4 +1,4 @@
-package cluster
+package topicrules
 
 import (
 	"errors"
@@ -142,9 +142,10 @@ type ConfigEntry struct {
 	Doc       string
 }
 
-// partitionConfig builds the partition config from topic overrides on top of
-// the defaults, validating every key.
-func partitionConfig(overrides map[string]string) (partition.Config, error) {
+// PartitionConfig builds the partition config from topic overrides on top
+// of the defaults, validating every key. Node-wide limits (decompressed
+// batch size, producer id expiration) are the caller's to apply.
+func PartitionConfig(overrides map[string]string) (partition.Config, error) {
 	cfg := partition.DefaultConfig()
 	keys := make([]string, 0, len(overrides))
 	for k := range overrides {
@@ -166,8 +167,8 @@ func partitionConfig(overrides map[string]string) (partition.Config, error) {
 	return cfg, nil
 }
 
-// describe lists every topic config with its effective value, sorted by name.
-func describe(overrides map[string]string) []ConfigEntry {
+// Describe lists every topic config with its effective value, sorted by name.
+func Describe(overrides map[string]string) []ConfigEntry {
 	out := make([]ConfigEntry, 0, len(topicConfigSpecs))
 	for _, s := range topicConfigSpecs {
 		e := ConfigEntry{Name: s.name, Value: s.def, IsDefault: true, Doc: s.doc}
@@ -180,7 +181,17 @@ func describe(overrides map[string]string) []ConfigEntry {
 	return out
 }
 
-// ForceLeaveStreamConfig is a request-only key: set to "true" beside a
-// change that takes a topic out of cleanup.policy=stream, it confirms the
-// change. It is never stored.
-const ForceLeaveStreamConfig = "cairn.force.leave.stream"
+// Doc is the documentation of a topic config key ("" if unknown).
+func Doc(name string) string {
+	s, _ := specFor(name)
+	return s.doc
+}
+
+// Defaults is every supported config key with its default value.
+func Defaults() map[string]string {
+	out := make(map[string]string, len(topicConfigSpecs))
+	for _, s := range topicConfigSpecs {
+		out[s.name] = s.def
+	}
+	return out
+}
