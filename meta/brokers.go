@@ -1,0 +1,139 @@
+package meta
+
+import (
+	"net"
+	"slices"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// registerBroker adds a node (incarnation 1), gives a known node a new
+// incarnation (its data was lost: it must never vote as its old self), or
+// updates the addresses of the current incarnation.
+func (m *Machine) registerBroker(c *metav1.RegisterBroker) (*metav1.Result, *refusal) {
+	if c.NodeId < 1 {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "node id %d: must be at least 1", c.NodeId)
+	}
+	if r := checkAddresses(c.RaftAddr, c.KafkaAddr, c.HttpAddr, c.Rack); r != nil {
+		return nil, r
+	}
+	b, at, known := m.findBroker(c.NodeId)
+	switch {
+	case c.Incarnation == 0 && !known:
+		if len(m.state.Brokers) >= BrokersMax {
+			return nil, refuse(metav1.ErrorCode_ERROR_CODE_EXHAUSTED, "%d brokers registered, the most a cluster has", BrokersMax)
+		}
+		b = &metav1.Broker{NodeId: c.NodeId, Incarnation: 1, State: metav1.BrokerState_BROKER_STATE_JOINING}
+		m.state.Brokers = slices.Insert(m.state.Brokers, at, b)
+	case c.Incarnation == 0:
+		if b.Incarnation >= IncarnationMax {
+			return nil, refuse(metav1.ErrorCode_ERROR_CODE_EXHAUSTED, "node %d has used all %d incarnations", c.NodeId, IncarnationMax)
+		}
+		b.Incarnation++
+		b.State = metav1.BrokerState_BROKER_STATE_JOINING
+	case !known:
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_UNKNOWN_BROKER, "node %d is not registered; register it with incarnation 0", c.NodeId)
+	case c.Incarnation != b.Incarnation:
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_STALE_INCARNATION, "node %d incarnation %d: the current one is %d",
+			c.NodeId, c.Incarnation, b.Incarnation)
+	case b.State == metav1.BrokerState_BROKER_STATE_REMOVED:
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_BROKER_STATE,
+			"node %d incarnation %d is removed; register it with incarnation 0 for a new one", c.NodeId, b.Incarnation)
+	}
+	b.RaftAddr, b.KafkaAddr, b.HttpAddr, b.Rack = c.RaftAddr, c.KafkaAddr, c.HttpAddr, c.Rack
+	return &metav1.Result{Incarnation: b.Incarnation}, nil
+}
+
+// checkAddresses refuses an address that is not HOST:PORT and labels past
+// their bound. An empty address is allowed: a one-node cluster started
+// without --raft-addr listens for no other node.
+func checkAddresses(raft, kafka, http, rack string) *refusal {
+	for _, a := range []struct{ name, value string }{{"raft", raft}, {"kafka", kafka}, {"http", http}} {
+		if a.value == "" {
+			continue
+		}
+		if len(a.value) > AddressBytesMax {
+			return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "%s address of %d bytes, at most %d", a.name, len(a.value), AddressBytesMax)
+		}
+		if _, _, err := net.SplitHostPort(a.value); err != nil {
+			return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "%s address %q: not HOST:PORT", a.name, a.value)
+		}
+	}
+	if len(rack) > AddressBytesMax {
+		return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "rack of %d bytes, at most %d", len(rack), AddressBytesMax)
+	}
+	return nil
+}
+
+// brokerTransitions lists the states a broker may move to from each state.
+// REMOVED is final; a node comes back only as a new incarnation.
+var brokerTransitions = map[metav1.BrokerState][]metav1.BrokerState{
+	metav1.BrokerState_BROKER_STATE_JOINING:  {metav1.BrokerState_BROKER_STATE_ACTIVE, metav1.BrokerState_BROKER_STATE_REMOVED},
+	metav1.BrokerState_BROKER_STATE_ACTIVE:   {metav1.BrokerState_BROKER_STATE_DRAINING, metav1.BrokerState_BROKER_STATE_REMOVED},
+	metav1.BrokerState_BROKER_STATE_DRAINING: {metav1.BrokerState_BROKER_STATE_ACTIVE, metav1.BrokerState_BROKER_STATE_REMOVED},
+}
+
+// setBrokerState moves a broker's current incarnation along
+// brokerTransitions. Asking for the state it is in is accepted and changes
+// nothing, so an operator's retry succeeds.
+func (m *Machine) setBrokerState(c *metav1.SetBrokerState) (*metav1.Result, *refusal) {
+	b, _, ok := m.findBroker(c.NodeId)
+	if !ok {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_UNKNOWN_BROKER, "node %d is not registered", c.NodeId)
+	}
+	if c.Incarnation != b.Incarnation {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_STALE_INCARNATION, "node %d incarnation %d: the current one is %d",
+			c.NodeId, c.Incarnation, b.Incarnation)
+	}
+	if c.State == b.State {
+		return &metav1.Result{}, nil
+	}
+	if !slices.Contains(brokerTransitions[b.State], c.State) {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_BROKER_STATE, "node %d: %s cannot become %s", c.NodeId, b.State, c.State)
+	}
+	if c.State == metav1.BrokerState_BROKER_STATE_REMOVED {
+		if ref, used := m.firstPartitionOnNode(c.NodeId); used {
+			return nil, refuse(metav1.ErrorCode_ERROR_CODE_BROKER_IN_USE,
+				"node %d still holds a replica of %s-%d (and maybe more); move its replicas first", c.NodeId, ref.Topic, ref.Partition)
+		}
+	}
+	b.State = c.State
+	return &metav1.Result{}, nil
+}
+
+// firstPartitionOnNode is the first partition (topics by name, partitions in
+// order) listing a replica or a reassignment target on nodeID, under any
+// incarnation.
+func (m *Machine) firstPartitionOnNode(nodeID int32) (*metav1.PartitionRef, bool) {
+	for _, t := range m.state.Topics {
+		for _, p := range t.Partitions {
+			if onNode(p.Replicas, nodeID) || onNode(p.TargetReplicas, nodeID) {
+				return &metav1.PartitionRef{Topic: t.Name, Partition: p.Index}, true
+			}
+		}
+	}
+	return nil, false
+}
+
+func onNode(replicas []uint64, nodeID int32) bool {
+	return slices.ContainsFunc(replicas, func(r uint64) bool { return NodeOf(r) == nodeID })
+}
+
+// Broker returns a copy of the broker with nodeID.
+func (m *Machine) Broker(nodeID int32) (*metav1.Broker, bool) {
+	b, _, ok := m.findBroker(nodeID)
+	if !ok {
+		return nil, false
+	}
+	return proto.CloneOf(b), true
+}
+
+// Brokers returns a copy of every broker, by node id, removed ones included.
+func (m *Machine) Brokers() []*metav1.Broker {
+	out := make([]*metav1.Broker, len(m.state.Brokers))
+	for i, b := range m.state.Brokers {
+		out[i] = proto.CloneOf(b)
+	}
+	return out
+}

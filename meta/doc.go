@@ -1,0 +1,42 @@
+// Package meta is the metadata group's state machine: brokers, topics, their
+// configs and replica placement, Raft group ids and producer id blocks, as
+// every node of the cluster applies them from the metadata group's log.
+//
+// # The machine
+//
+// Machine.Apply(index, command) is pure and deterministic: it reads no
+// clock, draws no randomness, iterates no map into its output, and every
+// node applying the same entries holds a byte-identical State
+// (Machine.Snapshot marshals deterministically). Everything random or
+// placement-dependent (topic ids, replica sets) is chosen by the meta
+// leader before it proposes, with the helpers of this package; the counters
+// (group ids, producer ids, incarnations) are allocated by Apply itself, so
+// two proposals made at once never collide on them. Apply checks each
+// command again (topic names and configs with package cluster/topicrules,
+// partition counts, replica sets on active brokers at their current
+// incarnation, ids not reused) and refuses a bad one with a
+// metav1.ErrorCode and a message, changing nothing but the applied index;
+// ResultError turns a refusal into an error wrapping one of this package's
+// sentinels. Limits (PartitionsPerTopicMax, ReplicasMax, ...) are constants,
+// not configuration, since nodes must agree on them.
+//
+// The state and commands are protobuf (api/cairn/meta/v1, an on-disk
+// format). Restore, like New, checks a state as a whole (CheckState) before
+// taking it: sorted, unique brokers and topics, valid names and configs,
+// group ids unique and allocated, replicas of known incarnations,
+// consistent reassignments and preferred leaders.
+//
+// # Identities
+//
+// A replica id is node id << 20 | incarnation (ReplicaID). A node that lost
+// its data registers again and gets a new incarnation, so it never votes
+// under its old identity; brokers are never deleted from the state, only
+// REMOVED, so an incarnation is never handed out twice. Group ids start at 1
+// (0 is the metadata group) and are never reused.
+//
+// # Reading
+//
+// The accessors (Topic, TopicByID, Broker, Group, PartitionsOf,
+// PartitionsOfNode) return copies. A Machine is not safe for concurrent
+// use: the meta group's apply loop owns it.
+package meta

@@ -1,0 +1,118 @@
+package meta
+
+import (
+	"slices"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+)
+
+// partitionAt finds the partition a reference names.
+func (m *Machine) partitionAt(ref *metav1.PartitionRef) (*metav1.Partition, *refusal) {
+	if ref == nil {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "no partition named")
+	}
+	t, _, r := m.topicNamed(ref.Topic, ref.TopicId, false)
+	if r != nil {
+		return nil, r
+	}
+	if ref.Partition < 0 || int(ref.Partition) >= len(t.Partitions) {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC, "topic %s has %d partitions, no partition %d",
+			ref.Topic, len(t.Partitions), ref.Partition)
+	}
+	return t.Partitions[ref.Partition], nil
+}
+
+// beginReassignment records where a partition moves; the id of the move is
+// the index of this entry.
+func (m *Machine) beginReassignment(index uint64, c *metav1.BeginReassignment) (*metav1.Result, *refusal) {
+	p, r := m.partitionAt(c.Partition)
+	if r != nil {
+		return nil, r
+	}
+	if p.ReassignmentId != 0 {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_REASSIGNMENT_IN_PROGRESS, "%s-%d is being moved by reassignment %d",
+			c.Partition.Topic, p.Index, p.ReassignmentId)
+	}
+	if r := m.checkReplicaSet(c.TargetReplicas); r != nil {
+		return nil, r
+	}
+	if sameSet(p.Replicas, c.TargetReplicas) {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d already has replicas %v", c.Partition.Topic, p.Index, p.Replicas)
+	}
+	p.TargetReplicas = slices.Clone(c.TargetReplicas)
+	p.ReassignmentId = index
+	return &metav1.Result{ReassignmentId: index}, nil
+}
+
+func sameSet(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, r := range a {
+		if !slices.Contains(b, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// reassigned finds the partition of a running reassignment.
+func (m *Machine) reassigned(ref *metav1.PartitionRef, id uint64) (*metav1.Partition, *refusal) {
+	p, r := m.partitionAt(ref)
+	if r != nil {
+		return nil, r
+	}
+	if id == 0 || p.ReassignmentId != id {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_NO_REASSIGNMENT, "%s-%d: reassignment %d is not running (running: %d)",
+			ref.Topic, p.Index, id, p.ReassignmentId)
+	}
+	return p, nil
+}
+
+// completeReassignment makes the targets the replicas. The preferred leader
+// stays where it is if it is still a replica, else moves to the first
+// target.
+func (m *Machine) completeReassignment(c *metav1.CompleteReassignment) (*metav1.Result, *refusal) {
+	p, r := m.reassigned(c.Partition, c.ReassignmentId)
+	if r != nil {
+		return nil, r
+	}
+	p.Replicas, p.TargetReplicas, p.ReassignmentId = p.TargetReplicas, nil, 0
+	if !slices.Contains(p.Replicas, p.PreferredLeader) {
+		p.PreferredLeader = p.Replicas[0]
+	}
+	return &metav1.Result{}, nil
+}
+
+// cancelReassignment abandons a move; the replicas stay as they were.
+func (m *Machine) cancelReassignment(c *metav1.CancelReassignment) (*metav1.Result, *refusal) {
+	p, r := m.reassigned(c.Partition, c.ReassignmentId)
+	if r != nil {
+		return nil, r
+	}
+	p.TargetReplicas, p.ReassignmentId = nil, 0
+	return &metav1.Result{}, nil
+}
+
+// setPreferredLeaders checks every listed leader before setting any.
+func (m *Machine) setPreferredLeaders(c *metav1.SetPreferredLeaders) (*metav1.Result, *refusal) {
+	if len(c.Leaders) < 1 || len(c.Leaders) > PreferredLeadersMax {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "%d preferred leaders: must be between 1 and %d", len(c.Leaders), PreferredLeadersMax)
+	}
+	parts := make([]*metav1.Partition, len(c.Leaders))
+	for i, l := range c.Leaders {
+		p, r := m.partitionAt(l.GetPartition())
+		if r != nil {
+			return nil, r
+		}
+		if !slices.Contains(p.Replicas, l.Replica) {
+			return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d: %d is not one of its replicas %v",
+				l.Partition.Topic, p.Index, l.Replica, p.Replicas)
+		}
+		parts[i] = p
+	}
+	for i, p := range parts {
+		p.PreferredLeader = c.Leaders[i].Replica
+	}
+	return &metav1.Result{}, nil
+}
