@@ -34,6 +34,18 @@
 // REMOVED, so an incarnation is never handed out twice. Group ids start at 1
 // (0 is the metadata group) and are never reused.
 //
+// # Before proposing
+//
+// The meta leader computes placement with pure functions of the state:
+// Place (replication factor default min(3, active brokers); preferred
+// leaders, first in each set, spread to within one partition per active
+// broker, replicas to within two; ties broken by a rotation on the topic's
+// FNV-1a hash plus the partition), PlanRemoveNode (the moves that take
+// every replica off a node), PlanPreferredLeaders (SetPreferredLeaders that
+// spread preferences over active brokers) and PlanLeaderTransfers (groups
+// to hand back to their preferred leader). Nodes ask for producer ids in
+// blocks of ProducerIDBlock.
+//
 // # Reading
 //
 // The accessors (Topic, TopicByID, Broker, Group, PartitionsOf,
