@@ -61,7 +61,7 @@ func checkTopics(st *metav1.State) error {
 	groups := map[uint64]bool{}
 	for i, t := range st.Topics {
 		if i > 0 && strings.Compare(st.Topics[i-1].Name, t.Name) >= 0 {
-			return fmt.Errorf("topics out of order at %q", t.Name)
+			return fmt.Errorf("topics out of order or repeated at %q", t.Name)
 		}
 		if err := topicrules.ValidateName(t.Name); err != nil {
 			return err

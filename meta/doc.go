@@ -46,6 +46,16 @@
 // to hand back to their preferred leader). Nodes ask for producer ids in
 // blocks of ProducerIDBlock.
 //
+// # Bootstrap and migration
+//
+// Bootstrap is the first state of a new cluster (its initial voters ACTIVE
+// at incarnation 1). MigrateLegacy turns the cluster.json and topics.json
+// of a data directory written by a single node into the bootstrap state of
+// a one-node cluster: cluster id, topic ids and configs kept, group ids
+// given in order (topics by name, partitions in order), producer ids
+// continuing after the block cluster.json reserved. It is pure, so a
+// migration interrupted by a crash and redone gives the same state.
+//
 // # Reading
 //
 // The accessors (Topic, TopicByID, Broker, Group, PartitionsOf,
