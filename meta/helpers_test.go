@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"fmt"
 	"testing"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
@@ -102,14 +103,22 @@ const fixtureReassignment = 13
 // commands, each of which must be accepted.
 func fixture(t *testing.T) *Machine {
 	t.Helper()
-	st, err := Bootstrap("cluster-a", []*metav1.Broker{
-		{NodeId: 1, RaftAddr: "n1:9093"}, {NodeId: 2, RaftAddr: "n2:9093"}, {NodeId: 3, RaftAddr: "n3:9093"}}, 1)
+	m, err := newFixture()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+func newFixture() (*Machine, error) {
+	st, err := Bootstrap("cluster-a", []*metav1.Broker{
+		{NodeId: 1, RaftAddr: "n1:9093"}, {NodeId: 2, RaftAddr: "n2:9093"}, {NodeId: 3, RaftAddr: "n3:9093"}}, 1)
+	if err != nil {
+		return nil, err
+	}
 	m, err := New(st)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	steps := []*metav1.Command{
 		register(4, 0, "n4:9093"),
@@ -119,17 +128,19 @@ func fixture(t *testing.T) *Machine {
 		createTopic("events", topicID(2), map[string]string{"cleanup.policy": "stream"}, []uint64{r1, r2}),
 		allocate(1, ProducerIDBlock),
 	}
-	index := uint64(2)
-	for _, c := range steps {
-		mustApply(t, m, index, c)
-		index++
+	for index := uint64(2); index <= fixtureReassignment; index++ {
+		var c *metav1.Command // Raft's own entries fill the gap
+		switch {
+		case index == fixtureReassignment:
+			c = begin(ref("orders", 2), r3, r1)
+		case int(index-2) < len(steps):
+			c = steps[index-2]
+		}
+		if err := ResultError(m.Apply(index, c)); err != nil {
+			return nil, fmt.Errorf("fixture entry %d %v: %w", index, c, err)
+		}
 	}
-	for index < fixtureReassignment {
-		m.Apply(index, nil)
-		index++
-	}
-	mustApply(t, m, index, begin(ref("orders", 2), r3, r1))
-	return m
+	return m, nil
 }
 
 func mustApply(t *testing.T, m *Machine, index uint64, c *metav1.Command) *metav1.Result {
