@@ -352,3 +352,45 @@ func TestCountersExhausted(t *testing.T) {
 		}
 	}
 }
+
+// TestCompleteMovesThePreferredLeader: a move that takes the preferred
+// leader out of the replicas makes the first target preferred.
+func TestCompleteMovesThePreferredLeader(t *testing.T) {
+	m := fixture(t)
+	id := applyNext(t, m, begin(ref("orders", 0), r2, r3)).ReassignmentId
+	applyNext(t, m, complete(ref("orders", 0), id))
+	if p := topicOf(t, m, "orders").Partitions[0]; !slices.Equal(p.Replicas, []uint64{r2, r3}) || p.PreferredLeader != r2 {
+		t.Fatalf("partition %v", p)
+	}
+}
+
+// TestResultError: an accepted result is no error; a refusal wraps its
+// code's sentinel once, with the message; a code from a newer version is
+// an error all the same.
+func TestResultError(t *testing.T) {
+	if err := ResultError(&metav1.Result{}); err != nil {
+		t.Fatal(err)
+	}
+	m := fixture(t)
+	res := applyNextRefused(t, m, setConfigs("orders", map[string]string{"retention.ms": "soon"}, false))
+	err := ResultError(res)
+	if !errors.Is(err, ErrInvalidConfig) || strings.Count(err.Error(), ErrInvalidConfig.Error()) != 1 || !strings.Contains(err.Error(), "soon") {
+		t.Fatalf("error %q", err)
+	}
+	res = applyNextRefused(t, m, setConfigs("events", nil, false))
+	if err := ResultError(res); !errors.Is(err, ErrPolicyViolation) || strings.Count(err.Error(), ErrPolicyViolation.Error()) != 1 {
+		t.Fatalf("error %q", err)
+	}
+	if err := ResultError(&metav1.Result{Code: 999, Message: "new"}); err == nil || !strings.Contains(err.Error(), "new") {
+		t.Fatalf("unknown code: %v", err)
+	}
+}
+
+func applyNextRefused(t *testing.T, m *Machine, c *metav1.Command) *metav1.Result {
+	t.Helper()
+	res := m.Apply(m.AppliedIndex()+1, c)
+	if res.Code == codeOK {
+		t.Fatalf("%v accepted", c)
+	}
+	return res
+}
