@@ -79,6 +79,9 @@ type candidate struct {
 // ranked lists brokers with their rank for (topic, partition): positions
 // counted from the rotation, so rank 0 is the broker the rotation picks.
 func ranked(brokers []*metav1.Broker, topic string, partition int32) []candidate {
+	if len(brokers) == 0 {
+		return nil
+	}
 	rot := rotation(topic, partition, len(brokers))
 	out := make([]candidate, len(brokers))
 	for i, b := range brokers {

@@ -199,6 +199,11 @@ func TestPlanRemoveNode(t *testing.T) {
 	if _, err := PlanRemoveNode(m.state, 1); err != nil {
 		t.Fatal(err)
 	}
+	single := clusterOf(t, 1)
+	createPlaced(t, single, "a", 1, 1)
+	if _, err := PlanRemoveNode(single.state, 1); !errors.Is(err, ErrReplicationFactor) {
+		t.Fatalf("removing the only active broker: %v", err)
+	}
 	small := clusterOf(t, 3)
 	createPlaced(t, small, "a", 2, 3)
 	if _, err := PlanRemoveNode(small.state, 1); !errors.Is(err, ErrReplicationFactor) {
