@@ -268,6 +268,7 @@ func TestProducerAndReassignmentCommands(t *testing.T) {
 		{"begin while one runs", begin(orders(2), r1, r2), codeInProgress, nil},
 		{"begin to the same set", begin(orders(0), r3, r2, r1), codeInvalidReplicas, nil},
 		{"begin onto a joining broker", begin(orders(0), r1, r4), codeInvalidReplicas, nil},
+		{"begin onto a node twice", begin(orders(0), r1, ReplicaID(1, 2)), codeInvalidReplicas, nil},
 
 		{"complete: targets become replicas, preferred leader kept", complete(orders(2), fixtureReassignment), codeOK,
 			func(t *testing.T, m *Machine, res *metav1.Result) {
@@ -393,4 +394,25 @@ func applyNextRefused(t *testing.T, m *Machine, c *metav1.Command) *metav1.Resul
 		t.Fatalf("%v accepted", c)
 	}
 	return res
+}
+
+// TestMoveKeepsReplicasOnInactiveBrokers: a move may keep a replica on a
+// broker that is no longer active (two nodes draining at once), while a
+// replica it adds must be on an active one.
+func TestMoveKeepsReplicasOnInactiveBrokers(t *testing.T) {
+	m := fixture(t)
+	applyNext(t, m, brokerState(4, 1, active))
+	applyNext(t, m, brokerState(2, 1, draining))
+	applyNext(t, m, brokerState(3, 1, draining))
+	applyNext(t, m, begin(ref("orders", 0), r1, r2, r4))
+	if res := applyNextRefused(t, m, begin(ref("orders", 1), r2, r3, r1, r2)); res.Code != codeInvalidReplicas {
+		t.Fatalf("a node twice: %v", res)
+	}
+	if res := applyNextRefused(t, m, begin(ref("orders", 1), r2, r1, r5)); res.Code != codeInvalidReplicas {
+		t.Fatalf("added a removed broker: %v", res)
+	}
+	applyNext(t, m, brokerState(1, 1, draining))
+	if res := applyNextRefused(t, m, begin(ref("events", 0), r2, r3)); res.Code != codeInvalidReplicas {
+		t.Fatalf("added a draining broker: %v", res)
+	}
 }

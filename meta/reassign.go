@@ -23,7 +23,8 @@ func (m *Machine) partitionAt(ref *metav1.PartitionRef) (*metav1.Partition, *ref
 }
 
 // beginReassignment records where a partition moves; the id of the move is
-// the index of this entry.
+// the index of this entry. Replicas it adds must be on active brokers; those
+// it keeps may be anywhere.
 func (m *Machine) beginReassignment(index uint64, c *metav1.BeginReassignment) (*metav1.Result, *refusal) {
 	p, r := m.partitionAt(c.Partition)
 	if r != nil {
@@ -33,7 +34,7 @@ func (m *Machine) beginReassignment(index uint64, c *metav1.BeginReassignment) (
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_REASSIGNMENT_IN_PROGRESS, "%s-%d is being moved by reassignment %d",
 			c.Partition.Topic, p.Index, p.ReassignmentId)
 	}
-	if r := m.checkReplicaSet(c.TargetReplicas); r != nil {
+	if r := m.checkReplicaSet(c.TargetReplicas, p.Replicas); r != nil {
 		return nil, r
 	}
 	if sameSet(p.Replicas, c.TargetReplicas) {

@@ -67,7 +67,7 @@ func (m *Machine) checkNewPartitions(topic string, sets []*metav1.ReplicaSet) *r
 			return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "topic %s: new partition %d has %d replicas, the first %d; all must have the same count",
 				topic, i, len(s.GetReplicas()), len(sets[0].GetReplicas()))
 		}
-		if r := m.checkReplicaSet(s.GetReplicas()); r != nil {
+		if r := m.checkReplicaSet(s.GetReplicas(), nil); r != nil {
 			r.message = "topic " + topic + ": " + r.message
 			return r
 		}
@@ -76,9 +76,11 @@ func (m *Machine) checkNewPartitions(topic string, sets []*metav1.ReplicaSet) *r
 }
 
 // checkReplicaSet refuses a replica set that is empty or too large, names
-// one node twice, or names a replica that is not the current incarnation of
-// an ACTIVE broker: new replicas go only where placement may put them.
-func (m *Machine) checkReplicaSet(replicas []uint64) *refusal {
+// one node twice, or names a new replica (one not in kept) that is not the
+// current incarnation of an ACTIVE broker: new replicas go only where
+// placement may put them, while a move may keep replicas it does not
+// replace wherever they are (on a draining broker, say).
+func (m *Machine) checkReplicaSet(replicas, kept []uint64) *refusal {
 	if len(replicas) < 1 || len(replicas) > ReplicasMax {
 		return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%d replicas, must be between 1 and %d", len(replicas), ReplicasMax)
 	}
@@ -89,6 +91,9 @@ func (m *Machine) checkReplicaSet(replicas []uint64) *refusal {
 		}
 		if slices.ContainsFunc(replicas[:i], func(o uint64) bool { return NodeOf(o) == NodeOf(r) }) {
 			return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "node %d listed twice", NodeOf(r))
+		}
+		if slices.Contains(kept, r) {
+			continue
 		}
 		b, _, ok := m.findBroker(NodeOf(r))
 		switch {

@@ -1364,9 +1364,9 @@ func (x *PartitionRef) GetPartition() int32 {
 	return 0
 }
 
-// BeginReassignment starts moving a partition to target_replicas (on
-// ACTIVE brokers, different from the current set). Result.reassignment_id
-// is this entry's index.
+// BeginReassignment starts moving a partition to target_replicas, a set
+// other than the current one whose added replicas are on ACTIVE brokers (kept
+// ones may be anywhere). Result.reassignment_id is this entry's index.
 type BeginReassignment struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Partition      *PartitionRef          `protobuf:"bytes,1,opt,name=partition,proto3" json:"partition,omitempty"`
