@@ -1,7 +1,27 @@
-// Package replica drives one Raft group (go.etcd.io/raft/v3) over a Storage.
+// Package replica drives one Raft group (go.etcd.io/raft/v3) over a Storage
+// and a StateMachine.
 //
 // Storage is the seam to the durable log: writes are visible at once and
 // durable only after Sync, which may run on another goroutine. MemStorage is
 // its in-memory implementation with crash semantics (Crash keeps what the
 // last completed Sync covered), for tests and the simulator.
+//
+// A Replica is steppable: nothing in it starts a goroutine, reads a clock or
+// does I/O other than through Storage and the StateMachine. Its driver (a
+// node worker, or the simulator in internal/sim) calls Tick, Step, Propose
+// and then HandleReady, which with raft's asynchronous storage writes:
+//
+//   - writes entries, snapshot and hard state of each MsgStorageAppend
+//     inline (not yet durable) and holds the responses behind a sync: the
+//     returned Work.SyncSeq asks for a Storage.Sync, after which Synced(seq)
+//     steps the local responses into raft and returns the others to send;
+//   - applies committed entries (locally durable too) to the StateMachine,
+//     applies configuration changes, and steps the apply responses back;
+//   - returns every other message to be sent now, so followers receive
+//     MsgApp before the leader's own sync completes.
+//
+// Advance is never called. A leader is ready (Leadership.Ready) once it has
+// applied the first entry of its term; only then does Propose run
+// PrepareProposal and propose. A failed Sync or Apply stops the replica for
+// good (ErrFailed).
 package replica

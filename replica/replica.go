@@ -1,0 +1,445 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cairnlog/cairn/env"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Errors of the proposal path.
+var (
+	// ErrNotLeader: this replica is not a ready leader (design §3.5); the
+	// proposal was not prepared.
+	ErrNotLeader = errors.New("replica: not the ready leader")
+	// ErrProposalDropped: raft refused the proposal after PrepareProposal
+	// stamped it (a leader transfer is under way, or the uncommitted log is
+	// full); the proposer undoes what PrepareProposal reserved.
+	ErrProposalDropped = fmt.Errorf("replica: %w", raft.ErrProposalDropped)
+	// ErrFailed wraps the error that stopped a replica for good.
+	ErrFailed = errors.New("replica: failed")
+)
+
+// maxReadyRounds bounds HandleReady's loop: a round's local responses
+// (applied entries) can make another Ready, rarely more than two deep.
+const maxReadyRounds = 8
+
+// Replica is one member of a Raft group. It is not safe for concurrent use:
+// one goroutine (a worker of the node, or the simulator) calls everything,
+// and only the flusher's Storage.Sync runs elsewhere.
+type Replica struct {
+	id      uint64
+	rn      *raft.RawNode
+	storage Storage
+	sm      StateMachine
+
+	// lastIndex is the index of the last entry in raft's log as the replica
+	// last saw it: exact after HandleReady found nothing more to do, and
+	// advanced by each accepted proposal (the next one goes after it).
+	lastIndex uint64
+	applied   uint64
+	// termStart is the index of the current term's first entry on a
+	// leader, 0 until the Ready carrying it was written.
+	termStart  ProposalPoint
+	leadership Leadership
+
+	// writeSeq counts storage writes (MsgStorageAppend handled); held are
+	// their responses, in order, waiting for a Sync covering them.
+	writeSeq uint64
+	held     []heldResponses
+
+	err error
+}
+
+type heldResponses struct {
+	seq  uint64
+	msgs []*raftpb.Message
+}
+
+// Work is what HandleReady leaves to its caller.
+type Work struct {
+	// Messages go to other replicas now; ahead of the local sync, which is
+	// the point of asynchronous writes.
+	Messages []*raftpb.Message
+	// SyncSeq, when not 0, asks for a Storage.Sync started after this call;
+	// once it completes, Synced(SyncSeq) releases the responses it covers.
+	SyncSeq uint64
+	// ReadStates answer ReadIndex calls: the read may be served once the
+	// replica has applied Index.
+	ReadStates []raft.ReadState
+}
+
+// New opens a replica over storage. When the storage's snapshot is past
+// cfg.Applied the state machine is restored from it first.
+func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e = e.Complete()
+	snap, err := storage.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("replica %x: read snapshot: %w", cfg.ID, err)
+	}
+	applied := cfg.Applied
+	if idx := snap.GetMetadata().GetIndex(); idx > applied {
+		if err := sm.Restore(snap); err != nil {
+			return nil, fmt.Errorf("replica %x: restore snapshot at %d: %w", cfg.ID, idx, err)
+		}
+		applied = idx
+	}
+	last, err := storage.LastIndex()
+	if err != nil {
+		return nil, fmt.Errorf("replica %x: last index: %w", cfg.ID, err)
+	}
+	rn, err := raft.NewRawNode(raftConfig(e, cfg, storage, applied))
+	if err != nil {
+		return nil, fmt.Errorf("replica %x: %w", cfg.ID, err)
+	}
+	return &Replica{id: cfg.ID, rn: rn, storage: storage, sm: sm, lastIndex: last, applied: applied}, nil
+}
+
+func raftConfig(e env.Env, cfg Config, storage Storage, applied uint64) *raft.Config {
+	return &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTick,
+		HeartbeatTick:             cfg.HeartbeatTick,
+		Storage:                   storage,
+		Applied:                   applied,
+		AsyncStorageWrites:        true,
+		MaxSizePerMsg:             cfg.MaxSizePerMsgBytes,
+		MaxCommittedSizePerReady:  cfg.MaxCommittedSizePerReadyBytes,
+		MaxUncommittedEntriesSize: cfg.MaxUncommittedEntriesSizeBytes,
+		MaxInflightMsgs:           cfg.MaxInflightMsgs,
+		MaxInflightBytes:          cfg.MaxInflightBytes,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{e.Logger.With("group", cfg.GroupID, "replica", cfg.ID)},
+	}
+}
+
+// ID returns the replica's Raft id.
+func (r *Replica) ID() uint64 { return r.id }
+
+// Applied returns the index of the last entry handed to the state machine.
+func (r *Replica) Applied() uint64 { return r.applied }
+
+// Leadership returns what the state machine was last told.
+func (r *Replica) Leadership() Leadership { return r.leadership }
+
+// Status returns raft's status, with the followers' progress on a leader.
+func (r *Replica) Status() raft.Status { return r.rn.Status() }
+
+// Err returns the error that stopped the replica, or nil.
+func (r *Replica) Err() error { return r.err }
+
+// HasReady reports whether HandleReady has work.
+func (r *Replica) HasReady() bool { return r.err == nil && r.rn.HasReady() }
+
+// Tick advances raft's logical clock by one tick.
+func (r *Replica) Tick() {
+	if r.err == nil {
+		r.rn.Tick()
+	}
+}
+
+// Step hands a message from another replica to raft.
+func (r *Replica) Step(m *raftpb.Message) error {
+	if r.err != nil {
+		return r.err
+	}
+	if raft.IsLocalMsg(m.GetType()) {
+		return fmt.Errorf("replica %x: local message %s from the network", r.id, m.GetType())
+	}
+	return r.rn.Step(m)
+}
+
+// Propose prepares p with the state machine and proposes it, refusing
+// unless this replica is the ready leader. On ErrProposalDropped the
+// proposer undoes what PrepareProposal reserved.
+func (r *Replica) Propose(p Proposal) (ProposalPoint, error) {
+	if r.err != nil {
+		return ProposalPoint{}, r.err
+	}
+	if !r.readyLeader() {
+		return ProposalPoint{}, ErrNotLeader
+	}
+	at := ProposalPoint{Index: r.lastIndex + 1, Term: r.leadership.Term}
+	if err := r.sm.PrepareProposal(&p, at); err != nil {
+		return ProposalPoint{}, err
+	}
+	if err := r.rn.Propose(p.Data); err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return ProposalPoint{}, ErrProposalDropped
+		}
+		return ProposalPoint{}, fmt.Errorf("replica %x: propose: %w", r.id, err)
+	}
+	r.lastIndex = at.Index
+	return at, nil
+}
+
+// readyLeader checks readiness against raft's state now, not the last
+// notification: a Step since then may have cost the leadership.
+func (r *Replica) readyLeader() bool {
+	st := r.rn.BasicStatus()
+	return st.RaftState == raft.StateLeader && st.GetTerm() == r.leadership.Term && r.leadership.Ready
+}
+
+// ProposeConfChange proposes a membership change (learners, promotion,
+// joint configurations). Only a leader accepts it.
+func (r *Replica) ProposeConfChange(cc *raftpb.ConfChangeV2) error {
+	if r.err != nil {
+		return r.err
+	}
+	if !r.readyLeader() {
+		return ErrNotLeader
+	}
+	if err := r.rn.ProposeConfChange(cc); err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return ErrProposalDropped
+		}
+		return fmt.Errorf("replica %x: propose conf change: %w", r.id, err)
+	}
+	r.lastIndex++
+	return nil
+}
+
+// Campaign starts an election now (the preferred leader of a new group).
+func (r *Replica) Campaign() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.rn.Campaign()
+}
+
+// TransferLeader asks the leader to hand leadership to another voter;
+// proposals are dropped until it completes or times out.
+func (r *Replica) TransferLeader(to uint64) {
+	if r.err == nil {
+		r.rn.TransferLeader(to)
+	}
+}
+
+// ReadIndex asks for a linearizable read point, answered in a later
+// Work.ReadStates carrying rctx.
+func (r *Replica) ReadIndex(rctx []byte) {
+	if r.err == nil {
+		r.rn.ReadIndex(rctx)
+	}
+}
+
+// ReportUnreachable tells raft a message to peer could not be sent.
+func (r *Replica) ReportUnreachable(peer uint64) {
+	if r.err == nil {
+		r.rn.ReportUnreachable(peer)
+	}
+}
+
+// SyncFailed stops the replica for good: with a failed fsync nothing it
+// wrote can be promised, so it stops voting and campaigning.
+func (r *Replica) SyncFailed(err error) {
+	r.fail(fmt.Errorf("sync: %w", err))
+}
+
+func (r *Replica) fail(err error) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: replica %x: %w", ErrFailed, r.id, err)
+	}
+}
+
+// HandleReady writes what raft asks to persist (inline, not yet durable),
+// applies committed entries, and returns the messages to send now and the
+// sync to ask for. Call it after Tick, Step, Propose and Synced until
+// HasReady is false. It never calls Advance: the replica runs raft with
+// asynchronous storage writes.
+func (r *Replica) HandleReady() (Work, error) {
+	var w Work
+	for range maxReadyRounds {
+		if r.err != nil {
+			return w, r.err
+		}
+		if !r.rn.HasReady() {
+			break
+		}
+		rd := r.rn.Ready()
+		w.ReadStates = append(w.ReadStates, rd.ReadStates...)
+		for _, m := range rd.Messages {
+			if err := r.handleMessage(m, &w); err != nil {
+				r.fail(err)
+			}
+		}
+		r.notifyLeadership()
+	}
+	if len(r.held) > 0 {
+		w.SyncSeq = r.held[len(r.held)-1].seq
+	}
+	return w, r.err
+}
+
+func (r *Replica) handleMessage(m *raftpb.Message, w *Work) error {
+	switch m.GetTo() {
+	case raft.LocalAppendThread:
+		return r.write(m)
+	case raft.LocalApplyThread:
+		return r.apply(m)
+	default:
+		w.Messages = append(w.Messages, m)
+		return nil
+	}
+}
+
+// write persists a MsgStorageAppend (snapshot, entries, hard state) and
+// holds its responses until a Sync covers it.
+func (r *Replica) write(m *raftpb.Message) error {
+	if snap := m.GetSnapshot(); snap != nil && snap.GetMetadata().GetIndex() > 0 {
+		if err := r.installSnapshot(snap); err != nil {
+			return err
+		}
+	}
+	if ents := m.GetEntries(); len(ents) > 0 {
+		if err := r.storage.Append(ents); err != nil {
+			return fmt.Errorf("append entries [%d, %d]: %w", ents[0].GetIndex(), ents[len(ents)-1].GetIndex(), err)
+		}
+		r.noteAppended(ents)
+	}
+	if m.Term != nil {
+		hs := &raftpb.HardState{Term: new(m.GetTerm()), Vote: new(m.GetVote()), Commit: new(m.GetCommit())}
+		if err := r.storage.SetHardState(hs); err != nil {
+			return fmt.Errorf("set hard state: %w", err)
+		}
+	}
+	r.writeSeq++
+	if len(m.GetResponses()) > 0 {
+		r.held = append(r.held, heldResponses{seq: r.writeSeq, msgs: m.GetResponses()})
+	}
+	return nil
+}
+
+func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
+	idx := snap.GetMetadata().GetIndex()
+	if err := r.storage.ApplySnapshot(snap); err != nil {
+		return fmt.Errorf("apply snapshot at %d: %w", idx, err)
+	}
+	if err := r.sm.Restore(snap); err != nil {
+		return fmt.Errorf("restore snapshot at %d: %w", idx, err)
+	}
+	r.applied, r.lastIndex = idx, idx
+	return nil
+}
+
+// noteAppended moves lastIndex to the end of a write (which truncates
+// anything after it) and records the first entry of a leader's term.
+func (r *Replica) noteAppended(ents []*raftpb.Entry) {
+	st := r.rn.BasicStatus()
+	if st.RaftState == raft.StateLeader && r.termStart.Term != st.GetTerm() {
+		for _, e := range ents {
+			if e.GetTerm() == st.GetTerm() {
+				r.termStart = ProposalPoint{Index: e.GetIndex(), Term: e.GetTerm()}
+				break
+			}
+		}
+	}
+	r.lastIndex = ents[len(ents)-1].GetIndex()
+}
+
+// apply hands committed entries to the state machine, applies the
+// configuration changes among them, and steps the responses back at once.
+func (r *Replica) apply(m *raftpb.Message) error {
+	ents := m.GetEntries()
+	if len(ents) > 0 {
+		if first := ents[0].GetIndex(); first != r.applied+1 {
+			return fmt.Errorf("apply from %d after applying %d: raft skipped or repeated entries", first, r.applied)
+		}
+		if err := r.sm.Apply(ents); err != nil {
+			return fmt.Errorf("apply [%d, %d]: %w", ents[0].GetIndex(), ents[len(ents)-1].GetIndex(), err)
+		}
+		for _, e := range ents {
+			if err := r.applyConfChange(e); err != nil {
+				return err
+			}
+		}
+		r.applied = ents[len(ents)-1].GetIndex()
+	}
+	return r.stepLocal(m.GetResponses())
+}
+
+func (r *Replica) applyConfChange(e *raftpb.Entry) error {
+	var cc raftpb.ConfChangeI
+	switch e.GetType() {
+	case raftpb.EntryConfChange:
+		var v1 raftpb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &v1); err != nil {
+			return fmt.Errorf("conf change at %d: %w", e.GetIndex(), err)
+		}
+		cc = &v1
+	case raftpb.EntryConfChangeV2:
+		var v2 raftpb.ConfChangeV2
+		if err := proto.Unmarshal(e.GetData(), &v2); err != nil {
+			return fmt.Errorf("conf change at %d: %w", e.GetIndex(), err)
+		}
+		cc = &v2
+	default:
+		return nil
+	}
+	r.rn.ApplyConfChange(cc)
+	return nil
+}
+
+// stepLocal steps responses addressed to this replica back into raft.
+func (r *Replica) stepLocal(msgs []*raftpb.Message) error {
+	for _, m := range msgs {
+		if err := r.rn.Step(m); err != nil {
+			return fmt.Errorf("step local %s: %w", m.GetType(), err)
+		}
+	}
+	return nil
+}
+
+// Synced releases the responses of every write up to seq, which a Sync
+// started after the HandleReady that returned seq has made durable: those
+// for this replica are stepped into raft, the rest returned to be sent.
+// Call HandleReady afterwards.
+func (r *Replica) Synced(seq uint64) ([]*raftpb.Message, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	var out []*raftpb.Message
+	n := 0
+	for _, h := range r.held {
+		if h.seq > seq {
+			break
+		}
+		n++
+		for _, m := range h.msgs {
+			if m.GetTo() != r.id {
+				out = append(out, m)
+				continue
+			}
+			if err := r.stepLocal([]*raftpb.Message{m}); err != nil {
+				r.fail(err)
+				return nil, r.err
+			}
+		}
+	}
+	r.held = r.held[n:]
+	r.notifyLeadership()
+	return out, nil
+}
+
+// notifyLeadership tells the state machine when (term, leader, ready)
+// changed.
+func (r *Replica) notifyLeadership() {
+	st := r.rn.BasicStatus()
+	l := Leadership{Term: st.GetTerm(), Leader: st.Lead}
+	l.Ready = st.RaftState == raft.StateLeader && r.termStart.Term == st.GetTerm() && r.applied >= r.termStart.Index
+	if l != r.leadership {
+		r.leadership = l
+		r.sm.LeadershipChanged(l)
+	}
+}
