@@ -41,6 +41,9 @@ type Replica struct {
 	// advanced by each accepted proposal (the next one goes after it).
 	lastIndex uint64
 	applied   uint64
+	// confState is the configuration as of applied: what a snapshot or a
+	// checkpoint taken there records.
+	confState *raftpb.ConfState
 	// termStart is the index of the current term's first entry on a
 	// leader, 0 until the Ready carrying it was written.
 	termStart  ProposalPoint
@@ -91,6 +94,10 @@ func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, err
 		}
 		applied = idx
 	}
+	_, cs, err := storage.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("replica %x: initial state: %w", cfg.ID, err)
+	}
 	last, err := storage.LastIndex()
 	if err != nil {
 		return nil, fmt.Errorf("replica %x: last index: %w", cfg.ID, err)
@@ -99,7 +106,9 @@ func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, err
 	if err != nil {
 		return nil, fmt.Errorf("replica %x: %w", cfg.ID, err)
 	}
-	return &Replica{id: cfg.ID, rn: rn, storage: storage, sm: sm, lastIndex: last, applied: applied}, nil
+	r := &Replica{id: cfg.ID, rn: rn, storage: storage, sm: sm, lastIndex: last, applied: applied, confState: cs}
+	r.notifyLeadership() // the term it restarts in
+	return r, nil
 }
 
 func raftConfig(e env.Env, cfg Config, storage Storage, applied uint64) *raft.Config {
@@ -132,6 +141,9 @@ func (r *Replica) Applied() uint64 { return r.applied }
 
 // Leadership returns what the state machine was last told.
 func (r *Replica) Leadership() Leadership { return r.leadership }
+
+// ConfState returns the configuration as of the applied index.
+func (r *Replica) ConfState() *raftpb.ConfState { return proto.Clone(r.confState).(*raftpb.ConfState) }
 
 // Status returns raft's status, with the followers' progress on a leader.
 func (r *Replica) Status() raft.Status { return r.rn.Status() }
@@ -241,6 +253,20 @@ func (r *Replica) ReportUnreachable(peer uint64) {
 	}
 }
 
+// ReportSnapshot tells raft whether a snapshot sent to peer arrived: until
+// then the leader sends that peer nothing else. A transport reports after
+// sending it (the follower's answer corrects an optimistic report).
+func (r *Replica) ReportSnapshot(peer uint64, delivered bool) {
+	if r.err != nil {
+		return
+	}
+	status := raft.SnapshotFailure
+	if delivered {
+		status = raft.SnapshotFinish
+	}
+	r.rn.ReportSnapshot(peer, status)
+}
+
 // SyncFailed stops the replica for good: with a failed fsync nothing it
 // wrote can be promised, so it stops voting and campaigning.
 func (r *Replica) SyncFailed(err error) {
@@ -330,6 +356,7 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 		return fmt.Errorf("restore snapshot at %d: %w", idx, err)
 	}
 	r.applied, r.lastIndex = idx, idx
+	r.confState = proto.Clone(raftpb.EnsureConfState(snap.GetMetadata().GetConfState())).(*raftpb.ConfState)
 	return nil
 }
 
@@ -387,7 +414,7 @@ func (r *Replica) applyConfChange(e *raftpb.Entry) error {
 	default:
 		return nil
 	}
-	r.rn.ApplyConfChange(cc)
+	r.confState = r.rn.ApplyConfChange(cc)
 	return nil
 }
 
