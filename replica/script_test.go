@@ -262,7 +262,9 @@ func (sr *scriptRunner) run(cmd string, args map[string]string) string {
 	case "compact":
 		return errText(w.compact(sr.num(args, "node")))
 	case "conf-state":
-		return c.Node(sr.num(args, "node")).Replica.ConfState().String()
+		cs := c.Node(sr.num(args, "node")).Replica.ConfState()
+		return fmt.Sprintf("voters=%v learners=%v outgoing=%v learners_next=%v auto_leave=%v",
+			cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext(), cs.GetAutoLeave())
 	}
 	sr.t.Fatalf("unknown command %q", cmd)
 	return ""

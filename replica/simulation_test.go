@@ -1,0 +1,228 @@
+package replica_test
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cairnlog/cairn/internal/sim"
+	"github.com/cairnlog/cairn/replica"
+)
+
+var (
+	seedFlag  = flag.Int64("replica.seed", -1, "run TestSimulation for this seed only (replays a failure)")
+	seedsFlag = flag.Int("replica.seeds", 50, "how many seeds TestSimulation runs")
+)
+
+const (
+	// chaosMs is how long faults, partitions and crashes go on per seed.
+	chaosMs = 20_000
+	// healBoundMs bounds the time from the heal to an acked proposal and to
+	// every replica applying it: a few election timeouts (1.2 s at most).
+	healBoundMs = 10_000
+)
+
+// TestSimulation runs seeded random histories of a group of three or five
+// replicas under drop, duplication, delay, partitions, crashes losing
+// unsynced writes, leader transfers and compactions, then heals everything
+// and checks: at most one leader per term, identical committed prefixes,
+// applied indexes without gaps per replica, every acked proposal present at
+// its index on every replica that applied that far, and progress (a new
+// proposal acked, all replicas caught up) within healBoundMs.
+func TestSimulation(t *testing.T) {
+	seeds := make([]uint64, 0, *seedsFlag)
+	if *seedFlag >= 0 {
+		seeds = append(seeds, uint64(*seedFlag))
+	} else {
+		for s := range *seedsFlag {
+			seeds = append(seeds, uint64(s))
+		}
+	}
+	for _, seed := range seeds {
+		if msg := simulate(t, seed); msg != "" {
+			t.Fatalf("seed %d: %s\nreplay: go test ./replica -run TestSimulation -replica.seed=%d", seed, msg, seed)
+		}
+	}
+}
+
+// simulate runs one seed and describes the first failure, "" if none.
+func simulate(t *testing.T, seed uint64) string {
+	rng := rand.New(rand.NewPCG(seed, 0xc4a05))
+	voters := []uint64{1, 2, 3}
+	if rng.IntN(3) == 0 {
+		voters = append(voters, 4, 5)
+	}
+	w := newWorld(t, worldConfig{seed: seed, voters: voters, syncDelayMs: rng.Int64N(20)})
+	f := sim.Faults{DropPercent: rng.IntN(10), DuplicatePercent: rng.IntN(10), DelayMinMs: 1, DelayMaxMs: 1 + rng.Int64N(30)}
+	if err := w.c.Net.SetFaults(f); err != nil {
+		return err.Error()
+	}
+	h := &history{w: w, rng: rng, voters: voters}
+	for w.c.NowMs < chaosMs {
+		if err := h.act(); err != nil {
+			return fmt.Sprintf("at %d ms: %v\n%s", w.c.NowMs, err, w.state())
+		}
+		if err := w.c.RunFor(10 + rng.Int64N(300)); err != nil {
+			return fmt.Sprintf("at %d ms: %v", w.c.NowMs, err)
+		}
+		w.updateAcks()
+	}
+	if err := h.heal(); err != nil {
+		return err.Error()
+	}
+	if msg := h.progress(); msg != "" {
+		return msg + "\n" + w.state()
+	}
+	if v := w.check(); len(v) > 0 {
+		return "properties violated:\n" + strings.Join(v, "\n")
+	}
+	acked := 0
+	for _, p := range w.proposals {
+		if p.acked {
+			acked++
+		}
+	}
+	t.Logf("seed %d: %d voters, %d proposals, %d acked, %d terms led, %d restarts, network %+v",
+		seed, len(voters), len(w.proposals), acked, len(w.obs.leaders), h.restarts, w.c.Net.Stats())
+	return ""
+}
+
+// history draws the random actions of one run.
+type history struct {
+	w        *world
+	rng      *rand.Rand
+	voters   []uint64
+	proposed int
+	restarts int
+}
+
+func (h *history) pick() uint64 { return h.voters[h.rng.IntN(len(h.voters))] }
+
+func (h *history) down() int {
+	n := 0
+	for _, id := range h.voters {
+		if !h.w.c.Node(id).Up {
+			n++
+		}
+	}
+	return n
+}
+
+// act performs one random action; proposals are the most frequent.
+func (h *history) act() error {
+	c := h.w.c
+	switch r := h.rng.IntN(100); {
+	case r < 60:
+		leader, ok := c.Leader()
+		if !ok {
+			return nil
+		}
+		for range 1 + h.rng.IntN(5) {
+			h.proposed++
+			_, err := h.w.propose(leader, fmt.Sprintf("v%d", h.proposed))
+			if err != nil && err != replica.ErrProposalDropped && err != replica.ErrNotLeader {
+				return err
+			}
+		}
+	case r < 68:
+		c.Net.Isolate(h.pick(), h.voters)
+	case r < 74:
+		ids := slices.Clone(h.voters)
+		h.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		cut := 1 + h.rng.IntN(len(ids)-1)
+		c.Net.Split(ids[:cut], ids[cut:])
+	case r < 84:
+		c.Net.Heal()
+	case r < 89:
+		// Crash any replica, even past a majority: no acked entry may be
+		// lost, since acks wait for a quorum's syncs.
+		if id := h.pick(); c.Node(id).Up && h.down() < len(h.voters) {
+			c.Crash(id)
+		}
+	case r < 95:
+		for _, id := range h.voters {
+			if !c.Node(id).Up {
+				h.restarts++
+				return c.Restart(id)
+			}
+		}
+	case r < 98:
+		if leader, ok := c.Leader(); ok {
+			to := h.pick()
+			return c.Do(leader, func(r *replica.Replica) error { r.TransferLeader(to); return nil })
+		}
+	default:
+		if id := h.pick(); c.Node(id).Up {
+			first, _ := c.Node(id).Storage.FirstIndex()
+			if h.w.machines[id].applied >= first {
+				return h.w.compact(id)
+			}
+		}
+	}
+	return nil
+}
+
+// heal ends the faults: every link up, a reliable network, every replica
+// restarted.
+func (h *history) heal() error {
+	c := h.w.c
+	c.Net.Heal()
+	if err := c.Net.SetFaults(sim.Faults{DelayMinMs: 1, DelayMaxMs: 5}); err != nil {
+		return err
+	}
+	for _, id := range h.voters {
+		if !c.Node(id).Up {
+			if err := c.Restart(id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// progress proposes on whichever replica leads until a proposal is acked,
+// then waits for every replica to apply as far as the leader: both within
+// healBoundMs of the heal.
+func (h *history) progress() string {
+	w, c := h.w, h.w.c
+	deadline := c.NowMs + healBoundMs
+	var final *proposal
+	acked := func() bool {
+		if final != nil && w.outcome(final) == "acked" {
+			return true
+		}
+		if final != nil && w.outcome(final) == "pending" {
+			return false
+		}
+		if leader, ok := c.Leader(); ok {
+			if _, err := w.propose(leader, "final"); err == nil {
+				final = w.proposals[len(w.proposals)-1]
+			}
+		}
+		return false
+	}
+	if !w.runUntil(acked, deadline-c.NowMs) {
+		return fmt.Sprintf("no proposal acked within %d ms of the heal", healBoundMs)
+	}
+	caughtUp := func() bool {
+		for _, id := range h.voters {
+			if w.machines[id].applied < final.at.Index {
+				return false
+			}
+		}
+		return true
+	}
+	if !w.runUntil(caughtUp, deadline-c.NowMs) {
+		return fmt.Sprintf("replicas not caught up with index %d within %d ms of the heal", final.at.Index, healBoundMs)
+	}
+	want := w.machines[final.node].values
+	for _, id := range h.voters {
+		if got := w.machines[id].values; !slices.Equal(got, want) {
+			return fmt.Sprintf("replica %d holds %v, the leader %v", id, got, want)
+		}
+	}
+	return ""
+}
