@@ -261,6 +261,16 @@ func (sr *scriptRunner) run(cmd string, args map[string]string) string {
 		return errText(w.confChange(sr.leader(), strings.ReplaceAll(args["changes"], ",", " ")))
 	case "compact":
 		return errText(w.compact(sr.num(args, "node")))
+	case "read":
+		ctx := []byte(args["ctx"])
+		return errText(c.Do(sr.num(args, "node"), func(r *replica.Replica) error { r.ReadIndex(ctx); return nil }))
+	case "reads":
+		var b strings.Builder
+		for _, rs := range c.Reads {
+			fmt.Fprintf(&b, "%s: index %d\n", rs.RequestCtx, rs.Index)
+		}
+		c.Reads = nil
+		return b.String()
 	case "conf-state":
 		cs := c.Node(sr.num(args, "node")).Replica.ConfState()
 		return fmt.Sprintf("voters=%v learners=%v outgoing=%v learners_next=%v auto_leave=%v",

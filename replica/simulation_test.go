@@ -42,14 +42,31 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	for _, seed := range seeds {
-		if msg := simulate(t, seed); msg != "" {
+		summary, msg := simulate(t, seed)
+		t.Log(strings.SplitN(summary, "\n", 2)[0])
+		if msg != "" {
 			t.Fatalf("seed %d: %s\nreplay: go test ./replica -run TestSimulation -replica.seed=%d", seed, msg, seed)
 		}
 	}
 }
 
-// simulate runs one seed and describes the first failure, "" if none.
-func simulate(t *testing.T, seed uint64) string {
+// TestSimulationReplays: a seed gives the same history twice over, down to
+// every proposal's outcome and the network's counts, so a failing seed can
+// be replayed and debugged.
+func TestSimulationReplays(t *testing.T) {
+	a, failA := simulate(t, 11)
+	b, failB := simulate(t, 11)
+	if failA != "" || failB != "" {
+		t.Fatalf("seed 11 failed: %s%s", failA, failB)
+	}
+	if a != b {
+		t.Fatalf("seed 11 ran two ways:\n%s\n----\n%s", a, b)
+	}
+}
+
+// simulate runs one seed and returns a summary of the run and a
+// description of the first failure, "" if none.
+func simulate(t *testing.T, seed uint64) (summary, failure string) {
 	rng := rand.New(rand.NewPCG(seed, 0xc4a05))
 	voters := []uint64{1, 2, 3}
 	if rng.IntN(3) == 0 {
@@ -58,26 +75,26 @@ func simulate(t *testing.T, seed uint64) string {
 	w := newWorld(t, worldConfig{seed: seed, voters: voters, syncDelayMs: rng.Int64N(20)})
 	f := sim.Faults{DropPercent: rng.IntN(10), DuplicatePercent: rng.IntN(10), DelayMinMs: 1, DelayMaxMs: 1 + rng.Int64N(30)}
 	if err := w.c.Net.SetFaults(f); err != nil {
-		return err.Error()
+		return "", err.Error()
 	}
 	h := &history{w: w, rng: rng, voters: voters}
 	for w.c.NowMs < chaosMs {
 		if err := h.act(); err != nil {
-			return fmt.Sprintf("at %d ms: %v\n%s", w.c.NowMs, err, w.state())
+			return "", fmt.Sprintf("at %d ms: %v\n%s", w.c.NowMs, err, w.state())
 		}
 		if err := w.c.RunFor(10 + rng.Int64N(300)); err != nil {
-			return fmt.Sprintf("at %d ms: %v", w.c.NowMs, err)
+			return "", fmt.Sprintf("at %d ms: %v", w.c.NowMs, err)
 		}
 		w.updateAcks()
 	}
 	if err := h.heal(); err != nil {
-		return err.Error()
+		return "", err.Error()
 	}
 	if msg := h.progress(); msg != "" {
-		return msg + "\n" + w.state()
+		return "", msg + "\n" + w.state()
 	}
 	if v := w.check(); len(v) > 0 {
-		return "properties violated:\n" + strings.Join(v, "\n")
+		return "", "properties violated:\n" + strings.Join(v, "\n")
 	}
 	acked := 0
 	for _, p := range w.proposals {
@@ -85,9 +102,13 @@ func simulate(t *testing.T, seed uint64) string {
 			acked++
 		}
 	}
-	t.Logf("seed %d: %d voters, %d proposals, %d acked, %d terms led, %d restarts, network %+v",
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d: %d voters, %d proposals, %d acked, %d terms led, %d restarts, network %+v\n",
 		seed, len(voters), len(w.proposals), acked, len(w.obs.leaders), h.restarts, w.c.Net.Stats())
-	return ""
+	for _, p := range w.proposals {
+		fmt.Fprintf(&b, "%s@%d/%d:%s ", p.value, p.at.Index, p.at.Term, w.outcome(p))
+	}
+	return b.String(), ""
 }
 
 // history draws the random actions of one run.
