@@ -273,9 +273,16 @@ func (r *Replica) SyncFailed(err error) {
 	r.fail(fmt.Errorf("sync: %w", err))
 }
 
+// fail stops the replica and tells the state machine it knows no leader
+// any more: a failed leader must stop serving at once.
 func (r *Replica) fail(err error) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: replica %x: %w", ErrFailed, r.id, err)
+	if r.err != nil {
+		return
+	}
+	r.err = fmt.Errorf("%w: replica %x: %w", ErrFailed, r.id, err)
+	if l := (Leadership{Term: r.leadership.Term}); l != r.leadership {
+		r.leadership = l
+		r.sm.LeadershipChanged(l)
 	}
 }
 

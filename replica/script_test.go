@@ -261,6 +261,11 @@ func (sr *scriptRunner) run(cmd string, args map[string]string) string {
 		return errText(w.confChange(sr.leader(), strings.ReplaceAll(args["changes"], ",", " ")))
 	case "compact":
 		return errText(w.compact(sr.num(args, "node")))
+	case "fail-syncs":
+		c.Node(sr.num(args, "node")).Storage.FailSyncs()
+		return ""
+	case "err":
+		return errText(c.Node(sr.num(args, "node")).Replica.Err())
 	case "read":
 		ctx := []byte(args["ctx"])
 		return errText(c.Do(sr.num(args, "node"), func(r *replica.Replica) error { r.ReadIndex(ctx); return nil }))

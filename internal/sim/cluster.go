@@ -228,8 +228,8 @@ func (c *Cluster) step() error {
 	}
 	for _, m := range msgs {
 		n := c.nodes[m.GetTo()]
-		if n == nil || !n.Up {
-			continue
+		if n == nil || !n.Up || n.Replica.Err() != nil {
+			continue // a failed replica hears nothing, as if down
 		}
 		if err := n.Replica.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			return fmt.Errorf("sim: node %d step %s from %d: %w", n.ID, m.GetType(), m.GetFrom(), err)
