@@ -1,8 +1,10 @@
 package replica
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/cairnlog/cairn/env"
 	"go.etcd.io/raft/v3"
@@ -75,14 +77,14 @@ type Work struct {
 	ReadStates []raft.ReadState
 }
 
-// New opens a replica over storage. When the storage's snapshot is past
+// New opens a replica over storage; of e it uses only the logger (none:
+// slog's default). When the storage's snapshot is past
 // cfg.Applied the state machine is restored from it first.
 func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e = e.Complete()
 	snap, err := storage.Snapshot()
 	if err != nil {
 		return nil, fmt.Errorf("replica %x: read snapshot: %w", cfg.ID, err)
@@ -129,7 +131,7 @@ func raftConfig(e env.Env, cfg Config, storage Storage, applied uint64) *raft.Co
 		ReadOnlyOption:            raft.ReadOnlySafe,
 		DisableProposalForwarding: true,
 		StepDownOnRemoval:         true,
-		Logger:                    raftLogger{e.Logger.With("group", cfg.GroupID, "replica", cfg.ID)},
+		Logger:                    raftLogger{cmp.Or(e.Logger, slog.Default()).With("group", cfg.GroupID, "replica", cfg.ID)},
 	}
 }
 
