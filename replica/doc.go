@@ -24,4 +24,10 @@
 // applied the first entry of its term; only then does Propose run
 // PrepareProposal and propose. A failed Sync or Apply stops the replica for
 // good (ErrFailed).
+//
+// Scheduler runs the groups of one node on a few workers: a group with
+// pending events (messages from its Sender's peers, Do calls, ticks,
+// completed syncs) is queued once and run by the next free worker; shared
+// sync workers run Storage.Sync, so no group holds a goroutine of its own,
+// and one ticker on the env's clock ticks them all.
 package replica

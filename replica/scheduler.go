@@ -1,0 +1,440 @@
+package replica
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/cairnlog/cairn/env"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Sender carries a group's messages to the replicas of other nodes. Send
+// must not block: a full queue drops (raft retransmits).
+type Sender interface {
+	Send(groupID uint64, msgs []*raftpb.Message)
+}
+
+// SchedulerConfig sizes a node's Scheduler.
+type SchedulerConfig struct {
+	// Workers run groups' Raft work (default GOMAXPROCS).
+	Workers int
+	// SyncWorkers run Storage.Sync for all groups (default Workers): a
+	// group's sync never holds a Raft worker.
+	SyncWorkers int
+	// TickInterval is the time of one Raft tick for every group (50 ms).
+	TickInterval time.Duration
+	// InboxMessagesMax bounds the messages queued for one group; more are
+	// dropped, as a congested network would (4096).
+	InboxMessagesMax int
+	// OpsQueuedMax bounds the calls (proposals, campaigns) waiting for one
+	// group; Do refuses beyond it with ErrBusy (1024, proposalsQueuedMax of
+	// the design).
+	OpsQueuedMax int
+}
+
+func (c SchedulerConfig) withDefaults() SchedulerConfig {
+	setDefault(&c.Workers, runtime.GOMAXPROCS(0))
+	setDefault(&c.SyncWorkers, c.Workers)
+	if c.TickInterval == 0 {
+		c.TickInterval = 50 * time.Millisecond
+	}
+	setDefault(&c.InboxMessagesMax, 4096)
+	setDefault(&c.OpsQueuedMax, 1024)
+	return c
+}
+
+// Validate refuses sizes that would stall the scheduler.
+func (c SchedulerConfig) Validate() error {
+	if c.Workers <= 0 || c.SyncWorkers <= 0 || c.TickInterval <= 0 || c.InboxMessagesMax <= 0 || c.OpsQueuedMax <= 0 {
+		return fmt.Errorf("replica scheduler config: every size must be positive: %+v", c)
+	}
+	return nil
+}
+
+// Errors of the scheduler.
+var (
+	ErrClosed       = errors.New("replica: scheduler closed")
+	ErrUnknownGroup = errors.New("replica: unknown group")
+	ErrBusy         = errors.New("replica: too many calls queued for the group")
+)
+
+// maxTicksQueued caps the ticks a group catches up on after a stall, so a
+// slow worker does not fire elections in a burst.
+const maxTicksQueued = 2
+
+// Scheduler runs the Raft groups of one node on a few workers: a group
+// with pending events (messages, calls, ticks, completed syncs) is queued
+// once and run by the next free worker, so idle groups cost no goroutine.
+// One ticker ticks every group from the env's clock.
+type Scheduler struct {
+	e    env.Env
+	cfg  SchedulerConfig
+	send Sender
+
+	mu       sync.Mutex
+	work     *sync.Cond // runnable grew, or closed
+	syncWork *sync.Cond // toSync grew, or closed
+	settled  *sync.Cond // a run or a sync ended (see waitIdle)
+	groups   map[uint64]*group
+	runnable []*group
+	toSync   []*group
+	closed   bool
+
+	stopTicker chan struct{}
+	wg         sync.WaitGroup
+}
+
+// GroupOptions are a group's hooks into its owner.
+type GroupOptions struct {
+	// OnReadState receives the answers to ReadIndex calls, on a worker.
+	OnReadState func(raft.ReadState)
+}
+
+// group is one Replica and the events waiting for it. The fields after mu
+// are guarded by Scheduler.mu; the replica belongs to whichever worker has
+// the group running (at most one).
+type group struct {
+	id      uint64
+	r       *Replica
+	storage Storage
+	opts    GroupOptions
+
+	queued, running, removed bool
+	inbox                    []*raftpb.Message
+	ops                      []op
+	ticks                    int
+	// wantSync is the highest SyncSeq HandleReady asked for, syncedSeq the
+	// highest a completed Sync covered and not yet handed to Synced.
+	wantSync, syncedSeq uint64
+	syncing             bool
+	syncErr             error
+}
+
+type op struct {
+	f    func(r *Replica)
+	done chan error
+}
+
+// NewScheduler starts the workers, the sync workers and the ticker.
+func NewScheduler(e env.Env, cfg SchedulerConfig, send Sender) (*Scheduler, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if e.Clock == nil {
+		return nil, errors.New("replica scheduler: env has no clock")
+	}
+	e.Logger = cmp.Or(e.Logger, slog.Default())
+	s := &Scheduler{e: e, cfg: cfg, send: send, groups: map[uint64]*group{}, stopTicker: make(chan struct{})}
+	s.work = sync.NewCond(&s.mu)
+	s.syncWork = sync.NewCond(&s.mu)
+	s.settled = sync.NewCond(&s.mu)
+	for range cfg.Workers {
+		s.wg.Go(s.worker)
+	}
+	for range cfg.SyncWorkers {
+		s.wg.Go(s.syncer)
+	}
+	s.wg.Go(s.ticker)
+	return s, nil
+}
+
+// AddGroup hands a replica, and the storage it writes to, to the
+// scheduler; from then on only the scheduler's workers touch it.
+func (s *Scheduler) AddGroup(groupID uint64, r *Replica, storage Storage, opts GroupOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, ok := s.groups[groupID]; ok {
+		return fmt.Errorf("replica scheduler: group %d added twice", groupID)
+	}
+	g := &group{id: groupID, r: r, storage: storage, opts: opts}
+	s.groups[groupID] = g
+	s.enqueueLocked(g) // a replica may have work from its start (a restored term)
+	return nil
+}
+
+// RemoveGroup stops scheduling a group; calls still queued fail with
+// ErrUnknownGroup. A sync under way completes.
+func (s *Scheduler) RemoveGroup(groupID uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.groups[groupID]
+	if !ok {
+		return
+	}
+	delete(s.groups, groupID)
+	g.removed = true
+	for _, o := range g.ops {
+		o.done <- ErrUnknownGroup
+	}
+	g.ops, g.inbox = nil, nil
+}
+
+// Deliver queues a message from another node for its group. Messages for
+// an unknown group, or beyond the inbox bound, are dropped.
+func (s *Scheduler) Deliver(groupID uint64, m *raftpb.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.groups[groupID]
+	if !ok || len(g.inbox) >= s.cfg.InboxMessagesMax {
+		return
+	}
+	g.inbox = append(g.inbox, m)
+	s.enqueueLocked(g)
+}
+
+// Do runs f on the group's replica on a worker (Propose, Campaign,
+// ProposeConfChange, ReadIndex...) and returns once it ran; the work f
+// makes is handled right after it.
+func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
+	done := make(chan error, 1)
+	s.mu.Lock()
+	g, ok := s.groups[groupID]
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return ErrClosed
+	case !ok:
+		s.mu.Unlock()
+		return ErrUnknownGroup
+	case len(g.ops) >= s.cfg.OpsQueuedMax:
+		s.mu.Unlock()
+		return ErrBusy
+	}
+	g.ops = append(g.ops, op{f: f, done: done})
+	s.enqueueLocked(g)
+	s.mu.Unlock()
+	return <-done
+}
+
+// Tick gives every group one tick. The ticker calls it every TickInterval.
+func (s *Scheduler) Tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		g.ticks = min(g.ticks+1, maxTicksQueued)
+		s.enqueueLocked(g)
+	}
+}
+
+// Close stops every goroutine and fails the calls still queued.
+func (s *Scheduler) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	for _, g := range s.groups {
+		for _, o := range g.ops {
+			o.done <- ErrClosed
+		}
+		g.ops = nil
+	}
+	s.work.Broadcast()
+	s.syncWork.Broadcast()
+	s.settled.Broadcast()
+	s.mu.Unlock()
+	close(s.stopTicker)
+	s.wg.Wait()
+}
+
+func (s *Scheduler) enqueueLocked(g *group) {
+	if g.queued || g.running || g.removed {
+		return // a running group is requeued when its worker finds more
+	}
+	g.queued = true
+	s.runnable = append(s.runnable, g)
+	s.work.Signal()
+}
+
+func (s *Scheduler) ticker() {
+	t := s.e.Clock.NewTimer(s.cfg.TickInterval)
+	defer t.Stop()
+	next := s.e.Clock.Now().Add(s.cfg.TickInterval)
+	for {
+		select {
+		case <-s.stopTicker:
+			return
+		case <-t.C():
+			s.Tick()
+			// Re-arm at the next instant, not after the interval, so ticks
+			// keep their rate whatever a Tick cost.
+			next = next.Add(s.cfg.TickInterval)
+			t.ResetAt(next)
+		}
+	}
+}
+
+func (s *Scheduler) worker() {
+	for {
+		s.mu.Lock()
+		for len(s.runnable) == 0 && !s.closed {
+			s.work.Wait()
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		g := s.runnable[0]
+		s.runnable = s.runnable[1:]
+		g.queued, g.running = false, true
+		ev := takeEvents(g)
+		s.mu.Unlock()
+
+		wantSync := s.run(g, ev)
+
+		s.mu.Lock()
+		g.running = false
+		if wantSync > g.wantSync {
+			g.wantSync = wantSync
+			s.requestSyncLocked(g)
+		}
+		if g.hasEventsLocked() {
+			s.enqueueLocked(g)
+		}
+		s.settled.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+// events are what a worker takes from a group in one turn.
+type events struct {
+	inbox     []*raftpb.Message
+	ops       []op
+	ticks     int
+	syncedSeq uint64
+	syncErr   error
+}
+
+func takeEvents(g *group) events {
+	ev := events{inbox: g.inbox, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr}
+	g.inbox, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, 0, 0, nil
+	return ev
+}
+
+func (g *group) hasEventsLocked() bool {
+	return !g.removed && (len(g.inbox) > 0 || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil)
+}
+
+// run is one turn of a group on a worker: ticks, messages, a completed
+// sync, calls, then the Ready they made. It returns the sync to ask for.
+func (s *Scheduler) run(g *group, ev events) uint64 {
+	r := g.r
+	if ev.syncErr != nil {
+		r.SyncFailed(ev.syncErr)
+	}
+	for range ev.ticks {
+		r.Tick()
+	}
+	for _, m := range ev.inbox {
+		// A message raft refuses (a peer it does not know) is one a real
+		// network could have lost: nothing to do.
+		_ = r.Step(m)
+	}
+	if ev.syncedSeq > 0 {
+		if out, err := r.Synced(ev.syncedSeq); err == nil && len(out) > 0 {
+			s.send.Send(g.id, out)
+		}
+	}
+	for _, o := range ev.ops {
+		o.f(r)
+		o.done <- nil
+	}
+	var wantSync uint64
+	for r.HasReady() {
+		w, err := r.HandleReady()
+		if err != nil {
+			s.e.Logger.Error("replica failed", "group", g.id, "replica", r.ID(), "err", err)
+			break
+		}
+		if len(w.Messages) > 0 {
+			s.send.Send(g.id, w.Messages)
+		}
+		if g.opts.OnReadState != nil {
+			for _, rs := range w.ReadStates {
+				g.opts.OnReadState(rs)
+			}
+		}
+		wantSync = max(wantSync, w.SyncSeq)
+	}
+	return wantSync
+}
+
+func (s *Scheduler) requestSyncLocked(g *group) {
+	if g.syncing || g.removed {
+		return // the running sync's worker asks again when it ends
+	}
+	g.syncing = true
+	s.toSync = append(s.toSync, g)
+	s.syncWork.Signal()
+}
+
+// syncer is a flusher shared by all groups: it syncs a group's storage,
+// covering every write made before the Sync started, then queues the group
+// to release the responses held behind it.
+func (s *Scheduler) syncer() {
+	for {
+		s.mu.Lock()
+		for len(s.toSync) == 0 && !s.closed {
+			s.syncWork.Wait()
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		g := s.toSync[0]
+		s.toSync = s.toSync[1:]
+		seq := g.wantSync // written before this Sync starts
+		s.mu.Unlock()
+
+		err := g.storage.Sync()
+
+		s.mu.Lock()
+		g.syncing = false
+		if err != nil {
+			g.syncErr = err // final: the replica stops when it runs next
+		} else {
+			g.syncedSeq = max(g.syncedSeq, seq)
+			if g.wantSync > seq {
+				s.requestSyncLocked(g)
+			}
+		}
+		s.enqueueLocked(g)
+		s.settled.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+// waitIdle waits until no group is queued, running or syncing, and
+// reports false when the scheduler closed first. Tests use it to step a
+// node to a quiet point without sleeping.
+func (s *Scheduler) waitIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.closed && !s.idleLocked() {
+		s.settled.Wait()
+	}
+	return !s.closed
+}
+
+func (s *Scheduler) idleLocked() bool {
+	if len(s.runnable) > 0 || len(s.toSync) > 0 {
+		return false
+	}
+	for _, g := range s.groups {
+		if g.running || g.syncing {
+			return false
+		}
+	}
+	return true
+}

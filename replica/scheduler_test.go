@@ -1,0 +1,200 @@
+package replica
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnlog/cairn/env"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// memNet connects the schedulers of several nodes in memory; replica id =
+// node id in every group.
+type memNet struct {
+	nodes      map[uint64]*Scheduler
+	deliveries atomic.Int64
+}
+
+func (n *memNet) Send(groupID uint64, msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		n.deliveries.Add(1)
+		n.nodes[m.GetTo()].Deliver(groupID, proto.Clone(m).(*raftpb.Message))
+	}
+}
+
+// settle waits until every node is idle with no message delivered since
+// the pass began.
+func (n *memNet) settle(t *testing.T) {
+	t.Helper()
+	for range 1000 {
+		before := n.deliveries.Load()
+		for _, id := range []uint64{1, 2, 3} {
+			if s := n.nodes[id]; s != nil && !s.waitIdle() {
+				t.Fatal("scheduler closed")
+			}
+		}
+		if n.deliveries.Load() == before {
+			return
+		}
+	}
+	t.Fatal("nodes still busy after 1000 passes")
+}
+
+func testEnv() env.Env {
+	// The manual clock is never advanced: tests tick by calling Tick.
+	return env.Env{Clock: env.NewManualClock(time.Unix(0, 0)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// on runs f on a group's worker, where the replica and its state machine
+// may be read.
+func on(t *testing.T, s *Scheduler, groupID uint64, f func(r *Replica)) {
+	t.Helper()
+	if err := s.Do(groupID, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSchedulerReplicates: three nodes with ten groups each on two workers
+// apiece elect the leaders they are told to, and replicate a proposal in
+// every group to every node.
+func TestSchedulerReplicates(t *testing.T) {
+	const groups = 10
+	net := &memNet{nodes: map[uint64]*Scheduler{}}
+	sms := map[[2]uint64]*listSM{}
+	for node := uint64(1); node <= 3; node++ {
+		s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 2, SyncWorkers: 1}, net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		net.nodes[node] = s
+	}
+	for node := uint64(1); node <= 3; node++ {
+		for g := uint64(1); g <= groups; g++ {
+			st := NewBootstrapStorage([]uint64{1, 2, 3})
+			sm := &listSM{}
+			r, err := New(testEnv(), Config{ID: node, GroupID: g}, st, sm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sms[[2]uint64{node, g}] = sm
+			if err := net.nodes[node].AddGroup(g, r, st, GroupOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	leaderOf := func(g uint64) uint64 { return 1 + g%3 }
+	for g := uint64(1); g <= groups; g++ {
+		var err error
+		on(t, net.nodes[leaderOf(g)], g, func(r *Replica) { err = r.Campaign() })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	net.settle(t)
+	for g := uint64(1); g <= groups; g++ {
+		var err error
+		on(t, net.nodes[leaderOf(g)], g, func(r *Replica) {
+			_, err = r.Propose(Proposal{Data: []byte("v")})
+		})
+		if err != nil {
+			t.Fatalf("group %d: propose on node %d: %v", g, leaderOf(g), err)
+		}
+	}
+	net.settle(t)
+	for _, s := range net.nodes {
+		s.Tick() // a heartbeat carries the commit index to every follower
+	}
+	net.settle(t)
+	for node := uint64(1); node <= 3; node++ {
+		for g := uint64(1); g <= groups; g++ {
+			var applied []string
+			on(t, net.nodes[node], g, func(*Replica) { applied = slices.Clone(sms[[2]uint64{node, g}].applied) })
+			if !slices.Equal(applied, []string{"v@3"}) {
+				t.Errorf("node %d group %d applied %v, want [v@3]", node, g, applied)
+			}
+		}
+	}
+}
+
+// TestSchedulerIdleGroupsCostNoGoroutines: a thousand groups run on the
+// scheduler's fixed goroutines (two workers, one sync worker, the ticker),
+// and all of them elect themselves.
+func TestSchedulerIdleGroupsCostNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 2, SyncWorkers: 1}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const groups = 1000
+	for g := uint64(1); g <= groups; g++ {
+		st := NewBootstrapStorage([]uint64{1})
+		r, err := New(testEnv(), Config{ID: 1, GroupID: g}, st, &listSM{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddGroup(g, r, st, GroupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for g := uint64(1); g <= groups; g++ {
+		on(t, s, g, func(r *Replica) { _ = r.Campaign() })
+	}
+	s.waitIdle()
+	if extra := runtime.NumGoroutine() - before; extra > 4 {
+		t.Errorf("%d goroutines for %d groups, want the scheduler's 4", extra, groups)
+	}
+	for g := uint64(1); g <= groups; g++ {
+		var l Leadership
+		on(t, s, g, func(r *Replica) { l = r.Leadership() })
+		if !l.Ready {
+			t.Fatalf("group %d: %+v, want a ready single voter", g, l)
+		}
+	}
+	s.Close()
+	if err := s.Do(1, func(*Replica) {}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Do after Close: %v", err)
+	}
+}
+
+// TestSchedulerSyncFailure: a group whose storage fails to sync stops;
+// another on the same scheduler goes on.
+func TestSchedulerSyncFailure(t *testing.T) {
+	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 1, SyncWorkers: 1}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for g := uint64(1); g <= 2; g++ {
+		st := NewBootstrapStorage([]uint64{1})
+		if g == 1 {
+			st.FailSyncs()
+		}
+		r, err := New(testEnv(), Config{ID: 1, GroupID: g}, st, &listSM{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddGroup(g, r, st, GroupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		on(t, s, g, func(r *Replica) { _ = r.Campaign() })
+	}
+	s.waitIdle()
+	var failed error
+	var ready bool
+	on(t, s, 1, func(r *Replica) { failed = r.Err() })
+	on(t, s, 2, func(r *Replica) { ready = r.Leadership().Ready })
+	if !errors.Is(failed, ErrSyncFailed) || !ready {
+		t.Fatalf("group 1 error %v (want a failed sync), group 2 ready %v", failed, ready)
+	}
+	if err := s.Do(3, func(*Replica) {}); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("Do on an unknown group: %v", err)
+	}
+}
