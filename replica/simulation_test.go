@@ -27,11 +27,13 @@ const (
 
 // TestSimulation runs seeded random histories of a group of three or five
 // replicas under drop, duplication, delay, partitions, crashes losing
-// unsynced writes, leader transfers and compactions, then heals everything
-// and checks: at most one leader per term, identical committed prefixes,
-// applied indexes without gaps per replica, every acked proposal present at
-// its index on every replica that applied that far, and progress (a new
-// proposal acked, all replicas caught up) within healBoundMs.
+// unsynced writes, leader transfers, compactions and ReadIndex calls, then
+// heals everything and checks: at most one leader per term, identical
+// committed prefixes, applied indexes without gaps per replica, every acked
+// proposal present at its index on every replica that applied that far,
+// every read answered at an index covering what was acked before it was
+// asked, and progress (a new proposal acked, all replicas caught up) within
+// healBoundMs.
 func TestSimulation(t *testing.T) {
 	seeds := make([]uint64, 0, *seedsFlag)
 	if *seedFlag >= 0 {
@@ -82,7 +84,7 @@ func simulate(t *testing.T, seed uint64) (summary, failure string) {
 	if err := w.c.Net.SetFaults(f); err != nil {
 		return "", err.Error()
 	}
-	h := &history{w: w, rng: rng, voters: voters}
+	h := &history{w: w, rng: rng, voters: voters, readFloors: map[string]uint64{}}
 	for w.c.NowMs < chaosMs {
 		if err := h.act(); err != nil {
 			return "", fmt.Sprintf("at %d ms: %v\n%s", w.c.NowMs, err, w.state())
@@ -91,6 +93,9 @@ func simulate(t *testing.T, seed uint64) (summary, failure string) {
 			return "", fmt.Sprintf("at %d ms: %v", w.c.NowMs, err)
 		}
 		w.updateAcks()
+		if err := h.checkReads(); err != nil {
+			return "", err.Error()
+		}
 	}
 	if err := h.heal(); err != nil {
 		return "", err.Error()
@@ -108,8 +113,8 @@ func simulate(t *testing.T, seed uint64) (summary, failure string) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: %d voters, %d proposals, %d acked, %d terms led, %d restarts, network %+v\n",
-		seed, len(voters), len(w.proposals), acked, len(w.obs.leaders), h.restarts, w.c.Net.Stats())
+	fmt.Fprintf(&b, "seed %d: %d voters, %d proposals, %d acked, %d reads answered, %d terms led, %d restarts, network %+v\n",
+		seed, len(voters), len(w.proposals), acked, h.reads, len(w.obs.leaders), h.restarts, w.c.Net.Stats())
 	for _, p := range w.proposals {
 		fmt.Fprintf(&b, "%s@%d/%d:%s ", p.value, p.at.Index, p.at.Term, w.outcome(p))
 	}
@@ -123,6 +128,32 @@ type history struct {
 	voters   []uint64
 	proposed int
 	restarts int
+	// readFloors: read context → the highest index acked when it was asked.
+	readFloors map[string]uint64
+	reads      int
+}
+
+func (h *history) ackedIndex() uint64 {
+	var top uint64
+	for _, p := range h.w.proposals {
+		if p.acked {
+			top = max(top, p.at.Index)
+		}
+	}
+	return top
+}
+
+// checkReads compares the reads answered since the last call with their
+// floors.
+func (h *history) checkReads() error {
+	for _, rs := range h.w.c.Reads {
+		h.reads++
+		if floor := h.readFloors[string(rs.RequestCtx)]; rs.Index < floor {
+			return fmt.Errorf("read %s answered at index %d, below %d acked before it", rs.RequestCtx, rs.Index, floor)
+		}
+	}
+	h.w.c.Reads = nil
+	return nil
 }
 
 func (h *history) pick() uint64 { return h.voters[h.rng.IntN(len(h.voters))] }
@@ -141,7 +172,7 @@ func (h *history) down() int {
 func (h *history) act() error {
 	c := h.w.c
 	switch r := h.rng.IntN(100); {
-	case r < 60:
+	case r < 55:
 		leader, ok := c.Leader()
 		if !ok {
 			return nil
@@ -152,6 +183,14 @@ func (h *history) act() error {
 			if err != nil && err != replica.ErrProposalDropped && err != replica.ErrNotLeader {
 				return err
 			}
+		}
+	case r < 60:
+		// A linearizable read on any live replica: whatever index it is
+		// answered with must cover every proposal acked before it was asked.
+		if id := h.pick(); c.Node(id).Up {
+			ctx := fmt.Sprintf("read%d", len(h.readFloors))
+			h.readFloors[ctx] = h.ackedIndex()
+			return c.Do(id, func(r *replica.Replica) error { r.ReadIndex([]byte(ctx)); return nil })
 		}
 	case r < 68:
 		c.Net.Isolate(h.pick(), h.voters)
