@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/env"
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -24,8 +25,10 @@ type memNet struct {
 
 func (n *memNet) Send(groupID uint64, msgs []*raftpb.Message) {
 	for _, m := range msgs {
-		n.deliveries.Add(1)
-		n.nodes[m.GetTo()].Deliver(groupID, proto.Clone(m).(*raftpb.Message))
+		if to := n.nodes[m.GetTo()]; to != nil { // else unreachable: lost
+			n.deliveries.Add(1)
+			to.Deliver(groupID, proto.Clone(m).(*raftpb.Message))
+		}
 	}
 }
 
@@ -68,6 +71,7 @@ func TestSchedulerReplicates(t *testing.T) {
 	const groups = 10
 	net := &memNet{nodes: map[uint64]*Scheduler{}}
 	sms := map[[2]uint64]*listSM{}
+	reads := make(chan raft.ReadState, 1)
 	for node := uint64(1); node <= 3; node++ {
 		s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 2, SyncWorkers: 1}, net)
 		if err != nil {
@@ -85,7 +89,8 @@ func TestSchedulerReplicates(t *testing.T) {
 				t.Fatal(err)
 			}
 			sms[[2]uint64{node, g}] = sm
-			if err := net.nodes[node].AddGroup(g, r, st, GroupOptions{}); err != nil {
+			opts := GroupOptions{OnReadState: func(rs raft.ReadState) { reads <- rs }}
+			if err := net.nodes[node].AddGroup(g, r, st, opts); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -121,6 +126,66 @@ func TestSchedulerReplicates(t *testing.T) {
 				t.Errorf("node %d group %d applied %v, want [v@3]", node, g, applied)
 			}
 		}
+	}
+	// A read on a follower goes through the leader and comes back to the
+	// follower's hook with the commit index.
+	on(t, net.nodes[1], 1, func(r *Replica) { r.ReadIndex([]byte("r")) })
+	net.settle(t)
+	select {
+	case rs := <-reads:
+		if string(rs.RequestCtx) != "r" || rs.Index != 3 {
+			t.Errorf("read state %q at %d, want r at 3", rs.RequestCtx, rs.Index)
+		}
+	default:
+		t.Error("no read state after the read settled")
+	}
+}
+
+// TestSchedulerTicks: the ticker ticks groups from the env's clock: a
+// replica whose peers never answer starts a pre-vote once its election
+// timeout (12 to 23 ticks) has passed, and not before.
+func TestSchedulerTicks(t *testing.T) {
+	clock := env.NewManualClock(time.Unix(0, 0))
+	e := testEnv()
+	e.Clock = clock
+	s, err := NewScheduler(e, SchedulerConfig{Workers: 1, SyncWorkers: 1, TickInterval: 50 * time.Millisecond}, &memNet{nodes: map[uint64]*Scheduler{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := NewBootstrapStorage([]uint64{1, 2, 3})
+	r, err := New(testEnv(), Config{ID: 1}, st, &listSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddGroup(7, r, st, GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() raft.StateType {
+		var st raft.StateType
+		on(t, s, 7, func(r *Replica) { st = r.Status().RaftState })
+		return st
+	}
+	for i := range 24 {
+		if i == 11 {
+			if got := state(); got != raft.StateFollower {
+				t.Fatalf("after 11 ticks: %s, want a follower still", got)
+			}
+		}
+		next := clock.Now().Add(50 * time.Millisecond)
+		if err := clock.WaitArmed(t.Context(), next); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(50 * time.Millisecond)
+		s.waitIdle()
+	}
+	// The last tick may still be on its way from the timer to the groups.
+	if err := clock.WaitArmed(t.Context(), clock.Now().Add(50*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitIdle()
+	if got := state(); got != raft.StatePreCandidate {
+		t.Fatalf("after 24 ticks: %s, want a pre-candidate", got)
 	}
 }
 
