@@ -258,7 +258,7 @@ func (sr *scriptRunner) run(cmd string, args map[string]string) string {
 	case "add":
 		return errText(c.AddNode(sr.num(args, "node"), replica.NewMemStorage()))
 	case "conf":
-		return errText(w.confChange(sr.leader(), strings.ReplaceAll(args["changes"], ",", " ")))
+		return errText(w.confChange(sr.leader(), strings.ReplaceAll(args["changes"], ",", " "), args["transition"] == "explicit"))
 	case "compact":
 		return errText(w.compact(sr.num(args, "node")))
 	case "fail-syncs":

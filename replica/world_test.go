@@ -190,16 +190,19 @@ func (w *world) state() string {
 	return b.String()
 }
 
-// confChange proposes changes ("l4", "v4 r3": raft's notation) on the
-// leader.
-func (w *world) confChange(leader uint64, changes string) error {
+// confChange proposes changes ("l4", "v4 r3": raft's notation; "" leaves
+// a joint configuration) on the leader. An explicit change stays joint
+// until a change with no changes leaves it.
+func (w *world) confChange(leader uint64, changes string, explicit bool) error {
 	ccs, err := raftpb.ConfChangesFromString(changes)
 	if err != nil {
 		return err
 	}
-	return w.c.Do(leader, func(r *replica.Replica) error {
-		return r.ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs})
-	})
+	cc := &raftpb.ConfChangeV2{Changes: ccs}
+	if explicit {
+		cc.Transition = raftpb.ConfChangeTransition_ConfChangeTransitionJointExplicit.Enum()
+	}
+	return w.c.Do(leader, func(r *replica.Replica) error { return r.ProposeConfChange(cc) })
 }
 
 // compact snapshots node's storage at its applied index with the toy
