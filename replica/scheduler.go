@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -108,6 +109,7 @@ type group struct {
 	queued, running, removed bool
 	inbox                    []*raftpb.Message
 	ops                      []op
+	unreachable              []uint64 // peers a send to failed
 	ticks                    int
 	// wantSync is the highest SyncSeq HandleReady asked for, syncedSeq the
 	// highest a completed Sync covered and not yet handed to Synced.
@@ -189,6 +191,20 @@ func (s *Scheduler) Deliver(groupID uint64, m *raftpb.Message) {
 		return
 	}
 	g.inbox = append(g.inbox, m)
+	s.enqueueLocked(g)
+}
+
+// ReportUnreachable tells a group a message to peer was dropped (a full
+// queue, a broken connection), so its leader probes that peer again
+// instead of streaming appends into the void.
+func (s *Scheduler) ReportUnreachable(groupID, peer uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.groups[groupID]
+	if !ok || slices.Contains(g.unreachable, peer) {
+		return
+	}
+	g.unreachable = append(g.unreachable, peer)
 	s.enqueueLocked(g)
 }
 
@@ -309,25 +325,26 @@ func (s *Scheduler) worker() {
 
 // events are what a worker takes from a group in one turn.
 type events struct {
-	inbox     []*raftpb.Message
-	ops       []op
-	ticks     int
-	syncedSeq uint64
-	syncErr   error
+	inbox       []*raftpb.Message
+	unreachable []uint64
+	ops         []op
+	ticks       int
+	syncedSeq   uint64
+	syncErr     error
 }
 
 func takeEvents(g *group) events {
-	ev := events{inbox: g.inbox, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr}
-	g.inbox, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, 0, 0, nil
+	ev := events{inbox: g.inbox, unreachable: g.unreachable, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr}
+	g.inbox, g.unreachable, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, nil, 0, 0, nil
 	return ev
 }
 
 func (g *group) hasEventsLocked() bool {
-	return !g.removed && (len(g.inbox) > 0 || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil)
+	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil)
 }
 
-// run is one turn of a group on a worker: ticks, messages, a completed
-// sync, calls, then the Ready they made. It returns the sync to ask for.
+// run is one turn of a group on a worker: ticks, messages, unreachable
+// peers, a completed sync, calls, then the Ready they made. It returns the sync to ask for.
 func (s *Scheduler) run(g *group, ev events) uint64 {
 	r := g.r
 	if ev.syncErr != nil {
@@ -340,6 +357,9 @@ func (s *Scheduler) run(g *group, ev events) uint64 {
 		// A message raft refuses (a peer it does not know) is one a real
 		// network could have lost: nothing to do.
 		_ = r.Step(m)
+	}
+	for _, peer := range ev.unreachable {
+		r.ReportUnreachable(peer)
 	}
 	if ev.syncedSeq > 0 {
 		if out, err := r.Synced(ev.syncedSeq); err == nil && len(out) > 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/cairnlog/cairn/env"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -126,6 +127,19 @@ func TestSchedulerReplicates(t *testing.T) {
 				t.Errorf("node %d group %d applied %v, want [v@3]", node, g, applied)
 			}
 		}
+	}
+	// A peer reported unreachable is probed again rather than streamed to.
+	progressOf2 := func() tracker.StateType {
+		var st tracker.StateType
+		on(t, net.nodes[1], 3, func(r *Replica) { st = r.Status().Progress[2].State })
+		return st
+	}
+	if got := progressOf2(); got != tracker.StateReplicate {
+		t.Fatalf("leader 1 of group 3 replicates to 2 in state %s", got)
+	}
+	net.nodes[1].ReportUnreachable(3, 2)
+	if got := progressOf2(); got != tracker.StateProbe {
+		t.Fatalf("after ReportUnreachable, state %s, want probe", got)
 	}
 	// A read on a follower goes through the leader and comes back to the
 	// follower's hook with the commit index.
