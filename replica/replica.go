@@ -46,8 +46,8 @@ type Replica struct {
 	// confState is the configuration as of applied: what a snapshot or a
 	// checkpoint taken there records.
 	confState *raftpb.ConfState
-	// termStart is the index of the current term's first entry on a
-	// leader, 0 until the Ready carrying it was written.
+	// termStart is the current term's first entry on a leader (index,
+	// term); from an earlier term until the Ready carrying it was written.
 	termStart  ProposalPoint
 	leadership Leadership
 
