@@ -1,9 +1,44 @@
 // Package transport carries Raft messages, and later the other node-to-node
 // requests, between Cairn nodes (docs/design/replication.md §3.6).
 //
-// So far it holds the wire format: frames, the handshake and the RaftBatch
-// payload, with decoders that refuse malformed input with ErrMalformed
-// (never a panic) and allocate only what the bytes received can fill.
+// TCP is the transport over TCP, the seam the replica driver sends
+// through (Send, non-blocking, and Unreachable) and receives from (Config.Handler).
+// It is not wired into the server yet.
+//
+// # Connections
+//
+// One connection per pair of nodes: the lower node id dials, the higher
+// accepts (and refuses a dial from a higher id or an unknown node), so the
+// pair never races to two connections. When the accepting side gets a
+// second connection from the same node, the newer one wins: the dialler
+// dials only when it has none left, so the older one is dead on its side.
+// Both sides send a handshake first; a node of another cluster is answered
+// (so it logs why) and closed. The first frame is read with a bound of 512
+// bytes, so a stranger cannot make a node allocate a full frame. A lost
+// connection is redialled after ReconnectDelayMin, doubling up to
+// ReconnectDelayMax after each failed attempt, jittered from the env's
+// randomness and timed on its clock.
+//
+// # Goroutines and limits
+//
+// Per transport: an accept loop, and one goroutine per inbound connection
+// while it handshakes (at most HandshakesPendingMax, each with a timeout
+// watchdog). Per peer: a run goroutine that connects and then writes, and a
+// reader while connected. The reader calls the handlers, so a slow handler
+// slows that peer down rather than piling up frames. Send marshals the
+// messages on the caller's goroutine and queues them; the writer takes
+// everything queued since its last write into one frame (up to
+// FrameBytesMax), so messages of all groups share frames and syscalls.
+// A peer's queue holds at most PeerQueueBytesMax; a Send that does not fit,
+// or to a peer that is not connected, is dropped and the peer reported on
+// Unreachable (once until a frame reaches it again): raft tolerates loss
+// and probes the follower again. A lost connection drops its queue. Close
+// and RemovePeer return after every goroutine they stop has ended.
+//
+// Decoders refuse malformed input with ErrMalformed (never a panic) and
+// allocate only what the bytes received can fill; a protocol error (frame
+// over the bound, malformed batch, a frame type without a handler) closes
+// the connection with a warning in the log.
 //
 // # Wire format
 //

@@ -64,9 +64,14 @@ func (t FrameType) String() string {
 
 // AppendFrame appends a frame of type t carrying payload to dst.
 func AppendFrame(dst []byte, t FrameType, payload []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(frameLengthTypeOnlyBytes+len(payload)))
-	dst = append(dst, byte(t))
-	return append(dst, payload...)
+	return append(appendFrameHeader(dst, t, len(payload)), payload...)
+}
+
+// appendFrameHeader appends the length and type of a frame whose payload
+// of payloadBytes the caller appends next.
+func appendFrameHeader(dst []byte, t FrameType, payloadBytes int) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(frameLengthTypeOnlyBytes+payloadBytes))
+	return append(dst, byte(t))
 }
 
 // ReadFrame reads one frame from r. Its length (type and payload) must be

@@ -1,0 +1,37 @@
+package transport
+
+import "sync/atomic"
+
+// Metrics are the transport's counters since it started, for a metrics
+// collector to read (Prometheus counters: they only grow).
+type Metrics struct {
+	FramesSent       uint64 // frames written to peers
+	BytesSent        uint64 // their bytes, headers included
+	MessagesSent     uint64 // Raft messages in them
+	MessagesDropped  uint64 // Raft messages dropped: peer unknown, not connected, queue full, too large, connection lost
+	BytesDropped     uint64 // encoded bytes of everything dropped (Raft messages and other frames)
+	FramesDropped    uint64 // frames of other types dropped
+	FramesReceived   uint64
+	BytesReceived    uint64
+	MessagesReceived uint64
+	Connections      uint64 // connections that completed the handshake
+	Refused          uint64 // connections refused or dropped at the handshake
+	ProtocolErrors   uint64 // connections closed for a frame too large, malformed or unexpected
+}
+
+// counters is Metrics, updated concurrently.
+type counters struct {
+	framesSent, bytesSent, messagesSent             atomic.Uint64
+	messagesDropped, bytesDropped, framesDropped    atomic.Uint64
+	framesReceived, bytesReceived, messagesReceived atomic.Uint64
+	connections, refused, protocolErrors            atomic.Uint64
+}
+
+func (c *counters) snapshot() Metrics {
+	return Metrics{
+		FramesSent: c.framesSent.Load(), BytesSent: c.bytesSent.Load(), MessagesSent: c.messagesSent.Load(),
+		MessagesDropped: c.messagesDropped.Load(), BytesDropped: c.bytesDropped.Load(), FramesDropped: c.framesDropped.Load(),
+		FramesReceived: c.framesReceived.Load(), BytesReceived: c.bytesReceived.Load(), MessagesReceived: c.messagesReceived.Load(),
+		Connections: c.connections.Load(), Refused: c.refused.Load(), ProtocolErrors: c.protocolErrors.Load(),
+	}
+}

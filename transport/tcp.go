@@ -1,0 +1,427 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnlog/cairn/env"
+)
+
+var (
+	// ErrPeerUnknown: no peer of that node id was added.
+	ErrPeerUnknown = errors.New("transport: unknown peer")
+	// ErrNotConnected: the peer has no connection at the moment; what is
+	// sent meanwhile is dropped, as raft tolerates.
+	ErrNotConnected = errors.New("transport: peer not connected")
+	// ErrQueueFull: the peer's queue holds PeerQueueBytesMax already (the
+	// peer reads slower than this node sends).
+	ErrQueueFull = errors.New("transport: peer queue full")
+	// ErrClosed: the transport was closed.
+	ErrClosed = errors.New("transport: closed")
+)
+
+// handshakeFrameBytesMax bounds the first frame of a connection: a
+// handshake is at most 278 bytes, so a stranger cannot make a node
+// allocate FrameBytesMax before saying who it is.
+const handshakeFrameBytesMax = 512
+
+// acceptRetryDelay is the pause after a failed Accept (out of file
+// descriptors, typically) before the next.
+const acceptRetryDelay = 50 * time.Millisecond
+
+// TCP is the transport between nodes over TCP: one connection per pair of
+// nodes, dialled by the lower node id and accepted by the higher, carrying
+// frames both ways. Send never blocks: each peer has a bounded queue and a
+// writer goroutine that writes everything queued since its last write as
+// one frame. Safe for concurrent use.
+type TCP struct {
+	env         env.Env
+	cfg         Config
+	logger      *slog.Logger
+	listener    net.Listener
+	ctx         context.Context // cancelled by Close
+	cancel      context.CancelFunc
+	unreachable chan uint64
+	metrics     counters
+	hello       []byte // this node's handshake frame
+	wg          sync.WaitGroup
+
+	mu      sync.RWMutex
+	closed  bool
+	peers   map[uint64]*peer
+	pending map[net.Conn]struct{} // inbound connections still handshaking
+}
+
+// New listens on cfg.ListenAddr and starts accepting peers. Peers to send
+// to are added with AddPeer.
+func New(e env.Env, cfg Config) (*TCP, error) {
+	if err := e.Check(); err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	payload, err := EncodeHandshake(Handshake{Version: protocolVersion, ClusterID: cfg.ClusterID, NodeID: cfg.NodeID, Incarnation: cfg.Incarnation})
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen on %s: %w", cfg.ListenAddr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &TCP{
+		env: e, cfg: cfg, listener: l, ctx: ctx, cancel: cancel,
+		logger:      e.Logger.With("node", cfg.NodeID),
+		unreachable: make(chan uint64, cfg.UnreachableReportsMax),
+		hello:       AppendFrame(nil, FrameHandshake, payload),
+		peers:       map[uint64]*peer{},
+		pending:     map[net.Conn]struct{}{},
+	}
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// Addr is the address the transport listens on (the port chosen when
+// ListenAddr asked for port 0).
+func (t *TCP) Addr() net.Addr { return t.listener.Addr() }
+
+// Unreachable reports the node id of a peer a message to which was
+// dropped: raft's ReportUnreachable for the groups with replicas there.
+// A known peer is reported once until a frame reaches it again (an unknown
+// node at every Send); reports beyond UnreachableReportsMax not yet
+// received are dropped. Never closed.
+func (t *TCP) Unreachable() <-chan uint64 { return t.unreachable }
+
+// Metrics returns the counters so far.
+func (t *TCP) Metrics() Metrics { return t.metrics.snapshot() }
+
+// AddPeer makes node id, at addr, a peer: this node keeps a connection to
+// it (dialling addr when its own id is lower, accepting otherwise). Adding
+// a known peer changes the address used by the next dial.
+func (t *TCP) AddPeer(id uint64, addr string) error {
+	if id == 0 || id == t.cfg.NodeID {
+		return fmt.Errorf("transport: cannot add node %d as a peer of node %d", id, t.cfg.NodeID)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	if p, ok := t.peers[id]; ok {
+		p.setAddr(addr)
+		return nil
+	}
+	p := newPeer(t, id, addr)
+	t.peers[id] = p
+	t.wg.Add(1)
+	go p.run()
+	return nil
+}
+
+// RemovePeer stops talking to node id: its connection is closed, its queue
+// dropped, its goroutines stopped before RemovePeer returns (so it must
+// not be called from a Handler).
+func (t *TCP) RemovePeer(id uint64) {
+	t.mu.Lock()
+	p := t.peers[id]
+	delete(t.peers, id)
+	t.mu.Unlock()
+	if p != nil {
+		p.stop()
+		<-p.done
+	}
+}
+
+// WaitConnected blocks until node id's connection completed its handshake
+// or ctx ends.
+func (t *TCP) WaitConnected(ctx context.Context, id uint64) error {
+	for {
+		p := t.peer(id)
+		if p == nil {
+			return ErrPeerUnknown
+		}
+		connected, changed := p.state()
+		if connected {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Send queues msgs of group for node to and returns at once. When they
+// cannot be queued (unknown or unconnected peer, full queue, a message
+// over the frame bound) they are dropped and the peer is reported on
+// Unreachable, as raft expects of a lossy network.
+func (t *TCP) Send(to uint64, group uint64, msgs []*raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	g := GroupMessages{Group: group, Messages: make([][]byte, len(msgs))}
+	for i, m := range msgs {
+		b, err := proto.Marshal(m)
+		if err != nil { // a message raft built always marshals: a programming error
+			t.logger.Error("transport: marshal raft message", "group", group, "err", err)
+			t.dropped(item{typ: FrameRaftBatch, raft: g})
+			return
+		}
+		g.Messages[i] = b
+	}
+	_ = t.enqueue(to, item{typ: FrameRaftBatch, raft: g, bytes: g.encodedBytes()})
+}
+
+// SendFrame queues a frame of type typ (not RaftBatch or Handshake) for
+// node to, in order with the Raft messages sent before it. It returns an
+// error when the frame is dropped instead; payload must not change after.
+func (t *TCP) SendFrame(to uint64, typ FrameType, payload []byte) error {
+	if typ == FrameRaftBatch || typ == FrameHandshake {
+		return fmt.Errorf("transport: frame type %v is sent by the transport itself", typ)
+	}
+	return t.enqueue(to, item{typ: typ, payload: payload, bytes: len(payload)})
+}
+
+// enqueue queues it for node to, or drops it with the reason.
+func (t *TCP) enqueue(to uint64, it item) error {
+	if it.frameBytes() > t.cfg.FrameBytesMax {
+		t.logger.Warn("transport: dropped a frame over the bound", "peer", to, "type", it.typ, "bytes", it.frameBytes(), "max", t.cfg.FrameBytesMax)
+		t.dropped(it)
+		return fmt.Errorf("%w: %d bytes to node %d, at most %d", ErrFrameTooLarge, it.frameBytes(), to, t.cfg.FrameBytesMax)
+	}
+	p := t.peer(to)
+	if p == nil {
+		t.dropped(it)
+		t.report(to)
+		return fmt.Errorf("%w: node %d", ErrPeerUnknown, to)
+	}
+	return p.enqueue(it)
+}
+
+func (t *TCP) peer(id uint64) *peer {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.peers[id]
+}
+
+// dropped counts it as dropped.
+func (t *TCP) dropped(it item) {
+	t.metrics.bytesDropped.Add(uint64(it.bytes))
+	if it.typ == FrameRaftBatch {
+		t.metrics.messagesDropped.Add(uint64(len(it.raft.Messages)))
+	} else {
+		t.metrics.framesDropped.Add(1)
+	}
+}
+
+// report tells the Unreachable reader that a message to node id was lost.
+func (t *TCP) report(id uint64) {
+	select {
+	case t.unreachable <- id:
+	default: // the reader is behind: it hears of this peer at its next loss
+	}
+}
+
+// Close stops accepting, closes every connection and returns once every
+// goroutine of the transport has ended. Later Sends are dropped.
+func (t *TCP) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	t.closed = true
+	peers := t.peers
+	t.peers = map[uint64]*peer{}
+	for conn := range t.pending {
+		conn.Close()
+	}
+	t.mu.Unlock()
+	t.cancel()
+	err := t.listener.Close()
+	for _, p := range peers {
+		p.stop()
+	}
+	t.wg.Wait()
+	return err
+}
+
+// acceptLoop hands each inbound connection to a handshake goroutine, at
+// most HandshakesPendingMax at a time.
+func (t *TCP) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		conn, err := t.listener.Accept()
+		if err != nil {
+			if t.ctx.Err() != nil {
+				return
+			}
+			t.logger.Warn("transport: accept", "err", err)
+			if !t.pause(acceptRetryDelay) {
+				return
+			}
+			continue
+		}
+		if !t.trackPending(conn) {
+			t.metrics.refused.Add(1)
+			conn.Close()
+			continue
+		}
+		t.wg.Add(1)
+		go t.acceptHandshake(conn)
+	}
+}
+
+// trackPending records conn as handshaking, unless the transport is
+// closed or too many are.
+func (t *TCP) trackPending(conn net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || len(t.pending) >= t.cfg.HandshakesPendingMax {
+		return false
+	}
+	t.pending[conn] = struct{}{}
+	return true
+}
+
+func (t *TCP) untrackPending(conn net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.pending, conn)
+}
+
+// acceptHandshake reads a dialler's handshake, answers it and hands the
+// connection to its peer, or closes it saying why.
+func (t *TCP) acceptHandshake(conn net.Conn) {
+	defer t.wg.Done()
+	defer t.untrackPending(conn)
+	stopWatchdog := t.watchdog(conn, t.cfg.HandshakeTimeout)
+	defer stopWatchdog()
+	r := bufio.NewReader(conn)
+	h, err := readHandshake(r)
+	var p *peer
+	if err == nil {
+		p, err = t.acceptingPeer(h)
+	}
+	// A peer of this cluster is answered; so is one of another cluster,
+	// so that it logs the reason too rather than seeing a bare close. An
+	// unknown node is not: it learns nothing about this one.
+	if err == nil || errors.Is(err, errOtherCluster) {
+		if _, werr := conn.Write(t.hello); err == nil && werr != nil {
+			err = fmt.Errorf("write handshake: %w", werr)
+		}
+	}
+	if err != nil {
+		t.metrics.refused.Add(1)
+		t.logger.Warn("transport: refused inbound connection", "remote", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		return
+	}
+	if !stopWatchdog() {
+		conn.Close() // the handshake timed out as it completed
+		return
+	}
+	p.handoff(&link{conn: conn, r: r, hello: h})
+}
+
+// acceptingPeer returns the peer whose connections this node accepts,
+// for a dialler's handshake.
+func (t *TCP) acceptingPeer(h Handshake) (*peer, error) {
+	if err := t.checkCluster(h); err != nil {
+		return nil, err
+	}
+	p := t.peer(h.NodeID)
+	switch {
+	case p == nil:
+		return nil, fmt.Errorf("%w: node %d", ErrPeerUnknown, h.NodeID)
+	case p.dials:
+		return nil, fmt.Errorf("node %d dialled node %d, but the lower id dials", h.NodeID, t.cfg.NodeID)
+	}
+	return p, nil
+}
+
+// errOtherCluster is wrapped by checkCluster's refusal.
+var errOtherCluster = errors.New("another cluster")
+
+// checkCluster refuses a peer of another cluster.
+func (t *TCP) checkCluster(h Handshake) error {
+	if h.ClusterID != t.cfg.ClusterID {
+		return fmt.Errorf("%w: node %d belongs to cluster %q, this node to %q", errOtherCluster, h.NodeID, h.ClusterID, t.cfg.ClusterID)
+	}
+	return nil
+}
+
+// readHandshake reads the first frame of a connection, which must be a
+// handshake.
+func readHandshake(r *bufio.Reader) (Handshake, error) {
+	typ, payload, err := ReadFrame(r, handshakeFrameBytesMax, nil)
+	if err != nil {
+		return Handshake{}, fmt.Errorf("read handshake: %w", err)
+	}
+	if typ != FrameHandshake {
+		return Handshake{}, fmt.Errorf("%w: first frame is %v, not a handshake", ErrMalformed, typ)
+	}
+	return DecodeHandshake(payload)
+}
+
+// watchdog closes conn unless the returned stop is called within d; stop
+// reports whether it came in time (conn is then left open).
+func (t *TCP) watchdog(conn net.Conn, d time.Duration) (stop func() bool) {
+	const armed, stopped, fired = 0, 1, 2
+	var state atomic.Int32
+	done := make(chan struct{})
+	timer := t.env.Clock.NewTimer(d)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		select {
+		case <-timer.C():
+			if state.CompareAndSwap(armed, fired) {
+				conn.Close()
+			}
+		case <-done:
+			timer.Stop()
+		}
+	}()
+	return func() bool {
+		if state.CompareAndSwap(armed, stopped) {
+			close(done)
+			return true
+		}
+		return state.Load() == stopped
+	}
+}
+
+// pause waits d on the env clock; false when the transport closed first.
+func (t *TCP) pause(d time.Duration) bool {
+	timer := t.env.Clock.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C():
+		return true
+	case <-t.ctx.Done():
+		return false
+	}
+}
+
+// random draws a number from the env's randomness.
+func (t *TCP) random() uint64 {
+	var b [8]byte
+	_, _ = t.env.Rand.Read(b[:]) // never fails
+	return binary.BigEndian.Uint64(b[:])
+}
