@@ -1,0 +1,56 @@
+package transport
+
+import (
+	"context"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnlog/cairn/internal/faultproxy"
+)
+
+// TestThroughFaultProxy runs two transports through a fault proxy: what a
+// blackhole holds arrives once it heals, and after connections are reset
+// (and refused while the reset lasts) the dialler reconnects.
+func TestThroughFaultProxy(t *testing.T) {
+	a, b := startNode(t, 1, "", nil), startNode(t, 2, "", nil)
+	proxy, err := faultproxy.New(faultproxy.Config{Target: b.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	if err := a.AddPeer(2, proxy.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPeer(1, "unused: node 1 dials"); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, a, 2)
+	waitConnected(t, b, 1)
+	exchange(t, a, b, 1)
+
+	proxy.Set(faultproxy.ToTarget, faultproxy.Fault{Kind: faultproxy.Blackhole})
+	a.Send(2, 7, []*raftpb.Message{heartbeat(1, 2, 2)})
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	if err := proxy.WaitHeld(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-b.inbox:
+		t.Fatalf("delivered through a blackhole: %+v", d)
+	default:
+	}
+	proxy.Set(faultproxy.ToTarget, faultproxy.Fault{Kind: faultproxy.Pass})
+	if d := b.receive(t); d.msgs[0].GetTerm() != 2 {
+		t.Fatalf("after healing: %+v", d)
+	}
+
+	proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Reset})
+	waitDisconnected(t, a, 2)
+	waitDisconnected(t, b, 1)
+	proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Pass})
+	waitConnected(t, a, 2)
+	waitConnected(t, b, 1)
+	exchange(t, a, b, 3)
+}
