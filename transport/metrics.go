@@ -35,3 +35,33 @@ func (c *counters) snapshot() Metrics {
 		Connections: c.connections.Load(), Refused: c.refused.Load(), ProtocolErrors: c.protocolErrors.Load(),
 	}
 }
+
+// PeerStatus is one peer as the transport sees it, for status pages and
+// gauges.
+type PeerStatus struct {
+	ID          uint64
+	Addr        string // dialled when this node's id is the lower
+	Connected   bool
+	QueuedBytes int // waiting for the writer, at most PeerQueueBytesMax
+}
+
+// Peers returns the status of every peer, in no particular order.
+func (t *TCP) Peers() []PeerStatus {
+	t.mu.RLock()
+	peers := make([]*peer, 0, len(t.peers))
+	for _, p := range t.peers {
+		peers = append(peers, p)
+	}
+	t.mu.RUnlock()
+	out := make([]PeerStatus, len(peers))
+	for i, p := range peers {
+		out[i] = p.status()
+	}
+	return out
+}
+
+func (p *peer) status() PeerStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return PeerStatus{ID: p.id, Addr: p.addr, Connected: p.connected, QueuedBytes: p.queuedBytes}
+}

@@ -170,6 +170,9 @@ func TestOverflowDropsAndReportsUnreachable(t *testing.T) {
 	if m.MessagesDropped == 0 || m.BytesDropped < 12<<20 {
 		t.Fatalf("metrics %+v, want a dropped message", m)
 	}
+	if st := b.Peers(); len(st) != 1 || !st[0].Connected || st[0].QueuedBytes > FrameBytesMaxDefault {
+		t.Fatalf("peers %+v, queue bound %d", st, FrameBytesMaxDefault)
+	}
 	// Reported once per loss episode, not per dropped message.
 	b.Send(1, 0, []*raftpb.Message{big})
 	select {
@@ -434,6 +437,38 @@ func TestHandshakeTimeout(t *testing.T) {
 	if m := b.Metrics(); m.Refused != 1 {
 		t.Fatalf("metrics %+v", m)
 	}
+}
+
+// TestReconnectWaitsOnTheEnvClock: after a failed dial the dialler waits
+// on its env's clock, so a manual clock decides when it tries again.
+func TestReconnectWaitsOnTheEnvClock(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrB := l.Addr().String()
+	l.Close() // nothing listens there until node 2 starts
+	clock := env.NewManualClock(time.Unix(1_000_000, 0))
+	const delayMin = time.Second
+	a := startNodeOn(t, clock, 1, "", func(c *Config) { c.ReconnectDelayMin, c.ReconnectDelayMax = delayMin, 4*delayMin })
+	if err := a.AddPeer(2, addrB); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	if err := clock.WaitArmed(ctx, clock.Now().Add(delayMin)); err != nil {
+		t.Fatal(err) // the pause after the first refused dial
+	}
+	b := startNode(t, 2, addrB, nil)
+	if err := b.AddPeer(1, a.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	if a.Metrics().Connections != 0 {
+		t.Fatal("connected before the clock moved")
+	}
+	clock.Advance(delayMin)
+	waitConnected(t, a, 2)
+	exchange(t, a, b, 1)
 }
 
 // TestReconnectDelay: the pause doubles from the minimum to the maximum
