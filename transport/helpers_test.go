@@ -179,6 +179,20 @@ func (n *node) receive(t *testing.T) delivery {
 	}
 }
 
+// waitUnreachable waits for the next unreachable report, which must name
+// peer.
+func (n *node) waitUnreachable(t *testing.T, peer uint64) {
+	t.Helper()
+	select {
+	case id := <-n.Unreachable():
+		if id != peer {
+			t.Fatalf("node %d reported node %d unreachable, want %d", n.cfg.NodeID, id, peer)
+		}
+	case <-time.After(waitMax):
+		t.Fatalf("node %d reported nothing unreachable; metrics %+v", n.cfg.NodeID, n.Metrics())
+	}
+}
+
 // fakePeer speaks the protocol by hand, to send what a transport never
 // would and to read (or not) at its own pace.
 type fakePeer struct {

@@ -467,7 +467,14 @@ func (p *peer) enqueue(it item) error {
 	return nil
 }
 
-// reportLocked reports the peer unreachable, once until a frame is written.
+// report reports the peer unreachable, once until a frame is written.
+func (p *peer) report() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reportLocked()
+}
+
+// reportLocked is report with p.mu held.
 func (p *peer) reportLocked() {
 	if !p.reported {
 		p.reported = true

@@ -197,18 +197,21 @@ func (t *TCP) SendFrame(to uint64, typ FrameType, payload []byte) error {
 	return t.enqueue(to, item{typ: typ, payload: payload, bytes: len(payload)})
 }
 
-// enqueue queues it for node to, or drops it with the reason.
+// enqueue queues it for node to, or drops it with the reason. A frame too
+// large to send reports the peer unreachable too: raft then probes it
+// again rather than waiting for an answer that cannot come.
 func (t *TCP) enqueue(to uint64, it item) error {
-	if it.frameBytes() > t.cfg.FrameBytesMax {
-		t.logger.Warn("transport: dropped a frame over the bound", "peer", to, "type", it.typ, "bytes", it.frameBytes(), "max", t.cfg.FrameBytesMax)
-		t.dropped(it)
-		return fmt.Errorf("%w: %d bytes to node %d, at most %d", ErrFrameTooLarge, it.frameBytes(), to, t.cfg.FrameBytesMax)
-	}
 	p := t.peer(to)
 	if p == nil {
 		t.dropped(it)
 		t.report(to)
 		return fmt.Errorf("%w: node %d", ErrPeerUnknown, to)
+	}
+	if it.frameBytes() > t.cfg.FrameBytesMax {
+		t.logger.Warn("transport: dropped a frame over the bound", "peer", to, "type", it.typ, "bytes", it.frameBytes(), "max", t.cfg.FrameBytesMax)
+		t.dropped(it)
+		p.report()
+		return fmt.Errorf("%w: %d bytes to node %d, at most %d", ErrFrameTooLarge, it.frameBytes(), to, t.cfg.FrameBytesMax)
 	}
 	return p.enqueue(it)
 }

@@ -158,14 +158,7 @@ func TestOverflowDropsAndReportsUnreachable(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		b.Send(1, 0, []*raftpb.Message{big})
 	}
-	select {
-	case id := <-b.Unreachable():
-		if id != 1 {
-			t.Fatalf("node %d reported, want 1", id)
-		}
-	case <-time.After(waitMax):
-		t.Fatalf("no unreachable report; metrics %+v", b.Metrics())
-	}
+	b.waitUnreachable(t, 1)
 	m := b.Metrics()
 	if m.MessagesDropped == 0 || m.BytesDropped < 12<<20 {
 		t.Fatalf("metrics %+v, want a dropped message", m)
@@ -191,11 +184,8 @@ func TestSendWithoutConnection(t *testing.T) {
 	}
 	a.Send(9, 0, []*raftpb.Message{heartbeat(1, 9, 1)})
 	a.Send(2, 0, []*raftpb.Message{heartbeat(1, 2, 1)})
-	for _, want := range []uint64{9, 2} {
-		if id := <-a.Unreachable(); id != want {
-			t.Fatalf("reported %d, want %d", id, want)
-		}
-	}
+	a.waitUnreachable(t, 9)
+	a.waitUnreachable(t, 2)
 	if err := a.SendFrame(2, FrameNodeHeartbeat, []byte("x")); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("SendFrame to an unconnected peer: %v", err)
 	}
@@ -370,13 +360,15 @@ func TestFramesOfOtherTypes(t *testing.T) {
 }
 
 // TestSendRefusesWhatFitsNoFrame drops a message larger than any frame
-// may be, with a log line, and keeps the connection.
+// may be, with a log line and an unreachable report, and keeps the
+// connection.
 func TestSendRefusesWhatFitsNoFrame(t *testing.T) {
 	small := func(c *Config) { c.FrameBytesMax = frameBytesMaxMin; c.PeerQueueBytesMax = frameBytesMaxMin }
 	a, b := startNode(t, 1, "", small), startNode(t, 2, "", small)
 	connect(t, a, b)
 	a.Send(2, 0, []*raftpb.Message{appendMessage(1, 2, 1, 1, make([]byte, frameBytesMaxMin))})
 	a.logs.wait(t, "dropped a frame over the bound")
+	a.waitUnreachable(t, 2)
 	exchange(t, a, b, 3)
 	if m := a.Metrics(); m.MessagesDropped != 1 {
 		t.Fatalf("metrics %+v", m)
