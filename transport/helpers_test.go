@@ -85,13 +85,13 @@ type node struct {
 
 // startNode starts a transport for id on a loopback port (or addr when
 // given), with short reconnect pauses; change adjusts the config.
-func startNode(t *testing.T, id uint64, addr string, change func(*Config)) *node {
+func startNode(t testing.TB, id uint64, addr string, change func(*Config)) *node {
 	t.Helper()
 	return startNodeOn(t, env.RealClock(), id, addr, change)
 }
 
 // startNodeOn is startNode with the given clock.
-func startNodeOn(t *testing.T, clock env.Clock, id uint64, addr string, change func(*Config)) *node {
+func startNodeOn(t testing.TB, clock env.Clock, id uint64, addr string, change func(*Config)) *node {
 	t.Helper()
 	n := &node{inbox: make(chan delivery, 1024), logs: newLogSink()}
 	if addr == "" {
@@ -119,7 +119,7 @@ func startNodeOn(t *testing.T, clock env.Clock, id uint64, addr string, change f
 
 // connect makes every node a peer of every other and waits until all are
 // connected.
-func connect(t *testing.T, nodes ...*node) {
+func connect(t testing.TB, nodes ...*node) {
 	t.Helper()
 	for _, a := range nodes {
 		for _, b := range nodes {
@@ -139,7 +139,7 @@ func connect(t *testing.T, nodes ...*node) {
 	}
 }
 
-func waitConnected(t *testing.T, n *node, peer uint64) {
+func waitConnected(t testing.TB, n *node, peer uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
 	defer cancel()
