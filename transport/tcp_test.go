@@ -460,6 +460,7 @@ func TestReconnectWaitsOnTheEnvClock(t *testing.T) {
 	}
 	clock.Advance(delayMin)
 	waitConnected(t, a, 2)
+	waitConnected(t, b, 1)
 	exchange(t, a, b, 1)
 }
 
