@@ -3,7 +3,9 @@
 //
 // TCP is the transport over TCP, the seam the replica driver sends
 // through (Send, non-blocking, and Unreachable) and receives from (Config.Handler).
-// It is not wired into the server yet.
+// It is not wired into the server yet. ReplicaSender adapts it to a Raft
+// driver that sends a group's messages addressed to replica ids (node id
+// << 20 | incarnation): it splits them by node.
 //
 // # Connections
 //
