@@ -38,9 +38,10 @@
 // and RemovePeer return after every goroutine they stop has ended.
 //
 // Decoders refuse malformed input with ErrMalformed (never a panic) and
-// allocate only what the bytes received can fill; a protocol error (frame
-// over the bound, malformed batch, a frame type without a handler) closes
-// the connection with a warning in the log.
+// check every count against the bytes present before allocating for it; a
+// frame's buffer is bounded by FrameBytesMax. A protocol error (frame over
+// the bound, malformed batch, a frame type without a handler) closes the
+// connection with a warning in the log.
 //
 // # Wire format
 //
