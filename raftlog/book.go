@@ -24,10 +24,11 @@ type book struct {
 	// nonData are the Entry records above the snapshot, ascending by index.
 	nonData []Entry
 	// terms are the term boundaries, ascending in both term and index: the
-	// snapshot's history, then one per empty entry in nonData. Every term
-	// starts with its leader's empty entry (raft appends one on becoming
-	// leader, and Log Matching puts it before every other entry of that
-	// term in every log), so these are all the boundaries.
+	// snapshot's history, then one per KindEmpty entry in nonData. Every
+	// term starts with its leader's empty entry (raft appends one on
+	// becoming leader, and Log Matching puts it before every other entry
+	// of that term in every log), so these are all the boundaries. An
+	// empty entry in the middle of a term (KindNoop) is no boundary.
 	terms []TermStart
 	// anchors are the Anchor records above the snapshot, ascending by
 	// index and by offset.
@@ -101,6 +102,8 @@ func (b *book) applyEntry(e *Entry) error {
 	if a, ok := b.anchorAtOrBelow(e.Index); ok && e.NextOffset <= a.Offset {
 		return fmt.Errorf("entry %d precedes offset %d, not after the batch of anchor %+v", e.Index, e.NextOffset, a)
 	}
+	// Only a term's first entry (KindEmpty) may raise the term; every
+	// other kind, KindNoop included, carries the term in force.
 	if e.Kind == KindEmpty {
 		if last := b.lastTerm(); e.Term <= last {
 			return fmt.Errorf("empty entry %d of term %d does not start a term after %d", e.Index, e.Term, last)

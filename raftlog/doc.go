@@ -72,7 +72,8 @@
 //
 //	1 Entry     index u64, term u64, kind u8, next offset i64, data length u32, data
 //	            a non-data entry; kind 0 empty (a new leader's first entry),
-//	            1 ConfChange, 2 ConfChangeV2, 3 partition command
+//	            1 ConfChange, 2 ConfChangeV2, 3 partition command,
+//	            4 no-op (an empty normal entry in the middle of a term)
 //	2 Truncate  index u64, next offset i64
 //	            entries and anchors at or above index are void; the
 //	            segments were cut to next offset
@@ -107,8 +108,16 @@
 //
 // Every term starts with its leader's empty entry, and by Log Matching
 // that entry precedes every other entry of the term in every log that has
-// one. So the empty entries kept in raft-meta, plus the term history in
+// one. So the kind 0 entries kept in raft-meta, plus the term history in
 // the Snapshot record, are exactly the term boundaries, and the term of
 // any entry is that of the last boundary at or below its index: a binary
 // search in memory (book.term).
+//
+// Not every empty entry starts a term: raft v3.7 replaces a conf change
+// it refuses by an empty normal entry (with its Type set) in the middle
+// of a term. The write side classifies an empty entry by its term: above
+// the term in force it starts a term (kind 0), equal to it it is a no-op
+// (kind 4). Each kind goes back to raft as raft made it (Type unset for
+// kind 0, EntryNormal for kind 4); an entry of another shape, which raft
+// never makes, is refused rather than stored differently.
 package raftlog

@@ -222,9 +222,11 @@ func (r *batchReader) whole(offset int64) ([]byte, error) {
 	return nil, fmt.Errorf("batch at offset %d not in the chunk read: %w", offset, errLogMismatch)
 }
 
-// nonDataEntry is the raft entry kept as raft-meta Entry record e. Like
-// the entries raft itself makes, only a conf change carries its Type (a
-// normal entry leaves it unset), so sizes match raft's own accounting.
+// nonDataEntry is the raft entry kept as raft-meta Entry record e, as
+// raft made it: a conf change and a no-op (raft's stand-in for a refused
+// conf change) carry their Type, the other normal entries leave it unset,
+// so the entry goes back to raft intact and sizes match raft's own
+// accounting.
 func nonDataEntry(e *Entry) *raftpb.Entry {
 	ent := &raftpb.Entry{Term: proto.Uint64(e.Term), Index: proto.Uint64(e.Index)}
 	switch e.Kind {
@@ -232,6 +234,8 @@ func nonDataEntry(e *Entry) *raftpb.Entry {
 		ent.Type = raftpb.EntryConfChange.Enum()
 	case KindConfChangeV2:
 		ent.Type = raftpb.EntryConfChangeV2.Enum()
+	case KindNoop:
+		ent.Type = raftpb.EntryNormal.Enum()
 	}
 	if len(e.Data) > 0 {
 		ent.Data = append([]byte(nil), e.Data...)
