@@ -7,13 +7,38 @@
 // non-data entry, and their term is the batch's PartitionLeaderEpoch
 // (docs/design/replication.md §1).
 //
-// So far the package holds the two file formats, their codecs, the
-// in-memory bookkeeping (term boundaries, non-data entries, anchors) and
-// the locator that counts entries forward from the bookkeeping over the
-// stored batch headers (locate.go), and the read side of raft.Storage
-// over a recovered storage.Log (Log: Entries, Term, FirstIndex,
-// LastIndex, answering as raft.MemoryStorage does, and OffsetOf). Open, recovery, the
-// write side and snapshots come on top of them.
+// The package holds the two file formats and their codecs, the in-memory
+// bookkeeping (term boundaries, non-data entries, anchors), the locator
+// that counts entries forward over the stored batch headers (locate.go),
+// and Log: Create and Open with recovery (open.go), the read side of
+// raft.Storage answering as raft.MemoryStorage does (log.go), and the
+// write side (write.go: Append with conflict truncation, SetHardState,
+// RecordApplied, Sync, Checkpoint), whose entries are checked and
+// classified by classify.go. Snapshots (Compact, Snapshot, ApplySnapshot)
+// and legacy directories come next.
+//
+// # Durability
+//
+// Append writes without syncing. Sync, which may run on a flusher
+// concurrently with the write side, syncs the segments, then raft-meta,
+// then rewrites raft-state if the term or vote changed: after it returns,
+// every entry appended and the hard state set before the call survive a
+// crash. A conflicting Append cuts the segments (storage.TruncateSuffix
+// syncs), then writes and syncs a Truncate record, before writing the new
+// entries. Checkpoint appends an Anchor for the last data entry, syncs,
+// checkpoints the segments and rewrites raft-state (applied index,
+// ConfState, raft-meta's synced size) when something changed, so the next
+// Open walks only what was appended after it. A failed write or sync
+// makes the Log failed (storage.ErrFailed) until reopened.
+//
+// Open recovers: storage.Open, raft-state, raft-meta up to its recovery
+// point (a torn tail after it is cut), then a walk from the last anchor
+// below the segments' end that stops at the first entry the segments and
+// raft-meta disagree about; the rest is cut as a conflict is. Because the
+// segments are synced before raft-meta and a truncation cuts the segments
+// before its record is written, what a crash leaves is always a prefix of
+// a log that existed, and the walk finds where it ends. An applied entry
+// missing is corruption.
 // Files are read and written through storage/vfs only.
 //
 // # Formats
