@@ -25,7 +25,11 @@
 // every entry appended and the hard state set before the call survive a
 // crash. A conflicting Append cuts the segments (storage.TruncateSuffix
 // syncs), then writes and syncs a Truncate record, before writing the new
-// entries. Checkpoint appends an Anchor for the last data entry, syncs,
+// entries. A non-data Entry record is synced before any batch written
+// after it: each file keeps its own prefix of what was not synced, and
+// batches kept without the non-data entry before them would be counted
+// one index too low, which no epoch check sees within a term.
+// Checkpoint appends an Anchor for the last data entry, syncs,
 // checkpoints the segments and rewrites raft-state (applied index,
 // ConfState, raft-meta's synced size) when something changed, so the next
 // Open walks only what was appended after it. A failed write or sync

@@ -22,6 +22,9 @@ type writer struct {
 	fineBytes int64
 	// scratch joins a run of data entries into one storage.Append.
 	scratch []byte
+	// nonDataUnsynced: a non-data Entry record was written and not yet
+	// synced by the write side. See appendData.
+	nonDataUnsynced bool
 }
 
 // scratchBytesMax bounds the join buffer kept between appends.
@@ -139,7 +142,22 @@ func (l *Log) truncate(first uint64, offset int64) error {
 }
 
 // appendData writes a run of data entries with one storage.Append.
+//
+// A non-data Entry record written before it is synced first. Otherwise a
+// crash could keep these batches and lose that record (each file keeps
+// its own prefix of what was not synced), and Open's count, missing an
+// entry, would give each later batch the index of the one before it; the
+// epoch check cannot see that within a term. With the record durable
+// before any batch that follows it, batches that survive always have
+// their non-data entries. It costs one raft-meta fsync per term start,
+// conf change or command followed by data.
 func (l *Log) appendData(run []planned, nowMs int64) error {
+	if l.w.nonDataUnsynced {
+		if err := l.syncMeta(); err != nil {
+			return err
+		}
+		l.w.nonDataUnsynced = false
+	}
 	data := run[0].ent.GetData()
 	if len(run) > 1 {
 		buf := l.w.scratch[:0]
@@ -178,6 +196,7 @@ func (l *Log) appendNonData(p planned) error {
 	if err := l.writeMetaRecord(e); err != nil {
 		return err
 	}
+	l.w.nonDataUnsynced = true
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.book.apply(e); err != nil {
