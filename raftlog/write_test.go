@@ -582,3 +582,40 @@ func checkPrefix(t *testing.T, l *Log, ents []*raftpb.Entry) {
 		}
 	}
 }
+
+// TestFineAnchors: after megabytes of appends, and after a reopen that
+// counts them, a count for an entry near the end starts within about
+// fineAnchorBytes of it.
+func TestFineAnchors(t *testing.T) {
+	fsys := vfs.NewMem()
+	l := createLog(t, fsys)
+	m := newModel(t)
+	specs := []spec{{kind: 'e', term: 3}}
+	for range 60 {
+		specs = append(specs, spec{kind: 'd', term: 3, records: 8, valueBytes: 8 << 10})
+	}
+	ents, begins, end := m.build(t, 11, specs)
+	if err := l.Append(ents, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, ents, begins, end)
+	near := func(l *Log) {
+		t.Helper()
+		pos, _ := l.book.start(m.last())
+		if gap := m.end - pos.Offset; gap > fineAnchorBytes+128<<10 {
+			t.Errorf("a count for entry %d starts at entry %d, %d bytes before the end", m.last(), pos.Index, gap)
+		}
+	}
+	near(l)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = openLog(t, fsys)
+	defer l.Close()
+	near(l)
+	want, _ := m.mem.Entries(m.last()-1, m.last()+1, math.MaxUint64)
+	if got, err := l.Entries(m.last()-1, m.last()+1, math.MaxUint64); err != nil || !sameEntries(got, want) {
+		t.Errorf("Entries = %s, %v; want %s", show(got), err, show(want))
+	}
+}
