@@ -14,8 +14,10 @@
 // raft.Storage answering as raft.MemoryStorage does (log.go), and the
 // write side (write.go: Append with conflict truncation, SetHardState,
 // RecordApplied, Sync, Checkpoint), whose entries are checked and
-// classified by classify.go. Snapshots (Compact, Snapshot, ApplySnapshot)
-// and legacy directories come next.
+// classified by classify.go; Compact and Snapshot (compact.go) move and
+// describe the compaction point, so Log is a raft.Storage. Installing a
+// snapshot (ApplySnapshot), the snapshot descriptor carried in its data,
+// the raft-meta rewrite and legacy directories come next.
 //
 // # Durability
 //

@@ -262,5 +262,5 @@ func (l *Log) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
 		return nil, nil, fmt.Errorf("raft log %s: ConfState: %w", l.dir, err)
 	}
 	hs := &raftpb.HardState{Term: proto.Uint64(s.Term), Vote: proto.Uint64(s.Vote), Commit: proto.Uint64(s.Applied)}
-	return hs, cs, nil
+	return hs, raftpb.EnsureConfState(cs), nil
 }

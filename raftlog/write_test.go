@@ -164,6 +164,10 @@ func matches(t *testing.T, l *Log, m *model) {
 	if got, _ := l.LastIndex(); got != last {
 		t.Fatalf("LastIndex = %d, want %d", got, last)
 	}
+	wantSnap, _ := m.mem.Snapshot()
+	if snap, err := l.Snapshot(); err != nil || !proto.Equal(snap.GetMetadata(), wantSnap.GetMetadata()) {
+		t.Fatalf("Snapshot = %v, %v; want %v", snap, err, wantSnap)
+	}
 	for i := first - 1; i <= last+1; i++ {
 		wantTerm, wantErr := m.mem.Term(i)
 		if term, err := l.Term(i); term != wantTerm || !sameError(err, wantErr) {
@@ -206,7 +210,7 @@ func TestCreateOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hs.GetTerm() != testBoot.Term || hs.GetVote() != 0 || hs.GetCommit() != testBoot.Index || !proto.Equal(cs, testBoot.ConfState) {
+	if hs.GetTerm() != testBoot.Term || hs.GetVote() != 0 || hs.GetCommit() != testBoot.Index || cs.Equivalent(testBoot.ConfState) != nil {
 		t.Errorf("InitialState = %v, %v", hs, cs)
 	}
 }
@@ -458,7 +462,7 @@ func TestHardStateAcrossReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hs.GetTerm() != 5 || hs.GetVote() != 2<<20|1 || hs.GetCommit() != 12 || !proto.Equal(cs, conf) {
+	if hs.GetTerm() != 5 || hs.GetVote() != 2<<20|1 || hs.GetCommit() != 12 || cs.Equivalent(conf) != nil {
 		t.Errorf("InitialState = %v, %v", hs, cs)
 	}
 	if err := l.SetHardState(&raftpb.HardState{Term: proto.Uint64(4)}); err == nil {
@@ -617,5 +621,89 @@ func TestFineAnchors(t *testing.T) {
 	want, _ := m.mem.Entries(m.last()-1, m.last()+1, math.MaxUint64)
 	if got, err := l.Entries(m.last()-1, m.last()+1, math.MaxUint64); err != nil || !sameEntries(got, want) {
 		t.Errorf("Entries = %s, %v; want %s", show(got), err, show(want))
+	}
+}
+
+// TestCompactConformance compacts random logs at random applied indexes,
+// appends and overrides above, and compares every answer, Snapshot's
+// included, with MemoryStorage (CreateSnapshot and Compact), before and
+// after a reopen.
+func TestCompactConformance(t *testing.T) {
+	for seed := uint64(1); seed <= 12; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 9))
+			fsys := vfs.NewMem()
+			l := createLog(t, fsys)
+			defer func() { l.Close() }()
+			m := newModel(t)
+			term, applied := testBoot.Term, testBoot.Index
+			for round := range 6 {
+				newTerm := round == 0 || rng.IntN(3) == 0
+				first := m.last() + 1
+				if newTerm {
+					term++
+					if m.last() > applied && rng.IntN(2) == 0 {
+						first = applied + 1 + rng.Uint64N(m.last()-applied)
+					}
+				}
+				ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
+				if err := l.Append(ents, 0); err != nil {
+					t.Fatal(err)
+				}
+				m.apply(t, ents, begins, end)
+				if err := l.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				applied += rng.Uint64N(m.last() - applied + 1)
+				if err := l.RecordApplied(applied, nil); err != nil {
+					t.Fatal(err)
+				}
+				snapIndex, _ := m.mem.FirstIndex()
+				if at := snapIndex - 1 + rng.Uint64N(applied-snapIndex+2); at >= snapIndex {
+					var conf *raftpb.ConfState
+					if rng.IntN(2) == 0 {
+						conf = &raftpb.ConfState{Voters: []uint64{uint64(round + 1)}}
+					}
+					if err := l.Compact(at, conf); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := m.mem.CreateSnapshot(at, conf, nil); err != nil {
+						t.Fatal(err)
+					}
+					if err := m.mem.Compact(at); err != nil {
+						t.Fatal(err)
+					}
+					dropSegmentsBelow(t, l, m.beginOf(at+1))
+				}
+				matches(t, l, m)
+				l.Close()
+				l = openLog(t, fsys)
+				matches(t, l, m)
+			}
+			first, _ := l.FirstIndex()
+			if err := l.Compact(first-1, nil); !errors.Is(err, raft.ErrCompacted) {
+				t.Errorf("Compact(%d): %v, want raft.ErrCompacted", first-1, err)
+			}
+			if last, _ := l.LastIndex(); last > applied {
+				if err := l.Compact(applied+1, nil); err == nil {
+					t.Errorf("Compact(%d) past the applied index %d", applied+1, applied)
+				}
+			}
+		})
+	}
+}
+
+// dropSegmentsBelow deletes the sealed segments that end at or below
+// offset, as retention does after a compaction.
+func dropSegmentsBelow(t *testing.T, l *Log, offset int64) {
+	t.Helper()
+	for {
+		segs := l.storage.Segments()
+		if segs[0].Active || segs[0].NextOffset > offset {
+			return
+		}
+		if err := l.storage.DeleteOldestSegment(0); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
