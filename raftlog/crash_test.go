@@ -20,15 +20,18 @@ var (
 )
 
 // TestCrashRecovery runs random workloads of appends (overriding
-// suffixes), hard state changes, applied indexes, syncs, checkpoints and
-// reopens on a crash-simulating filesystem, cuts the power at a random
-// filesystem call (torn writes included), reopens, and checks that:
+// suffixes), hard state changes, applied indexes, syncs, checkpoints,
+// compactions (dropping the segments below) and reopens on a
+// crash-simulating filesystem, cuts the power at a random filesystem call
+// (torn writes included), reopens, and checks that:
 //   - Open succeeds: a crash is never reported as corruption;
 //   - the log is a prefix of a log the workload built, holding every
 //     entry a completed Sync or Checkpoint covered (unless a later
 //     conflict overrode it), entries and terms byte for byte;
 //   - term and vote are those of the last completed Sync, or of the one
-//     the crash interrupted;
+//     the crash interrupted; the compaction point that of the last
+//     completed Compact or of the interrupted one; the commit index
+//     between the snapshot and the last entry;
 //   - the recovered log takes appends and reopens again.
 //
 // Reproduce one seed with: go test ./raftlog -run TestCrashRecovery -seed=N
@@ -63,8 +66,11 @@ type crashRun struct {
 	// overridden since.
 	floor   uint64
 	applied uint64
-	term    uint64
-	hs      hardState
+	// compacted is the point of the last completed Compact, compacting
+	// that of the last one started.
+	compacted, compacting uint64
+	term                  uint64
+	hs                    hardState
 	// synced is the hard state of the last completed Sync; inFlight that
 	// of the Sync the crash interrupted, if any.
 	synced, inFlight hardState
@@ -78,7 +84,7 @@ func runCrashSeed(t *testing.T, seed uint64) error {
 	cfs := vfs.NewPowerCutFS(base, 1+rng.IntN(250), vfs.CrashOptions{Rand: rand.New(rand.NewPCG(seed, 1)), TearUnsynced: true})
 	hs := hardState{term: testBoot.Term}
 	w := &crashRun{t: t, rng: rng, m: newModel(t), floor: testBoot.Index, applied: testBoot.Index, term: testBoot.Term,
-		hs: hs, synced: hs, inFlight: hs}
+		hs: hs, synced: hs, inFlight: hs, compacted: testBoot.Index, compacting: testBoot.Index}
 	if err := w.run(cfs); err != nil {
 		return err
 	}
@@ -108,19 +114,25 @@ func (w *crashRun) run(cfs *vfs.PowerCutFS) error {
 		case op < 17:
 			w.hs = hardState{term: w.term, vote: uint64(1 + w.rng.IntN(3))}
 			err = l.SetHardState(&raftpb.HardState{Term: proto.Uint64(w.hs.term), Vote: proto.Uint64(w.hs.vote)})
-		case op < 19:
+		case op < 18:
 			if w.floor > w.applied {
 				w.applied += 1 + w.rng.Uint64N(w.floor-w.applied)
 				err = l.RecordApplied(w.applied, nil)
 			}
+		case op < 19:
+			err = w.compact(l)
 		default:
-			// A reopen forgets a hard state set and not synced, as a
-			// restart does.
+			// A reopen forgets a hard state set and not synced, and an
+			// applied index not checkpointed, as a restart does.
 			w.hs = w.synced
 			l.Close()
 			if l, err = Open(cfs, "p", testCfg, 0); err == nil {
 				if last, _ := l.LastIndex(); last != w.m.last() {
 					return fmt.Errorf("reopened without a crash up to %d, appended up to %d", last, w.m.last())
+				}
+				hs, _, _ := l.InitialState()
+				if w.applied = hs.GetCommit(); w.applied < w.compacted {
+					return fmt.Errorf("reopened with applied index %d below the compaction point %d", w.applied, w.compacted)
 				}
 			}
 		}
@@ -150,6 +162,9 @@ func (w *crashRun) appendSome(l *Log) error {
 			first = w.applied + 1 + w.rng.Uint64N(w.m.last()-w.applied)
 		}
 	}
+	// A conflict lies above the commit index, so above the applied index
+	// and compaction point, even when a restart forgot the applied index.
+	first = max(first, w.compacted+1)
 	ents, begins, end := w.m.build(w.t, first, randomSpecs(w.rng, w.term, newTerm))
 	if first <= w.m.last() {
 		w.before = append(w.before, slices.Clone(w.m.ents))
@@ -162,6 +177,29 @@ func (w *crashRun) appendSome(l *Log) error {
 	}
 	w.m.apply(w.t, ents, begins, end)
 	return nil
+}
+
+// compact moves the compaction point up to the applied index and drops
+// the segments below it, as retention would.
+func (w *crashRun) compact(l *Log) error {
+	if w.applied <= w.compacted {
+		return nil
+	}
+	at := w.compacted + 1 + w.rng.Uint64N(w.applied-w.compacted)
+	w.compacting = at
+	if err := l.Compact(at, nil); err != nil {
+		return err
+	}
+	w.compacted = at
+	for {
+		segs := l.storage.Segments()
+		if segs[0].Active || segs[0].NextOffset > w.m.beginOf(at+1) {
+			return nil
+		}
+		if err := l.storage.DeleteOldestSegment(0); err != nil {
+			return err
+		}
+	}
 }
 
 // sync runs a Sync or Checkpoint and moves the floor when it completes.
@@ -183,15 +221,21 @@ func (w *crashRun) check(after *vfs.CrashFS) error {
 		return fmt.Errorf("open after the crash: %w", err)
 	}
 	defer l.Close()
+	first, _ := l.FirstIndex()
 	last, _ := l.LastIndex()
 	if last < w.floor {
 		return fmt.Errorf("recovered up to entry %d, a completed sync covered %d", last, w.floor)
 	}
-	got, err := l.Entries(testBoot.Index+1, last+1, 1<<62)
-	if err != nil && last > testBoot.Index {
-		return fmt.Errorf("entries after the crash: %w", err)
+	if point := first - 1; point != w.compacted && point != w.compacting {
+		return fmt.Errorf("compacted up to %d, want %d (done) or %d (in flight)", point, w.compacted, w.compacting)
 	}
-	if !w.isPrefix(got) {
+	var got []*raftpb.Entry
+	if last >= first {
+		if got, err = l.Entries(first, last+1, 1<<62); err != nil {
+			return fmt.Errorf("entries after the crash: %w", err)
+		}
+	}
+	if !w.isPrefix(first, got) {
 		return fmt.Errorf("recovered %s, a prefix of no log built (now %s)", show(got), show(w.m.ents))
 	}
 	for _, e := range got {
@@ -206,17 +250,19 @@ func (w *crashRun) check(after *vfs.CrashFS) error {
 	if h := (hardState{hs.GetTerm(), hs.GetVote()}); h != w.synced && h != w.inFlight {
 		return fmt.Errorf("hard state %+v, want %+v (synced) or %+v (in flight)", h, w.synced, w.inFlight)
 	}
-	if hs.GetCommit() > last {
-		return fmt.Errorf("commit %d past the last entry %d", hs.GetCommit(), last)
+	if hs.GetCommit() > last || hs.GetCommit() < first-1 {
+		return fmt.Errorf("commit %d outside [%d, %d], the snapshot and the last entry", hs.GetCommit(), first-1, last)
 	}
-	return w.appendAfter(l, after, got)
+	return appendAfter(l, after, got)
 }
 
-// isPrefix reports whether ents is a prefix of the log, of one it had
-// before an override, or of the one an interrupted Append was building.
-func (w *crashRun) isPrefix(ents []*raftpb.Entry) bool {
+// isPrefix reports whether ents, from index first on, are a prefix of
+// what the log held from there, of what one it had before an override
+// held, or of what the Append the crash interrupted was building.
+func (w *crashRun) isPrefix(first uint64, ents []*raftpb.Entry) bool {
+	skip := int(first - testBoot.Index - 1)
 	for _, log := range append(slices.Clone(w.before), w.m.ents, w.appending) {
-		if len(ents) <= len(log) && sameEntries(ents, log[:len(ents)]) {
+		if skip+len(ents) <= len(log) && sameEntries(ents, log[skip:skip+len(ents)]) {
 			return true
 		}
 	}
@@ -224,31 +270,25 @@ func (w *crashRun) isPrefix(ents []*raftpb.Entry) bool {
 }
 
 // appendAfter checks that the recovered log takes a new leader's entries
-// and keeps them across a reopen.
-func (w *crashRun) appendAfter(l *Log, fsys vfs.FS, kept []*raftpb.Entry) error {
-	m := newModel(w.t)
-	if len(kept) > 0 {
-		begins := make([]int64, len(kept))
-		for k, e := range kept {
-			off, err := l.OffsetOf(e.GetIndex())
-			if err != nil {
-				return err
-			}
-			begins[k] = off
-		}
-		end, err := l.OffsetOf(kept[len(kept)-1].GetIndex() + 1)
-		if err != nil {
-			return err
-		}
-		m.apply(w.t, kept, begins, end)
+// and keeps them, and what it had, across a reopen.
+func appendAfter(l *Log, fsys vfs.FS, kept []*raftpb.Entry) error {
+	first, _ := l.FirstIndex()
+	last, _ := l.LastIndex()
+	begin, err := l.OffsetOf(last + 1)
+	if err != nil {
+		return err
 	}
 	hs, _, _ := l.InitialState()
-	term := max(hs.GetTerm(), m.termAt(m.last())) + 1
-	ents, begins, end := m.build(w.t, m.last()+1, []spec{{kind: 'e', term: term}, {kind: 'd', term: term, records: 2, valueBytes: 20}})
+	lastTerm, _ := l.Term(last)
+	term := max(hs.GetTerm(), lastTerm) + 1
+	data := &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(last + 2)}
+	if data.Data, err = stampedBatchErr(begin, spec{term: term, records: 2, valueBytes: 20}); err != nil {
+		return err
+	}
+	ents := []*raftpb.Entry{{Term: proto.Uint64(term), Index: proto.Uint64(last + 1)}, data}
 	if err := l.Append(ents, 0); err != nil {
 		return fmt.Errorf("append after recovery: %w", err)
 	}
-	m.apply(w.t, ents, begins, end)
 	if err := l.Sync(); err != nil {
 		return err
 	}
@@ -258,12 +298,10 @@ func (w *crashRun) appendAfter(l *Log, fsys vfs.FS, kept []*raftpb.Entry) error 
 		return fmt.Errorf("reopen after recovery: %w", err)
 	}
 	defer again.Close()
-	if last, _ := again.LastIndex(); last != m.last() {
-		return fmt.Errorf("reopened up to %d, want %d", last, m.last())
-	}
-	got, err := again.Entries(testBoot.Index+1, m.last()+1, 1<<62)
-	if err != nil || !sameEntries(got, m.ents) {
-		return fmt.Errorf("reopened with %s, %v; want %s", show(got), err, show(m.ents))
+	want := append(slices.Clone(kept), ents...)
+	got, err := again.Entries(first, last+3, 1<<62)
+	if err != nil || !sameEntries(got, want) {
+		return fmt.Errorf("reopened with %s, %v; want %s", show(got), err, show(want))
 	}
 	return nil
 }

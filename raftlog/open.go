@@ -152,8 +152,13 @@ func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
 		return nil, fmt.Errorf("open raft log %s: sync %s: %w", dir, metaFileName, err)
 	}
 	state.MetaGeneration = scan.Header.Generation
+	// Compacted entries were applied; raft-state may predate the
+	// compaction (it is written at checkpoints), and raft refuses an
+	// applied index or commit below the snapshot.
+	want := state
+	want.Applied = max(state.Applied, b.snapshot.Index)
 	l := &Log{storage: st, fs: fsys, dir: dir, meta: meta, book: b,
-		metaWritten: scan.ValidBytes, metaSynced: scan.ValidBytes, want: state, persisted: state}
+		metaWritten: scan.ValidBytes, metaSynced: scan.ValidBytes, want: want, persisted: state}
 	if err := l.recoverEnd(); err != nil {
 		meta.Close()
 		return nil, err

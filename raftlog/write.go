@@ -365,7 +365,7 @@ func sameState(want, p State, metaSynced int64) bool {
 }
 
 // anchorLastData appends an Anchor record for the last data entry when it
-// is above the last persisted anchor; the sync that follows in Checkpoint
+// is above the last persisted anchor and the compaction point; the sync that follows in Checkpoint
 // covers the batch before the record.
 func (l *Log) anchorLastData() error {
 	if err := l.checkWritable(); err != nil {
@@ -374,8 +374,9 @@ func (l *Log) anchorLastData() error {
 	a := Anchor(l.w.lastData)
 	l.mu.RLock()
 	last, ok := l.book.anchorAtOrBelow(l.last)
+	compacted := a.Index <= l.book.snapshot.Index
 	l.mu.RUnlock()
-	if a.Index == 0 || (ok && last.Index >= a.Index) {
+	if a.Index == 0 || compacted || (ok && last.Index >= a.Index) {
 		return nil
 	}
 	if err := l.writeMetaRecord(&a); err != nil {
