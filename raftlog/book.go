@@ -260,3 +260,36 @@ func (b *book) start(i uint64) (Position, bool) {
 	}
 	return best, true
 }
+
+// liveRecords returns the records a rewritten raft-meta holds, in an
+// order apply takes: the Snapshot, then the non-data entries and the
+// anchors above it by index. Anchors are thinned to one per interval
+// bytes of log as position (the byte position of an offset in the log)
+// measures it, the first and last always kept; the kept ones are returned
+// too.
+func (b *book) liveRecords(interval int64, position func(offset int64) int64) ([]Record, []Anchor) {
+	var anchors []Anchor
+	var keptAt int64
+	for k, a := range b.anchors {
+		at := position(a.Offset)
+		if k == len(b.anchors)-1 || len(anchors) == 0 || at-keptAt >= interval {
+			anchors, keptAt = append(anchors, a), at
+		}
+	}
+	snap := b.snapshot
+	records := make([]Record, 0, 1+len(b.nonData)+len(anchors))
+	records = append(records, &snap)
+	i, j := 0, 0
+	for i < len(b.nonData) || j < len(anchors) {
+		if j == len(anchors) || (i < len(b.nonData) && b.nonData[i].Index < anchors[j].Index) {
+			e := b.nonData[i]
+			records = append(records, &e)
+			i++
+		} else {
+			a := anchors[j]
+			records = append(records, &a)
+			j++
+		}
+	}
+	return records, anchors
+}

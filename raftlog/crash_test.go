@@ -21,9 +21,10 @@ var (
 
 // TestCrashRecovery runs random workloads of appends (overriding
 // suffixes), hard state changes, applied indexes, syncs, checkpoints,
-// compactions (dropping the segments below) and reopens on a
-// crash-simulating filesystem, cuts the power at a random filesystem call
-// (torn writes included), reopens, and checks that:
+// compactions (dropping the segments below), raft-meta rewrites (every
+// other seed) and reopens on a crash-simulating filesystem, cuts the
+// power at a random filesystem call (torn writes included), reopens, and
+// checks that:
 //   - Open succeeds: a crash is never reported as corruption;
 //   - the log is a prefix of a log the workload built, holding every
 //     entry a completed Sync or Checkpoint covered (unless a later
@@ -78,6 +79,12 @@ type crashRun struct {
 
 func runCrashSeed(t *testing.T, seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, 0xc4a5))
+	if seed%2 == 0 {
+		// Half the seeds rewrite raft-meta at almost every checkpoint.
+		rewriteBytes, interval, ratio := metaRewriteBytes, anchorIntervalBytes, metaRewriteRatio
+		metaRewriteBytes, anchorIntervalBytes, metaRewriteRatio = 256, 2<<10, 1
+		defer func() { metaRewriteBytes, anchorIntervalBytes, metaRewriteRatio = rewriteBytes, interval, ratio }()
+	}
 	base := vfs.NewCrashFS()
 	created := createLog(t, base)
 	created.Close()

@@ -15,9 +15,10 @@
 // write side (write.go: Append with conflict truncation, SetHardState,
 // RecordApplied, Sync, Checkpoint), whose entries are checked and
 // classified by classify.go; Compact and Snapshot (compact.go) move and
-// describe the compaction point, so Log is a raft.Storage. Installing a
-// snapshot (ApplySnapshot), the snapshot descriptor carried in its data,
-// the raft-meta rewrite and legacy directories come next.
+// describe the compaction point, so Log is a raft.Storage; Checkpoint
+// rewrites raft-meta with its live records when it grew well past them
+// (rewrite.go). Installing a snapshot (ApplySnapshot), the snapshot
+// descriptor carried in its data and legacy directories come next.
 //
 // # Durability
 //

@@ -58,8 +58,11 @@ type Log struct {
 	syncMu sync.Mutex
 	// persisted is the raft-state last written.
 	persisted State
-	// metaSynced is how much of raft-meta is known synced.
-	metaSynced int64
+	// metaSynced is how much of raft-meta is known synced, and
+	// metaGeneration the generation of the file open as meta (replaced by
+	// a rewrite).
+	metaSynced     int64
+	metaGeneration uint32
 }
 
 // newLog builds a read-only Log over segments and the bookkeeping read

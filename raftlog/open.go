@@ -89,7 +89,7 @@ func create(fsys vfs.FS, dir string, st *storage.Log, boot Bootstrap, conf []byt
 		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
 	}
 	return &Log{storage: st, fs: fsys, dir: dir, meta: meta, book: b, last: boot.Index,
-		metaWritten: h.WrittenBytes, metaSynced: h.WrittenBytes, want: state, persisted: state}, nil
+		metaWritten: h.WrittenBytes, metaSynced: h.WrittenBytes, metaGeneration: h.Generation, want: state, persisted: state}, nil
 }
 
 // Open opens the raft log in dir and recovers it (design §1.6): the
@@ -151,14 +151,14 @@ func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
 		meta.Close()
 		return nil, fmt.Errorf("open raft log %s: sync %s: %w", dir, metaFileName, err)
 	}
-	state.MetaGeneration = scan.Header.Generation
 	// Compacted entries were applied; raft-state may predate the
 	// compaction (it is written at checkpoints), and raft refuses an
 	// applied index or commit below the snapshot.
 	want := state
 	want.Applied = max(state.Applied, b.snapshot.Index)
 	l := &Log{storage: st, fs: fsys, dir: dir, meta: meta, book: b,
-		metaWritten: scan.ValidBytes, metaSynced: scan.ValidBytes, want: want, persisted: state}
+		metaWritten: scan.ValidBytes, metaSynced: scan.ValidBytes, metaGeneration: scan.Header.Generation,
+		want: want, persisted: state}
 	if err := l.recoverEnd(); err != nil {
 		meta.Close()
 		return nil, err

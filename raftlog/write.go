@@ -325,7 +325,7 @@ func (l *Log) syncMetaLocked() error {
 // writeStateLocked writes raft-state s with the raft-meta bytes known
 // synced. The caller holds syncMu.
 func (l *Log) writeStateLocked(s State) error {
-	s.MetaRecoveryPoint, s.MetaGeneration, s.Clean = l.metaSynced, l.persisted.MetaGeneration, false
+	s.MetaRecoveryPoint, s.MetaGeneration, s.Clean = l.metaSynced, l.metaGeneration, false
 	if err := WriteState(l.fs, filepath.Join(l.dir, stateFileName), s); err != nil {
 		return l.fail(err)
 	}
@@ -335,9 +335,11 @@ func (l *Log) writeStateLocked(s State) error {
 
 // Checkpoint bounds the work of the next Open: it anchors the last data
 // entry in raft-meta, syncs everything, checkpoints the segments (their
-// recovery point moves to the end) and writes raft-state with the applied
-// index, ConfState and raft-meta's synced size, unless nothing changed
-// since it was last written (an idle log writes nothing). A restart then
+// recovery point moves to the end), rewrites raft-meta when it grew well
+// past its live records (rewriteMetaLocked), and writes raft-state with
+// the applied index, ConfState and raft-meta's synced size and
+// generation, unless nothing changed since it was last written (an idle
+// log writes nothing). A restart then
 // walks only what was appended after it. Write side only.
 func (l *Log) Checkpoint() error {
 	if err := l.anchorLastData(); err != nil {
@@ -352,16 +354,19 @@ func (l *Log) Checkpoint() error {
 	if err := l.storage.Checkpoint(); err != nil {
 		return l.fail(fmt.Errorf("checkpoint: %w", err))
 	}
-	if sameState(want, l.persisted, l.metaSynced) {
+	if err := l.rewriteMetaLocked(); err != nil {
+		return err
+	}
+	if sameState(want, l.persisted, l.metaSynced, l.metaGeneration) {
 		return nil
 	}
 	return l.writeStateLocked(want)
 }
 
 // sameState reports whether writing want would change raft-state p.
-func sameState(want, p State, metaSynced int64) bool {
+func sameState(want, p State, metaSynced int64, metaGeneration uint32) bool {
 	return want.Term == p.Term && want.Vote == p.Vote && want.Applied == p.Applied &&
-		bytes.Equal(want.ConfState, p.ConfState) && metaSynced == p.MetaRecoveryPoint
+		bytes.Equal(want.ConfState, p.ConfState) && metaSynced == p.MetaRecoveryPoint && metaGeneration == p.MetaGeneration
 }
 
 // anchorLastData appends an Anchor record for the last data entry when it

@@ -720,3 +720,79 @@ func dropSegmentsBelow(t *testing.T, l *Log, offset int64) {
 		}
 	}
 }
+
+// withFrequentRewrites makes raft-meta rewrites and anchor thinning
+// happen on small files for the rest of the test.
+func withFrequentRewrites(t testing.TB) {
+	bytes, interval := metaRewriteBytes, anchorIntervalBytes
+	metaRewriteBytes, anchorIntervalBytes = 256, 2<<10
+	t.Cleanup(func() { metaRewriteBytes, anchorIntervalBytes = bytes, interval })
+}
+
+// TestMetaRewrite checkpoints after every append, overriding suffixes
+// and compacting now and then, with rewrites made frequent: raft-meta is
+// rewritten (its generation grows, its size stays near its live
+// records), anchors are thinned but the last is kept, and the log
+// answers as MemoryStorage does before and after a reopen.
+func TestMetaRewrite(t *testing.T) {
+	withFrequentRewrites(t)
+	rng := rand.New(rand.NewPCG(3, 3))
+	fsys := vfs.NewMem()
+	l := createLog(t, fsys)
+	defer func() { l.Close() }()
+	m := newModel(t)
+	term, applied := testBoot.Term, testBoot.Index
+	for round := range 40 {
+		newTerm := round%5 == 0
+		first := m.last() + 1
+		if newTerm {
+			term++
+			if m.last() > applied && rng.IntN(2) == 0 {
+				first = applied + 1 + rng.Uint64N(m.last()-applied)
+			}
+		}
+		ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
+		if err := l.Append(ents, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(t, ents, begins, end)
+		if err := l.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		if round%7 == 6 {
+			applied = m.last() - 2
+			if err := l.RecordApplied(applied, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Compact(applied-3, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.mem.CreateSnapshot(applied-3, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.mem.Compact(applied - 3); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if l.metaGeneration < 3 {
+		t.Errorf("raft-meta generation %d after 40 checkpoints: too few rewrites", l.metaGeneration)
+	}
+	if n := len(l.book.anchors); n > 25 {
+		t.Errorf("%d anchors after 40 checkpoints: rewrites did not thin them", n)
+	}
+	position := segmentPositions(l.storage.Segments())
+	_, kept := l.book.liveRecords(anchorIntervalBytes, position)
+	if n := len(kept); n < 2 || kept[n-1].Index != l.w.lastData.Index {
+		t.Errorf("kept anchors %+v, want the last data entry %d anchored", kept, l.w.lastData.Index)
+	}
+	for k := 1; k < len(kept)-1; k++ {
+		if gap := position(kept[k].Offset) - position(kept[k-1].Offset); gap < anchorIntervalBytes {
+			t.Errorf("anchors %+v and %+v kept about %d bytes apart", kept[k-1], kept[k], gap)
+		}
+	}
+	matches(t, l, m)
+	l.Close()
+	l = openLog(t, fsys)
+	matches(t, l, m)
+}
