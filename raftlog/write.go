@@ -37,7 +37,9 @@ const scratchBytesMax = 8 << 20
 // mixes the old suffix with the new one. Entries at or below the snapshot
 // index are skipped, as raft.MemoryStorage does. Data entries go to the
 // segments as they are (one storage.Append per run), the others to
-// raft-meta as Entry records. Nothing is synced: that is Sync's job.
+// raft-meta as Entry records. Apart from the Truncate record and a
+// non-data record that data follows (see appendData), nothing is synced:
+// that is Sync's job.
 //
 // Entries that break the rules of a Raft log or that this log could not
 // give back intact (see classify) are refused before anything is written.

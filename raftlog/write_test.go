@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"syscall"
 	"testing"
 
 	"go.etcd.io/raft/v3"
@@ -795,4 +796,66 @@ func TestMetaRewrite(t *testing.T) {
 	l.Close()
 	l = openLog(t, fsys)
 	matches(t, l, m)
+}
+
+// TestFailures: a failed write or fsync of either file makes the log
+// failed (storage.ErrFailed) for every later write and Sync, reads keep
+// answering, and a reopen recovers what was written before.
+func TestFailures(t *testing.T) {
+	cases := []struct {
+		name string
+		rule vfs.Rule
+	}{
+		{"raft-meta write", vfs.Rule{Op: vfs.OpWrite, PathContains: "raft-meta"}},
+		{"raft-meta fsync", vfs.Rule{Op: vfs.OpSync, PathContains: "raft-meta"}},
+		{"segment write", vfs.Rule{Op: vfs.OpWrite, PathContains: ".log"}},
+		{"segment fsync", vfs.Rule{Op: vfs.OpSync, PathContains: ".log"}},
+		{"raft-state write", vfs.Rule{Op: vfs.OpCreate, PathContains: "raft-state"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			efs := vfs.NewErrorFS(vfs.NewMem())
+			l := createLog(t, efs)
+			m := newModel(t)
+			ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 1, valueBytes: 9}})
+			if err := l.Append(ents, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			m.apply(t, ents, begins, end)
+			rule := c.rule
+			rule.Err = syscall.EIO
+			remove := efs.Inject(rule)
+			more, _, _ := m.build(t, 13, []spec{{kind: 'c', term: 3}, {kind: 'd', term: 3, records: 1, valueBytes: 9}})
+			err := l.Append(more, 0)
+			if err == nil {
+				err = l.SetHardState(&raftpb.HardState{Term: proto.Uint64(4), Vote: proto.Uint64(1)})
+			}
+			if err == nil {
+				err = l.Sync()
+			}
+			remove()
+			if !errors.Is(err, storage.ErrFailed) || !errors.Is(err, syscall.EIO) {
+				t.Fatalf("error %v, want storage.ErrFailed and EIO", err)
+			}
+			if err := l.Sync(); !errors.Is(err, storage.ErrFailed) {
+				t.Errorf("Sync after the failure: %v", err)
+			}
+			if err := l.Append(more, 0); !errors.Is(err, storage.ErrFailed) {
+				t.Errorf("Append after the failure: %v", err)
+			}
+			want, _ := m.mem.Entries(11, 13, math.MaxUint64)
+			if got, err := l.Entries(11, 13, math.MaxUint64); err != nil || !sameEntries(got, want) {
+				t.Errorf("Entries after the failure = %s, %v", show(got), err)
+			}
+			l.Close()
+			l = openLog(t, efs)
+			defer l.Close()
+			if got, err := l.Entries(11, 13, math.MaxUint64); err != nil || !sameEntries(got, want) {
+				t.Errorf("Entries after a reopen = %s, %v", show(got), err)
+			}
+		})
+	}
 }
