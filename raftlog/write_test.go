@@ -859,3 +859,82 @@ func TestFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncConcurrentWithOverrides runs a flusher syncing in a loop while
+// the write side appends, overrides suffixes, sets hard states,
+// checkpoints and compacts (run with -race); the log then reopens with
+// every answer MemoryStorage's.
+func TestSyncConcurrentWithOverrides(t *testing.T) {
+	withFrequentRewrites(t)
+	fsys := vfs.NewMem()
+	l := createLog(t, fsys)
+	m := newModel(t)
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for {
+			if err := l.Sync(); err != nil {
+				done <- err
+				return
+			}
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+		}
+	}()
+	rng := rand.New(rand.NewPCG(2, 2))
+	term, applied := testBoot.Term, testBoot.Index
+	for round := range 40 {
+		newTerm := round%4 == 0
+		first := m.last() + 1
+		if newTerm {
+			term++
+			if m.last() > applied {
+				first = applied + 1 + rng.Uint64N(m.last()-applied)
+			}
+		}
+		ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
+		if err := l.Append(ents, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(t, ents, begins, end)
+		if err := l.SetHardState(&raftpb.HardState{Term: proto.Uint64(term), Vote: proto.Uint64(uint64(round))}); err != nil {
+			t.Fatal(err)
+		}
+		if round%5 == 4 {
+			if err := l.Checkpoint(); err != nil {
+				t.Fatal(err)
+			}
+			applied = m.last() - 1
+			if err := l.RecordApplied(applied, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Compact(applied-1, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.mem.CreateSnapshot(applied-1, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.mem.Compact(applied - 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = openLog(t, fsys)
+	defer l.Close()
+	matches(t, l, m)
+	if hs, _, _ := l.InitialState(); hs.GetTerm() != term || hs.GetVote() != 39 {
+		t.Errorf("hard state %v, want term %d vote 39", hs, term)
+	}
+}
