@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/cairnlog/cairn/env"
 	"go.etcd.io/raft/v3"
@@ -55,6 +56,9 @@ type Replica struct {
 	// their responses, in order, waiting for a Sync covering them.
 	writeSeq uint64
 	held     []heldResponses
+
+	// strangers counts messages stepped from outside the configuration.
+	strangers uint64
 
 	err error
 }
@@ -163,16 +167,56 @@ func (r *Replica) Tick() {
 	}
 }
 
-// Step hands a message from another replica to raft.
+// Step hands a message from another replica to raft. It refuses what no
+// peer sends: a message only the replica makes itself (proposals too,
+// since followers do not forward them: one stepped into a leader would
+// take the index the next Propose is told), one from no replica or from
+// itself, and one addressed to another replica.
 func (r *Replica) Step(m *raftpb.Message) error {
 	if r.err != nil {
 		return r.err
 	}
-	if raft.IsLocalMsg(m.GetType()) {
-		return fmt.Errorf("replica %x: local message %s from the network", r.id, m.GetType())
+	if err := r.checkFromNetwork(m); err != nil {
+		return err
+	}
+	if !r.isMember(m.GetFrom()) {
+		// Counted, not dropped: a replica behind on the log has not applied
+		// the change that added a new leader, and must still hear from it.
+		r.strangers++
 	}
 	return r.rn.Step(m)
 }
+
+// ErrBadMessage: Step refused a message no peer sends.
+var ErrBadMessage = errors.New("replica: message no peer sends")
+
+func (r *Replica) checkFromNetwork(m *raftpb.Message) error {
+	switch t := m.GetType(); {
+	case raft.IsLocalMsg(t) || t == raftpb.MsgProp || t == raftpb.MsgForgetLeader:
+		return fmt.Errorf("%w: replica %x: local-only %s from %x", ErrBadMessage, r.id, t, m.GetFrom())
+	case m.GetTo() != r.id:
+		return fmt.Errorf("%w: replica %x: %s addressed to %x", ErrBadMessage, r.id, t, m.GetTo())
+	case m.GetFrom() == 0 || m.GetFrom() == r.id:
+		return fmt.Errorf("%w: replica %x: %s from %x", ErrBadMessage, r.id, t, m.GetFrom())
+	}
+	return nil
+}
+
+// isMember reports whether id is in the configuration as of applied; an
+// empty configuration (a new replica waiting for its snapshot) knows no
+// one and counts everyone a member.
+func (r *Replica) isMember(id uint64) bool {
+	cs := r.confState
+	if len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 {
+		return true
+	}
+	return slices.Contains(cs.GetVoters(), id) || slices.Contains(cs.GetLearners(), id) ||
+		slices.Contains(cs.GetVotersOutgoing(), id) || slices.Contains(cs.GetLearnersNext(), id)
+}
+
+// Strangers returns how many messages Step took from replicas outside the
+// configuration as of applied.
+func (r *Replica) Strangers() uint64 { return r.strangers }
 
 // Propose prepares p with the state machine and proposes it, refusing
 // unless this replica is the ready leader. On ErrProposalDropped the

@@ -1,0 +1,61 @@
+package replica
+
+import (
+	"fmt"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// TestStepRefusesLocalOnlyMessages: a proposal, or any other message only
+// the replica itself makes, arriving from the network is refused, so the
+// leader's log holds only what Propose accepted and Propose's index is the
+// one its entry gets. Messages not addressed to this replica, or claiming
+// to come from it or from nobody, are refused too; one from outside the
+// configuration is counted.
+func TestStepRefusesLocalOnlyMessages(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	injected := []*raftpb.Message{
+		{Type: raftpb.MsgProp.Enum(), From: new(uint64(2)), To: new(uint64(1)), Entries: []*raftpb.Entry{{Data: []byte("injected")}}},
+		{Type: raftpb.MsgForgetLeader.Enum(), From: new(uint64(2)), To: new(uint64(1))},
+		{Type: raftpb.MsgHup.Enum(), From: new(uint64(2)), To: new(uint64(1))},
+		{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(2)), To: new(uint64(3)), Term: new(uint64(1))},
+		{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(1)), To: new(uint64(1)), Term: new(uint64(1))},
+		{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(0)), To: new(uint64(1)), Term: new(uint64(1))},
+	}
+	for _, m := range injected {
+		if err := tr.reps[1].Step(m); err == nil {
+			t.Errorf("Step(%s from %d to %d) accepted", m.GetType(), m.GetFrom(), m.GetTo())
+		}
+	}
+	// No HandleReady in between, as in a worker's turn: messages, then calls.
+	at, err := tr.reps[1].Propose(Proposal{Data: []byte("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	if n := tr.reps[1].Strangers(); n != 0 {
+		t.Errorf("%d messages from strangers among members' messages", n)
+	}
+	stranger := &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(9)), To: new(uint64(1)), Term: new(uint64(1))}
+	if err := tr.reps[1].Step(stranger); err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.reps[1].Strangers(); n != 1 {
+		t.Errorf("a heartbeat from 9, outside the configuration, counted %d times, want once", n)
+	}
+	ents, err := tr.stores[1].Entries(at.Index, at.Index+1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("a@%d", at.Index); len(ents) != 1 || string(ents[0].GetData()) != want {
+		t.Fatalf("entry at the proposal's index %d is %v, want %q", at.Index, ents, want)
+	}
+	if got := tr.sms[2].applied; len(got) != 1 || got[0] != fmt.Sprintf("a@%d", at.Index) {
+		t.Fatalf("follower applied %v, want only the proposal", got)
+	}
+}
