@@ -51,6 +51,9 @@ type Replica struct {
 	// term); from an earlier term until the Ready carrying it was written.
 	termStart  ProposalPoint
 	leadership Leadership
+	// pendingConf is the index of the last configuration change proposed
+	// or written: another waits until it is applied.
+	pendingConf uint64
 
 	// writeSeq counts storage writes (MsgStorageAppend handled); held are
 	// their responses, in order, waiting for a Sync covering them.
@@ -250,13 +253,20 @@ func (r *Replica) readyLeader() bool {
 }
 
 // ProposeConfChange proposes a membership change (learners, promotion,
-// joint configurations). Only a leader accepts it.
+// joint configurations). Only a ready leader accepts it, and only when
+// raft would not silently replace it by an empty entry: while an earlier
+// change is not applied (ErrConfChangePending), or when it would enter a
+// joint configuration from a joint one or leave one it is not in
+// (ErrConfChangeRefused).
 func (r *Replica) ProposeConfChange(cc *raftpb.ConfChangeV2) error {
 	if r.err != nil {
 		return r.err
 	}
 	if !r.readyLeader() {
 		return ErrNotLeader
+	}
+	if err := r.checkConfChange(cc); err != nil {
+		return err
 	}
 	if err := r.rn.ProposeConfChange(cc); err != nil {
 		if errors.Is(err, raft.ErrProposalDropped) {
@@ -265,6 +275,30 @@ func (r *Replica) ProposeConfChange(cc *raftpb.ConfChangeV2) error {
 		return fmt.Errorf("replica %x: propose conf change: %w", r.id, err)
 	}
 	r.lastIndex++
+	r.pendingConf = r.lastIndex
+	return nil
+}
+
+// Errors of ProposeConfChange: raft takes one change at a time.
+var (
+	ErrConfChangePending = errors.New("replica: a configuration change is not applied yet")
+	ErrConfChangeRefused = errors.New("replica: configuration change refused")
+)
+
+// checkConfChange mirrors raft's checks on a leader. With no change pending
+// the configuration as of applied is raft's current one.
+func (r *Replica) checkConfChange(cc *raftpb.ConfChangeV2) error {
+	if r.pendingConf > r.applied {
+		return fmt.Errorf("%w: replica %x: change at %d, applied %d", ErrConfChangePending, r.id, r.pendingConf, r.applied)
+	}
+	joint := len(r.confState.GetVotersOutgoing()) > 0
+	leave := len(cc.GetChanges()) == 0
+	switch {
+	case joint && !leave:
+		return fmt.Errorf("%w: replica %x: leave the joint configuration first", ErrConfChangeRefused, r.id)
+	case !joint && leave:
+		return fmt.Errorf("%w: replica %x: not in a joint configuration to leave", ErrConfChangeRefused, r.id)
+	}
 	return nil
 }
 
@@ -414,7 +448,8 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 }
 
 // noteAppended moves lastIndex to the end of a write (which truncates
-// anything after it) and records the first entry of a leader's term.
+// anything after it), records the first entry of a leader's term and the
+// last configuration change written.
 func (r *Replica) noteAppended(ents []*raftpb.Entry) {
 	st := r.rn.BasicStatus()
 	if st.RaftState == raft.StateLeader && r.termStart.Term != st.GetTerm() {
@@ -426,6 +461,12 @@ func (r *Replica) noteAppended(ents []*raftpb.Entry) {
 		}
 	}
 	r.lastIndex = ents[len(ents)-1].GetIndex()
+	for _, e := range ents {
+		if t := e.GetType(); t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2 {
+			// Raft's own too (leaving a joint configuration automatically).
+			r.pendingConf = max(r.pendingConf, e.GetIndex())
+		}
+	}
 }
 
 // apply hands committed entries to the state machine, applies the

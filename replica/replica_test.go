@@ -107,6 +107,9 @@ func (tr *trio) settle() {
 		msgs := tr.inflight
 		tr.inflight = nil
 		for _, m := range msgs {
+			if tr.reps[m.GetTo()] == nil {
+				continue // a replica the trio does not run: lost
+			}
 			if err := tr.reps[m.GetTo()].Step(m); err != nil {
 				tr.t.Fatal(err)
 			}

@@ -1,7 +1,9 @@
 package replica
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -57,5 +59,55 @@ func TestStepRefusesLocalOnlyMessages(t *testing.T) {
 	}
 	if got := tr.sms[2].applied; len(got) != 1 || got[0] != fmt.Sprintf("a@%d", at.Index) {
 		t.Fatalf("follower applied %v, want only the proposal", got)
+	}
+}
+
+// TestConfChangeOneAtATime: a second change proposed before the first is
+// applied is refused with ErrConfChangePending (raft would have replaced
+// it by an empty entry) and accepted once the first is applied; a change
+// raft refuses in a joint configuration is refused too.
+func TestConfChangeOneAtATime(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	change := func(s string, explicit bool) error {
+		ccs, err := raftpb.ConfChangesFromString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := &raftpb.ConfChangeV2{Changes: ccs}
+		if explicit {
+			cc.Transition = raftpb.ConfChangeTransition_ConfChangeTransitionJointExplicit.Enum()
+		}
+		return tr.reps[1].ProposeConfChange(cc)
+	}
+	if err := change("l4", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := change("l5", false); !errors.Is(err, ErrConfChangePending) {
+		t.Fatalf("second change before the first applied: %v, want ErrConfChangePending", err)
+	}
+	tr.settle()
+	if err := change("l5", false); err != nil {
+		t.Fatalf("change after the first applied: %v", err)
+	}
+	tr.settle()
+	if got := tr.reps[1].ConfState().GetLearners(); !slices.Equal(got, []uint64{4, 5}) {
+		t.Fatalf("learners %v, want [4 5]", got)
+	}
+	if err := change("", false); !errors.Is(err, ErrConfChangeRefused) {
+		t.Fatalf("leaving a joint configuration not entered: %v, want ErrConfChangeRefused", err)
+	}
+	if err := change("r5", true); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	if err := change("r4", false); !errors.Is(err, ErrConfChangeRefused) {
+		t.Fatalf("a change inside a joint configuration: %v, want ErrConfChangeRefused", err)
+	}
+	if err := change("", false); err != nil {
+		t.Fatalf("leaving the joint configuration: %v", err)
 	}
 }
