@@ -384,7 +384,10 @@ func (r *Replica) HandleReady() (Work, error) {
 		w.ReadStates = append(w.ReadStates, rd.ReadStates...)
 		for _, m := range rd.Messages {
 			if err := r.handleMessage(m, &w); err != nil {
+				// Nothing after a failed write may run: an apply would act
+				// on entries the log no longer promises.
 				r.fail(err)
+				return w, r.err
 			}
 		}
 		r.notifyLeadership()

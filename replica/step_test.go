@@ -3,6 +3,9 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"github.com/cairnlog/cairn/env"
+	"io"
+	"log/slog"
 	"slices"
 	"testing"
 
@@ -109,5 +112,73 @@ func TestConfChangeOneAtATime(t *testing.T) {
 	}
 	if err := change("", false); err != nil {
 		t.Fatalf("leaving the joint configuration: %v", err)
+	}
+}
+
+// appendFailer fails Append once armed, as a full disk would.
+type appendFailer struct {
+	*MemStorage
+	fail bool
+}
+
+func (s *appendFailer) Append(ents []*raftpb.Entry) error {
+	if s.fail {
+		return errors.New("disk full")
+	}
+	return s.MemStorage.Append(ents)
+}
+
+// TestHandleReadyStopsAtWriteError: when the write of a Ready fails, the
+// entries the same Ready commits are not applied: the replica stops at
+// the first error.
+func TestHandleReadyStopsAtWriteError(t *testing.T) {
+	tr := newTrio(t)
+	st := &appendFailer{MemStorage: tr.stores[1]}
+	r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 1}, st, tr.sms[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.reps[1] = r
+	if err := r.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	if _, err := r.Propose(Proposal{Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	// Replicate a and bring the acknowledgements back to the leader, but
+	// stop before the leader's HandleReady that would apply it.
+	tr.ready()
+	tr.sync(1)
+	msgs := tr.inflight
+	tr.inflight = nil
+	for _, m := range msgs {
+		if err := tr.reps[m.GetTo()].Step(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint64(2); id <= 3; id++ {
+		tr.ready()
+		tr.sync(id)
+	}
+	if len(tr.inflight) == 0 {
+		t.Fatal("no acknowledgements for the leader")
+	}
+	for _, m := range tr.inflight {
+		if m.GetTo() == 1 {
+			if err := r.Step(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := r.Propose(Proposal{Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	st.fail = true
+	if _, err := r.HandleReady(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("HandleReady with a failing append: %v, want ErrFailed", err)
+	}
+	if got := tr.sms[1].applied; len(got) != 0 {
+		t.Fatalf("a failed replica applied %v", got)
 	}
 }
