@@ -29,5 +29,7 @@
 // pending events (messages from its Sender's peers, Do calls, ticks,
 // completed syncs) is queued once and run by the next free worker; shared
 // sync workers run Storage.Sync, so no group holds a goroutine of its own,
-// and one ticker on the env's clock ticks them all.
+// and one ticker on the env's clock ticks them all. A snapshot handed to
+// the Sender is reported delivered (SnapshotsSent): a lost one is resent
+// once the follower rejects the leader's next append.
 package replica

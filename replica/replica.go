@@ -347,6 +347,19 @@ func (r *Replica) ReportSnapshot(peer uint64, delivered bool) {
 	r.rn.ReportSnapshot(peer, status)
 }
 
+// SnapshotsSent reports each snapshot among msgs as delivered: call it once
+// msgs are handed to the network. Until a snapshot is reported the leader
+// sends its follower nothing else, so a lost one must be reported too; the
+// optimistic report is corrected by the follower, whose rejection of the
+// next append makes the leader send another.
+func (r *Replica) SnapshotsSent(msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			r.ReportSnapshot(m.GetTo(), true)
+		}
+	}
+}
+
 // SyncFailed stops the replica for good: with a failed fsync nothing it
 // wrote can be promised, so it stops voting and campaigning.
 func (r *Replica) SyncFailed(err error) {

@@ -379,6 +379,7 @@ func (s *Scheduler) run(g *group, ev events) uint64 {
 		}
 		if len(w.Messages) > 0 {
 			s.send.Send(g.id, w.Messages)
+			r.SnapshotsSent(w.Messages)
 		}
 		if g.opts.OnReadState != nil {
 			for _, rs := range w.ReadStates {
