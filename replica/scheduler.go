@@ -165,7 +165,9 @@ func (s *Scheduler) AddGroup(groupID uint64, r *Replica, storage Storage, opts G
 }
 
 // RemoveGroup stops scheduling a group; calls still queued fail with
-// ErrUnknownGroup. A sync under way completes.
+// ErrUnknownGroup. It returns once no worker runs the group and no Sync
+// of its storage is under way, so the owner may close the storage then.
+// Not from a worker (a Do callback): it would wait for itself.
 func (s *Scheduler) RemoveGroup(groupID uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -179,6 +181,17 @@ func (s *Scheduler) RemoveGroup(groupID uint64) {
 		o.done <- ErrUnknownGroup
 	}
 	g.ops, g.inbox = nil, nil
+	s.runnable = slices.DeleteFunc(s.runnable, func(q *group) bool { return q == g })
+	if n := len(s.toSync); n > 0 {
+		if s.toSync = slices.DeleteFunc(s.toSync, func(q *group) bool { return q == g }); len(s.toSync) < n {
+			g.syncing = false // queued, not started
+		}
+	}
+	g.queued = false
+	// Workers and syncers broadcast settled when they finish, closed or not.
+	for g.running || g.syncing {
+		s.settled.Wait()
+	}
 }
 
 // Deliver queues a message from another node for its group. Messages for

@@ -3,6 +3,7 @@ package replica
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
@@ -81,5 +82,118 @@ func TestSchedulerSnapshotLost(t *testing.T) {
 	}
 	if n := snaps.Load(); n < 2 {
 		t.Fatalf("%d snapshots sent, want the lost one and another", n)
+	}
+}
+
+// guardedStorage counts the writes and syncs made after it was closed, and
+// can hold its Syncs until released.
+type guardedStorage struct {
+	*MemStorage
+	closed  atomic.Bool
+	misuse  atomic.Int64
+	entered chan struct{} // a Sync started (when block is set)
+	block   chan struct{} // Syncs wait for it to close, when set
+}
+
+func newGuardedStorage(voters []uint64) *guardedStorage {
+	return &guardedStorage{MemStorage: NewBootstrapStorage(voters)}
+}
+
+func (s *guardedStorage) check() {
+	if s.closed.Load() {
+		s.misuse.Add(1)
+	}
+}
+
+func (s *guardedStorage) Append(ents []*raftpb.Entry) error {
+	s.check()
+	return s.MemStorage.Append(ents)
+}
+
+func (s *guardedStorage) SetHardState(hs *raftpb.HardState) error {
+	s.check()
+	return s.MemStorage.SetHardState(hs)
+}
+
+func (s *guardedStorage) Sync() error {
+	if s.block != nil {
+		select {
+		case s.entered <- struct{}{}:
+		default: // only the first Sync is waited for
+		}
+		<-s.block
+	}
+	s.check()
+	return s.MemStorage.Sync()
+}
+
+// TestSchedulerRemoveGroupStopsIt: a group removed while queued is not run
+// any more, and RemoveGroup waits for a Sync under way, so the owner may
+// close the storage once it returns.
+func TestSchedulerRemoveGroupStopsIt(t *testing.T) {
+	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 1, SyncWorkers: 1}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stores := map[uint64]*guardedStorage{}
+	for g := uint64(1); g <= 3; g++ {
+		stores[g] = newGuardedStorage([]uint64{1})
+		r, err := New(testEnv(), Config{ID: 1, GroupID: g}, stores[g], &listSM{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddGroup(g, r, stores[g], GroupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		on(t, s, g, func(r *Replica) { _ = r.Campaign() })
+	}
+	s.waitIdle()
+
+	// Group 1's Sync completes while group 2 holds the only worker, so
+	// group 1 is queued to release the write when it is removed and its
+	// storage closed.
+	st1 := stores[1]
+	st1.entered, st1.block = make(chan struct{}, 1), make(chan struct{})
+	go func() { _ = s.Do(1, func(r *Replica) { _, _ = r.Propose(Proposal{Data: []byte("x")}) }) }()
+	<-st1.entered
+	started, release := make(chan struct{}), make(chan struct{})
+	go func() { _ = s.Do(2, func(*Replica) { close(started); <-release }) }()
+	<-started
+	close(st1.block)
+	s.mu.Lock()
+	for len(s.runnable) == 0 {
+		s.settled.Wait() // the syncer queues group 1 when its Sync ends
+	}
+	s.mu.Unlock()
+	s.RemoveGroup(1)
+	st1.closed.Store(true)
+	close(release)
+	s.waitIdle()
+	if n := st1.misuse.Load(); n != 0 {
+		t.Errorf("group 1 wrote %d times to its storage after RemoveGroup returned", n)
+	}
+
+	// Group 3's Sync is under way when it is removed.
+	st := stores[3]
+	st.entered, st.block = make(chan struct{}, 1), make(chan struct{})
+	go func() { _ = s.Do(3, func(r *Replica) { _, _ = r.Propose(Proposal{Data: []byte("x")}) }) }()
+	<-st.entered
+	removed := make(chan struct{})
+	go func() {
+		s.RemoveGroup(3)
+		st.closed.Store(true)
+		close(removed)
+	}()
+	select {
+	case <-removed:
+		t.Error("RemoveGroup returned while the group's Sync was under way")
+	case <-time.After(50 * time.Millisecond): // it must not return: nothing to wait for
+	}
+	close(st.block)
+	<-removed
+	s.waitIdle()
+	if n := st.misuse.Load(); n != 0 {
+		t.Errorf("group 3 synced %d times after RemoveGroup returned", n)
 	}
 }
