@@ -86,6 +86,7 @@ type Scheduler struct {
 	runnable []*group
 	toSync   []*group
 	closed   bool
+	ticks    uint64 // Tick calls
 
 	stopTicker chan struct{}
 	wg         sync.WaitGroup
@@ -249,10 +250,18 @@ func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 func (s *Scheduler) Tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ticks++
 	for _, g := range s.groups {
 		g.ticks = min(g.ticks+1, maxTicksQueued)
 		s.enqueueLocked(g)
 	}
+}
+
+// Ticks returns how many ticks the scheduler has given its groups.
+func (s *Scheduler) Ticks() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ticks
 }
 
 // Close stops every goroutine and fails the calls still queued.
@@ -296,12 +305,22 @@ func (s *Scheduler) ticker() {
 			return
 		case <-t.C():
 			s.Tick()
-			// Re-arm at the next instant, not after the interval, so ticks
-			// keep their rate whatever a Tick cost.
-			next = next.Add(s.cfg.TickInterval)
+			next = nextTick(next, s.e.Clock.Now(), s.cfg.TickInterval)
 			t.ResetAt(next)
 		}
 	}
+}
+
+// nextTick is when the tick after the one due at prev fires: one interval
+// later, so ticks keep their rate whatever a Tick cost, unless that has
+// passed already (the process stalled): then one interval from now, as
+// ticks fired back to back would expire every election and CheckQuorum
+// timer at once.
+func nextTick(prev, now time.Time, interval time.Duration) time.Time {
+	if next := prev.Add(interval); next.After(now) {
+		return next
+	}
+	return now.Add(interval)
 }
 
 func (s *Scheduler) worker() {

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"github.com/cairnlog/cairn/env"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -195,5 +196,39 @@ func TestSchedulerRemoveGroupStopsIt(t *testing.T) {
 	s.waitIdle()
 	if n := st.misuse.Load(); n != 0 {
 		t.Errorf("group 3 synced %d times after RemoveGroup returned", n)
+	}
+}
+
+// TestSchedulerTickerNoBurstAfterStall: when the clock jumps ten
+// intervals (the process stalled), the ticker gives one tick and the next
+// one an interval later, not the nine missed ones back to back.
+func TestSchedulerTickerNoBurstAfterStall(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	clock := env.NewManualClock(time.Unix(0, 0))
+	e := testEnv()
+	e.Clock = clock
+	s, err := NewScheduler(e, SchedulerConfig{Workers: 1, SyncWorkers: 1, TickInterval: interval}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := clock.Now()
+	if err := clock.WaitArmed(t.Context(), start.Add(interval)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(10 * interval)
+	// Re-armed past the new now once the ticker is done with the jump.
+	if err := clock.WaitArmed(t.Context(), start.Add(11*interval)); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Ticks(); n != 1 {
+		t.Fatalf("%d ticks after a stall of ten intervals, want 1", n)
+	}
+	clock.Advance(interval)
+	if err := clock.WaitArmed(t.Context(), start.Add(12*interval)); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Ticks(); n != 2 {
+		t.Fatalf("%d ticks an interval later, want 2", n)
 	}
 }
