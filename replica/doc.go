@@ -29,7 +29,9 @@
 // pending events (messages from its Sender's peers, Do calls, ticks,
 // completed syncs) is queued once and run by the next free worker; shared
 // sync workers run Storage.Sync, so no group holds a goroutine of its own,
-// and one ticker on the env's clock ticks them all. A snapshot handed to
+// and one ticker on the env's clock ticks them all (after a stall, once,
+// not once per missed interval). Do and RemoveGroup refuse to run on a
+// worker (ErrReentrant): there they would wait for themselves. A snapshot handed to
 // the Sender is reported delivered (SnapshotsSent): a lost one is resent
 // once the follower rejects the leader's next append.
 package replica

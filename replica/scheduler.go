@@ -1,12 +1,14 @@
 package replica
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,6 +65,10 @@ var (
 	ErrClosed       = errors.New("replica: scheduler closed")
 	ErrUnknownGroup = errors.New("replica: unknown group")
 	ErrBusy         = errors.New("replica: too many calls queued for the group")
+	// ErrReentrant: Do or RemoveGroup called on one of the scheduler's
+	// workers (from a Do, a hook or a StateMachine method) would wait for
+	// that worker; call the Replica directly there instead.
+	ErrReentrant = errors.New("replica: scheduler call from its own worker")
 )
 
 // maxTicksQueued caps the ticks a group catches up on after a stall, so a
@@ -87,6 +93,9 @@ type Scheduler struct {
 	toSync   []*group
 	closed   bool
 	ticks    uint64 // Tick calls
+	// workerGoroutines are the goroutine ids of the workers, so calls that
+	// would wait for a worker can refuse to run on one.
+	workerGoroutines map[uint64]bool
 
 	stopTicker chan struct{}
 	wg         sync.WaitGroup
@@ -134,7 +143,7 @@ func NewScheduler(e env.Env, cfg SchedulerConfig, send Sender) (*Scheduler, erro
 		return nil, errors.New("replica scheduler: env has no clock")
 	}
 	e.Logger = cmp.Or(e.Logger, slog.Default())
-	s := &Scheduler{e: e, cfg: cfg, send: send, groups: map[uint64]*group{}, stopTicker: make(chan struct{})}
+	s := &Scheduler{e: e, cfg: cfg, send: send, groups: map[uint64]*group{}, workerGoroutines: map[uint64]bool{}, stopTicker: make(chan struct{})}
 	s.work = sync.NewCond(&s.mu)
 	s.syncWork = sync.NewCond(&s.mu)
 	s.settled = sync.NewCond(&s.mu)
@@ -168,13 +177,17 @@ func (s *Scheduler) AddGroup(groupID uint64, r *Replica, storage Storage, opts G
 // RemoveGroup stops scheduling a group; calls still queued fail with
 // ErrUnknownGroup. It returns once no worker runs the group and no Sync
 // of its storage is under way, so the owner may close the storage then.
-// Not from a worker (a Do callback): it would wait for itself.
-func (s *Scheduler) RemoveGroup(groupID uint64) {
+// On a worker it answers ErrReentrant: it would wait for itself.
+func (s *Scheduler) RemoveGroup(groupID uint64) error {
+	gid := goroutineID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.workerGoroutines[gid] {
+		return ErrReentrant
+	}
 	g, ok := s.groups[groupID]
 	if !ok {
-		return
+		return nil
 	}
 	delete(s.groups, groupID)
 	g.removed = true
@@ -193,6 +206,21 @@ func (s *Scheduler) RemoveGroup(groupID uint64) {
 	for g.running || g.syncing {
 		s.settled.Wait()
 	}
+	return nil
+}
+
+// goroutineID returns the id of the calling goroutine, read from the
+// first line of its stack trace ("goroutine 42 [running]:"): the one
+// way to tell a worker's own call, which must not wait for it.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }
 
 // Deliver queues a message from another node for its group. Messages for
@@ -227,12 +255,16 @@ func (s *Scheduler) ReportUnreachable(groupID, peer uint64) {
 // makes is handled right after it.
 func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 	done := make(chan error, 1)
+	gid := goroutineID()
 	s.mu.Lock()
 	g, ok := s.groups[groupID]
 	switch {
 	case s.closed:
 		s.mu.Unlock()
 		return ErrClosed
+	case s.workerGoroutines[gid]:
+		s.mu.Unlock()
+		return ErrReentrant
 	case !ok:
 		s.mu.Unlock()
 		return ErrUnknownGroup
@@ -324,6 +356,9 @@ func nextTick(prev, now time.Time, interval time.Duration) time.Time {
 }
 
 func (s *Scheduler) worker() {
+	s.mu.Lock()
+	s.workerGoroutines[goroutineID()] = true
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		for len(s.runnable) == 0 && !s.closed {

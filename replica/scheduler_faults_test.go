@@ -1,7 +1,9 @@
 package replica
 
 import (
+	"errors"
 	"github.com/cairnlog/cairn/env"
+	"go.etcd.io/raft/v3"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -167,7 +169,9 @@ func TestSchedulerRemoveGroupStopsIt(t *testing.T) {
 		s.settled.Wait() // the syncer queues group 1 when its Sync ends
 	}
 	s.mu.Unlock()
-	s.RemoveGroup(1)
+	if err := s.RemoveGroup(1); err != nil {
+		t.Error(err)
+	}
 	st1.closed.Store(true)
 	close(release)
 	s.waitIdle()
@@ -182,7 +186,9 @@ func TestSchedulerRemoveGroupStopsIt(t *testing.T) {
 	<-st.entered
 	removed := make(chan struct{})
 	go func() {
-		s.RemoveGroup(3)
+		if err := s.RemoveGroup(3); err != nil {
+			t.Error(err)
+		}
 		st.closed.Store(true)
 		close(removed)
 	}()
@@ -230,5 +236,48 @@ func TestSchedulerTickerNoBurstAfterStall(t *testing.T) {
 	}
 	if n := s.Ticks(); n != 2 {
 		t.Fatalf("%d ticks an interval later, want 2", n)
+	}
+}
+
+// TestSchedulerDoFromWorker: Do called on a worker (from a read state hook
+// or from another Do) would wait for the worker it runs on; with one
+// worker it answers ErrReentrant instead of hanging.
+func TestSchedulerDoFromWorker(t *testing.T) {
+	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 1, SyncWorkers: 1}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	inner := make(chan error, 2)
+	st := NewBootstrapStorage([]uint64{1})
+	r, err := New(testEnv(), Config{ID: 1, GroupID: 1}, st, &listSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := GroupOptions{OnReadState: func(raft.ReadState) { inner <- s.Do(1, func(*Replica) {}) }}
+	if err := s.AddGroup(1, r, st, opts); err != nil {
+		t.Fatal(err)
+	}
+	on(t, s, 1, func(r *Replica) { _ = r.Campaign() })
+	s.waitIdle()
+	outer := make(chan error, 1)
+	go func() {
+		outer <- s.Do(1, func(r *Replica) {
+			inner <- s.Do(1, func(*Replica) {})
+			r.ReadIndex([]byte("r"))
+		})
+	}()
+	for i := range 2 {
+		select {
+		case err := <-inner:
+			if !errors.Is(err, ErrReentrant) {
+				t.Fatalf("Do on a worker (%d): %v, want ErrReentrant", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Do on a worker hangs")
+		}
+	}
+	if err := <-outer; err != nil {
+		t.Fatal(err)
 	}
 }
