@@ -474,11 +474,11 @@ func (p *peer) report() {
 	p.reportLocked()
 }
 
-// reportLocked is report with p.mu held.
+// reportLocked is report with p.mu held. A report the full channel
+// refused is not made: the next loss tries again.
 func (p *peer) reportLocked() {
 	if !p.reported {
-		p.reported = true
-		p.t.report(p.id)
+		p.reported = p.t.report(p.id)
 	}
 }
 

@@ -102,8 +102,9 @@ func (t *TCP) Addr() net.Addr { return t.listener.Addr() }
 // Unreachable reports the node id of a peer a message to which was
 // dropped: raft's ReportUnreachable for the groups with replicas there.
 // A known peer is reported once until a frame reaches it again (an unknown
-// node at every Send); reports beyond UnreachableReportsMax not yet
-// received are dropped. Never closed.
+// node at every Send); a report beyond UnreachableReportsMax not yet
+// received is dropped, and made again at the peer's next loss. Never
+// closed.
 func (t *TCP) Unreachable() <-chan uint64 { return t.unreachable }
 
 // Metrics returns the counters so far.
@@ -232,11 +233,15 @@ func (t *TCP) dropped(it item) {
 	}
 }
 
-// report tells the Unreachable reader that a message to node id was lost.
-func (t *TCP) report(id uint64) {
+// report tells the Unreachable reader that a message to node id was lost;
+// false when the reader is behind and the report was dropped (it hears of
+// this peer at its next loss).
+func (t *TCP) report(id uint64) bool {
 	select {
 	case t.unreachable <- id:
-	default: // the reader is behind: it hears of this peer at its next loss
+		return true
+	default:
+		return false
 	}
 }
 
