@@ -80,6 +80,8 @@
 //	 4      …     a raftpb.Message, proto-marshalled
 //
 // A group may have several entries in one batch, in the order they were
-// sent; a receiver hands them over in that order. The encoding is
+// sent; a receiver hands them over in that order. It drops (and counts as
+// MessagesMisaddressed) a message whose From is not a replica of the node
+// that handshook or whose To is not a replica of itself (NodeOf). The encoding is
 // canonical: a payload that parses encodes back to the same bytes.
 package transport

@@ -30,7 +30,7 @@ func TestThroughFaultProxy(t *testing.T) {
 	exchange(t, a, b, 1)
 
 	proxy.Set(faultproxy.ToTarget, faultproxy.Fault{Kind: faultproxy.Blackhole})
-	a.Send(2, 7, []*raftpb.Message{heartbeat(1, 2, 2)})
+	a.Send(2, 7, []*raftpb.Message{heartbeat(rid(1), rid(2), 2)})
 	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
 	defer cancel()
 	if err := proxy.WaitHeld(ctx, 1); err != nil {

@@ -168,3 +168,7 @@ func marshalGroup(t testing.TB, group uint64, msgs []*raftpb.Message) GroupMessa
 	}
 	return g
 }
+
+// rid is the replica id of node's first incarnation: what raft messages
+// between nodes carry.
+func rid(node uint64) uint64 { return node<<IncarnationBits | 1 }

@@ -533,8 +533,27 @@ func (t *TCP) deliverRaft(from uint64, payload []byte) error {
 		}
 	}
 	for i, g := range groups {
-		t.metrics.messagesReceived.Add(uint64(len(msgs[i])))
-		t.cfg.Handler(from, g.Group, msgs[i])
+		ms := t.addressedFrom(from, msgs[i])
+		if len(ms) == 0 {
+			continue
+		}
+		t.metrics.messagesReceived.Add(uint64(len(ms)))
+		t.cfg.Handler(from, g.Group, ms)
 	}
 	return nil
+}
+
+// addressedFrom keeps the messages sent by a replica of node from to a
+// replica of this node, counting the others: a node speaks only for its
+// own replicas, and a message for another node was routed wrong.
+func (t *TCP) addressedFrom(from uint64, msgs []*raftpb.Message) []*raftpb.Message {
+	kept := msgs[:0]
+	for _, m := range msgs {
+		if NodeOf(m.GetFrom()) != from || NodeOf(m.GetTo()) != t.cfg.NodeID {
+			t.metrics.messagesMisaddressed.Add(1)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	return kept
 }
