@@ -39,7 +39,10 @@
 //
 // Decoders refuse malformed input with ErrMalformed (never a panic) and
 // check every count against the bytes present before allocating for it; a
-// frame's buffer is bounded by FrameBytesMax. A protocol error (frame over
+// frame's buffer is bounded by FrameBytesMax. A Raft message is checked
+// before it is unmarshalled: no entry shorter than the 4 bytes of a term
+// and an index, no responses (local messages only), so decoding allocates
+// at most about 20 times the frame's bytes. A protocol error (frame over
 // the bound, malformed batch, a frame type without a handler) closes the
 // connection with a warning in the log.
 //
