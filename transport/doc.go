@@ -21,6 +21,14 @@
 // ReconnectDelayMax after each failed attempt, jittered from the env's
 // randomness and timed on its clock.
 //
+// A connection through which nothing arrives for ReadIdleTimeout (5 s) is
+// closed and redialled: a stuck peer or a black hole otherwise looks
+// connected until TCP gives up, some 15 minutes later. Each side writes a
+// keepalive (a RaftBatch of no groups) after a quarter of that without
+// other frames; the kernel's TCP keepalive probes an idle connection too,
+// and a frame not written within WriteTimeout (10 s) closes it. These
+// deadlines are on real time (the kernel's), not the env's clock.
+//
 // # Goroutines and limits
 //
 // Per transport: an accept loop, and one goroutine per inbound connection
@@ -74,7 +82,7 @@
 //
 // RaftBatch, the Raft messages of many groups in one frame:
 //
-//	 0      4     entry count G, at least 1
+//	 0      4     entry count G (0, and nothing after: a keepalive)
 //	then G entries:
 //	 0      8     group id (0: the meta group)
 //	 8      4     message count M, at least 1

@@ -28,7 +28,8 @@ func (g GroupMessages) encodedBytes() int {
 
 // AppendRaftBatch appends the RaftBatch payload holding groups to dst. A
 // group may appear more than once (one entry per Send, in order); every
-// entry holds at least one message.
+// entry holds at least one message. No groups make a keepalive, which
+// only shows the connection is alive.
 func AppendRaftBatch(dst []byte, groups []GroupMessages) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(groups)))
 	for _, g := range groups {
@@ -49,6 +50,9 @@ func AppendRaftBatch(dst []byte, groups []GroupMessages) []byte {
 func ParseRaftBatch(payload []byte) ([]GroupMessages, error) {
 	d := &decoder{b: payload}
 	count := d.u32("group count")
+	if d.err == nil && count == 0 && len(d.b) == 0 {
+		return nil, nil // a keepalive
+	}
 	if d.err == nil && (count == 0 || uint64(count)*raftBatchGroupHeaderBytes > uint64(len(d.b))) {
 		return nil, fmt.Errorf("%w: %d groups in %d bytes", ErrMalformed, count, len(d.b))
 	}

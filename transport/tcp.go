@@ -77,7 +77,8 @@ func New(e env.Env, cfg Config) (*TCP, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", cfg.ListenAddr)
+	lc := net.ListenConfig{KeepAliveConfig: keepAliveConfig(cfg)}
+	l, err := lc.Listen(context.Background(), "tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen on %s: %w", cfg.ListenAddr, err)
 	}
@@ -275,6 +276,9 @@ func (t *TCP) acceptLoop() {
 	defer t.wg.Done()
 	for {
 		conn, err := t.listener.Accept()
+		if err == nil {
+			conn = idleConn{Conn: conn, idle: t.cfg.ReadIdleTimeout}
+		}
 		if err != nil {
 			if t.ctx.Err() != nil {
 				return
@@ -432,4 +436,26 @@ func (t *TCP) random() uint64 {
 	var b [8]byte
 	_, _ = t.env.Rand.Read(b[:]) // never fails
 	return binary.BigEndian.Uint64(b[:])
+}
+
+// keepAliveConfig has the kernel probe a connection idle for
+// ReadIdleTimeout, so a peer gone without a word is noticed even while
+// nothing is written to it.
+func keepAliveConfig(cfg Config) net.KeepAliveConfig {
+	return net.KeepAliveConfig{Enable: true, Idle: cfg.ReadIdleTimeout, Interval: cfg.ReadIdleTimeout / 4, Count: 4}
+}
+
+// idleConn is a connection whose every Read fails once nothing arrived
+// for idle (of real time: the deadline is the kernel's). Peers write at
+// least a keepalive in that time, so a silent connection is a broken one.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c idleConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
 }
