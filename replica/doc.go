@@ -14,7 +14,8 @@
 //   - writes entries, snapshot and hard state of each MsgStorageAppend
 //     inline (not yet durable) and holds the responses behind a sync: the
 //     returned Work.SyncSeq asks for a Storage.Sync, after which Synced(seq)
-//     steps the local responses into raft and returns the others to send;
+//     restores a snapshot written among them into the StateMachine, steps
+//     the local responses into raft and returns the others to send;
 //   - applies committed entries (locally durable too) to the StateMachine,
 //     applies configuration changes, and steps the apply responses back;
 //   - returns every other message to be sent now, so followers receive

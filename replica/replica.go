@@ -59,11 +59,19 @@ type Replica struct {
 	// their responses, in order, waiting for a Sync covering them.
 	writeSeq uint64
 	held     []heldResponses
+	// restores are snapshots written and not yet durable: the state
+	// machine takes one only once a Sync covers its write.
+	restores []heldRestore
 
 	// strangers counts messages stepped from outside the configuration.
 	strangers uint64
 
 	err error
+}
+
+type heldRestore struct {
+	seq  uint64
+	snap *raftpb.Snapshot
 }
 
 type heldResponses struct {
@@ -427,7 +435,7 @@ func (r *Replica) handleMessage(m *raftpb.Message, w *Work) error {
 // holds its responses until a Sync covers it.
 func (r *Replica) write(m *raftpb.Message) error {
 	if snap := m.GetSnapshot(); snap != nil && snap.GetMetadata().GetIndex() > 0 {
-		if err := r.installSnapshot(snap); err != nil {
+		if err := r.writeSnapshot(snap); err != nil {
 			return err
 		}
 	}
@@ -450,16 +458,33 @@ func (r *Replica) write(m *raftpb.Message) error {
 	return nil
 }
 
-func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
+// writeSnapshot writes a snapshot into the log and holds the state
+// machine's Restore until a Sync covers the write: a persistent state
+// machine restored first and crashed before the sync would restart past
+// the end of its log.
+func (r *Replica) writeSnapshot(snap *raftpb.Snapshot) error {
 	idx := snap.GetMetadata().GetIndex()
 	if err := r.storage.ApplySnapshot(snap); err != nil {
 		return fmt.Errorf("apply snapshot at %d: %w", idx, err)
 	}
-	if err := r.sm.Restore(snap); err != nil {
-		return fmt.Errorf("restore snapshot at %d: %w", idx, err)
+	r.lastIndex = idx
+	r.restores = append(r.restores, heldRestore{seq: r.writeSeq + 1, snap: snap}) // this write's
+	return nil
+}
+
+// restoreSynced restores the state machine from the snapshots whose
+// writes are durable up to seq.
+func (r *Replica) restoreSynced(seq uint64) error {
+	for len(r.restores) > 0 && r.restores[0].seq <= seq {
+		snap := r.restores[0].snap
+		r.restores = r.restores[1:]
+		idx := snap.GetMetadata().GetIndex()
+		if err := r.sm.Restore(snap); err != nil {
+			return fmt.Errorf("restore snapshot at %d: %w", idx, err)
+		}
+		r.applied = idx
+		r.confState = proto.Clone(raftpb.EnsureConfState(snap.GetMetadata().GetConfState())).(*raftpb.ConfState)
 	}
-	r.applied, r.lastIndex = idx, idx
-	r.confState = proto.Clone(raftpb.EnsureConfState(snap.GetMetadata().GetConfState())).(*raftpb.ConfState)
 	return nil
 }
 
@@ -539,8 +564,10 @@ func (r *Replica) stepLocal(msgs []*raftpb.Message) error {
 }
 
 // Synced releases the responses of every write up to seq, which a Sync
-// started after the HandleReady that returned seq has made durable: those
-// for this replica are stepped into raft, the rest returned to be sent.
+// started after the HandleReady that returned seq has made durable: a
+// snapshot among the writes is restored into the state machine, the
+// responses for this replica are stepped into raft, the rest returned to
+// be sent.
 // Call HandleReady afterwards.
 func (r *Replica) Synced(seq uint64) ([]*raftpb.Message, error) {
 	if r.err != nil {
@@ -553,6 +580,12 @@ func (r *Replica) Synced(seq uint64) ([]*raftpb.Message, error) {
 			break
 		}
 		n++
+		// A snapshot's restore comes before its write's responses: raft
+		// applies entries after the snapshot once it hears it is written.
+		if err := r.restoreSynced(h.seq); err != nil {
+			r.fail(err)
+			return nil, r.err
+		}
 		for _, m := range h.msgs {
 			if m.GetTo() != r.id {
 				out = append(out, m)
@@ -565,6 +598,10 @@ func (r *Replica) Synced(seq uint64) ([]*raftpb.Message, error) {
 		}
 	}
 	r.held = r.held[n:]
+	if err := r.restoreSynced(seq); err != nil {
+		r.fail(err)
+		return nil, r.err
+	}
 	r.notifyLeadership()
 	return out, nil
 }

@@ -182,3 +182,83 @@ func TestHandleReadyStopsAtWriteError(t *testing.T) {
 		t.Fatalf("a failed replica applied %v", got)
 	}
 }
+
+// TestSnapshotRestoredOnlyOnceDurable: a follower sent a snapshot writes
+// it at once but restores its state machine only when the sync covering
+// the write is released. A crash in between loses the snapshot and leaves
+// the state machine where it was, so a restart over the storage with the
+// state machine's applied index works (restored early, its applied index
+// would be past the log).
+func TestSnapshotRestoredOnlyOnceDurable(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	down := tr.reps[3]
+	delete(tr.reps, 3) // messages to 3 are lost
+	for _, v := range []string{"a", "b"} {
+		if _, err := tr.reps[1].Propose(Proposal{Data: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+		tr.settleTwo()
+	}
+	applied := tr.reps[1].Applied()
+	if err := tr.stores[1].CreateSnapshot(applied, tr.reps[1].ConfState(), nil); err != nil {
+		t.Fatal(err)
+	}
+	tr.reps[3] = down
+	restores, before := tr.sms[3].restores, down.Applied()
+	var snap *raftpb.Message
+	for range 20 {
+		tr.reps[1].Tick()
+		tr.ready()
+		for id := range tr.reps {
+			tr.sync(id)
+		}
+		for _, m := range tr.inflight {
+			if m.GetTo() == 3 && m.GetType() == raftpb.MsgSnap {
+				snap = m
+			}
+		}
+		if snap != nil {
+			break
+		}
+		tr.deliver()
+	}
+	if snap == nil {
+		t.Fatal("no snapshot for 3 after 20 ticks")
+	}
+	tr.inflight = nil
+	if err := down.Step(snap); err != nil {
+		t.Fatal(err)
+	}
+	w, err := down.HandleReady()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.sms[3].restores != restores || down.Applied() != before {
+		t.Fatalf("restored (%d restores, applied %d) before the snapshot's write was synced", tr.sms[3].restores-restores, down.Applied())
+	}
+
+	// Crash: the snapshot is lost; the state machine did not move.
+	tr.stores[3].Crash()
+	e := env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := New(e, Config{ID: 3, Applied: down.Applied()}, tr.stores[3], &listSM{}); err != nil {
+		t.Fatalf("restart after the crash: %v", err)
+	}
+
+	// Without the crash, the sync releases the restore.
+	if err := tr.stores[3].ApplySnapshot(snap.GetSnapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.stores[3].Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := down.Synced(w.SyncSeq); err != nil {
+		t.Fatal(err)
+	}
+	if tr.sms[3].restores != restores+1 || down.Applied() != applied {
+		t.Fatalf("after the sync: %d restores, applied %d; want one, at %d", tr.sms[3].restores-restores, down.Applied(), applied)
+	}
+}
