@@ -111,13 +111,17 @@ func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, err
 		}
 		applied = idx
 	}
-	_, cs, err := storage.InitialState()
+	hs, cs, err := storage.InitialState()
 	if err != nil {
 		return nil, fmt.Errorf("replica %x: initial state: %w", cfg.ID, err)
 	}
 	last, err := storage.LastIndex()
 	if err != nil {
 		return nil, fmt.Errorf("replica %x: last index: %w", cfg.ID, err)
+	}
+	// The snapshot counts as committed, whatever the hard state says.
+	if err := checkApplied(applied, max(hs.GetCommit(), snap.GetMetadata().GetIndex()), last); err != nil {
+		return nil, fmt.Errorf("replica %x: %w", cfg.ID, err)
 	}
 	rn, err := raft.NewRawNode(raftConfig(e, cfg, storage, applied))
 	if err != nil {
@@ -126,6 +130,19 @@ func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, err
 	r := &Replica{id: cfg.ID, rn: rn, storage: storage, sm: sm, lastIndex: last, applied: applied, confState: cs}
 	r.notifyLeadership() // the term it restarts in
 	return r, nil
+}
+
+// checkApplied refuses what raft would panic on: a state machine applied
+// past the commit index (it is ahead of its log: the log lost writes the
+// state machine had made durable), or a commit index past the log.
+func checkApplied(applied, commit, last uint64) error {
+	switch {
+	case commit > last:
+		return fmt.Errorf("commit index %d past the last index %d", commit, last)
+	case applied > commit:
+		return fmt.Errorf("applied index %d past the commit index %d: the state machine is ahead of its log", applied, commit)
+	}
+	return nil
 }
 
 func raftConfig(e env.Env, cfg Config, storage Storage, applied uint64) *raft.Config {

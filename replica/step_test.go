@@ -262,3 +262,31 @@ func TestSnapshotRestoredOnlyOnceDurable(t *testing.T) {
 		t.Fatalf("after the sync: %d restores, applied %d; want one, at %d", tr.sms[3].restores-restores, down.Applied(), applied)
 	}
 }
+
+// TestNewChecksApplied: an applied index past the commit index (a state
+// machine ahead of its log) is an error from New, not a raft panic.
+func TestNewChecksApplied(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	hs, _, err := tr.stores[1].InitialState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := New(e, Config{ID: 1, Applied: hs.GetCommit()}, tr.stores[1], &listSM{}); err != nil {
+		t.Fatalf("applied at the commit index %d: %v", hs.GetCommit(), err)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("applied past the commit index panicked: %v", p)
+			}
+		}()
+		if _, err := New(e, Config{ID: 1, Applied: hs.GetCommit() + 1}, tr.stores[1], &listSM{}); err == nil {
+			t.Fatalf("applied %d past the commit index %d accepted", hs.GetCommit()+1, hs.GetCommit())
+		}
+	}()
+}
