@@ -2,8 +2,10 @@ package replica
 
 import (
 	"errors"
+	"fmt"
 	"github.com/cairnlog/cairn/env"
 	"go.etcd.io/raft/v3"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -279,5 +281,78 @@ func TestSchedulerDoFromWorker(t *testing.T) {
 	}
 	if err := <-outer; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// captureSync is a MemStorage whose Sync makes durable what was written
+// when it started, as a real flush does, after waiting to be released:
+// writes made meanwhile are not covered.
+type captureSync struct {
+	*MemStorage
+	gated   atomic.Bool   // until set, Syncs are plain
+	entered chan struct{} // one value per Sync started
+	block   chan struct{} // a value releases one Sync; closed, all
+}
+
+func (s *captureSync) Sync() error {
+	if !s.gated.Load() {
+		return s.MemStorage.Sync()
+	}
+	s.mu.Lock()
+	captured := s.written.frozen()
+	s.mu.Unlock()
+	s.entered <- struct{}{}
+	<-s.block
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.durable = captured
+	s.syncs++
+	return nil
+}
+
+// TestSchedulerSyncReleasesOnlyWhatItCovered: a write made while a Sync
+// is under way is not released by it: its proposal is not applied while
+// its own Sync is under way, and a crash then loses it without an answer.
+func TestSchedulerSyncReleasesOnlyWhatItCovered(t *testing.T) {
+	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 1, SyncWorkers: 1}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := &captureSync{MemStorage: NewBootstrapStorage([]uint64{1}), entered: make(chan struct{}, 64), block: make(chan struct{})}
+	defer close(st.block) // before Close: let every Sync end
+	sm := &listSM{}
+	r, err := New(testEnv(), Config{ID: 1, GroupID: 1}, st, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddGroup(1, r, st, GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	on(t, s, 1, func(r *Replica) { _ = r.Campaign() })
+	s.waitIdle()
+	var ready bool
+	on(t, s, 1, func(r *Replica) { ready = r.Leadership().Ready })
+	if !ready {
+		t.Fatal("a single voter is not a ready leader after its campaign")
+	}
+	st.gated.Store(true)
+	var a, b ProposalPoint
+	on(t, s, 1, func(r *Replica) { a, _ = r.Propose(Proposal{Data: []byte("a")}) })
+	<-st.entered // the Sync covering a is under way
+	on(t, s, 1, func(r *Replica) { b, _ = r.Propose(Proposal{Data: []byte("b")}) })
+	st.block <- struct{}{} // it ends: a is released, b is not
+	<-st.entered           // b's Sync is under way
+	// A turn of the worker (released responses, this call, then the Ready
+	// they made), then a look at what it applied.
+	on(t, s, 1, func(*Replica) {})
+	var applied []string
+	on(t, s, 1, func(*Replica) { applied = slices.Clone(sm.applied) })
+	if want := []string{fmt.Sprintf("a@%d", a.Index)}; !slices.Equal(applied, want) {
+		t.Fatalf("applied %v while b's Sync is under way, want %v", applied, want)
+	}
+	st.Crash()
+	if last, _ := st.LastIndex(); last != a.Index || b.Index != a.Index+1 {
+		t.Fatalf("last index %d after the crash, want a's %d (b at %d lost)", last, a.Index, b.Index)
 	}
 }
