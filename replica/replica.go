@@ -570,10 +570,15 @@ func (r *Replica) applyConfChange(e *raftpb.Entry) error {
 	return nil
 }
 
-// stepLocal steps responses addressed to this replica back into raft.
+// stepLocal steps responses addressed to this replica back into raft. A
+// response raft no longer has a peer for is dropped, as raft's own Node
+// does: a leader that applied its own removal gets its acknowledgement of
+// a later write back from itself.
 func (r *Replica) stepLocal(msgs []*raftpb.Message) error {
 	for _, m := range msgs {
-		if err := r.rn.Step(m); err != nil {
+		if err := r.rn.Step(m); errors.Is(err, raft.ErrStepPeerNotFound) {
+			continue
+		} else if err != nil {
 			return fmt.Errorf("step local %s: %w", m.GetType(), err)
 		}
 	}
