@@ -290,3 +290,41 @@ func TestNewChecksApplied(t *testing.T) {
 		}
 	}()
 }
+
+// TestRestartAtAppliedKeepsItsConfState: a replica reopened with
+// Config.Applied past a configuration change starts in the configuration
+// the storage recorded as of applied, not the snapshot's, since raft
+// re-applies only the changes after applied.
+func TestRestartAtAppliedKeepsItsConfState(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	ccs, err := raftpb.ConfChangesFromString("l4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.reps[1].ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs}); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	st, applied := tr.stores[2], tr.reps[2].Applied()
+	if err := st.RecordApplied(applied, tr.reps[2].ConfState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	e := env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	r, err := New(e, Config{ID: 2, Applied: applied}, st, &listSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ConfState().GetLearners(); !slices.Equal(got, []uint64{4}) {
+		t.Fatalf("reopened at %d with learners %v, want [4]", applied, got)
+	}
+	if got := r.Status().Config.Learners; len(got) != 1 {
+		t.Fatalf("raft's configuration has learners %v, want 4", got)
+	}
+}
