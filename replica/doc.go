@@ -23,8 +23,11 @@
 //
 // Advance is never called. A leader is ready (Leadership.Ready) once it has
 // applied the first entry of its term; only then does Propose run
-// PrepareProposal and propose. A failed Sync or Apply stops the replica for
-// good (ErrFailed).
+// PrepareProposal and propose. A failed Sync, write or Apply stops the
+// replica for good (ErrFailed), nothing of its Ready running after it.
+// Step refuses what no peer sends (ErrBadMessage: local-only types,
+// proposals included, and messages not addressed to it), and
+// ProposeConfChange takes one change at a time (ErrConfChangePending).
 //
 // Scheduler runs the groups of one node on a few workers: a group with
 // pending events (messages from its Sender's peers, Do calls, ticks,
