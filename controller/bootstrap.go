@@ -1,0 +1,246 @@
+package controller
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/storage/vfs"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// bootstrapIfNew gives an empty meta log the bootstrap snapshot: at index
+// 1, term 1, the initial voters, the initial state. Only a node whose
+// identity was created now may: an empty log beside an existing node.json
+// is a node that lost its meta log and must not vote as if it had never
+// voted, and a log without node.json is a directory of unknown origin.
+func (c *Controller) bootstrapIfNew() error {
+	empty, err := logIsEmpty(c.cfg.Log)
+	if err != nil {
+		return err
+	}
+	switch {
+	case empty && !c.cfg.Identity.Created:
+		return fmt.Errorf("controller: %s is empty but node.json exists: the meta log was lost", c.dir)
+	case !empty && c.cfg.Identity.Created:
+		return fmt.Errorf("controller: %s holds a meta log but node.json was missing", c.dir)
+	case !empty:
+		return nil
+	}
+	st, err := c.initialState()
+	if err != nil {
+		return err
+	}
+	data, err := (&metaState{st}).encode(0)
+	if err != nil {
+		return err
+	}
+	snap := &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{
+		Index: new(uint64(bootstrapIndex)), Term: new(uint64(1)),
+		ConfState: &raftpb.ConfState{Voters: c.voters()},
+	}}
+	if err := c.cfg.Log.ApplySnapshot(snap); err != nil {
+		return fmt.Errorf("controller: bootstrap the meta log: %w", err)
+	}
+	if err := c.cfg.Log.Sync(); err != nil {
+		return fmt.Errorf("controller: bootstrap the meta log: %w", err)
+	}
+	return nil
+}
+
+func logIsEmpty(l Log) (bool, error) {
+	snap, err := l.Snapshot()
+	if err != nil {
+		return false, fmt.Errorf("controller: read the meta log's snapshot: %w", err)
+	}
+	last, err := l.LastIndex()
+	if err != nil {
+		return false, fmt.Errorf("controller: read the meta log's last index: %w", err)
+	}
+	return snap.GetMetadata().GetIndex() == 0 && last == 0, nil
+}
+
+// initialState is a new cluster's first state: the migrated one, or the
+// initial voters ACTIVE at incarnation 1 with no topics.
+func (c *Controller) initialState() (*metav1.State, error) {
+	clusterID := c.cfg.Identity.ClusterID
+	if st := c.cfg.Bootstrap; st != nil {
+		if st.AppliedIndex != bootstrapIndex || st.ClusterId != clusterID {
+			return nil, fmt.Errorf("controller: migrated state at index %d of cluster %q, want %d of %q",
+				st.AppliedIndex, st.ClusterId, bootstrapIndex, clusterID)
+		}
+		return st, nil
+	}
+	var brokers []*metav1.Broker
+	if len(c.cfg.Peers) == 0 {
+		brokers = append(brokers, &metav1.Broker{NodeId: c.cfg.Identity.NodeID})
+	}
+	for node, addr := range c.cfg.Peers {
+		brokers = append(brokers, &metav1.Broker{NodeId: node, RaftAddr: addr})
+	}
+	st, err := meta.Bootstrap(clusterID, brokers, bootstrapIndex)
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	return st, nil
+}
+
+// restoreAtStart builds the machine from the newest usable state: the
+// meta-snapshot file when it is past the log's snapshot and covered by the
+// durable commit index (raft refuses to start applied past its commit),
+// else the log's snapshot. It returns the index the replica starts
+// applying after.
+func (c *Controller) restoreAtStart() (uint64, error) {
+	snap, err := c.cfg.Log.Snapshot()
+	if err != nil {
+		return 0, fmt.Errorf("controller: read the meta log's snapshot: %w", err)
+	}
+	hs, _, err := c.cfg.Log.InitialState()
+	if err != nil {
+		return 0, fmt.Errorf("controller: read the meta log's state: %w", err)
+	}
+	data := snap.GetData()
+	fileData, err := vfs.ReadFile(c.e.FS, c.snapshotFile())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return 0, fmt.Errorf("controller: read %s: %w", c.snapshotFile(), err)
+	default:
+		_, st, err := decodeMetaState(fileData)
+		if err != nil {
+			return 0, fmt.Errorf("controller: %s: %w", c.snapshotFile(), err)
+		}
+		idx := st.state.AppliedIndex
+		if idx > snap.GetMetadata().GetIndex() && idx <= hs.GetCommit() {
+			data = fileData
+		}
+	}
+	next, st, err := decodeMetaState(data)
+	if err != nil {
+		return 0, fmt.Errorf("controller: start state: %w", err)
+	}
+	m, err := meta.New(st.state)
+	if err != nil {
+		return 0, fmt.Errorf("controller: start state: %w", err)
+	}
+	if m.ClusterID() != c.cfg.Identity.ClusterID {
+		return 0, fmt.Errorf("%w: meta state of cluster %q, node.json says %q", ErrIdentityMismatch, m.ClusterID(), c.cfg.Identity.ClusterID)
+	}
+	c.machine, c.appliedNext, c.applied = m, next, m.AppliedIndex()
+	c.snapshotIndex = c.applied
+	return c.applied, nil
+}
+
+func (c *Controller) snapshotFile() string { return filepath.Join(c.dir, SnapshotFileName) }
+
+// metaState is a decoded snapshot's state.
+type metaState struct{ state *metav1.State }
+
+func (s *metaState) encode(nextOffset int64) ([]byte, error) {
+	m, err := meta.New(s.state)
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	b, err := m.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	return encodeSnapshot(nextOffset, b), nil
+}
+
+func decodeMetaState(data []byte) (int64, *metaState, error) {
+	next, b, err := decodeSnapshot(data)
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := meta.UnmarshalState(b)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", errBadSnapshot, err)
+	}
+	return next, &metaState{st}, nil
+}
+
+// snapshotLoop writes the meta-snapshot file and compacts the log behind
+// it whenever SnapshotEntries more entries were applied. A failure leaves
+// the log as it was (the log alone still holds everything) and is kept for
+// SnapshotErr; the next due snapshot tries again.
+func (c *Controller) snapshotLoop() {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.snapshotDue:
+		}
+		err := c.snapshot()
+		if err != nil && !errors.Is(err, ErrClosed) {
+			c.e.Logger.Error("controller: meta snapshot", "err", err)
+		}
+		c.mu.Lock()
+		c.snapshotErr = err
+		c.mu.Unlock()
+	}
+}
+
+// snapshot takes the state at the applied index on the group's worker,
+// writes it to the file off the worker (atomically: the file holds the old
+// or the new state after a crash), then compacts the log to that index,
+// so the log never lacks entries the file does not cover.
+func (c *Controller) snapshot() error {
+	var (
+		data  []byte
+		index uint64
+		cs    *raftpb.ConfState
+		err   error
+	)
+	doErr := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		// The machine runs ahead of the replica only after a start from a
+		// file past raft's applied index; compacting there would take the
+		// wrong state, so wait for the next round.
+		if index = r.Applied(); index != c.machine.AppliedIndex() || index <= c.snapshotIndex {
+			index = 0
+			return
+		}
+		var st []byte
+		if st, err = c.machine.Snapshot(); err == nil {
+			data, cs = encodeSnapshot(c.appliedNext, st), r.ConfState()
+		}
+	})
+	if err := cmp.Or(doErr, err); err != nil {
+		return mapSchedulerErr(err)
+	}
+	if index == 0 {
+		return nil
+	}
+	if err := vfs.WriteFileAtomic(c.e.FS, c.snapshotFile(), data); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	doErr = c.cfg.Scheduler.Do(GroupID, func(*replica.Replica) {
+		first, ferr := c.cfg.Log.FirstIndex()
+		if err = ferr; err != nil || index < first {
+			return // a snapshot from the leader already covers index
+		}
+		err = c.cfg.Log.CreateSnapshot(index, cs, data)
+	})
+	if err := cmp.Or(doErr, err); err != nil {
+		return fmt.Errorf("controller: compact the meta log to %d: %w", index, mapSchedulerErr(err))
+	}
+	c.mu.Lock()
+	c.snapshotIndex = max(c.snapshotIndex, index)
+	c.mu.Unlock()
+	return nil
+}
+
+// mapSchedulerErr turns the scheduler's refusals after Close into ErrClosed.
+func mapSchedulerErr(err error) error {
+	if errors.Is(err, replica.ErrUnknownGroup) || errors.Is(err, replica.ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}

@@ -1,0 +1,258 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/storage/vfs"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Commands proposed from every node (forwarded from followers) are applied
+// once, in one order: the states are byte-identical everywhere, and each
+// proposer sees its own write when Propose returns.
+func TestProposalsFromEveryNodeGiveOneState(t *testing.T) {
+	cl := newCluster(t, 3, 1000)
+	cl.leader()
+	var firstIDs []int64
+	for id := int32(1); id <= 3; id++ {
+		c := cl.nodes[id].c
+		name := fmt.Sprintf("topic-%d", id)
+		res := propose(t, c, createTopic(t, c, name, 3))
+		if len(res.GroupIds) != 3 {
+			t.Fatalf("node %d: CreateTopic gave groups %v", id, res.GroupIds)
+		}
+		if _, ok := findTopic(c.State(), name); !ok {
+			t.Fatalf("node %d: its own topic %q not applied when Propose returned", id, name)
+		}
+		propose(t, c, setConfigs(name, map[string]string{"retention.ms": strconv.Itoa(int(id) * 1000)}))
+		firstIDs = append(firstIDs, propose(t, c, allocate(id)).FirstProducerId)
+	}
+	if firstIDs[0] == firstIDs[1] || firstIDs[1] == firstIDs[2] || firstIDs[0] == firstIDs[2] {
+		t.Fatalf("producer id blocks overlap: %v", firstIDs)
+	}
+	cl.converge(cl.leader().c.Applied())
+	st := cl.nodes[2].c.State()
+	if len(st.Topics) != 3 || st.Topics[2].Configs["retention.ms"] != "3000" {
+		t.Fatalf("state %v", st.Topics)
+	}
+}
+
+// A refused command is a Result with its code on the proposer, applied
+// (as a refusal) everywhere.
+func TestRefusalIsAResult(t *testing.T) {
+	cl := newCluster(t, 3, 1000)
+	follower := cl.follower()
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	res, err := follower.c.Propose(ctx, setConfigs("missing", map[string]string{"retention.ms": "1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Code != metav1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC {
+		t.Fatalf("result %v, want UNKNOWN_TOPIC", res)
+	}
+	cl.converge(follower.c.Applied())
+}
+
+// The leader stops: the others elect a new one, and proposals from both
+// (one forwarded) keep working; the old leader restarted catches up.
+func TestLeaderLossThenProposalsContinue(t *testing.T) {
+	cl := newCluster(t, 3, 1000)
+	old := cl.leader()
+	propose(t, old.c, createTopic(t, old.c, "before", 1))
+	cl.stop(old.id)
+	// A proposal forwarded to the stopped leader has an unknown fate
+	// (ErrTimeout); once the others agree on a new leader, proposals work.
+	cl.leader()
+	for _, n := range cl.nodes {
+		name := fmt.Sprintf("after-%d", n.id)
+		propose(t, n.c, createTopic(t, n.c, name, 1))
+		propose(t, n.c, allocate(n.id))
+	}
+	if cl.leader().id == old.id {
+		t.Fatal("the stopped node still leads")
+	}
+	restarted := cl.start(old.id)
+	cl.converge(cl.leader().c.Applied())
+	if got := len(restarted.c.State().Topics); got != 3 {
+		t.Fatalf("restarted node has %d topics, want 3", got)
+	}
+}
+
+// A follower stopped while the leader snapshots and compacts its log gets
+// the leader's snapshot when it comes back, and then the entries after it.
+func TestFarBehindFollowerGetsTheSnapshot(t *testing.T) {
+	cl := newCluster(t, 3, 4)
+	lead := cl.leader()
+	lagging := cl.follower()
+	cl.stop(lagging.id)
+	for i := range 12 {
+		propose(t, lead.c, allocate(lead.id))
+		if i == 5 {
+			propose(t, lead.c, createTopic(t, lead.c, "while-away", 2))
+		}
+	}
+	waitFor(t, "the leader compacts its log", func() bool {
+		first, _ := cl.logs[lead.id].FirstIndex()
+		return first > 10
+	})
+	if err := lead.c.SnapshotErr(); err != nil {
+		t.Fatal(err)
+	}
+	back := cl.start(lagging.id)
+	cl.converge(lead.c.Applied())
+	if back.c.Restores() == 0 {
+		t.Fatal("the follower caught up without the leader's snapshot")
+	}
+	propose(t, back.c, createTopic(t, back.c, "after-snapshot", 1))
+	cl.converge(back.c.Applied())
+}
+
+// A single node bootstraps a one-voter group, writes meta-snapshot files
+// and restarts from its directory with the same state.
+func TestSingleNodeRestartsFromItsDirectory(t *testing.T) {
+	fs := vfs.NewMem()
+	log := replica.NewMemStorage()
+	open := func() (*Controller, *replica.Scheduler) {
+		e := testEnv(fs, 1)
+		ident, err := OpenIdentity(fs, "/data", 1, "")
+		if errors.Is(err, ErrNoIdentity) {
+			clusterID, cerr := NewClusterID(e)
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			ident, err = OpenIdentity(fs, "/data", 1, clusterID)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1}, noSender{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: log, Scheduler: s, SnapshotEntries: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, s
+	}
+	c, s := open()
+	propose(t, c, createTopic(t, c, "kept", 2))
+	for range 8 {
+		propose(t, c, allocate(1))
+	}
+	waitFor(t, "a meta-snapshot file past index 6", func() bool {
+		data, err := vfs.ReadFile(fs, "/data/meta/meta-snapshot")
+		if err != nil {
+			return false
+		}
+		_, st, err := decodeMetaState(data)
+		return err == nil && st.state.AppliedIndex > 6
+	})
+	want := c.State()
+	c.Close()
+	s.Close()
+	log.Crash()
+
+	c, s = open()
+	defer s.Close()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	if err := c.WaitApplied(ctx, want.AppliedIndex); err != nil {
+		t.Fatal(err)
+	}
+	got := c.State()
+	// The restarted node applies its new term's empty entry on top, which
+	// moves only the applied index.
+	got.AppliedIndex, want.AppliedIndex = 0, 0
+	if !proto.Equal(got, want) {
+		t.Fatalf("restarted state\n%v\nwant\n%v", got, want)
+	}
+	if res := propose(t, c, allocate(1)); res.FirstProducerId != 8*meta.ProducerIDBlock {
+		t.Fatalf("after 8 blocks the next starts at %d", res.FirstProducerId)
+	}
+}
+
+type noSender struct{}
+
+func (noSender) Send(uint64, []*raftpb.Message) {}
+
+// A legacy single node's cluster.json and topics.json become the first
+// state of its one-voter meta group, cluster id and topics kept.
+func TestLegacyDirectoryBootstrapsTheMetaGroup(t *testing.T) {
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/data"); err != nil {
+		t.Fatal(err)
+	}
+	self := &metav1.Broker{NodeId: 1}
+	if _, err := MigrateLegacyDir(fs, "/data", self); !errors.Is(err, ErrNoLegacy) {
+		t.Fatalf("empty directory: %v, want ErrNoLegacy", err)
+	}
+	files := map[string]string{
+		"cluster.json": `{"version":1,"cluster_id":"c-legacy","next_producer_id":3000}`,
+		"topics.json":  `{"version":1,"topics":[{"name":"orders","id":"AAAAAAAAAAAAAAAAAAAAAQ","partitions":2}]}`,
+	}
+	for name, body := range files {
+		if err := vfs.WriteFileAtomic(fs, "/data/"+name, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := MigrateLegacyDir(fs, "/data", self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := testEnv(fs, 1)
+	ident, err := OpenIdentity(fs, "/data", 1, st.ClusterId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1}, noSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: replica.NewMemStorage(), Scheduler: s, Bootstrap: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if res := propose(t, c, allocate(1)); res.FirstProducerId != 3000 {
+		t.Fatalf("first producer id %d, want 3000 (after the legacy block)", res.FirstProducerId)
+	}
+	got := c.State()
+	if got.ClusterId != "c-legacy" || len(got.Topics) != 1 || len(got.Topics[0].Partitions) != 2 {
+		t.Fatalf("state %v", got)
+	}
+}
+
+// An empty meta log beside an existing node.json is a node that lost its
+// log: it must not bootstrap and vote as new.
+func TestOpenRefusesALostMetaLog(t *testing.T) {
+	fs := vfs.NewMem()
+	e := testEnv(fs, 1)
+	if _, err := OpenIdentity(fs, "/data", 1, "c"); err != nil {
+		t.Fatal(err)
+	}
+	ident, err := OpenIdentity(fs, "/data", 1, "c") // the restart: node.json exists
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1}, noSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: replica.NewMemStorage(), Scheduler: s}); err == nil {
+		c.Close()
+		t.Fatal("opened an empty meta log under an existing identity")
+	}
+}
