@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
@@ -121,6 +123,7 @@ func TestFarBehindFollowerGetsTheSnapshot(t *testing.T) {
 func TestSingleNodeRestartsFromItsDirectory(t *testing.T) {
 	fs := vfs.NewMem()
 	log := replica.NewMemStorage()
+	var notified atomic.Uint64 // OnApplied's last index
 	open := func() (*Controller, *replica.Scheduler) {
 		e := testEnv(fs, 1)
 		ident, err := OpenIdentity(fs, "/data", 1, "")
@@ -138,7 +141,8 @@ func TestSingleNodeRestartsFromItsDirectory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: log, Scheduler: s, SnapshotEntries: 3})
+		c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: log, Scheduler: s, SnapshotEntries: 3,
+			OnApplied: func(index uint64) { notified.Store(index) }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,6 +162,8 @@ func TestSingleNodeRestartsFromItsDirectory(t *testing.T) {
 		return err == nil && st.state.AppliedIndex > 6
 	})
 	want := c.State()
+	// OnApplied runs after the proposer was answered, on the worker.
+	waitFor(t, "OnApplied told of the applied index", func() bool { return notified.Load() == want.AppliedIndex })
 	c.Close()
 	s.Close()
 	log.Crash()
@@ -254,5 +260,69 @@ func TestOpenRefusesALostMetaLog(t *testing.T) {
 	if c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: replica.NewMemStorage(), Scheduler: s}); err == nil {
 		c.Close()
 		t.Fatal("opened an empty meta log under an existing identity")
+	}
+}
+
+// Proposals made at once from every node each get their own Result: no
+// waiter is answered with another proposal's, no producer id block is
+// handed out twice.
+func TestConcurrentProposalsFromEveryNode(t *testing.T) {
+	cl := newCluster(t, 3, 8)
+	cl.leader()
+	const perNode = 10
+	type answer struct {
+		first int64
+		err   error
+	}
+	answers := make(chan answer, 3*perNode)
+	for _, n := range cl.nodes {
+		for range perNode {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+				defer cancel()
+				res, err := n.c.Propose(ctx, allocate(n.id))
+				if err == nil {
+					err = meta.ResultError(res)
+				}
+				answers <- answer{res.GetFirstProducerId(), err}
+			}()
+		}
+	}
+	seen := map[int64]bool{}
+	for range 3 * perNode {
+		a := <-answers
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if seen[a.first] || a.first%meta.ProducerIDBlock != 0 {
+			t.Fatalf("block %d handed out twice or misaligned", a.first)
+		}
+		seen[a.first] = true
+	}
+	cl.converge(cl.leader().c.Applied())
+	if next := cl.nodes[1].c.State().NextProducerId; next != 3*perNode*meta.ProducerIDBlock {
+		t.Fatalf("next producer id %d after %d blocks", next, 3*perNode)
+	}
+}
+
+// With no quorum a proposal fails within ProposeTimeout: ErrNotController
+// when it was never proposed, ErrTimeout when its fate is unknown.
+func TestProposalWithoutQuorumIsBounded(t *testing.T) {
+	cl := newCluster(t, 3, 1000)
+	propose(t, cl.leader().c, allocate(1))
+	for id := range cl.nodes {
+		cl.stop(id)
+	}
+	cl.proposeTimeout = 500 * time.Millisecond
+	survivor := cl.start(2) // alone: it never learns of a leader
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	_, err := survivor.c.Propose(ctx, allocate(survivor.id))
+	if !errors.Is(err, ErrNotController) && !errors.Is(err, ErrTimeout) {
+		t.Fatalf("propose without a quorum: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("took %v with a 500 ms timeout", took)
 	}
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -34,6 +35,8 @@ type cluster struct {
 	logs    map[int32]*replica.MemStorage
 	nodes   map[int32]*node
 	entries uint64 // Config.SnapshotEntries
+	// proposeTimeout is Config.ProposeTimeout (10 s when 0).
+	proposeTimeout time.Duration
 }
 
 type node struct {
@@ -122,7 +125,7 @@ func (cl *cluster) start(id int32) *node {
 	c, err := Open(Config{
 		Env: e, DataDir: cl.dir(id), Identity: ident, Peers: cl.peers,
 		Log: cl.logs[id], Scheduler: s, Transport: tcp, SnapshotEntries: cl.entries,
-		ProposeTimeout: 10 * time.Second,
+		ProposeTimeout: cmp.Or(cl.proposeTimeout, 10*time.Second),
 	})
 	if err != nil {
 		s.Close()
