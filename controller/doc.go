@@ -5,7 +5,8 @@
 //
 // It is not wired into the server yet, and the meta log is any Log (a
 // replica.Storage that can compact behind a snapshot): raftlog over
-// <data>/meta/ once it has a write side, replica.MemStorage in tests.
+// <data>/meta/ once it installs snapshots and adapts to replica.Storage,
+// replica.MemStorage in tests.
 //
 // # The log and the machine
 //

@@ -156,6 +156,21 @@ func TestBookCompact(t *testing.T) {
 	}
 }
 
+// TestBookNoop checks that an empty entry in the middle of a term (raft's
+// stand-in for a refused conf change) keeps the term and is no boundary.
+func TestBookNoop(t *testing.T) {
+	b := testBook(t, append(history(), &Entry{Index: 19, Term: 5, Kind: KindNoop, NextOffset: 700})...)
+	if term, _ := b.term(19); term != 5 {
+		t.Errorf("term(19) = %d, want 5", term)
+	}
+	if n := len(b.terms); b.terms[n-1].Index != 16 {
+		t.Errorf("last term boundary %+v, want the one at 16", b.terms[n-1])
+	}
+	if e, ok := b.nonDataAt(19); !ok || e.Kind != KindNoop {
+		t.Errorf("nonDataAt(19) = %+v, %v", e, ok)
+	}
+}
+
 // TestBookRefuses lists records that contradict what came before: each is
 // corruption of raft-meta.
 func TestBookRefuses(t *testing.T) {
@@ -171,6 +186,7 @@ func TestBookRefuses(t *testing.T) {
 		{"entry at a known index", &Entry{Index: 18, Term: 5, Kind: KindCommand, NextOffset: 700}, "already known"},
 		{"empty entry not starting a later term", &Entry{Index: 19, Term: 5, Kind: KindEmpty, NextOffset: 700}, "does not start a term"},
 		{"entry in another term than its index's", &Entry{Index: 19, Term: 4, Kind: KindCommand, NextOffset: 700}, "in term 5"},
+		{"no-op raising the term", &Entry{Index: 19, Term: 6, Kind: KindNoop, NextOffset: 700}, "in term 5"},
 		{"entry at the offset of an anchored batch", &Entry{Index: 19, Term: 5, Kind: KindCommand, NextOffset: 600}, "not after the batch"},
 		{"truncate into the snapshot", &Truncate{Index: 10, NextOffset: 500}, "at or below the snapshot"},
 		{"anchor at or below the last anchor", &Anchor{Index: 18, Offset: 700}, "after anchor"},

@@ -7,13 +7,45 @@
 // non-data entry, and their term is the batch's PartitionLeaderEpoch
 // (docs/design/replication.md §1).
 //
-// So far the package holds the two file formats, their codecs, the
-// in-memory bookkeeping (term boundaries, non-data entries, anchors) and
-// the locator that counts entries forward from the bookkeeping over the
-// stored batch headers (locate.go), and the read side of raft.Storage
-// over a recovered storage.Log (Log: Entries, Term, FirstIndex,
-// LastIndex, answering as raft.MemoryStorage does, and OffsetOf). Open, recovery, the
-// write side and snapshots come on top of them.
+// The package holds the two file formats and their codecs, the in-memory
+// bookkeeping (term boundaries, non-data entries, anchors), the locator
+// that counts entries forward over the stored batch headers (locate.go),
+// and Log: Create and Open with recovery (open.go), the read side of
+// raft.Storage answering as raft.MemoryStorage does (log.go), and the
+// write side (write.go: Append with conflict truncation, SetHardState,
+// RecordApplied, Sync, Checkpoint), whose entries are checked and
+// classified by classify.go; Compact and Snapshot (compact.go) move and
+// describe the compaction point, so Log is a raft.Storage; Checkpoint
+// rewrites raft-meta with its live records when it grew well past them
+// (rewrite.go). Installing a snapshot (ApplySnapshot), the snapshot
+// descriptor carried in its data and legacy directories come next.
+//
+// # Durability
+//
+// Append writes without syncing. Sync, which may run on a flusher
+// concurrently with the write side, syncs the segments, then raft-meta,
+// then rewrites raft-state if the term or vote changed: after it returns,
+// every entry appended and the hard state set before the call survive a
+// crash. A conflicting Append cuts the segments (storage.TruncateSuffix
+// syncs), then writes and syncs a Truncate record, before writing the new
+// entries. A non-data Entry record is synced before any batch written
+// after it: each file keeps its own prefix of what was not synced, and
+// batches kept without the non-data entry before them would be counted
+// one index too low, which no epoch check sees within a term.
+// Checkpoint appends an Anchor for the last data entry, syncs,
+// checkpoints the segments and rewrites raft-state (applied index,
+// ConfState, raft-meta's synced size) when something changed, so the next
+// Open walks only what was appended after it. A failed write or sync
+// makes the Log failed (storage.ErrFailed) until reopened.
+//
+// Open recovers: storage.Open, raft-state, raft-meta up to its recovery
+// point (a torn tail after it is cut), then a walk from the last anchor
+// below the segments' end that stops at the first entry the segments and
+// raft-meta disagree about; the rest is cut as a conflict is. Because the
+// segments are synced before raft-meta and a truncation cuts the segments
+// before its record is written, what a crash leaves is always a prefix of
+// a log that existed, and the walk finds where it ends. An applied entry
+// missing is corruption.
 // Files are read and written through storage/vfs only.
 //
 // # Formats
@@ -72,7 +104,8 @@
 //
 //	1 Entry     index u64, term u64, kind u8, next offset i64, data length u32, data
 //	            a non-data entry; kind 0 empty (a new leader's first entry),
-//	            1 ConfChange, 2 ConfChangeV2, 3 partition command
+//	            1 ConfChange, 2 ConfChangeV2, 3 partition command,
+//	            4 no-op (an empty normal entry in the middle of a term)
 //	2 Truncate  index u64, next offset i64
 //	            entries and anchors at or above index are void; the
 //	            segments were cut to next offset
@@ -107,8 +140,16 @@
 //
 // Every term starts with its leader's empty entry, and by Log Matching
 // that entry precedes every other entry of the term in every log that has
-// one. So the empty entries kept in raft-meta, plus the term history in
+// one. So the kind 0 entries kept in raft-meta, plus the term history in
 // the Snapshot record, are exactly the term boundaries, and the term of
 // any entry is that of the last boundary at or below its index: a binary
 // search in memory (book.term).
+//
+// Not every empty entry starts a term: raft v3.7 replaces a conf change
+// it refuses by an empty normal entry (with its Type set) in the middle
+// of a term. The write side classifies an empty entry by its term: above
+// the term in force it starts a term (kind 0), equal to it it is a no-op
+// (kind 4). Each kind goes back to raft as raft made it (Type unset for
+// kind 0, EntryNormal for kind 4); an entry of another shape, which raft
+// never makes, is refused rather than stored differently.
 package raftlog

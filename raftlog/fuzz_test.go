@@ -3,10 +3,12 @@ package raftlog
 import (
 	"bytes"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 
 	"github.com/cairnlog/cairn/storage"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // FuzzRaftState checks that decoding arbitrary bytes never panics, that
@@ -102,4 +104,94 @@ func FuzzRaftMeta(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzOpen replaces raft-meta beside a log's segments with arbitrary
+// bytes (and raft-state's recovery point with an arbitrary one) and
+// checks that Open never panics, and that when it succeeds the log is
+// readable whole, reaches the applied index, and opens again to the same
+// end: recovery, including its cuts, is idempotent.
+func FuzzOpen(f *testing.F) {
+	base := vfs.NewMem()
+	l := createLog(f, base)
+	m := newModel(f)
+	ents, _, _ := m.build(f, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 30},
+		{kind: 'c', term: 3}, {kind: 'd', term: 3, records: 1, valueBytes: 5}, {kind: 'e', term: 4}, {kind: 'n', term: 4},
+		{kind: 'd', term: 4, records: 3, valueBytes: 9}})
+	if err := l.Append(ents, 0); err != nil {
+		f.Fatal(err)
+	}
+	if err := l.Checkpoint(); err != nil {
+		f.Fatal(err)
+	}
+	l.Close()
+	meta, err := vfs.ReadFile(base, "p/raft-meta")
+	if err != nil {
+		f.Fatal(err)
+	}
+	state, err := ReadState(base, "p/raft-state")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(meta, state.MetaRecoveryPoint)
+	f.Add(meta[:len(meta)-5], int64(metaHeaderBytes))
+	f.Add(meta[:metaHeaderBytes+30], int64(0))
+	f.Fuzz(func(t *testing.T, input []byte, synced int64) {
+		fsys := vfs.NewMem()
+		if err := copyDir(base, fsys, "p"); err != nil {
+			t.Fatal(err)
+		}
+		s := state
+		s.MetaRecoveryPoint = max(synced, 0)
+		if err := WriteState(fsys, "p/raft-state", s); err != nil {
+			t.Fatal(err)
+		}
+		if err := vfs.WriteFileAtomic(fsys, "p/raft-meta", input); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Open(fsys, "p", testCfg, 0)
+		if err != nil {
+			return
+		}
+		first, _ := l.FirstIndex()
+		last, _ := l.LastIndex()
+		if last < s.Applied {
+			t.Fatalf("opened up to %d below the applied index %d", last, s.Applied)
+		}
+		if last >= first {
+			if _, err := l.Entries(first, last+1, math.MaxUint64); err != nil {
+				t.Fatalf("Entries [%d, %d]: %v", first, last, err)
+			}
+		}
+		l.Close()
+		again, err := Open(fsys, "p", testCfg, 0)
+		if err != nil {
+			t.Fatalf("second open: %v", err)
+		}
+		defer again.Close()
+		if got, _ := again.LastIndex(); got != last {
+			t.Fatalf("second open up to %d, first up to %d", got, last)
+		}
+	})
+}
+
+// copyDir copies the files of dir from one filesystem to another.
+func copyDir(from, to vfs.FS, dir string) error {
+	names, err := from.List(dir)
+	if err != nil {
+		return err
+	}
+	if err := to.MkdirAll(dir); err != nil {
+		return err
+	}
+	for _, name := range names {
+		b, err := vfs.ReadFile(from, dir+"/"+name)
+		if err != nil {
+			return err
+		}
+		if err := vfs.WriteFileAtomic(to, dir+"/"+name, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -171,6 +171,52 @@ func offsetOf(b *book, src headerSource, i uint64) (int64, bool, error) {
 	return nextOffsetAfter(found[0]), true, nil
 }
 
+// walkEnd is where a count to the end of the log stopped.
+type walkEnd struct {
+	// Position is the entry after the last one found and the offset it
+	// begins at.
+	Position
+	// mismatch says why the count stopped before the end of the segments
+	// (it wraps errLogMismatch); nil when it reached their end.
+	mismatch error
+	// fine are in-memory anchors placed every fineAnchorBytes on the way.
+	fine []Anchor
+	// lastData is the last data entry found (zero Index when none).
+	lastData Position
+}
+
+// walkToEnd counts entries from a known position to the end of the log,
+// or to the first entry the segments and the book disagree about. Other
+// errors (a failed read, a batch header that does not parse) are returned
+// as such: they are no reason to cut anything.
+func walkToEnd(b *book, src headerSource, from Position) (walkEnd, error) {
+	w := newWalker(b, src, from)
+	var end walkEnd
+	var since int64
+	for {
+		e, more, err := w.step()
+		if errors.Is(err, errLogMismatch) {
+			end.mismatch = err
+			break
+		}
+		if err != nil {
+			return walkEnd{}, err
+		}
+		if !more {
+			break
+		}
+		if e.NonData == nil {
+			end.lastData = Position{Index: e.Index, Offset: e.Offset}
+			if since >= fineAnchorBytes {
+				end.fine, since = append(end.fine, Anchor{Index: e.Index, Offset: e.Offset}), 0
+			}
+			since += int64(e.Header.TotalBytes())
+		}
+	}
+	end.Position = Position{Index: w.index, Offset: w.offset}
+	return end, nil
+}
+
 // errBeyondEnd: an index after the entry following the last one.
 var errBeyondEnd = errors.New("raftlog: index beyond the end of the log")
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -12,42 +13,76 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // Log is a partition's Raft log: its segments (data entries, one
-// RecordBatch each) and the bookkeeping of raft-meta (everything else).
-// So far it answers the read side of raft.Storage over a log already
-// recovered; it has no write side yet, so it does not change after
-// newLog and is safe for concurrent readers.
+// RecordBatch each), the bookkeeping of raft-meta (everything else) and
+// the hard state of raft-state.
+//
+// Concurrency: the write side (Append, SetHardState, RecordApplied,
+// Checkpoint, Close) runs on one goroutine, the group's Raft goroutine.
+// Sync may run concurrently with it on another (the flusher), and the
+// read side (Entries, Term, FirstIndex, LastIndex, OffsetOf,
+// InitialState) concurrently with both. Readers hold mu shared for a
+// whole call, since they walk the bookkeeping while they read segments;
+// the write side takes it exclusively only to change memory, never across
+// file I/O.
 type Log struct {
 	storage *storage.Log
-	book    *book
+	fs      vfs.FS
+	dir     string
+	// meta is raft-meta open for appending. Only the write side writes
+	// it; Sync fsyncs it, possibly concurrently.
+	meta vfs.File
+
+	mu   sync.RWMutex
+	book *book
 	// last is the index of the last entry (the snapshot index when there
 	// is none above it).
 	last uint64
+	// metaWritten is the size of raft-meta as written.
+	metaWritten int64
+	// want is the raft-state the next Sync or Checkpoint may write: the
+	// hard state set, the applied index and ConfState recorded.
+	want State
+	// failure is set once a write or sync failed part-way: what is on disk
+	// is unknown until a reopen recovers it. It wraps storage.ErrFailed.
+	failure error
+
+	// w is the write side's own state (the Raft goroutine only).
+	w writer
+
+	// syncMu serializes Sync, Checkpoint and every fsync of raft-meta, and
+	// guards the fields below. Lock order: syncMu, then mu.
+	syncMu sync.Mutex
+	// persisted is the raft-state last written.
+	persisted State
+	// metaSynced is how much of raft-meta is known synced, and
+	// metaGeneration the generation of the file open as meta (replaced by
+	// a rewrite).
+	metaSynced     int64
+	metaGeneration uint32
 }
 
-// newLog builds a Log over segments and the bookkeeping read from
-// raft-meta, counting forward from the last known position to find the
-// last entry. Segments that disagree with the bookkeeping are
-// errLogMismatch: cutting them back is recovery's business, not this.
+// newLog builds a read-only Log over segments and the bookkeeping read
+// from raft-meta, counting forward from the last known position to find
+// the last entry. Segments that disagree with the bookkeeping are
+// errLogMismatch: cutting them back is recovery's business (Open), not
+// this.
 func newLog(st *storage.Log, b *book) (*Log, error) {
-	l := &Log{storage: st, book: b}
 	pos, ok := b.start(math.MaxUint64)
 	if !ok {
 		return nil, fmt.Errorf("raftlog: no entry can follow the snapshot at %d", b.snapshot.Index)
 	}
-	w := newWalker(b, l.headerReader(), pos)
-	for {
-		_, more, err := w.step()
-		if err != nil {
-			return nil, fmt.Errorf("find the last entry: %w", err)
-		}
-		if !more {
-			break
-		}
+	end, err := walkToEnd(b, &batchReader{log: st, readBytes: headerReadBytes}, pos)
+	if err != nil {
+		return nil, fmt.Errorf("find the last entry: %w", err)
 	}
-	l.last = w.index - 1
+	if end.mismatch != nil {
+		return nil, fmt.Errorf("find the last entry: %w", end.mismatch)
+	}
+	l := &Log{storage: st, book: b, last: end.Index - 1}
 	if known := b.lastIndex(); known > l.last {
 		return nil, fmt.Errorf("raft-meta knows entry %d, the segments end at entry %d: %w", known, l.last, errLogMismatch)
 	}
@@ -55,15 +90,25 @@ func newLog(st *storage.Log, b *book) (*Log, error) {
 }
 
 // FirstIndex is the first entry not compacted into the snapshot.
-func (l *Log) FirstIndex() (uint64, error) { return l.book.snapshot.Index + 1, nil }
+func (l *Log) FirstIndex() (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.book.snapshot.Index + 1, nil
+}
 
 // LastIndex is the index of the last entry.
-func (l *Log) LastIndex() (uint64, error) { return l.last, nil }
+func (l *Log) LastIndex() (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.last, nil
+}
 
 // Term returns the term of entry i, answered from memory: for i in
 // [FirstIndex-1, LastIndex]; below, raft.ErrCompacted; above,
 // raft.ErrUnavailable (as raft.MemoryStorage answers).
 func (l *Log) Term(i uint64) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if i > l.last {
 		return 0, raft.ErrUnavailable
 	}
@@ -79,6 +124,8 @@ func (l *Log) Term(i uint64) (uint64, error) {
 // after the last the log end. raft.ErrCompacted at or below the snapshot
 // index, raft.ErrUnavailable past the entry after the last.
 func (l *Log) OffsetOf(i uint64) (int64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if i > l.last+1 {
 		return 0, fmt.Errorf("offset of entry %d after the last entry %d: %w", i, l.last, raft.ErrUnavailable)
 	}
@@ -99,6 +146,8 @@ func (l *Log) OffsetOf(i uint64) (int64, error) {
 // at least one (raft's rule). Each entry's Data is its own copy: raft may
 // keep it and hand it to the transport.
 func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if lo <= l.book.snapshot.Index {
 		return nil, raft.ErrCompacted
 	}
@@ -222,9 +271,11 @@ func (r *batchReader) whole(offset int64) ([]byte, error) {
 	return nil, fmt.Errorf("batch at offset %d not in the chunk read: %w", offset, errLogMismatch)
 }
 
-// nonDataEntry is the raft entry kept as raft-meta Entry record e. Like
-// the entries raft itself makes, only a conf change carries its Type (a
-// normal entry leaves it unset), so sizes match raft's own accounting.
+// nonDataEntry is the raft entry kept as raft-meta Entry record e, as
+// raft made it: a conf change and a no-op (raft's stand-in for a refused
+// conf change) carry their Type, the other normal entries leave it unset,
+// so the entry goes back to raft intact and sizes match raft's own
+// accounting.
 func nonDataEntry(e *Entry) *raftpb.Entry {
 	ent := &raftpb.Entry{Term: proto.Uint64(e.Term), Index: proto.Uint64(e.Index)}
 	switch e.Kind {
@@ -232,6 +283,8 @@ func nonDataEntry(e *Entry) *raftpb.Entry {
 		ent.Type = raftpb.EntryConfChange.Enum()
 	case KindConfChangeV2:
 		ent.Type = raftpb.EntryConfChangeV2.Enum()
+	case KindNoop:
+		ent.Type = raftpb.EntryNormal.Enum()
 	}
 	if len(e.Data) > 0 {
 		ent.Data = append([]byte(nil), e.Data...)

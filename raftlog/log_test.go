@@ -35,7 +35,8 @@ type twin struct {
 
 // spec is one entry to append: kind 'e' empty (starts a term), 'd' data
 // (records records of valueBytes), 'c' conf change, 'v' conf change v2,
-// 'm' partition command.
+// 'm' partition command, 'n' no-op (raft's stand-in for a refused conf
+// change: empty, mid-term, Type set).
 type spec struct {
 	kind       byte
 	term       uint64
@@ -108,7 +109,7 @@ func (tw *twin) appendOne(index uint64, s spec) *raftpb.Entry {
 	tw.offsets[index] = next
 	e := &Entry{Index: index, Term: s.term, NextOffset: next}
 	// The entry as raft makes it, built here rather than by the code
-	// under test: only conf changes carry a Type.
+	// under test: only conf changes and no-ops carry a Type.
 	ent := &raftpb.Entry{Term: proto.Uint64(s.term), Index: proto.Uint64(index)}
 	switch s.kind {
 	case 'd':
@@ -130,6 +131,9 @@ func (tw *twin) appendOne(index uint64, s spec) *raftpb.Entry {
 		ent.Type = raftpb.EntryConfChangeV2.Enum()
 	case 'm':
 		e.Kind, e.Data = KindCommand, []byte{0x81, 0, 0, 0, 0, 0, 0, 0, 7}
+	case 'n':
+		e.Kind = KindNoop
+		ent.Type = raftpb.EntryNormal.Enum()
 	}
 	tw.apply(e)
 	ent.Data = bytes.Clone(e.Data)
@@ -265,9 +269,9 @@ func mixedOn(t *testing.T, fsys vfs.FS) *twin {
 	return tw
 }
 
-// mixed appends entries 11..24 of terms 3, 5 and 7 above a snapshot at
+// mixed appends entries 11..25 of terms 3, 5 and 7 above a snapshot at
 // 10: data of varied sizes between empty entries, conf changes and a
-// command, spread over several segments.
+// command and a no-op, spread over several segments.
 func mixed(t *testing.T) *twin {
 	return mixedOn(t, vfs.NewMem())
 }
@@ -281,6 +285,7 @@ var mixedSpecs = []spec{
 	spec{kind: 'e', term: 5},
 	spec{kind: 'd', term: 5, records: 2, valueBytes: 300},
 	spec{kind: 'd', term: 5, records: 1, valueBytes: 1},
+	spec{kind: 'n', term: 5},
 	spec{kind: 'm', term: 5},
 	spec{kind: 'd', term: 5, records: 4, valueBytes: 70},
 	spec{kind: 'd', term: 5, records: 1, valueBytes: 900},
@@ -295,11 +300,11 @@ func TestEntriesReadFailure(t *testing.T) {
 	efs := vfs.NewErrorFS(vfs.NewMem())
 	tw := mixedOn(t, efs)
 	l := tw.log()
-	want, _ := tw.mem.Entries(11, 25, math.MaxUint64)
+	want, _ := tw.mem.Entries(11, 26, math.MaxUint64)
 	failed := 0
 	for after := 0; after < 100; after++ {
 		remove := efs.Inject(vfs.Rule{Op: vfs.OpRead, PathContains: ".log", Err: syscall.EIO, After: after})
-		got, err := l.Entries(11, 25, math.MaxUint64)
+		got, err := l.Entries(11, 26, math.MaxUint64)
 		remove()
 		if err == nil {
 			if !sameEntries(got, want) {
@@ -353,7 +358,7 @@ func TestConformanceDataRightAfterSnapshot(t *testing.T) {
 func TestEntriesDataIsACopy(t *testing.T) {
 	tw := mixed(t)
 	l := tw.log()
-	ents, err := l.Entries(12, 25, math.MaxUint64)
+	ents, err := l.Entries(12, 26, math.MaxUint64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,8 +367,8 @@ func TestEntriesDataIsACopy(t *testing.T) {
 			e.Data[k] ^= 0xff
 		}
 	}
-	want, _ := tw.mem.Entries(12, 25, math.MaxUint64)
-	again, err := l.Entries(12, 25, math.MaxUint64)
+	want, _ := tw.mem.Entries(12, 26, math.MaxUint64)
+	again, err := l.Entries(12, 26, math.MaxUint64)
 	if err != nil || !sameEntries(again, want) {
 		t.Errorf("after changing returned data, Entries = %s, %v; want %s", show(again), err, show(want))
 	}
@@ -371,8 +376,8 @@ func TestEntriesDataIsACopy(t *testing.T) {
 
 func TestNewLogRefusesBookPastSegments(t *testing.T) {
 	tw := mixed(t)
-	// raft-meta names entry 26 after offset 10000, far past the segments.
-	tw.apply(&Entry{Index: 26, Term: 7, Kind: KindCommand, NextOffset: 10000, Data: []byte{0x81}})
+	// raft-meta names entry 27 after offset 10000, far past the segments.
+	tw.apply(&Entry{Index: 27, Term: 7, Kind: KindCommand, NextOffset: 10000, Data: []byte{0x81}})
 	if _, err := newLog(tw.st, tw.b); !errors.Is(err, errLogMismatch) {
 		t.Errorf("newLog: %v, want errLogMismatch", err)
 	}
@@ -391,15 +396,15 @@ func TestNewLogRefusesWrongEpoch(t *testing.T) {
 }
 
 func TestEntriesSegmentsCutUnderneath(t *testing.T) {
-	// The segments lose their last batch (entry 24) behind the Log's back:
+	// The segments lose their last batch (entry 25) behind the Log's back:
 	// Entries reports the disagreement rather than returning fewer entries
 	// as if a size limit had stopped it.
 	tw := mixed(t)
 	l := tw.log()
-	if err := tw.st.TruncateSuffix(tw.offsets[24]); err != nil {
+	if err := tw.st.TruncateSuffix(tw.offsets[25]); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := l.Entries(17, 25, math.MaxUint64); !errors.Is(err, errLogMismatch) {
+	if got, err := l.Entries(17, 26, math.MaxUint64); !errors.Is(err, errLogMismatch) {
 		t.Errorf("Entries = %s, %v; want errLogMismatch", show(got), err)
 	}
 }
@@ -412,7 +417,7 @@ func TestConformanceRandomLogs(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed))
 			tw := newTwin(t, 10, 2)
 			term := uint64(2)
-			kinds := []byte{'d', 'd', 'd', 'd', 'c', 'v', 'm'}
+			kinds := []byte{'d', 'd', 'd', 'd', 'c', 'v', 'm', 'n'}
 			for round := range 3 {
 				first := tw.last + 1
 				if round > 0 {

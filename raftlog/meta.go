@@ -42,8 +42,12 @@ const (
 	KindConfChange   EntryKind = 1
 	KindConfChangeV2 EntryKind = 2
 	// KindCommand is a partition command (Data[0] >= 0x80).
-	KindCommand  EntryKind = 3
-	entryKindMax           = KindCommand
+	KindCommand EntryKind = 3
+	// KindNoop is an empty normal entry in the middle of a term: raft
+	// replaces a conf change it refuses by one (design §1.5). It carries
+	// the term already in force and an explicit Type, as raft makes it.
+	KindNoop     EntryKind = 4
+	entryKindMax           = KindNoop
 )
 
 // MetaHeader opens every raft-meta file.

@@ -22,6 +22,7 @@ func sampleRecords() []Record {
 		&Truncate{Index: 13, NextOffset: 510},
 		&Entry{Index: 13, Term: 4, Kind: KindEmpty, NextOffset: 510},
 		&Entry{Index: 14, Term: 4, Kind: KindCommand, NextOffset: 510, Data: []byte{0x81, 0, 0, 0, 0, 0, 0, 1, 0}},
+		&Entry{Index: 15, Term: 4, Kind: KindNoop, NextOffset: 510},
 	}
 }
 
@@ -98,6 +99,7 @@ func TestScanMeta(t *testing.T) {
 	unknownType, _ := appendRecord(withBytes(prefix), &Anchor{Index: 1})
 	unknownType[len(prefix)+8] = 9 // type 9, then fix the CRC
 	be.PutUint32(unknownType[len(prefix):], crcOf(unknownType[len(prefix)+4:]))
+	unknownKind, _ := appendRecord(withBytes(prefix), &Entry{Index: 16, Term: 4, Kind: entryKindMax + 1, NextOffset: 510})
 	gen := sampleHeader.Generation
 
 	cases := []struct {
@@ -123,6 +125,7 @@ func TestScanMeta(t *testing.T) {
 		{"cut before", whole[:len(whole)-1], gen, int64(len(whole)), 0, 0, false, true},
 		{"shorter than synced", prefix, gen, int64(len(prefix)) + 1, 0, 0, false, true},
 		{"good crc, unknown type, after", unknownType, gen, int64(len(prefix)), 0, 0, false, true},
+		{"good crc, unknown entry kind, after", unknownKind, gen, int64(len(prefix)), 0, 0, false, true},
 		{"header damaged", flipped(10), gen, 0, 0, 0, false, true},
 		{"header cut", whole[:metaHeaderBytes-1], gen, 0, 0, 0, false, true},
 		{"generation behind raft-state", whole, gen + 1, 0, 0, 0, false, true},
