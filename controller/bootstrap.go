@@ -14,24 +14,42 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// bootstrapIfNew gives an empty meta log the bootstrap snapshot: at index
-// 1, term 1, the initial voters, the initial state. Only a node whose
-// identity was created now may: an empty log beside an existing node.json
-// is a node that lost its meta log and must not vote as if it had never
-// voted, and a log without node.json is a directory of unknown origin.
+// bootstrapIfNew gives a new node's empty meta log the bootstrap
+// snapshot: at index 1, term 1, the initial voters, the initial state; then
+// it writes node.json. Only a new node may: an empty log beside an existing
+// node.json is a node that lost its meta log and must not vote as if it had
+// never voted. A log without node.json is a first start interrupted before
+// node.json was written only while it holds the bootstrap snapshot alone and
+// no vote; that one is kept (with its cluster id, which a single node drew
+// at random), anything else is refused.
 func (c *Controller) bootstrapIfNew() error {
 	empty, err := logIsEmpty(c.cfg.Log)
 	if err != nil {
 		return err
 	}
 	switch {
-	case empty && !c.cfg.Identity.Created:
+	case empty && !c.identity.New:
 		return fmt.Errorf("controller: %s is empty but node.json exists: the meta log was lost", c.dir)
-	case !empty && c.cfg.Identity.Created:
-		return fmt.Errorf("controller: %s holds a meta log but node.json was missing", c.dir)
-	case !empty:
+	case !empty && !c.identity.New:
 		return nil
+	case !empty:
+		if err := c.resumeBootstrap(); err != nil {
+			return err
+		}
+	default:
+		if err := c.bootstrap(); err != nil {
+			return err
+		}
 	}
+	if err := writeIdentity(c.e.FS, c.cfg.DataDir, c.identity); err != nil {
+		return err
+	}
+	c.identity.New = false
+	return nil
+}
+
+// bootstrap writes and syncs the bootstrap snapshot.
+func (c *Controller) bootstrap() error {
 	st, err := c.initialState()
 	if err != nil {
 		return err
@@ -53,6 +71,35 @@ func (c *Controller) bootstrapIfNew() error {
 	return nil
 }
 
+// resumeBootstrap accepts a log left by a first start that stopped before
+// writing node.json: the bootstrap snapshot, nothing after it, no vote.
+func (c *Controller) resumeBootstrap() error {
+	snap, err := c.cfg.Log.Snapshot()
+	if err != nil {
+		return fmt.Errorf("controller: read the meta log's snapshot: %w", err)
+	}
+	last, err := c.cfg.Log.LastIndex()
+	if err != nil {
+		return fmt.Errorf("controller: read the meta log's last index: %w", err)
+	}
+	hs, _, err := c.cfg.Log.InitialState()
+	if err != nil {
+		return fmt.Errorf("controller: read the meta log's state: %w", err)
+	}
+	if snap.GetMetadata().GetIndex() != bootstrapIndex || last != bootstrapIndex || hs.GetTerm() > 1 || hs.GetVote() != 0 {
+		return fmt.Errorf("controller: %s holds a meta log past its bootstrap but node.json is missing", c.dir)
+	}
+	_, st, err := decodeMetaState(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("controller: bootstrap snapshot: %w", err)
+	}
+	if st.state.ClusterId != c.identity.ClusterID && (len(c.cfg.Peers) > 0 || c.cfg.Bootstrap != nil) {
+		return fmt.Errorf("%w: bootstrapped for cluster %q, started for %q", ErrIdentityMismatch, st.state.ClusterId, c.identity.ClusterID)
+	}
+	c.identity.ClusterID = st.state.ClusterId // a single node's drawn id: the one the log has
+	return nil
+}
+
 func logIsEmpty(l Log) (bool, error) {
 	snap, err := l.Snapshot()
 	if err != nil {
@@ -68,7 +115,7 @@ func logIsEmpty(l Log) (bool, error) {
 // initialState is a new cluster's first state: the migrated one, or the
 // initial voters ACTIVE at incarnation 1 with no topics.
 func (c *Controller) initialState() (*metav1.State, error) {
-	clusterID := c.cfg.Identity.ClusterID
+	clusterID := c.identity.ClusterID
 	if st := c.cfg.Bootstrap; st != nil {
 		if st.AppliedIndex != bootstrapIndex || st.ClusterId != clusterID {
 			return nil, fmt.Errorf("controller: migrated state at index %d of cluster %q, want %d of %q",
@@ -78,7 +125,7 @@ func (c *Controller) initialState() (*metav1.State, error) {
 	}
 	var brokers []*metav1.Broker
 	if len(c.cfg.Peers) == 0 {
-		brokers = append(brokers, &metav1.Broker{NodeId: c.cfg.Identity.NodeID})
+		brokers = append(brokers, &metav1.Broker{NodeId: c.identity.NodeID})
 	}
 	for node, addr := range c.cfg.Peers {
 		brokers = append(brokers, &metav1.Broker{NodeId: node, RaftAddr: addr})
@@ -128,8 +175,8 @@ func (c *Controller) restoreAtStart() (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("controller: start state: %w", err)
 	}
-	if m.ClusterID() != c.cfg.Identity.ClusterID {
-		return 0, fmt.Errorf("%w: meta state of cluster %q, node.json says %q", ErrIdentityMismatch, m.ClusterID(), c.cfg.Identity.ClusterID)
+	if m.ClusterID() != c.identity.ClusterID {
+		return 0, fmt.Errorf("%w: meta state of cluster %q, node.json says %q", ErrIdentityMismatch, m.ClusterID(), c.identity.ClusterID)
 	}
 	c.machine, c.appliedNext, c.applied = m, next, m.AppliedIndex()
 	c.snapshotIndex = c.applied

@@ -134,6 +134,8 @@ type Controller struct {
 	cfg Config
 	dir string
 	id  uint64 // replica id
+	// identity is the node's, as node.json holds it once Open wrote it.
+	identity Identity
 
 	// Owned by the group's worker (PrepareProposal and the Do calls of
 	// proposeLocal): the offset the next proposal of prepTerm gets.
@@ -187,7 +189,7 @@ func Open(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		e: cfg.Env, cfg: cfg, dir: filepath.Join(cfg.DataDir, MetaDirName), id: cfg.Identity.ReplicaID(),
+		e: cfg.Env, cfg: cfg, dir: filepath.Join(cfg.DataDir, MetaDirName), id: cfg.Identity.ReplicaID(), identity: cfg.Identity,
 		changed: make(chan struct{}), leaderMoved: make(chan struct{}),
 		waiters: map[uint64]*waiter{}, forwards: map[uint64]chan forwardResult{},
 		snapshotDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
@@ -237,6 +239,9 @@ func (c *Controller) Close() {
 	c.cfg.Scheduler.RemoveGroup(GroupID)
 	c.wg.Wait()
 }
+
+// Identity returns the node's identity as node.json holds it.
+func (c *Controller) Identity() Identity { return c.identity }
 
 // State returns a copy of the applied state.
 func (c *Controller) State() *metav1.State {

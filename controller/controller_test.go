@@ -245,7 +245,7 @@ func TestLegacyDirectoryBootstrapsTheMetaGroup(t *testing.T) {
 func TestOpenRefusesALostMetaLog(t *testing.T) {
 	fs := vfs.NewMem()
 	e := testEnv(fs, 1)
-	if _, err := OpenIdentity(fs, "/data", 1, "c"); err != nil {
+	if err := writeIdentity(fs, "/data", Identity{Version: nodeFileVersion, ClusterID: "c", NodeID: 1, Incarnation: 1}); err != nil {
 		t.Fatal(err)
 	}
 	ident, err := OpenIdentity(fs, "/data", 1, "c") // the restart: node.json exists
@@ -324,5 +324,57 @@ func TestProposalWithoutQuorumIsBounded(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("took %v with a 500 ms timeout", took)
+	}
+}
+
+// A first start that stopped after bootstrapping the meta log but before
+// writing node.json starts again as new, keeping the log and the cluster id
+// it holds; a log past its bootstrap without node.json is refused.
+func TestFirstStartInterruptedBeforeTheNodeFile(t *testing.T) {
+	fs := vfs.NewMem()
+	e := testEnv(fs, 1)
+	log := replica.NewMemStorage()
+	first, err := OpenIdentity(fs, "/data", 1, "drawn-first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Controller{e: e, cfg: Config{DataDir: "/data", Log: log}, dir: "/data/meta", id: first.ReplicaID(), identity: first}
+	if err := c.bootstrap(); err != nil { // then the crash, before node.json
+		t.Fatal(err)
+	}
+	again, err := OpenIdentity(fs, "/data", 1, "drawn-again")
+	if err != nil || !again.New {
+		t.Fatalf("identity after the crash: %+v, %v", again, err)
+	}
+	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1}, noSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctl, err := Open(Config{Env: e, DataDir: "/data", Identity: again, Log: log, Scheduler: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctl.Identity().ClusterID != "drawn-first" || ctl.State().ClusterId != "drawn-first" {
+		t.Fatalf("cluster id %q, state's %q", ctl.Identity().ClusterID, ctl.State().ClusterId)
+	}
+	propose(t, ctl, allocate(1))
+	ctl.Close()
+	stored, err := OpenIdentity(fs, "/data", 1, "")
+	if err != nil || stored.New || stored.ClusterID != "drawn-first" {
+		t.Fatalf("node.json: %+v, %v", stored, err)
+	}
+
+	// The same log, used and then without node.json, is not a first start.
+	if err := fs.Remove("/data/node.json"); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := OpenIdentity(fs, "/data", 1, "drawn-third")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctl, err := Open(Config{Env: e, DataDir: "/data", Identity: lost, Log: log, Scheduler: s}); err == nil {
+		ctl.Close()
+		t.Fatal("opened a used meta log as a new node's")
 	}
 }

@@ -61,9 +61,12 @@
 // cluster id of a --peers cluster is derived from the peer list
 // (ClusterIDFromPeers), so every node computes it alone and the
 // transport's handshake refuses a node started with another list; a single
-// node draws one (NewClusterID) or keeps its legacy cluster.json's. An
-// empty meta log beside an existing node.json (a lost log) and a log
-// without node.json are refused.
+// node draws one (NewClusterID) or keeps its legacy cluster.json's.
+// node.json is written only after the bootstrap snapshot is synced, so it
+// on disk means the log was bootstrapped: an empty meta log beside it (a
+// lost log) is refused, and a log without it is taken as a first start
+// that stopped in between only while it holds the bootstrap snapshot alone
+// and no vote (keeping the cluster id it holds), else refused.
 //
 // # Goroutines and locks
 //

@@ -40,19 +40,22 @@ type Identity struct {
 	ClusterID   string `json:"cluster_id"`
 	NodeID      int32  `json:"node_id"`
 	Incarnation uint32 `json:"incarnation"`
-	// Created is true when OpenIdentity wrote node.json just now: the
-	// node is new, and only a new node may bootstrap a meta log.
-	Created bool `json:"-"`
+	// New is true when there was no node.json: the node is new, and only
+	// a new node may bootstrap a meta log. Open writes node.json once the
+	// meta log is bootstrapped.
+	New bool `json:"-"`
 }
 
 // ReplicaID is the node's replica id in every group: node id << 20 |
 // incarnation.
 func (id Identity) ReplicaID() uint64 { return meta.ReplicaID(id.NodeID, id.Incarnation) }
 
-// OpenIdentity reads <dataDir>/node.json, or writes it (atomically) for a
-// new node with incarnation 1. An existing file must name nodeID and, when
-// clusterID is not empty, clusterID: a node restarted with another node's
-// directory, or a directory of another cluster, refuses to start.
+// OpenIdentity reads <dataDir>/node.json, or returns a new node's identity
+// (incarnation 1, New) that Open writes after bootstrapping the meta log:
+// node.json on disk means the log was bootstrapped, so a node that crashed
+// in between starts again as new. An existing file must name nodeID and,
+// when clusterID is not empty, clusterID: a node restarted with another
+// node's directory, or a directory of another cluster, refuses to start.
 func OpenIdentity(fsys vfs.FS, dataDir string, nodeID int32, clusterID string) (Identity, error) {
 	if nodeID < 1 || uint64(nodeID) > uint64(1)<<(64-meta.IncarnationBits)-1 {
 		return Identity{}, fmt.Errorf("controller: node id %d out of range", nodeID)
@@ -61,7 +64,10 @@ func OpenIdentity(fsys vfs.FS, dataDir string, nodeID int32, clusterID string) (
 	data, err := vfs.ReadFile(fsys, name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return createIdentity(fsys, dataDir, nodeID, clusterID)
+		if clusterID == "" {
+			return Identity{}, fmt.Errorf("%w in %s", ErrNoIdentity, dataDir)
+		}
+		return Identity{Version: nodeFileVersion, ClusterID: clusterID, NodeID: nodeID, Incarnation: 1, New: true}, nil
 	case err != nil:
 		return Identity{}, fmt.Errorf("controller: read %s: %w", name, err)
 	}
@@ -75,23 +81,19 @@ func OpenIdentity(fsys vfs.FS, dataDir string, nodeID int32, clusterID string) (
 	return id, nil
 }
 
-func createIdentity(fsys vfs.FS, dataDir string, nodeID int32, clusterID string) (Identity, error) {
-	if clusterID == "" {
-		return Identity{}, fmt.Errorf("%w in %s", ErrNoIdentity, dataDir)
-	}
-	id := Identity{Version: nodeFileVersion, ClusterID: clusterID, NodeID: nodeID, Incarnation: 1}
+// writeIdentity writes node.json atomically.
+func writeIdentity(fsys vfs.FS, dataDir string, id Identity) error {
 	data, err := json.Marshal(id)
 	if err != nil {
-		return Identity{}, fmt.Errorf("controller: encode %s: %w", NodeFileName, err)
+		return fmt.Errorf("controller: encode %s: %w", NodeFileName, err)
 	}
 	if err := fsys.MkdirAll(dataDir); err != nil {
-		return Identity{}, fmt.Errorf("controller: create %s: %w", dataDir, err)
+		return fmt.Errorf("controller: create %s: %w", dataDir, err)
 	}
 	if err := vfs.WriteFileAtomic(fsys, filepath.Join(dataDir, NodeFileName), data); err != nil {
-		return Identity{}, fmt.Errorf("controller: %w", err)
+		return fmt.Errorf("controller: %w", err)
 	}
-	id.Created = true
-	return id, nil
+	return nil
 }
 
 // decodeIdentity parses node.json and checks it on its own.

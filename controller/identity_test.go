@@ -7,20 +7,25 @@ import (
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
-// node.json is written once for a new node and then binds the directory
-// to that node and cluster: a restart with another node id or cluster is
-// refused.
+// node.json, once written for a new node, binds the directory to that node
+// and cluster: a restart with another node id or cluster is refused.
 func TestIdentityBindsTheDirectory(t *testing.T) {
 	fs := vfs.NewMem()
 	id, err := OpenIdentity(fs, "/d", 2, "c1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !id.Created || id.Incarnation != 1 || id.ReplicaID() != 2<<20|1 {
+	if !id.New || id.Incarnation != 1 || id.ReplicaID() != 2<<20|1 {
 		t.Fatalf("new identity %+v, replica %x", id, id.ReplicaID())
 	}
+	if _, err := fs.Stat("/d/node.json"); err == nil {
+		t.Fatal("node.json written before the meta log was bootstrapped")
+	}
+	if err := writeIdentity(fs, "/d", id); err != nil { // as Open does
+		t.Fatal(err)
+	}
 	again, err := OpenIdentity(fs, "/d", 2, "c1")
-	if err != nil || again.Created || again.ClusterID != "c1" {
+	if err != nil || again.New || again.ClusterID != "c1" {
 		t.Fatalf("reopen: %+v, %v", again, err)
 	}
 	if _, err := OpenIdentity(fs, "/d", 2, ""); err != nil {
