@@ -247,9 +247,9 @@ func (c *Controller) snapshot() error {
 	doErr := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		// The machine runs ahead of the replica only after a start from a
-		// file past raft's applied index; compacting there would take the
-		// wrong state, so wait for the next round.
+		// The replica's applied index and the machine's move together; the
+		// check guards the compaction against ever pairing a state with
+		// another index's configuration.
 		if index = r.Applied(); index != c.machine.AppliedIndex() || index <= c.snapshotIndex {
 			index = 0
 			return

@@ -55,8 +55,9 @@ var errLost = fmt.Errorf("%w: proposal lost to a new leader", ErrNotController)
 
 // Log is the meta group's Raft log: a replica.Storage that can also drop
 // the entries below a snapshot of the state taken at an applied index.
-// raftlog over <data>/meta/ is the durable one; replica.MemStorage fits it
-// for tests.
+// raftlog over <data>/meta/ is to be the durable one (once it installs
+// snapshots and adapts to replica.Storage); replica.MemStorage fits it for
+// tests.
 type Log interface {
 	replica.Storage
 	CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) error
@@ -83,7 +84,8 @@ type Config struct {
 	// Log is the meta log; Scheduler the node's, which runs the group.
 	Log       Log
 	Scheduler *replica.Scheduler
-	// Transport carries forwarded proposals; HandleFrame receives them.
+	// Transport carries forwarded proposals and their results; the
+	// transport hands the frames back through FrameHandlers.
 	Transport FrameSender
 	// Raft sets ticks and limits of the group (ID, GroupID and Applied are
 	// the controller's).
@@ -121,7 +123,7 @@ func (c Config) Validate() error {
 	case c.Bootstrap != nil && len(c.Peers) > 1:
 		return errors.New("controller config: a migrated state bootstraps a single node only")
 	case c.SnapshotEntries == 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0:
-		return fmt.Errorf("controller config: every limit must be positive")
+		return errors.New("controller config: every limit must be positive")
 	}
 	return c.Env.Check()
 }

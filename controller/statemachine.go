@@ -49,8 +49,9 @@ func (c *Controller) applyEntryLocked(e *raftpb.Entry) error {
 	idx := e.GetIndex()
 	c.applied = max(c.applied, idx)
 	if idx <= c.machine.AppliedIndex() {
-		// The state came from a meta-snapshot file past raft's applied
-		// index: it holds this entry already.
+		// A guard: the replica starts applying after the state's index, so
+		// raft hands over nothing the state holds; applied twice, an entry
+		// would fail the offset check below and stop the replica.
 		return nil
 	}
 	var cmd *metav1.Command
