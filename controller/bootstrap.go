@@ -137,11 +137,13 @@ func (c *Controller) initialState() (*metav1.State, error) {
 	return st, nil
 }
 
-// restoreAtStart builds the machine from the newest usable state: the
-// meta-snapshot file when it is past the log's snapshot and covered by the
-// durable commit index (raft refuses to start applied past its commit),
-// else the log's snapshot. It returns the index the replica starts
-// applying after.
+// restoreAtStart builds the machine from the newest state: the
+// meta-snapshot file when it is past the log's snapshot, else the log's
+// snapshot. It returns the index the replica starts applying after: the
+// state's, but at most the durable commit index, which raft refuses to
+// start past (the hard state carrying the commit of the last applied
+// entries may not have been synced). Raft then hands over again entries
+// the state holds, which Apply skips.
 func (c *Controller) restoreAtStart() (uint64, error) {
 	snap, err := c.cfg.Log.Snapshot()
 	if err != nil {
@@ -162,8 +164,7 @@ func (c *Controller) restoreAtStart() (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("controller: %s: %w", c.snapshotFile(), err)
 		}
-		idx := st.state.AppliedIndex
-		if idx > snap.GetMetadata().GetIndex() && idx <= hs.GetCommit() {
+		if st.state.AppliedIndex > snap.GetMetadata().GetIndex() {
 			data = fileData
 		}
 	}
@@ -180,7 +181,7 @@ func (c *Controller) restoreAtStart() (uint64, error) {
 	}
 	c.machine, c.appliedNext, c.applied = m, next, m.AppliedIndex()
 	c.snapshotIndex = c.applied
-	return c.applied, nil
+	return max(snap.GetMetadata().GetIndex(), min(c.applied, hs.GetCommit())), nil
 }
 
 func (c *Controller) snapshotFile() string { return filepath.Join(c.dir, SnapshotFileName) }
@@ -247,9 +248,10 @@ func (c *Controller) snapshot() error {
 	doErr := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		// The replica's applied index and the machine's move together; the
-		// check guards the compaction against ever pairing a state with
-		// another index's configuration.
+		// After a start from a meta-snapshot file past the durable commit
+		// the machine runs ahead of the replica until raft has handed the
+		// skipped entries over again; compacting then would pair the state
+		// with another index's configuration, so wait for a later round.
 		if index = r.Applied(); index != c.machine.AppliedIndex() || index <= c.snapshotIndex {
 			index = 0
 			return

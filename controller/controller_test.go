@@ -378,3 +378,60 @@ func TestFirstStartInterruptedBeforeTheNodeFile(t *testing.T) {
 		t.Fatal("opened a used meta log as a new node's")
 	}
 }
+
+// A meta-snapshot file ahead of the log's snapshot (a crash between
+// writing it and compacting) is where a restart starts applying from.
+func TestRestartStartsFromASnapshotFileAheadOfTheLog(t *testing.T) {
+	fs := vfs.NewMem()
+	log := replica.NewMemStorage()
+	e := testEnv(fs, 1)
+	open := func(id Identity) (*Controller, *replica.Scheduler) {
+		s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1}, noSender{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Open(Config{Env: e, DataDir: "/data", Identity: id, Log: log, Scheduler: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, s
+	}
+	ident, err := OpenIdentity(fs, "/data", 1, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := open(ident)
+	propose(t, c, createTopic(t, c, "kept", 1))
+	for range 4 {
+		propose(t, c, allocate(1))
+	}
+	c.mu.Lock()
+	st, err := c.machine.Snapshot()
+	index, next := c.machine.AppliedIndex(), c.appliedNext
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vfs.WriteFileAtomic(fs, c.snapshotFile(), encodeSnapshot(next, st)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	s.Close()
+	log.Crash()
+
+	if ident, err = OpenIdentity(fs, "/data", 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	c, s = open(ident)
+	defer s.Close()
+	defer c.Close()
+	c.mu.Lock()
+	from := c.snapshotIndex
+	c.mu.Unlock()
+	if snap, _ := log.Snapshot(); from != index || snap.GetMetadata().GetIndex() != bootstrapIndex {
+		t.Fatalf("started from %d (log snapshot at %d), want the file's %d", from, snap.GetMetadata().GetIndex(), index)
+	}
+	if res := propose(t, c, allocate(1)); res.FirstProducerId != 4*meta.ProducerIDBlock {
+		t.Fatalf("first producer id %d", res.FirstProducerId)
+	}
+}

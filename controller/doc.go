@@ -46,8 +46,10 @@
 // behind gets that snapshot from the leader and restores from it. Both
 // carry the meta log's next offset before the state (entry.go draws it).
 // At start the machine comes from the file when it is past the log's
-// snapshot and covered by the durable commit index, else from the log's
-// snapshot; entries at or below the state's applied index are skipped.
+// snapshot, else from the log's snapshot; raft starts applying after the
+// state's index or, when the hard state with the latest commit index was
+// not synced, after that commit index, and the entries it hands over again
+// are skipped.
 //
 // # Identity and bootstrap
 //

@@ -49,9 +49,8 @@ func (c *Controller) applyEntryLocked(e *raftpb.Entry) error {
 	idx := e.GetIndex()
 	c.applied = max(c.applied, idx)
 	if idx <= c.machine.AppliedIndex() {
-		// A guard: the replica starts applying after the state's index, so
-		// raft hands over nothing the state holds; applied twice, an entry
-		// would fail the offset check below and stop the replica.
+		// The state came from a meta-snapshot file past the durable commit
+		// index the replica started from: it holds this entry already.
 		return nil
 	}
 	var cmd *metav1.Command
