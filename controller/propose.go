@@ -42,7 +42,10 @@ func (c *Controller) Propose(ctx context.Context, cmd *metav1.Command) (*metav1.
 			index, res, err = c.forward(ctx, transport.NodeOf(l.Leader), data, deadline.C())
 		}
 		if err == nil {
-			return res, c.waitApplied(ctx, index, deadline.C())
+			if err := c.waitApplied(ctx, index, deadline.C()); err != nil {
+				return nil, fmt.Errorf("applied at %d by the leader, not yet here: %w", index, err)
+			}
+			return res, nil
 		}
 		if !errors.Is(err, ErrNotController) {
 			return nil, err
