@@ -196,6 +196,7 @@ func Open(cfg Config) (*Controller, error) {
 		waiters: map[uint64]*waiter{}, forwards: map[uint64]chan forwardResult{},
 		snapshotDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.e.FS.MkdirAll(c.dir); err != nil {
 		return nil, fmt.Errorf("controller: create %s: %w", c.dir, err)
 	}
@@ -215,7 +216,6 @@ func Open(cfg Config) (*Controller, error) {
 	if err := cfg.Scheduler.AddGroup(GroupID, r, cfg.Log, replica.GroupOptions{}); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Go(c.snapshotLoop)
 	if c.soleVoter(r.ConfState()) {
 		// A one-voter group needs no election timeout to elect itself.
