@@ -68,7 +68,10 @@
 // on disk means the log was bootstrapped: an empty meta log beside it (a
 // lost log) is refused, and a log without it is taken as a first start
 // that stopped in between only while it holds the bootstrap snapshot alone
-// and no vote (keeping the cluster id it holds), else refused.
+// and no vote (keeping the cluster id it holds), else refused. Not yet
+// guarded: a node whose whole data directory was wiped looks new and
+// bootstraps again under incarnation 1 (the design's rule asks the peers
+// first and joins as a new incarnation; Join is not built).
 //
 // # Goroutines and locks
 //
