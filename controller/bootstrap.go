@@ -28,6 +28,12 @@ func (c *Controller) bootstrapIfNew() error {
 		return err
 	}
 	switch {
+	case empty && c.cfg.Join:
+		// A joining node waits for the leader's snapshot. Again after a
+		// restart: an empty log with no vote never acknowledged anything.
+		if err := c.checkNeverVoted(); err != nil {
+			return err
+		}
 	case empty && !c.identity.New:
 		return fmt.Errorf("controller: %s is empty but node.json exists: the meta log was lost", c.dir)
 	case !empty && !c.identity.New:
@@ -45,6 +51,18 @@ func (c *Controller) bootstrapIfNew() error {
 		return err
 	}
 	c.identity.New = false
+	return nil
+}
+
+// checkNeverVoted refuses a log whose hard state holds a term or vote.
+func (c *Controller) checkNeverVoted() error {
+	hs, _, err := c.cfg.Log.InitialState()
+	if err != nil {
+		return fmt.Errorf("controller: read the meta log's state: %w", err)
+	}
+	if hs.GetTerm() != 0 || hs.GetVote() != 0 {
+		return fmt.Errorf("controller: %s has no entries but a vote in term %d: the meta log was lost", c.dir, hs.GetTerm())
+	}
 	return nil
 }
 
@@ -154,6 +172,9 @@ func (c *Controller) restoreAtStart() (uint64, error) {
 		return 0, fmt.Errorf("controller: read the meta log's state: %w", err)
 	}
 	data := snap.GetData()
+	if snap.GetMetadata().GetIndex() == 0 {
+		return 0, c.startEmpty() // a joining node before the leader's snapshot
+	}
 	fileData, err := vfs.ReadFile(c.e.FS, c.snapshotFile())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -182,6 +203,17 @@ func (c *Controller) restoreAtStart() (uint64, error) {
 	c.machine, c.appliedNext, c.applied = m, next, m.AppliedIndex()
 	c.snapshotIndex = c.applied
 	return max(snap.GetMetadata().GetIndex(), min(c.applied, hs.GetCommit())), nil
+}
+
+// startEmpty gives a joining node an empty state of its cluster until the
+// leader's snapshot replaces it.
+func (c *Controller) startEmpty() error {
+	m, err := meta.New(&metav1.State{FormatVersion: meta.FormatVersion, ClusterId: c.identity.ClusterID, NextGroupId: 1})
+	if err != nil {
+		return fmt.Errorf("controller: empty state: %w", err)
+	}
+	c.machine = m
+	return nil
 }
 
 func (c *Controller) snapshotFile() string { return filepath.Join(c.dir, SnapshotFileName) }

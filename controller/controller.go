@@ -95,10 +95,16 @@ type Config struct {
 	// replica manager signals its own goroutine).
 	OnApplied func(index uint64)
 
-	SnapshotEntries uint64        // entries between meta-snapshot files; 1000
-	ProposeTimeout  time.Duration // bound on one Propose; 5 s
-	RetryDelay      time.Duration // pause before proposing again when no leader is known; 50 ms
-	ForwardedMax    int           // forwarded proposals served at once; 256
+	// Join starts a node added with AddNode (Identity.Incarnation set to
+	// the one AddNode returned): its empty meta log waits for the
+	// leader's snapshot instead of being bootstrapped.
+	Join bool
+
+	SnapshotEntries    uint64        // entries between meta-snapshot files; 1000
+	MembershipInterval time.Duration // the leader's check of learners to promote and brokers to activate; 200 ms
+	ProposeTimeout     time.Duration // bound on one Propose; 5 s
+	RetryDelay         time.Duration // pause before proposing again when no leader is known; 50 ms
+	ForwardedMax       int           // forwarded proposals served at once; 256
 }
 
 func (c Config) withDefaults() Config {
@@ -106,6 +112,7 @@ func (c Config) withDefaults() Config {
 	c.ProposeTimeout = cmp.Or(c.ProposeTimeout, 5*time.Second)
 	c.RetryDelay = cmp.Or(c.RetryDelay, 50*time.Millisecond)
 	c.ForwardedMax = cmp.Or(c.ForwardedMax, 256)
+	c.MembershipInterval = cmp.Or(c.MembershipInterval, 200*time.Millisecond)
 	return c
 }
 
@@ -120,9 +127,9 @@ func (c Config) Validate() error {
 		return errors.New("controller config: peers need a transport")
 	case len(c.Peers) > 0 && c.Peers[c.Identity.NodeID] == "":
 		return fmt.Errorf("controller config: node %d is not among its peers", c.Identity.NodeID)
-	case c.Bootstrap != nil && len(c.Peers) > 1:
+	case c.Bootstrap != nil && (len(c.Peers) > 1 || c.Join):
 		return errors.New("controller config: a migrated state bootstraps a single node only")
-	case c.SnapshotEntries == 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0:
+	case c.SnapshotEntries == 0 || c.MembershipInterval <= 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0:
 		return errors.New("controller config: every limit must be positive")
 	}
 	return c.Env.Check()
@@ -165,6 +172,7 @@ type Controller struct {
 	closed        bool
 
 	snapshotDue  chan struct{}
+	memberDue    chan struct{} // an apply happened: membership duties may be due
 	forwardSlots chan struct{}
 	ctx          context.Context // cancelled by Close
 	cancel       context.CancelFunc
@@ -194,7 +202,7 @@ func Open(cfg Config) (*Controller, error) {
 		e: cfg.Env, cfg: cfg, dir: filepath.Join(cfg.DataDir, MetaDirName), id: cfg.Identity.ReplicaID(), identity: cfg.Identity,
 		changed: make(chan struct{}), leaderMoved: make(chan struct{}),
 		waiters: map[uint64]*waiter{}, forwards: map[uint64]chan forwardResult{},
-		snapshotDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
+		snapshotDue: make(chan struct{}, 1), memberDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.e.FS.MkdirAll(c.dir); err != nil {
@@ -217,6 +225,7 @@ func Open(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	c.wg.Go(c.snapshotLoop)
+	c.wg.Go(c.membershipLoop)
 	if c.soleVoter(r.ConfState()) {
 		// A one-voter group needs no election timeout to elect itself.
 		if err := cfg.Scheduler.Do(GroupID, func(r *replica.Replica) { _ = r.Campaign() }); err != nil {

@@ -71,14 +71,26 @@
 // and no vote (keeping the cluster id it holds), else refused. Not yet
 // guarded: a node whose whole data directory was wiped looks new and
 // bootstraps again under incarnation 1 (the design's rule asks the peers
-// first and joins as a new incarnation; Join is not built).
+// first and joins as a new incarnation instead).
+//
+// # Membership
+//
+// AddNode, on any node, registers a node under a new incarnation (JOINING)
+// and has the leader add its replica as a learner (forwarded in a Join
+// frame), then snapshot and compact, since raft installs no snapshot whose
+// configuration lacks the receiver. The node starts with Config.Join: its
+// empty log waits for that snapshot. The leader's membership goroutine,
+// after applies and every MembershipInterval, promotes a caught-up learner
+// while the group has fewer than three voters and marks caught-up JOINING
+// brokers ACTIVE. The transport must know the new node first: the wiring
+// adds brokers' Raft addresses as peers as they apply.
 //
 // # Goroutines and locks
 //
 // The state machine's methods run on the group's worker. Controller.mu
 // guards the machine, the applied index, the leadership and the waiters;
 // State, Snapshot and WaitApplied take it from any goroutine. Per
-// controller: a snapshot goroutine, and one goroutine per forwarded
-// proposal being served (at most ForwardedMax; more are answered "not the
-// controller"). Close joins them all.
+// controller: a snapshot goroutine, a membership goroutine, and one
+// goroutine per forwarded request being served (at most ForwardedMax; more
+// are answered "not the controller"). Close joins them all.
 package controller

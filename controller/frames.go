@@ -19,6 +19,11 @@ import (
 //	 9      8     index the command was applied at (status 0), else 0
 //	17      …     status 0: metav1.Result, marshalled; 2: the error text
 //
+// Join (type 7) asks the leader to add a registered incarnation as a
+// learner and JoinResult (type 8) answers it, in the same layouts: Join's
+// body is the replica id (8 bytes), JoinResult's index the applied index
+// that shows the learner, with no body when applied.
+//
 // "Not the controller" means the command was not proposed, so the sender
 // may send it again (to the leader it learns of next); "failed" means its
 // outcome is unknown to the leader (a timeout, a lost leadership after

@@ -37,6 +37,10 @@ type cluster struct {
 	entries uint64 // Config.SnapshotEntries
 	// proposeTimeout is Config.ProposeTimeout (10 s when 0).
 	proposeTimeout time.Duration
+	// clusterID is derived from the initial peers; joined nodes keep it.
+	clusterID string
+	// joined maps the incarnation AddNode gave each node started with Join.
+	joined map[int32]uint32
 }
 
 type node struct {
@@ -66,10 +70,12 @@ func newCluster(t *testing.T, n int, snapshotEntries uint64) *cluster {
 	for i, addr := range freeAddrs(t, n) {
 		cl.peers[int32(i+1)] = addr
 	}
+	cl.clusterID, cl.joined = ClusterIDFromPeers(cl.peers), map[int32]uint32{}
 	for id := range cl.peers {
 		cl.logs[id] = replica.NewMemStorage()
 		cl.start(id)
 	}
+
 	t.Cleanup(func() {
 		for id := range cl.nodes {
 			cl.stop(id)
@@ -89,9 +95,13 @@ func (cl *cluster) start(id int32) *node {
 	t := cl.t
 	t.Helper()
 	e := testEnv(cl.fs, uint64(id))
-	ident, err := OpenIdentity(cl.fs, cl.dir(id), id, ClusterIDFromPeers(cl.peers))
+	ident, err := OpenIdentity(cl.fs, cl.dir(id), id, cl.clusterID)
 	if err != nil {
 		t.Fatalf("node %d: %v", id, err)
+	}
+	incarnation, join := cl.joined[id]
+	if join && ident.New {
+		ident.Incarnation = incarnation
 	}
 	var sched atomic.Pointer[replica.Scheduler]
 	var ctrl atomic.Pointer[Controller]
@@ -110,10 +120,25 @@ func (cl *cluster) start(id int32) *node {
 	if err != nil {
 		t.Fatalf("node %d: %v", id, err)
 	}
+	known := map[int32]bool{id: true} // touched by this goroutine, then only by OnApplied on the worker
 	for peer, addr := range cl.peers {
 		if peer != id {
 			if err := tcp.AddPeer(uint64(peer), addr); err != nil {
 				t.Fatal(err)
+			}
+			known[peer] = true
+		}
+	}
+	// Nodes added to the meta group become transport peers as their
+	// registration applies, as the server's wiring will do.
+	onApplied := func(uint64) {
+		c := ctrl.Load()
+		if c == nil {
+			return
+		}
+		for _, b := range c.State().Brokers {
+			if !known[b.NodeId] && b.RaftAddr != "" {
+				known[b.NodeId] = tcp.AddPeer(uint64(b.NodeId), b.RaftAddr) == nil
 			}
 		}
 	}
@@ -122,8 +147,12 @@ func (cl *cluster) start(id int32) *node {
 		t.Fatal(err)
 	}
 	sched.Store(s)
+	peers := cl.peers
+	if join {
+		peers = nil // its voters come with the leader's snapshot
+	}
 	c, err := Open(Config{
-		Env: e, DataDir: cl.dir(id), Identity: ident, Peers: cl.peers,
+		Env: e, DataDir: cl.dir(id), Identity: ident, Peers: peers, Join: join, OnApplied: onApplied,
 		Log: cl.logs[id], Scheduler: s, Transport: tcp, SnapshotEntries: cl.entries,
 		ProposeTimeout: cmp.Or(cl.proposeTimeout, 10*time.Second),
 	})
@@ -277,4 +306,18 @@ func findTopic(st *metav1.State, name string) (*metav1.Topic, bool) {
 		}
 	}
 	return nil, false
+}
+
+// join adds node id through member and starts it.
+func (cl *cluster) join(member *node, id int32) *node {
+	cl.t.Helper()
+	addr := freeAddrs(cl.t, 1)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	incarnation, err := member.c.AddNode(ctx, id, addr)
+	if err != nil {
+		cl.t.Fatalf("add node %d through node %d: %v", id, member.id, err)
+	}
+	cl.peers[id], cl.joined[id], cl.logs[id] = addr, incarnation, replica.NewMemStorage()
+	return cl.start(id)
 }

@@ -132,8 +132,25 @@ func cmpErr(err error) error {
 // forward sends the command to the leader's node and waits for its
 // answer: the index it applied at and the Result.
 func (c *Controller) forward(ctx context.Context, node uint64, data []byte, deadline <-chan time.Time) (uint64, *metav1.Result, error) {
+	r, err := c.forwardFrame(ctx, node, transport.FrameMetaPropose, data, deadline)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := forwardedErr(node, r); err != nil {
+		return 0, nil, err
+	}
+	res := &metav1.Result{}
+	if err := proto.Unmarshal(r.body, res); err != nil {
+		return 0, nil, fmt.Errorf("%w: result from node %d: %w", ErrTimeout, node, err)
+	}
+	return r.index, res, nil
+}
+
+// forwardFrame sends a request frame (request id, body) to node and waits
+// for the result frame with its id.
+func (c *Controller) forwardFrame(ctx context.Context, node uint64, typ transport.FrameType, body []byte, deadline <-chan time.Time) (forwardResult, error) {
 	if c.cfg.Transport == nil {
-		return 0, nil, fmt.Errorf("%w: leader on node %d, no transport", ErrNotController, node)
+		return forwardResult{}, fmt.Errorf("%w: leader on node %d, no transport", ErrNotController, node)
 	}
 	ch := make(chan forwardResult, 1)
 	c.mu.Lock()
@@ -146,44 +163,41 @@ func (c *Controller) forward(ctx context.Context, node uint64, data []byte, dead
 		delete(c.forwards, id)
 		c.mu.Unlock()
 	}()
-	if err := c.cfg.Transport.SendFrame(node, transport.FrameMetaPropose, encodePropose(id, data)); err != nil {
+	if err := c.cfg.Transport.SendFrame(node, typ, encodePropose(id, body)); err != nil {
 		// Not sent: safe to send again.
-		return 0, nil, fmt.Errorf("%w: forward to node %d: %w", ErrNotController, node, err)
+		return forwardResult{}, fmt.Errorf("%w: forward to node %d: %w", ErrNotController, node, err)
 	}
 	for {
 		l, moved := c.leaderView()
 		if l.Leader != 0 && transport.NodeOf(l.Leader) != node {
 			// The node it went to lost the leadership (or died): it may
-			// have proposed the command, so its fate is unknown, and
+			// have acted on the request, so its fate is unknown, and
 			// waiting longer for an answer would only delay the caller.
-			return 0, nil, fmt.Errorf("%w: forwarded to node %d, the leader is now on node %d", ErrTimeout, node, transport.NodeOf(l.Leader))
+			return forwardResult{}, fmt.Errorf("%w: forwarded to node %d, the leader is now on node %d", ErrTimeout, node, transport.NodeOf(l.Leader))
 		}
 		select {
 		case r := <-ch:
-			return decodeForwarded(node, r)
+			return r, nil
 		case <-moved:
 		case <-deadline:
-			return 0, nil, fmt.Errorf("%w: forwarded to node %d, no answer", ErrTimeout, node)
+			return forwardResult{}, fmt.Errorf("%w: forwarded to node %d, no answer", ErrTimeout, node)
 		case <-ctx.Done():
-			return 0, nil, fmt.Errorf("%w: forwarded to node %d: %w", ErrTimeout, node, ctx.Err())
+			return forwardResult{}, fmt.Errorf("%w: forwarded to node %d: %w", ErrTimeout, node, ctx.Err())
 		case <-c.ctx.Done():
-			return 0, nil, ErrClosed
+			return forwardResult{}, ErrClosed
 		}
 	}
 }
 
-func decodeForwarded(node uint64, r forwardResult) (uint64, *metav1.Result, error) {
+// forwardedErr is the error a result's status stands for.
+func forwardedErr(node uint64, r forwardResult) error {
 	switch r.status {
 	case statusApplied:
-		res := &metav1.Result{}
-		if err := proto.Unmarshal(r.body, res); err != nil {
-			return 0, nil, fmt.Errorf("%w: result from node %d: %w", ErrTimeout, node, err)
-		}
-		return r.index, res, nil
+		return nil
 	case statusNotController:
-		return 0, nil, fmt.Errorf("%w: node %d is not the leader", ErrNotController, node)
+		return fmt.Errorf("%w: node %d is not the leader", ErrNotController, node)
 	default:
-		return 0, nil, fmt.Errorf("%w: on node %d: %s", ErrTimeout, node, r.body)
+		return fmt.Errorf("%w: on node %d: %s", ErrTimeout, node, r.body)
 	}
 }
 
@@ -196,11 +210,17 @@ func (c *Controller) HandleProposeFrame(from uint64, payload []byte) {
 		c.e.Logger.Warn("controller: dropped a forwarded proposal", "from", from, "err", err)
 		return
 	}
+	c.serve(from, id, transport.FrameMetaProposeResult, func() forwardResult { return c.serveForwarded(id, data) })
+}
+
+// serve runs a forwarded request on a goroutine of its own, at most
+// ForwardedMax at once, and sends its result in a frame of type typ.
+func (c *Controller) serve(from, id uint64, typ transport.FrameType, run func() forwardResult) {
 	select {
 	case c.forwardSlots <- struct{}{}:
 	default:
-		// Not proposed: the sender may try again after its pause.
-		c.reply(from, forwardResult{requestID: id, status: statusNotController})
+		// Not acted on: the sender may try again after its pause.
+		c.reply(from, typ, forwardResult{requestID: id, status: statusNotController})
 		return
 	}
 	c.mu.Lock()
@@ -211,7 +231,7 @@ func (c *Controller) HandleProposeFrame(from uint64, payload []byte) {
 	}
 	c.wg.Go(func() {
 		defer func() { <-c.forwardSlots }()
-		c.reply(from, c.serveForwarded(id, data))
+		c.reply(from, typ, run())
 	})
 }
 
@@ -223,27 +243,34 @@ func (c *Controller) serveForwarded(id uint64, data []byte) forwardResult {
 	deadline := c.e.Clock.NewTimer(c.cfg.ProposeTimeout)
 	defer deadline.Stop()
 	index, res, err := c.proposeLocal(c.ctx, data, deadline.C())
+	return resultOf(id, index, res, err)
+}
+
+// resultOf is the result frame of a request served here.
+func resultOf(id, index uint64, res *metav1.Result, err error) forwardResult {
 	switch {
 	case errors.Is(err, ErrNotController):
 		return forwardResult{requestID: id, status: statusNotController}
 	case err != nil:
 		return forwardResult{requestID: id, status: statusFailed, body: []byte(err.Error())}
 	}
-	body, err := proto.Marshal(res)
-	if err != nil {
-		return forwardResult{requestID: id, status: statusFailed, body: []byte(err.Error())}
+	var body []byte
+	if res != nil {
+		if body, err = proto.Marshal(res); err != nil {
+			return forwardResult{requestID: id, status: statusFailed, body: []byte(err.Error())}
+		}
 	}
 	return forwardResult{requestID: id, status: statusApplied, index: index, body: body}
 }
 
-func (c *Controller) reply(to uint64, r forwardResult) {
-	if err := c.cfg.Transport.SendFrame(to, transport.FrameMetaProposeResult, encodeResult(r)); err != nil {
+func (c *Controller) reply(to uint64, typ transport.FrameType, r forwardResult) {
+	if err := c.cfg.Transport.SendFrame(to, typ, encodeResult(r)); err != nil {
 		// The sender's deadline answers it: ErrTimeout, as for any lost frame.
-		c.e.Logger.Warn("controller: dropped a forwarded proposal's result", "to", to, "err", err)
+		c.e.Logger.Warn("controller: dropped a forwarded request's result", "to", to, "err", err)
 	}
 }
 
-// HandleResultFrame receives a MetaProposeResult frame.
+// HandleResultFrame receives a MetaProposeResult or JoinResult frame.
 func (c *Controller) HandleResultFrame(from uint64, payload []byte) {
 	r, err := decodeResult(payload)
 	if err != nil {
@@ -272,6 +299,16 @@ func FrameHandlers(get func() *Controller) map[transport.FrameType]transport.Fra
 			}
 		},
 		transport.FrameMetaProposeResult: func(from uint64, p []byte) {
+			if c := get(); c != nil {
+				c.HandleResultFrame(from, p)
+			}
+		},
+		transport.FrameJoin: func(from uint64, p []byte) {
+			if c := get(); c != nil {
+				c.HandleJoinFrame(from, p)
+			}
+		},
+		transport.FrameJoinResult: func(from uint64, p []byte) {
 			if c := get(); c != nil {
 				c.HandleResultFrame(from, p)
 			}

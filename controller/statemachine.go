@@ -37,6 +37,10 @@ func (s *stateMachine) Apply(ents []*raftpb.Entry) error {
 		default: // one is pending already
 		}
 	}
+	select {
+	case c.memberDue <- struct{}{}:
+	default:
+	}
 	if c.cfg.OnApplied != nil {
 		c.cfg.OnApplied(applied)
 	}

@@ -21,8 +21,8 @@ const (
 	FrameSnapshotChunk     FrameType = 4 // the reply to FrameSnapshotRead (reserved)
 	FrameMetaPropose       FrameType = 5 // a command forwarded to the meta leader (payload: package controller)
 	FrameMetaProposeResult FrameType = 6 // the reply to FrameMetaPropose (payload: package controller)
-	FrameJoin              FrameType = 7 // a new node asks to join (reserved)
-	FrameJoinResult        FrameType = 8 // the reply to FrameJoin (reserved)
+	FrameJoin              FrameType = 7 // a learner to add, forwarded to the meta leader (payload: package controller)
+	FrameJoinResult        FrameType = 8 // the reply to FrameJoin (payload: package controller)
 	FrameHandshake         FrameType = 9 // the first frame each way on a connection (EncodeHandshake)
 	frameTypeKnownMax                = FrameHandshake
 )
