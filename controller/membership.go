@@ -206,6 +206,9 @@ func (c *Controller) tendMembers() error {
 
 // activate marks the JOINING brokers whose replica caught up ACTIVE.
 func (c *Controller) activate(caughtUp []uint64) error {
+	if len(caughtUp) == 0 { // not the leader: nothing to read the state for
+		return nil
+	}
 	for _, b := range c.State().Brokers {
 		if b.State != metav1.BrokerState_BROKER_STATE_JOINING || !slices.Contains(caughtUp, meta.ReplicaID(b.NodeId, b.Incarnation)) {
 			continue
