@@ -17,8 +17,10 @@
 // classified by classify.go; Compact and Snapshot (compact.go) move and
 // describe the compaction point, so Log is a raft.Storage; Checkpoint
 // rewrites raft-meta with its live records when it grew well past them
-// (rewrite.go). Installing a snapshot (ApplySnapshot), the snapshot
-// descriptor carried in its data and legacy directories come next.
+// (rewrite.go). ApplySnapshot (apply.go) installs a snapshot a leader
+// sent, whose Data is a Descriptor (descriptor.go), the encoding Snapshot
+// returns; Storage (adapter.go) gives the Log as the replica driver's
+// Storage.
 //
 // # Durability
 //
@@ -86,7 +88,7 @@
 //	header, 40 bytes:
 //	 0      4     magic 0x43524e52 ("CRNR")
 //	 4      2     format version, 1
-//	 6      2     reserved, 0
+//	 6      2     flags; bit 0: reset segments (see below); other bits 0
 //	 8      8     group id
 //	16      8     replica id
 //	24      8     written bytes: the file's size as created or rewritten
@@ -117,8 +119,37 @@
 //	4 Anchor    index u64, offset i64
 //	            the data batch stored at Kafka offset `offset` is entry `index`
 //
+// The reset-segments flag marks the raft-meta file ApplySnapshot writes
+// when the log did not hold the snapshot's entry: the segments restart
+// empty at the Snapshot record's next offset. While raft-state names the
+// generation before it, that reset may not have happened; Open does it
+// (storage.Log.Reset) and then writes raft-state.
+//
 // "Next offset" of an entry is the Kafka offset it precedes (the log end
 // when it was appended). Offsets are never negative.
+//
+// # Snapshot descriptor
+//
+// The Data of the raft snapshots Snapshot returns and ApplySnapshot
+// installs (design §2.2):
+//
+//	 0      4     magic 0x43524e44 ("CRND")
+//	 4      2     format version, 1
+//	 6      2     flags, 0
+//	 8      8     log start offset: the first offset of the data below
+//	16      8     next offset: the offset after the snapshot's entry
+//	24      4     term count, then count × {term u64, index u64, start offset i64}
+//	              the term boundaries at or below the snapshot index
+//	      4     legacy epoch count, then count × {epoch u32, start offset i64}
+//	              leader epochs of the partition before it was replicated
+//	      4     state data length, then the state data (opaque here: the
+//	              state machine's, from the SetSnapshotData hook)
+//	      4     CRC32C of everything before
+//
+// DecodeDescriptor checks the CRC, then the version (ErrVersion), bounds
+// every count by the bytes left, and checks the offsets are not negative,
+// the log start is at or below the next offset, and term boundaries and
+// legacy epochs ascend below the next offset (ErrInvalid otherwise).
 //
 // # Recovery point and damage
 //

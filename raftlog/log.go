@@ -50,6 +50,9 @@ type Log struct {
 	// is unknown until a reopen recovers it. It wraps storage.ErrFailed.
 	failure error
 
+	// snapshotData is the SetSnapshotData hook.
+	snapshotData func(index uint64) ([]byte, error)
+
 	// w is the write side's own state (the Raft goroutine only).
 	w writer
 

@@ -112,7 +112,7 @@ func Open(fsys vfs.FS, dir string, cfg storage.Config, nowMs int64) (*Log, error
 	if err != nil {
 		return nil, err
 	}
-	l, err := open(fsys, dir, st)
+	l, err := open(fsys, dir, st, nowMs)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -120,7 +120,7 @@ func Open(fsys vfs.FS, dir string, cfg storage.Config, nowMs int64) (*Log, error
 	return l, nil
 }
 
-func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
+func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 	state, err := readStateForOpen(fsys, dir, st)
 	if err != nil {
 		return nil, err
@@ -141,6 +141,14 @@ func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An installed snapshot's raft-meta that raft-state does not name yet:
+	// the segments' reset may not have happened.
+	resetDue := scan.Header.ResetSegments && scan.Header.Generation != state.MetaGeneration
+	if resetDue {
+		if err := finishReset(st, b.snapshot, nowMs); err != nil {
+			return nil, err
+		}
+	}
 	meta, err := fsys.OpenAppend(metaPath)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
@@ -155,7 +163,9 @@ func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
 	// compaction (it is written at checkpoints), and raft refuses an
 	// applied index or commit below the snapshot.
 	want := state
-	want.Applied = max(state.Applied, b.snapshot.Index)
+	if b.snapshot.Index > state.Applied {
+		want.Applied, want.ConfState = b.snapshot.Index, b.snapshot.ConfState
+	}
 	l := &Log{storage: st, fs: fsys, dir: dir, meta: meta, book: b,
 		metaWritten: scan.ValidBytes, metaSynced: scan.ValidBytes, metaGeneration: scan.Header.Generation,
 		want: want, persisted: state}
@@ -163,7 +173,29 @@ func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
 		meta.Close()
 		return nil, err
 	}
+	if resetDue {
+		// Settles the install: from now on the flag is history.
+		if err := l.writeStateLocked(want); err != nil {
+			meta.Close()
+			return nil, fmt.Errorf("open raft log %s: %w", dir, err)
+		}
+	}
 	return l, nil
+}
+
+// finishReset restarts the segments empty at the installed snapshot's
+// next offset unless they already are. Nothing is appended after an
+// install before raft-state names it, so segments holding anything are
+// the old ones.
+func finishReset(st *storage.Log, snap Snapshot, nowMs int64) error {
+	next := snap.NextOffset
+	if st.StartOffset() == next && st.NextOffset() == next {
+		return nil
+	}
+	if err := st.Reset(next, nowMs); err != nil {
+		return fmt.Errorf("finish installing the snapshot at %d: %w", snap.Index, err)
+	}
+	return nil
 }
 
 // readStateForOpen reads raft-state, telling a log never created apart
