@@ -114,7 +114,7 @@ func (l *Log) planHeld(rec *Snapshot, desc *Descriptor) (install, error) {
 		return install{}, fmt.Errorf("the descriptor's next offset %d, the log's %d", desc.NextOffset, next)
 	}
 	rec.NextOffset, rec.LogStartOffset = next, min(l.storage.StartOffset(), next)
-	rec.Terms = termsUpTo(l.book.terms, rec.Index)
+	rec.Terms, rec.Legacy = termsUpTo(l.book.terms, rec.Index), l.book.snapshot.Legacy
 	in := install{rec: rec}
 	if rec.Index < l.last {
 		in.cut, in.cutOffset = rec.Index+1, next
@@ -135,7 +135,7 @@ func (l *Log) planReset(rec *Snapshot, desc *Descriptor) (install, error) {
 		return install{}, fmt.Errorf("the descriptor's next offset %d is below offset %d after applied entry %d", desc.NextOffset, keptEnd, applied)
 	}
 	rec.NextOffset, rec.LogStartOffset = desc.NextOffset, desc.NextOffset
-	rec.Terms = termsUpTo(desc.Terms, rec.Index)
+	rec.Terms, rec.Legacy = termsUpTo(desc.Terms, rec.Index), desc.LegacyEpochs
 	if err := checkTermHistory(rec); err != nil {
 		return install{}, err
 	}
@@ -159,8 +159,8 @@ func termsUpTo(terms []TermStart, index uint64) []TermStart {
 
 // checkRecordSize refuses a Snapshot record too large to write.
 func checkRecordSize(rec *Snapshot) error {
-	if len(rec.Terms)*termStartBytes > recordBytesMax/2 {
-		return fmt.Errorf("%d term boundaries", len(rec.Terms))
+	if len(rec.Terms)*termStartBytes+len(rec.Legacy)*legacyEpochBytes > recordBytesMax/2 {
+		return fmt.Errorf("%d term boundaries, %d legacy epochs", len(rec.Terms), len(rec.Legacy))
 	}
 	return nil
 }

@@ -66,11 +66,11 @@ func (l *Log) compactionRecord(index uint64, conf []byte) (*Snapshot, error) {
 	}
 	term, _ := l.book.term(index)
 	upTo := sort.Search(len(l.book.terms), func(k int) bool { return l.book.terms[k].Index > index })
-	if len(conf) > confStateBytesMax || upTo*termStartBytes > recordBytesMax/2 {
+	if len(conf) > confStateBytesMax || upTo*termStartBytes+len(l.book.snapshot.Legacy)*legacyEpochBytes > recordBytesMax/2 {
 		return nil, fmt.Errorf("compact at %d: ConfState of %d bytes, %d term boundaries", index, len(conf), upTo)
 	}
 	return &Snapshot{Index: index, Term: term, NextOffset: next, LogStartOffset: l.storage.StartOffset(),
-		ConfState: conf, Terms: append([]TermStart(nil), l.book.terms[:upTo]...)}, nil
+		ConfState: conf, Terms: append([]TermStart(nil), l.book.terms[:upTo]...), Legacy: l.book.snapshot.Legacy}, nil
 }
 
 // Snapshot describes the compaction point: its index, term and ConfState,
@@ -87,7 +87,7 @@ func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
 	if err := proto.Unmarshal(s.ConfState, cs); err != nil {
 		return nil, fmt.Errorf("raft log %s: snapshot ConfState: %w", l.dir, err)
 	}
-	desc := Descriptor{LogStartOffset: min(start, s.NextOffset), NextOffset: s.NextOffset, Terms: s.Terms}
+	desc := Descriptor{LogStartOffset: min(start, s.NextOffset), NextOffset: s.NextOffset, Terms: s.Terms, LegacyEpochs: s.Legacy}
 	if hook != nil {
 		data, err := hook(s.Index)
 		if err != nil {

@@ -20,7 +20,9 @@
 // (rewrite.go). ApplySnapshot (apply.go) installs a snapshot a leader
 // sent, whose Data is a Descriptor (descriptor.go), the encoding Snapshot
 // returns; Storage (adapter.go) gives the Log as the replica driver's
-// Storage.
+// Storage. EpochEndOffset (Kafka's OffsetForLeaderEpoch over the terms
+// and the legacy epochs) and IndexAtOffset are the Kafka-side lookups
+// (epochs.go).
 //
 // # Durability
 //
@@ -113,8 +115,11 @@
 //	            segments were cut to next offset
 //	3 Snapshot  index u64, term u64, next offset i64, log start offset i64,
 //	            ConfState length u32, ConfState,
-//	            term count u32, count × {term u64, index u64, start offset i64}
-//	            the compaction point and the term boundaries at or below it;
+//	            term count u32, count × {term u64, index u64, start offset i64},
+//	            then, only when there are any, legacy count u32 (≥ 1),
+//	            count × {epoch u32, start offset i64}
+//	            the compaction point, the term boundaries at or below it
+//	            and the partition's leader epochs from before replication;
 //	            always the first record of a file
 //	4 Anchor    index u64, offset i64
 //	            the data batch stored at Kafka offset `offset` is entry `index`

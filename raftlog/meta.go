@@ -108,6 +108,9 @@ type Snapshot struct {
 	ConfState      []byte // raftpb.ConfState, marshalled
 	// Terms are the term boundaries at or below Index, ascending.
 	Terms []TermStart
+	// Legacy are the leader epochs of the partition before it was
+	// replicated, ascending (design §1.8); none for a new partition.
+	Legacy []LegacyEpoch
 }
 
 // Anchor says that the data batch stored at Kafka offset Offset is Raft
@@ -150,6 +153,15 @@ func (s *Snapshot) appendBody(b []byte) []byte {
 		b = be.AppendUint64(b, ts.Term)
 		b = be.AppendUint64(b, ts.Index)
 		b = be.AppendUint64(b, uint64(ts.Offset))
+	}
+	// The legacy epochs are an optional tail: absent when there are none,
+	// so the body of a new partition's record is as it always was.
+	if len(s.Legacy) > 0 {
+		b = be.AppendUint32(b, uint32(len(s.Legacy)))
+		for _, e := range s.Legacy {
+			b = be.AppendUint32(b, uint32(e.Epoch))
+			b = be.AppendUint64(b, uint64(e.StartOffset))
+		}
 	}
 	return b
 }
