@@ -305,3 +305,8 @@ func readChunk(log *storage.Log, from int64, maxBytes int) ([]byte, error) {
 	}
 	return data, err
 }
+
+// Segments returns the partition's segments, for Kafka reads (fetch):
+// they also hold the batches below the snapshot (a legacy directory's
+// data, data installed out of band), which no entry describes.
+func (l *Log) Segments() *storage.Log { return l.storage }

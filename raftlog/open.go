@@ -33,13 +33,19 @@ type Bootstrap struct {
 	ConfState          *raftpb.ConfState
 }
 
-// Create makes the raft log of a new partition in dir: raft-meta holding
-// the bootstrap snapshot, then raft-state (term, applied = the snapshot
+// Create makes the raft log of a partition in dir: raft-meta holding the
+// bootstrap snapshot, then raft-state (term, applied = the snapshot
 // index), each written atomically, so a crash leaves either no raft-state
 // (Open says ErrStateMissing and Create may run again) or the whole log.
-// A directory with a raft-state is ErrExists; one whose segments hold
-// batches is not a new partition (legacy directories come with their own
-// bootstrap, not yet).
+// A directory with a raft-state is ErrExists.
+//
+// A legacy directory, written by the single-node partition (segments,
+// perhaps leader-epochs.json, no raft log), keeps its data below the
+// snapshot (design §1.8): the snapshot's next offset is the legacy log
+// end, its log start the legacy start, its term the larger of boot.Term
+// and the newest legacy epoch, and the legacy epochs go into it, so
+// EpochEndOffset answers them below it and Snapshot's descriptor carries
+// them. The legacy files are left alone.
 func Create(fsys vfs.FS, dir string, cfg storage.Config, boot Bootstrap, nowMs int64) (*Log, error) {
 	if boot.Index == 0 || boot.Term == 0 || boot.Term > math.MaxInt32 {
 		return nil, fmt.Errorf("create raft log %s: bootstrap at index %d, term %d", dir, boot.Index, boot.Term)
@@ -67,15 +73,19 @@ func create(fsys vfs.FS, dir string, st *storage.Log, boot Bootstrap, conf []byt
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
 	}
-	if st.NextOffset() != 0 || st.StartOffset() != 0 {
-		return nil, fmt.Errorf("create raft log %s: segments hold offsets [%d, %d), not a new partition", dir, st.StartOffset(), st.NextOffset())
+	legacy, err := loadLegacyEpochs(fsys, dir, st.NextOffset())
+	if err != nil {
+		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
 	}
-	snap := &Snapshot{Index: boot.Index, Term: boot.Term, ConfState: conf}
+	snap, err := legacySnapshot(boot, conf, st.StartOffset(), st.NextOffset(), legacy)
+	if err != nil {
+		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
+	}
 	h, err := writeMeta(fsys, metaPath, MetaHeader{GroupID: boot.GroupID, ReplicaID: boot.ReplicaID, Generation: 1}, []Record{snap})
 	if err != nil {
 		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
 	}
-	state := State{GroupID: boot.GroupID, ReplicaID: boot.ReplicaID, Term: boot.Term, Applied: boot.Index,
+	state := State{GroupID: boot.GroupID, ReplicaID: boot.ReplicaID, Term: snap.Term, Applied: boot.Index,
 		MetaRecoveryPoint: h.WrittenBytes, MetaGeneration: h.Generation, ConfState: conf}
 	if err := WriteState(fsys, statePath, state); err != nil {
 		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
@@ -207,13 +217,47 @@ func readStateForOpen(fsys vfs.FS, dir string, st *storage.Log) (State, error) {
 	case errors.Is(err, ErrStateMissing) && st.NextOffset() == 0:
 		return State{}, fmt.Errorf("open raft log %s: %w", dir, err)
 	case errors.Is(err, ErrStateMissing):
-		return State{}, corruption(statePath, "missing beside segments ending at offset %d", st.NextOffset())
+		// Segments without raft-state: a legacy directory, or one whose
+		// Create was interrupted, unless raft-meta shows the log was used.
+		if unused, detail := createUnfinished(fsys, dir); !unused {
+			return State{}, corruption(statePath, "missing beside segments ending at offset %d and %s", st.NextOffset(), detail)
+		}
+		return State{}, fmt.Errorf("open raft log %s: %w", dir, err)
 	case errors.Is(err, ErrInvalid):
 		return State{}, corruption(statePath, "%v", err)
 	case err != nil:
 		return State{}, fmt.Errorf("open raft log %s: %w", dir, err)
 	}
 	return state, nil
+}
+
+// createUnfinished reports whether dir's raft-meta is absent or is what
+// Create writes before raft-state: generation 1 holding only the Snapshot
+// record. Otherwise it says what shows the log was used.
+func createUnfinished(fsys vfs.FS, dir string) (bool, string) {
+	name := filepath.Join(dir, metaFileName)
+	b, err := vfs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, ""
+	}
+	if err != nil {
+		return false, fmt.Sprintf("%s unreadable: %v", metaFileName, err)
+	}
+	scan, err := ScanMeta(name, b, 1, 0)
+	if err != nil {
+		return false, fmt.Sprintf("%s damaged: %v", metaFileName, err)
+	}
+	if _, snap := firstRecord(scan.Records).(*Snapshot); scan.Header.Generation != 1 || len(scan.Records) != 1 || !snap {
+		return false, fmt.Sprintf("%s of generation %d holding %d records", metaFileName, scan.Header.Generation, len(scan.Records))
+	}
+	return true, ""
+}
+
+func firstRecord(records []Record) Record {
+	if len(records) == 0 {
+		return nil
+	}
+	return records[0]
 }
 
 // bookOf applies raft-meta's records; a contradiction is corruption.
