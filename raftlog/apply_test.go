@@ -306,3 +306,102 @@ func crashDuringInstall(t *testing.T, kind snapshotKind, budget int) bool {
 	matches(t, l, m)
 	return completed
 }
+
+// TestApplySnapshotConcurrent installs snapshots of every kind between
+// appends while a flusher syncs and a reader walks the log (run with
+// -race): the reader only ever sees answers or raft's compacted and
+// unavailable errors, and the log ends as MemoryStorage says.
+func TestApplySnapshotConcurrent(t *testing.T) {
+	fsys := vfs.NewMem()
+	l := createLog(t, fsys)
+	m := newModel(t)
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	loop := func(body func() error) {
+		for {
+			if err := body(); err != nil {
+				errs <- err
+				return
+			}
+			select {
+			case <-stop:
+				errs <- nil
+				return
+			default:
+			}
+		}
+	}
+	go loop(l.Sync)
+	go loop(func() error { return readEverything(l) })
+	rng := rand.New(rand.NewPCG(5, 5))
+	term, applied := testBoot.Term, testBoot.Index
+	for round := range 30 {
+		term++
+		ents, begins, end := m.build(t, m.last()+1, randomSpecs(rng, term, true))
+		if err := l.Append(ents, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(t, ents, begins, end)
+		applied += rng.Uint64N(m.last() - applied + 1)
+		if err := l.RecordApplied(applied, nil); err != nil {
+			t.Fatal(err)
+		}
+		kind := snapshotKind(round % 3)
+		snapTerm := term
+		if kind != snapHeld {
+			snapTerm++
+		}
+		snap, next := randomSnapshot(rng, m, kind, applied, snapTerm)
+		if snap == nil {
+			continue
+		}
+		if err := l.ApplySnapshot(snap, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.installed(t, snap, next)
+		term, applied = snapTerm, snap.GetMetadata().GetIndex()
+	}
+	close(stop)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	matches(t, l, m)
+	l.Close()
+	l = openLog(t, fsys)
+	defer l.Close()
+	matches(t, l, m)
+}
+
+// readEverything asks every read of the log once, accepting raft's
+// compacted and unavailable answers: the log may change in between.
+func readEverything(l *Log) error {
+	first, _ := l.FirstIndex()
+	last, _ := l.LastIndex()
+	var errs []error
+	if last >= first {
+		_, err := l.Entries(first, last+1, 1<<20)
+		errs = append(errs, err)
+	}
+	for i := first - 1; i <= last+1; i++ {
+		_, err := l.Term(i)
+		errs = append(errs, err)
+		_, err = l.OffsetOf(i)
+		errs = append(errs, err)
+	}
+	_, err := l.Snapshot()
+	errs = append(errs, err)
+	l.EpochEndOffset(int32(last))
+	end := l.Segments().NextOffset()
+	for off := max(0, end-20); off < end; off++ {
+		_, err := l.IndexAtOffset(off)
+		errs = append(errs, err)
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, raft.ErrCompacted) && !errors.Is(err, raft.ErrUnavailable) {
+			return err
+		}
+	}
+	return nil
+}
