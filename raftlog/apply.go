@@ -171,13 +171,8 @@ func (l *Log) installLocked(in install, nowMs int64) error {
 	if err := l.checkWritable(); err != nil {
 		return err
 	}
-	// A raft-meta rewrite raft-state does not name yet would make the new
-	// file two generations ahead of it.
-	if l.persisted.MetaGeneration != l.metaGeneration {
-		if err := l.writeStateLocked(l.want); err != nil {
-			return err
-		}
-	}
+	// raft-state names the current raft-meta (Open and every replacement
+	// write it), so the new file is one generation ahead of it.
 	b := &book{}
 	if err := b.apply(in.rec); err != nil {
 		return fmt.Errorf("apply snapshot at %d: %w", in.rec.Index, err)

@@ -183,8 +183,11 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 		meta.Close()
 		return nil, err
 	}
-	if resetDue {
-		// Settles the install: from now on the flag is history.
+	if scan.Header.Generation != state.MetaGeneration {
+		// raft-meta was replaced (a rewrite or an install) and raft-state
+		// not written after: name the new file now, so that the next
+		// replacement is never two generations ahead of raft-state, and
+		// an install's reset is history.
 		if err := l.writeStateLocked(want); err != nil {
 			meta.Close()
 			return nil, fmt.Errorf("open raft log %s: %w", dir, err)
