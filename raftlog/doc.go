@@ -163,8 +163,10 @@
 //
 // raft-state names a generation G and a number of synced bytes P. For a
 // raft-meta file of generation G the recovery point is max(P, written
-// bytes); for generation G+1 (a rewrite that landed before raft-state
-// caught up) it is its written bytes; any other generation is corruption.
+// bytes); for generation G+1 (a rewrite or install that landed before
+// raft-state caught up) it is its written bytes, and Open writes
+// raft-state naming it at once, so no replacement is ever two generations
+// ahead; any other generation is corruption.
 // Records starting before the recovery point must be whole with a good
 // CRC, or ScanMeta returns a *storage.CorruptionError (synced, possibly
 // acknowledged state is damaged; the replica must stop). After it, the
