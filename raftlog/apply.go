@@ -39,7 +39,8 @@ type install struct {
 // never (delete retention).
 //
 // Crash safety: the cut is written as Append writes one (segments, then a
-// synced Truncate record). Then a fresh raft-meta holding only the
+// synced Truncate record); the segments kept below a held snapshot are
+// synced. Then a fresh raft-meta holding only the
 // snapshot replaces the old one atomically, with the next generation and,
 // for a reset, the ResetSegments flag; then the segments are reset; then
 // raft-state names the new generation, the snapshot index as applied and
@@ -170,6 +171,14 @@ func checkRecordSize(rec *Snapshot) error {
 func (l *Log) installLocked(in install, nowMs int64) error {
 	if err := l.checkWritable(); err != nil {
 		return err
+	}
+	// The data kept below a held snapshot must be durable before raft-meta
+	// says the log starts after it: appended batches may not be synced
+	// yet, and a cut at the log end syncs nothing.
+	if !in.reset {
+		if _, err := l.storage.Sync(); err != nil {
+			return l.fail(fmt.Errorf("apply snapshot at %d: %w", in.rec.Index, err))
+		}
 	}
 	// raft-state names the current raft-meta (Open and every replacement
 	// write it), so the new file is one generation ahead of it.

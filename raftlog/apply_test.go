@@ -42,6 +42,7 @@ const (
 	snapHeld     snapshotKind = iota // the log holds the snapshot's entry
 	snapConflict                     // the log has the index with another term
 	snapPastEnd                      // the snapshot is past the last entry
+	snapHeldLast                     // the log holds it as its last entry
 )
 
 // randomSnapshot picks a snapshot of kind for the log the model holds,
@@ -50,11 +51,14 @@ const (
 func randomSnapshot(rng *rand.Rand, m *model, kind snapshotKind, applied, term uint64) (*raftpb.Snapshot, int64) {
 	low := max(applied, m.snapIndex) + 1
 	switch kind {
-	case snapHeld:
+	case snapHeld, snapHeldLast:
 		if m.last() < low {
 			return nil, 0
 		}
 		idx := low + rng.Uint64N(m.last()-low+1)
+		if kind == snapHeldLast {
+			idx = m.last()
+		}
 		next := m.beginOf(idx + 1)
 		var desc *Descriptor
 		if rng.IntN(2) == 0 {
@@ -218,7 +222,7 @@ func TestApplySnapshotRefuses(t *testing.T) {
 // nothing above it and the segments at its next offset; either way the
 // log takes appends and reopens the same.
 func TestApplySnapshotCrash(t *testing.T) {
-	for _, kind := range []snapshotKind{snapHeld, snapConflict, snapPastEnd} {
+	for _, kind := range []snapshotKind{snapHeld, snapConflict, snapPastEnd, snapHeldLast} {
 		t.Run(fmt.Sprint(kind), func(t *testing.T) {
 			for budget := 1; ; budget++ {
 				if budget > 300 {
@@ -254,9 +258,16 @@ func crashDuringInstall(t *testing.T, kind snapshotKind, budget int) bool {
 	if err := l.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
+	// Entries appended and not synced: an install keeping them must make
+	// them durable.
+	more, begins, end := m.build(t, m.last()+1, []spec{{kind: 'd', term: m.termAt(m.last()), records: 2, valueBytes: 7}, {kind: 'c', term: m.termAt(m.last())}})
+	if err := l.Append(more, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, more, begins, end)
 	rng := rand.New(rand.NewPCG(uint64(budget), 4))
 	term := m.termAt(m.last())
-	if kind != snapHeld {
+	if kind == snapConflict || kind == snapPastEnd {
 		term++
 	}
 	snap, next := randomSnapshot(rng, m, kind, applied, term)
@@ -282,7 +293,7 @@ func crashDuringInstall(t *testing.T, kind snapshotKind, budget int) bool {
 		}
 		checkInstalledState(t, l, snap)
 		m.installed(t, snap, next)
-	case first == testBoot.Index+1 && !completed && last >= applied:
+	case first == testBoot.Index+1 && !completed && last >= applied && last <= m.last():
 		got, err := l.Entries(first, last+1, 1<<30)
 		if err != nil || !sameEntries(got, m.ents[:last-testBoot.Index]) {
 			t.Fatalf("budget %d: the old log holds %s (%v), want a prefix of %s", budget, show(got), err, show(m.ents))
@@ -293,7 +304,7 @@ func crashDuringInstall(t *testing.T, kind snapshotKind, budget int) bool {
 		t.Fatalf("budget %d (completed %v): recovered entries [%d, %d]", budget, completed, first, last)
 	}
 	matches(t, l, m)
-	more, begins, end := m.build(t, m.last()+1, []spec{{kind: 'e', term: term + 1}, {kind: 'd', term: term + 1, records: 2, valueBytes: 9}})
+	more, begins, end = m.build(t, m.last()+1, []spec{{kind: 'e', term: term + 1}, {kind: 'd', term: term + 1, records: 2, valueBytes: 9}})
 	if err := l.Append(more, 0); err != nil {
 		t.Fatalf("budget %d: append after the crash: %v", budget, err)
 	}
