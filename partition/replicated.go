@@ -1,0 +1,371 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/replica"
+)
+
+// Proposer runs f on the goroutine that drives the partition's replica
+// (replica.Scheduler.Do on a node, sim.Cluster.Do in the simulator) and
+// returns f's error. Appends and DeleteRecords of a replicated partition
+// reach the replica only through it.
+type Proposer func(f func(r *replica.Replica) error) error
+
+// ReplicaConfig is what a replicated partition needs beyond its topic's
+// config.
+type ReplicaConfig struct {
+	// Propose reaches the partition's replica.
+	Propose Proposer
+}
+
+// replicated is the state of a partition that is a replica's state
+// machine. Every field but propose is touched only on the replica's
+// goroutine (PrepareProposal, Apply, LeadershipChanged, LocalSynced, and
+// the functions appends and DeleteRecords hand to the proposer), under
+// Partition.mu so that readers of producer state and the log see it whole.
+type replicated struct {
+	propose Proposer
+
+	leadership replica.Leadership
+	// next is the offset the next proposal gets; valid while ready.
+	next int64
+	// pending are the data batches proposed in this term and not applied
+	// yet, in index order; overlay is the applied producer state with
+	// them recorded, what a new batch is checked against.
+	pending []pendingBatch
+	overlay *producerState
+	// validated is the config the batch being proposed was validated
+	// against; PrepareProposal validates it again under another.
+	validated Config
+}
+
+// pendingBatch is one proposed data batch, as stamped.
+type pendingBatch struct {
+	at     replica.ProposalPoint
+	header batch.Header
+}
+
+// Partition commands: an entry whose data starts with a byte >= 0x80
+// (design §1.5; a batch's first byte, of its base offset, is at most 0x7F).
+const (
+	commandDeleteRecords = 0x81
+	deleteRecordsBytes   = 9 // kind, offset i64
+)
+
+// OpenReplica opens the partition stored in dir as the state machine of a
+// Raft group: appends and DeleteRecords become proposals through
+// rc.Propose, and the group's applied entries move the log, producer state
+// and high watermark on every replica. No leader epoch starts at open: the
+// epoch is the term of the leader that stamped each batch.
+//
+// Until the partition's segments are themselves the group's Raft log
+// (raftlog), the group's log is the replica's Storage and the segments hold
+// the applied data batches, byte for byte as the leader stamped them;
+// entries the group delivers again after a restart (below the log end) are
+// passed over, so replay at open stops at what was applied.
+//
+// Stream topics are not served in this mode yet.
+func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc ReplicaConfig) (*Partition, error) {
+	if rc.Propose == nil {
+		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer", topic, index)
+	}
+	if cfg.Streams {
+		return nil, fmt.Errorf("%w: %s-%d: cleanup.policy=stream in a replicated partition", ErrUnsupported, topic, index)
+	}
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose})
+}
+
+// Replicated reports whether the partition is a replica's state machine.
+func (p *Partition) Replicated() bool { return p.repl != nil }
+
+// LeadershipChanged implements replica.StateMachine. A replica that stops
+// being the ready leader of a term drops what it had pending: those
+// proposals either commit under the next leader or are lost, and their
+// waiters learn which from the term of the offsets they wait for.
+func (p *Partition) LeadershipChanged(l replica.Leadership) {
+	p.mu.Lock()
+	r := p.repl
+	was := r.leadership
+	r.leadership = l
+	if l.Ready && (!was.Ready || was.Term != l.Term) {
+		r.next = p.log.NextOffset()
+		r.overlay, r.pending = p.producers.clone(), nil
+	}
+	if !l.Ready {
+		r.overlay, r.pending = nil, nil
+	}
+	p.mu.Unlock()
+
+	p.epochMu.Lock()
+	p.term = l.Term
+	p.epochMu.Unlock()
+
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	p.servingTerm = 0
+	if l.Ready {
+		p.servingTerm = l.Term
+	}
+	p.wakeLocked()
+}
+
+// Restore implements replica.StateMachine. Only the bootstrap snapshot,
+// which carries no data, is accepted: installing a partition snapshot
+// needs the segment copy of design §2.2.
+func (p *Partition) Restore(snap *raftpb.Snapshot) error {
+	if len(snap.GetData()) > 0 {
+		return fmt.Errorf("%w: %s-%d: partition snapshot at index %d", ErrUnsupported, p.topic, p.index, snap.GetMetadata().GetIndex())
+	}
+	return nil
+}
+
+// duplicateError refuses to propose a retry of a batch already applied or
+// pending; the append answers with the original's offsets.
+type duplicateError struct{ batch appendedBatch }
+
+func (d *duplicateError) Error() string {
+	return fmt.Sprintf("duplicate of the batch at offset %d", d.batch.BaseOffset)
+}
+
+// PrepareProposal implements replica.StateMachine: a data batch is checked
+// against producer state as applied and pending, then stamped with the next
+// offset, the term as leader epoch and, if the topic says so, the append
+// time. Commands pass as they are.
+func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalPoint) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.repl
+	if !r.leadership.Ready || r.leadership.Term != at.Term {
+		return fmt.Errorf("%w: %s-%d: term %d", ErrNotLeader, p.topic, p.index, at.Term)
+	}
+	if len(prop.Data) == 0 || prop.Data[0] >= 0x80 {
+		return nil
+	}
+	if at.Term > maxEpoch {
+		return fmt.Errorf("%w: %s-%d: term %d past the largest leader epoch", ErrNotLeader, p.topic, p.index, at.Term)
+	}
+	if p.cfg != r.validated {
+		if _, _, err := validateBatches(prop.Data, p.cfg); err != nil {
+			return err
+		}
+	}
+	h, err := batch.ParseHeader(prop.Data)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	dup, err := r.overlay.check(h)
+	if err != nil {
+		return err
+	}
+	if dup != nil {
+		return &duplicateError{batch: *dup}
+	}
+	nowMs := p.clock.Now().UnixMilli()
+	batch.SetBaseOffset(prop.Data, r.next)
+	batch.SetPartitionLeaderEpoch(prop.Data, int32(at.Term))
+	if p.cfg.LogAppendTime {
+		batch.SetLogAppendTime(prop.Data, nowMs)
+	}
+	h.BaseOffset = r.next
+	r.next = h.NextOffset()
+	r.overlay.record(h, nowMs)
+	r.pending = append(r.pending, pendingBatch{at: at, header: h})
+	return nil
+}
+
+// maxEpoch is the largest term a Kafka leader epoch (int32) can carry.
+const maxEpoch = 1<<31 - 1
+
+// undoLastProposal rolls back the batch PrepareProposal just stamped, which
+// raft then dropped: its offsets go to the next proposal.
+func (p *Partition) undoLastProposal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.repl
+	if len(r.pending) == 0 {
+		return
+	}
+	last := r.pending[len(r.pending)-1]
+	r.pending = r.pending[:len(r.pending)-1]
+	r.next = last.header.BaseOffset
+	r.overlay = p.producers.clone()
+	nowMs := p.clock.Now().UnixMilli()
+	for _, b := range r.pending {
+		r.overlay.record(b.header, nowMs)
+	}
+}
+
+// LocalSynced tells a leader that its own log is durable up to Raft index
+// index (its replica's Storage.Sync returned): the batches it proposed up
+// to there are what WaitLocalDurable (acks=1) waits for. Call it on the
+// replica's goroutine.
+func (p *Partition) LocalSynced(index uint64) {
+	p.mu.Lock()
+	end := int64(-1)
+	for _, b := range p.repl.pending {
+		if b.at.Index <= index {
+			end = b.header.NextOffset()
+		}
+	}
+	p.mu.Unlock()
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if end > p.localDurable {
+		p.localDurable = end
+		p.wakeLocked()
+	}
+}
+
+// appendReplicated proposes validated batches, one entry each and in one
+// turn of the replica's goroutine, so they are consecutive. A batch refused
+// after an earlier one of the same produce was proposed leaves that one
+// proposed: the caller gets the error, and an idempotent retry is answered
+// from producer state.
+func (p *Partition) appendReplicated(records []byte, headers []batch.Header, cfg Config) (AppendResult, error) {
+	res := AppendResult{BaseOffset: -1, LogAppendTimeMs: -1}
+	err := p.repl.propose(func(r *replica.Replica) error {
+		data := records
+		for i, h := range headers {
+			whole := data[:h.TotalBytes()]
+			data = data[h.TotalBytes():]
+			stamped, term, dup, err := p.proposeBatch(r, whole, cfg, len(headers) > 1)
+			if err != nil {
+				return err
+			}
+			if dup != nil {
+				res = AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, LogAppendTimeMs: -1, Duplicate: true}
+				return nil
+			}
+			if i == 0 {
+				res.BaseOffset = stamped.BaseOffset
+			}
+			res.LastOffset, res.Term = stamped.LastOffset(), term
+			if cfg.LogAppendTime {
+				res.LogAppendTimeMs = stamped.MaxTimestamp
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return AppendResult{}, err
+	}
+	res.LogStartOffset = p.log.StartOffset()
+	if !res.Duplicate {
+		appendedRecords.Add(float64(res.LastOffset + 1 - res.BaseOffset))
+		appendedBytes.Add(float64(len(records)))
+	}
+	return res, nil
+}
+
+// proposeBatch proposes one batch on the replica's goroutine and returns its
+// stamped header and term, or the batch it retries.
+func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, cfg Config, several bool) (batch.Header, int32, *appendedBatch, error) {
+	p.mu.Lock()
+	p.repl.validated = cfg
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return batch.Header{}, 0, nil, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
+	at, err := r.Propose(replica.Proposal{Data: whole})
+	var dup *duplicateError
+	switch {
+	case errors.As(err, &dup):
+		if several {
+			return batch.Header{}, 0, nil, fmt.Errorf("%w: a retried idempotent batch must be sent alone", ErrInvalidRecord)
+		}
+		return batch.Header{}, 0, &dup.batch, nil
+	case errors.Is(err, replica.ErrProposalDropped):
+		p.undoLastProposal()
+		return batch.Header{}, 0, nil, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
+	case errors.Is(err, replica.ErrNotLeader), errors.Is(err, replica.ErrFailed):
+		return batch.Header{}, 0, nil, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
+	case err != nil:
+		return batch.Header{}, 0, nil, err
+	}
+	h, err := batch.ParseHeader(whole)
+	if err != nil {
+		return batch.Header{}, 0, nil, fmt.Errorf("stamped batch: %w", err)
+	}
+	return h, int32(at.Term), nil, nil
+}
+
+// WaitCommitted blocks until the batch ending at lastOffset, proposed in
+// term, is committed and applied here (acks=all). ErrNotLeader when this
+// replica stopped leading term first, or when the offset was committed with
+// another term's batch (ours was truncated and the offset reused).
+func (p *Partition) WaitCommitted(ctx context.Context, lastOffset int64, term int32) error {
+	return p.waitFor(ctx, func() (bool, error) { return p.committed(lastOffset, term) })
+}
+
+// WaitLocalDurable blocks until the leader's own log holds the batch ending
+// at lastOffset durably (acks=1), or it is committed. A failover can still
+// lose such a batch, as in Kafka: a new leader need not have it.
+func (p *Partition) WaitLocalDurable(ctx context.Context, lastOffset int64, term int32) error {
+	return p.waitFor(ctx, func() (bool, error) { return p.localDurableDone(lastOffset, term) })
+}
+
+func (p *Partition) waitFor(ctx context.Context, done func() (bool, error)) error {
+	for {
+		ch := p.Changed()
+		if ok, err := done(); ok {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// committed is WaitCommitted's check: (true, nil) committed in term,
+// (true, err) never will be, (false, nil) not yet.
+func (p *Partition) committed(lastOffset int64, term int32) (bool, error) {
+	p.stateMu.Lock()
+	hwm, failure, serving := p.hwm, p.failure, p.servingTerm
+	p.stateMu.Unlock()
+	if failure != nil {
+		return true, failure
+	}
+	if lastOffset < hwm {
+		if got := p.epochAt(lastOffset); got != term {
+			return true, fmt.Errorf("%w: %s-%d: offset %d was committed in term %d, not %d", ErrNotLeader, p.topic, p.index, lastOffset, got, term)
+		}
+		return true, nil
+	}
+	if serving != uint64(term) {
+		return true, fmt.Errorf("%w: %s-%d: term %d ended before offset %d committed", ErrNotLeader, p.topic, p.index, term, lastOffset)
+	}
+	return false, nil
+}
+
+func (p *Partition) localDurableDone(lastOffset int64, term int32) (bool, error) {
+	p.stateMu.Lock()
+	local, serving := p.localDurable, p.servingTerm
+	p.stateMu.Unlock()
+	if lastOffset < local && serving == uint64(term) {
+		return true, nil
+	}
+	return p.committed(lastOffset, term)
+}
+
+// epochAt is the leader epoch of the applied batch holding offset.
+func (p *Partition) epochAt(offset int64) int32 {
+	p.epochMu.Lock()
+	defer p.epochMu.Unlock()
+	return p.epochs.epochAt(offset)
+}
+
+// wakeLocked wakes every waiter; callers hold stateMu.
+func (p *Partition) wakeLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
