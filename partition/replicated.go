@@ -369,3 +369,14 @@ func (p *Partition) wakeLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
+
+// SchedulerProposer reaches the replica of group on a node's Scheduler.
+func SchedulerProposer(s *replica.Scheduler, group uint64) Proposer {
+	return func(f func(r *replica.Replica) error) error {
+		var ferr error
+		if err := s.Do(group, func(r *replica.Replica) { ferr = f(r) }); err != nil {
+			return err
+		}
+		return ferr
+	}
+}
