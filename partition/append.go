@@ -44,7 +44,7 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		return AppendResult{}, err
 	}
 	if p.repl != nil {
-		return p.appendReplicated(records, headers, cfg)
+		return p.appendReplicated(records, headers, recs, cfg)
 	}
 	if p.afterValidate != nil {
 		p.afterValidate()

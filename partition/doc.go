@@ -14,8 +14,7 @@
 // committed. Validation, producer state, reads, retention and compaction
 // are the same code in both modes. Until the segments are the group's Raft
 // log (raftlog), the group's log is the replica's Storage and the segments
-// hold the applied data batches as the leader stamped them. Stream topics
-// are refused in this mode for now.
+// hold the applied data batches as the leader stamped them.
 //
 // # Goroutines and locks
 //
@@ -86,6 +85,13 @@
 //     retriable ErrNotLeader, never success. acks=1 (WaitLocalDurable)
 //     succeeds once the leader's own log holds the batch durably
 //     (LocalSynced); a failover can lose such a batch, as in Kafka.
+//   - On a stream topic the stream index takes a batch when it is applied
+//     (its covered offset in the same pebble batch), on every replica from
+//     the same records. A batch's stream checks read the index, so a batch
+//     touching a stream that a pending batch touches waits (off the
+//     replica's goroutine) until that one is applied: appends to one stream
+//     take turns, appends to different streams do not. WaitStreamDurable
+//     never waits: what the index shows is committed.
 //   - DeleteRecords is a command entry (0x81, offset) applied by every
 //     replica, capped at what it applied. Entries delivered again after a
 //     restart, below the log end, are passed over: the segments already

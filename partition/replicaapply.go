@@ -86,7 +86,34 @@ func (p *Partition) applyBatch(data []byte, term uint64) error {
 		return err
 	}
 	p.producers.record(h, nowMs)
+	if err := p.applyStreams(data); err != nil {
+		return err
+	}
 	return p.noteEpoch(h)
+}
+
+// applyStreams commits an applied batch's records to the stream index, the
+// covered offset with them in one pebble batch: every replica builds its
+// index from the same records, as replayIndex does. Callers hold mu.
+func (p *Partition) applyStreams(whole []byte) error {
+	x := p.streamIdx
+	if x == nil {
+		return nil // not a stream topic, or a build replays the log
+	}
+	recs, err := batch.Records(whole, p.cfg.Limits)
+	if err != nil {
+		return err
+	}
+	change := x.NewChange()
+	for _, r := range recs {
+		if r.Offset < x.Next() {
+			continue
+		}
+		if err := change.Apply(r, r.Offset); err != nil {
+			return fmt.Errorf("stream index at offset %d: %w", r.Offset, err)
+		}
+	}
+	return x.Commit(change)
 }
 
 // noteEpoch records a new leader epoch at its first applied batch.
@@ -139,6 +166,7 @@ func (p *Partition) dropPending(index uint64) {
 	r := p.repl
 	n := 0
 	for n < len(r.pending) && r.pending[n].at.Index <= index {
+		r.notePendingStreams(r.pending[n].streams, -1)
 		n++
 	}
 	r.pending = r.pending[n:]

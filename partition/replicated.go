@@ -10,6 +10,7 @@ import (
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // Proposer runs f on the goroutine that drives the partition's replica
@@ -42,15 +43,28 @@ type replicated struct {
 	pending []pendingBatch
 	overlay *producerState
 	// validated is the config the batch being proposed was validated
-	// against; PrepareProposal validates it again under another.
-	validated Config
+	// against (and its records, for stream topics); PrepareProposal
+	// validates it again under another. appended is what the stream checks
+	// of the batch just stamped gave.
+	validated     Config
+	validatedRecs []batch.Record
+	appended      []streams.Appended
+	// pendingStreams counts the pending batches touching each stream. A
+	// stream's checks read the index, which takes a batch only when it is
+	// applied, so a batch touching a pending stream waits (errStreamPending).
+	pendingStreams map[string]int
 }
 
 // pendingBatch is one proposed data batch, as stamped.
 type pendingBatch struct {
-	at     replica.ProposalPoint
-	header batch.Header
+	at      replica.ProposalPoint
+	header  batch.Header
+	streams []string
 }
+
+// errStreamPending: a batch touches a stream that a pending batch touches;
+// the append waits until that one is applied, then proposes again.
+var errStreamPending = errors.New("a batch to the same stream is pending")
 
 // Partition commands: an entry whose data starts with a byte >= 0x80
 // (design §1.5; a batch's first byte, of its base offset, is at most 0x7F).
@@ -71,13 +85,13 @@ const (
 // entries the group delivers again after a restart (below the log end) are
 // passed over, so replay at open stops at what was applied.
 //
-// Stream topics are not served in this mode yet.
+// On a stream topic a batch is checked against the stream index, which
+// takes a batch when it is applied; so appends to one stream take turns:
+// a batch touching a stream a pending batch touches waits until that one
+// is applied. Such topics take one batch per produce.
 func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc ReplicaConfig) (*Partition, error) {
 	if rc.Propose == nil {
 		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer", topic, index)
-	}
-	if cfg.Streams {
-		return nil, fmt.Errorf("%w: %s-%d: cleanup.policy=stream in a replicated partition", ErrUnsupported, topic, index)
 	}
 	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose})
 }
@@ -100,6 +114,9 @@ func (p *Partition) LeadershipChanged(l replica.Leadership) {
 	}
 	if !l.Ready {
 		r.overlay, r.pending = nil, nil
+	}
+	if r.pending == nil {
+		clear(r.pendingStreams)
 	}
 	p.mu.Unlock()
 
@@ -151,9 +168,15 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	if at.Term > maxEpoch {
 		return fmt.Errorf("%w: %s-%d: term %d past the largest leader epoch", ErrNotLeader, p.topic, p.index, at.Term)
 	}
+	recs := r.validatedRecs
 	if p.cfg != r.validated {
-		if _, _, err := validateBatches(prop.Data, p.cfg); err != nil {
+		_, all, err := validateBatches(prop.Data, p.cfg)
+		if err != nil {
 			return err
+		}
+		recs = nil
+		if len(all) > 0 {
+			recs = all[0]
 		}
 	}
 	h, err := batch.ParseHeader(prop.Data)
@@ -167,6 +190,10 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	if dup != nil {
 		return &duplicateError{batch: *dup}
 	}
+	touched, err := p.checkPendingStreams(h, recs)
+	if err != nil {
+		return err
+	}
 	nowMs := p.clock.Now().UnixMilli()
 	batch.SetBaseOffset(prop.Data, r.next)
 	batch.SetPartitionLeaderEpoch(prop.Data, int32(at.Term))
@@ -176,9 +203,87 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	h.BaseOffset = r.next
 	r.next = h.NextOffset()
 	r.overlay.record(h, nowMs)
-	r.pending = append(r.pending, pendingBatch{at: at, header: h})
+	r.pending = append(r.pending, pendingBatch{at: at, header: h, streams: touched})
+	r.notePendingStreams(touched, 1)
 	return nil
 }
+
+// checkPendingStreams runs the stream checks of a batch about to be
+// stamped at the next proposal offset, and returns the streams it touches.
+// Callers hold mu.
+func (p *Partition) checkPendingStreams(h batch.Header, recs []batch.Record) ([]string, error) {
+	r := p.repl
+	r.appended = nil
+	if !p.cfg.Streams {
+		return nil, nil
+	}
+	if p.build != nil && carriesStreamHeaders([][]batch.Record{recs}) {
+		return nil, fmt.Errorf("%w: %s-%d", ErrStreamIndexBuilding, p.topic, p.index)
+	}
+	touched := streamsOf(recs)
+	for _, s := range touched {
+		if r.pendingStreams[s] > 0 {
+			return nil, errStreamPending
+		}
+	}
+	change, dup, err := p.checkStreams([]batch.Header{h}, [][]batch.Record{recs}, r.next)
+	if err != nil {
+		return nil, err
+	}
+	if dup != nil {
+		return nil, &streamDuplicateError{result: dup.result}
+	}
+	if change != nil {
+		r.appended = change.Appended()
+	}
+	return touched, nil
+}
+
+// streamsOf lists the streams records touch: every keyed record of a
+// stream topic is an event or an operation of the stream its key names.
+func streamsOf(recs []batch.Record) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		if rec.Key != nil && !seen[string(rec.Key)] {
+			seen[string(rec.Key)] = true
+			out = append(out, string(rec.Key))
+		}
+	}
+	return out
+}
+
+func (r *replicated) notePendingStreams(names []string, delta int) {
+	if len(names) == 0 {
+		return
+	}
+	if r.pendingStreams == nil {
+		r.pendingStreams = map[string]int{}
+	}
+	for _, s := range names {
+		if r.pendingStreams[s] += delta; r.pendingStreams[s] <= 0 {
+			delete(r.pendingStreams, s)
+		}
+	}
+}
+
+// streamsPending reports whether a pending batch touches one of names.
+func (p *Partition) streamsPending(names []string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range names {
+		if p.repl.pendingStreams[s] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// streamDuplicateError refuses to propose an event-store append whose
+// events are all in the stream already; the append answers with them.
+type streamDuplicateError struct{ result AppendResult }
+
+func (d *streamDuplicateError) Error() string { return "a retry of events already appended" }
 
 // maxEpoch is the largest term a Kafka leader epoch (int32) can carry.
 const maxEpoch = 1<<31 - 1
@@ -194,6 +299,7 @@ func (p *Partition) undoLastProposal() {
 	}
 	last := r.pending[len(r.pending)-1]
 	r.pending = r.pending[:len(r.pending)-1]
+	r.notePendingStreams(last.streams, -1)
 	r.next = last.header.BaseOffset
 	r.overlay = p.producers.clone()
 	nowMs := p.clock.Now().UnixMilli()
@@ -227,28 +333,58 @@ func (p *Partition) LocalSynced(index uint64) {
 // turn of the replica's goroutine, so they are consecutive. A batch refused
 // after an earlier one of the same produce was proposed leaves that one
 // proposed: the caller gets the error, and an idempotent retry is answered
-// from producer state.
-func (p *Partition) appendReplicated(records []byte, headers []batch.Header, cfg Config) (AppendResult, error) {
+// from producer state. recs are the batches' records (stream topics only).
+func (p *Partition) appendReplicated(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config) (AppendResult, error) {
+	if cfg.Streams && len(headers) > 1 {
+		return AppendResult{}, fmt.Errorf("%w: a replicated stream topic takes one batch per produce", ErrInvalidRecord)
+	}
+	var touched []string
+	if len(recs) > 0 {
+		touched = streamsOf(recs[0])
+	}
+	for range streamTurnsMax {
+		res, err := p.proposeBatches(records, headers, recs, cfg)
+		if !errors.Is(err, errStreamPending) {
+			return res, err
+		}
+		// Wait, off the replica's goroutine, for the pending batch to the
+		// same stream to be applied (or dropped with the term).
+		if err := p.waitFor(context.Background(), func() (bool, error) { return !p.streamsPending(touched), p.Err() }); err != nil {
+			return AppendResult{}, err
+		}
+	}
+	return AppendResult{}, fmt.Errorf("%w: %s-%d: appends to the same streams kept racing", ErrNotLeader, p.topic, p.index)
+}
+
+// streamTurnsMax bounds how often an append waits for its streams' turn.
+const streamTurnsMax = 64
+
+func (p *Partition) proposeBatches(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config) (AppendResult, error) {
 	res := AppendResult{BaseOffset: -1, LogAppendTimeMs: -1}
 	err := p.repl.propose(func(r *replica.Replica) error {
 		data := records
 		for i, h := range headers {
 			whole := data[:h.TotalBytes()]
 			data = data[h.TotalBytes():]
-			stamped, term, dup, err := p.proposeBatch(r, whole, cfg, len(headers) > 1)
+			var batchRecs []batch.Record
+			if i < len(recs) {
+				batchRecs = recs[i]
+			}
+			out, err := p.proposeBatch(r, whole, batchRecs, cfg, len(headers) > 1)
 			if err != nil {
 				return err
 			}
-			if dup != nil {
-				res = AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, LogAppendTimeMs: -1, Duplicate: true}
+			if out.dup != nil {
+				res = *out.dup
 				return nil
 			}
 			if i == 0 {
-				res.BaseOffset = stamped.BaseOffset
+				res.BaseOffset = out.header.BaseOffset
 			}
-			res.LastOffset, res.Term = stamped.LastOffset(), term
+			res.LastOffset, res.Term = out.header.LastOffset(), out.term
+			res.Streams = append(res.Streams, out.appended...)
 			if cfg.LogAppendTime {
-				res.LogAppendTimeMs = stamped.MaxTimestamp
+				res.LogAppendTimeMs = out.header.MaxTimestamp
 			}
 		}
 		return nil
@@ -264,37 +400,52 @@ func (p *Partition) appendReplicated(records []byte, headers []batch.Header, cfg
 	return res, nil
 }
 
-// proposeBatch proposes one batch on the replica's goroutine and returns its
-// stamped header and term, or the batch it retries.
-func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, cfg Config, several bool) (batch.Header, int32, *appendedBatch, error) {
+// proposed is one batch's outcome: stamped and proposed, or the retry of
+// an appended one.
+type proposed struct {
+	header   batch.Header
+	term     int32
+	appended []streams.Appended
+	dup      *AppendResult
+}
+
+// proposeBatch proposes one batch on the replica's goroutine.
+func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, recs []batch.Record, cfg Config, several bool) (proposed, error) {
 	p.mu.Lock()
-	p.repl.validated = cfg
+	p.repl.validated, p.repl.validatedRecs = cfg, recs
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
-		return batch.Header{}, 0, nil, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+		return proposed{}, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
 	}
 	at, err := r.Propose(replica.Proposal{Data: whole})
 	var dup *duplicateError
+	var streamDup *streamDuplicateError
 	switch {
-	case errors.As(err, &dup):
+	case errors.As(err, &dup), errors.As(err, &streamDup):
 		if several {
-			return batch.Header{}, 0, nil, fmt.Errorf("%w: a retried idempotent batch must be sent alone", ErrInvalidRecord)
+			return proposed{}, fmt.Errorf("%w: a retried idempotent batch must be sent alone", ErrInvalidRecord)
 		}
-		return batch.Header{}, 0, &dup.batch, nil
+		if streamDup != nil {
+			return proposed{dup: &streamDup.result}, nil
+		}
+		return proposed{dup: &AppendResult{BaseOffset: dup.batch.BaseOffset, LastOffset: dup.batch.LastOffset, LogAppendTimeMs: -1, Duplicate: true}}, nil
 	case errors.Is(err, replica.ErrProposalDropped):
 		p.undoLastProposal()
-		return batch.Header{}, 0, nil, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
+		return proposed{}, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
 	case errors.Is(err, replica.ErrNotLeader), errors.Is(err, replica.ErrFailed):
-		return batch.Header{}, 0, nil, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
+		return proposed{}, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
 	case err != nil:
-		return batch.Header{}, 0, nil, err
+		return proposed{}, err
 	}
 	h, err := batch.ParseHeader(whole)
 	if err != nil {
-		return batch.Header{}, 0, nil, fmt.Errorf("stamped batch: %w", err)
+		return proposed{}, fmt.Errorf("stamped batch: %w", err)
 	}
-	return h, int32(at.Term), nil, nil
+	p.mu.Lock()
+	appended := p.repl.appended
+	p.mu.Unlock()
+	return proposed{header: h, term: int32(at.Term), appended: appended}, nil
 }
 
 // WaitCommitted blocks until the batch ending at lastOffset, proposed in

@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -119,5 +120,38 @@ func TestReplicatedOneVoterOnScheduler(t *testing.T) {
 	}
 	if got := p.HighWatermark(); got != b.LastOffset+1 {
 		t.Fatalf("high watermark %d, want %d", got, b.LastOffset+1)
+	}
+}
+
+// TestReplicatedStreamAppendsTakeTurns: an append to a stream whose
+// previous append is not applied yet waits for it, so its expected
+// revision is checked against the index with that append in.
+func TestReplicatedStreamAppendsTakeTurns(t *testing.T) {
+	p := openOneVoter(t, func(c *Config) { c.DeleteSegments, c.Streams = false, true })
+	var last AppendResult
+	for i := range 20 {
+		expected := "no-stream"
+		if i > 0 {
+			expected = fmt.Sprint(i - 1)
+		}
+		res, err := p.Append(event("s", expected, fmt.Sprintf("e%d", i)))
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		if len(res.Streams) != 1 || res.Streams[0].First != int64(i) {
+			t.Fatalf("append %d: %+v", i, res.Streams)
+		}
+		last = res
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitCommitted(ctx, last.LastOffset, last.Term); err != nil {
+		t.Fatal(err)
+	}
+	if es := streamEntries(t, p, "s"); len(es) != 20 || es[19].Revision != 19 {
+		t.Fatalf("index of s: %+v", es)
+	}
+	if _, err := p.Append(batch.Build([]batch.Record{{Value: []byte("a")}, {Value: []byte("b")}}, batch.None)); err != nil {
+		t.Fatalf("keyless batch on a stream topic: %v", err)
 	}
 }

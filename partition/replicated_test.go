@@ -13,6 +13,7 @@ import (
 	"github.com/cairnlog/cairn/internal/sim"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // group is a simulated Raft group of replicated partitions, each node on
@@ -395,5 +396,108 @@ func TestReplicatedRestartAndDeleteRecords(t *testing.T) {
 		if p.LogStartOffset() != 9 {
 			t.Fatalf("node %d: log start %d after DeleteRecords(9)", id, p.LogStartOffset())
 		}
+	}
+}
+
+// event is a one-record batch appending to stream with an expected
+// revision and an event id, as the event store sends it.
+func event(stream, expected, id string) []byte {
+	return batch.Build([]batch.Record{{Key: []byte(stream), Value: []byte("{}"), Headers: []batch.RecordHeader{
+		{Key: streams.HeaderExpectedRevision, Value: []byte(expected)},
+		{Key: streams.HeaderID, Value: []byte(id)},
+	}}}, batch.None)
+}
+
+// streamEntries lists a replica's index entries of stream.
+func streamEntries(t *testing.T, p *Partition, stream string) []streams.Entry {
+	t.Helper()
+	x, err := p.StreamIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := x.Entries(stream, 0, false, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func TestReplicatedStreamRevisionsAcrossFailover(t *testing.T) {
+	g := newGroup(t, 6, []uint64{1, 2, 3}, func(c *Config) { c.DeleteSegments, c.Streams = false, true })
+	l := g.leader()
+	for i := range 3 {
+		res := g.produceCommitted(l, event("order-1", "any", fmt.Sprintf("a%d", i)))
+		if len(res.Streams) != 1 || res.Streams[0].First != int64(i) {
+			t.Fatalf("append %d: %+v", i, res.Streams)
+		}
+	}
+	last := g.produceCommitted(l, event("order-2", "no-stream", "b0"))
+	g.converge(last.LastOffset + 1)
+	g.crash(l)
+	next := g.leader()
+
+	// On the new leader: the next expected revision is accepted, a stale
+	// one refused, and a retry of an append the old leader committed is
+	// answered with its revision, not appended again.
+	res := g.produceCommitted(next, event("order-1", "2", "a3"))
+	if len(res.Streams) != 1 || res.Streams[0].First != 3 {
+		t.Fatalf("append at expected revision 2 on the new leader: %+v", res.Streams)
+	}
+	if _, err := g.parts[next].Append(event("order-1", "2", "a4")); !errors.Is(err, streams.ErrWrongExpectedRevision) {
+		t.Fatalf("stale expected revision on the new leader: %v", err)
+	}
+	retry, err := g.parts[next].Append(event("order-1", "0", "a1"))
+	if err != nil || !retry.Duplicate || len(retry.Streams) != 1 || retry.Streams[0].First != 1 {
+		t.Fatalf("retry of event a1 on the new leader: %+v %v", retry, err)
+	}
+	g.restart(l)
+	g.converge(res.LastOffset + 1)
+	g.sameEverywhere()
+	want := streamEntries(t, g.parts[next], "order-1")
+	if len(want) != 4 {
+		t.Fatalf("leader's index of order-1: %+v", want)
+	}
+	for _, id := range g.c.IDs() {
+		got := streamEntries(t, g.parts[id], "order-1")
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("node %d index of order-1 %+v, leader's %+v", id, got, want)
+		}
+		for rev, e := range got {
+			if e.Revision != int64(rev) {
+				t.Fatalf("node %d: revision %d at position %d", id, e.Revision, rev)
+			}
+		}
+	}
+}
+
+// TestReplicatedStreamTurns: while an append to a stream is pending, the
+// next one to that stream is held back (the index does not have the first
+// yet), one to another stream is not; once the first is applied, the
+// second is checked against it.
+func TestReplicatedStreamTurns(t *testing.T) {
+	g := newGroup(t, 7, []uint64{1, 2, 3}, func(c *Config) { c.DeleteSegments, c.Streams = false, true })
+	l := g.leader()
+	p := g.parts[l]
+	first, err := p.Append(event("s", "no-stream", "e0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := event("s", "0", "e1")
+	headers, recs, err := validateBatches(second, p.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.proposeBatches(second, headers, recs, p.cfg); !errors.Is(err, errStreamPending) {
+		t.Fatalf("second append to s while the first is pending: %v, want errStreamPending", err)
+	}
+	if _, err := p.Append(event("other", "no-stream", "o0")); err != nil {
+		t.Fatalf("append to another stream: %v", err)
+	}
+	if err := g.waitCommitted(l, first); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Append(second)
+	if err != nil || len(res.Streams) != 1 || res.Streams[0].First != 1 {
+		t.Fatalf("second append to s once the first applied: %+v %v", res, err)
 	}
 }
