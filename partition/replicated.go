@@ -158,6 +158,12 @@ func (d *duplicateError) Error() string {
 func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalPoint) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
+	if err := p.Err(); err != nil {
+		return err // offline partitions take no writes, in either mode
+	}
 	r := p.repl
 	if !r.leadership.Ready || r.leadership.Term != at.Term {
 		return fmt.Errorf("%w: %s-%d: term %d", ErrNotLeader, p.topic, p.index, at.Term)

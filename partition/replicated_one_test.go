@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -25,14 +26,18 @@ func (n noPeers) Send(group uint64, msgs []*raftpb.Message) {
 // on a real Scheduler, and waits until it is the ready leader.
 func openOneVoter(t *testing.T, edit ...func(*Config)) *Partition {
 	t.Helper()
-	e := testEnv(vfs.NewMem())
-	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1, TickInterval: 10 * time.Millisecond}, noPeers{t})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := DefaultConfig()
 	for _, edit := range edit {
 		edit(&cfg)
+	}
+	return openOneVoterEnv(t, testEnv(vfs.NewMem()), cfg)
+}
+
+func openOneVoterEnv(t *testing.T, e env.Env, cfg Config) *Partition {
+	t.Helper()
+	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1, TickInterval: 10 * time.Millisecond}, noPeers{t})
+	if err != nil {
+		t.Fatal(err)
 	}
 	p, err := OpenReplica(e, partDir, "t", 0, cfg, ReplicaConfig{Propose: SchedulerProposer(s, 1)})
 	if err != nil {
@@ -153,5 +158,42 @@ func TestReplicatedStreamAppendsTakeTurns(t *testing.T) {
 	}
 	if _, err := p.Append(batch.Build([]batch.Record{{Value: []byte("a")}, {Value: []byte("b")}}, batch.None)); err != nil {
 		t.Fatalf("keyless batch on a stream topic: %v", err)
+	}
+}
+
+// TestReplicatedOneVoterRunsSingleWriterBodies runs tests written for the
+// single-writer mode on a replicated partition, the only voter of its
+// group: their opens (openEnv) give such a partition while it runs, and
+// WaitDurable waits for the applied high watermark. Each open is a new
+// group over the partition's files. Left out: bodies about epochs per
+// open; about the single writer's own sync, durability across a crash and
+// write errors (in this mode durability is the group's log's, which a new
+// group does not keep, and a failed write fails the replica); and about the
+// single writer's validation race.
+func TestReplicatedOneVoterRunsSingleWriterBodies(t *testing.T) {
+	bodies := []struct {
+		name string
+		body func(*testing.T)
+	}{
+		{"AppendRejectsBadInput", TestAppendRejectsBadInput},
+		{"CompactedTopicNeedsKeys", TestCompactedTopicNeedsKeys},
+		{"LogAppendTime", TestLogAppendTime},
+		{"TimestampsLookups", TestTimestampsLookups},
+		{"DeleteRecordsAndRetention", TestDeleteRecordsAndRetention},
+		{"Compaction", TestCompaction},
+		{"CompactionKeepsProducerState", TestCompactionKeepsProducerState},
+		{"CorruptBatchTakesPartitionOffline", TestCorruptBatchTakesPartitionOffline},
+		{"EnteringStreamBuildsIndexOffLock", TestEnteringStreamBuildsIndexOffLock},
+		{"IndexBuildFollowsLogStart", TestIndexBuildFollowsLogStart},
+		{"OffsetForTimestampPastEmptiedBatch", TestOffsetForTimestampPastEmptiedBatch},
+		{"ProducerSnapshotWrittenWithoutWriterLock", TestProducerSnapshotWrittenWithoutWriterLock},
+		{"ProducerSnapshotsOnlyMoveForward", TestProducerSnapshotsOnlyMoveForward},
+		{"ReadIOErrorKeepsPartitionOnline", TestReadIOErrorKeepsPartitionOnline},
+		{"SetConfigReportsLogError", TestSetConfigReportsLogError},
+	}
+	openAsOneVoter = true
+	t.Cleanup(func() { openAsOneVoter = false })
+	for _, b := range bodies {
+		t.Run(b.name, b.body)
 	}
 }
