@@ -84,7 +84,8 @@
 //     first, or the offset was reused by a later leader, it gets the
 //     retriable ErrNotLeader, never success. acks=1 (WaitLocalDurable)
 //     succeeds once the leader's own log holds the batch durably
-//     (LocalSynced); a failover can lose such a batch, as in Kafka.
+//     (LocalSynced, which LocalSyncer calls after each Sync of the
+//     replica's storage); a failover can lose such a batch, as in Kafka.
 //   - On a stream topic the stream index takes a batch when it is applied
 //     (its covered offset in the same pebble batch), on every replica from
 //     the same records. A batch's stream checks read the index, so a batch

@@ -314,25 +314,65 @@ func (p *Partition) undoLastProposal() {
 	}
 }
 
-// LocalSynced tells a leader that its own log is durable up to Raft index
-// index (its replica's Storage.Sync returned): the batches it proposed up
-// to there are what WaitLocalDurable (acks=1) waits for. Call it on the
-// replica's goroutine.
-func (p *Partition) LocalSynced(index uint64) {
+// TermReader answers the term of a Raft log's entry (raft.Storage.Term);
+// it must be safe beside the replica's writes, as replica.MemStorage is.
+type TermReader interface {
+	Term(i uint64) (uint64, error)
+}
+
+// LocalSynced tells a leader that its own log, read through log, is durable
+// up to Raft index index (a Sync that began after index was written
+// returned): the batches it proposed up to there, still at their index with
+// their term, are what WaitLocalDurable (acks=1) waits for. A batch whose
+// index another term's entry took meanwhile is not counted. Safe from any
+// goroutine; LocalSyncer calls it after each Sync.
+func (p *Partition) LocalSynced(log TermReader, index uint64) {
 	p.mu.Lock()
-	end := int64(-1)
+	var candidates []pendingBatch
 	for _, b := range p.repl.pending {
 		if b.at.Index <= index {
-			end = b.header.NextOffset()
+			candidates = append(candidates, b)
 		}
 	}
 	p.mu.Unlock()
+	end := int64(-1)
+	for _, b := range candidates {
+		if term, err := log.Term(b.at.Index); err != nil || term != b.at.Term {
+			break
+		}
+		end = b.header.NextOffset()
+	}
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
 	if end > p.localDurable {
 		p.localDurable = end
 		p.wakeLocked()
 	}
+}
+
+// LocalSyncer wraps the replica's storage so that each completed Sync
+// reports to the partition what its own log holds durably (LocalSynced):
+// give the wrapper to replica.New and the Scheduler in place of st.
+func (p *Partition) LocalSyncer(st replica.Storage) replica.Storage {
+	return &localSyncer{Storage: st, p: p}
+}
+
+type localSyncer struct {
+	replica.Storage
+	p *Partition
+}
+
+// Sync syncs and then reports the last index written before it began.
+func (s *localSyncer) Sync() error {
+	last, err := s.Storage.LastIndex()
+	if err != nil {
+		return err
+	}
+	if err := s.Storage.Sync(); err != nil {
+		return err
+	}
+	s.p.LocalSynced(s.Storage, last)
+	return nil
 }
 
 // appendReplicated proposes validated batches, one entry each and in one

@@ -43,7 +43,7 @@ func openOneVoterEnv(t *testing.T, e env.Env, cfg Config) *Partition {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := replica.NewBootstrapStorage([]uint64{1})
+	st := p.LocalSyncer(replica.NewBootstrapStorage([]uint64{1}))
 	r, err := replica.New(e, replica.Config{ID: 1, GroupID: 1}, st, p)
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +119,16 @@ func TestReplicatedOneVoterOnScheduler(t *testing.T) {
 	if a.LastOffset+1 != b.BaseOffset {
 		t.Fatalf("pipelined batches at %+v and %+v", a, b)
 	}
+	one, err := p.Append(produce(t, 1, "acks1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitLocalDurable(ctx, one.LastOffset, one.Term); err != nil {
+		t.Fatalf("acks=1 on the leader's own sync: %v", err)
+	}
+	b = appendCommitted(t, p, produce(t, 1, "last"))
 	start, err := p.DeleteRecordsBefore(4)
 	if err != nil || start != 4 || p.LogStartOffset() != 4 {
 		t.Fatalf("DeleteRecordsBefore(4): %d, %v; log start %d", start, err, p.LogStartOffset())

@@ -54,7 +54,7 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 			if err != nil {
 				t.Fatal(err)
 			}
-			g.parts[n.ID].LocalSynced(last)
+			g.parts[n.ID].LocalSynced(n.Storage, last)
 		},
 	})
 	if err != nil {
