@@ -76,7 +76,7 @@ func (p *Partition) applyBatch(data []byte, term uint64) error {
 	case h.NextOffset() <= end:
 		return nil // applied before a restart; the log already holds it
 	case h.BaseOffset != end:
-		return fmt.Errorf("batch at offset %d after the log end %d", h.BaseOffset, end)
+		return fmt.Errorf("batch [%d, %d] does not start at the log end %d", h.BaseOffset, h.LastOffset(), end)
 	}
 	if err := batch.CheckCRC(data); err != nil {
 		return err
