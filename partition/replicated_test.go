@@ -501,3 +501,31 @@ func TestReplicatedStreamTurns(t *testing.T) {
 		t.Fatalf("second append to s once the first applied: %+v %v", res, err)
 	}
 }
+
+// TestReplicatedDroppedProposalGivesItsOffsetsBack: raft drops proposals
+// while a leader transfer is under way, after PrepareProposal stamped
+// them; the offsets and the producer's sequence go back, so the retry
+// after the transfer gave up lands right after the last batch, as new.
+func TestReplicatedDroppedProposalGivesItsOffsetsBack(t *testing.T) {
+	g := newGroup(t, 8, []uint64{1, 2, 3})
+	l := g.leader()
+	first := g.produceCommitted(l, idempotent(t, 3, 0, 0, 2))
+	other := l%3 + 1
+	g.c.Net.Isolate(other, g.c.IDs())
+	if err := g.c.Do(l, func(r *replica.Replica) error { r.TransferLeader(other); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.parts[l].Append(idempotent(t, 3, 0, 2, 2)); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("append during a leader transfer: %v, want ErrNotLeader (dropped)", err)
+	}
+	g.run("the transfer to an isolated replica given up", func() bool {
+		return g.c.Node(l).Replica.Status().LeadTransferee == 0
+	}, 10_000)
+	if got, _ := g.c.Leader(); got != l {
+		t.Fatalf("leader %d after the transfer gave up, want %d", got, l)
+	}
+	res := g.produceCommitted(l, idempotent(t, 3, 0, 2, 2))
+	if res.Duplicate || res.BaseOffset != first.LastOffset+1 {
+		t.Fatalf("retry after the dropped proposal: %+v, want new at offset %d", res, first.LastOffset+1)
+	}
+}
