@@ -529,3 +529,29 @@ func TestReplicatedDroppedProposalGivesItsOffsetsBack(t *testing.T) {
 		t.Fatalf("retry after the dropped proposal: %+v, want new at offset %d", res, first.LastOffset+1)
 	}
 }
+
+// TestReplicatedConfigChangeBeforeProposal: a batch validated under one
+// config is validated again when the topic's config changed before it is
+// stamped (here: turned compacted, which needs keys).
+func TestReplicatedConfigChangeBeforeProposal(t *testing.T) {
+	g := newGroup(t, 9, []uint64{1, 2, 3})
+	l := g.leader()
+	p := g.parts[l]
+	stale := p.config()
+	keyless := batch.Build([]batch.Record{{Value: []byte("v")}}, batch.None)
+	headers, recs, err := validateBatches(keyless, stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compacted := stale
+	compacted.Compact, compacted.DeleteSegments = true, false
+	if err := p.SetConfig(compacted); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.proposeBatches(keyless, headers, recs, stale); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("keyless batch validated before the topic turned compacted: %v, want ErrInvalidRecord", err)
+	}
+	if end := p.repl.next; end != 0 {
+		t.Fatalf("next proposal offset %d after a refused batch", end)
+	}
+}
