@@ -27,10 +27,11 @@ type ReplicaConfig struct {
 }
 
 // replicated is the state of a partition that is a replica's state
-// machine. Every field but propose is touched only on the replica's
-// goroutine (PrepareProposal, Apply, LeadershipChanged, LocalSynced, and
-// the functions appends and DeleteRecords hand to the proposer), under
-// Partition.mu so that readers of producer state and the log see it whole.
+// machine. Every field but propose is changed only on the replica's
+// goroutine (PrepareProposal, Apply, LeadershipChanged, and the functions
+// appends and DeleteRecords hand to the proposer), always under
+// Partition.mu, under which LocalSynced (on a sync worker) and an append
+// waiting for its streams' turn read it.
 type replicated struct {
 	propose Proposer
 
