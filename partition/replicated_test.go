@@ -555,3 +555,38 @@ func TestReplicatedConfigChangeBeforeProposal(t *testing.T) {
 		t.Fatalf("next proposal offset %d after a refused batch", end)
 	}
 }
+
+// TestReplicatedWholeGroupRestarts: every replica crashes and restarts from
+// what its files and its raft storage kept; the group delivers its
+// committed entries again, the replicas pass over what their segments
+// hold, and producer state (replayed at open, then applied) still answers
+// a retry of the last batch.
+func TestReplicatedWholeGroupRestarts(t *testing.T) {
+	g := newGroup(t, 10, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes = 500 })
+	l := g.leader()
+	var last AppendResult
+	for i := range 8 {
+		last = g.produceCommitted(l, idempotent(t, 5, 0, int32(2*i), 2))
+	}
+	g.converge(last.LastOffset + 1)
+	before := g.sameEverywhere()
+	for _, id := range g.c.IDs() {
+		g.crash(id)
+	}
+	for _, id := range g.c.IDs() {
+		g.restart(id)
+	}
+	l = g.leader()
+	retry, err := g.parts[l].Append(idempotent(t, 5, 0, 14, 2))
+	if err != nil || !retry.Duplicate || retry.BaseOffset != last.BaseOffset {
+		t.Fatalf("retry of the last batch after the group restarted: %+v %v, want a duplicate of %+v", retry, err, last)
+	}
+	next := g.produceCommitted(l, idempotent(t, 5, 0, 16, 1))
+	if next.BaseOffset != last.LastOffset+1 {
+		t.Fatalf("next batch at %d, want %d", next.BaseOffset, last.LastOffset+1)
+	}
+	g.converge(next.LastOffset + 1)
+	if after := g.sameEverywhere(); !bytes.HasPrefix(after, before) {
+		t.Fatal("the batches committed before the restart changed")
+	}
+}
