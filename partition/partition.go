@@ -393,6 +393,8 @@ func (p *Partition) advance(hwm int64) {
 
 // WaitDurable blocks until offset is below the high watermark, the partition
 // fails, or ctx ends. It is how acks=all produces wait for the group commit.
+// On a replicated partition producers wait with WaitCommitted instead: an
+// offset below the high watermark there may hold another leader's batch.
 func (p *Partition) WaitDurable(ctx context.Context, offset int64) error {
 	for {
 		p.stateMu.Lock()
