@@ -8,7 +8,9 @@
 //
 // Messages cross the Network as bytes (proto.Marshal), so no replica sees
 // another's message structs. A Node's MemStorage survives Crash (losing
-// what was not synced); its Replica and state machine do not.
+// what was not synced); its Replica and state machine do not. Config.AfterSync
+// runs after each completed Sync of a node's storage, for a state machine
+// that answers on local durability (a partition's acks=1).
 //
 // The simulator is test support and stands outside the node: it uses
 // math/rand/v2 directly, and env/guard_test.go does not scan it.
