@@ -55,9 +55,8 @@ var errLost = fmt.Errorf("%w: proposal lost to a new leader", ErrNotController)
 
 // Log is the meta group's Raft log: a replica.Storage that can also drop
 // the entries below a snapshot of the state taken at an applied index.
-// raftlog over <data>/meta/ is to be the durable one (once it installs
-// snapshots and adapts to replica.Storage); replica.MemStorage fits it for
-// tests.
+// raftlog over <data>/meta/ is to be the durable one (not wired in yet);
+// replica.MemStorage fits it for tests.
 type Log interface {
 	replica.Storage
 	CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) error

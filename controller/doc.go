@@ -4,9 +4,9 @@
 // them, and the state is durable and identical on every node.
 //
 // It is not wired into the server yet, and the meta log is any Log (a
-// replica.Storage that can compact behind a snapshot): raftlog over
-// <data>/meta/ once it installs snapshots and adapts to replica.Storage,
-// replica.MemStorage in tests.
+// replica.Storage that can compact behind a snapshot): replica.MemStorage
+// in tests; raftlog over <data>/meta/ is not wired in yet (the design's
+// §5.5 lists what that needs).
 //
 // # The log and the machine
 //
