@@ -23,9 +23,12 @@ import (
 // no vote; that one is kept (with its cluster id, which a single node drew
 // at random), anything else is refused.
 func (c *Controller) bootstrapIfNew() error {
-	empty, err := logIsEmpty(c.cfg.Log)
-	if err != nil {
-		return err
+	empty := c.log == nil // no own meta log yet
+	if !empty {
+		var err error
+		if empty, err = logIsEmpty(c.log); err != nil {
+			return err
+		}
 	}
 	switch {
 	case empty && c.cfg.Join:
@@ -56,7 +59,7 @@ func (c *Controller) bootstrapIfNew() error {
 
 // checkNeverVoted refuses a log whose hard state holds a term or vote.
 func (c *Controller) checkNeverVoted() error {
-	hs, _, err := c.cfg.Log.InitialState()
+	hs, _, err := c.log.InitialState()
 	if err != nil {
 		return fmt.Errorf("controller: read the meta log's state: %w", err)
 	}
@@ -80,10 +83,18 @@ func (c *Controller) bootstrap() error {
 		Index: new(uint64(bootstrapIndex)), Term: new(uint64(1)),
 		ConfState: &raftpb.ConfState{Voters: c.voters()},
 	}}
-	if err := c.cfg.Log.ApplySnapshot(snap); err != nil {
+	if c.log == nil {
+		own, err := createMetaLog(c.e, c.dir, c.id, snap.Metadata.ConfState, data)
+		if err != nil {
+			return err
+		}
+		c.log, c.own = own, own
+		return nil
+	}
+	if err := c.log.ApplySnapshot(snap); err != nil {
 		return fmt.Errorf("controller: bootstrap the meta log: %w", err)
 	}
-	if err := c.cfg.Log.Sync(); err != nil {
+	if err := c.log.Sync(); err != nil {
 		return fmt.Errorf("controller: bootstrap the meta log: %w", err)
 	}
 	return nil
@@ -92,22 +103,26 @@ func (c *Controller) bootstrap() error {
 // resumeBootstrap accepts a log left by a first start that stopped before
 // writing node.json: the bootstrap snapshot, nothing after it, no vote.
 func (c *Controller) resumeBootstrap() error {
-	snap, err := c.cfg.Log.Snapshot()
+	snap, err := c.log.Snapshot()
 	if err != nil {
 		return fmt.Errorf("controller: read the meta log's snapshot: %w", err)
 	}
-	last, err := c.cfg.Log.LastIndex()
+	last, err := c.log.LastIndex()
 	if err != nil {
 		return fmt.Errorf("controller: read the meta log's last index: %w", err)
 	}
-	hs, _, err := c.cfg.Log.InitialState()
+	hs, _, err := c.log.InitialState()
 	if err != nil {
 		return fmt.Errorf("controller: read the meta log's state: %w", err)
 	}
 	if snap.GetMetadata().GetIndex() != bootstrapIndex || last != bootstrapIndex || hs.GetTerm() > 1 || hs.GetVote() != 0 {
 		return fmt.Errorf("controller: %s holds a meta log past its bootstrap but node.json is missing", c.dir)
 	}
-	_, st, err := decodeMetaState(snap.GetData())
+	data, err := c.snapshotState(snap)
+	if err != nil {
+		return err
+	}
+	_, st, err := decodeMetaState(data)
 	if err != nil {
 		return fmt.Errorf("controller: bootstrap snapshot: %w", err)
 	}
@@ -163,17 +178,20 @@ func (c *Controller) initialState() (*metav1.State, error) {
 // entries may not have been synced). Raft then hands over again entries
 // the state holds, which Apply skips.
 func (c *Controller) restoreAtStart() (uint64, error) {
-	snap, err := c.cfg.Log.Snapshot()
+	snap, err := c.log.Snapshot()
 	if err != nil {
 		return 0, fmt.Errorf("controller: read the meta log's snapshot: %w", err)
 	}
-	hs, _, err := c.cfg.Log.InitialState()
+	hs, _, err := c.log.InitialState()
 	if err != nil {
 		return 0, fmt.Errorf("controller: read the meta log's state: %w", err)
 	}
-	data := snap.GetData()
 	if snap.GetMetadata().GetIndex() == 0 {
 		return 0, c.startEmpty() // a joining node before the leader's snapshot
+	}
+	data, err := c.snapshotState(snap)
+	if err != nil {
+		return 0, err
 	}
 	fileData, err := vfs.ReadFile(c.e.FS, c.snapshotFile())
 	switch {
@@ -214,6 +232,17 @@ func (c *Controller) startEmpty() error {
 	}
 	c.machine = m
 	return nil
+}
+
+// snapshotState is the state bytes a snapshot of the log carries: its
+// Data, or for the own meta log the state in raftlog's descriptor.
+func (c *Controller) snapshotState(snap *raftpb.Snapshot) ([]byte, error) {
+	if d, ok := c.log.(interface {
+		SnapshotState(*raftpb.Snapshot) ([]byte, error)
+	}); ok {
+		return d.SnapshotState(snap)
+	}
+	return snap.GetData(), nil
 }
 
 func (c *Controller) snapshotFile() string { return filepath.Join(c.dir, SnapshotFileName) }
@@ -303,11 +332,11 @@ func (c *Controller) snapshot() error {
 		return fmt.Errorf("controller: %w", err)
 	}
 	doErr = c.cfg.Scheduler.Do(GroupID, func(*replica.Replica) {
-		first, ferr := c.cfg.Log.FirstIndex()
+		first, ferr := c.log.FirstIndex()
 		if err = ferr; err != nil || index < first {
 			return // a snapshot from the leader already covers index
 		}
-		err = c.cfg.Log.CreateSnapshot(index, cs, data)
+		err = c.log.CreateSnapshot(index, cs, data)
 	})
 	if err := cmp.Or(doErr, err); err != nil {
 		return fmt.Errorf("controller: compact the meta log to %d: %w", index, mapSchedulerErr(err))

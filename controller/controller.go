@@ -55,7 +55,7 @@ var errLost = fmt.Errorf("%w: proposal lost to a new leader", ErrNotController)
 
 // Log is the meta group's Raft log: a replica.Storage that can also drop
 // the entries below a snapshot of the state taken at an applied index.
-// raftlog over <data>/meta/ is to be the durable one (not wired in yet);
+// The controller's own raftlog (metaLog) is the durable one;
 // replica.MemStorage fits it for tests.
 type Log interface {
 	replica.Storage
@@ -80,7 +80,9 @@ type Config struct {
 	// from instead of an empty cluster (MigrateLegacyDir's); its applied
 	// index must be 1 and its cluster id the identity's.
 	Bootstrap *metav1.State
-	// Log is the meta log; Scheduler the node's, which runs the group.
+	// Log is the meta log; nil: raftlog over <data>/meta/log, opened and
+	// closed by the controller. Scheduler is the node's, which runs the
+	// group.
 	Log       Log
 	Scheduler *replica.Scheduler
 	// Transport carries forwarded proposals and their results; the
@@ -120,8 +122,12 @@ func (c Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return errors.New("controller config: no data directory")
-	case c.Log == nil || c.Scheduler == nil:
-		return errors.New("controller config: needs a log and a scheduler")
+	case c.Scheduler == nil:
+		return errors.New("controller config: needs a scheduler")
+	case c.Join && c.Log == nil:
+		// raftlog starts only from a bootstrap snapshot, and a made-up one
+		// would let the leader append after it without sending the state.
+		return errors.New("controller config: a joining node needs a Log that starts empty")
 	case len(c.Peers) > 1 && c.Transport == nil:
 		return errors.New("controller config: peers need a transport")
 	case len(c.Peers) > 0 && c.Peers[c.Identity.NodeID] == "":
@@ -144,6 +150,10 @@ type Controller struct {
 	id  uint64 // replica id
 	// identity is the node's, as node.json holds it once Open wrote it.
 	identity Identity
+	// log is Config.Log, or the meta log Open opened (own) over
+	// <data>/meta/log; nil until a new node bootstraps it.
+	log Log
+	own *metaLog
 
 	// Owned by the group's worker (PrepareProposal and the Do calls of
 	// proposeLocal): the offset the next proposal of prepTerm gets.
@@ -204,23 +214,23 @@ func Open(cfg Config) (*Controller, error) {
 		snapshotDue: make(chan struct{}, 1), memberDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if err := c.e.FS.MkdirAll(c.dir); err != nil {
-		return nil, fmt.Errorf("controller: create %s: %w", c.dir, err)
-	}
-	if err := c.bootstrapIfNew(); err != nil {
+	if err := c.openLog(); err != nil {
 		return nil, err
 	}
 	start, err := c.restoreAtStart()
 	if err != nil {
+		c.closeLog()
 		return nil, err
 	}
 	rcfg := cfg.Raft
 	rcfg.ID, rcfg.GroupID, rcfg.Applied = c.id, GroupID, start
-	r, err := replica.New(c.e, rcfg, cfg.Log, (*stateMachine)(c))
+	r, err := replica.New(c.e, rcfg, c.log, (*stateMachine)(c))
 	if err != nil {
+		c.closeLog()
 		return nil, fmt.Errorf("controller: open the meta replica: %w", err)
 	}
-	if err := cfg.Scheduler.AddGroup(GroupID, r, cfg.Log, replica.GroupOptions{}); err != nil {
+	if err := cfg.Scheduler.AddGroup(GroupID, r, c.log, replica.GroupOptions{}); err != nil {
+		c.closeLog()
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	c.wg.Go(c.snapshotLoop)
@@ -233,6 +243,40 @@ func Open(cfg Config) (*Controller, error) {
 		}
 	}
 	return c, nil
+}
+
+// openLog takes Config.Log or opens the own meta log, then bootstraps a
+// new node's.
+func (c *Controller) openLog() error {
+	if err := c.e.FS.MkdirAll(c.dir); err != nil {
+		return fmt.Errorf("controller: create %s: %w", c.dir, err)
+	}
+	c.log = c.cfg.Log
+	if c.log == nil {
+		own, err := openMetaLog(c.e, c.dir)
+		switch {
+		case errors.Is(err, errMetaLogMissing):
+		case err != nil:
+			return err
+		default:
+			c.log, c.own = own, own
+		}
+	}
+	if err := c.bootstrapIfNew(); err != nil {
+		c.closeLog()
+		return err
+	}
+	return nil
+}
+
+// closeLog closes the meta log the controller opened.
+func (c *Controller) closeLog() {
+	if c.own == nil {
+		return
+	}
+	if err := c.own.Close(); err != nil {
+		c.e.Logger.Error("controller: close the meta log", "err", err)
+	}
 }
 
 func (c *Controller) soleVoter(cs *raftpb.ConfState) bool {
@@ -248,6 +292,7 @@ func (c *Controller) Close() {
 	c.cancel()
 	c.cfg.Scheduler.RemoveGroup(GroupID)
 	c.wg.Wait()
+	c.closeLog()
 }
 
 // Identity returns the node's identity as node.json holds it.

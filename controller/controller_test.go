@@ -21,7 +21,12 @@ import (
 // once, in one order: the states are byte-identical everywhere, and each
 // proposer sees its own write when Propose returns.
 func TestProposalsFromEveryNodeGiveOneState(t *testing.T) {
-	cl := newCluster(t, 3, 1000)
+	for _, k := range logKinds {
+		t.Run(k.name, func(t *testing.T) { testProposalsFromEveryNode(t, newClusterOf(t, 3, 1000, k.durable)) })
+	}
+}
+
+func testProposalsFromEveryNode(t *testing.T, cl *cluster) {
 	cl.leader()
 	var firstIDs []int64
 	for id := int32(1); id <= 3; id++ {
@@ -67,7 +72,12 @@ func TestRefusalIsAResult(t *testing.T) {
 // The leader stops: the others elect a new one, and proposals from both
 // (one forwarded) keep working; the old leader restarted catches up.
 func TestLeaderLossThenProposalsContinue(t *testing.T) {
-	cl := newCluster(t, 3, 1000)
+	for _, k := range logKinds {
+		t.Run(k.name, func(t *testing.T) { testLeaderLoss(t, newClusterOf(t, 3, 1000, k.durable)) })
+	}
+}
+
+func testLeaderLoss(t *testing.T, cl *cluster) {
 	old := cl.leader()
 	propose(t, old.c, createTopic(t, old.c, "before", 1))
 	cl.stop(old.id)
@@ -92,7 +102,12 @@ func TestLeaderLossThenProposalsContinue(t *testing.T) {
 // A follower stopped while the leader snapshots and compacts its log gets
 // the leader's snapshot when it comes back, and then the entries after it.
 func TestFarBehindFollowerGetsTheSnapshot(t *testing.T) {
-	cl := newCluster(t, 3, 4)
+	for _, k := range logKinds {
+		t.Run(k.name, func(t *testing.T) { testFarBehind(t, newClusterOf(t, 3, 4, k.durable)) })
+	}
+}
+
+func testFarBehind(t *testing.T, cl *cluster) {
 	lead := cl.leader()
 	lagging := cl.follower()
 	cl.stop(lagging.id)
@@ -103,7 +118,7 @@ func TestFarBehindFollowerGetsTheSnapshot(t *testing.T) {
 		}
 	}
 	waitFor(t, "the leader compacts its log", func() bool {
-		first, _ := cl.logs[lead.id].FirstIndex()
+		first, _ := lead.c.log.FirstIndex()
 		return first > 10
 	})
 	if err := lead.c.SnapshotErr(); err != nil {
@@ -113,6 +128,9 @@ func TestFarBehindFollowerGetsTheSnapshot(t *testing.T) {
 	cl.converge(lead.c.Applied())
 	if back.c.Restores() == 0 {
 		t.Fatal("the follower caught up without the leader's snapshot")
+	}
+	if _, own := back.c.log.(*metaLog); own != cl.durable {
+		t.Fatalf("the controller's own raftlog in use: %v, want %v", own, cl.durable)
 	}
 	propose(t, back.c, createTopic(t, back.c, "after-snapshot", 1))
 	cl.converge(back.c.Applied())
@@ -338,7 +356,7 @@ func TestFirstStartInterruptedBeforeTheNodeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Controller{e: e, cfg: Config{DataDir: "/data", Log: log}, dir: "/data/meta", id: first.ReplicaID(), identity: first}
+	c := &Controller{e: e, cfg: Config{DataDir: "/data", Log: log}, log: log, dir: "/data/meta", id: first.ReplicaID(), identity: first}
 	if err := c.bootstrap(); err != nil { // then the crash, before node.json
 		t.Fatal(err)
 	}
@@ -433,5 +451,67 @@ func TestRestartStartsFromASnapshotFileAheadOfTheLog(t *testing.T) {
 	}
 	if res := propose(t, c, allocate(1)); res.FirstProducerId != 4*meta.ProducerIDBlock {
 		t.Fatalf("first producer id %d", res.FirstProducerId)
+	}
+}
+
+// A single node over its own raftlog meta log restarts from its directory
+// with the same state; only the state of the log's compaction index is
+// kept beside it.
+func TestSingleNodeOnRaftLogRestarts(t *testing.T) {
+	fs := vfs.NewMem()
+	e := testEnv(fs, 1)
+	open := func() (*Controller, *replica.Scheduler) {
+		ident, err := OpenIdentity(fs, "/data", 1, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1}, noSender{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Scheduler: s, SnapshotEntries: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, s
+	}
+	c, s := open()
+	propose(t, c, createTopic(t, c, "kept", 2))
+	for range 9 {
+		propose(t, c, allocate(1))
+	}
+	waitFor(t, "a compaction", func() bool { return c.SnapshotErr() == nil && c.snapshotIndexNow() > 4 })
+	want := c.State()
+	c.Close()
+	s.Close()
+	names, err := fs.List("/data/meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := 0
+	for _, name := range names {
+		if len(name) > len(statePrefix) && name[:len(statePrefix)] == statePrefix {
+			states++
+		}
+	}
+	if states != 1 {
+		t.Fatalf("kept states: %v", names)
+	}
+
+	c, s = open()
+	defer s.Close()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	if err := c.WaitApplied(ctx, want.AppliedIndex); err != nil {
+		t.Fatal(err)
+	}
+	got := c.State()
+	got.AppliedIndex, want.AppliedIndex = 0, 0
+	if !proto.Equal(got, want) {
+		t.Fatalf("restarted state\n%v\nwant\n%v", got, want)
+	}
+	if res := propose(t, c, allocate(1)); res.FirstProducerId != 9*meta.ProducerIDBlock {
+		t.Fatalf("first producer id %d after 9 blocks", res.FirstProducerId)
 	}
 }

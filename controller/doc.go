@@ -3,10 +3,14 @@
 // node proposes commands and gets their Result once its own node applied
 // them, and the state is durable and identical on every node.
 //
-// It is not wired into the server yet, and the meta log is any Log (a
-// replica.Storage that can compact behind a snapshot): replica.MemStorage
-// in tests; raftlog over <data>/meta/ is not wired in yet (the design's
-// §5.5 lists what that needs).
+// It is not wired into the server yet. The meta log is the controller's
+// own raftlog over <data>/meta/log (metalog.go), or any Log given in the
+// config (a replica.Storage that can compact behind a snapshot:
+// replica.MemStorage in tests, and for a joining node, which raftlog cannot
+// start yet). raftlog carries the meta state in its snapshot descriptor,
+// asking for it at the compaction index: the state of each compaction
+// index is kept in <data>/meta/state-<index>, written before the log
+// compacts there, older ones removed after.
 //
 // # The log and the machine
 //

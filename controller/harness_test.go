@@ -41,7 +41,16 @@ type cluster struct {
 	clusterID string
 	// joined maps the incarnation AddNode gave each node started with Join.
 	joined map[int32]uint32
+	// durable: the initial nodes run the controller's own raftlog meta log
+	// on the filesystem instead of MemStorages.
+	durable bool
 }
+
+// logKinds are the meta logs the cluster tests run over.
+var logKinds = []struct {
+	name    string
+	durable bool
+}{{"MemStorage", false}, {"raftlog", true}}
 
 type node struct {
 	id    int32
@@ -66,7 +75,11 @@ func freeAddrs(t *testing.T, n int) []string {
 }
 
 func newCluster(t *testing.T, n int, snapshotEntries uint64) *cluster {
-	cl := &cluster{t: t, fs: vfs.NewMem(), peers: map[int32]string{}, logs: map[int32]*replica.MemStorage{}, nodes: map[int32]*node{}, entries: snapshotEntries}
+	return newClusterOf(t, n, snapshotEntries, false)
+}
+
+func newClusterOf(t *testing.T, n int, snapshotEntries uint64, durable bool) *cluster {
+	cl := &cluster{t: t, fs: vfs.NewMem(), peers: map[int32]string{}, logs: map[int32]*replica.MemStorage{}, nodes: map[int32]*node{}, entries: snapshotEntries, durable: durable}
 	for i, addr := range freeAddrs(t, n) {
 		cl.peers[int32(i+1)] = addr
 	}
@@ -151,9 +164,13 @@ func (cl *cluster) start(id int32) *node {
 	if join {
 		peers = nil // its voters come with the leader's snapshot
 	}
+	var log Log = cl.logs[id]
+	if cl.durable && !join {
+		log = nil // the controller's own raftlog
+	}
 	c, err := Open(Config{
 		Env: e, DataDir: cl.dir(id), Identity: ident, Peers: peers, Join: join, OnApplied: onApplied,
-		Log: cl.logs[id], Scheduler: s, Transport: tcp, SnapshotEntries: cl.entries,
+		Log: log, Scheduler: s, Transport: tcp, SnapshotEntries: cl.entries,
 		ProposeTimeout: cmp.Or(cl.proposeTimeout, 10*time.Second),
 	})
 	if err != nil {
@@ -174,7 +191,7 @@ func (cl *cluster) stop(id int32) {
 	n.c.Close()
 	n.sched.Close()
 	n.tcp.Close()
-	cl.logs[id].Crash()
+	cl.logs[id].Crash() // unused by a durable node's controller
 }
 
 // leader waits until the running nodes agree on a leader and returns it.
@@ -320,4 +337,11 @@ func (cl *cluster) join(member *node, id int32) *node {
 	}
 	cl.peers[id], cl.joined[id], cl.logs[id] = addr, incarnation, replica.NewMemStorage()
 	return cl.start(id)
+}
+
+// snapshotIndexNow is the index of the last snapshot taken.
+func (c *Controller) snapshotIndexNow() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snapshotIndex
 }

@@ -139,7 +139,11 @@ func (s *stateMachine) PrepareProposal(p *replica.Proposal, at replica.ProposalP
 // waiting at or below it cannot tell whether theirs was applied.
 func (s *stateMachine) Restore(snap *raftpb.Snapshot) error {
 	c := (*Controller)(s)
-	next, st, err := decodeMetaState(snap.GetData())
+	data, err := c.snapshotState(snap)
+	if err != nil {
+		return fmt.Errorf("controller: restore at %d: %w", snap.GetMetadata().GetIndex(), err)
+	}
+	next, st, err := decodeMetaState(data)
 	if err != nil {
 		return fmt.Errorf("controller: restore at %d: %w", snap.GetMetadata().GetIndex(), err)
 	}
