@@ -85,6 +85,14 @@ func (t *Table) AsFull(hb transport.NodeHeartbeat) transport.NodeHeartbeat {
 	return hb
 }
 
+// TakeNeedsFull reports whether peer came alive since the last heartbeat
+// sent to it, and forgets it: the caller sends peer AsFull this time.
+func (t *Table) TakeNeedsFull(peer uint64) bool {
+	needs := t.fullFor[peer]
+	delete(t.fullFor, peer)
+	return needs
+}
+
 // fullEntries lists the local groups this node leads, ready, by group.
 func (t *Table) fullEntries() []transport.LeaderEntry {
 	var out []transport.LeaderEntry

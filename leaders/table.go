@@ -29,6 +29,10 @@ type Table struct {
 	// pending holds what the next delta says of each local group whose
 	// advertisement changed since the last heartbeat.
 	pending map[uint64]transport.LeaderEntry
+	// fullFor holds the peers that came alive (first heard, back from
+	// silence, a new incarnation) since their last heartbeat from here:
+	// they likely missed this node's deltas, so their next one is full.
+	fullFor map[uint64]bool
 }
 
 // entry is what the table knows of one group.
@@ -64,6 +68,7 @@ func NewTable(cfg Config) (*Table, error) {
 		nodes:   map[uint64]*remoteNode{},
 		local:   map[uint64]localGroup{},
 		pending: map[uint64]transport.LeaderEntry{},
+		fullFor: map[uint64]bool{},
 	}, nil
 }
 
@@ -159,22 +164,25 @@ func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error)
 		return false, fmt.Errorf("leaders: heartbeat from node %d, this node", hb.NodeID)
 	}
 	n := t.nodes[hb.NodeID]
-	changed := false
+	// A peer heard after its liveness timeout was dead in between, even
+	// when Expire has not run yet: it missed this node's deltas too.
+	changed := n != nil && t.expireNode(hb.NodeID, n, now)
 	switch {
 	case n != nil && hb.Incarnation < n.incarnation:
-		return false, nil
+		return changed, nil
 	case n == nil || hb.Incarnation > n.incarnation:
-		changed = n != nil && t.clearNode(hb.NodeID)
+		changed = n != nil && t.clearNode(hb.NodeID) || changed
 		n = &remoteNode{incarnation: hb.Incarnation}
 		t.nodes[hb.NodeID] = n
 	case !hb.Full && hb.Sequence <= n.sequence:
-		return false, nil
+		return changed, nil
 	case !hb.Full && hb.Sequence > n.sequence+1:
 		n.gaps++
 	}
 	n.sequence, n.heardAt = hb.Sequence, now
 	if !n.alive {
 		n.alive, changed = true, true
+		t.fullFor[hb.NodeID] = true
 	}
 	if hb.Full && t.clearUnlisted(hb) {
 		changed = true
@@ -220,13 +228,22 @@ func cmpUint64(a, b uint64) int {
 func (t *Table) Expire(now time.Time) bool {
 	changed := false
 	for id, n := range t.nodes {
-		if n.alive && !now.Before(n.heardAt.Add(t.cfg.LivenessTimeout)) {
-			n.alive = false
-			t.clearNode(id)
+		if t.expireNode(id, n, now) {
 			changed = true
 		}
 	}
 	return changed
+}
+
+// expireNode takes node for dead when silent for the liveness timeout at
+// now, and clears its leaders.
+func (t *Table) expireNode(id uint64, n *remoteNode, now time.Time) bool {
+	if !n.alive || now.Before(n.heardAt.Add(t.cfg.LivenessTimeout)) {
+		return false
+	}
+	n.alive = false
+	t.clearNode(id)
+	return true
 }
 
 // Leader returns the leader of group: its node, replica and term, ok when

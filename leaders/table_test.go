@@ -289,3 +289,28 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestLateHeartbeatRevives: a heartbeat arriving after the liveness
+// timeout, before Expire ran, still counts the peer as dead in between:
+// its leaders not in that heartbeat are cleared and it gets a full list
+// next.
+func TestLateHeartbeatRevives(t *testing.T) {
+	tab := newTestTable(t, 1)
+	receive(t, tab, start, hb(2, 1, true, leads(7, 3, 2)))
+	if !tab.TakeNeedsFull(2) || tab.TakeNeedsFull(2) {
+		t.Fatal("a new peer does not get exactly one full list")
+	}
+	receive(t, tab, start.Add(time.Millisecond), hb(2, 2, false))
+	if tab.TakeNeedsFull(2) {
+		t.Fatal("a live peer gets a full list")
+	}
+	if !receive(t, tab, start.Add(time.Millisecond+tab.Config().LivenessTimeout), hb(2, 3, false)) {
+		t.Fatal("late heartbeat reported no change")
+	}
+	if got := lookup(tab, 7); got != (leaderOf{0, 3, false}) {
+		t.Fatalf("group 7 after a late delta: %+v", got)
+	}
+	if !tab.TakeNeedsFull(2) {
+		t.Fatal("a revived peer does not get a full list")
+	}
+}
