@@ -23,13 +23,28 @@
 //     last heartbeat applied is ignored (a full one always applies: a
 //     restarted process counts from 1 again), a skipped sequence is
 //     counted (NodeStatus.Gaps).
-//   - Liveness: a peer silent for Config.LivenessTimeout is dead (Expire):
-//     Alive reports false and its leaders are cleared until it is heard
-//     again.
+//   - Liveness: a peer silent for Config.LivenessTimeout is dead (Expire,
+//     and Receive of a heartbeat that arrives later than that): Alive
+//     reports false and its leaders are cleared until it is heard again.
+//     A peer that comes alive (first heard, back, a new incarnation) gets
+//     a full heartbeat next (TakeNeedsFull): it likely missed deltas.
 //   - Sending (NextSend, Outgoing): the first heartbeat is full, at once;
 //     then a full one every FullInterval, a delta of the changes DeltaGap
 //     after the last heartbeat (changes in between share it), and an empty
 //     delta every Interval otherwise, which keeps the node alive at its
 //     peers. AsFull turns a delta into a full heartbeat of the same
 //     sequence for a peer that may have missed some.
+//
+// Leaders wraps a Table for concurrent use and drives it: Run, one
+// goroutine timed on the env's clock, expires silent peers and sends the
+// heartbeat due to each peer through a Sender (transport.TCP.SendFrame;
+// the same delta to most, the full list to a peer that is new, came
+// alive, or whose last frame was dropped — PeerLost, which the wiring
+// also calls when the transport reports a peer unreachable). A local
+// change wakes Run, so its delta leaves DeltaGap after the last
+// heartbeat. The front end reads Leader, Alive and Snapshot (a lookup
+// expires silent peers itself, so it never answers with a dead node's
+// leader), and waits for a change on Changed (a channel closed and
+// replaced at each change of a leader, a term or a node's liveness).
+// FrameHandler is the transport handler of FrameNodeHeartbeat.
 package leaders
