@@ -27,7 +27,9 @@
 //     and Receive of a heartbeat that arrives later than that): Alive
 //     reports false and its leaders are cleared until it is heard again.
 //     A peer that comes alive (first heard, back, a new incarnation) gets
-//     a full heartbeat next (TakeNeedsFull): it likely missed deltas.
+//     a full heartbeat next (ForPeer): it likely missed deltas. One that
+//     came alive by a delta is asked for its full list (WantFull on every
+//     heartbeat to it until that list comes), which heals a one-way loss.
 //   - Sending (NextSend, Outgoing): the first heartbeat is full, at once;
 //     then a full one every FullInterval, a delta of the changes DeltaGap
 //     after the last heartbeat (changes in between share it), and an empty

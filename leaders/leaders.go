@@ -229,8 +229,7 @@ func (l *Leaders) step() time.Time {
 }
 
 // heartbeatsLocked builds the heartbeat due at now for every peer, in
-// node order: the same delta for most, the full list for those that need
-// it.
+// node order: most get the same delta, encoded once; see Table.ForPeer.
 func (l *Leaders) heartbeatsLocked(now time.Time) []outgoing {
 	hb, ok := l.table.Outgoing(now)
 	if !ok {
@@ -241,19 +240,17 @@ func (l *Leaders) heartbeatsLocked(now time.Time) []outgoing {
 		nodes = append(nodes, n)
 	}
 	slices.Sort(nodes)
-	payload := transport.AppendNodeHeartbeat(nil, hb)
-	var full []byte
+	type variant struct{ full, wantFull bool }
+	payloads := map[variant][]byte{}
 	sends := make([]outgoing, 0, len(nodes))
 	for _, n := range nodes {
-		p := payload
-		if needs := l.table.TakeNeedsFull(n); (l.peers[n] || needs) && !hb.Full {
-			if full == nil {
-				full = transport.AppendNodeHeartbeat(nil, l.table.AsFull(hb))
-			}
-			p = full
-		}
+		h := l.table.ForPeer(hb, n, l.peers[n])
 		l.peers[n] = false
-		sends = append(sends, outgoing{to: n, payload: p})
+		v := variant{h.Full, h.WantFull}
+		if payloads[v] == nil {
+			payloads[v] = transport.AppendNodeHeartbeat(nil, h)
+		}
+		sends = append(sends, outgoing{to: n, payload: payloads[v]})
 	}
 	return sends
 }

@@ -85,12 +85,23 @@ func (t *Table) AsFull(hb transport.NodeHeartbeat) transport.NodeHeartbeat {
 	return hb
 }
 
-// TakeNeedsFull reports whether peer came alive since the last heartbeat
-// sent to it, and forgets it: the caller sends peer AsFull this time.
+// TakeNeedsFull reports whether peer came alive or asked for the full
+// list since the last heartbeat sent to it, and forgets it.
 func (t *Table) TakeNeedsFull(peer uint64) bool {
 	needs := t.fullFor[peer]
 	delete(t.fullFor, peer)
 	return needs
+}
+
+// ForPeer returns hb (the last heartbeat Outgoing built) as sent to peer:
+// full when lost is true (a frame to peer was dropped) or TakeNeedsFull,
+// and asking for peer's full list while this node waits for it.
+func (t *Table) ForPeer(hb transport.NodeHeartbeat, peer uint64, lost bool) transport.NodeHeartbeat {
+	if t.TakeNeedsFull(peer) || lost {
+		hb = t.AsFull(hb)
+	}
+	hb.WantFull = t.wantFrom[peer]
+	return hb
 }
 
 // fullEntries lists the local groups this node leads, ready, by group.

@@ -15,7 +15,8 @@ type simNodes struct {
 	t      *testing.T
 	clock  *env.ManualClock
 	tables map[uint64]*Table
-	silent map[uint64]bool // nodes whose heartbeats are lost both ways
+	silent map[uint64]bool    // nodes whose heartbeats are lost both ways
+	cutTo  map[[2]uint64]bool // from, to: heartbeats lost one way
 	// terms holds, per observer and group, the highest term it reported,
 	// to check that no table ever goes back to an older term.
 	terms map[[2]uint64]uint64
@@ -25,7 +26,7 @@ const simStep = 5 * time.Millisecond
 
 func newSimNodes(t *testing.T) *simNodes {
 	s := &simNodes{t: t, clock: env.NewManualClock(start), tables: map[uint64]*Table{},
-		silent: map[uint64]bool{}, terms: map[[2]uint64]uint64{}}
+		silent: map[uint64]bool{}, cutTo: map[[2]uint64]bool{}, terms: map[[2]uint64]uint64{}}
 	for n := uint64(1); n <= 3; n++ {
 		s.tables[n] = newTestTable(t, n)
 	}
@@ -62,15 +63,10 @@ func (s *simNodes) run(d time.Duration) {
 				continue
 			}
 			for to := uint64(1); to <= 3; to++ {
-				if to == from || s.silent[to] {
+				if to == from || s.silent[to] || s.cutTo[[2]uint64{from, to}] {
 					continue
 				}
-				// As Leaders does: a peer that came back gets the full list.
-				h := hb
-				if s.tables[from].TakeNeedsFull(to) {
-					h = s.tables[from].AsFull(hb)
-				}
-				s.deliver(now, to, transport.AppendNodeHeartbeat(nil, h))
+				s.deliver(now, to, transport.AppendNodeHeartbeat(nil, s.tables[from].ForPeer(hb, to, false)))
 			}
 		}
 		s.checkTermsMonotonic()
@@ -182,4 +178,28 @@ func TestThreeNodesSilenceAndReturn(t *testing.T) {
 			s.expectAlive(o, n, true)
 		}
 	}
+}
+
+// TestOneWayLossHeals: node 3's heartbeats to node 1 are lost while node
+// 1's reach node 3, so only node 1 takes node 3 for dead. When the loss
+// ends node 1 hears node 3 again by a delta and asks for its full list,
+// which restores node 3's leader long before the next full interval.
+func TestOneWayLossHeals(t *testing.T) {
+	s := newSimNodes(t)
+	cfg := s.tables[1].Config()
+	s.lead(3, 3, 1)
+	s.run(simStep)
+	s.expect(3, 3, 1, 1, 2, 3)
+
+	s.cutTo[[2]uint64{3, 1}] = true
+	s.run(cfg.LivenessTimeout + simStep)
+	s.expectAlive(1, 3, false)
+	s.expectAlive(3, 1, true)
+	s.expect(3, 0, 1, 1)
+	s.expect(3, 3, 1, 2)
+
+	delete(s.cutTo, [2]uint64{3, 1})
+	s.run(2*cfg.Interval + simStep)
+	s.expectAlive(1, 3, true)
+	s.expect(3, 3, 1, 1, 2, 3)
 }

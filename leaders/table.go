@@ -33,6 +33,10 @@ type Table struct {
 	// silence, a new incarnation) since their last heartbeat from here:
 	// they likely missed this node's deltas, so their next one is full.
 	fullFor map[uint64]bool
+	// wantFrom holds the peers that came alive by a delta: their leaders
+	// are unknown here until their next full heartbeat, which this node's
+	// heartbeats to them ask for (WantFull) until it comes.
+	wantFrom map[uint64]bool
 }
 
 // entry is what the table knows of one group.
@@ -63,12 +67,13 @@ func NewTable(cfg Config) (*Table, error) {
 		return nil, err
 	}
 	return &Table{
-		cfg:     cfg,
-		view:    map[uint64]entry{},
-		nodes:   map[uint64]*remoteNode{},
-		local:   map[uint64]localGroup{},
-		pending: map[uint64]transport.LeaderEntry{},
-		fullFor: map[uint64]bool{},
+		cfg:      cfg,
+		view:     map[uint64]entry{},
+		nodes:    map[uint64]*remoteNode{},
+		local:    map[uint64]localGroup{},
+		pending:  map[uint64]transport.LeaderEntry{},
+		fullFor:  map[uint64]bool{},
+		wantFrom: map[uint64]bool{},
 	}, nil
 }
 
@@ -180,9 +185,9 @@ func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error)
 		n.gaps++
 	}
 	n.sequence, n.heardAt = hb.Sequence, now
+	t.noteRevival(n, hb)
 	if !n.alive {
 		n.alive, changed = true, true
-		t.fullFor[hb.NodeID] = true
 	}
 	if hb.Full && t.clearUnlisted(hb) {
 		changed = true
@@ -193,6 +198,22 @@ func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error)
 		}
 	}
 	return changed, nil
+}
+
+// noteRevival records what a heartbeat asks of this node's next one to
+// its sender: the full list when the sender asks, or comes alive (it
+// likely missed deltas); WantFull while the sender came alive by a delta
+// and has not sent its full list yet.
+func (t *Table) noteRevival(n *remoteNode, hb transport.NodeHeartbeat) {
+	if hb.WantFull || !n.alive {
+		t.fullFor[hb.NodeID] = true
+	}
+	switch {
+	case hb.Full:
+		delete(t.wantFrom, hb.NodeID)
+	case !n.alive:
+		t.wantFrom[hb.NodeID] = true
+	}
 }
 
 // clearUnlisted clears the leaders on hb's sender of the groups its full

@@ -313,4 +313,18 @@ func TestLateHeartbeatRevives(t *testing.T) {
 	if !tab.TakeNeedsFull(2) {
 		t.Fatal("a revived peer does not get a full list")
 	}
+	out, _ := tab.Outgoing(start)
+	if !tab.ForPeer(out, 2, false).WantFull || tab.ForPeer(out, 3, false).WantFull {
+		t.Fatal("the full list of the peer revived by a delta is not asked for, or of another one is")
+	}
+	receive(t, tab, start.Add(2*time.Millisecond+tab.Config().LivenessTimeout), hb(2, 4, true, leads(7, 3, 2)))
+	if h := tab.ForPeer(out, 2, false); h.WantFull || !h.Full {
+		t.Fatalf("after the peer's full list: %+v, want a full one not asking", h)
+	}
+	asking := hb(2, 5, false)
+	asking.WantFull = true
+	receive(t, tab, start.Add(3*time.Millisecond+tab.Config().LivenessTimeout), asking)
+	if !tab.ForPeer(out, 2, false).Full {
+		t.Fatal("a peer asking for the full list does not get it")
+	}
 }

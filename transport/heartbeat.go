@@ -23,6 +23,10 @@ type NodeHeartbeat struct {
 	// entries at the receiver are stale); otherwise they are the changes
 	// since its previous heartbeat.
 	Full bool
+	// WantFull asks the receiver for its full list next: the sender came
+	// to know the receiver again by a delta, and deltas before it were
+	// lost. Set per receiver.
+	WantFull bool
 	// Entries in ascending group order, each group at most once.
 	Entries []LeaderEntry
 }
@@ -39,9 +43,11 @@ type LeaderEntry struct {
 
 // Sizes of the NodeHeartbeat format's fixed parts.
 const (
-	heartbeatHeaderBytes = 8 + 8 + 8 + 8 + 1 + 4
-	heartbeatEntryBytes  = 8 + 8 + 8
-	heartbeatFlagFull    = 1 // the only flag bit defined
+	heartbeatHeaderBytes  = 8 + 8 + 8 + 8 + 1 + 4
+	heartbeatEntryBytes   = 8 + 8 + 8
+	heartbeatFlagFull     = 1
+	heartbeatFlagWantFull = 2
+	heartbeatFlagsKnown   = heartbeatFlagFull | heartbeatFlagWantFull
 )
 
 // AppendNodeHeartbeat appends the payload of h to dst. h.Entries must be
@@ -54,6 +60,9 @@ func AppendNodeHeartbeat(dst []byte, h NodeHeartbeat) []byte {
 	var flags byte
 	if h.Full {
 		flags |= heartbeatFlagFull
+	}
+	if h.WantFull {
+		flags |= heartbeatFlagWantFull
 	}
 	dst = append(dst, flags)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(h.Entries)))
@@ -83,10 +92,11 @@ func ParseNodeHeartbeat(payload []byte) (NodeHeartbeat, error) {
 	if d.err != nil {
 		return NodeHeartbeat{}, fmt.Errorf("node heartbeat: %w", d.err)
 	}
-	if flags&^heartbeatFlagFull != 0 {
+	if flags&^heartbeatFlagsKnown != 0 {
 		return NodeHeartbeat{}, fmt.Errorf("%w: node heartbeat: unknown flags %#x", ErrMalformed, flags)
 	}
 	h.Full = flags&heartbeatFlagFull != 0
+	h.WantFull = flags&heartbeatFlagWantFull != 0
 	if uint64(count)*heartbeatEntryBytes != uint64(len(d.b)) {
 		return NodeHeartbeat{}, fmt.Errorf("%w: node heartbeat: %d entries in %d bytes", ErrMalformed, count, len(d.b))
 	}

@@ -18,7 +18,7 @@ func TestNodeHeartbeatRoundTrip(t *testing.T) {
 			{Group: 0, Term: 4, Leader: replicaOf(2, 3)},
 			{Group: 17, Term: 2, Leader: replicaOf(2, 3)},
 		}},
-		{NodeID: 2, Incarnation: 3, Sequence: 10, Entries: []LeaderEntry{
+		{NodeID: 2, Incarnation: 3, Sequence: 10, WantFull: true, Entries: []LeaderEntry{
 			{Group: 5, Term: 6, Leader: 0},
 			{Group: 1 << 40, Term: 1, Leader: replicaOf(2, 3)},
 		}},
@@ -59,7 +59,7 @@ func TestNodeHeartbeatMalformed(t *testing.T) {
 		{"trailing byte", append(bytes.Clone(valid), 0)},
 		{"count beyond bytes", withCount(1 << 30)},
 		{"count short of bytes", withCount(1)},
-		{"unknown flag", func() []byte { b := bytes.Clone(valid); b[countAt-1] = 2; return b }()},
+		{"unknown flag", func() []byte { b := bytes.Clone(valid); b[countAt-1] = 4; return b }()},
 		{"groups repeated", AppendNodeHeartbeat(nil, NodeHeartbeat{NodeID: 2, Entries: []LeaderEntry{
 			{Group: 3, Term: 1, Leader: leader}, {Group: 3, Term: 2, Leader: leader}}})},
 		{"groups descending", AppendNodeHeartbeat(nil, NodeHeartbeat{NodeID: 2, Entries: []LeaderEntry{
