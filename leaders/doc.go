@@ -17,7 +17,8 @@
 //   - Merge rules: a higher term always wins; in the known term a leader
 //     fills an unknown one but never replaces a known one (raft elects one
 //     leader per term); a clear clears only a leader on the sender's node.
-//     Terms are kept when leaders are cleared, so older news stays stale.
+//     Terms are kept when leaders are cleared, so older news stays stale;
+//     a group's row goes only when the group is deleted (Forget).
 //   - Per peer: a heartbeat of an older incarnation is ignored, a new
 //     incarnation clears the old one's leaders; a delta not newer than the
 //     last heartbeat applied is ignored (a full one always applies: a

@@ -110,6 +110,15 @@ func (l *Leaders) afterLocalLocked(changed bool) {
 	}
 }
 
+// Forget drops the row of a group that no longer exists (Table.Forget).
+func (l *Leaders) Forget(group uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.table.Forget(group) {
+		l.notifyLocked()
+	}
+}
+
 // Receive applies a NodeHeartbeat payload from node from.
 func (l *Leaders) Receive(from uint64, payload []byte) error {
 	hb, err := transport.ParseNodeHeartbeat(payload)

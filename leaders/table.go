@@ -160,6 +160,19 @@ func (t *Table) RemoveLocal(group uint64) bool {
 	return t.merge(group, lg.leadership.Term, 0, t.cfg.NodeID)
 }
 
+// Forget drops group's row once the group no longer exists in the
+// cluster (its topic was deleted), so the table does not grow with every
+// group ever created. A group with a replica here is kept (RemoveLocal
+// first); a peer still leading it brings the row back until it stops.
+func (t *Table) Forget(group uint64) bool {
+	if _, local := t.local[group]; local {
+		return false
+	}
+	_, ok := t.view[group]
+	delete(t.view, group)
+	return ok
+}
+
 // Receive applies a heartbeat that arrived at now. A heartbeat of an older
 // incarnation, and a delta not newer than the last heartbeat applied, are
 // ignored; a new incarnation first clears the leaders of the old one; a

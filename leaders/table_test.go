@@ -328,3 +328,18 @@ func TestLateHeartbeatRevives(t *testing.T) {
 		t.Fatal("a peer asking for the full list does not get it")
 	}
 }
+
+// TestForget: a deleted group's row goes, unless a replica of it is here.
+func TestForget(t *testing.T) {
+	tab := newTestTable(t, 1)
+	receive(t, tab, start, hb(2, 1, true, leads(7, 3, 2)))
+	if _, err := tab.SetLocal(8, rep(1), replica.Leadership{Term: 2, Leader: rep(1), Ready: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !tab.Forget(7) || tab.Forget(7) || tab.Forget(8) {
+		t.Fatal("Forget reported wrongly")
+	}
+	if s := tab.Snapshot(start); len(s.Groups) != 1 || s.Groups[0].Group != 8 || !s.Groups[0].Local {
+		t.Fatalf("rows after Forget: %+v", s.Groups)
+	}
+}
