@@ -139,11 +139,13 @@ func (t *Table) SetLocal(group, replicaID uint64, l replica.Leadership) (bool, e
 	prev, had := t.local[group]
 	lg := localGroup{replica: replicaID, leadership: l}
 	t.local[group] = lg
-	now := advertised(group, lg)
-	if was := advertised(group, prev); (had && was.Leader != 0 || now.Leader != 0) && was != now {
-		t.pending[group] = now
+	adv := advertised(group, lg)
+	// Peers hear of a group while this node leads it and once when it
+	// stops; a follower's term changes are not theirs to know from here.
+	if was := advertised(group, prev); (had && was.Leader != 0 || adv.Leader != 0) && was != adv {
+		t.pending[group] = adv
 	}
-	return t.merge(group, now.Term, now.Leader, t.cfg.NodeID), nil
+	return t.merge(group, adv.Term, adv.Leader, t.cfg.NodeID), nil
 }
 
 // RemoveLocal records that group's replica left this node (closed,
