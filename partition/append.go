@@ -22,6 +22,9 @@ type AppendResult struct {
 	// Duplicate is true when the batch was a retry answered from producer
 	// state, or an event-store append whose events were all appended before.
 	Duplicate bool
+	// Term is the term the batches were proposed in (replicated mode), for
+	// WaitCommitted and WaitLocalDurable.
+	Term int32
 	// Streams lists the revisions the append gave each stream (topics with
 	// cleanup.policy=stream only).
 	Streams []streams.Appended
@@ -30,12 +33,18 @@ type AppendResult struct {
 // Append validates the batches in records (as a producer sent them), assigns
 // their offsets and writes them. It does not wait for durability: acks=all
 // callers then call WaitDurable(ctx, result.LastOffset). records is modified
-// in place (base offsets, leader epoch, LogAppendTime).
+// in place (base offsets, leader epoch, LogAppendTime). On a replicated
+// partition the batches are proposed and the result says where they will be
+// once committed: acks=all callers wait with WaitCommitted, acks=1 with
+// WaitLocalDurable.
 func (p *Partition) Append(records []byte) (AppendResult, error) {
 	cfg := p.config()
 	headers, recs, err := validateBatches(records, cfg)
 	if err != nil {
 		return AppendResult{}, err
+	}
+	if p.repl != nil {
+		return p.appendReplicated(records, headers, recs, cfg)
 	}
 	if p.afterValidate != nil {
 		p.afterValidate()

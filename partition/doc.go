@@ -5,6 +5,17 @@
 // Its files and time come from the env.Env given to Open: checkpoint
 // intervals, producer expiry and LogAppendTime follow that clock.
 //
+// A partition opens in one of two modes. Open makes it its own single
+// writer (what the server runs today). OpenReplica makes it the
+// replica.StateMachine of a Raft group (replicated.go, replicaapply.go):
+// Append validates as in the other mode and then proposes through the
+// caller's Proposer, which runs on the replica's goroutine;
+// PrepareProposal checks and stamps each batch, Apply writes what the group
+// committed. Validation, producer state, reads, retention and compaction
+// are the same code in both modes. Until the segments are the group's Raft
+// log (raftlog), the group's log is the replica's Storage and the segments
+// hold the applied data batches as the leader stamped them.
+//
 // # Goroutines and locks
 //
 //   - Partition.mu is the single-writer lock. It covers producer state, offset
@@ -51,4 +62,39 @@
 //   - Producer state is a pure function of the log: a snapshot at a known
 //     offset plus a replay of the batches after it, less the producers idle
 //     for ProducerIDExpirationMs, which checkpoints forget.
+//
+// # Invariants of the replicated mode
+//
+//   - The high watermark is the offset after the last applied data batch
+//     (applied means committed and durable in the group's log); it never
+//     moves back. The flusher's syncs of the segments only bound recovery.
+//   - Offsets and leader epochs are assigned only by a ready leader (it has
+//     applied its term's first entry, so the log end it starts from is
+//     final), in PrepareProposal: BaseOffset is the next proposal offset,
+//     PartitionLeaderEpoch the term. A proposal raft drops gives its
+//     offsets back. No epoch starts at open: LeaderEpoch is the term.
+//   - A batch is checked against producer state as applied plus the
+//     batches proposed in this term and not yet applied (the overlay), so
+//     pipelined batches of one producer are checked in order; followers
+//     build the same producer state by applying, so a retry after a
+//     failover is answered as a duplicate by the new leader.
+//   - An acks=all waiter (WaitCommitted) succeeds only when the high
+//     watermark passed its last offset and that offset holds a batch of
+//     the term it was proposed in; when the replica stops leading that term
+//     first, or the offset was reused by a later leader, it gets the
+//     retriable ErrNotLeader, never success. acks=1 (WaitLocalDurable)
+//     succeeds once the leader's own log holds the batch durably
+//     (LocalSynced, which LocalSyncer calls after each Sync of the
+//     replica's storage); a failover can lose such a batch, as in Kafka.
+//   - On a stream topic the stream index takes a batch when it is applied
+//     (its covered offset in the same pebble batch), on every replica from
+//     the same records. A batch's stream checks read the index, so a batch
+//     touching a stream that a pending batch touches waits (off the
+//     replica's goroutine) until that one is applied: appends to one stream
+//     take turns, appends to different streams do not. WaitStreamDurable
+//     never waits: what the index shows is committed.
+//   - DeleteRecords is a command entry (0x81, offset) applied by every
+//     replica, capped at what it applied. Entries delivered again after a
+//     restart, below the log end, are passed over: the segments already
+//     hold them, and producer state was replayed from them at open.
 package partition

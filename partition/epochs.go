@@ -52,6 +52,19 @@ func (h *epochHistory) endOffsetFor(epoch int32, logEnd int64) (int32, int64) {
 	return -1, -1
 }
 
+// epochAt is the epoch in force at offset: the newest that started at or
+// before it; -1 before every epoch.
+func (h *epochHistory) epochAt(offset int64) int32 {
+	epoch := int32(-1)
+	for _, e := range h.entries {
+		if e.StartOffset > offset {
+			break
+		}
+		epoch = e.Epoch
+	}
+	return epoch
+}
+
 // truncateTo drops entries that start past logEnd, which recovery can leave
 // behind when the data of a new epoch was never synced.
 func (h *epochHistory) truncateTo(logEnd int64) {

@@ -29,6 +29,10 @@ var (
 	ErrClosed = errors.New("partition closed")
 	// ErrPolicyViolation: the topic's cleanup policy forbids the operation.
 	ErrPolicyViolation = errors.New("not allowed by the topic's cleanup policy")
+	// ErrNotLeader: a replicated partition's replica is not the ready
+	// leader, or stopped leading the term an append was proposed in before
+	// it committed (retriable: an idempotent retry is deduplicated).
+	ErrNotLeader = errors.New("not the leader")
 	// ErrUnsupported: a feature the broker does not serve (transactions).
 	ErrUnsupported = errors.New("unsupported")
 )

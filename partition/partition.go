@@ -50,6 +50,8 @@ type Partition struct {
 	// checkpoint's fsyncs under mu.
 	epochMu sync.Mutex
 	epochs  *epochHistory
+	// term is the group's current term (replicated mode): the leader epoch.
+	term uint64
 
 	// snapshotMu orders producer-state snapshot writes, which run without
 	// mu (or, before the log start advances, with it: mu comes first).
@@ -58,13 +60,22 @@ type Partition struct {
 	snapshotOffset int64
 
 	stateMu sync.Mutex
-	hwm     int64         // synced log end offset
+	// hwm: the synced log end offset; in the replicated mode, the offset
+	// after the last applied data batch.
+	hwm     int64
+	synced  int64         // the segments' synced log end offset
 	failure error         // set once; the partition is offline after it
 	changed chan struct{} // closed and replaced when hwm or failure changes
 	// unsyncedMoves maps a stream to the offset of its last record, not yet
 	// durable, that moved its state beyond its last revision (see
 	// streams.Change.Moved). Entries go when the high watermark passes them.
 	unsyncedMoves map[string]int64
+	// Replicated mode: the term this replica is the ready leader of (0:
+	// none), the end of what its own log holds durably of what it
+	// proposed, and the last applied entry.
+	servingTerm               uint64
+	localDurable              int64
+	appliedIndex, appliedTerm uint64
 
 	kick        chan struct{} // wakes the flusher
 	stopFlusher chan struct{}
@@ -79,6 +90,10 @@ type Partition struct {
 	// afterFlush, when set by a test before its first append, runs on the
 	// flusher after each round of syncs, told whether it checkpointed.
 	afterFlush func(checkpointed bool)
+
+	// repl is set when the partition is a replica's state machine
+	// (OpenReplica); see replicated.go.
+	repl *replicated
 }
 
 // Open opens (recovering if needed) the partition stored in dir on e's
@@ -86,6 +101,12 @@ type Partition struct {
 // LogAppendTime. Each open is a new leader epoch, so clients that cached the
 // previous one re-validate their positions with OffsetForLeaderEpoch.
 func Open(e env.Env, dir, topic string, index int32, cfg Config) (*Partition, error) {
+	return openMode(e, dir, topic, index, cfg, nil)
+}
+
+// openMode opens the partition in either mode: repl is nil for a partition that
+// is its own single writer, set for one that is a replica's state machine.
+func openMode(e env.Env, dir, topic string, index int32, cfg Config, repl *replicated) (*Partition, error) {
 	if err := e.Check(); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
@@ -106,6 +127,7 @@ func Open(e env.Env, dir, topic string, index int32, cfg Config) (*Partition, er
 		kick:           make(chan struct{}, 1),
 		stopFlusher:    make(chan struct{}),
 		flusherDone:    make(chan struct{}),
+		repl:           repl,
 	}
 	if err := p.loadState(); err != nil {
 		_ = log.Close()
@@ -124,12 +146,14 @@ func Open(e env.Env, dir, topic string, index int32, cfg Config) (*Partition, er
 		_ = log.Close()
 		return nil, fmt.Errorf("open partition %s-%d: sync recovered log: %w", topic, index, err)
 	}
-	p.hwm = synced
+	p.hwm, p.synced = synced, synced
 	go p.flush()
 	return p, nil
 }
 
-// loadState restores leader epochs and producer state and begins a new epoch.
+// loadState restores leader epochs and producer state and, unless the
+// partition is replicated (where the leader epoch is the Raft term), begins
+// a new epoch.
 func (p *Partition) loadState() error {
 	logEnd := p.log.NextOffset()
 	epochs := &epochHistory{}
@@ -141,14 +165,12 @@ func (p *Partition) loadState() error {
 		return fmt.Errorf("read leader epochs: %w", err)
 	}
 	epochs.truncateTo(logEnd)
-	// The new epoch is persisted with its first append (see Append): opening
-	// thousands of partitions then costs no write each, and an epoch that
-	// wrote nothing is harmlessly reused after the next restart.
-	epochs.begin(epochs.current()+1, logEnd)
+	if p.repl == nil {
+		p.beginOpenEpoch(epochs, logEnd)
+	}
 	p.epochMu.Lock()
 	p.epochs = epochs
 	p.epochMu.Unlock()
-	p.epochRecorded = false
 
 	nowMs := p.clock.Now().UnixMilli()
 	p.producers = newProducerState()
@@ -171,6 +193,15 @@ func (p *Partition) loadState() error {
 	}
 	p.producers.expire(nowMs, p.cfg.ProducerIDExpirationMs)
 	return nil
+}
+
+// beginOpenEpoch starts the epoch of this open at logEnd.
+func (p *Partition) beginOpenEpoch(epochs *epochHistory, logEnd int64) {
+	// The new epoch is persisted with its first append (see Append): opening
+	// thousands of partitions then costs no write each, and an epoch that
+	// wrote nothing is harmlessly reused after the next restart.
+	epochs.begin(epochs.current()+1, logEnd)
+	p.epochRecorded = false
 }
 
 // replayProducers brings producer state up to logEnd from the batches in
@@ -257,6 +288,9 @@ func (p *Partition) Index() int32 { return p.index }
 func (p *Partition) LeaderEpoch() int32 {
 	p.epochMu.Lock()
 	defer p.epochMu.Unlock()
+	if p.repl != nil {
+		return int32(min(p.term, maxEpoch))
+	}
 	return p.epochs.current()
 }
 
@@ -359,6 +393,8 @@ func (p *Partition) advance(hwm int64) {
 
 // WaitDurable blocks until offset is below the high watermark, the partition
 // fails, or ctx ends. It is how acks=all produces wait for the group commit.
+// On a replicated partition producers wait with WaitCommitted instead: an
+// offset below the high watermark there may hold another leader's batch.
 func (p *Partition) WaitDurable(ctx context.Context, offset int64) error {
 	for {
 		p.stateMu.Lock()
@@ -401,7 +437,7 @@ func (p *Partition) flush() {
 
 // syncPending syncs until nothing appended is unsynced; false after a failure.
 func (p *Partition) syncPending() bool {
-	for p.Err() == nil && p.log.NextOffset() > p.HighWatermark() {
+	for p.Err() == nil && p.log.NextOffset() > p.syncedEnd() {
 		start := p.clock.Now()
 		synced, err := p.log.Sync()
 		syncSeconds.Observe(p.clock.Now().Sub(start).Seconds())
@@ -409,9 +445,27 @@ func (p *Partition) syncPending() bool {
 			p.fail(fmt.Errorf("sync: %w", err))
 			return false
 		}
-		p.advance(synced)
+		p.noteSynced(synced)
 	}
 	return p.Err() == nil
+}
+
+func (p *Partition) syncedEnd() int64 {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return p.synced
+}
+
+// noteSynced records the segments' synced end, which is the high watermark
+// unless the partition is replicated: there the high watermark follows what
+// the group applied (see Apply), and this sync only bounds recovery.
+func (p *Partition) noteSynced(synced int64) {
+	p.stateMu.Lock()
+	p.synced = max(p.synced, synced)
+	p.stateMu.Unlock()
+	if p.repl == nil {
+		p.advance(synced)
+	}
 }
 
 // maybeCheckpoint records a recovery point now and then, bounding how much a

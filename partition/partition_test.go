@@ -30,11 +30,18 @@ func open(t *testing.T, fsys vfs.FS, edit ...func(*Config)) *Partition {
 	return openEnv(t, testEnv(fsys), edit...)
 }
 
+// openAsOneVoter makes openEnv open a replicated partition, the only voter
+// of its group (TestReplicatedOneVoterRunsSingleWriterBodies).
+var openAsOneVoter bool
+
 func openEnv(t *testing.T, e env.Env, edit ...func(*Config)) *Partition {
 	t.Helper()
 	cfg := DefaultConfig()
 	for _, edit := range edit {
 		edit(&cfg)
+	}
+	if openAsOneVoter {
+		return openOneVoterEnv(t, e, cfg)
 	}
 	p, err := Open(e, "/data/t-0", "t", 0, cfg)
 	if err != nil {

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -154,8 +155,34 @@ func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
 }
 
 // DeleteRecordsBefore advances the log start offset to offset (DeleteRecords);
-// -1 means the high watermark. It returns the new log start offset.
+// -1 means the high watermark. It returns the new log start offset. On a
+// replicated partition it is a proposal, applied by every replica.
 func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
+	if p.repl != nil {
+		return p.deleteRecordsReplicated(context.Background(), offset)
+	}
+	offset, err := p.checkDeleteRecords(offset)
+	if err != nil {
+		return -1, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if offset <= p.log.StartOffset() {
+		return p.log.StartOffset(), nil
+	}
+	if err := p.snapshotBeforeTrim(); err != nil {
+		return -1, err
+	}
+	if err := p.log.AdvanceStartOffset(offset); err != nil {
+		return -1, p.classifyWriteError(err)
+	}
+	p.logger.Info("log start offset advanced", "offset", offset)
+	return p.log.StartOffset(), nil
+}
+
+// checkDeleteRecords checks a DeleteRecords request and returns the offset
+// it asks for (-1 becomes the high watermark).
+func (p *Partition) checkDeleteRecords(offset int64) (int64, error) {
 	if err := p.Err(); err != nil {
 		return -1, err
 	}
@@ -172,17 +199,5 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if offset < 0 || offset > hwm {
 		return -1, fmt.Errorf("%w: delete records before %d, high watermark is %d", ErrOffsetOutOfRange, offset, hwm)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if offset <= p.log.StartOffset() {
-		return p.log.StartOffset(), nil
-	}
-	if err := p.snapshotBeforeTrim(); err != nil {
-		return -1, err
-	}
-	if err := p.log.AdvanceStartOffset(offset); err != nil {
-		return -1, p.classifyWriteError(err)
-	}
-	p.logger.Info("log start offset advanced", "offset", offset)
-	return p.log.StartOffset(), nil
+	return offset, nil
 }

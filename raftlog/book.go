@@ -108,6 +108,11 @@ func checkTermHistory(s *Snapshot) error {
 	if n := len(s.Terms); n > 0 && s.Terms[n-1].Term != s.Term {
 		return fmt.Errorf("snapshot term %d, last term boundary %d", s.Term, s.Terms[n-1].Term)
 	}
+	for i, e := range s.Legacy {
+		if e.Epoch < 0 || e.StartOffset > s.NextOffset || (i > 0 && (e.Epoch <= s.Legacy[i-1].Epoch || e.StartOffset < s.Legacy[i-1].StartOffset)) {
+			return fmt.Errorf("snapshot legacy epoch %d %+v", i, e)
+		}
+	}
 	return nil
 }
 

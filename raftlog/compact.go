@@ -66,28 +66,49 @@ func (l *Log) compactionRecord(index uint64, conf []byte) (*Snapshot, error) {
 	}
 	term, _ := l.book.term(index)
 	upTo := sort.Search(len(l.book.terms), func(k int) bool { return l.book.terms[k].Index > index })
-	if len(conf) > confStateBytesMax || upTo*termStartBytes > recordBytesMax/2 {
+	if len(conf) > confStateBytesMax || upTo*termStartBytes+len(l.book.snapshot.Legacy)*legacyEpochBytes > recordBytesMax/2 {
 		return nil, fmt.Errorf("compact at %d: ConfState of %d bytes, %d term boundaries", index, len(conf), upTo)
 	}
 	return &Snapshot{Index: index, Term: term, NextOffset: next, LogStartOffset: l.storage.StartOffset(),
-		ConfState: conf, Terms: append([]TermStart(nil), l.book.terms[:upTo]...)}, nil
+		ConfState: conf, Terms: append([]TermStart(nil), l.book.terms[:upTo]...), Legacy: l.book.snapshot.Legacy}, nil
 }
 
-// Snapshot describes the compaction point: its index, term and ConfState.
-// It carries no data yet: the descriptor of design §2.2 (log start, next
-// offset, term history, producer state) comes with snapshot installation.
+// Snapshot describes the compaction point: its index, term and ConfState,
+// and as Data its Descriptor (EncodeDescriptor): the log start offset, the
+// offset after the snapshot, the term boundaries at or below it, the
+// legacy epochs and the state machine's data from the SetSnapshotData
+// hook, asked for the snapshot index.
 func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
 	l.mu.RLock()
-	s := l.book.snapshot
+	s, hook := l.book.snapshot, l.snapshotData
+	start := l.storage.StartOffset()
 	l.mu.RUnlock()
 	cs := &raftpb.ConfState{}
 	if err := proto.Unmarshal(s.ConfState, cs); err != nil {
 		return nil, fmt.Errorf("raft log %s: snapshot ConfState: %w", l.dir, err)
 	}
+	desc := Descriptor{LogStartOffset: min(start, s.NextOffset), NextOffset: s.NextOffset, Terms: s.Terms, LegacyEpochs: s.Legacy}
+	if hook != nil {
+		data, err := hook(s.Index)
+		if err != nil {
+			return nil, fmt.Errorf("raft log %s: state of the snapshot at %d: %w", l.dir, s.Index, err)
+		}
+		desc.StateData = data
+	}
 	// Completed as raft completes the snapshots it handles
 	// (raftpb.EnsureSnapshot), as raft.MemoryStorage returns them.
-	return raftpb.EnsureSnapshot(&raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+	return raftpb.EnsureSnapshot(&raftpb.Snapshot{Data: EncodeDescriptor(desc), Metadata: &raftpb.SnapshotMetadata{
 		Index: proto.Uint64(s.Index), Term: proto.Uint64(s.Term), ConfState: raftpb.EnsureConfState(cs)}}), nil
+}
+
+// SetSnapshotData sets the hook Snapshot asks for the state machine's
+// state as of the snapshot index (producer state, meta state), carried
+// opaque in the descriptor's StateData. It may run on any goroutine that
+// calls Snapshot; nil (the default) carries none.
+func (l *Log) SetSnapshotData(hook func(index uint64) ([]byte, error)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.snapshotData = hook
 }
 
 // The Log is raft's storage.

@@ -17,8 +17,15 @@
 // classified by classify.go; Compact and Snapshot (compact.go) move and
 // describe the compaction point, so Log is a raft.Storage; Checkpoint
 // rewrites raft-meta with its live records when it grew well past them
-// (rewrite.go). Installing a snapshot (ApplySnapshot), the snapshot
-// descriptor carried in its data and legacy directories come next.
+// (rewrite.go). ApplySnapshot (apply.go) installs a snapshot a leader
+// sent, whose Data is a Descriptor (descriptor.go), the encoding Snapshot
+// returns; Storage (adapter.go) gives the Log as the replica driver's
+// Storage. EpochEndOffset (Kafka's OffsetForLeaderEpoch over the terms
+// and the legacy epochs) and IndexAtOffset are the Kafka-side lookups
+// (epochs.go). Create also takes a legacy directory, written by the
+// single-node partition: its data stays below the bootstrap snapshot and
+// its leader-epochs.json becomes the snapshot's legacy epochs (legacy.go;
+// testdata/legacy-v1 is such a directory, written by the partition code).
 //
 // # Durability
 //
@@ -37,6 +44,11 @@
 // ConfState, raft-meta's synced size) when something changed, so the next
 // Open walks only what was appended after it. A failed write or sync
 // makes the Log failed (storage.ErrFailed) until reopened.
+// ApplySnapshot cuts as a conflicting Append does, syncs the segments it
+// keeps, replaces raft-meta atomically by a file of the next generation
+// holding only the snapshot (flagged when the segments restart empty at
+// its next offset), resets the segments if so, then writes raft-state;
+// Open finishes a reset a crash left due.
 //
 // Open recovers: storage.Open, raft-state, raft-meta up to its recovery
 // point (a torn tail after it is cut), then a walk from the last anchor
@@ -86,7 +98,7 @@
 //	header, 40 bytes:
 //	 0      4     magic 0x43524e52 ("CRNR")
 //	 4      2     format version, 1
-//	 6      2     reserved, 0
+//	 6      2     flags; bit 0: reset segments (see below); other bits 0
 //	 8      8     group id
 //	16      8     replica id
 //	24      8     written bytes: the file's size as created or rewritten
@@ -111,21 +123,55 @@
 //	            segments were cut to next offset
 //	3 Snapshot  index u64, term u64, next offset i64, log start offset i64,
 //	            ConfState length u32, ConfState,
-//	            term count u32, count × {term u64, index u64, start offset i64}
-//	            the compaction point and the term boundaries at or below it;
+//	            term count u32, count × {term u64, index u64, start offset i64},
+//	            then, only when there are any, legacy count u32 (≥ 1),
+//	            count × {epoch u32, start offset i64}
+//	            the compaction point, the term boundaries at or below it
+//	            and the partition's leader epochs from before replication;
 //	            always the first record of a file
 //	4 Anchor    index u64, offset i64
 //	            the data batch stored at Kafka offset `offset` is entry `index`
 //
+// The reset-segments flag marks the raft-meta file ApplySnapshot writes
+// when the log did not hold the snapshot's entry: the segments restart
+// empty at the Snapshot record's next offset. While raft-state names the
+// generation before it, that reset may not have happened; Open does it
+// (storage.Log.Reset) and then writes raft-state.
+//
 // "Next offset" of an entry is the Kafka offset it precedes (the log end
 // when it was appended). Offsets are never negative.
+//
+// # Snapshot descriptor
+//
+// The Data of the raft snapshots Snapshot returns and ApplySnapshot
+// installs (design §2.2):
+//
+//	 0      4     magic 0x43524e44 ("CRND")
+//	 4      2     format version, 1
+//	 6      2     flags, 0
+//	 8      8     log start offset: the first offset of the data below
+//	16      8     next offset: the offset after the snapshot's entry
+//	24      4     term count, then count × {term u64, index u64, start offset i64}
+//	              the term boundaries at or below the snapshot index
+//	      4     legacy epoch count, then count × {epoch u32, start offset i64}
+//	              leader epochs of the partition before it was replicated
+//	      4     state data length, then the state data (opaque here: the
+//	              state machine's, from the SetSnapshotData hook)
+//	      4     CRC32C of everything before
+//
+// DecodeDescriptor checks the CRC, then the version (ErrVersion), bounds
+// every count by the bytes left, and checks the offsets are not negative,
+// the log start is at or below the next offset, and term boundaries and
+// legacy epochs ascend below the next offset (ErrInvalid otherwise).
 //
 // # Recovery point and damage
 //
 // raft-state names a generation G and a number of synced bytes P. For a
 // raft-meta file of generation G the recovery point is max(P, written
-// bytes); for generation G+1 (a rewrite that landed before raft-state
-// caught up) it is its written bytes; any other generation is corruption.
+// bytes); for generation G+1 (a rewrite or install that landed before
+// raft-state caught up) it is its written bytes, and Open writes
+// raft-state naming it at once, so no replacement is ever two generations
+// ahead; any other generation is corruption.
 // Records starting before the recovery point must be whole with a good
 // CRC, or ScanMeta returns a *storage.CorruptionError (synced, possibly
 // acknowledged state is damaged; the replica must stop). After it, the

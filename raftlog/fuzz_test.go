@@ -136,6 +136,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add(meta, state.MetaRecoveryPoint)
 	f.Add(meta[:len(meta)-5], int64(metaHeaderBytes))
 	f.Add(meta[:metaHeaderBytes+30], int64(0))
+	f.Add(installedMeta(f, state), int64(0))
 	f.Fuzz(func(t *testing.T, input []byte, synced int64) {
 		fsys := vfs.NewMem()
 		if err := copyDir(base, fsys, "p"); err != nil {
@@ -194,4 +195,18 @@ func copyDir(from, to vfs.FS, dir string) error {
 		}
 	}
 	return nil
+}
+
+// installedMeta is the raft-meta an install past the segments' end
+// writes, one generation ahead of state: Open must reset the segments.
+func installedMeta(f *testing.F, state State) []byte {
+	f.Helper()
+	rec, err := appendRecord(nil, &Snapshot{Index: 30, Term: 6, NextOffset: 700, LogStartOffset: 700, ConfState: state.ConfState,
+		Terms: []TermStart{{Term: 6, Index: 25, Offset: 650}}, Legacy: []LegacyEpoch{{Epoch: 1, StartOffset: 0}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := MetaHeader{GroupID: state.GroupID, ReplicaID: state.ReplicaID, Generation: state.MetaGeneration + 1,
+		WrittenBytes: int64(metaHeaderBytes + len(rec)), ResetSegments: true}
+	return append(encodeMetaHeader(h), rec...)
 }

@@ -50,6 +50,9 @@ type Log struct {
 	// is unknown until a reopen recovers it. It wraps storage.ErrFailed.
 	failure error
 
+	// snapshotData is the SetSnapshotData hook.
+	snapshotData func(index uint64) ([]byte, error)
+
 	// w is the write side's own state (the Raft goroutine only).
 	w writer
 
@@ -302,3 +305,8 @@ func readChunk(log *storage.Log, from int64, maxBytes int) ([]byte, error) {
 	}
 	return data, err
 }
+
+// Segments returns the partition's segments, for Kafka reads (fetch):
+// they also hold the batches below the snapshot (a legacy directory's
+// data, data installed out of band), which no entry describes.
+func (l *Log) Segments() *storage.Log { return l.storage }

@@ -60,7 +60,15 @@ type MetaHeader struct {
 	// create or rewrite that produced it, header included: those bytes are
 	// before the recovery point whatever raft-state says.
 	WrittenBytes int64
+	// ResetSegments is set on the file an installed snapshot wrote when
+	// the segments restart empty at its next offset. Until raft-state
+	// names this file's generation the reset may not have happened, and
+	// Open does it (see Log.ApplySnapshot).
+	ResetSegments bool
 }
+
+// metaFlagResetSegments is MetaHeader.ResetSegments in the header's flags.
+const metaFlagResetSegments = 1 << 0
 
 // Record is one raft-meta record: *Entry, *Truncate, *Snapshot or *Anchor.
 type Record interface {
@@ -100,6 +108,9 @@ type Snapshot struct {
 	ConfState      []byte // raftpb.ConfState, marshalled
 	// Terms are the term boundaries at or below Index, ascending.
 	Terms []TermStart
+	// Legacy are the leader epochs of the partition before it was
+	// replicated, ascending (design §1.8); none for a new partition.
+	Legacy []LegacyEpoch
 }
 
 // Anchor says that the data batch stored at Kafka offset Offset is Raft
@@ -143,6 +154,15 @@ func (s *Snapshot) appendBody(b []byte) []byte {
 		b = be.AppendUint64(b, ts.Index)
 		b = be.AppendUint64(b, uint64(ts.Offset))
 	}
+	// The legacy epochs are an optional tail: absent when there are none,
+	// so the body of a new partition's record is as it always was.
+	if len(s.Legacy) > 0 {
+		b = be.AppendUint32(b, uint32(len(s.Legacy)))
+		for _, e := range s.Legacy {
+			b = be.AppendUint32(b, uint32(e.Epoch))
+			b = be.AppendUint64(b, uint64(e.StartOffset))
+		}
+	}
 	return b
 }
 
@@ -156,7 +176,11 @@ func encodeMetaHeader(h MetaHeader) []byte {
 	b := make([]byte, 0, metaHeaderBytes)
 	b = be.AppendUint32(b, metaMagic)
 	b = be.AppendUint16(b, metaFormatVersion)
-	b = be.AppendUint16(b, 0) // reserved
+	var flags uint16
+	if h.ResetSegments {
+		flags |= metaFlagResetSegments
+	}
+	b = be.AppendUint16(b, flags)
 	b = be.AppendUint64(b, h.GroupID)
 	b = be.AppendUint64(b, h.ReplicaID)
 	b = be.AppendUint64(b, uint64(h.WrittenBytes))
@@ -183,18 +207,20 @@ func decodeMetaHeader(b []byte) (MetaHeader, error) {
 	if version := be.Uint16(b[4:]); version != metaFormatVersion {
 		return MetaHeader{}, fmt.Errorf("format version %d, want %d: %w", version, metaFormatVersion, ErrVersion)
 	}
-	if reserved := be.Uint16(b[6:]); reserved != 0 {
-		return MetaHeader{}, fmt.Errorf("reserved field %#x: %w", reserved, ErrInvalid)
+	flags := be.Uint16(b[6:])
+	if flags&^metaFlagResetSegments != 0 {
+		return MetaHeader{}, fmt.Errorf("unknown flags %#x: %w", flags, ErrInvalid)
 	}
 	written := be.Uint64(b[24:])
 	if written < metaHeaderBytes || written > math.MaxInt64 {
 		return MetaHeader{}, fmt.Errorf("written bytes %d: %w", written, ErrInvalid)
 	}
 	return MetaHeader{
-		GroupID:      be.Uint64(b[8:]),
-		ReplicaID:    be.Uint64(b[16:]),
-		WrittenBytes: int64(written),
-		Generation:   be.Uint32(b[32:]),
+		GroupID:       be.Uint64(b[8:]),
+		ReplicaID:     be.Uint64(b[16:]),
+		WrittenBytes:  int64(written),
+		Generation:    be.Uint32(b[32:]),
+		ResetSegments: flags&metaFlagResetSegments != 0,
 	}, nil
 }
 

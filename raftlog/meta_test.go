@@ -23,10 +23,13 @@ func sampleRecords() []Record {
 		&Entry{Index: 13, Term: 4, Kind: KindEmpty, NextOffset: 510},
 		&Entry{Index: 14, Term: 4, Kind: KindCommand, NextOffset: 510, Data: []byte{0x81, 0, 0, 0, 0, 0, 0, 1, 0}},
 		&Entry{Index: 15, Term: 4, Kind: KindNoop, NextOffset: 510},
+		&Snapshot{Index: 12, Term: 3, NextOffset: 500, LogStartOffset: 400, ConfState: []byte{1, 2, 3},
+			Terms:  []TermStart{{Term: 1, Index: 1, Offset: 0}, {Term: 2, Index: 6, Offset: 300}, {Term: 3, Index: 11, Offset: 500}},
+			Legacy: []LegacyEpoch{{Epoch: 0, StartOffset: 0}, {Epoch: 5, StartOffset: 0}}},
 	}
 }
 
-var sampleHeader = MetaHeader{GroupID: 7, ReplicaID: 3<<20 | 1, Generation: 4}
+var sampleHeader = MetaHeader{GroupID: 7, ReplicaID: 3<<20 | 1, Generation: 4, ResetSegments: true}
 
 // encodeMetaFile returns a raft-meta file with header h (WrittenBytes set
 // to the header alone) followed by records, as if appended one by one.

@@ -117,12 +117,19 @@ func decodeSnapshot(r *bodyReader) *Snapshot {
 	if r.err == nil && uint64(count)*termStartBytes > uint64(len(r.b)) {
 		r.err = fmt.Errorf("%d term boundaries in %d bytes: %w", count, len(r.b), ErrInvalid)
 	}
-	if r.err != nil || count == 0 {
+	if r.err == nil && count > 0 {
+		s.Terms = make([]TermStart, count)
+		for i := range s.Terms {
+			s.Terms[i] = TermStart{Term: r.u64("term"), Index: r.u64("term index"), Offset: r.offset("term offset")}
+		}
+	}
+	if r.err != nil || len(r.b) == 0 {
 		return s
 	}
-	s.Terms = make([]TermStart, count)
-	for i := range s.Terms {
-		s.Terms[i] = TermStart{Term: r.u64("term"), Index: r.u64("term index"), Offset: r.offset("term offset")}
+	// A tail holds legacy epochs, at least one (none is no tail): one
+	// encoding per record.
+	if s.Legacy = readLegacyEpochs(r); r.err == nil && len(s.Legacy) == 0 {
+		r.err = fmt.Errorf("an empty legacy epoch list: %w", ErrInvalid)
 	}
 	return s
 }

@@ -33,13 +33,19 @@ type Bootstrap struct {
 	ConfState          *raftpb.ConfState
 }
 
-// Create makes the raft log of a new partition in dir: raft-meta holding
-// the bootstrap snapshot, then raft-state (term, applied = the snapshot
+// Create makes the raft log of a partition in dir: raft-meta holding the
+// bootstrap snapshot, then raft-state (term, applied = the snapshot
 // index), each written atomically, so a crash leaves either no raft-state
 // (Open says ErrStateMissing and Create may run again) or the whole log.
-// A directory with a raft-state is ErrExists; one whose segments hold
-// batches is not a new partition (legacy directories come with their own
-// bootstrap, not yet).
+// A directory with a raft-state is ErrExists.
+//
+// A legacy directory, written by the single-node partition (segments,
+// perhaps leader-epochs.json, no raft log), keeps its data below the
+// snapshot (design §1.8): the snapshot's next offset is the legacy log
+// end, its log start the legacy start, its term the larger of boot.Term
+// and the newest legacy epoch, and the legacy epochs go into it, so
+// EpochEndOffset answers them below it and Snapshot's descriptor carries
+// them. The legacy files are left alone.
 func Create(fsys vfs.FS, dir string, cfg storage.Config, boot Bootstrap, nowMs int64) (*Log, error) {
 	if boot.Index == 0 || boot.Term == 0 || boot.Term > math.MaxInt32 {
 		return nil, fmt.Errorf("create raft log %s: bootstrap at index %d, term %d", dir, boot.Index, boot.Term)
@@ -67,15 +73,19 @@ func create(fsys vfs.FS, dir string, st *storage.Log, boot Bootstrap, conf []byt
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
 	}
-	if st.NextOffset() != 0 || st.StartOffset() != 0 {
-		return nil, fmt.Errorf("create raft log %s: segments hold offsets [%d, %d), not a new partition", dir, st.StartOffset(), st.NextOffset())
+	legacy, err := loadLegacyEpochs(fsys, dir, st.NextOffset())
+	if err != nil {
+		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
 	}
-	snap := &Snapshot{Index: boot.Index, Term: boot.Term, ConfState: conf}
+	snap, err := legacySnapshot(boot, conf, st.StartOffset(), st.NextOffset(), legacy)
+	if err != nil {
+		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
+	}
 	h, err := writeMeta(fsys, metaPath, MetaHeader{GroupID: boot.GroupID, ReplicaID: boot.ReplicaID, Generation: 1}, []Record{snap})
 	if err != nil {
 		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
 	}
-	state := State{GroupID: boot.GroupID, ReplicaID: boot.ReplicaID, Term: boot.Term, Applied: boot.Index,
+	state := State{GroupID: boot.GroupID, ReplicaID: boot.ReplicaID, Term: snap.Term, Applied: boot.Index,
 		MetaRecoveryPoint: h.WrittenBytes, MetaGeneration: h.Generation, ConfState: conf}
 	if err := WriteState(fsys, statePath, state); err != nil {
 		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
@@ -112,7 +122,7 @@ func Open(fsys vfs.FS, dir string, cfg storage.Config, nowMs int64) (*Log, error
 	if err != nil {
 		return nil, err
 	}
-	l, err := open(fsys, dir, st)
+	l, err := open(fsys, dir, st, nowMs)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -120,7 +130,7 @@ func Open(fsys vfs.FS, dir string, cfg storage.Config, nowMs int64) (*Log, error
 	return l, nil
 }
 
-func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
+func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 	state, err := readStateForOpen(fsys, dir, st)
 	if err != nil {
 		return nil, err
@@ -141,6 +151,14 @@ func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An installed snapshot's raft-meta that raft-state does not name yet:
+	// the segments' reset may not have happened.
+	resetDue := scan.Header.ResetSegments && scan.Header.Generation != state.MetaGeneration
+	if resetDue {
+		if err := finishReset(st, b.snapshot, nowMs); err != nil {
+			return nil, err
+		}
+	}
 	meta, err := fsys.OpenAppend(metaPath)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
@@ -155,7 +173,9 @@ func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
 	// compaction (it is written at checkpoints), and raft refuses an
 	// applied index or commit below the snapshot.
 	want := state
-	want.Applied = max(state.Applied, b.snapshot.Index)
+	if b.snapshot.Index > state.Applied {
+		want.Applied, want.ConfState = b.snapshot.Index, b.snapshot.ConfState
+	}
 	l := &Log{storage: st, fs: fsys, dir: dir, meta: meta, book: b,
 		metaWritten: scan.ValidBytes, metaSynced: scan.ValidBytes, metaGeneration: scan.Header.Generation,
 		want: want, persisted: state}
@@ -163,7 +183,32 @@ func open(fsys vfs.FS, dir string, st *storage.Log) (*Log, error) {
 		meta.Close()
 		return nil, err
 	}
+	if scan.Header.Generation != state.MetaGeneration {
+		// raft-meta was replaced (a rewrite or an install) and raft-state
+		// not written after: name the new file now, so that the next
+		// replacement is never two generations ahead of raft-state, and
+		// an install's reset is history.
+		if err := l.writeStateLocked(want); err != nil {
+			meta.Close()
+			return nil, fmt.Errorf("open raft log %s: %w", dir, err)
+		}
+	}
 	return l, nil
+}
+
+// finishReset restarts the segments empty at the installed snapshot's
+// next offset unless they already are. Nothing is appended after an
+// install before raft-state names it, so segments holding anything are
+// the old ones.
+func finishReset(st *storage.Log, snap Snapshot, nowMs int64) error {
+	next := snap.NextOffset
+	if st.StartOffset() == next && st.NextOffset() == next {
+		return nil
+	}
+	if err := st.Reset(next, nowMs); err != nil {
+		return fmt.Errorf("finish installing the snapshot at %d: %w", snap.Index, err)
+	}
+	return nil
 }
 
 // readStateForOpen reads raft-state, telling a log never created apart
@@ -175,13 +220,47 @@ func readStateForOpen(fsys vfs.FS, dir string, st *storage.Log) (State, error) {
 	case errors.Is(err, ErrStateMissing) && st.NextOffset() == 0:
 		return State{}, fmt.Errorf("open raft log %s: %w", dir, err)
 	case errors.Is(err, ErrStateMissing):
-		return State{}, corruption(statePath, "missing beside segments ending at offset %d", st.NextOffset())
+		// Segments without raft-state: a legacy directory, or one whose
+		// Create was interrupted, unless raft-meta shows the log was used.
+		if unused, detail := createUnfinished(fsys, dir); !unused {
+			return State{}, corruption(statePath, "missing beside segments ending at offset %d and %s", st.NextOffset(), detail)
+		}
+		return State{}, fmt.Errorf("open raft log %s: %w", dir, err)
 	case errors.Is(err, ErrInvalid):
 		return State{}, corruption(statePath, "%v", err)
 	case err != nil:
 		return State{}, fmt.Errorf("open raft log %s: %w", dir, err)
 	}
 	return state, nil
+}
+
+// createUnfinished reports whether dir's raft-meta is absent or is what
+// Create writes before raft-state: generation 1 holding only the Snapshot
+// record. Otherwise it says what shows the log was used.
+func createUnfinished(fsys vfs.FS, dir string) (bool, string) {
+	name := filepath.Join(dir, metaFileName)
+	b, err := vfs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, ""
+	}
+	if err != nil {
+		return false, fmt.Sprintf("%s unreadable: %v", metaFileName, err)
+	}
+	scan, err := ScanMeta(name, b, 1, 0)
+	if err != nil {
+		return false, fmt.Sprintf("%s damaged: %v", metaFileName, err)
+	}
+	if _, snap := firstRecord(scan.Records).(*Snapshot); scan.Header.Generation != 1 || len(scan.Records) != 1 || !snap {
+		return false, fmt.Sprintf("%s of generation %d holding %d records", metaFileName, scan.Header.Generation, len(scan.Records))
+	}
+	return true, ""
+}
+
+func firstRecord(records []Record) Record {
+	if len(records) == 0 {
+		return nil
+	}
+	return records[0]
 }
 
 // bookOf applies raft-meta's records; a contradiction is corruption.

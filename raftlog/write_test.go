@@ -33,6 +33,9 @@ type model struct {
 	ents   []*raftpb.Entry
 	begins []int64
 	end    int64
+	// snapIndex and snapTerm are the snapshot's (the bootstrap's until a
+	// snapshot is applied); ents follow it.
+	snapIndex, snapTerm uint64
 }
 
 // newModel starts the model at the bootstrap snapshot. MemoryStorage
@@ -45,22 +48,22 @@ func newModel(t testing.TB) *model {
 	if err := mem.ApplySnapshot(snap); err != nil {
 		t.Fatal(err)
 	}
-	return &model{mem: mem}
+	return &model{mem: mem, snapIndex: testBoot.Index, snapTerm: testBoot.Term}
 }
 
-func (m *model) last() uint64 { return testBoot.Index + uint64(len(m.ents)) }
+func (m *model) last() uint64 { return m.snapIndex + uint64(len(m.ents)) }
 
 // termAt is the term of entry i (i at or above the snapshot index).
 func (m *model) termAt(i uint64) uint64 {
-	if i == testBoot.Index {
-		return testBoot.Term
+	if i == m.snapIndex {
+		return m.snapTerm
 	}
-	return m.ents[i-testBoot.Index-1].GetTerm()
+	return m.ents[i-m.snapIndex-1].GetTerm()
 }
 
 // beginOf is where entry i begins (the end for the entry after the last).
 func (m *model) beginOf(i uint64) int64 {
-	if k := i - testBoot.Index - 1; k < uint64(len(m.begins)) {
+	if k := i - m.snapIndex - 1; k < uint64(len(m.begins)) {
 		return m.begins[k]
 	}
 	return m.end
@@ -102,7 +105,7 @@ func (m *model) apply(t testing.TB, ents []*raftpb.Entry, begins []int64, end in
 	if err := m.mem.Append(ents); err != nil {
 		t.Fatal(err)
 	}
-	keep := ents[0].GetIndex() - testBoot.Index - 1
+	keep := ents[0].GetIndex() - m.snapIndex - 1
 	m.ents = append(m.ents[:keep:keep], ents...)
 	m.begins = append(m.begins[:keep:keep], begins...)
 	m.end = end

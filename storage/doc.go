@@ -98,6 +98,12 @@
 // synced end. Retention (DeleteOldestSegment, AdvanceStartOffset) checkpoints
 // with the new start offset before removing files.
 //
+// Reset (a Raft follower installing a snapshot past its data) empties the
+// log and restarts it at an offset at or past its end: the state file
+// naming that offset as start, end and only segment is written first, the
+// commit point; recovery removes the segments below the start and creates
+// the empty segment when it is missing (reset.go).
+//
 // TruncateSuffix (a Raft follower dropping entries a new leader overrides)
 // cuts the log at a batch boundary: it syncs everything, writes the state
 // file with the recovery point at the cut (segments listed up to the one
@@ -148,8 +154,8 @@
 // # Concurrency
 //
 // The caller serializes mutations: Append, Checkpoint, DeleteOldestSegment,
-// AdvanceStartOffset, ReplaceSegment, TruncateSuffix, SetConfig, Close and
-// Delete. Sync may
+// AdvanceStartOffset, ReplaceSegment, TruncateSuffix, Reset, SetConfig, Close
+// and Delete. Sync may
 // run concurrently with one mutation: this is group commit, a flusher
 // syncing while the writer appends. Read, FindTimestamp, MaxTimestamp,
 // ReadSegment, NextOffset, StartOffset and Segments may run

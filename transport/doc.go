@@ -68,8 +68,11 @@
 // the connection on a frame over it (a stream cannot be resynchronised).
 // Types: 1 RaftBatch, 2 NodeHeartbeat, 3 SnapshotRead, 4 SnapshotChunk,
 // 5 MetaPropose, 6 MetaProposeResult, 7 Join, 8 JoinResult, 9 Handshake.
-// Types 2 to 8 are reserved for the frames the design gives them; their
-// payloads are defined by the packages that send them.
+// Types 3 to 8 are reserved for the frames the design gives them; their
+// payloads are defined by the packages that send them. The transport hands
+// NodeHeartbeat payloads to their handler undecoded; their codec is here
+// (AppendNodeHeartbeat, ParseNodeHeartbeat), their meaning in package
+// leaders.
 //
 // Handshake, the first frame each way:
 //
@@ -95,4 +98,21 @@
 // MessagesMisaddressed) a message whose From is not a replica of the node
 // that handshook or whose To is not a replica of itself (NodeOf). The encoding is
 // canonical: a payload that parses encodes back to the same bytes.
+//
+// NodeHeartbeat, a node's liveness and the groups it leads:
+//
+//	 0      8     sender node id
+//	 8      8     sender incarnation
+//	16      8     sequence, from 1 per sender process
+//	24      8     send time, Unix milliseconds of the sender's clock
+//	32      1     flags: bit 0 full list, bit 1 the receiver is asked
+//	              for its full list next (every other bit 0)
+//	33      4     entry count E; exactly E entries follow
+//	then E entries, in strictly ascending group order:
+//	 0      8     group id
+//	 8      8     term
+//	16      8     leader replica id, on the sender's node; 0 (deltas
+//	              only): the sender no longer leads the group
+//
+// It is canonical too.
 package transport

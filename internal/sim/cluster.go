@@ -30,7 +30,11 @@ type Config struct {
 	Replica replica.Config
 	// NewStateMachine makes the state machine of a (re)started replica.
 	NewStateMachine func(id uint64) replica.StateMachine
-	Logger          *slog.Logger
+	// AfterSync, when set, runs after each completed Sync of a node's
+	// storage, before its held responses are released: a state machine
+	// that answers on local durability (a partition's acks=1) hears of it.
+	AfterSync func(n *Node)
+	Logger    *slog.Logger
 }
 
 // Node is one simulated replica: its storage survives crashes, its
@@ -263,6 +267,9 @@ func (c *Cluster) runSync(n *Node) error {
 	if err := n.Storage.Sync(); err != nil {
 		n.Replica.SyncFailed(err)
 		return nil
+	}
+	if c.cfg.AfterSync != nil {
+		c.cfg.AfterSync(n)
 	}
 	out, err := n.Replica.Synced(n.syncSeq)
 	if err != nil {

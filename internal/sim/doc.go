@@ -10,7 +10,9 @@
 // another's message structs. A Node's MemStorage survives Crash (losing
 // what was not synced); its Replica and state machine do not. Snapshots are
 // reported delivered once sent (Replica.SnapshotsSent), as the node's
-// Scheduler does, so a snapshot the Network drops is resent.
+// Scheduler does, so a snapshot the Network drops is resent. Config.AfterSync
+// runs after each completed Sync of a node's storage, for a state machine
+// that answers on local durability (a partition's acks=1).
 //
 // The simulator is test support and stands outside the node: it uses
 // math/rand/v2 directly, and env/guard_test.go does not scan it.

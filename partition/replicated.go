@@ -1,0 +1,580 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/streams"
+)
+
+// Proposer runs f on the goroutine that drives the partition's replica
+// (replica.Scheduler.Do on a node, sim.Cluster.Do in the simulator) and
+// returns f's error. Appends and DeleteRecords of a replicated partition
+// reach the replica only through it.
+type Proposer func(f func(r *replica.Replica) error) error
+
+// ReplicaConfig is what a replicated partition needs beyond its topic's
+// config.
+type ReplicaConfig struct {
+	// Propose reaches the partition's replica.
+	Propose Proposer
+}
+
+// replicated is the state of a partition that is a replica's state
+// machine. Every field but propose is changed only on the replica's
+// goroutine (PrepareProposal, Apply, LeadershipChanged, and the functions
+// appends and DeleteRecords hand to the proposer), always under
+// Partition.mu, under which LocalSynced (on a sync worker) and an append
+// waiting for its streams' turn read it.
+type replicated struct {
+	propose Proposer
+
+	leadership replica.Leadership
+	// next is the offset the next proposal gets; valid while ready.
+	next int64
+	// pending are the data batches proposed in this term and not applied
+	// yet, in index order; overlay is the applied producer state with
+	// them recorded, what a new batch is checked against.
+	pending []pendingBatch
+	overlay *producerState
+	// validated is the config the batch being proposed was validated
+	// against (and its records, for stream topics); PrepareProposal
+	// validates it again under another. appended is what the stream checks
+	// of the batch just stamped gave.
+	validated     Config
+	validatedRecs []batch.Record
+	appended      []streams.Appended
+	// pendingStreams counts the pending batches touching each stream. A
+	// stream's checks read the index, which takes a batch only when it is
+	// applied, so a batch touching a pending stream waits (errStreamPending).
+	pendingStreams map[string]int
+}
+
+// pendingBatch is one proposed data batch, as stamped.
+type pendingBatch struct {
+	at      replica.ProposalPoint
+	header  batch.Header
+	streams []string
+}
+
+// errStreamPending: a batch touches a stream that a pending batch touches;
+// the append waits until that one is applied, then proposes again.
+var errStreamPending = errors.New("a batch to the same stream is pending")
+
+// Partition commands: an entry whose data starts with a byte >= 0x80
+// (design §1.5; a batch's first byte, of its base offset, is at most 0x7F).
+const (
+	commandDeleteRecords = 0x81
+	deleteRecordsBytes   = 9 // kind, offset i64
+)
+
+// OpenReplica opens the partition stored in dir as the state machine of a
+// Raft group: appends and DeleteRecords become proposals through
+// rc.Propose, and the group's applied entries move the log, producer state
+// and high watermark on every replica. No leader epoch starts at open: the
+// epoch is the term of the leader that stamped each batch.
+//
+// Until the partition's segments are themselves the group's Raft log
+// (raftlog), the group's log is the replica's Storage and the segments hold
+// the applied data batches, byte for byte as the leader stamped them;
+// entries the group delivers again after a restart (below the log end) are
+// passed over, so replay at open stops at what was applied.
+//
+// On a stream topic a batch is checked against the stream index, which
+// takes a batch when it is applied; so appends to one stream take turns:
+// a batch touching a stream a pending batch touches waits until that one
+// is applied. Such topics take one batch per produce.
+func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc ReplicaConfig) (*Partition, error) {
+	if rc.Propose == nil {
+		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer", topic, index)
+	}
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose})
+}
+
+// Replicated reports whether the partition is a replica's state machine.
+func (p *Partition) Replicated() bool { return p.repl != nil }
+
+// LeadershipChanged implements replica.StateMachine. A replica that stops
+// being the ready leader of a term drops what it had pending: those
+// proposals either commit under the next leader or are lost, and their
+// waiters learn which from the term of the offsets they wait for.
+func (p *Partition) LeadershipChanged(l replica.Leadership) {
+	p.mu.Lock()
+	r := p.repl
+	was := r.leadership
+	r.leadership = l
+	if l.Ready && (!was.Ready || was.Term != l.Term) {
+		r.next = p.log.NextOffset()
+		r.overlay, r.pending = p.producers.clone(), nil
+	}
+	if !l.Ready {
+		r.overlay, r.pending = nil, nil
+	}
+	if r.pending == nil {
+		clear(r.pendingStreams)
+	}
+	p.mu.Unlock()
+
+	p.epochMu.Lock()
+	p.term = l.Term
+	p.epochMu.Unlock()
+
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	p.servingTerm = 0
+	if l.Ready {
+		p.servingTerm = l.Term
+	}
+	p.wakeLocked()
+}
+
+// Restore implements replica.StateMachine. Only the bootstrap snapshot,
+// which carries no data, is accepted: installing a partition snapshot
+// needs the segment copy of design §2.2.
+func (p *Partition) Restore(snap *raftpb.Snapshot) error {
+	if len(snap.GetData()) > 0 {
+		return fmt.Errorf("%w: %s-%d: partition snapshot at index %d", ErrUnsupported, p.topic, p.index, snap.GetMetadata().GetIndex())
+	}
+	return nil
+}
+
+// duplicateError refuses to propose a retry of a batch already applied or
+// pending; the append answers with the original's offsets.
+type duplicateError struct{ batch appendedBatch }
+
+func (d *duplicateError) Error() string {
+	return fmt.Sprintf("duplicate of the batch at offset %d", d.batch.BaseOffset)
+}
+
+// PrepareProposal implements replica.StateMachine: a data batch is checked
+// against producer state as applied and pending, then stamped with the next
+// offset, the term as leader epoch and, if the topic says so, the append
+// time. Commands pass as they are.
+func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalPoint) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
+	if err := p.Err(); err != nil {
+		return err // offline partitions take no writes, in either mode
+	}
+	r := p.repl
+	if !r.leadership.Ready || r.leadership.Term != at.Term {
+		return fmt.Errorf("%w: %s-%d: term %d", ErrNotLeader, p.topic, p.index, at.Term)
+	}
+	if len(prop.Data) == 0 || prop.Data[0] >= 0x80 {
+		return nil
+	}
+	if at.Term > maxEpoch {
+		return fmt.Errorf("%w: %s-%d: term %d past the largest leader epoch", ErrNotLeader, p.topic, p.index, at.Term)
+	}
+	recs := r.validatedRecs
+	if p.cfg != r.validated {
+		_, all, err := validateBatches(prop.Data, p.cfg)
+		if err != nil {
+			return err
+		}
+		recs = nil
+		if len(all) > 0 {
+			recs = all[0]
+		}
+	}
+	h, err := batch.ParseHeader(prop.Data)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	dup, err := r.overlay.check(h)
+	if err != nil {
+		return err
+	}
+	if dup != nil {
+		return &duplicateError{batch: *dup}
+	}
+	touched, err := p.checkPendingStreams(h, recs)
+	if err != nil {
+		return err
+	}
+	nowMs := p.clock.Now().UnixMilli()
+	batch.SetBaseOffset(prop.Data, r.next)
+	batch.SetPartitionLeaderEpoch(prop.Data, int32(at.Term))
+	if p.cfg.LogAppendTime {
+		batch.SetLogAppendTime(prop.Data, nowMs)
+	}
+	h.BaseOffset = r.next
+	r.next = h.NextOffset()
+	r.overlay.record(h, nowMs)
+	r.pending = append(r.pending, pendingBatch{at: at, header: h, streams: touched})
+	r.notePendingStreams(touched, 1)
+	return nil
+}
+
+// checkPendingStreams runs the stream checks of a batch about to be
+// stamped at the next proposal offset, and returns the streams it touches.
+// Callers hold mu.
+func (p *Partition) checkPendingStreams(h batch.Header, recs []batch.Record) ([]string, error) {
+	r := p.repl
+	r.appended = nil
+	if !p.cfg.Streams {
+		return nil, nil
+	}
+	if p.build != nil && carriesStreamHeaders([][]batch.Record{recs}) {
+		return nil, fmt.Errorf("%w: %s-%d", ErrStreamIndexBuilding, p.topic, p.index)
+	}
+	touched := streamsOf(recs)
+	for _, s := range touched {
+		if r.pendingStreams[s] > 0 {
+			return nil, errStreamPending
+		}
+	}
+	change, dup, err := p.checkStreams([]batch.Header{h}, [][]batch.Record{recs}, r.next)
+	if err != nil {
+		return nil, err
+	}
+	if dup != nil {
+		return nil, &streamDuplicateError{result: dup.result}
+	}
+	if change != nil {
+		r.appended = change.Appended()
+	}
+	return touched, nil
+}
+
+// streamsOf lists the streams records touch: every keyed record of a
+// stream topic is an event or an operation of the stream its key names.
+func streamsOf(recs []batch.Record) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		if rec.Key != nil && !seen[string(rec.Key)] {
+			seen[string(rec.Key)] = true
+			out = append(out, string(rec.Key))
+		}
+	}
+	return out
+}
+
+func (r *replicated) notePendingStreams(names []string, delta int) {
+	if len(names) == 0 {
+		return
+	}
+	if r.pendingStreams == nil {
+		r.pendingStreams = map[string]int{}
+	}
+	for _, s := range names {
+		if r.pendingStreams[s] += delta; r.pendingStreams[s] <= 0 {
+			delete(r.pendingStreams, s)
+		}
+	}
+}
+
+// streamsPending reports whether a pending batch touches one of names.
+func (p *Partition) streamsPending(names []string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range names {
+		if p.repl.pendingStreams[s] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// streamDuplicateError refuses to propose an event-store append whose
+// events are all in the stream already; the append answers with them.
+type streamDuplicateError struct{ result AppendResult }
+
+func (d *streamDuplicateError) Error() string { return "a retry of events already appended" }
+
+// maxEpoch is the largest term a Kafka leader epoch (int32) can carry.
+const maxEpoch = 1<<31 - 1
+
+// undoLastProposal rolls back the batch PrepareProposal just stamped, which
+// raft then dropped: its offsets go to the next proposal.
+func (p *Partition) undoLastProposal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.repl
+	if len(r.pending) == 0 {
+		return
+	}
+	last := r.pending[len(r.pending)-1]
+	r.pending = r.pending[:len(r.pending)-1]
+	r.notePendingStreams(last.streams, -1)
+	r.next = last.header.BaseOffset
+	r.overlay = p.producers.clone()
+	nowMs := p.clock.Now().UnixMilli()
+	for _, b := range r.pending {
+		r.overlay.record(b.header, nowMs)
+	}
+}
+
+// TermReader answers the term of a Raft log's entry (raft.Storage.Term);
+// it must be safe beside the replica's writes, as replica.MemStorage is.
+type TermReader interface {
+	Term(i uint64) (uint64, error)
+}
+
+// LocalSynced tells a leader that its own log, read through log, is durable
+// up to Raft index index (a Sync that began after index was written
+// returned): the batches it proposed up to there, still at their index with
+// their term, are what WaitLocalDurable (acks=1) waits for. A batch whose
+// index another term's entry took meanwhile is not counted. Safe from any
+// goroutine; LocalSyncer calls it after each Sync.
+func (p *Partition) LocalSynced(log TermReader, index uint64) {
+	p.mu.Lock()
+	var candidates []pendingBatch
+	for _, b := range p.repl.pending {
+		if b.at.Index <= index {
+			candidates = append(candidates, b)
+		}
+	}
+	p.mu.Unlock()
+	end := int64(-1)
+	for _, b := range candidates {
+		if term, err := log.Term(b.at.Index); err != nil || term != b.at.Term {
+			break
+		}
+		end = b.header.NextOffset()
+	}
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if end > p.localDurable {
+		p.localDurable = end
+		p.wakeLocked()
+	}
+}
+
+// LocalSyncer wraps the replica's storage so that each completed Sync
+// reports to the partition what its own log holds durably (LocalSynced):
+// give the wrapper to replica.New and the Scheduler in place of st.
+func (p *Partition) LocalSyncer(st replica.Storage) replica.Storage {
+	return &localSyncer{Storage: st, p: p}
+}
+
+type localSyncer struct {
+	replica.Storage
+	p *Partition
+}
+
+// Sync syncs and then reports the last index written before it began.
+func (s *localSyncer) Sync() error {
+	last, err := s.Storage.LastIndex()
+	if err != nil {
+		return err
+	}
+	if err := s.Storage.Sync(); err != nil {
+		return err
+	}
+	s.p.LocalSynced(s.Storage, last)
+	return nil
+}
+
+// appendReplicated proposes validated batches, one entry each and in one
+// turn of the replica's goroutine, so they are consecutive. A batch refused
+// after an earlier one of the same produce was proposed leaves that one
+// proposed: the caller gets the error, and an idempotent retry is answered
+// from producer state. recs are the batches' records (stream topics only).
+func (p *Partition) appendReplicated(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config) (AppendResult, error) {
+	if cfg.Streams && len(headers) > 1 {
+		return AppendResult{}, fmt.Errorf("%w: a replicated stream topic takes one batch per produce", ErrInvalidRecord)
+	}
+	var touched []string
+	if len(recs) > 0 {
+		touched = streamsOf(recs[0])
+	}
+	for range streamTurnsMax {
+		res, err := p.proposeBatches(records, headers, recs, cfg)
+		if !errors.Is(err, errStreamPending) {
+			return res, err
+		}
+		// Wait, off the replica's goroutine, for the pending batch to the
+		// same stream to be applied (or dropped with the term).
+		if err := p.waitFor(context.Background(), func() (bool, error) { return !p.streamsPending(touched), p.Err() }); err != nil {
+			return AppendResult{}, err
+		}
+	}
+	return AppendResult{}, fmt.Errorf("%w: %s-%d: appends to the same streams kept racing", ErrNotLeader, p.topic, p.index)
+}
+
+// streamTurnsMax bounds how often an append waits for its streams' turn.
+const streamTurnsMax = 64
+
+func (p *Partition) proposeBatches(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config) (AppendResult, error) {
+	res := AppendResult{BaseOffset: -1, LogAppendTimeMs: -1}
+	err := p.repl.propose(func(r *replica.Replica) error {
+		data := records
+		for i, h := range headers {
+			whole := data[:h.TotalBytes()]
+			data = data[h.TotalBytes():]
+			var batchRecs []batch.Record
+			if i < len(recs) {
+				batchRecs = recs[i]
+			}
+			out, err := p.proposeBatch(r, whole, batchRecs, cfg, len(headers) > 1)
+			if err != nil {
+				return err
+			}
+			if out.dup != nil {
+				res = *out.dup
+				return nil
+			}
+			if i == 0 {
+				res.BaseOffset = out.header.BaseOffset
+			}
+			res.LastOffset, res.Term = out.header.LastOffset(), out.term
+			res.Streams = append(res.Streams, out.appended...)
+			if cfg.LogAppendTime {
+				res.LogAppendTimeMs = out.header.MaxTimestamp
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return AppendResult{}, err
+	}
+	res.LogStartOffset = p.log.StartOffset()
+	if !res.Duplicate {
+		appendedRecords.Add(float64(res.LastOffset + 1 - res.BaseOffset))
+		appendedBytes.Add(float64(len(records)))
+	}
+	return res, nil
+}
+
+// proposed is one batch's outcome: stamped and proposed, or the retry of
+// an appended one.
+type proposed struct {
+	header   batch.Header
+	term     int32
+	appended []streams.Appended
+	dup      *AppendResult
+}
+
+// proposeBatch proposes one batch on the replica's goroutine.
+func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, recs []batch.Record, cfg Config, several bool) (proposed, error) {
+	p.mu.Lock()
+	p.repl.validated, p.repl.validatedRecs = cfg, recs
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return proposed{}, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
+	at, err := r.Propose(replica.Proposal{Data: whole})
+	var dup *duplicateError
+	var streamDup *streamDuplicateError
+	switch {
+	case errors.As(err, &dup), errors.As(err, &streamDup):
+		if several {
+			return proposed{}, fmt.Errorf("%w: a retried idempotent batch must be sent alone", ErrInvalidRecord)
+		}
+		if streamDup != nil {
+			return proposed{dup: &streamDup.result}, nil
+		}
+		return proposed{dup: &AppendResult{BaseOffset: dup.batch.BaseOffset, LastOffset: dup.batch.LastOffset, LogAppendTimeMs: -1, Duplicate: true}}, nil
+	case errors.Is(err, replica.ErrProposalDropped):
+		p.undoLastProposal()
+		return proposed{}, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
+	case errors.Is(err, replica.ErrNotLeader), errors.Is(err, replica.ErrFailed):
+		return proposed{}, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
+	case err != nil:
+		return proposed{}, err
+	}
+	h, err := batch.ParseHeader(whole)
+	if err != nil {
+		return proposed{}, fmt.Errorf("stamped batch: %w", err)
+	}
+	p.mu.Lock()
+	appended := p.repl.appended
+	p.mu.Unlock()
+	return proposed{header: h, term: int32(at.Term), appended: appended}, nil
+}
+
+// WaitCommitted blocks until the batch ending at lastOffset, proposed in
+// term, is committed and applied here (acks=all). ErrNotLeader when this
+// replica stopped leading term first, or when the offset was committed with
+// another term's batch (ours was truncated and the offset reused).
+func (p *Partition) WaitCommitted(ctx context.Context, lastOffset int64, term int32) error {
+	return p.waitFor(ctx, func() (bool, error) { return p.committed(lastOffset, term) })
+}
+
+// WaitLocalDurable blocks until the leader's own log holds the batch ending
+// at lastOffset durably (acks=1), or it is committed. A failover can still
+// lose such a batch, as in Kafka: a new leader need not have it.
+func (p *Partition) WaitLocalDurable(ctx context.Context, lastOffset int64, term int32) error {
+	return p.waitFor(ctx, func() (bool, error) { return p.localDurableDone(lastOffset, term) })
+}
+
+func (p *Partition) waitFor(ctx context.Context, done func() (bool, error)) error {
+	for {
+		ch := p.Changed()
+		if ok, err := done(); ok {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// committed is WaitCommitted's check: (true, nil) committed in term,
+// (true, err) never will be, (false, nil) not yet.
+func (p *Partition) committed(lastOffset int64, term int32) (bool, error) {
+	p.stateMu.Lock()
+	hwm, failure, serving := p.hwm, p.failure, p.servingTerm
+	p.stateMu.Unlock()
+	if failure != nil {
+		return true, failure
+	}
+	if lastOffset < hwm {
+		if got := p.epochAt(lastOffset); got != term {
+			return true, fmt.Errorf("%w: %s-%d: offset %d was committed in term %d, not %d", ErrNotLeader, p.topic, p.index, lastOffset, got, term)
+		}
+		return true, nil
+	}
+	if serving != uint64(term) {
+		return true, fmt.Errorf("%w: %s-%d: term %d ended before offset %d committed", ErrNotLeader, p.topic, p.index, term, lastOffset)
+	}
+	return false, nil
+}
+
+func (p *Partition) localDurableDone(lastOffset int64, term int32) (bool, error) {
+	p.stateMu.Lock()
+	local, serving := p.localDurable, p.servingTerm
+	p.stateMu.Unlock()
+	if lastOffset < local && serving == uint64(term) {
+		return true, nil
+	}
+	return p.committed(lastOffset, term)
+}
+
+// epochAt is the leader epoch of the applied batch holding offset.
+func (p *Partition) epochAt(offset int64) int32 {
+	p.epochMu.Lock()
+	defer p.epochMu.Unlock()
+	return p.epochs.epochAt(offset)
+}
+
+// wakeLocked wakes every waiter; callers hold stateMu.
+func (p *Partition) wakeLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// SchedulerProposer reaches the replica of group on a node's Scheduler.
+func SchedulerProposer(s *replica.Scheduler, group uint64) Proposer {
+	return func(f func(r *replica.Replica) error) error {
+		var ferr error
+		if err := s.Do(group, func(r *replica.Replica) { ferr = f(r) }); err != nil {
+			return err
+		}
+		return ferr
+	}
+}

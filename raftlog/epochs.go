@@ -1,0 +1,110 @@
+package raftlog
+
+import (
+	"fmt"
+	"sort"
+
+	"go.etcd.io/raft/v3"
+)
+
+// EpochEndOffset answers Kafka's OffsetForLeaderEpoch over the log's
+// leader epochs (its terms, and below them the legacy epochs of a
+// partition written before replication): the largest epoch at or below
+// term that wrote data, and the offset where the next epoch that wrote
+// data starts, or the log end for the current epoch. An epoch that wrote
+// nothing (the next one starts at the same offset) collapses into the
+// next, as in Kafka's epoch cache and the single-node partition's
+// history; the current epoch counts even before it writes. A term below
+// every known epoch gives (-1, -1); one above them all the current
+// epoch and the log end, as the single-node partition answers.
+func (l *Log) EpochEndOffset(term int32) (int32, int64) {
+	l.mu.RLock()
+	h := epochHistory(l.book.snapshot.Legacy, l.book.terms)
+	l.mu.RUnlock()
+	return endOffsetFor(h, term, l.storage.NextOffset())
+}
+
+// epochHistory merges the legacy epochs and the term boundaries into one
+// Kafka epoch history, ascending in epoch and start offset, dropping the
+// epochs that wrote nothing: those the next one starts at the same
+// offset as.
+func epochHistory(legacy []LegacyEpoch, terms []TermStart) []LegacyEpoch {
+	h := make([]LegacyEpoch, 0, len(legacy)+len(terms))
+	begin := func(e LegacyEpoch) {
+		for len(h) > 0 && h[len(h)-1].StartOffset >= e.StartOffset {
+			h = h[:len(h)-1]
+		}
+		h = append(h, e)
+	}
+	for _, e := range legacy {
+		begin(e)
+	}
+	for _, t := range terms {
+		// Terms are at most MaxInt32: classify refuses more.
+		begin(LegacyEpoch{Epoch: int32(t.Term), StartOffset: t.Offset})
+	}
+	return h
+}
+
+// endOffsetFor is OffsetForLeaderEpoch over a history: see EpochEndOffset.
+func endOffsetFor(h []LegacyEpoch, epoch int32, logEnd int64) (int32, int64) {
+	at := sort.Search(len(h), func(k int) bool { return h[k].Epoch > epoch })
+	switch {
+	case at == 0:
+		return -1, -1
+	case at == len(h):
+		return h[at-1].Epoch, logEnd
+	}
+	return h[at-1].Epoch, h[at].StartOffset
+}
+
+// IndexAtOffset returns the index of the data entry whose batch holds
+// Kafka offset offset: raft.ErrCompacted below the offset after the
+// snapshot, raft.ErrUnavailable at or past the log end.
+func (l *Log) IndexAtOffset(offset int64) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if offset < l.book.snapshot.NextOffset {
+		return 0, fmt.Errorf("index at offset %d, below the snapshot's next offset %d: %w", offset, l.book.snapshot.NextOffset, raft.ErrCompacted)
+	}
+	w := newWalker(l.book, l.headerReader(), l.book.startAtOffset(offset))
+	for w.index <= l.last {
+		e, more, err := w.step()
+		if err != nil {
+			return 0, fmt.Errorf("index at offset %d: %w", offset, err)
+		}
+		if !more {
+			break
+		}
+		if e.NonData == nil && e.Offset <= offset && offset < e.Header.NextOffset() {
+			return e.Index, nil
+		}
+		if e.Offset > offset {
+			break
+		}
+	}
+	return 0, fmt.Errorf("index at offset %d: no batch holds it: %w", offset, raft.ErrUnavailable)
+}
+
+// startAtOffset returns the known position with the largest index whose
+// offset is at or below offset, at or above the entry after the snapshot:
+// a count for the entry holding offset starts there.
+func (b *book) startAtOffset(offset int64) Position {
+	best := Position{Index: b.snapshot.Index + 1, Offset: b.snapshot.NextOffset}
+	consider := func(p Position) {
+		if p.Offset <= offset && p.Index > best.Index {
+			best = p
+		}
+	}
+	if at := sort.Search(len(b.anchors), func(k int) bool { return b.anchors[k].Offset > offset }); at > 0 {
+		consider(Position(b.anchors[at-1]))
+	}
+	if at := sort.Search(len(b.fine), func(k int) bool { return b.fine[k].Offset > offset }); at > 0 {
+		consider(Position(b.fine[at-1]))
+	}
+	if at := sort.Search(len(b.nonData), func(k int) bool { return b.nonData[k].NextOffset > offset }); at > 0 {
+		e := b.nonData[at-1]
+		consider(Position{Index: e.Index, Offset: e.NextOffset})
+	}
+	return best
+}
