@@ -214,6 +214,11 @@ func Open(cfg Config) (*Controller, error) {
 		snapshotDue: make(chan struct{}, 1), memberDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if c.identity.New {
+		if err := c.identity.drawNonce(c.e); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.openLog(); err != nil {
 		return nil, err
 	}

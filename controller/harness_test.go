@@ -44,6 +44,9 @@ type cluster struct {
 	// durable: the initial nodes run the controller's own raftlog meta log
 	// on the filesystem instead of MemStorages.
 	durable bool
+	// wrap, when set, stands between a node's controller and its
+	// transport's SendFrame (a test loses frames there).
+	wrap func(id int32, s FrameSender) FrameSender
 }
 
 // logKinds are the meta logs the cluster tests run over.
@@ -79,7 +82,16 @@ func newCluster(t *testing.T, n int, snapshotEntries uint64) *cluster {
 }
 
 func newClusterOf(t *testing.T, n int, snapshotEntries uint64, durable bool) *cluster {
-	cl := &cluster{t: t, fs: vfs.NewMem(), peers: map[int32]string{}, logs: map[int32]*replica.MemStorage{}, nodes: map[int32]*node{}, entries: snapshotEntries, durable: durable}
+	cl := &cluster{}
+	cl.init(t, n, snapshotEntries, durable)
+	return cl
+}
+
+// init starts n nodes of a new cluster; fields set before (wrap,
+// proposeTimeout) apply to them.
+func (cl *cluster) init(t *testing.T, n int, snapshotEntries uint64, durable bool) {
+	cl.t, cl.fs, cl.peers, cl.logs, cl.nodes = t, vfs.NewMem(), map[int32]string{}, map[int32]*replica.MemStorage{}, map[int32]*node{}
+	cl.entries, cl.durable = snapshotEntries, durable
 	for i, addr := range freeAddrs(t, n) {
 		cl.peers[int32(i+1)] = addr
 	}
@@ -94,7 +106,6 @@ func newClusterOf(t *testing.T, n int, snapshotEntries uint64, durable bool) *cl
 			cl.stop(id)
 		}
 	})
-	return cl
 }
 
 func testEnv(fs vfs.FS, seed uint64) env.Env {
@@ -170,7 +181,7 @@ func (cl *cluster) start(id int32) *node {
 	}
 	c, err := Open(Config{
 		Env: e, DataDir: cl.dir(id), Identity: ident, Peers: peers, Join: join, OnApplied: onApplied,
-		Log: log, Scheduler: s, Transport: tcp, SnapshotEntries: cl.entries,
+		Log: log, Scheduler: s, Transport: cl.sender(id, tcp), SnapshotEntries: cl.entries,
 		ProposeTimeout: cmp.Or(cl.proposeTimeout, 10*time.Second),
 	})
 	if err != nil {
@@ -182,6 +193,13 @@ func (cl *cluster) start(id int32) *node {
 	n := &node{id: id, tcp: tcp, sched: s, c: c}
 	cl.nodes[id] = n
 	return n
+}
+
+func (cl *cluster) sender(id int32, tcp *transport.TCP) FrameSender {
+	if cl.wrap == nil {
+		return tcp
+	}
+	return cl.wrap(id, tcp)
 }
 
 // stop closes node id as a crash would: what its log did not sync is lost.
@@ -337,6 +355,16 @@ func (cl *cluster) join(member *node, id int32) *node {
 	}
 	cl.peers[id], cl.joined[id], cl.logs[id] = addr, incarnation, replica.NewMemStorage()
 	return cl.start(id)
+}
+
+// brokerOf returns node's broker in c's applied state.
+func brokerOf(c *Controller, node int32) (*metav1.Broker, bool) {
+	for _, b := range c.State().Brokers {
+		if b.NodeId == node {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 // snapshotIndexNow is the index of the last snapshot taken.

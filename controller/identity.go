@@ -19,8 +19,13 @@ import (
 // NodeFileName is the identity file at the root of a node's data directory.
 const NodeFileName = "node.json"
 
-// nodeFileVersion is node.json's layout version as this code writes it.
-const nodeFileVersion = 1
+// nodeFileVersion is node.json's layout version as this code writes it:
+// 2 added registration_nonce. Version 1 files are still read (their nonce
+// is empty: such a node registered before nonces existed).
+const nodeFileVersion = 2
+
+// nonceBytes is the length of the registration nonce a new node draws.
+const nonceBytes = 16
 
 // ErrIdentityMismatch: the data directory belongs to another node or
 // cluster than the flags name; starting would let one node's log vote as
@@ -34,12 +39,17 @@ var ErrNoIdentity = errors.New("controller: no node.json")
 
 // Identity is who a node is (design §5.4), as node.json records it:
 //
-//	{"version": 1, "cluster_id": "…", "node_id": 3, "incarnation": 1}
+//	{"version": 2, "cluster_id": "…", "node_id": 3, "incarnation": 1,
+//	 "registration_nonce": "base64…"}
 type Identity struct {
 	Version     int    `json:"version"`
 	ClusterID   string `json:"cluster_id"`
 	NodeID      int32  `json:"node_id"`
 	Incarnation uint32 `json:"incarnation"`
+	// Nonce is drawn once when the node first starts and sent with every
+	// RegisterBroker made for it, so that a registration retried after
+	// its answer was lost gets the same incarnation, not another one.
+	Nonce []byte `json:"registration_nonce,omitempty"`
 	// New is true when there was no node.json: the node is new, and only
 	// a new node may bootstrap a meta log. Open writes node.json once the
 	// meta log is bootstrapped.
@@ -103,8 +113,10 @@ func decodeIdentity(data []byte) (Identity, error) {
 		return Identity{}, fmt.Errorf("decode: %w", err)
 	}
 	switch {
-	case id.Version != nodeFileVersion:
-		return Identity{}, fmt.Errorf("version %d, this node reads %d", id.Version, nodeFileVersion)
+	case id.Version < 1 || id.Version > nodeFileVersion:
+		return Identity{}, fmt.Errorf("version %d, this node reads 1 to %d", id.Version, nodeFileVersion)
+	case len(id.Nonce) > meta.RegistrationNonceBytesMax:
+		return Identity{}, fmt.Errorf("registration nonce of %d bytes, at most %d", len(id.Nonce), meta.RegistrationNonceBytesMax)
 	case id.ClusterID == "":
 		return Identity{}, errors.New("no cluster id")
 	case id.NodeID < 1:
@@ -156,4 +168,16 @@ func NewClusterID(e env.Env) (string, error) {
 		return "", fmt.Errorf("controller: draw a cluster id: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// drawNonce gives a new node its registration nonce, unless it has one.
+func (id *Identity) drawNonce(e env.Env) error {
+	if len(id.Nonce) > 0 {
+		return nil
+	}
+	id.Nonce = make([]byte, nonceBytes)
+	if _, err := e.Rand.Read(id.Nonce); err != nil {
+		return fmt.Errorf("controller: draw a registration nonce: %w", err)
+	}
+	return nil
 }

@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -47,7 +49,9 @@ func TestIdentityBindsTheDirectory(t *testing.T) {
 func TestIdentityRefusesABadFile(t *testing.T) {
 	for _, body := range []string{
 		`{`,
-		`{"version":2,"cluster_id":"c","node_id":1,"incarnation":1}`,
+		`{"version":3,"cluster_id":"c","node_id":1,"incarnation":1}`,
+		`{"version":0,"cluster_id":"c","node_id":1,"incarnation":1}`,
+		`{"version":2,"cluster_id":"c","node_id":1,"incarnation":1,"registration_nonce":"` + strings.Repeat("A", 44) + `"}`, // 33 bytes
 		`{"version":1,"cluster_id":"","node_id":1,"incarnation":1}`,
 		`{"version":1,"cluster_id":"c","node_id":0,"incarnation":1}`,
 		`{"version":1,"cluster_id":"c","node_id":1,"incarnation":0}`,
@@ -63,6 +67,30 @@ func TestIdentityRefusesABadFile(t *testing.T) {
 		if _, err := OpenIdentity(fs, "/d", 1, ""); err == nil {
 			t.Errorf("%s accepted", body)
 		}
+	}
+}
+
+// A version 1 node.json (no nonce) is still read; a new node's carries the
+// nonce Open drew, at version 2.
+func TestIdentityNonce(t *testing.T) {
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := vfs.WriteFileAtomic(fs, "/old/node.json", []byte(`{"version":1,"cluster_id":"c","node_id":1,"incarnation":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := OpenIdentity(fs, "/old", 1, "c"); err != nil || id.Incarnation != 3 || len(id.Nonce) != 0 {
+		t.Fatalf("version 1 file: %+v, %v", id, err)
+	}
+	cl := newCluster(t, 1, 1000)
+	ident := cl.nodes[1].c.Identity()
+	stored, err := OpenIdentity(cl.fs, cl.dir(1), 1, cl.clusterID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Version != 2 || len(stored.Nonce) != nonceBytes || !bytes.Equal(stored.Nonce, ident.Nonce) {
+		t.Fatalf("node.json %+v, controller's identity %+v", stored, ident)
 	}
 }
 

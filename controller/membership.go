@@ -24,23 +24,58 @@ const votersWanted = 3
 // then its replica added as a learner, through the leader from any node.
 // It returns the incarnation, with which the node starts with Config.Join.
 // The leader promotes a caught-up learner while the group has fewer than
-// three voters, and marks a caught-up joining broker ACTIVE. Retrying after
-// an error registers yet another incarnation; the one that never started is
-// left JOINING.
+// three voters, and marks a caught-up joining broker ACTIVE. The call
+// draws a registration nonce, so its own retries of a registration whose
+// answer was lost keep one incarnation; calling AddNode again after an
+// error registers yet another, and the one that never started is left
+// JOINING.
 func (c *Controller) AddNode(ctx context.Context, nodeID int32, raftAddr string) (uint32, error) {
-	reg := &metav1.Command{Command: &metav1.Command_RegisterBroker{RegisterBroker: &metav1.RegisterBroker{NodeId: nodeID, RaftAddr: raftAddr}}}
-	res, err := c.Propose(ctx, reg)
+	var id Identity
+	if err := id.drawNonce(c.e); err != nil {
+		return 0, err
+	}
+	return c.addNode(ctx, nodeID, raftAddr, id.Nonce)
+}
+
+// addNode is AddNode with the node's own registration nonce.
+func (c *Controller) addNode(ctx context.Context, nodeID int32, raftAddr string, nonce []byte) (uint32, error) {
+	incarnation, err := c.register(ctx, nodeID, raftAddr, nonce)
 	if err != nil {
 		return 0, fmt.Errorf("controller: add node %d: %w", nodeID, err)
 	}
-	if err := meta.ResultError(res); err != nil {
-		return 0, fmt.Errorf("controller: add node %d: %w", nodeID, err)
-	}
-	rid := meta.ReplicaID(nodeID, res.Incarnation)
+	rid := meta.ReplicaID(nodeID, incarnation)
 	if err := c.addLearner(ctx, rid); err != nil {
-		return 0, fmt.Errorf("controller: add node %d incarnation %d: %w", nodeID, res.Incarnation, err)
+		return 0, fmt.Errorf("controller: add node %d incarnation %d: %w", nodeID, incarnation, err)
 	}
-	return res.Incarnation, nil
+	return incarnation, nil
+}
+
+// registerAttempts bounds how often register proposes a registration
+// whose outcome stayed unknown.
+const registerAttempts = 3
+
+// register proposes RegisterBroker with incarnation 0 and returns the
+// incarnation it made. A proposal whose outcome is unknown (ErrTimeout) is
+// proposed again with the same nonce: if the first one applied, the meta
+// machine answers the second with the same incarnation instead of a new one.
+func (c *Controller) register(ctx context.Context, nodeID int32, raftAddr string, nonce []byte) (uint32, error) {
+	reg := &metav1.Command{Command: &metav1.Command_RegisterBroker{RegisterBroker: &metav1.RegisterBroker{
+		NodeId: nodeID, RaftAddr: raftAddr, RegistrationNonce: nonce}}}
+	var err error
+	for range registerAttempts {
+		var res *metav1.Result
+		if res, err = c.Propose(ctx, reg); err == nil {
+			if err := meta.ResultError(res); err != nil {
+				return 0, err
+			}
+			return res.Incarnation, nil
+		}
+		if !errors.Is(err, ErrTimeout) || len(nonce) == 0 || ctx.Err() != nil {
+			return 0, err
+		}
+		c.e.Logger.Info("controller: registration outcome unknown, proposing it again", "node", nodeID, "err", err)
+	}
+	return 0, err
 }
 
 // addLearner has the leader add rid as a learner, retrying what was not

@@ -1,11 +1,16 @@
 package controller
 
 import (
+	"context"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/transport"
 )
 
 // Nodes added through any member join as learners, get the leader's
@@ -62,4 +67,47 @@ func (cl *cluster) waitMembers(voters, learners int) {
 		return len(cs.GetVoters()) == voters && len(cs.GetLearners()) == learners &&
 			!slices.ContainsFunc(cs.GetVoters(), func(id uint64) bool { return id == 0 })
 	})
+}
+
+// loseFirst drops the first frame of type typ a node sends.
+type loseFirst struct {
+	FrameSender
+	typ  transport.FrameType
+	lost atomic.Bool
+}
+
+func (l *loseFirst) SendFrame(to uint64, typ transport.FrameType, payload []byte) error {
+	if typ == l.typ && l.lost.CompareAndSwap(false, true) {
+		return nil // sent, as far as the caller knows
+	}
+	return l.FrameSender.SendFrame(to, typ, payload)
+}
+
+// A registration forwarded to the leader whose result is lost is proposed
+// again with the same nonce: the node keeps the one incarnation the first
+// proposal made instead of burning a second.
+func TestJoinRetriedAfterALostResultKeepsOneIncarnation(t *testing.T) {
+	var losers sync.Map // node id → *loseFirst
+	cl := &cluster{proposeTimeout: time.Second}
+	cl.wrap = func(id int32, s FrameSender) FrameSender {
+		l := &loseFirst{FrameSender: s, typ: transport.FrameMetaProposeResult}
+		losers.Store(id, l)
+		return l
+	}
+	cl.init(t, 3, 1000, false)
+	follower := cl.follower()
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	incarnation, err := follower.c.AddNode(ctx, 4, freeAddrs(t, 1)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := losers.Load(int32(transport.NodeOf(cl.leader().c.Leadership().Leader)))
+	if !l.(*loseFirst).lost.Load() {
+		t.Fatal("the leader lost no result: the retry was not exercised")
+	}
+	b, ok := brokerOf(cl.leader().c, 4)
+	if incarnation != 1 || !ok || b.Incarnation != 1 {
+		t.Fatalf("AddNode gave incarnation %d, the broker is %v", incarnation, b)
+	}
 }

@@ -42,3 +42,22 @@ func TestRegisterBrokerRetryIsIdempotent(t *testing.T) {
 		t.Fatalf("an over-long nonce: %s", res.Code)
 	}
 }
+
+// TestCheckStateBoundsTheNonce: a state read back with a nonce longer than
+// a registration accepts is refused, like any other broken invariant.
+func TestCheckStateBoundsTheNonce(t *testing.T) {
+	m := fixture(t)
+	applyNext(t, m, registerWithNonce(6, "n:1", bytes.Repeat([]byte("x"), RegistrationNonceBytesMax)))
+	st := m.State()
+	if err := CheckState(st); err != nil {
+		t.Fatalf("a nonce at the bound: %v", err)
+	}
+	for _, b := range st.Brokers {
+		if b.NodeId == 6 {
+			b.RegistrationNonce = append(b.RegistrationNonce, 'x')
+		}
+	}
+	if err := CheckState(st); err == nil {
+		t.Fatal("a nonce past the bound passed CheckState")
+	}
+}
