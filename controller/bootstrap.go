@@ -15,8 +15,8 @@ import (
 )
 
 // bootstrapIfNew gives a new node's empty meta log the bootstrap
-// snapshot: at index 1, term 1, the initial voters, the initial state; then
-// it writes node.json. Only a new node may: an empty log beside an existing
+// snapshot: at index 1, term 1, the initial voters, the initial state, or
+// joins the cluster its peers already hold; then it writes node.json. Only a new node may: an empty log beside an existing
 // node.json is a node that lost its meta log and must not vote as if it had
 // never voted. A log without node.json is a first start interrupted before
 // node.json was written only while it holds the bootstrap snapshot alone and
@@ -46,7 +46,7 @@ func (c *Controller) bootstrapIfNew() error {
 			return err
 		}
 	default:
-		if err := c.bootstrap(); err != nil {
+		if err := c.bootstrapOrRejoin(); err != nil {
 			return err
 		}
 	}
@@ -55,6 +55,23 @@ func (c *Controller) bootstrapIfNew() error {
 	}
 	c.identity.New = false
 	return nil
+}
+
+// bootstrapOrRejoin bootstraps a new node's empty log, unless its peers
+// say the cluster exists: then the node lost its data (or starts after
+// the others bootstrapped), and it joins under a new incarnation rather
+// than vote as incarnation 1 with an empty log.
+func (c *Controller) bootstrapOrRejoin() error {
+	if len(c.cfg.Peers) > 1 {
+		members, err := c.probePeers()
+		if err != nil {
+			return err
+		}
+		if len(members) > 0 {
+			return c.rejoin(members)
+		}
+	}
+	return c.bootstrap()
 }
 
 // checkNeverVoted refuses a log whose hard state holds a term or vote.

@@ -96,6 +96,11 @@ type Config struct {
 	// replica manager signals its own goroutine).
 	OnApplied func(index uint64)
 
+	// Probe is the node's cluster probe (NewProbe), whose handlers the
+	// transport serves: required for a new node with peers, which asks
+	// them whether the cluster exists before bootstrapping it.
+	Probe *Probe
+
 	// Join starts a node added with AddNode (Identity.Incarnation set to
 	// the one AddNode returned): its empty meta log waits for the
 	// leader's snapshot instead of being bootstrapped.
@@ -106,6 +111,10 @@ type Config struct {
 	ProposeTimeout     time.Duration // bound on one Propose; 5 s
 	RetryDelay         time.Duration // pause before proposing again when no leader is known; 50 ms
 	ForwardedMax       int           // forwarded proposals served at once; 256
+	// ProbeTimeout bounds a new node's wait for a quorum of its peers to
+	// answer the probe, and then for a member to register it; 5 min, as
+	// the nodes of a new cluster may be started minutes apart.
+	ProbeTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -114,6 +123,7 @@ func (c Config) withDefaults() Config {
 	c.RetryDelay = cmp.Or(c.RetryDelay, 50*time.Millisecond)
 	c.ForwardedMax = cmp.Or(c.ForwardedMax, 256)
 	c.MembershipInterval = cmp.Or(c.MembershipInterval, 200*time.Millisecond)
+	c.ProbeTimeout = cmp.Or(c.ProbeTimeout, 5*time.Minute)
 	return c
 }
 
@@ -132,9 +142,11 @@ func (c Config) Validate() error {
 		return errors.New("controller config: peers need a transport")
 	case len(c.Peers) > 0 && c.Peers[c.Identity.NodeID] == "":
 		return fmt.Errorf("controller config: node %d is not among its peers", c.Identity.NodeID)
+	case len(c.Peers) > 1 && c.Identity.New && !c.Join && c.Probe == nil:
+		return errors.New("controller config: a new node with peers needs a Probe, to ask them whether the cluster exists")
 	case c.Bootstrap != nil && (len(c.Peers) > 1 || c.Join):
 		return errors.New("controller config: a migrated state bootstraps a single node only")
-	case c.SnapshotEntries == 0 || c.MembershipInterval <= 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0:
+	case c.SnapshotEntries == 0 || c.MembershipInterval <= 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0 || c.ProbeTimeout <= 0:
 		return errors.New("controller config: every limit must be positive")
 	}
 	return c.Env.Check()
@@ -154,6 +166,8 @@ type Controller struct {
 	// <data>/meta/log; nil until a new node bootstraps it.
 	log Log
 	own *metaLog
+	// rejoined: a new node found its cluster existing and joined it.
+	rejoined bool
 
 	// Owned by the group's worker (PrepareProposal and the Do calls of
 	// proposeLocal): the offset the next proposal of prepTerm gets.
@@ -226,6 +240,11 @@ func Open(cfg Config) (*Controller, error) {
 	if err != nil {
 		c.closeLog()
 		return nil, err
+	}
+	if c.cfg.Join || c.rejoined || c.applied > bootstrapIndex {
+		cfg.Probe.set(answerExists)
+	} else {
+		cfg.Probe.set(answerForming)
 	}
 	rcfg := cfg.Raft
 	rcfg.ID, rcfg.GroupID, rcfg.Applied = c.id, GroupID, start

@@ -57,43 +57,65 @@
 //
 // # Identity and bootstrap
 //
-// <data>/node.json {version, cluster_id, node_id, incarnation} binds a data
-// directory to a node (OpenIdentity); a node started with another node id
-// or cluster refuses to start. Replica id = node id << 20 | incarnation. A
-// new node with an empty meta log bootstraps it with a snapshot at index
-// 1, term 1 whose voters are every peer at incarnation 1 (or the node
-// alone), holding meta.Bootstrap's state (or a migrated legacy state), the
-// same on every node, so no node needs a bootstrap entry of its own. The
-// cluster id of a --peers cluster is derived from the peer list
-// (ClusterIDFromPeers), so every node computes it alone and the
-// transport's handshake refuses a node started with another list; a single
-// node draws one (NewClusterID) or keeps its legacy cluster.json's.
+// <data>/node.json {version, cluster_id, node_id, incarnation,
+// registration_nonce} binds a data directory to a node (OpenIdentity); a
+// node started with another node id or cluster refuses to start. Version 1
+// files (no nonce) are still read. Replica id = node id << 20 |
+// incarnation. A new node with an empty meta log bootstraps it with a
+// snapshot at index 1, term 1 whose voters are every peer at incarnation 1
+// (or the node alone), holding meta.Bootstrap's state (or a migrated
+// legacy state), the same on every node, so no node needs a bootstrap
+// entry of its own. The cluster id of a --peers cluster is derived from
+// the peer list (ClusterIDFromPeers), so every node computes it alone and
+// the transport's handshake refuses a node started with another list; a
+// single node draws one (NewClusterID) or keeps its legacy cluster.json's.
 // node.json is written only after the bootstrap snapshot is synced, so it
 // on disk means the log was bootstrapped: an empty meta log beside it (a
 // lost log) is refused, and a log without it is taken as a first start
 // that stopped in between only while it holds the bootstrap snapshot alone
-// and no vote (keeping the cluster id it holds), else refused. Not yet
-// guarded: a node whose whole data directory was wiped looks new and
-// bootstraps again under incarnation 1 (the design's rule asks the peers
-// first and joins as a new incarnation instead).
+// and no vote (keeping the cluster id it holds), else refused.
+//
+// # The wiped-voter rule
+//
+// A node whose whole data directory was lost looks new, and bootstrapping
+// would let it vote as incarnation 1 with an empty log. So a new node with
+// peers first probes them (probe.go: frames ClusterProbe and
+// ClusterProbeResult, answered by the node's Probe, which exists before
+// its controller does, since peers probe each other from Open). A peer
+// answers "new" (no node.json), "forming" (bootstrapped, nothing committed
+// past the bootstrap) or "exists" (committed past it, or joined); a node
+// with node.json answers nothing until its controller has opened. Any
+// "exists" makes the node ask a member to register it (NodeJoin: its node
+// id, nonce and Raft address; the member runs AddNode's steps and answers
+// the incarnation and cluster id), and it starts as Config.Join would; a
+// quorum of "new" or "forming", itself counted, bootstraps. The leader
+// then removes from the group any member whose node registered a later
+// incarnation. Left open: a wipe after the first election but before the
+// group committed anything is answered "forming", so the node may
+// bootstrap again and vote twice in that election's term; and a rejoin
+// needs a Config.Log that starts empty (raftlog cannot), so a node on its
+// own raftlog that finds its cluster existing refuses to start.
 //
 // # Membership
 //
-// AddNode, on any node, registers a node under a new incarnation (JOINING)
-// and has the leader add its replica as a learner (forwarded in a Join
-// frame), then snapshot and compact, since raft installs no snapshot whose
-// configuration lacks the receiver. The node starts with Config.Join: its
-// empty log waits for that snapshot. The leader's membership goroutine,
-// after applies and every MembershipInterval, promotes a caught-up learner
-// while the group has fewer than three voters and marks caught-up JOINING
-// brokers ACTIVE. The transport must know the new node first: the wiring
-// adds brokers' Raft addresses as peers as they apply.
+// AddNode, on any node, registers a node under a new incarnation (JOINING,
+// with a nonce, so that a registration whose outcome is unknown is
+// proposed again and still makes one incarnation) and has the leader add
+// its replica as a learner (forwarded in a Join frame), then snapshot and
+// compact, since raft installs no snapshot whose configuration lacks the
+// receiver. The node starts with Config.Join: its empty log waits for that
+// snapshot. The leader's membership goroutine, after applies and every
+// MembershipInterval, removes members of replaced incarnations, promotes a
+// caught-up learner while the group has fewer than three voters and marks
+// caught-up JOINING brokers ACTIVE. The transport must know the new node
+// first: the wiring adds brokers' Raft addresses as peers as they apply.
 //
 // # Goroutines and locks
 //
 // The state machine's methods run on the group's worker. Controller.mu
 // guards the machine, the applied index, the leadership and the waiters;
-// State, Snapshot and WaitApplied take it from any goroutine. Per
+// State, Snapshot and WaitApplied take it from any goroutine. Probe.mu
+// guards a probe's sender, answers heard and pending NodeJoins. Per
 // controller: a snapshot goroutine, a membership goroutine, and one
 // goroutine per forwarded request being served (at most ForwardedMax; more
 // are answered "not the controller"). Close joins them all.

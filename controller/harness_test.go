@@ -3,8 +3,10 @@ package controller
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
 	"sync/atomic"
@@ -98,7 +100,24 @@ func (cl *cluster) init(t *testing.T, n int, snapshotEntries uint64, durable boo
 	cl.clusterID, cl.joined = ClusterIDFromPeers(cl.peers), map[int32]uint32{}
 	for id := range cl.peers {
 		cl.logs[id] = replica.NewMemStorage()
-		cl.start(id)
+	}
+	// Concurrently: each new node waits in Open for a quorum of its peers
+	// to answer the probe.
+	opened := make(chan result, len(cl.peers))
+	for id := range cl.peers {
+		go func() {
+			n, err := cl.open(id)
+			opened <- result{id, n, err}
+		}()
+	}
+	var failed error
+	for range cl.peers {
+		r := <-opened
+		if r.err != nil {
+			failed = r.err
+			continue
+		}
+		cl.nodes[r.id] = r.n
 	}
 
 	t.Cleanup(func() {
@@ -106,6 +125,15 @@ func (cl *cluster) init(t *testing.T, n int, snapshotEntries uint64, durable boo
 			cl.stop(id)
 		}
 	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+}
+
+type result struct {
+	id  int32
+	n   *node
+	err error
 }
 
 func testEnv(fs vfs.FS, seed uint64) env.Env {
@@ -116,19 +144,31 @@ func (cl *cluster) dir(id int32) string { return filepath.Join("/data", "node"+s
 
 // start opens node id from its directory and log.
 func (cl *cluster) start(id int32) *node {
-	t := cl.t
-	t.Helper()
+	cl.t.Helper()
+	n, err := cl.open(id)
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	cl.nodes[id] = n
+	return n
+}
+
+// open opens node id; it reads the cluster's maps and writes none.
+func (cl *cluster) open(id int32) (*node, error) {
 	e := testEnv(cl.fs, uint64(id))
 	ident, err := OpenIdentity(cl.fs, cl.dir(id), id, cl.clusterID)
 	if err != nil {
-		t.Fatalf("node %d: %v", id, err)
+		return nil, fmt.Errorf("node %d: %w", id, err)
 	}
+	var sched atomic.Pointer[replica.Scheduler]
+	var ctrl atomic.Pointer[Controller]
+	probe := NewProbe(!ident.New)
+	handlers := FrameHandlers(ctrl.Load)
+	maps.Copy(handlers, probe.Handlers())
 	incarnation, join := cl.joined[id]
 	if join && ident.New {
 		ident.Incarnation = incarnation
 	}
-	var sched atomic.Pointer[replica.Scheduler]
-	var ctrl atomic.Pointer[Controller]
 	tcp, err := transport.New(e, transport.Config{
 		ClusterID: ident.ClusterID, NodeID: uint64(id), Incarnation: uint64(ident.Incarnation), ListenAddr: cl.peers[id],
 		Handler: func(_ uint64, group uint64, msgs []*raftpb.Message) {
@@ -138,17 +178,19 @@ func (cl *cluster) start(id int32) *node {
 				}
 			}
 		},
-		Handlers:          FrameHandlers(ctrl.Load),
+		Handlers:          handlers,
 		ReconnectDelayMax: 200 * time.Millisecond,
 	})
 	if err != nil {
-		t.Fatalf("node %d: %v", id, err)
+		return nil, fmt.Errorf("node %d: %w", id, err)
 	}
+	probe.SetSender(tcp)
 	known := map[int32]bool{id: true} // touched by this goroutine, then only by OnApplied on the worker
 	for peer, addr := range cl.peers {
 		if peer != id {
 			if err := tcp.AddPeer(uint64(peer), addr); err != nil {
-				t.Fatal(err)
+				tcp.Close()
+				return nil, err
 			}
 			known[peer] = true
 		}
@@ -168,7 +210,8 @@ func (cl *cluster) start(id int32) *node {
 	}
 	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1, TickInterval: 10 * time.Millisecond}, transport.ReplicaSender{TCP: tcp})
 	if err != nil {
-		t.Fatal(err)
+		tcp.Close()
+		return nil, err
 	}
 	sched.Store(s)
 	peers := cl.peers
@@ -183,16 +226,15 @@ func (cl *cluster) start(id int32) *node {
 		Env: e, DataDir: cl.dir(id), Identity: ident, Peers: peers, Join: join, OnApplied: onApplied,
 		Log: log, Scheduler: s, Transport: cl.sender(id, tcp), SnapshotEntries: cl.entries,
 		ProposeTimeout: cmp.Or(cl.proposeTimeout, 10*time.Second),
+		Probe:          probe, ProbeTimeout: waitMax,
 	})
 	if err != nil {
 		s.Close()
 		tcp.Close()
-		t.Fatalf("node %d: open: %v", id, err)
+		return nil, fmt.Errorf("node %d: open: %w", id, err)
 	}
 	ctrl.Store(c)
-	n := &node{id: id, tcp: tcp, sched: s, c: c}
-	cl.nodes[id] = n
-	return n
+	return &node{id: id, tcp: tcp, sched: s, c: c}, nil
 }
 
 func (cl *cluster) sender(id int32, tcp *transport.TCP) FrameSender {

@@ -189,8 +189,9 @@ func (c *Controller) HandleJoinFrame(from uint64, payload []byte) {
 
 // membershipLoop runs the leader's membership duties after applies and
 // every MembershipInterval (a learner catching up applies nothing on the
-// leader): promote a caught-up learner while voters are fewer than three,
-// and mark the caught-up JOINING brokers ACTIVE.
+// leader): remove the members of incarnations their node replaced,
+// promote a caught-up learner while voters are fewer than three, and mark
+// the caught-up JOINING brokers ACTIVE.
 func (c *Controller) membershipLoop() {
 	for {
 		timer := c.e.Clock.NewTimer(c.cfg.MembershipInterval)
@@ -222,7 +223,17 @@ func (c *Controller) tendMembers() error {
 				caughtUp = append(caughtUp, id)
 			}
 		}
-		if len(cs.GetVoters()) >= votersWanted || len(cs.GetVotersOutgoing()) > 0 {
+		if len(cs.GetVotersOutgoing()) > 0 {
+			return
+		}
+		if stale, ok := c.staleMember(cs); ok {
+			// A node that lost its data came back under a new incarnation:
+			// its old one never votes again.
+			remove := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: new(stale)}}}
+			_ = r.ProposeConfChange(remove) // dropped while another change is pending: next round
+			return
+		}
+		if len(cs.GetVoters()) >= votersWanted {
 			return
 		}
 		for _, id := range slices.Sorted(slices.Values(cs.GetLearners())) {
@@ -237,6 +248,19 @@ func (c *Controller) tendMembers() error {
 		return mapSchedulerErr(err)
 	}
 	return c.activate(caughtUp)
+}
+
+// staleMember returns a member of the group (voter or learner) whose node
+// has registered a later incarnation since, lowest first.
+func (c *Controller) staleMember(cs *raftpb.ConfState) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range slices.Sorted(slices.Values(slices.Concat(cs.GetVoters(), cs.GetLearners()))) {
+		if b, ok := c.machine.Broker(meta.NodeOf(id)); ok && b.Incarnation > meta.IncarnationOf(id) {
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // activate marks the JOINING brokers whose replica caught up ACTIVE.

@@ -313,5 +313,10 @@ func FrameHandlers(get func() *Controller) map[transport.FrameType]transport.Fra
 				c.HandleResultFrame(from, p)
 			}
 		},
+		transport.FrameNodeJoin: func(from uint64, p []byte) {
+			if c := get(); c != nil {
+				c.HandleNodeJoinFrame(from, p)
+			}
+		},
 	}
 }

@@ -41,6 +41,9 @@ func (s *stateMachine) Apply(ents []*raftpb.Entry) error {
 	case c.memberDue <- struct{}{}:
 	default:
 	}
+	if applied > bootstrapIndex {
+		c.cfg.Probe.set(answerExists)
+	}
 	if c.cfg.OnApplied != nil {
 		c.cfg.OnApplied(applied)
 	}

@@ -67,9 +67,10 @@
 // The reader checks L against its bound before reading further, and closes
 // the connection on a frame over it (a stream cannot be resynchronised).
 // Types: 1 RaftBatch, 2 NodeHeartbeat, 3 SnapshotRead, 4 SnapshotChunk,
-// 5 MetaPropose, 6 MetaProposeResult, 7 Join, 8 JoinResult, 9 Handshake.
-// Types 3 to 8 are reserved for the frames the design gives them; their
-// payloads are defined by the packages that send them. The transport hands
+// 5 MetaPropose, 6 MetaProposeResult, 7 Join, 8 JoinResult, 9 Handshake,
+// 10 ClusterProbe, 11 ClusterProbeResult, 12 NodeJoin, 13 NodeJoinResult.
+// Types 3 to 8 and 10 to 13 are reserved for the frames the design gives
+// them; their payloads are defined by the packages that send them. The transport hands
 // NodeHeartbeat payloads to their handler undecoded; their codec is here
 // (AppendNodeHeartbeat, ParseNodeHeartbeat), their meaning in package
 // leaders.

@@ -24,7 +24,13 @@ const (
 	FrameJoin              FrameType = 7 // a learner to add, forwarded to the meta leader (payload: package controller)
 	FrameJoinResult        FrameType = 8 // the reply to FrameJoin (payload: package controller)
 	FrameHandshake         FrameType = 9 // the first frame each way on a connection (EncodeHandshake)
-	frameTypeKnownMax                = FrameHandshake
+	// A new node started with a peer list asks its peers whether a cluster
+	// exists before bootstrapping one, and joins it if one does.
+	FrameClusterProbe       FrameType = 10 // does this node hold a cluster? (payload: package controller)
+	FrameClusterProbeResult FrameType = 11 // the reply to FrameClusterProbe (payload: package controller)
+	FrameNodeJoin           FrameType = 12 // a node asks a member to register it and add it (payload: package controller)
+	FrameNodeJoinResult     FrameType = 13 // the reply to FrameNodeJoin (payload: package controller)
+	frameTypeKnownMax                 = FrameNodeJoinResult
 )
 
 // FrameBytesMaxDefault bounds a frame's length (type and payload) unless
@@ -55,7 +61,8 @@ var (
 
 func (t FrameType) String() string {
 	names := [...]string{"", "RaftBatch", "NodeHeartbeat", "SnapshotRead", "SnapshotChunk",
-		"MetaPropose", "MetaProposeResult", "Join", "JoinResult", "Handshake"}
+		"MetaPropose", "MetaProposeResult", "Join", "JoinResult", "Handshake",
+		"ClusterProbe", "ClusterProbeResult", "NodeJoin", "NodeJoinResult"}
 	if t >= 1 && t <= frameTypeKnownMax {
 		return names[t]
 	}

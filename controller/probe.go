@@ -1,0 +1,362 @@
+package controller
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnlog/cairn/transport"
+)
+
+// Probe is a node's side of the cluster probe (design §5.4): a new node
+// started with a peer list asks every peer whether it holds a cluster
+// before bootstrapping one, since a node whose data directory was wiped
+// looks new, and bootstrapping would let it vote under its old identity
+// with an empty log. Probe answers the peers' probes for this node and
+// collects the answers to its own, and the answers to its NodeJoin. It
+// exists before the controller does: peers probe each other while each
+// of them is still in Open.
+type Probe struct {
+	// answer is what this node answers a probe: answerSilent while a node
+	// with node.json has not opened its log yet (it does not know which
+	// answer is true), then answerForming or answerExists.
+	answer atomic.Int32
+
+	mu      sync.Mutex
+	send    FrameSender
+	answers map[int32]probeAnswer // node → the last answer heard
+	changed chan struct{}         // closed and replaced at each answer
+	joins   map[uint64]chan forwardResult
+	nextID  uint64
+}
+
+// probeAnswer is a ClusterProbeResult's status.
+type probeAnswer = int32
+
+const (
+	// answerSilent: not answered (a node with node.json before its
+	// controller opened its log).
+	answerSilent probeAnswer = -1
+	// answerNew: no cluster yet (no node.json).
+	answerNew probeAnswer = 0
+	// answerForming: bootstrapped, and nothing committed past the
+	// bootstrap snapshot as far as this node applied.
+	answerForming probeAnswer = 1
+	// answerExists: the group committed past its bootstrap (a quorum
+	// elected a leader), or this node joined it.
+	answerExists probeAnswer = 2
+)
+
+// NewProbe returns the probe of a node, member when it holds a cluster
+// (its identity is not New): a member answers nothing until its
+// controller has opened and knows whether the group committed anything.
+func NewProbe(member bool) *Probe {
+	p := &Probe{answers: map[int32]probeAnswer{}, changed: make(chan struct{}), joins: map[uint64]chan forwardResult{}}
+	p.answer.Store(answerNew)
+	if member {
+		p.answer.Store(answerSilent)
+	}
+	return p
+}
+
+// set raises the answer (it never goes back: a group that committed past
+// its bootstrap exists for good). A nil probe does nothing.
+func (p *Probe) set(a probeAnswer) {
+	if p == nil {
+		return
+	}
+	for {
+		old := p.answer.Load()
+		if old >= a || p.answer.CompareAndSwap(old, a) {
+			return
+		}
+	}
+}
+
+// SetSender gives the probe the transport it answers and asks on, which
+// is created after its handlers; until then probes are not answered.
+func (p *Probe) SetSender(s FrameSender) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.send = s
+}
+
+// Handlers are the probe's frame handlers, for transport.Config.Handlers
+// beside FrameHandlers'.
+func (p *Probe) Handlers() map[transport.FrameType]transport.FrameHandler {
+	return map[transport.FrameType]transport.FrameHandler{
+		transport.FrameClusterProbe:       p.handleProbe,
+		transport.FrameClusterProbeResult: p.handleProbeResult,
+		transport.FrameNodeJoinResult:     p.handleJoinResult,
+	}
+}
+
+func (p *Probe) sender() FrameSender {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.send
+}
+
+// Payloads of the probe frames, big-endian: ClusterProbe is a request id
+// (8 bytes); ClusterProbeResult the request id and a status byte: 0 no
+// cluster yet, 1 bootstrapped but nothing committed past it, 2 the
+// cluster exists.
+const probeResultBytes = 9
+
+func (p *Probe) handleProbe(from uint64, payload []byte) {
+	s := p.sender()
+	if s == nil || len(payload) != proposeHeaderBytes {
+		return // the prober asks again
+	}
+	a := p.answer.Load()
+	if a == answerSilent {
+		return
+	}
+	answer := append(append([]byte(nil), payload...), byte(a))
+	_ = s.SendFrame(from, transport.FrameClusterProbeResult, answer) // lost: the prober asks again
+}
+
+func (p *Probe) handleProbeResult(from uint64, payload []byte) {
+	if len(payload) != probeResultBytes || payload[8] > byte(answerExists) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.answers[int32(from)] = probeAnswer(payload[8])
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+func (p *Probe) handleJoinResult(from uint64, payload []byte) {
+	r, err := decodeResult(payload)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ch, ok := p.joins[r.requestID]; ok {
+		select {
+		case ch <- r:
+		default:
+		}
+	}
+}
+
+// probeVerdict is what a new node does with the answers heard so far
+// from the other peers (peers counts every peer, this node included):
+// join when any says the cluster exists (members lists those, by id);
+// bootstrap when a quorum, this node counted, answered "no cluster yet"
+// or "bootstrapped, nothing committed"; else wait. A wiped node of a
+// running cluster hears "exists" from every member that answers. The
+// nodes of a new cluster started apart hear "forming" from the first
+// ones and bootstrap too: were they to join instead, the first one could
+// be left alone among voters that never start, and no leader would ever
+// be elected to let them in.
+func probeVerdict(answers map[int32]probeAnswer, peers int) (members []int32, bootstrap bool) {
+	fresh := 1 // this node
+	for node, a := range answers {
+		if a == answerExists {
+			members = append(members, node)
+		} else {
+			fresh++
+		}
+	}
+	if len(members) > 0 {
+		slices.Sort(members)
+		return members, false
+	}
+	return nil, fresh >= peers/2+1
+}
+
+// probePeers asks the other peers whether a cluster exists until the
+// verdict is in or ProbeTimeout passes; it returns the peers that hold
+// one, none when this node may bootstrap.
+func (c *Controller) probePeers() ([]int32, error) {
+	p := c.cfg.Probe
+	deadline := c.e.Clock.NewTimer(c.cfg.ProbeTimeout)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		members, bootstrap := probeVerdict(p.answers, len(c.cfg.Peers))
+		changed := p.changed
+		p.mu.Unlock()
+		if len(members) > 0 || bootstrap {
+			return members, nil
+		}
+		for node := range c.cfg.Peers {
+			if node != c.identity.NodeID {
+				// Not connected yet: asked again after the pause.
+				_ = c.cfg.Transport.SendFrame(uint64(node), transport.FrameClusterProbe, binary.BigEndian.AppendUint64(nil, 0))
+			}
+		}
+		retry := c.e.Clock.NewTimer(c.cfg.RetryDelay)
+		select {
+		case <-changed:
+		case <-retry.C():
+		case <-deadline.C():
+			retry.Stop()
+			p.mu.Lock()
+			heard := maps.Clone(p.answers)
+			p.mu.Unlock()
+			return nil, fmt.Errorf("controller: no quorum of the peers answered whether a cluster exists within %v (answers %v)", c.cfg.ProbeTimeout, heard)
+		}
+		retry.Stop()
+	}
+}
+
+// nodeJoin is a NodeJoin payload: the joining node's request.
+type nodeJoin struct {
+	requestID uint64
+	nodeID    int32
+	nonce     []byte
+	raftAddr  string
+}
+
+// NodeJoin's payload, big-endian: request id (8), node id (4), nonce
+// length (1), nonce, Raft address (the rest). NodeJoinResult has
+// MetaProposeResult's layout: index = the incarnation, body = the cluster
+// id when applied.
+func encodeNodeJoin(j nodeJoin) []byte {
+	b := binary.BigEndian.AppendUint64(nil, j.requestID)
+	b = binary.BigEndian.AppendUint32(b, uint32(j.nodeID))
+	b = append(b, byte(len(j.nonce)))
+	b = append(b, j.nonce...)
+	return append(b, j.raftAddr...)
+}
+
+func decodeNodeJoin(p []byte) (nodeJoin, error) {
+	if len(p) < 13 || len(p) < 13+int(p[12]) {
+		return nodeJoin{}, fmt.Errorf("%w: node join of %d bytes", errBadFrame, len(p))
+	}
+	n := int(p[12])
+	return nodeJoin{
+		requestID: binary.BigEndian.Uint64(p),
+		nodeID:    int32(binary.BigEndian.Uint32(p[8:])),
+		nonce:     append([]byte(nil), p[13:13+n]...),
+		raftAddr:  string(p[13+n:]),
+	}, nil
+}
+
+// joinAttemptTimeout bounds one NodeJoin: the member registers the node
+// and adds its learner, each bounded by its ProposeTimeout.
+func (c *Controller) joinAttemptTimeout() time.Duration { return 3 * c.cfg.ProposeTimeout }
+
+// requestJoin asks the members in turn to register this node under a new
+// incarnation and add it as a learner, until one answers or ProbeTimeout
+// passes. Every attempt carries the node's nonce, so one whose answer was
+// lost and is asked again gets the same incarnation.
+func (c *Controller) requestJoin(members []int32) (uint32, string, error) {
+	p := c.cfg.Probe
+	deadline := c.e.Clock.NewTimer(c.cfg.ProbeTimeout)
+	defer deadline.Stop()
+	ch := make(chan forwardResult, 1)
+	var last error
+	for attempt := 0; ; attempt++ {
+		to := members[attempt%len(members)]
+		p.mu.Lock()
+		p.nextID++
+		id := p.nextID
+		p.joins[id] = ch
+		p.mu.Unlock()
+		req := nodeJoin{requestID: id, nodeID: c.identity.NodeID, nonce: c.identity.Nonce, raftAddr: c.cfg.Peers[c.identity.NodeID]}
+		r, err := c.awaitJoin(to, req, ch, deadline.C())
+		p.mu.Lock()
+		delete(p.joins, id)
+		p.mu.Unlock()
+		switch {
+		case err == nil && r.status == statusApplied:
+			return uint32(r.index), string(r.body), nil
+		case err == nil:
+			last = forwardedErr(uint64(to), r)
+		case errors.Is(err, errJoinDeadline):
+			return 0, "", fmt.Errorf("controller: join the existing cluster through nodes %v: %w (last: %v)", members, err, last)
+		default:
+			last = err
+		}
+		pause := c.e.Clock.NewTimer(c.cfg.RetryDelay)
+		select {
+		case <-pause.C():
+		case <-deadline.C():
+			pause.Stop()
+			return 0, "", fmt.Errorf("controller: join the existing cluster through nodes %v: %w (last: %v)", members, errJoinDeadline, last)
+		}
+	}
+}
+
+var errJoinDeadline = errors.New("no member registered this node in time")
+
+// awaitJoin sends one NodeJoin and waits for its answer.
+func (c *Controller) awaitJoin(to int32, req nodeJoin, ch chan forwardResult, deadline <-chan time.Time) (forwardResult, error) {
+	if err := c.cfg.Transport.SendFrame(uint64(to), transport.FrameNodeJoin, encodeNodeJoin(req)); err != nil {
+		return forwardResult{}, fmt.Errorf("send to node %d: %w", to, err)
+	}
+	attempt := c.e.Clock.NewTimer(c.joinAttemptTimeout())
+	defer attempt.Stop()
+	for {
+		select {
+		case r := <-ch:
+			if r.requestID == req.requestID {
+				return r, nil
+			}
+		case <-attempt.C():
+			return forwardResult{}, fmt.Errorf("node %d did not answer", to)
+		case <-deadline:
+			return forwardResult{}, errJoinDeadline
+		}
+	}
+}
+
+// HandleNodeJoinFrame serves a NodeJoin: a node that found the cluster
+// existing (its data was lost, or it started late) asks to be registered
+// under a new incarnation and added as a learner. Only the node itself
+// may ask for itself. The leader then removes the node's older
+// incarnations from the group (tendMembers).
+func (c *Controller) HandleNodeJoinFrame(from uint64, payload []byte) {
+	j, err := decodeNodeJoin(payload)
+	if err == nil && uint64(j.nodeID) != from {
+		err = fmt.Errorf("node %d asked to join as node %d", from, j.nodeID)
+	}
+	if err != nil {
+		c.e.Logger.Warn("controller: dropped a node join", "from", from, "err", err)
+		return
+	}
+	c.serve(from, j.requestID, transport.FrameNodeJoinResult, func() forwardResult {
+		ctx, cancel := context.WithTimeout(c.ctx, c.joinAttemptTimeout())
+		defer cancel()
+		incarnation, err := c.addNode(ctx, j.nodeID, j.raftAddr, j.nonce)
+		if err != nil {
+			return resultOf(j.requestID, 0, nil, err)
+		}
+		return forwardResult{requestID: j.requestID, status: statusApplied, index: uint64(incarnation), body: []byte(c.identity.ClusterID)}
+	})
+}
+
+// rejoin makes a new node of an existing cluster (members hold it) a
+// member under a new incarnation, asked of the members, instead of
+// bootstrapping: its empty log then waits for the leader's snapshot, as a
+// node started with Config.Join does.
+func (c *Controller) rejoin(members []int32) error {
+	if c.log == nil {
+		return fmt.Errorf("controller: nodes %v hold the cluster already and this node has no meta state: it must rejoin under a new incarnation, which needs a Log that starts empty (Config.Log)", members)
+	}
+	if err := c.checkNeverVoted(); err != nil {
+		return err
+	}
+	incarnation, clusterID, err := c.requestJoin(members)
+	if err != nil {
+		return err
+	}
+	if clusterID != c.identity.ClusterID {
+		return fmt.Errorf("%w: nodes %v answered for cluster %q, this node was started for %q", ErrIdentityMismatch, members, clusterID, c.identity.ClusterID)
+	}
+	c.identity.Incarnation, c.rejoined = incarnation, true
+	c.id = c.identity.ReplicaID()
+	c.e.Logger.Info("controller: the cluster exists; joined it under a new incarnation", "node", c.identity.NodeID, "incarnation", incarnation, "through", members)
+	return nil
+}

@@ -1,0 +1,96 @@
+package controller
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/replica"
+)
+
+// A voter whose data directory was wiped starts again with the same peer
+// list: its peers answer that the cluster exists, so it joins under
+// incarnation 2 instead of bootstrapping as 1, the leader removes
+// incarnation 1 from the group and promotes 2, and the group is back to
+// three voters with the node in it.
+func TestWipedVoterRejoinsAsANewIncarnation(t *testing.T) {
+	cl := newCluster(t, 3, 1000)
+	lead := cl.leader()
+	propose(t, lead.c, createTopic(t, lead.c, "before-wipe", 3))
+	victim := cl.follower().id
+	cl.stop(victim)
+	if err := cl.fs.RemoveAll(cl.dir(victim)); err != nil {
+		t.Fatal(err)
+	}
+	cl.logs[victim] = replica.NewMemStorage()
+
+	back := cl.start(victim)
+	if got := back.c.Identity(); got.Incarnation != 2 || got.ReplicaID() != meta.ReplicaID(victim, 2) {
+		t.Fatalf("rejoined as %+v", got)
+	}
+	if back.c.id != meta.ReplicaID(victim, 2) {
+		t.Fatalf("replica id %x, want incarnation 2's", back.c.id)
+	}
+	var want []uint64
+	for id := range cl.peers {
+		want = append(want, meta.ReplicaID(id, 1))
+	}
+	want[slices.Index(want, meta.ReplicaID(victim, 1))] = meta.ReplicaID(victim, 2)
+	slices.Sort(want)
+	waitFor(t, "incarnation 1 replaced by 2 among three voters", func() bool {
+		cs, err := cl.leader().c.Configuration()
+		return err == nil && slices.Equal(slices.Sorted(slices.Values(cs.GetVoters())), want) && len(cs.GetLearners()) == 0
+	})
+	propose(t, back.c, allocate(victim))
+	st := cl.converge(cl.leader().c.Applied())
+	state, err := meta.UnmarshalState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := findTopic(state, "before-wipe"); !ok {
+		t.Fatal("the rejoined node's state lacks the topic made before the wipe")
+	}
+	stored, err := OpenIdentity(cl.fs, cl.dir(victim), victim, cl.clusterID)
+	if err != nil || stored.Incarnation != 2 {
+		t.Fatalf("node.json after the rejoin: %+v, %v", stored, err)
+	}
+}
+
+// The verdict on the answers heard: any "exists" joins; a quorum of new
+// or forming nodes, this one counted, bootstraps; else wait.
+func TestProbeVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		answers   map[int32]probeAnswer
+		peers     int
+		members   []int32
+		bootstrap bool
+	}{
+		{map[int32]probeAnswer{}, 3, nil, false},
+		{map[int32]probeAnswer{}, 1, nil, true},
+		{map[int32]probeAnswer{2: answerNew}, 3, nil, true},
+		{map[int32]probeAnswer{2: answerForming}, 3, nil, true},
+		{map[int32]probeAnswer{2: answerNew}, 5, nil, false},
+		{map[int32]probeAnswer{2: answerNew, 3: answerForming}, 5, nil, true},
+		{map[int32]probeAnswer{2: answerNew, 3: answerExists}, 3, []int32{3}, false},
+		{map[int32]probeAnswer{3: answerExists, 2: answerExists}, 3, []int32{2, 3}, false},
+	} {
+		members, bootstrap := probeVerdict(tc.answers, tc.peers)
+		if !slices.Equal(members, tc.members) || bootstrap != tc.bootstrap {
+			t.Errorf("%v of %d peers: members %v bootstrap %v, want %v %v", tc.answers, tc.peers, members, bootstrap, tc.members, tc.bootstrap)
+		}
+	}
+}
+
+func TestNodeJoinCodec(t *testing.T) {
+	j := nodeJoin{requestID: 7, nodeID: 3, nonce: []byte("0123456789abcdef"), raftAddr: "h:9"}
+	got, err := decodeNodeJoin(encodeNodeJoin(j))
+	if err != nil || got.requestID != 7 || got.nodeID != 3 || string(got.nonce) != string(j.nonce) || got.raftAddr != "h:9" {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	full := encodeNodeJoin(j)
+	for _, bad := range [][]byte{nil, full[:12], full[:13+len(j.nonce)-1]} {
+		if _, err := decodeNodeJoin(bad); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+}
