@@ -101,7 +101,7 @@ func (c *Controller) bootstrap() error {
 		ConfState: &raftpb.ConfState{Voters: c.voters()},
 	}}
 	if c.log == nil {
-		own, err := createMetaLog(c.e, c.dir, c.id, snap.Metadata.ConfState, data)
+		own, err := createMetaLog(c.e, c.dir, c.cfg.MetaSegmentBytes, c.id, snap.Metadata.ConfState, data)
 		if err != nil {
 			return err
 		}

@@ -111,6 +111,7 @@ type Config struct {
 	ProposeTimeout     time.Duration // bound on one Propose; 5 s
 	RetryDelay         time.Duration // pause before proposing again when no leader is known; 50 ms
 	ForwardedMax       int           // forwarded proposals served at once; 256
+	MetaSegmentBytes   int64         // the own meta log's segment size; 64 MiB (segments below a compaction are removed)
 	// ProbeTimeout bounds a new node's wait for a quorum of its peers to
 	// answer the probe, and then for a member to register it; 5 min, as
 	// the nodes of a new cluster may be started minutes apart.
@@ -122,6 +123,7 @@ func (c Config) withDefaults() Config {
 	c.ProposeTimeout = cmp.Or(c.ProposeTimeout, 5*time.Second)
 	c.RetryDelay = cmp.Or(c.RetryDelay, 50*time.Millisecond)
 	c.ForwardedMax = cmp.Or(c.ForwardedMax, 256)
+	c.MetaSegmentBytes = cmp.Or(c.MetaSegmentBytes, 64<<20)
 	c.MembershipInterval = cmp.Or(c.MembershipInterval, 200*time.Millisecond)
 	c.ProbeTimeout = cmp.Or(c.ProbeTimeout, 5*time.Minute)
 	return c
@@ -146,7 +148,7 @@ func (c Config) Validate() error {
 		return errors.New("controller config: a new node with peers needs a Probe, to ask them whether the cluster exists")
 	case c.Bootstrap != nil && (len(c.Peers) > 1 || c.Join):
 		return errors.New("controller config: a migrated state bootstraps a single node only")
-	case c.SnapshotEntries == 0 || c.MembershipInterval <= 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0 || c.ProbeTimeout <= 0:
+	case c.SnapshotEntries == 0 || c.MembershipInterval <= 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0 || c.ProbeTimeout <= 0 || c.MetaSegmentBytes <= 0:
 		return errors.New("controller config: every limit must be positive")
 	}
 	return c.Env.Check()
@@ -277,7 +279,7 @@ func (c *Controller) openLog() error {
 	}
 	c.log = c.cfg.Log
 	if c.log == nil {
-		own, err := openMetaLog(c.e, c.dir)
+		own, err := openMetaLog(c.e, c.dir, c.cfg.MetaSegmentBytes)
 		switch {
 		case errors.Is(err, errMetaLogMissing):
 		case err != nil:

@@ -11,6 +11,7 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"go.etcd.io/raft/v3/raftpb"
@@ -456,7 +457,7 @@ func TestRestartStartsFromASnapshotFileAheadOfTheLog(t *testing.T) {
 
 // A single node over its own raftlog meta log restarts from its directory
 // with the same state; only the state of the log's compaction index is
-// kept beside it.
+// kept beside it, and no segment wholly below that index.
 func TestSingleNodeOnRaftLogRestarts(t *testing.T) {
 	fs := vfs.NewMem()
 	e := testEnv(fs, 1)
@@ -469,7 +470,7 @@ func TestSingleNodeOnRaftLogRestarts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Scheduler: s, SnapshotEntries: 4})
+		c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Scheduler: s, SnapshotEntries: 4, MetaSegmentBytes: 512})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -477,13 +478,15 @@ func TestSingleNodeOnRaftLogRestarts(t *testing.T) {
 	}
 	c, s := open()
 	propose(t, c, createTopic(t, c, "kept", 2))
-	for range 9 {
+	const blocks = 29 // several segments of 512 bytes
+	for range blocks {
 		propose(t, c, allocate(1))
 	}
-	waitFor(t, "a compaction", func() bool { return c.SnapshotErr() == nil && c.snapshotIndexNow() > 4 })
+	waitFor(t, "a compaction", func() bool { return c.SnapshotErr() == nil && c.snapshotIndexNow() > 24 })
 	want := c.State()
 	c.Close()
 	s.Close()
+	checkReclaimed(t, fs, c.snapshotIndexNow())
 	names, err := fs.List("/data/meta")
 	if err != nil {
 		t.Fatal(err)
@@ -511,7 +514,27 @@ func TestSingleNodeOnRaftLogRestarts(t *testing.T) {
 	if !proto.Equal(got, want) {
 		t.Fatalf("restarted state\n%v\nwant\n%v", got, want)
 	}
-	if res := propose(t, c, allocate(1)); res.FirstProducerId != 9*meta.ProducerIDBlock {
-		t.Fatalf("first producer id %d after 9 blocks", res.FirstProducerId)
+	if res := propose(t, c, allocate(1)); res.FirstProducerId != blocks*meta.ProducerIDBlock {
+		t.Fatalf("first producer id %d after %d blocks", res.FirstProducerId, blocks)
+	}
+}
+
+// checkReclaimed opens the closed meta log under /data and checks that it
+// was written to more than one segment and that none lies wholly below
+// the entry after its compaction index.
+func checkReclaimed(t *testing.T, fs vfs.FS, compacted uint64) {
+	t.Helper()
+	l, err := raftlog.Open(fs, "/data/meta/log", metaStorageConfig(512), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	keep, err := l.OffsetOf(compacted + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := l.Segments().Segments()
+	if l.Segments().StartOffset() == 0 || segs[0].NextOffset <= keep && len(segs) > 1 {
+		t.Fatalf("segments %+v, start %d, compaction point at offset %d", segs, l.Segments().StartOffset(), keep)
 	}
 }

@@ -18,9 +18,8 @@ import (
 // Names under <data>/meta/ of the durable meta log: raftlog's directory,
 // and the state kept for each compaction index.
 const (
-	metaLogDirName  = "log"
-	statePrefix     = "state-"
-	metaSegmentSize = 64 << 20 // the meta log is small; segments roll at 64 MiB
+	metaLogDirName = "log"
+	statePrefix    = "state-"
 )
 
 // metaLog is the meta group's durable log: raftlog over <data>/meta/log,
@@ -44,8 +43,8 @@ var errMetaLogMissing = errors.New("controller: no meta log")
 
 // openMetaLog opens the meta log under metaDir; errMetaLogMissing when
 // none was created.
-func openMetaLog(e env.Env, metaDir string) (*metaLog, error) {
-	l, err := raftlog.Open(e.FS, filepath.Join(metaDir, metaLogDirName), metaStorageConfig(), e.Clock.Now().UnixMilli())
+func openMetaLog(e env.Env, metaDir string, segmentBytes int64) (*metaLog, error) {
+	l, err := raftlog.Open(e.FS, filepath.Join(metaDir, metaLogDirName), metaStorageConfig(segmentBytes), e.Clock.Now().UnixMilli())
 	if errors.Is(err, raftlog.ErrStateMissing) {
 		return nil, fmt.Errorf("%w in %s: %w", errMetaLogMissing, metaDir, err)
 	}
@@ -57,12 +56,12 @@ func openMetaLog(e env.Env, metaDir string) (*metaLog, error) {
 
 // createMetaLog writes the bootstrap state, then creates the log at the
 // bootstrap snapshot (raftlog.Create leaves all or nothing).
-func createMetaLog(e env.Env, metaDir string, replicaID uint64, cs *raftpb.ConfState, data []byte) (*metaLog, error) {
+func createMetaLog(e env.Env, metaDir string, segmentBytes int64, replicaID uint64, cs *raftpb.ConfState, data []byte) (*metaLog, error) {
 	if err := vfs.WriteFileAtomic(e.FS, stateFile(metaDir, bootstrapIndex), data); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	boot := raftlog.Bootstrap{GroupID: GroupID, ReplicaID: replicaID, Index: bootstrapIndex, Term: 1, ConfState: cs}
-	l, err := raftlog.Create(e.FS, filepath.Join(metaDir, metaLogDirName), metaStorageConfig(), boot, e.Clock.Now().UnixMilli())
+	l, err := raftlog.Create(e.FS, filepath.Join(metaDir, metaLogDirName), metaStorageConfig(segmentBytes), boot, e.Clock.Now().UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("controller: create the meta log: %w", err)
 	}
@@ -76,9 +75,9 @@ func newMetaLog(e env.Env, metaDir string, l *raftlog.Log) *metaLog {
 	return m
 }
 
-func metaStorageConfig() storage.Config {
+func metaStorageConfig(segmentBytes int64) storage.Config {
 	cfg := storage.DefaultConfig()
-	cfg.SegmentBytes = metaSegmentSize
+	cfg.SegmentBytes = segmentBytes
 	return cfg
 }
 
@@ -88,7 +87,8 @@ func stateFile(metaDir string, index uint64) string {
 
 // CreateSnapshot keeps data as the state at index, records index applied
 // with cs, compacts the log there and checkpoints, then removes the
-// states of older indexes. On the group's worker.
+// segments wholly below the compaction point and the states of older
+// indexes. On the group's worker.
 func (m *metaLog) CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) error {
 	return m.open(func() error { return m.createSnapshot(index, cs, data) })
 }
@@ -106,7 +106,33 @@ func (m *metaLog) createSnapshot(index uint64, cs *raftpb.ConfState, data []byte
 	if err := m.log.Checkpoint(); err != nil {
 		return err
 	}
+	if err := m.removeSegmentsBelow(index); err != nil {
+		return err
+	}
 	return m.removeStatesBelow(index)
+}
+
+// removeSegmentsBelow deletes the oldest segments while they lie wholly
+// below the entry after index, the compaction point the log's synced
+// Snapshot record names: raftlog never reads below it again, and a
+// follower that needs what they held gets the state instead. The active
+// segment is never deleted.
+func (m *metaLog) removeSegmentsBelow(index uint64) error {
+	keep, err := m.log.OffsetOf(index + 1)
+	if err != nil {
+		return fmt.Errorf("controller: reclaim the meta log below %d: %w", index, err)
+	}
+	st := m.log.Segments()
+	for range len(st.Segments()) {
+		segs := st.Segments()
+		if len(segs) < 2 || segs[0].NextOffset > keep {
+			return nil
+		}
+		if err := st.DeleteOldestSegment(m.e.Clock.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("controller: reclaim the meta log below offset %d: %w", keep, err)
+		}
+	}
+	return nil
 }
 
 // removeStatesBelow removes the kept states of indexes below index.
