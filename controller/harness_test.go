@@ -178,7 +178,13 @@ func (cl *cluster) open(id int32) (*node, error) {
 				}
 			}
 		},
-		Handlers:          handlers,
+		Handlers: handlers,
+		JoinHandler: func(from uint64, p []byte) []byte {
+			if c := ctrl.Load(); c != nil {
+				return c.ServeJoin(from, p)
+			}
+			return nil
+		},
 		ReconnectDelayMax: 200 * time.Millisecond,
 	})
 	if err != nil {

@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/transport"
 )
 
@@ -220,8 +223,8 @@ type nodeJoin struct {
 
 // NodeJoin's payload, big-endian: request id (8), node id (4), nonce
 // length (1), nonce, Raft address (the rest). NodeJoinResult has
-// MetaProposeResult's layout: index = the incarnation, body = the cluster
-// id when applied.
+// MetaProposeResult's layout: index = the incarnation, body = the
+// JoinAnswer when applied (encodeJoinAnswer).
 func encodeNodeJoin(j nodeJoin) []byte {
 	b := binary.BigEndian.AppendUint64(nil, j.requestID)
 	b = binary.BigEndian.AppendUint32(b, uint32(j.nodeID))
@@ -271,7 +274,11 @@ func (c *Controller) requestJoin(members []int32) (uint32, string, error) {
 		p.mu.Unlock()
 		switch {
 		case err == nil && r.status == statusApplied:
-			return uint32(r.index), string(r.body), nil
+			a, derr := decodeJoinAnswer(r.index, r.body)
+			if derr != nil {
+				return 0, "", derr
+			}
+			return a.Incarnation, a.ClusterID, nil
 		case err == nil:
 			last = forwardedErr(uint64(to), r)
 		case errors.Is(err, errJoinDeadline):
@@ -326,15 +333,118 @@ func (c *Controller) HandleNodeJoinFrame(from uint64, payload []byte) {
 		c.e.Logger.Warn("controller: dropped a node join", "from", from, "err", err)
 		return
 	}
-	c.serve(from, j.requestID, transport.FrameNodeJoinResult, func() forwardResult {
-		ctx, cancel := context.WithTimeout(c.ctx, c.joinAttemptTimeout())
-		defer cancel()
-		incarnation, err := c.addNode(ctx, j.nodeID, j.raftAddr, j.nonce)
-		if err != nil {
-			return resultOf(j.requestID, 0, nil, err)
+	c.serve(from, j.requestID, transport.FrameNodeJoinResult, func() forwardResult { return c.answerJoin(j) })
+}
+
+// answerJoin registers the node of a NodeJoin and adds it as a learner,
+// bounded by joinAttemptTimeout; applied, the answer's body is the cluster
+// id and every broker's Raft address (joinAnswer).
+func (c *Controller) answerJoin(j nodeJoin) forwardResult {
+	ctx, cancel := context.WithTimeout(c.ctx, c.joinAttemptTimeout())
+	defer cancel()
+	incarnation, err := c.addNode(ctx, j.nodeID, j.raftAddr, j.nonce)
+	if err != nil {
+		return resultOf(j.requestID, 0, nil, err)
+	}
+	answer := JoinAnswer{ClusterID: c.identity.ClusterID, Incarnation: incarnation, Peers: map[int32]string{}}
+	for _, b := range c.State().Brokers {
+		if b.RaftAddr != "" && b.State != metav1.BrokerState_BROKER_STATE_REMOVED {
+			answer.Peers[b.NodeId] = b.RaftAddr
 		}
-		return forwardResult{requestID: j.requestID, status: statusApplied, index: uint64(incarnation), body: []byte(c.identity.ClusterID)}
-	})
+	}
+	return forwardResult{requestID: j.requestID, status: statusApplied, index: uint64(incarnation), body: encodeJoinAnswer(answer)}
+}
+
+// JoinAnswer is what a member answers a node it registered: the cluster
+// id, the node's incarnation, and the Raft address of every broker (the
+// node's transport peers).
+type JoinAnswer struct {
+	ClusterID   string
+	Incarnation uint32
+	Peers       map[int32]string
+}
+
+// NodeJoinResult's body when applied: cluster id length (1), cluster id,
+// then per broker: node id (4), address length (1), address; big-endian.
+func encodeJoinAnswer(a JoinAnswer) []byte {
+	b := append([]byte{byte(len(a.ClusterID))}, a.ClusterID...)
+	for _, node := range slices.Sorted(maps.Keys(a.Peers)) {
+		b = binary.BigEndian.AppendUint32(b, uint32(node))
+		b = append(b, byte(len(a.Peers[node])))
+		b = append(b, a.Peers[node]...)
+	}
+	return b
+}
+
+func decodeJoinAnswer(incarnation uint64, body []byte) (JoinAnswer, error) {
+	bad := fmt.Errorf("%w: join answer of %d bytes", errBadFrame, len(body))
+	if len(body) < 1 || len(body) < 1+int(body[0]) || incarnation < 1 || incarnation > meta.IncarnationMax {
+		return JoinAnswer{}, bad
+	}
+	a := JoinAnswer{ClusterID: string(body[1 : 1+body[0]]), Incarnation: uint32(incarnation), Peers: map[int32]string{}}
+	for rest := body[1+body[0]:]; len(rest) > 0; {
+		if len(rest) < 5 || len(rest) < 5+int(rest[4]) {
+			return JoinAnswer{}, bad
+		}
+		a.Peers[int32(binary.BigEndian.Uint32(rest))] = string(rest[5 : 5+rest[4]])
+		rest = rest[5+rest[4]:]
+	}
+	return a, nil
+}
+
+// ServeJoin serves a join connection's NodeJoin (transport.JoinHandler):
+// a node that knows only this member's address asks to be added. The
+// member registers it and has the leader add it as a learner, as for a
+// NodeJoin frame, and returns the NodeJoinResult payload.
+func (c *Controller) ServeJoin(from uint64, payload []byte) []byte {
+	j, err := decodeNodeJoin(payload)
+	if err == nil && uint64(j.nodeID) != from {
+		err = fmt.Errorf("node %d asked to join as node %d", from, j.nodeID)
+	}
+	if err != nil {
+		c.e.Logger.Warn("controller: refused a join", "from", from, "err", err)
+		return nil
+	}
+	return encodeResult(c.answerJoin(j))
+}
+
+// JoinByAddress asks the member at addr, which need not know this node,
+// to register node nodeID (at raftAddr, with its registration nonce)
+// under a new incarnation and add it to the meta group as a learner; the
+// member forwards to the meta leader. The node then writes its identity
+// from the answer and starts with Config.Join. Asked again with the same
+// nonce after a lost answer, it gets the same incarnation.
+func JoinByAddress(ctx context.Context, addr string, nodeID int32, raftAddr string, nonce []byte) (JoinAnswer, error) {
+	req := encodeNodeJoin(nodeJoin{requestID: 1, nodeID: nodeID, nonce: nonce, raftAddr: raftAddr})
+	member, payload, err := transport.Join(ctx, addr, uint64(nodeID), req)
+	if err != nil {
+		return JoinAnswer{}, fmt.Errorf("controller: %w", err)
+	}
+	r, err := decodeResult(payload)
+	if err != nil {
+		return JoinAnswer{}, err
+	}
+	if err := forwardedErr(member.NodeID, r); err != nil {
+		return JoinAnswer{}, fmt.Errorf("controller: join through %s: %w", addr, err)
+	}
+	a, err := decodeJoinAnswer(r.index, r.body)
+	if err != nil {
+		return JoinAnswer{}, err
+	}
+	if a.ClusterID != member.ClusterID {
+		return JoinAnswer{}, fmt.Errorf("controller: join through %s: answered for cluster %q by a node of %q", addr, a.ClusterID, member.ClusterID)
+	}
+	return a, nil
+}
+
+// NewNonce draws a registration nonce, for a node that joins before it
+// has a node.json (JoinByAddress); Config.Identity then carries it.
+func NewNonce(e env.Env) ([]byte, error) {
+	var id Identity
+	if err := id.drawNonce(e); err != nil {
+		return nil, err
+	}
+	return id.Nonce, nil
 }
 
 // rejoin makes a new node of an existing cluster (members hold it) a

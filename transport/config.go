@@ -34,6 +34,9 @@ type Config struct {
 	// of a type without a handler closes the connection as a protocol
 	// error.
 	Handlers map[FrameType]FrameHandler
+	// JoinHandler, when set, serves the join connections of nodes this
+	// one does not know (join.go); without it they are refused.
+	JoinHandler JoinHandler
 
 	FrameBytesMax         int           // bound on a frame's length, read and written; FrameBytesMaxDefault
 	PeerQueueBytesMax     int           // bytes queued per peer before Send drops; 64 MiB

@@ -21,6 +21,14 @@
 // ReconnectDelayMax after each failed attempt, jittered from the env's
 // randomness and timed on its clock.
 //
+// A join connection (join.go) is the one exception to "unknown nodes are
+// refused": a node that knows no member yet (started with --join
+// HOST:PORT) dials with a handshake naming no cluster, gets this node's
+// handshake back, sends one NodeJoin (at most 4 KiB, within the handshake
+// timeout) and reads one NodeJoinResult, which Config.JoinHandler makes;
+// the connection then closes and never becomes a peer's. A node without a
+// JoinHandler refuses it as a node of another cluster.
+//
 // A connection through which nothing arrives for ReadIdleTimeout (5 s) is
 // closed and redialled: a stuck peer or a black hole otherwise looks
 // connected until TCP gives up, some 15 minutes later. Each side writes a
@@ -33,7 +41,8 @@
 //
 // Per transport: an accept loop, and one goroutine per inbound connection
 // while it handshakes (at most HandshakesPendingMax, each with a timeout
-// watchdog). Per peer: a run goroutine that connects and then writes, and a
+// watchdog), which also serves a join connection until the JoinHandler
+// returns. Per peer: a run goroutine that connects and then writes, and a
 // reader while connected. The reader calls the handlers, so a slow handler
 // slows that peer down rather than piling up frames. Send marshals the
 // messages on the caller's goroutine and queues them; the writer takes

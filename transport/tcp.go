@@ -326,6 +326,10 @@ func (t *TCP) acceptHandshake(conn net.Conn) {
 	defer stopWatchdog()
 	r := bufio.NewReader(conn)
 	h, err := readHandshake(r)
+	if err == nil && t.isJoin(h) {
+		t.serveJoin(conn, r, h, stopWatchdog)
+		return
+	}
 	var p *peer
 	if err == nil {
 		p, err = t.acceptingPeer(h)

@@ -1,0 +1,44 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// A node this one does not know gets one answer on a join connection,
+// with this node's handshake; without a JoinHandler, or from a handler
+// that does not answer, the join is refused; and the connection never
+// makes the joiner a peer.
+func TestJoinConnection(t *testing.T) {
+	asked := make(chan []byte, 1)
+	member := startNode(t, 1, "", func(c *Config) {
+		c.JoinHandler = func(from uint64, p []byte) []byte {
+			if from != 9 {
+				return nil
+			}
+			asked <- append([]byte(nil), p...)
+			return []byte("welcome")
+		}
+	})
+	plain := startNode(t, 2, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+
+	h, answer, err := Join(ctx, member.Addr().String(), 9, []byte("let me in"))
+	if err != nil || string(answer) != "welcome" || h.NodeID != 1 || h.ClusterID != "cluster-1" {
+		t.Fatalf("join: handshake %+v, answer %q, %v", h, answer, err)
+	}
+	if got := <-asked; string(got) != "let me in" {
+		t.Fatalf("the handler was asked %q", got)
+	}
+	if member.peer(9) != nil {
+		t.Fatal("the joiner became a peer")
+	}
+	if _, _, err := Join(ctx, member.Addr().String(), 8, nil); !errors.Is(err, ErrJoinRefused) {
+		t.Fatalf("unanswered join: %v, want ErrJoinRefused", err)
+	}
+	if _, _, err := Join(ctx, plain.Addr().String(), 9, nil); err == nil {
+		t.Fatal("a node without a JoinHandler answered a join")
+	}
+}
