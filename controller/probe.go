@@ -365,7 +365,8 @@ type JoinAnswer struct {
 }
 
 // NodeJoinResult's body when applied: cluster id length (1), cluster id,
-// then per broker: node id (4), address length (1), address; big-endian.
+// then per broker, by ascending node id: node id (4), address length (1),
+// address; big-endian.
 func encodeJoinAnswer(a JoinAnswer) []byte {
 	b := append([]byte{byte(len(a.ClusterID))}, a.ClusterID...)
 	for _, node := range slices.Sorted(maps.Keys(a.Peers)) {
@@ -381,13 +382,19 @@ func decodeJoinAnswer(incarnation uint64, body []byte) (JoinAnswer, error) {
 	if len(body) < 1 || len(body) < 1+int(body[0]) || incarnation < 1 || incarnation > meta.IncarnationMax {
 		return JoinAnswer{}, bad
 	}
-	a := JoinAnswer{ClusterID: string(body[1 : 1+body[0]]), Incarnation: uint32(incarnation), Peers: map[int32]string{}}
-	for rest := body[1+body[0]:]; len(rest) > 0; {
+	n := 1 + int(body[0])
+	a := JoinAnswer{ClusterID: string(body[1:n]), Incarnation: uint32(incarnation), Peers: map[int32]string{}}
+	last := int64(-1)
+	for rest := body[n:]; len(rest) > 0; {
 		if len(rest) < 5 || len(rest) < 5+int(rest[4]) {
 			return JoinAnswer{}, bad
 		}
-		a.Peers[int32(binary.BigEndian.Uint32(rest))] = string(rest[5 : 5+rest[4]])
-		rest = rest[5+rest[4]:]
+		node, end := int32(binary.BigEndian.Uint32(rest)), 5+int(rest[4])
+		if int64(node) <= last { // ascending, as encoded: one address per node
+			return JoinAnswer{}, fmt.Errorf("%w: join answer lists node %d out of order", errBadFrame, node)
+		}
+		a.Peers[node], last = string(rest[5:end]), int64(node)
+		rest = rest[end:]
 	}
 	return a, nil
 }
