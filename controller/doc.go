@@ -86,10 +86,10 @@
 // answers "new" (no node.json), "forming" (bootstrapped, nothing committed
 // past the bootstrap) or "exists" (committed past it, or joined); a node
 // with node.json answers nothing until its controller has opened. Any
-// "exists" makes the node ask a member to register it (NodeJoin: its node
-// id, nonce and Raft address; the member runs AddNode's steps and answers
-// the incarnation and cluster id), and it starts as Config.Join would; a
-// quorum of "new" or "forming", itself counted, bootstraps. The leader
+// "exists" makes the node ask a member to register it (join.go, NodeJoin:
+// its node id, nonce and Raft address; the member runs AddNode's steps and
+// answers the incarnation and cluster id), and it starts as Config.Join
+// would; a quorum of "new" or "forming", itself counted, bootstraps. The leader
 // then removes from the group any member whose node registered a later
 // incarnation. Left open: a wipe after the first election but before the
 // group committed anything is answered "forming", so the node may

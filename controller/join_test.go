@@ -1,0 +1,80 @@
+package controller
+
+import (
+	"context"
+	"maps"
+	"testing"
+
+	"github.com/cairnlog/cairn/replica"
+)
+
+func TestNodeJoinCodec(t *testing.T) {
+	j := nodeJoin{requestID: 7, nodeID: 3, nonce: []byte("0123456789abcdef"), raftAddr: "h:9"}
+	got, err := decodeNodeJoin(encodeNodeJoin(j))
+	if err != nil || got.requestID != 7 || got.nodeID != 3 || string(got.nonce) != string(j.nonce) || got.raftAddr != "h:9" {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	full := encodeNodeJoin(j)
+	for _, bad := range [][]byte{nil, full[:12], full[:13+len(j.nonce)-1]} {
+		if _, err := decodeNodeJoin(bad); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+}
+
+// A node that knows only one member's address asks it to join over a join
+// connection (the member's transport does not know the node): it learns
+// the cluster id, its incarnation and the members' addresses from the
+// answer, starts from them alone and becomes a learner that catches up.
+// Asked again with the same nonce, as after a lost answer, the cluster
+// gives the same incarnation.
+func TestJoinByAddressOnly(t *testing.T) {
+	cl := newCluster(t, 3, 1000)
+	member := cl.follower()
+	addr := freeAddrs(t, 1)[0]
+	nonce, err := NewNonce(testEnv(cl.fs, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	answer, err := JoinByAddress(ctx, cl.peers[member.id], 4, addr, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := JoinByAddress(ctx, cl.peers[cl.leader().id], 4, addr, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := maps.Clone(cl.peers)
+	want[4] = addr
+	if answer.ClusterID != cl.clusterID || answer.Incarnation != 1 || again.Incarnation != 1 || !maps.Equal(answer.Peers, want) {
+		t.Fatalf("answers %+v and %+v, want cluster %q, incarnation 1, peers %v", answer, again, cl.clusterID, want)
+	}
+
+	cl.peers, cl.joined[4], cl.logs[4] = answer.Peers, answer.Incarnation, replica.NewMemStorage()
+	joined := cl.start(4)
+	cl.waitMembers(3, 1)
+	propose(t, joined.c, allocate(4))
+	cl.converge(cl.leader().c.Applied())
+	if id := joined.c.Identity(); id.ClusterID != cl.clusterID || id.Incarnation != 1 {
+		t.Fatalf("joined as %+v", id)
+	}
+}
+
+func TestJoinAnswerCodec(t *testing.T) {
+	a := JoinAnswer{ClusterID: "c", Incarnation: 3, Peers: map[int32]string{1: "h:1", 7: "h:7"}}
+	body := encodeJoinAnswer(a)
+	got, err := decodeJoinAnswer(3, body)
+	if err != nil || got.ClusterID != "c" || got.Incarnation != 3 || !maps.Equal(got.Peers, a.Peers) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, body[:1], body[:len(body)-1]} {
+		if _, err := decodeJoinAnswer(3, bad); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+	if _, err := decodeJoinAnswer(0, body); err == nil {
+		t.Error("incarnation 0 decoded")
+	}
+}
