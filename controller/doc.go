@@ -115,7 +115,8 @@
 // ServeJoin (transport.Config.JoinHandler) runs AddNode's steps with the
 // node's nonce and answers the cluster id, the incarnation and every
 // broker's Raft address (JoinAnswer); the node writes its identity from
-// that and starts with Config.Join.
+// that and starts with Config.Join. A registered node id asking from
+// another address is refused, lest a misconfigured node replace a member.
 //
 // # Goroutines and locks
 //

@@ -220,7 +220,27 @@ func (c *Controller) ServeJoin(from uint64, payload []byte) []byte {
 		c.e.Logger.Warn("controller: refused a join", "from", from, "err", err)
 		return nil
 	}
+	if err := c.checkJoinAddress(j); err != nil {
+		c.e.Logger.Warn("controller: refused a join", "from", from, "err", err)
+		return encodeResult(forwardResult{requestID: j.requestID, status: statusFailed, body: []byte(err.Error())})
+	}
 	return encodeResult(c.answerJoin(j))
+}
+
+// checkJoinAddress refuses a join connection's request for a registered
+// node id at another Raft address: anyone can dial a join connection, and
+// a node started with a live member's id by mistake would otherwise
+// replace it (its new incarnation has the leader remove the old one). A
+// node that lost its data comes back at its own address; one that moved
+// is removed first (or rejoins with --peers, through its known peers).
+func (c *Controller) checkJoinAddress(j nodeJoin) error {
+	c.mu.Lock()
+	b, ok := c.machine.Broker(j.nodeID)
+	c.mu.Unlock()
+	if ok && b.State != metav1.BrokerState_BROKER_STATE_REMOVED && b.RaftAddr != "" && b.RaftAddr != j.raftAddr {
+		return fmt.Errorf("node %d is registered at %s, not %s", j.nodeID, b.RaftAddr, j.raftAddr)
+	}
+	return nil
 }
 
 // JoinByAddress asks the member at addr, which need not know this node,

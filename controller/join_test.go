@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"testing"
 
@@ -27,7 +28,8 @@ func TestNodeJoinCodec(t *testing.T) {
 // the cluster id, its incarnation and the members' addresses from the
 // answer, starts from them alone and becomes a learner that catches up.
 // Asked again with the same nonce, as after a lost answer, the cluster
-// gives the same incarnation.
+// gives the same incarnation; a join under a live member's id from
+// another address is refused.
 func TestJoinByAddressOnly(t *testing.T) {
 	cl := newCluster(t, 3, 1000)
 	member := cl.follower()
@@ -50,6 +52,13 @@ func TestJoinByAddressOnly(t *testing.T) {
 	want[4] = addr
 	if answer.ClusterID != cl.clusterID || answer.Incarnation != 1 || again.Incarnation != 1 || !maps.Equal(answer.Peers, want) {
 		t.Fatalf("answers %+v and %+v, want cluster %q, incarnation 1, peers %v", answer, again, cl.clusterID, want)
+	}
+
+	if _, err := JoinByAddress(ctx, cl.peers[member.id], member.id, addr, nonce); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("a join with a live member's id at another address: %v, want refused", err)
+	}
+	if b, _ := brokerOf(cl.leader().c, member.id); b.Incarnation != 1 {
+		t.Fatalf("the member's broker after a refused join: %v", b)
 	}
 
 	cl.peers, cl.joined[4], cl.logs[4] = answer.Peers, answer.Incarnation, replica.NewMemStorage()
