@@ -13,7 +13,8 @@
 //   - Remote groups come from NodeHeartbeat frames (Receive; the payload
 //     codec is in package transport). A node speaks only for the groups
 //     it leads: a full heartbeat lists all of them, a delta the changes,
-//     leader 0 meaning "no longer leads".
+//     leader 0 meaning "no longer leads"; an entry naming a leader on
+//     another node than the sender is dropped (the codec refuses it too).
 //   - Merge rules: a higher term always wins; in the known term a leader
 //     fills an unknown one but never replaces a known one (raft elects one
 //     leader per term); a clear clears only a leader on the sender's node.

@@ -178,11 +178,13 @@ func (t *Table) Forget(group uint64) bool {
 // Receive applies a heartbeat that arrived at now. A heartbeat of an older
 // incarnation, and a delta not newer than the last heartbeat applied, are
 // ignored; a new incarnation first clears the leaders of the old one; a
-// full heartbeat clears the sender's groups it does not list.
+// full heartbeat clears the sender's groups it does not list. Entries
+// naming a leader on another node than the sender are dropped.
 func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error) {
 	if hb.NodeID == t.cfg.NodeID {
 		return false, fmt.Errorf("leaders: heartbeat from node %d, this node", hb.NodeID)
 	}
+	hb.Entries = ownEntries(hb)
 	n := t.nodes[hb.NodeID]
 	// A peer heard after its liveness timeout was dead in between, even
 	// when Expire has not run yet: it missed this node's deltas too.
@@ -213,6 +215,26 @@ func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error)
 		}
 	}
 	return changed, nil
+}
+
+// ownEntries returns hb's entries without those naming a leader on
+// another node than the sender: a node speaks only for its own replicas.
+// ParseNodeHeartbeat refuses such entries already; the table checks again
+// so that a heartbeat built any other way cannot install a leader for a
+// node that did not say so, nor keep one of the sender's from a full list
+// (clearUnlisted sees only what is left).
+func ownEntries(hb transport.NodeHeartbeat) []transport.LeaderEntry {
+	own := func(e transport.LeaderEntry) bool { return e.Leader == 0 || transport.NodeOf(e.Leader) == hb.NodeID }
+	if !slices.ContainsFunc(hb.Entries, func(e transport.LeaderEntry) bool { return !own(e) }) {
+		return hb.Entries // the usual case: nothing to copy
+	}
+	out := make([]transport.LeaderEntry, 0, len(hb.Entries))
+	for _, e := range hb.Entries {
+		if own(e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // noteRevival records what a heartbeat asks of this node's next one to

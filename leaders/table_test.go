@@ -98,6 +98,10 @@ func TestMergeRules(t *testing.T) {
 			{NodeID: 2, Incarnation: 2, Sequence: 1, Full: true}, hb(2, 9, true, leads(7, 3, 2))}, leaderOf{0, 0, false}},
 		{"a new incarnation clears the old one's leaders", []transport.NodeHeartbeat{
 			hb(2, 4, true, leads(7, 3, 2)), {NodeID: 2, Incarnation: 2, Sequence: 1}}, leaderOf{0, 3, false}},
+		{"a leader on another node than the sender is dropped", []transport.NodeHeartbeat{
+			hb(2, 1, true, leads(7, 3, 2)), hb(3, 1, false, leads(7, 4, 2))}, leaderOf{2, 3, true}},
+		{"a full list naming another node's leader is dropped", []transport.NodeHeartbeat{
+			hb(3, 1, true, leads(7, 4, 2))}, leaderOf{0, 0, false}},
 		{"a restarted process starts with a full list", []transport.NodeHeartbeat{
 			hb(2, 40, true, leads(7, 3, 2)), hb(2, 1, true), hb(2, 2, false, leads(7, 5, 2))}, leaderOf{2, 5, true}},
 	} {
