@@ -181,8 +181,8 @@ func (t *Table) Forget(group uint64) bool {
 // the old one, and so does a new boot id (the process restarted within
 // its incarnation, its sequence counting from 1 again). A delta not newer
 // than the last heartbeat applied keeps the sender alive but is not
-// applied. A full heartbeat clears the sender's groups it does not list. Entries
-// naming a leader on another node than the sender are dropped.
+// applied. A full heartbeat clears the sender's groups it does not list.
+// Entries naming a leader on another node than the sender are dropped.
 func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error) {
 	if hb.NodeID == t.cfg.NodeID {
 		return false, fmt.Errorf("leaders: heartbeat from node %d, this node", hb.NodeID)
@@ -237,9 +237,10 @@ func (t *Table) heard(now time.Time, n *remoteNode, hb transport.NodeHeartbeat) 
 // restarted starts n over for hb, the first heartbeat heard of a new
 // process of its incarnation (a new boot id): the process leads nothing
 // it has not said since it started, so the old one's leaders are cleared;
-// its sequence counts afresh, a delta after sequence 1 missing the full
-// list it started with, which this node's heartbeats ask for (WantFull);
-// and it knows nothing of this node, so it gets the full list next. A
+// its sequence counts afresh; when hb is a delta, the full list the
+// process started with was lost, and this node's heartbeats ask for it
+// (WantFull); and it knows nothing of this node, so it gets the full list
+// next. A
 // late heartbeat of the old process, were one to arrive after the new
 // one's, would count as one more restart: leaders are cleared, then
 // refilled by the full list asked for.
