@@ -147,7 +147,13 @@ func recordTime(h batch.Header, r batch.Record) int64 {
 // epoch and the offset where it ended. (-1, -1) if the epoch is unknown. It
 // never waits for the writer: the current epoch ends at the log end read just
 // before, which an append may pass meanwhile, as it may right after.
+//
+// A replicated partition answers from its Raft log's terms
+// (raftlog.Log.EpochEndOffset).
 func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	if p.raft != nil {
+		return p.raft.EpochEndOffset(epoch)
+	}
 	logEnd := p.log.NextOffset()
 	p.epochMu.Lock()
 	defer p.epochMu.Unlock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/streams"
 )
@@ -24,6 +25,10 @@ type Proposer func(f func(r *replica.Replica) error) error
 type ReplicaConfig struct {
 	// Propose reaches the partition's replica.
 	Propose Proposer
+	// Bootstrap creates the group's Raft log when the directory has none
+	// (a new replica): group and replica id, the initial snapshot's index,
+	// term and voters.
+	Bootstrap raftlog.Bootstrap
 }
 
 // replicated is the state of a partition that is a replica's state
@@ -34,6 +39,7 @@ type ReplicaConfig struct {
 // waiting for its streams' turn read it.
 type replicated struct {
 	propose Proposer
+	boot    raftlog.Bootstrap
 
 	leadership replica.Leadership
 	// next is the offset the next proposal gets; valid while ready.
@@ -54,6 +60,9 @@ type replicated struct {
 	// stream's checks read the index, which takes a batch only when it is
 	// applied, so a batch touching a pending stream waits (errStreamPending).
 	pendingStreams map[string]int
+	// confChanged: a configuration change was applied since the open, so
+	// the applied index is no longer recorded (see recordApplied).
+	confChanged bool
 }
 
 // pendingBatch is one proposed data batch, as stamped.
@@ -94,7 +103,24 @@ func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc Repli
 	if rc.Propose == nil {
 		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer", topic, index)
 	}
-	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose})
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap})
+}
+
+// RaftStorage is the group's Raft log as the replica persists through it
+// (replica.New, Scheduler.AddGroup): the partition's own log, each Sync
+// reporting what it made durable (LocalSynced).
+func (p *Partition) RaftStorage() replica.Storage {
+	return p.LocalSyncer(p.raft.Storage(func() int64 { return p.clock.Now().UnixMilli() }))
+}
+
+// RaftApplied is the applied index the Raft log recorded, the replica's
+// Config.Applied: raft delivers the entries after it again.
+func (p *Partition) RaftApplied() (uint64, error) {
+	hs, _, err := p.raft.InitialState()
+	if err != nil {
+		return 0, err
+	}
+	return hs.GetCommit(), nil
 }
 
 // Replicated reports whether the partition is a replica's state machine.

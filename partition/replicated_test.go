@@ -8,9 +8,12 @@ import (
 	"testing/cryptotest"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/internal/sim"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/streams"
@@ -28,7 +31,8 @@ type group struct {
 	parts map[uint64]*Partition
 	// hwms are the high watermarks last seen per node (per incarnation):
 	// run fails when one moves back.
-	hwms map[uint64]int64
+	hwms   map[uint64]int64
+	voters []uint64
 }
 
 const partDir = "/data/t-0"
@@ -39,7 +43,7 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 	t.Helper()
 	cryptotest.SetGlobalRandom(t, seed)
 	g := &group{t: t, clock: env.NewManualClock(time.UnixMilli(1_700_000_000_000)), cfg: DefaultConfig(),
-		fs: map[uint64]*vfs.CrashFS{}, parts: map[uint64]*Partition{}, hwms: map[uint64]int64{}}
+		fs: map[uint64]*vfs.CrashFS{}, parts: map[uint64]*Partition{}, hwms: map[uint64]int64{}, voters: voters}
 	for _, e := range edit {
 		e(&g.cfg)
 	}
@@ -48,14 +52,7 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 	}
 	c, err := sim.New(sim.Config{
 		Seed: seed, Voters: voters, TickMs: 50, SyncDelayMaxMs: 5, Logger: quiet,
-		NewStateMachine: g.open,
-		AfterSync: func(n *sim.Node) {
-			last, err := n.Storage.LastIndex()
-			if err != nil {
-				t.Fatal(err)
-			}
-			g.parts[n.ID].LocalSynced(n.Storage, last)
-		},
+		NewNode: g.open,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,18 +66,26 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 	return g
 }
 
-// open is the simulator's state machine maker: node id's partition over
-// what its filesystem holds.
-func (g *group) open(id uint64) replica.StateMachine {
+// open is the simulator's node maker: node id's partition over what its
+// filesystem holds, its Raft log the replica's storage (whose Syncs report
+// to the partition, for acks=1).
+func (g *group) open(id uint64) (sim.NodeParts, error) {
 	e := env.Env{FS: g.fs[id], Clock: g.clock, Rand: env.NewSeededRand(id), Logger: quiet}
-	rc := ReplicaConfig{Propose: func(f func(*replica.Replica) error) error { return g.c.Do(id, f) }}
+	rc := ReplicaConfig{
+		Propose:   func(f func(*replica.Replica) error) error { return g.c.Do(id, f) },
+		Bootstrap: raftlog.Bootstrap{GroupID: 1, ReplicaID: id, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: g.voters}},
+	}
 	p, err := OpenReplica(e, partDir, "t", 0, g.cfg, rc)
 	if err != nil {
-		g.t.Fatalf("open replica %d: %v", id, err)
+		return sim.NodeParts{}, fmt.Errorf("open replica %d: %w", id, err)
+	}
+	applied, err := p.RaftApplied()
+	if err != nil {
+		return sim.NodeParts{}, err
 	}
 	g.parts[id] = p
 	g.hwms[id] = p.HighWatermark()
-	return p
+	return sim.NodeParts{Storage: p.RaftStorage(), SM: p, Applied: applied}, nil
 }
 
 // run advances the simulation until cond holds, failing the test when it
