@@ -53,10 +53,7 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 		if !changed {
 			continue
 		}
-		p.mu.Lock()
-		err = p.log.ReplaceSegment(seg.BaseOffset, kept)
-		p.mu.Unlock()
-		if err != nil {
+		if err := p.replaceSegment(seg, kept); err != nil {
 			return p.classifyWriteError(fmt.Errorf("clean streams segment %d: %w", seg.BaseOffset, err))
 		}
 		compactedSegments.Inc()

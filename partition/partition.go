@@ -183,6 +183,7 @@ func (p *Partition) openLog(e env.Env, cfg Config) error {
 		return err
 	}
 	p.raft, p.log = rl, rl.Segments()
+	rl.SetSnapshotData(p.snapshotState)
 	hs, _, err := rl.InitialState()
 	if err == nil {
 		p.hwm, err = rl.OffsetOf(hs.GetCommit() + 1)
@@ -242,9 +243,10 @@ func (p *Partition) loadState() error {
 		}
 		// The snapshot is taken before the log start ever advances, so it
 		// covers producers whose batches retention or DeleteRecords removed.
-		// A replica's may be past raft-state's applied index: it covers
-		// applied entries, which Apply passes over when raft delivers them again.
-		if next <= logEnd || (p.repl != nil && next <= p.log.NextOffset()) {
+		// A replica's may be past raft-state's applied index, even past the
+		// segments' end after a snapshot install: it covers committed
+		// entries, which Apply passes over when raft delivers them again.
+		if next <= logEnd || p.repl != nil {
 			p.producers, from = state, max(next, from)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -26,10 +26,11 @@ func (p *Partition) Apply(ents []*raftpb.Entry) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	end := p.HighWatermark()
+	conf := p.confToRecord()
 	for _, e := range ents {
 		var err error
 		if end, err = p.applyEntry(e, end); err == nil {
-			err = p.recordApplied(e)
+			err = p.recordApplied(e, conf)
 		}
 		if err != nil {
 			p.fail(fmt.Errorf("apply entry %d: %w", e.GetIndex(), err))
@@ -61,17 +62,30 @@ func (p *Partition) applyEntry(e *raftpb.Entry, end int64) (int64, error) {
 }
 
 // recordApplied tells the Raft log an entry is applied, so a restart
-// delivers only those after it. A configuration change changes the
-// ConfState raft-state must record with the applied index, which the
-// replica, not the partition, applies: the applied index recorded stays
-// below the first one (raft delivers it and what follows again, and the
-// replica applies it once more over the ConfState recorded before it).
-func (p *Partition) recordApplied(e *raftpb.Entry) error {
+// delivers only those after it, with conf, the ConfState as of it (nil:
+// unchanged). A configuration change changes the ConfState raft-state must
+// record with the applied index, and the replica applies it after this
+// Apply returns: the applied index recorded stays below it until the next
+// Apply reads the new ConfState (confToRecord). Meanwhile a restart
+// delivers the change again and the replica applies it once more over the
+// ConfState recorded before it.
+func (p *Partition) recordApplied(e *raftpb.Entry, conf *raftpb.ConfState) error {
 	if p.repl.confChanged || e.GetType() == raftpb.EntryConfChange || e.GetType() == raftpb.EntryConfChangeV2 {
 		p.repl.confChanged = true
 		return nil
 	}
-	return p.raft.RecordApplied(e.GetIndex(), nil)
+	return p.raft.RecordApplied(e.GetIndex(), conf)
+}
+
+// confToRecord returns the replica's ConfState when a configuration change
+// applied before waits for it, and clears the wait; nil otherwise.
+func (p *Partition) confToRecord() *raftpb.ConfState {
+	r := p.repl
+	if !r.confChanged {
+		return nil
+	}
+	r.confChanged = false
+	return r.confState()
 }
 
 // checkpointReplica, when the checkpoint interval passed, checkpoints the
@@ -188,6 +202,9 @@ func (p *Partition) applyDeleteRecords(offset, end int64) error {
 		return nil
 	}
 	if err := p.snapshotBeforeTrim(); err != nil {
+		return err
+	}
+	if err := p.compactRaftBelow(offset); err != nil {
 		return err
 	}
 	if err := p.log.AdvanceStartOffset(offset); err != nil {

@@ -29,6 +29,10 @@ type ReplicaConfig struct {
 	// (a new replica): group and replica id, the initial snapshot's index,
 	// term and voters.
 	Bootstrap raftlog.Bootstrap
+	// ConfState reads the replica's configuration as of what it applied
+	// (replica.Replica.ConfState), on the replica's goroutine: the Raft log
+	// records it with the applied index after a configuration change.
+	ConfState func() *raftpb.ConfState
 }
 
 // replicated is the state of a partition that is a replica's state
@@ -38,8 +42,9 @@ type ReplicaConfig struct {
 // Partition.mu, under which LocalSynced (on a sync worker) and an append
 // waiting for its streams' turn read it.
 type replicated struct {
-	propose Proposer
-	boot    raftlog.Bootstrap
+	propose   Proposer
+	boot      raftlog.Bootstrap
+	confState func() *raftpb.ConfState
 
 	leadership replica.Leadership
 	// next is the offset the next proposal gets; valid while ready.
@@ -60,8 +65,8 @@ type replicated struct {
 	// stream's checks read the index, which takes a batch only when it is
 	// applied, so a batch touching a pending stream waits (errStreamPending).
 	pendingStreams map[string]int
-	// confChanged: a configuration change was applied since the open, so
-	// the applied index is no longer recorded (see recordApplied).
+	// confChanged: a configuration change was applied whose ConfState the
+	// Raft log has not recorded yet (see recordApplied).
 	confChanged bool
 }
 
@@ -100,10 +105,10 @@ const (
 // a batch touching a stream a pending batch touches waits until that one
 // is applied. Such topics take one batch per produce.
 func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc ReplicaConfig) (*Partition, error) {
-	if rc.Propose == nil {
-		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer", topic, index)
+	if rc.Propose == nil || rc.ConfState == nil {
+		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer and the replica's ConfState", topic, index)
 	}
-	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap})
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap, confState: rc.ConfState})
 }
 
 // RaftStorage is the group's Raft log as the replica persists through it
@@ -158,16 +163,6 @@ func (p *Partition) LeadershipChanged(l replica.Leadership) {
 		p.servingTerm = l.Term
 	}
 	p.wakeLocked()
-}
-
-// Restore implements replica.StateMachine. Only the bootstrap snapshot,
-// which carries no data, is accepted: installing a partition snapshot
-// needs the segment copy of design §2.2.
-func (p *Partition) Restore(snap *raftpb.Snapshot) error {
-	if len(snap.GetData()) > 0 {
-		return fmt.Errorf("%w: %s-%d: partition snapshot at index %d", ErrUnsupported, p.topic, p.index, snap.GetMetadata().GetIndex())
-	}
-	return nil
 }
 
 // duplicateError refuses to propose a retry of a batch already applied or

@@ -41,7 +41,9 @@ func openOneVoterEnv(t *testing.T, e env.Env, cfg Config) *Partition {
 		t.Fatal(err)
 	}
 	boot := raftlog.Bootstrap{GroupID: 1, ReplicaID: 1, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}
-	p, err := OpenReplica(e, partDir, "t", 0, cfg, ReplicaConfig{Propose: SchedulerProposer(s, 1), Bootstrap: boot})
+	var r *replica.Replica // set below, before anything is applied
+	rc := ReplicaConfig{Propose: SchedulerProposer(s, 1), Bootstrap: boot, ConfState: func() *raftpb.ConfState { return r.ConfState() }}
+	p, err := OpenReplica(e, partDir, "t", 0, cfg, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func openOneVoterEnv(t *testing.T, e env.Env, cfg Config) *Partition {
 		t.Fatal(err)
 	}
 	st := p.RaftStorage()
-	r, err := replica.New(e, replica.Config{ID: 1, GroupID: 1, Applied: applied}, st, p)
+	r, err = replica.New(e, replica.Config{ID: 1, GroupID: 1, Applied: applied}, st, p)
 	if err != nil {
 		t.Fatal(err)
 	}

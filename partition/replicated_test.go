@@ -74,6 +74,7 @@ func (g *group) open(id uint64) (sim.NodeParts, error) {
 	rc := ReplicaConfig{
 		Propose:   func(f func(*replica.Replica) error) error { return g.c.Do(id, f) },
 		Bootstrap: raftlog.Bootstrap{GroupID: 1, ReplicaID: id, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: g.voters}},
+		ConfState: func() *raftpb.ConfState { return g.c.Node(id).Replica.ConfState() },
 	}
 	p, err := OpenReplica(e, partDir, "t", 0, g.cfg, rc)
 	if err != nil {

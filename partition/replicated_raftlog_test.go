@@ -1,0 +1,109 @@
+package partition
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cairnlog/cairn/replica"
+)
+
+// TestReplicatedFollowerBehindRetentionRestartsFromSnapshot: while a
+// follower is down, retention on the others deletes segments and so
+// compacts their Raft logs; back up, the follower gets the leader's
+// snapshot, restarts its log empty at the snapshot's next offset and
+// serves from there the same batches as the others, and the producer state
+// the snapshot carried answers a retry once it leads.
+func TestReplicatedFollowerBehindRetentionRestartsFromSnapshot(t *testing.T) {
+	g := newGroup(t, 21, []uint64{1, 2, 3}, func(c *Config) {
+		c.Storage.SegmentBytes = 400
+		c.DeleteSegments, c.RetentionBytes = true, 1200
+	})
+	l := g.leader()
+	behind := l%3 + 1
+	g.produceCommitted(l, idempotent(t, 7, 0, 0, 2))
+	g.converge(2)
+	g.crash(behind)
+	var last []byte
+	for seq := int32(2); seq < 60; seq += 2 {
+		last = idempotent(t, 7, 0, seq, 2)
+		g.produceCommitted(l, last)
+	}
+	end := g.parts[l].HighWatermark()
+	for _, id := range g.c.IDs() {
+		if id == behind {
+			continue
+		}
+		if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil {
+			t.Fatalf("clean on %d: %v", id, err)
+		}
+		if g.parts[id].LogStartOffset() == 0 {
+			t.Fatalf("node %d: retention deleted nothing", id)
+		}
+	}
+	first, err := g.parts[l].raft.FirstIndex()
+	if err != nil || first <= 2 {
+		t.Fatalf("leader's raft log starts at %d (%v) after retention, want it compacted", first, err)
+	}
+	g.restart(behind)
+	g.converge(end)
+	f := g.parts[behind]
+	snap, err := g.parts[behind].raft.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.GetMetadata().GetIndex() <= 2 {
+		t.Fatalf("follower's raft log snapshot at %d: it installed none", snap.GetMetadata().GetIndex())
+	}
+	start := f.LogStartOffset()
+	if start <= 2 || start > end {
+		t.Fatalf("follower serves from %d, want past what it had (2) and at most %d", start, end)
+	}
+	if _, err := f.Read(start-1, 1<<20); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read below the follower's start: %v, want ErrOffsetOutOfRange", err)
+	}
+	got := committedBytes(t, f)
+	want, err := g.parts[l].log.Read(start, 1<<30, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("follower holds %d bytes from %d, the leader %d, and they differ", len(got), start, len(want))
+	}
+	// The follower leads: the snapshot's producer state knows the last batch.
+	if err := g.c.Do(l, func(r *replica.Replica) error { r.TransferLeader(behind); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	g.run("the follower leads", func() bool { id, ok := g.c.Leader(); return ok && id == behind }, 10_000)
+	res, err := f.Append(last)
+	if err != nil || !res.Duplicate || res.LastOffset != end-1 {
+		t.Fatalf("retry of the last batch on the restored replica: %+v, %v; want a duplicate ending at %d", res, err, end-1)
+	}
+	next := g.produceCommitted(behind, idempotent(t, 7, 0, 60, 2))
+	if next.BaseOffset != end {
+		t.Fatalf("next batch at %d, want %d", next.BaseOffset, end)
+	}
+	g.converge(end + 2)
+	g.sameEverywhereFrom(start)
+}
+
+// sameEverywhereFrom checks that the live replicas hold byte-identical
+// batches from offset on, and the same high watermark.
+func (g *group) sameEverywhereFrom(offset int64) {
+	g.t.Helper()
+	var want []byte
+	var hwm int64 = -1
+	for _, id := range g.c.IDs() {
+		p := g.parts[id]
+		if !g.c.Node(id).Up {
+			continue
+		}
+		got, err := p.log.Read(offset, 1<<30, p.HighWatermark())
+		if err != nil {
+			g.t.Fatalf("node %d: %v", id, err)
+		}
+		if hwm >= 0 && (string(got) != string(want) || p.HighWatermark() != hwm) {
+			g.t.Fatalf("node %d: %d bytes from %d up to %d, want %d bytes up to %d", id, len(got), offset, p.HighWatermark(), len(want), hwm)
+		}
+		want, hwm = got, p.HighWatermark()
+	}
+}
