@@ -1,7 +1,9 @@
 package partition
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cairnlog/cairn/replica"
@@ -105,5 +107,67 @@ func (g *group) sameEverywhereFrom(offset int64) {
 			g.t.Fatalf("node %d: %d bytes from %d up to %d, want %d bytes up to %d", id, len(got), offset, p.HighWatermark(), len(want), hwm)
 		}
 		want, hwm = got, p.HighWatermark()
+	}
+}
+
+// TestReplicatedUncommittedEntriesAreNotServed: an isolated leader's
+// segments hold its uncommitted tail (they are its Raft log), yet reads,
+// timestamp lookups and the high watermark stop at what was applied; once
+// another leader's entries replace the tail, every replica answers
+// OffsetForLeaderEpoch from its Raft log's terms.
+func TestReplicatedUncommittedEntriesAreNotServed(t *testing.T) {
+	g := newGroup(t, 22, []uint64{1, 2, 3})
+	l := g.leader()
+	base := g.produceCommitted(l, produce(t, 2, "base"))
+	g.converge(base.LastOffset + 1)
+	g.c.Net.Isolate(l, g.c.IDs())
+	for i := range 3 {
+		if _, err := g.parts[l].Append(produce(t, 1, fmt.Sprintf("tail%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := g.parts[l]
+	committed := base.LastOffset + 1
+	if p.LogEndOffset() != committed+3 || p.HighWatermark() != committed {
+		t.Fatalf("isolated leader: log end %d, high watermark %d; want %d and %d", p.LogEndOffset(), p.HighWatermark(), committed+3, committed)
+	}
+	res, err := p.Read(0, 1<<20)
+	if err != nil || bytes.Contains(res.Records, []byte("tail")) || res.HighWatermark != committed {
+		t.Fatalf("read from 0: %d bytes, high watermark %d, %v; want the committed batch only", len(res.Records), res.HighWatermark, err)
+	}
+	if res, err := p.Read(committed, 1<<20); err != nil || len(res.Records) != 0 {
+		t.Fatalf("read at the high watermark: %d bytes, %v; want none", len(res.Records), err)
+	}
+	if off, _, err := p.OffsetForTimestamp(0); err != nil || off >= committed {
+		t.Fatalf("offset for timestamp 0: %d, %v; want a committed offset", off, err)
+	}
+	if off, _, err := p.MaxTimestamp(); err != nil || off >= committed {
+		t.Fatalf("max timestamp at offset %d, %v; want a committed offset or -1", off, err)
+	}
+	oldTerm := base.Term
+	var other uint64
+	g.run("a leader on the majority side", func() bool {
+		id, ok := g.c.Leader()
+		other = id
+		return ok && id != l
+	}, 10_000)
+	won := g.produceCommitted(other, produce(t, 4, "won"))
+	g.c.Net.Heal()
+	g.converge(won.LastOffset + 1)
+	g.sameEverywhere()
+	for _, id := range g.c.IDs() {
+		p := g.parts[id]
+		if p.LogEndOffset() != won.LastOffset+1 {
+			t.Fatalf("node %d: log end %d after the rejoin, want %d", id, p.LogEndOffset(), won.LastOffset+1)
+		}
+		if e, end := p.EndOffsetForEpoch(oldTerm); e != oldTerm || end != won.BaseOffset {
+			t.Fatalf("node %d: epoch %d ends at (%d, %d), want (%d, %d)", id, oldTerm, e, end, oldTerm, won.BaseOffset)
+		}
+		if e, end := p.EndOffsetForEpoch(won.Term); e != won.Term || end != won.LastOffset+1 {
+			t.Fatalf("node %d: epoch %d ends at (%d, %d), want the log end", id, won.Term, e, end)
+		}
+		if got := p.LeaderEpoch(); got != won.Term {
+			t.Fatalf("node %d: leader epoch %d, want the term %d", id, got, won.Term)
+		}
 	}
 }

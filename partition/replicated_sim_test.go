@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/internal/sim"
@@ -54,7 +55,7 @@ func TestReplicatedSimulation(t *testing.T) {
 }
 
 func runReplicatedSeed(t *testing.T, seed uint64) {
-	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes = 2000 })
+	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes, c.CheckpointIntervalMs = 2000, 300 })
 	rng := rand.New(rand.NewPCG(seed, 0xfa17))
 	if err := g.c.Net.SetFaults(sim.Faults{DropPercent: 3, DuplicatePercent: 3, DelayMinMs: 1, DelayMaxMs: 15}); err != nil {
 		t.Fatal(err)
@@ -67,9 +68,7 @@ func runReplicatedSeed(t *testing.T, seed uint64) {
 				g.step(pr, l, rng)
 			}
 		}
-		if err := g.c.RunFor(20 + rng.Int64N(200)); err != nil {
-			t.Fatal(err)
-		}
+		g.runFor(20 + rng.Int64N(200))
 		g.checkHWMs()
 	}
 	g.c.Net.Heal()
@@ -92,6 +91,17 @@ func runReplicatedSeed(t *testing.T, seed uint64) {
 	}
 	g.converge(end)
 	checkProducers(t, g.sameEverywhere(), producers)
+}
+
+// runFor runs the simulation for ms of virtual time and moves the
+// partitions' clock as far, so their checkpoints (raft-state's applied
+// index, producer snapshots) fall between crashes.
+func (g *group) runFor(ms int64) {
+	g.t.Helper()
+	if err := g.c.RunFor(ms); err != nil {
+		g.t.Fatal(err)
+	}
+	g.clock.Advance(time.Duration(ms) * time.Millisecond)
 }
 
 // drive retries the producer's in-flight batch until it is acknowledged,
@@ -260,7 +270,7 @@ func TestReplicatedStreamSimulation(t *testing.T) {
 }
 
 func runStreamSeed(t *testing.T, seed uint64) {
-	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) { c.DeleteSegments, c.Streams = false, true })
+	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) { c.DeleteSegments, c.Streams, c.CheckpointIntervalMs = false, true, 300 })
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	if err := g.c.Net.SetFaults(sim.Faults{DropPercent: 3, DuplicatePercent: 3, DelayMinMs: 1, DelayMaxMs: 15}); err != nil {
 		t.Fatal(err)
@@ -273,9 +283,7 @@ func runStreamSeed(t *testing.T, seed uint64) {
 				g.writeStep(w, l)
 			}
 		}
-		if err := g.c.RunFor(20 + rng.Int64N(200)); err != nil {
-			t.Fatal(err)
-		}
+		g.runFor(20 + rng.Int64N(200))
 	}
 	g.c.Net.Heal()
 	if err := g.c.Net.SetFaults(sim.Faults{}); err != nil {

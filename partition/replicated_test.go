@@ -31,8 +31,10 @@ type group struct {
 	parts map[uint64]*Partition
 	// hwms are the high watermarks last seen per node (per incarnation):
 	// run fails when one moves back.
-	hwms   map[uint64]int64
-	voters []uint64
+	hwms map[uint64]int64
+	// exposed holds every batch a high watermark exposed, by base offset.
+	exposed map[int64][]byte
+	voters  []uint64
 }
 
 const partDir = "/data/t-0"
@@ -43,7 +45,7 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 	t.Helper()
 	cryptotest.SetGlobalRandom(t, seed)
 	g := &group{t: t, clock: env.NewManualClock(time.UnixMilli(1_700_000_000_000)), cfg: DefaultConfig(),
-		fs: map[uint64]*vfs.CrashFS{}, parts: map[uint64]*Partition{}, hwms: map[uint64]int64{}, voters: voters}
+		fs: map[uint64]*vfs.CrashFS{}, parts: map[uint64]*Partition{}, hwms: map[uint64]int64{}, exposed: map[int64][]byte{}, voters: voters}
 	for _, e := range edit {
 		e(&g.cfg)
 	}
@@ -111,7 +113,32 @@ func (g *group) checkHWMs() {
 		if hwm < g.hwms[id] {
 			g.t.Fatalf("node %d: high watermark moved back from %d to %d", id, g.hwms[id], hwm)
 		}
+		if hwm > g.hwms[id] {
+			g.checkExposed(id, max(g.hwms[id], p.LogStartOffset()), hwm)
+		}
 		g.hwms[id] = hwm
+	}
+}
+
+// checkExposed checks the batches node id's high watermark just exposed,
+// in [from, to), against those any replica exposed at the same offsets
+// before: a high watermark never exposes a batch a truncation later
+// replaces, on any replica.
+func (g *group) checkExposed(id uint64, from, to int64) {
+	data, err := g.parts[id].log.Read(from, 1<<30, to)
+	if err != nil {
+		g.t.Fatalf("node %d: read [%d, %d): %v", id, from, to, err)
+	}
+	for len(data) > 0 {
+		h, whole, rest, err := batch.Next(data)
+		if err != nil {
+			g.t.Fatalf("node %d: batch after %d: %v", id, from, err)
+		}
+		data = rest
+		if seen, ok := g.exposed[h.BaseOffset]; ok && !bytes.Equal(seen, whole) {
+			g.t.Fatalf("node %d exposes another batch at offset %d than one exposed before", id, h.BaseOffset)
+		}
+		g.exposed[h.BaseOffset] = bytes.Clone(whole)
 	}
 }
 
