@@ -113,9 +113,11 @@ func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc Repli
 
 // RaftStorage is the group's Raft log as the replica persists through it
 // (replica.New, Scheduler.AddGroup): the partition's own log, each Sync
-// reporting what it made durable (LocalSynced).
+// reporting what it made durable (LocalSynced), each snapshot install
+// preceded by the producer state it carries (snapshotInstaller).
 func (p *Partition) RaftStorage() replica.Storage {
-	return p.LocalSyncer(p.raft.Storage(func() int64 { return p.clock.Now().UnixMilli() }))
+	st := p.LocalSyncer(p.raft.Storage(func() int64 { return p.clock.Now().UnixMilli() }))
+	return &snapshotInstaller{Storage: st, p: p}
 }
 
 // RaftApplied is the applied index the Raft log recorded, the replica's

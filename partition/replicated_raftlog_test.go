@@ -13,8 +13,9 @@ import (
 // follower is down, retention on the others deletes segments and so
 // compacts their Raft logs; back up, the follower gets the leader's
 // snapshot, restarts its log empty at the snapshot's next offset and
-// serves from there the same batches as the others, and the producer state
-// the snapshot carried answers a retry once it leads.
+// serves from there the same batches as the others, and, restarted from
+// its files, the producer state the snapshot carried answers a retry once
+// it leads.
 func TestReplicatedFollowerBehindRetentionRestartsFromSnapshot(t *testing.T) {
 	g := newGroup(t, 21, []uint64{1, 2, 3}, func(c *Config) {
 		c.Storage.SegmentBytes = 400
@@ -71,7 +72,15 @@ func TestReplicatedFollowerBehindRetentionRestartsFromSnapshot(t *testing.T) {
 	if string(got) != string(want) {
 		t.Fatalf("follower holds %d bytes from %d, the leader %d, and they differ", len(got), start, len(want))
 	}
-	// The follower leads: the snapshot's producer state knows the last batch.
+	// Restarted from its files, then leading, the follower answers a retry
+	// of the last batch from the producer state the snapshot carried.
+	g.crash(behind)
+	g.restart(behind)
+	g.converge(end)
+	f = g.parts[behind]
+	if f.LogStartOffset() != start {
+		t.Fatalf("restarted follower serves from %d, want %d", f.LogStartOffset(), start)
+	}
 	if err := g.c.Do(l, func(r *replica.Replica) error { r.TransferLeader(behind); return nil }); err != nil {
 		t.Fatal(err)
 	}

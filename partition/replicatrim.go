@@ -87,24 +87,66 @@ func (p *Partition) snapshotState(uint64) ([]byte, error) {
 	return snap.state.marshal(snap.nextOffset)
 }
 
+// snapshotInstaller writes the producer state a leader's snapshot carries
+// before the Raft log installs the snapshot: the install moves raft-state's
+// applied index past entries this replica never applied (and may restart
+// the segments past them), so a crash between the install and Restore
+// must find their producer state already on disk.
+type snapshotInstaller struct {
+	replica.Storage
+	p *Partition
+}
+
+// ApplySnapshot writes the snapshot's producer state, then installs it.
+func (s *snapshotInstaller) ApplySnapshot(snap *raftpb.Snapshot) error {
+	state, next, err := s.p.snapshotProducers(snap)
+	if err != nil {
+		return err
+	}
+	if state != nil {
+		if err := s.p.writeProducers(producerSnapshotCopy{state: state, nextOffset: next}); err != nil {
+			return err
+		}
+	}
+	return s.Storage.ApplySnapshot(snap)
+}
+
+// snapshotProducers decodes the producer state a snapshot carries and the
+// offset it covers; nil when it carries none.
+func (p *Partition) snapshotProducers(snap *raftpb.Snapshot) (*producerState, int64, error) {
+	d, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		return nil, 0, fmt.Errorf("partition %s-%d: snapshot at index %d: %w", p.topic, p.index, snap.GetMetadata().GetIndex(), err)
+	}
+	if len(d.StateData) == 0 {
+		return nil, 0, nil
+	}
+	state, next, err := unmarshalProducerState(d.StateData, p.clock.Now().UnixMilli())
+	if err != nil {
+		return nil, 0, fmt.Errorf("partition %s-%d: snapshot producer state: %w", p.topic, p.index, err)
+	}
+	return state, next, nil
+}
+
 // Restore implements replica.StateMachine: the replica installed a leader's
 // snapshot in the Raft log, which holds the data below it when it held the
 // snapshot's entry, and otherwise restarted the segments empty at the
 // snapshot's next offset (the data below is not copied yet: a replica
 // behind retention serves from there). Producer state comes from the
-// snapshot's state data; the stream index must cover the snapshot already,
-// as it cannot be rebuilt without the data below it.
+// snapshot's state data, which snapshotInstaller wrote before the install;
+// the stream index must cover the snapshot already, as it cannot be
+// rebuilt without the data below it.
 func (p *Partition) Restore(snap *raftpb.Snapshot) error {
 	d, err := raftlog.DecodeDescriptor(snap.GetData())
 	if err != nil {
 		return fmt.Errorf("partition %s-%d: snapshot at index %d: %w", p.topic, p.index, snap.GetMetadata().GetIndex(), err)
 	}
-	nowMs := p.clock.Now().UnixMilli()
-	state, next := newProducerState(), d.NextOffset
-	if len(d.StateData) > 0 {
-		if state, next, err = unmarshalProducerState(d.StateData, nowMs); err != nil {
-			return fmt.Errorf("partition %s-%d: snapshot producer state: %w", p.topic, p.index, err)
-		}
+	state, next, err := p.snapshotProducers(snap)
+	if err != nil {
+		return err
+	}
+	if state == nil {
+		state, next = newProducerState(), d.NextOffset
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -116,9 +158,6 @@ func (p *Partition) Restore(snap *raftpb.Snapshot) error {
 	p.epochMu.Lock()
 	p.epochs = &epochHistory{}
 	p.epochMu.Unlock()
-	if err := p.writeProducers(p.copyProducers()); err != nil {
-		return err
-	}
 	p.noteApplied(snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm())
 	p.advance(d.NextOffset)
 	p.logger.Info("installed a snapshot", "index", snap.GetMetadata().GetIndex(), "next_offset", d.NextOffset, "log_start_offset", p.log.StartOffset())
