@@ -55,7 +55,10 @@ func TestReplicatedSimulation(t *testing.T) {
 }
 
 func runReplicatedSeed(t *testing.T, seed uint64) {
-	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes, c.CheckpointIntervalMs = 2000, 300 })
+	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) {
+		c.Storage.SegmentBytes, c.CheckpointIntervalMs = 2000, 300
+		c.DeleteSegments, c.RetentionBytes = true, 6000
+	})
 	rng := rand.New(rand.NewPCG(seed, 0xfa17))
 	if err := g.c.Net.SetFaults(sim.Faults{DropPercent: 3, DuplicatePercent: 3, DelayMinMs: 1, DelayMaxMs: 15}); err != nil {
 		t.Fatal(err)
@@ -90,7 +93,32 @@ func runReplicatedSeed(t *testing.T, seed uint64) {
 		end = max(end, pr.acked[pr.next-1]+1)
 	}
 	g.converge(end)
-	checkProducers(t, g.sameEverywhere(), producers)
+	var start int64
+	for _, p := range g.parts {
+		start = max(start, p.LogStartOffset())
+	}
+	g.sameEverywhereFrom(start)
+	checkProducers(t, g.exposedUpTo(end), producers)
+}
+
+// exposedUpTo returns the batches high watermarks exposed below end, in
+// offset order: the whole history, retention or not.
+func (g *group) exposedUpTo(end int64) []byte {
+	g.t.Helper()
+	var out []byte
+	for off := int64(0); off < end; {
+		whole, ok := g.exposed[off]
+		if !ok {
+			g.t.Fatalf("no replica exposed a batch at offset %d", off)
+		}
+		h, err := batch.ParseHeader(whole)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		out = append(out, whole...)
+		off = h.NextOffset()
+	}
+	return out
 }
 
 // runFor runs the simulation for ms of virtual time and moves the
@@ -128,7 +156,7 @@ func (g *group) drive(pr *simProducer, rng *rand.Rand) {
 	g.t.Fatalf("producer %d: sequence %d never acknowledged", pr.pid, pr.next)
 }
 
-// chaos crashes, restarts, isolates or heals now and then.
+// chaos crashes, restarts, isolates, heals or cleans now and then.
 func (g *group) chaos(rng *rand.Rand) {
 	ids := g.c.IDs()
 	id := ids[rng.IntN(len(ids))]
@@ -143,6 +171,12 @@ func (g *group) chaos(rng *rand.Rand) {
 		}
 	case n <= 6:
 		g.c.Net.Heal()
+	case n == 7 && g.c.Node(id).Up:
+		// Retention (where configured) compacts the replica's Raft log: a
+		// replica behind then catches up from a snapshot.
+		if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil && g.c.Node(id).Replica.Err() == nil {
+			g.t.Fatalf("clean on %d: %v", id, err)
+		}
 	}
 }
 
