@@ -121,9 +121,10 @@
 //     Raft log to the entry before the first batch they keep, never past
 //     the applied index, then delete or rewrite. A follower that needs an
 //     entry below gets the leader's snapshot, whose descriptor carries
-//     producer state (SetSnapshotData); Restore installs it, and a follower
-//     whose log did not reach the snapshot restarts its segments empty at
-//     the snapshot's next offset and serves from there (the data below is
-//     not copied). A stream topic's index cannot be rebuilt without that
+//     producer state (SetSnapshotData), written to disk before the Raft
+//     log installs the snapshot (RaftStorage); Restore takes it in, and a
+//     follower whose log did not reach the snapshot restarts its segments
+//     empty at the snapshot's next offset and serves from there (the data
+//     below is not copied). A stream topic's index cannot be rebuilt without that
 //     data, so its replicas refuse such a snapshot (ErrUnsupported).
 package partition
