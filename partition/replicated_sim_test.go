@@ -10,6 +10,8 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/internal/sim"
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/streams"
 )
 
@@ -65,7 +67,11 @@ func runReplicatedSeed(t *testing.T, seed uint64) {
 	}
 	producers := []*simProducer{{pid: 1, acked: map[int32]int64{}}, {pid: 2, acked: map[int32]int64{}}}
 	for range 80 {
+		crashes := g.crashes
 		g.chaos(rng)
+		if g.crashes != crashes {
+			g.checkQuorum(producers)
+		}
 		if l, ok := g.c.Leader(); ok {
 			for _, pr := range producers {
 				g.step(pr, l, rng)
@@ -99,6 +105,67 @@ func runReplicatedSeed(t *testing.T, seed uint64) {
 	}
 	g.sameEverywhereFrom(start)
 	checkProducers(t, g.exposedUpTo(end), producers)
+}
+
+// checkQuorum checks that each acknowledged batch is durable on a quorum:
+// in the Raft log a power cut of the node now would leave, on two of the
+// three nodes, down ones included. A batch below a node's log start counts
+// as held there: retention or a snapshot removed it after it committed.
+func (g *group) checkQuorum(producers []*simProducer) {
+	g.t.Helper()
+	type durable struct {
+		start   int64
+		batches map[int64]batch.Header
+	}
+	var nodes []durable
+	for _, id := range g.c.IDs() {
+		start, batches := g.durableBatches(id)
+		nodes = append(nodes, durable{start, batches})
+	}
+	for _, pr := range producers {
+		for seq, off := range pr.acked {
+			n := 0
+			for _, d := range nodes {
+				h, ok := d.batches[off]
+				if off < d.start || (ok && h.ProducerID == pr.pid && h.BaseSequence == seq) {
+					n++
+				}
+			}
+			if n < 2 {
+				g.t.Fatalf("producer %d sequence %d, acknowledged at offset %d, is durable on %d nodes", pr.pid, seq, off, n)
+			}
+		}
+	}
+}
+
+// durableBatches opens what a power cut of node id now would leave, as
+// its Raft log, and returns its log start and the headers of the batches
+// in its segments.
+func (g *group) durableBatches(id uint64) (int64, map[int64]batch.Header) {
+	g.t.Helper()
+	img := g.fs[id].Crash(vfs.CrashOptions{})
+	rl, err := raftlog.Open(img, partDir, g.cfg.Storage, g.clock.Now().UnixMilli())
+	if err != nil {
+		g.t.Fatalf("node %d: open the Raft log a crash leaves: %v", id, err)
+	}
+	defer rl.Close()
+	st := rl.Segments()
+	out := map[int64]batch.Header{}
+	if st.StartOffset() == st.NextOffset() {
+		return st.StartOffset(), out
+	}
+	data, err := st.Read(st.StartOffset(), 1<<30, st.NextOffset())
+	if err != nil {
+		g.t.Fatalf("node %d: read the Raft log a crash leaves: %v", id, err)
+	}
+	for len(data) > 0 {
+		h, _, rest, err := batch.Next(data)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		out[h.BaseOffset], data = h, rest
+	}
+	return st.StartOffset(), out
 }
 
 // exposedUpTo returns the batches high watermarks exposed below end, in

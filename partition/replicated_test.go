@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"testing/cryptotest"
 	"time"
@@ -35,6 +36,9 @@ type group struct {
 	// exposed holds every batch a high watermark exposed, by base offset.
 	exposed map[int64][]byte
 	voters  []uint64
+	crashes int
+	// tear drives what a crash keeps of unsynced writes.
+	tear *rand.Rand
 }
 
 const partDir = "/data/t-0"
@@ -45,7 +49,8 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 	t.Helper()
 	cryptotest.SetGlobalRandom(t, seed)
 	g := &group{t: t, clock: env.NewManualClock(time.UnixMilli(1_700_000_000_000)), cfg: DefaultConfig(),
-		fs: map[uint64]*vfs.CrashFS{}, parts: map[uint64]*Partition{}, hwms: map[uint64]int64{}, exposed: map[int64][]byte{}, voters: voters}
+		fs: map[uint64]*vfs.CrashFS{}, parts: map[uint64]*Partition{}, hwms: map[uint64]int64{}, exposed: map[int64][]byte{}, voters: voters,
+		tear: rand.New(rand.NewPCG(seed, 0x7ea5))}
 	for _, e := range edit {
 		e(&g.cfg)
 	}
@@ -230,12 +235,14 @@ func (g *group) sameEverywhere() []byte {
 	return want
 }
 
-// crash takes node id down with what its raft storage and filesystem had
-// synced; restart brings it back over that.
+// crash takes node id down with what its filesystem had synced, and a
+// random part of each file's unsynced appends, perhaps torn (a power cut);
+// restart brings it back over that.
 func (g *group) crash(id uint64) {
+	g.crashes++
 	g.c.Crash(id)
 	old := g.parts[id]
-	g.fs[id] = g.fs[id].Crash(vfs.CrashOptions{})
+	g.fs[id] = g.fs[id].Crash(vfs.CrashOptions{Rand: g.tear, TearUnsynced: true})
 	_ = old.Close() // writes to the filesystem the crash left behind
 }
 
