@@ -61,8 +61,12 @@ func (p *Partition) enforceRetention(cfg Config, nowMs int64) error {
 	return p.asWriter(func() error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		limit, err := p.trimEnd()
+		if err != nil {
+			return err
+		}
 		segs := p.log.Segments()
-		n := segmentsToDelete(segs, cfg, nowMs, p.HighWatermark())
+		n := segmentsToDelete(segs, cfg, nowMs, limit)
 		if n == 0 {
 			return nil
 		}
@@ -92,8 +96,12 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		return err
 	}
 	producerLast := p.producerLastOffsets()
+	limit, err := p.trimEnd()
+	if err != nil {
+		return err
+	}
 	for _, seg := range p.log.Segments() {
-		if seg.Active || seg.NextOffset > hwm {
+		if seg.Active || seg.NextOffset > limit {
 			break
 		}
 		data, err := p.log.ReadSegment(seg.BaseOffset)

@@ -43,6 +43,10 @@ func (p *Partition) Apply(ents []*raftpb.Entry) error {
 		p.noteApplied(last.GetIndex(), last.GetTerm())
 	}
 	p.advance(end)
+	if err := p.applyDeferredStart(); err != nil {
+		p.fail(fmt.Errorf("apply delete records: %w", err))
+		return p.Err()
+	}
 	p.checkpointReplica()
 	return nil
 }
@@ -196,11 +200,40 @@ func (p *Partition) applyCommand(data []byte, end int64) error {
 
 // applyDeleteRecords advances the log start to offset, never past what
 // this replica applied (end), so every replica ends with the same start.
+// After a configuration change whose ConfState is not recorded yet, the
+// Raft log cannot be compacted past it: the start then moves at the end of
+// a later Apply (applyDeferredStart); a restart before delivers the command
+// again.
 func (p *Partition) applyDeleteRecords(offset, end int64) error {
 	offset = min(offset, end)
 	if offset <= p.log.StartOffset() {
 		return nil
 	}
+	if p.repl.confChanged {
+		p.repl.deferredStart = max(p.repl.deferredStart, offset)
+		return nil
+	}
+	return p.advanceStart(offset)
+}
+
+// applyDeferredStart moves the log start as a DeleteRecords applied while
+// a configuration change was not recorded asked, once it is.
+func (p *Partition) applyDeferredStart() error {
+	r := p.repl
+	if r.deferredStart == 0 || r.confChanged {
+		return nil
+	}
+	offset := r.deferredStart
+	r.deferredStart = 0
+	if offset <= p.log.StartOffset() {
+		return nil
+	}
+	return p.advanceStart(offset)
+}
+
+// advanceStart compacts the Raft log below offset and moves the log start
+// there. Callers hold mu.
+func (p *Partition) advanceStart(offset int64) error {
 	if err := p.snapshotBeforeTrim(); err != nil {
 		return err
 	}

@@ -66,8 +66,12 @@ type replicated struct {
 	// applied, so a batch touching a pending stream waits (errStreamPending).
 	pendingStreams map[string]int
 	// confChanged: a configuration change was applied whose ConfState the
-	// Raft log has not recorded yet (see recordApplied).
-	confChanged bool
+	// Raft log has not recorded yet (see recordApplied). deferredStart is
+	// the log start an applied DeleteRecords asked for meanwhile (0: none),
+	// which waits for the applied index to be recorded past the data it
+	// removes (applyDeferredStart).
+	confChanged   bool
+	deferredStart int64
 }
 
 // pendingBatch is one proposed data batch, as stamped.
@@ -94,11 +98,12 @@ const (
 // and high watermark on every replica. No leader epoch starts at open: the
 // epoch is the term of the leader that stamped each batch.
 //
-// Until the partition's segments are themselves the group's Raft log
-// (raftlog), the group's log is the replica's Storage and the segments hold
-// the applied data batches, byte for byte as the leader stamped them;
-// entries the group delivers again after a restart (below the log end) are
-// passed over, so replay at open stops at what was applied.
+// The group's Raft log is the partition's directory (raftlog): opened, or
+// created from rc.Bootstrap when there is none, its segments holding each
+// data entry once, as the batch the leader stamped; RaftStorage gives it to
+// the replica. Producer state and the stream index are caught up at open
+// to raft-state's applied index, whose offset is the high watermark; raft
+// delivers the entries after it again.
 //
 // On a stream topic a batch is checked against the stream index, which
 // takes a batch when it is applied; so appends to one stream take turns:

@@ -42,6 +42,26 @@ func (p *Partition) compactRaftBelow(offset int64) error {
 	return nil
 }
 
+// trimEnd bounds the data retention and the cleaners may remove or
+// rewrite: the high watermark, and on a replica the offset after the
+// applied index its Raft log recorded, which may lag after a
+// configuration change (compactRaftBelow never passes it).
+func (p *Partition) trimEnd() (int64, error) {
+	hwm := p.HighWatermark()
+	if p.raft == nil {
+		return hwm, nil
+	}
+	applied, err := p.RaftApplied()
+	if err != nil {
+		return 0, err
+	}
+	end, err := p.raft.OffsetOf(applied + 1)
+	if err != nil {
+		return 0, fmt.Errorf("offset after the applied index %d: %w", applied, err)
+	}
+	return min(hwm, end), nil
+}
+
 // raftIndexBelow returns the compaction point for compactRaftBelow, 0 when
 // the log is compacted past it already.
 func (p *Partition) raftIndexBelow(offset int64) (uint64, error) {
