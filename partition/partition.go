@@ -184,7 +184,7 @@ func (p *Partition) openLog(e env.Env, cfg Config) error {
 	}
 	p.raft, p.log = rl, rl.Segments()
 	rl.SetSnapshotData(p.snapshotState)
-	hs, _, err := rl.InitialState()
+	hs, cs, err := rl.InitialState()
 	if err == nil {
 		p.hwm, err = rl.OffsetOf(hs.GetCommit() + 1)
 	}
@@ -192,7 +192,11 @@ func (p *Partition) openLog(e env.Env, cfg Config) error {
 		_ = rl.Close()
 		return fmt.Errorf("applied offset: %w", err)
 	}
-	p.synced = p.hwm
+	// raft-state's ConfState is the one the last change at or below the
+	// applied index made.
+	if c := rl.LastConfChange(hs.GetCommit()); c > 0 {
+		p.repl.confAt[c] = cs
+	}
 	return nil
 }
 

@@ -74,8 +74,11 @@ func (p *Partition) applyEntry(e *raftpb.Entry, end int64) (int64, error) {
 // delivers the change again and the replica applies it once more over the
 // ConfState recorded before it.
 func (p *Partition) recordApplied(e *raftpb.Entry, conf *raftpb.ConfState) error {
-	if p.repl.confChanged || e.GetType() == raftpb.EntryConfChange || e.GetType() == raftpb.EntryConfChangeV2 {
-		p.repl.confChanged = true
+	if e.GetType() == raftpb.EntryConfChange || e.GetType() == raftpb.EntryConfChangeV2 {
+		p.repl.confChanged, p.repl.confIndex = true, e.GetIndex()
+		return nil
+	}
+	if p.repl.confChanged {
 		return nil
 	}
 	return p.raft.RecordApplied(e.GetIndex(), conf)
@@ -89,7 +92,9 @@ func (p *Partition) confToRecord() *raftpb.ConfState {
 		return nil
 	}
 	r.confChanged = false
-	return r.confState()
+	cs := r.confState()
+	r.confAt[r.confIndex] = cs
+	return cs
 }
 
 // checkpointReplica, when the checkpoint interval passed, checkpoints the

@@ -72,6 +72,12 @@ type replicated struct {
 	// removes (applyDeferredStart).
 	confChanged   bool
 	deferredStart int64
+	// confIndex is the index of the last configuration change applied, and
+	// confAt the ConfState each change made, by index, when known (read
+	// at the next Apply, or from raft-state at open): what a compaction
+	// of the Raft log past a change records (compactionConf).
+	confIndex uint64
+	confAt    map[uint64]*raftpb.ConfState
 }
 
 // pendingBatch is one proposed data batch, as stamped.
@@ -113,7 +119,8 @@ func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc Repli
 	if rc.Propose == nil || rc.ConfState == nil {
 		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer and the replica's ConfState", topic, index)
 	}
-	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap, confState: rc.ConfState})
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap, confState: rc.ConfState,
+		confAt: map[uint64]*raftpb.ConfState{}})
 }
 
 // RaftStorage is the group's Raft log as the replica persists through it

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/cairnlog/cairn/replica"
 )
 
@@ -179,4 +181,100 @@ func TestReplicatedUncommittedEntriesAreNotServed(t *testing.T) {
 			t.Fatalf("node %d: leader epoch %d, want the term %d", id, got, won.Term)
 		}
 	}
+}
+
+// TestReplicatedConfChangeThenDeleteRecords: a follower catching up
+// applies a configuration change, batches and a DeleteRecords, perhaps in
+// one Apply (the DeleteRecords then waits for the change's ConfState to be
+// recorded), or installs a snapshot taken past the change; its Raft log
+// records the applied index past the change only with the replica's new
+// ConfState, the snapshot carries that ConfState, the log start moves as
+// on the leader, and a restart from its files keeps all three.
+func TestReplicatedConfChangeThenDeleteRecords(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// deleteAt is the DeleteRecords offset, given the last batch.
+		deleteAt func(last AppendResult) int64
+	}{
+		{"FollowerReplays", func(AppendResult) int64 { return 10 }},
+		{"FollowerGetsSnapshot", func(last AppendResult) int64 { return last.LastOffset - 1 }},
+	} {
+		t.Run(c.name, func(t *testing.T) { confChangeThenDeleteRecords(t, c.deleteAt) })
+	}
+}
+
+func confChangeThenDeleteRecords(t *testing.T, deleteAt func(AppendResult) int64) {
+	g := newGroup(t, 23, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes = 400 })
+	l := g.leader()
+	for i := range 6 {
+		g.produceCommitted(l, produce(t, 2, fmt.Sprintf("a%d", i)))
+	}
+	g.converge(12)
+	f := l%3 + 1
+	g.crash(f)
+	ccs, err := raftpb.ConfChangesFromString("l4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.c.Do(l, func(r *replica.Replica) error { return r.ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs}) }); err != nil {
+		t.Fatal(err)
+	}
+	g.run("the learner in the leader's configuration", func() bool {
+		return len(g.c.Node(l).Replica.ConfState().GetLearners()) == 1
+	}, 10_000)
+	cc := g.parts[l].raft.LastConfChange(g.c.Node(l).Replica.Applied())
+	if cc == 0 {
+		t.Fatal("the leader's Raft log holds no configuration change")
+	}
+	var last AppendResult
+	for i := range 6 {
+		last = g.produceCommitted(l, produce(t, 2, fmt.Sprintf("b%d", i)))
+	}
+	start := deleteAt(last)
+	at, err := g.parts[l].ProposeDeleteRecords(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.run("DeleteRecords applied on the leader", func() bool {
+		done, err := g.parts[l].appliedDone(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done
+	}, 10_000)
+	g.restart(f)
+	for round := range 2 {
+		// An entry after the catch-up: the Apply that takes it records the
+		// replica's ConfState, which took the change after the previous one.
+		more := g.produceCommitted(l, produce(t, 2, fmt.Sprintf("c%d", round)))
+		g.converge(more.LastOffset + 1)
+		p := g.parts[f]
+		if p.LogStartOffset() != start {
+			t.Fatalf("round %d: follower's log start %d, want %d", round, p.LogStartOffset(), start)
+		}
+		if err := p.raft.Checkpoint(); err != nil { // as the next interval would
+			t.Fatal(err)
+		}
+		_, cs, err := p.raft.InitialState()
+		if err != nil || len(cs.GetLearners()) != 1 {
+			t.Fatalf("round %d: follower's Raft log records ConfState %v (%v), want the learner", round, cs, err)
+		}
+		applied, err := p.RaftApplied()
+		if err != nil || applied < at.Index {
+			t.Fatalf("round %d: follower's Raft log records applied %d (%v), want at least %d", round, applied, err, at.Index)
+		}
+		snap, err := g.parts[l].raft.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if learners := len(snap.GetMetadata().GetConfState().GetLearners()); (learners == 1) != (snap.GetMetadata().GetIndex() >= cc) {
+			t.Fatalf("round %d: leader's snapshot at %d, past the change at %d or not, has ConfState %v", round, snap.GetMetadata().GetIndex(), cc, snap.GetMetadata().GetConfState())
+		}
+		g.crash(f)
+		g.restart(f)
+		if got := g.c.Node(f).Replica.ConfState().GetLearners(); len(got) != 1 {
+			t.Fatalf("round %d: restarted follower's learners %v", round, got)
+		}
+	}
+	g.sameEverywhereFrom(start)
 }

@@ -36,10 +36,42 @@ func (p *Partition) compactRaftBelow(offset int64) error {
 	if err != nil || index == 0 {
 		return err
 	}
-	if err := p.raft.Compact(index, nil); err != nil && !errors.Is(err, raft.ErrCompacted) {
+	index, conf, err := p.compactionConf(index)
+	if err != nil {
+		return err
+	}
+	if err := p.raft.Compact(index, conf); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return p.classifyWriteError(fmt.Errorf("compact the raft log at %d: %w", index, err))
 	}
+	for c := range p.repl.confAt {
+		if c <= index {
+			delete(p.repl.confAt, c)
+		}
+	}
 	return nil
+}
+
+// compactionConf returns where to compact the Raft log for a compaction
+// needed at index, and the ConfState to record there: nil (the
+// compaction point's) when no configuration change lies between, the one
+// the last change made when it is known. Otherwise (changes applied in one
+// Apply, the ConfState between them never seen) the compaction goes to the
+// applied index the Raft log recorded, whose ConfState raft-state holds;
+// further than asked, which only makes followers behind it need a
+// snapshot.
+func (p *Partition) compactionConf(index uint64) (uint64, *raftpb.ConfState, error) {
+	c := p.raft.LastConfChange(index)
+	if c == 0 {
+		return index, nil, nil
+	}
+	if cs, ok := p.repl.confAt[c]; ok {
+		return index, cs, nil
+	}
+	hs, cs, err := p.raft.InitialState()
+	if err != nil {
+		return 0, nil, err
+	}
+	return hs.GetCommit(), cs, nil
 }
 
 // trimEnd bounds the data retention and the cleaners may remove or
@@ -174,7 +206,9 @@ func (p *Partition) Restore(snap *raftpb.Snapshot) error {
 		return fmt.Errorf("%w: %s-%d: a snapshot past the stream index", ErrUnsupported, p.topic, p.index)
 	}
 	p.producers, p.producersNext = state, max(next, d.NextOffset)
-	p.repl.confChanged = false // raft-state records the snapshot's ConfState
+	// raft-state records the snapshot's ConfState, that of its compaction point.
+	p.repl.confChanged = false
+	clear(p.repl.confAt)
 	p.epochMu.Lock()
 	p.epochs = &epochHistory{}
 	p.epochMu.Unlock()
