@@ -119,7 +119,8 @@
 //     retention, the cleaners and the DeleteRecords command (0x81, offset;
 //     applied by every replica, capped at what it applied) compact the
 //     Raft log to the entry before the first batch they keep, never past
-//     the applied index, then delete or rewrite. A follower that needs an
+//     the applied index it recorded, with the ConfState as of there, then
+//     delete or rewrite. A follower that needs an
 //     entry below gets the leader's snapshot, whose descriptor carries
 //     producer state (SetSnapshotData), written to disk before the Raft
 //     log installs the snapshot (RaftStorage); Restore takes it in, and a
