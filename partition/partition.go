@@ -91,6 +91,10 @@ type Partition struct {
 	// afterFlush, when set by a test before its first append, runs on the
 	// flusher after each round of syncs, told whether it checkpointed.
 	afterFlush func(checkpointed bool)
+	// beforeClose, when set by a test, runs first in Close and Delete: it
+	// stops the replica driving a replicated partition, as a node removes
+	// the group before it closes the partition whose Raft log it reads.
+	beforeClose func()
 
 	// repl is set when the partition is a replica's state machine
 	// (OpenReplica); see replicated.go. raft is then the group's Raft log,
@@ -610,8 +614,13 @@ func (p *Partition) checkpoint() (producerSnapshotCopy, bool) {
 }
 
 // Close syncs what is pending, records a clean recovery point and closes the
-// files, so the next Open validates nothing.
+// files, so the next Open validates nothing. A replicated partition closes
+// once its replica stopped: the replica reads and writes the Raft log Close
+// closes.
 func (p *Partition) Close() error {
+	if p.beforeClose != nil {
+		p.beforeClose()
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -671,6 +680,9 @@ func (p *Partition) failClosed() {
 
 // Delete closes the partition and removes its files.
 func (p *Partition) Delete() error {
+	if p.beforeClose != nil {
+		p.beforeClose()
+	}
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
