@@ -278,3 +278,52 @@ func confChangeThenDeleteRecords(t *testing.T, deleteAt func(AppendResult) int64
 	}
 	g.sameEverywhereFrom(start)
 }
+
+// TestReplicatedOpenStopsAtApplied: an isolated leader's synced,
+// uncommitted tail survives its restart in its segments, but the restart
+// serves, counts in producer state and indexes only up to raft-state's
+// applied offset; once the majority's leader overrides the tail, the
+// replica holds what the others hold.
+func TestReplicatedOpenStopsAtApplied(t *testing.T) {
+	g := newGroup(t, 24, []uint64{1, 2, 3})
+	l := g.leader()
+	base := g.produceCommitted(l, idempotent(t, 9, 0, 0, 2))
+	g.converge(base.LastOffset + 1)
+	committed := base.LastOffset + 1
+	g.c.Net.Isolate(l, g.c.IDs())
+	tail, err := g.parts[l].Append(idempotent(t, 9, 0, 2, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.run("the tail durable on the isolated leader", func() bool {
+		done, err := g.parts[l].localDurableDone(tail.LastOffset, tail.Term)
+		return done && err == nil
+	}, 10_000)
+	if err := g.parts[l].raft.Checkpoint(); err != nil { // raft-state as a checkpoint leaves it
+		t.Fatal(err)
+	}
+	g.crash(l)
+	g.restart(l)
+	p := g.parts[l]
+	if p.LogEndOffset() != tail.LastOffset+1 || p.HighWatermark() != committed {
+		t.Fatalf("restarted isolated leader: log end %d, high watermark %d; want %d and %d", p.LogEndOffset(), p.HighWatermark(), tail.LastOffset+1, committed)
+	}
+	p.mu.Lock()
+	last := p.producers.lastOffsets()[9]
+	p.mu.Unlock()
+	if last != base.LastOffset {
+		t.Fatalf("producer state at open ends at offset %d, want the committed %d", last, base.LastOffset)
+	}
+	var other uint64
+	g.run("a leader on the majority side", func() bool {
+		id, ok := g.c.Leader()
+		other = id
+		return ok && id != l
+	}, 10_000)
+	won := g.produceCommitted(other, idempotent(t, 9, 0, 2, 1))
+	g.c.Net.Heal()
+	g.converge(won.LastOffset + 1)
+	if data := g.sameEverywhere(); len(epochsOf(t, data)) != 2 {
+		t.Fatalf("%d batches everywhere, want the committed one and the majority's", len(epochsOf(t, data)))
+	}
+}
