@@ -10,7 +10,8 @@
 // start yet). raftlog carries the meta state in its snapshot descriptor,
 // asking for it at the compaction index: the state of each compaction
 // index is kept in <data>/meta/state-<index>, written before the log
-// compacts there, older ones removed after.
+// compacts there or installs the leader's snapshot there, older ones
+// removed after.
 //
 // # The log and the machine
 //
