@@ -24,7 +24,10 @@
 // applied offset, and each later one the one before (a dropped proposal
 // gives its offset back). Apply checks every entry's base offset against
 // the applied one. Raft's empty and configuration entries only advance the
-// applied index.
+// applied index. A command is checked (it decodes, at most 1 MiB) before it
+// is proposed, forwarded ones too; one that does not decode and is
+// committed all the same is an INVALID_COMMAND refusal on every node, not a
+// failure of the group.
 //
 // # Proposals
 //

@@ -25,6 +25,9 @@ func (c *Controller) Propose(ctx context.Context, cmd *metav1.Command) (*metav1.
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCommand(data); err != nil {
+		return nil, err
+	}
 	deadline := c.e.Clock.NewTimer(c.cfg.ProposeTimeout)
 	defer deadline.Stop()
 	for {
@@ -75,9 +78,30 @@ func (c *Controller) pause(ctx context.Context, moved <-chan struct{}, deadline 
 	}
 }
 
-// proposeLocal proposes on this node's replica and waits for the entry to
-// apply here.
+// commandBytesMax bounds a command of the meta log: far above any command
+// the cluster writes (a CreateTopic of thousands of partitions), and at
+// raft's default message size, so one entry never crowds a message alone.
+const commandBytesMax = 1 << 20
+
+// checkCommand refuses bytes that cannot be a command of the meta log (too
+// many, or not decoding), before they are proposed: a forwarded request
+// carries whatever its sender wrote.
+func checkCommand(data []byte) error {
+	if len(data) > commandBytesMax {
+		return fmt.Errorf("controller: %w: %d bytes, at most %d", meta.ErrInvalidCommand, len(data), commandBytesMax)
+	}
+	if _, err := meta.DecodeCommand(data); err != nil {
+		return fmt.Errorf("controller: %w: %w", meta.ErrInvalidCommand, err)
+	}
+	return nil
+}
+
+// proposeLocal checks the command, proposes it on this node's replica and
+// waits for the entry to apply here.
 func (c *Controller) proposeLocal(ctx context.Context, data []byte, deadline <-chan time.Time) (uint64, *metav1.Result, error) {
+	if err := checkCommand(data); err != nil {
+		return 0, nil, err
+	}
 	w := &waiter{done: make(chan waitResult, 1)}
 	var (
 		at  replica.ProposalPoint
