@@ -37,7 +37,10 @@
 // and it is proposed again. Elsewhere it forwards the command to the
 // leader's node in a MetaPropose frame (frames.go draws the payloads) and
 // waits for the MetaProposeResult, then for its own node to apply that
-// index, so the caller reads its own write in State. Every wait is bounded
+// index, so the caller reads its own write in State. A result answers the
+// request with its id only when it comes from the node the request went
+// to; request ids start at a random one each Open, so a late result meant
+// for an earlier run answers nothing. Every wait is bounded
 // by ProposeTimeout on the env's clock. A command known not to be applied
 // (no leader known, "not the controller", a proposal lost to a new leader)
 // is tried again until the deadline, then ErrNotController; one whose fate

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -45,13 +46,24 @@ func (r frameRecorder) next(t *testing.T) frame {
 // first entry) over a MemStorage, sending frames to tr.
 func openSingle(t *testing.T, tr FrameSender) *Controller {
 	t.Helper()
-	fs := vfs.NewMem()
-	e := testEnv(fs, 1)
-	clusterID, err := NewClusterID(e)
-	if err != nil {
-		t.Fatal(err)
+	c, closeNode := openSingleIn(t, testEnv(vfs.NewMem(), 1), replica.NewMemStorage(), tr)
+	t.Cleanup(closeNode)
+	return c
+}
+
+// openSingleIn opens a one-node controller in /data of e's filesystem
+// over log, and returns it once it leads with the function that closes
+// it.
+func openSingleIn(t *testing.T, e env.Env, log Log, tr FrameSender) (*Controller, func()) {
+	t.Helper()
+	ident, err := OpenIdentity(e.FS, "/data", 1, "")
+	if errors.Is(err, ErrNoIdentity) {
+		clusterID, cerr := NewClusterID(e)
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		ident, err = OpenIdentity(e.FS, "/data", 1, clusterID)
 	}
-	ident, err := OpenIdentity(fs, "/data", 1, clusterID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +71,13 @@ func openSingle(t *testing.T, tr FrameSender) *Controller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: replica.NewMemStorage(), Scheduler: s, Transport: tr})
+	c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: log, Scheduler: s, Transport: tr})
 	if err != nil {
 		s.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close(); s.Close() })
 	propose(t, c, allocate(1))
-	return c
+	return c, func() { c.Close(); s.Close() }
 }
 
 // Bytes that are no command, or too many, are refused before they are
@@ -133,5 +144,79 @@ func TestUndecodableEntryIsARefusal(t *testing.T) {
 	}
 	if err := sm.Apply([]*raftpb.Entry{prepared(t, c, allocate(1), 3, 1)}); err != nil {
 		t.Fatalf("the entry after: %v", err)
+	}
+}
+
+// forwardOnce forwards a MetaPropose to node (this node's own: the leader
+// known here) and returns the request id of the frame sent and where the
+// result will arrive.
+func forwardOnce(t *testing.T, c *Controller, sent frameRecorder, node uint64) (uint64, <-chan forwardResult) {
+	t.Helper()
+	got := make(chan forwardResult, 1)
+	go func() {
+		deadline := time.NewTimer(waitMax)
+		defer deadline.Stop()
+		r, err := c.forwardFrame(context.Background(), node, transport.FrameMetaPropose, []byte("command"), deadline.C)
+		if err != nil {
+			t.Errorf("forward: %v", err)
+		}
+		got <- r
+	}()
+	f := sent.next(t)
+	id, _, err := decodePropose(f.payload)
+	if err != nil || f.to != node {
+		t.Fatalf("sent to node %d: %v", f.to, err)
+	}
+	return id, got
+}
+
+func answer(c *Controller, from, id, index uint64) {
+	c.HandleResultFrame(from, encodeResult(forwardResult{requestID: id, status: statusApplied, index: index}))
+}
+
+func resultIndex(t *testing.T, got <-chan forwardResult) uint64 {
+	t.Helper()
+	select {
+	case r := <-got:
+		return r.index
+	case <-time.After(waitMax):
+		t.Fatal("the forward was not answered")
+		return 0
+	}
+}
+
+// A forwarded request takes its result only from the node it went to,
+// and with its own request id: a result from another node, or one of an
+// earlier request, is dropped.
+func TestForwardTakesOnlyItsOwnResult(t *testing.T) {
+	sent := make(frameRecorder, 4)
+	c := openSingle(t, sent)
+	id, got := forwardOnce(t, c, sent, 1)
+	answer(c, 3, id, 100)   // another node
+	answer(c, 1, id-1, 101) // an earlier request
+	answer(c, 1, id, 7)
+	if index := resultIndex(t, got); index != 7 {
+		t.Fatalf("took the result at index %d, want its own at 7", index)
+	}
+}
+
+// Request ids do not start over when the controller opens again: a late
+// result meant for the previous run answers nothing of the next.
+func TestForwardIgnoresAResultOfAnEarlierRun(t *testing.T) {
+	e, log := testEnv(vfs.NewMem(), 1), replica.NewMemStorage()
+	sent := make(frameRecorder, 4)
+	c, closeNode := openSingleIn(t, e, log, sent)
+	earlier, got := forwardOnce(t, c, sent, 1)
+	answer(c, 1, earlier, 5)
+	resultIndex(t, got)
+	closeNode()
+
+	c, closeNode = openSingleIn(t, e, log, sent)
+	defer closeNode()
+	id, got := forwardOnce(t, c, sent, 1)
+	answer(c, 1, earlier, 5) // the previous run's result, arriving late
+	answer(c, 1, id, 9)
+	if index := resultIndex(t, got); index != 9 {
+		t.Fatalf("took the result at index %d, want its own at 9", index)
 	}
 }
