@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -267,4 +269,21 @@ func TestRecreateDeletedTopic(t *testing.T) {
 	c = openCluster(t, fsys)
 	defer c.Close()
 	check(c)
+}
+
+// TestRefusalsKeepTheirErrors: the metadata group's refusals come back as
+// the errors the front ends map to Kafka error codes, message kept.
+func TestRefusalsKeepTheirErrors(t *testing.T) {
+	for code, want := range map[metav1.ErrorCode]error{
+		metav1.ErrorCode_ERROR_CODE_TOPIC_EXISTS:       ErrTopicExists,
+		metav1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC:      ErrUnknownTopic,
+		metav1.ErrorCode_ERROR_CODE_INVALID_PARTITIONS: ErrInvalidPartitions,
+		metav1.ErrorCode_ERROR_CODE_INVALID_CONFIG:     ErrInvalidConfig,
+		metav1.ErrorCode_ERROR_CODE_INVALID_TOPIC:      ErrInvalidTopic,
+	} {
+		err := clusterError(meta.ResultError(&metav1.Result{Code: code, Message: "topic t: why"}))
+		if !errors.Is(err, want) || !strings.HasSuffix(err.Error(), "topic t: why") {
+			t.Errorf("refusal %s: %v, want %v", code, err, want)
+		}
+	}
 }
