@@ -16,7 +16,7 @@ type FrameType uint8
 // registered with Config.Handlers untouched.
 const (
 	FrameRaftBatch         FrameType = 1 // Raft messages of many groups (AppendRaftBatch)
-	FrameNodeHeartbeat     FrameType = 2 // node liveness and the leader table (reserved)
+	FrameNodeHeartbeat     FrameType = 2 // node liveness and the leader table (AppendNodeHeartbeat)
 	FrameSnapshotRead      FrameType = 3 // a follower asks for snapshot data (reserved)
 	FrameSnapshotChunk     FrameType = 4 // the reply to FrameSnapshotRead (reserved)
 	FrameMetaPropose       FrameType = 5 // a command forwarded to the meta leader (payload: package controller)
