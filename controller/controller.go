@@ -393,3 +393,23 @@ func (c *Controller) voters() []uint64 {
 	slices.Sort(ids)
 	return ids
 }
+
+// WaitLeading returns once this node leads the metadata group and has
+// applied its term's first entry, so its state holds every entry
+// committed before (a single node's start waits for it before reading
+// the state), or with ctx's error, or ErrClosed.
+func (c *Controller) WaitLeading(ctx context.Context) error {
+	for {
+		l, moved := c.leaderView()
+		if l.Leader == c.id && l.Ready {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("controller: waiting to lead (leader %d, ready %t): %w", l.Leader, l.Ready, ctx.Err())
+		case <-c.ctx.Done():
+			return ErrClosed
+		}
+	}
+}

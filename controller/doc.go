@@ -3,15 +3,16 @@
 // node proposes commands and gets their Result once its own node applied
 // them, and the state is durable and identical on every node.
 //
-// It is not wired into the server yet. The meta log is the controller's
-// own raftlog over <data>/meta/log (metalog.go), or any Log given in the
-// config (a replica.Storage that can compact behind a snapshot:
-// replica.MemStorage in tests, and for a joining node, which raftlog cannot
-// start yet). raftlog carries the meta state in its snapshot descriptor,
-// asking for it at the compaction index: the state of each compaction
-// index is kept in <data>/meta/state-<index>, written before the log
-// compacts there or installs the leader's snapshot there, older ones
-// removed after.
+// Package cluster runs it on a single node (one voter, a scheduler with
+// no peers, WaitLeading before it reads the state at start). The meta log
+// is the controller's own raftlog over <data>/meta/log (metalog.go), or
+// any Log given in the config (a replica.Storage that can compact behind
+// a snapshot: replica.MemStorage in tests, and for a joining node, which
+// raftlog cannot start yet). raftlog carries the meta state in its
+// snapshot descriptor, asking for it at the compaction index: the state of
+// each compaction index is kept in <data>/meta/state-<index>, written
+// before the log compacts there or installs the leader's snapshot there,
+// older ones removed after.
 //
 // # The log and the machine
 //
