@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"net"
 	"slices"
 
@@ -10,7 +11,10 @@ import (
 
 // registerBroker adds a node (incarnation 1), gives a known node a new
 // incarnation (its data was lost: it must never vote as its old self), or
-// updates the addresses of the current incarnation.
+// updates the addresses of the current incarnation. A new registration
+// repeated with the nonce of the one that made the current incarnation (a
+// retried proposal that committed twice) is that registration again: it
+// answers the same incarnation instead of burning another.
 func (m *Machine) registerBroker(c *metav1.RegisterBroker) (*metav1.Result, *refusal) {
 	if c.NodeId < 1 {
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "node id %d: must be at least 1", c.NodeId)
@@ -18,13 +22,18 @@ func (m *Machine) registerBroker(c *metav1.RegisterBroker) (*metav1.Result, *ref
 	if r := checkAddresses(c.RaftAddr, c.KafkaAddr, c.HttpAddr, c.Rack); r != nil {
 		return nil, r
 	}
+	if len(c.RegistrationNonce) > RegistrationNonceBytesMax {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "registration nonce of %d bytes, at most %d", len(c.RegistrationNonce), RegistrationNonceBytesMax)
+	}
 	b, at, known := m.findBroker(c.NodeId)
 	switch {
+	case c.Incarnation == 0 && known && isRetry(c, b):
+		// The same registration: the addresses below are its own.
 	case c.Incarnation == 0 && !known:
 		if len(m.state.Brokers) >= BrokersMax {
 			return nil, refuse(metav1.ErrorCode_ERROR_CODE_EXHAUSTED, "%d brokers registered, the most a cluster has", BrokersMax)
 		}
-		b = &metav1.Broker{NodeId: c.NodeId, Incarnation: 1, State: metav1.BrokerState_BROKER_STATE_JOINING}
+		b = &metav1.Broker{NodeId: c.NodeId, Incarnation: 1, State: metav1.BrokerState_BROKER_STATE_JOINING, RegistrationNonce: c.RegistrationNonce}
 		m.state.Brokers = slices.Insert(m.state.Brokers, at, b)
 	case c.Incarnation == 0:
 		if b.Incarnation >= IncarnationMax {
@@ -32,6 +41,7 @@ func (m *Machine) registerBroker(c *metav1.RegisterBroker) (*metav1.Result, *ref
 		}
 		b.Incarnation++
 		b.State = metav1.BrokerState_BROKER_STATE_JOINING
+		b.RegistrationNonce = c.RegistrationNonce
 	case !known:
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_UNKNOWN_BROKER, "node %d is not registered; register it with incarnation 0", c.NodeId)
 	case c.Incarnation != b.Incarnation:
@@ -43,6 +53,13 @@ func (m *Machine) registerBroker(c *metav1.RegisterBroker) (*metav1.Result, *ref
 	}
 	b.RaftAddr, b.KafkaAddr, b.HttpAddr, b.Rack = c.RaftAddr, c.KafkaAddr, c.HttpAddr, c.Rack
 	return &metav1.Result{Incarnation: b.Incarnation}, nil
+}
+
+// isRetry reports whether c repeats the registration that made b's
+// current incarnation; a removed incarnation is never registered again.
+func isRetry(c *metav1.RegisterBroker, b *metav1.Broker) bool {
+	return len(c.RegistrationNonce) > 0 && bytes.Equal(c.RegistrationNonce, b.RegistrationNonce) &&
+		b.State != metav1.BrokerState_BROKER_STATE_REMOVED
 }
 
 // checkAddresses refuses an address that is not HOST:PORT and labels past
@@ -137,3 +154,6 @@ func (m *Machine) Brokers() []*metav1.Broker {
 	}
 	return out
 }
+
+// RegistrationNonceBytesMax bounds RegisterBroker's registration nonce.
+const RegistrationNonceBytesMax = 32

@@ -21,18 +21,20 @@ var (
 
 // TestCrashRecovery runs random workloads of appends (overriding
 // suffixes), hard state changes, applied indexes, syncs, checkpoints,
-// compactions (dropping the segments below), raft-meta rewrites (every
-// other seed) and reopens on a crash-simulating filesystem, cuts the
+// compactions (dropping the segments below), installed snapshots of every
+// kind, raft-meta rewrites (every other seed) and reopens on a crash-simulating filesystem, cuts the
 // power at a random filesystem call (torn writes included), reopens, and
 // checks that:
 //   - Open succeeds: a crash is never reported as corruption;
 //   - the log is a prefix of a log the workload built, holding every
 //     entry a completed Sync or Checkpoint covered (unless a later
 //     conflict overrode it), entries and terms byte for byte;
-//   - term and vote are those of the last completed Sync, or of the one
-//     the crash interrupted; the compaction point that of the last
-//     completed Compact or of the interrupted one; the commit index
-//     between the snapshot and the last entry;
+//   - term and vote are those of the last completed Sync (or install),
+//     or of the one the crash interrupted; the compaction point that of
+//     the last completed Compact or install or of the interrupted one, and
+//     an interrupted install that landed leaves nothing above it and the
+//     segments at its next offset; the commit index between the snapshot
+//     and the last entry;
 //   - the recovered log takes appends and reopens again.
 //
 // Reproduce one seed with: go test ./raftlog -run TestCrashRecovery -seed=N
@@ -75,6 +77,10 @@ type crashRun struct {
 	// synced is the hard state of the last completed Sync; inFlight that
 	// of the Sync the crash interrupted, if any.
 	synced, inFlight hardState
+	// installing is the snapshot of an install under way (nil when none)
+	// and installNext the offset the log goes on at after it.
+	installing  *raftpb.Snapshot
+	installNext int64
 }
 
 func runCrashSeed(t *testing.T, seed uint64) error {
@@ -111,7 +117,7 @@ func (w *crashRun) run(cfs *vfs.PowerCutFS) error {
 		}
 	}()
 	for range 40 {
-		switch op := w.rng.IntN(20); {
+		switch op := w.rng.IntN(21); {
 		case op < 9:
 			err = w.appendSome(l)
 		case op < 13:
@@ -128,6 +134,8 @@ func (w *crashRun) run(cfs *vfs.PowerCutFS) error {
 			}
 		case op < 19:
 			err = w.compact(l)
+		case op < 20:
+			err = w.install(l)
 		default:
 			// A reopen forgets a hard state set and not synced, and an
 			// applied index not checkpointed, as a restart does.
@@ -161,7 +169,9 @@ func (w *crashRun) cut(err error) error {
 // appendSome appends entries of the current leader, or of a new one that
 // may override a suffix above the applied index.
 func (w *crashRun) appendSome(l *Log) error {
-	newTerm := w.rng.IntN(4) == 0 || w.term == testBoot.Term
+	// A held install may leave the log ending in an older term than the
+	// leader's: its entries then start with a new term too.
+	newTerm := w.rng.IntN(4) == 0 || w.term == testBoot.Term || w.m.termAt(w.m.last()) != w.term
 	first := w.m.last() + 1
 	if newTerm {
 		w.term++
@@ -177,7 +187,7 @@ func (w *crashRun) appendSome(l *Log) error {
 		w.before = append(w.before, slices.Clone(w.m.ents))
 		w.floor = min(w.floor, first-1)
 	}
-	keep := first - testBoot.Index - 1
+	keep := first - w.m.snapIndex - 1
 	w.appending = append(slices.Clone(w.m.ents[:keep]), ents...)
 	if err := l.Append(ents, 0); err != nil {
 		return err
@@ -209,6 +219,39 @@ func (w *crashRun) compact(l *Log) error {
 	}
 }
 
+// install applies a snapshot of a random kind above the applied index. It
+// cuts the entries above the snapshot (when the log holds it) or above the
+// applied index, as an override does, and writes raft-state, as a Sync
+// does.
+func (w *crashRun) install(l *Log) error {
+	kind := snapshotKind(w.rng.IntN(4))
+	term := w.term
+	if kind == snapConflict || kind == snapPastEnd {
+		term++
+	}
+	snap, next := randomSnapshot(w.rng, w.m, kind, w.applied, term)
+	if snap == nil {
+		return nil
+	}
+	idx := snap.GetMetadata().GetIndex()
+	cut := w.applied
+	if kind == snapHeld || kind == snapHeldLast {
+		cut = idx
+	}
+	if cut < w.m.last() {
+		w.before = append(w.before, slices.Clone(w.m.ents))
+		w.floor = min(w.floor, cut)
+	}
+	w.installing, w.installNext, w.compacting, w.inFlight = snap, next, idx, w.hs
+	if err := l.ApplySnapshot(snap, 0); err != nil {
+		return err
+	}
+	w.m.installed(w.t, snap, next)
+	w.before, w.appending, w.installing = nil, nil, nil
+	w.floor, w.applied, w.compacted, w.synced, w.term = idx, idx, idx, w.hs, term
+	return nil
+}
+
 // sync runs a Sync or Checkpoint and moves the floor when it completes.
 func (w *crashRun) sync(f func() error) error {
 	target, hs := w.m.last(), w.hs
@@ -235,6 +278,13 @@ func (w *crashRun) check(after *vfs.CrashFS) error {
 	}
 	if point := first - 1; point != w.compacted && point != w.compacting {
 		return fmt.Errorf("compacted up to %d, want %d (done) or %d (in flight)", point, w.compacted, w.compacting)
+	}
+	if w.installing != nil && first-1 == w.installing.GetMetadata().GetIndex() {
+		if last != first-1 || l.storage.NextOffset() != w.installNext {
+			return fmt.Errorf("the interrupted install at %d landed with entries up to %d, offsets up to %d (want %d)",
+				first-1, last, l.storage.NextOffset(), w.installNext)
+		}
+		return appendAfter(l, after, nil)
 	}
 	var got []*raftpb.Entry
 	if last >= first {
@@ -267,7 +317,7 @@ func (w *crashRun) check(after *vfs.CrashFS) error {
 // what the log held from there, of what one it had before an override
 // held, or of what the Append the crash interrupted was building.
 func (w *crashRun) isPrefix(first uint64, ents []*raftpb.Entry) bool {
-	skip := int(first - testBoot.Index - 1)
+	skip := int(first - w.m.snapIndex - 1)
 	for _, log := range append(slices.Clone(w.before), w.m.ents, w.appending) {
 		if skip+len(ents) <= len(log) && sameEntries(ents, log[skip:skip+len(ents)]) {
 			return true

@@ -44,6 +44,11 @@
 // ConfState, raft-meta's synced size) when something changed, so the next
 // Open walks only what was appended after it. A failed write or sync
 // makes the Log failed (storage.ErrFailed) until reopened.
+// ApplySnapshot cuts as a conflicting Append does, syncs the segments it
+// keeps, replaces raft-meta atomically by a file of the next generation
+// holding only the snapshot (flagged when the segments restart empty at
+// its next offset), resets the segments if so, then writes raft-state;
+// Open finishes a reset a crash left due.
 //
 // Open recovers: storage.Open, raft-state, raft-meta up to its recovery
 // point (a torn tail after it is cut), then a walk from the last anchor

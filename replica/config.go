@@ -14,6 +14,8 @@ type Config struct {
 	GroupID uint64
 	// Applied is the index the state machine has durably applied: raft
 	// re-delivers only entries after it. 0 means "from the snapshot".
+	// New refuses one past the commit index (the state machine is ahead
+	// of its log), which raft would panic on.
 	Applied uint64
 
 	// HeartbeatTick and ElectionTick count Ticks (50 ms each by default):

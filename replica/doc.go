@@ -14,7 +14,8 @@
 //   - writes entries, snapshot and hard state of each MsgStorageAppend
 //     inline (not yet durable) and holds the responses behind a sync: the
 //     returned Work.SyncSeq asks for a Storage.Sync, after which Synced(seq)
-//     steps the local responses into raft and returns the others to send;
+//     restores a snapshot written among them into the StateMachine, steps
+//     the local responses into raft and returns the others to send;
 //   - applies committed entries (locally durable too) to the StateMachine,
 //     applies configuration changes, and steps the apply responses back;
 //   - returns every other message to be sent now, so followers receive
@@ -22,12 +23,19 @@
 //
 // Advance is never called. A leader is ready (Leadership.Ready) once it has
 // applied the first entry of its term; only then does Propose run
-// PrepareProposal and propose. A failed Sync or Apply stops the replica for
-// good (ErrFailed).
+// PrepareProposal and propose. A failed Sync, write or Apply stops the
+// replica for good (ErrFailed), nothing of its Ready running after it.
+// Step refuses what no peer sends (ErrBadMessage: local-only types,
+// proposals included, and messages not addressed to it), and
+// ProposeConfChange takes one change at a time (ErrConfChangePending).
 //
 // Scheduler runs the groups of one node on a few workers: a group with
 // pending events (messages from its Sender's peers, Do calls, ticks,
 // completed syncs) is queued once and run by the next free worker; shared
 // sync workers run Storage.Sync, so no group holds a goroutine of its own,
-// and one ticker on the env's clock ticks them all.
+// and one ticker on the env's clock ticks them all (after a stall, once,
+// not once per missed interval). Do and RemoveGroup refuse to run on a
+// worker (ErrReentrant): there they would wait for themselves. A snapshot handed to
+// the Sender is reported delivered (SnapshotsSent): a lost one is resent
+// once the follower rejects the leader's next append.
 package replica

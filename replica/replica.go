@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/cairnlog/cairn/env"
 	"go.etcd.io/raft/v3"
@@ -50,13 +51,27 @@ type Replica struct {
 	// term); from an earlier term until the Ready carrying it was written.
 	termStart  ProposalPoint
 	leadership Leadership
+	// pendingConf is the index of the last configuration change proposed
+	// or written: another waits until it is applied.
+	pendingConf uint64
 
 	// writeSeq counts storage writes (MsgStorageAppend handled); held are
 	// their responses, in order, waiting for a Sync covering them.
 	writeSeq uint64
 	held     []heldResponses
+	// restores are snapshots written and not yet durable: the state
+	// machine takes one only once a Sync covers its write.
+	restores []heldRestore
+
+	// strangers counts messages stepped from outside the configuration.
+	strangers uint64
 
 	err error
+}
+
+type heldRestore struct {
+	seq  uint64
+	snap *raftpb.Snapshot
 }
 
 type heldResponses struct {
@@ -96,13 +111,17 @@ func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, err
 		}
 		applied = idx
 	}
-	_, cs, err := storage.InitialState()
+	hs, cs, err := storage.InitialState()
 	if err != nil {
 		return nil, fmt.Errorf("replica %x: initial state: %w", cfg.ID, err)
 	}
 	last, err := storage.LastIndex()
 	if err != nil {
 		return nil, fmt.Errorf("replica %x: last index: %w", cfg.ID, err)
+	}
+	// The snapshot counts as committed, whatever the hard state says.
+	if err := checkApplied(applied, max(hs.GetCommit(), snap.GetMetadata().GetIndex()), last); err != nil {
+		return nil, fmt.Errorf("replica %x: %w", cfg.ID, err)
 	}
 	rn, err := raft.NewRawNode(raftConfig(e, cfg, storage, applied))
 	if err != nil {
@@ -111,6 +130,19 @@ func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, err
 	r := &Replica{id: cfg.ID, rn: rn, storage: storage, sm: sm, lastIndex: last, applied: applied, confState: cs}
 	r.notifyLeadership() // the term it restarts in
 	return r, nil
+}
+
+// checkApplied refuses what raft would panic on: a state machine applied
+// past the commit index (it is ahead of its log: the log lost writes the
+// state machine had made durable), or a commit index past the log.
+func checkApplied(applied, commit, last uint64) error {
+	switch {
+	case commit > last:
+		return fmt.Errorf("commit index %d past the last index %d", commit, last)
+	case applied > commit:
+		return fmt.Errorf("applied index %d past the commit index %d: the state machine is ahead of its log", applied, commit)
+	}
+	return nil
 }
 
 func raftConfig(e env.Env, cfg Config, storage Storage, applied uint64) *raft.Config {
@@ -163,16 +195,56 @@ func (r *Replica) Tick() {
 	}
 }
 
-// Step hands a message from another replica to raft.
+// Step hands a message from another replica to raft. It refuses what no
+// peer sends: a message only the replica makes itself (proposals too,
+// since followers do not forward them: one stepped into a leader would
+// take the index the next Propose is told), one from no replica or from
+// itself, and one addressed to another replica.
 func (r *Replica) Step(m *raftpb.Message) error {
 	if r.err != nil {
 		return r.err
 	}
-	if raft.IsLocalMsg(m.GetType()) {
-		return fmt.Errorf("replica %x: local message %s from the network", r.id, m.GetType())
+	if err := r.checkFromNetwork(m); err != nil {
+		return err
+	}
+	if !r.isMember(m.GetFrom()) {
+		// Counted, not dropped: a replica behind on the log has not applied
+		// the change that added a new leader, and must still hear from it.
+		r.strangers++
 	}
 	return r.rn.Step(m)
 }
+
+// ErrBadMessage: Step refused a message no peer sends.
+var ErrBadMessage = errors.New("replica: message no peer sends")
+
+func (r *Replica) checkFromNetwork(m *raftpb.Message) error {
+	switch t := m.GetType(); {
+	case raft.IsLocalMsg(t) || t == raftpb.MsgProp || t == raftpb.MsgForgetLeader:
+		return fmt.Errorf("%w: replica %x: local-only %s from %x", ErrBadMessage, r.id, t, m.GetFrom())
+	case m.GetTo() != r.id:
+		return fmt.Errorf("%w: replica %x: %s addressed to %x", ErrBadMessage, r.id, t, m.GetTo())
+	case m.GetFrom() == 0 || m.GetFrom() == r.id:
+		return fmt.Errorf("%w: replica %x: %s from %x", ErrBadMessage, r.id, t, m.GetFrom())
+	}
+	return nil
+}
+
+// isMember reports whether id is in the configuration as of applied; an
+// empty configuration (a new replica waiting for its snapshot) knows no
+// one and counts everyone a member.
+func (r *Replica) isMember(id uint64) bool {
+	cs := r.confState
+	if len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 {
+		return true
+	}
+	return slices.Contains(cs.GetVoters(), id) || slices.Contains(cs.GetLearners(), id) ||
+		slices.Contains(cs.GetVotersOutgoing(), id) || slices.Contains(cs.GetLearnersNext(), id)
+}
+
+// Strangers returns how many messages Step took from replicas outside the
+// configuration as of applied.
+func (r *Replica) Strangers() uint64 { return r.strangers }
 
 // Propose prepares p with the state machine and proposes it, refusing
 // unless this replica is the ready leader. On ErrProposalDropped the
@@ -206,13 +278,20 @@ func (r *Replica) readyLeader() bool {
 }
 
 // ProposeConfChange proposes a membership change (learners, promotion,
-// joint configurations). Only a leader accepts it.
+// joint configurations). Only a ready leader accepts it, and only when
+// raft would not silently replace it by an empty entry: while an earlier
+// change is not applied (ErrConfChangePending), or when it would enter a
+// joint configuration from a joint one or leave one it is not in
+// (ErrConfChangeRefused).
 func (r *Replica) ProposeConfChange(cc *raftpb.ConfChangeV2) error {
 	if r.err != nil {
 		return r.err
 	}
 	if !r.readyLeader() {
 		return ErrNotLeader
+	}
+	if err := r.checkConfChange(cc); err != nil {
+		return err
 	}
 	if err := r.rn.ProposeConfChange(cc); err != nil {
 		if errors.Is(err, raft.ErrProposalDropped) {
@@ -221,6 +300,30 @@ func (r *Replica) ProposeConfChange(cc *raftpb.ConfChangeV2) error {
 		return fmt.Errorf("replica %x: propose conf change: %w", r.id, err)
 	}
 	r.lastIndex++
+	r.pendingConf = r.lastIndex
+	return nil
+}
+
+// Errors of ProposeConfChange: raft takes one change at a time.
+var (
+	ErrConfChangePending = errors.New("replica: a configuration change is not applied yet")
+	ErrConfChangeRefused = errors.New("replica: configuration change refused")
+)
+
+// checkConfChange mirrors raft's checks on a leader. With no change pending
+// the configuration as of applied is raft's current one.
+func (r *Replica) checkConfChange(cc *raftpb.ConfChangeV2) error {
+	if r.pendingConf > r.applied {
+		return fmt.Errorf("%w: replica %x: change at %d, applied %d", ErrConfChangePending, r.id, r.pendingConf, r.applied)
+	}
+	joint := len(r.confState.GetVotersOutgoing()) > 0
+	leave := len(cc.GetChanges()) == 0
+	switch {
+	case joint && !leave:
+		return fmt.Errorf("%w: replica %x: leave the joint configuration first", ErrConfChangeRefused, r.id)
+	case !joint && leave:
+		return fmt.Errorf("%w: replica %x: not in a joint configuration to leave", ErrConfChangeRefused, r.id)
+	}
 	return nil
 }
 
@@ -269,6 +372,19 @@ func (r *Replica) ReportSnapshot(peer uint64, delivered bool) {
 	r.rn.ReportSnapshot(peer, status)
 }
 
+// SnapshotsSent reports each snapshot among msgs as delivered: call it once
+// msgs are handed to the network. Until a snapshot is reported the leader
+// sends its follower nothing else, so a lost one must be reported too; the
+// optimistic report is corrected by the follower, whose rejection of the
+// next append makes the leader send another.
+func (r *Replica) SnapshotsSent(msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			r.ReportSnapshot(m.GetTo(), true)
+		}
+	}
+}
+
 // SyncFailed stops the replica for good: with a failed fsync nothing it
 // wrote can be promised, so it stops voting and campaigning.
 func (r *Replica) SyncFailed(err error) {
@@ -306,7 +422,10 @@ func (r *Replica) HandleReady() (Work, error) {
 		w.ReadStates = append(w.ReadStates, rd.ReadStates...)
 		for _, m := range rd.Messages {
 			if err := r.handleMessage(m, &w); err != nil {
+				// Nothing after a failed write may run: an apply would act
+				// on entries the log no longer promises.
 				r.fail(err)
+				return w, r.err
 			}
 		}
 		r.notifyLeadership()
@@ -333,7 +452,7 @@ func (r *Replica) handleMessage(m *raftpb.Message, w *Work) error {
 // holds its responses until a Sync covers it.
 func (r *Replica) write(m *raftpb.Message) error {
 	if snap := m.GetSnapshot(); snap != nil && snap.GetMetadata().GetIndex() > 0 {
-		if err := r.installSnapshot(snap); err != nil {
+		if err := r.writeSnapshot(snap); err != nil {
 			return err
 		}
 	}
@@ -356,21 +475,39 @@ func (r *Replica) write(m *raftpb.Message) error {
 	return nil
 }
 
-func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
+// writeSnapshot writes a snapshot into the log and holds the state
+// machine's Restore until a Sync covers the write: a persistent state
+// machine restored first and crashed before the sync would restart past
+// the end of its log.
+func (r *Replica) writeSnapshot(snap *raftpb.Snapshot) error {
 	idx := snap.GetMetadata().GetIndex()
 	if err := r.storage.ApplySnapshot(snap); err != nil {
 		return fmt.Errorf("apply snapshot at %d: %w", idx, err)
 	}
-	if err := r.sm.Restore(snap); err != nil {
-		return fmt.Errorf("restore snapshot at %d: %w", idx, err)
+	r.lastIndex = idx
+	r.restores = append(r.restores, heldRestore{seq: r.writeSeq + 1, snap: snap}) // this write's
+	return nil
+}
+
+// restoreSynced restores the state machine from the snapshots whose
+// writes are durable up to seq.
+func (r *Replica) restoreSynced(seq uint64) error {
+	for len(r.restores) > 0 && r.restores[0].seq <= seq {
+		snap := r.restores[0].snap
+		r.restores = r.restores[1:]
+		idx := snap.GetMetadata().GetIndex()
+		if err := r.sm.Restore(snap); err != nil {
+			return fmt.Errorf("restore snapshot at %d: %w", idx, err)
+		}
+		r.applied = idx
+		r.confState = proto.Clone(raftpb.EnsureConfState(snap.GetMetadata().GetConfState())).(*raftpb.ConfState)
 	}
-	r.applied, r.lastIndex = idx, idx
-	r.confState = proto.Clone(raftpb.EnsureConfState(snap.GetMetadata().GetConfState())).(*raftpb.ConfState)
 	return nil
 }
 
 // noteAppended moves lastIndex to the end of a write (which truncates
-// anything after it) and records the first entry of a leader's term.
+// anything after it), records the first entry of a leader's term and the
+// last configuration change written.
 func (r *Replica) noteAppended(ents []*raftpb.Entry) {
 	st := r.rn.BasicStatus()
 	if st.RaftState == raft.StateLeader && r.termStart.Term != st.GetTerm() {
@@ -382,6 +519,12 @@ func (r *Replica) noteAppended(ents []*raftpb.Entry) {
 		}
 	}
 	r.lastIndex = ents[len(ents)-1].GetIndex()
+	for _, e := range ents {
+		if t := e.GetType(); t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2 {
+			// Raft's own too (leaving a joint configuration automatically).
+			r.pendingConf = max(r.pendingConf, e.GetIndex())
+		}
+	}
 }
 
 // apply hands committed entries to the state machine, applies the
@@ -427,10 +570,15 @@ func (r *Replica) applyConfChange(e *raftpb.Entry) error {
 	return nil
 }
 
-// stepLocal steps responses addressed to this replica back into raft.
+// stepLocal steps responses addressed to this replica back into raft. A
+// response raft no longer has a peer for is dropped, as raft's own Node
+// does: a leader that applied its own removal gets its acknowledgement of
+// a later write back from itself.
 func (r *Replica) stepLocal(msgs []*raftpb.Message) error {
 	for _, m := range msgs {
-		if err := r.rn.Step(m); err != nil {
+		if err := r.rn.Step(m); errors.Is(err, raft.ErrStepPeerNotFound) {
+			continue
+		} else if err != nil {
 			return fmt.Errorf("step local %s: %w", m.GetType(), err)
 		}
 	}
@@ -438,8 +586,10 @@ func (r *Replica) stepLocal(msgs []*raftpb.Message) error {
 }
 
 // Synced releases the responses of every write up to seq, which a Sync
-// started after the HandleReady that returned seq has made durable: those
-// for this replica are stepped into raft, the rest returned to be sent.
+// started after the HandleReady that returned seq has made durable: a
+// snapshot among the writes is restored into the state machine, the
+// responses for this replica are stepped into raft, the rest returned to
+// be sent.
 // Call HandleReady afterwards.
 func (r *Replica) Synced(seq uint64) ([]*raftpb.Message, error) {
 	if r.err != nil {
@@ -452,6 +602,12 @@ func (r *Replica) Synced(seq uint64) ([]*raftpb.Message, error) {
 			break
 		}
 		n++
+		// A snapshot's restore comes before its write's responses: raft
+		// applies entries after the snapshot once it hears it is written.
+		if err := r.restoreSynced(h.seq); err != nil {
+			r.fail(err)
+			return nil, r.err
+		}
 		for _, m := range h.msgs {
 			if m.GetTo() != r.id {
 				out = append(out, m)
@@ -464,6 +620,10 @@ func (r *Replica) Synced(seq uint64) ([]*raftpb.Message, error) {
 		}
 	}
 	r.held = r.held[n:]
+	if err := r.restoreSynced(seq); err != nil {
+		r.fail(err)
+		return nil, r.err
+	}
 	r.notifyLeadership()
 	return out, nil
 }

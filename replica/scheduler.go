@@ -1,12 +1,14 @@
 package replica
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,6 +65,10 @@ var (
 	ErrClosed       = errors.New("replica: scheduler closed")
 	ErrUnknownGroup = errors.New("replica: unknown group")
 	ErrBusy         = errors.New("replica: too many calls queued for the group")
+	// ErrReentrant: Do or RemoveGroup called on one of the scheduler's
+	// workers (from a Do, a hook or a StateMachine method) would wait for
+	// that worker; call the Replica directly there instead.
+	ErrReentrant = errors.New("replica: scheduler call from its own worker")
 )
 
 // maxTicksQueued caps the ticks a group catches up on after a stall, so a
@@ -86,6 +92,10 @@ type Scheduler struct {
 	runnable []*group
 	toSync   []*group
 	closed   bool
+	ticks    uint64 // Tick calls
+	// workerGoroutines are the goroutine ids of the workers, so calls that
+	// would wait for a worker can refuse to run on one.
+	workerGoroutines map[uint64]bool
 
 	stopTicker chan struct{}
 	wg         sync.WaitGroup
@@ -133,7 +143,7 @@ func NewScheduler(e env.Env, cfg SchedulerConfig, send Sender) (*Scheduler, erro
 		return nil, errors.New("replica scheduler: env has no clock")
 	}
 	e.Logger = cmp.Or(e.Logger, slog.Default())
-	s := &Scheduler{e: e, cfg: cfg, send: send, groups: map[uint64]*group{}, stopTicker: make(chan struct{})}
+	s := &Scheduler{e: e, cfg: cfg, send: send, groups: map[uint64]*group{}, workerGoroutines: map[uint64]bool{}, stopTicker: make(chan struct{})}
 	s.work = sync.NewCond(&s.mu)
 	s.syncWork = sync.NewCond(&s.mu)
 	s.settled = sync.NewCond(&s.mu)
@@ -165,13 +175,19 @@ func (s *Scheduler) AddGroup(groupID uint64, r *Replica, storage Storage, opts G
 }
 
 // RemoveGroup stops scheduling a group; calls still queued fail with
-// ErrUnknownGroup. A sync under way completes.
-func (s *Scheduler) RemoveGroup(groupID uint64) {
+// ErrUnknownGroup. It returns once no worker runs the group and no Sync
+// of its storage is under way, so the owner may close the storage then.
+// On a worker it answers ErrReentrant: it would wait for itself.
+func (s *Scheduler) RemoveGroup(groupID uint64) error {
+	gid := goroutineID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.workerGoroutines[gid] {
+		return ErrReentrant
+	}
 	g, ok := s.groups[groupID]
 	if !ok {
-		return
+		return nil
 	}
 	delete(s.groups, groupID)
 	g.removed = true
@@ -179,6 +195,32 @@ func (s *Scheduler) RemoveGroup(groupID uint64) {
 		o.done <- ErrUnknownGroup
 	}
 	g.ops, g.inbox = nil, nil
+	s.runnable = slices.DeleteFunc(s.runnable, func(q *group) bool { return q == g })
+	if n := len(s.toSync); n > 0 {
+		if s.toSync = slices.DeleteFunc(s.toSync, func(q *group) bool { return q == g }); len(s.toSync) < n {
+			g.syncing = false // queued, not started
+		}
+	}
+	g.queued = false
+	// Workers and syncers broadcast settled when they finish, closed or not.
+	for g.running || g.syncing {
+		s.settled.Wait()
+	}
+	return nil
+}
+
+// goroutineID returns the id of the calling goroutine, read from the
+// first line of its stack trace ("goroutine 42 [running]:"): the one
+// way to tell a worker's own call, which must not wait for it.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }
 
 // Deliver queues a message from another node for its group. Messages for
@@ -213,12 +255,16 @@ func (s *Scheduler) ReportUnreachable(groupID, peer uint64) {
 // makes is handled right after it.
 func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 	done := make(chan error, 1)
+	gid := goroutineID()
 	s.mu.Lock()
 	g, ok := s.groups[groupID]
 	switch {
 	case s.closed:
 		s.mu.Unlock()
 		return ErrClosed
+	case s.workerGoroutines[gid]:
+		s.mu.Unlock()
+		return ErrReentrant
 	case !ok:
 		s.mu.Unlock()
 		return ErrUnknownGroup
@@ -236,10 +282,18 @@ func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 func (s *Scheduler) Tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ticks++
 	for _, g := range s.groups {
 		g.ticks = min(g.ticks+1, maxTicksQueued)
 		s.enqueueLocked(g)
 	}
+}
+
+// Ticks returns how many ticks the scheduler has given its groups.
+func (s *Scheduler) Ticks() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ticks
 }
 
 // Close stops every goroutine and fails the calls still queued.
@@ -283,15 +337,28 @@ func (s *Scheduler) ticker() {
 			return
 		case <-t.C():
 			s.Tick()
-			// Re-arm at the next instant, not after the interval, so ticks
-			// keep their rate whatever a Tick cost.
-			next = next.Add(s.cfg.TickInterval)
+			next = nextTick(next, s.e.Clock.Now(), s.cfg.TickInterval)
 			t.ResetAt(next)
 		}
 	}
 }
 
+// nextTick is when the tick after the one due at prev fires: one interval
+// later, so ticks keep their rate whatever a Tick cost, unless that has
+// passed already (the process stalled): then one interval from now, as
+// ticks fired back to back would expire every election and CheckQuorum
+// timer at once.
+func nextTick(prev, now time.Time, interval time.Duration) time.Time {
+	if next := prev.Add(interval); next.After(now) {
+		return next
+	}
+	return now.Add(interval)
+}
+
 func (s *Scheduler) worker() {
+	s.mu.Lock()
+	s.workerGoroutines[goroutineID()] = true
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		for len(s.runnable) == 0 && !s.closed {
@@ -379,6 +446,7 @@ func (s *Scheduler) run(g *group, ev events) uint64 {
 		}
 		if len(w.Messages) > 0 {
 			s.send.Send(g.id, w.Messages)
+			r.SnapshotsSent(w.Messages)
 		}
 		if g.opts.OnReadState != nil {
 			for _, rs := range w.ReadStates {

@@ -22,10 +22,16 @@ import (
 type memNet struct {
 	nodes      map[uint64]*Scheduler
 	deliveries atomic.Int64
+	// drop, when set, loses the messages it returns true for; it runs on
+	// the senders' workers.
+	drop func(m *raftpb.Message) bool
 }
 
 func (n *memNet) Send(groupID uint64, msgs []*raftpb.Message) {
 	for _, m := range msgs {
+		if n.drop != nil && n.drop(m) {
+			continue
+		}
 		if to := n.nodes[m.GetTo()]; to != nil { // else unreachable: lost
 			n.deliveries.Add(1)
 			to.Deliver(groupID, proto.Clone(m).(*raftpb.Message))

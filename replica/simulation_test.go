@@ -1,6 +1,7 @@
 package replica_test
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -27,13 +28,15 @@ const (
 
 // TestSimulation runs seeded random histories of a group of three or five
 // replicas under drop, duplication, delay, partitions, crashes losing
-// unsynced writes, leader transfers, compactions and ReadIndex calls, then
+// unsynced writes, leader transfers, compactions, membership changes
+// (learners added up to seven nodes, promoted, voters removed down to
+// three) and ReadIndex calls, then
 // heals everything and checks: at most one leader per term, identical
 // committed prefixes, applied indexes without gaps per replica, every acked
 // proposal present at its index on every replica that applied that far,
 // every read answered at an index covering what was acked before it was
-// asked, and progress (a new proposal acked, all replicas caught up) within
-// healBoundMs.
+// asked, and progress (a new proposal acked, every member of the final
+// configuration caught up) within healBoundMs.
 func TestSimulation(t *testing.T) {
 	seeds := make([]uint64, 0, *seedsFlag)
 	if *seedFlag >= 0 {
@@ -113,8 +116,8 @@ func simulate(t *testing.T, seed uint64) (summary, failure string) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: %d voters, %d proposals, %d acked, %d reads answered, %d terms led, %d restarts, network %+v\n",
-		seed, len(voters), len(w.proposals), acked, h.reads, len(w.obs.leaders), h.restarts, w.c.Net.Stats())
+	fmt.Fprintf(&b, "seed %d: %d voters, %d proposals, %d acked, %d reads answered, %d terms led, %d restarts, %d of %d membership changes proposed, %d nodes, network %+v\n",
+		seed, len(voters), len(w.proposals), acked, h.reads, len(w.obs.leaders), h.restarts, h.changesProposed, h.changes, len(w.c.IDs()), w.c.Net.Stats())
 	for _, p := range w.proposals {
 		fmt.Fprintf(&b, "%s@%d/%d:%s ", p.value, p.at.Index, p.at.Term, w.outcome(p))
 	}
@@ -128,6 +131,9 @@ type history struct {
 	voters   []uint64
 	proposed int
 	restarts int
+	// changes counts membership changes tried, changesProposed those the
+	// leader took.
+	changes, changesProposed int
 	// readFloors: read context → the highest index acked when it was asked.
 	readFloors map[string]uint64
 	reads      int
@@ -156,11 +162,12 @@ func (h *history) checkReads() error {
 	return nil
 }
 
-func (h *history) pick() uint64 { return h.voters[h.rng.IntN(len(h.voters))] }
+// pick returns any node, removed and never-admitted ones included.
+func (h *history) pick() uint64 { ids := h.w.c.IDs(); return ids[h.rng.IntN(len(ids))] }
 
 func (h *history) down() int {
 	n := 0
-	for _, id := range h.voters {
+	for _, id := range h.w.c.IDs() {
 		if !h.w.c.Node(id).Up {
 			n++
 		}
@@ -168,10 +175,57 @@ func (h *history) down() int {
 	return n
 }
 
+// nodesMax bounds the nodes a run adds to: learners join up to it.
+const nodesMax = 7
+
+// changeMembers proposes one membership change on the leader: promote a
+// learner, add a new node as a learner, or remove a voter (keeping three).
+// A refused or lost change is a normal outcome.
+func (h *history) changeMembers() error {
+	c := h.w.c
+	leader, ok := c.Leader()
+	if !ok {
+		return nil
+	}
+	cs := c.Node(leader).Replica.ConfState()
+	var change string
+	switch r := h.rng.IntN(3); {
+	case r == 0 && len(cs.GetLearners()) > 0:
+		change = fmt.Sprintf("v%d", cs.GetLearners()[h.rng.IntN(len(cs.GetLearners()))])
+	case r == 1 && len(c.IDs()) < nodesMax:
+		id := uint64(len(c.IDs()) + 1)
+		if err := c.AddNode(id, replica.NewMemStorage()); err != nil {
+			return err
+		}
+		change = fmt.Sprintf("l%d", id)
+	case len(cs.GetVoters()) > 3:
+		change = fmt.Sprintf("r%d", cs.GetVoters()[h.rng.IntN(len(cs.GetVoters()))])
+	default:
+		return nil
+	}
+	h.changes++
+	err := h.w.confChange(leader, change, false)
+	switch {
+	case err == nil:
+		h.changesProposed++
+	case errors.Is(err, replica.ErrConfChangePending), errors.Is(err, replica.ErrConfChangeRefused),
+		errors.Is(err, replica.ErrNotLeader), errors.Is(err, replica.ErrProposalDropped):
+	default:
+		return err
+	}
+	return nil
+}
+
+// members are the voters and learners of the leader's configuration.
+func (h *history) members(leader uint64) []uint64 {
+	cs := h.w.c.Node(leader).Replica.ConfState()
+	return append(slices.Clone(cs.GetVoters()), cs.GetLearners()...)
+}
+
 // act performs one random action; proposals are the most frequent.
 func (h *history) act() error {
 	c := h.w.c
-	switch r := h.rng.IntN(100); {
+	switch r := h.rng.IntN(102); {
 	case r < 55:
 		leader, ok := c.Leader()
 		if !ok {
@@ -193,9 +247,9 @@ func (h *history) act() error {
 			return c.Do(id, func(r *replica.Replica) error { r.ReadIndex([]byte(ctx)); return nil })
 		}
 	case r < 68:
-		c.Net.Isolate(h.pick(), h.voters)
+		c.Net.Isolate(h.pick(), c.IDs())
 	case r < 74:
-		ids := slices.Clone(h.voters)
+		ids := slices.Clone(c.IDs())
 		h.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 		cut := 1 + h.rng.IntN(len(ids)-1)
 		c.Net.Split(ids[:cut], ids[cut:])
@@ -204,11 +258,11 @@ func (h *history) act() error {
 	case r < 89:
 		// Crash any replica, even past a majority: no acked entry may be
 		// lost, since acks wait for a quorum's syncs.
-		if id := h.pick(); c.Node(id).Up && h.down() < len(h.voters) {
+		if id := h.pick(); c.Node(id).Up && h.down() < len(c.IDs()) {
 			c.Crash(id)
 		}
 	case r < 95:
-		for _, id := range h.voters {
+		for _, id := range c.IDs() {
 			if !c.Node(id).Up {
 				h.restarts++
 				return c.Restart(id)
@@ -219,6 +273,8 @@ func (h *history) act() error {
 			to := h.pick()
 			return c.Do(leader, func(r *replica.Replica) error { r.TransferLeader(to); return nil })
 		}
+	case r < 101:
+		return h.changeMembers()
 	default:
 		if id := h.pick(); c.Node(id).Up {
 			first, _ := c.Node(id).Storage.FirstIndex()
@@ -238,7 +294,7 @@ func (h *history) heal() error {
 	if err := c.Net.SetFaults(sim.Faults{DelayMinMs: 1, DelayMaxMs: 5}); err != nil {
 		return err
 	}
-	for _, id := range h.voters {
+	for _, id := range c.IDs() {
 		if !c.Node(id).Up {
 			if err := c.Restart(id); err != nil {
 				return err
@@ -269,6 +325,17 @@ func (h *history) progress() string {
 				}
 			}
 		}
+		// Voters that joined empty need a snapshot naming them before they
+		// count towards a quorum, and a leader that is not ready yet may be
+		// the one to send it: every node compacts, as nodes do now and then.
+		for _, id := range c.IDs() {
+			snap, _ := c.Node(id).Storage.Snapshot()
+			if c.Node(id).Up && w.machines[id].applied > snap.GetMetadata().GetIndex() {
+				if err := w.compact(id); err != nil {
+					w.t.Fatalf("compact %d: %v", id, err)
+				}
+			}
+		}
 		if leader, ok := c.Leader(); ok {
 			if _, err := w.propose(leader, "final"); err == nil {
 				final = w.proposals[len(w.proposals)-1]
@@ -279,8 +346,19 @@ func (h *history) progress() string {
 	if !w.runUntil(acked, deadline-c.NowMs) {
 		return fmt.Sprintf("no proposal acked within %d ms of the heal", healBoundMs)
 	}
+	// A learner that joined needs a snapshot whose configuration names it;
+	// the leader's last compaction may predate it. The proposer may have
+	// been removed since: compact whoever leads now.
+	var leader uint64
+	if !w.runUntil(func() bool { var ok bool; leader, ok = c.Leader(); return ok }, deadline-c.NowMs) {
+		return fmt.Sprintf("no leader within %d ms of the heal", healBoundMs)
+	}
+	if err := w.compact(leader); err != nil {
+		return fmt.Sprintf("compact the leader %d: %v", leader, err)
+	}
+	members := h.members(leader)
 	caughtUp := func() bool {
-		for _, id := range h.voters {
+		for _, id := range members {
 			if w.machines[id].applied < final.at.Index {
 				return false
 			}
@@ -288,10 +366,10 @@ func (h *history) progress() string {
 		return true
 	}
 	if !w.runUntil(caughtUp, deadline-c.NowMs) {
-		return fmt.Sprintf("replicas not caught up with index %d within %d ms of the heal", final.at.Index, healBoundMs)
+		return fmt.Sprintf("members %v not caught up with index %d within %d ms of the heal", members, final.at.Index, healBoundMs)
 	}
-	want := w.machines[final.node].values
-	for _, id := range h.voters {
+	want := w.machines[leader].values
+	for _, id := range members {
 		if got := w.machines[id].values; !slices.Equal(got, want) {
 			return fmt.Sprintf("replica %d holds %v, the leader %v", id, got, want)
 		}

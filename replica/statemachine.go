@@ -22,7 +22,9 @@ type StateMachine interface {
 	PrepareProposal(p *Proposal, at ProposalPoint) error
 	// Restore replaces the state by the snapshot's: at start when the
 	// storage's snapshot is past Config.Applied, and when the leader sent
-	// one. Entries after it follow through Apply.
+	// one, once its write to the storage is durable (in Synced), so a
+	// state machine that persists what it restored is never ahead of the
+	// log. Entries after it follow through Apply.
 	Restore(snap *raftpb.Snapshot) error
 }
 

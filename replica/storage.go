@@ -35,6 +35,11 @@ type memLog struct {
 	hardState *raftpb.HardState
 	snapshot  *raftpb.Snapshot
 	ents      []*raftpb.Entry
+	// applied and appliedConf are what RecordApplied recorded: the
+	// ConfState as of applied, which InitialState returns while applied
+	// is past the snapshot.
+	applied     uint64
+	appliedConf *raftpb.ConfState
 }
 
 func (l memLog) frozen() memLog {
@@ -86,8 +91,29 @@ func NewBootstrapStorage(voters []uint64) *MemStorage {
 func (s *MemStorage) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cs := raftpb.EnsureConfState(s.written.snapshot.GetMetadata().GetConfState())
-	return proto.Clone(s.written.hardState).(*raftpb.HardState), proto.Clone(cs).(*raftpb.ConfState), nil
+	l := s.written
+	cs := raftpb.EnsureConfState(l.snapshot.GetMetadata().GetConfState())
+	if l.applied > l.snapshot.GetMetadata().GetIndex() {
+		cs = l.appliedConf
+	}
+	return proto.Clone(l.hardState).(*raftpb.HardState), proto.Clone(cs).(*raftpb.ConfState), nil
+}
+
+// RecordApplied records that the state machine applied up to index, with
+// the ConfState as of index, as the partition's raft log does at a
+// checkpoint: durable at the next Sync, and from then on InitialState's
+// ConfState (until a later snapshot), so a replica opened with
+// Config.Applied = index starts in that configuration and raft re-applies
+// only the changes after it.
+func (s *MemStorage) RecordApplied(index uint64, cs *raftpb.ConfState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &s.written
+	if snap := l.snapshot.GetMetadata().GetIndex(); index < snap || index > l.lastIndex() {
+		return fmt.Errorf("record applied %d outside the log [%d, %d]", index, snap, l.lastIndex())
+	}
+	l.applied, l.appliedConf = index, proto.Clone(raftpb.EnsureConfState(cs)).(*raftpb.ConfState)
+	return nil
 }
 
 // Entries implements raft.Storage.

@@ -2,9 +2,11 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -97,4 +99,69 @@ func TestResetCrash(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestResetConcurrentReads resets a log between appends while a reader
+// reads from its start (run with -race): a read returns whole, contiguous
+// batches of one generation of the log, never the end of one followed by
+// the start of the next, or ErrOffsetOutOfRange.
+func TestResetConcurrentReads(t *testing.T) {
+	l := mustOpen(t, vfs.NewMem(), "p", truncationConfig(), 0)
+	defer l.Close()
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			data, err := l.Read(l.StartOffset(), 1<<20, l.NextOffset())
+			if errors.Is(err, ErrOffsetOutOfRange) {
+				continue
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+			if err := checkOneGeneration(data); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for generation := range 30 {
+		// The generation is every batch's timestamp.
+		for range 1 + generation%7 {
+			if err := l.Append(makeBatch(l.NextOffset(), 2, 100, int64(generation)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Reset(l.NextOffset()+int64(generation%2), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkOneGeneration checks that data holds contiguous batches all
+// stamped with the same first timestamp.
+func checkOneGeneration(data []byte) error {
+	var next, ts int64 = -1, -1
+	for len(data) > 0 {
+		h, _, rest, err := batch.Next(data)
+		if err != nil {
+			return err
+		}
+		if next >= 0 && (h.BaseOffset != next || h.FirstTimestamp != ts) {
+			return fmt.Errorf("batch at %d of generation %d after one ending at %d of generation %d", h.BaseOffset, h.FirstTimestamp, next, ts)
+		}
+		next, ts, data = h.NextOffset(), h.FirstTimestamp, rest
+	}
+	return nil
 }

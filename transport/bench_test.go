@@ -12,7 +12,7 @@ import (
 func BenchmarkSendHeartbeats(b *testing.B) {
 	src, dst := startNode(b, 1, "", nil), startNode(b, 2, "", nil)
 	connect(b, src, dst)
-	msg := []*raftpb.Message{heartbeat(1, 2, 1)}
+	msg := []*raftpb.Message{heartbeat(rid(1), rid(2), 1)}
 	b.ReportAllocs()
 	b.ResetTimer()
 	go func() {

@@ -43,6 +43,14 @@ type Config struct {
 	ReconnectDelayMax     time.Duration // the pause doubles up to this; 2 s
 	HandshakesPendingMax  int           // inbound connections handshaking at once; 64
 	UnreachableReportsMax int           // reports buffered in Unreachable(); 1024
+	// ReadIdleTimeout closes a connection on which nothing arrived for
+	// that long (a stuck peer, a half-open connection, a black hole), and
+	// the dialler redials; each side writes a keepalive after a quarter of
+	// it without other frames. Also the TCP keepalive idle time. 5 s.
+	ReadIdleTimeout time.Duration
+	// WriteTimeout bounds the write of one frame (up to FrameBytesMax);
+	// a write that does not finish in time closes the connection. 10 s.
+	WriteTimeout time.Duration
 }
 
 const (
@@ -55,6 +63,8 @@ const (
 	reconnectDelayMaxDefault    = 2 * time.Second
 	handshakesPendingMaxDefault = 64
 	unreachableReportsDefault   = 1024
+	readIdleTimeoutDefault      = 5 * time.Second
+	writeTimeoutDefault         = 10 * time.Second
 )
 
 // withDefaults fills the unset limits.
@@ -67,6 +77,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ReconnectDelayMax, reconnectDelayMaxDefault)
 	setDefault(&c.HandshakesPendingMax, handshakesPendingMaxDefault)
 	setDefault(&c.UnreachableReportsMax, unreachableReportsDefault)
+	setDefault(&c.ReadIdleTimeout, readIdleTimeoutDefault)
+	setDefault(&c.WriteTimeout, writeTimeoutDefault)
 	return c
 }
 
@@ -94,7 +106,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("transport: frame bound %d outside [%d, %d]", c.FrameBytesMax, frameBytesMaxMin, frameBytesMaxLimit)
 	case c.PeerQueueBytesMax < c.FrameBytesMax:
 		return fmt.Errorf("transport: peer queue of %d bytes cannot hold a frame of %d", c.PeerQueueBytesMax, c.FrameBytesMax)
-	case c.HandshakeTimeout < 0 || c.DialTimeout < 0:
+	case c.HandshakeTimeout < 0 || c.DialTimeout < 0 || c.ReadIdleTimeout < 0 || c.WriteTimeout < 0:
 		return errors.New("transport: negative timeout")
 	case c.ReconnectDelayMin < 0 || c.ReconnectDelayMax < c.ReconnectDelayMin:
 		return fmt.Errorf("transport: reconnect delays %v..%v", c.ReconnectDelayMin, c.ReconnectDelayMax)

@@ -21,6 +21,14 @@
 // ReconnectDelayMax after each failed attempt, jittered from the env's
 // randomness and timed on its clock.
 //
+// A connection through which nothing arrives for ReadIdleTimeout (5 s) is
+// closed and redialled: a stuck peer or a black hole otherwise looks
+// connected until TCP gives up, some 15 minutes later. Each side writes a
+// keepalive (a RaftBatch of no groups) after a quarter of that without
+// other frames; the kernel's TCP keepalive probes an idle connection too,
+// and a frame not written within WriteTimeout (10 s) closes it. These
+// deadlines are on real time (the kernel's), not the env's clock.
+//
 // # Goroutines and limits
 //
 // Per transport: an accept loop, and one goroutine per inbound connection
@@ -39,7 +47,10 @@
 //
 // Decoders refuse malformed input with ErrMalformed (never a panic) and
 // check every count against the bytes present before allocating for it; a
-// frame's buffer is bounded by FrameBytesMax. A protocol error (frame over
+// frame's buffer is bounded by FrameBytesMax. A Raft message is checked
+// before it is unmarshalled: no entry shorter than the 4 bytes of a term
+// and an index, no responses (local messages only), so decoding allocates
+// at most about 20 times the frame's bytes. A protocol error (frame over
 // the bound, malformed batch, a frame type without a handler) closes the
 // connection with a warning in the log.
 //
@@ -57,8 +68,11 @@
 // the connection on a frame over it (a stream cannot be resynchronised).
 // Types: 1 RaftBatch, 2 NodeHeartbeat, 3 SnapshotRead, 4 SnapshotChunk,
 // 5 MetaPropose, 6 MetaProposeResult, 7 Join, 8 JoinResult, 9 Handshake.
-// Types 2 to 8 are reserved for the frames the design gives them; their
-// payloads are defined by the packages that send them.
+// Types 3 to 8 are reserved for the frames the design gives them; their
+// payloads are defined by the packages that send them. The transport hands
+// NodeHeartbeat payloads to their handler undecoded; their codec is here
+// (AppendNodeHeartbeat, ParseNodeHeartbeat), their meaning in package
+// leaders.
 //
 // Handshake, the first frame each way:
 //
@@ -71,7 +85,7 @@
 //
 // RaftBatch, the Raft messages of many groups in one frame:
 //
-//	 0      4     entry count G, at least 1
+//	 0      4     entry count G (0, and nothing after: a keepalive)
 //	then G entries:
 //	 0      8     group id (0: the meta group)
 //	 8      4     message count M, at least 1
@@ -80,6 +94,25 @@
 //	 4      …     a raftpb.Message, proto-marshalled
 //
 // A group may have several entries in one batch, in the order they were
-// sent; a receiver hands them over in that order. The encoding is
+// sent; a receiver hands them over in that order. It drops (and counts as
+// MessagesMisaddressed) a message whose From is not a replica of the node
+// that handshook or whose To is not a replica of itself (NodeOf). The encoding is
 // canonical: a payload that parses encodes back to the same bytes.
+//
+// NodeHeartbeat, a node's liveness and the groups it leads:
+//
+//	 0      8     sender node id
+//	 8      8     sender incarnation
+//	16      8     sequence, from 1 per sender process
+//	24      8     send time, Unix milliseconds of the sender's clock
+//	32      1     flags: bit 0 full list, bit 1 the receiver is asked
+//	              for its full list next (every other bit 0)
+//	33      4     entry count E; exactly E entries follow
+//	then E entries, in strictly ascending group order:
+//	 0      8     group id
+//	 8      8     term
+//	16      8     leader replica id, on the sender's node; 0 (deltas
+//	              only): the sender no longer leads the group
+//
+// It is canonical too.
 package transport

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -30,7 +31,7 @@ func TestThroughFaultProxy(t *testing.T) {
 	exchange(t, a, b, 1)
 
 	proxy.Set(faultproxy.ToTarget, faultproxy.Fault{Kind: faultproxy.Blackhole})
-	a.Send(2, 7, []*raftpb.Message{heartbeat(1, 2, 2)})
+	a.Send(2, 7, []*raftpb.Message{heartbeat(rid(1), rid(2), 2)})
 	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
 	defer cancel()
 	if err := proxy.WaitHeld(ctx, 1); err != nil {
@@ -53,4 +54,40 @@ func TestThroughFaultProxy(t *testing.T) {
 	waitConnected(t, a, 2)
 	waitConnected(t, b, 1)
 	exchange(t, a, b, 3)
+}
+
+// TestBlackholeBothWaysRedials: a connection through which nothing passes
+// either way (a stuck peer, a half-open connection) is closed by both
+// sides once a frame is ReadIdleTimeout overdue, and redialled; an idle
+// connection that does pass stays up, kept alive by the transport.
+func TestBlackholeBothWaysRedials(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	short := func(c *Config) { c.ReadIdleTimeout, c.HandshakeTimeout = idle, idle }
+	a, b := startNode(t, 1, "", short), startNode(t, 2, "", short)
+	proxy, err := faultproxy.New(faultproxy.Config{Target: b.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	if err := a.AddPeer(2, proxy.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPeer(1, "unused: node 1 dials"); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, a, 2)
+	waitConnected(t, b, 1)
+	time.Sleep(4 * idle) // idle, yet kept alive: the time must pass
+	if m := a.Metrics(); m.Connections != 1 {
+		t.Fatalf("%d connections after an idle spell, want the first one still", m.Connections)
+	}
+	exchange(t, a, b, 1)
+
+	proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Blackhole})
+	waitDisconnected(t, a, 2)
+	waitDisconnected(t, b, 1)
+	proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Pass})
+	waitConnected(t, a, 2)
+	waitConnected(t, b, 1)
+	exchange(t, a, b, 2)
 }

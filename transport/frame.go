@@ -16,13 +16,13 @@ type FrameType uint8
 // registered with Config.Handlers untouched.
 const (
 	FrameRaftBatch         FrameType = 1 // Raft messages of many groups (AppendRaftBatch)
-	FrameNodeHeartbeat     FrameType = 2 // node liveness and the leader table (reserved)
+	FrameNodeHeartbeat     FrameType = 2 // node liveness and the leader table (AppendNodeHeartbeat)
 	FrameSnapshotRead      FrameType = 3 // a follower asks for snapshot data (reserved)
 	FrameSnapshotChunk     FrameType = 4 // the reply to FrameSnapshotRead (reserved)
-	FrameMetaPropose       FrameType = 5 // a command forwarded to the meta leader (reserved)
-	FrameMetaProposeResult FrameType = 6 // the reply to FrameMetaPropose (reserved)
-	FrameJoin              FrameType = 7 // a new node asks to join (reserved)
-	FrameJoinResult        FrameType = 8 // the reply to FrameJoin (reserved)
+	FrameMetaPropose       FrameType = 5 // a command forwarded to the meta leader (payload: package controller)
+	FrameMetaProposeResult FrameType = 6 // the reply to FrameMetaPropose (payload: package controller)
+	FrameJoin              FrameType = 7 // a learner to add, forwarded to the meta leader (payload: package controller)
+	FrameJoinResult        FrameType = 8 // the reply to FrameJoin (payload: package controller)
 	FrameHandshake         FrameType = 9 // the first frame each way on a connection (EncodeHandshake)
 	frameTypeKnownMax                = FrameHandshake
 )

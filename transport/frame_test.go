@@ -130,7 +130,7 @@ func TestRaftBatch(t *testing.T) {
 		input []byte
 	}{
 		{"empty", nil},
-		{"no groups", []byte{0, 0, 0, 0}},
+		{"no groups, with bytes after", []byte{0, 0, 0, 0, 1}},
 		{"group count beyond the bytes", []byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}},
 		{"group without messages", AppendRaftBatch(nil, []GroupMessages{{Group: 1}})},
 		{"message count beyond the bytes", append(payload[:4+8:4+8], 0xff, 0xff, 0xff, 0xff)},
@@ -140,6 +140,9 @@ func TestRaftBatch(t *testing.T) {
 		if _, err := ParseRaftBatch(tc.input); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", tc.name, err)
 		}
+	}
+	if groups, err := ParseRaftBatch(AppendRaftBatch(nil, nil)); err != nil || len(groups) != 0 {
+		t.Errorf("a keepalive (no groups): %v, %v", groups, err)
 	}
 	bad := GroupMessages{Group: 1, Messages: [][]byte{{0xff}}}
 	if _, err := UnmarshalMessages(bad); !errors.Is(err, ErrMalformed) {
@@ -168,3 +171,7 @@ func marshalGroup(t testing.TB, group uint64, msgs []*raftpb.Message) GroupMessa
 	}
 	return g
 }
+
+// rid is the replica id of node's first incarnation: what raft messages
+// between nodes carry.
+func rid(node uint64) uint64 { return node<<IncarnationBits | 1 }

@@ -14,9 +14,13 @@ type Metrics struct {
 	FramesReceived   uint64
 	BytesReceived    uint64
 	MessagesReceived uint64
-	Connections      uint64 // connections that completed the handshake
-	Refused          uint64 // connections refused or dropped at the handshake
-	ProtocolErrors   uint64 // connections closed for a frame too large, malformed or unexpected
+	// MessagesMisaddressed are Raft messages received and dropped: their
+	// sender is not a replica of the node that sent them, or they are not
+	// for a replica of this node.
+	MessagesMisaddressed uint64
+	Connections          uint64 // connections that completed the handshake
+	Refused              uint64 // connections refused or dropped at the handshake
+	ProtocolErrors       uint64 // connections closed for a frame too large, malformed or unexpected
 }
 
 // counters is Metrics, updated concurrently.
@@ -24,6 +28,7 @@ type counters struct {
 	framesSent, bytesSent, messagesSent             atomic.Uint64
 	messagesDropped, bytesDropped, framesDropped    atomic.Uint64
 	framesReceived, bytesReceived, messagesReceived atomic.Uint64
+	messagesMisaddressed                            atomic.Uint64
 	connections, refused, protocolErrors            atomic.Uint64
 }
 
@@ -32,7 +37,8 @@ func (c *counters) snapshot() Metrics {
 		FramesSent: c.framesSent.Load(), BytesSent: c.bytesSent.Load(), MessagesSent: c.messagesSent.Load(),
 		MessagesDropped: c.messagesDropped.Load(), BytesDropped: c.bytesDropped.Load(), FramesDropped: c.framesDropped.Load(),
 		FramesReceived: c.framesReceived.Load(), BytesReceived: c.bytesReceived.Load(), MessagesReceived: c.messagesReceived.Load(),
-		Connections: c.connections.Load(), Refused: c.refused.Load(), ProtocolErrors: c.protocolErrors.Load(),
+		MessagesMisaddressed: c.messagesMisaddressed.Load(),
+		Connections:          c.connections.Load(), Refused: c.refused.Load(), ProtocolErrors: c.protocolErrors.Load(),
 	}
 }
 

@@ -188,11 +188,12 @@ func (p *peer) dial() (*link, error) {
 	p.mu.Lock()
 	addr := p.addr
 	p.mu.Unlock()
-	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
-	conn, err := d.DialContext(p.ctx, "tcp", addr)
+	d := net.Dialer{Timeout: p.t.cfg.DialTimeout, KeepAliveConfig: keepAliveConfig(p.t.cfg)}
+	tcpConn, err := d.DialContext(p.ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial node %d at %s: %w", p.id, addr, err)
 	}
+	conn := idleConn{Conn: tcpConn, idle: p.t.cfg.ReadIdleTimeout}
 	if !p.setConn(conn) {
 		conn.Close()
 		return nil, errStopped
@@ -352,9 +353,16 @@ func (p *peer) logClosed(err error) {
 
 // writeLoop writes the queue whenever it gets items, until the reader
 // ends, the peer stops, a write fails or a newer connection arrives.
+//
+// When it has written nothing for a quarter of ReadIdleTimeout it writes
+// a keepalive, so the peer's idle timeout fires only when the connection
+// passes nothing.
 func (p *peer) writeLoop(l *link, readerDone <-chan struct{}) (*link, error) {
 	var buf []byte
+	keepalive := p.t.env.Clock.NewTimer(p.t.cfg.ReadIdleTimeout / 4)
+	defer keepalive.Stop()
 	for {
+		idle := false
 		select {
 		case <-p.ctx.Done():
 			return nil, errStopped
@@ -365,12 +373,35 @@ func (p *peer) writeLoop(l *link, readerDone <-chan struct{}) (*link, error) {
 				return next, errReplaced
 			}
 		case <-p.wake:
+		case <-keepalive.C():
+			idle = true
 		}
 		var err error
-		if buf, err = p.writeQueued(l.conn, buf); err != nil {
+		if idle {
+			err = p.writeFrame(l.conn, keepaliveFrame)
+		} else {
+			buf, err = p.writeQueued(l.conn, buf)
+		}
+		if err != nil {
 			return nil, err
 		}
+		keepalive.Reset(p.t.cfg.ReadIdleTimeout / 4)
 	}
+}
+
+// keepaliveFrame is a RaftBatch of no groups.
+var keepaliveFrame = AppendFrame(nil, FrameRaftBatch, AppendRaftBatch(nil, nil))
+
+// writeFrame writes one frame within WriteTimeout (of real time: the
+// deadline is the kernel's).
+func (p *peer) writeFrame(conn net.Conn, frame []byte) error {
+	if err := conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout)); err != nil {
+		return fmt.Errorf("write to node %d: %w", p.id, err)
+	}
+	if _, err := conn.Write(frame); err != nil {
+		return fmt.Errorf("write to node %d: %w", p.id, err)
+	}
+	return nil
 }
 
 // writeQueued writes frames until the queue is empty: each frame holds as
@@ -383,11 +414,11 @@ func (p *peer) writeQueued(conn net.Conn, buf []byte) ([]byte, error) {
 			return buf, nil
 		}
 		buf = appendItems(buf[:0], items)
-		if _, err := conn.Write(buf); err != nil {
+		if err := p.writeFrame(conn, buf); err != nil {
 			for _, it := range items {
 				p.t.dropped(it)
 			}
-			return nil, fmt.Errorf("write to node %d: %w", p.id, err)
+			return nil, err
 		}
 		p.sent(items, len(buf))
 		if cap(buf) > bufferBytesKeptMax {
@@ -474,11 +505,11 @@ func (p *peer) report() {
 	p.reportLocked()
 }
 
-// reportLocked is report with p.mu held.
+// reportLocked is report with p.mu held. A report the full channel
+// refused is not made: the next loss tries again.
 func (p *peer) reportLocked() {
 	if !p.reported {
-		p.reported = true
-		p.t.report(p.id)
+		p.reported = p.t.report(p.id)
 	}
 }
 
@@ -533,8 +564,27 @@ func (t *TCP) deliverRaft(from uint64, payload []byte) error {
 		}
 	}
 	for i, g := range groups {
-		t.metrics.messagesReceived.Add(uint64(len(msgs[i])))
-		t.cfg.Handler(from, g.Group, msgs[i])
+		ms := t.addressedFrom(from, msgs[i])
+		if len(ms) == 0 {
+			continue
+		}
+		t.metrics.messagesReceived.Add(uint64(len(ms)))
+		t.cfg.Handler(from, g.Group, ms)
 	}
 	return nil
+}
+
+// addressedFrom keeps the messages sent by a replica of node from to a
+// replica of this node, counting the others: a node speaks only for its
+// own replicas, and a message for another node was routed wrong.
+func (t *TCP) addressedFrom(from uint64, msgs []*raftpb.Message) []*raftpb.Message {
+	kept := msgs[:0]
+	for _, m := range msgs {
+		if NodeOf(m.GetFrom()) != from || NodeOf(m.GetTo()) != t.cfg.NodeID {
+			t.metrics.messagesMisaddressed.Add(1)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	return kept
 }

@@ -77,7 +77,8 @@ func New(e env.Env, cfg Config) (*TCP, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", cfg.ListenAddr)
+	lc := net.ListenConfig{KeepAliveConfig: keepAliveConfig(cfg)}
+	l, err := lc.Listen(context.Background(), "tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen on %s: %w", cfg.ListenAddr, err)
 	}
@@ -102,8 +103,9 @@ func (t *TCP) Addr() net.Addr { return t.listener.Addr() }
 // Unreachable reports the node id of a peer a message to which was
 // dropped: raft's ReportUnreachable for the groups with replicas there.
 // A known peer is reported once until a frame reaches it again (an unknown
-// node at every Send); reports beyond UnreachableReportsMax not yet
-// received are dropped. Never closed.
+// node at every Send); a report beyond UnreachableReportsMax not yet
+// received is dropped, and made again at the peer's next loss. Never
+// closed.
 func (t *TCP) Unreachable() <-chan uint64 { return t.unreachable }
 
 // Metrics returns the counters so far.
@@ -232,11 +234,15 @@ func (t *TCP) dropped(it item) {
 	}
 }
 
-// report tells the Unreachable reader that a message to node id was lost.
-func (t *TCP) report(id uint64) {
+// report tells the Unreachable reader that a message to node id was lost;
+// false when the reader is behind and the report was dropped (it hears of
+// this peer at its next loss).
+func (t *TCP) report(id uint64) bool {
 	select {
 	case t.unreachable <- id:
-	default: // the reader is behind: it hears of this peer at its next loss
+		return true
+	default:
+		return false
 	}
 }
 
@@ -270,6 +276,9 @@ func (t *TCP) acceptLoop() {
 	defer t.wg.Done()
 	for {
 		conn, err := t.listener.Accept()
+		if err == nil {
+			conn = idleConn{Conn: conn, idle: t.cfg.ReadIdleTimeout}
+		}
 		if err != nil {
 			if t.ctx.Err() != nil {
 				return
@@ -427,4 +436,26 @@ func (t *TCP) random() uint64 {
 	var b [8]byte
 	_, _ = t.env.Rand.Read(b[:]) // never fails
 	return binary.BigEndian.Uint64(b[:])
+}
+
+// keepAliveConfig has the kernel probe a connection idle for
+// ReadIdleTimeout, so a peer gone without a word is noticed even while
+// nothing is written to it.
+func keepAliveConfig(cfg Config) net.KeepAliveConfig {
+	return net.KeepAliveConfig{Enable: true, Idle: cfg.ReadIdleTimeout, Interval: cfg.ReadIdleTimeout / 4, Count: 4}
+}
+
+// idleConn is a connection whose every Read fails once nothing arrived
+// for idle (of real time: the deadline is the kernel's). Peers write at
+// least a keepalive in that time, so a silent connection is a broken one.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c idleConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
 }

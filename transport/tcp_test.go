@@ -24,8 +24,8 @@ func TestTwoNodesExchangeMessagesOfManyGroups(t *testing.T) {
 	const groups, perGroup = 50, 3
 	for round := uint64(0); round < perGroup; round++ {
 		for g := uint64(0); g < groups; g++ {
-			a.Send(2, g, []*raftpb.Message{appendMessage(1, 2, 5, round, []byte{byte(g), byte(round)})})
-			b.Send(1, g, []*raftpb.Message{heartbeat(2, 1, round)})
+			a.Send(2, g, []*raftpb.Message{appendMessage(rid(1), rid(2), 5, round, []byte{byte(g), byte(round)})})
+			b.Send(1, g, []*raftpb.Message{heartbeat(rid(2), rid(1), round)})
 		}
 	}
 	for _, n := range []*node{a, b} {
@@ -65,7 +65,7 @@ func TestThreeNodes(t *testing.T) {
 	for _, from := range nodes {
 		for _, to := range nodes {
 			if from != to {
-				from.Send(to.cfg.NodeID, from.cfg.NodeID*10+to.cfg.NodeID, []*raftpb.Message{heartbeat(from.cfg.NodeID, to.cfg.NodeID, 1)})
+				from.Send(to.cfg.NodeID, from.cfg.NodeID*10+to.cfg.NodeID, []*raftpb.Message{heartbeat(rid(from.cfg.NodeID), rid(to.cfg.NodeID), 1)})
 			}
 		}
 	}
@@ -73,7 +73,7 @@ func TestThreeNodes(t *testing.T) {
 		seen := map[uint64]bool{}
 		for i := 0; i < 2; i++ {
 			d := n.receive(t)
-			if d.group != d.from*10+n.cfg.NodeID || d.msgs[0].GetFrom() != d.from {
+			if d.group != d.from*10+n.cfg.NodeID || NodeOf(d.msgs[0].GetFrom()) != d.from {
 				t.Fatalf("node %d: delivery %+v", n.cfg.NodeID, d)
 			}
 			seen[d.from] = true
@@ -105,11 +105,11 @@ func TestCoalescing(t *testing.T) {
 	waitConnected(t, b, 1)
 	// 12 MiB exceeds what loopback socket buffers hold, so the write blocks
 	// until the fake peer reads.
-	big := appendMessage(2, 1, 1, 0, make([]byte, 12<<20))
+	big := appendMessage(rid(2), rid(1), 1, 0, make([]byte, 12<<20))
 	b.Send(1, 0, []*raftpb.Message{big})
 	const sends = 100
 	for g := uint64(1); g <= sends; g++ {
-		b.Send(1, g, []*raftpb.Message{heartbeat(2, 1, g)})
+		b.Send(1, g, []*raftpb.Message{heartbeat(rid(2), rid(1), g)})
 	}
 	frames, groups := 0, uint64(0)
 	for groups < sends+1 {
@@ -131,7 +131,7 @@ func TestCoalescing(t *testing.T) {
 	// Sent frames are counted once their write returns, which may be after
 	// the peer read them: one more frame, read, makes sure the writer
 	// counted those before.
-	b.Send(1, sends+1, []*raftpb.Message{heartbeat(2, 1, 1)})
+	b.Send(1, sends+1, []*raftpb.Message{heartbeat(rid(2), rid(1), 1)})
 	if _, err := fake.readBatch(); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestOverflowDropsAndReportsUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitConnected(t, b, 1)
-	big := appendMessage(2, 1, 1, 0, make([]byte, 12<<20))
+	big := appendMessage(rid(2), rid(1), 1, 0, make([]byte, 12<<20))
 	// The writer blocks on the first (or has not taken it yet): of three,
 	// at most two fit in flight and queue, so at least one is dropped.
 	for i := 0; i < 3; i++ {
@@ -182,8 +182,8 @@ func TestSendWithoutConnection(t *testing.T) {
 	if err := a.AddPeer(2, "127.0.0.1:1"); err != nil { // nobody listens on port 1
 		t.Fatal(err)
 	}
-	a.Send(9, 0, []*raftpb.Message{heartbeat(1, 9, 1)})
-	a.Send(2, 0, []*raftpb.Message{heartbeat(1, 2, 1)})
+	a.Send(9, 0, []*raftpb.Message{heartbeat(rid(1), rid(9), 1)})
+	a.Send(2, 0, []*raftpb.Message{heartbeat(rid(1), rid(2), 1)})
 	a.waitUnreachable(t, 9)
 	a.waitUnreachable(t, 2)
 	if err := a.SendFrame(2, FrameNodeHeartbeat, []byte("x")); !errors.Is(err, ErrNotConnected) {
@@ -222,8 +222,8 @@ func TestReconnectAfterRestart(t *testing.T) {
 // exchange sends one message each way and checks it arrives.
 func exchange(t *testing.T, a, b *node, term uint64) {
 	t.Helper()
-	a.Send(2, 7, []*raftpb.Message{heartbeat(1, 2, term)})
-	b.Send(1, 7, []*raftpb.Message{heartbeat(2, 1, term)})
+	a.Send(2, 7, []*raftpb.Message{heartbeat(rid(1), rid(2), term)})
+	b.Send(1, 7, []*raftpb.Message{heartbeat(rid(2), rid(1), term)})
 	for _, n := range []*node{a, b} {
 		if d := n.receive(t); d.group != 7 || d.msgs[0].GetTerm() != term {
 			t.Fatalf("node %d: delivery %+v", n.cfg.NodeID, d)
@@ -303,7 +303,7 @@ func TestNewestConnectionWins(t *testing.T) {
 	if _, err := first.r.ReadByte(); err != io.EOF {
 		t.Fatalf("first connection: %v, want EOF", err)
 	}
-	b.Send(1, 3, []*raftpb.Message{heartbeat(2, 1, 4)})
+	b.Send(1, 3, []*raftpb.Message{heartbeat(rid(2), rid(1), 4)})
 	ds, err := second.readBatch()
 	if err != nil || len(ds) != 1 || ds[0].group != 3 {
 		t.Fatalf("second connection got %+v, %v", ds, err)
@@ -339,11 +339,11 @@ func TestFramesOfOtherTypes(t *testing.T) {
 		}}
 	})
 	connect(t, a, b)
-	a.Send(2, 1, []*raftpb.Message{heartbeat(1, 2, 1)})
+	a.Send(2, 1, []*raftpb.Message{heartbeat(rid(1), rid(2), 1)})
 	if err := a.SendFrame(2, FrameNodeHeartbeat, []byte("leaders")); err != nil {
 		t.Fatal(err)
 	}
-	a.Send(2, 1, []*raftpb.Message{heartbeat(1, 2, 2)})
+	a.Send(2, 1, []*raftpb.Message{heartbeat(rid(1), rid(2), 2)})
 	if d := b.receive(t); d.group != 1 || d.msgs[0].GetTerm() != 1 {
 		t.Fatalf("first: %+v", d)
 	}
@@ -366,7 +366,7 @@ func TestSendRefusesWhatFitsNoFrame(t *testing.T) {
 	small := func(c *Config) { c.FrameBytesMax = frameBytesMaxMin; c.PeerQueueBytesMax = frameBytesMaxMin }
 	a, b := startNode(t, 1, "", small), startNode(t, 2, "", small)
 	connect(t, a, b)
-	a.Send(2, 0, []*raftpb.Message{appendMessage(1, 2, 1, 1, make([]byte, frameBytesMaxMin))})
+	a.Send(2, 0, []*raftpb.Message{appendMessage(rid(1), rid(2), 1, 1, make([]byte, frameBytesMaxMin))})
 	a.logs.wait(t, "dropped a frame over the bound")
 	a.waitUnreachable(t, 2)
 	exchange(t, a, b, 3)
@@ -384,7 +384,7 @@ func TestRemovePeerAndCloseStopEveryGoroutine(t *testing.T) {
 	exchange(t, nodes[0], nodes[1], 1)
 	nodes[0].RemovePeer(3)
 	waitDisconnected(t, nodes[2], 1)
-	nodes[0].Send(3, 0, []*raftpb.Message{heartbeat(1, 3, 1)})
+	nodes[0].Send(3, 0, []*raftpb.Message{heartbeat(rid(1), rid(3), 1)})
 	if m := nodes[0].Metrics(); m.MessagesDropped != 1 {
 		t.Fatalf("a message to a removed peer was not dropped: %+v", m)
 	}

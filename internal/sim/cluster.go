@@ -323,13 +323,7 @@ func (c *Cluster) drain(n *Node) error {
 		if err := c.send(w.Messages); err != nil {
 			return err
 		}
-		for _, m := range w.Messages {
-			if m.GetType() == raftpb.MsgSnap {
-				// As a transport does once the snapshot is written out: if it is
-				// lost, the follower's rejection of the next append says so.
-				n.Replica.ReportSnapshot(m.GetTo(), true)
-			}
-		}
+		n.Replica.SnapshotsSent(w.Messages) // as the node's Scheduler does
 		c.Reads = append(c.Reads, w.ReadStates...)
 		if w.SyncSeq > n.syncSeq {
 			n.syncSeq = w.SyncSeq

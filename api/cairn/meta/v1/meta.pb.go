@@ -313,10 +313,13 @@ type Broker struct {
 	KafkaAddr string `protobuf:"bytes,4,opt,name=kafka_addr,json=kafkaAddr,proto3" json:"kafka_addr,omitempty"`
 	HttpAddr  string `protobuf:"bytes,5,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	// rack is the operator's rack label, empty when not set.
-	Rack          string      `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
-	State         BrokerState `protobuf:"varint,7,opt,name=state,proto3,enum=cairn.meta.v1.BrokerState" json:"state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rack  string      `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
+	State BrokerState `protobuf:"varint,7,opt,name=state,proto3,enum=cairn.meta.v1.BrokerState" json:"state,omitempty"`
+	// registration_nonce is the RegisterBroker nonce that made this
+	// incarnation, empty when it had none.
+	RegistrationNonce []byte `protobuf:"bytes,8,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Broker) Reset() {
@@ -396,6 +399,13 @@ func (x *Broker) GetState() BrokerState {
 		return x.State
 	}
 	return BrokerState_BROKER_STATE_UNSPECIFIED
+}
+
+func (x *Broker) GetRegistrationNonce() []byte {
+	if x != nil {
+		return x.RegistrationNonce
+	}
+	return nil
 }
 
 // Topic is one topic and the placement of its partitions.
@@ -800,15 +810,21 @@ func (*Command_SetPreferredLeaders) isCommand_Command() {}
 // incarnation (incarnation = the current one). A new incarnation starts
 // JOINING; Result.incarnation is the one registered.
 type RegisterBroker struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        int32                  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Incarnation   uint32                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,3,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	KafkaAddr     string                 `protobuf:"bytes,4,opt,name=kafka_addr,json=kafkaAddr,proto3" json:"kafka_addr,omitempty"`
-	HttpAddr      string                 `protobuf:"bytes,5,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
-	Rack          string                 `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	NodeId      int32                  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Incarnation uint32                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	RaftAddr    string                 `protobuf:"bytes,3,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	KafkaAddr   string                 `protobuf:"bytes,4,opt,name=kafka_addr,json=kafkaAddr,proto3" json:"kafka_addr,omitempty"`
+	HttpAddr    string                 `protobuf:"bytes,5,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	Rack        string                 `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
+	// registration_nonce (incarnation 0 only) is a random id the node keeps
+	// with its data (node.json), at most 32 bytes: a repeat of the
+	// registration that made the current incarnation, with the same nonce
+	// (a retried proposal), registers nothing new and answers that
+	// incarnation. Empty: every registration is a new one.
+	RegistrationNonce []byte `protobuf:"bytes,7,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RegisterBroker) Reset() {
@@ -881,6 +897,13 @@ func (x *RegisterBroker) GetRack() string {
 		return x.Rack
 	}
 	return ""
+}
+
+func (x *RegisterBroker) GetRegistrationNonce() []byte {
+	if x != nil {
+		return x.RegistrationNonce
+	}
+	return nil
 }
 
 // SetBrokerState moves a broker's current incarnation to another state:
@@ -1728,7 +1751,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x06topics\x18\x04 \x03(\v2\x14.cairn.meta.v1.TopicR\x06topics\x12\"\n" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
-	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\xe2\x01\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\x91\x02\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -1737,7 +1760,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"kafka_addr\x18\x04 \x01(\tR\tkafkaAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x120\n" +
-	"\x05state\x18\a \x01(\x0e2\x1a.cairn.meta.v1.BrokerStateR\x05state\"\xde\x01\n" +
+	"\x05state\x18\a \x01(\x0e2\x1a.cairn.meta.v1.BrokerStateR\x05state\x12-\n" +
+	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\"\xde\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12;\n" +
@@ -1768,7 +1792,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x13cancel_reassignment\x18\n" +
 	" \x01(\v2!.cairn.meta.v1.CancelReassignmentH\x00R\x12cancelReassignment\x12X\n" +
 	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeadersB\t\n" +
-	"\acommand\"\xb8\x01\n" +
+	"\acommand\"\xe7\x01\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -1776,7 +1800,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
 	"kafka_addr\x18\x04 \x01(\tR\tkafkaAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
-	"\x04rack\x18\x06 \x01(\tR\x04rack\"}\n" +
+	"\x04rack\x18\x06 \x01(\tR\x04rack\x12-\n" +
+	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\"}\n" +
 	"\x0eSetBrokerState\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x120\n" +

@@ -1,0 +1,415 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/transport"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// GroupID is the metadata group's Raft group id.
+const GroupID = 0
+
+// bootstrapIndex is the index of the snapshot every member of a new meta
+// group starts from (design §5.4): the same on every node, so no member
+// needs a bootstrap entry of its own.
+const bootstrapIndex = 1
+
+// MetaDirName is the meta log's directory under the data directory;
+// SnapshotFileName the meta-snapshot file in it.
+const (
+	MetaDirName      = "meta"
+	SnapshotFileName = "meta-snapshot"
+)
+
+// Errors of the proposal path. ErrNotController and ErrTimeout are
+// retriable by a client (Kafka's NOT_CONTROLLER and REQUEST_TIMED_OUT).
+var (
+	// ErrNotController: no meta leader could take the command before the
+	// deadline; it was not applied.
+	ErrNotController = errors.New("controller: no metadata leader")
+	// ErrTimeout: the command may or may not be applied (the deadline
+	// passed after it was proposed or forwarded, or the node jumped past
+	// it with a snapshot); it was not retried, since a retry could apply
+	// it twice.
+	ErrTimeout = errors.New("controller: metadata proposal outcome unknown")
+	// ErrClosed: the controller is closed.
+	ErrClosed = errors.New("controller: closed")
+)
+
+// errLost: a proposal's index was applied with another term, or a later
+// term's entry was applied before it: a new leader overwrote it, so it
+// will never apply and may be proposed again.
+var errLost = fmt.Errorf("%w: proposal lost to a new leader", ErrNotController)
+
+// Log is the meta group's Raft log: a replica.Storage that can also drop
+// the entries below a snapshot of the state taken at an applied index.
+// The controller's own raftlog (metaLog) is the durable one;
+// replica.MemStorage fits it for tests.
+type Log interface {
+	replica.Storage
+	CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) error
+}
+
+// FrameSender sends a frame to a node (transport.TCP).
+type FrameSender interface {
+	SendFrame(to uint64, typ transport.FrameType, payload []byte) error
+}
+
+// Config opens a Controller. Zero limits take the defaults beside them.
+type Config struct {
+	Env     env.Env
+	DataDir string
+	// Identity is this node's, from OpenIdentity.
+	Identity Identity
+	// Peers maps every initial voter's node id to its Raft address, this
+	// node included; the same list on every node. Empty: a single node.
+	Peers map[int32]string
+	// Bootstrap, when set, is the state a new single-node meta log starts
+	// from instead of an empty cluster (MigrateLegacyDir's); its applied
+	// index must be 1 and its cluster id the identity's.
+	Bootstrap *metav1.State
+	// Log is the meta log; nil: raftlog over <data>/meta/log, opened and
+	// closed by the controller. Scheduler is the node's, which runs the
+	// group.
+	Log       Log
+	Scheduler *replica.Scheduler
+	// Transport carries forwarded proposals and their results; the
+	// transport hands the frames back through FrameHandlers.
+	Transport FrameSender
+	// Raft sets ticks and limits of the group (ID, GroupID and Applied are
+	// the controller's).
+	Raft replica.Config
+	// OnApplied, when set, runs on the group's worker after every batch of
+	// applied entries, with the applied index; it must not block (the
+	// replica manager signals its own goroutine).
+	OnApplied func(index uint64)
+
+	// Join starts a node added with AddNode (Identity.Incarnation set to
+	// the one AddNode returned): its empty meta log waits for the
+	// leader's snapshot instead of being bootstrapped.
+	Join bool
+
+	SnapshotEntries    uint64        // entries between meta-snapshot files; 1000
+	MembershipInterval time.Duration // the leader's check of learners to promote and brokers to activate; 200 ms
+	ProposeTimeout     time.Duration // bound on one Propose; 5 s
+	RetryDelay         time.Duration // pause before proposing again when no leader is known; 50 ms
+	ForwardedMax       int           // forwarded proposals served at once; 256
+}
+
+func (c Config) withDefaults() Config {
+	c.SnapshotEntries = cmp.Or(c.SnapshotEntries, 1000)
+	c.ProposeTimeout = cmp.Or(c.ProposeTimeout, 5*time.Second)
+	c.RetryDelay = cmp.Or(c.RetryDelay, 50*time.Millisecond)
+	c.ForwardedMax = cmp.Or(c.ForwardedMax, 256)
+	c.MembershipInterval = cmp.Or(c.MembershipInterval, 200*time.Millisecond)
+	return c
+}
+
+// Validate reports the first missing or impossible setting.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("controller config: no data directory")
+	case c.Scheduler == nil:
+		return errors.New("controller config: needs a scheduler")
+	case c.Join && c.Log == nil:
+		// raftlog starts only from a bootstrap snapshot, and a made-up one
+		// would let the leader append after it without sending the state.
+		return errors.New("controller config: a joining node needs a Log that starts empty")
+	case len(c.Peers) > 1 && c.Transport == nil:
+		return errors.New("controller config: peers need a transport")
+	case len(c.Peers) > 0 && c.Peers[c.Identity.NodeID] == "":
+		return fmt.Errorf("controller config: node %d is not among its peers", c.Identity.NodeID)
+	case c.Bootstrap != nil && (len(c.Peers) > 1 || c.Join):
+		return errors.New("controller config: a migrated state bootstraps a single node only")
+	case c.SnapshotEntries == 0 || c.MembershipInterval <= 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0:
+		return errors.New("controller config: every limit must be positive")
+	}
+	return c.Env.Check()
+}
+
+// Controller runs the metadata group on a node: meta.Machine applied from
+// the meta log, proposals from any node (forwarded to the leader), the
+// meta-snapshot file and compaction behind it.
+type Controller struct {
+	e   env.Env
+	cfg Config
+	dir string
+	id  uint64 // replica id
+	// identity is the node's, as node.json holds it once Open wrote it.
+	identity Identity
+	// log is Config.Log, or the meta log Open opened (own) over
+	// <data>/meta/log; nil until a new node bootstraps it.
+	log Log
+	own *metaLog
+
+	// Owned by the group's worker (PrepareProposal and the Do calls of
+	// proposeLocal): the offset the next proposal of prepTerm gets.
+	prepTerm uint64
+	prepNext int64
+
+	mu      sync.Mutex
+	machine *meta.Machine
+	// appliedNext is the meta log's next offset after the applied index.
+	appliedNext int64
+	applied     uint64
+	appliedTerm uint64
+	changed     chan struct{} // closed and replaced when applied moves
+	leadership  replica.Leadership
+	leaderMoved chan struct{} // closed and replaced when leadership changes
+	waiters     map[uint64]*waiter
+	// forwards are the requests forwarded and not yet answered, by
+	// request id; nextRequest the last id drawn, starting at a random
+	// one, so a late result meant for an earlier run matches no request.
+	forwards    map[uint64]pendingForward
+	nextRequest uint64
+	// snapshotIndex is the index of the last meta-snapshot file (or of
+	// the state the controller started from); snapshotErr the last
+	// failure to write one.
+	snapshotIndex uint64
+	snapshotErr   error
+	restores      int
+	closed        bool
+
+	snapshotDue  chan struct{}
+	memberDue    chan struct{} // an apply happened: membership duties may be due
+	forwardSlots chan struct{}
+	ctx          context.Context // cancelled by Close
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+}
+
+// waiter is a local proposal waiting for its entry to apply.
+type waiter struct {
+	term uint64
+	done chan waitResult // buffered, 1
+}
+
+type waitResult struct {
+	result *metav1.Result
+	err    error
+}
+
+// Open starts the metadata group on cfg.Scheduler: it bootstraps a new
+// node's empty meta log, restores the state from the meta-snapshot file or
+// the log's snapshot, and registers group 0.
+func Open(cfg Config) (*Controller, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Controller{
+		e: cfg.Env, cfg: cfg, dir: filepath.Join(cfg.DataDir, MetaDirName), id: cfg.Identity.ReplicaID(), identity: cfg.Identity,
+		changed: make(chan struct{}), leaderMoved: make(chan struct{}),
+		waiters: map[uint64]*waiter{}, forwards: map[uint64]pendingForward{}, nextRequest: randomRequestID(cfg.Env.Rand),
+		snapshotDue: make(chan struct{}, 1), memberDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.openLog(); err != nil {
+		return nil, err
+	}
+	start, err := c.restoreAtStart()
+	if err != nil {
+		c.closeLog()
+		return nil, err
+	}
+	rcfg := cfg.Raft
+	rcfg.ID, rcfg.GroupID, rcfg.Applied = c.id, GroupID, start
+	r, err := replica.New(c.e, rcfg, c.log, (*stateMachine)(c))
+	if err != nil {
+		c.closeLog()
+		return nil, fmt.Errorf("controller: open the meta replica: %w", err)
+	}
+	if err := cfg.Scheduler.AddGroup(GroupID, r, c.log, replica.GroupOptions{}); err != nil {
+		c.closeLog()
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	c.wg.Go(c.snapshotLoop)
+	c.wg.Go(c.membershipLoop)
+	if c.soleVoter(r.ConfState()) {
+		// A one-voter group needs no election timeout to elect itself.
+		if err := cfg.Scheduler.Do(GroupID, func(r *replica.Replica) { _ = r.Campaign() }); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("controller: campaign: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// openLog takes Config.Log or opens the own meta log, then bootstraps a
+// new node's.
+func (c *Controller) openLog() error {
+	if err := c.e.FS.MkdirAll(c.dir); err != nil {
+		return fmt.Errorf("controller: create %s: %w", c.dir, err)
+	}
+	c.log = c.cfg.Log
+	if c.log == nil {
+		own, err := openMetaLog(c.e, c.dir)
+		switch {
+		case errors.Is(err, errMetaLogMissing):
+		case err != nil:
+			return err
+		default:
+			c.log, c.own = own, own
+		}
+	}
+	if err := c.bootstrapIfNew(); err != nil {
+		c.closeLog()
+		return err
+	}
+	return nil
+}
+
+// closeLog closes the meta log the controller opened.
+func (c *Controller) closeLog() {
+	if c.own == nil {
+		return
+	}
+	if err := c.own.Close(); err != nil {
+		c.e.Logger.Error("controller: close the meta log", "err", err)
+	}
+}
+
+func (c *Controller) soleVoter(cs *raftpb.ConfState) bool {
+	return len(cs.GetVoters()) == 1 && cs.GetVoters()[0] == c.id && len(cs.GetVotersOutgoing()) == 0
+}
+
+// Close stops the group (removing it from the scheduler) and the
+// controller's goroutines, and fails the proposals still waiting.
+func (c *Controller) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.cfg.Scheduler.RemoveGroup(GroupID)
+	c.wg.Wait()
+	c.closeLog()
+}
+
+// Identity returns the node's identity as node.json holds it.
+func (c *Controller) Identity() Identity { return c.identity }
+
+// State returns a copy of the applied state.
+func (c *Controller) State() *metav1.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.machine.State()
+}
+
+// Snapshot returns the applied state marshalled deterministically: equal
+// on every node that applied the same index.
+func (c *Controller) Snapshot() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.machine.Snapshot()
+}
+
+// Applied returns the index of the last applied entry.
+func (c *Controller) Applied() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.applied
+}
+
+// Leadership returns what this node knows of the meta leader.
+func (c *Controller) Leadership() replica.Leadership {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leadership
+}
+
+// Restores counts the snapshots the leader sent that replaced the state.
+func (c *Controller) Restores() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restores
+}
+
+// SnapshotErr returns the last failure to write the meta-snapshot file or
+// compact behind it (nil once one succeeds again).
+func (c *Controller) SnapshotErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snapshotErr
+}
+
+// WaitApplied returns once this node has applied index, or with ctx's
+// error, or ErrClosed.
+func (c *Controller) WaitApplied(ctx context.Context, index uint64) error {
+	return c.waitApplied(ctx, index, nil)
+}
+
+// waitApplied is WaitApplied also bounded by deadline (nil: none).
+func (c *Controller) waitApplied(ctx context.Context, index uint64, deadline <-chan time.Time) error {
+	for {
+		c.mu.Lock()
+		applied, changed := c.applied, c.changed
+		c.mu.Unlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return fmt.Errorf("%w: applied %d, waiting for %d", ErrTimeout, applied, index)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// leaderView returns the leadership known now and the channel closed at
+// its next change.
+func (c *Controller) leaderView() (replica.Leadership, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leadership, c.leaderMoved
+}
+
+// voters returns the initial voters' replica ids: every peer at
+// incarnation 1, or this node alone.
+func (c *Controller) voters() []uint64 {
+	if len(c.cfg.Peers) == 0 {
+		return []uint64{c.id}
+	}
+	var ids []uint64
+	for node := range c.cfg.Peers {
+		ids = append(ids, meta.ReplicaID(node, 1))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// WaitLeading returns once this node leads the metadata group and has
+// applied its term's first entry, so its state holds every entry
+// committed before (a single node's start waits for it before reading
+// the state), or with ctx's error, or ErrClosed.
+func (c *Controller) WaitLeading(ctx context.Context) error {
+	for {
+		l, moved := c.leaderView()
+		if l.Leader == c.id && l.Ready {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("controller: waiting to lead (leader %d, ready %t): %w", l.Leader, l.Ready, ctx.Err())
+		case <-c.ctx.Done():
+			return ErrClosed
+		}
+	}
+}

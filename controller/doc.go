@@ -1,0 +1,108 @@
+// Package controller runs the metadata Raft group (group 0) on a node
+// (docs/design/replication.md §5): meta.Machine is its state machine, any
+// node proposes commands and gets their Result once its own node applied
+// them, and the state is durable and identical on every node.
+//
+// Package cluster runs it on a single node (one voter, a scheduler with
+// no peers, WaitLeading before it reads the state at start). The meta log
+// is the controller's own raftlog over <data>/meta/log (metalog.go), or
+// any Log given in the config (a replica.Storage that can compact behind
+// a snapshot: replica.MemStorage in tests, and for a joining node, which
+// raftlog cannot start yet). raftlog carries the meta state in its
+// snapshot descriptor, asking for it at the compaction index: the state of
+// each compaction index is kept in <data>/meta/state-<index>, written
+// before the log compacts there or installs the leader's snapshot there,
+// older ones removed after.
+//
+// # The log and the machine
+//
+// Open registers the group on the node's replica.Scheduler. An entry of the
+// meta log is a one-record Kafka batch whose value is the marshalled
+// metav1.Command; the leader stamps its base offset (the meta log's next
+// offset) and its term as leader epoch in PrepareProposal, so the meta log
+// can live in a storage.Log like a partition's. A ready leader has applied
+// every entry before its term, so its first proposal of a term follows the
+// applied offset, and each later one the one before (a dropped proposal
+// gives its offset back). Apply checks every entry's base offset against
+// the applied one. Raft's empty and configuration entries only advance the
+// applied index. A command is checked (it decodes, at most 1 MiB) before it
+// is proposed, forwarded ones too; one that does not decode and is
+// committed all the same is an INVALID_COMMAND refusal on every node, not a
+// failure of the group.
+//
+// # Proposals
+//
+// Propose on the leader proposes locally and waits for its entry to apply:
+// an entry at its index with its term is its Result; another term there, or
+// an entry of a later term applied first, means a new leader overwrote it,
+// and it is proposed again. Elsewhere it forwards the command to the
+// leader's node in a MetaPropose frame (frames.go draws the payloads) and
+// waits for the MetaProposeResult, then for its own node to apply that
+// index, so the caller reads its own write in State. A result answers the
+// request with its id only when it comes from the node the request went
+// to; request ids start at a random one each Open, so a late result meant
+// for an earlier run answers nothing. Every wait is bounded
+// by ProposeTimeout on the env's clock. A command known not to be applied
+// (no leader known, "not the controller", a proposal lost to a new leader)
+// is tried again until the deadline, then ErrNotController; one whose fate
+// is unknown (no answer, the forwarded-to node lost the leadership) is not
+// retried and fails with ErrTimeout, since a retry could apply it twice.
+//
+// # Snapshots
+//
+// Every SnapshotEntries applied entries the controller takes the state at
+// the applied index on the group's worker, writes it to
+// <data>/meta/meta-snapshot off the worker (atomically), and then compacts
+// the log to that index with the same bytes as the Raft snapshot's Data, so
+// the log never lacks what the file does not cover. A follower too far
+// behind gets that snapshot from the leader and restores from it. Both
+// carry the meta log's next offset before the state (entry.go draws it).
+// At start the machine comes from the file when it is past the log's
+// snapshot, else from the log's snapshot; raft starts applying after the
+// state's index or, when the hard state with the latest commit index was
+// not synced, after that commit index, and the entries it hands over again
+// are skipped.
+//
+// # Identity and bootstrap
+//
+// <data>/node.json {version, cluster_id, node_id, incarnation} binds a data
+// directory to a node (OpenIdentity); a node started with another node id
+// or cluster refuses to start. Replica id = node id << 20 | incarnation. A
+// new node with an empty meta log bootstraps it with a snapshot at index
+// 1, term 1 whose voters are every peer at incarnation 1 (or the node
+// alone), holding meta.Bootstrap's state (or a migrated legacy state), the
+// same on every node, so no node needs a bootstrap entry of its own. The
+// cluster id of a --peers cluster is derived from the peer list
+// (ClusterIDFromPeers), so every node computes it alone and the
+// transport's handshake refuses a node started with another list; a single
+// node draws one (NewClusterID) or keeps its legacy cluster.json's.
+// node.json is written only after the bootstrap snapshot is synced, so it
+// on disk means the log was bootstrapped: an empty meta log beside it (a
+// lost log) is refused, and a log without it is taken as a first start
+// that stopped in between only while it holds the bootstrap snapshot alone
+// and no vote (keeping the cluster id it holds), else refused. Not yet
+// guarded: a node whose whole data directory was wiped looks new and
+// bootstraps again under incarnation 1 (the design's rule asks the peers
+// first and joins as a new incarnation instead).
+//
+// # Membership
+//
+// AddNode, on any node, registers a node under a new incarnation (JOINING)
+// and has the leader add its replica as a learner (forwarded in a Join
+// frame), then snapshot and compact, since raft installs no snapshot whose
+// configuration lacks the receiver. The node starts with Config.Join: its
+// empty log waits for that snapshot. The leader's membership goroutine,
+// after applies and every MembershipInterval, promotes a caught-up learner
+// while the group has fewer than three voters and marks caught-up JOINING
+// brokers ACTIVE. The transport must know the new node first: the wiring
+// adds brokers' Raft addresses as peers as they apply.
+//
+// # Goroutines and locks
+//
+// The state machine's methods run on the group's worker. Controller.mu
+// guards the machine, the applied index, the leadership and the waiters;
+// State, Snapshot and WaitApplied take it from any goroutine. Per
+// controller: a snapshot goroutine, a membership goroutine, and one
+// goroutine per forwarded request being served (at most ForwardedMax; more
+// are answered "not the controller"). Close joins them all.
+package controller

@@ -1,0 +1,233 @@
+package controller
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/transport"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// votersWanted is how many voters the meta group grows to by promoting
+// caught-up learners (design §5.4); more nodes stay learners.
+const votersWanted = 3
+
+// AddNode makes node nodeID, at raftAddr, a member of the meta group
+// under a new incarnation: RegisterBroker with incarnation 0 (JOINING),
+// then its replica added as a learner, through the leader from any node.
+// It returns the incarnation, with which the node starts with Config.Join.
+// The leader promotes a caught-up learner while the group has fewer than
+// three voters, and marks a caught-up joining broker ACTIVE. Retrying after
+// an error registers yet another incarnation; the one that never started is
+// left JOINING.
+func (c *Controller) AddNode(ctx context.Context, nodeID int32, raftAddr string) (uint32, error) {
+	reg := &metav1.Command{Command: &metav1.Command_RegisterBroker{RegisterBroker: &metav1.RegisterBroker{NodeId: nodeID, RaftAddr: raftAddr}}}
+	res, err := c.Propose(ctx, reg)
+	if err != nil {
+		return 0, fmt.Errorf("controller: add node %d: %w", nodeID, err)
+	}
+	if err := meta.ResultError(res); err != nil {
+		return 0, fmt.Errorf("controller: add node %d: %w", nodeID, err)
+	}
+	rid := meta.ReplicaID(nodeID, res.Incarnation)
+	if err := c.addLearner(ctx, rid); err != nil {
+		return 0, fmt.Errorf("controller: add node %d incarnation %d: %w", nodeID, res.Incarnation, err)
+	}
+	return res.Incarnation, nil
+}
+
+// addLearner has the leader add rid as a learner, retrying what was not
+// proposed until ProposeTimeout, and returns once this node applied it.
+func (c *Controller) addLearner(ctx context.Context, rid uint64) error {
+	deadline := c.e.Clock.NewTimer(c.cfg.ProposeTimeout)
+	defer deadline.Stop()
+	for {
+		l, moved := c.leaderView()
+		var (
+			index uint64
+			err   error
+		)
+		switch {
+		case l.Leader == 0:
+			err = ErrNotController
+		case l.Leader == c.id:
+			index, err = c.addLearnerLocal(ctx, rid, deadline.C())
+		default:
+			var r forwardResult
+			r, err = c.forwardFrame(ctx, transport.NodeOf(l.Leader), transport.FrameJoin, binary.BigEndian.AppendUint64(nil, rid), deadline.C())
+			if err == nil {
+				index, err = r.index, forwardedErr(transport.NodeOf(l.Leader), r)
+			}
+		}
+		if err == nil {
+			return c.waitApplied(ctx, index, deadline.C())
+		}
+		if !errors.Is(err, ErrNotController) {
+			return err
+		}
+		if perr := c.pause(ctx, moved, deadline.C()); perr != nil {
+			return fmt.Errorf("%w (last attempt: %w)", perr, err)
+		}
+	}
+}
+
+// addLearnerLocal proposes the learner on this node, the leader, until its
+// configuration holds it; it returns the applied index that shows it.
+func (c *Controller) addLearnerLocal(ctx context.Context, rid uint64, deadline <-chan time.Time) (uint64, error) {
+	add := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: new(rid)}}}
+	for {
+		c.mu.Lock()
+		changed := c.changed
+		c.mu.Unlock()
+		var (
+			member  bool
+			applied uint64
+			err     error
+		)
+		doErr := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) {
+			cs := r.ConfState()
+			applied = r.Applied()
+			if member = slices.Contains(cs.GetVoters(), rid) || slices.Contains(cs.GetLearners(), rid); !member {
+				// Dropped while another change is pending: waited out below.
+				if err = r.ProposeConfChange(add); errors.Is(err, replica.ErrProposalDropped) {
+					err = nil
+				}
+			}
+		})
+		switch {
+		case doErr != nil:
+			return 0, mapSchedulerErr(doErr)
+		case errors.Is(err, replica.ErrNotLeader):
+			return 0, fmt.Errorf("%w: %w", ErrNotController, err)
+		case err != nil:
+			return 0, err
+		case member:
+			// raft installs no snapshot whose configuration lacks the
+			// receiver, and the log's may predate the learner (the
+			// bootstrap one does): take one that holds it.
+			if err := c.snapshot(); err != nil {
+				return 0, fmt.Errorf("%w: learner %x added, no snapshot for it: %w", ErrTimeout, rid, err)
+			}
+			return applied, nil
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return 0, fmt.Errorf("%w: learner %x proposed, not applied", ErrTimeout, rid)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+		case <-c.ctx.Done():
+			return 0, ErrClosed
+		}
+	}
+}
+
+// HandleJoinFrame serves a Join frame (the replica id of a registered
+// incarnation to add as a learner), as HandleProposeFrame does.
+func (c *Controller) HandleJoinFrame(from uint64, payload []byte) {
+	id, body, err := decodePropose(payload)
+	if err == nil && len(body) != 8 {
+		err = fmt.Errorf("%w: join of %d bytes", errBadFrame, len(body))
+	}
+	if err != nil {
+		c.e.Logger.Warn("controller: dropped a join request", "from", from, "err", err)
+		return
+	}
+	rid := binary.BigEndian.Uint64(body)
+	c.serve(from, id, transport.FrameJoinResult, func() forwardResult {
+		if l, _ := c.leaderView(); l.Leader != c.id {
+			return forwardResult{requestID: id, status: statusNotController}
+		}
+		deadline := c.e.Clock.NewTimer(c.cfg.ProposeTimeout)
+		defer deadline.Stop()
+		index, err := c.addLearnerLocal(c.ctx, rid, deadline.C())
+		return resultOf(id, index, nil, err)
+	})
+}
+
+// membershipLoop runs the leader's membership duties after applies and
+// every MembershipInterval (a learner catching up applies nothing on the
+// leader): promote a caught-up learner while voters are fewer than three,
+// and mark the caught-up JOINING brokers ACTIVE.
+func (c *Controller) membershipLoop() {
+	for {
+		timer := c.e.Clock.NewTimer(c.cfg.MembershipInterval)
+		select {
+		case <-c.ctx.Done():
+			timer.Stop()
+			return
+		case <-c.memberDue:
+		case <-timer.C():
+		}
+		timer.Stop()
+		if err := c.tendMembers(); err != nil && !errors.Is(err, ErrClosed) {
+			c.e.Logger.Warn("controller: membership", "err", err)
+		}
+	}
+}
+
+// tendMembers does one round of membershipLoop's duties.
+func (c *Controller) tendMembers() error {
+	var caughtUp []uint64
+	err := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) {
+		l := r.Leadership()
+		if !l.Ready || l.Leader != c.id {
+			return
+		}
+		cs, st := r.ConfState(), r.Status()
+		for _, id := range slices.Concat(cs.GetVoters(), cs.GetLearners()) {
+			if pr, ok := st.Progress[id]; ok && pr.Match >= st.GetCommit() {
+				caughtUp = append(caughtUp, id)
+			}
+		}
+		if len(cs.GetVoters()) >= votersWanted || len(cs.GetVotersOutgoing()) > 0 {
+			return
+		}
+		for _, id := range slices.Sorted(slices.Values(cs.GetLearners())) {
+			if slices.Contains(caughtUp, id) {
+				promote := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(id)}}}
+				_ = r.ProposeConfChange(promote) // dropped while another change is pending: next round
+				return
+			}
+		}
+	})
+	if err != nil {
+		return mapSchedulerErr(err)
+	}
+	return c.activate(caughtUp)
+}
+
+// activate marks the JOINING brokers whose replica caught up ACTIVE.
+func (c *Controller) activate(caughtUp []uint64) error {
+	if len(caughtUp) == 0 { // not the leader: nothing to read the state for
+		return nil
+	}
+	for _, b := range c.State().Brokers {
+		if b.State != metav1.BrokerState_BROKER_STATE_JOINING || !slices.Contains(caughtUp, meta.ReplicaID(b.NodeId, b.Incarnation)) {
+			continue
+		}
+		set := &metav1.Command{Command: &metav1.Command_SetBrokerState{SetBrokerState: &metav1.SetBrokerState{
+			NodeId: b.NodeId, Incarnation: b.Incarnation, State: metav1.BrokerState_BROKER_STATE_ACTIVE}}}
+		if _, err := c.Propose(c.ctx, set); err != nil {
+			return fmt.Errorf("activate node %d: %w", b.NodeId, err)
+		}
+	}
+	return nil
+}
+
+// Configuration returns the meta group's voters and learners as of the
+// applied index.
+func (c *Controller) Configuration() (*raftpb.ConfState, error) {
+	var cs *raftpb.ConfState
+	if err := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) { cs = r.ConfState() }); err != nil {
+		return nil, mapSchedulerErr(err)
+	}
+	return cs, nil
+}

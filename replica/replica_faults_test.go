@@ -1,0 +1,330 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"github.com/cairnlog/cairn/env"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// TestStepRefusesLocalOnlyMessages: a proposal, or any other message only
+// the replica itself makes, arriving from the network is refused, so the
+// leader's log holds only what Propose accepted and Propose's index is the
+// one its entry gets. Messages not addressed to this replica, or claiming
+// to come from it or from nobody, are refused too; one from outside the
+// configuration is counted.
+func TestStepRefusesLocalOnlyMessages(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	injected := []*raftpb.Message{
+		{Type: raftpb.MsgProp.Enum(), From: new(uint64(2)), To: new(uint64(1)), Entries: []*raftpb.Entry{{Data: []byte("injected")}}},
+		{Type: raftpb.MsgForgetLeader.Enum(), From: new(uint64(2)), To: new(uint64(1))},
+		{Type: raftpb.MsgHup.Enum(), From: new(uint64(2)), To: new(uint64(1))},
+		{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(2)), To: new(uint64(3)), Term: new(uint64(1))},
+		{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(1)), To: new(uint64(1)), Term: new(uint64(1))},
+		{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(0)), To: new(uint64(1)), Term: new(uint64(1))},
+	}
+	for _, m := range injected {
+		if err := tr.reps[1].Step(m); err == nil {
+			t.Errorf("Step(%s from %d to %d) accepted", m.GetType(), m.GetFrom(), m.GetTo())
+		}
+	}
+	// No HandleReady in between, as in a worker's turn: messages, then calls.
+	at, err := tr.reps[1].Propose(Proposal{Data: []byte("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	if n := tr.reps[1].Strangers(); n != 0 {
+		t.Errorf("%d messages from strangers among members' messages", n)
+	}
+	stranger := &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(9)), To: new(uint64(1)), Term: new(uint64(1))}
+	if err := tr.reps[1].Step(stranger); err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.reps[1].Strangers(); n != 1 {
+		t.Errorf("a heartbeat from 9, outside the configuration, counted %d times, want once", n)
+	}
+	ents, err := tr.stores[1].Entries(at.Index, at.Index+1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("a@%d", at.Index); len(ents) != 1 || string(ents[0].GetData()) != want {
+		t.Fatalf("entry at the proposal's index %d is %v, want %q", at.Index, ents, want)
+	}
+	if got := tr.sms[2].applied; len(got) != 1 || got[0] != fmt.Sprintf("a@%d", at.Index) {
+		t.Fatalf("follower applied %v, want only the proposal", got)
+	}
+}
+
+// TestConfChangeOneAtATime: a second change proposed before the first is
+// applied is refused with ErrConfChangePending (raft would have replaced
+// it by an empty entry) and accepted once the first is applied; a change
+// raft refuses in a joint configuration is refused too.
+func TestConfChangeOneAtATime(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	change := func(s string, explicit bool) error {
+		ccs, err := raftpb.ConfChangesFromString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := &raftpb.ConfChangeV2{Changes: ccs}
+		if explicit {
+			cc.Transition = raftpb.ConfChangeTransition_ConfChangeTransitionJointExplicit.Enum()
+		}
+		return tr.reps[1].ProposeConfChange(cc)
+	}
+	if err := change("l4", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := change("l5", false); !errors.Is(err, ErrConfChangePending) {
+		t.Fatalf("second change before the first applied: %v, want ErrConfChangePending", err)
+	}
+	tr.settle()
+	if err := change("l5", false); err != nil {
+		t.Fatalf("change after the first applied: %v", err)
+	}
+	tr.settle()
+	if got := tr.reps[1].ConfState().GetLearners(); !slices.Equal(got, []uint64{4, 5}) {
+		t.Fatalf("learners %v, want [4 5]", got)
+	}
+	if err := change("", false); !errors.Is(err, ErrConfChangeRefused) {
+		t.Fatalf("leaving a joint configuration not entered: %v, want ErrConfChangeRefused", err)
+	}
+	if err := change("r5", true); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	if err := change("r4", false); !errors.Is(err, ErrConfChangeRefused) {
+		t.Fatalf("a change inside a joint configuration: %v, want ErrConfChangeRefused", err)
+	}
+	if err := change("", false); err != nil {
+		t.Fatalf("leaving the joint configuration: %v", err)
+	}
+}
+
+// appendFailer fails Append once armed, as a full disk would.
+type appendFailer struct {
+	*MemStorage
+	fail bool
+}
+
+func (s *appendFailer) Append(ents []*raftpb.Entry) error {
+	if s.fail {
+		return errors.New("disk full")
+	}
+	return s.MemStorage.Append(ents)
+}
+
+// TestHandleReadyStopsAtWriteError: when the write of a Ready fails, the
+// entries the same Ready commits are not applied: the replica stops at
+// the first error.
+func TestHandleReadyStopsAtWriteError(t *testing.T) {
+	tr := newTrio(t)
+	st := &appendFailer{MemStorage: tr.stores[1]}
+	r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 1}, st, tr.sms[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.reps[1] = r
+	if err := r.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	if _, err := r.Propose(Proposal{Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	// Replicate a and bring the acknowledgements back to the leader, but
+	// stop before the leader's HandleReady that would apply it.
+	tr.ready()
+	tr.sync(1)
+	msgs := tr.inflight
+	tr.inflight = nil
+	for _, m := range msgs {
+		if err := tr.reps[m.GetTo()].Step(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint64(2); id <= 3; id++ {
+		tr.ready()
+		tr.sync(id)
+	}
+	if len(tr.inflight) == 0 {
+		t.Fatal("no acknowledgements for the leader")
+	}
+	for _, m := range tr.inflight {
+		if m.GetTo() == 1 {
+			if err := r.Step(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := r.Propose(Proposal{Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	st.fail = true
+	if _, err := r.HandleReady(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("HandleReady with a failing append: %v, want ErrFailed", err)
+	}
+	if got := tr.sms[1].applied; len(got) != 0 {
+		t.Fatalf("a failed replica applied %v", got)
+	}
+}
+
+// TestSnapshotRestoredOnlyOnceDurable: a follower sent a snapshot writes
+// it at once but restores its state machine only when the sync covering
+// the write is released. A crash in between loses the snapshot and leaves
+// the state machine where it was, so a restart over the storage with the
+// state machine's applied index works (restored early, its applied index
+// would be past the log).
+func TestSnapshotRestoredOnlyOnceDurable(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	down := tr.reps[3]
+	delete(tr.reps, 3) // messages to 3 are lost
+	for _, v := range []string{"a", "b"} {
+		if _, err := tr.reps[1].Propose(Proposal{Data: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+		tr.settleTwo()
+	}
+	applied := tr.reps[1].Applied()
+	if err := tr.stores[1].CreateSnapshot(applied, tr.reps[1].ConfState(), nil); err != nil {
+		t.Fatal(err)
+	}
+	tr.reps[3] = down
+	restores, before := tr.sms[3].restores, down.Applied()
+	var snap *raftpb.Message
+	for range 20 {
+		tr.reps[1].Tick()
+		tr.ready()
+		for id := range tr.reps {
+			tr.sync(id)
+		}
+		for _, m := range tr.inflight {
+			if m.GetTo() == 3 && m.GetType() == raftpb.MsgSnap {
+				snap = m
+			}
+		}
+		if snap != nil {
+			break
+		}
+		tr.deliver()
+	}
+	if snap == nil {
+		t.Fatal("no snapshot for 3 after 20 ticks")
+	}
+	tr.inflight = nil
+	if err := down.Step(snap); err != nil {
+		t.Fatal(err)
+	}
+	w, err := down.HandleReady()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.sms[3].restores != restores || down.Applied() != before {
+		t.Fatalf("restored (%d restores, applied %d) before the snapshot's write was synced", tr.sms[3].restores-restores, down.Applied())
+	}
+
+	// Crash: the snapshot is lost; the state machine did not move.
+	tr.stores[3].Crash()
+	e := env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := New(e, Config{ID: 3, Applied: down.Applied()}, tr.stores[3], &listSM{}); err != nil {
+		t.Fatalf("restart after the crash: %v", err)
+	}
+
+	// Without the crash, the sync releases the restore.
+	if err := tr.stores[3].ApplySnapshot(snap.GetSnapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.stores[3].Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := down.Synced(w.SyncSeq); err != nil {
+		t.Fatal(err)
+	}
+	if tr.sms[3].restores != restores+1 || down.Applied() != applied {
+		t.Fatalf("after the sync: %d restores, applied %d; want one, at %d", tr.sms[3].restores-restores, down.Applied(), applied)
+	}
+}
+
+// TestNewChecksApplied: an applied index past the commit index (a state
+// machine ahead of its log) is an error from New, not a raft panic.
+func TestNewChecksApplied(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	hs, _, err := tr.stores[1].InitialState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := New(e, Config{ID: 1, Applied: hs.GetCommit()}, tr.stores[1], &listSM{}); err != nil {
+		t.Fatalf("applied at the commit index %d: %v", hs.GetCommit(), err)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("applied past the commit index panicked: %v", p)
+			}
+		}()
+		if _, err := New(e, Config{ID: 1, Applied: hs.GetCommit() + 1}, tr.stores[1], &listSM{}); err == nil {
+			t.Fatalf("applied %d past the commit index %d accepted", hs.GetCommit()+1, hs.GetCommit())
+		}
+	}()
+}
+
+// TestRestartAtAppliedKeepsItsConfState: a replica reopened with
+// Config.Applied past a configuration change starts in the configuration
+// the storage recorded as of applied, not the snapshot's, since raft
+// re-applies only the changes after applied.
+func TestRestartAtAppliedKeepsItsConfState(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	ccs, err := raftpb.ConfChangesFromString("l4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.reps[1].ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs}); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	st, applied := tr.stores[2], tr.reps[2].Applied()
+	if err := st.RecordApplied(applied, tr.reps[2].ConfState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	e := env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	r, err := New(e, Config{ID: 2, Applied: applied}, st, &listSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ConfState().GetLearners(); !slices.Equal(got, []uint64{4}) {
+		t.Fatalf("reopened at %d with learners %v, want [4]", applied, got)
+	}
+	if got := r.Status().Config.Learners; len(got) != 1 {
+		t.Fatalf("raft's configuration has learners %v, want 4", got)
+	}
+}
