@@ -2,21 +2,19 @@ package cluster
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster/topicrules"
+	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -99,27 +97,40 @@ type Cluster struct {
 	cfg Config
 	env env.Env // every partition opens with it
 
-	lock vfs.File // the data directory's lock, held until Close
+	lock  vfs.File // the data directory's lock, held until Close
+	sched *replica.Scheduler
+	ctl   *controller.Controller
+	id    string
 
-	mu             sync.Mutex
-	id             string
-	topics         map[string]*Topic
+	// admin serialises the calls that change topics, from validation to
+	// the proposal and the partition work after it, as one lock did before
+	// the metadata group.
+	admin sync.Mutex
+	// mu guards the topic map; reconcile holds it while it opens and closes
+	// partitions.
+	mu     sync.Mutex
+	topics map[string]*Topic
+
+	producerMu     sync.Mutex
 	nextProducerID int64 // next id handed out
-	producerIDEnd  int64 // first id of the next block not yet persisted
+	producerIDEnd  int64 // end of the block allocated by the metadata group
 
-	stop chan struct{}
-	done chan struct{}
+	applied chan struct{} // signalled by OnApplied, buffered 1
+	stop    chan struct{}
+	done    sync.WaitGroup
 }
 
-// Open takes the data directory's lock, loads topics and opens every
-// partition. A partition that fails to open (for example, corruption before
-// its recovery point) is kept offline with its error; the rest of the node
-// serves. Open refuses a data directory holding partition directories that
-// no topic owns (ErrUnknownPartitions) and deletes only directories marked
-// for deletion. When it fails it leaves nothing open or locked, and creates
-// cluster.json only once everything it checks has passed. The data
-// directory is on e's filesystem; the cleaner runs on e's clock and new ids
-// come from e's randomness.
+// Open takes the data directory's lock, opens the metadata group (see
+// metagroup.go: bootstrapped on the first start, or migrated from a legacy
+// directory's cluster.json and topics.json) and every partition of the
+// applied state. A partition that fails to open (for example, corruption
+// before its recovery point) is kept offline with its error; the rest of
+// the node serves. Open refuses a data directory holding partition
+// directories that no topic owns (ErrUnknownPartitions) and deletes only
+// directories marked for deletion. When it fails it leaves nothing open or
+// locked, and a new node writes its metadata group only once the data
+// directory passed the check. The data directory is on e's filesystem; the
+// cleaner runs on e's clock and new ids come from e's randomness.
 func Open(e env.Env, cfg Config) (*Cluster, error) {
 	if err := e.Check(); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -127,71 +138,84 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	fsys := e.FS
-	if err := fsys.MkdirAll(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := createDataDir(e.FS, cfg.DataDir); err != nil {
+		return nil, err
 	}
-	lock, err := lockDataDir(fsys, cfg.DataDir)
+	lock, err := lockDataDir(e.FS, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, env: e, lock: lock, topics: map[string]*Topic{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		applied: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := c.load(); err != nil {
-		_ = c.closePartitions() // the load error is the one to report
-		_ = lock.Close()        // releasing a lock only fails on a closed handle
+		c.closeAll()
 		return nil, err
 	}
+	c.done.Add(2)
 	go c.cleanLoop()
+	go c.reconcileLoop()
 	return c, nil
 }
 
-// load reads and checks the metadata files and the data directory, and only
-// then writes anything or opens partitions.
+// createDataDir creates the data directory when it is missing and makes
+// its entry durable: what is synced inside it counts on that.
+func createDataDir(fsys vfs.FS, dir string) error {
+	if _, err := fsys.List(dir); err == nil {
+		return nil
+	}
+	if err := fsys.MkdirAll(dir); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := fsys.SyncDir(path.Dir(path.Clean(dir))); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	return nil
+}
+
+// load opens the metadata group, checks the data directory against its
+// state, finishes interrupted deletions, removes marked directories and
+// opens the partitions.
 func (c *Cluster) load() error {
-	meta, err := c.readMeta()
-	if err != nil {
-		return err
-	}
-	records, err := c.readTopics()
-	if err != nil {
-		return err
-	}
 	names, err := c.env.FS.List(c.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("list data dir: %w", err)
 	}
-	plan := planDataDir(names, records)
+	if err := c.openMeta(names); err != nil {
+		return err
+	}
+	st := c.ctl.State()
+	c.id = st.ClusterId
+	plan := planDataDir(names, st.Topics)
 	if len(plan.unknown) > 0 {
 		return unknownPartitionsError(c.cfg.DataDir, plan.unknown)
 	}
-	c.id, c.nextProducerID, c.producerIDEnd = meta.ClusterID, meta.NextProducerID, meta.NextProducerID
-	if err := c.persistMeta(meta.NextProducerID); err != nil {
+	marked := plan.marked
+	for _, t := range st.Topics {
+		if plan.deleting[t.Name] {
+			c.env.Logger.Warn("finishing the deletion of a topic interrupted before the last stop", "topic", t.Name)
+			dirs, err := c.finishDeletion(t)
+			if err != nil {
+				return fmt.Errorf("finish deleting topic %s: %w", t.Name, err)
+			}
+			marked = append(marked, dirs...)
+		}
+	}
+	if err := c.removeMarked(marked); err != nil {
 		return err
 	}
-	marked := plan.marked
-	for _, rec := range records {
-		if plan.deleting[rec.record.Name] {
-			dirs, err := c.markForDeletion(rec.record.Name, rec.id, rec.record.Partitions)
-			if err != nil {
-				return fmt.Errorf("finish deleting topic %s: %w", rec.record.Name, err)
-			}
-			c.env.Logger.Warn("finishing the deletion of a topic interrupted before the last stop", "topic", rec.record.Name)
-			marked = append(marked, dirs...)
-			continue
-		}
-		t := &Topic{Name: rec.record.Name, ID: rec.id, Configs: rec.record.Configs}
-		for i := int32(0); i < rec.record.Partitions; i++ {
-			t.Partitions = append(t.Partitions, c.openPartition(t.Name, i, rec.config))
-		}
-		c.topics[t.Name] = t
+	if err := c.reconcile(); err != nil {
+		c.env.Logger.Error("applying a topic's config to its partitions", "err", err)
 	}
-	if len(plan.deleting) > 0 {
-		if err := c.persistTopics(); err != nil {
-			return err
-		}
-	}
-	return c.removeMarked(marked)
+	return nil
+}
+
+// closeAll closes what a failed Open opened, in Close's order.
+func (c *Cluster) closeAll() {
+	c.mu.Lock()
+	_ = c.closePartitions() // the open error is the one to report
+	c.mu.Unlock()
+	c.closeMeta()
+	_ = c.lock.Close() // releasing a lock only fails on a closed handle
 }
 
 // lockFile holds the data directory's lock and, for an operator refused by
@@ -226,55 +250,6 @@ func lockDataDir(fsys vfs.FS, dir string) (vfs.File, error) {
 	return lock, nil
 }
 
-// clusterFileVersion and topicsFileVersion are part of the on-disk format.
-const (
-	clusterFileVersion = 1
-	topicsFileVersion  = 1
-	clusterFile        = "cluster.json"
-	topicsFile         = "topics.json"
-	// producerIDBlock ids are reserved durably at a time, so allocation writes
-	// a file once per block, and a restart never reuses an id.
-	producerIDBlock = 1000
-)
-
-type clusterMeta struct {
-	Version        int    `json:"version"`
-	ClusterID      string `json:"cluster_id"`
-	NextProducerID int64  `json:"next_producer_id"`
-}
-
-// readMeta reads cluster.json, or makes a new cluster id when it is missing.
-func (c *Cluster) readMeta() (clusterMeta, error) {
-	data, err := vfs.ReadFile(c.env.FS, path.Join(c.cfg.DataDir, clusterFile))
-	var meta clusterMeta
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		var raw [16]byte
-		_, _ = c.env.Rand.Read(raw[:]) // never fails
-		return clusterMeta{Version: clusterFileVersion, ClusterID: base64.RawURLEncoding.EncodeToString(raw[:])}, nil
-	case err != nil:
-		return meta, fmt.Errorf("read %s: %w", clusterFile, err)
-	}
-	if err := json.Unmarshal(data, &meta); err != nil {
-		return meta, fmt.Errorf("decode %s: %w", clusterFile, err)
-	}
-	if meta.Version != clusterFileVersion {
-		return meta, fmt.Errorf("%s version %d: unsupported", clusterFile, meta.Version)
-	}
-	return meta, nil
-}
-
-func (c *Cluster) persistMeta(nextProducerID int64) error {
-	data, err := json.Marshal(clusterMeta{Version: clusterFileVersion, ClusterID: c.id, NextProducerID: nextProducerID})
-	if err != nil {
-		return err
-	}
-	if err := vfs.WriteFileAtomic(c.env.FS, path.Join(c.cfg.DataDir, clusterFile), data); err != nil {
-		return fmt.Errorf("write %s: %w", clusterFile, err)
-	}
-	return nil
-}
-
 // Env is the environment the cluster was opened with, for components
 // (the group coordinator) that run beside it on the same node.
 func (c *Cluster) Env() env.Env { return c.env }
@@ -284,71 +259,6 @@ func (c *Cluster) ID() string { return c.id }
 
 // NodeID is this broker's node id.
 func (c *Cluster) NodeID() int32 { return c.cfg.NodeID }
-
-// NextProducerID hands out a producer id never used before on this node.
-func (c *Cluster) NextProducerID() (int64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.nextProducerID >= c.producerIDEnd {
-		end := c.nextProducerID + producerIDBlock
-		if err := c.persistMeta(end); err != nil {
-			return -1, err
-		}
-		c.producerIDEnd = end
-	}
-	id := c.nextProducerID
-	c.nextProducerID++
-	return id, nil
-}
-
-type topicRecord struct {
-	Name       string            `json:"name"`
-	ID         string            `json:"id"`
-	Partitions int32             `json:"partitions"`
-	Configs    map[string]string `json:"configs,omitempty"`
-}
-
-type topicsFileBody struct {
-	Version int           `json:"version"`
-	Topics  []topicRecord `json:"topics"`
-}
-
-// storedTopic is a topic of topics.json, checked and ready to open.
-type storedTopic struct {
-	record topicRecord
-	id     [16]byte
-	config partition.Config
-}
-
-// readTopics reads and checks topics.json; a missing file is no topics.
-func (c *Cluster) readTopics() ([]storedTopic, error) {
-	data, err := vfs.ReadFile(c.env.FS, path.Join(c.cfg.DataDir, topicsFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", topicsFile, err)
-	}
-	var body topicsFileBody
-	if err := json.Unmarshal(data, &body); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", topicsFile, err)
-	}
-	if body.Version != topicsFileVersion {
-		return nil, fmt.Errorf("%s version %d: unsupported", topicsFile, body.Version)
-	}
-	stored := make([]storedTopic, 0, len(body.Topics))
-	for _, rec := range body.Topics {
-		s := storedTopic{record: rec}
-		if err := decodeTopicID(rec.ID, &s.id); err != nil {
-			return nil, fmt.Errorf("topic %s: %w", rec.Name, err)
-		}
-		if s.config, err = c.partitionConfig(rec.Configs); err != nil {
-			return nil, fmt.Errorf("topic %s: %w", rec.Name, err)
-		}
-		stored = append(stored, s)
-	}
-	return stored, nil
-}
 
 // removeMarked removes directories marked for deletion and makes their
 // removal durable.
@@ -378,42 +288,16 @@ func (c *Cluster) openPartition(topic string, index int32, cfg partition.Config)
 	return &PartitionSlot{Index: index, Partition: p}
 }
 
-func (c *Cluster) persistTopics() error {
-	body := topicsFileBody{Version: topicsFileVersion}
-	for _, t := range c.topics {
-		body.Topics = append(body.Topics, topicRecord{Name: t.Name, ID: encodeTopicID(t.ID),
-			Partitions: int32(len(t.Partitions)), Configs: t.Configs})
-	}
-	sort.Slice(body.Topics, func(i, j int) bool { return body.Topics[i].Name < body.Topics[j].Name })
-	data, err := json.MarshalIndent(body, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := vfs.WriteFileAtomic(c.env.FS, path.Join(c.cfg.DataDir, topicsFile), data); err != nil {
-		return fmt.Errorf("write %s: %w", topicsFile, err)
-	}
-	return nil
-}
-
-func encodeTopicID(id [16]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-func decodeTopicID(s string, id *[16]byte) error {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) != 16 {
-		return fmt.Errorf("bad topic id %q", s)
-	}
-	copy(id[:], raw)
-	return nil
-}
-
-// Close stops the cleaner, closes every partition cleanly and releases the
-// data directory.
+// Close stops the cleaner and the replica manager, closes every partition
+// cleanly, then the metadata group (its group on the scheduler, then the
+// scheduler and the meta log), and releases the data directory.
 func (c *Cluster) Close() error {
 	close(c.stop)
-	<-c.done
+	c.done.Wait()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	err := c.closePartitions()
+	c.mu.Unlock()
+	c.closeMeta()
 	if lockErr := c.lock.Close(); lockErr != nil {
 		err = errors.Join(err, fmt.Errorf("unlock data dir: %w", lockErr))
 	}
@@ -439,7 +323,7 @@ func (c *Cluster) closePartitions() error {
 // rate on the cluster's clock: a pass longer than the interval is followed
 // at once by the next, never by a backlog of passes.
 func (c *Cluster) cleanLoop() {
-	defer close(c.done)
+	defer c.done.Done()
 	clock := c.env.Clock
 	interval := time.Duration(c.cfg.CleanIntervalMs) * time.Millisecond
 	next := clock.Now().Add(interval)

@@ -180,8 +180,8 @@ func listData(t *testing.T, fsys vfs.FS, dir string) []string {
 	return names
 }
 
-// TestUnknownPartitionsKept: without topics.json (lost, or a wrong data
-// directory) the partition directories are not deleted: start-up refuses,
+// TestUnknownPartitionsKept: without its metadata group (node.json and
+// meta/ lost, or a wrong data directory) the partition directories are not deleted: start-up refuses,
 // names them and says what to do, and moving them away lets it start.
 func TestUnknownPartitionsKept(t *testing.T) {
 	fsys := vfs.NewMem()
@@ -197,13 +197,19 @@ func TestUnknownPartitionsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	segments := listData(t, fsys, "/data/orders-1")
-	if err := fsys.Remove("/data/topics.json"); err != nil {
+	if err := fsys.RemoveAll("/data/meta"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Remove("/data/node.json"); err != nil {
 		t.Fatal(err)
 	}
 
 	_, err := Open(testEnv(fsys), DefaultConfig("/data"))
 	if !errors.Is(err, ErrUnknownPartitions) {
-		t.Fatalf("open without topics.json: %v, want ErrUnknownPartitions", err)
+		t.Fatalf("open without its metadata: %v, want ErrUnknownPartitions", err)
+	}
+	if _, statErr := fsys.Stat("/data/node.json"); statErr == nil {
+		t.Fatal("a refused start bootstrapped a new metadata group")
 	}
 	for _, want := range []string{"orders-0", "orders-1", "move"} {
 		if !strings.Contains(err.Error(), want) {
@@ -230,8 +236,9 @@ func TestUnknownPartitionsKept(t *testing.T) {
 }
 
 // TestInterruptedDeletionFinishes: a deletion that stopped after marking
-// some of a topic's directories is finished at the next start, whatever
-// topics.json still says; marked directories are the only ones removed.
+// some of a topic's directories (before its deletion was proposed) is
+// finished at the next start, which proposes it; marked directories are the
+// only ones removed.
 func TestInterruptedDeletionFinishes(t *testing.T) {
 	errFS := vfs.NewErrorFS(vfs.NewMem())
 	c := openCluster(t, errFS)
@@ -262,9 +269,10 @@ func TestInterruptedDeletionFinishes(t *testing.T) {
 	if _, err := c.Partition("kept", 1); err != nil {
 		t.Fatal(err)
 	}
-	data, err := vfs.ReadFile(errFS, "/data/topics.json")
-	if err != nil || strings.Contains(string(data), `"gone"`) {
-		t.Fatalf("topics.json after finishing the deletion: %s, %v", data, err)
+	for _, topic := range c.ctl.State().Topics {
+		if topic.Name == "gone" {
+			t.Fatalf("the metadata group still holds the deleted topic: %v", topic)
+		}
 	}
 }
 
@@ -301,8 +309,9 @@ func TestCreateRefusesExistingDirectory(t *testing.T) {
 	}
 }
 
-// TestFailedOpenReleasesEverything: when Open fails (here on a topic whose
-// stored config no longer validates) it opens no partition and releases the
+// TestFailedOpenReleasesEverything: when Open fails after the metadata
+// group and the partitions could have opened (here on a partition
+// directory no topic owns) it leaves no goroutine running and releases the
 // data directory, so a corrected start can follow in the same process.
 func TestFailedOpenReleasesEverything(t *testing.T) {
 	fsys := vfs.NewMem()
@@ -315,30 +324,23 @@ func TestFailedOpenReleasesEverything(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	good, err := vfs.ReadFile(fsys, "/data/topics.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := strings.Replace(string(good), `"name": "b",`, `"name": "b", "configs": {"retention.ms": "soon"},`, 1)
-	if bad == string(good) {
-		t.Fatalf("topics.json layout changed: %s", good)
-	}
-	if err := vfs.WriteFileAtomic(fsys, "/data/topics.json", []byte(bad)); err != nil {
+	if err := fsys.MkdirAll("/data/stray-0"); err != nil {
 		t.Fatal(err)
 	}
 	goroutines := runtime.NumGoroutine()
-	if _, err := Open(testEnv(fsys), DefaultConfig("/data")); err == nil {
-		t.Fatal("open with an invalid stored config succeeded")
+	if _, err := Open(testEnv(fsys), DefaultConfig("/data")); !errors.Is(err, ErrUnknownPartitions) {
+		t.Fatalf("open beside a stray partition directory: %v", err)
 	}
-	// An open partition runs a flusher goroutine until closed; goroutines
-	// that other tests' clean-up ends may still be finishing, so wait a bounded time.
+	// The scheduler, the controller and open partitions run goroutines until
+	// closed; goroutines that other tests' clean-up ends may still be
+	// finishing, so wait a bounded time.
 	for attempt := 0; runtime.NumGoroutine() > goroutines; attempt++ {
 		if attempt == 100 {
 			t.Fatalf("a failed open left goroutines running: %d, were %d", runtime.NumGoroutine(), goroutines)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := vfs.WriteFileAtomic(fsys, "/data/topics.json", good); err != nil {
+	if err := fsys.RemoveAll("/data/stray-0"); err != nil {
 		t.Fatal(err)
 	}
 	openCluster(t, fsys).Close()

@@ -8,14 +8,18 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/controller"
 )
 
 // deletionSuffix ends the name of a partition directory whose topic is being
 // deleted. Part of the on-disk format: DeleteTopic renames <topic>-<n> to
 // <topic>-<n>.<topic id, 32 hex digits>-delete and syncs the data directory
-// before the topic leaves topics.json, and start-up removes such directories
-// and no others. A directory without the mark is never deleted, so a lost
-// topics.json or a wrong data directory costs a refused start, not data.
+// before it proposes the deletion to the metadata group, and start-up
+// removes such directories and no others. A directory without the mark is
+// never deleted, so a lost metadata group or a wrong data directory costs a
+// refused start, not data.
 const deletionSuffix = "-delete"
 
 func partitionDirName(topic string, index int32) string {
@@ -64,14 +68,15 @@ type dataDirPlan struct {
 }
 
 // planDataDir sorts the entries of the data directory against the topics
-// of topics.json. It is pure: the caller lists and acts.
-func planDataDir(names []string, topics []storedTopic) dataDirPlan {
+// of the metadata group's applied state. It is pure: the caller lists and
+// acts.
+func planDataDir(names []string, topics []*metav1.Topic) dataDirPlan {
 	owned := map[string]bool{}
 	byID := map[[16]byte]string{}
 	for _, t := range topics {
-		byID[t.id] = t.record.Name
-		for i := int32(0); i < t.record.Partitions; i++ {
-			owned[partitionDirName(t.record.Name, i)] = true
+		byID[[16]byte(t.Id)] = t.Name
+		for i := range int32(len(t.Partitions)) {
+			owned[partitionDirName(t.Name, i)] = true
 		}
 	}
 	plan := dataDirPlan{deleting: map[string]bool{}}
@@ -100,9 +105,9 @@ func unknownPartitionsError(dataDir string, unknown []string) error {
 		names += fmt.Sprintf(" and %d more", len(unknown)-unknownNamesMax)
 	}
 	return fmt.Errorf("%w in data dir %s: %s. Nothing was deleted. If the data dir is the wrong one, start with the right one; "+
-		"if %s was lost or restored from an older backup, restore the one that lists these topics; "+
+		"if its metadata (%s and %s/) was lost or restored from an older backup, restore the one that lists these topics; "+
 		"otherwise move these directories out of %s (or delete them) and start again",
-		ErrUnknownPartitions, dataDir, names, topicsFile, dataDir)
+		ErrUnknownPartitions, dataDir, names, controller.NodeFileName, controller.MetaDirName, dataDir)
 }
 
 // markForDeletion renames the partition directories of a topic to their

@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/partition"
 )
@@ -62,7 +63,11 @@ func (c *Cluster) Partition(topic string, index int32) (*partition.Partition, er
 }
 
 // CreateTopic creates a topic with the given partitions and config overrides.
-// With validateOnly it checks everything and changes nothing.
+// With validateOnly it checks everything and changes nothing. The metadata
+// group applies the creation (the topic id drawn here from the env's
+// randomness, every partition on this node); the topic returns with its
+// partitions open. A partition that fails to open leaves the topic created
+// with that partition offline, and the error says so.
 func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (*Topic, error) {
 	if err := ValidateTopicName(name); err != nil {
 		return nil, err
@@ -70,103 +75,107 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 	if partitions < 1 || partitions > c.cfg.PartitionsMax {
 		return nil, fmt.Errorf("%w: %d, must be between 1 and %d", ErrInvalidPartitions, partitions, c.cfg.PartitionsMax)
 	}
-	pcfg, err := c.partitionConfig(configs)
-	if err != nil {
+	if _, err := c.partitionConfig(configs); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.topics[name]; ok {
+	c.admin.Lock()
+	defer c.admin.Unlock()
+	if _, ok := c.Topic(name); ok {
 		return nil, fmt.Errorf("%w: %s", ErrTopicExists, name)
 	}
 	if validateOnly {
 		return &Topic{Name: name, Configs: configs}, nil
 	}
-	t := &Topic{Name: name, Configs: maps.Clone(configs)}
-	_, _ = c.env.Rand.Read(t.ID[:]) // never fails
-	for i := int32(0); i < partitions; i++ {
-		s, err := c.createPartition(name, i, pcfg, ErrTopicExists)
-		if err != nil {
-			c.removeCreated(t.Partitions)
-			return nil, fmt.Errorf("create topic %s: %w", name, err)
-		}
-		if s.Partition == nil {
-			c.removeCreated(t.Partitions)
-			return nil, fmt.Errorf("create topic %s: %w", name, s.Offline)
-		}
-		t.Partitions = append(t.Partitions, s)
-	}
-	c.topics[name] = t
-	if err := c.persistTopics(); err != nil {
-		delete(c.topics, name)
-		c.removeCreated(t.Partitions)
+	if err := c.checkFree(name, 0, partitions, ErrTopicExists); err != nil {
 		return nil, fmt.Errorf("create topic %s: %w", name, err)
+	}
+	var id [16]byte
+	_, _ = c.env.Rand.Read(id[:]) // never fails
+	cmd := &metav1.CreateTopic{Name: name, Id: id[:], Configs: maps.Clone(configs), Partitions: c.replicaSets(partitions)}
+	if _, err := c.propose(&metav1.Command{Command: &metav1.Command_CreateTopic{CreateTopic: cmd}}); err != nil {
+		return nil, fmt.Errorf("create topic %s: %w", name, err)
+	}
+	if err := c.reconcile(); err != nil {
+		c.env.Logger.Error("applying configs after a topic creation", "topic", name, "err", err)
+	}
+	t, ok := c.Topic(name)
+	if !ok || t.ID != id {
+		return nil, fmt.Errorf("%w: %s was deleted while it was created", ErrUnknownTopic, name)
+	}
+	if err := offlineErr(t.Partitions); err != nil {
+		return nil, fmt.Errorf("create topic %s: the topic is created, but %w", name, err)
 	}
 	c.env.Logger.Info("topic created", "topic", name, "partitions", partitions)
 	return t, nil
 }
 
-// createPartition opens a new, empty partition. A directory already at its
-// place belongs to no topic (start-up refuses those, so it appeared while
-// the node ran): it is refused, never adopted, since undoing a failed
-// create removes what it opened. Such a directory gives an error wrapping
-// exists, the caller's protocol error.
-func (c *Cluster) createPartition(topic string, index int32, cfg partition.Config, exists error) (*PartitionSlot, error) {
-	dir := partitionDirName(topic, index)
-	_, err := c.env.FS.Stat(path.Join(c.cfg.DataDir, dir))
-	if err == nil {
-		return nil, fmt.Errorf("%w: directory %s is in the data dir but belongs to no topic; move it out of the data dir first", exists, dir)
+// replicaSets places count new partitions on this node, the only replica.
+func (c *Cluster) replicaSets(count int32) []*metav1.ReplicaSet {
+	sets := make([]*metav1.ReplicaSet, count)
+	for i := range sets {
+		sets[i] = &metav1.ReplicaSet{Replicas: []uint64{c.ctl.Identity().ReplicaID()}}
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("check for directory %s: %w", dir, err)
-	}
-	return c.openPartition(topic, index, cfg), nil
+	return sets
 }
 
-// removeCreated removes partitions that a failed create or grow opened:
-// they are new and empty, and no topic lists them.
-func (c *Cluster) removeCreated(slots []*PartitionSlot) {
-	for _, s := range slots {
-		if s.Partition == nil {
-			continue
+// checkFree refuses to create partitions from..to-1 of topic over
+// directories already at their place: they belong to no topic (start-up
+// refuses those, so they appeared while the node ran), and a partition
+// opened over one would adopt unknown data. The error wraps exists, the
+// caller's protocol error.
+func (c *Cluster) checkFree(topic string, from, to int32, exists error) error {
+	for i := from; i < to; i++ {
+		dir := partitionDirName(topic, i)
+		_, err := c.env.FS.Stat(path.Join(c.cfg.DataDir, dir))
+		if err == nil {
+			return fmt.Errorf("%w: directory %s is in the data dir but belongs to no topic; move it out of the data dir first", exists, dir)
 		}
-		if err := s.Partition.Delete(); err != nil {
-			// Left behind, the directory would make the next start refuse
-			// to run, naming it; the operator can then remove it.
-			c.env.Logger.Error("removing a partition of a failed create", "topic", s.Partition.Topic(), "partition", s.Index, "err", err)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("check for directory %s: %w", dir, err)
 		}
 	}
+	return nil
+}
+
+// offlineErr is the error of the first offline partition among slots.
+func offlineErr(slots []*PartitionSlot) error {
+	for _, s := range slots {
+		if s.Partition == nil {
+			return fmt.Errorf("partition %d: %w", s.Index, s.Offline)
+		}
+	}
+	return nil
 }
 
 // DeleteTopic removes a topic and its data. Its partitions are closed and
-// their directories marked for deletion (renamed, synced) before the topic
-// leaves topics.json: a crash part way leaves marked directories, and the
-// next start finishes the deletion; unmarked directories are never removed.
+// their directories marked for deletion (renamed, synced) before the
+// deletion is proposed to the metadata group: a crash part way leaves
+// marked directories of a topic the state still holds, and the next start
+// finishes the deletion; unmarked directories are never removed.
 func (c *Cluster) DeleteTopic(name string) error {
+	c.admin.Lock()
+	defer c.admin.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	t, ok := c.topics[name]
 	if !ok {
+		c.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
-	for _, s := range t.Partitions {
-		if s.Partition != nil {
-			if err := s.Partition.Close(); err != nil {
-				// The data is being deleted; a close error (a partition
-				// already offline says why again) changes nothing.
-				c.env.Logger.Warn("closing a partition of a deleted topic", "topic", name, "partition", s.Index, "err", err)
-			}
-		}
-	}
+	closeSlots(c, t)
 	marked, err := c.markForDeletion(name, t.ID, int32(len(t.Partitions)))
 	if err != nil {
 		err = fmt.Errorf("delete topic %s: %w; restart the server to finish the deletion", name, err)
 		c.topics[name] = offlineTopic(t, err)
+		c.mu.Unlock()
 		return err
 	}
-	delete(c.topics, name)
-	if err := c.persistTopics(); err != nil {
-		return fmt.Errorf("delete topic %s: the topic is deleted and its directories are removed at the next start: %w", name, err)
+	c.topics[name] = offlineTopic(t, fmt.Errorf("topic %s is being deleted", name))
+	c.mu.Unlock()
+	if _, err := c.propose(deleteCommand(name, t.ID)); err != nil {
+		return fmt.Errorf("delete topic %s: %w; its directories are marked, and a restart finishes the deletion", name, err)
+	}
+	if err := c.reconcile(); err != nil {
+		c.env.Logger.Error("applying configs after a topic deletion", "topic", name, "err", err)
 	}
 	if err := c.removeMarked(marked); err != nil {
 		c.env.Logger.Error("removing the directories of a deleted topic; the next start removes them", "topic", name, "err", err)
@@ -187,9 +196,9 @@ func offlineTopic(t *Topic, err error) *Topic {
 
 // CreatePartitions raises a topic's partition count to count.
 func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.topics[name]
+	c.admin.Lock()
+	defer c.admin.Unlock()
+	t, ok := c.Topic(name)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
@@ -199,46 +208,40 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 		return fmt.Errorf("%w: topic %s has cleanup.policy=stream, whose streams would move to other partitions",
 			ErrInvalidPartitions, name)
 	}
-	if count <= int32(len(t.Partitions)) || count > c.cfg.PartitionsMax {
+	have := int32(len(t.Partitions))
+	if count <= have || count > c.cfg.PartitionsMax {
 		return fmt.Errorf("%w: topic %s has %d partitions; the new count must be larger and at most %d",
-			ErrInvalidPartitions, name, len(t.Partitions), c.cfg.PartitionsMax)
+			ErrInvalidPartitions, name, have, c.cfg.PartitionsMax)
 	}
 	if validateOnly {
 		return nil
 	}
-	pcfg, err := c.partitionConfig(t.Configs)
-	if err != nil {
-		return err
-	}
-	grown := &Topic{Name: t.Name, ID: t.ID, Configs: t.Configs, Partitions: append([]*PartitionSlot(nil), t.Partitions...)}
-	var added []*PartitionSlot
-	for i := int32(len(t.Partitions)); i < count; i++ {
-		s, err := c.createPartition(name, i, pcfg, ErrInvalidPartitions)
-		if err != nil {
-			c.removeCreated(added)
-			return fmt.Errorf("create partitions for %s: %w", name, err)
-		}
-		if s.Partition == nil {
-			c.removeCreated(added)
-			return fmt.Errorf("create partitions for %s: %w", name, s.Offline)
-		}
-		added = append(added, s)
-	}
-	grown.Partitions = append(grown.Partitions, added...)
-	c.topics[name] = grown
-	if err := c.persistTopics(); err != nil {
-		c.topics[name] = t
-		c.removeCreated(added)
+	if err := c.checkFree(name, have, count, ErrInvalidPartitions); err != nil {
 		return fmt.Errorf("create partitions for %s: %w", name, err)
+	}
+	cmd := &metav1.CreatePartitions{Name: name, Id: t.ID[:], Partitions: c.replicaSets(count - have)}
+	if _, err := c.propose(&metav1.Command{Command: &metav1.Command_CreatePartitions{CreatePartitions: cmd}}); err != nil {
+		return fmt.Errorf("create partitions for %s: %w", name, err)
+	}
+	if err := c.reconcile(); err != nil {
+		c.env.Logger.Error("applying configs after creating partitions", "topic", name, "err", err)
+	}
+	grown, ok := c.Topic(name)
+	if !ok {
+		return fmt.Errorf("%w: %s was deleted while it grew", ErrUnknownTopic, name)
+	}
+	if err := offlineErr(grown.Partitions[min(have, int32(len(grown.Partitions))):]); err != nil {
+		return fmt.Errorf("create partitions for %s: the partitions are created, but %w", name, err)
 	}
 	return nil
 }
 
 // SetConfigs replaces a topic's config overrides (AlterConfigs) after
-// validating them, and applies them to its open partitions. A change that
-// takes the topic out of cleanup.policy=stream is refused unless configs
-// holds ForceLeaveStreamConfig=true (which is not stored). A partition turned
-// to stream builds its index in the background, so c.mu is not held for it.
+// validating them, and applies them to its open partitions once the
+// metadata group applied them. A change that takes the topic out of
+// cleanup.policy=stream is refused unless configs holds
+// ForceLeaveStreamConfig=true (which is not stored). A partition turned to
+// stream builds its index in the background, so c.mu is not held for it.
 func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnly bool) error {
 	configs, force, err := topicrules.TakeForceLeaveStream(configs)
 	if err != nil {
@@ -248,9 +251,9 @@ func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnl
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.topics[name]
+	c.admin.Lock()
+	defer c.admin.Unlock()
+	t, ok := c.Topic(name)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
@@ -260,19 +263,11 @@ func (c *Cluster) SetConfigs(name string, configs map[string]string, validateOnl
 	if validateOnly {
 		return nil
 	}
-	updated := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(configs), Partitions: t.Partitions}
-	c.topics[name] = updated
-	if err := c.persistTopics(); err != nil {
-		c.topics[name] = t
+	cmd := &metav1.SetTopicConfigs{Name: name, Id: t.ID[:], Configs: maps.Clone(configs), ForceLeaveStream: force}
+	if _, err := c.propose(&metav1.Command{Command: &metav1.Command_SetTopicConfigs{SetTopicConfigs: cmd}}); err != nil {
 		return fmt.Errorf("alter configs of %s: %w", name, err)
 	}
-	var errs []error
-	for _, s := range t.Partitions {
-		if s.Partition != nil {
-			errs = append(errs, s.Partition.SetConfig(pcfg))
-		}
-	}
-	return errors.Join(errs...)
+	return c.reconcile()
 }
 
 // DescribeConfigs lists a topic's configs with their effective values.

@@ -186,7 +186,10 @@ type Controller struct {
 	leadership  replica.Leadership
 	leaderMoved chan struct{} // closed and replaced when leadership changes
 	waiters     map[uint64]*waiter
-	forwards    map[uint64]chan forwardResult
+	// forwards are the requests forwarded and not yet answered, by
+	// request id; nextRequest the last id drawn, starting at a random
+	// one, so a late result meant for an earlier run matches no request.
+	forwards    map[uint64]pendingForward
 	nextRequest uint64
 	// snapshotIndex is the index of the last meta-snapshot file (or of
 	// the state the controller started from); snapshotErr the last
@@ -226,7 +229,7 @@ func Open(cfg Config) (*Controller, error) {
 	c := &Controller{
 		e: cfg.Env, cfg: cfg, dir: filepath.Join(cfg.DataDir, MetaDirName), id: cfg.Identity.ReplicaID(), identity: cfg.Identity,
 		changed: make(chan struct{}), leaderMoved: make(chan struct{}),
-		waiters: map[uint64]*waiter{}, forwards: map[uint64]chan forwardResult{},
+		waiters: map[uint64]*waiter{}, forwards: map[uint64]pendingForward{}, nextRequest: randomRequestID(cfg.Env.Rand),
 		snapshotDue: make(chan struct{}, 1), memberDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -415,4 +418,24 @@ func (c *Controller) voters() []uint64 {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// WaitLeading returns once this node leads the metadata group and has
+// applied its term's first entry, so its state holds every entry
+// committed before (a single node's start waits for it before reading
+// the state), or with ctx's error, or ErrClosed.
+func (c *Controller) WaitLeading(ctx context.Context) error {
+	for {
+		l, moved := c.leaderView()
+		if l.Leader == c.id && l.Ready {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("controller: waiting to lead (leader %d, ready %t): %w", l.Leader, l.Ready, ctx.Err())
+		case <-c.ctx.Done():
+			return ErrClosed
+		}
+	}
 }

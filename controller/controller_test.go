@@ -101,7 +101,8 @@ func testLeaderLoss(t *testing.T, cl *cluster) {
 }
 
 // A follower stopped while the leader snapshots and compacts its log gets
-// the leader's snapshot when it comes back, and then the entries after it.
+// the leader's snapshot when it comes back, and then the entries after it;
+// restarted right after, it starts from that snapshot.
 func TestFarBehindFollowerGetsTheSnapshot(t *testing.T) {
 	for _, k := range logKinds {
 		t.Run(k.name, func(t *testing.T) { testFarBehind(t, newClusterOf(t, 3, 4, k.durable)) })
@@ -133,8 +134,15 @@ func testFarBehind(t *testing.T, cl *cluster) {
 	if _, own := back.c.log.(*metaLog); own != cl.durable {
 		t.Fatalf("the controller's own raftlog in use: %v, want %v", own, cl.durable)
 	}
+	// Restarted right after the restore, before it compacts on its own,
+	// it starts from the installed snapshot.
+	cl.stop(back.id)
+	back = cl.start(back.id)
 	propose(t, back.c, createTopic(t, back.c, "after-snapshot", 1))
 	cl.converge(back.c.Applied())
+	if _, ok := findTopic(back.c.State(), "while-away"); !ok {
+		t.Fatal("the restarted follower lost the snapshot's state")
+	}
 }
 
 // A single node bootstraps a one-voter group, writes meta-snapshot files

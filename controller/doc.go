@@ -3,15 +3,17 @@
 // node proposes commands and gets their Result once its own node applied
 // them, and the state is durable and identical on every node.
 //
-// It is not wired into the server yet. The meta log is the controller's
-// own raftlog over <data>/meta/log (metalog.go), or any Log given in the
-// config (a replica.Storage that can compact behind a snapshot:
-// replica.MemStorage in tests, and for a joining node, which raftlog cannot
-// start yet). raftlog carries the meta state in its snapshot descriptor,
-// asking for it at the compaction index: the state of each compaction
-// index is kept in <data>/meta/state-<index>, written before the log
-// compacts there, older ones removed after, with the segments wholly below
-// the compaction point.
+// Package cluster runs it on a single node (one voter, a scheduler with
+// no peers, WaitLeading before it reads the state at start). The meta log
+// is the controller's own raftlog over <data>/meta/log (metalog.go), or
+// any Log given in the config (a replica.Storage that can compact behind
+// a snapshot: replica.MemStorage in tests, and for a joining node, which
+// raftlog cannot start yet). raftlog carries the meta state in its
+// snapshot descriptor, asking for it at the compaction index: the state of
+// each compaction index is kept in <data>/meta/state-<index>, written
+// before the log compacts there or installs the leader's snapshot there,
+// older ones removed after, with the segments wholly below the compaction
+// point.
 //
 // # The log and the machine
 //
@@ -24,7 +26,10 @@
 // applied offset, and each later one the one before (a dropped proposal
 // gives its offset back). Apply checks every entry's base offset against
 // the applied one. Raft's empty and configuration entries only advance the
-// applied index.
+// applied index. A command is checked (it decodes, at most 1 MiB) before it
+// is proposed, forwarded ones too; one that does not decode and is
+// committed all the same is an INVALID_COMMAND refusal on every node, not a
+// failure of the group.
 //
 // # Proposals
 //
@@ -34,7 +39,10 @@
 // and it is proposed again. Elsewhere it forwards the command to the
 // leader's node in a MetaPropose frame (frames.go draws the payloads) and
 // waits for the MetaProposeResult, then for its own node to apply that
-// index, so the caller reads its own write in State. Every wait is bounded
+// index, so the caller reads its own write in State. A result answers the
+// request with its id only when it comes from the node the request went
+// to; request ids start at a random one each Open, so a late result meant
+// for an earlier run answers nothing. Every wait is bounded
 // by ProposeTimeout on the env's clock. A command known not to be applied
 // (no leader known, "not the controller", a proposal lost to a new leader)
 // is tried again until the deadline, then ErrNotController; one whose fate

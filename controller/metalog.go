@@ -27,7 +27,8 @@ const (
 // <data>/meta/state-<index>, which raftlog's snapshot hook reads. The
 // state of an index is written before the log compacts to it and the
 // older ones removed only after, so the hook can always answer for the
-// log's snapshot (the leader's raft cannot do without it).
+// log's snapshot (the leader's raft cannot do without it). A snapshot the
+// leader sent is kept the same way: its state first, then the install.
 type metaLog struct {
 	*raftlog.RaftStorage
 	log *raftlog.Log
@@ -180,9 +181,27 @@ func (m *metaLog) SetHardState(hs *raftpb.HardState) error {
 	return m.open(func() error { return m.log.SetHardState(hs) })
 }
 
-// ApplySnapshot implements replica.Storage.
+// ApplySnapshot implements replica.Storage: it keeps the snapshot's state
+// as the state at its index before installing it, since the log's
+// snapshot hook reads it from there (at the next start, and when this
+// node leads and sends its snapshot on), then removes the older states.
 func (m *metaLog) ApplySnapshot(snap *raftpb.Snapshot) error {
-	return m.open(func() error { return m.RaftStorage.ApplySnapshot(snap) })
+	return m.open(func() error { return m.applySnapshot(snap) })
+}
+
+func (m *metaLog) applySnapshot(snap *raftpb.Snapshot) error {
+	state, err := m.SnapshotState(snap)
+	if err != nil {
+		return err
+	}
+	index := snap.GetMetadata().GetIndex()
+	if err := vfs.WriteFileAtomic(m.e.FS, stateFile(m.dir, index), state); err != nil {
+		return fmt.Errorf("controller: keep the state of the snapshot at %d: %w", index, err)
+	}
+	if err := m.RaftStorage.ApplySnapshot(snap); err != nil {
+		return err
+	}
+	return m.removeStatesBelow(index)
 }
 
 func (m *metaLog) open(f func() error) error {

@@ -2,11 +2,13 @@ package controller
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/transport"
@@ -23,6 +25,9 @@ import (
 func (c *Controller) Propose(ctx context.Context, cmd *metav1.Command) (*metav1.Result, error) {
 	data, err := meta.EncodeCommand(cmd)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkCommand(data); err != nil {
 		return nil, err
 	}
 	deadline := c.e.Clock.NewTimer(c.cfg.ProposeTimeout)
@@ -75,9 +80,30 @@ func (c *Controller) pause(ctx context.Context, moved <-chan struct{}, deadline 
 	}
 }
 
-// proposeLocal proposes on this node's replica and waits for the entry to
-// apply here.
+// commandBytesMax bounds a command of the meta log: far above any command
+// the cluster writes (a CreateTopic of thousands of partitions), and at
+// raft's default message size, so one entry never crowds a message alone.
+const commandBytesMax = 1 << 20
+
+// checkCommand refuses bytes that cannot be a command of the meta log (too
+// many, or not decoding), before they are proposed: a forwarded request
+// carries whatever its sender wrote.
+func checkCommand(data []byte) error {
+	if len(data) > commandBytesMax {
+		return fmt.Errorf("controller: %w: %d bytes, at most %d", meta.ErrInvalidCommand, len(data), commandBytesMax)
+	}
+	if _, err := meta.DecodeCommand(data); err != nil {
+		return fmt.Errorf("controller: %w: %w", meta.ErrInvalidCommand, err)
+	}
+	return nil
+}
+
+// proposeLocal checks the command, proposes it on this node's replica and
+// waits for the entry to apply here.
 func (c *Controller) proposeLocal(ctx context.Context, data []byte, deadline <-chan time.Time) (uint64, *metav1.Result, error) {
+	if err := checkCommand(data); err != nil {
+		return 0, nil, err
+	}
 	w := &waiter{done: make(chan waitResult, 1)}
 	var (
 		at  replica.ProposalPoint
@@ -146,8 +172,24 @@ func (c *Controller) forward(ctx context.Context, node uint64, data []byte, dead
 	return r.index, res, nil
 }
 
+// pendingForward is a forwarded request waiting for its result: only the
+// node it went to answers it.
+type pendingForward struct {
+	node uint64
+	ch   chan forwardResult // buffered, 1
+}
+
+// randomRequestID is where a controller's request ids start. Results carry
+// only the id: starting each run at the same one would let a late result
+// meant for the previous run answer a request of this one.
+func randomRequestID(r *env.Rand) uint64 {
+	var b [8]byte
+	_, _ = r.Read(b[:]) // never fails
+	return binary.BigEndian.Uint64(b[:])
+}
+
 // forwardFrame sends a request frame (request id, body) to node and waits
-// for the result frame with its id.
+// for the result frame with its id from that node.
 func (c *Controller) forwardFrame(ctx context.Context, node uint64, typ transport.FrameType, body []byte, deadline <-chan time.Time) (forwardResult, error) {
 	if c.cfg.Transport == nil {
 		return forwardResult{}, fmt.Errorf("%w: leader on node %d, no transport", ErrNotController, node)
@@ -156,7 +198,7 @@ func (c *Controller) forwardFrame(ctx context.Context, node uint64, typ transpor
 	c.mu.Lock()
 	c.nextRequest++
 	id := c.nextRequest
-	c.forwards[id] = ch
+	c.forwards[id] = pendingForward{node: node, ch: ch}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -270,7 +312,10 @@ func (c *Controller) reply(to uint64, typ transport.FrameType, r forwardResult) 
 	}
 }
 
-// HandleResultFrame receives a MetaProposeResult or JoinResult frame.
+// HandleResultFrame receives a MetaProposeResult or JoinResult frame: the
+// result of a request waiting here, when from is the node it went to. A
+// result of no request waiting (answered late, or meant for an earlier
+// run) is dropped.
 func (c *Controller) HandleResultFrame(from uint64, payload []byte) {
 	r, err := decodeResult(payload)
 	if err != nil {
@@ -278,13 +323,18 @@ func (c *Controller) HandleResultFrame(from uint64, payload []byte) {
 		return
 	}
 	c.mu.Lock()
-	ch := c.forwards[r.requestID]
+	f, ok := c.forwards[r.requestID]
 	c.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- r:
-		default: // a duplicate
-		}
+	if !ok {
+		return
+	}
+	if f.node != from {
+		c.e.Logger.Warn("controller: dropped a forwarded result from another node", "from", from, "to", f.node, "request", r.requestID)
+		return
+	}
+	select {
+	case f.ch <- r:
+	default: // a duplicate
 	}
 }
 

@@ -60,25 +60,36 @@ func (c *Controller) applyEntryLocked(e *raftpb.Entry) error {
 		// index the replica started from: it holds this entry already.
 		return nil
 	}
-	var cmd *metav1.Command
-	if e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0 {
-		h, value, err := decodeEntry(e.GetData())
-		if err != nil {
-			return fmt.Errorf("controller: entry %d: %w", idx, err)
-		}
-		// Offsets follow each other without gaps in the meta log; another
-		// base offset means a leader stamped it from a wrong count.
-		if h.BaseOffset != c.appliedNext {
-			return fmt.Errorf("controller: %w: entry %d at offset %d, expected %d", errBadEntry, idx, h.BaseOffset, c.appliedNext)
-		}
-		if cmd, err = meta.DecodeCommand(value); err != nil {
-			return fmt.Errorf("controller: entry %d: %w", idx, err)
-		}
-		c.appliedNext = h.NextOffset()
+	if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+		c.resolveLocked(idx, e.GetTerm(), c.machine.Apply(idx, nil))
+		return nil
 	}
-	res := c.machine.Apply(idx, cmd)
-	c.resolveLocked(idx, e.GetTerm(), res)
+	h, value, err := decodeEntry(e.GetData())
+	if err != nil {
+		return fmt.Errorf("controller: entry %d: %w", idx, err)
+	}
+	// Offsets follow each other without gaps in the meta log; another
+	// base offset means a leader stamped it from a wrong count.
+	if h.BaseOffset != c.appliedNext {
+		return fmt.Errorf("controller: %w: entry %d at offset %d, expected %d", errBadEntry, idx, h.BaseOffset, c.appliedNext)
+	}
+	c.appliedNext = h.NextOffset()
+	c.resolveLocked(idx, e.GetTerm(), c.applyCommandLocked(idx, value))
 	return nil
+}
+
+// applyCommandLocked applies the command an entry carries. One that does
+// not decode (proposals are checked first, so only a leader that did not
+// check commits one) is refused alike on every node: failing the replica
+// instead would fail it again at every replay, on every node, for good.
+func (c *Controller) applyCommandLocked(idx uint64, value []byte) *metav1.Result {
+	cmd, err := meta.DecodeCommand(value)
+	if err == nil {
+		return c.machine.Apply(idx, cmd)
+	}
+	c.e.Logger.Warn("controller: refused an entry whose command does not decode", "index", idx, "err", err)
+	c.machine.Apply(idx, nil) // only advances the applied index
+	return &metav1.Result{Code: metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, Message: fmt.Sprintf("entry %d: the command does not decode", idx)}
 }
 
 // resolveLocked answers the proposal waiting at idx: its result when the

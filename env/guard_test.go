@@ -30,6 +30,7 @@ var notYetThreaded = map[string]map[string]int{
 	// compares them with the wall clock.
 	"transport/peer.go": {"time.Now(": 1},
 	"transport/tcp.go":  {"time.Now(": 1},
+	"transport/join.go": {"time.Now(": 1},
 	// The long-poll wait of a Fetch: to thread with the Kafka front end.
 	"kafka/fetch.go": {"time.NewTimer(": 1},
 	// The pause after a failed Accept on the real listener.

@@ -12,6 +12,11 @@ import (
 type Config struct {
 	NodeID      uint64 // this node, at least 1
 	Incarnation uint64 // this node's incarnation, in [1, 2^20)
+	// BootID tells this process's heartbeats from those of an earlier
+	// process of the same incarnation (a restart without a new
+	// incarnation counts its sequence from 1 again). New draws it from
+	// the env's Rand when zero; a Table takes it as it is.
+	BootID uint64
 
 	// Interval is the longest a node stays silent: with nothing to report
 	// it sends an empty delta this often, so its peers know it is alive.

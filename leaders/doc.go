@@ -13,17 +13,22 @@
 //   - Remote groups come from NodeHeartbeat frames (Receive; the payload
 //     codec is in package transport). A node speaks only for the groups
 //     it leads: a full heartbeat lists all of them, a delta the changes,
-//     leader 0 meaning "no longer leads".
+//     leader 0 meaning "no longer leads"; an entry naming a leader on
+//     another node than the sender is dropped (the codec refuses it too).
 //   - Merge rules: a higher term always wins; in the known term a leader
 //     fills an unknown one but never replaces a known one (raft elects one
 //     leader per term); a clear clears only a leader on the sender's node.
 //     Terms are kept when leaders are cleared, so older news stays stale;
 //     a group's row goes only when the group is deleted (Forget).
 //   - Per peer: a heartbeat of an older incarnation is ignored, a new
-//     incarnation clears the old one's leaders; a delta not newer than the
-//     last heartbeat applied is ignored (a full one always applies: a
-//     restarted process counts from 1 again), a skipped sequence is
-//     counted (NodeStatus.Gaps).
+//     incarnation clears the old one's leaders. Each process draws a boot
+//     id (New, from the env's Rand) and counts its sequence from 1: a new
+//     boot id of the same incarnation (a restart) clears the old process's
+//     leaders, starts the sequence afresh, gets the peer this node's full
+//     list and asks for its own (its first, full heartbeat may be lost). A
+//     delta not newer than the last heartbeat applied is not applied, but
+//     keeps the peer alive like any heartbeat of its current incarnation;
+//     a skipped sequence is counted (NodeStatus.Gaps).
 //   - Liveness: a peer silent for Config.LivenessTimeout is dead (Expire,
 //     and Receive of a heartbeat that arrives later than that): Alive
 //     reports false and its leaders are cleared until it is heard again.

@@ -2,7 +2,9 @@ package leaders
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -37,18 +39,35 @@ type Leaders struct {
 // New returns the leader table of the node cfg names, sending through
 // sender once Run runs.
 func New(e env.Env, cfg Config, sender Sender) (*Leaders, error) {
+	e = e.Complete()
+	if cfg.BootID == 0 {
+		id, err := drawBootID(e.Rand)
+		if err != nil {
+			return nil, err
+		}
+		cfg.BootID = id
+	}
 	table, err := NewTable(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return &Leaders{
-		env:     e.Complete(),
+		env:     e,
 		sender:  sender,
 		wake:    make(chan struct{}, 1),
 		table:   table,
 		peers:   map[uint64]bool{},
 		changed: make(chan struct{}),
 	}, nil
+}
+
+// drawBootID returns a random boot id for this process.
+func drawBootID(r *env.Rand) (uint64, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, fmt.Errorf("leaders: draw a boot id: %w", err)
+	}
+	return binary.BigEndian.Uint64(b[:]), nil
 }
 
 // SetPeers sets the nodes heartbeats go to (this node is skipped). A new

@@ -98,6 +98,34 @@ func TestDriverSendsFullToPeersThatMissedSome(t *testing.T) {
 	}
 }
 
+// TestDriverDrawsBootID: each process draws its boot id from the env's
+// Rand and sends it in every heartbeat; one given in the config is kept.
+func TestDriverDrawsBootID(t *testing.T) {
+	clock := env.NewManualClock(start)
+	boots := map[uint64]bool{}
+	for seed := uint64(1); seed <= 3; seed++ {
+		rec := &recorder{sent: map[uint64][]transport.NodeHeartbeat{}}
+		l, err := New(env.Env{Clock: clock, Rand: env.NewSeededRand(seed)}, Config{NodeID: 1, Incarnation: 1}, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetPeers([]uint64{2})
+		l.step()
+		boot := rec.last(t, 2).BootID
+		if boot == 0 || boots[boot] {
+			t.Fatalf("seed %d: boot id %#x, zero or drawn before", seed, boot)
+		}
+		boots[boot] = true
+	}
+	l, err := New(env.Env{Clock: clock, Rand: env.NewSeededRand(1)}, Config{NodeID: 1, Incarnation: 1, BootID: 42}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.table.Config().BootID; got != 42 {
+		t.Fatalf("boot id %d, want the configured 42", got)
+	}
+}
+
 // TestDriverReceiveAndNotify: heartbeats change the table and close the
 // Changed channel; a silent node's leaders are unknown once its liveness
 // timeout passes, even before Run expires it.

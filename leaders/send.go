@@ -58,6 +58,7 @@ func (t *Table) Outgoing(now time.Time) (transport.NodeHeartbeat, bool) {
 	hb := transport.NodeHeartbeat{
 		NodeID:      t.cfg.NodeID,
 		Incarnation: t.cfg.Incarnation,
+		BootID:      t.cfg.BootID,
 		Sequence:    t.sequence,
 		SentUnixMs:  now.UnixMilli(),
 		Full:        full,

@@ -17,6 +17,9 @@ type simNodes struct {
 	tables map[uint64]*Table
 	silent map[uint64]bool    // nodes whose heartbeats are lost both ways
 	cutTo  map[[2]uint64]bool // from, to: heartbeats lost one way
+	// lostTo, from, to: heartbeats lost one way in flight, unknown to the
+	// sender (cutTo's are never built for that peer).
+	lostTo map[[2]uint64]bool
 	// terms holds, per observer and group, the highest term it reported,
 	// to check that no table ever goes back to an older term.
 	terms map[[2]uint64]uint64
@@ -26,7 +29,7 @@ const simStep = 5 * time.Millisecond
 
 func newSimNodes(t *testing.T) *simNodes {
 	s := &simNodes{t: t, clock: env.NewManualClock(start), tables: map[uint64]*Table{},
-		silent: map[uint64]bool{}, cutTo: map[[2]uint64]bool{}, terms: map[[2]uint64]uint64{}}
+		silent: map[uint64]bool{}, cutTo: map[[2]uint64]bool{}, lostTo: map[[2]uint64]bool{}, terms: map[[2]uint64]uint64{}}
 	for n := uint64(1); n <= 3; n++ {
 		s.tables[n] = newTestTable(t, n)
 	}
@@ -66,7 +69,10 @@ func (s *simNodes) run(d time.Duration) {
 				if to == from || s.silent[to] || s.cutTo[[2]uint64{from, to}] {
 					continue
 				}
-				s.deliver(now, to, transport.AppendNodeHeartbeat(nil, s.tables[from].ForPeer(hb, to, false)))
+				payload := transport.AppendNodeHeartbeat(nil, s.tables[from].ForPeer(hb, to, false))
+				if !s.lostTo[[2]uint64{from, to}] {
+					s.deliver(now, to, payload)
+				}
 			}
 		}
 		s.checkTermsMonotonic()
@@ -202,4 +208,46 @@ func TestOneWayLossHeals(t *testing.T) {
 	s.run(2*cfg.Interval + simStep)
 	s.expectAlive(1, 3, true)
 	s.expect(3, 3, 1, 1, 2, 3)
+}
+
+// TestRestartLosingFirstFullList: node 3's process restarts within its
+// incarnation (a new boot id, its sequence from 1) and its first
+// heartbeats, the full ones, are lost. Its deltas still apply at once and
+// keep it alive past the liveness timeout; its peers send it their full
+// lists and get its own, long before the next full interval.
+func TestRestartLosingFirstFullList(t *testing.T) {
+	s := newSimNodes(t)
+	cfg := s.tables[1].Config()
+	s.lead(1, 1, 1)
+	s.lead(3, 3, 1)
+	s.run(cfg.FullInterval / 2)
+	s.expect(3, 3, 1, 1, 2, 3)
+
+	restarted, err := NewTable(Config{NodeID: 3, Incarnation: 1, BootID: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.tables[3] = restarted
+	for g := uint64(1); g <= 3; g++ {
+		delete(s.terms, [2]uint64{3, g}) // the new process starts knowing nothing
+	}
+	// Lost: its first heartbeat, and the next one, full to the peers it
+	// heard meanwhile.
+	s.lostTo[[2]uint64{3, 1}], s.lostTo[[2]uint64{3, 2}] = true, true
+	s.run(cfg.Interval + simStep)
+	clear(s.lostTo)
+
+	s.lead(3, 3, 2)
+	s.run(cfg.DeltaGap + simStep)
+	s.expect(3, 3, 2, 1, 2, 3)
+	s.run(2 * cfg.Interval)
+	s.expect(1, 1, 1, 1, 2, 3)
+	s.run(cfg.LivenessTimeout)
+	for o := uint64(1); o <= 3; o++ {
+		for n := uint64(1); n <= 3; n++ {
+			s.expectAlive(o, n, true)
+		}
+	}
+	s.expect(3, 3, 2, 1, 2, 3)
+	s.expect(1, 1, 1, 1, 2, 3)
 }

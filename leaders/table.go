@@ -48,6 +48,7 @@ type entry struct {
 // remoteNode is what the table knows of a peer.
 type remoteNode struct {
 	incarnation uint64
+	bootID      uint64    // of the sender process last heard
 	sequence    uint64    // of its last heartbeat applied
 	heardAt     time.Time // when that heartbeat arrived
 	alive       bool
@@ -176,13 +177,17 @@ func (t *Table) Forget(group uint64) bool {
 }
 
 // Receive applies a heartbeat that arrived at now. A heartbeat of an older
-// incarnation, and a delta not newer than the last heartbeat applied, are
-// ignored; a new incarnation first clears the leaders of the old one; a
-// full heartbeat clears the sender's groups it does not list.
+// incarnation is ignored; a new incarnation first clears the leaders of
+// the old one, and so does a new boot id (the process restarted within
+// its incarnation, its sequence counting from 1 again). A delta not newer
+// than the last heartbeat applied keeps the sender alive but is not
+// applied. A full heartbeat clears the sender's groups it does not list.
+// Entries naming a leader on another node than the sender are dropped.
 func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error) {
 	if hb.NodeID == t.cfg.NodeID {
 		return false, fmt.Errorf("leaders: heartbeat from node %d, this node", hb.NodeID)
 	}
+	hb.Entries = ownEntries(hb)
 	n := t.nodes[hb.NodeID]
 	// A peer heard after its liveness timeout was dead in between, even
 	// when Expire has not run yet: it missed this node's deltas too.
@@ -192,17 +197,19 @@ func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error)
 		return changed, nil
 	case n == nil || hb.Incarnation > n.incarnation:
 		changed = n != nil && t.clearNode(hb.NodeID) || changed
-		n = &remoteNode{incarnation: hb.Incarnation}
+		n = &remoteNode{incarnation: hb.Incarnation, bootID: hb.BootID}
 		t.nodes[hb.NodeID] = n
+	case hb.BootID != n.bootID:
+		changed = t.restarted(n, hb) || changed
 	case !hb.Full && hb.Sequence <= n.sequence:
-		return changed, nil
+		// Stale or repeated, yet the sender sent it: it is alive.
+		return t.heard(now, n, hb) || changed, nil
 	case !hb.Full && hb.Sequence > n.sequence+1:
 		n.gaps++
 	}
-	n.sequence, n.heardAt = hb.Sequence, now
-	t.noteRevival(n, hb)
-	if !n.alive {
-		n.alive, changed = true, true
+	n.sequence = hb.Sequence
+	if t.heard(now, n, hb) {
+		changed = true
 	}
 	if hb.Full && t.clearUnlisted(hb) {
 		changed = true
@@ -213,6 +220,61 @@ func (t *Table) Receive(now time.Time, hb transport.NodeHeartbeat) (bool, error)
 		}
 	}
 	return changed, nil
+}
+
+// heard records that n, hb's sender, was heard at now, and reports
+// whether that brought it back alive.
+func (t *Table) heard(now time.Time, n *remoteNode, hb transport.NodeHeartbeat) bool {
+	n.heardAt = now
+	t.noteRevival(n, hb)
+	if n.alive {
+		return false
+	}
+	n.alive = true
+	return true
+}
+
+// restarted starts n over for hb, the first heartbeat heard of a new
+// process of its incarnation (a new boot id): the process leads nothing
+// it has not said since it started, so the old one's leaders are cleared;
+// its sequence counts afresh; when hb is a delta, the full list the
+// process started with was lost, and this node's heartbeats ask for it
+// (WantFull); and it knows nothing of this node, so it gets the full list
+// next. A
+// late heartbeat of the old process, were one to arrive after the new
+// one's, would count as one more restart: leaders are cleared, then
+// refilled by the full list asked for.
+func (t *Table) restarted(n *remoteNode, hb transport.NodeHeartbeat) bool {
+	changed := t.clearNode(hb.NodeID)
+	n.bootID, n.sequence = hb.BootID, 0
+	if !hb.Full && hb.Sequence > 1 {
+		n.gaps++
+	}
+	t.fullFor[hb.NodeID] = true
+	if !hb.Full {
+		t.wantFrom[hb.NodeID] = true
+	}
+	return changed
+}
+
+// ownEntries returns hb's entries without those naming a leader on
+// another node than the sender: a node speaks only for its own replicas.
+// ParseNodeHeartbeat refuses such entries already; the table checks again
+// so that a heartbeat built any other way cannot install a leader for a
+// node that did not say so, nor keep one of the sender's from a full list
+// (clearUnlisted sees only what is left).
+func ownEntries(hb transport.NodeHeartbeat) []transport.LeaderEntry {
+	own := func(e transport.LeaderEntry) bool { return e.Leader == 0 || transport.NodeOf(e.Leader) == hb.NodeID }
+	if !slices.ContainsFunc(hb.Entries, func(e transport.LeaderEntry) bool { return !own(e) }) {
+		return hb.Entries // the usual case: nothing to copy
+	}
+	out := make([]transport.LeaderEntry, 0, len(hb.Entries))
+	for _, e := range hb.Entries {
+		if own(e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // noteRevival records what a heartbeat asks of this node's next one to

@@ -98,6 +98,10 @@ func TestMergeRules(t *testing.T) {
 			{NodeID: 2, Incarnation: 2, Sequence: 1, Full: true}, hb(2, 9, true, leads(7, 3, 2))}, leaderOf{0, 0, false}},
 		{"a new incarnation clears the old one's leaders", []transport.NodeHeartbeat{
 			hb(2, 4, true, leads(7, 3, 2)), {NodeID: 2, Incarnation: 2, Sequence: 1}}, leaderOf{0, 3, false}},
+		{"a leader on another node than the sender is dropped", []transport.NodeHeartbeat{
+			hb(2, 1, true, leads(7, 3, 2)), hb(3, 1, false, leads(7, 4, 2))}, leaderOf{2, 3, true}},
+		{"a full list naming another node's leader is dropped", []transport.NodeHeartbeat{
+			hb(3, 1, true, leads(7, 4, 2))}, leaderOf{0, 0, false}},
 		{"a restarted process starts with a full list", []transport.NodeHeartbeat{
 			hb(2, 40, true, leads(7, 3, 2)), hb(2, 1, true), hb(2, 2, false, leads(7, 5, 2))}, leaderOf{2, 5, true}},
 	} {
@@ -341,5 +345,76 @@ func TestForget(t *testing.T) {
 	}
 	if s := tab.Snapshot(start); len(s.Groups) != 1 || s.Groups[0].Group != 8 || !s.Groups[0].Local {
 		t.Fatalf("rows after Forget: %+v", s.Groups)
+	}
+}
+
+// booted is h sent by the sender process of boot id boot.
+func booted(boot uint64, h transport.NodeHeartbeat) transport.NodeHeartbeat {
+	h.BootID = boot
+	return h
+}
+
+// TestRestartedSenderIsHeard: a sender restarted within its incarnation
+// (a new boot id, its sequence from 1 again) whose first full heartbeat
+// is lost: its deltas still apply and keep it alive, its old leaders are
+// cleared, its full list is asked for, and it gets this node's.
+func TestRestartedSenderIsHeard(t *testing.T) {
+	tab := newTestTable(t, 1)
+	now := start
+	receive(t, tab, now, booted(10, hb(2, 1, true, leads(8, 2, 2))))
+	for seq := uint64(2); seq <= 100; seq++ {
+		now = now.Add(200 * time.Millisecond)
+		receive(t, tab, now, booted(10, hb(2, seq, false)))
+	}
+	tab.TakeNeedsFull(2)
+	// The restarted process's full heartbeat 1 is lost.
+	now = now.Add(200 * time.Millisecond)
+	if !receive(t, tab, now, booted(11, hb(2, 2, false, leads(7, 5, 2)))) {
+		t.Fatal("the restarted sender's first delta reported no change")
+	}
+	for seq := uint64(3); seq <= 20; seq++ {
+		now = now.Add(200 * time.Millisecond)
+		receive(t, tab, now, booted(11, hb(2, seq, false)))
+	}
+	if got := lookup(tab, 7); got != (leaderOf{2, 5, true}) {
+		t.Fatalf("group 7 announced by the restarted sender: %+v", got)
+	}
+	if got := lookup(tab, 8); got != (leaderOf{0, 2, false}) {
+		t.Fatalf("group 8 led by the old process: %+v, want cleared", got)
+	}
+	if !tab.Alive(2, now) {
+		t.Fatal("the restarted sender is taken for dead while it sends")
+	}
+	out, _ := tab.Outgoing(now)
+	if h := tab.ForPeer(out, 2, false); !h.Full || !h.WantFull {
+		t.Fatalf("to the restarted sender: %+v, want a full list asking for its own", h)
+	}
+	if gaps := tab.Snapshot(now).Nodes[0].Gaps; gaps != 1 {
+		t.Fatalf("gaps %d, want 1 (its lost heartbeat 1)", gaps)
+	}
+	receive(t, tab, now, booted(11, hb(2, 21, true, leads(7, 5, 2))))
+	if tab.ForPeer(out, 2, false).WantFull {
+		t.Fatal("still asking for the full list after it came")
+	}
+}
+
+// TestStaleDeltaKeepsSenderAlive: a delta not newer than the last one
+// applied is not applied, but its sender sent it: it stays alive.
+func TestStaleDeltaKeepsSenderAlive(t *testing.T) {
+	tab := newTestTable(t, 1)
+	timeout := tab.Config().LivenessTimeout
+	receive(t, tab, start, hb(2, 50, true, leads(7, 3, 2)))
+	now := start
+	for seq := uint64(2); now.Before(start.Add(2 * timeout)); seq++ {
+		now = now.Add(200 * time.Millisecond)
+		if receive(t, tab, now, hb(2, seq, false, gone(7, 3))) {
+			t.Fatalf("stale delta %d reported a change", seq)
+		}
+	}
+	if !tab.Alive(2, now) {
+		t.Fatal("a sender of stale deltas is taken for dead")
+	}
+	if got := lookup(tab, 7); got != (leaderOf{2, 3, true}) {
+		t.Fatalf("group 7: %+v, stale deltas applied", got)
 	}
 }

@@ -58,23 +58,32 @@ func segmentsToDelete(segs []storage.SegmentInfo, cfg Config, nowMs, hwm int64) 
 }
 
 func (p *Partition) enforceRetention(cfg Config, nowMs int64) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := segmentsToDelete(p.log.Segments(), cfg, nowMs, p.HighWatermark())
-	if n > 0 {
+	return p.asWriter(func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		limit, err := p.trimEnd()
+		if err != nil {
+			return err
+		}
+		segs := p.log.Segments()
+		n := segmentsToDelete(segs, cfg, nowMs, limit)
+		if n == 0 {
+			return nil
+		}
 		if err := p.snapshotBeforeTrim(); err != nil {
 			return err
 		}
-	}
-	for i := 0; i < n; i++ {
-		if err := p.log.DeleteOldestSegment(nowMs); err != nil {
-			return p.classifyWriteError(fmt.Errorf("retention: %w", err))
+		if err := p.compactRaftBelow(segs[n-1].NextOffset); err != nil {
+			return err
 		}
-	}
-	if n > 0 {
+		for i := 0; i < n; i++ {
+			if err := p.log.DeleteOldestSegment(nowMs); err != nil {
+				return p.classifyWriteError(fmt.Errorf("retention: %w", err))
+			}
+		}
 		p.logger.Info("retention deleted segments", "segments", n, "log_start_offset", p.log.StartOffset())
-	}
-	return nil
+		return nil
+	})
 }
 
 // compact rewrites sealed segments so that each key keeps only its newest
@@ -87,8 +96,12 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		return err
 	}
 	producerLast := p.producerLastOffsets()
+	limit, err := p.trimEnd()
+	if err != nil {
+		return err
+	}
 	for _, seg := range p.log.Segments() {
-		if seg.Active || seg.NextOffset > hwm {
+		if seg.Active || seg.NextOffset > limit {
 			break
 		}
 		data, err := p.log.ReadSegment(seg.BaseOffset)
@@ -102,15 +115,26 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		if !changed {
 			continue
 		}
-		p.mu.Lock()
-		err = p.log.ReplaceSegment(seg.BaseOffset, kept)
-		p.mu.Unlock()
-		if err != nil {
+		if err := p.replaceSegment(seg, kept); err != nil {
 			return p.classifyWriteError(fmt.Errorf("compact segment %d: %w", seg.BaseOffset, err))
 		}
 		compactedSegments.Inc()
 	}
 	return nil
+}
+
+// replaceSegment replaces a sealed segment below the high watermark by
+// the batches a cleaner kept of it, compacting a replica's Raft log past
+// it first: the entries it held no longer exist as appended.
+func (p *Partition) replaceSegment(seg storage.SegmentInfo, kept []byte) error {
+	return p.asWriter(func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err := p.compactRaftBelow(seg.NextOffset); err != nil {
+			return err
+		}
+		return p.log.ReplaceSegment(seg.BaseOffset, kept)
+	})
 }
 
 // producerLastOffsets maps every known producer to the last offset of its

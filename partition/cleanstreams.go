@@ -34,11 +34,14 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 	if err != nil || len(dead) == 0 {
 		return err
 	}
-	hwm := p.HighWatermark()
+	limit, err := p.trimEnd()
+	if err != nil {
+		return err
+	}
 	producerLast := p.producerLastOffsets()
 	cleanedBefore := int64(-1) // records below it were cleaned this pass
 	for _, seg := range p.log.Segments() {
-		if seg.Active || seg.NextOffset > hwm {
+		if seg.Active || seg.NextOffset > limit {
 			break
 		}
 		cleanedBefore = seg.NextOffset
@@ -53,10 +56,7 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 		if !changed {
 			continue
 		}
-		p.mu.Lock()
-		err = p.log.ReplaceSegment(seg.BaseOffset, kept)
-		p.mu.Unlock()
-		if err != nil {
+		if err := p.replaceSegment(seg, kept); err != nil {
 			return p.classifyWriteError(fmt.Errorf("clean streams segment %d: %w", seg.BaseOffset, err))
 		}
 		compactedSegments.Inc()

@@ -211,10 +211,16 @@ func TestIndexBuildFollowsLogStart(t *testing.T) {
 	trimmed := false
 	p.afterIndexChunk = func() {
 		if !trimmed {
-			trimmed = true // as retention would, under the writer lock, before the first read
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if err := p.log.AdvanceStartOffset(newStart); err != nil {
+			trimmed = true // as retention would, as the writer, before the first read
+			err := p.asWriter(func() error {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if err := p.compactRaftBelow(newStart); err != nil {
+					return err
+				}
+				return p.log.AdvanceStartOffset(newStart)
+			})
+			if err != nil {
 				t.Errorf("advance log start: %v", err)
 			}
 		}

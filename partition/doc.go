@@ -10,11 +10,14 @@
 // replica.StateMachine of a Raft group (replicated.go, replicaapply.go):
 // Append validates as in the other mode and then proposes through the
 // caller's Proposer, which runs on the replica's goroutine;
-// PrepareProposal checks and stamps each batch, Apply writes what the group
-// committed. Validation, producer state, reads, retention and compaction
-// are the same code in both modes. Until the segments are the group's Raft
-// log (raftlog), the group's log is the replica's Storage and the segments
-// hold the applied data batches as the leader stamped them.
+// PrepareProposal checks and stamps each batch, Apply takes in what the
+// group committed. The group's Raft log is the partition's directory
+// (raftlog: the segments hold each data entry once, as its Kafka batch,
+// beside raft-state and raft-meta); OpenReplica opens or bootstraps it and
+// RaftStorage gives it to the replica as its Storage. Validation, producer
+// state, reads, retention and compaction are the same code in both modes;
+// a replica's retention and cleaners compact the Raft log first
+// (replicatrim.go), on the replica's goroutine.
 //
 // # Goroutines and locks
 //
@@ -29,7 +32,11 @@
 //   - One flusher goroutine per partition calls storage.Log.Sync outside mu, so
 //     appends continue while a sync runs; every sync covers all appends made
 //     before it started (group commit). After a sync it raises the high
-//     watermark and wakes everything waiting on it.
+//     watermark and wakes everything waiting on it. A replica's flusher only
+//     writes the producer snapshots Apply copies at checkpoints: the
+//     replica's Storage syncs its log, and everything that writes the Raft
+//     log (Apply, and retention and cleaners through the Proposer) runs on
+//     the replica's goroutine, under mu.
 //   - configMu makes config changes take turns. Turning cleanup.policy to
 //     stream over a non-empty log starts a goroutine that builds the stream
 //     index from the log without mu and takes mu only for the short tail and
@@ -65,27 +72,42 @@
 //
 // # Invariants of the replicated mode
 //
-//   - The high watermark is the offset after the last applied data batch
-//     (applied means committed and durable in the group's log); it never
-//     moves back. The flusher's syncs of the segments only bound recovery.
+//   - The segments are the group's Raft log: they hold uncommitted entries
+//     too, which a leader of a later term may cut. The high watermark is the
+//     offset after the last applied data batch (applied means committed and
+//     durable in the group's log), so nothing a cut can remove is ever
+//     served: reads, timestamp lookups, ListOffsets latest, retention and
+//     the cleaners stop at it. It never moves back. At open it is the
+//     offset after raft-state's applied index.
+//   - Apply writes no batch: it checks that each committed data entry is
+//     the batch stored at the offset after the previous one (its header:
+//     base offset, size, epoch = term) and records the applied index in the
+//     Raft log, with the replica's ConfState after a configuration change.
 //   - Offsets and leader epochs are assigned only by a ready leader (it has
 //     applied its term's first entry, so the log end it starts from is
 //     final), in PrepareProposal: BaseOffset is the next proposal offset,
 //     PartitionLeaderEpoch the term. A proposal raft drops gives its
-//     offsets back. No epoch starts at open: LeaderEpoch is the term.
+//     offsets back. No epoch starts at open: LeaderEpoch is the term, and
+//     OffsetForLeaderEpoch answers from the Raft log's terms.
 //   - A batch is checked against producer state as applied plus the
 //     batches proposed in this term and not yet applied (the overlay), so
 //     pipelined batches of one producer are checked in order; followers
 //     build the same producer state by applying, so a retry after a
 //     failover is answered as a duplicate by the new leader.
+//   - Producer state and the stream index at open are caught up to the
+//     applied offset, never past it; raft then delivers again the entries
+//     after raft-state's applied index (written at checkpoints), and a
+//     batch below what producer state or the index already covers (a
+//     producer snapshot or an index commit later than that checkpoint) is
+//     not recorded in it again.
 //   - An acks=all waiter (WaitCommitted) succeeds only when the high
 //     watermark passed its last offset and that offset holds a batch of
 //     the term it was proposed in; when the replica stops leading that term
 //     first, or the offset was reused by a later leader, it gets the
 //     retriable ErrNotLeader, never success. acks=1 (WaitLocalDurable)
 //     succeeds once the leader's own log holds the batch durably
-//     (LocalSynced, which LocalSyncer calls after each Sync of the
-//     replica's storage); a failover can lose such a batch, as in Kafka.
+//     (LocalSynced, which the Storage RaftStorage returns reports after
+//     each Sync); a failover can lose such a batch, as in Kafka.
 //   - On a stream topic the stream index takes a batch when it is applied
 //     (its covered offset in the same pebble batch), on every replica from
 //     the same records. A batch's stream checks read the index, so a batch
@@ -93,8 +115,17 @@
 //     replica's goroutine) until that one is applied: appends to one stream
 //     take turns, appends to different streams do not. WaitStreamDurable
 //     never waits: what the index shows is committed.
-//   - DeleteRecords is a command entry (0x81, offset) applied by every
-//     replica, capped at what it applied. Entries delivered again after a
-//     restart, below the log end, are passed over: the segments already
-//     hold them, and producer state was replayed from them at open.
+//   - Data is removed only below what the Raft log no longer serves:
+//     retention, the cleaners and the DeleteRecords command (0x81, offset;
+//     applied by every replica, capped at what it applied) compact the
+//     Raft log to the entry before the first batch they keep, never past
+//     the applied index it recorded, with the ConfState as of there, then
+//     delete or rewrite. A follower that needs an
+//     entry below gets the leader's snapshot, whose descriptor carries
+//     producer state (SetSnapshotData), written to disk before the Raft
+//     log installs the snapshot (RaftStorage); Restore takes it in, and a
+//     follower whose log did not reach the snapshot restarts its segments
+//     empty at the snapshot's next offset and serves from there (the data
+//     below is not copied). A stream topic's index cannot be rebuilt without that
+//     data, so its replicas refuse such a snapshot (ErrUnsupported).
 package partition

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/streams"
@@ -90,10 +91,22 @@ type Partition struct {
 	// afterFlush, when set by a test before its first append, runs on the
 	// flusher after each round of syncs, told whether it checkpointed.
 	afterFlush func(checkpointed bool)
+	// beforeClose, when set by a test, runs first in Close and Delete: it
+	// stops the replica driving a replicated partition, as a node removes
+	// the group before it closes the partition whose Raft log it reads.
+	beforeClose func()
 
 	// repl is set when the partition is a replica's state machine
-	// (OpenReplica); see replicated.go.
-	repl *replicated
+	// (OpenReplica); see replicated.go. raft is then the group's Raft log,
+	// whose segments are log, and producersNext the offset producer state
+	// covers (under mu): past the high watermark after a restart, when a
+	// producer snapshot was written after raft-state's applied index.
+	repl          *replicated
+	raft          *raftlog.Log
+	producersNext int64
+	// snapshots hands the producer-state copies Apply takes at checkpoints
+	// to the flusher, which writes them off the replica's goroutine.
+	snapshots chan producerSnapshotCopy
 }
 
 // Open opens (recovering if needed) the partition stored in dir on e's
@@ -113,37 +126,42 @@ func openMode(e env.Env, dir, topic string, index int32, cfg Config, repl *repli
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("partition %s-%d config: %w", topic, index, err)
 	}
-	log, err := storage.Open(e.FS, dir, cfg.Storage, e.Clock.Now().UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
-	}
 	p := &Partition{
 		topic: topic, index: index, dir: dir, fsys: e.FS, clock: e.Clock,
 		logger:         e.Logger.With("topic", topic, "partition", index),
 		cfg:            cfg,
-		log:            log,
 		lastCheckpoint: e.Clock.Now(),
 		changed:        make(chan struct{}),
 		kick:           make(chan struct{}, 1),
 		stopFlusher:    make(chan struct{}),
 		flusherDone:    make(chan struct{}),
+		snapshots:      make(chan producerSnapshotCopy, 1),
 		repl:           repl,
 	}
+	if err := p.openLog(e, cfg); err != nil {
+		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
+	}
 	if err := p.loadState(); err != nil {
-		_ = log.Close()
+		p.closeLog()
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
 	if cfg.Streams {
 		if err := p.openIndex(); err != nil {
-			_ = log.Close()
+			p.closeLog()
 			return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 		}
 	}
+	if repl != nil {
+		// The replica's storage syncs the log; the flusher only writes the
+		// producer snapshots Apply copies.
+		go p.writeSnapshots()
+		return p, nil
+	}
 	// After a process crash, validated bytes past the recovery point may sit
 	// only in the page cache: sync them before any consumer can see them.
-	synced, err := log.Sync()
+	synced, err := p.log.Sync()
 	if err != nil {
-		_ = log.Close()
+		p.closeLog()
 		return nil, fmt.Errorf("open partition %s-%d: sync recovered log: %w", topic, index, err)
 	}
 	p.hwm, p.synced = synced, synced
@@ -151,21 +169,72 @@ func openMode(e env.Env, dir, topic string, index int32, cfg Config, repl *repli
 	return p, nil
 }
 
+// openLog opens the segments, or in the replicated mode the Raft log over
+// them, whose applied entries are what the partition serves: the high
+// watermark starts at the offset after the applied index.
+func (p *Partition) openLog(e env.Env, cfg Config) error {
+	nowMs := e.Clock.Now().UnixMilli()
+	if p.repl == nil {
+		log, err := storage.Open(e.FS, p.dir, cfg.Storage, nowMs)
+		p.log = log
+		return err
+	}
+	rl, err := raftlog.Open(e.FS, p.dir, cfg.Storage, nowMs)
+	if errors.Is(err, raftlog.ErrStateMissing) {
+		rl, err = raftlog.Create(e.FS, p.dir, cfg.Storage, p.repl.boot, nowMs)
+	}
+	if err != nil {
+		return err
+	}
+	p.raft, p.log = rl, rl.Segments()
+	rl.SetSnapshotData(p.snapshotState)
+	hs, cs, err := rl.InitialState()
+	if err == nil {
+		p.hwm, err = rl.OffsetOf(hs.GetCommit() + 1)
+	}
+	if err != nil {
+		_ = rl.Close()
+		return fmt.Errorf("applied offset: %w", err)
+	}
+	// raft-state's ConfState is the one the last change at or below the
+	// applied index made.
+	if c := rl.LastConfChange(hs.GetCommit()); c > 0 {
+		p.repl.confAt[c] = cs
+	}
+	return nil
+}
+
+// closeLog closes what openLog opened, after a failed open.
+func (p *Partition) closeLog() {
+	if p.raft != nil {
+		_ = p.raft.Close()
+		return
+	}
+	_ = p.log.Close()
+}
+
+// dataEnd is where the partition's state ends: the log end of a single
+// writer, the applied end (the high watermark) of a replica, whose log
+// holds entries not committed yet.
+func (p *Partition) dataEnd() int64 {
+	if p.repl != nil {
+		return p.HighWatermark()
+	}
+	return p.log.NextOffset()
+}
+
 // loadState restores leader epochs and producer state and, unless the
-// partition is replicated (where the leader epoch is the Raft term), begins
-// a new epoch.
+// partition is replicated (where the leader epoch is the Raft term and the
+// Raft log keeps the terms), begins a new epoch.
 func (p *Partition) loadState() error {
-	logEnd := p.log.NextOffset()
+	logEnd := p.dataEnd()
 	epochs := &epochHistory{}
-	if data, err := vfs.ReadFile(p.fsys, path.Join(p.dir, leaderEpochsFile)); err == nil {
-		if epochs, err = unmarshalEpochHistory(data); err != nil {
+	if p.repl == nil {
+		var err error
+		if epochs, err = p.readEpochs(); err != nil {
 			return err
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read leader epochs: %w", err)
-	}
-	epochs.truncateTo(logEnd)
-	if p.repl == nil {
+		epochs.truncateTo(logEnd)
 		p.beginOpenEpoch(epochs, logEnd)
 	}
 	p.epochMu.Lock()
@@ -182,7 +251,10 @@ func (p *Partition) loadState() error {
 		}
 		// The snapshot is taken before the log start ever advances, so it
 		// covers producers whose batches retention or DeleteRecords removed.
-		if next <= logEnd {
+		// A replica's may be past raft-state's applied index, even past the
+		// segments' end after a snapshot install: it covers committed
+		// entries, which Apply passes over when raft delivers them again.
+		if next <= logEnd || p.repl != nil {
 			p.producers, from = state, max(next, from)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -191,8 +263,21 @@ func (p *Partition) loadState() error {
 	if err := p.replayProducers(from, logEnd, nowMs); err != nil {
 		return err
 	}
+	p.producersNext = max(from, logEnd)
 	p.producers.expire(nowMs, p.cfg.ProducerIDExpirationMs)
 	return nil
+}
+
+// readEpochs reads the single writer's leader-epoch history.
+func (p *Partition) readEpochs() (*epochHistory, error) {
+	data, err := vfs.ReadFile(p.fsys, path.Join(p.dir, leaderEpochsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &epochHistory{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read leader epochs: %w", err)
+	}
+	return unmarshalEpochHistory(data)
 }
 
 // beginOpenEpoch starts the epoch of this open at logEnd.
@@ -253,7 +338,11 @@ type producerSnapshotCopy struct {
 // copyProducers copies producer state at the current log end, so that it can
 // be encoded and written without mu. Callers hold mu.
 func (p *Partition) copyProducers() producerSnapshotCopy {
-	return producerSnapshotCopy{state: p.producers.clone(), nextOffset: p.log.NextOffset()}
+	next := p.log.NextOffset()
+	if p.repl != nil {
+		next = max(p.producersNext, p.HighWatermark())
+	}
+	return producerSnapshotCopy{state: p.producers.clone(), nextOffset: next}
 }
 
 // writeProducers encodes and durably writes a copy of producer state, unless
@@ -435,6 +524,23 @@ func (p *Partition) flush() {
 	}
 }
 
+// writeSnapshots is a replica's flusher: it writes the producer-state
+// copies Apply hands over, so neither Apply nor appends wait for their
+// fsyncs.
+func (p *Partition) writeSnapshots() {
+	defer close(p.flusherDone)
+	for {
+		select {
+		case snap := <-p.snapshots:
+			if err := p.writeProducers(snap); err != nil {
+				p.logger.Warn("producer state snapshot failed", "err", err)
+			}
+		case <-p.stopFlusher:
+			return
+		}
+	}
+}
+
 // syncPending syncs until nothing appended is unsynced; false after a failure.
 func (p *Partition) syncPending() bool {
 	for p.Err() == nil && p.log.NextOffset() > p.syncedEnd() {
@@ -508,8 +614,13 @@ func (p *Partition) checkpoint() (producerSnapshotCopy, bool) {
 }
 
 // Close syncs what is pending, records a clean recovery point and closes the
-// files, so the next Open validates nothing.
+// files, so the next Open validates nothing. A replicated partition closes
+// once its replica stopped: the replica reads and writes the Raft log Close
+// closes.
 func (p *Partition) Close() error {
+	if p.beforeClose != nil {
+		p.beforeClose()
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -529,7 +640,7 @@ func (p *Partition) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := p.log.Close(); err != nil {
+	if err := p.closeLogs(); err != nil {
 		errs = append(errs, fmt.Errorf("close partition %s-%d: %w", p.topic, p.index, err))
 	}
 	if p.streamIdx != nil {
@@ -539,6 +650,21 @@ func (p *Partition) Close() error {
 	}
 	p.failClosed()
 	return errors.Join(errs...)
+}
+
+// closeLogs closes the segments, or the Raft log over them after a
+// checkpoint recording what was applied (the replica is stopped by now).
+func (p *Partition) closeLogs() error {
+	if p.raft == nil {
+		return p.log.Close()
+	}
+	var errs []error
+	if p.Err() == nil {
+		if err := p.raft.Checkpoint(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(append(errs, p.raft.Close())...)
 }
 
 // failClosed wakes waiters of a closed partition with ErrClosed.
@@ -554,6 +680,9 @@ func (p *Partition) failClosed() {
 
 // Delete closes the partition and removes its files.
 func (p *Partition) Delete() error {
+	if p.beforeClose != nil {
+		p.beforeClose()
+	}
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
@@ -570,6 +699,9 @@ func (p *Partition) Delete() error {
 		if err := p.streamIdx.Delete(); err != nil {
 			errs = append(errs, fmt.Errorf("delete partition %s-%d: %w", p.topic, p.index, err))
 		}
+	}
+	if p.raft != nil {
+		_ = p.raft.Close() // raft-meta's file; Delete removes every file
 	}
 	if err := p.log.Delete(); err != nil {
 		errs = append(errs, fmt.Errorf("delete partition %s-%d: %w", p.topic, p.index, err))
@@ -595,7 +727,11 @@ func (p *Partition) classifyWriteError(err error) error {
 // that removing old batches never removes what producer state was built
 // from. Callers hold mu.
 func (p *Partition) snapshotBeforeTrim() error {
-	if err := p.log.Checkpoint(); err != nil {
+	checkpoint := p.log.Checkpoint
+	if p.raft != nil {
+		checkpoint = p.raft.Checkpoint
+	}
+	if err := checkpoint(); err != nil {
 		return p.classifyWriteError(err)
 	}
 	if err := p.writeProducers(p.copyProducers()); err != nil {

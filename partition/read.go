@@ -147,7 +147,14 @@ func recordTime(h batch.Header, r batch.Record) int64 {
 // epoch and the offset where it ended. (-1, -1) if the epoch is unknown. It
 // never waits for the writer: the current epoch ends at the log end read just
 // before, which an append may pass meanwhile, as it may right after.
+//
+// A replicated partition answers from its Raft log's terms
+// (raftlog.Log.EpochEndOffset) below the high watermark: entries above it
+// may still be cut, so no answer points past what consumers can see.
 func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	if p.raft != nil {
+		return p.raft.EpochEndOffset(epoch, p.HighWatermark())
+	}
 	logEnd := p.log.NextOffset()
 	p.epochMu.Lock()
 	defer p.epochMu.Unlock()

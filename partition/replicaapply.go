@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -11,18 +12,27 @@ import (
 	"github.com/cairnlog/cairn/replica"
 )
 
-// Apply implements replica.StateMachine: committed data batches go to the
-// log (as stamped by their leader), producer state and the leader-epoch
-// history, and the high watermark rises past the last of them; a
+// Apply implements replica.StateMachine. The entries are in the Raft log,
+// which is the partition's segments: a committed data batch is already
+// stored at the offset after the previous one, and applying it checks its
+// header says so, records it in producer state, the stream index and the
+// leader-epoch history, and the high watermark rises past it; a
 // DeleteRecords command advances the log start; empty and configuration
-// entries pass. Entries below the log end were applied before a restart
-// and are passed over. An error fails the replica: the partition can no
-// longer follow its group.
+// entries pass. Batches below the derived states' own positions (a
+// producer snapshot, the index's covered offset, written after raft-state's
+// applied index) were applied before a restart and are not recorded again.
+// An error fails the replica: the partition can no longer follow its group.
 func (p *Partition) Apply(ents []*raftpb.Entry) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	end := p.HighWatermark()
+	conf := p.confToRecord()
 	for _, e := range ents {
-		if err := p.applyEntry(e); err != nil {
+		var err error
+		if end, err = p.applyEntry(e, end); err == nil {
+			err = p.recordApplied(e, conf)
+		}
+		if err != nil {
 			p.fail(fmt.Errorf("apply entry %d: %w", e.GetIndex(), err))
 			return p.Err()
 		}
@@ -32,23 +42,80 @@ func (p *Partition) Apply(ents []*raftpb.Entry) error {
 		last := ents[len(ents)-1]
 		p.noteApplied(last.GetIndex(), last.GetTerm())
 	}
-	p.advance(p.log.NextOffset())
-	select {
-	case p.kick <- struct{}{}: // the flusher syncs the applied batches, bounding recovery
-	default:
+	p.advance(end)
+	if err := p.applyDeferredStart(); err != nil {
+		p.fail(fmt.Errorf("apply delete records: %w", err))
+		return p.Err()
 	}
+	p.checkpointReplica()
 	return nil
 }
 
-func (p *Partition) applyEntry(e *raftpb.Entry) error {
+// applyEntry applies one entry on top of the data applied up to end, and
+// returns the new end.
+func (p *Partition) applyEntry(e *raftpb.Entry, end int64) (int64, error) {
 	data := e.GetData()
 	switch {
 	case e.GetType() != raftpb.EntryNormal || len(data) == 0:
-		return nil
+		return end, nil
 	case data[0] >= 0x80:
-		return p.applyCommand(data)
+		return end, p.applyCommand(data, end)
 	default:
-		return p.applyBatch(data, e.GetTerm())
+		return p.applyBatch(data, e.GetTerm(), end)
+	}
+}
+
+// recordApplied tells the Raft log an entry is applied, so a restart
+// delivers only those after it, with conf, the ConfState as of it (nil:
+// unchanged). A configuration change changes the ConfState raft-state must
+// record with the applied index, and the replica applies it after this
+// Apply returns: the applied index recorded stays below it until the next
+// Apply reads the new ConfState (confToRecord). Meanwhile a restart
+// delivers the change again and the replica applies it once more over the
+// ConfState recorded before it.
+func (p *Partition) recordApplied(e *raftpb.Entry, conf *raftpb.ConfState) error {
+	if e.GetType() == raftpb.EntryConfChange || e.GetType() == raftpb.EntryConfChangeV2 {
+		p.repl.confChanged, p.repl.confIndex = true, e.GetIndex()
+		return nil
+	}
+	if p.repl.confChanged {
+		return nil
+	}
+	return p.raft.RecordApplied(e.GetIndex(), conf)
+}
+
+// confToRecord returns the replica's ConfState when a configuration change
+// applied before waits for it, and clears the wait; nil otherwise.
+func (p *Partition) confToRecord() *raftpb.ConfState {
+	r := p.repl
+	if !r.confChanged {
+		return nil
+	}
+	r.confChanged = false
+	cs := r.confState()
+	r.confAt[r.confIndex] = cs
+	return cs
+}
+
+// checkpointReplica, when the checkpoint interval passed, checkpoints the
+// Raft log (raft-state records the applied index, the next open walks only
+// what came after) and hands a copy of producer state to the flusher to
+// write, bounding a restart's replay. It runs on the replica's goroutine,
+// the Raft log's write side. Callers hold mu.
+func (p *Partition) checkpointReplica() {
+	now := p.clock.Now()
+	if now.Sub(p.lastCheckpoint) < time.Duration(p.cfg.CheckpointIntervalMs)*time.Millisecond {
+		return
+	}
+	p.lastCheckpoint = now
+	if err := p.raft.Checkpoint(); err != nil {
+		p.fail(fmt.Errorf("checkpoint: %w", err))
+		return
+	}
+	p.producers.expire(now.UnixMilli(), p.cfg.ProducerIDExpirationMs)
+	select {
+	case p.snapshots <- p.copyProducers():
+	default: // the flusher is still writing the previous one; the next checkpoint takes a newer copy
 	}
 }
 
@@ -59,37 +126,32 @@ func (p *Partition) noteApplied(index, term uint64) {
 	p.wakeLocked()
 }
 
-// applyBatch appends one committed batch. Callers hold mu.
-func (p *Partition) applyBatch(data []byte, term uint64) error {
+// applyBatch applies the committed batch data, which the Raft log stores
+// at end, and returns the offset after it. Callers hold mu.
+func (p *Partition) applyBatch(data []byte, term uint64, end int64) (int64, error) {
 	h, err := batch.ParseHeader(data)
 	if err != nil {
-		return err
+		return end, err
 	}
-	if h.TotalBytes() != len(data) {
-		return fmt.Errorf("entry of %d bytes holds a batch of %d", len(data), h.TotalBytes())
-	}
-	if uint64(h.PartitionLeaderEpoch) != term {
-		return fmt.Errorf("batch at offset %d stamped with epoch %d in an entry of term %d", h.BaseOffset, h.PartitionLeaderEpoch, term)
-	}
-	end := p.log.NextOffset()
 	switch {
-	case h.NextOffset() <= end:
-		return nil // applied before a restart; the log already holds it
+	case h.TotalBytes() != len(data):
+		return end, fmt.Errorf("entry of %d bytes holds a batch of %d", len(data), h.TotalBytes())
+	case uint64(h.PartitionLeaderEpoch) != term:
+		return end, fmt.Errorf("batch at offset %d stamped with epoch %d in an entry of term %d", h.BaseOffset, h.PartitionLeaderEpoch, term)
 	case h.BaseOffset != end:
-		return fmt.Errorf("batch [%d, %d] does not start at the log end %d", h.BaseOffset, h.LastOffset(), end)
+		return end, fmt.Errorf("batch [%d, %d] applied after offset %d", h.BaseOffset, h.LastOffset(), end)
+	case h.NextOffset() > p.log.NextOffset():
+		return end, fmt.Errorf("batch [%d, %d] past the segments' end %d", h.BaseOffset, h.LastOffset(), p.log.NextOffset())
 	}
-	if err := batch.CheckCRC(data); err != nil {
-		return err
+	if h.BaseOffset >= p.producersNext {
+		p.producers.record(h, p.clock.Now().UnixMilli())
+		p.producersNext = h.NextOffset()
 	}
-	nowMs := p.clock.Now().UnixMilli()
-	if err := p.log.Append(data, nowMs); err != nil {
-		return err
-	}
-	p.producers.record(h, nowMs)
 	if err := p.applyStreams(data); err != nil {
-		return err
+		return end, err
 	}
-	return p.noteEpoch(h)
+	p.noteEpoch(h)
+	return h.NextOffset(), nil
 }
 
 // applyStreams commits an applied batch's records to the stream index, the
@@ -116,41 +178,71 @@ func (p *Partition) applyStreams(whole []byte) error {
 	return x.Commit(change)
 }
 
-// noteEpoch records a new leader epoch at its first applied batch.
-func (p *Partition) noteEpoch(h batch.Header) error {
+// noteEpoch records a new leader epoch at its first batch applied here,
+// which is what WaitCommitted compares a proposal's term with. The Raft
+// log keeps the terms for good (EndOffsetForEpoch).
+func (p *Partition) noteEpoch(h batch.Header) {
 	p.epochMu.Lock()
-	fresh := h.PartitionLeaderEpoch > p.epochs.current()
-	if fresh {
+	defer p.epochMu.Unlock()
+	if h.PartitionLeaderEpoch > p.epochs.current() {
 		p.epochs.begin(h.PartitionLeaderEpoch, h.BaseOffset)
 	}
-	p.epochMu.Unlock()
-	if !fresh {
-		return nil
-	}
-	return p.persistEpochs()
 }
 
-// applyCommand applies a partition command entry. Callers hold mu.
-func (p *Partition) applyCommand(data []byte) error {
+// applyCommand applies the partition command data, with the data applied
+// up to end. Callers hold mu.
+func (p *Partition) applyCommand(data []byte, end int64) error {
 	switch data[0] {
 	case commandDeleteRecords:
 		if len(data) != deleteRecordsBytes {
 			return fmt.Errorf("DeleteRecords command of %d bytes", len(data))
 		}
-		return p.applyDeleteRecords(int64(binary.BigEndian.Uint64(data[1:])))
+		return p.applyDeleteRecords(int64(binary.BigEndian.Uint64(data[1:])), end)
 	default:
 		return fmt.Errorf("unknown partition command 0x%x", data[0])
 	}
 }
 
 // applyDeleteRecords advances the log start to offset, never past what
-// this replica applied, so every replica ends with the same start.
-func (p *Partition) applyDeleteRecords(offset int64) error {
-	offset = min(offset, p.log.NextOffset())
+// this replica applied (end), so every replica ends with the same start.
+// After a configuration change whose ConfState is not recorded yet, the
+// Raft log cannot be compacted past it: the start then moves at the end of
+// a later Apply (applyDeferredStart); a restart before delivers the command
+// again.
+func (p *Partition) applyDeleteRecords(offset, end int64) error {
+	offset = min(offset, end)
 	if offset <= p.log.StartOffset() {
 		return nil
 	}
+	if p.repl.confChanged {
+		p.repl.deferredStart = max(p.repl.deferredStart, offset)
+		return nil
+	}
+	return p.advanceStart(offset)
+}
+
+// applyDeferredStart moves the log start as a DeleteRecords applied while
+// a configuration change was not recorded asked, once it is.
+func (p *Partition) applyDeferredStart() error {
+	r := p.repl
+	if r.deferredStart == 0 || r.confChanged {
+		return nil
+	}
+	offset := r.deferredStart
+	r.deferredStart = 0
+	if offset <= p.log.StartOffset() {
+		return nil
+	}
+	return p.advanceStart(offset)
+}
+
+// advanceStart compacts the Raft log below offset and moves the log start
+// there. Callers hold mu.
+func (p *Partition) advanceStart(offset int64) error {
 	if err := p.snapshotBeforeTrim(); err != nil {
+		return err
+	}
+	if err := p.compactRaftBelow(offset); err != nil {
 		return err
 	}
 	if err := p.log.AdvanceStartOffset(offset); err != nil {

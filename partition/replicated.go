@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/streams"
 )
@@ -24,6 +25,14 @@ type Proposer func(f func(r *replica.Replica) error) error
 type ReplicaConfig struct {
 	// Propose reaches the partition's replica.
 	Propose Proposer
+	// Bootstrap creates the group's Raft log when the directory has none
+	// (a new replica): group and replica id, the initial snapshot's index,
+	// term and voters.
+	Bootstrap raftlog.Bootstrap
+	// ConfState reads the replica's configuration as of what it applied
+	// (replica.Replica.ConfState), on the replica's goroutine: the Raft log
+	// records it with the applied index after a configuration change.
+	ConfState func() *raftpb.ConfState
 }
 
 // replicated is the state of a partition that is a replica's state
@@ -33,7 +42,9 @@ type ReplicaConfig struct {
 // Partition.mu, under which LocalSynced (on a sync worker) and an append
 // waiting for its streams' turn read it.
 type replicated struct {
-	propose Proposer
+	propose   Proposer
+	boot      raftlog.Bootstrap
+	confState func() *raftpb.ConfState
 
 	leadership replica.Leadership
 	// next is the offset the next proposal gets; valid while ready.
@@ -54,6 +65,19 @@ type replicated struct {
 	// stream's checks read the index, which takes a batch only when it is
 	// applied, so a batch touching a pending stream waits (errStreamPending).
 	pendingStreams map[string]int
+	// confChanged: a configuration change was applied whose ConfState the
+	// Raft log has not recorded yet (see recordApplied). deferredStart is
+	// the log start an applied DeleteRecords asked for meanwhile (0: none),
+	// which waits for the applied index to be recorded past the data it
+	// removes (applyDeferredStart).
+	confChanged   bool
+	deferredStart int64
+	// confIndex is the index of the last configuration change applied, and
+	// confAt the ConfState each change made, by index, when known (read
+	// at the next Apply, or from raft-state at open): what a compaction
+	// of the Raft log past a change records (compactionConf).
+	confIndex uint64
+	confAt    map[uint64]*raftpb.ConfState
 }
 
 // pendingBatch is one proposed data batch, as stamped.
@@ -80,21 +104,42 @@ const (
 // and high watermark on every replica. No leader epoch starts at open: the
 // epoch is the term of the leader that stamped each batch.
 //
-// Until the partition's segments are themselves the group's Raft log
-// (raftlog), the group's log is the replica's Storage and the segments hold
-// the applied data batches, byte for byte as the leader stamped them;
-// entries the group delivers again after a restart (below the log end) are
-// passed over, so replay at open stops at what was applied.
+// The group's Raft log is the partition's directory (raftlog): opened, or
+// created from rc.Bootstrap when there is none, its segments holding each
+// data entry once, as the batch the leader stamped; RaftStorage gives it to
+// the replica. Producer state and the stream index are caught up at open
+// to raft-state's applied index, whose offset is the high watermark; raft
+// delivers the entries after it again.
 //
 // On a stream topic a batch is checked against the stream index, which
 // takes a batch when it is applied; so appends to one stream take turns:
 // a batch touching a stream a pending batch touches waits until that one
 // is applied. Such topics take one batch per produce.
 func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc ReplicaConfig) (*Partition, error) {
-	if rc.Propose == nil {
-		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer", topic, index)
+	if rc.Propose == nil || rc.ConfState == nil {
+		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer and the replica's ConfState", topic, index)
 	}
-	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose})
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap, confState: rc.ConfState,
+		confAt: map[uint64]*raftpb.ConfState{}})
+}
+
+// RaftStorage is the group's Raft log as the replica persists through it
+// (replica.New, Scheduler.AddGroup): the partition's own log, each Sync
+// reporting what it made durable (LocalSynced), each snapshot install
+// preceded by the producer state it carries (snapshotInstaller).
+func (p *Partition) RaftStorage() replica.Storage {
+	st := p.LocalSyncer(p.raft.Storage(func() int64 { return p.clock.Now().UnixMilli() }))
+	return &snapshotInstaller{Storage: st, p: p}
+}
+
+// RaftApplied is the applied index the Raft log recorded, the replica's
+// Config.Applied: raft delivers the entries after it again.
+func (p *Partition) RaftApplied() (uint64, error) {
+	hs, _, err := p.raft.InitialState()
+	if err != nil {
+		return 0, err
+	}
+	return hs.GetCommit(), nil
 }
 
 // Replicated reports whether the partition is a replica's state machine.
@@ -132,16 +177,6 @@ func (p *Partition) LeadershipChanged(l replica.Leadership) {
 		p.servingTerm = l.Term
 	}
 	p.wakeLocked()
-}
-
-// Restore implements replica.StateMachine. Only the bootstrap snapshot,
-// which carries no data, is accepted: installing a partition snapshot
-// needs the segment copy of design §2.2.
-func (p *Partition) Restore(snap *raftpb.Snapshot) error {
-	if len(snap.GetData()) > 0 {
-		return fmt.Errorf("%w: %s-%d: partition snapshot at index %d", ErrUnsupported, p.topic, p.index, snap.GetMetadata().GetIndex())
-	}
-	return nil
 }
 
 // duplicateError refuses to propose a retry of a batch already applied or

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/internal/sim"
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/streams"
 )
 
@@ -54,22 +57,27 @@ func TestReplicatedSimulation(t *testing.T) {
 }
 
 func runReplicatedSeed(t *testing.T, seed uint64) {
-	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes = 2000 })
+	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) {
+		c.Storage.SegmentBytes, c.CheckpointIntervalMs = 2000, 300
+		c.DeleteSegments, c.RetentionBytes = true, 6000
+	})
 	rng := rand.New(rand.NewPCG(seed, 0xfa17))
 	if err := g.c.Net.SetFaults(sim.Faults{DropPercent: 3, DuplicatePercent: 3, DelayMinMs: 1, DelayMaxMs: 15}); err != nil {
 		t.Fatal(err)
 	}
 	producers := []*simProducer{{pid: 1, acked: map[int32]int64{}}, {pid: 2, acked: map[int32]int64{}}}
 	for range 80 {
+		crashes := g.crashes
 		g.chaos(rng)
+		if g.crashes != crashes {
+			g.checkQuorum(producers)
+		}
 		if l, ok := g.c.Leader(); ok {
 			for _, pr := range producers {
 				g.step(pr, l, rng)
 			}
 		}
-		if err := g.c.RunFor(20 + rng.Int64N(200)); err != nil {
-			t.Fatal(err)
-		}
+		g.runFor(20 + rng.Int64N(200))
 		g.checkHWMs()
 	}
 	g.c.Net.Heal()
@@ -91,7 +99,104 @@ func runReplicatedSeed(t *testing.T, seed uint64) {
 		end = max(end, pr.acked[pr.next-1]+1)
 	}
 	g.converge(end)
-	checkProducers(t, g.sameEverywhere(), producers)
+	var start int64
+	for _, p := range g.parts {
+		start = max(start, p.LogStartOffset())
+	}
+	g.sameEverywhereFrom(start)
+	checkProducers(t, g.exposedUpTo(end), producers)
+}
+
+// checkQuorum checks that each acknowledged batch is durable on a quorum:
+// in the Raft log a power cut of the node now would leave, on two of the
+// three nodes, down ones included. A batch below a node's log start counts
+// as held there: retention or a snapshot removed it after it committed.
+func (g *group) checkQuorum(producers []*simProducer) {
+	g.t.Helper()
+	type durable struct {
+		start   int64
+		batches map[int64]batch.Header
+	}
+	var nodes []durable
+	for _, id := range g.c.IDs() {
+		start, batches := g.durableBatches(id)
+		nodes = append(nodes, durable{start, batches})
+	}
+	for _, pr := range producers {
+		for seq, off := range pr.acked {
+			n := 0
+			for _, d := range nodes {
+				h, ok := d.batches[off]
+				if off < d.start || (ok && h.ProducerID == pr.pid && h.BaseSequence == seq) {
+					n++
+				}
+			}
+			if n < 2 {
+				g.t.Fatalf("producer %d sequence %d, acknowledged at offset %d, is durable on %d nodes", pr.pid, seq, off, n)
+			}
+		}
+	}
+}
+
+// durableBatches opens what a power cut of node id now would leave, as
+// its Raft log, and returns its log start and the headers of the batches
+// in its segments.
+func (g *group) durableBatches(id uint64) (int64, map[int64]batch.Header) {
+	g.t.Helper()
+	img := g.fs[id].Crash(vfs.CrashOptions{})
+	rl, err := raftlog.Open(img, partDir, g.cfg.Storage, g.clock.Now().UnixMilli())
+	if err != nil {
+		g.t.Fatalf("node %d: open the Raft log a crash leaves: %v", id, err)
+	}
+	defer rl.Close()
+	st := rl.Segments()
+	out := map[int64]batch.Header{}
+	if st.StartOffset() == st.NextOffset() {
+		return st.StartOffset(), out
+	}
+	data, err := st.Read(st.StartOffset(), 1<<30, st.NextOffset())
+	if err != nil {
+		g.t.Fatalf("node %d: read the Raft log a crash leaves: %v", id, err)
+	}
+	for len(data) > 0 {
+		h, _, rest, err := batch.Next(data)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		out[h.BaseOffset], data = h, rest
+	}
+	return st.StartOffset(), out
+}
+
+// exposedUpTo returns the batches high watermarks exposed below end, in
+// offset order: the whole history, retention or not.
+func (g *group) exposedUpTo(end int64) []byte {
+	g.t.Helper()
+	var out []byte
+	for off := int64(0); off < end; {
+		whole, ok := g.exposed[off]
+		if !ok {
+			g.t.Fatalf("no replica exposed a batch at offset %d", off)
+		}
+		h, err := batch.ParseHeader(whole)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		out = append(out, whole...)
+		off = h.NextOffset()
+	}
+	return out
+}
+
+// runFor runs the simulation for ms of virtual time and moves the
+// partitions' clock as far, so their checkpoints (raft-state's applied
+// index, producer snapshots) fall between crashes.
+func (g *group) runFor(ms int64) {
+	g.t.Helper()
+	if err := g.c.RunFor(ms); err != nil {
+		g.t.Fatal(err)
+	}
+	g.clock.Advance(time.Duration(ms) * time.Millisecond)
 }
 
 // drive retries the producer's in-flight batch until it is acknowledged,
@@ -118,7 +223,7 @@ func (g *group) drive(pr *simProducer, rng *rand.Rand) {
 	g.t.Fatalf("producer %d: sequence %d never acknowledged", pr.pid, pr.next)
 }
 
-// chaos crashes, restarts, isolates or heals now and then.
+// chaos crashes, restarts, isolates, heals or cleans now and then.
 func (g *group) chaos(rng *rand.Rand) {
 	ids := g.c.IDs()
 	id := ids[rng.IntN(len(ids))]
@@ -133,6 +238,12 @@ func (g *group) chaos(rng *rand.Rand) {
 		}
 	case n <= 6:
 		g.c.Net.Heal()
+	case n == 7 && g.c.Node(id).Up:
+		// Retention (where configured) compacts the replica's Raft log: a
+		// replica behind then catches up from a snapshot.
+		if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil && g.c.Node(id).Replica.Err() == nil {
+			g.t.Fatalf("clean on %d: %v", id, err)
+		}
 	}
 }
 
@@ -260,7 +371,7 @@ func TestReplicatedStreamSimulation(t *testing.T) {
 }
 
 func runStreamSeed(t *testing.T, seed uint64) {
-	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) { c.DeleteSegments, c.Streams = false, true })
+	g := newGroup(t, seed, []uint64{1, 2, 3}, func(c *Config) { c.DeleteSegments, c.Streams, c.CheckpointIntervalMs = false, true, 300 })
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	if err := g.c.Net.SetFaults(sim.Faults{DropPercent: 3, DuplicatePercent: 3, DelayMinMs: 1, DelayMaxMs: 15}); err != nil {
 		t.Fatal(err)
@@ -273,9 +384,7 @@ func runStreamSeed(t *testing.T, seed uint64) {
 				g.writeStep(w, l)
 			}
 		}
-		if err := g.c.RunFor(20 + rng.Int64N(200)); err != nil {
-			t.Fatal(err)
-		}
+		g.runFor(20 + rng.Int64N(200))
 	}
 	g.c.Net.Heal()
 	if err := g.c.Net.SetFaults(sim.Faults{}); err != nil {

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"testing/cryptotest"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/internal/sim"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/streams"
@@ -29,6 +33,12 @@ type group struct {
 	// hwms are the high watermarks last seen per node (per incarnation):
 	// run fails when one moves back.
 	hwms map[uint64]int64
+	// exposed holds every batch a high watermark exposed, by base offset.
+	exposed map[int64][]byte
+	voters  []uint64
+	crashes int
+	// tear drives what a crash keeps of unsynced writes.
+	tear *rand.Rand
 }
 
 const partDir = "/data/t-0"
@@ -39,7 +49,8 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 	t.Helper()
 	cryptotest.SetGlobalRandom(t, seed)
 	g := &group{t: t, clock: env.NewManualClock(time.UnixMilli(1_700_000_000_000)), cfg: DefaultConfig(),
-		fs: map[uint64]*vfs.CrashFS{}, parts: map[uint64]*Partition{}, hwms: map[uint64]int64{}}
+		fs: map[uint64]*vfs.CrashFS{}, parts: map[uint64]*Partition{}, hwms: map[uint64]int64{}, exposed: map[int64][]byte{}, voters: voters,
+		tear: rand.New(rand.NewPCG(seed, 0x7ea5))}
 	for _, e := range edit {
 		e(&g.cfg)
 	}
@@ -48,14 +59,7 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 	}
 	c, err := sim.New(sim.Config{
 		Seed: seed, Voters: voters, TickMs: 50, SyncDelayMaxMs: 5, Logger: quiet,
-		NewStateMachine: g.open,
-		AfterSync: func(n *sim.Node) {
-			last, err := n.Storage.LastIndex()
-			if err != nil {
-				t.Fatal(err)
-			}
-			g.parts[n.ID].LocalSynced(n.Storage, last)
-		},
+		NewNode: g.open,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,18 +73,27 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 	return g
 }
 
-// open is the simulator's state machine maker: node id's partition over
-// what its filesystem holds.
-func (g *group) open(id uint64) replica.StateMachine {
+// open is the simulator's node maker: node id's partition over what its
+// filesystem holds, its Raft log the replica's storage (whose Syncs report
+// to the partition, for acks=1).
+func (g *group) open(id uint64) (sim.NodeParts, error) {
 	e := env.Env{FS: g.fs[id], Clock: g.clock, Rand: env.NewSeededRand(id), Logger: quiet}
-	rc := ReplicaConfig{Propose: func(f func(*replica.Replica) error) error { return g.c.Do(id, f) }}
+	rc := ReplicaConfig{
+		Propose:   func(f func(*replica.Replica) error) error { return g.c.Do(id, f) },
+		Bootstrap: raftlog.Bootstrap{GroupID: 1, ReplicaID: id, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: g.voters}},
+		ConfState: func() *raftpb.ConfState { return g.c.Node(id).Replica.ConfState() },
+	}
 	p, err := OpenReplica(e, partDir, "t", 0, g.cfg, rc)
 	if err != nil {
-		g.t.Fatalf("open replica %d: %v", id, err)
+		return sim.NodeParts{}, fmt.Errorf("open replica %d: %w", id, err)
+	}
+	applied, err := p.RaftApplied()
+	if err != nil {
+		return sim.NodeParts{}, err
 	}
 	g.parts[id] = p
 	g.hwms[id] = p.HighWatermark()
-	return p
+	return sim.NodeParts{Storage: p.RaftStorage(), SM: p, Applied: applied}, nil
 }
 
 // run advances the simulation until cond holds, failing the test when it
@@ -105,7 +118,32 @@ func (g *group) checkHWMs() {
 		if hwm < g.hwms[id] {
 			g.t.Fatalf("node %d: high watermark moved back from %d to %d", id, g.hwms[id], hwm)
 		}
+		if hwm > g.hwms[id] {
+			g.checkExposed(id, max(g.hwms[id], p.LogStartOffset()), hwm)
+		}
 		g.hwms[id] = hwm
+	}
+}
+
+// checkExposed checks the batches node id's high watermark just exposed,
+// in [from, to), against those any replica exposed at the same offsets
+// before: a high watermark never exposes a batch a truncation later
+// replaces, on any replica.
+func (g *group) checkExposed(id uint64, from, to int64) {
+	data, err := g.parts[id].log.Read(from, 1<<30, to)
+	if err != nil {
+		g.t.Fatalf("node %d: read [%d, %d): %v", id, from, to, err)
+	}
+	for len(data) > 0 {
+		h, whole, rest, err := batch.Next(data)
+		if err != nil {
+			g.t.Fatalf("node %d: batch after %d: %v", id, from, err)
+		}
+		data = rest
+		if seen, ok := g.exposed[h.BaseOffset]; ok && !bytes.Equal(seen, whole) {
+			g.t.Fatalf("node %d exposes another batch at offset %d than one exposed before", id, h.BaseOffset)
+		}
+		g.exposed[h.BaseOffset] = bytes.Clone(whole)
 	}
 }
 
@@ -197,12 +235,14 @@ func (g *group) sameEverywhere() []byte {
 	return want
 }
 
-// crash takes node id down with what its raft storage and filesystem had
-// synced; restart brings it back over that.
+// crash takes node id down with what its filesystem had synced, and a
+// random part of each file's unsynced appends, perhaps torn (a power cut);
+// restart brings it back over that.
 func (g *group) crash(id uint64) {
+	g.crashes++
 	g.c.Crash(id)
 	old := g.parts[id]
-	g.fs[id] = g.fs[id].Crash(vfs.CrashOptions{})
+	g.fs[id] = g.fs[id].Crash(vfs.CrashOptions{Rand: g.tear, TearUnsynced: true})
 	_ = old.Close() // writes to the filesystem the crash left behind
 }
 

@@ -80,7 +80,7 @@ func (p *Partition) openIndex() error {
 	if err != nil {
 		return err
 	}
-	if err := p.replayIndex(x, x.Next(), p.log.NextOffset(), p.cfg.Limits, nil, false); err != nil {
+	if err := p.replayIndex(x, x.Next(), p.dataEnd(), p.cfg.Limits, nil, false); err != nil {
 		_ = x.Close()
 		return err
 	}
@@ -92,6 +92,8 @@ func (p *Partition) openIndex() error {
 // the log start: records below it are gone, and the index keeps what it knew
 // of them. It needs no lock: nothing else uses the index before it is published.
 func (p *Partition) openIndexStore() (*streams.Index, error) {
+	// The segments' end, even on a replica: its index, committed at apply,
+	// may be past raft-state's applied index, never past the log.
 	logEnd := p.log.NextOffset()
 	// A failed flush or compaction (disk full, files removed) leaves the
 	// index unreliable and pebble retrying without pause: take the
@@ -235,7 +237,7 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 	defer close(b.done)
 	x, err := p.openIndexStore()
 	for pass := 0; err == nil && pass < buildPassesMax; pass++ {
-		end := p.log.NextOffset()
+		end := p.dataEnd()
 		if end-x.Next() <= buildTailRecords {
 			break
 		}
@@ -248,7 +250,7 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 		err = errBuildStopped
 	}
 	if err == nil {
-		err = p.replayFromStart(x, p.log.NextOffset(), limits, b.stop)
+		err = p.replayFromStart(x, p.dataEnd(), limits, b.stop)
 	}
 	if err == nil {
 		p.streamIdx = x

@@ -3,6 +3,7 @@ package raftlog
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -403,7 +404,7 @@ func readEverything(l *Log) error {
 	}
 	_, err := l.Snapshot()
 	errs = append(errs, err)
-	l.EpochEndOffset(int32(last))
+	l.EpochEndOffset(int32(last), math.MaxInt64)
 	end := l.Segments().NextOffset()
 	for off := max(0, end-20); off < end; off++ {
 		_, err := l.IndexAtOffset(off)

@@ -21,8 +21,9 @@
 // sent, whose Data is a Descriptor (descriptor.go), the encoding Snapshot
 // returns; Storage (adapter.go) gives the Log as the replica driver's
 // Storage. EpochEndOffset (Kafka's OffsetForLeaderEpoch over the terms
-// and the legacy epochs) and IndexAtOffset are the Kafka-side lookups
-// (epochs.go). Create also takes a legacy directory, written by the
+// and the legacy epochs, below a limit: the high watermark, as the terms
+// include the uncommitted tail) and IndexAtOffset are the Kafka-side
+// lookups (epochs.go). Create also takes a legacy directory, written by the
 // single-node partition: its data stays below the bootstrap snapshot and
 // its leader-epochs.json becomes the snapshot's legacy epochs (legacy.go;
 // testdata/legacy-v1 is such a directory, written by the partition code).

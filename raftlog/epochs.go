@@ -9,28 +9,39 @@ import (
 
 // EpochEndOffset answers Kafka's OffsetForLeaderEpoch over the log's
 // leader epochs (its terms, and below them the legacy epochs of a
-// partition written before replication): the largest epoch at or below
-// term that wrote data, and the offset where the next epoch that wrote
-// data starts, or the log end for the current epoch. An epoch that wrote
+// partition written before replication) as the log stands below offset
+// limit: the largest epoch at or below term that wrote data below limit,
+// and the offset where the next epoch that wrote data starts, or the log
+// end for the current epoch, never past limit. An epoch that wrote
 // nothing (the next one starts at the same offset) collapses into the
 // next, as in Kafka's epoch cache and the single-node partition's
 // history; the current epoch counts even before it writes. A term below
 // every known epoch gives (-1, -1); one above them all the current
 // epoch and the log end, as the single-node partition answers.
-func (l *Log) EpochEndOffset(term int32) (int32, int64) {
+//
+// The term boundaries include the uncommitted tail, which a leader's
+// successor may cut: answers to consumers pass the high watermark as
+// limit, so they never advertise an end, or an epoch, that only the tail
+// holds (math.MaxInt64 answers over the whole log). The log end is read
+// under mu with the boundaries; a truncation cuts the book before the
+// segments, so the end may still be the old one, but only above the
+// commit point, which a high watermark limit never exceeds.
+func (l *Log) EpochEndOffset(term int32, limit int64) (int32, int64) {
 	l.mu.RLock()
-	h := epochHistory(l.book.snapshot.Legacy, l.book.terms)
-	l.mu.RUnlock()
-	return endOffsetFor(h, term, l.storage.NextOffset())
+	defer l.mu.RUnlock()
+	logEnd := min(l.storage.NextOffset(), limit)
+	return endOffsetFor(epochHistory(l.book.snapshot.Legacy, l.book.terms, limit), term, logEnd)
 }
 
 // epochHistory merges the legacy epochs and the term boundaries into one
-// Kafka epoch history, ascending in epoch and start offset, dropping the
-// epochs that wrote nothing: those the next one starts at the same
-// offset as.
-func epochHistory(legacy []LegacyEpoch, terms []TermStart) []LegacyEpoch {
+// Kafka epoch history of the log below offset limit, ascending in epoch
+// and start offset, dropping the epochs that wrote nothing there: those
+// the next one starts at the same offset as, once every start at or past
+// limit is taken as limit (the last epoch stays: it is current).
+func epochHistory(legacy []LegacyEpoch, terms []TermStart, limit int64) []LegacyEpoch {
 	h := make([]LegacyEpoch, 0, len(legacy)+len(terms))
 	begin := func(e LegacyEpoch) {
+		e.StartOffset = min(e.StartOffset, limit)
 		for len(h) > 0 && h[len(h)-1].StartOffset >= e.StartOffset {
 			h = h[:len(h)-1]
 		}

@@ -3,6 +3,7 @@ package raftlog
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -30,11 +31,14 @@ func (em *epochModel) add(epoch int32, start int64, wrote bool) {
 	}{epoch, start, wrote})
 }
 
-// answer: the largest epoch at or below requested that wrote data (the
-// last one known counts anyway), and the start of the first later one
-// that did, else the log end.
-func (em *epochModel) answer(requested int32, logEnd int64) (int32, int64) {
-	counts := func(k int) bool { return em.epochs[k].wrote || k == len(em.epochs)-1 }
+// answer: the largest epoch at or below requested that wrote data below
+// limit (the last one known counts anyway), and the start of the first
+// later one that did, else the log end, neither past limit.
+func (em *epochModel) answer(requested int32, logEnd, limit int64) (int32, int64) {
+	counts := func(k int) bool {
+		e := em.epochs[k]
+		return e.wrote && e.start < limit || k == len(em.epochs)-1
+	}
 	best := -1
 	for k := range em.epochs {
 		if counts(k) && em.epochs[k].epoch <= requested {
@@ -46,10 +50,23 @@ func (em *epochModel) answer(requested int32, logEnd int64) (int32, int64) {
 	}
 	for k := best + 1; k < len(em.epochs); k++ {
 		if counts(k) {
-			return em.epochs[best].epoch, em.epochs[k].start
+			return em.epochs[best].epoch, min(em.epochs[k].start, limit)
 		}
 	}
-	return em.epochs[best].epoch, logEnd
+	return em.epochs[best].epoch, min(logEnd, limit)
+}
+
+// limitsFor returns the limits worth checking: none, around the log's
+// start, end and every epoch's start.
+func (em *epochModel) limitsFor(m *model) []int64 {
+	limits := []int64{math.MaxInt64, 0}
+	for _, at := range []int64{m.end} {
+		limits = append(limits, at-1, at, at+1)
+	}
+	for _, e := range em.epochs {
+		limits = append(limits, e.start-1, e.start, e.start+1)
+	}
+	return limits
 }
 
 // epochsOf builds the brute-force model of a log that installed a
@@ -84,14 +101,18 @@ func epochsOf(legacy []LegacyEpoch, boundary *TermStart, next int64, m *model) *
 }
 
 // checkLookups compares EpochEndOffset for every epoch around the known
-// ones and IndexAtOffset for every offset around the log with the model.
+// ones, under limits around every epoch start and the log end, and
+// IndexAtOffset for every offset around the log with the model.
 func checkLookups(t *testing.T, l *Log, m *model, em *epochModel, maxEpoch int32) {
 	t.Helper()
-	for e := int32(-1); e <= maxEpoch+2; e++ {
-		gotEpoch, gotEnd := l.EpochEndOffset(e)
-		wantEpoch, wantEnd := em.answer(e, m.end)
-		if gotEpoch != wantEpoch || gotEnd != wantEnd {
-			t.Fatalf("EpochEndOffset(%d) = %d, %d; want %d, %d (epochs %+v)", e, gotEpoch, gotEnd, wantEpoch, wantEnd, em.epochs)
+	for _, limit := range em.limitsFor(m) {
+		for e := int32(-1); e <= maxEpoch+2; e++ {
+			gotEpoch, gotEnd := l.EpochEndOffset(e, limit)
+			wantEpoch, wantEnd := em.answer(e, m.end, limit)
+			if gotEpoch != wantEpoch || gotEnd != wantEnd {
+				t.Fatalf("EpochEndOffset(%d, %d) = %d, %d; want %d, %d (epochs %+v, log end %d)",
+					e, limit, gotEpoch, gotEnd, wantEpoch, wantEnd, em.epochs, m.end)
+			}
 		}
 	}
 	snapNext := m.beginOf(m.snapIndex + 1)
@@ -189,9 +210,9 @@ func TestEpochLookups(t *testing.T) {
 // TestEpochHistoryCollapses: the pure merge drops epochs that wrote
 // nothing, legacy and Raft alike, and keeps the current one.
 func TestEpochHistoryCollapses(t *testing.T) {
-	h := epochHistory(
-		[]LegacyEpoch{{0, 0}, {1, 0}, {2, 10}, {4, 20}},
-		[]TermStart{{Term: 5, Index: 2, Offset: 20}, {Term: 6, Index: 3, Offset: 20}, {Term: 7, Index: 9, Offset: 35}, {Term: 8, Index: 10, Offset: 35}})
+	legacy := []LegacyEpoch{{0, 0}, {1, 0}, {2, 10}, {4, 20}}
+	terms := []TermStart{{Term: 5, Index: 2, Offset: 20}, {Term: 6, Index: 3, Offset: 20}, {Term: 7, Index: 9, Offset: 35}, {Term: 8, Index: 10, Offset: 35}}
+	h := epochHistory(legacy, terms, math.MaxInt64)
 	want := []LegacyEpoch{{1, 0}, {2, 10}, {6, 20}, {8, 35}}
 	if fmt.Sprint(h) != fmt.Sprint(want) {
 		t.Fatalf("history %v, want %v", h, want)
@@ -202,6 +223,42 @@ func TestEpochHistoryCollapses(t *testing.T) {
 	}{{-1, -1, -1}, {0, -1, -1}, {1, 1, 10}, {3, 2, 20}, {5, 2, 20}, {6, 6, 35}, {7, 6, 35}, {8, 8, 50}, {100, 8, 50}} {
 		if epoch, end := endOffsetFor(h, c.requested, 50); epoch != c.epoch || end != c.end {
 			t.Errorf("endOffsetFor(%d) = %d, %d; want %d, %d", c.requested, epoch, end, c.epoch, c.end)
+		}
+	}
+}
+
+// TestEpochHistoryBelowLimit: below a limit (the high watermark) the
+// epochs that wrote only at or past it collapse into the current one,
+// and no end goes past the limit.
+func TestEpochHistoryBelowLimit(t *testing.T) {
+	legacy := []LegacyEpoch{{1, 0}, {2, 10}}
+	terms := []TermStart{{Term: 5, Index: 2, Offset: 20}, {Term: 7, Index: 9, Offset: 35}}
+	const logEnd = 50
+	for _, c := range []struct {
+		limit            int64
+		requested, epoch int32
+		end              int64
+		history          string
+	}{
+		{math.MaxInt64, 5, 5, 35, "[{1 0} {2 10} {5 20} {7 35}]"},
+		{50, 7, 7, 50, "[{1 0} {2 10} {5 20} {7 35}]"},
+		{40, 7, 7, 40, "[{1 0} {2 10} {5 20} {7 35}]"},
+		{40, 5, 5, 35, "[{1 0} {2 10} {5 20} {7 35}]"},
+		{35, 5, 5, 35, "[{1 0} {2 10} {5 20} {7 35}]"},
+		{30, 5, 5, 30, "[{1 0} {2 10} {5 20} {7 30}]"},
+		{30, 7, 7, 30, "[{1 0} {2 10} {5 20} {7 30}]"},
+		{20, 5, 2, 20, "[{1 0} {2 10} {7 20}]"},
+		{20, 8, 7, 20, "[{1 0} {2 10} {7 20}]"},
+		{10, 2, 1, 10, "[{1 0} {7 10}]"},
+		{0, 1, -1, -1, "[{7 0}]"},
+		{0, 7, 7, 0, "[{7 0}]"},
+	} {
+		h := epochHistory(legacy, terms, c.limit)
+		if got := fmt.Sprint(h); got != c.history {
+			t.Errorf("below %d: history %s, want %s", c.limit, got, c.history)
+		}
+		if epoch, end := endOffsetFor(h, c.requested, min(logEnd, c.limit)); epoch != c.epoch || end != c.end {
+			t.Errorf("below %d: endOffsetFor(%d) = %d, %d; want %d, %d", c.limit, c.requested, epoch, end, c.epoch, c.end)
 		}
 	}
 }

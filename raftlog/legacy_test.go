@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -207,7 +208,7 @@ func TestLegacyFixture(t *testing.T) {
 	// partition's own answers.
 	wantEpochs := map[int32][2]int64{-1: {-1, -1}, 0: {0, 6}, 1: {1, 10}, 2: {2, end}, 3: {2, end}}
 	for e, want := range wantEpochs {
-		if gotEpoch, gotEnd := l.EpochEndOffset(e); gotEpoch != int32(want[0]) || gotEnd != want[1] {
+		if gotEpoch, gotEnd := l.EpochEndOffset(e, math.MaxInt64); gotEpoch != int32(want[0]) || gotEnd != want[1] {
 			t.Errorf("EpochEndOffset(%d) = %d, %d; want %d, %d", e, gotEpoch, gotEnd, want[0], want[1])
 		}
 	}
@@ -231,10 +232,10 @@ func TestLegacyFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecords(t, l.Segments(), start, end+1)
-	if epoch, endOffset := l.EpochEndOffset(2); epoch != 2 || endOffset != end {
+	if epoch, endOffset := l.EpochEndOffset(2, math.MaxInt64); epoch != 2 || endOffset != end {
 		t.Errorf("EpochEndOffset(2) = %d, %d after the new term; want 2, %d", epoch, endOffset, end)
 	}
-	if epoch, endOffset := l.EpochEndOffset(int32(next)); epoch != int32(next) || endOffset != end+1 {
+	if epoch, endOffset := l.EpochEndOffset(int32(next), math.MaxInt64); epoch != int32(next) || endOffset != end+1 {
 		t.Errorf("EpochEndOffset(%d) = %d, %d; want %d, %d", next, epoch, endOffset, next, end+1)
 	}
 	if idx, err := l.IndexAtOffset(end); err != nil || idx != 3 {

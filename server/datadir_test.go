@@ -60,7 +60,7 @@ func TestSecondServerRefused(t *testing.T) {
 }
 
 // TestFailedStartLeavesNoFiles: a start that fails because a port is taken
-// creates nothing: no data directory, no cluster.json with a new cluster id.
+// creates nothing: no data directory, no node.json with a new cluster id.
 func TestFailedStartLeavesNoFiles(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

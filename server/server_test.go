@@ -90,8 +90,8 @@ func TestStartRunsInTheConfiguredEnv(t *testing.T) {
 		return s.Cluster().ID(), cfg.Env.FS
 	}
 	first, fsys := start(3)
-	if _, err := fsys.Stat("/data/cluster.json"); err != nil {
-		t.Fatalf("cluster.json not on the env's filesystem: %v", err)
+	if _, err := fsys.Stat("/data/node.json"); err != nil {
+		t.Fatalf("node.json not on the env's filesystem: %v", err)
 	}
 	if again, _ := start(3); again != first {
 		t.Fatalf("seed 3 gave cluster ids %s and %s", first, again)

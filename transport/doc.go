@@ -113,11 +113,12 @@
 //
 //	 0      8     sender node id
 //	 8      8     sender incarnation
-//	16      8     sequence, from 1 per sender process
-//	24      8     send time, Unix milliseconds of the sender's clock
-//	32      1     flags: bit 0 full list, bit 1 the receiver is asked
+//	16      8     boot id, drawn at random when the sender process starts
+//	24      8     sequence, from 1 per sender process (per boot id)
+//	32      8     send time, Unix milliseconds of the sender's clock
+//	40      1     flags: bit 0 full list, bit 1 the receiver is asked
 //	              for its full list next (every other bit 0)
-//	33      4     entry count E; exactly E entries follow
+//	41      4     entry count E; exactly E entries follow
 //	then E entries, in strictly ascending group order:
 //	 0      8     group id
 //	 8      8     term

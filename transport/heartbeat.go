@@ -12,8 +12,13 @@ import (
 type NodeHeartbeat struct {
 	NodeID      uint64 // the sender
 	Incarnation uint64 // the sender's incarnation (design §5.4)
-	// Sequence counts the heartbeats of one sender process from 1, so a
-	// receiver can tell a stale or repeated delta from a new one.
+	// BootID is drawn at random when the sender process starts: a process
+	// restarted with the same incarnation counts Sequence from 1 again,
+	// and a new BootID tells its receivers to count afresh.
+	BootID uint64
+	// Sequence counts the heartbeats of one sender process (one BootID)
+	// from 1, so a receiver can tell a stale or repeated delta from a new
+	// one.
 	Sequence uint64
 	// SentUnixMs is the sender's env clock at sending, in Unix
 	// milliseconds: for status pages and logs, never compared with the
@@ -43,7 +48,7 @@ type LeaderEntry struct {
 
 // Sizes of the NodeHeartbeat format's fixed parts.
 const (
-	heartbeatHeaderBytes  = 8 + 8 + 8 + 8 + 1 + 4
+	heartbeatHeaderBytes  = 8 + 8 + 8 + 8 + 8 + 1 + 4
 	heartbeatEntryBytes   = 8 + 8 + 8
 	heartbeatFlagFull     = 1
 	heartbeatFlagWantFull = 2
@@ -55,6 +60,7 @@ const (
 func AppendNodeHeartbeat(dst []byte, h NodeHeartbeat) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, h.NodeID)
 	dst = binary.BigEndian.AppendUint64(dst, h.Incarnation)
+	dst = binary.BigEndian.AppendUint64(dst, h.BootID)
 	dst = binary.BigEndian.AppendUint64(dst, h.Sequence)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.SentUnixMs))
 	var flags byte
@@ -76,14 +82,15 @@ func AppendNodeHeartbeat(dst []byte, h NodeHeartbeat) []byte {
 
 // ParseNodeHeartbeat decodes a NodeHeartbeat payload. The entry count is
 // checked against the bytes left before anything is allocated for it;
-// unknown flags, groups out of order or repeated, and a full heartbeat
-// entry without a leader and a leader on another node are ErrMalformed, so the encoding is canonical
-// (what parses encodes back to the same bytes).
+// unknown flags, groups out of order or repeated, a full heartbeat entry
+// without a leader, and a leader on another node are ErrMalformed, so the
+// encoding is canonical (what parses encodes back to the same bytes).
 func ParseNodeHeartbeat(payload []byte) (NodeHeartbeat, error) {
 	d := &decoder{b: payload}
 	h := NodeHeartbeat{
 		NodeID:      d.u64("node id"),
 		Incarnation: d.u64("incarnation"),
+		BootID:      d.u64("boot id"),
 		Sequence:    d.u64("sequence"),
 		SentUnixMs:  int64(d.u64("send time")),
 	}

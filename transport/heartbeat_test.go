@@ -14,7 +14,7 @@ func replicaOf(node, incarnation uint64) uint64 { return node<<IncarnationBits |
 func TestNodeHeartbeatRoundTrip(t *testing.T) {
 	for _, h := range []NodeHeartbeat{
 		{NodeID: 1, Incarnation: 1, Sequence: 1, SentUnixMs: 1_700_000_000_000, Full: true},
-		{NodeID: 2, Incarnation: 3, Sequence: 9, SentUnixMs: -5, Full: true, Entries: []LeaderEntry{
+		{NodeID: 2, Incarnation: 3, BootID: 1<<63 | 5, Sequence: 9, SentUnixMs: -5, Full: true, Entries: []LeaderEntry{
 			{Group: 0, Term: 4, Leader: replicaOf(2, 3)},
 			{Group: 17, Term: 2, Leader: replicaOf(2, 3)},
 		}},

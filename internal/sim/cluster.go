@@ -28,8 +28,14 @@ type Config struct {
 	SyncDelayMaxMs int64
 	// Replica is the template of every replica's config (ID set per node).
 	Replica replica.Config
-	// NewStateMachine makes the state machine of a (re)started replica.
+	// NewStateMachine makes the state machine of a (re)started replica,
+	// which persists through the node's MemStorage.
 	NewStateMachine func(id uint64) replica.StateMachine
+	// NewNode, when set instead, opens a (re)started replica's storage and
+	// state machine both, from what the node kept (a partition's Raft log
+	// on its own filesystem): Crash then drops nothing itself, the caller
+	// crashes what NewNode opens from.
+	NewNode func(id uint64) (NodeParts, error)
 	// AfterSync, when set, runs after each completed Sync of a node's
 	// storage, before its held responses are released: a state machine
 	// that answers on local durability (a partition's acks=1) hears of it.
@@ -37,11 +43,22 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
+// NodeParts is what NewNode opens: the storage, the state machine and the
+// applied index the storage recorded (replica.Config.Applied).
+type NodeParts struct {
+	Storage replica.Storage
+	SM      replica.StateMachine
+	Applied uint64
+}
+
 // Node is one simulated replica: its storage survives crashes, its
 // Replica and state machine do not.
 type Node struct {
-	ID      uint64
+	ID uint64
+	// Storage is the node's MemStorage (nil with Config.NewNode); Store the
+	// storage its replica persists through, either that or NewNode's.
 	Storage *replica.MemStorage
+	Store   replica.Storage
 	Replica *replica.Replica
 	SM      replica.StateMachine
 	Up      bool
@@ -70,8 +87,8 @@ type Cluster struct {
 
 // New starts a group whose voters share a bootstrap snapshot.
 func New(cfg Config) (*Cluster, error) {
-	if cfg.TickMs <= 0 || cfg.SyncDelayMaxMs < 0 || cfg.NewStateMachine == nil || len(cfg.Voters) == 0 {
-		return nil, errors.New("sim: config needs voters, a tick, a sync delay and a state machine maker")
+	if cfg.TickMs <= 0 || cfg.SyncDelayMaxMs < 0 || (cfg.NewStateMachine == nil) == (cfg.NewNode == nil) || len(cfg.Voters) == 0 {
+		return nil, errors.New("sim: config needs voters, a tick, a sync delay and one state machine maker")
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	c := &Cluster{
@@ -82,7 +99,11 @@ func New(cfg Config) (*Cluster, error) {
 		nodes: map[uint64]*Node{},
 	}
 	for _, id := range cfg.Voters {
-		if err := c.AddNode(id, replica.NewBootstrapStorage(cfg.Voters)); err != nil {
+		var st *replica.MemStorage
+		if cfg.NewNode == nil {
+			st = replica.NewBootstrapStorage(cfg.Voters)
+		}
+		if err := c.AddNode(id, st); err != nil {
 			return nil, err
 		}
 	}
@@ -90,7 +111,7 @@ func New(cfg Config) (*Cluster, error) {
 }
 
 // AddNode starts a replica over storage (an empty one for a replica that
-// joins through a configuration change).
+// joins through a configuration change; nil with Config.NewNode).
 func (c *Cluster) AddNode(id uint64, storage *replica.MemStorage) error {
 	if _, ok := c.nodes[id]; ok {
 		return fmt.Errorf("sim: node %d exists", id)
@@ -105,8 +126,16 @@ func (c *Cluster) AddNode(id uint64, storage *replica.MemStorage) error {
 func (c *Cluster) start(n *Node) error {
 	cfg := c.cfg.Replica
 	cfg.ID = n.ID
-	n.SM = c.cfg.NewStateMachine(n.ID)
-	r, err := replica.New(c.e, cfg, n.Storage, n.SM)
+	if c.cfg.NewNode != nil {
+		parts, err := c.cfg.NewNode(n.ID)
+		if err != nil {
+			return fmt.Errorf("sim: open %d: %w", n.ID, err)
+		}
+		n.Store, n.SM, cfg.Applied = parts.Storage, parts.SM, parts.Applied
+	} else {
+		n.Store, n.SM = n.Storage, c.cfg.NewStateMachine(n.ID)
+	}
+	r, err := replica.New(c.e, cfg, n.Store, n.SM)
 	if err != nil {
 		return fmt.Errorf("sim: start %d: %w", n.ID, err)
 	}
@@ -123,11 +152,13 @@ func (c *Cluster) IDs() []uint64 { return c.ids }
 // Node returns a node, nil if unknown.
 func (c *Cluster) Node(id uint64) *Node { return c.nodes[id] }
 
-// Crash stops a replica and drops what its storage had not synced.
+// Crash stops a replica and drops what its MemStorage had not synced.
 func (c *Cluster) Crash(id uint64) {
 	n := c.nodes[id]
 	n.Up = false
-	n.Storage.Crash()
+	if n.Storage != nil {
+		n.Storage.Crash()
+	}
 }
 
 // Restart starts a crashed replica again over what its storage kept.
@@ -264,7 +295,7 @@ func (c *Cluster) step() error {
 // the held responses released.
 func (c *Cluster) runSync(n *Node) error {
 	n.syncDueMs = -1
-	if err := n.Storage.Sync(); err != nil {
+	if err := n.Store.Sync(); err != nil {
 		n.Replica.SyncFailed(err)
 		return nil
 	}

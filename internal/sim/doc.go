@@ -8,9 +8,12 @@
 //
 // Messages cross the Network as bytes (proto.Marshal), so no replica sees
 // another's message structs. A Node's MemStorage survives Crash (losing
-// what was not synced); its Replica and state machine do not. Snapshots are
-// reported delivered once sent (Replica.SnapshotsSent), as the node's
-// Scheduler does, so a snapshot the Network drops is resent. Config.AfterSync
+// what was not synced); its Replica and state machine do not. With
+// Config.NewNode the storage is opened with the state machine at each
+// start (a partition's Raft log over a crash-simulating filesystem), and
+// the caller crashes what it is opened from. Snapshots are reported
+// delivered once sent (Replica.SnapshotsSent), as the node's Scheduler
+// does, so a snapshot the Network drops is resent. Config.AfterSync
 // runs after each completed Sync of a node's storage, for a state machine
 // that answers on local durability (a partition's acks=1).
 //

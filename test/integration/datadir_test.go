@@ -142,8 +142,9 @@ func runServeToExit(t *testing.T, dataDir string) string {
 	return output.String()
 }
 
-// TestLostTopicsFileDeletesNothing: when topics.json is gone (lost, or a
-// backup restored without it) the server refuses to start, names the
+// TestLostTopicsFileDeletesNothing: when the metadata (node.json and meta/,
+// which hold the topics) is gone (lost, or a backup restored without it)
+// the server refuses to start, names the
 // partition directories it does not know and deletes none; an operator who
 // moves them out of the data dir (as the message says) can start again, and
 // the records are still in the moved directories.
@@ -155,8 +156,10 @@ func TestLostTopicsFileDeletesNothing(t *testing.T) {
 	produceSync(t, producer, &kgo.Record{Value: []byte("keep me")})
 	producer.Close()
 	server.Stop()
-	if err := os.Remove(filepath.Join(server.dataDir, "topics.json")); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"node.json", "meta"} {
+		if err := os.RemoveAll(filepath.Join(server.dataDir, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	refused := runServeToExit(t, server.dataDir)

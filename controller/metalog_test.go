@@ -1,0 +1,68 @@
+package controller
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/storage/vfs"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// A snapshot installed from the leader keeps its state at its index: the
+// log's own snapshot answers with it (as raft asks when this node leads),
+// the log reopens from it, and the bootstrap state below it is removed.
+func TestInstalledSnapshotKeepsItsState(t *testing.T) {
+	fs := vfs.NewMem()
+	e := testEnv(fs, 1)
+	cs := &raftpb.ConfState{Voters: []uint64{1 << 20}}
+	if err := fs.MkdirAll("/meta"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := createMetaLog(e, "/meta", 64<<20, 1<<20|1, cs, encodeSnapshot(0, []byte{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := raftlog.DecodeDescriptor(boot.GetData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.StateData = []byte("leader state at 10")
+	idx, term := uint64(10), uint64(1)
+	in := &raftpb.Snapshot{Data: raftlog.EncodeDescriptor(d), Metadata: &raftpb.SnapshotMetadata{Index: &idx, Term: &term, ConfState: cs}}
+	if err := m.ApplySnapshot(in); err != nil {
+		t.Fatal(err)
+	}
+	checkSnapshotState(t, m, idx, d.StateData)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(stateFile("/meta", bootstrapIndex)); err == nil {
+		t.Fatal("the bootstrap state is still kept below the installed snapshot")
+	}
+	m, err = openMetaLog(e, "/meta", 64<<20)
+	if err != nil {
+		t.Fatalf("reopen after the install: %v", err)
+	}
+	defer m.Close()
+	checkSnapshotState(t, m, idx, d.StateData)
+}
+
+func checkSnapshotState(t *testing.T, m *metaLog, index uint64, want []byte) {
+	t.Helper()
+	snap, err := m.Snapshot()
+	if err != nil {
+		t.Fatalf("the log's snapshot: %v", err)
+	}
+	got, err := m.SnapshotState(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.GetMetadata().GetIndex() != index || !bytes.Equal(got, want) {
+		t.Fatalf("snapshot at %d with state %q, want %d with %q", snap.GetMetadata().GetIndex(), got, index, want)
+	}
+}

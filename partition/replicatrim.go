@@ -1,0 +1,219 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/replica"
+)
+
+// asWriter runs f as the writer of the log: at once for a single writer,
+// on the replica's goroutine for a replica, where the Raft log's write
+// side runs (retention and cleaners compact it before they remove data).
+func (p *Partition) asWriter(f func() error) error {
+	if p.repl == nil {
+		return f()
+	}
+	return p.repl.propose(func(*replica.Replica) error { return f() })
+}
+
+// compactRaftBelow compacts the Raft log so that no entry left in it has
+// data below offset, which the caller is about to delete or rewrite: the
+// compaction point is the entry before the batch starting at offset, or
+// the batch holding it when it starts below. A follower that needs an
+// entry below then gets a snapshot. Never past the applied index recorded:
+// offset must be at or below the applied data's end. A replica's writer
+// only (asWriter, Apply), under mu; nothing for a single writer.
+func (p *Partition) compactRaftBelow(offset int64) error {
+	if p.raft == nil {
+		return nil
+	}
+	index, err := p.raftIndexBelow(offset)
+	if err != nil || index == 0 {
+		return err
+	}
+	index, conf, err := p.compactionConf(index)
+	if err != nil {
+		return err
+	}
+	if err := p.raft.Compact(index, conf); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return p.classifyWriteError(fmt.Errorf("compact the raft log at %d: %w", index, err))
+	}
+	for c := range p.repl.confAt {
+		if c <= index {
+			delete(p.repl.confAt, c)
+		}
+	}
+	return nil
+}
+
+// compactionConf returns where to compact the Raft log for a compaction
+// needed at index, and the ConfState to record there: nil (the
+// compaction point's) when no configuration change lies between, the one
+// the last change made when it is known. Otherwise (changes applied in one
+// Apply, the ConfState between them never seen) the compaction goes to the
+// applied index the Raft log recorded, whose ConfState raft-state holds;
+// further than asked, which only makes followers behind it need a
+// snapshot.
+func (p *Partition) compactionConf(index uint64) (uint64, *raftpb.ConfState, error) {
+	c := p.raft.LastConfChange(index)
+	if c == 0 {
+		return index, nil, nil
+	}
+	if cs, ok := p.repl.confAt[c]; ok {
+		return index, cs, nil
+	}
+	hs, cs, err := p.raft.InitialState()
+	if err != nil {
+		return 0, nil, err
+	}
+	return hs.GetCommit(), cs, nil
+}
+
+// trimEnd bounds the data retention and the cleaners may remove or
+// rewrite: the high watermark, and on a replica the offset after the
+// applied index its Raft log recorded, which may lag after a
+// configuration change (compactRaftBelow never passes it).
+func (p *Partition) trimEnd() (int64, error) {
+	hwm := p.HighWatermark()
+	if p.raft == nil {
+		return hwm, nil
+	}
+	applied, err := p.RaftApplied()
+	if err != nil {
+		return 0, err
+	}
+	end, err := p.raft.OffsetOf(applied + 1)
+	if err != nil {
+		return 0, fmt.Errorf("offset after the applied index %d: %w", applied, err)
+	}
+	return min(hwm, end), nil
+}
+
+// raftIndexBelow returns the compaction point for compactRaftBelow, 0 when
+// the log is compacted past it already.
+func (p *Partition) raftIndexBelow(offset int64) (uint64, error) {
+	applied, err := p.RaftApplied()
+	if err != nil {
+		return 0, err
+	}
+	appliedEnd, err := p.raft.OffsetOf(applied + 1)
+	if err != nil {
+		return 0, fmt.Errorf("offset after the applied index %d: %w", applied, err)
+	}
+	switch {
+	case offset > appliedEnd:
+		return 0, fmt.Errorf("remove data below %d past the applied offset %d", offset, appliedEnd)
+	case offset == appliedEnd:
+		return applied, nil
+	}
+	index, err := p.raft.IndexAtOffset(offset)
+	if errors.Is(err, raft.ErrCompacted) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("entry at offset %d: %w", offset, err)
+	}
+	base, err := p.raft.OffsetOf(index)
+	if err != nil {
+		return 0, fmt.Errorf("offset of entry %d: %w", index, err)
+	}
+	if base == offset {
+		index--
+	}
+	return index, nil
+}
+
+// snapshotState is the Raft log's SetSnapshotData hook: producer state as
+// applied, encoded with the offset it covers, which is at or past the
+// snapshot's next offset. A replica installing the snapshot takes it and
+// passes over the batches below that offset as raft delivers them.
+func (p *Partition) snapshotState(uint64) ([]byte, error) {
+	p.mu.Lock()
+	snap := p.copyProducers()
+	p.mu.Unlock()
+	return snap.state.marshal(snap.nextOffset)
+}
+
+// snapshotInstaller writes the producer state a leader's snapshot carries
+// before the Raft log installs the snapshot: the install moves raft-state's
+// applied index past entries this replica never applied (and may restart
+// the segments past them), so a crash between the install and Restore
+// must find their producer state already on disk.
+type snapshotInstaller struct {
+	replica.Storage
+	p *Partition
+}
+
+// ApplySnapshot writes the snapshot's producer state, then installs it.
+func (s *snapshotInstaller) ApplySnapshot(snap *raftpb.Snapshot) error {
+	state, next, err := s.p.snapshotProducers(snap)
+	if err != nil {
+		return err
+	}
+	if state != nil {
+		if err := s.p.writeProducers(producerSnapshotCopy{state: state, nextOffset: next}); err != nil {
+			return err
+		}
+	}
+	return s.Storage.ApplySnapshot(snap)
+}
+
+// snapshotProducers decodes the producer state a snapshot carries and the
+// offset it covers; nil when it carries none.
+func (p *Partition) snapshotProducers(snap *raftpb.Snapshot) (*producerState, int64, error) {
+	d, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		return nil, 0, fmt.Errorf("partition %s-%d: snapshot at index %d: %w", p.topic, p.index, snap.GetMetadata().GetIndex(), err)
+	}
+	if len(d.StateData) == 0 {
+		return nil, 0, nil
+	}
+	state, next, err := unmarshalProducerState(d.StateData, p.clock.Now().UnixMilli())
+	if err != nil {
+		return nil, 0, fmt.Errorf("partition %s-%d: snapshot producer state: %w", p.topic, p.index, err)
+	}
+	return state, next, nil
+}
+
+// Restore implements replica.StateMachine: the replica installed a leader's
+// snapshot in the Raft log, which holds the data below it when it held the
+// snapshot's entry, and otherwise restarted the segments empty at the
+// snapshot's next offset (the data below is not copied yet: a replica
+// behind retention serves from there). Producer state comes from the
+// snapshot's state data, which snapshotInstaller wrote before the install;
+// the stream index must cover the snapshot already, as it cannot be
+// rebuilt without the data below it.
+func (p *Partition) Restore(snap *raftpb.Snapshot) error {
+	d, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("partition %s-%d: snapshot at index %d: %w", p.topic, p.index, snap.GetMetadata().GetIndex(), err)
+	}
+	state, next, err := p.snapshotProducers(snap)
+	if err != nil {
+		return err
+	}
+	if state == nil {
+		state, next = newProducerState(), d.NextOffset
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if x := p.streamIdx; (x != nil && x.Next() < d.NextOffset) || p.build != nil {
+		return fmt.Errorf("%w: %s-%d: a snapshot past the stream index", ErrUnsupported, p.topic, p.index)
+	}
+	p.producers, p.producersNext = state, max(next, d.NextOffset)
+	// raft-state records the snapshot's ConfState, that of its compaction point.
+	p.repl.confChanged = false
+	clear(p.repl.confAt)
+	p.epochMu.Lock()
+	p.epochs = &epochHistory{}
+	p.epochMu.Unlock()
+	p.noteApplied(snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm())
+	p.advance(d.NextOffset)
+	p.logger.Info("installed a snapshot", "index", snap.GetMetadata().GetIndex(), "next_offset", d.NextOffset, "log_start_offset", p.log.StartOffset())
+	return nil
+}
