@@ -3,6 +3,7 @@ package controller
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,7 +93,29 @@ func newClusterOf(t *testing.T, n int, snapshotEntries uint64, durable bool) *cl
 
 // init starts n nodes of a new cluster; fields set before (wrap,
 // proposeTimeout) apply to them.
+//
+// The addresses are picked free and then bound by the nodes, so another
+// socket (another test, or one of these nodes dialling out from an
+// ephemeral port) can take one in between: such a start is retried on
+// fresh addresses.
 func (cl *cluster) init(t *testing.T, n int, snapshotEntries uint64, durable bool) {
+	for attempt := 1; ; attempt++ {
+		err := cl.tryInit(t, n, snapshotEntries, durable)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for id := range cl.nodes {
+			cl.stop(id)
+		}
+	})
+}
+
+func (cl *cluster) tryInit(t *testing.T, n int, snapshotEntries uint64, durable bool) error {
 	cl.t, cl.fs, cl.peers, cl.logs, cl.nodes = t, vfs.NewMem(), map[int32]string{}, map[int32]*replica.MemStorage{}, map[int32]*node{}
 	cl.entries, cl.durable = snapshotEntries, durable
 	for i, addr := range freeAddrs(t, n) {
@@ -119,15 +143,12 @@ func (cl *cluster) init(t *testing.T, n int, snapshotEntries uint64, durable boo
 		}
 		cl.nodes[r.id] = r.n
 	}
-
-	t.Cleanup(func() {
+	if failed != nil {
 		for id := range cl.nodes {
 			cl.stop(id)
 		}
-	})
-	if failed != nil {
-		t.Fatal(failed)
 	}
+	return failed
 }
 
 type result struct {
