@@ -116,8 +116,11 @@ type Cluster struct {
 	producerIDEnd  int64 // end of the block allocated by the metadata group
 
 	applied chan struct{} // signalled by OnApplied, buffered 1
-	stop    chan struct{}
-	done    sync.WaitGroup
+	// reconciled is the applied index of the metadata state the
+	// partitions were last made to match (guarded by mu).
+	reconciled uint64
+	stop       chan struct{}
+	done       sync.WaitGroup
 }
 
 // Open takes the data directory's lock, opens the metadata group (see

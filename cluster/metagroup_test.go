@@ -271,6 +271,50 @@ func TestRecreateDeletedTopic(t *testing.T) {
 	check(c)
 }
 
+// TestStaleReconcileChangesNothing: a reconcile holding a state read before
+// a topic was created must neither drop that topic (with its acknowledged
+// records) nor, after a deletion, reopen the deleted one.
+func TestStaleReconcileChangesNothing(t *testing.T) {
+	fsys := vfs.NewMem()
+	c := openCluster(t, fsys)
+	defer c.Close()
+	before := c.ctl.State()
+	if _, err := c.CreateTopic("t", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := c.Partition("t", 0)
+	if _, err := p.Append(testBatch(t)); err != nil {
+		t.Fatal(err)
+	}
+	stale := func(st *metav1.State) {
+		t.Helper()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.reconcileTo(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale(before)
+	got, err := c.Partition("t", 0)
+	if err != nil || got != p || p.LogEndOffset() != 1 {
+		t.Fatalf("after a stale reconcile: same partition %t, log end %d, err %v", got == p, p.LogEndOffset(), err)
+	}
+	if _, err := fsys.Stat("/data/t-0"); err != nil {
+		t.Fatalf("after a stale reconcile: %v", err)
+	}
+	withTopic := c.ctl.State()
+	if err := c.DeleteTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	stale(withTopic)
+	if _, ok := c.Topic("t"); ok {
+		t.Fatal("a stale reconcile reopened the deleted topic")
+	}
+	if _, err := fsys.Stat("/data/t-0"); err == nil {
+		t.Fatal("a stale reconcile recreated the deleted topic's directory")
+	}
+}
+
 // TestRefusalsKeepTheirErrors: the metadata group's refusals come back as
 // the errors the front ends map to Kafka error codes, message kept.
 func TestRefusalsKeepTheirErrors(t *testing.T) {

@@ -16,7 +16,10 @@ import (
 // every applied batch (reconcileLoop), never on the group's worker: opening
 // a partition reads its log, and the apply path must not wait on disks.
 // Both take mu, and reconcile is idempotent, so whichever runs second finds
-// nothing to do.
+// nothing to do. The state is read under mu, and a state older than the one
+// last reconciled is ignored: a reconcile that read its state before
+// another took mu would otherwise undo the newer one (drop a topic created
+// meanwhile, with its acknowledged records, or reopen a deleted one).
 
 // reconcileLoop reconciles after the metadata group applied entries.
 func (c *Cluster) reconcileLoop() {
@@ -37,9 +40,18 @@ func (c *Cluster) reconcileLoop() {
 // applied state. It returns the errors of config changes applied to open
 // partitions; partitions that fail to open are offline with their error.
 func (c *Cluster) reconcile() error {
-	st := c.ctl.State()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.reconcileTo(c.ctl.State())
+}
+
+// reconcileTo makes the topic map and the open partitions those of st,
+// unless st is older than the state reconciled last. Callers hold mu.
+func (c *Cluster) reconcileTo(st *metav1.State) error {
+	if st.GetAppliedIndex() < c.reconciled {
+		return nil
+	}
+	c.reconciled = st.GetAppliedIndex()
 	want := make(map[string]*metav1.Topic, len(st.Topics))
 	for _, t := range st.Topics {
 		want[t.Name] = t
