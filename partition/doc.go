@@ -86,8 +86,11 @@
 //   - Offsets and leader epochs are assigned only by a ready leader (it has
 //     applied its term's first entry, so the log end it starts from is
 //     final), in PrepareProposal: BaseOffset is the next proposal offset,
-//     PartitionLeaderEpoch the term. A proposal raft drops gives its
-//     offsets back. No epoch starts at open: LeaderEpoch is the term, and
+//     PartitionLeaderEpoch the term. The client's base offset is ignored
+//     (zeroed before proposing): a data entry never starts with a byte >=
+//     0x80, which marks a partition command, and PrepareProposal refuses a
+//     data proposal that does. A proposal raft drops gives its offsets
+//     back, only if it is the last one stamped. No epoch starts at open: LeaderEpoch is the term, and
 //     OffsetForLeaderEpoch answers from the Raft log's terms.
 //   - A batch is checked against producer state as applied plus the
 //     batches proposed in this term and not yet applied (the overlay), so

@@ -61,6 +61,12 @@ type replicated struct {
 	validated     Config
 	validatedRecs []batch.Record
 	appended      []streams.Appended
+	// proposingData: a data batch is being proposed (proposeBatch), which
+	// PrepareProposal must stamp, never pass as a command. stamped is where
+	// PrepareProposal stamped it (zero: not stamped), the only pending
+	// batch a drop by raft may undo.
+	proposingData bool
+	stamped       replica.ProposalPoint
 	// pendingStreams counts the pending batches touching each stream. A
 	// stream's checks read the index, which takes a batch only when it is
 	// applied, so a batch touching a pending stream waits (errStreamPending).
@@ -205,6 +211,9 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 		return fmt.Errorf("%w: %s-%d: term %d", ErrNotLeader, p.topic, p.index, at.Term)
 	}
 	if len(prop.Data) == 0 || prop.Data[0] >= 0x80 {
+		if r.proposingData {
+			return fmt.Errorf("%w: %s-%d: a data batch that reads as a partition command", ErrInvalidRecord, p.topic, p.index)
+		}
 		return nil
 	}
 	if at.Term > maxEpoch {
@@ -247,6 +256,7 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	r.overlay.record(h, nowMs)
 	r.pending = append(r.pending, pendingBatch{at: at, header: h, streams: touched})
 	r.notePendingStreams(touched, 1)
+	r.stamped = at
 	return nil
 }
 
@@ -330,13 +340,15 @@ func (d *streamDuplicateError) Error() string { return "a retry of events alread
 // maxEpoch is the largest term a Kafka leader epoch (int32) can carry.
 const maxEpoch = 1<<31 - 1
 
-// undoLastProposal rolls back the batch PrepareProposal just stamped, which
-// raft then dropped: its offsets go to the next proposal.
-func (p *Partition) undoLastProposal() {
+// undoLastProposal rolls back the batch PrepareProposal just stamped at
+// `at`, which raft then dropped: its offsets go to the next proposal. Only
+// the last pending batch, and only if it is the one stamped at `at`: a
+// proposal not stamped (zero at) undoes nothing.
+func (p *Partition) undoLastProposal(at replica.ProposalPoint) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.repl
-	if len(r.pending) == 0 {
+	if len(r.pending) == 0 || at.Index == 0 || r.pending[len(r.pending)-1].at != at {
 		return
 	}
 	last := r.pending[len(r.pending)-1]
@@ -493,14 +505,23 @@ type proposed struct {
 
 // proposeBatch proposes one batch on the replica's goroutine.
 func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, recs []batch.Record, cfg Config, several bool) (proposed, error) {
+	// The client's base offset is ignored, as Kafka does: PrepareProposal
+	// stamps the assigned one. Zeroing it first keeps a negative one (first
+	// byte >= 0x80) from reading as a partition command.
+	batch.SetBaseOffset(whole, 0)
 	p.mu.Lock()
 	p.repl.validated, p.repl.validatedRecs = cfg, recs
+	p.repl.proposingData, p.repl.stamped = true, replica.ProposalPoint{}
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
 		return proposed{}, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
 	}
 	at, err := r.Propose(replica.Proposal{Data: whole})
+	p.mu.Lock()
+	p.repl.proposingData = false
+	stamped := p.repl.stamped
+	p.mu.Unlock()
 	var dup *duplicateError
 	var streamDup *streamDuplicateError
 	switch {
@@ -513,7 +534,7 @@ func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, recs []batch.
 		}
 		return proposed{dup: &AppendResult{BaseOffset: dup.batch.BaseOffset, LastOffset: dup.batch.LastOffset, LogAppendTimeMs: -1, Duplicate: true}}, nil
 	case errors.Is(err, replica.ErrProposalDropped):
-		p.undoLastProposal()
+		p.undoLastProposal(stamped)
 		return proposed{}, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)
 	case errors.Is(err, replica.ErrNotLeader), errors.Is(err, replica.ErrFailed):
 		return proposed{}, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)

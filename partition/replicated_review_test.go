@@ -1,0 +1,63 @@
+package partition
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/replica"
+)
+
+// TestReplicatedNegativeBaseOffset: a client batch whose base offset is
+// negative (first byte 0xFF) is a data batch like any other: it is stamped
+// with its offset and applied, never taken for a partition command.
+func TestReplicatedNegativeBaseOffset(t *testing.T) {
+	p := openOneVoter(t)
+	recs := produce(t, 2, "neg")
+	batch.SetBaseOffset(recs, -1)
+	res := appendCommitted(t, p, recs)
+	if res.BaseOffset != 0 || res.LastOffset != 1 {
+		t.Fatalf("offsets %+v", res)
+	}
+	next := appendCommitted(t, p, produce(t, 1, "after"))
+	if next.BaseOffset != 2 {
+		t.Fatalf("next batch at %d", next.BaseOffset)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("partition failed: %v", err)
+	}
+	if got := readValues(t, p, 0); fmt.Sprint(got) != "[neg-0 neg-1 after-0]" {
+		t.Fatalf("read %v", got)
+	}
+}
+
+// TestReplicatedUndoPopsOnlyTheDroppedBatch: undoing a dropped proposal
+// that is not the last pending batch (PrepareProposal refused or never
+// stamped it) leaves the pending batches and the next offset alone.
+func TestReplicatedUndoPopsOnlyTheDroppedBatch(t *testing.T) {
+	g := newGroup(t, 4, []uint64{1, 2, 3})
+	l := g.leader()
+	g.c.Net.Isolate(l, g.c.IDs())
+	p := g.parts[l]
+	res, err := p.Append(produce(t, 2, "pending"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	last := p.repl.pending[len(p.repl.pending)-1].at
+	p.mu.Unlock()
+	p.undoLastProposal(replica.ProposalPoint{Index: last.Index + 1, Term: last.Term})
+	p.mu.Lock()
+	n, next := len(p.repl.pending), p.repl.next
+	p.mu.Unlock()
+	if n != 1 || next != res.LastOffset+1 {
+		t.Fatalf("after undoing another proposal: %d pending, next %d, want 1 and %d", n, next, res.LastOffset+1)
+	}
+	p.undoLastProposal(last)
+	p.mu.Lock()
+	n, next = len(p.repl.pending), p.repl.next
+	p.mu.Unlock()
+	if n != 0 || next != res.BaseOffset {
+		t.Fatalf("after undoing the last proposal: %d pending, next %d, want 0 and %d", n, next, res.BaseOffset)
+	}
+}
