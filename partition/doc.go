@@ -110,7 +110,10 @@
 //     retriable ErrNotLeader, never success. acks=1 (WaitLocalDurable)
 //     succeeds once the leader's own log holds the batch durably
 //     (LocalSynced, which the Storage RaftStorage returns reports after
-//     each Sync); a failover can lose such a batch, as in Kafka.
+//     each Sync); what is durable is kept with its term, reset when the
+//     term changes and raised only by the serving term's batches, so a
+//     sync of an earlier term never covers a batch at a reused offset. A
+//     failover can lose such a batch, as in Kafka.
 //   - On a stream topic the stream index takes a batch when it is applied
 //     (its covered offset in the same pebble batch), on every replica from
 //     the same records. A batch's stream checks read the index, so a batch

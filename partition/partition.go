@@ -73,9 +73,9 @@ type Partition struct {
 	unsyncedMoves map[string]int64
 	// Replicated mode: the term this replica is the ready leader of (0:
 	// none), the end of what its own log holds durably of what it
-	// proposed, and the last applied entry.
+	// proposed in that term, and the last applied entry.
 	servingTerm               uint64
-	localDurable              int64
+	localDurable              termEnd
 	appliedIndex, appliedTerm uint64
 
 	kick        chan struct{} // wakes the flusher

@@ -182,7 +182,17 @@ func (p *Partition) LeadershipChanged(l replica.Leadership) {
 	if l.Ready {
 		p.servingTerm = l.Term
 	}
+	// What the syncs of another term made durable says nothing of this
+	// term's batches, which may reuse its offsets.
+	p.localDurable = termEnd{term: p.servingTerm}
 	p.wakeLocked()
+}
+
+// termEnd is the end of what a leader's own log holds durably of the
+// batches it proposed in term: it counts only for waiters of that term.
+type termEnd struct {
+	term uint64
+	end  int64
 }
 
 // duplicateError refuses to propose a retry of a batch already applied or
@@ -373,9 +383,12 @@ type TermReader interface {
 // returned): the batches it proposed up to there, still at their index with
 // their term, are what WaitLocalDurable (acks=1) waits for. A batch whose
 // index another term's entry took meanwhile is not counted. Safe from any
-// goroutine; LocalSyncer calls it after each Sync.
+// goroutine; LocalSyncer calls it after each Sync. Only the serving
+// term's batches count: a report that comes late, after the term changed,
+// is dropped.
 func (p *Partition) LocalSynced(log TermReader, index uint64) {
 	p.mu.Lock()
+	term := p.repl.leadership.Term
 	var candidates []pendingBatch
 	for _, b := range p.repl.pending {
 		if b.at.Index <= index {
@@ -385,15 +398,15 @@ func (p *Partition) LocalSynced(log TermReader, index uint64) {
 	p.mu.Unlock()
 	end := int64(-1)
 	for _, b := range candidates {
-		if term, err := log.Term(b.at.Index); err != nil || term != b.at.Term {
+		if got, err := log.Term(b.at.Index); err != nil || got != b.at.Term || b.at.Term != term {
 			break
 		}
 		end = b.header.NextOffset()
 	}
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
-	if end > p.localDurable {
-		p.localDurable = end
+	if term == p.localDurable.term && term == p.servingTerm && end > p.localDurable.end {
+		p.localDurable.end = end
 		p.wakeLocked()
 	}
 }
@@ -605,7 +618,7 @@ func (p *Partition) localDurableDone(lastOffset int64, term int32) (bool, error)
 	p.stateMu.Lock()
 	local, serving := p.localDurable, p.servingTerm
 	p.stateMu.Unlock()
-	if lastOffset < local && serving == uint64(term) {
+	if lastOffset < local.end && local.term == uint64(term) && serving == uint64(term) {
 		return true, nil
 	}
 	return p.committed(lastOffset, term)

@@ -61,3 +61,55 @@ func TestReplicatedUndoPopsOnlyTheDroppedBatch(t *testing.T) {
 		t.Fatalf("after undoing the last proposal: %d pending, next %d, want 0 and %d", n, next, res.BaseOffset)
 	}
 }
+
+// TestReplicatedAcksOneDurableIsPerTerm: what a leader's own syncs made
+// durable in one term says nothing of a later term's batches at the same
+// offsets. The leader syncs an uncommitted tail past offset 3, loses it to
+// another leader, and leads again with the log ending at 3: its new batch
+// at 3 is not durable before a sync.
+func TestReplicatedAcksOneDurableIsPerTerm(t *testing.T) {
+	g := newGroup(t, 3, []uint64{1, 2, 3})
+	l := g.leader()
+	base := g.produceCommitted(l, produce(t, 2, "base"))
+	g.converge(base.LastOffset + 1)
+	g.c.Net.Isolate(l, g.c.IDs())
+	var last AppendResult
+	for i := range 3 {
+		res, err := g.parts[l].Append(produce(t, 1, fmt.Sprintf("lost%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res
+	}
+	g.run("the isolated leader's own sync", func() bool {
+		done, _ := g.parts[l].localDurableDone(last.LastOffset, last.Term)
+		return done
+	}, 1_000)
+	var other uint64
+	g.run("a leader on the majority side", func() bool {
+		id, ok := g.c.Leader()
+		other = id
+		return ok && id != l
+	}, 10_000)
+	won := g.produceCommitted(other, produce(t, 1, "won"))
+	g.c.Net.Heal()
+	g.converge(won.LastOffset + 1)
+	if err := g.c.Do(other, func(r *replica.Replica) error { r.TransferLeader(l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	g.run("the old leader leads again", func() bool {
+		id, ok := g.c.Leader()
+		return ok && id == l && g.parts[l].serving() != 0
+	}, 10_000)
+	res, err := g.parts[l].Append(produce(t, 1, "fresh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LastOffset > last.LastOffset {
+		t.Fatalf("new batch ends at %d, past the lost tail's end %d: the test checks nothing", res.LastOffset, last.LastOffset)
+	}
+	// No simulated step ran since: nothing of this batch was synced.
+	if done, err := g.parts[l].localDurableDone(res.LastOffset, res.Term); done && err == nil {
+		t.Fatalf("acks=1 for offset %d of term %d acknowledged before any sync", res.LastOffset, res.Term)
+	}
+}
