@@ -119,7 +119,10 @@
 //     the same records. A batch's stream checks read the index, so a batch
 //     touching a stream that a pending batch touches waits (off the
 //     replica's goroutine) until that one is applied: appends to one stream
-//     take turns, appends to different streams do not. WaitStreamDurable
+//     take turns, appends to different streams do not. The wait ends too
+//     on a leadership change, a failure or close (with its error), and
+//     after 30 s with the retriable ErrNotLeader: the batch ahead may never
+//     commit. WaitStreamDurable
 //     never waits: what the index shows is committed.
 //   - Data is removed only below what the Raft log no longer serves:
 //     retention, the cleaners and the DeleteRecords command (0x81, offset;

@@ -85,6 +85,9 @@ type Partition struct {
 	// afterValidate, when set by a test, runs between an append's
 	// validation and its taking of mu, where a config change may land.
 	afterValidate func()
+	// waitingTurn, when set by a test, runs when an append starts waiting
+	// for its streams' turn (replicated mode).
+	waitingTurn func()
 	// afterIndexChunk, when set by a test, runs before each chunk of a
 	// stream index replay.
 	afterIndexChunk func()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -449,6 +450,10 @@ func (p *Partition) appendReplicated(records []byte, headers []batch.Header, rec
 	if len(recs) > 0 {
 		touched = streamsOf(recs[0])
 	}
+	// Append has no caller's context: the waits for a turn are bounded, as
+	// a batch ahead may never commit (an isolated leader keeps it pending).
+	ctx, cancel := context.WithTimeout(context.Background(), streamTurnTimeout)
+	defer cancel()
 	for range streamTurnsMax {
 		res, err := p.proposeBatches(records, headers, recs, cfg)
 		if !errors.Is(err, errStreamPending) {
@@ -456,15 +461,40 @@ func (p *Partition) appendReplicated(records []byte, headers []batch.Header, rec
 		}
 		// Wait, off the replica's goroutine, for the pending batch to the
 		// same stream to be applied (or dropped with the term).
-		if err := p.waitFor(context.Background(), func() (bool, error) { return !p.streamsPending(touched), p.Err() }); err != nil {
+		if p.waitingTurn != nil {
+			p.waitingTurn()
+		}
+		if err := p.waitTurn(ctx, touched); err != nil {
 			return AppendResult{}, err
 		}
 	}
 	return AppendResult{}, fmt.Errorf("%w: %s-%d: appends to the same streams kept racing", ErrNotLeader, p.topic, p.index)
 }
 
-// streamTurnsMax bounds how often an append waits for its streams' turn.
-const streamTurnsMax = 64
+// waitTurn waits until no pending batch touches the streams named, which
+// a leadership change ends too (it drops what was pending). A failed or
+// closed partition ends it with its error, and ctx's end with the
+// retriable ErrNotLeader: the batch ahead did not commit in time.
+func (p *Partition) waitTurn(ctx context.Context, names []string) error {
+	err := p.waitFor(ctx, func() (bool, error) {
+		if err := p.Err(); err != nil {
+			return true, err
+		}
+		return !p.streamsPending(names), nil
+	})
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w: %s-%d: a batch to the same stream did not commit within %v", ErrNotLeader, p.topic, p.index, streamTurnTimeout)
+	}
+	return err
+}
+
+// streamTurnsMax bounds how often an append waits for its streams' turn,
+// and streamTurnTimeout how long it waits in all (Kafka's default request
+// timeout).
+const (
+	streamTurnsMax    = 64
+	streamTurnTimeout = 30 * time.Second
+)
 
 func (p *Partition) proposeBatches(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config) (AppendResult, error) {
 	res := AppendResult{BaseOffset: -1, LogAppendTimeMs: -1}

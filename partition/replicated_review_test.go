@@ -1,8 +1,10 @@
 package partition
 
 import (
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/replica"
@@ -111,5 +113,41 @@ func TestReplicatedAcksOneDurableIsPerTerm(t *testing.T) {
 	// No simulated step ran since: nothing of this batch was synced.
 	if done, err := g.parts[l].localDurableDone(res.LastOffset, res.Term); done && err == nil {
 		t.Fatalf("acks=1 for offset %d of term %d acknowledged before any sync", res.LastOffset, res.Term)
+	}
+}
+
+// TestReplicatedStreamTurnEndsOnClose: an append waiting for its stream's
+// turn behind a batch that cannot commit (an isolated leader) returns when
+// the partition closes, with ErrClosed.
+func TestReplicatedStreamTurnEndsOnClose(t *testing.T) {
+	g := newGroup(t, 5, []uint64{1, 2, 3}, func(c *Config) { c.DeleteSegments, c.Streams = false, true })
+	l := g.leader()
+	g.c.Net.Isolate(l, g.c.IDs())
+	p := g.parts[l]
+	if _, err := p.Append(event("s", "no-stream", "e0")); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, streamTurnsMax)
+	p.waitingTurn = func() { waiting <- struct{}{} }
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Append(event("s", "0", "e1"))
+		errc <- err
+	}()
+	select {
+	case <-waiting:
+	case err := <-errc:
+		t.Fatalf("append behind a pending one to its stream did not wait: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("append waiting for its turn: %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an append waiting for its stream's turn outlived the partition's close")
 	}
 }
