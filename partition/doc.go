@@ -106,8 +106,10 @@
 //   - An acks=all waiter (WaitCommitted) succeeds only when the high
 //     watermark passed its last offset and that offset holds a batch of
 //     the term it was proposed in; when the replica stops leading that term
-//     first, or the offset was reused by a later leader, it gets the
-//     retriable ErrNotLeader, never success. acks=1 (WaitLocalDurable)
+//     first (at once, though the batch may still commit under the next
+//     leader, as Kafka answers NOT_LEADER_OR_FOLLOWER), or the offset was
+//     reused by a later leader, it gets the retriable ErrNotLeader, never
+//     success. acks=1 (WaitLocalDurable)
 //     succeeds once the leader's own log holds the batch durably
 //     (LocalSynced, which the Storage RaftStorage returns reports after
 //     each Sync); what is durable is kept with its term, reset when the

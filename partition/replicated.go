@@ -154,8 +154,10 @@ func (p *Partition) Replicated() bool { return p.repl != nil }
 
 // LeadershipChanged implements replica.StateMachine. A replica that stops
 // being the ready leader of a term drops what it had pending: those
-// proposals either commit under the next leader or are lost, and their
-// waiters learn which from the term of the offsets they wait for.
+// proposals either commit under the next leader or are lost. Their
+// waiters not answered yet get ErrNotLeader at once, either way (Kafka's
+// NOT_LEADER_OR_FOLLOWER): the producer's retry is answered from producer
+// state as a duplicate if the batch committed.
 func (p *Partition) LeadershipChanged(l replica.Leadership) {
 	p.mu.Lock()
 	r := p.repl
@@ -596,8 +598,10 @@ func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, recs []batch.
 
 // WaitCommitted blocks until the batch ending at lastOffset, proposed in
 // term, is committed and applied here (acks=all). ErrNotLeader when this
-// replica stopped leading term first, or when the offset was committed with
-// another term's batch (ours was truncated and the offset reused).
+// replica stopped leading term first, though the batch may still commit
+// under the next leader (an idempotent retry is then a duplicate), or when
+// the offset was committed with another term's batch (ours was truncated
+// and the offset reused).
 func (p *Partition) WaitCommitted(ctx context.Context, lastOffset int64, term int32) error {
 	return p.waitFor(ctx, func() (bool, error) { return p.committed(lastOffset, term) })
 }

@@ -151,3 +151,55 @@ func TestReplicatedStreamTurnEndsOnClose(t *testing.T) {
 		t.Fatal("an append waiting for its stream's turn outlived the partition's close")
 	}
 }
+
+// TestReplicatedWaiterFailsWhenTermEndsThoughBatchCommits: an acks=all
+// waiter whose replica stops leading the term first gets ErrNotLeader at
+// once, as Kafka answers NOT_LEADER_OR_FOLLOWER, even though the batch
+// then commits under the next leader; the producer's retry there is
+// answered as a duplicate with the batch's offsets.
+func TestReplicatedWaiterFailsWhenTermEndsThoughBatchCommits(t *testing.T) {
+	g := newGroup(t, 6, []uint64{1, 2, 3})
+	l := g.leader()
+	base := g.produceCommitted(l, produce(t, 1, "base"))
+	g.converge(base.LastOffset + 1)
+	var followers []uint64
+	for _, id := range g.c.IDs() {
+		if id != l {
+			followers = append(followers, id)
+			g.c.Net.Cut(id, l) // the batch reaches them, their acks never come back
+		}
+	}
+	res, err := g.parts[l].Append(idempotent(t, 7, 0, 0, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.run("the batch on every follower", func() bool {
+		for _, id := range followers {
+			if g.parts[id].LogEndOffset() <= res.LastOffset {
+				return false
+			}
+		}
+		return true
+	}, 5_000)
+	next := followers[0]
+	if err := g.c.Do(next, func(r *replica.Replica) error { return r.Campaign() }); err != nil {
+		t.Fatal(err)
+	}
+	g.run("the old leader steps down", func() bool { return g.parts[l].serving() != uint64(res.Term) }, 10_000)
+	if hwm := g.parts[l].HighWatermark(); hwm > res.LastOffset {
+		t.Fatalf("the old leader applied offset %d before stepping down: the test checks nothing", res.LastOffset)
+	}
+	if done, err := g.parts[l].committed(res.LastOffset, res.Term); !done || !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("waiter after the term ended: done %v, %v; want ErrNotLeader", done, err)
+	}
+	g.c.Net.Heal()
+	g.converge(res.LastOffset + 1)
+	if got := g.parts[l].epochAt(res.LastOffset); got != res.Term {
+		t.Fatalf("offset %d committed with epoch %d, want the waiter's term %d", res.LastOffset, got, res.Term)
+	}
+	leader := g.leader()
+	dup, err := g.parts[leader].Append(idempotent(t, 7, 0, 0, 2))
+	if err != nil || !dup.Duplicate || dup.BaseOffset != res.BaseOffset || dup.LastOffset != res.LastOffset {
+		t.Fatalf("retry on the new leader: %+v, %v; want a duplicate at [%d, %d]", dup, err, res.BaseOffset, res.LastOffset)
+	}
+}
