@@ -128,6 +128,12 @@ func (p *Partition) noteApplied(index, term uint64) {
 
 // applyBatch applies the committed batch data, which the Raft log stores
 // at end, and returns the offset after it. Callers hold mu.
+//
+// Apply writes nothing: the batch must already be in the segments at end,
+// as the Raft log stored it. The header checks below place the entry;
+// checkStored then checks the segments hold that very batch there, so a
+// replay after a restart (every entry below the log end) never takes a
+// batch for another stored at its offset.
 func (p *Partition) applyBatch(data []byte, term uint64, end int64) (int64, error) {
 	h, err := batch.ParseHeader(data)
 	if err != nil {
@@ -143,6 +149,9 @@ func (p *Partition) applyBatch(data []byte, term uint64, end int64) (int64, erro
 	case h.NextOffset() > p.log.NextOffset():
 		return end, fmt.Errorf("batch [%d, %d] past the segments' end %d", h.BaseOffset, h.LastOffset(), p.log.NextOffset())
 	}
+	if err := p.checkStored(h); err != nil {
+		return end, err
+	}
 	if h.BaseOffset >= p.producersNext {
 		p.producers.record(h, p.clock.Now().UnixMilli())
 		p.producersNext = h.NextOffset()
@@ -152,6 +161,26 @@ func (p *Partition) applyBatch(data []byte, term uint64, end int64) (int64, erro
 	}
 	p.noteEpoch(h)
 	return h.NextOffset(), nil
+}
+
+// checkStored checks that the segments hold the batch h describes at its
+// base offset: same offsets, epoch, size and CRC.
+func (p *Partition) checkStored(h batch.Header) error {
+	stored, err := p.log.Read(h.BaseOffset, 1, h.NextOffset())
+	if err != nil {
+		return fmt.Errorf("read the stored batch at offset %d: %w", h.BaseOffset, err)
+	}
+	s, err := batch.ParseHeader(stored)
+	if err != nil {
+		return fmt.Errorf("stored batch at offset %d: %w", h.BaseOffset, err)
+	}
+	if s.BaseOffset != h.BaseOffset || s.LastOffsetDelta != h.LastOffsetDelta || s.PartitionLeaderEpoch != h.PartitionLeaderEpoch ||
+		s.BatchLength != h.BatchLength || s.CRC != h.CRC {
+		return fmt.Errorf("entry's batch [%d, %d] (epoch %d, %d bytes, crc %08x) is not the one stored there ([%d, %d], epoch %d, %d bytes, crc %08x)",
+			h.BaseOffset, h.LastOffset(), h.PartitionLeaderEpoch, h.TotalBytes(), h.CRC,
+			s.BaseOffset, s.LastOffset(), s.PartitionLeaderEpoch, s.TotalBytes(), s.CRC)
+	}
+	return nil
 }
 
 // applyStreams commits an applied batch's records to the stream index, the

@@ -203,3 +203,27 @@ func TestReplicatedWaiterFailsWhenTermEndsThoughBatchCommits(t *testing.T) {
 		t.Fatalf("retry on the new leader: %+v, %v; want a duplicate at [%d, %d]", dup, err, res.BaseOffset, res.LastOffset)
 	}
 }
+
+// TestReplicatedApplyChecksTheStoredBatch: a committed entry is applied
+// only if the segments hold that very batch at its offset (same epoch,
+// size and CRC), as a replay after a restart delivers entries below the
+// log end again.
+func TestReplicatedApplyChecksTheStoredBatch(t *testing.T) {
+	p := openOneVoter(t)
+	res := appendCommitted(t, p, produce(t, 2, "stored"))
+	stored, err := p.log.Read(res.BaseOffset, 1, res.LastOffset+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := produce(t, 2, "others") // the same size: only the CRC differs
+	batch.SetBaseOffset(other, res.BaseOffset)
+	batch.SetPartitionLeaderEpoch(other, res.Term)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := p.applyBatch(stored, uint64(res.Term), res.BaseOffset); err != nil {
+		t.Fatalf("the stored batch itself: %v", err)
+	}
+	if _, err := p.applyBatch(other, uint64(res.Term), res.BaseOffset); err == nil {
+		t.Fatal("applied an entry whose batch is not the one stored at its offset")
+	}
+}
