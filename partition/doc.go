@@ -14,7 +14,10 @@
 // group committed. The group's Raft log is the partition's directory
 // (raftlog: the segments hold each data entry once, as its Kafka batch,
 // beside raft-state and raft-meta); OpenReplica opens or bootstraps it and
-// RaftStorage gives it to the replica as its Storage. Validation, producer
+// RaftStorage gives it to the replica as its Storage. A directory the
+// single writer wrote (no Raft log) is bootstrapped over its data
+// (raftlog.Create's legacy path: a snapshot at its log end carrying its
+// leader epochs) and keeps its producer state. Validation, producer
 // state, reads, retention and compaction are the same code in both modes;
 // a replica's retention and cleaners compact the Raft log first
 // (replicatrim.go), on the replica's goroutine.
