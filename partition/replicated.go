@@ -556,8 +556,8 @@ func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, recs []batch.
 	batch.SetBaseOffset(whole, 0)
 	p.mu.Lock()
 	p.repl.validated, p.repl.validatedRecs = cfg, recs
-	p.repl.proposingData, p.repl.stamped = true, replica.ProposalPoint{}
 	closed := p.closed
+	p.repl.proposingData, p.repl.stamped = !closed, replica.ProposalPoint{}
 	p.mu.Unlock()
 	if closed {
 		return proposed{}, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
