@@ -227,3 +227,31 @@ func TestReplicatedApplyChecksTheStoredBatch(t *testing.T) {
 		t.Fatal("applied an entry whose batch is not the one stored at its offset")
 	}
 }
+
+// TestReplicatedPrepareProposalRefusesCommandLikeData: should a data
+// batch reach PrepareProposal still reading as a partition command, it is
+// refused, not proposed unstamped.
+func TestReplicatedPrepareProposalRefusesCommandLikeData(t *testing.T) {
+	p := openOneVoter(t)
+	data := produce(t, 1, "x")
+	batch.SetBaseOffset(data, -1)
+	err := p.repl.propose(func(r *replica.Replica) error {
+		p.mu.Lock()
+		p.repl.proposingData = true
+		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			p.repl.proposingData = false
+			p.mu.Unlock()
+		}()
+		_, err := r.Propose(replica.Proposal{Data: data})
+		return err
+	})
+	if !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("data proposal reading as a command: %v, want ErrInvalidRecord", err)
+	}
+	res := appendCommitted(t, p, produce(t, 1, "after"))
+	if res.BaseOffset != 0 || p.Err() != nil {
+		t.Fatalf("next batch at %d, partition error %v", res.BaseOffset, p.Err())
+	}
+}
