@@ -191,6 +191,7 @@ func (l *Log) installLocked(in install, nowMs int64) error {
 	}
 	l.mu.Lock()
 	l.book, l.last = b, in.rec.Index
+	l.cache.clear()
 	l.want.Applied, l.want.ConfState = in.rec.Index, in.rec.ConfState
 	want := l.want
 	l.mu.Unlock()

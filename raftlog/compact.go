@@ -38,6 +38,7 @@ func (l *Log) Compact(index uint64, conf *raftpb.ConfState) error {
 	}
 	l.mu.Lock()
 	err = l.book.apply(rec)
+	l.cache.compactTo(index)
 	l.mu.Unlock()
 	if err != nil {
 		return l.fail(fmt.Errorf("compact at %d: %w", index, err))

@@ -11,7 +11,8 @@
 // bookkeeping (term boundaries, non-data entries, anchors), the locator
 // that counts entries forward over the stored batch headers (locate.go),
 // and Log: Create and Open with recovery (open.go), the read side of
-// raft.Storage answering as raft.MemoryStorage does (log.go), and the
+// raft.Storage answering as raft.MemoryStorage does (log.go), with the
+// entries appended last kept in memory (cache.go), and the
 // write side (write.go: Append with conflict truncation, SetHardState,
 // RecordApplied, Sync, Checkpoint), whose entries are checked and
 // classified by classify.go; Compact and Snapshot (compact.go) move and
@@ -27,6 +28,23 @@
 // single-node partition: its data stays below the bootstrap snapshot and
 // its leader-epochs.json becomes the snapshot's legacy epochs (legacy.go;
 // testdata/legacy-v1 is such a directory, written by the partition code).
+//
+// # Entry cache
+//
+// Raft reads each entry back once it commits (to apply it) and a leader
+// again for each follower, moments after appending it; counting it in the
+// segments from the nearest anchor costs whole chunk reads. So the Log
+// keeps the entries appended last, as Entries would build them, up to
+// entryCacheBytes (16 MiB of data, plus a fixed overhead per entry),
+// evicting the oldest; Entries answers from it when it holds [lo, hi)
+// whole (or up to the size limit) and reads the segments otherwise (a
+// follower further behind, after Open, which starts it empty). It is kept
+// exact under the Log's lock with the bookkeeping: its entries are
+// consecutive and end at the last entry; a conflicting Append drops those
+// at and above the cut, Compact those at and below the compaction point,
+// ApplySnapshot all of them. Entries and their Data are never mutated;
+// Entries returns copies. It holds the Data slices Append received, which
+// raft does not change after handing them over.
 //
 // # Durability
 //

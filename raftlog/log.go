@@ -38,6 +38,9 @@ type Log struct {
 
 	mu   sync.RWMutex
 	book *book
+	// cache holds the entries appended last (cache.go); the write side
+	// changes it with book.
+	cache entryCache
 	// last is the index of the last entry (the snapshot index when there
 	// is none above it).
 	last uint64
@@ -147,7 +150,9 @@ func (l *Log) OffsetOf(i uint64) (int64, error) {
 // entry above the snapshot or hi is past the entry after the last. It
 // stops before the entries' encoded size would exceed maxSize but returns
 // at least one (raft's rule). Each entry's Data is its own copy: raft may
-// keep it and hand it to the transport.
+// keep it and hand it to the transport. Entries appended since the open
+// come from the entry cache while it holds them, the others from the
+// segments.
 func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -159,6 +164,9 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	}
 	if l.last == l.book.snapshot.Index {
 		return nil, raft.ErrUnavailable
+	}
+	if out, ok := l.cache.entries(lo, hi, maxSize); ok {
+		return out, nil
 	}
 	out := []*raftpb.Entry{}
 	var size uint64

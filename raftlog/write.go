@@ -126,6 +126,7 @@ func (l *Log) truncate(first uint64, offset int64) error {
 	t := &Truncate{Index: first, NextOffset: offset}
 	l.mu.Lock()
 	err := l.book.apply(t)
+	l.cache.truncateFrom(first)
 	l.last = first - 1
 	l.mu.Unlock()
 	if err != nil {
@@ -181,6 +182,9 @@ func (l *Log) appendData(run []planned, nowMs int64) error {
 			l.w.fineBytes = 0
 		}
 		l.w.fineBytes += int64(len(p.ent.GetData()))
+		// As Entries builds it from the segments: the Type raft may have
+		// set is not stored.
+		l.cache.add(&raftpb.Entry{Term: proto.Uint64(p.ent.GetTerm()), Index: proto.Uint64(p.ent.GetIndex()), Data: p.ent.GetData()})
 	}
 	l.last = run[len(run)-1].ent.GetIndex()
 	l.mu.Unlock()
@@ -204,6 +208,7 @@ func (l *Log) appendNonData(p planned) error {
 	if err := l.book.apply(e); err != nil {
 		return l.failLocked(fmt.Errorf("entry %d: %w", e.Index, err))
 	}
+	l.cache.add(nonDataEntry(e))
 	l.last = e.Index
 	return nil
 }
