@@ -125,6 +125,12 @@
 // broker's Raft address (JoinAnswer); the node writes its identity from
 // that and starts with Config.Join. A registered node id asking from
 // another address is refused, lest a misconfigured node replace a member.
+// Joins are not authenticated (a later issue): anyone reaching the Raft
+// port can ask under any id. Until then, the leader refuses to register a
+// new incarnation of a node whose current replica it heard from within an
+// election timeout (a wiped node is silent that long under its old
+// identity), and the membership round never removes the leader, such a
+// live replica, nor a voter below a quorum of three.
 //
 // # Goroutines and locks
 //

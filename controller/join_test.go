@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/cairnlog/cairn/replica"
@@ -85,5 +86,43 @@ func TestJoinAnswerCodec(t *testing.T) {
 	}
 	if _, err := decodeJoinAnswer(0, body); err == nil {
 		t.Error("incarnation 0 decoded")
+	}
+}
+
+// Anyone who reaches a member's Raft port can open a join connection:
+// one under each live voter's id, at the voter's own address, must not
+// register a new incarnation, or the leader would remove the live old one
+// and, repeated for every voter, commit a configuration without voters.
+func TestJoinByAddressRefusesLiveVoter(t *testing.T) {
+	cl := newCluster(t, 3, 1000)
+	leader := cl.leader()
+	before, err := leader.c.Configuration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	for _, id := range []int32{1, 2, 3} {
+		nonce, err := NewNonce(testEnv(cl.fs, uint64(10+id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := JoinByAddress(ctx, cl.peers[cl.follower().id], id, cl.peers[id], nonce); err == nil {
+			t.Fatalf("a join under live voter %d's id at its address was accepted", id)
+		}
+		if b, _ := brokerOf(cl.leader().c, id); b.GetIncarnation() != 1 {
+			t.Fatalf("voter %d's broker after a refused join: %v", id, b)
+		}
+	}
+	// One more membership round on the leader must keep every voter.
+	if err := cl.leader().c.tendMembers(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := cl.leader().c.Configuration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(after.GetVoters())), slices.Sorted(slices.Values(before.GetVoters()))) {
+		t.Fatalf("voters %v after the joins, were %v", after.GetVoters(), before.GetVoters())
 	}
 }

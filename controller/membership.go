@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/transport"
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -226,7 +228,7 @@ func (c *Controller) tendMembers() error {
 		if len(cs.GetVotersOutgoing()) > 0 {
 			return
 		}
-		if stale, ok := c.staleMember(cs); ok {
+		if stale, ok := c.staleMember(cs, st); ok {
 			// A node that lost its data came back under a new incarnation:
 			// its old one never votes again.
 			remove := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: new(stale)}}}
@@ -251,16 +253,73 @@ func (c *Controller) tendMembers() error {
 }
 
 // staleMember returns a member of the group (voter or learner) whose node
-// has registered a later incarnation since, lowest first.
-func (c *Controller) staleMember(cs *raftpb.ConfState) (uint64, bool) {
+// has registered a later incarnation since, lowest first. It never returns
+// the leader itself, a replica the leader heard from within the last
+// election timeout (the node's old incarnation is alive, whatever
+// registered the new one), nor a voter whose removal would leave fewer
+// voters than a quorum of votersWanted: joins are not authenticated
+// (doc.go), and a removal that left no voter would be committed and make
+// every restart fail.
+func (c *Controller) staleMember(cs *raftpb.ConfState, st raft.Status) (uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range slices.Sorted(slices.Values(slices.Concat(cs.GetVoters(), cs.GetLearners()))) {
-		if b, ok := c.machine.Broker(meta.NodeOf(id)); ok && b.Incarnation > meta.IncarnationOf(id) {
-			return id, true
+		b, ok := c.machine.Broker(meta.NodeOf(id))
+		if !ok || b.Incarnation <= meta.IncarnationOf(id) || !removable(id, c.id, cs, st) {
+			continue
 		}
+		return id, true
 	}
 	return 0, false
+}
+
+// removable says whether the leader may remove member id of cs, by
+// staleMember's rules.
+func removable(id, leader uint64, cs *raftpb.ConfState, st raft.Status) bool {
+	if id == leader {
+		return false
+	}
+	if pr, ok := st.Progress[id]; ok && pr.RecentActive {
+		return false
+	}
+	return !slices.Contains(cs.GetVoters(), id) || len(cs.GetVoters())-1 >= votersWanted/2+1
+}
+
+// errLiveMember refuses a registration that would replace a live replica.
+var errLiveMember = errors.New("the node's current incarnation is alive")
+
+// replacedReplica returns the replica id that a command registering a new
+// incarnation would replace (0 for any other command, or a retry of the
+// registration that made the current incarnation).
+func (c *Controller) replacedReplica(data []byte) uint64 {
+	cmd, err := meta.DecodeCommand(data)
+	reg := cmd.GetRegisterBroker()
+	if err != nil || reg == nil || reg.GetIncarnation() != 0 {
+		return 0
+	}
+	c.mu.Lock()
+	b, ok := c.machine.Broker(reg.GetNodeId())
+	c.mu.Unlock()
+	if !ok || b.State == metav1.BrokerState_BROKER_STATE_REMOVED ||
+		(len(reg.GetRegistrationNonce()) > 0 && bytes.Equal(reg.GetRegistrationNonce(), b.RegistrationNonce)) {
+		return 0
+	}
+	return meta.ReplicaID(b.NodeId, b.Incarnation)
+}
+
+// checkSilent refuses, on the leader, to register a new incarnation of a
+// node whose current replica it heard from within the last election
+// timeout (raft's RecentActive, kept by CheckQuorum): a node that lost its
+// data is silent under its old identity for at least that long, so only a
+// live node's id is refused. Joins are not authenticated (doc.go).
+func checkSilent(r *replica.Replica, replaced uint64) error {
+	if replaced == 0 {
+		return nil
+	}
+	if pr, ok := r.Status().Progress[replaced]; ok && pr.RecentActive {
+		return fmt.Errorf("%w: replica %x answered the leader within an election timeout", errLiveMember, replaced)
+	}
+	return nil
 }
 
 // activate marks the JOINING brokers whose replica caught up ACTIVE.

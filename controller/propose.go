@@ -109,7 +109,11 @@ func (c *Controller) proposeLocal(ctx context.Context, data []byte, deadline <-c
 		at  replica.ProposalPoint
 		err error
 	)
+	replaced := c.replacedReplica(data)
 	doErr := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) {
+		if err = checkSilent(r, replaced); err != nil {
+			return
+		}
 		at, err = r.Propose(replica.Proposal{Data: data})
 		switch {
 		case errors.Is(err, replica.ErrProposalDropped):
