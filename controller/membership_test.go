@@ -11,6 +11,9 @@ import (
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/transport"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 )
 
 // Nodes added through any member join as learners, get the leader's
@@ -109,5 +112,30 @@ func TestJoinRetriedAfterALostResultKeepsOneIncarnation(t *testing.T) {
 	b, ok := brokerOf(cl.leader().c, 4)
 	if incarnation != 1 || !ok || b.Incarnation != 1 {
 		t.Fatalf("AddNode gave incarnation %d, the broker is %v", incarnation, b)
+	}
+}
+
+// The membership round removes a replaced member only when that leaves
+// the group a quorum of voters, never the leader, and never a replica the
+// leader heard from within an election timeout.
+func TestRemovable(t *testing.T) {
+	cs := &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}
+	st := raft.Status{Progress: map[uint64]tracker.Progress{1: {RecentActive: true}, 2: {RecentActive: true}, 3: {}, 4: {}}}
+	for _, tc := range []struct {
+		name   string
+		id     uint64
+		cs     *raftpb.ConfState
+		expect bool
+	}{
+		{"silent voter of three", 3, cs, true},
+		{"silent learner", 4, cs, true},
+		{"the leader", 1, cs, false},
+		{"a live voter", 2, cs, false},
+		{"silent voter of two", 3, &raftpb.ConfState{Voters: []uint64{1, 3}}, false},
+		{"the last voter", 3, &raftpb.ConfState{Voters: []uint64{3}}, false},
+	} {
+		if got := removable(tc.id, 1, tc.cs, st); got != tc.expect {
+			t.Errorf("%s: removable = %v, want %v", tc.name, got, tc.expect)
+		}
 	}
 }
