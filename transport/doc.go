@@ -42,7 +42,9 @@
 // Per transport: an accept loop, and one goroutine per inbound connection
 // while it handshakes (at most HandshakesPendingMax, each with a timeout
 // watchdog), which also serves a join connection until the JoinHandler
-// returns. Per peer: a run goroutine that connects and then writes, and a
+// returns; a join gives its handshake slot back once its NodeJoin is read,
+// so slow joins do not keep peers out, and at most 16 joins run at once,
+// 2 from one source host (more are closed unanswered). Per peer: a run goroutine that connects and then writes, and a
 // reader while connected. The reader calls the handlers, so a slow handler
 // slows that peer down rather than piling up frames. Send marshals the
 // messages on the caller's goroutine and queues them; the writer takes

@@ -20,6 +20,50 @@ type JoinHandler func(from uint64, payload []byte) []byte
 // joinRequestBytesMax bounds a NodeJoin frame on a join connection.
 const joinRequestBytesMax = 4 << 10
 
+// A join's handler may run for as long as the join takes (seconds), so a
+// join connection gives back its handshake slot (HandshakesPendingMax)
+// before its handler runs, lest slow joins keep peers from reconnecting;
+// joins are bounded on their own: at most joinsMax at once, and
+// joinsPerSourceMax from one source host, since anyone can dial one.
+const (
+	joinsMax          = 16
+	joinsPerSourceMax = 2
+)
+
+// admitJoin moves conn from the handshaking connections to the joins
+// being served, unless the transport is closed or a bound is reached;
+// release forgets it.
+func (t *TCP) admitJoin(conn net.Conn) (release func(), ok bool) {
+	source := sourceHost(conn)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.pending, conn)
+	fromSource := 0
+	for _, s := range t.joining {
+		if s == source {
+			fromSource++
+		}
+	}
+	if t.closed || len(t.joining) >= joinsMax || fromSource >= joinsPerSourceMax {
+		return nil, false
+	}
+	t.joining[conn] = source
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		delete(t.joining, conn)
+	}, true
+}
+
+// sourceHost is the host a connection comes from, without its port.
+func sourceHost(conn net.Conn) string {
+	addr := conn.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
 // ErrJoinRefused: the node asked closed the join connection unanswered.
 var ErrJoinRefused = errors.New("transport: join refused")
 
@@ -48,6 +92,13 @@ func (t *TCP) serveJoin(conn net.Conn, r *bufio.Reader, h Handshake, stopWatchdo
 		t.logger.Warn("transport: join connection", "node", h.NodeID, "err", err)
 		return
 	}
+	release, ok := t.admitJoin(conn)
+	if !ok {
+		t.metrics.refused.Add(1)
+		t.logger.Warn("transport: refused a join connection", "node", h.NodeID, "remote", conn.RemoteAddr(), "joins_max", joinsMax, "per_source_max", joinsPerSourceMax)
+		return
+	}
+	defer release()
 	answer := t.cfg.JoinHandler(h.NodeID, payload)
 	if answer == nil {
 		return

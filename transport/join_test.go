@@ -3,7 +3,9 @@ package transport
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
+	"time"
 )
 
 // A node this one does not know gets one answer on a join connection,
@@ -40,5 +42,47 @@ func TestJoinConnection(t *testing.T) {
 	}
 	if _, _, err := Join(ctx, plain.Addr().String(), 9, nil); err == nil {
 		t.Fatal("a node without a JoinHandler answered a join")
+	}
+}
+
+// A join connection whose handler is still running holds no handshake
+// slot, so slow joins do not keep peers from reconnecting; joins from one
+// source address beyond joinsPerSourceMax at once are refused unanswered.
+func TestSlowJoinsHoldNoHandshakeSlot(t *testing.T) {
+	entered, release := make(chan struct{}, joinsMax), make(chan struct{})
+	member := startNode(t, 5, "", func(c *Config) {
+		c.HandshakesPendingMax = joinsPerSourceMax
+		c.JoinHandler = func(uint64, []byte) []byte {
+			entered <- struct{}{}
+			<-release
+			return []byte("welcome")
+		}
+	})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the member closes: it waits for its handlers
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	results := make(chan error, joinsPerSourceMax)
+	for i := range joinsPerSourceMax {
+		go func() {
+			_, _, err := Join(ctx, member.Addr().String(), uint64(10+i), nil)
+			results <- err
+		}()
+	}
+	for range joinsPerSourceMax {
+		<-entered
+	}
+	refusedCtx, cancelRefused := context.WithTimeout(ctx, time.Second)
+	defer cancelRefused()
+	if _, _, err := Join(refusedCtx, member.Addr().String(), 9, nil); !errors.Is(err, ErrJoinRefused) {
+		t.Fatalf("a join beyond the per-source bound: %v, want ErrJoinRefused", err)
+	}
+	other := startNode(t, 2, "", nil)
+	connect(t, member, other)
+	releaseOnce()
+	for range joinsPerSourceMax {
+		if err := <-results; err != nil {
+			t.Fatalf("a slow join: %v", err)
+		}
 	}
 }

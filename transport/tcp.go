@@ -61,6 +61,7 @@ type TCP struct {
 	closed  bool
 	peers   map[uint64]*peer
 	pending map[net.Conn]struct{} // inbound connections still handshaking
+	joining map[net.Conn]string   // join connections being served, by source host (join.go)
 }
 
 // New listens on cfg.ListenAddr and starts accepting peers. Peers to send
@@ -90,6 +91,7 @@ func New(e env.Env, cfg Config) (*TCP, error) {
 		hello:       AppendFrame(nil, FrameHandshake, payload),
 		peers:       map[uint64]*peer{},
 		pending:     map[net.Conn]struct{}{},
+		joining:     map[net.Conn]string{},
 	}
 	t.wg.Add(1)
 	go t.acceptLoop()
@@ -258,6 +260,9 @@ func (t *TCP) Close() error {
 	peers := t.peers
 	t.peers = map[uint64]*peer{}
 	for conn := range t.pending {
+		conn.Close()
+	}
+	for conn := range t.joining {
 		conn.Close()
 	}
 	t.mu.Unlock()
