@@ -96,8 +96,9 @@
 // with node.json answers nothing until its controller has opened. Any
 // "exists" makes the node ask a member to register it (join.go, NodeJoin:
 // its node id, nonce and Raft address; the member runs AddNode's steps and
-// answers the incarnation and cluster id), and it starts as Config.Join
-// would; a quorum of "new" or "forming", itself counted, bootstraps. The leader
+// answers the incarnation and cluster id; the node answers "exists" itself
+// meanwhile, lest another wiped node count it as new), and it starts as
+// Config.Join would; a quorum of "new" or "forming", itself counted, bootstraps. The leader
 // then removes from the group any member whose node registered a later
 // incarnation. Left open: a wipe after the first election but before the
 // group committed anything is answered "forming", so the node may

@@ -173,7 +173,8 @@ func probeVerdict(answers map[int32]probeAnswer, peers int) (members []int32, bo
 
 // probePeers asks the other peers whether a cluster exists until the
 // verdict is in or ProbeTimeout passes; it returns the peers that hold
-// one, none when this node may bootstrap.
+// one, none when this node may bootstrap. Once a peer said the cluster
+// exists, this node answers "exists" too.
 func (c *Controller) probePeers() ([]int32, error) {
 	p := c.cfg.Probe
 	deadline := c.e.Clock.NewTimer(c.cfg.ProbeTimeout)
@@ -183,8 +184,15 @@ func (c *Controller) probePeers() ([]int32, error) {
 		members, bootstrap := probeVerdict(p.answers, len(c.cfg.Peers))
 		changed := p.changed
 		p.mu.Unlock()
-		if len(members) > 0 || bootstrap {
+		if len(members) > 0 {
+			// This node is about to rejoin: answered "new" while it waits
+			// for a member to register it, a second wiped node could count
+			// it towards a quorum of new nodes and bootstrap again.
+			p.set(answerExists)
 			return members, nil
+		}
+		if bootstrap {
+			return nil, nil
 		}
 		for node := range c.cfg.Peers {
 			if node != c.identity.NodeID {

@@ -1,11 +1,15 @@
 package controller
 
 import (
+	"encoding/binary"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/transport"
 )
 
 // A voter whose data directory was wiped starts again with the same peer
@@ -78,5 +82,29 @@ func TestProbeVerdict(t *testing.T) {
 		if !slices.Equal(members, tc.members) || bootstrap != tc.bootstrap {
 			t.Errorf("%v of %d peers: members %v bootstrap %v, want %v %v", tc.answers, tc.peers, members, bootstrap, tc.members, tc.bootstrap)
 		}
+	}
+}
+
+// A wiped node that heard "exists" waits in requestJoin for a member to
+// register it: it must answer other nodes' probes "exists" meanwhile, not
+// "new", or a second wiped node could count it towards a quorum of new
+// nodes and bootstrap the cluster again.
+func TestRejoiningNodeAnswersExists(t *testing.T) {
+	p := NewProbe(false)
+	sent := make(frameRecorder, 4)
+	p.SetSender(sent)
+	p.handleProbeResult(2, append(binary.BigEndian.AppendUint64(nil, 0), byte(answerExists)))
+	c := &Controller{e: testEnv(vfs.NewMem(), 1), identity: Identity{NodeID: 1}, cfg: Config{
+		Probe: p, Transport: sent, Peers: map[int32]string{1: "h:1", 2: "h:2", 3: "h:3"},
+		ProbeTimeout: waitMax, RetryDelay: time.Millisecond,
+	}}
+	members, err := c.probePeers()
+	if err != nil || !slices.Equal(members, []int32{2}) {
+		t.Fatalf("probe: members %v, %v", members, err)
+	}
+	p.handleProbe(3, binary.BigEndian.AppendUint64(nil, 9))
+	f := sent.next(t)
+	if f.to != 3 || f.typ != transport.FrameClusterProbeResult || len(f.payload) != probeResultBytes || probeAnswer(f.payload[8]) != answerExists {
+		t.Fatalf("answered node %d with %v %x, want exists", f.to, f.typ, f.payload)
 	}
 }
