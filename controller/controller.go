@@ -26,6 +26,10 @@ const GroupID = 0
 // needs a bootstrap entry of its own.
 const bootstrapIndex = 1
 
+// bootstrapTerm is the term of the bootstrap snapshot: a member in a later
+// term has seen a quorum pre-vote for an election.
+const bootstrapTerm = 1
+
 // MetaDirName is the meta log's directory under the data directory;
 // SnapshotFileName the meta-snapshot file in it.
 const (
@@ -246,7 +250,12 @@ func Open(cfg Config) (*Controller, error) {
 		c.closeLog()
 		return nil, err
 	}
-	if c.cfg.Join || c.rejoined || c.applied > bootstrapIndex {
+	past, err := c.pastBootstrap()
+	if err != nil {
+		c.closeLog()
+		return nil, err
+	}
+	if c.cfg.Join || c.rejoined || past {
 		cfg.Probe.set(answerExists)
 	} else {
 		cfg.Probe.set(answerForming)

@@ -91,8 +91,10 @@
 // peers first probes them (probe.go: frames ClusterProbe and
 // ClusterProbeResult, answered by the node's Probe, which exists before
 // its controller does, since peers probe each other from Open). A peer
-// answers "new" (no node.json), "forming" (bootstrapped, nothing committed
-// past the bootstrap) or "exists" (committed past it, or joined); a node
+// answers "new" (no node.json), "forming" (bootstrapped, nothing past the
+// bootstrap) or "exists" (a term past the bootstrap's, which PreVote gives
+// only after a quorum pre-voted, an entry or state past the bootstrap
+// index, or joined: known at Open, before re-applying the log); a node
 // with node.json answers nothing until its controller has opened. Any
 // "exists" makes the node ask a member to register it (join.go, NodeJoin:
 // its node id, nonce and Raft address; the member runs AddNode's steps and
@@ -100,10 +102,7 @@
 // meanwhile, lest another wiped node count it as new), and it starts as
 // Config.Join would; a quorum of "new" or "forming", itself counted, bootstraps. The leader
 // then removes from the group any member whose node registered a later
-// incarnation. Left open: a wipe after the first election but before the
-// group committed anything is answered "forming", so the node may
-// bootstrap again and vote twice in that election's term; and a rejoin
-// needs a Config.Log that starts empty (raftlog cannot), so a node on its
+// incarnation. Left open: a rejoin needs a Config.Log that starts empty (raftlog cannot), so a node on its
 // own raftlog that finds its cluster existing refuses to start.
 //
 // # Membership

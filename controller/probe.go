@@ -42,11 +42,12 @@ const (
 	answerSilent probeAnswer = -1
 	// answerNew: no cluster yet (no node.json).
 	answerNew probeAnswer = 0
-	// answerForming: bootstrapped, and nothing committed past the
-	// bootstrap snapshot as far as this node applied.
+	// answerForming: bootstrapped, and nothing past the bootstrap
+	// snapshot as far as this node knows.
 	answerForming probeAnswer = 1
-	// answerExists: the group committed past its bootstrap (a quorum
-	// elected a leader), or this node joined it.
+	// answerExists: the group went past its bootstrap (pastBootstrap: a
+	// quorum pre-voted for a later term, or an entry past it), or this
+	// node joined it.
 	answerExists probeAnswer = 2
 )
 
@@ -213,4 +214,23 @@ func (c *Controller) probePeers() ([]int32, error) {
 		}
 		retry.Stop()
 	}
+}
+
+// pastBootstrap reports whether the meta group went past its bootstrap,
+// as far as this node's log shows before it re-applies anything: a term
+// past the bootstrap's (PreVote is on, so a quorum pre-voted for an
+// election), an entry past the bootstrap index, or state applied past it.
+// A restarted member whose meta-snapshot file was lost has applied only
+// the log's snapshot at Open; answering "forming" until it re-applied its
+// log would let a wiped peer bootstrap again.
+func (c *Controller) pastBootstrap() (bool, error) {
+	hs, _, err := c.log.InitialState()
+	if err != nil {
+		return false, fmt.Errorf("controller: read the meta log's state: %w", err)
+	}
+	last, err := c.log.LastIndex()
+	if err != nil {
+		return false, fmt.Errorf("controller: read the meta log's last index: %w", err)
+	}
+	return hs.GetTerm() > bootstrapTerm || last > bootstrapIndex || c.applied > bootstrapIndex, nil
 }

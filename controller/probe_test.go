@@ -2,6 +2,8 @@ package controller
 
 import (
 	"encoding/binary"
+	"errors"
+	"io/fs"
 	"slices"
 	"testing"
 	"time"
@@ -106,5 +108,25 @@ func TestRejoiningNodeAnswersExists(t *testing.T) {
 	f := sent.next(t)
 	if f.to != 3 || f.typ != transport.FrameClusterProbeResult || len(f.payload) != probeResultBytes || probeAnswer(f.payload[8]) != answerExists {
 		t.Fatalf("answered node %d with %v %x, want exists", f.to, f.typ, f.payload)
+	}
+}
+
+// A member restarted without its meta-snapshot file has applied only the
+// bootstrap snapshot when Open returns, but its log and term show the
+// group went past it: it answers "exists" at once, not "forming" (which
+// would let a wiped peer bootstrap again).
+func TestRestartedMemberAnswersExistsAtOnce(t *testing.T) {
+	cl := newCluster(t, 3, 1000)
+	propose(t, cl.leader().c, allocate(1))
+	cl.converge(cl.leader().c.Applied())
+	f := cl.follower()
+	file := f.c.snapshotFile()
+	cl.stop(f.id)
+	if err := cl.fs.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	n := cl.start(f.id)
+	if a := n.c.cfg.Probe.answer.Load(); a != answerExists {
+		t.Fatalf("restarted member answers %d, want exists (%d)", a, answerExists)
 	}
 }

@@ -121,6 +121,9 @@ func (c *Controller) resolveLocked(idx, term uint64, res *metav1.Result) {
 // for one.
 func (s *stateMachine) LeadershipChanged(l replica.Leadership) {
 	c := (*Controller)(s)
+	if l.Term > bootstrapTerm { // a quorum pre-voted past the bootstrap (pastBootstrap)
+		c.cfg.Probe.set(answerExists)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.leadership = l
