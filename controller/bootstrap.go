@@ -315,8 +315,13 @@ func (c *Controller) snapshotLoop() {
 // snapshot takes the state at the applied index on the group's worker,
 // writes it to the file off the worker (atomically: the file holds the old
 // or the new state after a crash), then compacts the log to that index,
-// so the log never lacks entries the file does not cover.
+// so the log never lacks entries the file does not cover. One call at a
+// time (snapshotMu). It writes nothing when the machine runs ahead of the
+// replica or the last snapshot covers the applied index: a caller that
+// needs one at some index checks snapshotIndex after.
 func (c *Controller) snapshot() error {
+	c.snapshotMu.Lock()
+	defer c.snapshotMu.Unlock()
 	var (
 		data  []byte
 		index uint64

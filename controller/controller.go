@@ -180,6 +180,11 @@ type Controller struct {
 	prepTerm uint64
 	prepNext int64
 
+	// snapshotMu serialises snapshot: the snapshot goroutine, AddNode and
+	// join goroutines call it at once, and the file's write goes through
+	// one temporary name.
+	snapshotMu sync.Mutex
+
 	mu      sync.Mutex
 	machine *meta.Machine
 	// appliedNext is the meta log's next offset after the applied index.

@@ -546,3 +546,25 @@ func checkReclaimed(t *testing.T, fs vfs.FS, compacted uint64) {
 		t.Fatalf("segments %+v, start %d, compaction point at offset %d", segs, l.Segments().StartOffset(), keep)
 	}
 }
+
+// snapshot runs from the snapshot goroutine, AddNode and join goroutines
+// at once: concurrent calls each succeed and leave the meta-snapshot file
+// at the applied index.
+func TestConcurrentSnapshots(t *testing.T) {
+	c := openSingle(t, make(frameRecorder, 64))
+	for round := range 20 {
+		propose(t, c, allocate(1))
+		errs := make(chan error, 16)
+		for range 16 {
+			go func() { errs <- c.snapshot() }()
+		}
+		for range 16 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if got, want := c.snapshotIndexNow(), c.Applied(); got != want {
+			t.Fatalf("round %d: snapshot at %d, applied %d", round, got, want)
+		}
+	}
+}

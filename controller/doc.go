@@ -136,7 +136,9 @@
 //
 // The state machine's methods run on the group's worker. Controller.mu
 // guards the machine, the applied index, the leadership and the waiters;
-// State, Snapshot and WaitApplied take it from any goroutine. Probe.mu
+// State, Snapshot and WaitApplied take it from any goroutine. snapshotMu
+// serialises taking a meta snapshot (the snapshot goroutine, AddNode and
+// join goroutines take them). Probe.mu
 // guards a probe's sender, answers heard and pending NodeJoins. Per
 // controller: a snapshot goroutine, a membership goroutine, and one
 // goroutine per forwarded request being served (at most ForwardedMax; more

@@ -152,7 +152,11 @@ func (c *Controller) addLearnerLocal(ctx context.Context, rid uint64, deadline <
 			if err := c.snapshot(); err != nil {
 				return 0, fmt.Errorf("%w: learner %x added, no snapshot for it: %w", ErrTimeout, rid, err)
 			}
-			return applied, nil
+			// snapshot writes none while the machine runs ahead of the
+			// replica: wait for the next apply and take it then.
+			if c.snapshotCovers(applied) {
+				return applied, nil
+			}
 		}
 		select {
 		case <-changed:
@@ -164,6 +168,14 @@ func (c *Controller) addLearnerLocal(ctx context.Context, rid uint64, deadline <
 			return 0, ErrClosed
 		}
 	}
+}
+
+// snapshotCovers reports whether the last meta snapshot is at index or
+// past it.
+func (c *Controller) snapshotCovers(index uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snapshotIndex >= index
 }
 
 // HandleJoinFrame serves a Join frame (the replica id of a registered
