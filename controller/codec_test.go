@@ -57,7 +57,7 @@ func TestFramePayloads(t *testing.T) {
 		t.Fatalf("result: %+v %v", got, err)
 	}
 	bad := encodeResult(want)
-	bad[8] = 3
+	bad[8] = byte(statusRefused) + 1
 	for _, p := range [][]byte{nil, make([]byte, 7), make([]byte, 16), bad} {
 		_, err1 := decodeResult(p)
 		if !errors.Is(err1, errBadFrame) {

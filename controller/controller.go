@@ -48,6 +48,10 @@ var (
 	// it with a snapshot); it was not retried, since a retry could apply
 	// it twice.
 	ErrTimeout = errors.New("controller: metadata proposal outcome unknown")
+	// ErrRefused: the request was refused for good (a join under a live
+	// node's id, or a registered id at another address); it was not
+	// applied, and asking again is refused alike.
+	ErrRefused = errors.New("controller: request refused")
 	// ErrClosed: the controller is closed.
 	ErrClosed = errors.New("controller: closed")
 )

@@ -48,6 +48,8 @@
 // is tried again until the deadline, then ErrNotController; one whose fate
 // is unknown (no answer, the forwarded-to node lost the leadership) is not
 // retried and fails with ErrTimeout, since a retry could apply it twice.
+// A permanent refusal (a join under a live node's id, or a registered id
+// at another address) is answered "refused": ErrRefused, not retried.
 //
 // # Snapshots
 //

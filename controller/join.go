@@ -222,7 +222,7 @@ func (c *Controller) ServeJoin(from uint64, payload []byte) []byte {
 	}
 	if err := c.checkJoinAddress(j); err != nil {
 		c.e.Logger.Warn("controller: refused a join", "from", from, "err", err)
-		return encodeResult(forwardResult{requestID: j.requestID, status: statusFailed, body: []byte(err.Error())})
+		return encodeResult(forwardResult{requestID: j.requestID, status: statusRefused, body: []byte(err.Error())})
 	}
 	return encodeResult(c.answerJoin(j))
 }

@@ -298,7 +298,7 @@ func removable(id, leader uint64, cs *raftpb.ConfState, st raft.Status) bool {
 }
 
 // errLiveMember refuses a registration that would replace a live replica.
-var errLiveMember = errors.New("the node's current incarnation is alive")
+var errLiveMember = fmt.Errorf("%w: the node's current incarnation is alive", ErrRefused)
 
 // replacedReplica returns the replica id that a command registering a new
 // incarnation would replace (0 for any other command, or a retry of the

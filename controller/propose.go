@@ -242,6 +242,8 @@ func forwardedErr(node uint64, r forwardResult) error {
 		return nil
 	case statusNotController:
 		return fmt.Errorf("%w: node %d is not the leader", ErrNotController, node)
+	case statusRefused:
+		return fmt.Errorf("%w: by node %d: %s", ErrRefused, node, r.body)
 	default:
 		return fmt.Errorf("%w: on node %d: %s", ErrTimeout, node, r.body)
 	}
@@ -297,6 +299,8 @@ func resultOf(id, index uint64, res *metav1.Result, err error) forwardResult {
 	switch {
 	case errors.Is(err, ErrNotController):
 		return forwardResult{requestID: id, status: statusNotController}
+	case errors.Is(err, ErrRefused):
+		return forwardResult{requestID: id, status: statusRefused, body: []byte(err.Error())}
 	case err != nil:
 		return forwardResult{requestID: id, status: statusFailed, body: []byte(err.Error())}
 	}
