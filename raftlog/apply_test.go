@@ -104,18 +104,7 @@ func TestApplySnapshotConformance(t *testing.T) {
 			term, applied := testBoot.Term, testBoot.Index
 			for round := range 10 {
 				newTerm := round == 0 || rng.IntN(3) == 0
-				first := m.last() + 1
-				if newTerm {
-					term++
-					if m.last() > applied && rng.IntN(2) == 0 {
-						first = applied + 1 + rng.Uint64N(m.last()-applied)
-					}
-				}
-				ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
-				if err := l.Append(ents, 0); err != nil {
-					t.Fatal(err)
-				}
-				m.apply(t, ents, begins, end)
+				term = appendRandom(t, l, m, rng, term, applied, newTerm, 0)
 				applied += rng.Uint64N(m.last() - applied + 1)
 				if err := l.RecordApplied(applied, nil); err != nil {
 					t.Fatal(err)

@@ -99,19 +99,8 @@ func cacheMatchesSegments(t *testing.T, seed uint64) {
 	term, applied := testBoot.Term, testBoot.Index
 	served := 0
 	for round := range 10 {
-		first := m.last() + 1
 		newTerm := round == 0 || rng.IntN(3) == 0
-		if newTerm && m.last() > applied && rng.IntN(2) == 0 {
-			first = applied + 1 + rng.Uint64N(m.last()-applied)
-		}
-		if newTerm {
-			term++
-		}
-		ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
-		if err := l.Append(ents, int64(round)); err != nil {
-			t.Fatal(err)
-		}
-		m.apply(t, ents, begins, end)
+		term = appendRandom(t, l, m, rng, term, applied, newTerm, int64(round))
 		if rng.IntN(4) == 0 {
 			compactSome(t, l, rng, &applied)
 		}

@@ -131,6 +131,26 @@ func stampedBatchErr(base int64, s spec) ([]byte, error) {
 	return batch.Encode(tmpl, int32(len(recs)-1), recs, batch.None)
 }
 
+// appendRandom appends random entries to l and m after the last entry,
+// or, at a new term, half the time over a random suffix above applied,
+// and returns the term it appended at.
+func appendRandom(t testing.TB, l *Log, m *model, rng *rand.Rand, term, applied uint64, newTerm bool, nowMs int64) uint64 {
+	t.Helper()
+	first := m.last() + 1
+	if newTerm {
+		term++
+		if m.last() > applied && rng.IntN(2) == 0 {
+			first = applied + 1 + rng.Uint64N(m.last()-applied)
+		}
+	}
+	ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
+	if err := l.Append(ents, nowMs); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, ents, begins, end)
+	return term
+}
+
 // randomSpecs are the entries a leader of term appends next: its empty
 // entry first when it is new, then a mixture.
 func randomSpecs(rng *rand.Rand, term uint64, newTerm bool) []spec {
@@ -329,19 +349,8 @@ func TestAppendRandomConformance(t *testing.T) {
 			m := newModel(t)
 			term := testBoot.Term
 			for round := range 8 {
-				first := m.last() + 1
 				newTerm := round == 0 || rng.IntN(3) == 0
-				if newTerm && m.last() > testBoot.Index && rng.IntN(2) == 0 {
-					first = testBoot.Index + 1 + rng.Uint64N(m.last()-testBoot.Index)
-				}
-				if newTerm {
-					term++
-				}
-				ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
-				if err := l.Append(ents, int64(round)); err != nil {
-					t.Fatal(err)
-				}
-				m.apply(t, ents, begins, end)
+				term = appendRandom(t, l, m, rng, term, testBoot.Index, newTerm, int64(round))
 				matches(t, l, m)
 				if rng.IntN(2) == 0 {
 					if err := l.Checkpoint(); err != nil {
@@ -649,18 +658,7 @@ func TestCompactConformance(t *testing.T) {
 			term, applied := testBoot.Term, testBoot.Index
 			for round := range 6 {
 				newTerm := round == 0 || rng.IntN(3) == 0
-				first := m.last() + 1
-				if newTerm {
-					term++
-					if m.last() > applied && rng.IntN(2) == 0 {
-						first = applied + 1 + rng.Uint64N(m.last()-applied)
-					}
-				}
-				ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
-				if err := l.Append(ents, 0); err != nil {
-					t.Fatal(err)
-				}
-				m.apply(t, ents, begins, end)
+				term = appendRandom(t, l, m, rng, term, applied, newTerm, 0)
 				if err := l.Sync(); err != nil {
 					t.Fatal(err)
 				}
@@ -748,18 +746,7 @@ func TestMetaRewrite(t *testing.T) {
 	term, applied := testBoot.Term, testBoot.Index
 	for round := range 40 {
 		newTerm := round%5 == 0
-		first := m.last() + 1
-		if newTerm {
-			term++
-			if m.last() > applied && rng.IntN(2) == 0 {
-				first = applied + 1 + rng.Uint64N(m.last()-applied)
-			}
-		}
-		ents, begins, end := m.build(t, first, randomSpecs(rng, term, newTerm))
-		if err := l.Append(ents, 0); err != nil {
-			t.Fatal(err)
-		}
-		m.apply(t, ents, begins, end)
+		term = appendRandom(t, l, m, rng, term, applied, newTerm, 0)
 		if err := l.Checkpoint(); err != nil {
 			t.Fatal(err)
 		}
