@@ -150,7 +150,7 @@ func (p *peer) connect(first bool) *link {
 	if !first {
 		var wait time.Duration
 		delay, wait = reconnectDelay(0, cfg.ReconnectDelayMin, cfg.ReconnectDelayMax, p.t.random())
-		if !p.sleep(wait) {
+		if !p.t.pause(p.ctx, wait) {
 			return nil
 		}
 	}
@@ -165,21 +165,9 @@ func (p *peer) connect(first bool) *link {
 		var wait time.Duration
 		delay, wait = reconnectDelay(delay, cfg.ReconnectDelayMin, cfg.ReconnectDelayMax, p.t.random())
 		p.t.logger.Debug("transport: connect failed", "peer", p.id, "err", err, "retry_in", wait)
-		if !p.sleep(wait) {
+		if !p.t.pause(p.ctx, wait) {
 			return nil
 		}
-	}
-}
-
-// sleep waits d on the env clock; false when stopped first.
-func (p *peer) sleep(d time.Duration) bool {
-	timer := p.t.env.Clock.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C():
-		return true
-	case <-p.ctx.Done():
-		return false
 	}
 }
 

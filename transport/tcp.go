@@ -289,7 +289,7 @@ func (t *TCP) acceptLoop() {
 				return
 			}
 			t.logger.Warn("transport: accept", "err", err)
-			if !t.pause(acceptRetryDelay) {
+			if !t.pause(t.ctx, acceptRetryDelay) {
 				return
 			}
 			continue
@@ -428,14 +428,15 @@ func (t *TCP) watchdog(conn net.Conn, d time.Duration) (stop func() bool) {
 	}
 }
 
-// pause waits d on the env clock; false when the transport closed first.
-func (t *TCP) pause(d time.Duration) bool {
+// pause waits d on the env clock; false when ctx (the transport's, or a
+// peer's derived from it) ended first.
+func (t *TCP) pause(ctx context.Context, d time.Duration) bool {
 	timer := t.env.Clock.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-timer.C():
 		return true
-	case <-t.ctx.Done():
+	case <-ctx.Done():
 		return false
 	}
 }
