@@ -1,6 +1,7 @@
 package leaders
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -128,5 +129,5 @@ func (t *Table) pendingEntries() []transport.LeaderEntry {
 }
 
 func sortEntries(es []transport.LeaderEntry) {
-	slices.SortFunc(es, func(a, b transport.LeaderEntry) int { return cmpUint64(a.Group, b.Group) })
+	slices.SortFunc(es, func(a, b transport.LeaderEntry) int { return cmp.Compare(a.Group, b.Group) })
 }

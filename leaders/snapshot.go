@@ -1,6 +1,7 @@
 package leaders
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -47,7 +48,7 @@ func (t *Table) Snapshot(now time.Time) Snapshot {
 		s.Nodes = append(s.Nodes, NodeStatus{Node: id, Incarnation: n.incarnation, Alive: t.Alive(id, now),
 			HeardAt: n.heardAt, Sequence: n.sequence, Gaps: n.gaps})
 	}
-	slices.SortFunc(s.Groups, func(a, b GroupStatus) int { return cmpUint64(a.Group, b.Group) })
-	slices.SortFunc(s.Nodes, func(a, b NodeStatus) int { return cmpUint64(a.Node, b.Node) })
+	slices.SortFunc(s.Groups, func(a, b GroupStatus) int { return cmp.Compare(a.Group, b.Group) })
+	slices.SortFunc(s.Nodes, func(a, b NodeStatus) int { return cmp.Compare(a.Node, b.Node) })
 	return s
 }

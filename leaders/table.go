@@ -1,6 +1,7 @@
 package leaders
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -302,23 +303,13 @@ func (t *Table) clearUnlisted(hb transport.NodeHeartbeat) bool {
 			continue
 		}
 		if _, listed := slices.BinarySearchFunc(hb.Entries, g, func(x transport.LeaderEntry, g uint64) int {
-			return cmpUint64(x.Group, g)
+			return cmp.Compare(x.Group, g)
 		}); !listed {
 			t.view[g] = entry{term: e.term}
 			changed = true
 		}
 	}
 	return changed
-}
-
-func cmpUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Expire takes for dead the peers silent for the liveness timeout at now,
