@@ -1,103 +1,24 @@
 package replica_test
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cairnlog/cairn/internal/script"
 	"github.com/cairnlog/cairn/replica"
 )
 
-// A scenario file (testdata/*.txt) is a list of steps:
-//
-//	# optional comments
-//	command key=value key=value
-//	----
-//	expected output (no blank lines)
-//	<blank line>
+// A scenario file (testdata/*.txt) is a list of steps in the form package
+// internal/script reads.
 //
 // go test ./replica -run TestScripts -rewrite regenerates the expected
 // output in place; review the diff before keeping it. The commands are
 // those of scriptRunner.run.
 var rewrite = flag.Bool("rewrite", false, "rewrite scenario expectations with the actual output")
-
-type scriptStep struct {
-	comments []string
-	command  string
-	expected string
-}
-
-func parseScript(t *testing.T, path string) []scriptStep {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var steps []scriptStep
-	var cur scriptStep
-	inOutput := false
-	var out []string
-	sc := bufio.NewScanner(f)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		switch {
-		case inOutput && text == "":
-			cur.expected = strings.Join(out, "\n")
-			steps = append(steps, cur)
-			cur, out, inOutput = scriptStep{}, nil, false
-		case inOutput:
-			out = append(out, text)
-		case text == "----":
-			if cur.command == "" {
-				t.Fatalf("%s:%d: ---- without a command", path, line)
-			}
-			inOutput = true
-		case text == "" && cur.command == "":
-		case strings.HasPrefix(text, "#"):
-			cur.comments = append(cur.comments, text)
-		case cur.command != "":
-			t.Fatalf("%s:%d: second command line %q before ----", path, line, text)
-		default:
-			cur.command = text
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if inOutput {
-		cur.expected = strings.Join(out, "\n")
-		steps = append(steps, cur)
-	} else if cur.command != "" {
-		t.Fatalf("%s: last command %q has no ----", path, cur.command)
-	}
-	return steps
-}
-
-func writeScript(t *testing.T, path string, steps []scriptStep) {
-	t.Helper()
-	var b strings.Builder
-	for _, s := range steps {
-		for _, c := range s.comments {
-			b.WriteString(c + "\n")
-		}
-		fmt.Fprintf(&b, "%s\n----\n", s.command)
-		if s.expected != "" {
-			b.WriteString(s.expected + "\n")
-		}
-		b.WriteString("\n")
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestScripts runs the scenarios of testdata/*.txt on three (or more)
 // simulated replicas of the toy state machine; after every step the
@@ -109,11 +30,11 @@ func TestScripts(t *testing.T) {
 	}
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			steps := parseScript(t, path)
+			steps := script.Parse(t, path)
 			sr := &scriptRunner{t: t}
 			for i := range steps {
 				s := &steps[i]
-				fields := strings.Fields(s.command)
+				fields := strings.Fields(s.Command)
 				args := map[string]string{}
 				for _, f := range fields[1:] {
 					k, v, _ := strings.Cut(f, "=")
@@ -122,19 +43,19 @@ func TestScripts(t *testing.T) {
 				got := strings.TrimRight(sr.run(fields[0], args), "\n")
 				if sr.w != nil {
 					if v := sr.w.check(); len(v) > 0 {
-						t.Fatalf("%s step %d %q: properties violated:\n%s", path, i+1, s.command, strings.Join(v, "\n"))
+						t.Fatalf("%s step %d %q: properties violated:\n%s", path, i+1, s.Command, strings.Join(v, "\n"))
 					}
 				}
 				if *rewrite {
-					s.expected = got
+					s.Expected = got
 					continue
 				}
-				if got != s.expected {
-					t.Fatalf("%s step %d %q:\n got:\n%s\n want:\n%s", path, i+1, s.command, got, s.expected)
+				if got != s.Expected {
+					t.Fatalf("%s step %d %q:\n got:\n%s\n want:\n%s", path, i+1, s.Command, got, s.Expected)
 				}
 			}
 			if *rewrite {
-				writeScript(t, path, steps)
+				script.Write(t, path, steps)
 			}
 		})
 	}
