@@ -16,13 +16,10 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// Names of a legacy single node's metadata files, and the suffix they take
-// once migrated into the metadata group. Part of the on-disk format.
-const (
-	legacyClusterFile = "cluster.json"
-	legacyTopicsFile  = "topics.json"
-	migratedSuffix    = ".migrated"
-)
+// migratedSuffix is the suffix a legacy single node's metadata files
+// (controller.LegacyClusterFile, controller.LegacyTopicsFile) take once
+// migrated into the metadata group. Part of the on-disk format.
+const migratedSuffix = ".migrated"
 
 // leadingWaitMax bounds the wait at start for the one-voter metadata group
 // to elect this node and apply its log: it campaigns at once, so only a
@@ -113,7 +110,7 @@ func (c *Cluster) identity(names []string) (controller.Identity, *metav1.State, 
 // or between the renames only has the next start rename them again.
 func (c *Cluster) retireLegacyFiles() error {
 	renamed := false
-	for _, name := range []string{legacyTopicsFile, legacyClusterFile} {
+	for _, name := range []string{controller.LegacyTopicsFile, controller.LegacyClusterFile} {
 		from := path.Join(c.cfg.DataDir, name)
 		err := c.env.FS.Rename(from, from+migratedSuffix)
 		if errors.Is(err, fs.ErrNotExist) {

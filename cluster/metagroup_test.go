@@ -11,6 +11,7 @@ import (
 	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -117,7 +118,7 @@ func TestLegacyDirectoryMigrates(t *testing.T) {
 	if pid < legacyFixture.nextProducerID {
 		t.Fatalf("producer id %d, the legacy node had reserved up to %d", pid, legacyFixture.nextProducerID)
 	}
-	for _, name := range []string{legacyClusterFile, legacyTopicsFile} {
+	for _, name := range []string{controller.LegacyClusterFile, controller.LegacyTopicsFile} {
 		if _, err := fsys.Stat("/data/" + name); err == nil {
 			t.Fatalf("%s still in place", name)
 		}
@@ -143,23 +144,23 @@ func TestLegacyDirectoryMigrates(t *testing.T) {
 func TestLegacyMigrationInterrupted(t *testing.T) {
 	errFS := vfs.NewErrorFS(vfs.NewMem())
 	copyIn(t, "testdata/legacy-v1", errFS, "/data")
-	remove := errFS.Inject(vfs.Rule{Op: vfs.OpRename, PathContains: legacyClusterFile, Err: errors.New("EIO")})
+	remove := errFS.Inject(vfs.Rule{Op: vfs.OpRename, PathContains: controller.LegacyClusterFile, Err: errors.New("EIO")})
 	if _, err := Open(testEnv(errFS), DefaultConfig("/data")); err == nil {
 		t.Fatal("open with a failing rename succeeded")
 	}
 	remove()
-	if _, err := errFS.Stat("/data/" + legacyClusterFile); err != nil {
+	if _, err := errFS.Stat("/data/" + controller.LegacyClusterFile); err != nil {
 		t.Fatalf("cluster.json after the failed start: %v", err)
 	}
 	// A changed cluster.json must not matter any more: node.json says the
 	// metadata group holds the directory's state.
-	if err := vfs.WriteFileAtomic(errFS, "/data/"+legacyClusterFile, []byte(`{"version":1,"cluster_id":"other","next_producer_id":0}`)); err != nil {
+	if err := vfs.WriteFileAtomic(errFS, "/data/"+controller.LegacyClusterFile, []byte(`{"version":1,"cluster_id":"other","next_producer_id":0}`)); err != nil {
 		t.Fatal(err)
 	}
 	c := openCluster(t, errFS)
 	defer c.Close()
 	checkLegacyTopics(t, c)
-	if _, err := errFS.Stat("/data/" + legacyClusterFile); err == nil {
+	if _, err := errFS.Stat("/data/" + controller.LegacyClusterFile); err == nil {
 		t.Fatal("cluster.json still in place")
 	}
 }

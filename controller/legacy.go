@@ -12,9 +12,10 @@ import (
 )
 
 // Names of a legacy single node's metadata files in its data directory.
+// Part of the on-disk format.
 const (
-	legacyClusterFile = "cluster.json"
-	legacyTopicsFile  = "topics.json"
+	LegacyClusterFile = "cluster.json"
+	LegacyTopicsFile  = "topics.json"
 )
 
 // ErrNoLegacy: the data directory has no cluster.json to migrate.
@@ -27,18 +28,18 @@ var ErrNoLegacy = errors.New("controller: no legacy cluster.json")
 // cluster.json. The files are left in place: a crash before the meta log
 // is bootstrapped migrates them again, identically.
 func MigrateLegacyDir(fsys vfs.FS, dataDir string, self *metav1.Broker) (*metav1.State, error) {
-	clusterJSON, err := vfs.ReadFile(fsys, filepath.Join(dataDir, legacyClusterFile))
+	clusterJSON, err := vfs.ReadFile(fsys, filepath.Join(dataDir, LegacyClusterFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w in %s", ErrNoLegacy, dataDir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("controller: read %s: %w", legacyClusterFile, err)
+		return nil, fmt.Errorf("controller: read %s: %w", LegacyClusterFile, err)
 	}
-	topicsJSON, err := vfs.ReadFile(fsys, filepath.Join(dataDir, legacyTopicsFile))
+	topicsJSON, err := vfs.ReadFile(fsys, filepath.Join(dataDir, LegacyTopicsFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		topicsJSON = nil // no topic was ever created
 	} else if err != nil {
-		return nil, fmt.Errorf("controller: read %s: %w", legacyTopicsFile, err)
+		return nil, fmt.Errorf("controller: read %s: %w", LegacyTopicsFile, err)
 	}
 	st, err := meta.MigrateLegacy(clusterJSON, topicsJSON, self, bootstrapIndex)
 	if err != nil {
