@@ -83,27 +83,33 @@ func (p *Partition) trimEnd() (int64, error) {
 	if p.raft == nil {
 		return hwm, nil
 	}
-	applied, err := p.RaftApplied()
+	_, end, err := p.appliedEnd()
 	if err != nil {
 		return 0, err
 	}
+	return min(hwm, end), nil
+}
+
+// appliedEnd returns the applied index the Raft log recorded and the
+// offset after it.
+func (p *Partition) appliedEnd() (uint64, int64, error) {
+	applied, err := p.RaftApplied()
+	if err != nil {
+		return 0, 0, err
+	}
 	end, err := p.raft.OffsetOf(applied + 1)
 	if err != nil {
-		return 0, fmt.Errorf("offset after the applied index %d: %w", applied, err)
+		return 0, 0, fmt.Errorf("offset after the applied index %d: %w", applied, err)
 	}
-	return min(hwm, end), nil
+	return applied, end, nil
 }
 
 // raftIndexBelow returns the compaction point for compactRaftBelow, 0 when
 // the log is compacted past it already.
 func (p *Partition) raftIndexBelow(offset int64) (uint64, error) {
-	applied, err := p.RaftApplied()
+	applied, appliedEnd, err := p.appliedEnd()
 	if err != nil {
 		return 0, err
-	}
-	appliedEnd, err := p.raft.OffsetOf(applied + 1)
-	if err != nil {
-		return 0, fmt.Errorf("offset after the applied index %d: %w", applied, err)
 	}
 	switch {
 	case offset > appliedEnd:
