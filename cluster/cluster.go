@@ -90,6 +90,10 @@ type PartitionSlot struct {
 	Index     int32
 	Partition *partition.Partition // nil when offline
 	Offline   error
+	// Group is the partition's Raft group id in the metadata state, and
+	// Replicas the node ids of its replicas, preferred leader first.
+	Group    uint64
+	Replicas []int32
 }
 
 // Cluster is the set of topics on this node.

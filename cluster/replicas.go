@@ -107,7 +107,9 @@ func (c *Cluster) reconcileTopic(w *metav1.Topic) (int, error) {
 	}
 	opened := len(w.Partitions) - len(next.Partitions)
 	for i := int32(len(next.Partitions)); i < int32(len(w.Partitions)); i++ {
-		next.Partitions = append(next.Partitions, c.openPartition(w.Name, i, pcfg))
+		slot := c.openPartition(w.Name, i, pcfg)
+		slot.Group, slot.Replicas = w.Partitions[i].GroupId, c.replicaNodes(w.Partitions[i].Replicas)
+		next.Partitions = append(next.Partitions, slot)
 	}
 	c.topics[w.Name] = next
 	return opened, errors.Join(errs...)

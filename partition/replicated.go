@@ -681,3 +681,19 @@ func SchedulerProposer(s *replica.Scheduler, group uint64) Proposer {
 		return ferr
 	}
 }
+
+// WaitAppended blocks until an append's records are acknowledged as the
+// producer asked, in either mode: with all (acks=all, and every internal
+// writer) once committed, on a single-writer partition once durable;
+// without (acks=1) once durable in the leader's own log, which a failover
+// can lose, as in Kafka.
+func (p *Partition) WaitAppended(ctx context.Context, res AppendResult, all bool) error {
+	switch {
+	case p.repl == nil:
+		return p.WaitDurable(ctx, res.LastOffset)
+	case all:
+		return p.WaitCommitted(ctx, res.LastOffset, res.Term)
+	default:
+		return p.WaitLocalDurable(ctx, res.LastOffset, res.Term)
+	}
+}

@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+
+	"github.com/cairnlog/cairn/meta"
+)
+
+// What the front ends (Kafka, the event store, the group coordinator) see
+// of where partitions live: their replicas and leaders, and the brokers'
+// addresses. On a single node every partition is led here; on a cluster it
+// is the meta group's placement and the leader table.
+
+// Leader is what this node knows of a partition's leader.
+type Leader struct {
+	// Node is the leader's node id, -1 when unknown (an election is on).
+	Node int32
+	// Epoch is the leader epoch (the Raft term of a replicated
+	// partition), -1 when unknown.
+	Epoch int32
+	// Local: this node leads the partition and serves it (a replicated
+	// leader once its term's first entry applied), so Partition appends.
+	Local bool
+}
+
+// Broker is one node as clients reach it.
+type Broker struct {
+	NodeID int32
+	// KafkaAddr and HTTPAddr are HOST:PORT; empty when the node has not
+	// registered them (on a single node, the servers fill in their own).
+	KafkaAddr string
+	HTTPAddr  string
+	Rack      string
+}
+
+// HostPort splits a broker's Kafka address for a Metadata response.
+func (b Broker) HostPort() (string, int32, error) {
+	host, port, err := net.SplitHostPort(b.KafkaAddr)
+	if err != nil {
+		return "", 0, fmt.Errorf("broker %d kafka address %q: %w", b.NodeID, b.KafkaAddr, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("broker %d kafka address %q: %w", b.NodeID, b.KafkaAddr, err)
+	}
+	return host, int32(p), nil
+}
+
+// Leader reports the leader of a partition as this node knows it, or
+// ErrUnknownTopic.
+func (c *Cluster) Leader(topic string, index int32) (Leader, error) {
+	t, ok := c.Topic(topic)
+	if !ok || index < 0 || int(index) >= len(t.Partitions) {
+		return Leader{Node: -1, Epoch: -1}, fmt.Errorf("%w: %s-%d", ErrUnknownTopic, topic, index)
+	}
+	return c.slotLeader(t.Partitions[index]), nil
+}
+
+// slotLeader is the leader of one partition slot. A single node leads
+// every open partition; an offline one has none.
+func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
+	if s.Partition == nil {
+		return Leader{Node: -1, Epoch: -1}
+	}
+	return Leader{Node: c.cfg.NodeID, Epoch: s.Partition.LeaderEpoch(), Local: true}
+}
+
+// InSync lists the node ids of a partition's replicas this node counts in
+// sync, sorted: on a single node, the node itself while the partition is
+// open.
+func (c *Cluster) InSync(topic string, index int32) []int32 {
+	t, ok := c.Topic(topic)
+	if !ok || index < 0 || int(index) >= len(t.Partitions) || t.Partitions[index].Partition == nil {
+		return nil
+	}
+	return []int32{c.cfg.NodeID}
+}
+
+// Brokers lists the nodes of the cluster by node id.
+func (c *Cluster) Brokers() []Broker {
+	st := c.ctl.State()
+	out := make([]Broker, 0, len(st.Brokers))
+	for _, b := range st.Brokers {
+		id := b.NodeId
+		if len(st.Brokers) == 1 {
+			id = c.cfg.NodeID // a single node's meta id is max(NodeID, 1)
+		}
+		out = append(out, Broker{NodeID: id, KafkaAddr: b.KafkaAddr, HTTPAddr: b.HttpAddr, Rack: b.Rack})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out
+}
+
+// replicaNodes is the node ids clients see of a partition's replica ids,
+// in their order. A single node's meta id is max(NodeID, 1), and clients
+// see NodeID.
+func (c *Cluster) replicaNodes(replicas []uint64) []int32 {
+	out := make([]int32, len(replicas))
+	for i, r := range replicas {
+		out[i] = meta.NodeOf(r)
+		if out[i] == c.cfg.metaNodeID() {
+			out[i] = c.cfg.NodeID
+		}
+	}
+	return out
+}

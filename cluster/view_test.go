@@ -1,0 +1,54 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/cairnlog/cairn/storage/vfs"
+)
+
+func TestSingleNodeLeadsEveryOpenPartition(t *testing.T) {
+	c := openCluster(t, vfs.NewMem())
+	if _, err := c.CreateTopic("orders", 2, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range int32(2) {
+		l, err := c.Leader("orders", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Node != c.NodeID() || !l.Local || l.Epoch < 0 {
+			t.Fatalf("partition %d: leader %+v on node %d", i, l, c.NodeID())
+		}
+		if got := fmt.Sprint(c.InSync("orders", i)); got != fmt.Sprint([]int32{c.NodeID()}) {
+			t.Fatalf("partition %d: in sync %s", i, got)
+		}
+		topic, _ := c.Topic("orders")
+		if s := topic.Partitions[i]; s.Group == 0 || fmt.Sprint(s.Replicas) != fmt.Sprint([]int32{c.NodeID()}) {
+			t.Fatalf("partition %d: group %d replicas %v", i, s.Group, s.Replicas)
+		}
+	}
+	if _, err := c.Leader("orders", 2); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("partition past the count: %v", err)
+	}
+	if _, err := c.Leader("missing", 0); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("unknown topic: %v", err)
+	}
+	bs := c.Brokers()
+	if len(bs) != 1 || bs[0].NodeID != c.NodeID() {
+		t.Fatalf("brokers %+v", bs)
+	}
+}
+
+func TestBrokerHostPort(t *testing.T) {
+	host, port, err := Broker{NodeID: 2, KafkaAddr: "127.0.0.1:9092"}.HostPort()
+	if err != nil || host != "127.0.0.1" || port != 9092 {
+		t.Fatalf("%s %d %v", host, port, err)
+	}
+	for _, bad := range []string{"", "127.0.0.1", "127.0.0.1:99999", "h:x"} {
+		if _, _, err := (Broker{KafkaAddr: bad}).HostPort(); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}
