@@ -13,6 +13,7 @@ import (
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -26,6 +27,12 @@ var (
 	ErrInvalidConfig     = topicrules.ErrInvalidConfig
 	ErrInvalidPartitions = errors.New("invalid partition count")
 	ErrPartitionOffline  = errors.New("partition offline")
+	// ErrInvalidReplicationFactor: more replicas than active brokers, or
+	// fewer than one.
+	ErrInvalidReplicationFactor = meta.ErrReplicationFactor
+	// ErrNotLeader: this node does not lead the partition (it holds a
+	// follower replica, or none); Leader says who does, when known.
+	ErrNotLeader = partition.ErrNotLeader
 	// ErrUnknownPartitions: the data directory holds partition directories
 	// that no topic owns and that are not marked for deletion. Open refuses
 	// to start rather than guess whether they are data or garbage.
@@ -120,6 +127,9 @@ type Cluster struct {
 	producerIDEnd  int64 // end of the block allocated by the metadata group
 
 	applied chan struct{} // signalled by OnApplied, buffered 1
+	// leadersChanged is closed and replaced when the topics or the leaders
+	// of partitions change (guarded by mu).
+	leadersChanged chan struct{}
 	// reconciled is the applied index of the metadata state the
 	// partitions were last made to match (guarded by mu).
 	reconciled uint64
@@ -153,7 +163,7 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, env: e, lock: lock, topics: map[string]*Topic{},
-		applied: make(chan struct{}, 1), stop: make(chan struct{})}
+		applied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{})}
 	if err := c.load(); err != nil {
 		c.closeAll()
 		return nil, err

@@ -68,6 +68,7 @@ func (c *Cluster) reconcileTo(st *metav1.State) error {
 		opened = opened || n > 0
 		errs = append(errs, err)
 	}
+	c.signalLeadersLocked()
 	if opened {
 		// New partition directories are durable only once the data
 		// directory is synced; without it a power cut could lose a

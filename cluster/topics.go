@@ -69,6 +69,16 @@ func (c *Cluster) Partition(topic string, index int32) (*partition.Partition, er
 // partitions open. A partition that fails to open leaves the topic created
 // with that partition offline, and the error says so.
 func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (*Topic, error) {
+	return c.CreateTopicReplicated(name, partitions, -1, configs, validateOnly)
+}
+
+// CreateTopicReplicated is CreateTopic with a replication factor: -1 for
+// the default (min(3, active brokers); 1 on a single node), or at most the
+// number of active brokers, else ErrInvalidReplicationFactor.
+func (c *Cluster) CreateTopicReplicated(name string, partitions, replicationFactor int32, configs map[string]string, validateOnly bool) (*Topic, error) {
+	if err := c.checkReplicationFactor(replicationFactor); err != nil {
+		return nil, err
+	}
 	if err := ValidateTopicName(name); err != nil {
 		return nil, err
 	}
@@ -107,6 +117,15 @@ func (c *Cluster) CreateTopic(name string, partitions int32, configs map[string]
 	}
 	c.env.Logger.Info("topic created", "topic", name, "partitions", partitions)
 	return t, nil
+}
+
+// checkReplicationFactor refuses a replication factor a single node
+// cannot give.
+func (c *Cluster) checkReplicationFactor(rf int32) error {
+	if rf != -1 && rf != 1 {
+		return fmt.Errorf("%w: %d replicas on a single node", ErrInvalidReplicationFactor, rf)
+	}
+	return nil
 }
 
 // replicaSets places count new partitions on this node, the only replica.

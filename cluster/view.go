@@ -107,3 +107,24 @@ func (c *Cluster) replicaNodes(replicas []uint64) []int32 {
 	}
 	return out
 }
+
+// ControllerID is the node id of the metadata group's leader as this node
+// knows it, -1 when unknown.
+func (c *Cluster) ControllerID() int32 {
+	return c.cfg.NodeID // a single node leads its own metadata group
+}
+
+// LeadersChanged returns a channel closed at the next change of the topics
+// or of a partition's leader as this node knows it: a coordinator that
+// loads what this node leads watches it, and then reads Leader again.
+func (c *Cluster) LeadersChanged() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leadersChanged
+}
+
+// signalLeadersLocked wakes the watchers of LeadersChanged; callers hold mu.
+func (c *Cluster) signalLeadersLocked() {
+	close(c.leadersChanged)
+	c.leadersChanged = make(chan struct{})
+}

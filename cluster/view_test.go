@@ -52,3 +52,38 @@ func TestBrokerHostPort(t *testing.T) {
 		}
 	}
 }
+
+func TestLeadersChangedOnTopicChanges(t *testing.T) {
+	c := openCluster(t, vfs.NewMem())
+	ch := c.LeadersChanged()
+	select {
+	case <-ch:
+		t.Fatal("changed before any change")
+	default:
+	}
+	if _, err := c.CreateTopic("a", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("a topic creation did not signal")
+	}
+	if c.ControllerID() != c.NodeID() {
+		t.Fatalf("controller %d on a single node %d", c.ControllerID(), c.NodeID())
+	}
+}
+
+func TestSingleNodeReplicationFactor(t *testing.T) {
+	c := openCluster(t, vfs.NewMem())
+	for _, rf := range []int32{-1, 1} {
+		if _, err := c.CreateTopicReplicated(fmt.Sprint("rf", rf+1), 1, rf, nil, false); err != nil {
+			t.Fatalf("rf %d: %v", rf, err)
+		}
+	}
+	for _, rf := range []int32{0, 2, 3, -2} {
+		if _, err := c.CreateTopicReplicated("bad", 1, rf, nil, false); !errors.Is(err, ErrInvalidReplicationFactor) {
+			t.Fatalf("rf %d: %v", rf, err)
+		}
+	}
+}
