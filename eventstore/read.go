@@ -11,7 +11,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
+	"github.com/cairnlog/cairn/api/cairn/eventstore/v1/eventstorev1connect"
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/streams"
 )
@@ -159,9 +161,12 @@ func max64(a, b int64) int64 {
 // ReadStream implements the API.
 func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstorev1.ReadStreamRequest]) (*connect.Response[eventstorev1.ReadStreamResponse], error) {
 	m := req.Msg
-	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
+	}
+	if p == nil {
+		return forward(ctx, s, r, "ReadStream", m, eventstorev1connect.EventStoreClient.ReadStream)
 	}
 	x, err := p.StreamIndex()
 	if err != nil {
@@ -258,16 +263,28 @@ type topicReader struct {
 	states map[string]streams.State // per read, so a stream's state is looked up once
 }
 
-func (s *Service) newTopicReader(ctx context.Context, topic string, from []*eventstorev1.Position, filter *matcher) (*topicReader, error) {
+// topicRoute finds topic and where a read of all its partitions is served:
+// here when this node leads them all, else by the one node that does.
+func (s *Service) topicRoute(topic string, forwarded bool) (*cluster.Topic, route, error) {
 	t, err := s.topic(topic, false)
 	if err != nil {
-		return nil, err
+		return nil, route{}, err
 	}
+	r, err := s.routeOf(topicTarget(t), forwarded)
+	return t, r, err
+}
+
+func topicTarget(t *cluster.Topic) target {
+	return target{topic: t.Name, index: -1, partitions: len(t.Partitions)}
+}
+
+func (s *Service) newTopicReader(ctx context.Context, t *cluster.Topic, from []*eventstorev1.Position, filter *matcher) (*topicReader, error) {
+	topic := t.Name
 	r := &topicReader{ctx: ctx, s: s, topic: topic, filter: filter, parts: make([]*partition.Partition, len(t.Partitions)), next: make([]int64, len(t.Partitions))}
 	for i := range t.Partitions {
 		p, err := s.cluster.Partition(topic, int32(i))
 		if err != nil {
-			return nil, toConnectError(err)
+			return nil, s.partitionError(topic, int32(i), err)
 		}
 		r.parts[i] = p
 		r.next[i] = p.LogStartOffset()
@@ -413,7 +430,14 @@ func (s *Service) ReadTopic(ctx context.Context, req *connect.Request[eventstore
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.newTopicReader(ctx, m.GetTopic(), m.GetFrom(), filter)
+	t, where, err := s.topicRoute(m.GetTopic(), isForwarded(req.Header()))
+	if err != nil {
+		return nil, err
+	}
+	if !where.local {
+		return forward(ctx, s, where, "ReadTopic", m, eventstorev1connect.EventStoreClient.ReadTopic)
+	}
+	r, err := s.newTopicReader(ctx, t, m.GetFrom(), filter)
 	if err != nil {
 		return nil, err
 	}

@@ -39,10 +39,11 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstore
 		case <-ctx.Done():
 		}
 	}()
+	forwarded := isForwarded(req.Header())
 	if m.GetStream() != "" {
-		err = s.subscribeStream(ctx, m, filter, out)
+		err = s.subscribeStream(ctx, m, forwarded, filter, out)
 	} else {
-		err = s.subscribeTopic(ctx, m, filter, out)
+		err = s.subscribeTopic(ctx, m, forwarded, filter, out)
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		select {
@@ -54,11 +55,17 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstore
 	return err
 }
 
-func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.SubscribeRequest, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
-	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+// subscribeStream serves a stream subscription here while this node leads
+// the stream's partition, or relays it from the node that does.
+func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.SubscribeRequest, forwarded bool, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
+	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, forwarded)
 	if err != nil {
 		return err
 	}
+	if p == nil {
+		return s.relay(ctx, r, m, out)
+	}
+	led := target{topic: p.Topic(), index: p.Index()}
 	x, err := p.StreamIndex()
 	if err != nil {
 		return toConnectError(err)
@@ -82,6 +89,10 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 	caughtUp := false
 	for {
 		changed := p.Changed() // before reading, so no advance is missed
+		moved := s.placement.LeadersChanged()
+		if err := s.stillLeading(led); err != nil {
+			return err
+		}
 		st, err := durableState(ctx, p, x, m.GetStream())
 		if err != nil {
 			return err
@@ -106,14 +117,23 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 				return err
 			}
 		}
-		if err := wait(ctx, p, changed); err != nil {
+		if err := wait(ctx, p, changed, moved); err != nil {
 			return err
 		}
 	}
 }
 
-func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeRequest, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
-	r, err := s.newTopicReader(ctx, m.GetTopic(), m.GetFromPositions(), filter)
+// subscribeTopic serves a topic subscription here while this node leads all
+// the topic's partitions, or relays it from the one node that does.
+func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeRequest, forwarded bool, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
+	t, where, err := s.topicRoute(m.GetTopic(), forwarded)
+	if err != nil {
+		return err
+	}
+	if !where.local {
+		return s.relay(ctx, where, m, out)
+	}
+	r, err := s.newTopicReader(ctx, t, m.GetFromPositions(), filter)
 	if err != nil {
 		return err
 	}
@@ -125,6 +145,10 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 		changed := make([]<-chan struct{}, len(r.parts))
 		for i, p := range r.parts {
 			changed[i] = p.Changed()
+		}
+		moved := s.placement.LeadersChanged()
+		if err := s.stillLeading(topicTarget(t)); err != nil {
+			return err
 		}
 		before := append([]int64(nil), r.next...)
 		events, err := r.read(subscribePage)
@@ -150,7 +174,7 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 				return err
 			}
 		}
-		if err := waitAny(ctx, r.parts, changed); err != nil {
+		if err := waitAny(ctx, r.parts, changed, moved); err != nil {
 			return err
 		}
 	}
@@ -175,34 +199,43 @@ func equal(a, b []int64) bool {
 	return true
 }
 
-// wait blocks until the partition's high watermark moves (changed closes).
-func wait(ctx context.Context, p *partition.Partition, changed <-chan struct{}) error {
+// wait blocks until the partition's high watermark moves (changed closes)
+// or its leader may have changed (moved closes; the caller checks).
+func wait(ctx context.Context, p *partition.Partition, changed, moved <-chan struct{}) error {
 	select {
 	case <-changed:
 		if err := p.Err(); err != nil {
 			return toConnectError(err)
 		}
 		return nil
+	case <-moved:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// waitAny blocks until any partition's high watermark moves.
-func waitAny(ctx context.Context, parts []*partition.Partition, changed []<-chan struct{}) error {
+// waitAny blocks until any partition's high watermark moves, or a leader
+// may have changed (moved closes; the caller checks).
+func waitAny(ctx context.Context, parts []*partition.Partition, changed []<-chan struct{}, moved <-chan struct{}) error {
 	if len(parts) == 1 {
-		return wait(ctx, parts[0], changed[0])
+		return wait(ctx, parts[0], changed[0], moved)
 	}
-	cases := make([]reflect.SelectCase, 0, len(changed)+1)
-	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	const fixed = 2 // ctx.Done(), moved
+	cases := make([]reflect.SelectCase, 0, len(changed)+fixed)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(moved)})
 	for _, ch := range changed {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 	}
 	chosen, _, _ := reflect.Select(cases)
-	if chosen == 0 {
+	switch chosen {
+	case 0:
 		return ctx.Err()
+	case 1:
+		return nil
 	}
-	if err := parts[chosen-1].Err(); err != nil {
+	if err := parts[chosen-fixed].Err(); err != nil {
 		return toConnectError(err)
 	}
 	return nil
