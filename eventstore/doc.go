@@ -20,10 +20,12 @@
 // not lead the partition answers it UNAVAILABLE, naming the leader it knows.
 // Subscriptions are relayed from the leader and end with UNAVAILABLE when
 // the leader changes, and so do subscriptions served here when this node
-// stops leading. A topic read or subscription needs one node leading every
-// partition of the topic (UNAVAILABLE otherwise). Where partitions are led
-// is asked of a small interface (placement.go), the cluster's by default;
-// on a single node every partition is led here and nothing is forwarded.
+// stops leading. A topic read reads the partitions led here itself and the
+// others through their leaders (spread.go); a topic subscription needs one
+// node leading every partition of the topic (UNAVAILABLE otherwise). Where
+// partitions are led is asked of a small interface (placement.go), the
+// cluster's by default; on a single node every partition is led here and
+// nothing is forwarded.
 //
 // The service runs in the cluster's environment (cluster.Cluster.Env): event
 // times and read deadlines come from its clock, and the ids of events sent

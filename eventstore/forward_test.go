@@ -20,6 +20,7 @@ import (
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // fakePlacement places partitions as a test says; a partition it was told
@@ -298,15 +299,66 @@ func eventTypes(events []*eventstorev1.RecordedEvent) string {
 	return strings.Join(types, ",")
 }
 
-// TestTopicSplitAcrossLeaders: a topic read needs one node leading every
-// partition; when they are split between this node and another, the
-// follower answers UNAVAILABLE and forwards nothing.
-func TestTopicSplitAcrossLeaders(t *testing.T) {
+// streamIn returns a stream name that lands in partition index of a topic
+// with count partitions.
+func streamIn(t *testing.T, index, count int32, n int) string {
+	t.Helper()
+	for i := range 1000 {
+		name := fmt.Sprintf("s%d-%d", index, i)
+		if streams.Partition([]byte(name), count) == index {
+			if n == 0 {
+				return name
+			}
+			n--
+		}
+	}
+	t.Fatalf("no stream found for partition %d of %d", index, count)
+	return ""
+}
+
+// TestTopicReadAcrossLeaders: a topic read through a node leading some of
+// the topic's partitions reads those here and the others through their
+// leader, page by page, with positions that resume exactly where the page
+// ended. A topic subscription needs one node leading every partition: it
+// answers UNAVAILABLE and forwards nothing.
+func TestTopicReadAcrossLeaders(t *testing.T) {
 	leader, follower := pair(t, "orders", 2)
 	ctx := testCtx(t)
 	follower.place.lead("orders", 0, follower.id)
-	_, err := follower.client.ReadTopic(ctx, connect.NewRequest(&eventstorev1.ReadTopicRequest{Topic: "orders"}))
-	wantUnavailable(t, err, "led by different nodes")
+	here, there := streamIn(t, 0, 2, 0), streamIn(t, 1, 2, 0)
+	for _, stream := range []string{here, there} {
+		if _, err := appendTo(ctx, follower, "orders", stream, nil, "A", "B", "C"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := localEnd(t, follower, "orders", 0), localEnd(t, leader, "orders", 1); a != 3 || b != 3 {
+		t.Fatalf("records on their leaders: %d on partition 0 here, %d on partition 1 there; want 3 each", a, b)
+	}
+
+	read := func(from []*eventstorev1.Position) *eventstorev1.ReadTopicResponse {
+		t.Helper()
+		resp, err := follower.client.ReadTopic(ctx, connect.NewRequest(&eventstorev1.ReadTopicRequest{Topic: "orders", From: from, MaxCount: 4}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Msg
+	}
+	first := read(nil)
+	if got := describeEvents(first.GetEvents()); got != here+"@0 "+here+"@1 "+here+"@2 "+there+"@0" || first.GetEndOfTopic() {
+		t.Fatalf("first page: %s (end %v)", got, first.GetEndOfTopic())
+	}
+	if got := describePositions(first.GetNext()); got != "0:3 1:1" {
+		t.Fatalf("first page ends at %s, want 0:3 1:1", got)
+	}
+	second := read(first.GetNext())
+	if got := describeEvents(second.GetEvents()); got != there+"@1 "+there+"@2" || !second.GetEndOfTopic() {
+		t.Fatalf("second page: %s (end %v)", got, second.GetEndOfTopic())
+	}
+	if got := describePositions(second.GetNext()); got != "0:3 1:3" {
+		t.Fatalf("second page ends at %s, want 0:3 1:3", got)
+	}
+	calls := leader.requests.Load()
+
 	stream, err := follower.client.Subscribe(ctx, connect.NewRequest(&eventstorev1.SubscribeRequest{Topic: "orders"}))
 	if err != nil {
 		t.Fatal(err)
@@ -316,8 +368,81 @@ func TestTopicSplitAcrossLeaders(t *testing.T) {
 		t.Fatalf("subscription to a split topic delivered %v", stream.Msg())
 	}
 	wantUnavailable(t, stream.Err(), "led by different nodes")
-	if got := leader.requests.Load(); got != 0 {
-		t.Fatalf("the leader received %d calls", got)
+	if got := leader.requests.Load(); got != calls {
+		t.Fatalf("the subscription reached the leader (%d calls, %d before)", got, calls)
+	}
+}
+
+func describeEvents(events []*eventstorev1.RecordedEvent) string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = fmt.Sprintf("%s@%d", e.GetStream(), e.GetRevision())
+	}
+	return strings.Join(out, " ")
+}
+
+func describePositions(positions []*eventstorev1.Position) string {
+	out := make([]string, len(positions))
+	for i, p := range positions {
+		out[i] = fmt.Sprintf("%d:%d", p.GetPartition(), p.GetOffset())
+	}
+	return strings.Join(out, " ")
+}
+
+// TestForwardedPartitionReadRefusedByNonLeader: a forwarded read of named
+// partitions is served only by their leader.
+func TestForwardedPartitionReadRefusedByNonLeader(t *testing.T) {
+	leader, follower := pair(t, "orders", 2)
+	ctx := testCtx(t)
+	req := connect.NewRequest(&eventstorev1.ReadTopicRequest{Topic: "orders"})
+	req.Header().Set(forwardedHeader, "1")
+	req.Header().Set(partitionsHeader, "1")
+	_, err := follower.client.ReadTopic(ctx, req)
+	wantUnavailable(t, err, fmt.Sprintf("not the leader of orders-1; leader node 1 at %s", leader.addr))
+	req.Header().Set(partitionsHeader, "1,0")
+	if _, err := leader.client.ReadTopic(ctx, req); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("partitions out of order: %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// TestGroupRoutes: partitions are grouped by where they are served, in the
+// order of each group's first partition (pure).
+func TestGroupRoutes(t *testing.T) {
+	here, two, three := route{local: true, node: 1}, route{node: 2, addr: "b:1"}, route{node: 3, addr: "c:1"}
+	got := groupRoutes([]int32{0, 1, 2, 3, 4}, []route{two, here, two, three, here})
+	want := []routeGroup{{route: two, partitions: []int32{0, 2}}, {route: here, partitions: []int32{1, 4}}, {route: three, partitions: []int32{3}}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// TestParsePartitions: the partitions header names ascending, distinct
+// partitions of the topic (pure).
+func TestParsePartitions(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  []int32 // nil: refused
+	}{
+		{"0", []int32{0}},
+		{"0,2,3", []int32{0, 2, 3}},
+		{formatPartitions([]int32{1, 3}), []int32{1, 3}},
+		{"4", nil},
+		{"-1", nil},
+		{"2,1", nil},
+		{"1,1", nil},
+		{"1,", nil},
+		{"x", nil},
+	} {
+		got, err := parsePartitions(tc.value, 4)
+		if tc.want == nil {
+			if connect.CodeOf(err) != connect.CodeInvalidArgument {
+				t.Errorf("%q: got %v, %v; want INVALID_ARGUMENT", tc.value, got, err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%q: got %v, %v; want %v", tc.value, got, err, tc.want)
+		}
 	}
 }
 

@@ -133,7 +133,7 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 	if !where.local {
 		return s.relay(ctx, where, m, out)
 	}
-	r, err := s.newTopicReader(ctx, t, m.GetFromPositions(), filter)
+	r, err := s.newTopicReader(ctx, t, allPartitions(t), m.GetFromPositions(), filter)
 	if err != nil {
 		return err
 	}
@@ -142,8 +142,9 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 	}
 	caughtUp := false
 	for {
-		changed := make([]<-chan struct{}, len(r.parts))
-		for i, p := range r.parts {
+		parts := r.servedParts()
+		changed := make([]<-chan struct{}, len(parts))
+		for i, p := range parts {
 			changed[i] = p.Changed()
 		}
 		moved := s.placement.LeadersChanged()
@@ -174,7 +175,7 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 				return err
 			}
 		}
-		if err := waitAny(ctx, r.parts, changed, moved); err != nil {
+		if err := waitAny(ctx, parts, changed, moved); err != nil {
 			return err
 		}
 	}
