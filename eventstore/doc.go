@@ -20,9 +20,8 @@
 // not lead the partition answers it UNAVAILABLE, naming the leader it knows.
 // Subscriptions are relayed from the leader and end with UNAVAILABLE when
 // the leader changes, and so do subscriptions served here when this node
-// stops leading. A topic read reads the partitions led here itself and the
-// others through their leaders (spread.go); a topic subscription needs one
-// node leading every partition of the topic (UNAVAILABLE otherwise). Where
+// stops leading. A topic read or subscription serves the partitions led
+// here itself and the others through their leaders (spread.go). Where
 // partitions are led is asked of a small interface (placement.go), the
 // cluster's by default; on a single node every partition is led here and
 // nothing is forwarded.

@@ -118,7 +118,9 @@ func forwardError(r route, err error) error {
 // relay forwards a subscription to the leader at r and sends what it sends
 // until either side ends, or until the leader changes: then the caller gets
 // UNAVAILABLE and resubscribes (to any node) from the last position it got.
-func (s *Service) relay(ctx context.Context, r route, m *eventstorev1.SubscribeRequest, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
+// A topic subscription names the partitions the leader serves (nil: a
+// stream's).
+func (s *Service) relay(ctx context.Context, r route, m *eventstorev1.SubscribeRequest, partitions []int32, out sender) error {
 	forwardedCalls.WithLabelValues("Subscribe").Inc()
 	outer := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -134,6 +136,9 @@ func (s *Service) relay(ctx context.Context, r route, m *eventstorev1.SubscribeR
 	defer func() { cancel(); <-done }()
 	req := connect.NewRequest(m)
 	s.markForwarded(req.Header())
+	if partitions != nil {
+		req.Header().Set(partitionsHeader, formatPartitions(partitions))
+	}
 	stream, err := s.peers.client(r.addr).Subscribe(ctx, req)
 	if err != nil {
 		return forwardError(r, err)

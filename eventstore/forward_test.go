@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,8 +320,7 @@ func streamIn(t *testing.T, index, count int32, n int) string {
 // TestTopicReadAcrossLeaders: a topic read through a node leading some of
 // the topic's partitions reads those here and the others through their
 // leader, page by page, with positions that resume exactly where the page
-// ended. A topic subscription needs one node leading every partition: it
-// answers UNAVAILABLE and forwards nothing.
+// ended.
 func TestTopicReadAcrossLeaders(t *testing.T) {
 	leader, follower := pair(t, "orders", 2)
 	ctx := testCtx(t)
@@ -357,20 +357,45 @@ func TestTopicReadAcrossLeaders(t *testing.T) {
 	if got := describePositions(second.GetNext()); got != "0:3 1:3" {
 		t.Fatalf("second page ends at %s, want 0:3 1:3", got)
 	}
-	calls := leader.requests.Load()
+}
 
-	stream, err := follower.client.Subscribe(ctx, connect.NewRequest(&eventstorev1.SubscribeRequest{Topic: "orders"}))
-	if err != nil {
-		t.Fatal(err)
+// TestTopicSubscriptionAcrossLeaders: a topic subscription through a node
+// leading some of the topic's partitions serves those here and relays the
+// others from their leader, says CaughtUp once when both have caught up,
+// goes on live from both, and ends with UNAVAILABLE when a leader changes.
+func TestTopicSubscriptionAcrossLeaders(t *testing.T) {
+	_, follower := pair(t, "orders", 2)
+	ctx := testCtx(t)
+	follower.place.lead("orders", 0, follower.id)
+	here, there := streamIn(t, 0, 2, 0), streamIn(t, 1, 2, 0)
+	for _, stream := range []string{here, there} {
+		if _, err := appendTo(ctx, follower, "orders", stream, nil, "A", "B"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer stream.Close()
-	if stream.Receive() {
-		t.Fatalf("subscription to a split topic delivered %v", stream.Msg())
+	sub := subscribe(ctx, t, follower, &eventstorev1.SubscribeRequest{Topic: "orders"})
+	got := map[string][]uint64{}
+	for range 4 {
+		ev := sub.next(ctx, t)
+		got[ev.GetStream()] = append(got[ev.GetStream()], ev.GetRevision())
 	}
-	wantUnavailable(t, stream.Err(), "led by different nodes")
-	if got := leader.requests.Load(); got != calls {
-		t.Fatalf("the subscription reached the leader (%d calls, %d before)", got, calls)
+	select {
+	case <-sub.caught:
+	case <-ctx.Done():
+		t.Fatal("no CaughtUp")
 	}
+	for _, stream := range []string{here, there} {
+		if _, err := appendTo(ctx, follower, "orders", stream, exactRevision(1), "C"); err != nil {
+			t.Fatal(err)
+		}
+		ev := sub.next(ctx, t)
+		got[ev.GetStream()] = append(got[ev.GetStream()], ev.GetRevision())
+	}
+	if fmt.Sprint(got[here]) != "[0 1 2]" || fmt.Sprint(got[there]) != "[0 1 2]" {
+		t.Fatalf("delivered %v, want revisions 0 1 2 of %s and %s", got, here, there)
+	}
+	follower.place.lead("orders", 1, -1)
+	wantUnavailable(t, sub.end(ctx, t), "leader of")
 }
 
 func describeEvents(events []*eventstorev1.RecordedEvent) string {
@@ -636,7 +661,7 @@ func TestRouteTo(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tc.want {
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
@@ -661,14 +686,18 @@ func TestTopicRoute(t *testing.T) {
 		{"one without a leader", []cluster.Leader{two, {Node: -1}}, route{}, "not the leader of t-1; no leader known"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := topicRoute("t", tc.leaders, 1, brokers, false)
+			partitions := make([]int32, len(tc.leaders))
+			for i := range partitions {
+				partitions[i] = int32(i)
+			}
+			got, err := topicRoute("t", partitions, tc.leaders, 1, brokers, false)
 			if tc.wantErr != "" {
 				if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(connectMessage(err), tc.wantErr) {
 					t.Fatalf("got %v, want UNAVAILABLE: %s", err, tc.wantErr)
 				}
 				return
 			}
-			if err != nil || got != tc.want {
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
 			}
 		})

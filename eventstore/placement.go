@@ -85,37 +85,33 @@ func routeTo(what string, l cluster.Leader, self int32, brokers []cluster.Broker
 	return route{node: l.Node, addr: addr}, nil
 }
 
-// topicRoute decides where a call over every partition of topic is served
-// (pure): here when every partition is led here, else by the one node that
-// leads them all. Partitions led by different nodes have no single node to
-// serve them: UNAVAILABLE, naming the first partition not led here.
-func topicRoute(topic string, leaders []cluster.Leader, self int32, brokers []cluster.Broker, forwarded bool) (route, error) {
-	var r route
-	for i, l := range leaders {
-		next, err := routeTo(partitionName(topic, int32(i)), l, self, brokers, forwarded)
+// topicRoute decides where a call over partitions of topic, led by
+// leaders (leaders[k] leads partitions[k]), is served (pure): here when all
+// are led here, else by the one node that leads them all. Partitions led by
+// different nodes have no single node to serve them: UNAVAILABLE.
+func topicRoute(topic string, partitions []int32, leaders []cluster.Leader, self int32, brokers []cluster.Broker, forwarded bool) (route, error) {
+	r := route{local: true, node: self}
+	for k, l := range leaders {
+		next, err := routeTo(partitionName(topic, partitions[k]), l, self, brokers, forwarded)
 		if err != nil {
 			return route{}, err
 		}
-		if i > 0 && (next.local != r.local || next.node != r.node) {
+		if k > 0 && (next.local != r.local || next.node != r.node) {
 			return route{}, connect.NewError(connect.CodeUnavailable, fmt.Errorf(
-				"partitions of topic %q are led by different nodes (%s by node %d, %s by node %d); "+
-					"a topic read or subscription is served by a node leading them all",
-				topic, partitionName(topic, 0), r.node, partitionName(topic, int32(i)), next.node))
+				"partitions of topic %q are led by different nodes (%s by node %d, %s by node %d)",
+				topic, partitionName(topic, partitions[0]), r.node, partitionName(topic, partitions[k]), next.node))
 		}
 		r = next
-	}
-	if len(leaders) == 0 {
-		r = route{local: true, node: self}
 	}
 	return r, nil
 }
 
 // target is what a call reads or writes: one partition of a topic, or
-// (index -1) all its partitions.
+// (index -1) several of its partitions.
 type target struct {
 	topic      string
 	index      int32
-	partitions int // of the topic, for index -1
+	partitions []int32 // for index -1, ascending
 }
 
 func (t target) String() string {
@@ -146,19 +142,19 @@ func (s *Service) routeOfTarget(t target, forwarded bool) (route, error) {
 		}
 		return routeTo(t.String(), l, self, s.placement.Brokers(), forwarded)
 	}
-	leaders := make([]cluster.Leader, t.partitions)
+	leaders := make([]cluster.Leader, len(t.partitions))
 	local := true
-	for i := range leaders {
-		l, err := s.leaderOf(t.topic, int32(i))
+	for k, i := range t.partitions {
+		l, err := s.leaderOf(t.topic, i)
 		if err != nil {
 			return route{}, err
 		}
-		leaders[i], local = l, local && l.Local
+		leaders[k], local = l, local && l.Local
 	}
 	if local {
 		return route{local: true, node: self}, nil
 	}
-	return topicRoute(t.topic, leaders, self, s.placement.Brokers(), forwarded)
+	return topicRoute(t.topic, t.partitions, leaders, self, s.placement.Brokers(), forwarded)
 }
 
 // leaderOf is a partition's leader. A partition this node holds but cannot

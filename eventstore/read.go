@@ -264,19 +264,8 @@ type topicReader struct {
 	states map[string]streams.State // per read, so a stream's state is looked up once
 }
 
-// topicRoute finds topic and where a subscription to all its partitions is
-// served: here when this node leads them all, else by the one node that does.
-func (s *Service) topicRoute(topic string, forwarded bool) (*cluster.Topic, route, error) {
-	t, err := s.topic(topic, false)
-	if err != nil {
-		return nil, route{}, err
-	}
-	r, err := s.routeOf(topicTarget(t), forwarded)
-	return t, r, err
-}
-
 func topicTarget(t *cluster.Topic) target {
-	return target{topic: t.Name, index: -1, partitions: len(t.Partitions)}
+	return target{topic: t.Name, index: -1, partitions: allPartitions(t)}
 }
 
 // allPartitions lists a topic's partition indexes.

@@ -14,14 +14,15 @@ import (
 	"github.com/cairnlog/cairn/cluster"
 )
 
-// A topic read over partitions led by different nodes: the partitions led
-// here are read here, and each other leader reads its own, asked with a
-// forwarded ReadTopic naming them in partitionsHeader. The page takes the
-// groups in turn until it holds the events asked for, as a local read
-// takes partitions in turn.
+// Topic reads and subscriptions over partitions led by different nodes:
+// the partitions led here are served here, and each other leader serves its
+// own, asked with a forwarded ReadTopic or Subscribe naming them in
+// partitionsHeader. A page takes the groups in turn until it holds the
+// events asked for, as a local read takes partitions in turn; a
+// subscription merges the groups' streams.
 
-// partitionsHeader, on a forwarded ReadTopic, names the partitions the
-// node asked reads ("0,2"); without it a ReadTopic reads every partition.
+// partitionsHeader, on a forwarded ReadTopic or topic Subscribe, names the
+// partitions the node asked serves ("0,2"); without it, every partition.
 const partitionsHeader = "Cairn-Partitions"
 
 // formatPartitions is the partitionsHeader value naming partitions.
@@ -47,8 +48,8 @@ func parsePartitions(value string, count int) ([]int32, error) {
 	return out, nil
 }
 
-// servedPartitions is what a ReadTopic reads: the partitions its header
-// names, or all of t's.
+// servedPartitions is what a topic read or subscription serves: the
+// partitions its header names, or all of t's.
 func servedPartitions(h http.Header, t *cluster.Topic) ([]int32, error) {
 	if v := h.Get(partitionsHeader); v != "" {
 		return parsePartitions(v, len(t.Partitions))
@@ -167,4 +168,63 @@ func (s *Service) readRemote(ctx context.Context, g routeGroup, m *eventstorev1.
 			g.node, len(g.partitions), m.GetTopic(), n))
 	}
 	return resp.Msg, nil
+}
+
+// subscribeSpread serves a topic subscription over partitions led at
+// several places: one source per group (served here, or relayed from its
+// leader), merged into out. Events and checkpoints pass through as they
+// come (each partition's in order, as one source serves it); CaughtUp is
+// sent once every source has caught up. The first source to end ends the
+// subscription with its error, so a leader change anywhere ends it with
+// UNAVAILABLE and the client resumes from its positions.
+func (s *Service) subscribeSpread(ctx context.Context, t *cluster.Topic, groups []routeGroup, m *eventstorev1.SubscribeRequest, filter *matcher, out sender) error {
+	ctx, cancel := context.WithCancel(ctx)
+	// Unbuffered: a source waits while the caller does not read, so flow
+	// control reaches each leader as it does a single relay.
+	messages := make(chan *eventstorev1.SubscribeResponse)
+	ends := make(chan error, len(groups))
+	for _, g := range groups {
+		go func() {
+			ends <- s.subscribeGroup(ctx, t, g, m, filter, channelSender{ctx: ctx, messages: messages})
+		}()
+	}
+	running := len(groups)
+	defer func() {
+		cancel()
+		for ; running > 0; running-- {
+			<-ends
+		}
+	}()
+	caughtUp := 0
+	for {
+		select {
+		case msg := <-messages:
+			if msg.GetCaughtUp() != nil {
+				if caughtUp++; caughtUp < len(groups) {
+					continue
+				}
+			}
+			if err := out.Send(msg); err != nil {
+				return err
+			}
+		case err := <-ends:
+			running--
+			return err
+		}
+	}
+}
+
+// channelSender hands a source's messages to subscribeSpread.
+type channelSender struct {
+	ctx      context.Context
+	messages chan<- *eventstorev1.SubscribeResponse
+}
+
+func (c channelSender) Send(msg *eventstorev1.SubscribeResponse) error {
+	select {
+	case c.messages <- msg:
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
 }

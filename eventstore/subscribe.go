@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
+	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
 )
 
@@ -39,11 +42,10 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstore
 		case <-ctx.Done():
 		}
 	}()
-	forwarded := isForwarded(req.Header())
 	if m.GetStream() != "" {
-		err = s.subscribeStream(ctx, m, forwarded, filter, out)
+		err = s.subscribeStream(ctx, m, isForwarded(req.Header()), filter, out)
 	} else {
-		err = s.subscribeTopic(ctx, m, forwarded, filter, out)
+		err = s.subscribeTopic(ctx, m, req.Header(), filter, out)
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		select {
@@ -57,13 +59,13 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstore
 
 // subscribeStream serves a stream subscription here while this node leads
 // the stream's partition, or relays it from the node that does.
-func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.SubscribeRequest, forwarded bool, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
+func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.SubscribeRequest, forwarded bool, filter *matcher, out sender) error {
 	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, forwarded)
 	if err != nil {
 		return err
 	}
 	if p == nil {
-		return s.relay(ctx, r, m, out)
+		return s.relay(ctx, r, m, nil, out)
 	}
 	led := target{topic: p.Topic(), index: p.Index()}
 	x, err := p.StreamIndex()
@@ -123,20 +125,53 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 	}
 }
 
-// subscribeTopic serves a topic subscription here while this node leads all
-// the topic's partitions, or relays it from the one node that does.
-func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeRequest, forwarded bool, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
-	t, where, err := s.topicRoute(m.GetTopic(), forwarded)
+// sender is where a subscription sends: the caller's stream, or the merge
+// of a subscription over partitions led by several nodes.
+type sender interface {
+	Send(*eventstorev1.SubscribeResponse) error
+}
+
+// subscribeTopic serves a topic subscription (of the partitions its header
+// names, or all): here where this node leads them all, relayed from the one
+// node that does, or else merged from each leader's (subscribeSpread).
+func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeRequest, h http.Header, filter *matcher, out sender) error {
+	t, err := s.topic(m.GetTopic(), false)
 	if err != nil {
 		return err
 	}
-	if !where.local {
-		return s.relay(ctx, where, m, out)
-	}
-	r, err := s.newTopicReader(ctx, t, allPartitions(t), m.GetFromPositions(), filter)
+	served, err := servedPartitions(h, t)
 	if err != nil {
 		return err
 	}
+	groups, err := s.partitionGroups(t, served, isForwarded(h))
+	if err != nil {
+		return err
+	}
+	if len(groups) == 1 {
+		return s.subscribeGroup(ctx, t, groups[0], m, filter, out)
+	}
+	return s.subscribeSpread(ctx, t, groups, m, filter, out)
+}
+
+// subscribeGroup serves a subscription to partitions of t led at one place:
+// here, or relayed from their leader.
+func (s *Service) subscribeGroup(ctx context.Context, t *cluster.Topic, g routeGroup, m *eventstorev1.SubscribeRequest, filter *matcher, out sender) error {
+	if !g.local {
+		g.of = target{topic: t.Name, index: -1, partitions: g.partitions}
+		req := proto.CloneOf(m)
+		req.FromPositions = positionsIn(m.GetFromPositions(), g.partitions)
+		return s.relay(ctx, g.route, req, g.partitions, out)
+	}
+	return s.subscribeLocal(ctx, t, g.partitions, m, filter, out)
+}
+
+// subscribeLocal serves a subscription to partitions of t led here.
+func (s *Service) subscribeLocal(ctx context.Context, t *cluster.Topic, served []int32, m *eventstorev1.SubscribeRequest, filter *matcher, out sender) error {
+	r, err := s.newTopicReader(ctx, t, served, m.GetFromPositions(), filter)
+	if err != nil {
+		return err
+	}
+	led := target{topic: t.Name, index: -1, partitions: served}
 	if m.GetFromEnd() {
 		r.toEnd()
 	}
@@ -148,7 +183,7 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 			changed[i] = p.Changed()
 		}
 		moved := s.placement.LeadersChanged()
-		if err := s.stillLeading(topicTarget(t)); err != nil {
+		if err := s.stillLeading(led); err != nil {
 			return err
 		}
 		before := append([]int64(nil), r.next...)
@@ -181,7 +216,7 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 	}
 }
 
-func sendEvents(out *connect.ServerStream[eventstorev1.SubscribeResponse], events []*eventstorev1.RecordedEvent) error {
+func sendEvents(out sender, events []*eventstorev1.RecordedEvent) error {
 	for _, ev := range events {
 		if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_Event{Event: ev}}); err != nil {
 			return err
