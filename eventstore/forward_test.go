@@ -18,6 +18,7 @@ import (
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
 	"github.com/cairnlog/cairn/api/cairn/eventstore/v1/eventstorev1connect"
+	"github.com/cairnlog/cairn/client"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
@@ -701,5 +702,72 @@ func TestTopicRoute(t *testing.T) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestClientResumesAcrossLeaderChange: the Go client subscribed through a
+// follower rides out a leader change: the relay ends with UNAVAILABLE, the
+// client retries while no leader is known, and once the leader is back it
+// goes on from the next revision, with nothing repeated or skipped and no
+// second CaughtUp.
+func TestClientResumesAcrossLeaderChange(t *testing.T) {
+	leader, follower := pair(t, "orders", 1)
+	ctx := testCtx(t)
+	c, err := client.New("http://"+follower.addr, client.WithRetry(50, 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Append(ctx, "orders", "order-1", client.Any, client.EventData{Type: "Placed"}, client.EventData{Type: "Paid"}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Subscribe(ctx, "orders", "order-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var got []string
+	record := func(m client.Message, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("recv after %v: %v", got, err)
+		}
+		if m.Kind == client.MessageEvent {
+			got = append(got, fmt.Sprintf("%s@%d", m.Event.Type, m.Event.Revision))
+		} else {
+			got = append(got, m.Kind.String())
+		}
+	}
+	for range 3 {
+		record(sub.Recv())
+	}
+
+	calls := follower.requests.Load()
+	follower.place.lead("orders", 0, -1)
+	type received struct {
+		m   client.Message
+		err error
+	}
+	next := make(chan received, 1)
+	go func() { // Recv is where the client resubscribes
+		m, err := sub.Recv()
+		next <- received{m, err}
+	}()
+	// The client's resubscriptions reach the follower, which knows no
+	// leader and answers UNAVAILABLE; wait for one (bounded).
+	for i := 0; follower.requests.Load() == calls; i++ {
+		if i == 500 {
+			t.Fatal("the client never resubscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := appendTo(ctx, leader, "orders", "order-1", exactRevision(1), "Shipped"); err != nil {
+		t.Fatal(err)
+	}
+	follower.place.lead("orders", 0, leader.id)
+	r := <-next
+	record(r.m, r.err)
+	if want := "Placed@0 Paid@1 caught-up Shipped@2"; strings.Join(got, " ") != want {
+		t.Fatalf("delivered %s, want %s", strings.Join(got, " "), want)
 	}
 }
