@@ -15,6 +15,7 @@ import (
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -100,6 +101,14 @@ func (f *fakeLeaders) move(index int32, away bool) {
 	} else {
 		delete(f.away, index)
 	}
+	f.signalLocked()
+}
+
+// bump starts a new leader epoch of partition index with the same leader.
+func (f *fakeLeaders) bump(index int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.epochs[index]++
 	f.signalLocked()
 }
 
@@ -335,5 +344,52 @@ func fetchLoaded(ctx context.Context, co *Coordinator, group string) (map[TopicP
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("the partition never finished loading: %w", err)
 		}
+	}
+}
+
+// TestDeposedPartitionWaitsForTheViewToMove: a partition whose write found
+// it deposed (fence, what an ErrNotLeader from an append or its wait does)
+// is unloaded at once, although the leader view still names this node,
+// and stays so through changes of other partitions; a new leader epoch of
+// its own loads it again, with its offsets.
+func TestDeposedPartitionWaitsForTheViewToMove(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, co, fake := openWithLeaders(t, vfs.NewMem())
+	defer cl.Close()
+	defer co.Close()
+	const group = "g"
+	index := partitionFor(group, 3)
+	if _, err := co.CommitOffsets(ctx, CommitRequest{Group: group, Generation: -1}, map[TopicPartition]OffsetCommit{{"t", 0}: {Offset: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := co.do(ctx, func(int64) { co.fence(index, co.parts[index].gen) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := co.FetchOffsets(ctx, group, nil); !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("fetch from a deposed partition: %v, want ErrNotCoordinator", err)
+	}
+	fake.bump((index + 1) % 3)
+	if _, err := co.FetchOffsets(ctx, group, nil); !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("fetch after another partition's change: %v, want ErrNotCoordinator", err)
+	}
+	fake.bump(index)
+	got, err := fetchLoaded(ctx, co, group)
+	if err != nil || got[TopicPartition{"t", 0}].Offset != 5 {
+		t.Fatalf("fetch once the partition's epoch moved: %v %v, want t-0 at 5", got, err)
+	}
+}
+
+// TestNotCoordinatorHidesNotLeader: a write that found the partition
+// deposed answers NOT_COORDINATOR, so the Kafka error table must not see
+// the partition's ErrNotLeader (NOT_LEADER_OR_FOLLOWER) in it.
+func TestNotCoordinatorHidesNotLeader(t *testing.T) {
+	cause := fmt.Errorf("append to %s-0: %w", OffsetsTopic, partition.ErrNotLeader)
+	if !isNotLeader(cause) {
+		t.Fatal("isNotLeader misses a wrapped partition.ErrNotLeader")
+	}
+	err := notCoordinator(cause)
+	if !errors.Is(err, ErrNotCoordinator) || errors.Is(err, partition.ErrNotLeader) {
+		t.Fatalf("notCoordinator(%v) = %v: want ErrNotCoordinator alone", cause, err)
 	}
 }
