@@ -292,3 +292,8 @@ func errNoReplica(topic string, index int32) error {
 func isNoReplica(s *PartitionSlot) bool {
 	return s.Partition == nil && errors.Is(s.Offline, ErrNotLeader)
 }
+
+// NoLocalReplica reports whether the partition has no replica on this
+// node (a cluster node's slot of a partition placed elsewhere): it is not
+// offline, and Leader says which node serves it.
+func (s *PartitionSlot) NoLocalReplica() bool { return isNoReplica(s) }
