@@ -417,3 +417,30 @@ func TestClusterConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterOpenWithoutQuorumIsBounded: a new node whose peers never
+// answer gives up after StartTimeoutMs with an error naming the wait, and
+// leaves its data directory unlocked.
+func TestClusterOpenWithoutQuorumIsBounded(t *testing.T) {
+	addrs := freeLoopbackAddrs(t, 3)
+	fsys := vfs.NewMem()
+	cfg := DefaultConfig("/data")
+	cfg.NodeID, cfg.Peers = 1, map[int32]string{1: addrs[0], 2: addrs[1], 3: addrs[2]}
+	cfg.RaftTickMs, cfg.StartTimeoutMs = 10, 300
+	started := time.Now()
+	_, err := Open(testEnv(fsys), cfg)
+	if err == nil {
+		t.Fatal("a node alone opened a cluster of three")
+	}
+	if elapsed := time.Since(started); elapsed > 10*time.Second {
+		t.Fatalf("gave up after %v", elapsed)
+	}
+	if !strings.Contains(err.Error(), "peers") {
+		t.Fatalf("error %q does not name the peers", err)
+	}
+	lock, err := fsys.Lock("/data/LOCK")
+	if err != nil {
+		t.Fatalf("the data dir stayed locked: %v", err)
+	}
+	lock.Close()
+}
