@@ -320,10 +320,17 @@ func (c *Cluster) load() error {
 	st := c.ctl.State()
 	c.id = st.ClusterId
 	plan := planDataDir(names, st.Topics)
+	marked := plan.marked
+	if c.cfg.clustered() {
+		rest, stale, err := c.markStale(plan.unknown, st)
+		if err != nil {
+			return err
+		}
+		plan.unknown, marked = rest, append(marked, stale...)
+	}
 	if len(plan.unknown) > 0 {
 		return unknownPartitionsError(c.cfg.DataDir, plan.unknown)
 	}
-	marked := plan.marked
 	for _, t := range st.Topics {
 		if plan.deleting[t.Name] {
 			c.env.Logger.Warn("finishing the deletion of a topic interrupted before the last stop", "topic", t.Name)

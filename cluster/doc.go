@@ -107,10 +107,13 @@
 // directory was made) is opened empty. Creation refuses directories already
 // at the new partitions' places, so it never adopts unknown data, and a
 // topic deleted and created again gets new, empty directories. The
-// invariant holds only while this node proposes every deletion: a replica
-// of a topic deleted elsewhere needs a topic-id marker in its directory
-// (not built: a cluster node that crashes between applying another node's
-// deletion and marking its directories refuses to start, naming them).
+// invariant holds only while this node proposes every deletion. A cluster
+// node applies deletions proposed elsewhere, maybe while it is down, so
+// its start (stale.go) also marks and removes an unowned directory whose
+// raft-state names this node's replica of a group the cluster allocated
+// (below the state's next group id) and no longer holds, and replaces such
+// a replica found at a recreated topic's place before opening the new
+// group's; any other unowned directory still refuses the start.
 //
 // # Environment
 //

@@ -444,3 +444,42 @@ func TestClusterOpenWithoutQuorumIsBounded(t *testing.T) {
 	}
 	lock.Close()
 }
+
+// TestClusterNodeAwayDuringDeletion: a node stopped while one topic is
+// deleted and another deleted and created again under its name starts
+// again: its replica of the deleted topic is removed, and the old replica
+// at the recreated topic's place is replaced by the new group's, which
+// catches up with what was appended while it was away.
+func TestClusterNodeAwayDuringDeletion(t *testing.T) {
+	tn := startNodes(t, 3)
+	for _, name := range []string{"gone", "again"} {
+		if _, err := tn.nodes[1].CreateTopicReplicated(name, 1, 3, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		lead := tn.leader(name, 0)
+		tn.waitReplicated(name, 0, []string{fmt.Sprintf("%d:old", appendAll(t, tn.nodes[lead], name, 0, "old").BaseOffset)})
+	}
+	away := tn.other(1)
+	tn.stop(away)
+	for _, name := range []string{"gone", "again"} {
+		if err := tn.nodes[1].DeleteTopic(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tn.nodes[1].CreateTopicReplicated("again", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("again", 0)
+	want := []string{fmt.Sprintf("%d:new", appendAll(t, tn.nodes[lead], "again", 0, "new").BaseOffset)}
+
+	tn.restart(away)
+	tn.waitReplicated("again", 0, want)
+	if _, ok := tn.nodes[away].Topic("gone"); ok {
+		t.Fatal("the deleted topic is back")
+	}
+	for _, name := range listData(t, tn.fs[away], "/data") {
+		if strings.HasPrefix(name, "gone-") || strings.HasSuffix(name, deletionSuffix) {
+			t.Fatalf("node %d keeps %s", away, name)
+		}
+	}
+}

@@ -53,7 +53,11 @@ func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.
 // new group campaigns at once rather than after an election timeout.
 func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition.Config) (*partition.Partition, error) {
 	rid, group := c.replicaID(), mp.GroupId
-	dir := path.Join(c.cfg.DataDir, partitionDirName(topic, mp.Index))
+	name := partitionDirName(topic, mp.Index)
+	if err := c.removeStaleAt(name, group); err != nil {
+		return nil, err
+	}
+	dir := path.Join(c.cfg.DataDir, name)
 	// r is set before the group is added to the scheduler, whose worker is
 	// the only caller of ConfState.
 	var r *replica.Replica
