@@ -309,12 +309,29 @@ func TestClusterReplicatesPartitions(t *testing.T) {
 			t.Fatalf("append on follower %d: %v, want ErrNotLeader", id, err)
 		}
 	}
-	if got := tn.nodes[lead].InSync("events", 0); len(got) == 0 || !slices.Contains(got, lead) {
-		t.Fatalf("leader's in-sync replicas %v", got)
+	for id, c := range tn.nodes {
+		waitUntil(t, fmt.Sprintf("node %d to count every replica in sync", id), func() bool {
+			return slices.Equal(c.InSync("events", 0), []int32{1, 2, 3})
+		})
 	}
 
+	watcher := tn.other(lead)
+	changed := tn.nodes[watcher].LeadersChanged()
 	tn.stop(lead)
 	next := tn.leader("events", 0)
+	select {
+	case <-changed:
+	default:
+		t.Fatalf("node %d saw the leader move from %d to %d without LeadersChanged", watcher, lead, next)
+	}
+	var alive []int32
+	for id := range tn.nodes {
+		alive = append(alive, id)
+	}
+	slices.Sort(alive)
+	waitUntil(t, "the new leader to drop the stopped node from the in-sync replicas", func() bool {
+		return slices.Equal(tn.nodes[next].InSync("events", 0), alive)
+	})
 	want = append(want, fmt.Sprintf("%d:b", appendAll(t, tn.nodes[next], "events", 0, "b").BaseOffset))
 	tn.waitReplicated("events", 0, want)
 
