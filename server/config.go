@@ -56,6 +56,11 @@ type Config struct {
 	RaftAddr string
 	// Rack is the node's rack label, registered with its addresses.
 	Rack string
+	// RaftTick is one Raft tick of every group on a cluster node (default
+	// 50 ms), and RaftElectionTicks its election timeout in ticks (default
+	// 12, randomised up to twice it): a failover within about 2 s.
+	RaftTick          time.Duration
+	RaftElectionTicks int
 
 	// Env is the node's clock, randomness, filesystem and logger. Unset
 	// fields are the real ones (env.Real()); Start's filesystem and logger
@@ -78,6 +83,9 @@ func DefaultConfig() Config {
 
 		DecompressedBatchBytesMax: 64 << 20,
 		ProducerIDExpiration:      24 * time.Hour,
+
+		RaftTick:          cluster.RaftTickMsDefault * time.Millisecond,
+		RaftElectionTicks: cluster.RaftElectionTicksDefault,
 	}
 }
 
@@ -139,8 +147,12 @@ func (c Config) validateCluster() error {
 			return fmt.Errorf("advertised http addr %q: %w", c.AdvertisedHTTPAddr, err)
 		}
 	}
+	if c.RaftTick < time.Millisecond {
+		return fmt.Errorf("raft tick %s: must be at least 1ms", c.RaftTick)
+	}
 	ccfg := cluster.DefaultConfig(c.DataDir)
 	ccfg.NodeID, ccfg.Peers, ccfg.RaftAddr, ccfg.Rack = c.NodeID, c.Peers, c.RaftAddr, c.Rack
+	ccfg.RaftTickMs, ccfg.RaftElectionTicks = c.RaftTick.Milliseconds(), c.RaftElectionTicks
 	return ccfg.Validate()
 }
 

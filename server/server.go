@@ -137,6 +137,7 @@ func (s *Server) clusterConfig() cluster.Config {
 		return ccfg
 	}
 	ccfg.Peers, ccfg.RaftAddr, ccfg.Rack = s.cfg.Peers, s.cfg.RaftAddr, s.cfg.Rack
+	ccfg.RaftTickMs, ccfg.RaftElectionTicks = s.cfg.RaftTick.Milliseconds(), s.cfg.RaftElectionTicks
 	ccfg.KafkaAddr = cmp.Or(s.cfg.AdvertisedKafkaAddr, s.kafkaLn.Addr().String())
 	ccfg.HTTPAddr = s.cfg.AdvertisedHTTPAddr
 	if ccfg.HTTPAddr == "" && s.httpLn != nil {

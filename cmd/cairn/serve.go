@@ -62,6 +62,8 @@ the next start needs no recovery scan.`,
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers")
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
+	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
+	f.IntVar(&cfg.RaftElectionTicks, "raft-election-ticks", cfg.RaftElectionTicks, "Raft election timeout in ticks (randomised up to twice it); heartbeats go every 2 ticks")
 	return cmd
 }
 

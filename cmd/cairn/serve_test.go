@@ -35,7 +35,7 @@ func TestServeClusterFlagsRefusedClearly(t *testing.T) {
 // flag is for.
 func TestServeHelpNamesTheClusterFlags(t *testing.T) {
 	help := mustCairn(t, "serve", "--help").stdout
-	for _, flag := range []string{"--node-id", "--raft-addr", "--peers", "--advertise-kafka", "--advertise-http", "--rack"} {
+	for _, flag := range []string{"--node-id", "--raft-addr", "--peers", "--advertise-kafka", "--advertise-http", "--rack", "--raft-tick", "--raft-election-ticks"} {
 		if !strings.Contains(help, "      "+flag+" ") {
 			t.Errorf("serve --help lacks %s:\n%s", flag, help)
 		}
