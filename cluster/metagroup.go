@@ -134,9 +134,12 @@ func (c *Cluster) retireLegacyFiles() error {
 }
 
 // closeMeta closes the metadata group, then its scheduler (and with the
-// controller, the meta log), then a cluster node's leader table and
-// transport.
+// controller, the meta log); on a cluster node the leader table's
+// goroutines stop first and the transport closes last.
 func (c *Cluster) closeMeta() {
+	if c.node != nil {
+		c.node.stopLoops()
+	}
 	if c.ctl != nil {
 		c.ctl.Close()
 	}
@@ -144,7 +147,7 @@ func (c *Cluster) closeMeta() {
 		c.sched.Close()
 	}
 	if c.node != nil {
-		c.node.close()
+		c.node.closeTransport()
 	}
 }
 

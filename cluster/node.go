@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,13 +40,18 @@ type node struct {
 	wg      sync.WaitGroup
 }
 
-// close stops the leader table's goroutines and the transport. The
-// scheduler is closed first: it sends through the transport.
-func (n *node) close() {
+// stopLoops stops the goroutines of startNodeLoops, which read the
+// controller and the scheduler: first in Close.
+func (n *node) stopLoops() {
 	if n.cancel != nil {
 		n.cancel()
 	}
 	n.wg.Wait()
+}
+
+// closeTransport closes the transport: last, after the scheduler, which
+// sends through it.
+func (n *node) closeTransport() {
 	if n.tcp != nil {
 		_ = n.tcp.Close() // a closed transport has nothing left to lose
 	}
@@ -203,8 +209,8 @@ func (c *Cluster) onMetaApplied(ctl *controller.Controller) {
 }
 
 // startNodeLoops runs the leader table's heartbeats, wakes LeadersChanged
-// watchers when the table changes, and tells the table of peers the
-// transport lost frames to (their next heartbeat is full).
+// watchers when the table changes, and tells the table and the groups of
+// peers the transport lost frames to (reportUnreachable).
 func (c *Cluster) startNodeLoops() {
 	n := c.node
 	ctx, cancel := context.WithCancel(context.Background())
@@ -227,10 +233,36 @@ func (c *Cluster) startNodeLoops() {
 			case <-ctx.Done():
 				return
 			case peer := <-n.tcp.Unreachable():
-				n.leaders.PeerLost(peer)
+				c.reportUnreachable(peer)
 			}
 		}
 	})
+}
+
+// reportUnreachable tells the leader table that frames to node were lost
+// (its next heartbeat is full), and every local group with a replica
+// there, so that a leader probes that replica again rather than streaming
+// appends into the void.
+func (c *Cluster) reportUnreachable(node uint64) {
+	c.node.leaders.PeerLost(node)
+	st := c.ctl.State()
+	var replicaID uint64
+	for _, b := range st.Brokers {
+		if uint64(b.NodeId) == node {
+			replicaID = meta.ReplicaID(b.NodeId, b.Incarnation)
+		}
+	}
+	if replicaID == 0 {
+		return
+	}
+	c.sched.ReportUnreachable(controller.GroupID, replicaID)
+	for _, t := range c.Topics() {
+		for _, s := range t.Partitions {
+			if s.Partition != nil && slices.Contains(s.Replicas, int32(node)) {
+				c.sched.ReportUnreachable(s.Group, replicaID)
+			}
+		}
+	}
 }
 
 // awaitMeta waits until the metadata group has a leader and this node
