@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -87,9 +88,13 @@ func tryStartThree(t *testing.T) ([]*Server, error) {
 // TestServersFormACluster: three servers started with the same peers form
 // one cluster: a topic created through one is listed by every one, with
 // its replicas placed on the three, and each node lists the three brokers
-// at the Kafka and HTTP addresses they bound.
+// at the Kafka and HTTP addresses they bound. A partition with no replica
+// on a node is not offline there: /healthz stays ok.
 func TestServersFormACluster(t *testing.T) {
 	servers := startThree(t)
+	if _, err := servers[2].Cluster().CreateTopicReplicated("solo", 3, 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := servers[1].Cluster().CreateTopicReplicated("orders", 3, 3, nil, false); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +118,12 @@ func TestServersFormACluster(t *testing.T) {
 		}
 	}
 	for i, s := range servers {
+		if code, body := get(t, "http://"+s.HTTPAddr()+"/healthz"); code != 200 || body != "ok\n" {
+			t.Fatalf("node %d: healthz %d %q", i+1, code, body)
+		}
+		if _, metrics := get(t, "http://"+s.HTTPAddr()+"/metrics"); !strings.Contains(metrics, "cairn_partitions_offline 0") {
+			t.Fatalf("node %d counts partitions offline", i+1)
+		}
 		brokers := s.Cluster().Brokers()
 		if len(brokers) != 3 {
 			t.Fatalf("node %d lists brokers %+v", i+1, brokers)
