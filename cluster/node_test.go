@@ -503,3 +503,25 @@ func TestClusterNodeAwayDuringDeletion(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterOfOneNode: --peers naming only this node runs the cluster
+// path with one voter everywhere: the default replication factor is 1,
+// the partition elects this node, and a restart keeps what was
+// acknowledged.
+func TestClusterOfOneNode(t *testing.T) {
+	tn := startNodes(t, 1)
+	topic, err := tn.nodes[1].CreateTopicReplicated("one", 2, -1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(topic.Partitions[1].Replicas, []int32{1}) {
+		t.Fatalf("replicas %v", topic.Partitions[1].Replicas)
+	}
+	want := []string{fmt.Sprintf("%d:a", appendAll(t, tn.nodes[tn.leader("one", 0)], "one", 0, "a").BaseOffset)}
+	tn.stop(1)
+	tn.restart(1)
+	tn.waitReplicated("one", 0, want)
+	if lead := tn.leader("one", 0); lead != 1 {
+		t.Fatalf("led by %d", lead)
+	}
+}
