@@ -27,6 +27,9 @@ type testNodes struct {
 	peers map[int32]string
 	fs    map[int32]vfs.FS
 	nodes map[int32]*Cluster
+	// kafkaPort is the port each node registers in its Kafka address
+	// (never bound here); a test changes it before a restart.
+	kafkaPort map[int32]int
 }
 
 // freeLoopbackAddrs reserves n loopback addresses: the peer list, and so
@@ -68,10 +71,10 @@ func startNodes(t *testing.T, n int) *testNodes {
 }
 
 func (tn *testNodes) tryStart(n int) error {
-	tn.peers, tn.fs, tn.nodes = map[int32]string{}, map[int32]vfs.FS{}, map[int32]*Cluster{}
+	tn.peers, tn.fs, tn.nodes, tn.kafkaPort = map[int32]string{}, map[int32]vfs.FS{}, map[int32]*Cluster{}, map[int32]int{}
 	for i, addr := range freeLoopbackAddrs(tn.t, n) {
 		id := int32(i + 1)
-		tn.peers[id], tn.fs[id] = addr, vfs.NewMem()
+		tn.peers[id], tn.fs[id], tn.kafkaPort[id] = addr, vfs.NewMem(), 19090+int(id)
 	}
 	// Concurrently: each new node waits in Open for a quorum of its peers.
 	type opened struct {
@@ -106,7 +109,7 @@ func (tn *testNodes) tryStart(n int) error {
 func (tn *testNodes) config(id int32) Config {
 	cfg := DefaultConfig("/data")
 	cfg.NodeID, cfg.Peers = id, tn.peers
-	cfg.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", 19090+id) // registered, never bound here
+	cfg.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", tn.kafkaPort[id])
 	cfg.Rack = fmt.Sprintf("rack-%d", id)
 	cfg.RaftTickMs, cfg.StartTimeoutMs = 10, nodeWaitMax.Milliseconds()
 	return cfg
@@ -279,8 +282,9 @@ func (tn *testNodes) waitReplicated(topic string, index int32, want []string) {
 // every node, each partition elects a leader every node agrees on, an
 // acknowledged append is on every replica, a follower refuses appends,
 // a stopped leader is replaced with nothing acknowledged lost, the
-// stopped node catches up after its restart, and a deletion removes the
-// replicas everywhere.
+// stopped node catches up after its restart (and registers the new Kafka
+// address it restarted with), and a deletion removes the replicas
+// everywhere.
 func TestClusterReplicatesPartitions(t *testing.T) {
 	tn := startNodes(t, 3)
 	via := tn.other(tn.controller())
@@ -335,9 +339,20 @@ func TestClusterReplicatesPartitions(t *testing.T) {
 	want = append(want, fmt.Sprintf("%d:b", appendAll(t, tn.nodes[next], "events", 0, "b").BaseOffset))
 	tn.waitReplicated("events", 0, want)
 
+	tn.kafkaPort[lead] += 1000 // the restarted node registers its new address
 	tn.restart(lead)
 	tn.waitReplicated("events", 0, want)
 	tn.leader("events", 0)
+	for id, c := range tn.nodes {
+		waitUntil(t, fmt.Sprintf("node %d to see node %d's new address", id, lead), func() bool {
+			for _, b := range c.Brokers() {
+				if b.NodeID == lead {
+					return b.KafkaAddr == fmt.Sprintf("127.0.0.1:%d", tn.kafkaPort[lead])
+				}
+			}
+			return false
+		})
+	}
 
 	if err := tn.nodes[via].DeleteTopic("events"); err != nil {
 		t.Fatal(err)
