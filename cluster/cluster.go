@@ -109,7 +109,8 @@ func DefaultConfig(dataDir string) Config {
 		StartTimeoutMs: StartTimeoutMsDefault}
 }
 
-// clustered reports whether c runs a node of a multi-node cluster.
+// clustered reports whether c runs a node of a cluster (peers given,
+// even only this node), rather than a single node.
 func (c Config) clustered() bool { return len(c.Peers) > 0 }
 
 // Validate reports the first problem in c.
