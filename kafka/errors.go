@@ -17,6 +17,7 @@ var errorTable = []struct {
 	err  error
 	code *kerr.Error
 }{
+	{partition.ErrNotLeader, kerr.NotLeaderForPartition}, // also cluster.ErrNotLeader: NOT_LEADER_OR_FOLLOWER
 	{partition.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{partition.ErrMessageTooLarge, kerr.MessageTooLarge},
 	{partition.ErrCorruptMessage, kerr.CorruptMessage},

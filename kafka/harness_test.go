@@ -34,6 +34,19 @@ func startServer(t testing.TB, edit ...func(*Config)) *testServer {
 // startServerFS is startServer over a given filesystem, for fault injection.
 func startServerFS(t testing.TB, fsys vfs.FS, edit ...func(*Config)) *testServer {
 	t.Helper()
+	return startServerWith(t, fsys, nil, edit...)
+}
+
+// startServerView is startServer with the handlers reading the cluster
+// through the view view returns, so a test shows what another node of a
+// cluster would see.
+func startServerView(t testing.TB, view func(*cluster.Cluster) clusterView, edit ...func(*Config)) *testServer {
+	t.Helper()
+	return startServerWith(t, vfs.NewMem(), view, edit...)
+}
+
+func startServerWith(t testing.TB, fsys vfs.FS, view func(*cluster.Cluster) clusterView, edit ...func(*Config)) *testServer {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ccfg := cluster.DefaultConfig("/data")
 	e := env.Real()
@@ -54,6 +67,9 @@ func startServerFS(t testing.TB, fsys vfs.FS, edit ...func(*Config)) *testServer
 	srv, err := NewServer(cfg, cl, logger)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if view != nil {
+		srv.view = view(cl)
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -1,0 +1,404 @@
+package kafka
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/storage/vfs"
+)
+
+// fakeView is a single node's cluster seen as a node of a larger cluster
+// would see it: some partitions led elsewhere or by no one, with other
+// replicas, and more brokers. It is filled before the server starts and
+// only read after.
+type fakeView struct {
+	*cluster.Cluster
+	leaders    map[string]cluster.Leader // by partKey; the others are the cluster's
+	inSync     map[string][]int32
+	replicas   map[string][]int32
+	brokers    []cluster.Broker // besides the cluster's
+	controller int32
+}
+
+func partKey(topic string, index int32) string { return fmt.Sprintf("%s/%d", topic, index) }
+
+func (f *fakeView) Leader(topic string, index int32) (cluster.Leader, error) {
+	own, err := f.Cluster.Leader(topic, index)
+	if l, ok := f.leaders[partKey(topic, index)]; ok && err == nil {
+		return l, nil
+	}
+	return own, err
+}
+
+func (f *fakeView) InSync(topic string, index int32) []int32 {
+	if isr, ok := f.inSync[partKey(topic, index)]; ok {
+		return isr
+	}
+	return f.Cluster.InSync(topic, index)
+}
+
+func (f *fakeView) Brokers() []cluster.Broker {
+	out := append(f.Cluster.Brokers(), f.brokers...)
+	slices.SortFunc(out, func(a, b cluster.Broker) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+func (f *fakeView) ControllerID() int32 { return f.controller }
+
+func (f *fakeView) Topics() []*cluster.Topic {
+	var out []*cluster.Topic
+	for _, t := range f.Cluster.Topics() {
+		out = append(out, f.withReplicas(t))
+	}
+	return out
+}
+
+func (f *fakeView) Topic(name string) (*cluster.Topic, bool) {
+	t, ok := f.Cluster.Topic(name)
+	return f.withReplicas(t), ok
+}
+
+func (f *fakeView) TopicByID(id [16]byte) (*cluster.Topic, bool) {
+	t, ok := f.Cluster.TopicByID(id)
+	return f.withReplicas(t), ok
+}
+
+// withReplicas is a copy of t with the fake's replica lists.
+func (f *fakeView) withReplicas(t *cluster.Topic) *cluster.Topic {
+	if t == nil {
+		return nil
+	}
+	cp := *t
+	cp.Partitions = nil
+	for _, s := range t.Partitions {
+		slot := *s
+		if r, ok := f.replicas[partKey(t.Name, s.Index)]; ok {
+			slot.Replicas = r
+		}
+		cp.Partitions = append(cp.Partitions, &slot)
+	}
+	return &cp
+}
+
+// movedCluster is the cluster of the not-leader tests, seen from node self:
+// topic "moved" has partition 0 led by node self+2 (epoch 7) with replicas
+// on self+2, self and self+3 (whose address is unusable), partition 1 with
+// no leader, and partition 2 led by the unreachable self+3. Node self+2 is
+// the controller.
+type movedCluster struct {
+	ts                 *testServer
+	self, other, unreg int32
+}
+
+func startMovedCluster(t *testing.T) movedCluster {
+	t.Helper()
+	var m movedCluster
+	m.ts = startServerView(t, func(c *cluster.Cluster) clusterView {
+		m.self = c.NodeID()
+		m.other, m.unreg = m.self+2, m.self+3
+		return &fakeView{
+			Cluster: c,
+			leaders: map[string]cluster.Leader{
+				partKey("moved", 0): {Node: m.other, Epoch: 7},
+				partKey("moved", 1): {Node: -1, Epoch: -1},
+				partKey("moved", 2): {Node: m.unreg, Epoch: 4},
+			},
+			inSync:   map[string][]int32{partKey("moved", 0): {m.self, m.other}},
+			replicas: map[string][]int32{partKey("moved", 0): {m.other, m.self, m.unreg}},
+			brokers: []cluster.Broker{
+				{NodeID: m.other, KafkaAddr: "127.0.0.2:9192", Rack: "r2"},
+				{NodeID: m.unreg, KafkaAddr: "0.0.0.0:9092"},
+			},
+			controller: m.self + 2,
+		}
+	})
+	if _, err := m.ts.cluster.CreateTopic("moved", 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func fetchRequest(version int16, topic string, index, currentEpoch int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(version)
+	req.MaxBytes, req.SessionEpoch = 1<<20, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = index, 1<<20, currentEpoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+func listOffsetsRequest(version int16, topic string, index, currentEpoch int32) *kmsg.ListOffsetsRequest {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.SetVersion(version)
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = index, listLatest, currentEpoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+func offsetForLeaderEpochRequest(version int16, topic string, index, currentEpoch, epoch int32) *kmsg.OffsetForLeaderEpochRequest {
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.SetVersion(version)
+	req.ReplicaID = -1
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = index, currentEpoch, epoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// TestLeaderEpochChecks proves Fetch, ListOffsets and OffsetForLeaderEpoch
+// check the client's current leader epoch as Kafka does (KIP-320): an older
+// one is FENCED_LEADER_EPOCH (a v12 fetch also names the leader and its
+// epoch), a newer one UNKNOWN_LEADER_EPOCH, the current one and none (-1)
+// are served. The partition's epoch is raised past 0 by a restart, so the
+// stale epoch is a real earlier one; Metadata reports the same epoch.
+func TestLeaderEpochChecks(t *testing.T) {
+	fsys := vfs.NewMem()
+	t.Run("first start", func(t *testing.T) {
+		ts := startServerFS(t, fsys)
+		adminCreate(t, ts, "e", 1, nil)
+		adminProduce(t, ts, "e", 0, 2)
+	})
+	ts := startServerFS(t, fsys)
+	p, err := ts.cluster.Partition("e", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := p.LeaderEpoch()
+	if epoch < 1 {
+		t.Fatalf("epoch %d after a restart, want at least 1", epoch)
+	}
+	rc := ts.dial(t)
+	cases := []struct {
+		name      string
+		requested int32
+		want      *kerr.Error // nil: served
+	}{
+		{"none", -1, nil},
+		{"current", epoch, nil},
+		{"stale", epoch - 1, kerr.FencedLeaderEpoch},
+		{"future", epoch + 1, kerr.UnknownLeaderEpoch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := int16(0)
+			if tc.want != nil {
+				want = tc.want.Code
+			}
+			for _, v := range []int16{9, 12} {
+				sp := rc.roundTrip(fetchRequest(v, "e", 0, tc.requested)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+				if sp.ErrorCode != want {
+					t.Errorf("fetch v%d: %s, want %s", v, codeOf(sp.ErrorCode), codeOf(want))
+				}
+				if want == 0 && (sp.HighWatermark != 2 || len(sp.RecordBatches) == 0) {
+					t.Errorf("fetch v%d: hwm %d, %d bytes", v, sp.HighWatermark, len(sp.RecordBatches))
+				}
+				fenced := tc.want == kerr.FencedLeaderEpoch && v >= 12
+				if l := sp.CurrentLeader; fenced != (l.LeaderID == ts.cluster.NodeID() && l.LeaderEpoch == epoch) {
+					t.Errorf("fetch v%d: current leader %+v", v, l)
+				}
+			}
+			for _, v := range []int16{4, 7} {
+				sp := rc.roundTrip(listOffsetsRequest(v, "e", 0, tc.requested)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+				if sp.ErrorCode != want || (want == 0 && (sp.Offset != 2 || sp.LeaderEpoch != epoch)) {
+					t.Errorf("list offsets v%d: %s offset %d epoch %d", v, codeOf(sp.ErrorCode), sp.Offset, sp.LeaderEpoch)
+				}
+			}
+			for _, v := range []int16{2, 4} {
+				sp := rc.roundTrip(offsetForLeaderEpochRequest(v, "e", 0, tc.requested, epoch)).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+				if sp.ErrorCode != want || (want == 0 && (sp.LeaderEpoch != epoch || sp.EndOffset != 2)) {
+					t.Errorf("offset for leader epoch v%d: %s epoch %d end %d", v, codeOf(sp.ErrorCode), sp.LeaderEpoch, sp.EndOffset)
+				}
+			}
+		})
+	}
+	// Versions before the field ignore it.
+	sp := rc.roundTrip(listOffsetsRequest(1, "e", 0, epoch+1)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+	if sp.ErrorCode != 0 || sp.Offset != 2 {
+		t.Errorf("list offsets v1: %s offset %d", codeOf(sp.ErrorCode), sp.Offset)
+	}
+
+	meta := rc.roundTrip(metadataRequest(12, "e")).(*kmsg.MetadataResponse)
+	mp := meta.Topics[0].Partitions[0]
+	self := ts.cluster.NodeID()
+	if mp.ErrorCode != 0 || mp.Leader != self || mp.LeaderEpoch != epoch ||
+		fmt.Sprint(mp.Replicas, mp.ISR, mp.OfflineReplicas) != fmt.Sprint([]int32{self}, []int32{self}, []int32{}) {
+		t.Errorf("metadata partition %+v, want led by %d at epoch %d", mp, self, epoch)
+	}
+	if len(meta.Brokers) != 1 || meta.Brokers[0].NodeID != self || meta.Brokers[0].Port != ts.port || meta.ControllerID != self {
+		t.Errorf("metadata brokers %+v controller %d", meta.Brokers, meta.ControllerID)
+	}
+}
+
+// derefOr is *s, or "" for nil.
+func derefOr(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func metadataRequest(version int16, topics ...string) *kmsg.MetadataRequest {
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(version)
+	for _, name := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, rt)
+	}
+	return req
+}
+
+// TestNotLeaderAnswers proves the APIs only a leader serves answer
+// NOT_LEADER_OR_FOLLOWER for a partition led by another node or by none,
+// and that a v12 fetch names the leader this node knows of (KIP-951); the
+// epoch check comes first, as in Kafka.
+func TestNotLeaderAnswers(t *testing.T) {
+	m := startMovedCluster(t)
+	rc := m.ts.dial(t)
+	notLeader := kerr.NotLeaderForPartition.Code
+	for _, acks := range []int16{1, -1} {
+		for index := range int32(3) {
+			req := kmsg.NewPtrProduceRequest()
+			req.SetVersion(9)
+			req.Acks, req.TimeoutMillis = acks, 5000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = "moved"
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = index, oneRecord("v")
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			sp := rc.roundTrip(req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+			if sp.ErrorCode != notLeader || sp.BaseOffset != -1 || sp.ErrorMessage == nil {
+				t.Errorf("produce acks=%d partition %d: %s (%v) base %d", acks, index, codeOf(sp.ErrorCode), sp.ErrorMessage, sp.BaseOffset)
+			}
+		}
+	}
+	if p, _ := m.ts.cluster.Partition("moved", 0); p.LogEndOffset() != 0 {
+		t.Fatalf("a refused produce appended: log end %d", p.LogEndOffset())
+	}
+
+	fetchCases := []struct {
+		index, requested int32
+		code             int16
+		leader           kmsg.FetchResponseTopicPartitionCurrentLeader
+	}{
+		{0, -1, notLeader, kmsg.FetchResponseTopicPartitionCurrentLeader{LeaderID: m.other, LeaderEpoch: 7}},
+		{0, 7, notLeader, kmsg.FetchResponseTopicPartitionCurrentLeader{LeaderID: m.other, LeaderEpoch: 7}},
+		{0, 6, kerr.FencedLeaderEpoch.Code, kmsg.FetchResponseTopicPartitionCurrentLeader{LeaderID: m.other, LeaderEpoch: 7}},
+		{0, 8, kerr.UnknownLeaderEpoch.Code, kmsg.FetchResponseTopicPartitionCurrentLeader{LeaderID: -1, LeaderEpoch: -1}},
+		{1, -1, notLeader, kmsg.FetchResponseTopicPartitionCurrentLeader{LeaderID: -1, LeaderEpoch: -1}},
+		{1, 3, notLeader, kmsg.FetchResponseTopicPartitionCurrentLeader{LeaderID: -1, LeaderEpoch: -1}},
+	}
+	for _, c := range fetchCases {
+		sp := rc.roundTrip(fetchRequest(12, "moved", c.index, c.requested)).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+		if sp.ErrorCode != c.code || sp.CurrentLeader.LeaderID != c.leader.LeaderID || sp.CurrentLeader.LeaderEpoch != c.leader.LeaderEpoch ||
+			sp.HighWatermark != -1 || len(sp.RecordBatches) != 0 {
+			t.Errorf("fetch partition %d epoch %d: %s, current leader %+v, hwm %d; want %s, %+v",
+				c.index, c.requested, codeOf(sp.ErrorCode), sp.CurrentLeader, sp.HighWatermark, codeOf(c.code), c.leader)
+		}
+	}
+	for index := range int32(2) {
+		ls := rc.roundTrip(listOffsetsRequest(7, "moved", index, -1)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if ls.ErrorCode != notLeader || ls.Offset != -1 {
+			t.Errorf("list offsets partition %d: %s offset %d", index, codeOf(ls.ErrorCode), ls.Offset)
+		}
+		oe := rc.roundTrip(offsetForLeaderEpochRequest(4, "moved", index, -1, 0)).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+		if oe.ErrorCode != notLeader || oe.EndOffset != -1 {
+			t.Errorf("offset for leader epoch partition %d: %s end %d", index, codeOf(oe.ErrorCode), oe.EndOffset)
+		}
+		dr := rc.roundTrip(deleteRecordsRequest(2, "moved", map[int32]int64{index: 0})).(*kmsg.DeleteRecordsResponse).Topics[0].Partitions[0]
+		if dr.ErrorCode != notLeader || dr.LowWatermark != -1 {
+			t.Errorf("delete records partition %d: %s low %d", index, codeOf(dr.ErrorCode), dr.LowWatermark)
+		}
+	}
+	fenced := rc.roundTrip(listOffsetsRequest(7, "moved", 0, 6)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+	if fenced.ErrorCode != kerr.FencedLeaderEpoch.Code {
+		t.Errorf("list offsets with a stale epoch: %s", codeOf(fenced.ErrorCode))
+	}
+}
+
+// TestMetadataFollowsTheClusterView proves Metadata and DescribeCluster
+// give clients the cluster's brokers (this node at its advertised address,
+// another at its registered one with its rack, one with an unusable address
+// left out), its controller, and per partition the leader and epoch,
+// replicas, ISR and offline replicas; a partition with no leader, or led by
+// a node clients cannot reach, is LEADER_NOT_AVAILABLE with leader -1.
+func TestMetadataFollowsTheClusterView(t *testing.T) {
+	m := startMovedCluster(t)
+	rc := m.ts.dial(t)
+	type broker struct {
+		node int32
+		addr string
+		rack string
+	}
+	wantBrokers := fmt.Sprint([]broker{{m.self, m.ts.addr, ""}, {m.other, "127.0.0.2:9192", "r2"}})
+	for _, v := range []int16{1, 9, 12} {
+		resp := rc.roundTrip(metadataRequest(v, "moved")).(*kmsg.MetadataResponse)
+		var brokers []broker
+		for _, b := range resp.Brokers {
+			brokers = append(brokers, broker{b.NodeID, fmt.Sprintf("%s:%d", b.Host, b.Port), derefOr(b.Rack)})
+		}
+		if fmt.Sprint(brokers) != wantBrokers || resp.ControllerID != m.other {
+			t.Fatalf("v%d: brokers %v controller %d; want %s controller %d", v, brokers, resp.ControllerID, wantBrokers, m.other)
+		}
+		ps := resp.Topics[0].Partitions
+		if len(ps) != 3 {
+			t.Fatalf("v%d: %d partitions", v, len(ps))
+		}
+		got := func(p kmsg.MetadataResponseTopicPartition) string {
+			return fmt.Sprintf("%s leader %d epoch %d replicas %v isr %v offline %v",
+				codeOf(p.ErrorCode), p.Leader, p.LeaderEpoch, p.Replicas, p.ISR, p.OfflineReplicas)
+		}
+		want := []string{
+			fmt.Sprintf("%s leader %d epoch 7 replicas %v isr %v offline %v", codeOf(0), m.other,
+				[]int32{m.other, m.self, m.unreg}, []int32{m.self, m.other}, []int32{m.unreg}),
+			fmt.Sprintf("%s leader -1 epoch -1 replicas %v isr %v offline []", codeOf(kerr.LeaderNotAvailable.Code),
+				[]int32{m.self}, []int32{m.self}),
+			fmt.Sprintf("%s leader -1 epoch 4 replicas %v isr %v offline []", codeOf(kerr.LeaderNotAvailable.Code),
+				[]int32{m.self}, []int32{m.self}),
+		}
+		for i, p := range ps {
+			if v < 7 {
+				want[i] = strings.Replace(want[i], "epoch 7", "epoch -1", 1)
+				want[i] = strings.Replace(want[i], "epoch 4", "epoch -1", 1)
+			}
+			if v < 5 { // offline replicas came with v5
+				want[i] = strings.Replace(want[i], fmt.Sprintf("offline %v", []int32{m.unreg}), "offline []", 1)
+			}
+			if got(p) != want[i] {
+				t.Errorf("v%d partition %d: %s\nwant %s", v, i, got(p), want[i])
+			}
+		}
+	}
+	for _, v := range []int16{0, 1} {
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.Version, req.EndpointType = v, 1
+		resp := rc.roundTrip(req).(*kmsg.DescribeClusterResponse)
+		var brokers []broker
+		for _, b := range resp.Brokers {
+			brokers = append(brokers, broker{b.NodeID, fmt.Sprintf("%s:%d", b.Host, b.Port), derefOr(b.Rack)})
+		}
+		if resp.ErrorCode != 0 || fmt.Sprint(brokers) != wantBrokers || resp.ControllerID != m.other {
+			t.Errorf("describe cluster v%d: %s brokers %v controller %d", v, codeOf(resp.ErrorCode), brokers, resp.ControllerID)
+		}
+	}
+}
