@@ -39,6 +39,7 @@ var errorTable = []struct {
 	{cluster.ErrInvalidTopic, kerr.InvalidTopicException},
 	{cluster.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{cluster.ErrInvalidConfig, kerr.InvalidConfig},
+	{cluster.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
 	{groups.ErrInvalidGroupID, kerr.InvalidGroupID},
 	{groups.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
 	{groups.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol},

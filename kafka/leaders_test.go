@@ -402,3 +402,39 @@ func TestMetadataFollowsTheClusterView(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateTopicsReplicaAssignmentOnACluster proves a manual replica
+// assignment is refused on a cluster of several nodes (not supported yet),
+// and one naming a node that is no broker is an invalid assignment.
+func TestCreateTopicsReplicaAssignmentOnACluster(t *testing.T) {
+	m := startMovedCluster(t)
+	rc := m.ts.dial(t)
+	cases := []struct {
+		name     string
+		replicas []int32
+		code     *kerr.Error
+		hint     string
+	}{
+		{"this node", []int32{m.self}, kerr.InvalidRequest, "not supported yet"},
+		{"two nodes", []int32{m.self, m.other}, kerr.InvalidRequest, "not supported yet"},
+		{"unknown node", []int32{m.self + 9}, kerr.InvalidReplicaAssignment, "not a broker"},
+	}
+	for _, tc := range cases {
+		rt := createTopicEntry("assigned", -1, -1, nil)
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = 0, tc.replicas
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+		got := rc.roundTrip(createTopicsRequest(7, false, rt)).(*kmsg.CreateTopicsResponse).Topics[0]
+		if got.ErrorCode != tc.code.Code || got.ErrorMessage == nil || !strings.Contains(*got.ErrorMessage, tc.hint) {
+			t.Errorf("%s: %s (%v), want %s mentioning %q", tc.name, codeOf(got.ErrorCode), got.ErrorMessage, tc.code.Message, tc.hint)
+		}
+	}
+	if _, ok := m.ts.cluster.Topic("assigned"); ok {
+		t.Error("a refused assignment created the topic")
+	}
+	cp := createPartitionsEntry("moved", 4, []int32{m.self})
+	got := rc.roundTrip(createPartitionsRequest(3, false, cp)).(*kmsg.CreatePartitionsResponse).Topics[0]
+	if got.ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("create partitions with an assignment: %s (%v)", codeOf(got.ErrorCode), got.ErrorMessage)
+	}
+}
