@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -23,6 +24,7 @@ type fakeView struct {
 	leaders    map[string]cluster.Leader // by partKey; the others are the cluster's
 	inSync     map[string][]int32
 	replicas   map[string][]int32
+	noReplica  map[string]bool  // partitions with no replica on this node
 	brokers    []cluster.Broker // besides the cluster's
 	controller int32
 }
@@ -51,6 +53,15 @@ func (f *fakeView) Brokers() []cluster.Broker {
 }
 
 func (f *fakeView) ControllerID() int32 { return f.controller }
+
+// Partition is the cluster's, but ErrNotLeader for a partition with no
+// replica here, as a node of a cluster answers.
+func (f *fakeView) Partition(topic string, index int32) (*partition.Partition, error) {
+	if f.noReplica[partKey(topic, index)] {
+		return nil, fmt.Errorf("%w: no replica of %s", cluster.ErrNotLeader, partKey(topic, index))
+	}
+	return f.Cluster.Partition(topic, index)
+}
 
 func (f *fakeView) Topics() []*cluster.Topic {
 	var out []*cluster.Topic
@@ -82,6 +93,9 @@ func (f *fakeView) withReplicas(t *cluster.Topic) *cluster.Topic {
 		if r, ok := f.replicas[partKey(t.Name, s.Index)]; ok {
 			slot.Replicas = r
 		}
+		if f.noReplica[partKey(t.Name, s.Index)] {
+			slot.Partition, slot.Offline = nil, fmt.Errorf("%w: no replica here", cluster.ErrNotLeader)
+		}
 		cp.Partitions = append(cp.Partitions, &slot)
 	}
 	return &cp
@@ -90,8 +104,8 @@ func (f *fakeView) withReplicas(t *cluster.Topic) *cluster.Topic {
 // movedCluster is the cluster of the not-leader tests, seen from node self:
 // topic "moved" has partition 0 led by node self+2 (epoch 7) with replicas
 // on self+2, self and self+3 (whose address is unusable), partition 1 with
-// no leader, and partition 2 led by the unreachable self+3. Node self+2 is
-// the controller.
+// no leader, and partition 2 led by the unreachable self+3, with replicas
+// on self+2 and self+3 only. Node self+2 is the controller.
 type movedCluster struct {
 	ts                 *testServer
 	self, other, unreg int32
@@ -110,8 +124,12 @@ func startMovedCluster(t *testing.T) movedCluster {
 				partKey("moved", 1): {Node: -1, Epoch: -1},
 				partKey("moved", 2): {Node: m.unreg, Epoch: 4},
 			},
-			inSync:   map[string][]int32{partKey("moved", 0): {m.self, m.other}},
-			replicas: map[string][]int32{partKey("moved", 0): {m.other, m.self, m.unreg}},
+			inSync: map[string][]int32{partKey("moved", 0): {m.self, m.other}, partKey("moved", 2): {m.other, m.unreg}},
+			replicas: map[string][]int32{
+				partKey("moved", 0): {m.other, m.self, m.unreg},
+				partKey("moved", 2): {m.unreg, m.other},
+			},
+			noReplica: map[string]bool{partKey("moved", 2): true},
 			brokers: []cluster.Broker{
 				{NodeID: m.other, KafkaAddr: "127.0.0.2:9192", Rack: "r2"},
 				{NodeID: m.unreg, KafkaAddr: "0.0.0.0:9092"},
@@ -373,8 +391,8 @@ func TestMetadataFollowsTheClusterView(t *testing.T) {
 				[]int32{m.other, m.self, m.unreg}, []int32{m.self, m.other}, []int32{m.unreg}),
 			fmt.Sprintf("%s leader -1 epoch -1 replicas %v isr %v offline []", codeOf(kerr.LeaderNotAvailable.Code),
 				[]int32{m.self}, []int32{m.self}),
-			fmt.Sprintf("%s leader -1 epoch 4 replicas %v isr %v offline []", codeOf(kerr.LeaderNotAvailable.Code),
-				[]int32{m.self}, []int32{m.self}),
+			fmt.Sprintf("%s leader -1 epoch 4 replicas %v isr %v offline %v", codeOf(kerr.LeaderNotAvailable.Code),
+				[]int32{m.unreg, m.other}, []int32{m.other}, []int32{m.unreg}),
 		}
 		for i, p := range ps {
 			if v < 7 {
@@ -436,5 +454,37 @@ func TestCreateTopicsReplicaAssignmentOnACluster(t *testing.T) {
 	got := rc.roundTrip(createPartitionsRequest(3, false, cp)).(*kmsg.CreatePartitionsResponse).Topics[0]
 	if got.ErrorCode != kerr.InvalidRequest.Code {
 		t.Errorf("create partitions with an assignment: %s (%v)", codeOf(got.ErrorCode), got.ErrorMessage)
+	}
+}
+
+// TestOffsetCommitForPartitionsElsewhere proves a group may commit offsets
+// of a partition with no replica on this node (its coordinator need not
+// hold what its members consume), while a partition past the topic's
+// count stays UNKNOWN_TOPIC_OR_PARTITION.
+func TestOffsetCommitForPartitionsElsewhere(t *testing.T) {
+	m := startMovedCluster(t)
+	rc := m.ts.dial(t)
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.SetVersion(9)
+	req.Group, req.Generation = "g", -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = "moved"
+	for _, index := range []int32{2, 3} {
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = index, 5
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	ps := rc.roundTrip(req).(*kmsg.OffsetCommitResponse).Topics[0].Partitions
+	if ps[0].ErrorCode != 0 || ps[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("commit: partition 2 %s, partition 3 %s", codeOf(ps[0].ErrorCode), codeOf(ps[1].ErrorCode))
+	}
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.SetVersion(7)
+	fetch.Group = "g"
+	fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "moved", Partitions: []int32{2}}}
+	fp := rc.roundTrip(fetch).(*kmsg.OffsetFetchResponse).Topics[0].Partitions[0]
+	if fp.ErrorCode != 0 || fp.Offset != 5 {
+		t.Fatalf("fetched %s offset %d, want 5", codeOf(fp.ErrorCode), fp.Offset)
 	}
 }

@@ -19,6 +19,7 @@ type clusterView interface {
 	Topics() []*cluster.Topic
 	Topic(name string) (*cluster.Topic, bool)
 	TopicByID(id [16]byte) (*cluster.Topic, bool)
+	Partition(topic string, index int32) (*partition.Partition, error)
 	Leader(topic string, index int32) (cluster.Leader, error)
 	InSync(topic string, index int32) []int32
 	Brokers() []cluster.Broker
@@ -42,7 +43,7 @@ func (s *Server) leaderPartition(topic string, index, requested int32) (*partiti
 			return nil, l, err
 		}
 	}
-	p, perr := s.cluster.Partition(topic, index)
+	p, perr := s.view.Partition(topic, index)
 	if !l.Local {
 		// A local copy that failed is a storage error here, as in Kafka
 		// (its log directory is offline), whoever leads.
@@ -135,4 +136,13 @@ func endpointSet(es []endpoint) map[int32]bool {
 		set[e.node] = true
 	}
 	return set
+}
+
+// committable reports whether group offsets may be committed or deleted
+// for topic-index: a partition open here, or one with no replica on this
+// node (the group's coordinator need not hold the partitions its members
+// consume). An unknown or failed partition is not, as before replication.
+func (s *Server) committable(topic string, index int32) bool {
+	_, err := s.view.Partition(topic, index)
+	return err == nil || errors.Is(err, cluster.ErrNotLeader)
 }
