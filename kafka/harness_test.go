@@ -34,7 +34,7 @@ func startServer(t testing.TB, edit ...func(*Config)) *testServer {
 // startServerFS is startServer over a given filesystem, for fault injection.
 func startServerFS(t testing.TB, fsys vfs.FS, edit ...func(*Config)) *testServer {
 	t.Helper()
-	return startServerWith(t, fsys, nil, edit...)
+	return startServerWith(t, serverSetup{fs: fsys}, edit...)
 }
 
 // startServerView is startServer with the handlers reading the cluster
@@ -42,13 +42,25 @@ func startServerFS(t testing.TB, fsys vfs.FS, edit ...func(*Config)) *testServer
 // cluster would see.
 func startServerView(t testing.TB, view func(*cluster.Cluster) clusterView, edit ...func(*Config)) *testServer {
 	t.Helper()
-	return startServerWith(t, vfs.NewMem(), view, edit...)
+	return startServerWith(t, serverSetup{view: view}, edit...)
 }
 
-func startServerWith(t testing.TB, fsys vfs.FS, view func(*cluster.Cluster) clusterView, edit ...func(*Config)) *testServer {
+// serverSetup is what a test server is built with besides its Config.
+type serverSetup struct {
+	fs   vfs.FS                             // nil: in memory
+	node int32                              // the cluster's node id
+	view func(*cluster.Cluster) clusterView // nil: the cluster itself
+}
+
+func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *testServer {
 	t.Helper()
+	fsys, view := setup.fs, setup.view
+	if fsys == nil {
+		fsys = vfs.NewMem()
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ccfg := cluster.DefaultConfig("/data")
+	ccfg.NodeID = setup.node
 	e := env.Real()
 	e.FS, e.Logger = fsys, logger
 	cl, err := cluster.Open(e, ccfg)

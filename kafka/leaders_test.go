@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/cluster"
@@ -486,5 +489,188 @@ func TestOffsetCommitForPartitionsElsewhere(t *testing.T) {
 	fp := rc.roundTrip(fetch).(*kmsg.OffsetFetchResponse).Topics[0].Partitions[0]
 	if fp.ErrorCode != 0 || fp.Offset != 5 {
 		t.Fatalf("fetched %s offset %d, want 5", codeOf(fp.ErrorCode), fp.Offset)
+	}
+}
+
+// switchView is a cluster's view whose partition leaders and other brokers
+// a test changes while clients run.
+type switchView struct {
+	*cluster.Cluster
+	mu      sync.Mutex
+	leaders map[string]cluster.Leader // by partKey; the others are the cluster's
+	brokers []cluster.Broker          // besides the cluster's
+	ids     map[string][16]byte       // topic ids to report, as one cluster has one
+}
+
+// setID reports topic with id, the one another node gave it.
+func (v *switchView) setID(topic string, id [16]byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.ids = map[string][16]byte{topic: id}
+}
+
+func (v *switchView) withID(t *cluster.Topic) *cluster.Topic {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	id, ok := v.ids[t.Name]
+	if !ok {
+		return t
+	}
+	cp := *t
+	cp.ID = id
+	return &cp
+}
+
+func (v *switchView) Topics() []*cluster.Topic {
+	var out []*cluster.Topic
+	for _, t := range v.Cluster.Topics() {
+		out = append(out, v.withID(t))
+	}
+	return out
+}
+
+func (v *switchView) Topic(name string) (*cluster.Topic, bool) {
+	t, ok := v.Cluster.Topic(name)
+	if !ok {
+		return nil, false
+	}
+	return v.withID(t), true
+}
+
+func (v *switchView) TopicByID(id [16]byte) (*cluster.Topic, bool) {
+	for _, t := range v.Topics() {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// set makes node l.Node the leader of topic-index as this node sees it.
+func (v *switchView) set(topic string, index int32, l cluster.Leader) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.leaders == nil {
+		v.leaders = map[string]cluster.Leader{}
+	}
+	v.leaders[partKey(topic, index)] = l
+}
+
+func (v *switchView) addBroker(b cluster.Broker) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.brokers = append(v.brokers, b)
+}
+
+func (v *switchView) Leader(topic string, index int32) (cluster.Leader, error) {
+	own, err := v.Cluster.Leader(topic, index)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if l, ok := v.leaders[partKey(topic, index)]; ok && err == nil {
+		return l, nil
+	}
+	return own, err
+}
+
+func (v *switchView) InSync(topic string, index int32) []int32 {
+	v.mu.Lock()
+	l, ok := v.leaders[partKey(topic, index)]
+	v.mu.Unlock()
+	if ok {
+		return []int32{l.Node}
+	}
+	return v.Cluster.InSync(topic, index)
+}
+
+func (v *switchView) Brokers() []cluster.Broker {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := append(v.Cluster.Brokers(), v.brokers...)
+	slices.SortFunc(out, func(a, b cluster.Broker) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// TestFranzGoFollowsALeaderChange proves a franz-go producer and consumer
+// follow a partition's leader from one node to another with no code of
+// their own: two single nodes, 0 and 1, each hold the partition (under one
+// topic id, as in a cluster), node 1 a copy of node 0's records as a
+// follower would; both first say node 0 leads it, then both say node 1
+// does, at a later epoch, and node 0 answers NOT_LEADER_OR_FOLLOWER. Every
+// record is acknowledged, the later ones appended on node 1, and the
+// consumer reads them all in order.
+func TestFranzGoFollowsALeaderChange(t *testing.T) {
+	views := [2]*switchView{}
+	var servers [2]*testServer
+	for node := range int32(2) {
+		servers[node] = startServerWith(t, serverSetup{node: node, view: func(c *cluster.Cluster) clusterView {
+			views[node] = &switchView{Cluster: c}
+			return views[node]
+		}})
+		adminCreate(t, servers[node], "moving", 1, nil)
+	}
+	topic, _ := servers[0].cluster.Topic("moving")
+	views[1].setID("moving", topic.ID)
+	for node := range int32(2) {
+		other := 1 - node
+		views[node].addBroker(cluster.Broker{NodeID: other, KafkaAddr: servers[other].addr})
+	}
+	p0, _ := servers[0].cluster.Partition("moving", 0)
+	p1, _ := servers[1].cluster.Partition("moving", 0)
+	epoch := p0.LeaderEpoch()
+	views[1].set("moving", 0, cluster.Leader{Node: 0, Epoch: epoch})
+
+	// Idempotence off: node 1 never saw node 0's producer state, as a real
+	// follower would have. A short metadata age and fetch wait only keep
+	// the test quick: franz-go refreshes after NOT_LEADER_OR_FOLLOWER once
+	// its metadata is that old (5 s by default), and node 0's long poll
+	// ends at the wait, as nothing wakes it.
+	cl := servers[0].client(t, kgo.DefaultProduceTopic("moving"), kgo.DisableIdempotentWrite(),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(50*time.Millisecond))
+	consumer := servers[0].client(t, kgo.ConsumeTopics("moving"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.MetadataMinAge(50*time.Millisecond), kgo.FetchMaxWait(100*time.Millisecond))
+	produce := func(from, count int) {
+		t.Helper()
+		for i := from; i < from+count; i++ {
+			r := &kgo.Record{Partition: 0, Value: []byte(fmt.Sprint("v", i))}
+			if err := cl.ProduceSync(adminContext(t), r).FirstErr(); err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		}
+	}
+	var consumed []string
+	consume := func(upTo int) {
+		t.Helper()
+		ctx := adminContext(t)
+		for len(consumed) < upTo {
+			fetches := consumer.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("consumed %v, want %d records: %v", consumed, upTo, err)
+			}
+			fetches.EachRecord(func(r *kgo.Record) { consumed = append(consumed, string(r.Value)) })
+		}
+	}
+
+	produce(0, 3)
+	for i := range 3 { // node 1's copy, at the same offsets
+		if _, err := p1.Append(oneRecord(fmt.Sprint("v", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume(3)
+	if p0.LogEndOffset() != 3 || p1.LogEndOffset() != 3 {
+		t.Fatalf("before the change: node 0 holds %d records, node 1 %d", p0.LogEndOffset(), p1.LogEndOffset())
+	}
+
+	moved := cluster.Leader{Node: 1, Epoch: epoch + 1}
+	views[0].set("moving", 0, moved)
+	moved.Local = true
+	views[1].set("moving", 0, moved)
+	produce(3, 3)
+	if p0.LogEndOffset() != 3 || p1.LogEndOffset() != 6 {
+		t.Fatalf("after the change: node 0 holds %d records, node 1 %d", p0.LogEndOffset(), p1.LogEndOffset())
+	}
+	consume(6)
+	if got, want := fmt.Sprint(consumed), fmt.Sprint([]string{"v0", "v1", "v2", "v3", "v4", "v5"}); got != want {
+		t.Fatalf("consumed %s, want %s", got, want)
 	}
 }
