@@ -91,10 +91,10 @@ func produceRefusal(req *kmsg.ProduceRequest) error {
 
 // appendAll appends every partition's records in request order and fills
 // resp, one entry per partition. It returns a wait per appended partition
-// that acknowledges later (mustWait), holding that partition's entry; failed reports that
-// some partition was refused. resp's slices are allocated whole before any
-// entry is handed out and never grow after, so the entries the waits hold
-// are the ones encoded.
+// acknowledged later (mustWait), holding that partition's entry; failed
+// reports that some partition was refused. resp's slices are allocated
+// whole before any entry is handed out and never grow after, so the
+// entries the waits hold are the ones encoded.
 func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (waits []appendWait, failed bool) {
 	refuse := produceRefusal(req)
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))

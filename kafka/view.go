@@ -31,8 +31,8 @@ type clusterView interface {
 // requested < 0 when the request has none), in Kafka's order: unknown
 // topic or partition, then the epoch (FENCED_LEADER_EPOCH,
 // UNKNOWN_LEADER_EPOCH), then NOT_LEADER_OR_FOLLOWER, then the local copy's
-// own failure. The leader comes back in every case the epoch check passed,
-// for the responses that tell clients where the partition went.
+// own failure. The leader comes back with any error, for the responses
+// that tell clients where the partition went.
 func (s *Server) leaderPartition(topic string, index, requested int32) (*partition.Partition, cluster.Leader, error) {
 	l, err := s.view.Leader(topic, index)
 	if err != nil {
