@@ -143,8 +143,11 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchRes
 // setCurrentLeader tells a client fetching from the wrong node, or with an
 // older epoch, the leader to go to (KIP-951; encoded from v12 on).
 func setCurrentLeader(sp *kmsg.FetchResponseTopicPartition, l cluster.Leader) {
-	switch sp.ErrorCode {
-	case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code:
+	fenced := sp.ErrorCode == kerr.FencedLeaderEpoch.Code
+	// NOT_LEADER_OR_FOLLOWER on a local leader: it lost the lead while
+	// reading, and knows no new leader yet.
+	moved := sp.ErrorCode == kerr.NotLeaderForPartition.Code && !l.Local
+	if fenced || moved {
 		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = l.Node, l.Epoch
 	}
 }
