@@ -221,8 +221,10 @@ func nodeHolds(st *metav1.State, nodeID int32) bool {
 
 // TransferLeader asks a partition's group to hand its leadership to the
 // replica on node, and waits until this node sees it lead or ctx ends.
-// This node must hold a replica of the partition (a follower passes the
-// request to its leader); ErrNotLeader otherwise.
+// This node must lead the partition or be node (a follower passes raft's
+// request to its leader under the transferee's id, which the transport
+// accepts only from the transferee's own node); ErrNotLeader otherwise,
+// naming the leader to ask.
 func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32, node int32) error {
 	if !c.cfg.clustered() {
 		return ErrNotClustered
@@ -238,6 +240,9 @@ func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32,
 		return fmt.Errorf("%w: node %d holds no replica of %s-%d (replicas on %v)", meta.ErrInvalidReplicas, node, topic, index, c.replicaNodes(p.Replicas))
 	}
 	to := p.Replicas[i]
+	if l, _ := c.Leader(topic, index); !l.Local && node != c.cfg.NodeID {
+		return fmt.Errorf("%w: node %d leads %s-%d: ask it, or node %d", ErrNotLeader, l.Node, topic, index, node)
+	}
 	if err := c.sched.Do(p.GroupId, func(r *replica.Replica) { r.TransferLeader(to) }); err != nil {
 		return fmt.Errorf("%w: %s-%d has no replica on this node to pass the transfer on", ErrNotLeader, topic, index)
 	}

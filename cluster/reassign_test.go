@@ -266,3 +266,102 @@ func TestClusterMovesPartition(t *testing.T) {
 		return !slices.ContainsFunc(listData(t, tn.fs[lead], "/data"), func(n string) bool { return strings.HasPrefix(n, "moving-") })
 	})
 }
+
+// TestClusterTransfersLeaders: a partition's leadership moves to the node
+// asked for (asked of that node; a third node refuses and names the
+// leader), and rebalancing brings it back to its preferred leader.
+func TestClusterTransfersLeaders(t *testing.T) {
+	tn := startNodes(t, 3)
+	if _, err := tn.nodes[1].CreateTopicReplicated("led", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("led", 0)
+	tp, _ := tn.nodes[1].Topic("led")
+	preferred := tp.Partitions[0].Replicas[0]
+	// to is neither the leader nor the preferred one, so a rebalance has
+	// a transfer to make afterwards; third is the node left.
+	var to, third int32
+	for id := range tn.nodes {
+		if id != lead && id != preferred {
+			to = id
+		}
+	}
+	for id := range tn.nodes {
+		if id != lead && id != to {
+			third = id
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	if err := tn.nodes[third].TransferLeader(ctx, "led", 0, to); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("transfer asked of a follower that is not the transferee: %v, want ErrNotLeader", err)
+	}
+	if err := tn.nodes[to].TransferLeader(ctx, "led", 0, to); err != nil {
+		t.Fatal(err)
+	}
+	if got := tn.leader("led", 0); got != to {
+		t.Fatalf("led by %d after the transfer to %d", got, to)
+	}
+	want := []string{fmt.Sprintf("%d:a", appendAll(t, tn.nodes[to], "led", 0, "a").BaseOffset)}
+	tn.waitReplicated("led", 0, want)
+	if err := tn.nodes[to].TransferLeader(ctx, "led", 0, 9); err == nil {
+		t.Fatal("transfer to a node with no replica accepted")
+	}
+
+	n, err := tn.nodes[to].RebalanceLeaders()
+	if err != nil || n != 1 {
+		t.Fatalf("rebalance: %d transfers, %v; want 1", n, err)
+	}
+	waitUntil(t, "the preferred leader to lead again", func() bool { return tn.leader("led", 0) == preferred })
+	if n, err := tn.nodes[preferred].RebalanceLeaders(); err != nil || n != 0 {
+		t.Fatalf("rebalance when balanced: %d transfers, %v", n, err)
+	}
+}
+
+// TestClusterRemovesNode: four nodes; removing the metadata leader's node
+// moves every replica it holds to the others, marks it REMOVED, takes it
+// out of the brokers and of the metadata group's voters, with the
+// partitions' records kept.
+func TestClusterRemovesNode(t *testing.T) {
+	tn := startNodes(t, 4)
+	if _, err := tn.nodes[1].CreateTopicReplicated("drained", 4, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	gone := tn.controller()
+	var want [4][]string
+	for i := range int32(4) {
+		lead := tn.leader("drained", i)
+		want[i] = []string{fmt.Sprintf("%d:x", appendAll(t, tn.nodes[lead], "drained", i, "x").BaseOffset)}
+	}
+	via := tn.other(gone)
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	moves, err := tn.nodes[via].RemoveNode(ctx, gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moves) != 3 {
+		t.Fatalf("%d moves off node %d, want 3 (RF 3 over 4 nodes): %+v", len(moves), gone, moves)
+	}
+	for id, c := range tn.nodes {
+		waitUntil(t, fmt.Sprintf("node %d to see node %d removed", id, gone), func() bool {
+			return c.NodeState(gone) == "REMOVED" && !slices.ContainsFunc(c.Brokers(), func(b Broker) bool { return b.NodeID == gone })
+		})
+	}
+	stayed := tn.other(gone)
+	waitUntil(t, fmt.Sprintf("node %d to leave the metadata group's voters", gone), func() bool {
+		cs, err := tn.nodes[stayed].ctl.Configuration()
+		return err == nil && len(cs.GetVoters()) == 3 && !slices.ContainsFunc(cs.GetVoters(), func(r uint64) bool { return int32(r>>20) == gone })
+	})
+	tn.stop(gone)
+	for i := range int32(4) {
+		for id, c := range tn.nodes {
+			tp, _ := c.Topic("drained")
+			if slices.Contains(tp.Partitions[i].Replicas, gone) {
+				t.Fatalf("node %d places drained-%d on %v", id, i, tp.Partitions[i].Replicas)
+			}
+		}
+		tn.leader("drained", i)
+		tn.waitReplicated("drained", i, want[i])
+	}
+}
