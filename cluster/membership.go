@@ -18,10 +18,16 @@ import (
 // then REMOVED). They only propose to the metadata group, or ask a local
 // replica; moveLoop and the partitions' leaders do the work.
 
-// Errors of the membership calls, beside the metadata group's refusals
-// (meta.ErrReassignmentInProgress, meta.ErrNoReassignment,
-// meta.ErrInvalidReplicas, meta.ErrReplicationFactor).
+// Errors of the membership calls; the first three are the metadata
+// group's refusals.
 var (
+	// ErrReassignmentInProgress: the partition is being moved already.
+	ErrReassignmentInProgress = meta.ErrReassignmentInProgress
+	// ErrNoReassignment: no move of the partition runs.
+	ErrNoReassignment = meta.ErrNoReassignment
+	// ErrInvalidReplicas: a replica set with a node twice, a node not
+	// active, or no change.
+	ErrInvalidReplicas = meta.ErrInvalidReplicas
 	// ErrNotClustered: the call needs a node of a cluster.
 	ErrNotClustered = errors.New("not a node of a cluster (no --peers)")
 	// ErrUnknownNode: no active broker has the node id.
@@ -237,7 +243,7 @@ func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32,
 	p := t.Partitions[index]
 	i := slices.IndexFunc(p.Replicas, func(r uint64) bool { return meta.NodeOf(r) == node })
 	if i < 0 {
-		return fmt.Errorf("%w: node %d holds no replica of %s-%d (replicas on %v)", meta.ErrInvalidReplicas, node, topic, index, c.replicaNodes(p.Replicas))
+		return fmt.Errorf("%w: node %d holds no replica of %s-%d (replicas on %v)", ErrInvalidReplicas, node, topic, index, c.replicaNodes(p.Replicas))
 	}
 	to := p.Replicas[i]
 	if l, _ := c.Leader(topic, index); !l.Local && node != c.cfg.NodeID {
