@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
@@ -32,6 +33,11 @@ var (
 	ErrNotClustered = errors.New("not a node of a cluster (no --peers)")
 	// ErrUnknownNode: no active broker has the node id.
 	ErrUnknownNode = errors.New("unknown node")
+	// ErrElectionNotNeeded: the partition's preferred leader leads it.
+	ErrElectionNotNeeded = errors.New("led by its preferred leader already")
+	// ErrPreferredLeaderNotAvailable: the preferred leader's node is not
+	// an active broker under that incarnation.
+	ErrPreferredLeaderNotAvailable = errors.New("preferred leader not available")
 )
 
 // Reassignment is a partition's move as the metadata group records it.
@@ -249,20 +255,63 @@ func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32,
 	if l, _ := c.Leader(topic, index); !l.Local && node != c.cfg.NodeID {
 		return fmt.Errorf("%w: node %d leads %s-%d: ask it, or node %d", ErrNotLeader, l.Node, topic, index, node)
 	}
-	if err := c.sched.Do(p.GroupId, func(r *replica.Replica) { r.TransferLeader(to) }); err != nil {
-		return fmt.Errorf("%w: %s-%d has no replica on this node to pass the transfer on", ErrNotLeader, topic, index)
-	}
+	// Raft drops the request while no leader is known, and a transfer
+	// that timed out (an election timeout) ends: ask again until done.
+	retry := time.Duration(c.cfg.RaftTickMs*int64(c.cfg.RaftElectionTicks)) * time.Millisecond
 	for {
 		changed := c.LeadersChanged()
 		if l, err := c.Leader(topic, index); err == nil && l.Node == node {
 			return nil
 		}
+		if err := c.sched.Do(p.GroupId, func(r *replica.Replica) { r.TransferLeader(to) }); err != nil {
+			return fmt.Errorf("%w: %s-%d has no replica on this node to pass the transfer on", ErrNotLeader, topic, index)
+		}
+		timer := c.env.Clock.NewTimer(retry)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return fmt.Errorf("transfer the leadership of %s-%d to node %d: %w", topic, index, node, ctx.Err())
 		case <-changed:
+		case <-timer.C():
 		}
+		timer.Stop()
 	}
+}
+
+// PreferLeader hands a partition this node leads to its preferred
+// leader, without waiting: ErrElectionNotNeeded when that is this node,
+// ErrPreferredLeaderNotAvailable when its node is not active, ErrNotLeader
+// when this node does not lead the partition (its leader must be asked).
+func (c *Cluster) PreferLeader(topic string, index int32) error {
+	if !c.cfg.clustered() {
+		return ErrNotClustered
+	}
+	st := c.ctl.State()
+	t, ok := topicNamed(st, topic)
+	if !ok || index < 0 || int(index) >= len(t.Partitions) {
+		return fmt.Errorf("%w: %s-%d", ErrUnknownTopic, topic, index)
+	}
+	p := t.Partitions[index]
+	pref := p.PreferredLeader
+	if pref == 0 {
+		pref = p.Replicas[0]
+	}
+	l, err := c.Leader(topic, index)
+	switch {
+	case err != nil:
+		return err
+	case !l.Local:
+		return fmt.Errorf("%w: node %d leads %s-%d", ErrNotLeader, l.Node, topic, index)
+	case pref == c.replicaID():
+		return fmt.Errorf("%w: %s-%d", ErrElectionNotNeeded, topic, index)
+	}
+	if b, ok := brokerOf(st, meta.NodeOf(pref)); !ok || b.State != metav1.BrokerState_BROKER_STATE_ACTIVE || b.Incarnation != meta.IncarnationOf(pref) {
+		return fmt.Errorf("%w: %s-%d prefers node %d", ErrPreferredLeaderNotAvailable, topic, index, meta.NodeOf(pref))
+	}
+	if err := c.sched.Do(p.GroupId, func(r *replica.Replica) { r.TransferLeader(pref) }); err != nil {
+		return fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, topic, index, err)
+	}
+	return nil
 }
 
 // RebalanceLeaders transfers the leadership of every partition this node

@@ -45,6 +45,8 @@ var errorTable = []struct {
 	{cluster.ErrInvalidReplicas, kerr.InvalidReplicaAssignment},
 	{cluster.ErrUnknownNode, kerr.InvalidReplicaAssignment},
 	{cluster.ErrNotClustered, kerr.InvalidRequest},
+	{cluster.ErrElectionNotNeeded, kerr.ElectionNotNeeded},
+	{cluster.ErrPreferredLeaderNotAvailable, kerr.PreferredLeaderNotAvailable},
 	{groups.ErrInvalidGroupID, kerr.InvalidGroupID},
 	{groups.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
 	{groups.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol},
