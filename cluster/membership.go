@@ -180,8 +180,12 @@ func (c *Cluster) RemoveNode(ctx context.Context, nodeID int32) ([]Reassignment,
 }
 
 // NodeState is a broker's state in the metadata group ("ACTIVE",
-// "DRAINING", "REMOVED", ...), empty when unknown.
+// "DRAINING", "REMOVED", ...), empty when unknown. A single node is
+// ACTIVE.
 func (c *Cluster) NodeState(nodeID int32) string {
+	if !c.cfg.clustered() {
+		return brokerStateName(metav1.BrokerState_BROKER_STATE_ACTIVE)
+	}
 	if b, ok := brokerOf(c.ctl.State(), nodeID); ok {
 		return brokerStateName(b.State)
 	}
