@@ -237,12 +237,16 @@ func (c *Cluster) tendMoves(ctx context.Context, moving map[uint64]bool) {
 // stepMove plans and takes the next step of p's group on its worker.
 func (c *Cluster) stepMove(p *metav1.Partition) (moveStep, error) {
 	var step moveStep
+	// Read before the worker runs: the worker never takes mu, which
+	// reconcile holds while it waits for a group to leave the scheduler
+	// (and a group leaves it before its log closes).
+	storage := c.groupStorage(p.GroupId)
 	err := c.sched.Do(p.GroupId, func(r *replica.Replica) {
 		if l := r.Leadership(); !l.Ready || l.Leader != r.ID() {
 			step = moveStep{kind: moveDone}
 			return
 		}
-		g, err := progressOf(r, c.groupStorage(p.GroupId))
+		g, err := progressOf(r, storage)
 		if err != nil {
 			step = moveStep{kind: moveWait}
 			return
