@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/replica"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -364,4 +365,69 @@ func TestClusterRemovesNode(t *testing.T) {
 		tn.leader("drained", i)
 		tn.waitReplicated("drained", i, want[i])
 	}
+}
+
+// groupConf reads the configuration of topic-0's group on node id's
+// replica.
+func (tn *testNodes) groupConf(id int32, topic string) *raftpb.ConfState {
+	tn.t.Helper()
+	c := tn.nodes[id]
+	tp, _ := c.Topic(topic)
+	var cs *raftpb.ConfState
+	if err := c.sched.Do(tp.Partitions[0].Group, func(r *replica.Replica) { cs = r.ConfState() }); err != nil {
+		tn.t.Fatalf("node %d: %v", id, err)
+	}
+	return cs
+}
+
+// TestClusterCancelsMove: a move onto a node that is down cannot finish
+// (its learner never catches up); cancelling it removes the learner and
+// keeps the replicas, and appends go on throughout.
+func TestClusterCancelsMove(t *testing.T) {
+	tn := startNodes(t, 4)
+	if _, err := tn.nodes[1].CreateTopicReplicated("stuck", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	old := replicaSet(t, tn.nodes[1], "stuck")
+	var down int32
+	for id := range tn.nodes {
+		if !slices.Contains(old, id) {
+			down = id
+		}
+	}
+	lead := tn.leader("stuck", 0)
+	tn.stop(down)
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	// The leader and one more old replica stay, the third leaves for the
+	// node that is down.
+	stays := slices.DeleteFunc(slices.Clone(old), func(n int32) bool { return n == lead })[0]
+	target := []int32{lead, stays, down}
+	if _, err := tn.nodes[lead].Reassign(ctx, "stuck", 0, target); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the leader to add the new replica as a learner", func() bool {
+		l := tn.leader("stuck", 0)
+		return len(tn.groupConf(l, "stuck").GetLearners()) == 1
+	})
+	appendAll(t, tn.nodes[tn.leader("stuck", 0)], "stuck", 0, "during")
+	if got := tn.nodes[lead].Reassignments(); len(got) != 1 {
+		t.Fatalf("reassignments %+v, want the stuck move", got)
+	}
+	if err := tn.nodes[lead].CancelReassignment(ctx, "stuck", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the learner to be removed", func() bool {
+		cs := tn.groupConf(tn.leader("stuck", 0), "stuck")
+		return len(cs.GetLearners()) == 0 && len(cs.GetVotersOutgoing()) == 0 && len(cs.GetVoters()) == 3
+	})
+	for id, c := range tn.nodes {
+		if len(c.Reassignments()) != 0 || !slices.Equal(replicaSet(t, c, "stuck"), old) {
+			t.Fatalf("node %d: moves %+v, replicas %v, want none and %v", id, c.Reassignments(), replicaSet(t, c, "stuck"), old)
+		}
+	}
+	if err := tn.nodes[lead].CancelReassignment(ctx, "stuck", 0); !errors.Is(err, ErrNoReassignment) {
+		t.Fatalf("cancel with none running: %v, want ErrNoReassignment", err)
+	}
+	appendAll(t, tn.nodes[tn.leader("stuck", 0)], "stuck", 0, "after")
 }
