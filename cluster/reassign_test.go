@@ -397,6 +397,7 @@ func TestClusterCancelsMove(t *testing.T) {
 	}
 	lead := tn.leader("stuck", 0)
 	tn.stop(down)
+	tn.controller() // the stopped node may have led the metadata group
 	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
 	defer cancel()
 	// The leader and one more old replica stay, the third leaves for the
