@@ -213,9 +213,8 @@ func TestClusterMovesPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := tn.nodes[lead].Reassignments(); len(got) != 1 || got[0].ID != id || !slices.Equal(got[0].Removing(), []int32{lead}) ||
-		!slices.Equal(got[0].Adding(), []int32{added}) {
-		t.Logf("reassignments listed during the move: %+v (it may have finished already)", got)
+	if id == 0 {
+		t.Fatal("the reassignment has no id")
 	}
 	tn.waitMoved("moving", target)
 	waitUntil(t, "appends after the move", func() bool {
