@@ -411,8 +411,10 @@ func TestClusterCancelsMove(t *testing.T) {
 		return len(tn.groupConf(l, "stuck").GetLearners()) == 1
 	})
 	appendAll(t, tn.nodes[tn.leader("stuck", 0)], "stuck", 0, "during")
-	if got := tn.nodes[lead].Reassignments(); len(got) != 1 {
-		t.Fatalf("reassignments %+v, want the stuck move", got)
+	leaving := slices.DeleteFunc(slices.Clone(old), func(n int32) bool { return slices.Contains(target, n) })
+	if got := tn.nodes[lead].Reassignments(); len(got) != 1 || !slices.Equal(got[0].Adding(), []int32{down}) ||
+		!slices.Equal(got[0].Removing(), leaving) {
+		t.Fatalf("reassignments %+v, want the stuck move adding %d, removing %v", got, down, leaving)
 	}
 	if err := tn.nodes[lead].CancelReassignment(ctx, "stuck", 0); err != nil {
 		t.Fatal(err)
