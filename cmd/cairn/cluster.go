@@ -39,11 +39,15 @@ the wait, not the work, which goes on in the cluster.`,
 // (for requests to one broker), bounded by --timeout and ended by an
 // interrupt.
 func withCluster(cmd *cobra.Command, connection *clientFlags, fn func(context.Context, *kadm.Client, *kgo.Client) error) error {
-	admin, client, err := connection.newAdmin()
+	// The waits poll Metadata, which the client would otherwise answer
+	// from its cache for up to 5 s.
+	client, err := connection.newClient(kgo.MetadataMinAge(pollInterval / 2))
 	if err != nil {
 		return err
 	}
 	defer client.Close()
+	admin := kadm.NewClient(client)
+	admin.SetTimeoutMillis(int32(min(connection.timeout.Milliseconds(), 1<<31-1)))
 	ctx, cancel := commandContext(cmd, connection.timeout)
 	defer cancel()
 	stopClosing := context.AfterFunc(ctx, client.Close)

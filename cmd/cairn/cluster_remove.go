@@ -54,7 +54,7 @@ func removeNode(ctx context.Context, cmd *cobra.Command, admin *kadm.Client, cli
 		return fmt.Errorf("remove node %d: %w%s", node, err, msg)
 	}
 	fmt.Fprintf(out, "draining node %d\n", node)
-	last := -1
+	last, stranded := -1, 0
 	return poll(ctx, func() (bool, error) {
 		md, err := admin.Metadata(ctx)
 		if err != nil {
@@ -80,6 +80,35 @@ func removeNode(ctx context.Context, cmd *cobra.Command, admin *kadm.Client, cli
 			fmt.Fprintf(out, "  %d partitions still moving off node %d\n", left, node)
 			last = left
 		}
+		// No move left while partitions stay on the node: the cluster
+		// cancelled them. Seen for strandedPolls polls in a row, so a
+		// broker a moment behind the others does not decide it.
+		if on := partitionsOn(md, node); left == 0 && len(on) > 0 {
+			if stranded++; stranded >= strandedPolls {
+				return false, fmt.Errorf("node %d stays DRAINING: the moves of %v off it were cancelled (the leaders' logs say why; "+
+					"a partition whose log was compacted cannot take a new replica yet)", node, on)
+			}
+		} else {
+			stranded = 0
+		}
 		return false, nil
 	})
+}
+
+// strandedPolls is how many polls in a row remove-node must see
+// partitions left on the node with no move running before it says the
+// moves were cancelled.
+const strandedPolls = 8
+
+// partitionsOn lists the partitions md places a replica of on node.
+func partitionsOn(md kadm.Metadata, node int32) []string {
+	var out []string
+	for _, t := range md.Topics.Sorted() {
+		for _, p := range t.Partitions.Sorted() {
+			if slices.Contains(p.Replicas, node) {
+				out = append(out, fmt.Sprintf("%s-%d", t.Topic, p.Partition))
+			}
+		}
+	}
+	return out
 }
