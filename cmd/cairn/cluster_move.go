@@ -92,20 +92,31 @@ func movePartition(ctx context.Context, out io.Writer, admin *kadm.Client, topic
 }
 
 // checkMoved tells a completed move from a cancelled one by the replicas
-// the partition ended with.
+// the partition ended with, read for up to strandedPolls polls: the broker
+// answering Metadata may be a moment behind the one that listed the moves.
 func checkMoved(ctx context.Context, out io.Writer, admin *kadm.Client, topic string, index int32, target []int32) error {
-	md, err := admin.Metadata(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("read %s's replicas: %w", topic, err)
-	}
-	p, ok := md.Topics[topic].Partitions[index]
-	if !ok {
-		return fmt.Errorf("%s-%d is gone", topic, index)
-	}
-	if !slices.Equal(slices.Sorted(slices.Values(p.Replicas)), slices.Sorted(slices.Values(target))) {
-		return fmt.Errorf("the move of %s-%d was cancelled: its replicas are %v (the leader's log says why; a compacted log cannot take a new replica yet)",
-			topic, index, p.Replicas)
-	}
-	_, err = fmt.Fprintf(out, "moved %s-%d: replicas %v, leader %d\n", topic, index, p.Replicas, p.Leader)
+	var replicas []int32
+	polls := 0
+	err := poll(ctx, func() (bool, error) {
+		md, err := admin.Metadata(ctx, topic)
+		if err != nil {
+			return false, fmt.Errorf("read %s's replicas: %w", topic, err)
+		}
+		p, ok := md.Topics[topic].Partitions[index]
+		if !ok {
+			return false, fmt.Errorf("%s-%d is gone", topic, index)
+		}
+		replicas = p.Replicas
+		if slices.Equal(slices.Sorted(slices.Values(p.Replicas)), slices.Sorted(slices.Values(target))) {
+			_, err := fmt.Fprintf(out, "moved %s-%d: replicas %v, leader %d\n", topic, index, p.Replicas, p.Leader)
+			return true, err
+		}
+		polls++
+		if polls >= strandedPolls {
+			return false, fmt.Errorf("the move of %s-%d was cancelled: its replicas are %v (the leader's log says why; a compacted log cannot take a new replica yet)",
+				topic, index, replicas)
+		}
+		return false, nil
+	})
 	return err
 }
