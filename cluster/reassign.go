@@ -243,7 +243,9 @@ func (c *Cluster) stepMove(p *metav1.Partition) (moveStep, error) {
 	storage := c.groupStorage(p.GroupId)
 	err := c.sched.Do(p.GroupId, func(r *replica.Replica) {
 		if l := r.Leadership(); !l.Ready || l.Leader != r.ID() {
-			step = moveStep{kind: moveDone}
+			// Never "done": that would complete a move on another
+			// replica's behalf. Its leader goes on.
+			step = moveStep{kind: moveWait}
 			return
 		}
 		g, err := progressOf(r, storage)
