@@ -152,8 +152,10 @@ func (c *Cluster) RemoveNode(ctx context.Context, nodeID int32) ([]Reassignment,
 	if !ok || b.State == metav1.BrokerState_BROKER_STATE_REMOVED {
 		return nil, fmt.Errorf("%w: node %d", ErrUnknownNode, nodeID)
 	}
-	if len(c.Reassignments()) > 0 && b.State == metav1.BrokerState_BROKER_STATE_DRAINING {
-		return nil, nil // a drain under way: its moves run
+	if b.State == metav1.BrokerState_BROKER_STATE_DRAINING && slices.ContainsFunc(c.Reassignments(), func(r Reassignment) bool {
+		return slices.Contains(r.Removing(), nodeID)
+	}) {
+		return nil, nil // a drain under way: its moves run (moves it lost are planned again once none runs)
 	}
 	moves, err := meta.PlanRemoveNode(st, nodeID)
 	if err != nil {
