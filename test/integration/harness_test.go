@@ -102,6 +102,16 @@ type cairnServer struct {
 // failed.
 func startCairn(t *testing.T, dataDir string, extraArgs ...string) *cairnServer {
 	t.Helper()
+	s := newCairnServer(t, dataDir, extraArgs...)
+	s.start()
+	return s
+}
+
+// newCairnServer is startCairn without the start: a cluster's nodes are
+// launched together, since each waits for a quorum of the others before
+// it is healthy.
+func newCairnServer(t *testing.T, dataDir string, extraArgs ...string) *cairnServer {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
@@ -122,7 +132,6 @@ func startCairn(t *testing.T, dataDir string, extraArgs ...string) *cairnServer 
 			t.Logf("cairn stderr (last %d bytes kept):\n%s", stderrBytesMax, s.stderr.String())
 		}
 	})
-	s.start()
 	return s
 }
 
@@ -144,6 +153,13 @@ func freeAddr(t *testing.T) string {
 
 func (s *cairnServer) start() {
 	s.t.Helper()
+	s.launch()
+	s.waitHealthy()
+}
+
+// launch starts the process without waiting for it to serve.
+func (s *cairnServer) launch() {
+	s.t.Helper()
 	args := append([]string{"serve",
 		"--data-dir", s.dataDir,
 		"--kafka-addr", s.kafkaAddr,
@@ -162,7 +178,6 @@ func (s *cairnServer) start() {
 		s.waited = cmd.Wait()
 		close(s.exited)
 	}()
-	s.waitHealthy()
 }
 
 // waitHealthy polls /healthz until it answers 200 "ok", the process exits,
