@@ -12,7 +12,10 @@ package kafka
 // response, and a failed acks=0 produce closes the connection. Records
 // become visible to consumers at the high watermark (committed, or on a
 // single writer the synced log end), so after an acks=1 or acks=0 produce
-// they appear one commit later, typically within milliseconds.
+// they appear one commit later, typically within milliseconds. An idempotent
+// producer's retry of a batch already appended is answered with the
+// original's offsets, on a replicated partition also by a new leader for a
+// batch the old one committed.
 //
 // Versions 0-2 are listed in ApiVersions but every partition of such a
 // request is refused with UNSUPPORTED_VERSION, as Kafka 4 does (KAFKA-18659):
