@@ -194,8 +194,25 @@ func (l *clusterAcks) produceUntil(ctx context.Context, client *kgo.Client, topi
 // restarted node alone reads every acknowledged record exactly once at its
 // acknowledged offset, and each node's data directory, read after a clean
 // stop, holds every acknowledged record once at its offset, with no
-// offset holding different records on two nodes.
+// offset holding different records on two nodes. It runs with franz-go's
+// defaults and with a 250 ms MetadataMinAge (the defaults space the
+// metadata refreshes that find the new leader 5 s apart).
 func TestClusterProcessesSurviveLeaderKill(t *testing.T) {
+	clients := []struct {
+		name string
+		opts []kgo.Opt
+	}{
+		{"defaults", nil},
+		{"metadata-min-age-250ms", []kgo.Opt{kgo.MetadataMinAge(250 * time.Millisecond)}},
+	}
+	for _, c := range clients {
+		t.Run(c.name, func(t *testing.T) { survivesLeaderKill(t, c.opts) })
+	}
+}
+
+// survivesLeaderKill is one run of TestClusterProcessesSurviveLeaderKill
+// on a new cluster, its producer made with opts.
+func survivesLeaderKill(t *testing.T, opts []kgo.Opt) {
 	nodes := startCairnCluster(t)
 	const topic = "orders"
 	created := cairnOK(t, nodes[0], "", "topic", "create", topic, "--partitions", "3", "--replication-factor", "3")
@@ -209,8 +226,8 @@ func TestClusterProcessesSurviveLeaderKill(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*clusterStageWaitMax)
 	defer cancel()
-	producer := newKgo(t, nodes[0].kafkaAddr, kgo.SeedBrokers(kafkaAddrs(nodes)...),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	producer := newKgo(t, nodes[0].kafkaAddr, append([]kgo.Opt{kgo.SeedBrokers(kafkaAddrs(nodes)...),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
 	acks := &clusterAcks{acks: map[string]clusterAck{}}
 	produceCtx, stopProducing := context.WithCancel(ctx)
 	produced := make(chan struct{})
@@ -222,7 +239,7 @@ func TestClusterProcessesSurviveLeaderKill(t *testing.T) {
 	killed := time.Now()
 	nodes[lead-1].Kill()
 	acks.waitAcked(t, acks.count()+clusterStageRecords)
-	t.Logf("node %d (leader of %s-0) SIGKILLed; first acks=all record acknowledged by the new leader after %s (franz-go defaults)",
+	t.Logf("node %d (leader of %s-0) SIGKILLed; first acks=all record acknowledged by the new leader after %s",
 		lead, topic, acks.firstAfter(0, killed).Sub(killed).Round(time.Millisecond))
 	nodes[lead-1].Restart()
 	acks.waitAcked(t, acks.count()+clusterStageRecords)
