@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,9 +34,28 @@ const (
 // startCairnCluster starts three `cairn serve` processes forming a
 // cluster over loopback, each with its own data directory and ports, and
 // waits until every one is healthy (a node serves once a quorum of its
-// peers answered).
+// peers answered). The Raft addresses are picked free and then bound, so
+// another socket (a node dialling out from an ephemeral port) may take one
+// in between: such a start is retried on fresh addresses.
 func startCairnCluster(t *testing.T) []*cairnServer {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		nodes, err := tryStartCairnCluster(t)
+		if err == nil {
+			return nodes
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			if n.running() {
+				n.Kill()
+			}
+		}
+	}
+}
+
+func tryStartCairnCluster(t *testing.T) ([]*cairnServer, error) {
 	raft := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	peers := fmt.Sprintf("1=%s,2=%s,3=%s", raft[0], raft[1], raft[2])
 	nodes := make([]*cairnServer, len(raft))
@@ -46,9 +66,11 @@ func startCairnCluster(t *testing.T) []*cairnServer {
 		n.launch()
 	}
 	for _, n := range nodes {
-		n.waitHealthy()
+		if err := n.healthy(); err != nil {
+			return nodes, err
+		}
 	}
-	return nodes
+	return nodes, nil
 }
 
 func kafkaAddrs(nodes []*cairnServer) []string {
@@ -190,29 +212,35 @@ func (l *clusterAcks) produceUntil(ctx context.Context, client *kgo.Client, topi
 // makes a topic whose `cairn topic describe` shows each partition's
 // leader, three replicas and three in-sync ones. An idempotent franz-go
 // producer at acks=all, seeded with every node, runs while the leader of
-// partition 0 is SIGKILLed and restarted. Then a consumer seeded with the
-// restarted node alone reads every acknowledged record exactly once at its
+// partition 0 is SIGKILLed and restarted (or stopped past the election
+// timeout and continued). Then a consumer seeded with that node alone reads every acknowledged record exactly once at its
 // acknowledged offset, and each node's data directory, read after a clean
 // stop, holds every acknowledged record once at its offset, with no
 // offset holding different records on two nodes. It runs with franz-go's
 // defaults and with a 250 ms MetadataMinAge (the defaults space the
-// metadata refreshes that find the new leader 5 s apart).
+// metadata refreshes that find the new leader 5 s apart), and SIGSTOP
+// with the latter.
 func TestClusterProcessesSurviveLeaderKill(t *testing.T) {
-	clients := []struct {
-		name string
-		opts []kgo.Opt
+	fast := []kgo.Opt{kgo.MetadataMinAge(250 * time.Millisecond)}
+	runs := []struct {
+		name  string
+		opts  []kgo.Opt
+		pause bool
 	}{
-		{"defaults", nil},
-		{"metadata-min-age-250ms", []kgo.Opt{kgo.MetadataMinAge(250 * time.Millisecond)}},
+		{"defaults", nil, false},
+		{"metadata-min-age-250ms", fast, false},
+		{"sigstop-metadata-min-age-250ms", fast, true},
 	}
-	for _, c := range clients {
-		t.Run(c.name, func(t *testing.T) { survivesLeaderKill(t, c.opts) })
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) { survivesLeaderKill(t, r.opts, r.pause) })
 	}
 }
 
 // survivesLeaderKill is one run of TestClusterProcessesSurviveLeaderKill
-// on a new cluster, its producer made with opts.
-func survivesLeaderKill(t *testing.T, opts []kgo.Opt) {
+// on a new cluster, its producer made with opts. With pause the leader is
+// stopped (SIGSTOP) past the election timeout and continued (SIGCONT)
+// instead of killed and restarted.
+func survivesLeaderKill(t *testing.T, opts []kgo.Opt, pause bool) {
 	nodes := startCairnCluster(t)
 	const topic = "orders"
 	created := cairnOK(t, nodes[0], "", "topic", "create", topic, "--partitions", "3", "--replication-factor", "3")
@@ -237,11 +265,23 @@ func survivesLeaderKill(t *testing.T, opts []kgo.Opt) {
 	acks.waitAcked(t, clusterStageRecords)
 	lead := leaderOf(ctx, t, nodes, topic, 0)
 	killed := time.Now()
-	nodes[lead-1].Kill()
+	if pause {
+		nodes[lead-1].signal(syscall.SIGSTOP)
+		time.Sleep(3 * time.Second) // the fault itself: stopped past the election timeout (at most 1.2 s)
+		nodes[lead-1].signal(syscall.SIGCONT)
+	} else {
+		nodes[lead-1].Kill()
+	}
 	acks.waitAcked(t, acks.count()+clusterStageRecords)
-	t.Logf("node %d (leader of %s-0) SIGKILLed; first acks=all record acknowledged by the new leader after %s",
-		lead, topic, acks.firstAfter(0, killed).Sub(killed).Round(time.Millisecond))
-	nodes[lead-1].Restart()
+	fault := "SIGKILLed"
+	if pause {
+		fault = "SIGSTOPped for 3 s"
+	}
+	t.Logf("node %d (leader of %s-0) %s; first acks=all record acknowledged %s after the signal",
+		lead, topic, fault, acks.firstAfter(0, killed).Sub(killed).Round(time.Millisecond))
+	if !pause {
+		nodes[lead-1].Restart()
+	}
 	acks.waitAcked(t, acks.count()+clusterStageRecords)
 	stopProducing()
 	<-produced

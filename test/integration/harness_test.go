@@ -184,22 +184,32 @@ func (s *cairnServer) launch() {
 // or healthzWaitMax passes.
 func (s *cairnServer) waitHealthy() {
 	s.t.Helper()
+	if err := s.healthy(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// errExitedEarly: the process exited before it was healthy.
+var errExitedEarly = errors.New("cairn exited before it was healthy")
+
+// healthy is waitHealthy returning why the process did not become healthy.
+func (s *cairnServer) healthy() error {
 	deadline := time.Now().Add(healthzWaitMax)
 	var last string
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
-			s.t.Fatalf("cairn exited before it was healthy: %v\nstderr:\n%s", s.waited, s.stderr.String())
+			return fmt.Errorf("%w: %v\nstderr:\n%s", errExitedEarly, s.waited, s.stderr.String())
 		default:
 		}
 		status, body, err := s.healthz()
 		if err == nil && status == http.StatusOK && strings.TrimSpace(body) == "ok" {
-			return
+			return nil
 		}
 		last = fmt.Sprintf("status %d body %q err %v", status, body, err)
 		time.Sleep(healthzPollWait)
 	}
-	s.t.Fatalf("cairn not healthy after %s (last answer: %s)", healthzWaitMax, last)
+	return fmt.Errorf("cairn not healthy after %s (last answer: %s)", healthzWaitMax, last)
 }
 
 // healthz asks /healthz once.
