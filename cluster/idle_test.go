@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +25,7 @@ var (
 	idleRun        = flag.Bool("cluster.idle", false, "run TestClusterIdleCost (three nodes, idle partitions, measured)")
 	idlePartitions = flag.Int("cluster.idle.partitions", 1000, "partitions (RF 3) TestClusterIdleCost creates")
 	idleMeasure    = flag.Duration("cluster.idle.measure", 20*time.Second, "how long TestClusterIdleCost measures")
+	idleProfile    = flag.String("cluster.idle.cpuprofile", "", "write a CPU profile of the measured interval to this file")
 )
 
 // The gate of the replication issue, per node.
@@ -55,9 +57,11 @@ func TestClusterIdleCost(t *testing.T) {
 	waitAllLed(t, tn)
 	t.Logf("every partition led after %s more", time.Since(start).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // let the elections' last appends and heartbeats settle before measuring
+	stopProfile := startIdleProfile(t)
 	before := sampleIdle(tn, syncs)
 	time.Sleep(*idleMeasure) // the measurement is of time passing with nothing to do
 	after := sampleIdle(tn, syncs)
+	stopProfile()
 	r := idleReport(before, after)
 	t.Log(r.String())
 	if r.cpuPerNode >= idleCPUFractionMax {
@@ -65,6 +69,27 @@ func TestClusterIdleCost(t *testing.T) {
 	}
 	if r.rssPerNode >= idleRSSBytesMax {
 		t.Errorf("RSS per node %d MB, gate < %d MB", r.rssPerNode>>20, idleRSSBytesMax>>20)
+	}
+}
+
+// startIdleProfile profiles the CPU into -cluster.idle.cpuprofile, when
+// set, until the returned function is called.
+func startIdleProfile(t *testing.T) (stop func()) {
+	if *idleProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(*idleProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
 	}
 }
 

@@ -76,7 +76,7 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition
 		rcfg.ID, rcfg.GroupID, rcfg.Applied = rid, group, applied
 		r, err = replica.New(c.env, rcfg, st, &replicaMachine{Partition: p, c: c, group: group, replicaID: rid})
 		if err == nil {
-			err = c.sched.AddGroup(group, r, st, replica.GroupOptions{})
+			err = c.sched.AddGroup(group, r, st, replica.GroupOptions{Quiesce: true})
 		}
 	}
 	if err != nil {
