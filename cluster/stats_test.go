@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -122,4 +123,31 @@ func TestHealthFollowsMetaMembership(t *testing.T) {
 	if err := single.Health(); err != nil {
 		t.Fatalf("single node: %v", err)
 	}
+}
+
+// TestQuiescedPartitionsFailOver: partitions whose groups quiesced elect
+// new leaders when their leader's node stops, well before the leader
+// table's liveness timeout (3 s) would wake them: frames to the stopped
+// node are dropped, and the transport's unreachable report wakes every
+// group with a replica there.
+func TestQuiescedPartitionsFailOver(t *testing.T) {
+	tn := startNodes(t, 3)
+	const partitions = 3
+	if _, err := tn.nodes[1].CreateTopicReplicated("quiet", partitions, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(partitions) {
+		tn.leader("quiet", p)
+	}
+	waitUntil(t, "every partition group quiesced on every node", func() bool {
+		return tn.sumStats(func(s NodeStats) int { return s.QuiescedGroups }) == 3*partitions
+	})
+	lead := tn.leader("quiet", 0)
+	stopped := time.Now()
+	tn.stop(lead)
+	next := tn.leader("quiet", 0)
+	if elapsed := time.Since(stopped); next == lead || elapsed >= 3*time.Second {
+		t.Fatalf("after node %d stopped, partition 0 led by %d after %s", lead, next, elapsed)
+	}
+	appendAll(t, tn.nodes[next], "quiet", 0, "after")
 }
