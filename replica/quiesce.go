@@ -155,7 +155,7 @@ func (s *Scheduler) quiesceAfterRun(g *group, ev events) quiescence {
 		}
 		return quiescence{}
 	}
-	if ev.quiesced && as == g.quiescedAs && r.Err() == nil {
+	if ev.quiesced && as == ev.quiescedAs && r.Err() == nil {
 		// A heartbeat response, a sync's end, a call: still idle in the
 		// same role (a leader's followers already quiesced).
 		if as.state == raft.StateLeader {
@@ -163,7 +163,7 @@ func (s *Scheduler) quiesceAfterRun(g *group, ev events) quiescence {
 				return quiescence{}
 			}
 		}
-		return quiescence{quiesce: true, watch: g.watch, as: as}
+		return quiescence{quiesce: true, watch: ev.watch, as: as}
 	}
 	msgs, watch := r.QuiesceLeader(s.cfg.Alive)
 	if msgs == nil {

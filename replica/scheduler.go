@@ -422,13 +422,17 @@ type events struct {
 	ticks       int
 	syncedSeq   uint64
 	syncErr     error
-	quiesced    bool   // when taken
-	wakes       uint64 // the group's count of waking events when taken
+	// quiesced, watch and quiescedAs are the group's when taken;
+	// wakes its count of waking events then.
+	quiesced   bool
+	watch      []uint64
+	quiescedAs role
+	wakes      uint64
 }
 
 func takeEvents(g *group) events {
 	ev := events{inbox: g.inbox, unreachable: g.unreachable, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr,
-		quiesced: g.quiesced, wakes: g.wakes}
+		quiesced: g.quiesced, watch: g.watch, quiescedAs: g.quiescedAs, wakes: g.wakes}
 	g.inbox, g.unreachable, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, nil, 0, 0, nil
 	return ev
 }
