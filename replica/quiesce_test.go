@@ -1,7 +1,11 @@
 package replica
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -160,4 +164,108 @@ func TestSchedulerQuiescesIdleGroups(t *testing.T) {
 	if l2 == cut || l2 == 0 || l2 != l3 {
 		t.Fatalf("after node 1 was declared dead, group 3 followed %d and %d, want the same new leader", l2, l3)
 	}
+}
+
+// TestSchedulerQuiescenceSurvivesLossAndCuts: seeded message loss and
+// nodes cut off (and declared dead) now and then, with proposals on the
+// current leaders, never leave a group stuck quiesced: once the network
+// heals, every group agrees on a leader, commits a last proposal on every
+// node, and quiesces again.
+func TestSchedulerQuiescenceSurvivesLossAndCuts(t *testing.T) {
+	for seed := int64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { quiescenceUnderFaults(t, seed) })
+	}
+}
+
+func quiescenceUnderFaults(t *testing.T, seed int64) {
+	const groups = 6
+	qn := startQuiesceNodes(t, groups)
+	// The test's choices come from rng; the losses from loss, drawn on
+	// the senders' workers in whatever order they run.
+	rng, loss := rand.New(rand.NewPCG(uint64(seed), 0)), rand.New(rand.NewPCG(uint64(seed), 1))
+	var mu sync.Mutex // guards loss, lossPercent and cut: the drop function runs on every sender's worker
+	lossPercent, cut := 0, uint64(0)
+	qn.net.drop = func(m *raftpb.Message) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return m.GetTo() == cut || m.GetFrom() == cut || loss.IntN(100) < lossPercent
+	}
+	for g := uint64(1); g <= groups; g++ {
+		on(t, qn.net.nodes[qn.leaderOf(g)], g, func(r *Replica) { _ = r.Campaign() })
+	}
+	for round := range 400 {
+		mu.Lock()
+		switch rng.IntN(20) {
+		case 0:
+			lossPercent = []int{0, 10, 30}[rng.IntN(3)]
+		case 1:
+			if cut == 0 {
+				cut = 1 + rng.Uint64N(3)
+				qn.alive[cut].Store(false)
+			} else {
+				qn.alive[cut].Store(true)
+				cut = 0
+			}
+		}
+		mu.Unlock()
+		if round%5 == 0 {
+			g := 1 + rng.Uint64N(groups)
+			for node := uint64(1); node <= 3; node++ {
+				on(t, qn.net.nodes[node], g, func(r *Replica) { _, _ = r.Propose(Proposal{Data: []byte("p")}) })
+			}
+		}
+		qn.tick(1, 2, 3)
+	}
+	mu.Lock()
+	lossPercent = 0
+	if cut != 0 {
+		qn.alive[cut].Store(true)
+		cut = 0
+	}
+	mu.Unlock()
+	for g := uint64(1); g <= groups; g++ {
+		lead := qn.awaitLeader(g)
+		want := fmt.Sprintf("last-%d", g)
+		var err error
+		on(t, qn.net.nodes[lead], g, func(r *Replica) { _, err = r.Propose(Proposal{Data: []byte(want)}) })
+		if err != nil {
+			t.Fatalf("group %d: propose on leader %d: %v", g, lead, err)
+		}
+		for node := uint64(1); node <= 3; node++ {
+			for i := 0; !slices.ContainsFunc(qn.applied(node, g), func(s string) bool { return strings.HasPrefix(s, want+"@") }); i++ {
+				if i == 100 {
+					t.Fatalf("group %d: node %d never applied %s: %v", g, node, want, qn.applied(node, g))
+				}
+				qn.tick(1, 2, 3)
+			}
+		}
+	}
+	for i := 0; !qn.quiesced(groups); i++ {
+		if i == 100 {
+			t.Fatalf("healed groups not quiesced: %d %d %d", qn.net.nodes[1].Quiesced(), qn.net.nodes[2].Quiesced(), qn.net.nodes[3].Quiesced())
+		}
+		qn.tick(1, 2, 3)
+	}
+}
+
+// awaitLeader ticks until every node names the same leader of g, and
+// returns it.
+func (qn *quiesceNodes) awaitLeader(g uint64) uint64 {
+	qn.t.Helper()
+	for range 200 {
+		var leads []uint64
+		for node := uint64(1); node <= 3; node++ {
+			on(qn.t, qn.net.nodes[node], g, func(r *Replica) {
+				if l := r.Leadership(); l.Ready || l.Leader != node {
+					leads = append(leads, l.Leader)
+				}
+			})
+		}
+		if len(leads) == 3 && leads[0] != 0 && leads[0] == leads[1] && leads[1] == leads[2] {
+			return leads[0]
+		}
+		qn.tick(1, 2, 3)
+	}
+	qn.t.Fatalf("group %d: no leader every node agrees on", g)
+	return 0
 }
