@@ -85,8 +85,10 @@
 //   - Apply writes no batch: it checks that each committed data entry is
 //     the batch stored at the offset after the previous one (its header:
 //     base offset, size, epoch = term, and the stored batch's header there
-//     the same, CRC included) and records the applied index in the
-//     Raft log, with the replica's ConfState after a configuration change.
+//     the same, CRC included: the batch the Raft log appended for that
+//     entry while its entry cache holds it, else read from the segments)
+//     and records the applied index in the Raft log, with the replica's
+//     ConfState after a configuration change.
 //   - Offsets and leader epochs are assigned only by a ready leader (it has
 //     applied its term's first entry, so the log end it starts from is
 //     final), in PrepareProposal: BaseOffset is the next proposal offset,

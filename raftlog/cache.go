@@ -143,6 +143,15 @@ func (c *entryCache) entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, bool) {
 	return out, true
 }
 
+// data returns the Data of entry index when the cache holds it: shared
+// with the cache, never to be changed.
+func (c *entryCache) data(index uint64) ([]byte, bool) {
+	if len(c.ents) == 0 || index < c.first || index >= c.first+uint64(len(c.ents)) {
+		return nil, false
+	}
+	return c.ents[index-c.first].GetData(), true
+}
+
 // copyEntry is e with its own copy of Data: raft may keep an entry's Data
 // and hand it to the transport.
 func copyEntry(e *raftpb.Entry) *raftpb.Entry {

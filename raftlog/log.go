@@ -202,6 +202,19 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	return out, nil
 }
 
+// AppendedData returns the data of entry index as this Log appended it,
+// while the entry cache holds it; false otherwise. For a data entry that is
+// the batch the segments hold at the entry's place, without reading them:
+// planAppend checked the batch began at the log end, storage.Append wrote
+// it as given, and a cut, a compaction or a snapshot install drops the
+// entry from the cache as it changes the segments there. The slice is
+// shared with the cache: callers must not change it.
+func (l *Log) AppendedData(index uint64) ([]byte, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.cache.data(index)
+}
+
 // entry makes the raft entry of a located one: a non-data entry from
 // memory, a data entry from the batch the count just read.
 func (l *Log) entry(src *batchReader, e located) (*raftpb.Entry, error) {
