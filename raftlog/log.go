@@ -149,10 +149,11 @@ func (l *Log) OffsetOf(i uint64) (int64, error) {
 // below the snapshot index, raft.ErrUnavailable when the log holds no
 // entry above the snapshot or hi is past the entry after the last. It
 // stops before the entries' encoded size would exceed maxSize but returns
-// at least one (raft's rule). Each entry's Data is its own copy: raft may
-// keep it and hand it to the transport. Entries appended since the open
-// come from the entry cache while it holds them, the others from the
-// segments.
+// at least one (raft's rule). Entries appended since the open come from
+// the entry cache while it holds them, each in an Entry of its own whose
+// Data the cache shares (no reader changes an entry's Data, as with raft's
+// MemoryStorage); the others from the segments, each Data a copy of its
+// own, so raft keeping one does not keep the chunk read.
 func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
