@@ -102,7 +102,11 @@
 //     batches proposed in this term and not yet applied (the overlay), so
 //     pipelined batches of one producer are checked in order; followers
 //     build the same producer state by applying, so a retry after a
-//     failover is answered as a duplicate by the new leader.
+//     failover is answered as a duplicate by the new leader. A duplicate
+//     carries the original's term (the epoch it was applied with, or the
+//     leader's while it is pending), so its waiter is acknowledged only
+//     once the original commits: a pending original may be lost with its
+//     term.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries
 //     after raft-state's applied index (written at checkpoints), and a

@@ -205,6 +205,48 @@ func TestReplicatedWaiterFailsWhenTermEndsThoughBatchCommits(t *testing.T) {
 	}
 }
 
+// TestReplicatedRetryWaitsForItsOriginal: a retry answered as a duplicate
+// carries the original's term, so it is acknowledged when the original
+// commits, never before: a retry of a batch still pending on an isolated
+// leader fails with ErrNotLeader once that leader's term ends (the batch
+// never commits), and a retry of a committed batch is acknowledged at once.
+func TestReplicatedRetryWaitsForItsOriginal(t *testing.T) {
+	g := newGroup(t, 8, []uint64{1, 2, 3})
+	l := g.leader()
+	for _, id := range g.c.IDs() {
+		if id != l {
+			g.c.Net.Cut(id, l)
+			g.c.Net.Cut(l, id)
+		}
+	}
+	res, err := g.parts[l].Append(idempotent(t, 9, 0, 0, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := g.parts[l].Append(idempotent(t, 9, 0, 0, 2))
+	if err != nil || !retry.Duplicate || retry.LastOffset != res.LastOffset || retry.Term != res.Term {
+		t.Fatalf("retry of a pending batch: %+v, %v; want a duplicate of %+v", retry, err, res)
+	}
+	if done, err := g.parts[l].committed(retry.LastOffset, retry.Term); done {
+		t.Fatalf("retry of a pending batch acknowledged (%v) before the batch committed", err)
+	}
+	g.run("the isolated leader steps down", func() bool { return g.parts[l].serving() != uint64(res.Term) }, 10_000)
+	if done, err := g.parts[l].committed(retry.LastOffset, retry.Term); !done || !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("retry's wait after its term ended: done %v, %v; want ErrNotLeader", done, err)
+	}
+
+	g.c.Net.Heal()
+	leader := g.leader()
+	first := g.produceCommitted(leader, idempotent(t, 9, 0, 0, 2))
+	again, err := g.parts[leader].Append(idempotent(t, 9, 0, 0, 2))
+	if err != nil || !again.Duplicate || again.LastOffset != first.LastOffset {
+		t.Fatalf("retry of a committed batch: %+v, %v; want a duplicate of %+v", again, err, first)
+	}
+	if done, err := g.parts[leader].committed(again.LastOffset, again.Term); !done || err != nil {
+		t.Fatalf("retry of a committed batch: done %v, %v; want acknowledged", done, err)
+	}
+}
+
 // TestReplicatedApplyChecksTheStoredBatch: a committed entry is applied
 // only if the segments hold that very batch at its offset (same epoch,
 // size and CRC), as a replay after a restart delivers entries below the
