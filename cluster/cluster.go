@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"path"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
@@ -55,14 +61,57 @@ type Config struct {
 	// ProducerIDExpirationMs forgets an idempotent producer that appended
 	// nothing to a partition for this long (producer.id.expiration.ms).
 	ProducerIDExpirationMs int64
+
+	// Cluster mode: Peers non-empty. A single node (no peers) uses none of
+	// the fields below.
+
+	// Peers maps the node id of every initial voter of the metadata group
+	// to its Raft address (HOST:PORT other nodes dial), this node
+	// included; the same map on every node, since the cluster id is derived
+	// from it. NodeID must then be at least 1 and one of its keys.
+	Peers map[int32]string
+	// RaftAddr is where this node's transport listens; empty: its address
+	// in Peers.
+	RaftAddr string
+	// KafkaAddr and HTTPAddr are the addresses clients reach this node at
+	// (HOST:PORT, advertised in Metadata and the event store's redirects),
+	// and Rack its rack label; registered in the metadata group.
+	KafkaAddr string
+	HTTPAddr  string
+	Rack      string
+	// RaftTickMs is one Raft tick of every group on the node, and
+	// RaftElectionTicks the election timeout in ticks (randomised up to
+	// twice it); heartbeats go every 2 ticks. 50 ms and 12: a failover
+	// within about 2 s (docs/design/replication.md §3).
+	RaftTickMs        int64
+	RaftElectionTicks int
+	// StartTimeoutMs bounds each wait of Open for the other nodes: for a
+	// quorum of the peers to answer a new node's probe, and for the
+	// metadata group to have a leader. 5 min, as the nodes of a new
+	// cluster may be started minutes apart.
+	StartTimeoutMs int64
 }
+
+// Cluster-mode defaults (Config's fields of the same names).
+const (
+	RaftTickMsDefault        = 50
+	RaftElectionTicksDefault = 12
+	raftHeartbeatTicks       = 2
+	StartTimeoutMsDefault    = 5 * 60 * 1000
+)
 
 // DefaultConfig returns the defaults for a data directory.
 func DefaultConfig(dataDir string) Config {
 	return Config{DataDir: dataDir, NodeID: 0, PartitionsMax: 10000, CleanIntervalMs: 30_000,
 		DecompressedBatchBytesMax: batch.DecompressedBytesMaxDefault,
-		ProducerIDExpirationMs:    partition.DefaultConfig().ProducerIDExpirationMs}
+		ProducerIDExpirationMs:    partition.DefaultConfig().ProducerIDExpirationMs,
+		RaftTickMs:                RaftTickMsDefault, RaftElectionTicks: RaftElectionTicksDefault,
+		StartTimeoutMs: StartTimeoutMsDefault}
 }
+
+// clustered reports whether c runs a node of a cluster (peers given,
+// even only this node), rather than a single node.
+func (c Config) clustered() bool { return len(c.Peers) > 0 }
 
 // Validate reports the first problem in c.
 func (c Config) Validate() error {
@@ -81,7 +130,60 @@ func (c Config) Validate() error {
 	if c.ProducerIDExpirationMs < 1 {
 		return fmt.Errorf("cluster: producer id expiration %d ms must be positive", c.ProducerIDExpirationMs)
 	}
+	if c.clustered() {
+		return c.validateClustered()
+	}
 	return nil
+}
+
+// validateClustered checks the cluster-mode fields.
+func (c Config) validateClustered() error {
+	if c.NodeID < 1 {
+		return fmt.Errorf("cluster: node id %d: a node of a cluster needs an id of at least 1", c.NodeID)
+	}
+	if _, ok := c.Peers[c.NodeID]; !ok {
+		return fmt.Errorf("cluster: node id %d is not among the peers %s", c.NodeID, peersString(c.Peers))
+	}
+	for id, addr := range c.Peers {
+		if id < 1 {
+			return fmt.Errorf("cluster: peer id %d: node ids start at 1", id)
+		}
+		if err := checkHostPort("raft address of peer "+strconv.Itoa(int(id)), addr, false); err != nil {
+			return err
+		}
+	}
+	for _, a := range []struct{ name, value string }{{"raft listen address", c.RaftAddr}, {"kafka address", c.KafkaAddr}, {"http address", c.HTTPAddr}} {
+		if err := checkHostPort(a.name, a.value, true); err != nil {
+			return err
+		}
+	}
+	if c.RaftTickMs < 1 || c.RaftElectionTicks <= raftHeartbeatTicks || c.StartTimeoutMs < 1 {
+		return fmt.Errorf("cluster: raft tick %d ms, election ticks %d, start timeout %d ms: the tick and timeout must be positive, the election ticks above %d",
+			c.RaftTickMs, c.RaftElectionTicks, c.StartTimeoutMs, raftHeartbeatTicks)
+	}
+	return nil
+}
+
+// checkHostPort refuses an address that is not HOST:PORT (empty passes
+// when optional).
+func checkHostPort(name, addr string, optional bool) error {
+	if addr == "" && optional {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("cluster: %s %q: not HOST:PORT: %w", name, addr, err)
+	}
+	return nil
+}
+
+// peersString lists peers as id=address, by id, for messages.
+func peersString(peers map[int32]string) string {
+	ids := slices.Sorted(maps.Keys(peers))
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%d=%s", id, peers[id])
+	}
+	return strings.Join(parts, ",")
 }
 
 // Topic is one topic. Its fields are immutable; a change makes a new *Topic.
@@ -127,9 +229,24 @@ type Cluster struct {
 	producerIDEnd  int64 // end of the block allocated by the metadata group
 
 	applied chan struct{} // signalled by OnApplied, buffered 1
+	// node is a cluster node's transport and leader table; nil on a
+	// single node.
+	node *node
+	// deliverTo is the scheduler the transport hands Raft messages to,
+	// once it exists.
+	deliverTo atomic.Pointer[replica.Scheduler]
+
+	// watchMu guards leadersChanged and leaderships. The replicas' workers
+	// take it when a partition's leadership changes, and they must never
+	// wait on mu (reconcile holds mu while it waits on them), so it is a
+	// leaf: taken after mu, never the reverse.
+	watchMu sync.Mutex
 	// leadersChanged is closed and replaced when the topics or the leaders
-	// of partitions change (guarded by mu).
+	// of partitions change.
 	leadersChanged chan struct{}
+	// leaderships are the last leadership each local replica of a
+	// partition reported, by group.
+	leaderships map[uint64]replica.Leadership
 	// reconciled is the applied index of the metadata state the
 	// partitions were last made to match (guarded by mu).
 	reconciled uint64
@@ -163,7 +280,8 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, env: e, lock: lock, topics: map[string]*Topic{},
-		applied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{})}
+		applied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
+		leaderships: map[uint64]replica.Leadership{}}
 	if err := c.load(); err != nil {
 		c.closeAll()
 		return nil, err
@@ -203,10 +321,17 @@ func (c *Cluster) load() error {
 	st := c.ctl.State()
 	c.id = st.ClusterId
 	plan := planDataDir(names, st.Topics)
+	marked := plan.marked
+	if c.cfg.clustered() {
+		rest, stale, err := c.markStale(plan.unknown, st)
+		if err != nil {
+			return err
+		}
+		plan.unknown, marked = rest, append(marked, stale...)
+	}
 	if len(plan.unknown) > 0 {
 		return unknownPartitionsError(c.cfg.DataDir, plan.unknown)
 	}
-	marked := plan.marked
 	for _, t := range st.Topics {
 		if plan.deleting[t.Name] {
 			c.env.Logger.Warn("finishing the deletion of a topic interrupted before the last stop", "topic", t.Name)
@@ -326,10 +451,8 @@ func (c *Cluster) closePartitions() error {
 	var errs []error
 	for _, t := range c.topics {
 		for _, s := range t.Partitions {
-			if s.Partition != nil {
-				if err := s.Partition.Close(); err != nil {
-					errs = append(errs, err)
-				}
+			if err := c.closeSlot(s); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

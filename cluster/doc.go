@@ -24,6 +24,48 @@
 // open) and on its own goroutine woken by the group's OnApplied, never on
 // the group's worker.
 //
+// # Cluster mode
+//
+// With Config.Peers set (node id → Raft address of every initial voter,
+// the same on every node) the node is one of a cluster (node.go). The
+// Cluster owns its transport.TCP (Raft batches to the scheduler; the
+// controller's, the probe's and the leader table's frames; join
+// connections to the controller), one replica.Scheduler sending through
+// transport.ReplicaSender for the metadata group and every partition
+// group, the controller opened with the peers (a new node probes them
+// before bootstrapping), and a leaders.Leaders sending heartbeats to the
+// registered brokers, which become transport peers as their registration
+// applies. Open waits, each wait bounded by StartTimeoutMs, for the
+// metadata group to have a leader and this node to apply what it knows
+// committed, then registers its Kafka and HTTP addresses and rack
+// (RegisterBroker under its incarnation) when the state holds others.
+// Joining a running cluster (--join) is not built: it needs a meta log
+// that starts empty, which raftlog cannot make yet.
+//
+// Every partition with a replica on this node (meta replica id =
+// node.json's ReplicaID) is a partition.OpenReplica whose group runs on
+// the scheduler (replicagroups.go): a new replica's Raft log starts from
+// the bootstrap snapshot every replica derives alike from the placement
+// (index 1, term 1, voters = the replicas), and a new group's preferred
+// leader campaigns at once. Its state machine is the partition wrapped so
+// that a leadership change also reaches the leader table and wakes
+// LeadersChanged; it runs on the group's worker and takes only watchMu,
+// never mu, since reconcile holds mu while it waits on the worker. A
+// group leaves the scheduler before its partition closes. A partition
+// with no replica here has a slot with no Partition and Offline wrapping
+// ErrNotLeader. Topics are placed with meta.Place over the applied state
+// and proposed from any node (the controller forwards to the leader);
+// every node opens its replicas as the creation applies there. A single
+// node (no peers) keeps the one-voter group on its own scheduler and the
+// single-writer partitions, exactly as before.
+//
+// What the front ends read (view.go): Leader is a local replica's last
+// leadership (leader replica → node, term → epoch, Local for the ready
+// leader here) or, with no replica here, the leader table's; InSync is the
+// leader's Raft progress (recently active and caught up to the commit)
+// or, elsewhere, the replicas on nodes the table sees alive; Brokers the
+// registered nodes; ControllerID the metadata leader's node.
+//
 // # Files
 //
 // Under the data directory:
@@ -65,8 +107,13 @@
 // directory was made) is opened empty. Creation refuses directories already
 // at the new partitions' places, so it never adopts unknown data, and a
 // topic deleted and created again gets new, empty directories. The
-// invariant holds only while this node proposes every deletion: a replica
-// of a topic deleted elsewhere needs a topic-id marker in its directory.
+// invariant holds only while this node proposes every deletion. A cluster
+// node applies deletions proposed elsewhere, maybe while it is down, so
+// its start (stale.go) also marks and removes an unowned directory whose
+// raft-state names this node's replica of a group the cluster allocated
+// (below the state's next group id) and no longer holds, and replaces such
+// a replica found at a recreated topic's place before opening the new
+// group's; any other unowned directory still refuses the start.
 //
 // # Environment
 //
@@ -83,4 +130,6 @@
 // never while a request waits on a partition, and never while a proposal
 // waits. Lookups take it briefly and return *Topic values whose partition
 // slice is replaced, not mutated, when partitions are added.
+// Cluster.watchMu, a leaf taken after mu, guards the LeadersChanged
+// channel and the local replicas' leaderships.
 package cluster

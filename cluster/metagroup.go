@@ -48,6 +48,9 @@ func (noPeers) Send(uint64, []*raftpb.Message) {}
 // scheduler the cluster owns, waits until the group has applied its log,
 // and retires a migrated legacy directory's files.
 func (c *Cluster) openMeta(names []string) error {
+	if c.cfg.clustered() {
+		return c.openNode(names)
+	}
 	ident, boot, err := c.identity(names)
 	if err != nil {
 		return err
@@ -131,13 +134,20 @@ func (c *Cluster) retireLegacyFiles() error {
 }
 
 // closeMeta closes the metadata group, then its scheduler (and with the
-// controller, the meta log).
+// controller, the meta log); on a cluster node the leader table's
+// goroutines stop first and the transport closes last.
 func (c *Cluster) closeMeta() {
+	if c.node != nil {
+		c.node.stopLoops()
+	}
 	if c.ctl != nil {
 		c.ctl.Close()
 	}
 	if c.sched != nil {
 		c.sched.Close()
+	}
+	if c.node != nil {
+		c.node.closeTransport()
 	}
 }
 

@@ -68,7 +68,7 @@ func (c *Cluster) reconcileTo(st *metav1.State) error {
 		opened = opened || n > 0
 		errs = append(errs, err)
 	}
-	c.signalLeadersLocked()
+	c.signalLeaders()
 	if opened {
 		// New partition directories are durable only once the data
 		// directory is synced; without it a power cut could lose a
@@ -108,9 +108,7 @@ func (c *Cluster) reconcileTopic(w *metav1.Topic) (int, error) {
 	}
 	opened := len(w.Partitions) - len(next.Partitions)
 	for i := int32(len(next.Partitions)); i < int32(len(w.Partitions)); i++ {
-		slot := c.openPartition(w.Name, i, pcfg)
-		slot.Group, slot.Replicas = w.Partitions[i].GroupId, c.replicaNodes(w.Partitions[i].Replicas)
-		next.Partitions = append(next.Partitions, slot)
+		next.Partitions = append(next.Partitions, c.openSlot(w.Name, w.Partitions[i], pcfg))
 	}
 	c.topics[w.Name] = next
 	return opened, errors.Join(errs...)
@@ -123,6 +121,7 @@ func (c *Cluster) reconcileTopic(w *metav1.Topic) (int, error) {
 func (c *Cluster) dropTopic(t *Topic) {
 	delete(c.topics, t.Name)
 	closeSlots(c, t)
+	c.forgetGroups(t)
 	marked, err := c.markForDeletion(t.Name, t.ID, int32(len(t.Partitions)))
 	if err == nil {
 		err = c.removeMarked(marked)
@@ -137,10 +136,7 @@ func (c *Cluster) dropTopic(t *Topic) {
 // nothing.
 func closeSlots(c *Cluster, t *Topic) {
 	for _, s := range t.Partitions {
-		if s.Partition == nil {
-			continue
-		}
-		if err := s.Partition.Close(); err != nil {
+		if err := c.closeSlot(s); err != nil {
 			c.env.Logger.Warn("closing a partition of a deleted topic", "topic", t.Name, "partition", s.Index, "err", err)
 		}
 	}

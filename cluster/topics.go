@@ -10,6 +10,7 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/cluster/topicrules"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
 )
 
@@ -93,6 +94,10 @@ func (c *Cluster) CreateTopicReplicated(name string, partitions, replicationFact
 	if _, ok := c.Topic(name); ok {
 		return nil, fmt.Errorf("%w: %s", ErrTopicExists, name)
 	}
+	sets, err := c.replicaSets(name, 0, partitions, replicationFactor)
+	if err != nil {
+		return nil, fmt.Errorf("create topic %s: %w", name, err)
+	}
 	if validateOnly {
 		return &Topic{Name: name, Configs: configs}, nil
 	}
@@ -101,7 +106,7 @@ func (c *Cluster) CreateTopicReplicated(name string, partitions, replicationFact
 	}
 	var id [16]byte
 	_, _ = c.env.Rand.Read(id[:]) // never fails
-	cmd := &metav1.CreateTopic{Name: name, Id: id[:], Configs: maps.Clone(configs), Partitions: c.replicaSets(partitions)}
+	cmd := &metav1.CreateTopic{Name: name, Id: id[:], Configs: maps.Clone(configs), Partitions: sets}
 	if _, err := c.propose(&metav1.Command{Command: &metav1.Command_CreateTopic{CreateTopic: cmd}}); err != nil {
 		return nil, fmt.Errorf("create topic %s: %w", name, err)
 	}
@@ -120,21 +125,30 @@ func (c *Cluster) CreateTopicReplicated(name string, partitions, replicationFact
 }
 
 // checkReplicationFactor refuses a replication factor a single node
-// cannot give.
+// cannot give, or that is neither -1 (the default) nor positive.
 func (c *Cluster) checkReplicationFactor(rf int32) error {
+	if c.cfg.clustered() && (rf == -1 || rf >= 1) {
+		return nil // placement checks it against the active brokers
+	}
 	if rf != -1 && rf != 1 {
 		return fmt.Errorf("%w: %d replicas on a single node", ErrInvalidReplicationFactor, rf)
 	}
 	return nil
 }
 
-// replicaSets places count new partitions on this node, the only replica.
-func (c *Cluster) replicaSets(count int32) []*metav1.ReplicaSet {
+// replicaSets places count new partitions of topic, numbered from first:
+// on a single node every one on this node, the only replica; on a cluster
+// by meta.Place over the applied state (rf -1: the default), which the
+// metadata group checks again when it applies the command.
+func (c *Cluster) replicaSets(topic string, first, count, rf int32) ([]*metav1.ReplicaSet, error) {
+	if c.cfg.clustered() {
+		return meta.Place(c.ctl.State(), topic, first, count, rf)
+	}
 	sets := make([]*metav1.ReplicaSet, count)
 	for i := range sets {
 		sets[i] = &metav1.ReplicaSet{Replicas: []uint64{c.ctl.Identity().ReplicaID()}}
 	}
-	return sets
+	return sets, nil
 }
 
 // checkFree refuses to create partitions from..to-1 of topic over
@@ -156,10 +170,11 @@ func (c *Cluster) checkFree(topic string, from, to int32, exists error) error {
 	return nil
 }
 
-// offlineErr is the error of the first offline partition among slots.
+// offlineErr is the error of the first offline partition among slots; a
+// partition with no replica on this node is not offline.
 func offlineErr(slots []*PartitionSlot) error {
 	for _, s := range slots {
-		if s.Partition == nil {
+		if s.Partition == nil && !isNoReplica(s) {
 			return fmt.Errorf("partition %d: %w", s.Index, s.Offline)
 		}
 	}
@@ -207,8 +222,8 @@ func (c *Cluster) DeleteTopic(name string) error {
 func offlineTopic(t *Topic, err error) *Topic {
 	offline := &Topic{Name: t.Name, ID: t.ID, Configs: t.Configs}
 	for _, s := range t.Partitions {
-		offline.Partitions = append(offline.Partitions,
-			&PartitionSlot{Index: s.Index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)})
+		offline.Partitions = append(offline.Partitions, &PartitionSlot{Index: s.Index, Group: s.Group, Replicas: s.Replicas,
+			Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)})
 	}
 	return offline
 }
@@ -238,7 +253,11 @@ func (c *Cluster) CreatePartitions(name string, count int32, validateOnly bool) 
 	if err := c.checkFree(name, have, count, ErrInvalidPartitions); err != nil {
 		return fmt.Errorf("create partitions for %s: %w", name, err)
 	}
-	cmd := &metav1.CreatePartitions{Name: name, Id: t.ID[:], Partitions: c.replicaSets(count - have)}
+	sets, err := c.replicaSets(name, have, count-have, int32(len(t.Partitions[0].Replicas)))
+	if err != nil {
+		return fmt.Errorf("create partitions for %s: %w", name, err)
+	}
+	cmd := &metav1.CreatePartitions{Name: name, Id: t.ID[:], Partitions: sets}
 	if _, err := c.propose(&metav1.Command{Command: &metav1.Command_CreatePartitions{CreatePartitions: cmd}}); err != nil {
 		return fmt.Errorf("create partitions for %s: %w", name, err)
 	}

@@ -3,10 +3,13 @@ package cluster
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/replica"
 )
 
 // What the front ends (Kafka, the event store, the group coordinator) see
@@ -60,32 +63,91 @@ func (c *Cluster) Leader(topic string, index int32) (Leader, error) {
 }
 
 // slotLeader is the leader of one partition slot. A single node leads
-// every open partition; an offline one has none.
+// every open partition; an offline one has none. On a cluster, a local
+// replica's view is its own last leadership, and a partition with no
+// replica here is the leader table's.
 func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
-	if s.Partition == nil {
-		return Leader{Node: -1, Epoch: -1}
+	unknown := Leader{Node: -1, Epoch: -1}
+	switch {
+	case !c.cfg.clustered() && s.Partition != nil:
+		return Leader{Node: c.cfg.NodeID, Epoch: s.Partition.LeaderEpoch(), Local: true}
+	case s.Partition != nil:
+		l := c.leadership(s.Group)
+		if l.Leader == 0 {
+			return unknown
+		}
+		return Leader{Node: meta.NodeOf(l.Leader), Epoch: int32(l.Term), Local: l.Ready && l.Leader == c.replicaID()}
+	case c.cfg.clustered() && isNoReplica(s):
+		node, _, term, ok := c.node.leaders.Leader(s.Group)
+		if !ok {
+			return unknown
+		}
+		return Leader{Node: int32(node), Epoch: int32(term)}
 	}
-	return Leader{Node: c.cfg.NodeID, Epoch: s.Partition.LeaderEpoch(), Local: true}
+	return unknown
 }
 
 // InSync lists the node ids of a partition's replicas this node counts in
 // sync, sorted: on a single node, the node itself while the partition is
-// open.
+// open. On a cluster the leader counts the replicas whose Raft progress
+// is recently active and caught up to the commit index; another node,
+// not knowing the progress, the replicas on nodes its leader table sees
+// alive.
 func (c *Cluster) InSync(topic string, index int32) []int32 {
 	t, ok := c.Topic(topic)
-	if !ok || index < 0 || int(index) >= len(t.Partitions) || t.Partitions[index].Partition == nil {
+	if !ok || index < 0 || int(index) >= len(t.Partitions) {
 		return nil
 	}
-	return []int32{c.cfg.NodeID}
+	s := t.Partitions[index]
+	switch {
+	case !c.cfg.clustered() && s.Partition != nil:
+		return []int32{c.cfg.NodeID}
+	case !c.cfg.clustered():
+		return nil
+	case c.slotLeader(s).Local:
+		return c.caughtUp(s.Group)
+	}
+	var out []int32
+	for _, n := range s.Replicas {
+		if c.node.leaders.Alive(uint64(n)) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
-// Brokers lists the nodes of the cluster by node id.
+// caughtUp is the leader's view of group's replicas in sync, read on the
+// group's worker: itself, and every replica recently active whose log
+// matches up to the commit index.
+func (c *Cluster) caughtUp(group uint64) []int32 {
+	var out []int32
+	err := c.sched.Do(group, func(r *replica.Replica) {
+		st := r.Status()
+		for id, pr := range st.Progress {
+			if id == st.ID || (pr.RecentActive && pr.Match >= st.GetCommit()) {
+				out = append(out, meta.NodeOf(id))
+			}
+		}
+	})
+	if err != nil {
+		return nil // the group just left the scheduler: nothing is known in sync
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Brokers lists the nodes of the cluster by node id: on a cluster every
+// registered node not removed, with the addresses it registered.
 func (c *Cluster) Brokers() []Broker {
 	st := c.ctl.State()
 	out := make([]Broker, 0, len(st.Brokers))
 	for _, b := range st.Brokers {
+		if b.State == metav1.BrokerState_BROKER_STATE_REMOVED {
+			continue
+		}
 		id := b.NodeId
-		if len(st.Brokers) == 1 {
+		if !c.cfg.clustered() && len(st.Brokers) == 1 {
 			id = c.cfg.NodeID // a single node's meta id is max(NodeID, 1)
 		}
 		out = append(out, Broker{NodeID: id, KafkaAddr: b.KafkaAddr, HTTPAddr: b.HttpAddr, Rack: b.Rack})
@@ -111,19 +173,34 @@ func (c *Cluster) replicaNodes(replicas []uint64) []int32 {
 // ControllerID is the node id of the metadata group's leader as this node
 // knows it, -1 when unknown.
 func (c *Cluster) ControllerID() int32 {
-	return c.cfg.NodeID // a single node leads its own metadata group
+	if !c.cfg.clustered() {
+		return c.cfg.NodeID // a single node leads its own metadata group
+	}
+	l := c.ctl.Leadership()
+	if l.Leader == 0 {
+		return -1
+	}
+	return meta.NodeOf(l.Leader)
 }
 
 // LeadersChanged returns a channel closed at the next change of the topics
 // or of a partition's leader as this node knows it: a coordinator that
 // loads what this node leads watches it, and then reads Leader again.
 func (c *Cluster) LeadersChanged() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
 	return c.leadersChanged
 }
 
-// signalLeadersLocked wakes the watchers of LeadersChanged; callers hold mu.
+// signalLeaders wakes the watchers of LeadersChanged.
+func (c *Cluster) signalLeaders() {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	c.signalLeadersLocked()
+}
+
+// signalLeadersLocked wakes the watchers of LeadersChanged; callers hold
+// watchMu.
 func (c *Cluster) signalLeadersLocked() {
 	close(c.leadersChanged)
 	c.leadersChanged = make(chan struct{})

@@ -1,9 +1,12 @@
 package kafka
 
 // CreatePartitions v0-v3. Count is the topic's new total; it must be larger
-// than the current count (INVALID_PARTITIONS otherwise). A manual assignment,
-// if given, must list one replica set per new partition, each this node
-// alone (INVALID_REPLICA_ASSIGNMENT otherwise). ValidateOnly checks and
+// than the current count (INVALID_PARTITIONS otherwise). The cluster places
+// the new partitions' replicas as it placed the topic's. A manual
+// assignment, if given, must list one replica set per new partition, each
+// this node alone (INVALID_REPLICA_ASSIGNMENT otherwise), and is accepted
+// only where the cluster is this node alone: on a cluster of several nodes
+// it answers INVALID_REQUEST (not supported yet), as CreateTopics does. ValidateOnly checks and
 // changes nothing. Partitions are created before the response is sent, so
 // TimeoutMillis is not waited on. A topic named twice in one request is
 // refused with INVALID_REQUEST on each of its entries, as Kafka does.

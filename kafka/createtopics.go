@@ -1,9 +1,13 @@
 package kafka
 
 // CreateTopics v0-v7. NumPartitions -1 takes Config.DefaultPartitions.
-// There is one node, so the replication factor must be 1 or -1 (the
-// default, also 1), and a manual replica assignment is accepted only when
-// it numbers the partitions 0..n-1 and places each on this node alone.
+// ReplicationFactor -1 takes the cluster's default (3, or the number of
+// brokers when fewer: 1 on a single node); more replicas than brokers
+// answer INVALID_REPLICATION_FACTOR, and the cluster places the replicas.
+// Deviation: a manual replica assignment is accepted only where the cluster
+// is this node alone (numbering the partitions 0..n-1, each on this node);
+// on a cluster of several nodes it answers INVALID_REQUEST (not supported
+// yet), and naming a node that is not a broker INVALID_REPLICA_ASSIGNMENT.
 // Config entries with a null value are ignored. Creation is synchronous:
 // the response is sent once the topic exists, so TimeoutMillis is not waited
 // on. A topic named twice in one request is refused with INVALID_REQUEST on
@@ -87,6 +91,10 @@ func (s *Server) createTopic(version int16, validateOnly bool, rt kmsg.CreateTop
 	if err != nil {
 		return err
 	}
+	factor := int32(rt.ReplicationFactor)
+	if len(rt.ReplicaAssignment) > 0 {
+		factor = 1 // checked: each partition on this node alone
+	}
 	configs := map[string]string{}
 	for _, c := range rt.Configs {
 		if c.Value == nil {
@@ -97,13 +105,13 @@ func (s *Server) createTopic(version int16, validateOnly bool, rt kmsg.CreateTop
 		}
 		configs[c.Name] = *c.Value
 	}
-	t, err := s.cluster.CreateTopic(rt.Topic, partitions, configs, validateOnly)
+	t, err := s.cluster.CreateTopicReplicated(rt.Topic, partitions, factor, configs, validateOnly)
 	if err != nil {
 		return err
 	}
 	st.TopicID = t.ID
 	st.NumPartitions = partitions
-	st.ReplicationFactor = 1
+	st.ReplicationFactor = s.createdFactor(t, factor)
 	if version < 5 {
 		return nil
 	}
@@ -128,6 +136,19 @@ func (s *Server) createTopic(version int16, validateOnly bool, rt kmsg.CreateTop
 	return nil
 }
 
+// createdFactor is the replication factor to report for a created topic:
+// its first partition's, or for a validate-only default the cluster's
+// default (min(3, brokers), as cluster.CreateTopicReplicated documents it).
+func (s *Server) createdFactor(t *cluster.Topic, requested int32) int16 {
+	switch {
+	case len(t.Partitions) > 0 && len(t.Partitions[0].Replicas) > 0:
+		return int16(len(t.Partitions[0].Replicas))
+	case requested > 0:
+		return int16(requested)
+	}
+	return int16(min(3, max(1, len(s.view.Brokers()))))
+}
+
 // requestedConfigEntries are the configs a validate-only request sets: the
 // cluster describes configs only of topics that exist.
 func requestedConfigEntries(configs map[string]string) []cluster.ConfigEntry {
@@ -140,13 +161,10 @@ func requestedConfigEntries(configs map[string]string) []cluster.ConfigEntry {
 }
 
 // requestedPartitions resolves the partition count of a CreateTopics entry,
-// refusing replication this node cannot give.
+// refusing a replica assignment this node cannot honour. The replication
+// factor is the cluster's to check.
 func (s *Server) requestedPartitions(rt kmsg.CreateTopicsRequestTopic) (int32, error) {
 	if len(rt.ReplicaAssignment) == 0 {
-		if rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1 {
-			return 0, refuse(kerr.InvalidReplicationFactor,
-				"replication factor %d: this is a single node, so the factor must be 1 (or -1 for the default)", rt.ReplicationFactor)
-		}
 		if rt.NumPartitions == -1 {
 			return s.cfg.DefaultPartitions, nil
 		}
@@ -170,12 +188,31 @@ func (s *Server) requestedPartitions(rt kmsg.CreateTopicsRequestTopic) (int32, e
 	return int32(len(rt.ReplicaAssignment)), nil
 }
 
-// checkReplicas accepts a manual replica list only if it is this node alone.
+// checkReplicas accepts a manual replica list only where it can be
+// honoured: this node alone, on a cluster that is this node alone. On a
+// cluster of several nodes the cluster places replicas itself, from a
+// replication factor; assignments are not supported there yet.
 func (s *Server) checkReplicas(replicas []int32) error {
-	node := s.cluster.NodeID()
-	if len(replicas) != 1 || replicas[0] != node {
-		return refuse(kerr.InvalidReplicaAssignment,
-			"replicas %v: this is a single node, so every partition's replicas must be [%d]", replicas, node)
+	brokers := map[int32]bool{s.cluster.NodeID(): true}
+	for _, b := range s.view.Brokers() {
+		brokers[b.NodeID] = true
+	}
+	if len(replicas) == 0 {
+		return refuse(kerr.InvalidReplicaAssignment, "an assigned partition needs at least one replica")
+	}
+	seen := make(map[int32]bool, len(replicas))
+	for _, r := range replicas {
+		if !brokers[r] {
+			return refuse(kerr.InvalidReplicaAssignment, "replicas %v: node %d is not a broker of this cluster", replicas, r)
+		}
+		if seen[r] {
+			return refuse(kerr.InvalidReplicaAssignment, "replicas %v: node %d is listed twice", replicas, r)
+		}
+		seen[r] = true
+	}
+	if len(brokers) > 1 {
+		return refuse(kerr.InvalidRequest,
+			"replicas %v: manual replica assignments are not supported yet on a cluster of several nodes; give a replication factor instead", replicas)
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ func TestCreateTopicsRefusals(t *testing.T) {
 		{"unknown config", createTopicEntry("unknowncfg", 1, 1, map[string]*string{"no.such.key": kmsg.StringPtr("1")}), kerr.InvalidConfig, 0, "no.such.key"},
 		{"null config ignored", createTopicEntry("nullcfg", 1, 1, map[string]*string{"retention.ms": nil}), nil, 1, ""},
 		{"assignment on this node", withAssignment("assigned", -1, assign(1, 0), assign(0, 0)), nil, 2, ""},
-		{"assignment on another node", withAssignment("elsewhere", -1, assign(0, 1)), kerr.InvalidReplicaAssignment, 0, "single node"},
+		{"assignment on another node", withAssignment("elsewhere", -1, assign(0, 1)), kerr.InvalidReplicaAssignment, 0, "not a broker"},
 		{"assignment with two replicas", withAssignment("two", -1, assign(0, 0, 1)), kerr.InvalidReplicaAssignment, 0, ""},
 		{"assignment with a gap", withAssignment("gap", -1, assign(0, 0), assign(2, 0)), kerr.InvalidReplicaAssignment, 0, "partitions 0 to 1"},
 		{"assignment and a count", withAssignment("both", 2, assign(0, 0)), kerr.InvalidRequest, 0, "one or the other"},
@@ -262,6 +262,7 @@ func TestCreateTopicsWithKadm(t *testing.T) {
 		{"orders", 1, kerr.TopicAlreadyExists},
 		{"no/slashes", 1, kerr.InvalidTopicException},
 		{"replicated", 3, kerr.InvalidReplicationFactor},
+		{"two replicas", 2, kerr.InvalidReplicationFactor},
 	}
 	for _, r := range refusals {
 		_, err := adm.CreateTopic(ctx, 1, r.replicationFactor, nil, r.topic)

@@ -5,8 +5,9 @@ package kafka
 // watermark. An offset above the high watermark, or below -1, answers
 // OFFSET_OUT_OF_RANGE. A topic whose cleanup.policy does not include delete
 // answers POLICY_VIOLATION, as Kafka does: compaction, not deletion, decides
-// what such a log keeps. The start offset moves before the response is sent,
-// so TimeoutMillis is not waited on.
+// what such a log keeps. Only the partition's leader deletes
+// (NOT_LEADER_OR_FOLLOWER elsewhere). The start offset moves before the
+// response is sent, so TimeoutMillis is not waited on.
 
 import (
 	"slices"
@@ -56,7 +57,7 @@ func (s *Server) checkRecordsDeletable(topic string) error {
 }
 
 func (s *Server) deleteRecords(topic string, rp kmsg.DeleteRecordsRequestTopicPartition) (int64, error) {
-	p, err := s.cluster.Partition(topic, rp.Partition)
+	p, _, err := s.leaderPartition(topic, rp.Partition, -1)
 	if err != nil {
 		return -1, err
 	}

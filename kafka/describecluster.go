@@ -1,7 +1,8 @@
 package kafka
 
-// DescribeCluster v0-v1. This node is the only broker (no rack) and the
-// controller. v1 asks for an endpoint type: 1 (brokers) is answered; any
+// DescribeCluster v0-v1. The brokers and controller are Metadata's (the
+// nodes clients can reach, and the metadata group's leader, -1 when
+// unknown); on a single node, this node alone. v1 asks for an endpoint type: 1 (brokers) is answered; any
 // other, including 2 (controllers), answers UNSUPPORTED_ENDPOINT_TYPE, as a
 // Kafka broker does. Cluster authorized operations are reported as
 // "unknown" (-2147483648): there is no ACL.
@@ -30,9 +31,11 @@ func handleDescribeCluster(s *Server, _ *conn, r kmsg.Request) reply {
 		return reply{resp: resp}
 	}
 	resp.ClusterID = s.cluster.ID()
-	resp.ControllerID = s.cluster.NodeID()
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cluster.NodeID(), s.host, s.port
-	resp.Brokers = append(resp.Brokers, b)
+	resp.ControllerID = s.view.ControllerID()
+	for _, e := range s.endpoints() {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = e.node, e.host, e.port, e.rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	return reply{resp: resp}
 }

@@ -26,6 +26,18 @@
 // queue stops the handler, and then the reader, which is the back-pressure a
 // client sees.
 //
+// # Leaders
+//
+// The handlers read where partitions live through clusterView (view.go):
+// leaders, in-sync replicas, brokers, the controller, topics and local
+// partitions, which *cluster.Cluster provides and tests replace to show a
+// partition led by another node or by none. Produce, Fetch, ListOffsets,
+// OffsetForLeaderEpoch and DeleteRecords are served only where this node
+// leads the partition (Server.leaderPartition: unknown partition, then the
+// client's current leader epoch, KIP-320, then NOT_LEADER_OR_FOLLOWER);
+// Metadata and DescribeCluster send clients to the leaders. On a single
+// node this node leads every open partition, so nothing of this shows.
+//
 // # Errors
 //
 // errors.go holds the one table mapping internal errors to Kafka error codes.

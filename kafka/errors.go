@@ -17,6 +17,7 @@ var errorTable = []struct {
 	err  error
 	code *kerr.Error
 }{
+	{partition.ErrNotLeader, kerr.NotLeaderForPartition}, // also cluster.ErrNotLeader: NOT_LEADER_OR_FOLLOWER
 	{partition.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{partition.ErrMessageTooLarge, kerr.MessageTooLarge},
 	{partition.ErrCorruptMessage, kerr.CorruptMessage},
@@ -38,6 +39,7 @@ var errorTable = []struct {
 	{cluster.ErrInvalidTopic, kerr.InvalidTopicException},
 	{cluster.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{cluster.ErrInvalidConfig, kerr.InvalidConfig},
+	{cluster.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
 	{groups.ErrInvalidGroupID, kerr.InvalidGroupID},
 	{groups.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
 	{groups.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol},
@@ -59,6 +61,9 @@ var errorTable = []struct {
 	{groups.ErrNotConsumerGroup, kerr.GroupIDNotFound},
 	{groups.ErrInvalidRegex, kerr.InvalidRegularExpression},
 	{groups.ErrClosed, kerr.CoordinatorNotAvailable},
+	{groups.ErrNotCoordinator, kerr.NotCoordinator},
+	{groups.ErrCoordinatorLoadInProgress, kerr.CoordinatorLoadInProgress},
+	{groups.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 	{errFencedLeaderEpoch, kerr.FencedLeaderEpoch},
 	{errUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},

@@ -3,9 +3,16 @@ package kafka
 // Fetch v4-v12. Long polls until MinBytes are available or MaxWaitMillis
 // (capped by Config.FetchWaitMax) passes; honours the response MaxBytes and
 // each PartitionMaxBytes, always returning the first batch whole so a
-// consumer can progress past a batch larger than its limits (KIP-74). The high
-// watermark is the durable log end; there are no transactions, so the last
-// stable offset equals it and no aborted transactions are reported.
+// consumer can progress past a batch larger than its limits (KIP-74). Only
+// the partition's leader serves it (NOT_LEADER_OR_FOLLOWER elsewhere; no
+// fetching from followers, KIP-392), after checking the client's current
+// leader epoch (v9+, KIP-320). v12 responses to NOT_LEADER_OR_FOLLOWER and
+// FENCED_LEADER_EPOCH carry the leader this node knows of (CurrentLeader,
+// KIP-951), so clients re-route without asking Metadata first. The high
+// watermark is the partition's: what a quorum committed on a replicated
+// partition, the durable log end on a single writer; there are no
+// transactions, so the last stable offset equals it and no aborted
+// transactions are reported.
 // Deviations from Kafka: fetch sessions (KIP-227) are not kept — every
 // response has session id 0, which tells clients to send full fetches — and
 // v12's LastFetchedEpoch is checked for divergence as Kafka does for followers.
@@ -18,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
 )
 
@@ -103,7 +111,11 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchRes
 			sp.PreferredReadReplica = -1
 			// Never null: librdkafka rejects a null record set.
 			sp.RecordBatches = []byte{}
-			p, err := s.cluster.Partition(rt.Topic, rp.Partition)
+			requested := int32(-1)
+			if req.Version >= 9 {
+				requested = rp.CurrentLeaderEpoch
+			}
+			p, l, err := s.leaderPartition(rt.Topic, rp.Partition, requested)
 			if err == nil {
 				watch = append(watch, p.Changed())
 				err = s.fetchPartition(req, p, rp, &sp, &remaining, &total, buf)
@@ -111,6 +123,7 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchRes
 			if err != nil {
 				anyError = true
 				sp.ErrorCode = errorCode(err)
+				setCurrentLeader(&sp, l)
 				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 				if p != nil && errors.Is(err, partition.ErrOffsetOutOfRange) {
 					sp.HighWatermark = p.HighWatermark()
@@ -127,13 +140,20 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchRes
 	return resp, total, watch
 }
 
+// setCurrentLeader tells a client fetching from the wrong node, or with an
+// older epoch, the leader to go to (KIP-951; encoded from v12 on).
+func setCurrentLeader(sp *kmsg.FetchResponseTopicPartition, l cluster.Leader) {
+	fenced := sp.ErrorCode == kerr.FencedLeaderEpoch.Code
+	// NOT_LEADER_OR_FOLLOWER on a local leader: it lost the lead while
+	// reading, and knows no new leader yet.
+	moved := sp.ErrorCode == kerr.NotLeaderForPartition.Code && !l.Local
+	if fenced || moved {
+		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = l.Node, l.Epoch
+	}
+}
+
 func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, rp kmsg.FetchRequestTopicPartition,
 	sp *kmsg.FetchResponseTopicPartition, remaining, total *int, buf *[]byte) error {
-	if req.Version >= 9 {
-		if err := checkLeaderEpoch(p.LeaderEpoch(), rp.CurrentLeaderEpoch); err != nil {
-			return err
-		}
-	}
 	if req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
 		epoch, end := p.EndOffsetForEpoch(rp.LastFetchedEpoch)
 		if epoch < rp.LastFetchedEpoch || end < rp.FetchOffset {

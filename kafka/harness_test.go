@@ -34,8 +34,33 @@ func startServer(t testing.TB, edit ...func(*Config)) *testServer {
 // startServerFS is startServer over a given filesystem, for fault injection.
 func startServerFS(t testing.TB, fsys vfs.FS, edit ...func(*Config)) *testServer {
 	t.Helper()
+	return startServerWith(t, serverSetup{fs: fsys}, edit...)
+}
+
+// startServerView is startServer with the handlers reading the cluster
+// through the view view returns, so a test shows what another node of a
+// cluster would see.
+func startServerView(t testing.TB, view func(*cluster.Cluster) clusterView, edit ...func(*Config)) *testServer {
+	t.Helper()
+	return startServerWith(t, serverSetup{view: view}, edit...)
+}
+
+// serverSetup is what a test server is built with besides its Config.
+type serverSetup struct {
+	fs   vfs.FS                             // nil: in memory
+	node int32                              // the cluster's node id
+	view func(*cluster.Cluster) clusterView // nil: the cluster itself
+}
+
+func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *testServer {
+	t.Helper()
+	fsys, view := setup.fs, setup.view
+	if fsys == nil {
+		fsys = vfs.NewMem()
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ccfg := cluster.DefaultConfig("/data")
+	ccfg.NodeID = setup.node
 	e := env.Real()
 	e.FS, e.Logger = fsys, logger
 	cl, err := cluster.Open(e, ccfg)
@@ -54,6 +79,9 @@ func startServerFS(t testing.TB, fsys vfs.FS, edit ...func(*Config)) *testServer
 	srv, err := NewServer(cfg, cl, logger)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if view != nil {
+		srv.view = view(cl)
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -5,7 +5,9 @@ package kafka
 // local, which is the earliest: there is no tiered storage) and any
 // non-negative time (the first record at or after it). v0 answers in the
 // old-style offsets array with at most one offset. Isolation levels agree:
-// with no transactions the last stable offset is the high watermark.
+// with no transactions the last stable offset is the high watermark. Only
+// the partition's leader answers (NOT_LEADER_OR_FOLLOWER elsewhere), after
+// checking the client's current leader epoch (v4+, KIP-320).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,21 +51,19 @@ func handleListOffsets(s *Server, _ *conn, r kmsg.Request) reply {
 }
 
 func (s *Server) listOffset(version int16, topic string, rp kmsg.ListOffsetsRequestTopicPartition) (int64, int64, int32, error) {
-	p, err := s.cluster.Partition(topic, rp.Partition)
+	requested := int32(-1)
+	if version >= 4 {
+		requested = rp.CurrentLeaderEpoch
+	}
+	p, _, err := s.leaderPartition(topic, rp.Partition, requested)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	if err := p.Err(); err != nil {
 		return 0, 0, 0, err
 	}
-	epoch := p.LeaderEpoch()
-	if version >= 4 {
-		if err := checkLeaderEpoch(epoch, rp.CurrentLeaderEpoch); err != nil {
-			return 0, 0, 0, err
-		}
-	}
 	offset, ts, err := offsetFor(p, rp.Timestamp)
-	return offset, ts, epoch, err
+	return offset, ts, p.LeaderEpoch(), err
 }
 
 func offsetFor(p *partition.Partition, timestamp int64) (int64, int64, error) {

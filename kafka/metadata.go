@@ -1,15 +1,26 @@
 package kafka
 
-// Metadata v0-v12. One broker (this node) leads every partition; replicas and
-// ISR are that node alone. Unknown topics are created when the server allows
+// Metadata v0-v12. Brokers are the cluster's nodes that clients can reach
+// (a node whose registered Kafka address is unusable is left out, logged);
+// this node is among them, at the address it advertises when it registered
+// none (a single node). The controller is the metadata group's leader (-1
+// when unknown). Each partition reports its leader and leader epoch as this
+// node knows them, its replicas (preferred leader first), the replicas in
+// sync, and as offline the replicas on nodes clients cannot reach or whose
+// copy here failed. A partition with no known leader, or whose leader is
+// unreachable or is this node with a failed copy, is reported with
+// LEADER_NOT_AVAILABLE and leader -1, as Kafka does, so clients ask again.
+// On a single node that is one broker leading every partition, replicas and
+// ISR this node alone. Unknown topics are created when the server allows
 // auto-creation and the request does (always for v0-v3, which have no flag),
-// as Kafka's auto.create.topics.enable does. A partition that is offline
-// after a storage failure is reported with LEADER_NOT_AVAILABLE and leader -1.
+// as Kafka's auto.create.topics.enable does, with the default replication
+// factor.
 // Topics whose names start with "__" are internal and never auto-created;
 // __consumer_offsets is reported IsInternal. Authorized operations are reported as "unknown" (-2147483648): there is no ACL.
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,51 +35,55 @@ func init() { register(kmsg.Metadata.Int16(), 0, 12, handleMetadata) }
 func handleMetadata(s *Server, _ *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cluster.NodeID(), s.host, s.port
-	resp.Brokers = append(resp.Brokers, b)
+	endpoints := s.endpoints()
+	for _, e := range endpoints {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = e.node, e.host, e.port, e.rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
+	reachable := endpointSet(endpoints)
 	id := s.cluster.ID()
 	resp.ClusterID = &id
-	resp.ControllerID = s.cluster.NodeID()
+	resp.ControllerID = s.view.ControllerID()
 	resp.AuthorizedOperations = -2147483648
 
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
-		for _, t := range s.cluster.Topics() {
-			resp.Topics = append(resp.Topics, s.topicMetadata(t))
+		for _, t := range s.view.Topics() {
+			resp.Topics = append(resp.Topics, s.topicMetadata(t, reachable))
 		}
 		return reply{resp: resp}
 	}
 	autoCreate := s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
-		resp.Topics = append(resp.Topics, s.requestedTopicMetadata(rt, autoCreate))
+		resp.Topics = append(resp.Topics, s.requestedTopicMetadata(rt, autoCreate, reachable))
 	}
 	return reply{resp: resp}
 }
 
-func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate bool) kmsg.MetadataResponseTopic {
+func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate bool, reachable map[int32]bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.AuthorizedOperations = -2147483648
 	var t *cluster.Topic
 	var ok bool
 	if rt.Topic == nil {
-		t, ok = s.cluster.TopicByID(rt.TopicID)
+		t, ok = s.view.TopicByID(rt.TopicID)
 		mt.TopicID = rt.TopicID
 		if !ok {
 			mt.ErrorCode = kerr.UnknownTopicID.Code
 			return mt
 		}
-		return s.topicMetadata(t)
+		return s.topicMetadata(t, reachable)
 	}
 	name := *rt.Topic
 	mt.Topic = &name
-	t, ok = s.cluster.Topic(name)
+	t, ok = s.view.Topic(name)
 	// Internal topics (such as __consumer_offsets) are created by the broker itself, never by a client's metadata request.
 	if !ok && autoCreate && !strings.HasPrefix(name, "__") {
 		var err error
 		t, err = s.cluster.CreateTopic(name, s.cfg.DefaultPartitions, nil, false)
 		if errors.Is(err, cluster.ErrTopicExists) { // created concurrently by another request
-			t, ok = s.cluster.Topic(name)
+			t, ok = s.view.Topic(name)
 		} else if err != nil {
 			// An invalid name is the client's mistake, answered with
 			// its code; only a failure of the server is worth a line.
@@ -85,34 +100,63 @@ func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate
 		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return mt
 	}
-	return s.topicMetadata(t)
+	return s.topicMetadata(t, reachable)
 }
 
-func (s *Server) topicMetadata(t *cluster.Topic) kmsg.MetadataResponseTopic {
+// topicMetadata describes t's partitions; reachable is the node ids in the
+// response's broker list.
+func (s *Server) topicMetadata(t *cluster.Topic, reachable map[int32]bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
 	mt.IsInternal = t.Name == groups.OffsetsTopic
 	mt.AuthorizedOperations = -2147483648
-	node := s.cluster.NodeID()
 	for _, slot := range t.Partitions {
-		mp := kmsg.NewMetadataResponseTopicPartition()
-		mp.Partition = slot.Index
-		mp.Replicas = []int32{node}
-		if slot.Partition == nil || slot.Partition.Err() != nil {
-			mp.ErrorCode = kerr.LeaderNotAvailable.Code
-			mp.Leader = -1
-			mp.LeaderEpoch = -1
-			mp.ISR = []int32{}
-			mp.OfflineReplicas = []int32{node}
-		} else {
-			mp.Leader = node
-			mp.LeaderEpoch = slot.Partition.LeaderEpoch()
-			mp.ISR = []int32{node}
-			mp.OfflineReplicas = []int32{}
-		}
-		mt.Partitions = append(mt.Partitions, mp)
+		mt.Partitions = append(mt.Partitions, s.partitionMetadata(t.Name, slot, reachable))
 	}
 	return mt
+}
+
+// partitionMetadata describes one partition as this node knows it.
+func (s *Server) partitionMetadata(topic string, slot *cluster.PartitionSlot, reachable map[int32]bool) kmsg.MetadataResponseTopicPartition {
+	self := s.cluster.NodeID()
+	localFailed := slot.Partition == nil && !errors.Is(slot.Offline, cluster.ErrNotLeader) ||
+		slot.Partition != nil && slot.Partition.Err() != nil
+	offline := func(node int32) bool { return !reachable[node] || (node == self && localFailed) }
+
+	replicas := slot.Replicas
+	if len(replicas) == 0 {
+		// A topic taken offline as a whole keeps no replica list in its
+		// slots; its copy here is the one there is to report.
+		replicas = []int32{self}
+	}
+	mp := kmsg.NewMetadataResponseTopicPartition()
+	mp.Partition = slot.Index
+	mp.Replicas = slices.Clone(replicas)
+	mp.ISR = []int32{}
+	mp.OfflineReplicas = []int32{}
+	for _, r := range replicas {
+		if offline(r) {
+			mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+		}
+	}
+	for _, r := range s.view.InSync(topic, slot.Index) {
+		if !offline(r) {
+			mp.ISR = append(mp.ISR, r)
+		}
+	}
+	l, err := s.view.Leader(topic, slot.Index)
+	switch {
+	case err != nil || l.Node < 0:
+		// No leader now (an election, or the topic went away meanwhile).
+		mp.ErrorCode, mp.Leader, mp.LeaderEpoch = kerr.LeaderNotAvailable.Code, -1, l.Epoch
+	case l.Node == self && localFailed:
+		mp.ErrorCode, mp.Leader, mp.LeaderEpoch = kerr.LeaderNotAvailable.Code, -1, -1
+	case !reachable[l.Node]:
+		mp.ErrorCode, mp.Leader, mp.LeaderEpoch = kerr.LeaderNotAvailable.Code, -1, l.Epoch
+	default:
+		mp.Leader, mp.LeaderEpoch = l.Node, l.Epoch
+	}
+	return mp
 }

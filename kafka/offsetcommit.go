@@ -27,7 +27,7 @@ func handleOffsetCommit(s *Server, c *conn, r kmsg.Request) reply {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			if _, err := s.cluster.Partition(rt.Topic, rp.Partition); err != nil {
+			if !s.committable(rt.Topic, rp.Partition) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
 				oc := groups.OffsetCommit{Offset: rp.Offset, LeaderEpoch: -1}

@@ -36,7 +36,7 @@ func handleOffsetDelete(s *Server, c *conn, r kmsg.Request) reply {
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetDeleteResponseTopicPartition()
 				rp.Partition = p.Partition
-				if _, err := s.cluster.Partition(t.Topic, p.Partition); err != nil {
+				if !s.committable(t.Topic, p.Partition) {
 					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				} else {
 					rp.ErrorCode = errorCode(results[groups.TopicPartition{Topic: t.Topic, Partition: p.Partition}])

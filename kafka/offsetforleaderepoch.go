@@ -3,7 +3,10 @@ package kafka
 // OffsetForLeaderEpoch v0-v4. Consumers ask it, after a leader epoch change,
 // where the epoch they last consumed from ended, to detect truncation
 // (KIP-320). Cairn starts a new leader epoch each time a partition opens, so
-// a restart is such a change. Unknown epochs answer epoch -1, offset -1, as Kafka.
+// a restart is such a change (a replicated partition's epochs are its Raft
+// terms). Unknown epochs answer epoch -1, offset -1, as Kafka. Only the
+// partition's leader answers (NOT_LEADER_OR_FOLLOWER elsewhere), after
+// checking the client's current leader epoch (v2+).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,12 +24,13 @@ func handleOffsetForLeaderEpoch(s *Server, _ *conn, r kmsg.Request) reply {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			p, err := s.cluster.Partition(rt.Topic, rp.Partition)
+			requested := int32(-1)
+			if req.Version >= 2 {
+				requested = rp.CurrentLeaderEpoch
+			}
+			p, _, err := s.leaderPartition(rt.Topic, rp.Partition, requested)
 			if err == nil {
 				err = p.Err()
-			}
-			if err == nil && req.Version >= 2 {
-				err = checkLeaderEpoch(p.LeaderEpoch(), rp.CurrentLeaderEpoch)
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)

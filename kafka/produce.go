@@ -1,12 +1,18 @@
 package kafka
 
 // Produce v3-v9 (RecordBatch v2 only, as Kafka 4 requires). acks 0, 1 and -1
-// (all). With acks=all the response waits until a group-commit fdatasync
-// covers every partition's last record; with acks=1 it is sent after the
-// write; acks=0 gets no response, and a failed acks=0 produce closes the
-// connection. Records become visible to consumers when they are durable (the
-// high watermark is the synced log end), so after an acks=1 or acks=0
-// produce they appear one group commit later, typically within milliseconds.
+// (all). Only the partition's leader appends; elsewhere a partition answers
+// NOT_LEADER_OR_FOLLOWER, as it does when the leader loses its term before
+// the wait below ends. With acks=all the response waits until the records
+// are committed: on a replicated partition by a quorum of its replicas, on
+// a single-writer one by a group-commit fdatasync covering every
+// partition's last record. With acks=1 a replicated partition's response
+// waits for the leader's own log to hold the records durably; a
+// single-writer partition's is sent after the write. acks=0 gets no
+// response, and a failed acks=0 produce closes the connection. Records
+// become visible to consumers at the high watermark (committed, or on a
+// single writer the synced log end), so after an acks=1 or acks=0 produce
+// they appear one commit later, typically within milliseconds.
 //
 // Versions 0-2 are listed in ApiVersions but every partition of such a
 // request is refused with UNSUPPORTED_VERSION, as Kafka 4 does (KAFKA-18659):
@@ -15,6 +21,8 @@ package kafka
 // Deviations from Kafka: transactional produce is refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no transaction coordinator), and
 // compressed batches are stored exactly as sent (compression.type=producer).
+// Responses stop at v9, so they never carry the new leader (KIP-951, v10):
+// clients learn of it from Metadata.
 
 import (
 	"context"
@@ -29,15 +37,19 @@ import (
 
 func init() { register(kmsg.Produce.Int16(), 0, 9, handleProduce) }
 
-// durableWait is one partition of an acks=all produce waiting for its sync,
-// with the response entry its outcome completes: the two travel together
-// from the append on, so a wait can never complete another partition's entry.
-type durableWait struct {
-	p       *partition.Partition
-	last    int64
-	records int64
-	resp    *kmsg.ProduceResponseTopicPartition
+// appendWait is one partition of a produce waiting for its acknowledgement
+// (acks=all, or acks=1 on a replicated partition), with the response entry
+// its outcome completes: the two travel together from the append on, so a
+// wait can never complete another partition's entry.
+type appendWait struct {
+	p    *partition.Partition
+	res  partition.AppendResult
+	all  bool
+	resp *kmsg.ProduceResponseTopicPartition
 }
+
+// records is how many records the wait acknowledges.
+func (w appendWait) records() int64 { return w.res.LastOffset - w.res.BaseOffset + 1 }
 
 func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ProduceRequest)
@@ -54,11 +66,11 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 		ctx, cancel := context.WithTimeout(c.ctx, max(timeout, time.Millisecond))
 		defer cancel()
 		for _, w := range waits {
-			if err := w.p.WaitDurable(ctx, w.last); err != nil {
+			if err := w.p.WaitAppended(ctx, w.res, w.all); err != nil {
 				setProduceError(w.resp, err)
 				continue
 			}
-			producedRecords.Add(float64(w.records))
+			producedRecords.Add(float64(w.records()))
 		}
 		return resp
 	}}
@@ -78,12 +90,12 @@ func produceRefusal(req *kmsg.ProduceRequest) error {
 }
 
 // appendAll appends every partition's records in request order and fills
-// resp, one entry per partition. For acks=all it returns a wait per
-// appended partition, holding that partition's entry; failed reports that
-// some partition was refused. resp's slices are allocated whole before any
-// entry is handed out and never grow after, so the entries the waits hold
-// are the ones encoded.
-func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (waits []durableWait, failed bool) {
+// resp, one entry per partition. It returns a wait per appended partition
+// acknowledged later (mustWait), holding that partition's entry; failed
+// reports that some partition was refused. resp's slices are allocated
+// whole before any entry is handed out and never grow after, so the
+// entries the waits hold are the ones encoded.
+func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (waits []appendWait, failed bool) {
 	refuse := produceRefusal(req)
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for ti, rt := range req.Topics {
@@ -107,15 +119,24 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 			sp.BaseOffset = res.BaseOffset
 			sp.LogAppendTime = res.LogAppendTimeMs
 			sp.LogStartOffset = res.LogStartOffset
-			records := res.LastOffset - res.BaseOffset + 1
-			if req.Acks == -1 {
-				waits = append(waits, durableWait{p: res.partition, last: res.LastOffset, records: records, resp: sp})
+			w := appendWait{p: res.partition, res: res.AppendResult, all: req.Acks == -1, resp: sp}
+			if mustWait(req.Acks, res.partition) {
+				waits = append(waits, w)
 			} else {
-				producedRecords.Add(float64(records))
+				producedRecords.Add(float64(w.records()))
 			}
 		}
 	}
 	return waits, failed
+}
+
+// mustWait reports whether a produce with acks waits before it is
+// acknowledged: acks=all always; acks=1 on a replicated partition, whose
+// leader's log holds the records durably only after its storage syncs
+// (Kafka's acks=1 is the leader's write; a single writer keeps answering
+// right after its write, as before replication).
+func mustWait(acks int16, p *partition.Partition) bool {
+	return acks == -1 || (acks == 1 && p.Replicated())
 }
 
 // setProduceError records err as a partition's outcome.
@@ -134,7 +155,7 @@ func (s *Server) producePartition(topic string, rp kmsg.ProduceRequestTopicParti
 	if refuse != nil {
 		return produceResult{}, refuse
 	}
-	p, err := s.cluster.Partition(topic, rp.Partition)
+	p, _, err := s.leaderPartition(topic, rp.Partition, -1)
 	if err != nil {
 		return produceResult{}, err
 	}

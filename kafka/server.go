@@ -78,10 +78,13 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg     Config
 	cluster *cluster.Cluster
+	view    clusterView // the cluster's leaders and brokers; cluster itself outside tests
 	logger  *slog.Logger
 	host    string
 	port    int32
 	groups  *groups.Coordinator
+
+	badAddrs sync.Map // cluster.Broker → struct{}: unusable addresses logged already
 
 	slots chan struct{} // one per open connection
 
@@ -103,7 +106,7 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
-	return &Server{cfg: cfg, cluster: c, logger: logger, host: host, port: int32(port), groups: coordinator,
+	return &Server{cfg: cfg, cluster: c, view: c, logger: logger, host: host, port: int32(port), groups: coordinator,
 		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}, nil
 }
 

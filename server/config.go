@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
 )
 
@@ -37,6 +40,28 @@ type Config struct {
 	// ProducerIDExpiration forgets an idempotent producer that appended nothing
 	// to a partition for this long, as Kafka's producer.id.expiration.ms (default 1 day).
 	ProducerIDExpiration time.Duration
+	// AdvertisedHTTPAddr is the host:port other nodes and clients reach
+	// the HTTP listener at (a cluster registers it); empty means HTTPAddr
+	// as bound.
+	AdvertisedHTTPAddr string
+
+	// Cluster mode: Peers set. NodeID is this node's id, at least 1 on a
+	// cluster (a single node reports NodeID, 0 by default, to clients).
+	NodeID int32
+	// Peers maps every initial voter's node id to its Raft address, this
+	// node included; the same map on every node. Empty: a single node.
+	Peers map[int32]string
+	// RaftAddr is where the node listens for other nodes; empty means its
+	// address in Peers. Only with Peers.
+	RaftAddr string
+	// Rack is the node's rack label, registered with its addresses.
+	Rack string
+	// RaftTick is one Raft tick of every group on a cluster node (default
+	// 50 ms), and RaftElectionTicks its election timeout in ticks (default
+	// 12, randomised up to twice it): a failover within about 2 s.
+	RaftTick          time.Duration
+	RaftElectionTicks int
+
 	// Env is the node's clock, randomness, filesystem and logger. Unset
 	// fields are the real ones (env.Real()); Start's filesystem and logger
 	// arguments, when not nil, take the place of Env's.
@@ -58,6 +83,9 @@ func DefaultConfig() Config {
 
 		DecompressedBatchBytesMax: 64 << 20,
 		ProducerIDExpiration:      24 * time.Hour,
+
+		RaftTick:          cluster.RaftTickMsDefault * time.Millisecond,
+		RaftElectionTicks: cluster.RaftElectionTicksDefault,
 	}
 }
 
@@ -100,5 +128,57 @@ func (c Config) Validate() error {
 	if c.InflightRequestsMax < 1 {
 		return fmt.Errorf("inflight requests max %d: must be at least 1", c.InflightRequestsMax)
 	}
-	return nil
+	return c.validateCluster()
+}
+
+// validateCluster checks the cluster-mode settings.
+func (c Config) validateCluster() error {
+	if len(c.Peers) == 0 {
+		switch {
+		case c.RaftAddr != "":
+			return fmt.Errorf("raft addr %q without peers: a single node listens for no other node; give --peers too", c.RaftAddr)
+		case c.NodeID < 0:
+			return fmt.Errorf("node id %d: must not be negative", c.NodeID)
+		}
+		return nil
+	}
+	if c.AdvertisedHTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertisedHTTPAddr); err != nil {
+			return fmt.Errorf("advertised http addr %q: %w", c.AdvertisedHTTPAddr, err)
+		}
+	}
+	if c.RaftTick < time.Millisecond {
+		return fmt.Errorf("raft tick %s: must be at least 1ms", c.RaftTick)
+	}
+	ccfg := cluster.DefaultConfig(c.DataDir)
+	ccfg.NodeID, ccfg.Peers, ccfg.RaftAddr, ccfg.Rack = c.NodeID, c.Peers, c.RaftAddr, c.Rack
+	ccfg.RaftTickMs, ccfg.RaftElectionTicks = c.RaftTick.Milliseconds(), c.RaftElectionTicks
+	return ccfg.Validate()
+}
+
+// ParsePeers reads a peer list, "1=HOST:PORT,2=HOST:PORT,...": every
+// initial voter's node id (at least 1, each once) and Raft address.
+func ParsePeers(s string) (map[int32]string, error) {
+	peers := map[int32]string{}
+	if strings.TrimSpace(s) == "" {
+		return peers, nil
+	}
+	for _, item := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok {
+			return nil, fmt.Errorf("peer %q: want ID=HOST:PORT", item)
+		}
+		n, err := strconv.ParseInt(id, 10, 32)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("peer %q: node id %q must be a number of at least 1", item, id)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("peer %q: address %q is not HOST:PORT", item, addr)
+		}
+		if _, dup := peers[int32(n)]; dup {
+			return nil, fmt.Errorf("peer %q: node %d is listed twice", item, n)
+		}
+		peers[int32(n)] = addr
+	}
+	return peers, nil
 }

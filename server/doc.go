@@ -6,7 +6,16 @@
 // directory's lock), so a start refused for a taken port leaves no file
 // behind. /healthz answers 503 and cairn_partitions_offline counts every
 // partition that is offline: failed to open, failed a sync, or found damaged
-// by a read.
+// by a read; a cluster node's partitions with no replica on it are not
+// offline, and count in neither.
+//
+// With Config.Peers set the node is one of a cluster (cluster's cluster
+// mode): Start binds the Kafka and HTTP listeners first, then opens the
+// cluster, which listens on the Raft address, waits for a quorum of its
+// peers and registers the advertised Kafka and HTTP addresses
+// (AdvertisedKafkaAddr, AdvertisedHTTPAddr; by default the bound ones) and
+// the rack. Without peers a Raft address is refused: a single node listens
+// for no other node.
 //
 // The node's clock, randomness, filesystem and logger are Config.Env
 // (env.Real() where unset); the cluster, its partitions and the group

@@ -45,6 +45,9 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range topics {
 		for _, slot := range t.Partitions {
 			p := slot.Partition
+			if slot.NoLocalReplica() {
+				continue // served by other nodes
+			}
 			if p == nil || p.Err() != nil {
 				offline++
 				continue

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,10 +75,7 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
-	ccfg := cluster.DefaultConfig(cfg.DataDir)
-	ccfg.DecompressedBatchBytesMax = cfg.DecompressedBatchBytesMax
-	ccfg.ProducerIDExpirationMs = cfg.ProducerIDExpiration.Milliseconds()
-	cl, err := cluster.Open(e, ccfg)
+	cl, err := cluster.Open(e, s.clusterConfig())
 	if err != nil {
 		s.closeListeners()
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
@@ -126,6 +124,26 @@ func (s *Server) closeListeners() {
 	if s.httpLn != nil {
 		_ = s.httpLn.Close()
 	}
+}
+
+// clusterConfig is the cluster's configuration; a cluster node registers
+// the advertised addresses, by default the ones the listeners bound.
+func (s *Server) clusterConfig() cluster.Config {
+	ccfg := cluster.DefaultConfig(s.cfg.DataDir)
+	ccfg.DecompressedBatchBytesMax = s.cfg.DecompressedBatchBytesMax
+	ccfg.ProducerIDExpirationMs = s.cfg.ProducerIDExpiration.Milliseconds()
+	ccfg.NodeID = s.cfg.NodeID
+	if len(s.cfg.Peers) == 0 {
+		return ccfg
+	}
+	ccfg.Peers, ccfg.RaftAddr, ccfg.Rack = s.cfg.Peers, s.cfg.RaftAddr, s.cfg.Rack
+	ccfg.RaftTickMs, ccfg.RaftElectionTicks = s.cfg.RaftTick.Milliseconds(), s.cfg.RaftElectionTicks
+	ccfg.KafkaAddr = cmp.Or(s.cfg.AdvertisedKafkaAddr, s.kafkaLn.Addr().String())
+	ccfg.HTTPAddr = s.cfg.AdvertisedHTTPAddr
+	if ccfg.HTTPAddr == "" && s.httpLn != nil {
+		ccfg.HTTPAddr = s.httpLn.Addr().String()
+	}
+	return ccfg
 }
 
 func (s *Server) kafkaConfig() kafka.Config {
@@ -198,7 +216,7 @@ func (s *Server) httpHandler() http.Handler {
 		offline := 0
 		for _, t := range s.cluster.Topics() {
 			for _, p := range t.Partitions {
-				if p.Partition == nil || p.Partition.Err() != nil {
+				if !p.NoLocalReplica() && (p.Partition == nil || p.Partition.Err() != nil) {
 					offline++
 				}
 			}

@@ -110,6 +110,18 @@ func TestConfigValidate(t *testing.T) {
 		"zero partitions":           func(c *Config) { c.DefaultPartitions = 0 },
 		"tiny requests":             func(c *Config) { c.RequestBytesMax = 10 },
 		"no producer id expiration": func(c *Config) { c.ProducerIDExpiration = 0 },
+		"raft addr without peers":   func(c *Config) { c.RaftAddr = "127.0.0.1:9093" },
+		"node not among peers":      func(c *Config) { c.NodeID, c.Peers = 4, map[int32]string{1: "127.0.0.1:1"} },
+		"node 0 with peers":         func(c *Config) { c.Peers = map[int32]string{1: "127.0.0.1:1"} },
+		"tiny raft tick": func(c *Config) {
+			c.NodeID, c.Peers, c.RaftTick = 1, map[int32]string{1: "127.0.0.1:1"}, time.Microsecond
+		},
+		"election ticks": func(c *Config) {
+			c.NodeID, c.Peers, c.RaftElectionTicks = 1, map[int32]string{1: "127.0.0.1:1"}, 1
+		},
+		"bad advertised http": func(c *Config) {
+			c.NodeID, c.Peers, c.AdvertisedHTTPAddr = 1, map[int32]string{1: "127.0.0.1:1"}, "host"
+		},
 	} {
 		c := DefaultConfig()
 		edit(&c)

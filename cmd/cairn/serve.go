@@ -13,16 +13,28 @@ func newServeCommand() *cobra.Command {
 	cfg := server.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run a single-node Cairn broker",
-		Long: `Run a single-node Cairn broker: a durable, segmented log served over the Kafka
+		Short: "Run a Cairn broker: a single node, or one node of a cluster",
+		Long: `Run a Cairn broker: a durable, segmented log served over the Kafka
 protocol on --kafka-addr, with the event-store API, /metrics and /healthz on
 --http-addr.
+
+Without --peers the node is a cluster of its own. With --peers it is one node
+of a cluster whose partitions are replicated with Raft: start every node with
+the same --peers list (each initial node's id and Raft address), its own
+--node-id and data directory. A new node waits (up to 5 minutes) for a quorum
+of its peers before it serves. Other nodes and clients reach it at the
+--advertise-kafka and --advertise-http addresses (default: the listen
+addresses), which it registers in the cluster with its --rack.
 
 SIGINT or SIGTERM shut it down cleanly: pending syncs finish and files close, so
 the next start needs no recovery scan.`,
 		Example: `  cairn serve
   cairn serve --data-dir /var/lib/cairn --kafka-addr 127.0.0.1:19092
-  CAIRN_DEFAULT_PARTITIONS=3 cairn serve`,
+  CAIRN_DEFAULT_PARTITIONS=3 cairn serve
+
+  # node 1 of three on one machine; nodes 2 and 3 change the id, data dir and ports
+  cairn serve --node-id 1 --data-dir d1 --kafka-addr 127.0.0.1:19092 --http-addr 127.0.0.1:18080 \
+    --raft-addr 127.0.0.1:19093 --peers 1=127.0.0.1:19093,2=127.0.0.1:29093,3=127.0.0.1:39093`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := interruptContext(cmd.Context())
@@ -34,7 +46,9 @@ the next start needs no recovery scan.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory holding the log, topic metadata and producer state")
 	f.StringVar(&cfg.KafkaAddr, "kafka-addr", cfg.KafkaAddr, "address of the Kafka protocol listener")
-	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "address given to clients in metadata (default: --kafka-addr)")
+	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertise-kafka", "", "HOST:PORT given to clients in metadata and registered in the cluster (default: --kafka-addr as bound)")
+	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "older name of --advertise-kafka")
+	f.StringVar(&cfg.AdvertisedHTTPAddr, "advertise-http", "", "HOST:PORT where other nodes and clients reach --http-addr, registered in the cluster (default: --http-addr as bound)")
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving the event-store API (gRPC, gRPC-Web and JSON), /metrics and /healthz (empty disables it)")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on first metadata request or produce")
 	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics")
@@ -44,5 +58,30 @@ the next start needs no recovery scan.`,
 	f.IntVar(&cfg.DecompressedBatchBytesMax, "decompressed-batch-bytes-max", cfg.DecompressedBatchBytesMax, "largest produced batch after decompression; larger ones are refused (INVALID_RECORD)")
 	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", cfg.ProducerIDExpiration, "forget an idempotent producer idle this long on a partition (Kafka's producer.id.expiration.ms)")
 	f.IntVar(&cfg.InflightRequestsMax, "inflight-requests-max", cfg.InflightRequestsMax, "most requests per connection read but not yet answered")
+	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "this node's id: at least 1 and one of the --peers ids in a cluster; a single node reports it to clients")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers")
+	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
+	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
+	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
+	f.IntVar(&cfg.RaftElectionTicks, "raft-election-ticks", cfg.RaftElectionTicks, "Raft election timeout in ticks (randomised up to twice it); heartbeats go every 2 ticks")
 	return cmd
 }
+
+// peersValue is --peers: ID=HOST:PORT,... parsed by server.ParsePeers.
+type peersValue struct {
+	peers *map[int32]string
+	raw   string
+}
+
+func (v *peersValue) String() string { return v.raw }
+
+func (v *peersValue) Set(s string) error {
+	peers, err := server.ParsePeers(s)
+	if err != nil {
+		return err
+	}
+	*v.peers, v.raw = peers, s
+	return nil
+}
+
+func (v *peersValue) Type() string { return "list" }

@@ -1,0 +1,331 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/leaders"
+	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/transport"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// A node of a multi-node cluster (Config.Peers set) runs, beside what a
+// single node runs: the TCP transport to the other nodes (Raft batches to
+// the scheduler, the controller's and the probe's frames, heartbeats to
+// the leader table, join connections to the controller), one scheduler
+// sending through it for the metadata group and every partition group,
+// and the leader table with its heartbeat goroutine.
+
+// node is a cluster node's transport and leader table.
+type node struct {
+	tcp     *transport.TCP
+	leaders *leaders.Leaders
+	// known maps the nodes added as transport peers to their Raft
+	// address (guarded by knownMu: Open and the metadata group's
+	// OnApplied both add peers).
+	knownMu sync.Mutex
+	known   map[int32]string
+	cancel  context.CancelFunc // stops the goroutines below
+	wg      sync.WaitGroup
+}
+
+// stopLoops stops the goroutines of startNodeLoops, which read the
+// controller and the scheduler: first in Close.
+func (n *node) stopLoops() {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+}
+
+// closeTransport closes the transport: last, after the scheduler, which
+// sends through it.
+func (n *node) closeTransport() {
+	if n.tcp != nil {
+		_ = n.tcp.Close() // a closed transport has nothing left to lose
+	}
+}
+
+// lateSender is the leader table's Sender, bound to the transport once it
+// exists: the transport's handlers need the table first.
+type lateSender struct{ tcp *transport.TCP }
+
+func (s *lateSender) SendFrame(to uint64, typ transport.FrameType, payload []byte) error {
+	return s.tcp.SendFrame(to, typ, payload)
+}
+
+// metaPollInterval is how often Open looks for a metadata leader: the
+// controller exposes the leadership but no event for it.
+const metaPollInterval = 10 * time.Millisecond
+
+// openNode opens a cluster node: identity, transport, scheduler, the
+// controller with the peers (a new node first probes them, then
+// bootstraps with them), the leader table; then it waits for the metadata
+// group to have a leader and for this node to apply what it committed,
+// and registers this node's client addresses when the state holds others.
+// Each wait is bounded by StartTimeoutMs.
+func (c *Cluster) openNode(names []string) error {
+	cfg := c.cfg
+	ident, err := controller.OpenIdentity(c.env.FS, cfg.DataDir, cfg.NodeID, controller.ClusterIDFromPeers(cfg.Peers))
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if plan := planDataDir(names, nil); ident.New && len(plan.unknown) > 0 {
+		return unknownPartitionsError(cfg.DataDir, plan.unknown)
+	}
+	n := &node{known: map[int32]string{}}
+	c.node = n
+	var ctl atomic.Pointer[controller.Controller]
+	probe := controller.NewProbe(!ident.New)
+	sender := &lateSender{}
+	n.leaders, err = leaders.New(c.env, leaders.Config{NodeID: uint64(cfg.NodeID), Incarnation: uint64(ident.Incarnation)}, sender)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if n.tcp, err = c.openTransport(ident, probe, ctl.Load); err != nil {
+		return err
+	}
+	sender.tcp = n.tcp
+	probe.SetSender(n.tcp)
+	for id, addr := range cfg.Peers {
+		if id != cfg.NodeID {
+			if err := n.tcp.AddPeer(uint64(id), addr); err != nil {
+				return fmt.Errorf("cluster: peer %d: %w", id, err)
+			}
+			n.known[id] = addr
+		}
+	}
+	n.leaders.SetPeers(peerNodes(cfg.Peers))
+	tick := time.Duration(cfg.RaftTickMs) * time.Millisecond
+	if c.sched, err = replica.NewScheduler(c.env, replica.SchedulerConfig{TickInterval: tick}, transport.ReplicaSender{TCP: n.tcp}); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	c.deliverTo.Store(c.sched)
+	startTimeout := time.Duration(cfg.StartTimeoutMs) * time.Millisecond
+	c.ctl, err = controller.Open(controller.Config{Env: c.env, DataDir: cfg.DataDir, Identity: ident, Peers: cfg.Peers,
+		Scheduler: c.sched, Transport: n.tcp, Raft: c.raftConfig(), Probe: probe, ProbeTimeout: startTimeout,
+		OnApplied: func(index uint64) { c.onMetaApplied(ctl.Load()) }})
+	if err != nil {
+		return fmt.Errorf("cluster: open the metadata group with peers %s: %w", peersString(cfg.Peers), err)
+	}
+	ctl.Store(c.ctl)
+	c.onMetaApplied(c.ctl) // what applied before ctl was stored
+	c.startNodeLoops()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := c.awaitMeta(ctx); err != nil {
+		return err
+	}
+	return c.registerSelf(ctx)
+}
+
+// openTransport listens on the node's Raft address, handing Raft batches
+// to the scheduler and the other frames to the controller, the probe and
+// the leader table.
+func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Probe, ctl func() *controller.Controller) (*transport.TCP, error) {
+	handlers := controller.FrameHandlers(ctl)
+	maps.Copy(handlers, probe.Handlers())
+	handlers[transport.FrameNodeHeartbeat] = c.node.leaders.FrameHandler()
+	tcp, err := transport.New(c.env, transport.Config{
+		ClusterID: ident.ClusterID, NodeID: uint64(c.cfg.NodeID), Incarnation: uint64(ident.Incarnation),
+		ListenAddr: cmp.Or(c.cfg.RaftAddr, c.cfg.Peers[c.cfg.NodeID]),
+		Handler: func(_ uint64, group uint64, msgs []*raftpb.Message) {
+			if s := c.deliverTo.Load(); s != nil {
+				for _, m := range msgs {
+					s.Deliver(group, m)
+				}
+			}
+		},
+		Handlers: handlers,
+		JoinHandler: func(from uint64, payload []byte) []byte {
+			if ct := ctl(); ct != nil {
+				return ct.ServeJoin(from, payload)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft transport: %w", err)
+	}
+	return tcp, nil
+}
+
+// raftConfig is the Raft configuration of every group on the node.
+func (c *Cluster) raftConfig() replica.Config {
+	if !c.cfg.clustered() {
+		return replica.Config{}
+	}
+	return replica.Config{HeartbeatTick: raftHeartbeatTicks, ElectionTick: c.cfg.RaftElectionTicks}
+}
+
+// peerNodes lists the node ids of peers.
+func peerNodes(peers map[int32]string) []uint64 {
+	out := make([]uint64, 0, len(peers))
+	for id := range peers {
+		out = append(out, uint64(id))
+	}
+	return out
+}
+
+// onMetaApplied is the metadata group's OnApplied on a cluster node: it
+// wakes the replica manager and makes every registered broker a transport
+// peer and a heartbeat peer. It runs on the group's worker: nothing here
+// waits (AddPeer starts the peer's goroutine and returns).
+func (c *Cluster) onMetaApplied(ctl *controller.Controller) {
+	c.signalApplied(0)
+	if ctl == nil {
+		return
+	}
+	n := c.node
+	n.knownMu.Lock()
+	defer n.knownMu.Unlock()
+	var nodes []uint64
+	for _, b := range ctl.State().Brokers {
+		if b.State == metav1.BrokerState_BROKER_STATE_REMOVED {
+			continue
+		}
+		nodes = append(nodes, uint64(b.NodeId))
+		if b.NodeId == c.cfg.NodeID || b.RaftAddr == "" || n.known[b.NodeId] == b.RaftAddr {
+			continue
+		}
+		if err := n.tcp.AddPeer(uint64(b.NodeId), b.RaftAddr); err != nil {
+			c.env.Logger.Warn("adding a registered node as a transport peer", "node", b.NodeId, "err", err)
+			continue
+		}
+		n.known[b.NodeId] = b.RaftAddr
+	}
+	n.leaders.SetPeers(nodes)
+}
+
+// startNodeLoops runs the leader table's heartbeats, wakes LeadersChanged
+// watchers when the table changes, and tells the table and the groups of
+// peers the transport lost frames to (reportUnreachable).
+func (c *Cluster) startNodeLoops() {
+	n := c.node
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Go(func() { n.leaders.Run(ctx) })
+	n.wg.Go(func() {
+		for {
+			changed := n.leaders.Changed()
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				c.signalLeaders()
+			}
+		}
+	})
+	n.wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case peer := <-n.tcp.Unreachable():
+				c.reportUnreachable(peer)
+			}
+		}
+	})
+}
+
+// reportUnreachable tells the leader table that frames to node were lost
+// (its next heartbeat is full), and every local group with a replica
+// there, so that a leader probes that replica again rather than streaming
+// appends into the void.
+func (c *Cluster) reportUnreachable(node uint64) {
+	c.node.leaders.PeerLost(node)
+	st := c.ctl.State()
+	var replicaID uint64
+	for _, b := range st.Brokers {
+		if uint64(b.NodeId) == node {
+			replicaID = meta.ReplicaID(b.NodeId, b.Incarnation)
+		}
+	}
+	if replicaID == 0 {
+		return
+	}
+	c.sched.ReportUnreachable(controller.GroupID, replicaID)
+	for _, t := range c.Topics() {
+		for _, s := range t.Partitions {
+			if s.Partition != nil && slices.Contains(s.Replicas, int32(node)) {
+				c.sched.ReportUnreachable(s.Group, replicaID)
+			}
+		}
+	}
+}
+
+// awaitMeta waits until the metadata group has a leader and this node
+// applied what it knows committed, so the state read after it is the
+// cluster's (a restarted node's log may be behind the leader's).
+func (c *Cluster) awaitMeta(ctx context.Context) error {
+	for c.ctl.Leadership().Leader == 0 {
+		timer := c.env.Clock.NewTimer(metaPollInterval)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("cluster: no metadata leader elected among the peers %s: %w; are a quorum of them running and reachable?",
+				peersString(c.cfg.Peers), ctx.Err())
+		case <-timer.C():
+		}
+	}
+	var commit uint64
+	if err := c.sched.Do(controller.GroupID, func(r *replica.Replica) { commit = r.Status().GetCommit() }); err != nil {
+		return fmt.Errorf("cluster: read the metadata commit index: %w", err)
+	}
+	if err := c.ctl.WaitApplied(ctx, commit); err != nil {
+		return fmt.Errorf("cluster: apply the metadata log up to %d: %w", commit, err)
+	}
+	return nil
+}
+
+// registerSelf records this node's addresses and rack in the metadata
+// group, under its current incarnation, when the state holds others.
+func (c *Cluster) registerSelf(ctx context.Context) error {
+	ident := c.ctl.Identity()
+	want := &metav1.RegisterBroker{NodeId: c.cfg.NodeID, Incarnation: ident.Incarnation, RaftAddr: c.cfg.Peers[c.cfg.NodeID],
+		KafkaAddr: c.cfg.KafkaAddr, HttpAddr: c.cfg.HTTPAddr, Rack: c.cfg.Rack}
+	for _, b := range c.ctl.State().Brokers {
+		if b.NodeId == want.NodeId && b.Incarnation == want.Incarnation && b.RaftAddr == want.RaftAddr &&
+			b.KafkaAddr == want.KafkaAddr && b.HttpAddr == want.HttpAddr && b.Rack == want.Rack {
+			return nil
+		}
+	}
+	res, err := c.ctl.Propose(ctx, &metav1.Command{Command: &metav1.Command_RegisterBroker{RegisterBroker: want}})
+	if err == nil {
+		err = meta.ResultError(res)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: register node %d's addresses: %w", c.cfg.NodeID, err)
+	}
+	return nil
+}
+
+// replicaID is this node's replica id in every group it holds a replica of.
+func (c *Cluster) replicaID() uint64 { return c.ctl.Identity().ReplicaID() }
+
+// errNoReplica is the Offline error of a partition with no replica on
+// this node: the front ends answer as to a follower.
+func errNoReplica(topic string, index int32) error {
+	return fmt.Errorf("%w: %s-%d has no replica on this node", ErrNotLeader, topic, index)
+}
+
+// isNoReplica reports whether a slot's partition lives on other nodes.
+func isNoReplica(s *PartitionSlot) bool {
+	return s.Partition == nil && errors.Is(s.Offline, ErrNotLeader)
+}
+
+// NoLocalReplica reports whether the partition has no replica on this
+// node (a cluster node's slot of a partition placed elsewhere): it is not
+// offline, and Leader says which node serves it.
+func (s *PartitionSlot) NoLocalReplica() bool { return isNoReplica(s) }

@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/replica"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// On a cluster node each partition with a replica here is a replicated
+// partition (partition.OpenReplica) whose group runs on the node's
+// scheduler; a partition with none has a slot with no Partition, Offline
+// wrapping ErrNotLeader. A single node keeps the single-writer partitions.
+
+// openSlot opens partition mp of topic as this node holds it.
+func (c *Cluster) openSlot(topic string, mp *metav1.Partition, cfg partition.Config) *PartitionSlot {
+	var slot *PartitionSlot
+	switch {
+	case !c.cfg.clustered():
+		slot = c.openPartition(topic, mp.Index, cfg)
+	case slices.Contains(mp.Replicas, c.replicaID()):
+		slot = c.openReplica(topic, mp, cfg)
+	default:
+		slot = &PartitionSlot{Index: mp.Index, Offline: errNoReplica(topic, mp.Index)}
+	}
+	slot.Group, slot.Replicas = mp.GroupId, c.replicaNodes(mp.Replicas)
+	return slot
+}
+
+// openReplica opens this node's replica of mp, or an offline slot saying
+// why it could not.
+func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.Config) *PartitionSlot {
+	p, err := c.startReplica(topic, mp, cfg)
+	if err != nil {
+		c.env.Logger.Error("partition offline", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "err", err)
+		return &PartitionSlot{Index: mp.Index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)}
+	}
+	return &PartitionSlot{Index: mp.Index, Partition: p}
+}
+
+// startReplica opens the partition's directory as its group's Raft log
+// and state machine and adds the group to the scheduler. A new replica's
+// log starts from the bootstrap snapshot every replica of the group
+// derives alike from the placement (index 1, term 1, voters = the
+// replicas), so none needs an entry of its own; the preferred leader of a
+// new group campaigns at once rather than after an election timeout.
+func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition.Config) (*partition.Partition, error) {
+	rid, group := c.replicaID(), mp.GroupId
+	name := partitionDirName(topic, mp.Index)
+	if err := c.removeStaleAt(name, group); err != nil {
+		return nil, err
+	}
+	dir := path.Join(c.cfg.DataDir, name)
+	// r is set before the group is added to the scheduler, whose worker is
+	// the only caller of ConfState.
+	var r *replica.Replica
+	boot := raftlog.Bootstrap{GroupID: group, ReplicaID: rid, Index: replicaBootstrapIndex, Term: replicaBootstrapTerm,
+		ConfState: &raftpb.ConfState{Voters: slices.Clone(mp.Replicas)}}
+	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), Bootstrap: boot,
+		ConfState: func() *raftpb.ConfState { return r.ConfState() }}
+	p, err := partition.OpenReplica(c.env, dir, topic, mp.Index, cfg, rc)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := p.RaftApplied()
+	if err == nil {
+		st := p.RaftStorage()
+		rcfg := c.raftConfig()
+		rcfg.ID, rcfg.GroupID, rcfg.Applied = rid, group, applied
+		r, err = replica.New(c.env, rcfg, st, &replicaMachine{Partition: p, c: c, group: group, replicaID: rid})
+		if err == nil {
+			err = c.sched.AddGroup(group, r, st, replica.GroupOptions{})
+		}
+	}
+	if err != nil {
+		_ = p.Close() // the error that keeps it offline is err
+		return nil, fmt.Errorf("start the replica of group %d: %w", group, err)
+	}
+	if applied <= replicaBootstrapIndex && cmp.Or(mp.PreferredLeader, mp.Replicas[0]) == rid {
+		if err := c.sched.Do(group, func(r *replica.Replica) { _ = r.Campaign() }); err != nil {
+			c.env.Logger.Warn("campaigning for a new partition group; its election timeout will elect a leader", "group", group, "err", err)
+		}
+	}
+	return p, nil
+}
+
+// The bootstrap snapshot of a new partition group (as the metadata
+// group's, design §5.4): the same on every replica.
+const (
+	replicaBootstrapIndex = 1
+	replicaBootstrapTerm  = 1
+)
+
+// closeSlot closes a slot's partition; a replica's group leaves the
+// scheduler first, since the partition's Close closes the Raft log the
+// replica reads and writes.
+func (c *Cluster) closeSlot(s *PartitionSlot) error {
+	if s.Partition == nil {
+		return nil
+	}
+	if s.Partition.Replicated() {
+		if err := c.sched.RemoveGroup(s.Group); err != nil && !errors.Is(err, replica.ErrUnknownGroup) {
+			c.env.Logger.Warn("removing a partition group from the scheduler", "group", s.Group, "err", err)
+		}
+		c.watchMu.Lock()
+		delete(c.leaderships, s.Group)
+		c.signalLeadersLocked()
+		c.watchMu.Unlock()
+		c.node.leaders.RemoveGroup(s.Group)
+	}
+	return s.Partition.Close()
+}
+
+// forgetGroups drops a deleted topic's groups from the leader table.
+func (c *Cluster) forgetGroups(t *Topic) {
+	if c.node == nil {
+		return
+	}
+	for _, s := range t.Partitions {
+		c.node.leaders.Forget(s.Group)
+	}
+}
+
+// replicaMachine is a partition as its replica's state machine, also
+// telling the cluster of leadership changes. It runs on the group's
+// worker, so it takes watchMu and the leader table's lock, never mu.
+type replicaMachine struct {
+	*partition.Partition
+	c                *Cluster
+	group, replicaID uint64
+}
+
+// LeadershipChanged implements replica.StateMachine.
+func (m *replicaMachine) LeadershipChanged(l replica.Leadership) {
+	m.Partition.LeadershipChanged(l)
+	m.c.watchMu.Lock()
+	m.c.leaderships[m.group] = l
+	m.c.signalLeadersLocked()
+	m.c.watchMu.Unlock()
+	if err := m.c.node.leaders.LeadershipChanged(m.group, m.replicaID, l); err != nil {
+		m.c.env.Logger.Error("recording a partition's leadership in the leader table", "group", m.group, "err", err)
+	}
+}
+
+// leadership is the last leadership this node's replica of group
+// reported.
+func (c *Cluster) leadership(group uint64) replica.Leadership {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	return c.leaderships[group]
+}
