@@ -6,6 +6,10 @@
 // connect, protobuf and uuid, so importing it does not pull the server into
 // a service's build (client/deps_test.go keeps it so).
 //
+// Calls are retried while the server is unavailable, and a subscription
+// the server ends as unavailable (shutting down, or on a cluster a leader
+// change) is resumed from right after what it delivered (Subscription.Recv).
+//
 // Subpackages build on it: aggregate loads and saves event-sourced
 // aggregates with snapshots, and projection keeps SQL read models in step
 // with a topic, storing its checkpoints in the same transactions.

@@ -7,10 +7,13 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"sync"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
+	"github.com/cairnlog/cairn/client/internal/backoff"
 )
 
 // TopicPage is one read of a topic.
@@ -86,13 +89,24 @@ type Message struct {
 // Subscription delivers a stream's or topic's events, catching up first and
 // then live. Recv is for one goroutine; Close may be called from any.
 type Subscription struct {
+	client        *Client
+	ctx           context.Context
 	topic, stream string
-	rpc           *connect.ServerStreamForClient[eventstorev1.SubscribeResponse]
+	req           *eventstorev1.SubscribeRequest // as first sent
 	cancel        context.CancelFunc
+
+	// rpc is read by Recv's goroutine, which alone replaces it (under mu),
+	// and by Close (under mu).
+	mu     sync.Mutex
+	rpc    *connect.ServerStreamForClient[eventstorev1.SubscribeResponse]
+	closed bool
 
 	positions    map[int32]int64
 	nextRevision *uint64
 	caughtUp     bool
+	// resumes counts the resubscriptions since the last message, bounded
+	// by the client's retry attempts.
+	resumes int
 }
 
 // Subscribe subscribes to stream in topic, or to the whole topic when
@@ -113,19 +127,19 @@ func (c *Client) Subscribe(ctx context.Context, topic, stream string, opts ...Re
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	rpc, err := c.rpc.Subscribe(ctx, connect.NewRequest(&eventstorev1.SubscribeRequest{
+	s := &Subscription{client: c, ctx: ctx, topic: topic, stream: stream, cancel: cancel, positions: map[int32]int64{}, nextRevision: cfg.fromRevision}
+	s.req = &eventstorev1.SubscribeRequest{
 		Topic:         topic,
 		Stream:        stream,
 		Filter:        cfg.filter.proto(),
 		FromRevision:  cfg.fromRevision,
 		FromPositions: positionsProto(cfg.fromPositions),
 		FromEnd:       cfg.fromEnd,
-	}))
-	if err != nil {
+	}
+	if s.rpc, err = c.rpc.Subscribe(ctx, connect.NewRequest(s.req)); err != nil {
 		cancel()
 		return nil, apiError("subscribe", topic, stream, err)
 	}
-	s := &Subscription{topic: topic, stream: stream, rpc: rpc, cancel: cancel, positions: map[int32]int64{}, nextRevision: cfg.fromRevision}
 	for _, p := range cfg.fromPositions {
 		s.positions[p.Partition] = p.Offset
 	}
@@ -134,34 +148,107 @@ func (c *Client) Subscribe(ctx context.Context, topic, stream string, opts ...Re
 
 // Recv blocks for the next message. It returns io.EOF when the server ended
 // the subscription without an error, and the context's error after Close
-// or when the context ends. A server shutting down ends subscriptions with
-// a connect CodeUnavailable error: resume from Positions or NextRevision.
+// or when the context ends.
+//
+// When the server ends the subscription as unavailable (it is shutting
+// down, or on a cluster the leader of what it reads changed), Recv
+// subscribes again from where it was, up to the client's retry attempts,
+// without repeating or skipping an event, and without a second
+// MessageCaughtUp. It cannot when the subscription started FromEnd and has
+// no exact place to go on from (a topic subscription, or a stream one that
+// delivered no event yet): then it returns the connect CodeUnavailable
+// error, and the caller resumes from Positions or NextRevision.
 func (s *Subscription) Recv() (Message, error) {
-	if !s.rpc.Receive() {
+	for {
+		if s.rpc.Receive() {
+			m, skip, err := s.message()
+			if !skip {
+				s.resumes = 0
+				return m, err
+			}
+			continue
+		}
 		err := s.rpc.Err()
 		if err == nil {
 			return Message{}, io.EOF
 		}
-		return Message{}, apiError("subscribe", s.topic, s.stream, err)
+		if !s.resume(err) {
+			return Message{}, apiError("subscribe", s.topic, s.stream, err)
+		}
 	}
+}
+
+// message is what the server sent last; skip is set for a CaughtUp that a
+// resubscription repeats.
+func (s *Subscription) message() (m Message, skip bool, err error) {
 	switch m := s.rpc.Msg().GetContent().(type) {
 	case *eventstorev1.SubscribeResponse_Event:
 		ev := eventFromProto(m.Event)
 		s.positions[ev.Position.Partition] = ev.Position.Offset + 1
 		next := ev.Revision + 1
 		s.nextRevision = &next
-		return Message{Kind: MessageEvent, Event: ev}, nil
+		return Message{Kind: MessageEvent, Event: ev}, false, nil
 	case *eventstorev1.SubscribeResponse_CaughtUp:
+		if s.caughtUp {
+			return Message{}, true, nil
+		}
 		s.caughtUp = true
-		return Message{Kind: MessageCaughtUp}, nil
+		return Message{Kind: MessageCaughtUp}, false, nil
 	case *eventstorev1.SubscribeResponse_Checkpoint:
 		ps := positionsFromProto(m.Checkpoint.GetPositions())
 		for _, p := range ps {
 			s.positions[p.Partition] = max(s.positions[p.Partition], p.Offset)
 		}
-		return Message{Kind: MessageCheckpoint, Positions: ps}, nil
+		return Message{Kind: MessageCheckpoint, Positions: ps}, false, nil
 	}
-	return Message{}, apiError("subscribe", s.topic, s.stream, errors.New("message of an unknown kind (a newer server?)"))
+	return Message{}, false, apiError("subscribe", s.topic, s.stream, errors.New("message of an unknown kind (a newer server?)"))
+}
+
+// resume subscribes again after the server ended the subscription with
+// err, when err is worth it and the subscription knows exactly where to go
+// on from, pausing as between retries. It reports whether it did.
+func (s *Subscription) resume(err error) bool {
+	req, ok := s.resumeRequest()
+	if !ok || !retryable(err) || s.ctx.Err() != nil || s.resumes+1 >= s.client.retries {
+		return false
+	}
+	s.resumes++
+	policy := backoff.Policy{Initial: s.client.backoff, Max: retryBackoffMax}
+	if backoff.Sleep(s.ctx, policy.Pause(s.resumes)) != nil {
+		return false
+	}
+	rpc, openErr := s.client.rpc.Subscribe(s.ctx, connect.NewRequest(req))
+	if openErr != nil {
+		return false // only a request the client cannot send; the last error stands
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.rpc.Close() // ended already; this frees its connection
+	s.rpc = rpc
+	if s.closed {
+		_ = rpc.Close() // Close came while it opened: Receive reports the context's end
+	}
+	return true
+}
+
+// resumeRequest is the request that goes on right after what was
+// delivered, and whether there is one: a subscription from the end knows
+// no exact place until it delivered an event of a stream, and never for
+// every partition of a topic.
+func (s *Subscription) resumeRequest() (*eventstorev1.SubscribeRequest, bool) {
+	req := proto.CloneOf(s.req)
+	if s.stream != "" {
+		if s.nextRevision == nil {
+			return req, !req.FromEnd // from the beginning, nothing delivered
+		}
+		req.FromRevision, req.FromEnd = s.nextRevision, false
+		return req, true
+	}
+	if req.FromEnd {
+		return nil, false
+	}
+	req.FromPositions = positionsProto(s.Positions())
+	return req, true
 }
 
 // All yields messages until the first error, which it yields last (io.EOF
@@ -204,5 +291,8 @@ func (s *Subscription) CaughtUp() bool { return s.caughtUp }
 // Close ends the subscription.
 func (s *Subscription) Close() error {
 	s.cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	return s.rpc.Close()
 }

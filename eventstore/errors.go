@@ -48,7 +48,7 @@ func toConnectError(err error) error {
 		code = connect.CodeResourceExhausted
 	case errors.Is(err, partition.ErrStorageFailed), errors.Is(err, partition.ErrWrite), errors.Is(err, partition.ErrRead),
 		errors.Is(err, partition.ErrClosed), errors.Is(err, cluster.ErrPartitionOffline),
-		errors.Is(err, partition.ErrStreamIndexBuilding):
+		errors.Is(err, partition.ErrStreamIndexBuilding), errors.Is(err, partition.ErrNotLeader):
 		code = connect.CodeUnavailable
 	case errors.Is(err, context.Canceled):
 		code = connect.CodeCanceled

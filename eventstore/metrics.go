@@ -25,11 +25,15 @@ var (
 		Name: "cairn_eventstore_subscription_events_total",
 		Help: "Events sent to subscribers.",
 	})
+	forwardedCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_eventstore_forwarded_total",
+		Help: "Calls this node forwarded to the leader of their partitions, by method (appends are counted where they are served).",
+	}, []string{"method"})
 )
 
 // Collectors returns the event-store metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{appends, appendSeconds, subscriptions, subscriptionEvents}
+	return []prometheus.Collector{appends, appendSeconds, subscriptions, subscriptionEvents, forwardedCalls}
 }
 
 // countAppend records an append's outcome.

@@ -11,7 +11,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
+	"github.com/cairnlog/cairn/api/cairn/eventstore/v1/eventstorev1connect"
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/streams"
 )
@@ -159,9 +161,12 @@ func max64(a, b int64) int64 {
 // ReadStream implements the API.
 func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstorev1.ReadStreamRequest]) (*connect.Response[eventstorev1.ReadStreamResponse], error) {
 	m := req.Msg
-	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
+	}
+	if p == nil {
+		return forward(ctx, s, r, "ReadStream", m, eventstorev1connect.EventStoreClient.ReadStream)
 	}
 	x, err := p.StreamIndex()
 	if err != nil {
@@ -252,22 +257,37 @@ type topicReader struct {
 	ctx    context.Context
 	s      *Service
 	topic  string
-	parts  []*partition.Partition
+	parts  []*partition.Partition // by partition index; nil where not read here
+	served []int32                // the partitions read here, ascending
 	next   []int64
 	filter *matcher
 	states map[string]streams.State // per read, so a stream's state is looked up once
 }
 
-func (s *Service) newTopicReader(ctx context.Context, topic string, from []*eventstorev1.Position, filter *matcher) (*topicReader, error) {
-	t, err := s.topic(topic, false)
-	if err != nil {
-		return nil, err
+func topicTarget(t *cluster.Topic) target {
+	return target{topic: t.Name, index: -1, partitions: allPartitions(t)}
+}
+
+// allPartitions lists a topic's partition indexes.
+func allPartitions(t *cluster.Topic) []int32 {
+	out := make([]int32, len(t.Partitions))
+	for i := range out {
+		out[i] = int32(i)
 	}
-	r := &topicReader{ctx: ctx, s: s, topic: topic, filter: filter, parts: make([]*partition.Partition, len(t.Partitions)), next: make([]int64, len(t.Partitions))}
-	for i := range t.Partitions {
-		p, err := s.cluster.Partition(topic, int32(i))
+	return out
+}
+
+// newTopicReader reads the served partitions of t (ascending, led here)
+// from the positions given, or their log start. Positions of other
+// partitions of t are left to the nodes reading them.
+func (s *Service) newTopicReader(ctx context.Context, t *cluster.Topic, served []int32, from []*eventstorev1.Position, filter *matcher) (*topicReader, error) {
+	topic := t.Name
+	r := &topicReader{ctx: ctx, s: s, topic: topic, filter: filter, served: served,
+		parts: make([]*partition.Partition, len(t.Partitions)), next: make([]int64, len(t.Partitions))}
+	for _, i := range served {
+		p, err := s.cluster.Partition(topic, i)
 		if err != nil {
-			return nil, toConnectError(err)
+			return nil, s.partitionError(topic, i, err)
 		}
 		r.parts[i] = p
 		r.next[i] = p.LogStartOffset()
@@ -276,34 +296,45 @@ func (s *Service) newTopicReader(ctx context.Context, topic string, from []*even
 		if pos.GetPartition() < 0 || int(pos.GetPartition()) >= len(r.parts) {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("position names partition %d; topic %q has %d", pos.GetPartition(), topic, len(r.parts)))
 		}
-		r.next[pos.GetPartition()] = max64(pos.GetOffset(), r.parts[pos.GetPartition()].LogStartOffset())
+		if p := r.parts[pos.GetPartition()]; p != nil {
+			r.next[pos.GetPartition()] = max64(pos.GetOffset(), p.LogStartOffset())
+		}
 	}
 	return r, nil
 }
 
 // toEnd moves every position to its partition's high watermark.
 func (r *topicReader) toEnd() {
-	for i, p := range r.parts {
-		r.next[i] = p.HighWatermark()
+	for _, i := range r.served {
+		r.next[i] = r.parts[i].HighWatermark()
 	}
 }
 
 func (r *topicReader) positions() []*eventstorev1.Position {
-	out := make([]*eventstorev1.Position, len(r.next))
-	for i, off := range r.next {
-		out[i] = &eventstorev1.Position{Partition: int32(i), Offset: off}
+	out := make([]*eventstorev1.Position, len(r.served))
+	for k, i := range r.served {
+		out[k] = &eventstorev1.Position{Partition: i, Offset: r.next[i]}
 	}
 	return out
 }
 
 // atEnd reports whether every partition was read up to its high watermark.
 func (r *topicReader) atEnd() bool {
-	for i, p := range r.parts {
-		if r.next[i] < p.HighWatermark() {
+	for _, i := range r.served {
+		if r.next[i] < r.parts[i].HighWatermark() {
 			return false
 		}
 	}
 	return true
+}
+
+// servedParts lists the partitions read here, in the order of served.
+func (r *topicReader) servedParts() []*partition.Partition {
+	out := make([]*partition.Partition, len(r.served))
+	for k, i := range r.served {
+		out[k] = r.parts[i]
+	}
+	return out
 }
 
 // readPartition returns up to max events of partition i from its position,
@@ -394,9 +425,9 @@ func (r *topicReader) event(x *streams.Index, partitionIndex int, rec batch.Reco
 func (r *topicReader) read(max int) ([]*eventstorev1.RecordedEvent, error) {
 	r.states = map[string]streams.State{}
 	var out []*eventstorev1.RecordedEvent
-	for i := range r.parts {
+	for _, i := range r.served {
 		for len(out) < max && r.next[i] < r.parts[i].HighWatermark() {
-			evs, err := r.readPartition(i, max-len(out), 1<<20)
+			evs, err := r.readPartition(int(i), max-len(out), 1<<20)
 			if err != nil {
 				return nil, err
 			}
@@ -406,20 +437,50 @@ func (r *topicReader) read(max int) ([]*eventstorev1.RecordedEvent, error) {
 	return out, nil
 }
 
-// ReadTopic implements the API.
+// ReadTopic implements the API. Partitions led here are read here, the
+// others through their leaders (spread.go).
 func (s *Service) ReadTopic(ctx context.Context, req *connect.Request[eventstorev1.ReadTopicRequest]) (*connect.Response[eventstorev1.ReadTopicResponse], error) {
 	m := req.Msg
 	filter, err := newMatcher(m.GetFilter())
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.newTopicReader(ctx, m.GetTopic(), m.GetFrom(), filter)
+	t, err := s.topic(m.GetTopic(), false)
 	if err != nil {
 		return nil, err
 	}
-	events, err := r.read(s.limit(m.GetMaxCount()))
+	served, err := servedPartitions(req.Header(), t)
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&eventstorev1.ReadTopicResponse{Events: events, Next: r.positions(), EndOfTopic: r.atEnd()}), nil
+	groups, err := s.partitionGroups(t, served, isForwarded(req.Header()))
+	if err != nil {
+		return nil, err
+	}
+	limit := s.limit(m.GetMaxCount())
+	if len(groups) == 1 && groups[0].local {
+		resp, err := s.readLocal(ctx, t, served, m.GetFrom(), filter, limit)
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(resp), nil
+	}
+	resp, err := s.readSpread(ctx, t, groups, m, filter, limit)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// readLocal reads up to limit events of the served partitions, all led here.
+func (s *Service) readLocal(ctx context.Context, t *cluster.Topic, served []int32, from []*eventstorev1.Position, filter *matcher, limit int) (*eventstorev1.ReadTopicResponse, error) {
+	r, err := s.newTopicReader(ctx, t, served, from, filter)
+	if err != nil {
+		return nil, err
+	}
+	events, err := r.read(limit)
+	if err != nil {
+		return nil, err
+	}
+	return &eventstorev1.ReadTopicResponse{Events: events, Next: r.positions(), EndOfTopic: r.atEnd()}, nil
 }

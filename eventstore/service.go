@@ -34,11 +34,13 @@ type Config struct {
 
 // Service implements eventstorev1connect.EventStoreHandler over a cluster.
 type Service struct {
-	cluster *cluster.Cluster
-	cfg     Config
-	logger  *slog.Logger
-	clock   env.Clock // the cluster's: event times, read deadlines, latency
-	ids     io.Reader // the cluster's randomness: ids of events given none
+	cluster   *cluster.Cluster
+	placement placement // the cluster's, unless a test places partitions elsewhere
+	peers     *peers    // calls forwarded to leaders
+	cfg       Config
+	logger    *slog.Logger
+	clock     env.Clock // the cluster's: event times, read deadlines, latency
+	ids       io.Reader // the cluster's randomness: ids of events given none
 
 	// closing ends subscriptions when the server stops: HTTP shutdown
 	// waits for handlers, and a live subscription never returns by itself.
@@ -57,37 +59,46 @@ func New(c *cluster.Cluster, cfg Config, logger *slog.Logger) *Service {
 		cfg.DefaultPartitions = 1
 	}
 	e := c.Env()
-	return &Service{cluster: c, cfg: cfg, logger: logger, clock: e.Clock, ids: e.Rand, closing: make(chan struct{})}
+	return &Service{cluster: c, placement: c, peers: newPeers(), cfg: cfg, logger: logger, clock: e.Clock, ids: e.Rand, closing: make(chan struct{})}
 }
 
 // Handler returns the path prefix and handler to mount on the HTTP mux.
 func (s *Service) Handler() (string, http.Handler) {
 	// Small responses are sent uncompressed: resetting a gzip writer costs
 	// more CPU than a one-event answer is worth.
-	return eventstorev1connect.NewEventStoreHandler(s, connect.WithReadMaxBytes(64<<20), connect.WithCompressMinBytes(4096))
+	return eventstorev1connect.NewEventStoreHandler(s, connect.WithReadMaxBytes(messageBytesMax), connect.WithCompressMinBytes(4096))
 }
 
-// Close ends every subscription.
+// Close ends every subscription, relayed ones included.
 func (s *Service) Close() {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.peers.close()
+	})
 }
 
 // streamPartition finds the partition holding stream in topic, creating the
-// topic (as an event store) when create is set and it is missing.
-func (s *Service) streamPartition(topic, stream string, create bool) (*partition.Partition, error) {
+// topic (as an event store) when create is set and it is missing. When
+// another node leads that partition it returns no partition and the route
+// to that node; a call already forwarded (forwarded) is not routed again.
+func (s *Service) streamPartition(topic, stream string, create, forwarded bool) (*partition.Partition, route, error) {
 	if err := validateStream(stream); err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		return nil, route{}, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	t, err := s.topic(topic, create)
 	if err != nil {
-		return nil, err
+		return nil, route{}, err
 	}
 	idx := streams.Partition([]byte(stream), int32(len(t.Partitions)))
+	r, err := s.routeOf(target{topic: topic, index: idx}, forwarded)
+	if err != nil || !r.local {
+		return nil, r, err
+	}
 	p, err := s.cluster.Partition(topic, idx)
 	if err != nil {
-		return nil, toConnectError(err)
+		return nil, route{}, s.partitionError(topic, idx, err)
 	}
-	return p, nil
+	return p, r, nil
 }
 
 func (s *Service) topic(name string, create bool) (*cluster.Topic, error) {
@@ -128,17 +139,19 @@ func policyOf(t *cluster.Topic) string {
 	return "delete"
 }
 
-// write appends records to p and waits until they are durable.
+// write appends records to p and waits until they are acknowledged as
+// every internal writer's are: committed on a replicated partition, durable
+// on a single-writer one.
 func (s *Service) write(ctx context.Context, p *partition.Partition, recs []batch.Record) (partition.AppendResult, error) {
 	res, err := p.Append(batch.Build(recs, batch.None))
 	if errors.Is(err, streams.ErrStreamDeleted) {
 		return res, withInfo(connect.CodeFailedPrecondition, reasonStreamDeleted, p.Topic(), string(recs[0].Key), err)
 	}
 	if err != nil {
-		return res, toConnectError(err)
+		return res, s.partitionError(p.Topic(), p.Index(), err)
 	}
-	if err := p.WaitDurable(ctx, res.LastOffset); err != nil {
-		return res, toConnectError(err)
+	if err := p.WaitAppended(ctx, res, true); err != nil {
+		return res, s.partitionError(p.Topic(), p.Index(), err)
 	}
 	return res, nil
 }
@@ -174,15 +187,21 @@ func expectedProto(e streams.Expected) *eventstorev1.ExpectedRevision {
 // Append implements the API.
 func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.AppendRequest]) (_ *connect.Response[eventstorev1.AppendResponse], err error) {
 	started := s.clock.Now()
-	duplicate := false
+	duplicate, served := false, true
 	defer func() {
-		countAppend(duplicate, err)
-		appendSeconds.Observe(s.clock.Now().Sub(started).Seconds())
+		if served {
+			countAppend(duplicate, err)
+			appendSeconds.Observe(s.clock.Now().Sub(started).Seconds())
+		}
 	}()
 	m := req.Msg
-	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), true)
+	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), true, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
+	}
+	if p == nil {
+		served = false // counted by the leader
+		return forward(ctx, s, r, "Append", m, eventstorev1connect.EventStoreClient.Append)
 	}
 	recs, err := eventRecords(m.GetTopic(), m.GetStream(), parseExpected(m.GetExpectedRevision()), m.GetEvents(), s.clock.Now(), s.ids)
 	if err != nil {
@@ -208,9 +227,12 @@ func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.
 // GetStreamMetadata implements the API.
 func (s *Service) GetStreamMetadata(ctx context.Context, req *connect.Request[eventstorev1.GetStreamMetadataRequest]) (*connect.Response[eventstorev1.GetStreamMetadataResponse], error) {
 	m := req.Msg
-	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
+	}
+	if p == nil {
+		return forward(ctx, s, r, "GetStreamMetadata", m, eventstorev1connect.EventStoreClient.GetStreamMetadata)
 	}
 	x, err := p.StreamIndex()
 	if err != nil {
@@ -236,9 +258,12 @@ func (s *Service) SetStreamMetadata(ctx context.Context, req *connect.Request[ev
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), true)
+	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), true, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
+	}
+	if p == nil {
+		return forward(ctx, s, r, "SetStreamMetadata", m, eventstorev1connect.EventStoreClient.SetStreamMetadata)
 	}
 	res, err := s.write(ctx, p, []batch.Record{opRecord(m.GetStream(), streams.OpMetadata, streams.EncodeMetadata(md), nil, s.clock.Now())})
 	if err != nil {
@@ -252,9 +277,12 @@ func (s *Service) SetStreamMetadata(ctx context.Context, req *connect.Request[ev
 // DeleteStream implements the API.
 func (s *Service) DeleteStream(ctx context.Context, req *connect.Request[eventstorev1.DeleteStreamRequest]) (*connect.Response[eventstorev1.DeleteStreamResponse], error) {
 	m := req.Msg
-	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
+	}
+	if p == nil {
+		return forward(ctx, s, r, "DeleteStream", m, eventstorev1connect.EventStoreClient.DeleteStream)
 	}
 	op := streams.OpDelete
 	if m.GetHard() {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
+	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
 )
 
@@ -40,9 +43,9 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstore
 		}
 	}()
 	if m.GetStream() != "" {
-		err = s.subscribeStream(ctx, m, filter, out)
+		err = s.subscribeStream(ctx, m, isForwarded(req.Header()), filter, out)
 	} else {
-		err = s.subscribeTopic(ctx, m, filter, out)
+		err = s.subscribeTopic(ctx, m, req.Header(), filter, out)
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		select {
@@ -54,11 +57,17 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstore
 	return err
 }
 
-func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.SubscribeRequest, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
-	p, err := s.streamPartition(m.GetTopic(), m.GetStream(), false)
+// subscribeStream serves a stream subscription here while this node leads
+// the stream's partition, or relays it from the node that does.
+func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.SubscribeRequest, forwarded bool, filter *matcher, out sender) error {
+	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, forwarded)
 	if err != nil {
 		return err
 	}
+	if p == nil {
+		return s.relay(ctx, r, m, nil, out)
+	}
+	led := target{topic: p.Topic(), index: p.Index()}
 	x, err := p.StreamIndex()
 	if err != nil {
 		return toConnectError(err)
@@ -82,6 +91,10 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 	caughtUp := false
 	for {
 		changed := p.Changed() // before reading, so no advance is missed
+		moved := s.placement.LeadersChanged()
+		if err := s.stillLeading(led); err != nil {
+			return err
+		}
 		st, err := durableState(ctx, p, x, m.GetStream())
 		if err != nil {
 			return err
@@ -106,25 +119,72 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 				return err
 			}
 		}
-		if err := wait(ctx, p, changed); err != nil {
+		if err := wait(ctx, p, changed, moved); err != nil {
 			return err
 		}
 	}
 }
 
-func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeRequest, filter *matcher, out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
-	r, err := s.newTopicReader(ctx, m.GetTopic(), m.GetFromPositions(), filter)
+// sender is where a subscription sends: the caller's stream, or the merge
+// of a subscription over partitions led by several nodes.
+type sender interface {
+	Send(*eventstorev1.SubscribeResponse) error
+}
+
+// subscribeTopic serves a topic subscription (of the partitions its header
+// names, or all): here where this node leads them all, relayed from the one
+// node that does, or else merged from each leader's (subscribeSpread).
+func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeRequest, h http.Header, filter *matcher, out sender) error {
+	t, err := s.topic(m.GetTopic(), false)
 	if err != nil {
 		return err
 	}
+	served, err := servedPartitions(h, t)
+	if err != nil {
+		return err
+	}
+	groups, err := s.partitionGroups(t, served, isForwarded(h))
+	if err != nil {
+		return err
+	}
+	if len(groups) == 1 {
+		return s.subscribeGroup(ctx, t, groups[0], m, filter, out)
+	}
+	return s.subscribeSpread(ctx, t, groups, m, filter, out)
+}
+
+// subscribeGroup serves a subscription to partitions of t led at one place:
+// here, or relayed from their leader.
+func (s *Service) subscribeGroup(ctx context.Context, t *cluster.Topic, g routeGroup, m *eventstorev1.SubscribeRequest, filter *matcher, out sender) error {
+	if !g.local {
+		g.of = target{topic: t.Name, index: -1, partitions: g.partitions}
+		req := proto.CloneOf(m)
+		req.FromPositions = positionsIn(m.GetFromPositions(), g.partitions)
+		return s.relay(ctx, g.route, req, g.partitions, out)
+	}
+	return s.subscribeLocal(ctx, t, g.partitions, m, filter, out)
+}
+
+// subscribeLocal serves a subscription to partitions of t led here.
+func (s *Service) subscribeLocal(ctx context.Context, t *cluster.Topic, served []int32, m *eventstorev1.SubscribeRequest, filter *matcher, out sender) error {
+	r, err := s.newTopicReader(ctx, t, served, m.GetFromPositions(), filter)
+	if err != nil {
+		return err
+	}
+	led := target{topic: t.Name, index: -1, partitions: served}
 	if m.GetFromEnd() {
 		r.toEnd()
 	}
 	caughtUp := false
 	for {
-		changed := make([]<-chan struct{}, len(r.parts))
-		for i, p := range r.parts {
+		parts := r.servedParts()
+		changed := make([]<-chan struct{}, len(parts))
+		for i, p := range parts {
 			changed[i] = p.Changed()
+		}
+		moved := s.placement.LeadersChanged()
+		if err := s.stillLeading(led); err != nil {
+			return err
 		}
 		before := append([]int64(nil), r.next...)
 		events, err := r.read(subscribePage)
@@ -150,13 +210,13 @@ func (s *Service) subscribeTopic(ctx context.Context, m *eventstorev1.SubscribeR
 				return err
 			}
 		}
-		if err := waitAny(ctx, r.parts, changed); err != nil {
+		if err := waitAny(ctx, parts, changed, moved); err != nil {
 			return err
 		}
 	}
 }
 
-func sendEvents(out *connect.ServerStream[eventstorev1.SubscribeResponse], events []*eventstorev1.RecordedEvent) error {
+func sendEvents(out sender, events []*eventstorev1.RecordedEvent) error {
 	for _, ev := range events {
 		if err := out.Send(&eventstorev1.SubscribeResponse{Content: &eventstorev1.SubscribeResponse_Event{Event: ev}}); err != nil {
 			return err
@@ -175,34 +235,43 @@ func equal(a, b []int64) bool {
 	return true
 }
 
-// wait blocks until the partition's high watermark moves (changed closes).
-func wait(ctx context.Context, p *partition.Partition, changed <-chan struct{}) error {
+// wait blocks until the partition's high watermark moves (changed closes)
+// or its leader may have changed (moved closes; the caller checks).
+func wait(ctx context.Context, p *partition.Partition, changed, moved <-chan struct{}) error {
 	select {
 	case <-changed:
 		if err := p.Err(); err != nil {
 			return toConnectError(err)
 		}
 		return nil
+	case <-moved:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// waitAny blocks until any partition's high watermark moves.
-func waitAny(ctx context.Context, parts []*partition.Partition, changed []<-chan struct{}) error {
+// waitAny blocks until any partition's high watermark moves, or a leader
+// may have changed (moved closes; the caller checks).
+func waitAny(ctx context.Context, parts []*partition.Partition, changed []<-chan struct{}, moved <-chan struct{}) error {
 	if len(parts) == 1 {
-		return wait(ctx, parts[0], changed[0])
+		return wait(ctx, parts[0], changed[0], moved)
 	}
-	cases := make([]reflect.SelectCase, 0, len(changed)+1)
-	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	const fixed = 2 // ctx.Done(), moved
+	cases := make([]reflect.SelectCase, 0, len(changed)+fixed)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(moved)})
 	for _, ch := range changed {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 	}
 	chosen, _, _ := reflect.Select(cases)
-	if chosen == 0 {
+	switch chosen {
+	case 0:
 		return ctx.Err()
+	case 1:
+		return nil
 	}
-	if err := parts[chosen-1].Err(); err != nil {
+	if err := parts[chosen-fixed].Err(); err != nil {
 		return toConnectError(err)
 	}
 	return nil

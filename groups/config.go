@@ -39,6 +39,10 @@ type Config struct {
 	// interval they are told to heartbeat at.
 	ConsumerSessionTimeoutMs    int32
 	ConsumerHeartbeatIntervalMs int32
+	// Leaders says which __consumer_offsets partitions this node leads and
+	// where the other nodes are; nil means the cluster (*cluster.Cluster).
+	// Tests set a fake to move leadership by hand.
+	Leaders Leaders
 }
 
 // DefaultConfig returns Kafka's defaults where Kafka has one.

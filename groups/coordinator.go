@@ -3,8 +3,11 @@ package groups
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
@@ -14,22 +17,40 @@ import (
 
 // Coordinator drives a Machine from one goroutine: it serialises calls,
 // keeps a timer at the Machine's next deadline, delivers deferred replies
-// and writes the offsets log. Its methods are safe for concurrent use; each
-// waits for its answer or for ctx.
+// and writes the offsets log. It coordinates the groups of the
+// __consumer_offsets partitions this node leads: it loads a partition's
+// groups when it becomes their leader and drops them when it stops. Its
+// methods are safe for concurrent use; each waits for its answer or for ctx.
 type Coordinator struct {
-	cfg    Config
-	logger *slog.Logger
-	clock  env.Clock // the cluster's: deadlines, commit timestamps
-	calls  chan func(nowMs int64)
-	stop   chan struct{}
-	done   chan struct{}
+	cfg     Config
+	logger  *slog.Logger
+	clock   env.Clock // the cluster's: deadlines, commit timestamps
+	cluster *cluster.Cluster
+	leaders Leaders
+	calls   chan func(nowMs int64)
+	loaded  chan loadResult
+	stop    chan struct{}
+	done    chan struct{}
+	// ctx is cancelled at Close, stopping replays; loaders counts the
+	// goroutines replaying a partition.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	loaders sync.WaitGroup
+
+	// createMu makes creations of the offsets topic take turns;
+	// configsFixed is set once its configs were rewritten (or tried).
+	createMu     sync.Mutex
+	configsFixed atomic.Bool
 
 	// Owned by the loop goroutine.
-	machine    *Machine
-	log        *offsetsLog
-	nextWaiter Waiter
-	waiters    map[Waiter]chan any
-	stats      Stats
+	machine        *Machine
+	log            *offsetsLog
+	parts          []offsetsPartition // by offsets partition
+	gens           uint64
+	leadersChanged <-chan struct{}
+	nextWaiter     Waiter
+	waiters        map[Waiter]chan any
+	stats          Stats
 }
 
 // Stats are counters and gauges for metrics.
@@ -39,41 +60,51 @@ type Stats struct {
 	Rebalances int64
 }
 
-// Open restores committed offsets from __consumer_offsets and starts the
-// driver. It runs in the cluster's environment (Cluster.Env): its timer and
-// times come from that clock, the member id prefix from that randomness.
-// The caller must Close it before closing the cluster.
+// Open loads the groups of the offsets partitions this node leads and
+// starts the driver; on a single node that is every partition, replayed
+// before Open returns. It runs in the cluster's environment (Cluster.Env):
+// its timer and times come from that clock, the member id prefix from that
+// randomness. The caller must Close it before closing the cluster.
 func Open(c *cluster.Cluster, cfg Config, logger *slog.Logger) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	leaders := cfg.Leaders
+	if leaders == nil {
+		leaders = c
+	}
 	e := c.Env()
 	var prefix [6]byte
 	_, _ = e.Rand.Read(prefix[:]) // never fails
-	co := &Coordinator{cfg: cfg, logger: logger, clock: e.Clock, calls: make(chan func(int64), cfg.CallsQueuedMax),
-		stop: make(chan struct{}), done: make(chan struct{}),
-		machine: NewMachine(cfg, hex.EncodeToString(prefix[:])), log: newOffsetsLog(c, cfg.OffsetsTopicPartitions),
+	ctx, cancel := context.WithCancel(context.Background())
+	co := &Coordinator{cfg: cfg, logger: logger, clock: e.Clock, cluster: c, leaders: leaders,
+		calls: make(chan func(int64), cfg.CallsQueuedMax), loaded: make(chan loadResult),
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel,
+		machine: NewMachine(cfg, hex.EncodeToString(prefix[:])), log: newOffsetsLog(c),
 		waiters: map[Waiter]chan any{}}
 	started := co.clock.Now()
-	n, err := co.log.restore(co.machine)
-	if err != nil {
+	if err := co.reconcile(true); err != nil {
+		cancel()
 		return nil, fmt.Errorf("restore committed offsets: %w", err)
 	}
 	co.machine.Ready() // restoring produces no replies worth keeping
-	logger.Info("group coordinator restored", "records", n, "groups", len(co.machine.groups),
+	logger.Info("group coordinator started", "groups", len(co.machine.groups),
 		"took", co.clock.Now().Sub(started).Round(time.Millisecond))
 	go co.loop()
 	return co, nil
 }
 
-// Close stops the driver. Calls after Close return ErrClosed.
+// Close stops the driver and any replay. Calls after Close return
+// ErrClosed.
 func (co *Coordinator) Close() error {
 	select {
 	case <-co.stop:
 	default:
 		close(co.stop)
 	}
+	co.cancel()
 	<-co.done
+	co.loaders.Wait()
 	return nil
 }
 
@@ -94,6 +125,10 @@ func (co *Coordinator) loop() {
 			call(co.clock.Now().UnixMilli())
 		case <-timer.C():
 			co.machine.Tick(co.clock.Now().UnixMilli())
+		case <-co.leadersChanged:
+			_ = co.reconcile(false) // a failed replay is logged where it ends (finishLoad)
+		case r := <-co.loaded:
+			co.finishLoad(r)
 		}
 		co.deliver(co.clock.Now().UnixMilli())
 	}
@@ -110,12 +145,17 @@ func (co *Coordinator) deliver(nowMs int64) {
 	}
 	co.stats.Rebalances += int64(ready.Rebalances)
 	for _, c := range ready.Changes {
-		if _, err := co.persist(c, nowMs); err != nil {
+		if co.gate(c.Group) != nil {
+			continue // unloaded by an earlier change's write
+		}
+		if _, err := co.persist(c, nowMs); err != nil && !errors.Is(err, ErrNotCoordinator) {
 			// These changes (a group becoming empty, expiry) have no client
 			// to tell. The in-memory state moved on; after a restart the
 			// records written before this one apply, and retention runs
 			// again. Deletions a client asks for never come this way: they
-			// are written before they apply and answered once durable.
+			// are written before they apply and answered once durable. A
+			// deposed partition is no failure: write unloaded its groups,
+			// which its new leader runs from the log.
 			co.logger.Error("recording group change", "group", c.Group, "err", err)
 		}
 	}
@@ -141,7 +181,38 @@ func (co *Coordinator) persist(c Change, nowMs int64) (appended, error) {
 	if len(records) == 0 {
 		return appended{}, nil
 	}
-	return co.log.append(c.Group, records, nowMs)
+	return co.write(c.Group, records, nowMs)
+}
+
+// write appends records to the offsets partition of group, which the
+// caller checked is loaded. A partition found deposed has its groups
+// unloaded, and the error is ErrNotCoordinator. On the loop.
+func (co *Coordinator) write(group string, records []batch.Record, nowMs int64) (appended, error) {
+	index := co.log.indexOf(group)
+	if index < 0 {
+		return appended{}, fmt.Errorf("%w: %s does not exist", ErrNotCoordinator, OffsetsTopic)
+	}
+	gen := co.parts[index].gen
+	a, err := co.log.append(index, gen, records, nowMs)
+	if isNotLeader(err) {
+		co.fence(index, gen)
+		return appended{}, notCoordinator(err)
+	}
+	return a, err
+}
+
+// settle waits until a is committed. When its partition lost its
+// leadership first, the partition's groups are unloaded and the answer is
+// ErrNotCoordinator. Off the loop.
+func (co *Coordinator) settle(ctx context.Context, a appended) error {
+	err := a.wait(ctx)
+	if err == nil || !isNotLeader(err) {
+		return err
+	}
+	// Should ctx end first, the unload is left to the leader view, which
+	// moves with the partition's leadership.
+	_ = co.do(ctx, func(int64) { co.fence(a.index, a.gen) })
+	return notCoordinator(err)
 }
 
 // changeRecords returns the offsets-log records that make c durable.
@@ -198,6 +269,26 @@ func (co *Coordinator) do(ctx context.Context, f func(nowMs int64)) error {
 	}
 }
 
+// doGroup runs f on the driver goroutine for a request about group, if
+// this node coordinates the group: it creates the offsets topic when
+// missing first, and returns gate's refusal instead of running f
+// otherwise.
+func (co *Coordinator) doGroup(ctx context.Context, group string, f func(nowMs int64)) error {
+	if err := co.ensureTopic(); err != nil {
+		return err
+	}
+	var refused error
+	if err := co.do(ctx, func(nowMs int64) {
+		co.refresh()
+		if refused = co.gate(group); refused == nil {
+			f(nowMs)
+		}
+	}); err != nil {
+		return err
+	}
+	return refused
+}
+
 // register makes a waiter for a deferred reply; called on the loop.
 func (co *Coordinator) register() (Waiter, chan any) {
 	co.nextWaiter++
@@ -220,7 +311,7 @@ func (co *Coordinator) await(ctx context.Context, ch chan any) (any, error) {
 // Join handles a JoinGroup; it returns when the rebalance completes.
 func (co *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, error) {
 	var ch chan any
-	if err := co.do(ctx, func(nowMs int64) {
+	if err := co.doGroup(ctx, req.Group, func(nowMs int64) {
 		var w Waiter
 		w, ch = co.register()
 		co.machine.Join(nowMs, w, req)
@@ -237,7 +328,7 @@ func (co *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, e
 // Sync handles a SyncGroup; a follower's returns when the leader has synced.
 func (co *Coordinator) Sync(ctx context.Context, req SyncRequest) (SyncResult, error) {
 	var ch chan any
-	if err := co.do(ctx, func(nowMs int64) {
+	if err := co.doGroup(ctx, req.Group, func(nowMs int64) {
 		var w Waiter
 		w, ch = co.register()
 		co.machine.Sync(nowMs, w, req)
@@ -254,7 +345,7 @@ func (co *Coordinator) Sync(ctx context.Context, req SyncRequest) (SyncResult, e
 // Heartbeat handles a Heartbeat.
 func (co *Coordinator) Heartbeat(ctx context.Context, req HeartbeatRequest) error {
 	var result error
-	if err := co.do(ctx, func(nowMs int64) { result = co.machine.Heartbeat(nowMs, req) }); err != nil {
+	if err := co.doGroup(ctx, req.Group, func(nowMs int64) { result = co.machine.Heartbeat(nowMs, req) }); err != nil {
 		return err
 	}
 	return result
@@ -263,18 +354,18 @@ func (co *Coordinator) Heartbeat(ctx context.Context, req HeartbeatRequest) erro
 // Leave handles a LeaveGroup: one error (or nil) per member.
 func (co *Coordinator) Leave(ctx context.Context, group string, members []LeaveMember) ([]error, error) {
 	var result []error
-	err := co.do(ctx, func(nowMs int64) { result = co.machine.Leave(nowMs, group, members) })
+	err := co.doGroup(ctx, group, func(nowMs int64) { result = co.machine.Leave(nowMs, group, members) })
 	return result, err
 }
 
 // CommitOffsets checks the committer, appends the offsets to the log and
-// returns once they are durable. perPartition has an error for each offset
-// refused on its own (metadata too large); those are not written.
+// returns once they are committed. perPartition has an error for each
+// offset refused on its own (metadata too large); those are not written.
 func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, offsets map[TopicPartition]OffsetCommit) (map[TopicPartition]error, error) {
 	perPartition := map[TopicPartition]error{}
 	var a appended
 	var result error
-	err := co.do(ctx, func(nowMs int64) {
+	err := co.doGroup(ctx, req.Group, func(nowMs int64) {
 		if result = co.machine.CheckCommit(nowMs, req); result != nil {
 			return
 		}
@@ -292,7 +383,7 @@ func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, off
 		if len(records) == 0 {
 			return
 		}
-		if a, result = co.log.append(req.Group, records, nowMs); result != nil {
+		if a, result = co.write(req.Group, records, nowMs); result != nil {
 			return
 		}
 		co.machine.ApplyCommit(nowMs, req.Group, accepted)
@@ -303,24 +394,26 @@ func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, off
 	if result != nil {
 		return nil, result
 	}
-	if err := a.waitDurable(ctx); err != nil {
+	if err := co.settle(ctx, a); err != nil {
 		return nil, fmt.Errorf("commit offsets for %s: %w", req.Group, err)
 	}
 	return perPartition, nil
 }
 
 // FetchOffsets returns committed offsets (all of the group's when tps is
-// nil), once everything appended for the group is durable.
+// nil), once everything appended for the group is committed.
 func (co *Coordinator) FetchOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]OffsetCommit, error) {
 	var out map[TopicPartition]OffsetCommit
 	var a appended
-	if err := co.do(ctx, func(int64) {
+	if err := co.doGroup(ctx, group, func(int64) {
 		out = co.machine.FetchOffsets(group, tps)
-		a = co.log.durablePoint(group)
+		if index := co.log.indexOf(group); index >= 0 {
+			a = co.log.lastAppended[index]
+		}
 	}); err != nil {
 		return nil, err
 	}
-	if err := a.waitDurable(ctx); err != nil {
+	if err := co.settle(ctx, a); err != nil {
 		return nil, fmt.Errorf("fetch offsets for %s: %w", group, err)
 	}
 	return out, nil
@@ -329,25 +422,28 @@ func (co *Coordinator) FetchOffsets(ctx context.Context, group string, tps []Top
 // Describe reports a group.
 func (co *Coordinator) Describe(ctx context.Context, group string) (GroupDescription, error) {
 	var d GroupDescription
-	err := co.do(ctx, func(int64) { d = co.machine.Describe(group) })
+	err := co.doGroup(ctx, group, func(int64) { d = co.machine.Describe(group) })
 	return d, err
 }
 
-// List reports every group.
+// List reports every group of the partitions loaded here.
 func (co *Coordinator) List(ctx context.Context) ([]GroupListing, error) {
 	var out []GroupListing
-	err := co.do(ctx, func(int64) { out = co.machine.List() })
+	err := co.do(ctx, func(int64) {
+		co.refresh()
+		out = co.machine.List()
+	})
 	return out, err
 }
 
 // DeleteGroup deletes an empty group and its offsets; it returns once their
-// tombstones are durable. It is refused while the group's offsets partition
-// is failed.
+// tombstones are committed. It is refused while the group's offsets
+// partition is failed.
 func (co *Coordinator) DeleteGroup(ctx context.Context, group string) error {
 	var a appended
 	var result error
-	if err := co.do(ctx, func(nowMs int64) {
-		if result = co.log.failure(group); result != nil {
+	if err := co.doGroup(ctx, group, func(nowMs int64) {
+		if result = co.log.failure(co.log.indexOf(group)); result != nil {
 			return
 		}
 		var c Change
@@ -360,21 +456,21 @@ func (co *Coordinator) DeleteGroup(ctx context.Context, group string) error {
 	if result != nil {
 		return fmt.Errorf("delete group %s: %w", group, result)
 	}
-	if err := a.waitDurable(ctx); err != nil {
+	if err := co.settle(ctx, a); err != nil {
 		return fmt.Errorf("delete group %s: %w", group, err)
 	}
 	return nil
 }
 
 // DeleteOffsets deletes some of a group's offsets (OffsetDelete); it returns
-// once their tombstones are durable. It is refused while the group's offsets
-// partition is failed.
+// once their tombstones are committed. It is refused while the group's
+// offsets partition is failed.
 func (co *Coordinator) DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]error, error) {
 	var out map[TopicPartition]error
 	var a appended
 	var result error
-	if err := co.do(ctx, func(nowMs int64) {
-		if result = co.log.failure(group); result != nil {
+	if err := co.doGroup(ctx, group, func(nowMs int64) {
+		if result = co.log.failure(co.log.indexOf(group)); result != nil {
 			return
 		}
 		var c Change
@@ -387,7 +483,7 @@ func (co *Coordinator) DeleteOffsets(ctx context.Context, group string, tps []To
 	if result != nil {
 		return nil, fmt.Errorf("delete offsets of %s: %w", group, result)
 	}
-	if err := a.waitDurable(ctx); err != nil {
+	if err := co.settle(ctx, a); err != nil {
 		return nil, fmt.Errorf("delete offsets of %s: %w", group, err)
 	}
 	return out, nil
@@ -405,7 +501,7 @@ func (co *Coordinator) Stats(ctx context.Context) (Stats, error) {
 func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartbeatRequest) (ConsumerHeartbeatResult, error) {
 	req.Topics = co.topics()
 	var res ConsumerHeartbeatResult
-	err := co.do(ctx, func(nowMs int64) { res = co.machine.ConsumerHeartbeat(nowMs, req) })
+	err := co.doGroup(ctx, req.Group, func(nowMs int64) { res = co.machine.ConsumerHeartbeat(nowMs, req) })
 	return res, err
 }
 
@@ -413,7 +509,7 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 // takes the cluster's lock.
 func (co *Coordinator) topics() map[string]TopicInfo {
 	out := map[string]TopicInfo{}
-	for _, t := range co.log.cluster.Topics() {
+	for _, t := range co.cluster.Topics() {
 		out[t.Name] = TopicInfo{ID: t.ID, Partitions: int32(len(t.Partitions))}
 	}
 	return out

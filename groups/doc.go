@@ -19,6 +19,35 @@
 // The timer and every time handed to the Machine come from the cluster's
 // env.Clock (Cluster.Env), so a manual clock drives expiry in tests.
 //
+// # Which groups this node coordinates
+//
+// As in Kafka, a group's coordinator is the leader of the group's
+// __consumer_offsets partition, and that moves between nodes. The driver
+// watches the leader view (Leaders: Leader and LeadersChanged, the cluster
+// itself unless Config.Leaders names a fake):
+//
+//   - When this node becomes the serving leader of an offsets partition, it
+//     loads the partition: a loader goroutine replays it up to the high
+//     watermark into a Machine of its own, whose groups the driver then
+//     adopts. Meanwhile the partition's groups get
+//     ErrCoordinatorLoadInProgress. An empty partition, and every partition
+//     at Open, loads at once (a single node leads every partition, so Open
+//     returns with every group restored, as before replication).
+//   - When it stops leading (or a new leader epoch begins: another leader may
+//     have written), it unloads the partition: its groups are dropped, with
+//     members waiting in JoinGroup or SyncGroup answered ErrNotCoordinator.
+//     A write that finds the partition deposed (partition.ErrNotLeader)
+//     unloads it too, and its request gets ErrNotCoordinator; it is not
+//     loaded again until the leader view moves on from that epoch.
+//   - Requests for a group whose partition is not loaded get
+//     ErrNotCoordinator; ListGroups lists the loaded groups only.
+//
+// Locate answers FindCoordinator: the leader's broker, or
+// ErrCoordinatorNotAvailable while the partition has none. A group request
+// or a lookup first creates __consumer_offsets when it is missing (off the
+// driver goroutine: on a cluster that is a proposal to the metadata leader),
+// and makes an existing one compacted at most once per process.
+//
 // # Committed offsets on disk
 //
 // Offsets live in the internal compacted topic __consumer_offsets, created on
@@ -44,20 +73,22 @@
 //	+---------+--------------+------------------+----------+--------+-------------------+------------+
 //
 // A null value is a tombstone: the offset or the group was deleted or
-// expired. On start the Coordinator replays the whole topic; compaction keeps
+// expired. A load replays its partition from the log start; compaction keeps
 // that replay proportional to the live keys.
 //
 // # Durability
 //
-// An OffsetCommit is answered only after its record is durable, and so are
-// DeleteGroups and OffsetDelete after their tombstones. The Machine takes a
+// An OffsetCommit is answered only after its record is committed
+// (partition.WaitAppended with all: durable on a single node, held by a
+// quorum on a replicated partition), and so are DeleteGroups and
+// OffsetDelete after their tombstones. The Machine takes a
 // commit or a deletion when its records are appended (so changes to one group
 // apply in log order) and not at all when the append fails; an OffsetFetch
-// waits until everything appended for the group is durable before answering,
+// waits until everything appended for the group is committed before answering,
 // so no client ever sees an offset a crash could take back. A failed append or
 // sync is returned to the caller, never only logged.
 //
-// Group membership is not persisted: after a restart every group is Empty
-// and its members rejoin (their heartbeats get UNKNOWN_MEMBER_ID), as after
-// a coordinator move in Kafka.
+// Group membership is not persisted: after a restart or a coordinator move
+// every group is Empty and its members rejoin (their heartbeats get
+// UNKNOWN_MEMBER_ID), as after a coordinator move in Kafka.
 package groups

@@ -26,4 +26,14 @@ var (
 	ErrNotConsumerGroup       = errors.New("group is a classic group with live members, not a consumer group")
 	ErrInvalidRegex           = errors.New("invalid subscription regular expression")
 	ErrClosed                 = errors.New("coordinator closed")
+	// ErrNotCoordinator: this node does not lead the group's
+	// __consumer_offsets partition (or stopped leading it while the request
+	// ran); the client looks the coordinator up again.
+	ErrNotCoordinator = errors.New("not the group's coordinator")
+	// ErrCoordinatorLoadInProgress: this node leads the group's offsets
+	// partition and is still replaying it; the client retries.
+	ErrCoordinatorLoadInProgress = errors.New("the group's offsets are being loaded")
+	// ErrCoordinatorNotAvailable: the group's coordinator cannot be named
+	// (the offsets topic cannot be created, or its partition has no leader).
+	ErrCoordinatorNotAvailable = errors.New("no coordinator available")
 )

@@ -353,3 +353,42 @@ func sortTopicPartitions(tps []TopicPartition) {
 		return tps[i].Partition < tps[j].Partition
 	})
 }
+
+// Unload drops every group owned reports true for, as when this node stops
+// coordinating them: members waiting in a JoinGroup or SyncGroup are
+// answered ErrNotCoordinator, and nothing is written (the log stays as the
+// next coordinator will read it). It returns how many groups it dropped.
+func (m *Machine) Unload(owned func(group string) bool) int {
+	count := 0
+	for _, name := range m.sortedGroupNames() {
+		if !owned(name) {
+			continue
+		}
+		g := m.groups[name]
+		for _, id := range g.sortedMemberIDs() {
+			mem := g.members[id]
+			if mem.joinWaiter != 0 {
+				m.ready.Joins = append(m.ready.Joins, JoinReply{mem.joinWaiter, JoinResult{Err: ErrNotCoordinator, MemberID: mem.id, Generation: -1}})
+			}
+			if mem.syncWaiter != 0 {
+				m.ready.Syncs = append(m.ready.Syncs, SyncReply{mem.syncWaiter, SyncResult{Err: ErrNotCoordinator}})
+			}
+		}
+		delete(m.groups, name)
+		count++
+	}
+	return count
+}
+
+// Adopt moves the groups restored into from (a Machine an offsets
+// partition was replayed into) into m, replacing any of the same name: the
+// log is the truth for a partition being loaded. It returns how many
+// groups it took.
+func (m *Machine) Adopt(from *Machine) int {
+	for name, g := range from.groups {
+		m.groups[name] = g
+	}
+	n := len(from.groups)
+	from.groups = map[string]*group{}
+	return n
+}

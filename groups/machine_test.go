@@ -89,6 +89,13 @@ func (r *machineRunner) run(command string, a map[string]string) string {
 		r.consumerHeartbeat(&b, a)
 	case "cdescribe":
 		r.consumerDescribe(&b, a["g"])
+	case "unload":
+		owned := map[string]bool{}
+		for _, g := range list(a["g"]) {
+			owned[g] = true
+		}
+		n := r.m.Unload(func(group string) bool { return owned[group] })
+		fmt.Fprintf(&b, "unloaded: %d\n", n)
 	case "deadline":
 		fmt.Fprintf(&b, "next deadline: %d (in %d ms)\n", r.m.NextDeadlineMs(), r.m.NextDeadlineMs()-r.nowMs)
 	default:
@@ -275,6 +282,7 @@ var errNames = []struct {
 	{ErrUnsupportedAssignor, "UNSUPPORTED_ASSIGNOR"},
 	{ErrInvalidRequest, "INVALID_REQUEST"},
 	{ErrNotConsumerGroup, "GROUP_ID_NOT_FOUND"},
+	{ErrNotCoordinator, "NOT_COORDINATOR"},
 }
 
 func errName(err error) string {

@@ -1,9 +1,12 @@
 package kafka
 
-// FindCoordinator v0-v5, batched keys from v4. This node coordinates every
-// group and every transactional id; transactional ids get an answer too,
-// and InitProducerId then refuses transactions. Deviation from Kafka: key
-// types other than group (0) and transaction (1) get INVALID_REQUEST.
+// FindCoordinator v0-v5, batched keys from v4. A group's coordinator is the
+// leader of its __consumer_offsets partition (created on the first lookup,
+// as Kafka does), with that node's address; COORDINATOR_NOT_AVAILABLE while
+// the partition has no known leader. Transactional ids are answered with
+// this node, and InitProducerId then refuses transactions. Deviation from
+// Kafka: key types other than group (0) and transaction (1) get
+// INVALID_REQUEST.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -12,30 +15,53 @@ import (
 
 func init() { register(kmsg.FindCoordinator.Int16(), 0, 5, handleFindCoordinator) }
 
+// coordinatorAnswer is one key's answer, in the shape of both versions.
+type coordinatorAnswer struct {
+	nodeID  int32
+	host    string
+	port    int32
+	code    int16
+	message *string
+}
+
 func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	var refuse *kerr.Error
-	if req.CoordinatorType != 0 && req.CoordinatorType != 1 {
-		refuse = kerr.InvalidRequest
-	}
 	if req.Version < 4 {
-		if refuse != nil {
-			resp.ErrorCode, resp.NodeID = refuse.Code, -1
-			return reply{resp: resp}
-		}
-		resp.NodeID, resp.Host, resp.Port = s.cluster.NodeID(), s.host, s.port
+		a := s.findCoordinator(req.CoordinatorType, req.CoordinatorKey)
+		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = a.nodeID, a.host, a.port, a.code, a.message
 		return reply{resp: resp}
 	}
 	for _, key := range req.CoordinatorKeys {
+		a := s.findCoordinator(req.CoordinatorType, key)
 		rc := kmsg.NewFindCoordinatorResponseCoordinator()
 		rc.Key = key
-		if refuse != nil {
-			rc.ErrorCode, rc.NodeID = refuse.Code, -1
-		} else {
-			rc.NodeID, rc.Host, rc.Port = s.cluster.NodeID(), s.host, s.port
-		}
+		rc.NodeID, rc.Host, rc.Port, rc.ErrorCode, rc.ErrorMessage = a.nodeID, a.host, a.port, a.code, a.message
 		resp.Coordinators = append(resp.Coordinators, rc)
 	}
 	return reply{resp: resp}
+}
+
+// findCoordinator answers one key.
+func (s *Server) findCoordinator(keyType int8, key string) coordinatorAnswer {
+	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: s.host, port: s.port}
+	switch keyType {
+	case 1:
+		return self
+	case 0:
+	default:
+		return coordinatorAnswer{nodeID: -1, code: kerr.InvalidRequest.Code}
+	}
+	b, err := s.groups.Locate(key)
+	if err != nil {
+		return coordinatorAnswer{nodeID: -1, code: errorCode(err), message: errorMessage(err)}
+	}
+	if b.NodeID == self.nodeID && b.KafkaAddr == "" {
+		return self // a single node has not registered its address
+	}
+	host, port, err := b.HostPort()
+	if err != nil {
+		return coordinatorAnswer{nodeID: -1, code: kerr.CoordinatorNotAvailable.Code, message: errorMessage(err)}
+	}
+	return coordinatorAnswer{nodeID: b.NodeID, host: host, port: port}
 }

@@ -83,9 +83,10 @@ func (ts *testServer) restart() {
 	ts.start()
 }
 
-func (ts *testServer) client(t *testing.T) *client.Client {
+// client is a client of the server; opts come after the defaults.
+func (ts *testServer) client(t *testing.T, opts ...client.Option) *client.Client {
 	t.Helper()
-	c, err := client.New(ts.url, client.WithRetry(10, 50*time.Millisecond))
+	c, err := client.New(ts.url, append([]client.Option{client.WithRetry(10, 50*time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

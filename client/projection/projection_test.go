@@ -195,7 +195,11 @@ func TestProjectAndResume(t *testing.T) {
 			}
 		}
 		logs := &logCounter{}
-		r, err := New(c, d.db, "balances", "ledger", countEvent(mustDialect(t, d)), WithLogger(slog.New(logs)),
+		// The runner's client tries each call once: one that retries would
+		// resume the subscription below the runner, and the restart would
+		// not reach the runner's own reconnection, which this test checks.
+		once := ts.client(t, client.WithRetry(1, 0))
+		r, err := New(once, d.db, "balances", "ledger", countEvent(mustDialect(t, d)), WithLogger(slog.New(logs)),
 			WithFilter(client.Filter{EventTypePrefix: "Counted"}), ReconnectBackoff(20*time.Millisecond, 200*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
