@@ -79,24 +79,12 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 	}}
 }
 
-// wait waits for w's acknowledgement. On a replicated partition a retried
-// idempotent batch answered as a duplicate comes back without the term its
-// original was proposed in, and a wait for term 0 never succeeds: such a
-// retry would be refused with NOT_LEADER_OR_FOLLOWER for good, and an
-// idempotent producer whose acknowledgement a failover lost would retry
-// it until its delivery timeout. The original is either applied here
-// (below the high watermark: committed, so acknowledged at once) or still
-// pending in this leader's current term (pending batches of an earlier
-// term are dropped when leadership changes), which the wait then checks.
+// wait waits for w's acknowledgement. A retried idempotent batch answered
+// as a duplicate carries the term its original was proposed in, so it is
+// acknowledged once that original commits, never by another batch at its
+// offsets.
 func (w appendWait) wait(ctx context.Context) error {
-	res := w.res
-	if res.Duplicate && w.p.Replicated() {
-		if res.LastOffset < w.p.HighWatermark() {
-			return nil
-		}
-		res.Term = w.p.LeaderEpoch()
-	}
-	return w.p.WaitAppended(ctx, res, w.all)
+	return w.p.WaitAppended(ctx, w.res, w.all)
 }
 
 // produceRefusal returns why every partition of req is refused, or nil.
