@@ -36,8 +36,10 @@ type node struct {
 	// OnApplied both add peers).
 	knownMu sync.Mutex
 	known   map[int32]string
-	cancel  context.CancelFunc // stops the goroutines below
-	wg      sync.WaitGroup
+	// counters are the elections counted for NodeStats.
+	counters nodeCounters
+	cancel   context.CancelFunc // stops the goroutines below
+	wg       sync.WaitGroup
 }
 
 // stopLoops stops the goroutines of startNodeLoops, which read the
@@ -108,7 +110,12 @@ func (c *Cluster) openNode(names []string) error {
 	}
 	n.leaders.SetPeers(peerNodes(cfg.Peers))
 	tick := time.Duration(cfg.RaftTickMs) * time.Millisecond
-	if c.sched, err = replica.NewScheduler(c.env, replica.SchedulerConfig{TickInterval: tick}, transport.ReplicaSender{TCP: n.tcp}); err != nil {
+	// Partition groups quiesce while idle (design §3.6, M13); the leader
+	// table's node liveness wakes those whose leader's node, or a
+	// follower's, stops heartbeating.
+	alive := func(replicaID uint64) bool { return n.leaders.Alive(uint64(meta.NodeOf(replicaID))) }
+	if c.sched, err = replica.NewScheduler(c.env, replica.SchedulerConfig{TickInterval: tick, Alive: alive},
+		countingSender{Sender: transport.ReplicaSender{TCP: n.tcp}, counters: &n.counters}); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	c.deliverTo.Store(c.sched)

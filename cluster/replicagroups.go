@@ -78,9 +78,9 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition
 		st := p.RaftStorage()
 		rcfg := c.raftConfig()
 		rcfg.ID, rcfg.GroupID, rcfg.Applied = rid, group, applied
-		r, err = replica.New(c.env, rcfg, st, &replicaMachine{Partition: p, c: c, group: group, replicaID: rid})
+		r, err = replica.New(c.env, rcfg, st, &replicaMachine{Partition: p, c: c, group: group, replicaID: rid, timer: &commitTimer{}})
 		if err == nil {
-			err = c.sched.AddGroup(group, r, st, replica.GroupOptions{})
+			err = c.sched.AddGroup(group, r, st, replica.GroupOptions{Quiesce: true})
 		}
 	}
 	if err != nil {
@@ -139,12 +139,14 @@ type replicaMachine struct {
 	*partition.Partition
 	c                *Cluster
 	group, replicaID uint64
+	timer            *commitTimer // see stats.go
 }
 
 // LeadershipChanged implements replica.StateMachine.
 func (m *replicaMachine) LeadershipChanged(l replica.Leadership) {
 	m.Partition.LeadershipChanged(l)
 	m.c.watchMu.Lock()
+	m.countElectionWon(m.c.leaderships[m.group], l)
 	m.c.leaderships[m.group] = l
 	m.c.signalLeadersLocked()
 	m.c.watchMu.Unlock()

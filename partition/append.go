@@ -23,7 +23,9 @@ type AppendResult struct {
 	// state, or an event-store append whose events were all appended before.
 	Duplicate bool
 	// Term is the term the batches were proposed in (replicated mode), for
-	// WaitCommitted and WaitLocalDurable.
+	// WaitCommitted and WaitLocalDurable; for a retry of a batch, the
+	// original's (the term it was applied in, or the leader's while it is
+	// pending), so the retry is acknowledged only once the original commits.
 	Term int32
 	// Streams lists the revisions the append gave each stream (topics with
 	// cleanup.policy=stream only).

@@ -85,8 +85,10 @@
 //   - Apply writes no batch: it checks that each committed data entry is
 //     the batch stored at the offset after the previous one (its header:
 //     base offset, size, epoch = term, and the stored batch's header there
-//     the same, CRC included) and records the applied index in the
-//     Raft log, with the replica's ConfState after a configuration change.
+//     the same, CRC included: the batch the Raft log appended for that
+//     entry while its entry cache holds it, else read from the segments)
+//     and records the applied index in the Raft log, with the replica's
+//     ConfState after a configuration change.
 //   - Offsets and leader epochs are assigned only by a ready leader (it has
 //     applied its term's first entry, so the log end it starts from is
 //     final), in PrepareProposal: BaseOffset is the next proposal offset,
@@ -100,7 +102,11 @@
 //     batches proposed in this term and not yet applied (the overlay), so
 //     pipelined batches of one producer are checked in order; followers
 //     build the same producer state by applying, so a retry after a
-//     failover is answered as a duplicate by the new leader.
+//     failover is answered as a duplicate by the new leader. A duplicate
+//     carries the original's term (the epoch it was applied with, or the
+//     leader's while it is pending), so its waiter is acknowledged only
+//     once the original commits: a pending original may be lost with its
+//     term.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries
 //     after raft-state's applied index (written at checkpoints), and a

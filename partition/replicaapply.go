@@ -61,7 +61,7 @@ func (p *Partition) applyEntry(e *raftpb.Entry, end int64) (int64, error) {
 	case data[0] >= 0x80:
 		return end, p.applyCommand(data, end)
 	default:
-		return p.applyBatch(data, e.GetTerm(), end)
+		return p.applyBatch(e.GetIndex(), data, e.GetTerm(), end)
 	}
 }
 
@@ -126,15 +126,15 @@ func (p *Partition) noteApplied(index, term uint64) {
 	p.wakeLocked()
 }
 
-// applyBatch applies the committed batch data, which the Raft log stores
-// at end, and returns the offset after it. Callers hold mu.
+// applyBatch applies the committed batch data of entry index, which the
+// Raft log stores at end, and returns the offset after it. Callers hold mu.
 //
 // Apply writes nothing: the batch must already be in the segments at end,
 // as the Raft log stored it. The header checks below place the entry;
 // checkStored then checks the segments hold that very batch there, so a
 // replay after a restart (every entry below the log end) never takes a
 // batch for another stored at its offset.
-func (p *Partition) applyBatch(data []byte, term uint64, end int64) (int64, error) {
+func (p *Partition) applyBatch(index uint64, data []byte, term uint64, end int64) (int64, error) {
 	h, err := batch.ParseHeader(data)
 	if err != nil {
 		return end, err
@@ -149,7 +149,7 @@ func (p *Partition) applyBatch(data []byte, term uint64, end int64) (int64, erro
 	case h.NextOffset() > p.log.NextOffset():
 		return end, fmt.Errorf("batch [%d, %d] past the segments' end %d", h.BaseOffset, h.LastOffset(), p.log.NextOffset())
 	}
-	if err := p.checkStored(h); err != nil {
+	if err := p.checkStored(index, h); err != nil {
 		return end, err
 	}
 	if h.BaseOffset >= p.producersNext {
@@ -163,12 +163,12 @@ func (p *Partition) applyBatch(data []byte, term uint64, end int64) (int64, erro
 	return h.NextOffset(), nil
 }
 
-// checkStored checks that the segments hold the batch h describes at its
-// base offset: same offsets, epoch, size and CRC.
-func (p *Partition) checkStored(h batch.Header) error {
-	stored, err := p.log.Read(h.BaseOffset, 1, h.NextOffset())
+// checkStored checks that the segments hold the batch h describes, entry
+// index's, at its base offset: same offsets, epoch, size and CRC.
+func (p *Partition) checkStored(index uint64, h batch.Header) error {
+	stored, err := p.storedBatch(index, h)
 	if err != nil {
-		return fmt.Errorf("read the stored batch at offset %d: %w", h.BaseOffset, err)
+		return err
 	}
 	s, err := batch.ParseHeader(stored)
 	if err != nil {
@@ -181,6 +181,24 @@ func (p *Partition) checkStored(h batch.Header) error {
 			s.BaseOffset, s.LastOffset(), s.PartitionLeaderEpoch, s.TotalBytes(), s.CRC)
 	}
 	return nil
+}
+
+// storedBatch returns the batch stored for entry index, whose entry holds
+// h. While the Raft log's entry cache holds the entry, that is the data
+// the log appended for it (raftlog.Log.AppendedData): the very bytes it
+// wrote at the entry's place, checked to begin at the log end then, and
+// dropped from the cache by any cut, compaction or install since, so the
+// segments need not be read back. Otherwise (a replay after a restart, an
+// entry evicted) the batch is read from the segments at h's base offset.
+func (p *Partition) storedBatch(index uint64, h batch.Header) ([]byte, error) {
+	if data, ok := p.raft.AppendedData(index); ok {
+		return data, nil
+	}
+	stored, err := p.log.Read(h.BaseOffset, 1, h.NextOffset())
+	if err != nil {
+		return nil, fmt.Errorf("read the stored batch at offset %d: %w", h.BaseOffset, err)
+	}
+	return stored, nil
 }
 
 // applyStreams commits an applied batch's records to the stream index, the

@@ -199,8 +199,14 @@ type termEnd struct {
 }
 
 // duplicateError refuses to propose a retry of a batch already applied or
-// pending; the append answers with the original's offsets.
-type duplicateError struct{ batch appendedBatch }
+// pending; the append answers with the original's offsets and term, the
+// term it was applied in or, pending, this leader's: a pending original may
+// still be lost with the term, so the retry's waiter waits for it to commit
+// (WaitCommitted) as the original's does.
+type duplicateError struct {
+	batch appendedBatch
+	term  uint64
+}
 
 func (d *duplicateError) Error() string {
 	return fmt.Sprintf("duplicate of the batch at offset %d", d.batch.BaseOffset)
@@ -252,7 +258,7 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 		return err
 	}
 	if dup != nil {
-		return &duplicateError{batch: *dup}
+		return &duplicateError{batch: *dup, term: p.originalTerm(*dup, at.Term)}
 	}
 	touched, err := p.checkPendingStreams(h, recs)
 	if err != nil {
@@ -271,6 +277,17 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	r.notePendingStreams(touched, 1)
 	r.stamped = at
 	return nil
+}
+
+// originalTerm is the term of the batch a retry duplicates: the leader
+// epoch it was applied with, or, above the high watermark, term, the
+// leader's own (pending batches are of the serving term: a new term starts
+// with none). Callers hold mu.
+func (p *Partition) originalTerm(orig appendedBatch, term uint64) uint64 {
+	if orig.LastOffset < p.HighWatermark() {
+		return uint64(p.epochAt(orig.LastOffset))
+	}
+	return term
 }
 
 // checkPendingStreams runs the stream checks of a batch about to be
@@ -577,7 +594,7 @@ func (p *Partition) proposeBatch(r *replica.Replica, whole []byte, recs []batch.
 		if streamDup != nil {
 			return proposed{dup: &streamDup.result}, nil
 		}
-		return proposed{dup: &AppendResult{BaseOffset: dup.batch.BaseOffset, LastOffset: dup.batch.LastOffset, LogAppendTimeMs: -1, Duplicate: true}}, nil
+		return proposed{dup: &AppendResult{BaseOffset: dup.batch.BaseOffset, LastOffset: dup.batch.LastOffset, LogAppendTimeMs: -1, Duplicate: true, Term: int32(dup.term)}}, nil
 	case errors.Is(err, replica.ErrProposalDropped):
 		p.undoLastProposal(stamped)
 		return proposed{}, fmt.Errorf("%w: %s-%d: %v", ErrNotLeader, p.topic, p.index, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // TestReplicatedNegativeBaseOffset: a client batch whose base offset is
@@ -204,13 +205,78 @@ func TestReplicatedWaiterFailsWhenTermEndsThoughBatchCommits(t *testing.T) {
 	}
 }
 
+// TestReplicatedRetryWaitsForItsOriginal: a retry answered as a duplicate
+// carries the original's term, so it is acknowledged when the original
+// commits, never before: a retry of a batch still pending on an isolated
+// leader fails with ErrNotLeader once that leader's term ends (the batch
+// never commits), and a retry of a committed batch is acknowledged at once.
+func TestReplicatedRetryWaitsForItsOriginal(t *testing.T) {
+	g := newGroup(t, 8, []uint64{1, 2, 3})
+	l := g.leader()
+	for _, id := range g.c.IDs() {
+		if id != l {
+			g.c.Net.Cut(id, l)
+			g.c.Net.Cut(l, id)
+		}
+	}
+	res, err := g.parts[l].Append(idempotent(t, 9, 0, 0, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := g.parts[l].Append(idempotent(t, 9, 0, 0, 2))
+	if err != nil || !retry.Duplicate || retry.LastOffset != res.LastOffset || retry.Term != res.Term {
+		t.Fatalf("retry of a pending batch: %+v, %v; want a duplicate of %+v", retry, err, res)
+	}
+	if done, err := g.parts[l].committed(retry.LastOffset, retry.Term); done {
+		t.Fatalf("retry of a pending batch acknowledged (%v) before the batch committed", err)
+	}
+	g.run("the isolated leader steps down", func() bool { return g.parts[l].serving() != uint64(res.Term) }, 10_000)
+	if done, err := g.parts[l].committed(retry.LastOffset, retry.Term); !done || !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("retry's wait after its term ended: done %v, %v; want ErrNotLeader", done, err)
+	}
+
+	g.c.Net.Heal()
+	leader := g.leader()
+	first := g.produceCommitted(leader, idempotent(t, 9, 0, 0, 2))
+	again, err := g.parts[leader].Append(idempotent(t, 9, 0, 0, 2))
+	if err != nil || !again.Duplicate || again.LastOffset != first.LastOffset {
+		t.Fatalf("retry of a committed batch: %+v, %v; want a duplicate of %+v", again, err, first)
+	}
+	if done, err := g.parts[leader].committed(again.LastOffset, again.Term); !done || err != nil {
+		t.Fatalf("retry of a committed batch: done %v, %v; want acknowledged", done, err)
+	}
+}
+
 // TestReplicatedApplyChecksTheStoredBatch: a committed entry is applied
 // only if the segments hold that very batch at its offset (same epoch,
 // size and CRC), as a replay after a restart delivers entries below the
-// log end again.
+// log end again. The check compares with the batch the Raft log appended
+// while its entry cache holds the entry, and reads the segments after a
+// reopen (the cache starts empty); both refuse another batch.
 func TestReplicatedApplyChecksTheStoredBatch(t *testing.T) {
-	p := openOneVoter(t)
+	e := testEnv(vfs.NewMem())
+	p := openOneVoterEnv(t, e, DefaultConfig())
 	res := appendCommitted(t, p, produce(t, 2, "stored"))
+	checkApplyRefusesAnother(t, p, res, true)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkApplyRefusesAnother(t, openOneVoterEnv(t, e, DefaultConfig()), res, false)
+}
+
+// checkApplyRefusesAnother applies, at the place of res's batch, that
+// batch and then another of the same size and epoch (only the CRC
+// differs): the first passes the stored-batch check, the second fails it.
+// cached says whether the Raft log's entry cache must hold the entry.
+func checkApplyRefusesAnother(t *testing.T, p *Partition, res AppendResult, cached bool) {
+	t.Helper()
+	index, err := p.raft.IndexAtOffset(res.BaseOffset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.raft.AppendedData(index); ok != cached {
+		t.Fatalf("entry %d in the entry cache: %v, want %v", index, ok, cached)
+	}
 	stored, err := p.log.Read(res.BaseOffset, 1, res.LastOffset+1)
 	if err != nil {
 		t.Fatal(err)
@@ -220,10 +286,10 @@ func TestReplicatedApplyChecksTheStoredBatch(t *testing.T) {
 	batch.SetPartitionLeaderEpoch(other, res.Term)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, err := p.applyBatch(stored, uint64(res.Term), res.BaseOffset); err != nil {
+	if _, err := p.applyBatch(index, stored, uint64(res.Term), res.BaseOffset); err != nil {
 		t.Fatalf("the stored batch itself: %v", err)
 	}
-	if _, err := p.applyBatch(other, uint64(res.Term), res.BaseOffset); err == nil {
+	if _, err := p.applyBatch(index, other, uint64(res.Term), res.BaseOffset); err == nil {
 		t.Fatal("applied an entry whose batch is not the one stored at its offset")
 	}
 }

@@ -275,10 +275,9 @@ func (g *group) step(pr *simProducer, leader uint64, rng *rand.Rand) {
 		return
 	case err != nil:
 		g.t.Fatalf("producer %d sequence %d on %d: %v", pr.pid, pr.next, leader, err)
-	case res.Duplicate:
-		pr.acked[pr.next], pr.inflight = res.BaseOffset, nil
-		pr.next += int32(n)
 	default:
+		// A retry answered as a duplicate waits as the original does: a
+		// pending original may still be lost with its term.
 		pr.records, pr.inflight = n, &simAppend{node: leader, res: res}
 	}
 }

@@ -43,8 +43,13 @@
 // consecutive and end at the last entry; a conflicting Append drops those
 // at and above the cut, Compact those at and below the compaction point,
 // ApplySnapshot all of them. Entries and their Data are never mutated;
-// Entries returns copies. It holds the Data slices Append received, which
-// raft does not change after handing them over.
+// Entries returns copies of the entries that share their Data, which no
+// reader changes (raft's MemoryStorage shares its entries whole). It
+// holds the Data slices Append received, which raft does not change after
+// handing them over. AppendedData gives a cached entry's Data as
+// appended: for a data entry, the batch the segments hold at its place,
+// which a replicated partition's apply compares with the committed entry
+// instead of reading it back.
 //
 // # Durability
 //

@@ -149,10 +149,11 @@ func (l *Log) OffsetOf(i uint64) (int64, error) {
 // below the snapshot index, raft.ErrUnavailable when the log holds no
 // entry above the snapshot or hi is past the entry after the last. It
 // stops before the entries' encoded size would exceed maxSize but returns
-// at least one (raft's rule). Each entry's Data is its own copy: raft may
-// keep it and hand it to the transport. Entries appended since the open
-// come from the entry cache while it holds them, the others from the
-// segments.
+// at least one (raft's rule). Entries appended since the open come from
+// the entry cache while it holds them, each in an Entry of its own whose
+// Data the cache shares (no reader changes an entry's Data, as with raft's
+// MemoryStorage); the others from the segments, each Data a copy of its
+// own, so raft keeping one does not keep the chunk read.
 func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -200,6 +201,19 @@ func (l *Log) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 		return nil, fmt.Errorf("entries [%d, %d): the segments end before entry %d: %w", lo, hi, got, errLogMismatch)
 	}
 	return out, nil
+}
+
+// AppendedData returns the data of entry index as this Log appended it,
+// while the entry cache holds it; false otherwise. For a data entry that is
+// the batch the segments hold at the entry's place, without reading them:
+// planAppend checked the batch began at the log end, storage.Append wrote
+// it as given, and a cut, a compaction or a snapshot install drops the
+// entry from the cache as it changes the segments there. The slice is
+// shared with the cache: callers must not change it.
+func (l *Log) AppendedData(index uint64) ([]byte, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.cache.data(index)
 }
 
 // entry makes the raft entry of a located one: a non-data entry from

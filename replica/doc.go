@@ -38,4 +38,13 @@
 // worker (ErrReentrant): there they would wait for themselves. A snapshot handed to
 // the Sender is reported delivered (SnapshotsSent): a lost one is resent
 // once the follower rejects the leader's next append.
+//
+// With SchedulerConfig.Alive (the node's liveness of other nodes), a group
+// added with GroupOptions.Quiesce stops ticking while idle (quiesce.go): its
+// ready leader, with everything committed, applied and acknowledged by
+// followers on live nodes, sends each a last heartbeat marked quiescing
+// (Reject set, which raft never sets on a heartbeat) and stops; a follower
+// that steps it from its leader stops too. A message other than a heartbeat
+// response, an unreachable report, a call leaving the group busy or in
+// another role, or a watched node no longer alive wakes it.
 package replica

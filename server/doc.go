@@ -7,7 +7,16 @@
 // behind. /healthz answers 503 and cairn_partitions_offline counts every
 // partition that is offline: failed to open, failed a sync, or found damaged
 // by a read; a cluster node's partitions with no replica on it are not
-// offline, and count in neither.
+// offline, and count in neither. On a cluster node /healthz first asks
+// cluster.Health: 200 "ok" only when the node's replica is in the metadata
+// group's configuration, the group has a leader the node knows, and the node
+// applied the metadata log up to the commit index it knows from that
+// leader; otherwise 503 "not serving: <reason>". /metrics adds the node's
+// replication (cluster.NodeStats: cairn_cluster_leaders,
+// cairn_cluster_partitions_under_replicated, cairn_cluster_replicas_not_caught_up,
+// cairn_cluster_raft_groups_quiesced, cairn_cluster_meta_leader,
+// cairn_cluster_elections_started_total and _won_total, the transport's
+// cairn_transport_* counters) and the cairn_cluster_commit_seconds histogram.
 //
 // With Config.Peers set the node is one of a cluster (cluster's cluster
 // mode): Start binds the Kafka and HTTP listeners first, then opens the

@@ -199,6 +199,7 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(kafka.Collectors()...)
 	reg.MustRegister(partition.Collectors()...)
 	reg.MustRegister(eventstore.Collectors()...)
+	reg.MustRegister(cluster.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
 	mux := http.NewServeMux()
@@ -212,25 +213,35 @@ func (s *Server) httpHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		offline := 0
-		for _, t := range s.cluster.Topics() {
-			for _, p := range t.Partitions {
-				if !p.NoLocalReplica() && (p.Partition == nil || p.Partition.Err() != nil) {
-					offline++
-				}
+	mux.HandleFunc("/healthz", s.healthz)
+	return mux
+}
+
+// healthz answers 200 "ok" when the node serves: on a cluster node it is
+// a caught-up member of the metadata group (cluster.Health says what that
+// checks), and no partition is offline. Otherwise 503 with the reason.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.cluster.Health(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not serving: %v\n", err)
+		return
+	}
+	offline := 0
+	for _, t := range s.cluster.Topics() {
+		for _, p := range t.Partitions {
+			if !p.NoLocalReplica() && (p.Partition == nil || p.Partition.Err() != nil) {
+				offline++
 			}
 		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if offline > 0 {
-			// The process serves, but an operator must look at the failed partitions.
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "degraded: %d partitions offline\n", offline)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	return mux
+	}
+	if offline > 0 {
+		// The process serves, but an operator must look at the failed partitions.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "degraded: %d partitions offline\n", offline)
+		return
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 // Close stops the listeners, then closes the cluster, which finishes pending
