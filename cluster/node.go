@@ -276,8 +276,12 @@ func (c *Cluster) reportUnreachable(node uint64) {
 }
 
 // awaitMeta waits until the metadata group has a leader and this node
-// applied what it knows committed, so the state read after it is the
-// cluster's (a restarted node's log may be behind the leader's).
+// applied what it knows committed. A restarted node learns the commit
+// index from the leader's heartbeats, which carry no more than the
+// leader's match of this node's log: entries this node missed while away
+// may still be on their way, and the state read after this can lag the
+// cluster's by them (a topic deleted meanwhile opens, as a replica of a
+// group no other node has, until its deletion applies).
 func (c *Cluster) awaitMeta(ctx context.Context) error {
 	for c.ctl.Leadership().Leader == 0 {
 		timer := c.env.Clock.NewTimer(metaPollInterval)

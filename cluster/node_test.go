@@ -501,13 +501,23 @@ func TestClusterNodeAwayDuringDeletion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := tn.nodes[1].CreateTopicReplicated("again", 1, 3, nil, false); err != nil {
+	again, err := tn.nodes[1].CreateTopicReplicated("again", 1, 3, nil, false)
+	if err != nil {
 		t.Fatal(err)
 	}
 	lead := tn.leader("again", 0)
 	want := []string{fmt.Sprintf("%d:new", appendAll(t, tn.nodes[lead], "again", 0, "new").BaseOffset)}
 
 	tn.restart(away)
+	// Open returns once the node applied the metadata log as far as the
+	// leader's first heartbeat told it was committed, which may stop short
+	// of the deletions: until the rest arrives the node opens the old
+	// topic's replica, a follower of a group no other node has. Waiting
+	// on that replica would pass on its old record.
+	waitUntil(t, "the restarted node to apply the recreated topic", func() bool {
+		topic, ok := tn.nodes[away].Topic("again")
+		return ok && topic.ID == again.ID
+	})
 	tn.waitReplicated("again", 0, want)
 	if _, ok := tn.nodes[away].Topic("gone"); ok {
 		t.Fatal("the deleted topic is back")
