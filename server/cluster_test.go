@@ -24,6 +24,9 @@ type testCluster struct {
 	fs      map[int32]vfs.FS
 	kafka   map[int32]string // the Kafka address each node bound last
 	servers map[int32]*Server
+	// logger, when set, is node id's logger (a test reading what the
+	// nodes log); the nodes log nowhere otherwise.
+	logger func(id int32) *slog.Logger
 }
 
 // startThree starts three servers forming a cluster and returns them by
@@ -38,7 +41,12 @@ func startThree(t *testing.T) []*Server {
 // take one in between: such a start is retried on fresh addresses. Every
 // running server is closed when the test ends.
 func startCluster(t *testing.T) *testCluster {
-	tc := &testCluster{t: t}
+	return startClusterLogging(t, nil)
+}
+
+// startClusterLogging is startCluster with node id logging to logger(id).
+func startClusterLogging(t *testing.T, logger func(id int32) *slog.Logger) *testCluster {
+	tc := &testCluster{t: t, logger: logger}
 	for attempt := 1; ; attempt++ {
 		err := tc.tryStart()
 		if err == nil {
@@ -102,7 +110,11 @@ func (tc *testCluster) start(id int32) (*Server, error) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"
 	cfg.NodeID, cfg.Peers, cfg.Rack = id, tc.peers, fmt.Sprintf("rack-%d", id)
-	return Start(cfg, tc.fs[id], slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if tc.logger != nil {
+		logger = tc.logger(id)
+	}
+	return Start(cfg, tc.fs[id], logger)
 }
 
 // stop closes node id: every synced record stays in its data directory.

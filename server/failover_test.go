@@ -41,6 +41,7 @@ type ackLog struct {
 	acks   map[string]ack // by value; each value is produced once
 	failed []error
 	issued int
+	pace   time.Duration // between two records issued; none when zero
 }
 
 func (l *ackLog) record(r *kgo.Record, err error) {
@@ -112,6 +113,9 @@ func (l *ackLog) produceUntil(ctx context.Context, client *kgo.Client, topic str
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		if l.pace > 0 {
+			time.Sleep(l.pace) // a rate, not a wait for anything
 		}
 		l.mu.Lock()
 		l.issued++
