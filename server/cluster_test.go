@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnlog/cairn/internal/faultproxy"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -27,6 +28,11 @@ type testCluster struct {
 	// logger, when set, is node id's logger (a test reading what the
 	// nodes log); the nodes log nowhere otherwise.
 	logger func(id int32) *slog.Logger
+	// proxied puts a faultproxy at each node's address in peers, in
+	// front of its Raft listener at raft[id].
+	proxied bool
+	raft    map[int32]string
+	proxies map[int32]*faultproxy.Proxy
 }
 
 // startThree starts three servers forming a cluster and returns them by
@@ -46,7 +52,11 @@ func startCluster(t *testing.T) *testCluster {
 
 // startClusterLogging is startCluster with node id logging to logger(id).
 func startClusterLogging(t *testing.T, logger func(id int32) *slog.Logger) *testCluster {
-	tc := &testCluster{t: t, logger: logger}
+	return startClusterWith(t, &testCluster{t: t, logger: logger})
+}
+
+// startClusterWith starts the cluster tc describes.
+func startClusterWith(t *testing.T, tc *testCluster) *testCluster {
 	for attempt := 1; ; attempt++ {
 		err := tc.tryStart()
 		if err == nil {
@@ -60,8 +70,31 @@ func startClusterLogging(t *testing.T, logger func(id int32) *slog.Logger) *test
 		for id := range tc.servers {
 			tc.stop(id)
 		}
+		tc.closeProxies()
 	})
 	return tc
+}
+
+// startProxies puts a proxy in front of each node's Raft listener and
+// names the proxies in peers.
+func (tc *testCluster) startProxies() {
+	tc.raft, tc.proxies = map[int32]string{}, map[int32]*faultproxy.Proxy{}
+	for id, addr := range tc.peers {
+		p, err := faultproxy.New(faultproxy.Config{Target: addr})
+		if err != nil {
+			tc.t.Fatal(err)
+		}
+		tc.raft[id], tc.peers[id], tc.proxies[id] = addr, p.Addr(), p
+	}
+}
+
+func (tc *testCluster) closeProxies() {
+	for _, p := range tc.proxies {
+		if err := p.Close(); err != nil {
+			tc.t.Errorf("close a proxy: %v", err)
+		}
+	}
+	tc.proxies = nil
 }
 
 func (tc *testCluster) tryStart() error {
@@ -73,6 +106,10 @@ func (tc *testCluster) tryStart() error {
 		}
 		tc.peers[id], tc.fs[id], tc.kafka[id] = l.Addr().String(), vfs.NewMem(), "127.0.0.1:0"
 		l.Close()
+	}
+	tc.closeProxies()
+	if tc.proxied {
+		tc.startProxies()
 	}
 	type started struct {
 		id  int32
@@ -109,7 +146,7 @@ func (tc *testCluster) tryStart() error {
 func (tc *testCluster) start(id int32) (*Server, error) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"
-	cfg.NodeID, cfg.Peers, cfg.Rack = id, tc.peers, fmt.Sprintf("rack-%d", id)
+	cfg.NodeID, cfg.Peers, cfg.Rack, cfg.RaftAddr = id, tc.peers, fmt.Sprintf("rack-%d", id), tc.raft[id]
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if tc.logger != nil {
 		logger = tc.logger(id)
