@@ -122,6 +122,7 @@ type clusterAcks struct {
 	mu     sync.Mutex
 	acks   map[string]clusterAck // by value; each value is produced once
 	failed []error
+	pace   time.Duration // between two records issued; none when zero
 }
 
 func (l *clusterAcks) record(r *kgo.Record, err error) {
@@ -193,6 +194,9 @@ func (l *clusterAcks) produceUntil(ctx context.Context, client *kgo.Client, topi
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		if l.pace > 0 {
+			time.Sleep(l.pace) // a rate, not a wait for anything
 		}
 		r := &kgo.Record{Topic: topic, Partition: int32(i % clusterPartitions), Value: fmt.Appendf(nil, "v-%06d", i)}
 		wg.Add(1)

@@ -8,7 +8,8 @@
 // but the binary. The cluster tests (cluster_test.go) start three of them
 // as one cluster (--node-id, --peers on loopback), kill or stop a
 // partition leader under a producer, and read each node's data directory
-// after a clean stop. The package has no non-test code besides this comment.
+// after a clean stop; cluster_groups_test.go kills a consumer group's
+// coordinator under the group and a producer. The package has no non-test code besides this comment.
 //
 // Tests that need a tool outside Go (kcat, node with the kafkajs packages
 // installed by `npm ci` in js/) skip when it is missing, except when the CI
