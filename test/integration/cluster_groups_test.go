@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,7 +79,8 @@ func groupOffsets(ctx context.Context, t *testing.T, seeds []string, group, topi
 // names) is SIGKILLed and restarted. The committed offsets read before the
 // kill are not lost or moved back under the new coordinator, every
 // acknowledged record is consumed, a record is consumed twice only after
-// the kill, and the committed offsets reach the partitions' ends.
+// the kill, and the committed offsets reach the partitions' ends. No node
+// logs a refused group change before the kill.
 func TestClusterProcessesGroupSurvivesCoordinatorKill(t *testing.T) {
 	nodes := startCairnCluster(t)
 	const topic, group = "group-orders", "group-orders-readers"
@@ -118,6 +120,13 @@ func TestClusterProcessesGroupSurvivesCoordinatorKill(t *testing.T) {
 		t.Fatalf("FindCoordinator names node %d, node %d leads __consumer_offsets-0", coordinator, lead)
 	}
 	before := groupOffsets(ctx, t, seeds, group, topic)
+	for i, n := range nodes {
+		// Nodes not leading the offsets partition once logged this and
+		// committed nothing.
+		if strings.Contains(n.stderr.String(), "recording group change") {
+			t.Fatalf("node %d refused a group change before the kill", i+1)
+		}
+	}
 	killed := time.Now()
 	nodes[coordinator-1].Kill()
 	acks.waitAcked(t, acks.count()+clusterStageRecords)
