@@ -313,7 +313,12 @@ func (p *Partition) checkPendingStreams(h batch.Header, recs []batch.Record) ([]
 		return nil, err
 	}
 	if dup != nil {
-		return nil, &streamDuplicateError{result: dup.result}
+		// The index takes only applied batches: the retried events are
+		// committed, in the term their offsets carry, which the retry's
+		// wait must name (a wait naming another term never ends).
+		res := dup.result
+		res.Term = p.epochAt(res.LastOffset)
+		return nil, &streamDuplicateError{result: res}
 	}
 	if change != nil {
 		r.appended = change.Appended()

@@ -9,7 +9,9 @@
 // as one cluster (--node-id, --peers on loopback), kill or stop a
 // partition leader under a producer, and read each node's data directory
 // after a clean stop; cluster_groups_test.go kills a consumer group's
-// coordinator under the group and a producer. The package has no non-test code besides this comment.
+// coordinator under the group and a producer, cluster_eventstore_test.go
+// the leader of an event-store partition under appends through every
+// node. The package has no non-test code besides this comment.
 //
 // Tests that need a tool outside Go (kcat, node with the kafkajs packages
 // installed by `npm ci` in js/) skip when it is missing, except when the CI
