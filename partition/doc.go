@@ -106,7 +106,8 @@
 //     carries the original's term (the epoch it was applied with, or the
 //     leader's while it is pending), so its waiter is acknowledged only
 //     once the original commits: a pending original may be lost with its
-//     term.
+//     term. An event-store retry whose events the stream index already
+//     holds (applied, so committed) carries the term its offsets carry.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries
 //     after raft-state's applied index (written at checkpoints), and a
