@@ -106,7 +106,12 @@
 //     carries the original's term (the epoch it was applied with, or the
 //     leader's while it is pending), so its waiter is acknowledged only
 //     once the original commits: a pending original may be lost with its
-//     term.
+//     term. So does an event-store retry answered from the stream index.
+//   - A failed sync of the group's log fails the partition for good
+//     (ErrStorageFailed) before the replica stops on it, so waiters and
+//     appends get the storage failure, as on the single writer. A failed
+//     write (a full disk) stops the replica too: the partition stops
+//     leading until it is opened again.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries
 //     after raft-state's applied index (written at checkpoints), and a
