@@ -20,7 +20,9 @@
 // rewrites raft-meta with its live records when it grew well past them
 // (rewrite.go). ApplySnapshot (apply.go) installs a snapshot a leader
 // sent, whose Data is a Descriptor (descriptor.go), the encoding Snapshot
-// returns; Storage (adapter.go) gives the Log as the replica driver's
+// returns; ReadSnapshotData (snapread.go) serves a follower copying the
+// data below the current snapshot, piece by piece, and CheckSnapshotData
+// verifies a piece before the follower keeps it; Storage (adapter.go) gives the Log as the replica driver's
 // Storage. EpochEndOffset (Kafka's OffsetForLeaderEpoch over the terms
 // and the legacy epochs, below a limit: the high watermark, as the terms
 // include the uncommitted tail) and IndexAtOffset are the Kafka-side
