@@ -119,7 +119,7 @@ func CheckSnapshotData(b []byte, from, next int64) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("snapshot data at offset %d: %w", at, err)
 		}
-		if h.BaseOffset < at || h.LastOffsetDelta < 0 || h.NextOffset() > next {
+		if h.BaseOffset < at || h.LastOffsetDelta < 0 || h.NextOffset() <= h.BaseOffset || h.NextOffset() > next {
 			return 0, fmt.Errorf("snapshot data: batch [%d, %d] after offset %d, below %d: %w",
 				h.BaseOffset, h.LastOffset(), at, next, ErrInvalid)
 		}

@@ -201,3 +201,24 @@ func TestCheckSnapshotData(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckSnapshotData checks that verifying arbitrary bytes as a piece
+// of snapshot data never panics, fails only with ErrInvalid or a batch
+// error, and that what it accepts ends after from and at most at next.
+func FuzzCheckSnapshotData(f *testing.F) {
+	f.Add(bytes.Join([][]byte{stampedBatch(f, 10, spec{term: 3, records: 2}), stampedBatch(f, 14, spec{term: 3, records: 1})}, nil), int64(10), int64(20))
+	f.Add(stampedBatch(f, 0, spec{term: 1, records: 1, valueBytes: 5}), int64(0), int64(1))
+	f.Add([]byte{}, int64(0), int64(0))
+	f.Fuzz(func(t *testing.T, input []byte, from, next int64) {
+		end, err := CheckSnapshotData(input, from, next)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, batch.ErrCorrupt) && !errors.Is(err, batch.ErrShort) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if end <= from || end > next {
+			t.Fatalf("accepted [%d, %d) for the range [%d, %d)", from, end, from, next)
+		}
+	})
+}
