@@ -82,19 +82,21 @@ func (l *Log) currentSnapshotNext(index, term uint64) (int64, error) {
 // snapshotPiece drops a first batch based below offset (it holds offset:
 // the asker started within it) and finds where the next read starts.
 func snapshotPiece(b []byte, offset, next int64) (SnapshotData, error) {
-	if len(b) > 0 {
-		h, err := batch.ParseHeader(b)
-		if err != nil {
-			return SnapshotData{}, err
-		}
-		if h.BaseOffset < offset {
-			b = b[min(h.TotalBytes(), len(b)):]
-		}
-	}
 	if len(b) == 0 {
 		// Nothing is based at or after offset below next: compaction left
 		// a gap up to it, or the copy is complete.
 		return SnapshotData{Next: next}, nil
+	}
+	h, err := batch.ParseHeader(b)
+	if err != nil {
+		return SnapshotData{}, err
+	}
+	if h.BaseOffset < offset {
+		b = b[min(h.TotalBytes(), len(b)):]
+		if len(b) == 0 {
+			// Only the batch holding offset fit: continue after it.
+			return SnapshotData{Next: min(h.NextOffset(), next)}, nil
+		}
 	}
 	last, err := CheckSnapshotData(b, offset, next)
 	if err != nil {

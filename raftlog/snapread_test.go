@@ -111,8 +111,32 @@ func checkSnapshotCopy(t *testing.T, l *Log, m *model, at uint64, maxBytes int) 
 	if err != nil {
 		t.Fatalf("copy of the snapshot at %d in pieces of %d bytes: %v", at, maxBytes, err)
 	}
-	if want := m.wantSnapshotData(at, desc.LogStartOffset); !bytes.Equal(got, want) {
+	want := m.wantSnapshotData(at, desc.LogStartOffset)
+	if !bytes.Equal(got, want) {
 		t.Fatalf("copy of the snapshot at %d from %d: %d bytes, want %d", at, desc.LogStartOffset, len(got), len(want))
+	}
+	checkReadWithinBatch(t, l, at, m.termAt(at), want)
+}
+
+// checkReadWithinBatch reads from within the first batch of want holding
+// several offsets, one byte at most: nothing is sent, and the next read
+// starts after that batch.
+func checkReadWithinBatch(t *testing.T, l *Log, index, term uint64, want []byte) {
+	t.Helper()
+	for rest := want; len(rest) > 0; {
+		h, _, after, err := batch.Next(rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.LastOffsetDelta > 0 {
+			d, err := l.ReadSnapshotData(index, term, h.BaseOffset+1, 1)
+			if err != nil || len(d.Batches) > 0 || d.Next != h.NextOffset() {
+				t.Fatalf("read within batch [%d, %d]: %d bytes, next %d (%v); want none, next %d",
+					h.BaseOffset, h.LastOffset(), len(d.Batches), d.Next, err, h.NextOffset())
+			}
+			return
+		}
+		rest = after
 	}
 }
 
