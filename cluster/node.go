@@ -198,6 +198,7 @@ func peerNodes(peers map[int32]string) []uint64 {
 // waits (AddPeer starts the peer's goroutine and returns).
 func (c *Cluster) onMetaApplied(ctl *controller.Controller) {
 	c.signalApplied(0)
+	c.signalMoves()
 	if ctl == nil {
 		return
 	}
@@ -222,7 +223,8 @@ func (c *Cluster) onMetaApplied(ctl *controller.Controller) {
 	n.leaders.SetPeers(nodes)
 }
 
-// startNodeLoops runs the leader table's heartbeats, wakes LeadersChanged
+// startNodeLoops runs the leader table's heartbeats, the moves of the
+// partitions this node leads (moveLoop), wakes LeadersChanged
 // watchers when the table changes, and tells the table and the groups of
 // peers the transport lost frames to (reportUnreachable).
 func (c *Cluster) startNodeLoops() {
@@ -230,6 +232,7 @@ func (c *Cluster) startNodeLoops() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Go(func() { n.leaders.Run(ctx) })
+	n.wg.Go(func() { c.moveLoop(ctx) })
 	n.wg.Go(func() {
 		for {
 			changed := n.leaders.Changed()
