@@ -17,6 +17,7 @@ const (
 	stagingSuffix        = ".install"
 	stagingMetaName      = "install-meta"
 	stagingDataName      = "data"
+	stagingCompleteName  = "complete"
 	stagingMagic         = 0x43524e49 // "CRNI"
 	stagingFormatVersion = 1
 	stagingMetaBytes     = 4 + 2 + 2 + 8 + 8 + 8 + 8 + 4
@@ -87,6 +88,11 @@ func (s *Staging) resume() error {
 	if err := s.scan(); err != nil {
 		s.data.Close()
 		return err
+	}
+	// A gap may end the copy: only the marker Complete writes says the
+	// data, synced before it, reaches the snapshot's next offset.
+	if _, err := s.fs.Stat(filepath.Join(s.dir, stagingCompleteName)); err == nil {
+		s.next = s.snap.NextOffset
 	}
 	return nil
 }
@@ -253,6 +259,29 @@ func (s *Staging) Add(batches []byte, next int64) error {
 // Sync makes what Add wrote durable.
 func (s *Staging) Sync() error {
 	if err := s.data.Sync(); err != nil {
+		return fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Complete records that the copy reached the snapshot's next offset: the
+// data synced, then an empty marker file made durable in the directory.
+// An install uses only a complete copy.
+func (s *Staging) Complete() error {
+	if !s.Done() {
+		return fmt.Errorf("staging %s: complete at %d, before the next offset %d: %w", s.dir, s.next, s.snap.NextOffset, ErrInvalid)
+	}
+	if err := s.Sync(); err != nil {
+		return err
+	}
+	f, err := s.fs.Create(filepath.Join(s.dir, stagingCompleteName))
+	if err != nil {
+		return fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	if err := s.fs.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("staging %s: %w", s.dir, err)
 	}
 	return nil
