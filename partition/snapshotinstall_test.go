@@ -11,9 +11,9 @@ import (
 )
 
 // stageLeadersCopy copies the data below the leader's current snapshot
-// into the staging directory of node to's partition, as a follower's
-// driver does before it steps the leader's snapshot, and returns the
-// snapshot's descriptor and index.
+// into node to's staging directory through its partition, as a
+// follower's driver does before it steps the leader's snapshot, and
+// returns the snapshot's descriptor and index.
 func (g *group) stageLeadersCopy(from, to uint64) (raftlog.Descriptor, uint64) {
 	g.t.Helper()
 	p := g.parts[from]
@@ -26,11 +26,15 @@ func (g *group) stageLeadersCopy(from, to uint64) (raftlog.Descriptor, uint64) {
 		g.t.Fatal(err)
 	}
 	index, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
-	if desc.LogStartOffset >= desc.NextOffset {
-		g.t.Fatalf("leader's snapshot at %d holds [%d, %d): nothing to copy", index, desc.LogStartOffset, desc.NextOffset)
+	if _, wanted := p.SnapshotCopyWanted(snap); wanted {
+		g.t.Fatal("the leader wants a copy of its own snapshot's data")
 	}
-	s, err := raftlog.OpenStaging(g.fs[to], partDir, raftlog.StagedSnapshot{Index: index, Term: term,
-		LogStartOffset: desc.LogStartOffset, NextOffset: desc.NextOffset})
+	staged, wanted := g.parts[to].SnapshotCopyWanted(snap)
+	want := raftlog.StagedSnapshot{Index: index, Term: term, LogStartOffset: desc.LogStartOffset, NextOffset: desc.NextOffset}
+	if !wanted || staged != want {
+		g.t.Fatalf("follower wants a copy %v of %+v, want %+v", wanted, staged, want)
+	}
+	s, err := g.parts[to].OpenSnapshotCopy(staged)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -57,9 +61,10 @@ func (g *group) stageLeadersCopy(from, to uint64) (raftlog.Descriptor, uint64) {
 
 // TestReplicatedFollowerInstallsStagedCopy: while a follower is down the
 // others' cleaners compact a compacted topic (and, with compact,delete,
-// retention deletes its oldest segments) past its log end; with the data below the
-// leader's snapshot staged, the follower back up installs the snapshot
-// with that data: it serves from the leader's log start every batch the
+// retention deletes its oldest segments) past its log end; back up and
+// cut off, the follower wants a copy of the data below the leader's
+// snapshot (SnapshotCopyWanted) and stages it (OpenSnapshotCopy); healed,
+// it installs the snapshot with that data: it serves from the leader's log start every batch the
 // leader holds, at the same offsets, and its staging directory is gone.
 func TestReplicatedFollowerInstallsStagedCopy(t *testing.T) {
 	for name, edit := range map[string]func(*Config){
@@ -91,8 +96,11 @@ func TestReplicatedFollowerInstallsStagedCopy(t *testing.T) {
 			// Compaction rewrote batches a high watermark exposed: what
 			// the replicas expose from now on is checked against that.
 			clear(g.exposed)
-			desc, index := g.stageLeadersCopy(l, behind)
+			// Back up but cut off, it copies the data, then hears the leader.
+			g.c.Net.Isolate(behind, g.c.IDs())
 			g.restart(behind)
+			desc, index := g.stageLeadersCopy(l, behind)
+			g.c.Net.Heal()
 			g.converge(end)
 			f := g.parts[behind]
 			snap, err := f.raft.Snapshot()
