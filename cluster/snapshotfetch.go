@@ -10,6 +10,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/transport"
@@ -89,7 +90,8 @@ func newSnapshotFetcher(clock env.Clock, logger *slog.Logger, send frameSender, 
 // runs, or the message is dropped), false when it goes to the replica
 // now. It never waits: it runs on the transport's reader.
 func (f *snapshotFetcher) intercept(from, group uint64, m *raftpb.Message) bool {
-	if m.GetType() != raftpb.MsgSnap || !hasDataBelow(m.GetSnapshot()) {
+	// The metadata group's snapshots carry its whole state in band.
+	if m.GetType() != raftpb.MsgSnap || group == controller.GroupID || !hasDataBelow(m.GetSnapshot()) {
 		return false
 	}
 	md := m.GetSnapshot().GetMetadata()
@@ -156,6 +158,9 @@ func (f *snapshotFetcher) run(cp *snapshotCopy) {
 	defer f.forget(cp)
 	t := f.target(cp.group)
 	if t == nil {
+		// No partition here to copy for (one opening, say): the replica,
+		// if any, judges the snapshot as it would without a copy.
+		f.deliver(cp.group, cp.msg)
 		return
 	}
 	staged, wanted := t.SnapshotCopyWanted(cp.msg.GetSnapshot())

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/raftlog"
@@ -128,13 +129,21 @@ func snapMsg(index, term uint64, next int64) *raftpb.Message {
 			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: &raftpb.ConfState{}}}}
 }
 
+// noReplicaGroup has no local replica to copy for.
+const noReplicaGroup = 99
+
 func newFetcherPair(t *testing.T, clock env.Clock) (*snapshotFetcher, *fakeLeader, chan *raftpb.Message, vfs.FS) {
 	data, next := leaderData(t)
 	fsys := vfs.NewMem()
 	leader := &fakeLeader{t: t, data: data, next: next, silent: map[uint64]bool{}}
 	delivered := make(chan *raftpb.Message, 16)
 	f := newSnapshotFetcher(clock, slog.New(slog.DiscardHandler), leader,
-		func(group uint64) snapshotTarget { return fakeTarget{fs: fsys, dir: groupDir(group)} },
+		func(group uint64) snapshotTarget {
+			if group == noReplicaGroup {
+				return nil
+			}
+			return fakeTarget{fs: fsys, dir: groupDir(group)}
+		},
 		func(group uint64, m *raftpb.Message) { delivered <- m })
 	leader.fetcher = f
 	return f, leader, delivered, fsys
@@ -142,8 +151,9 @@ func newFetcherPair(t *testing.T, clock env.Clock) (*snapshotFetcher, *fakeLeade
 
 // TestSnapshotFetcherCopiesThenDelivers: a MsgSnap with data below it is
 // held, the data copied in pieces into the staging directory, marked
-// complete, and then the MsgSnap delivered; other messages, and a snapshot
-// with no data below it, pass at once.
+// complete, and then the MsgSnap delivered; other messages, a snapshot
+// with no data below it and the metadata group's pass at once, and one with
+// no local replica to copy for is delivered without a copy.
 func TestSnapshotFetcherCopiesThenDelivers(t *testing.T) {
 	f, leader, delivered, fsys := newFetcherPair(t, env.RealClock())
 	defer f.close()
@@ -152,6 +162,21 @@ func TestSnapshotFetcherCopiesThenDelivers(t *testing.T) {
 	}
 	if f.intercept(7, 1, snapMsg(10, 2, 4)) {
 		t.Fatal("a snapshot with no data below it was intercepted")
+	}
+	if f.intercept(7, controller.GroupID, snapMsg(10, 2, leader.next)) {
+		t.Fatal("a snapshot of the metadata group was intercepted")
+	}
+	orphan := snapMsg(10, 2, leader.next)
+	if !f.intercept(7, noReplicaGroup, orphan) {
+		t.Fatal("a snapshot was not taken")
+	}
+	select {
+	case got := <-delivered:
+		if got != orphan {
+			t.Fatal("another message delivered")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a snapshot with no replica to copy for was never delivered")
 	}
 	m := snapMsg(10, 2, leader.next)
 	if !f.intercept(7, 1, m) {
@@ -185,11 +210,11 @@ func TestSnapshotFetcherCopiesThenDelivers(t *testing.T) {
 func TestSnapshotFetcherDropsAndStops(t *testing.T) {
 	f, leader, delivered, _ := newFetcherPair(t, env.NewManualClock(time.Unix(0, 0)))
 	for g := range uint64(snapshotCopiesMax + 1) {
-		leader.silent[g] = true
+		leader.silent[g+1] = true
 	}
 	for g := range uint64(snapshotCopiesMax + 1) {
-		if !f.intercept(7, g, snapMsg(10, 2, leader.next)) {
-			t.Fatalf("group %d: snapshot not taken", g)
+		if !f.intercept(7, g+1, snapMsg(10, 2, leader.next)) {
+			t.Fatalf("group %d: snapshot not taken", g+1)
 		}
 	}
 	running := func() int {
@@ -201,24 +226,24 @@ func TestSnapshotFetcherDropsAndStops(t *testing.T) {
 		t.Fatalf("%d copies run, want the bound %d", n, snapshotCopiesMax)
 	}
 	f.mu.Lock()
-	first := f.copies[0]
+	first := f.copies[1]
 	f.mu.Unlock()
-	if !f.intercept(7, 0, snapMsg(10, 2, leader.next)) || running() != snapshotCopiesMax {
+	if !f.intercept(7, 1, snapMsg(10, 2, leader.next)) || running() != snapshotCopiesMax {
 		t.Fatal("the same snapshot again was not dropped")
 	}
-	if !f.intercept(7, 0, snapMsg(12, 2, leader.next)) {
+	if !f.intercept(7, 1, snapMsg(12, 2, leader.next)) {
 		t.Fatal("another snapshot went to the replica while a copy ran")
 	}
 	waitFor(t, "the stopped copy to end", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return f.copies[0] != first
+		return f.copies[1] != first
 	})
 	leader.mu.Lock()
 	leader.changed = true
-	delete(leader.silent, snapshotCopiesMax+1)
+	delete(leader.silent, snapshotCopiesMax+2)
 	leader.mu.Unlock()
-	if !f.intercept(7, snapshotCopiesMax+1, snapMsg(10, 2, leader.next)) {
+	if !f.intercept(7, snapshotCopiesMax+2, snapMsg(10, 2, leader.next)) {
 		t.Fatal("snapshot not taken")
 	}
 	waitFor(t, "the changed snapshot's copy to end", func() bool { return running() == snapshotCopiesMax-1 })
