@@ -33,16 +33,6 @@ func openStagedCopy(fsys vfs.FS, dir string, snap StagedSnapshot) (s *Staging, o
 	return s, true, nil
 }
 
-// hasStagedCopy says the staging directory of the log in dir holds the
-// whole data below snap.
-func hasStagedCopy(fsys vfs.FS, dir string, snap StagedSnapshot) (bool, error) {
-	s, ok, err := openStagedCopy(fsys, dir, snap)
-	if err != nil || !ok {
-		return false, err
-	}
-	return true, s.Close()
-}
-
 // pieces reads the staged batches in order, about stagedPieceBytes at a
 // time, io.EOF after the last. The copy was scanned whole by resume.
 func (s *Staging) pieces() func() ([]byte, error) {

@@ -298,3 +298,13 @@ func TestStagingComplete(t *testing.T) {
 		t.Fatal("the staged data changed")
 	}
 }
+
+// hasStagedCopy says the staging directory of the log in dir holds the
+// whole data below snap.
+func hasStagedCopy(fsys vfs.FS, dir string, snap StagedSnapshot) (bool, error) {
+	s, ok, err := openStagedCopy(fsys, dir, snap)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, s.Close()
+}
