@@ -234,7 +234,7 @@ func TestSnapshotFetcherDropsAndStops(t *testing.T) {
 	if !f.intercept(7, 1, snapMsg(12, 2, leader.next)) {
 		t.Fatal("another snapshot went to the replica while a copy ran")
 	}
-	waitFor(t, "the stopped copy to end", func() bool {
+	waitUntil(t, "the stopped copy to end", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return f.copies[1] != first
@@ -246,7 +246,7 @@ func TestSnapshotFetcherDropsAndStops(t *testing.T) {
 	if !f.intercept(7, snapshotCopiesMax+2, snapMsg(10, 2, leader.next)) {
 		t.Fatal("snapshot not taken")
 	}
-	waitFor(t, "the changed snapshot's copy to end", func() bool { return running() == snapshotCopiesMax-1 })
+	waitUntil(t, "the changed snapshot's copy to end", func() bool { return running() == snapshotCopiesMax-1 })
 	f.close()
 	if n := running(); n != 0 {
 		t.Fatalf("%d copies after close", n)
@@ -256,19 +256,6 @@ func TestSnapshotFetcherDropsAndStops(t *testing.T) {
 		t.Fatalf("delivered a snapshot at %d that was never copied", m.GetSnapshot().GetMetadata().GetIndex())
 	default:
 	}
-}
-
-// waitFor polls cond for up to 10 s: the copies run on their own
-// goroutines and report nothing else.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 10_000 {
-		if cond() {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("%s: not within 10 s", what)
 }
 
 // appendKeyed appends one keyed record and waits for acks=all.
