@@ -147,6 +147,10 @@
 //     log installs the snapshot (RaftStorage); Restore takes it in, and a
 //     follower whose log did not reach the snapshot restarts its segments
 //     empty at the snapshot's next offset and serves from there (the data
-//     below is not copied). A stream topic's index cannot be rebuilt without that
-//     data, so its replicas refuse such a snapshot (ErrUnsupported).
+//     below is not copied yet). A stream topic's index cannot be rebuilt without that
+//     data, so its replicas refuse such a snapshot (ErrUnsupported). The
+//     leader's side of that copy is built: ReadSnapshotData
+//     (snapshotcopy.go) serves the batches below the current snapshot, from
+//     the descriptor's log start to its next offset, and refuses another
+//     snapshot (raftlog.ErrSnapshotChanged).
 package partition

@@ -20,7 +20,11 @@
 // rewrites raft-meta with its live records when it grew well past them
 // (rewrite.go). ApplySnapshot (apply.go) installs a snapshot a leader
 // sent, whose Data is a Descriptor (descriptor.go), the encoding Snapshot
-// returns; Storage (adapter.go) gives the Log as the replica driver's
+// returns; ReadSnapshotData (snapread.go) serves a follower copying the
+// data below the current snapshot, piece by piece, and CheckSnapshotData
+// verifies a piece before the follower keeps it, and a Staging keeps the
+// pieces in <dir>.install/, resumable across crashes (staging.go);
+// Storage (adapter.go) gives the Log as the replica driver's
 // Storage. EpochEndOffset (Kafka's OffsetForLeaderEpoch over the terms
 // and the legacy epochs, below a limit: the high watermark, as the terms
 // include the uncommitted tail) and IndexAtOffset are the Kafka-side
@@ -187,6 +191,31 @@
 // every count by the bytes left, and checks the offsets are not negative,
 // the log start is at or below the next offset, and term boundaries and
 // legacy epochs ascend below the next offset (ErrInvalid otherwise).
+//
+// # Staging directory
+//
+// A follower copying the data below a leader's snapshot (ReadSnapshotData
+// on the leader) keeps it in <dir>.install/ until the snapshot is
+// installed (staging.go: OpenStaging, Add, Sync, RemoveStaging). Two files:
+// install-meta, written and synced before the directory entry is, names
+// the snapshot copied:
+//
+//	 0      4     magic 0x43524e49 ("CRNI")
+//	 4      2     format version, 1
+//	 6      2     flags, 0
+//	 8      8     snapshot index
+//	16      8     snapshot term
+//	24      8     log start offset of the descriptor
+//	32      8     next offset of the descriptor
+//	40      4     CRC32C of everything before
+//
+// and data, the batches copied, whole and as the sender stored them, in
+// ascending offsets with compaction's gaps. OpenStaging for the snapshot
+// install-meta names resumes after the last whole batch with a valid CRC
+// (cutting what follows: a torn write); for another snapshot, or when
+// install-meta is missing or damaged, it removes the directory and starts
+// again empty. The copy is data only: nothing in the log refers to it
+// until an install does.
 //
 // # Recovery point and damage
 //
