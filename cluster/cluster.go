@@ -229,6 +229,9 @@ type Cluster struct {
 	producerIDEnd  int64 // end of the block allocated by the metadata group
 
 	applied chan struct{} // signalled by OnApplied, buffered 1
+	// metaApplied wakes a cluster node's moveLoop after the metadata
+	// group applied entries; buffered 1.
+	metaApplied chan struct{}
 	// node is a cluster node's transport and leader table; nil on a
 	// single node.
 	node *node
@@ -280,7 +283,7 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, env: e, lock: lock, topics: map[string]*Topic{},
-		applied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
+		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
 	if err := c.load(); err != nil {
 		c.closeAll()

@@ -19,7 +19,8 @@
 //
 // The replica manager (replicas.go) makes the open partitions follow the
 // applied state: reconcile opens new and grown topics' partitions, applies
-// changed configs, and closes and removes dropped topics. It runs in the
+// changed configs, opens and closes replicas moved onto and off this node,
+// and closes and removes dropped topics. It runs in the
 // caller after its command applied (so a call returns with its partitions
 // open) and on its own goroutine woken by the group's OnApplied, never on
 // the group's worker.
@@ -29,8 +30,13 @@
 // With Config.Peers set (node id → Raft address of every initial voter,
 // the same on every node) the node is one of a cluster (node.go). The
 // Cluster owns its transport.TCP (Raft batches to the scheduler; the
-// controller's, the probe's and the leader table's frames; join
-// connections to the controller), one replica.Scheduler sending through
+// controller's, the probe's and the leader table's frames; SnapshotRead
+// frames to the snapshot server, snapshotserve.go, which answers followers
+// copying the data below a local replica's snapshot; a MsgSnap with data
+// below its next offset, and the SnapshotChunk frames, to the snapshot
+// fetcher, snapshotfetch.go, which copies that data into the replica's
+// staging directory before it delivers the MsgSnap; join connections to
+// the controller), one replica.Scheduler sending through
 // transport.ReplicaSender for the metadata group and every partition
 // group, the controller opened with the peers (a new node probes them
 // before bootstrapping), and a leaders.Leaders sending heartbeats to the
@@ -46,7 +52,7 @@
 // node.json's ReplicaID) is a partition.OpenReplica whose group runs on
 // the scheduler (replicagroups.go): a new replica's Raft log starts from
 // the bootstrap snapshot every replica derives alike from the placement
-// (index 1, term 1, voters = the replicas), and a new group's preferred
+// (index 1, term 1, voters = the group's first replicas), and a new group's preferred
 // leader campaigns at once. Its state machine is the partition wrapped so
 // that a leadership change also reaches the leader table and wakes
 // LeadersChanged; it runs on the group's worker and takes only watchMu,
@@ -58,6 +64,35 @@
 // every node opens its replicas as the creation applies there. A single
 // node (no peers) keeps the one-voter group on its own scheduler and the
 // single-writer partitions, exactly as before.
+//
+// # Moving replicas and leaders (reassign.go, membership.go)
+//
+// Reassign records a partition's target replicas (BeginReassignment). A
+// node in the target opens its replica from the same bootstrap snapshot
+// as the others (the group's first voters, meta.BootstrapVoters: the
+// metadata group remembers them once a move completes), so it is not in
+// its own starting configuration and never campaigns; it learns its
+// addition from the leader's log. The group's leader (moveLoop, woken by
+// metadata applies and every moveInterval while a group here moves) takes
+// one step at a time from its applied configuration towards the wanted
+// set (planMove, pure): each new replica added as a learner, a wait until
+// every learner is within catchUpEntries of its log, a hand-over when the
+// leader itself leaves, then one joint change (ConfChangeTransitionAuto,
+// raft leaves it by itself); with the voters the target it proposes
+// CompleteReassignment. Nothing is remembered between steps, so a new
+// leader goes on where the last stopped, and a cancelled move (the
+// replicas are then the wanted set) is undone the same way. A leader
+// whose Raft log no longer starts right after the bootstrap cannot give
+// a new replica its history without snapshot install (not built) and
+// cancels the move (ErrCompactedLog). A node in neither set closes its
+// replica and removes the directory (followPlacement, in reconcile), also
+// at start for a move made while it was away. TransferLeader asks a
+// group's leader, or the transferee's node, to hand over;
+// PreferLeader and RebalanceLeaders hand what this node leads to the
+// preferred leaders. RemoveNode makes a node DRAINING and starts
+// meta.PlanRemoveNode's moves; the metadata leader's moveLoop marks it
+// REMOVED once nothing is placed there, and the controller's membership
+// round then removes its metadata voter.
 //
 // What the front ends read (view.go): Leader is a local replica's last
 // leadership (leader replica → node, term → epoch, Local for the ready

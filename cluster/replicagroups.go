@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
@@ -25,9 +25,10 @@ func (c *Cluster) openSlot(topic string, mp *metav1.Partition, cfg partition.Con
 	switch {
 	case !c.cfg.clustered():
 		slot = c.openPartition(topic, mp.Index, cfg)
-	case slices.Contains(mp.Replicas, c.replicaID()):
+	case c.assignedHere(mp):
 		slot = c.openReplica(topic, mp, cfg)
 	default:
+		c.removeUnassigned(topic, mp)
 		slot = &PartitionSlot{Index: mp.Index, Offline: errNoReplica(topic, mp.Index)}
 	}
 	slot.Group, slot.Replicas = mp.GroupId, c.replicaNodes(mp.Replicas)
@@ -49,8 +50,11 @@ func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.
 // and state machine and adds the group to the scheduler. A new replica's
 // log starts from the bootstrap snapshot every replica of the group
 // derives alike from the placement (index 1, term 1, voters = the
-// replicas), so none needs an entry of its own; the preferred leader of a
-// new group campaigns at once rather than after an election timeout.
+// group's first replicas), so none needs an entry of its own; the
+// preferred leader of a new group campaigns at once rather than after an
+// election timeout. A replica a move adds starts from the same snapshot:
+// it is not among those voters, so it never campaigns, and it learns its
+// own addition from the leader's log (reassign.go).
 func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition.Config) (*partition.Partition, error) {
 	rid, group := c.replicaID(), mp.GroupId
 	name := partitionDirName(topic, mp.Index)
@@ -62,7 +66,7 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition
 	// the only caller of ConfState.
 	var r *replica.Replica
 	boot := raftlog.Bootstrap{GroupID: group, ReplicaID: rid, Index: replicaBootstrapIndex, Term: replicaBootstrapTerm,
-		ConfState: &raftpb.ConfState{Voters: slices.Clone(mp.Replicas)}}
+		ConfState: &raftpb.ConfState{Voters: meta.BootstrapVoters(mp)}}
 	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), Bootstrap: boot,
 		ConfState: func() *raftpb.ConfState { return r.ConfState() }}
 	p, err := partition.OpenReplica(c.env, dir, topic, mp.Index, cfg, rc)
@@ -83,7 +87,7 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition
 		_ = p.Close() // the error that keeps it offline is err
 		return nil, fmt.Errorf("start the replica of group %d: %w", group, err)
 	}
-	if applied <= replicaBootstrapIndex && cmp.Or(mp.PreferredLeader, mp.Replicas[0]) == rid {
+	if applied <= replicaBootstrapIndex && mp.ReassignmentId == 0 && len(mp.BootstrapReplicas) == 0 && cmp.Or(mp.PreferredLeader, mp.Replicas[0]) == rid {
 		if err := c.sched.Do(group, func(r *replica.Replica) { _ = r.Campaign() }); err != nil {
 			c.env.Logger.Warn("campaigning for a new partition group; its election timeout will elect a leader", "group", group, "err", err)
 		}

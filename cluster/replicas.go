@@ -81,11 +81,12 @@ func (c *Cluster) reconcileTo(st *metav1.State) error {
 }
 
 // reconcileTopic opens a new topic's partitions, the added ones of a grown
-// topic, and applies changed configs. It returns how many partitions it
+// topic, follows moves of replicas onto and off this node
+// (followPlacement), and applies changed configs. It returns how many partitions it
 // opened. Callers hold mu.
 func (c *Cluster) reconcileTopic(w *metav1.Topic) (int, error) {
 	cur, ok := c.topics[w.Name]
-	if ok && len(cur.Partitions) == len(w.Partitions) && maps.Equal(cur.Configs, w.Configs) {
+	if ok && len(cur.Partitions) == len(w.Partitions) && maps.Equal(cur.Configs, w.Configs) && !c.placementChanged(cur, w) {
 		return 0, nil
 	}
 	pcfg, err := c.partitionConfig(w.Configs)
@@ -96,8 +97,8 @@ func (c *Cluster) reconcileTopic(w *metav1.Topic) (int, error) {
 	}
 	next := &Topic{Name: w.Name, ID: [16]byte(w.Id), Configs: maps.Clone(w.Configs)}
 	var errs []error
+	moved := 0
 	if ok {
-		next.Partitions = append(next.Partitions, cur.Partitions...)
 		if !maps.Equal(cur.Configs, w.Configs) {
 			for _, s := range cur.Partitions {
 				if s.Partition != nil {
@@ -105,8 +106,11 @@ func (c *Cluster) reconcileTopic(w *metav1.Topic) (int, error) {
 				}
 			}
 		}
+		var slots []*PartitionSlot
+		slots, moved = c.followPlacement(cur, w, pcfg)
+		next.Partitions = append(next.Partitions, slots...)
 	}
-	opened := len(w.Partitions) - len(next.Partitions)
+	opened := moved + len(w.Partitions) - len(next.Partitions)
 	for i := int32(len(next.Partitions)); i < int32(len(w.Partitions)); i++ {
 		next.Partitions = append(next.Partitions, c.openSlot(w.Name, w.Partitions[i], pcfg))
 	}

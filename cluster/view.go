@@ -125,7 +125,8 @@ func (c *Cluster) caughtUp(group uint64) []int32 {
 	err := c.sched.Do(group, func(r *replica.Replica) {
 		st := r.Status()
 		for id, pr := range st.Progress {
-			if id == st.ID || (pr.RecentActive && pr.Match >= st.GetCommit()) {
+			// A learner (a replica a move is adding) is not a replica yet.
+			if id == st.ID || (!pr.IsLearner && pr.RecentActive && pr.Match >= st.GetCommit()) {
 				out = append(out, meta.NodeOf(id))
 			}
 		}

@@ -116,7 +116,9 @@
 // compact, since raft installs no snapshot whose configuration lacks the
 // receiver. The node starts with Config.Join: its empty log waits for that
 // snapshot. The leader's membership goroutine, after applies and every
-// MembershipInterval, removes members of replaced incarnations, promotes a
+// MembershipInterval, removes members of replaced incarnations and of
+// nodes the operator removed (REMOVED brokers, live or not; a leader on
+// such a node hands its leadership over first), promotes a
 // caught-up learner while the group has fewer than three voters and marks
 // caught-up JOINING brokers ACTIVE. The transport must know the new node
 // first: the wiring adds brokers' Raft addresses as peers as they apply.
@@ -132,7 +134,8 @@
 // new incarnation of a node whose current replica it heard from within an
 // election timeout (a wiped node is silent that long under its old
 // identity), and the membership round never removes the leader, such a
-// live replica, nor a voter below a quorum of three.
+// live replica (unless its broker is REMOVED), nor a voter below a quorum
+// of three.
 //
 // # Goroutines and locks
 //

@@ -203,7 +203,8 @@ func (c *Controller) HandleJoinFrame(from uint64, payload []byte) {
 
 // membershipLoop runs the leader's membership duties after applies and
 // every MembershipInterval (a learner catching up applies nothing on the
-// leader): remove the members of incarnations their node replaced,
+// leader): hand the leadership over when its own node was removed,
+// remove the members of incarnations their node replaced or removed,
 // promote a caught-up learner while voters are fewer than three, and mark
 // the caught-up JOINING brokers ACTIVE.
 func (c *Controller) membershipLoop() {
@@ -240,6 +241,10 @@ func (c *Controller) tendMembers() error {
 		if len(cs.GetVotersOutgoing()) > 0 {
 			return
 		}
+		if to, ok := c.successor(cs, st); ok {
+			r.TransferLeader(to) // a removed node's leadership goes first; its removal follows under the next leader
+			return
+		}
 		if stale, ok := c.staleMember(cs, st); ok {
 			// A node that lost its data came back under a new incarnation:
 			// its old one never votes again.
@@ -265,7 +270,9 @@ func (c *Controller) tendMembers() error {
 }
 
 // staleMember returns a member of the group (voter or learner) whose node
-// has registered a later incarnation since, lowest first. It never returns
+// has registered a later incarnation since, or that the operator removed
+// (its broker REMOVED: any but the leader, within the quorum rule below),
+// lowest first. It never returns
 // the leader itself, a replica the leader heard from within the last
 // election timeout (the node's old incarnation is alive, whatever
 // registered the new one), nor a voter whose removal would leave fewer
@@ -277,12 +284,43 @@ func (c *Controller) staleMember(cs *raftpb.ConfState, st raft.Status) (uint64, 
 	defer c.mu.Unlock()
 	for _, id := range slices.Sorted(slices.Values(slices.Concat(cs.GetVoters(), cs.GetLearners()))) {
 		b, ok := c.machine.Broker(meta.NodeOf(id))
-		if !ok || b.Incarnation <= meta.IncarnationOf(id) || !removable(id, c.id, cs, st) {
+		if !ok {
 			continue
 		}
-		return id, true
+		replaced := b.Incarnation > meta.IncarnationOf(id) && removable(id, c.id, cs, st)
+		// A node removed by the operator (remove-node) leaves while it
+		// still runs: only the quorum rule holds it back.
+		removed := b.Incarnation == meta.IncarnationOf(id) && b.State == metav1.BrokerState_BROKER_STATE_REMOVED &&
+			id != c.id && keepsQuorum(id, cs)
+		if replaced || removed {
+			return id, true
+		}
 	}
 	return 0, false
+}
+
+// keepsQuorum reports whether removing member id leaves cs at least a
+// quorum of votersWanted voters.
+func keepsQuorum(id uint64, cs *raftpb.ConfState) bool {
+	return !slices.Contains(cs.GetVoters(), id) || len(cs.GetVoters())-1 >= votersWanted/2+1
+}
+
+// successor is the voter the leader hands over to when the operator
+// removed its own node: the one furthest along.
+func (c *Controller) successor(cs *raftpb.ConfState, st raft.Status) (uint64, bool) {
+	c.mu.Lock()
+	b, ok := c.machine.Broker(meta.NodeOf(c.id))
+	c.mu.Unlock()
+	if !ok || b.State != metav1.BrokerState_BROKER_STATE_REMOVED || b.Incarnation != meta.IncarnationOf(c.id) {
+		return 0, false
+	}
+	var best uint64
+	for _, id := range cs.GetVoters() {
+		if id != c.id && (best == 0 || st.Progress[id].Match > st.Progress[best].Match) {
+			best = id
+		}
+	}
+	return best, best != 0
 }
 
 // removable says whether the leader may remove member id of cs, by
@@ -294,7 +332,7 @@ func removable(id, leader uint64, cs *raftpb.ConfState, st raft.Status) bool {
 	if pr, ok := st.Progress[id]; ok && pr.RecentActive {
 		return false
 	}
-	return !slices.Contains(cs.GetVoters(), id) || len(cs.GetVoters())-1 >= votersWanted/2+1
+	return keepsQuorum(id, cs)
 }
 
 // errLiveMember refuses a registration that would replace a live replica.

@@ -89,6 +89,8 @@ func (s *Server) brokerConfigs() []brokerConfig {
 	return []brokerConfig{
 		{"auto.create.topics.enable", strconv.FormatBool(s.cfg.AutoCreateTopics), static, kmsg.ConfigTypeBoolean, "create unknown topics named in Metadata requests"},
 		{"broker.id", node, static, kmsg.ConfigTypeInt, "this broker's node id"},
+		{"cairn.node.state", s.cluster.NodeState(s.cluster.NodeID()), fixed, kmsg.ConfigTypeString,
+			"this node's state in the cluster: ACTIVE, or DRAINING while remove-node moves its replicas off"},
 		{"compression.type", "producer", fixed, kmsg.ConfigTypeString, "batches are stored as the producer compressed them"},
 		{"connections.max.idle.ms", strconv.FormatInt(s.cfg.IdleTimeout.Milliseconds(), 10), static, kmsg.ConfigTypeLong, "close connections idle for this long"},
 		{"default.replication.factor", "1", fixed, kmsg.ConfigTypeInt, "a single node holds the only replica"},

@@ -47,9 +47,12 @@ func startServerView(t testing.TB, view func(*cluster.Cluster) clusterView, edit
 
 // serverSetup is what a test server is built with besides its Config.
 type serverSetup struct {
-	fs   vfs.FS                             // nil: in memory
-	node int32                              // the cluster's node id
-	view func(*cluster.Cluster) clusterView // nil: the cluster itself
+	fs   vfs.FS // nil: in memory
+	node int32  // the cluster's node id
+	// oneVoter makes the node a cluster of its own (peers naming itself):
+	// its partitions are replicated Raft groups with one voter.
+	oneVoter bool
+	view     func(*cluster.Cluster) clusterView // nil: the cluster itself
 }
 
 func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *testServer {
@@ -59,16 +62,20 @@ func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *te
 		fsys = vfs.NewMem()
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ccfg := cluster.DefaultConfig("/data")
 	ccfg.NodeID = setup.node
+	if setup.oneVoter {
+		ccfg.NodeID, ccfg.Peers, ccfg.KafkaAddr = 1, map[int32]string{1: freeLoopbackAddr(t)}, ln.Addr().String()
+	}
 	e := env.Real()
 	e.FS, e.Logger = fsys, logger
 	cl, err := cluster.Open(e, ccfg)
 	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+		_ = ln.Close()
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
@@ -89,6 +96,18 @@ func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *te
 		_ = cl.Close()
 	})
 	return &testServer{Server: srv, addr: ln.Addr().String(), cluster: cl, fs: fsys}
+}
+
+// freeLoopbackAddr returns a loopback address nothing listens on now, for
+// a one-voter cluster's Raft listener.
+func freeLoopbackAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // client returns a franz-go client for the server, closed at cleanup.

@@ -12,7 +12,10 @@ package kafka
 // response, and a failed acks=0 produce closes the connection. Records
 // become visible to consumers at the high watermark (committed, or on a
 // single writer the synced log end), so after an acks=1 or acks=0 produce
-// they appear one commit later, typically within milliseconds.
+// they appear one commit later, typically within milliseconds. An idempotent
+// producer's retry of a batch already appended is answered with the
+// original's offsets, on a replicated partition also by a new leader for a
+// batch the old one committed.
 //
 // Versions 0-2 are listed in ApiVersions but every partition of such a
 // request is refused with UNSUPPORTED_VERSION, as Kafka 4 does (KAFKA-18659):
@@ -66,7 +69,7 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 		ctx, cancel := context.WithTimeout(c.ctx, max(timeout, time.Millisecond))
 		defer cancel()
 		for _, w := range waits {
-			if err := w.p.WaitAppended(ctx, w.res, w.all); err != nil {
+			if err := w.wait(ctx); err != nil {
 				setProduceError(w.resp, err)
 				continue
 			}
@@ -74,6 +77,14 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 		}
 		return resp
 	}}
+}
+
+// wait waits for w's acknowledgement. A retried idempotent batch answered
+// as a duplicate carries the term its original was proposed in, so it is
+// acknowledged once that original commits, never by another batch at its
+// offsets.
+func (w appendWait) wait(ctx context.Context) error {
+	return w.p.WaitAppended(ctx, w.res, w.all)
 }
 
 // produceRefusal returns why every partition of req is refused, or nil.

@@ -5,10 +5,12 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -95,4 +97,52 @@ func produce(t *testing.T, rc *rawConn, topics map[string][]partitionRecords) *k
 		req.Topics = append(req.Topics, rt)
 	}
 	return rc.roundTrip(req).(*kmsg.ProduceResponse)
+}
+
+// TestProduceRetryOfACommittedBatchOnAReplicatedPartition: an idempotent
+// producer that lost the answer to an acks=all produce sends the same
+// batch again; on a replicated partition (a one-voter cluster) the retry
+// is recognised from producer state and answered with the original's
+// offset, not written twice and not refused. After a failover this is
+// how a producer learns that its batch committed under the old leader.
+func TestProduceRetryOfACommittedBatchOnAReplicatedPartition(t *testing.T) {
+	ts := startServerWith(t, serverSetup{oneVoter: true})
+	if _, err := ts.cluster.CreateTopicReplicated("r", 1, 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ts.cluster.Partition("r", 0)
+	if err != nil || !p.Replicated() {
+		t.Fatalf("partition r-0: replicated %t, err %v", err == nil && p.Replicated(), err)
+	}
+	rc := ts.dial(t)
+	tmpl := batch.Header{PartitionLeaderEpoch: -1, ProducerID: 7, ProducerEpoch: 0, BaseSequence: 0}
+	first, err := batch.Encode(tmpl, 0, []batch.Record{{TimestampMs: time.Now().UnixMilli(), Value: []byte("once")}}, batch.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// The partition's group elects its one voter just after the topic is created.
+		resp := produce(t, rc, map[string][]partitionRecords{"r": {{0, slices.Clone(first)}}})
+		rp := resp.Topics[0].Partitions[0]
+		if rp.ErrorCode == 0 {
+			if rp.BaseOffset != 0 {
+				t.Fatalf("first produce at %d", rp.BaseOffset)
+			}
+			break
+		}
+		if rp.ErrorCode != kerr.NotLeaderForPartition.Code || time.Now().After(deadline) {
+			t.Fatalf("first produce: code %d", rp.ErrorCode)
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for the election: no event a client sees
+	}
+	for retry := range 2 {
+		rp := produce(t, rc, map[string][]partitionRecords{"r": {{0, slices.Clone(first)}}}).Topics[0].Partitions[0]
+		if rp.ErrorCode != 0 || rp.BaseOffset != 0 {
+			t.Fatalf("retry %d: code %d base %d, want the original's offset 0", retry, rp.ErrorCode, rp.BaseOffset)
+		}
+	}
+	if end := p.HighWatermark(); end != 1 {
+		t.Fatalf("high watermark %d after one batch and its retries", end)
+	}
 }

@@ -276,6 +276,9 @@ func TestProducerAndReassignmentCommands(t *testing.T) {
 				if !slices.Equal(p.Replicas, []uint64{r3, r1}) || p.TargetReplicas != nil || p.ReassignmentId != 0 || p.PreferredLeader != r3 {
 					t.Fatalf("partition %v", p)
 				}
+				if !slices.Equal(BootstrapVoters(p), []uint64{r3, r1, r2}) {
+					t.Fatalf("bootstrap voters %v after the first move, want the replicas before it", BootstrapVoters(p))
+				}
 				if as := m.PartitionsOf(r2); len(as) != 3 {
 					t.Fatalf("r2 still on %d partitions: %v", len(as), as)
 				}

@@ -78,6 +78,9 @@ func (m *Machine) completeReassignment(c *metav1.CompleteReassignment) (*metav1.
 	if r != nil {
 		return nil, r
 	}
+	if len(p.BootstrapReplicas) == 0 {
+		p.BootstrapReplicas = p.Replicas
+	}
 	p.Replicas, p.TargetReplicas, p.ReassignmentId = p.TargetReplicas, nil, 0
 	if !slices.Contains(p.Replicas, p.PreferredLeader) {
 		p.PreferredLeader = p.Replicas[0]
@@ -116,4 +119,15 @@ func (m *Machine) setPreferredLeaders(c *metav1.SetPreferredLeaders) (*metav1.Re
 		p.PreferredLeader = c.Leaders[i].Replica
 	}
 	return &metav1.Result{}, nil
+}
+
+// BootstrapVoters are the voters of the bootstrap snapshot every replica
+// of p's group starts its log from: a replica a move adds opens with them,
+// so the configuration changes it then replays apply to the configuration
+// they were made in.
+func BootstrapVoters(p *metav1.Partition) []uint64 {
+	if len(p.GetBootstrapReplicas()) > 0 {
+		return slices.Clone(p.BootstrapReplicas)
+	}
+	return slices.Clone(p.GetReplicas())
 }

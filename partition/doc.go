@@ -151,7 +151,15 @@
 //     producer state (SetSnapshotData), written to disk before the Raft
 //     log installs the snapshot (RaftStorage); Restore takes it in, and a
 //     follower whose log did not reach the snapshot restarts its segments
-//     empty at the snapshot's next offset and serves from there (the data
-//     below is not copied). A stream topic's index cannot be rebuilt without that
-//     data, so its replicas refuse such a snapshot (ErrUnsupported).
+//     at the snapshot's next offset, with the data below it from the
+//     descriptor's log start when a complete copy was staged, empty (and
+//     serving from there) otherwise. A stream topic's index is not rebuilt
+//     from such data, so its replicas refuse such a snapshot
+//     (ErrUnsupported). The copy (snapshotcopy.go): the leader's
+//     ReadSnapshotData serves the batches below its current snapshot, from
+//     the descriptor's log start to its next offset, refusing another
+//     snapshot (raftlog.ErrSnapshotChanged); a follower's
+//     SnapshotCopyWanted says a snapshot needs that copy (data below it,
+//     and the Raft log lacks its entry) and OpenSnapshotCopy opens the
+//     staging directory it goes to.
 package partition

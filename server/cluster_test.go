@@ -15,37 +15,55 @@ import (
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
-// startThree starts three servers forming a cluster over loopback, each
-// on its own filesystem. The Raft addresses are picked free and then
-// bound, so another socket may take one in between: such a start is
-// retried on fresh addresses.
+// testCluster is three servers forming a cluster over loopback, each on
+// its own filesystem, so a node can be closed and started again from its
+// data directory.
+type testCluster struct {
+	t       *testing.T
+	peers   map[int32]string
+	fs      map[int32]vfs.FS
+	kafka   map[int32]string // the Kafka address each node bound last
+	servers map[int32]*Server
+}
+
+// startThree starts three servers forming a cluster and returns them by
+// node id - 1.
 func startThree(t *testing.T) []*Server {
+	tc := startCluster(t)
+	return []*Server{tc.servers[1], tc.servers[2], tc.servers[3]}
+}
+
+// startCluster starts three servers forming a cluster over loopback. The
+// Raft addresses are picked free and then bound, so another socket may
+// take one in between: such a start is retried on fresh addresses. Every
+// running server is closed when the test ends.
+func startCluster(t *testing.T) *testCluster {
+	tc := &testCluster{t: t}
 	for attempt := 1; ; attempt++ {
-		servers, err := tryStartThree(t)
+		err := tc.tryStart()
 		if err == nil {
-			t.Cleanup(func() {
-				for _, s := range servers {
-					if err := s.Close(); err != nil {
-						t.Errorf("close: %v", err)
-					}
-				}
-			})
-			return servers
+			break
 		}
 		if attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(func() {
+		for id := range tc.servers {
+			tc.stop(id)
+		}
+	})
+	return tc
 }
 
-func tryStartThree(t *testing.T) ([]*Server, error) {
-	peers := map[int32]string{}
+func (tc *testCluster) tryStart() error {
+	tc.peers, tc.fs, tc.kafka, tc.servers = map[int32]string{}, map[int32]vfs.FS{}, map[int32]string{}, map[int32]*Server{}
 	for id := int32(1); id <= 3; id++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			tc.t.Fatal(err)
 		}
-		peers[id] = l.Addr().String()
+		tc.peers[id], tc.fs[id], tc.kafka[id] = l.Addr().String(), vfs.NewMem(), "127.0.0.1:0"
 		l.Close()
 	}
 	type started struct {
@@ -54,35 +72,78 @@ func tryStartThree(t *testing.T) ([]*Server, error) {
 		err error
 	}
 	// Concurrently: each new node waits in Start for a quorum of its peers.
-	results := make(chan started, len(peers))
-	for id := range peers {
+	results := make(chan started, len(tc.peers))
+	for id := range tc.peers {
 		go func() {
-			cfg := DefaultConfig()
-			cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", "127.0.0.1:0", "127.0.0.1:0"
-			cfg.NodeID, cfg.Peers, cfg.Rack = id, peers, fmt.Sprintf("rack-%d", id)
-			s, err := Start(cfg, vfs.NewMem(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			s, err := tc.start(id)
 			results <- started{id, s, err}
 		}()
 	}
-	servers := make([]*Server, len(peers))
 	var failed error
-	for range peers {
+	for range tc.peers {
 		r := <-results
 		if r.err != nil {
 			failed = fmt.Errorf("node %d: %w", r.id, r.err)
 			continue
 		}
-		servers[r.id-1] = r.s
+		tc.servers[r.id] = r.s
 	}
 	if failed != nil {
-		for _, s := range servers {
-			if s != nil {
-				_ = s.Close()
-			}
+		for id := range tc.servers {
+			tc.stop(id)
 		}
-		return nil, failed
 	}
-	return servers, nil
+	return failed
+}
+
+// start starts node id on its filesystem, its Kafka listener on the
+// address it bound last (any free one the first time).
+func (tc *testCluster) start(id int32) (*Server, error) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"
+	cfg.NodeID, cfg.Peers, cfg.Rack = id, tc.peers, fmt.Sprintf("rack-%d", id)
+	return Start(cfg, tc.fs[id], slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// stop closes node id: every synced record stays in its data directory.
+func (tc *testCluster) stop(id int32) {
+	s := tc.servers[id]
+	delete(tc.servers, id)
+	tc.kafka[id] = s.KafkaAddr()
+	if err := s.Close(); err != nil {
+		tc.t.Errorf("close node %d: %v", id, err)
+	}
+}
+
+// restart starts node id again from its data directory, on its old Kafka
+// address; a client's socket may hold that port a moment, so a refused
+// bind is retried, and then the node takes any free port (it registers
+// the new address).
+func (tc *testCluster) restart(id int32) {
+	tc.t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, err := tc.start(id)
+		if err == nil {
+			tc.servers[id] = s
+			return
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 20 {
+			tc.t.Fatalf("restart node %d: %v", id, err)
+		}
+		if attempt == 10 {
+			tc.kafka[id] = "127.0.0.1:0"
+		}
+		time.Sleep(50 * time.Millisecond) // the port's holder is outside the test's reach
+	}
+}
+
+// kafkaAddrs lists the running nodes' Kafka addresses.
+func (tc *testCluster) kafkaAddrs() []string {
+	var addrs []string
+	for _, s := range tc.servers {
+		addrs = append(addrs, s.KafkaAddr())
+	}
+	return addrs
 }
 
 // TestServersFormACluster: three servers started with the same peers form

@@ -1,10 +1,8 @@
 package server
 
 import (
-	"errors"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -30,24 +28,8 @@ func metricValue(body, name string) float64 {
 // running, its two peers closed, answers 503 naming the missing metadata
 // leader.
 func TestClusterMetricsAndHealth(t *testing.T) {
-	var servers []*Server
-	for attempt := 1; ; attempt++ {
-		var err error
-		if servers, err = tryStartThree(t); err == nil {
-			break
-		}
-		if attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) { // a port taken between pick and bind
-			t.Fatal(err)
-		}
-	}
-	closed := map[int]bool{}
-	t.Cleanup(func() {
-		for i, s := range servers {
-			if !closed[i] {
-				_ = s.Close()
-			}
-		}
-	})
+	tc := startCluster(t)
+	servers := []*Server{tc.servers[1], tc.servers[2], tc.servers[3]}
 	const partitions = 3
 	if _, err := servers[0].Cluster().CreateTopicReplicated("m", partitions, 3, nil, false); err != nil {
 		t.Fatal(err)
@@ -98,12 +80,8 @@ func TestClusterMetricsAndHealth(t *testing.T) {
 		t.Fatalf("nodes count %v elections won for %d partitions", won, partitions)
 	}
 
-	closed[1], closed[2] = true, true
-	for _, i := range []int{1, 2} {
-		if err := servers[i].Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tc.stop(2)
+	tc.stop(3)
 	for {
 		code, body := get(t, "http://"+servers[0].HTTPAddr()+"/healthz")
 		if code == 503 {

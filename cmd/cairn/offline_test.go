@@ -95,10 +95,10 @@ func TestTopicDescribeShowsOfflinePartitions(t *testing.T) {
 	cluster, brokers := startCluster(t, kfake.SeedTopics(2, "damaged"))
 	storageErrorOnPartitionZero(cluster)
 	described := mustCairn(t, "topic", "describe", "damaged", "--brokers", brokers).stdout
-	if !regexp.MustCompile(`(?m)^0\s+\d+\s+\d+\s+-\s+-\s+OFFLINE: KAFKA_STORAGE_ERROR`).MatchString(described) {
+	if !regexp.MustCompile(`(?m)^0\s+-?\d+\s+-?\d+\s+\S+\s+\S+\s+-\s+-\s+OFFLINE: KAFKA_STORAGE_ERROR`).MatchString(described) {
 		t.Errorf("partition 0 not shown offline:\n%s", described)
 	}
-	if !regexp.MustCompile(`(?m)^1\s+\d+\s+\d+\s+0\s+0$`).MatchString(described) {
+	if !regexp.MustCompile(`(?m)^1\s+0\s+\d+\s+0\s+0\s+0\s+0$`).MatchString(described) {
 		t.Errorf("partition 1 not shown with its offsets:\n%s", described)
 	}
 	if !strings.Contains(described, "1 of 2 partitions offline") {

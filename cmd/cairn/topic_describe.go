@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -18,10 +20,11 @@ import (
 func newTopicDescribeCommand(connection *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "describe NAME",
-		Short: "Show a topic's id, partitions, offsets and non-default configs",
-		Long: `Show a topic's id and, for each partition, its leader, leader epoch, log start
-offset and high watermark (the offset the next record will get), or OFFLINE
-and why when the broker cannot serve it, then every
+		Short: "Show a topic's id, partitions, replicas, offsets and non-default configs",
+		Long: `Show a topic's id and, for each partition, its leader, leader epoch, replicas
+(node ids, the preferred leader first), in-sync replicas, log start offset and
+high watermark (the offset the next record will get), or OFFLINE and why when
+the broker cannot serve it, then every
 config whose value does not come from the defaults, with where it comes from.
 Sensitive config values are not shown.`,
 		Example: `  cairn topic describe orders`,
@@ -137,16 +140,17 @@ func (d topicDescription) write(out io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(out)
-	fmt.Fprintln(table, "PARTITION\tLEADER\tLEADER-EPOCH\tLOG-START-OFFSET\tHIGH-WATERMARK")
+	fmt.Fprintln(table, "PARTITION\tLEADER\tLEADER-EPOCH\tREPLICAS\tIN-SYNC\tLOG-START-OFFSET\tHIGH-WATERMARK")
 	offline := 0
 	for _, partition := range d.detail.Partitions.Sorted() {
+		fmt.Fprintf(table, "%d\t%d\t%d\t%s\t%s\t", partition.Partition, partition.Leader, partition.LeaderEpoch,
+			nodeList(partition.Replicas), nodeList(partition.ISR))
 		if reason := d.offline(partition); reason != nil {
 			offline++
-			fmt.Fprintf(table, "%d\t%d\t%d\t-\t-\tOFFLINE: %v\n", partition.Partition, partition.Leader, partition.LeaderEpoch, reason)
+			fmt.Fprintf(table, "-\t-\tOFFLINE: %v\n", reason)
 			continue
 		}
-		fmt.Fprintf(table, "%d\t%d\t%d\t%d\t%d\n", partition.Partition, partition.Leader, partition.LeaderEpoch,
-			d.starts[partition.Partition].Offset, d.ends[partition.Partition].Offset)
+		fmt.Fprintf(table, "%d\t%d\n", d.starts[partition.Partition].Offset, d.ends[partition.Partition].Offset)
 	}
 	if err := table.Flush(); err != nil {
 		return err
@@ -169,4 +173,17 @@ func (d topicDescription) write(out io.Writer) error {
 		fmt.Fprintf(table, "%s\t%s\t%s\n", config.Key, value, config.Source)
 	}
 	return table.Flush()
+}
+
+// nodeList prints node ids as Kafka's tools do, comma-separated ("1,2,3");
+// "-" for none.
+func nodeList(nodes []int32) string {
+	if len(nodes) == 0 {
+		return "-"
+	}
+	ids := make([]string, len(nodes))
+	for i, n := range nodes {
+		ids[i] = strconv.Itoa(int(n))
+	}
+	return strings.Join(ids, ",")
 }

@@ -20,7 +20,7 @@ func TestTopicLifecycle(t *testing.T) {
 	if !regexp.MustCompile(`^created topic orders with 3 partitions, id [A-Za-z0-9_-]{22}\n$`).MatchString(created.stdout) {
 		t.Errorf("create printed %q", created.stdout)
 	}
-	mustCairn(t, "topic", "create", "audit", "--brokers", brokers)
+	mustCairn(t, "topic", "create", "audit", "--replication-factor", "1", "--brokers", brokers)
 
 	list := mustCairn(t, "topic", "list", "--brokers", brokers)
 	if list.stdout != "audit\t1\norders\t3\n" {
@@ -31,7 +31,7 @@ func TestTopicLifecycle(t *testing.T) {
 	for _, want := range []string{
 		"topic:       orders",
 		"partitions:  3",
-		"PARTITION  LEADER  LEADER-EPOCH  LOG-START-OFFSET  HIGH-WATERMARK",
+		"PARTITION  LEADER  LEADER-EPOCH  REPLICAS  IN-SYNC  LOG-START-OFFSET  HIGH-WATERMARK",
 		"retention.ms    3600000",
 		"cleanup.policy  compact,delete",
 		"DYNAMIC_TOPIC_CONFIG",
@@ -40,7 +40,7 @@ func TestTopicLifecycle(t *testing.T) {
 			t.Errorf("describe lacks %q:\n%s", want, described)
 		}
 	}
-	if rows := regexp.MustCompile(`(?m)^[0-2]\s+\d+\s+\d+\s+0\s+0$`).FindAllString(described, -1); len(rows) != 3 {
+	if rows := regexp.MustCompile(`(?m)^[0-2]\s+0\s+\d+\s+0\s+0\s+0\s+0$`).FindAllString(described, -1); len(rows) != 3 {
 		t.Errorf("want 3 partition rows with offsets 0/0, got %q in:\n%s", rows, described)
 	}
 	if id := strings.Fields(created.stdout)[7]; !strings.Contains(described, "id:          "+id+"\n") {
@@ -74,7 +74,7 @@ func TestTopicDescribeShowsOffsetsAfterProducing(t *testing.T) {
 	mustCairn(t, "topic", "create", "events", "--brokers", brokers)
 	invocation{stdin: strings.NewReader("a\nb\nc\n"), args: []string{"produce", "events", "--brokers", brokers}}.run(t)
 	described := mustCairn(t, "topic", "describe", "events", "--brokers", brokers).stdout
-	if !regexp.MustCompile(`(?m)^0\s+\d+\s+\d+\s+0\s+3$`).MatchString(described) {
+	if !regexp.MustCompile(`(?m)^0\s+0\s+\d+\s+0\s+0\s+0\s+3$`).MatchString(described) {
 		t.Errorf("want high watermark 3:\n%s", described)
 	}
 	if !strings.Contains(described, "no non-default configs") {
@@ -92,6 +92,8 @@ func TestTopicBrokerErrorsFailTheCommand(t *testing.T) {
 		text string
 	}{
 		{[]string{"topic", "create", "orders"}, kerr.TopicAlreadyExists, `create topic "orders": TOPIC_ALREADY_EXISTS`},
+		{[]string{"topic", "create", "wide", "--replication-factor", "3"}, kerr.InvalidReplicationFactor, `create topic "wide": INVALID_REPLICATION_FACTOR`},
+		{[]string{"topic", "create", "none", "--replication-factor", "0"}, nil, `--replication-factor 0: must be at least 1`},
 		{[]string{"topic", "describe", "missing"}, kerr.UnknownTopicOrPartition, `describe topic "missing": UNKNOWN_TOPIC_OR_PARTITION`},
 		{[]string{"topic", "alter-config", "missing", "--set", "retention.ms=1"}, kerr.UnknownTopicOrPartition, `alter configs of topic "missing"`},
 		{[]string{"topic", "delete", "orders", "missing"}, nil, `delete topic "missing": UNKNOWN_TOPIC_OR_PARTITION`},

@@ -96,7 +96,7 @@ func TestDamagedPartitionReported(t *testing.T) {
 		t.Errorf("the server's log does not say the partition is offline")
 	}
 	described := cairnOK(t, server, "", "topic", "describe", topic)
-	if !regexp.MustCompile(`(?m)^0\s+-1\s+-1\s+-\s+-\s+OFFLINE: `).MatchString(described) {
+	if !regexp.MustCompile(`(?m)^0\s+-1\s+-1\s+\S+\s+\S+\s+-\s+-\s+OFFLINE: `).MatchString(described) {
 		t.Errorf("describe does not show the partition offline:\n%s", described)
 	}
 	if code := rawProduceErrorCode(t, newKgo(t, server.kafkaAddr), topic); code != kerr.KafkaStorageError.Code {

@@ -5,7 +5,10 @@
 //
 // TestMain builds cmd/cairn once; every test starts its own `cairn serve` on
 // free 127.0.0.1 ports with its own data directory, so tests share nothing
-// but the binary. The package has no non-test code besides this comment.
+// but the binary. The cluster tests (cluster_test.go) start three of them
+// as one cluster (--node-id, --peers on loopback), kill or stop a
+// partition leader under a producer, and read each node's data directory
+// after a clean stop. The package has no non-test code besides this comment.
 //
 // Tests that need a tool outside Go (kcat, node with the kafkajs packages
 // installed by `npm ci` in js/) skip when it is missing, except when the CI

@@ -102,6 +102,16 @@ type cairnServer struct {
 // failed.
 func startCairn(t *testing.T, dataDir string, extraArgs ...string) *cairnServer {
 	t.Helper()
+	s := newCairnServer(t, dataDir, extraArgs...)
+	s.start()
+	return s
+}
+
+// newCairnServer is startCairn without the start: a cluster's nodes are
+// launched together, since each waits for a quorum of the others before
+// it is healthy.
+func newCairnServer(t *testing.T, dataDir string, extraArgs ...string) *cairnServer {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
@@ -122,7 +132,6 @@ func startCairn(t *testing.T, dataDir string, extraArgs ...string) *cairnServer 
 			t.Logf("cairn stderr (last %d bytes kept):\n%s", stderrBytesMax, s.stderr.String())
 		}
 	})
-	s.start()
 	return s
 }
 
@@ -144,6 +153,13 @@ func freeAddr(t *testing.T) string {
 
 func (s *cairnServer) start() {
 	s.t.Helper()
+	s.launch()
+	s.waitHealthy()
+}
+
+// launch starts the process without waiting for it to serve.
+func (s *cairnServer) launch() {
+	s.t.Helper()
 	args := append([]string{"serve",
 		"--data-dir", s.dataDir,
 		"--kafka-addr", s.kafkaAddr,
@@ -162,29 +178,38 @@ func (s *cairnServer) start() {
 		s.waited = cmd.Wait()
 		close(s.exited)
 	}()
-	s.waitHealthy()
 }
 
 // waitHealthy polls /healthz until it answers 200 "ok", the process exits,
 // or healthzWaitMax passes.
 func (s *cairnServer) waitHealthy() {
 	s.t.Helper()
+	if err := s.healthy(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// errExitedEarly: the process exited before it was healthy.
+var errExitedEarly = errors.New("cairn exited before it was healthy")
+
+// healthy is waitHealthy returning why the process did not become healthy.
+func (s *cairnServer) healthy() error {
 	deadline := time.Now().Add(healthzWaitMax)
 	var last string
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
-			s.t.Fatalf("cairn exited before it was healthy: %v\nstderr:\n%s", s.waited, s.stderr.String())
+			return fmt.Errorf("%w: %v\nstderr:\n%s", errExitedEarly, s.waited, s.stderr.String())
 		default:
 		}
 		status, body, err := s.healthz()
 		if err == nil && status == http.StatusOK && strings.TrimSpace(body) == "ok" {
-			return
+			return nil
 		}
 		last = fmt.Sprintf("status %d body %q err %v", status, body, err)
 		time.Sleep(healthzPollWait)
 	}
-	s.t.Fatalf("cairn not healthy after %s (last answer: %s)", healthzWaitMax, last)
+	return fmt.Errorf("cairn not healthy after %s (last answer: %s)", healthzWaitMax, last)
 }
 
 // healthz asks /healthz once.

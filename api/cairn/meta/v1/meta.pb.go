@@ -499,8 +499,14 @@ type Partition struct {
 	// preferred_leader is the replica leadership returns to when leaders are
 	// rebalanced; one of replicas.
 	PreferredLeader uint64 `protobuf:"varint,6,opt,name=preferred_leader,json=preferredLeader,proto3" json:"preferred_leader,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// bootstrap_replicas are the group's voters in the bootstrap snapshot
+	// every replica's log starts from (index 1): a replica added by a move
+	// starts there too and replays the configuration changes after it. Set
+	// when a reassignment first completes; empty until then, when replicas
+	// are still the bootstrap voters.
+	BootstrapReplicas []uint64 `protobuf:"varint,7,rep,packed,name=bootstrap_replicas,json=bootstrapReplicas,proto3" json:"bootstrap_replicas,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Partition) Reset() {
@@ -573,6 +579,13 @@ func (x *Partition) GetPreferredLeader() uint64 {
 		return x.PreferredLeader
 	}
 	return 0
+}
+
+func (x *Partition) GetBootstrapReplicas() []uint64 {
+	if x != nil {
+		return x.BootstrapReplicas
+	}
+	return nil
 }
 
 // Command is one entry of the metadata group's log. The meta leader fills in
@@ -1771,14 +1784,15 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"partitions\x1a:\n" +
 	"\fConfigsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x84\x02\n" +
 	"\tPartition\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x19\n" +
 	"\bgroup_id\x18\x02 \x01(\x04R\agroupId\x12\x1a\n" +
 	"\breplicas\x18\x03 \x03(\x04R\breplicas\x12'\n" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
-	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\"\x82\a\n" +
+	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\x82\a\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
 	"\x10set_broker_state\x18\x02 \x01(\v2\x1d.cairn.meta.v1.SetBrokerStateH\x00R\x0esetBrokerState\x12?\n" +
