@@ -30,8 +30,13 @@
 // With Config.Peers set (node id → Raft address of every initial voter,
 // the same on every node) the node is one of a cluster (node.go). The
 // Cluster owns its transport.TCP (Raft batches to the scheduler; the
-// controller's, the probe's and the leader table's frames; join
-// connections to the controller), one replica.Scheduler sending through
+// controller's, the probe's and the leader table's frames; SnapshotRead
+// frames to the snapshot server, snapshotserve.go, which answers followers
+// copying the data below a local replica's snapshot; a MsgSnap with data
+// below its next offset, and the SnapshotChunk frames, to the snapshot
+// fetcher, snapshotfetch.go, which copies that data into the replica's
+// staging directory before it delivers the MsgSnap; join connections to
+// the controller), one replica.Scheduler sending through
 // transport.ReplicaSender for the metadata group and every partition
 // group, the controller opened with the peers (a new node probes them
 // before bootstrapping), and a leaders.Leaders sending heartbeats to the

@@ -94,13 +94,9 @@ func (c *Cluster) Reassign(ctx context.Context, topic string, index int32, nodes
 // CancelReassignment stops a partition's move; the group returns to its
 // replicas (the leader undoes what it changed, joint or not).
 func (c *Cluster) CancelReassignment(ctx context.Context, topic string, index int32) error {
-	if !c.cfg.clustered() {
-		return ErrNotClustered
-	}
-	st := c.ctl.State()
-	t, ok := topicNamed(st, topic)
-	if !ok || index < 0 || int(index) >= len(t.Partitions) {
-		return fmt.Errorf("%w: %s-%d", ErrUnknownTopic, topic, index)
+	_, t, err := c.placedTopic(topic, index)
+	if err != nil {
+		return err
 	}
 	cmd := &metav1.Command{Command: &metav1.Command_CancelReassignment{CancelReassignment: &metav1.CancelReassignment{
 		Partition:      &metav1.PartitionRef{Topic: topic, TopicId: t.Id, Partition: index},
@@ -244,13 +240,9 @@ func nodeHolds(st *metav1.State, nodeID int32) bool {
 // accepts only from the transferee's own node); ErrNotLeader otherwise,
 // naming the leader to ask.
 func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32, node int32) error {
-	if !c.cfg.clustered() {
-		return ErrNotClustered
-	}
-	st := c.ctl.State()
-	t, ok := topicNamed(st, topic)
-	if !ok || index < 0 || int(index) >= len(t.Partitions) {
-		return fmt.Errorf("%w: %s-%d", ErrUnknownTopic, topic, index)
+	_, t, err := c.placedTopic(topic, index)
+	if err != nil {
+		return err
 	}
 	p := t.Partitions[index]
 	i := slices.IndexFunc(p.Replicas, func(r uint64) bool { return meta.NodeOf(r) == node })
@@ -289,13 +281,9 @@ func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32,
 // ErrPreferredLeaderNotAvailable when its node is not active, ErrNotLeader
 // when this node does not lead the partition (its leader must be asked).
 func (c *Cluster) PreferLeader(topic string, index int32) error {
-	if !c.cfg.clustered() {
-		return ErrNotClustered
-	}
-	st := c.ctl.State()
-	t, ok := topicNamed(st, topic)
-	if !ok || index < 0 || int(index) >= len(t.Partitions) {
-		return fmt.Errorf("%w: %s-%d", ErrUnknownTopic, topic, index)
+	st, t, err := c.placedTopic(topic, index)
+	if err != nil {
+		return err
 	}
 	p := t.Partitions[index]
 	pref := p.PreferredLeader
@@ -393,4 +381,19 @@ func replicaIDs(st *metav1.State, nodes []int32) ([]uint64, error) {
 		out[i] = meta.ReplicaID(n, b.Incarnation)
 	}
 	return out, nil
+}
+
+// placedTopic is the applied state and its topic holding partition
+// index, on a cluster node: ErrNotClustered on a single node,
+// ErrUnknownTopic when there is no such partition.
+func (c *Cluster) placedTopic(topic string, index int32) (*metav1.State, *metav1.Topic, error) {
+	if !c.cfg.clustered() {
+		return nil, nil, ErrNotClustered
+	}
+	st := c.ctl.State()
+	t, ok := topicNamed(st, topic)
+	if !ok || index < 0 || int(index) >= len(t.Partitions) {
+		return nil, nil, fmt.Errorf("%w: %s-%d", ErrUnknownTopic, topic, index)
+	}
+	return st, t, nil
 }

@@ -38,8 +38,12 @@ type node struct {
 	known   map[int32]string
 	// counters are the elections counted for NodeStats.
 	counters nodeCounters
-	cancel   context.CancelFunc // stops the goroutines below
-	wg       sync.WaitGroup
+	// snapshots serves followers copying the data below a snapshot;
+	// fetcher makes this node's followers' copies.
+	snapshots *snapshotServer
+	fetcher   *snapshotFetcher
+	cancel    context.CancelFunc // stops the goroutines below
+	wg        sync.WaitGroup
 }
 
 // stopLoops stops the goroutines of startNodeLoops, which read the
@@ -49,6 +53,12 @@ func (n *node) stopLoops() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if n.snapshots != nil {
+		n.snapshots.close()
+	}
+	if n.fetcher != nil {
+		n.fetcher.close()
+	}
 }
 
 // closeTransport closes the transport: last, after the scheduler, which
@@ -91,6 +101,8 @@ func (c *Cluster) openNode(names []string) error {
 	var ctl atomic.Pointer[controller.Controller]
 	probe := controller.NewProbe(!ident.New)
 	sender := &lateSender{}
+	n.snapshots = newSnapshotServer(c.env.Logger, sender, c.snapshotSourceOf)
+	n.fetcher = newSnapshotFetcher(c.env.Clock, c.env.Logger, sender, c.snapshotTargetOf, c.deliver)
 	n.leaders, err = leaders.New(c.env, leaders.Config{NodeID: uint64(cfg.NodeID), Incarnation: uint64(ident.Incarnation)}, sender)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -144,13 +156,16 @@ func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Pro
 	handlers := controller.FrameHandlers(ctl)
 	maps.Copy(handlers, probe.Handlers())
 	handlers[transport.FrameNodeHeartbeat] = c.node.leaders.FrameHandler()
+	handlers[transport.FrameSnapshotRead] = c.node.snapshots.handle
+	handlers[transport.FrameSnapshotChunk] = c.node.fetcher.handleChunk
 	tcp, err := transport.New(c.env, transport.Config{
 		ClusterID: ident.ClusterID, NodeID: uint64(c.cfg.NodeID), Incarnation: uint64(ident.Incarnation),
 		ListenAddr: cmp.Or(c.cfg.RaftAddr, c.cfg.Peers[c.cfg.NodeID]),
-		Handler: func(_ uint64, group uint64, msgs []*raftpb.Message) {
-			if s := c.deliverTo.Load(); s != nil {
-				for _, m := range msgs {
-					s.Deliver(group, m)
+		Handler: func(from uint64, group uint64, msgs []*raftpb.Message) {
+			for _, m := range msgs {
+				// A snapshot with data below it waits for its copy.
+				if !c.node.fetcher.intercept(from, group, m) {
+					c.deliver(group, m)
 				}
 			}
 		},

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -672,5 +673,50 @@ func TestFranzGoFollowsALeaderChange(t *testing.T) {
 	consume(6)
 	if got, want := fmt.Sprint(consumed), fmt.Sprint([]string{"v0", "v1", "v2", "v3", "v4", "v5"}); got != want {
 		t.Fatalf("consumed %s, want %s", got, want)
+	}
+}
+
+// TestMinInSyncReplicas: an acks=all produce to a partition with fewer
+// in-sync replicas than min.insync.replicas is refused with
+// NOT_ENOUGH_REPLICAS before anything is appended; acks=1 is served, and
+// so is acks=all once enough replicas are in sync. Values below 1 are
+// refused as configs.
+func TestMinInSyncReplicas(t *testing.T) {
+	ts := startServerView(t, func(c *cluster.Cluster) clusterView {
+		self := c.NodeID()
+		return &fakeView{Cluster: c, inSync: map[string][]int32{partKey("enough", 0): {self, self + 1}}}
+	})
+	for _, name := range []string{"isr", "enough"} {
+		if _, err := ts.cluster.CreateTopic(name, 1, map[string]string{"min.insync.replicas": "2"}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ts.cluster.CreateTopic("bad", 1, map[string]string{"min.insync.replicas": "0"}, false); !errors.Is(err, cluster.ErrInvalidConfig) {
+		t.Fatalf("min.insync.replicas=0: %v", err)
+	}
+	rc := ts.dial(t)
+	produce := func(topic string, acks int16) kmsg.ProduceResponseTopicPartition {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(9)
+		req.Acks, req.TimeoutMillis = acks, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = oneRecord("v")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return rc.roundTrip(req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+	}
+	if sp := produce("isr", -1); sp.ErrorCode != kerr.NotEnoughReplicas.Code || sp.ErrorMessage == nil {
+		t.Fatalf("acks=all with 1 of 2 in sync: %s (%v)", codeOf(sp.ErrorCode), sp.ErrorMessage)
+	}
+	if p, _ := ts.cluster.Partition("isr", 0); p.LogEndOffset() != 0 {
+		t.Fatalf("a refused produce appended: log end %d", p.LogEndOffset())
+	}
+	if sp := produce("isr", 1); sp.ErrorCode != 0 || sp.BaseOffset != 0 {
+		t.Fatalf("acks=1: %s base %d", codeOf(sp.ErrorCode), sp.BaseOffset)
+	}
+	if sp := produce("enough", -1); sp.ErrorCode != 0 || sp.BaseOffset != 0 {
+		t.Fatalf("acks=all with 2 in sync: %s base %d", codeOf(sp.ErrorCode), sp.BaseOffset)
 	}
 }

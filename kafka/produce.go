@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/partition"
 )
 
@@ -87,6 +88,25 @@ func (w appendWait) wait(ctx context.Context) error {
 	return w.p.WaitAppended(ctx, w.res, w.all)
 }
 
+// checkInSync refuses an acks=all produce to a partition with fewer
+// in-sync replicas than its topic's min.insync.replicas, before anything
+// is appended, as Kafka does: the batch could commit with fewer copies
+// than the producer asked for.
+func (s *Server) checkInSync(topic string, index int32) error {
+	t, ok := s.view.Topic(topic)
+	if !ok {
+		return nil // Append answers for an unknown topic
+	}
+	want := topicrules.MinInSyncReplicas(t.Configs)
+	if want <= 1 {
+		return nil
+	}
+	if got := len(s.view.InSync(topic, index)); got < want {
+		return fmt.Errorf("%w: %s-%d has %d in-sync replicas, min.insync.replicas is %d", kerr.NotEnoughReplicas, topic, index, got, want)
+	}
+	return nil
+}
+
 // produceRefusal returns why every partition of req is refused, or nil.
 func produceRefusal(req *kmsg.ProduceRequest) error {
 	switch {
@@ -118,7 +138,7 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res, err := s.producePartition(rt.Topic, rp, refuse)
+			res, err := s.producePartition(rt.Topic, rp, req.Acks, refuse)
 			if err != nil {
 				failed = true
 				setProduceError(sp, err)
@@ -162,13 +182,18 @@ type produceResult struct {
 	partition *partition.Partition
 }
 
-func (s *Server) producePartition(topic string, rp kmsg.ProduceRequestTopicPartition, refuse error) (produceResult, error) {
+func (s *Server) producePartition(topic string, rp kmsg.ProduceRequestTopicPartition, acks int16, refuse error) (produceResult, error) {
 	if refuse != nil {
 		return produceResult{}, refuse
 	}
 	p, _, err := s.leaderPartition(topic, rp.Partition, -1)
 	if err != nil {
 		return produceResult{}, err
+	}
+	if acks == -1 {
+		if err := s.checkInSync(topic, rp.Partition); err != nil {
+			return produceResult{}, err
+		}
 	}
 	res, err := p.Append(rp.Records)
 	if err != nil {

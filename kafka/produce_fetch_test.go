@@ -339,12 +339,15 @@ func TestListOffsetsAndEpochs(t *testing.T) {
 	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
 	rt.Topic = "l"
 	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-	rp.CurrentLeaderEpoch, rp.LeaderEpoch = -1, 0
+	// The records were written in the partition's current epoch (0 for a
+	// single writer's first open, the group's term for a replica).
+	epoch := p.LeaderEpoch()
+	rp.CurrentLeaderEpoch, rp.LeaderEpoch = -1, epoch
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	sp := rc.roundTrip(req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
-	if sp.ErrorCode != 0 || sp.LeaderEpoch != 0 || sp.EndOffset != 3 {
-		t.Fatalf("offset for epoch 0: %+v", sp)
+	if sp.ErrorCode != 0 || sp.LeaderEpoch != epoch || sp.EndOffset != 3 {
+		t.Fatalf("offset for epoch %d: %+v", epoch, sp)
 	}
 }
 

@@ -46,6 +46,11 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		return AppendResult{}, err
 	}
 	if p.repl != nil {
+		// An offline partition takes no writes, in either mode; the
+		// replica of a failed one would refuse them as not leading.
+		if err := p.Err(); err != nil {
+			return AppendResult{}, err
+		}
 		return p.appendReplicated(records, headers, recs, cfg)
 	}
 	if p.afterValidate != nil {

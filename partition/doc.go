@@ -106,8 +106,12 @@
 //     carries the original's term (the epoch it was applied with, or the
 //     leader's while it is pending), so its waiter is acknowledged only
 //     once the original commits: a pending original may be lost with its
-//     term. An event-store retry whose events the stream index already
-//     holds (applied, so committed) carries the term its offsets carry.
+//     term. So does an event-store retry answered from the stream index.
+//   - A failed sync of the group's log fails the partition for good
+//     (ErrStorageFailed) before the replica stops on it, so waiters and
+//     appends get the storage failure, as on the single writer. A failed
+//     write (a full disk) stops the replica too: the partition stops
+//     leading until it is opened again.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries
 //     after raft-state's applied index (written at checkpoints), and a
@@ -147,7 +151,15 @@
 //     producer state (SetSnapshotData), written to disk before the Raft
 //     log installs the snapshot (RaftStorage); Restore takes it in, and a
 //     follower whose log did not reach the snapshot restarts its segments
-//     empty at the snapshot's next offset and serves from there (the data
-//     below is not copied). A stream topic's index cannot be rebuilt without that
-//     data, so its replicas refuse such a snapshot (ErrUnsupported).
+//     at the snapshot's next offset, with the data below it from the
+//     descriptor's log start when a complete copy was staged, empty (and
+//     serving from there) otherwise. A stream topic's index is not rebuilt
+//     from such data, so its replicas refuse such a snapshot
+//     (ErrUnsupported). The copy (snapshotcopy.go): the leader's
+//     ReadSnapshotData serves the batches below its current snapshot, from
+//     the descriptor's log start to its next offset, refusing another
+//     snapshot (raftlog.ErrSnapshotChanged); a follower's
+//     SnapshotCopyWanted says a snapshot needs that copy (data below it,
+//     and the Raft log lacks its entry) and OpenSnapshotCopy opens the
+//     staging directory it goes to.
 package partition

@@ -260,7 +260,7 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	if dup != nil {
 		return &duplicateError{batch: *dup, term: p.originalTerm(*dup, at.Term)}
 	}
-	touched, err := p.checkPendingStreams(h, recs)
+	touched, err := p.checkPendingStreams(h, recs, at.Term)
 	if err != nil {
 		return err
 	}
@@ -291,9 +291,10 @@ func (p *Partition) originalTerm(orig appendedBatch, term uint64) uint64 {
 }
 
 // checkPendingStreams runs the stream checks of a batch about to be
-// stamped at the next proposal offset, and returns the streams it touches.
-// Callers hold mu.
-func (p *Partition) checkPendingStreams(h batch.Header, recs []batch.Record) ([]string, error) {
+// stamped at the next proposal offset in term, and returns the streams it
+// touches. A retry is answered with its original's term (originalTerm), so
+// that it is waited for as the original is. Callers hold mu.
+func (p *Partition) checkPendingStreams(h batch.Header, recs []batch.Record, term uint64) ([]string, error) {
 	r := p.repl
 	r.appended = nil
 	if !p.cfg.Streams {
@@ -313,11 +314,8 @@ func (p *Partition) checkPendingStreams(h batch.Header, recs []batch.Record) ([]
 		return nil, err
 	}
 	if dup != nil {
-		// The index takes only applied batches: the retried events are
-		// committed, in the term their offsets carry, which the retry's
-		// wait must name (a wait naming another term never ends).
 		res := dup.result
-		res.Term = p.epochAt(res.LastOffset)
+		res.Term = int32(p.originalTerm(appendedBatch{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset}, term))
 		return nil, &streamDuplicateError{result: res}
 	}
 	if change != nil {
@@ -448,13 +446,17 @@ type localSyncer struct {
 	p *Partition
 }
 
-// Sync syncs and then reports the last index written before it began.
+// Sync syncs and then reports the last index written before it began. A
+// failed sync takes the partition offline for good (ErrStorageFailed), as
+// the single writer's does, before the replica stops on it: its waiters
+// and front ends see the storage failure, not a lost leadership.
 func (s *localSyncer) Sync() error {
 	last, err := s.Storage.LastIndex()
 	if err != nil {
 		return err
 	}
 	if err := s.Storage.Sync(); err != nil {
+		s.p.fail(fmt.Errorf("sync the raft log: %w", err))
 		return err
 	}
 	s.p.LocalSynced(s.Storage, last)

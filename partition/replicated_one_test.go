@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,5 +215,34 @@ func TestReplicatedOneVoterRunsSingleWriterBodies(t *testing.T) {
 	t.Cleanup(func() { openAsOneVoter = false })
 	for _, b := range bodies {
 		t.Run(b.name, b.body)
+	}
+}
+
+// TestReplicatedOneVoterSyncFailureTakesItOffline: a failed sync of the
+// group's log takes the partition offline with ErrStorageFailed, as the
+// single writer's does: the waiter of the batch it covered gets the
+// storage failure, and later appends are refused with it.
+func TestReplicatedOneVoterSyncFailureTakesItOffline(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	p := openOneVoterEnv(t, testEnv(efs), DefaultConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := p.Append(produce(t, 1, "a"))
+	if err == nil {
+		err = p.WaitAppended(ctx, res, true)
+	}
+	if err != nil {
+		t.Fatalf("append before the failure: %v", err)
+	}
+	efs.Inject(vfs.Rule{Op: vfs.OpSync, PathContains: partDir, Err: syscall.EIO})
+	res, err = p.Append(produce(t, 1, "a"))
+	if err == nil {
+		err = p.WaitAppended(ctx, res, true)
+	}
+	if !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("append whose sync fails: %v, want ErrStorageFailed", err)
+	}
+	if _, err := p.Append(produce(t, 1, "a")); !errors.Is(err, ErrStorageFailed) || !errors.Is(p.Err(), ErrStorageFailed) {
+		t.Fatalf("append after the failed sync: %v (partition: %v), want ErrStorageFailed", err, p.Err())
 	}
 }

@@ -490,6 +490,11 @@ func TestReplicatedStreamRevisionsAcrossFailover(t *testing.T) {
 	if err != nil || !retry.Duplicate || len(retry.Streams) != 1 || retry.Streams[0].First != 1 {
 		t.Fatalf("retry of event a1 on the new leader: %+v %v", retry, err)
 	}
+	// The retry is acknowledged as its original was: committed in the old
+	// leader's term.
+	if done, err := g.parts[next].committed(retry.LastOffset, retry.Term); !done || err != nil {
+		t.Fatalf("wait for the retry of event a1 (term %d): done %v, %v; want acknowledged", retry.Term, done, err)
+	}
 	g.restart(l)
 	g.converge(res.LastOffset + 1)
 	g.sameEverywhere()

@@ -188,9 +188,11 @@ func (p *Partition) snapshotProducers(snap *raftpb.Snapshot) (*producerState, in
 
 // Restore implements replica.StateMachine: the replica installed a leader's
 // snapshot in the Raft log, which holds the data below it when it held the
-// snapshot's entry, and otherwise restarted the segments empty at the
-// snapshot's next offset (the data below is not copied yet: a replica
-// behind retention serves from there). Producer state comes from the
+// snapshot's entry, and otherwise restarted the segments at the
+// snapshot's next offset, with the data below it from the descriptor's
+// log start when a complete copy of it was staged (raftlog's install),
+// empty otherwise (a replica behind retention serves from there; a
+// cluster node's fetcher stages the copy). Either way the log start is the segments'. Producer state comes from the
 // snapshot's state data, which snapshotInstaller wrote before the install;
 // the stream index must cover the snapshot already, as it cannot be
 // rebuilt without the data below it.

@@ -22,6 +22,10 @@ type install struct {
 	// reset: the segments restart empty at rec.NextOffset (the log does not
 	// hold the snapshot's entry, so the data below it is not known here).
 	reset bool
+	// staged, with reset: the data below the snapshot, copied whole into
+	// the staging directory, goes under the emptied segments
+	// (rec.LogStartOffset is then the descriptor's).
+	staged *Staging
 }
 
 // ApplySnapshot makes the log the snapshot snap, as raft.MemoryStorage
@@ -35,16 +39,19 @@ type install struct {
 // descriptor may then be absent. Otherwise the descriptor is required:
 // the entries above the applied index are cut (applied ones are committed,
 // so they agree with the snapshot), and the segments restart empty at the
-// descriptor's next offset; the data below it is installed out of band, or
-// never (delete retention).
+// descriptor's next offset; the data below it comes from the staging
+// directory (StagingDir) when it holds the whole copy of this snapshot's
+// data from the descriptor's log start, and is otherwise never installed
+// (delete retention, or a sender that did not copy it).
 //
 // Crash safety: the cut is written as Append writes one (segments, then a
 // synced Truncate record); the segments kept below a held snapshot are
 // synced. Then a fresh raft-meta holding only the
 // snapshot replaces the old one atomically, with the next generation and,
-// for a reset, the ResetSegments flag; then the segments are reset; then
+// for a reset, the ResetSegments flag; then the segments are reset (and
+// the staged copy installed below them, storage.InstallBelow); then
 // raft-state names the new generation, the snapshot index as applied and
-// the snapshot's ConfState. A crash before the new raft-meta leaves the
+// the snapshot's ConfState; then the staging directory goes. A crash before the new raft-meta leaves the
 // old log, possibly cut, which raft fills again; after it, Open finds the
 // new generation and completes the reset if it is still due. Write side
 // only; a failure after the first write makes the log failed.
@@ -52,7 +59,14 @@ func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nowMs int64) error {
 	if err := l.checkWritable(); err != nil {
 		return err
 	}
-	in, err := l.planInstall(snap)
+	staged, err := l.openStagedFor(snap)
+	if err != nil {
+		return fmt.Errorf("apply snapshot at %d: %w", snap.GetMetadata().GetIndex(), err)
+	}
+	if staged != nil {
+		defer staged.Close()
+	}
+	in, err := l.planInstall(snap, staged)
 	if err != nil {
 		return fmt.Errorf("apply snapshot at %d: %w", snap.GetMetadata().GetIndex(), err)
 	}
@@ -66,8 +80,28 @@ func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nowMs int64) error {
 	return l.installLocked(in, nowMs)
 }
 
+// openStagedFor opens the staged copy of the data below snap, nil when
+// there is none (or no data below it, or no descriptor). Done before the
+// plan, outside the log's lock: it reads the whole copy.
+func (l *Log) openStagedFor(snap *raftpb.Snapshot) (*Staging, error) {
+	if len(snap.GetData()) == 0 {
+		return nil, nil
+	}
+	d, err := DecodeDescriptor(snap.GetData())
+	if err != nil || d.LogStartOffset >= d.NextOffset {
+		return nil, nil // planInstall reports a bad descriptor
+	}
+	md := snap.GetMetadata()
+	s, ok, err := openStagedCopy(l.fs, l.dir, StagedSnapshot{Index: md.GetIndex(), Term: md.GetTerm(),
+		LogStartOffset: d.LogStartOffset, NextOffset: d.NextOffset})
+	if err != nil || !ok {
+		return nil, err
+	}
+	return s, nil
+}
+
 // planInstall checks snap against the log and decides the install.
-func (l *Log) planInstall(snap *raftpb.Snapshot) (install, error) {
+func (l *Log) planInstall(snap *raftpb.Snapshot, staged *Staging) (install, error) {
 	md := snap.GetMetadata()
 	idx, term := md.GetIndex(), md.GetTerm()
 	conf, err := (proto.MarshalOptions{Deterministic: true}).Marshal(raftpb.EnsureConfState(md.GetConfState()))
@@ -101,7 +135,7 @@ func (l *Log) planInstall(snap *raftpb.Snapshot) (install, error) {
 	if desc == nil {
 		return install{}, errors.New("the log does not hold the snapshot's entry and the snapshot has no descriptor")
 	}
-	return l.planReset(rec, desc)
+	return l.planReset(rec, desc, staged)
 }
 
 // planHeld plans the install of a snapshot whose entry the log holds: the
@@ -126,7 +160,7 @@ func (l *Log) planHeld(rec *Snapshot, desc *Descriptor) (install, error) {
 // planReset plans the install of a snapshot whose entry the log does not
 // hold: the entries above the applied index go and the segments restart
 // at the descriptor's next offset.
-func (l *Log) planReset(rec *Snapshot, desc *Descriptor) (install, error) {
+func (l *Log) planReset(rec *Snapshot, desc *Descriptor, staged *Staging) (install, error) {
 	applied := max(l.want.Applied, l.book.snapshot.Index)
 	keptEnd, _, err := offsetOf(l.book, l.headerReader(), applied+1)
 	if err != nil {
@@ -141,6 +175,9 @@ func (l *Log) planReset(rec *Snapshot, desc *Descriptor) (install, error) {
 		return install{}, err
 	}
 	in := install{rec: rec, reset: true}
+	if staged != nil {
+		rec.LogStartOffset, in.staged = desc.LogStartOffset, staged
+	}
 	if applied < l.last {
 		in.cut, in.cutOffset = applied+1, keptEnd
 	}
@@ -201,7 +238,21 @@ func (l *Log) installLocked(in install, nowMs int64) error {
 			return l.fail(fmt.Errorf("apply snapshot at %d: %w", in.rec.Index, err))
 		}
 	}
-	return l.writeStateLocked(want)
+	if in.staged != nil {
+		if err := l.storage.InstallBelow(in.rec.LogStartOffset, in.staged.pieces(), nowMs); err != nil {
+			return l.fail(fmt.Errorf("apply snapshot at %d: %w", in.rec.Index, err))
+		}
+	}
+	if err := l.writeStateLocked(want); err != nil {
+		return err
+	}
+	if in.staged != nil {
+		// Installed: the copy is history (Open removes it after a crash).
+		if err := RemoveStaging(l.fs, l.dir); err != nil {
+			return fmt.Errorf("apply snapshot at %d: %w", in.rec.Index, err)
+		}
+	}
+	return nil
 }
 
 // replaceMetaLocked writes the fresh raft-meta of an install and swaps

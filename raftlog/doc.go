@@ -20,7 +20,11 @@
 // rewrites raft-meta with its live records when it grew well past them
 // (rewrite.go). ApplySnapshot (apply.go) installs a snapshot a leader
 // sent, whose Data is a Descriptor (descriptor.go), the encoding Snapshot
-// returns; Storage (adapter.go) gives the Log as the replica driver's
+// returns; ReadSnapshotData (snapread.go) serves a follower copying the
+// data below the current snapshot, piece by piece, and CheckSnapshotData
+// verifies a piece before the follower keeps it, and a Staging keeps the
+// pieces in <dir>.install/, resumable across crashes (staging.go);
+// Storage (adapter.go) gives the Log as the replica driver's
 // Storage. EpochEndOffset (Kafka's OffsetForLeaderEpoch over the terms
 // and the legacy epochs, below a limit: the high watermark, as the terms
 // include the uncommitted tail) and IndexAtOffset are the Kafka-side
@@ -71,8 +75,11 @@
 // ApplySnapshot cuts as a conflicting Append does, syncs the segments it
 // keeps, replaces raft-meta atomically by a file of the next generation
 // holding only the snapshot (flagged when the segments restart empty at
-// its next offset), resets the segments if so, then writes raft-state;
-// Open finishes a reset a crash left due.
+// its next offset), resets the segments if so (and installs below them a
+// complete staged copy of the data below the snapshot, install.go), then
+// writes raft-state, then removes the staging directory; Open finishes a
+// reset and install a crash left due, and removes a staging directory of
+// a snapshot at or below the log's.
 //
 // Open recovers: storage.Open, raft-state, raft-meta up to its recovery
 // point (a torn tail after it is cut), then a walk from the last anchor
@@ -160,7 +167,11 @@
 // when the log did not hold the snapshot's entry: the segments restart
 // empty at the Snapshot record's next offset. While raft-state names the
 // generation before it, that reset may not have happened; Open does it
-// (storage.Log.Reset) and then writes raft-state.
+// (storage.Log.Reset) and then writes raft-state. A Snapshot record whose
+// log start is below its next offset was written only with a complete
+// staged copy of that data at hand: Open installs it below the emptied
+// segments (storage.Log.InstallBelow) unless the segments already span
+// exactly [log start, next offset).
 //
 // "Next offset" of an entry is the Kafka offset it precedes (the log end
 // when it was appended). Offsets are never negative.
@@ -187,6 +198,34 @@
 // every count by the bytes left, and checks the offsets are not negative,
 // the log start is at or below the next offset, and term boundaries and
 // legacy epochs ascend below the next offset (ErrInvalid otherwise).
+//
+// # Staging directory
+//
+// A follower copying the data below a leader's snapshot (ReadSnapshotData
+// on the leader) keeps it in <dir>.install/ until the snapshot is
+// installed (staging.go: OpenStaging, Add, Sync, Complete, RemoveStaging).
+// Two files, and a marker:
+// install-meta, written and synced before the directory entry is, names
+// the snapshot copied:
+//
+//	 0      4     magic 0x43524e49 ("CRNI")
+//	 4      2     format version, 1
+//	 6      2     flags, 0
+//	 8      8     snapshot index
+//	16      8     snapshot term
+//	24      8     log start offset of the descriptor
+//	32      8     next offset of the descriptor
+//	40      4     CRC32C of everything before
+//
+// and data, the batches copied, whole and as the sender stored them, in
+// ascending offsets with compaction's gaps. OpenStaging for the snapshot
+// install-meta names resumes after the last whole batch with a valid CRC
+// (cutting what follows: a torn write); for another snapshot, or when
+// install-meta is missing or damaged, it removes the directory and starts
+// again empty. complete, an empty file made durable after the data was
+// synced, says the copy reaches the next offset (a gap may end it); only
+// such a copy is installed, and a reopen of it is done. The copy is data
+// only: nothing in the log refers to it until an install does.
 //
 // # Recovery point and damage
 //

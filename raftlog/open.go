@@ -155,7 +155,7 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 	// the segments' reset may not have happened.
 	resetDue := scan.Header.ResetSegments && scan.Header.Generation != state.MetaGeneration
 	if resetDue {
-		if err := finishReset(st, b.snapshot, nowMs); err != nil {
+		if err := finishReset(fsys, dir, st, b.snapshot, nowMs); err != nil {
 			return nil, err
 		}
 	}
@@ -193,20 +193,33 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 			return nil, fmt.Errorf("open raft log %s: %w", dir, err)
 		}
 	}
+	if err := removeInstalledStaging(fsys, dir, b.snapshot.Index); err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
+	}
 	return l, nil
 }
 
 // finishReset restarts the segments empty at the installed snapshot's
-// next offset unless they already are. Nothing is appended after an
-// install before raft-state names it, so segments holding anything are
-// the old ones.
-func finishReset(st *storage.Log, snap Snapshot, nowMs int64) error {
-	next := snap.NextOffset
-	if st.StartOffset() == next && st.NextOffset() == next {
+// next offset unless they already are, and when the snapshot's log start
+// is below it (the install had the staged copy) installs the staged data
+// below them unless that is done. Nothing is appended after an install
+// before raft-state names it, so segments holding anything else are the
+// old ones.
+func finishReset(fsys vfs.FS, dir string, st *storage.Log, snap Snapshot, nowMs int64) error {
+	start, next := snap.LogStartOffset, snap.NextOffset
+	if st.StartOffset() == start && st.NextOffset() == next {
 		return nil
 	}
-	if err := st.Reset(next, nowMs); err != nil {
-		return fmt.Errorf("finish installing the snapshot at %d: %w", snap.Index, err)
+	if st.StartOffset() != next || st.NextOffset() != next {
+		if err := st.Reset(next, nowMs); err != nil {
+			return fmt.Errorf("finish installing the snapshot at %d: %w", snap.Index, err)
+		}
+	}
+	if start < next {
+		if err := installStaged(fsys, dir, st, stagedOf(snap), nowMs); err != nil {
+			return fmt.Errorf("finish installing the snapshot at %d: %w", snap.Index, err)
+		}
 	}
 	return nil
 }

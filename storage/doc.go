@@ -102,7 +102,12 @@
 // log and restarts it at an offset at or past its end: the state file
 // naming that offset as start, end and only segment is written first, the
 // commit point; recovery removes the segments below the start and creates
-// the empty segment when it is missing (reset.go).
+// the empty segment when it is missing (reset.go). InstallBelow then puts
+// the data copied from the leader below such an empty log: sealed segments
+// from the install's start, gaps allowed, written and synced under their
+// final names below the state file's start (where recovery removes them),
+// then the state file naming them and the new start, the commit point
+// (install.go).
 //
 // TruncateSuffix (a Raft follower dropping entries a new leader overrides)
 // cuts the log at a batch boundary: it syncs everything, writes the state
@@ -154,8 +159,8 @@
 // # Concurrency
 //
 // The caller serializes mutations: Append, Checkpoint, DeleteOldestSegment,
-// AdvanceStartOffset, ReplaceSegment, TruncateSuffix, Reset, SetConfig, Close
-// and Delete. Sync may
+// AdvanceStartOffset, ReplaceSegment, TruncateSuffix, Reset, InstallBelow, SetConfig,
+// Close and Delete. Sync may
 // run concurrently with one mutation: this is group commit, a flusher
 // syncing while the writer appends. Read, FindTimestamp, MaxTimestamp,
 // ReadSegment, NextOffset, StartOffset and Segments may run

@@ -80,11 +80,13 @@
 // Types: 1 RaftBatch, 2 NodeHeartbeat, 3 SnapshotRead, 4 SnapshotChunk,
 // 5 MetaPropose, 6 MetaProposeResult, 7 Join, 8 JoinResult, 9 Handshake,
 // 10 ClusterProbe, 11 ClusterProbeResult, 12 NodeJoin, 13 NodeJoinResult.
-// Types 3 to 8 and 10 to 13 are reserved for the frames the design gives
-// them; their payloads are defined by the packages that send them. The transport hands
-// NodeHeartbeat payloads to their handler undecoded; their codec is here
-// (AppendNodeHeartbeat, ParseNodeHeartbeat), their meaning in package
-// leaders.
+// Types 3 to 8 and 10 to 13 reach the handlers registered for them
+// (Config.Handlers) undecoded. The payloads of 5 to 8 and 10 to 13 are
+// defined by the packages that send them. The transport hands
+// NodeHeartbeat and the snapshot frames to their handlers undecoded too,
+// but their codecs are here (AppendNodeHeartbeat, ParseNodeHeartbeat;
+// AppendSnapshotRead, ParseSnapshotRead, AppendSnapshotChunk,
+// ParseSnapshotChunk); the heartbeat's meaning is in package leaders.
 //
 // Handshake, the first frame each way:
 //
@@ -128,4 +130,34 @@
 //	              only): the sender no longer leads the group
 //
 // It is canonical too.
+//
+// SnapshotRead, a follower installing a snapshot asks the leader's node
+// for the data below it (design §2.2), addressed by Kafka offset: the
+// follower rebuilds its own segments and indexes from the batches:
+//
+//	 0      8     group id
+//	 8      8     snapshot index, at least 1
+//	16      8     snapshot term, at least 1
+//	24      8     offset where the copy continues, at a batch boundary
+//	32      4     max bytes of data, at least 1 (the first batch is
+//	              always sent whole)
+//
+// SnapshotChunk, the answer, echoing the read:
+//
+//	 0      8     group id
+//	 8      8     snapshot index
+//	16      8     snapshot term
+//	24      8     offset read at
+//	32      1     status: 0 data, 1 the snapshot is no longer the
+//	              sender's (start again from the next one raft sends),
+//	              2 unavailable now (ask again later)
+//	33      8     next offset to read at (status 0; else 0): after the
+//	              last batch, or the snapshot's next offset when the copy
+//	              is complete; at or above the offset read at
+//	41      4     data length N (status 0; else 0); exactly N bytes follow
+//	45      N     whole batches as stored, from the offset read at,
+//	              below the snapshot's next offset
+//
+// Both are canonical. The receiver checks the batches themselves
+// (raftlog.CheckSnapshotData: CRCs, ascending offsets within the range).
 package transport

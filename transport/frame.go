@@ -17,8 +17,8 @@ type FrameType uint8
 const (
 	FrameRaftBatch         FrameType = 1 // Raft messages of many groups (AppendRaftBatch)
 	FrameNodeHeartbeat     FrameType = 2 // node liveness and the leader table (AppendNodeHeartbeat)
-	FrameSnapshotRead      FrameType = 3 // a follower asks for snapshot data (reserved)
-	FrameSnapshotChunk     FrameType = 4 // the reply to FrameSnapshotRead (reserved)
+	FrameSnapshotRead      FrameType = 3 // a follower asks for the data below a snapshot (AppendSnapshotRead)
+	FrameSnapshotChunk     FrameType = 4 // the reply to FrameSnapshotRead (AppendSnapshotChunk)
 	FrameMetaPropose       FrameType = 5 // a command forwarded to the meta leader (payload: package controller)
 	FrameMetaProposeResult FrameType = 6 // the reply to FrameMetaPropose (payload: package controller)
 	FrameJoin              FrameType = 7 // a learner to add, forwarded to the meta leader (payload: package controller)

@@ -115,14 +115,26 @@ var topicConfigSpecs = []configSpec{
 		}},
 	{name: "compression.type", def: "producer", doc: "batches are stored as the producer compressed them",
 		apply: accepted("compression.type", "producer")},
-	{name: "min.insync.replicas", def: "1", doc: "a single node is the whole in-sync replica set",
-		apply: accepted("min.insync.replicas", "1")},
+	{name: "min.insync.replicas", def: "1", doc: "acks=all produce is refused (NOT_ENOUGH_REPLICAS) while fewer replicas are in sync",
+		apply: intSetter("min.insync.replicas", 1, func(int64, *partition.Config) {})},
 	{name: "unclean.leader.election.enable", def: "false", doc: "no effect on a single node",
 		apply: accepted("unclean.leader.election.enable", "false", "true")},
 	{name: "min.compaction.lag.ms", def: "0", doc: "accepted; compaction considers sealed segments only",
 		apply: intSetter("min.compaction.lag.ms", 0, func(int64, *partition.Config) {})},
 	{name: "message.downconversion.enable", def: "true", doc: "accepted; only RecordBatch v2 is served",
 		apply: accepted("message.downconversion.enable", "true", "false")},
+}
+
+// MinInSyncReplicas is a topic's min.insync.replicas: the in-sync
+// replicas an acks=all produce needs, checked by the front end before it
+// appends (Kafka's rule). Configs were validated when set, so a value
+// that does not parse is the default.
+func MinInSyncReplicas(configs map[string]string) int {
+	n, err := parseInt("min.insync.replicas", configs["min.insync.replicas"], 1)
+	if err != nil {
+		return 1
+	}
+	return int(min(n, 1<<20))
 }
 
 func specFor(name string) (configSpec, bool) {

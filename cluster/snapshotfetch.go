@@ -1,0 +1,298 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/transport"
+)
+
+const (
+	// snapshotCopiesMax bounds the copies a node runs at once (each holds
+	// a goroutine, a staging file and up to one chunk in memory). A
+	// snapshot arriving past the bound is dropped: its leader sends it
+	// again.
+	snapshotCopiesMax = 4
+	// snapshotReadTimeout is how long a copy waits for the answer to a
+	// SnapshotRead before asking again (a chunk lost with its connection).
+	snapshotReadTimeout = 5 * time.Second
+	// snapshotRetryDelay is the pause before asking again after an
+	// "unavailable" answer or a failed send.
+	snapshotRetryDelay = 200 * time.Millisecond
+	// snapshotFailuresMax ends a copy after this many reads in a row went
+	// unanswered or unserved; what it copied stays staged, and the next
+	// time the leader sends the snapshot the copy resumes.
+	snapshotFailuresMax = 10
+)
+
+// snapshotTarget is what a copy is made for: a local replica's partition.
+type snapshotTarget interface {
+	SnapshotCopyWanted(snap *raftpb.Snapshot) (raftlog.StagedSnapshot, bool)
+	OpenSnapshotCopy(s raftlog.StagedSnapshot) (*raftlog.Staging, error)
+}
+
+// snapshotFetcher is a follower's side of the copy of the data below a
+// leader's snapshot (design §2.2): a MsgSnap whose descriptor has data
+// below its next offset is held back from the replica, the data is copied
+// from the sender's node with SnapshotRead frames into the replica's
+// staging directory on a goroutine of the copy's own, and then the MsgSnap
+// is delivered, so the Raft log installs the snapshot with that data.
+// Raft's leader counts the snapshot as sent when it hands it to the
+// network (replica.SnapshotsSent) and probes again; the follower, not
+// having stepped it, rejects the probes, so the leader sends the snapshot
+// again: a copy of that snapshot in progress drops it, another snapshot
+// stops the copy (and is dropped: the next one sent starts a new copy).
+// A copy that fails ends; the leader's next send starts it again,
+// resuming from what was staged.
+type snapshotFetcher struct {
+	clock  env.Clock
+	logger *slog.Logger
+	send   frameSender
+	// target finds the group's local replica, nil when there is none. It
+	// may take the cluster's lock: called on a copy's goroutine only.
+	target func(group uint64) snapshotTarget
+	// deliver hands the snapshot to the replica once copied.
+	deliver func(group uint64, m *raftpb.Message)
+
+	mu     sync.Mutex
+	copies map[uint64]*snapshotCopy // by group
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// snapshotCopy is one copy in progress.
+type snapshotCopy struct {
+	group, from uint64 // the group, the node that sent the snapshot
+	index, term uint64
+	msg         *raftpb.Message
+	chunks      chan transport.SnapshotChunk
+	stop        chan struct{}
+	stopped     bool // stop closed; guarded by the fetcher's mu
+}
+
+func newSnapshotFetcher(clock env.Clock, logger *slog.Logger, send frameSender, target func(group uint64) snapshotTarget,
+	deliver func(group uint64, m *raftpb.Message)) *snapshotFetcher {
+	return &snapshotFetcher{clock: clock, logger: logger, send: send, target: target, deliver: deliver,
+		copies: map[uint64]*snapshotCopy{}}
+}
+
+// intercept is called with each Raft message from node from for group
+// before it is delivered: true when the fetcher took it (a copy started or
+// runs, or the message is dropped), false when it goes to the replica
+// now. It never waits: it runs on the transport's reader.
+func (f *snapshotFetcher) intercept(from, group uint64, m *raftpb.Message) bool {
+	// The metadata group's snapshots carry its whole state in band.
+	if m.GetType() != raftpb.MsgSnap || group == controller.GroupID || !hasDataBelow(m.GetSnapshot()) {
+		return false
+	}
+	md := m.GetSnapshot().GetMetadata()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return true
+	}
+	if cp, ok := f.copies[group]; ok {
+		if cp.index != md.GetIndex() || cp.term != md.GetTerm() {
+			f.stopLocked(cp)
+		}
+		return true
+	}
+	if len(f.copies) >= snapshotCopiesMax {
+		return true
+	}
+	cp := &snapshotCopy{group: group, from: from, index: md.GetIndex(), term: md.GetTerm(), msg: m,
+		chunks: make(chan transport.SnapshotChunk, 1), stop: make(chan struct{})}
+	f.copies[group] = cp
+	f.wg.Add(1)
+	go f.run(cp)
+	return true
+}
+
+// hasDataBelow says the snapshot's descriptor has data below its next
+// offset; a snapshot without one goes to the replica (which judges it).
+func hasDataBelow(snap *raftpb.Snapshot) bool {
+	d, err := raftlog.DecodeDescriptor(snap.GetData())
+	return err == nil && d.LogStartOffset < d.NextOffset
+}
+
+func (f *snapshotFetcher) stopLocked(cp *snapshotCopy) {
+	if !cp.stopped {
+		cp.stopped = true
+		close(cp.stop)
+	}
+}
+
+// handleChunk is the transport's FrameSnapshotChunk handler: it hands the
+// chunk to the copy that asked (a chunk nobody waits for is dropped).
+func (f *snapshotFetcher) handleChunk(from uint64, payload []byte) {
+	c, err := transport.ParseSnapshotChunk(payload)
+	if err != nil {
+		f.logger.Warn("dropped a snapshot chunk", "from", from, "err", err)
+		return
+	}
+	f.mu.Lock()
+	cp, ok := f.copies[c.Group]
+	f.mu.Unlock()
+	if !ok || cp.from != from || cp.index != c.Index || cp.term != c.Term {
+		return
+	}
+	c.Batches = bytes.Clone(c.Batches) // the payload is valid only during the call
+	select {
+	case cp.chunks <- c:
+	default: // an answer to an earlier read is still waiting: this one is late
+	}
+}
+
+// run makes one copy and then delivers the snapshot.
+func (f *snapshotFetcher) run(cp *snapshotCopy) {
+	defer f.wg.Done()
+	defer f.forget(cp)
+	t := f.target(cp.group)
+	if t == nil {
+		// No partition here to copy for (one opening, say): the replica,
+		// if any, judges the snapshot as it would without a copy.
+		f.deliver(cp.group, cp.msg)
+		return
+	}
+	staged, wanted := t.SnapshotCopyWanted(cp.msg.GetSnapshot())
+	if !wanted {
+		f.deliver(cp.group, cp.msg)
+		return
+	}
+	if err := f.copyInto(cp, t, staged); err != nil {
+		f.logger.Info("snapshot copy ended", "group", cp.group, "index", cp.index, "from", cp.from, "err", err)
+		return
+	}
+	f.deliver(cp.group, cp.msg)
+}
+
+func (f *snapshotFetcher) forget(cp *snapshotCopy) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.copies[cp.group] == cp {
+		delete(f.copies, cp.group)
+	}
+}
+
+// Why a copy ends before it is complete.
+var (
+	errCopyStopped = errors.New("stopped")
+	errCopyChanged = errors.New("the sender's snapshot changed")
+	errCopyFailing = errors.New("reads unanswered or unserved")
+)
+
+// copyInto copies the data below the snapshot into the staging directory
+// and marks it complete.
+func (f *snapshotFetcher) copyInto(cp *snapshotCopy, t snapshotTarget, staged raftlog.StagedSnapshot) (err error) {
+	s, err := t.OpenSnapshotCopy(staged)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if closeErr := s.Close(); err == nil {
+			err = closeErr
+		}
+	}()
+	for failures := 0; !s.Done(); {
+		if failures >= snapshotFailuresMax {
+			return fmt.Errorf("at offset %d: %w", s.Next(), errCopyFailing)
+		}
+		c, err := f.read(cp, s.Next())
+		switch {
+		case errors.Is(err, errCopyStopped):
+			return err
+		case err != nil:
+			failures++
+			continue
+		case c.Status == transport.SnapshotChanged:
+			return errCopyChanged
+		case c.Status != transport.SnapshotOK:
+			failures++
+			if !f.pause(cp, snapshotRetryDelay) {
+				return errCopyStopped
+			}
+			continue
+		}
+		if err := s.Add(c.Batches, c.Next); err != nil {
+			return err
+		}
+		failures = 0
+	}
+	return s.Complete()
+}
+
+// errNoAnswer: a read went unanswered (or could not be sent).
+var errNoAnswer = errors.New("no answer")
+
+// read asks the sender for the data at offset and waits for the answer.
+func (f *snapshotFetcher) read(cp *snapshotCopy, offset int64) (transport.SnapshotChunk, error) {
+	req := transport.SnapshotRead{Group: cp.group, Index: cp.index, Term: cp.term, Offset: offset, MaxBytes: snapshotChunkBytesMax}
+	if err := f.send.SendFrame(cp.from, transport.FrameSnapshotRead, transport.AppendSnapshotRead(nil, req)); err != nil {
+		if !f.pause(cp, snapshotRetryDelay) {
+			return transport.SnapshotChunk{}, errCopyStopped
+		}
+		return transport.SnapshotChunk{}, errNoAnswer
+	}
+	timer := f.clock.NewTimer(snapshotReadTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case c := <-cp.chunks:
+			if c.Offset == offset {
+				return c, nil
+			}
+		case <-timer.C():
+			return transport.SnapshotChunk{}, errNoAnswer
+		case <-cp.stop:
+			return transport.SnapshotChunk{}, errCopyStopped
+		}
+	}
+}
+
+// pause waits d; false when the copy was stopped meanwhile.
+func (f *snapshotFetcher) pause(cp *snapshotCopy, d time.Duration) bool {
+	timer := f.clock.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C():
+		return true
+	case <-cp.stop:
+		return false
+	}
+}
+
+// close stops the copies and waits for them.
+func (f *snapshotFetcher) close() {
+	f.mu.Lock()
+	f.closed = true
+	for _, cp := range f.copies {
+		f.stopLocked(cp)
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+// snapshotTargetOf is the fetcher's target: this node's open replica of
+// group, nil when there is none. It takes mu, so it runs on a copy's
+// goroutine, never on the transport's reader.
+func (c *Cluster) snapshotTargetOf(group uint64) snapshotTarget {
+	t, _ := c.snapshotSourceOf(group).(snapshotTarget) // a partition, or nil
+	return t
+}
+
+// deliver queues a Raft message for its group on the scheduler, once
+// there is one.
+func (c *Cluster) deliver(group uint64, m *raftpb.Message) {
+	if s := c.deliverTo.Load(); s != nil {
+		s.Deliver(group, m)
+	}
+}

@@ -1,0 +1,347 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/transport"
+)
+
+// leaderData is 30 one-record batches from offset 4, every third offset
+// left out (compaction's gaps), and the snapshot's next offset after them.
+func leaderData(t *testing.T) ([]byte, int64) {
+	t.Helper()
+	var out []byte
+	offset := int64(4)
+	for i := range 30 {
+		if i%3 == 0 {
+			offset++
+		}
+		b, err := batch.Encode(batch.Header{BaseOffset: offset, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, 0,
+			[]batch.Record{{Offset: offset, Value: bytes.Repeat([]byte{byte(i)}, 100)}}, batch.None)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, offset = append(out, b...), offset+1
+	}
+	return out, offset + 2
+}
+
+// fakeLeader answers SnapshotReads from data as a leader's node does,
+// handing the chunks to the fetcher; groups in silent get no answer, and
+// changed answers SnapshotChanged.
+type fakeLeader struct {
+	t       *testing.T
+	data    []byte
+	next    int64
+	fetcher *snapshotFetcher
+	silent  map[uint64]bool
+	changed bool
+	mu      sync.Mutex
+	reads   int
+}
+
+func (l *fakeLeader) SendFrame(to uint64, typ transport.FrameType, payload []byte) error {
+	req, err := transport.ParseSnapshotRead(payload)
+	if err != nil || typ != transport.FrameSnapshotRead || to != 7 {
+		l.t.Errorf("sent %v to %d: %v", typ, to, err)
+		return err
+	}
+	l.mu.Lock()
+	l.reads++
+	silent, changed := l.silent[req.Group], l.changed
+	l.mu.Unlock()
+	if silent {
+		return nil
+	}
+	c := answer(req, transport.SnapshotChanged)
+	if !changed {
+		c.Status = transport.SnapshotOK
+		c.Batches, c.Next = leaderPiece(l.t, l.data, req.Offset, l.next, 700)
+	}
+	l.fetcher.handleChunk(7, transport.AppendSnapshotChunk(nil, c))
+	return nil
+}
+
+// leaderPiece is the leader's answer to a read at offset: the batches from
+// it within maxBytes (the first whole) and where the next read starts.
+func leaderPiece(t *testing.T, data []byte, at, next int64, maxBytes int) ([]byte, int64) {
+	var out []byte
+	end := next
+	for rest := data; len(rest) > 0; {
+		h, whole, after, err := batch.Next(rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest = after
+		if h.BaseOffset < at {
+			continue
+		}
+		if len(out) > 0 && len(out)+len(whole) > maxBytes {
+			break
+		}
+		out, end = append(out, whole...), h.NextOffset()
+	}
+	if len(out) == 0 {
+		return nil, next
+	}
+	return out, end
+}
+
+// fakeTarget is a replica of a group wanting a copy, its staging
+// directory in fs.
+type fakeTarget struct {
+	fs  vfs.FS
+	dir string
+}
+
+func (t fakeTarget) SnapshotCopyWanted(snap *raftpb.Snapshot) (raftlog.StagedSnapshot, bool) {
+	d, err := raftlog.DecodeDescriptor(snap.GetData())
+	md := snap.GetMetadata()
+	return raftlog.StagedSnapshot{Index: md.GetIndex(), Term: md.GetTerm(), LogStartOffset: d.LogStartOffset, NextOffset: d.NextOffset}, err == nil
+}
+
+func (t fakeTarget) OpenSnapshotCopy(s raftlog.StagedSnapshot) (*raftlog.Staging, error) {
+	return raftlog.OpenStaging(t.fs, t.dir, s)
+}
+
+func groupDir(group uint64) string { return "/data/g" + string(rune('a'+group)) }
+
+// snapMsg is the leader's MsgSnap of (index, term) for [4, next).
+func snapMsg(index, term uint64, next int64) *raftpb.Message {
+	return &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(1), To: proto.Uint64(2),
+		Snapshot: &raftpb.Snapshot{Data: raftlog.EncodeDescriptor(raftlog.Descriptor{LogStartOffset: 4, NextOffset: next}),
+			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: &raftpb.ConfState{}}}}
+}
+
+// noReplicaGroup has no local replica to copy for.
+const noReplicaGroup = 99
+
+func newFetcherPair(t *testing.T, clock env.Clock) (*snapshotFetcher, *fakeLeader, chan *raftpb.Message, vfs.FS) {
+	data, next := leaderData(t)
+	fsys := vfs.NewMem()
+	leader := &fakeLeader{t: t, data: data, next: next, silent: map[uint64]bool{}}
+	delivered := make(chan *raftpb.Message, 16)
+	f := newSnapshotFetcher(clock, slog.New(slog.DiscardHandler), leader,
+		func(group uint64) snapshotTarget {
+			if group == noReplicaGroup {
+				return nil
+			}
+			return fakeTarget{fs: fsys, dir: groupDir(group)}
+		},
+		func(group uint64, m *raftpb.Message) { delivered <- m })
+	leader.fetcher = f
+	return f, leader, delivered, fsys
+}
+
+// TestSnapshotFetcherCopiesThenDelivers: a MsgSnap with data below it is
+// held, the data copied in pieces into the staging directory, marked
+// complete, and then the MsgSnap delivered; other messages, a snapshot
+// with no data below it and the metadata group's pass at once, and one with
+// no local replica to copy for is delivered without a copy.
+func TestSnapshotFetcherCopiesThenDelivers(t *testing.T) {
+	f, leader, delivered, fsys := newFetcherPair(t, env.RealClock())
+	defer f.close()
+	if f.intercept(7, 1, &raftpb.Message{Type: raftpb.MsgApp.Enum()}) {
+		t.Fatal("an append was intercepted")
+	}
+	if f.intercept(7, 1, snapMsg(10, 2, 4)) {
+		t.Fatal("a snapshot with no data below it was intercepted")
+	}
+	if f.intercept(7, controller.GroupID, snapMsg(10, 2, leader.next)) {
+		t.Fatal("a snapshot of the metadata group was intercepted")
+	}
+	orphan := snapMsg(10, 2, leader.next)
+	if !f.intercept(7, noReplicaGroup, orphan) {
+		t.Fatal("a snapshot was not taken")
+	}
+	select {
+	case got := <-delivered:
+		if got != orphan {
+			t.Fatal("another message delivered")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a snapshot with no replica to copy for was never delivered")
+	}
+	m := snapMsg(10, 2, leader.next)
+	if !f.intercept(7, 1, m) {
+		t.Fatal("the snapshot went to the replica before its data was copied")
+	}
+	select {
+	case got := <-delivered:
+		if got != m {
+			t.Fatal("another message delivered")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the snapshot was never delivered")
+	}
+	s, err := raftlog.OpenStaging(fsys, groupDir(1), raftlog.StagedSnapshot{Index: 10, Term: 2, LogStartOffset: 4, NextOffset: leader.next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Done() {
+		t.Fatalf("staged copy reopens at %d, not complete", s.Next())
+	}
+	if leader.reads < 3 {
+		t.Fatalf("%d reads: the copy was not made in pieces", leader.reads)
+	}
+}
+
+// TestSnapshotFetcherDropsAndStops: while a copy waits on a silent leader,
+// the same snapshot again is dropped, another snapshot stops the copy
+// (and is dropped), copies past the bound are dropped; a changed snapshot
+// ends its copy undelivered; close stops what runs.
+func TestSnapshotFetcherDropsAndStops(t *testing.T) {
+	f, leader, delivered, _ := newFetcherPair(t, env.NewManualClock(time.Unix(0, 0)))
+	for g := range uint64(snapshotCopiesMax + 1) {
+		leader.silent[g+1] = true
+	}
+	for g := range uint64(snapshotCopiesMax + 1) {
+		if !f.intercept(7, g+1, snapMsg(10, 2, leader.next)) {
+			t.Fatalf("group %d: snapshot not taken", g+1)
+		}
+	}
+	running := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.copies)
+	}
+	if n := running(); n != snapshotCopiesMax {
+		t.Fatalf("%d copies run, want the bound %d", n, snapshotCopiesMax)
+	}
+	f.mu.Lock()
+	first := f.copies[1]
+	f.mu.Unlock()
+	if !f.intercept(7, 1, snapMsg(10, 2, leader.next)) || running() != snapshotCopiesMax {
+		t.Fatal("the same snapshot again was not dropped")
+	}
+	if !f.intercept(7, 1, snapMsg(12, 2, leader.next)) {
+		t.Fatal("another snapshot went to the replica while a copy ran")
+	}
+	waitUntil(t, "the stopped copy to end", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.copies[1] != first
+	})
+	leader.mu.Lock()
+	leader.changed = true
+	delete(leader.silent, snapshotCopiesMax+2)
+	leader.mu.Unlock()
+	if !f.intercept(7, snapshotCopiesMax+2, snapMsg(10, 2, leader.next)) {
+		t.Fatal("snapshot not taken")
+	}
+	waitUntil(t, "the changed snapshot's copy to end", func() bool { return running() == snapshotCopiesMax-1 })
+	f.close()
+	if n := running(); n != 0 {
+		t.Fatalf("%d copies after close", n)
+	}
+	select {
+	case m := <-delivered:
+		t.Fatalf("delivered a snapshot at %d that was never copied", m.GetSnapshot().GetMetadata().GetIndex())
+	default:
+	}
+}
+
+// appendKeyed appends one keyed record and waits for acks=all.
+func appendKeyed(t *testing.T, c *Cluster, topic, key, value string) {
+	t.Helper()
+	p, err := c.Partition(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Append(batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte(key), Value: []byte(value)}}, batch.None))
+	if err != nil {
+		t.Fatalf("append on node %d: %v", c.NodeID(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	if err := p.WaitAppended(ctx, res, true); err != nil {
+		t.Fatalf("append on node %d: %v", c.NodeID(), err)
+	}
+}
+
+// snapshotOf is a replica's current Raft snapshot and its descriptor.
+func snapshotOf(t *testing.T, p *partition.Partition) (*raftpb.Snapshot, raftlog.Descriptor) {
+	t.Helper()
+	snap, err := p.RaftStorage().Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap, d
+}
+
+// TestClusterFollowerCopiesSnapshotData: three nodes, a compacted topic;
+// one node is stopped while the others' cleaners compact past its log
+// end. Restarted, it gets the leader's snapshot, copies the data below it
+// from the leader's node, installs it and holds the same records at the
+// same offsets as the leader, from the same log start.
+func TestClusterFollowerCopiesSnapshotData(t *testing.T) {
+	tn := startNodes(t, 3)
+	via := tn.other(tn.controller())
+	configs := map[string]string{"cleanup.policy": "compact", "segment.bytes": "300"}
+	if _, err := tn.nodes[via].CreateTopicReplicated("keyed", 1, 3, configs, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("keyed", 0)
+	appendKeyed(t, tn.nodes[lead], "keyed", "k0", "first")
+	behind := tn.other(lead)
+	bp, err := tn.nodes[behind].Partition("keyed", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the follower to apply the first record", func() bool { return bp.HighWatermark() >= 1 })
+	tn.stop(behind)
+	for i := range 60 {
+		appendKeyed(t, tn.nodes[lead], "keyed", fmt.Sprint("k", i%4), fmt.Sprint("v", i))
+	}
+	for _, c := range tn.nodes {
+		c.CleanOnce(time.Now().UnixMilli())
+	}
+	lp, err := tn.nodes[lead].Partition("keyed", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderSnap, ld := snapshotOf(t, lp)
+	if ld.LogStartOffset >= ld.NextOffset || leaderSnap.GetMetadata().GetIndex() < 3 {
+		t.Fatalf("leader's snapshot at %d holds [%d, %d): the cleaner compacted nothing to copy",
+			leaderSnap.GetMetadata().GetIndex(), ld.LogStartOffset, ld.NextOffset)
+	}
+	want := records(t, lp)
+	tn.restart(behind)
+	bp, err = tn.nodes[behind].Partition("keyed", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the restarted follower to catch up", func() bool { return bp.HighWatermark() >= lp.HighWatermark() })
+	snap, d := snapshotOf(t, bp)
+	if snap.GetMetadata().GetIndex() < leaderSnap.GetMetadata().GetIndex() || bp.LogStartOffset() >= d.NextOffset {
+		t.Fatalf("follower's snapshot at %d, log from %d, snapshot's next offset %d: the data below was not installed",
+			snap.GetMetadata().GetIndex(), bp.LogStartOffset(), d.NextOffset)
+	}
+	if bp.LogStartOffset() != lp.LogStartOffset() {
+		t.Fatalf("follower's log starts at %d, the leader's at %d", bp.LogStartOffset(), lp.LogStartOffset())
+	}
+	if got := records(t, bp); !slices.Equal(got, want) {
+		t.Fatalf("follower holds %v, the leader %v", got, want)
+	}
+}

@@ -1,0 +1,73 @@
+package partition
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/cairnlog/cairn/raftlog"
+)
+
+// TestReplicatedSnapshotDataIsTheLeadersLog: after the cleaner of a
+// compacted topic compacted the leader's Raft log, the leader serves the
+// data below its snapshot (with the gaps compaction left) in pieces that
+// verify and together are its log from the descriptor's log start to its
+// next offset; once the cleaner compacted further, the earlier snapshot
+// is refused.
+func TestReplicatedSnapshotDataIsTheLeadersLog(t *testing.T) {
+	g := newGroup(t, 23, []uint64{1, 2, 3}, func(c *Config) {
+		c.Storage.SegmentBytes = 400
+		c.Compact, c.DeleteSegments = true, false
+	})
+	l := g.leader()
+	produceAndClean := func(from int32) {
+		for seq := from; seq < from+40; seq += 2 {
+			g.produceCommitted(l, keyedIdempotent(t, 7, seq, "shared", fmt.Sprint("unique", seq)))
+		}
+		if err := g.parts[l].Clean(g.clock.Now().UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceAndClean(0)
+	p := g.parts[l]
+	snap, err := p.raft.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	if index <= 1 || desc.LogStartOffset >= desc.NextOffset {
+		t.Fatalf("snapshot at %d holds [%d, %d): the cleaner compacted nothing to copy", index, desc.LogStartOffset, desc.NextOffset)
+	}
+	var got []byte
+	for at, reads := desc.LogStartOffset, 0; at < desc.NextOffset; reads++ {
+		if reads > 1000 {
+			t.Fatalf("copy not done after %d reads, at %d of %d", reads, at, desc.NextOffset)
+		}
+		d, err := p.ReadSnapshotData(index, term, at, 300)
+		if err != nil {
+			t.Fatalf("read at %d: %v", at, err)
+		}
+		if len(d.Batches) > 0 {
+			if end, err := raftlog.CheckSnapshotData(d.Batches, at, desc.NextOffset); err != nil || end != d.Next {
+				t.Fatalf("piece at %d ends at %d (%v), Next %d", at, end, err, d.Next)
+			}
+		}
+		got, at = append(got, d.Batches...), d.Next
+	}
+	want, err := p.log.Read(desc.LogStartOffset, 1<<30, desc.NextOffset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || !bytes.Equal(got, want) {
+		t.Fatalf("copy of [%d, %d): %d bytes, the leader's log %d", desc.LogStartOffset, desc.NextOffset, len(got), len(want))
+	}
+	produceAndClean(40)
+	if _, err := p.ReadSnapshotData(index, term, desc.LogStartOffset, 300); !errors.Is(err, raftlog.ErrSnapshotChanged) {
+		t.Fatalf("the earlier snapshot after the cleaner compacted further: %v, want ErrSnapshotChanged", err)
+	}
+}

@@ -1,0 +1,139 @@
+package partition
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"testing"
+
+	"github.com/cairnlog/cairn/raftlog"
+)
+
+// stageLeadersCopy copies the data below the leader's current snapshot
+// into node to's staging directory through its partition, as a
+// follower's driver does before it steps the leader's snapshot, and
+// returns the snapshot's descriptor and index.
+func (g *group) stageLeadersCopy(from, to uint64) (raftlog.Descriptor, uint64) {
+	g.t.Helper()
+	p := g.parts[from]
+	snap, err := p.raft.Snapshot()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	desc, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	index, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	if _, wanted := p.SnapshotCopyWanted(snap); wanted {
+		g.t.Fatal("the leader wants a copy of its own snapshot's data")
+	}
+	staged, wanted := g.parts[to].SnapshotCopyWanted(snap)
+	want := raftlog.StagedSnapshot{Index: index, Term: term, LogStartOffset: desc.LogStartOffset, NextOffset: desc.NextOffset}
+	if !wanted || staged != want {
+		g.t.Fatalf("follower wants a copy %v of %+v, want %+v", wanted, staged, want)
+	}
+	s, err := g.parts[to].OpenSnapshotCopy(staged)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for reads := 0; !s.Done(); reads++ {
+		if reads > 1000 {
+			g.t.Fatalf("copy not done after %d reads, at %d of %d", reads, s.Next(), desc.NextOffset)
+		}
+		d, err := p.ReadSnapshotData(index, term, s.Next(), 300)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		if err := s.Add(d.Batches, d.Next); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	if err := s.Complete(); err != nil {
+		g.t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		g.t.Fatal(err)
+	}
+	return desc, index
+}
+
+// TestReplicatedFollowerInstallsStagedCopy: while a follower is down the
+// others' cleaners compact a compacted topic (and, with compact,delete,
+// retention deletes its oldest segments) past its log end; back up and
+// cut off, the follower wants a copy of the data below the leader's
+// snapshot (SnapshotCopyWanted) and stages it (OpenSnapshotCopy); healed,
+// it installs the snapshot with that data: it serves from the leader's log start every batch the
+// leader holds, at the same offsets, and its staging directory is gone.
+func TestReplicatedFollowerInstallsStagedCopy(t *testing.T) {
+	for name, edit := range map[string]func(*Config){
+		"compact":        func(c *Config) { c.Compact, c.DeleteSegments = true, false },
+		"compact,delete": func(c *Config) { c.Compact, c.DeleteSegments, c.RetentionBytes = true, true, 1200 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := newGroup(t, 24, []uint64{1, 2, 3}, func(c *Config) {
+				c.Storage.SegmentBytes = 400
+				edit(c)
+			})
+			l := g.leader()
+			behind := l%3 + 1
+			g.produceCommitted(l, keyedIdempotent(t, 7, 0, "shared", "first"))
+			g.converge(2)
+			g.crash(behind)
+			for seq := int32(2); seq < 60; seq += 2 {
+				g.produceCommitted(l, keyedIdempotent(t, 7, seq, "shared", fmt.Sprint("unique", seq)))
+			}
+			end := g.parts[l].HighWatermark()
+			for _, id := range g.c.IDs() {
+				if id == behind {
+					continue
+				}
+				if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil {
+					t.Fatalf("clean on %d: %v", id, err)
+				}
+			}
+			// Compaction rewrote batches a high watermark exposed: what
+			// the replicas expose from now on is checked against that.
+			clear(g.exposed)
+			// Back up but cut off, it copies the data, then hears the leader.
+			g.c.Net.Isolate(behind, g.c.IDs())
+			g.restart(behind)
+			desc, index := g.stageLeadersCopy(l, behind)
+			g.c.Net.Heal()
+			g.converge(end)
+			f := g.parts[behind]
+			snap, err := f.raft.Snapshot()
+			if err != nil || snap.GetMetadata().GetIndex() < index {
+				t.Fatalf("follower's snapshot at %d (%v), want the leader's at %d installed", snap.GetMetadata().GetIndex(), err, index)
+			}
+			if f.LogStartOffset() != desc.LogStartOffset || g.parts[l].LogStartOffset() != desc.LogStartOffset {
+				t.Fatalf("follower serves from %d, the leader from %d, want %d", f.LogStartOffset(), g.parts[l].LogStartOffset(), desc.LogStartOffset)
+			}
+			got, err := f.log.Read(desc.LogStartOffset, 1<<30, end)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := g.parts[l].log.Read(desc.LogStartOffset, 1<<30, end)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == 0 || !bytes.Equal(got, want) {
+				t.Fatalf("follower holds %d bytes from %d, the leader %d", len(got), desc.LogStartOffset, len(want))
+			}
+			if _, err := g.fs[behind].List(raftlog.StagingDir(partDir)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("staging directory left after the install: %v", err)
+			}
+			// Restarted from its files, it serves the same.
+			g.crash(behind)
+			g.restart(behind)
+			g.converge(end)
+			if f = g.parts[behind]; f.LogStartOffset() != desc.LogStartOffset {
+				t.Fatalf("restarted follower serves from %d, want %d", f.LogStartOffset(), desc.LogStartOffset)
+			}
+			if got, err := f.log.Read(desc.LogStartOffset, 1<<30, end); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("restarted follower holds %d bytes (%v), want the leader's %d", len(got), err, len(want))
+			}
+		})
+	}
+}

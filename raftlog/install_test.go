@@ -1,0 +1,310 @@
+package raftlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage/vfs"
+)
+
+// stagedInstall is a follower's log behind a leader and the snapshot the
+// leader sends, with the data below it the leader holds.
+type stagedInstall struct {
+	m           *model
+	applied     uint64
+	snap        *raftpb.Snapshot
+	staged      StagedSnapshot
+	data        []byte
+	start, next int64
+}
+
+// followerBehind appends entries to l past an applied index and picks a
+// snapshot past its end whose data (with gaps) starts below its end.
+func followerBehind(t *testing.T, l *Log, rng *rand.Rand) stagedInstall {
+	t.Helper()
+	m := newModel(t)
+	ents, begins, end := m.build(t, 11, mixedSpecs)
+	if err := l.Append(ents, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, ents, begins, end)
+	const applied = 13
+	if err := l.RecordApplied(applied, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	start := rng.Int64N(m.end + 1)
+	data, next := stagedData(t, rng, start)
+	next = max(next, m.end)
+	idx, term := m.last()+1+rng.Uint64N(5), m.termAt(m.last())+1
+	desc := &Descriptor{LogStartOffset: start, NextOffset: next, Terms: []TermStart{{Term: term, Index: idx, Offset: next}}}
+	return stagedInstall{m: m, applied: applied, snap: snapshotAt(idx, term, desc),
+		staged: StagedSnapshot{Index: idx, Term: term, LogStartOffset: start, NextOffset: next},
+		data:   data, start: start, next: next}
+}
+
+// stage copies the data below the snapshot into the staging directory.
+func (s stagedInstall) stage(t *testing.T, fsys vfs.FS) {
+	t.Helper()
+	st, err := OpenStaging(fsys, "p", s.staged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Add(s.data, s.next); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkInstalled checks the log is the snapshot with the staged data below
+// it in the segments and no staging directory left.
+func (s stagedInstall) checkInstalled(t *testing.T, fsys vfs.FS, l *Log) error {
+	t.Helper()
+	idx := s.snap.GetMetadata().GetIndex()
+	first, _ := l.FirstIndex()
+	last, _ := l.LastIndex()
+	if first != idx+1 || last != idx {
+		return fmt.Errorf("entries [%d, %d], want the snapshot at %d", first, last, idx)
+	}
+	if st := l.storage; st.StartOffset() != s.start || st.NextOffset() != s.next {
+		return fmt.Errorf("segments [%d, %d), want [%d, %d)", st.StartOffset(), st.NextOffset(), s.start, s.next)
+	}
+	var got []byte
+	for at := s.start; at < s.next; {
+		chunk, err := readChunk(l.storage, at, 1<<20)
+		if err != nil {
+			return err
+		}
+		if len(chunk) == 0 {
+			break
+		}
+		batches := splitAll(t, chunk)
+		got, at = append(got, chunk...), batches[len(batches)-1].NextOffset()
+	}
+	if !bytes.Equal(got, s.data) {
+		return fmt.Errorf("segments hold %d bytes below the snapshot, want the %d staged", len(got), len(s.data))
+	}
+	if _, err := fsys.List(StagingDir("p")); !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("staging directory left after the install: %v", err)
+	}
+	checkInstalledState(t, l, s.snap)
+	return nil
+}
+
+// TestApplySnapshotInstallsStagedCopy installs snapshots whose data was
+// staged whole: the segments hold that data from the descriptor's log
+// start, with its gaps, the staging directory goes, appends continue at
+// the next offset, and a reopen finds the same. A staged copy of another
+// snapshot is not used: the segments restart empty, as without a copy.
+func TestApplySnapshotInstallsStagedCopy(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 21))
+			fsys := vfs.NewMem()
+			l := createLog(t, fsys)
+			defer func() { l.Close() }()
+			s := followerBehind(t, l, rng)
+			other := s
+			other.staged.Term++
+			if seed%2 == 1 {
+				other.stage(t, fsys)
+				s.start = s.next // not this snapshot's copy: reset empty
+				s.data = nil
+			} else {
+				s.stage(t, fsys)
+			}
+			if err := l.ApplySnapshot(s.snap, 0); err != nil {
+				t.Fatal(err)
+			}
+			if seed%2 == 1 {
+				// The other snapshot's copy stays until the next Open.
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				l = openLog(t, fsys)
+			}
+			if err := s.checkInstalled(t, fsys, l); err != nil {
+				t.Fatal(err)
+			}
+			s.m.installed(t, s.snap, s.next)
+			term := s.snap.GetMetadata().GetTerm() + 1
+			more, begins, end := s.m.build(t, s.m.last()+1, []spec{{kind: 'e', term: term}, {kind: 'd', term: term, records: 2, valueBytes: 9}})
+			if err := l.Append(more, 0); err != nil {
+				t.Fatal(err)
+			}
+			s.m.apply(t, more, begins, end)
+			matches(t, l, s.m)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = openLog(t, fsys)
+			matches(t, l, s.m)
+		})
+	}
+}
+
+// TestApplySnapshotStagedCrash cuts the power at every step of an
+// install from a staged copy: Open gives the old log (possibly cut above
+// the applied index) or the snapshot with the staged data below it and
+// no staging directory, and the log takes appends either way.
+func TestApplySnapshotStagedCrash(t *testing.T) {
+	for budget := 1; ; budget++ {
+		if budget > 400 {
+			t.Fatal("the install never completed")
+		}
+		cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{
+			Rand: rand.New(rand.NewPCG(uint64(budget), 5)), TearUnsynced: budget%2 == 0})
+		l := createLog(t, cfs)
+		s := followerBehind(t, l, rand.New(rand.NewPCG(7, 7)))
+		s.stage(t, cfs)
+		cfs.CutAfter(budget)
+		err := l.ApplySnapshot(s.snap, 0)
+		completed := !cfs.Cut()
+		if completed && err != nil {
+			t.Fatalf("ApplySnapshot without a crash: %v", err)
+		}
+		after := cfs.Crash()
+		l, err = Open(after, "p", testCfg, 0)
+		if err != nil {
+			t.Fatalf("budget %d: open after the crash: %v", budget, err)
+		}
+		first, _ := l.FirstIndex()
+		last, _ := l.LastIndex()
+		term := s.snap.GetMetadata().GetTerm()
+		switch {
+		case first == testBoot.Index+1 && !completed && last >= s.applied && last <= s.m.last():
+			got, err := l.Entries(first, last+1, 1<<30)
+			if err != nil || !sameEntries(got, s.m.ents[:last-testBoot.Index]) {
+				t.Fatalf("budget %d: the old log holds %s (%v), want a prefix of %s", budget, show(got), err, show(s.m.ents))
+			}
+			s.m.mem = newModel(t).mem
+			s.m.apply(t, s.m.ents[:last-testBoot.Index], s.m.begins[:last-testBoot.Index], s.m.beginOf(last+1))
+		default:
+			if err := s.checkInstalled(t, after, l); err != nil {
+				t.Fatalf("budget %d (completed %v): %v", budget, completed, err)
+			}
+			s.m.installed(t, s.snap, s.next)
+		}
+		matches(t, l, s.m)
+		more, begins, end := s.m.build(t, s.m.last()+1, []spec{{kind: 'e', term: term + 1}, {kind: 'd', term: term + 1, records: 2, valueBytes: 9}})
+		if err := l.Append(more, 0); err != nil {
+			t.Fatalf("budget %d: append after the crash: %v", budget, err)
+		}
+		s.m.apply(t, more, begins, end)
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = openLog(t, after.Crash(vfs.CrashOptions{}))
+		matches(t, l, s.m)
+		l.Close()
+		if completed {
+			if budget < 10 {
+				t.Fatalf("the install completed within %d steps", budget)
+			}
+			return
+		}
+	}
+}
+
+// splitAll parses concatenated batches' headers.
+func splitAll(t *testing.T, b []byte) []batch.Header {
+	t.Helper()
+	var out []batch.Header
+	for len(b) > 0 {
+		h, _, rest, err := batch.Next(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, b = append(out, h), rest
+	}
+	return out
+}
+
+// TestStagingComplete: a copy whose last piece is a gap reopens short of
+// the next offset until Complete marks it, then whole; Complete refuses a
+// copy not done.
+func TestStagingComplete(t *testing.T) {
+	fsys := vfs.NewMem()
+	data, _ := stagedData(t, rand.New(rand.NewPCG(1, 1)), 0)
+	end := lastBatchEnd(t, data, math.MaxInt64)
+	snap := StagedSnapshot{Index: 9, Term: 2, LogStartOffset: 0, NextOffset: end + 5}
+	s, err := OpenStaging(fsys, stagingTestDir, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(data, end); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Complete before the next offset: %v", err)
+	}
+	if err := s.Add(nil, snap.NextOffset); err != nil {
+		t.Fatal(err)
+	}
+	reopen := func() *Staging {
+		t.Helper()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := OpenStaging(fsys, stagingTestDir, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if s = reopen(); s.Done() || s.Next() != end {
+		t.Fatalf("reopened unmarked copy at %d (done %v), want %d", s.Next(), s.Done(), end)
+	}
+	if ok, err := hasStagedCopy(fsys, stagingTestDir, snap); ok || err != nil {
+		t.Fatalf("unmarked copy taken for whole: %v %v", ok, err)
+	}
+	if err := s.Add(nil, snap.NextOffset); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if s = reopen(); !s.Done() {
+		t.Fatalf("reopened complete copy at %d, want done", s.Next())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := hasStagedCopy(fsys, stagingTestDir, snap); !ok || err != nil {
+		t.Fatalf("complete copy not found: %v %v", ok, err)
+	}
+	if !bytes.Equal(stagedBytes(t, fsys), data) {
+		t.Fatal("the staged data changed")
+	}
+}
+
+// hasStagedCopy says the staging directory of the log in dir holds the
+// whole data below snap.
+func hasStagedCopy(fsys vfs.FS, dir string, snap StagedSnapshot) (bool, error) {
+	s, ok, err := openStagedCopy(fsys, dir, snap)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, s.Close()
+}
