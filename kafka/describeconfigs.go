@@ -102,7 +102,7 @@ func (s *Server) brokerConfigs() []brokerConfig {
 		{"log.roll.ms", "604800000", fixed, kmsg.ConfigTypeLong, "default segment.ms of topics"},
 		{"log.segment.bytes", "1073741824", fixed, kmsg.ConfigTypeInt, "default segment.bytes of topics"},
 		{"message.max.bytes", "1048588", fixed, kmsg.ConfigTypeInt, "default max.message.bytes of topics"},
-		{"min.insync.replicas", "1", fixed, kmsg.ConfigTypeInt, "a single node is the whole in-sync replica set"},
+		{"min.insync.replicas", "1", fixed, kmsg.ConfigTypeInt, "default min.insync.replicas of topics"},
 		{"node.id", node, static, kmsg.ConfigTypeInt, "this broker's node id"},
 		{"num.partitions", strconv.Itoa(int(s.cfg.DefaultPartitions)), static, kmsg.ConfigTypeInt, "partitions of topics created without a count"},
 		{"offsets.topic.replication.factor", "1", fixed, kmsg.ConfigTypeShort, "a single node holds the only replica"},
