@@ -82,9 +82,10 @@
 // CompleteReassignment. Nothing is remembered between steps, so a new
 // leader goes on where the last stopped, and a cancelled move (the
 // replicas are then the wanted set) is undone the same way. A leader
-// whose Raft log no longer starts right after the bootstrap cannot give
-// a new replica its history without snapshot install (not built) and
-// cancels the move (ErrCompactedLog). A node in neither set closes its
+// whose Raft log no longer starts right after the bootstrap cancels the
+// move (ErrCompactedLog): the snapshot install with segment copy
+// (snapshotfetch.go) serves followers behind a compaction, but a new
+// replica is not brought in through it yet. A node in neither set closes its
 // replica and removes the directory (followPlacement, in reconcile), also
 // at start for a move made while it was away. TransferLeader asks a
 // group's leader, or the transferee's node, to hand over;

@@ -1,9 +1,10 @@
-// Package transport carries Raft messages, and later the other node-to-node
-// requests, between Cairn nodes (docs/design/replication.md §3.6).
+// Package transport carries Raft messages and the other node-to-node
+// requests (forwarded proposals, heartbeats of the leader table, snapshot
+// copies, joins) between Cairn nodes (docs/design/replication.md §3.6).
 //
 // TCP is the transport over TCP, the seam the replica driver sends
 // through (Send, non-blocking, and Unreachable) and receives from (Config.Handler).
-// It is not wired into the server yet. ReplicaSender adapts it to a Raft
+// A cluster node's Cluster runs one (package cluster). ReplicaSender adapts it to a Raft
 // driver that sends a group's messages addressed to replica ids (node id
 // << 20 | incarnation): it splits them by node.
 //
