@@ -71,7 +71,9 @@
 // checkpoints the segments and rewrites raft-state (applied index,
 // ConfState, raft-meta's synced size) when something changed, so the next
 // Open walks only what was appended after it. A failed write or sync
-// makes the Log failed (storage.ErrFailed) until reopened.
+// makes the Log failed (storage.ErrFailed) until reopened, but for a data
+// write refused for lack of space, which the segments undo: the Log then
+// ends at the entry before it and may take entries again.
 // ApplySnapshot cuts as a conflicting Append does, syncs the segments it
 // keeps, replaces raft-meta atomically by a file of the next generation
 // holding only the snapshot (flagged when the segments restart empty at

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"syscall"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -45,6 +46,9 @@ const scratchBytesMax = 8 << 20
 // give back intact (see classify) are refused before anything is written.
 // A write that fails part-way makes the log failed (storage.ErrFailed):
 // raft cannot go on from a log it does not know, the replica must reopen.
+// The exception is a data write refused for lack of space, which the
+// segments undo: the log then ends at the last entry written before it,
+// and a replica recreated from it may append again.
 func (l *Log) Append(ents []*raftpb.Entry, nowMs int64) error {
 	if err := l.checkWritable(); err != nil {
 		return err
@@ -173,7 +177,13 @@ func (l *Log) appendData(run []planned, nowMs int64) error {
 		}
 	}
 	if err := l.storage.Append(data, nowMs); err != nil {
-		return l.fail(fmt.Errorf("append entries [%d, %d]: %w", run[0].ent.GetIndex(), run[len(run)-1].ent.GetIndex(), err))
+		err = fmt.Errorf("append entries [%d, %d]: %w", run[0].ent.GetIndex(), run[len(run)-1].ent.GetIndex(), err)
+		if errors.Is(err, syscall.ENOSPC) && !errors.Is(err, storage.ErrFailed) {
+			// The segments undid the write: the log ends at the entry
+			// before this run, whole, and may take it again later.
+			return err
+		}
+		return l.fail(err)
 	}
 	l.mu.Lock()
 	for _, p := range run {

@@ -928,3 +928,38 @@ func TestSyncConcurrentWithOverrides(t *testing.T) {
 		t.Errorf("hard state %v, want term %d vote 39", hs, term)
 	}
 }
+
+// TestAppendDiskFull: a data write refused for lack of space leaves the log
+// ending at the entry before the failed run, not failed: the same entries
+// are taken once space returns, and a reopen finds what was synced.
+func TestAppendDiskFull(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	l := createLog(t, efs)
+	defer func() { l.Close() }()
+	m := newModel(t)
+	ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 1}})
+	if err := l.Append(ents, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, ents, begins, end)
+	full, fullBegins, fullEnd := m.build(t, 13, []spec{{kind: 'n', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 30}})
+	remove := efs.Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: ".log", Err: syscall.ENOSPC})
+	if err := l.Append(full, 0); !errors.Is(err, syscall.ENOSPC) || errors.Is(err, storage.ErrFailed) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	// The non-data entry before the run was written; the run was not.
+	m.apply(t, full[:1], fullBegins[:1], fullBegins[1])
+	matches(t, l, m)
+	remove()
+	if err := l.Append(full[1:], 0); err != nil {
+		t.Fatalf("append once space returned: %v", err)
+	}
+	m.apply(t, full[1:], fullBegins[1:], fullEnd)
+	matches(t, l, m)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = openLog(t, efs)
+	matches(t, l, m)
+}
