@@ -57,7 +57,9 @@
 // that a leadership change also reaches the leader table and wakes
 // LeadersChanged; it runs on the group's worker and takes only watchMu,
 // never mu, since reconcile holds mu while it waits on the worker. A
-// group leaves the scheduler before its partition closes. A partition
+// group leaves the scheduler before its partition closes. A replica
+// stopped by a full disk is recreated from its partition's Raft log,
+// under mu and with backoff (restartAfterDiskFull). A partition
 // with no replica here has a slot with no Partition and Offline wrapping
 // ErrNotLeader. Topics are placed with meta.Place over the applied state
 // and proposed from any node (the controller forwards to the leader);

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
@@ -62,26 +63,22 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition
 		return nil, err
 	}
 	dir := path.Join(c.cfg.DataDir, name)
-	// r is set before the group is added to the scheduler, whose worker is
-	// the only caller of ConfState.
-	var r *replica.Replica
+	// h.r is set before the group is added to the scheduler, whose worker
+	// is the only caller of ConfState, and again by each recreation.
+	h := &replicaHandle{}
 	boot := raftlog.Bootstrap{GroupID: group, ReplicaID: rid, Index: replicaBootstrapIndex, Term: replicaBootstrapTerm,
 		ConfState: &raftpb.ConfState{Voters: meta.BootstrapVoters(mp)}}
 	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), Bootstrap: boot,
-		ConfState: func() *raftpb.ConfState { return r.ConfState() }}
+		ConfState: func() *raftpb.ConfState { return h.r.ConfState() },
+		DiskFull:  func() { go c.restartAfterDiskFull(h) }}
 	p, err := partition.OpenReplica(c.env, dir, topic, mp.Index, cfg, rc)
 	if err != nil {
 		return nil, err
 	}
+	h.p, h.group, h.replicaID = p, group, rid
 	applied, err := p.RaftApplied()
 	if err == nil {
-		st := p.RaftStorage()
-		rcfg := c.raftConfig()
-		rcfg.ID, rcfg.GroupID, rcfg.Applied = rid, group, applied
-		r, err = replica.New(c.env, rcfg, st, &replicaMachine{Partition: p, c: c, group: group, replicaID: rid, timer: &commitTimer{}})
-		if err == nil {
-			err = c.sched.AddGroup(group, r, st, replica.GroupOptions{Quiesce: true})
-		}
+		err = c.addReplica(h, applied)
 	}
 	if err != nil {
 		_ = p.Close() // the error that keeps it offline is err
@@ -94,6 +91,113 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition
 	}
 	return p, nil
 }
+
+// replicaHandle is a partition's replica as the node runs it: recreated
+// after a failed write for lack of space (restartAfterDiskFull).
+type replicaHandle struct {
+	p                *partition.Partition
+	group, replicaID uint64
+	r                *replica.Replica
+	// fullRestarts counts the recreations in a row, and lastRestart is the
+	// time of the last: what the next one's backoff is.
+	fullRestarts int
+	lastRestart  time.Time
+}
+
+// addReplica creates the partition's replica from its Raft log, as of
+// applied, and adds its group to the scheduler.
+func (c *Cluster) addReplica(h *replicaHandle, applied uint64) error {
+	st := h.p.RaftStorage()
+	rcfg := c.raftConfig()
+	rcfg.ID, rcfg.GroupID, rcfg.Applied = h.replicaID, h.group, applied
+	r, err := replica.New(c.env, rcfg, st, &replicaMachine{Partition: h.p, c: c, group: h.group, replicaID: h.replicaID, timer: &commitTimer{}})
+	if err != nil {
+		return err
+	}
+	h.r = r
+	return c.sched.AddGroup(h.group, r, st, replica.GroupOptions{Quiesce: true})
+}
+
+// restartAfterDiskFull recreates a replica stopped by a failed write of its
+// Raft log for lack of space, after a backoff, from the log as it stands
+// (partition.RestartPoint): raft is never told entries are durable that
+// are not, and the group goes on (leads, follows) once space returns. It
+// runs on its own goroutine: the partition asks on the replica's worker,
+// which may not remove its own group. Under mu, so that no reconcile
+// closes the partition meanwhile; a partition closed or replaced first is
+// left alone.
+func (c *Cluster) restartAfterDiskFull(h *replicaHandle) {
+	c.mu.Lock()
+	wait := diskFullBackoff(h.fullRestarts, c.env.Clock.Now().Sub(h.lastRestart))
+	c.mu.Unlock()
+	timer := c.env.Clock.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C():
+	case <-c.stop:
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.stop:
+		return // closing: the partition closes with its group
+	default:
+	}
+	if !c.holds(h.p) {
+		return
+	}
+	now := c.env.Clock.Now()
+	if now.Sub(h.lastRestart) > diskFullBackoffMax {
+		h.fullRestarts = 0
+	}
+	h.fullRestarts++
+	h.lastRestart = now
+	err := c.recreateReplica(h)
+	if err != nil {
+		c.env.Logger.Error("recreating a partition's replica after a full disk; it stays stopped", "group", h.group, "err", err)
+	}
+}
+
+func (c *Cluster) recreateReplica(h *replicaHandle) error {
+	applied, err := h.p.RestartPoint()
+	if err != nil {
+		return err
+	}
+	if err := c.sched.RemoveGroup(h.group); err != nil {
+		return err
+	}
+	return c.addReplica(h, applied)
+}
+
+// holds reports whether p is still one of the open partitions. Callers
+// hold mu.
+func (c *Cluster) holds(p *partition.Partition) bool {
+	for _, t := range c.topics {
+		for _, s := range t.Partitions {
+			if s.Partition == p {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// diskFullBackoff is the wait before the n+1th recreation in a row of a
+// replica stopped by a full disk, since the last one: it doubles from
+// diskFullBackoffMin to diskFullBackoffMax; a replica that ran longer than
+// that since it was last recreated starts over.
+func diskFullBackoff(n int, since time.Duration) time.Duration {
+	if n == 0 || since > diskFullBackoffMax {
+		return diskFullBackoffMin
+	}
+	return min(diskFullBackoffMin<<min(n, 16), diskFullBackoffMax)
+}
+
+const (
+	diskFullBackoffMin = 100 * time.Millisecond
+	diskFullBackoffMax = 30 * time.Second
+)
 
 // The bootstrap snapshot of a new partition group (as the metadata
 // group's, design §5.4): the same on every replica.

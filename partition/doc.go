@@ -109,9 +109,14 @@
 //     term. So does an event-store retry answered from the stream index.
 //   - A failed sync of the group's log fails the partition for good
 //     (ErrStorageFailed) before the replica stops on it, so waiters and
-//     appends get the storage failure, as on the single writer. A failed
-//     write (a full disk) stops the replica too: the partition stops
-//     leading until it is opened again.
+//     appends get the storage failure, as on the single writer. A data
+//     write refused for lack of space (ENOSPC) stops the replica but not
+//     the partition (replicadiskfull.go): the segments undo the write, so
+//     the Raft log ends whole; that term's waiters and the appends
+//     refused until the group runs again get ErrDiskFull; and the owner,
+//     asked through ReplicaConfig.DiskFull, recreates the replica from the
+//     log after RestartPoint synced it. Raft is never told an entry is
+//     durable that is not: the stopped raft node is dropped, not resumed.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries
 //     after raft-state's applied index (written at checkpoints), and a

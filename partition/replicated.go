@@ -34,6 +34,12 @@ type ReplicaConfig struct {
 	// (replica.Replica.ConfState), on the replica's goroutine: the Raft log
 	// records it with the applied index after a configuration change.
 	ConfState func() *raftpb.ConfState
+	// DiskFull, when set, is called on the replica's goroutine when a
+	// write of the Raft log failed for lack of space and so stopped the
+	// replica: the caller recreates it, off that goroutine and after a
+	// backoff, from RestartPoint (replicadiskfull.go). Without it the
+	// replica stays stopped until the process restarts.
+	DiskFull func()
 }
 
 // replicated is the state of a partition that is a replica's state
@@ -46,6 +52,7 @@ type replicated struct {
 	propose   Proposer
 	boot      raftlog.Bootstrap
 	confState func() *raftpb.ConfState
+	diskFull  func()
 
 	leadership replica.Leadership
 	// next is the offset the next proposal gets; valid while ready.
@@ -126,7 +133,7 @@ func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc Repli
 	if rc.Propose == nil || rc.ConfState == nil {
 		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer and the replica's ConfState", topic, index)
 	}
-	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap, confState: rc.ConfState,
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap, confState: rc.ConfState, diskFull: rc.DiskFull,
 		confAt: map[uint64]*raftpb.ConfState{}})
 }
 
@@ -185,6 +192,7 @@ func (p *Partition) LeadershipChanged(l replica.Leadership) {
 	if l.Ready {
 		p.servingTerm = l.Term
 	}
+	p.groupRunsLocked(l)
 	// What the syncs of another term made durable says nothing of this
 	// term's batches, which may reuse its offsets.
 	p.localDurable = termEnd{term: p.servingTerm}
@@ -553,7 +561,7 @@ func (p *Partition) proposeBatches(records []byte, headers []batch.Header, recs 
 		return nil
 	})
 	if err != nil {
-		return AppendResult{}, err
+		return AppendResult{}, p.whileDiskFull(err)
 	}
 	res.LogStartOffset = p.log.StartOffset()
 	if !res.Duplicate {
@@ -665,6 +673,9 @@ func (p *Partition) committed(lastOffset int64, term int32) (bool, error) {
 			return true, fmt.Errorf("%w: %s-%d: offset %d was committed in term %d, not %d", ErrNotLeader, p.topic, p.index, lastOffset, got, term)
 		}
 		return true, nil
+	}
+	if err := p.fullIn(uint64(term)); err != nil {
+		return true, err
 	}
 	if serving != uint64(term) {
 		return true, fmt.Errorf("%w: %s-%d: term %d ended before offset %d committed", ErrNotLeader, p.topic, p.index, term, lastOffset)

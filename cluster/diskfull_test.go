@@ -1,0 +1,83 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/storage/vfs"
+)
+
+// TestReplicaSurvivesDiskFull: on a cluster node, a partition whose Raft
+// log cannot be written for lack of space refuses produces with
+// ErrDiskFull; its replica is recreated from the log, and once space
+// returns it leads and takes appends again, with nothing acknowledged lost.
+func TestReplicaSurvivesDiskFull(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	addrs := freeLoopbackAddrs(t, 1)
+	tn := &testNodes{t: t, peers: map[int32]string{1: addrs[0]}, fs: map[int32]vfs.FS{1: efs},
+		nodes: map[int32]*Cluster{}, kafkaPort: map[int32]int{1: 19091}}
+	c, err := tn.open(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.nodes[1] = c
+	t.Cleanup(func() { tn.stop(1) })
+	if _, err := c.CreateTopicReplicated("full", 1, -1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	tn.leader("full", 0)
+	want := []string{fmt.Sprintf("%d:a", appendAll(t, c, "full", 0, "a").BaseOffset)}
+
+	// Only the partition's active segment is out of space.
+	remove := efs.Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: "full-0/00000000000000000000.log", Err: syscall.ENOSPC})
+	if err := appendWait(c, "full", 0, "lost"); !errors.Is(err, partition.ErrDiskFull) {
+		t.Fatalf("produce on a full disk: %v", err)
+	}
+	// The replica is recreated, with backoff, while the disk stays full:
+	// every produce meanwhile fails, with the same clear error but in the
+	// moment the recreated replica is elected (ErrNotLeader, retriable).
+	for range 3 {
+		if err := appendWait(c, "full", 0, "lost"); !errors.Is(err, partition.ErrDiskFull) && !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("produce on a still full disk: %v", err)
+		}
+	}
+	remove()
+	waitUntil(t, "the partition taking appends again", func() bool {
+		return appendWait(c, "full", 0, "b") == nil
+	})
+	p, err := c.Partition("full", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := records(t, p)
+	if !slices.Equal(got[:1], want) || got[len(got)-1] != fmt.Sprintf("%d:b", len(got)-1) {
+		t.Fatalf("records after the disk was full: %v", got)
+	}
+	for _, r := range got[1:] {
+		if r[len(r)-1] != 'b' {
+			t.Fatalf("a refused produce was kept: %v", got)
+		}
+	}
+}
+
+// appendWait appends one record and waits for acks=all.
+func appendWait(c *Cluster, topic string, index int32, value string) error {
+	p, err := c.Partition(topic, index)
+	if err != nil {
+		return err
+	}
+	res, err := p.Append(batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Value: []byte(value)}}, batch.None))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	return p.WaitAppended(ctx, res, true)
+}

@@ -1,0 +1,112 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/storage"
+)
+
+// A replica whose write of the Raft log fails for lack of space stops
+// (replica.ErrFailed): raft believes the entries it handed over are being
+// persisted, and it must never be told they are durable when they are not,
+// so the raft node itself cannot go on. The Raft log stays consistent: a
+// data write that failed is undone by the segments (storage.Log.Append),
+// so the log ends at its last whole entry, and raft-state records nothing
+// beyond it. The partition answers the term's waiters with ErrDiskFull and
+// asks its owner (ReplicaConfig.DiskFull) to recreate the replica from the
+// log: RestartPoint syncs the log first, so everything the new raft node
+// reads as its log is durable, as raft assumes of the log it starts from.
+// A failed sync stays fatal (ErrStorageFailed).
+
+// termFull is a failed write for lack of space in a term; stopped until
+// the group runs here again (a leader is known).
+type termFull struct {
+	term    uint64
+	err     error
+	stopped bool
+}
+
+// noteDiskFull records a failed write of the Raft log for lack of space,
+// in the term this replica serves (0 as a follower), and asks the owner to
+// recreate the replica. On the replica's goroutine.
+func (p *Partition) noteDiskFull(err error) {
+	p.stateMu.Lock()
+	p.full = termFull{term: p.servingTerm, err: fmt.Errorf("%w: %s-%d: write the raft log: %v", ErrDiskFull, p.topic, p.index, err), stopped: true}
+	p.wakeLocked()
+	p.stateMu.Unlock()
+	p.logger.Error("the raft log is out of space; its replica stops until recreated", "err", err)
+	if p.repl.diskFull != nil {
+		p.repl.diskFull()
+	}
+}
+
+// fullIn is the disk-full error of term, nil if no write failed in it.
+func (p *Partition) fullIn(term uint64) error {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.full.err != nil && p.full.term == term && term != 0 {
+		return p.full.err
+	}
+	return nil
+}
+
+// whileDiskFull gives an append refused because the replica is stopped or
+// being recreated after a failed write for lack of space that write's
+// error, until the group knows a leader again (then a follower's refusal
+// is the retriable ErrNotLeader it is).
+func (p *Partition) whileDiskFull(err error) error {
+	if !errors.Is(err, ErrNotLeader) && !errors.Is(err, replica.ErrUnknownGroup) {
+		return err
+	}
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.full.stopped && p.servingTerm == 0 {
+		return p.full.err
+	}
+	return err
+}
+
+// groupRunsLocked notes that the group knows a leader again: appends refused
+// here are no longer for lack of space. Callers hold stateMu.
+func (p *Partition) groupRunsLocked(l replica.Leadership) {
+	if l.Leader != 0 {
+		p.full.stopped = false
+	}
+}
+
+// RestartPoint prepares the recreation of a replica stopped by a failed
+// write for lack of space: it syncs the Raft log, so that the new raft node
+// starts from a durable log, and returns the applied index for its
+// replica.Config. A failed sync takes the partition offline for good.
+func (p *Partition) RestartPoint() (uint64, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return 0, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
+	if err := p.Err(); err != nil {
+		return 0, err
+	}
+	if err := p.raft.Sync(); err != nil {
+		p.fail(fmt.Errorf("sync the raft log: %w", err))
+		return 0, p.Err()
+	}
+	return p.RaftApplied()
+}
+
+// Append appends to the Raft log; a failure for lack of space that left
+// the log whole (not failed) is noted (noteDiskFull) before the replica
+// stops on it.
+func (s *localSyncer) Append(ents []*raftpb.Entry) error {
+	err := s.Storage.Append(ents)
+	if err != nil && errors.Is(err, syscall.ENOSPC) && !errors.Is(err, storage.ErrFailed) && s.p.Err() == nil {
+		s.p.noteDiskFull(err)
+	}
+	return err
+}
