@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,4 +81,56 @@ func appendWait(c *Cluster, topic string, index int32, value string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
 	defer cancel()
 	return p.WaitAppended(ctx, res, true)
+}
+
+// TestLeaderSurvivesDiskFull: three replicas; the leader's disk fills. Its
+// produce fails with ErrDiskFull, another replica leads and takes appends,
+// and once space returns the recreated replica catches up: every node
+// holds the same log, with every acknowledged record.
+func TestLeaderSurvivesDiskFull(t *testing.T) {
+	tn := startNodesOf(&testNodes{t: t, faulty: true}, 3)
+	if _, err := tn.nodes[1].CreateTopicReplicated("full", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("full", 0)
+	appendAll(t, tn.nodes[lead], "full", 0, "a")
+
+	efs := tn.fs[lead].(*vfs.ErrorFS)
+	remove := efs.Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: "full-0/00000000000000000000.log", Err: syscall.ENOSPC})
+	if err := appendWait(tn.nodes[lead], "full", 0, "refused"); !errors.Is(err, partition.ErrDiskFull) {
+		t.Fatalf("produce on the leader's full disk: %v", err)
+	}
+	var next int32
+	waitUntil(t, "another replica taking appends", func() bool {
+		for id, c := range tn.nodes {
+			if id != lead && appendWait(c, "full", 0, "b") == nil {
+				next = id
+				return true
+			}
+		}
+		return false
+	})
+	remove()
+	appendAll(t, tn.nodes[next], "full", 0, "c")
+	p, err := tn.nodes[next].Partition("full", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The refused batch reached the followers before the leader's own write
+	// failed, so a new leader may have committed it, as after any failover.
+	want := records(t, p)
+	if got := valuesOf(want); !slices.Equal(got, []string{"a", "b", "c"}) && !slices.Equal(got, []string{"a", "refused", "b", "c"}) {
+		t.Fatalf("the new leader holds %v", want)
+	}
+	tn.waitReplicated("full", 0, want)
+}
+
+// valuesOf drops the offsets of records' offset:value strings.
+func valuesOf(recs []string) []string {
+	var out []string
+	for _, r := range recs {
+		_, v, _ := strings.Cut(r, ":")
+		out = append(out, v)
+	}
+	return out
 }

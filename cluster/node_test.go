@@ -27,6 +27,8 @@ type testNodes struct {
 	peers map[int32]string
 	fs    map[int32]vfs.FS
 	nodes map[int32]*Cluster
+	// faulty: each node's FS is a vfs.ErrorFS a test injects faults into.
+	faulty bool
 	// kafkaPort is the port each node registers in its Kafka address
 	// (never bound here); a test changes it before a restart.
 	kafkaPort map[int32]int
@@ -52,7 +54,11 @@ func freeLoopbackAddrs(t *testing.T, n int) []string {
 // ephemeral port) may take one in between: such a start is retried on
 // fresh addresses.
 func startNodes(t *testing.T, n int) *testNodes {
-	tn := &testNodes{t: t}
+	return startNodesOf(&testNodes{t: t}, n)
+}
+
+func startNodesOf(tn *testNodes, n int) *testNodes {
+	t := tn.t
 	for attempt := 1; ; attempt++ {
 		err := tn.tryStart(n)
 		if err == nil {
@@ -75,6 +81,9 @@ func (tn *testNodes) tryStart(n int) error {
 	for i, addr := range freeLoopbackAddrs(tn.t, n) {
 		id := int32(i + 1)
 		tn.peers[id], tn.fs[id], tn.kafkaPort[id] = addr, vfs.NewMem(), 19090+int(id)
+		if tn.faulty {
+			tn.fs[id] = vfs.NewErrorFS(tn.fs[id])
+		}
 	}
 	// Concurrently: each new node waits in Open for a quorum of its peers.
 	type opened struct {
