@@ -79,8 +79,8 @@ type Partition struct {
 	appliedIndex, appliedTerm uint64
 	// full is the failed write of the Raft log, for lack of space, that
 	// stopped the replica in its term (zero: none): that term's waiters
-	// and the appends refused until a leader serves again get its error
-	// (replicadiskfull.go).
+	// and the appends refused until the group knows a leader again get
+	// its error (replicadiskfull.go).
 	full termFull
 
 	kick        chan struct{} // wakes the flusher
