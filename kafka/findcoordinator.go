@@ -9,6 +9,8 @@ package kafka
 // INVALID_REQUEST.
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -56,12 +58,10 @@ func (s *Server) findCoordinator(keyType int8, key string) coordinatorAnswer {
 	if err != nil {
 		return coordinatorAnswer{nodeID: -1, code: errorCode(err), message: errorMessage(err)}
 	}
-	if b.NodeID == self.nodeID && b.KafkaAddr == "" {
-		return self // a single node has not registered its address
+	e, ok := s.endpointOf(b)
+	if !ok {
+		msg := fmt.Sprintf("the coordinator, node %d, has no Kafka address clients can reach (%q)", b.NodeID, b.KafkaAddr)
+		return coordinatorAnswer{nodeID: -1, code: kerr.CoordinatorNotAvailable.Code, message: &msg}
 	}
-	host, port, err := b.HostPort()
-	if err != nil {
-		return coordinatorAnswer{nodeID: -1, code: kerr.CoordinatorNotAvailable.Code, message: errorMessage(err)}
-	}
-	return coordinatorAnswer{nodeID: b.NodeID, host: host, port: port}
+	return coordinatorAnswer{nodeID: e.node, host: e.host, port: e.port}
 }

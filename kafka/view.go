@@ -84,20 +84,9 @@ func (s *Server) endpoints() []endpoint {
 	out := make([]endpoint, 0, len(brokers)+1)
 	selfListed := false
 	for _, b := range brokers {
-		e := endpoint{node: b.NodeID}
-		if b.Rack != "" {
-			rack := b.Rack
-			e.rack = &rack
-		}
-		var err error
-		if b.NodeID == self && b.KafkaAddr == "" {
-			e.host, e.port = s.host, s.port
-		} else if e.host, e.port, err = reachable(b); err != nil {
-			s.logBadAddress(b, err)
-			if b.NodeID != self {
-				continue
-			}
-			e.host, e.port = s.host, s.port
+		e, ok := s.endpointOf(b)
+		if !ok {
+			continue
 		}
 		selfListed = selfListed || b.NodeID == self
 		out = append(out, e)
@@ -107,6 +96,32 @@ func (s *Server) endpoints() []endpoint {
 		slices.SortFunc(out, func(a, b endpoint) int { return cmp.Compare(a.node, b.node) })
 	}
 	return out
+}
+
+// endpointOf is where clients reach broker b: this node at its
+// registered address, or at the address this server advertises when it
+// has none (a single node) or an unusable one; another broker at its
+// registered address, or false when that is unusable (logged once).
+func (s *Server) endpointOf(b cluster.Broker) (endpoint, bool) {
+	self := b.NodeID == s.cluster.NodeID()
+	e := endpoint{node: b.NodeID}
+	if b.Rack != "" {
+		rack := b.Rack
+		e.rack = &rack
+	}
+	if self && b.KafkaAddr == "" {
+		e.host, e.port = s.host, s.port
+		return e, true
+	}
+	var err error
+	if e.host, e.port, err = reachable(b); err != nil {
+		s.logBadAddress(b, err)
+		if !self {
+			return endpoint{}, false
+		}
+		e.host, e.port = s.host, s.port
+	}
+	return e, true
 }
 
 // reachable is a broker's Kafka host and port, or why a client could not
