@@ -130,7 +130,11 @@ var topicConfigSpecs = []configSpec{
 // appends (Kafka's rule). Configs were validated when set, so a value
 // that does not parse is the default.
 func MinInSyncReplicas(configs map[string]string) int {
-	n, err := parseInt("min.insync.replicas", configs["min.insync.replicas"], 1)
+	v, ok := configs["min.insync.replicas"]
+	if !ok {
+		return 1 // most topics: no parse on every acks=all produce
+	}
+	n, err := parseInt("min.insync.replicas", v, 1)
 	if err != nil {
 		return 1
 	}
