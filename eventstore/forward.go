@@ -99,20 +99,27 @@ func forward[Req, Resp any](ctx context.Context, s *Service, r route, name strin
 	s.markForwarded(req.Header())
 	resp, err := method(s.peers.client(r.addr), ctx, req)
 	if err != nil {
-		return nil, forwardError(r, err)
+		return nil, forwardError(ctx, r, err)
 	}
 	return connect.NewResponse(resp.Msg), nil
 }
 
 // forwardError is what the caller of a forwarded call gets: the leader's
 // own error unchanged (code, message, details; connect drops the leader's
-// headers), or, when the leader could not be reached, the client's error
-// with its code (UNAVAILABLE for a refused connection) and the leader named.
-func forwardError(r route, err error) error {
+// headers); the caller's own deadline or cancellation with its code; or,
+// when the leader could not be reached or died mid-call (a refused
+// connection, a reset, a response cut short, which the client reports as
+// UNKNOWN), UNAVAILABLE with the leader named: the caller retries, and a
+// retried append whose events were written is answered as a duplicate.
+func forwardError(ctx context.Context, r route, err error) error {
 	if connect.IsWireError(err) {
 		return err
 	}
-	return connect.NewError(connect.CodeOf(err), fmt.Errorf("forward to leader node %d at %s: %w", r.node, r.addr, err))
+	code := connect.CodeUnavailable
+	if ctx.Err() != nil {
+		code = connect.CodeOf(err)
+	}
+	return connect.NewError(code, fmt.Errorf("forward to leader node %d at %s: %w", r.node, r.addr, err))
 }
 
 // relay forwards a subscription to the leader at r and sends what it sends
@@ -141,7 +148,7 @@ func (s *Service) relay(ctx context.Context, r route, m *eventstorev1.SubscribeR
 	}
 	stream, err := s.peers.client(r.addr).Subscribe(ctx, req)
 	if err != nil {
-		return forwardError(r, err)
+		return forwardError(outer, r, err)
 	}
 	defer stream.Close()
 	for stream.Receive() {
@@ -158,7 +165,7 @@ func (s *Service) relay(ctx context.Context, r route, m *eventstorev1.SubscribeR
 		return outer.Err()
 	}
 	if err := stream.Err(); err != nil {
-		return forwardError(r, err)
+		return forwardError(outer, r, err)
 	}
 	return nil
 }

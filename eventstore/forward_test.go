@@ -771,3 +771,24 @@ func TestClientResumesAcrossLeaderChange(t *testing.T) {
 		t.Fatalf("delivered %s, want %s", strings.Join(got, " "), want)
 	}
 }
+
+// TestForwardErrorCodes: a leader that died mid-call (the client reports a
+// response cut short as UNKNOWN) is UNAVAILABLE to the caller, who retries;
+// the caller's own cancellation keeps its code; the leader's own errors
+// pass unchanged.
+func TestForwardErrorCodes(t *testing.T) {
+	r := route{node: 3, addr: "127.0.0.1:1"}
+	cut := connect.NewError(connect.CodeUnknown, errors.New("read message: unexpected EOF"))
+	if got := connect.CodeOf(forwardError(context.Background(), r, cut)); got != connect.CodeUnavailable {
+		t.Fatalf("leader died mid-call: %v", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := connect.CodeOf(forwardError(ctx, r, connect.NewError(connect.CodeCanceled, context.Canceled))); got != connect.CodeCanceled {
+		t.Fatalf("caller cancelled: %v", got)
+	}
+	wire := connect.NewWireError(connect.CodeFailedPrecondition, errors.New("wrong expected revision"))
+	if got := forwardError(context.Background(), r, wire); got != wire {
+		t.Fatalf("the leader's error changed: %v", got)
+	}
+}

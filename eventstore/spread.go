@@ -161,7 +161,7 @@ func (s *Service) readRemote(ctx context.Context, g routeGroup, m *eventstorev1.
 	req.Header().Set(partitionsHeader, formatPartitions(g.partitions))
 	resp, err := s.peers.client(g.addr).ReadTopic(ctx, req)
 	if err != nil {
-		return nil, forwardError(g.route, err)
+		return nil, forwardError(ctx, g.route, err)
 	}
 	if n := len(resp.Msg.GetNext()); n != len(g.partitions) {
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("node %d answered a read of %d partitions of %q with %d positions",
