@@ -104,6 +104,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if cfg.grpc {
 		copts = append(copts, connect.WithGRPC())
 	}
+	copts = append(copts, connect.WithInterceptors(lostConnection{}))
 	copts = append(copts, cfg.connectOptions...)
 	return &Client{
 		rpc:     eventstorev1connect.NewEventStoreClient(cfg.httpClient, strings.TrimSuffix(baseURL, "/"), copts...),

@@ -9,6 +9,9 @@
 // Calls are retried while the server is unavailable, and a subscription
 // the server ends as unavailable (shutting down, or on a cluster a leader
 // change) is resumed from right after what it delivered (Subscription.Recv).
+// A call whose connection dies mid-reply (the server killed) counts as
+// unavailable too, as in gRPC: its outcome is unknown, and every call is
+// safe to try again (appends carry their event ids).
 //
 // Subpackages build on it: aggregate loads and saves event-sourced
 // aggregates with snapshots, and projection keeps SQL read models in step

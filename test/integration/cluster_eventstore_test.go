@@ -55,8 +55,9 @@ func (w *esWriter) run(ctx context.Context, topic string) {
 				w.mu.Unlock()
 				break
 			}
-			// The node or the leader is away (connect reports a reset
-			// connection as canceled); anything else is a failure.
+			// The node or the leader is away (a connection cut mid-reply
+			// is unavailable, a reset one canceled); anything else is a
+			// failure.
 			if code := connect.CodeOf(err); ctx.Err() == nil && code != connect.CodeUnavailable && code != connect.CodeDeadlineExceeded && code != connect.CodeCanceled {
 				w.fail(fmt.Errorf("%s: append at revision %d: %w", w.stream, rev, err))
 				return
