@@ -1,0 +1,153 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// waitReplicas waits until every one of topic's partitions has a leader
+// and three replicas in sync, and returns each partition's replicas.
+func waitReplicas(ctx context.Context, t *testing.T, nodes []*cairnServer, topic string, partitions int) map[int32][]int32 {
+	t.Helper()
+	admin := kadm.NewClient(newKgo(t, nodes[0].kafkaAddr, kgo.SeedBrokers(kafkaAddrs(nodes)...), kgo.MetadataMinAge(100*time.Millisecond)))
+	deadline := time.Now().Add(clusterStageWaitMax)
+	for {
+		topics, err := admin.ListTopics(ctx, topic)
+		replicas := map[int32][]int32{}
+		if err == nil {
+			for index, p := range topics[topic].Partitions {
+				if p.Err == nil && p.Leader >= 1 && len(p.Replicas) == 3 && len(p.ISR) == 3 {
+					replicas[index] = p.Replicas
+				}
+			}
+		}
+		if len(replicas) == partitions {
+			return replicas
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d partitions led with three replicas in sync after %s (%v)", topic, len(replicas), partitions, clusterStageWaitMax, err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the cluster's metadata
+	}
+}
+
+// offsetsWatch samples a group's committed offsets while the faults run
+// and keeps every time one moved back.
+type offsetsWatch struct {
+	mu      sync.Mutex
+	high    map[int32]int64
+	samples int
+	back    []string
+}
+
+// Bounds of the watch: samples in all, the pause between two, the wait
+// for one answer.
+const (
+	offsetsSamplesMax    = 2000
+	offsetsSampleEvery   = 500 * time.Millisecond
+	offsetsSampleWaitMax = 5 * time.Second
+)
+
+func (w *offsetsWatch) run(ctx context.Context, seeds []string, group, topic string) {
+	for range offsetsSamplesMax {
+		fetchCtx, cancel := context.WithTimeout(ctx, offsetsSampleWaitMax)
+		got, err := fetchGroupOffsets(fetchCtx, seeds, group, topic)
+		cancel()
+		if err == nil {
+			w.add(got)
+		}
+		select {
+		case <-time.After(offsetsSampleEvery): // the sampling rate
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (w *offsetsWatch) add(got map[int32]int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.samples++
+	for index, at := range got {
+		if high, ok := w.high[index]; ok && at < high {
+			w.back = append(w.back, fmt.Sprintf("partition %d: committed %d after %d (%s)", index, at, high, time.Now().Format(time.RFC3339Nano)))
+			continue
+		}
+		w.high[index] = at
+	}
+}
+
+// heldCount is what the replicas' data directories hold of the
+// acknowledged records.
+type heldCount struct {
+	verified   int // acknowledged records held at their offset on every replica
+	lost       int // acknowledged records missing from their offset on some replica
+	duplicates int // values held at two offsets of one replica
+	conflicts  int // offsets holding different records on two replicas
+	examples   []string
+}
+
+func (h *heldCount) example(format string, args ...any) {
+	if len(h.examples) < 10 {
+		h.examples = append(h.examples, fmt.Sprintf(format, args...))
+	}
+}
+
+// countHeld compares one partition's copies (offset → value, one per
+// replica, named by node id) with the records acknowledged on it.
+func (h *heldCount) countHeld(index int32, copies map[int32]map[int64]string, acked map[string]clusterAck) {
+	nodes := slices.Sorted(maps.Keys(copies))
+	for _, id := range nodes {
+		at := map[string]int64{}
+		for offset, v := range copies[id] {
+			if other, dup := at[v]; dup {
+				h.duplicates++
+				h.example("partition %d on node %d: %q at offsets %d and %d", index, id, v, other, offset)
+			}
+			at[v] = offset
+			if w, ok := copies[nodes[0]][offset]; ok && w != v {
+				h.conflicts++
+				h.example("partition %d offset %d: node %d holds %q, node %d %q", index, offset, id, v, nodes[0], w)
+			}
+		}
+	}
+	for v, a := range acked {
+		if a.partition != index {
+			continue
+		}
+		held := true
+		for _, id := range nodes {
+			if got, ok := copies[id][a.offset]; !ok || got != v {
+				held = false
+				h.example("%q acknowledged at %d-%d, node %d holds %q (%t)", v, a.partition, a.offset, id, got, ok)
+			}
+		}
+		if held {
+			h.verified++
+		} else {
+			h.lost++
+		}
+	}
+}
+
+// longestGap is the longest time between two acknowledgements, or from the
+// last one to until.
+func longestGap(at []time.Time, until time.Time) time.Duration {
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	var gap time.Duration
+	for i := 1; i < len(at); i++ {
+		gap = max(gap, at[i].Sub(at[i-1]))
+	}
+	if len(at) > 0 {
+		gap = max(gap, until.Sub(at[len(at)-1]))
+	}
+	return gap
+}
