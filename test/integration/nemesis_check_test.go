@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -150,4 +151,31 @@ func longestGap(at []time.Time, until time.Time) time.Duration {
 		gap = max(gap, until.Sub(at[len(at)-1]))
 	}
 	return gap
+}
+
+// TestCountHeld: the replica check counts an acknowledged record missing
+// on one replica as lost, a value at two offsets of a replica as a
+// duplicate, and an offset holding two values as a conflict.
+func TestCountHeld(t *testing.T) {
+	acked := map[string]clusterAck{"a": {offset: 0}, "b": {offset: 1}, "c": {offset: 2}, "other": {partition: 1}}
+	tests := []struct {
+		name   string
+		copies map[int32]map[int64]string
+		want   heldCount
+	}{
+		{"agree", map[int32]map[int64]string{1: {0: "a", 1: "b", 2: "c", 3: "x"}, 2: {0: "a", 1: "b", 2: "c"}}, heldCount{verified: 3}},
+		{"lost", map[int32]map[int64]string{1: {0: "a", 1: "b", 2: "c"}, 2: {0: "a", 2: "c"}}, heldCount{verified: 2, lost: 1}},
+		{"moved", map[int32]map[int64]string{1: {0: "a", 1: "b", 2: "c"}, 2: {0: "a", 1: "c", 2: "b"}}, heldCount{verified: 1, lost: 2, conflicts: 2}},
+		{"duplicated", map[int32]map[int64]string{1: {0: "a", 1: "b", 2: "c", 3: "b"}}, heldCount{verified: 3, duplicates: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := &heldCount{}
+			got.countHeld(0, tt.copies, acked)
+			got.examples = nil
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Fatalf("got %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
 }
