@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +27,9 @@ type esWriter struct {
 	ids    []string    // acknowledged, by revision
 	at     []time.Time // when each was acknowledged
 	fatal  error
-	last   error // the last failed try
+	last   error         // the last failed try
+	pace   time.Duration // between an acknowledgement and the next append; none when zero
+	limit  int           // appends at most; clusterRecordsMax when zero
 }
 
 func (w *esWriter) count() int {
@@ -42,7 +45,10 @@ func (w *esWriter) run(ctx context.Context, topic string) {
 		return
 	}
 	defer c.Close()
-	for rev := uint64(0); rev < clusterRecordsMax && ctx.Err() == nil; rev++ {
+	for rev := uint64(0); rev < uint64(cmp.Or(w.limit, clusterRecordsMax)) && ctx.Err() == nil; rev++ {
+		if w.pace > 0 && rev > 0 {
+			time.Sleep(w.pace) // a rate, not a wait for anything
+		}
 		ev := client.EventData{ID: w.eventID(rev), Type: "Tick"}
 		for ctx.Err() == nil {
 			res, err := c.Append(ctx, topic, w.stream, client.ExpectedAfter(int64(rev)-1), ev)

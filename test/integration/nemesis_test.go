@@ -24,7 +24,8 @@ var (
 // acknowledged and the appends per writer after the final heal.
 const (
 	nemesisProducers     = 2
-	nemesisProducePace   = 4 * time.Millisecond
+	nemesisProducePace   = 4 * time.Millisecond // per producer
+	nemesisAppendPace    = 5 * time.Millisecond // per writer
 	nemesisHealedRecords = 300
 	nemesisHealedAppends = 10
 )
@@ -210,7 +211,7 @@ func startNemesisWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServ
 	writeCtx, stopWriting := context.WithCancel(ctx)
 	var writing sync.WaitGroup
 	for i, n := range nodes {
-		ew := &esWriter{stream: fmt.Sprintf("account-%d", i+1), node: n}
+		ew := &esWriter{stream: fmt.Sprintf("account-%d", i+1), node: n, pace: nemesisAppendPace, limit: int((duration + 10*clusterStageWaitMax) / nemesisAppendPace)}
 		w.writers = append(w.writers, ew)
 		writing.Add(1)
 		go func() { defer writing.Done(); ew.run(writeCtx, ledger) }()
