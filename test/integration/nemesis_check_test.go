@@ -139,16 +139,26 @@ func (h *heldCount) countHeld(index int32, copies map[int32]map[int64]string, ac
 	}
 }
 
+// ackGap is a time without acknowledgements: from the one at from to the
+// next, or to the end of the run.
+type ackGap struct {
+	from   time.Time
+	length time.Duration
+}
+
 // longestGap is the longest time between two acknowledgements, or from the
 // last one to until.
-func longestGap(at []time.Time, until time.Time) time.Duration {
+func longestGap(at []time.Time, until time.Time) ackGap {
 	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
-	var gap time.Duration
-	for i := 1; i < len(at); i++ {
-		gap = max(gap, at[i].Sub(at[i-1]))
-	}
-	if len(at) > 0 {
-		gap = max(gap, until.Sub(at[len(at)-1]))
+	var gap ackGap
+	for i := 1; i <= len(at); i++ {
+		next := until
+		if i < len(at) {
+			next = at[i]
+		}
+		if d := next.Sub(at[i-1]); d > gap.length {
+			gap = ackGap{from: at[i-1], length: d}
+		}
 	}
 	return gap
 }

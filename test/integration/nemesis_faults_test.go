@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,14 @@ import (
 type nemesisCluster struct {
 	nodes   []*cairnServer
 	proxies []*faultproxy.Proxy // proxies[i] in front of nodes[i]
+	applied []appliedStep       // in order
+}
+
+// appliedStep is a step of the schedule and when it was applied (a
+// restart: once the node was healthy again).
+type appliedStep struct {
+	step nemesisStep
+	at   time.Time
 }
 
 // startNemesisCluster starts count nodes behind proxies whose delay
@@ -109,7 +118,30 @@ func (c *nemesisCluster) run(ctx context.Context, t *testing.T, faults []nemesis
 			t.Fatalf("schedule stopped at %s of %s: %v", time.Since(begin).Round(time.Millisecond), s.at, ctx.Err())
 		}
 		c.apply(t, s)
+		c.applied = append(c.applied, appliedStep{step: s, at: time.Now()})
 	}
+}
+
+// during names the faults that were on at some time within gap, for the
+// report of the longest time without acknowledgements.
+func (c *nemesisCluster) during(gap ackGap) string {
+	started := map[nemesisFault]time.Time{}
+	var on []string
+	for _, a := range c.applied {
+		f := a.step.fault
+		if !a.step.heal {
+			started[f] = a.at
+			continue
+		}
+		if started[f].Before(gap.from.Add(gap.length)) && a.at.After(gap.from) {
+			on = append(on, f.kind.String()+" node "+fmt.Sprint(f.node+1))
+		}
+		delete(started, f)
+	}
+	if len(on) == 0 {
+		return "none"
+	}
+	return strings.Join(on, ", ")
 }
 
 // heal ends every fault: every proxy passes, every process runs. The

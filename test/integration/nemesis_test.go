@@ -140,21 +140,26 @@ func TestClusterNemesis(t *testing.T) {
 			recovered = max(recovered, ew.at[i].Sub(healed))
 		}
 	}
-	var gap time.Duration // the longest of a partition
-	for _, at := range ackedAt {
-		gap = max(gap, longestGap(at, ended))
+	var gap ackGap // the longest of a partition
+	var gapPartition int32
+	for index, at := range ackedAt {
+		if g := longestGap(at, ended); g.length > gap.length {
+			gap, gapPartition = g, index
+		}
 	}
+	esGap := longestGap(appendedAt, ended)
 	kinds := map[string]int{}
 	for _, f := range faults {
 		kinds[f.kind.String()]++
 	}
 	t.Logf("nemesis seed %d, %d nodes, %s: %d faults %v", seed, count, duration, len(faults), kinds)
-	t.Logf("kafka: %d records acknowledged, %d verified on every replica, %d lost, %d duplicates, %d offsets with two records; longest gap between two acknowledgements on a partition %s",
-		len(acked), held.verified, held.lost, held.duplicates, held.conflicts, gap.Round(time.Millisecond))
+	t.Logf("kafka: %d records acknowledged, %d verified on every replica, %d lost, %d duplicates, %d offsets with two records; longest gap between two acknowledgements on a partition %s (partition %d, replicas %v, faults then: %s)",
+		len(acked), held.verified, held.lost, held.duplicates, held.conflicts, gap.length.Round(time.Millisecond),
+		gapPartition, replicas[gapPartition], c.during(gap))
 	t.Logf("group: %d records consumed, %d of them more than once; %d samples of the committed offsets, %d moved back",
 		len(w.consumed.at), again, samples, len(back))
-	t.Logf("event store: %d appends acknowledged at their expected revisions, each read back through every node; longest gap between two acknowledgements (any writer) %s",
-		appended, longestGap(appendedAt, ended).Round(time.Millisecond))
+	t.Logf("event store: %d appends acknowledged at their expected revisions, each read back through every node; longest gap between two acknowledgements (any writer) %s (faults then: %s)",
+		appended, esGap.length.Round(time.Millisecond), c.during(esGap))
 	t.Logf("after the final heal every partition and every writer had an acknowledgement within %s", recovered.Round(time.Millisecond))
 	if held.lost+held.duplicates+held.conflicts > 0 {
 		t.Errorf("replicas disagree with the acknowledgements:\n%s", strings.Join(held.examples, "\n"))
