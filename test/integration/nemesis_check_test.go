@@ -86,6 +86,20 @@ func (w *offsetsWatch) add(got map[int32]int64) {
 	}
 }
 
+func (w *offsetsWatch) sampled() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.samples
+}
+
+// movedBack lists the samples that found a committed offset below an
+// earlier one.
+func (w *offsetsWatch) movedBack() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.back)
+}
+
 // heldCount is what the replicas' data directories hold of the
 // acknowledged records.
 type heldCount struct {

@@ -81,92 +81,107 @@ func TestClusterNemesis(t *testing.T) {
 	ended := time.Now()
 	w.stopProducing()
 
-	var acked map[string]clusterAck
-	ackedAt := map[int32][]time.Time{} // by partition, from the first fault on
-	for _, p := range w.producers {
-		p.mu.Lock()
-		if len(p.failed) > 0 {
-			t.Errorf("%d produces failed, first: %v", len(p.failed), p.failed[0])
-		}
-		for v, a := range p.acks {
-			if acked == nil {
-				acked = map[string]clusterAck{}
-			}
-			acked[v] = a
-			if !a.at.Before(began) {
-				ackedAt[a.partition] = append(ackedAt[a.partition], a.at)
-			}
-		}
-		p.mu.Unlock()
-	}
+	acked := w.acknowledged(t)
 	ends := ackedEnds(acked)
 	waitGroupAll(t, w.consumed, acked)
 	waitCommitted(ctx, t, seeds, group, topic, ends)
 	w.stopConsuming()
 	w.stopWriting()
-	appended, appendedAt := 0, []time.Time(nil)
 	for _, ew := range w.writers {
 		if ew.fatal != nil {
 			t.Fatal(ew.fatal)
-		}
-		appended += len(ew.ids)
-		for _, at := range ew.at {
-			if !at.Before(began) {
-				appendedAt = append(appendedAt, at)
-			}
 		}
 	}
 	checkESWriters(ctx, t, nodes, ledger, w.writers)
 	consumeThrough(ctx, t, nodes[0], topic, ends, acked)
 	held := checkReplicas(t, nodes, topic, replicas, ends, acked)
 
+	kinds := map[string]int{}
+	for _, f := range faults {
+		kinds[f.kind.String()]++
+	}
+	t.Logf("nemesis seed %d, %d nodes, %s: %d faults %v", seed, count, duration, len(faults), kinds)
+	w.report(t, c, nemesisTimes{began: began, healed: healed, ended: ended}, acked, held, replicas)
+	if held.lost+held.duplicates+held.conflicts > 0 {
+		t.Errorf("replicas disagree with the acknowledgements:\n%s", strings.Join(held.examples, "\n"))
+	}
+	if back := w.watch.movedBack(); len(back) > 0 {
+		t.Errorf("committed offsets moved back:\n%s", strings.Join(back, "\n"))
+	}
+}
+
+// nemesisTimes are the moments of a run: the first fault, the final heal,
+// and the last acknowledgement waited for.
+type nemesisTimes struct{ began, healed, ended time.Time }
+
+// acknowledged is every record the producers had acknowledged; a failed
+// produce fails the test, as a majority was always up.
+func (w *nemesisWorkloads) acknowledged(t *testing.T) map[string]clusterAck {
+	t.Helper()
+	acked := map[string]clusterAck{}
+	for _, p := range w.producers {
+		p.mu.Lock()
+		if len(p.failed) > 0 {
+			t.Errorf("%d produces failed, first: %v", len(p.failed), p.failed[0])
+		}
+		maps.Copy(acked, p.acks)
+		p.mu.Unlock()
+	}
+	return acked
+}
+
+// report prints the run's figures: what was acknowledged and verified,
+// the longest gap between acknowledgements on a partition and of the
+// event store (with the faults on meanwhile), and the recovery after the
+// heal.
+func (w *nemesisWorkloads) report(t *testing.T, c *nemesisCluster, times nemesisTimes, acked map[string]clusterAck, held *heldCount, replicas map[int32][]int32) {
+	t.Helper()
+	ackedAt := map[int32][]time.Time{} // by partition, from the first fault on
+	for _, a := range acked {
+		if !a.at.Before(times.began) {
+			ackedAt[a.partition] = append(ackedAt[a.partition], a.at)
+		}
+	}
+	var gap ackGap // the longest of a partition
+	var gapPartition int32
+	for index, at := range ackedAt {
+		if g := longestGap(at, times.ended); g.length > gap.length {
+			gap, gapPartition = g, index
+		}
+	}
+	var recovered time.Duration // from the heal to the last partition's or writer's first acknowledgement
+	for _, p := range w.producers {
+		for index := range int32(clusterPartitions) {
+			recovered = max(recovered, p.firstAfter(index, times.healed).Sub(times.healed))
+		}
+	}
+	appended, appendedAt := 0, []time.Time(nil)
+	for _, ew := range w.writers {
+		appended += len(ew.ids)
+		for _, at := range ew.at {
+			if !at.Before(times.began) {
+				appendedAt = append(appendedAt, at)
+			}
+		}
+		if i, _ := slices.BinarySearchFunc(ew.at, times.healed, time.Time.Compare); i < len(ew.at) {
+			recovered = max(recovered, ew.at[i].Sub(times.healed))
+		}
+	}
+	esGap := longestGap(appendedAt, times.ended)
 	again := 0
 	for _, at := range w.consumed.at {
 		if len(at) > 1 {
 			again++
 		}
 	}
-	w.watch.mu.Lock()
-	back, samples := w.watch.back, w.watch.samples
-	w.watch.mu.Unlock()
-	var recovered time.Duration // from the heal to the last partition's or writer's first acknowledgement
-	for _, p := range w.producers {
-		for index := range int32(clusterPartitions) {
-			recovered = max(recovered, p.firstAfter(index, healed).Sub(healed))
-		}
-	}
-	for _, ew := range w.writers {
-		if i, found := slices.BinarySearchFunc(ew.at, healed, time.Time.Compare); found || i < len(ew.at) {
-			recovered = max(recovered, ew.at[i].Sub(healed))
-		}
-	}
-	var gap ackGap // the longest of a partition
-	var gapPartition int32
-	for index, at := range ackedAt {
-		if g := longestGap(at, ended); g.length > gap.length {
-			gap, gapPartition = g, index
-		}
-	}
-	esGap := longestGap(appendedAt, ended)
-	kinds := map[string]int{}
-	for _, f := range faults {
-		kinds[f.kind.String()]++
-	}
-	t.Logf("nemesis seed %d, %d nodes, %s: %d faults %v", seed, count, duration, len(faults), kinds)
 	t.Logf("kafka: %d records acknowledged, %d verified on every replica, %d lost, %d duplicates, %d offsets with two records; longest gap between two acknowledgements on a partition %s (partition %d, replicas %v, faults then: %s)",
 		len(acked), held.verified, held.lost, held.duplicates, held.conflicts, gap.length.Round(time.Millisecond),
 		gapPartition, replicas[gapPartition], c.during(gap))
 	t.Logf("group: %d records consumed, %d of them more than once; %d samples of the committed offsets, %d moved back",
-		len(w.consumed.at), again, samples, len(back))
+		len(w.consumed.at), again, w.watch.sampled(), len(w.watch.movedBack()))
 	t.Logf("event store: %d appends acknowledged at their expected revisions, each read back through every node; longest gap between two acknowledgements (any writer) %s (faults then: %s)",
 		appended, esGap.length.Round(time.Millisecond), c.during(esGap))
 	t.Logf("after the final heal every partition and every writer had an acknowledgement within %s", recovered.Round(time.Millisecond))
-	if held.lost+held.duplicates+held.conflicts > 0 {
-		t.Errorf("replicas disagree with the acknowledgements:\n%s", strings.Join(held.examples, "\n"))
-	}
-	if len(back) > 0 {
-		t.Errorf("committed offsets moved back:\n%s", strings.Join(back, "\n"))
-	}
 }
 
 // nemesisWorkloads are the clients running through the faults.
