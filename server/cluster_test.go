@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/internal/faultproxy"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -33,6 +34,8 @@ type testCluster struct {
 	proxied bool
 	raft    map[int32]string
 	proxies map[int32]*faultproxy.Proxy
+	// clocks, when set for a node, is its clock (real by default).
+	clocks map[int32]env.Clock
 }
 
 // startThree starts three servers forming a cluster and returns them by
@@ -147,6 +150,7 @@ func (tc *testCluster) start(id int32) (*Server, error) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"
 	cfg.NodeID, cfg.Peers, cfg.Rack, cfg.RaftAddr = id, tc.peers, fmt.Sprintf("rack-%d", id), tc.raft[id]
+	cfg.Env.Clock = tc.clocks[id]
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if tc.logger != nil {
 		logger = tc.logger(id)
