@@ -21,7 +21,7 @@ import (
 // its own filesystem, so a node can be closed and started again from its
 // data directory.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	peers   map[int32]string
 	fs      map[int32]vfs.FS
 	kafka   map[int32]string // the Kafka address each node bound last
@@ -59,7 +59,7 @@ func startClusterLogging(t *testing.T, logger func(id int32) *slog.Logger) *test
 }
 
 // startClusterWith starts the cluster tc describes.
-func startClusterWith(t *testing.T, tc *testCluster) *testCluster {
+func startClusterWith(t testing.TB, tc *testCluster) *testCluster {
 	for attempt := 1; ; attempt++ {
 		err := tc.tryStart()
 		if err == nil {
