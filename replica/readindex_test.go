@@ -263,3 +263,40 @@ func TestReadIndexFailsWhenGroupRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestReadIndexDroppedRound: a round whose heartbeat answers are all lost
+// while the leader stays active (appends keep its followers recent, so
+// CheckQuorum keeps it) fails with ErrReadDropped after its bound of
+// ticks, rather than waiting for ever; the next read, answered, succeeds.
+func TestReadIndexDroppedRound(t *testing.T) {
+	var lose atomic.Bool
+	net := &memNet{nodes: map[uint64]*Scheduler{}, drop: func(m *raftpb.Message) bool {
+		return lose.Load() && m.GetType() == raftpb.MsgHeartbeatResp
+	}}
+	threeNodes(t, net)
+	s := net.nodes[1]
+	lose.Store(true)
+	read := readAsync(s, 1)
+	awaitQueued(t, net, s, 1, 1)
+	for i := 0; i < 2*readRoundTicksMax && pending(read); i++ {
+		var err error
+		on(t, s, 1, func(r *Replica) { _, err = r.Propose(Proposal{Data: []byte("keep-alive")}) })
+		if err != nil {
+			t.Fatalf("tick %d: the leader stopped leading: %v", i, err)
+		}
+		for _, n := range net.nodes {
+			n.Tick()
+		}
+		net.settle(t)
+	}
+	if pending(read) {
+		t.Fatalf("the read still waits after %d ticks without a quorum's answer", 2*readRoundTicksMax)
+	}
+	if res := <-read; !errors.Is(res.err, ErrReadDropped) {
+		t.Fatalf("read whose answers were lost: %+v %v, want ErrReadDropped", res.point, res.err)
+	}
+	lose.Store(false)
+	if _, err := s.ReadIndex(context.Background(), 1); err != nil {
+		t.Fatalf("read once answers arrive: %v", err)
+	}
+}
