@@ -106,8 +106,11 @@ func (s *Scheduler) ReadIndex(ctx context.Context, groupID uint64) (ReadPoint, e
 		return ReadPoint{}, ErrBusy
 	}
 	g.reads = append(g.reads, w)
-	if g.round == nil {
-		s.enqueueLocked(g) // else the round's end runs the group again
+	// A running group's round belongs to its worker, which looks at the
+	// queue when the run ends; a round in flight runs the group again
+	// when it ends.
+	if !g.running && g.round == nil {
+		s.enqueueLocked(g)
 	}
 	s.mu.Unlock()
 	select {
@@ -184,7 +187,7 @@ func answerAll(reads []readWaiter, point ReadPoint, err error) {
 func (g *group) failReadsLocked(err error) {
 	answerAll(g.reads, ReadPoint{}, err)
 	g.reads = nil
-	if g.round != nil && !g.running {
+	if !g.running && g.round != nil {
 		answerAll(g.round.waiters, ReadPoint{}, err)
 		g.round = nil
 	}

@@ -28,7 +28,7 @@ func queuedReads(s *Scheduler, group uint64) int {
 	defer s.mu.Unlock()
 	g := s.groups[group]
 	n := len(g.reads)
-	if g.round != nil && !g.running {
+	if !g.running && g.round != nil {
 		n += len(g.round.waiters)
 	}
 	return n
