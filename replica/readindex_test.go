@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -34,21 +35,39 @@ func queuedReads(s *Scheduler, group uint64) int {
 	return n
 }
 
-// awaitQueued waits, with a bounded number of scheduler passes, until n
-// reads of group wait on s.
+// awaitQueued waits, for a bounded number of passes, until n reads of
+// group wait on s: the callers' goroutines queue them when they get to.
 func awaitQueued(t *testing.T, net *memNet, s *Scheduler, group uint64, n int) {
 	t.Helper()
 	for range 10000 {
+		net.settle(t)
 		if queuedReads(s, group) == n {
 			return
 		}
-		net.settle(t)
+		time.Sleep(time.Millisecond) // the goroutines calling ReadIndex run meanwhile
 	}
 	t.Fatalf("%d reads never queued on group %d (%d)", n, group, queuedReads(s, group))
 }
 
 // pending reports whether a read started by readAsync is unanswered.
 func pending(ch <-chan readResult) bool { return len(ch) == 0 }
+
+// readAnswerWaitMax bounds the wait for a read's goroutine to hand over an
+// answer its scheduler already gave.
+const readAnswerWaitMax = 10 * time.Second
+
+// answerOf returns the answer of a read started by readAsync, failing the
+// test when none comes.
+func answerOf(t *testing.T, ch <-chan readResult, what string) readResult {
+	t.Helper()
+	select {
+	case res := <-ch:
+		return res
+	case <-time.After(readAnswerWaitMax):
+		t.Fatalf("%s: no answer", what)
+		return readResult{}
+	}
+}
 
 // cutNet is a memNet that can cut one node off from the others.
 func cutNet() (*memNet, *atomic.Uint64) {
@@ -130,13 +149,8 @@ func TestReadIndexDeposedLeaderNeverAnswers(t *testing.T) {
 		net.nodes[1].Tick()
 		net.settle(t)
 	}
-	select {
-	case res := <-stale:
-		if !errors.Is(res.err, ErrNotLeader) {
-			t.Fatalf("cut-off leader's read: %+v %v, want ErrNotLeader", res.point, res.err)
-		}
-	default:
-		t.Fatal("the cut-off leader's read still waits after 100 ticks")
+	if res := answerOf(t, stale, "the cut-off leader's read after 100 ticks"); !errors.Is(res.err, ErrNotLeader) {
+		t.Fatalf("cut-off leader's read: %+v %v, want ErrNotLeader", res.point, res.err)
 	}
 }
 
@@ -170,7 +184,7 @@ func TestReadIndexBatchesReads(t *testing.T) {
 				s.Tick()
 				net.settle(t)
 			}
-			res = <-ch
+			res = answerOf(t, ch, "a batched read")
 		}
 		if res.err != nil || res.point.Index != 2 {
 			t.Fatalf("read %d: %+v %v, want index 2", i, res.point, res.err)
@@ -289,10 +303,7 @@ func TestReadIndexDroppedRound(t *testing.T) {
 		}
 		net.settle(t)
 	}
-	if pending(read) {
-		t.Fatalf("the read still waits after %d ticks without a quorum's answer", 2*readRoundTicksMax)
-	}
-	if res := <-read; !errors.Is(res.err, ErrReadDropped) {
+	if res := answerOf(t, read, "a read without a quorum's answer"); !errors.Is(res.err, ErrReadDropped) {
 		t.Fatalf("read whose answers were lost: %+v %v, want ErrReadDropped", res.point, res.err)
 	}
 	lose.Store(false)
