@@ -90,6 +90,9 @@ type Config struct {
 	// metadata group to have a leader. 5 min, as the nodes of a new
 	// cluster may be started minutes apart.
 	StartTimeoutMs int64
+	// Transport opens the node's transport to the other nodes; nil: TCP
+	// (transport.New). A simulation puts an in-memory network here.
+	Transport TransportOpener
 }
 
 // Cluster-mode defaults (Config's fields of the same names).

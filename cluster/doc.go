@@ -29,7 +29,9 @@
 //
 // With Config.Peers set (node id → Raft address of every initial voter,
 // the same on every node) the node is one of a cluster (node.go). The
-// Cluster owns its transport.TCP (Raft batches to the scheduler; the
+// Cluster owns its transport, a transport.TCP unless Config.Transport
+// opens another (the Transport interface: transport/simnet in a
+// simulation of the whole cluster in one process) (Raft batches to the scheduler; the
 // controller's, the probe's and the leader table's frames; SnapshotRead
 // frames to the snapshot server, snapshotserve.go, which answers followers
 // copying the data below a local replica's snapshot; a MsgSnap with data

@@ -13,6 +13,7 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/leaders"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
@@ -27,9 +28,29 @@ import (
 // sending through it for the metadata group and every partition group,
 // and the leader table with its heartbeat goroutine.
 
+// Transport is what a cluster node needs of its network to the other
+// nodes, as transport.TCP provides it: lossy sends that never block, in
+// order per destination, handlers (given at opening) run on one goroutine
+// per sending node, and the peers lost reported on Unreachable.
+type Transport interface {
+	transport.NodeSender
+	SendFrame(to uint64, typ transport.FrameType, payload []byte) error
+	AddPeer(id uint64, addr string) error
+	Unreachable() <-chan uint64
+	Metrics() transport.Metrics
+	Close() error
+}
+
+// TransportOpener opens a node's transport, listening at cfg.ListenAddr
+// and handing what arrives to cfg's handlers (Config.Transport).
+type TransportOpener func(e env.Env, cfg transport.Config) (Transport, error)
+
+// openTCP is the production TransportOpener.
+func openTCP(e env.Env, cfg transport.Config) (Transport, error) { return transport.New(e, cfg) }
+
 // node is a cluster node's transport and leader table.
 type node struct {
-	tcp     *transport.TCP
+	tcp     Transport // transport.TCP unless Config.Transport says otherwise
 	leaders *leaders.Leaders
 	// known maps the nodes added as transport peers to their Raft
 	// address (guarded by knownMu: Open and the metadata group's
@@ -71,7 +92,7 @@ func (n *node) closeTransport() {
 
 // lateSender is the leader table's Sender, bound to the transport once it
 // exists: the transport's handlers need the table first.
-type lateSender struct{ tcp *transport.TCP }
+type lateSender struct{ tcp Transport }
 
 func (s *lateSender) SendFrame(to uint64, typ transport.FrameType, payload []byte) error {
 	return s.tcp.SendFrame(to, typ, payload)
@@ -152,13 +173,17 @@ func (c *Cluster) openNode(names []string) error {
 // openTransport listens on the node's Raft address, handing Raft batches
 // to the scheduler and the other frames to the controller, the probe and
 // the leader table.
-func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Probe, ctl func() *controller.Controller) (*transport.TCP, error) {
+func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Probe, ctl func() *controller.Controller) (Transport, error) {
 	handlers := controller.FrameHandlers(ctl)
 	maps.Copy(handlers, probe.Handlers())
 	handlers[transport.FrameNodeHeartbeat] = c.node.leaders.FrameHandler()
 	handlers[transport.FrameSnapshotRead] = c.node.snapshots.handle
 	handlers[transport.FrameSnapshotChunk] = c.node.fetcher.handleChunk
-	tcp, err := transport.New(c.env, transport.Config{
+	open := c.cfg.Transport
+	if open == nil {
+		open = openTCP
+	}
+	tcp, err := open(c.env, transport.Config{
 		ClusterID: ident.ClusterID, NodeID: uint64(c.cfg.NodeID), Incarnation: uint64(ident.Incarnation),
 		ListenAddr: cmp.Or(c.cfg.RaftAddr, c.cfg.Peers[c.cfg.NodeID]),
 		Handler: func(from uint64, group uint64, msgs []*raftpb.Message) {
