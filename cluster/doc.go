@@ -46,7 +46,8 @@
 // applies. Open waits, each wait bounded by StartTimeoutMs, for the
 // metadata group to have a leader and this node to apply what it knows
 // committed, then registers its Kafka and HTTP addresses and rack
-// (RegisterBroker under its incarnation) when the state holds others.
+// (RegisterBroker under its incarnation; proposed again while a lost frame
+// leaves its outcome unknown) when the state holds others.
 // Joining a running cluster (--join) is not built: it needs a meta log
 // that starts empty, which raftlog cannot make yet.
 //

@@ -344,25 +344,34 @@ func (c *Cluster) awaitMeta(ctx context.Context) error {
 }
 
 // registerSelf records this node's addresses and rack in the metadata
-// group, under its current incarnation, when the state holds others.
+// group, under its current incarnation, when the state holds others. A
+// proposal whose outcome is unknown (a forwarded one whose request or
+// answer was lost) is made again until ctx ends: registering is
+// idempotent, and the state is read first each time.
 func (c *Cluster) registerSelf(ctx context.Context) error {
 	ident := c.ctl.Identity()
 	want := &metav1.RegisterBroker{NodeId: c.cfg.NodeID, Incarnation: ident.Incarnation, RaftAddr: c.cfg.Peers[c.cfg.NodeID],
 		KafkaAddr: c.cfg.KafkaAddr, HttpAddr: c.cfg.HTTPAddr, Rack: c.cfg.Rack}
-	for _, b := range c.ctl.State().Brokers {
-		if b.NodeId == want.NodeId && b.Incarnation == want.Incarnation && b.RaftAddr == want.RaftAddr &&
-			b.KafkaAddr == want.KafkaAddr && b.HttpAddr == want.HttpAddr && b.Rack == want.Rack {
+	for {
+		for _, b := range c.ctl.State().Brokers {
+			if b.NodeId == want.NodeId && b.Incarnation == want.Incarnation && b.RaftAddr == want.RaftAddr &&
+				b.KafkaAddr == want.KafkaAddr && b.HttpAddr == want.HttpAddr && b.Rack == want.Rack {
+				return nil
+			}
+		}
+		res, err := c.ctl.Propose(ctx, &metav1.Command{Command: &metav1.Command_RegisterBroker{RegisterBroker: want}})
+		if err == nil {
+			err = meta.ResultError(res)
+		}
+		switch {
+		case err == nil:
 			return nil
+		case errors.Is(err, controller.ErrTimeout) && ctx.Err() == nil:
+			c.env.Logger.Warn("registering this node: outcome unknown, proposing again", "node", c.cfg.NodeID, "err", err)
+		default:
+			return fmt.Errorf("cluster: register node %d's addresses: %w", c.cfg.NodeID, err)
 		}
 	}
-	res, err := c.ctl.Propose(ctx, &metav1.Command{Command: &metav1.Command_RegisterBroker{RegisterBroker: want}})
-	if err == nil {
-		err = meta.ResultError(res)
-	}
-	if err != nil {
-		return fmt.Errorf("cluster: register node %d's addresses: %w", c.cfg.NodeID, err)
-	}
-	return nil
 }
 
 // replicaID is this node's replica id in every group it holds a replica of.

@@ -15,6 +15,9 @@
 // and runs the receiver's handlers, so a handler sees frames from one
 // sender in delivery order, as TCP's one reader per peer gives them.
 //
+// SetDrop loses chosen frames (a type, a link) on purpose, for a test
+// aimed at one message.
+//
 // Partitions are one-way cuts between node ids (Cut; Isolate, Split, Ring
 // and Bridge compose them); Heal restores every link. A frame whose link is
 // cut when it is due is lost, as in a black hole. Unreachable reports, as

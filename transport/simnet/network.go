@@ -98,6 +98,7 @@ type Network struct {
 
 	mu        sync.Mutex
 	faults    Faults
+	drop      DropFunc
 	cut       map[link]bool
 	endpoints map[uint64]*Endpoint // open ones, by node id
 	flights   flightHeap
@@ -150,6 +151,19 @@ func (n *Network) SetFaults(f Faults) error {
 	return nil
 }
 
+// DropFunc picks frames to lose on purpose: true drops the frame of type
+// typ sent from one node to another (counted as Dropped). It runs with the
+// network locked: it must not call the network.
+type DropFunc func(from, to uint64, typ transport.FrameType) bool
+
+// SetDrop makes drop choose, beside the random faults, which frames sent
+// from now on are lost (nil: none), for a test aiming at one message.
+func (n *Network) SetDrop(drop DropFunc) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.drop = drop
+}
+
 // Stats returns the counts so far.
 func (n *Network) Stats() Stats {
 	n.mu.Lock()
@@ -197,7 +211,7 @@ func (n *Network) post(to uint64, f *flight) bool {
 		return false
 	}
 	n.stats.Sent++
-	if n.percentLocked(n.faults.DropPercent) {
+	if n.percentLocked(n.faults.DropPercent) || (n.drop != nil && n.drop(f.from.id, to, f.typ)) {
 		n.stats.Dropped++
 		return true // lost on the way: the sender cannot tell
 	}

@@ -325,3 +325,26 @@ func TestNetworkReopenLosesFramesInFlight(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestNetworkDropsChosenFrames: SetDrop loses the frames it picks and
+// nothing else.
+func TestNetworkDropsChosenFrames(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{}, 1, 2)
+	tn.net.SetDrop(func(from, to uint64, typ transport.FrameType) bool {
+		return from == 1 && typ == transport.FrameNodeHeartbeat
+	})
+	tn.frame(1, 2, "dropped")
+	tn.raft(1, 2, 3)
+	tn.frame(2, 1, "kept")
+	if got := tn.settle(time.Millisecond); !slices.Equal(got, []string{"1>2:g1/3", "2>1:kept"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	tn.net.SetDrop(nil)
+	tn.frame(1, 2, "again")
+	if got := tn.settle(time.Millisecond); !slices.Equal(got, []string{"1>2:again"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	if s := tn.net.Stats(); s.Dropped != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
