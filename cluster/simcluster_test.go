@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -413,8 +414,18 @@ func runSimulation(t *testing.T, seed uint64) simRun {
 		DelayMin: time.Millisecond, DelayMax: time.Duration(1+rng.IntN(8)) * time.Millisecond}
 	sc := openSimCluster(t, seed, faults, nil)
 	realDeadline := time.Now().Add(simRealMax)
-	if _, err := sc.nodes[1].CreateTopicReplicated(simTopic, 1, 3, nil, false); err != nil {
-		t.Fatal(err)
+	// A forwarded proposal lost on the way has an unknown outcome, as a
+	// Kafka client's CreateTopics that timed out: it tries again, and an
+	// existing topic is then its own.
+	for attempt := 1; ; attempt++ {
+		_, err := sc.nodes[1].CreateTopicReplicated(simTopic, 1, 3, nil, false)
+		if err == nil || (attempt > 1 && errors.Is(err, ErrTopicExists)) {
+			break
+		}
+		if !errors.Is(err, controller.ErrTimeout) || attempt == 5 {
+			t.Fatalf("create topic %s, attempt %d: %v", simTopic, attempt, err)
+		}
+		sc.event("create topic: %v; again", err)
 	}
 	sc.advanceUntil("partition leader", 10*time.Second, func() bool { return len(sc.leaders()) == 1 })
 	sc.event("topic %s created, leader %v", simTopic, sc.leaders())
