@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -53,15 +54,17 @@ const (
 var simStart = time.Unix(1_700_000_000, 0)
 
 // TestSimulatedClusterPartitions runs three cluster nodes in one process
-// over transport/simnet, each on its own in-memory filesystem, on one
-// manual clock, under a schedule drawn from a seed: a steady phase, the
-// partition's leader isolated past the election timeout, heal, a
-// majority/minority split, heal, with frames dropped, duplicated and
-// reordered throughout. A writer appends acks=all through whichever node
-// claims to lead, as the Kafka front end does. Checked: the high
-// watermark of a replica never moves back, no offset ever holds two
-// records (across replicas and over time), and after the final heal every
-// acknowledged record is at its offset on every replica.
+// over transport/simnet, each on its own crash-simulating filesystem, on
+// one manual clock, under a schedule drawn from a seed: a steady phase,
+// the partition's leader isolated past the election timeout, heal, a
+// majority/minority split, a one-way cut, heal, a node crashed (losing
+// what it had not synced, its unsynced appends torn) and restarted, with
+// frames dropped, duplicated and reordered throughout. A writer appends
+// acks=all through whichever node claims to lead, as the Kafka front end
+// does. Checked: the high watermark of a replica never moves back (from
+// its restart on, for the crashed one), no offset ever holds two records
+// (across replicas, over time and across the crash), and after the final
+// heal every acknowledged record is at its offset on every replica.
 func TestSimulatedClusterPartitions(t *testing.T) {
 	seeds := []uint64{}
 	if *simSeed != 0 {
@@ -104,9 +107,16 @@ type simCluster struct {
 	t     *testing.T
 	clock *env.ManualClock
 	net   *simnet.Network
+	seed  uint64
 	peers map[int32]string
-	nodes map[int32]*Cluster
 	ids   []uint64
+	// nodes are the open nodes (nodesMu: a crash replaces one while the
+	// writer looks up leaders); fs each node's filesystem, replaced by its
+	// crash image when it crashes.
+	nodesMu sync.RWMutex
+	nodes   map[int32]*Cluster
+	fs      map[int32]*vfs.CrashFS
+	starts  map[int32]uint64
 	// clockStop ends runClock's goroutine, which closes clockDone.
 	clockStop, clockDone chan struct{}
 
@@ -175,7 +185,7 @@ func (sc *simCluster) advanceUntil(what string, max time.Duration, cond func() b
 // those offsets before.
 func (sc *simCluster) check() {
 	sc.t.Helper()
-	for id, c := range sc.nodes {
+	for id, c := range sc.open() {
 		p, err := c.Partition(simTopic, 0)
 		if err != nil {
 			continue // not open on this node yet
@@ -228,21 +238,80 @@ func simRecords(t *testing.T, p *partition.Partition) map[int64]string {
 	return out
 }
 
+// open returns the open nodes.
+func (sc *simCluster) open() map[int32]*Cluster {
+	sc.nodesMu.RLock()
+	defer sc.nodesMu.RUnlock()
+	return maps.Clone(sc.nodes)
+}
+
 // leaders returns the nodes whose replica claims to lead and is ready.
 func (sc *simCluster) leaders() []int32 {
 	var out []int32
-	for _, id := range slices.Sorted(func(yield func(int32) bool) {
-		for id := range sc.nodes {
-			if !yield(id) {
-				return
-			}
-		}
-	}) {
-		if l, err := sc.nodes[id].Leader(simTopic, 0); err == nil && l.Local {
+	nodes := sc.open()
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
+		if l, err := nodes[id].Leader(simTopic, 0); err == nil && l.Local {
 			out = append(out, id)
 		}
 	}
 	return out
+}
+
+// openNode opens node id on its filesystem, over the network.
+func (sc *simCluster) openNode(id int32) (*Cluster, error) {
+	sc.nodesMu.Lock()
+	sc.starts[id]++
+	starts, fsys := sc.starts[id], sc.fs[id]
+	sc.nodesMu.Unlock()
+	e := env.Env{Clock: sc.clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: fsys, Logger: quiet}
+	cfg := DefaultConfig("/data")
+	cfg.NodeID, cfg.Peers, cfg.KafkaAddr = id, sc.peers, fmt.Sprintf("node-%d:9092", id)
+	cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simRealMax.Milliseconds()
+	cfg.Transport = func(_ env.Env, tc transport.Config) (Transport, error) { return sc.net.Open(tc) }
+	return Open(e, cfg)
+}
+
+// crash cuts node id off the network (so nothing it does from now on is
+// seen), takes what its filesystem had synced (unsynced appends torn), closes
+// it, heals the network and opens the node again from that image. Its high
+// watermark starts again from what it recovers.
+func (sc *simCluster) crash(id int32, rng *rand.Rand) {
+	sc.t.Helper()
+	sc.net.Isolate(uint64(id), sc.ids)
+	image := sc.fs[id].Crash(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(rng.Uint64(), 0)), TearUnsynced: true})
+	sc.nodesMu.Lock()
+	c := sc.nodes[id]
+	delete(sc.nodes, id)
+	sc.nodesMu.Unlock()
+	if err := c.Close(); err != nil {
+		sc.event("node %d closed at its crash: %v", id, err)
+	}
+	sc.net.Heal()
+	sc.fs[id] = image
+	delete(sc.hwm, id)
+	sc.event("node %d crashed, restarting", id)
+	opened := make(chan error, 1)
+	go func() {
+		c, err := sc.openNode(id)
+		if err == nil {
+			sc.nodesMu.Lock()
+			sc.nodes[id] = c
+			sc.nodesMu.Unlock()
+		}
+		opened <- err
+	}()
+	for {
+		select {
+		case err := <-opened:
+			if err != nil {
+				sc.t.Fatalf("restart node %d after its crash: %v", id, err)
+			}
+			sc.event("node %d restarted", id)
+			return
+		default:
+			sc.advance(10 * time.Millisecond) // the replicas are checked meanwhile
+		}
+	}
 }
 
 // openSimCluster opens three nodes over one simulated network with
@@ -254,11 +323,12 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 		t.Fatal(err)
 	}
 	net.SetDrop(drop)
-	sc := &simCluster{t: t, clock: clock, net: net, peers: map[int32]string{}, nodes: map[int32]*Cluster{},
-		ids: []uint64{1, 2, 3}, seen: map[int64]string{}, hwm: map[int32]int64{}}
+	sc := &simCluster{t: t, clock: clock, net: net, seed: seed, peers: map[int32]string{}, nodes: map[int32]*Cluster{},
+		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, ids: []uint64{1, 2, 3}, seen: map[int64]string{}, hwm: map[int32]int64{}}
 	sc.event("network faults %+v", faults)
 	for _, id := range sc.ids {
 		sc.peers[int32(id)] = fmt.Sprintf("node-%d:9093", id) // never dialled: simnet finds nodes by id
+		sc.fs[int32(id)] = vfs.NewCrashFS()
 	}
 	type opened struct {
 		id  int32
@@ -267,13 +337,8 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 	}
 	results := make(chan opened, len(sc.peers))
 	for id := range sc.peers {
-		e := env.Env{Clock: clock, Rand: env.NewSeededRand(seed<<8 | uint64(id)), FS: vfs.NewMem(), Logger: quiet}
-		cfg := DefaultConfig("/data")
-		cfg.NodeID, cfg.Peers, cfg.KafkaAddr = id, sc.peers, fmt.Sprintf("node-%d:9092", id)
-		cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simRealMax.Milliseconds()
-		cfg.Transport = func(_ env.Env, tc transport.Config) (Transport, error) { return net.Open(tc) }
 		go func() {
-			c, err := Open(e, cfg)
+			c, err := sc.openNode(id)
 			results <- opened{id, c, err}
 		}()
 	}
@@ -286,7 +351,9 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 			failed = errors.Join(failed, r.err)
 			continue
 		}
+		sc.nodesMu.Lock()
 		sc.nodes[r.id] = r.c
+		sc.nodesMu.Unlock()
 	}
 	if failed != nil {
 		t.Fatal(failed)
@@ -298,7 +365,7 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 // close closes every node while the clock still moves (a closing
 // component may wait for a timer), then stops the clock and the network.
 func (sc *simCluster) close() {
-	for id, c := range sc.nodes {
+	for id, c := range sc.open() {
 		if err := c.Close(); err != nil {
 			sc.t.Errorf("close node %d: %v", id, err)
 		}
@@ -336,7 +403,7 @@ func (w *simWriter) run() {
 			continue
 		}
 		value := fmt.Sprintf("v%d", i)
-		offset, err := w.append(w.sc.nodes[leaders[0]], value)
+		offset, err := w.append(w.sc.open()[leaders[0]], value)
 		w.mu.Lock()
 		if err != nil {
 			w.unacked++
@@ -354,6 +421,9 @@ func (w *simWriter) run() {
 // append appends one record on c and waits for acks=all: the offset when
 // acknowledged.
 func (w *simWriter) append(c *Cluster, value string) (int64, error) {
+	if c == nil {
+		return 0, errors.New("the node crashed meanwhile")
+	}
 	p, err := c.Partition(simTopic, 0)
 	if err != nil {
 		return 0, err
@@ -393,7 +463,7 @@ func TestSimulatedClusterRegistersDespiteALostProposal(t *testing.T) {
 	}
 	// Each Open waited for its own registration; the others' apply soon.
 	sc.advanceUntil("every node's registration applied on every node", 10*time.Second, func() bool {
-		for _, c := range sc.nodes {
+		for _, c := range sc.open() {
 			var addrs []string
 			for _, b := range c.Brokers() {
 				addrs = append(addrs, b.KafkaAddr)
@@ -418,7 +488,7 @@ func runSimulation(t *testing.T, seed uint64) simRun {
 	// Kafka client's CreateTopics that timed out: it tries again, and an
 	// existing topic is then its own.
 	for attempt := 1; ; attempt++ {
-		_, err := sc.nodes[1].CreateTopicReplicated(simTopic, 1, 3, nil, false)
+		_, err := sc.open()[1].CreateTopicReplicated(simTopic, 1, 3, nil, false)
 		if err == nil || (attempt > 1 && errors.Is(err, ErrTopicExists)) {
 			break
 		}
@@ -476,6 +546,9 @@ func runSimulation(t *testing.T, seed uint64) simRun {
 		phase(fmt.Sprintf("one way %d↛%d", from, to), pastElection())
 	}
 	sc.net.Heal()
+	crashed := int32(sc.ids[rng.IntN(len(sc.ids))])
+	sc.crash(crashed, rng)
+	phase(fmt.Sprintf("node %d back", crashed), steady())
 	if err := sc.net.SetFaults(simnet.Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
@@ -491,11 +564,11 @@ func runSimulation(t *testing.T, seed uint64) simRun {
 			return false
 		}
 		lead = ls[0]
-		p, err := sc.nodes[lead].Partition(simTopic, 0)
+		p, err := sc.open()[lead].Partition(simTopic, 0)
 		if err != nil {
 			return false
 		}
-		for _, c := range sc.nodes {
+		for _, c := range sc.open() {
 			q, err := c.Partition(simTopic, 0)
 			if err != nil || q.HighWatermark() != p.HighWatermark() {
 				return false
@@ -508,7 +581,7 @@ func runSimulation(t *testing.T, seed uint64) simRun {
 		t.Fatal(w.failure)
 	}
 	final := map[int32]map[int64]string{}
-	for id, c := range sc.nodes {
+	for id, c := range sc.open() {
 		p, err := c.Partition(simTopic, 0)
 		if err != nil {
 			t.Fatal(err)
