@@ -20,7 +20,12 @@ import (
 // incarnation 1 from the group and promotes 2, and the group is back to
 // three voters with the node in it.
 func TestWipedVoterRejoinsAsANewIncarnation(t *testing.T) {
-	cl := newCluster(t, 3, 1000)
+	for _, k := range logKinds {
+		t.Run(k.name, func(t *testing.T) { testWipedVoterRejoins(t, newClusterOf(t, 3, 1000, k.durable)) })
+	}
+}
+
+func testWipedVoterRejoins(t *testing.T, cl *cluster) {
 	lead := cl.leader()
 	propose(t, lead.c, createTopic(t, lead.c, "before-wipe", 3))
 	victim := cl.follower().id
