@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"slices"
@@ -11,6 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -233,5 +238,55 @@ func TestServerWipedNodeRejoins(t *testing.T) {
 	}
 	for id := range tc.servers {
 		tc.checkLocalReplicas(t, id, topic, acked)
+	}
+}
+
+// A server that joined (registered, added as a learner, node.json and an
+// empty meta log written) and stopped before the leader's snapshot
+// reached it starts again with the same --join flags: it asks the member
+// again under node.json's nonce, keeps its incarnation, gets the snapshot
+// and becomes ACTIVE.
+func TestServerJoinRestartedBeforeTheSnapshot(t *testing.T) {
+	tc := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), joinWaitMax)
+	defer cancel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	// What the first start left: the member's registration, node.json and
+	// the empty meta log, in that order.
+	nonce := []byte("0123456789abcdef")
+	answer, err := controller.JoinByAddress(ctx, tc.peers[1], 4, addr, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := vfs.NewMem()
+	empty, err := raftlog.CreateEmpty(fsys, "/data/meta/log", storage.DefaultConfig(), controller.GroupID, meta.ReplicaID(4, answer.Incarnation), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := empty.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ident, err := json.Marshal(controller.Identity{Version: 2, ClusterID: answer.ClusterID, NodeID: 4, Incarnation: answer.Incarnation, Nonce: nonce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vfs.WriteFileAtomic(fsys, "/data/"+controller.NodeFileName, ident); err != nil {
+		t.Fatal(err)
+	}
+	tc.joined = map[int32]string{4: addr}
+	tc.fs[4], tc.kafka[4] = fsys, "127.0.0.1:0"
+	tc.restart(4)
+	back := tc.servers[4].Cluster()
+	waitUntil(t, "node 4 ACTIVE", func() bool { return back.NodeState(4) == "ACTIVE" })
+	if back.Incarnation() != answer.Incarnation {
+		t.Fatalf("node 4 is incarnation %d, registered as %d", back.Incarnation(), answer.Incarnation)
+	}
+	if got := len(back.Brokers()); got != 4 {
+		t.Fatalf("node 4 lists %d brokers, want 4", got)
 	}
 }
