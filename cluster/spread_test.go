@@ -29,14 +29,16 @@ func TestPlanSpread(t *testing.T) {
 		nodes []int32
 		node  int32
 		want  int // replicas node holds after the moves
+		leads int // partitions node is the preferred leader of after
 	}{
-		{"three to four nodes", placed(12), []int32{1, 2, 3, 4}, 4, 9},
-		{"a single partition", placed(1), []int32{1, 2, 3, 4}, 4, 0},
-		{"odd count", placed(5), []int32{1, 2, 3, 4}, 4, 3},
-		{"five nodes, one new", placed(10), []int32{1, 2, 3, 4, 9}, 9, 6},
-		{"node already holding its share", []PartitionReplicas{{"a", 0, []int32{1, 4}}, {"a", 1, []int32{2, 4}}, {"a", 2, []int32{1, 2}}}, []int32{1, 2, 4}, 4, 2},
-		{"node not active", placed(6), []int32{1, 2, 3}, 4, 0},
-		{"no partitions", nil, []int32{1, 2}, 2, 0},
+		{"three to four nodes", placed(12), []int32{1, 2, 3, 4}, 4, 9, 3},
+		{"a single partition", placed(1), []int32{1, 2, 3, 4}, 4, 0, 0},
+		{"odd count", placed(5), []int32{1, 2, 3, 4}, 4, 3, 1},
+		{"three partitions of three", placed(3), []int32{1, 2, 3, 4}, 4, 2, 0},
+		{"five nodes, one new", placed(10), []int32{1, 2, 3, 4, 9}, 9, 6, 2},
+		{"node already holding its share", []PartitionReplicas{{"a", 0, []int32{1, 4}}, {"a", 1, []int32{2, 4}}, {"a", 2, []int32{1, 2}}}, []int32{1, 2, 4}, 4, 2, 0},
+		{"node not active", placed(6), []int32{1, 2, 3}, 4, 0, 0},
+		{"no partitions", nil, []int32{1, 2}, 2, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			moves := PlanSpread(tc.parts, tc.nodes, tc.node)
@@ -58,11 +60,17 @@ func TestPlanSpread(t *testing.T) {
 				}
 				seen[key], after[key] = true, m.Replicas
 			}
-			held := map[int32]int{}
+			held, leads := map[int32]int{}, 0
 			for _, r := range after {
 				for _, n := range r {
 					held[n]++
 				}
+				if r[0] == tc.node {
+					leads++
+				}
+			}
+			if leads != tc.leads {
+				t.Fatalf("node %d is the preferred leader of %d partitions after the moves, want %d", tc.node, leads, tc.leads)
 			}
 			if held[tc.node] != tc.want {
 				t.Fatalf("node %d holds %d replicas after %d moves, want %d", tc.node, held[tc.node], len(moves), tc.want)

@@ -173,6 +173,15 @@ func TestServerJoinsAndTakesReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	waitUntil(t, "node 4 leads its share of the partitions", func() bool {
+		led := 0
+		for i := range int32(partitions) {
+			if l, err := joined.Leader(topic, i); err == nil && l.Local {
+				led++
+			}
+		}
+		return led >= partitions/4
+	})
 	if held := tc.checkLocalReplicas(t, 4, topic, acked); held != len(moves) {
 		t.Fatalf("node 4 holds %d replicas, want %d", held, len(moves))
 	}

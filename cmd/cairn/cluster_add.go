@@ -24,9 +24,10 @@ This command waits for that, showing the node's state, then moves replicas
 onto it until it holds its fair share (all replicas over the active nodes,
 rounded down), each taken from the node holding the most, one per partition
 (as move does: the new replica copies the partition, then the replica set
-changes in one step), shows the moves until they complete, and finally hands
-every partition to its preferred leader (as rebalance-leaders does), so the
-new node leads the partitions it became the preferred leader of. Running it
+changes in one step; the preferred leader's place first, until the node has
+its share of the partitions), shows the moves until they complete, and finally
+hands every partition to its preferred leader (as rebalance-leaders does), so
+the new node leads that share. Running it
 again moves nothing once the node holds its share. Ctrl-C or --timeout stops
 the wait, not the moves.`,
 		Example: `  cairn cluster add-node 4 --timeout 10m`,
