@@ -48,8 +48,22 @@
 // committed, then registers its Kafka and HTTP addresses and rack
 // (RegisterBroker under its incarnation; proposed again while a lost frame
 // leaves its outcome unknown) when the state holds others.
-// Joining a running cluster (--join) is not built: it needs a meta log
-// that starts empty, which raftlog cannot make yet.
+//
+// With Config.Join instead of Peers (join.go) the node joins a running
+// cluster through one member's Raft address: controller.JoinByAddress
+// registers it under a new incarnation and has the metadata leader add it
+// as a learner; the answer's cluster id and incarnation make its identity
+// and the brokers it names its peers. The controller creates its meta log
+// empty, then writes node.json; the leader's snapshot fills it, the node
+// registers its addresses and the leader marks it ACTIVE once caught up.
+// Restarted before that snapshot arrived (its state names no broker), it
+// asks the member again with node.json's nonce (the same registration);
+// after, it starts from its own log. SpreadOnto (cairn cluster add-node)
+// then moves onto an ACTIVE node the replicas PlanSpread picks (spread.go,
+// pure). A node of Peers whose data was lost rejoins the same way under a
+// new incarnation (controller's wiped-voter rule); the metadata leader's
+// moveLoop moves every partition replica of a replaced incarnation to the
+// node's current one (refillReplaced), which copies the partition.
 //
 // Every partition with a replica on this node (meta replica id =
 // node.json's ReplicaID) is a partition.OpenReplica whose group runs on

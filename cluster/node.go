@@ -109,14 +109,11 @@ const metaPollInterval = 10 * time.Millisecond
 // and registers this node's client addresses when the state holds others.
 // Each wait is bounded by StartTimeoutMs.
 func (c *Cluster) openNode(names []string) error {
-	cfg := c.cfg
-	ident, err := controller.OpenIdentity(c.env.FS, cfg.DataDir, cfg.NodeID, controller.ClusterIDFromPeers(cfg.Peers))
+	ident, err := c.nodeIdentity(names)
 	if err != nil {
-		return fmt.Errorf("cluster: %w", err)
+		return err
 	}
-	if plan := planDataDir(names, nil); ident.New && len(plan.unknown) > 0 {
-		return unknownPartitionsError(cfg.DataDir, plan.unknown)
-	}
+	cfg := c.cfg
 	n := &node{known: map[int32]string{}}
 	c.node = n
 	var ctl atomic.Pointer[controller.Controller]
@@ -154,7 +151,7 @@ func (c *Cluster) openNode(names []string) error {
 	c.deliverTo.Store(c.sched)
 	startTimeout := time.Duration(cfg.StartTimeoutMs) * time.Millisecond
 	c.ctl, err = controller.Open(controller.Config{Env: c.env, DataDir: cfg.DataDir, Identity: ident, Peers: cfg.Peers,
-		Scheduler: c.sched, Transport: n.tcp, Raft: c.raftConfig(), Probe: probe, ProbeTimeout: startTimeout,
+		Join: cfg.Join != "", Scheduler: c.sched, Transport: n.tcp, Raft: c.raftConfig(), Probe: probe, ProbeTimeout: startTimeout,
 		OnApplied: func(index uint64) { c.onMetaApplied(ctl.Load()) }})
 	if err != nil {
 		return fmt.Errorf("cluster: open the metadata group with peers %s: %w", peersString(cfg.Peers), err)
@@ -164,6 +161,9 @@ func (c *Cluster) openNode(names []string) error {
 	c.startNodeLoops()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
+	if err := c.findMembers(ctx); err != nil {
+		return err
+	}
 	if err := c.awaitMeta(ctx); err != nil {
 		return err
 	}
@@ -373,6 +373,11 @@ func (c *Cluster) registerSelf(ctx context.Context) error {
 		}
 	}
 }
+
+// Incarnation is this node's incarnation (node.json's): 1 for a node of
+// the initial peers, more for one that joined again after losing its
+// data. A single node is incarnation 1.
+func (c *Cluster) Incarnation() uint32 { return c.ctl.Identity().Incarnation }
 
 // replicaID is this node's replica id in every group it holds a replica of.
 func (c *Cluster) replicaID() uint64 { return c.ctl.Identity().ReplicaID() }
