@@ -36,6 +36,9 @@ type testCluster struct {
 	proxies map[int32]*faultproxy.Proxy
 	// clocks, when set for a node, is its clock (real by default).
 	clocks map[int32]env.Clock
+	// joined maps the nodes started with --join (through node 1) to
+	// their Raft address.
+	joined map[int32]string
 }
 
 // startThree starts three servers forming a cluster and returns them by
@@ -147,6 +150,9 @@ func (tc *testCluster) tryStart() error {
 // start starts node id on its filesystem, its Kafka listener on the
 // address it bound last (any free one the first time).
 func (tc *testCluster) start(id int32) (*Server, error) {
+	if _, ok := tc.joined[id]; ok {
+		return Start(tc.joinedConfig(id), tc.fs[id], slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"
 	cfg.NodeID, cfg.Peers, cfg.Rack, cfg.RaftAddr = id, tc.peers, fmt.Sprintf("rack-%d", id), tc.raft[id]
