@@ -107,6 +107,8 @@ type Scheduler struct {
 	// stack trace that cost a twelfth of a busy node's CPU when taken at
 	// every proposal.
 	inRun atomic.Int32
+	// readSeq numbers read rounds (readindex.go), their contexts in raft.
+	readSeq atomic.Uint64
 
 	stopTicker chan struct{}
 	wg         sync.WaitGroup
@@ -133,8 +135,12 @@ type group struct {
 	queued, running, removed bool
 	inbox                    []*raftpb.Message
 	ops                      []op
-	unreachable              []uint64 // peers a send to failed
-	ticks                    int
+	// reads wait for the next read round; round is the one in flight,
+	// which belongs to the worker running the group (readindex.go).
+	reads       []readWaiter
+	round       *readRound
+	unreachable []uint64 // peers a send to failed
+	ticks       int
 	// wantSync is the highest SyncSeq HandleReady asked for, syncedSeq the
 	// highest a completed Sync covered and not yet handed to Synced.
 	wantSync, syncedSeq uint64
@@ -215,6 +221,7 @@ func (s *Scheduler) RemoveGroup(groupID uint64) error {
 		o.done <- ErrUnknownGroup
 	}
 	g.ops, g.inbox = nil, nil
+	g.failReadsLocked(ErrUnknownGroup)
 	s.runnable = slices.DeleteFunc(s.runnable, func(q *group) bool { return q == g })
 	if n := len(s.toSync); n > 0 {
 		if s.toSync = slices.DeleteFunc(s.toSync, func(q *group) bool { return q == g }); len(s.toSync) < n {
@@ -226,6 +233,7 @@ func (s *Scheduler) RemoveGroup(groupID uint64) error {
 	for g.running || g.syncing {
 		s.settled.Wait()
 	}
+	g.failReadsLocked(ErrUnknownGroup) // the round, now that no worker runs it
 	return nil
 }
 
@@ -340,6 +348,7 @@ func (s *Scheduler) Close() {
 			o.done <- ErrClosed
 		}
 		g.ops = nil
+		g.failReadsLocked(ErrClosed)
 	}
 	s.work.Broadcast()
 	s.syncWork.Broadcast()
@@ -347,6 +356,11 @@ func (s *Scheduler) Close() {
 	s.mu.Unlock()
 	close(s.stopTicker)
 	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		g.failReadsLocked(ErrClosed) // rounds of groups that were running
+	}
 }
 
 func (s *Scheduler) enqueueLocked(g *group) {
@@ -431,6 +445,7 @@ type events struct {
 	inbox       []*raftpb.Message
 	unreachable []uint64
 	ops         []op
+	reads       []readWaiter
 	ticks       int
 	syncedSeq   uint64
 	syncErr     error
@@ -446,16 +461,21 @@ func takeEvents(g *group) events {
 	ev := events{inbox: g.inbox, unreachable: g.unreachable, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr,
 		quiesced: g.quiesced, watch: g.watch, quiescedAs: g.quiescedAs, wakes: g.wakes}
 	g.inbox, g.unreachable, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, nil, 0, 0, nil
+	if g.round == nil { // else they wait for the next round
+		ev.reads, g.reads = g.reads, nil
+	}
 	return ev
 }
 
 func (g *group) hasEventsLocked() bool {
-	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil)
+	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil ||
+		len(g.reads) > 0 && g.round == nil)
 }
 
 // run is one turn of a group on a worker: ticks, messages, unreachable
-// peers, a completed sync, calls, then the Ready they made. It returns the
-// sync to ask for, and whether the group may quiesce.
+// peers, a completed sync, calls, reads, then the Ready they made, then
+// the read round's end. It returns the sync to ask for, and whether the
+// group may quiesce.
 func (s *Scheduler) run(g *group, ev events) (uint64, quiescence) {
 	r := g.r
 	if ev.syncErr != nil {
@@ -481,7 +501,13 @@ func (s *Scheduler) run(g *group, ev events) (uint64, quiescence) {
 		o.f(r)
 		o.done <- nil
 	}
+	if g.round != nil {
+		g.round.ticks += ev.ticks
+	} else {
+		s.startRead(g, ev.reads)
+	}
 	var wantSync uint64
+	var states []raft.ReadState
 	for r.HasReady() {
 		w, err := r.HandleReady()
 		if err != nil {
@@ -497,8 +523,10 @@ func (s *Scheduler) run(g *group, ev events) (uint64, quiescence) {
 				g.opts.OnReadState(rs)
 			}
 		}
+		states = append(states, w.ReadStates...)
 		wantSync = max(wantSync, w.SyncSeq)
 	}
+	s.settleRead(g, states)
 	return wantSync, s.quiesceAfterRun(g, ev)
 }
 
