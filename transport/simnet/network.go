@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/internal/netshape"
 	"github.com/cairnlog/cairn/transport"
 )
 
@@ -322,53 +323,21 @@ func (n *Network) Cut(from, to uint64) {
 }
 
 // Isolate cuts node id off from every other node of all, both ways.
-func (n *Network) Isolate(id uint64, all []uint64) {
-	for _, o := range all {
-		if o != id {
-			n.Cut(id, o)
-			n.Cut(o, id)
-		}
-	}
-}
+func (n *Network) Isolate(id uint64, all []uint64) { n.cutAll(netshape.Isolate(id, all)) }
 
 // Split cuts every link between nodes on different sides.
-func (n *Network) Split(sides ...[]uint64) {
-	for i, a := range sides {
-		for j, b := range sides {
-			if i == j {
-				continue
-			}
-			for _, x := range a {
-				for _, y := range b {
-					n.Cut(x, y)
-				}
-			}
-		}
-	}
-}
+func (n *Network) Split(sides ...[]uint64) { n.cutAll(netshape.Split(sides...)) }
 
 // Ring leaves each node of ring linked only to its two neighbours in that
 // order (the last one's neighbour is the first).
-func (n *Network) Ring(ring []uint64) {
-	for i, x := range ring {
-		for j, y := range ring {
-			d := (j - i + len(ring)) % len(ring)
-			if d > 1 && d < len(ring)-1 {
-				n.Cut(x, y)
-			}
-		}
-	}
-}
+func (n *Network) Ring(ring []uint64) { n.cutAll(netshape.Ring(ring)) }
 
 // Bridge splits a from b, except node bridge, which stays linked to both.
-func (n *Network) Bridge(a, b []uint64, bridge uint64) {
-	for _, x := range a {
-		for _, y := range b {
-			if x != bridge && y != bridge {
-				n.Cut(x, y)
-				n.Cut(y, x)
-			}
-		}
+func (n *Network) Bridge(a, b []uint64, bridge uint64) { n.cutAll(netshape.Bridge(a, b, bridge)) }
+
+func (n *Network) cutAll(links []netshape.Link) {
+	for _, l := range links {
+		n.Cut(l.From, l.To)
 	}
 }
 
