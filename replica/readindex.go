@@ -85,25 +85,9 @@ type readRound struct {
 // worker it answers ErrReentrant: it would wait for itself.
 func (s *Scheduler) ReadIndex(ctx context.Context, groupID uint64) (ReadPoint, error) {
 	w := readWaiter{ctx: ctx, done: make(chan readResult, 1)}
-	var gid uint64 // no goroutine has id 0
-	if s.inRun.Load() > 0 {
-		gid = goroutineID()
-	}
-	s.mu.Lock()
-	g, ok := s.groups[groupID]
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return ReadPoint{}, ErrClosed
-	case s.workerGoroutines[gid]:
-		s.mu.Unlock()
-		return ReadPoint{}, ErrReentrant
-	case !ok:
-		s.mu.Unlock()
-		return ReadPoint{}, ErrUnknownGroup
-	case len(g.reads) >= s.cfg.OpsQueuedMax:
-		s.mu.Unlock()
-		return ReadPoint{}, ErrBusy
+	g, err := s.lockQueue(groupID, func(g *group) int { return len(g.reads) })
+	if err != nil {
+		return ReadPoint{}, err
 	}
 	g.reads = append(g.reads, w)
 	// A running group's round belongs to its worker, which looks at the

@@ -287,30 +287,43 @@ func (s *Scheduler) ReportUnreachable(groupID, peer uint64) {
 // makes is handled right after it.
 func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 	done := make(chan error, 1)
+	g, err := s.lockQueue(groupID, func(g *group) int { return len(g.ops) })
+	if err != nil {
+		return err
+	}
+	g.ops = append(g.ops, op{f: f, done: done})
+	s.enqueueLocked(g)
+	s.mu.Unlock()
+	return <-done
+}
+
+// lockQueue locks s.mu and returns the group a caller may queue work for,
+// or unlocks it and says why not: the scheduler closed, the caller is a
+// worker (it would wait for itself), no such group, or queued (the
+// length of the queue the work goes to) at OpsQueuedMax.
+func (s *Scheduler) lockQueue(groupID uint64, queued func(*group) int) (*group, error) {
 	var gid uint64 // no goroutine has id 0
 	if s.inRun.Load() > 0 {
 		gid = goroutineID()
 	}
 	s.mu.Lock()
 	g, ok := s.groups[groupID]
+	var err error
 	switch {
 	case s.closed:
-		s.mu.Unlock()
-		return ErrClosed
+		err = ErrClosed
 	case s.workerGoroutines[gid]:
-		s.mu.Unlock()
-		return ErrReentrant
+		err = ErrReentrant
 	case !ok:
-		s.mu.Unlock()
-		return ErrUnknownGroup
-	case len(g.ops) >= s.cfg.OpsQueuedMax:
-		s.mu.Unlock()
-		return ErrBusy
+		err = ErrUnknownGroup
+	case queued(g) >= s.cfg.OpsQueuedMax:
+		err = ErrBusy
 	}
-	g.ops = append(g.ops, op{f: f, done: done})
-	s.enqueueLocked(g)
-	s.mu.Unlock()
-	return <-done
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return g, nil
 }
 
 // Tick gives every group one tick. The ticker calls it every TickInterval.
