@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path"
 	"slices"
 	"time"
@@ -43,12 +42,6 @@ const catchUpEntries = 64
 // learners' progress, which applies nothing and so wakes nothing.
 const moveInterval = 100 * time.Millisecond
 
-// ErrCompactedLog refuses a move onto a new replica when the leader's Raft
-// log no longer starts right after the bootstrap snapshot: the replica
-// could only catch up from a snapshot carrying the partition's segments,
-// which the group cannot install yet.
-var ErrCompactedLog = errors.New("the partition's log was compacted: a new replica cannot catch up without snapshot install")
-
 // moveKind is what planMove asks the leader to do.
 type moveKind int
 
@@ -57,6 +50,7 @@ const (
 	moveWait                     // a change is under way or a learner catching up
 	moveConf                     // propose cc
 	moveTransfer                 // hand the leadership to to
+	moveCompact                  // compact the leader's Raft log at its applied index
 	moveRefuse                   // err: the move cannot go on
 )
 
@@ -74,6 +68,15 @@ type groupProgress struct {
 	match map[uint64]uint64 // replica → last index known replicated there
 	last  uint64            // the leader's last index
 	first uint64            // the first index of the leader's log
+	// snapshotMembers are the replicas the leader's snapshot configuration
+	// names, read only when a learner needs that snapshot (needsSnapshot).
+	snapshotMembers []uint64
+}
+
+// needsSnapshot reports whether replica r needs entries the leader's Raft
+// log no longer holds, so it can only catch up from the leader's snapshot.
+func (g groupProgress) needsSnapshot(r uint64) bool {
+	return g.match[r]+1 < g.first
 }
 
 // planMove is the next step that takes a group from its configuration
@@ -86,9 +89,6 @@ func planMove(g groupProgress, want []uint64) moveStep {
 	members := slices.Concat(cs.GetVoters(), cs.GetLearners())
 	for _, r := range want {
 		if !slices.Contains(members, r) {
-			if g.first > replicaBootstrapIndex+1 {
-				return moveStep{kind: moveRefuse, err: fmt.Errorf("%w (log starts at %d)", ErrCompactedLog, g.first)}
-			}
 			return moveStep{kind: moveConf, cc: single(raftpb.ConfChangeAddLearnerNode, r)}
 		}
 	}
@@ -101,7 +101,15 @@ func planMove(g groupProgress, want []uint64) moveStep {
 		return moveStep{kind: moveDone}
 	}
 	for _, r := range cs.GetLearners() {
-		if g.match[r]+catchUpEntries < g.last {
+		if g.needsSnapshot(r) && !slices.Contains(g.snapshotMembers, r) {
+			// Raft ignores a snapshot whose configuration does not name
+			// its receiver: the one taken before r's addition never
+			// catches r up, a compaction at the applied index does.
+			return moveStep{kind: moveCompact}
+		}
+		// A learner behind the log's start is not near the leader
+		// however short the log is: it has yet to install the snapshot.
+		if g.needsSnapshot(r) || g.match[r]+catchUpEntries < g.last {
 			return moveStep{kind: moveWait}
 		}
 	}
@@ -230,6 +238,11 @@ func (c *Cluster) tendMoves(ctx context.Context, moving map[uint64]bool) {
 			if err != nil {
 				continue // the group left the scheduler or lost its leader: its next leader goes on
 			}
+			if step.kind == moveCompact {
+				// On the partition's writer, which stepMove's worker is:
+				// after it, not inside it.
+				c.compactForLearner(t, p)
+			}
 			if c.finishMove(ctx, t, p, step) {
 				moving[p.GroupId] = true
 			}
@@ -285,22 +298,55 @@ func progressOf(r *replica.Replica, st replica.Storage) (groupProgress, error) {
 		return g, err
 	}
 	g.first = first
+	for _, r := range g.conf.GetLearners() {
+		if !g.needsSnapshot(r) {
+			continue
+		}
+		snap, err := st.Snapshot()
+		if err != nil {
+			return g, err
+		}
+		cs := snap.GetMetadata().GetConfState()
+		g.snapshotMembers = slices.Concat(cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext())
+		break
+	}
 	return g, nil
 }
 
 // groupStorage is the Raft log of the local replica of group, nil when
 // none is open.
 func (c *Cluster) groupStorage(group uint64) replica.Storage {
+	if p := c.groupPartition(group); p != nil {
+		return p.RaftStorage()
+	}
+	return nil
+}
+
+// groupPartition is the local replica of group, nil when none is open.
+func (c *Cluster) groupPartition(group uint64) *partition.Partition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, t := range c.topics {
 		for _, s := range t.Partitions {
 			if s.Group == group && s.Partition != nil && s.Partition.Replicated() {
-				return s.Partition.RaftStorage()
+				return s.Partition
 			}
 		}
 	}
 	return nil
+}
+
+// compactForLearner compacts the Raft log of the local replica of p's
+// group at its applied index, so that the snapshot a learner added after
+// the last compaction gets names it (moveCompact).
+func (c *Cluster) compactForLearner(t *metav1.Topic, p *metav1.Partition) {
+	lp := c.groupPartition(p.GroupId)
+	if lp == nil {
+		return
+	}
+	if err := lp.CompactRaftAtApplied(); err != nil {
+		c.env.Logger.Warn("compacting a partition's Raft log for a new replica", "topic", t.Name, "partition", p.Index, "err", err)
+	}
 }
 
 // finishMove proposes to the metadata group what a step calls for: the

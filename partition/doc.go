@@ -154,7 +154,8 @@
 //     applied by every replica, capped at what it applied) compact the
 //     Raft log to the entry before the first batch they keep, never past
 //     the applied index it recorded, with the ConfState as of there, then
-//     delete or rewrite. A follower that needs an
+//     delete or rewrite (CompactRaftAtApplied compacts there and removes
+//     nothing: a leader's snapshot must name a replica a move adds). A follower that needs an
 //     entry below gets the leader's snapshot, whose descriptor carries
 //     producer state (SetSnapshotData), written to disk before the Raft
 //     log installs the snapshot (RaftStorage); Restore takes it in, and a

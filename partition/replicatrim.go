@@ -225,3 +225,35 @@ func (p *Partition) Restore(snap *raftpb.Snapshot) error {
 	p.logger.Info("installed a snapshot", "index", snap.GetMetadata().GetIndex(), "next_offset", d.NextOffset, "log_start_offset", p.log.StartOffset())
 	return nil
 }
+
+// CompactRaftAtApplied compacts a replica's Raft log at the applied index,
+// with the configuration as applied there, keeping every segment: only
+// the Raft entries up to there are no longer served. A leader does this
+// for a replica added while its log was compacted: raft ignores a snapshot
+// whose configuration does not name its receiver, so the replica can only
+// catch up from a snapshot taken after its addition. A configuration change
+// applied last, whose ConfState the Raft log records only with the next
+// Apply (recordApplied), is recorded first, so the point passes it even on
+// an idle partition.
+func (p *Partition) CompactRaftAtApplied() error {
+	if p.repl == nil {
+		return fmt.Errorf("partition %s-%d: not a replica", p.topic, p.index)
+	}
+	return p.asWriter(func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err := p.Err(); err != nil {
+			return err
+		}
+		if cs := p.confToRecord(); cs != nil {
+			if err := p.raft.RecordApplied(p.repl.confIndex, cs); err != nil {
+				return p.classifyWriteError(fmt.Errorf("record the configuration change at %d: %w", p.repl.confIndex, err))
+			}
+		}
+		_, end, err := p.appliedEnd()
+		if err != nil {
+			return err
+		}
+		return p.compactRaftBelow(end)
+	})
+}
