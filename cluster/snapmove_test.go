@@ -2,10 +2,15 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // TestClusterMovesCompactedPartition: four nodes; retention removed the
@@ -115,4 +120,146 @@ func recordsFrom(t *testing.T, recs []string, from int64) []string {
 		}
 	}
 	return out
+}
+
+// appendEvent appends one event-store record to stream at the expected
+// revision and waits for acks=all; it returns the revision it got.
+func appendEvent(t *testing.T, c *Cluster, topic, stream, expected, id string) int64 {
+	t.Helper()
+	p, err := c.Partition(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Append(eventRecord(stream, expected, id))
+	if err != nil {
+		t.Fatalf("append %s to %s at %s on node %d: %v", id, stream, expected, c.NodeID(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	if err := p.WaitAppended(ctx, res, true); err != nil {
+		t.Fatalf("append %s on node %d: %v", id, c.NodeID(), err)
+	}
+	if len(res.Streams) != 1 {
+		t.Fatalf("append %s: streams %+v", id, res.Streams)
+	}
+	return res.Streams[0].First
+}
+
+func eventRecord(stream, expected, id string) []byte {
+	return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte(stream), Value: []byte("{}"),
+		Headers: []batch.RecordHeader{{Key: streams.HeaderExpectedRevision, Value: []byte(expected)}, {Key: streams.HeaderID, Value: []byte(id)}}}},
+		batch.None)
+}
+
+// streamEntriesOf is a replica's index entries of stream, once its index
+// is there (it may be built in the background after a snapshot install).
+func streamEntriesOf(t *testing.T, p *partition.Partition, stream string) string {
+	t.Helper()
+	var x *streams.Index
+	waitUntil(t, "the stream index", func() bool {
+		var err error
+		x, err = p.StreamIndex()
+		return err == nil
+	})
+	es, err := x.Entries(stream, 0, false, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(es)
+}
+
+// TestClusterMovesStreamTopic: four nodes; on an RF 3 stream topic a
+// stream is deleted and the stream cleaner removes its events (leaving
+// the Raft logs compacted past the bootstrap), then the partition is
+// moved onto the fourth node. The new replica installs the leader's
+// snapshot and builds its stream index from the installed log; once it
+// leads, its index lists every stream with the revisions the old leader
+// gave, it refuses a stale expected revision and appends at the next.
+func TestClusterMovesStreamTopic(t *testing.T) {
+	tn := startNodes(t, 4)
+	configs := map[string]string{"cleanup.policy": "stream", "segment.bytes": "300"}
+	if _, err := tn.nodes[1].CreateTopicReplicated("orders", 1, 3, configs, false); err != nil {
+		t.Fatal(err)
+	}
+	old := replicaSet(t, tn.nodes[1], "orders")
+	var added int32
+	for id := range tn.nodes {
+		if !slices.Contains(old, id) {
+			added = id
+		}
+	}
+	lead := tn.leader("orders", 0)
+	for i := range 10 {
+		appendEvent(t, tn.nodes[lead], "orders", "gone", "any", fmt.Sprint("g", i))
+	}
+	appendEvent(t, tn.nodes[lead], "orders", "kept", "no-stream", "k0")
+	for i := 1; i < 12; i++ {
+		appendEvent(t, tn.nodes[lead], "orders", "kept", fmt.Sprint(i-1), fmt.Sprint("k", i))
+	}
+	lp, err := tn.nodes[lead].Partition("orders", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := lp.Append(batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte("gone"),
+		Headers: []batch.RecordHeader{{Key: streams.HeaderStreamOp, Value: []byte(streams.OpDelete)}}}}, batch.None))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	if err := lp.WaitAppended(ctx, res, true); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		appendEvent(t, tn.nodes[lead], "orders", "later", "any", fmt.Sprint("l", i)) // past the deletion, so its segment seals
+	}
+	for _, id := range old {
+		q, err := tn.nodes[id].Partition("orders", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, fmt.Sprintf("node %d to apply the appends", id), func() bool { return q.HighWatermark() >= lp.HighWatermark() })
+	}
+	for _, c := range tn.nodes {
+		c.CleanOnce(time.Now().UnixMilli())
+	}
+	if first, err := lp.RaftStorage().FirstIndex(); err != nil || first <= replicaBootstrapIndex+1 {
+		t.Fatalf("Raft log from %d (%v): the stream cleaner compacted nothing", first, err)
+	}
+	want := map[string]string{}
+	for _, s := range []string{"gone", "kept", "later"} {
+		want[s] = streamEntriesOf(t, lp, s)
+	}
+	if want["gone"] != "[]" {
+		t.Fatalf("the deleted stream's events are still listed: %s", want["gone"])
+	}
+
+	target := append(slices.DeleteFunc(slices.Clone(old), func(n int32) bool { return n == lead }), added)
+	slices.Sort(target)
+	if _, err := tn.nodes[added].Reassign(ctx, "orders", 0, target); err != nil {
+		t.Fatal(err)
+	}
+	tn.waitMoved("orders", target)
+	if err := tn.nodes[added].TransferLeader(ctx, "orders", 0, added); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, fmt.Sprintf("node %d to lead, ready", added), func() bool {
+		l, err := tn.nodes[added].Leader("orders", 0)
+		return err == nil && l.Local
+	})
+	ap, err := tn.nodes[added].Partition("orders", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s, w := range want {
+		if got := streamEntriesOf(t, ap, s); got != w {
+			t.Fatalf("the new replica's index of %s %s, the old leader's %s", s, got, w)
+		}
+	}
+	if _, err := ap.Append(eventRecord("kept", "10", "stale")); !errors.Is(err, streams.ErrWrongExpectedRevision) {
+		t.Fatalf("stale expected revision on the new replica: %v", err)
+	}
+	if rev := appendEvent(t, tn.nodes[added], "orders", "kept", "11", "k12"); rev != 12 {
+		t.Fatalf("append at expected revision 11 got revision %d, want 12", rev)
+	}
 }
