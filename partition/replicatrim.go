@@ -214,6 +214,10 @@ func (p *Partition) dropStreamIndexBelow(snap *raftpb.Snapshot) error {
 	p.stopIndexBuild() // its files cover part of the log being replaced
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// A build may have published its index before it heard the stop.
+	if x = p.streamIdx; x != nil && x.Next() >= d.NextOffset {
+		return nil
+	}
 	p.streamIdx = nil
 	if x != nil {
 		err = x.Delete()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/replica"
@@ -25,7 +26,15 @@ func streamOp(stream, op, value string) []byte {
 // from the installed log, listing every stream with the leader's
 // revisions, and once it leads it refuses a stale expected revision and
 // takes the next one at the revision after the leader's last.
+// With more records than a build's tail before the snapshot, the index is
+// built in the background, and the follower's appends needing it are
+// refused as retriable until it is.
 func TestReplicatedStreamFollowerInstallsSnapshot(t *testing.T) {
+	t.Run("short log", func(t *testing.T) { testStreamFollowerInstalls(t, 0) })
+	t.Run("long log", func(t *testing.T) { testStreamFollowerInstalls(t, buildTailRecords+100) })
+}
+
+func testStreamFollowerInstalls(t *testing.T, plain int) {
 	g := newGroup(t, 31, []uint64{1, 2, 3}, func(c *Config) {
 		c.DeleteSegments, c.Streams = false, true
 		c.Storage.SegmentBytes = 400
@@ -35,6 +44,13 @@ func TestReplicatedStreamFollowerInstallsSnapshot(t *testing.T) {
 	g.produceCommitted(l, event("live", "no-stream", "l0"))
 	g.converge(1)
 	g.crash(behind)
+	if plain > 0 {
+		recs := make([]batch.Record, plain)
+		for i := range recs {
+			recs[i] = batch.Record{Value: []byte("plain")}
+		}
+		g.produceCommitted(l, batch.Build(recs, batch.None))
+	}
 	for i := 1; i < 20; i++ {
 		g.produceCommitted(l, event("live", fmt.Sprint(i-1), fmt.Sprint("l", i)))
 	}
@@ -64,18 +80,43 @@ func TestReplicatedStreamFollowerInstallsSnapshot(t *testing.T) {
 
 	g.c.Net.Isolate(behind, g.c.IDs())
 	g.restart(behind)
+	f := g.parts[behind]
+	// The background build holds at its first chunk until the test saw
+	// the index refused as being built.
+	release := make(chan struct{})
+	if plain > 0 {
+		var held bool
+		f.afterIndexChunk = func() {
+			if !held {
+				held = true
+				<-release
+			}
+		}
+	}
 	desc, index := g.stageLeadersCopy(l, behind)
 	if desc.NextOffset <= 1 {
 		t.Fatalf("leader's snapshot at %d ends at offset %d: nothing past the follower's log", index, desc.NextOffset)
 	}
 	g.c.Net.Heal()
 	g.converge(end)
-	f := g.parts[behind]
 	snap, err := f.raft.Snapshot()
 	if err != nil || snap.GetMetadata().GetIndex() < index {
 		t.Fatalf("follower's snapshot at %d (%v), want the leader's at %d installed", snap.GetMetadata().GetIndex(), err, index)
 	}
-	g.run("the follower's stream index", func() bool { _, err := f.StreamIndex(); return err == nil }, 10_000)
+	if plain > 0 {
+		if _, err := f.StreamIndex(); !errors.Is(err, ErrStreamIndexBuilding) {
+			t.Fatalf("the follower's stream index while its build holds: %v", err)
+		}
+		close(release)
+	}
+	// A background build runs off the simulation: wait in real time.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, err := f.StreamIndex(); err != nil; _, err = f.StreamIndex() {
+		if !errors.Is(err, ErrStreamIndexBuilding) || time.Now().After(deadline) {
+			t.Fatalf("the follower's stream index: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for s, w := range want {
 		if got := streamEntries(t, f, s); fmt.Sprint(got) != fmt.Sprint(w) {
 			t.Fatalf("follower's index of %s %+v, the leader's %+v", s, got, w)
