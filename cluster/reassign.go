@@ -51,14 +51,12 @@ const (
 	moveConf                     // propose cc
 	moveTransfer                 // hand the leadership to to
 	moveCompact                  // compact the leader's Raft log at its applied index
-	moveRefuse                   // err: the move cannot go on
 )
 
 type moveStep struct {
 	kind moveKind
 	cc   *raftpb.ConfChangeV2
 	to   uint64
-	err  error
 }
 
 // groupProgress is what planMove reads of a leader's replica.
@@ -349,27 +347,17 @@ func (c *Cluster) compactForLearner(t *metav1.Topic, p *metav1.Partition) {
 	}
 }
 
-// finishMove proposes to the metadata group what a step calls for: the
-// completion of a move whose voters are the target, or its cancellation
-// when it cannot go on. It reports whether the group is still moving.
+// finishMove proposes to the metadata group the completion of a move
+// whose voters are the target. It reports whether the group is still
+// moving. Nothing cancels a move here: every step can go on (a learner
+// behind the leader's log start installs its snapshot).
 func (c *Cluster) finishMove(ctx context.Context, t *metav1.Topic, p *metav1.Partition, step moveStep) bool {
 	ref := &metav1.PartitionRef{Topic: t.Name, TopicId: t.Id, Partition: p.Index}
-	var cmd *metav1.Command
-	switch {
-	case step.kind == moveDone && p.ReassignmentId != 0:
-		cmd = &metav1.Command{Command: &metav1.Command_CompleteReassignment{CompleteReassignment: &metav1.CompleteReassignment{
-			Partition: ref, ReassignmentId: p.ReassignmentId}}}
-	case step.kind == moveRefuse && p.ReassignmentId != 0:
-		c.env.Logger.Error("cancelling a partition's reassignment", "topic", t.Name, "partition", p.Index,
-			"reassignment", p.ReassignmentId, "err", step.err)
-		cmd = &metav1.Command{Command: &metav1.Command_CancelReassignment{CancelReassignment: &metav1.CancelReassignment{
-			Partition: ref, ReassignmentId: p.ReassignmentId}}}
-	case step.kind == moveRefuse:
-		c.env.Logger.Error("restoring a partition's replicas", "topic", t.Name, "partition", p.Index, "err", step.err)
-		return false
-	default:
+	if step.kind != moveDone || p.ReassignmentId == 0 {
 		return step.kind != moveDone
 	}
+	cmd := &metav1.Command{Command: &metav1.Command_CompleteReassignment{CompleteReassignment: &metav1.CompleteReassignment{
+		Partition: ref, ReassignmentId: p.ReassignmentId}}}
 	res, err := c.ctl.Propose(ctx, cmd)
 	if err == nil {
 		err = meta.ResultError(res)
