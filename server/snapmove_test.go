@@ -2,13 +2,17 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairnlog/cairn/client"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -120,4 +124,117 @@ func recordsOf(acked map[string]ack, partition int32) []string {
 		}
 	}
 	return out
+}
+
+// A server of the initial three wiped while a stream topic's cleaner
+// removed a deleted stream's events (the groups' Raft logs compacted past
+// the bootstrap) comes back: its replica is refilled through the leader's
+// snapshot and its stream index built from the installed log. Once it
+// leads, ReadStream answers every stream with the revisions, ids and
+// positions acknowledged before, a stale expected revision is refused with
+// the stream's actual one, and the next exact revision is appended.
+func TestServerWipedNodeRefillsStreamTopic(t *testing.T) {
+	tc := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*joinWaitMax)
+	defer cancel()
+	const topic = "es-wiped"
+	configs := map[string]string{"cleanup.policy": "stream", "segment.bytes": "300"}
+	if _, err := tc.servers[1].Cluster().CreateTopicReplicated(topic, 1, 3, configs, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tc.leaderOf(topic, 0)
+	c, err := client.New("http://"+tc.servers[lead].HTTPAddr(), client.WithRetry(20, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	appendN := func(stream string, n int) []client.RecordedEvent {
+		var out []client.RecordedEvent
+		for i := range n {
+			id := uuid.NewString()
+			res, err := c.Append(ctx, topic, stream, client.ExpectedAfter(int64(i)-1), client.EventData{ID: id, Type: "Tick", Data: []byte("{}")})
+			if err != nil {
+				t.Fatalf("append %d to %s: %v", i, stream, err)
+			}
+			out = append(out, client.RecordedEvent{Revision: res.LastRevision, Position: res.Position, ID: id})
+		}
+		return out
+	}
+	appendN("gone", 10)
+	want := map[string][]client.RecordedEvent{"kept": appendN("kept", 12)}
+	if _, err := c.DeleteStream(ctx, topic, "gone", client.SoftDelete, client.Any); err != nil {
+		t.Fatal(err)
+	}
+	want["later"] = appendN("later", 8) // past the deletion, so its segment seals
+
+	victim := int32(3) // a follower, so the leader's log is the one checked compacted
+	if victim == lead {
+		victim = 2
+	}
+	lp, err := tc.servers[lead].Cluster().Partition(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, s := range tc.servers {
+		p, err := s.Cluster().Partition(topic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, fmt.Sprintf("node %d to apply the appends", id), func() bool { return p.HighWatermark() >= lp.HighWatermark() })
+	}
+	tc.stop(victim)
+	tc.fs[victim] = vfs.NewMem()
+	for _, s := range tc.servers {
+		s.Cluster().CleanOnce(time.Now().UnixMilli())
+	}
+	if first, err := lp.RaftStorage().FirstIndex(); err != nil || first <= 2 {
+		t.Fatalf("Raft log from %d (%v): the stream cleaner compacted nothing", first, err)
+	}
+
+	tc.restart(victim)
+	back := tc.servers[victim].Cluster()
+	waitUntil(t, "the wiped node's replica refilled", func() bool {
+		return len(back.Reassignments()) == 0 && back.NodeState(victim) == "ACTIVE" && slices.Contains(back.InSync(topic, 0), victim)
+	})
+	lead = tc.leaderOf(topic, 0)
+	if err := tc.servers[lead].Cluster().TransferLeader(ctx, topic, 0, victim); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the refilled node to lead", func() bool {
+		l, err := back.Leader(topic, 0)
+		return err == nil && l.Local
+	})
+	vc, err := client.New("http://"+tc.servers[victim].HTTPAddr(), client.WithRetry(20, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	for stream, events := range want {
+		i := 0
+		for ev, err := range vc.ReadStreamAll(ctx, topic, stream) {
+			if err != nil {
+				t.Fatalf("read %s on the refilled node: %v", stream, err)
+			}
+			if i >= len(events) || ev.Revision != events[i].Revision || ev.ID != events[i].ID || ev.Position != events[i].Position {
+				t.Fatalf("%s on the refilled node: event %d is %s at revision %d %v, acknowledged %+v", stream, i, ev.ID, ev.Revision, ev.Position, events)
+			}
+			i++
+		}
+		if i != len(events) {
+			t.Fatalf("%s on the refilled node: %d events, %d acknowledged", stream, i, len(events))
+		}
+	}
+	page, err := vc.ReadStream(ctx, topic, "gone")
+	if err == nil && len(page.Events) > 0 {
+		t.Fatalf("the deleted stream reads %d events on the refilled node", len(page.Events))
+	}
+	_, err = vc.Append(ctx, topic, "kept", client.Exact(10), client.EventData{Type: "Late", Data: []byte("{}")})
+	var wrong *client.WrongExpectedRevisionError
+	if !errors.As(err, &wrong) || wrong.Actual != 11 {
+		t.Fatalf("append at revision 10 of kept (at 11): %v", err)
+	}
+	res, err := vc.Append(ctx, topic, "kept", client.Exact(11), client.EventData{Type: "Next", Data: []byte("{}")})
+	if err != nil || res.LastRevision != 12 {
+		t.Fatalf("append at revision 11 of kept: %+v %v", res, err)
+	}
 }
