@@ -134,7 +134,9 @@ type group struct {
 	inbox                    []*raftpb.Message
 	ops                      []op
 	unreachable              []uint64 // peers a send to failed
-	ticks                    int
+	// gone, when set, tells the replicas whose process ended (ReportGone).
+	gone  func(replicaID uint64) bool
+	ticks int
 	// wantSync is the highest SyncSeq HandleReady asked for, syncedSeq the
 	// highest a completed Sync covered and not yet handed to Synced.
 	wantSync, syncedSeq uint64
@@ -272,6 +274,28 @@ func (s *Scheduler) ReportUnreachable(groupID, peer uint64) {
 	g.unreachable = append(g.unreachable, peer)
 	g.wakeLocked()
 	s.enqueueLocked(g)
+}
+
+// ReportGone tells every group that the processes of the replicas for
+// which gone is true have ended (their node's connection closed and a
+// dial was refused): a follower of such a leader forgets it and the
+// lowest surviving voter campaigns at once (Replica.LeaderGone), instead
+// of waiting for the election timeout. A quiesced group whose leader is
+// not gone stays quiesced. gone is called on the workers and under the
+// scheduler's lock: it must not call the scheduler.
+func (s *Scheduler) ReportGone(gone func(replicaID uint64) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		if g.quiesced {
+			if g.quiescedAs.state == raft.StateLeader || !gone(g.quiescedAs.lead) {
+				continue
+			}
+			g.wakeLocked()
+		}
+		g.gone = gone
+		s.enqueueLocked(g)
+	}
 }
 
 // Do runs f on the group's replica on a worker (Propose, Campaign,
@@ -430,6 +454,7 @@ func (s *Scheduler) worker() {
 type events struct {
 	inbox       []*raftpb.Message
 	unreachable []uint64
+	gone        func(replicaID uint64) bool
 	ops         []op
 	ticks       int
 	syncedSeq   uint64
@@ -443,14 +468,14 @@ type events struct {
 }
 
 func takeEvents(g *group) events {
-	ev := events{inbox: g.inbox, unreachable: g.unreachable, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr,
+	ev := events{inbox: g.inbox, unreachable: g.unreachable, gone: g.gone, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr,
 		quiesced: g.quiesced, watch: g.watch, quiescedAs: g.quiescedAs, wakes: g.wakes}
-	g.inbox, g.unreachable, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, nil, 0, 0, nil
+	g.inbox, g.unreachable, g.gone, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, nil, nil, 0, 0, nil
 	return ev
 }
 
 func (g *group) hasEventsLocked() bool {
-	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil)
+	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || g.gone != nil || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil)
 }
 
 // run is one turn of a group on a worker: ticks, messages, unreachable
@@ -471,6 +496,9 @@ func (s *Scheduler) run(g *group, ev events) (uint64, quiescence) {
 	}
 	for _, peer := range ev.unreachable {
 		r.ReportUnreachable(peer)
+	}
+	if ev.gone != nil {
+		r.LeaderGone(ev.gone)
 	}
 	if ev.syncedSeq > 0 {
 		if out, err := r.Synced(ev.syncedSeq); err == nil && len(out) > 0 {
