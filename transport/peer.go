@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -84,6 +85,9 @@ type peer struct {
 	queue       []item
 	queuedBytes int
 	reported    bool // reported unreachable since the last frame written
+	// gone: since the last connection, a dial to addr was refused (see
+	// probe); cleared when connected again.
+	gone bool
 }
 
 func newPeer(t *TCP, id uint64, addr string) *peer {
@@ -105,8 +109,54 @@ func (p *peer) run() {
 				return
 			}
 		}
-		l = p.serve(l)
+		if l = p.serve(l); l == nil && p.ctx.Err() == nil {
+			p.probe()
+		}
 	}
+}
+
+// probe dials the peer's address once, right after its connection was
+// lost, to tell a process that ended from a connection that broke: on a
+// live host a refused dial (ECONNREFUSED) means nothing listens there any
+// more. A timeout, a reset or an accepted dial says nothing of the kind
+// (a black hole, a flapping link, a live peer), and neither does a dial
+// the accepting side makes (it never redials). An accepted probe is
+// closed before its handshake: the peer's accept loop drops it quietly.
+func (p *peer) probe() {
+	p.mu.Lock()
+	addr := p.addr
+	p.mu.Unlock()
+	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
+	conn, err := d.DialContext(p.ctx, "tcp", addr)
+	if err == nil {
+		conn.Close()
+		return
+	}
+	p.refused(err)
+}
+
+// refused marks the peer gone and reports it when err is a refused dial
+// and the peer is not connected meanwhile.
+func (p *peer) refused(err error) {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.connected || p.gone || p.stopped {
+		return
+	}
+	p.gone = true
+	p.t.metrics.peersGone.Add(1)
+	p.t.logger.Info("transport: peer gone (its address refused a connection)", "peer", p.id)
+	p.t.reportGone(p.id)
+}
+
+// isGone reports whether the peer is marked gone (refused).
+func (p *peer) isGone() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gone
 }
 
 // stop ends run: it cancels the dial and closes the connection.
@@ -162,6 +212,7 @@ func (p *peer) connect(first bool) *link {
 		if p.ctx.Err() != nil {
 			return nil
 		}
+		p.refused(err)
 		var wait time.Duration
 		delay, wait = reconnectDelay(delay, cfg.ReconnectDelayMin, cfg.ReconnectDelayMax, p.t.random())
 		p.t.logger.Debug("transport: connect failed", "peer", p.id, "err", err, "retry_in", wait)
@@ -311,7 +362,7 @@ func (p *peer) setConnected(connected bool, conn net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if connected {
-		p.reported = false
+		p.reported, p.gone = false, false
 	} else if len(p.queue) > 0 {
 		for _, it := range p.queue {
 			p.t.dropped(it)
