@@ -65,7 +65,10 @@ func (c *Cluster) Leader(topic string, index int32) (Leader, error) {
 // slotLeader is the leader of one partition slot. A single node leads
 // every open partition; an offline one has none. On a cluster, a local
 // replica's view is its own last leadership, and a partition with no
-// replica here is the leader table's.
+// replica here is the leader table's; a leader on a node the transport
+// found gone (its process ended) is unknown: an election is on, and
+// clients told of the dead node would wait for their next metadata
+// refresh to learn of the new one.
 func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 	unknown := Leader{Node: -1, Epoch: -1}
 	switch {
@@ -73,13 +76,13 @@ func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 		return Leader{Node: c.cfg.NodeID, Epoch: s.Partition.LeaderEpoch(), Local: true}
 	case s.Partition != nil:
 		l := c.leadership(s.Group)
-		if l.Leader == 0 {
+		if l.Leader == 0 || c.replicaGone(l.Leader) {
 			return unknown
 		}
 		return Leader{Node: meta.NodeOf(l.Leader), Epoch: int32(l.Term), Local: l.Ready && l.Leader == c.replicaID()}
 	case c.cfg.clustered() && isNoReplica(s):
 		node, _, term, ok := c.node.leaders.Leader(s.Group)
-		if !ok {
+		if !ok || c.nodeGone(int32(node)) {
 			return unknown
 		}
 		return Leader{Node: int32(node), Epoch: int32(term)}
@@ -178,7 +181,7 @@ func (c *Cluster) ControllerID() int32 {
 		return c.cfg.NodeID // a single node leads its own metadata group
 	}
 	l := c.ctl.Leadership()
-	if l.Leader == 0 {
+	if l.Leader == 0 || c.replicaGone(l.Leader) {
 		return -1
 	}
 	return meta.NodeOf(l.Leader)
