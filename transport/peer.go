@@ -142,14 +142,30 @@ func (p *peer) refused(err error) {
 		return
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.connected || p.gone || p.stopped {
+		p.mu.Unlock()
 		return
 	}
 	p.gone = true
+	p.mu.Unlock()
 	p.t.metrics.peersGone.Add(1)
 	p.t.logger.Info("transport: peer gone (its address refused a connection)", "peer", p.id)
 	p.t.reportGone(p.id)
+	p.changedState()
+}
+
+// changedState tells Config.PeerChanged that the peer's state changed.
+func (p *peer) changedState() {
+	if f := p.t.cfg.PeerChanged; f != nil {
+		f(p.id)
+	}
+}
+
+// isConnected reports whether the peer's connection is up.
+func (p *peer) isConnected() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.connected
 }
 
 // isGone reports whether the peer is marked gone (refused).
@@ -335,6 +351,7 @@ func (p *peer) takeNext() *link {
 // connection replaces it (returned).
 func (p *peer) serve(l *link) *link {
 	p.setConnected(true, l.conn)
+	p.changedState()
 	p.t.metrics.connections.Add(1)
 	p.t.logger.Info("transport: connected", "peer", p.id, "incarnation", l.hello.Incarnation, "remote", l.conn.RemoteAddr())
 	readerDone := make(chan struct{})
@@ -351,6 +368,7 @@ func (p *peer) serve(l *link) *link {
 	}
 	if next == nil {
 		p.setConnected(false, nil)
+		p.changedState()
 	}
 	p.logClosed(err)
 	return next

@@ -127,6 +127,13 @@ func (t *TCP) PeerGone(id uint64) bool {
 	return p != nil && p.isGone()
 }
 
+// PeerConnected reports whether node id's connection is up (its
+// handshake done, not yet lost).
+func (t *TCP) PeerConnected(id uint64) bool {
+	p := t.peer(id)
+	return p != nil && p.isConnected()
+}
+
 // Metrics returns the counters so far.
 func (t *TCP) Metrics() Metrics { return t.metrics.snapshot() }
 
