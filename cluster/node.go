@@ -170,6 +170,8 @@ func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Pro
 			}
 		},
 		Handlers: handlers,
+		// Leader's Disconnected follows the connections.
+		PeerChanged: func(uint64) { c.signalLeaders() },
 		JoinHandler: func(from uint64, payload []byte) []byte {
 			if ct := ctl(); ct != nil {
 				return ct.ServeJoin(from, payload)

@@ -27,6 +27,10 @@ type Leader struct {
 	// Local: this node leads the partition and serves it (a replicated
 	// leader once its term's first entry applied), so Partition appends.
 	Local bool
+	// Disconnected: the leader is another node whose connection to this
+	// one is down, neither back nor found gone yet: it may have just died
+	// (Metadata waits a moment before naming it).
+	Disconnected bool
 }
 
 // Broker is one node as clients reach it.
@@ -79,15 +83,22 @@ func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 		if l.Leader == 0 || c.replicaGone(l.Leader) {
 			return unknown
 		}
-		return Leader{Node: meta.NodeOf(l.Leader), Epoch: int32(l.Term), Local: l.Ready && l.Leader == c.replicaID()}
+		node := meta.NodeOf(l.Leader)
+		return Leader{Node: node, Epoch: int32(l.Term), Local: l.Ready && l.Leader == c.replicaID(), Disconnected: c.nodeDisconnected(node)}
 	case c.cfg.clustered() && isNoReplica(s):
 		node, _, term, ok := c.node.leaders.Leader(s.Group)
 		if !ok || c.nodeGone(int32(node)) {
 			return unknown
 		}
-		return Leader{Node: int32(node), Epoch: int32(term)}
+		return Leader{Node: int32(node), Epoch: int32(term), Disconnected: c.nodeDisconnected(int32(node))}
 	}
 	return unknown
+}
+
+// nodeDisconnected reports whether node is another node whose transport
+// connection is down.
+func (c *Cluster) nodeDisconnected(node int32) bool {
+	return node != c.cfg.NodeID && !c.node.tcp.PeerConnected(uint64(node))
 }
 
 // InSync lists the node ids of a partition's replicas this node counts in

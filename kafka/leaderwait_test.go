@@ -81,8 +81,9 @@ func startElection(t *testing.T, initial cluster.Leader) (*testServer, *election
 // TestMetadataWaitsForTheElection: Metadata asked while e-0 has no leader
 // is answered once the election gives it one, naming the new leader,
 // rather than at once with LEADER_NOT_AVAILABLE (which would send a
-// franz-go client away for 5 s); a leader that never comes is answered
-// as unavailable after the bound.
+// franz-go client away for 5 s); so is Metadata asked while the leader's
+// node is disconnected; a leader that never comes is answered as
+// unavailable after the bound.
 func TestMetadataWaitsForTheElection(t *testing.T) {
 	ts, v := startElection(t, cluster.Leader{Node: -1, Epoch: -1})
 	self := ts.cluster.NodeID()
@@ -95,6 +96,17 @@ func TestMetadataWaitsForTheElection(t *testing.T) {
 	mp := rc.receive(req, corr).(*kmsg.MetadataResponse).Topics[0].Partitions[0]
 	if mp.ErrorCode != 0 || mp.Leader != self || mp.LeaderEpoch != 3 {
 		t.Fatalf("metadata: %s leader %d epoch %d, want leader %d epoch 3", codeOf(mp.ErrorCode), mp.Leader, mp.LeaderEpoch, self)
+	}
+
+	// A leader whose node this one lost its connection to may be dead:
+	// the answer waits to see (here, a new leader in a later epoch).
+	v.set(cluster.Leader{Node: self, Epoch: 3, Disconnected: true})
+	corr = rc.send(req)
+	v.waitAsked(t)
+	v.set(cluster.Leader{Node: self, Epoch: 4, Local: true})
+	mp = rc.receive(req, corr).(*kmsg.MetadataResponse).Topics[0].Partitions[0]
+	if mp.ErrorCode != 0 || mp.Leader != self || mp.LeaderEpoch != 4 {
+		t.Fatalf("metadata after a lost connection: %s leader %d epoch %d, want leader %d epoch 4", codeOf(mp.ErrorCode), mp.Leader, mp.LeaderEpoch, self)
 	}
 
 	v.set(cluster.Leader{Node: -1, Epoch: -1})

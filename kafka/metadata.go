@@ -12,10 +12,12 @@ package kafka
 // LEADER_NOT_AVAILABLE and leader -1, as Kafka does, so clients ask again.
 // A partition whose leader's node is gone (its process ended, as the
 // transport found) has no known leader either. While a partition in the
-// answer has no leader but can elect one, the answer waits for the
-// election, at most leaderWaitMax (500 ms, leaderwait.go): franz-go asks
-// again only after MetadataMinAge (5 s by default), so an answer sent a
-// few milliseconds too early would cost its producers seconds.
+// answer has no leader but can elect one, or has a leader whose node this
+// one just lost its connection to (it may have died, and be found gone a
+// moment later), the answer waits for the election or the connection, at
+// most leaderWaitMax (500 ms, leaderwait.go): franz-go asks again only
+// after MetadataMinAge (5 s by default), so an answer sent a few
+// milliseconds too early would cost its producers seconds.
 // On a single node that is one broker leading every partition, replicas and
 // ISR this node alone. Unknown topics are created when the server allows
 // auto-creation and the request does (always for v0-v3, which have no flag),
@@ -190,6 +192,9 @@ func (s *Server) partitionMetadata(topic string, slot *cluster.PartitionSlot, re
 		mp.ErrorCode, mp.Leader, mp.LeaderEpoch = kerr.LeaderNotAvailable.Code, -1, l.Epoch
 	default:
 		mp.Leader, mp.LeaderEpoch = l.Node, l.Epoch
+		// Its node may have just died: wait to see it found gone (then
+		// an election runs) or connected again.
+		electing = l.Disconnected
 	}
 	return mp, electing
 }
