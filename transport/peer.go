@@ -115,24 +115,52 @@ func (p *peer) run() {
 	}
 }
 
-// probe dials the peer's address once, right after its connection was
-// lost, to tell a process that ended from a connection that broke: on a
-// live host a refused dial (ECONNREFUSED) means nothing listens there any
-// more. A timeout, a reset or an accepted dial says nothing of the kind
-// (a black hole, a flapping link, a live peer), and neither does a dial
-// the accepting side makes (it never redials). An accepted probe is
-// closed before its handshake: the peer's accept loop drops it quietly.
+// probe dials the peer's address right after its connection was lost,
+// to tell a process that ended from a connection that broke: on a live
+// host a refused dial (ECONNREFUSED) means nothing listens there any
+// more. A timeout or an accepted dial says nothing of the kind (a black
+// hole, a flapping link, a live peer), and neither does a dial the
+// accepting side makes (it never redials). A dying process's listener may
+// still accept into its backlog while its sockets close, and then resets
+// what it accepted: an accepted probe is held probeHold, and one reset
+// (or closed) meanwhile is made again, up to probeAttempts times. A live
+// peer's accept loop keeps it open, waiting for a handshake that never
+// comes, and drops it quietly when it closes.
 func (p *peer) probe() {
 	p.mu.Lock()
 	addr := p.addr
 	p.mu.Unlock()
 	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
-	conn, err := d.DialContext(p.ctx, "tcp", addr)
-	if err == nil {
+	for range probeAttempts {
+		conn, err := d.DialContext(p.ctx, "tcp", addr)
+		if err != nil {
+			p.refused(err)
+			return
+		}
+		dropped := droppedWithin(conn, probeHold)
 		conn.Close()
-		return
+		if !dropped {
+			return
+		}
 	}
-	p.refused(err)
+}
+
+// Probing a peer whose connection was lost (probe).
+const (
+	probeAttempts = 3
+	probeHold     = 100 * time.Millisecond
+)
+
+// droppedWithin reports whether the other end closes or resets conn
+// within hold (of real time: the deadline is the kernel's).
+func droppedWithin(conn net.Conn, hold time.Duration) bool {
+	if err := conn.SetReadDeadline(time.Now().Add(hold)); err != nil {
+		return false
+	}
+	var b [1]byte
+	_, err := conn.Read(b[:])
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // refused marks the peer gone and reports it when err is a refused dial
