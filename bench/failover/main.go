@@ -4,7 +4,7 @@
 //
 //	go run ./bench/failover --brokers H:P,... --topic T --pids 1=PID,2=PID,3=PID
 //	                        [--partition 0] [--interval 5ms] [--metadata-min-age 5s]
-//	                        [--steady 0s] [--timeout 60s] [--json]
+//	                        [--steady 0s] [--client-log] [--timeout 60s] [--json]
 //
 // It waits until every replica of the partition is in sync, produces one
 // record (acks=all) every --interval, and once the leader has acknowledged
@@ -64,6 +64,7 @@ type config struct {
 	interval       time.Duration
 	metadataMinAge time.Duration
 	steady         time.Duration
+	clientLog      bool
 	timeout        time.Duration
 	json           bool
 }
@@ -117,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	interval := fs.Duration("interval", 5*time.Millisecond, "one record produced every interval")
 	minAge := fs.Duration("metadata-min-age", 5*time.Second, "the client's MetadataMinAge (franz-go's default)")
 	steady := fs.Duration("steady", 0, "produce this long before the kill (0: kill after the first acknowledgement)")
+	clientLog := fs.Bool("client-log", false, "write franz-go's debug log to stderr (why a failover took as long as it did)")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	cfg := config{
 		topic: *topic, partition: int32(*partition), interval: *interval,
-		metadataMinAge: *minAge, steady: *steady, timeout: *timeout, json: *asJSON,
+		metadataMinAge: *minAge, steady: *steady, clientLog: *clientLog, timeout: *timeout, json: *asJSON,
 	}
 	if *brokers == "" || *topic == "" || *interval <= 0 || *timeout <= 0 || *minAge <= 0 || *steady < 0 {
 		fmt.Fprintln(stderr, "failover: --brokers and --topic are required; durations must be positive")
@@ -203,13 +205,19 @@ func firstAckBy(acks []ack, since time.Time, not int32) (ack, bool) {
 
 func failover(ctx context.Context, cfg config) (result, error) {
 	log := &ackLog{topic: cfg.topic, partition: cfg.partition, changed: make(chan struct{}, 1)}
-	client, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.brokers...),
 		kgo.DefaultProduceTopic(cfg.topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.MetadataMinAge(cfg.metadataMinAge),
 		kgo.WithHooks(log),
-	)
+	}
+	if cfg.clientLog {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, func() string {
+			return time.Now().UTC().Format("15:04:05.000000 ")
+		})))
+	}
+	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return result{}, fmt.Errorf("client for %v: %w", cfg.brokers, err)
 	}
