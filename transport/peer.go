@@ -189,11 +189,16 @@ func (p *peer) changedState() {
 	}
 }
 
-// isConnected reports whether the peer's connection is up.
+// isConnected reports whether the peer's connection is up: connected,
+// and not already closed by the peer in the kernel while the reader has
+// yet to see it (a killed process's sockets close within milliseconds of
+// each other, and a client may ask this node about the dead one before
+// its reader runs).
 func (p *peer) isConnected() bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.connected
+	connected, conn := p.connected, p.conn
+	p.mu.Unlock()
+	return connected && (conn == nil || !closedByPeer(conn))
 }
 
 // isGone reports whether the peer is marked gone (refused).
