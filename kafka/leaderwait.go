@@ -11,12 +11,15 @@ import (
 // term's first entry applied). A leader's process that ended is replaced
 // within milliseconds once the survivors see its address refuse
 // connections (transport.Gone), but the first Metadata after the loss
-// usually comes before that: answered at once it would say "no leader",
-// and a client (franz-go, by default) asks again only after its
-// MetadataMinAge of 5 s. Well under any client's request timeout (30 s
-// in Kafka's clients, 10 s plus the request's own in franz-go); a
-// partition that stays leaderless (no quorum) is answered after it.
-const leaderWaitMax = 500 * time.Millisecond
+// usually comes before that: answered at once it would name the dead
+// leader or none, and a client (franz-go, by default) asks again only
+// after its MetadataMinAge of 5 s. When only one survivor sees the loss,
+// the other grants its vote once its leader's lease expires, an election
+// timeout (0.6 s by default) after the last heartbeat: the bound covers
+// that, and stays well under any client's request timeout (30 s in
+// Kafka's clients, 10 s plus the request's own in franz-go). A partition
+// that stays leaderless (no quorum) is answered after it.
+const leaderWaitMax = 1500 * time.Millisecond
 
 // awaitLeaders calls done at each change of the leaders this node knows,
 // from changed (taken before done last answered false) on, until done

@@ -15,7 +15,7 @@ package kafka
 // answer has no leader but can elect one, or has a leader whose node this
 // one just lost its connection to (it may have died, and be found gone a
 // moment later), the answer waits for the election or the connection, at
-// most leaderWaitMax (500 ms, leaderwait.go): franz-go asks again only
+// most leaderWaitMax (1.5 s, leaderwait.go): franz-go asks again only
 // after MetadataMinAge (5 s by default), so an answer sent a few
 // milliseconds too early would cost its producers seconds.
 // On a single node that is one broker leading every partition, replicas and

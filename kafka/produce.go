@@ -27,7 +27,7 @@ package kafka
 // Responses stop at v9, so they never carry the new leader (KIP-951, v10):
 // clients learn of it from Metadata. A produce reaching a node that just won
 // the partition's election, before its leadership is ready (its term's first
-// entry applied), waits for it, at most leaderWaitMax (leaderwait.go), rather
+// entry applied), waits for it, at most leaderWaitMax (1.5 s, leaderwait.go), rather
 // than send the client back to Metadata.
 
 import (
