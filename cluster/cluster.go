@@ -73,6 +73,12 @@ type Config struct {
 	// RaftAddr is where this node's transport listens; empty: its address
 	// in Peers.
 	RaftAddr string
+	// Join, instead of Peers, is the Raft address (HOST:PORT) of a member
+	// of a running cluster: the node joins it as a learner of the metadata
+	// group under a new incarnation (controller.JoinByAddress) and becomes
+	// ACTIVE once caught up. RaftAddr is then required: the address this
+	// node listens on and the others dial.
+	Join string
 	// KafkaAddr and HTTPAddr are the addresses clients reach this node at
 	// (HOST:PORT, advertised in Metadata and the event store's redirects),
 	// and Rack its rack label; registered in the metadata group.
@@ -90,6 +96,9 @@ type Config struct {
 	// metadata group to have a leader. 5 min, as the nodes of a new
 	// cluster may be started minutes apart.
 	StartTimeoutMs int64
+	// Transport opens the node's transport to the other nodes; nil: TCP
+	// (transport.New). A simulation puts an in-memory network here.
+	Transport TransportOpener
 }
 
 // Cluster-mode defaults (Config's fields of the same names).
@@ -111,7 +120,7 @@ func DefaultConfig(dataDir string) Config {
 
 // clustered reports whether c runs a node of a cluster (peers given,
 // even only this node), rather than a single node.
-func (c Config) clustered() bool { return len(c.Peers) > 0 }
+func (c Config) clustered() bool { return len(c.Peers) > 0 || c.Join != "" }
 
 // Validate reports the first problem in c.
 func (c Config) Validate() error {
@@ -141,7 +150,17 @@ func (c Config) validateClustered() error {
 	if c.NodeID < 1 {
 		return fmt.Errorf("cluster: node id %d: a node of a cluster needs an id of at least 1", c.NodeID)
 	}
-	if _, ok := c.Peers[c.NodeID]; !ok {
+	switch _, ok := c.Peers[c.NodeID]; {
+	case c.Join != "" && len(c.Peers) > 0:
+		return fmt.Errorf("cluster: join %s and peers %s: a joining node learns the members from the one it joins through", c.Join, peersString(c.Peers))
+	case c.Join != "":
+		if err := checkHostPort("join address", c.Join, false); err != nil {
+			return err
+		}
+		if err := checkHostPort("raft address of a joining node", c.RaftAddr, false); err != nil {
+			return err
+		}
+	case !ok:
 		return fmt.Errorf("cluster: node id %d is not among the peers %s", c.NodeID, peersString(c.Peers))
 	}
 	for id, addr := range c.Peers {

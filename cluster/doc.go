@@ -29,7 +29,9 @@
 //
 // With Config.Peers set (node id → Raft address of every initial voter,
 // the same on every node) the node is one of a cluster (node.go). The
-// Cluster owns its transport.TCP (Raft batches to the scheduler; the
+// Cluster owns its transport, a transport.TCP unless Config.Transport
+// opens another (the Transport interface: transport/simnet in a
+// simulation of the whole cluster in one process) (Raft batches to the scheduler; the
 // controller's, the probe's and the leader table's frames; SnapshotRead
 // frames to the snapshot server, snapshotserve.go, which answers followers
 // copying the data below a local replica's snapshot; a MsgSnap with data
@@ -44,9 +46,24 @@
 // applies. Open waits, each wait bounded by StartTimeoutMs, for the
 // metadata group to have a leader and this node to apply what it knows
 // committed, then registers its Kafka and HTTP addresses and rack
-// (RegisterBroker under its incarnation) when the state holds others.
-// Joining a running cluster (--join) is not built: it needs a meta log
-// that starts empty, which raftlog cannot make yet.
+// (RegisterBroker under its incarnation; proposed again while a lost frame
+// leaves its outcome unknown) when the state holds others.
+//
+// With Config.Join instead of Peers (join.go) the node joins a running
+// cluster through one member's Raft address: controller.JoinByAddress
+// registers it under a new incarnation and has the metadata leader add it
+// as a learner; the answer's cluster id and incarnation make its identity
+// and the brokers it names its peers. The controller creates its meta log
+// empty, then writes node.json; the leader's snapshot fills it, the node
+// registers its addresses and the leader marks it ACTIVE once caught up.
+// Restarted before that snapshot arrived (its state names no broker), it
+// asks the member again with node.json's nonce (the same registration);
+// after, it starts from its own log. SpreadOnto (cairn cluster add-node)
+// then moves onto an ACTIVE node the replicas PlanSpread picks (spread.go,
+// pure). A node of Peers whose data was lost rejoins the same way under a
+// new incarnation (controller's wiped-voter rule); the metadata leader's
+// moveLoop moves every partition replica of a replaced incarnation to the
+// node's current one (refillReplaced), which copies the partition.
 //
 // Every partition with a replica on this node (meta replica id =
 // node.json's ReplicaID) is a partition.OpenReplica whose group runs on

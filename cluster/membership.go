@@ -177,6 +177,55 @@ func (c *Cluster) RemoveNode(ctx context.Context, nodeID int32) ([]Reassignment,
 	return out, nil
 }
 
+// ErrNodeNotActive: the node is registered but not ACTIVE yet (JOINING
+// until its metadata replica caught up), or DRAINING.
+var ErrNodeNotActive = errors.New("node not active")
+
+// SpreadOnto moves a fair share of the partitions' replicas onto node, an
+// ACTIVE broker (one that joined: ErrNodeNotActive while it is still
+// JOINING), with PlanSpread over the partitions not moving already and
+// the ACTIVE brokers, and returns the moves it started (none when the
+// node holds its share). Calling it again once they completed starts
+// none. The leaders are left to RebalanceLeaders.
+func (c *Cluster) SpreadOnto(ctx context.Context, nodeID int32) ([]Reassignment, error) {
+	if !c.cfg.clustered() {
+		return nil, ErrNotClustered
+	}
+	st := c.ctl.State()
+	b, ok := brokerOf(st, nodeID)
+	switch {
+	case !ok || b.State == metav1.BrokerState_BROKER_STATE_REMOVED:
+		return nil, fmt.Errorf("%w: node %d", ErrUnknownNode, nodeID)
+	case b.State != metav1.BrokerState_BROKER_STATE_ACTIVE:
+		return nil, fmt.Errorf("%w: node %d is %s", ErrNodeNotActive, nodeID, brokerStateName(b.State))
+	}
+	var nodes []int32
+	for _, b := range st.Brokers {
+		if b.State == metav1.BrokerState_BROKER_STATE_ACTIVE {
+			nodes = append(nodes, b.NodeId)
+		}
+	}
+	var parts []PartitionReplicas
+	for _, t := range st.Topics {
+		for _, p := range t.Partitions {
+			if p.ReassignmentId == 0 {
+				parts = append(parts, PartitionReplicas{Topic: t.Name, Partition: p.Index, Replicas: c.replicaNodes(p.Replicas)})
+			}
+		}
+	}
+	var out []Reassignment
+	for _, m := range PlanSpread(parts, nodes, nodeID) {
+		id, err := c.Reassign(ctx, m.Topic, m.Partition, m.Replicas)
+		if err != nil {
+			return out, err
+		}
+		t, _ := topicNamed(st, m.Topic)
+		out = append(out, Reassignment{Topic: m.Topic, Partition: m.Partition, ID: id,
+			Replicas: c.replicaNodes(t.Partitions[m.Partition].Replicas), Target: m.Replicas})
+	}
+	return out, nil
+}
+
 // NodeState is a broker's state in the metadata group ("ACTIVE",
 // "DRAINING", "REMOVED", ...), empty when unknown. A single node is
 // ACTIVE.
@@ -218,6 +267,65 @@ func (c *Cluster) removeDrained(ctx context.Context) error {
 		c.env.Logger.Info("node removed from the cluster", "node", b.NodeId)
 	}
 	return nil
+}
+
+// refillReplaced starts, on the metadata leader, the moves that replace
+// a partition's replica of a node's old incarnation by one of its current
+// incarnation, once that node is ACTIVE (planRefill): a node whose data
+// was lost rejoined under a new incarnation, so its old replicas are
+// voters nothing runs any more, and the new ones copy the partition from
+// the others (a move, as Reassign's). Partitions moving already wait for
+// their move to end.
+func (c *Cluster) refillReplaced(ctx context.Context) error {
+	if l := c.ctl.Leadership(); !l.Ready || l.Leader != c.replicaID() {
+		return nil
+	}
+	for _, m := range planRefill(c.ctl.State()) {
+		cmd := &metav1.Command{Command: &metav1.Command_BeginReassignment{BeginReassignment: &metav1.BeginReassignment{
+			Partition: m.Partition, TargetReplicas: m.Target}}}
+		_, err := c.proposeCtx(ctx, cmd)
+		if errors.Is(err, ErrReassignmentInProgress) {
+			continue // proposed in an earlier round, applied since
+		}
+		if err != nil {
+			return fmt.Errorf("refill %s-%d on the current incarnations %v: %w", m.Partition.Topic, m.Partition.Partition, m.Target, err)
+		}
+		c.env.Logger.Info("refilling a partition's replica of a replaced incarnation", "topic", m.Partition.Topic,
+			"partition", m.Partition.Partition, "replicas", m.Replicas, "target", m.Target)
+	}
+	return nil
+}
+
+// planRefill lists the partitions, not moving, with a replica of an
+// incarnation older than its node's current one, that node ACTIVE, and
+// the target with those replicas at the current incarnation, in the same
+// places. Pure.
+func planRefill(st *metav1.State) []meta.Move {
+	current := map[int32]uint32{}
+	for _, b := range st.Brokers {
+		if b.State == metav1.BrokerState_BROKER_STATE_ACTIVE {
+			current[b.NodeId] = b.Incarnation
+		}
+	}
+	var out []meta.Move
+	for _, t := range st.Topics {
+		for _, p := range t.Partitions {
+			if p.ReassignmentId != 0 {
+				continue
+			}
+			target := slices.Clone(p.Replicas)
+			for i, r := range target {
+				if inc, ok := current[meta.NodeOf(r)]; ok && inc > meta.IncarnationOf(r) {
+					target[i] = meta.ReplicaID(meta.NodeOf(r), inc)
+				}
+			}
+			if !slices.Equal(target, p.Replicas) {
+				out = append(out, meta.Move{Partition: &metav1.PartitionRef{Topic: t.Name, TopicId: t.Id, Partition: p.Index},
+					Replicas: p.Replicas, Target: target})
+			}
+		}
+	}
+	return out
 }
 
 // nodeHolds reports whether a partition lists a replica or a move target

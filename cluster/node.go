@@ -13,6 +13,7 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/leaders"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
@@ -27,9 +28,34 @@ import (
 // sending through it for the metadata group and every partition group,
 // and the leader table with its heartbeat goroutine.
 
+// Transport is what a cluster node needs of its network to the other
+// nodes, as transport.TCP provides it: lossy sends that never block, in
+// order per destination, handlers (given at opening) run on one goroutine
+// per sending node, and the peers lost reported on Unreachable.
+type Transport interface {
+	transport.NodeSender
+	SendFrame(to uint64, typ transport.FrameType, payload []byte) error
+	AddPeer(id uint64, addr string) error
+	Unreachable() <-chan uint64
+	// Gone reports peers whose process ended; PeerGone and PeerConnected
+	// say how a peer stands now.
+	Gone() <-chan uint64
+	PeerGone(id uint64) bool
+	PeerConnected(id uint64) bool
+	Metrics() transport.Metrics
+	Close() error
+}
+
+// TransportOpener opens a node's transport, listening at cfg.ListenAddr
+// and handing what arrives to cfg's handlers (Config.Transport).
+type TransportOpener func(e env.Env, cfg transport.Config) (Transport, error)
+
+// openTCP is the production TransportOpener.
+func openTCP(e env.Env, cfg transport.Config) (Transport, error) { return transport.New(e, cfg) }
+
 // node is a cluster node's transport and leader table.
 type node struct {
-	tcp     *transport.TCP
+	tcp     Transport // transport.TCP unless Config.Transport says otherwise
 	leaders *leaders.Leaders
 	// known maps the nodes added as transport peers to their Raft
 	// address (guarded by knownMu: Open and the metadata group's
@@ -71,7 +97,7 @@ func (n *node) closeTransport() {
 
 // lateSender is the leader table's Sender, bound to the transport once it
 // exists: the transport's handlers need the table first.
-type lateSender struct{ tcp *transport.TCP }
+type lateSender struct{ tcp Transport }
 
 func (s *lateSender) SendFrame(to uint64, typ transport.FrameType, payload []byte) error {
 	return s.tcp.SendFrame(to, typ, payload)
@@ -88,14 +114,11 @@ const metaPollInterval = 10 * time.Millisecond
 // and registers this node's client addresses when the state holds others.
 // Each wait is bounded by StartTimeoutMs.
 func (c *Cluster) openNode(names []string) error {
-	cfg := c.cfg
-	ident, err := controller.OpenIdentity(c.env.FS, cfg.DataDir, cfg.NodeID, controller.ClusterIDFromPeers(cfg.Peers))
+	ident, err := c.nodeIdentity(names)
 	if err != nil {
-		return fmt.Errorf("cluster: %w", err)
+		return err
 	}
-	if plan := planDataDir(names, nil); ident.New && len(plan.unknown) > 0 {
-		return unknownPartitionsError(cfg.DataDir, plan.unknown)
-	}
+	cfg := c.cfg
 	n := &node{known: map[int32]string{}}
 	c.node = n
 	var ctl atomic.Pointer[controller.Controller]
@@ -133,7 +156,7 @@ func (c *Cluster) openNode(names []string) error {
 	c.deliverTo.Store(c.sched)
 	startTimeout := time.Duration(cfg.StartTimeoutMs) * time.Millisecond
 	c.ctl, err = controller.Open(controller.Config{Env: c.env, DataDir: cfg.DataDir, Identity: ident, Peers: cfg.Peers,
-		Scheduler: c.sched, Transport: n.tcp, Raft: c.raftConfig(), Probe: probe, ProbeTimeout: startTimeout,
+		Join: cfg.Join != "", Scheduler: c.sched, Transport: n.tcp, Raft: c.raftConfig(), Probe: probe, ProbeTimeout: startTimeout,
 		OnApplied: func(index uint64) { c.onMetaApplied(ctl.Load()) }})
 	if err != nil {
 		return fmt.Errorf("cluster: open the metadata group with peers %s: %w", peersString(cfg.Peers), err)
@@ -143,6 +166,9 @@ func (c *Cluster) openNode(names []string) error {
 	c.startNodeLoops()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
+	if err := c.findMembers(ctx); err != nil {
+		return err
+	}
 	if err := c.awaitMeta(ctx); err != nil {
 		return err
 	}
@@ -152,13 +178,17 @@ func (c *Cluster) openNode(names []string) error {
 // openTransport listens on the node's Raft address, handing Raft batches
 // to the scheduler and the other frames to the controller, the probe and
 // the leader table.
-func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Probe, ctl func() *controller.Controller) (*transport.TCP, error) {
+func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Probe, ctl func() *controller.Controller) (Transport, error) {
 	handlers := controller.FrameHandlers(ctl)
 	maps.Copy(handlers, probe.Handlers())
 	handlers[transport.FrameNodeHeartbeat] = c.node.leaders.FrameHandler()
 	handlers[transport.FrameSnapshotRead] = c.node.snapshots.handle
 	handlers[transport.FrameSnapshotChunk] = c.node.fetcher.handleChunk
-	tcp, err := transport.New(c.env, transport.Config{
+	open := c.cfg.Transport
+	if open == nil {
+		open = openTCP
+	}
+	tcp, err := open(c.env, transport.Config{
 		ClusterID: ident.ClusterID, NodeID: uint64(c.cfg.NodeID), Incarnation: uint64(ident.Incarnation),
 		ListenAddr: cmp.Or(c.cfg.RaftAddr, c.cfg.Peers[c.cfg.NodeID]),
 		Handler: func(from uint64, group uint64, msgs []*raftpb.Message) {
@@ -353,26 +383,40 @@ func (c *Cluster) awaitMeta(ctx context.Context) error {
 }
 
 // registerSelf records this node's addresses and rack in the metadata
-// group, under its current incarnation, when the state holds others.
+// group, under its current incarnation, when the state holds others. A
+// proposal whose outcome is unknown (a forwarded one whose request or
+// answer was lost) is made again until ctx ends: registering is
+// idempotent, and the state is read first each time.
 func (c *Cluster) registerSelf(ctx context.Context) error {
 	ident := c.ctl.Identity()
 	want := &metav1.RegisterBroker{NodeId: c.cfg.NodeID, Incarnation: ident.Incarnation, RaftAddr: c.cfg.Peers[c.cfg.NodeID],
 		KafkaAddr: c.cfg.KafkaAddr, HttpAddr: c.cfg.HTTPAddr, Rack: c.cfg.Rack}
-	for _, b := range c.ctl.State().Brokers {
-		if b.NodeId == want.NodeId && b.Incarnation == want.Incarnation && b.RaftAddr == want.RaftAddr &&
-			b.KafkaAddr == want.KafkaAddr && b.HttpAddr == want.HttpAddr && b.Rack == want.Rack {
+	for {
+		for _, b := range c.ctl.State().Brokers {
+			if b.NodeId == want.NodeId && b.Incarnation == want.Incarnation && b.RaftAddr == want.RaftAddr &&
+				b.KafkaAddr == want.KafkaAddr && b.HttpAddr == want.HttpAddr && b.Rack == want.Rack {
+				return nil
+			}
+		}
+		res, err := c.ctl.Propose(ctx, &metav1.Command{Command: &metav1.Command_RegisterBroker{RegisterBroker: want}})
+		if err == nil {
+			err = meta.ResultError(res)
+		}
+		switch {
+		case err == nil:
 			return nil
+		case errors.Is(err, controller.ErrTimeout) && ctx.Err() == nil:
+			c.env.Logger.Warn("registering this node: outcome unknown, proposing again", "node", c.cfg.NodeID, "err", err)
+		default:
+			return fmt.Errorf("cluster: register node %d's addresses: %w", c.cfg.NodeID, err)
 		}
 	}
-	res, err := c.ctl.Propose(ctx, &metav1.Command{Command: &metav1.Command_RegisterBroker{RegisterBroker: want}})
-	if err == nil {
-		err = meta.ResultError(res)
-	}
-	if err != nil {
-		return fmt.Errorf("cluster: register node %d's addresses: %w", c.cfg.NodeID, err)
-	}
-	return nil
 }
+
+// Incarnation is this node's incarnation (node.json's): 1 for a node of
+// the initial peers, more for one that joined again after losing its
+// data. A single node is incarnation 1.
+func (c *Cluster) Incarnation() uint32 { return c.ctl.Identity().Incarnation }
 
 // replicaID is this node's replica id in every group it holds a replica of.
 func (c *Cluster) replicaID() uint64 { return c.ctl.Identity().ReplicaID() }

@@ -190,6 +190,9 @@ func (c *Cluster) moveLoop(ctx context.Context) {
 		if err := c.removeDrained(ctx); err != nil && ctx.Err() == nil {
 			c.env.Logger.Warn("removing a drained node", "err", err)
 		}
+		if err := c.refillReplaced(ctx); err != nil && ctx.Err() == nil {
+			c.env.Logger.Warn("refilling the replicas of a replaced incarnation", "err", err)
+		}
 	}
 }
 

@@ -68,7 +68,7 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition
 	h := &replicaHandle{}
 	boot := raftlog.Bootstrap{GroupID: group, ReplicaID: rid, Index: replicaBootstrapIndex, Term: replicaBootstrapTerm,
 		ConfState: &raftpb.ConfState{Voters: meta.BootstrapVoters(mp)}}
-	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), Bootstrap: boot,
+	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), ReadIndex: partition.SchedulerReadIndex(c.sched, group), Bootstrap: boot,
 		ConfState: func() *raftpb.ConfState { return h.r.ConfState() },
 		DiskFull:  func() { go c.restartAfterDiskFull(h) }}
 	p, err := partition.OpenReplica(c.env, dir, topic, mp.Index, cfg, rc)

@@ -16,12 +16,15 @@ import (
 
 // bootstrapIfNew gives a new node's empty meta log the bootstrap
 // snapshot: at index 1, term 1, the initial voters, the initial state, or
-// joins the cluster its peers already hold; then it writes node.json. Only a new node may: an empty log beside an existing
-// node.json is a node that lost its meta log and must not vote as if it had
-// never voted. A log without node.json is a first start interrupted before
-// node.json was written only while it holds the bootstrap snapshot alone and
-// no vote; that one is kept (with its cluster id, which a single node drew
-// at random), anything else is refused.
+// joins the cluster its peers already hold; then it writes node.json. Only
+// a new node may: an empty log beside an existing node.json is a node that
+// lost its meta log and must not vote as if it had never voted, unless it
+// is the own log created empty for a join (Config.Join, or a rejoin), which
+// has never voted and still waits for the leader's snapshot. A log without
+// node.json is a first start interrupted before node.json was written only
+// while it holds the bootstrap snapshot alone and no vote; that one is
+// kept (with its cluster id, which a single node drew at random), anything
+// else is refused.
 func (c *Controller) bootstrapIfNew() error {
 	empty := c.log == nil // no own meta log yet
 	if !empty {
@@ -32,11 +35,17 @@ func (c *Controller) bootstrapIfNew() error {
 	}
 	switch {
 	case empty && c.cfg.Join:
-		// A joining node waits for the leader's snapshot. Again after a
-		// restart: an empty log with no vote never acknowledged anything.
+		if err := c.prepareJoinLog(); err != nil {
+			return err
+		}
+	case empty && !c.identity.New && c.own != nil:
+		// Created empty by a rejoin whose node.json was written: the
+		// leader's snapshot has not arrived yet.
 		if err := c.checkNeverVoted(); err != nil {
 			return err
 		}
+		c.rejoined = true
+		return nil
 	case empty && !c.identity.New:
 		return fmt.Errorf("controller: %s is empty but node.json exists: the meta log was lost", c.dir)
 	case !empty && !c.identity.New:
@@ -57,11 +66,72 @@ func (c *Controller) bootstrapIfNew() error {
 	return nil
 }
 
+// prepareJoinLog gives a joining node (Config.Join) its empty log: again
+// after a restart (an empty log with no vote never acknowledged anything),
+// or created empty under its replica id. A new node's own empty log left
+// by a start that stopped before node.json was written may name an
+// incarnation the node no longer has: it holds nothing, so it is made
+// again. node.json follows the log, so a node.json beside no log at all
+// is a lost log.
+func (c *Controller) prepareJoinLog() error {
+	if c.identity.New {
+		if err := c.dropEmptyOwnLog(); err != nil {
+			return err
+		}
+	}
+	if c.log == nil {
+		if !c.identity.New {
+			return fmt.Errorf("controller: %s has no meta log but node.json exists: the meta log was lost", c.dir)
+		}
+		return c.createEmptyLog()
+	}
+	return c.checkNeverVoted()
+}
+
+// createEmptyLog creates the own meta log empty under this node's replica
+// id, for a node that joins a running cluster.
+func (c *Controller) createEmptyLog() error {
+	own, err := createEmptyMetaLog(c.e, c.dir, c.cfg.MetaSegmentBytes, c.id)
+	if err != nil {
+		return err
+	}
+	c.log, c.own = own, own
+	return nil
+}
+
+// dropEmptyOwnLog removes the own meta log when it holds nothing: one a
+// join or rejoin created before the start stopped, without node.json. It
+// never voted and holds no entry, so nothing is lost, and the node starts
+// afresh (bootstraps, or joins under the incarnation it gets now).
+func (c *Controller) dropEmptyOwnLog() error {
+	if c.own == nil || !c.own.isEmpty() {
+		return nil
+	}
+	if err := c.checkNeverVoted(); err != nil {
+		return err
+	}
+	if err := c.own.Close(); err != nil {
+		return fmt.Errorf("controller: close the empty meta log: %w", err)
+	}
+	c.log, c.own = nil, nil
+	dir := filepath.Join(c.dir, metaLogDirName)
+	if err := c.e.FS.RemoveAll(dir); err != nil {
+		return fmt.Errorf("controller: remove the empty meta log %s: %w", dir, err)
+	}
+	if err := c.e.FS.SyncDir(c.dir); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	return nil
+}
+
 // bootstrapOrRejoin bootstraps a new node's empty log, unless its peers
 // say the cluster exists: then the node lost its data (or starts after
 // the others bootstrapped), and it joins under a new incarnation rather
 // than vote as incarnation 1 with an empty log.
 func (c *Controller) bootstrapOrRejoin() error {
+	if err := c.dropEmptyOwnLog(); err != nil {
+		return err
+	}
 	if len(c.cfg.Peers) > 1 {
 		members, err := c.probePeers()
 		if err != nil {

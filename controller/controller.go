@@ -109,9 +109,10 @@ type Config struct {
 	// them whether the cluster exists before bootstrapping it.
 	Probe *Probe
 
-	// Join starts a node added with AddNode (Identity.Incarnation set to
-	// the one AddNode returned): its empty meta log waits for the
-	// leader's snapshot instead of being bootstrapped.
+	// Join starts a node added with AddNode or JoinByAddress
+	// (Identity.Incarnation set to the one it returned): its meta log,
+	// created empty (raftlog.CreateEmpty) when it is the own one, waits
+	// for the leader's snapshot instead of being bootstrapped.
 	Join bool
 
 	SnapshotEntries    uint64        // entries between meta-snapshot files; 1000
@@ -144,10 +145,6 @@ func (c Config) Validate() error {
 		return errors.New("controller config: no data directory")
 	case c.Scheduler == nil:
 		return errors.New("controller config: needs a scheduler")
-	case c.Join && c.Log == nil:
-		// raftlog starts only from a bootstrap snapshot, and a made-up one
-		// would let the leader append after it without sending the state.
-		return errors.New("controller config: a joining node needs a Log that starts empty")
 	case len(c.Peers) > 1 && c.Transport == nil:
 		return errors.New("controller config: peers need a transport")
 	case len(c.Peers) > 0 && c.Peers[c.Identity.NodeID] == "":

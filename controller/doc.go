@@ -7,8 +7,9 @@
 // no peers, WaitLeading before it reads the state at start). The meta log
 // is the controller's own raftlog over <data>/meta/log (metalog.go), or
 // any Log given in the config (a replica.Storage that can compact behind
-// a snapshot: replica.MemStorage in tests, and for a joining node, which
-// raftlog cannot start yet). raftlog carries the meta state in its
+// a snapshot: replica.MemStorage in tests). A joining or rejoining node's
+// own meta log is created empty (raftlog.CreateEmpty) under its new
+// replica id before node.json names that incarnation. raftlog carries the meta state in its
 // snapshot descriptor, asking for it at the compaction index: the state of
 // each compaction index is kept in <data>/meta/state-<index>, written
 // before the log compacts there or installs the leader's snapshot there,
@@ -104,8 +105,11 @@
 // meanwhile, lest another wiped node count it as new), and it starts as
 // Config.Join would; a quorum of "new" or "forming", itself counted, bootstraps. The leader
 // then removes from the group any member whose node registered a later
-// incarnation. Left open: a rejoin needs a Config.Log that starts empty (raftlog cannot), so a node on its
-// own raftlog that finds its cluster existing refuses to start.
+// incarnation. The rejoining node's own meta log is created empty under
+// the new incarnation; an own log still empty beside node.json (a join
+// waiting for the leader's snapshot) opens as such, never voted, and one
+// left empty without node.json (a start that stopped in between) is made
+// again under the incarnation the node gets next.
 //
 // # Membership
 //
@@ -114,8 +118,8 @@
 // proposed again and still makes one incarnation) and has the leader add
 // its replica as a learner (forwarded in a Join frame), then snapshot and
 // compact, since raft installs no snapshot whose configuration lacks the
-// receiver. The node starts with Config.Join: its empty log waits for that
-// snapshot. The leader's membership goroutine, after applies and every
+// receiver. The node starts with Config.Join: its empty log (its own
+// raftlog created empty, or Config.Log) waits for that snapshot. The leader's membership goroutine, after applies and every
 // MembershipInterval, removes members of replaced incarnations and of
 // nodes the operator removed (REMOVED brokers, live or not; a leader on
 // such a node hands its leadership over first), promotes a

@@ -246,8 +246,8 @@ func (cl *cluster) open(id int32) (*node, error) {
 		peers = nil // its voters come with the leader's snapshot
 	}
 	var log Log = cl.logs[id]
-	if cl.durable && !join {
-		log = nil // the controller's own raftlog
+	if cl.durable {
+		log = nil // the controller's own raftlog, created empty for a join
 	}
 	c, err := Open(Config{
 		Env: e, DataDir: cl.dir(id), Identity: ident, Peers: peers, Join: join, OnApplied: onApplied,

@@ -285,13 +285,14 @@ func NewNonce(e env.Env) ([]byte, error) {
 // rejoin makes a new node of an existing cluster (members hold it) a
 // member under a new incarnation, asked of the members, instead of
 // bootstrapping: its empty log then waits for the leader's snapshot, as a
-// node started with Config.Join does.
+// node started with Config.Join does. Without a Config.Log the own meta
+// log is created empty under the new replica id, before node.json names
+// that incarnation.
 func (c *Controller) rejoin(members []int32) error {
-	if c.log == nil {
-		return fmt.Errorf("controller: nodes %v hold the cluster already and this node has no meta state: it must rejoin under a new incarnation, which needs a Log that starts empty (Config.Log)", members)
-	}
-	if err := c.checkNeverVoted(); err != nil {
-		return err
+	if c.log != nil {
+		if err := c.checkNeverVoted(); err != nil {
+			return err
+		}
 	}
 	incarnation, clusterID, err := c.requestJoin(members)
 	if err != nil {
@@ -302,6 +303,19 @@ func (c *Controller) rejoin(members []int32) error {
 	}
 	c.identity.Incarnation, c.rejoined = incarnation, true
 	c.id = c.identity.ReplicaID()
+	if c.log == nil {
+		if err := c.createEmptyLog(); err != nil {
+			return err
+		}
+	}
 	c.e.Logger.Info("controller: the cluster exists; joined it under a new incarnation", "node", c.identity.NodeID, "incarnation", incarnation, "through", members)
 	return nil
+}
+
+// JoiningIdentity is the identity of a new node that JoinByAddress
+// registered: the answer's cluster and incarnation, the nonce it asked
+// with. New: Open (with Config.Join) creates the empty meta log, then
+// writes it as node.json.
+func JoiningIdentity(nodeID int32, nonce []byte, a JoinAnswer) Identity {
+	return Identity{Version: nodeFileVersion, ClusterID: a.ClusterID, NodeID: nodeID, Incarnation: a.Incarnation, Nonce: nonce, New: true}
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,8 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/transport"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -20,7 +23,12 @@ import (
 // snapshot, are promoted while the group has fewer than three voters and
 // become ACTIVE brokers; a fourth stays a learner.
 func TestJoinGrowsTheGroupToThreeVoters(t *testing.T) {
-	cl := newCluster(t, 1, 1000)
+	for _, k := range logKinds {
+		t.Run(k.name, func(t *testing.T) { testJoinGrows(t, newClusterOf(t, 1, 1000, k.durable)) })
+	}
+}
+
+func testJoinGrows(t *testing.T, cl *cluster) {
 	first := cl.leader()
 	propose(t, first.c, createTopic(t, first.c, "before-join", 1))
 
@@ -137,5 +145,64 @@ func TestRemovable(t *testing.T) {
 		if got := removable(tc.id, 1, tc.cs, st); got != tc.expect {
 			t.Errorf("%s: removable = %v, want %v", tc.name, got, tc.expect)
 		}
+	}
+}
+
+// A node joining with the controller's own raftlog starts with an empty
+// meta log and survives restarts before the leader's snapshot arrives: a
+// leftover empty log of an earlier attempt (another incarnation, no
+// node.json) is made again under its replica id, node.json follows the
+// log, and a restart with node.json and the still empty log waits again
+// rather than refusing it as lost. Once the only member is back, the node
+// gets the snapshot, becomes ACTIVE and restarts from its own log.
+func TestJoinWithOwnLogSurvivesRestartsBeforeTheSnapshot(t *testing.T) {
+	cl := newClusterOf(t, 1, 1000, true)
+	first := cl.leader()
+	propose(t, first.c, createTopic(t, first.c, "before-join", 1))
+	addr := freeAddrs(t, 1)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	incarnation, err := first.c.AddNode(ctx, 4, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.peers[4], cl.joined[4], cl.logs[4] = addr, incarnation, replica.NewMemStorage()
+	cl.stop(1) // nobody can send node 4 anything
+
+	metaDir := filepath.Join(cl.dir(4), MetaDirName)
+	e := testEnv(cl.fs, 4)
+	left, err := createEmptyMetaLog(e, metaDir, 1<<20, meta.ReplicaID(4, incarnation+5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := left.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := cl.start(4)
+	if !n.c.own.isEmpty() {
+		t.Fatal("the joining node's meta log is not empty")
+	}
+	st, err := raftlog.ReadState(cl.fs, filepath.Join(metaDir, metaLogDirName, "raft-state"))
+	if err != nil || st.ReplicaID != meta.ReplicaID(4, incarnation) {
+		t.Fatalf("the empty log's raft-state: %+v, %v; want replica %x", st, err, meta.ReplicaID(4, incarnation))
+	}
+	if id, err := OpenIdentity(cl.fs, cl.dir(4), 4, cl.clusterID); err != nil || id.New || id.Incarnation != incarnation {
+		t.Fatalf("node.json after the join's start: %+v, %v", id, err)
+	}
+	cl.stop(4)
+	cl.start(4) // node.json and an empty log: still waiting for the snapshot
+	cl.start(1)
+	waitFor(t, "node 4 active with the state", func() bool {
+		b, ok := brokerOf(cl.nodes[4].c, 4)
+		_, topic := findTopic(cl.nodes[4].c.State(), "before-join")
+		return ok && topic && b.State == metav1.BrokerState_BROKER_STATE_ACTIVE && b.Incarnation == incarnation
+	})
+	cl.stop(4)
+	n = cl.start(4)
+	if n.c.own.isEmpty() {
+		t.Fatal("the joined node's meta log is empty after a restart")
+	}
+	if _, ok := findTopic(n.c.State(), "before-join"); !ok {
+		t.Fatal("the joined node restarted without the state")
 	}
 }

@@ -69,6 +69,21 @@ func createMetaLog(e env.Env, metaDir string, segmentBytes int64, replicaID uint
 	return newMetaLog(e, metaDir, l), nil
 }
 
+// createEmptyMetaLog creates a meta log that starts empty, for a node
+// joining a running cluster under replicaID: no state, no vote, waiting
+// for the leader's snapshot (raftlog.CreateEmpty leaves all or nothing).
+func createEmptyMetaLog(e env.Env, metaDir string, segmentBytes int64, replicaID uint64) (*metaLog, error) {
+	l, err := raftlog.CreateEmpty(e.FS, filepath.Join(metaDir, metaLogDirName), metaStorageConfig(segmentBytes), GroupID, replicaID, e.Clock.Now().UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("controller: create an empty meta log: %w", err)
+	}
+	return newMetaLog(e, metaDir, l), nil
+}
+
+// isEmpty reports whether the log still holds nothing (created empty, no
+// snapshot or entry from a leader yet).
+func (m *metaLog) isEmpty() bool { return m.log.IsEmpty() }
+
 func newMetaLog(e env.Env, metaDir string, l *raftlog.Log) *metaLog {
 	m := &metaLog{log: l, e: e, dir: metaDir}
 	m.RaftStorage = l.Storage(func() int64 { return e.Clock.Now().UnixMilli() })

@@ -1,9 +1,11 @@
 package controller
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -20,7 +22,12 @@ import (
 // incarnation 1 from the group and promotes 2, and the group is back to
 // three voters with the node in it.
 func TestWipedVoterRejoinsAsANewIncarnation(t *testing.T) {
-	cl := newCluster(t, 3, 1000)
+	for _, k := range logKinds {
+		t.Run(k.name, func(t *testing.T) { testWipedVoterRejoins(t, newClusterOf(t, 3, 1000, k.durable)) })
+	}
+}
+
+func testWipedVoterRejoins(t *testing.T, cl *cluster) {
 	lead := cl.leader()
 	propose(t, lead.c, createTopic(t, lead.c, "before-wipe", 3))
 	victim := cl.follower().id
@@ -128,5 +135,52 @@ func TestRestartedMemberAnswersExistsAtOnce(t *testing.T) {
 	n := cl.start(f.id)
 	if a := n.c.cfg.Probe.answer.Load(); a != answerExists {
 		t.Fatalf("restarted member answers %d, want exists (%d)", a, answerExists)
+	}
+}
+
+// A wiped voter whose rejoin wrote node.json (its new incarnation) and
+// its own meta log, still empty, and stopped before the leader's snapshot
+// arrived starts again with the same peers: the empty log beside
+// node.json is a join still waiting (never voted), not a lost log; it
+// answers probes "exists" and then fills from the leader's snapshot.
+func TestRejoinRestartedBeforeTheSnapshot(t *testing.T) {
+	cl := newClusterOf(t, 3, 1000, true)
+	lead := cl.leader()
+	propose(t, lead.c, createTopic(t, lead.c, "before-wipe", 1))
+	victim := cl.follower().id
+	cl.stop(victim)
+	if err := cl.fs.RemoveAll(cl.dir(victim)); err != nil {
+		t.Fatal(err)
+	}
+	cl.logs[victim] = replica.NewMemStorage()
+	var incarnation uint32
+	waitFor(t, "the leader registers the wiped node again", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+		defer cancel()
+		var err error
+		incarnation, err = cl.leader().c.AddNode(ctx, victim, cl.peers[victim])
+		return err == nil // refused while its old replica was heard from lately
+	})
+	ident := Identity{Version: nodeFileVersion, ClusterID: cl.clusterID, NodeID: victim, Incarnation: incarnation, Nonce: []byte("0123456789abcdef")}
+	left, err := createEmptyMetaLog(testEnv(cl.fs, 9), filepath.Join(cl.dir(victim), MetaDirName), 1<<20, ident.ReplicaID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := left.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeIdentity(cl.fs, cl.dir(victim), ident); err != nil {
+		t.Fatal(err)
+	}
+	back := cl.start(victim)
+	if a := back.c.cfg.Probe.answer.Load(); a != answerExists {
+		t.Fatalf("the rejoining node answers %d, want exists (%d)", a, answerExists)
+	}
+	waitFor(t, "the rejoined node has the state", func() bool {
+		_, ok := findTopic(back.c.State(), "before-wipe")
+		return ok
+	})
+	if back.c.id != meta.ReplicaID(victim, incarnation) || incarnation < 2 {
+		t.Fatalf("replica id %x, want incarnation %d's", back.c.id, incarnation)
 	}
 }

@@ -11,6 +11,6 @@
 // TestNodeCodeUsesTheEnv keeps it so: it fails, naming the line, when code
 // of a node package reads the wall clock, sets a runtime timer or draws
 // randomness itself. Its notYetThreaded list names the uses left (the
-// Kafka front end's socket deadlines and long polls, a log rate limit in
-// the stream index) and why.
+// Kafka front end's and the transport's socket deadlines, the Kafka
+// listener's pause after a failed accept) and why.
 package env

@@ -32,12 +32,8 @@ var notYetThreaded = map[string]map[string]int{
 	"transport/peer.go": {"time.Now(": 2},
 	"transport/tcp.go":  {"time.Now(": 1},
 	"transport/join.go": {"time.Now(": 1},
-	// The long-poll wait of a Fetch: to thread with the Kafka front end.
-	"kafka/fetch.go": {"time.NewTimer(": 1},
 	// The pause after a failed Accept on the real listener.
 	"kafka/server.go": {"time.Sleep(": 1},
-	// Rate limit of pebble's error messages in the log.
-	"streams/index.go": {"time.Now(": 1},
 	// The crash-simulating filesystem tears writes with a source its
 	// caller seeds.
 	"storage/vfs/crash.go": {`"math/rand`: 1},

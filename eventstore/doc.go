@@ -21,7 +21,11 @@
 // Subscriptions are relayed from the leader and end with UNAVAILABLE when
 // the leader changes, and so do subscriptions served here when this node
 // stops leading. A topic read or subscription serves the partitions led
-// here itself and the others through their leaders (spread.go). Where
+// here itself and the others through their leaders (spread.go). A read
+// served here (ReadStream, GetStreamMetadata, ReadTopic, a subscription's
+// catch-up) first confirms the leadership with a quorum
+// (partition.Linearize, linearize.go), so a deposed leader that does not
+// know it yet answers UNAVAILABLE rather than stale state. Where
 // partitions are led is asked of a small interface (placement.go), the
 // cluster's by default; on a single node every partition is led here and
 // nothing is forwarded.

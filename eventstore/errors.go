@@ -9,6 +9,7 @@ import (
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/streams"
 )
 
@@ -48,7 +49,9 @@ func toConnectError(err error) error {
 		code = connect.CodeResourceExhausted
 	case errors.Is(err, partition.ErrStorageFailed), errors.Is(err, partition.ErrWrite), errors.Is(err, partition.ErrRead),
 		errors.Is(err, partition.ErrClosed), errors.Is(err, cluster.ErrPartitionOffline),
-		errors.Is(err, partition.ErrStreamIndexBuilding), errors.Is(err, partition.ErrNotLeader):
+		errors.Is(err, partition.ErrStreamIndexBuilding), errors.Is(err, partition.ErrNotLeader),
+		errors.Is(err, replica.ErrReadDropped), errors.Is(err, replica.ErrClosed), errors.Is(err, replica.ErrUnknownGroup),
+		errors.Is(err, replica.ErrBusy):
 		code = connect.CodeUnavailable
 	case errors.Is(err, context.Canceled):
 		code = connect.CodeCanceled

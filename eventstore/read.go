@@ -168,6 +168,9 @@ func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstor
 	if p == nil {
 		return forward(ctx, s, r, "ReadStream", m, eventstorev1connect.EventStoreClient.ReadStream)
 	}
+	if err := s.linearize(ctx, p); err != nil {
+		return nil, err
+	}
 	x, err := p.StreamIndex()
 	if err != nil {
 		return nil, toConnectError(err)
@@ -299,6 +302,10 @@ func (s *Service) newTopicReader(ctx context.Context, t *cluster.Topic, served [
 		if p := r.parts[pos.GetPartition()]; p != nil {
 			r.next[pos.GetPartition()] = max64(pos.GetOffset(), p.LogStartOffset())
 		}
+	}
+	// Before any high watermark is read (a page, or toEnd).
+	if err := s.linearizeAll(ctx, r.servedParts()); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -234,6 +234,9 @@ func (s *Service) GetStreamMetadata(ctx context.Context, req *connect.Request[ev
 	if p == nil {
 		return forward(ctx, s, r, "GetStreamMetadata", m, eventstorev1connect.EventStoreClient.GetStreamMetadata)
 	}
+	if err := s.linearize(ctx, p); err != nil {
+		return nil, err
+	}
 	x, err := p.StreamIndex()
 	if err != nil {
 		return nil, toConnectError(err)

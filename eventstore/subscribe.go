@@ -68,6 +68,11 @@ func (s *Service) subscribeStream(ctx context.Context, m *eventstorev1.Subscribe
 		return s.relay(ctx, r, m, nil, out)
 	}
 	led := target{topic: p.Topic(), index: p.Index()}
+	// The catch-up starts from state a quorum confirmed; what follows is
+	// pushed as it commits, and a leader change ends the subscription.
+	if err := s.linearize(ctx, p); err != nil {
+		return err
+	}
 	x, err := p.StreamIndex()
 	if err != nil {
 		return toConnectError(err)

@@ -401,20 +401,31 @@ func (co *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest, off
 }
 
 // FetchOffsets returns committed offsets (all of the group's when tps is
-// nil), once everything appended for the group is committed.
+// nil), once everything appended for the group is committed and, on a
+// replicated offsets partition, once a quorum confirmed after the call
+// began that this node still leads it in the epoch it was loaded in
+// (linearize): a deposed coordinator that does not know it yet answers
+// NOT_COORDINATOR, never offsets a new coordinator has moved past.
 func (co *Coordinator) FetchOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]OffsetCommit, error) {
 	var out map[TopicPartition]OffsetCommit
 	var a appended
+	index, epoch := int32(-1), int32(0)
 	if err := co.doGroup(ctx, group, func(int64) {
 		out = co.machine.FetchOffsets(group, tps)
-		if index := co.log.indexOf(group); index >= 0 {
+		if index = co.log.indexOf(group); index >= 0 {
 			a = co.log.lastAppended[index]
+			epoch = co.parts[index].epoch
 		}
 	}); err != nil {
 		return nil, err
 	}
 	if err := co.settle(ctx, a); err != nil {
 		return nil, fmt.Errorf("fetch offsets for %s: %w", group, err)
+	}
+	if index >= 0 {
+		if err := co.linearize(ctx, index, epoch); err != nil {
+			return nil, fmt.Errorf("fetch offsets for %s: %w", group, err)
+		}
 	}
 	return out, nil
 }

@@ -41,6 +41,12 @@
 //     loaded again until the leader view moves on from that epoch.
 //   - Requests for a group whose partition is not loaded get
 //     ErrNotCoordinator; ListGroups lists the loaded groups only.
+//   - OffsetFetch on a replicated offsets partition is linearizable: after
+//     reading the loaded state it confirms with a quorum that this node
+//     still leads the partition in the epoch it was loaded in
+//     (partition.Linearize, Raft's ReadIndex), else ErrNotCoordinator; a
+//     coordinator deposed without knowing it yet never answers an offset a
+//     new coordinator replaced.
 //
 // Locate answers FindCoordinator: the leader's broker, or
 // ErrCoordinatorNotAvailable while the partition has none. A group request

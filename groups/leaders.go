@@ -329,3 +329,35 @@ func (co *Coordinator) fence(index int32, gen uint64) {
 	co.unload(index)
 	st.fenced, st.fencedEpoch = true, epoch
 }
+
+// linearize confirms a read of the groups of offsets partition index,
+// loaded at epoch and read before the call: the partition's replica here
+// is still its leader in that epoch, as a quorum confirmed after the read
+// began (partition.Linearize), so no other coordinator can have committed
+// anything the read missed. A single writer confirms at once. Off the
+// loop: it waits for a quorum round.
+func (co *Coordinator) linearize(ctx context.Context, index, epoch int32) error {
+	p, err := co.cluster.Partition(OffsetsTopic, index)
+	switch {
+	case isNotLeader(err):
+		return notCoordinator(err)
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+	case !p.Replicated():
+		return nil
+	}
+	term, err := p.Linearize(ctx)
+	switch {
+	case isNotLeader(err):
+		return notCoordinator(err)
+	case err != nil && ctx.Err() != nil:
+		return err
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+	case term != epoch:
+		// Led again after a change this node's view has not caught up
+		// with: the groups loaded are another epoch's.
+		return notCoordinator(fmt.Errorf("%s-%d is led here in epoch %d, its groups were loaded in epoch %d", OffsetsTopic, index, term, epoch))
+	}
+	return nil
+}

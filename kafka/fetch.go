@@ -47,10 +47,12 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 		return reply{resp: resp, release: release}
 	}
 	return reply{release: release, wait: func() kmsg.Response {
-		deadline := time.NewTimer(wait)
+		// On the node's clock, so that a simulated cluster's long polls
+		// end in simulated time.
+		deadline := s.cluster.Env().Clock.NewTimer(wait)
 		defer deadline.Stop()
 		for {
-			if !waitAny(watch, deadline.C, c.ctx.Done()) {
+			if !waitAny(watch, deadline.C(), c.ctx.Done()) {
 				break
 			}
 			resp, bytes, watch = s.buildFetch(req, buf)

@@ -26,6 +26,9 @@ type Proposer func(f func(r *replica.Replica) error) error
 type ReplicaConfig struct {
 	// Propose reaches the partition's replica.
 	Propose Proposer
+	// ReadIndex confirms the replica's leadership for Linearize; without it
+	// Linearize answers ErrNoReadIndex.
+	ReadIndex ReadIndexer
 	// Bootstrap creates the group's Raft log when the directory has none
 	// (a new replica): group and replica id, the initial snapshot's index,
 	// term and voters.
@@ -50,6 +53,7 @@ type ReplicaConfig struct {
 // waiting for its streams' turn read it.
 type replicated struct {
 	propose   Proposer
+	readIndex ReadIndexer
 	boot      raftlog.Bootstrap
 	confState func() *raftpb.ConfState
 	diskFull  func()
@@ -133,7 +137,7 @@ func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc Repli
 	if rc.Propose == nil || rc.ConfState == nil {
 		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer and the replica's ConfState", topic, index)
 	}
-	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, boot: rc.Bootstrap, confState: rc.ConfState, diskFull: rc.DiskFull,
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, readIndex: rc.ReadIndex, boot: rc.Bootstrap, confState: rc.ConfState, diskFull: rc.DiskFull,
 		confAt: map[uint64]*raftpb.ConfState{}})
 }
 

@@ -43,7 +43,8 @@ func openOneVoterEnv(t *testing.T, e env.Env, cfg Config) *Partition {
 	}
 	boot := raftlog.Bootstrap{GroupID: 1, ReplicaID: 1, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}
 	var r *replica.Replica // set below, before anything is applied
-	rc := ReplicaConfig{Propose: SchedulerProposer(s, 1), Bootstrap: boot, ConfState: func() *raftpb.ConfState { return r.ConfState() }}
+	rc := ReplicaConfig{Propose: SchedulerProposer(s, 1), ReadIndex: SchedulerReadIndex(s, 1), Bootstrap: boot,
+		ConfState: func() *raftpb.ConfState { return r.ConfState() }}
 	p, err := OpenReplica(e, partDir, "t", 0, cfg, rc)
 	if err != nil {
 		t.Fatal(err)

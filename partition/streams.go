@@ -102,6 +102,7 @@ func (p *Partition) openIndexStore() (*streams.Index, error) {
 	x, err := streams.Open(path.Join(p.dir, streamIndexDir), logEnd, streams.Options{
 		FS:     pebblefs.New(p.fsys),
 		Logger: p.logger,
+		Clock:  p.clock,
 		OnFailure: func(err error) {
 			p.fail(fmt.Errorf("stream index: %w", err))
 			if x := <-opened; x != nil {

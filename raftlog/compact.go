@@ -78,7 +78,7 @@ func (l *Log) compactionRecord(index uint64, conf []byte) (*Snapshot, error) {
 // and as Data its Descriptor (EncodeDescriptor): the log start offset, the
 // offset after the snapshot, the term boundaries at or below it, the
 // legacy epochs and the state machine's data from the SetSnapshotData
-// hook, asked for the snapshot index.
+// hook, asked for the snapshot index (never for an empty log's index 0).
 func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
 	l.mu.RLock()
 	s, hook := l.book.snapshot, l.snapshotData
@@ -89,7 +89,8 @@ func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
 		return nil, fmt.Errorf("raft log %s: snapshot ConfState: %w", l.dir, err)
 	}
 	desc := Descriptor{LogStartOffset: min(start, s.NextOffset), NextOffset: s.NextOffset, Terms: s.Terms, LegacyEpochs: s.Legacy}
-	if hook != nil {
+	// An empty log (CreateEmpty) has no state to carry: nothing applied.
+	if hook != nil && s.Index > 0 {
 		data, err := hook(s.Index)
 		if err != nil {
 			return nil, fmt.Errorf("raft log %s: state of the snapshot at %d: %w", l.dir, s.Index, err)

@@ -32,6 +32,12 @@
 // single-node partition: its data stays below the bootstrap snapshot and
 // its leader-epochs.json becomes the snapshot's legacy epochs (legacy.go;
 // testdata/legacy-v1 is such a directory, written by the partition code).
+// CreateEmpty (empty.go) makes a log that starts empty, as a new
+// raft.MemoryStorage does (FirstIndex 1, LastIndex 0, no vote, no
+// configuration; on disk a Snapshot record at index 0, term 0), for a
+// replica added to a running group (a node joining the metadata group): it
+// waits for the leader's snapshot through ApplySnapshot, or its entries
+// from index 1, and Snapshot asks the state hook nothing for index 0.
 //
 // # Entry cache
 //

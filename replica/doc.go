@@ -54,4 +54,14 @@
 // campaigns at once, repeating its pre-vote at each tick for an election
 // timeout while it has no leader; a quiesced group whose leader is not gone
 // is left alone.
+//
+// Scheduler.ReadIndex gives linearizable reads (readindex.go): it returns
+// once a ready leader's leadership was confirmed by a quorum heartbeat
+// round begun after the call and the group applied up to that round's
+// commit index. One round at a time per group serves every read queued
+// when it starts; a read fails with ErrNotLeader when the replica is not,
+// or stops being, the ready leader of the round's term, and with
+// ErrReadDropped when no quorum answers within a bound of ticks. A group
+// with a round in flight does not quiesce; a one-voter group answers at
+// once.
 package replica

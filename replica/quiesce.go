@@ -129,7 +129,8 @@ func (r *Replica) role() role {
 // flight, which then sends its followers the quiescing heartbeats. The
 // worker quiesces the group only if nothing woke it during the run.
 func (s *Scheduler) quiesceAfterRun(g *group, ev events) quiescence {
-	if !g.opts.Quiesce || s.cfg.Alive == nil || ev.syncErr != nil || len(ev.unreachable) > 0 {
+	if !g.opts.Quiesce || s.cfg.Alive == nil || ev.syncErr != nil || len(ev.unreachable) > 0 || g.round != nil {
+		// A read round needs the ticks: its heartbeats, and CheckQuorum.
 		return quiescence{}
 	}
 	// The leader's quiescing heartbeat counts if nothing that wakes came

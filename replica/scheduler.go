@@ -107,6 +107,8 @@ type Scheduler struct {
 	// stack trace that cost a twelfth of a busy node's CPU when taken at
 	// every proposal.
 	inRun atomic.Int32
+	// readSeq numbers read rounds (readindex.go), their contexts in raft.
+	readSeq atomic.Uint64
 
 	stopTicker chan struct{}
 	wg         sync.WaitGroup
@@ -133,7 +135,11 @@ type group struct {
 	queued, running, removed bool
 	inbox                    []*raftpb.Message
 	ops                      []op
-	unreachable              []uint64 // peers a send to failed
+	// reads wait for the next read round; round is the one in flight,
+	// which belongs to the worker running the group (readindex.go).
+	reads       []readWaiter
+	round       *readRound
+	unreachable []uint64 // peers a send to failed
 	// gone, when set, tells the replicas whose process ended (ReportGone).
 	gone  func(replicaID uint64) bool
 	ticks int
@@ -217,6 +223,7 @@ func (s *Scheduler) RemoveGroup(groupID uint64) error {
 		o.done <- ErrUnknownGroup
 	}
 	g.ops, g.inbox = nil, nil
+	g.failReadsLocked(ErrUnknownGroup)
 	s.runnable = slices.DeleteFunc(s.runnable, func(q *group) bool { return q == g })
 	if n := len(s.toSync); n > 0 {
 		if s.toSync = slices.DeleteFunc(s.toSync, func(q *group) bool { return q == g }); len(s.toSync) < n {
@@ -228,6 +235,7 @@ func (s *Scheduler) RemoveGroup(groupID uint64) error {
 	for g.running || g.syncing {
 		s.settled.Wait()
 	}
+	g.failReadsLocked(ErrUnknownGroup) // the round, now that no worker runs it
 	return nil
 }
 
@@ -303,30 +311,43 @@ func (s *Scheduler) ReportGone(gone func(replicaID uint64) bool) {
 // makes is handled right after it.
 func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 	done := make(chan error, 1)
+	g, err := s.lockQueue(groupID, func(g *group) int { return len(g.ops) })
+	if err != nil {
+		return err
+	}
+	g.ops = append(g.ops, op{f: f, done: done})
+	s.enqueueLocked(g)
+	s.mu.Unlock()
+	return <-done
+}
+
+// lockQueue locks s.mu and returns the group a caller may queue work for,
+// or unlocks it and says why not: the scheduler closed, the caller is a
+// worker (it would wait for itself), no such group, or queued (the
+// length of the queue the work goes to) at OpsQueuedMax.
+func (s *Scheduler) lockQueue(groupID uint64, queued func(*group) int) (*group, error) {
 	var gid uint64 // no goroutine has id 0
 	if s.inRun.Load() > 0 {
 		gid = goroutineID()
 	}
 	s.mu.Lock()
 	g, ok := s.groups[groupID]
+	var err error
 	switch {
 	case s.closed:
-		s.mu.Unlock()
-		return ErrClosed
+		err = ErrClosed
 	case s.workerGoroutines[gid]:
-		s.mu.Unlock()
-		return ErrReentrant
+		err = ErrReentrant
 	case !ok:
-		s.mu.Unlock()
-		return ErrUnknownGroup
-	case len(g.ops) >= s.cfg.OpsQueuedMax:
-		s.mu.Unlock()
-		return ErrBusy
+		err = ErrUnknownGroup
+	case queued(g) >= s.cfg.OpsQueuedMax:
+		err = ErrBusy
 	}
-	g.ops = append(g.ops, op{f: f, done: done})
-	s.enqueueLocked(g)
-	s.mu.Unlock()
-	return <-done
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return g, nil
 }
 
 // Tick gives every group one tick. The ticker calls it every TickInterval.
@@ -364,6 +385,7 @@ func (s *Scheduler) Close() {
 			o.done <- ErrClosed
 		}
 		g.ops = nil
+		g.failReadsLocked(ErrClosed)
 	}
 	s.work.Broadcast()
 	s.syncWork.Broadcast()
@@ -371,6 +393,11 @@ func (s *Scheduler) Close() {
 	s.mu.Unlock()
 	close(s.stopTicker)
 	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		g.failReadsLocked(ErrClosed) // rounds of groups that were running
+	}
 }
 
 func (s *Scheduler) enqueueLocked(g *group) {
@@ -456,6 +483,7 @@ type events struct {
 	unreachable []uint64
 	gone        func(replicaID uint64) bool
 	ops         []op
+	reads       []readWaiter
 	ticks       int
 	syncedSeq   uint64
 	syncErr     error
@@ -471,16 +499,21 @@ func takeEvents(g *group) events {
 	ev := events{inbox: g.inbox, unreachable: g.unreachable, gone: g.gone, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr,
 		quiesced: g.quiesced, watch: g.watch, quiescedAs: g.quiescedAs, wakes: g.wakes}
 	g.inbox, g.unreachable, g.gone, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, nil, nil, 0, 0, nil
+	if g.round == nil { // else they wait for the next round
+		ev.reads, g.reads = g.reads, nil
+	}
 	return ev
 }
 
 func (g *group) hasEventsLocked() bool {
-	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || g.gone != nil || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil)
+	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || g.gone != nil || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil ||
+		len(g.reads) > 0 && g.round == nil)
 }
 
 // run is one turn of a group on a worker: ticks, messages, unreachable
-// peers, a completed sync, calls, then the Ready they made. It returns the
-// sync to ask for, and whether the group may quiesce.
+// peers, a completed sync, calls, reads, then the Ready they made, then
+// the read round's end. It returns the sync to ask for, and whether the
+// group may quiesce.
 func (s *Scheduler) run(g *group, ev events) (uint64, quiescence) {
 	r := g.r
 	if ev.syncErr != nil {
@@ -509,7 +542,13 @@ func (s *Scheduler) run(g *group, ev events) (uint64, quiescence) {
 		o.f(r)
 		o.done <- nil
 	}
+	if g.round != nil {
+		g.round.ticks += ev.ticks
+	} else {
+		s.startRead(g, ev.reads)
+	}
 	var wantSync uint64
+	var states []raft.ReadState
 	for r.HasReady() {
 		w, err := r.HandleReady()
 		if err != nil {
@@ -525,8 +564,10 @@ func (s *Scheduler) run(g *group, ev events) (uint64, quiescence) {
 				g.opts.OnReadState(rs)
 			}
 		}
+		states = append(states, w.ReadStates...)
 		wantSync = max(wantSync, w.SyncSeq)
 	}
+	s.settleRead(g, states)
 	return wantSync, s.quiesceAfterRun(g, ev)
 }
 

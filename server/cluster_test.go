@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/internal/faultproxy"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -20,7 +21,7 @@ import (
 // its own filesystem, so a node can be closed and started again from its
 // data directory.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	peers   map[int32]string
 	fs      map[int32]vfs.FS
 	kafka   map[int32]string // the Kafka address each node bound last
@@ -33,6 +34,11 @@ type testCluster struct {
 	proxied bool
 	raft    map[int32]string
 	proxies map[int32]*faultproxy.Proxy
+	// clocks, when set for a node, is its clock (real by default).
+	clocks map[int32]env.Clock
+	// joined maps the nodes started with --join (through node 1) to
+	// their Raft address.
+	joined map[int32]string
 }
 
 // startThree starts three servers forming a cluster and returns them by
@@ -56,7 +62,7 @@ func startClusterLogging(t *testing.T, logger func(id int32) *slog.Logger) *test
 }
 
 // startClusterWith starts the cluster tc describes.
-func startClusterWith(t *testing.T, tc *testCluster) *testCluster {
+func startClusterWith(t testing.TB, tc *testCluster) *testCluster {
 	for attempt := 1; ; attempt++ {
 		err := tc.tryStart()
 		if err == nil {
@@ -144,9 +150,13 @@ func (tc *testCluster) tryStart() error {
 // start starts node id on its filesystem, its Kafka listener on the
 // address it bound last (any free one the first time).
 func (tc *testCluster) start(id int32) (*Server, error) {
+	if _, ok := tc.joined[id]; ok {
+		return Start(tc.joinedConfig(id), tc.fs[id], slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"
 	cfg.NodeID, cfg.Peers, cfg.Rack, cfg.RaftAddr = id, tc.peers, fmt.Sprintf("rack-%d", id), tc.raft[id]
+	cfg.Env.Clock = tc.clocks[id]
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if tc.logger != nil {
 		logger = tc.logger(id)

@@ -52,8 +52,13 @@ type Config struct {
 	// node included; the same map on every node. Empty: a single node.
 	Peers map[int32]string
 	// RaftAddr is where the node listens for other nodes; empty means its
-	// address in Peers. Only with Peers.
+	// address in Peers. Only with Peers or Join.
 	RaftAddr string
+	// Join, instead of Peers, is the Raft address of any member of a
+	// running cluster: the node joins it as a learner under a new
+	// incarnation, listening (and reached by the others) at RaftAddr,
+	// which is then required.
+	Join string
 	// Rack is the node's rack label, registered with its addresses.
 	Rack string
 	// RaftTick is one Raft tick of every group on a cluster node (default
@@ -133,10 +138,10 @@ func (c Config) Validate() error {
 
 // validateCluster checks the cluster-mode settings.
 func (c Config) validateCluster() error {
-	if len(c.Peers) == 0 {
+	if !c.clustered() {
 		switch {
 		case c.RaftAddr != "":
-			return fmt.Errorf("raft addr %q without peers: a single node listens for no other node; give --peers too", c.RaftAddr)
+			return fmt.Errorf("raft addr %q without peers: a single node listens for no other node; give --peers or --join too", c.RaftAddr)
 		case c.NodeID < 0:
 			return fmt.Errorf("node id %d: must not be negative", c.NodeID)
 		}
@@ -151,10 +156,14 @@ func (c Config) validateCluster() error {
 		return fmt.Errorf("raft tick %s: must be at least 1ms", c.RaftTick)
 	}
 	ccfg := cluster.DefaultConfig(c.DataDir)
-	ccfg.NodeID, ccfg.Peers, ccfg.RaftAddr, ccfg.Rack = c.NodeID, c.Peers, c.RaftAddr, c.Rack
+	ccfg.NodeID, ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = c.NodeID, c.Peers, c.RaftAddr, c.Join, c.Rack
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = c.RaftTick.Milliseconds(), c.RaftElectionTicks
 	return ccfg.Validate()
 }
+
+// clustered reports whether the node is one of a cluster: started with
+// the initial peers, or joining a running cluster.
+func (c Config) clustered() bool { return len(c.Peers) > 0 || c.Join != "" }
 
 // ParsePeers reads a peer list, "1=HOST:PORT,2=HOST:PORT,...": every
 // initial voter's node id (at least 1, each once) and Raft address.

@@ -23,8 +23,9 @@
 // cluster, which listens on the Raft address, waits for a quorum of its
 // peers and registers the advertised Kafka and HTTP addresses
 // (AdvertisedKafkaAddr, AdvertisedHTTPAddr; by default the bound ones) and
-// the rack. Without peers a Raft address is refused: a single node listens
-// for no other node.
+// the rack. With Config.Join instead (a member's Raft address) it joins a
+// running cluster as a learner and listens at RaftAddr. Without either a
+// Raft address is refused: a single node listens for no other node.
 //
 // The node's clock, randomness, filesystem and logger are Config.Env
 // (env.Real() where unset); the cluster, its partitions and the group

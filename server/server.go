@@ -133,10 +133,10 @@ func (s *Server) clusterConfig() cluster.Config {
 	ccfg.DecompressedBatchBytesMax = s.cfg.DecompressedBatchBytesMax
 	ccfg.ProducerIDExpirationMs = s.cfg.ProducerIDExpiration.Milliseconds()
 	ccfg.NodeID = s.cfg.NodeID
-	if len(s.cfg.Peers) == 0 {
+	if !s.cfg.clustered() {
 		return ccfg
 	}
-	ccfg.Peers, ccfg.RaftAddr, ccfg.Rack = s.cfg.Peers, s.cfg.RaftAddr, s.cfg.Rack
+	ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = s.cfg.Peers, s.cfg.RaftAddr, s.cfg.Join, s.cfg.Rack
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = s.cfg.RaftTick.Milliseconds(), s.cfg.RaftElectionTicks
 	ccfg.KafkaAddr = cmp.Or(s.cfg.AdvertisedKafkaAddr, s.kafkaLn.Addr().String())
 	ccfg.HTTPAddr = s.cfg.AdvertisedHTTPAddr

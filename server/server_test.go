@@ -103,6 +103,11 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	joining := DefaultConfig()
+	joining.NodeID, joining.Join, joining.RaftAddr = 4, "127.0.0.1:1", "127.0.0.1:2"
+	if err := joining.Validate(); err != nil {
+		t.Fatalf("a joining node's config: %v", err)
+	}
 	for name, edit := range map[string]func(*Config){
 		"no data dir":               func(c *Config) { c.DataDir = "" },
 		"bad kafka addr":            func(c *Config) { c.KafkaAddr = "9092" },
@@ -119,6 +124,12 @@ func TestConfigValidate(t *testing.T) {
 		"election ticks": func(c *Config) {
 			c.NodeID, c.Peers, c.RaftElectionTicks = 1, map[int32]string{1: "127.0.0.1:1"}, 1
 		},
+		"join without a raft addr": func(c *Config) { c.NodeID, c.Join = 4, "127.0.0.1:1" },
+		"join with peers": func(c *Config) {
+			c.NodeID, c.Join, c.RaftAddr, c.Peers = 4, "127.0.0.1:1", "127.0.0.1:2", map[int32]string{4: "127.0.0.1:2"}
+		},
+		"join at a bad address": func(c *Config) { c.NodeID, c.Join, c.RaftAddr = 4, "host", "127.0.0.1:2" },
+		"join as node 0":        func(c *Config) { c.Join, c.RaftAddr = "127.0.0.1:1", "127.0.0.1:2" },
 		"bad advertised http": func(c *Config) {
 			c.NodeID, c.Peers, c.AdvertisedHTTPAddr = 1, map[int32]string{1: "127.0.0.1:1"}, "host"
 		},

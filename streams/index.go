@@ -13,6 +13,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/cairnlog/cairn/env"
 )
 
 // formatVersion is stored with the covered offset; an index of another
@@ -37,7 +39,8 @@ type Index struct {
 	dir    string
 	fs     pebblevfs.FS
 	logger *slog.Logger
-	next   int64 // offset after the last record the index covers
+	clock  env.Clock // the rate limit of pebble's error messages
+	next   int64     // offset after the last record the index covers
 
 	// rw guards db against use after Abandon: readers of other goroutines
 	// hold it shared while they use db; Close, Delete, Reset and Abandon
@@ -82,6 +85,9 @@ type Options struct {
 	// Cache is shared by the indexes of all partitions; nil gives each its own.
 	Cache  *pebble.Cache
 	Logger *slog.Logger
+	// Clock times the rate limit of pebble's error messages; nil is the
+	// wall clock. Partitions pass their env's.
+	Clock env.Clock
 	// OnFailure is called once, on its own goroutine, when pebble reports
 	// a background error (a flush or compaction that failed: disk full,
 	// files gone). Pebble retries such work without pause, so the owner
@@ -105,7 +111,11 @@ func Open(dir string, logEnd int64, opts Options) (*Index, error) {
 	if fsys == nil {
 		fsys = pebblevfs.Default
 	}
-	x := &Index{dir: dir, fs: fsys, logger: logger, onFailure: opts.OnFailure}
+	clock := opts.Clock
+	if clock == nil {
+		clock = env.RealClock()
+	}
+	x := &Index{dir: dir, fs: fsys, logger: logger, clock: clock, onFailure: opts.OnFailure}
 	if err := x.open(opts.Cache); err != nil {
 		// The index is derived from the log: files a crash or a disk fault
 		// left unreadable are rebuilt, not a reason to keep the partition down.
@@ -138,7 +148,7 @@ func (x *Index) open(cache *pebble.Cache) error {
 		DisableWAL:   true,
 		MemTableSize: 4 << 20,
 		Cache:        cache,
-		Logger:       &pebbleLogger{l: x.logger},
+		Logger:       &pebbleLogger{l: x.logger, clock: x.clock},
 		EventListener: &pebble.EventListener{BackgroundError: func(err error) {
 			x.failed.Store(true)
 			x.failOnce.Do(func() {
@@ -630,6 +640,7 @@ func decodeState(v []byte) (State, error) {
 // retries failed work without pause, and would flood the log).
 type pebbleLogger struct {
 	l          *slog.Logger
+	clock      env.Clock
 	mu         sync.Mutex
 	last       time.Time
 	suppressed int
@@ -641,7 +652,7 @@ func (p *pebbleLogger) Infof(format string, args ...any) {
 
 func (p *pebbleLogger) Errorf(format string, args ...any) {
 	p.mu.Lock()
-	now := time.Now()
+	now := p.clock.Now()
 	if now.Sub(p.last) < time.Second {
 		p.suppressed++
 		p.mu.Unlock()

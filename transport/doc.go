@@ -4,7 +4,8 @@
 //
 // TCP is the transport over TCP, the seam the replica driver sends
 // through (Send, non-blocking, and Unreachable) and receives from (Config.Handler).
-// A cluster node's Cluster runs one (package cluster). ReplicaSender adapts it to a Raft
+// A cluster node's Cluster runs one (package cluster; a simulation puts
+// transport/simnet in its place). ReplicaSender adapts it, or any NodeSender, to a Raft
 // driver that sends a group's messages addressed to replica ids (node id
 // << 20 | incarnation): it splits them by node.
 //

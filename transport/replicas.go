@@ -9,10 +9,16 @@ const IncarnationBits = 20
 // NodeOf returns the node holding replica id.
 func NodeOf(replicaID uint64) uint64 { return replicaID >> IncarnationBits }
 
+// NodeSender sends a group's messages to one node: TCP, or a simulated
+// network standing in for it.
+type NodeSender interface {
+	Send(to uint64, group uint64, msgs []*raftpb.Message)
+}
+
 // ReplicaSender sends a group's messages, addressed to replica ids as raft
 // addresses them, to the nodes holding those replicas: the shape a Raft
 // driver sends in (Send(group, msgs)) over TCP's per-node Send.
-type ReplicaSender struct{ TCP *TCP }
+type ReplicaSender struct{ TCP NodeSender }
 
 // Send hands msgs to TCP.Send, one call per destination node, each in the
 // order of msgs. Messages are never changed.

@@ -18,7 +18,7 @@ func newClusterCommand() *cobra.Command {
 		Short: "Show a Cairn cluster and move replicas and leaders between its nodes",
 		Long: `Show the nodes of a Cairn cluster and what they lead, move a partition's
 replicas to other nodes, hand partitions back to their preferred leaders, and
-remove a node. Everything goes over the Kafka admin API (Metadata,
+add (after it joined with "serve --join") or remove a node. Everything goes over the Kafka admin API (Metadata,
 DescribeConfigs, AlterPartitionReassignments, ListPartitionReassignments,
 ElectLeaders, UnregisterBroker), so any node's Kafka address will do.
 Commands that wait show progress until done, at most --timeout; Ctrl-C stops
@@ -31,6 +31,7 @@ the wait, not the work, which goes on in the cluster.`,
 		newClusterMoveCommand(&connection),
 		newClusterRebalanceLeadersCommand(&connection),
 		newClusterRemoveNodeCommand(&connection),
+		newClusterAddNodeCommand(&connection),
 	)
 	return cmd
 }

@@ -15,8 +15,9 @@ func newClusterStatusCommand(connection *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the nodes, their states, the metadata leader and what each node leads",
-		Long: `Show each node of the cluster with its state (ACTIVE, DRAINING while
-remove-node moves its replicas off), Kafka address, rack, the partitions it
+		Long: `Show each node of the cluster with its state (JOINING while a node started
+with --join catches up, ACTIVE, DRAINING while remove-node moves its replicas
+off), Kafka address, rack, the partitions it
 leads and those it holds a replica of, the metadata leader (the controller),
 then the number of partitions, those under-replicated (fewer in-sync
 replicas than replicas), those with no leader, and the moves running.`,
@@ -118,5 +119,12 @@ func (st clusterStatus) write(out io.Writer) error {
 	}
 	_, err := fmt.Fprintf(out, "\npartitions %d, under-replicated %d, without a leader %d, moving %d\n",
 		st.partitions, st.under, st.leaderless, st.moving)
+	for _, b := range st.md.Brokers {
+		// A node that joined holds nothing until add-node moves a share
+		// onto it.
+		if st.states[b.NodeID] == "ACTIVE" && st.replicas[b.NodeID] == 0 && st.partitions > 0 && err == nil {
+			_, err = fmt.Fprintf(out, "node %d holds no replica: cairn cluster add-node %d moves a share onto it\n", b.NodeID, b.NodeID)
+		}
+	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cairnlog/cairn/server"
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -97,6 +98,17 @@ func TestClusterCommands(t *testing.T) {
 	servers, brokers := startServers(t, 3)
 	if _, err := servers[0].Cluster().CreateTopicReplicated("orders", 2, 2, nil, false); err != nil {
 		t.Fatal(err)
+	}
+	// Every node applies the topic in its own time, and status may ask any.
+	for deadline, i := time.Now().Add(30*time.Second), 0; i < len(servers); {
+		if _, ok := servers[i].Cluster().Topic("orders"); ok {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d has not applied the topic after 30 s", i+1)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the node's applied metadata
 	}
 	status := mustCairn(t, "cluster", "status", "--brokers", brokers).stdout
 	for _, want := range []string{"NODE  STATE   KAFKA ADDRESS", "metadata leader", "partitions 2,", "moving 0"} {

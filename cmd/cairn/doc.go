@@ -1,7 +1,7 @@
 // Command cairn is the single Cairn binary: `cairn serve` runs the broker,
 // and `topic`, `produce` and `consume` are a command-line client, built on
 // franz-go, for any cluster that speaks the Kafka protocol. `cluster`
-// (status, move, rebalance-leaders, remove-node) speaks to a Cairn
+// (status, move, rebalance-leaders, add-node, remove-node) speaks to a Cairn
 // cluster over the Kafka admin API, with the Cairn meanings of
 // ElectLeaders and UnregisterBroker (docs/kafka-compat.md).
 //

@@ -26,6 +26,13 @@ of its peers before it serves. Other nodes and clients reach it at the
 --advertise-kafka and --advertise-http addresses (default: the listen
 addresses), which it registers in the cluster with its --rack.
 
+A node added later is started with --join HOST:PORT (the Raft address of any
+running member) instead of --peers, and its own --raft-addr, which the other
+nodes dial: it joins as a learner under a new incarnation, gets the cluster's
+metadata and becomes ACTIVE once caught up; then "cairn cluster add-node ID"
+moves a fair share of partition replicas onto it. Restart it with the same
+flags.
+
 SIGINT or SIGTERM shut it down cleanly: pending syncs finish and files close, so
 the next start needs no recovery scan.`,
 		Example: `  cairn serve
@@ -34,7 +41,11 @@ the next start needs no recovery scan.`,
 
   # node 1 of three on one machine; nodes 2 and 3 change the id, data dir and ports
   cairn serve --node-id 1 --data-dir d1 --kafka-addr 127.0.0.1:19092 --http-addr 127.0.0.1:18080 \
-    --raft-addr 127.0.0.1:19093 --peers 1=127.0.0.1:19093,2=127.0.0.1:29093,3=127.0.0.1:39093`,
+    --raft-addr 127.0.0.1:19093 --peers 1=127.0.0.1:19093,2=127.0.0.1:29093,3=127.0.0.1:39093
+
+  # a fourth node joining that cluster through node 1
+  cairn serve --node-id 4 --data-dir d4 --kafka-addr 127.0.0.1:49092 --http-addr 127.0.0.1:48080 \
+    --raft-addr 127.0.0.1:49093 --join 127.0.0.1:19093`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := interruptContext(cmd.Context())
@@ -59,7 +70,8 @@ the next start needs no recovery scan.`,
 	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", cfg.ProducerIDExpiration, "forget an idempotent producer idle this long on a partition (Kafka's producer.id.expiration.ms)")
 	f.IntVar(&cfg.InflightRequestsMax, "inflight-requests-max", cfg.InflightRequestsMax, "most requests per connection read but not yet answered")
 	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "this node's id: at least 1 and one of the --peers ids in a cluster; a single node reports it to clients")
-	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers or --join, which requires it")
+	f.StringVar(&cfg.Join, "join", "", "HOST:PORT, the Raft address of any member of a running cluster: join it as a new node (instead of --peers)")
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")

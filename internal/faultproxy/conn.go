@@ -102,6 +102,10 @@ func (pp *pipe) read() {
 			return
 		}
 		n, err := pp.src.Read(buf)
+		if n > 0 && pp.c.proxy.drops(pp.dir) {
+			pp.c.close(true) // a lost chunk breaks the stream: cut it
+			return
+		}
 		if n > 0 {
 			pp.push(chunk{data: append([]byte(nil), buf[:n]...), due: pp.c.proxy.due(pp.dir, time.Now())})
 		}

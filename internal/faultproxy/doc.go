@@ -3,8 +3,10 @@
 // tests run on). A Proxy listens on a loopback port and forwards each
 // connection to one target; each direction has a fault, switchable at run
 // time: Pass, Blackhole (read and hold, deliver nothing; delivered in order
-// when healed), Reset (every connection reset, new ones at accept) and
-// Delay (fixed plus jitter per chunk, order kept). CloseAll closes every
+// when healed), Reset (every connection reset, new ones at accept),
+// Delay (fixed plus jitter per chunk, order kept) and Drop (a chunk lost
+// at random resets its connection: TCP cannot lose bytes and go on, so a
+// lossy link is modelled as one cut at random). CloseAll closes every
 // connection cleanly.
 //
 // It is test infrastructure held to production rules: everything is

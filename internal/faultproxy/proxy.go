@@ -44,6 +44,13 @@ const (
 	// Delay delivers each chunk read Fault.Delay plus a random share of
 	// Fault.Jitter after it arrived, never before a chunk read earlier.
 	Delay
+	// Drop loses each chunk read with probability Fault.Probability and
+	// forwards the others as Pass does. TCP cannot lose bytes without
+	// breaking its stream (a lost segment is retransmitted or the
+	// connection dies), so a lost chunk resets the connection, both sides
+	// with a RST and what was queued lost: the link of a flaky network that
+	// cuts connections at random. New connections are accepted as usual.
+	Drop
 )
 
 // Fault is the behaviour of one direction.
@@ -51,6 +58,9 @@ type Fault struct {
 	Kind   Kind
 	Delay  time.Duration // Delay: fixed part
 	Jitter time.Duration // Delay: up to this much more, uniformly
+	// Drop: the chance in [0, 1] that a chunk read is lost, its connection
+	// reset.
+	Probability float64
 }
 
 // Config configures a Proxy. Zero sizes take the defaults beside them.
@@ -61,7 +71,7 @@ type Config struct {
 	HeldBytesMax   int           // bytes held per connection and direction; 4 MiB
 	ConnectionsMax int           // open connections; 256 (more are closed at accept)
 	DialTimeout    time.Duration // to the target; 5 s
-	Seed           uint64        // of the delay jitter, for reproducible runs
+	Seed           uint64        // of the delay jitter and the drops, for reproducible runs
 }
 
 func (c *Config) setDefaults() error {
@@ -255,6 +265,14 @@ func (p *Proxy) due(d Direction, now time.Time) time.Time {
 		wait += time.Duration(p.rand.Int64N(int64(f.Jitter) + 1))
 	}
 	return now.Add(wait)
+}
+
+// drops reports whether a chunk of direction d just read is lost.
+func (p *Proxy) drops(d Direction) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.faults[d]
+	return f.Kind == Drop && p.rand.Float64() < f.Probability
 }
 
 // addHeld counts bytes read (n > 0) or delivered (n < 0).

@@ -210,6 +210,34 @@ func TestResetDropsConnections(t *testing.T) {
 	roundTrip(t, dial(t, p.Addr()), "after")
 }
 
+// TestDropCutsConnections: with Drop at probability 1 the first chunk a
+// connection carries that way resets it, unlike Reset new connections are
+// accepted (and cut as they carry bytes); at probability 0 and back to
+// Pass, bytes flow.
+func TestDropCutsConnections(t *testing.T) {
+	p := startProxy(t, startEcho(t), nil)
+	c := dial(t, p.Addr())
+	roundTrip(t, c, "before")
+	p.Set(ToTarget, Fault{Kind: Drop, Probability: 1})
+	if _, err := c.Write([]byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("open connection: %v, want a reset", err)
+	}
+	fresh := dial(t, p.Addr())
+	if _, err := fresh.Write([]byte("lost too")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("new connection: %v, want a reset", err)
+	}
+	p.Set(ToTarget, Fault{Kind: Drop, Probability: 0})
+	roundTrip(t, dial(t, p.Addr()), "kept")
+	p.Set(ToTarget, Fault{Kind: Pass})
+	roundTrip(t, dial(t, p.Addr()), "after")
+}
+
 // TestDelayKeepsOrder: delayed chunks arrive no sooner than the fixed
 // delay and in the order sent, whatever their jitter.
 func TestDelayKeepsOrder(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/cairnlog/cairn/internal/netshape"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -157,28 +158,14 @@ func (n *Network) Deliver(nowMs int64) ([]*raftpb.Message, error) {
 func (n *Network) Cut(from, to uint64) { n.cut[link{from, to}] = true }
 
 // Isolate cuts id off from every other replica, both ways.
-func (n *Network) Isolate(id uint64, all []uint64) {
-	for _, o := range all {
-		if o != id {
-			n.Cut(id, o)
-			n.Cut(o, id)
-		}
-	}
-}
+func (n *Network) Isolate(id uint64, all []uint64) { n.cutAll(netshape.Isolate(id, all)) }
 
 // Split cuts every link between replicas of different sides.
-func (n *Network) Split(sides ...[]uint64) {
-	for i, a := range sides {
-		for j, b := range sides {
-			if i == j {
-				continue
-			}
-			for _, x := range a {
-				for _, y := range b {
-					n.Cut(x, y)
-				}
-			}
-		}
+func (n *Network) Split(sides ...[]uint64) { n.cutAll(netshape.Split(sides...)) }
+
+func (n *Network) cutAll(links []netshape.Link) {
+	for _, l := range links {
+		n.Cut(l.From, l.To)
 	}
 }
 

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,9 +24,12 @@ type esWriter struct {
 	stream string
 	node   *cairnServer
 	mu     sync.Mutex
-	ids    []string // acknowledged, by revision
+	ids    []string    // acknowledged, by revision
+	at     []time.Time // when each was acknowledged
 	fatal  error
-	last   error // the last failed try
+	last   error         // the last failed try
+	pace   time.Duration // between an acknowledgement and the next append; none when zero
+	limit  int           // appends at most; clusterRecordsMax when zero
 }
 
 func (w *esWriter) count() int {
@@ -41,8 +45,11 @@ func (w *esWriter) run(ctx context.Context, topic string) {
 		return
 	}
 	defer c.Close()
-	for rev := uint64(0); rev < clusterRecordsMax && ctx.Err() == nil; rev++ {
-		ev := client.EventData{ID: uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "%s/%d", w.stream, rev)).String(), Type: "Tick"}
+	for rev := uint64(0); rev < uint64(cmp.Or(w.limit, clusterRecordsMax)) && ctx.Err() == nil; rev++ {
+		if w.pace > 0 && rev > 0 {
+			time.Sleep(w.pace) // a rate, not a wait for anything
+		}
+		ev := client.EventData{ID: w.eventID(rev), Type: "Tick"}
 		for ctx.Err() == nil {
 			res, err := c.Append(ctx, topic, w.stream, client.ExpectedAfter(int64(rev)-1), ev)
 			if err == nil {
@@ -52,6 +59,7 @@ func (w *esWriter) run(ctx context.Context, topic string) {
 				}
 				w.mu.Lock()
 				w.ids = append(w.ids, ev.ID)
+				w.at = append(w.at, time.Now())
 				w.mu.Unlock()
 				break
 			}
@@ -68,6 +76,11 @@ func (w *esWriter) run(ctx context.Context, topic string) {
 			time.Sleep(50 * time.Millisecond) // between tries while the node or its leader is away
 		}
 	}
+}
+
+// eventID is the id of the writer's event at rev, the same on every try.
+func (w *esWriter) eventID(rev uint64) string {
+	return uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "%s/%d", w.stream, rev)).String()
 }
 
 func (w *esWriter) fail(err error) {
@@ -145,31 +158,7 @@ func TestClusterProcessesEventStoreSurvivesLeaderKill(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	for _, n := range nodes {
-		c, err := client.New("http://"+n.httpAddr, client.WithRetry(20, 50*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range writers {
-			i := 0
-			for ev, err := range c.ReadStreamAll(ctx, topic, w.stream) {
-				if err != nil {
-					t.Fatalf("read %s through %s: %v", w.stream, n.httpAddr, err)
-				}
-				if i >= len(w.ids) {
-					break // the writer's last append, stopped unanswered, may be there
-				}
-				if ev.Revision != uint64(i) || ev.ID != w.ids[i] {
-					t.Fatalf("%s through %s: revision %d holds %s at revision %d, acknowledged %s", w.stream, n.httpAddr, i, ev.ID, ev.Revision, w.ids[i])
-				}
-				i++
-			}
-			if i < len(w.ids) {
-				t.Fatalf("%s through %s: read to revision %d of %d acknowledged", w.stream, n.httpAddr, i, len(w.ids))
-			}
-		}
-		c.Close()
-	}
+	checkESWriters(ctx, t, nodes, topic, writers)
 	c, err := client.New("http://" + nodes[lead-1].httpAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -206,5 +195,41 @@ func waitLeader(ctx context.Context, t *testing.T, nodes []*cairnServer, topic s
 			t.Fatalf("no leader of %s-0 after %s (%v)", topic, clusterStageWaitMax, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling the cluster's metadata
+	}
+}
+
+// checkESWriters reads each writer's stream through every node: every
+// acknowledged append once, at its revision, with its event id, and after
+// them nothing but the writer's last append (stopped unanswered).
+func checkESWriters(ctx context.Context, t *testing.T, nodes []*cairnServer, topic string, writers []*esWriter) {
+	t.Helper()
+	for _, n := range nodes {
+		c, err := client.New("http://"+n.httpAddr, client.WithRetry(20, 50*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range writers {
+			i := 0
+			for ev, err := range c.ReadStreamAll(ctx, topic, w.stream) {
+				if err != nil {
+					t.Fatalf("read %s through %s: %v", w.stream, n.httpAddr, err)
+				}
+				if i > len(w.ids) || i == len(w.ids) && ev.ID != w.eventID(uint64(i)) {
+					t.Fatalf("%s through %s: %s at revision %d, %d appends acknowledged", w.stream, n.httpAddr, ev.ID, ev.Revision, len(w.ids))
+				}
+				if i == len(w.ids) {
+					i++ // the writer's last append, stopped unanswered, may be there
+					continue
+				}
+				if ev.Revision != uint64(i) || ev.ID != w.ids[i] {
+					t.Fatalf("%s through %s: revision %d holds %s at revision %d, acknowledged %s", w.stream, n.httpAddr, i, ev.ID, ev.Revision, w.ids[i])
+				}
+				i++
+			}
+			if i < len(w.ids) {
+				t.Fatalf("%s through %s: read to revision %d of %d acknowledged", w.stream, n.httpAddr, i, len(w.ids))
+			}
+		}
+		c.Close()
 	}
 }

@@ -41,33 +41,64 @@ func (c *groupConsumed) consume(ctx context.Context, member *kgo.Client) {
 	}
 }
 
-// groupOffsets fetches the group's committed offsets of topic with a
-// client of its own (franz-go keeps a coordinator it cannot dial in the
-// cache of its sharded OffsetFetch), retried while the coordinator moves.
+// groupOffsets fetches the group's committed offsets of topic (see
+// fetchGroupOffsets), retried while the coordinator moves.
 func groupOffsets(ctx context.Context, t *testing.T, seeds []string, group, topic string) map[int32]int64 {
 	t.Helper()
 	deadline := time.Now().Add(clusterStageWaitMax)
 	for {
-		client, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		offsets, err := kadm.NewClient(client).FetchOffsets(ctx, group)
-		client.Close()
+		out, err := fetchGroupOffsets(ctx, seeds, group, topic)
 		if err == nil {
-			err = offsets.Error()
-		}
-		if err == nil {
-			out := map[int32]int64{}
-			for index, o := range offsets[topic] {
-				out[index] = o.At
-			}
 			return out
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("fetch the committed offsets: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond) // the coordinator is moving
+	}
+}
+
+// fetchGroupOffsets fetches the group's committed offsets of topic once,
+// with a client of its own (franz-go keeps a coordinator it cannot dial in
+// the cache of its sharded OffsetFetch).
+func fetchGroupOffsets(ctx context.Context, seeds []string, group, topic string) (map[int32]int64, error) {
+	client, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	offsets, err := kadm.NewClient(client).FetchOffsets(ctx, group)
+	if err == nil {
+		err = offsets.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	for index, o := range offsets[topic] {
+		out[index] = o.At
+	}
+	return out, nil
+}
+
+// waitCommitted waits until the group's committed offsets of topic reach
+// ends.
+func waitCommitted(ctx context.Context, t *testing.T, seeds []string, group, topic string, ends map[int32]int64) {
+	t.Helper()
+	for deadline := time.Now().Add(clusterStageWaitMax); ; {
+		got, short := groupOffsets(ctx, t, seeds, group, topic), ""
+		for index, end := range ends {
+			if got[index] < end {
+				short = "short"
+				if time.Now().After(deadline) {
+					t.Fatalf("partition %d: committed %d, end %d", index, got[index], end)
+				}
+			}
+		}
+		if short == "" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // polling what the members commit
 	}
 }
 
@@ -146,22 +177,7 @@ func TestClusterProcessesGroupSurvivesCoordinatorKill(t *testing.T) {
 	acked := maps.Clone(acks.acks)
 	acks.mu.Unlock()
 	waitGroupAll(t, consumed, acked)
-	ends := ackedEnds(acked)
-	for deadline := time.Now().Add(clusterStageWaitMax); ; {
-		got, short := groupOffsets(ctx, t, seeds, group, topic), ""
-		for index, end := range ends {
-			if got[index] < end {
-				short = "short"
-				if time.Now().After(deadline) {
-					t.Fatalf("partition %d: committed %d, end %d", index, got[index], end)
-				}
-			}
-		}
-		if short == "" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // polling what the members commit
-	}
+	waitCommitted(ctx, t, seeds, group, topic, ackedEnds(acked))
 	stopConsuming()
 	members.Wait()
 	dups := 0

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -34,13 +35,28 @@ const (
 // startCairnCluster starts three `cairn serve` processes forming a
 // cluster over loopback, each with its own data directory and ports, and
 // waits until every one is healthy (a node serves once a quorum of its
-// peers answered). The Raft addresses are picked free and then bound, so
-// another socket (a node dialling out from an ephemeral port) may take one
-// in between: such a start is retried on fresh addresses.
+// peers answered).
 func startCairnCluster(t *testing.T) []*cairnServer {
 	t.Helper()
+	return startCairnClusterOf(t, 3, nil)
+}
+
+// clusterFront puts something (a proxy) in front of each node's Raft
+// listener: given the addresses the nodes listen on, it returns the ones
+// the others dial (the --peers list), and a func undoing it when the start
+// is retried.
+type clusterFront func(listen []string) (dialled []string, undo func(), err error)
+
+// startCairnClusterOf starts count nodes as startCairnCluster does; with
+// front, each node listens on its own Raft address (--raft-addr) and is
+// named in --peers by the address front gives. The Raft addresses are
+// picked free and then bound, so another socket (a node dialling out from
+// an ephemeral port) may take one in between: such a start is retried on
+// fresh addresses.
+func startCairnClusterOf(t *testing.T, count int, front clusterFront) []*cairnServer {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		nodes, err := tryStartCairnCluster(t)
+		nodes, undo, err := tryStartCairnCluster(t, count, front)
 		if err == nil {
 			return nodes
 		}
@@ -52,25 +68,39 @@ func startCairnCluster(t *testing.T) []*cairnServer {
 				n.Kill()
 			}
 		}
+		undo()
 	}
 }
 
-func tryStartCairnCluster(t *testing.T) ([]*cairnServer, error) {
-	raft := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
-	peers := fmt.Sprintf("1=%s,2=%s,3=%s", raft[0], raft[1], raft[2])
-	nodes := make([]*cairnServer, len(raft))
+func tryStartCairnCluster(t *testing.T, count int, front clusterFront) ([]*cairnServer, func(), error) {
+	listen := make([]string, count)
+	for i := range listen {
+		listen[i] = freeAddr(t)
+	}
+	dialled, undo := listen, func() {}
+	if front != nil {
+		var err error
+		if dialled, undo, err = front(listen); err != nil {
+			return nil, undo, err
+		}
+	}
+	var peers []string
+	for i, addr := range dialled {
+		peers = append(peers, fmt.Sprintf("%d=%s", i+1, addr))
+	}
+	nodes := make([]*cairnServer, count)
 	for i := range nodes {
-		nodes[i] = newCairnServer(t, "", "--node-id", strconv.Itoa(i+1), "--raft-addr", raft[i], "--peers", peers)
+		nodes[i] = newCairnServer(t, "", "--node-id", strconv.Itoa(i+1), "--raft-addr", listen[i], "--peers", strings.Join(peers, ","))
 	}
 	for _, n := range nodes {
 		n.launch()
 	}
 	for _, n := range nodes {
 		if err := n.healthy(); err != nil {
-			return nodes, err
+			return nodes, undo, err
 		}
 	}
-	return nodes, nil
+	return nodes, undo, nil
 }
 
 func kafkaAddrs(nodes []*cairnServer) []string {
@@ -123,6 +153,8 @@ type clusterAcks struct {
 	acks   map[string]clusterAck // by value; each value is produced once
 	failed []error
 	pace   time.Duration // between two records issued; none when zero
+	prefix string        // of the values; "v" when empty
+	limit  int           // records issued at most; clusterRecordsMax when zero
 }
 
 func (l *clusterAcks) record(r *kgo.Record, err error) {
@@ -145,7 +177,7 @@ func (l *clusterAcks) count() int {
 // acknowledged, failing on any failed produce.
 func (l *clusterAcks) waitAcked(t *testing.T, n int) {
 	t.Helper()
-	n = min(n, clusterRecordsMax)
+	n = min(n, cmp.Or(l.limit, clusterRecordsMax))
 	deadline := time.Now().Add(clusterStageWaitMax)
 	for {
 		l.mu.Lock()
@@ -182,12 +214,13 @@ func (l *clusterAcks) firstAfter(index int32, t time.Time) time.Time {
 }
 
 // produceUntil produces unique values round-robin over the partitions, at
-// most clusterInflightMax at a time and clusterRecordsMax in all, until
-// ctx is done; then it waits for every callback.
+// most clusterInflightMax at a time and l.limit in all, until ctx is done;
+// then it waits for every callback.
 func (l *clusterAcks) produceUntil(ctx context.Context, client *kgo.Client, topic string) {
 	inflight := make(chan struct{}, clusterInflightMax)
 	var wg sync.WaitGroup
-	for i := 0; i < clusterRecordsMax; i++ {
+	prefix, limit := cmp.Or(l.prefix, "v"), cmp.Or(l.limit, clusterRecordsMax)
+	for i := 0; i < limit; i++ {
 		select {
 		case inflight <- struct{}{}:
 		case <-ctx.Done():
@@ -198,7 +231,7 @@ func (l *clusterAcks) produceUntil(ctx context.Context, client *kgo.Client, topi
 		if l.pace > 0 {
 			time.Sleep(l.pace) // a rate, not a wait for anything
 		}
-		r := &kgo.Record{Topic: topic, Partition: int32(i % clusterPartitions), Value: fmt.Appendf(nil, "v-%06d", i)}
+		r := &kgo.Record{Topic: topic, Partition: int32(i % clusterPartitions), Value: fmt.Appendf(nil, "%s-%06d", prefix, i)}
 		wg.Add(1)
 		// The record's own context: records already sent finish after
 		// ctx is done, so every one of them gets an answer.

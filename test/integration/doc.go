@@ -11,7 +11,13 @@
 // after a clean stop; cluster_groups_test.go kills a consumer group's
 // coordinator under the group and a producer, cluster_eventstore_test.go
 // the leader of an event-store partition under appends through every
-// node. The package has no non-test code besides this comment.
+// node. TestClusterNemesis (nemesis_test.go) puts a fault proxy in front
+// of each node's Raft listener and runs a seeded schedule of kills,
+// pauses, blackholes, delays, resets and drops on a minority of the nodes
+// under all three workloads, then heals and checks every acknowledgement;
+// -nemesis.seed replays a schedule, -nemesis.duration and -nemesis.nodes
+// (5) make longer and larger runs. The package has no non-test code
+// besides this comment.
 //
 // Tests that need a tool outside Go (kcat, node with the kafkajs packages
 // installed by `npm ci` in js/) skip when it is missing, except when the CI

@@ -1,0 +1,38 @@
+// Package simnet is an in-memory network between the nodes of a cluster
+// run in one process, standing in for transport.TCP (cluster.Config.Transport)
+// in simulations (docs/design/simulation.md).
+//
+// A Network joins Endpoints, one per node (Network.Open, with the
+// transport.Config the node would give TCP: its id and handlers). What an
+// endpoint sends is copied (Raft messages marshalled, frame payloads
+// copied) and put in flight as one whole frame; a frame is dropped,
+// duplicated or delayed as the network's Faults say, each choice drawn from
+// the env's Rand it was made with, so random delays reorder frames, as TCP
+// never does but a reconnection can (lost frames between two connections).
+// Deliveries are timers on the env's Clock: under an env.ManualClock
+// nothing arrives until the clock is advanced, and frames due together
+// arrive in (deadline, send order). One goroutine delivers every frame
+// and runs the receiver's handlers, so a handler sees frames from one
+// sender in delivery order, as TCP's one reader per peer gives them.
+//
+// SetDrop loses chosen frames (a type, a link) on purpose, for a test
+// aimed at one message.
+//
+// Partitions are one-way cuts between node ids (Cut; Isolate, Split, Ring
+// and Bridge compose them); Heal restores every link. A frame whose link is
+// cut when it is due is lost, as in a black hole. Unreachable reports, as
+// TCP does, the peer a frame to which was lost (unknown peer, receiver not
+// open or closed since the send, cut link), once until a frame reaches it.
+// A node closed and opened again gets a new Endpoint: frames sent to the
+// old one are lost, as a connection's are when its process dies. Its
+// peers are told it is gone (Gone, PeerGone), as TCP tells a peer whose
+// address refuses dials, and Config.PeerChanged hears of each close and
+// open; PeerConnected is an open peer linked both ways.
+//
+// What TCP checks and this network does too: a Raft message is delivered
+// only when it comes from a replica of the sending node and is for a
+// replica of the receiving one (Metrics.MessagesMisaddressed otherwise), and
+// a frame type without a handler is a protocol error (dropped, counted).
+// It has no handshake (cluster ids, incarnations) and no join connections
+// (transport.Join dials a real address).
+package simnet

@@ -1,0 +1,386 @@
+package simnet
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/internal/netshape"
+	"github.com/cairnlog/cairn/transport"
+)
+
+// Faults are the network's misbehaviour, applied to every frame sent while
+// they are set. Each frame's delay is drawn in [DelayMin, DelayMax], so a
+// range wider than zero reorders frames on one link.
+type Faults struct {
+	DropPercent      int
+	DuplicatePercent int
+	DelayMin         time.Duration
+	DelayMax         time.Duration
+}
+
+// Validate refuses percentages outside [0, 100] and inverted or negative
+// delays.
+func (f Faults) Validate() error {
+	if f.DropPercent < 0 || f.DropPercent > 100 || f.DuplicatePercent < 0 || f.DuplicatePercent > 100 {
+		return fmt.Errorf("simnet: drop %d%% and duplicate %d%% must be in [0, 100]", f.DropPercent, f.DuplicatePercent)
+	}
+	if f.DelayMin < 0 || f.DelayMax < f.DelayMin {
+		return fmt.Errorf("simnet: delay [%v, %v] is not a range of durations", f.DelayMin, f.DelayMax)
+	}
+	return nil
+}
+
+// Stats counts what the network did with frames (a duplicate counts once
+// more in Delivered, Blocked or Lost).
+type Stats struct {
+	Sent       uint64 // frames accepted from senders
+	Dropped    uint64 // dropped by the DropPercent fault
+	Duplicated uint64 // sent twice by the DuplicatePercent fault
+	Blocked    uint64 // due while their link was cut
+	Lost       uint64 // receiver not open, or opened again, when due; or sender closed
+	Delivered  uint64 // handed to the receiver
+}
+
+// ErrClosed: the network or the endpoint was closed.
+var ErrClosed = errors.New("simnet: closed")
+
+type link struct{ from, to uint64 }
+
+// flight is one copy of a frame on the wire.
+type flight struct {
+	at   time.Time
+	seq  uint64 // send order: ties at one instant keep it
+	from *Endpoint
+	to   *Endpoint // the receiver open when it was sent
+	typ  transport.FrameType
+	// group and msgs: a RaftBatch's one group and its marshalled
+	// messages; payload: another frame's bytes.
+	group   uint64
+	msgs    [][]byte
+	payload []byte
+}
+
+func (f *flight) bytes() int {
+	n := len(f.payload)
+	for _, m := range f.msgs {
+		n += len(m)
+	}
+	return n
+}
+
+type flightHeap []*flight
+
+func (h flightHeap) Len() int { return len(h) }
+func (h flightHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h flightHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *flightHeap) Push(x any)   { *h = append(*h, x.(*flight)) }
+func (h *flightHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Network is the simulated network between a cluster's nodes. Safe for
+// concurrent use; Close stops its delivery goroutine.
+type Network struct {
+	clock env.Clock
+	rand  *env.Rand
+
+	mu        sync.Mutex
+	faults    Faults
+	drop      DropFunc
+	cut       map[link]bool
+	endpoints map[uint64]*Endpoint // open ones, by node id
+	flights   flightHeap
+	seq       uint64
+	stats     Stats
+	closed    bool
+
+	wake chan struct{} // a frame was put in flight
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New returns a network delivering on e's clock and drawing its faults
+// from e's Rand, with faults f set, and starts its delivery goroutine.
+func New(e env.Env, f Faults) (*Network, error) {
+	if err := e.Check(); err != nil {
+		return nil, fmt.Errorf("simnet: %w", err)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Network{clock: e.Clock, rand: e.Rand, faults: f, cut: map[link]bool{}, endpoints: map[uint64]*Endpoint{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go n.run()
+	return n, nil
+}
+
+// Close stops delivering: frames in flight are lost. Endpoints stay
+// usable and lose what they send.
+func (n *Network) Close() {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.closed = true
+	n.mu.Unlock()
+	close(n.stop)
+	<-n.done
+}
+
+// SetFaults changes the faults of frames sent from now on.
+func (n *Network) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.faults = f
+	return nil
+}
+
+// DropFunc picks frames to lose on purpose: true drops the frame of type
+// typ sent from one node to another (counted as Dropped). It runs with the
+// network locked: it must not call the network.
+type DropFunc func(from, to uint64, typ transport.FrameType) bool
+
+// SetDrop makes drop choose, beside the random faults, which frames sent
+// from now on are lost (nil: none), for a test aiming at one message.
+func (n *Network) SetDrop(drop DropFunc) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.drop = drop
+}
+
+// Stats returns the counts so far.
+func (n *Network) Stats() Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stats
+}
+
+// InFlight returns how many frames are on the wire.
+func (n *Network) InFlight() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.flights)
+}
+
+// attach makes e the open endpoint of its node.
+func (n *Network) attach(e *Endpoint) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	if _, ok := n.endpoints[e.id]; ok {
+		n.mu.Unlock()
+		return fmt.Errorf("simnet: node %d is already open", e.id)
+	}
+	n.endpoints[e.id] = e
+	others := n.othersLocked(e.id)
+	n.mu.Unlock()
+	for _, o := range others {
+		o.peerChanged(e.id, false)
+	}
+	return nil
+}
+
+func (n *Network) detach(e *Endpoint) {
+	n.mu.Lock()
+	if n.endpoints[e.id] != e {
+		n.mu.Unlock()
+		return
+	}
+	delete(n.endpoints, e.id)
+	others := n.othersLocked(e.id)
+	n.mu.Unlock()
+	for _, o := range others {
+		o.peerChanged(e.id, true)
+	}
+}
+
+// othersLocked lists the open endpoints but node id's.
+func (n *Network) othersLocked(id uint64) []*Endpoint {
+	var others []*Endpoint
+	for oid, o := range n.endpoints {
+		if oid != id {
+			others = append(others, o)
+		}
+	}
+	return others
+}
+
+// open reports whether node id has an open endpoint.
+func (n *Network) open(id uint64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.endpoints[id] != nil
+}
+
+// post puts f on the wire from node from to node to, with the faults in
+// force; false when no endpoint of to is open (f is lost, as to a peer not
+// connected).
+func (n *Network) post(to uint64, f *flight) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f.to = n.endpoints[to]
+	if n.closed || f.to == nil {
+		return false
+	}
+	n.stats.Sent++
+	if n.percentLocked(n.faults.DropPercent) || (n.drop != nil && n.drop(f.from.id, to, f.typ)) {
+		n.stats.Dropped++
+		return true // lost on the way: the sender cannot tell
+	}
+	copies := 1
+	if n.percentLocked(n.faults.DuplicatePercent) {
+		n.stats.Duplicated++
+		copies = 2
+	}
+	now := n.clock.Now()
+	for i := range copies {
+		c := f
+		if i > 0 {
+			dup := *f
+			c = &dup
+		}
+		n.seq++
+		c.seq = n.seq
+		c.at = now.Add(n.faults.DelayMin + time.Duration(n.uint64nLocked(uint64(n.faults.DelayMax-n.faults.DelayMin)+1)))
+		heap.Push(&n.flights, c)
+	}
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (n *Network) percentLocked(p int) bool { return p > 0 && n.uint64nLocked(100) < uint64(p) }
+
+// uint64nLocked draws from [0, bound) (bound ≥ 1); the modulo's bias is
+// below 2^-40 for the bounds used here.
+func (n *Network) uint64nLocked(bound uint64) uint64 {
+	if bound <= 1 {
+		return 0
+	}
+	var b [8]byte
+	_, _ = n.rand.Read(b[:]) // never fails
+	return binary.BigEndian.Uint64(b[:]) % bound
+}
+
+// run delivers the frames as they fall due on the clock, until Close.
+func (n *Network) run() {
+	defer close(n.done)
+	timer := n.clock.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		due, next, pending := n.takeDue()
+		for _, f := range due {
+			n.deliver(f)
+		}
+		if len(due) > 0 {
+			continue // delivering took time on the clock, and may have sent more
+		}
+		if pending {
+			timer.ResetAt(next)
+		}
+		select {
+		case <-n.stop:
+			timer.Stop()
+			return
+		case <-n.wake:
+			timer.Stop()
+		case <-timer.C():
+		}
+	}
+}
+
+// takeDue takes the frames due now off the wire, in delivery order, and
+// says when the next one is due.
+func (n *Network) takeDue() (due []*flight, next time.Time, pending bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.clock.Now()
+	for len(n.flights) > 0 && !n.flights[0].at.After(now) {
+		due = append(due, heap.Pop(&n.flights).(*flight))
+	}
+	if len(n.flights) > 0 {
+		return due, n.flights[0].at, true
+	}
+	return due, time.Time{}, false
+}
+
+// deliver hands f to its receiver unless its link is cut or either end
+// was closed since it was sent; the sender hears of a loss on Unreachable.
+func (n *Network) deliver(f *flight) {
+	n.mu.Lock()
+	switch {
+	case n.cut[link{f.from.id, f.to.id}]:
+		n.stats.Blocked++
+	case n.endpoints[f.to.id] != f.to || n.endpoints[f.from.id] != f.from:
+		n.stats.Lost++
+	default:
+		n.stats.Delivered++
+		n.mu.Unlock()
+		f.from.reached(f.to.id)
+		f.to.receive(f)
+		return
+	}
+	n.mu.Unlock()
+	f.from.lost(f.to.id, f)
+}
+
+// Cut blocks frames from node from to node to (one way) until Heal.
+func (n *Network) Cut(from, to uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cut[link{from, to}] = true
+}
+
+// Isolate cuts node id off from every other node of all, both ways.
+func (n *Network) Isolate(id uint64, all []uint64) { n.cutAll(netshape.Isolate(id, all)) }
+
+// Split cuts every link between nodes on different sides.
+func (n *Network) Split(sides ...[]uint64) { n.cutAll(netshape.Split(sides...)) }
+
+// Ring leaves each node of ring linked only to its two neighbours in that
+// order (the last one's neighbour is the first).
+func (n *Network) Ring(ring []uint64) { n.cutAll(netshape.Ring(ring)) }
+
+// Bridge splits a from b, except node bridge, which stays linked to both.
+func (n *Network) Bridge(a, b []uint64, bridge uint64) { n.cutAll(netshape.Bridge(a, b, bridge)) }
+
+func (n *Network) cutAll(links []netshape.Link) {
+	for _, l := range links {
+		n.Cut(l.From, l.To)
+	}
+}
+
+// Heal restores every link; frames already blocked stay lost.
+func (n *Network) Heal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	clear(n.cut)
+}
+
+// Linked reports whether frames from node from reach node to.
+func (n *Network) Linked(from, to uint64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.cut[link{from, to}]
+}

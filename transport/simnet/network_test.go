@@ -1,0 +1,391 @@
+package simnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/transport"
+)
+
+// waitMax bounds each wait for the delivery goroutine; it is a guard
+// against a hang, not a speed assertion.
+const waitMax = 10 * time.Second
+
+var start = time.Unix(1_700_000_000, 0)
+
+// testNet is a network of nodes recording what their handlers got, as
+// "from>to:what" in arrival order.
+type testNet struct {
+	t     *testing.T
+	clock *env.ManualClock
+	net   *Network
+	nodes map[uint64]*Endpoint
+
+	mu  sync.Mutex
+	got []string
+}
+
+func newTestNet(t *testing.T, seed uint64, f Faults, ids ...uint64) *testNet {
+	t.Helper()
+	clock := env.NewManualClock(start)
+	e := env.Env{Clock: clock, Rand: env.NewSeededRand(seed), FS: vfs.NewMem(), Logger: env.Real().Logger}
+	n, err := New(e, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNet{t: t, clock: clock, net: n, nodes: map[uint64]*Endpoint{}}
+	t.Cleanup(n.Close)
+	for _, id := range ids {
+		tn.open(id, ids)
+	}
+	return tn
+}
+
+func (tn *testNet) open(id uint64, peers []uint64) {
+	tn.t.Helper()
+	ep, err := tn.net.Open(transport.Config{NodeID: id,
+		Handler: func(from, group uint64, msgs []*raftpb.Message) {
+			for _, m := range msgs {
+				tn.record(fmt.Sprintf("%d>%d:g%d/%d", from, id, group, m.GetIndex()))
+			}
+		},
+		Handlers: map[transport.FrameType]transport.FrameHandler{
+			transport.FrameNodeHeartbeat: func(from uint64, payload []byte) {
+				tn.record(fmt.Sprintf("%d>%d:%s", from, id, payload))
+			},
+		}})
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p != id {
+			if err := ep.AddPeer(p, ""); err != nil {
+				tn.t.Fatal(err)
+			}
+		}
+	}
+	tn.nodes[id] = ep
+}
+
+func (tn *testNet) record(s string) {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	tn.got = append(tn.got, s)
+}
+
+func (tn *testNet) frame(from, to uint64, what string) {
+	tn.t.Helper()
+	if err := tn.nodes[from].SendFrame(to, transport.FrameNodeHeartbeat, []byte(what)); err != nil {
+		tn.t.Fatal(err)
+	}
+}
+
+// raft sends one message of group 1 with index idx between replicas of
+// nodes from and to (incarnation 1).
+func (tn *testNet) raft(from, to, idx uint64) {
+	tn.nodes[from].Send(to, 1, []*raftpb.Message{message(from<<transport.IncarnationBits|1, to<<transport.IncarnationBits|1, idx)})
+}
+
+func message(from, to, index uint64) *raftpb.Message {
+	return &raftpb.Message{Type: raftpb.MessageType_MsgApp.Enum(), From: proto.Uint64(from), To: proto.Uint64(to), Index: proto.Uint64(index)}
+}
+
+// settle advances the clock by d and waits until every frame sent is
+// accounted for (delivered, blocked, lost or dropped) or still in flight
+// past the clock's time, then returns what arrived since the last call.
+func (tn *testNet) settle(d time.Duration) []string {
+	tn.t.Helper()
+	tn.clock.Advance(d)
+	deadline := time.Now().Add(waitMax)
+	for {
+		s := tn.net.Stats()
+		tn.net.mu.Lock()
+		due := len(tn.net.flights) > 0 && !tn.net.flights[0].at.After(tn.clock.Now())
+		onWire := uint64(len(tn.net.flights))
+		tn.net.mu.Unlock()
+		if !due && s.Delivered+s.Blocked+s.Lost+onWire == s.Sent-s.Dropped+s.Duplicated {
+			break
+		}
+		if time.Now().After(deadline) {
+			tn.t.Fatalf("frames not delivered: %+v", s)
+		}
+		time.Sleep(time.Millisecond) // the delivery goroutine's handlers run meanwhile
+	}
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	got := tn.got
+	tn.got = nil
+	return got
+}
+
+// TestNetworkDeliversOnTheClock: nothing arrives before its delay has
+// passed on the env clock; frames due together arrive in send order, Raft
+// messages to the Raft handler and frames to their type's handler.
+func TestNetworkDeliversOnTheClock(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{DelayMin: 5 * time.Millisecond, DelayMax: 5 * time.Millisecond}, 1, 2, 3)
+	tn.frame(1, 2, "a")
+	tn.raft(1, 2, 7)
+	tn.frame(3, 2, "b")
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	if err := tn.clock.WaitArmed(ctx, start.Add(5*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if got := tn.settle(4 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("delivered before the delay: %v", got)
+	}
+	want := []string{"1>2:a", "1>2:g1/7", "3>2:b"}
+	if got := tn.settle(time.Millisecond); !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	m := tn.nodes[2].Metrics()
+	if m.FramesReceived != 3 || m.MessagesReceived != 1 {
+		t.Fatalf("receiver metrics %+v", m)
+	}
+}
+
+// TestNetworkFaultsFromTheSeed: with drops, duplicates and random delays
+// each frame's fate comes from the seed: the same seed delivers the same
+// frames in the same order, another seed another order; every frame is
+// dropped, delivered once, or twice.
+func TestNetworkFaultsFromTheSeed(t *testing.T) {
+	run := func(seed uint64) ([]string, Stats) {
+		tn := newTestNet(t, seed, Faults{DropPercent: 20, DuplicatePercent: 20, DelayMin: time.Millisecond, DelayMax: 20 * time.Millisecond}, 1, 2)
+		for i := range 200 {
+			tn.frame(1, 2, fmt.Sprint(i))
+		}
+		return tn.settle(time.Second), tn.net.Stats()
+	}
+	a, statsA := run(7)
+	b, _ := run(7)
+	c, _ := run(8)
+	if !slices.Equal(a, b) {
+		t.Fatal("one seed, two different runs")
+	}
+	if slices.Equal(a, c) {
+		t.Fatal("two seeds, one run")
+	}
+	if statsA.Dropped == 0 || statsA.Duplicated == 0 || statsA.Delivered != statsA.Sent-statsA.Dropped+statsA.Duplicated {
+		t.Fatalf("stats %+v", statsA)
+	}
+	if slices.IsSorted(a) {
+		t.Fatal("random delays did not reorder")
+	}
+	counts := map[string]int{}
+	for _, s := range a {
+		counts[s]++
+	}
+	for s, n := range counts {
+		if n > 2 {
+			t.Fatalf("%s delivered %d times", s, n)
+		}
+	}
+}
+
+// TestNetworkCutsAndHeal: a one-way cut loses frames that way only and the
+// sender hears of the loss once; heal restores the link.
+func TestNetworkCutsAndHeal(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}, 1, 2)
+	tn.net.Cut(1, 2)
+	tn.frame(1, 2, "lost1")
+	tn.frame(1, 2, "lost2")
+	tn.frame(2, 1, "back")
+	if got := tn.settle(time.Millisecond); !slices.Equal(got, []string{"2>1:back"}) {
+		t.Fatalf("across a one-way cut: %v", got)
+	}
+	select {
+	case id := <-tn.nodes[1].Unreachable():
+		if id != 2 {
+			t.Fatalf("unreachable %d", id)
+		}
+	default:
+		t.Fatal("the sender was not told of the loss")
+	}
+	select {
+	case id := <-tn.nodes[1].Unreachable():
+		t.Fatalf("node %d reported twice", id)
+	default:
+	}
+	tn.net.Heal()
+	tn.frame(1, 2, "healed")
+	if got := tn.settle(time.Millisecond); !slices.Equal(got, []string{"1>2:healed"}) {
+		t.Fatalf("after heal: %v", got)
+	}
+	if s := tn.net.Stats(); s.Blocked != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestNetworkPartitionShapes: the links each partition leaves.
+func TestNetworkPartitionShapes(t *testing.T) {
+	all := []uint64{1, 2, 3, 4, 5}
+	links := func(n *Network) string {
+		var out []string
+		for _, a := range all {
+			for _, b := range all {
+				if a >= b {
+					continue
+				}
+				switch ab, ba := n.Linked(a, b), n.Linked(b, a); {
+				case ab && ba:
+					out = append(out, fmt.Sprintf("%d-%d", a, b))
+				case ab:
+					out = append(out, fmt.Sprintf("%d>%d", a, b))
+				case ba:
+					out = append(out, fmt.Sprintf("%d>%d", b, a))
+				}
+			}
+		}
+		return fmt.Sprint(out)
+	}
+	for _, tc := range []struct {
+		name  string
+		apply func(n *Network)
+		want  string
+	}{
+		{"isolate", func(n *Network) { n.Isolate(3, all) }, "[1-2 1-4 1-5 2-4 2-5 4-5]"},
+		{"split", func(n *Network) { n.Split([]uint64{1, 2, 3}, []uint64{4, 5}) }, "[1-2 1-3 2-3 4-5]"},
+		{"ring", func(n *Network) { n.Ring([]uint64{1, 3, 5, 2, 4}) }, "[1-3 1-4 2-4 2-5 3-5]"},
+		{"bridge", func(n *Network) { n.Bridge([]uint64{1, 2, 3}, []uint64{3, 4, 5}, 3) }, "[1-2 1-3 2-3 3-4 3-5 4-5]"},
+		{"one way", func(n *Network) { n.Cut(2, 1) }, "[1>2 1-3 1-4 1-5 2-3 2-4 2-5 3-4 3-5 4-5]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := newTestNet(t, 1, Faults{})
+			tc.apply(tn.net)
+			if got := links(tn.net); got != tc.want {
+				t.Fatalf("links %s, want %s", got, tc.want)
+			}
+			tn.net.Heal()
+			if got := links(tn.net); got != "[1-2 1-3 1-4 1-5 2-3 2-4 2-5 3-4 3-5 4-5]" {
+				t.Fatalf("healed: %s", got)
+			}
+		})
+	}
+}
+
+// TestNetworkChecksAsTCPDoes: a Raft message from a replica of another
+// node, or for one, is dropped and counted; a frame type without a handler
+// is a protocol error; a send to a node not a peer, or not open, fails and
+// is reported.
+func TestNetworkChecksAsTCPDoes(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{}, 1, 2)
+	tn.nodes[1].Send(2, 1, []*raftpb.Message{message(3<<transport.IncarnationBits, 2<<transport.IncarnationBits, 0)})
+	tn.nodes[1].Send(2, 1, []*raftpb.Message{message(1<<transport.IncarnationBits, 3<<transport.IncarnationBits, 0)})
+	if err := tn.nodes[1].SendFrame(2, transport.FrameSnapshotRead, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := tn.settle(time.Millisecond); len(got) != 0 {
+		t.Fatalf("delivered %v", got)
+	}
+	if m := tn.nodes[2].Metrics(); m.MessagesMisaddressed != 2 || m.ProtocolErrors != 1 {
+		t.Fatalf("metrics %+v", m)
+	}
+	if err := tn.nodes[1].SendFrame(9, transport.FrameNodeHeartbeat, nil); !errors.Is(err, transport.ErrPeerUnknown) {
+		t.Fatalf("to an unknown node: %v", err)
+	}
+	if id := <-tn.nodes[1].Unreachable(); id != 9 {
+		t.Fatalf("unreachable %d", id)
+	}
+	if err := tn.nodes[1].AddPeer(9, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.nodes[1].SendFrame(9, transport.FrameNodeHeartbeat, nil); !errors.Is(err, transport.ErrNotConnected) {
+		t.Fatalf("to a node not open: %v", err)
+	}
+}
+
+// TestNetworkReopenLosesFramesInFlight: frames in flight to a node that
+// closes, and opens again, are lost as a dead process's connection's are;
+// frames sent to the new endpoint arrive.
+func TestNetworkReopenLosesFramesInFlight(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{DelayMin: 10 * time.Millisecond, DelayMax: 10 * time.Millisecond}, 1, 2)
+	tn.frame(1, 2, "old")
+	if err := tn.nodes[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.nodes[2].SendFrame(1, transport.FrameNodeHeartbeat, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send from a closed endpoint: %v", err)
+	}
+	tn.open(2, []uint64{1})
+	tn.frame(1, 2, "new")
+	if got := tn.settle(10 * time.Millisecond); !slices.Equal(got, []string{"1>2:new"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	if s := tn.net.Stats(); s.Lost != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestNetworkDropsChosenFrames: SetDrop loses the frames it picks and
+// nothing else.
+func TestNetworkDropsChosenFrames(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{}, 1, 2)
+	tn.net.SetDrop(func(from, to uint64, typ transport.FrameType) bool {
+		return from == 1 && typ == transport.FrameNodeHeartbeat
+	})
+	tn.frame(1, 2, "dropped")
+	tn.raft(1, 2, 3)
+	tn.frame(2, 1, "kept")
+	if got := tn.settle(time.Millisecond); !slices.Equal(got, []string{"1>2:g1/3", "2>1:kept"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	tn.net.SetDrop(nil)
+	tn.frame(1, 2, "again")
+	if got := tn.settle(time.Millisecond); !slices.Equal(got, []string{"1>2:again"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	if s := tn.net.Stats(); s.Dropped != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestNetworkReportsGonePeers: a node that closes is reported gone to its
+// peers once, PeerGone and PeerConnected follow it, and a cut link is not
+// connected but not gone.
+func TestNetworkReportsGonePeers(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{}, 1, 2, 3)
+	one := tn.nodes[1]
+	if !one.PeerConnected(2) || one.PeerGone(2) {
+		t.Fatalf("open peer: connected %v, gone %v", one.PeerConnected(2), one.PeerGone(2))
+	}
+	tn.net.Cut(2, 1)
+	if one.PeerConnected(2) || one.PeerGone(2) {
+		t.Fatalf("cut peer: connected %v, gone %v", one.PeerConnected(2), one.PeerGone(2))
+	}
+	tn.net.Heal()
+	if err := tn.nodes[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{1, 3} {
+		select {
+		case got := <-tn.nodes[id].Gone():
+			if got != 2 {
+				t.Fatalf("node %d told node %d gone", id, got)
+			}
+		default:
+			t.Fatalf("node %d was not told node 2 is gone", id)
+		}
+		if !tn.nodes[id].PeerGone(2) || tn.nodes[id].PeerConnected(2) {
+			t.Fatalf("node %d: closed peer gone %v, connected %v", id, tn.nodes[id].PeerGone(2), tn.nodes[id].PeerConnected(2))
+		}
+	}
+	select {
+	case got := <-one.Gone():
+		t.Fatalf("node 1 told twice: %d", got)
+	default:
+	}
+	tn.open(2, []uint64{1, 3})
+	if one.PeerGone(2) || !one.PeerConnected(2) {
+		t.Fatalf("reopened peer: gone %v, connected %v", one.PeerGone(2), one.PeerConnected(2))
+	}
+}
