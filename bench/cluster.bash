@@ -17,8 +17,10 @@
 cluster_runs="1k:all:1 1k:all:16"
 kills_per_age=20
 # The first is franz-go's default MetadataMinAge, which cairn bench and any
-# client left at its defaults use; the second a client tuned for failover.
-kill_ages="5s 250ms"
+# client left at its defaults use; the second the same for a producer that
+# has run 6 s (past MetadataMinAge, as a long-lived one has: AGE+STEADY is
+# bench/failover's --steady); the last a client tuned for failover.
+kill_ages="5s 5s+6s 250ms"
 idle_partitions=100
 idle_settle=5
 idle_seconds=10
@@ -217,13 +219,14 @@ produce_runs() {
 # (in bench/failover) until all replicas are back in sync. A failed kill
 # ends the loop for AGE, once the cluster is whole again.
 kill_loop() {
-	local age=$1 k i failed out="$work/failover-$1.jsonl"
+	local age=${1%%+*} steady=0s k i failed out="$work/failover-$1.jsonl"
+	[[ $1 == *+* ]] && steady=${1#*+}
 	: >"$out"
 	for k in $(seq 1 "$kills_per_age"); do
 		step "failover $k/$kills_per_age, MetadataMinAge $age"
 		failed=0
 		"$work/failover" --brokers "$cluster_brokers" --topic bench-failover --pids "$(pid_list)" \
-			--metadata-min-age "$age" --timeout 60s --json >>"$out" 2>"$work/failover.err" || failed=1
+			--metadata-min-age "$age" --steady "$steady" --timeout 60s --json >>"$out" 2>"$work/failover.err" || failed=1
 		if [ "$failed" = 1 ]; then
 			echo "failover $k failed: $(tail -n 1 "$work/failover.err")" >&2
 			echo "MetadataMinAge $age, kill $k: $(tail -n 1 "$work/failover.err")" >>"$work/failover-errors.txt"
@@ -346,7 +349,9 @@ s16=$(field single-produce-1k-all-p16 megabytes_per_second)
 	echo "replicas are in sync. MetadataMinAge is the least time between the client's"
 	echo "metadata refreshes: 5 s is franz-go's default, the setting of \`cairn bench\` and of"
 	echo "any franz-go client left at its defaults; the client learns of the new leader only"
-	echo "at a refresh."
+	echo "at a refresh, and refreshes at once only when its last refresh is older than"
+	echo "MetadataMinAge. A new client is made for each kill; AGE+S: it produces for S"
+	echo "before the kill (a long-lived producer)."
 	echo
 	echo "| MetadataMinAge | kills | p50 ms | p99 ms | min ms | max ms | new leaders |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
@@ -377,7 +382,7 @@ s16=$(field single-produce-1k-all-p16 megabytes_per_second)
 	echo "  --raft-addr 127.0.0.1:R --peers 1=127.0.0.1:R1,2=127.0.0.1:R2,3=127.0.0.1:R3"
 	echo "cairn topic create T --partitions P --replication-factor $replication_factor   # 1 on the single node"
 	echo "cairn bench produce --topic T --partitions P --record-bytes 1024 --acks all --duration ${seconds}s [--rate R]"
-	echo "failover --brokers B --topic bench-failover --pids 1=PID,2=PID,3=PID --metadata-min-age 5s|250ms --json"
+	echo "failover --brokers B --topic bench-failover --pids 1=PID,2=PID,3=PID --metadata-min-age 5s|250ms [--steady 6s] --json"
 	echo '```'
 	echo
 	echo "<details><summary>Raw summaries (cairn bench --json, bench/fsyncref --json, bench/failover --json)</summary>"

@@ -122,7 +122,17 @@
 // leader here) or, with no replica here, the leader table's; InSync is the
 // leader's Raft progress (recently active and caught up to the commit)
 // or, elsewhere, the replicas on nodes the table sees alive; Brokers the
-// registered nodes; ControllerID the metadata leader's node.
+// registered nodes; ControllerID the metadata leader's node. A leader (or
+// metadata leader) on a node the transport found gone is unknown (-1).
+//
+// A node whose process ended is replaced at once: the transport reports
+// it gone when its connection is lost and a dial to its address is
+// refused (transport.Gone), and reportGone hands that to every local group
+// (replica.Scheduler.ReportGone): a follower of a leader there forgets it
+// and the lowest surviving voter campaigns, without waiting for the
+// election timeout or, for a quiesced group, the leader table's liveness.
+// A lost connection to a node still listening (a reset, a black hole)
+// changes nothing of this.
 //
 // # Idle cost, figures and health
 //

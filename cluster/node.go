@@ -37,6 +37,11 @@ type Transport interface {
 	SendFrame(to uint64, typ transport.FrameType, payload []byte) error
 	AddPeer(id uint64, addr string) error
 	Unreachable() <-chan uint64
+	// Gone reports peers whose process ended; PeerGone and PeerConnected
+	// say how a peer stands now.
+	Gone() <-chan uint64
+	PeerGone(id uint64) bool
+	PeerConnected(id uint64) bool
 	Metrics() transport.Metrics
 	Close() error
 }
@@ -195,6 +200,8 @@ func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Pro
 			}
 		},
 		Handlers: handlers,
+		// Leader's Disconnected follows the connections.
+		PeerChanged: func(uint64) { c.signalLeaders() },
 		JoinHandler: func(from uint64, payload []byte) []byte {
 			if ct := ctl(); ct != nil {
 				return ct.ServeJoin(from, payload)
@@ -259,7 +266,8 @@ func (c *Cluster) onMetaApplied(ctl *controller.Controller) {
 // startNodeLoops runs the leader table's heartbeats, the moves of the
 // partitions this node leads (moveLoop), wakes LeadersChanged
 // watchers when the table changes, and tells the table and the groups of
-// peers the transport lost frames to (reportUnreachable).
+// peers the transport lost frames to (reportUnreachable) and of the
+// peers it found gone (reportGone).
 func (c *Cluster) startNodeLoops() {
 	n := c.node
 	ctx, cancel := context.WithCancel(context.Background())
@@ -287,6 +295,37 @@ func (c *Cluster) startNodeLoops() {
 			}
 		}
 	})
+	n.wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.tcp.Gone():
+				c.reportGone()
+			}
+		}
+	})
+}
+
+// reportGone tells every local group that the nodes the transport found
+// gone (their process ended) are, so that the followers of a leader there
+// elect a new one at once rather than after the election timeout
+// (replica.Scheduler.ReportGone), and wakes the LeadersChanged watchers:
+// Leader no longer names a gone node.
+func (c *Cluster) reportGone() {
+	c.sched.ReportGone(c.replicaGone)
+	c.signalLeaders()
+}
+
+// replicaGone reports whether a replica's node is gone as the transport
+// last found it (a lost connection, then a refused dial, and no
+// connection since).
+func (c *Cluster) replicaGone(replicaID uint64) bool {
+	return c.nodeGone(meta.NodeOf(replicaID))
+}
+
+func (c *Cluster) nodeGone(node int32) bool {
+	return node != c.cfg.NodeID && c.node.tcp.PeerGone(uint64(node))
 }
 
 // reportUnreachable tells the leader table that frames to node were lost

@@ -32,6 +32,8 @@ type testNodes struct {
 	// kafkaPort is the port each node registers in its Kafka address
 	// (never bound here); a test changes it before a restart.
 	kafkaPort map[int32]int
+	// edit, when set, changes every node's config.
+	edit func(*Config)
 }
 
 // freeLoopbackAddrs reserves n loopback addresses: the peer list, and so
@@ -121,6 +123,9 @@ func (tn *testNodes) config(id int32) Config {
 	cfg.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", tn.kafkaPort[id])
 	cfg.Rack = fmt.Sprintf("rack-%d", id)
 	cfg.RaftTickMs, cfg.StartTimeoutMs = 10, nodeWaitMax.Milliseconds()
+	if tn.edit != nil {
+		tn.edit(&cfg)
+	}
 	return cfg
 }
 

@@ -27,6 +27,10 @@ type Leader struct {
 	// Local: this node leads the partition and serves it (a replicated
 	// leader once its term's first entry applied), so Partition appends.
 	Local bool
+	// Disconnected: the leader is another node whose connection to this
+	// one is down, neither back nor found gone yet: it may have just died
+	// (Metadata waits a moment before naming it).
+	Disconnected bool
 }
 
 // Broker is one node as clients reach it.
@@ -65,7 +69,10 @@ func (c *Cluster) Leader(topic string, index int32) (Leader, error) {
 // slotLeader is the leader of one partition slot. A single node leads
 // every open partition; an offline one has none. On a cluster, a local
 // replica's view is its own last leadership, and a partition with no
-// replica here is the leader table's.
+// replica here is the leader table's; a leader on a node the transport
+// found gone (its process ended) is unknown: an election is on, and
+// clients told of the dead node would wait for their next metadata
+// refresh to learn of the new one.
 func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 	unknown := Leader{Node: -1, Epoch: -1}
 	switch {
@@ -73,18 +80,25 @@ func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 		return Leader{Node: c.cfg.NodeID, Epoch: s.Partition.LeaderEpoch(), Local: true}
 	case s.Partition != nil:
 		l := c.leadership(s.Group)
-		if l.Leader == 0 {
+		if l.Leader == 0 || c.replicaGone(l.Leader) {
 			return unknown
 		}
-		return Leader{Node: meta.NodeOf(l.Leader), Epoch: int32(l.Term), Local: l.Ready && l.Leader == c.replicaID()}
+		node := meta.NodeOf(l.Leader)
+		return Leader{Node: node, Epoch: int32(l.Term), Local: l.Ready && l.Leader == c.replicaID(), Disconnected: c.nodeDisconnected(node)}
 	case c.cfg.clustered() && isNoReplica(s):
 		node, _, term, ok := c.node.leaders.Leader(s.Group)
-		if !ok {
+		if !ok || c.nodeGone(int32(node)) {
 			return unknown
 		}
-		return Leader{Node: int32(node), Epoch: int32(term)}
+		return Leader{Node: int32(node), Epoch: int32(term), Disconnected: c.nodeDisconnected(int32(node))}
 	}
 	return unknown
+}
+
+// nodeDisconnected reports whether node is another node whose transport
+// connection is down.
+func (c *Cluster) nodeDisconnected(node int32) bool {
+	return node != c.cfg.NodeID && !c.node.tcp.PeerConnected(uint64(node))
 }
 
 // InSync lists the node ids of a partition's replicas this node counts in
@@ -178,7 +192,7 @@ func (c *Cluster) ControllerID() int32 {
 		return c.cfg.NodeID // a single node leads its own metadata group
 	}
 	l := c.ctl.Leadership()
-	if l.Leader == 0 {
+	if l.Leader == 0 || c.replicaGone(l.Leader) {
 		return -1
 	}
 	return meta.NodeOf(l.Leader)

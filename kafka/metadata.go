@@ -10,6 +10,14 @@ package kafka
 // copy here failed. A partition with no known leader, or whose leader is
 // unreachable or is this node with a failed copy, is reported with
 // LEADER_NOT_AVAILABLE and leader -1, as Kafka does, so clients ask again.
+// A partition whose leader's node is gone (its process ended, as the
+// transport found) has no known leader either. While a partition in the
+// answer has no leader but can elect one, or has a leader whose node this
+// one just lost its connection to (it may have died, and be found gone a
+// moment later), the answer waits for the election or the connection, at
+// most leaderWaitMax (1.5 s, leaderwait.go): franz-go asks again only
+// after MetadataMinAge (5 s by default), so an answer sent a few
+// milliseconds too early would cost its producers seconds.
 // On a single node that is one broker leading every partition, replicas and
 // ISR this node alone. Unknown topics are created when the server allows
 // auto-creation and the request does (always for v0-v3, which have no flag),
@@ -32,9 +40,30 @@ import (
 
 func init() { register(kmsg.Metadata.Int16(), 0, 12, handleMetadata) }
 
-func handleMetadata(s *Server, _ *conn, r kmsg.Request) reply {
+func handleMetadata(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.MetadataRequest)
-	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	changed := s.view.LeadersChanged()
+	resp, electing := s.metadata(req)
+	if !electing {
+		return reply{resp: resp}
+	}
+	// A partition is between leaders: wait (bounded, off the read loop)
+	// for the election rather than send the client away for its next
+	// refresh.
+	return reply{wait: func() kmsg.Response {
+		s.awaitLeaders(c.ctx, changed, func() bool {
+			resp, electing = s.metadata(req)
+			return !electing
+		})
+		return resp
+	}}
+}
+
+// metadata answers req as this node knows the cluster now; electing
+// reports that some partition in the answer has no leader while an
+// election can give it one (a replica here, or a partition led elsewhere).
+func (s *Server) metadata(req *kmsg.MetadataRequest) (resp *kmsg.MetadataResponse, electing bool) {
+	resp = req.ResponseKind().(*kmsg.MetadataResponse)
 	endpoints := s.endpoints()
 	for _, e := range endpoints {
 		b := kmsg.NewMetadataResponseBroker()
@@ -50,18 +79,18 @@ func handleMetadata(s *Server, _ *conn, r kmsg.Request) reply {
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
 		for _, t := range s.view.Topics() {
-			resp.Topics = append(resp.Topics, s.topicMetadata(t, reachable))
+			resp.Topics = append(resp.Topics, s.topicMetadata(t, reachable, &electing))
 		}
-		return reply{resp: resp}
+		return resp, electing
 	}
 	autoCreate := s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
-		resp.Topics = append(resp.Topics, s.requestedTopicMetadata(rt, autoCreate, reachable))
+		resp.Topics = append(resp.Topics, s.requestedTopicMetadata(rt, autoCreate, reachable, &electing))
 	}
-	return reply{resp: resp}
+	return resp, electing
 }
 
-func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate bool, reachable map[int32]bool) kmsg.MetadataResponseTopic {
+func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate bool, reachable map[int32]bool, electing *bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.AuthorizedOperations = -2147483648
 	var t *cluster.Topic
@@ -73,7 +102,7 @@ func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate
 			mt.ErrorCode = kerr.UnknownTopicID.Code
 			return mt
 		}
-		return s.topicMetadata(t, reachable)
+		return s.topicMetadata(t, reachable, electing)
 	}
 	name := *rt.Topic
 	mt.Topic = &name
@@ -100,12 +129,13 @@ func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate
 		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return mt
 	}
-	return s.topicMetadata(t, reachable)
+	return s.topicMetadata(t, reachable, electing)
 }
 
 // topicMetadata describes t's partitions; reachable is the node ids in the
-// response's broker list.
-func (s *Server) topicMetadata(t *cluster.Topic, reachable map[int32]bool) kmsg.MetadataResponseTopic {
+// response's broker list. It sets *electing when a partition has no
+// leader now but can get one by election.
+func (s *Server) topicMetadata(t *cluster.Topic, reachable map[int32]bool, electing *bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -113,13 +143,17 @@ func (s *Server) topicMetadata(t *cluster.Topic, reachable map[int32]bool) kmsg.
 	mt.IsInternal = t.Name == groups.OffsetsTopic
 	mt.AuthorizedOperations = -2147483648
 	for _, slot := range t.Partitions {
-		mt.Partitions = append(mt.Partitions, s.partitionMetadata(t.Name, slot, reachable))
+		mp, between := s.partitionMetadata(t.Name, slot, reachable)
+		*electing = *electing || between
+		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
 }
 
-// partitionMetadata describes one partition as this node knows it.
-func (s *Server) partitionMetadata(topic string, slot *cluster.PartitionSlot, reachable map[int32]bool) kmsg.MetadataResponseTopicPartition {
+// partitionMetadata describes one partition as this node knows it;
+// electing reports that it has no leader now (an election is on, or its
+// leader's node is gone) while a live copy here or elsewhere can lead it.
+func (s *Server) partitionMetadata(topic string, slot *cluster.PartitionSlot, reachable map[int32]bool) (mp kmsg.MetadataResponseTopicPartition, electing bool) {
 	self := s.cluster.NodeID()
 	localFailed := slot.Partition == nil && !errors.Is(slot.Offline, cluster.ErrNotLeader) ||
 		slot.Partition != nil && slot.Partition.Err() != nil
@@ -131,7 +165,7 @@ func (s *Server) partitionMetadata(topic string, slot *cluster.PartitionSlot, re
 		// slots; its copy here is the one there is to report.
 		replicas = []int32{self}
 	}
-	mp := kmsg.NewMetadataResponseTopicPartition()
+	mp = kmsg.NewMetadataResponseTopicPartition()
 	mp.Partition = slot.Index
 	mp.Replicas = slices.Clone(replicas)
 	mp.ISR = []int32{}
@@ -151,12 +185,16 @@ func (s *Server) partitionMetadata(topic string, slot *cluster.PartitionSlot, re
 	case err != nil || l.Node < 0:
 		// No leader now (an election, or the topic went away meanwhile).
 		mp.ErrorCode, mp.Leader, mp.LeaderEpoch = kerr.LeaderNotAvailable.Code, -1, l.Epoch
+		electing = err == nil && (slot.Partition != nil && !localFailed || slot.NoLocalReplica())
 	case l.Node == self && localFailed:
 		mp.ErrorCode, mp.Leader, mp.LeaderEpoch = kerr.LeaderNotAvailable.Code, -1, -1
 	case !reachable[l.Node]:
 		mp.ErrorCode, mp.Leader, mp.LeaderEpoch = kerr.LeaderNotAvailable.Code, -1, l.Epoch
 	default:
 		mp.Leader, mp.LeaderEpoch = l.Node, l.Epoch
+		// Its node may have just died: wait to see it found gone (then
+		// an election runs) or connected again.
+		electing = l.Disconnected
 	}
-	return mp
+	return mp, electing
 }

@@ -25,16 +25,21 @@ package kafka
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no transaction coordinator), and
 // compressed batches are stored exactly as sent (compression.type=producer).
 // Responses stop at v9, so they never carry the new leader (KIP-951, v10):
-// clients learn of it from Metadata.
+// clients learn of it from Metadata. A produce reaching a node that just won
+// the partition's election, before its leadership is ready (its term's first
+// entry applied), waits for it, at most leaderWaitMax (1.5 s, leaderwait.go), rather
+// than send the client back to Metadata.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/partition"
 )
@@ -138,7 +143,7 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res, err := s.producePartition(rt.Topic, rp, req.Acks, refuse)
+			res, err := s.producePartition(c, rt.Topic, rp, req.Acks, refuse)
 			if err != nil {
 				failed = true
 				setProduceError(sp, err)
@@ -177,16 +182,32 @@ func setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error) {
 	sp.BaseOffset = -1
 }
 
+// readyLeaderPartition is leaderPartition (no epoch check: Produce has
+// none) that, when this node won the partition's election and its
+// leadership is not yet ready, waits for it, at most leaderWaitMax.
+func (s *Server) readyLeaderPartition(c *conn, topic string, index int32) (*partition.Partition, error) {
+	changed := s.view.LeadersChanged()
+	p, l, err := s.leaderPartition(topic, index, -1)
+	if err == nil || l.Local || l.Node != s.cluster.NodeID() || !errors.Is(err, cluster.ErrNotLeader) {
+		return p, err
+	}
+	s.awaitLeaders(c.ctx, changed, func() bool {
+		p, l, err = s.leaderPartition(topic, index, -1)
+		return l.Local || l.Node != s.cluster.NodeID()
+	})
+	return p, err
+}
+
 type produceResult struct {
 	partition.AppendResult
 	partition *partition.Partition
 }
 
-func (s *Server) producePartition(topic string, rp kmsg.ProduceRequestTopicPartition, acks int16, refuse error) (produceResult, error) {
+func (s *Server) producePartition(c *conn, topic string, rp kmsg.ProduceRequestTopicPartition, acks int16, refuse error) (produceResult, error) {
 	if refuse != nil {
 		return produceResult{}, refuse
 	}
-	p, _, err := s.leaderPartition(topic, rp.Partition, -1)
+	p, err := s.readyLeaderPartition(c, topic, rp.Partition)
 	if err != nil {
 		return produceResult{}, err
 	}

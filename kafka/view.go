@@ -21,6 +21,9 @@ type clusterView interface {
 	TopicByID(id [16]byte) (*cluster.Topic, bool)
 	Partition(topic string, index int32) (*partition.Partition, error)
 	Leader(topic string, index int32) (cluster.Leader, error)
+	// LeadersChanged is closed at the next change of a leader (Metadata
+	// and Produce wait on it, bounded, for an election to end).
+	LeadersChanged() <-chan struct{}
 	InSync(topic string, index int32) []int32
 	Brokers() []cluster.Broker
 	ControllerID() int32

@@ -48,6 +48,13 @@
 // response, an unreachable report, a call leaving the group busy or in
 // another role, or a watched node no longer alive wakes it.
 //
+// ReportGone (leadergone.go) tells the groups that some replicas' processes
+// ended: a follower of such a leader forgets it (raft's ForgetLeader, which
+// takes it out of the CheckQuorum lease) and the lowest voter not gone
+// campaigns at once, repeating its pre-vote at each tick for an election
+// timeout while it has no leader; a quiesced group whose leader is not gone
+// is left alone.
+//
 // Scheduler.ReadIndex gives linearizable reads (readindex.go): it returns
 // once a ready leader's leadership was confirmed by a quorum heartbeat
 // round begun after the call and the group applied up to that round's

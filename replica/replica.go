@@ -66,6 +66,12 @@ type Replica struct {
 	// strangers counts messages stepped from outside the configuration.
 	strangers uint64
 
+	// electionTicks is the group's election timeout in ticks;
+	// campaignTicksLeft the ticks a campaign LeaderGone started still
+	// repeats its pre-vote (leadergone.go).
+	electionTicks     int
+	campaignTicksLeft int
+
 	err error
 }
 
@@ -127,7 +133,8 @@ func New(e env.Env, cfg Config, storage Storage, sm StateMachine) (*Replica, err
 	if err != nil {
 		return nil, fmt.Errorf("replica %x: %w", cfg.ID, err)
 	}
-	r := &Replica{id: cfg.ID, rn: rn, storage: storage, sm: sm, lastIndex: last, applied: applied, confState: cs}
+	r := &Replica{id: cfg.ID, rn: rn, storage: storage, sm: sm, lastIndex: last, applied: applied, confState: cs,
+		electionTicks: cfg.ElectionTick}
 	r.notifyLeadership() // the term it restarts in
 	return r, nil
 }
@@ -192,6 +199,7 @@ func (r *Replica) HasReady() bool { return r.err == nil && r.rn.HasReady() }
 func (r *Replica) Tick() {
 	if r.err == nil {
 		r.rn.Tick()
+		r.retryCampaign()
 	}
 }
 

@@ -140,7 +140,9 @@ type group struct {
 	reads       []readWaiter
 	round       *readRound
 	unreachable []uint64 // peers a send to failed
-	ticks       int
+	// gone, when set, tells the replicas whose process ended (ReportGone).
+	gone  func(replicaID uint64) bool
+	ticks int
 	// wantSync is the highest SyncSeq HandleReady asked for, syncedSeq the
 	// highest a completed Sync covered and not yet handed to Synced.
 	wantSync, syncedSeq uint64
@@ -280,6 +282,28 @@ func (s *Scheduler) ReportUnreachable(groupID, peer uint64) {
 	g.unreachable = append(g.unreachable, peer)
 	g.wakeLocked()
 	s.enqueueLocked(g)
+}
+
+// ReportGone tells every group that the processes of the replicas for
+// which gone is true have ended (their node's connection closed and a
+// dial was refused): a follower of such a leader forgets it and the
+// lowest surviving voter campaigns at once (Replica.LeaderGone), instead
+// of waiting for the election timeout. A quiesced group whose leader is
+// not gone stays quiesced. gone is called on the workers and under the
+// scheduler's lock: it must not call the scheduler.
+func (s *Scheduler) ReportGone(gone func(replicaID uint64) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		if g.quiesced {
+			if g.quiescedAs.state == raft.StateLeader || !gone(g.quiescedAs.lead) {
+				continue
+			}
+			g.wakeLocked()
+		}
+		g.gone = gone
+		s.enqueueLocked(g)
+	}
 }
 
 // Do runs f on the group's replica on a worker (Propose, Campaign,
@@ -457,6 +481,7 @@ func (s *Scheduler) worker() {
 type events struct {
 	inbox       []*raftpb.Message
 	unreachable []uint64
+	gone        func(replicaID uint64) bool
 	ops         []op
 	reads       []readWaiter
 	ticks       int
@@ -471,9 +496,9 @@ type events struct {
 }
 
 func takeEvents(g *group) events {
-	ev := events{inbox: g.inbox, unreachable: g.unreachable, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr,
+	ev := events{inbox: g.inbox, unreachable: g.unreachable, gone: g.gone, ops: g.ops, ticks: g.ticks, syncedSeq: g.syncedSeq, syncErr: g.syncErr,
 		quiesced: g.quiesced, watch: g.watch, quiescedAs: g.quiescedAs, wakes: g.wakes}
-	g.inbox, g.unreachable, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, nil, 0, 0, nil
+	g.inbox, g.unreachable, g.gone, g.ops, g.ticks, g.syncedSeq, g.syncErr = nil, nil, nil, nil, 0, 0, nil
 	if g.round == nil { // else they wait for the next round
 		ev.reads, g.reads = g.reads, nil
 	}
@@ -481,7 +506,7 @@ func takeEvents(g *group) events {
 }
 
 func (g *group) hasEventsLocked() bool {
-	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil ||
+	return !g.removed && (len(g.inbox) > 0 || len(g.unreachable) > 0 || g.gone != nil || len(g.ops) > 0 || g.ticks > 0 || g.syncedSeq > 0 || g.syncErr != nil ||
 		len(g.reads) > 0 && g.round == nil)
 }
 
@@ -504,6 +529,9 @@ func (s *Scheduler) run(g *group, ev events) (uint64, quiescence) {
 	}
 	for _, peer := range ev.unreachable {
 		r.ReportUnreachable(peer)
+	}
+	if ev.gone != nil {
+		r.LeaderGone(ev.gone)
 	}
 	if ev.syncedSeq > 0 {
 		if out, err := r.Synced(ev.syncedSeq); err == nil && len(out) > 0 {

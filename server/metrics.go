@@ -72,6 +72,7 @@ type nodeDescs struct {
 	electionsStarted, electionsWon                              *prometheus.Desc
 	messagesSent, messagesReceived, messagesDropped             *prometheus.Desc
 	framesSent, framesReceived, bytesSent, bytesReceived        *prometheus.Desc
+	peersGone                                                   *prometheus.Desc
 }
 
 func newNodeDescs() nodeDescs {
@@ -91,13 +92,14 @@ func newNodeDescs() nodeDescs {
 		framesReceived:   d("cairn_transport_frames_received_total", "Frames read from other nodes."),
 		bytesSent:        d("cairn_transport_sent_bytes_total", "Bytes written to other nodes, frame headers included."),
 		bytesReceived:    d("cairn_transport_received_bytes_total", "Bytes read from other nodes."),
+		peersGone:        d("cairn_transport_peers_gone_total", "Times another node was found gone: its connection lost, then its address refused a dial."),
 	}
 }
 
 func (d nodeDescs) describe(ch chan<- *prometheus.Desc) {
 	for _, desc := range []*prometheus.Desc{d.leaders, d.underReplicated, d.notCaughtUp, d.quiesced, d.metaLeader,
 		d.electionsStarted, d.electionsWon, d.messagesSent, d.messagesReceived, d.messagesDropped,
-		d.framesSent, d.framesReceived, d.bytesSent, d.bytesReceived} {
+		d.framesSent, d.framesReceived, d.bytesSent, d.bytesReceived, d.peersGone} {
 		ch <- desc
 	}
 }
@@ -124,4 +126,5 @@ func (d nodeDescs) collect(ch chan<- prometheus.Metric, st cluster.NodeStats) {
 	counter(d.framesReceived, t.FramesReceived)
 	counter(d.bytesSent, t.BytesSent)
 	counter(d.bytesReceived, t.BytesReceived)
+	counter(d.peersGone, t.PeersGone)
 }

@@ -37,6 +37,11 @@ type Config struct {
 	// JoinHandler, when set, serves the join connections of nodes this
 	// one does not know (join.go); without it they are refused.
 	JoinHandler JoinHandler
+	// PeerChanged, when set, is called after a peer connects, loses its
+	// connection or is found gone (see TCP.Gone), on that peer's
+	// goroutine with no lock of the transport held; it must return
+	// quickly. PeerConnected and PeerGone then tell the new state.
+	PeerChanged func(id uint64)
 
 	FrameBytesMax         int           // bound on a frame's length, read and written; FrameBytesMaxDefault
 	PeerQueueBytesMax     int           // bytes queued per peer before Send drops; 64 MiB

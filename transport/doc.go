@@ -23,6 +23,14 @@
 // ReconnectDelayMax after each failed attempt, jittered from the env's
 // randomness and timed on its clock.
 //
+// Right after a connection is lost, either side dials the peer's address
+// once (a probe, closed before its handshake, which the accept loop drops
+// quietly). When that dial, or a redial, is refused (ECONNREFUSED: nothing
+// listens there, the process ended) the peer is reported on Gone, once,
+// and PeerGone holds until it connects again; a timeout, a reset or an
+// accepted probe does not count, so a black hole or a broken link between
+// live nodes is never taken for a death.
+//
 // A join connection (join.go) is the one exception to "unknown nodes are
 // refused": a node that knows no member yet (started with --join
 // HOST:PORT) dials with a handshake naming no cluster, gets this node's

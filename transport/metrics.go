@@ -21,6 +21,7 @@ type Metrics struct {
 	Connections          uint64 // connections that completed the handshake
 	Refused              uint64 // connections refused or dropped at the handshake
 	ProtocolErrors       uint64 // connections closed for a frame too large, malformed or unexpected
+	PeersGone            uint64 // peers found gone: a lost connection, then a refused dial (TCP.Gone)
 }
 
 // counters is Metrics, updated concurrently.
@@ -30,6 +31,7 @@ type counters struct {
 	framesReceived, bytesReceived, messagesReceived atomic.Uint64
 	messagesMisaddressed                            atomic.Uint64
 	connections, refused, protocolErrors            atomic.Uint64
+	peersGone                                       atomic.Uint64
 }
 
 func (c *counters) snapshot() Metrics {
@@ -39,6 +41,7 @@ func (c *counters) snapshot() Metrics {
 		FramesReceived: c.framesReceived.Load(), BytesReceived: c.bytesReceived.Load(), MessagesReceived: c.messagesReceived.Load(),
 		MessagesMisaddressed: c.messagesMisaddressed.Load(),
 		Connections:          c.connections.Load(), Refused: c.refused.Load(), ProtocolErrors: c.protocolErrors.Load(),
+		PeersGone: c.peersGone.Load(),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -84,6 +85,9 @@ type peer struct {
 	queue       []item
 	queuedBytes int
 	reported    bool // reported unreachable since the last frame written
+	// gone: since the last connection, a dial to addr was refused (see
+	// probe); cleared when connected again.
+	gone bool
 }
 
 func newPeer(t *TCP, id uint64, addr string) *peer {
@@ -105,8 +109,103 @@ func (p *peer) run() {
 				return
 			}
 		}
-		l = p.serve(l)
+		if l = p.serve(l); l == nil && p.ctx.Err() == nil {
+			p.probe()
+		}
 	}
+}
+
+// probe dials the peer's address right after its connection was lost,
+// to tell a process that ended from a connection that broke: on a live
+// host a refused dial (ECONNREFUSED) means nothing listens there any
+// more. A timeout or an accepted dial says nothing of the kind (a black
+// hole, a flapping link, a live peer), and neither does a dial the
+// accepting side makes (it never redials). A dying process's listener may
+// still accept into its backlog while its sockets close, and then resets
+// what it accepted: an accepted probe is held probeHold, and one reset
+// (or closed) meanwhile is made again, up to probeAttempts times. A live
+// peer's accept loop keeps it open, waiting for a handshake that never
+// comes, and drops it quietly when it closes.
+func (p *peer) probe() {
+	p.mu.Lock()
+	addr := p.addr
+	p.mu.Unlock()
+	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
+	for range probeAttempts {
+		conn, err := d.DialContext(p.ctx, "tcp", addr)
+		if err != nil {
+			p.refused(err)
+			return
+		}
+		dropped := droppedWithin(conn, probeHold)
+		conn.Close()
+		if !dropped {
+			return
+		}
+	}
+}
+
+// Probing a peer whose connection was lost (probe).
+const (
+	probeAttempts = 3
+	probeHold     = 100 * time.Millisecond
+)
+
+// droppedWithin reports whether the other end closes or resets conn
+// within hold (of real time: the deadline is the kernel's).
+func droppedWithin(conn net.Conn, hold time.Duration) bool {
+	if err := conn.SetReadDeadline(time.Now().Add(hold)); err != nil {
+		return false
+	}
+	var b [1]byte
+	_, err := conn.Read(b[:])
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// refused marks the peer gone and reports it when err is a refused dial
+// and the peer is not connected meanwhile.
+func (p *peer) refused(err error) {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return
+	}
+	p.mu.Lock()
+	if p.connected || p.gone || p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.gone = true
+	p.mu.Unlock()
+	p.t.metrics.peersGone.Add(1)
+	p.t.logger.Info("transport: peer gone (its address refused a connection)", "peer", p.id)
+	p.t.reportGone(p.id)
+	p.changedState()
+}
+
+// changedState tells Config.PeerChanged that the peer's state changed.
+func (p *peer) changedState() {
+	if f := p.t.cfg.PeerChanged; f != nil {
+		f(p.id)
+	}
+}
+
+// isConnected reports whether the peer's connection is up: connected,
+// and not already closed by the peer in the kernel while the reader has
+// yet to see it (a killed process's sockets close within milliseconds of
+// each other, and a client may ask this node about the dead one before
+// its reader runs).
+func (p *peer) isConnected() bool {
+	p.mu.Lock()
+	connected, conn := p.connected, p.conn
+	p.mu.Unlock()
+	return connected && (conn == nil || !closedByPeer(conn))
+}
+
+// isGone reports whether the peer is marked gone (refused).
+func (p *peer) isGone() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gone
 }
 
 // stop ends run: it cancels the dial and closes the connection.
@@ -162,6 +261,7 @@ func (p *peer) connect(first bool) *link {
 		if p.ctx.Err() != nil {
 			return nil
 		}
+		p.refused(err)
 		var wait time.Duration
 		delay, wait = reconnectDelay(delay, cfg.ReconnectDelayMin, cfg.ReconnectDelayMax, p.t.random())
 		p.t.logger.Debug("transport: connect failed", "peer", p.id, "err", err, "retry_in", wait)
@@ -284,6 +384,7 @@ func (p *peer) takeNext() *link {
 // connection replaces it (returned).
 func (p *peer) serve(l *link) *link {
 	p.setConnected(true, l.conn)
+	p.changedState()
 	p.t.metrics.connections.Add(1)
 	p.t.logger.Info("transport: connected", "peer", p.id, "incarnation", l.hello.Incarnation, "remote", l.conn.RemoteAddr())
 	readerDone := make(chan struct{})
@@ -300,6 +401,7 @@ func (p *peer) serve(l *link) *link {
 	}
 	if next == nil {
 		p.setConnected(false, nil)
+		p.changedState()
 	}
 	p.logClosed(err)
 	return next
@@ -311,7 +413,7 @@ func (p *peer) setConnected(connected bool, conn net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if connected {
-		p.reported = false
+		p.reported, p.gone = false, false
 	} else if len(p.queue) > 0 {
 		for _, it := range p.queue {
 			p.t.dropped(it)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -53,6 +54,7 @@ type TCP struct {
 	ctx         context.Context // cancelled by Close
 	cancel      context.CancelFunc
 	unreachable chan uint64
+	gone        chan uint64
 	metrics     counters
 	hello       []byte // this node's handshake frame
 	wg          sync.WaitGroup
@@ -88,6 +90,7 @@ func New(e env.Env, cfg Config) (*TCP, error) {
 		env: e, cfg: cfg, listener: l, ctx: ctx, cancel: cancel,
 		logger:      e.Logger.With("node", cfg.NodeID),
 		unreachable: make(chan uint64, cfg.UnreachableReportsMax),
+		gone:        make(chan uint64, cfg.UnreachableReportsMax),
 		hello:       AppendFrame(nil, FrameHandshake, payload),
 		peers:       map[uint64]*peer{},
 		pending:     map[net.Conn]struct{}{},
@@ -109,6 +112,27 @@ func (t *TCP) Addr() net.Addr { return t.listener.Addr() }
 // received is dropped, and made again at the peer's next loss. Never
 // closed.
 func (t *TCP) Unreachable() <-chan uint64 { return t.unreachable }
+
+// Gone reports the node id of a peer whose process has ended, as far as
+// this node can tell: its connection was lost and a dial to its address
+// was then refused (nothing listens there any more). A peer is reported
+// once until it connects again; a report beyond UnreachableReportsMax not
+// yet received is dropped (PeerGone still answers). Never closed.
+func (t *TCP) Gone() <-chan uint64 { return t.gone }
+
+// PeerGone reports whether node id is gone as Gone reported it and has
+// not connected since.
+func (t *TCP) PeerGone(id uint64) bool {
+	p := t.peer(id)
+	return p != nil && p.isGone()
+}
+
+// PeerConnected reports whether node id's connection is up (its
+// handshake done, not yet lost).
+func (t *TCP) PeerConnected(id uint64) bool {
+	p := t.peer(id)
+	return p != nil && p.isConnected()
+}
 
 // Metrics returns the counters so far.
 func (t *TCP) Metrics() Metrics { return t.metrics.snapshot() }
@@ -248,6 +272,15 @@ func (t *TCP) report(id uint64) bool {
 	}
 }
 
+// reportGone tells the Gone reader that node id is gone, or drops the
+// report when the reader is behind.
+func (t *TCP) reportGone(id uint64) {
+	select {
+	case t.gone <- id:
+	default:
+	}
+}
+
 // Close stops accepting, closes every connection and returns once every
 // goroutine of the transport has ended. Later Sends are dropped.
 func (t *TCP) Close() error {
@@ -346,6 +379,13 @@ func (t *TCP) acceptHandshake(conn net.Conn) {
 		if _, werr := conn.Write(t.hello); err == nil && werr != nil {
 			err = fmt.Errorf("write handshake: %w", werr)
 		}
+	}
+	if errors.Is(err, io.EOF) {
+		// Closed before sending a byte: a peer's probe (peer.probe),
+		// which only wanted to know that this node listens.
+		t.logger.Debug("transport: inbound connection closed before its handshake", "remote", conn.RemoteAddr())
+		conn.Close()
+		return
 	}
 	if err != nil {
 		t.metrics.refused.Add(1)

@@ -4,7 +4,7 @@
 //
 //	go run ./bench/failover --brokers H:P,... --topic T --pids 1=PID,2=PID,3=PID
 //	                        [--partition 0] [--interval 5ms] [--metadata-min-age 5s]
-//	                        [--timeout 60s] [--json]
+//	                        [--steady 0s] [--client-log] [--timeout 60s] [--json]
 //
 // It waits until every replica of the partition is in sync, produces one
 // record (acks=all) every --interval, and once the leader has acknowledged
@@ -19,6 +19,14 @@
 // of its successor only at the next refresh. Its default is franz-go's
 // (5 s), which is what `cairn bench` and any client left at its defaults
 // use.
+//
+// --steady makes the producer run that long before the kill. With 0 (the
+// default) the client is new: its first metadata load came just before
+// the kill, and franz-go holds its next refresh until MetadataMinAge has
+// passed since then, whatever the cluster answers. A producer that has run
+// longer than MetadataMinAge (any long-lived one: franz-go refreshes every
+// MetadataMaxAge, 5 min, when nothing fails) refreshes at once when the
+// leader dies, and its first answer decides how long it waits.
 package main
 
 import (
@@ -55,6 +63,8 @@ type config struct {
 	pids           map[int32]int
 	interval       time.Duration
 	metadataMinAge time.Duration
+	steady         time.Duration
+	clientLog      bool
 	timeout        time.Duration
 	json           bool
 }
@@ -65,6 +75,7 @@ type result struct {
 	NewLeader        int32   `json:"new_leader"`
 	FirstAckMs       float64 `json:"first_ack_ms"`
 	MetadataMinAgeMs float64 `json:"metadata_min_age_ms"`
+	SteadyMs         float64 `json:"steady_ms"`
 }
 
 func main() {
@@ -106,6 +117,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	pids := fs.String("pids", "", "node id to process id: 1=PID,2=PID,...")
 	interval := fs.Duration("interval", 5*time.Millisecond, "one record produced every interval")
 	minAge := fs.Duration("metadata-min-age", 5*time.Second, "the client's MetadataMinAge (franz-go's default)")
+	steady := fs.Duration("steady", 0, "produce this long before the kill (0: kill after the first acknowledgement)")
+	clientLog := fs.Bool("client-log", false, "write franz-go's debug log to stderr (why a failover took as long as it did)")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
@@ -113,9 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	cfg := config{
 		topic: *topic, partition: int32(*partition), interval: *interval,
-		metadataMinAge: *minAge, timeout: *timeout, json: *asJSON,
+		metadataMinAge: *minAge, steady: *steady, clientLog: *clientLog, timeout: *timeout, json: *asJSON,
 	}
-	if *brokers == "" || *topic == "" || *interval <= 0 || *timeout <= 0 || *minAge <= 0 {
+	if *brokers == "" || *topic == "" || *interval <= 0 || *timeout <= 0 || *minAge <= 0 || *steady < 0 {
 		fmt.Fprintln(stderr, "failover: --brokers and --topic are required; durations must be positive")
 		return config{}, errUsage
 	}
@@ -192,13 +205,19 @@ func firstAckBy(acks []ack, since time.Time, not int32) (ack, bool) {
 
 func failover(ctx context.Context, cfg config) (result, error) {
 	log := &ackLog{topic: cfg.topic, partition: cfg.partition, changed: make(chan struct{}, 1)}
-	client, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.brokers...),
 		kgo.DefaultProduceTopic(cfg.topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.MetadataMinAge(cfg.metadataMinAge),
 		kgo.WithHooks(log),
-	)
+	}
+	if cfg.clientLog {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, func() string {
+			return time.Now().UTC().Format("15:04:05.000000 ")
+		})))
+	}
+	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return result{}, fmt.Errorf("client for %v: %w", cfg.brokers, err)
 	}
@@ -216,8 +235,16 @@ func failover(ctx context.Context, cfg config) (result, error) {
 	go produce(produceCtx, client, cfg.partition, cfg.interval)
 	// The leader has answered this client once, so the client knows it and
 	// sends to it when it dies.
+	started := time.Now()
 	if _, err := waitAck(ctx, log, time.Time{}, -1); err != nil {
 		return result{}, fmt.Errorf("first acknowledgement from leader %d: %w", leader, err)
+	}
+	if wait := cfg.steady - time.Since(started); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return result{}, ctx.Err()
+		}
 	}
 	killed := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -232,6 +259,7 @@ func failover(ctx context.Context, cfg config) (result, error) {
 		NewLeader:        first.node,
 		FirstAckMs:       float64(first.at.Sub(killed).Microseconds()) / 1000,
 		MetadataMinAgeMs: float64(cfg.metadataMinAge.Milliseconds()),
+		SteadyMs:         float64(cfg.steady.Milliseconds()),
 	}, nil
 }
 

@@ -24,7 +24,10 @@
 // TCP does, the peer a frame to which was lost (unknown peer, receiver not
 // open or closed since the send, cut link), once until a frame reaches it.
 // A node closed and opened again gets a new Endpoint: frames sent to the
-// old one are lost, as a connection's are when its process dies.
+// old one are lost, as a connection's are when its process dies. Its
+// peers are told it is gone (Gone, PeerGone), as TCP tells a peer whose
+// address refuses dials, and Config.PeerChanged hears of each close and
+// open; PeerConnected is an open peer linked both ways.
 //
 // What TCP checks and this network does too: a Raft message is delivered
 // only when it comes from a replica of the sending node and is for a

@@ -23,6 +23,7 @@ type Endpoint struct {
 	id          uint64
 	cfg         transport.Config
 	unreachable chan uint64
+	gone        chan uint64
 
 	framesSent, bytesSent, messagesSent             atomic.Uint64
 	messagesDropped, bytesDropped, framesDropped    atomic.Uint64
@@ -47,7 +48,7 @@ func (n *Network) Open(cfg transport.Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("simnet: node id %d and a Raft handler are required", cfg.NodeID)
 	}
 	e := &Endpoint{net: n, id: cfg.NodeID, cfg: cfg, unreachable: make(chan uint64, unreachableReportsMax),
-		peers: map[uint64]bool{}, reported: map[uint64]bool{}}
+		gone: make(chan uint64, unreachableReportsMax), peers: map[uint64]bool{}, reported: map[uint64]bool{}}
 	if err := n.attach(e); err != nil {
 		return nil, err
 	}
@@ -200,6 +201,48 @@ func (e *Endpoint) Metrics() transport.Metrics {
 		MessagesDropped: e.messagesDropped.Load(), BytesDropped: e.bytesDropped.Load(), FramesDropped: e.framesDropped.Load(),
 		FramesReceived: e.framesReceived.Load(), BytesReceived: e.bytesReceived.Load(), MessagesReceived: e.messagesReceived.Load(),
 		MessagesMisaddressed: e.messagesMisaddressed.Load(), ProtocolErrors: e.protocolErrors.Load(),
+	}
+}
+
+// Gone reports each peer whose node closed its endpoint (its process
+// ended), as transport.TCP reports a peer whose address refuses dials.
+func (e *Endpoint) Gone() <-chan uint64 { return e.gone }
+
+// PeerGone reports whether peer id's node has no open endpoint: closed,
+// and not yet reopened.
+func (e *Endpoint) PeerGone(id uint64) bool {
+	e.mu.Lock()
+	peer := e.peers[id]
+	e.mu.Unlock()
+	return peer && !e.net.open(id)
+}
+
+// PeerConnected reports whether peer id's node is open and linked to this
+// one both ways, as a TCP connection that is up.
+func (e *Endpoint) PeerConnected(id uint64) bool {
+	e.mu.Lock()
+	peer := e.peers[id]
+	e.mu.Unlock()
+	return peer && e.net.open(id) && e.net.Linked(e.id, id) && e.net.Linked(id, e.id)
+}
+
+// peerChanged tells this endpoint that node id opened or closed: Gone
+// hears of a close, and Config.PeerChanged of both.
+func (e *Endpoint) peerChanged(id uint64, closed bool) {
+	e.mu.Lock()
+	peer, open := e.peers[id], !e.closed
+	e.mu.Unlock()
+	if !peer || !open {
+		return
+	}
+	if closed {
+		select {
+		case e.gone <- id:
+		default: // full: PeerGone still answers
+		}
+	}
+	if f := e.cfg.PeerChanged; f != nil {
+		f(id)
 	}
 }
 

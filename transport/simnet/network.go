@@ -182,23 +182,53 @@ func (n *Network) InFlight() int {
 // attach makes e the open endpoint of its node.
 func (n *Network) attach(e *Endpoint) error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		return ErrClosed
 	}
 	if _, ok := n.endpoints[e.id]; ok {
+		n.mu.Unlock()
 		return fmt.Errorf("simnet: node %d is already open", e.id)
 	}
 	n.endpoints[e.id] = e
+	others := n.othersLocked(e.id)
+	n.mu.Unlock()
+	for _, o := range others {
+		o.peerChanged(e.id, false)
+	}
 	return nil
 }
 
 func (n *Network) detach(e *Endpoint) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.endpoints[e.id] == e {
-		delete(n.endpoints, e.id)
+	if n.endpoints[e.id] != e {
+		n.mu.Unlock()
+		return
 	}
+	delete(n.endpoints, e.id)
+	others := n.othersLocked(e.id)
+	n.mu.Unlock()
+	for _, o := range others {
+		o.peerChanged(e.id, true)
+	}
+}
+
+// othersLocked lists the open endpoints but node id's.
+func (n *Network) othersLocked(id uint64) []*Endpoint {
+	var others []*Endpoint
+	for oid, o := range n.endpoints {
+		if oid != id {
+			others = append(others, o)
+		}
+	}
+	return others
+}
+
+// open reports whether node id has an open endpoint.
+func (n *Network) open(id uint64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.endpoints[id] != nil
 }
 
 // post puts f on the wire from node from to node to, with the faults in

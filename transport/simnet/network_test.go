@@ -348,3 +348,44 @@ func TestNetworkDropsChosenFrames(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestNetworkReportsGonePeers: a node that closes is reported gone to its
+// peers once, PeerGone and PeerConnected follow it, and a cut link is not
+// connected but not gone.
+func TestNetworkReportsGonePeers(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{}, 1, 2, 3)
+	one := tn.nodes[1]
+	if !one.PeerConnected(2) || one.PeerGone(2) {
+		t.Fatalf("open peer: connected %v, gone %v", one.PeerConnected(2), one.PeerGone(2))
+	}
+	tn.net.Cut(2, 1)
+	if one.PeerConnected(2) || one.PeerGone(2) {
+		t.Fatalf("cut peer: connected %v, gone %v", one.PeerConnected(2), one.PeerGone(2))
+	}
+	tn.net.Heal()
+	if err := tn.nodes[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{1, 3} {
+		select {
+		case got := <-tn.nodes[id].Gone():
+			if got != 2 {
+				t.Fatalf("node %d told node %d gone", id, got)
+			}
+		default:
+			t.Fatalf("node %d was not told node 2 is gone", id)
+		}
+		if !tn.nodes[id].PeerGone(2) || tn.nodes[id].PeerConnected(2) {
+			t.Fatalf("node %d: closed peer gone %v, connected %v", id, tn.nodes[id].PeerGone(2), tn.nodes[id].PeerConnected(2))
+		}
+	}
+	select {
+	case got := <-one.Gone():
+		t.Fatalf("node 1 told twice: %d", got)
+	default:
+	}
+	tn.open(2, []uint64{1, 3})
+	if one.PeerGone(2) || !one.PeerConnected(2) {
+		t.Fatalf("reopened peer: gone %v, connected %v", one.PeerGone(2), one.PeerConnected(2))
+	}
+}
