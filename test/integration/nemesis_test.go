@@ -46,7 +46,10 @@ const (
 // back so through a consumer; the group consumed every acknowledged record
 // and its committed offsets, sampled throughout, never moved back and
 // reach the ends; every acknowledged append is read back at its revision
-// through every node. The run's figures are printed.
+// through every node. Besides, a client per node commits and fetches a
+// memberless group's offset and another appends to and reads one stream
+// (nemesis_linear_test.go); both histories must be linearizable. The
+// run's figures are printed.
 func TestClusterNemesis(t *testing.T) {
 	count, duration := *nemesisNodes, *nemesisDuration
 	if count != 3 && count != 5 {
@@ -71,6 +74,8 @@ func TestClusterNemesis(t *testing.T) {
 
 	w := startNemesisWorkloads(ctx, t, nodes, topic, group, ledger, duration)
 	defer w.stop()
+	linear := startLinearWorkloads(ctx, t, nodes, seed, topic, "nemesis-simple", ledger, "linear")
+	defer linear.stop()
 	w.waitProgress(t, nemesisHealedRecords, nemesisHealedAppends)
 
 	began := time.Now()
@@ -80,6 +85,7 @@ func TestClusterNemesis(t *testing.T) {
 	w.waitProgress(t, nemesisHealedRecords, nemesisHealedAppends)
 	ended := time.Now()
 	w.stopProducing()
+	linear.stop()
 
 	acked := w.acknowledged(t)
 	ends := ackedEnds(acked)
@@ -108,6 +114,7 @@ func TestClusterNemesis(t *testing.T) {
 	if back := w.watch.movedBack(); len(back) > 0 {
 		t.Errorf("committed offsets moved back:\n%s", strings.Join(back, "\n"))
 	}
+	linear.check(t, seed)
 }
 
 // nemesisTimes are the moments of a run: the first fault, the final heal,

@@ -1,0 +1,477 @@
+package integration
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairnlog/cairn/client"
+)
+
+// Bounds of the linearizability workloads: the pause between two
+// operations of a client, the wait for one answer, the operations of a
+// client, and the checker's time per history.
+const (
+	linearPace     = 20 * time.Millisecond
+	linearOpWait   = 5 * time.Second
+	linearOpsMax   = 3000
+	linearCheckMax = 20 * time.Second
+)
+
+// linearHistory is a history of operations timed on one monotonic clock.
+// An operation whose outcome is unknown (an error that may hide an
+// effect) gets no return time until done, which gives it the end of the
+// history: it may have taken effect at any time after its call, or never.
+type linearHistory struct {
+	start   time.Time
+	mu      sync.Mutex
+	ops     []porcupine.Operation
+	unknown []int // indexes into ops
+}
+
+func (h *linearHistory) now() int64 { return int64(time.Since(h.start)) }
+
+func (h *linearHistory) add(client int, call int64, input, output any, known bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !known {
+		h.unknown = append(h.unknown, len(h.ops))
+	}
+	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: input, Call: call, Output: output, Return: h.now()})
+}
+
+// done returns the history with the unknown operations ending after every
+// other one, and how many they are.
+func (h *linearHistory) done() ([]porcupine.Operation, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ops := slices.Clone(h.ops)
+	var end int64
+	for _, op := range ops {
+		end = max(end, op.Return)
+	}
+	for _, i := range h.unknown {
+		ops[i].Return = end + 1
+	}
+	return ops, len(h.unknown)
+}
+
+// offsetInput is a commit of offset to, or a fetch of, a group's offset
+// of a partition (key names both).
+type offsetInput struct {
+	key    string
+	commit bool
+	offset int64
+}
+
+// offsetOutput is what a fetch read: -1 for no commit.
+type offsetOutput struct{ offset int64 }
+
+// offsetsModel is a register per group and partition: a commit sets it
+// whatever its outcome (a commit that failed for sure is not recorded),
+// a fetch reads it.
+var offsetsModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range history {
+			key := op.Input.(offsetInput).key
+			if _, ok := byKey[key]; !ok {
+				keys = append(keys, key)
+			}
+			byKey[key] = append(byKey[key], op)
+		}
+		var out [][]porcupine.Operation
+		for _, key := range keys {
+			out = append(out, byKey[key])
+		}
+		return out
+	},
+	Init: func() any { return int64(-1) },
+	Step: func(state, input, output any) (bool, any) {
+		in := input.(offsetInput)
+		if in.commit {
+			return true, in.offset
+		}
+		return output.(offsetOutput).offset == state.(int64), state
+	},
+	DescribeOperation: func(input, output any) string {
+		in := input.(offsetInput)
+		if in.commit {
+			return fmt.Sprintf("commit(%d)", in.offset)
+		}
+		return fmt.Sprintf("fetch() → %d", output.(offsetOutput).offset)
+	},
+	DescribeState: func(state any) string { return fmt.Sprint(state) },
+}
+
+// streamKind is what a stream operation does.
+type streamKind uint8
+
+const (
+	streamAppend   streamKind = iota
+	streamReadLast            // backwards, one event
+	streamReadAll             // forwards, the whole stream
+)
+
+// expectAnyRevision is an append's expected revision for Any; -1 is
+// NoStream.
+const expectAnyRevision = -2
+
+// streamInput is an append of event id at an expected revision, or a
+// read. Event ids are numbered in the test, so the model's state is a
+// short string.
+type streamInput struct {
+	kind     streamKind
+	expected int64
+	id       uint32
+}
+
+// streamOutput is an operation's outcome. An append acknowledged at
+// revision, or refused (ok false) with the stream's actual revision; an
+// append of unknown outcome has unknown set. A read saw ids (the last one
+// only for streamReadLast) and the stream's last revision.
+type streamOutput struct {
+	unknown  bool
+	ok       bool
+	revision int64
+	ids      []uint32
+}
+
+// streamModel is a stream's list of event ids, four bytes an event: an
+// append at expected revision r happens only when the stream's last
+// revision is r (Any: always) and lands at the next; a refusal names the
+// last revision; a read sees the end of the list (or all of it).
+var streamModel = porcupine.Model{
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(string), input.(streamInput), output.(streamOutput)
+		last := int64(len(s)/4) - 1
+		switch in.kind {
+		case streamAppend:
+			if in.expected != expectAnyRevision && in.expected != last {
+				return out.unknown || (!out.ok && out.revision == last), s
+			}
+			if out.unknown || (out.ok && out.revision == last+1) {
+				return true, s + string(binary.BigEndian.AppendUint32(nil, in.id))
+			}
+			return false, s
+		case streamReadLast:
+			if out.revision != last || len(out.ids) != min(len(s)/4, 1) {
+				return false, s
+			}
+			return len(s) == 0 || binary.BigEndian.Uint32([]byte(s[len(s)-4:])) == out.ids[0], s
+		default:
+			return out.revision == last && string(encodeIDs(out.ids)) == s, s
+		}
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(streamInput), output.(streamOutput)
+		switch {
+		case in.kind == streamAppend && out.unknown:
+			return fmt.Sprintf("append(e%d at %d) → ?", in.id, in.expected)
+		case in.kind == streamAppend && out.ok:
+			return fmt.Sprintf("append(e%d at %d) → %d", in.id, in.expected, out.revision)
+		case in.kind == streamAppend:
+			return fmt.Sprintf("append(e%d at %d) → refused, last %d", in.id, in.expected, out.revision)
+		case in.kind == streamReadLast:
+			return fmt.Sprintf("readLast() → %v, last %d", out.ids, out.revision)
+		}
+		return fmt.Sprintf("readAll() → %d events, last %d", len(out.ids), out.revision)
+	},
+	DescribeState: func(state any) string {
+		s := state.(string)
+		if len(s) == 0 {
+			return "[]"
+		}
+		return fmt.Sprintf("%d events, last e%d", len(s)/4, binary.BigEndian.Uint32([]byte(s[len(s)-4:])))
+	},
+}
+
+func encodeIDs(ids []uint32) []byte {
+	b := make([]byte, 0, 4*len(ids))
+	for _, id := range ids {
+		b = binary.BigEndian.AppendUint32(b, id)
+	}
+	return b
+}
+
+// linearWorkloads are the recorded clients: per node one committing and
+// fetching a group's offset, one appending to and reading a stream.
+type linearWorkloads struct {
+	offsets, stream *linearHistory
+	stop            func() // waits for the clients
+}
+
+// startLinearWorkloads starts the clients, each through its own node: the
+// offsets of group (with no members) for topic's partition 0, and stream
+// of ledger.
+func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServer, seed uint64, topic, group, ledger, stream string) *linearWorkloads {
+	t.Helper()
+	start := time.Now()
+	w := &linearWorkloads{offsets: &linearHistory{start: start}, stream: &linearHistory{start: start}}
+	ctx, cancel := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	var offsetSeq atomic.Int64 // commits are unique and increasing
+	ids := &streamIDs{byID: map[string]uint32{}}
+	for i, n := range nodes {
+		admin := kadm.NewClient(newKgo(t, n.kafkaAddr, kgo.SeedBrokers(n.kafkaAddr), kgo.MetadataMinAge(250*time.Millisecond)))
+		es, err := client.New("http://" + n.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(es.Close)
+		running.Add(2)
+		go func() {
+			defer running.Done()
+			runOffsetsClient(ctx, w.offsets, i, rand.New(rand.NewPCG(seed, uint64(2*i))), admin, &offsetSeq, group, topic)
+		}()
+		go func() {
+			defer running.Done()
+			runStreamClient(ctx, w.stream, i, rand.New(rand.NewPCG(seed, uint64(2*i+1))), es, ids, ledger, stream)
+		}()
+	}
+	w.stop = func() { cancel(); running.Wait() }
+	return w
+}
+
+// runOffsetsClient commits (a third of the operations) and fetches the
+// group's offset of topic's partition 0.
+func runOffsetsClient(ctx context.Context, h *linearHistory, clientID int, rng *rand.Rand, admin *kadm.Client, seq *atomic.Int64, group, topic string) {
+	key := fmt.Sprintf("%s/%s-0", group, topic)
+	for range linearOpsMax {
+		select {
+		case <-time.After(linearPace): // the operations' rate
+		case <-ctx.Done():
+			return
+		}
+		opCtx, cancel := context.WithTimeout(ctx, linearOpWait)
+		if rng.IntN(3) == 0 {
+			offset := seq.Add(1)
+			var os kadm.Offsets
+			os.Add(kadm.Offset{Topic: topic, Partition: 0, At: offset, LeaderEpoch: -1})
+			call := h.now()
+			resp, err := admin.CommitOffsets(opCtx, group, os)
+			if err == nil {
+				err = resp.Error()
+			}
+			// A failed commit may still have been applied (or be later).
+			h.add(clientID, call, offsetInput{key: key, commit: true, offset: offset}, offsetOutput{}, err == nil)
+		} else {
+			call := h.now()
+			resp, err := admin.FetchOffsets(opCtx, group)
+			if err == nil {
+				err = resp.Error()
+			}
+			if err == nil { // a failed fetch saw nothing
+				got := int64(-1)
+				if o, ok := resp.Lookup(topic, 0); ok {
+					got = o.At
+				}
+				h.add(clientID, call, offsetInput{key: key}, offsetOutput{offset: got}, true)
+			}
+		}
+		cancel()
+	}
+}
+
+// streamIDs numbers the appended event ids for the model.
+type streamIDs struct {
+	mu   sync.Mutex
+	byID map[string]uint32
+}
+
+func (s *streamIDs) next() (string, uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := uint32(len(s.byID) + 1)
+	id := uuid.NewString()
+	s.byID[id] = n
+	return id, n
+}
+
+// number is the number of an appended id; ^0 (matching no append) for an
+// id never appended.
+func (s *streamIDs) number(id string) uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.byID[id]; ok {
+		return n
+	}
+	return ^uint32(0)
+}
+
+// runStreamClient appends one event at the revision it last saw (one in
+// ten at Any) or reads the stream: its last event, or one in ten times
+// all of it.
+func runStreamClient(ctx context.Context, h *linearHistory, clientID int, rng *rand.Rand, es *client.Client, ids *streamIDs, ledger, stream string) {
+	seen := int64(-1) // the last revision this client saw
+	for range linearOpsMax {
+		select {
+		case <-time.After(linearPace): // the operations' rate
+		case <-ctx.Done():
+			return
+		}
+		opCtx, cancel := context.WithTimeout(ctx, linearOpWait)
+		switch r := rng.IntN(10); {
+		case r < 5:
+			in := streamInput{kind: streamAppend, expected: seen}
+			expected := client.ExpectedAfter(seen)
+			if r == 0 {
+				in.expected, expected = expectAnyRevision, client.Any
+			}
+			id, n := ids.next()
+			in.id = n
+			call := h.now()
+			res, err := es.Append(opCtx, ledger, stream, expected, client.EventData{ID: id, Type: "Linear"})
+			var wrong *client.WrongExpectedRevisionError
+			switch {
+			case err == nil:
+				seen = int64(res.LastRevision)
+				h.add(clientID, call, in, streamOutput{ok: true, revision: int64(res.FirstRevision)}, true)
+			case errors.As(err, &wrong):
+				seen = wrong.Actual
+				h.add(clientID, call, in, streamOutput{revision: wrong.Actual}, true)
+			default:
+				h.add(clientID, call, in, streamOutput{unknown: true}, false)
+			}
+		default:
+			in, opts := streamInput{kind: streamReadLast}, []client.ReadOption{client.Backwards(), client.MaxCount(1)}
+			if r == 9 {
+				in.kind, opts = streamReadAll, []client.ReadOption{client.MaxCount(uint32(4 * linearOpsMax * 5))}
+			}
+			call := h.now()
+			page, err := es.ReadStream(opCtx, ledger, stream, opts...)
+			out := streamOutput{revision: -1}
+			switch {
+			case errors.Is(err, client.ErrStreamNotFound): // no event yet
+			case err != nil || (in.kind == streamReadAll && !page.EndOfStream):
+				cancel()
+				continue // a failed (or, past the bound, short) read saw nothing
+			default:
+				out.revision = page.LastRevision
+				for _, ev := range page.Events {
+					out.ids = append(out.ids, ids.number(ev.ID))
+				}
+			}
+			seen = out.revision
+			h.add(clientID, call, in, out, true)
+		}
+		cancel()
+	}
+}
+
+// check checks both histories; a violation fails the test with the
+// seed and a visualization of the history, a check out of time is only
+// logged.
+func (w *linearWorkloads) check(t *testing.T, seed uint64) {
+	t.Helper()
+	checkLinear(t, seed, "offsets", offsetsModel, w.offsets)
+	checkLinear(t, seed, "stream", streamModel, w.stream)
+}
+
+func checkLinear(t *testing.T, seed uint64, name string, model porcupine.Model, h *linearHistory) {
+	t.Helper()
+	ops, unknown := h.done()
+	began := time.Now()
+	result, info := porcupine.CheckOperationsVerbose(model, ops, linearCheckMax)
+	t.Logf("linearizability of the %s: %d operations (%d of unknown outcome): %s in %s", name, len(ops), unknown, result, time.Since(began).Round(time.Millisecond))
+	if result != porcupine.Illegal {
+		return
+	}
+	dir, err := os.MkdirTemp("", "cairn-nemesis-linear-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name+".html")
+	if err := porcupine.VisualizePath(model, info, path); err != nil {
+		t.Errorf("visualize the %s history: %v", name, err)
+	}
+	t.Errorf("seed %d: the %s history is not linearizable; visualization: %s", seed, name, path)
+}
+
+// TestLinearModels: the models accept small hand-made histories that are
+// linearizable and refuse ones that are not.
+func TestLinearModels(t *testing.T) {
+	commit := func(client int, call, ret int64, offset int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: offsetInput{key: "g/t-0", commit: true, offset: offset}, Output: offsetOutput{}}
+	}
+	fetch := func(client int, call, ret int64, got int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: offsetInput{key: "g/t-0"}, Output: offsetOutput{offset: got}}
+	}
+	appendAt := func(client int, call, ret int64, expected int64, id uint32, out streamOutput) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: streamInput{kind: streamAppend, expected: expected, id: id}, Output: out}
+	}
+	readLast := func(client int, call, ret int64, last int64, ids ...uint32) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: streamInput{kind: streamReadLast}, Output: streamOutput{revision: last, ids: ids}}
+	}
+	readAll := func(client int, call, ret int64, ids ...uint32) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: streamInput{kind: streamReadAll}, Output: streamOutput{revision: int64(len(ids)) - 1, ids: ids}}
+	}
+	acked := func(revision int64) streamOutput { return streamOutput{ok: true, revision: revision} }
+	refused := func(last int64) streamOutput { return streamOutput{revision: last} }
+	unknown := streamOutput{unknown: true}
+	const end = 1000 // the return of an operation of unknown outcome
+	tests := []struct {
+		name    string
+		model   porcupine.Model
+		history []porcupine.Operation
+		want    bool
+	}{
+		{"offsets: none committed", offsetsModel, []porcupine.Operation{fetch(0, 0, 1, -1)}, true},
+		{"offsets: read after commit", offsetsModel, []porcupine.Operation{commit(0, 0, 1, 5), fetch(1, 2, 3, 5)}, true},
+		{"offsets: concurrent commits in either order", offsetsModel, []porcupine.Operation{
+			commit(0, 0, 10, 5), commit(1, 0, 10, 6), fetch(2, 11, 12, 5), fetch(2, 13, 14, 5)}, true},
+		{"offsets: stale read", offsetsModel, []porcupine.Operation{commit(0, 0, 1, 5), commit(0, 2, 3, 6), fetch(1, 4, 5, 5)}, false},
+		{"offsets: read flips back", offsetsModel, []porcupine.Operation{
+			commit(0, 0, 10, 5), commit(1, 0, 10, 6), fetch(2, 11, 12, 5), fetch(2, 13, 14, 6), fetch(2, 15, 16, 5)}, false},
+		{"offsets: unknown commit seen late", offsetsModel, []porcupine.Operation{
+			commit(0, 0, end, 7), fetch(1, 5, 6, -1), fetch(1, 7, 8, 7)}, true},
+		{"offsets: unknown commit never seen", offsetsModel, []porcupine.Operation{commit(0, 0, end, 7), fetch(1, 5, 6, -1)}, true},
+		{"offsets: value never committed", offsetsModel, []porcupine.Operation{commit(0, 0, 1, 5), fetch(1, 2, 3, 4)}, false},
+
+		{"stream: appends and reads", streamModel, []porcupine.Operation{
+			appendAt(0, 0, 1, -1, 1, acked(0)), appendAt(1, 2, 3, 0, 2, acked(1)), readLast(0, 4, 5, 1, 2), readAll(1, 4, 5, 1, 2)}, true},
+		{"stream: one of two racing appends refused", streamModel, []porcupine.Operation{
+			appendAt(0, 0, 10, -1, 1, acked(0)), appendAt(1, 0, 10, -1, 2, refused(0)), readAll(2, 11, 12, 1)}, true},
+		{"stream: both racing appends acknowledged", streamModel, []porcupine.Operation{
+			appendAt(0, 0, 10, -1, 1, acked(0)), appendAt(1, 0, 10, -1, 2, acked(0))}, false},
+		{"stream: refused with a wrong actual revision", streamModel, []porcupine.Operation{
+			appendAt(0, 0, 1, -1, 1, acked(0)), appendAt(1, 2, 3, 5, 2, refused(-1))}, false},
+		{"stream: any appends at the end", streamModel, []porcupine.Operation{
+			appendAt(0, 0, 1, -1, 1, acked(0)), appendAt(1, 2, 3, expectAnyRevision, 2, acked(1)), readLast(0, 4, 5, 1, 2)}, true},
+		{"stream: acknowledged append lost", streamModel, []porcupine.Operation{
+			appendAt(0, 0, 1, -1, 1, acked(0)), readLast(1, 2, 3, -1)}, false},
+		{"stream: stale last event", streamModel, []porcupine.Operation{
+			appendAt(0, 0, 1, -1, 1, acked(0)), appendAt(0, 2, 3, 0, 2, acked(1)), readLast(1, 4, 5, 0, 1)}, false},
+		{"stream: unknown append seen", streamModel, []porcupine.Operation{
+			appendAt(0, 0, end, -1, 1, unknown), readAll(1, 5, 6), readAll(1, 7, 8, 1), appendAt(1, 9, 10, 0, 2, acked(1))}, true},
+		{"stream: unknown append never seen", streamModel, []porcupine.Operation{
+			appendAt(0, 0, end, -1, 1, unknown), appendAt(1, 1, 2, -1, 2, acked(0)), readAll(1, 3, 4, 2)}, true},
+		{"stream: unknown append seen and then gone", streamModel, []porcupine.Operation{
+			appendAt(0, 0, end, -1, 1, unknown), readAll(1, 5, 6, 1), readAll(1, 7, 8)}, false},
+		{"stream: events reordered", streamModel, []porcupine.Operation{
+			appendAt(0, 0, 1, -1, 1, acked(0)), appendAt(0, 2, 3, 0, 2, acked(1)), readAll(1, 4, 5, 2, 1)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := porcupine.CheckOperations(tt.model, tt.history); got != tt.want {
+				t.Fatalf("linearizable: %t, want %t", got, tt.want)
+			}
+		})
+	}
+}
