@@ -14,7 +14,11 @@
 // node. TestClusterNemesis (nemesis_test.go) puts a fault proxy in front
 // of each node's Raft listener and runs a seeded schedule of kills,
 // pauses, blackholes, delays, resets and drops on a minority of the nodes
-// under all three workloads, then heals and checks every acknowledgement;
+// under all three workloads, then heals and checks every acknowledgement,
+// and that the recorded histories of a memberless group's offset commits
+// and fetches and of one stream's appends and reads, each client through
+// its own node, are linearizable (porcupine models in
+// nemesis_linear_test.go);
 // -nemesis.seed replays a schedule, -nemesis.duration and -nemesis.nodes
 // (5) make longer and larger runs. The package has no non-test code
 // besides this comment.

@@ -17,7 +17,9 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/client"
 )
@@ -55,8 +57,8 @@ func (h *linearHistory) add(client int, call int64, input, output any, known boo
 }
 
 // done returns the history with the unknown operations ending after every
-// other one, and how many they are.
-func (h *linearHistory) done() ([]porcupine.Operation, int) {
+// other one.
+func (h *linearHistory) done() []porcupine.Operation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ops := slices.Clone(h.ops)
@@ -67,7 +69,7 @@ func (h *linearHistory) done() ([]porcupine.Operation, int) {
 	for _, i := range h.unknown {
 		ops[i].Return = end + 1
 	}
-	return ops, len(h.unknown)
+	return ops
 }
 
 // offsetInput is a commit of offset to, or a fetch of, a group's offset
@@ -143,13 +145,14 @@ type streamInput struct {
 
 // streamOutput is an operation's outcome. An append acknowledged at
 // revision, or refused (ok false) with the stream's actual revision; an
-// append of unknown outcome has unknown set. A read saw ids (the last one
-// only for streamReadLast) and the stream's last revision.
+// append of unknown outcome has unknown set. A read saw events (their
+// numbers, four bytes each, as in the model's state: the last one only
+// for streamReadLast) and the stream's last revision.
 type streamOutput struct {
 	unknown  bool
 	ok       bool
 	revision int64
-	ids      []uint32
+	events   string
 }
 
 // streamModel is a stream's list of event ids, four bytes an event: an
@@ -171,12 +174,9 @@ var streamModel = porcupine.Model{
 			}
 			return false, s
 		case streamReadLast:
-			if out.revision != last || len(out.ids) != min(len(s)/4, 1) {
-				return false, s
-			}
-			return len(s) == 0 || binary.BigEndian.Uint32([]byte(s[len(s)-4:])) == out.ids[0], s
+			return out.revision == last && out.events == s[max(len(s)-4, 0):], s
 		default:
-			return out.revision == last && string(encodeIDs(out.ids)) == s, s
+			return out.revision == last && out.events == s, s
 		}
 	},
 	DescribeOperation: func(input, output any) string {
@@ -189,9 +189,9 @@ var streamModel = porcupine.Model{
 		case in.kind == streamAppend:
 			return fmt.Sprintf("append(e%d at %d) → refused, last %d", in.id, in.expected, out.revision)
 		case in.kind == streamReadLast:
-			return fmt.Sprintf("readLast() → %v, last %d", out.ids, out.revision)
+			return fmt.Sprintf("readLast() → %v, last %d", decodeIDs(out.events), out.revision)
 		}
-		return fmt.Sprintf("readAll() → %d events, last %d", len(out.ids), out.revision)
+		return fmt.Sprintf("readAll() → %d events, last %d", len(out.events)/4, out.revision)
 	},
 	DescribeState: func(state any) string {
 		s := state.(string)
@@ -202,12 +202,20 @@ var streamModel = porcupine.Model{
 	},
 }
 
-func encodeIDs(ids []uint32) []byte {
+func encodeIDs(ids ...uint32) string {
 	b := make([]byte, 0, 4*len(ids))
 	for _, id := range ids {
 		b = binary.BigEndian.AppendUint32(b, id)
 	}
-	return b
+	return string(b)
+}
+
+func decodeIDs(s string) []uint32 {
+	var ids []uint32
+	for i := 0; i+4 <= len(s); i += 4 {
+		ids = append(ids, binary.BigEndian.Uint32([]byte(s[i:i+4])))
+	}
+	return ids
 }
 
 // linearWorkloads are the recorded clients: per node one committing and
@@ -229,7 +237,7 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 	var offsetSeq atomic.Int64 // commits are unique and increasing
 	ids := &streamIDs{byID: map[string]uint32{}}
 	for i, n := range nodes {
-		admin := kadm.NewClient(newKgo(t, n.kafkaAddr, kgo.SeedBrokers(n.kafkaAddr), kgo.MetadataMinAge(250*time.Millisecond)))
+		kc := newKgo(t, n.kafkaAddr, kgo.SeedBrokers(n.kafkaAddr), kgo.MetadataMinAge(250*time.Millisecond))
 		es, err := client.New("http://" + n.httpAddr)
 		if err != nil {
 			t.Fatal(err)
@@ -238,7 +246,7 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 		running.Add(2)
 		go func() {
 			defer running.Done()
-			runOffsetsClient(ctx, w.offsets, i, rand.New(rand.NewPCG(seed, uint64(2*i))), admin, &offsetSeq, group, topic)
+			runOffsetsClient(ctx, w.offsets, i, rand.New(rand.NewPCG(seed, uint64(2*i))), kc, &offsetSeq, group, topic)
 		}()
 		go func() {
 			defer running.Done()
@@ -250,8 +258,10 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 }
 
 // runOffsetsClient commits (a third of the operations) and fetches the
-// group's offset of topic's partition 0.
-func runOffsetsClient(ctx context.Context, h *linearHistory, clientID int, rng *rand.Rand, admin *kadm.Client, seq *atomic.Int64, group, topic string) {
+// group's offset of topic's partition 0: commits through the coordinator,
+// fetches through it or straight to the client's node.
+func runOffsetsClient(ctx context.Context, h *linearHistory, clientID int, rng *rand.Rand, kc *kgo.Client, seq *atomic.Int64, group, topic string) {
+	admin := kadm.NewClient(kc)
 	key := fmt.Sprintf("%s/%s-0", group, topic)
 	for range linearOpsMax {
 		select {
@@ -272,21 +282,76 @@ func runOffsetsClient(ctx context.Context, h *linearHistory, clientID int, rng *
 			// A failed commit may still have been applied (or be later).
 			h.add(clientID, call, offsetInput{key: key, commit: true, offset: offset}, offsetOutput{}, err == nil)
 		} else {
-			call := h.now()
-			resp, err := admin.FetchOffsets(opCtx, group)
-			if err == nil {
-				err = resp.Error()
+			fetch := fetchRouted
+			if rng.IntN(2) == 0 {
+				fetch = fetchPinned
 			}
-			if err == nil { // a failed fetch saw nothing
-				got := int64(-1)
-				if o, ok := resp.Lookup(topic, 0); ok {
-					got = o.At
-				}
+			call := h.now()
+			if got, err := fetch(opCtx, kc, int32(clientID+1), group, topic); err == nil { // a failed fetch saw nothing
 				h.add(clientID, call, offsetInput{key: key}, offsetOutput{offset: got}, true)
 			}
 		}
 		cancel()
 	}
+}
+
+// fetchRouted fetches the group's offset of topic's partition 0 from the
+// coordinator as the client knows it; -1 when none is committed.
+func fetchRouted(ctx context.Context, kc *kgo.Client, _ int32, group, topic string) (int64, error) {
+	resp, err := kadm.NewClient(kc).FetchOffsets(ctx, group)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if o, ok := resp.Lookup(topic, 0); ok {
+		return o.At, nil
+	}
+	return -1, nil
+}
+
+// fetchPinned sends the fetch to node whether it coordinates the group or
+// not: a node that does not answers NOT_COORDINATOR, one that was deposed
+// without knowing it must not answer from its stale state.
+func fetchPinned(ctx context.Context, kc *kgo.Client, node int32, group, topic string) (int64, error) {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	req.Topics = []kmsg.OffsetFetchRequestTopic{rt}
+	resp, err := req.RequestWith(ctx, kc.Broker(int(node)))
+	if err != nil {
+		return 0, err
+	}
+	code, topics := resp.ErrorCode, resp.Topics
+	if len(resp.Groups) > 0 { // v8 and later answer per group
+		g := resp.Groups[0]
+		code = g.ErrorCode
+		topics = make([]kmsg.OffsetFetchResponseTopic, 0, len(g.Topics))
+		for _, t := range g.Topics {
+			ps := make([]kmsg.OffsetFetchResponseTopicPartition, 0, len(t.Partitions))
+			for _, p := range t.Partitions {
+				ps = append(ps, kmsg.OffsetFetchResponseTopicPartition{Partition: p.Partition, Offset: p.Offset, ErrorCode: p.ErrorCode})
+			}
+			topics = append(topics, kmsg.OffsetFetchResponseTopic{Topic: t.Topic, Partitions: ps})
+		}
+	}
+	if err := kerr.ErrorForCode(code); err != nil {
+		return 0, fmt.Errorf("offset fetch from node %d: %w", node, err)
+	}
+	for _, t := range topics {
+		for _, p := range t.Partitions {
+			if t.Topic != topic || p.Partition != 0 {
+				continue
+			}
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return 0, fmt.Errorf("offset fetch from node %d: %w", node, err)
+			}
+			return p.Offset, nil
+		}
+	}
+	return 0, fmt.Errorf("offset fetch from node %d: no answer for %s-0", node, topic)
 }
 
 // streamIDs numbers the appended event ids for the model.
@@ -364,9 +429,11 @@ func runStreamClient(ctx context.Context, h *linearHistory, clientID int, rng *r
 				continue // a failed (or, past the bound, short) read saw nothing
 			default:
 				out.revision = page.LastRevision
+				numbers := make([]uint32, 0, len(page.Events))
 				for _, ev := range page.Events {
-					out.ids = append(out.ids, ids.number(ev.ID))
+					numbers = append(numbers, ids.number(ev.ID))
 				}
+				out.events = encodeIDs(numbers...)
 			}
 			seen = out.revision
 			h.add(clientID, call, in, out, true)
@@ -384,12 +451,38 @@ func (w *linearWorkloads) check(t *testing.T, seed uint64) {
 	checkLinear(t, seed, "stream", streamModel, w.stream)
 }
 
+// opKinds counts a history's operations by kind, for the log.
+func opKinds(ops []porcupine.Operation) string {
+	kinds := map[string]int{}
+	for _, op := range ops {
+		switch in := op.Input.(type) {
+		case offsetInput:
+			kinds[map[bool]string{true: "commits", false: "fetches"}[in.commit]]++
+		case streamInput:
+			out := op.Output.(streamOutput)
+			switch {
+			case in.kind == streamReadLast:
+				kinds["last-event reads"]++
+			case in.kind == streamReadAll:
+				kinds["whole reads"]++
+			case out.unknown:
+				kinds["appends unknown"]++
+			case out.ok:
+				kinds["appends acknowledged"]++
+			default:
+				kinds["appends refused"]++
+			}
+		}
+	}
+	return fmt.Sprint(kinds)
+}
+
 func checkLinear(t *testing.T, seed uint64, name string, model porcupine.Model, h *linearHistory) {
 	t.Helper()
-	ops, unknown := h.done()
+	ops := h.done()
 	began := time.Now()
 	result, info := porcupine.CheckOperationsVerbose(model, ops, linearCheckMax)
-	t.Logf("linearizability of the %s: %d operations (%d of unknown outcome): %s in %s", name, len(ops), unknown, result, time.Since(began).Round(time.Millisecond))
+	t.Logf("linearizability of the %s: %d operations %s: %s in %s", name, len(ops), opKinds(ops), result, time.Since(began).Round(time.Millisecond))
 	if result != porcupine.Illegal {
 		return
 	}
@@ -417,10 +510,10 @@ func TestLinearModels(t *testing.T) {
 		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: streamInput{kind: streamAppend, expected: expected, id: id}, Output: out}
 	}
 	readLast := func(client int, call, ret int64, last int64, ids ...uint32) porcupine.Operation {
-		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: streamInput{kind: streamReadLast}, Output: streamOutput{revision: last, ids: ids}}
+		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: streamInput{kind: streamReadLast}, Output: streamOutput{revision: last, events: encodeIDs(ids...)}}
 	}
 	readAll := func(client int, call, ret int64, ids ...uint32) porcupine.Operation {
-		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: streamInput{kind: streamReadAll}, Output: streamOutput{revision: int64(len(ids)) - 1, ids: ids}}
+		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: streamInput{kind: streamReadAll}, Output: streamOutput{revision: int64(len(ids)) - 1, events: encodeIDs(ids...)}}
 	}
 	acked := func(revision int64) streamOutput { return streamOutput{ok: true, revision: revision} }
 	refused := func(last int64) streamOutput { return streamOutput{revision: last} }
