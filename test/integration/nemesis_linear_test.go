@@ -147,7 +147,7 @@ type streamInput struct {
 // revision, or refused (ok false) with the stream's actual revision; an
 // append of unknown outcome has unknown set. A read saw events (their
 // numbers, four bytes each, as in the model's state: the last one only
-// for streamReadLast) and the stream's last revision.
+// for streamReadLast) and the revision of the last of them.
 type streamOutput struct {
 	unknown  bool
 	ok       bool
@@ -417,7 +417,7 @@ func runStreamClient(ctx context.Context, h *linearHistory, clientID int, rng *r
 		default:
 			in, opts := streamInput{kind: streamReadLast}, []client.ReadOption{client.Backwards(), client.MaxCount(1)}
 			if r == 9 {
-				in.kind, opts = streamReadAll, []client.ReadOption{client.MaxCount(uint32(4 * linearOpsMax * 5))}
+				in.kind, opts = streamReadAll, []client.ReadOption{client.MaxCount(5 * linearOpsMax)} // every append of five clients
 			}
 			call := h.now()
 			page, err := es.ReadStream(opCtx, ledger, stream, opts...)
@@ -428,10 +428,14 @@ func runStreamClient(ctx context.Context, h *linearHistory, clientID int, rng *r
 				cancel()
 				continue // a failed (or, past the bound, short) read saw nothing
 			default:
-				out.revision = page.LastRevision
+				// The events' own revisions, not the page's LastRevision:
+				// that one may count an append applied during the read.
 				numbers := make([]uint32, 0, len(page.Events))
 				for _, ev := range page.Events {
 					numbers = append(numbers, ids.number(ev.ID))
+				}
+				if len(page.Events) > 0 { // the last one read is the stream's last, either way
+					out.revision = int64(page.Events[len(page.Events)-1].Revision)
 				}
 				out.events = encodeIDs(numbers...)
 			}
