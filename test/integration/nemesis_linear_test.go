@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -80,8 +81,12 @@ type offsetInput struct {
 	offset int64
 }
 
-// offsetOutput is what a fetch read: -1 for no commit.
-type offsetOutput struct{ offset int64 }
+// offsetOutput is what a fetch read (-1 for no commit), or whether a
+// commit's outcome is unknown (for the log: the model needs no outcome).
+type offsetOutput struct {
+	offset  int64
+	unknown bool
+}
 
 // offsetsModel is a register per group and partition: a commit sets it
 // whatever its outcome (a commit that failed for sure is not recorded),
@@ -161,6 +166,7 @@ type streamOutput struct {
 // last revision; a read sees the end of the list (or all of it).
 var streamModel = porcupine.Model{
 	Init: func() any { return "" },
+	Hash: func(state any) uint64 { return maphash.String(streamSeed, state.(string)) },
 	Step: func(state, input, output any) (bool, any) {
 		s, in, out := state.(string), input.(streamInput), output.(streamOutput)
 		last := int64(len(s)/4) - 1
@@ -202,6 +208,8 @@ var streamModel = porcupine.Model{
 	},
 }
 
+var streamSeed = maphash.MakeSeed()
+
 func encodeIDs(ids ...uint32) string {
 	b := make([]byte, 0, 4*len(ids))
 	for _, id := range ids {
@@ -237,7 +245,10 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 	var offsetSeq atomic.Int64 // commits are unique and increasing
 	ids := &streamIDs{byID: map[string]uint32{}}
 	for i, n := range nodes {
-		kc := newKgo(t, n.kafkaAddr, kgo.SeedBrokers(n.kafkaAddr), kgo.MetadataMinAge(250*time.Millisecond))
+		// One try a request: a commit retried after an error (which does
+		// not say it was not written) can land twice, the second time
+		// after later commits, which is not one operation any more.
+		kc := newKgo(t, n.kafkaAddr, kgo.SeedBrokers(n.kafkaAddr), kgo.MetadataMinAge(250*time.Millisecond), kgo.RequestRetries(0))
 		es, err := client.New("http://" + n.httpAddr)
 		if err != nil {
 			t.Fatal(err)
@@ -280,7 +291,7 @@ func runOffsetsClient(ctx context.Context, h *linearHistory, clientID int, rng *
 				err = resp.Error()
 			}
 			// A failed commit may still have been applied (or be later).
-			h.add(clientID, call, offsetInput{key: key, commit: true, offset: offset}, offsetOutput{}, err == nil)
+			h.add(clientID, call, offsetInput{key: key, commit: true, offset: offset}, offsetOutput{unknown: err != nil}, err == nil)
 		} else {
 			fetch := fetchRouted
 			if rng.IntN(2) == 0 {
@@ -461,7 +472,14 @@ func opKinds(ops []porcupine.Operation) string {
 	for _, op := range ops {
 		switch in := op.Input.(type) {
 		case offsetInput:
-			kinds[map[bool]string{true: "commits", false: "fetches"}[in.commit]]++
+			switch {
+			case !in.commit:
+				kinds["fetches"]++
+			case op.Output.(offsetOutput).unknown:
+				kinds["commits unknown"]++
+			default:
+				kinds["commits acknowledged"]++
+			}
 		case streamInput:
 			out := op.Output.(streamOutput)
 			switch {
