@@ -129,7 +129,10 @@
 // and the lowest surviving voter campaigns, without waiting for the
 // election timeout or, for a quiesced group, the leader table's liveness.
 // A lost connection to a node still listening (a reset, a black hole)
-// changes nothing of this.
+// changes nothing of this. A killed node's connection may still look up
+// here for a few milliseconds; ConfirmNode pings a node (transport Ping,
+// within 100 ms) so that Metadata names a leader there only once it
+// answered.
 //
 // # Idle cost, figures and health
 //
