@@ -87,10 +87,19 @@ func (p *peer) startPing() (*pingWait, error) {
 }
 
 // pushFrontLocked queues a Ping or Pong ahead of everything queued, so
-// that its round trip does not wait for megabytes of Raft messages. Its 8
-// bytes may exceed PeerQueueBytesMax by that much. Callers hold p.mu and
-// checked that the peer is connected.
+// that its round trip does not wait for megabytes of Raft messages. One of
+// each type at most waits in the queue: a newer one takes the place of
+// one not written yet (its sender waits for the newest only), so a peer
+// pinging without end, or a connection that stopped writing, cannot grow
+// the queue; their 8 bytes each may exceed PeerQueueBytesMax by that
+// much. Callers hold p.mu and checked that the peer is connected.
 func (p *peer) pushFrontLocked(typ FrameType, payload []byte) {
+	for i := 0; i < len(p.queue) && (p.queue[i].typ == FramePing || p.queue[i].typ == FramePong); i++ {
+		if p.queue[i].typ == typ {
+			p.queue[i].payload = payload
+			return
+		}
+	}
 	it := item{typ: typ, payload: payload, bytes: len(payload)}
 	p.queue = append([]item{it}, p.queue...)
 	p.queuedBytes += it.bytes

@@ -124,3 +124,32 @@ func TestPingFramesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestPingAndPongQueueOneEach: pings and pongs go ahead of the Raft
+// traffic queued, and a newer one takes the place of one of its type not
+// written yet, so a peer pinging without end cannot grow the queue.
+func TestPingAndPongQueueOneEach(t *testing.T) {
+	p := &peer{wake: make(chan struct{}, 1)}
+	p.queue = []item{{typ: FrameRaftBatch, bytes: 100}}
+	p.queuedBytes = 100
+	for seq := uint64(1); seq <= 5; seq++ {
+		p.pushFrontLocked(FramePong, AppendPing(nil, seq))
+		p.pushFrontLocked(FramePing, AppendPing(nil, 10+seq))
+	}
+	if len(p.queue) != 3 || p.queuedBytes != 100+2*pingBytes {
+		t.Fatalf("queue of %d items, %d bytes, want 3 items, %d bytes", len(p.queue), p.queuedBytes, 100+2*pingBytes)
+	}
+	for i, want := range []struct {
+		typ FrameType
+		seq uint64
+	}{{FramePing, 15}, {FramePong, 5}} {
+		it := p.queue[i]
+		seq, err := ParsePing(it.payload)
+		if it.typ != want.typ || err != nil || seq != want.seq {
+			t.Fatalf("item %d: %v %d (%v), want %v %d", i, it.typ, seq, err, want.typ, want.seq)
+		}
+	}
+	if p.queue[2].typ != FrameRaftBatch {
+		t.Fatalf("the Raft item moved: %v", p.queue[2].typ)
+	}
+}
