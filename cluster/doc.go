@@ -131,6 +131,15 @@
 // A lost connection to a node still listening (a reset, a black hole)
 // changes nothing of this.
 //
+// A node stopping cleanly hands off first (handoff.go, HandOff, called by
+// server.Close): every group it leads, the metadata group included, is
+// transferred to an in-sync voter on a node not found gone (spread over
+// them, the preferred first among equals: handOffTarget, pure), asked
+// again every election timeout until a leader elsewhere is known or the
+// caller's deadline passes; what has no such voter or does not move in
+// time stays (logged). Meanwhile Leader reports no leader of a group being
+// handed off, so Metadata waits for its election.
+//
 // # Idle cost, figures and health
 //
 // Partition groups quiesce while idle (replica's quiesce.go, design §3.6):
