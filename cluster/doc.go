@@ -100,11 +100,14 @@
 // raft leaves it by itself); with the voters the target it proposes
 // CompleteReassignment. Nothing is remembered between steps, so a new
 // leader goes on where the last stopped, and a cancelled move (the
-// replicas are then the wanted set) is undone the same way. A leader
-// whose Raft log no longer starts right after the bootstrap cancels the
-// move (ErrCompactedLog): the snapshot install with segment copy
-// (snapshotfetch.go) serves followers behind a compaction, but a new
-// replica is not brought in through it yet. A node in neither set closes its
+// replicas are then the wanted set) is undone the same way. Once the
+// leader's Raft log no longer starts right after the bootstrap, a learner
+// catches up through the snapshot install with segment copy
+// (snapshotfetch.go); raft ignores a snapshot whose configuration does not
+// name its receiver, so while the leader's snapshot predates the learner's
+// addition the leader compacts its Raft log at its applied index
+// (partition.CompactRaftAtApplied, segments kept), and a learner behind
+// the log's start never counts as caught up. A node in neither set closes its
 // replica and removes the directory (followPlacement, in reconcile), also
 // at start for a move made while it was away. TransferLeader asks a
 // group's leader, or the transferee's node, to hand over;
@@ -133,6 +136,15 @@
 // here for a few milliseconds; ConfirmNode pings a node (transport Ping,
 // within 100 ms) so that Metadata names a leader there only once it
 // answered.
+//
+// A node stopping cleanly hands off first (handoff.go, HandOff, called by
+// server.Close): every group it leads, the metadata group included, is
+// transferred to an in-sync voter on a node not found gone (spread over
+// them, the preferred first among equals: handOffTarget, pure), asked
+// again every election timeout until a leader elsewhere is known or the
+// caller's deadline passes; what has no such voter or does not move in
+// time stays (logged). Meanwhile Leader reports no leader of a group being
+// handed off, so Metadata waits for its election.
 //
 // # Idle cost, figures and health
 //

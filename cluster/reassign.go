@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path"
 	"slices"
 	"time"
@@ -43,12 +42,6 @@ const catchUpEntries = 64
 // learners' progress, which applies nothing and so wakes nothing.
 const moveInterval = 100 * time.Millisecond
 
-// ErrCompactedLog refuses a move onto a new replica when the leader's Raft
-// log no longer starts right after the bootstrap snapshot: the replica
-// could only catch up from a snapshot carrying the partition's segments,
-// which the group cannot install yet.
-var ErrCompactedLog = errors.New("the partition's log was compacted: a new replica cannot catch up without snapshot install")
-
 // moveKind is what planMove asks the leader to do.
 type moveKind int
 
@@ -57,14 +50,13 @@ const (
 	moveWait                     // a change is under way or a learner catching up
 	moveConf                     // propose cc
 	moveTransfer                 // hand the leadership to to
-	moveRefuse                   // err: the move cannot go on
+	moveCompact                  // compact the leader's Raft log at its applied index
 )
 
 type moveStep struct {
 	kind moveKind
 	cc   *raftpb.ConfChangeV2
 	to   uint64
-	err  error
 }
 
 // groupProgress is what planMove reads of a leader's replica.
@@ -74,6 +66,15 @@ type groupProgress struct {
 	match map[uint64]uint64 // replica → last index known replicated there
 	last  uint64            // the leader's last index
 	first uint64            // the first index of the leader's log
+	// snapshotMembers are the replicas the leader's snapshot configuration
+	// names, read only when a learner needs that snapshot (needsSnapshot).
+	snapshotMembers []uint64
+}
+
+// needsSnapshot reports whether replica r needs entries the leader's Raft
+// log no longer holds, so it can only catch up from the leader's snapshot.
+func (g groupProgress) needsSnapshot(r uint64) bool {
+	return g.match[r]+1 < g.first
 }
 
 // planMove is the next step that takes a group from its configuration
@@ -86,9 +87,6 @@ func planMove(g groupProgress, want []uint64) moveStep {
 	members := slices.Concat(cs.GetVoters(), cs.GetLearners())
 	for _, r := range want {
 		if !slices.Contains(members, r) {
-			if g.first > replicaBootstrapIndex+1 {
-				return moveStep{kind: moveRefuse, err: fmt.Errorf("%w (log starts at %d)", ErrCompactedLog, g.first)}
-			}
 			return moveStep{kind: moveConf, cc: single(raftpb.ConfChangeAddLearnerNode, r)}
 		}
 	}
@@ -101,7 +99,15 @@ func planMove(g groupProgress, want []uint64) moveStep {
 		return moveStep{kind: moveDone}
 	}
 	for _, r := range cs.GetLearners() {
-		if g.match[r]+catchUpEntries < g.last {
+		if g.needsSnapshot(r) && !slices.Contains(g.snapshotMembers, r) {
+			// Raft ignores a snapshot whose configuration does not name
+			// its receiver: the one taken before r's addition never
+			// catches r up, a compaction at the applied index does.
+			return moveStep{kind: moveCompact}
+		}
+		// A learner behind the log's start is not near the leader
+		// however short the log is: it has yet to install the snapshot.
+		if g.needsSnapshot(r) || g.match[r]+catchUpEntries < g.last {
 			return moveStep{kind: moveWait}
 		}
 	}
@@ -230,6 +236,11 @@ func (c *Cluster) tendMoves(ctx context.Context, moving map[uint64]bool) {
 			if err != nil {
 				continue // the group left the scheduler or lost its leader: its next leader goes on
 			}
+			if step.kind == moveCompact {
+				// On the partition's writer, which stepMove's worker is:
+				// after it, not inside it.
+				c.compactForLearner(t, p)
+			}
 			if c.finishMove(ctx, t, p, step) {
 				moving[p.GroupId] = true
 			}
@@ -285,45 +296,68 @@ func progressOf(r *replica.Replica, st replica.Storage) (groupProgress, error) {
 		return g, err
 	}
 	g.first = first
+	for _, r := range g.conf.GetLearners() {
+		if !g.needsSnapshot(r) {
+			continue
+		}
+		snap, err := st.Snapshot()
+		if err != nil {
+			return g, err
+		}
+		cs := snap.GetMetadata().GetConfState()
+		g.snapshotMembers = slices.Concat(cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext())
+		break
+	}
 	return g, nil
 }
 
 // groupStorage is the Raft log of the local replica of group, nil when
 // none is open.
 func (c *Cluster) groupStorage(group uint64) replica.Storage {
+	if p := c.groupPartition(group); p != nil {
+		return p.RaftStorage()
+	}
+	return nil
+}
+
+// groupPartition is the local replica of group, nil when none is open.
+func (c *Cluster) groupPartition(group uint64) *partition.Partition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, t := range c.topics {
 		for _, s := range t.Partitions {
 			if s.Group == group && s.Partition != nil && s.Partition.Replicated() {
-				return s.Partition.RaftStorage()
+				return s.Partition
 			}
 		}
 	}
 	return nil
 }
 
-// finishMove proposes to the metadata group what a step calls for: the
-// completion of a move whose voters are the target, or its cancellation
-// when it cannot go on. It reports whether the group is still moving.
+// compactForLearner compacts the Raft log of the local replica of p's
+// group at its applied index, so that the snapshot a learner added after
+// the last compaction gets names it (moveCompact).
+func (c *Cluster) compactForLearner(t *metav1.Topic, p *metav1.Partition) {
+	lp := c.groupPartition(p.GroupId)
+	if lp == nil {
+		return
+	}
+	if err := lp.CompactRaftAtApplied(); err != nil {
+		c.env.Logger.Warn("compacting a partition's Raft log for a new replica", "topic", t.Name, "partition", p.Index, "err", err)
+	}
+}
+
+// finishMove proposes to the metadata group the completion of a move
+// whose voters are the target. It reports whether the group is still
+// moving. Nothing cancels a move here: every step can go on (a learner
+// behind the leader's log start installs its snapshot).
 func (c *Cluster) finishMove(ctx context.Context, t *metav1.Topic, p *metav1.Partition, step moveStep) bool {
 	ref := &metav1.PartitionRef{Topic: t.Name, TopicId: t.Id, Partition: p.Index}
-	var cmd *metav1.Command
-	switch {
-	case step.kind == moveDone && p.ReassignmentId != 0:
-		cmd = &metav1.Command{Command: &metav1.Command_CompleteReassignment{CompleteReassignment: &metav1.CompleteReassignment{
-			Partition: ref, ReassignmentId: p.ReassignmentId}}}
-	case step.kind == moveRefuse && p.ReassignmentId != 0:
-		c.env.Logger.Error("cancelling a partition's reassignment", "topic", t.Name, "partition", p.Index,
-			"reassignment", p.ReassignmentId, "err", step.err)
-		cmd = &metav1.Command{Command: &metav1.Command_CancelReassignment{CancelReassignment: &metav1.CancelReassignment{
-			Partition: ref, ReassignmentId: p.ReassignmentId}}}
-	case step.kind == moveRefuse:
-		c.env.Logger.Error("restoring a partition's replicas", "topic", t.Name, "partition", p.Index, "err", step.err)
-		return false
-	default:
+	if step.kind != moveDone || p.ReassignmentId == 0 {
 		return step.kind != moveDone
 	}
+	cmd := &metav1.Command{Command: &metav1.Command_CompleteReassignment{CompleteReassignment: &metav1.CompleteReassignment{
+		Partition: ref, ReassignmentId: p.ReassignmentId}}}
 	res, err := c.ctl.Propose(ctx, cmd)
 	if err == nil {
 		err = meta.ResultError(res)

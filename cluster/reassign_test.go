@@ -59,10 +59,35 @@ func TestPlanMove(t *testing.T) {
 			}
 		})
 	}
-	compacted := g([]uint64{1, 2, 3}, nil, nil, caught)
-	compacted.first = 500
-	if step := planMove(compacted, want); step.kind != moveRefuse || !errors.Is(step.err, ErrCompactedLog) {
-		t.Fatalf("compacted log: %+v, want a refusal", step)
+	// A log compacted past the bootstrap: the learner is added all the
+	// same, and catches up through the leader's snapshot once it names it.
+	compacted := func(learners []uint64, match map[uint64]uint64, members []uint64) groupProgress {
+		c := g([]uint64{1, 2, 3}, learners, nil, match)
+		c.first, c.last, c.snapshotMembers = 500, 520, members
+		return c
+	}
+	fresh := map[uint64]uint64{1: 520, 2: 520, 3: 520}
+	for _, tc := range []struct {
+		name string
+		g    groupProgress
+		kind moveKind
+		cc   string
+	}{
+		{"compacted: add the learner", compacted(nil, fresh, nil), moveConf, "AddLearnerNode 4"},
+		{"compacted: a snapshot not naming the learner, compact again", compacted([]uint64{4}, fresh, []uint64{1, 2, 3}), moveCompact, ""},
+		{"compacted: a snapshot naming it, wait however short the log", compacted([]uint64{4}, fresh, []uint64{1, 2, 3, 4}), moveWait, ""},
+		{"compacted: installed and near, joint change", withSelf(compacted([]uint64{4}, map[uint64]uint64{2: 520, 3: 520, 4: 510}, nil), 2), moveConf,
+			"AddNode 4 RemoveNode 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			step := planMove(tc.g, want)
+			if step.kind != tc.kind {
+				t.Fatalf("step %+v, want kind %d", step, tc.kind)
+			}
+			if got := changes(step.cc); got != tc.cc {
+				t.Fatalf("change %q, want %q", got, tc.cc)
+			}
+		})
 	}
 }
 

@@ -73,15 +73,17 @@ func (c *Cluster) Leader(topic string, index int32) (Leader, error) {
 // replica here is the leader table's; a leader on a node the transport
 // found gone (its process ended) is unknown: an election is on, and
 // clients told of the dead node would wait for their next metadata
-// refresh to learn of the new one.
+// refresh to learn of the new one. So is this node's leadership of a
+// group it is handing off (HandOff): a client told of this node would be
+// refused by it until that refresh.
 func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 	unknown := Leader{Node: -1, Epoch: -1}
 	switch {
 	case !c.cfg.clustered() && s.Partition != nil:
 		return Leader{Node: c.cfg.NodeID, Epoch: s.Partition.LeaderEpoch(), Local: true}
 	case s.Partition != nil:
-		l := c.leadership(s.Group)
-		if l.Leader == 0 || c.replicaGone(l.Leader) {
+		l, handing := c.leadershipHanding(s.Group)
+		if l.Leader == 0 || c.replicaGone(l.Leader) || handing && l.Leader == c.replicaID() {
 			return unknown
 		}
 		node := meta.NodeOf(l.Leader)

@@ -11,10 +11,9 @@ package kafka
 // REASSIGNMENT_IN_PROGRESS (Kafka replaces the target; cancel first), a
 // target naming a node twice, a node not active or the current set
 // answers INVALID_REPLICA_ASSIGNMENT, a single node answers
-// INVALID_REQUEST, and a partition whose leader's log was compacted past
-// its first entry cannot take a new replica (no snapshot install yet):
-// its leader cancels the move, which then disappears from the list with
-// the reason in the leader's log. With v1 and AllowReplicationFactorChange
+// INVALID_REQUEST. A new replica of a partition whose leader's log was
+// compacted catches up through the leader's snapshot and a copy of the
+// data below it. With v1 and AllowReplicationFactorChange
 // false, a target of another size answers INVALID_REPLICATION_FACTOR.
 
 import (

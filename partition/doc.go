@@ -154,16 +154,20 @@
 //     applied by every replica, capped at what it applied) compact the
 //     Raft log to the entry before the first batch they keep, never past
 //     the applied index it recorded, with the ConfState as of there, then
-//     delete or rewrite. A follower that needs an
+//     delete or rewrite (CompactRaftAtApplied compacts there and removes
+//     nothing: a leader's snapshot must name a replica a move adds). A follower that needs an
 //     entry below gets the leader's snapshot, whose descriptor carries
 //     producer state (SetSnapshotData), written to disk before the Raft
 //     log installs the snapshot (RaftStorage); Restore takes it in, and a
 //     follower whose log did not reach the snapshot restarts its segments
 //     at the snapshot's next offset, with the data below it from the
 //     descriptor's log start when a complete copy was staged, empty (and
-//     serving from there) otherwise. A stream topic's index is not rebuilt
-//     from such data, so its replicas refuse such a snapshot
-//     (ErrUnsupported). The copy (snapshotcopy.go): the leader's
+//     serving from there) otherwise. On a stream topic the index a
+//     snapshot passes (or its build) is deleted before the install, and
+//     Restore builds it again from the installed log, as entering the
+//     stream policy does (in the background past 4096 records, appends
+//     needing it refused with ErrStreamIndexBuilding meanwhile); the
+//     stream cleaner's markers keep the leader's revisions. The copy (snapshotcopy.go): the leader's
 //     ReadSnapshotData serves the batches below its current snapshot, from
 //     the descriptor's log start to its next offset, refusing another
 //     snapshot (raftlog.ErrSnapshotChanged); a follower's

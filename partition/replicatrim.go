@@ -3,12 +3,14 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"path"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // asWriter runs f as the writer of the log: at once for a single writer,
@@ -155,10 +157,14 @@ type snapshotInstaller struct {
 	p *Partition
 }
 
-// ApplySnapshot writes the snapshot's producer state, then installs it.
+// ApplySnapshot writes the snapshot's producer state and drops a stream
+// index the snapshot passes, then installs it.
 func (s *snapshotInstaller) ApplySnapshot(snap *raftpb.Snapshot) error {
 	state, next, err := s.p.snapshotProducers(snap)
 	if err != nil {
+		return err
+	}
+	if err := s.p.dropStreamIndexBelow(snap); err != nil {
 		return err
 	}
 	if state != nil {
@@ -186,6 +192,56 @@ func (p *Partition) snapshotProducers(snap *raftpb.Snapshot) (*producerState, in
 	return state, next, nil
 }
 
+// dropStreamIndexBelow deletes the stream index before the Raft log
+// installs a snapshot past what the index covers (a running build
+// included): the install replaces the segments below the snapshot with
+// the leader's, which its cleaner may have rewritten, so the index is
+// built again from the installed log (Restore), numbering every event
+// as the leader's index does (the stream cleaner leaves markers carrying
+// the revisions it removes). Deleted first, a crash anywhere leaves no
+// index, and the next open builds it from whichever log it finds.
+func (p *Partition) dropStreamIndexBelow(snap *raftpb.Snapshot) error {
+	d, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("partition %s-%d: snapshot at index %d: %w", p.topic, p.index, snap.GetMetadata().GetIndex(), err)
+	}
+	p.mu.Lock()
+	x, building := p.streamIdx, p.build != nil
+	p.mu.Unlock()
+	if (x == nil || x.Next() >= d.NextOffset) && !building {
+		return nil
+	}
+	p.stopIndexBuild() // its files cover part of the log being replaced
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A build may have published its index before it heard the stop.
+	if x = p.streamIdx; x != nil && x.Next() >= d.NextOffset {
+		return nil
+	}
+	p.streamIdx = nil
+	if x != nil {
+		err = x.Delete()
+	} else {
+		err = p.fsys.RemoveAll(path.Join(p.dir, streamIndexDir))
+	}
+	if err == nil {
+		err = p.fsys.SyncDir(p.dir)
+	}
+	if err != nil {
+		return p.classifyWriteError(fmt.Errorf("drop the stream index of %s-%d before a snapshot at offset %d: %w", p.topic, p.index, d.NextOffset, err))
+	}
+	p.logger.Info("dropped the stream index for a snapshot past it", "covered", coveredOf(x), "next_offset", d.NextOffset)
+	return nil
+}
+
+// coveredOf is the offset an index covers, -1 for none.
+func coveredOf(x *streams.Index) int64 {
+	if x == nil {
+		return -1
+	}
+	return x.Next()
+}
+
 // Restore implements replica.StateMachine: the replica installed a leader's
 // snapshot in the Raft log, which holds the data below it when it held the
 // snapshot's entry, and otherwise restarted the segments at the
@@ -194,8 +250,9 @@ func (p *Partition) snapshotProducers(snap *raftpb.Snapshot) (*producerState, in
 // empty otherwise (a replica behind retention serves from there; a
 // cluster node's fetcher stages the copy). Either way the log start is the segments'. Producer state comes from the
 // snapshot's state data, which snapshotInstaller wrote before the install;
-// the stream index must cover the snapshot already, as it cannot be
-// rebuilt without the data below it.
+// a stream index the snapshot passed was dropped then, and is built
+// again from the installed log (at once for a short log, in the
+// background otherwise, as when a topic enters the stream policy).
 func (p *Partition) Restore(snap *raftpb.Snapshot) error {
 	d, err := raftlog.DecodeDescriptor(snap.GetData())
 	if err != nil {
@@ -211,7 +268,9 @@ func (p *Partition) Restore(snap *raftpb.Snapshot) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if x := p.streamIdx; (x != nil && x.Next() < d.NextOffset) || p.build != nil {
-		return fmt.Errorf("%w: %s-%d: a snapshot past the stream index", ErrUnsupported, p.topic, p.index)
+		// dropStreamIndexBelow ran before the install: a bug if not.
+		return fmt.Errorf("partition %s-%d: a stream index covering %d, or its build, past a snapshot at offset %d",
+			p.topic, p.index, coveredOf(p.streamIdx), d.NextOffset)
 	}
 	p.producers, p.producersNext = state, max(next, d.NextOffset)
 	// raft-state records the snapshot's ConfState, that of its compaction point.
@@ -223,5 +282,42 @@ func (p *Partition) Restore(snap *raftpb.Snapshot) error {
 	p.noteApplied(snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm())
 	p.advance(d.NextOffset)
 	p.logger.Info("installed a snapshot", "index", snap.GetMetadata().GetIndex(), "next_offset", d.NextOffset, "log_start_offset", p.log.StartOffset())
+	if p.cfg.Streams && p.streamIdx == nil {
+		if err := p.setStreams(true); err != nil {
+			return fmt.Errorf("partition %s-%d: stream index after a snapshot: %w", p.topic, p.index, err)
+		}
+	}
 	return nil
+}
+
+// CompactRaftAtApplied compacts a replica's Raft log at the applied index,
+// with the configuration as applied there, keeping every segment: only
+// the Raft entries up to there are no longer served. A leader does this
+// for a replica added while its log was compacted: raft ignores a snapshot
+// whose configuration does not name its receiver, so the replica can only
+// catch up from a snapshot taken after its addition. A configuration change
+// applied last, whose ConfState the Raft log records only with the next
+// Apply (recordApplied), is recorded first, so the point passes it even on
+// an idle partition.
+func (p *Partition) CompactRaftAtApplied() error {
+	if p.repl == nil {
+		return fmt.Errorf("partition %s-%d: not a replica", p.topic, p.index)
+	}
+	return p.asWriter(func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err := p.Err(); err != nil {
+			return err
+		}
+		if cs := p.confToRecord(); cs != nil {
+			if err := p.raft.RecordApplied(p.repl.confIndex, cs); err != nil {
+				return p.classifyWriteError(fmt.Errorf("record the configuration change at %d: %w", p.repl.confIndex, err))
+			}
+		}
+		_, end, err := p.appliedEnd()
+		if err != nil {
+			return err
+		}
+		return p.compactRaftBelow(end)
+	})
 }

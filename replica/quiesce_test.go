@@ -21,6 +21,34 @@ type quiesceNodes struct {
 	sms   map[[2]uint64]*listSM
 }
 
+// startQuiescedGroups starts groups groups on three nodes, each led by
+// its preferred node, commits one entry in each and ticks until every
+// group is quiesced on every node.
+func startQuiescedGroups(t *testing.T, groups int) *quiesceNodes {
+	t.Helper()
+	qn := startQuiesceNodes(t, uint64(groups))
+	for g := uint64(1); g <= uint64(groups); g++ {
+		var err error
+		on(t, qn.net.nodes[qn.leaderOf(g)], g, func(r *Replica) { err = r.Campaign() })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	qn.net.settle(t)
+	for g := uint64(1); g <= uint64(groups); g++ {
+		qn.propose(g, "v")
+	}
+	qn.net.settle(t)
+	for range 5 {
+		qn.tick(1, 2, 3)
+	}
+	if !qn.quiesced(groups) {
+		t.Fatalf("quiesced groups per node %d %d %d, want %d each",
+			qn.net.nodes[1].Quiesced(), qn.net.nodes[2].Quiesced(), qn.net.nodes[3].Quiesced(), groups)
+	}
+	return qn
+}
+
 func startQuiesceNodes(t *testing.T, groups uint64) *quiesceNodes {
 	qn := &quiesceNodes{t: t, net: &memNet{nodes: map[uint64]*Scheduler{}}, alive: map[uint64]*atomic.Bool{}, sms: map[[2]uint64]*listSM{}}
 	for node := uint64(1); node <= 3; node++ {
@@ -95,26 +123,7 @@ func (qn *quiesceNodes) applied(node, g uint64) []string {
 // declared dead.
 func TestSchedulerQuiescesIdleGroups(t *testing.T) {
 	const groups = 6
-	qn := startQuiesceNodes(t, groups)
-	for g := uint64(1); g <= groups; g++ {
-		var err error
-		on(t, qn.net.nodes[qn.leaderOf(g)], g, func(r *Replica) { err = r.Campaign() })
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	qn.net.settle(t)
-	for g := uint64(1); g <= groups; g++ {
-		qn.propose(g, "v")
-	}
-	qn.net.settle(t)
-	for range 5 {
-		qn.tick(1, 2, 3)
-	}
-	if !qn.quiesced(groups) {
-		t.Fatalf("quiesced groups per node %d %d %d, want %d each",
-			qn.net.nodes[1].Quiesced(), qn.net.nodes[2].Quiesced(), qn.net.nodes[3].Quiesced(), groups)
-	}
+	qn := startQuiescedGroups(t, groups)
 	before := qn.net.deliveries.Load()
 	for range 30 {
 		qn.tick(1, 2, 3)

@@ -13,26 +13,7 @@ import (
 // with no tick at all, while the four others stay quiesced.
 func TestSchedulerReportGoneElectsWithoutTicks(t *testing.T) {
 	const groups = 6
-	qn := startQuiesceNodes(t, groups)
-	for g := uint64(1); g <= groups; g++ {
-		var err error
-		on(t, qn.net.nodes[qn.leaderOf(g)], g, func(r *Replica) { err = r.Campaign() })
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	qn.net.settle(t)
-	for g := uint64(1); g <= groups; g++ {
-		qn.propose(g, "v")
-	}
-	qn.net.settle(t)
-	for range 5 {
-		qn.tick(1, 2, 3)
-	}
-	if !qn.quiesced(groups) {
-		t.Fatalf("quiesced groups per node %d %d %d, want %d each",
-			qn.net.nodes[1].Quiesced(), qn.net.nodes[2].Quiesced(), qn.net.nodes[3].Quiesced(), groups)
-	}
+	qn := startQuiescedGroups(t, groups)
 	const dead = 1
 	qn.net.drop = func(m *raftpb.Message) bool { return m.GetTo() == dead || m.GetFrom() == dead }
 	for _, node := range []uint64{2, 3} {

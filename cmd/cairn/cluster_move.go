@@ -21,12 +21,12 @@ func newClusterMoveCommand(connection *clientFlags) *cobra.Command {
 		Short: "Move a partition's replicas to other nodes",
 		Long: `Move a partition's replicas to the nodes listed (the first becomes the
 preferred leader if the current one leaves). The new replicas copy the
-partition from its leader, then the replica set changes in one step, and the
-replicas no longer listed are deleted. The command shows the move until it
-completes (or --timeout; Ctrl-C stops the wait, not the move). --cancel
-stops a running move: the partition returns to its replicas. A partition
-whose leader's log has been compacted (retention) cannot take a new replica
-yet; such a move is cancelled by the cluster, and this command says so.`,
+partition from its leader (through its snapshot, with the data below it,
+when retention or a cleaner already removed the first records), then the
+replica set changes in one step, and the replicas no longer listed are
+deleted. The command shows the move until it completes (or --timeout;
+Ctrl-C stops the wait, not the move). --cancel stops a running move: the
+partition returns to its replicas, and a wait elsewhere says so.`,
 		Example: `  cairn cluster move orders 0 --replicas 2,3,4
   cairn cluster move orders 0 --cancel`,
 		Args: cobra.ExactArgs(2),
@@ -113,7 +113,7 @@ func checkMoved(ctx context.Context, out io.Writer, admin *kadm.Client, topic st
 		}
 		polls++
 		if polls >= strandedPolls {
-			return false, fmt.Errorf("the move of %s-%d was cancelled: its replicas are %v (the leader's log says why; a compacted log cannot take a new replica yet)",
+			return false, fmt.Errorf("the move of %s-%d was cancelled: its replicas are %v",
 				topic, index, replicas)
 		}
 		return false, nil

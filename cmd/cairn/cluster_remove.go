@@ -85,8 +85,7 @@ func removeNode(ctx context.Context, cmd *cobra.Command, admin *kadm.Client, cli
 		// broker a moment behind the others does not decide it.
 		if on := partitionsOn(md, node); left == 0 && len(on) > 0 {
 			if stranded++; stranded >= strandedPolls {
-				return false, fmt.Errorf("node %d stays DRAINING: the moves of %v off it were cancelled (the leaders' logs say why; "+
-					"a partition whose log was compacted cannot take a new replica yet)", node, on)
+				return false, fmt.Errorf("node %d stays DRAINING: the moves of %v off it were cancelled", node, on)
 			}
 		} else {
 			stranded = 0
