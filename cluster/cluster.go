@@ -258,7 +258,7 @@ type Cluster struct {
 	// once it exists.
 	deliverTo atomic.Pointer[replica.Scheduler]
 
-	// watchMu guards leadersChanged and leaderships. The replicas' workers
+	// watchMu guards leadersChanged, leaderships and handingOff. The replicas' workers
 	// take it when a partition's leadership changes, and they must never
 	// wait on mu (reconcile holds mu while it waits on them), so it is a
 	// leaf: taken after mu, never the reverse.
@@ -269,6 +269,10 @@ type Cluster struct {
 	// leaderships are the last leadership each local replica of a
 	// partition reported, by group.
 	leaderships map[uint64]replica.Leadership
+	// handingOff holds the groups whose leadership this node is handing
+	// to another while it stops (HandOff): it reports no leader of them
+	// until the new one is known.
+	handingOff map[uint64]bool
 	// reconciled is the applied index of the metadata state the
 	// partitions were last made to match (guarded by mu).
 	reconciled uint64

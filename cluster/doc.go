@@ -132,7 +132,19 @@
 // and the lowest surviving voter campaigns, without waiting for the
 // election timeout or, for a quiesced group, the leader table's liveness.
 // A lost connection to a node still listening (a reset, a black hole)
-// changes nothing of this.
+// changes nothing of this. A killed node's connection may still look up
+// here for a few milliseconds; ConfirmNode pings a node (transport Ping,
+// within 100 ms) so that Metadata names a leader there only once it
+// answered.
+//
+// A node stopping cleanly hands off first (handoff.go, HandOff, called by
+// server.Close): every group it leads, the metadata group included, is
+// transferred to an in-sync voter on a node not found gone (spread over
+// them, the preferred first among equals: handOffTarget, pure), asked
+// again every election timeout until a leader elsewhere is known or the
+// caller's deadline passes; what has no such voter or does not move in
+// time stays (logged). Meanwhile Leader reports no leader of a group being
+// handed off, so Metadata waits for its election.
 //
 // # Idle cost, figures and health
 //

@@ -42,6 +42,8 @@ type Transport interface {
 	Gone() <-chan uint64
 	PeerGone(id uint64) bool
 	PeerConnected(id uint64) bool
+	// Ping confirms a peer is alive now: a round trip within timeout.
+	Ping(id uint64, timeout time.Duration) error
 	Metrics() transport.Metrics
 	Close() error
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
@@ -72,15 +73,17 @@ func (c *Cluster) Leader(topic string, index int32) (Leader, error) {
 // replica here is the leader table's; a leader on a node the transport
 // found gone (its process ended) is unknown: an election is on, and
 // clients told of the dead node would wait for their next metadata
-// refresh to learn of the new one.
+// refresh to learn of the new one. So is this node's leadership of a
+// group it is handing off (HandOff): a client told of this node would be
+// refused by it until that refresh.
 func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 	unknown := Leader{Node: -1, Epoch: -1}
 	switch {
 	case !c.cfg.clustered() && s.Partition != nil:
 		return Leader{Node: c.cfg.NodeID, Epoch: s.Partition.LeaderEpoch(), Local: true}
 	case s.Partition != nil:
-		l := c.leadership(s.Group)
-		if l.Leader == 0 || c.replicaGone(l.Leader) {
+		l, handing := c.leadershipHanding(s.Group)
+		if l.Leader == 0 || c.replicaGone(l.Leader) || handing && l.Leader == c.replicaID() {
 			return unknown
 		}
 		node := meta.NodeOf(l.Leader)
@@ -99,6 +102,29 @@ func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 // connection is down.
 func (c *Cluster) nodeDisconnected(node int32) bool {
 	return node != c.cfg.NodeID && !c.node.tcp.PeerConnected(uint64(node))
+}
+
+// leaderPingTimeout bounds ConfirmNode's round trip: a loopback one
+// takes some 50 µs, one across a datacenter about 1 ms, and a live node
+// busy with a large write still answers well within it.
+const leaderPingTimeout = 100 * time.Millisecond
+
+// ConfirmNode checks that node, named leader by this node's view, is alive
+// right now: a ping over the node-to-node transport, answered by the
+// peer's reader, within leaderPingTimeout. A killed node's connection may
+// still look up here for a few milliseconds (the kernel closes its
+// listener and its sockets in some order), and a client told of it would
+// wait for its next metadata refresh to learn of the new leader. An error
+// means the node did not answer: take it as disconnected. This node
+// answers for itself, and a single node has no other.
+func (c *Cluster) ConfirmNode(node int32) error {
+	if node == c.cfg.NodeID || !c.cfg.clustered() {
+		return nil
+	}
+	if err := c.node.tcp.Ping(uint64(node), leaderPingTimeout); err != nil {
+		return fmt.Errorf("confirm node %d: %w", node, err)
+	}
+	return nil
 }
 
 // InSync lists the node ids of a partition's replicas this node counts in

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,39 @@ type electionView struct {
 	leader  cluster.Leader
 	changed chan struct{}
 	asked   chan struct{} // gets a value (if room) at every read of e-0's leader
+	// other, when set, is a second broker the tests name as leader, whose
+	// pings answer what pong holds (nil: alive); pinged gets each ping.
+	other  int32
+	pong   error
+	pinged chan int32
+}
+
+func (v *electionView) Brokers() []cluster.Broker {
+	out := v.Cluster.Brokers()
+	if v.other != 0 {
+		out = append(out, cluster.Broker{NodeID: v.other, KafkaAddr: "127.0.0.1:9"})
+	}
+	return out
+}
+
+func (v *electionView) ConfirmNode(node int32) error {
+	if node != v.other {
+		return v.Cluster.ConfirmNode(node)
+	}
+	v.mu.Lock()
+	err := v.pong
+	v.mu.Unlock()
+	select {
+	case v.pinged <- node:
+	default:
+	}
+	return err
+}
+
+func (v *electionView) setPong(err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.pong = err
 }
 
 func (v *electionView) Leader(topic string, index int32) (cluster.Leader, error) {
@@ -71,7 +105,8 @@ func startElection(t *testing.T, initial cluster.Leader) (*testServer, *election
 	t.Helper()
 	var v *electionView
 	ts := startServerView(t, func(c *cluster.Cluster) clusterView {
-		v = &electionView{Cluster: c, leader: initial, changed: make(chan struct{}), asked: make(chan struct{}, 1)}
+		v = &electionView{Cluster: c, leader: initial, changed: make(chan struct{}), asked: make(chan struct{}, 1),
+			other: otherNode, pinged: make(chan int32, 16)}
 		return v
 	})
 	adminCreate(t, ts, "e", 1, nil)
@@ -113,6 +148,45 @@ func TestMetadataWaitsForTheElection(t *testing.T) {
 	mp = rc.roundTrip(req).(*kmsg.MetadataResponse).Topics[0].Partitions[0]
 	if mp.ErrorCode != kerr.LeaderNotAvailable.Code || mp.Leader != -1 {
 		t.Fatalf("metadata with no election ending: %s leader %d, want LEADER_NOT_AVAILABLE", codeOf(mp.ErrorCode), mp.Leader)
+	}
+}
+
+// otherNode is the second broker of electionView.
+const otherNode = 7
+
+// TestMetadataConfirmsARemoteLeader: before naming a leader on another
+// node, Metadata pings that node. A node that answers is named at once; a
+// node that does not (killed a moment ago, while its connection still
+// looks up here) is taken as disconnected, and the answer waits for the
+// election, naming the new leader rather than the dead one.
+func TestMetadataConfirmsARemoteLeader(t *testing.T) {
+	ts, v := startElection(t, cluster.Leader{Node: otherNode, Epoch: 3})
+	self := ts.cluster.NodeID()
+	rc := ts.dial(t)
+	req := metadataRequest(12, "e")
+	mp := rc.roundTrip(req).(*kmsg.MetadataResponse).Topics[0].Partitions[0]
+	if mp.ErrorCode != 0 || mp.Leader != otherNode || mp.LeaderEpoch != 3 {
+		t.Fatalf("metadata with a live remote leader: %s leader %d epoch %d, want leader %d epoch 3", codeOf(mp.ErrorCode), mp.Leader, mp.LeaderEpoch, otherNode)
+	}
+	if len(v.pinged) == 0 {
+		t.Fatal("the remote leader was named without a ping")
+	}
+
+	v.setPong(errors.New("no pong"))
+	for len(v.pinged) > 0 {
+		<-v.pinged
+	}
+	v.drain()
+	corr := rc.send(req)
+	select {
+	case <-v.pinged:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the remote leader was not pinged")
+	}
+	v.set(cluster.Leader{Node: self, Epoch: 4, Local: true})
+	mp = rc.receive(req, corr).(*kmsg.MetadataResponse).Topics[0].Partitions[0]
+	if mp.ErrorCode != 0 || mp.Leader != self || mp.LeaderEpoch != 4 {
+		t.Fatalf("metadata with a remote leader not answering: %s leader %d epoch %d, want the new leader %d epoch 4", codeOf(mp.ErrorCode), mp.Leader, mp.LeaderEpoch, self)
 	}
 }
 

@@ -17,7 +17,11 @@ package kafka
 // moment later), the answer waits for the election or the connection, at
 // most leaderWaitMax (1.5 s, leaderwait.go): franz-go asks again only
 // after MetadataMinAge (5 s by default), so an answer sent a few
-// milliseconds too early would cost its producers seconds.
+// milliseconds too early would cost its producers seconds. For the same
+// reason a leader on another node is named only once that node answered a
+// ping (Cluster.ConfirmNode, at most 100 ms; one per node per answer): a
+// node killed a moment ago may still look connected here, and one that
+// does not answer is waited for as a disconnected one.
 // On a single node that is one broker leading every partition, replicas and
 // ISR this node alone. Unknown topics are created when the server allows
 // auto-creation and the request does (always for v0-v3, which have no flag),
@@ -30,6 +34,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -44,19 +49,117 @@ func handleMetadata(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.MetadataRequest)
 	changed := s.view.LeadersChanged()
 	resp, electing := s.metadata(req)
-	if !electing {
+	if !electing && len(remoteLeaders(resp, s.cluster.NodeID())) == 0 {
 		return reply{resp: resp}
 	}
-	// A partition is between leaders: wait (bounded, off the read loop)
-	// for the election rather than send the client away for its next
-	// refresh.
+	// A partition is between leaders, or led by another node whose
+	// liveness is to be confirmed first: wait (bounded, off the read
+	// loop) for the election rather than send the client away for its
+	// next refresh.
 	return reply{wait: func() kmsg.Response {
+		lc := leaderCheck{s: s, confirmed: map[int32]bool{}, suspects: map[int32]bool{}}
+		resp, electing = lc.answer(req, resp, electing)
+		if !electing {
+			return resp
+		}
 		s.awaitLeaders(c.ctx, changed, func() bool {
+			lc.recheckSuspects()
 			resp, electing = s.metadata(req)
+			resp, electing = lc.answer(req, resp, electing)
 			return !electing
 		})
 		return resp
 	}}
+}
+
+// leaderCheck confirms, for one Metadata answer, that the other nodes it
+// names as leaders are alive (Cluster.ConfirmNode): a node killed a
+// moment ago may still look connected here, and a client told of it
+// would wait for its next refresh (5 s in franz-go) to learn of the new
+// leader. Each node is pinged once per answer, and again while it is a
+// suspect at each change of the leaders (its connection came back).
+type leaderCheck struct {
+	s         *Server
+	confirmed map[int32]bool // answered a ping
+	suspects  map[int32]bool // did not: taken as disconnected
+}
+
+// answer confirms the leaders resp names on other nodes when nothing else
+// makes it wait, and reports the answer to wait for any whose node did not
+// answer, as for a leader whose connection is down.
+func (lc *leaderCheck) answer(req *kmsg.MetadataRequest, resp *kmsg.MetadataResponse, electing bool) (*kmsg.MetadataResponse, bool) {
+	if electing {
+		return resp, true
+	}
+	var unconfirmed []int32
+	for _, n := range remoteLeaders(resp, lc.s.cluster.NodeID()) {
+		if !lc.confirmed[n] && !lc.suspects[n] {
+			unconfirmed = append(unconfirmed, n)
+		}
+	}
+	for n, err := range lc.s.confirmNodes(unconfirmed) {
+		if err != nil {
+			lc.suspects[n] = true
+			lc.s.logger.Debug("metadata: a leader's node did not answer a ping; waiting for an election", "node", n, "err", err)
+		} else {
+			lc.confirmed[n] = true
+		}
+	}
+	for _, n := range remoteLeaders(resp, lc.s.cluster.NodeID()) {
+		if lc.suspects[n] {
+			return resp, true
+		}
+	}
+	return resp, false
+}
+
+// recheckSuspects pings the suspects again: one that answers now (its
+// connection came back) is confirmed.
+func (lc *leaderCheck) recheckSuspects() {
+	nodes := make([]int32, 0, len(lc.suspects))
+	for n := range lc.suspects {
+		nodes = append(nodes, n)
+	}
+	for n, err := range lc.s.confirmNodes(nodes) {
+		if err == nil {
+			delete(lc.suspects, n)
+			lc.confirmed[n] = true
+		}
+	}
+}
+
+// confirmNodes pings nodes at once, each within the cluster's bound, and
+// returns each node's answer.
+func (s *Server) confirmNodes(nodes []int32) map[int32]error {
+	out := make(map[int32]error, len(nodes))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.view.ConfirmNode(n)
+			mu.Lock()
+			out[n] = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// remoteLeaders lists, once each, the nodes other than self that resp
+// names as a partition's leader.
+func remoteLeaders(resp *kmsg.MetadataResponse, self int32) []int32 {
+	var out []int32
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.Leader >= 0 && p.Leader != self && !slices.Contains(out, p.Leader) {
+				out = append(out, p.Leader)
+			}
+		}
+	}
+	return out
 }
 
 // metadata answers req as this node knows the cluster now; electing

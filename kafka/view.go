@@ -25,6 +25,9 @@ type clusterView interface {
 	// and Produce wait on it, bounded, for an election to end).
 	LeadersChanged() <-chan struct{}
 	InSync(topic string, index int32) []int32
+	// ConfirmNode checks, by a bounded round trip, that another node
+	// named leader is alive right now (Metadata asks before naming it).
+	ConfirmNode(node int32) error
 	Brokers() []cluster.Broker
 	ControllerID() int32
 }

@@ -66,6 +66,11 @@ type Config struct {
 	// 12, randomised up to twice it): a failover within about 2 s.
 	RaftTick          time.Duration
 	RaftElectionTicks int
+	// ShutdownTimeout bounds how long Close waits, on a cluster node, for
+	// the leadership of the partitions (and the metadata group) it leads
+	// to move to other nodes before it stops (default 5 s; 0 stops
+	// without handing anything off).
+	ShutdownTimeout time.Duration
 
 	// Env is the node's clock, randomness, filesystem and logger. Unset
 	// fields are the real ones (env.Real()); Start's filesystem and logger
@@ -91,6 +96,7 @@ func DefaultConfig() Config {
 
 		RaftTick:          cluster.RaftTickMsDefault * time.Millisecond,
 		RaftElectionTicks: cluster.RaftElectionTicksDefault,
+		ShutdownTimeout:   5 * time.Second,
 	}
 }
 
@@ -129,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProducerIDExpiration < time.Millisecond {
 		return fmt.Errorf("producer id expiration %s: must be at least 1ms", c.ProducerIDExpiration)
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("shutdown timeout %s: must not be negative", c.ShutdownTimeout)
 	}
 	if c.InflightRequestsMax < 1 {
 		return fmt.Errorf("inflight requests max %d: must be at least 1", c.InflightRequestsMax)

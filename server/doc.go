@@ -27,6 +27,12 @@
 // running cluster as a learner and listens at RaftAddr. Without either a
 // Raft address is refused: a single node listens for no other node.
 //
+// Close on a cluster node first hands the leadership of every group it
+// leads to other nodes (cluster.HandOff), bounded by ShutdownTimeout (5 s
+// by default, --shutdown-timeout), while Kafka and HTTP still answer, and
+// logs what moved and how long it took; then it stops the listeners and
+// closes the cluster as a single node does.
+//
 // The node's clock, randomness, filesystem and logger are Config.Env
 // (env.Real() where unset); the cluster, its partitions and the group
 // coordinator all run in it.

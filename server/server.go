@@ -244,9 +244,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-// Close stops the listeners, then closes the cluster, which finishes pending
-// syncs and records a clean recovery point in every partition.
+// Close stops the node. A cluster node first hands the leadership of what
+// it leads to other nodes, serving meanwhile (handOff). Then the listeners
+// stop and the cluster closes, which finishes pending syncs and records a
+// clean recovery point in every partition.
 func (s *Server) Close() error {
+	s.handOff()
 	var errs []error
 	if s.httpSrv != nil {
 		s.events.Close() // live subscriptions would hold Shutdown to its timeout
@@ -261,4 +264,23 @@ func (s *Server) Close() error {
 	errs = append(errs, s.cluster.Close())
 	s.logger.Info("cairn stopped")
 	return errors.Join(errs...)
+}
+
+// handOff moves the leadership of every group this cluster node leads to
+// another node, bounded by ShutdownTimeout, while the listeners still
+// answer: clients asking meanwhile are told the new leader at once rather
+// than after an election timeout. What cannot move in time stays; the
+// others elect a leader for it once this node is gone.
+func (s *Server) handOff() {
+	if !s.cfg.clustered() || s.cfg.ShutdownTimeout <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	rep := s.cluster.HandOff(ctx)
+	if len(rep.Moved)+len(rep.Left) == 0 {
+		return
+	}
+	s.logger.Info("stopping: handed off leadership", "moved", len(rep.Moved), "left", len(rep.Left),
+		"left_groups", rep.Left, "took", rep.Took.Round(time.Millisecond))
 }

@@ -122,7 +122,7 @@ func (c Config) Validate() error {
 		return errors.New("transport: negative bound")
 	}
 	for t := range c.Handlers {
-		if t == FrameRaftBatch || t == FrameHandshake {
+		if t == FrameRaftBatch || t == FrameHandshake || t == FramePing || t == FramePong {
 			return fmt.Errorf("transport: frame type %v is handled by the transport itself", t)
 		}
 		if c.Handlers[t] == nil {

@@ -89,7 +89,8 @@
 // the connection on a frame over it (a stream cannot be resynchronised).
 // Types: 1 RaftBatch, 2 NodeHeartbeat, 3 SnapshotRead, 4 SnapshotChunk,
 // 5 MetaPropose, 6 MetaProposeResult, 7 Join, 8 JoinResult, 9 Handshake,
-// 10 ClusterProbe, 11 ClusterProbeResult, 12 NodeJoin, 13 NodeJoinResult.
+// 10 ClusterProbe, 11 ClusterProbeResult, 12 NodeJoin, 13 NodeJoinResult,
+// 14 Ping, 15 Pong.
 // Types 3 to 8 and 10 to 13 reach the handlers registered for them
 // (Config.Handlers) undecoded. The payloads of 5 to 8 and 10 to 13 are
 // defined by the packages that send them. The transport hands
@@ -170,4 +171,17 @@
 //
 // Both are canonical. The receiver checks the batches themselves
 // (raftlog.CheckSnapshotData: CRCs, ascending offsets within the range).
+//
+// Ping and Pong, a round trip confirming that the peer is alive right now
+// (TCP.Ping; Metadata pings a leader's node before naming it). The
+// receiver's reader answers a Ping with a Pong echoing it, queued ahead of
+// everything else and without reaching a handler; the pinging side waits
+// for it within a bound of its own, and concurrent pings of one peer share
+// one round trip:
+//
+//	offset  size  field
+//	 0      8     sequence, per peer of the pinging side
+//
+// Both are canonical. A node of an earlier version has no handler for
+// them and closes the connection on a Ping (a protocol error).
 package transport

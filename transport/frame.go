@@ -30,7 +30,11 @@ const (
 	FrameClusterProbeResult FrameType = 11 // the reply to FrameClusterProbe (payload: package controller)
 	FrameNodeJoin           FrameType = 12 // a node asks a member to register it and add it (payload: package controller)
 	FrameNodeJoinResult     FrameType = 13 // the reply to FrameNodeJoin (payload: package controller)
-	frameTypeKnownMax                 = FrameNodeJoinResult
+	// A node confirms that a peer is alive right now (Metadata, before it
+	// names a leader there): the peer's reader answers at once.
+	FramePing         FrameType = 14 // a round trip asked for (AppendPing)
+	FramePong         FrameType = 15 // the reply to FramePing, echoing it (AppendPing)
+	frameTypeKnownMax           = FramePong
 )
 
 // FrameBytesMaxDefault bounds a frame's length (type and payload) unless
@@ -62,7 +66,7 @@ var (
 func (t FrameType) String() string {
 	names := [...]string{"", "RaftBatch", "NodeHeartbeat", "SnapshotRead", "SnapshotChunk",
 		"MetaPropose", "MetaProposeResult", "Join", "JoinResult", "Handshake",
-		"ClusterProbe", "ClusterProbeResult", "NodeJoin", "NodeJoinResult"}
+		"ClusterProbe", "ClusterProbeResult", "NodeJoin", "NodeJoinResult", "Ping", "Pong"}
 	if t >= 1 && t <= frameTypeKnownMax {
 		return names[t]
 	}

@@ -95,3 +95,23 @@ func FuzzRaftBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPing checks that parsing arbitrary bytes as a Ping or Pong never
+// panics, fails only with ErrMalformed, and that what parses encodes back
+// to the same bytes.
+func FuzzPing(f *testing.F) {
+	f.Add(AppendPing(nil, 7))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, input []byte) {
+		seq, err := ParsePing(input)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if again := AppendPing(nil, seq); !bytes.Equal(again, input) {
+			t.Fatalf("re-encodes to %x, input %x", again, input)
+		}
+	})
+}

@@ -88,6 +88,9 @@ type peer struct {
 	// gone: since the last connection, a dial to addr was refused (see
 	// probe); cleared when connected again.
 	gone bool
+	// pinging is the Ping in flight (ping.go); pingSeq numbers them.
+	pinging *pingWait
+	pingSeq uint64
 }
 
 func newPeer(t *TCP, id uint64, addr string) *peer {
@@ -396,6 +399,9 @@ func (p *peer) serve(l *link) *link {
 	next, err := p.writeLoop(l, readerDone)
 	l.conn.Close()
 	<-readerDone
+	p.mu.Lock()
+	p.failPingLocked() // its pong can only come on this connection
+	p.mu.Unlock()
 	if err == nil {
 		err = readErr
 	}
@@ -614,7 +620,12 @@ func (p *peer) readLoop(l *link) error {
 		}
 		p.t.metrics.framesReceived.Add(1)
 		p.t.metrics.bytesReceived.Add(uint64(frameHeaderBytes + len(payload)))
-		if err := p.t.dispatch(p.id, typ, payload); err != nil {
+		if typ == FramePing || typ == FramePong {
+			err = p.receivePing(typ, payload)
+		} else {
+			err = p.t.dispatch(p.id, typ, payload)
+		}
+		if err != nil {
 			return fmt.Errorf("frame %v from node %d: %w", typ, p.id, err)
 		}
 		buf = payload[:0]

@@ -215,11 +215,12 @@ func (t *TCP) Send(to uint64, group uint64, msgs []*raftpb.Message) {
 	_ = t.enqueue(to, item{typ: FrameRaftBatch, raft: g, bytes: g.encodedBytes()})
 }
 
-// SendFrame queues a frame of type typ (not RaftBatch or Handshake) for
-// node to, in order with the Raft messages sent before it. It returns an
-// error when the frame is dropped instead; payload must not change after.
+// SendFrame queues a frame of type typ (not RaftBatch, Handshake, Ping or
+// Pong) for node to, in order with the Raft messages sent before it. It
+// returns an error when the frame is dropped instead; payload must not
+// change after.
 func (t *TCP) SendFrame(to uint64, typ FrameType, payload []byte) error {
-	if typ == FrameRaftBatch || typ == FrameHandshake {
+	if typ == FrameRaftBatch || typ == FrameHandshake || typ == FramePing || typ == FramePong {
 		return fmt.Errorf("transport: frame type %v is sent by the transport itself", typ)
 	}
 	return t.enqueue(to, item{typ: typ, payload: payload, bytes: len(payload)})

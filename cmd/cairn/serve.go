@@ -33,8 +33,10 @@ metadata and becomes ACTIVE once caught up; then "cairn cluster add-node ID"
 moves a fair share of partition replicas onto it. Restart it with the same
 flags.
 
-SIGINT or SIGTERM shut it down cleanly: pending syncs finish and files close, so
-the next start needs no recovery scan.`,
+SIGINT or SIGTERM shut it down cleanly: a cluster node first hands the
+leadership of every partition it leads to an in-sync replica on another node
+(waiting up to --shutdown-timeout) while it still serves, then pending syncs
+finish and files close, so the next start needs no recovery scan.`,
 		Example: `  cairn serve
   cairn serve --data-dir /var/lib/cairn --kafka-addr 127.0.0.1:19092
   CAIRN_DEFAULT_PARTITIONS=3 cairn serve
@@ -75,6 +77,7 @@ the next start needs no recovery scan.`,
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
 	f.IntVar(&cfg.RaftElectionTicks, "raft-election-ticks", cfg.RaftElectionTicks, "Raft election timeout in ticks (randomised up to twice it); heartbeats go every 2 ticks")
 	return cmd
 }

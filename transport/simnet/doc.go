@@ -27,7 +27,9 @@
 // old one are lost, as a connection's are when its process dies. Its
 // peers are told it is gone (Gone, PeerGone), as TCP tells a peer whose
 // address refuses dials, and Config.PeerChanged hears of each close and
-// open; PeerConnected is an open peer linked both ways.
+// open; PeerConnected is an open peer linked both ways. Ping answers at
+// once for a connected peer, fails at once for a closed one and after its
+// bound on the env clock across a cut.
 //
 // What TCP checks and this network does too: a Raft message is delivered
 // only when it comes from a replica of the sending node and is for a

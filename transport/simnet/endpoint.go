@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -215,6 +216,31 @@ func (e *Endpoint) PeerGone(id uint64) bool {
 	peer := e.peers[id]
 	e.mu.Unlock()
 	return peer && !e.net.open(id)
+}
+
+// Ping answers at once when peer id is connected (PeerConnected), as a
+// pong over an idle loopback link would; it fails at once when peer id's
+// node is closed, as TCP's does on a connection found closed, and waits
+// timeout on the env's clock before failing when a link between them is
+// cut, as TCP's does behind a black hole.
+func (e *Endpoint) Ping(id uint64, timeout time.Duration) error {
+	e.mu.Lock()
+	peer, closed := e.peers[id], e.closed
+	e.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case !peer:
+		return fmt.Errorf("%w: node %d", transport.ErrPeerUnknown, id)
+	case !e.net.open(id):
+		return fmt.Errorf("%w: node %d", transport.ErrNotConnected, id)
+	case e.PeerConnected(id):
+		return nil
+	}
+	timer := e.net.clock.NewTimer(timeout)
+	defer timer.Stop()
+	<-timer.C()
+	return fmt.Errorf("%w: node %d, %v", transport.ErrPingTimeout, id, timeout)
 }
 
 // PeerConnected reports whether peer id's node is open and linked to this

@@ -389,3 +389,44 @@ func TestNetworkReportsGonePeers(t *testing.T) {
 		t.Fatalf("reopened peer: gone %v, connected %v", one.PeerGone(2), one.PeerConnected(2))
 	}
 }
+
+// TestEndpointPing: a peer open and linked both ways answers a ping at
+// once; behind a cut (either way) the ping fails once its bound has passed
+// on the clock, not before; a closed peer's ping fails at once.
+func TestEndpointPing(t *testing.T) {
+	const bound = 100 * time.Millisecond
+	tn := newTestNet(t, 1, Faults{}, 1, 2)
+	if err := tn.nodes[1].Ping(2, bound); err != nil {
+		t.Fatalf("ping of a linked peer: %v", err)
+	}
+	tn.net.Cut(2, 1) // the pong's way
+	done := make(chan error, 1)
+	go func() { done <- tn.nodes[1].Ping(2, bound) }()
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+	if err := tn.clock.WaitArmed(ctx, start.Add(bound)); err != nil {
+		t.Fatalf("the ping armed no timer for its bound: %v", err)
+	}
+	tn.clock.Advance(bound - time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("ping across a cut ended before its bound: %v", err)
+	default:
+	}
+	tn.clock.Advance(time.Millisecond)
+	select {
+	case err := <-done:
+		if !errors.Is(err, transport.ErrPingTimeout) {
+			t.Fatalf("ping across a cut: %v, want ErrPingTimeout", err)
+		}
+	case <-time.After(waitMax):
+		t.Fatal("ping across a cut did not end at its bound")
+	}
+	tn.net.Heal()
+	if err := tn.nodes[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.nodes[1].Ping(2, bound); !errors.Is(err, transport.ErrNotConnected) {
+		t.Fatalf("ping of a closed peer: %v, want ErrNotConnected", err)
+	}
+}
