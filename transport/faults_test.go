@@ -15,19 +15,7 @@ import (
 // (and refused while the reset lasts) the dialler reconnects.
 func TestThroughFaultProxy(t *testing.T) {
 	a, b := startNode(t, 1, "", nil), startNode(t, 2, "", nil)
-	proxy, err := faultproxy.New(faultproxy.Config{Target: b.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	if err := a.AddPeer(2, proxy.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddPeer(1, "unused: node 1 dials"); err != nil {
-		t.Fatal(err)
-	}
-	waitConnected(t, a, 2)
-	waitConnected(t, b, 1)
+	proxy := connectThroughProxy(t, a, b)
 	exchange(t, a, b, 1)
 
 	proxy.Set(faultproxy.ToTarget, faultproxy.Fault{Kind: faultproxy.Blackhole})
@@ -64,19 +52,7 @@ func TestBlackholeBothWaysRedials(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	short := func(c *Config) { c.ReadIdleTimeout, c.HandshakeTimeout = idle, idle }
 	a, b := startNode(t, 1, "", short), startNode(t, 2, "", short)
-	proxy, err := faultproxy.New(faultproxy.Config{Target: b.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	if err := a.AddPeer(2, proxy.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddPeer(1, "unused: node 1 dials"); err != nil {
-		t.Fatal(err)
-	}
-	waitConnected(t, a, 2)
-	waitConnected(t, b, 1)
+	proxy := connectThroughProxy(t, a, b)
 	time.Sleep(4 * idle) // idle, yet kept alive: the time must pass
 	if m := a.Metrics(); m.Connections != 1 {
 		t.Fatalf("%d connections after an idle spell, want the first one still", m.Connections)
@@ -90,4 +66,25 @@ func TestBlackholeBothWaysRedials(t *testing.T) {
 	waitConnected(t, a, 2)
 	waitConnected(t, b, 1)
 	exchange(t, a, b, 2)
+}
+
+// connectThroughProxy connects node 1 (a, which dials) to node 2 (b)
+// through a fault proxy in front of b, and returns the proxy, closed when
+// the test ends.
+func connectThroughProxy(t *testing.T, a, b *node) *faultproxy.Proxy {
+	t.Helper()
+	proxy, err := faultproxy.New(faultproxy.Config{Target: b.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	if err := a.AddPeer(2, proxy.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPeer(1, "unused: node 1 dials"); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, a, 2)
+	waitConnected(t, b, 1)
+	return proxy
 }

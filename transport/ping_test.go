@@ -67,19 +67,7 @@ func TestPingThroughABlackholeTimesOutAtTheBound(t *testing.T) {
 	const bound = 100 * time.Millisecond
 	clock := env.NewManualClock(time.Unix(1000, 0))
 	a, b := startNodeOn(t, clock, 1, "", nil), startNode(t, 2, "", nil)
-	proxy, err := faultproxy.New(faultproxy.Config{Target: b.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	if err := a.AddPeer(2, proxy.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddPeer(1, "unused: node 1 dials"); err != nil {
-		t.Fatal(err)
-	}
-	waitConnected(t, a, 2)
-	waitConnected(t, b, 1)
+	proxy := connectThroughProxy(t, a, b)
 	if err := a.Ping(2, bound); err != nil {
 		t.Fatalf("ping before the black hole: %v", err)
 	}
