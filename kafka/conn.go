@@ -126,6 +126,7 @@ func (c *conn) readLoop(requests chan<- decoded) {
 		}
 		h, req, err := decodeRequest(frame)
 		d := decoded{header: h, req: req, err: err, read: time.Now()}
+		c.s.requests.Add(1)
 		// Parsed requests refer to their frame's bytes. A produce is done
 		// with them when its handler returns (the records are written by
 		// then); others may keep them (group members' metadata), so their

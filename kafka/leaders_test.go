@@ -314,6 +314,36 @@ func TestNotLeaderAnswers(t *testing.T) {
 			}
 		}
 	}
+	// From v10 the answer names the leader and its address (KIP-951);
+	// a partition with no leader gets no hint.
+	for index, want := range []kmsg.ProduceResponseTopicPartitionCurrentLeader{{LeaderID: m.other, LeaderEpoch: 7}, {LeaderID: -1, LeaderEpoch: -1}} {
+		for _, version := range []int16{9, 10} {
+			req := kmsg.NewPtrProduceRequest()
+			req.SetVersion(version)
+			req.Acks, req.TimeoutMillis = -1, 5000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = "moved"
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = int32(index), oneRecord("v")
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			resp := rc.roundTrip(req).(*kmsg.ProduceResponse)
+			sp := resp.Topics[0].Partitions[0]
+			hinted := version >= 10 && want.LeaderID >= 0
+			wantLeader, wantBrokers := kmsg.NewProduceResponseTopicPartitionCurrentLeader(), "[]"
+			if hinted {
+				wantLeader, wantBrokers = want, fmt.Sprintf("[%d 127.0.0.2:9192 r2]", m.other)
+			}
+			var brokers []string
+			for _, b := range resp.Brokers {
+				brokers = append(brokers, fmt.Sprintf("%d %s:%d %s", b.NodeID, b.Host, b.Port, derefOr(b.Rack)))
+			}
+			if sp.ErrorCode != notLeader || sp.CurrentLeader.LeaderID != wantLeader.LeaderID || sp.CurrentLeader.LeaderEpoch != wantLeader.LeaderEpoch || fmt.Sprint(brokers) != wantBrokers {
+				t.Errorf("produce v%d partition %d: %s, leader %+v, brokers %v; want leader %+v, brokers %s",
+					version, index, codeOf(sp.ErrorCode), sp.CurrentLeader, brokers, wantLeader, wantBrokers)
+			}
+		}
+	}
 	if p, _ := m.ts.cluster.Partition("moved", 0); p.LogEndOffset() != 0 {
 		t.Fatalf("a refused produce appended: log end %d", p.LogEndOffset())
 	}

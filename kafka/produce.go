@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -44,7 +45,7 @@ import (
 	"github.com/cairnlog/cairn/partition"
 )
 
-func init() { register(kmsg.Produce.Int16(), 0, 9, handleProduce) }
+func init() { register(kmsg.Produce.Int16(), 0, 10, handleProduce) }
 
 // appendWait is one partition of a produce waiting for its acknowledgement
 // (acks=all, or acks=1 on a replicated partition), with the response entry
@@ -55,6 +56,8 @@ type appendWait struct {
 	res  partition.AppendResult
 	all  bool
 	resp *kmsg.ProduceResponseTopicPartition
+	// topic is the partition's, for a leader hint when the wait fails.
+	topic string
 }
 
 // records is how many records the wait acknowledges.
@@ -77,6 +80,7 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 		for _, w := range waits {
 			if err := w.wait(ctx); err != nil {
 				setProduceError(w.resp, err)
+				s.hintLeader(resp, w.resp, w.topic, w.resp.Partition)
 				continue
 			}
 			producedRecords.Add(float64(w.records()))
@@ -147,6 +151,7 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 			if err != nil {
 				failed = true
 				setProduceError(sp, err)
+				s.hintLeader(resp, sp, rt.Topic, rp.Partition)
 				if req.Acks != 0 {
 					c.logger.Debug("produce refused", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 				}
@@ -155,7 +160,7 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 			sp.BaseOffset = res.BaseOffset
 			sp.LogAppendTime = res.LogAppendTimeMs
 			sp.LogStartOffset = res.LogStartOffset
-			w := appendWait{p: res.partition, res: res.AppendResult, all: req.Acks == -1, resp: sp}
+			w := appendWait{p: res.partition, res: res.AppendResult, all: req.Acks == -1, resp: sp, topic: rt.Topic}
 			if mustWait(req.Acks, res.partition) {
 				waits = append(waits, w)
 			} else {
@@ -180,6 +185,38 @@ func setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error) {
 	sp.ErrorCode = errorCode(err)
 	sp.ErrorMessage = errorMessage(err)
 	sp.BaseOffset = -1
+}
+
+// hintLeader names, in a NOT_LEADER_OR_FOLLOWER answer from v10 on, the
+// partition's leader as this node knows it and that leader's address
+// (KIP-951), so that a client moves the partition there at once instead
+// of waiting for its next metadata refresh (franz-go waits its
+// MetadataMinAge, 5 s by default, after the last one): what a node
+// handing off its leaderships as it stops answers in the meantime. No
+// leader known, or one at no usable address, gives no hint.
+func (s *Server) hintLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponseTopicPartition, topic string, index int32) {
+	if resp.Version < 10 || sp.ErrorCode != kerr.NotLeaderForPartition.Code {
+		return
+	}
+	l, err := s.view.Leader(topic, index)
+	if err != nil || l.Local || l.Node < 0 || l.Epoch < 0 || l.Node == s.cluster.NodeID() || l.Disconnected {
+		return
+	}
+	listed := slices.ContainsFunc(resp.Brokers, func(b kmsg.ProduceResponseBroker) bool { return b.NodeID == l.Node })
+	if !listed {
+		i := slices.IndexFunc(s.view.Brokers(), func(b cluster.Broker) bool { return b.NodeID == l.Node })
+		if i < 0 {
+			return
+		}
+		e, ok := s.endpointOf(s.view.Brokers()[i])
+		if !ok {
+			return
+		}
+		b := kmsg.NewProduceResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = e.node, e.host, e.port, e.rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
+	sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = l.Node, l.Epoch
 }
 
 // readyLeaderPartition is leaderPartition (no epoch check: Produce has

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnlog/cairn/cluster"
@@ -93,7 +94,14 @@ type Server struct {
 	conns    map[*conn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
+	// requests counts the requests read on every connection (Requests).
+	requests atomic.Uint64
 }
+
+// Requests is how many requests this server has read, on any connection:
+// a node stopping after handing off its leaderships watches it to see
+// clients move away (their requests here answered with the new leader).
+func (s *Server) Requests() uint64 { return s.requests.Load() }
 
 // NewServer builds a server over c.
 func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, error) {

@@ -29,9 +29,12 @@
 //
 // Close on a cluster node first hands the leadership of every group it
 // leads to other nodes (cluster.HandOff), bounded by ShutdownTimeout (5 s
-// by default, --shutdown-timeout), while Kafka and HTTP still answer, and
-// logs what moved and how long it took; then it stops the listeners and
-// closes the cluster as a single node does.
+// by default, --shutdown-timeout), while Kafka and HTTP still answer, then
+// drains: keeps answering until the Kafka listener is quiet for 200 ms (at
+// most 2 s), so clients are told the new leader (KIP-951 on Produce)
+// rather than meeting a closed connection; it logs what moved and how long
+// it took; then it stops the listeners and closes the cluster as a single
+// node does.
 //
 // The node's clock, randomness, filesystem and logger are Config.Env
 // (env.Real() where unset); the cluster, its partitions and the group

@@ -281,6 +281,50 @@ func (s *Server) handOff() {
 	if len(rep.Moved)+len(rep.Left) == 0 {
 		return
 	}
+	drained := time.Duration(0)
+	if len(rep.Moved) > 0 {
+		drained = s.drain(ctx)
+	}
 	s.logger.Info("stopping: handed off leadership", "moved", len(rep.Moved), "left", len(rep.Left),
-		"left_groups", rep.Left, "took", rep.Took.Round(time.Millisecond))
+		"left_groups", rep.Left, "took", rep.Took.Round(time.Millisecond), "drained", drained.Round(time.Millisecond))
+}
+
+// Bounds of the drain after a hand-off: clients are deemed gone once no
+// Kafka request arrived for drainQuiet, and the wait ends after drainMax
+// whatever they do.
+const (
+	drainQuiet = 200 * time.Millisecond
+	drainMax   = 2 * time.Second
+)
+
+// drain keeps serving after the hand-off until the Kafka listener has been
+// quiet for drainQuiet (at most drainMax, within ctx): a client's request
+// for a partition that moved is answered NOT_LEADER_OR_FOLLOWER naming the
+// new leader and its address (KIP-951), so the client moves at once; were
+// the listener closed instead, it would see a closed connection and wait
+// for its next metadata refresh (franz-go: MetadataMinAge, 5 s). It
+// returns how long it waited.
+func (s *Server) drain(ctx context.Context) time.Duration {
+	clock := s.cfg.Env.Clock
+	start := clock.Now()
+	limit := clock.NewTimer(drainMax)
+	defer limit.Stop()
+	last := s.kafka.Requests()
+	for {
+		quiet := clock.NewTimer(drainQuiet)
+		select {
+		case <-ctx.Done():
+			quiet.Stop()
+			return clock.Now().Sub(start)
+		case <-limit.C():
+			quiet.Stop()
+			return clock.Now().Sub(start)
+		case <-quiet.C():
+		}
+		now := s.kafka.Requests()
+		if now == last {
+			return clock.Now().Sub(start)
+		}
+		last = now
+	}
 }
