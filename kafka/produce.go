@@ -204,11 +204,12 @@ func (s *Server) hintLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponse
 	}
 	listed := slices.ContainsFunc(resp.Brokers, func(b kmsg.ProduceResponseBroker) bool { return b.NodeID == l.Node })
 	if !listed {
-		i := slices.IndexFunc(s.view.Brokers(), func(b cluster.Broker) bool { return b.NodeID == l.Node })
+		brokers := s.view.Brokers()
+		i := slices.IndexFunc(brokers, func(b cluster.Broker) bool { return b.NodeID == l.Node })
 		if i < 0 {
 			return
 		}
-		e, ok := s.endpointOf(s.view.Brokers()[i])
+		e, ok := s.endpointOf(brokers[i])
 		if !ok {
 			return
 		}
