@@ -225,23 +225,7 @@ func TestServerWipedNodeRejoins(t *testing.T) {
 	if inc := back.Incarnation(); inc != 2 {
 		t.Fatalf("the wiped node came back as incarnation %d, want 2", inc)
 	}
-	for id, s := range tc.servers {
-		waitUntil(t, fmt.Sprintf("node %d sees every partition refilled and in sync", id), func() bool {
-			if len(s.Cluster().Reassignments()) > 0 {
-				return false
-			}
-			for i := range int32(partitions) {
-				l, err := s.Cluster().Leader(topic, i)
-				if err != nil || !l.Local {
-					continue
-				}
-				if in := s.Cluster().InSync(topic, i); !slices.Contains(in, victim) || len(in) != 3 {
-					return false
-				}
-			}
-			return back.NodeState(victim) == "ACTIVE"
-		})
-	}
+	tc.waitRefilled(t, victim, topic, partitions)
 	if held := tc.checkLocalReplicas(t, victim, topic, acked); held != partitions {
 		t.Fatalf("the rejoined node holds %d replicas, want %d", held, partitions)
 	}
@@ -297,5 +281,30 @@ func TestServerJoinRestartedBeforeTheSnapshot(t *testing.T) {
 	}
 	if got := len(back.Brokers()); got != 4 {
 		t.Fatalf("node 4 lists %d brokers, want 4", got)
+	}
+}
+
+// waitRefilled waits until no move is running on any node, every
+// partition of topic (of partitions) has its three replicas in sync,
+// victim among them, on its leader, and victim is ACTIVE.
+func (tc *testCluster) waitRefilled(t *testing.T, victim int32, topic string, partitions int) {
+	t.Helper()
+	back := tc.servers[victim].Cluster()
+	for id, s := range tc.servers {
+		waitUntil(t, fmt.Sprintf("node %d sees every partition refilled and in sync", id), func() bool {
+			if len(s.Cluster().Reassignments()) > 0 {
+				return false
+			}
+			for i := range int32(partitions) {
+				l, err := s.Cluster().Leader(topic, i)
+				if err != nil || !l.Local {
+					continue
+				}
+				if in := s.Cluster().InSync(topic, i); !slices.Contains(in, victim) || len(in) != 3 {
+					return false
+				}
+			}
+			return back.NodeState(victim) == "ACTIVE"
+		})
 	}
 }

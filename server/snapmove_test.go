@@ -73,24 +73,7 @@ func TestServerWipedNodeRefillsTrimmedTopic(t *testing.T) {
 	}
 
 	tc.restart(victim)
-	back := tc.servers[victim].Cluster()
-	for id, s := range tc.servers {
-		waitUntil(t, fmt.Sprintf("node %d sees every partition refilled and in sync", id), func() bool {
-			if len(s.Cluster().Reassignments()) > 0 {
-				return false
-			}
-			for i := range int32(partitions) {
-				l, err := s.Cluster().Leader(topic, i)
-				if err != nil || !l.Local {
-					continue
-				}
-				if in := s.Cluster().InSync(topic, i); !slices.Contains(in, victim) || len(in) != 3 {
-					return false
-				}
-			}
-			return back.NodeState(victim) == "ACTIVE"
-		})
-	}
+	tc.waitRefilled(t, victim, topic, partitions)
 	kept := map[string]ack{}
 	for v, a := range acked {
 		if a.offset >= trimTo {
