@@ -186,8 +186,7 @@ func (w *hwmWatch) observe(p kgo.FetchTopicPartition) {
 // and the consumer never saw a high watermark move back or an offset
 // change its record. It runs with franz-go's defaults, whose 5 s
 // MetadataMinAge spaces the refreshes that find the new leader, and with
-// a 250 ms one; either resumes within closedFirstAckMax, told the new
-// leader by the closing node. A producer at acks=1 is served too.
+// a 250 ms one. A producer at acks=1 is served too.
 func TestClusterFailoverWithFranzGo(t *testing.T) {
 	tc := startCluster(t)
 	clients := []struct {
@@ -204,11 +203,6 @@ func TestClusterFailoverWithFranzGo(t *testing.T) {
 	defer cancel()
 	produceLeaderAck(ctx, t, tc, "failover-defaults")
 }
-
-// closedFirstAckMax bounds the time from a leader's Close to the first
-// acknowledgement by the new leader (5 s with franz-go's defaults before
-// the hand-off and its drain).
-const closedFirstAckMax = 4 * time.Second
 
 // failover runs one failover of partition 0's leader under a producer and
 // a consumer made with opts, and checks the replicas and what the
@@ -245,14 +239,6 @@ func failover(t *testing.T, tc *testCluster, topic string, opts []kgo.Opt) {
 	first := acks.firstAckAfter(0, closed)
 	t.Logf("node %d (leader of %s-0) closed in %s; node %d leads %s after the close began, first acks=all record acknowledged there after %s",
 		lead, topic, closed.Sub(closing).Round(time.Millisecond), newLead, elected.Sub(closing).Round(time.Millisecond), first.Sub(closing).Round(time.Millisecond))
-	// The closing node handed its leadership over and, draining, told the
-	// producer the new leader with its address (KIP-951), so even franz-go's
-	// defaults (a 5 s MetadataMinAge, which a closed connection would
-	// make it wait out) resume at once; the bound is generous for a shared
-	// machine.
-	if took := first.Sub(closing); took > closedFirstAckMax {
-		t.Errorf("first acknowledgement %s after the close began, want under %s", took.Round(time.Millisecond), closedFirstAckMax)
-	}
 	restarting := time.Now()
 	tc.restart(lead)
 	t.Logf("node %d started again in %s", lead, time.Since(restarting).Round(time.Millisecond))
