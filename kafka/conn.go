@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairnlog/cairn/auth"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -28,6 +29,10 @@ type conn struct {
 	// clientID is the client id of the request being handled; set by the
 	// handle loop before each handler's synchronous part runs.
 	clientID string
+
+	// principal is who the connection acts as: Anonymous until something
+	// authenticates it.
+	principal auth.Principal
 }
 
 // pending is a reply in the connection's ordered queue.
@@ -39,7 +44,7 @@ type pending struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, ctx: ctx, cancel: cancel,
+	return &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, principal: auth.Anonymous,
 		logger: s.logger.With("remote", nc.RemoteAddr().String())}
 }
 
