@@ -46,6 +46,12 @@ const (
 	// acks=all wait: guards against a hang, not speed assertions.
 	simRealMax = 3 * time.Minute
 	simWaitMax = 5 * time.Second
+	// simAckWait is how long in simulated time the writer waits for one
+	// acks=all append before trying again, as a client's request timeout.
+	simAckWait = 3 * simElectionMs * time.Millisecond
+	// simProgressMax is how soon after a heal an append must be
+	// acknowledged again: 10 election timeouts (issue 13).
+	simProgressMax = 10 * simElectionMs * time.Millisecond
 	// simAppendsMax bounds the workload.
 	simAppendsMax = 2000
 	simTopic      = "sim"
@@ -91,6 +97,32 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 	}
 }
 
+// TestSimulatedClusterRecipePause is issue 13's first recipe, alone on a
+// fixed seed: a minority node paused past the election timeout (its clock
+// stopped, frames to and from it held), a majority node crashed losing
+// what it had not synced, the paused node resumed (stale, its held frames
+// delivered late) to form a majority with the crashed one while the third
+// is cut off, then a heal. Checked as every run, and progress within 10
+// election timeouts of the heal.
+func TestSimulatedClusterRecipePause(t *testing.T) {
+	runRecipe(t, 11, "recipe: pause, crash, minority+crashed")
+}
+
+// TestSimulatedClusterRecipePartition is the second recipe: the same with
+// the minority cut off by a partition instead of paused.
+func TestSimulatedClusterRecipePartition(t *testing.T) {
+	runRecipe(t, 12, "recipe: partition, crash, minority+crashed")
+}
+
+func runRecipe(t *testing.T, seed uint64, element string) {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	r := runSchedule(t, seed, rng, []simElement{simElementNamed(t, element)})
+	if *simLog || t.Failed() {
+		t.Logf("event log:\n%s", strings.Join(r.events, "\n"))
+	}
+	t.Logf("%d appends acknowledged, %d not, final high watermark %d, network %+v", len(r.acked), r.unacked, r.hwm, r.net)
+}
+
 // simRun is what one run did, for its report.
 type simRun struct {
 	events       []string
@@ -117,6 +149,13 @@ type simCluster struct {
 	nodes   map[int32]*Cluster
 	fs      map[int32]*vfs.CrashFS
 	starts  map[int32]uint64
+	// nodeClock is each node's view of the time: it follows clock, ahead
+	// by skew (clock jumps), and stands still while the node is frozen
+	// (paused), then jumps to catch up. clockMu guards the three.
+	clockMu   sync.Mutex
+	nodeClock map[int32]*env.ManualClock
+	skew      map[int32]time.Duration
+	frozen    map[int32]bool
 	// clockStop ends runClock's goroutine, which closes clockDone.
 	clockStop, clockDone chan struct{}
 
@@ -126,6 +165,7 @@ type simCluster struct {
 	// watermark, by offset; hwm each replica's last sampled one.
 	seen map[int64]string
 	hwm  map[int32]int64
+	part map[int32]*partition.Partition // the replica hwm was sampled from
 }
 
 func (sc *simCluster) event(format string, args ...any) {
@@ -148,6 +188,13 @@ func (sc *simCluster) runClock() {
 				return
 			default:
 				sc.clock.Advance(simStep)
+				sc.clockMu.Lock()
+				for id, c := range sc.nodeClock {
+					if !sc.frozen[id] {
+						c.Advance(simStep)
+					}
+				}
+				sc.clockMu.Unlock()
 				time.Sleep(simPace) // the goroutines of three nodes run meanwhile
 			}
 		}
@@ -188,7 +235,11 @@ func (sc *simCluster) check() {
 	for id, c := range sc.open() {
 		p, err := c.Partition(simTopic, 0)
 		if err != nil {
-			continue // not open on this node yet
+			continue // not open on this node yet, or moved away
+		}
+		if sc.part[id] != p { // a new replica (restart, wipe, move) starts from what it recovers
+			sc.part[id] = p
+			delete(sc.hwm, id)
 		}
 		hwm := p.HighWatermark()
 		if prev := sc.hwm[id]; hwm < prev {
@@ -263,7 +314,8 @@ func (sc *simCluster) openNode(id int32) (*Cluster, error) {
 	sc.starts[id]++
 	starts, fsys := sc.starts[id], sc.fs[id]
 	sc.nodesMu.Unlock()
-	e := env.Env{Clock: sc.clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: fsys, Logger: quiet}
+	clock := sc.clockOf(id)
+	e := env.Env{Clock: clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: slowSyncFS{fsys, clock}, Logger: quiet}
 	cfg := DefaultConfig("/data")
 	cfg.NodeID, cfg.Peers, cfg.KafkaAddr = id, sc.peers, fmt.Sprintf("node-%d:9092", id)
 	cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simRealMax.Milliseconds()
@@ -271,13 +323,74 @@ func (sc *simCluster) openNode(id int32) (*Cluster, error) {
 	return Open(e, cfg)
 }
 
-// crash cuts node id off the network (so nothing it does from now on is
-// seen), takes what its filesystem had synced (unsynced appends torn), closes
-// it, heals the network and opens the node again from that image. Its high
-// watermark starts again from what it recovers.
-func (sc *simCluster) crash(id int32, rng *rand.Rand) {
+// clockOf returns node id's clock, made on first use.
+func (sc *simCluster) clockOf(id int32) *env.ManualClock {
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	if c, ok := sc.nodeClock[id]; ok {
+		return c
+	}
+	c := env.NewManualClock(sc.clock.Now().Add(sc.skew[id]))
+	sc.nodeClock[id] = c
+	return c
+}
+
+// pause stops node id as SIGSTOP stops a process: its clock stands still
+// (no timer of it fires), and frames to it and from it are held by the
+// network, to be delivered late once it resumes. Work a goroutine of it
+// had started finishes, but what it sends is held.
+func (sc *simCluster) pause(id int32) {
+	sc.clockMu.Lock()
+	sc.frozen[id] = true
+	sc.clockMu.Unlock()
+	sc.net.Pause(uint64(id))
+	sc.event("node %d paused", id)
+}
+
+// resume lets node id go on: its clock jumps to the shared time (its
+// overdue timers fire), then the frames held arrive, stale ones included.
+func (sc *simCluster) resume(id int32) {
+	sc.clockMu.Lock()
+	if c := sc.nodeClock[id]; c != nil {
+		if lag := sc.clock.Now().Add(sc.skew[id]).Sub(c.Now()); lag > 0 {
+			c.Advance(lag)
+		}
+	}
+	delete(sc.frozen, id)
+	sc.clockMu.Unlock()
+	sc.net.Resume(uint64(id))
+	sc.event("node %d resumed", id)
+}
+
+// jump moves node id's clock d ahead of the others', from now on.
+func (sc *simCluster) jump(id int32, d time.Duration) {
+	sc.clockMu.Lock()
+	sc.skew[id] += d
+	if c := sc.nodeClock[id]; c != nil && !sc.frozen[id] {
+		c.Advance(d)
+	}
+	sc.clockMu.Unlock()
+	sc.event("node %d's clock jumped %v ahead", id, d)
+}
+
+// paused reports whether node id is paused.
+func (sc *simCluster) paused(id int32) bool {
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	return sc.frozen[id]
+}
+
+// down crashes node id: the network holds what it sends from now on (so
+// nothing it does after the crash instant is seen, and no cut of the
+// schedule changes), its filesystem is replaced by what it had synced
+// (unsynced appends torn), then it is closed; its held frames are lost
+// with its endpoint. It stays down until restart.
+func (sc *simCluster) down(id int32, rng *rand.Rand) {
 	sc.t.Helper()
-	sc.net.Isolate(uint64(id), sc.ids)
+	if sc.paused(id) { // a paused node killed: its clock must move for Close
+		sc.resume(id)
+	}
+	sc.net.Pause(uint64(id))
 	image := sc.fs[id].Crash(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(rng.Uint64(), 0)), TearUnsynced: true})
 	sc.nodesMu.Lock()
 	c := sc.nodes[id]
@@ -286,10 +399,15 @@ func (sc *simCluster) crash(id int32, rng *rand.Rand) {
 	if err := c.Close(); err != nil {
 		sc.event("node %d closed at its crash: %v", id, err)
 	}
-	sc.net.Heal()
+	sc.net.Resume(uint64(id))
 	sc.fs[id] = image
-	delete(sc.hwm, id)
-	sc.event("node %d crashed, restarting", id)
+	sc.event("node %d crashed", id)
+}
+
+// restart opens node id again on its filesystem, advancing the clock
+// (and checking the replicas) while it opens.
+func (sc *simCluster) restart(id int32) {
+	sc.t.Helper()
 	opened := make(chan error, 1)
 	go func() {
 		c, err := sc.openNode(id)
@@ -304,7 +422,7 @@ func (sc *simCluster) crash(id int32, rng *rand.Rand) {
 		select {
 		case err := <-opened:
 			if err != nil {
-				sc.t.Fatalf("restart node %d after its crash: %v", id, err)
+				sc.t.Fatalf("restart node %d: %v", id, err)
 			}
 			sc.event("node %d restarted", id)
 			return
@@ -312,6 +430,59 @@ func (sc *simCluster) crash(id int32, rng *rand.Rand) {
 			sc.advance(10 * time.Millisecond) // the replicas are checked meanwhile
 		}
 	}
+}
+
+// crash crashes node id and restarts it from what it had synced. Its high
+// watermark starts again from what it recovers.
+func (sc *simCluster) crash(id int32, rng *rand.Rand) {
+	sc.t.Helper()
+	sc.down(id, rng)
+	sc.restart(id)
+}
+
+// wipe crashes node id and restarts it on an empty filesystem: its data
+// directory lost, it rejoins under a new incarnation and its replicas are
+// refilled from the others.
+func (sc *simCluster) wipe(id int32, rng *rand.Rand) {
+	sc.t.Helper()
+	sc.down(id, rng)
+	sc.fs[id] = vfs.NewCrashFS()
+	sc.event("node %d's data directory wiped", id)
+	sc.restart(id)
+}
+
+// simSyncLatency is how long a file's sync takes on the node's clock: an
+// instant sync would leave no window in which a write is written but not
+// yet durable, and a crash could never catch a write acknowledged before
+// its sync.
+const simSyncLatency = 6 * time.Millisecond
+
+// slowSyncFS is a node's filesystem whose file syncs take simSyncLatency
+// on the node's clock (none while it is paused).
+type slowSyncFS struct {
+	vfs.FS
+	clock env.Clock
+}
+
+func (f slowSyncFS) wrap(file vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return slowSyncFile{file, f.clock}, nil
+}
+
+func (f slowSyncFS) Create(name string) (vfs.File, error)     { return f.wrap(f.FS.Create(name)) }
+func (f slowSyncFS) OpenAppend(name string) (vfs.File, error) { return f.wrap(f.FS.OpenAppend(name)) }
+
+type slowSyncFile struct {
+	vfs.File
+	clock env.Clock
+}
+
+func (f slowSyncFile) Sync() error {
+	t := f.clock.NewTimer(simSyncLatency)
+	<-t.C()
+	return f.File.Sync()
 }
 
 // openSimCluster opens three nodes over one simulated network with
@@ -324,7 +495,8 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 	}
 	net.SetDrop(drop)
 	sc := &simCluster{t: t, clock: clock, net: net, seed: seed, peers: map[int32]string{}, nodes: map[int32]*Cluster{},
-		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, ids: []uint64{1, 2, 3}, seen: map[int64]string{}, hwm: map[int32]int64{}}
+		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, ids: []uint64{1, 2, 3}, seen: map[int64]string{}, hwm: map[int32]int64{},
+		part: map[int32]*partition.Partition{}, nodeClock: map[int32]*env.ManualClock{}, skew: map[int32]time.Duration{}, frozen: map[int32]bool{}}
 	sc.event("network faults %+v", faults)
 	for _, id := range sc.ids {
 		sc.peers[int32(id)] = fmt.Sprintf("node-%d:9093", id) // never dialled: simnet finds nodes by id
@@ -365,6 +537,11 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 // close closes every node while the clock still moves (a closing
 // component may wait for a timer), then stops the clock and the network.
 func (sc *simCluster) close() {
+	for _, id := range sc.ids {
+		if sc.paused(int32(id)) {
+			sc.resume(int32(id))
+		}
+	}
 	for id, c := range sc.open() {
 		if err := c.Close(); err != nil {
 			sc.t.Errorf("close node %d: %v", id, err)
@@ -383,9 +560,12 @@ type simWriter struct {
 	mu      sync.Mutex
 	acked   map[int64]string
 	unacked int
-	stop    chan struct{}
-	done    chan struct{}
-	failure error
+	// lastCall is the simulated instant the latest acknowledged append
+	// was made at.
+	lastCall time.Time
+	stop     chan struct{}
+	done     chan struct{}
+	failure  error
 }
 
 func (w *simWriter) run() {
@@ -396,13 +576,14 @@ func (w *simWriter) run() {
 			return
 		default:
 		}
-		leaders := w.sc.leaders()
+		leaders := slices.DeleteFunc(w.sc.leaders(), w.sc.paused) // a stopped process answers no client
 		if len(leaders) == 0 {
 			i--
 			time.Sleep(simPace) // no leader yet: let the clock move
 			continue
 		}
 		value := fmt.Sprintf("v%d", i)
+		called := w.sc.clock.Now()
 		offset, err := w.append(w.sc.open()[leaders[0]], value)
 		w.mu.Lock()
 		if err != nil {
@@ -413,9 +594,26 @@ func (w *simWriter) run() {
 			return
 		} else {
 			w.acked[offset] = value
+			if called.After(w.lastCall) {
+				w.lastCall = called
+			}
 		}
 		w.mu.Unlock()
 	}
+}
+
+func (w *simWriter) ackCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// calledSince reports whether an append made at or after t was
+// acknowledged.
+func (w *simWriter) calledSince(t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.lastCall.Before(t)
 }
 
 // append appends one record on c and waits for acks=all: the offset when
@@ -434,6 +632,15 @@ func (w *simWriter) append(c *Cluster, value string) (int64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), simWaitMax)
 	defer cancel()
+	timeout := w.sc.clock.NewTimer(simAckWait)
+	defer timeout.Stop()
+	go func() {
+		select {
+		case <-timeout.C():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := p.WaitAppended(ctx, res, true); err != nil {
 		return 0, err
 	}
@@ -477,13 +684,210 @@ func TestSimulatedClusterRegistersDespiteALostProposal(t *testing.T) {
 	})
 }
 
+// simScenario is one run under way: the cluster, the writer, the seed's
+// draws and the helpers the schedule's elements use.
+type simScenario struct {
+	t            *testing.T
+	sc           *simCluster
+	w            *simWriter
+	rng          *rand.Rand
+	realDeadline time.Time
+}
+
+func (s *simScenario) phase(name string, d time.Duration) {
+	s.t.Helper()
+	s.sc.event("%s for %v", name, d)
+	s.sc.advance(d)
+	if time.Now().After(s.realDeadline) {
+		s.t.Fatalf("the run took more than %v of real time", simRealMax)
+	}
+}
+
+func (s *simScenario) steady() time.Duration {
+	return time.Duration(200+s.rng.IntN(300)) * time.Millisecond
+}
+
+func (s *simScenario) pastElection() time.Duration {
+	return time.Duration(3*simElectionMs+s.rng.IntN(5*simElectionMs)) * time.Millisecond
+}
+
+// node draws one of the three nodes.
+func (s *simScenario) node() int32 { return int32(s.sc.ids[s.rng.IntN(len(s.sc.ids))]) }
+
+// others lists the nodes but those given.
+func (s *simScenario) others(but ...int32) []int32 {
+	var out []int32
+	for _, id := range s.sc.ids {
+		if !slices.Contains(but, int32(id)) {
+			out = append(out, int32(id))
+		}
+	}
+	return out
+}
+
+// roles names the partition's leader (or a drawn node when none leads)
+// and its two followers, in a drawn order.
+func (s *simScenario) roles() (leader, f1, f2 int32) {
+	leader = s.node()
+	if ls := slices.DeleteFunc(s.sc.leaders(), s.sc.paused); len(ls) > 0 {
+		leader = ls[0]
+	}
+	fs := s.others(leader)
+	if s.rng.IntN(2) == 1 {
+		fs[0], fs[1] = fs[1], fs[0]
+	}
+	return leader, fs[0], fs[1]
+}
+
+// healed heals the network, ends every pause, and checks that an append
+// made after the heal is acknowledged within simProgressMax of simulated
+// time.
+func (s *simScenario) healed() {
+	s.t.Helper()
+	s.sc.net.Heal()
+	for _, id := range s.sc.ids {
+		if s.sc.paused(int32(id)) {
+			s.sc.resume(int32(id))
+		}
+	}
+	at := s.sc.clock.Now()
+	s.sc.event("healed")
+	s.sc.advanceUntil("acknowledged append after the heal", simProgressMax, func() bool { return s.w.calledSince(at) })
+	s.sc.event("progress %v after the heal", s.sc.clock.Now().Sub(at).Truncate(time.Millisecond))
+}
+
+// afterAck returns as soon as the writer is acknowledged once more (or
+// after an election timeout of simulated time without): a crash right
+// after an acknowledgement finds the write just acknowledged least
+// likely to be synced everywhere.
+func (s *simScenario) afterAck() {
+	n := s.w.ackCount()
+	until := s.sc.clock.Now().Add(simElectionMs * time.Millisecond)
+	for s.w.ackCount() == n && s.sc.clock.Now().Before(until) {
+		time.Sleep(simPace / 4)
+	}
+}
+
+// simElement is one element of a schedule: it applies faults, lets
+// simulated time pass, and leaves the cluster healed.
+type simElement struct {
+	name string
+	run  func(s *simScenario)
+}
+
+// simElements are what a random schedule draws from.
+var simElements = []simElement{
+	{"isolate the leader", func(s *simScenario) {
+		lead, _, _ := s.roles()
+		s.sc.net.Isolate(uint64(lead), s.sc.ids)
+		s.phase(fmt.Sprintf("leader %d isolated", lead), s.pastElection())
+		s.healed()
+	}},
+	{"split", func(s *simScenario) {
+		minority := s.node()
+		majority := s.others(minority)
+		s.sc.net.Split([]uint64{uint64(minority)}, []uint64{uint64(majority[0]), uint64(majority[1])})
+		s.phase(fmt.Sprintf("split %d | %v", minority, majority), s.pastElection())
+		s.healed()
+	}},
+	{"one-way cut", func(s *simScenario) {
+		from := s.node()
+		to := s.others(from)[s.rng.IntN(2)]
+		s.sc.net.Cut(uint64(from), uint64(to))
+		s.phase(fmt.Sprintf("one way %d↛%d", from, to), s.pastElection())
+		s.healed()
+	}},
+	{"crash", func(s *simScenario) {
+		id := s.node()
+		s.sc.crash(id, s.rng)
+		s.phase(fmt.Sprintf("node %d back", id), s.steady())
+		s.healed()
+	}},
+	{"pause", func(s *simScenario) {
+		id := s.node()
+		s.sc.pause(id)
+		s.phase(fmt.Sprintf("node %d paused", id), s.pastElection())
+		s.healed()
+	}},
+	{"recipe: pause, crash, minority+crashed", func(s *simScenario) { simRecipe(s, true) }},
+	{"recipe: partition, crash, minority+crashed", func(s *simScenario) { simRecipe(s, false) }},
+	{"wipe", func(s *simScenario) {
+		id := s.node()
+		s.sc.wipe(id, s.rng)
+		s.phase(fmt.Sprintf("node %d rejoined", id), s.steady())
+		s.healed()
+	}},
+	{"clock jump", func(s *simScenario) {
+		id := s.node()
+		s.sc.jump(id, time.Duration(simElectionMs+s.rng.IntN(100*simElectionMs))*time.Millisecond)
+		s.phase(fmt.Sprintf("node %d ahead", id), s.steady())
+		s.healed()
+	}},
+}
+
+// simRecipe is issue 13's recipe: a minority node paused (or cut off by a
+// partition) past the election timeout, then a majority node crashed,
+// losing what it had not synced, then the paused node and the crashed one
+// form a majority without the third, then all heal. The crashed node is
+// the leader or its other follower, as drawn. Would a replica acknowledge
+// a write before syncing it, the crashed node loses it, the minority never
+// had it, and the two elect a leader without it: the acknowledged record
+// is lost, which the final check sees.
+func simRecipe(s *simScenario, pause bool) {
+	lead, minority, other := s.roles()
+	crashed, third := lead, other
+	if s.rng.IntN(2) == 1 {
+		crashed, third = other, lead
+	}
+	if pause {
+		s.sc.pause(minority)
+	} else {
+		s.sc.net.Isolate(uint64(minority), s.sc.ids)
+	}
+	s.phase(fmt.Sprintf("minority %d %s", minority, map[bool]string{true: "paused", false: "cut off"}[pause]), s.pastElection())
+	s.afterAck()
+	s.sc.down(crashed, s.rng)
+	s.sc.net.Heal()
+	s.sc.net.Isolate(uint64(third), s.sc.ids)
+	if pause {
+		s.sc.resume(minority)
+	}
+	s.sc.event("node %d cut off; nodes %d and %d to form a majority", third, minority, crashed)
+	s.sc.restart(crashed)
+	s.phase(fmt.Sprintf("nodes %d and %d without %d", minority, crashed, third), s.pastElection())
+	s.healed()
+}
+
+// simElementNamed returns the element of that name.
+func simElementNamed(t *testing.T, name string) simElement {
+	for _, e := range simElements {
+		if e.name == name {
+			return e
+		}
+	}
+	t.Fatalf("no schedule element %q", name)
+	return simElement{}
+}
+
+// simScheduleLen is how many elements a random schedule draws.
+const simScheduleLen = 5
+
 func runSimulation(t *testing.T, seed uint64) simRun {
-	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	var schedule []simElement
+	for range simScheduleLen {
+		schedule = append(schedule, simElements[rng.IntN(len(simElements))])
+	}
+	return runSchedule(t, seed, rng, schedule)
+}
+
+// runSchedule runs three nodes under the seed's network faults and the
+// schedule, with the writer, then checks what was acknowledged.
+func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, schedule []simElement) simRun {
+	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
 	faults := simnet.Faults{DropPercent: rng.IntN(4), DuplicatePercent: rng.IntN(4),
 		DelayMin: time.Millisecond, DelayMax: time.Duration(1+rng.IntN(8)) * time.Millisecond}
 	sc := openSimCluster(t, seed, faults, nil)
-	realDeadline := time.Now().Add(simRealMax)
 	// A forwarded proposal lost on the way has an unknown outcome, as a
 	// Kafka client's CreateTopics that timed out: it tries again, and an
 	// existing topic is then its own.
@@ -507,52 +911,18 @@ func runSimulation(t *testing.T, seed uint64) simRun {
 		<-w.done // a wait in progress ends on the clock, or at simWaitMax
 	})
 	defer stopWriter()
+	s := &simScenario{t: t, sc: sc, w: w, rng: rng, realDeadline: time.Now().Add(simRealMax)}
 
-	phase := func(name string, d time.Duration) {
-		sc.event("%s for %v", name, d)
-		sc.advance(d)
-		if time.Now().After(realDeadline) {
-			t.Fatalf("the run took more than %v of real time", simRealMax)
-		}
+	s.phase("steady", s.steady())
+	for _, e := range schedule {
+		sc.event("element: %s", e.name)
+		e.run(s)
+		s.phase("steady", s.steady())
 	}
-	steady := func() time.Duration { return time.Duration(200+rng.IntN(300)) * time.Millisecond }
-	pastElection := func() time.Duration {
-		return time.Duration(3*simElectionMs+rng.IntN(5*simElectionMs)) * time.Millisecond
-	}
-
-	phase("steady", steady())
-	if ls := sc.leaders(); len(ls) > 0 {
-		lead := uint64(ls[0])
-		sc.net.Isolate(lead, sc.ids)
-		phase(fmt.Sprintf("leader %d isolated", lead), pastElection())
-		sc.event("leaders after isolation: %v", sc.leaders())
-		sc.net.Heal()
-	}
-	phase("healed", steady())
-	minority := sc.ids[rng.IntN(len(sc.ids))]
-	var majority []uint64
-	for _, id := range sc.ids {
-		if id != minority {
-			majority = append(majority, id)
-		}
-	}
-	sc.net.Split([]uint64{minority}, majority)
-	phase(fmt.Sprintf("split %v | %v", []uint64{minority}, majority), pastElection())
-	sc.event("leaders in the split: %v", sc.leaders())
-	from, to := sc.ids[rng.IntN(3)], sc.ids[rng.IntN(3)]
-	sc.net.Heal()
-	if from != to {
-		sc.net.Cut(from, to)
-		phase(fmt.Sprintf("one way %d↛%d", from, to), pastElection())
-	}
-	sc.net.Heal()
-	crashed := int32(sc.ids[rng.IntN(len(sc.ids))])
-	sc.crash(crashed, rng)
-	phase(fmt.Sprintf("node %d back", crashed), steady())
 	if err := sc.net.SetFaults(simnet.Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	phase("healed, faults off", steady())
+	s.phase("faults off", s.steady())
 	scheduleEvents := slices.Clone(sc.events)
 
 	// Stop the writer, then let every replica catch up with the leader.
