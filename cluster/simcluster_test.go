@@ -26,7 +26,7 @@ import (
 
 var (
 	simSeed  = flag.Uint64("sim.seed", 0, "run TestSimulatedClusterPartitions with this seed only (a failing run prints its seed)")
-	simSeeds = flag.Int("sim.seeds", 3, "how many seeds TestSimulatedClusterPartitions runs, from 1")
+	simSeeds = flag.Int("sim.seeds", 2, "how many seeds TestSimulatedClusterPartitions runs, from 1 (2 in CI: with the fixed-seed tests, about a minute)")
 	simLog   = flag.Bool("sim.log", false, "log each run's events (schedule, faults, outcomes) as they happen")
 	simOnly  = flag.String("sim.element", "", "TestSimulatedClusterPartitions runs this schedule element alone (its name, as logged), known bugs included")
 )
@@ -200,6 +200,12 @@ func (sc *simCluster) runClock() {
 			case <-sc.clockStop:
 				return
 			default:
+				// On a loaded machine the delivery goroutine can fall behind
+				// the clock; frames arriving late would make elections the
+				// schedule did not ask for. Wait for it, within a bound.
+				for i := 0; i < 100 && sc.net.Behind(); i++ {
+					time.Sleep(simPace / 4)
+				}
 				sc.clock.Advance(simStep)
 				sc.clockMu.Lock()
 				for id, c := range sc.nodeClock {

@@ -177,6 +177,16 @@ func (n *Network) Stats() Stats {
 	return n.stats
 }
 
+// Behind reports whether a frame due on the clock is still on the wire:
+// the delivery goroutine has not caught up with the clock. A simulation
+// advancing the clock in real time waits for it, so that a starved process
+// does not see its frames arrive late, as no network makes them.
+func (n *Network) Behind() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.flights) > 0 && !n.flights[0].at.After(n.clock.Now())
+}
+
 // InFlight returns how many frames are on the wire.
 func (n *Network) InFlight() int {
 	n.mu.Lock()

@@ -466,3 +466,23 @@ func TestNetworkPauseHoldsFrames(t *testing.T) {
 		t.Fatal("a resumed node is not connected")
 	}
 }
+
+// TestNetworkBehind: a frame due on the clock and not yet delivered puts
+// the network behind (here its delivery goroutine is stopped); a frame
+// not yet due, or delivered, does not.
+func TestNetworkBehind(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{DelayMin: 5 * time.Millisecond, DelayMax: 5 * time.Millisecond}, 1, 2)
+	tn.frame(1, 2, "a")
+	if tn.net.Behind() {
+		t.Fatal("behind before the frame is due")
+	}
+	if got := tn.settle(5 * time.Millisecond); !slices.Equal(got, []string{"1>2:a"}) || tn.net.Behind() {
+		t.Fatalf("got %v, behind %v: want the frame delivered and not behind", got, tn.net.Behind())
+	}
+	tn.frame(1, 2, "b")
+	tn.net.Close() // nothing delivers any more
+	tn.clock.Advance(5 * time.Millisecond)
+	if !tn.net.Behind() {
+		t.Fatal("not behind with a frame due and undelivered")
+	}
+}
