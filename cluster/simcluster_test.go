@@ -53,9 +53,11 @@ const (
 	// simProgressMax is how soon after a heal an append must be
 	// acknowledged again: 10 election timeouts (issue 13).
 	simProgressMax = 10 * simElectionMs * time.Millisecond
-	// simAppendsMax bounds the workload.
-	simAppendsMax = 2000
-	simTopic      = "sim"
+	// simAppendsMax bounds the workload, failed appends included (each
+	// followed by simRetryBackoff of simulated time, as a client's retry).
+	simAppendsMax   = 20000
+	simRetryBackoff = 5 * time.Millisecond
+	simTopic        = "sim"
 )
 
 var simStart = time.Unix(1_700_000_000, 0)
@@ -847,6 +849,9 @@ func (w *simWriter) run() {
 		value := fmt.Sprintf("v%d", i)
 		called := w.sc.clock.Now()
 		offset, err := w.append(w.sc.open()[leaders[0]], value)
+		if err != nil {
+			w.backoff()
+		}
 		w.mu.Lock()
 		if err != nil {
 			w.unacked++
@@ -869,6 +874,20 @@ func (w *simWriter) ackCount() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.acked)
+}
+
+// backoff waits simRetryBackoff of simulated time, or until stopped: a
+// writer retrying at once would spend its appends during an election.
+func (w *simWriter) backoff() {
+	until := w.sc.clock.Now().Add(simRetryBackoff)
+	for w.sc.clock.Now().Before(until) {
+		select {
+		case <-w.stop:
+			return
+		default:
+			time.Sleep(simPace)
+		}
+	}
 }
 
 // calledSince reports whether an append made at or after t was
@@ -1016,6 +1035,11 @@ func (s *simScenario) healed() {
 	at := s.sc.clock.Now()
 	s.sc.event("healed")
 	for waited := time.Duration(0); !s.w.calledSince(at); waited += 10 * time.Millisecond {
+		select {
+		case <-s.w.done:
+			s.t.Fatalf("the writer ended (%d appends at most) before the heal's check: a longer workload is needed", simAppendsMax)
+		default:
+		}
 		if waited >= simProgressMax {
 			s.w.mu.Lock()
 			acked, unacked, lastErr := len(s.w.acked), s.w.unacked, s.w.lastErr
