@@ -3,11 +3,12 @@ package replica
 import (
 	"errors"
 	"fmt"
-	"github.com/cairnlog/cairn/env"
 	"io"
 	"log/slog"
 	"slices"
 	"testing"
+
+	"github.com/cairnlog/cairn/env"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
