@@ -18,6 +18,7 @@ import (
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/transport"
@@ -46,7 +47,10 @@ const (
 	// simRealMax bounds a whole run in real time, and simWaitMax one
 	// acks=all wait: guards against a hang, not speed assertions.
 	simRealMax = 3 * time.Minute
-	simWaitMax = 5 * time.Second
+	// simStartMax bounds each wait of a node's Open, in simulated time (a
+	// wiped node's rejoin took up to 16 s).
+	simStartMax = 40 * time.Second
+	simWaitMax  = 5 * time.Second
 	// simAckWait is how long in simulated time the writer waits for one
 	// acks=all append before trying again, as a client's request timeout.
 	simAckWait = 3 * simElectionMs * time.Millisecond
@@ -302,8 +306,22 @@ func (sc *simCluster) describe() string {
 	return strings.Join(out, "; ")
 }
 
-// caughtUp reports whether one node leads the partition and every node
-// holds a replica at the leader's high watermark, and names the leader.
+// describeMeta says what each running node knows of the metadata group.
+func (sc *simCluster) describeMeta() string {
+	var out []string
+	nodes := sc.running()
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
+		c := nodes[id]
+		cs, err := c.ctl.Configuration()
+		out = append(out, fmt.Sprintf("node %d (incarnation %d): leadership %+v, applied %d, voters %x learners %x %v",
+			id, c.ctl.Identity().Incarnation, c.ctl.Leadership(), c.ctl.Applied(), cs.GetVoters(), cs.GetLearners(), err))
+	}
+	return strings.Join(out, "; ")
+}
+
+// caughtUp reports whether one node leads the partition, every node
+// holds a replica at the leader's high watermark and votes in the
+// metadata group under its current incarnation, and names the leader.
 func (sc *simCluster) caughtUp() (int32, bool) {
 	ls := sc.leaders()
 	if len(ls) != 1 {
@@ -316,20 +334,33 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 	if len(sc.open()) < len(sc.ids) {
 		return 0, false
 	}
-	for _, c := range sc.open() {
+	var voters []uint64 // every node's current incarnation
+	for id, c := range sc.open() {
 		q, err := c.Partition(simTopic, 0)
 		if err != nil || q.Err() != nil || q.HighWatermark() != p.HighWatermark() {
+			return 0, false
+		}
+		voters = append(voters, meta.ReplicaID(id, c.ctl.Identity().Incarnation))
+	}
+	slices.Sort(voters)
+	// And every node votes in the metadata group: a rejoined node is a
+	// learner until promoted, and a majority counting it is none.
+	for _, c := range sc.open() {
+		cs, err := c.ctl.Configuration()
+		if err != nil || len(cs.GetLearners()) > 0 || !slices.Equal(slices.Sorted(slices.Values(cs.GetVoters())), voters) {
 			return 0, false
 		}
 	}
 	return ls[0], true
 }
 
-// replicated waits until every replica has caught up: a fault that
-// destroys a node's data (a wipe, a corruption) is survivable only while
-// the others hold everything; two nodes' data lost before the first was
-// refilled is a majority of the replicas lost, which no Raft group
-// survives (seed 10 drew that).
+// replicated waits until every replica has caught up and every node
+// votes: a fault that destroys a node's data (a wipe, a corruption) is
+// survivable only while the others hold everything; two nodes' data lost
+// before the first was refilled is a majority of the replicas lost, which
+// no Raft group survives (seed 10 drew that); and the recipes' two-node
+// majorities are none while one of the two is a learner of the metadata
+// group, rejoined and not yet promoted (seeds 90, 93).
 func (sc *simCluster) replicated() {
 	sc.t.Helper()
 	sc.advanceUntil("every replica caught up before destroying one", 30*time.Second, func() bool {
@@ -410,7 +441,7 @@ func (sc *simCluster) openNode(id int32) (*Cluster, error) {
 	e := env.Env{Clock: clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: slowSyncFS{fsys, clock}, Logger: quiet}
 	cfg := DefaultConfig("/data")
 	cfg.NodeID, cfg.Peers, cfg.KafkaAddr = id, sc.peers, fmt.Sprintf("node-%d:9092", id)
-	cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simRealMax.Milliseconds()
+	cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simStartMax.Milliseconds()
 	cfg.Transport = func(_ env.Env, tc transport.Config) (Transport, error) { return sc.net.Open(tc) }
 	return Open(e, cfg)
 }
@@ -657,6 +688,7 @@ func (sc *simCluster) down(id int32, rng *rand.Rand) {
 func (sc *simCluster) restart(id int32) {
 	sc.t.Helper()
 	if err := sc.tryRestart(id); err != nil {
+		sc.event("restart failed; metadata group as the others see it: %s", sc.describeMeta())
 		sc.t.Fatalf("restart node %d: %v", id, err)
 	}
 }
@@ -1203,6 +1235,7 @@ func (s *simScenario) moveUnderFault(nodes []int32) {
 // had it, and the two elect a leader without it: the acknowledged record
 // is lost, which the final check sees.
 func simRecipe(s *simScenario, pause bool) {
+	s.sc.replicated() // the recipe's majorities are majorities of voters
 	lead, minority, other := s.roles()
 	crashed, third := lead, other
 	if s.rng.IntN(2) == 1 {
