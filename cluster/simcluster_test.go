@@ -350,6 +350,19 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 		if err != nil || len(cs.GetLearners()) > 0 || !slices.Equal(slices.Sorted(slices.Values(cs.GetVoters())), voters) {
 			return 0, false
 		}
+		// The partition's replicas too: a refill replaces a wiped node's
+		// old incarnation in steps (seeds 198, 235 wiped a second node
+		// before it had).
+		for _, t := range c.ctl.State().GetTopics() {
+			if t.GetName() != simTopic {
+				continue
+			}
+			for _, p := range t.GetPartitions() {
+				if len(p.GetTargetReplicas()) > 0 || !slices.Equal(slices.Sorted(slices.Values(p.GetReplicas())), voters) {
+					return 0, false
+				}
+			}
+		}
 	}
 	return ls[0], true
 }
