@@ -88,10 +88,14 @@ func (p *Partition) enforceRetention(cfg Config, nowMs int64) error {
 
 // compact rewrites sealed segments so that each key keeps only its newest
 // record, and tombstones only until delete.retention.ms has passed since their
-// timestamp. The active segment is never rewritten.
+// timestamp. The active segment is never rewritten. As in Kafka, it stops at
+// the last stable offset (an open transaction may still abort, so its
+// records neither replace older ones nor go), removes the records of
+// aborted transactions, and keeps every transaction marker.
 func (p *Partition) compact(cfg Config, nowMs int64) error {
-	hwm := p.HighWatermark()
-	latest, err := p.latestOffsets(hwm, cfg.Limits)
+	lso := p.LastStableOffset()
+	aborted := abortedByProducer(p.AbortedTransactions(p.log.StartOffset(), lso))
+	latest, err := p.latestOffsets(lso, aborted, cfg.Limits)
 	if err != nil {
 		return err
 	}
@@ -100,6 +104,7 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 	if err != nil {
 		return err
 	}
+	limit = min(limit, lso)
 	for _, seg := range p.log.Segments() {
 		if seg.Active || seg.NextOffset > limit {
 			break
@@ -108,7 +113,7 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		if err != nil {
 			return fmt.Errorf("compact %s-%d: %w", p.topic, p.index, err)
 		}
-		kept, changed, err := compactBatches(data, latest, producerLast, nowMs, cfg.DeleteRetentionMs, cfg.Limits)
+		kept, changed, err := compactBatches(data, latest, aborted, producerLast, nowMs, cfg.DeleteRetentionMs, cfg.Limits)
 		if err != nil {
 			return fmt.Errorf("compact %s-%d segment %d: %w", p.topic, p.index, seg.BaseOffset, err)
 		}
@@ -147,8 +152,9 @@ func (p *Partition) producerLastOffsets() map[int64]int64 {
 	return p.producers.lastOffsets()
 }
 
-// latestOffsets maps every key to the offset of its newest durable record.
-func (p *Partition) latestOffsets(hwm int64, lim batch.Limits) (map[string]int64, error) {
+// latestOffsets maps every key to the offset of its newest durable record
+// below hwm, leaving out markers and the records of aborted transactions.
+func (p *Partition) latestOffsets(hwm int64, aborted map[int64][]AbortedTxn, lim batch.Limits) (map[string]int64, error) {
 	const chunkBytes = 4 << 20
 	latest := map[string]int64{}
 	for from := p.log.StartOffset(); from < hwm; {
@@ -163,6 +169,10 @@ func (p *Partition) latestOffsets(hwm int64, lim batch.Limits) (map[string]int64
 			h, whole, rest, err := batch.Next(data)
 			if err != nil {
 				return nil, fmt.Errorf("compact %s-%d at %d: %w", p.topic, p.index, from, err)
+			}
+			if h.Control() || inAborted(h, aborted) {
+				from, data = h.NextOffset(), rest
+				continue
 			}
 			recs, err := batch.Records(whole, lim)
 			if err != nil {
@@ -183,7 +193,7 @@ func (p *Partition) latestOffsets(hwm int64, lim batch.Limits) (map[string]int64
 // compactBatches is the pure heart of compaction: given a segment's batches
 // and each key's newest offset, it returns the batches to keep (see
 // rewriteBatch). Offsets never change, so the result has gaps.
-func compactBatches(data []byte, latest map[string]int64, producerLast map[int64]int64, nowMs, deleteRetentionMs int64, lim batch.Limits) ([]byte, bool, error) {
+func compactBatches(data []byte, latest map[string]int64, aborted map[int64][]AbortedTxn, producerLast map[int64]int64, nowMs, deleteRetentionMs int64, lim batch.Limits) ([]byte, bool, error) {
 	out := make([]byte, 0, len(data))
 	changed := false
 	for len(data) > 0 {
@@ -192,11 +202,22 @@ func compactBatches(data []byte, latest map[string]int64, producerLast map[int64
 			return nil, false, err
 		}
 		data = rest
+		if h.Control() {
+			// Markers stay: a read_committed consumer needs the ABORT
+			// marker to stop dropping, and producer state rebuilt from the
+			// log needs every marker to know which transactions ended.
+			out = append(out, whole...)
+			continue
+		}
 		recs, err := batch.Records(whole, lim)
 		if err != nil {
 			return nil, false, fmt.Errorf("batch %d: %w", h.BaseOffset, err)
 		}
 		kept := recs[:0:0]
+		all := len(recs)
+		if inAborted(h, aborted) {
+			recs = nil // an aborted transaction's records are no one's data
+		}
 		for _, r := range recs {
 			if r.Key == nil || latest[string(r.Key)] != r.Offset {
 				continue
@@ -206,7 +227,7 @@ func compactBatches(data []byte, latest map[string]int64, producerLast map[int64
 			}
 			kept = append(kept, r)
 		}
-		rewritten, batchChanged, err := rewriteBatch(h, whole, kept, len(kept) == len(recs), producerLast)
+		rewritten, batchChanged, err := rewriteBatch(h, whole, kept, len(kept) == all, producerLast)
 		if err != nil {
 			return nil, false, err
 		}
@@ -238,4 +259,27 @@ func rewriteBatch(h batch.Header, whole []byte, kept []batch.Record, unchanged b
 	}
 	batch.SetPartitionLeaderEpoch(rebuilt, h.PartitionLeaderEpoch)
 	return rebuilt, true, nil
+}
+
+// abortedByProducer groups aborted transactions by producer.
+func abortedByProducer(list []AbortedTxn) map[int64][]AbortedTxn {
+	out := map[int64][]AbortedTxn{}
+	for _, a := range list {
+		out[a.ProducerID] = append(out[a.ProducerID], a)
+	}
+	return out
+}
+
+// inAborted reports whether the transactional batch h belongs to one of
+// its producer's aborted transactions.
+func inAborted(h batch.Header, aborted map[int64][]AbortedTxn) bool {
+	if !h.Transactional() || h.Control() {
+		return false
+	}
+	for _, a := range aborted[h.ProducerID] {
+		if h.BaseOffset >= a.FirstOffset && h.BaseOffset < a.LastOffset {
+			return true
+		}
+	}
+	return false
 }

@@ -174,4 +174,27 @@
 //     SnapshotCopyWanted says a snapshot needs that copy (data below it,
 //     and the Raft log lacks its entry) and OpenSnapshotCopy opens the
 //     staging directory it goes to.
+//
+// # Transactions
+//
+// txn.go. A transactional batch is checked like an idempotent one and
+// opens its producer's transaction only if the transaction coordinator
+// began it here at that epoch (BeginTransaction, KIP-890): a late batch of
+// a transaction a marker ended is refused (ErrInvalidTxnState), as is a
+// plain batch of a producer whose transaction is open. Control batches
+// come only from WriteMarker (the coordinator's COMMIT or ABORT, Kafka's
+// control record layout, batch.EncodeMarker), in both modes through the
+// same checks and producer state. Producer state keeps each producer's
+// open transaction (its first offset) and the aborted-transaction index
+// (producer, first offset, marker offset), both in the producer-state
+// snapshot (version 2; a replica's snapshot descriptor carries the same
+// bytes) and rebuilt from the log when it is lost; expiry keeps producers
+// with an open transaction, checkpoints drop aborted entries below the
+// log start. Readers load an immutable view (txnView) without locks: the
+// last stable offset is the first offset of the oldest transaction not
+// ended by a durable marker (on a single writer a marker above the high
+// watermark does not count yet), else the high watermark;
+// ReadAppendIsolated(committed) stops there and lists the aborted
+// transactions the records overlap. Compaction stops at the last stable
+// offset, removes aborted transactions' records and keeps every marker.
 package partition

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,10 +37,14 @@ type Partition struct {
 
 	configMu sync.Mutex // config changes take turns; taken before mu
 
-	mu             sync.Mutex // the single writer: see doc.go
-	cfg            Config
-	log            *storage.Log
-	producers      *producerState
+	mu        sync.Mutex // the single writer: see doc.go
+	cfg       Config
+	log       *storage.Log
+	producers *producerState
+	// verified maps a producer to the epoch at which the transaction
+	// coordinator began its transaction here (BeginTransaction), until
+	// a marker ends it.
+	verified       map[int64]int16
 	epochRecorded  bool           // the current epoch's first offset is persisted
 	streamIdx      *streams.Index // cleanup.policy=stream only
 	build          *indexBuild    // a stream index being built after a config change
@@ -59,6 +64,10 @@ type Partition struct {
 	snapshotMu sync.Mutex
 	// snapshotOffset is the log offset of the newest snapshot written.
 	snapshotOffset int64
+
+	// txns is the readers' view of the transactions (txn.go), replaced
+	// under mu; readers load it without any lock.
+	txns atomic.Pointer[txnView]
 
 	stateMu sync.Mutex
 	// hwm: the synced log end offset; in the replicated mode, the offset
@@ -273,6 +282,8 @@ func (p *Partition) loadState() error {
 	}
 	p.producersNext = max(from, logEnd)
 	p.producers.expire(nowMs, p.cfg.ProducerIDExpirationMs)
+	p.producers.trimAborted(p.log.StartOffset())
+	p.publishTxns(nil)
 	return nil
 }
 
@@ -312,11 +323,15 @@ func (p *Partition) replayProducers(from, logEnd, nowMs int64) error {
 			return fmt.Errorf("replay producer state: no batch at offset %d below log end %d", from, logEnd)
 		}
 		for len(data) > 0 {
-			h, _, rest, err := batch.Next(data)
+			h, whole, rest, err := batch.Next(data)
 			if err != nil {
 				return fmt.Errorf("replay producer state at offset %d: %w", from, err)
 			}
-			p.producers.record(h, nowMs)
+			kind, err := markerOf(h, whole, p.cfg.Limits)
+			if err != nil {
+				return fmt.Errorf("replay producer state: %w", err)
+			}
+			p.producers.recordBatch(h, kind, nowMs)
 			from = h.NextOffset()
 			data = rest
 		}
@@ -618,6 +633,8 @@ func (p *Partition) checkpoint() (producerSnapshotCopy, bool) {
 	if n := p.producers.expire(now.UnixMilli(), p.cfg.ProducerIDExpirationMs); n > 0 {
 		p.logger.Debug("expired idle producers", "producers", n)
 	}
+	p.producers.trimAborted(p.log.StartOffset())
+	p.publishTxns(nil)
 	return p.copyProducers(), true
 }
 
