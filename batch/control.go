@@ -15,6 +15,10 @@ const (
 	ControlCommit ControlType = 1
 )
 
+// TransactionalAttribute is the attribute bit of a transactional batch,
+// for coordinators that write batches on a producer's behalf.
+const TransactionalAttribute = transactionalBit
+
 // controlKeyBytes and controlValueBytes are the sizes of version 0 of a
 // control record's key (version int16, type int16) and of an end
 // transaction marker's value (version int16, coordinator epoch int32).

@@ -43,11 +43,20 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 	return p.append(records, false)
 }
 
-// append is Append; control says the batches come from WriteMarker, the
-// only writer of control batches.
-func (p *Partition) append(records []byte, control bool) (AppendResult, error) {
+// AppendFromCoordinator is Append for a coordinator's own transactional
+// batches: the group coordinator's transactional offset commits, which
+// carry the producer's id and epoch but no sequence (base sequence -1), as
+// Kafka writes them.
+func (p *Partition) AppendFromCoordinator(records []byte) (AppendResult, error) {
+	return p.append(records, true)
+}
+
+// append is Append; coordinator says the batches come from a coordinator
+// (WriteMarker, AppendFromCoordinator): only they write control batches
+// and transactional batches without a sequence.
+func (p *Partition) append(records []byte, coordinator bool) (AppendResult, error) {
 	cfg := p.config()
-	headers, recs, err := validateBatches(records, cfg, control)
+	headers, recs, err := validateBatches(records, cfg, coordinator)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -76,7 +85,7 @@ func (p *Partition) append(records []byte, control bool) (AppendResult, error) {
 		// cleanup.policy needs other checks and, for stream, the records):
 		// validate again against the config this append is made under.
 		cfg = p.cfg
-		if headers, recs, err = validateBatches(records, cfg, control); err != nil {
+		if headers, recs, err = validateBatches(records, cfg, coordinator); err != nil {
 			return AppendResult{}, err
 		}
 	}
@@ -113,7 +122,7 @@ func (p *Partition) append(records []byte, control bool) (AppendResult, error) {
 		return dup.orZero(), err
 	}
 	kinds := make([]marker, len(headers))
-	if control {
+	if coordinator {
 		for i, data := 0, records; i < len(headers); i++ {
 			if kinds[i], err = markerOf(headers[i], data[:headers[i].TotalBytes()], cfg.Limits); err != nil {
 				return AppendResult{}, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
@@ -165,7 +174,7 @@ func (p *Partition) append(records []byte, control bool) (AppendResult, error) {
 // written, so a bad batch changes nothing. It runs outside the writer lock,
 // against a copy of the config that Append compares with the current one
 // once it holds the lock. The records are returned for stream topics only.
-func validateBatches(records []byte, cfg Config, control bool) ([]batch.Header, [][]batch.Record, error) {
+func validateBatches(records []byte, cfg Config, coordinator bool) ([]batch.Header, [][]batch.Record, error) {
 	if len(records) == 0 {
 		return nil, nil, fmt.Errorf("%w: no record batch in produce", ErrInvalidRecord)
 	}
@@ -182,7 +191,7 @@ func validateBatches(records []byte, cfg Config, control bool) ([]batch.Header, 
 		if len(whole) > int(cfg.MessageBytesMax) {
 			return nil, nil, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, len(whole), cfg.MessageBytesMax)
 		}
-		if err := checkTxnHeader(h, cfg, control); err != nil {
+		if err := checkTxnHeader(h, cfg, coordinator); err != nil {
 			return nil, nil, err
 		}
 		_, recs, err := batch.Validate(whole, cfg.Limits)
@@ -213,15 +222,17 @@ func validateBatches(records []byte, cfg Config, control bool) ([]batch.Header, 
 	return headers, all, nil
 }
 
-// checkTxnHeader checks what a batch says of transactions: only the
-// coordinator's markers (control) are control batches, a transactional
-// batch names its producer, and stream topics take none (their appends
-// are checked against the stream index as they come, which a later abort
-// could not undo).
-func checkTxnHeader(h batch.Header, cfg Config, control bool) error {
+// checkTxnHeader checks what a batch says of transactions: only a
+// coordinator writes control batches (markers) and transactional batches
+// without a sequence, a transactional batch names its producer, and stream
+// topics take none (their appends are checked against the stream index as
+// they come, which a later abort could not undo).
+func checkTxnHeader(h batch.Header, cfg Config, coordinator bool) error {
 	switch {
-	case h.Control() && !control:
+	case h.Control() && !coordinator:
 		return fmt.Errorf("%w: control batches are written by the transaction coordinator only", ErrInvalidRecord)
+	case h.Transactional() && h.BaseSequence < 0 && !coordinator:
+		return fmt.Errorf("%w: a transactional batch without a sequence", ErrInvalidRecord)
 	case (h.Transactional() || h.Control()) && cfg.Streams:
 		return fmt.Errorf("%w: transactions on a topic with cleanup.policy=stream", ErrUnsupported)
 	case h.Control() && (!h.Transactional() || h.ProducerID < 0 || h.NumRecords != 1):

@@ -95,6 +95,12 @@ func (s *producerState) check(h batch.Header, verified bool) (*appendedBatch, er
 	switch {
 	case h.ProducerEpoch < e.Epoch:
 		return nil, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.Epoch)
+	case h.BaseSequence < 0:
+		// A coordinator's batch (transactional offsets): no sequence.
+		if h.ProducerEpoch > e.Epoch {
+			e = nil
+		}
+		return nil, checkTxn(h, e, verified)
 	case h.ProducerEpoch > e.Epoch:
 		if h.BaseSequence != 0 {
 			return nil, fmt.Errorf("%w: producer %d new epoch %d must start at sequence 0, got %d",
@@ -162,12 +168,14 @@ func (s *producerState) recordBatch(h batch.Header, kind marker, nowMs int64) {
 		return // an older epoch replayed from the log; the newer one already fenced it
 	}
 	e.LastAppendMs = nowMs
-	e.Recent = append(e.Recent, appendedBatch{
-		FirstSequence: h.BaseSequence,
-		LastSequence:  lastSequence(h),
-		BaseOffset:    h.BaseOffset,
-		LastOffset:    h.LastOffset(),
-	})
+	if h.BaseSequence >= 0 {
+		e.Recent = append(e.Recent, appendedBatch{
+			FirstSequence: h.BaseSequence,
+			LastSequence:  lastSequence(h),
+			BaseOffset:    h.BaseOffset,
+			LastOffset:    h.LastOffset(),
+		})
+	}
 	if len(e.Recent) > recentBatchesMax {
 		e.Recent = append(e.Recent[:0], e.Recent[len(e.Recent)-recentBatchesMax:]...)
 	}

@@ -262,3 +262,16 @@ func (p *Partition) Producers() []ProducerInfo {
 	}
 	return out
 }
+
+// TxnOpen reports whether producerID has a transaction open here at
+// producerEpoch, or one the coordinator began here: its batches need no
+// verification with the coordinator.
+func (p *Partition) TxnOpen(producerID int64, producerEpoch int16) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if epoch, ok := p.verified[producerID]; ok && epoch == producerEpoch {
+		return true
+	}
+	e, ok := p.producers.producers[producerID]
+	return ok && e.Epoch == producerEpoch && e.TxnFirstOffset != nil
+}
