@@ -1,18 +1,20 @@
 package kafka
 
 // FindCoordinator v0-v5, batched keys from v4. A group's coordinator is the
-// leader of its __consumer_offsets partition (created on the first lookup,
-// as Kafka does), with that node's address; COORDINATOR_NOT_AVAILABLE while
-// the partition has no known leader. Transactional ids are answered with
-// this node, and InitProducerId then refuses transactions. Deviation from
-// Kafka: key types other than group (0) and transaction (1) get
-// INVALID_REQUEST.
+// leader of its __consumer_offsets partition, a transactional id's the
+// leader of its __transaction_state partition (each topic created on the
+// first lookup, as Kafka does), with that node's address;
+// COORDINATOR_NOT_AVAILABLE while the partition has no known leader.
+// Deviation from Kafka: key types other than group (0) and transaction (1)
+// get INVALID_REQUEST.
 
 import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/cluster"
 )
 
 func init() { register(kmsg.FindCoordinator.Int16(), 0, 5, handleFindCoordinator) }
@@ -46,15 +48,16 @@ func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) reply {
 
 // findCoordinator answers one key.
 func (s *Server) findCoordinator(keyType int8, key string) coordinatorAnswer {
-	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: s.host, port: s.port}
+	var b cluster.Broker
+	var err error
 	switch keyType {
-	case 1:
-		return self
 	case 0:
+		b, err = s.groups.Locate(key)
+	case 1:
+		b, err = s.txn.Locate(key)
 	default:
 		return coordinatorAnswer{nodeID: -1, code: kerr.InvalidRequest.Code}
 	}
-	b, err := s.groups.Locate(key)
 	if err != nil {
 		return coordinatorAnswer{nodeID: -1, code: errorCode(err), message: errorMessage(err)}
 	}

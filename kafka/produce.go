@@ -21,9 +21,18 @@ package kafka
 // request is refused with UNSUPPORTED_VERSION, as Kafka 4 does (KAFKA-18659):
 // librdkafka only compresses when it sees Produce v0 advertised.
 //
-// Deviations from Kafka: transactional produce is refused with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no transaction coordinator), and
-// compressed batches are stored exactly as sent (compression.type=producer).
+// Transactional produce (a transactional id, transactional batches): a
+// producer's first transactional batch on a partition is accepted only if
+// its transaction coordinator added the partition to the producer's
+// ongoing transaction at that epoch (KIP-890: asked of the coordinator
+// when it runs on this node), so a late batch of an ended transaction is
+// refused with INVALID_TXN_STATE and one of a fenced epoch with
+// INVALID_PRODUCER_EPOCH.
+//
+// Deviations from Kafka: compressed batches are stored exactly as sent
+// (compression.type=producer); on a cluster, a partition whose leader is
+// not its transaction's coordinator accepts the first transactional batch
+// without asking the coordinator (see docs/transactions.md).
 // Responses stop at v9, so they never carry the new leader (KIP-951, v10):
 // clients learn of it from Metadata. A produce reaching a node that just won
 // the partition's election, before its leadership is ready (its term's first
@@ -40,9 +49,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/txn"
 )
 
 func init() { register(kmsg.Produce.Int16(), 0, 10, handleProduce) }
@@ -121,8 +132,6 @@ func produceRefusal(req *kmsg.ProduceRequest) error {
 	switch {
 	case req.Version < 3:
 		return fmt.Errorf("%w: Produce v%d carries message format v0/v1; use v3 or later", kerr.UnsupportedVersion, req.Version)
-	case req.TransactionID != nil:
-		return kerr.TransactionalIDAuthorizationFailed
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		return kerr.InvalidRequiredAcks
 	}
@@ -147,7 +156,7 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res, err := s.producePartition(c, rt.Topic, rp, req.Acks, refuse)
+			res, err := s.producePartition(c, req.TransactionID, rt.Topic, rp, req.Acks, refuse)
 			if err != nil {
 				failed = true
 				setProduceError(sp, err)
@@ -241,7 +250,7 @@ type produceResult struct {
 	partition *partition.Partition
 }
 
-func (s *Server) producePartition(c *conn, topic string, rp kmsg.ProduceRequestTopicPartition, acks int16, refuse error) (produceResult, error) {
+func (s *Server) producePartition(c *conn, txnID *string, topic string, rp kmsg.ProduceRequestTopicPartition, acks int16, refuse error) (produceResult, error) {
 	if refuse != nil {
 		return produceResult{}, refuse
 	}
@@ -254,9 +263,39 @@ func (s *Server) producePartition(c *conn, topic string, rp kmsg.ProduceRequestT
 			return produceResult{}, err
 		}
 	}
+	if err := s.verifyTxn(txnID, topic, rp.Partition, rp.Records, p); err != nil {
+		return produceResult{}, err
+	}
 	res, err := p.Append(rp.Records)
 	if err != nil {
 		return produceResult{}, err
 	}
 	return produceResult{AppendResult: res, partition: p}, nil
+}
+
+// verifyTxn lets a producer's transactional batch open its transaction on
+// p once the coordinator confirms that the partition is in the producer's
+// ongoing transaction at that epoch (KIP-890). A coordinator on another
+// node is not asked (see the deviations above).
+func (s *Server) verifyTxn(txnID *string, topic string, index int32, records []byte, p *partition.Partition) error {
+	h, err := batch.ParseHeader(records)
+	if err != nil || !h.Transactional() || h.Control() {
+		return nil // Append answers malformed and control batches
+	}
+	if txnID == nil {
+		return fmt.Errorf("%w: a transactional batch without a transactional id", partition.ErrInvalidTxnState)
+	}
+	if p.TxnOpen(h.ProducerID, h.ProducerEpoch) {
+		return nil
+	}
+	err = s.txn.Verify(*txnID, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: index})
+	switch {
+	case errors.Is(err, txn.ErrNotCoordinator):
+	case errors.Is(err, txn.ErrProducerFenced):
+		// Produce answers a fenced producer with its epoch error.
+		return fmt.Errorf("%w: %v", partition.ErrInvalidProducerEpoch, err)
+	case err != nil:
+		return err
+	}
+	return p.BeginTransaction(h.ProducerID, h.ProducerEpoch)
 }

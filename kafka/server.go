@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/groups"
+	"github.com/cairnlog/cairn/txn"
 )
 
 // Config is the Kafka listener's configuration; every limit has a default.
@@ -38,6 +39,8 @@ type Config struct {
 	FetchWaitMax time.Duration
 	// Groups configures the consumer-group coordinator.
 	Groups groups.Config
+	// Txn configures the transaction coordinator.
+	Txn txn.Config
 }
 
 // DefaultConfig returns the listener defaults.
@@ -52,6 +55,7 @@ func DefaultConfig() Config {
 		WriteTimeout:        30 * time.Second,
 		FetchWaitMax:        30 * time.Second,
 		Groups:              groups.DefaultConfig(),
+		Txn:                 txn.DefaultConfig(),
 	}
 }
 
@@ -72,6 +76,9 @@ func (c Config) Validate() error {
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0 || c.FetchWaitMax <= 0:
 		return errors.New("timeouts must be positive")
 	}
+	if err := c.Txn.Validate(); err != nil {
+		return err
+	}
 	return c.Groups.Validate()
 }
 
@@ -84,6 +91,7 @@ type Server struct {
 	host    string
 	port    int32
 	groups  *groups.Coordinator
+	txn     *txn.Coordinator
 
 	badAddrs sync.Map // cluster.Broker → struct{}: unusable addresses logged already
 
@@ -114,9 +122,17 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
-	return &Server{cfg: cfg, cluster: c, view: c, logger: logger, host: host, port: int32(port), groups: coordinator,
-		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}, nil
+	s := &Server{cfg: cfg, cluster: c, view: c, logger: logger, host: host, port: int32(port), groups: coordinator,
+		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}
+	if s.txn, err = txn.Open(c, cfg.Txn, markerWriter{s}, logger); err != nil {
+		_ = coordinator.Close()
+		return nil, fmt.Errorf("transaction coordinator: %w", err)
+	}
+	return s, nil
 }
+
+// Txn is the transaction coordinator.
+func (s *Server) Txn() *txn.Coordinator { return s.txn }
 
 // Groups is the consumer-group coordinator, for metrics.
 func (s *Server) Groups() *groups.Coordinator { return s.groups }
@@ -191,7 +207,9 @@ func (s *Server) Close() error {
 		err = l.Close()
 	}
 	s.wg.Wait()
-	// After the connections: no handler calls the coordinator any more.
+	// After the connections: no handler calls the coordinators any more.
+	// The transaction coordinator's marker writes call the group one.
+	_ = s.txn.Close()
 	_ = s.groups.Close()
 	return err
 }

@@ -1,0 +1,45 @@
+package kafka
+
+// DescribeTransactions v0: the state of transactional ids this node
+// coordinates (NOT_COORDINATOR for the others, TRANSACTIONAL_ID_NOT_FOUND
+// for unknown ids).
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.DescribeTransactions.Int16(), 0, 0, handleDescribeTransactions) }
+
+func handleDescribeTransactions(s *Server, _ *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.DescribeTransactionsRequest)
+	return reply{wait: func() kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+		for _, id := range req.TransactionalIDs {
+			st := kmsg.NewDescribeTransactionsResponseTransactionState()
+			st.TransactionalID = id
+			md, err := s.txn.Describe(id)
+			if err != nil {
+				st.ErrorCode = errorCode(err)
+				st.ProducerID, st.ProducerEpoch, st.StartTimestamp = -1, -1, -1
+				resp.TransactionStates = append(resp.TransactionStates, st)
+				continue
+			}
+			st.State, st.TimeoutMillis, st.StartTimestamp = md.State.String(), md.TimeoutMs, md.StartMs
+			st.ProducerID, st.ProducerEpoch = md.ProducerID, md.ProducerEpoch
+			byTopic := map[string]int{}
+			for _, tp := range md.Partitions {
+				i, ok := byTopic[tp.Topic]
+				if !ok {
+					i = len(st.Topics)
+					byTopic[tp.Topic] = i
+					t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
+					t.Topic = tp.Topic
+					st.Topics = append(st.Topics, t)
+				}
+				st.Topics[i].Partitions = append(st.Topics[i].Partitions, tp.Partition)
+			}
+			resp.TransactionStates = append(resp.TransactionStates, st)
+		}
+		return resp
+	}}
+}

@@ -1,0 +1,23 @@
+package kafka
+
+// EndTxn v0-v4: a producer commits or aborts its transaction. Answered once
+// PrepareCommit or PrepareAbort is durable in __transaction_state; the
+// coordinator then writes the markers to every partition of the
+// transaction and records CompleteCommit or CompleteAbort. A retry after
+// completion gets the same answer; the producer's next transaction waits
+// (CONCURRENT_TRANSACTIONS) until the markers are written.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.EndTxn.Int16(), 0, 4, handleEndTxn) }
+
+func handleEndTxn(s *Server, _ *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.EndTxnRequest)
+	return reply{wait: func() kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = errorCode(s.txn.End(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit))
+		return resp
+	}}
+}

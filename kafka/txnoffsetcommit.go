@@ -1,0 +1,67 @@
+package kafka
+
+// TxnOffsetCommit v0-v5: a transactional producer commits a group's offsets
+// within its transaction (consume-transform-produce). The group
+// coordinator writes them to the group's __consumer_offsets partition as a
+// transactional batch of the producer; they become the group's committed
+// offsets only when the transaction's COMMIT marker reaches that partition,
+// and are dropped on ABORT. The producer must have added the group to its
+// transaction (AddOffsetsToTxn; INVALID_TXN_STATE otherwise, KIP-890).
+// Deviation from Kafka: the generation and member id of v3+ (KIP-447) are
+// not checked against the group's.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/groups"
+)
+
+func init() { register(kmsg.TxnOffsetCommit.Int16(), 0, 5, handleTxnOffsetCommit) }
+
+func handleTxnOffsetCommit(s *Server, c *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.TxnOffsetCommitRequest)
+	return reply{wait: func() kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		offsets := map[groups.TopicPartition]groups.OffsetCommit{}
+		for _, rt := range req.Topics {
+			for _, rp := range rt.Partitions {
+				oc := groups.OffsetCommit{Offset: rp.Offset, LeaderEpoch: -1}
+				if req.Version >= 2 {
+					oc.LeaderEpoch = rp.LeaderEpoch
+				}
+				if rp.Metadata != nil {
+					oc.Metadata = *rp.Metadata
+				}
+				offsets[groups.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = oc
+			}
+		}
+		perPartition, err := s.txnCommitOffsets(c, req, offsets)
+		for _, rt := range req.Topics {
+			st := kmsg.NewTxnOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				if err != nil {
+					sp.ErrorCode = errorCode(err)
+				} else {
+					sp.ErrorCode = errorCode(perPartition[groups.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}])
+				}
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp
+	}}
+}
+
+func (s *Server) txnCommitOffsets(c *conn, req *kmsg.TxnOffsetCommitRequest, offsets map[groups.TopicPartition]groups.OffsetCommit) (map[groups.TopicPartition]error, error) {
+	tp, err := s.offsetsPartition(req.Group)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.txn.Verify(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tp); err != nil {
+		return nil, err
+	}
+	return s.groups.TxnCommitOffsets(c.ctx, req.Group, req.ProducerID, req.ProducerEpoch, offsets)
+}
