@@ -25,14 +25,15 @@ package kafka
 // producer's first transactional batch on a partition is accepted only if
 // its transaction coordinator added the partition to the producer's
 // ongoing transaction at that epoch (KIP-890: asked of the coordinator
-// when it runs on this node), so a late batch of an ended transaction is
+// wherever it runs), so a late batch of an ended transaction is
 // refused with INVALID_TXN_STATE and one of a fenced epoch with
 // INVALID_PRODUCER_EPOCH.
 //
-// Deviations from Kafka: compressed batches are stored exactly as sent
-// (compression.type=producer); on a cluster, a partition whose leader is
-// not its transaction's coordinator accepts the first transactional batch
-// without asking the coordinator (see docs/transactions.md).
+// The coordinator may run on another node: it is asked with
+// AddPartitionsToTxn v4 VerifyOnly, as Kafka's brokers do.
+//
+// Deviation from Kafka: compressed batches are stored exactly as sent
+// (compression.type=producer).
 // Responses stop at v9, so they never carry the new leader (KIP-951, v10):
 // clients learn of it from Metadata. A produce reaching a node that just won
 // the partition's election, before its leadership is ready (its term's first
@@ -263,7 +264,7 @@ func (s *Server) producePartition(c *conn, txnID *string, topic string, rp kmsg.
 			return produceResult{}, err
 		}
 	}
-	if err := s.verifyTxn(txnID, topic, rp.Partition, rp.Records, p); err != nil {
+	if err := s.verifyTxn(c.ctx, txnID, topic, rp.Partition, rp.Records, p); err != nil {
 		return produceResult{}, err
 	}
 	res, err := p.Append(rp.Records)
@@ -274,10 +275,10 @@ func (s *Server) producePartition(c *conn, txnID *string, topic string, rp kmsg.
 }
 
 // verifyTxn lets a producer's transactional batch open its transaction on
-// p once the coordinator confirms that the partition is in the producer's
-// ongoing transaction at that epoch (KIP-890). A coordinator on another
-// node is not asked (see the deviations above).
-func (s *Server) verifyTxn(txnID *string, topic string, index int32, records []byte, p *partition.Partition) error {
+// p once the coordinator (here or on another node) confirms that the
+// partition is in the producer's ongoing transaction at that epoch
+// (KIP-890).
+func (s *Server) verifyTxn(ctx context.Context, txnID *string, topic string, index int32, records []byte, p *partition.Partition) error {
 	h, err := batch.ParseHeader(records)
 	if err != nil || !h.Transactional() || h.Control() {
 		return nil // Append answers malformed and control batches
@@ -288,9 +289,8 @@ func (s *Server) verifyTxn(txnID *string, topic string, index int32, records []b
 	if p.TxnOpen(h.ProducerID, h.ProducerEpoch) {
 		return nil
 	}
-	err = s.txn.Verify(*txnID, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: index})
+	err = s.verifyInTxn(ctx, *txnID, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: index})
 	switch {
-	case errors.Is(err, txn.ErrNotCoordinator):
 	case errors.Is(err, txn.ErrProducerFenced):
 		// Produce answers a fenced producer with its epoch error.
 		return fmt.Errorf("%w: %v", partition.ErrInvalidProducerEpoch, err)

@@ -92,6 +92,7 @@ type Server struct {
 	port    int32
 	groups  *groups.Coordinator
 	txn     *txn.Coordinator
+	peers   peers // requests to other nodes' Kafka listeners (transactions)
 
 	badAddrs sync.Map // cluster.Broker → struct{}: unusable addresses logged already
 
@@ -210,6 +211,7 @@ func (s *Server) Close() error {
 	// After the connections: no handler calls the coordinators any more.
 	// The transaction coordinator's marker writes call the group one.
 	_ = s.txn.Close()
+	s.peers.close()
 	_ = s.groups.Close()
 	return err
 }

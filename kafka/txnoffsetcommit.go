@@ -60,7 +60,7 @@ func (s *Server) txnCommitOffsets(c *conn, req *kmsg.TxnOffsetCommitRequest, off
 	if err != nil {
 		return nil, err
 	}
-	if err := s.txn.Verify(req.TransactionalID, req.ProducerID, req.ProducerEpoch, tp); err != nil {
+	if err := s.verifyInTxn(c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tp); err != nil {
 		return nil, err
 	}
 	return s.groups.TxnCommitOffsets(c.ctx, req.Group, req.ProducerID, req.ProducerEpoch, offsets)

@@ -10,10 +10,9 @@ package kafka
 // its node directly (markerWriter); operators' tools (kadm's
 // AbortTransaction) send this request.
 //
-// Deviation from Kafka: a partition led elsewhere answers
-// NOT_LEADER_OR_FOLLOWER and the coordinator of a transaction spanning
-// partitions led by other nodes retries its markers until a leader change
-// brings them to it (see docs/transactions.md).
+// A partition led elsewhere answers NOT_LEADER_OR_FOLLOWER; the
+// coordinator sends its own markers for partitions led by other nodes to
+// their leaders with this request.
 
 import (
 	"context"
@@ -72,10 +71,13 @@ func (w markerWriter) WriteMarker(ctx context.Context, tp txn.TopicPartition, pr
 // goneIsDone (the coordinator's own writes: a deleted topic took the
 // transaction's records with it).
 func (s *Server) writeMarker(ctx context.Context, tp txn.TopicPartition, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32, goneIsDone bool) error {
-	p, _, err := s.leaderPartition(tp.Topic, tp.Partition, -1)
+	p, l, err := s.leaderPartition(tp.Topic, tp.Partition, -1)
 	if err != nil {
-		if goneIsDone && errors.Is(err, cluster.ErrUnknownTopic) {
+		switch {
+		case goneIsDone && errors.Is(err, cluster.ErrUnknownTopic):
 			return nil
+		case goneIsDone && !l.Local && l.Node >= 0 && l.Node != s.cluster.NodeID():
+			return s.remoteMarker(ctx, l.Node, tp, producerID, producerEpoch, commit, coordinatorEpoch)
 		}
 		return err
 	}
