@@ -1,0 +1,158 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Bounds of the transaction tests.
+const (
+	txnWaitMax     = 90 * time.Second
+	txnInputs      = 300
+	txnKills       = 3
+	txnSessionPace = 10 * time.Millisecond // between transactions, so kills land mid-run
+)
+
+// txnClient is a franz-go client of the server, closed at cleanup.
+func txnClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// TestKcatReadCommitted: librdkafka (kcat) with isolation.level=
+// read_committed reads what a franz-go transactional producer committed,
+// not what it aborted nor what it left open; read_uncommitted reads all of
+// it, without the markers.
+func TestKcatReadCommitted(t *testing.T) {
+	kcatPath := requireTool(t, "kcat")
+	server := startCairn(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), txnWaitMax)
+	defer cancel()
+	p := txnClient(t, server.kafkaAddr, kgo.TransactionalID("kcat-txn"), kgo.DefaultProduceTopic("kcat-txn"),
+		kgo.AllowAutoTopicCreation())
+	write := func(values ...string) {
+		t.Helper()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range values {
+			if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	txn := func(end kgo.TransactionEndTry, values ...string) {
+		t.Helper()
+		write(values...)
+		if err := p.EndTransaction(ctx, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txn(kgo.TryCommit, "c1", "c2")
+	txn(kgo.TryAbort, "a1", "a2")
+	txn(kgo.TryCommit, "c3")
+	write("open") // left open: read_committed stops before it
+	consume := func(level string) string {
+		return kcat(t, kcatPath, server.kafkaAddr, "", "-t", "kcat-txn", "-C", "-e", "-o", "beginning",
+			"-X", "isolation.level="+level, "-f", `%s\n`)
+	}
+	if got := consume("read_committed"); got != "c1\nc2\nc3\n" {
+		t.Fatalf("read_committed: %q", got)
+	}
+	if got := consume("read_uncommitted"); got != "c1\nc2\na1\na2\nc3\nopen\n" {
+		t.Fatalf("read_uncommitted: %q", got)
+	}
+}
+
+// TestTransactSessionSurvivesSIGKILL: franz-go's GroupTransactSession
+// consumes an input topic and writes one output per input, committing the
+// group's offsets in each transaction, while the server is SIGKILLed and
+// restarted three times. A read_committed consumer then sees exactly one
+// output per input, and a read_uncommitted one at least as many (the
+// outputs of aborted attempts among them).
+func TestTransactSessionSurvivesSIGKILL(t *testing.T) {
+	server := startCairn(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), txnWaitMax)
+	defer cancel()
+	src := txnClient(t, server.kafkaAddr, kgo.DefaultProduceTopic("kill-in"), kgo.AllowAutoTopicCreation())
+	for i := range txnInputs {
+		if err := src.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("%03d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Creates the output topic.
+	if err := src.ProduceSync(ctx, &kgo.Record{Topic: "kill-out-create", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(server.kafkaAddr), kgo.TransactionalID("kill-ctp"),
+		kgo.ConsumerGroup("kill-group"), kgo.ConsumeTopics("kill-in"), kgo.DefaultProduceTopic("kill-out"),
+		kgo.AllowAutoTopicCreation(), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxPartitionBytes(300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	runCtx, stopRun := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		for runCtx.Err() == nil {
+			fs := sess.PollFetches(runCtx)
+			if err := sess.Begin(); err != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				sess.Produce(runCtx, &kgo.Record{Value: append([]byte("out-"), r.Value...)}, nil)
+			})
+			_, _ = sess.End(runCtx, kgo.TryCommit)
+			time.Sleep(txnSessionPace)
+		}
+	}()
+	defer func() { stopRun(); <-ran }()
+
+	watcher := txnClient(t, server.kafkaAddr, kgo.ConsumeTopics("kill-out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]int{}
+	for i := range txnKills {
+		want := (i + 1) * txnInputs / (txnKills + 1)
+		for len(seen) < want && ctx.Err() == nil {
+			watcher.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+		}
+		server.Kill()
+		server.Restart()
+	}
+	for len(seen) < txnInputs && ctx.Err() == nil {
+		watcher.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	}
+	stopRun()
+	<-ran
+	drain, drained := context.WithTimeout(ctx, 2*time.Second)
+	defer drained()
+	for drain.Err() == nil {
+		watcher.PollFetches(drain).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	}
+	if len(seen) != txnInputs {
+		t.Fatalf("%d distinct outputs committed, want %d", len(seen), txnInputs)
+	}
+	var twice []string
+	for v, n := range seen {
+		if n != 1 {
+			twice = append(twice, fmt.Sprintf("%s×%d", v, n))
+		}
+	}
+	sort.Strings(twice)
+	if len(twice) > 0 {
+		t.Fatalf("outputs committed more than once: %s", strings.Join(twice, " "))
+	}
+}
