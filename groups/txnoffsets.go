@@ -73,12 +73,21 @@ const txnPendingMax = 100_000
 // within its transaction and returns once they are durable; they become
 // visible (FetchOffsets) only when the transaction commits. The caller
 // checked with the transaction coordinator that the group's offsets
-// partition is in the producer's transaction.
-func (co *Coordinator) TxnCommitOffsets(ctx context.Context, group string, producerID int64, producerEpoch int16, offsets map[TopicPartition]OffsetCommit) (map[TopicPartition]error, error) {
+// partition is in the producer's transaction. A request naming a member or
+// generation (TxnOffsetCommit v3+, KIP-447) is checked as an OffsetCommit
+// is, so a consumer fenced by a rebalance cannot commit; one naming neither
+// is not.
+func (co *Coordinator) TxnCommitOffsets(ctx context.Context, req CommitRequest, producerID int64, producerEpoch int16, offsets map[TopicPartition]OffsetCommit) (map[TopicPartition]error, error) {
+	group := req.Group
 	perPartition := map[TopicPartition]error{}
 	var a appended
 	var result error
 	err := co.doGroup(ctx, group, func(nowMs int64) {
+		if req.Generation >= 0 || req.MemberID != "" {
+			if result = co.machine.CheckCommit(nowMs, req); result != nil {
+				return
+			}
+		}
 		if _, ok := co.machine.txnPending[producerID]; !ok && len(co.machine.txnPending) >= txnPendingMax {
 			result = fmt.Errorf("%w: %d producers with transactional offsets pending", ErrGroupMaxSize, txnPendingMax)
 			return

@@ -7,8 +7,9 @@ package kafka
 // offsets only when the transaction's COMMIT marker reaches that partition,
 // and are dropped on ABORT. The producer must have added the group to its
 // transaction (AddOffsetsToTxn; INVALID_TXN_STATE otherwise, KIP-890).
-// Deviation from Kafka: the generation and member id of v3+ (KIP-447) are
-// not checked against the group's.
+// From v3 the member id and generation are checked as an OffsetCommit's
+// are (KIP-447): a consumer fenced by a rebalance gets ILLEGAL_GENERATION
+// or UNKNOWN_MEMBER_ID.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -63,5 +64,9 @@ func (s *Server) txnCommitOffsets(c *conn, req *kmsg.TxnOffsetCommitRequest, off
 	if err := s.verifyInTxn(c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tp); err != nil {
 		return nil, err
 	}
-	return s.groups.TxnCommitOffsets(c.ctx, req.Group, req.ProducerID, req.ProducerEpoch, offsets)
+	cr := groups.CommitRequest{Group: req.Group, Generation: -1}
+	if req.Version >= 3 {
+		cr.MemberID, cr.InstanceID, cr.Generation = req.MemberID, req.InstanceID, req.Generation
+	}
+	return s.groups.TxnCommitOffsets(c.ctx, cr, req.ProducerID, req.ProducerEpoch, offsets)
 }
