@@ -196,5 +196,7 @@
 // watermark does not count yet), else the high watermark;
 // ReadAppendIsolated(committed) stops there and lists the aborted
 // transactions the records overlap. Compaction stops at the last stable
-// offset, removes aborted transactions' records and keeps every marker.
+// offset and removes aborted transactions' records; it removes a COMMIT
+// marker once no batch of its transaction is left and delete.retention.ms
+// passed, and keeps ABORT markers (the aborted index names them).
 package partition

@@ -255,3 +255,64 @@ func TestTxnCompactionDropsAbortedKeepsMarkers(t *testing.T) {
 		t.Fatalf("values %v: the committed ones must stay", values)
 	}
 }
+
+// TestTxnCompactionRemovesSpentCommitMarkers: once no batch of a committed
+// transaction is left and delete.retention.ms has passed, compaction
+// removes its COMMIT marker; the marker of a transaction with a batch left
+// stays, and producer state rebuilt from the compacted log has no
+// transaction open (the last stable offset is the high watermark).
+func TestTxnCompactionRemovesSpentCommitMarkers(t *testing.T) {
+	fsys := vfs.NewMem()
+	edit := func(c *Config) {
+		c.Compact, c.DeleteSegments, c.DeleteRetentionMs = true, false, 0
+		c.Storage.SegmentBytes = 200
+	}
+	p := open(t, fsys, edit)
+	plain := func(key string) []byte {
+		return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte(key), Value: []byte("plain")}}, batch.None)
+	}
+	begin(t, p, 2, 0)
+	appendTxn(t, p, txnBatch(t, 2, 0, 0, 1, "j")) // 0: replaced below
+	spent := endTxn(t, p, 2, 0, true)             // 1
+	begin(t, p, 2, 0)
+	appendTxn(t, p, txnBatch(t, 2, 0, 1, 1, "k")) // 2: kept
+	kept := endTxn(t, p, 2, 0, true)              // 3
+	appendTxn(t, p, plain("j"))
+	for i := 0; i < 10; i++ {
+		appendTxn(t, p, plain(fmt.Sprintf("x%d", i)))
+	}
+	if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+		t.Fatal(err)
+	}
+	markers := map[int64]bool{}
+	for from := int64(0); from < p.HighWatermark(); {
+		res, err := p.Read(from, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for data := res.Records; len(data) > 0; {
+			h, _, rest, err := batch.Next(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Control() {
+				markers[h.BaseOffset] = true
+			}
+			from, data = h.NextOffset(), rest
+		}
+	}
+	if markers[spent.BaseOffset] || !markers[kept.BaseOffset] {
+		t.Fatalf("markers left at %v: want %d removed and %d kept", markers, spent.BaseOffset, kept.BaseOffset)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Remove(path.Join("/data/t-0", producerStateFile)); err != nil {
+		t.Fatal(err)
+	}
+	p = open(t, fsys, edit)
+	defer p.Close()
+	if lso, hwm := p.LastStableOffset(), p.HighWatermark(); lso != hwm {
+		t.Fatalf("rebuilt from the compacted log: LSO %d, HWM %d", lso, hwm)
+	}
+}
