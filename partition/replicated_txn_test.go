@@ -18,7 +18,7 @@ func TestReplicatedTxnStateOnEveryReplica(t *testing.T) {
 	begin(t, leader, 1, 0)
 	begin(t, leader, 2, 0)
 	g.produceCommitted(l, txnBatch(t, 1, 0, 0, 2, "a")) // 0-1
-	marker, err := leader.WriteMarker(1, 0, false, 0)    // 2
+	marker, err := leader.WriteMarker(1, 0, false, 0)   // 2
 	if err != nil {
 		t.Fatal(err)
 	}
