@@ -38,6 +38,18 @@
 // Metadata and DescribeCluster send clients to the leaders. On a single
 // node this node leads every open partition, so nothing of this shows.
 //
+// # Transactions
+//
+// The transaction coordinator (package txn) answers InitProducerId with a
+// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and the
+// describe and list requests; the Server is its txn.MarkerWriter
+// (writetxnmarkers.go): markers to partitions led here are appended
+// directly, others go to their leaders as WriteTxnMarkers (peers.go, one
+// franz-go client per node). Produce checks a producer's first
+// transactional batch on a partition with the coordinator, here or through
+// AddPartitionsToTxn VerifyOnly on its node (KIP-890), in the handler's
+// synchronous part, so the batches of one connection stay in order.
+//
 // # Errors
 //
 // errors.go holds the one table mapping internal errors to Kafka error codes.
