@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -154,5 +155,54 @@ func TestTransactSessionSurvivesSIGKILL(t *testing.T) {
 	sort.Strings(twice)
 	if len(twice) > 0 {
 		t.Fatalf("outputs committed more than once: %s", strings.Join(twice, " "))
+	}
+}
+
+// TestSaramaTransactions: IBM/sarama's transactional producer commits and
+// aborts against Cairn; a franz-go read_committed consumer sees only what
+// it committed.
+func TestSaramaTransactions(t *testing.T) {
+	server := startCairn(t, "")
+	createTopic(t, server.kafkaAddr, "sarama-txn", 1, nil)
+	config := saramaConfig(&sarama.V3_6_0_0)
+	config.Producer.Idempotent = true
+	config.Producer.Transaction.ID = "sarama-txn"
+	config.Net.MaxOpenRequests = 1
+	producer, err := sarama.NewSyncProducer([]string{server.kafkaAddr}, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	txn := func(commit bool, values ...string) {
+		t.Helper()
+		if err := producer.BeginTxn(); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range values {
+			if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: "sarama-txn", Value: sarama.StringEncoder(v)}); err != nil {
+				t.Fatalf("send %s: %v", v, err)
+			}
+		}
+		end := producer.AbortTxn
+		if commit {
+			end = producer.CommitTxn
+		}
+		if err := end(); err != nil {
+			t.Fatalf("end (commit %v): %v", commit, err)
+		}
+	}
+	txn(true, "s1", "s2")
+	txn(false, "s3")
+	txn(true, "s4")
+	ctx, cancel := context.WithTimeout(context.Background(), txnWaitMax)
+	defer cancel()
+	consumer := txnClient(t, server.kafkaAddr, kgo.ConsumeTopics("sarama-txn"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var got []string
+	for len(got) < 3 && ctx.Err() == nil {
+		consumer.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	if fmt.Sprint(got) != "[s1 s2 s4]" {
+		t.Fatalf("read_committed saw %v", got)
 	}
 }
