@@ -48,7 +48,8 @@ func (p *Partition) ReadAppendIsolated(dst []byte, offset int64, maxBytes int, c
 		return ReadResult{}, dst, err
 	}
 	hwm := p.HighWatermark()
-	res = ReadResult{HighWatermark: hwm, LogStartOffset: p.log.StartOffset(), LastStableOffset: p.txns.Load().stableOffset(hwm)}
+	start := p.log.StartOffset()
+	res = ReadResult{HighWatermark: hwm, LogStartOffset: start, LastStableOffset: p.txns.Load().stableOffset(hwm, start)}
 	if offset < res.LogStartOffset || offset > p.log.NextOffset() {
 		return res, dst, fmt.Errorf("%w: offset %d, log has [%d, %d)", ErrOffsetOutOfRange, offset, res.LogStartOffset, p.log.NextOffset())
 	}

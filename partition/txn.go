@@ -119,11 +119,14 @@ func (p *Partition) publishTxns(ended *endedTxn) {
 // else the high watermark.
 func (p *Partition) LastStableOffset() int64 {
 	hwm := p.HighWatermark()
-	return p.txns.Load().stableOffset(hwm)
+	return p.txns.Load().stableOffset(hwm, p.log.StartOffset())
 }
 
-// stableOffset is the last stable offset under the high watermark hwm.
-func (v *txnView) stableOffset(hwm int64) int64 {
+// stableOffset is the last stable offset under the high watermark hwm. It
+// is never below the log start: a transaction whose first batches
+// retention or DeleteRecords removed holds consumers at the log start, as
+// in Kafka, rather than at an offset no fetch can reach.
+func (v *txnView) stableOffset(hwm, logStart int64) int64 {
 	lso := hwm
 	if v == nil {
 		return lso
@@ -136,7 +139,7 @@ func (v *txnView) stableOffset(hwm int64) int64 {
 			lso = e.first
 		}
 	}
-	return lso
+	return min(max(lso, logStart), hwm)
 }
 
 // AbortedTransactions lists the aborted transactions that overlap the

@@ -316,3 +316,26 @@ func TestTxnCompactionRemovesSpentCommitMarkers(t *testing.T) {
 		t.Fatalf("rebuilt from the compacted log: LSO %d, HWM %d", lso, hwm)
 	}
 }
+
+// TestTxnStableOffsetNotBelowLogStart: when DeleteRecords removes the first
+// batch of an open transaction, the last stable offset is the log start
+// (read_committed consumers wait there, as in Kafka), not an offset below
+// it that no fetch can reach.
+func TestTxnStableOffsetNotBelowLogStart(t *testing.T) {
+	p := open(t, vfs.NewMem())
+	defer p.Close()
+	appendTxn(t, p, produce(t, 2, "before")) // 0-1
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 0, 2, "a")) // 2-3
+	appendTxn(t, p, produce(t, 2, "after"))       // 4-5
+	if _, err := p.DeleteRecordsBefore(3); err != nil {
+		t.Fatal(err)
+	}
+	if lso := p.LastStableOffset(); lso != 3 {
+		t.Fatalf("LSO %d, want the log start 3", lso)
+	}
+	endTxn(t, p, 1, 0, true)
+	if lso, hwm := p.LastStableOffset(), p.HighWatermark(); lso != hwm {
+		t.Fatalf("after the commit LSO %d, HWM %d", lso, hwm)
+	}
+}

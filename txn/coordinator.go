@@ -394,24 +394,44 @@ func (co *Coordinator) complete(md Metadata, index int32, gen uint64) {
 			break
 		}
 		co.logger.Warn("writing transaction markers", "transactional_id", md.ID, "commit", commit, "err", err)
-		t := co.clock.NewTimer(co.cfg.MarkerRetryInterval)
-		select {
-		case <-co.ctx.Done():
-			t.Stop()
+		if !co.pause() {
 			return
-		case <-t.C():
 		}
 	}
-	co.mu.Lock()
-	next, ok := co.machine.Complete(md.ID, md.ProducerEpoch, co.clock.Now().UnixMilli())
-	if !ok || co.parts[index].gen != gen || co.busy[md.ID] {
+	for {
+		co.mu.Lock()
+		next, ok := co.machine.Complete(md.ID, md.ProducerEpoch, co.clock.Now().UnixMilli())
+		if !ok || co.parts[index].gen != gen {
+			co.mu.Unlock()
+			return // completed already, or the partition moved on
+		}
+		if !co.busy[md.ID] {
+			co.busy[md.ID] = true
+			co.mu.Unlock()
+			if err := co.persist(index, gen, next); err != nil {
+				co.logger.Warn("completing transaction", "transactional_id", md.ID, "err", err)
+			}
+			return
+		}
+		// A request's write for the id is in flight (the Machine refuses
+		// most while the transaction ends): complete after it.
 		co.mu.Unlock()
-		return
+		if !co.pause() {
+			return
+		}
 	}
-	co.busy[md.ID] = true
-	co.mu.Unlock()
-	if err := co.persist(index, gen, next); err != nil {
-		co.logger.Warn("completing transaction", "transactional_id", md.ID, "err", err)
+}
+
+// pause waits MarkerRetryInterval on the coordinator's clock; false when
+// the coordinator closed meanwhile.
+func (co *Coordinator) pause() bool {
+	t := co.clock.NewTimer(co.cfg.MarkerRetryInterval)
+	defer t.Stop()
+	select {
+	case <-co.ctx.Done():
+		return false
+	case <-t.C():
+		return true
 	}
 }
 
