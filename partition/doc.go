@@ -193,7 +193,8 @@
 // log start. Readers load an immutable view (txnView) without locks: the
 // last stable offset is the first offset of the oldest transaction not
 // ended by a durable marker (on a single writer a marker above the high
-// watermark does not count yet), else the high watermark;
+// watermark does not count yet), else the high watermark, and never below
+// the log start;
 // ReadAppendIsolated(committed) stops there and lists the aborted
 // transactions the records overlap. Compaction stops at the last stable
 // offset and removes aborted transactions' records; it removes a COMMIT
