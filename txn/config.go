@@ -22,6 +22,11 @@ type Config struct {
 	TransactionsMax int
 	// PartitionsPerTransactionMax bounds the partitions of one transaction.
 	PartitionsPerTransactionMax int
+	// IDExpirationMs is how long a transactional id without a transaction
+	// in progress is kept after its last change
+	// (transactional.id.expiration.ms, 7 days as in Kafka); then it is
+	// removed, and its next InitProducerId gets a new producer id.
+	IDExpirationMs int64
 	// MarkerRetryInterval is how long the coordinator waits before writing
 	// a transaction's markers again after a failure.
 	MarkerRetryInterval time.Duration
@@ -42,6 +47,7 @@ func DefaultConfig() Config {
 		TransactionsMax:             1_000_000,
 		PartitionsPerTransactionMax: 10_000,
 		MarkerRetryInterval:         100 * time.Millisecond,
+		IDExpirationMs:              7 * 24 * 60 * 60 * 1000,
 	}
 }
 
@@ -62,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PartitionsPerTransactionMax == 0 {
 		c.PartitionsPerTransactionMax = d.PartitionsPerTransactionMax
+	}
+	if c.IDExpirationMs == 0 {
+		c.IDExpirationMs = d.IDExpirationMs
 	}
 	if c.MarkerRetryInterval == 0 {
 		c.MarkerRetryInterval = d.MarkerRetryInterval

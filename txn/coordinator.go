@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -167,6 +168,17 @@ func (co *Coordinator) reconcile() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reloadLocked unloads partition index after a failed write, whose record
+// the log may or may not hold, and has the loop load it again from the
+// log. Callers hold mu.
+func (co *Coordinator) reloadLocked(index int32) {
+	co.unloadLocked(index)
+	select {
+	case co.kick <- struct{}{}:
+	default:
+	}
 }
 
 // unloadLocked drops partition index's transactions. Callers hold mu.
@@ -337,11 +349,7 @@ func (co *Coordinator) persist(index int32, gen uint64, md *Metadata) error {
 	case int(index) >= len(co.parts) || co.parts[index].gen != gen:
 		return fmt.Errorf("%w: %s-%d was unloaded", ErrNotCoordinator, StateTopic, index)
 	case err != nil:
-		co.unloadLocked(index)
-		select {
-		case co.kick <- struct{}{}:
-		default:
-		}
+		co.reloadLocked(index)
 		return fmt.Errorf("%w: %v", ErrNotCoordinator, err)
 	}
 	co.machine.Apply(md.ID, md)
@@ -349,11 +357,20 @@ func (co *Coordinator) persist(index int32, gen uint64, md *Metadata) error {
 }
 
 func (co *Coordinator) write(index int32, md *Metadata) error {
+	return co.writeRecord(index, md.ID, md)
+}
+
+// writeRecord writes id's metadata (a tombstone for nil) to partition
+// index and waits until it is committed.
+func (co *Coordinator) writeRecord(index int32, id string, md *Metadata) error {
 	p, err := co.cluster.Partition(StateTopic, index)
 	if err != nil {
 		return fmt.Errorf("write %s-%d: %w", StateTopic, index, err)
 	}
-	rec := batch.Record{TimestampMs: co.clock.Now().UnixMilli(), Key: stateKey(md.ID), Value: stateValue(*md)}
+	rec := batch.Record{TimestampMs: co.clock.Now().UnixMilli(), Key: stateKey(id)}
+	if md != nil {
+		rec.Value = stateValue(*md)
+	}
 	res, err := p.Append(batch.Build([]batch.Record{rec}, batch.None))
 	if err != nil {
 		return fmt.Errorf("write %s-%d: %w", StateTopic, index, err)
@@ -448,17 +465,55 @@ func (co *Coordinator) writeMarkers(md Metadata, commit bool, coordinatorEpoch i
 	return errors.Join(errs...)
 }
 
-// abortExpired aborts the transactions whose timeout passed.
+// abortExpired aborts the transactions whose timeout passed and removes
+// the transactional ids idle past their expiration.
 func (co *Coordinator) abortExpired() {
 	co.mu.Lock()
-	ids := co.machine.Expired(co.clock.Now().UnixMilli())
+	nowMs := co.clock.Now().UnixMilli()
+	ids, idle := co.machine.Expired(nowMs), co.machine.IdleExpired(nowMs)
 	co.mu.Unlock()
+	for _, id := range idle {
+		if err := co.remove(id, nowMs); err != nil {
+			co.logger.Warn("removing an expired transactional id", "transactional_id", id, "err", err)
+		}
+	}
 	for _, id := range ids {
 		co.logger.Info("aborting a transaction past its timeout", "transactional_id", id)
 		if _, err := co.run(id, func(m *Machine, nowMs int64) Decision { return m.Abort(id, nowMs) }); err != nil {
 			co.logger.Warn("aborting a timed-out transaction", "transactional_id", id, "err", err)
 		}
 	}
+}
+
+// remove writes id's tombstone and forgets it, if it is still idle past
+// its expiration at nowMs.
+func (co *Coordinator) remove(id string, nowMs int64) error {
+	co.mu.Lock()
+	index, err := co.gateLocked(id)
+	if err != nil || co.busy[id] {
+		co.mu.Unlock()
+		return err
+	}
+	if !slices.Contains(co.machine.IdleExpired(nowMs), id) {
+		co.mu.Unlock()
+		return nil
+	}
+	gen := co.parts[index].gen
+	co.busy[id] = true
+	co.mu.Unlock()
+	err = co.writeRecord(index, id, nil)
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	delete(co.busy, id)
+	switch {
+	case int(index) >= len(co.parts) || co.parts[index].gen != gen:
+		return fmt.Errorf("%w: %s-%d was unloaded", ErrNotCoordinator, StateTopic, index)
+	case err != nil:
+		co.reloadLocked(index)
+		return err
+	}
+	co.machine.Apply(id, nil)
+	return nil
 }
 
 // InitProducerID answers InitProducerId for a transactional id.

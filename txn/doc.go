@@ -75,5 +75,7 @@
 //
 // Config.TransactionsMax bounds the ids held, PartitionsPerTransactionMax
 // the partitions of one transaction, TransactionMaxTimeoutMs a producer's
-// timeout (15 minutes, as transaction.max.timeout.ms).
+// timeout (15 minutes, as transaction.max.timeout.ms). An id with no
+// transaction in progress is removed (a tombstone) IDExpirationMs after
+// its last change (7 days, as transactional.id.expiration.ms).
 package txn

@@ -326,6 +326,21 @@ func (m *Machine) Expired(nowMs int64) []string {
 	return out
 }
 
+// IdleExpired lists the transactional ids with no transaction in
+// progress (Empty, CompleteCommit, CompleteAbort) whose last change is
+// IDExpirationMs old at nowMs, sorted, for the driver to remove.
+func (m *Machine) IdleExpired(nowMs int64) []string {
+	var out []string
+	for id, t := range m.txns {
+		idle := t.State == Empty || t.State == CompleteCommit || t.State == CompleteAbort
+		if idle && nowMs-t.LastUpdateMs >= m.cfg.IDExpirationMs {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Abort decides the abort of id's ongoing transaction by the coordinator
 // (timeout, or an operator): PrepareAbort with the epoch bumped, fencing
 // the producer. Nothing when it is not ongoing.

@@ -158,3 +158,21 @@ func TestMachineLimitsAndVerify(t *testing.T) {
 		t.Fatalf("unload: %d, left %v", n, m.IDs())
 	}
 }
+
+// TestMachineIdleExpiry: ids with no transaction in progress expire
+// IDExpirationMs after their last change; ongoing or ending ones never do.
+func TestMachineIdleExpiry(t *testing.T) {
+	m := testMachine()
+	m.cfg.IDExpirationMs = 1000
+	newID := ids()
+	step(t, m, "idle", m.Init("idle", 100, -1, -1, 0, newID))
+	step(t, m, "busy", m.Init("busy", 100_000, -1, -1, 0, newID))
+	busy, _ := m.Get("busy")
+	step(t, m, "busy", m.AddPartitions("busy", busy.ProducerID, 0, []TopicPartition{tpA}, 10))
+	if got := m.IdleExpired(999); len(got) != 0 {
+		t.Fatalf("expired early: %v", got)
+	}
+	if got := fmt.Sprint(m.IdleExpired(5000)); got != "[idle]" {
+		t.Fatalf("expired at 5000: %s, want [idle] (busy has a transaction ongoing)", got)
+	}
+}
