@@ -1,11 +1,14 @@
 package kafka
 
-// EndTxn v0-v4: a producer commits or aborts its transaction. Answered once
-// PrepareCommit or PrepareAbort is durable in __transaction_state; the
-// coordinator then writes the markers to every partition of the
-// transaction and records CompleteCommit or CompleteAbort. A retry after
-// completion gets the same answer; the producer's next transaction waits
-// (CONCURRENT_TRANSACTIONS) until the markers are written.
+// EndTxn v0-v4: a producer commits or aborts its transaction. The outcome
+// is decided once PrepareCommit or PrepareAbort is durable in
+// __transaction_state; the coordinator then writes the markers to every
+// partition of the transaction and records CompleteCommit or
+// CompleteAbort. Deviation from Kafka, which answers at once: the answer
+// waits for that completion, at most a second, so the producer's next
+// transaction seldom finds this one still ending
+// (CONCURRENT_TRANSACTIONS, retried after a client backoff). A retry
+// after completion gets the same answer.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

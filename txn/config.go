@@ -30,6 +30,9 @@ type Config struct {
 	// MarkerRetryInterval is how long the coordinator waits before writing
 	// a transaction's markers again after a failure.
 	MarkerRetryInterval time.Duration
+	// EndWaitMax bounds how long EndTxn waits for its transaction's
+	// markers after the outcome is durable (1 s).
+	EndWaitMax time.Duration
 	// Leaders, when set, replaces the cluster as the source of who leads
 	// the partitions of __transaction_state (tests).
 	Leaders Leaders
@@ -48,6 +51,7 @@ func DefaultConfig() Config {
 		PartitionsPerTransactionMax: 10_000,
 		MarkerRetryInterval:         100 * time.Millisecond,
 		IDExpirationMs:              7 * 24 * 60 * 60 * 1000,
+		EndWaitMax:                  time.Second,
 	}
 }
 
@@ -68,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PartitionsPerTransactionMax == 0 {
 		c.PartitionsPerTransactionMax = d.PartitionsPerTransactionMax
+	}
+	if c.EndWaitMax == 0 {
+		c.EndWaitMax = d.EndWaitMax
 	}
 	if c.IDExpirationMs == 0 {
 		c.IDExpirationMs = d.IDExpirationMs

@@ -223,7 +223,7 @@ func (co *Coordinator) load(index, epoch int32) error {
 	co.logger.Info("transaction coordinator loaded partition", "partition", index, "epoch", epoch,
 		"records", records, "transactions", len(m.txns), "ending", len(ending))
 	for _, md := range ending {
-		co.startCompletion(md, index, gen)
+		_ = co.startCompletion(md, index, gen)
 	}
 	return nil
 }
@@ -305,35 +305,44 @@ func (co *Coordinator) gate(id string) error {
 // run decides a request for id under mu, persists the decision, and
 // applies it once durable. It returns the metadata the answer is made of.
 func (co *Coordinator) run(id string, decide func(m *Machine, nowMs int64) Decision) (Metadata, error) {
+	md, _, err := co.runEnding(id, decide)
+	return md, err
+}
+
+// runEnding is run that also returns, when the decision ends a
+// transaction, a channel closed once its completion is done (or given up
+// on this node).
+func (co *Coordinator) runEnding(id string, decide func(m *Machine, nowMs int64) Decision) (Metadata, <-chan struct{}, error) {
 	if err := co.gate(id); err != nil {
-		return Metadata{}, err
+		return Metadata{}, nil, err
 	}
 	co.mu.Lock()
 	index, err := co.gateLocked(id)
 	if err != nil {
 		co.mu.Unlock()
-		return Metadata{}, err
+		return Metadata{}, nil, err
 	}
 	if co.busy[id] {
 		co.mu.Unlock()
-		return Metadata{}, fmt.Errorf("%w: a request for %q is being persisted", ErrConcurrentTransactions, id)
+		return Metadata{}, nil, fmt.Errorf("%w: a request for %q is being persisted", ErrConcurrentTransactions, id)
 	}
 	d := decide(co.machine, co.clock.Now().UnixMilli())
 	if d.Next == nil {
 		cur, _ := co.machine.Get(id)
 		co.mu.Unlock()
-		return cur, d.Err
+		return cur, nil, d.Err
 	}
 	gen := co.parts[index].gen
 	co.busy[id] = true
 	co.mu.Unlock()
 	if err := co.persist(index, gen, d.Next); err != nil {
-		return Metadata{}, err
+		return Metadata{}, nil, err
 	}
+	var done <-chan struct{}
 	if d.Next.State.Ending() {
-		co.startCompletion(*d.Next, index, gen)
+		done = co.startCompletion(*d.Next, index, gen)
 	}
-	return *d.Next, d.Err
+	return *d.Next, done, d.Err
 }
 
 // persist writes md to id's partition, waits until it is committed and
@@ -385,12 +394,15 @@ func (co *Coordinator) writeRecord(index int32, id string, md *Metadata) error {
 
 // startCompletion writes the markers of the ending transaction md on a
 // goroutine of its own, then persists its completion.
-func (co *Coordinator) startCompletion(md Metadata, index int32, gen uint64) {
+func (co *Coordinator) startCompletion(md Metadata, index int32, gen uint64) <-chan struct{} {
+	done := make(chan struct{})
 	co.wg.Add(1)
 	go func() {
 		defer co.wg.Done()
+		defer close(done)
 		co.complete(md, index, gen)
 	}()
+	return done
 }
 
 func (co *Coordinator) complete(md Metadata, index int32, gen uint64) {
@@ -551,13 +563,27 @@ func (co *Coordinator) Verify(id string, producerID int64, producerEpoch int16, 
 	return co.machine.Contains(id, producerID, producerEpoch, tp)
 }
 
-// End ends id's transaction (EndTxn): it returns once PrepareCommit or
-// PrepareAbort is durable; the markers follow.
+// End ends id's transaction (EndTxn). The outcome is decided once
+// PrepareCommit or PrepareAbort is durable; End then waits, at most
+// Config.EndWaitMax, for the markers and the completion, so that the
+// producer's next transaction does not find this one still ending
+// (CONCURRENT_TRANSACTIONS, a retry after a client backoff). It succeeds
+// either way: the markers follow.
 func (co *Coordinator) End(id string, producerID int64, producerEpoch int16, commit bool) error {
-	_, err := co.run(id, func(m *Machine, nowMs int64) Decision {
+	_, done, err := co.runEnding(id, func(m *Machine, nowMs int64) Decision {
 		return m.End(id, producerID, producerEpoch, commit, nowMs)
 	})
-	return err
+	if err != nil || done == nil {
+		return err
+	}
+	t := co.clock.NewTimer(co.cfg.EndWaitMax)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C():
+	case <-co.ctx.Done():
+	}
+	return nil
 }
 
 // Abort aborts id's ongoing transaction as its timeout would (operators).

@@ -37,8 +37,8 @@
 // moves to a new producer id. The transaction's partitions are written with
 // every state until it completes.
 //
-// A Prepare state, once durable, is answered (EndTxn) and then completed
-// on a goroutine of the driver: the MarkerWriter writes the COMMIT or
+// A Prepare state, once durable, decides the outcome; it is completed on a
+// goroutine of the driver, which EndTxn waits for (at most EndWaitMax): the MarkerWriter writes the COMMIT or
 // ABORT marker to every partition of the transaction (a group's
 // __consumer_offsets partition among them, where the marker also settles
 // the transactional offset commits, see package groups), retrying until
