@@ -10,6 +10,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairnlog/cairn/txn"
 )
 
 // Bounds of the transaction tests.
@@ -204,5 +206,88 @@ func TestSaramaTransactions(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[s1 s2 s4]" {
 		t.Fatalf("read_committed saw %v", got)
+	}
+}
+
+// TestClusterTransactSessionCoordinatorKilled: three `cairn serve`
+// processes, RF 3 input and output topics of three partitions, and
+// franz-go's GroupTransactSession consuming the input and writing one
+// output per input record. The node coordinating the transactional id
+// (the leader of its __transaction_state partition) is SIGKILLed and
+// restarted twice while it runs. A read_committed consumer then sees
+// exactly one output per input.
+func TestClusterTransactSessionCoordinatorKilled(t *testing.T) {
+	nodes := startCairnCluster(t)
+	for _, topic := range []string{"cctp-in", "cctp-out"} {
+		cairnOK(t, nodes[0], "", "topic", "create", topic, "--partitions", "3", "--replication-factor", "3")
+		waitDescribed(t, nodes[1], topic)
+	}
+	seeds := kafkaAddrs(nodes)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*txnWaitMax)
+	defer cancel()
+	src := txnClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("cctp-in"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range txnInputs {
+		if err := src.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("%03d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const id = "cctp"
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(seeds...), kgo.TransactionalID(id),
+		kgo.ConsumerGroup("cctp-group"), kgo.ConsumeTopics("cctp-in"), kgo.DefaultProduceTopic("cctp-out"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxPartitionBytes(300), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	runCtx, stopRun := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		for runCtx.Err() == nil {
+			fs := sess.PollFetches(runCtx)
+			if err := sess.Begin(); err != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				sess.Produce(runCtx, &kgo.Record{Value: append([]byte("out-"), r.Value...)}, nil)
+			})
+			_, _ = sess.End(runCtx, kgo.TryCommit)
+			time.Sleep(txnSessionPace)
+		}
+	}()
+	defer func() { stopRun(); <-ran }()
+
+	watcher := txnClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("cctp-out"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]int{}
+	const kills = 2
+	for i := range kills {
+		want := (i + 1) * txnInputs / (kills + 1)
+		for len(seen) < want && ctx.Err() == nil {
+			watcher.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+		}
+		coordinator := leaderOf(ctx, t, nodes, txn.StateTopic, txn.PartitionFor(id, txn.DefaultConfig().StateTopicPartitions))
+		t.Logf("killing node %d, the coordinator, with %d outputs committed", coordinator, len(seen))
+		nodes[coordinator-1].Kill()
+		nodes[coordinator-1].Restart()
+	}
+	for len(seen) < txnInputs && ctx.Err() == nil {
+		watcher.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	}
+	stopRun()
+	<-ran
+	drain, drained := context.WithTimeout(ctx, 2*time.Second)
+	defer drained()
+	for drain.Err() == nil {
+		watcher.PollFetches(drain).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	}
+	if len(seen) != txnInputs {
+		t.Fatalf("%d distinct outputs committed, want %d", len(seen), txnInputs)
+	}
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("%s committed %d times", v, n)
+		}
 	}
 }
