@@ -202,6 +202,7 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(cluster.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
+	reg.MustRegister(newTxnCollector(s.kafka.Txn()))
 	mux := http.NewServeMux()
 	if s.events != nil {
 		mux.Handle(s.events.Handler())

@@ -53,7 +53,7 @@ func TestServeRestart(t *testing.T) {
 		t.Fatalf("healthz %d %q", code, body)
 	}
 	_, metrics := get(t, "http://"+s.HTTPAddr()+"/metrics")
-	for _, want := range []string{"cairn_partition_high_watermark{partition=\"0\",topic=\"t\"} 1", "cairn_kafka_requests_total", "cairn_partition_sync_seconds"} {
+	for _, want := range []string{"cairn_partition_high_watermark{partition=\"0\",topic=\"t\"} 1", "cairn_partition_last_stable_offset{partition=\"0\",topic=\"t\"} 1", "cairn_kafka_requests_total", "cairn_partition_sync_seconds"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -622,6 +622,18 @@ func (co *Coordinator) List() []Metadata {
 	return out
 }
 
+// CountByState counts the transactional ids this node coordinates by the
+// state of their transaction, for metrics.
+func (co *Coordinator) CountByState() map[State]int {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	out := map[State]int{}
+	for _, t := range co.machine.txns {
+		out[t.State]++
+	}
+	return out
+}
+
 // Locate names the coordinator of id: the leader of its
 // __transaction_state partition, created when missing (FindCoordinator).
 func (co *Coordinator) Locate(id string) (cluster.Broker, error) {
