@@ -76,7 +76,8 @@ const txnPendingMax = 100_000
 // partition is in the producer's transaction. A request naming a member or
 // generation (TxnOffsetCommit v3+, KIP-447) is checked as an OffsetCommit
 // is, so a consumer fenced by a rebalance cannot commit; one naming neither
-// is not.
+// is not. The caller confirmed the producer's verification on the offsets
+// partition (partition.BeginTransaction) after the coordinator's answer.
 func (co *Coordinator) TxnCommitOffsets(ctx context.Context, req CommitRequest, producerID int64, producerEpoch int16, offsets map[TopicPartition]OffsetCommit) (map[TopicPartition]error, error) {
 	group := req.Group
 	perPartition := map[TopicPartition]error{}
@@ -145,7 +146,8 @@ func (co *Coordinator) TxnMarker(ctx context.Context, index int32, producerID in
 
 // appendTxn writes records as a transactional batch of producerID at
 // producerEpoch to partition index, opening the producer's transaction
-// there (the transaction coordinator added the partition to it).
+// there (the caller had the transaction coordinator confirm the partition
+// is in it).
 func (l *offsetsLog) appendTxn(index int32, gen uint64, producerID int64, producerEpoch int16, records []batch.Record, nowMs int64) (appended, error) {
 	p, err := l.cluster.Partition(OffsetsTopic, index)
 	if err != nil {
@@ -159,9 +161,6 @@ func (l *offsetsLog) appendTxn(index int32, gen uint64, producerID int64, produc
 	whole, err := batch.Encode(tmpl, int32(len(records)-1), records, batch.None)
 	if err != nil {
 		return appended{}, fmt.Errorf("encode transactional offsets: %w", err)
-	}
-	if err := p.BeginTransaction(producerID, producerEpoch); err != nil {
-		return appended{}, fmt.Errorf("append to %s-%d: %w", OffsetsTopic, index, err)
 	}
 	res, err := p.AppendFromCoordinator(whole)
 	if err != nil {

@@ -19,9 +19,23 @@ func TestTxnOffsetsVisibleOnlyOnCommit(t *testing.T) {
 	fsys := vfs.NewMem()
 	cl, co := openTest(t, fsys)
 	req := CommitRequest{Group: "g", Generation: -1}
+	if _, err := co.Locate("g"); err != nil { // creates the offsets topic
+		t.Fatal(err)
+	}
 	index := partitionFor("g", 3)
 	commit := func(pid int64, offset int64) {
 		t.Helper()
+		p, err := cl.Partition(OffsetsTopic, index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		guard, err := p.VerifyStart(pid) // the coordinator's yes, as the Kafka handler has it
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.BeginTransaction(pid, 0, guard); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := co.TxnCommitOffsets(ctx, req, pid, 0, map[TopicPartition]OffsetCommit{{"t", 0}: {Offset: offset, LeaderEpoch: -1}}); err != nil {
 			t.Fatal(err)
 		}

@@ -289,13 +289,26 @@ func (s *Server) verifyTxn(ctx context.Context, txnID *string, topic string, ind
 	if p.TxnOpen(h.ProducerID, h.ProducerEpoch) {
 		return nil
 	}
-	err = s.verifyInTxn(ctx, *txnID, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: index})
+	return s.verifyOn(ctx, p, *txnID, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: index})
+}
+
+// verifyOn verifies with the coordinator that tp, which p is, is in the
+// producer's ongoing transaction, under p's verification guard: a marker
+// written to p meanwhile makes it fail (KIP-890).
+func (s *Server) verifyOn(ctx context.Context, p *partition.Partition, txnID string, producerID int64, producerEpoch int16, tp txn.TopicPartition) error {
+	guard, err := p.VerifyStart(producerID)
+	if err != nil {
+		return err
+	}
+	err = s.verifyInTxn(ctx, txnID, producerID, producerEpoch, tp)
 	switch {
 	case errors.Is(err, txn.ErrProducerFenced):
+		p.VerifyAbandon(producerID, guard)
 		// Produce answers a fenced producer with its epoch error.
 		return fmt.Errorf("%w: %v", partition.ErrInvalidProducerEpoch, err)
 	case err != nil:
+		p.VerifyAbandon(producerID, guard)
 		return err
 	}
-	return p.BeginTransaction(h.ProducerID, h.ProducerEpoch)
+	return p.BeginTransaction(producerID, producerEpoch, guard)
 }

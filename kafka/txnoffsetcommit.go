@@ -12,6 +12,8 @@ package kafka
 // or UNKNOWN_MEMBER_ID.
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/groups"
@@ -61,7 +63,11 @@ func (s *Server) txnCommitOffsets(c *conn, req *kmsg.TxnOffsetCommitRequest, off
 	if err != nil {
 		return nil, err
 	}
-	if err := s.verifyInTxn(c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tp); err != nil {
+	p, err := s.cluster.Partition(tp.Topic, tp.Partition)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", groups.ErrNotCoordinator, err)
+	}
+	if err := s.verifyOn(c.ctx, p, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tp); err != nil {
 		return nil, err
 	}
 	cr := groups.CommitRequest{Group: req.Group, Generation: -1}

@@ -179,9 +179,12 @@
 //
 // txn.go. A transactional batch is checked like an idempotent one and
 // opens its producer's transaction only if the transaction coordinator
-// began it here at that epoch (BeginTransaction, KIP-890): a late batch of
-// a transaction a marker ended is refused (ErrInvalidTxnState), as is a
-// plain batch of a producer whose transaction is open. Control batches
+// confirmed it here at that epoch (KIP-890): the caller opens a
+// verification (VerifyStart), asks the coordinator and confirms it
+// (BeginTransaction), which fails if a marker for the producer was written
+// in between; a late batch of a transaction a marker ended is refused
+// (ErrInvalidTxnState), as is a plain batch of a producer whose
+// transaction is open. Control batches
 // come only from WriteMarker (the coordinator's COMMIT or ABORT, Kafka's
 // control record layout, batch.EncodeMarker), in both modes through the
 // same checks and producer state. Producer state keeps each producer's

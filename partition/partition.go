@@ -41,10 +41,11 @@ type Partition struct {
 	cfg       Config
 	log       *storage.Log
 	producers *producerState
-	// verified maps a producer to the epoch at which the transaction
-	// coordinator began its transaction here (BeginTransaction), until
-	// a marker ends it.
-	verified       map[int64]int16
+	// verified holds, by producer, the verification of its transaction
+	// with the coordinator (VerifyStart, BeginTransaction) until a marker
+	// ends it; guards numbers the verifications.
+	verified       map[int64]verification
+	guards         uint64
 	epochRecorded  bool           // the current epoch's first offset is persisted
 	streamIdx      *streams.Index // cleanup.policy=stream only
 	build          *indexBuild    // a stream index being built after a config change

@@ -160,41 +160,79 @@ func (p *Partition) AbortedTransactions(from, to int64) []AbortedTxn {
 	return out
 }
 
-// BeginTransaction records that the transaction coordinator added this
-// partition to producerID's transaction at producerEpoch: the producer's
-// first transactional batch here may then open it (KIP-890). Until then,
-// or once a marker ended it, a transactional batch that would open a
-// transaction is refused with ErrInvalidTxnState. On a replicated
-// partition it is the leader's, which checks batches; a new leader knows
-// none, and the coordinator tells it again when it adds the partition.
-func (p *Partition) BeginTransaction(producerID int64, producerEpoch int16) error {
+// verification is a producer's transaction being verified with, or
+// confirmed by, its coordinator (KIP-890).
+type verification struct {
+	guard     uint64
+	confirmed bool
+	epoch     int16 // once confirmed
+}
+
+// VerifyStart opens the verification of producerID's transaction here,
+// before the caller asks the coordinator whether the partition is in it,
+// and returns its guard. A marker for the producer written meanwhile ends
+// the verification, so a coordinator's yes that was true before the
+// marker cannot open a transaction after it (Kafka's verification guard).
+func (p *Partition) VerifyStart(producerID int64) (uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+		return 0, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
 	}
 	if p.verified == nil {
-		p.verified = map[int64]int16{}
+		p.verified = map[int64]verification{}
 	}
-	if _, ok := p.verified[producerID]; !ok && len(p.verified) >= verifiedMax {
-		return fmt.Errorf("%w: %s-%d has %d transactions beginning", ErrInvalidTxnState, p.topic, p.index, verifiedMax)
+	if v, ok := p.verified[producerID]; ok {
+		return v.guard, nil
 	}
-	p.verified[producerID] = producerEpoch
+	if len(p.verified) >= verifiedMax {
+		return 0, fmt.Errorf("%w: %s-%d has %d transactions being verified", ErrInvalidTxnState, p.topic, p.index, verifiedMax)
+	}
+	p.guards++
+	p.verified[producerID] = verification{guard: p.guards}
+	return p.guards, nil
+}
+
+// BeginTransaction confirms the verification guard opened: the
+// transaction coordinator said the partition is in producerID's ongoing
+// transaction at producerEpoch, so the producer's first transactional
+// batch here may open it. It fails with ErrInvalidTxnState when a marker
+// ended the verification since VerifyStart. On a replicated partition it
+// is the leader's, which checks batches; a new leader knows none, and the
+// produce path verifies again there.
+func (p *Partition) BeginTransaction(producerID int64, producerEpoch int16, guard uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.verified[producerID]
+	if !ok || v.guard != guard {
+		return fmt.Errorf("%w: %s-%d: producer %d's transaction ended while it was verified", ErrInvalidTxnState, p.topic, p.index, producerID)
+	}
+	v.confirmed, v.epoch = true, producerEpoch
+	p.verified[producerID] = v
 	return nil
+}
+
+// VerifyAbandon forgets a verification the coordinator refused.
+func (p *Partition) VerifyAbandon(producerID int64, guard uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.verified[producerID]; ok && v.guard == guard && !v.confirmed {
+		delete(p.verified, producerID)
+	}
 }
 
 // verifiedLocked reports whether the coordinator began h's producer's
 // transaction here at h's epoch. Callers hold mu.
 func (p *Partition) verifiedLocked(h batch.Header) bool {
-	epoch, ok := p.verified[h.ProducerID]
-	return ok && epoch == h.ProducerEpoch
+	v, ok := p.verified[h.ProducerID]
+	return ok && v.confirmed && v.epoch == h.ProducerEpoch
 }
 
 // WriteMarker appends the marker that ends producerID's transaction on
 // this partition (commit or abort), as the transaction coordinator does
 // for every partition of a transaction (Kafka's WriteTxnMarkers). It ends
-// the coordinator's verification first, so that a late batch of the
-// transaction is refused rather than open a new one. A marker for a
+// the producer's verification first, confirmed or in flight, so that a
+// late batch of the transaction is refused rather than open a new one. A marker for a
 // producer without an open transaction here is written all the same (a
 // coordinator retrying markers after a failover writes some twice) and
 // changes nothing. Callers wait for it like an acks=all produce.
@@ -272,7 +310,7 @@ func (p *Partition) Producers() []ProducerInfo {
 func (p *Partition) TxnOpen(producerID int64, producerEpoch int16) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if epoch, ok := p.verified[producerID]; ok && epoch == producerEpoch {
+	if v, ok := p.verified[producerID]; ok && v.confirmed && v.epoch == producerEpoch {
 		return true
 	}
 	e, ok := p.producers.producers[producerID]

@@ -58,9 +58,15 @@ func endTxn(t *testing.T, p *Partition, pid int64, epoch int16, commit bool) App
 	return res
 }
 
+// begin verifies pid's transaction at epoch as the produce path does once
+// the coordinator said yes.
 func begin(t *testing.T, p *Partition, pid int64, epoch int16) {
 	t.Helper()
-	if err := p.BeginTransaction(pid, epoch); err != nil {
+	guard, err := p.VerifyStart(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BeginTransaction(pid, epoch, guard); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -337,5 +343,35 @@ func TestTxnStableOffsetNotBelowLogStart(t *testing.T) {
 	endTxn(t, p, 1, 0, true)
 	if lso, hwm := p.LastStableOffset(), p.HighWatermark(); lso != hwm {
 		t.Fatalf("after the commit LSO %d, HWM %d", lso, hwm)
+	}
+}
+
+// TestTxnMarkerDuringVerificationRefusesBegin: a marker written while the
+// coordinator is being asked ends the verification, so the coordinator's
+// yes (true before the marker) cannot open a transaction after it: the
+// late batch is refused (Kafka's verification guard, KIP-890).
+func TestTxnMarkerDuringVerificationRefusesBegin(t *testing.T) {
+	p := open(t, vfs.NewMem())
+	defer p.Close()
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 0, 1, "a"))
+	guard, err := p.VerifyStart(1) // a second produce asks the coordinator
+	if err != nil {
+		t.Fatal(err)
+	}
+	endTxn(t, p, 1, 0, false) // the coordinator aborts meanwhile
+	if err := p.BeginTransaction(1, 0, guard); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("begin after the marker: %v, want ErrInvalidTxnState", err)
+	}
+	if _, err := p.Append(txnBatch(t, 1, 0, 1, 1, "a")); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("the late batch: %v, want ErrInvalidTxnState", err)
+	}
+	abandoned, err := p.VerifyStart(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.VerifyAbandon(2, abandoned)
+	if err := p.BeginTransaction(2, 0, abandoned); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("begin of an abandoned verification: %v", err)
 	}
 }
