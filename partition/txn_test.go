@@ -375,3 +375,35 @@ func TestTxnMarkerDuringVerificationRefusesBegin(t *testing.T) {
 		t.Fatalf("begin of an abandoned verification: %v", err)
 	}
 }
+
+// TestProducerSnapshotCarriesTransactions: the producer-state file (and a
+// replica's snapshot, the same bytes) keeps open transactions and the
+// aborted index; expiry keeps a producer whose transaction is open.
+func TestProducerSnapshotCarriesTransactions(t *testing.T) {
+	s := newProducerState()
+	txnHdr := func(pid int64, seq int32, base int64) batch.Header {
+		h := hdr(pid, 0, seq, 1, base)
+		h.Attributes = batch.TransactionalAttribute
+		return h
+	}
+	marker := func(pid int64, base int64) batch.Header {
+		return batch.Header{ProducerID: pid, BaseOffset: base, BaseSequence: -1, Attributes: 0x30}
+	}
+	s.record(txnHdr(1, 0, 0), 10)
+	s.recordBatch(marker(1, 1), markerAbort, 10)
+	s.record(txnHdr(2, 0, 2), 10)
+	data, err := s.marshal(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, next, err := unmarshalProducerState(data, 20)
+	if err != nil || next != 3 {
+		t.Fatalf("decode: next %d, %v", next, err)
+	}
+	if got.firstOpen() != 2 || !reflect.DeepEqual(got.aborted, []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: 1}}) {
+		t.Fatalf("decoded first open %d, aborted %+v", got.firstOpen(), got.aborted)
+	}
+	if n := got.expire(1_000_000, 100); n != 1 || !got.open(2) {
+		t.Fatalf("expiry forgot %d producers, producer 2 open %v: want 1 forgotten and 2 kept", n, got.open(2))
+	}
+}
