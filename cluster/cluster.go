@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/controller"
@@ -242,6 +243,11 @@ type Cluster struct {
 	// partitions.
 	mu     sync.Mutex
 	topics map[string]*Topic
+
+	// aclMu makes this node's ACL changes take turns; acls is the applied
+	// state's bindings (ACLs), replaced by reconcile when they change.
+	aclMu sync.Mutex
+	acls  atomic.Pointer[acl.Set]
 
 	producerMu     sync.Mutex
 	nextProducerID int64 // next id handed out
