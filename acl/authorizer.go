@@ -175,3 +175,37 @@ func implies(granted, op Operation) bool {
 	}
 	return false
 }
+
+// AuthorizeAny decides whether r's principal may perform r's operation on
+// some resource of r's type (r.ResourceName is ignored), as Kafka's
+// authorizeByResourceType does for an idempotent producer: some ALLOW of
+// the principal for the type whose own resource the DENYs leave allowed,
+// or, with AllowEveryoneIfNoACL, no binding of the type at all.
+func (a *Authorizer) AuthorizeAny(set *Set, r Request) bool {
+	if a.superUsers[r.Principal] {
+		return true
+	}
+	if set == nil {
+		return a.allowIfNoACL
+	}
+	principal := r.Principal.String()
+	ofType := false
+	for _, b := range set.bindings {
+		if b.ResourceType != r.ResourceType {
+			continue
+		}
+		ofType = true
+		if b.Permission != PermissionAllow || !implies(b.Operation, r.Operation) ||
+			(b.Principal != principal && b.Principal != wildcardPrincipal) || (b.Host != Wildcard && b.Host != r.Host) {
+			continue
+		}
+		// The binding's own name (a prefix names a resource it covers)
+		// stands for the resources it allows: allowed there unless denied.
+		probe := r
+		probe.ResourceName = b.ResourceName
+		if a.Authorize(set, probe) {
+			return true
+		}
+	}
+	return !ofType && a.allowIfNoACL
+}

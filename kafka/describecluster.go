@@ -8,6 +8,7 @@ package kafka
 // "unknown" (-2147483648): there is no ACL.
 
 import (
+	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -17,9 +18,14 @@ func init() { register(kmsg.DescribeCluster.Int16(), 0, 1, handleDescribeCluster
 // endpointTypeBrokers is DescribeCluster's endpoint type for brokers (KIP-919).
 const endpointTypeBrokers = 1
 
-func handleDescribeCluster(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDescribeCluster(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	if !c.allowedCluster(acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = errorMessage(kerr.ClusterAuthorizationFailed)
+		return reply{resp: resp}
+	}
 	resp.EndpointType = endpointTypeBrokers
 	resp.ClusterAuthorizedOperations = -2147483648
 	if req.Version >= 1 && req.EndpointType != endpointTypeBrokers {

@@ -11,6 +11,7 @@ package kafka
 import (
 	"fmt"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -26,16 +27,16 @@ type coordinatorAnswer struct {
 	message *string
 }
 
-func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) reply {
+func handleFindCoordinator(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	if req.Version < 4 {
-		a := s.findCoordinator(req.CoordinatorType, req.CoordinatorKey)
+		a := s.findCoordinator(c, req.CoordinatorType, req.CoordinatorKey)
 		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = a.nodeID, a.host, a.port, a.code, a.message
 		return reply{resp: resp}
 	}
 	for _, key := range req.CoordinatorKeys {
-		a := s.findCoordinator(req.CoordinatorType, key)
+		a := s.findCoordinator(c, req.CoordinatorType, key)
 		rc := kmsg.NewFindCoordinatorResponseCoordinator()
 		rc.Key = key
 		rc.NodeID, rc.Host, rc.Port, rc.ErrorCode, rc.ErrorMessage = a.nodeID, a.host, a.port, a.code, a.message
@@ -45,12 +46,18 @@ func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) reply {
 }
 
 // findCoordinator answers one key.
-func (s *Server) findCoordinator(keyType int8, key string) coordinatorAnswer {
+func (s *Server) findCoordinator(c *conn, keyType int8, key string) coordinatorAnswer {
 	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: s.host, port: s.port}
 	switch keyType {
 	case 1:
+		if !c.allowed(acl.OpDescribe, acl.ResourceTransactionalID, key) {
+			return coordinatorAnswer{nodeID: -1, code: kerr.TransactionalIDAuthorizationFailed.Code}
+		}
 		return self
 	case 0:
+		if !c.allowedGroup(acl.OpDescribe, key) {
+			return coordinatorAnswer{nodeID: -1, code: kerr.GroupAuthorizationFailed.Code}
+		}
 	default:
 		return coordinatorAnswer{nodeID: -1, code: kerr.InvalidRequest.Code}
 	}

@@ -10,6 +10,8 @@ package kafka
 import (
 	"slices"
 
+	"github.com/cairnlog/cairn/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -17,9 +19,14 @@ func init() {
 	register(kmsg.ListPartitionReassignments.Int16(), 0, 0, handleListPartitionReassignments)
 }
 
-func handleListPartitionReassignments(s *Server, _ *conn, r kmsg.Request) reply {
+func handleListPartitionReassignments(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ListPartitionReassignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	if !c.allowedCluster(acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = errorMessage(kerr.ClusterAuthorizationFailed)
+		return reply{resp: resp}
+	}
 	asked := map[string][]int32{}
 	for _, rt := range req.Topics {
 		asked[rt.Topic] = append(asked[rt.Topic], rt.Partitions...)

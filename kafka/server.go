@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/groups"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	FetchWaitMax time.Duration
 	// Groups configures the consumer-group coordinator.
 	Groups groups.Config
+	// Authorizer, when set, checks every request against the cluster's
+	// ACLs (authorize.go); nil allows everything, as Kafka without one.
+	Authorizer *acl.Authorizer
 }
 
 // DefaultConfig returns the listener defaults.
