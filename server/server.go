@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
@@ -50,6 +51,9 @@ type Server struct {
 	events    *eventstore.Service
 	failed    chan error
 	kafkaDone chan struct{}
+	// authorizer checks the Kafka and event-store APIs against the
+	// cluster's ACLs; nil when Config.Authorizer is off.
+	authorizer *acl.Authorizer
 }
 
 // Start binds the listeners, opens the data directory and starts serving.
@@ -71,7 +75,8 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	e = e.Complete()
 	cfg.Env, logger = e, e.Logger
 	started := e.Clock.Now()
-	s := &Server{cfg: cfg, logger: logger, failed: make(chan error, 2), kafkaDone: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: logger, failed: make(chan error, 2), kafkaDone: make(chan struct{}),
+		authorizer: cfg.authorizer()}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -158,6 +163,7 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.ConnectionsMax = s.cfg.ConnectionsMax
 	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
+	kcfg.Authorizer = s.authorizer
 	return kcfg
 }
 
@@ -166,6 +172,7 @@ func (s *Server) serveHTTP() {
 	s.events = eventstore.New(s.cluster, eventstore.Config{
 		DefaultPartitions: s.cfg.DefaultPartitions,
 		AutoCreateTopics:  s.cfg.AutoCreateTopics,
+		Authorizer:        s.authorizer,
 	}, s.logger)
 	// gRPC clients speak HTTP/2 without TLS on a loopback or private port.
 	protocols := new(http.Protocols)
