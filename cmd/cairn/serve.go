@@ -79,6 +79,9 @@ finish and files close, so the next start needs no recovery scan.`,
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
 	f.IntVar(&cfg.RaftElectionTicks, "raft-election-ticks", cfg.RaftElectionTicks, "Raft election timeout in ticks (randomised up to twice it); heartbeats go every 2 ticks")
+	f.BoolVar(&cfg.Authorizer, "authorizer", false, "check every Kafka and event-store request against the cluster's ACLs (cairn acl); a resource no ACL allows is refused")
+	f.Var(&principalsValue{principals: &cfg.SuperUsers}, "super-users", "with --authorizer, principals allowed everything, comma-separated: User:admin,User:ops")
+	f.BoolVar(&cfg.AllowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "with --authorizer, allow everyone a resource no ACL names (Kafka's allow.everyone.if.no.acl.found)")
 	return cmd
 }
 
