@@ -52,7 +52,8 @@ func init() { register(kmsg.Metadata.Int16(), 0, 12, handleMetadata) }
 func handleMetadata(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.MetadataRequest)
 	changed := s.view.LeadersChanged()
-	resp, electing := s.metadata(c, req)
+	a := c.access() // the deferred answer below checks with it
+	resp, electing := s.metadata(a, req)
 	if !electing && len(remoteLeaders(resp, s.cluster.NodeID())) == 0 {
 		return reply{resp: resp}
 	}
@@ -68,7 +69,7 @@ func handleMetadata(s *Server, c *conn, r kmsg.Request) reply {
 		}
 		s.awaitLeaders(c.ctx, changed, func() bool {
 			lc.recheckSuspects()
-			resp, electing = s.metadata(c, req)
+			resp, electing = s.metadata(a, req)
 			resp, electing = lc.answer(req, resp, electing)
 			return !electing
 		})
@@ -169,7 +170,7 @@ func remoteLeaders(resp *kmsg.MetadataResponse, self int32) []int32 {
 // metadata answers req as this node knows the cluster now; electing
 // reports that some partition in the answer has no leader while an
 // election can give it one (a replica here, or a partition led elsewhere).
-func (s *Server) metadata(c *conn, req *kmsg.MetadataRequest) (resp *kmsg.MetadataResponse, electing bool) {
+func (s *Server) metadata(a access, req *kmsg.MetadataRequest) (resp *kmsg.MetadataResponse, electing bool) {
 	resp = req.ResponseKind().(*kmsg.MetadataResponse)
 	endpoints := s.endpoints()
 	for _, e := range endpoints {
@@ -186,7 +187,7 @@ func (s *Server) metadata(c *conn, req *kmsg.MetadataRequest) (resp *kmsg.Metada
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
 		for _, t := range s.view.Topics() {
-			if !c.allowedTopic(acl.OpDescribe, t.Name) {
+			if !a.allowed(acl.OpDescribe, acl.ResourceTopic, t.Name) {
 				continue // hidden, as Kafka hides them
 			}
 			resp.Topics = append(resp.Topics, s.topicMetadata(t, reachable, &electing))
@@ -195,12 +196,12 @@ func (s *Server) metadata(c *conn, req *kmsg.MetadataRequest) (resp *kmsg.Metada
 	}
 	autoCreate := s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
-		resp.Topics = append(resp.Topics, s.requestedTopicMetadata(c, rt, autoCreate, reachable, &electing))
+		resp.Topics = append(resp.Topics, s.requestedTopicMetadata(a, rt, autoCreate, reachable, &electing))
 	}
 	return resp, electing
 }
 
-func (s *Server) requestedTopicMetadata(c *conn, rt kmsg.MetadataRequestTopic, autoCreate bool, reachable map[int32]bool, electing *bool) kmsg.MetadataResponseTopic {
+func (s *Server) requestedTopicMetadata(a access, rt kmsg.MetadataRequestTopic, autoCreate bool, reachable map[int32]bool, electing *bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.AuthorizedOperations = -2147483648
 	var t *cluster.Topic
@@ -212,7 +213,7 @@ func (s *Server) requestedTopicMetadata(c *conn, rt kmsg.MetadataRequestTopic, a
 			mt.ErrorCode = kerr.UnknownTopicID.Code
 			return mt
 		}
-		if !c.allowedTopic(acl.OpDescribe, t.Name) {
+		if !a.allowed(acl.OpDescribe, acl.ResourceTopic, t.Name) {
 			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			return mt
 		}
@@ -220,13 +221,13 @@ func (s *Server) requestedTopicMetadata(c *conn, rt kmsg.MetadataRequestTopic, a
 	}
 	name := *rt.Topic
 	mt.Topic = &name
-	if !c.allowedTopic(acl.OpDescribe, name) {
+	if !a.allowed(acl.OpDescribe, acl.ResourceTopic, name) {
 		// Refused whether it exists or not, so its existence is not told.
 		mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		return mt
 	}
 	t, ok = s.view.Topic(name)
-	if !ok && autoCreate && !c.allowedCluster(acl.OpCreate) && !c.allowedTopic(acl.OpCreate, name) {
+	if !ok && autoCreate && !a.allowed(acl.OpCreate, acl.ResourceCluster, acl.ClusterName) && !a.allowed(acl.OpCreate, acl.ResourceTopic, name) {
 		mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		return mt
 	}
