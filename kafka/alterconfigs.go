@@ -14,9 +14,10 @@ package kafka
 import (
 	"sync"
 
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.AlterConfigs.Int16(), 0, 2, handleAlterConfigs) }

@@ -3,10 +3,11 @@ package kafka
 import (
 	"net"
 
-	"github.com/cairnlog/cairn/acl"
-	"github.com/cairnlog/cairn/auth"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth"
 )
 
 // Authorization: with Config.Authorizer set, every request is checked as

@@ -12,9 +12,10 @@ package kafka
 // refused with INVALID_REQUEST on each of its entries, as Kafka does.
 
 import (
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.CreatePartitions.Int16(), 0, 3, handleCreatePartitions) }

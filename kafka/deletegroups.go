@@ -8,9 +8,10 @@ package kafka
 // partition can move to a healthy broker; a single node has none to offer.
 
 import (
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DeleteGroups.Int16(), 0, 2, handleDeleteGroups) }

@@ -12,9 +12,10 @@ package kafka
 import (
 	"slices"
 
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DeleteRecords.Int16(), 0, 2, handleDeleteRecords) }

@@ -9,9 +9,10 @@ package kafka
 // the name and the id of each deleted topic.
 
 import (
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DeleteTopics.Int16(), 0, 6, handleDeleteTopics) }

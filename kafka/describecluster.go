@@ -8,9 +8,10 @@ package kafka
 // "unknown" (-2147483648): there is no ACL.
 
 import (
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DescribeCluster.Int16(), 0, 1, handleDescribeCluster) }

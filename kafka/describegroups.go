@@ -5,9 +5,10 @@ package kafka
 // (-2147483648): there is no ACL.
 
 import (
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DescribeGroups.Int16(), 0, 5, handleDescribeGroups) }

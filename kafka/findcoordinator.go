@@ -11,9 +11,10 @@ package kafka
 import (
 	"fmt"
 
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.FindCoordinator.Int16(), 0, 5, handleFindCoordinator) }

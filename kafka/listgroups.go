@@ -6,8 +6,9 @@ package kafka
 import (
 	"strings"
 
-	"github.com/cairnlog/cairn/acl"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.ListGroups.Int16(), 0, 5, handleListGroups) }

@@ -9,10 +9,11 @@ package kafka
 // checking the client's current leader epoch (v2+).
 
 import (
-	"github.com/cairnlog/cairn/acl"
-	"github.com/cairnlog/cairn/partition"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/partition"
 )
 
 func init() { register(kmsg.OffsetForLeaderEpoch.Int16(), 0, 4, handleOffsetForLeaderEpoch) }

@@ -110,17 +110,17 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("a joining node's config: %v", err)
 	}
 	for name, edit := range map[string]func(*Config){
-		"no data dir":                   func(c *Config) { c.DataDir = "" },
-		"bad kafka addr":                func(c *Config) { c.KafkaAddr = "9092" },
-		"bad advertised":                func(c *Config) { c.AdvertisedKafkaAddr = "host" },
-		"zero partitions":               func(c *Config) { c.DefaultPartitions = 0 },
-		"tiny requests":                 func(c *Config) { c.RequestBytesMax = 10 },
-		"no producer id expiration":     func(c *Config) { c.ProducerIDExpiration = 0 },
-		"super users, no authorizer":    func(c *Config) { c.SuperUsers = []auth.Principal{auth.User("admin")} },
-		"allow everyone, no authorizer": func(c *Config) { c.AllowEveryoneIfNoACL = true },
-		"raft addr without peers":       func(c *Config) { c.RaftAddr = "127.0.0.1:9093" },
-		"node not among peers":          func(c *Config) { c.NodeID, c.Peers = 4, map[int32]string{1: "127.0.0.1:1"} },
-		"node 0 with peers":             func(c *Config) { c.Peers = map[int32]string{1: "127.0.0.1:1"} },
+		"no data dir":               func(c *Config) { c.DataDir = "" },
+		"bad kafka addr":            func(c *Config) { c.KafkaAddr = "9092" },
+		"bad advertised":            func(c *Config) { c.AdvertisedKafkaAddr = "host" },
+		"zero partitions":           func(c *Config) { c.DefaultPartitions = 0 },
+		"tiny requests":             func(c *Config) { c.RequestBytesMax = 10 },
+		"no producer id expiration": func(c *Config) { c.ProducerIDExpiration = 0 },
+		"super users alone":         func(c *Config) { c.SuperUsers = []auth.Principal{auth.User("admin")} },
+		"allow everyone alone":      func(c *Config) { c.AllowEveryoneIfNoACL = true },
+		"raft addr without peers":   func(c *Config) { c.RaftAddr = "127.0.0.1:9093" },
+		"node not among peers":      func(c *Config) { c.NodeID, c.Peers = 4, map[int32]string{1: "127.0.0.1:1"} },
+		"node 0 with peers":         func(c *Config) { c.Peers = map[int32]string{1: "127.0.0.1:1"} },
 		"tiny raft tick": func(c *Config) {
 			c.NodeID, c.Peers, c.RaftTick = 1, map[int32]string{1: "127.0.0.1:1"}, time.Microsecond
 		},
