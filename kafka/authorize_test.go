@@ -305,3 +305,38 @@ func TestACLAdminAPIs(t *testing.T) {
 		t.Fatalf("the cluster holds %d ACLs, want 2", n)
 	}
 }
+
+// TestConsumerGroupWithReadACLs: Read on a topic and on a group is all a
+// consumer group member needs (FindCoordinator, JoinGroup, SyncGroup,
+// Heartbeat, Fetch, OffsetCommit, OffsetFetch), as in Kafka.
+func TestConsumerGroupWithReadACLs(t *testing.T) {
+	ts := authServer(t, false)
+	createTopics(t, ts, "orders")
+	for i := range 3 {
+		if err := ts.as(t, "admin").ProduceSync(testContext(t), &kgo.Record{Topic: "orders", Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant(t, ts, kadm.NewACLs().Topics("orders").Groups("readers").Allow("User:alice").Operations(kadm.OpRead))
+	ctx := testContext(t)
+	consumer := ts.as(t, "alice", kgo.ConsumeTopics("orders"), kgo.ConsumerGroup("readers"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	got := 0
+	for got < 3 {
+		fetches := consumer.PollFetches(ctx)
+		if err := fetches.Err(); err != nil {
+			t.Fatalf("after %d records: %v", got, err)
+		}
+		got += fetches.NumRecords()
+	}
+	if err := consumer.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	offsets, err := kadm.NewClient(ts.as(t, "alice")).FetchOffsets(ctx, "readers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offsets.Lookup("orders", 0); !ok || o.Err != nil || o.At != 3 {
+		t.Fatalf("committed offset of orders-0: %+v (found %v), want 3", o, ok)
+	}
+}
