@@ -318,8 +318,13 @@ type Broker struct {
 	// registration_nonce is the RegisterBroker nonce that made this
 	// incarnation, empty when it had none.
 	RegistrationNonce []byte `protobuf:"bytes,8,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// listeners are the node's Kafka listeners' advertised HOST:PORT by
+	// listener name (a client is given every broker's address for the
+	// listener it connected to); empty for a node registered with
+	// kafka_addr alone.
+	Listeners     map[string]string `protobuf:"bytes,20,rep,name=listeners,proto3" json:"listeners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Broker) Reset() {
@@ -404,6 +409,13 @@ func (x *Broker) GetState() BrokerState {
 func (x *Broker) GetRegistrationNonce() []byte {
 	if x != nil {
 		return x.RegistrationNonce
+	}
+	return nil
+}
+
+func (x *Broker) GetListeners() map[string]string {
+	if x != nil {
+		return x.Listeners
 	}
 	return nil
 }
@@ -836,8 +848,10 @@ type RegisterBroker struct {
 	// (a retried proposal), registers nothing new and answers that
 	// incarnation. Empty: every registration is a new one.
 	RegistrationNonce []byte `protobuf:"bytes,7,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// listeners: as Broker's.
+	Listeners     map[string]string `protobuf:"bytes,20,rep,name=listeners,proto3" json:"listeners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterBroker) Reset() {
@@ -915,6 +929,13 @@ func (x *RegisterBroker) GetRack() string {
 func (x *RegisterBroker) GetRegistrationNonce() []byte {
 	if x != nil {
 		return x.RegistrationNonce
+	}
+	return nil
+}
+
+func (x *RegisterBroker) GetListeners() map[string]string {
+	if x != nil {
+		return x.Listeners
 	}
 	return nil
 }
@@ -1764,7 +1785,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x06topics\x18\x04 \x03(\v2\x14.cairn.meta.v1.TopicR\x06topics\x12\"\n" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
-	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\x91\x02\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\x93\x03\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -1774,7 +1795,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x120\n" +
 	"\x05state\x18\a \x01(\x0e2\x1a.cairn.meta.v1.BrokerStateR\x05state\x12-\n" +
-	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\"\xde\x01\n" +
+	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\x12B\n" +
+	"\tlisteners\x18\x14 \x03(\v2$.cairn.meta.v1.Broker.ListenersEntryR\tlisteners\x1a<\n" +
+	"\x0eListenersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12;\n" +
@@ -1806,7 +1831,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x13cancel_reassignment\x18\n" +
 	" \x01(\v2!.cairn.meta.v1.CancelReassignmentH\x00R\x12cancelReassignment\x12X\n" +
 	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeadersB\t\n" +
-	"\acommand\"\xe7\x01\n" +
+	"\acommand\"\xf1\x02\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -1815,7 +1840,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"kafka_addr\x18\x04 \x01(\tR\tkafkaAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x12-\n" +
-	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\"}\n" +
+	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\x12J\n" +
+	"\tlisteners\x18\x14 \x03(\v2,.cairn.meta.v1.RegisterBroker.ListenersEntryR\tlisteners\x1a<\n" +
+	"\x0eListenersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
 	"\x0eSetBrokerState\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x120\n" +
@@ -1917,7 +1946,7 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(BrokerState)(0),             // 0: cairn.meta.v1.BrokerState
 	(ErrorCode)(0),               // 1: cairn.meta.v1.ErrorCode
@@ -1941,43 +1970,47 @@ var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(*SetPreferredLeaders)(nil),  // 19: cairn.meta.v1.SetPreferredLeaders
 	(*PreferredLeader)(nil),      // 20: cairn.meta.v1.PreferredLeader
 	(*Result)(nil),               // 21: cairn.meta.v1.Result
-	nil,                          // 22: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                          // 23: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                          // 24: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	nil,                          // 22: cairn.meta.v1.Broker.ListenersEntry
+	nil,                          // 23: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                          // 24: cairn.meta.v1.RegisterBroker.ListenersEntry
+	nil,                          // 25: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                          // 26: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
 	3,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
 	4,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
 	0,  // 2: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	22, // 3: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	5,  // 4: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	7,  // 5: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	8,  // 6: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	10, // 7: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	11, // 8: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	12, // 9: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	13, // 10: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	14, // 11: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	16, // 12: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	17, // 13: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	18, // 14: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	19, // 15: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	0,  // 16: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	23, // 17: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	9,  // 18: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	9,  // 19: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	24, // 20: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	15, // 21: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 22: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 23: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	20, // 24: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	15, // 25: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	1,  // 26: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	22, // 3: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
+	23, // 4: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	5,  // 5: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	7,  // 6: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	8,  // 7: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	10, // 8: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	11, // 9: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	12, // 10: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	13, // 11: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	14, // 12: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	16, // 13: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	17, // 14: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	18, // 15: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	19, // 16: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	24, // 17: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
+	0,  // 18: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	25, // 19: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	9,  // 20: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	9,  // 21: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	26, // 22: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	15, // 23: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	15, // 24: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	15, // 25: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	20, // 26: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	15, // 27: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	1,  // 28: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -2004,7 +2037,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
