@@ -17,7 +17,7 @@ func init() { register(kmsg.DescribeCluster.Int16(), 0, 1, handleDescribeCluster
 // endpointTypeBrokers is DescribeCluster's endpoint type for brokers (KIP-919).
 const endpointTypeBrokers = 1
 
-func handleDescribeCluster(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDescribeCluster(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.EndpointType = endpointTypeBrokers
@@ -32,7 +32,7 @@ func handleDescribeCluster(s *Server, _ *conn, r kmsg.Request) reply {
 	}
 	resp.ClusterID = s.cluster.ID()
 	resp.ControllerID = s.view.ControllerID()
-	for _, e := range s.endpoints() {
+	for _, e := range s.endpoints(c.listener) {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.Host, b.Port, b.Rack = e.node, e.host, e.port, e.rack
 		resp.Brokers = append(resp.Brokers, b)
