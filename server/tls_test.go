@@ -482,3 +482,70 @@ func TestHTTPPrincipal(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterOverTLS: three nodes talk to each other over mutual TLS and
+// serve clients on a PLAINTEXT and an SSL listener each; every node
+// registers both, and a client of either listener is given every broker's
+// address for it. franz-go produces with acks=all (replicated between the
+// nodes over TLS) and consumes through the SSL listeners.
+func TestClusterOverTLS(t *testing.T) {
+	p := newPKI(t)
+	// The nodes' certificate is issued by the CA they check each other
+	// against: the client CA file here.
+	peerCA := p.clientCA
+	peerCert := peerCA.Issue(t, p.dir, "peer", testcerts.Options{Server: true})
+	tc := startClusterWith(t, &testCluster{t: t, config: func(id int32, c *Config) {
+		c.Listeners = []Listener{{Name: "LOCAL", Protocol: kafka.Plaintext, Addr: "127.0.0.1:0"}, sslListener("SECURE")}
+		c.TLS = tlsconf.Files{CertFile: peerCert.CertFile, KeyFile: peerCert.KeyFile, ClientCAFile: peerCA.CertFile, ClientAuth: tlsconf.ClientAuthNone}
+		c.RaftTLS = true
+	}})
+	if _, err := tc.servers[1].Cluster().CreateTopicReplicated("replicated", 3, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]bool{"LOCAL": {}, "SECURE": {}}
+	for _, s := range tc.servers {
+		for name := range want {
+			want[name][s.ListenerAddr(name)] = true
+		}
+	}
+	// Every node registered both listeners, and each listener's clients
+	// are given the three brokers' addresses for it.
+	deadline := time.Now().Add(3 * tlsWaitMax)
+	clientCfg := &tls.Config{RootCAs: peerCA.Pool(), MinVersion: tls.VersionTLS12}
+	for id, s := range tc.servers {
+		for {
+			local := metadataBrokers(t, s.ListenerAddr("LOCAL"), nil)
+			secure := metadataBrokers(t, s.ListenerAddr("SECURE"), clientCfg)
+			if allIn(local, want["LOCAL"]) && allIn(secure, want["SECURE"]) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d gives LOCAL clients %v and SECURE ones %v; want %v", id, local, secure, want)
+			}
+			time.Sleep(20 * time.Millisecond) // registrations apply on every node
+		}
+	}
+	var seeds []string
+	for _, s := range tc.servers {
+		seeds = append(seeds, s.ListenerAddr("SECURE"))
+	}
+	produceConsume(t, clientCfg, "replicated", seeds...)
+	for id, s := range tc.servers {
+		if m := s.Cluster().Stats().Transport; m.MessagesReceived == 0 {
+			t.Fatalf("node %d received no Raft message: %+v", id, m)
+		}
+	}
+}
+
+// allIn reports whether addrs are exactly the members of set.
+func allIn(addrs []string, set map[string]bool) bool {
+	if len(addrs) != len(set) {
+		return false
+	}
+	for _, a := range addrs {
+		if !set[a] {
+			return false
+		}
+	}
+	return true
+}
