@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 	"os"
 
@@ -69,7 +68,9 @@ docs/security.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(cfg.Listeners) > 0 && cmd.Flags().Changed("kafka-addr") {
-				return errors.New("--kafka-addr is the one-listener shorthand: with --listener, name every listener with --listener")
+				if err := addKafkaAddrListener(&cfg); err != nil {
+					return err
+				}
 			}
 			if err := applyAdvertisedListeners(&cfg, advertised); err != nil {
 				return err
