@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"regexp"
@@ -147,6 +148,20 @@ func (rs Rules) Principal(dn string) (auth.Principal, error) {
 		return auth.Principal{}, err
 	}
 	return auth.User(name), nil
+}
+
+// CertificatePrincipal is the principal rules name for a verified client
+// certificate's subject.
+func CertificatePrincipal(cert *x509.Certificate, rules Rules) (auth.Principal, error) {
+	dn, err := SubjectDN(cert)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	p, err := rules.Principal(dn)
+	if err != nil {
+		return auth.Principal{}, fmt.Errorf("client certificate: %w", err)
+	}
+	return p, nil
 }
 
 func (r Rule) apply(dn string) (string, bool) {
