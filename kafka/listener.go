@@ -116,6 +116,6 @@ func (c *conn) handshake(tc *tls.Conn) error {
 		return err
 	}
 	c.principal = p
-	c.logger.Debug("tls client authenticated", "listener", c.listener.Name, "principal", p.String())
+	c.logger.Debug("tls client authenticated", "listener", c.listener.Name, "principal", c.principal.String())
 	return nil
 }
