@@ -153,7 +153,11 @@ func (tc *testCluster) tryStart() error {
 // address it bound last (any free one the first time).
 func (tc *testCluster) start(id int32) (*Server, error) {
 	if _, ok := tc.joined[id]; ok {
-		return Start(tc.joinedConfig(id), tc.fs[id], slog.New(slog.NewTextHandler(io.Discard, nil)))
+		cfg := tc.joinedConfig(id)
+		if tc.config != nil {
+			tc.config(id, &cfg)
+		}
+		return Start(cfg, tc.fs[id], slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"

@@ -494,11 +494,7 @@ func TestClusterOverTLS(t *testing.T) {
 	// against: the client CA file here.
 	peerCA := p.clientCA
 	peerCert := peerCA.Issue(t, p.dir, "peer", testcerts.Options{Server: true})
-	tc := startClusterWith(t, &testCluster{t: t, config: func(id int32, c *Config) {
-		c.Listeners = []Listener{{Name: "LOCAL", Protocol: kafka.Plaintext, Addr: "127.0.0.1:0"}, sslListener("SECURE")}
-		c.TLS = tlsconf.Files{CertFile: peerCert.CertFile, KeyFile: peerCert.KeyFile, ClientCAFile: peerCA.CertFile, ClientAuth: tlsconf.ClientAuthNone}
-		c.RaftTLS = true
-	}})
+	tc := startClusterWith(t, &testCluster{t: t, config: tlsNodeConfig(peerCA, peerCert)})
 	if _, err := tc.servers[1].Cluster().CreateTopicReplicated("replicated", 3, 3, nil, false); err != nil {
 		t.Fatal(err)
 	}
@@ -534,6 +530,31 @@ func TestClusterOverTLS(t *testing.T) {
 		if m := s.Cluster().Stats().Transport; m.MessagesReceived == 0 {
 			t.Fatalf("node %d received no Raft message: %+v", id, m)
 		}
+	}
+}
+
+// tlsNodeConfig gives a node a PLAINTEXT and an SSL listener and mutual
+// TLS with the other nodes, with a certificate of ca.
+func tlsNodeConfig(ca *testcerts.CA, cert *testcerts.Leaf) func(int32, *Config) {
+	return func(_ int32, c *Config) {
+		c.Listeners = []Listener{{Name: "LOCAL", Protocol: kafka.Plaintext, Addr: "127.0.0.1:0"}, sslListener("SECURE")}
+		c.TLS = tlsconf.Files{CertFile: cert.CertFile, KeyFile: cert.KeyFile, ClientCAFile: ca.CertFile, ClientAuth: tlsconf.ClientAuthNone}
+		c.RaftTLS = true
+	}
+}
+
+// TestClusterJoinOverTLS: a node joins a cluster whose nodes talk over
+// mutual TLS (its join connection over TLS too) and becomes ACTIVE.
+func TestClusterJoinOverTLS(t *testing.T) {
+	p := newPKI(t)
+	cert := p.clientCA.Issue(t, p.dir, "peer", testcerts.Options{Server: true})
+	tc := startClusterWith(t, &testCluster{t: t, config: tlsNodeConfig(p.clientCA, cert)})
+	tc.startJoined(4)
+	waitUntil(t, "node 4 ACTIVE", func() bool {
+		return tc.servers[4].Cluster().NodeState(4) == "ACTIVE" && tc.servers[1].Cluster().NodeState(4) == "ACTIVE"
+	})
+	if addr := tc.servers[4].ListenerAddr("SECURE"); addr == "" {
+		t.Fatal("node 4 has no SECURE listener")
 	}
 }
 
