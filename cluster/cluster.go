@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -86,6 +87,14 @@ type Config struct {
 	KafkaAddr string
 	HTTPAddr  string
 	Rack      string
+	// KafkaListeners, when the node has named Kafka listeners, are their
+	// advertised addresses by name (KafkaAddr is the first's); registered
+	// too, so that a client is given each broker's address for the
+	// listener it connected to.
+	KafkaListeners map[string]string
+	// TransportTLS, when set, runs the connections to the other nodes
+	// (and a join's) over TLS with it (transport.Config.TLS).
+	TransportTLS *tls.Config
 	// RaftTickMs is one Raft tick of every group on the node, and
 	// RaftElectionTicks the election timeout in ticks (randomised up to
 	// twice it); heartbeats go every 2 ticks. 50 ms and 12: a failover
@@ -174,6 +183,11 @@ func (c Config) validateClustered() error {
 	}
 	for _, a := range []struct{ name, value string }{{"raft listen address", c.RaftAddr}, {"kafka address", c.KafkaAddr}, {"http address", c.HTTPAddr}} {
 		if err := checkHostPort(a.name, a.value, true); err != nil {
+			return err
+		}
+	}
+	for name, addr := range c.KafkaListeners {
+		if err := checkHostPort("kafka listener "+name, addr, false); err != nil {
 			return err
 		}
 	}

@@ -39,7 +39,7 @@ func handleDescribeCluster(s *Server, c *conn, r kmsg.Request) reply {
 	}
 	resp.ClusterID = s.cluster.ID()
 	resp.ControllerID = s.view.ControllerID()
-	for _, e := range s.endpoints() {
+	for _, e := range s.endpoints(c.listener) {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.Host, b.Port, b.Rack = e.node, e.host, e.port, e.rack
 		resp.Brokers = append(resp.Brokers, b)

@@ -26,6 +26,20 @@
 // queue stops the handler, and then the reader, which is the back-pressure a
 // client sees.
 //
+// # Listeners
+//
+// A Server serves one or more named listeners (Config.Listeners,
+// listener.go; ServeListener for each), each with a security protocol as
+// Kafka names them. An SSL or SASL_SSL listener runs TLS: the handshake
+// happens on the connection's goroutine before its reader starts, bounded
+// by 10 s, and a client certificate sets the connection's principal
+// through the listener's mapping rules (tlsconf). Each connection keeps its
+// listener: Metadata, DescribeCluster, FindCoordinator and Produce's
+// leader hint give brokers at their addresses for that listener
+// (cluster.Broker.ListenerAddr). SASL_* listeners are accepted but not
+// enforced here: the protocol's SASL() is where a listener requiring SASL
+// is decided.
+//
 // # Leaders
 //
 // The handlers read where partitions live through clusterView (view.go):

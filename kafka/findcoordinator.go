@@ -46,9 +46,9 @@ func handleFindCoordinator(s *Server, c *conn, r kmsg.Request) reply {
 	return reply{resp: resp}
 }
 
-// findCoordinator answers one key.
+// findCoordinator answers one key for a client of c's listener.
 func (s *Server) findCoordinator(c *conn, keyType int8, key string) coordinatorAnswer {
-	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: s.host, port: s.port}
+	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: c.listener.host, port: c.listener.port}
 	switch keyType {
 	case 1:
 		if !c.allowed(acl.OpDescribe, acl.ResourceTransactionalID, key) {
@@ -66,7 +66,7 @@ func (s *Server) findCoordinator(c *conn, keyType int8, key string) coordinatorA
 	if err != nil {
 		return coordinatorAnswer{nodeID: -1, code: errorCode(err), message: errorMessage(err)}
 	}
-	e, ok := s.endpointOf(b)
+	e, ok := s.endpointOf(b, c.listener)
 	if !ok {
 		msg := fmt.Sprintf("the coordinator, node %d, has no Kafka address clients can reach (%q)", b.NodeID, b.KafkaAddr)
 		return coordinatorAnswer{nodeID: -1, code: kerr.CoordinatorNotAvailable.Code, message: &msg}

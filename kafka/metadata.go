@@ -53,7 +53,7 @@ func handleMetadata(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.MetadataRequest)
 	changed := s.view.LeadersChanged()
 	a := c.access() // the deferred answer below checks with it
-	resp, electing := s.metadata(a, req)
+	resp, electing := s.metadata(a, c.listener, req)
 	if !electing && len(remoteLeaders(resp, s.cluster.NodeID())) == 0 {
 		return reply{resp: resp}
 	}
@@ -69,7 +69,7 @@ func handleMetadata(s *Server, c *conn, r kmsg.Request) reply {
 		}
 		s.awaitLeaders(c.ctx, changed, func() bool {
 			lc.recheckSuspects()
-			resp, electing = s.metadata(a, req)
+			resp, electing = s.metadata(a, c.listener, req)
 			resp, electing = lc.answer(req, resp, electing)
 			return !electing
 		})
@@ -170,9 +170,9 @@ func remoteLeaders(resp *kmsg.MetadataResponse, self int32) []int32 {
 // metadata answers req as this node knows the cluster now; electing
 // reports that some partition in the answer has no leader while an
 // election can give it one (a replica here, or a partition led elsewhere).
-func (s *Server) metadata(a access, req *kmsg.MetadataRequest) (resp *kmsg.MetadataResponse, electing bool) {
+func (s *Server) metadata(a access, l *listener, req *kmsg.MetadataRequest) (resp *kmsg.MetadataResponse, electing bool) {
 	resp = req.ResponseKind().(*kmsg.MetadataResponse)
-	endpoints := s.endpoints()
+	endpoints := s.endpoints(l)
 	for _, e := range endpoints {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port, b.Rack = e.node, e.host, e.port, e.rack

@@ -81,7 +81,7 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 		for _, w := range waits {
 			if err := w.wait(ctx); err != nil {
 				setProduceError(w.resp, err)
-				s.hintLeader(resp, w.resp, w.topic, w.resp.Partition)
+				s.hintLeader(c.listener, resp, w.resp, w.topic, w.resp.Partition)
 				continue
 			}
 			producedRecords.Add(float64(w.records()))
@@ -156,7 +156,7 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 			if err != nil {
 				failed = true
 				setProduceError(sp, err)
-				s.hintLeader(resp, sp, rt.Topic, rp.Partition)
+				s.hintLeader(c.listener, resp, sp, rt.Topic, rp.Partition)
 				if req.Acks != 0 {
 					c.logger.Debug("produce refused", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 				}
@@ -194,12 +194,12 @@ func setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error) {
 
 // hintLeader names, in a NOT_LEADER_OR_FOLLOWER answer from v10 on, the
 // partition's leader as this node knows it and that leader's address
-// (KIP-951), so that a client moves the partition there at once instead
+// (KIP-951) for the client's listener ln, so that a client moves the partition there at once instead
 // of waiting for its next metadata refresh (franz-go waits its
 // MetadataMinAge, 5 s by default, after the last one): what a node
 // handing off its leaderships as it stops answers in the meantime. No
 // leader known, or one at no usable address, gives no hint.
-func (s *Server) hintLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponseTopicPartition, topic string, index int32) {
+func (s *Server) hintLeader(ln *listener, resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponseTopicPartition, topic string, index int32) {
 	if resp.Version < 10 || sp.ErrorCode != kerr.NotLeaderForPartition.Code {
 		return
 	}
@@ -214,7 +214,7 @@ func (s *Server) hintLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponse
 		if i < 0 {
 			return
 		}
-		e, ok := s.endpointOf(brokers[i])
+		e, ok := s.endpointOf(brokers[i], ln)
 		if !ok {
 			return
 		}

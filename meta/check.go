@@ -55,6 +55,9 @@ func checkBrokers(brokers []*metav1.Broker) error {
 		if r := checkAddresses(b.RaftAddr, b.KafkaAddr, b.HttpAddr, b.Rack); r != nil {
 			return fmt.Errorf("broker node %d: %s", b.NodeId, r.message)
 		}
+		if r := checkListeners(b.Listeners); r != nil {
+			return fmt.Errorf("broker node %d: %s", b.NodeId, r.message)
+		}
 		if len(b.RegistrationNonce) > RegistrationNonceBytesMax {
 			return fmt.Errorf("broker node %d: registration nonce of %d bytes, at most %d", b.NodeId, len(b.RegistrationNonce), RegistrationNonceBytesMax)
 		}

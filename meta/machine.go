@@ -31,6 +31,8 @@ const (
 	ProducerIDsPerAllocationMax = 1_000_000
 	// AddressBytesMax bounds a broker address and its rack label.
 	AddressBytesMax = 255
+	// ListenersMax bounds the Kafka listeners a broker registers.
+	ListenersMax = 16
 	// PreferredLeadersMax bounds one SetPreferredLeaders.
 	PreferredLeadersMax = 100_000
 )

@@ -329,8 +329,13 @@ type Broker struct {
 	// registration_nonce is the RegisterBroker nonce that made this
 	// incarnation, empty when it had none.
 	RegistrationNonce []byte `protobuf:"bytes,8,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// listeners are the node's Kafka listeners' advertised HOST:PORT by
+	// listener name (a client is given every broker's address for the
+	// listener it connected to); empty for a node registered with
+	// kafka_addr alone.
+	Listeners     map[string]string `protobuf:"bytes,20,rep,name=listeners,proto3" json:"listeners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Broker) Reset() {
@@ -415,6 +420,13 @@ func (x *Broker) GetState() BrokerState {
 func (x *Broker) GetRegistrationNonce() []byte {
 	if x != nil {
 		return x.RegistrationNonce
+	}
+	return nil
+}
+
+func (x *Broker) GetListeners() map[string]string {
+	if x != nil {
+		return x.Listeners
 	}
 	return nil
 }
@@ -879,8 +891,10 @@ type RegisterBroker struct {
 	// (a retried proposal), registers nothing new and answers that
 	// incarnation. Empty: every registration is a new one.
 	RegistrationNonce []byte `protobuf:"bytes,7,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// listeners: as Broker's.
+	Listeners     map[string]string `protobuf:"bytes,20,rep,name=listeners,proto3" json:"listeners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterBroker) Reset() {
@@ -958,6 +972,13 @@ func (x *RegisterBroker) GetRack() string {
 func (x *RegisterBroker) GetRegistrationNonce() []byte {
 	if x != nil {
 		return x.RegistrationNonce
+	}
+	return nil
+}
+
+func (x *RegisterBroker) GetListeners() map[string]string {
+	if x != nil {
+		return x.Listeners
 	}
 	return nil
 }
@@ -1998,7 +2019,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12-\n" +
-	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\x91\x02\n" +
+	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\x93\x03\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -2008,7 +2029,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x120\n" +
 	"\x05state\x18\a \x01(\x0e2\x1a.cairn.meta.v1.BrokerStateR\x05state\x12-\n" +
-	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\"\xde\x01\n" +
+	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\x12B\n" +
+	"\tlisteners\x18\x14 \x03(\v2$.cairn.meta.v1.Broker.ListenersEntryR\tlisteners\x1a<\n" +
+	"\x0eListenersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12;\n" +
@@ -2044,7 +2069,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"createAcls\x12<\n" +
 	"\vdelete_acls\x18\x1f \x01(\v2\x19.cairn.meta.v1.DeleteAclsH\x00R\n" +
 	"deleteAclsB\t\n" +
-	"\acommand\"\xe7\x01\n" +
+	"\acommand\"\xf1\x02\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -2053,7 +2078,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"kafka_addr\x18\x04 \x01(\tR\tkafkaAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x12-\n" +
-	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\"}\n" +
+	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\x12J\n" +
+	"\tlisteners\x18\x14 \x03(\v2,.cairn.meta.v1.RegisterBroker.ListenersEntryR\tlisteners\x1a<\n" +
+	"\x0eListenersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
 	"\x0eSetBrokerState\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x120\n" +
@@ -2172,7 +2201,7 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(BrokerState)(0),             // 0: cairn.meta.v1.BrokerState
 	(ErrorCode)(0),               // 1: cairn.meta.v1.ErrorCode
@@ -2199,48 +2228,52 @@ var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(*CreateAcls)(nil),           // 22: cairn.meta.v1.CreateAcls
 	(*DeleteAcls)(nil),           // 23: cairn.meta.v1.DeleteAcls
 	(*Result)(nil),               // 24: cairn.meta.v1.Result
-	nil,                          // 25: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                          // 26: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                          // 27: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	nil,                          // 25: cairn.meta.v1.Broker.ListenersEntry
+	nil,                          // 26: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                          // 27: cairn.meta.v1.RegisterBroker.ListenersEntry
+	nil,                          // 28: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                          // 29: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
 	3,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
 	4,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
 	21, // 2: cairn.meta.v1.State.acls:type_name -> cairn.meta.v1.AclBinding
 	0,  // 3: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	25, // 4: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	5,  // 5: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	7,  // 6: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	8,  // 7: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	10, // 8: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	11, // 9: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	12, // 10: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	13, // 11: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	14, // 12: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	16, // 13: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	17, // 14: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	18, // 15: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	19, // 16: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	22, // 17: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
-	23, // 18: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
-	0,  // 19: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	26, // 20: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	9,  // 21: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	9,  // 22: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	27, // 23: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	15, // 24: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 25: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 26: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	20, // 27: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	15, // 28: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	21, // 29: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
-	21, // 30: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
-	1,  // 31: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	25, // 4: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
+	26, // 5: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	5,  // 6: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	7,  // 7: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	8,  // 8: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	10, // 9: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	11, // 10: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	12, // 11: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	13, // 12: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	14, // 13: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	16, // 14: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	17, // 15: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	18, // 16: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	19, // 17: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	22, // 18: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
+	23, // 19: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
+	27, // 20: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
+	0,  // 21: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	28, // 22: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	9,  // 23: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	9,  // 24: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	29, // 25: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	15, // 26: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	15, // 27: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	15, // 28: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	20, // 29: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	15, // 30: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	21, // 31: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	21, // 32: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	1,  // 33: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -2269,7 +2302,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
