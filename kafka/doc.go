@@ -26,6 +26,20 @@
 // queue stops the handler, and then the reader, which is the back-pressure a
 // client sees.
 //
+// # Listeners
+//
+// A Server serves one or more named listeners (Config.Listeners,
+// listener.go; ServeListener for each), each with a security protocol as
+// Kafka names them. An SSL or SASL_SSL listener runs TLS: the handshake
+// happens on the connection's goroutine before its reader starts, bounded
+// by 10 s, and a client certificate sets the connection's principal
+// through the listener's mapping rules (tlsconf). Each connection keeps its
+// listener: Metadata, DescribeCluster, FindCoordinator and Produce's
+// leader hint give brokers at their addresses for that listener
+// (cluster.Broker.ListenerAddr). SASL_* listeners are accepted but not
+// enforced here: the protocol's SASL() is where a listener requiring SASL
+// is decided.
+//
 // # Leaders
 //
 // The handlers read where partitions live through clusterView (view.go):
@@ -49,6 +63,13 @@
 // transactional batch on a partition with the coordinator, here or through
 // AddPartitionsToTxn VerifyOnly on its node (KIP-890), in the handler's
 // synchronous part, so the batches of one connection stay in order.
+//
+// # Authorization
+//
+// With Config.Authorizer set, each handler checks at its top what Kafka
+// checks (authorize.go: the principal of the connection, its remote IP, the
+// cluster's ACLs). Every registered API declares its decision there; a
+// test fails for one that does not, and docs/kafka-compat.md lists them.
 //
 // # Errors
 //

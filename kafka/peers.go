@@ -68,7 +68,7 @@ func (s *Server) peerRequest(ctx context.Context, node int32, req kmsg.Request) 
 		if b.NodeID != node {
 			continue
 		}
-		e, ok := s.endpointOf(b)
+		e, ok := s.endpointOf(b, s.first)
 		if !ok {
 			return nil, fmt.Errorf("%w: node %d has no usable Kafka address", kerr.CoordinatorNotAvailable, node)
 		}
