@@ -6,7 +6,10 @@ package kafka
 // FindCoordinator), where TxnOffsetCommit writes and the markers land.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/txn"
@@ -14,8 +17,18 @@ import (
 
 func init() { register(kmsg.AddOffsetsToTxn.Int16(), 0, 4, handleAddOffsetsToTxn) }
 
-func handleAddOffsetsToTxn(s *Server, _ *conn, r kmsg.Request) reply {
+func handleAddOffsetsToTxn(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.AddOffsetsToTxnRequest)
+	if code := txnIDRefusal(c, req.TransactionalID); code != 0 {
+		resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+		resp.ErrorCode = code
+		return reply{resp: resp}
+	}
+	if !c.allowedGroup(acl.OpRead, req.Group) {
+		resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return reply{resp: resp}
+	}
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
 		tp, err := s.offsetsPartition(req.Group)

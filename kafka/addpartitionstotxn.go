@@ -9,6 +9,13 @@ package kafka
 // topics with cleanup.policy=stream take no transactions
 // (INVALID_TXN_STATE). Answered once the transaction's new state is
 // durable in __transaction_state.
+//
+// Authorization, as Kafka: v0-v3 (a producer) need Write on the
+// transactional id (else every partition answers
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and Write on each topic (its
+// partitions TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED);
+// v4+ is sent by brokers and needs ClusterAction on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED for the whole request).
 
 import (
 	"strings"
@@ -16,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/txn"
 )
 
@@ -29,6 +37,10 @@ type txnPartitions struct {
 	verifyOnly bool
 	topics     map[string][]int32
 	order      []string
+	// idRefused and topicRefused are the authorization's refusals, taken
+	// on the handler goroutine.
+	idRefused    bool
+	topicRefused map[string]bool
 }
 
 func handleAddPartitionsToTxn(s *Server, c *conn, r kmsg.Request) reply {
@@ -40,8 +52,22 @@ func handleAddPartitionsToTxn(s *Server, c *conn, r kmsg.Request) reply {
 			t.order = append(t.order, rt.Topic)
 			t.topics[rt.Topic] = append(t.topics[rt.Topic], rt.Partitions...)
 		}
+		t.idRefused = !c.allowed(acl.OpWrite, acl.ResourceTransactionalID, t.id)
+		for _, topic := range t.order {
+			if !c.allowedTopic(acl.OpWrite, topic) {
+				if t.topicRefused == nil {
+					t.topicRefused = map[string]bool{}
+				}
+				t.topicRefused[topic] = true
+			}
+		}
 		txns = append(txns, t)
 	} else {
+		if !c.allowedCluster(acl.OpClusterAction) {
+			resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+			resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+			return reply{resp: resp}
+		}
 		for _, rt := range req.Transactions {
 			t := txnPartitions{id: rt.TransactionalID, producerID: rt.ProducerID, epoch: rt.ProducerEpoch, verifyOnly: rt.VerifyOnly, topics: map[string][]int32{}}
 			for _, tt := range rt.Topics {
@@ -97,6 +123,10 @@ func (s *Server) addPartitions(t txnPartitions) map[txn.TopicPartition]int16 {
 		for _, p := range t.topics[topic] {
 			tp := txn.TopicPartition{Topic: topic, Partition: p}
 			switch {
+			case t.idRefused:
+				codes[tp], unknown = kerr.TransactionalIDAuthorizationFailed.Code, true
+			case t.topicRefused[topic]:
+				codes[tp], unknown = kerr.TopicAuthorizationFailed.Code, true
 			case !ok || p < 0 || int(p) >= len(info.Partitions):
 				codes[tp], unknown = kerr.UnknownTopicOrPartition.Code, true
 			case strings.Contains(info.Configs["cleanup.policy"], "stream"):

@@ -6,21 +6,28 @@ package kafka
 // kafka-transactions.sh find-hanging uses.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DescribeProducers.Int16(), 0, 0, handleDescribeProducers) }
 
-func handleDescribeProducers(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDescribeProducers(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeProducersRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewDescribeProducersResponseTopic()
 		st.Topic = rt.Topic
+		readable := c.allowedTopic(acl.OpRead, rt.Topic)
 		for _, index := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = index
 			p, _, err := s.leaderPartition(rt.Topic, index, -1)
+			if !readable {
+				err = kerr.TopicAuthorizationFailed
+			}
 			if err != nil {
 				sp.ErrorCode, sp.ErrorMessage = errorCode(err), errorMessage(err)
 				st.Partitions = append(st.Partitions, sp)

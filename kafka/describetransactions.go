@@ -5,19 +5,29 @@ package kafka
 // for unknown ids).
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DescribeTransactions.Int16(), 0, 0, handleDescribeTransactions) }
 
-func handleDescribeTransactions(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDescribeTransactions(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeTransactionsRequest)
+	describable := make([]bool, len(req.TransactionalIDs))
+	for i, id := range req.TransactionalIDs {
+		describable[i] = c.allowed(acl.OpDescribe, acl.ResourceTransactionalID, id)
+	}
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
-		for _, id := range req.TransactionalIDs {
+		for i, id := range req.TransactionalIDs {
 			st := kmsg.NewDescribeTransactionsResponseTransactionState()
 			st.TransactionalID = id
 			md, err := s.txn.Describe(id)
+			if !describable[i] {
+				err = kerr.TransactionalIDAuthorizationFailed
+			}
 			if err != nil {
 				st.ErrorCode = errorCode(err)
 				st.ProducerID, st.ProducerEpoch, st.StartTimestamp = -1, -1, -1

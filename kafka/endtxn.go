@@ -16,8 +16,13 @@ import (
 
 func init() { register(kmsg.EndTxn.Int16(), 0, 4, handleEndTxn) }
 
-func handleEndTxn(s *Server, _ *conn, r kmsg.Request) reply {
+func handleEndTxn(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.EndTxnRequest)
+	if code := txnIDRefusal(c, req.TransactionalID); code != 0 {
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = code
+		return reply{resp: resp}
+	}
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 		resp.ErrorCode = errorCode(s.txn.End(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit))

@@ -32,6 +32,10 @@ func handleInitProducerID(s *Server, c *conn, r kmsg.Request) reply {
 		return reply{resp: resp}
 	}
 	if req.TransactionalID != nil {
+		if code := txnIDRefusal(c, *req.TransactionalID); code != 0 {
+			resp.ErrorCode = code
+			return reply{resp: resp}
+		}
 		return reply{wait: func() kmsg.Response {
 			pid, epoch := int64(-1), int16(-1)
 			if req.Version >= 3 {

@@ -10,12 +10,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/txn"
 )
 
 func init() { register(kmsg.ListTransactions.Int16(), 0, 1, handleListTransactions) }
 
-func handleListTransactions(s *Server, _ *conn, r kmsg.Request) reply {
+func handleListTransactions(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ListTransactionsRequest)
 	resp := req.ResponseKind().(*kmsg.ListTransactionsResponse)
 	known := map[string]bool{}
@@ -33,6 +34,8 @@ func handleListTransactions(s *Server, _ *conn, r kmsg.Request) reply {
 		case len(req.StateFilters) > 0 && !slices.Contains(req.StateFilters, md.State.String()):
 			continue
 		case len(req.ProducerIDFilters) > 0 && !slices.Contains(req.ProducerIDFilters, md.ProducerID):
+			continue
+		case !c.allowed(acl.OpDescribe, acl.ResourceTransactionalID, md.ID):
 			continue
 		case req.Version >= 1 && req.DurationFilterMillis >= 0 && (md.StartMs < 0 || nowMs-md.StartMs < req.DurationFilterMillis):
 			continue

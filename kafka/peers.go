@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,7 @@ import (
 // leader, AddPartitionsToTxn VerifyOnly to a transaction's coordinator. One
 // client per node address, made on first use and closed with the server.
 type peers struct {
+	tls     *tls.Config // nil: plaintext
 	mu      sync.Mutex
 	clients map[string]*kgo.Client
 	closed  bool
@@ -41,7 +43,11 @@ func (p *peers) client(addr string) (*kgo.Client, error) {
 	if len(p.clients) >= peersMax {
 		return nil, fmt.Errorf("%d peer connections already", peersMax)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	opts := []kgo.Opt{kgo.SeedBrokers(addr)}
+	if p.tls != nil {
+		opts = append(opts, kgo.DialTLSConfig(p.tls))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("client for %s: %w", addr, err)
 	}
@@ -67,6 +73,9 @@ func (s *Server) peerRequest(ctx context.Context, node int32, req kmsg.Request) 
 	for _, b := range s.view.Brokers() {
 		if b.NodeID != node {
 			continue
+		}
+		if s.first.Protocol.TLS() && s.peers.tls == nil {
+			return nil, fmt.Errorf("%w: node %d's listener %s is %s and this node has no certificate for it (PeerTLS)", kerr.CoordinatorNotAvailable, node, s.first.Name, s.first.Protocol)
 		}
 		e, ok := s.endpointOf(b, s.first)
 		if !ok {

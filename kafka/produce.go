@@ -148,6 +148,9 @@ func produceRefusal(req *kmsg.ProduceRequest) error {
 // entries the waits hold are the ones encoded.
 func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (waits []appendWait, failed bool) {
 	refuse := produceRefusal(req)
+	if refuse == nil && req.TransactionID != nil && txnIDRefusal(c, *req.TransactionID) != 0 {
+		refuse = kerr.TransactionalIDAuthorizationFailed
+	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for ti, rt := range req.Topics {
 		st := &resp.Topics[ti]

@@ -47,6 +47,11 @@ type Config struct {
 	Groups groups.Config
 	// Txn configures the transaction coordinator.
 	Txn txn.Config
+	// PeerTLS is the client side of this node's requests to other nodes'
+	// first listener (transaction markers, KIP-890 verification) when that
+	// listener is SSL or SASL_SSL: the node's certificate, so the other
+	// node sees the principal its certificate maps to.
+	PeerTLS *tls.Config
 	// Authorizer, when set, checks every request against the cluster's
 	// ACLs (authorize.go); nil allows everything, as Kafka without one.
 	Authorizer *acl.Authorizer
@@ -151,6 +156,9 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 		if i == 0 {
 			s.first = s.listeners[l.Name]
 		}
+	}
+	if cfg.PeerTLS != nil && s.first.Protocol.TLS() {
+		s.peers.tls = cfg.PeerTLS.Clone()
 	}
 	if s.txn, err = txn.Open(c, cfg.Txn, markerWriter{s}, logger); err != nil {
 		_ = coordinator.Close()

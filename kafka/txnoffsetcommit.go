@@ -14,7 +14,10 @@ package kafka
 import (
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 
 	"github.com/cairnlog/cairn/groups"
 )
@@ -23,11 +26,30 @@ func init() { register(kmsg.TxnOffsetCommit.Int16(), 0, 5, handleTxnOffsetCommit
 
 func handleTxnOffsetCommit(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.TxnOffsetCommitRequest)
+	// Authorization, as Kafka: Write on the transactional id, Read on the
+	// group (each refusing every partition), Read on each topic (refusing
+	// its partitions; the others are committed).
+	var refused error
+	switch {
+	case txnIDRefusal(c, req.TransactionalID) != 0:
+		refused = kerr.TransactionalIDAuthorizationFailed
+	case !c.allowedGroup(acl.OpRead, req.Group):
+		refused = kerr.GroupAuthorizationFailed
+	}
+	unreadable := map[string]bool{}
+	for _, rt := range req.Topics {
+		if !c.allowedTopic(acl.OpRead, rt.Topic) {
+			unreadable[rt.Topic] = true
+		}
+	}
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 		offsets := map[groups.TopicPartition]groups.OffsetCommit{}
 		for _, rt := range req.Topics {
 			for _, rp := range rt.Partitions {
+				if unreadable[rt.Topic] {
+					continue
+				}
 				oc := groups.OffsetCommit{Offset: rp.Offset, LeaderEpoch: -1}
 				if req.Version >= 2 {
 					oc.LeaderEpoch = rp.LeaderEpoch
@@ -38,16 +60,23 @@ func handleTxnOffsetCommit(s *Server, c *conn, r kmsg.Request) reply {
 				offsets[groups.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = oc
 			}
 		}
-		perPartition, err := s.txnCommitOffsets(c, req, offsets)
+		var perPartition map[groups.TopicPartition]error
+		err := refused
+		if err == nil && len(offsets) > 0 {
+			perPartition, err = s.txnCommitOffsets(c, req, offsets)
+		}
 		for _, rt := range req.Topics {
 			st := kmsg.NewTxnOffsetCommitResponseTopic()
 			st.Topic = rt.Topic
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
 				sp.Partition = rp.Partition
-				if err != nil {
+				switch {
+				case err != nil:
 					sp.ErrorCode = errorCode(err)
-				} else {
+				case unreadable[rt.Topic]:
+					sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				default:
 					sp.ErrorCode = errorCode(perPartition[groups.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}])
 				}
 				st.Partitions = append(st.Partitions, sp)

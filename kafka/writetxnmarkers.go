@@ -20,8 +20,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/txn"
@@ -34,6 +36,11 @@ const markerWaitMax = 30 * time.Second
 
 func handleWriteTxnMarkers(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.WriteTxnMarkersRequest)
+	// ClusterAction, or Alter (KIP-1037, for tools that abort hanging
+	// transactions), on the cluster: every partition refused otherwise.
+	if !c.allowedCluster(acl.OpClusterAction) && !c.allowedCluster(acl.OpAlter) {
+		return reply{resp: refuseMarkers(req)}
+	}
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
 		ctx, cancel := context.WithTimeout(c.ctx, markerWaitMax)
@@ -60,6 +67,27 @@ func handleWriteTxnMarkers(s *Server, c *conn, r kmsg.Request) reply {
 }
 
 // markerWriter is the transaction coordinator's txn.MarkerWriter.
+// refuseMarkers answers CLUSTER_AUTHORIZATION_FAILED for every partition.
+func refuseMarkers(req *kmsg.WriteTxnMarkersRequest) *kmsg.WriteTxnMarkersResponse {
+	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	for _, m := range req.Markers {
+		rm := kmsg.NewWriteTxnMarkersResponseMarker()
+		rm.ProducerID = m.ProducerID
+		for _, t := range m.Topics {
+			rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			rt.Topic = t.Topic
+			for _, index := range t.Partitions {
+				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				rp.Partition, rp.ErrorCode = index, kerr.ClusterAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			rm.Topics = append(rm.Topics, rt)
+		}
+		resp.Markers = append(resp.Markers, rm)
+	}
+	return resp
+}
+
 type markerWriter struct{ s *Server }
 
 func (w markerWriter) WriteMarker(ctx context.Context, tp txn.TopicPartition, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error {

@@ -223,6 +223,13 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
 	kcfg.Authorizer = s.authorizer
+	if len(s.listeners) > 0 && s.listeners[0].Protocol.TLS() {
+		// Without a CA file the other nodes' certificates cannot be
+		// checked: peer requests then fail, saying so (kafka/peers.go).
+		if peer, err := s.tls.Peer(); err == nil {
+			kcfg.PeerTLS = peer
+		}
+	}
 	return kcfg
 }
 
