@@ -223,6 +223,8 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
 	kcfg.Authorizer = s.authorizer
+	kcfg.Txn.TransactionMaxTimeoutMs = s.cfg.TransactionMaxTimeout.Milliseconds()
+	kcfg.Txn.IDExpirationMs = s.cfg.TransactionalIDExpiration.Milliseconds()
 	if len(s.listeners) > 0 && s.listeners[0].Protocol.TLS() {
 		// Without a CA file the other nodes' certificates cannot be
 		// checked: peer requests then fail, saying so (kafka/peers.go).

@@ -116,6 +116,8 @@ func TestConfigValidate(t *testing.T) {
 		"zero partitions":           func(c *Config) { c.DefaultPartitions = 0 },
 		"tiny requests":             func(c *Config) { c.RequestBytesMax = 10 },
 		"no producer id expiration": func(c *Config) { c.ProducerIDExpiration = 0 },
+		"no transaction timeout":    func(c *Config) { c.TransactionMaxTimeout = 0 },
+		"no txn id expiration":      func(c *Config) { c.TransactionalIDExpiration = 0 },
 		"super users alone":         func(c *Config) { c.SuperUsers = []auth.Principal{auth.User("admin")} },
 		"allow everyone alone":      func(c *Config) { c.AllowEveryoneIfNoACL = true },
 		"raft addr without peers":   func(c *Config) { c.RaftAddr = "127.0.0.1:9093" },
