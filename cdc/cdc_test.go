@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/streams"
 )
 
 func TestPositionRoundTripAndOrder(t *testing.T) {
@@ -207,4 +208,83 @@ func header(r batch.Record, name string) string {
 		}
 	}
 	return ""
+}
+
+func TestPlanPartitionsSkipsAndSplits(t *testing.T) {
+	r := NewRenderer()
+	n := Naming{Connector: "c", Prefix: "p", Database: "d"}
+	var changes []Change
+	for i := 0; i < 6; i++ {
+		changes = append(changes, Change{Op: OpCreate, Table: orders, After: Row{text(strings.Repeat("1", i+1)), text("x")}})
+	}
+	changes = append(changes, Change{Op: OpDelete, Table: orders, Before: Row{text("1"), {Kind: DatumNull}}})
+	evs, err := r.Events(n, Txn{CommitLSN: 7, Changes: changes}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := func(string) int32 { return 3 }
+
+	plan, err := Plan(evs, parts, Holdings{}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	seen := map[PartitionID]bool{}
+	for _, b := range plan {
+		if seen[b.Partition] {
+			t.Fatalf("partition %v got two batches below the size limit", b.Partition)
+		}
+		seen[b.Partition] = true
+		total += len(b.Records)
+		for _, rec := range b.Records {
+			if got := streams.Partition(rec.Key, 3); got != b.Partition.Index {
+				t.Fatalf("key %s in partition %d, the partitioner says %d", rec.Key, b.Partition.Index, got)
+			}
+		}
+	}
+	if total != len(evs) {
+		t.Fatalf("planned %d records of %d", total, len(evs))
+	}
+
+	// The partition of key 1 already holds the whole transaction (a crash
+	// after its append): nothing of it again, the others complete.
+	k1 := PartitionID{Topic: "p.public.orders", Index: streams.Partition([]byte(`{"id":1}`), 3)}
+	held := Holdings{k1: {CommitLSN: 7, Index: 6}}
+	plan, _ = Plan(evs, parts, held, 1<<20)
+	for _, b := range plan {
+		if b.Partition == k1 {
+			for _, rec := range b.Records {
+				if string(rec.Key) == `{"id":1}` {
+					t.Fatalf("a held change of key 1 planned again")
+				}
+			}
+		}
+	}
+	// Held up to the middle of the transaction: its tail still goes.
+	held = Holdings{k1: {CommitLSN: 7, Index: 0}}
+	plan, _ = Plan(evs, parts, held, 1<<20)
+	n1 := 0
+	for _, b := range plan {
+		for _, rec := range b.Records {
+			if string(rec.Key) == `{"id":1}` {
+				n1++
+			}
+		}
+	}
+	if n1 != 2 {
+		t.Fatalf("key 1: %d records planned after a hold at index 0, want the delete and its tombstone", n1)
+	}
+
+	// A small limit splits a partition's records, in order.
+	plan, _ = Plan(evs, func(string) int32 { return 1 }, Holdings{}, 300)
+	if len(plan) < 2 {
+		t.Fatalf("a 300-byte limit made %d batches", len(plan))
+	}
+	var last Position
+	for _, b := range plan {
+		if b.Last.Less(last) {
+			t.Fatalf("batches out of order")
+		}
+		last = b.Last
+	}
 }
