@@ -1,0 +1,146 @@
+// Package clusterlog is the log a change-data-capture connector writes to
+// in a running node: the partitions of its cluster (postgres.Log over
+// *cluster.Cluster). An append is one batch, acknowledged as acks=all is
+// (committed by a quorum on a cluster node, synced on a single node); the
+// last position of a partition is read after a linearizing round, so a
+// connector that just moved to a new leader sees every acknowledged append.
+//
+// The connector's node must lead the partitions it writes: an append to a
+// partition led elsewhere fails with partition.ErrNotLeader and the
+// connector stops (its runner restarts it).
+package clusterlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/cdc"
+	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/partition"
+)
+
+// readBytesMax bounds one read while looking for a partition's position.
+const readBytesMax = 1 << 20
+
+// Log writes to and reads from a cluster's partitions.
+type Log struct {
+	c *cluster.Cluster
+}
+
+// New returns the log of c.
+func New(c *cluster.Cluster) *Log { return &Log{c: c} }
+
+// Partitions returns the topic's partition count, creating it (with
+// partitions, the default replication factor and configs) when missing.
+func (l *Log) Partitions(_ context.Context, topic string, partitions int32) (int32, error) {
+	if t, ok := l.c.Topic(topic); ok {
+		return int32(len(t.Partitions)), nil
+	}
+	t, err := l.c.CreateTopic(topic, partitions, nil, false)
+	if errors.Is(err, cluster.ErrTopicExists) {
+		var ok bool
+		if t, ok = l.c.Topic(topic); !ok {
+			return 0, fmt.Errorf("topic %s was deleted while being created", topic)
+		}
+	} else if err != nil {
+		return 0, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return int32(len(t.Partitions)), nil
+}
+
+// Topics lists the topics whose names start with prefix.
+func (l *Log) Topics(prefix string) []string {
+	var out []string
+	for _, t := range l.c.Topics() {
+		if strings.HasPrefix(t.Name, prefix) {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
+
+// LastPosition reads back from the high watermark, over a window growing
+// sixteenfold, until a record with a position turns up (a connector's
+// last batch carries it on every record, and compaction keeps the active
+// segment) or the log start is reached.
+func (l *Log) LastPosition(ctx context.Context, pid cdc.PartitionID) (cdc.Position, error) {
+	p, err := l.c.Partition(pid.Topic, pid.Index)
+	if err != nil {
+		return cdc.Position{}, err
+	}
+	if _, err := p.Linearize(ctx); err != nil {
+		return cdc.Position{}, err
+	}
+	hwm := p.HighWatermark()
+	for back := int64(16); ; back *= 16 {
+		from := hwm - back
+		pos, start, err := scan(p, from, hwm)
+		if err != nil {
+			return cdc.Position{}, fmt.Errorf("%s-%d: %w", pid.Topic, pid.Index, err)
+		}
+		if !pos.IsZero() || from <= start {
+			return pos, nil
+		}
+	}
+}
+
+// scan returns the highest position among the records in [from, hwm), and
+// the log start offset.
+func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) {
+	var best cdc.Position
+	// A read of nothing, for the log start (also given when out of range).
+	res, err := p.Read(max(from, 0), 0)
+	if err != nil && !errors.Is(err, partition.ErrOffsetOutOfRange) {
+		return cdc.Position{}, 0, err
+	}
+	start := res.LogStartOffset
+	next := max(from, start)
+	for next < hwm {
+		res, err := p.Read(next, readBytesMax)
+		if err != nil {
+			return cdc.Position{}, 0, err
+		}
+		if len(res.Records) == 0 {
+			break
+		}
+		for rest := res.Records; len(rest) > 0; {
+			h, whole, tail, err := batch.Next(rest)
+			if err != nil {
+				return cdc.Position{}, 0, fmt.Errorf("read at %d: %w", next, err)
+			}
+			rest = tail
+			next = h.NextOffset()
+			if h.Control() {
+				continue
+			}
+			recs, err := batch.Records(whole, batch.DefaultLimits())
+			if err != nil {
+				return cdc.Position{}, 0, err
+			}
+			pos, err := cdc.LastPosition(recs)
+			if err != nil {
+				return cdc.Position{}, 0, err
+			}
+			if best.Less(pos) {
+				best = pos
+			}
+		}
+	}
+	return best, start, nil
+}
+
+// Append writes records as one batch and returns the wait for acks=all.
+func (l *Log) Append(_ context.Context, pid cdc.PartitionID, records []batch.Record) (func(context.Context) error, error) {
+	p, err := l.c.Partition(pid.Topic, pid.Index)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.Append(batch.Build(records, batch.None))
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return p.WaitAppended(ctx, res, true) }, nil
+}
