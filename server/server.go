@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/connectors"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
@@ -40,16 +41,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 // Server is a running Cairn process.
 type Server struct {
-	cfg       Config
-	logger    *slog.Logger
-	cluster   *cluster.Cluster
-	kafka     *kafka.Server
-	kafkaLn   net.Listener
-	httpSrv   *http.Server
-	httpLn    net.Listener
-	events    *eventstore.Service
-	failed    chan error
-	kafkaDone chan struct{}
+	cfg        Config
+	logger     *slog.Logger
+	cluster    *cluster.Cluster
+	kafka      *kafka.Server
+	kafkaLn    net.Listener
+	httpSrv    *http.Server
+	httpLn     net.Listener
+	events     *eventstore.Service
+	connectors *connectors.Manager
+	failed     chan error
+	kafkaDone  chan struct{}
 }
 
 // Start binds the listeners, opens the data directory and starts serving.
@@ -88,6 +90,8 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
 	}
+	s.connectors = connectors.New(cl, logger)
+	s.connectors.Start()
 	if s.httpLn != nil {
 		s.serveHTTP()
 	}
@@ -206,6 +210,9 @@ func (s *Server) httpHandler() http.Handler {
 	if s.events != nil {
 		mux.Handle(s.events.Handler())
 	}
+	connectorsAPI := s.connectors.Handler()
+	mux.Handle(connectors.PathPrefix, connectorsAPI)
+	mux.Handle(connectors.PathPrefix+"/", connectorsAPI)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles for operators and benchmarks; the admin listener binds to
 	// loopback by default, like the rest of this mux.
@@ -249,6 +256,8 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 // stop and the cluster closes, which finishes pending syncs and records a
 // clean recovery point in every partition.
 func (s *Server) Close() error {
+	// Connectors first: they write to partitions the hand-off moves away.
+	s.connectors.Close()
 	s.handOff()
 	var errs []error
 	if s.httpSrv != nil {
