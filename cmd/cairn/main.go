@@ -53,6 +53,7 @@ its variable; a repeatable flag such as --header reads a single item.`,
 		newConsumeCommand(),
 		newGroupCommand(),
 		newStreamCommand(),
+		newConnectorCommand(),
 		newVersionCommand(),
 		newBenchCommand(),
 	)
