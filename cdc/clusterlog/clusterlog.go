@@ -5,8 +5,11 @@
 // last position of a partition is read after a linearizing round, so a
 // connector that just moved to a new leader sees every acknowledged append.
 //
-// The connector's node must lead the partitions it writes: an append to a
-// partition led elsewhere fails with partition.ErrNotLeader and the
+// Appends and reads are served by this node's replica, so the node must
+// lead the partitions the connector writes: on a cluster, before using a
+// partition led elsewhere, the log asks for its leadership
+// (cluster.TransferLeader, bounded by leadTimeout). A partition without a
+// replica on this node cannot be written: the append fails and the
 // connector stops (its runner restarts it).
 package clusterlog
 
@@ -15,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cdc"
@@ -22,8 +26,12 @@ import (
 	"github.com/cairnlog/cairn/partition"
 )
 
-// readBytesMax bounds one read while looking for a partition's position.
-const readBytesMax = 1 << 20
+const (
+	// readBytesMax bounds one read while looking for a partition's position.
+	readBytesMax = 1 << 20
+	// leadTimeout bounds the wait for a partition's leadership.
+	leadTimeout = 10 * time.Second
+)
 
 // Log writes to and reads from a cluster's partitions.
 type Log struct {
@@ -67,7 +75,7 @@ func (l *Log) Topics(prefix string) []string {
 // last batch carries it on every record, and compaction keeps the active
 // segment) or the log start is reached.
 func (l *Log) LastPosition(ctx context.Context, pid cdc.PartitionID) (cdc.Position, error) {
-	p, err := l.c.Partition(pid.Topic, pid.Index)
+	p, err := l.led(ctx, pid)
 	if err != nil {
 		return cdc.Position{}, err
 	}
@@ -133,8 +141,8 @@ func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) 
 }
 
 // Append writes records as one batch and returns the wait for acks=all.
-func (l *Log) Append(_ context.Context, pid cdc.PartitionID, records []batch.Record) (func(context.Context) error, error) {
-	p, err := l.c.Partition(pid.Topic, pid.Index)
+func (l *Log) Append(ctx context.Context, pid cdc.PartitionID, records []batch.Record) (func(context.Context) error, error) {
+	p, err := l.led(ctx, pid)
 	if err != nil {
 		return nil, err
 	}
@@ -143,4 +151,22 @@ func (l *Log) Append(_ context.Context, pid cdc.PartitionID, records []batch.Rec
 		return nil, err
 	}
 	return func(ctx context.Context) error { return p.WaitAppended(ctx, res, true) }, nil
+}
+
+// led returns the partition once this node leads it, asking for its
+// leadership when another node has it.
+func (l *Log) led(ctx context.Context, pid cdc.PartitionID) (*partition.Partition, error) {
+	leader, err := l.c.Leader(pid.Topic, pid.Index)
+	if err != nil {
+		return nil, err
+	}
+	if !leader.Local {
+		tctx, cancel := context.WithTimeout(ctx, leadTimeout)
+		err := l.c.TransferLeader(tctx, pid.Topic, pid.Index, l.c.NodeID())
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("lead %s-%d (led by node %d): %w", pid.Topic, pid.Index, leader.Node, err)
+		}
+	}
+	return l.c.Partition(pid.Topic, pid.Index)
 }
