@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,7 +95,9 @@ func TestConnectorInsideServer(t *testing.T) {
 	fsys := vfs.NewMem()
 	s := startServer(t, fsys)
 	api := "http://" + s.HTTPAddr() + connectors.PathPrefix
-	def := connectors.Definition{Name: "app", Type: "postgres", DSN: dsn, Tables: []string{"public.orders"}, HeartbeatIntervalMs: 200}
+	// Slot names are the server's, shared by its databases: one per run.
+	slot := "cairn_app_" + strings.TrimSuffix(dsn[strings.LastIndex(dsn, "/")+1:], "?sslmode=disable")
+	def := connectors.Definition{Name: "app", Type: "postgres", DSN: dsn, Tables: []string{"public.orders"}, HeartbeatIntervalMs: 200, Slot: slot}
 	if code := call(t, "POST", api, def, nil); code != http.StatusOK {
 		t.Fatalf("create: %d", code)
 	}

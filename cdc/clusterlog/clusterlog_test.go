@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,7 +110,8 @@ func TestConnectorIntoPartitions(t *testing.T) {
 	}
 	c := openCluster(t, vfs.NewMem())
 	defer c.Close()
-	cfg := postgres.Config{Name: "node", DSN: dsn, Partitions: 2}
+	// Slot names are the server's, shared by its databases: one per run.
+	cfg := postgres.Config{Name: "node", DSN: dsn, Partitions: 2, Slot: "cairn_node_" + dbName(dsn)}
 	// run runs a connector, inserts rows, and stops it once the topic holds
 	// want records (bounded).
 	run := func(want int, rows ...int) {
@@ -181,4 +183,11 @@ func countRecords(t *testing.T, c *cluster.Cluster, topic string) int {
 		}
 	}
 	return n
+}
+
+// dbName is the database a test DSN names.
+func dbName(dsn string) string {
+	db := dsn[strings.LastIndex(dsn, "/")+1:]
+	db, _, _ = strings.Cut(db, "?")
+	return db
 }

@@ -171,8 +171,20 @@ type running struct {
 	err    error
 }
 
+// uniqueSlot gives cfg a slot of its own database: slot names are shared by
+// the server's databases, and a test may run again (-count) in a new one.
+func uniqueSlot(cfg Config) Config {
+	if cfg.Slot == "" {
+		db := cfg.DSN[strings.LastIndex(cfg.DSN, "/")+1:]
+		db, _, _ = strings.Cut(db, "?")
+		cfg.Slot = "cairn_" + cfg.Name + "_" + db
+	}
+	return cfg
+}
+
 func start(t *testing.T, cfg Config, log Log) *running {
 	t.Helper()
+	cfg = uniqueSlot(cfg)
 	c, err := New(cfg, log, env.RealClock(), quietLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +196,27 @@ func start(t *testing.T, cfg Config, log Log) *running {
 		close(r.done)
 		r.errs <- r.err
 	}()
-	t.Cleanup(func() { r.stop(t) })
+	t.Cleanup(func() {
+		r.stop(t)
+		// Slots outlive databases: free the server's for the next tests.
+		conn, err := pgx.Connect(context.Background(), cfg.DSN)
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		for i := 0; i < 100; i++ {
+			var active bool
+			err := conn.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&active)
+			if err != nil { // gone (or the server is): nothing to free
+				return
+			}
+			if !active {
+				_, _ = conn.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, cfg.Slot)
+				continue
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	return r
 }
 

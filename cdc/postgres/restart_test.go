@@ -128,14 +128,15 @@ func TestRecreatedSlotDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec(t, db, `INSERT INTO r VALUES (2)`) // never captured: the slot goes
-	exec(t, db, `SELECT pg_drop_replication_slot('cairn_reslot')`)
+	slot := uniqueSlot(cfg).Slot
+	dropSlot(t, db, slot)
 
 	// Dropped: the log holds changes, the slot is gone.
 	if err := runOnce(t, cfg, log); !errors.Is(err, ErrSlotLost) {
 		t.Fatalf("start without the slot: %v, want ErrSlotLost", err)
 	}
 	// Recreated: its position is past what the log holds.
-	exec(t, db, `SELECT pg_create_logical_replication_slot('cairn_reslot', 'pgoutput')`, `INSERT INTO r VALUES (3)`)
+	exec(t, db, `SELECT pg_create_logical_replication_slot('`+slot+`', 'pgoutput')`, `INSERT INTO r VALUES (3)`)
 	if err := runOnce(t, cfg, log); !errors.Is(err, ErrSlotLost) {
 		t.Fatalf("start on a recreated slot: %v, want ErrSlotLost", err)
 	}
@@ -144,7 +145,7 @@ func TestRecreatedSlotDetected(t *testing.T) {
 // runOnce runs a connector until it stops by itself (bounded).
 func runOnce(t *testing.T, cfg Config, log Log) error {
 	t.Helper()
-	c, err := New(cfg, log, env.RealClock(), quietLogger())
+	c, err := New(uniqueSlot(cfg), log, env.RealClock(), quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestHeartbeatAdvancesIdleSlot(t *testing.T) {
 	r := start(t, Config{Name: "idle", DSN: dsn, Tables: []string{"watched"}, HeartbeatInterval: 100 * time.Millisecond, StatusInterval: 100 * time.Millisecond}, log)
 	r.waitStreaming(t)
 	var before pglogrepl.LSN
-	if err := db.QueryRow(context.Background(), `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cairn_idle'`).Scan(&before); err != nil {
+	if err := db.QueryRow(context.Background(), `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1`, r.c.cfg.Slot).Scan(&before); err != nil {
 		t.Fatal(err)
 	}
 	exec(t, db, `INSERT INTO other SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g`)
@@ -178,7 +179,7 @@ func TestHeartbeatAdvancesIdleSlot(t *testing.T) {
 	}
 	for i := 0; ; i++ {
 		var confirmed pglogrepl.LSN
-		if err := db.QueryRow(context.Background(), `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cairn_idle'`).Scan(&confirmed); err != nil {
+		if err := db.QueryRow(context.Background(), `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1`, r.c.cfg.Slot).Scan(&confirmed); err != nil {
 			t.Fatal(err)
 		}
 		if confirmed >= walNow {
@@ -194,5 +195,21 @@ func TestHeartbeatAdvancesIdleSlot(t *testing.T) {
 	}
 	if len(log.records(HeartbeatTopic("idle"))) < 2 {
 		t.Fatal("no heartbeat record after the slot's creation")
+	}
+}
+
+// dropSlot drops a slot once the server's sender of the stopped connector
+// has let it go (bounded).
+func dropSlot(t *testing.T, db *pgx.Conn, slot string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		_, err := db.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, slot)
+		if err == nil {
+			return
+		}
+		if i == 100 {
+			t.Fatalf("drop slot %s: %v", slot, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

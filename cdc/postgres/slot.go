@@ -21,6 +21,7 @@ type slotState struct {
 	confirmed uint64 // confirmed_flush_lsn
 	walStatus string // "reserved", "extended", "unreserved", "lost"
 	plugin    string
+	database  string
 }
 
 // checkSlot decides whether streaming from the slot loses nothing, given
@@ -29,8 +30,11 @@ type slotState struct {
 // confirmed past what the log holds was moved by someone else: recreated
 // (its position starts at the WAL's end), or advanced. It returns
 // create=true for a new connector (the log holds nothing) without a slot.
-func checkSlot(name string, s slotState, held cdc.Position) (create bool, err error) {
+func checkSlot(name, database string, s slotState, held cdc.Position) (create bool, err error) {
 	switch {
+	case s.found && s.database != database:
+		// Slot names are shared by the server's databases.
+		return false, fmt.Errorf("slot %s belongs to database %s, not %s: name another slot", name, s.database, database)
 	case !s.found && held.IsZero():
 		return true, nil
 	case !s.found:

@@ -141,7 +141,7 @@ func (s *session) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	create, err := checkSlot(cfg.Slot, slot, s.held.Max())
+	create, err := checkSlot(cfg.Slot, db, slot, s.held.Max())
 	if err != nil {
 		return err
 	}
@@ -173,14 +173,44 @@ func (s *session) start(ctx context.Context) error {
 	// From the slot's confirmed position (the server ignores an earlier
 	// start): transactions the log already holds in part come again and
 	// the holdings skip what each partition has.
-	if err := pglogrepl.StartReplication(ctx, s.repl, cfg.Slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
-		return fmt.Errorf("start replication from slot %s: %w", cfg.Slot, err)
+	if err := s.startReplication(ctx, args); err != nil {
+		return err
 	}
 	s.c.update(func(st *Status) {
 		st.ConfirmedLSN = s.confirmed
 		st.ProtocolVersion = 1 + boolInt(versionNum >= 140000)
 	})
 	return nil
+}
+
+// slotBusyWaitMax bounds the wait for a slot another sender still holds:
+// the server's sender of a connector that just stopped lets go once it
+// notices its connection closed.
+const (
+	slotBusyWaitMax = 30 * time.Second
+	slotBusyPoll    = 200 * time.Millisecond
+)
+
+func (s *session) startReplication(ctx context.Context, args []string) error {
+	slot := s.c.cfg.Slot
+	deadline := s.c.clock.Now().Add(slotBusyWaitMax)
+	for {
+		err := pglogrepl.StartReplication(ctx, s.repl, slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args})
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || !s.c.clock.Now().Before(deadline) {
+			if err != nil {
+				return fmt.Errorf("start replication from slot %s: %w", slot, err)
+			}
+			return nil
+		}
+		t := s.c.clock.NewTimer(slotBusyPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C():
+		}
+	}
 }
 
 func boolInt(b bool) int {
@@ -220,8 +250,8 @@ func (s *session) readSlot(ctx context.Context) (slotState, error) {
 	var st slotState
 	var confirmed pglogrepl.LSN
 	var walStatus *string
-	err := s.query.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn, '0/0'), wal_status, plugin FROM pg_replication_slots WHERE slot_name = $1`, s.c.cfg.Slot).
-		Scan(&confirmed, &walStatus, &st.plugin)
+	err := s.query.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn, '0/0'), wal_status, coalesce(plugin, ''), coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1`, s.c.cfg.Slot).
+		Scan(&confirmed, &walStatus, &st.plugin, &st.database)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return slotState{}, nil
 	}

@@ -45,7 +45,9 @@ func TestCDCSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startCairn(t, "")
-	create := exec.Command(cairnBinary, "connector", "create", "postgres", "pg", "--dsn", dsn, "--tables", "kv",
+	// Slot names are the server's, shared by its databases: one per run.
+	slot := "cairn_pg_" + strings.TrimSuffix(dsn[strings.LastIndex(dsn, "/")+1:], "?sslmode=disable")
+	create := exec.Command(cairnBinary, "connector", "create", "postgres", "pg", "--dsn", dsn, "--tables", "kv", "--slot", slot,
 		"--partitions", "3", "--heartbeat-interval", "200ms", "--server", "http://"+s.httpAddr)
 	create.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	if out, err := create.CombinedOutput(); err != nil {
