@@ -92,6 +92,9 @@ type Txn struct {
 	CommitLSN  uint64
 	CommitTime time.Time
 	Snapshot   bool // rows read by the initial snapshot
+	// FirstIndex is the position index of the first change: a snapshot
+	// chunk continues its table's numbering.
+	FirstIndex uint32
 	Changes    []Change
 }
 
@@ -150,7 +153,7 @@ func sanitize(s string) string {
 func (r *Renderer) Events(n Naming, txn Txn, nowMs int64) ([]Event, error) {
 	out := make([]Event, 0, len(txn.Changes))
 	for i, c := range txn.Changes {
-		pos := Position{CommitLSN: txn.CommitLSN, Index: uint32(i)}
+		pos := Position{CommitLSN: txn.CommitLSN, Index: txn.FirstIndex + uint32(i)}
 		ev, err := r.event(n, txn, c, pos, nowMs)
 		if err != nil {
 			return nil, fmt.Errorf("change %d of transaction %d: %w", i, txn.XID, err)

@@ -41,6 +41,8 @@ type Definition struct {
 	Slot        string   `json:"slot,omitempty"`
 	Publication string   `json:"publication,omitempty"`
 	Partitions  int32    `json:"partitions,omitempty"`
+	// SnapshotMode: "initial" (default) or "never"; see postgres.Config.
+	SnapshotMode string `json:"snapshot_mode,omitempty"`
 	// HeartbeatIntervalMs: see postgres.Config.HeartbeatInterval.
 	HeartbeatIntervalMs int64 `json:"heartbeat_interval_ms,omitempty"`
 	Paused              bool  `json:"paused,omitempty"`
@@ -52,7 +54,7 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 func (d Definition) Postgres() postgres.Config {
 	return postgres.Config{
 		Name: d.Name, DSN: d.DSN, Tables: d.Tables, TopicPrefix: d.TopicPrefix,
-		Slot: d.Slot, Publication: d.Publication, Partitions: d.Partitions,
+		Slot: d.Slot, Publication: d.Publication, Partitions: d.Partitions, SnapshotMode: d.SnapshotMode,
 		HeartbeatInterval: time.Duration(d.HeartbeatIntervalMs) * time.Millisecond,
 	}
 }

@@ -282,7 +282,7 @@ func (m *Manager) stopAllLocked() {
 // Info is what list and status show of a connector.
 type Info struct {
 	Definition Definition `json:"definition"` // the DSN's password masked
-	State      string     `json:"state"`      // paused, starting, streaming, restarting, failed
+	State      string     `json:"state"`      // paused, starting, snapshot, streaming, restarting, failed
 	Error      string     `json:"error,omitempty"`
 	Restarts   int        `json:"restarts"`
 	Metrics    Metrics    `json:"metrics"`
@@ -300,6 +300,9 @@ type Metrics struct {
 	Heartbeats           int64     `json:"heartbeats"`
 	ProtocolVersion      int       `json:"protocol_version"`
 	LastCommitTime       time.Time `json:"last_commit_time,omitzero"`
+	SnapshotTables       int       `json:"snapshot_tables"`
+	SnapshotTablesDone   int       `json:"snapshot_tables_done"`
+	SnapshotRows         int64     `json:"snapshot_rows"`
 }
 
 // ready catches up with the topic for an API call: only the leader of the
@@ -387,6 +390,7 @@ func (m *Manager) infoLocked(d Definition) Info {
 		SlotLagBytes: st.LagBytes(), Events: st.Events, Transactions: st.Transactions,
 		StreamedTransactions: st.StreamedTransactions, Heartbeats: st.Heartbeats,
 		ProtocolVersion: st.ProtocolVersion, LastCommitTime: st.LastCommitTime,
+		SnapshotTables: st.SnapshotTables, SnapshotTablesDone: st.SnapshotTablesDone, SnapshotRows: st.SnapshotRows,
 	}
 	if !st.LastCommitTime.IsZero() {
 		info.Metrics.LagMs = m.clock.Now().Sub(st.LastCommitTime).Milliseconds()

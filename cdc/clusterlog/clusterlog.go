@@ -95,6 +95,51 @@ func (l *Log) LastPosition(ctx context.Context, pid cdc.PartitionID) (cdc.Positi
 	}
 }
 
+// Records calls fn with every record of the partition up to its high
+// watermark.
+func (l *Log) Records(ctx context.Context, pid cdc.PartitionID, fn func(batch.Record) error) error {
+	p, err := l.led(ctx, pid)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Linearize(ctx); err != nil {
+		return err
+	}
+	res, err := p.Read(0, 0)
+	if err != nil && !errors.Is(err, partition.ErrOffsetOutOfRange) {
+		return err
+	}
+	for next, hwm := res.LogStartOffset, p.HighWatermark(); next < hwm; {
+		res, err := p.Read(next, readBytesMax)
+		if err != nil {
+			return fmt.Errorf("%s-%d: %w", pid.Topic, pid.Index, err)
+		}
+		if len(res.Records) == 0 {
+			return nil
+		}
+		for rest := res.Records; len(rest) > 0; {
+			h, whole, tail, err := batch.Next(rest)
+			if err != nil {
+				return fmt.Errorf("%s-%d at %d: %w", pid.Topic, pid.Index, next, err)
+			}
+			rest, next = tail, h.NextOffset()
+			if h.Control() {
+				continue
+			}
+			recs, err := batch.Records(whole, batch.DefaultLimits())
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // scan returns the highest position among the records in [from, hwm), and
 // the log start offset.
 func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) {

@@ -39,11 +39,25 @@ type Config struct {
 	// yet committed; a larger transaction stops the connector with
 	// ErrTxnTooLarge. Default 1,000,000.
 	TxnChangesMax int
+	// SnapshotMode is "initial" (the default: a new connector first reads
+	// the rows its tables hold, as op=r events) or "never".
+	SnapshotMode string
+	// SnapshotChunkRows is the rows of one snapshot read and append
+	// (default 10,000); SnapshotTablesMax the tables read at once
+	// (default 2).
+	SnapshotChunkRows int
+	SnapshotTablesMax int
 	// BatchBytesMax bounds one append; a transaction's changes for one
 	// partition beyond it are split into several appends. Default 900 KiB,
 	// under the default max.message.bytes.
 	BatchBytesMax int
 }
+
+// The snapshot modes.
+const (
+	SnapshotInitial = "initial"
+	SnapshotNever   = "never"
+)
 
 var identifierPart = regexp.MustCompile(`[^a-z0-9_]`)
 
@@ -71,6 +85,15 @@ func (c Config) WithDefaults() Config {
 	if c.TxnChangesMax <= 0 {
 		c.TxnChangesMax = 1_000_000
 	}
+	if c.SnapshotMode == "" {
+		c.SnapshotMode = SnapshotInitial
+	}
+	if c.SnapshotChunkRows <= 0 {
+		c.SnapshotChunkRows = 10_000
+	}
+	if c.SnapshotTablesMax <= 0 {
+		c.SnapshotTablesMax = 2
+	}
 	if c.BatchBytesMax <= 0 {
 		c.BatchBytesMax = 900 << 10
 	}
@@ -87,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Slot) > 63 || identifierPart.MatchString(c.Slot) {
 		return fmt.Errorf("connector %s: slot name %q: at most 63 of a-z, 0-9 and _", c.Name, c.Slot)
+	}
+	if c.SnapshotMode != SnapshotInitial && c.SnapshotMode != SnapshotNever {
+		return fmt.Errorf("connector %s: snapshot mode %q: %s or %s", c.Name, c.SnapshotMode, SnapshotInitial, SnapshotNever)
 	}
 	for _, t := range c.Tables {
 		if _, _, err := splitTable(t); err != nil {

@@ -12,20 +12,24 @@
 //     highest cdc position among a partition's last records: cdc.Holdings);
 //  3. finds its slot and checks it can give everything after that
 //     (checkSlot: a dropped, invalidated or recreated slot stops it with
-//     ErrSlotLost), or creates it for a new connector, writing a heartbeat
-//     record at the slot's start;
-//  4. streams: pgoutput protocol v2 with streaming of in-progress
+//     ErrSlotLost), or creates it for a new connector (exporting its
+//     snapshot), writing a heartbeat record at the slot's start;
+//  4. reads the initial snapshot, or what a crash left of it (snapshot.go:
+//     the rows of the published tables in the slot's exported snapshot, in
+//     primary-key chunks, SnapshotTablesMax tables at once, progress
+//     recorded in the heartbeat topic);
+//  5. streams: pgoutput protocol v2 with streaming of in-progress
 //     transactions on PostgreSQL 14 and later, v1 before. The assembler
 //     (assemble.go, no I/O) turns messages into committed transactions,
 //     holding streamed parts per transaction until their commit or abort
 //     (subtransactions aborted alone are dropped), at most TxnChangesMax
 //     changes in memory;
-//  5. for each committed transaction, in commit order: renders its events,
+//  6. for each committed transaction, in commit order: renders its events,
 //     drops those a partition already holds, appends the rest (one batch
 //     per partition: the position travels in the same atomic append as the
 //     events), waits until they are durable (acks=all), and only then
 //     confirms the commit LSN to the server;
-//  6. when idle, writes a heartbeat record at the server's position and
+//  7. when idle, writes a heartbeat record at the server's position and
 //     confirms it, so a slot whose tables see no change never pins WAL.
 //
 // # What holds after a crash
@@ -40,6 +44,5 @@
 // several appends; its positions rise within the transaction, so a restart
 // completes it without doubling.
 //
-// Not built yet: the initial snapshot of existing rows (the connector
-// captures changes from its slot's creation on), the outbox router.
+// Not built yet: the outbox router.
 package postgres

@@ -44,6 +44,8 @@ type memLog struct {
 	appends    int
 	crashAfter int // 0: never
 	changed    chan struct{}
+	// onAppend, when set, runs before each append (without the lock).
+	onAppend func(p cdc.PartitionID)
 }
 
 func newMemLog() *memLog {
@@ -83,7 +85,22 @@ func (l *memLog) LastPosition(_ context.Context, p cdc.PartitionID) (cdc.Positio
 	return cdc.LastPosition(recs)
 }
 
+func (l *memLog) Records(_ context.Context, p cdc.PartitionID, fn func(batch.Record) error) error {
+	l.mu.Lock()
+	recs := append([]batch.Record(nil), l.parts[p]...)
+	l.mu.Unlock()
+	for _, r := range recs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (l *memLog) Append(_ context.Context, p cdc.PartitionID, recs []batch.Record) (func(context.Context) error, error) {
+	if l.onAppend != nil {
+		l.onAppend(p)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.topics[p.Topic]; !ok {

@@ -31,11 +31,18 @@ type Log interface {
 	// LastPosition is the highest cdc position among a partition's last
 	// records (the zero Position when it holds none).
 	LastPosition(ctx context.Context, p cdc.PartitionID) (cdc.Position, error)
+	// Records calls fn with every record of p, in order, up to what is
+	// acknowledged.
+	Records(ctx context.Context, p cdc.PartitionID, fn func(batch.Record) error) error
 	// Append writes records as one atomic append to p. The wait it
 	// returns blocks until they are durable as acks=all makes them:
 	// committed by a quorum on a cluster, synced on a single node.
 	Append(ctx context.Context, p cdc.PartitionID, records []batch.Record) (wait func(context.Context) error, err error)
 }
+
+// heartbeatKey is the key of heartbeat records; the snapshot's progress
+// records share their topic under other keys.
+const heartbeatKey = "heartbeat"
 
 // HeartbeatTopic is the topic of a connector's heartbeat records.
 func HeartbeatTopic(prefix string) string { return prefix + ".__heartbeat" }
@@ -70,6 +77,8 @@ type session struct {
 	asm      *assembler
 	held     cdc.Holdings
 	parts    map[string]int32
+
+	appendMu sync.Mutex // the snapshot's tables take turns to plan and append
 
 	received  uint64 // the end of the last WAL data received
 	confirmed uint64 // the position confirmed to the server: the log holds it
@@ -146,9 +155,16 @@ func (s *session) start(ctx context.Context) error {
 		return err
 	}
 	s.confirmed = slot.confirmed
+	var snapshotName string
 	if create {
+		action := "NOEXPORT_SNAPSHOT"
+		if cfg.SnapshotMode == SnapshotInitial {
+			// Valid until the next command on the replication connection:
+			// the snapshot reads inside it before replication starts.
+			action = "EXPORT_SNAPSHOT"
+		}
 		res, err := pglogrepl.CreateReplicationSlot(ctx, s.repl, cfg.Slot, "pgoutput",
-			pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "NOEXPORT_SNAPSHOT"})
+			pglogrepl.CreateReplicationSlotOptions{SnapshotAction: action})
 		if err != nil {
 			return fmt.Errorf("create slot %s: %w", cfg.Slot, err)
 		}
@@ -156,12 +172,26 @@ func (s *session) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("slot %s: consistent point: %w", cfg.Slot, err)
 		}
+		if cfg.SnapshotMode == SnapshotInitial {
+			if _, err := s.partitions(ctx, HeartbeatTopic(cfg.TopicPrefix)); err != nil {
+				return err
+			}
+			if err := s.writeProgress(ctx, snapshotStartKey, snapshotProgress{LSN: uint64(lsn)}); err != nil {
+				return err
+			}
+			snapshotName = res.SnapshotName
+		}
 		// The log holds the slot's start from now on: a slot found later
 		// past it was moved by someone else.
 		if err := s.heartbeat(ctx, uint64(lsn)); err != nil {
 			return err
 		}
 		s.c.logger.Info("created replication slot", "slot", cfg.Slot, "lsn", res.ConsistentPoint)
+	}
+	if cfg.SnapshotMode == SnapshotInitial {
+		if err := s.snapshot(ctx, snapshotName); err != nil {
+			return err
+		}
 	}
 	s.received = s.confirmed
 	args := []string{"publication_names '" + cfg.Publication + "'", "messages 'true'"}
@@ -310,7 +340,7 @@ func (s *session) heartbeat(ctx context.Context, lsn uint64) error {
 	}
 	pos := cdc.Position{CommitLSN: lsn}
 	value, _ := json.Marshal(map[string]any{"lsn": pglogrepl.LSN(lsn).String(), "ts_ms": s.c.clock.Now().UnixMilli()})
-	rec := batch.Record{TimestampMs: s.c.clock.Now().UnixMilli(), Key: []byte(s.c.cfg.Name), Value: value,
+	rec := batch.Record{TimestampMs: s.c.clock.Now().UnixMilli(), Key: []byte(heartbeatKey), Value: value,
 		Headers: []batch.RecordHeader{{Key: cdc.HeaderPosition, Value: []byte(pos.String())}}}
 	pid := cdc.PartitionID{Topic: topic}
 	wait, err := s.c.log.Append(ctx, pid, []batch.Record{rec})
@@ -550,7 +580,7 @@ func (s *session) sendStatus(ctx context.Context, reply bool) error {
 
 // Status is what `cairn connector status` shows.
 type Status struct {
-	State           string // starting, streaming, stopped
+	State           string // starting, snapshot, streaming, stopped
 	Error           string // why it stopped
 	ProtocolVersion int    // pgoutput's
 	ConfirmedLSN    uint64 // confirmed to the server: the log holds everything before
@@ -562,6 +592,10 @@ type Status struct {
 	StreamedTransactions int64
 	Heartbeats           int64
 	LastCommitTime       time.Time // of the last transaction appended
+	// The initial snapshot: tables to read, tables read, rows appended.
+	SnapshotTables     int
+	SnapshotTablesDone int
+	SnapshotRows       int64
 }
 
 // LagBytes is the WAL the slot holds that the log does not: the server's

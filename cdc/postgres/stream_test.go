@@ -132,13 +132,17 @@ func TestStreamReplicaIdentityFull(t *testing.T) {
 	r := start(t, Config{Name: "full", DSN: dsn}, log)
 	r.waitStreaming(t)
 	exec(t, db, `UPDATE f SET v = 'new' WHERE id = 1`, `DELETE FROM f WHERE id = 1`)
-	recs := log.waitRecords(t, "full.public.f", 3, r.errs)
-	upd, del := decode(t, recs[0]), decode(t, recs[1])
+	recs := log.waitRecords(t, "full.public.f", 4, r.errs)
+	// The row the table held at the start comes first, from the snapshot.
+	if snap := decode(t, recs[0]); snap.Op != "r" || snap.Source.Snapshot != "true" || snap.After["v"] != "old" {
+		t.Errorf("snapshot row: %+v", snap)
+	}
+	upd, del := decode(t, recs[1]), decode(t, recs[2])
 	if upd.Before["v"] != "old" || upd.After["v"] != "new" {
 		t.Errorf("update before/after: %+v", upd)
 	}
-	if del.Before["v"] != "new" || string(recs[1].Key) != `{"id":1}` {
-		t.Errorf("delete: %+v key %s", del, recs[1].Key)
+	if del.Before["v"] != "new" || string(recs[2].Key) != `{"id":1}` {
+		t.Errorf("delete: %+v key %s", del, recs[2].Key)
 	}
 }
 

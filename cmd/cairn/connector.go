@@ -127,6 +127,7 @@ func printInfo(w io.Writer, info connectors.Info) error {
 		fmt.Sprintf("events: %d", m.Events),
 		fmt.Sprintf("transactions: %d (%d streamed in progress)", m.Transactions, m.StreamedTransactions),
 		fmt.Sprintf("heartbeats: %d", m.Heartbeats),
+		fmt.Sprintf("snapshot: %d of %d tables, %d rows", m.SnapshotTablesDone, m.SnapshotTables, m.SnapshotRows),
 		fmt.Sprintf("pgoutput protocol: v%d", m.ProtocolVersion),
 	)
 	_, err := io.WriteString(w, strings.Join(lines, "\n")+"\n")

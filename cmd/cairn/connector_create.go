@@ -19,8 +19,10 @@ func newConnectorCreateCommand(flags *connectorFlags) *cobra.Command {
 __cairn_connectors starts it at once. The database needs wal_level=logical
 and a user with the REPLICATION attribute. The connector creates its
 publication (FOR ALL TABLES without --tables, which needs a superuser) and
-its replication slot, both named cairn_<name> unless given, and captures the
-changes committed from the slot's creation on (no initial snapshot yet).
+its replication slot, both named cairn_<name> unless given. It first reads
+the rows the tables hold (op=r events, read in the slot's snapshot, in
+primary-key chunks, resumable) unless --snapshot never, then streams the
+changes committed since the slot's creation.
 Each table's changes go to the topic <prefix>.<schema>.<table> (prefix:
 --topic-prefix, default NAME), logical messages to <prefix>.message,
 heartbeats to <prefix>.__heartbeat.`,
@@ -48,6 +50,7 @@ heartbeats to <prefix>.__heartbeat.`,
 	f.StringVar(&d.Slot, "slot", "", "replication slot (default cairn_NAME)")
 	f.StringVar(&d.Publication, "publication", "", "publication (default cairn_NAME)")
 	f.Int32Var(&d.Partitions, "partitions", 1, "partitions of the topics the connector creates")
+	f.StringVar(&d.SnapshotMode, "snapshot", "initial", "initial: read the tables' rows first; never: changes only")
 	f.DurationVar(&heartbeat, "heartbeat-interval", 10*time.Second, "how often an idle connector moves its slot forward")
 	_ = cmd.MarkFlagRequired("dsn")
 	return cmd
