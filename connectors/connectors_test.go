@@ -147,6 +147,17 @@ func TestConnectorInsideServer(t *testing.T) {
 	if info.Metrics.Events < 1 || info.Metrics.ConfirmedLSN == "0/0" || info.Definition.DSN == "" {
 		t.Fatalf("status: %+v", info)
 	}
+	resp, err := http.Get("http://" + s.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`cairn_connector_streaming{connector="app"} 1`, `cairn_connector_slot_lag_bytes{connector="app"}`, `cairn_connector_events_total{connector="app"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	var list []connectors.Info
 	if call(t, "GET", api, nil, &list); len(list) != 1 || list[0].Definition.Name != "app" {
 		t.Fatalf("list: %+v", list)

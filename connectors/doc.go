@@ -11,7 +11,7 @@
 // with a backoff, left stopped after postgres.ErrSlotLost, which needs an
 // operator), and answers the API: Create, Delete, Pause, Resume, List,
 // Status, served over HTTP under /v1/connectors (http.go) and used by
-// `cairn connector`. Requests to a node that does not lead the topic fail
+// `cairn connector`; its figures are also on /metrics (metrics.go). Requests to a node that does not lead the topic fail
 // with ErrNotLeader naming the leader.
 //
 // The DSN is stored as given, password included, in the topic: list and

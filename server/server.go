@@ -206,6 +206,7 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(cluster.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
+	reg.MustRegister(s.connectors.Collector())
 	mux := http.NewServeMux()
 	if s.events != nil {
 		mux.Handle(s.events.Handler())
