@@ -107,6 +107,9 @@ type Naming struct {
 	Prefix string
 	// Database is the database name, source.db.
 	Database string
+	// Outbox, when set, routes an outbox table's inserts to event-store
+	// streams instead of change events.
+	Outbox *Outbox
 }
 
 // Version is source.version in every event.
@@ -154,6 +157,17 @@ func (r *Renderer) Events(n Naming, txn Txn, nowMs int64) ([]Event, error) {
 	out := make([]Event, 0, len(txn.Changes))
 	for i, c := range txn.Changes {
 		pos := Position{CommitLSN: txn.CommitLSN, Index: txn.FirstIndex + uint32(i)}
+		if n.Outbox.routes(c.Table) {
+			if c.Op != OpCreate && c.Op != OpRead {
+				continue
+			}
+			ev, err := r.outboxEvent(n, txn, c, pos)
+			if err != nil {
+				return nil, fmt.Errorf("change %d of transaction %d: %w", i, txn.XID, err)
+			}
+			out = append(out, ev)
+			continue
+		}
 		ev, err := r.event(n, txn, c, pos, nowMs)
 		if err != nil {
 			return nil, fmt.Errorf("change %d of transaction %d: %w", i, txn.XID, err)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
+	"github.com/cairnlog/cairn/cdc"
 	"github.com/cairnlog/cairn/cdc/postgres"
 )
 
@@ -43,16 +45,40 @@ type Definition struct {
 	Partitions  int32    `json:"partitions,omitempty"`
 	// SnapshotMode: "initial" (default) or "never"; see postgres.Config.
 	SnapshotMode string `json:"snapshot_mode,omitempty"`
+	// Outbox routes an outbox table's inserts to event-store streams.
+	Outbox *OutboxDefinition `json:"outbox,omitempty"`
 	// HeartbeatIntervalMs: see postgres.Config.HeartbeatInterval.
 	HeartbeatIntervalMs int64 `json:"heartbeat_interval_ms,omitempty"`
 	Paused              bool  `json:"paused,omitempty"`
+}
+
+// OutboxDefinition is the outbox router's part of a definition (see
+// cdc.Outbox; empty columns are Debezium's defaults).
+type OutboxDefinition struct {
+	Table               string `json:"table"` // schema.table or table
+	Topic               string `json:"topic,omitempty"`
+	IDColumn            string `json:"id_column,omitempty"`
+	AggregateTypeColumn string `json:"aggregate_type_column,omitempty"`
+	AggregateIDColumn   string `json:"aggregate_id_column,omitempty"`
+	TypeColumn          string `json:"type_column,omitempty"`
+	PayloadColumn       string `json:"payload_column,omitempty"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
 // Postgres is the connector's configuration.
 func (d Definition) Postgres() postgres.Config {
-	return postgres.Config{
+	var outbox *cdc.Outbox
+	if o := d.Outbox; o != nil {
+		schema, table, ok := strings.Cut(o.Table, ".")
+		if !ok {
+			schema, table = "", o.Table
+		}
+		outbox = &cdc.Outbox{Schema: schema, Table: table, Topic: o.Topic, IDColumn: o.IDColumn,
+			AggregateTypeColumn: o.AggregateTypeColumn, AggregateIDColumn: o.AggregateIDColumn,
+			TypeColumn: o.TypeColumn, PayloadColumn: o.PayloadColumn}
+	}
+	return postgres.Config{Outbox: outbox,
 		Name: d.Name, DSN: d.DSN, Tables: d.Tables, TopicPrefix: d.TopicPrefix,
 		Slot: d.Slot, Publication: d.Publication, Partitions: d.Partitions, SnapshotMode: d.SnapshotMode,
 		HeartbeatInterval: time.Duration(d.HeartbeatIntervalMs) * time.Millisecond,
@@ -80,6 +106,10 @@ func (d Definition) Validate() error {
 func (d Definition) Redacted() Definition {
 	d.DSN = RedactDSN(d.DSN)
 	d.Tables = append([]string(nil), d.Tables...)
+	if d.Outbox != nil {
+		o := *d.Outbox
+		d.Outbox = &o
+	}
 	return d
 }
 

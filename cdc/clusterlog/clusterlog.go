@@ -43,11 +43,11 @@ func New(c *cluster.Cluster) *Log { return &Log{c: c} }
 
 // Partitions returns the topic's partition count, creating it (with
 // partitions, the default replication factor and configs) when missing.
-func (l *Log) Partitions(_ context.Context, topic string, partitions int32) (int32, error) {
+func (l *Log) Partitions(_ context.Context, topic string, partitions int32, configs map[string]string) (int32, error) {
 	if t, ok := l.c.Topic(topic); ok {
 		return int32(len(t.Partitions)), nil
 	}
-	t, err := l.c.CreateTopic(topic, partitions, nil, false)
+	t, err := l.c.CreateTopic(topic, partitions, configs, false)
 	if errors.Is(err, cluster.ErrTopicExists) {
 		var ok bool
 		if t, ok = l.c.Topic(topic); !ok {

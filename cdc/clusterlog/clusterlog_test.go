@@ -52,7 +52,7 @@ func TestLastPosition(t *testing.T) {
 	l := New(c)
 	ctx := context.Background()
 	pid := cdc.PartitionID{Topic: "db.public.t"}
-	if n, err := l.Partitions(ctx, pid.Topic, 2); err != nil || n != 2 {
+	if n, err := l.Partitions(ctx, pid.Topic, 2, nil); err != nil || n != 2 {
 		t.Fatalf("Partitions = %d, %v", n, err)
 	}
 	if pos, err := l.LastPosition(ctx, pid); err != nil || !pos.IsZero() {

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/cairnlog/cairn/cdc"
 )
 
 // Config is one PostgreSQL connector's definition.
@@ -47,6 +49,10 @@ type Config struct {
 	// (default 2).
 	SnapshotChunkRows int
 	SnapshotTablesMax int
+	// Outbox, when set, routes the inserts of an outbox table to
+	// event-store streams (cdc.Outbox); Topic defaults to <prefix>.outbox,
+	// created with cleanup.policy=stream.
+	Outbox *cdc.Outbox
 	// BatchBytesMax bounds one append; a transaction's changes for one
 	// partition beyond it are split into several appends. Default 900 KiB,
 	// under the default max.message.bytes.
@@ -94,6 +100,13 @@ func (c Config) WithDefaults() Config {
 	if c.SnapshotTablesMax <= 0 {
 		c.SnapshotTablesMax = 2
 	}
+	if c.Outbox != nil {
+		o := c.Outbox.WithDefaults()
+		if o.Topic == "" {
+			o.Topic = c.TopicPrefix + ".outbox"
+		}
+		c.Outbox = &o
+	}
 	if c.BatchBytesMax <= 0 {
 		c.BatchBytesMax = 900 << 10
 	}
@@ -113,6 +126,9 @@ func (c Config) Validate() error {
 	}
 	if c.SnapshotMode != SnapshotInitial && c.SnapshotMode != SnapshotNever {
 		return fmt.Errorf("connector %s: snapshot mode %q: %s or %s", c.Name, c.SnapshotMode, SnapshotInitial, SnapshotNever)
+	}
+	if c.Outbox != nil && c.Outbox.Table == "" {
+		return fmt.Errorf("connector %s: the outbox needs its table", c.Name)
 	}
 	for _, t := range c.Tables {
 		if _, _, err := splitTable(t); err != nil {

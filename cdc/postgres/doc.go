@@ -44,5 +44,6 @@
 // several appends; its positions rise within the transaction, so a restart
 // completes it without doubling.
 //
-// Not built yet: the outbox router.
+// With Config.Outbox, an outbox table's inserts become event-store events
+// (cdc.Outbox) in a topic created with cleanup.policy=stream.
 package postgres

@@ -40,6 +40,7 @@ var errCrash = errors.New("simulated crash after an append")
 type memLog struct {
 	mu         sync.Mutex
 	topics     map[string]int32
+	configs    map[string]map[string]string
 	parts      map[cdc.PartitionID][]batch.Record
 	appends    int
 	crashAfter int // 0: never
@@ -52,13 +53,17 @@ func newMemLog() *memLog {
 	return &memLog{topics: map[string]int32{}, parts: map[cdc.PartitionID][]batch.Record{}, changed: make(chan struct{})}
 }
 
-func (l *memLog) Partitions(_ context.Context, topic string, n int32) (int32, error) {
+func (l *memLog) Partitions(_ context.Context, topic string, n int32, configs map[string]string) (int32, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if got, ok := l.topics[topic]; ok {
 		return got, nil
 	}
 	l.topics[topic] = n
+	if l.configs == nil {
+		l.configs = map[string]map[string]string{}
+	}
+	l.configs[topic] = configs
 	return n, nil
 }
 

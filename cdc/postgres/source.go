@@ -24,8 +24,8 @@ import (
 // test's.
 type Log interface {
 	// Partitions returns a topic's partition count, creating the topic
-	// with partitions when it is missing.
-	Partitions(ctx context.Context, topic string, partitions int32) (int32, error)
+	// with partitions and configs when it is missing.
+	Partitions(ctx context.Context, topic string, partitions int32, configs map[string]string) (int32, error)
 	// Topics lists the existing topics whose names start with prefix.
 	Topics(prefix string) []string
 	// LastPosition is the highest cdc position among a partition's last
@@ -139,7 +139,7 @@ func (s *session) start(ctx context.Context) error {
 	if err := s.query.QueryRow(ctx, "SELECT current_database(), current_setting('server_version_num')::int").Scan(&db, &versionNum); err != nil {
 		return fmt.Errorf("read the server version: %w", err)
 	}
-	s.naming = cdc.Naming{Connector: cfg.Name, Prefix: cfg.TopicPrefix, Database: db}
+	s.naming = cdc.Naming{Connector: cfg.Name, Prefix: cfg.TopicPrefix, Database: db, Outbox: cfg.Outbox}
 	if err := s.ensurePublication(ctx); err != nil {
 		return err
 	}
@@ -323,7 +323,11 @@ func (s *session) partitions(ctx context.Context, topic string) (int32, error) {
 	if n, ok := s.parts[topic]; ok {
 		return n, nil
 	}
-	n, err := s.c.log.Partitions(ctx, topic, s.c.cfg.Partitions)
+	var configs map[string]string
+	if o := s.c.cfg.Outbox; o != nil && topic == o.Topic {
+		configs = map[string]string{"cleanup.policy": "stream"}
+	}
+	n, err := s.c.log.Partitions(ctx, topic, s.c.cfg.Partitions, configs)
 	if err != nil {
 		return 0, fmt.Errorf("topic %s: %w", topic, err)
 	}

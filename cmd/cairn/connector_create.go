@@ -12,6 +12,7 @@ import (
 func newConnectorCreateCommand(flags *connectorFlags) *cobra.Command {
 	var d connectors.Definition
 	var heartbeat time.Duration
+	var outbox connectors.OutboxDefinition
 	cmd := &cobra.Command{
 		Use:   "create postgres NAME",
 		Short: "Create a PostgreSQL connector",
@@ -25,8 +26,12 @@ primary-key chunks, resumable) unless --snapshot never, then streams the
 changes committed since the slot's creation.
 Each table's changes go to the topic <prefix>.<schema>.<table> (prefix:
 --topic-prefix, default NAME), logical messages to <prefix>.message,
-heartbeats to <prefix>.__heartbeat.`,
+heartbeats to <prefix>.__heartbeat. With --outbox-table, each row inserted
+in that table becomes one event of stream <aggregatetype>/<aggregateid> in
+the event-store topic --outbox-topic: event id from the id column, type from
+type, data from payload.`,
 		Example: `  cairn connector create postgres shop --dsn 'postgres://cdc:secret@db:5432/shop' --tables public.orders,public.outbox
+  cairn connector create postgres orders --dsn 'postgres://cdc@db/shop' --tables public.orders,public.outbox --outbox-table public.outbox --outbox-topic shop
   cairn connector create postgres all --dsn 'host=db user=postgres dbname=app' --topic-prefix app --partitions 6`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -35,6 +40,11 @@ heartbeats to <prefix>.__heartbeat.`,
 			}
 			d.Type, d.Name = args[0], args[1]
 			d.HeartbeatIntervalMs = heartbeat.Milliseconds()
+			if outbox.Table != "" {
+				d.Outbox = &outbox
+			} else if outbox.Topic != "" {
+				return fmt.Errorf("--outbox-topic needs --outbox-table")
+			}
 			var info connectors.Info
 			if err := flags.call(cmd, "POST", "", d, &info); err != nil {
 				return err
@@ -51,6 +61,8 @@ heartbeats to <prefix>.__heartbeat.`,
 	f.StringVar(&d.Publication, "publication", "", "publication (default cairn_NAME)")
 	f.Int32Var(&d.Partitions, "partitions", 1, "partitions of the topics the connector creates")
 	f.StringVar(&d.SnapshotMode, "snapshot", "initial", "initial: read the tables' rows first; never: changes only")
+	f.StringVar(&outbox.Table, "outbox-table", "", "route this outbox table's inserts to event-store streams <aggregatetype>/<aggregateid> (columns id, aggregatetype, aggregateid, type, payload)")
+	f.StringVar(&outbox.Topic, "outbox-topic", "", "the event-store topic of the outbox's streams (default <prefix>.outbox, created with cleanup.policy=stream)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", 10*time.Second, "how often an idle connector moves its slot forward")
 	_ = cmd.MarkFlagRequired("dsn")
 	return cmd
