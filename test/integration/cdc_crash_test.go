@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairnlog/cairn/client"
 	"github.com/cairnlog/cairn/internal/pgtest"
 )
 
@@ -41,13 +42,15 @@ func TestCDCSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close(ctx)
-	if _, err := db.Exec(ctx, `CREATE TABLE kv (id int PRIMARY KEY, v int)`); err != nil {
+	if _, err := db.Exec(ctx, `CREATE TABLE kv (id int PRIMARY KEY, v int);
+		CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb)`); err != nil {
 		t.Fatal(err)
 	}
 	s := startCairn(t, "")
 	// Slot names are the server's, shared by its databases: one per run.
 	slot := "cairn_pg_" + strings.TrimSuffix(dsn[strings.LastIndex(dsn, "/")+1:], "?sslmode=disable")
-	create := exec.Command(cairnBinary, "connector", "create", "postgres", "pg", "--dsn", dsn, "--tables", "kv", "--slot", slot,
+	create := exec.Command(cairnBinary, "connector", "create", "postgres", "pg", "--dsn", dsn, "--tables", "kv,outbox", "--slot", slot,
+		"--outbox-table", "outbox", "--outbox-topic", "kv-events",
 		"--partitions", "3", "--heartbeat-interval", "200ms", "--server", "http://"+s.httpAddr)
 	create.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	if out, err := create.CombinedOutput(); err != nil {
@@ -80,7 +83,9 @@ func TestCDCSurvivesSIGKILL(t *testing.T) {
 		for i := 1; i <= cdcCrashTxns; i++ {
 			a := rng.IntN(cdcCrashKeys)
 			b := (a + 1 + rng.IntN(cdcCrashKeys-1)) % cdcCrashKeys
-			sql := fmt.Sprintf(`BEGIN; INSERT INTO kv VALUES (%d, %d) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v; INSERT INTO kv VALUES (%d, %d) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v; COMMIT`, a, i, b, i)
+			// The outbox row of key a's change, in the same transaction.
+			sql := fmt.Sprintf(`BEGIN; INSERT INTO kv VALUES (%d, %d) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v; INSERT INTO kv VALUES (%d, %d) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;
+				INSERT INTO outbox VALUES (gen_random_uuid(), 'kv', '%d', 'Set', '{"v": %d}'); DELETE FROM outbox; COMMIT`, a, i, b, i, a, i)
 			if _, err := w.Exec(ctx, sql); err != nil {
 				written <- err
 				return
@@ -151,5 +156,36 @@ func TestCDCSurvivesSIGKILL(t *testing.T) {
 	if extra := cl.PollFetches(tctx).NumRecords(); extra > 0 {
 		t.Fatalf("%d records past the %d changes committed", extra, 2*cdcCrashTxns)
 	}
-	t.Logf("%d changes exactly once across %d SIGKILLs", total, cdcCrashKills)
+	// The outbox: one event per transaction in stream kv/<key>, in commit
+	// order, read with the event-store API.
+	es, err := client.New("http://" + s.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	events := 0
+	for k := 0; k < cdcCrashKeys; k++ {
+		prev := 0
+		for e, err := range es.ReadStreamAll(ctx, "kv-events", fmt.Sprintf("kv/%d", k)) {
+			if err != nil {
+				if strings.Contains(err.Error(), "not found") {
+					break
+				}
+				t.Fatalf("stream kv/%d: %v", k, err)
+			}
+			var p struct{ V int }
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.V <= prev {
+				t.Fatalf("stream kv/%d: %d after %d: doubled or out of order", k, p.V, prev)
+			}
+			prev = p.V
+			events++
+		}
+	}
+	if events != cdcCrashTxns {
+		t.Fatalf("%d outbox events, want %d", events, cdcCrashTxns)
+	}
+	t.Logf("%d changes and %d outbox events exactly once across %d SIGKILLs", total, events, cdcCrashKills)
 }
