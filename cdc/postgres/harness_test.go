@@ -136,7 +136,7 @@ func (l *memLog) records(topic string) []batch.Record {
 }
 
 // waitRecords waits (bounded) until topic holds at least n records.
-func (l *memLog) waitRecords(t *testing.T, topic string, n int, errs <-chan error) []batch.Record {
+func (l *memLog) waitRecords(t testing.TB, topic string, n int, errs <-chan error) []batch.Record {
 	t.Helper()
 	deadline := time.After(60 * time.Second)
 	for {
@@ -173,7 +173,7 @@ type envelope struct {
 	} `json:"message"`
 }
 
-func decode(t *testing.T, r batch.Record) envelope {
+func decode(t testing.TB, r batch.Record) envelope {
 	t.Helper()
 	var e envelope
 	if err := json.Unmarshal(r.Value, &e); err != nil {
@@ -204,7 +204,7 @@ func uniqueSlot(cfg Config) Config {
 	return cfg
 }
 
-func start(t *testing.T, cfg Config, log Log) *running {
+func start(t testing.TB, cfg Config, log Log) *running {
 	t.Helper()
 	cfg = uniqueSlot(cfg)
 	c, err := New(cfg, log, env.RealClock(), quietLogger())
@@ -243,7 +243,7 @@ func start(t *testing.T, cfg Config, log Log) *running {
 }
 
 // stop ends the connector and returns Run's error (nil after a clean stop).
-func (r *running) stop(t *testing.T) error {
+func (r *running) stop(t testing.TB) error {
 	if r.cancel != nil {
 		r.cancel()
 		r.cancel = nil
@@ -259,7 +259,7 @@ func (r *running) stop(t *testing.T) error {
 
 // waitStreaming waits until the connector has started replication, so that
 // changes made after it are captured.
-func (r *running) waitStreaming(t *testing.T) {
+func (r *running) waitStreaming(t testing.TB) {
 	t.Helper()
 	for i := 0; i < 600; i++ {
 		if st := r.c.Status(); st.State == "streaming" {
@@ -272,7 +272,7 @@ func (r *running) waitStreaming(t *testing.T) {
 	t.Fatal("the connector is not streaming after 30 s")
 }
 
-func connect(t *testing.T, dsn string) *pgx.Conn {
+func connect(t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
@@ -282,7 +282,7 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 	return conn
 }
 
-func exec(t *testing.T, conn *pgx.Conn, sqls ...string) {
+func exec(t testing.TB, conn *pgx.Conn, sqls ...string) {
 	t.Helper()
 	for _, s := range sqls {
 		if _, err := conn.Exec(context.Background(), s); err != nil {
