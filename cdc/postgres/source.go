@@ -80,6 +80,12 @@ type session struct {
 
 	appendMu sync.Mutex // the snapshot's tables take turns to plan and append
 
+	// pending holds committed transactions not appended yet: while more
+	// messages are waiting, several transactions go out in one append per
+	// partition (one durability wait for all).
+	pending        []*cdc.Txn
+	pendingChanges int
+
 	received  uint64 // the end of the last WAL data received
 	confirmed uint64 // the position confirmed to the server: the log holds it
 	walEnd    uint64 // the server's position from its last keepalive
@@ -371,6 +377,9 @@ func (s *session) stream(ctx context.Context) error {
 	for ctx.Err() == nil {
 		now := clock.Now()
 		if !now.Before(nextHeartbeat) {
+			if err := s.flush(ctx); err != nil {
+				return err
+			}
 			if !s.asm.busy() && s.walEnd > s.confirmed {
 				if err := s.heartbeat(ctx, s.walEnd); err != nil {
 					return err
@@ -391,11 +400,19 @@ func (s *session) stream(ctx context.Context) error {
 		if nextHeartbeat.Before(deadline) {
 			deadline = nextHeartbeat
 		}
+		if len(s.pending) > 0 {
+			// Transactions wait to be appended: only as long as more
+			// messages follow at once.
+			deadline = now.Add(groupWait)
+		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := s.repl.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
 			if pgconn.Timeout(err) && ctx.Err() == nil {
+				if err := s.flush(ctx); err != nil {
+					return err
+				}
 				continue
 			}
 			if ctx.Err() != nil {
@@ -443,7 +460,7 @@ func (s *session) handle(ctx context.Context, raw pgproto3.BackendMessage) error
 // before it was sent, so once no transaction is open it can be confirmed
 // (after a heartbeat record at it).
 func (s *session) noteWALEnd(lsn uint64) {
-	if !s.asm.busy() && lsn > s.walEnd {
+	if !s.asm.busy() && len(s.pending) == 0 && lsn > s.walEnd {
 		s.walEnd = lsn
 	}
 	s.c.update(func(st *Status) { st.ServerLSN = max(st.ServerLSN, lsn) })
@@ -474,7 +491,12 @@ func (s *session) xlogData(ctx context.Context, xld pglogrepl.XLogData) error {
 	if txn == nil {
 		return nil
 	}
-	return s.deliver(ctx, txn)
+	s.pending = append(s.pending, txn)
+	s.pendingChanges += len(txn.Changes)
+	if s.pendingChanges >= groupChangesMax || len(s.pending) >= groupTxnsMax {
+		return s.flush(ctx)
+	}
+	return nil
 }
 
 // relation takes a table's new shape; its key is its primary key (Debezium's
@@ -503,13 +525,32 @@ func (s *session) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	return nil
 }
 
-// deliver appends a committed transaction's events (what each partition
-// does not hold yet), waits until they are durable, and only then confirms
-// the commit to the server.
-func (s *session) deliver(ctx context.Context, txn *cdc.Txn) error {
-	events, err := s.renderer.Events(s.naming, *txn, s.c.clock.Now().UnixMilli())
-	if err != nil {
-		return err
+// Bounds of the transactions appended together.
+const (
+	// groupWait is how long committed transactions wait for the next
+	// message before they are appended.
+	groupWait = 2 * time.Millisecond
+	// groupChangesMax and groupTxnsMax bound what is held meanwhile.
+	groupChangesMax = 10_000
+	groupTxnsMax    = 1_000
+)
+
+// flush appends the pending transactions' events (what each partition does
+// not hold yet; one append per partition for all of them, split only by
+// BatchBytesMax), waits until they are durable, and only then confirms the
+// last commit to the server.
+func (s *session) flush(ctx context.Context) error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	var events []cdc.Event
+	now := s.c.clock.Now().UnixMilli()
+	for _, txn := range s.pending {
+		evs, err := s.renderer.Events(s.naming, *txn, now)
+		if err != nil {
+			return err
+		}
+		events = append(events, evs...)
 	}
 	for _, ev := range events {
 		if _, err := s.partitions(ctx, ev.Topic); err != nil {
@@ -523,15 +564,18 @@ func (s *session) deliver(ctx context.Context, txn *cdc.Txn) error {
 	if err := s.appendAll(ctx, plan); err != nil {
 		return err
 	}
-	if txn.CommitLSN > s.confirmed {
-		s.confirmed = txn.CommitLSN
+	last := s.pending[len(s.pending)-1]
+	txns := len(s.pending)
+	s.pending, s.pendingChanges = s.pending[:0], 0
+	if last.CommitLSN > s.confirmed {
+		s.confirmed = last.CommitLSN
 	}
 	s.c.update(func(st *Status) {
 		st.ConfirmedLSN = s.confirmed
 		st.Events += int64(len(events))
-		st.Transactions++
+		st.Transactions += int64(txns)
 		st.StreamedTransactions = s.asm.streamedCommits
-		st.LastCommitTime = txn.CommitTime
+		st.LastCommitTime = last.CommitTime
 	})
 	return s.sendStatus(ctx, false)
 }
