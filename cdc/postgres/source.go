@@ -305,7 +305,16 @@ func (s *session) readSlot(ctx context.Context) (slotState, error) {
 // holds.
 func (s *session) readHoldings(ctx context.Context) error {
 	prefix := s.c.cfg.TopicPrefix + "."
-	for _, topic := range s.c.log.Topics(prefix) {
+	topics := s.c.log.Topics(prefix)
+	if o := s.c.cfg.Outbox; o != nil && !strings.HasPrefix(o.Topic, prefix) {
+		// The outbox's stream topic is named apart: its positions count too.
+		for _, t := range s.c.log.Topics(o.Topic) {
+			if t == o.Topic {
+				topics = append(topics, t)
+			}
+		}
+	}
+	for _, topic := range topics {
 		n, err := s.partitions(ctx, topic)
 		if err != nil {
 			return err
