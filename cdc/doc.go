@@ -16,9 +16,9 @@
 // the database transaction (PostgreSQL's commit order) and the index of the
 // change within it. Positions order records the way the database committed
 // them; a partition's records have non-decreasing positions (a tombstone
-// shares its delete's). The
-// records of one append (one batch, written atomically) are one
-// transaction's changes for that partition, so the position travels in the
-// same durable write as the events, and a partition's last record says
-// exactly which changes it holds.
+// shares its delete's). A transaction's changes for a partition are in one
+// append (one batch, written atomically, possibly with the transactions
+// committed next to it), so the position travels in the same durable write
+// as the events, and a partition's last record says exactly which changes
+// it holds.
 package cdc

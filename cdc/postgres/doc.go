@@ -24,11 +24,12 @@
 //     holding streamed parts per transaction until their commit or abort
 //     (subtransactions aborted alone are dropped), at most TxnChangesMax
 //     changes in memory;
-//  6. for each committed transaction, in commit order: renders its events,
-//     drops those a partition already holds, appends the rest (one batch
-//     per partition: the position travels in the same atomic append as the
-//     events), waits until they are durable (acks=all), and only then
-//     confirms the commit LSN to the server;
+//  6. for the committed transactions, in commit order (those committed back
+//     to back together: up to 1,000 while the next message follows within
+//     2 ms): renders their events, drops those a partition already holds,
+//     appends the rest (one batch per partition: the position travels in
+//     the same atomic append as the events), waits until they are durable
+//     (acks=all), and only then confirms the last commit LSN to the server;
 //  7. when idle, writes a heartbeat record at the server's position and
 //     confirms it, so a slot whose tables see no change never pins WAL.
 //
