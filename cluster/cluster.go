@@ -22,8 +22,8 @@ import (
 	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/meta"
-	"github.com/cairnlog/cairn/quota"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/quota"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
