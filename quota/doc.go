@@ -32,7 +32,7 @@
 // throttled as if it were a rate over a few milliseconds. When the rate is
 // over the limit, the client backs off for (rate-limit)/limit × the
 // window: the time it takes, sending nothing, for the rate to come back to
-// the limit. The back-off is capped at ThrottleMax.
+// the limit. The back-off is capped at the window's span (11 s).
 //
 // Time is passed in (the Manager's clock), so every behaviour here is
 // tested with a manual clock.

@@ -11,9 +11,6 @@ import (
 // on least recently goes (its rate restarts from zero if it comes back).
 const SensorsMax = 100_000
 
-// ThrottleMax caps one back-off, as Kafka caps it at the quota window.
-var ThrottleMax = DefaultWindow.Span()
-
 // sensorKey is who shares one consumption: the user and client id of the
 // connection, for the parts the limiting entity has (package doc).
 type sensorKey struct {
@@ -69,7 +66,9 @@ func (m *Manager) Record(key, user, clientID string, amount float64) time.Durati
 		m.sensors[k] = r
 	}
 	r.record(now, amount)
-	return min(r.throttle(now, limit), ThrottleMax)
+	// One back-off is capped at the window's span: by then the samples
+	// that put the client over are gone.
+	return min(r.throttle(now, limit), m.window.Span())
 }
 
 // makeRoom drops sensors idle for a whole window (their rate is zero) when

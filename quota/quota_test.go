@@ -174,14 +174,14 @@ func TestRateAndThrottle(t *testing.T) {
 	}
 }
 
-// TestThrottleCapped: a burst far over the limit backs off ThrottleMax at
-// most.
+// TestThrottleCapped: a burst far over the limit backs off the window's
+// span at most.
 func TestThrottleCapped(t *testing.T) {
 	clock := env.NewManualClock(time.Unix(0, 0))
 	config := NewConfig([]Quota{{Entity: Entity{ClientID: DefaultPart}, Values: Values{ConsumerByteRate: 10}}})
 	m := NewManager(clock, DefaultWindow, func() *Config { return config })
-	if got := m.Record(ConsumerByteRate, "", "any", 1e9); got != ThrottleMax {
-		t.Fatalf("throttle %v, want the cap %v", got, ThrottleMax)
+	if got := m.Record(ConsumerByteRate, "", "any", 1e9); got != 11*time.Second {
+		t.Fatalf("throttle %v, want the cap 11s", got)
 	}
 }
 

@@ -223,6 +223,7 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
 	kcfg.Authorizer = s.authorizer
+	kcfg.Clock = s.cfg.Env.Clock
 	return kcfg
 }
 
