@@ -281,3 +281,28 @@ func alterQuota(t *testing.T, ts *testServer, entity kadm.ClientQuotaEntity, key
 		t.Fatal(err)
 	}
 }
+
+// TestRequestPercentageMutesConnection: a client over request_percentage
+// gets throttle_time_ms in a reply that is not a produce or a fetch too,
+// and the connection's next request is not answered before that time has
+// passed.
+func TestRequestPercentageMutesConnection(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.QuotaWindow = quotaWindow })
+	// The raw connection's client id is "test"; any handling time at all
+	// is over a millionth of a percent.
+	alterQuota(t, ts, kadm.ClientQuotaEntity{component(quota.TypeClientID, kmsg.StringPtr("test"))}, quota.RequestPercentage, 1e-6)
+	rc := ts.dial(t)
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(9)
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	first := rc.roundTrip(req).(*kmsg.MetadataResponse)
+	answered := time.Now()
+	if first.ThrottleMillis <= 0 {
+		t.Fatalf("throttle_time_ms %d, want > 0", first.ThrottleMillis)
+	}
+	rc.roundTrip(req)
+	// A lower bound only: the mute guarantees it, however slow the machine.
+	if waited, throttle := time.Since(answered), time.Duration(first.ThrottleMillis)*time.Millisecond; waited < throttle/2 {
+		t.Fatalf("the next request was answered %v after a reply throttling %v", waited, throttle)
+	}
+}

@@ -27,8 +27,9 @@ type Manager struct {
 	window Window
 	config func() *Config // the quotas in force, read at each record
 
-	mu      sync.Mutex
-	sensors map[sensorKey]*rate
+	mu         sync.Mutex
+	sensors    map[sensorKey]*rate
+	sensorsMax int // SensorsMax; tests lower it
 }
 
 // NewManager measures over window (DefaultWindow when zero) against the
@@ -37,7 +38,7 @@ func NewManager(clock env.Clock, window Window, config func() *Config) *Manager 
 	if window.Samples < 2 || window.SampleWindow <= 0 {
 		window = DefaultWindow
 	}
-	return &Manager{clock: clock, window: window, config: config, sensors: map[sensorKey]*rate{}}
+	return &Manager{clock: clock, window: window, config: config, sensors: map[sensorKey]*rate{}, sensorsMax: SensorsMax}
 }
 
 // Record adds amount (bytes, or percent-seconds of handling time for
@@ -74,7 +75,7 @@ func (m *Manager) Record(key, user, clientID string, amount float64) time.Durati
 // makeRoom drops sensors idle for a whole window (their rate is zero) when
 // the map is full, and the least recently recorded one if none is.
 func (m *Manager) makeRoom(now time.Time) {
-	if len(m.sensors) < SensorsMax {
+	if len(m.sensors) < m.sensorsMax {
 		return
 	}
 	var stalest sensorKey
@@ -89,7 +90,7 @@ func (m *Manager) makeRoom(now time.Time) {
 			stalest, stalestAt = k, at
 		}
 	}
-	if len(m.sensors) >= SensorsMax {
+	if len(m.sensors) >= m.sensorsMax {
 		delete(m.sensors, stalest)
 	}
 }

@@ -198,7 +198,8 @@ func (c *Config) Resolve(user, clientID, key string) (limit float64, from Entity
 	if c.Len() == 0 {
 		return 0, Entity{}, false
 	}
-	for _, e := range candidates(user, clientID) {
+	entities, n := candidates(user, clientID)
+	for _, e := range entities[:n] {
 		if v, set := c.byEntity[e][key]; set {
 			return v, e, true
 		}
@@ -206,23 +207,25 @@ func (c *Config) Resolve(user, clientID, key string) (limit float64, from Entity
 	return 0, Entity{}, false
 }
 
-// candidates are the entities that may limit (user, clientID), first
-// first.
-func candidates(user, clientID string) []Entity {
+// candidates are the first n entities of the array: those that may limit
+// (user, clientID), first first. An array, as every request of a client
+// with quotas resolves them.
+func candidates(user, clientID string) (entities [8]Entity, n int) {
 	client := NamedPart(clientID)
-	out := make([]Entity, 0, 8)
 	if user != "" {
 		u := NamedPart(user)
-		out = append(out,
-			Entity{User: u, ClientID: client},
-			Entity{User: u, ClientID: DefaultPart},
-			Entity{User: u},
-			Entity{User: DefaultPart, ClientID: client},
-			Entity{User: DefaultPart, ClientID: DefaultPart},
-			Entity{User: DefaultPart},
-		)
+		entities = [8]Entity{
+			{User: u, ClientID: client},
+			{User: u, ClientID: DefaultPart},
+			{User: u},
+			{User: DefaultPart, ClientID: client},
+			{User: DefaultPart, ClientID: DefaultPart},
+			{User: DefaultPart},
+		}
+		n = 6
 	}
-	return append(out, Entity{ClientID: client}, Entity{ClientID: DefaultPart})
+	entities[n], entities[n+1] = Entity{ClientID: client}, Entity{ClientID: DefaultPart}
+	return entities, n + 2
 }
 
 // Alter is the config after setting and removing values per entity:

@@ -218,3 +218,29 @@ func TestSharing(t *testing.T) {
 func over(rate, limit float64, elapsed time.Duration) time.Duration {
 	return time.Duration((rate - limit) / limit * float64(elapsed))
 }
+
+// TestSensorsBounded: past the bound, idle sensors go first, then the one
+// recorded on least recently; the kept ones keep their rates.
+func TestSensorsBounded(t *testing.T) {
+	clock := env.NewManualClock(time.Unix(0, 0))
+	config := NewConfig([]Quota{{Entity: Entity{ClientID: DefaultPart}, Values: Values{ProducerByteRate: 1000}}})
+	m := NewManager(clock, DefaultWindow, func() *Config { return config })
+	m.sensorsMax = 2
+	m.Record(ProducerByteRate, "", "idle", 1)
+	clock.Advance(20 * time.Second)
+	m.Record(ProducerByteRate, "", "a", 10000)
+	m.Record(ProducerByteRate, "", "b", 1) // drops idle
+	if m.Sensors() != 2 {
+		t.Fatalf("%d sensors, want 2", m.Sensors())
+	}
+	clock.Advance(time.Second)
+	m.Record(ProducerByteRate, "", "b", 1)
+	m.Record(ProducerByteRate, "", "c", 1) // none idle: drops a, recorded least recently
+	if m.Sensors() != 2 {
+		t.Fatalf("%d sensors, want 2", m.Sensors())
+	}
+	// a starts afresh: 10,000 bytes again is exactly at the limit.
+	if got := m.Record(ProducerByteRate, "", "a", 10000); got != 0 {
+		t.Fatalf("a's rate survived its eviction: throttle %v", got)
+	}
+}

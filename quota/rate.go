@@ -50,8 +50,8 @@ func (r *rate) roll(now time.Time) {
 
 // value is the rate per second at now: the total of the buckets whose slot
 // began within the window, over the time since the oldest of them began,
-// counted as at least Samples-1 sample windows.
-func (r *rate) value(now time.Time) float64 {
+// counted as at least Samples-1 sample windows (elapsed).
+func (r *rate) value(now time.Time) (perSecond float64, elapsed time.Duration) {
 	var total float64
 	var oldest time.Time
 	for i, start := range r.starts {
@@ -63,20 +63,15 @@ func (r *rate) value(now time.Time) float64 {
 			oldest = start
 		}
 	}
-	return total / r.elapsed(now, oldest).Seconds()
-}
-
-// elapsed is the time the rate is spread over.
-func (r *rate) elapsed(now, oldest time.Time) time.Duration {
-	minimum := time.Duration(r.w.Samples-1) * r.w.SampleWindow
-	if oldest.IsZero() {
-		return minimum
+	elapsed = time.Duration(r.w.Samples-1) * r.w.SampleWindow
+	if !oldest.IsZero() {
+		since := now.Sub(oldest)
+		if full := since / r.w.SampleWindow; full < time.Duration(r.w.Samples-1) {
+			since += (time.Duration(r.w.Samples-1) - full) * r.w.SampleWindow
+		}
+		elapsed = since
 	}
-	elapsed := now.Sub(oldest)
-	if full := elapsed / r.w.SampleWindow; full < time.Duration(r.w.Samples-1) {
-		elapsed += (time.Duration(r.w.Samples-1) - full) * r.w.SampleWindow
-	}
-	return elapsed
+	return total / elapsed.Seconds(), elapsed
 }
 
 // lastRecorded is when the newest bucket began; zero when none has.
@@ -86,15 +81,9 @@ func (r *rate) lastRecorded() time.Time { return r.starts[r.current] }
 // at now to come back to limit: (value-limit)/limit of the time the rate
 // is spread over. Zero at or under the limit.
 func (r *rate) throttle(now time.Time, limit float64) time.Duration {
-	v := r.value(now)
+	v, elapsed := r.value(now)
 	if v <= limit {
 		return 0
 	}
-	var oldest time.Time
-	for _, start := range r.starts {
-		if !start.IsZero() && now.Sub(start) < r.w.Span() && (oldest.IsZero() || start.Before(oldest)) {
-			oldest = start
-		}
-	}
-	return time.Duration((v - limit) / limit * float64(r.elapsed(now, oldest)))
+	return time.Duration((v - limit) / limit * float64(elapsed))
 }
