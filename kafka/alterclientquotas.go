@@ -8,8 +8,9 @@ package kafka
 // and changes nothing. Needs AlterConfigs on the cluster when an authorizer
 // is on.
 //
-// Deviation from Kafka: controller_mutation_rate is refused as not
-// supported (INVALID_REQUEST); the other three keys are enforced.
+// Deviation from Kafka: controller_mutation_rate, and ip entities
+// (connection-rate quotas), are refused as not supported (INVALID_REQUEST);
+// the other three keys are enforced.
 
 import (
 	"fmt"
