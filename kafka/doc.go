@@ -26,6 +26,20 @@
 // queue stops the handler, and then the reader, which is the back-pressure a
 // client sees.
 //
+// # Listeners
+//
+// A Server serves one or more named listeners (Config.Listeners,
+// listener.go; ServeListener for each), each with a security protocol as
+// Kafka names them. An SSL or SASL_SSL listener runs TLS: the handshake
+// happens on the connection's goroutine before its reader starts, bounded
+// by 10 s, and a client certificate sets the connection's principal
+// through the listener's mapping rules (tlsconf). Each connection keeps its
+// listener: Metadata, DescribeCluster, FindCoordinator and Produce's
+// leader hint give brokers at their addresses for that listener
+// (cluster.Broker.ListenerAddr). SASL_* listeners are accepted but not
+// enforced here: the protocol's SASL() is where a listener requiring SASL
+// is decided.
+//
 // # Leaders
 //
 // The handlers read where partitions live through clusterView (view.go):
@@ -37,6 +51,21 @@
 // client's current leader epoch, KIP-320, then NOT_LEADER_OR_FOLLOWER);
 // Metadata and DescribeCluster send clients to the leaders. On a single
 // node this node leads every open partition, so nothing of this shows.
+//
+// # Authorization
+//
+// With Config.Authorizer set, each handler checks at its top what Kafka
+// checks (authorize.go: the principal of the connection, its remote IP, the
+// cluster's ACLs). Every registered API declares its decision there; a
+// test fails for one that does not, and docs/kafka-compat.md lists them.
+//
+// # Quotas
+//
+// quota.go measures each reply against the cluster's client quotas
+// (package quota, the config cluster.ClientQuotas applied): a client over
+// one gets throttle_time_ms in the reply, sent at once, and its
+// connection's read loop hands on no further request until the back-off
+// has passed (conn.mutedUntil).
 //
 // # Errors
 //

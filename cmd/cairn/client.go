@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cairnlog/cairn/tlsconf"
 )
 
 // clientFlags are the connection flags shared by every command that talks to
@@ -14,6 +16,7 @@ import (
 type clientFlags struct {
 	brokers []string
 	timeout time.Duration
+	tls     tlsconf.ClientFiles
 }
 
 // register adds --brokers and --timeout; timeoutUsage says what the timeout
@@ -22,6 +25,16 @@ func (f *clientFlags) register(flags *pflag.FlagSet, timeoutUsage string) {
 	flags.StringSliceVar(&f.brokers, "brokers", []string{"127.0.0.1:9092"},
 		"bootstrap brokers, host:port, comma-separated or repeated")
 	flags.DurationVar(&f.timeout, "timeout", 30*time.Second, timeoutUsage)
+	registerTLSFlags(flags, &f.tls, "the brokers (an SSL or SASL_SSL listener)")
+}
+
+// registerTLSFlags adds the client side's TLS flags; what names the
+// server they apply to.
+func registerTLSFlags(flags *pflag.FlagSet, f *tlsconf.ClientFiles, what string) {
+	flags.BoolVar(&f.Enable, "tls", false, "connect to "+what+" over TLS (implied by the other --tls-* flags), checking its certificate against the system's CAs or --tls-ca-file")
+	flags.StringVar(&f.CAFile, "tls-ca-file", "", "PEM CAs that signed the server's certificate")
+	flags.StringVar(&f.CertFile, "tls-cert-file", "", "PEM client certificate, for a server that asks for one (mTLS)")
+	flags.StringVar(&f.KeyFile, "tls-key-file", "", "PEM key of --tls-cert-file")
 }
 
 // newClient returns a client for the configured brokers. The caller closes it.
@@ -31,6 +44,13 @@ func (f *clientFlags) newClient(options ...kgo.Opt) (*kgo.Client, error) {
 	}
 	if f.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %s: must be positive", f.timeout)
+	}
+	tlsCfg, err := tlsconf.Client(f.tls)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		options = append([]kgo.Opt{kgo.DialTLSConfig(tlsCfg)}, options...)
 	}
 	options = append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, options...)
 	client, err := kgo.NewClient(options...)

@@ -48,6 +48,8 @@ its variable; a repeatable flag such as --header reads a single item.`,
 	root.AddCommand(
 		newServeCommand(),
 		newTopicCommand(),
+		newACLCommand(),
+		newQuotaCommand(),
 		newClusterCommand(),
 		newProduceCommand(),
 		newConsumeCommand(),
