@@ -23,6 +23,7 @@ import (
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/quota"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -262,6 +263,8 @@ type Cluster struct {
 	// state's bindings (ACLs), replaced by reconcile when they change.
 	aclMu sync.Mutex
 	acls  atomic.Pointer[acl.Set]
+	// quotas is the applied state's client quotas, replaced by reconcile.
+	quotas atomic.Pointer[quota.Config]
 
 	producerMu     sync.Mutex
 	nextProducerID int64 // next id handed out

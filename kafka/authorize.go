@@ -64,6 +64,8 @@ var authorization = map[int16]string{
 	kmsg.DescribeTransactions.Int16():       "Describe on each transactional id",
 	kmsg.ListTransactions.Int16():           "lists only the transactional ids with Describe",
 	kmsg.DescribeProducers.Int16():          "Read on each topic",
+	kmsg.DescribeClientQuotas.Int16():       "DescribeConfigs on the cluster",
+	kmsg.AlterClientQuotas.Int16():          "AlterConfigs on the cluster",
 }
 
 // authorizing reports whether ACLs are checked at all.

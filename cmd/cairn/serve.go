@@ -87,7 +87,7 @@ docs/security.md.`,
 	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertise-kafka", "", "HOST:PORT given to clients in metadata and registered in the cluster (default: --kafka-addr as bound)")
 	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "older name of --advertise-kafka")
 	f.StringVar(&cfg.AdvertisedHTTPAddr, "advertise-http", "", "HOST:PORT where other nodes and clients reach --http-addr, registered in the cluster (default: --http-addr as bound)")
-	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving the event-store API (gRPC, gRPC-Web and JSON), /metrics and /healthz (empty disables it)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving the event-store API (gRPC, gRPC-Web and JSON), the connectors API, /metrics and /healthz (empty disables it)")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on first metadata request or produce")
 	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics")
 	f.Int32Var(&cfg.RequestBytesMax, "request-bytes-max", cfg.RequestBytesMax, "largest Kafka request frame accepted; larger ones close the connection")

@@ -218,7 +218,10 @@ type State struct {
 	// acls are the access control lists (CreateAcls), sorted by resource
 	// type, pattern type, resource name, principal, host, operation and
 	// permission, unique (package acl's Compare).
-	Acls          []*AclBinding `protobuf:"bytes,30,rep,name=acls,proto3" json:"acls,omitempty"`
+	Acls []*AclBinding `protobuf:"bytes,30,rep,name=acls,proto3" json:"acls,omitempty"`
+	// client_quotas are the client quotas (AlterClientQuotas), sorted by
+	// entity (package quota's Compare), unique, each with at least one value.
+	ClientQuotas  []*ClientQuota `protobuf:"bytes,40,rep,name=client_quotas,json=clientQuotas,proto3" json:"client_quotas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,6 +308,13 @@ func (x *State) GetAppliedIndex() uint64 {
 func (x *State) GetAcls() []*AclBinding {
 	if x != nil {
 		return x.Acls
+	}
+	return nil
+}
+
+func (x *State) GetClientQuotas() []*ClientQuota {
+	if x != nil {
+		return x.ClientQuotas
 	}
 	return nil
 }
@@ -632,6 +642,7 @@ type Command struct {
 	//	*Command_SetPreferredLeaders
 	//	*Command_CreateAcls
 	//	*Command_DeleteAcls
+	//	*Command_AlterClientQuotas
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -791,6 +802,15 @@ func (x *Command) GetDeleteAcls() *DeleteAcls {
 	return nil
 }
 
+func (x *Command) GetAlterClientQuotas() *AlterClientQuotas {
+	if x != nil {
+		if x, ok := x.Command.(*Command_AlterClientQuotas); ok {
+			return x.AlterClientQuotas
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -847,6 +867,10 @@ type Command_DeleteAcls struct {
 	DeleteAcls *DeleteAcls `protobuf:"bytes,31,opt,name=delete_acls,json=deleteAcls,proto3,oneof"`
 }
 
+type Command_AlterClientQuotas struct {
+	AlterClientQuotas *AlterClientQuotas `protobuf:"bytes,40,opt,name=alter_client_quotas,json=alterClientQuotas,proto3,oneof"`
+}
+
 func (*Command_RegisterBroker) isCommand_Command() {}
 
 func (*Command_SetBrokerState) isCommand_Command() {}
@@ -872,6 +896,8 @@ func (*Command_SetPreferredLeaders) isCommand_Command() {}
 func (*Command_CreateAcls) isCommand_Command() {}
 
 func (*Command_DeleteAcls) isCommand_Command() {}
+
+func (*Command_AlterClientQuotas) isCommand_Command() {}
 
 // RegisterBroker adds a node, or gives a node that lost its data a new
 // incarnation (incarnation 0), or updates the addresses of its current
@@ -1915,6 +1941,237 @@ func (x *DeleteAcls) GetAcls() []*AclBinding {
 	return nil
 }
 
+// ClientQuotaEntity is what a quota is set on. A kind is package quota's
+// Kind: 0 absent, 1 the default (<default>), 2 the name that follows.
+type ClientQuotaEntity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserKind      uint32                 `protobuf:"varint,1,opt,name=user_kind,json=userKind,proto3" json:"user_kind,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	ClientIdKind  uint32                 `protobuf:"varint,3,opt,name=client_id_kind,json=clientIdKind,proto3" json:"client_id_kind,omitempty"`
+	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaEntity) Reset() {
+	*x = ClientQuotaEntity{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaEntity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaEntity) ProtoMessage() {}
+
+func (x *ClientQuotaEntity) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaEntity.ProtoReflect.Descriptor instead.
+func (*ClientQuotaEntity) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ClientQuotaEntity) GetUserKind() uint32 {
+	if x != nil {
+		return x.UserKind
+	}
+	return 0
+}
+
+func (x *ClientQuotaEntity) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ClientQuotaEntity) GetClientIdKind() uint32 {
+	if x != nil {
+		return x.ClientIdKind
+	}
+	return 0
+}
+
+func (x *ClientQuotaEntity) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// ClientQuota is one entity's quotas by key (producer_byte_rate,
+// consumer_byte_rate, request_percentage).
+type ClientQuota struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *ClientQuotaEntity     `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Values        map[string]float64     `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuota) Reset() {
+	*x = ClientQuota{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuota) ProtoMessage() {}
+
+func (x *ClientQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuota.ProtoReflect.Descriptor instead.
+func (*ClientQuota) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ClientQuota) GetEntity() *ClientQuotaEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuota) GetValues() map[string]float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// ClientQuotaAlteration sets and removes keys of one entity.
+type ClientQuotaAlteration struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *ClientQuotaEntity     `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Set           map[string]float64     `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Remove        []string               `protobuf:"bytes,3,rep,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaAlteration) Reset() {
+	*x = ClientQuotaAlteration{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaAlteration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaAlteration) ProtoMessage() {}
+
+func (x *ClientQuotaAlteration) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaAlteration.ProtoReflect.Descriptor instead.
+func (*ClientQuotaAlteration) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ClientQuotaAlteration) GetEntity() *ClientQuotaEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuotaAlteration) GetSet() map[string]float64 {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *ClientQuotaAlteration) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+// AlterClientQuotas applies alterations, all or none: one invalid entity or
+// value refuses the command.
+type AlterClientQuotas struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Alterations   []*ClientQuotaAlteration `protobuf:"bytes,1,rep,name=alterations,proto3" json:"alterations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterClientQuotas) Reset() {
+	*x = AlterClientQuotas{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterClientQuotas) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterClientQuotas) ProtoMessage() {}
+
+func (x *AlterClientQuotas) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterClientQuotas.ProtoReflect.Descriptor instead.
+func (*AlterClientQuotas) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AlterClientQuotas) GetAlterations() []*ClientQuotaAlteration {
+	if x != nil {
+		return x.Alterations
+	}
+	return nil
+}
+
 // Result is what applying one command gave.
 type Result struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1935,7 +2192,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2204,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2217,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{22}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2009,7 +2266,7 @@ var File_cairn_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\xce\x02\n" +
+	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\x8f\x03\n" +
 	"\x05State\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -2019,7 +2276,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12-\n" +
-	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\x93\x03\n" +
+	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\x12?\n" +
+	"\rclient_quotas\x18( \x03(\v2\x1a.cairn.meta.v1.ClientQuotaR\fclientQuotas\"\x93\x03\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -2051,7 +2309,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
 	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
-	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\xfe\a\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\xd2\b\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
 	"\x10set_broker_state\x18\x02 \x01(\v2\x1d.cairn.meta.v1.SetBrokerStateH\x00R\x0esetBrokerState\x12?\n" +
@@ -2068,7 +2326,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\vcreate_acls\x18\x1e \x01(\v2\x19.cairn.meta.v1.CreateAclsH\x00R\n" +
 	"createAcls\x12<\n" +
 	"\vdelete_acls\x18\x1f \x01(\v2\x19.cairn.meta.v1.DeleteAclsH\x00R\n" +
-	"deleteAclsB\t\n" +
+	"deleteAcls\x12R\n" +
+	"\x13alter_client_quotas\x18( \x01(\v2 .cairn.meta.v1.AlterClientQuotasH\x00R\x11alterClientQuotasB\t\n" +
 	"\acommand\"\xf1\x02\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
@@ -2154,7 +2413,27 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\";\n" +
 	"\n" +
 	"DeleteAcls\x12-\n" +
-	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\xe4\x01\n" +
+	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\x87\x01\n" +
+	"\x11ClientQuotaEntity\x12\x1b\n" +
+	"\tuser_kind\x18\x01 \x01(\rR\buserKind\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12$\n" +
+	"\x0eclient_id_kind\x18\x03 \x01(\rR\fclientIdKind\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\"\xc2\x01\n" +
+	"\vClientQuota\x128\n" +
+	"\x06entity\x18\x01 \x01(\v2 .cairn.meta.v1.ClientQuotaEntityR\x06entity\x12>\n" +
+	"\x06values\x18\x02 \x03(\v2&.cairn.meta.v1.ClientQuota.ValuesEntryR\x06values\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xe2\x01\n" +
+	"\x15ClientQuotaAlteration\x128\n" +
+	"\x06entity\x18\x01 \x01(\v2 .cairn.meta.v1.ClientQuotaEntityR\x06entity\x12?\n" +
+	"\x03set\x18\x02 \x03(\v2-.cairn.meta.v1.ClientQuotaAlteration.SetEntryR\x03set\x12\x16\n" +
+	"\x06remove\x18\x03 \x03(\tR\x06remove\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"[\n" +
+	"\x11AlterClientQuotas\x12F\n" +
+	"\valterations\x18\x01 \x03(\v2$.cairn.meta.v1.ClientQuotaAlterationR\valterations\"\xe4\x01\n" +
 	"\x06Result\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.cairn.meta.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
@@ -2201,79 +2480,92 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
-	(BrokerState)(0),             // 0: cairn.meta.v1.BrokerState
-	(ErrorCode)(0),               // 1: cairn.meta.v1.ErrorCode
-	(*State)(nil),                // 2: cairn.meta.v1.State
-	(*Broker)(nil),               // 3: cairn.meta.v1.Broker
-	(*Topic)(nil),                // 4: cairn.meta.v1.Topic
-	(*Partition)(nil),            // 5: cairn.meta.v1.Partition
-	(*Command)(nil),              // 6: cairn.meta.v1.Command
-	(*RegisterBroker)(nil),       // 7: cairn.meta.v1.RegisterBroker
-	(*SetBrokerState)(nil),       // 8: cairn.meta.v1.SetBrokerState
-	(*ReplicaSet)(nil),           // 9: cairn.meta.v1.ReplicaSet
-	(*CreateTopic)(nil),          // 10: cairn.meta.v1.CreateTopic
-	(*DeleteTopic)(nil),          // 11: cairn.meta.v1.DeleteTopic
-	(*CreatePartitions)(nil),     // 12: cairn.meta.v1.CreatePartitions
-	(*SetTopicConfigs)(nil),      // 13: cairn.meta.v1.SetTopicConfigs
-	(*AllocateProducerIDs)(nil),  // 14: cairn.meta.v1.AllocateProducerIDs
-	(*PartitionRef)(nil),         // 15: cairn.meta.v1.PartitionRef
-	(*BeginReassignment)(nil),    // 16: cairn.meta.v1.BeginReassignment
-	(*CompleteReassignment)(nil), // 17: cairn.meta.v1.CompleteReassignment
-	(*CancelReassignment)(nil),   // 18: cairn.meta.v1.CancelReassignment
-	(*SetPreferredLeaders)(nil),  // 19: cairn.meta.v1.SetPreferredLeaders
-	(*PreferredLeader)(nil),      // 20: cairn.meta.v1.PreferredLeader
-	(*AclBinding)(nil),           // 21: cairn.meta.v1.AclBinding
-	(*CreateAcls)(nil),           // 22: cairn.meta.v1.CreateAcls
-	(*DeleteAcls)(nil),           // 23: cairn.meta.v1.DeleteAcls
-	(*Result)(nil),               // 24: cairn.meta.v1.Result
-	nil,                          // 25: cairn.meta.v1.Broker.ListenersEntry
-	nil,                          // 26: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                          // 27: cairn.meta.v1.RegisterBroker.ListenersEntry
-	nil,                          // 28: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                          // 29: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	(BrokerState)(0),              // 0: cairn.meta.v1.BrokerState
+	(ErrorCode)(0),                // 1: cairn.meta.v1.ErrorCode
+	(*State)(nil),                 // 2: cairn.meta.v1.State
+	(*Broker)(nil),                // 3: cairn.meta.v1.Broker
+	(*Topic)(nil),                 // 4: cairn.meta.v1.Topic
+	(*Partition)(nil),             // 5: cairn.meta.v1.Partition
+	(*Command)(nil),               // 6: cairn.meta.v1.Command
+	(*RegisterBroker)(nil),        // 7: cairn.meta.v1.RegisterBroker
+	(*SetBrokerState)(nil),        // 8: cairn.meta.v1.SetBrokerState
+	(*ReplicaSet)(nil),            // 9: cairn.meta.v1.ReplicaSet
+	(*CreateTopic)(nil),           // 10: cairn.meta.v1.CreateTopic
+	(*DeleteTopic)(nil),           // 11: cairn.meta.v1.DeleteTopic
+	(*CreatePartitions)(nil),      // 12: cairn.meta.v1.CreatePartitions
+	(*SetTopicConfigs)(nil),       // 13: cairn.meta.v1.SetTopicConfigs
+	(*AllocateProducerIDs)(nil),   // 14: cairn.meta.v1.AllocateProducerIDs
+	(*PartitionRef)(nil),          // 15: cairn.meta.v1.PartitionRef
+	(*BeginReassignment)(nil),     // 16: cairn.meta.v1.BeginReassignment
+	(*CompleteReassignment)(nil),  // 17: cairn.meta.v1.CompleteReassignment
+	(*CancelReassignment)(nil),    // 18: cairn.meta.v1.CancelReassignment
+	(*SetPreferredLeaders)(nil),   // 19: cairn.meta.v1.SetPreferredLeaders
+	(*PreferredLeader)(nil),       // 20: cairn.meta.v1.PreferredLeader
+	(*AclBinding)(nil),            // 21: cairn.meta.v1.AclBinding
+	(*CreateAcls)(nil),            // 22: cairn.meta.v1.CreateAcls
+	(*DeleteAcls)(nil),            // 23: cairn.meta.v1.DeleteAcls
+	(*ClientQuotaEntity)(nil),     // 24: cairn.meta.v1.ClientQuotaEntity
+	(*ClientQuota)(nil),           // 25: cairn.meta.v1.ClientQuota
+	(*ClientQuotaAlteration)(nil), // 26: cairn.meta.v1.ClientQuotaAlteration
+	(*AlterClientQuotas)(nil),     // 27: cairn.meta.v1.AlterClientQuotas
+	(*Result)(nil),                // 28: cairn.meta.v1.Result
+	nil,                           // 29: cairn.meta.v1.Broker.ListenersEntry
+	nil,                           // 30: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                           // 31: cairn.meta.v1.RegisterBroker.ListenersEntry
+	nil,                           // 32: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                           // 33: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	nil,                           // 34: cairn.meta.v1.ClientQuota.ValuesEntry
+	nil,                           // 35: cairn.meta.v1.ClientQuotaAlteration.SetEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
 	3,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
 	4,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
 	21, // 2: cairn.meta.v1.State.acls:type_name -> cairn.meta.v1.AclBinding
-	0,  // 3: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	25, // 4: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
-	26, // 5: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	5,  // 6: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	7,  // 7: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	8,  // 8: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	10, // 9: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	11, // 10: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	12, // 11: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	13, // 12: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	14, // 13: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	16, // 14: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	17, // 15: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	18, // 16: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	19, // 17: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	22, // 18: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
-	23, // 19: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
-	27, // 20: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
-	0,  // 21: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	28, // 22: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	9,  // 23: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	9,  // 24: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	29, // 25: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	15, // 26: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 27: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 28: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	20, // 29: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	15, // 30: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	21, // 31: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
-	21, // 32: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
-	1,  // 33: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	25, // 3: cairn.meta.v1.State.client_quotas:type_name -> cairn.meta.v1.ClientQuota
+	0,  // 4: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
+	29, // 5: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
+	30, // 6: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	5,  // 7: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	7,  // 8: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	8,  // 9: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	10, // 10: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	11, // 11: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	12, // 12: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	13, // 13: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	14, // 14: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	16, // 15: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	17, // 16: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	18, // 17: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	19, // 18: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	22, // 19: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
+	23, // 20: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
+	27, // 21: cairn.meta.v1.Command.alter_client_quotas:type_name -> cairn.meta.v1.AlterClientQuotas
+	31, // 22: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
+	0,  // 23: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	32, // 24: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	9,  // 25: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	9,  // 26: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	33, // 27: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	15, // 28: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	15, // 29: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	15, // 30: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	20, // 31: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	15, // 32: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	21, // 33: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	21, // 34: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	24, // 35: cairn.meta.v1.ClientQuota.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	34, // 36: cairn.meta.v1.ClientQuota.values:type_name -> cairn.meta.v1.ClientQuota.ValuesEntry
+	24, // 37: cairn.meta.v1.ClientQuotaAlteration.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	35, // 38: cairn.meta.v1.ClientQuotaAlteration.set:type_name -> cairn.meta.v1.ClientQuotaAlteration.SetEntry
+	26, // 39: cairn.meta.v1.AlterClientQuotas.alterations:type_name -> cairn.meta.v1.ClientQuotaAlteration
+	1,  // 40: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -2295,6 +2587,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 		(*Command_SetPreferredLeaders)(nil),
 		(*Command_CreateAcls)(nil),
 		(*Command_DeleteAcls)(nil),
+		(*Command_AlterClientQuotas)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2302,7 +2595,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
