@@ -112,6 +112,9 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
 	}
+	if w := peerWarning(cfg.clustered(), s.authorizer != nil, s.listeners[0], kcfg.PeerTLS != nil); w != "" {
+		logger.Warn(w, "see", "docs/transactions.md#authorization")
+	}
 	s.connectors = connectors.New(cl, logger)
 	s.connectors.Start()
 	if s.httpLn != nil {
