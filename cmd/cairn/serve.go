@@ -7,7 +7,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnlog/cairn/server"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
+
+// serveFS gives the filesystem serve runs on; nil is the operating system's.
+// Only the lossyfs build (lossyfs.go) replaces it, for fault tests.
+var serveFS = func(dataDir string) (vfs.FS, error) { return nil, nil }
 
 func newServeCommand() *cobra.Command {
 	cfg := server.DefaultConfig()
@@ -75,6 +80,11 @@ docs/security.md.`,
 			if err := applyAdvertisedListeners(&cfg, advertised); err != nil {
 				return err
 			}
+			fsys, err := serveFS(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			cfg.Env.FS = fsys
 			ctx, stop := interruptContext(cmd.Context())
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
