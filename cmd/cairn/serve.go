@@ -110,6 +110,7 @@ docs/security.md.`,
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers or --join, which requires it")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT, the Raft address of any member of a running cluster: join it as a new node (instead of --peers)")
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
+	f.Var(&peersValue{peers: &cfg.PeerDialAddrs}, "peer-dial-addr", "ID=HOST:PORT,...: dial those nodes at these addresses instead of their --peers (or registered) ones, e.g. through a NAT or a proxy; --peers stays the same on every node")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
