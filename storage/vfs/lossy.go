@@ -729,7 +729,9 @@ func (f *lossyFile) ReadAt(p []byte, off int64) (int, error) {
 		}
 		read = got
 	}
-	read += copy(p[read:], n.pending[off+int64(read)-n.prefix:])
+	if read < len(p) {
+		read += copy(p[read:], n.pending[off+int64(read)-n.prefix:])
+	}
 	if read < len(p) {
 		return read, io.EOF
 	}

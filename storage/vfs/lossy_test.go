@@ -214,6 +214,29 @@ func runLossyModel(t *testing.T, seed uint64) {
 			lossy = reopenLossy(t, root)
 		}
 		compareTrees(t, step, model, lossy, root)
+		compareWindows(t, rng, step, handles)
+	}
+}
+
+// compareWindows reads the same random window through each open pair of
+// handles: reads that start or end anywhere, synced part or not.
+func compareWindows(t *testing.T, rng *rand.Rand, step int, handles map[string]handlePair) {
+	t.Helper()
+	for _, key := range slices.Sorted(maps.Keys(handles)) {
+		pair := handles[key]
+		size, err := pair.model.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := rng.Int64N(size + 2)
+		want := make([]byte, rng.IntN(int(size)+4))
+		got := make([]byte, len(want))
+		nWant, errWant := pair.model.ReadAt(want, off)
+		nGot, errGot := pair.lossy.ReadAt(got, off)
+		if nWant != nGot || (errWant == nil) != (errGot == nil) || string(want[:nWant]) != string(got[:nGot]) {
+			t.Fatalf("step %d: %s ReadAt(%d bytes, %d): model %d %v %q, lossy %d %v %q",
+				step, key, len(want), off, nWant, errWant, want[:nWant], nGot, errGot, got[:nGot])
+		}
 	}
 }
 
