@@ -16,12 +16,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/quota"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -270,6 +272,13 @@ type Cluster struct {
 	// partitions.
 	mu     sync.Mutex
 	topics map[string]*Topic
+
+	// aclMu makes this node's ACL changes take turns; acls is the applied
+	// state's bindings (ACLs), replaced by reconcile when they change.
+	aclMu sync.Mutex
+	acls  atomic.Pointer[acl.Set]
+	// quotas is the applied state's client quotas, replaced by reconcile.
+	quotas atomic.Pointer[quota.Config]
 
 	producerMu     sync.Mutex
 	nextProducerID int64 // next id handed out

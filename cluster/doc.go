@@ -7,7 +7,11 @@
 //
 // # Metadata
 //
-// The topics, the cluster id and producer id blocks live in the metadata
+// The topics, the cluster id, producer id blocks and the ACLs (acls.go:
+// CreateACLs, DeleteACLs, and ACLs, the applied set the authorizers read,
+// replaced by reconcile) and the client quotas (quotas.go:
+// AlterClientQuotas, and ClientQuotas, the applied config the quota
+// managers read, replaced by reconcile) live in the metadata
 // Raft group (package controller, meta.Machine as its state machine), here
 // with this node as its only voter on a scheduler the cluster owns, which
 // sends to no peer (metagroup.go). CreateTopic, DeleteTopic,

@@ -10,6 +10,8 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DescribeCluster.Int16(), 0, 1, handleDescribeCluster) }
@@ -20,6 +22,11 @@ const endpointTypeBrokers = 1
 func handleDescribeCluster(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	if !c.allowedCluster(acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = errorMessage(kerr.ClusterAuthorizationFailed)
+		return reply{resp: resp}
+	}
 	resp.EndpointType = endpointTypeBrokers
 	resp.ClusterAuthorizedOperations = -2147483648
 	if req.Version >= 1 && req.EndpointType != endpointTypeBrokers {

@@ -52,6 +52,21 @@
 // Metadata and DescribeCluster send clients to the leaders. On a single
 // node this node leads every open partition, so nothing of this shows.
 //
+// # Authorization
+//
+// With Config.Authorizer set, each handler checks at its top what Kafka
+// checks (authorize.go: the principal of the connection, its remote IP, the
+// cluster's ACLs). Every registered API declares its decision there; a
+// test fails for one that does not, and docs/kafka-compat.md lists them.
+//
+// # Quotas
+//
+// quota.go measures each reply against the cluster's client quotas
+// (package quota, the config cluster.ClientQuotas applied): a client over
+// one gets throttle_time_ms in the reply, sent at once, and its
+// connection's read loop hands on no further request until the back-off
+// has passed (conn.mutedUntil).
+//
 // # Errors
 //
 // errors.go holds the one table mapping internal errors to Kafka error codes.

@@ -40,6 +40,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/partition"
@@ -143,11 +144,15 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 		*st = kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		topicRefuse := refuse
+		if topicRefuse == nil && !c.allowedTopic(acl.OpWrite, rt.Topic) {
+			topicRefuse = kerr.TopicAuthorizationFailed
+		}
 		for pi, rp := range rt.Partitions {
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res, err := s.producePartition(c, rt.Topic, rp, req.Acks, refuse)
+			res, err := s.producePartition(c, rt.Topic, rp, req.Acks, topicRefuse)
 			if err != nil {
 				failed = true
 				setProduceError(sp, err)

@@ -32,6 +32,12 @@ func CheckState(st *metav1.State) error {
 	if err := checkTopics(st); err != nil {
 		return fmt.Errorf("meta state: %w", err)
 	}
+	if err := checkClientQuotas(st); err != nil {
+		return fmt.Errorf("meta state: %w", err)
+	}
+	if err := checkACLs(st); err != nil {
+		return fmt.Errorf("meta state: %w", err)
+	}
 	return nil
 }
 

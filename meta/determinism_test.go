@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/cairnlog/cairn/acl"
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -92,7 +93,7 @@ func (g *commandGenerator) next(st *metav1.State) *metav1.Command {
 	node, inc := g.broker(st)
 	topic := genTopics[g.pick(len(genTopics))]
 	id := topicID(byte(1 + g.pick(8)))
-	switch g.pick(12) {
+	switch g.pick(14) {
 	case 0:
 		return register(node, inc, fmt.Sprintf("n%d:%d", node, g.pick(3)))
 	case 1:
@@ -127,10 +128,23 @@ func (g *commandGenerator) next(st *metav1.State) *metav1.Command {
 	case 10:
 		r := g.partitionRef(st)
 		return cancel(r, g.reassignmentID(st, r))
+	case 12:
+		return createACLs(g.acl())
+	case 13:
+		return deleteACLs(g.acl())
 	default:
 		r := g.partitionRef(st)
 		return preferred(r, g.replicas(st)[0])
 	}
+}
+
+// acl draws a binding from a small set, now and then an invalid one.
+func (g *commandGenerator) acl() acl.Binding {
+	b := aclBinding([]string{"User:a", "User:b", "User:*"}[g.pick(3)], acl.Operations[g.pick(len(acl.Operations))], genTopics[g.pick(len(genTopics))])
+	if g.pick(8) == 0 {
+		b.Host = "bad host"
+	}
+	return b
 }
 
 func bootstrapMachine(t *testing.T) *Machine {
@@ -201,8 +215,8 @@ func TestDeterminism(t *testing.T) {
 		if !bytes.Equal(snapshot(t, a), snapshot(t, restored)) {
 			t.Fatalf("seed %d: the machine restored at entry %d ends with another state", seed, restoreAt)
 		}
-		if len(accepted) != 11 {
-			t.Fatalf("seed %d: accepted kinds %v, want all 11", seed, accepted)
+		if len(accepted) != 13 {
+			t.Fatalf("seed %d: accepted kinds %v, want all 13", seed, accepted)
 		}
 	}
 }

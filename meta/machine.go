@@ -136,6 +136,12 @@ func (m *Machine) dispatch(index uint64, cmd *metav1.Command) (*metav1.Result, *
 		return m.cancelReassignment(c.CancelReassignment)
 	case *metav1.Command_SetPreferredLeaders:
 		return m.setPreferredLeaders(c.SetPreferredLeaders)
+	case *metav1.Command_CreateAcls:
+		return m.createACLs(c.CreateAcls)
+	case *metav1.Command_DeleteAcls:
+		return m.deleteACLs(c.DeleteAcls)
+	case *metav1.Command_AlterClientQuotas:
+		return m.alterClientQuotas(c.AlterClientQuotas)
 	default:
 		// No command set, or one a newer version wrote: every node of this
 		// version refuses it alike.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/tlsconf"
@@ -96,6 +98,15 @@ type Config struct {
 	// without handing anything off).
 	ShutdownTimeout time.Duration
 
+	// Authorizer turns ACL checks on for the Kafka and event-store APIs
+	// (default deny: a resource no ACL allows is refused). SuperUsers are
+	// allowed everything; AllowEveryoneIfNoACL allows a resource no ACL
+	// names at all (Kafka's allow.everyone.if.no.acl.found). Both need
+	// Authorizer.
+	Authorizer           bool
+	SuperUsers           []auth.Principal
+	AllowEveryoneIfNoACL bool
+
 	// Env is the node's clock, randomness, filesystem and logger. Unset
 	// fields are the real ones (env.Real()); Start's filesystem and logger
 	// arguments, when not nil, take the place of Env's.
@@ -166,6 +177,9 @@ func (c Config) Validate() error {
 	if c.ProducerIDExpiration < time.Millisecond {
 		return fmt.Errorf("producer id expiration %s: must be at least 1ms", c.ProducerIDExpiration)
 	}
+	if !c.Authorizer && (len(c.SuperUsers) > 0 || c.AllowEveryoneIfNoACL) {
+		return errors.New("super users and allow-everyone-if-no-acl-found need the authorizer on")
+	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("shutdown timeout %s: must not be negative", c.ShutdownTimeout)
 	}
@@ -234,4 +248,12 @@ func ParsePeers(s string) (map[int32]string, error) {
 		peers[int32(n)] = addr
 	}
 	return peers, nil
+}
+
+// authorizer is the ACL authorizer of c, nil when checks are off.
+func (c Config) authorizer() *acl.Authorizer {
+	if !c.Authorizer {
+		return nil
+	}
+	return acl.NewAuthorizer(acl.Config{SuperUsers: c.SuperUsers, AllowEveryoneIfNoACL: c.AllowEveryoneIfNoACL})
 }

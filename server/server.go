@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/connectors"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
@@ -42,19 +44,23 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 // Server is a running Cairn process.
 type Server struct {
-	cfg       Config
-	logger    *slog.Logger
-	cluster   *cluster.Cluster
-	kafka     *kafka.Server
-	listeners []Listener     // the Kafka listeners, as configured
-	kafkaLns  []net.Listener // bound, one per listener
-	tls       *tlsconf.Node  // nil without a certificate
-	rules     tlsconf.Rules  // client certificate → principal
-	httpSrv   *http.Server
-	httpLn    net.Listener
-	events    *eventstore.Service
-	failed    chan error
-	kafkaDone chan struct{}
+	cfg        Config
+	logger     *slog.Logger
+	cluster    *cluster.Cluster
+	kafka      *kafka.Server
+	listeners  []Listener     // the Kafka listeners, as configured
+	kafkaLns   []net.Listener // bound, one per listener
+	tls        *tlsconf.Node  // nil without a certificate
+	rules      tlsconf.Rules  // client certificate → principal
+	httpSrv    *http.Server
+	httpLn     net.Listener
+	events     *eventstore.Service
+	connectors *connectors.Manager
+	failed     chan error
+	kafkaDone  chan struct{}
+	// authorizer checks the Kafka and event-store APIs against the
+	// cluster's ACLs; nil when Config.Authorizer is off.
+	authorizer *acl.Authorizer
 }
 
 // Start binds the listeners, opens the data directory and starts serving.
@@ -77,7 +83,7 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	cfg.Env, logger = e, e.Logger
 	started := e.Clock.Now()
 	s := &Server{cfg: cfg, logger: logger, failed: make(chan error, 2+len(cfg.Listeners)), kafkaDone: make(chan struct{}),
-		listeners: cfg.kafkaListeners()}
+		listeners: cfg.kafkaListeners(), authorizer: cfg.authorizer()}
 	s.rules, _ = tlsconf.ParseRules(cfg.PrincipalMappingRules) // checked by Validate
 	if cfg.TLS.Enabled() {
 		var err error
@@ -106,6 +112,8 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
 	}
+	s.connectors = connectors.New(cl, logger)
+	s.connectors.Start()
 	if s.httpLn != nil {
 		s.serveHTTP()
 	}
@@ -219,6 +227,8 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.ConnectionsMax = s.cfg.ConnectionsMax
 	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
+	kcfg.Authorizer = s.authorizer
+	kcfg.Clock = s.cfg.Env.Clock
 	return kcfg
 }
 
@@ -227,6 +237,7 @@ func (s *Server) serveHTTP() {
 	s.events = eventstore.New(s.cluster, eventstore.Config{
 		DefaultPartitions: s.cfg.DefaultPartitions,
 		AutoCreateTopics:  s.cfg.AutoCreateTopics,
+		Authorizer:        s.authorizer,
 	}, s.logger)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
@@ -282,10 +293,14 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(cluster.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
+	reg.MustRegister(s.connectors.Collector())
 	mux := http.NewServeMux()
 	if s.events != nil {
 		mux.Handle(s.events.Handler())
 	}
+	connectorsAPI := s.connectors.Handler()
+	mux.Handle(connectors.PathPrefix, connectorsAPI)
+	mux.Handle(connectors.PathPrefix+"/", connectorsAPI)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles for operators and benchmarks; the admin listener binds to
 	// loopback by default, like the rest of this mux.
@@ -329,6 +344,8 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 // stop and the cluster closes, which finishes pending syncs and records a
 // clean recovery point in every partition.
 func (s *Server) Close() error {
+	// Connectors first: they write to partitions the hand-off moves away.
+	s.connectors.Close()
 	s.handOff()
 	var errs []error
 	if s.httpSrv != nil {

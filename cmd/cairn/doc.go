@@ -3,7 +3,9 @@
 // franz-go, for any cluster that speaks the Kafka protocol. `cluster`
 // (status, move, rebalance-leaders, add-node, remove-node) speaks to a Cairn
 // cluster over the Kafka admin API, with the Cairn meanings of
-// ElectLeaders and UnregisterBroker (docs/kafka-compat.md).
+// ElectLeaders and UnregisterBroker (docs/kafka-compat.md). `acl` and
+// `quota` (set, list, remove) manage ACLs and client quotas over the Kafka
+// admin APIs.
 //
 // Each subcommand lives in its own file and only parses flags and calls
 // library code; the pure helpers (environment binding, --from parsing,

@@ -97,7 +97,7 @@ docs/security.md.`,
 	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertise-kafka", "", "HOST:PORT given to clients in metadata and registered in the cluster (default: --kafka-addr as bound)")
 	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "older name of --advertise-kafka")
 	f.StringVar(&cfg.AdvertisedHTTPAddr, "advertise-http", "", "HOST:PORT where other nodes and clients reach --http-addr, registered in the cluster (default: --http-addr as bound)")
-	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving the event-store API (gRPC, gRPC-Web and JSON), /metrics and /healthz (empty disables it)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving the event-store API (gRPC, gRPC-Web and JSON), the connectors API, /metrics and /healthz (empty disables it)")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on first metadata request or produce")
 	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics")
 	f.Int32Var(&cfg.RequestBytesMax, "request-bytes-max", cfg.RequestBytesMax, "largest Kafka request frame accepted; larger ones close the connection")
@@ -115,6 +115,9 @@ docs/security.md.`,
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
 	f.IntVar(&cfg.RaftElectionTicks, "raft-election-ticks", cfg.RaftElectionTicks, "Raft election timeout in ticks (randomised up to twice it); heartbeats go every 2 ticks")
+	f.BoolVar(&cfg.Authorizer, "authorizer", false, "check every Kafka and event-store request against the cluster's ACLs (cairn acl); a resource no ACL allows is refused")
+	f.Var(&principalsValue{principals: &cfg.SuperUsers}, "super-users", "with --authorizer, principals allowed everything, comma-separated: User:admin,User:ops")
+	f.BoolVar(&cfg.AllowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "with --authorizer, allow everyone a resource no ACL names (Kafka's allow.everyone.if.no.acl.found)")
 	addSecurityFlags(cmd, &cfg, &advertised)
 	return cmd
 }

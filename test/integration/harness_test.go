@@ -46,6 +46,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
+	defer pg.Stop() // the PostgreSQL of the CDC tests, when one started
 	return m.Run()
 }
 

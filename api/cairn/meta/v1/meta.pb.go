@@ -214,7 +214,14 @@ type State struct {
 	NextProducerId int64 `protobuf:"varint,6,opt,name=next_producer_id,json=nextProducerId,proto3" json:"next_producer_id,omitempty"`
 	// applied_index is the Raft index of the last metadata entry applied to
 	// this state (commands, refused commands and Raft's own entries alike).
-	AppliedIndex  uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// acls are the access control lists (CreateAcls), sorted by resource
+	// type, pattern type, resource name, principal, host, operation and
+	// permission, unique (package acl's Compare).
+	Acls []*AclBinding `protobuf:"bytes,30,rep,name=acls,proto3" json:"acls,omitempty"`
+	// client_quotas are the client quotas (AlterClientQuotas), sorted by
+	// entity (package quota's Compare), unique, each with at least one value.
+	ClientQuotas  []*ClientQuota `protobuf:"bytes,40,rep,name=client_quotas,json=clientQuotas,proto3" json:"client_quotas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -296,6 +303,20 @@ func (x *State) GetAppliedIndex() uint64 {
 		return x.AppliedIndex
 	}
 	return 0
+}
+
+func (x *State) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+func (x *State) GetClientQuotas() []*ClientQuota {
+	if x != nil {
+		return x.ClientQuotas
+	}
+	return nil
 }
 
 // Broker is one node of the cluster under its current incarnation.
@@ -619,6 +640,9 @@ type Command struct {
 	//	*Command_CompleteReassignment
 	//	*Command_CancelReassignment
 	//	*Command_SetPreferredLeaders
+	//	*Command_CreateAcls
+	//	*Command_DeleteAcls
+	//	*Command_AlterClientQuotas
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -760,6 +784,33 @@ func (x *Command) GetSetPreferredLeaders() *SetPreferredLeaders {
 	return nil
 }
 
+func (x *Command) GetCreateAcls() *CreateAcls {
+	if x != nil {
+		if x, ok := x.Command.(*Command_CreateAcls); ok {
+			return x.CreateAcls
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteAcls() *DeleteAcls {
+	if x != nil {
+		if x, ok := x.Command.(*Command_DeleteAcls); ok {
+			return x.DeleteAcls
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAlterClientQuotas() *AlterClientQuotas {
+	if x != nil {
+		if x, ok := x.Command.(*Command_AlterClientQuotas); ok {
+			return x.AlterClientQuotas
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -808,6 +859,18 @@ type Command_SetPreferredLeaders struct {
 	SetPreferredLeaders *SetPreferredLeaders `protobuf:"bytes,11,opt,name=set_preferred_leaders,json=setPreferredLeaders,proto3,oneof"`
 }
 
+type Command_CreateAcls struct {
+	CreateAcls *CreateAcls `protobuf:"bytes,30,opt,name=create_acls,json=createAcls,proto3,oneof"`
+}
+
+type Command_DeleteAcls struct {
+	DeleteAcls *DeleteAcls `protobuf:"bytes,31,opt,name=delete_acls,json=deleteAcls,proto3,oneof"`
+}
+
+type Command_AlterClientQuotas struct {
+	AlterClientQuotas *AlterClientQuotas `protobuf:"bytes,40,opt,name=alter_client_quotas,json=alterClientQuotas,proto3,oneof"`
+}
+
 func (*Command_RegisterBroker) isCommand_Command() {}
 
 func (*Command_SetBrokerState) isCommand_Command() {}
@@ -829,6 +892,12 @@ func (*Command_CompleteReassignment) isCommand_Command() {}
 func (*Command_CancelReassignment) isCommand_Command() {}
 
 func (*Command_SetPreferredLeaders) isCommand_Command() {}
+
+func (*Command_CreateAcls) isCommand_Command() {}
+
+func (*Command_DeleteAcls) isCommand_Command() {}
+
+func (*Command_AlterClientQuotas) isCommand_Command() {}
 
 // RegisterBroker adds a node, or gives a node that lost its data a new
 // incarnation (incarnation 0), or updates the addresses of its current
@@ -1682,6 +1751,427 @@ func (x *PreferredLeader) GetReplica() uint64 {
 	return 0
 }
 
+// AclBinding is one ACL. The enums are Kafka's wire codes (package acl):
+// resource_type 2 topic, 3 group, 4 cluster, 5 transactional id;
+// pattern_type 3 literal, 4 prefixed; operation 2 all to 12 idempotent
+// write; permission 2 deny, 3 allow.
+type AclBinding struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType int32                  `protobuf:"varint,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceName string                 `protobuf:"bytes,2,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	PatternType  int32                  `protobuf:"varint,3,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`
+	// principal is "Type:Name"; "User:*" is every principal.
+	Principal string `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	// host is "*" or an IP address in canonical form.
+	Host          string `protobuf:"bytes,5,opt,name=host,proto3" json:"host,omitempty"`
+	Operation     int32  `protobuf:"varint,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	Permission    int32  `protobuf:"varint,7,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBinding) Reset() {
+	*x = AclBinding{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBinding) ProtoMessage() {}
+
+func (x *AclBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
+func (*AclBinding) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AclBinding) GetResourceType() int32 {
+	if x != nil {
+		return x.ResourceType
+	}
+	return 0
+}
+
+func (x *AclBinding) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *AclBinding) GetPatternType() int32 {
+	if x != nil {
+		return x.PatternType
+	}
+	return 0
+}
+
+func (x *AclBinding) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclBinding) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *AclBinding) GetOperation() int32 {
+	if x != nil {
+		return x.Operation
+	}
+	return 0
+}
+
+func (x *AclBinding) GetPermission() int32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+// CreateAcls adds bindings; those present already are left as they are.
+// One invalid binding refuses the whole command.
+type CreateAcls struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*AclBinding          `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAcls) Reset() {
+	*x = CreateAcls{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAcls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAcls) ProtoMessage() {}
+
+func (x *CreateAcls) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAcls.ProtoReflect.Descriptor instead.
+func (*CreateAcls) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateAcls) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+// DeleteAcls removes the bindings listed (the ones a DeleteAcls request's
+// filters matched on the proposing node); absent ones are ignored.
+type DeleteAcls struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*AclBinding          `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAcls) Reset() {
+	*x = DeleteAcls{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAcls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAcls) ProtoMessage() {}
+
+func (x *DeleteAcls) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAcls.ProtoReflect.Descriptor instead.
+func (*DeleteAcls) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteAcls) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+// ClientQuotaEntity is what a quota is set on. A kind is package quota's
+// Kind: 0 absent, 1 the default (<default>), 2 the name that follows.
+type ClientQuotaEntity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserKind      uint32                 `protobuf:"varint,1,opt,name=user_kind,json=userKind,proto3" json:"user_kind,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	ClientIdKind  uint32                 `protobuf:"varint,3,opt,name=client_id_kind,json=clientIdKind,proto3" json:"client_id_kind,omitempty"`
+	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaEntity) Reset() {
+	*x = ClientQuotaEntity{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaEntity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaEntity) ProtoMessage() {}
+
+func (x *ClientQuotaEntity) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaEntity.ProtoReflect.Descriptor instead.
+func (*ClientQuotaEntity) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ClientQuotaEntity) GetUserKind() uint32 {
+	if x != nil {
+		return x.UserKind
+	}
+	return 0
+}
+
+func (x *ClientQuotaEntity) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ClientQuotaEntity) GetClientIdKind() uint32 {
+	if x != nil {
+		return x.ClientIdKind
+	}
+	return 0
+}
+
+func (x *ClientQuotaEntity) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// ClientQuota is one entity's quotas by key (producer_byte_rate,
+// consumer_byte_rate, request_percentage).
+type ClientQuota struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *ClientQuotaEntity     `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Values        map[string]float64     `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuota) Reset() {
+	*x = ClientQuota{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuota) ProtoMessage() {}
+
+func (x *ClientQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuota.ProtoReflect.Descriptor instead.
+func (*ClientQuota) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ClientQuota) GetEntity() *ClientQuotaEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuota) GetValues() map[string]float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// ClientQuotaAlteration sets and removes keys of one entity.
+type ClientQuotaAlteration struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *ClientQuotaEntity     `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Set           map[string]float64     `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Remove        []string               `protobuf:"bytes,3,rep,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaAlteration) Reset() {
+	*x = ClientQuotaAlteration{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaAlteration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaAlteration) ProtoMessage() {}
+
+func (x *ClientQuotaAlteration) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaAlteration.ProtoReflect.Descriptor instead.
+func (*ClientQuotaAlteration) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ClientQuotaAlteration) GetEntity() *ClientQuotaEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuotaAlteration) GetSet() map[string]float64 {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *ClientQuotaAlteration) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+// AlterClientQuotas applies alterations, all or none: one invalid entity or
+// value refuses the command.
+type AlterClientQuotas struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Alterations   []*ClientQuotaAlteration `protobuf:"bytes,1,rep,name=alterations,proto3" json:"alterations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterClientQuotas) Reset() {
+	*x = AlterClientQuotas{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterClientQuotas) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterClientQuotas) ProtoMessage() {}
+
+func (x *AlterClientQuotas) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterClientQuotas.ProtoReflect.Descriptor instead.
+func (*AlterClientQuotas) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AlterClientQuotas) GetAlterations() []*ClientQuotaAlteration {
+	if x != nil {
+		return x.Alterations
+	}
+	return nil
+}
+
 // Result is what applying one command gave.
 type Result struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1702,7 +2192,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +2204,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +2217,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{19}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -1776,7 +2266,7 @@ var File_cairn_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\x9f\x02\n" +
+	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\x8f\x03\n" +
 	"\x05State\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -1785,7 +2275,9 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x06topics\x18\x04 \x03(\v2\x14.cairn.meta.v1.TopicR\x06topics\x12\"\n" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
-	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\x93\x03\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12-\n" +
+	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\x12?\n" +
+	"\rclient_quotas\x18( \x03(\v2\x1a.cairn.meta.v1.ClientQuotaR\fclientQuotas\"\x93\x03\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -1817,7 +2309,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
 	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
-	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\x82\a\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\xd2\b\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
 	"\x10set_broker_state\x18\x02 \x01(\v2\x1d.cairn.meta.v1.SetBrokerStateH\x00R\x0esetBrokerState\x12?\n" +
@@ -1830,7 +2322,12 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x15complete_reassignment\x18\t \x01(\v2#.cairn.meta.v1.CompleteReassignmentH\x00R\x14completeReassignment\x12T\n" +
 	"\x13cancel_reassignment\x18\n" +
 	" \x01(\v2!.cairn.meta.v1.CancelReassignmentH\x00R\x12cancelReassignment\x12X\n" +
-	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeadersB\t\n" +
+	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeaders\x12<\n" +
+	"\vcreate_acls\x18\x1e \x01(\v2\x19.cairn.meta.v1.CreateAclsH\x00R\n" +
+	"createAcls\x12<\n" +
+	"\vdelete_acls\x18\x1f \x01(\v2\x19.cairn.meta.v1.DeleteAclsH\x00R\n" +
+	"deleteAcls\x12R\n" +
+	"\x13alter_client_quotas\x18( \x01(\v2 .cairn.meta.v1.AlterClientQuotasH\x00R\x11alterClientQuotasB\t\n" +
 	"\acommand\"\xf1\x02\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
@@ -1899,7 +2396,44 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\aleaders\x18\x01 \x03(\v2\x1e.cairn.meta.v1.PreferredLeaderR\aleaders\"f\n" +
 	"\x0fPreferredLeader\x129\n" +
 	"\tpartition\x18\x01 \x01(\v2\x1b.cairn.meta.v1.PartitionRefR\tpartition\x12\x18\n" +
-	"\areplica\x18\x02 \x01(\x04R\areplica\"\xe4\x01\n" +
+	"\areplica\x18\x02 \x01(\x04R\areplica\"\xe9\x01\n" +
+	"\n" +
+	"AclBinding\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\x05R\fresourceType\x12#\n" +
+	"\rresource_name\x18\x02 \x01(\tR\fresourceName\x12!\n" +
+	"\fpattern_type\x18\x03 \x01(\x05R\vpatternType\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04host\x18\x05 \x01(\tR\x04host\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\x05R\toperation\x12\x1e\n" +
+	"\n" +
+	"permission\x18\a \x01(\x05R\n" +
+	"permission\";\n" +
+	"\n" +
+	"CreateAcls\x12-\n" +
+	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\";\n" +
+	"\n" +
+	"DeleteAcls\x12-\n" +
+	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\x87\x01\n" +
+	"\x11ClientQuotaEntity\x12\x1b\n" +
+	"\tuser_kind\x18\x01 \x01(\rR\buserKind\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12$\n" +
+	"\x0eclient_id_kind\x18\x03 \x01(\rR\fclientIdKind\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\"\xc2\x01\n" +
+	"\vClientQuota\x128\n" +
+	"\x06entity\x18\x01 \x01(\v2 .cairn.meta.v1.ClientQuotaEntityR\x06entity\x12>\n" +
+	"\x06values\x18\x02 \x03(\v2&.cairn.meta.v1.ClientQuota.ValuesEntryR\x06values\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xe2\x01\n" +
+	"\x15ClientQuotaAlteration\x128\n" +
+	"\x06entity\x18\x01 \x01(\v2 .cairn.meta.v1.ClientQuotaEntityR\x06entity\x12?\n" +
+	"\x03set\x18\x02 \x03(\v2-.cairn.meta.v1.ClientQuotaAlteration.SetEntryR\x03set\x12\x16\n" +
+	"\x06remove\x18\x03 \x03(\tR\x06remove\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"[\n" +
+	"\x11AlterClientQuotas\x12F\n" +
+	"\valterations\x18\x01 \x03(\v2$.cairn.meta.v1.ClientQuotaAlterationR\valterations\"\xe4\x01\n" +
 	"\x06Result\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.cairn.meta.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
@@ -1946,71 +2480,92 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
-	(BrokerState)(0),             // 0: cairn.meta.v1.BrokerState
-	(ErrorCode)(0),               // 1: cairn.meta.v1.ErrorCode
-	(*State)(nil),                // 2: cairn.meta.v1.State
-	(*Broker)(nil),               // 3: cairn.meta.v1.Broker
-	(*Topic)(nil),                // 4: cairn.meta.v1.Topic
-	(*Partition)(nil),            // 5: cairn.meta.v1.Partition
-	(*Command)(nil),              // 6: cairn.meta.v1.Command
-	(*RegisterBroker)(nil),       // 7: cairn.meta.v1.RegisterBroker
-	(*SetBrokerState)(nil),       // 8: cairn.meta.v1.SetBrokerState
-	(*ReplicaSet)(nil),           // 9: cairn.meta.v1.ReplicaSet
-	(*CreateTopic)(nil),          // 10: cairn.meta.v1.CreateTopic
-	(*DeleteTopic)(nil),          // 11: cairn.meta.v1.DeleteTopic
-	(*CreatePartitions)(nil),     // 12: cairn.meta.v1.CreatePartitions
-	(*SetTopicConfigs)(nil),      // 13: cairn.meta.v1.SetTopicConfigs
-	(*AllocateProducerIDs)(nil),  // 14: cairn.meta.v1.AllocateProducerIDs
-	(*PartitionRef)(nil),         // 15: cairn.meta.v1.PartitionRef
-	(*BeginReassignment)(nil),    // 16: cairn.meta.v1.BeginReassignment
-	(*CompleteReassignment)(nil), // 17: cairn.meta.v1.CompleteReassignment
-	(*CancelReassignment)(nil),   // 18: cairn.meta.v1.CancelReassignment
-	(*SetPreferredLeaders)(nil),  // 19: cairn.meta.v1.SetPreferredLeaders
-	(*PreferredLeader)(nil),      // 20: cairn.meta.v1.PreferredLeader
-	(*Result)(nil),               // 21: cairn.meta.v1.Result
-	nil,                          // 22: cairn.meta.v1.Broker.ListenersEntry
-	nil,                          // 23: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                          // 24: cairn.meta.v1.RegisterBroker.ListenersEntry
-	nil,                          // 25: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                          // 26: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	(BrokerState)(0),              // 0: cairn.meta.v1.BrokerState
+	(ErrorCode)(0),                // 1: cairn.meta.v1.ErrorCode
+	(*State)(nil),                 // 2: cairn.meta.v1.State
+	(*Broker)(nil),                // 3: cairn.meta.v1.Broker
+	(*Topic)(nil),                 // 4: cairn.meta.v1.Topic
+	(*Partition)(nil),             // 5: cairn.meta.v1.Partition
+	(*Command)(nil),               // 6: cairn.meta.v1.Command
+	(*RegisterBroker)(nil),        // 7: cairn.meta.v1.RegisterBroker
+	(*SetBrokerState)(nil),        // 8: cairn.meta.v1.SetBrokerState
+	(*ReplicaSet)(nil),            // 9: cairn.meta.v1.ReplicaSet
+	(*CreateTopic)(nil),           // 10: cairn.meta.v1.CreateTopic
+	(*DeleteTopic)(nil),           // 11: cairn.meta.v1.DeleteTopic
+	(*CreatePartitions)(nil),      // 12: cairn.meta.v1.CreatePartitions
+	(*SetTopicConfigs)(nil),       // 13: cairn.meta.v1.SetTopicConfigs
+	(*AllocateProducerIDs)(nil),   // 14: cairn.meta.v1.AllocateProducerIDs
+	(*PartitionRef)(nil),          // 15: cairn.meta.v1.PartitionRef
+	(*BeginReassignment)(nil),     // 16: cairn.meta.v1.BeginReassignment
+	(*CompleteReassignment)(nil),  // 17: cairn.meta.v1.CompleteReassignment
+	(*CancelReassignment)(nil),    // 18: cairn.meta.v1.CancelReassignment
+	(*SetPreferredLeaders)(nil),   // 19: cairn.meta.v1.SetPreferredLeaders
+	(*PreferredLeader)(nil),       // 20: cairn.meta.v1.PreferredLeader
+	(*AclBinding)(nil),            // 21: cairn.meta.v1.AclBinding
+	(*CreateAcls)(nil),            // 22: cairn.meta.v1.CreateAcls
+	(*DeleteAcls)(nil),            // 23: cairn.meta.v1.DeleteAcls
+	(*ClientQuotaEntity)(nil),     // 24: cairn.meta.v1.ClientQuotaEntity
+	(*ClientQuota)(nil),           // 25: cairn.meta.v1.ClientQuota
+	(*ClientQuotaAlteration)(nil), // 26: cairn.meta.v1.ClientQuotaAlteration
+	(*AlterClientQuotas)(nil),     // 27: cairn.meta.v1.AlterClientQuotas
+	(*Result)(nil),                // 28: cairn.meta.v1.Result
+	nil,                           // 29: cairn.meta.v1.Broker.ListenersEntry
+	nil,                           // 30: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                           // 31: cairn.meta.v1.RegisterBroker.ListenersEntry
+	nil,                           // 32: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                           // 33: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	nil,                           // 34: cairn.meta.v1.ClientQuota.ValuesEntry
+	nil,                           // 35: cairn.meta.v1.ClientQuotaAlteration.SetEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
 	3,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
 	4,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
-	0,  // 2: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	22, // 3: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
-	23, // 4: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	5,  // 5: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	7,  // 6: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	8,  // 7: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	10, // 8: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	11, // 9: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	12, // 10: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	13, // 11: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	14, // 12: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	16, // 13: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	17, // 14: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	18, // 15: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	19, // 16: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	24, // 17: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
-	0,  // 18: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	25, // 19: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	9,  // 20: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	9,  // 21: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	26, // 22: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	15, // 23: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 24: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 25: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	20, // 26: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	15, // 27: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	1,  // 28: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	21, // 2: cairn.meta.v1.State.acls:type_name -> cairn.meta.v1.AclBinding
+	25, // 3: cairn.meta.v1.State.client_quotas:type_name -> cairn.meta.v1.ClientQuota
+	0,  // 4: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
+	29, // 5: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
+	30, // 6: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	5,  // 7: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	7,  // 8: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	8,  // 9: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	10, // 10: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	11, // 11: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	12, // 12: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	13, // 13: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	14, // 14: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	16, // 15: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	17, // 16: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	18, // 17: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	19, // 18: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	22, // 19: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
+	23, // 20: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
+	27, // 21: cairn.meta.v1.Command.alter_client_quotas:type_name -> cairn.meta.v1.AlterClientQuotas
+	31, // 22: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
+	0,  // 23: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	32, // 24: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	9,  // 25: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	9,  // 26: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	33, // 27: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	15, // 28: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	15, // 29: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	15, // 30: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	20, // 31: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	15, // 32: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	21, // 33: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	21, // 34: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	24, // 35: cairn.meta.v1.ClientQuota.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	34, // 36: cairn.meta.v1.ClientQuota.values:type_name -> cairn.meta.v1.ClientQuota.ValuesEntry
+	24, // 37: cairn.meta.v1.ClientQuotaAlteration.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	35, // 38: cairn.meta.v1.ClientQuotaAlteration.set:type_name -> cairn.meta.v1.ClientQuotaAlteration.SetEntry
+	26, // 39: cairn.meta.v1.AlterClientQuotas.alterations:type_name -> cairn.meta.v1.ClientQuotaAlteration
+	1,  // 40: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -2030,6 +2585,9 @@ func file_cairn_meta_v1_meta_proto_init() {
 		(*Command_CompleteReassignment)(nil),
 		(*Command_CancelReassignment)(nil),
 		(*Command_SetPreferredLeaders)(nil),
+		(*Command_CreateAcls)(nil),
+		(*Command_DeleteAcls)(nil),
+		(*Command_AlterClientQuotas)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2037,7 +2595,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
