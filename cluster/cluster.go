@@ -76,6 +76,12 @@ type Config struct {
 	// RaftAddr is where this node's transport listens; empty: its address
 	// in Peers.
 	RaftAddr string
+	// PeerDialAddrs, by node id, is where this node dials that node instead
+	// of its address in Peers or registered in the metadata group: a node
+	// reaching another through a different route (a NAT, a proxy) while
+	// Peers, from which the cluster id is derived, stays the same on every
+	// node. Only the dialling side of a pair (the lower id) uses it.
+	PeerDialAddrs map[int32]string
 	// Join, instead of Peers, is the Raft address (HOST:PORT) of a member
 	// of a running cluster: the node joins it as a learner of the metadata
 	// group under a new incarnation (controller.JoinByAddress) and becomes
@@ -179,6 +185,14 @@ func (c Config) validateClustered() error {
 			return fmt.Errorf("cluster: peer id %d: node ids start at 1", id)
 		}
 		if err := checkHostPort("raft address of peer "+strconv.Itoa(int(id)), addr, false); err != nil {
+			return err
+		}
+	}
+	for id, addr := range c.PeerDialAddrs {
+		if id < 1 || id == c.NodeID {
+			return fmt.Errorf("cluster: peer dial address of node %d: not another node's id", id)
+		}
+		if err := checkHostPort("peer dial address of node "+strconv.Itoa(int(id)), addr, false); err != nil {
 			return err
 		}
 	}

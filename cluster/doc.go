@@ -47,7 +47,8 @@
 // group, the controller opened with the peers (a new node probes them
 // before bootstrapping), and a leaders.Leaders sending heartbeats to the
 // registered brokers, which become transport peers as their registration
-// applies. Open waits, each wait bounded by StartTimeoutMs, for the
+// applies (dialled at Config.PeerDialAddrs where it names them, at the
+// registered or Peers address otherwise). Open waits, each wait bounded by StartTimeoutMs, for the
 // metadata group to have a leader and this node to apply what it knows
 // committed, then registers its Kafka and HTTP addresses, its named Kafka
 // listeners' addresses (Config.KafkaListeners) and rack (RegisterBroker

@@ -192,6 +192,7 @@ func (s *Server) clusterConfig() (cluster.Config, error) {
 		return ccfg, nil
 	}
 	ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = s.cfg.Peers, s.cfg.RaftAddr, s.cfg.Join, s.cfg.Rack
+	ccfg.PeerDialAddrs = s.cfg.PeerDialAddrs
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = s.cfg.RaftTick.Milliseconds(), s.cfg.RaftElectionTicks
 	ccfg.KafkaAddr = s.advertised(0)
 	if len(s.cfg.Listeners) > 0 {

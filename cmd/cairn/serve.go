@@ -7,7 +7,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnlog/cairn/server"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
+
+// serveFS gives the filesystem serve runs on; nil is the operating system's.
+// Only the lossyfs build (lossyfs.go) replaces it, for fault tests.
+var serveFS = func(dataDir string) (vfs.FS, error) { return nil, nil }
 
 func newServeCommand() *cobra.Command {
 	cfg := server.DefaultConfig()
@@ -75,6 +80,11 @@ docs/security.md.`,
 			if err := applyAdvertisedListeners(&cfg, advertised); err != nil {
 				return err
 			}
+			fsys, err := serveFS(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			cfg.Env.FS = fsys
 			ctx, stop := interruptContext(cmd.Context())
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -102,6 +112,7 @@ docs/security.md.`,
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers or --join, which requires it")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT, the Raft address of any member of a running cluster: join it as a new node (instead of --peers)")
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
+	f.Var(&peersValue{peers: &cfg.PeerDialAddrs}, "peer-dial-addr", "ID=HOST:PORT,...: dial those nodes at these addresses instead of their --peers (or registered) ones, e.g. through a NAT or a proxy; --peers stays the same on every node")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
