@@ -134,6 +134,10 @@ func (m *Machine) dispatch(index uint64, cmd *metav1.Command) (*metav1.Result, *
 		return m.cancelReassignment(c.CancelReassignment)
 	case *metav1.Command_SetPreferredLeaders:
 		return m.setPreferredLeaders(c.SetPreferredLeaders)
+	case *metav1.Command_UpsertScramCredential:
+		return m.upsertScramCredential(c.UpsertScramCredential)
+	case *metav1.Command_DeleteScramCredential:
+		return m.deleteScramCredential(c.DeleteScramCredential)
 	default:
 		// No command set, or one a newer version wrote: every node of this
 		// version refuses it alike.

@@ -120,6 +120,10 @@ const (
 	ErrorCode_ERROR_CODE_EXHAUSTED ErrorCode = 15
 	// The entry's index is at or below the applied index: already applied.
 	ErrorCode_ERROR_CODE_ALREADY_APPLIED ErrorCode = 16
+	// A user name or SCRAM credential that breaks the rules (mechanism,
+	// salt, iterations, key lengths), or a credential to delete that is not there.
+	ErrorCode_ERROR_CODE_INVALID_CREDENTIAL ErrorCode = 20
+	ErrorCode_ERROR_CODE_UNKNOWN_CREDENTIAL ErrorCode = 21
 )
 
 // Enum value maps for ErrorCode.
@@ -142,6 +146,8 @@ var (
 		14: "ERROR_CODE_NO_REASSIGNMENT",
 		15: "ERROR_CODE_EXHAUSTED",
 		16: "ERROR_CODE_ALREADY_APPLIED",
+		20: "ERROR_CODE_INVALID_CREDENTIAL",
+		21: "ERROR_CODE_UNKNOWN_CREDENTIAL",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_NONE":                     0,
@@ -161,6 +167,8 @@ var (
 		"ERROR_CODE_NO_REASSIGNMENT":          14,
 		"ERROR_CODE_EXHAUSTED":                15,
 		"ERROR_CODE_ALREADY_APPLIED":          16,
+		"ERROR_CODE_INVALID_CREDENTIAL":       20,
+		"ERROR_CODE_UNKNOWN_CREDENTIAL":       21,
 	}
 )
 
@@ -214,7 +222,10 @@ type State struct {
 	NextProducerId int64 `protobuf:"varint,6,opt,name=next_producer_id,json=nextProducerId,proto3" json:"next_producer_id,omitempty"`
 	// applied_index is the Raft index of the last metadata entry applied to
 	// this state (commands, refused commands and Raft's own entries alike).
-	AppliedIndex  uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// users with SCRAM credentials, sorted by name; each user's credentials
+	// sorted by mechanism. Passwords are never kept (see ScramCredential).
+	Users         []*User `protobuf:"bytes,20,rep,name=users,proto3" json:"users,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -298,6 +309,149 @@ func (x *State) GetAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *State) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// User is a SASL user: a name (the principal User:NAME) and its SCRAM
+// credentials, one per mechanism. A user with no credential left is removed.
+type User struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Credentials   []*ScramCredential     `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *User) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *User) GetCredentials() []*ScramCredential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+// ScramCredential is what RFC 5802 lets a server keep, as Kafka keeps it:
+// stored_key = H(HMAC(SaltedPassword, "Client Key")) and
+// server_key = HMAC(SaltedPassword, "Server Key"), with SaltedPassword =
+// PBKDF2(password, salt, iterations). Neither the password nor the salted
+// password is stored.
+type ScramCredential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// mechanism: "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	Mechanism     string `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Salt          []byte `protobuf:"bytes,2,opt,name=salt,proto3" json:"salt,omitempty"`
+	Iterations    int32  `protobuf:"varint,3,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	StoredKey     []byte `protobuf:"bytes,4,opt,name=stored_key,json=storedKey,proto3" json:"stored_key,omitempty"`
+	ServerKey     []byte `protobuf:"bytes,5,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredential) Reset() {
+	*x = ScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredential) ProtoMessage() {}
+
+func (x *ScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredential.ProtoReflect.Descriptor instead.
+func (*ScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ScramCredential) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *ScramCredential) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+func (x *ScramCredential) GetStoredKey() []byte {
+	if x != nil {
+		return x.StoredKey
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
+	}
+	return nil
+}
+
 // Broker is one node of the cluster under its current incarnation.
 type Broker struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -324,7 +478,7 @@ type Broker struct {
 
 func (x *Broker) Reset() {
 	*x = Broker{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +490,7 @@ func (x *Broker) String() string {
 func (*Broker) ProtoMessage() {}
 
 func (x *Broker) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +503,7 @@ func (x *Broker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Broker.ProtoReflect.Descriptor instead.
 func (*Broker) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{1}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Broker) GetNodeId() int32 {
@@ -424,7 +578,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +590,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +603,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{2}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Topic) GetName() string {
@@ -511,7 +665,7 @@ type Partition struct {
 
 func (x *Partition) Reset() {
 	*x = Partition{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +677,7 @@ func (x *Partition) String() string {
 func (*Partition) ProtoMessage() {}
 
 func (x *Partition) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +690,7 @@ func (x *Partition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Partition.ProtoReflect.Descriptor instead.
 func (*Partition) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{3}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Partition) GetIndex() int32 {
@@ -607,6 +761,8 @@ type Command struct {
 	//	*Command_CompleteReassignment
 	//	*Command_CancelReassignment
 	//	*Command_SetPreferredLeaders
+	//	*Command_UpsertScramCredential
+	//	*Command_DeleteScramCredential
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -614,7 +770,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +782,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +795,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{4}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Command) GetCommand() isCommand_Command {
@@ -748,6 +904,24 @@ func (x *Command) GetSetPreferredLeaders() *SetPreferredLeaders {
 	return nil
 }
 
+func (x *Command) GetUpsertScramCredential() *UpsertScramCredential {
+	if x != nil {
+		if x, ok := x.Command.(*Command_UpsertScramCredential); ok {
+			return x.UpsertScramCredential
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteScramCredential() *DeleteScramCredential {
+	if x != nil {
+		if x, ok := x.Command.(*Command_DeleteScramCredential); ok {
+			return x.DeleteScramCredential
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -796,6 +970,14 @@ type Command_SetPreferredLeaders struct {
 	SetPreferredLeaders *SetPreferredLeaders `protobuf:"bytes,11,opt,name=set_preferred_leaders,json=setPreferredLeaders,proto3,oneof"`
 }
 
+type Command_UpsertScramCredential struct {
+	UpsertScramCredential *UpsertScramCredential `protobuf:"bytes,20,opt,name=upsert_scram_credential,json=upsertScramCredential,proto3,oneof"`
+}
+
+type Command_DeleteScramCredential struct {
+	DeleteScramCredential *DeleteScramCredential `protobuf:"bytes,21,opt,name=delete_scram_credential,json=deleteScramCredential,proto3,oneof"`
+}
+
 func (*Command_RegisterBroker) isCommand_Command() {}
 
 func (*Command_SetBrokerState) isCommand_Command() {}
@@ -817,6 +999,10 @@ func (*Command_CompleteReassignment) isCommand_Command() {}
 func (*Command_CancelReassignment) isCommand_Command() {}
 
 func (*Command_SetPreferredLeaders) isCommand_Command() {}
+
+func (*Command_UpsertScramCredential) isCommand_Command() {}
+
+func (*Command_DeleteScramCredential) isCommand_Command() {}
 
 // RegisterBroker adds a node, or gives a node that lost its data a new
 // incarnation (incarnation 0), or updates the addresses of its current
@@ -842,7 +1028,7 @@ type RegisterBroker struct {
 
 func (x *RegisterBroker) Reset() {
 	*x = RegisterBroker{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1040,7 @@ func (x *RegisterBroker) String() string {
 func (*RegisterBroker) ProtoMessage() {}
 
 func (x *RegisterBroker) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1053,7 @@ func (x *RegisterBroker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterBroker.ProtoReflect.Descriptor instead.
 func (*RegisterBroker) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{5}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterBroker) GetNodeId() int32 {
@@ -933,7 +1119,7 @@ type SetBrokerState struct {
 
 func (x *SetBrokerState) Reset() {
 	*x = SetBrokerState{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1131,7 @@ func (x *SetBrokerState) String() string {
 func (*SetBrokerState) ProtoMessage() {}
 
 func (x *SetBrokerState) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1144,7 @@ func (x *SetBrokerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBrokerState.ProtoReflect.Descriptor instead.
 func (*SetBrokerState) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{6}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetBrokerState) GetNodeId() int32 {
@@ -992,7 +1178,7 @@ type ReplicaSet struct {
 
 func (x *ReplicaSet) Reset() {
 	*x = ReplicaSet{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1190,7 @@ func (x *ReplicaSet) String() string {
 func (*ReplicaSet) ProtoMessage() {}
 
 func (x *ReplicaSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1203,7 @@ func (x *ReplicaSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSet.ProtoReflect.Descriptor instead.
 func (*ReplicaSet) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{7}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplicaSet) GetReplicas() []uint64 {
@@ -1042,7 +1228,7 @@ type CreateTopic struct {
 
 func (x *CreateTopic) Reset() {
 	*x = CreateTopic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1240,7 @@ func (x *CreateTopic) String() string {
 func (*CreateTopic) ProtoMessage() {}
 
 func (x *CreateTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1253,7 @@ func (x *CreateTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopic.ProtoReflect.Descriptor instead.
 func (*CreateTopic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{8}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTopic) GetName() string {
@@ -1110,7 +1296,7 @@ type DeleteTopic struct {
 
 func (x *DeleteTopic) Reset() {
 	*x = DeleteTopic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1308,7 @@ func (x *DeleteTopic) String() string {
 func (*DeleteTopic) ProtoMessage() {}
 
 func (x *DeleteTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1321,7 @@ func (x *DeleteTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopic.ProtoReflect.Descriptor instead.
 func (*DeleteTopic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{9}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteTopic) GetName() string {
@@ -1166,7 +1352,7 @@ type CreatePartitions struct {
 
 func (x *CreatePartitions) Reset() {
 	*x = CreatePartitions{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1364,7 @@ func (x *CreatePartitions) String() string {
 func (*CreatePartitions) ProtoMessage() {}
 
 func (x *CreatePartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1377,7 @@ func (x *CreatePartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartitions.ProtoReflect.Descriptor instead.
 func (*CreatePartitions) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{10}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreatePartitions) GetName() string {
@@ -1229,7 +1415,7 @@ type SetTopicConfigs struct {
 
 func (x *SetTopicConfigs) Reset() {
 	*x = SetTopicConfigs{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1427,7 @@ func (x *SetTopicConfigs) String() string {
 func (*SetTopicConfigs) ProtoMessage() {}
 
 func (x *SetTopicConfigs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1440,7 @@ func (x *SetTopicConfigs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicConfigs.ProtoReflect.Descriptor instead.
 func (*SetTopicConfigs) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{11}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetTopicConfigs) GetName() string {
@@ -1297,7 +1483,7 @@ type AllocateProducerIDs struct {
 
 func (x *AllocateProducerIDs) Reset() {
 	*x = AllocateProducerIDs{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1495,7 @@ func (x *AllocateProducerIDs) String() string {
 func (*AllocateProducerIDs) ProtoMessage() {}
 
 func (x *AllocateProducerIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1508,7 @@ func (x *AllocateProducerIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateProducerIDs.ProtoReflect.Descriptor instead.
 func (*AllocateProducerIDs) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{12}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AllocateProducerIDs) GetNodeId() int32 {
@@ -1351,7 +1537,7 @@ type PartitionRef struct {
 
 func (x *PartitionRef) Reset() {
 	*x = PartitionRef{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1549,7 @@ func (x *PartitionRef) String() string {
 func (*PartitionRef) ProtoMessage() {}
 
 func (x *PartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1562,7 @@ func (x *PartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRef.ProtoReflect.Descriptor instead.
 func (*PartitionRef) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{13}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PartitionRef) GetTopic() string {
@@ -1413,7 +1599,7 @@ type BeginReassignment struct {
 
 func (x *BeginReassignment) Reset() {
 	*x = BeginReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1611,7 @@ func (x *BeginReassignment) String() string {
 func (*BeginReassignment) ProtoMessage() {}
 
 func (x *BeginReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1624,7 @@ func (x *BeginReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginReassignment.ProtoReflect.Descriptor instead.
 func (*BeginReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{14}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BeginReassignment) GetPartition() *PartitionRef {
@@ -1468,7 +1654,7 @@ type CompleteReassignment struct {
 
 func (x *CompleteReassignment) Reset() {
 	*x = CompleteReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1666,7 @@ func (x *CompleteReassignment) String() string {
 func (*CompleteReassignment) ProtoMessage() {}
 
 func (x *CompleteReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1679,7 @@ func (x *CompleteReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteReassignment.ProtoReflect.Descriptor instead.
 func (*CompleteReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{15}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CompleteReassignment) GetPartition() *PartitionRef {
@@ -1521,7 +1707,7 @@ type CancelReassignment struct {
 
 func (x *CancelReassignment) Reset() {
 	*x = CancelReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1719,7 @@ func (x *CancelReassignment) String() string {
 func (*CancelReassignment) ProtoMessage() {}
 
 func (x *CancelReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1732,7 @@ func (x *CancelReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReassignment.ProtoReflect.Descriptor instead.
 func (*CancelReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{16}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelReassignment) GetPartition() *PartitionRef {
@@ -1574,7 +1760,7 @@ type SetPreferredLeaders struct {
 
 func (x *SetPreferredLeaders) Reset() {
 	*x = SetPreferredLeaders{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1772,7 @@ func (x *SetPreferredLeaders) String() string {
 func (*SetPreferredLeaders) ProtoMessage() {}
 
 func (x *SetPreferredLeaders) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1785,7 @@ func (x *SetPreferredLeaders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPreferredLeaders.ProtoReflect.Descriptor instead.
 func (*SetPreferredLeaders) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{17}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetPreferredLeaders) GetLeaders() []*PreferredLeader {
@@ -1619,7 +1805,7 @@ type PreferredLeader struct {
 
 func (x *PreferredLeader) Reset() {
 	*x = PreferredLeader{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1817,7 @@ func (x *PreferredLeader) String() string {
 func (*PreferredLeader) ProtoMessage() {}
 
 func (x *PreferredLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1830,7 @@ func (x *PreferredLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreferredLeader.ProtoReflect.Descriptor instead.
 func (*PreferredLeader) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{18}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PreferredLeader) GetPartition() *PartitionRef {
@@ -1659,6 +1845,114 @@ func (x *PreferredLeader) GetReplica() uint64 {
 		return x.Replica
 	}
 	return 0
+}
+
+// UpsertScramCredential creates a user's credential for a mechanism, or
+// replaces it (the user is created with its first credential).
+type UpsertScramCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Credential    *ScramCredential       `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertScramCredential) Reset() {
+	*x = UpsertScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertScramCredential) ProtoMessage() {}
+
+func (x *UpsertScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertScramCredential.ProtoReflect.Descriptor instead.
+func (*UpsertScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpsertScramCredential) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UpsertScramCredential) GetCredential() *ScramCredential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// DeleteScramCredential removes a user's credential for a mechanism (and
+// the user with its last one).
+type DeleteScramCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScramCredential) Reset() {
+	*x = DeleteScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScramCredential) ProtoMessage() {}
+
+func (x *DeleteScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScramCredential.ProtoReflect.Descriptor instead.
+func (*DeleteScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteScramCredential) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DeleteScramCredential) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
 }
 
 // Result is what applying one command gave.
@@ -1681,7 +1975,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1987,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +2000,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{19}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -1755,7 +2049,7 @@ var File_cairn_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\x9f\x02\n" +
+	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\xca\x02\n" +
 	"\x05State\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -1764,7 +2058,21 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x06topics\x18\x04 \x03(\v2\x14.cairn.meta.v1.TopicR\x06topics\x12\"\n" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
-	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\x91\x02\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12)\n" +
+	"\x05users\x18\x14 \x03(\v2\x13.cairn.meta.v1.UserR\x05users\"\\\n" +
+	"\x04User\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12@\n" +
+	"\vcredentials\x18\x02 \x03(\v2\x1e.cairn.meta.v1.ScramCredentialR\vcredentials\"\xa1\x01\n" +
+	"\x0fScramCredential\x12\x1c\n" +
+	"\tmechanism\x18\x01 \x01(\tR\tmechanism\x12\x12\n" +
+	"\x04salt\x18\x02 \x01(\fR\x04salt\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x03 \x01(\x05R\n" +
+	"iterations\x12\x1d\n" +
+	"\n" +
+	"stored_key\x18\x04 \x01(\fR\tstoredKey\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x05 \x01(\fR\tserverKey\"\x91\x02\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -1792,7 +2100,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
 	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
-	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\x82\a\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\xc2\b\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
 	"\x10set_broker_state\x18\x02 \x01(\v2\x1d.cairn.meta.v1.SetBrokerStateH\x00R\x0esetBrokerState\x12?\n" +
@@ -1805,7 +2113,9 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x15complete_reassignment\x18\t \x01(\v2#.cairn.meta.v1.CompleteReassignmentH\x00R\x14completeReassignment\x12T\n" +
 	"\x13cancel_reassignment\x18\n" +
 	" \x01(\v2!.cairn.meta.v1.CancelReassignmentH\x00R\x12cancelReassignment\x12X\n" +
-	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeadersB\t\n" +
+	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeaders\x12^\n" +
+	"\x17upsert_scram_credential\x18\x14 \x01(\v2$.cairn.meta.v1.UpsertScramCredentialH\x00R\x15upsertScramCredential\x12^\n" +
+	"\x17delete_scram_credential\x18\x15 \x01(\v2$.cairn.meta.v1.DeleteScramCredentialH\x00R\x15deleteScramCredentialB\t\n" +
 	"\acommand\"\xe7\x01\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
@@ -1870,7 +2180,15 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\aleaders\x18\x01 \x03(\v2\x1e.cairn.meta.v1.PreferredLeaderR\aleaders\"f\n" +
 	"\x0fPreferredLeader\x129\n" +
 	"\tpartition\x18\x01 \x01(\v2\x1b.cairn.meta.v1.PartitionRefR\tpartition\x12\x18\n" +
-	"\areplica\x18\x02 \x01(\x04R\areplica\"\xe4\x01\n" +
+	"\areplica\x18\x02 \x01(\x04R\areplica\"k\n" +
+	"\x15UpsertScramCredential\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12>\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\v2\x1e.cairn.meta.v1.ScramCredentialR\n" +
+	"credential\"I\n" +
+	"\x15DeleteScramCredential\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\"\xe4\x01\n" +
 	"\x06Result\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.cairn.meta.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
@@ -1883,7 +2201,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x14BROKER_STATE_JOINING\x10\x01\x12\x17\n" +
 	"\x13BROKER_STATE_ACTIVE\x10\x02\x12\x19\n" +
 	"\x15BROKER_STATE_DRAINING\x10\x03\x12\x18\n" +
-	"\x14BROKER_STATE_REMOVED\x10\x04*\xa4\x04\n" +
+	"\x14BROKER_STATE_REMOVED\x10\x04*\xea\x04\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_INVALID_COMMAND\x10\x01\x12\x1c\n" +
@@ -1902,7 +2220,9 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"#ERROR_CODE_REASSIGNMENT_IN_PROGRESS\x10\r\x12\x1e\n" +
 	"\x1aERROR_CODE_NO_REASSIGNMENT\x10\x0e\x12\x18\n" +
 	"\x14ERROR_CODE_EXHAUSTED\x10\x0f\x12\x1e\n" +
-	"\x1aERROR_CODE_ALREADY_APPLIED\x10\x10B4Z2github.com/cairnlog/cairn/api/cairn/meta/v1;metav1b\x06proto3"
+	"\x1aERROR_CODE_ALREADY_APPLIED\x10\x10\x12!\n" +
+	"\x1dERROR_CODE_INVALID_CREDENTIAL\x10\x14\x12!\n" +
+	"\x1dERROR_CODE_UNKNOWN_CREDENTIAL\x10\x15B4Z2github.com/cairnlog/cairn/api/cairn/meta/v1;metav1b\x06proto3"
 
 var (
 	file_cairn_meta_v1_meta_proto_rawDescOnce sync.Once
@@ -1917,67 +2237,76 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
-	(BrokerState)(0),             // 0: cairn.meta.v1.BrokerState
-	(ErrorCode)(0),               // 1: cairn.meta.v1.ErrorCode
-	(*State)(nil),                // 2: cairn.meta.v1.State
-	(*Broker)(nil),               // 3: cairn.meta.v1.Broker
-	(*Topic)(nil),                // 4: cairn.meta.v1.Topic
-	(*Partition)(nil),            // 5: cairn.meta.v1.Partition
-	(*Command)(nil),              // 6: cairn.meta.v1.Command
-	(*RegisterBroker)(nil),       // 7: cairn.meta.v1.RegisterBroker
-	(*SetBrokerState)(nil),       // 8: cairn.meta.v1.SetBrokerState
-	(*ReplicaSet)(nil),           // 9: cairn.meta.v1.ReplicaSet
-	(*CreateTopic)(nil),          // 10: cairn.meta.v1.CreateTopic
-	(*DeleteTopic)(nil),          // 11: cairn.meta.v1.DeleteTopic
-	(*CreatePartitions)(nil),     // 12: cairn.meta.v1.CreatePartitions
-	(*SetTopicConfigs)(nil),      // 13: cairn.meta.v1.SetTopicConfigs
-	(*AllocateProducerIDs)(nil),  // 14: cairn.meta.v1.AllocateProducerIDs
-	(*PartitionRef)(nil),         // 15: cairn.meta.v1.PartitionRef
-	(*BeginReassignment)(nil),    // 16: cairn.meta.v1.BeginReassignment
-	(*CompleteReassignment)(nil), // 17: cairn.meta.v1.CompleteReassignment
-	(*CancelReassignment)(nil),   // 18: cairn.meta.v1.CancelReassignment
-	(*SetPreferredLeaders)(nil),  // 19: cairn.meta.v1.SetPreferredLeaders
-	(*PreferredLeader)(nil),      // 20: cairn.meta.v1.PreferredLeader
-	(*Result)(nil),               // 21: cairn.meta.v1.Result
-	nil,                          // 22: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                          // 23: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                          // 24: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	(BrokerState)(0),              // 0: cairn.meta.v1.BrokerState
+	(ErrorCode)(0),                // 1: cairn.meta.v1.ErrorCode
+	(*State)(nil),                 // 2: cairn.meta.v1.State
+	(*User)(nil),                  // 3: cairn.meta.v1.User
+	(*ScramCredential)(nil),       // 4: cairn.meta.v1.ScramCredential
+	(*Broker)(nil),                // 5: cairn.meta.v1.Broker
+	(*Topic)(nil),                 // 6: cairn.meta.v1.Topic
+	(*Partition)(nil),             // 7: cairn.meta.v1.Partition
+	(*Command)(nil),               // 8: cairn.meta.v1.Command
+	(*RegisterBroker)(nil),        // 9: cairn.meta.v1.RegisterBroker
+	(*SetBrokerState)(nil),        // 10: cairn.meta.v1.SetBrokerState
+	(*ReplicaSet)(nil),            // 11: cairn.meta.v1.ReplicaSet
+	(*CreateTopic)(nil),           // 12: cairn.meta.v1.CreateTopic
+	(*DeleteTopic)(nil),           // 13: cairn.meta.v1.DeleteTopic
+	(*CreatePartitions)(nil),      // 14: cairn.meta.v1.CreatePartitions
+	(*SetTopicConfigs)(nil),       // 15: cairn.meta.v1.SetTopicConfigs
+	(*AllocateProducerIDs)(nil),   // 16: cairn.meta.v1.AllocateProducerIDs
+	(*PartitionRef)(nil),          // 17: cairn.meta.v1.PartitionRef
+	(*BeginReassignment)(nil),     // 18: cairn.meta.v1.BeginReassignment
+	(*CompleteReassignment)(nil),  // 19: cairn.meta.v1.CompleteReassignment
+	(*CancelReassignment)(nil),    // 20: cairn.meta.v1.CancelReassignment
+	(*SetPreferredLeaders)(nil),   // 21: cairn.meta.v1.SetPreferredLeaders
+	(*PreferredLeader)(nil),       // 22: cairn.meta.v1.PreferredLeader
+	(*UpsertScramCredential)(nil), // 23: cairn.meta.v1.UpsertScramCredential
+	(*DeleteScramCredential)(nil), // 24: cairn.meta.v1.DeleteScramCredential
+	(*Result)(nil),                // 25: cairn.meta.v1.Result
+	nil,                           // 26: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                           // 27: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                           // 28: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
-	3,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
-	4,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
-	0,  // 2: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	22, // 3: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	5,  // 4: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	7,  // 5: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	8,  // 6: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	10, // 7: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	11, // 8: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	12, // 9: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	13, // 10: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	14, // 11: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	16, // 12: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	17, // 13: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	18, // 14: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	19, // 15: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	0,  // 16: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	23, // 17: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	9,  // 18: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	9,  // 19: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	24, // 20: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	15, // 21: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 22: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 23: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	20, // 24: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	15, // 25: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	1,  // 26: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	5,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
+	6,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
+	3,  // 2: cairn.meta.v1.State.users:type_name -> cairn.meta.v1.User
+	4,  // 3: cairn.meta.v1.User.credentials:type_name -> cairn.meta.v1.ScramCredential
+	0,  // 4: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
+	26, // 5: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	7,  // 6: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	9,  // 7: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	10, // 8: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	12, // 9: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	13, // 10: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	14, // 11: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	15, // 12: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	16, // 13: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	18, // 14: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	19, // 15: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	20, // 16: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	21, // 17: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	23, // 18: cairn.meta.v1.Command.upsert_scram_credential:type_name -> cairn.meta.v1.UpsertScramCredential
+	24, // 19: cairn.meta.v1.Command.delete_scram_credential:type_name -> cairn.meta.v1.DeleteScramCredential
+	0,  // 20: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	27, // 21: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	11, // 22: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	11, // 23: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	28, // 24: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	17, // 25: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 26: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 27: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	22, // 28: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	17, // 29: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	4,  // 30: cairn.meta.v1.UpsertScramCredential.credential:type_name -> cairn.meta.v1.ScramCredential
+	1,  // 31: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -1985,7 +2314,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 	if File_cairn_meta_v1_meta_proto != nil {
 		return
 	}
-	file_cairn_meta_v1_meta_proto_msgTypes[4].OneofWrappers = []any{
+	file_cairn_meta_v1_meta_proto_msgTypes[6].OneofWrappers = []any{
 		(*Command_RegisterBroker)(nil),
 		(*Command_SetBrokerState)(nil),
 		(*Command_CreateTopic)(nil),
@@ -1997,6 +2326,8 @@ func file_cairn_meta_v1_meta_proto_init() {
 		(*Command_CompleteReassignment)(nil),
 		(*Command_CancelReassignment)(nil),
 		(*Command_SetPreferredLeaders)(nil),
+		(*Command_UpsertScramCredential)(nil),
+		(*Command_DeleteScramCredential)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2004,7 +2335,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
