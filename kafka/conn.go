@@ -33,6 +33,8 @@ type conn struct {
 	// principal is who the connection acts as: Anonymous until something
 	// authenticates it.
 	principal auth.Principal
+	// sasl is the connection's SASL exchange and session (sasl.go).
+	sasl session
 }
 
 // pending is a reply in the connection's ordered queue.
@@ -77,6 +79,16 @@ type decoded struct {
 func (c *conn) serve() {
 	connectionsOpen.Inc()
 	defer connectionsOpen.Dec()
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	if c.s.cfg.SASL.Enabled() {
+		if err := c.authenticate(r); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.logger.Warn("closing connection", "err", err)
+			}
+			c.close()
+			return
+		}
+	}
 	// One parsed request waits while the previous one is handled: enough
 	// to overlap reading with handling, and it bounds how much the reader
 	// holds ahead of the handler.
@@ -85,7 +97,7 @@ func (c *conn) serve() {
 	go func() {
 		defer close(readerDone)
 		defer close(requests)
-		c.readLoop(requests)
+		c.readLoop(r, requests)
 	}()
 	queue := make(chan *pending, c.s.cfg.InflightRequestsMax)
 	writerDone := make(chan struct{})
@@ -104,8 +116,7 @@ func (c *conn) serve() {
 }
 
 // readLoop reads and parses frames until the connection fails or closes.
-func (c *conn) readLoop(requests chan<- decoded) {
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+func (c *conn) readLoop(r *bufio.Reader, requests chan<- decoded) {
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
 			return
@@ -186,6 +197,9 @@ func (c *conn) handle(d decoded) (*pending, error) {
 		return nil, err
 	}
 	requestsTotal.WithLabelValues(kmsg.NameForKey(h.key)).Inc()
+	if err := c.checkSession(h.key); err != nil {
+		return nil, err
+	}
 	c.clientID = h.clientID
 	return &pending{header: h, reply: apis[h.key].handle(c.s, c, req), read: d.read}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/groups"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	FetchWaitMax time.Duration
 	// Groups configures the consumer-group coordinator.
 	Groups groups.Config
+	// SASL requires SASL authentication on the listener when its
+	// Mechanisms are set (sasl.go); off by default.
+	SASL SASLConfig
 }
 
 // DefaultConfig returns the listener defaults.
@@ -52,6 +56,7 @@ func DefaultConfig() Config {
 		WriteTimeout:        30 * time.Second,
 		FetchWaitMax:        30 * time.Second,
 		Groups:              groups.DefaultConfig(),
+		SASL:                DefaultSASLConfig(),
 	}
 }
 
@@ -72,6 +77,9 @@ func (c Config) Validate() error {
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0 || c.FetchWaitMax <= 0:
 		return errors.New("timeouts must be positive")
 	}
+	if err := c.SASL.Validate(); err != nil {
+		return err
+	}
 	return c.Groups.Validate()
 }
 
@@ -84,6 +92,7 @@ type Server struct {
 	host    string
 	port    int32
 	groups  *groups.Coordinator
+	sasl    saslState
 
 	badAddrs sync.Map // cluster.Broker → struct{}: unusable addresses logged already
 
@@ -114,7 +123,13 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
+	saslServer, err := sasl.NewServer(c, c.Env().Rand)
+	if err != nil {
+		_ = coordinator.Close()
+		return nil, err
+	}
 	return &Server{cfg: cfg, cluster: c, view: c, logger: logger, host: host, port: int32(port), groups: coordinator,
+		sasl:  saslState{server: saslServer, limiter: sasl.NewLimiter(cfg.SASL.Limiter)},
 		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}, nil
 }
 

@@ -1,0 +1,299 @@
+package kafka
+
+// SaslHandshake v1 and SaslAuthenticate v0-v2, when Config.SASL names
+// mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+//
+// Before a connection authenticates it may send only ApiVersions,
+// SaslHandshake and SaslAuthenticate, in frames of at most
+// SASLConfig.PreAuthRequestBytesMax; anything else closes it (logged). This
+// phase runs on the connection's goroutine before its pipeline starts
+// (authenticate), so nothing is read ahead of the exchange. A failed
+// authentication is answered SASL_AUTHENTICATION_FAILED and the connection
+// closed, as Kafka does; an address whose failures outran the limiter
+// (sasl.Limiter) is refused at once without its credentials being checked.
+// Every success and failure writes an audit line (log=audit).
+//
+// KIP-368: with SASLConfig.SessionLifetime set, SaslAuthenticate v1+
+// answers session_lifetime_ms, and once it has passed the connection may
+// only re-authenticate (SaslHandshake, SaslAuthenticate through the
+// pipeline, in place); any other request closes it. A re-authentication
+// must name the same user.
+//
+// Deviations: SaslHandshake v0 (raw SASL tokens after the handshake) is not
+// served: Kafka 4.0 removed it (KIP-896), and franz-go, librdkafka >= 1.0,
+// sarama and kafkajs all send v1 when ApiVersions lists it. GSSAPI and
+// OAUTHBEARER are not offered. Without SASL configured, SaslHandshake and
+// SaslAuthenticate answer ILLEGAL_SASL_STATE.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/auth"
+	"github.com/cairnlog/cairn/auth/sasl"
+)
+
+func init() {
+	register(kmsg.SASLHandshake.Int16(), 1, 1, handleSaslHandshake)
+	register(kmsg.SASLAuthenticate.Int16(), 0, 2, handleSaslAuthenticate)
+}
+
+// SASLConfig turns SASL on for a listener and bounds what a client can do
+// before it authenticates.
+type SASLConfig struct {
+	// Mechanisms the listener offers (sasl.Plain, sasl.ScramSHA256,
+	// sasl.ScramSHA512); empty: no SASL, every connection is Anonymous.
+	Mechanisms []string
+	// SessionLifetime is the time an authentication holds (Kafka's
+	// connections.max.reauth.ms); zero: for the connection's life.
+	SessionLifetime time.Duration
+	// PreAuthRequestBytesMax bounds a request frame before authentication
+	// (default 512 KiB).
+	PreAuthRequestBytesMax int32
+	// Limiter bounds failed authentications per source address.
+	Limiter sasl.LimiterConfig
+}
+
+// DefaultSASLConfig is SASL off, with the limits it would use.
+func DefaultSASLConfig() SASLConfig {
+	return SASLConfig{PreAuthRequestBytesMax: 512 << 10, Limiter: sasl.DefaultLimiterConfig()}
+}
+
+// Enabled reports whether the listener requires SASL.
+func (c SASLConfig) Enabled() bool { return len(c.Mechanisms) > 0 }
+
+// Validate reports the first problem in c.
+func (c SASLConfig) Validate() error {
+	for i, m := range c.Mechanisms {
+		if m != sasl.Plain && !sasl.IsScram(m) {
+			return fmt.Errorf("sasl mechanism %q: this server offers %s, %s and %s", m, sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512)
+		}
+		if slices.Contains(c.Mechanisms[:i], m) {
+			return fmt.Errorf("sasl mechanism %q named twice", m)
+		}
+	}
+	if !c.Enabled() {
+		return nil
+	}
+	switch {
+	case c.SessionLifetime < 0:
+		return errors.New("sasl session lifetime must not be negative")
+	case c.PreAuthRequestBytesMax < 1024:
+		return errors.New("pre-authentication request bytes max must be at least 1024")
+	case c.Limiter.Burst < 1 || c.Limiter.Refill <= 0 || c.Limiter.AddressesMax < 1:
+		return errors.New("sasl limiter: burst, refill and addresses max must be positive")
+	}
+	return nil
+}
+
+// ParseMechanisms reads a comma list of mechanism names ("" is none).
+func ParseMechanisms(list string) []string {
+	var out []string
+	for _, m := range strings.Split(list, ",") {
+		if m = strings.ToUpper(strings.TrimSpace(m)); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// saslState is a server's shared SASL machinery.
+type saslState struct {
+	server  *sasl.Server
+	mu      sync.Mutex
+	limiter *sasl.Limiter
+}
+
+// session is a connection's SASL state, touched only by the goroutine
+// running its handlers (authenticate, then the handle loop).
+type session struct {
+	mechanism     string // chosen by the last SaslHandshake
+	conversation  *sasl.Conversation
+	authenticated bool
+	expiry        time.Time // zero: never
+}
+
+// audit writes an audit line: the connection's remote address, and the
+// outcome, mechanism, principal and reason the caller gives.
+func (c *conn) audit(msg string, args ...any) {
+	c.logger.Info(msg, append([]any{"log", "audit"}, args...)...)
+}
+
+func (s *Server) now() time.Time { return s.cluster.Env().Clock.Now() }
+
+// sourceAddr is the address failures are counted against: the peer's IP,
+// not its port, which a client chooses anew for each connection.
+func sourceAddr(nc net.Conn) string {
+	addr := nc.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// errPreAuth ends a connection that broke the pre-authentication rules.
+var errPreAuth = errors.New("before authentication")
+
+// authenticate runs the connection's pre-authentication phase on r: it
+// returns nil once the client authenticated, or why the connection must
+// close (the failed exchange answered first).
+func (c *conn) authenticate(r *bufio.Reader) error {
+	w := bufio.NewWriter(c.nc)
+	for {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+			return err
+		}
+		frame, err := readFrame(r, c.s.cfg.SASL.PreAuthRequestBytesMax, nil)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errPreAuth, err)
+		}
+		h, req, err := decodeRequest(frame)
+		var rep reply
+		switch {
+		case errors.Is(err, errUnsupportedApiVersions):
+			rep = reply{resp: unsupportedApiVersions()}
+		case err != nil:
+			return fmt.Errorf("%w: %w", errPreAuth, err)
+		case h.key == kmsg.ApiVersions.Int16() || h.key == kmsg.SASLHandshake.Int16() || h.key == kmsg.SASLAuthenticate.Int16():
+			requestsTotal.WithLabelValues(kmsg.NameForKey(h.key)).Inc()
+			c.clientID = h.clientID
+			rep = apis[h.key].handle(c.s, c, req)
+		default:
+			return fmt.Errorf("%w: %s request (client %q); only ApiVersions, SaslHandshake and SaslAuthenticate are allowed",
+				errPreAuth, kmsg.NameForKey(h.key), h.clientID)
+		}
+		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+			return err
+		}
+		if _, err := w.Write(appendResponse(nil, h, rep.resp)); err != nil {
+			return err
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if rep.closeAfter {
+			return fmt.Errorf("%w: authentication failed", errPreAuth)
+		}
+		if c.sasl.authenticated {
+			return nil
+		}
+	}
+}
+
+// checkSession closes (by its error) a connection whose session has
+// expired and that sends anything but a re-authentication (KIP-368).
+func (c *conn) checkSession(key int16) error {
+	if !c.s.cfg.SASL.Enabled() || key == kmsg.SASLHandshake.Int16() || key == kmsg.SASLAuthenticate.Int16() {
+		return nil
+	}
+	if !c.sasl.expiry.IsZero() && !c.s.now().Before(c.sasl.expiry) {
+		return fmt.Errorf("SASL session of %s expired at %s: %s request without re-authenticating",
+			c.principal, c.sasl.expiry.UTC().Format(time.RFC3339Nano), kmsg.NameForKey(key))
+	}
+	return nil
+}
+
+func handleSaslHandshake(s *Server, c *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.SASLHandshakeRequest)
+	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
+	resp.SupportedMechanisms = slices.Clone(s.cfg.SASL.Mechanisms)
+	if !s.cfg.SASL.Enabled() {
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		return reply{resp: resp}
+	}
+	mechanism := strings.ToUpper(req.Mechanism)
+	if !slices.Contains(s.cfg.SASL.Mechanisms, mechanism) {
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		c.sasl.mechanism, c.sasl.conversation = "", nil
+		return reply{resp: resp}
+	}
+	c.sasl.mechanism, c.sasl.conversation = mechanism, nil
+	return reply{resp: resp}
+}
+
+func handleSaslAuthenticate(s *Server, c *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.SASLAuthenticateRequest)
+	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+	fail := func(code *kerr.Error, message string) reply {
+		resp.ErrorCode, resp.ErrorMessage = code.Code, &message
+		c.sasl.mechanism, c.sasl.conversation = "", nil
+		return reply{resp: resp, closeAfter: true}
+	}
+	if !s.cfg.SASL.Enabled() || c.sasl.mechanism == "" {
+		return fail(kerr.IllegalSaslState, "SaslAuthenticate without a successful SaslHandshake first")
+	}
+	mechanism := c.sasl.mechanism
+	addr := sourceAddr(c.nc)
+	if c.sasl.conversation == nil {
+		if !s.saslAllowed(addr) {
+			c.audit("authentication refused", "outcome", "refused", "mechanism", mechanism, "principal", "",
+				"reason", "too many failed authentications from this address")
+			return fail(kerr.SaslAuthenticationFailed, "too many failed authentications from this address; try again later")
+		}
+		conv, err := s.sasl.server.Start(mechanism)
+		if err != nil {
+			return fail(kerr.UnsupportedSaslMechanism, err.Error())
+		}
+		c.sasl.conversation = conv
+	}
+	conv := c.sasl.conversation
+	token, done, err := conv.Step(req.SASLAuthBytes)
+	if err == nil && done && c.sasl.authenticated && auth.User(conv.User()) != c.principal {
+		err = fmt.Errorf("%w: re-authentication as %s on a connection of %s", sasl.ErrAuthentication, auth.User(conv.User()), c.principal)
+	}
+	if err != nil {
+		s.saslFailed(addr)
+		c.audit("authentication failed", "outcome", "failure", "mechanism", mechanism,
+			"principal", principalOf(conv.User()), "reason", err.Error())
+		return fail(kerr.SaslAuthenticationFailed, fmt.Sprintf("authentication with %s failed: %v", mechanism, clientReason(err)))
+	}
+	resp.SASLAuthBytes = token
+	if !done {
+		return reply{resp: resp}
+	}
+	c.principal = auth.User(conv.User())
+	c.sasl = session{authenticated: true}
+	if lifetime := s.cfg.SASL.SessionLifetime; lifetime > 0 {
+		c.sasl.expiry = s.now().Add(lifetime)
+		resp.SessionLifetimeMillis = lifetime.Milliseconds()
+	}
+	c.audit("authentication succeeded", "outcome", "success", "mechanism", mechanism, "principal", c.principal.String())
+	return reply{resp: resp}
+}
+
+// clientReason is what a failed client hears: the same words for a wrong
+// password and an unknown user, more for a malformed exchange.
+func clientReason(err error) error {
+	if errors.Is(err, sasl.ErrAuthentication) {
+		return sasl.ErrAuthentication
+	}
+	return err
+}
+
+func principalOf(user string) string {
+	if user == "" {
+		return ""
+	}
+	return auth.User(user).String()
+}
+
+func (s *Server) saslAllowed(addr string) bool {
+	s.sasl.mu.Lock()
+	defer s.sasl.mu.Unlock()
+	return s.sasl.limiter.Allowed(addr, s.now())
+}
+
+func (s *Server) saslFailed(addr string) {
+	s.sasl.mu.Lock()
+	defer s.sasl.mu.Unlock()
+	s.sasl.limiter.Failed(addr, s.now())
+}
