@@ -40,6 +40,12 @@ type Config struct {
 	// ProducerIDExpiration forgets an idempotent producer that appended nothing
 	// to a partition for this long, as Kafka's producer.id.expiration.ms (default 1 day).
 	ProducerIDExpiration time.Duration
+	// SASLMechanisms, when set, requires SASL on the Kafka listener with
+	// these mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; kafka.SASLConfig);
+	// empty: no SASL. SASLSessionLifetime is a session's lifetime before
+	// the client must re-authenticate (KIP-368; 0: the connection's life).
+	SASLMechanisms      []string
+	SASLSessionLifetime time.Duration
 	// AdvertisedHTTPAddr is the host:port other nodes and clients reach
 	// the HTTP listener at (a cluster registers it); empty means HTTPAddr
 	// as bound.

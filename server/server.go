@@ -158,6 +158,8 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.ConnectionsMax = s.cfg.ConnectionsMax
 	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
+	kcfg.SASL.Mechanisms = s.cfg.SASLMechanisms
+	kcfg.SASL.SessionLifetime = s.cfg.SASLSessionLifetime
 	return kcfg
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/server"
 )
 
@@ -75,6 +76,8 @@ finish and files close, so the next start needs no recovery scan.`,
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers or --join, which requires it")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT, the Raft address of any member of a running cluster: join it as a new node (instead of --peers)")
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
+	f.Var(&mechanismsValue{mechanisms: &cfg.SASLMechanisms}, "sasl-mechanisms", "require SASL on the Kafka listener with these mechanisms, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users: cairn user create)")
+	f.DurationVar(&cfg.SASLSessionLifetime, "sasl-session-lifetime", 0, "how long a SASL authentication holds before the client must re-authenticate on its connection (KIP-368; 0: for the connection's life)")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
@@ -100,3 +103,25 @@ func (v *peersValue) Set(s string) error {
 }
 
 func (v *peersValue) Type() string { return "list" }
+
+// mechanismsValue is --sasl-mechanisms: a comma list, checked by
+// kafka.SASLConfig.
+type mechanismsValue struct {
+	mechanisms *[]string
+	raw        string
+}
+
+func (v *mechanismsValue) String() string { return v.raw }
+
+func (v *mechanismsValue) Set(s string) error {
+	list := kafka.ParseMechanisms(s)
+	check := kafka.DefaultSASLConfig()
+	check.Mechanisms = list
+	if err := check.Validate(); err != nil {
+		return err
+	}
+	*v.mechanisms, v.raw = list, s
+	return nil
+}
+
+func (v *mechanismsValue) Type() string { return "list" }
