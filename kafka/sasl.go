@@ -19,16 +19,27 @@ package kafka
 // pipeline, in place); any other request closes it. A re-authentication
 // must name the same user.
 //
-// Deviations: SaslHandshake v0 (raw SASL tokens after the handshake) is not
-// served: Kafka 4.0 removed it (KIP-896), and franz-go, librdkafka >= 1.0,
-// sarama and kafkajs all send v1 when ApiVersions lists it. GSSAPI and
-// OAUTHBEARER are not offered. Without SASL configured, SaslHandshake and
-// SaslAuthenticate answer ILLEGAL_SASL_STATE.
+// SaslHandshake v0 is served before authentication: the client then sends
+// raw SASL tokens (size-prefixed, no request header), answered likewise,
+// and a failure closes the connection unanswered. Clients today send v1
+// (franz-go, sarama, kafkajs, librdkafka >= 1.0), but librdkafka only
+// believes a broker supports SASL when the handshake's versions start at 0.
+// A v0 handshake on an authenticated connection answers ILLEGAL_SASL_STATE
+// and closes it (re-authentication is v1's).
+//
+// SCRAM accepts, besides RFC 5802's client-final nonce, the one librdkafka
+// before 2.6.1 sends (its own nonce again in front, librdkafka#4895), as
+// Kafka did until 4.0: kcat and most librdkafka builds in use send it.
+//
+// Deviations: GSSAPI and OAUTHBEARER are not offered. Without SASL
+// configured, SaslHandshake and SaslAuthenticate answer ILLEGAL_SASL_STATE.
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -43,7 +54,7 @@ import (
 )
 
 func init() {
-	register(kmsg.SASLHandshake.Int16(), 1, 1, handleSaslHandshake)
+	register(kmsg.SASLHandshake.Int16(), 0, 1, handleSaslHandshake)
 	register(kmsg.SASLAuthenticate.Int16(), 0, 2, handleSaslAuthenticate)
 }
 
@@ -117,6 +128,7 @@ type saslState struct {
 // running its handlers (authenticate, then the handle loop).
 type session struct {
 	mechanism     string // chosen by the last SaslHandshake
+	raw           bool   // that handshake was v0: raw tokens follow
 	conversation  *sasl.Conversation
 	authenticated bool
 	expiry        time.Time // zero: never
@@ -183,6 +195,11 @@ func (c *conn) authenticate(r *bufio.Reader) error {
 		if rep.closeAfter {
 			return fmt.Errorf("%w: authentication failed", errPreAuth)
 		}
+		if c.sasl.raw && c.sasl.mechanism != "" {
+			if err := c.rawExchange(r, w); err != nil {
+				return err
+			}
+		}
 		if c.sasl.authenticated {
 			return nil
 		}
@@ -210,43 +227,51 @@ func handleSaslHandshake(s *Server, c *conn, r kmsg.Request) reply {
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		return reply{resp: resp}
 	}
+	if req.Version == 0 && c.sasl.authenticated {
+		// Raw tokens cannot follow in the pipeline; KIP-368 re-authenticates with v1.
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		return reply{resp: resp, closeAfter: true}
+	}
 	mechanism := strings.ToUpper(req.Mechanism)
+	c.sasl.mechanism, c.sasl.conversation, c.sasl.raw = "", nil, false
 	if !slices.Contains(s.cfg.SASL.Mechanisms, mechanism) {
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
-		c.sasl.mechanism, c.sasl.conversation = "", nil
 		return reply{resp: resp}
 	}
-	c.sasl.mechanism, c.sasl.conversation = mechanism, nil
+	c.sasl.mechanism, c.sasl.raw = mechanism, req.Version == 0
 	return reply{resp: resp}
 }
 
-func handleSaslAuthenticate(s *Server, c *conn, r kmsg.Request) reply {
-	req := r.(*kmsg.SASLAuthenticateRequest)
-	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
-	fail := func(code *kerr.Error, message string) reply {
-		resp.ErrorCode, resp.ErrorMessage = code.Code, &message
-		c.sasl.mechanism, c.sasl.conversation = "", nil
-		return reply{resp: resp, closeAfter: true}
-	}
-	if !s.cfg.SASL.Enabled() || c.sasl.mechanism == "" {
-		return fail(kerr.IllegalSaslState, "SaslAuthenticate without a successful SaslHandshake first")
-	}
+// saslFailure is a failed step: the code and message the client hears.
+type saslFailure struct {
+	code    *kerr.Error
+	message string
+}
+
+// saslStep runs one client token through the exchange the last handshake
+// chose: the server's token and whether the client is now authenticated,
+// or the failure (audited and counted against the address).
+func (c *conn) saslStep(token []byte) ([]byte, bool, *saslFailure) {
+	s := c.s
 	mechanism := c.sasl.mechanism
+	if !s.cfg.SASL.Enabled() || mechanism == "" {
+		return nil, false, &saslFailure{kerr.IllegalSaslState, "SaslAuthenticate without a successful SaslHandshake first"}
+	}
 	addr := sourceAddr(c.nc)
 	if c.sasl.conversation == nil {
 		if !s.saslAllowed(addr) {
 			c.audit("authentication refused", "outcome", "refused", "mechanism", mechanism, "principal", "",
 				"reason", "too many failed authentications from this address")
-			return fail(kerr.SaslAuthenticationFailed, "too many failed authentications from this address; try again later")
+			return nil, false, &saslFailure{kerr.SaslAuthenticationFailed, "too many failed authentications from this address; try again later"}
 		}
 		conv, err := s.sasl.server.Start(mechanism)
 		if err != nil {
-			return fail(kerr.UnsupportedSaslMechanism, err.Error())
+			return nil, false, &saslFailure{kerr.UnsupportedSaslMechanism, err.Error()}
 		}
 		c.sasl.conversation = conv
 	}
 	conv := c.sasl.conversation
-	token, done, err := conv.Step(req.SASLAuthBytes)
+	out, done, err := conv.Step(token)
 	if err == nil && done && c.sasl.authenticated && auth.User(conv.User()) != c.principal {
 		err = fmt.Errorf("%w: re-authentication as %s on a connection of %s", sasl.ErrAuthentication, auth.User(conv.User()), c.principal)
 	}
@@ -254,20 +279,73 @@ func handleSaslAuthenticate(s *Server, c *conn, r kmsg.Request) reply {
 		s.saslFailed(addr)
 		c.audit("authentication failed", "outcome", "failure", "mechanism", mechanism,
 			"principal", principalOf(conv.User()), "reason", err.Error())
-		return fail(kerr.SaslAuthenticationFailed, fmt.Sprintf("authentication with %s failed: %v", mechanism, clientReason(err)))
+		return nil, false, &saslFailure{kerr.SaslAuthenticationFailed, fmt.Sprintf("authentication with %s failed: %v", mechanism, clientReason(err))}
 	}
-	resp.SASLAuthBytes = token
 	if !done {
-		return reply{resp: resp}
+		return out, false, nil
 	}
 	c.principal = auth.User(conv.User())
 	c.sasl = session{authenticated: true}
 	if lifetime := s.cfg.SASL.SessionLifetime; lifetime > 0 {
 		c.sasl.expiry = s.now().Add(lifetime)
-		resp.SessionLifetimeMillis = lifetime.Milliseconds()
 	}
 	c.audit("authentication succeeded", "outcome", "success", "mechanism", mechanism, "principal", c.principal.String())
+	return out, true, nil
+}
+
+func handleSaslAuthenticate(s *Server, c *conn, r kmsg.Request) reply {
+	req := r.(*kmsg.SASLAuthenticateRequest)
+	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+	if c.sasl.raw {
+		c.sasl.mechanism = "" // a v0 handshake promised raw tokens, not this
+	}
+	out, done, failure := c.saslStep(req.SASLAuthBytes)
+	if failure != nil {
+		resp.ErrorCode, resp.ErrorMessage = failure.code.Code, &failure.message
+		c.sasl.mechanism, c.sasl.conversation = "", nil
+		return reply{resp: resp, closeAfter: true}
+	}
+	resp.SASLAuthBytes = out
+	if done && !c.sasl.expiry.IsZero() {
+		resp.SessionLifetimeMillis = s.cfg.SASL.SessionLifetime.Milliseconds()
+	}
 	return reply{resp: resp}
+}
+
+// rawExchange runs the SASL tokens that follow a v0 SaslHandshake: each a
+// size-prefixed frame with no request header, each answered likewise (an
+// empty frame when the mechanism has nothing to say). A failure closes the
+// connection without an answer, as Kafka does.
+func (c *conn) rawExchange(r *bufio.Reader, w *bufio.Writer) error {
+	for !c.sasl.authenticated {
+		var size [4]byte
+		if _, err := io.ReadFull(r, size[:]); err != nil {
+			return fmt.Errorf("%w: raw SASL token: %w", errPreAuth, err)
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 0 || n > c.s.cfg.SASL.PreAuthRequestBytesMax {
+			return fmt.Errorf("%w: raw SASL token of %d bytes, at most %d", errPreAuth, n, c.s.cfg.SASL.PreAuthRequestBytesMax)
+		}
+		token := make([]byte, n)
+		if _, err := io.ReadFull(r, token); err != nil {
+			return fmt.Errorf("%w: raw SASL token: %w", errPreAuth, err)
+		}
+		out, _, failure := c.saslStep(token)
+		if failure != nil {
+			return fmt.Errorf("%w: %s", errPreAuth, failure.message)
+		}
+		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+			return err
+		}
+		frame := binary.BigEndian.AppendUint32(nil, uint32(len(out)))
+		if _, err := w.Write(append(frame, out...)); err != nil {
+			return err
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // clientReason is what a failed client hears: the same words for a wrong

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 	kgosasl "github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -386,5 +387,38 @@ func TestUserScramCredentialsWithKadm(t *testing.T) {
 	altered, err = adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: "carol", Mechanism: kadm.ScramSha512}}, nil)
 	if err != nil || !errors.Is(altered["carol"].Err, kerr.ResourceNotFound) {
 		t.Fatalf("delete carol again: %v %v, want RESOURCE_NOT_FOUND", err, altered["carol"].Err)
+	}
+}
+
+// TestSaslRawTokensAfterHandshakeV0: a client kept to SaslHandshake v0
+// sends raw SASL tokens, which are answered in kind, for PLAIN and SCRAM;
+// a wrong password closes the connection.
+func TestSaslRawTokensAfterHandshakeV0(t *testing.T) {
+	ts, logs := startSASLServer(t, serverSetup{})
+	addUser(t, ts, "alice", "wonderland")
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(kmsg.SASLHandshake.Int16(), 0)
+	for _, mechanism := range allMechanisms {
+		cl := ts.client(t, kgo.MaxVersions(versions), kgo.SASL(clientMechanism(mechanism, "alice", "wonderland")),
+			kgo.DefaultProduceTopic("raw"), kgo.AllowAutoTopicCreation())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(mechanism)}).FirstErr(); err != nil {
+			t.Fatalf("%s with raw tokens: %v", mechanism, err)
+		}
+		cancel()
+	}
+	if got := logs.lines("log=audit", "outcome=success", "principal=User:alice"); len(got) < len(allMechanisms) {
+		t.Fatalf("%d successes audited, want at least %d", len(got), len(allMechanisms))
+	}
+	rc := ts.dial(t)
+	req := kmsg.NewPtrSASLHandshakeRequest()
+	req.Version, req.Mechanism = 0, sasl.Plain
+	if resp := rc.roundTrip(req).(*kmsg.SASLHandshakeResponse); resp.ErrorCode != 0 {
+		t.Fatalf("v0 handshake: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	token := []byte("\x00alice\x00guess")
+	rc.write(append(binary.BigEndian.AppendUint32(nil, uint32(len(token))), token...))
+	if !rc.closed() {
+		t.Fatal("a wrong raw PLAIN token left the connection open")
 	}
 }

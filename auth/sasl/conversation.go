@@ -145,8 +145,11 @@ func (c *Conversation) scramFinal(msg string) ([]byte, error) {
 	if string(final.channelBinding) != c.first.gs2Header {
 		return nil, fmt.Errorf("%w: channel binding does not repeat the GS2 header", ErrMalformed)
 	}
-	if final.nonce != c.nonce {
-		return nil, fmt.Errorf("%w: nonce changed", ErrMalformed)
+	// librdkafka before 2.6.1 sends its own nonce once more in front of
+	// the whole nonce (librdkafka#4895); Kafka accepted that until 4.0. The
+	// server's part is still repeated, so the exchange stays fresh.
+	if final.nonce != c.nonce && final.nonce != c.first.nonce+c.nonce {
+		return nil, fmt.Errorf("%w: client-final nonce is not the server's", ErrMalformed)
 	}
 	h := scramHashes[c.mechanism]
 	if len(final.proof) != h.size {

@@ -3,6 +3,7 @@ package sasl
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -219,5 +220,37 @@ func TestCredentialShape(t *testing.T) {
 	}
 	if _, err := NewCredential(ScramSHA512, []byte("12345678"), salted, 4096); err == nil {
 		t.Error("a 32-byte salted password accepted for SCRAM-SHA-512")
+	}
+}
+
+// TestScramAcceptsOldLibrdkafkaNonce: librdkafka before 2.6.1 repeats its
+// own nonce in front of the whole one; that exact form is accepted (the
+// proof still decides), any other is not.
+func TestScramAcceptsOldLibrdkafkaNonce(t *testing.T) {
+	cred := credential(t, ScramSHA256, "pw")
+	s := newServer(t, users{{"alice", ScramSHA256}: cred})
+	for _, tc := range []struct {
+		prefix string
+		ok     bool
+	}{{"", true}, {"abc", true}, {"ab", false}, {"abcabc", false}} {
+		conv, _ := s.Start(ScramSHA256)
+		first, _, err := conv.Step([]byte("n,,n=alice,r=abc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := strings.TrimPrefix(strings.Split(string(first), ",")[0], "r=")
+		withoutProof := "c=biws,r=" + tc.prefix + nonce
+		h := scramHashes[ScramSHA256]
+		salted, _ := SaltPassword(ScramSHA256, "pw", cred.Salt, cred.Iterations)
+		clientKey := mac(h, salted, []byte("Client Key"))
+		signature := mac(h, digest(h, clientKey), []byte("n=alice,r=abc,"+string(first)+","+withoutProof))
+		proof := make([]byte, len(clientKey))
+		for i := range proof {
+			proof[i] = clientKey[i] ^ signature[i]
+		}
+		_, done, err := conv.Step([]byte(withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)))
+		if tc.ok != (done && err == nil) {
+			t.Errorf("nonce prefixed with %q: done %v, %v", tc.prefix, done, err)
+		}
 	}
 }
