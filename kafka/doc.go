@@ -26,6 +26,16 @@
 // queue stops the handler, and then the reader, which is the back-pressure a
 // client sees.
 //
+// # Authentication
+//
+// With Config.SASL.Mechanisms set (sasl.go), a connection first runs its
+// SASL exchange on its own goroutine, where only ApiVersions and the SASL
+// requests are served, in frames of at most 512 KiB; once it authenticates,
+// its principal (auth.User) is set and the pipeline starts. KIP-368 session
+// expiry is checked by the handler before each request; re-authentication
+// runs through the pipeline. Users are the cluster's (metadata group),
+// managed with Describe/AlterUserScramCredentials (userscram.go).
+//
 // # Leaders
 //
 // The handlers read where partitions live through clusterView (view.go):

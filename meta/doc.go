@@ -1,5 +1,6 @@
 // Package meta is the metadata group's state machine: brokers, topics, their
-// configs and replica placement, Raft group ids and producer id blocks, as
+// configs and replica placement, Raft group ids, producer id blocks and the
+// SASL users' SCRAM credentials (users.go; keys only, never a password), as
 // every node of the cluster applies them from the metadata group's log.
 //
 // # The machine
