@@ -1,7 +1,7 @@
 package kafka
 
-// SaslHandshake v1 and SaslAuthenticate v0-v2, when Config.SASL names
-// mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+// SaslHandshake v0-v1 and SaslAuthenticate v0-v2, when Config.SASL names
+// mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER).
 //
 // Before a connection authenticates it may send only ApiVersions,
 // SaslHandshake and SaslAuthenticate, in frames of at most
@@ -17,7 +17,14 @@ package kafka
 // answers session_lifetime_ms, and once it has passed the connection may
 // only re-authenticate (SaslHandshake, SaslAuthenticate through the
 // pipeline, in place); any other request closes it. A re-authentication
-// must name the same user.
+// must name the same user. An OAUTHBEARER session ends when its token
+// expires, if that is sooner.
+//
+// OAUTHBEARER (RFC 7628) takes a JWT signed by a key of the configured
+// JWKS (asymmetric algorithms only), from the configured issuer, for the
+// configured audience, with an expiry; the principal is its subject. A bad
+// token answers SASL_AUTHENTICATION_FAILED at once, without RFC 7628's
+// error challenge.
 //
 // SaslHandshake v0 is served before authentication: the client then sends
 // raw SASL tokens (size-prefixed, no request header), answered likewise,
@@ -31,7 +38,7 @@ package kafka
 // before 2.6.1 sends (its own nonce again in front, librdkafka#4895), as
 // Kafka did until 4.0: kcat and most librdkafka builds in use send it.
 //
-// Deviations: GSSAPI and OAUTHBEARER are not offered. Without SASL
+// Deviations: GSSAPI is not offered. Without SASL
 // configured, SaslHandshake and SaslAuthenticate answer ILLEGAL_SASL_STATE.
 
 import (
@@ -72,6 +79,8 @@ type SASLConfig struct {
 	PreAuthRequestBytesMax int32
 	// Limiter bounds failed authentications per source address.
 	Limiter sasl.LimiterConfig
+	// OAuthBearer checks the tokens of OAUTHBEARER, when Mechanisms names it.
+	OAuthBearer sasl.OAuthConfig
 }
 
 // DefaultSASLConfig is SASL off, with the limits it would use.
@@ -82,18 +91,32 @@ func DefaultSASLConfig() SASLConfig {
 // Enabled reports whether the listener requires SASL.
 func (c SASLConfig) Enabled() bool { return len(c.Mechanisms) > 0 }
 
-// Validate reports the first problem in c.
-func (c SASLConfig) Validate() error {
-	for i, m := range c.Mechanisms {
-		if m != sasl.Plain && !sasl.IsScram(m) {
-			return fmt.Errorf("sasl mechanism %q: this server offers %s, %s and %s", m, sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512)
+// CheckMechanisms refuses a mechanism this server does not offer, or one
+// named twice.
+func CheckMechanisms(mechanisms []string) error {
+	for i, m := range mechanisms {
+		if m != sasl.Plain && !sasl.IsScram(m) && m != sasl.OAuthBearer {
+			return fmt.Errorf("sasl mechanism %q: this server offers %s, %s, %s and %s", m, sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512, sasl.OAuthBearer)
 		}
-		if slices.Contains(c.Mechanisms[:i], m) {
+		if slices.Contains(mechanisms[:i], m) {
 			return fmt.Errorf("sasl mechanism %q named twice", m)
 		}
 	}
+	return nil
+}
+
+// Validate reports the first problem in c.
+func (c SASLConfig) Validate() error {
+	if err := CheckMechanisms(c.Mechanisms); err != nil {
+		return err
+	}
 	if !c.Enabled() {
 		return nil
+	}
+	if slices.Contains(c.Mechanisms, sasl.OAuthBearer) {
+		if err := c.OAuthBearer.Check(); err != nil {
+			return err
+		}
 	}
 	switch {
 	case c.SessionLifetime < 0:
@@ -289,6 +312,10 @@ func (c *conn) saslStep(token []byte) ([]byte, bool, *saslFailure) {
 	if lifetime := s.cfg.SASL.SessionLifetime; lifetime > 0 {
 		c.sasl.expiry = s.now().Add(lifetime)
 	}
+	// A token's session ends with the token (KIP-368).
+	if tokenExpiry := conv.Expiry(); !tokenExpiry.IsZero() && (c.sasl.expiry.IsZero() || tokenExpiry.Before(c.sasl.expiry)) {
+		c.sasl.expiry = tokenExpiry
+	}
 	c.audit("authentication succeeded", "outcome", "success", "mechanism", mechanism, "principal", c.principal.String())
 	return out, true, nil
 }
@@ -307,7 +334,7 @@ func handleSaslAuthenticate(s *Server, c *conn, r kmsg.Request) reply {
 	}
 	resp.SASLAuthBytes = out
 	if done && !c.sasl.expiry.IsZero() {
-		resp.SessionLifetimeMillis = s.cfg.SASL.SessionLifetime.Milliseconds()
+		resp.SessionLifetimeMillis = max(1, c.sasl.expiry.Sub(s.now()).Milliseconds())
 	}
 	return reply{resp: resp}
 }

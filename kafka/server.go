@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -124,6 +125,9 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
 	saslServer, err := sasl.NewServer(c, c.Env().Rand)
+	if err == nil && slices.Contains(cfg.SASL.Mechanisms, sasl.OAuthBearer) {
+		err = saslServer.EnableOAuthBearer(cfg.SASL.OAuthBearer, c.Env().Clock.Now)
+	}
 	if err != nil {
 		_ = coordinator.Close()
 		return nil, err

@@ -46,6 +46,12 @@ type Config struct {
 	// the client must re-authenticate (KIP-368; 0: the connection's life).
 	SASLMechanisms      []string
 	SASLSessionLifetime time.Duration
+	// SASLOAuthJWKSFile, SASLOAuthIssuer and SASLOAuthAudience check the
+	// tokens of OAUTHBEARER (when SASLMechanisms names it): signed by a key
+	// of the JWKS file (read at start), from the issuer, for the audience.
+	SASLOAuthJWKSFile string
+	SASLOAuthIssuer   string
+	SASLOAuthAudience string
 	// AdvertisedHTTPAddr is the host:port other nodes and clients reach
 	// the HTTP listener at (a cluster registers it); empty means HTTPAddr
 	// as bound.

@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
@@ -50,6 +53,7 @@ type Server struct {
 	events    *eventstore.Service
 	failed    chan error
 	kafkaDone chan struct{}
+	oauthKeys jose.JSONWebKeySet // OAUTHBEARER's keys, read at start
 }
 
 // Start binds the listeners, opens the data directory and starts serving.
@@ -72,6 +76,9 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	cfg.Env, logger = e, e.Logger
 	started := e.Clock.Now()
 	s := &Server{cfg: cfg, logger: logger, failed: make(chan error, 2), kafkaDone: make(chan struct{})}
+	if err := s.loadOAuthKeys(); err != nil {
+		return nil, err
+	}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -160,7 +167,29 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
 	kcfg.SASL.Mechanisms = s.cfg.SASLMechanisms
 	kcfg.SASL.SessionLifetime = s.cfg.SASLSessionLifetime
+	kcfg.SASL.OAuthBearer = sasl.OAuthConfig{Keys: s.oauthKeys, Issuer: s.cfg.SASLOAuthIssuer, Audience: s.cfg.SASLOAuthAudience}
 	return kcfg
+}
+
+// loadOAuthKeys reads the JWKS file OAUTHBEARER checks tokens with, when
+// the Kafka listener offers it.
+func (s *Server) loadOAuthKeys() error {
+	if !slices.Contains(s.cfg.SASLMechanisms, sasl.OAuthBearer) {
+		return nil
+	}
+	if s.cfg.SASLOAuthJWKSFile == "" {
+		return fmt.Errorf("sasl mechanism %s needs a JWKS file (--sasl-oauthbearer-jwks-file)", sasl.OAuthBearer)
+	}
+	data, err := vfs.ReadFile(s.cfg.Env.FS, s.cfg.SASLOAuthJWKSFile)
+	if err != nil {
+		return fmt.Errorf("read the OAUTHBEARER JWKS: %w", err)
+	}
+	keys, err := sasl.ParseJWKS(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.cfg.SASLOAuthJWKSFile, err)
+	}
+	s.oauthKeys = keys
+	return nil
 }
 
 // serveHTTP starts the event-store API, /metrics and /healthz on httpLn.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Credentials finds a user's stored SCRAM credential for a mechanism.
@@ -21,6 +22,19 @@ type Server struct {
 	// secret keys the made-up credentials of unknown users, so that their
 	// salts are stable for a name but not computable by a client.
 	secret []byte
+	// oauth, when set, checks OAUTHBEARER tokens at the time now gives.
+	oauth *OAuthConfig
+	now   func() time.Time
+}
+
+// EnableOAuthBearer lets Start begin OAUTHBEARER exchanges, checking tokens
+// against cfg at the time now gives.
+func (s *Server) EnableOAuthBearer(cfg OAuthConfig, now func() time.Time) error {
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	s.oauth, s.now = &cfg, now
+	return nil
 }
 
 // NewServer returns a Server drawing nonces (and its secret) from rand.
@@ -44,11 +58,13 @@ type Conversation struct {
 	nonce       string
 	credential  Credential
 	known       bool
+	// expiry is when an OAUTHBEARER token expires (zero for the others).
+	expiry time.Time
 }
 
 // Start begins an exchange of mechanism (PLAIN or a SCRAM mechanism).
 func (s *Server) Start(mechanism string) (*Conversation, error) {
-	if mechanism != Plain && !IsScram(mechanism) {
+	if mechanism != Plain && !IsScram(mechanism) && (mechanism != OAuthBearer || s.oauth == nil) {
 		return nil, fmt.Errorf("%w: mechanism %q", ErrUnsupported, mechanism)
 	}
 	return &Conversation{s: s, mechanism: mechanism}, nil
@@ -56,6 +72,10 @@ func (s *Server) Start(mechanism string) (*Conversation, error) {
 
 // Mechanism is the conversation's mechanism.
 func (c *Conversation) Mechanism() string { return c.mechanism }
+
+// Expiry is when the credential the client authenticated with stops being
+// valid: an OAUTHBEARER token's expiry; zero for the others.
+func (c *Conversation) Expiry() time.Time { return c.expiry }
 
 // User is the name the client gave, once it gave one ("" before): the
 // audit log names it for failures too.
@@ -69,6 +89,8 @@ func (c *Conversation) Step(token []byte) (reply []byte, done bool, err error) {
 	switch {
 	case c.mechanism == Plain && c.step == 1:
 		return nil, true, c.plain(token)
+	case c.mechanism == OAuthBearer && c.step == 1:
+		return nil, true, c.oauthBearer(token)
 	case IsScram(c.mechanism) && c.step == 1:
 		reply, err := c.scramFirst(string(token))
 		return reply, false, err
@@ -110,6 +132,22 @@ func (c *Conversation) plain(token []byte) error {
 		}
 	}
 	return ErrAuthentication
+}
+
+func (c *Conversation) oauthBearer(message []byte) error {
+	authzid, token, err := ParseOAuthBearer(message)
+	if err != nil {
+		return err
+	}
+	subject, expiry, err := c.s.oauth.ValidateToken(token, c.s.now())
+	if err != nil {
+		return err
+	}
+	c.user, c.expiry = subject, expiry
+	if authzid != "" && authzid != subject {
+		return fmt.Errorf("%w: authorization id %q differs from the token's subject", ErrAuthentication, authzid)
+	}
+	return nil
 }
 
 func (c *Conversation) scramFirst(msg string) ([]byte, error) {

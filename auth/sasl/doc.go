@@ -1,5 +1,6 @@
 // Package sasl is the server side of the SASL mechanisms the Kafka listener
-// offers: PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802, RFC 7677), the
+// offers: PLAIN (RFC 4616), SCRAM-SHA-256/512 (RFC 5802, RFC 7677) and
+// OAUTHBEARER (RFC 7628: a JWT checked against a JWKS, oauth.go), the
 // credentials SCRAM stores, and the per-address limiter of failed
 // authentications.
 //
@@ -7,7 +8,8 @@
 // A conversation (Conversation) takes the client's tokens and returns the
 // server's; the nonce it sends is drawn from the io.Reader its caller gives,
 // the credentials come from a Credentials lookup, and the limiter takes the
-// time with each call. The token decoders (ParsePlain, parseClientFirst,
+// time with each call (OAUTHBEARER's clock is given to EnableOAuthBearer).
+// The token decoders (ParsePlain, ParseOAuthBearer, parseClientFirst,
 // parseClientFinal) are fuzzed.
 //
 // # Credentials
