@@ -159,8 +159,9 @@ type session struct {
 
 // audit writes an audit line: the connection's remote address, and the
 // outcome, mechanism, principal and reason the caller gives.
-func (c *conn) audit(msg string, args ...any) {
-	c.logger.Info(msg, append([]any{"log", "audit"}, args...)...)
+func (c *conn) audit(msg, outcome, mechanism string, args ...any) {
+	saslAuthentications.WithLabelValues(mechanism, outcome).Inc()
+	c.logger.Info(msg, append([]any{"log", "audit", "outcome", outcome, "mechanism", mechanism}, args...)...)
 }
 
 func (s *Server) now() time.Time { return s.cluster.Env().Clock.Now() }
@@ -283,7 +284,7 @@ func (c *conn) saslStep(token []byte) ([]byte, bool, *saslFailure) {
 	addr := sourceAddr(c.nc)
 	if c.sasl.conversation == nil {
 		if !s.saslAllowed(addr) {
-			c.audit("authentication refused", "outcome", "refused", "mechanism", mechanism, "principal", "",
+			c.audit("authentication refused", "refused", mechanism, "principal", "",
 				"reason", "too many failed authentications from this address")
 			return nil, false, &saslFailure{kerr.SaslAuthenticationFailed, "too many failed authentications from this address; try again later"}
 		}
@@ -300,7 +301,7 @@ func (c *conn) saslStep(token []byte) ([]byte, bool, *saslFailure) {
 	}
 	if err != nil {
 		s.saslFailed(addr)
-		c.audit("authentication failed", "outcome", "failure", "mechanism", mechanism,
+		c.audit("authentication failed", "failure", mechanism,
 			"principal", principalOf(conv.User()), "reason", err.Error())
 		return nil, false, &saslFailure{kerr.SaslAuthenticationFailed, fmt.Sprintf("authentication with %s failed: %v", mechanism, clientReason(err))}
 	}
@@ -316,7 +317,7 @@ func (c *conn) saslStep(token []byte) ([]byte, bool, *saslFailure) {
 	if tokenExpiry := conv.Expiry(); !tokenExpiry.IsZero() && (c.sasl.expiry.IsZero() || tokenExpiry.Before(c.sasl.expiry)) {
 		c.sasl.expiry = tokenExpiry
 	}
-	c.audit("authentication succeeded", "outcome", "success", "mechanism", mechanism, "principal", c.principal.String())
+	c.audit("authentication succeeded", "success", mechanism, "principal", c.principal.String())
 	return out, true, nil
 }
 
