@@ -6,10 +6,12 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 	kgosasl "github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -119,3 +121,42 @@ func (s *saramaScram) Step(challenge string) (string, error) {
 }
 
 func (s *saramaScram) Done() bool { return s.done }
+
+// TestKafkajsSASL: kafkajs produces over SCRAM-SHA-512 and PLAIN as a
+// user staged before the first start, and is refused with a wrong
+// password; franz-go reads both messages back as that user.
+func TestKafkajsSASL(t *testing.T) {
+	node := requireTool(t, "node")
+	jsDir, err := filepath.Abs("js")
+	if err != nil {
+		t.Fatalf("find js dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "kafkajs", "package.json")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("kafkajs is not installed in %s (run npm ci there): %v", jsDir, err)
+		}
+		t.Skipf("kafkajs is not installed in %s; run `npm ci` there to run this test", jsDir)
+	}
+	dir := t.TempDir()
+	cairnOffline(t, "user", "create", "js", "--password", "js-secret", "--data-dir", dir)
+	server := startCairn(t, dir, "--sasl-mechanisms", "SCRAM-SHA-512,PLAIN")
+	runTool(t, kafkajsWaitMax, "", []string{
+		"CAIRN_BROKER=" + server.kafkaAddr, "CAIRN_TOPIC=kafkajs-sasl", "CAIRN_USER=js", "CAIRN_PASSWORD=js-secret",
+	}, node, filepath.Join(jsDir, "sasl.js"))
+
+	client, err := kgo.NewClient(kgo.SeedBrokers(server.kafkaAddr), kgo.ConsumeTopics("kafkajs-sasl"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.SASL(scram.Auth{User: "js", Pass: "js-secret"}.AsSha512Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	got := map[string]string{}
+	ctx := testContext(t)
+	for len(got) < 2 && ctx.Err() == nil {
+		fetches := client.PollFetches(ctx)
+		fetches.EachRecord(func(r *kgo.Record) { got[string(r.Key)] = string(r.Value) })
+	}
+	if got["scram-sha-512"] != "from kafkajs over scram-sha-512" || got["plain"] != "from kafkajs over plain" {
+		t.Fatalf("read back %v", got)
+	}
+}
