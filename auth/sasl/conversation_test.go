@@ -21,7 +21,7 @@ func (u users) ScramCredential(user, mechanism string) (Credential, bool) {
 	return c, ok
 }
 
-func credential(t *testing.T, mechanism, password string) Credential {
+func credential(t testing.TB, mechanism, password string) Credential {
 	t.Helper()
 	salt := []byte("0123456789abcdef")
 	salted, err := SaltPassword(mechanism, password, salt, IterationsMin)
@@ -35,7 +35,7 @@ func credential(t *testing.T, mechanism, password string) Credential {
 	return c
 }
 
-func newServer(t *testing.T, creds Credentials) *Server {
+func newServer(t testing.TB, creds Credentials) *Server {
 	t.Helper()
 	s, err := NewServer(creds, rand.NewChaCha8([32]byte{7}))
 	if err != nil {
@@ -46,7 +46,7 @@ func newServer(t *testing.T, creds Credentials) *Server {
 
 // converse runs franz-go's client mechanism against a conversation and
 // returns how it ended.
-func converse(t *testing.T, s *Server, client kgosasl.Mechanism) (user string, err error) {
+func converse(t testing.TB, s *Server, client kgosasl.Mechanism) (user string, err error) {
 	t.Helper()
 	conv, err := s.Start(client.Name())
 	if err != nil {
