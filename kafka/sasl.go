@@ -38,8 +38,8 @@ package kafka
 // before 2.6.1 sends (its own nonce again in front, librdkafka#4895), as
 // Kafka did until 4.0: kcat and most librdkafka builds in use send it.
 //
-// Deviations: GSSAPI is not offered. Without SASL
-// configured, SaslHandshake and SaslAuthenticate answer ILLEGAL_SASL_STATE.
+// Deviations: GSSAPI is not offered. Without SASL configured, SaslHandshake
+// and SaslAuthenticate answer ILLEGAL_SASL_STATE.
 
 import (
 	"bufio"
@@ -69,7 +69,8 @@ func init() {
 // before it authenticates.
 type SASLConfig struct {
 	// Mechanisms the listener offers (sasl.Plain, sasl.ScramSHA256,
-	// sasl.ScramSHA512); empty: no SASL, every connection is Anonymous.
+	// sasl.ScramSHA512, sasl.OAuthBearer); empty: no SASL, every
+	// connection is Anonymous. This one field is the listener's SASL switch.
 	Mechanisms []string
 	// SessionLifetime is the time an authentication holds (Kafka's
 	// connections.max.reauth.ms); zero: for the connection's life.
