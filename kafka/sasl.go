@@ -177,6 +177,11 @@ func sourceAddr(nc net.Conn) string {
 	return addr
 }
 
+// preAuthRequestsMax bounds the requests a connection may send before it
+// authenticates: a SCRAM login takes four (ApiVersions, SaslHandshake, two
+// SaslAuthenticate), so a client past this is not trying to log in.
+const preAuthRequestsMax = 64
+
 // errPreAuth ends a connection that broke the pre-authentication rules.
 var errPreAuth = errors.New("before authentication")
 
@@ -185,7 +190,10 @@ var errPreAuth = errors.New("before authentication")
 // close (the failed exchange answered first).
 func (c *conn) authenticate(r *bufio.Reader) error {
 	w := bufio.NewWriter(c.nc)
-	for {
+	for requests := 1; ; requests++ {
+		if requests > preAuthRequestsMax {
+			return fmt.Errorf("%w: %d requests without authenticating", errPreAuth, preAuthRequestsMax)
+		}
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
 			return err
 		}

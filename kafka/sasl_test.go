@@ -202,6 +202,22 @@ func TestSaslRequestBeforeAuthenticationClosesConnection(t *testing.T) {
 	}
 }
 
+// TestSaslPreAuthRequestsBounded: a connection that keeps sending
+// handshakes without ever authenticating is closed after 64 requests.
+func TestSaslPreAuthRequestsBounded(t *testing.T) {
+	ts, _ := startSASLServer(t, serverSetup{})
+	rc := ts.dial(t)
+	for range preAuthRequestsMax {
+		saslHandshake(rc, sasl.Plain)
+	}
+	req := kmsg.NewPtrSASLHandshakeRequest()
+	req.Version, req.Mechanism = 1, sasl.Plain
+	rc.send(req)
+	if !rc.closed() {
+		t.Fatalf("the connection is open after %d requests without authenticating", preAuthRequestsMax+1)
+	}
+}
+
 // TestSaslOversizedPreAuthFrameClosesConnection: a frame over 512 KiB
 // before authentication closes the connection, though it is far below the
 // request cap of an authenticated one.
