@@ -80,7 +80,7 @@ func (c *conn) serve() {
 	connectionsOpen.Inc()
 	defer connectionsOpen.Dec()
 	r := bufio.NewReaderSize(c.nc, 64<<10)
-	if c.s.cfg.SASL.Enabled() {
+	if c.requiresSASL() {
 		if err := c.authenticate(r); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.logger.Warn("closing connection", "err", err)

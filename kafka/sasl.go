@@ -239,10 +239,15 @@ func (c *conn) authenticate(r *bufio.Reader) error {
 	}
 }
 
+// requiresSASL reports whether the connection must authenticate with SASL
+// before it is served: the one place that decides it (per listener, once
+// listeners carry a security protocol).
+func (c *conn) requiresSASL() bool { return c.s.cfg.SASL.Enabled() }
+
 // checkSession closes (by its error) a connection whose session has
 // expired and that sends anything but a re-authentication (KIP-368).
 func (c *conn) checkSession(key int16) error {
-	if !c.s.cfg.SASL.Enabled() || key == kmsg.SASLHandshake.Int16() || key == kmsg.SASLAuthenticate.Int16() {
+	if key == kmsg.SASLHandshake.Int16() || key == kmsg.SASLAuthenticate.Int16() {
 		return nil
 	}
 	if !c.sasl.expiry.IsZero() && !c.s.now().Before(c.sasl.expiry) {
@@ -256,7 +261,7 @@ func handleSaslHandshake(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.SASLHandshakeRequest)
 	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
 	resp.SupportedMechanisms = slices.Clone(s.cfg.SASL.Mechanisms)
-	if !s.cfg.SASL.Enabled() {
+	if !c.requiresSASL() {
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		return reply{resp: resp}
 	}
@@ -287,7 +292,7 @@ type saslFailure struct {
 func (c *conn) saslStep(token []byte) ([]byte, bool, *saslFailure) {
 	s := c.s
 	mechanism := c.sasl.mechanism
-	if !s.cfg.SASL.Enabled() || mechanism == "" {
+	if !c.requiresSASL() || mechanism == "" {
 		return nil, false, &saslFailure{kerr.IllegalSaslState, "SaslAuthenticate without a successful SaslHandshake first"}
 	}
 	addr := sourceAddr(c.nc)
