@@ -42,7 +42,8 @@ func kcatSASL(user, password string) []string {
 // --sasl-mechanisms` then lets kcat (librdkafka, SASL_PLAINTEXT +
 // SCRAM-SHA-512) produce and consume as that user, refuses a wrong
 // password, lets the CLI create a second user through the running server,
-// which sarama (SCRAM-SHA-512) uses; every user survives a restart.
+// which sarama (SCRAM-SHA-512) uses; every user survives a restart; the
+// CLI then changes the second user's password and deletes it.
 func TestSaslFirstUserOfflineThenClients(t *testing.T) {
 	kcatPath := requireTool(t, "kcat")
 	dir := t.TempDir()
@@ -94,6 +95,18 @@ func TestSaslFirstUserOfflineThenClients(t *testing.T) {
 	server.Restart()
 	if got := consume("alice", "alice-secret"); got != "k1=hello\n" {
 		t.Fatalf("kcat as alice after a restart consumed %q", got)
+	}
+
+	cairnOK(t, server, "", append([]string{"user", "passwd", "alice", "--password", "new-secret"}, adminFlags...)...)
+	if got := consume("alice", "new-secret"); got != "k1=hello\n" {
+		t.Fatalf("kcat as alice with her new password consumed %q", got)
+	}
+	cairnOK(t, server, "", append([]string{"user", "delete", "alice"}, adminFlags...)...)
+	if list := cairnOK(t, server, "", append([]string{"user", "list"}, adminFlags...)...); list != "admin\tSCRAM-SHA-512(4096)\n" {
+		t.Fatalf("user list after deleting alice:\n%s", list)
+	}
+	if result := runCairnCLI(t, server, "", append([]string{"user", "delete", "alice"}, adminFlags...)...); result.exitCode == 0 || !strings.Contains(result.stderr, "no user") {
+		t.Fatalf("deleting alice twice: exit %d, %s", result.exitCode, result.stderr)
 	}
 }
 
