@@ -368,8 +368,12 @@ func (c *conn) rawExchange(r *bufio.Reader, w *bufio.Writer) error {
 		if n < 0 || n > c.s.cfg.SASL.PreAuthRequestBytesMax {
 			return fmt.Errorf("%w: raw SASL token of %d bytes, at most %d", errPreAuth, n, c.s.cfg.SASL.PreAuthRequestBytesMax)
 		}
-		token := make([]byte, n)
-		if _, err := io.ReadFull(r, token); err != nil {
+		// Read as the bytes arrive: a claimed size costs nothing until sent.
+		token, err := io.ReadAll(io.LimitReader(r, int64(n)))
+		if err == nil && len(token) < int(n) {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
 			return fmt.Errorf("%w: raw SASL token: %w", errPreAuth, err)
 		}
 		out, _, failure := c.saslStep(token)
