@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	kgosasl "github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -22,6 +23,7 @@ type clientFlags struct {
 	saslMechanism string
 	saslUser      string
 	saslPassword  string
+	saslToken     string
 }
 
 // register adds --brokers and --timeout; timeoutUsage says what the timeout
@@ -30,15 +32,22 @@ func (f *clientFlags) register(flags *pflag.FlagSet, timeoutUsage string) {
 	flags.StringSliceVar(&f.brokers, "brokers", []string{"127.0.0.1:9092"},
 		"bootstrap brokers, host:port, comma-separated or repeated")
 	flags.DurationVar(&f.timeout, "timeout", 30*time.Second, timeoutUsage)
-	flags.StringVar(&f.saslMechanism, "sasl-mechanism", "", "authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with --sasl-user and --sasl-password)")
+	flags.StringVar(&f.saslMechanism, "sasl-mechanism", "", "authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with --sasl-user and --sasl-password), or OAUTHBEARER (with --sasl-token)")
 	flags.StringVar(&f.saslUser, "sasl-user", "", "SASL user name")
 	flags.StringVar(&f.saslPassword, "sasl-password", "", "SASL password (better in CAIRN_SASL_PASSWORD than on the command line)")
+	flags.StringVar(&f.saslToken, "sasl-token", "", "OAUTHBEARER token, a JWT (better in CAIRN_SASL_TOKEN than on the command line)")
 }
 
 // saslOption is the client option authenticating as --sasl-user, or none.
 func (f *clientFlags) saslOption() ([]kgo.Opt, error) {
 	if f.saslMechanism == "" {
 		return nil, nil
+	}
+	if strings.EqualFold(f.saslMechanism, "OAUTHBEARER") {
+		if f.saslToken == "" {
+			return nil, fmt.Errorf("--sasl-mechanism OAUTHBEARER needs --sasl-token")
+		}
+		return []kgo.Opt{kgo.SASL(oauth.Auth{Token: f.saslToken}.AsMechanism())}, nil
 	}
 	if f.saslUser == "" || f.saslPassword == "" {
 		return nil, fmt.Errorf("--sasl-mechanism %s needs --sasl-user and --sasl-password", f.saslMechanism)
@@ -52,7 +61,7 @@ func (f *clientFlags) saslOption() ([]kgo.Opt, error) {
 	case "SCRAM-SHA-512":
 		mechanism = scram.Auth{User: f.saslUser, Pass: f.saslPassword}.AsSha512Mechanism()
 	default:
-		return nil, fmt.Errorf("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", f.saslMechanism)
+		return nil, fmt.Errorf("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", f.saslMechanism)
 	}
 	return []kgo.Opt{kgo.SASL(mechanism)}, nil
 }

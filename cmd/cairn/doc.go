@@ -6,7 +6,8 @@
 // ElectLeaders and UnregisterBroker (docs/kafka-compat.md). `user` manages
 // SASL users through AlterUserScramCredentials, or stages the first one in a
 // stopped node's data directory (--data-dir). Every client command
-// authenticates with --sasl-mechanism, --sasl-user and --sasl-password.
+// authenticates with --sasl-mechanism and --sasl-user and --sasl-password,
+// or --sasl-token (OAUTHBEARER).
 //
 // Each subcommand lives in its own file and only parses flags and calls
 // library code; the pure helpers (environment binding, --from parsing,
