@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/controller"
@@ -85,6 +87,14 @@ type Config struct {
 	KafkaAddr string
 	HTTPAddr  string
 	Rack      string
+	// KafkaListeners, when the node has named Kafka listeners, are their
+	// advertised addresses by name (KafkaAddr is the first's); registered
+	// too, so that a client is given each broker's address for the
+	// listener it connected to.
+	KafkaListeners map[string]string
+	// TransportTLS, when set, runs the connections to the other nodes
+	// (and a join's) over TLS with it (transport.Config.TLS).
+	TransportTLS *tls.Config
 	// RaftTickMs is one Raft tick of every group on the node, and
 	// RaftElectionTicks the election timeout in ticks (randomised up to
 	// twice it); heartbeats go every 2 ticks. 50 ms and 12: a failover
@@ -176,6 +186,11 @@ func (c Config) validateClustered() error {
 			return err
 		}
 	}
+	for name, addr := range c.KafkaListeners {
+		if err := checkHostPort("kafka listener "+name, addr, false); err != nil {
+			return err
+		}
+	}
 	if c.RaftTickMs < 1 || c.RaftElectionTicks <= raftHeartbeatTicks || c.StartTimeoutMs < 1 {
 		return fmt.Errorf("cluster: raft tick %d ms, election ticks %d, start timeout %d ms: the tick and timeout must be positive, the election ticks above %d",
 			c.RaftTickMs, c.RaftElectionTicks, c.StartTimeoutMs, raftHeartbeatTicks)
@@ -242,6 +257,11 @@ type Cluster struct {
 	// partitions.
 	mu     sync.Mutex
 	topics map[string]*Topic
+
+	// aclMu makes this node's ACL changes take turns; acls is the applied
+	// state's bindings (ACLs), replaced by reconcile when they change.
+	aclMu sync.Mutex
+	acls  atomic.Pointer[acl.Set]
 
 	producerMu     sync.Mutex
 	nextProducerID int64 // next id handed out

@@ -7,7 +7,9 @@
 //
 // # Metadata
 //
-// The topics, the cluster id and producer id blocks live in the metadata
+// The topics, the cluster id, producer id blocks and the ACLs (acls.go:
+// CreateACLs, DeleteACLs, and ACLs, the applied set the authorizers read,
+// replaced by reconcile) live in the metadata
 // Raft group (package controller, meta.Machine as its state machine), here
 // with this node as its only voter on a scheduler the cluster owns, which
 // sends to no peer (metagroup.go). CreateTopic, DeleteTopic,
@@ -51,9 +53,11 @@
 // registered brokers, which become transport peers as their registration
 // applies. Open waits, each wait bounded by StartTimeoutMs, for the
 // metadata group to have a leader and this node to apply what it knows
-// committed, then registers its Kafka and HTTP addresses and rack
-// (RegisterBroker under its incarnation; proposed again while a lost frame
-// leaves its outcome unknown) when the state holds others.
+// committed, then registers its Kafka and HTTP addresses, its named Kafka
+// listeners' addresses (Config.KafkaListeners) and rack (RegisterBroker
+// under its incarnation; proposed again while a lost frame leaves its
+// outcome unknown) when the state holds others. Config.TransportTLS runs
+// the transport, and a join, over TLS.
 //
 // With Config.Join instead of Peers (join.go) the node joins a running
 // cluster through one member's Raft address: controller.JoinByAddress

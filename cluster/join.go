@@ -62,7 +62,7 @@ func (c *Cluster) nodeIdentity(names []string) (controller.Identity, error) {
 func (c *Cluster) askToJoin(nonce []byte) (controller.JoinAnswer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.cfg.StartTimeoutMs)*time.Millisecond)
 	defer cancel()
-	answer, err := controller.JoinByAddress(ctx, c.cfg.Join, c.cfg.NodeID, c.cfg.RaftAddr, nonce)
+	answer, err := controller.JoinByAddress(ctx, c.cfg.Join, c.cfg.NodeID, c.cfg.RaftAddr, nonce, c.cfg.TransportTLS)
 	if err != nil {
 		return controller.JoinAnswer{}, fmt.Errorf("cluster: join the cluster through %s: %w", c.cfg.Join, err)
 	}

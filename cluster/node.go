@@ -202,6 +202,7 @@ func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Pro
 			}
 		},
 		Handlers: handlers,
+		TLS:      c.cfg.TransportTLS,
 		// Leader's Disconnected follows the connections.
 		PeerChanged: func(uint64) { c.signalLeaders() },
 		JoinHandler: func(from uint64, payload []byte) []byte {
@@ -392,11 +393,11 @@ func (c *Cluster) awaitMeta(ctx context.Context) error {
 func (c *Cluster) registerSelf(ctx context.Context) error {
 	ident := c.ctl.Identity()
 	want := &metav1.RegisterBroker{NodeId: c.cfg.NodeID, Incarnation: ident.Incarnation, RaftAddr: c.cfg.Peers[c.cfg.NodeID],
-		KafkaAddr: c.cfg.KafkaAddr, HttpAddr: c.cfg.HTTPAddr, Rack: c.cfg.Rack}
+		KafkaAddr: c.cfg.KafkaAddr, HttpAddr: c.cfg.HTTPAddr, Rack: c.cfg.Rack, Listeners: c.cfg.KafkaListeners}
 	for {
 		for _, b := range c.ctl.State().Brokers {
 			if b.NodeId == want.NodeId && b.Incarnation == want.Incarnation && b.RaftAddr == want.RaftAddr &&
-				b.KafkaAddr == want.KafkaAddr && b.HttpAddr == want.HttpAddr && b.Rack == want.Rack {
+				b.KafkaAddr == want.KafkaAddr && b.HttpAddr == want.HttpAddr && b.Rack == want.Rack && maps.Equal(b.Listeners, want.Listeners) {
 				return nil
 			}
 		}

@@ -30,6 +30,10 @@
 // cluster's by default; on a single node every partition is led here and
 // nothing is forwarded.
 //
+// With Config.Authorizer set, each call checks the caller's rights on its
+// topic against the cluster's ACLs (authorize.go) and refuses with
+// PermissionDenied.
+//
 // The service runs in the cluster's environment (cluster.Cluster.Env): event
 // times and read deadlines come from its clock, and the ids of events sent
 // without one (version-4 UUIDs) from its randomness.

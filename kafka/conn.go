@@ -3,6 +3,7 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,10 +32,15 @@ type conn struct {
 	clientID string
 
 	// principal is who the connection acts as: Anonymous until something
-	// authenticates it.
+	// authenticates it (a client certificate, at the TLS handshake).
 	principal auth.Principal
 	// sasl is the connection's SASL exchange and session (sasl.go).
 	sasl session
+
+	// listener is the listener the client connected to: its name picks the
+	// addresses the client is given, its protocol what the client must do
+	// before it is served.
+	listener *listener
 }
 
 // pending is a reply in the connection's ordered queue.
@@ -44,9 +50,9 @@ type pending struct {
 	read   time.Time // when the request's frame was read
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+func newConn(s *Server, nc net.Conn, l *listener) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, principal: auth.Anonymous,
+	return &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, principal: auth.Anonymous, listener: l,
 		logger: s.logger.With("remote", nc.RemoteAddr().String())}
 }
 
@@ -79,11 +85,20 @@ type decoded struct {
 func (c *conn) serve() {
 	connectionsOpen.Inc()
 	defer connectionsOpen.Dec()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			if c.ctx.Err() == nil {
+				c.logger.Warn("closing connection", "listener", c.listener.Name, "err", err)
+			}
+			c.close()
+			return
+		}
+	}
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	if c.requiresSASL() {
 		if err := c.authenticate(r); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				c.logger.Warn("closing connection", "err", err)
+				c.logger.Warn("closing connection", "listener", c.listener.Name, "err", err)
 			}
 			c.close()
 			return

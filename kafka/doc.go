@@ -26,10 +26,24 @@
 // queue stops the handler, and then the reader, which is the back-pressure a
 // client sees.
 //
+// # Listeners
+//
+// A Server serves one or more named listeners (Config.Listeners,
+// listener.go; ServeListener for each), each with a security protocol as
+// Kafka names them. An SSL or SASL_SSL listener runs TLS: the handshake
+// happens on the connection's goroutine before its reader starts, bounded
+// by 10 s, and a client certificate sets the connection's principal
+// through the listener's mapping rules (tlsconf). Each connection keeps its
+// listener: Metadata, DescribeCluster, FindCoordinator and Produce's
+// leader hint give brokers at their addresses for that listener
+// (cluster.Broker.ListenerAddr). A SASL_PLAINTEXT or SASL_SSL listener
+// requires SASL authentication (below); PLAINTEXT and SSL ones never do.
+//
 // # Authentication
 //
-// With Config.SASL.Mechanisms set (sasl.go), a connection first runs its
-// SASL exchange on its own goroutine, where only ApiVersions and the SASL
+// On a SASL_* listener (sasl.go; Config.SASL.Mechanisms are the mechanisms
+// offered), a connection first runs its SASL exchange on its own goroutine,
+// after the TLS handshake if any, where only ApiVersions and the SASL
 // requests are served, in frames of at most 512 KiB; once it authenticates,
 // its principal (auth.User) is set and the pipeline starts. KIP-368 session
 // expiry is checked by the handler before each request; re-authentication
@@ -47,6 +61,13 @@
 // client's current leader epoch, KIP-320, then NOT_LEADER_OR_FOLLOWER);
 // Metadata and DescribeCluster send clients to the leaders. On a single
 // node this node leads every open partition, so nothing of this shows.
+//
+// # Authorization
+//
+// With Config.Authorizer set, each handler checks at its top what Kafka
+// checks (authorize.go: the principal of the connection, its remote IP, the
+// cluster's ACLs). Every registered API declares its decision there; a
+// test fails for one that does not, and docs/kafka-compat.md lists them.
 //
 // # Errors
 //

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
 )
@@ -40,7 +41,8 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 	}
 	buf := getBuffer()
 	release := func() { putBuffer(buf) }
-	resp, bytes, watch := s.buildFetch(req, buf)
+	denied := fetchDenied(c, req)
+	resp, bytes, watch := s.buildFetch(req, buf, denied)
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, s.cfg.FetchWaitMax)
 	if bytes >= int(req.MinBytes) || wait <= 0 || len(watch) == 0 {
 		fetchedBytes.Add(float64(bytes))
@@ -55,15 +57,34 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 			if !waitAny(watch, deadline.C(), c.ctx.Done()) {
 				break
 			}
-			resp, bytes, watch = s.buildFetch(req, buf)
+			resp, bytes, watch = s.buildFetch(req, buf, denied)
 			if bytes >= int(req.MinBytes) || len(watch) == 0 {
 				break
 			}
 		}
-		resp, bytes, _ = s.buildFetch(req, buf)
+		resp, bytes, _ = s.buildFetch(req, buf, denied)
 		fetchedBytes.Add(float64(bytes))
 		return resp
 	}}
+}
+
+// fetchDenied is the topics of req the connection may not read: all of
+// them for a follower's fetch without ClusterAction, as in Kafka.
+func fetchDenied(c *conn, req *kmsg.FetchRequest) map[string]bool {
+	if !c.s.authorizing() {
+		return nil
+	}
+	follower := req.ReplicaID >= 0
+	if follower && c.allowedCluster(acl.OpClusterAction) {
+		return nil
+	}
+	denied := map[string]bool{}
+	for _, rt := range req.Topics {
+		if follower || !c.allowedTopic(acl.OpRead, rt.Topic) {
+			denied[rt.Topic] = true
+		}
+	}
+	return denied
 }
 
 // waitAny blocks until one of the partitions' channels fires (true) or the
@@ -94,7 +115,7 @@ func waitAny(watch []<-chan struct{}, deadline <-chan time.Time, done <-chan str
 // on (those read without error); a partition error ends the long poll, so
 // watch is nil then. The records are read into buf, which the response
 // then refers to; a previous response built on buf is overwritten.
-func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchResponse, int, []<-chan struct{}) {
+func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte, denied map[string]bool) (*kmsg.FetchResponse, int, []<-chan struct{}) {
 	*buf = (*buf)[:0]
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
@@ -117,7 +138,12 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchRes
 			if req.Version >= 9 {
 				requested = rp.CurrentLeaderEpoch
 			}
-			p, l, err := s.leaderPartition(rt.Topic, rp.Partition, requested)
+			var p *partition.Partition
+			var l cluster.Leader
+			err := error(kerr.TopicAuthorizationFailed)
+			if !denied[rt.Topic] {
+				p, l, err = s.leaderPartition(rt.Topic, rp.Partition, requested)
+			}
 			if err == nil {
 				watch = append(watch, p.Changed())
 				err = s.fetchPartition(req, p, rp, &sp, &remaining, &total, buf)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.FindCoordinator.Int16(), 0, 5, handleFindCoordinator) }
@@ -26,16 +28,16 @@ type coordinatorAnswer struct {
 	message *string
 }
 
-func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) reply {
+func handleFindCoordinator(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	if req.Version < 4 {
-		a := s.findCoordinator(req.CoordinatorType, req.CoordinatorKey)
+		a := s.findCoordinator(c, req.CoordinatorType, req.CoordinatorKey)
 		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = a.nodeID, a.host, a.port, a.code, a.message
 		return reply{resp: resp}
 	}
 	for _, key := range req.CoordinatorKeys {
-		a := s.findCoordinator(req.CoordinatorType, key)
+		a := s.findCoordinator(c, req.CoordinatorType, key)
 		rc := kmsg.NewFindCoordinatorResponseCoordinator()
 		rc.Key = key
 		rc.NodeID, rc.Host, rc.Port, rc.ErrorCode, rc.ErrorMessage = a.nodeID, a.host, a.port, a.code, a.message
@@ -44,13 +46,19 @@ func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) reply {
 	return reply{resp: resp}
 }
 
-// findCoordinator answers one key.
-func (s *Server) findCoordinator(keyType int8, key string) coordinatorAnswer {
-	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: s.host, port: s.port}
+// findCoordinator answers one key for a client of c's listener.
+func (s *Server) findCoordinator(c *conn, keyType int8, key string) coordinatorAnswer {
+	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: c.listener.host, port: c.listener.port}
 	switch keyType {
 	case 1:
+		if !c.allowed(acl.OpDescribe, acl.ResourceTransactionalID, key) {
+			return coordinatorAnswer{nodeID: -1, code: kerr.TransactionalIDAuthorizationFailed.Code}
+		}
 		return self
 	case 0:
+		if !c.allowedGroup(acl.OpDescribe, key) {
+			return coordinatorAnswer{nodeID: -1, code: kerr.GroupAuthorizationFailed.Code}
+		}
 	default:
 		return coordinatorAnswer{nodeID: -1, code: kerr.InvalidRequest.Code}
 	}
@@ -58,7 +66,7 @@ func (s *Server) findCoordinator(keyType int8, key string) coordinatorAnswer {
 	if err != nil {
 		return coordinatorAnswer{nodeID: -1, code: errorCode(err), message: errorMessage(err)}
 	}
-	e, ok := s.endpointOf(b)
+	e, ok := s.endpointOf(b, c.listener)
 	if !ok {
 		msg := fmt.Sprintf("the coordinator, node %d, has no Kafka address clients can reach (%q)", b.NodeID, b.KafkaAddr)
 		return coordinatorAnswer{nodeID: -1, code: kerr.CoordinatorNotAvailable.Code, message: &msg}

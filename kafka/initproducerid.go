@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.InitProducerID.Int16(), 0, 4, handleInitProducerID) }
@@ -20,6 +22,10 @@ func handleInitProducerID(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID == nil && !c.allowedCluster(acl.OpIdempotentWrite) && !c.allowedAnyTopic(acl.OpWrite) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return reply{resp: resp}
+	}
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		c.logger.Info("refusing transactional producer: transactions are not supported", "transactional_id", *req.TransactionalID)

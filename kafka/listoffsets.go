@@ -10,8 +10,10 @@ package kafka
 // checking the client's current leader epoch (v4+, KIP-320).
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/partition"
 )
 
@@ -24,16 +26,20 @@ const (
 	listEarliestLoc = -4
 )
 
-func handleListOffsets(s *Server, _ *conn, r kmsg.Request) reply {
+func handleListOffsets(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
+		allowed := c.allowedTopic(acl.OpDescribe, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			offset, ts, epoch, err := s.listOffset(req.Version, rt.Topic, rp)
+			offset, ts, epoch, err := int64(0), int64(0), int32(0), error(kerr.TopicAuthorizationFailed)
+			if allowed {
+				offset, ts, epoch, err = s.listOffset(req.Version, rt.Topic, rp)
+			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
 				sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, -1

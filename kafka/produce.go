@@ -40,6 +40,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/partition"
@@ -80,7 +81,7 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 		for _, w := range waits {
 			if err := w.wait(ctx); err != nil {
 				setProduceError(w.resp, err)
-				s.hintLeader(resp, w.resp, w.topic, w.resp.Partition)
+				s.hintLeader(c.listener, resp, w.resp, w.topic, w.resp.Partition)
 				continue
 			}
 			producedRecords.Add(float64(w.records()))
@@ -143,15 +144,19 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 		*st = kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		topicRefuse := refuse
+		if topicRefuse == nil && !c.allowedTopic(acl.OpWrite, rt.Topic) {
+			topicRefuse = kerr.TopicAuthorizationFailed
+		}
 		for pi, rp := range rt.Partitions {
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res, err := s.producePartition(c, rt.Topic, rp, req.Acks, refuse)
+			res, err := s.producePartition(c, rt.Topic, rp, req.Acks, topicRefuse)
 			if err != nil {
 				failed = true
 				setProduceError(sp, err)
-				s.hintLeader(resp, sp, rt.Topic, rp.Partition)
+				s.hintLeader(c.listener, resp, sp, rt.Topic, rp.Partition)
 				if req.Acks != 0 {
 					c.logger.Debug("produce refused", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 				}
@@ -189,12 +194,12 @@ func setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error) {
 
 // hintLeader names, in a NOT_LEADER_OR_FOLLOWER answer from v10 on, the
 // partition's leader as this node knows it and that leader's address
-// (KIP-951), so that a client moves the partition there at once instead
+// (KIP-951) for the client's listener ln, so that a client moves the partition there at once instead
 // of waiting for its next metadata refresh (franz-go waits its
 // MetadataMinAge, 5 s by default, after the last one): what a node
 // handing off its leaderships as it stops answers in the meantime. No
 // leader known, or one at no usable address, gives no hint.
-func (s *Server) hintLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponseTopicPartition, topic string, index int32) {
+func (s *Server) hintLeader(ln *listener, resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponseTopicPartition, topic string, index int32) {
 	if resp.Version < 10 || sp.ErrorCode != kerr.NotLeaderForPartition.Code {
 		return
 	}
@@ -209,7 +214,7 @@ func (s *Server) hintLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponse
 		if i < 0 {
 			return
 		}
-		e, ok := s.endpointOf(brokers[i])
+		e, ok := s.endpointOf(brokers[i], ln)
 		if !ok {
 			return
 		}

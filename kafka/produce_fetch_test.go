@@ -102,7 +102,7 @@ func TestMetadataAutoCreate(t *testing.T) {
 			old.Topics = []kmsg.MetadataRequestTopic{}
 		}
 		all := rc.roundTrip(old).(*kmsg.MetadataResponse)
-		if len(all.Topics) != 1 || len(all.Brokers) != 1 || all.Brokers[0].Port != ts.port {
+		if len(all.Topics) != 1 || len(all.Brokers) != 1 || all.Brokers[0].Port != ts.first.port {
 			t.Fatalf("v%d all topics: %+v", v, all)
 		}
 	}

@@ -1,16 +1,17 @@
 package kafka
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/groups"
@@ -18,8 +19,13 @@ import (
 
 // Config is the Kafka listener's configuration; every limit has a default.
 type Config struct {
-	// AdvertisedAddr is the host:port given to clients in Metadata.
+	// AdvertisedAddr is the host:port given to clients in Metadata when
+	// Listeners is empty: one PLAINTEXT listener.
 	AdvertisedAddr string
+	// Listeners are the named listeners, each served by ServeListener
+	// (Serve serves the first); empty means one PLAINTEXT listener at
+	// AdvertisedAddr.
+	Listeners []Listener
 	// AutoCreateTopics creates unknown topics named in Metadata requests.
 	AutoCreateTopics bool
 	// DefaultPartitions is the partition count of auto-created topics and of
@@ -43,6 +49,9 @@ type Config struct {
 	// SASL requires SASL authentication on the listener when its
 	// Mechanisms are set (sasl.go); off by default.
 	SASL SASLConfig
+	// Authorizer, when set, checks every request against the cluster's
+	// ACLs (authorize.go); nil allows everything, as Kafka without one.
+	Authorizer *acl.Authorizer
 }
 
 // DefaultConfig returns the listener defaults.
@@ -63,10 +72,15 @@ func DefaultConfig() Config {
 
 // Validate reports the first problem in c.
 func (c Config) Validate() error {
-	if _, port, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
-		return fmt.Errorf("advertised addr %q: %w", c.AdvertisedAddr, err)
-	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("advertised addr %q: bad port", c.AdvertisedAddr)
+	names := map[string]bool{}
+	for _, l := range c.listeners() {
+		if err := l.validate(); err != nil {
+			return err
+		}
+		if names[l.Name] {
+			return fmt.Errorf("listener %s: named twice", l.Name)
+		}
+		names[l.Name] = true
 	}
 	switch {
 	case c.DefaultPartitions < 1:
@@ -84,26 +98,35 @@ func (c Config) Validate() error {
 	return c.Groups.Validate()
 }
 
-// Server answers Kafka requests on one listener.
+// listeners is Listeners, or the one PLAINTEXT listener at AdvertisedAddr.
+func (c Config) listeners() []Listener {
+	if len(c.Listeners) > 0 {
+		return c.Listeners
+	}
+	return []Listener{{Name: DefaultListenerName, Protocol: Plaintext, AdvertisedAddr: c.AdvertisedAddr}}
+}
+
+// Server answers Kafka requests on its listeners.
 type Server struct {
 	cfg     Config
 	cluster *cluster.Cluster
 	view    clusterView // the cluster's leaders and brokers; cluster itself outside tests
 	logger  *slog.Logger
-	host    string
-	port    int32
 	groups  *groups.Coordinator
 	sasl    saslState
+	// listeners by name; first is Config's first, which Serve serves.
+	listeners map[string]*listener
+	first     *listener
 
-	badAddrs sync.Map // cluster.Broker → struct{}: unusable addresses logged already
+	badAddrs sync.Map // badAddress → struct{}: unusable addresses logged already
 
 	slots chan struct{} // one per open connection
 
-	mu       sync.Mutex
-	listener net.Listener
-	conns    map[*conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
+	mu           sync.Mutex
+	netListeners []net.Listener
+	conns        map[*conn]struct{}
+	closed       bool
+	wg           sync.WaitGroup
 	// requests counts the requests read on every connection (Requests).
 	requests atomic.Uint64
 }
@@ -118,8 +141,6 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	host, portText, _ := net.SplitHostPort(cfg.AdvertisedAddr)
-	port, _ := strconv.ParseUint(portText, 10, 16)
 	coordinator, err := groups.Open(c, cfg.Groups, logger)
 	if err != nil {
 		return nil, fmt.Errorf("group coordinator: %w", err)
@@ -132,23 +153,46 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 		_ = coordinator.Close()
 		return nil, err
 	}
-	return &Server{cfg: cfg, cluster: c, view: c, logger: logger, host: host, port: int32(port), groups: coordinator,
+	s := &Server{cfg: cfg, cluster: c, view: c, logger: logger, groups: coordinator, listeners: map[string]*listener{},
 		sasl:  saslState{server: saslServer, limiter: sasl.NewLimiter(cfg.SASL.Limiter)},
-		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}, nil
+		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}
+	for i, l := range cfg.listeners() {
+		s.listeners[l.Name] = newListener(l)
+		if i == 0 {
+			s.first = s.listeners[l.Name]
+		}
+	}
+	return s, nil
 }
 
 // Groups is the consumer-group coordinator, for metrics.
 func (s *Server) Groups() *groups.Coordinator { return s.groups }
 
-// Serve accepts connections on l until Close.
-func (s *Server) Serve(l net.Listener) error {
+// Serve accepts connections of the first listener on l until Close.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, s.first) }
+
+// ServeListener accepts connections of the listener named name on l until
+// Close; it may run for several listeners at once.
+func (s *Server) ServeListener(name string, l net.Listener) error {
+	ln, ok := s.listeners[name]
+	if !ok {
+		return fmt.Errorf("kafka: no listener named %q", name)
+	}
+	return s.serve(l, ln)
+}
+
+func (s *Server) serve(l net.Listener, ln *listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return net.ErrClosed
 	}
-	s.listener = l
+	s.netListeners = append(s.netListeners, l)
 	s.mu.Unlock()
+	if ln.TLS != nil {
+		// The handshake runs on the connection's goroutine (conn.serve).
+		l = tls.NewListener(l, ln.TLS)
+	}
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -173,7 +217,7 @@ func (s *Server) Serve(l net.Listener) error {
 			_ = nc.Close()
 			continue
 		}
-		c := newConn(s, nc)
+		c := newConn(s, nc, ln)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -200,15 +244,16 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	l := s.listener
+	ls := s.netListeners
 	for c := range s.conns {
 		c.close()
 	}
 	s.mu.Unlock()
-	var err error
-	if l != nil {
-		err = l.Close()
+	var errs []error
+	for _, l := range ls {
+		errs = append(errs, l.Close())
 	}
+	err := errors.Join(errs...)
 	s.wg.Wait()
 	// After the connections: no handler calls the coordinator any more.
 	_ = s.groups.Close()

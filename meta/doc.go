@@ -1,7 +1,9 @@
 // Package meta is the metadata group's state machine: brokers, topics, their
 // configs and replica placement, Raft group ids, producer id blocks and the
-// SASL users' SCRAM credentials (users.go; keys only, never a password), as
-// every node of the cluster applies them from the metadata group's log.
+// SASL users' SCRAM credentials (users.go; keys only, never a password) and
+// the ACLs (package acl's bindings, checked with acl.Validate on apply and
+// restore), as every node of the cluster applies them from the metadata
+// group's log.
 //
 // # The machine
 //

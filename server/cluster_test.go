@@ -41,6 +41,8 @@ type testCluster struct {
 	joined map[int32]string
 	// sasl, when set, requires SASL with these mechanisms on every node.
 	sasl []string
+	// config, when set, adjusts node id's configuration before it starts.
+	config func(id int32, cfg *Config)
 }
 
 // startThree starts three servers forming a cluster and returns them by
@@ -153,7 +155,11 @@ func (tc *testCluster) tryStart() error {
 // address it bound last (any free one the first time).
 func (tc *testCluster) start(id int32) (*Server, error) {
 	if _, ok := tc.joined[id]; ok {
-		return Start(tc.joinedConfig(id), tc.fs[id], slog.New(slog.NewTextHandler(io.Discard, nil)))
+		cfg := tc.joinedConfig(id)
+		if tc.config != nil {
+			tc.config(id, &cfg)
+		}
+		return Start(cfg, tc.fs[id], slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"
@@ -163,6 +169,9 @@ func (tc *testCluster) start(id int32) (*Server, error) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if tc.logger != nil {
 		logger = tc.logger(id)
+	}
+	if tc.config != nil {
+		tc.config(id, &cfg)
 	}
 	return Start(cfg, tc.fs[id], logger)
 }

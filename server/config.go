@@ -8,8 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/tlsconf"
 )
 
 // Config is the whole server's configuration. Flags and CAIRN_* environment
@@ -17,10 +20,29 @@ import (
 type Config struct {
 	// DataDir holds every partition's segments, topic metadata and producer state.
 	DataDir string
-	// KafkaAddr is where the Kafka protocol listener binds.
+	// KafkaAddr is where the Kafka protocol listener binds when Listeners
+	// is empty: one PLAINTEXT listener.
 	KafkaAddr string
 	// AdvertisedKafkaAddr is the host:port returned to clients in Metadata; empty means KafkaAddr.
 	AdvertisedKafkaAddr string
+	// Listeners, when set, are the Kafka listeners instead of KafkaAddr,
+	// each with its security protocol; the first is the one a cluster
+	// registers as the node's Kafka address.
+	Listeners []Listener
+	// TLS is the node's certificate and key, and the CA of client
+	// certificates, for SSL and SASL_SSL listeners, HTTPTLS and RaftTLS.
+	TLS tlsconf.Files
+	// PrincipalMappingRules map a client certificate's subject to its
+	// principal (Kafka's ssl.principal.mapping.rules syntax); empty is
+	// DEFAULT.
+	PrincipalMappingRules string
+	// HTTPTLS serves the HTTP listener over TLS with TLS's certificate
+	// (and its client CA and client auth).
+	HTTPTLS bool
+	// RaftTLS runs the connections between cluster nodes over mutual TLS:
+	// each node presents TLS's certificate and checks the other's against
+	// TLS's client CA.
+	RaftTLS bool
 	// HTTPAddr serves /metrics and /healthz; empty disables the HTTP listener.
 	HTTPAddr string
 	// AutoCreateTopics creates unknown topics named in Metadata requests, as Kafka's auto.create.topics.enable.
@@ -84,6 +106,15 @@ type Config struct {
 	// without handing anything off).
 	ShutdownTimeout time.Duration
 
+	// Authorizer turns ACL checks on for the Kafka and event-store APIs
+	// (default deny: a resource no ACL allows is refused). SuperUsers are
+	// allowed everything; AllowEveryoneIfNoACL allows a resource no ACL
+	// names at all (Kafka's allow.everyone.if.no.acl.found). Both need
+	// Authorizer.
+	Authorizer           bool
+	SuperUsers           []auth.Principal
+	AllowEveryoneIfNoACL bool
+
 	// Env is the node's clock, randomness, filesystem and logger. Unset
 	// fields are the real ones (env.Real()); Start's filesystem and logger
 	// arguments, when not nil, take the place of Env's.
@@ -117,8 +148,14 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("data dir must not be empty")
 	}
-	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
+	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil && len(c.Listeners) == 0 {
 		return fmt.Errorf("kafka addr %q: %w", c.KafkaAddr, err)
+	}
+	if err := c.validateListeners(); err != nil {
+		return err
+	}
+	if _, err := tlsconf.ParseRules(c.PrincipalMappingRules); err != nil {
+		return err
 	}
 	if c.AdvertisedKafkaAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdvertisedKafkaAddr); err != nil {
@@ -148,6 +185,9 @@ func (c Config) Validate() error {
 	if c.ProducerIDExpiration < time.Millisecond {
 		return fmt.Errorf("producer id expiration %s: must be at least 1ms", c.ProducerIDExpiration)
 	}
+	if !c.Authorizer && (len(c.SuperUsers) > 0 || c.AllowEveryoneIfNoACL) {
+		return errors.New("super users and allow-everyone-if-no-acl-found need the authorizer on")
+	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("shutdown timeout %s: must not be negative", c.ShutdownTimeout)
 	}
@@ -165,6 +205,8 @@ func (c Config) validateCluster() error {
 			return fmt.Errorf("raft addr %q without peers: a single node listens for no other node; give --peers or --join too", c.RaftAddr)
 		case c.NodeID < 0:
 			return fmt.Errorf("node id %d: must not be negative", c.NodeID)
+		case c.RaftTLS:
+			return errors.New("node-to-node TLS without peers: a single node talks to no other node; give --peers or --join too")
 		}
 		return nil
 	}
@@ -211,4 +253,12 @@ func ParsePeers(s string) (map[int32]string, error) {
 		peers[int32(n)] = addr
 	}
 	return peers, nil
+}
+
+// authorizer is the ACL authorizer of c, nil when checks are off.
+func (c Config) authorizer() *acl.Authorizer {
+	if !c.Authorizer {
+		return nil
+	}
+	return acl.NewAuthorizer(acl.Config{SuperUsers: c.SuperUsers, AllowEveryoneIfNoACL: c.AllowEveryoneIfNoACL})
 }

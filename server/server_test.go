@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cairnlog/cairn/auth"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -115,6 +116,8 @@ func TestConfigValidate(t *testing.T) {
 		"zero partitions":           func(c *Config) { c.DefaultPartitions = 0 },
 		"tiny requests":             func(c *Config) { c.RequestBytesMax = 10 },
 		"no producer id expiration": func(c *Config) { c.ProducerIDExpiration = 0 },
+		"super users alone":         func(c *Config) { c.SuperUsers = []auth.Principal{auth.User("admin")} },
+		"allow everyone alone":      func(c *Config) { c.AllowEveryoneIfNoACL = true },
 		"raft addr without peers":   func(c *Config) { c.RaftAddr = "127.0.0.1:9093" },
 		"node not among peers":      func(c *Config) { c.NodeID, c.Peers = 4, map[int32]string{1: "127.0.0.1:1"} },
 		"node 0 with peers":         func(c *Config) { c.Peers = map[int32]string{1: "127.0.0.1:1"} },

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/cairnlog/cairn/tlsconf"
 )
 
 // clientFlags are the connection flags shared by every command that talks to
@@ -19,6 +21,7 @@ import (
 type clientFlags struct {
 	brokers []string
 	timeout time.Duration
+	tls     tlsconf.ClientFiles
 	// SASL, for a listener that requires it (serve --sasl-mechanisms).
 	saslMechanism string
 	saslUser      string
@@ -36,6 +39,7 @@ func (f *clientFlags) register(flags *pflag.FlagSet, timeoutUsage string) {
 	flags.StringVar(&f.saslUser, "sasl-user", "", "SASL user name")
 	flags.StringVar(&f.saslPassword, "sasl-password", "", "SASL password (better in CAIRN_SASL_PASSWORD than on the command line)")
 	flags.StringVar(&f.saslToken, "sasl-token", "", "OAUTHBEARER token, a JWT (better in CAIRN_SASL_TOKEN than on the command line)")
+	registerTLSFlags(flags, &f.tls, "the brokers (an SSL or SASL_SSL listener)")
 }
 
 // saslOption is the client option authenticating as --sasl-user, or none.
@@ -66,6 +70,15 @@ func (f *clientFlags) saslOption() ([]kgo.Opt, error) {
 	return []kgo.Opt{kgo.SASL(mechanism)}, nil
 }
 
+// registerTLSFlags adds the client side's TLS flags; what names the
+// server they apply to.
+func registerTLSFlags(flags *pflag.FlagSet, f *tlsconf.ClientFiles, what string) {
+	flags.BoolVar(&f.Enable, "tls", false, "connect to "+what+" over TLS (implied by the other --tls-* flags), checking its certificate against the system's CAs or --tls-ca-file")
+	flags.StringVar(&f.CAFile, "tls-ca-file", "", "PEM CAs that signed the server's certificate")
+	flags.StringVar(&f.CertFile, "tls-cert-file", "", "PEM client certificate, for a server that asks for one (mTLS)")
+	flags.StringVar(&f.KeyFile, "tls-key-file", "", "PEM key of --tls-cert-file")
+}
+
 // newClient returns a client for the configured brokers. The caller closes it.
 func (f *clientFlags) newClient(options ...kgo.Opt) (*kgo.Client, error) {
 	if len(f.brokers) == 0 {
@@ -77,6 +90,13 @@ func (f *clientFlags) newClient(options ...kgo.Opt) (*kgo.Client, error) {
 	auth, err := f.saslOption()
 	if err != nil {
 		return nil, err
+	}
+	tlsCfg, err := tlsconf.Client(f.tls)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		options = append([]kgo.Opt{kgo.DialTLSConfig(tlsCfg)}, options...)
 	}
 	options = append(append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, auth...), options...)
 	client, err := kgo.NewClient(options...)

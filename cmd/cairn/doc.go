@@ -13,6 +13,10 @@
 // library code; the pure helpers (environment binding, --from parsing,
 // output formats) are in internal/cli. The root command binds CAIRN_*
 // environment variables to every flag not given on the command line.
+// serve's listener and TLS flags are in serve_security.go; the client
+// commands' TLS flags (--tls, --tls-ca-file, --tls-cert-file,
+// --tls-key-file) are registered with their connection flags (client.go,
+// stream.go).
 //
 // No client command outlives Ctrl-C (SIGINT), SIGTERM or its --timeout,
 // whatever the cluster does: context.go gives each one a context ended by

@@ -48,6 +48,7 @@ its variable; a repeatable flag such as --header reads a single item.`,
 	root.AddCommand(
 		newServeCommand(),
 		newTopicCommand(),
+		newACLCommand(),
 		newClusterCommand(),
 		newProduceCommand(),
 		newConsumeCommand(),

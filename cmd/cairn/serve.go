@@ -12,6 +12,7 @@ import (
 
 func newServeCommand() *cobra.Command {
 	cfg := server.DefaultConfig()
+	var advertised []string // --advertise-listener, applied once every listener is known
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a Cairn broker: a single node, or one node of a cluster",
@@ -37,7 +38,17 @@ flags.
 SIGINT or SIGTERM shut it down cleanly: a cluster node first hands the
 leadership of every partition it leads to an in-sync replica on another node
 (waiting up to --shutdown-timeout) while it still serves, then pending syncs
-finish and files close, so the next start needs no recovery scan.`,
+finish and files close, so the next start needs no recovery scan.
+
+Several Kafka listeners, each with its security protocol, replace
+--kafka-addr with --listener NAME=PROTOCOL://HOST:PORT (repeated; PROTOCOL is
+PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL) and --advertise-listener
+NAME=HOST:PORT. A client is given every broker's address for the listener it
+connected to. SSL listeners, --http-tls and --raft-tls use --tls-cert-file and
+--tls-key-file, reloaded when the files change; --tls-client-ca-file asks
+clients for certificates (--tls-client-auth), whose subject names the
+connection's principal through --tls-principal-mapping-rules. See
+docs/security.md.`,
 		Example: `  cairn serve
   cairn serve --data-dir /var/lib/cairn --kafka-addr 127.0.0.1:19092
   CAIRN_DEFAULT_PARTITIONS=3 cairn serve
@@ -46,11 +57,25 @@ finish and files close, so the next start needs no recovery scan.`,
   cairn serve --node-id 1 --data-dir d1 --kafka-addr 127.0.0.1:19092 --http-addr 127.0.0.1:18080 \
     --raft-addr 127.0.0.1:19093 --peers 1=127.0.0.1:19093,2=127.0.0.1:29093,3=127.0.0.1:39093
 
+  # plaintext on loopback for local tools, TLS with client certificates outside
+  cairn serve --listener LOCAL=PLAINTEXT://127.0.0.1:9092 --listener EXTERNAL=SSL://0.0.0.0:9093 \
+    --advertise-listener EXTERNAL=kafka1.example.com:9093 \
+    --tls-cert-file node.pem --tls-key-file node-key.pem --tls-client-ca-file clients-ca.pem \
+    --tls-principal-mapping-rules 'RULE:^CN=(.*?),OU=.*$/$1/,DEFAULT'
+
   # a fourth node joining that cluster through node 1
   cairn serve --node-id 4 --data-dir d4 --kafka-addr 127.0.0.1:49092 --http-addr 127.0.0.1:48080 \
     --raft-addr 127.0.0.1:49093 --join 127.0.0.1:19093`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(cfg.Listeners) > 0 && cmd.Flags().Changed("kafka-addr") {
+				if err := addKafkaAddrListener(&cfg); err != nil {
+					return err
+				}
+			}
+			if err := applyAdvertisedListeners(&cfg, advertised); err != nil {
+				return err
+			}
 			ctx, stop := interruptContext(cmd.Context())
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -85,6 +110,10 @@ finish and files close, so the next start needs no recovery scan.`,
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
 	f.IntVar(&cfg.RaftElectionTicks, "raft-election-ticks", cfg.RaftElectionTicks, "Raft election timeout in ticks (randomised up to twice it); heartbeats go every 2 ticks")
+	f.BoolVar(&cfg.Authorizer, "authorizer", false, "check every Kafka and event-store request against the cluster's ACLs (cairn acl); a resource no ACL allows is refused")
+	f.Var(&principalsValue{principals: &cfg.SuperUsers}, "super-users", "with --authorizer, principals allowed everything, comma-separated: User:admin,User:ops")
+	f.BoolVar(&cfg.AllowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "with --authorizer, allow everyone a resource no ACL names (Kafka's allow.everyone.if.no.acl.found)")
+	addSecurityFlags(cmd, &cfg, &advertised)
 	return cmd
 }
 

@@ -15,27 +15,42 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cairnlog/cairn/client"
+	"github.com/cairnlog/cairn/tlsconf"
 )
 
 // streamFlags are the flags every stream subcommand shares.
 type streamFlags struct {
 	server  string
 	timeout time.Duration
+	tls     tlsconf.ClientFiles
 }
 
 func (f *streamFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.server, "server", "http://127.0.0.1:8080", "the event-store API: cairn serve's --http-addr as a URL")
 	flags.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long one call may take (subscribe runs until stopped)")
+	registerTLSFlags(flags, &f.tls, "--server (an https:// URL; cairn serve --http-tls)")
 }
 
 // client returns an SDK client of --server; the caller closes it. Its HTTP
 // transport speaks HTTP/2 without TLS on http:// URLs, which subscriptions
-// (server streaming) need.
+// (server streaming) need; on https:// URLs it checks the server's
+// certificate against --tls-ca-file and shows --tls-cert-file.
 func (f *streamFlags) client() (*client.Client, error) {
 	if f.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %s: must be positive", f.timeout)
 	}
-	c, err := client.New(f.server)
+	tlsCfg, err := tlsconf.Client(f.tls)
+	if err != nil {
+		return nil, err
+	}
+	var opts []client.Option
+	if tlsCfg != nil {
+		if !strings.HasPrefix(f.server, "https://") {
+			return nil, fmt.Errorf("--server %q: TLS flags need an https:// URL", f.server)
+		}
+		opts = append(opts, client.WithTLS(tlsCfg))
+	}
+	c, err := client.New(f.server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: %w", f.server, err)
 	}

@@ -225,7 +225,11 @@ type State struct {
 	AppliedIndex uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// users with SCRAM credentials, sorted by name; each user's credentials
 	// sorted by mechanism. Passwords are never kept (see ScramCredential).
-	Users         []*User `protobuf:"bytes,20,rep,name=users,proto3" json:"users,omitempty"`
+	Users []*User `protobuf:"bytes,20,rep,name=users,proto3" json:"users,omitempty"`
+	// acls are the access control lists (CreateAcls), sorted by resource
+	// type, pattern type, resource name, principal, host, operation and
+	// permission, unique (package acl's Compare).
+	Acls          []*AclBinding `protobuf:"bytes,30,rep,name=acls,proto3" json:"acls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -312,6 +316,13 @@ func (x *State) GetAppliedIndex() uint64 {
 func (x *State) GetUsers() []*User {
 	if x != nil {
 		return x.Users
+	}
+	return nil
+}
+
+func (x *State) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
 	}
 	return nil
 }
@@ -472,8 +483,13 @@ type Broker struct {
 	// registration_nonce is the RegisterBroker nonce that made this
 	// incarnation, empty when it had none.
 	RegistrationNonce []byte `protobuf:"bytes,8,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// listeners are the node's Kafka listeners' advertised HOST:PORT by
+	// listener name (a client is given every broker's address for the
+	// listener it connected to); empty for a node registered with
+	// kafka_addr alone.
+	Listeners     map[string]string `protobuf:"bytes,20,rep,name=listeners,proto3" json:"listeners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Broker) Reset() {
@@ -558,6 +574,13 @@ func (x *Broker) GetState() BrokerState {
 func (x *Broker) GetRegistrationNonce() []byte {
 	if x != nil {
 		return x.RegistrationNonce
+	}
+	return nil
+}
+
+func (x *Broker) GetListeners() map[string]string {
+	if x != nil {
+		return x.Listeners
 	}
 	return nil
 }
@@ -763,6 +786,8 @@ type Command struct {
 	//	*Command_SetPreferredLeaders
 	//	*Command_UpsertScramCredential
 	//	*Command_DeleteScramCredential
+	//	*Command_CreateAcls
+	//	*Command_DeleteAcls
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -922,6 +947,24 @@ func (x *Command) GetDeleteScramCredential() *DeleteScramCredential {
 	return nil
 }
 
+func (x *Command) GetCreateAcls() *CreateAcls {
+	if x != nil {
+		if x, ok := x.Command.(*Command_CreateAcls); ok {
+			return x.CreateAcls
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteAcls() *DeleteAcls {
+	if x != nil {
+		if x, ok := x.Command.(*Command_DeleteAcls); ok {
+			return x.DeleteAcls
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -978,6 +1021,14 @@ type Command_DeleteScramCredential struct {
 	DeleteScramCredential *DeleteScramCredential `protobuf:"bytes,21,opt,name=delete_scram_credential,json=deleteScramCredential,proto3,oneof"`
 }
 
+type Command_CreateAcls struct {
+	CreateAcls *CreateAcls `protobuf:"bytes,30,opt,name=create_acls,json=createAcls,proto3,oneof"`
+}
+
+type Command_DeleteAcls struct {
+	DeleteAcls *DeleteAcls `protobuf:"bytes,31,opt,name=delete_acls,json=deleteAcls,proto3,oneof"`
+}
+
 func (*Command_RegisterBroker) isCommand_Command() {}
 
 func (*Command_SetBrokerState) isCommand_Command() {}
@@ -1004,6 +1055,10 @@ func (*Command_UpsertScramCredential) isCommand_Command() {}
 
 func (*Command_DeleteScramCredential) isCommand_Command() {}
 
+func (*Command_CreateAcls) isCommand_Command() {}
+
+func (*Command_DeleteAcls) isCommand_Command() {}
+
 // RegisterBroker adds a node, or gives a node that lost its data a new
 // incarnation (incarnation 0), or updates the addresses of its current
 // incarnation (incarnation = the current one). A new incarnation starts
@@ -1022,8 +1077,10 @@ type RegisterBroker struct {
 	// (a retried proposal), registers nothing new and answers that
 	// incarnation. Empty: every registration is a new one.
 	RegistrationNonce []byte `protobuf:"bytes,7,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// listeners: as Broker's.
+	Listeners     map[string]string `protobuf:"bytes,20,rep,name=listeners,proto3" json:"listeners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterBroker) Reset() {
@@ -1101,6 +1158,13 @@ func (x *RegisterBroker) GetRack() string {
 func (x *RegisterBroker) GetRegistrationNonce() []byte {
 	if x != nil {
 		return x.RegistrationNonce
+	}
+	return nil
+}
+
+func (x *RegisterBroker) GetListeners() map[string]string {
+	if x != nil {
+		return x.Listeners
 	}
 	return nil
 }
@@ -1955,6 +2019,196 @@ func (x *DeleteScramCredential) GetMechanism() string {
 	return ""
 }
 
+// AclBinding is one ACL. The enums are Kafka's wire codes (package acl):
+// resource_type 2 topic, 3 group, 4 cluster, 5 transactional id;
+// pattern_type 3 literal, 4 prefixed; operation 2 all to 12 idempotent
+// write; permission 2 deny, 3 allow.
+type AclBinding struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType int32                  `protobuf:"varint,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceName string                 `protobuf:"bytes,2,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	PatternType  int32                  `protobuf:"varint,3,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`
+	// principal is "Type:Name"; "User:*" is every principal.
+	Principal string `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	// host is "*" or an IP address in canonical form.
+	Host          string `protobuf:"bytes,5,opt,name=host,proto3" json:"host,omitempty"`
+	Operation     int32  `protobuf:"varint,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	Permission    int32  `protobuf:"varint,7,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBinding) Reset() {
+	*x = AclBinding{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBinding) ProtoMessage() {}
+
+func (x *AclBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
+func (*AclBinding) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *AclBinding) GetResourceType() int32 {
+	if x != nil {
+		return x.ResourceType
+	}
+	return 0
+}
+
+func (x *AclBinding) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *AclBinding) GetPatternType() int32 {
+	if x != nil {
+		return x.PatternType
+	}
+	return 0
+}
+
+func (x *AclBinding) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclBinding) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *AclBinding) GetOperation() int32 {
+	if x != nil {
+		return x.Operation
+	}
+	return 0
+}
+
+func (x *AclBinding) GetPermission() int32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+// CreateAcls adds bindings; those present already are left as they are.
+// One invalid binding refuses the whole command.
+type CreateAcls struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*AclBinding          `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAcls) Reset() {
+	*x = CreateAcls{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAcls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAcls) ProtoMessage() {}
+
+func (x *CreateAcls) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAcls.ProtoReflect.Descriptor instead.
+func (*CreateAcls) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateAcls) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+// DeleteAcls removes the bindings listed (the ones a DeleteAcls request's
+// filters matched on the proposing node); absent ones are ignored.
+type DeleteAcls struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*AclBinding          `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAcls) Reset() {
+	*x = DeleteAcls{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAcls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAcls) ProtoMessage() {}
+
+func (x *DeleteAcls) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAcls.ProtoReflect.Descriptor instead.
+func (*DeleteAcls) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeleteAcls) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
 // Result is what applying one command gave.
 type Result struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1975,7 +2229,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2241,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2254,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{23}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2049,7 +2303,7 @@ var File_cairn_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\xca\x02\n" +
+	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\xf9\x02\n" +
 	"\x05State\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -2059,7 +2313,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12)\n" +
-	"\x05users\x18\x14 \x03(\v2\x13.cairn.meta.v1.UserR\x05users\"\\\n" +
+	"\x05users\x18\x14 \x03(\v2\x13.cairn.meta.v1.UserR\x05users\x12-\n" +
+	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\\\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12@\n" +
 	"\vcredentials\x18\x02 \x03(\v2\x1e.cairn.meta.v1.ScramCredentialR\vcredentials\"\xa1\x01\n" +
@@ -2072,7 +2327,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
 	"stored_key\x18\x04 \x01(\fR\tstoredKey\x12\x1d\n" +
 	"\n" +
-	"server_key\x18\x05 \x01(\fR\tserverKey\"\x91\x02\n" +
+	"server_key\x18\x05 \x01(\fR\tserverKey\"\x93\x03\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -2082,7 +2337,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x120\n" +
 	"\x05state\x18\a \x01(\x0e2\x1a.cairn.meta.v1.BrokerStateR\x05state\x12-\n" +
-	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\"\xde\x01\n" +
+	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\x12B\n" +
+	"\tlisteners\x18\x14 \x03(\v2$.cairn.meta.v1.Broker.ListenersEntryR\tlisteners\x1a<\n" +
+	"\x0eListenersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12;\n" +
@@ -2100,7 +2359,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
 	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
-	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\xc2\b\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\xbe\t\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
 	"\x10set_broker_state\x18\x02 \x01(\v2\x1d.cairn.meta.v1.SetBrokerStateH\x00R\x0esetBrokerState\x12?\n" +
@@ -2115,8 +2374,12 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	" \x01(\v2!.cairn.meta.v1.CancelReassignmentH\x00R\x12cancelReassignment\x12X\n" +
 	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeaders\x12^\n" +
 	"\x17upsert_scram_credential\x18\x14 \x01(\v2$.cairn.meta.v1.UpsertScramCredentialH\x00R\x15upsertScramCredential\x12^\n" +
-	"\x17delete_scram_credential\x18\x15 \x01(\v2$.cairn.meta.v1.DeleteScramCredentialH\x00R\x15deleteScramCredentialB\t\n" +
-	"\acommand\"\xe7\x01\n" +
+	"\x17delete_scram_credential\x18\x15 \x01(\v2$.cairn.meta.v1.DeleteScramCredentialH\x00R\x15deleteScramCredential\x12<\n" +
+	"\vcreate_acls\x18\x1e \x01(\v2\x19.cairn.meta.v1.CreateAclsH\x00R\n" +
+	"createAcls\x12<\n" +
+	"\vdelete_acls\x18\x1f \x01(\v2\x19.cairn.meta.v1.DeleteAclsH\x00R\n" +
+	"deleteAclsB\t\n" +
+	"\acommand\"\xf1\x02\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -2125,7 +2388,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"kafka_addr\x18\x04 \x01(\tR\tkafkaAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x12-\n" +
-	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\"}\n" +
+	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\x12J\n" +
+	"\tlisteners\x18\x14 \x03(\v2,.cairn.meta.v1.RegisterBroker.ListenersEntryR\tlisteners\x1a<\n" +
+	"\x0eListenersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
 	"\x0eSetBrokerState\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x120\n" +
@@ -2188,7 +2455,24 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"credential\"I\n" +
 	"\x15DeleteScramCredential\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
-	"\tmechanism\x18\x02 \x01(\tR\tmechanism\"\xe4\x01\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\"\xe9\x01\n" +
+	"\n" +
+	"AclBinding\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\x05R\fresourceType\x12#\n" +
+	"\rresource_name\x18\x02 \x01(\tR\fresourceName\x12!\n" +
+	"\fpattern_type\x18\x03 \x01(\x05R\vpatternType\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04host\x18\x05 \x01(\tR\x04host\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\x05R\toperation\x12\x1e\n" +
+	"\n" +
+	"permission\x18\a \x01(\x05R\n" +
+	"permission\";\n" +
+	"\n" +
+	"CreateAcls\x12-\n" +
+	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\";\n" +
+	"\n" +
+	"DeleteAcls\x12-\n" +
+	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\xe4\x01\n" +
 	"\x06Result\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.cairn.meta.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
@@ -2237,7 +2521,7 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(BrokerState)(0),              // 0: cairn.meta.v1.BrokerState
 	(ErrorCode)(0),                // 1: cairn.meta.v1.ErrorCode
@@ -2264,49 +2548,61 @@ var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(*PreferredLeader)(nil),       // 22: cairn.meta.v1.PreferredLeader
 	(*UpsertScramCredential)(nil), // 23: cairn.meta.v1.UpsertScramCredential
 	(*DeleteScramCredential)(nil), // 24: cairn.meta.v1.DeleteScramCredential
-	(*Result)(nil),                // 25: cairn.meta.v1.Result
-	nil,                           // 26: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                           // 27: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                           // 28: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	(*AclBinding)(nil),            // 25: cairn.meta.v1.AclBinding
+	(*CreateAcls)(nil),            // 26: cairn.meta.v1.CreateAcls
+	(*DeleteAcls)(nil),            // 27: cairn.meta.v1.DeleteAcls
+	(*Result)(nil),                // 28: cairn.meta.v1.Result
+	nil,                           // 29: cairn.meta.v1.Broker.ListenersEntry
+	nil,                           // 30: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                           // 31: cairn.meta.v1.RegisterBroker.ListenersEntry
+	nil,                           // 32: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                           // 33: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
 	5,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
 	6,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
 	3,  // 2: cairn.meta.v1.State.users:type_name -> cairn.meta.v1.User
-	4,  // 3: cairn.meta.v1.User.credentials:type_name -> cairn.meta.v1.ScramCredential
-	0,  // 4: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	26, // 5: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	7,  // 6: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	9,  // 7: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	10, // 8: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	12, // 9: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	13, // 10: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	14, // 11: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	15, // 12: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	16, // 13: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	18, // 14: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	19, // 15: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	20, // 16: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	21, // 17: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	23, // 18: cairn.meta.v1.Command.upsert_scram_credential:type_name -> cairn.meta.v1.UpsertScramCredential
-	24, // 19: cairn.meta.v1.Command.delete_scram_credential:type_name -> cairn.meta.v1.DeleteScramCredential
-	0,  // 20: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	27, // 21: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	11, // 22: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	11, // 23: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	28, // 24: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	17, // 25: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	17, // 26: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	17, // 27: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	22, // 28: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	17, // 29: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	4,  // 30: cairn.meta.v1.UpsertScramCredential.credential:type_name -> cairn.meta.v1.ScramCredential
-	1,  // 31: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	25, // 3: cairn.meta.v1.State.acls:type_name -> cairn.meta.v1.AclBinding
+	4,  // 4: cairn.meta.v1.User.credentials:type_name -> cairn.meta.v1.ScramCredential
+	0,  // 5: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
+	29, // 6: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
+	30, // 7: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	7,  // 8: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	9,  // 9: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	10, // 10: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	12, // 11: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	13, // 12: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	14, // 13: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	15, // 14: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	16, // 15: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	18, // 16: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	19, // 17: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	20, // 18: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	21, // 19: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	23, // 20: cairn.meta.v1.Command.upsert_scram_credential:type_name -> cairn.meta.v1.UpsertScramCredential
+	24, // 21: cairn.meta.v1.Command.delete_scram_credential:type_name -> cairn.meta.v1.DeleteScramCredential
+	26, // 22: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
+	27, // 23: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
+	31, // 24: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
+	0,  // 25: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	32, // 26: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	11, // 27: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	11, // 28: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	33, // 29: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	17, // 30: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 31: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 32: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	22, // 33: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	17, // 34: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	4,  // 35: cairn.meta.v1.UpsertScramCredential.credential:type_name -> cairn.meta.v1.ScramCredential
+	25, // 36: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	25, // 37: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	1,  // 38: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -2328,6 +2624,8 @@ func file_cairn_meta_v1_meta_proto_init() {
 		(*Command_SetPreferredLeaders)(nil),
 		(*Command_UpsertScramCredential)(nil),
 		(*Command_DeleteScramCredential)(nil),
+		(*Command_CreateAcls)(nil),
+		(*Command_DeleteAcls)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2335,7 +2633,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
