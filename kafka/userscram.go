@@ -15,14 +15,16 @@ package kafka
 // (deletions first); a user's first failure stops that user's later changes.
 // The reply waits for the metadata group (off the handler, in request order).
 //
-// Authorization: there is no authorizer yet, so any connection that may
-// send requests (on a SASL listener, any authenticated user) may describe
-// and alter users.
+// Authorization: Describe on the cluster to describe users (else
+// CLUSTER_AUTHORIZATION_FAILED for the request), Alter on the cluster to
+// change them (else CLUSTER_AUTHORIZATION_FAILED for each user named), as
+// Kafka checks them.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 )
@@ -44,9 +46,13 @@ func scramMechanismCode(name string) int8 {
 	return 0
 }
 
-func handleDescribeUserScramCredentials(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDescribeUserScramCredentials(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !c.allowedCluster(acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return reply{resp: resp}
+	}
 	users := map[string]cluster.UserInfo{}
 	all := s.cluster.Users()
 	for _, u := range all {
@@ -101,7 +107,7 @@ type scramChange struct {
 	upsertion *kmsg.AlterUserSCRAMCredentialsRequestUpsertion
 }
 
-func handleAlterUserScramCredentials(s *Server, _ *conn, r kmsg.Request) reply {
+func handleAlterUserScramCredentials(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.AlterUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
 	var changes []scramChange
@@ -111,6 +117,18 @@ func handleAlterUserScramCredentials(s *Server, _ *conn, r kmsg.Request) reply {
 	for i := range req.Upsertions {
 		u := &req.Upsertions[i]
 		changes = append(changes, scramChange{user: u.Name, code: u.Mechanism, upsertion: u})
+	}
+	if !c.allowedCluster(acl.OpAlter) {
+		seen := map[string]bool{}
+		for _, ch := range changes {
+			if !seen[ch.user] {
+				seen[ch.user] = true
+				res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+				res.User, res.ErrorCode = ch.user, kerr.ClusterAuthorizationFailed.Code
+				resp.Results = append(resp.Results, res)
+			}
+		}
+		return reply{resp: resp}
 	}
 	return reply{wait: func() kmsg.Response {
 		var order []string
