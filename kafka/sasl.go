@@ -1,7 +1,8 @@
 package kafka
 
-// SaslHandshake v0-v1 and SaslAuthenticate v0-v2, when Config.SASL names
-// mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER).
+// SaslHandshake v0-v1 and SaslAuthenticate v0-v2, on SASL_PLAINTEXT and
+// SASL_SSL listeners, offering Config.SASL's mechanisms (PLAIN,
+// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER).
 //
 // Before a connection authenticates it may send only ApiVersions,
 // SaslHandshake and SaslAuthenticate, in frames of at most
@@ -38,8 +39,8 @@ package kafka
 // before 2.6.1 sends (its own nonce again in front, librdkafka#4895), as
 // Kafka did until 4.0: kcat and most librdkafka builds in use send it.
 //
-// Deviations: GSSAPI is not offered. Without SASL configured, SaslHandshake
-// and SaslAuthenticate answer ILLEGAL_SASL_STATE.
+// Deviations: GSSAPI is not offered. On a PLAINTEXT or SSL listener,
+// SaslHandshake and SaslAuthenticate answer ILLEGAL_SASL_STATE.
 
 import (
 	"bufio"
@@ -65,12 +66,13 @@ func init() {
 	register(kmsg.SASLAuthenticate.Int16(), 0, 2, handleSaslAuthenticate)
 }
 
-// SASLConfig turns SASL on for a listener and bounds what a client can do
-// before it authenticates.
+// SASLConfig is what the SASL_* listeners offer and how they bound what a
+// client can do before it authenticates.
 type SASLConfig struct {
-	// Mechanisms the listener offers (sasl.Plain, sasl.ScramSHA256,
-	// sasl.ScramSHA512, sasl.OAuthBearer); empty: no SASL, every
-	// connection is Anonymous. This one field is the listener's SASL switch.
+	// Mechanisms the SASL_* listeners offer (sasl.Plain, sasl.ScramSHA256,
+	// sasl.ScramSHA512, sasl.OAuthBearer); a SASL_* listener needs at
+	// least one. Set on a Config without Listeners, they make its one
+	// listener SASL_PLAINTEXT.
 	Mechanisms []string
 	// SessionLifetime is the time an authentication holds (Kafka's
 	// connections.max.reauth.ms); zero: for the connection's life.
@@ -89,7 +91,7 @@ func DefaultSASLConfig() SASLConfig {
 	return SASLConfig{PreAuthRequestBytesMax: 512 << 10, Limiter: sasl.DefaultLimiterConfig()}
 }
 
-// Enabled reports whether the listener requires SASL.
+// Enabled reports whether mechanisms are configured.
 func (c SASLConfig) Enabled() bool { return len(c.Mechanisms) > 0 }
 
 // CheckMechanisms refuses a mechanism this server does not offer, or one
@@ -240,9 +242,10 @@ func (c *conn) authenticate(r *bufio.Reader) error {
 }
 
 // requiresSASL reports whether the connection must authenticate with SASL
-// before it is served: the one place that decides it (per listener, once
-// listeners carry a security protocol).
-func (c *conn) requiresSASL() bool { return c.s.cfg.SASL.Enabled() }
+// before it is served: the one place that decides it, by the security
+// protocol of its listener (Config.Validate makes sure a SASL_* listener
+// has mechanisms to offer).
+func (c *conn) requiresSASL() bool { return c.listener.Protocol.SASL() }
 
 // checkSession closes (by its error) a connection whose session has
 // expired and that sends anything but a re-authentication (KIP-368).

@@ -95,13 +95,37 @@ func (c Config) Validate() error {
 	if err := c.SASL.Validate(); err != nil {
 		return err
 	}
+	if err := c.validateSASLListeners(); err != nil {
+		return err
+	}
 	return c.Groups.Validate()
 }
 
-// listeners is Listeners, or the one PLAINTEXT listener at AdvertisedAddr.
+// validateSASLListeners refuses a SASL_* listener without mechanisms to
+// offer, and mechanisms no listener offers: either is a configuration
+// that does not do what its author meant.
+func (c Config) validateSASLListeners() error {
+	offered := false
+	for _, l := range c.listeners() {
+		if l.Protocol.SASL() && !c.SASL.Enabled() {
+			return fmt.Errorf("listener %s is %s but no SASL mechanism is configured", l.Name, l.Protocol)
+		}
+		offered = offered || l.Protocol.SASL()
+	}
+	if c.SASL.Enabled() && !offered {
+		return fmt.Errorf("SASL mechanisms %v configured but no listener is SASL_PLAINTEXT or SASL_SSL", c.SASL.Mechanisms)
+	}
+	return nil
+}
+
+// listeners is Listeners, or the one listener at AdvertisedAddr:
+// SASL_PLAINTEXT when SASL mechanisms are configured, else PLAINTEXT.
 func (c Config) listeners() []Listener {
 	if len(c.Listeners) > 0 {
 		return c.Listeners
+	}
+	if c.SASL.Enabled() {
+		return []Listener{{Name: DefaultSASLListenerName, Protocol: SASLPlaintext, AdvertisedAddr: c.AdvertisedAddr}}
 	}
 	return []Listener{{Name: DefaultListenerName, Protocol: Plaintext, AdvertisedAddr: c.AdvertisedAddr}}
 }

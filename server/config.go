@@ -62,9 +62,10 @@ type Config struct {
 	// ProducerIDExpiration forgets an idempotent producer that appended nothing
 	// to a partition for this long, as Kafka's producer.id.expiration.ms (default 1 day).
 	ProducerIDExpiration time.Duration
-	// SASLMechanisms, when set, requires SASL on the Kafka listener with
-	// these mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; kafka.SASLConfig);
-	// empty: no SASL. SASLSessionLifetime is a session's lifetime before
+	// SASLMechanisms are the mechanisms the SASL_* listeners offer (PLAIN,
+	// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; kafka.SASLConfig); a SASL_*
+	// listener needs them and they need one. Without Listeners they make
+	// KafkaAddr's listener SASL_PLAINTEXT. SASLSessionLifetime is a session's lifetime before
 	// the client must re-authenticate (KIP-368; 0: the connection's life).
 	SASLMechanisms      []string
 	SASLSessionLifetime time.Duration

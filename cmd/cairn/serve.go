@@ -101,7 +101,7 @@ docs/security.md.`,
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers or --join, which requires it")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT, the Raft address of any member of a running cluster: join it as a new node (instead of --peers)")
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
-	f.Var(&mechanismsValue{mechanisms: &cfg.SASLMechanisms}, "sasl-mechanisms", "require SASL on the Kafka listener with these mechanisms, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users: cairn user create), OAUTHBEARER (JWTs: --sasl-oauthbearer-*)")
+	f.Var(&mechanismsValue{mechanisms: &cfg.SASLMechanisms}, "sasl-mechanisms", "SASL mechanisms of the SASL_PLAINTEXT and SASL_SSL listeners (with --kafka-addr alone, it makes that listener SASL_PLAINTEXT), comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users: cairn user create), OAUTHBEARER (JWTs: --sasl-oauthbearer-*)")
 	f.StringVar(&cfg.SASLOAuthJWKSFile, "sasl-oauthbearer-jwks-file", "", "JSON Web Key Set (public keys) that OAUTHBEARER tokens must be signed by, read at start")
 	f.StringVar(&cfg.SASLOAuthIssuer, "sasl-oauthbearer-issuer", "", "the issuer (iss) OAUTHBEARER tokens must name")
 	f.StringVar(&cfg.SASLOAuthAudience, "sasl-oauthbearer-audience", "", "an audience (aud) OAUTHBEARER tokens must name")

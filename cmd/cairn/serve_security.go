@@ -14,7 +14,7 @@ import (
 // addSecurityFlags adds serve's listener and TLS flags.
 func addSecurityFlags(cmd *cobra.Command, cfg *server.Config, advertised *[]string) {
 	f := cmd.Flags()
-	f.Var(&listenersValue{listeners: &cfg.Listeners}, "listener", "a Kafka listener, NAME=PROTOCOL://HOST:PORT (PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeat for several; replaces --kafka-addr, which, given too, adds a PLAINTEXT listener named PLAINTEXT first. SASL_* listeners do not check SASL yet: they serve as PLAINTEXT and SSL")
+	f.Var(&listenersValue{listeners: &cfg.Listeners}, "listener", "a Kafka listener, NAME=PROTOCOL://HOST:PORT (PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeat for several; replaces --kafka-addr, which, given too, adds a PLAINTEXT listener named PLAINTEXT first. SASL_* listeners require SASL with --sasl-mechanisms")
 	f.StringArrayVar(advertised, "advertise-listener", nil, "NAME=HOST:PORT given to clients of listener NAME and registered in the cluster (default: the listener's address as bound); repeatable")
 	f.StringVar(&cfg.TLS.CertFile, "tls-cert-file", "", "PEM certificate (chain) of SSL and SASL_SSL listeners, --http-tls and --raft-tls; reloaded when the file changes")
 	f.StringVar(&cfg.TLS.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file; reloaded with it")
