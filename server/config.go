@@ -39,6 +39,14 @@ type Config struct {
 	// HTTPTLS serves the HTTP listener over TLS with TLS's certificate
 	// (and its client CA and client auth).
 	HTTPTLS bool
+	// HTTPAuth is how the HTTP listener authenticates callers
+	// (httpauth.go): HTTPAuthNone (the default: a client certificate's
+	// principal, else anonymous), HTTPAuthOptional (an Authorization
+	// header, Basic or Bearer, is checked when given) or HTTPAuthRequired
+	// (event-store calls must authenticate). HTTPAuthMetrics requires it of
+	// /metrics, /healthz and /debug/pprof too.
+	HTTPAuth        string
+	HTTPAuthMetrics bool
 	// RaftTLS runs the connections between cluster nodes over mutual TLS:
 	// each node presents TLS's certificate and checks the other's against
 	// TLS's client CA.
@@ -153,6 +161,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka addr %q: %w", c.KafkaAddr, err)
 	}
 	if err := c.validateListeners(); err != nil {
+		return err
+	}
+	if err := c.validateHTTPAuth(); err != nil {
 		return err
 	}
 	if _, err := tlsconf.ParseRules(c.PrincipalMappingRules); err != nil {

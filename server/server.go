@@ -266,7 +266,7 @@ func (s *Server) serveHTTP() {
 	}, s.logger)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	s.httpSrv = &http.Server{Handler: s.withPrincipal(s.httpHandler()), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols,
+	s.httpSrv = &http.Server{Handler: s.withPrincipal(s.withCredentials(s.httpHandler())), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols,
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
 	serve := func() error { return s.httpSrv.Serve(s.httpLn) }
 	if s.cfg.HTTPTLS {

@@ -16,7 +16,8 @@
 // serve's listener and TLS flags are in serve_security.go; the client
 // commands' TLS flags (--tls, --tls-ca-file, --tls-cert-file,
 // --tls-key-file) are registered with their connection flags (client.go,
-// stream.go).
+// stream.go), as are their SASL flags (the stream commands send
+// --sasl-user/--sasl-password as HTTP Basic, --sasl-token as Bearer).
 //
 // No client command outlives Ctrl-C (SIGINT), SIGTERM or its --timeout,
 // whatever the cluster does: context.go gives each one a context ended by
