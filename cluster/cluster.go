@@ -23,6 +23,7 @@ import (
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/quota"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -75,6 +76,12 @@ type Config struct {
 	// RaftAddr is where this node's transport listens; empty: its address
 	// in Peers.
 	RaftAddr string
+	// PeerDialAddrs, by node id, is where this node dials that node instead
+	// of its address in Peers or registered in the metadata group: a node
+	// reaching another through a different route (a NAT, a proxy) while
+	// Peers, from which the cluster id is derived, stays the same on every
+	// node. Only the dialling side of a pair (the lower id) uses it.
+	PeerDialAddrs map[int32]string
 	// Join, instead of Peers, is the Raft address (HOST:PORT) of a member
 	// of a running cluster: the node joins it as a learner of the metadata
 	// group under a new incarnation (controller.JoinByAddress) and becomes
@@ -181,6 +188,14 @@ func (c Config) validateClustered() error {
 			return err
 		}
 	}
+	for id, addr := range c.PeerDialAddrs {
+		if id < 1 || id == c.NodeID {
+			return fmt.Errorf("cluster: peer dial address of node %d: not another node's id", id)
+		}
+		if err := checkHostPort("peer dial address of node "+strconv.Itoa(int(id)), addr, false); err != nil {
+			return err
+		}
+	}
 	for _, a := range []struct{ name, value string }{{"raft listen address", c.RaftAddr}, {"kafka address", c.KafkaAddr}, {"http address", c.HTTPAddr}} {
 		if err := checkHostPort(a.name, a.value, true); err != nil {
 			return err
@@ -262,6 +277,8 @@ type Cluster struct {
 	// state's bindings (ACLs), replaced by reconcile when they change.
 	aclMu sync.Mutex
 	acls  atomic.Pointer[acl.Set]
+	// quotas is the applied state's client quotas, replaced by reconcile.
+	quotas atomic.Pointer[quota.Config]
 
 	producerMu     sync.Mutex
 	nextProducerID int64 // next id handed out

@@ -9,7 +9,9 @@
 //
 // The topics, the cluster id, producer id blocks and the ACLs (acls.go:
 // CreateACLs, DeleteACLs, and ACLs, the applied set the authorizers read,
-// replaced by reconcile) live in the metadata
+// replaced by reconcile) and the client quotas (quotas.go:
+// AlterClientQuotas, and ClientQuotas, the applied config the quota
+// managers read, replaced by reconcile) live in the metadata
 // Raft group (package controller, meta.Machine as its state machine), here
 // with this node as its only voter on a scheduler the cluster owns, which
 // sends to no peer (metagroup.go). CreateTopic, DeleteTopic,
@@ -51,7 +53,8 @@
 // group, the controller opened with the peers (a new node probes them
 // before bootstrapping), and a leaders.Leaders sending heartbeats to the
 // registered brokers, which become transport peers as their registration
-// applies. Open waits, each wait bounded by StartTimeoutMs, for the
+// applies (dialled at Config.PeerDialAddrs where it names them, at the
+// registered or Peers address otherwise). Open waits, each wait bounded by StartTimeoutMs, for the
 // metadata group to have a leader and this node to apply what it knows
 // committed, then registers its Kafka and HTTP addresses, its named Kafka
 // listeners' addresses (Config.KafkaListeners) and rack (RegisterBroker

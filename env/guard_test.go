@@ -13,7 +13,7 @@ import (
 // nodePackages are the directories (relative to the module root, with
 // everything below them) whose code runs inside a node and must take time
 // and randomness from its Env.
-var nodePackages = []string{"batch", "storage", "raftlog", "meta", "partition", "cluster", "groups", "streams", "eventstore", "kafka", "server", "replica", "transport", "controller", "leaders"}
+var nodePackages = []string{"cdc", "connectors", "batch", "storage", "raftlog", "meta", "partition", "cluster", "groups", "streams", "eventstore", "kafka", "server", "replica", "transport", "controller", "leaders"}
 
 // worldAccess matches reads of the wall clock, runtime timers and
 // randomness that bypass an Env.

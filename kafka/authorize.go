@@ -56,6 +56,8 @@ var authorization = map[int16]string{
 	kmsg.UnregisterBroker.Int16():             "Alter on the cluster",
 	kmsg.ConsumerGroupHeartbeat.Int16():       "Read on the group",
 	kmsg.ConsumerGroupDescribe.Int16():        "Describe on each group",
+	kmsg.DescribeClientQuotas.Int16():         "DescribeConfigs on the cluster",
+	kmsg.AlterClientQuotas.Int16():            "AlterConfigs on the cluster",
 	kmsg.SASLHandshake.Int16():                "none: it is authentication itself",
 	kmsg.SASLAuthenticate.Int16():             "none: it is authentication itself",
 	kmsg.DescribeUserSCRAMCredentials.Int16(): "Describe on the cluster",

@@ -131,6 +131,20 @@ var unauthorizedRequests = map[int16]func() kmsg.Request{
 		r.Operation, r.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
 		return r
 	},
+	kmsg.DescribeClientQuotas.Int16(): func() kmsg.Request {
+		return kmsg.NewPtrDescribeClientQuotasRequest()
+	},
+	kmsg.AlterClientQuotas.Int16(): func() kmsg.Request {
+		r := kmsg.NewPtrAlterClientQuotasRequest()
+		e := kmsg.NewAlterClientQuotasRequestEntry()
+		c := kmsg.NewAlterClientQuotasRequestEntryEntity()
+		c.Type = "user"
+		op := kmsg.NewAlterClientQuotasRequestEntryOp()
+		op.Key, op.Value = "producer_byte_rate", 1024
+		e.Entity, e.Ops = append(e.Entity, c), append(e.Ops, op)
+		r.Entries = append(r.Entries, e)
+		return r
+	},
 	kmsg.CreateACLs.Int16(): func() kmsg.Request {
 		r := kmsg.NewPtrCreateACLsRequest()
 		c := kmsg.NewCreateACLsRequestCreation()

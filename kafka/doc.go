@@ -69,6 +69,14 @@
 // cluster's ACLs). Every registered API declares its decision there; a
 // test fails for one that does not, and docs/kafka-compat.md lists them.
 //
+// # Quotas
+//
+// quota.go measures each reply against the cluster's client quotas
+// (package quota, the config cluster.ClientQuotas applied): a client over
+// one gets throttle_time_ms in the reply, sent at once, and its
+// connection's read loop hands on no further request until the back-off
+// has passed (conn.mutedUntil).
+//
 // # Errors
 //
 // errors.go holds the one table mapping internal errors to Kafka error codes.

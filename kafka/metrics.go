@@ -38,9 +38,14 @@ var (
 			"A fetch's long poll counts too.",
 		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18), // 50 µs to 6.6 s
 	}, []string{"api"})
+	throttleSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cairn_kafka_quota_throttle_seconds",
+		Help:    "Back-offs given to clients over a quota, by kind: produce (producer_byte_rate), fetch (consumer_byte_rate), request (request_percentage).",
+		Buckets: prometheus.ExponentialBuckets(1e-3, 2, 15), // 1 ms to 16 s
+	}, []string{"kind"})
 )
 
 // Collectors returns the Kafka listener's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, saslAuthentications, requestSeconds}
+	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, saslAuthentications, requestSeconds, throttleSeconds}
 }

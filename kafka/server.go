@@ -14,7 +14,9 @@ import (
 	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/groups"
+	"github.com/cairnlog/cairn/quota"
 )
 
 // Config is the Kafka listener's configuration; every limit has a default.
@@ -52,6 +54,12 @@ type Config struct {
 	// Authorizer, when set, checks every request against the cluster's
 	// ACLs (authorize.go); nil allows everything, as Kafka without one.
 	Authorizer *acl.Authorizer
+	// QuotaWindow is how client quotas are measured (zero: Kafka's 11
+	// samples of 1 s).
+	QuotaWindow quota.Window
+	// Clock measures client quotas and times throttled connections' mute;
+	// nil is the wall clock.
+	Clock env.Clock
 }
 
 // DefaultConfig returns the listener defaults.
@@ -153,6 +161,9 @@ type Server struct {
 	wg           sync.WaitGroup
 	// requests counts the requests read on every connection (Requests).
 	requests atomic.Uint64
+	// clock and quotas measure clients against the cluster's quotas.
+	clock  env.Clock
+	quotas *quota.Manager
 }
 
 // Requests is how many requests this server has read, on any connection:
@@ -179,7 +190,11 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	}
 	s := &Server{cfg: cfg, cluster: c, view: c, logger: logger, groups: coordinator, listeners: map[string]*listener{},
 		sasl:  saslState{server: saslServer, limiter: sasl.NewLimiter(cfg.SASL.Limiter)},
-		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}
+		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}, clock: cfg.Clock}
+	if s.clock == nil {
+		s.clock = env.RealClock()
+	}
+	s.quotas = quota.NewManager(s.clock, cfg.QuotaWindow, c.ClientQuotas)
 	for i, l := range cfg.listeners() {
 		s.listeners[l.Name] = newListener(l)
 		if i == 0 {

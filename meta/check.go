@@ -35,6 +35,9 @@ func CheckState(st *metav1.State) error {
 	if err := checkUsers(st.Users); err != nil {
 		return fmt.Errorf("meta state: %w", err)
 	}
+	if err := checkClientQuotas(st); err != nil {
+		return fmt.Errorf("meta state: %w", err)
+	}
 	if err := checkACLs(st); err != nil {
 		return fmt.Errorf("meta state: %w", err)
 	}

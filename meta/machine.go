@@ -144,6 +144,8 @@ func (m *Machine) dispatch(index uint64, cmd *metav1.Command) (*metav1.Result, *
 		return m.createACLs(c.CreateAcls)
 	case *metav1.Command_DeleteAcls:
 		return m.deleteACLs(c.DeleteAcls)
+	case *metav1.Command_AlterClientQuotas:
+		return m.alterClientQuotas(c.AlterClientQuotas)
 	default:
 		// No command set, or one a newer version wrote: every node of this
 		// version refuses it alike.

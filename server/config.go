@@ -97,6 +97,10 @@ type Config struct {
 	// RaftAddr is where the node listens for other nodes; empty means its
 	// address in Peers. Only with Peers or Join.
 	RaftAddr string
+	// PeerDialAddrs, by node id, is where this node dials that node instead
+	// of the address in Peers or the one it registered: another route to
+	// it (a NAT, a proxy), while Peers stays the same on every node.
+	PeerDialAddrs map[int32]string
 	// Join, instead of Peers, is the Raft address of any member of a
 	// running cluster: the node joins it as a learner under a new
 	// incarnation, listening (and reached by the others) at RaftAddr,
@@ -217,6 +221,8 @@ func (c Config) validateCluster() error {
 			return fmt.Errorf("raft addr %q without peers: a single node listens for no other node; give --peers or --join too", c.RaftAddr)
 		case c.NodeID < 0:
 			return fmt.Errorf("node id %d: must not be negative", c.NodeID)
+		case len(c.PeerDialAddrs) > 0:
+			return errors.New("peer dial addresses without peers: a single node dials no other node; give --peers or --join too")
 		case c.RaftTLS:
 			return errors.New("node-to-node TLS without peers: a single node talks to no other node; give --peers or --join too")
 		}
@@ -232,6 +238,7 @@ func (c Config) validateCluster() error {
 	}
 	ccfg := cluster.DefaultConfig(c.DataDir)
 	ccfg.NodeID, ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = c.NodeID, c.Peers, c.RaftAddr, c.Join, c.Rack
+	ccfg.PeerDialAddrs = c.PeerDialAddrs
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = c.RaftTick.Milliseconds(), c.RaftElectionTicks
 	return ccfg.Validate()
 }

@@ -24,8 +24,10 @@
 // peers and registers the advertised Kafka and HTTP addresses
 // (AdvertisedKafkaAddr, AdvertisedHTTPAddr; by default the bound ones) and
 // the rack. With Config.Join instead (a member's Raft address) it joins a
-// running cluster as a learner and listens at RaftAddr. Without either a
-// Raft address is refused: a single node listens for no other node.
+// running cluster as a learner and listens at RaftAddr. PeerDialAddrs
+// (--peer-dial-addr) names where it dials some peers instead of their
+// Peers or registered addresses. Without Peers or Join
+// a Raft address is refused: a single node listens for no other node.
 //
 // Close on a cluster node first hands the leadership of every group it
 // leads to other nodes (cluster.HandOff), bounded by ShutdownTimeout (5 s

@@ -21,6 +21,7 @@ import (
 	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/connectors"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
@@ -46,20 +47,21 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 // Server is a running Cairn process.
 type Server struct {
-	cfg       Config
-	logger    *slog.Logger
-	cluster   *cluster.Cluster
-	kafka     *kafka.Server
-	listeners []Listener     // the Kafka listeners, as configured
-	kafkaLns  []net.Listener // bound, one per listener
-	tls       *tlsconf.Node  // nil without a certificate
-	rules     tlsconf.Rules  // client certificate → principal
-	httpSrv   *http.Server
-	httpLn    net.Listener
-	events    *eventstore.Service
-	failed    chan error
-	kafkaDone chan struct{}
-	oauthKeys jose.JSONWebKeySet // OAUTHBEARER's keys, read at start
+	cfg        Config
+	logger     *slog.Logger
+	cluster    *cluster.Cluster
+	kafka      *kafka.Server
+	listeners  []Listener     // the Kafka listeners, as configured
+	kafkaLns   []net.Listener // bound, one per listener
+	tls        *tlsconf.Node  // nil without a certificate
+	rules      tlsconf.Rules  // client certificate → principal
+	httpSrv    *http.Server
+	httpLn     net.Listener
+	events     *eventstore.Service
+	connectors *connectors.Manager
+	failed     chan error
+	kafkaDone  chan struct{}
+	oauthKeys  jose.JSONWebKeySet // OAUTHBEARER's keys, read at start
 	// authorizer checks the Kafka and event-store APIs against the
 	// cluster's ACLs; nil when Config.Authorizer is off.
 	authorizer *acl.Authorizer
@@ -117,6 +119,8 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
 	}
+	s.connectors = connectors.New(cl, logger)
+	s.connectors.Start()
 	if s.httpLn != nil {
 		s.serveHTTP()
 	}
@@ -192,6 +196,7 @@ func (s *Server) clusterConfig() (cluster.Config, error) {
 		return ccfg, nil
 	}
 	ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = s.cfg.Peers, s.cfg.RaftAddr, s.cfg.Join, s.cfg.Rack
+	ccfg.PeerDialAddrs = s.cfg.PeerDialAddrs
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = s.cfg.RaftTick.Milliseconds(), s.cfg.RaftElectionTicks
 	ccfg.KafkaAddr = s.advertised(0)
 	if len(s.cfg.Listeners) > 0 {
@@ -233,6 +238,7 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.SASL.SessionLifetime = s.cfg.SASLSessionLifetime
 	kcfg.SASL.OAuthBearer = sasl.OAuthConfig{Keys: s.oauthKeys, Issuer: s.cfg.SASLOAuthIssuer, Audience: s.cfg.SASLOAuthAudience}
 	kcfg.Authorizer = s.authorizer
+	kcfg.Clock = s.cfg.Env.Clock
 	return kcfg
 }
 
@@ -318,10 +324,14 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(cluster.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
+	reg.MustRegister(s.connectors.Collector())
 	mux := http.NewServeMux()
 	if s.events != nil {
 		mux.Handle(s.events.Handler())
 	}
+	connectorsAPI := s.connectors.Handler()
+	mux.Handle(connectors.PathPrefix, connectorsAPI)
+	mux.Handle(connectors.PathPrefix+"/", connectorsAPI)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles for operators and benchmarks; the admin listener binds to
 	// loopback by default, like the rest of this mux.
@@ -365,6 +375,8 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 // stop and the cluster closes, which finishes pending syncs and records a
 // clean recovery point in every partition.
 func (s *Server) Close() error {
+	// Connectors first: they write to partitions the hand-off moves away.
+	s.connectors.Close()
 	s.handOff()
 	var errs []error
 	if s.httpSrv != nil {

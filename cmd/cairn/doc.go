@@ -3,9 +3,10 @@
 // franz-go, for any cluster that speaks the Kafka protocol. `cluster`
 // (status, move, rebalance-leaders, add-node, remove-node) speaks to a Cairn
 // cluster over the Kafka admin API, with the Cairn meanings of
-// ElectLeaders and UnregisterBroker (docs/kafka-compat.md). `user` manages
-// SASL users through AlterUserScramCredentials, or stages the first one in a
-// stopped node's data directory (--data-dir). Every client command
+// ElectLeaders and UnregisterBroker (docs/kafka-compat.md). `acl` and
+// `quota` (set, list, remove) manage ACLs and client quotas over the Kafka
+// admin APIs. `user` manages SASL users through AlterUserScramCredentials,
+// or stages the first one in a stopped node's data directory (--data-dir). Every client command
 // authenticates with --sasl-mechanism and --sasl-user and --sasl-password,
 // or --sasl-token (OAUTHBEARER).
 //

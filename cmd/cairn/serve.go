@@ -8,7 +8,12 @@ import (
 
 	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/server"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
+
+// serveFS gives the filesystem serve runs on; nil is the operating system's.
+// Only the lossyfs build (lossyfs.go) replaces it, for fault tests.
+var serveFS = func(dataDir string) (vfs.FS, error) { return nil, nil }
 
 func newServeCommand() *cobra.Command {
 	cfg := server.DefaultConfig()
@@ -76,6 +81,11 @@ docs/security.md.`,
 			if err := applyAdvertisedListeners(&cfg, advertised); err != nil {
 				return err
 			}
+			fsys, err := serveFS(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			cfg.Env.FS = fsys
 			ctx, stop := interruptContext(cmd.Context())
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -88,7 +98,7 @@ docs/security.md.`,
 	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertise-kafka", "", "HOST:PORT given to clients in metadata and registered in the cluster (default: --kafka-addr as bound)")
 	f.StringVar(&cfg.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "older name of --advertise-kafka")
 	f.StringVar(&cfg.AdvertisedHTTPAddr, "advertise-http", "", "HOST:PORT where other nodes and clients reach --http-addr, registered in the cluster (default: --http-addr as bound)")
-	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving the event-store API (gRPC, gRPC-Web and JSON), /metrics and /healthz (empty disables it)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address serving the event-store API (gRPC, gRPC-Web and JSON), the connectors API, /metrics and /healthz (empty disables it)")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on first metadata request or produce")
 	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics")
 	f.Int32Var(&cfg.RequestBytesMax, "request-bytes-max", cfg.RequestBytesMax, "largest Kafka request frame accepted; larger ones close the connection")
@@ -106,6 +116,7 @@ docs/security.md.`,
 	f.StringVar(&cfg.SASLOAuthIssuer, "sasl-oauthbearer-issuer", "", "the issuer (iss) OAUTHBEARER tokens must name")
 	f.StringVar(&cfg.SASLOAuthAudience, "sasl-oauthbearer-audience", "", "an audience (aud) OAUTHBEARER tokens must name")
 	f.DurationVar(&cfg.SASLSessionLifetime, "sasl-session-lifetime", 0, "how long a SASL authentication holds before the client must re-authenticate on its connection (KIP-368; 0: for the connection's life)")
+	f.Var(&peersValue{peers: &cfg.PeerDialAddrs}, "peer-dial-addr", "ID=HOST:PORT,...: dial those nodes at these addresses instead of their --peers (or registered) ones, e.g. through a NAT or a proxy; --peers stays the same on every node")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")

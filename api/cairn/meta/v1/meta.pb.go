@@ -229,7 +229,10 @@ type State struct {
 	// acls are the access control lists (CreateAcls), sorted by resource
 	// type, pattern type, resource name, principal, host, operation and
 	// permission, unique (package acl's Compare).
-	Acls          []*AclBinding `protobuf:"bytes,30,rep,name=acls,proto3" json:"acls,omitempty"`
+	Acls []*AclBinding `protobuf:"bytes,30,rep,name=acls,proto3" json:"acls,omitempty"`
+	// client_quotas are the client quotas (AlterClientQuotas), sorted by
+	// entity (package quota's Compare), unique, each with at least one value.
+	ClientQuotas  []*ClientQuota `protobuf:"bytes,40,rep,name=client_quotas,json=clientQuotas,proto3" json:"client_quotas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -323,6 +326,13 @@ func (x *State) GetUsers() []*User {
 func (x *State) GetAcls() []*AclBinding {
 	if x != nil {
 		return x.Acls
+	}
+	return nil
+}
+
+func (x *State) GetClientQuotas() []*ClientQuota {
+	if x != nil {
+		return x.ClientQuotas
 	}
 	return nil
 }
@@ -788,6 +798,7 @@ type Command struct {
 	//	*Command_DeleteScramCredential
 	//	*Command_CreateAcls
 	//	*Command_DeleteAcls
+	//	*Command_AlterClientQuotas
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -965,6 +976,15 @@ func (x *Command) GetDeleteAcls() *DeleteAcls {
 	return nil
 }
 
+func (x *Command) GetAlterClientQuotas() *AlterClientQuotas {
+	if x != nil {
+		if x, ok := x.Command.(*Command_AlterClientQuotas); ok {
+			return x.AlterClientQuotas
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -1029,6 +1049,10 @@ type Command_DeleteAcls struct {
 	DeleteAcls *DeleteAcls `protobuf:"bytes,31,opt,name=delete_acls,json=deleteAcls,proto3,oneof"`
 }
 
+type Command_AlterClientQuotas struct {
+	AlterClientQuotas *AlterClientQuotas `protobuf:"bytes,40,opt,name=alter_client_quotas,json=alterClientQuotas,proto3,oneof"`
+}
+
 func (*Command_RegisterBroker) isCommand_Command() {}
 
 func (*Command_SetBrokerState) isCommand_Command() {}
@@ -1058,6 +1082,8 @@ func (*Command_DeleteScramCredential) isCommand_Command() {}
 func (*Command_CreateAcls) isCommand_Command() {}
 
 func (*Command_DeleteAcls) isCommand_Command() {}
+
+func (*Command_AlterClientQuotas) isCommand_Command() {}
 
 // RegisterBroker adds a node, or gives a node that lost its data a new
 // incarnation (incarnation 0), or updates the addresses of its current
@@ -2209,6 +2235,237 @@ func (x *DeleteAcls) GetAcls() []*AclBinding {
 	return nil
 }
 
+// ClientQuotaEntity is what a quota is set on. A kind is package quota's
+// Kind: 0 absent, 1 the default (<default>), 2 the name that follows.
+type ClientQuotaEntity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserKind      uint32                 `protobuf:"varint,1,opt,name=user_kind,json=userKind,proto3" json:"user_kind,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	ClientIdKind  uint32                 `protobuf:"varint,3,opt,name=client_id_kind,json=clientIdKind,proto3" json:"client_id_kind,omitempty"`
+	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaEntity) Reset() {
+	*x = ClientQuotaEntity{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaEntity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaEntity) ProtoMessage() {}
+
+func (x *ClientQuotaEntity) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaEntity.ProtoReflect.Descriptor instead.
+func (*ClientQuotaEntity) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ClientQuotaEntity) GetUserKind() uint32 {
+	if x != nil {
+		return x.UserKind
+	}
+	return 0
+}
+
+func (x *ClientQuotaEntity) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ClientQuotaEntity) GetClientIdKind() uint32 {
+	if x != nil {
+		return x.ClientIdKind
+	}
+	return 0
+}
+
+func (x *ClientQuotaEntity) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// ClientQuota is one entity's quotas by key (producer_byte_rate,
+// consumer_byte_rate, request_percentage).
+type ClientQuota struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *ClientQuotaEntity     `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Values        map[string]float64     `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuota) Reset() {
+	*x = ClientQuota{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuota) ProtoMessage() {}
+
+func (x *ClientQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuota.ProtoReflect.Descriptor instead.
+func (*ClientQuota) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ClientQuota) GetEntity() *ClientQuotaEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuota) GetValues() map[string]float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// ClientQuotaAlteration sets and removes keys of one entity.
+type ClientQuotaAlteration struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *ClientQuotaEntity     `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Set           map[string]float64     `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Remove        []string               `protobuf:"bytes,3,rep,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaAlteration) Reset() {
+	*x = ClientQuotaAlteration{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaAlteration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaAlteration) ProtoMessage() {}
+
+func (x *ClientQuotaAlteration) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaAlteration.ProtoReflect.Descriptor instead.
+func (*ClientQuotaAlteration) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ClientQuotaAlteration) GetEntity() *ClientQuotaEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuotaAlteration) GetSet() map[string]float64 {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *ClientQuotaAlteration) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+// AlterClientQuotas applies alterations, all or none: one invalid entity or
+// value refuses the command.
+type AlterClientQuotas struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Alterations   []*ClientQuotaAlteration `protobuf:"bytes,1,rep,name=alterations,proto3" json:"alterations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterClientQuotas) Reset() {
+	*x = AlterClientQuotas{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterClientQuotas) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterClientQuotas) ProtoMessage() {}
+
+func (x *AlterClientQuotas) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterClientQuotas.ProtoReflect.Descriptor instead.
+func (*AlterClientQuotas) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AlterClientQuotas) GetAlterations() []*ClientQuotaAlteration {
+	if x != nil {
+		return x.Alterations
+	}
+	return nil
+}
+
 // Result is what applying one command gave.
 type Result struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2229,7 +2486,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2498,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2511,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{26}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2303,7 +2560,7 @@ var File_cairn_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\xf9\x02\n" +
+	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\xba\x03\n" +
 	"\x05State\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -2314,7 +2571,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12)\n" +
 	"\x05users\x18\x14 \x03(\v2\x13.cairn.meta.v1.UserR\x05users\x12-\n" +
-	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\\\n" +
+	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\x12?\n" +
+	"\rclient_quotas\x18( \x03(\v2\x1a.cairn.meta.v1.ClientQuotaR\fclientQuotas\"\\\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12@\n" +
 	"\vcredentials\x18\x02 \x03(\v2\x1e.cairn.meta.v1.ScramCredentialR\vcredentials\"\xa1\x01\n" +
@@ -2359,7 +2617,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
 	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
-	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\xbe\t\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\x92\n" +
+	"\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
 	"\x10set_broker_state\x18\x02 \x01(\v2\x1d.cairn.meta.v1.SetBrokerStateH\x00R\x0esetBrokerState\x12?\n" +
@@ -2378,7 +2637,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\vcreate_acls\x18\x1e \x01(\v2\x19.cairn.meta.v1.CreateAclsH\x00R\n" +
 	"createAcls\x12<\n" +
 	"\vdelete_acls\x18\x1f \x01(\v2\x19.cairn.meta.v1.DeleteAclsH\x00R\n" +
-	"deleteAclsB\t\n" +
+	"deleteAcls\x12R\n" +
+	"\x13alter_client_quotas\x18( \x01(\v2 .cairn.meta.v1.AlterClientQuotasH\x00R\x11alterClientQuotasB\t\n" +
 	"\acommand\"\xf1\x02\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
@@ -2472,7 +2732,27 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\";\n" +
 	"\n" +
 	"DeleteAcls\x12-\n" +
-	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\xe4\x01\n" +
+	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\x87\x01\n" +
+	"\x11ClientQuotaEntity\x12\x1b\n" +
+	"\tuser_kind\x18\x01 \x01(\rR\buserKind\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12$\n" +
+	"\x0eclient_id_kind\x18\x03 \x01(\rR\fclientIdKind\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\"\xc2\x01\n" +
+	"\vClientQuota\x128\n" +
+	"\x06entity\x18\x01 \x01(\v2 .cairn.meta.v1.ClientQuotaEntityR\x06entity\x12>\n" +
+	"\x06values\x18\x02 \x03(\v2&.cairn.meta.v1.ClientQuota.ValuesEntryR\x06values\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xe2\x01\n" +
+	"\x15ClientQuotaAlteration\x128\n" +
+	"\x06entity\x18\x01 \x01(\v2 .cairn.meta.v1.ClientQuotaEntityR\x06entity\x12?\n" +
+	"\x03set\x18\x02 \x03(\v2-.cairn.meta.v1.ClientQuotaAlteration.SetEntryR\x03set\x12\x16\n" +
+	"\x06remove\x18\x03 \x03(\tR\x06remove\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"[\n" +
+	"\x11AlterClientQuotas\x12F\n" +
+	"\valterations\x18\x01 \x03(\v2$.cairn.meta.v1.ClientQuotaAlterationR\valterations\"\xe4\x01\n" +
 	"\x06Result\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.cairn.meta.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
@@ -2521,7 +2801,7 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(BrokerState)(0),              // 0: cairn.meta.v1.BrokerState
 	(ErrorCode)(0),                // 1: cairn.meta.v1.ErrorCode
@@ -2551,58 +2831,71 @@ var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(*AclBinding)(nil),            // 25: cairn.meta.v1.AclBinding
 	(*CreateAcls)(nil),            // 26: cairn.meta.v1.CreateAcls
 	(*DeleteAcls)(nil),            // 27: cairn.meta.v1.DeleteAcls
-	(*Result)(nil),                // 28: cairn.meta.v1.Result
-	nil,                           // 29: cairn.meta.v1.Broker.ListenersEntry
-	nil,                           // 30: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                           // 31: cairn.meta.v1.RegisterBroker.ListenersEntry
-	nil,                           // 32: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                           // 33: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	(*ClientQuotaEntity)(nil),     // 28: cairn.meta.v1.ClientQuotaEntity
+	(*ClientQuota)(nil),           // 29: cairn.meta.v1.ClientQuota
+	(*ClientQuotaAlteration)(nil), // 30: cairn.meta.v1.ClientQuotaAlteration
+	(*AlterClientQuotas)(nil),     // 31: cairn.meta.v1.AlterClientQuotas
+	(*Result)(nil),                // 32: cairn.meta.v1.Result
+	nil,                           // 33: cairn.meta.v1.Broker.ListenersEntry
+	nil,                           // 34: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                           // 35: cairn.meta.v1.RegisterBroker.ListenersEntry
+	nil,                           // 36: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                           // 37: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	nil,                           // 38: cairn.meta.v1.ClientQuota.ValuesEntry
+	nil,                           // 39: cairn.meta.v1.ClientQuotaAlteration.SetEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
 	5,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
 	6,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
 	3,  // 2: cairn.meta.v1.State.users:type_name -> cairn.meta.v1.User
 	25, // 3: cairn.meta.v1.State.acls:type_name -> cairn.meta.v1.AclBinding
-	4,  // 4: cairn.meta.v1.User.credentials:type_name -> cairn.meta.v1.ScramCredential
-	0,  // 5: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	29, // 6: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
-	30, // 7: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	7,  // 8: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	9,  // 9: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	10, // 10: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	12, // 11: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	13, // 12: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	14, // 13: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	15, // 14: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	16, // 15: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	18, // 16: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	19, // 17: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	20, // 18: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	21, // 19: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	23, // 20: cairn.meta.v1.Command.upsert_scram_credential:type_name -> cairn.meta.v1.UpsertScramCredential
-	24, // 21: cairn.meta.v1.Command.delete_scram_credential:type_name -> cairn.meta.v1.DeleteScramCredential
-	26, // 22: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
-	27, // 23: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
-	31, // 24: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
-	0,  // 25: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	32, // 26: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	11, // 27: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	11, // 28: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	33, // 29: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	17, // 30: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	17, // 31: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	17, // 32: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	22, // 33: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	17, // 34: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	4,  // 35: cairn.meta.v1.UpsertScramCredential.credential:type_name -> cairn.meta.v1.ScramCredential
-	25, // 36: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
-	25, // 37: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
-	1,  // 38: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	29, // 4: cairn.meta.v1.State.client_quotas:type_name -> cairn.meta.v1.ClientQuota
+	4,  // 5: cairn.meta.v1.User.credentials:type_name -> cairn.meta.v1.ScramCredential
+	0,  // 6: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
+	33, // 7: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
+	34, // 8: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	7,  // 9: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	9,  // 10: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	10, // 11: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	12, // 12: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	13, // 13: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	14, // 14: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	15, // 15: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	16, // 16: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	18, // 17: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	19, // 18: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	20, // 19: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	21, // 20: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	23, // 21: cairn.meta.v1.Command.upsert_scram_credential:type_name -> cairn.meta.v1.UpsertScramCredential
+	24, // 22: cairn.meta.v1.Command.delete_scram_credential:type_name -> cairn.meta.v1.DeleteScramCredential
+	26, // 23: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
+	27, // 24: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
+	31, // 25: cairn.meta.v1.Command.alter_client_quotas:type_name -> cairn.meta.v1.AlterClientQuotas
+	35, // 26: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
+	0,  // 27: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	36, // 28: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	11, // 29: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	11, // 30: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	37, // 31: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	17, // 32: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 33: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 34: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	22, // 35: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	17, // 36: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	4,  // 37: cairn.meta.v1.UpsertScramCredential.credential:type_name -> cairn.meta.v1.ScramCredential
+	25, // 38: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	25, // 39: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	28, // 40: cairn.meta.v1.ClientQuota.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	38, // 41: cairn.meta.v1.ClientQuota.values:type_name -> cairn.meta.v1.ClientQuota.ValuesEntry
+	28, // 42: cairn.meta.v1.ClientQuotaAlteration.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	39, // 43: cairn.meta.v1.ClientQuotaAlteration.set:type_name -> cairn.meta.v1.ClientQuotaAlteration.SetEntry
+	30, // 44: cairn.meta.v1.AlterClientQuotas.alterations:type_name -> cairn.meta.v1.ClientQuotaAlteration
+	1,  // 45: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -2626,6 +2919,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 		(*Command_DeleteScramCredential)(nil),
 		(*Command_CreateAcls)(nil),
 		(*Command_DeleteAcls)(nil),
+		(*Command_AlterClientQuotas)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2633,7 +2927,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
