@@ -324,7 +324,8 @@ type Cluster struct {
 // before its recovery point) is kept offline with its error; the rest of
 // the node serves. Open refuses a data directory holding partition
 // directories that no topic owns (ErrUnknownPartitions) and deletes only
-// directories marked for deletion. When it fails it leaves nothing open or
+// directories marked for deletion. Credentials staged in the data directory
+// (StageUser, stagedusers.go) are proposed before Open returns. When it fails it leaves nothing open or
 // locked, and a new node writes its metadata group only once the data
 // directory passed the check. The data directory is on e's filesystem; the
 // cleaner runs on e's clock and new ids come from e's randomness.
@@ -346,6 +347,10 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
 	if err := c.load(); err != nil {
+		c.closeAll()
+		return nil, err
+	}
+	if err := c.applyStagedUsers(); err != nil {
 		c.closeAll()
 		return nil, err
 	}

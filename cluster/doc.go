@@ -21,6 +21,12 @@
 // group's refusals map to this package's errors. The cluster's node id 0
 // is node 1 in the group, whose ids start at 1; clients see Config.NodeID.
 //
+// Users (users.go) are SCRAM credentials in the same group: a salted
+// password is turned into the stored keys here and proposed; the Kafka
+// listener's SASL exchange reads them. StageUser (stagedusers.go) writes
+// a credential into a stopped node's data directory for Open to propose,
+// which is how the first user of a listener requiring SASL exists.
+//
 // The replica manager (replicas.go) makes the open partitions follow the
 // applied state: reconcile opens new and grown topics' partitions, applies
 // changed configs, opens and closes replicas moved onto and off this node,

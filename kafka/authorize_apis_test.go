@@ -119,6 +119,12 @@ var unauthorizedRequests = map[int16]func() kmsg.Request{
 		r.Topics = append(r.Topics, t)
 		return r
 	},
+	kmsg.DescribeUserSCRAMCredentials.Int16(): func() kmsg.Request {
+		return kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+	},
+	kmsg.AlterUserSCRAMCredentials.Int16(): func() kmsg.Request {
+		return alterUserRequest("carol")
+	},
 	kmsg.DescribeACLs.Int16(): func() kmsg.Request {
 		r := kmsg.NewPtrDescribeACLsRequest()
 		r.ResourceType, r.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
@@ -273,11 +279,11 @@ var unauthorizedRequests = map[int16]func() kmsg.Request{
 }
 
 // filteringAPIs refuse nothing to a principal without ACLs: ApiVersions
-// needs no right, ListGroups lists only the groups it may describe
-// (TestListGroupsFilters),
-// ListTransactions those it may describe (TestTransactionsAuthorization).
+// and the SASL exchange need no right, ListGroups lists only the groups it
+// may describe (TestListGroupsFilters), ListTransactions those it may
+// describe (TestTransactionsAuthorization).
 var filteringAPIs = map[int16]bool{kmsg.ApiVersions.Int16(): true, kmsg.ListGroups.Int16(): true,
-	kmsg.ListTransactions.Int16(): true}
+	kmsg.SASLHandshake.Int16(): true, kmsg.SASLAuthenticate.Int16(): true, kmsg.ListTransactions.Int16(): true}
 
 var authorizationCodes = map[int16]bool{
 	kerr.TopicAuthorizationFailed.Code:           true,

@@ -36,9 +36,19 @@
 // through the listener's mapping rules (tlsconf). Each connection keeps its
 // listener: Metadata, DescribeCluster, FindCoordinator and Produce's
 // leader hint give brokers at their addresses for that listener
-// (cluster.Broker.ListenerAddr). SASL_* listeners are accepted but not
-// enforced here: the protocol's SASL() is where a listener requiring SASL
-// is decided.
+// (cluster.Broker.ListenerAddr). A SASL_PLAINTEXT or SASL_SSL listener
+// requires SASL authentication (below); PLAINTEXT and SSL ones never do.
+//
+// # Authentication
+//
+// On a SASL_* listener (sasl.go; Config.SASL.Mechanisms are the mechanisms
+// offered), a connection first runs its SASL exchange on its own goroutine,
+// after the TLS handshake if any, where only ApiVersions and the SASL
+// requests are served, in frames of at most 512 KiB; once it authenticates,
+// its principal (auth.User) is set and the pipeline starts. KIP-368 session
+// expiry is checked by the handler before each request; re-authentication
+// runs through the pipeline. Users are the cluster's (metadata group),
+// managed with Describe/AlterUserScramCredentials (userscram.go).
 //
 // # Leaders
 //

@@ -37,6 +37,8 @@ var errorTable = []struct {
 	{partition.ErrRead, kerr.KafkaStorageError},
 	{cluster.ErrPartitionOffline, kerr.KafkaStorageError},
 	{cluster.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{cluster.ErrInvalidCredential, kerr.UnacceptableCredential},
+	{cluster.ErrUnknownCredential, kerr.ResourceNotFound},
 	{cluster.ErrTopicExists, kerr.TopicAlreadyExists},
 	{cluster.ErrInvalidTopic, kerr.InvalidTopicException},
 	{cluster.ErrInvalidPartitions, kerr.InvalidPartitions},

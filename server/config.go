@@ -39,6 +39,14 @@ type Config struct {
 	// HTTPTLS serves the HTTP listener over TLS with TLS's certificate
 	// (and its client CA and client auth).
 	HTTPTLS bool
+	// HTTPAuth is how the HTTP listener authenticates callers
+	// (httpauth.go): HTTPAuthNone (the default: a client certificate's
+	// principal, else anonymous), HTTPAuthOptional (an Authorization
+	// header, Basic or Bearer, is checked when given) or HTTPAuthRequired
+	// (event-store calls must authenticate). HTTPAuthMetrics requires it of
+	// /metrics, /healthz and /debug/pprof too.
+	HTTPAuth        string
+	HTTPAuthMetrics bool
 	// RaftTLS runs the connections between cluster nodes over mutual TLS:
 	// each node presents TLS's certificate and checks the other's against
 	// TLS's client CA.
@@ -69,6 +77,19 @@ type Config struct {
 	// transactional.id.expiration.ms, default 7 days).
 	TransactionMaxTimeout     time.Duration
 	TransactionalIDExpiration time.Duration
+	// SASLMechanisms are the mechanisms the SASL_* listeners offer (PLAIN,
+	// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; kafka.SASLConfig); a SASL_*
+	// listener needs them and they need one. Without Listeners they make
+	// KafkaAddr's listener SASL_PLAINTEXT. SASLSessionLifetime is a session's lifetime before
+	// the client must re-authenticate (KIP-368; 0: the connection's life).
+	SASLMechanisms      []string
+	SASLSessionLifetime time.Duration
+	// SASLOAuthJWKSFile, SASLOAuthIssuer and SASLOAuthAudience check the
+	// tokens of OAUTHBEARER (when SASLMechanisms names it): signed by a key
+	// of the JWKS file (read at start), from the issuer, for the audience.
+	SASLOAuthJWKSFile string
+	SASLOAuthIssuer   string
+	SASLOAuthAudience string
 	// AdvertisedHTTPAddr is the host:port other nodes and clients reach
 	// the HTTP listener at (a cluster registers it); empty means HTTPAddr
 	// as bound.
@@ -153,6 +174,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka addr %q: %w", c.KafkaAddr, err)
 	}
 	if err := c.validateListeners(); err != nil {
+		return err
+	}
+	if err := c.validateHTTPAuth(); err != nil {
 		return err
 	}
 	if _, err := tlsconf.ParseRules(c.PrincipalMappingRules); err != nil {

@@ -39,13 +39,16 @@
 // node does.
 //
 // Kafka listeners: Config.Listeners (NAME=PROTOCOL://HOST:PORT, several at
-// once), or KafkaAddr for one PLAINTEXT listener; a cluster node registers
+// once), or KafkaAddr for one PLAINTEXT listener (SASL_PLAINTEXT with
+// SASLMechanisms); a cluster node registers
 // each listener's advertised address by name. Config.TLS (tlsconf.Files) is
 // the certificate of SSL listeners, of the HTTP listener with HTTPTLS and
 // of the connections between nodes with RaftTLS (mutual TLS, the client CA
 // checking the other nodes); the files are reloaded when they change. A
 // client certificate's principal (PrincipalMappingRules) is the Kafka
-// connection's, and each HTTP request's context's (auth.FromContext).
+// connection's, and each HTTP request's context's (auth.FromContext); with
+// HTTPAuth, so is the user of an Authorization header, Basic or Bearer,
+// checked by the Kafka server's SASL (httpauth.go).
 // docs/security.md describes it for operators.
 //
 // The node's clock, randomness, filesystem and logger are Config.Env

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnlog/cairn/auth"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -109,6 +110,14 @@ func TestConfigValidate(t *testing.T) {
 	if err := joining.Validate(); err != nil {
 		t.Fatalf("a joining node's config: %v", err)
 	}
+	saslShorthand := DefaultConfig()
+	saslShorthand.SASLMechanisms = []string{"SCRAM-SHA-512"}
+	if err := saslShorthand.Validate(); err != nil {
+		t.Fatalf("--sasl-mechanisms with --kafka-addr alone: %v", err)
+	}
+	if ls := saslShorthand.kafkaListeners(); len(ls) != 1 || ls[0].Protocol != kafka.SASLPlaintext {
+		t.Fatalf("--sasl-mechanisms with --kafka-addr alone: listeners %+v, want one SASL_PLAINTEXT", ls)
+	}
 	for name, edit := range map[string]func(*Config){
 		"no data dir":               func(c *Config) { c.DataDir = "" },
 		"bad kafka addr":            func(c *Config) { c.KafkaAddr = "9092" },
@@ -137,6 +146,13 @@ func TestConfigValidate(t *testing.T) {
 		"join as node 0":        func(c *Config) { c.Join, c.RaftAddr = "127.0.0.1:1", "127.0.0.1:2" },
 		"bad advertised http": func(c *Config) {
 			c.NodeID, c.Peers, c.AdvertisedHTTPAddr = 1, map[int32]string{1: "127.0.0.1:1"}, "host"
+		},
+		"sasl listener without mechanisms": func(c *Config) {
+			c.Listeners = []Listener{{Name: "S", Protocol: kafka.SASLPlaintext, Addr: "127.0.0.1:0"}}
+		},
+		"mechanisms without a sasl listener": func(c *Config) {
+			c.Listeners = []Listener{{Name: "P", Protocol: kafka.Plaintext, Addr: "127.0.0.1:0"}}
+			c.SASLMechanisms = []string{"SCRAM-SHA-512"}
 		},
 	} {
 		c := DefaultConfig()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/server"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -112,6 +113,11 @@ docs/security.md.`,
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers or --join, which requires it")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT, the Raft address of any member of a running cluster: join it as a new node (instead of --peers)")
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
+	f.Var(&mechanismsValue{mechanisms: &cfg.SASLMechanisms}, "sasl-mechanisms", "SASL mechanisms of the SASL_PLAINTEXT and SASL_SSL listeners (with --kafka-addr alone, it makes that listener SASL_PLAINTEXT), comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users: cairn user create), OAUTHBEARER (JWTs: --sasl-oauthbearer-*)")
+	f.StringVar(&cfg.SASLOAuthJWKSFile, "sasl-oauthbearer-jwks-file", "", "JSON Web Key Set (public keys) that OAUTHBEARER tokens must be signed by, read at start")
+	f.StringVar(&cfg.SASLOAuthIssuer, "sasl-oauthbearer-issuer", "", "the issuer (iss) OAUTHBEARER tokens must name")
+	f.StringVar(&cfg.SASLOAuthAudience, "sasl-oauthbearer-audience", "", "an audience (aud) OAUTHBEARER tokens must name")
+	f.DurationVar(&cfg.SASLSessionLifetime, "sasl-session-lifetime", 0, "how long a SASL authentication holds before the client must re-authenticate on its connection (KIP-368; 0: for the connection's life)")
 	f.Var(&peersValue{peers: &cfg.PeerDialAddrs}, "peer-dial-addr", "ID=HOST:PORT,...: dial those nodes at these addresses instead of their --peers (or registered) ones, e.g. through a NAT or a proxy; --peers stays the same on every node")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
@@ -142,3 +148,23 @@ func (v *peersValue) Set(s string) error {
 }
 
 func (v *peersValue) Type() string { return "list" }
+
+// mechanismsValue is --sasl-mechanisms: a comma list, checked by
+// kafka.SASLConfig.
+type mechanismsValue struct {
+	mechanisms *[]string
+	raw        string
+}
+
+func (v *mechanismsValue) String() string { return v.raw }
+
+func (v *mechanismsValue) Set(s string) error {
+	list := kafka.ParseMechanisms(s)
+	if err := kafka.CheckMechanisms(list); err != nil {
+		return err
+	}
+	*v.mechanisms, v.raw = list, s
+	return nil
+}
+
+func (v *mechanismsValue) Type() string { return "list" }
