@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -45,6 +46,7 @@ type config struct {
 	connectOptions []connect.ClientOption
 	retries        int
 	backoff        time.Duration
+	tls            *tls.Config
 }
 
 // Option configures a Client.
@@ -55,6 +57,14 @@ type Option func(*config)
 // default does; a gRPC client needs HTTP/2 in any case.
 func WithHTTPClient(c connect.HTTPClient) Option {
 	return func(cfg *config) { cfg.httpClient = c }
+}
+
+// WithTLS sets the TLS configuration of the client's own HTTP client for
+// https:// URLs: the CAs the server's certificate is checked against, and
+// a client certificate for a server that asks for one. Without it the
+// system's CAs are used. It has no effect with WithHTTPClient.
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *config) { c.tls = cfg }
 }
 
 // WithGRPC speaks the gRPC protocol instead of Connect's.
@@ -97,7 +107,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	var own *http.Client
 	if cfg.httpClient == nil {
-		own = newHTTPClient(u.Scheme)
+		own = newHTTPClient(u.Scheme, cfg.tls)
 		cfg.httpClient = own
 	}
 	copts := []connect.ClientOption{connect.WithReadMaxBytes(DefaultMessageBytesMax), connect.WithSendMaxBytes(DefaultMessageBytesMax)}
@@ -130,8 +140,11 @@ func (c *Client) RPC() eventstorev1connect.EventStoreClient { return c.rpc }
 // http:// URLs with prior knowledge (h2c), which server streaming and gRPC
 // need. It has no overall timeout, which would cut subscriptions; pings
 // find dead connections instead.
-func newHTTPClient(scheme string) *http.Client {
+func newHTTPClient(scheme string, tlsCfg *tls.Config) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsCfg != nil {
+		t.TLSClientConfig = tlsCfg.Clone()
+	}
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	protocols := new(http.Protocols)
 	if scheme == "http" {

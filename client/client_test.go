@@ -175,7 +175,7 @@ func (d *dropFirstAppendAnswer) RoundTrip(req *http.Request) (*http.Response, er
 // answer writes nothing twice.
 func TestIdempotentRetry(t *testing.T) {
 	t.Parallel()
-	rt := &dropFirstAppendAnswer{next: newHTTPClient("http").Transport}
+	rt := &dropFirstAppendAnswer{next: newHTTPClient("http", nil).Transport}
 	c := startServer(t, WithHTTPClient(&http.Client{Transport: rt}), WithRetry(3, time.Millisecond))
 	t.Cleanup(rt.next.(*http.Transport).CloseIdleConnections)
 	ctx := testContext(t)

@@ -50,14 +50,16 @@ func (s *lostConnStream) Send(msg any) error {
 }
 
 // unavailableIfLost turns err into CodeUnavailable when it is connect's
-// CodeUnknown for a connection that ended or was reset, and the caller's
-// context is still live (a cancelled call stays cancelled).
+// CodeUnknown (or CodeCanceled: connect says so for some resets while the
+// request body is still being written) for a connection that ended or was
+// reset, and the caller's context is still live (a cancelled call stays
+// cancelled).
 func unavailableIfLost(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return err // io.EOF alone is the normal end of a stream
 	}
 	var ce *connect.Error
-	if !errors.As(err, &ce) || ce.Code() != connect.CodeUnknown || ctx.Err() != nil {
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeUnknown && ce.Code() != connect.CodeCanceled || ctx.Err() != nil {
 		return err
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,12 +16,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/quota"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
@@ -73,6 +76,12 @@ type Config struct {
 	// RaftAddr is where this node's transport listens; empty: its address
 	// in Peers.
 	RaftAddr string
+	// PeerDialAddrs, by node id, is where this node dials that node instead
+	// of its address in Peers or registered in the metadata group: a node
+	// reaching another through a different route (a NAT, a proxy) while
+	// Peers, from which the cluster id is derived, stays the same on every
+	// node. Only the dialling side of a pair (the lower id) uses it.
+	PeerDialAddrs map[int32]string
 	// Join, instead of Peers, is the Raft address (HOST:PORT) of a member
 	// of a running cluster: the node joins it as a learner of the metadata
 	// group under a new incarnation (controller.JoinByAddress) and becomes
@@ -85,6 +94,14 @@ type Config struct {
 	KafkaAddr string
 	HTTPAddr  string
 	Rack      string
+	// KafkaListeners, when the node has named Kafka listeners, are their
+	// advertised addresses by name (KafkaAddr is the first's); registered
+	// too, so that a client is given each broker's address for the
+	// listener it connected to.
+	KafkaListeners map[string]string
+	// TransportTLS, when set, runs the connections to the other nodes
+	// (and a join's) over TLS with it (transport.Config.TLS).
+	TransportTLS *tls.Config
 	// RaftTickMs is one Raft tick of every group on the node, and
 	// RaftElectionTicks the election timeout in ticks (randomised up to
 	// twice it); heartbeats go every 2 ticks. 50 ms and 12: a failover
@@ -171,8 +188,21 @@ func (c Config) validateClustered() error {
 			return err
 		}
 	}
+	for id, addr := range c.PeerDialAddrs {
+		if id < 1 || id == c.NodeID {
+			return fmt.Errorf("cluster: peer dial address of node %d: not another node's id", id)
+		}
+		if err := checkHostPort("peer dial address of node "+strconv.Itoa(int(id)), addr, false); err != nil {
+			return err
+		}
+	}
 	for _, a := range []struct{ name, value string }{{"raft listen address", c.RaftAddr}, {"kafka address", c.KafkaAddr}, {"http address", c.HTTPAddr}} {
 		if err := checkHostPort(a.name, a.value, true); err != nil {
+			return err
+		}
+	}
+	for name, addr := range c.KafkaListeners {
+		if err := checkHostPort("kafka listener "+name, addr, false); err != nil {
 			return err
 		}
 	}
@@ -243,6 +273,13 @@ type Cluster struct {
 	mu     sync.Mutex
 	topics map[string]*Topic
 
+	// aclMu makes this node's ACL changes take turns; acls is the applied
+	// state's bindings (ACLs), replaced by reconcile when they change.
+	aclMu sync.Mutex
+	acls  atomic.Pointer[acl.Set]
+	// quotas is the applied state's client quotas, replaced by reconcile.
+	quotas atomic.Pointer[quota.Config]
+
 	producerMu     sync.Mutex
 	nextProducerID int64 // next id handed out
 	producerIDEnd  int64 // end of the block allocated by the metadata group
@@ -287,7 +324,8 @@ type Cluster struct {
 // before its recovery point) is kept offline with its error; the rest of
 // the node serves. Open refuses a data directory holding partition
 // directories that no topic owns (ErrUnknownPartitions) and deletes only
-// directories marked for deletion. When it fails it leaves nothing open or
+// directories marked for deletion. Credentials staged in the data directory
+// (StageUser, stagedusers.go) are proposed before Open returns. When it fails it leaves nothing open or
 // locked, and a new node writes its metadata group only once the data
 // directory passed the check. The data directory is on e's filesystem; the
 // cleaner runs on e's clock and new ids come from e's randomness.
@@ -309,6 +347,10 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
 	if err := c.load(); err != nil {
+		c.closeAll()
+		return nil, err
+	}
+	if err := c.applyStagedUsers(); err != nil {
 		c.closeAll()
 		return nil, err
 	}

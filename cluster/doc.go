@@ -7,7 +7,11 @@
 //
 // # Metadata
 //
-// The topics, the cluster id and producer id blocks live in the metadata
+// The topics, the cluster id, producer id blocks and the ACLs (acls.go:
+// CreateACLs, DeleteACLs, and ACLs, the applied set the authorizers read,
+// replaced by reconcile) and the client quotas (quotas.go:
+// AlterClientQuotas, and ClientQuotas, the applied config the quota
+// managers read, replaced by reconcile) live in the metadata
 // Raft group (package controller, meta.Machine as its state machine), here
 // with this node as its only voter on a scheduler the cluster owns, which
 // sends to no peer (metagroup.go). CreateTopic, DeleteTopic,
@@ -16,6 +20,12 @@
 // every replica on this node) and return once this node applied it; the
 // group's refusals map to this package's errors. The cluster's node id 0
 // is node 1 in the group, whose ids start at 1; clients see Config.NodeID.
+//
+// Users (users.go) are SCRAM credentials in the same group: a salted
+// password is turned into the stored keys here and proposed; the Kafka
+// listener's SASL exchange reads them. StageUser (stagedusers.go) writes
+// a credential into a stopped node's data directory for Open to propose,
+// which is how the first user of a listener requiring SASL exists.
 //
 // The replica manager (replicas.go) makes the open partitions follow the
 // applied state: reconcile opens new and grown topics' partitions, applies
@@ -43,11 +53,14 @@
 // group, the controller opened with the peers (a new node probes them
 // before bootstrapping), and a leaders.Leaders sending heartbeats to the
 // registered brokers, which become transport peers as their registration
-// applies. Open waits, each wait bounded by StartTimeoutMs, for the
+// applies (dialled at Config.PeerDialAddrs where it names them, at the
+// registered or Peers address otherwise). Open waits, each wait bounded by StartTimeoutMs, for the
 // metadata group to have a leader and this node to apply what it knows
-// committed, then registers its Kafka and HTTP addresses and rack
-// (RegisterBroker under its incarnation; proposed again while a lost frame
-// leaves its outcome unknown) when the state holds others.
+// committed, then registers its Kafka and HTTP addresses, its named Kafka
+// listeners' addresses (Config.KafkaListeners) and rack (RegisterBroker
+// under its incarnation; proposed again while a lost frame leaves its
+// outcome unknown) when the state holds others. Config.TransportTLS runs
+// the transport, and a join, over TLS.
 //
 // With Config.Join instead of Peers (join.go) the node joins a running
 // cluster through one member's Raft address: controller.JoinByAddress

@@ -62,7 +62,7 @@ func (c *Cluster) nodeIdentity(names []string) (controller.Identity, error) {
 func (c *Cluster) askToJoin(nonce []byte) (controller.JoinAnswer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.cfg.StartTimeoutMs)*time.Millisecond)
 	defer cancel()
-	answer, err := controller.JoinByAddress(ctx, c.cfg.Join, c.cfg.NodeID, c.cfg.RaftAddr, nonce)
+	answer, err := controller.JoinByAddress(ctx, c.cfg.Join, c.cfg.NodeID, c.cfg.RaftAddr, nonce, c.cfg.TransportTLS)
 	if err != nil {
 		return controller.JoinAnswer{}, fmt.Errorf("cluster: join the cluster through %s: %w", c.cfg.Join, err)
 	}
@@ -100,7 +100,7 @@ func (c *Cluster) findMembers(ctx context.Context) error {
 		if id == c.cfg.NodeID || n.known[id] == addr {
 			continue
 		}
-		if err := n.tcp.AddPeer(uint64(id), addr); err != nil {
+		if err := n.tcp.AddPeer(uint64(id), c.dialAddr(id, addr)); err != nil {
 			return fmt.Errorf("cluster: peer %d: %w", id, err)
 		}
 		n.known[id] = addr

@@ -52,6 +52,8 @@ func (c *Cluster) reconcileTo(st *metav1.State) error {
 		return nil
 	}
 	c.reconciled = st.GetAppliedIndex()
+	c.updateACLs(st)
+	c.updateClientQuotas(st)
 	want := make(map[string]*metav1.Topic, len(st.Topics))
 	for _, t := range st.Topics {
 		want[t.Name] = t

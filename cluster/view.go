@@ -42,17 +42,32 @@ type Broker struct {
 	KafkaAddr string
 	HTTPAddr  string
 	Rack      string
+	// Listeners are the node's Kafka listeners' advertised addresses by
+	// listener name; empty for a node with one listener that registered
+	// only KafkaAddr.
+	Listeners map[string]string
 }
 
-// HostPort splits a broker's Kafka address for a Metadata response.
-func (b Broker) HostPort() (string, int32, error) {
-	host, port, err := net.SplitHostPort(b.KafkaAddr)
+// ListenerAddr is where a client of listener name reaches the broker: its
+// address for that listener, KafkaAddr when it registered no listeners,
+// or "" when it has no such listener.
+func (b Broker) ListenerAddr(name string) string {
+	if len(b.Listeners) == 0 {
+		return b.KafkaAddr
+	}
+	return b.Listeners[name]
+}
+
+// HostPort splits a broker's Kafka address addr (KafkaAddr, or one of
+// its Listeners) for a Metadata response.
+func (b Broker) HostPort(addr string) (string, int32, error) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", 0, fmt.Errorf("broker %d kafka address %q: %w", b.NodeID, b.KafkaAddr, err)
+		return "", 0, fmt.Errorf("broker %d kafka address %q: %w", b.NodeID, addr, err)
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
-		return "", 0, fmt.Errorf("broker %d kafka address %q: %w", b.NodeID, b.KafkaAddr, err)
+		return "", 0, fmt.Errorf("broker %d kafka address %q: %w", b.NodeID, addr, err)
 	}
 	return host, int32(p), nil
 }
@@ -191,7 +206,7 @@ func (c *Cluster) Brokers() []Broker {
 		if !c.cfg.clustered() && len(st.Brokers) == 1 {
 			id = c.cfg.NodeID // a single node's meta id is max(NodeID, 1)
 		}
-		out = append(out, Broker{NodeID: id, KafkaAddr: b.KafkaAddr, HTTPAddr: b.HttpAddr, Rack: b.Rack})
+		out = append(out, Broker{NodeID: id, KafkaAddr: b.KafkaAddr, HTTPAddr: b.HttpAddr, Rack: b.Rack, Listeners: b.Listeners})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
 	return out

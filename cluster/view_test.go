@@ -42,12 +42,12 @@ func TestSingleNodeLeadsEveryOpenPartition(t *testing.T) {
 }
 
 func TestBrokerHostPort(t *testing.T) {
-	host, port, err := Broker{NodeID: 2, KafkaAddr: "127.0.0.1:9092"}.HostPort()
+	host, port, err := Broker{NodeID: 2}.HostPort("127.0.0.1:9092")
 	if err != nil || host != "127.0.0.1" || port != 9092 {
 		t.Fatalf("%s %d %v", host, port, err)
 	}
 	for _, bad := range []string{"", "127.0.0.1", "127.0.0.1:99999", "h:x"} {
-		if _, _, err := (Broker{KafkaAddr: bad}).HostPort(); err == nil {
+		if _, _, err := (Broker{}).HostPort(bad); err == nil {
 			t.Fatalf("%q accepted", bad)
 		}
 	}

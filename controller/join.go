@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -249,9 +250,10 @@ func (c *Controller) checkJoinAddress(j nodeJoin) error {
 // member forwards to the meta leader. The node then writes its identity
 // from the answer and starts with Config.Join. Asked again with the same
 // nonce after a lost answer, it gets the same incarnation.
-func JoinByAddress(ctx context.Context, addr string, nodeID int32, raftAddr string, nonce []byte) (JoinAnswer, error) {
+// With tlsCfg the join connection runs over TLS (transport.Config.TLS).
+func JoinByAddress(ctx context.Context, addr string, nodeID int32, raftAddr string, nonce []byte, tlsCfg *tls.Config) (JoinAnswer, error) {
 	req := encodeNodeJoin(nodeJoin{requestID: 1, nodeID: nodeID, nonce: nonce, raftAddr: raftAddr})
-	member, payload, err := transport.Join(ctx, addr, uint64(nodeID), req)
+	member, payload, err := transport.Join(ctx, addr, uint64(nodeID), req, tlsCfg)
 	if err != nil {
 		return JoinAnswer{}, fmt.Errorf("controller: %w", err)
 	}

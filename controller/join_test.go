@@ -41,11 +41,11 @@ func TestJoinByAddressOnly(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
 	defer cancel()
-	answer, err := JoinByAddress(ctx, cl.peers[member.id], 4, addr, nonce)
+	answer, err := JoinByAddress(ctx, cl.peers[member.id], 4, addr, nonce, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := JoinByAddress(ctx, cl.peers[cl.leader().id], 4, addr, nonce)
+	again, err := JoinByAddress(ctx, cl.peers[cl.leader().id], 4, addr, nonce, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestJoinByAddressOnly(t *testing.T) {
 		t.Fatalf("answers %+v and %+v, want cluster %q, incarnation 1, peers %v", answer, again, cl.clusterID, want)
 	}
 
-	if _, err := JoinByAddress(ctx, cl.peers[member.id], member.id, addr, nonce); !errors.Is(err, ErrRefused) {
+	if _, err := JoinByAddress(ctx, cl.peers[member.id], member.id, addr, nonce, nil); !errors.Is(err, ErrRefused) {
 		t.Fatalf("a join with a live member's id at another address: %v, want refused", err)
 	}
 	if b, _ := brokerOf(cl.leader().c, member.id); b.Incarnation != 1 {
@@ -107,7 +107,7 @@ func TestJoinByAddressRefusesLiveVoter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := JoinByAddress(ctx, cl.peers[cl.follower().id], id, cl.peers[id], nonce); !errors.Is(err, ErrRefused) {
+		if _, err := JoinByAddress(ctx, cl.peers[cl.follower().id], id, cl.peers[id], nonce, nil); !errors.Is(err, ErrRefused) {
 			t.Fatalf("a join under live voter %d's id at its address was accepted", id)
 		}
 		if b, _ := brokerOf(cl.leader().c, id); b.GetIncarnation() != 1 {

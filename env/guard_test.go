@@ -13,7 +13,7 @@ import (
 // nodePackages are the directories (relative to the module root, with
 // everything below them) whose code runs inside a node and must take time
 // and randomness from its Env.
-var nodePackages = []string{"batch", "storage", "raftlog", "meta", "partition", "cluster", "groups", "streams", "eventstore", "kafka", "server", "replica", "transport", "controller", "leaders"}
+var nodePackages = []string{"cdc", "connectors", "batch", "storage", "raftlog", "meta", "partition", "cluster", "groups", "streams", "eventstore", "kafka", "server", "replica", "transport", "controller", "leaders"}
 
 // worldAccess matches reads of the wall clock, runtime timers and
 // randomness that bypass an Env.
@@ -26,6 +26,8 @@ var notYetThreaded = map[string]map[string]int{
 	// Real socket deadlines and per-request latency on the real network: they
 	// move to Env when the network does.
 	"kafka/conn.go": {"time.Now(": 3, "time.Since(": 1},
+	// The same socket deadlines during a connection's SASL exchange.
+	"kafka/sasl.go": {"time.Now(": 3},
 	// Write and idle-read deadlines of node-to-node sockets, and the read
 	// deadline of a liveness probe: the kernel compares them with the wall
 	// clock.

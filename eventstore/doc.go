@@ -14,9 +14,9 @@
 // On a cluster, a stream's partition is served by its leader, whose stream
 // index checks expected revisions. A node that does not lead it
 // (cluster.Leader(...).Local false) forwards the call to the leader's HTTP
-// address with the same API (forward.go), carrying the caller's deadline
-// and a header marking it forwarded, and returns the leader's answer
-// unchanged. A forwarded call is never forwarded again: a node that does
+// address with the same API (forward.go), carrying the caller's deadline,
+// its Authorization header (WithCallerAuthorization) and a header marking
+// it forwarded, and returns the leader's answer unchanged. A forwarded call is never forwarded again: a node that does
 // not lead the partition answers it UNAVAILABLE, naming the leader it knows.
 // Subscriptions are relayed from the leader and end with UNAVAILABLE when
 // the leader changes, and so do subscriptions served here when this node
@@ -29,6 +29,10 @@
 // partitions are led is asked of a small interface (placement.go), the
 // cluster's by default; on a single node every partition is led here and
 // nothing is forwarded.
+//
+// With Config.Authorizer set, each call checks the caller's rights on its
+// topic against the cluster's ACLs (authorize.go) and refuses with
+// PermissionDenied.
 //
 // The service runs in the cluster's environment (cluster.Cluster.Env): event
 // times and read deadlines come from its clock, and the ids of events sent

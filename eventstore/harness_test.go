@@ -26,6 +26,8 @@ type node struct {
 	dir    string
 	srv    *server.Server
 	client eventstorev1connect.EventStoreClient
+	// configure, when set, adjusts the server's config at each start.
+	configure func(*server.Config)
 }
 
 func startNode(t *testing.T) *node {
@@ -48,6 +50,9 @@ func (n *node) start() {
 	cfg.DataDir = n.dir
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
+	if n.configure != nil {
+		n.configure(&cfg)
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/cairnlog/cairn/acl"
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
 	"github.com/cairnlog/cairn/api/cairn/eventstore/v1/eventstorev1connect"
 	"github.com/cairnlog/cairn/batch"
@@ -161,6 +162,9 @@ func max64(a, b int64) int64 {
 // ReadStream implements the API.
 func (s *Service) ReadStream(ctx context.Context, req *connect.Request[eventstorev1.ReadStreamRequest]) (*connect.Response[eventstorev1.ReadStreamResponse], error) {
 	m := req.Msg
+	if err := s.authorize(ctx, req.Peer(), acl.OpRead, m.GetTopic()); err != nil {
+		return nil, err
+	}
 	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
@@ -448,6 +452,9 @@ func (r *topicReader) read(max int) ([]*eventstorev1.RecordedEvent, error) {
 // others through their leaders (spread.go).
 func (s *Service) ReadTopic(ctx context.Context, req *connect.Request[eventstorev1.ReadTopicRequest]) (*connect.Response[eventstorev1.ReadTopicResponse], error) {
 	m := req.Msg
+	if err := s.authorize(ctx, req.Peer(), acl.OpRead, m.GetTopic()); err != nil {
+		return nil, err
+	}
 	filter, err := newMatcher(m.GetFilter())
 	if err != nil {
 		return nil, err

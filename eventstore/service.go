@@ -13,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/cairnlog/cairn/acl"
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
 	"github.com/cairnlog/cairn/api/cairn/eventstore/v1/eventstorev1connect"
 	"github.com/cairnlog/cairn/batch"
@@ -30,6 +31,9 @@ type Config struct {
 	AutoCreateTopics bool
 	// ReadMax bounds the events one read returns.
 	ReadMax int
+	// Authorizer, when set, checks each call against the cluster's ACLs
+	// (authorize.go); nil allows everything.
+	Authorizer *acl.Authorizer
 }
 
 // Service implements eventstorev1connect.EventStoreHandler over a cluster.
@@ -195,6 +199,12 @@ func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.
 		}
 	}()
 	m := req.Msg
+	if err := s.authorize(ctx, req.Peer(), acl.OpWrite, m.GetTopic()); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeCreate(ctx, req.Peer(), m.GetTopic()); err != nil {
+		return nil, err
+	}
 	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), true, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
@@ -227,6 +237,9 @@ func (s *Service) Append(ctx context.Context, req *connect.Request[eventstorev1.
 // GetStreamMetadata implements the API.
 func (s *Service) GetStreamMetadata(ctx context.Context, req *connect.Request[eventstorev1.GetStreamMetadataRequest]) (*connect.Response[eventstorev1.GetStreamMetadataResponse], error) {
 	m := req.Msg
+	if err := s.authorize(ctx, req.Peer(), acl.OpDescribe, m.GetTopic()); err != nil {
+		return nil, err
+	}
 	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err
@@ -257,6 +270,12 @@ func (s *Service) GetStreamMetadata(ctx context.Context, req *connect.Request[ev
 // SetStreamMetadata implements the API.
 func (s *Service) SetStreamMetadata(ctx context.Context, req *connect.Request[eventstorev1.SetStreamMetadataRequest]) (*connect.Response[eventstorev1.SetStreamMetadataResponse], error) {
 	m := req.Msg
+	if err := s.authorize(ctx, req.Peer(), acl.OpAlter, m.GetTopic()); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeCreate(ctx, req.Peer(), m.GetTopic()); err != nil {
+		return nil, err
+	}
 	md, err := metadataFromProto(m.GetMetadata())
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
@@ -280,6 +299,9 @@ func (s *Service) SetStreamMetadata(ctx context.Context, req *connect.Request[ev
 // DeleteStream implements the API.
 func (s *Service) DeleteStream(ctx context.Context, req *connect.Request[eventstorev1.DeleteStreamRequest]) (*connect.Response[eventstorev1.DeleteStreamResponse], error) {
 	m := req.Msg
+	if err := s.authorize(ctx, req.Peer(), acl.OpDelete, m.GetTopic()); err != nil {
+		return nil, err
+	}
 	p, r, err := s.streamPartition(m.GetTopic(), m.GetStream(), false, isForwarded(req.Header()))
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnlog/cairn/acl"
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
@@ -27,6 +28,9 @@ const subscribePage = 256
 // and no duplicate at the switch from catching up to live.
 func (s *Service) Subscribe(ctx context.Context, req *connect.Request[eventstorev1.SubscribeRequest], out *connect.ServerStream[eventstorev1.SubscribeResponse]) error {
 	m := req.Msg
+	if err := s.authorize(ctx, req.Peer(), acl.OpRead, m.GetTopic()); err != nil {
+		return err
+	}
 	filter, err := newMatcher(m.GetFilter())
 	if err != nil {
 		return err

@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.AlterConfigs.Int16(), 0, 2, handleAlterConfigs) }
@@ -57,7 +59,7 @@ func duplicateResources(keys []resourceKey) map[resourceKey]bool {
 	return dup
 }
 
-func handleAlterConfigs(s *Server, _ *conn, r kmsg.Request) reply {
+func handleAlterConfigs(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	keys := make([]resourceKey, len(req.Resources))
@@ -71,7 +73,7 @@ func handleAlterConfigs(s *Server, _ *conn, r kmsg.Request) reply {
 		var err error
 		if dup[keys[i]] {
 			err = refuse(kerr.InvalidRequest, "resource %q appears more than once in the request", rr.ResourceName)
-		} else {
+		} else if err = c.configAllowed(acl.OpAlterConfigs, rr.ResourceType, rr.ResourceName); err == nil {
 			err = s.replaceTopicConfigs(rr, req.ValidateOnly)
 		}
 		sr.ErrorCode = errorCode(err)

@@ -22,6 +22,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() {
@@ -32,9 +34,14 @@ func init() {
 // its TimeoutMillis says.
 const reassignTimeoutMax = 60 * time.Second
 
-func handleAlterPartitionReassignments(s *Server, _ *conn, r kmsg.Request) reply {
+func handleAlterPartitionReassignments(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.AlterPartitionAssignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	if !c.allowedCluster(acl.OpAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = errorMessage(kerr.ClusterAuthorizationFailed)
+		return reply{resp: resp}
+	}
 	timeout := min(time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond, reassignTimeoutMax)
 	if timeout <= 0 {
 		timeout = reassignTimeoutMax

@@ -3,6 +3,7 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnlog/cairn/auth"
@@ -31,8 +33,20 @@ type conn struct {
 	clientID string
 
 	// principal is who the connection acts as: Anonymous until something
-	// authenticates it.
+	// authenticates it (a client certificate, at the TLS handshake).
 	principal auth.Principal
+	// sasl is the connection's SASL exchange and session (sasl.go).
+	sasl session
+
+	// listener is the listener the client connected to: its name picks the
+	// addresses the client is given, its protocol what the client must do
+	// before it is served.
+	listener *listener
+
+	// mutedUntil (Unix nanoseconds of the server's clock) is when a client
+	// throttled by a quota may send again: the read loop holds requests
+	// until then (quota.go).
+	mutedUntil atomic.Int64
 }
 
 // pending is a reply in the connection's ordered queue.
@@ -40,11 +54,15 @@ type pending struct {
 	header requestHeader
 	reply  reply
 	read   time.Time // when the request's frame was read
+	// quota is what the request consumed of its client's quotas;
+	// follower marks a follower's fetch, which no quota limits.
+	quota    quotaUse
+	follower bool
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+func newConn(s *Server, nc net.Conn, l *listener) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, principal: auth.Anonymous,
+	return &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, principal: auth.Anonymous, listener: l,
 		logger: s.logger.With("remote", nc.RemoteAddr().String())}
 }
 
@@ -67,6 +85,7 @@ type decoded struct {
 	// frame, when set, is the pooled buffer req was parsed from, to be
 	// returned once the handler's synchronous part is done with it.
 	frame *[]byte
+	size  int // the frame's bytes
 }
 
 // serve runs three stages, so that one connection's work spreads over
@@ -77,6 +96,25 @@ type decoded struct {
 func (c *conn) serve() {
 	connectionsOpen.Inc()
 	defer connectionsOpen.Dec()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			if c.ctx.Err() == nil {
+				c.logger.Warn("closing connection", "listener", c.listener.Name, "err", err)
+			}
+			c.close()
+			return
+		}
+	}
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	if c.requiresSASL() {
+		if err := c.authenticate(r); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.logger.Warn("closing connection", "listener", c.listener.Name, "err", err)
+			}
+			c.close()
+			return
+		}
+	}
 	// One parsed request waits while the previous one is handled: enough
 	// to overlap reading with handling, and it bounds how much the reader
 	// holds ahead of the handler.
@@ -85,7 +123,7 @@ func (c *conn) serve() {
 	go func() {
 		defer close(readerDone)
 		defer close(requests)
-		c.readLoop(requests)
+		c.readLoop(r, requests)
 	}()
 	queue := make(chan *pending, c.s.cfg.InflightRequestsMax)
 	writerDone := make(chan struct{})
@@ -104,8 +142,7 @@ func (c *conn) serve() {
 }
 
 // readLoop reads and parses frames until the connection fails or closes.
-func (c *conn) readLoop(requests chan<- decoded) {
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+func (c *conn) readLoop(r *bufio.Reader, requests chan<- decoded) {
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
 			return
@@ -130,7 +167,7 @@ func (c *conn) readLoop(requests chan<- decoded) {
 			return
 		}
 		h, req, err := decodeRequest(frame)
-		d := decoded{header: h, req: req, err: err, read: time.Now()}
+		d := decoded{header: h, req: req, err: err, read: time.Now(), size: len(frame)}
 		c.s.requests.Add(1)
 		// Parsed requests refer to their frame's bytes. A produce is done
 		// with them when its handler returns (the records are written by
@@ -139,6 +176,9 @@ func (c *conn) readLoop(requests chan<- decoded) {
 		if _, ok := req.(*kmsg.ProduceRequest); ok && buf != nil {
 			*buf = frame
 			d.frame = buf
+		}
+		if !c.waitUnmuted() {
+			return
 		}
 		select {
 		case requests <- d:
@@ -186,8 +226,19 @@ func (c *conn) handle(d decoded) (*pending, error) {
 		return nil, err
 	}
 	requestsTotal.WithLabelValues(kmsg.NameForKey(h.key)).Inc()
+	if err := c.checkSession(h.key); err != nil {
+		return nil, err
+	}
 	c.clientID = h.clientID
-	return &pending{header: h, reply: apis[h.key].handle(c.s, c, req), read: d.read}, nil
+	started := c.s.clock.Now()
+	p := &pending{header: h, reply: apis[h.key].handle(c.s, c, req), read: d.read}
+	// After the handler: it may be what authenticated the connection.
+	p.quota = quotaUse{user: c.principal.Name, clientID: h.clientID, requestBytes: d.size,
+		handling: c.s.clock.Now().Sub(started)}
+	if f, ok := req.(*kmsg.FetchRequest); ok {
+		p.follower = f.ReplicaID >= 0
+	}
+	return p, nil
 }
 
 // errUnsupportedApiVersions is the one unsupported version answered rather
@@ -236,6 +287,9 @@ func (c *conn) writeLoop(queue <-chan *pending) {
 			if p.reply.release != nil {
 				p.reply.release()
 			}
+			if throttle := c.throttle(p, 0); throttle > 0 {
+				c.mute(throttle)
+			}
 			if p.reply.closeAfter {
 				c.close()
 			}
@@ -243,6 +297,11 @@ func (c *conn) writeLoop(queue <-chan *pending) {
 		}
 		out := getBuffer()
 		*out = appendResponse(*out, p.header, resp)
+		throttle := c.throttle(p, len(*out))
+		if t, ok := resp.(kmsg.SetThrottleResponse); ok && throttle > 0 {
+			t.SetThrottle(int32(throttle.Milliseconds()))
+			*out = appendResponse((*out)[:0], p.header, resp)
+		}
 		if p.reply.release != nil {
 			p.reply.release()
 		}
@@ -260,6 +319,9 @@ func (c *conn) writeLoop(queue <-chan *pending) {
 			c.close()
 		}
 		putBuffer(out)
+		if throttle > 0 {
+			c.mute(throttle)
+		}
 		requestSeconds.WithLabelValues(kmsg.NameForKey(p.header.key)).Observe(time.Since(p.read).Seconds())
 	}
 	_ = w.Flush()

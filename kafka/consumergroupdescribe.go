@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/groups"
 )
 
@@ -18,12 +19,17 @@ func init() { register(kmsg.ConsumerGroupDescribe.Int16(), 0, 1, handleConsumerG
 
 func handleConsumerGroupDescribe(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ConsumerGroupDescribeRequest)
+	a := c.access()
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 		for _, name := range req.Groups {
 			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
 			rg.Group, rg.AuthorizedOperations = name, -2147483648
-			d, err := s.groups.Describe(c.ctx, name)
+			var d groups.GroupDescription
+			err := error(kerr.GroupAuthorizationFailed)
+			if a.allowed(acl.OpDescribe, acl.ResourceGroup, name) {
+				d, err = s.groups.Describe(c.ctx, name)
+			}
 			switch {
 			case err != nil:
 				rg.ErrorCode, rg.ErrorMessage = errorCode(err), errorMessage(err)

@@ -12,8 +12,10 @@ package kafka
 import (
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/groups"
 )
 
@@ -21,6 +23,11 @@ func init() { register(kmsg.ConsumerGroupHeartbeat.Int16(), 0, 1, handleConsumer
 
 func handleConsumerGroupHeartbeat(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ConsumerGroupHeartbeatRequest)
+	if !c.allowedGroup(acl.OpRead, req.Group) {
+		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return reply{resp: resp}
+	}
 	hr := groups.ConsumerHeartbeatRequest{Group: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
 		InstanceID: req.InstanceID, RackID: req.RackID, ClientID: c.clientID, ClientHost: clientHost(c),
 		RebalanceTimeoutMs: req.RebalanceTimeoutMillis, SubscribedTopics: req.SubscribedTopicNames,

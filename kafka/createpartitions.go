@@ -14,11 +14,13 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.CreatePartitions.Int16(), 0, 3, handleCreatePartitions) }
 
-func handleCreatePartitions(s *Server, _ *conn, r kmsg.Request) reply {
+func handleCreatePartitions(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	names := make([]string, len(req.Topics))
@@ -32,6 +34,8 @@ func handleCreatePartitions(s *Server, _ *conn, r kmsg.Request) reply {
 		var err error
 		if dup[rt.Topic] {
 			err = refuse(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic)
+		} else if !c.allowedTopic(acl.OpAlter, rt.Topic) {
+			err = kerr.TopicAuthorizationFailed
 		} else {
 			err = s.createPartitions(rt, req.ValidateOnly)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 )
 
@@ -56,7 +57,7 @@ func duplicates(names []string) map[string]bool {
 	return dup
 }
 
-func handleCreateTopics(s *Server, _ *conn, r kmsg.Request) reply {
+func handleCreateTopics(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	names := make([]string, len(req.Topics))
@@ -64,12 +65,15 @@ func handleCreateTopics(s *Server, _ *conn, r kmsg.Request) reply {
 		names[i] = rt.Topic
 	}
 	dup := duplicates(names)
+	clusterCreate := c.allowedCluster(acl.OpCreate)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 		var err error
 		if dup[rt.Topic] {
 			err = refuse(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic)
+		} else if !clusterCreate && !c.allowedTopic(acl.OpCreate, rt.Topic) {
+			err = kerr.TopicAuthorizationFailed
 		} else {
 			err = s.createTopic(req.Version, req.ValidateOnly, rt, &st)
 		}

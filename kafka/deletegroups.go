@@ -8,19 +8,27 @@ package kafka
 // partition can move to a healthy broker; a single node has none to offer.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DeleteGroups.Int16(), 0, 2, handleDeleteGroups) }
 
 func handleDeleteGroups(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DeleteGroupsRequest)
+	a := c.access()
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 		for _, name := range req.Groups {
 			rg := kmsg.NewDeleteGroupsResponseGroup()
 			rg.Group = name
-			rg.ErrorCode = errorCode(s.groups.DeleteGroup(c.ctx, name))
+			if !a.allowed(acl.OpDelete, acl.ResourceGroup, name) {
+				rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			} else {
+				rg.ErrorCode = errorCode(s.groups.DeleteGroup(c.ctx, name))
+			}
 			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp

@@ -14,17 +14,22 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DeleteRecords.Int16(), 0, 2, handleDeleteRecords) }
 
-func handleDeleteRecords(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDeleteRecords(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
-		policyErr := s.checkRecordsDeletable(rt.Topic)
+		policyErr := error(kerr.TopicAuthorizationFailed)
+		if c.allowedTopic(acl.OpDelete, rt.Topic) {
+			policyErr = s.checkRecordsDeletable(rt.Topic)
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition

@@ -11,11 +11,13 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DeleteTopics.Int16(), 0, 6, handleDeleteTopics) }
 
-func handleDeleteTopics(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDeleteTopics(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	entries := req.Topics
@@ -48,7 +50,7 @@ func handleDeleteTopics(s *Server, _ *conn, r kmsg.Request) reply {
 		case e.Topic == nil && dupIDs[string(e.TopicID[:])]:
 			err = refuse(kerr.InvalidRequest, "topic id %x appears more than once in the request", e.TopicID)
 		default:
-			err = s.deleteTopic(&st)
+			err = s.deleteTopic(c, &st)
 		}
 		st.ErrorCode = errorCode(err)
 		st.ErrorMessage = errorMessage(err)
@@ -59,7 +61,7 @@ func handleDeleteTopics(s *Server, _ *conn, r kmsg.Request) reply {
 
 // deleteTopic deletes the topic st names (or identifies) and completes st
 // with the name and id of the topic deleted.
-func (s *Server) deleteTopic(st *kmsg.DeleteTopicsResponseTopic) error {
+func (s *Server) deleteTopic(c *conn, st *kmsg.DeleteTopicsResponseTopic) error {
 	if st.Topic == nil {
 		t, ok := s.cluster.TopicByID(st.TopicID)
 		if !ok {
@@ -69,6 +71,9 @@ func (s *Server) deleteTopic(st *kmsg.DeleteTopicsResponseTopic) error {
 		st.Topic = &name
 	} else if t, ok := s.cluster.Topic(*st.Topic); ok {
 		st.TopicID = t.ID
+	}
+	if !c.allowedTopic(acl.OpDelete, *st.Topic) {
+		return kerr.TopicAuthorizationFailed
 	}
 	return s.cluster.DeleteTopic(*st.Topic)
 }

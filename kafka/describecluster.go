@@ -10,6 +10,8 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DescribeCluster.Int16(), 0, 1, handleDescribeCluster) }
@@ -17,9 +19,14 @@ func init() { register(kmsg.DescribeCluster.Int16(), 0, 1, handleDescribeCluster
 // endpointTypeBrokers is DescribeCluster's endpoint type for brokers (KIP-919).
 const endpointTypeBrokers = 1
 
-func handleDescribeCluster(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDescribeCluster(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	if !c.allowedCluster(acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = errorMessage(kerr.ClusterAuthorizationFailed)
+		return reply{resp: resp}
+	}
 	resp.EndpointType = endpointTypeBrokers
 	resp.ClusterAuthorizedOperations = -2147483648
 	if req.Version >= 1 && req.EndpointType != endpointTypeBrokers {
@@ -32,7 +39,7 @@ func handleDescribeCluster(s *Server, _ *conn, r kmsg.Request) reply {
 	}
 	resp.ClusterID = s.cluster.ID()
 	resp.ControllerID = s.view.ControllerID()
-	for _, e := range s.endpoints() {
+	for _, e := range s.endpoints(c.listener) {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.Host, b.Port, b.Rack = e.node, e.host, e.port, e.rack
 		resp.Brokers = append(resp.Brokers, b)

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 )
 
@@ -120,13 +121,17 @@ func (s *Server) brokerConfig(name string) (brokerConfig, bool) {
 	return brokerConfig{}, false
 }
 
-func handleDescribeConfigs(s *Server, _ *conn, r kmsg.Request) reply {
+func handleDescribeConfigs(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		configs, err := s.describeResource(req, rr)
+		var configs []kmsg.DescribeConfigsResponseResourceConfig
+		err := c.configAllowed(acl.OpDescribeConfigs, rr.ResourceType, rr.ResourceName)
+		if err == nil {
+			configs, err = s.describeResource(req, rr)
+		}
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = errorMessage(err)

@@ -5,19 +5,28 @@ package kafka
 // (-2147483648): there is no ACL.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.DescribeGroups.Int16(), 0, 5, handleDescribeGroups) }
 
 func handleDescribeGroups(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DescribeGroupsRequest)
+	a := c.access()
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 		for _, name := range req.Groups {
 			rg := kmsg.NewDescribeGroupsResponseGroup()
 			rg.Group = name
 			rg.AuthorizedOperations = -2147483648
+			if !a.allowed(acl.OpDescribe, acl.ResourceGroup, name) {
+				rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+				resp.Groups = append(resp.Groups, rg)
+				continue
+			}
 			d, err := s.groups.Describe(c.ctx, name)
 			if err != nil {
 				rg.ErrorCode = errorCode(err)

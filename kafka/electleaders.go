@@ -18,14 +18,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 )
 
 func init() { register(kmsg.ElectLeaders.Int16(), 1, 2, handleElectLeaders) }
 
-func handleElectLeaders(s *Server, _ *conn, r kmsg.Request) reply {
+func handleElectLeaders(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ElectLeadersRequest)
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	if !c.allowedCluster(acl.OpAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return reply{resp: resp}
+	}
 	all := req.Topics == nil
 	topics := req.Topics
 	if all {

@@ -10,9 +10,10 @@ package kafka
 // FENCED_LEADER_EPOCH carry the leader this node knows of (CurrentLeader,
 // KIP-951), so clients re-route without asking Metadata first. The high
 // watermark is the partition's: what a quorum committed on a replicated
-// partition, the durable log end on a single writer; there are no
-// transactions, so the last stable offset equals it and no aborted
-// transactions are reported.
+// partition, the durable log end on a single writer. Every partition's
+// reply carries its last stable offset; a read_committed fetch
+// (IsolationLevel 1) reads up to it only and lists the aborted
+// transactions its records overlap, which the client drops.
 // Deviations from Kafka: fetch sessions (KIP-227) are not kept — every
 // response has session id 0, which tells clients to send full fetches — and
 // v12's LastFetchedEpoch is checked for divergence as Kafka does for followers.
@@ -25,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
 )
@@ -40,7 +42,8 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 	}
 	buf := getBuffer()
 	release := func() { putBuffer(buf) }
-	resp, bytes, watch := s.buildFetch(req, buf)
+	denied := fetchDenied(c, req)
+	resp, bytes, watch := s.buildFetch(req, buf, denied)
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, s.cfg.FetchWaitMax)
 	if bytes >= int(req.MinBytes) || wait <= 0 || len(watch) == 0 {
 		fetchedBytes.Add(float64(bytes))
@@ -55,15 +58,34 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 			if !waitAny(watch, deadline.C(), c.ctx.Done()) {
 				break
 			}
-			resp, bytes, watch = s.buildFetch(req, buf)
+			resp, bytes, watch = s.buildFetch(req, buf, denied)
 			if bytes >= int(req.MinBytes) || len(watch) == 0 {
 				break
 			}
 		}
-		resp, bytes, _ = s.buildFetch(req, buf)
+		resp, bytes, _ = s.buildFetch(req, buf, denied)
 		fetchedBytes.Add(float64(bytes))
 		return resp
 	}}
+}
+
+// fetchDenied is the topics of req the connection may not read: all of
+// them for a follower's fetch without ClusterAction, as in Kafka.
+func fetchDenied(c *conn, req *kmsg.FetchRequest) map[string]bool {
+	if !c.s.authorizing() {
+		return nil
+	}
+	follower := req.ReplicaID >= 0
+	if follower && c.allowedCluster(acl.OpClusterAction) {
+		return nil
+	}
+	denied := map[string]bool{}
+	for _, rt := range req.Topics {
+		if follower || !c.allowedTopic(acl.OpRead, rt.Topic) {
+			denied[rt.Topic] = true
+		}
+	}
+	return denied
 }
 
 // waitAny blocks until one of the partitions' channels fires (true) or the
@@ -94,7 +116,7 @@ func waitAny(watch []<-chan struct{}, deadline <-chan time.Time, done <-chan str
 // on (those read without error); a partition error ends the long poll, so
 // watch is nil then. The records are read into buf, which the response
 // then refers to; a previous response built on buf is overwritten.
-func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchResponse, int, []<-chan struct{}) {
+func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte, denied map[string]bool) (*kmsg.FetchResponse, int, []<-chan struct{}) {
 	*buf = (*buf)[:0]
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
@@ -117,7 +139,12 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchRes
 			if req.Version >= 9 {
 				requested = rp.CurrentLeaderEpoch
 			}
-			p, l, err := s.leaderPartition(rt.Topic, rp.Partition, requested)
+			var p *partition.Partition
+			var l cluster.Leader
+			err := error(kerr.TopicAuthorizationFailed)
+			if !denied[rt.Topic] {
+				p, l, err = s.leaderPartition(rt.Topic, rp.Partition, requested)
+			}
 			if err == nil {
 				watch = append(watch, p.Changed())
 				err = s.fetchPartition(req, p, rp, &sp, &remaining, &total, buf)
@@ -129,7 +156,7 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte) (*kmsg.FetchRes
 				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 				if p != nil && errors.Is(err, partition.ErrOffsetOutOfRange) {
 					sp.HighWatermark = p.HighWatermark()
-					sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+					sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -161,7 +188,7 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 		if epoch < rp.LastFetchedEpoch || end < rp.FetchOffset {
 			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = epoch, end
 			sp.HighWatermark = p.HighWatermark()
-			sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+			sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
 			return nil
 		}
 	}
@@ -169,15 +196,15 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 	if *total > 0 && limit <= 0 {
 		// The response is full: report positions without data.
 		sp.HighWatermark = p.HighWatermark()
-		sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+		sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
 		return nil
 	}
-	res, grown, err := p.ReadAppend(*buf, rp.FetchOffset, max(limit, 1))
+	res, grown, err := p.ReadAppendIsolated(*buf, rp.FetchOffset, max(limit, 1), req.IsolationLevel == 1)
 	if err != nil {
 		return err
 	}
 	sp.HighWatermark = res.HighWatermark
-	sp.LastStableOffset = res.HighWatermark
+	sp.LastStableOffset = res.LastStableOffset
 	sp.LogStartOffset = res.LogStartOffset
 	// Only the first batch of the whole response may exceed the limits.
 	if *total > 0 && len(res.Records) > limit {
@@ -186,6 +213,11 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 	*buf = grown
 	if len(res.Records) > 0 {
 		sp.RecordBatches = res.Records
+		for _, a := range res.Aborted {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+		}
 	}
 	*total += len(res.Records)
 	*remaining -= len(res.Records)

@@ -1,18 +1,21 @@
 package kafka
 
 // FindCoordinator v0-v5, batched keys from v4. A group's coordinator is the
-// leader of its __consumer_offsets partition (created on the first lookup,
-// as Kafka does), with that node's address; COORDINATOR_NOT_AVAILABLE while
-// the partition has no known leader. Transactional ids are answered with
-// this node, and InitProducerId then refuses transactions. Deviation from
-// Kafka: key types other than group (0) and transaction (1) get
-// INVALID_REQUEST.
+// leader of its __consumer_offsets partition, a transactional id's the
+// leader of its __transaction_state partition (each topic created on the
+// first lookup, as Kafka does), with that node's address;
+// COORDINATOR_NOT_AVAILABLE while the partition has no known leader.
+// Deviation from Kafka: key types other than group (0) and transaction (1)
+// get INVALID_REQUEST.
 
 import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/cluster"
 )
 
 func init() { register(kmsg.FindCoordinator.Int16(), 0, 5, handleFindCoordinator) }
@@ -26,16 +29,16 @@ type coordinatorAnswer struct {
 	message *string
 }
 
-func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) reply {
+func handleFindCoordinator(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	if req.Version < 4 {
-		a := s.findCoordinator(req.CoordinatorType, req.CoordinatorKey)
+		a := s.findCoordinator(c, req.CoordinatorType, req.CoordinatorKey)
 		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = a.nodeID, a.host, a.port, a.code, a.message
 		return reply{resp: resp}
 	}
 	for _, key := range req.CoordinatorKeys {
-		a := s.findCoordinator(req.CoordinatorType, key)
+		a := s.findCoordinator(c, req.CoordinatorType, key)
 		rc := kmsg.NewFindCoordinatorResponseCoordinator()
 		rc.Key = key
 		rc.NodeID, rc.Host, rc.Port, rc.ErrorCode, rc.ErrorMessage = a.nodeID, a.host, a.port, a.code, a.message
@@ -44,21 +47,28 @@ func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) reply {
 	return reply{resp: resp}
 }
 
-// findCoordinator answers one key.
-func (s *Server) findCoordinator(keyType int8, key string) coordinatorAnswer {
-	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: s.host, port: s.port}
+// findCoordinator answers one key for a client of c's listener.
+func (s *Server) findCoordinator(c *conn, keyType int8, key string) coordinatorAnswer {
+	var b cluster.Broker
+	var err error
 	switch keyType {
 	case 1:
-		return self
+		if !c.allowed(acl.OpDescribe, acl.ResourceTransactionalID, key) {
+			return coordinatorAnswer{nodeID: -1, code: kerr.TransactionalIDAuthorizationFailed.Code}
+		}
+		b, err = s.txn.Locate(key)
 	case 0:
+		if !c.allowedGroup(acl.OpDescribe, key) {
+			return coordinatorAnswer{nodeID: -1, code: kerr.GroupAuthorizationFailed.Code}
+		}
+		b, err = s.groups.Locate(key)
 	default:
 		return coordinatorAnswer{nodeID: -1, code: kerr.InvalidRequest.Code}
 	}
-	b, err := s.groups.Locate(key)
 	if err != nil {
 		return coordinatorAnswer{nodeID: -1, code: errorCode(err), message: errorMessage(err)}
 	}
-	e, ok := s.endpointOf(b)
+	e, ok := s.endpointOf(b, c.listener)
 	if !ok {
 		msg := fmt.Sprintf("the coordinator, node %d, has no Kafka address clients can reach (%q)", b.NodeID, b.KafkaAddr)
 		return coordinatorAnswer{nodeID: -1, code: kerr.CoordinatorNotAvailable.Code, message: &msg}

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 )
 
@@ -29,7 +30,7 @@ func init() {
 	register(kmsg.IncrementalAlterConfigs.Int16(), 0, 1, handleIncrementalAlterConfigs)
 }
 
-func handleIncrementalAlterConfigs(s *Server, _ *conn, r kmsg.Request) reply {
+func handleIncrementalAlterConfigs(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	keys := make([]resourceKey, len(req.Resources))
@@ -43,7 +44,7 @@ func handleIncrementalAlterConfigs(s *Server, _ *conn, r kmsg.Request) reply {
 		var err error
 		if dup[keys[i]] {
 			err = refuse(kerr.InvalidRequest, "resource %q appears more than once in the request", rr.ResourceName)
-		} else {
+		} else if err = c.configAllowed(acl.OpAlterConfigs, rr.ResourceType, rr.ResourceName); err == nil {
 			err = s.alterTopicConfigs(rr, req.ValidateOnly)
 		}
 		sr.ErrorCode = errorCode(err)

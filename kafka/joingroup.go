@@ -10,8 +10,10 @@ package kafka
 import (
 	"net"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/groups"
 )
 
@@ -19,6 +21,12 @@ func init() { register(kmsg.JoinGroup.Int16(), 0, 9, handleJoinGroup) }
 
 func handleJoinGroup(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.JoinGroupRequest)
+	if !c.allowedGroup(acl.OpRead, req.Group) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.Default()
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return reply{resp: resp}
+	}
 	jr := groups.JoinRequest{Group: req.Group, MemberID: req.MemberID, InstanceID: req.InstanceID,
 		ClientID: c.clientID, ClientHost: clientHost(c), SessionTimeoutMs: req.SessionTimeoutMillis,
 		RebalanceTimeoutMs: req.RebalanceTimeoutMillis, ProtocolType: req.ProtocolType,

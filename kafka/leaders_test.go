@@ -265,7 +265,7 @@ func TestLeaderEpochChecks(t *testing.T) {
 		fmt.Sprint(mp.Replicas, mp.ISR, mp.OfflineReplicas) != fmt.Sprint([]int32{self}, []int32{self}, []int32{}) {
 		t.Errorf("metadata partition %+v, want led by %d at epoch %d", mp, self, epoch)
 	}
-	if len(meta.Brokers) != 1 || meta.Brokers[0].NodeID != self || meta.Brokers[0].Port != ts.port || meta.ControllerID != self {
+	if len(meta.Brokers) != 1 || meta.Brokers[0].NodeID != self || meta.Brokers[0].Port != ts.first.port || meta.ControllerID != self {
 		t.Errorf("metadata brokers %+v controller %d", meta.Brokers, meta.ControllerID)
 	}
 }

@@ -5,8 +5,10 @@ package kafka
 // the top level only reports a bad group id or an unavailable coordinator).
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/groups"
 )
 
@@ -14,6 +16,11 @@ func init() { register(kmsg.LeaveGroup.Int16(), 0, 5, handleLeaveGroup) }
 
 func handleLeaveGroup(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.LeaveGroupRequest)
+	if !c.allowedGroup(acl.OpRead, req.Group) {
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return reply{resp: resp}
+	}
 	var leaving []groups.LeaveMember
 	if req.Version < 3 {
 		leaving = []groups.LeaveMember{{MemberID: req.MemberID}}

@@ -7,12 +7,18 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() { register(kmsg.ListGroups.Int16(), 0, 5, handleListGroups) }
 
 func handleListGroups(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ListGroupsRequest)
+	a := c.access()
+	// Describe on the cluster lists every group; otherwise each is listed
+	// only with Describe on it, as Kafka does.
+	all := a.allowed(acl.OpDescribe, acl.ResourceCluster, acl.ClusterName)
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 		listed, err := s.groups.List(c.ctx)
@@ -21,7 +27,8 @@ func handleListGroups(s *Server, c *conn, r kmsg.Request) reply {
 			return resp
 		}
 		for _, l := range listed {
-			if !matchesFilter(req.StatesFilter, l.State) || !matchesFilter(req.TypesFilter, l.Type) {
+			if !matchesFilter(req.StatesFilter, l.State) || !matchesFilter(req.TypesFilter, l.Type) ||
+				!all && !a.allowed(acl.OpDescribe, acl.ResourceGroup, l.Group) {
 				continue
 			}
 			rg := kmsg.NewListGroupsResponseGroup()

@@ -10,16 +10,24 @@ package kafka
 import (
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
 )
 
 func init() {
 	register(kmsg.ListPartitionReassignments.Int16(), 0, 0, handleListPartitionReassignments)
 }
 
-func handleListPartitionReassignments(s *Server, _ *conn, r kmsg.Request) reply {
+func handleListPartitionReassignments(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.ListPartitionReassignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	if !c.allowedCluster(acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = errorMessage(kerr.ClusterAuthorizationFailed)
+		return reply{resp: resp}
+	}
 	asked := map[string][]int32{}
 	for _, rt := range req.Topics {
 		asked[rt.Topic] = append(asked[rt.Topic], rt.Partitions...)

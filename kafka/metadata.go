@@ -28,7 +28,10 @@ package kafka
 // as Kafka's auto.create.topics.enable does, with the default replication
 // factor.
 // Topics whose names start with "__" are internal and never auto-created;
-// __consumer_offsets is reported IsInternal. Authorized operations are reported as "unknown" (-2147483648): there is no ACL.
+// __consumer_offsets is reported IsInternal. Authorized operations are reported as "unknown" (-2147483648).
+// With an authorizer, topics without Describe are left out of an all-topics
+// answer and answer TOPIC_AUTHORIZATION_FAILED when named (existing or
+// not), and auto-creation needs Create on the cluster or the topic.
 
 import (
 	"errors"
@@ -39,6 +42,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/groups"
 )
@@ -48,7 +52,8 @@ func init() { register(kmsg.Metadata.Int16(), 0, 12, handleMetadata) }
 func handleMetadata(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.MetadataRequest)
 	changed := s.view.LeadersChanged()
-	resp, electing := s.metadata(req)
+	a := c.access() // the deferred answer below checks with it
+	resp, electing := s.metadata(a, c.listener, req)
 	if !electing && len(remoteLeaders(resp, s.cluster.NodeID())) == 0 {
 		return reply{resp: resp}
 	}
@@ -64,7 +69,7 @@ func handleMetadata(s *Server, c *conn, r kmsg.Request) reply {
 		}
 		s.awaitLeaders(c.ctx, changed, func() bool {
 			lc.recheckSuspects()
-			resp, electing = s.metadata(req)
+			resp, electing = s.metadata(a, c.listener, req)
 			resp, electing = lc.answer(req, resp, electing)
 			return !electing
 		})
@@ -165,9 +170,9 @@ func remoteLeaders(resp *kmsg.MetadataResponse, self int32) []int32 {
 // metadata answers req as this node knows the cluster now; electing
 // reports that some partition in the answer has no leader while an
 // election can give it one (a replica here, or a partition led elsewhere).
-func (s *Server) metadata(req *kmsg.MetadataRequest) (resp *kmsg.MetadataResponse, electing bool) {
+func (s *Server) metadata(a access, l *listener, req *kmsg.MetadataRequest) (resp *kmsg.MetadataResponse, electing bool) {
 	resp = req.ResponseKind().(*kmsg.MetadataResponse)
-	endpoints := s.endpoints()
+	endpoints := s.endpoints(l)
 	for _, e := range endpoints {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port, b.Rack = e.node, e.host, e.port, e.rack
@@ -182,18 +187,21 @@ func (s *Server) metadata(req *kmsg.MetadataRequest) (resp *kmsg.MetadataRespons
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
 		for _, t := range s.view.Topics() {
+			if !a.allowed(acl.OpDescribe, acl.ResourceTopic, t.Name) {
+				continue // hidden, as Kafka hides them
+			}
 			resp.Topics = append(resp.Topics, s.topicMetadata(t, reachable, &electing))
 		}
 		return resp, electing
 	}
 	autoCreate := s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
-		resp.Topics = append(resp.Topics, s.requestedTopicMetadata(rt, autoCreate, reachable, &electing))
+		resp.Topics = append(resp.Topics, s.requestedTopicMetadata(a, rt, autoCreate, reachable, &electing))
 	}
 	return resp, electing
 }
 
-func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate bool, reachable map[int32]bool, electing *bool) kmsg.MetadataResponseTopic {
+func (s *Server) requestedTopicMetadata(a access, rt kmsg.MetadataRequestTopic, autoCreate bool, reachable map[int32]bool, electing *bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.AuthorizedOperations = -2147483648
 	var t *cluster.Topic
@@ -205,11 +213,24 @@ func (s *Server) requestedTopicMetadata(rt kmsg.MetadataRequestTopic, autoCreate
 			mt.ErrorCode = kerr.UnknownTopicID.Code
 			return mt
 		}
+		if !a.allowed(acl.OpDescribe, acl.ResourceTopic, t.Name) {
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			return mt
+		}
 		return s.topicMetadata(t, reachable, electing)
 	}
 	name := *rt.Topic
 	mt.Topic = &name
+	if !a.allowed(acl.OpDescribe, acl.ResourceTopic, name) {
+		// Refused whether it exists or not, so its existence is not told.
+		mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		return mt
+	}
 	t, ok = s.view.Topic(name)
+	if !ok && autoCreate && !a.allowed(acl.OpCreate, acl.ResourceCluster, acl.ClusterName) && !a.allowed(acl.OpCreate, acl.ResourceTopic, name) {
+		mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		return mt
+	}
 	// Internal topics (such as __consumer_offsets) are created by the broker itself, never by a client's metadata request.
 	if !ok && autoCreate && !strings.HasPrefix(name, "__") {
 		var err error

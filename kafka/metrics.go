@@ -27,6 +27,10 @@ var (
 		Name: "cairn_kafka_fetched_bytes_total",
 		Help: "Record batch bytes returned to Kafka fetchers.",
 	})
+	saslAuthentications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_kafka_sasl_authentications_total",
+		Help: "SASL authentications on the Kafka listener, by mechanism and outcome (success, failure, refused: over the address's failure limit).",
+	}, []string{"mechanism", "outcome"})
 	requestSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "cairn_kafka_request_seconds",
 		Help: "Time from a request's last byte read to its response handed to the socket, by API: " +
@@ -34,9 +38,14 @@ var (
 			"A fetch's long poll counts too.",
 		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18), // 50 µs to 6.6 s
 	}, []string{"api"})
+	throttleSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cairn_kafka_quota_throttle_seconds",
+		Help:    "Back-offs given to clients over a quota, by kind: produce (producer_byte_rate), fetch (consumer_byte_rate), request (request_percentage).",
+		Buckets: prometheus.ExponentialBuckets(1e-3, 2, 15), // 1 ms to 16 s
+	}, []string{"kind"})
 )
 
 // Collectors returns the Kafka listener's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, requestSeconds}
+	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, saslAuthentications, requestSeconds, throttleSeconds}
 }

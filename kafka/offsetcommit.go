@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/groups"
 )
 
@@ -21,13 +22,19 @@ func handleOffsetCommit(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.OffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	offsets := map[groups.TopicPartition]groups.OffsetCommit{}
+	groupAllowed := c.allowedGroup(acl.OpRead, req.Group)
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetCommitResponseTopic()
 		st.Topic = rt.Topic
+		topicAllowed := groupAllowed && c.allowedTopic(acl.OpRead, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			if !s.committable(rt.Topic, rp.Partition) {
+			if !groupAllowed {
+				sp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			} else if !topicAllowed {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if !s.committable(rt.Topic, rp.Partition) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
 				oc := groups.OffsetCommit{Offset: rp.Offset, LeaderEpoch: -1}

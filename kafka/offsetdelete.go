@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/groups"
 )
 
@@ -17,10 +18,20 @@ func init() { register(kmsg.OffsetDelete.Int16(), 0, 0, handleOffsetDelete) }
 
 func handleOffsetDelete(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.OffsetDeleteRequest)
+	a := c.access()
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		if !a.allowed(acl.OpDelete, acl.ResourceGroup, req.Group) {
+			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			return resp
+		}
+		readable := map[string]bool{}
 		var tps []groups.TopicPartition
 		for _, t := range req.Topics {
+			readable[t.Topic] = a.allowed(acl.OpRead, acl.ResourceTopic, t.Topic)
+			if !readable[t.Topic] {
+				continue
+			}
 			for _, p := range t.Partitions {
 				tps = append(tps, groups.TopicPartition{Topic: t.Topic, Partition: p.Partition})
 			}
@@ -36,7 +47,9 @@ func handleOffsetDelete(s *Server, c *conn, r kmsg.Request) reply {
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetDeleteResponseTopicPartition()
 				rp.Partition = p.Partition
-				if !s.committable(t.Topic, p.Partition) {
+				if !readable[t.Topic] {
+					rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				} else if !s.committable(t.Topic, p.Partition) {
 					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				} else {
 					rp.ErrorCode = errorCode(results[groups.TopicPartition{Topic: t.Topic, Partition: p.Partition}])

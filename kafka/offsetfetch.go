@@ -9,8 +9,10 @@ package kafka
 import (
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/groups"
 )
 
@@ -24,6 +26,7 @@ type offsetFetchTopic struct {
 
 func handleOffsetFetch(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.OffsetFetchRequest)
+	a := c.access()
 	return reply{wait: func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 		if req.Version < 8 {
@@ -34,7 +37,7 @@ func handleOffsetFetch(s *Server, c *conn, r kmsg.Request) reply {
 			for _, t := range req.Topics {
 				topics = append(topics, offsetFetchTopic{t.Topic, t.Partitions})
 			}
-			fetched, err := s.fetchGroupOffsets(c, req.Group, topics)
+			fetched, err := s.fetchGroupOffsets(c, a, req.Group, topics)
 			resp.ErrorCode = errorCode(err)
 			for _, ft := range fetched {
 				rt := kmsg.NewOffsetFetchResponseTopic()
@@ -58,7 +61,7 @@ func handleOffsetFetch(s *Server, c *conn, r kmsg.Request) reply {
 			}
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group = g.Group
-			fetched, err := s.fetchGroupOffsets(c, g.Group, topics)
+			fetched, err := s.fetchGroupOffsets(c, a, g.Group, topics)
 			rg.ErrorCode = errorCode(err)
 			rg.Topics = fetched
 			resp.Groups = append(resp.Groups, rg)
@@ -68,7 +71,13 @@ func handleOffsetFetch(s *Server, c *conn, r kmsg.Request) reply {
 }
 
 // fetchGroupOffsets answers one group in the v8+ shape; older versions copy it.
-func (s *Server) fetchGroupOffsets(c *conn, group string, topics []offsetFetchTopic) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
+// Without Describe on the group it is refused; a named topic without
+// Describe answers TOPIC_AUTHORIZATION_FAILED per partition, and when all
+// topics are asked for, those are left out (as Kafka does).
+func (s *Server) fetchGroupOffsets(c *conn, a access, group string, topics []offsetFetchTopic) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
+	if !a.allowed(acl.OpDescribe, acl.ResourceGroup, group) {
+		return nil, kerr.GroupAuthorizationFailed
+	}
 	var tps []groups.TopicPartition
 	for _, t := range topics {
 		for _, p := range t.partitions {
@@ -85,6 +94,9 @@ func (s *Server) fetchGroupOffsets(c *conn, group string, topics []offsetFetchTo
 	if topics == nil { // every committed offset, grouped by topic
 		byTopic := map[string][]int32{}
 		for tp := range committed {
+			if !a.allowed(acl.OpDescribe, acl.ResourceTopic, tp.Topic) {
+				continue
+			}
 			byTopic[tp.Topic] = append(byTopic[tp.Topic], tp.Partition)
 		}
 		for topic, partitions := range byTopic {
@@ -97,12 +109,15 @@ func (s *Server) fetchGroupOffsets(c *conn, group string, topics []offsetFetchTo
 	for _, t := range topics {
 		rt := kmsg.NewOffsetFetchResponseGroupTopic()
 		rt.Topic = t.topic
+		topicAllowed := a.allowed(acl.OpDescribe, acl.ResourceTopic, t.topic)
 		for _, p := range t.partitions {
 			rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
 			empty := ""
 			rp.Metadata = &empty
-			if oc, ok := committed[groups.TopicPartition{Topic: t.topic, Partition: p}]; ok {
+			if !topicAllowed {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if oc, ok := committed[groups.TopicPartition{Topic: t.topic, Partition: p}]; ok {
 				metadata := oc.Metadata
 				rp.Offset, rp.LeaderEpoch, rp.Metadata = oc.Offset, oc.LeaderEpoch, &metadata
 			}

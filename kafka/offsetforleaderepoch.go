@@ -9,17 +9,25 @@ package kafka
 // checking the client's current leader epoch (v2+).
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/partition"
 )
 
 func init() { register(kmsg.OffsetForLeaderEpoch.Int16(), 0, 4, handleOffsetForLeaderEpoch) }
 
-func handleOffsetForLeaderEpoch(s *Server, _ *conn, r kmsg.Request) reply {
+func handleOffsetForLeaderEpoch(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	// A follower (replica id ≥ 0, v3+) needs ClusterAction, a client Describe.
+	follower := req.Version >= 3 && req.ReplicaID >= 0
+	followerAllowed := follower && c.allowedCluster(acl.OpClusterAction)
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
+		allowed := followerAllowed || !follower && c.allowedTopic(acl.OpDescribe, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -28,7 +36,11 @@ func handleOffsetForLeaderEpoch(s *Server, _ *conn, r kmsg.Request) reply {
 			if req.Version >= 2 {
 				requested = rp.CurrentLeaderEpoch
 			}
-			p, _, err := s.leaderPartition(rt.Topic, rp.Partition, requested)
+			var p *partition.Partition
+			err := error(kerr.TopicAuthorizationFailed)
+			if allowed {
+				p, _, err = s.leaderPartition(rt.Topic, rp.Partition, requested)
+			}
 			if err == nil {
 				err = p.Err()
 			}

@@ -1,23 +1,34 @@
 package kafka
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/groups"
+	"github.com/cairnlog/cairn/quota"
+	"github.com/cairnlog/cairn/txn"
 )
 
 // Config is the Kafka listener's configuration; every limit has a default.
 type Config struct {
-	// AdvertisedAddr is the host:port given to clients in Metadata.
+	// AdvertisedAddr is the host:port given to clients in Metadata when
+	// Listeners is empty: one PLAINTEXT listener.
 	AdvertisedAddr string
+	// Listeners are the named listeners, each served by ServeListener
+	// (Serve serves the first); empty means one PLAINTEXT listener at
+	// AdvertisedAddr.
+	Listeners []Listener
 	// AutoCreateTopics creates unknown topics named in Metadata requests.
 	AutoCreateTopics bool
 	// DefaultPartitions is the partition count of auto-created topics and of
@@ -38,6 +49,25 @@ type Config struct {
 	FetchWaitMax time.Duration
 	// Groups configures the consumer-group coordinator.
 	Groups groups.Config
+	// Txn configures the transaction coordinator.
+	Txn txn.Config
+	// PeerTLS is the client side of this node's requests to other nodes'
+	// first listener (transaction markers, KIP-890 verification) when that
+	// listener is SSL or SASL_SSL: the node's certificate, so the other
+	// node sees the principal its certificate maps to.
+	PeerTLS *tls.Config
+	// SASL requires SASL authentication on the listener when its
+	// Mechanisms are set (sasl.go); off by default.
+	SASL SASLConfig
+	// Authorizer, when set, checks every request against the cluster's
+	// ACLs (authorize.go); nil allows everything, as Kafka without one.
+	Authorizer *acl.Authorizer
+	// QuotaWindow is how client quotas are measured (zero: Kafka's 11
+	// samples of 1 s).
+	QuotaWindow quota.Window
+	// Clock measures client quotas and times throttled connections' mute;
+	// nil is the wall clock.
+	Clock env.Clock
 }
 
 // DefaultConfig returns the listener defaults.
@@ -52,15 +82,22 @@ func DefaultConfig() Config {
 		WriteTimeout:        30 * time.Second,
 		FetchWaitMax:        30 * time.Second,
 		Groups:              groups.DefaultConfig(),
+		Txn:                 txn.DefaultConfig(),
+		SASL:                DefaultSASLConfig(),
 	}
 }
 
 // Validate reports the first problem in c.
 func (c Config) Validate() error {
-	if _, port, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
-		return fmt.Errorf("advertised addr %q: %w", c.AdvertisedAddr, err)
-	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("advertised addr %q: bad port", c.AdvertisedAddr)
+	names := map[string]bool{}
+	for _, l := range c.listeners() {
+		if err := l.validate(); err != nil {
+			return err
+		}
+		if names[l.Name] {
+			return fmt.Errorf("listener %s: named twice", l.Name)
+		}
+		names[l.Name] = true
 	}
 	switch {
 	case c.DefaultPartitions < 1:
@@ -72,30 +109,75 @@ func (c Config) Validate() error {
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0 || c.FetchWaitMax <= 0:
 		return errors.New("timeouts must be positive")
 	}
+	if err := c.Txn.Validate(); err != nil {
+		return err
+	}
+	if err := c.SASL.Validate(); err != nil {
+		return err
+	}
+	if err := c.validateSASLListeners(); err != nil {
+		return err
+	}
 	return c.Groups.Validate()
 }
 
-// Server answers Kafka requests on one listener.
+// validateSASLListeners refuses a SASL_* listener without mechanisms to
+// offer, and mechanisms no listener offers: either is a configuration
+// that does not do what its author meant.
+func (c Config) validateSASLListeners() error {
+	offered := false
+	for _, l := range c.listeners() {
+		if l.Protocol.SASL() && !c.SASL.Enabled() {
+			return fmt.Errorf("listener %s is %s but no SASL mechanism is configured", l.Name, l.Protocol)
+		}
+		offered = offered || l.Protocol.SASL()
+	}
+	if c.SASL.Enabled() && !offered {
+		return fmt.Errorf("SASL mechanisms %v configured but no listener is SASL_PLAINTEXT or SASL_SSL", c.SASL.Mechanisms)
+	}
+	return nil
+}
+
+// listeners is Listeners, or the one listener at AdvertisedAddr:
+// SASL_PLAINTEXT when SASL mechanisms are configured, else PLAINTEXT.
+func (c Config) listeners() []Listener {
+	if len(c.Listeners) > 0 {
+		return c.Listeners
+	}
+	if c.SASL.Enabled() {
+		return []Listener{{Name: DefaultSASLListenerName, Protocol: SASLPlaintext, AdvertisedAddr: c.AdvertisedAddr}}
+	}
+	return []Listener{{Name: DefaultListenerName, Protocol: Plaintext, AdvertisedAddr: c.AdvertisedAddr}}
+}
+
+// Server answers Kafka requests on its listeners.
 type Server struct {
 	cfg     Config
 	cluster *cluster.Cluster
 	view    clusterView // the cluster's leaders and brokers; cluster itself outside tests
 	logger  *slog.Logger
-	host    string
-	port    int32
 	groups  *groups.Coordinator
+	txn     *txn.Coordinator
+	peers   peers // requests to other nodes' Kafka listeners (transactions)
+	sasl    saslState
+	// listeners by name; first is Config's first, which Serve serves.
+	listeners map[string]*listener
+	first     *listener
 
-	badAddrs sync.Map // cluster.Broker → struct{}: unusable addresses logged already
+	badAddrs sync.Map // badAddress → struct{}: unusable addresses logged already
 
 	slots chan struct{} // one per open connection
 
-	mu       sync.Mutex
-	listener net.Listener
-	conns    map[*conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
+	mu           sync.Mutex
+	netListeners []net.Listener
+	conns        map[*conn]struct{}
+	closed       bool
+	wg           sync.WaitGroup
 	// requests counts the requests read on every connection (Requests).
 	requests atomic.Uint64
+	// clock and quotas measure clients against the cluster's quotas.
+	clock  env.Clock
+	quotas *quota.Manager
 }
 
 // Requests is how many requests this server has read, on any connection:
@@ -108,28 +190,72 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	host, portText, _ := net.SplitHostPort(cfg.AdvertisedAddr)
-	port, _ := strconv.ParseUint(portText, 10, 16)
 	coordinator, err := groups.Open(c, cfg.Groups, logger)
 	if err != nil {
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
-	return &Server{cfg: cfg, cluster: c, view: c, logger: logger, host: host, port: int32(port), groups: coordinator,
-		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}}, nil
+	saslServer, err := sasl.NewServer(c, c.Env().Rand)
+	if err == nil && slices.Contains(cfg.SASL.Mechanisms, sasl.OAuthBearer) {
+		err = saslServer.EnableOAuthBearer(cfg.SASL.OAuthBearer, c.Env().Clock.Now)
+	}
+	if err != nil {
+		_ = coordinator.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, cluster: c, view: c, logger: logger, groups: coordinator, listeners: map[string]*listener{},
+		sasl:  saslState{server: saslServer, limiter: sasl.NewLimiter(cfg.SASL.Limiter)},
+		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}, clock: cfg.Clock}
+	if s.clock == nil {
+		s.clock = env.RealClock()
+	}
+	s.quotas = quota.NewManager(s.clock, cfg.QuotaWindow, c.ClientQuotas)
+	for i, l := range cfg.listeners() {
+		s.listeners[l.Name] = newListener(l)
+		if i == 0 {
+			s.first = s.listeners[l.Name]
+		}
+	}
+	if cfg.PeerTLS != nil && s.first.Protocol.TLS() {
+		s.peers.tls = cfg.PeerTLS.Clone()
+	}
+	if s.txn, err = txn.Open(c, cfg.Txn, markerWriter{s}, logger); err != nil {
+		_ = coordinator.Close()
+		return nil, fmt.Errorf("transaction coordinator: %w", err)
+	}
+	return s, nil
 }
+
+// Txn is the transaction coordinator.
+func (s *Server) Txn() *txn.Coordinator { return s.txn }
 
 // Groups is the consumer-group coordinator, for metrics.
 func (s *Server) Groups() *groups.Coordinator { return s.groups }
 
-// Serve accepts connections on l until Close.
-func (s *Server) Serve(l net.Listener) error {
+// Serve accepts connections of the first listener on l until Close.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, s.first) }
+
+// ServeListener accepts connections of the listener named name on l until
+// Close; it may run for several listeners at once.
+func (s *Server) ServeListener(name string, l net.Listener) error {
+	ln, ok := s.listeners[name]
+	if !ok {
+		return fmt.Errorf("kafka: no listener named %q", name)
+	}
+	return s.serve(l, ln)
+}
+
+func (s *Server) serve(l net.Listener, ln *listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return net.ErrClosed
 	}
-	s.listener = l
+	s.netListeners = append(s.netListeners, l)
 	s.mu.Unlock()
+	if ln.TLS != nil {
+		// The handshake runs on the connection's goroutine (conn.serve).
+		l = tls.NewListener(l, ln.TLS)
+	}
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -154,7 +280,7 @@ func (s *Server) Serve(l net.Listener) error {
 			_ = nc.Close()
 			continue
 		}
-		c := newConn(s, nc)
+		c := newConn(s, nc, ln)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -181,17 +307,21 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	l := s.listener
+	ls := s.netListeners
 	for c := range s.conns {
 		c.close()
 	}
 	s.mu.Unlock()
-	var err error
-	if l != nil {
-		err = l.Close()
+	var errs []error
+	for _, l := range ls {
+		errs = append(errs, l.Close())
 	}
+	err := errors.Join(errs...)
 	s.wg.Wait()
-	// After the connections: no handler calls the coordinator any more.
+	// After the connections: no handler calls the coordinators any more.
+	// The transaction coordinator's marker writes call the group one.
+	_ = s.txn.Close()
+	s.peers.close()
 	_ = s.groups.Close()
 	return err
 }

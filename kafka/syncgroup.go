@@ -4,8 +4,10 @@ package kafka
 // them (off the read loop). v5 checks the protocol type and name.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/groups"
 )
 
@@ -13,6 +15,11 @@ func init() { register(kmsg.SyncGroup.Int16(), 0, 5, handleSyncGroup) }
 
 func handleSyncGroup(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.SyncGroupRequest)
+	if !c.allowedGroup(acl.OpRead, req.Group) {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return reply{resp: resp}
+	}
 	sr := groups.SyncRequest{Group: req.Group, MemberID: req.MemberID, InstanceID: req.InstanceID,
 		Generation: req.Generation, ProtocolType: req.ProtocolType, Protocol: req.Protocol,
 		Assignments: make(map[string][]byte, len(req.GroupAssignment))}

@@ -20,14 +20,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 )
 
 func init() { register(kmsg.UnregisterBroker.Int16(), 0, 0, handleUnregisterBroker) }
 
-func handleUnregisterBroker(s *Server, _ *conn, r kmsg.Request) reply {
+func handleUnregisterBroker(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.UnregisterBrokerRequest)
 	resp := req.ResponseKind().(*kmsg.UnregisterBrokerResponse)
+	if !c.allowedCluster(acl.OpAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = errorMessage(kerr.ClusterAuthorizationFailed)
+		return reply{resp: resp}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), reassignTimeoutMax)
 	defer cancel()
 	_, err := s.cluster.RemoveNode(ctx, req.BrokerID)

@@ -78,19 +78,21 @@ type endpoint struct {
 	rack *string
 }
 
-// endpoints lists the brokers clients can reach, by node id. This node is
-// always among them, at its registered address or, when it has none (a
-// single node), at the address this server advertises. Another broker
-// whose address is unusable is left out, with a log line the first time:
-// a client given a bad address would fail on it rather than on the
+// endpoints lists the brokers clients of listener l can reach, by node
+// id, at their addresses for l (as Kafka answers each client with its own
+// listener's addresses). This node is always among them, at its
+// registered address or, when it has none (a single node), at the address
+// l advertises. Another broker whose address is unusable, or that has no
+// listener of l's name, is left out, with a log line the first time: a
+// client given a bad address would fail on it rather than on the
 // partitions it leads, which Metadata reports without a leader instead.
-func (s *Server) endpoints() []endpoint {
+func (s *Server) endpoints(l *listener) []endpoint {
 	self := s.cluster.NodeID()
 	brokers := s.view.Brokers()
 	out := make([]endpoint, 0, len(brokers)+1)
 	selfListed := false
 	for _, b := range brokers {
-		e, ok := s.endpointOf(b)
+		e, ok := s.endpointOf(b, l)
 		if !ok {
 			continue
 		}
@@ -98,55 +100,68 @@ func (s *Server) endpoints() []endpoint {
 		out = append(out, e)
 	}
 	if !selfListed {
-		out = append(out, endpoint{node: self, host: s.host, port: s.port})
+		out = append(out, endpoint{node: self, host: l.host, port: l.port})
 		slices.SortFunc(out, func(a, b endpoint) int { return cmp.Compare(a.node, b.node) })
 	}
 	return out
 }
 
-// endpointOf is where clients reach broker b: this node at its
-// registered address, or at the address this server advertises when it
+// endpointOf is where clients of listener l reach broker b: this node at
+// its registered address for l, or at the address l advertises when it
 // has none (a single node) or an unusable one; another broker at its
-// registered address, or false when that is unusable (logged once).
-func (s *Server) endpointOf(b cluster.Broker) (endpoint, bool) {
+// registered address for l, or false when that is missing or unusable
+// (logged once).
+func (s *Server) endpointOf(b cluster.Broker, l *listener) (endpoint, bool) {
 	self := b.NodeID == s.cluster.NodeID()
 	e := endpoint{node: b.NodeID}
 	if b.Rack != "" {
 		rack := b.Rack
 		e.rack = &rack
 	}
-	if self && b.KafkaAddr == "" {
-		e.host, e.port = s.host, s.port
+	addr := b.ListenerAddr(l.Name)
+	if self && addr == "" {
+		e.host, e.port = l.host, l.port
 		return e, true
 	}
 	var err error
-	if e.host, e.port, err = reachable(b); err != nil {
-		s.logBadAddress(b, err)
+	if e.host, e.port, err = reachable(b, l.Name, addr); err != nil {
+		s.logBadAddress(b, l.Name, err)
 		if !self {
 			return endpoint{}, false
 		}
-		e.host, e.port = s.host, s.port
+		e.host, e.port = l.host, l.port
 	}
 	return e, true
 }
 
-// reachable is a broker's Kafka host and port, or why a client could not
-// connect there: a wildcard or empty host, or port 0, is a listen address.
-func reachable(b cluster.Broker) (string, int32, error) {
-	host, port, err := b.HostPort()
+// reachable is a broker's host and port for listener name at addr, or why
+// a client could not connect there: no such listener, a wildcard or empty
+// host, or port 0 (a listen address).
+func reachable(b cluster.Broker, name, addr string) (string, int32, error) {
+	if addr == "" {
+		return "", 0, fmt.Errorf("broker %d has no listener %s", b.NodeID, name)
+	}
+	host, port, err := b.HostPort(addr)
 	if err != nil {
 		return "", 0, err
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) || port == 0 {
-		return "", 0, fmt.Errorf("broker %d kafka address %q is not one clients can connect to", b.NodeID, b.KafkaAddr)
+		return "", 0, fmt.Errorf("broker %d kafka address %q is not one clients can connect to", b.NodeID, addr)
 	}
 	return host, port, nil
 }
 
+// badAddress is a broker's address for a listener, logged as unusable.
+type badAddress struct {
+	node           int32
+	listener, addr string
+}
+
 // logBadAddress logs a broker's unusable Kafka address once per address.
-func (s *Server) logBadAddress(b cluster.Broker, err error) {
-	if _, seen := s.badAddrs.LoadOrStore(b, struct{}{}); !seen {
-		s.logger.Warn("broker left out of metadata: its Kafka address is unusable", "node", b.NodeID, "err", err)
+func (s *Server) logBadAddress(b cluster.Broker, listener string, err error) {
+	key := badAddress{node: b.NodeID, listener: listener, addr: b.ListenerAddr(listener)}
+	if _, seen := s.badAddrs.LoadOrStore(key, struct{}{}); !seen {
+		s.logger.Warn("broker left out of metadata: its Kafka address is unusable", "node", b.NodeID, "listener", listener, "err", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"slices"
 
@@ -20,6 +21,9 @@ func (m *Machine) registerBroker(c *metav1.RegisterBroker) (*metav1.Result, *ref
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "node id %d: must be at least 1", c.NodeId)
 	}
 	if r := checkAddresses(c.RaftAddr, c.KafkaAddr, c.HttpAddr, c.Rack); r != nil {
+		return nil, r
+	}
+	if r := checkListeners(c.Listeners); r != nil {
 		return nil, r
 	}
 	if len(c.RegistrationNonce) > RegistrationNonceBytesMax {
@@ -52,6 +56,7 @@ func (m *Machine) registerBroker(c *metav1.RegisterBroker) (*metav1.Result, *ref
 			"node %d incarnation %d is removed; register it with incarnation 0 for a new one", c.NodeId, b.Incarnation)
 	}
 	b.RaftAddr, b.KafkaAddr, b.HttpAddr, b.Rack = c.RaftAddr, c.KafkaAddr, c.HttpAddr, c.Rack
+	b.Listeners = maps.Clone(c.Listeners)
 	return &metav1.Result{Incarnation: b.Incarnation}, nil
 }
 
@@ -79,6 +84,23 @@ func checkAddresses(raft, kafka, http, rack string) *refusal {
 	}
 	if len(rack) > AddressBytesMax {
 		return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "rack of %d bytes, at most %d", len(rack), AddressBytesMax)
+	}
+	return nil
+}
+
+// checkListeners refuses more than ListenersMax listeners, names and
+// addresses past their bound, and an address that is not HOST:PORT.
+func checkListeners(listeners map[string]string) *refusal {
+	if len(listeners) > ListenersMax {
+		return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "%d listeners, at most %d", len(listeners), ListenersMax)
+	}
+	for name, addr := range listeners {
+		if name == "" || len(name) > AddressBytesMax || len(addr) > AddressBytesMax {
+			return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "listener %.40q at %.40q: name empty or past %d bytes, or address past it", name, addr, AddressBytesMax)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "listener %s address %q: not HOST:PORT", name, addr)
+		}
 	}
 	return nil
 }

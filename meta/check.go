@@ -32,6 +32,15 @@ func CheckState(st *metav1.State) error {
 	if err := checkTopics(st); err != nil {
 		return fmt.Errorf("meta state: %w", err)
 	}
+	if err := checkUsers(st.Users); err != nil {
+		return fmt.Errorf("meta state: %w", err)
+	}
+	if err := checkClientQuotas(st); err != nil {
+		return fmt.Errorf("meta state: %w", err)
+	}
+	if err := checkACLs(st); err != nil {
+		return fmt.Errorf("meta state: %w", err)
+	}
 	return nil
 }
 
@@ -50,6 +59,9 @@ func checkBrokers(brokers []*metav1.Broker) error {
 			return fmt.Errorf("broker node %d in state %d", b.NodeId, b.State)
 		}
 		if r := checkAddresses(b.RaftAddr, b.KafkaAddr, b.HttpAddr, b.Rack); r != nil {
+			return fmt.Errorf("broker node %d: %s", b.NodeId, r.message)
+		}
+		if r := checkListeners(b.Listeners); r != nil {
 			return fmt.Errorf("broker node %d: %s", b.NodeId, r.message)
 		}
 		if len(b.RegistrationNonce) > RegistrationNonceBytesMax {

@@ -1,6 +1,10 @@
 // Package meta is the metadata group's state machine: brokers, topics, their
-// configs and replica placement, Raft group ids and producer id blocks, as
-// every node of the cluster applies them from the metadata group's log.
+// configs and replica placement, Raft group ids, producer id blocks and the
+// SASL users' SCRAM credentials (users.go; keys only, never a password),
+// the ACLs (package acl's bindings, checked with acl.Validate on apply and
+// restore) and the client quotas (package quota's entities and values,
+// quotas.go), as every node of the cluster applies them from the metadata
+// group's log.
 //
 // # The machine
 //

@@ -31,6 +31,8 @@ const (
 	ProducerIDsPerAllocationMax = 1_000_000
 	// AddressBytesMax bounds a broker address and its rack label.
 	AddressBytesMax = 255
+	// ListenersMax bounds the Kafka listeners a broker registers.
+	ListenersMax = 16
 	// PreferredLeadersMax bounds one SetPreferredLeaders.
 	PreferredLeadersMax = 100_000
 )
@@ -134,6 +136,16 @@ func (m *Machine) dispatch(index uint64, cmd *metav1.Command) (*metav1.Result, *
 		return m.cancelReassignment(c.CancelReassignment)
 	case *metav1.Command_SetPreferredLeaders:
 		return m.setPreferredLeaders(c.SetPreferredLeaders)
+	case *metav1.Command_UpsertScramCredential:
+		return m.upsertScramCredential(c.UpsertScramCredential)
+	case *metav1.Command_DeleteScramCredential:
+		return m.deleteScramCredential(c.DeleteScramCredential)
+	case *metav1.Command_CreateAcls:
+		return m.createACLs(c.CreateAcls)
+	case *metav1.Command_DeleteAcls:
+		return m.deleteACLs(c.DeleteAcls)
+	case *metav1.Command_AlterClientQuotas:
+		return m.alterClientQuotas(c.AlterClientQuotas)
 	default:
 		// No command set, or one a newer version wrote: every node of this
 		// version refuses it alike.

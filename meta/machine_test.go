@@ -48,33 +48,36 @@ const (
 func runCommandCases(t *testing.T, cases []commandCase) {
 	t.Helper()
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			m := fixture(t)
-			before := m.State()
-			index := before.AppliedIndex + 1
-			res := m.Apply(index, c.cmd)
-			if res.Code != c.code {
-				t.Fatalf("code %s (%s), want %s", res.Code, res.Message, c.code)
-			}
-			if m.AppliedIndex() != index {
-				t.Fatalf("applied index %d, want %d", m.AppliedIndex(), index)
-			}
-			if err := CheckState(m.State()); err != nil {
-				t.Fatalf("state broken: %v", err)
-			}
-			if c.code != codeOK {
-				if !errors.Is(ResultError(res), codeErrors[c.code]) || res.Message == "" {
-					t.Fatalf("error %v does not wrap %v or has no message", ResultError(res), codeErrors[c.code])
-				}
-				if !unchangedBut(before, m.State()) {
-					t.Fatalf("a refused command changed the state:\nbefore %v\nafter  %v", before, m.State())
-				}
-				return
-			}
-			if c.check != nil {
-				c.check(t, m, res)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { runCommandCaseOn(t, fixture(t), c) })
+	}
+}
+
+// runCommandCaseOn applies c's command to m and checks it as runCommandCases does.
+func runCommandCaseOn(t *testing.T, m *Machine, c commandCase) {
+	t.Helper()
+	before := m.State()
+	index := before.AppliedIndex + 1
+	res := m.Apply(index, c.cmd)
+	if res.Code != c.code {
+		t.Fatalf("code %s (%s), want %s", res.Code, res.Message, c.code)
+	}
+	if m.AppliedIndex() != index {
+		t.Fatalf("applied index %d, want %d", m.AppliedIndex(), index)
+	}
+	if err := CheckState(m.State()); err != nil {
+		t.Fatalf("state broken: %v", err)
+	}
+	if c.code != codeOK {
+		if !errors.Is(ResultError(res), codeErrors[c.code]) || res.Message == "" {
+			t.Fatalf("error %v does not wrap %v or has no message", ResultError(res), codeErrors[c.code])
+		}
+		if !unchangedBut(before, m.State()) {
+			t.Fatalf("a refused command changed the state:\nbefore %v\nafter  %v", before, m.State())
+		}
+		return
+	}
+	if c.check != nil {
+		c.check(t, m, res)
 	}
 }
 

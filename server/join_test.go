@@ -252,7 +252,7 @@ func TestServerJoinRestartedBeforeTheSnapshot(t *testing.T) {
 	// What the first start left: the member's registration, node.json and
 	// the empty meta log, in that order.
 	nonce := []byte("0123456789abcdef")
-	answer, err := controller.JoinByAddress(ctx, tc.peers[1], 4, addr, nonce)
+	answer, err := controller.JoinByAddress(ctx, tc.peers[1], 4, addr, nonce, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,18 +9,25 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/connectors"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/tlsconf"
 )
 
 // Run serves until ctx is done, then shuts down cleanly: listeners close,
@@ -40,16 +47,24 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 // Server is a running Cairn process.
 type Server struct {
-	cfg       Config
-	logger    *slog.Logger
-	cluster   *cluster.Cluster
-	kafka     *kafka.Server
-	kafkaLn   net.Listener
-	httpSrv   *http.Server
-	httpLn    net.Listener
-	events    *eventstore.Service
-	failed    chan error
-	kafkaDone chan struct{}
+	cfg        Config
+	logger     *slog.Logger
+	cluster    *cluster.Cluster
+	kafka      *kafka.Server
+	listeners  []Listener     // the Kafka listeners, as configured
+	kafkaLns   []net.Listener // bound, one per listener
+	tls        *tlsconf.Node  // nil without a certificate
+	rules      tlsconf.Rules  // client certificate → principal
+	httpSrv    *http.Server
+	httpLn     net.Listener
+	events     *eventstore.Service
+	connectors *connectors.Manager
+	failed     chan error
+	kafkaDone  chan struct{}
+	oauthKeys  jose.JSONWebKeySet // OAUTHBEARER's keys, read at start
+	// authorizer checks the Kafka and event-store APIs against the
+	// cluster's ACLs; nil when Config.Authorizer is off.
+	authorizer *acl.Authorizer
 }
 
 // Start binds the listeners, opens the data directory and starts serving.
@@ -71,11 +86,27 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	e = e.Complete()
 	cfg.Env, logger = e, e.Logger
 	started := e.Clock.Now()
-	s := &Server{cfg: cfg, logger: logger, failed: make(chan error, 2), kafkaDone: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: logger, failed: make(chan error, 2+len(cfg.Listeners)), kafkaDone: make(chan struct{}),
+		listeners: cfg.kafkaListeners(), authorizer: cfg.authorizer()}
+	s.rules, _ = tlsconf.ParseRules(cfg.PrincipalMappingRules) // checked by Validate
+	if cfg.TLS.Enabled() {
+		var err error
+		if s.tls, err = tlsconf.Load(cfg.TLS, e.Clock, logger); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.loadOAuthKeys(); err != nil {
+		return nil, err
+	}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
-	cl, err := cluster.Open(e, s.clusterConfig())
+	ccfg, err := s.clusterConfig()
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	cl, err := cluster.Open(e, ccfg)
 	if err != nil {
 		s.closeListeners()
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.DataDir, err)
@@ -88,31 +119,55 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
 	}
+	if w := peerWarning(cfg.clustered(), s.authorizer != nil, s.listeners[0], kcfg.PeerTLS != nil); w != "" {
+		logger.Warn(w, "see", "docs/transactions.md#authorization")
+	}
+	s.connectors = connectors.New(cl, logger)
+	s.connectors.Start()
 	if s.httpLn != nil {
 		s.serveHTTP()
 	}
-	go func() {
-		defer close(s.kafkaDone)
-		if err := s.kafka.Serve(s.kafkaLn); err != nil {
-			s.failed <- fmt.Errorf("kafka: %w", err)
-		}
-	}()
-	logger.Info("cairn serving", "kafka", s.kafkaLn.Addr().String(), "advertised", kcfg.AdvertisedAddr,
-		"http", s.HTTPAddr(), "data_dir", cfg.DataDir, "topics", len(cl.Topics()), "startup", e.Clock.Now().Sub(started).Round(time.Millisecond))
+	s.serveKafka()
+	logger.Info("cairn serving", "kafka", s.KafkaAddr(), "advertised", kcfg.Listeners[0].AdvertisedAddr, "listeners", len(kcfg.Listeners),
+		"http", s.HTTPAddr(), "http_tls", cfg.HTTPTLS, "data_dir", cfg.DataDir, "topics", len(cl.Topics()), "startup", e.Clock.Now().Sub(started).Round(time.Millisecond))
 	return s, nil
 }
 
-// listen binds the Kafka listener and, when configured, the HTTP one.
+// serveKafka serves each Kafka listener on its goroutine; kafkaDone
+// closes once they all returned.
+func (s *Server) serveKafka() {
+	var wg sync.WaitGroup
+	for i, l := range s.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.kafka.ServeListener(l.Name, s.kafkaLns[i]); err != nil {
+				s.failed <- fmt.Errorf("kafka listener %s: %w", l.Name, err)
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(s.kafkaDone)
+	}()
+}
+
+// listen binds the Kafka listeners and, when configured, the HTTP one.
 func (s *Server) listen() error {
-	var err error
-	if s.kafkaLn, err = net.Listen("tcp", s.cfg.KafkaAddr); err != nil {
-		return fmt.Errorf("listen kafka: %w", err)
+	for _, l := range s.listeners {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen kafka %s: %w", l.Name, err)
+		}
+		s.kafkaLns = append(s.kafkaLns, ln)
 	}
 	if s.cfg.HTTPAddr == "" {
 		return nil
 	}
+	var err error
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
-		_ = s.kafkaLn.Close()
+		s.closeListeners()
 		return fmt.Errorf("listen http: %w", err)
 	}
 	return nil
@@ -120,37 +175,61 @@ func (s *Server) listen() error {
 
 // closeListeners undoes listen after a failed start.
 func (s *Server) closeListeners() {
-	_ = s.kafkaLn.Close()
+	for _, ln := range s.kafkaLns {
+		_ = ln.Close()
+	}
 	if s.httpLn != nil {
 		_ = s.httpLn.Close()
 	}
 }
 
+// advertised is where clients of the i-th listener are told to connect.
+func (s *Server) advertised(i int) string {
+	return cmp.Or(s.listeners[i].AdvertisedAddr, s.kafkaLns[i].Addr().String())
+}
+
 // clusterConfig is the cluster's configuration; a cluster node registers
 // the advertised addresses, by default the ones the listeners bound.
-func (s *Server) clusterConfig() cluster.Config {
+func (s *Server) clusterConfig() (cluster.Config, error) {
 	ccfg := cluster.DefaultConfig(s.cfg.DataDir)
 	ccfg.DecompressedBatchBytesMax = s.cfg.DecompressedBatchBytesMax
 	ccfg.ProducerIDExpirationMs = s.cfg.ProducerIDExpiration.Milliseconds()
 	ccfg.NodeID = s.cfg.NodeID
 	if !s.cfg.clustered() {
-		return ccfg
+		return ccfg, nil
 	}
 	ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = s.cfg.Peers, s.cfg.RaftAddr, s.cfg.Join, s.cfg.Rack
+	ccfg.PeerDialAddrs = s.cfg.PeerDialAddrs
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = s.cfg.RaftTick.Milliseconds(), s.cfg.RaftElectionTicks
-	ccfg.KafkaAddr = cmp.Or(s.cfg.AdvertisedKafkaAddr, s.kafkaLn.Addr().String())
+	ccfg.KafkaAddr = s.advertised(0)
+	if len(s.cfg.Listeners) > 0 {
+		ccfg.KafkaListeners = map[string]string{}
+		for i, l := range s.listeners {
+			ccfg.KafkaListeners[l.Name] = s.advertised(i)
+		}
+	}
+	if s.cfg.RaftTLS {
+		peer, err := s.tls.Peer()
+		if err != nil {
+			return ccfg, err
+		}
+		ccfg.TransportTLS = peer
+	}
 	ccfg.HTTPAddr = s.cfg.AdvertisedHTTPAddr
 	if ccfg.HTTPAddr == "" && s.httpLn != nil {
 		ccfg.HTTPAddr = s.httpLn.Addr().String()
 	}
-	return ccfg
+	return ccfg, nil
 }
 
 func (s *Server) kafkaConfig() kafka.Config {
 	kcfg := kafka.DefaultConfig()
-	kcfg.AdvertisedAddr = s.cfg.AdvertisedKafkaAddr
-	if kcfg.AdvertisedAddr == "" {
-		kcfg.AdvertisedAddr = s.kafkaLn.Addr().String()
+	for i, l := range s.listeners {
+		kl := kafka.Listener{Name: l.Name, Protocol: l.Protocol, AdvertisedAddr: s.advertised(i), PrincipalRules: s.rules}
+		if l.Protocol.TLS() {
+			kl.TLS = s.tls.Server()
+		}
+		kcfg.Listeners = append(kcfg.Listeners, kl)
 	}
 	kcfg.AutoCreateTopics = s.cfg.AutoCreateTopics
 	kcfg.DefaultPartitions = s.cfg.DefaultPartitions
@@ -158,7 +237,42 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.ConnectionsMax = s.cfg.ConnectionsMax
 	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
+	kcfg.SASL.Mechanisms = s.cfg.SASLMechanisms
+	kcfg.SASL.SessionLifetime = s.cfg.SASLSessionLifetime
+	kcfg.SASL.OAuthBearer = sasl.OAuthConfig{Keys: s.oauthKeys, Issuer: s.cfg.SASLOAuthIssuer, Audience: s.cfg.SASLOAuthAudience}
+	kcfg.Authorizer = s.authorizer
+	kcfg.Txn.TransactionMaxTimeoutMs = s.cfg.TransactionMaxTimeout.Milliseconds()
+	kcfg.Txn.IDExpirationMs = s.cfg.TransactionalIDExpiration.Milliseconds()
+	if len(s.listeners) > 0 && s.listeners[0].Protocol.TLS() {
+		// Without a CA file the other nodes' certificates cannot be
+		// checked: peer requests then fail, saying so (kafka/peers.go).
+		if peer, err := s.tls.Peer(); err == nil {
+			kcfg.PeerTLS = peer
+		}
+	}
+	kcfg.Clock = s.cfg.Env.Clock
 	return kcfg
+}
+
+// loadOAuthKeys reads the JWKS file OAUTHBEARER checks tokens with, when
+// the Kafka listener offers it.
+func (s *Server) loadOAuthKeys() error {
+	if !slices.Contains(s.cfg.SASLMechanisms, sasl.OAuthBearer) {
+		return nil
+	}
+	if s.cfg.SASLOAuthJWKSFile == "" {
+		return fmt.Errorf("sasl mechanism %s needs a JWKS file (--sasl-oauthbearer-jwks-file)", sasl.OAuthBearer)
+	}
+	data, err := vfs.ReadFile(s.cfg.Env.FS, s.cfg.SASLOAuthJWKSFile)
+	if err != nil {
+		return fmt.Errorf("read the OAUTHBEARER JWKS: %w", err)
+	}
+	keys, err := sasl.ParseJWKS(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.cfg.SASLOAuthJWKSFile, err)
+	}
+	s.oauthKeys = keys
+	return nil
 }
 
 // serveHTTP starts the event-store API, /metrics and /healthz on httpLn.
@@ -166,21 +280,41 @@ func (s *Server) serveHTTP() {
 	s.events = eventstore.New(s.cluster, eventstore.Config{
 		DefaultPartitions: s.cfg.DefaultPartitions,
 		AutoCreateTopics:  s.cfg.AutoCreateTopics,
+		Authorizer:        s.authorizer,
 	}, s.logger)
-	// gRPC clients speak HTTP/2 without TLS on a loopback or private port.
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
+	s.httpSrv = &http.Server{Handler: s.withPrincipal(s.withCredentials(s.httpHandler())), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols,
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	serve := func() error { return s.httpSrv.Serve(s.httpLn) }
+	if s.cfg.HTTPTLS {
+		protocols.SetHTTP2(true)
+		s.httpSrv.TLSConfig = s.tls.Server()
+		serve = func() error { return s.httpSrv.ServeTLS(s.httpLn, "", "") }
+	} else {
+		// gRPC clients speak HTTP/2 without TLS on a loopback or private port.
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	go func() {
-		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.failed <- fmt.Errorf("http: %w", err)
 		}
 	}()
 }
 
-// KafkaAddr is the Kafka listener's bound address.
-func (s *Server) KafkaAddr() string { return s.kafkaLn.Addr().String() }
+// KafkaAddr is the first Kafka listener's bound address.
+func (s *Server) KafkaAddr() string { return s.kafkaLns[0].Addr().String() }
+
+// ListenerAddr is the bound address of the Kafka listener named name, ""
+// when there is none.
+func (s *Server) ListenerAddr(name string) string {
+	for i, l := range s.listeners {
+		if l.Name == name {
+			return s.kafkaLns[i].Addr().String()
+		}
+	}
+	return ""
+}
 
 // HTTPAddr is the HTTP listener's bound address, "" when disabled.
 func (s *Server) HTTPAddr() string {
@@ -202,10 +336,15 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(cluster.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
+	reg.MustRegister(newTxnCollector(s.kafka.Txn()))
+	reg.MustRegister(s.connectors.Collector())
 	mux := http.NewServeMux()
 	if s.events != nil {
 		mux.Handle(s.events.Handler())
 	}
+	connectorsAPI := s.connectors.Handler()
+	mux.Handle(connectors.PathPrefix, connectorsAPI)
+	mux.Handle(connectors.PathPrefix+"/", connectorsAPI)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles for operators and benchmarks; the admin listener binds to
 	// loopback by default, like the rest of this mux.
@@ -249,6 +388,8 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 // stop and the cluster closes, which finishes pending syncs and records a
 // clean recovery point in every partition.
 func (s *Server) Close() error {
+	// Connectors first: they write to partitions the hand-off moves away.
+	s.connectors.Close()
 	s.handOff()
 	var errs []error
 	if s.httpSrv != nil {

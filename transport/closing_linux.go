@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"net"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +21,9 @@ const (
 func closedByPeer(conn net.Conn) bool {
 	if ic, ok := conn.(idleConn); ok {
 		conn = ic.Conn
+	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
 	}
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -42,6 +43,11 @@ type Config struct {
 	// goroutine with no lock of the transport held; it must return
 	// quickly. PeerConnected and PeerGone then tell the new state.
 	PeerChanged func(id uint64)
+	// TLS, when set, runs every connection over TLS with it, dialled and
+	// accepted: a server side for accepted ones, a client side (its
+	// ServerName set to the dialled host) for dialled ones. Between nodes
+	// it is mutual: see tlsconf.Node.Peer.
+	TLS *tls.Config
 
 	FrameBytesMax         int           // bound on a frame's length, read and written; FrameBytesMaxDefault
 	PeerQueueBytesMax     int           // bytes queued per peer before Send drops; 64 MiB

@@ -39,6 +39,12 @@
 // the connection then closes and never becomes a peer's. A node without a
 // JoinHandler refuses it as a node of another cluster.
 //
+// With Config.TLS every connection, the join's too, runs over TLS (the
+// server side for accepted connections, the client side with the dialled
+// host as ServerName for dialled ones; between nodes it is mutual), its
+// handshake under the same handshake watchdog; a probe stays plain TCP and
+// is dropped at the TLS handshake.
+//
 // A connection through which nothing arrives for ReadIdleTimeout (5 s) is
 // closed and redialled: a stuck peer or a black hole otherwise looks
 // connected until TCP gives up, some 15 minutes later. Each side writes a

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -114,17 +115,19 @@ func (t *TCP) serveJoin(conn net.Conn, r *bufio.Reader, h Handshake, stopWatchdo
 // Join dials addr, a member's Raft address, and asks it to add node
 // nodeID with the NodeJoin payload request; it returns the member's
 // handshake (its cluster id and node id) and the NodeJoinResult payload.
-// ctx bounds the whole exchange.
-func Join(ctx context.Context, addr string, nodeID uint64, request []byte) (Handshake, []byte, error) {
+// ctx bounds the whole exchange. With tlsCfg the connection runs over
+// TLS, as the member's transport expects when its Config.TLS is set.
+func Join(ctx context.Context, addr string, nodeID uint64, request []byte, tlsCfg *tls.Config) (Handshake, []byte, error) {
 	hello, err := EncodeHandshake(Handshake{Version: protocolVersion, NodeID: nodeID})
 	if err != nil {
 		return Handshake{}, nil, err
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	tcpConn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return Handshake{}, nil, fmt.Errorf("transport: join through %s: %w", addr, err)
 	}
+	conn := clientTLS(tcpConn, tlsCfg, addr)
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() }) // the exchange ends with ctx
 	defer stop()

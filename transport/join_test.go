@@ -27,7 +27,7 @@ func TestJoinConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
 	defer cancel()
 
-	h, answer, err := Join(ctx, member.Addr().String(), 9, []byte("let me in"))
+	h, answer, err := Join(ctx, member.Addr().String(), 9, []byte("let me in"), nil)
 	if err != nil || string(answer) != "welcome" || h.NodeID != 1 || h.ClusterID != "cluster-1" {
 		t.Fatalf("join: handshake %+v, answer %q, %v", h, answer, err)
 	}
@@ -37,10 +37,10 @@ func TestJoinConnection(t *testing.T) {
 	if member.peer(9) != nil {
 		t.Fatal("the joiner became a peer")
 	}
-	if _, _, err := Join(ctx, member.Addr().String(), 8, nil); !errors.Is(err, ErrJoinRefused) {
+	if _, _, err := Join(ctx, member.Addr().String(), 8, nil, nil); !errors.Is(err, ErrJoinRefused) {
 		t.Fatalf("unanswered join: %v, want ErrJoinRefused", err)
 	}
-	if _, _, err := Join(ctx, plain.Addr().String(), 9, nil); err == nil {
+	if _, _, err := Join(ctx, plain.Addr().String(), 9, nil, nil); err == nil {
 		t.Fatal("a node without a JoinHandler answered a join")
 	}
 }
@@ -65,7 +65,7 @@ func TestSlowJoinsHoldNoHandshakeSlot(t *testing.T) {
 	results := make(chan error, joinsPerSourceMax)
 	for i := range joinsPerSourceMax {
 		go func() {
-			_, _, err := Join(ctx, member.Addr().String(), uint64(10+i), nil)
+			_, _, err := Join(ctx, member.Addr().String(), uint64(10+i), nil, nil)
 			results <- err
 		}()
 	}
@@ -74,7 +74,7 @@ func TestSlowJoinsHoldNoHandshakeSlot(t *testing.T) {
 	}
 	refusedCtx, cancelRefused := context.WithTimeout(ctx, time.Second)
 	defer cancelRefused()
-	if _, _, err := Join(refusedCtx, member.Addr().String(), 9, nil); !errors.Is(err, ErrJoinRefused) {
+	if _, _, err := Join(refusedCtx, member.Addr().String(), 9, nil, nil); !errors.Is(err, ErrJoinRefused) {
 		t.Fatalf("a join beyond the per-source bound: %v, want ErrJoinRefused", err)
 	}
 	other := startNode(t, 2, "", nil)

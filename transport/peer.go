@@ -284,7 +284,7 @@ func (p *peer) dial() (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial node %d at %s: %w", p.id, addr, err)
 	}
-	conn := idleConn{Conn: tcpConn, idle: p.t.cfg.ReadIdleTimeout}
+	conn := idleConn{Conn: clientTLS(tcpConn, p.t.cfg.TLS, addr), idle: p.t.cfg.ReadIdleTimeout}
 	if !p.setConn(conn) {
 		conn.Close()
 		return nil, errStopped

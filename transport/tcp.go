@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -316,6 +317,11 @@ func (t *TCP) acceptLoop() {
 	for {
 		conn, err := t.listener.Accept()
 		if err == nil {
+			if t.cfg.TLS != nil {
+				// The TLS handshake runs at the first read, under the
+				// handshake's watchdog.
+				conn = tls.Server(conn, t.cfg.TLS)
+			}
 			conn = idleConn{Conn: conn, idle: t.cfg.ReadIdleTimeout}
 		}
 		if err != nil {
@@ -494,6 +500,19 @@ func (t *TCP) random() uint64 {
 // nothing is written to it.
 func keepAliveConfig(cfg Config) net.KeepAliveConfig {
 	return net.KeepAliveConfig{Enable: true, Idle: cfg.ReadIdleTimeout, Interval: cfg.ReadIdleTimeout / 4, Count: 4}
+}
+
+// clientTLS runs conn over TLS with cfg as the side that dialled addr,
+// whose certificate must name addr's host; with no cfg, conn as it is.
+func clientTLS(conn net.Conn, cfg *tls.Config, addr string) net.Conn {
+	if cfg == nil {
+		return conn
+	}
+	c := cfg.Clone()
+	if host, _, err := net.SplitHostPort(addr); err == nil && c.ServerName == "" {
+		c.ServerName = host
+	}
+	return tls.Client(conn, c)
 }
 
 // idleConn is a connection whose every Read fails once nothing arrived

@@ -20,6 +20,10 @@
 //		...
 //	}
 //
+// Logical replication tests set Cluster.Logical (wal_level=logical, slots,
+// WAL senders, a 64 kB logical_decoding_work_mem so that transactions of a
+// few hundred rows stream in progress).
+//
 // Without the binaries a test is skipped, except under CI (CI=true), where
 // it fails: CI installs PostgreSQL, so its absence there is a broken setup,
 // not a reason to pass. A watchdog process removes the server should the

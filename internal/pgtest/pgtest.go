@@ -41,6 +41,12 @@ const (
 // use on a free 127.0.0.1 port in a temporary directory. Its zero value is
 // ready; TestMain calls Stop. It is safe for concurrent use.
 type Cluster struct {
+	// Logical starts the server with wal_level=logical, replication slots
+	// and WAL senders for logical replication tests, and a small
+	// logical_decoding_work_mem so that modest transactions already stream
+	// in progress (pgoutput protocol v2). Set it before the first use.
+	Logical bool
+
 	once      sync.Once
 	err       error
 	base      string // postgres://postgres@127.0.0.1:PORT
@@ -199,6 +205,9 @@ func (c *Cluster) startServer(data string, attempt int) (port int, err error) {
 	logPath := filepath.Join(c.dir, fmt.Sprintf("postgres-%d.log", attempt))
 	// fsync off: tests crash the programs under test, never the database.
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c fsync=off -c max_connections=%d", port, c.dir, connectionsMax)
+	if c.Logical {
+		opts += " " + logicalOptions
+	}
 	err = c.run("pg_ctl", "-D", data, "-l", logPath, "-o", opts, "-w", "-t", strconv.Itoa(startTimeoutSeconds), "start")
 	if err == nil {
 		return port, nil
@@ -208,6 +217,9 @@ func (c *Cluster) startServer(data string, attempt int) (port int, err error) {
 	}
 	return 0, fmt.Errorf("%w\n%s", err, tail(logPath))
 }
+
+// logicalOptions are the server settings of a Cluster with Logical set.
+const logicalOptions = "-c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20 -c logical_decoding_work_mem=64kB"
 
 // tail is the end of a server log, to explain a failed start.
 func tail(path string) string {

@@ -46,6 +46,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
+	defer pg.Stop() // the PostgreSQL of the CDC tests, when one started
 	return m.Run()
 }
 
@@ -57,7 +58,10 @@ func buildCairn(output string) error {
 		return fmt.Errorf("find module root: %w", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	build := exec.Command("go", "build", "-o", output, "./cmd/cairn")
+	// The lossyfs tag adds a filesystem that loses unsynced writes on
+	// SIGKILL, off unless a process is started with CAIRN_TEST_LOSSYFS=1
+	// (the nemesis tests); every other test runs the ordinary disk.
+	build := exec.Command("go", "build", "-tags", "lossyfs", "-o", output, "./cmd/cairn")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build cmd/cairn in %s: %w\n%s", root, err, out)
@@ -89,6 +93,7 @@ type cairnServer struct {
 	kafkaAddr string
 	httpAddr  string
 	extraArgs []string
+	env       []string // added to the process's environment
 	stderr    *tailBuffer
 
 	cmd    *exec.Cmd
@@ -167,6 +172,9 @@ func (s *cairnServer) launch() {
 	}, s.extraArgs...)
 	fmt.Fprintf(s.stderr, "--- %s starting: cairn %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	cmd := exec.Command(cairnBinary, args...)
+	if len(s.env) > 0 {
+		cmd.Env = append(os.Environ(), s.env...)
+	}
 	cmd.Stdout = s.stderr
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {

@@ -83,6 +83,13 @@ func produceFrame(t *testing.T, topic string, records []byte) []byte {
 // baseline plus hostileRSSHeadroomBytes.
 func TestHostileClients(t *testing.T) {
 	server := startCairn(t, "")
+	hostileSuite(t, server, func(t *testing.T) net.Conn { return dialRaw(t, server.kafkaAddr) })
+}
+
+// hostileSuite runs every hostile case on connections dial makes (to a
+// plaintext or an SSL listener), with the canary on the server's
+// plaintext listener.
+func hostileSuite(t *testing.T, server *cairnServer, dial func(t *testing.T) net.Conn) {
 	canary := newCanary(t, server)
 	canary.check(t, "before hostile clients")
 	bombs := "bombs"
@@ -91,7 +98,7 @@ func TestHostileClients(t *testing.T) {
 	passed := 0
 
 	t.Run("2 GiB length prefix", func(t *testing.T) {
-		conn := dialRaw(t, server.kafkaAddr)
+		conn := dial(t)
 		sendRaw(conn, []byte{0x7f, 0xff, 0xff, 0xff, 0, 18, 0, 0})
 		requireClosed(t, conn, "2 GiB prefix")
 		passed++
@@ -103,7 +110,7 @@ func TestHostileClients(t *testing.T) {
 			"metadata v1": requestFrame(3, 1, 5, metadataTopics),
 			"produce v7":  requestFrame(apiKeyProduce, 7, 6, produceTopics),
 		} {
-			conn := dialRaw(t, server.kafkaAddr)
+			conn := dial(t)
 			sendRaw(conn, frame)
 			requireClosed(t, conn, name)
 		}
@@ -111,7 +118,7 @@ func TestHostileClients(t *testing.T) {
 	})
 	for _, codec := range []batch.Codec{batch.Gzip, batch.Snappy, batch.LZ4, batch.Zstd} {
 		t.Run("decompression bomb "+codec.String(), func(t *testing.T) {
-			conn := dialRaw(t, server.kafkaAddr)
+			conn := dial(t)
 			sendRaw(conn, produceFrame(t, bombs, bombBatch(t, codec, 128<<20)))
 			_, body := readResponse(t, conn)
 			resp := kmsg.NewPtrProduceResponse()
@@ -129,14 +136,14 @@ func TestHostileClients(t *testing.T) {
 	}
 	t.Run("unknown API key and version", func(t *testing.T) {
 		for _, frame := range [][]byte{requestFrame(999, 0, 1, nil), requestFrame(3, 99, 2, nil)} {
-			conn := dialRaw(t, server.kafkaAddr)
+			conn := dial(t)
 			sendRaw(conn, frame)
 			requireClosed(t, conn, "unknown key/version")
 		}
 		passed++
 	})
 	t.Run("request trickled one byte at a time", func(t *testing.T) {
-		conn := dialRaw(t, server.kafkaAddr)
+		conn := dial(t)
 		frame := requestFrame(18, 0, 41, nil)
 		for _, b := range frame {
 			sendRaw(conn, []byte{b})
@@ -149,15 +156,15 @@ func TestHostileClients(t *testing.T) {
 	})
 	t.Run("truncated frames", func(t *testing.T) {
 		for _, cut := range []int{2, 6, 12} {
-			conn := dialRaw(t, server.kafkaAddr)
+			conn := dial(t)
 			sendRaw(conn, requestFrame(18, 0, 1, nil)[:cut])
-			_ = conn.(*net.TCPConn).CloseWrite()
+			_ = conn.(interface{ CloseWrite() error }).CloseWrite()
 			requireClosed(t, conn, fmt.Sprintf("frame cut at %d bytes", cut))
 		}
 		passed++
 	})
 	t.Run("pipelined requests answered in order", func(t *testing.T) {
-		conn := dialRaw(t, server.kafkaAddr)
+		conn := dial(t)
 		var all bytes.Buffer
 		const requests = 64
 		for i := range requests {
@@ -184,11 +191,7 @@ func TestHostileClients(t *testing.T) {
 			}
 		}()
 		for range idle {
-			c, err := net.DialTimeout("tcp", server.kafkaAddr, rawWaitMax)
-			if err != nil {
-				t.Fatalf("idle connection %d: %v", len(conns), err)
-			}
-			conns = append(conns, c)
+			conns = append(conns, dial(t))
 		}
 		canary.check(t, fmt.Sprintf("with %d idle connections open", idle))
 		passed++

@@ -120,6 +120,10 @@ const (
 	ErrorCode_ERROR_CODE_EXHAUSTED ErrorCode = 15
 	// The entry's index is at or below the applied index: already applied.
 	ErrorCode_ERROR_CODE_ALREADY_APPLIED ErrorCode = 16
+	// A user name or SCRAM credential that breaks the rules (mechanism,
+	// salt, iterations, key lengths), or a credential to delete that is not there.
+	ErrorCode_ERROR_CODE_INVALID_CREDENTIAL ErrorCode = 20
+	ErrorCode_ERROR_CODE_UNKNOWN_CREDENTIAL ErrorCode = 21
 )
 
 // Enum value maps for ErrorCode.
@@ -142,6 +146,8 @@ var (
 		14: "ERROR_CODE_NO_REASSIGNMENT",
 		15: "ERROR_CODE_EXHAUSTED",
 		16: "ERROR_CODE_ALREADY_APPLIED",
+		20: "ERROR_CODE_INVALID_CREDENTIAL",
+		21: "ERROR_CODE_UNKNOWN_CREDENTIAL",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_NONE":                     0,
@@ -161,6 +167,8 @@ var (
 		"ERROR_CODE_NO_REASSIGNMENT":          14,
 		"ERROR_CODE_EXHAUSTED":                15,
 		"ERROR_CODE_ALREADY_APPLIED":          16,
+		"ERROR_CODE_INVALID_CREDENTIAL":       20,
+		"ERROR_CODE_UNKNOWN_CREDENTIAL":       21,
 	}
 )
 
@@ -214,7 +222,17 @@ type State struct {
 	NextProducerId int64 `protobuf:"varint,6,opt,name=next_producer_id,json=nextProducerId,proto3" json:"next_producer_id,omitempty"`
 	// applied_index is the Raft index of the last metadata entry applied to
 	// this state (commands, refused commands and Raft's own entries alike).
-	AppliedIndex  uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// users with SCRAM credentials, sorted by name; each user's credentials
+	// sorted by mechanism. Passwords are never kept (see ScramCredential).
+	Users []*User `protobuf:"bytes,20,rep,name=users,proto3" json:"users,omitempty"`
+	// acls are the access control lists (CreateAcls), sorted by resource
+	// type, pattern type, resource name, principal, host, operation and
+	// permission, unique (package acl's Compare).
+	Acls []*AclBinding `protobuf:"bytes,30,rep,name=acls,proto3" json:"acls,omitempty"`
+	// client_quotas are the client quotas (AlterClientQuotas), sorted by
+	// entity (package quota's Compare), unique, each with at least one value.
+	ClientQuotas  []*ClientQuota `protobuf:"bytes,40,rep,name=client_quotas,json=clientQuotas,proto3" json:"client_quotas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -298,6 +316,163 @@ func (x *State) GetAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *State) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *State) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+func (x *State) GetClientQuotas() []*ClientQuota {
+	if x != nil {
+		return x.ClientQuotas
+	}
+	return nil
+}
+
+// User is a SASL user: a name (the principal User:NAME) and its SCRAM
+// credentials, one per mechanism. A user with no credential left is removed.
+type User struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Credentials   []*ScramCredential     `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *User) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *User) GetCredentials() []*ScramCredential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+// ScramCredential is what RFC 5802 lets a server keep, as Kafka keeps it:
+// stored_key = H(HMAC(SaltedPassword, "Client Key")) and
+// server_key = HMAC(SaltedPassword, "Server Key"), with SaltedPassword =
+// PBKDF2(password, salt, iterations). Neither the password nor the salted
+// password is stored.
+type ScramCredential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// mechanism: "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	Mechanism     string `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Salt          []byte `protobuf:"bytes,2,opt,name=salt,proto3" json:"salt,omitempty"`
+	Iterations    int32  `protobuf:"varint,3,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	StoredKey     []byte `protobuf:"bytes,4,opt,name=stored_key,json=storedKey,proto3" json:"stored_key,omitempty"`
+	ServerKey     []byte `protobuf:"bytes,5,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredential) Reset() {
+	*x = ScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredential) ProtoMessage() {}
+
+func (x *ScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredential.ProtoReflect.Descriptor instead.
+func (*ScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ScramCredential) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *ScramCredential) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+func (x *ScramCredential) GetStoredKey() []byte {
+	if x != nil {
+		return x.StoredKey
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
+	}
+	return nil
+}
+
 // Broker is one node of the cluster under its current incarnation.
 type Broker struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -318,13 +493,18 @@ type Broker struct {
 	// registration_nonce is the RegisterBroker nonce that made this
 	// incarnation, empty when it had none.
 	RegistrationNonce []byte `protobuf:"bytes,8,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// listeners are the node's Kafka listeners' advertised HOST:PORT by
+	// listener name (a client is given every broker's address for the
+	// listener it connected to); empty for a node registered with
+	// kafka_addr alone.
+	Listeners     map[string]string `protobuf:"bytes,20,rep,name=listeners,proto3" json:"listeners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Broker) Reset() {
 	*x = Broker{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +516,7 @@ func (x *Broker) String() string {
 func (*Broker) ProtoMessage() {}
 
 func (x *Broker) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +529,7 @@ func (x *Broker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Broker.ProtoReflect.Descriptor instead.
 func (*Broker) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{1}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Broker) GetNodeId() int32 {
@@ -408,6 +588,13 @@ func (x *Broker) GetRegistrationNonce() []byte {
 	return nil
 }
 
+func (x *Broker) GetListeners() map[string]string {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
 // Topic is one topic and the placement of its partitions.
 type Topic struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -424,7 +611,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +623,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +636,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{2}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Topic) GetName() string {
@@ -511,7 +698,7 @@ type Partition struct {
 
 func (x *Partition) Reset() {
 	*x = Partition{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +710,7 @@ func (x *Partition) String() string {
 func (*Partition) ProtoMessage() {}
 
 func (x *Partition) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +723,7 @@ func (x *Partition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Partition.ProtoReflect.Descriptor instead.
 func (*Partition) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{3}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Partition) GetIndex() int32 {
@@ -607,6 +794,11 @@ type Command struct {
 	//	*Command_CompleteReassignment
 	//	*Command_CancelReassignment
 	//	*Command_SetPreferredLeaders
+	//	*Command_UpsertScramCredential
+	//	*Command_DeleteScramCredential
+	//	*Command_CreateAcls
+	//	*Command_DeleteAcls
+	//	*Command_AlterClientQuotas
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -614,7 +806,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +818,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +831,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{4}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Command) GetCommand() isCommand_Command {
@@ -748,6 +940,51 @@ func (x *Command) GetSetPreferredLeaders() *SetPreferredLeaders {
 	return nil
 }
 
+func (x *Command) GetUpsertScramCredential() *UpsertScramCredential {
+	if x != nil {
+		if x, ok := x.Command.(*Command_UpsertScramCredential); ok {
+			return x.UpsertScramCredential
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteScramCredential() *DeleteScramCredential {
+	if x != nil {
+		if x, ok := x.Command.(*Command_DeleteScramCredential); ok {
+			return x.DeleteScramCredential
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetCreateAcls() *CreateAcls {
+	if x != nil {
+		if x, ok := x.Command.(*Command_CreateAcls); ok {
+			return x.CreateAcls
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteAcls() *DeleteAcls {
+	if x != nil {
+		if x, ok := x.Command.(*Command_DeleteAcls); ok {
+			return x.DeleteAcls
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAlterClientQuotas() *AlterClientQuotas {
+	if x != nil {
+		if x, ok := x.Command.(*Command_AlterClientQuotas); ok {
+			return x.AlterClientQuotas
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -796,6 +1033,26 @@ type Command_SetPreferredLeaders struct {
 	SetPreferredLeaders *SetPreferredLeaders `protobuf:"bytes,11,opt,name=set_preferred_leaders,json=setPreferredLeaders,proto3,oneof"`
 }
 
+type Command_UpsertScramCredential struct {
+	UpsertScramCredential *UpsertScramCredential `protobuf:"bytes,20,opt,name=upsert_scram_credential,json=upsertScramCredential,proto3,oneof"`
+}
+
+type Command_DeleteScramCredential struct {
+	DeleteScramCredential *DeleteScramCredential `protobuf:"bytes,21,opt,name=delete_scram_credential,json=deleteScramCredential,proto3,oneof"`
+}
+
+type Command_CreateAcls struct {
+	CreateAcls *CreateAcls `protobuf:"bytes,30,opt,name=create_acls,json=createAcls,proto3,oneof"`
+}
+
+type Command_DeleteAcls struct {
+	DeleteAcls *DeleteAcls `protobuf:"bytes,31,opt,name=delete_acls,json=deleteAcls,proto3,oneof"`
+}
+
+type Command_AlterClientQuotas struct {
+	AlterClientQuotas *AlterClientQuotas `protobuf:"bytes,40,opt,name=alter_client_quotas,json=alterClientQuotas,proto3,oneof"`
+}
+
 func (*Command_RegisterBroker) isCommand_Command() {}
 
 func (*Command_SetBrokerState) isCommand_Command() {}
@@ -818,6 +1075,16 @@ func (*Command_CancelReassignment) isCommand_Command() {}
 
 func (*Command_SetPreferredLeaders) isCommand_Command() {}
 
+func (*Command_UpsertScramCredential) isCommand_Command() {}
+
+func (*Command_DeleteScramCredential) isCommand_Command() {}
+
+func (*Command_CreateAcls) isCommand_Command() {}
+
+func (*Command_DeleteAcls) isCommand_Command() {}
+
+func (*Command_AlterClientQuotas) isCommand_Command() {}
+
 // RegisterBroker adds a node, or gives a node that lost its data a new
 // incarnation (incarnation 0), or updates the addresses of its current
 // incarnation (incarnation = the current one). A new incarnation starts
@@ -836,13 +1103,15 @@ type RegisterBroker struct {
 	// (a retried proposal), registers nothing new and answers that
 	// incarnation. Empty: every registration is a new one.
 	RegistrationNonce []byte `protobuf:"bytes,7,opt,name=registration_nonce,json=registrationNonce,proto3" json:"registration_nonce,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// listeners: as Broker's.
+	Listeners     map[string]string `protobuf:"bytes,20,rep,name=listeners,proto3" json:"listeners,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterBroker) Reset() {
 	*x = RegisterBroker{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1123,7 @@ func (x *RegisterBroker) String() string {
 func (*RegisterBroker) ProtoMessage() {}
 
 func (x *RegisterBroker) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1136,7 @@ func (x *RegisterBroker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterBroker.ProtoReflect.Descriptor instead.
 func (*RegisterBroker) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{5}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterBroker) GetNodeId() int32 {
@@ -919,6 +1188,13 @@ func (x *RegisterBroker) GetRegistrationNonce() []byte {
 	return nil
 }
 
+func (x *RegisterBroker) GetListeners() map[string]string {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
 // SetBrokerState moves a broker's current incarnation to another state:
 // JOINING → ACTIVE, ACTIVE ⇄ DRAINING, and any of them → REMOVED once no
 // partition lists one of its replicas. REMOVED is final.
@@ -933,7 +1209,7 @@ type SetBrokerState struct {
 
 func (x *SetBrokerState) Reset() {
 	*x = SetBrokerState{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1221,7 @@ func (x *SetBrokerState) String() string {
 func (*SetBrokerState) ProtoMessage() {}
 
 func (x *SetBrokerState) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1234,7 @@ func (x *SetBrokerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBrokerState.ProtoReflect.Descriptor instead.
 func (*SetBrokerState) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{6}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetBrokerState) GetNodeId() int32 {
@@ -992,7 +1268,7 @@ type ReplicaSet struct {
 
 func (x *ReplicaSet) Reset() {
 	*x = ReplicaSet{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1280,7 @@ func (x *ReplicaSet) String() string {
 func (*ReplicaSet) ProtoMessage() {}
 
 func (x *ReplicaSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1293,7 @@ func (x *ReplicaSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSet.ProtoReflect.Descriptor instead.
 func (*ReplicaSet) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{7}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplicaSet) GetReplicas() []uint64 {
@@ -1042,7 +1318,7 @@ type CreateTopic struct {
 
 func (x *CreateTopic) Reset() {
 	*x = CreateTopic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1330,7 @@ func (x *CreateTopic) String() string {
 func (*CreateTopic) ProtoMessage() {}
 
 func (x *CreateTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1343,7 @@ func (x *CreateTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopic.ProtoReflect.Descriptor instead.
 func (*CreateTopic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{8}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTopic) GetName() string {
@@ -1110,7 +1386,7 @@ type DeleteTopic struct {
 
 func (x *DeleteTopic) Reset() {
 	*x = DeleteTopic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1398,7 @@ func (x *DeleteTopic) String() string {
 func (*DeleteTopic) ProtoMessage() {}
 
 func (x *DeleteTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1411,7 @@ func (x *DeleteTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopic.ProtoReflect.Descriptor instead.
 func (*DeleteTopic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{9}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteTopic) GetName() string {
@@ -1166,7 +1442,7 @@ type CreatePartitions struct {
 
 func (x *CreatePartitions) Reset() {
 	*x = CreatePartitions{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1454,7 @@ func (x *CreatePartitions) String() string {
 func (*CreatePartitions) ProtoMessage() {}
 
 func (x *CreatePartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1467,7 @@ func (x *CreatePartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartitions.ProtoReflect.Descriptor instead.
 func (*CreatePartitions) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{10}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreatePartitions) GetName() string {
@@ -1229,7 +1505,7 @@ type SetTopicConfigs struct {
 
 func (x *SetTopicConfigs) Reset() {
 	*x = SetTopicConfigs{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1517,7 @@ func (x *SetTopicConfigs) String() string {
 func (*SetTopicConfigs) ProtoMessage() {}
 
 func (x *SetTopicConfigs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1530,7 @@ func (x *SetTopicConfigs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicConfigs.ProtoReflect.Descriptor instead.
 func (*SetTopicConfigs) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{11}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetTopicConfigs) GetName() string {
@@ -1297,7 +1573,7 @@ type AllocateProducerIDs struct {
 
 func (x *AllocateProducerIDs) Reset() {
 	*x = AllocateProducerIDs{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1585,7 @@ func (x *AllocateProducerIDs) String() string {
 func (*AllocateProducerIDs) ProtoMessage() {}
 
 func (x *AllocateProducerIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1598,7 @@ func (x *AllocateProducerIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateProducerIDs.ProtoReflect.Descriptor instead.
 func (*AllocateProducerIDs) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{12}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AllocateProducerIDs) GetNodeId() int32 {
@@ -1351,7 +1627,7 @@ type PartitionRef struct {
 
 func (x *PartitionRef) Reset() {
 	*x = PartitionRef{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1639,7 @@ func (x *PartitionRef) String() string {
 func (*PartitionRef) ProtoMessage() {}
 
 func (x *PartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1652,7 @@ func (x *PartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRef.ProtoReflect.Descriptor instead.
 func (*PartitionRef) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{13}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PartitionRef) GetTopic() string {
@@ -1413,7 +1689,7 @@ type BeginReassignment struct {
 
 func (x *BeginReassignment) Reset() {
 	*x = BeginReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1701,7 @@ func (x *BeginReassignment) String() string {
 func (*BeginReassignment) ProtoMessage() {}
 
 func (x *BeginReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1714,7 @@ func (x *BeginReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginReassignment.ProtoReflect.Descriptor instead.
 func (*BeginReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{14}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BeginReassignment) GetPartition() *PartitionRef {
@@ -1468,7 +1744,7 @@ type CompleteReassignment struct {
 
 func (x *CompleteReassignment) Reset() {
 	*x = CompleteReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1756,7 @@ func (x *CompleteReassignment) String() string {
 func (*CompleteReassignment) ProtoMessage() {}
 
 func (x *CompleteReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1769,7 @@ func (x *CompleteReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteReassignment.ProtoReflect.Descriptor instead.
 func (*CompleteReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{15}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CompleteReassignment) GetPartition() *PartitionRef {
@@ -1521,7 +1797,7 @@ type CancelReassignment struct {
 
 func (x *CancelReassignment) Reset() {
 	*x = CancelReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1809,7 @@ func (x *CancelReassignment) String() string {
 func (*CancelReassignment) ProtoMessage() {}
 
 func (x *CancelReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1822,7 @@ func (x *CancelReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReassignment.ProtoReflect.Descriptor instead.
 func (*CancelReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{16}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelReassignment) GetPartition() *PartitionRef {
@@ -1574,7 +1850,7 @@ type SetPreferredLeaders struct {
 
 func (x *SetPreferredLeaders) Reset() {
 	*x = SetPreferredLeaders{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1862,7 @@ func (x *SetPreferredLeaders) String() string {
 func (*SetPreferredLeaders) ProtoMessage() {}
 
 func (x *SetPreferredLeaders) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1875,7 @@ func (x *SetPreferredLeaders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPreferredLeaders.ProtoReflect.Descriptor instead.
 func (*SetPreferredLeaders) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{17}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetPreferredLeaders) GetLeaders() []*PreferredLeader {
@@ -1619,7 +1895,7 @@ type PreferredLeader struct {
 
 func (x *PreferredLeader) Reset() {
 	*x = PreferredLeader{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1907,7 @@ func (x *PreferredLeader) String() string {
 func (*PreferredLeader) ProtoMessage() {}
 
 func (x *PreferredLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1920,7 @@ func (x *PreferredLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreferredLeader.ProtoReflect.Descriptor instead.
 func (*PreferredLeader) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{18}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PreferredLeader) GetPartition() *PartitionRef {
@@ -1659,6 +1935,535 @@ func (x *PreferredLeader) GetReplica() uint64 {
 		return x.Replica
 	}
 	return 0
+}
+
+// UpsertScramCredential creates a user's credential for a mechanism, or
+// replaces it (the user is created with its first credential).
+type UpsertScramCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Credential    *ScramCredential       `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertScramCredential) Reset() {
+	*x = UpsertScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertScramCredential) ProtoMessage() {}
+
+func (x *UpsertScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertScramCredential.ProtoReflect.Descriptor instead.
+func (*UpsertScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpsertScramCredential) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UpsertScramCredential) GetCredential() *ScramCredential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// DeleteScramCredential removes a user's credential for a mechanism (and
+// the user with its last one).
+type DeleteScramCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScramCredential) Reset() {
+	*x = DeleteScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScramCredential) ProtoMessage() {}
+
+func (x *DeleteScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScramCredential.ProtoReflect.Descriptor instead.
+func (*DeleteScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteScramCredential) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DeleteScramCredential) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+// AclBinding is one ACL. The enums are Kafka's wire codes (package acl):
+// resource_type 2 topic, 3 group, 4 cluster, 5 transactional id;
+// pattern_type 3 literal, 4 prefixed; operation 2 all to 12 idempotent
+// write; permission 2 deny, 3 allow.
+type AclBinding struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType int32                  `protobuf:"varint,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceName string                 `protobuf:"bytes,2,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	PatternType  int32                  `protobuf:"varint,3,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`
+	// principal is "Type:Name"; "User:*" is every principal.
+	Principal string `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	// host is "*" or an IP address in canonical form.
+	Host          string `protobuf:"bytes,5,opt,name=host,proto3" json:"host,omitempty"`
+	Operation     int32  `protobuf:"varint,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	Permission    int32  `protobuf:"varint,7,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBinding) Reset() {
+	*x = AclBinding{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBinding) ProtoMessage() {}
+
+func (x *AclBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
+func (*AclBinding) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *AclBinding) GetResourceType() int32 {
+	if x != nil {
+		return x.ResourceType
+	}
+	return 0
+}
+
+func (x *AclBinding) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *AclBinding) GetPatternType() int32 {
+	if x != nil {
+		return x.PatternType
+	}
+	return 0
+}
+
+func (x *AclBinding) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclBinding) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *AclBinding) GetOperation() int32 {
+	if x != nil {
+		return x.Operation
+	}
+	return 0
+}
+
+func (x *AclBinding) GetPermission() int32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+// CreateAcls adds bindings; those present already are left as they are.
+// One invalid binding refuses the whole command.
+type CreateAcls struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*AclBinding          `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAcls) Reset() {
+	*x = CreateAcls{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAcls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAcls) ProtoMessage() {}
+
+func (x *CreateAcls) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAcls.ProtoReflect.Descriptor instead.
+func (*CreateAcls) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateAcls) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+// DeleteAcls removes the bindings listed (the ones a DeleteAcls request's
+// filters matched on the proposing node); absent ones are ignored.
+type DeleteAcls struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*AclBinding          `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAcls) Reset() {
+	*x = DeleteAcls{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAcls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAcls) ProtoMessage() {}
+
+func (x *DeleteAcls) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAcls.ProtoReflect.Descriptor instead.
+func (*DeleteAcls) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeleteAcls) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+// ClientQuotaEntity is what a quota is set on. A kind is package quota's
+// Kind: 0 absent, 1 the default (<default>), 2 the name that follows.
+type ClientQuotaEntity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserKind      uint32                 `protobuf:"varint,1,opt,name=user_kind,json=userKind,proto3" json:"user_kind,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	ClientIdKind  uint32                 `protobuf:"varint,3,opt,name=client_id_kind,json=clientIdKind,proto3" json:"client_id_kind,omitempty"`
+	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaEntity) Reset() {
+	*x = ClientQuotaEntity{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaEntity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaEntity) ProtoMessage() {}
+
+func (x *ClientQuotaEntity) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaEntity.ProtoReflect.Descriptor instead.
+func (*ClientQuotaEntity) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ClientQuotaEntity) GetUserKind() uint32 {
+	if x != nil {
+		return x.UserKind
+	}
+	return 0
+}
+
+func (x *ClientQuotaEntity) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ClientQuotaEntity) GetClientIdKind() uint32 {
+	if x != nil {
+		return x.ClientIdKind
+	}
+	return 0
+}
+
+func (x *ClientQuotaEntity) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// ClientQuota is one entity's quotas by key (producer_byte_rate,
+// consumer_byte_rate, request_percentage).
+type ClientQuota struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *ClientQuotaEntity     `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Values        map[string]float64     `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuota) Reset() {
+	*x = ClientQuota{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuota) ProtoMessage() {}
+
+func (x *ClientQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuota.ProtoReflect.Descriptor instead.
+func (*ClientQuota) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ClientQuota) GetEntity() *ClientQuotaEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuota) GetValues() map[string]float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// ClientQuotaAlteration sets and removes keys of one entity.
+type ClientQuotaAlteration struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entity        *ClientQuotaEntity     `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Set           map[string]float64     `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Remove        []string               `protobuf:"bytes,3,rep,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaAlteration) Reset() {
+	*x = ClientQuotaAlteration{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaAlteration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaAlteration) ProtoMessage() {}
+
+func (x *ClientQuotaAlteration) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaAlteration.ProtoReflect.Descriptor instead.
+func (*ClientQuotaAlteration) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ClientQuotaAlteration) GetEntity() *ClientQuotaEntity {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuotaAlteration) GetSet() map[string]float64 {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *ClientQuotaAlteration) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+// AlterClientQuotas applies alterations, all or none: one invalid entity or
+// value refuses the command.
+type AlterClientQuotas struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Alterations   []*ClientQuotaAlteration `protobuf:"bytes,1,rep,name=alterations,proto3" json:"alterations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterClientQuotas) Reset() {
+	*x = AlterClientQuotas{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterClientQuotas) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterClientQuotas) ProtoMessage() {}
+
+func (x *AlterClientQuotas) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterClientQuotas.ProtoReflect.Descriptor instead.
+func (*AlterClientQuotas) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AlterClientQuotas) GetAlterations() []*ClientQuotaAlteration {
+	if x != nil {
+		return x.Alterations
+	}
+	return nil
 }
 
 // Result is what applying one command gave.
@@ -1681,7 +2486,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +2498,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +2511,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{19}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -1755,7 +2560,7 @@ var File_cairn_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\x9f\x02\n" +
+	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\xba\x03\n" +
 	"\x05State\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -1764,7 +2569,23 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x06topics\x18\x04 \x03(\v2\x14.cairn.meta.v1.TopicR\x06topics\x12\"\n" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
-	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\x91\x02\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12)\n" +
+	"\x05users\x18\x14 \x03(\v2\x13.cairn.meta.v1.UserR\x05users\x12-\n" +
+	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\x12?\n" +
+	"\rclient_quotas\x18( \x03(\v2\x1a.cairn.meta.v1.ClientQuotaR\fclientQuotas\"\\\n" +
+	"\x04User\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12@\n" +
+	"\vcredentials\x18\x02 \x03(\v2\x1e.cairn.meta.v1.ScramCredentialR\vcredentials\"\xa1\x01\n" +
+	"\x0fScramCredential\x12\x1c\n" +
+	"\tmechanism\x18\x01 \x01(\tR\tmechanism\x12\x12\n" +
+	"\x04salt\x18\x02 \x01(\fR\x04salt\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x03 \x01(\x05R\n" +
+	"iterations\x12\x1d\n" +
+	"\n" +
+	"stored_key\x18\x04 \x01(\fR\tstoredKey\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x05 \x01(\fR\tserverKey\"\x93\x03\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -1774,7 +2595,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x120\n" +
 	"\x05state\x18\a \x01(\x0e2\x1a.cairn.meta.v1.BrokerStateR\x05state\x12-\n" +
-	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\"\xde\x01\n" +
+	"\x12registration_nonce\x18\b \x01(\fR\x11registrationNonce\x12B\n" +
+	"\tlisteners\x18\x14 \x03(\v2$.cairn.meta.v1.Broker.ListenersEntryR\tlisteners\x1a<\n" +
+	"\x0eListenersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12;\n" +
@@ -1792,7 +2617,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
 	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
-	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\x82\a\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\x92\n" +
+	"\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
 	"\x10set_broker_state\x18\x02 \x01(\v2\x1d.cairn.meta.v1.SetBrokerStateH\x00R\x0esetBrokerState\x12?\n" +
@@ -1805,8 +2631,15 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x15complete_reassignment\x18\t \x01(\v2#.cairn.meta.v1.CompleteReassignmentH\x00R\x14completeReassignment\x12T\n" +
 	"\x13cancel_reassignment\x18\n" +
 	" \x01(\v2!.cairn.meta.v1.CancelReassignmentH\x00R\x12cancelReassignment\x12X\n" +
-	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeadersB\t\n" +
-	"\acommand\"\xe7\x01\n" +
+	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeaders\x12^\n" +
+	"\x17upsert_scram_credential\x18\x14 \x01(\v2$.cairn.meta.v1.UpsertScramCredentialH\x00R\x15upsertScramCredential\x12^\n" +
+	"\x17delete_scram_credential\x18\x15 \x01(\v2$.cairn.meta.v1.DeleteScramCredentialH\x00R\x15deleteScramCredential\x12<\n" +
+	"\vcreate_acls\x18\x1e \x01(\v2\x19.cairn.meta.v1.CreateAclsH\x00R\n" +
+	"createAcls\x12<\n" +
+	"\vdelete_acls\x18\x1f \x01(\v2\x19.cairn.meta.v1.DeleteAclsH\x00R\n" +
+	"deleteAcls\x12R\n" +
+	"\x13alter_client_quotas\x18( \x01(\v2 .cairn.meta.v1.AlterClientQuotasH\x00R\x11alterClientQuotasB\t\n" +
+	"\acommand\"\xf1\x02\n" +
 	"\x0eRegisterBroker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -1815,7 +2648,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"kafka_addr\x18\x04 \x01(\tR\tkafkaAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x12-\n" +
-	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\"}\n" +
+	"\x12registration_nonce\x18\a \x01(\fR\x11registrationNonce\x12J\n" +
+	"\tlisteners\x18\x14 \x03(\v2,.cairn.meta.v1.RegisterBroker.ListenersEntryR\tlisteners\x1a<\n" +
+	"\x0eListenersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
 	"\x0eSetBrokerState\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x120\n" +
@@ -1870,7 +2707,52 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\aleaders\x18\x01 \x03(\v2\x1e.cairn.meta.v1.PreferredLeaderR\aleaders\"f\n" +
 	"\x0fPreferredLeader\x129\n" +
 	"\tpartition\x18\x01 \x01(\v2\x1b.cairn.meta.v1.PartitionRefR\tpartition\x12\x18\n" +
-	"\areplica\x18\x02 \x01(\x04R\areplica\"\xe4\x01\n" +
+	"\areplica\x18\x02 \x01(\x04R\areplica\"k\n" +
+	"\x15UpsertScramCredential\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12>\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\v2\x1e.cairn.meta.v1.ScramCredentialR\n" +
+	"credential\"I\n" +
+	"\x15DeleteScramCredential\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\"\xe9\x01\n" +
+	"\n" +
+	"AclBinding\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\x05R\fresourceType\x12#\n" +
+	"\rresource_name\x18\x02 \x01(\tR\fresourceName\x12!\n" +
+	"\fpattern_type\x18\x03 \x01(\x05R\vpatternType\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04host\x18\x05 \x01(\tR\x04host\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\x05R\toperation\x12\x1e\n" +
+	"\n" +
+	"permission\x18\a \x01(\x05R\n" +
+	"permission\";\n" +
+	"\n" +
+	"CreateAcls\x12-\n" +
+	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\";\n" +
+	"\n" +
+	"DeleteAcls\x12-\n" +
+	"\x04acls\x18\x01 \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\"\x87\x01\n" +
+	"\x11ClientQuotaEntity\x12\x1b\n" +
+	"\tuser_kind\x18\x01 \x01(\rR\buserKind\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12$\n" +
+	"\x0eclient_id_kind\x18\x03 \x01(\rR\fclientIdKind\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\"\xc2\x01\n" +
+	"\vClientQuota\x128\n" +
+	"\x06entity\x18\x01 \x01(\v2 .cairn.meta.v1.ClientQuotaEntityR\x06entity\x12>\n" +
+	"\x06values\x18\x02 \x03(\v2&.cairn.meta.v1.ClientQuota.ValuesEntryR\x06values\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xe2\x01\n" +
+	"\x15ClientQuotaAlteration\x128\n" +
+	"\x06entity\x18\x01 \x01(\v2 .cairn.meta.v1.ClientQuotaEntityR\x06entity\x12?\n" +
+	"\x03set\x18\x02 \x03(\v2-.cairn.meta.v1.ClientQuotaAlteration.SetEntryR\x03set\x12\x16\n" +
+	"\x06remove\x18\x03 \x03(\tR\x06remove\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"[\n" +
+	"\x11AlterClientQuotas\x12F\n" +
+	"\valterations\x18\x01 \x03(\v2$.cairn.meta.v1.ClientQuotaAlterationR\valterations\"\xe4\x01\n" +
 	"\x06Result\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.cairn.meta.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
@@ -1883,7 +2765,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x14BROKER_STATE_JOINING\x10\x01\x12\x17\n" +
 	"\x13BROKER_STATE_ACTIVE\x10\x02\x12\x19\n" +
 	"\x15BROKER_STATE_DRAINING\x10\x03\x12\x18\n" +
-	"\x14BROKER_STATE_REMOVED\x10\x04*\xa4\x04\n" +
+	"\x14BROKER_STATE_REMOVED\x10\x04*\xea\x04\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_INVALID_COMMAND\x10\x01\x12\x1c\n" +
@@ -1902,7 +2784,9 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"#ERROR_CODE_REASSIGNMENT_IN_PROGRESS\x10\r\x12\x1e\n" +
 	"\x1aERROR_CODE_NO_REASSIGNMENT\x10\x0e\x12\x18\n" +
 	"\x14ERROR_CODE_EXHAUSTED\x10\x0f\x12\x1e\n" +
-	"\x1aERROR_CODE_ALREADY_APPLIED\x10\x10B4Z2github.com/cairnlog/cairn/api/cairn/meta/v1;metav1b\x06proto3"
+	"\x1aERROR_CODE_ALREADY_APPLIED\x10\x10\x12!\n" +
+	"\x1dERROR_CODE_INVALID_CREDENTIAL\x10\x14\x12!\n" +
+	"\x1dERROR_CODE_UNKNOWN_CREDENTIAL\x10\x15B4Z2github.com/cairnlog/cairn/api/cairn/meta/v1;metav1b\x06proto3"
 
 var (
 	file_cairn_meta_v1_meta_proto_rawDescOnce sync.Once
@@ -1917,67 +2801,101 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
-	(BrokerState)(0),             // 0: cairn.meta.v1.BrokerState
-	(ErrorCode)(0),               // 1: cairn.meta.v1.ErrorCode
-	(*State)(nil),                // 2: cairn.meta.v1.State
-	(*Broker)(nil),               // 3: cairn.meta.v1.Broker
-	(*Topic)(nil),                // 4: cairn.meta.v1.Topic
-	(*Partition)(nil),            // 5: cairn.meta.v1.Partition
-	(*Command)(nil),              // 6: cairn.meta.v1.Command
-	(*RegisterBroker)(nil),       // 7: cairn.meta.v1.RegisterBroker
-	(*SetBrokerState)(nil),       // 8: cairn.meta.v1.SetBrokerState
-	(*ReplicaSet)(nil),           // 9: cairn.meta.v1.ReplicaSet
-	(*CreateTopic)(nil),          // 10: cairn.meta.v1.CreateTopic
-	(*DeleteTopic)(nil),          // 11: cairn.meta.v1.DeleteTopic
-	(*CreatePartitions)(nil),     // 12: cairn.meta.v1.CreatePartitions
-	(*SetTopicConfigs)(nil),      // 13: cairn.meta.v1.SetTopicConfigs
-	(*AllocateProducerIDs)(nil),  // 14: cairn.meta.v1.AllocateProducerIDs
-	(*PartitionRef)(nil),         // 15: cairn.meta.v1.PartitionRef
-	(*BeginReassignment)(nil),    // 16: cairn.meta.v1.BeginReassignment
-	(*CompleteReassignment)(nil), // 17: cairn.meta.v1.CompleteReassignment
-	(*CancelReassignment)(nil),   // 18: cairn.meta.v1.CancelReassignment
-	(*SetPreferredLeaders)(nil),  // 19: cairn.meta.v1.SetPreferredLeaders
-	(*PreferredLeader)(nil),      // 20: cairn.meta.v1.PreferredLeader
-	(*Result)(nil),               // 21: cairn.meta.v1.Result
-	nil,                          // 22: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                          // 23: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                          // 24: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	(BrokerState)(0),              // 0: cairn.meta.v1.BrokerState
+	(ErrorCode)(0),                // 1: cairn.meta.v1.ErrorCode
+	(*State)(nil),                 // 2: cairn.meta.v1.State
+	(*User)(nil),                  // 3: cairn.meta.v1.User
+	(*ScramCredential)(nil),       // 4: cairn.meta.v1.ScramCredential
+	(*Broker)(nil),                // 5: cairn.meta.v1.Broker
+	(*Topic)(nil),                 // 6: cairn.meta.v1.Topic
+	(*Partition)(nil),             // 7: cairn.meta.v1.Partition
+	(*Command)(nil),               // 8: cairn.meta.v1.Command
+	(*RegisterBroker)(nil),        // 9: cairn.meta.v1.RegisterBroker
+	(*SetBrokerState)(nil),        // 10: cairn.meta.v1.SetBrokerState
+	(*ReplicaSet)(nil),            // 11: cairn.meta.v1.ReplicaSet
+	(*CreateTopic)(nil),           // 12: cairn.meta.v1.CreateTopic
+	(*DeleteTopic)(nil),           // 13: cairn.meta.v1.DeleteTopic
+	(*CreatePartitions)(nil),      // 14: cairn.meta.v1.CreatePartitions
+	(*SetTopicConfigs)(nil),       // 15: cairn.meta.v1.SetTopicConfigs
+	(*AllocateProducerIDs)(nil),   // 16: cairn.meta.v1.AllocateProducerIDs
+	(*PartitionRef)(nil),          // 17: cairn.meta.v1.PartitionRef
+	(*BeginReassignment)(nil),     // 18: cairn.meta.v1.BeginReassignment
+	(*CompleteReassignment)(nil),  // 19: cairn.meta.v1.CompleteReassignment
+	(*CancelReassignment)(nil),    // 20: cairn.meta.v1.CancelReassignment
+	(*SetPreferredLeaders)(nil),   // 21: cairn.meta.v1.SetPreferredLeaders
+	(*PreferredLeader)(nil),       // 22: cairn.meta.v1.PreferredLeader
+	(*UpsertScramCredential)(nil), // 23: cairn.meta.v1.UpsertScramCredential
+	(*DeleteScramCredential)(nil), // 24: cairn.meta.v1.DeleteScramCredential
+	(*AclBinding)(nil),            // 25: cairn.meta.v1.AclBinding
+	(*CreateAcls)(nil),            // 26: cairn.meta.v1.CreateAcls
+	(*DeleteAcls)(nil),            // 27: cairn.meta.v1.DeleteAcls
+	(*ClientQuotaEntity)(nil),     // 28: cairn.meta.v1.ClientQuotaEntity
+	(*ClientQuota)(nil),           // 29: cairn.meta.v1.ClientQuota
+	(*ClientQuotaAlteration)(nil), // 30: cairn.meta.v1.ClientQuotaAlteration
+	(*AlterClientQuotas)(nil),     // 31: cairn.meta.v1.AlterClientQuotas
+	(*Result)(nil),                // 32: cairn.meta.v1.Result
+	nil,                           // 33: cairn.meta.v1.Broker.ListenersEntry
+	nil,                           // 34: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                           // 35: cairn.meta.v1.RegisterBroker.ListenersEntry
+	nil,                           // 36: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                           // 37: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	nil,                           // 38: cairn.meta.v1.ClientQuota.ValuesEntry
+	nil,                           // 39: cairn.meta.v1.ClientQuotaAlteration.SetEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
-	3,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
-	4,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
-	0,  // 2: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	22, // 3: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	5,  // 4: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	7,  // 5: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	8,  // 6: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	10, // 7: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	11, // 8: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	12, // 9: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	13, // 10: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	14, // 11: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	16, // 12: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	17, // 13: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	18, // 14: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	19, // 15: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	0,  // 16: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	23, // 17: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	9,  // 18: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	9,  // 19: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	24, // 20: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	15, // 21: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 22: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 23: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	20, // 24: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	15, // 25: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	1,  // 26: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	5,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
+	6,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
+	3,  // 2: cairn.meta.v1.State.users:type_name -> cairn.meta.v1.User
+	25, // 3: cairn.meta.v1.State.acls:type_name -> cairn.meta.v1.AclBinding
+	29, // 4: cairn.meta.v1.State.client_quotas:type_name -> cairn.meta.v1.ClientQuota
+	4,  // 5: cairn.meta.v1.User.credentials:type_name -> cairn.meta.v1.ScramCredential
+	0,  // 6: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
+	33, // 7: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
+	34, // 8: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	7,  // 9: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	9,  // 10: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	10, // 11: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	12, // 12: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	13, // 13: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	14, // 14: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	15, // 15: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	16, // 16: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	18, // 17: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	19, // 18: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	20, // 19: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	21, // 20: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	23, // 21: cairn.meta.v1.Command.upsert_scram_credential:type_name -> cairn.meta.v1.UpsertScramCredential
+	24, // 22: cairn.meta.v1.Command.delete_scram_credential:type_name -> cairn.meta.v1.DeleteScramCredential
+	26, // 23: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
+	27, // 24: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
+	31, // 25: cairn.meta.v1.Command.alter_client_quotas:type_name -> cairn.meta.v1.AlterClientQuotas
+	35, // 26: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
+	0,  // 27: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	36, // 28: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	11, // 29: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	11, // 30: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	37, // 31: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	17, // 32: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 33: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 34: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	22, // 35: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	17, // 36: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	4,  // 37: cairn.meta.v1.UpsertScramCredential.credential:type_name -> cairn.meta.v1.ScramCredential
+	25, // 38: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	25, // 39: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	28, // 40: cairn.meta.v1.ClientQuota.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	38, // 41: cairn.meta.v1.ClientQuota.values:type_name -> cairn.meta.v1.ClientQuota.ValuesEntry
+	28, // 42: cairn.meta.v1.ClientQuotaAlteration.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	39, // 43: cairn.meta.v1.ClientQuotaAlteration.set:type_name -> cairn.meta.v1.ClientQuotaAlteration.SetEntry
+	30, // 44: cairn.meta.v1.AlterClientQuotas.alterations:type_name -> cairn.meta.v1.ClientQuotaAlteration
+	1,  // 45: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -1985,7 +2903,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 	if File_cairn_meta_v1_meta_proto != nil {
 		return
 	}
-	file_cairn_meta_v1_meta_proto_msgTypes[4].OneofWrappers = []any{
+	file_cairn_meta_v1_meta_proto_msgTypes[6].OneofWrappers = []any{
 		(*Command_RegisterBroker)(nil),
 		(*Command_SetBrokerState)(nil),
 		(*Command_CreateTopic)(nil),
@@ -1997,6 +2915,11 @@ func file_cairn_meta_v1_meta_proto_init() {
 		(*Command_CompleteReassignment)(nil),
 		(*Command_CancelReassignment)(nil),
 		(*Command_SetPreferredLeaders)(nil),
+		(*Command_UpsertScramCredential)(nil),
+		(*Command_DeleteScramCredential)(nil),
+		(*Command_CreateAcls)(nil),
+		(*Command_DeleteAcls)(nil),
+		(*Command_AlterClientQuotas)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2004,7 +2927,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
