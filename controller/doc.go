@@ -54,8 +54,9 @@
 //
 // # Snapshots
 //
-// Every SnapshotEntries applied entries the controller takes the state at
-// the applied index on the group's worker, writes it to
+// Every SnapshotEntries applied entries, and after each configuration
+// change it applied, the controller takes the state at the applied index
+// on the group's worker, writes it to
 // <data>/meta/meta-snapshot off the worker (atomically), and then compacts
 // the log to that index with the same bytes as the Raft snapshot's Data, so
 // the log never lacks what the file does not cover. A follower too far

@@ -206,3 +206,26 @@ func TestJoinWithOwnLogSurvivesRestartsBeforeTheSnapshot(t *testing.T) {
 		t.Fatal("the joined node restarted without the state")
 	}
 }
+
+// TestConfChangeTakesASnapshot: a node takes a snapshot once it applied a
+// configuration change, long before SnapshotEntries more entries. The
+// meta log stores no commit index, so a restart takes the configuration
+// of the last snapshot: a node that applied a promotion came back without
+// it, and holding the longest log asked only the old voters for votes
+// (the cluster simulation's seeds 93, 138: no leader with one of them cut
+// off).
+func TestConfChangeTakesASnapshot(t *testing.T) {
+	cl := newClusterOf(t, 1, 1000, false)
+	first := cl.leader()
+	cl.join(first, 2)
+	cl.waitMembers(2, 0)
+	waitFor(t, "each node's snapshot in the two-voter configuration", func() bool {
+		for id := range cl.nodes {
+			snap, err := cl.logs[id].Snapshot()
+			if err != nil || len(snap.GetMetadata().GetConfState().GetVoters()) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
@@ -29,7 +30,12 @@ func (s *stateMachine) Apply(ents []*raftpb.Entry) error {
 	applied := c.applied
 	close(c.changed)
 	c.changed = make(chan struct{})
-	due := applied-c.snapshotIndex >= c.cfg.SnapshotEntries
+	// A configuration change too: the meta log stores no commit index, so
+	// a restart takes the configuration of the last snapshot, and a node
+	// that applied a promotion since came back without it (seeds 93, 138:
+	// holding the longest log, it asked only the old voters, one of them
+	// cut off, and no leader was elected).
+	due := applied-c.snapshotIndex >= c.cfg.SnapshotEntries || slices.ContainsFunc(ents, isConfChange)
 	c.mu.Unlock()
 	if due {
 		select {
@@ -183,4 +189,9 @@ func (s *stateMachine) Restore(snap *raftpb.Snapshot) error {
 	close(c.changed)
 	c.changed = make(chan struct{})
 	return nil
+}
+
+func isConfChange(e *raftpb.Entry) bool {
+	t := e.GetType()
+	return t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2
 }
