@@ -1,5 +1,6 @@
 // Package cli holds the pure helpers behind the cairn command-line client:
-// binding CAIRN_* environment variables to flags, parsing --from, key=value
+// binding CAIRN_* environment variables to flags (not to flags marked
+// CommandLineOnly), parsing --from, key=value
 // and header arguments, splitting input lines into keys and values, rendering
 // consumed records as templates or JSON lines, and the bookkeeping for
 // progress reports and --until-end.
