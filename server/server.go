@@ -297,7 +297,7 @@ func (s *Server) httpHandler() http.Handler {
 	if s.events != nil {
 		mux.Handle(s.events.Handler())
 	}
-	connectorsAPI := s.connectors.Handler()
+	connectorsAPI := s.connectors.Handler(s.authorizer)
 	mux.Handle(connectors.PathPrefix, connectorsAPI)
 	mux.Handle(connectors.PathPrefix+"/", connectorsAPI)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
