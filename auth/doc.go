@@ -5,4 +5,7 @@
 // authenticates it — a SASL exchange, a client certificate — replaces the
 // principal; what authorizes a request reads it. HTTP handlers carry it in
 // the request's context (WithPrincipal, FromContext).
+//
+// Subpackage sasl holds the pure server side of the SASL mechanisms that
+// authenticate a Kafka connection.
 package auth

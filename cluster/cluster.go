@@ -76,6 +76,12 @@ type Config struct {
 	// RaftAddr is where this node's transport listens; empty: its address
 	// in Peers.
 	RaftAddr string
+	// PeerDialAddrs, by node id, is where this node dials that node instead
+	// of its address in Peers or registered in the metadata group: a node
+	// reaching another through a different route (a NAT, a proxy) while
+	// Peers, from which the cluster id is derived, stays the same on every
+	// node. Only the dialling side of a pair (the lower id) uses it.
+	PeerDialAddrs map[int32]string
 	// Join, instead of Peers, is the Raft address (HOST:PORT) of a member
 	// of a running cluster: the node joins it as a learner of the metadata
 	// group under a new incarnation (controller.JoinByAddress) and becomes
@@ -179,6 +185,14 @@ func (c Config) validateClustered() error {
 			return fmt.Errorf("cluster: peer id %d: node ids start at 1", id)
 		}
 		if err := checkHostPort("raft address of peer "+strconv.Itoa(int(id)), addr, false); err != nil {
+			return err
+		}
+	}
+	for id, addr := range c.PeerDialAddrs {
+		if id < 1 || id == c.NodeID {
+			return fmt.Errorf("cluster: peer dial address of node %d: not another node's id", id)
+		}
+		if err := checkHostPort("peer dial address of node "+strconv.Itoa(int(id)), addr, false); err != nil {
 			return err
 		}
 	}
@@ -310,7 +324,8 @@ type Cluster struct {
 // before its recovery point) is kept offline with its error; the rest of
 // the node serves. Open refuses a data directory holding partition
 // directories that no topic owns (ErrUnknownPartitions) and deletes only
-// directories marked for deletion. When it fails it leaves nothing open or
+// directories marked for deletion. Credentials staged in the data directory
+// (StageUser, stagedusers.go) are proposed before Open returns. When it fails it leaves nothing open or
 // locked, and a new node writes its metadata group only once the data
 // directory passed the check. The data directory is on e's filesystem; the
 // cleaner runs on e's clock and new ids come from e's randomness.
@@ -332,6 +347,10 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
 	if err := c.load(); err != nil {
+		c.closeAll()
+		return nil, err
+	}
+	if err := c.applyStagedUsers(); err != nil {
 		c.closeAll()
 		return nil, err
 	}

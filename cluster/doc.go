@@ -21,6 +21,12 @@
 // group's refusals map to this package's errors. The cluster's node id 0
 // is node 1 in the group, whose ids start at 1; clients see Config.NodeID.
 //
+// Users (users.go) are SCRAM credentials in the same group: a salted
+// password is turned into the stored keys here and proposed; the Kafka
+// listener's SASL exchange reads them. StageUser (stagedusers.go) writes
+// a credential into a stopped node's data directory for Open to propose,
+// which is how the first user of a listener requiring SASL exists.
+//
 // The replica manager (replicas.go) makes the open partitions follow the
 // applied state: reconcile opens new and grown topics' partitions, applies
 // changed configs, opens and closes replicas moved onto and off this node,
@@ -47,7 +53,8 @@
 // group, the controller opened with the peers (a new node probes them
 // before bootstrapping), and a leaders.Leaders sending heartbeats to the
 // registered brokers, which become transport peers as their registration
-// applies. Open waits, each wait bounded by StartTimeoutMs, for the
+// applies (dialled at Config.PeerDialAddrs where it names them, at the
+// registered or Peers address otherwise). Open waits, each wait bounded by StartTimeoutMs, for the
 // metadata group to have a leader and this node to apply what it knows
 // committed, then registers its Kafka and HTTP addresses, its named Kafka
 // listeners' addresses (Config.KafkaListeners) and rack (RegisterBroker

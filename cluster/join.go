@@ -100,7 +100,7 @@ func (c *Cluster) findMembers(ctx context.Context) error {
 		if id == c.cfg.NodeID || n.known[id] == addr {
 			continue
 		}
-		if err := n.tcp.AddPeer(uint64(id), addr); err != nil {
+		if err := n.tcp.AddPeer(uint64(id), c.dialAddr(id, addr)); err != nil {
 			return fmt.Errorf("cluster: peer %d: %w", id, err)
 		}
 		n.known[id] = addr

@@ -139,7 +139,7 @@ func (c *Cluster) openNode(names []string) error {
 	probe.SetSender(n.tcp)
 	for id, addr := range cfg.Peers {
 		if id != cfg.NodeID {
-			if err := n.tcp.AddPeer(uint64(id), addr); err != nil {
+			if err := n.tcp.AddPeer(uint64(id), c.dialAddr(id, addr)); err != nil {
 				return fmt.Errorf("cluster: peer %d: %w", id, err)
 			}
 			n.known[id] = addr
@@ -235,6 +235,13 @@ func peerNodes(peers map[int32]string) []uint64 {
 	return out
 }
 
+// dialAddr is where this node dials node id, known at addr: the
+// configured override (Config.PeerDialAddrs) when there is one. known
+// keeps addr itself, so a registration unchanged adds nothing.
+func (c *Cluster) dialAddr(id int32, addr string) string {
+	return cmp.Or(c.cfg.PeerDialAddrs[id], addr)
+}
+
 // onMetaApplied is the metadata group's OnApplied on a cluster node: it
 // wakes the replica manager and makes every registered broker a transport
 // peer and a heartbeat peer. It runs on the group's worker: nothing here
@@ -257,7 +264,7 @@ func (c *Cluster) onMetaApplied(ctl *controller.Controller) {
 		if b.NodeId == c.cfg.NodeID || b.RaftAddr == "" || n.known[b.NodeId] == b.RaftAddr {
 			continue
 		}
-		if err := n.tcp.AddPeer(uint64(b.NodeId), b.RaftAddr); err != nil {
+		if err := n.tcp.AddPeer(uint64(b.NodeId), c.dialAddr(b.NodeId, b.RaftAddr)); err != nil {
 			c.env.Logger.Warn("adding a registered node as a transport peer", "node", b.NodeId, "err", err)
 			continue
 		}

@@ -447,6 +447,8 @@ func TestClusterConfigValidate(t *testing.T) {
 		{"bad peer address", func(c *Config) { c.Peers = map[int32]string{1: "nowhere"} }, "not HOST:PORT"},
 		{"bad kafka address", func(c *Config) { c.KafkaAddr = "9092" }, "kafka address"},
 		{"election ticks", func(c *Config) { c.RaftElectionTicks = 2 }, "election ticks"},
+		{"dial address of itself", func(c *Config) { c.PeerDialAddrs = map[int32]string{1: "127.0.0.1:9"} }, "not another node's id"},
+		{"bad dial address", func(c *Config) { c.PeerDialAddrs = map[int32]string{2: "nowhere"} }, "peer dial address of node 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig("/data")

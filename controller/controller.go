@@ -454,3 +454,19 @@ func (c *Controller) WaitLeading(ctx context.Context) error {
 		}
 	}
 }
+
+// ScramCredential returns a copy of user's applied SCRAM credential for
+// mechanism, without copying the whole state as State does: a SASL
+// exchange reads it on every login.
+func (c *Controller) ScramCredential(user, mechanism string) (*metav1.ScramCredential, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.machine.ScramCredential(user, mechanism)
+}
+
+// Users returns a copy of the applied users and their credentials.
+func (c *Controller) Users() []*metav1.User {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.machine.Users()
+}

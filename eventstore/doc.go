@@ -14,9 +14,9 @@
 // On a cluster, a stream's partition is served by its leader, whose stream
 // index checks expected revisions. A node that does not lead it
 // (cluster.Leader(...).Local false) forwards the call to the leader's HTTP
-// address with the same API (forward.go), carrying the caller's deadline
-// and a header marking it forwarded, and returns the leader's answer
-// unchanged. A forwarded call is never forwarded again: a node that does
+// address with the same API (forward.go), carrying the caller's deadline,
+// its Authorization header (WithCallerAuthorization) and a header marking
+// it forwarded, and returns the leader's answer unchanged. A forwarded call is never forwarded again: a node that does
 // not lead the partition answers it UNAVAILABLE, naming the leader it knows.
 // Subscriptions are relayed from the leader and end with UNAVAILABLE when
 // the leader changes, and so do subscriptions served here when this node

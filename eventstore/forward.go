@@ -79,9 +79,26 @@ func (p *peers) client(addr string) eventstorev1connect.EventStoreClient {
 func (p *peers) close() { p.http.CloseIdleConnections() }
 
 // markForwarded marks a request this node forwards. The caller's deadline
-// travels in the call's context: connect sends it as the call's timeout.
-func (s *Service) markForwarded(h http.Header) {
+// travels in the call's context: connect sends it as the call's timeout;
+// the caller's credentials (WithCallerAuthorization) as its Authorization
+// header, so that the leader authenticates and authorizes the caller, not
+// this node.
+func (s *Service) markForwarded(ctx context.Context, h http.Header) {
 	h.Set(forwardedHeader, strconv.Itoa(int(s.placement.NodeID())))
+	if v, ok := ctx.Value(callerAuthorizationKey{}).(string); ok && v != "" {
+		h.Set("Authorization", v)
+	}
+}
+
+type callerAuthorizationKey struct{}
+
+// WithCallerAuthorization returns ctx carrying the Authorization header the
+// caller authenticated with, which a call forwarded to a partition's leader
+// carries again. Nodes do not vouch for each other's callers: a principal
+// passed between them in a header of its own would be believed from
+// anyone who can reach the HTTP port, while credentials prove themselves.
+func WithCallerAuthorization(ctx context.Context, header string) context.Context {
+	return context.WithValue(ctx, callerAuthorizationKey{}, header)
 }
 
 // isForwarded reports whether a call came from another node.
@@ -96,7 +113,7 @@ type call[Req, Resp any] func(eventstorev1connect.EventStoreClient, context.Cont
 func forward[Req, Resp any](ctx context.Context, s *Service, r route, name string, msg *Req, method call[Req, Resp]) (*connect.Response[Resp], error) {
 	forwardedCalls.WithLabelValues(name).Inc()
 	req := connect.NewRequest(msg)
-	s.markForwarded(req.Header())
+	s.markForwarded(ctx, req.Header())
 	resp, err := method(s.peers.client(r.addr), ctx, req)
 	if err != nil {
 		return nil, forwardError(ctx, r, err)
@@ -142,7 +159,7 @@ func (s *Service) relay(ctx context.Context, r route, m *eventstorev1.SubscribeR
 	}()
 	defer func() { cancel(); <-done }()
 	req := connect.NewRequest(m)
-	s.markForwarded(req.Header())
+	s.markForwarded(ctx, req.Header())
 	if partitions != nil {
 		req.Header().Set(partitionsHeader, formatPartitions(partitions))
 	}

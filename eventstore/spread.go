@@ -157,7 +157,7 @@ func (s *Service) readSpread(ctx context.Context, t *cluster.Topic, groups []rou
 func (s *Service) readRemote(ctx context.Context, g routeGroup, m *eventstorev1.ReadTopicRequest) (*eventstorev1.ReadTopicResponse, error) {
 	forwardedCalls.WithLabelValues("ReadTopic").Inc()
 	req := connect.NewRequest(m)
-	s.markForwarded(req.Header())
+	s.markForwarded(ctx, req.Header())
 	req.Header().Set(partitionsHeader, formatPartitions(g.partitions))
 	resp, err := s.peers.client(g.addr).ReadTopic(ctx, req)
 	if err != nil {

@@ -35,6 +35,8 @@ type conn struct {
 	// principal is who the connection acts as: Anonymous until something
 	// authenticates it (a client certificate, at the TLS handshake).
 	principal auth.Principal
+	// sasl is the connection's SASL exchange and session (sasl.go).
+	sasl session
 
 	// listener is the listener the client connected to: its name picks the
 	// addresses the client is given, its protocol what the client must do
@@ -103,6 +105,16 @@ func (c *conn) serve() {
 			return
 		}
 	}
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	if c.requiresSASL() {
+		if err := c.authenticate(r); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.logger.Warn("closing connection", "listener", c.listener.Name, "err", err)
+			}
+			c.close()
+			return
+		}
+	}
 	// One parsed request waits while the previous one is handled: enough
 	// to overlap reading with handling, and it bounds how much the reader
 	// holds ahead of the handler.
@@ -111,7 +123,7 @@ func (c *conn) serve() {
 	go func() {
 		defer close(readerDone)
 		defer close(requests)
-		c.readLoop(requests)
+		c.readLoop(r, requests)
 	}()
 	queue := make(chan *pending, c.s.cfg.InflightRequestsMax)
 	writerDone := make(chan struct{})
@@ -130,8 +142,7 @@ func (c *conn) serve() {
 }
 
 // readLoop reads and parses frames until the connection fails or closes.
-func (c *conn) readLoop(requests chan<- decoded) {
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+func (c *conn) readLoop(r *bufio.Reader, requests chan<- decoded) {
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
 			return
@@ -215,6 +226,9 @@ func (c *conn) handle(d decoded) (*pending, error) {
 		return nil, err
 	}
 	requestsTotal.WithLabelValues(kmsg.NameForKey(h.key)).Inc()
+	if err := c.checkSession(h.key); err != nil {
+		return nil, err
+	}
 	c.clientID = h.clientID
 	started := c.s.clock.Now()
 	p := &pending{header: h, reply: apis[h.key].handle(c.s, c, req), read: d.read}

@@ -36,9 +36,19 @@
 // through the listener's mapping rules (tlsconf). Each connection keeps its
 // listener: Metadata, DescribeCluster, FindCoordinator and Produce's
 // leader hint give brokers at their addresses for that listener
-// (cluster.Broker.ListenerAddr). SASL_* listeners are accepted but not
-// enforced here: the protocol's SASL() is where a listener requiring SASL
-// is decided.
+// (cluster.Broker.ListenerAddr). A SASL_PLAINTEXT or SASL_SSL listener
+// requires SASL authentication (below); PLAINTEXT and SSL ones never do.
+//
+// # Authentication
+//
+// On a SASL_* listener (sasl.go; Config.SASL.Mechanisms are the mechanisms
+// offered), a connection first runs its SASL exchange on its own goroutine,
+// after the TLS handshake if any, where only ApiVersions and the SASL
+// requests are served, in frames of at most 512 KiB; once it authenticates,
+// its principal (auth.User) is set and the pipeline starts. KIP-368 session
+// expiry is checked by the handler before each request; re-authentication
+// runs through the pipeline. Users are the cluster's (metadata group),
+// managed with Describe/AlterUserScramCredentials (userscram.go).
 //
 // # Leaders
 //
@@ -51,6 +61,20 @@
 // client's current leader epoch, KIP-320, then NOT_LEADER_OR_FOLLOWER);
 // Metadata and DescribeCluster send clients to the leaders. On a single
 // node this node leads every open partition, so nothing of this shows.
+//
+// # Transactions
+//
+// The transaction coordinator (package txn) answers InitProducerId with a
+// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and the
+// describe and list requests; the Server is its txn.MarkerWriter
+// (writetxnmarkers.go): markers to partitions led here are appended
+// directly, others go to their leaders as WriteTxnMarkers (peers.go, one
+// franz-go client per node, at its first listener, over TLS with the
+// node's certificate when that listener is SSL: Config.PeerTLS). Produce
+// checks a producer's first transactional batch on a partition with the
+// coordinator, here or through
+// AddPartitionsToTxn VerifyOnly on its node (KIP-890), in the handler's
+// synchronous part, so the batches of one connection stay in order.
 //
 // # Authorization
 //

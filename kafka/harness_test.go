@@ -53,6 +53,8 @@ type serverSetup struct {
 	// its partitions are replicated Raft groups with one voter.
 	oneVoter bool
 	view     func(*cluster.Cluster) clusterView // nil: the cluster itself
+	clock    env.Clock                          // nil: the real clock
+	logger   *slog.Logger                       // nil: discarded
 }
 
 func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *testServer {
@@ -61,7 +63,10 @@ func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *te
 	if fsys == nil {
 		fsys = vfs.NewMem()
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := setup.logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +78,9 @@ func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *te
 	}
 	e := env.Real()
 	e.FS, e.Logger = fsys, logger
+	if setup.clock != nil {
+		e.Clock = setup.clock
+	}
 	cl, err := cluster.Open(e, ccfg)
 	if err != nil {
 		_ = ln.Close()

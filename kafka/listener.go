@@ -35,14 +35,17 @@ func ParseSecurityProtocol(s string) (SecurityProtocol, error) {
 // TLS reports whether connections run over TLS.
 func (p SecurityProtocol) TLS() bool { return p == SSL || p == SASLSSL }
 
-// SASL reports whether the protocol authenticates with SASL. Enforcing it
-// is the SASL layer's: until then a SASL_* listener serves as PLAINTEXT
-// or SSL does.
+// SASL reports whether the protocol authenticates with SASL: a connection
+// to such a listener is served once it has (sasl.go).
 func (p SecurityProtocol) SASL() bool { return p == SASLPlaintext || p == SASLSSL }
 
 // DefaultListenerName names the one listener of a Config without
-// Listeners, as Kafka names a plaintext listener by default.
-const DefaultListenerName = "PLAINTEXT"
+// Listeners, as Kafka names a plaintext listener by default;
+// DefaultSASLListenerName names it when SASL mechanisms are configured.
+const (
+	DefaultListenerName     = "PLAINTEXT"
+	DefaultSASLListenerName = "SASL_PLAINTEXT"
+)
 
 // Listener is one named Kafka listener: its security protocol, the
 // address clients are given for it, and its TLS settings.

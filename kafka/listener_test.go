@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 )
 
@@ -29,7 +31,7 @@ func TestListenersGiveTheirOwnAddresses(t *testing.T) {
 	ts := startServerView(t, view, func(c *Config) {
 		c.Listeners = []Listener{
 			{Name: DefaultListenerName, Protocol: Plaintext, AdvertisedAddr: c.AdvertisedAddr},
-			{Name: "OTHER", Protocol: SASLPlaintext, AdvertisedAddr: "self-other:9094"},
+			{Name: "OTHER", Protocol: Plaintext, AdvertisedAddr: "self-other:9094"},
 		}
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -82,25 +84,82 @@ func TestListenersGiveTheirOwnAddresses(t *testing.T) {
 }
 
 // TestListenerConfigValidate: listener names are unique, protocols known,
-// and TLS configured exactly for SSL and SASL_SSL.
+// TLS configured exactly for SSL and SASL_SSL, SASL mechanisms exactly
+// when a listener is SASL_*.
 func TestListenerConfigValidate(t *testing.T) {
 	ok := Listener{Name: "A", Protocol: Plaintext, AdvertisedAddr: "h:1"}
+	saslListener := Listener{Name: "S", Protocol: SASLPlaintext, AdvertisedAddr: "h:2"}
 	for _, tc := range []struct {
-		name      string
-		listeners []Listener
-		valid     bool
+		name       string
+		listeners  []Listener
+		mechanisms []string
+		valid      bool
 	}{
-		{"one", []Listener{ok}, true},
-		{"twice", []Listener{ok, ok}, false},
-		{"no name", []Listener{{Protocol: Plaintext, AdvertisedAddr: "h:1"}}, false},
-		{"unknown protocol", []Listener{{Name: "A", Protocol: "TLS", AdvertisedAddr: "h:1"}}, false},
-		{"ssl without tls", []Listener{{Name: "A", Protocol: SSL, AdvertisedAddr: "h:1"}}, false},
-		{"bad address", []Listener{{Name: "A", Protocol: Plaintext, AdvertisedAddr: "h"}}, false},
+		{"sasl listener without mechanisms", []Listener{ok, saslListener}, nil, false},
+		{"mechanisms without a sasl listener", []Listener{ok}, []string{sasl.ScramSHA512}, false},
+		{"sasl listener with mechanisms", []Listener{ok, saslListener}, []string{sasl.ScramSHA512}, true},
+		{"mechanisms on the default listener", nil, []string{sasl.ScramSHA512}, true},
+		{"one", []Listener{ok}, nil, true},
+		{"twice", []Listener{ok, ok}, nil, false},
+		{"no name", []Listener{{Protocol: Plaintext, AdvertisedAddr: "h:1"}}, nil, false},
+		{"unknown protocol", []Listener{{Name: "A", Protocol: "TLS", AdvertisedAddr: "h:1"}}, nil, false},
+		{"ssl without tls", []Listener{{Name: "A", Protocol: SSL, AdvertisedAddr: "h:1"}}, nil, false},
+		{"bad address", []Listener{{Name: "A", Protocol: Plaintext, AdvertisedAddr: "h"}}, nil, false},
 	} {
 		cfg := DefaultConfig()
-		cfg.Listeners = tc.listeners
+		cfg.AdvertisedAddr, cfg.Listeners, cfg.SASL.Mechanisms = "h:1", tc.listeners, tc.mechanisms
 		if err := cfg.Validate(); (err == nil) != tc.valid {
 			t.Errorf("%s: Validate = %v, want valid %v", tc.name, err, tc.valid)
 		}
+	}
+}
+
+// TestSASLOnlyOnSASLListeners: with SASL mechanisms configured, a
+// connection to the PLAINTEXT listener is served without authenticating
+// (and its SaslHandshake answers ILLEGAL_SASL_STATE), one to the
+// SASL_PLAINTEXT listener is closed when it asks for anything before
+// authenticating, and a SCRAM client is served there as its user.
+func TestSASLOnlyOnSASLListeners(t *testing.T) {
+	ts, _ := startSASLServer(t, serverSetup{}, func(c *Config) {
+		c.Listeners = []Listener{
+			{Name: DefaultListenerName, Protocol: Plaintext, AdvertisedAddr: c.AdvertisedAddr},
+			{Name: "AUTH", Protocol: SASLPlaintext, AdvertisedAddr: "127.0.0.1:1"},
+		}
+	})
+	addUser(t, ts, "alice", "alice-secret")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ts.ServeListener("AUTH", ln) }()
+	dialAuth := func() *rawConn {
+		nc, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nc.Close() })
+		return &rawConn{t: t, nc: nc, r: bufio.NewReader(nc)}
+	}
+
+	open := ts.dial(t)
+	if meta := open.roundTrip(metadataRequest(12)).(*kmsg.MetadataResponse); len(meta.Brokers) == 0 {
+		t.Fatal("PLAINTEXT listener: metadata without brokers")
+	}
+	if resp := saslHandshake(open, sasl.ScramSHA512); resp.ErrorCode != kerr.IllegalSaslState.Code {
+		t.Fatalf("PLAINTEXT listener: SaslHandshake answered %v, want ILLEGAL_SASL_STATE", kerr.ErrorForCode(resp.ErrorCode))
+	}
+
+	refused := dialAuth()
+	refused.send(metadataRequest(12))
+	if !refused.closed() {
+		t.Fatal("SASL_PLAINTEXT listener: a Metadata request before authentication left the connection open")
+	}
+
+	authed := dialAuth()
+	if resp := plainLogin(authed, "alice", "alice-secret"); resp.ErrorCode != 0 {
+		t.Fatalf("SASL_PLAINTEXT listener: PLAIN login: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if meta := authed.roundTrip(metadataRequest(12)).(*kmsg.MetadataResponse); len(meta.Brokers) != 1 || meta.Brokers[0].Port != 1 {
+		t.Fatalf("SASL_PLAINTEXT listener: metadata brokers %+v, want this node at the AUTH address", meta.Brokers)
 	}
 }

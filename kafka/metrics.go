@@ -27,6 +27,10 @@ var (
 		Name: "cairn_kafka_fetched_bytes_total",
 		Help: "Record batch bytes returned to Kafka fetchers.",
 	})
+	saslAuthentications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_kafka_sasl_authentications_total",
+		Help: "SASL authentications on the Kafka listener, by mechanism and outcome (success, failure, refused: over the address's failure limit).",
+	}, []string{"mechanism", "outcome"})
 	requestSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "cairn_kafka_request_seconds",
 		Help: "Time from a request's last byte read to its response handed to the socket, by API: " +
@@ -43,5 +47,5 @@ var (
 
 // Collectors returns the Kafka listener's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, requestSeconds, throttleSeconds}
+	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, saslAuthentications, requestSeconds, throttleSeconds}
 }

@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/quota"
+	"github.com/cairnlog/cairn/txn"
 )
 
 // Config is the Kafka listener's configuration; every limit has a default.
@@ -46,6 +49,16 @@ type Config struct {
 	FetchWaitMax time.Duration
 	// Groups configures the consumer-group coordinator.
 	Groups groups.Config
+	// Txn configures the transaction coordinator.
+	Txn txn.Config
+	// PeerTLS is the client side of this node's requests to other nodes'
+	// first listener (transaction markers, KIP-890 verification) when that
+	// listener is SSL or SASL_SSL: the node's certificate, so the other
+	// node sees the principal its certificate maps to.
+	PeerTLS *tls.Config
+	// SASL requires SASL authentication on the listener when its
+	// Mechanisms are set (sasl.go); off by default.
+	SASL SASLConfig
 	// Authorizer, when set, checks every request against the cluster's
 	// ACLs (authorize.go); nil allows everything, as Kafka without one.
 	Authorizer *acl.Authorizer
@@ -69,6 +82,8 @@ func DefaultConfig() Config {
 		WriteTimeout:        30 * time.Second,
 		FetchWaitMax:        30 * time.Second,
 		Groups:              groups.DefaultConfig(),
+		Txn:                 txn.DefaultConfig(),
+		SASL:                DefaultSASLConfig(),
 	}
 }
 
@@ -94,13 +109,43 @@ func (c Config) Validate() error {
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0 || c.FetchWaitMax <= 0:
 		return errors.New("timeouts must be positive")
 	}
+	if err := c.Txn.Validate(); err != nil {
+		return err
+	}
+	if err := c.SASL.Validate(); err != nil {
+		return err
+	}
+	if err := c.validateSASLListeners(); err != nil {
+		return err
+	}
 	return c.Groups.Validate()
 }
 
-// listeners is Listeners, or the one PLAINTEXT listener at AdvertisedAddr.
+// validateSASLListeners refuses a SASL_* listener without mechanisms to
+// offer, and mechanisms no listener offers: either is a configuration
+// that does not do what its author meant.
+func (c Config) validateSASLListeners() error {
+	offered := false
+	for _, l := range c.listeners() {
+		if l.Protocol.SASL() && !c.SASL.Enabled() {
+			return fmt.Errorf("listener %s is %s but no SASL mechanism is configured", l.Name, l.Protocol)
+		}
+		offered = offered || l.Protocol.SASL()
+	}
+	if c.SASL.Enabled() && !offered {
+		return fmt.Errorf("SASL mechanisms %v configured but no listener is SASL_PLAINTEXT or SASL_SSL", c.SASL.Mechanisms)
+	}
+	return nil
+}
+
+// listeners is Listeners, or the one listener at AdvertisedAddr:
+// SASL_PLAINTEXT when SASL mechanisms are configured, else PLAINTEXT.
 func (c Config) listeners() []Listener {
 	if len(c.Listeners) > 0 {
 		return c.Listeners
+	}
+	if c.SASL.Enabled() {
+		return []Listener{{Name: DefaultSASLListenerName, Protocol: SASLPlaintext, AdvertisedAddr: c.AdvertisedAddr}}
 	}
 	return []Listener{{Name: DefaultListenerName, Protocol: Plaintext, AdvertisedAddr: c.AdvertisedAddr}}
 }
@@ -112,6 +157,9 @@ type Server struct {
 	view    clusterView // the cluster's leaders and brokers; cluster itself outside tests
 	logger  *slog.Logger
 	groups  *groups.Coordinator
+	txn     *txn.Coordinator
+	peers   peers // requests to other nodes' Kafka listeners (transactions)
+	sasl    saslState
 	// listeners by name; first is Config's first, which Serve serves.
 	listeners map[string]*listener
 	first     *listener
@@ -146,7 +194,16 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
+	saslServer, err := sasl.NewServer(c, c.Env().Rand)
+	if err == nil && slices.Contains(cfg.SASL.Mechanisms, sasl.OAuthBearer) {
+		err = saslServer.EnableOAuthBearer(cfg.SASL.OAuthBearer, c.Env().Clock.Now)
+	}
+	if err != nil {
+		_ = coordinator.Close()
+		return nil, err
+	}
 	s := &Server{cfg: cfg, cluster: c, view: c, logger: logger, groups: coordinator, listeners: map[string]*listener{},
+		sasl:  saslState{server: saslServer, limiter: sasl.NewLimiter(cfg.SASL.Limiter)},
 		slots: make(chan struct{}, cfg.ConnectionsMax), conns: map[*conn]struct{}{}, clock: cfg.Clock}
 	if s.clock == nil {
 		s.clock = env.RealClock()
@@ -158,8 +215,18 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 			s.first = s.listeners[l.Name]
 		}
 	}
+	if cfg.PeerTLS != nil && s.first.Protocol.TLS() {
+		s.peers.tls = cfg.PeerTLS.Clone()
+	}
+	if s.txn, err = txn.Open(c, cfg.Txn, markerWriter{s}, logger); err != nil {
+		_ = coordinator.Close()
+		return nil, fmt.Errorf("transaction coordinator: %w", err)
+	}
 	return s, nil
 }
+
+// Txn is the transaction coordinator.
+func (s *Server) Txn() *txn.Coordinator { return s.txn }
 
 // Groups is the consumer-group coordinator, for metrics.
 func (s *Server) Groups() *groups.Coordinator { return s.groups }
@@ -251,7 +318,10 @@ func (s *Server) Close() error {
 	}
 	err := errors.Join(errs...)
 	s.wg.Wait()
-	// After the connections: no handler calls the coordinator any more.
+	// After the connections: no handler calls the coordinators any more.
+	// The transaction coordinator's marker writes call the group one.
+	_ = s.txn.Close()
+	s.peers.close()
 	_ = s.groups.Close()
 	return err
 }

@@ -32,6 +32,9 @@ func CheckState(st *metav1.State) error {
 	if err := checkTopics(st); err != nil {
 		return fmt.Errorf("meta state: %w", err)
 	}
+	if err := checkUsers(st.Users); err != nil {
+		return fmt.Errorf("meta state: %w", err)
+	}
 	if err := checkClientQuotas(st); err != nil {
 		return fmt.Errorf("meta state: %w", err)
 	}

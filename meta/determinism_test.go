@@ -93,7 +93,7 @@ func (g *commandGenerator) next(st *metav1.State) *metav1.Command {
 	node, inc := g.broker(st)
 	topic := genTopics[g.pick(len(genTopics))]
 	id := topicID(byte(1 + g.pick(8)))
-	switch g.pick(14) {
+	switch g.pick(16) {
 	case 0:
 		return register(node, inc, fmt.Sprintf("n%d:%d", node, g.pick(3)))
 	case 1:
@@ -129,14 +129,22 @@ func (g *commandGenerator) next(st *metav1.State) *metav1.Command {
 		r := g.partitionRef(st)
 		return cancel(r, g.reassignmentID(st, r))
 	case 12:
-		return createACLs(g.acl())
+		mechanism := []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "SCRAM-SHA-1"}[g.pick(3)]
+		return upsert(genUsers[g.pick(len(genUsers))], scramCredential(mechanism, int32(4096*(1+g.pick(4))), byte(g.pick(256))))
 	case 13:
+		return deleteCredential(genUsers[g.pick(len(genUsers))], []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}[g.pick(2)])
+	case 14:
+		return createACLs(g.acl())
+	case 15:
 		return deleteACLs(g.acl())
 	default:
 		r := g.partitionRef(st)
 		return preferred(r, g.replicas(st)[0])
 	}
 }
+
+// genUsers are the user names the generator draws, one the rules refuse.
+var genUsers = []string{"alice", "bob", "carol", "bad\x00name"}
 
 // acl draws a binding from a small set, now and then an invalid one.
 func (g *commandGenerator) acl() acl.Binding {
@@ -215,8 +223,8 @@ func TestDeterminism(t *testing.T) {
 		if !bytes.Equal(snapshot(t, a), snapshot(t, restored)) {
 			t.Fatalf("seed %d: the machine restored at entry %d ends with another state", seed, restoreAt)
 		}
-		if len(accepted) != 13 {
-			t.Fatalf("seed %d: accepted kinds %v, want all 13", seed, accepted)
+		if len(accepted) != 15 {
+			t.Fatalf("seed %d: accepted kinds %v, want all 15", seed, accepted)
 		}
 	}
 }

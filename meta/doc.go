@@ -1,6 +1,7 @@
 // Package meta is the metadata group's state machine: brokers, topics, their
 // configs and replica placement, Raft group ids, producer id blocks and the
-// ACLs (package acl's bindings, checked with acl.Validate on apply and
+// SASL users' SCRAM credentials (users.go; keys only, never a password),
+// the ACLs (package acl's bindings, checked with acl.Validate on apply and
 // restore) and the client quotas (package quota's entities and values,
 // quotas.go), as every node of the cluster applies them from the metadata
 // group's log.

@@ -31,6 +31,8 @@ var (
 	ErrNoReassignment         = errors.New("no such reassignment")
 	ErrExhausted              = errors.New("identifiers exhausted")
 	ErrAlreadyApplied         = errors.New("entry already applied")
+	ErrInvalidCredential      = errors.New("invalid user or SCRAM credential")
+	ErrUnknownCredential      = errors.New("no such user or SCRAM credential")
 	errUnknownCode            = errors.New("unknown metadata error code")
 	codeErrors                = map[metav1.ErrorCode]error{
 		metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND:          ErrInvalidCommand,
@@ -49,6 +51,8 @@ var (
 		metav1.ErrorCode_ERROR_CODE_NO_REASSIGNMENT:          ErrNoReassignment,
 		metav1.ErrorCode_ERROR_CODE_EXHAUSTED:                ErrExhausted,
 		metav1.ErrorCode_ERROR_CODE_ALREADY_APPLIED:          ErrAlreadyApplied,
+		metav1.ErrorCode_ERROR_CODE_INVALID_CREDENTIAL:       ErrInvalidCredential,
+		metav1.ErrorCode_ERROR_CODE_UNKNOWN_CREDENTIAL:       ErrUnknownCredential,
 	}
 )
 

@@ -62,6 +62,8 @@ func FuzzApplyCommand(f *testing.F) {
 		allocate(2, 5),
 		setConfigs("events", nil, true),
 		deleteTopic("orders", topicID(1)),
+		upsert("alice", scramCredential("SCRAM-SHA-256", 4096, 1)),
+		deleteCredential("alice", "SCRAM-SHA-256"),
 	} {
 		data, err := EncodeCommand(c)
 		if err != nil {

@@ -136,6 +136,10 @@ func (m *Machine) dispatch(index uint64, cmd *metav1.Command) (*metav1.Result, *
 		return m.cancelReassignment(c.CancelReassignment)
 	case *metav1.Command_SetPreferredLeaders:
 		return m.setPreferredLeaders(c.SetPreferredLeaders)
+	case *metav1.Command_UpsertScramCredential:
+		return m.upsertScramCredential(c.UpsertScramCredential)
+	case *metav1.Command_DeleteScramCredential:
+		return m.deleteScramCredential(c.DeleteScramCredential)
 	case *metav1.Command_CreateAcls:
 		return m.createACLs(c.CreateAcls)
 	case *metav1.Command_DeleteAcls:

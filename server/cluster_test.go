@@ -39,6 +39,8 @@ type testCluster struct {
 	// joined maps the nodes started with --join (through node 1) to
 	// their Raft address.
 	joined map[int32]string
+	// sasl, when set, requires SASL with these mechanisms on every node.
+	sasl []string
 	// config, when set, adjusts node id's configuration before it starts.
 	config func(id int32, cfg *Config)
 }
@@ -163,6 +165,7 @@ func (tc *testCluster) start(id int32) (*Server, error) {
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = "/data", tc.kafka[id], "127.0.0.1:0"
 	cfg.NodeID, cfg.Peers, cfg.Rack, cfg.RaftAddr = id, tc.peers, fmt.Sprintf("rack-%d", id), tc.raft[id]
 	cfg.Env.Clock = tc.clocks[id]
+	cfg.SASLMechanisms = tc.sasl
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if tc.logger != nil {
 		logger = tc.logger(id)

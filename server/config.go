@@ -39,6 +39,14 @@ type Config struct {
 	// HTTPTLS serves the HTTP listener over TLS with TLS's certificate
 	// (and its client CA and client auth).
 	HTTPTLS bool
+	// HTTPAuth is how the HTTP listener authenticates callers
+	// (httpauth.go): HTTPAuthNone (the default: a client certificate's
+	// principal, else anonymous), HTTPAuthOptional (an Authorization
+	// header, Basic or Bearer, is checked when given) or HTTPAuthRequired
+	// (event-store calls must authenticate). HTTPAuthMetrics requires it of
+	// /metrics, /healthz and /debug/pprof too.
+	HTTPAuth        string
+	HTTPAuthMetrics bool
 	// RaftTLS runs the connections between cluster nodes over mutual TLS:
 	// each node presents TLS's certificate and checks the other's against
 	// TLS's client CA.
@@ -62,6 +70,26 @@ type Config struct {
 	// ProducerIDExpiration forgets an idempotent producer that appended nothing
 	// to a partition for this long, as Kafka's producer.id.expiration.ms (default 1 day).
 	ProducerIDExpiration time.Duration
+	// TransactionMaxTimeout caps a transactional producer's
+	// transaction.timeout.ms (Kafka's transaction.max.timeout.ms, default
+	// 15 minutes); TransactionalIDExpiration forgets a transactional id with
+	// no transaction in progress this long after its last change (Kafka's
+	// transactional.id.expiration.ms, default 7 days).
+	TransactionMaxTimeout     time.Duration
+	TransactionalIDExpiration time.Duration
+	// SASLMechanisms are the mechanisms the SASL_* listeners offer (PLAIN,
+	// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; kafka.SASLConfig); a SASL_*
+	// listener needs them and they need one. Without Listeners they make
+	// KafkaAddr's listener SASL_PLAINTEXT. SASLSessionLifetime is a session's lifetime before
+	// the client must re-authenticate (KIP-368; 0: the connection's life).
+	SASLMechanisms      []string
+	SASLSessionLifetime time.Duration
+	// SASLOAuthJWKSFile, SASLOAuthIssuer and SASLOAuthAudience check the
+	// tokens of OAUTHBEARER (when SASLMechanisms names it): signed by a key
+	// of the JWKS file (read at start), from the issuer, for the audience.
+	SASLOAuthJWKSFile string
+	SASLOAuthIssuer   string
+	SASLOAuthAudience string
 	// AdvertisedHTTPAddr is the host:port other nodes and clients reach
 	// the HTTP listener at (a cluster registers it); empty means HTTPAddr
 	// as bound.
@@ -76,6 +104,10 @@ type Config struct {
 	// RaftAddr is where the node listens for other nodes; empty means its
 	// address in Peers. Only with Peers or Join.
 	RaftAddr string
+	// PeerDialAddrs, by node id, is where this node dials that node instead
+	// of the address in Peers or the one it registered: another route to
+	// it (a NAT, a proxy), while Peers stays the same on every node.
+	PeerDialAddrs map[int32]string
 	// Join, instead of Peers, is the Raft address of any member of a
 	// running cluster: the node joins it as a learner under a new
 	// incarnation, listening (and reached by the others) at RaftAddr,
@@ -124,6 +156,8 @@ func DefaultConfig() Config {
 
 		DecompressedBatchBytesMax: 64 << 20,
 		ProducerIDExpiration:      24 * time.Hour,
+		TransactionMaxTimeout:     15 * time.Minute,
+		TransactionalIDExpiration: 7 * 24 * time.Hour,
 
 		RaftTick:          cluster.RaftTickMsDefault * time.Millisecond,
 		RaftElectionTicks: cluster.RaftElectionTicksDefault,
@@ -140,6 +174,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka addr %q: %w", c.KafkaAddr, err)
 	}
 	if err := c.validateListeners(); err != nil {
+		return err
+	}
+	if err := c.validateHTTPAuth(); err != nil {
 		return err
 	}
 	if _, err := tlsconf.ParseRules(c.PrincipalMappingRules); err != nil {
@@ -173,6 +210,10 @@ func (c Config) Validate() error {
 	if c.ProducerIDExpiration < time.Millisecond {
 		return fmt.Errorf("producer id expiration %s: must be at least 1ms", c.ProducerIDExpiration)
 	}
+	if c.TransactionMaxTimeout < time.Millisecond || c.TransactionalIDExpiration < time.Millisecond {
+		return fmt.Errorf("transaction max timeout %s and transactional id expiration %s: must be at least 1ms",
+			c.TransactionMaxTimeout, c.TransactionalIDExpiration)
+	}
 	if !c.Authorizer && (len(c.SuperUsers) > 0 || c.AllowEveryoneIfNoACL) {
 		return errors.New("super users and allow-everyone-if-no-acl-found need the authorizer on")
 	}
@@ -193,6 +234,8 @@ func (c Config) validateCluster() error {
 			return fmt.Errorf("raft addr %q without peers: a single node listens for no other node; give --peers or --join too", c.RaftAddr)
 		case c.NodeID < 0:
 			return fmt.Errorf("node id %d: must not be negative", c.NodeID)
+		case len(c.PeerDialAddrs) > 0:
+			return errors.New("peer dial addresses without peers: a single node dials no other node; give --peers or --join too")
 		case c.RaftTLS:
 			return errors.New("node-to-node TLS without peers: a single node talks to no other node; give --peers or --join too")
 		}
@@ -208,6 +251,7 @@ func (c Config) validateCluster() error {
 	}
 	ccfg := cluster.DefaultConfig(c.DataDir)
 	ccfg.NodeID, ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = c.NodeID, c.Peers, c.RaftAddr, c.Join, c.Rack
+	ccfg.PeerDialAddrs = c.PeerDialAddrs
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = c.RaftTick.Milliseconds(), c.RaftElectionTicks
 	return ccfg.Validate()
 }

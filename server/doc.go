@@ -24,8 +24,10 @@
 // peers and registers the advertised Kafka and HTTP addresses
 // (AdvertisedKafkaAddr, AdvertisedHTTPAddr; by default the bound ones) and
 // the rack. With Config.Join instead (a member's Raft address) it joins a
-// running cluster as a learner and listens at RaftAddr. Without either a
-// Raft address is refused: a single node listens for no other node.
+// running cluster as a learner and listens at RaftAddr. PeerDialAddrs
+// (--peer-dial-addr) names where it dials some peers instead of their
+// Peers or registered addresses. Without Peers or Join
+// a Raft address is refused: a single node listens for no other node.
 //
 // Close on a cluster node first hands the leadership of every group it
 // leads to other nodes (cluster.HandOff), bounded by ShutdownTimeout (5 s
@@ -37,13 +39,16 @@
 // node does.
 //
 // Kafka listeners: Config.Listeners (NAME=PROTOCOL://HOST:PORT, several at
-// once), or KafkaAddr for one PLAINTEXT listener; a cluster node registers
+// once), or KafkaAddr for one PLAINTEXT listener (SASL_PLAINTEXT with
+// SASLMechanisms); a cluster node registers
 // each listener's advertised address by name. Config.TLS (tlsconf.Files) is
 // the certificate of SSL listeners, of the HTTP listener with HTTPTLS and
 // of the connections between nodes with RaftTLS (mutual TLS, the client CA
 // checking the other nodes); the files are reloaded when they change. A
 // client certificate's principal (PrincipalMappingRules) is the Kafka
-// connection's, and each HTTP request's context's (auth.FromContext).
+// connection's, and each HTTP request's context's (auth.FromContext); with
+// HTTPAuth, so is the user of an Authorization header, Basic or Bearer,
+// checked by the Kafka server's SASL (httpauth.go).
 // docs/security.md describes it for operators.
 //
 // The node's clock, randomness, filesystem and logger are Config.Env

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/cairnlog/cairn/auth"
@@ -67,11 +68,15 @@ func ParseAdvertisedListener(s string) (name, addr string, err error) {
 	return name, addr, nil
 }
 
-// kafkaListeners are the configured listeners, or the one PLAINTEXT
-// listener of KafkaAddr.
+// kafkaListeners are the configured listeners, or the one listener of
+// KafkaAddr: SASL_PLAINTEXT (named so) when SASL mechanisms are given, so
+// that --sasl-mechanisms alone turns SASL on, else PLAINTEXT.
 func (c Config) kafkaListeners() []Listener {
 	if len(c.Listeners) > 0 {
 		return c.Listeners
+	}
+	if len(c.SASLMechanisms) > 0 {
+		return []Listener{{Name: kafka.DefaultSASLListenerName, Protocol: kafka.SASLPlaintext, Addr: c.KafkaAddr, AdvertisedAddr: c.AdvertisedKafkaAddr}}
 	}
 	return []Listener{{Name: kafka.DefaultListenerName, Protocol: kafka.Plaintext, Addr: c.KafkaAddr, AdvertisedAddr: c.AdvertisedKafkaAddr}}
 }
@@ -95,6 +100,12 @@ func (c Config) validateListeners() error {
 		if l.Protocol.TLS() && !c.TLS.Enabled() {
 			return fmt.Errorf("listener %s is %s: give --tls-cert-file and --tls-key-file", l.Name, l.Protocol)
 		}
+		if l.Protocol.SASL() && len(c.SASLMechanisms) == 0 {
+			return fmt.Errorf("listener %s is %s: give --sasl-mechanisms", l.Name, l.Protocol)
+		}
+	}
+	if len(c.Listeners) > 0 && len(c.SASLMechanisms) > 0 && !slices.ContainsFunc(c.Listeners, func(l Listener) bool { return l.Protocol.SASL() }) {
+		return fmt.Errorf("--sasl-mechanisms given but no --listener is SASL_PLAINTEXT or SASL_SSL")
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return err

@@ -9,14 +9,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/connectors"
 	"github.com/cairnlog/cairn/eventstore"
@@ -58,6 +61,7 @@ type Server struct {
 	connectors *connectors.Manager
 	failed     chan error
 	kafkaDone  chan struct{}
+	oauthKeys  jose.JSONWebKeySet // OAUTHBEARER's keys, read at start
 	// authorizer checks the Kafka and event-store APIs against the
 	// cluster's ACLs; nil when Config.Authorizer is off.
 	authorizer *acl.Authorizer
@@ -91,6 +95,9 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
+	if err := s.loadOAuthKeys(); err != nil {
+		return nil, err
+	}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -111,6 +118,9 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		s.closeListeners()
 		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
+	}
+	if w := peerWarning(cfg.clustered(), s.authorizer != nil, s.listeners[0], kcfg.PeerTLS != nil); w != "" {
+		logger.Warn(w, "see", "docs/transactions.md#authorization")
 	}
 	s.connectors = connectors.New(cl, logger)
 	s.connectors.Start()
@@ -189,6 +199,7 @@ func (s *Server) clusterConfig() (cluster.Config, error) {
 		return ccfg, nil
 	}
 	ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = s.cfg.Peers, s.cfg.RaftAddr, s.cfg.Join, s.cfg.Rack
+	ccfg.PeerDialAddrs = s.cfg.PeerDialAddrs
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = s.cfg.RaftTick.Milliseconds(), s.cfg.RaftElectionTicks
 	ccfg.KafkaAddr = s.advertised(0)
 	if len(s.cfg.Listeners) > 0 {
@@ -226,9 +237,42 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.ConnectionsMax = s.cfg.ConnectionsMax
 	kcfg.InflightRequestsMax = s.cfg.InflightRequestsMax
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
+	kcfg.SASL.Mechanisms = s.cfg.SASLMechanisms
+	kcfg.SASL.SessionLifetime = s.cfg.SASLSessionLifetime
+	kcfg.SASL.OAuthBearer = sasl.OAuthConfig{Keys: s.oauthKeys, Issuer: s.cfg.SASLOAuthIssuer, Audience: s.cfg.SASLOAuthAudience}
 	kcfg.Authorizer = s.authorizer
+	kcfg.Txn.TransactionMaxTimeoutMs = s.cfg.TransactionMaxTimeout.Milliseconds()
+	kcfg.Txn.IDExpirationMs = s.cfg.TransactionalIDExpiration.Milliseconds()
+	if len(s.listeners) > 0 && s.listeners[0].Protocol.TLS() {
+		// Without a CA file the other nodes' certificates cannot be
+		// checked: peer requests then fail, saying so (kafka/peers.go).
+		if peer, err := s.tls.Peer(); err == nil {
+			kcfg.PeerTLS = peer
+		}
+	}
 	kcfg.Clock = s.cfg.Env.Clock
 	return kcfg
+}
+
+// loadOAuthKeys reads the JWKS file OAUTHBEARER checks tokens with, when
+// the Kafka listener offers it.
+func (s *Server) loadOAuthKeys() error {
+	if !slices.Contains(s.cfg.SASLMechanisms, sasl.OAuthBearer) {
+		return nil
+	}
+	if s.cfg.SASLOAuthJWKSFile == "" {
+		return fmt.Errorf("sasl mechanism %s needs a JWKS file (--sasl-oauthbearer-jwks-file)", sasl.OAuthBearer)
+	}
+	data, err := vfs.ReadFile(s.cfg.Env.FS, s.cfg.SASLOAuthJWKSFile)
+	if err != nil {
+		return fmt.Errorf("read the OAUTHBEARER JWKS: %w", err)
+	}
+	keys, err := sasl.ParseJWKS(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.cfg.SASLOAuthJWKSFile, err)
+	}
+	s.oauthKeys = keys
+	return nil
 }
 
 // serveHTTP starts the event-store API, /metrics and /healthz on httpLn.
@@ -240,7 +284,7 @@ func (s *Server) serveHTTP() {
 	}, s.logger)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	s.httpSrv = &http.Server{Handler: s.withPrincipal(s.httpHandler()), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols,
+	s.httpSrv = &http.Server{Handler: s.withPrincipal(s.withCredentials(s.httpHandler())), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols,
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
 	serve := func() error { return s.httpSrv.Serve(s.httpLn) }
 	if s.cfg.HTTPTLS {
@@ -292,6 +336,7 @@ func (s *Server) httpHandler() http.Handler {
 	reg.MustRegister(cluster.Collectors()...)
 	reg.MustRegister(newClusterCollector(s.cluster))
 	reg.MustRegister(groups.NewCollector(s.kafka.Groups(), s.cluster))
+	reg.MustRegister(newTxnCollector(s.kafka.Txn()))
 	reg.MustRegister(s.connectors.Collector())
 	mux := http.NewServeMux()
 	if s.events != nil {

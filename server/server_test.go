@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnlog/cairn/auth"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -54,7 +55,7 @@ func TestServeRestart(t *testing.T) {
 		t.Fatalf("healthz %d %q", code, body)
 	}
 	_, metrics := get(t, "http://"+s.HTTPAddr()+"/metrics")
-	for _, want := range []string{"cairn_partition_high_watermark{partition=\"0\",topic=\"t\"} 1", "cairn_kafka_requests_total", "cairn_partition_sync_seconds"} {
+	for _, want := range []string{"cairn_partition_high_watermark{partition=\"0\",topic=\"t\"} 1", "cairn_partition_last_stable_offset{partition=\"0\",topic=\"t\"} 1", "cairn_kafka_requests_total", "cairn_partition_sync_seconds"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -109,6 +110,14 @@ func TestConfigValidate(t *testing.T) {
 	if err := joining.Validate(); err != nil {
 		t.Fatalf("a joining node's config: %v", err)
 	}
+	saslShorthand := DefaultConfig()
+	saslShorthand.SASLMechanisms = []string{"SCRAM-SHA-512"}
+	if err := saslShorthand.Validate(); err != nil {
+		t.Fatalf("--sasl-mechanisms with --kafka-addr alone: %v", err)
+	}
+	if ls := saslShorthand.kafkaListeners(); len(ls) != 1 || ls[0].Protocol != kafka.SASLPlaintext {
+		t.Fatalf("--sasl-mechanisms with --kafka-addr alone: listeners %+v, want one SASL_PLAINTEXT", ls)
+	}
 	for name, edit := range map[string]func(*Config){
 		"no data dir":               func(c *Config) { c.DataDir = "" },
 		"bad kafka addr":            func(c *Config) { c.KafkaAddr = "9092" },
@@ -116,6 +125,8 @@ func TestConfigValidate(t *testing.T) {
 		"zero partitions":           func(c *Config) { c.DefaultPartitions = 0 },
 		"tiny requests":             func(c *Config) { c.RequestBytesMax = 10 },
 		"no producer id expiration": func(c *Config) { c.ProducerIDExpiration = 0 },
+		"no transaction timeout":    func(c *Config) { c.TransactionMaxTimeout = 0 },
+		"no txn id expiration":      func(c *Config) { c.TransactionalIDExpiration = 0 },
 		"super users alone":         func(c *Config) { c.SuperUsers = []auth.Principal{auth.User("admin")} },
 		"allow everyone alone":      func(c *Config) { c.AllowEveryoneIfNoACL = true },
 		"raft addr without peers":   func(c *Config) { c.RaftAddr = "127.0.0.1:9093" },
@@ -135,6 +146,13 @@ func TestConfigValidate(t *testing.T) {
 		"join as node 0":        func(c *Config) { c.Join, c.RaftAddr = "127.0.0.1:1", "127.0.0.1:2" },
 		"bad advertised http": func(c *Config) {
 			c.NodeID, c.Peers, c.AdvertisedHTTPAddr = 1, map[int32]string{1: "127.0.0.1:1"}, "host"
+		},
+		"sasl listener without mechanisms": func(c *Config) {
+			c.Listeners = []Listener{{Name: "S", Protocol: kafka.SASLPlaintext, Addr: "127.0.0.1:0"}}
+		},
+		"mechanisms without a sasl listener": func(c *Config) {
+			c.Listeners = []Listener{{Name: "P", Protocol: kafka.Plaintext, Addr: "127.0.0.1:0"}}
+			c.SASLMechanisms = []string{"SCRAM-SHA-512"}
 		},
 	} {
 		c := DefaultConfig()

@@ -44,7 +44,7 @@ func TestPingAnsweredByALivePeer(t *testing.T) {
 func TestPingOfAClosedPeerFailsAtOnce(t *testing.T) {
 	clock := env.NewManualClock(time.Unix(1000, 0))
 	a, b := startNodeOn(t, clock, 1, "", nil), startNode(t, 2, "", nil)
-	connect(t, a, b)
+	ticking(clock, func() { connect(t, a, b) })
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,8 @@ func TestPingThroughABlackholeTimesOutAtTheBound(t *testing.T) {
 	const bound = 100 * time.Millisecond
 	clock := env.NewManualClock(time.Unix(1000, 0))
 	a, b := startNodeOn(t, clock, 1, "", nil), startNode(t, 2, "", nil)
-	proxy := connectThroughProxy(t, a, b)
+	var proxy *faultproxy.Proxy
+	ticking(clock, func() { proxy = connectThroughProxy(t, a, b) })
 	if err := a.Ping(2, bound); err != nil {
 		t.Fatalf("ping before the black hole: %v", err)
 	}
@@ -140,4 +141,24 @@ func TestPingAndPongQueueOneEach(t *testing.T) {
 	if p.queue[2].typ != FrameRaftBatch {
 		t.Fatalf("the Raft item moved: %v", p.queue[2].typ)
 	}
+}
+
+// ticking runs fn while clock moves on 10 ms every millisecond: a first
+// dial that fails on a loaded machine is tried again after a reconnect
+// delay on the node's clock, which would otherwise never pass.
+func ticking(clock *env.ManualClock, fn func()) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				clock.Advance(10 * time.Millisecond)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	fn()
 }

@@ -2,11 +2,16 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	kgosasl "github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/cairnlog/cairn/tlsconf"
 )
@@ -17,6 +22,11 @@ type clientFlags struct {
 	brokers []string
 	timeout time.Duration
 	tls     tlsconf.ClientFiles
+	// SASL, for a listener that requires it (serve --sasl-mechanisms).
+	saslMechanism string
+	saslUser      string
+	saslPassword  string
+	saslToken     string
 }
 
 // register adds --brokers and --timeout; timeoutUsage says what the timeout
@@ -25,7 +35,39 @@ func (f *clientFlags) register(flags *pflag.FlagSet, timeoutUsage string) {
 	flags.StringSliceVar(&f.brokers, "brokers", []string{"127.0.0.1:9092"},
 		"bootstrap brokers, host:port, comma-separated or repeated")
 	flags.DurationVar(&f.timeout, "timeout", 30*time.Second, timeoutUsage)
+	flags.StringVar(&f.saslMechanism, "sasl-mechanism", "", "authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with --sasl-user and --sasl-password), or OAUTHBEARER (with --sasl-token)")
+	flags.StringVar(&f.saslUser, "sasl-user", "", "SASL user name")
+	flags.StringVar(&f.saslPassword, "sasl-password", "", "SASL password (better in CAIRN_SASL_PASSWORD than on the command line)")
+	flags.StringVar(&f.saslToken, "sasl-token", "", "OAUTHBEARER token, a JWT (better in CAIRN_SASL_TOKEN than on the command line)")
 	registerTLSFlags(flags, &f.tls, "the brokers (an SSL or SASL_SSL listener)")
+}
+
+// saslOption is the client option authenticating as --sasl-user, or none.
+func (f *clientFlags) saslOption() ([]kgo.Opt, error) {
+	if f.saslMechanism == "" {
+		return nil, nil
+	}
+	if strings.EqualFold(f.saslMechanism, "OAUTHBEARER") {
+		if f.saslToken == "" {
+			return nil, fmt.Errorf("--sasl-mechanism OAUTHBEARER needs --sasl-token")
+		}
+		return []kgo.Opt{kgo.SASL(oauth.Auth{Token: f.saslToken}.AsMechanism())}, nil
+	}
+	if f.saslUser == "" || f.saslPassword == "" {
+		return nil, fmt.Errorf("--sasl-mechanism %s needs --sasl-user and --sasl-password", f.saslMechanism)
+	}
+	var mechanism kgosasl.Mechanism
+	switch strings.ToUpper(f.saslMechanism) {
+	case "PLAIN":
+		mechanism = plain.Auth{User: f.saslUser, Pass: f.saslPassword}.AsMechanism()
+	case "SCRAM-SHA-256":
+		mechanism = scram.Auth{User: f.saslUser, Pass: f.saslPassword}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		mechanism = scram.Auth{User: f.saslUser, Pass: f.saslPassword}.AsSha512Mechanism()
+	default:
+		return nil, fmt.Errorf("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", f.saslMechanism)
+	}
+	return []kgo.Opt{kgo.SASL(mechanism)}, nil
 }
 
 // registerTLSFlags adds the client side's TLS flags; what names the
@@ -45,6 +87,10 @@ func (f *clientFlags) newClient(options ...kgo.Opt) (*kgo.Client, error) {
 	if f.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %s: must be positive", f.timeout)
 	}
+	auth, err := f.saslOption()
+	if err != nil {
+		return nil, err
+	}
 	tlsCfg, err := tlsconf.Client(f.tls)
 	if err != nil {
 		return nil, err
@@ -52,7 +98,7 @@ func (f *clientFlags) newClient(options ...kgo.Opt) (*kgo.Client, error) {
 	if tlsCfg != nil {
 		options = append([]kgo.Opt{kgo.DialTLSConfig(tlsCfg)}, options...)
 	}
-	options = append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, options...)
+	options = append(append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, auth...), options...)
 	client, err := kgo.NewClient(options...)
 	if err != nil {
 		return nil, fmt.Errorf("create client for %v: %w", f.brokers, err)

@@ -5,7 +5,11 @@
 // cluster over the Kafka admin API, with the Cairn meanings of
 // ElectLeaders and UnregisterBroker (docs/kafka-compat.md). `acl` and
 // `quota` (set, list, remove) manage ACLs and client quotas over the Kafka
-// admin APIs.
+// admin APIs. `user` manages SASL users through AlterUserScramCredentials,
+// or stages the first one in a stopped node's data directory (--data-dir). Every client command
+// authenticates with --sasl-mechanism and --sasl-user and --sasl-password,
+// or --sasl-token (OAUTHBEARER). `transactions` (list, describe, abort) are
+// kafka-transactions.sh's commands, through kadm.
 //
 // Each subcommand lives in its own file and only parses flags and calls
 // library code; the pure helpers (environment binding, --from parsing,
@@ -14,7 +18,8 @@
 // serve's listener and TLS flags are in serve_security.go; the client
 // commands' TLS flags (--tls, --tls-ca-file, --tls-cert-file,
 // --tls-key-file) are registered with their connection flags (client.go,
-// stream.go).
+// stream.go), as are their SASL flags (the stream commands send
+// --sasl-user/--sasl-password as HTTP Basic, --sasl-token as Bearer).
 //
 // No client command outlives Ctrl-C (SIGINT), SIGTERM or its --timeout,
 // whatever the cluster does: context.go gives each one a context ended by

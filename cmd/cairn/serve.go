@@ -6,8 +6,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairnlog/cairn/kafka"
 	"github.com/cairnlog/cairn/server"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
+
+// serveFS gives the filesystem serve runs on; nil is the operating system's.
+// Only the lossyfs build (lossyfs.go) replaces it, for fault tests.
+var serveFS = func(dataDir string) (vfs.FS, error) { return nil, nil }
 
 func newServeCommand() *cobra.Command {
 	cfg := server.DefaultConfig()
@@ -75,6 +81,11 @@ docs/security.md.`,
 			if err := applyAdvertisedListeners(&cfg, advertised); err != nil {
 				return err
 			}
+			fsys, err := serveFS(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			cfg.Env.FS = fsys
 			ctx, stop := interruptContext(cmd.Context())
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -95,11 +106,19 @@ docs/security.md.`,
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a Kafka connection that sends nothing for this long")
 	f.IntVar(&cfg.DecompressedBatchBytesMax, "decompressed-batch-bytes-max", cfg.DecompressedBatchBytesMax, "largest produced batch after decompression; larger ones are refused (INVALID_RECORD)")
 	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", cfg.ProducerIDExpiration, "forget an idempotent producer idle this long on a partition (Kafka's producer.id.expiration.ms)")
+	f.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "largest transaction timeout a transactional producer may ask for (Kafka's transaction.max.timeout.ms)")
+	f.DurationVar(&cfg.TransactionalIDExpiration, "transactional-id-expiration", cfg.TransactionalIDExpiration, "forget a transactional id without a transaction in progress this long after its last change (Kafka's transactional.id.expiration.ms)")
 	f.IntVar(&cfg.InflightRequestsMax, "inflight-requests-max", cfg.InflightRequestsMax, "most requests per connection read but not yet answered")
 	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "this node's id: at least 1 and one of the --peers ids in a cluster; a single node reports it to clients")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers or --join, which requires it")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT, the Raft address of any member of a running cluster: join it as a new node (instead of --peers)")
 	f.Var(&peersValue{peers: &cfg.Peers}, "peers", "every initial node of the cluster as ID=HOST:PORT (its Raft address), comma-separated, this node included; the same list on every node")
+	f.Var(&mechanismsValue{mechanisms: &cfg.SASLMechanisms}, "sasl-mechanisms", "SASL mechanisms of the SASL_PLAINTEXT and SASL_SSL listeners (with --kafka-addr alone, it makes that listener SASL_PLAINTEXT), comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users: cairn user create), OAUTHBEARER (JWTs: --sasl-oauthbearer-*)")
+	f.StringVar(&cfg.SASLOAuthJWKSFile, "sasl-oauthbearer-jwks-file", "", "JSON Web Key Set (public keys) that OAUTHBEARER tokens must be signed by, read at start")
+	f.StringVar(&cfg.SASLOAuthIssuer, "sasl-oauthbearer-issuer", "", "the issuer (iss) OAUTHBEARER tokens must name")
+	f.StringVar(&cfg.SASLOAuthAudience, "sasl-oauthbearer-audience", "", "an audience (aud) OAUTHBEARER tokens must name")
+	f.DurationVar(&cfg.SASLSessionLifetime, "sasl-session-lifetime", 0, "how long a SASL authentication holds before the client must re-authenticate on its connection (KIP-368; 0: for the connection's life)")
+	f.Var(&peersValue{peers: &cfg.PeerDialAddrs}, "peer-dial-addr", "ID=HOST:PORT,...: dial those nodes at these addresses instead of their --peers (or registered) ones, e.g. through a NAT or a proxy; --peers stays the same on every node")
 	f.StringVar(&cfg.Rack, "rack", "", "this node's rack label, registered in the cluster")
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
@@ -129,3 +148,23 @@ func (v *peersValue) Set(s string) error {
 }
 
 func (v *peersValue) Type() string { return "list" }
+
+// mechanismsValue is --sasl-mechanisms: a comma list, checked by
+// kafka.SASLConfig.
+type mechanismsValue struct {
+	mechanisms *[]string
+	raw        string
+}
+
+func (v *mechanismsValue) String() string { return v.raw }
+
+func (v *mechanismsValue) Set(s string) error {
+	list := kafka.ParseMechanisms(s)
+	if err := kafka.CheckMechanisms(list); err != nil {
+		return err
+	}
+	*v.mechanisms, v.raw = list, s
+	return nil
+}
+
+func (v *mechanismsValue) Type() string { return "list" }

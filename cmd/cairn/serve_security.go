@@ -14,7 +14,7 @@ import (
 // addSecurityFlags adds serve's listener and TLS flags.
 func addSecurityFlags(cmd *cobra.Command, cfg *server.Config, advertised *[]string) {
 	f := cmd.Flags()
-	f.Var(&listenersValue{listeners: &cfg.Listeners}, "listener", "a Kafka listener, NAME=PROTOCOL://HOST:PORT (PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeat for several; replaces --kafka-addr, which, given too, adds a PLAINTEXT listener named PLAINTEXT first. SASL_* listeners do not check SASL yet: they serve as PLAINTEXT and SSL")
+	f.Var(&listenersValue{listeners: &cfg.Listeners}, "listener", "a Kafka listener, NAME=PROTOCOL://HOST:PORT (PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeat for several; replaces --kafka-addr, which, given too, adds a PLAINTEXT listener named PLAINTEXT first. SASL_* listeners require SASL with --sasl-mechanisms")
 	f.StringArrayVar(advertised, "advertise-listener", nil, "NAME=HOST:PORT given to clients of listener NAME and registered in the cluster (default: the listener's address as bound); repeatable")
 	f.StringVar(&cfg.TLS.CertFile, "tls-cert-file", "", "PEM certificate (chain) of SSL and SASL_SSL listeners, --http-tls and --raft-tls; reloaded when the file changes")
 	f.StringVar(&cfg.TLS.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file; reloaded with it")
@@ -22,6 +22,8 @@ func addSecurityFlags(cmd *cobra.Command, cfg *server.Config, advertised *[]stri
 	f.Var(&clientAuthValue{auth: &cfg.TLS.ClientAuth}, "tls-client-auth", "none, requested or required: whether TLS listeners ask clients for a certificate (default: required with --tls-client-ca-file, none without)")
 	f.StringVar(&cfg.PrincipalMappingRules, "tls-principal-mapping-rules", "", "rules from a client certificate's subject to its principal, as Kafka's ssl.principal.mapping.rules: RULE:pattern/replacement/[LU],...,DEFAULT (default DEFAULT: the whole subject, RFC 2253)")
 	f.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve --http-addr (event-store API, /metrics, /healthz) over TLS with --tls-cert-file, asking for client certificates as --tls-client-auth says")
+	f.StringVar(&cfg.HTTPAuth, "http-auth", server.HTTPAuthNone, "how the HTTP listener authenticates callers: none (a client certificate's principal, else anonymous), optional (an Authorization header, Basic user:password of a cairn user or Bearer JWT as OAUTHBEARER, is checked when given) or required (event-store calls without credentials or a client certificate get 401)")
+	f.BoolVar(&cfg.HTTPAuthMetrics, "http-auth-metrics", false, "with --http-auth optional or required, require authentication of /metrics, /healthz and /debug/pprof too")
 	f.BoolVar(&cfg.RaftTLS, "raft-tls", false, "run the connections between cluster nodes over mutual TLS: --tls-cert-file presented, the others' checked against --tls-client-ca-file (every node must set it)")
 }
 

@@ -23,12 +23,18 @@ type streamFlags struct {
 	server  string
 	timeout time.Duration
 	tls     tlsconf.ClientFiles
+	// user and password (HTTP Basic) or token (Bearer), for a server with
+	// --http-auth: the same names as the Kafka commands' SASL flags.
+	user, password, token string
 }
 
 func (f *streamFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.server, "server", "http://127.0.0.1:8080", "the event-store API: cairn serve's --http-addr as a URL")
 	flags.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long one call may take (subscribe runs until stopped)")
 	registerTLSFlags(flags, &f.tls, "--server (an https:// URL; cairn serve --http-tls)")
+	flags.StringVar(&f.user, "sasl-user", "", "authenticate as this cairn user (HTTP Basic, for cairn serve --http-auth), with --sasl-password")
+	flags.StringVar(&f.password, "sasl-password", "", "the user's password (better in CAIRN_SASL_PASSWORD than on the command line)")
+	flags.StringVar(&f.token, "sasl-token", "", "authenticate with this JWT (HTTP Bearer, checked as OAUTHBEARER; better in CAIRN_SASL_TOKEN)")
 }
 
 // client returns an SDK client of --server; the caller closes it. Its HTTP
@@ -49,6 +55,16 @@ func (f *streamFlags) client() (*client.Client, error) {
 			return nil, fmt.Errorf("--server %q: TLS flags need an https:// URL", f.server)
 		}
 		opts = append(opts, client.WithTLS(tlsCfg))
+	}
+	switch {
+	case f.token != "" && f.user != "":
+		return nil, fmt.Errorf("--sasl-token and --sasl-user: give one")
+	case f.token != "":
+		opts = append(opts, client.WithBearerToken(f.token))
+	case f.user != "" && f.password == "":
+		return nil, fmt.Errorf("--sasl-user %s needs --sasl-password", f.user)
+	case f.user != "":
+		opts = append(opts, client.WithBasicAuth(f.user, f.password))
 	}
 	c, err := client.New(f.server, opts...)
 	if err != nil {

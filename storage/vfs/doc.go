@@ -15,6 +15,11 @@
 //   - [ErrorFS]: wraps another FS and fails chosen operations on chosen paths.
 //   - [PowerCutFS]: wraps a CrashFS and cuts the power before its n-th
 //     mutating call, so a test can crash an operation at every step.
+//   - [LossyFS]: the operating system's filesystem under one root, keeping
+//     in process memory what CrashFS would lose (unsynced appends, entries
+//     not yet made durable by SyncDir), so a SIGKILL of a real process is
+//     a power cut of its machine. Only the lossyfs build of cmd/cairn uses
+//     it, for the fault tests of real processes.
 //
 // Writes always append at the end of the file: the log never rewrites bytes in
 // place, and append-only writes are what the crash model reasons about.

@@ -23,6 +23,14 @@ func implementations(t *testing.T) map[string]func(t *testing.T) (FS, string) {
 		"errorfs-passthrough": func(t *testing.T) (FS, string) {
 			return NewErrorFS(NewMem()), "/data"
 		},
+		"lossy": func(t *testing.T) (FS, string) {
+			root := filepath.Join(t.TempDir(), "data")
+			fsys, err := NewLossyFS(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fsys, root
+		},
 	}
 }
 

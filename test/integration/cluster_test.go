@@ -38,25 +38,31 @@ const (
 // peers answered).
 func startCairnCluster(t *testing.T) []*cairnServer {
 	t.Helper()
-	return startCairnClusterOf(t, 3, nil)
+	return startCairnClusterOf(t, 3, clusterStart{})
 }
 
-// clusterFront puts something (a proxy) in front of each node's Raft
-// listener: given the addresses the nodes listen on, it returns the ones
-// the others dial (the --peers list), and a func undoing it when the start
-// is retried.
-type clusterFront func(listen []string) (dialled []string, undo func(), err error)
+// clusterFront puts something (proxies) between the nodes: given the
+// addresses the nodes listen on, it returns the ones named in --peers,
+// extra flags for each node (nil: none), and a func undoing it when the
+// start is retried.
+type clusterFront func(listen []string) (dialled []string, nodeArgs [][]string, undo func(), err error)
+
+// clusterStart is how startCairnClusterOf starts the nodes.
+type clusterStart struct {
+	front clusterFront // nil: the nodes dial each other directly
+	env   []string     // added to every node's environment
+}
 
 // startCairnClusterOf starts count nodes as startCairnCluster does; with
-// front, each node listens on its own Raft address (--raft-addr) and is
-// named in --peers by the address front gives. The Raft addresses are
+// a front, each node listens on its own Raft address (--raft-addr) and is
+// named in --peers by the address the front gives. The Raft addresses are
 // picked free and then bound, so another socket (a node dialling out from
 // an ephemeral port) may take one in between: such a start is retried on
 // fresh addresses.
-func startCairnClusterOf(t *testing.T, count int, front clusterFront) []*cairnServer {
+func startCairnClusterOf(t *testing.T, count int, how clusterStart) []*cairnServer {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		nodes, undo, err := tryStartCairnCluster(t, count, front)
+		nodes, undo, err := tryStartCairnCluster(t, count, how)
 		if err == nil {
 			return nodes
 		}
@@ -72,15 +78,15 @@ func startCairnClusterOf(t *testing.T, count int, front clusterFront) []*cairnSe
 	}
 }
 
-func tryStartCairnCluster(t *testing.T, count int, front clusterFront) ([]*cairnServer, func(), error) {
+func tryStartCairnCluster(t *testing.T, count int, how clusterStart) ([]*cairnServer, func(), error) {
 	listen := make([]string, count)
 	for i := range listen {
 		listen[i] = freeAddr(t)
 	}
-	dialled, undo := listen, func() {}
-	if front != nil {
+	dialled, nodeArgs, undo := listen, make([][]string, count), func() {}
+	if how.front != nil {
 		var err error
-		if dialled, undo, err = front(listen); err != nil {
+		if dialled, nodeArgs, undo, err = how.front(listen); err != nil {
 			return nil, undo, err
 		}
 	}
@@ -90,7 +96,12 @@ func tryStartCairnCluster(t *testing.T, count int, front clusterFront) ([]*cairn
 	}
 	nodes := make([]*cairnServer, count)
 	for i := range nodes {
-		nodes[i] = newCairnServer(t, "", "--node-id", strconv.Itoa(i+1), "--raft-addr", listen[i], "--peers", strings.Join(peers, ","))
+		args := []string{"--node-id", strconv.Itoa(i + 1), "--raft-addr", listen[i], "--peers", strings.Join(peers, ",")}
+		if i < len(nodeArgs) {
+			args = append(args, nodeArgs[i]...)
+		}
+		nodes[i] = newCairnServer(t, "", args...)
+		nodes[i].env = how.env
 	}
 	for _, n := range nodes {
 		n.launch()

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,13 +13,22 @@ import (
 )
 
 // nemesisCluster is a cluster of `cairn serve` processes with a fault
-// proxy in front of each node's Raft listener: the --peers list names the
-// proxies, each node binds its own address (--raft-addr).
+// proxy on every link: of a pair of nodes only the lower id dials
+// (package transport), and it dials the higher one through the pair's own
+// proxy (--peer-dial-addr), so a fault can cut one link and leave the
+// others. --peers names the nodes' own addresses. Every node runs on the
+// lossy filesystem (CAIRN_TEST_LOSSYFS): a SIGKILL loses what it had not
+// synced, as a power cut of that node would.
 type nemesisCluster struct {
 	nodes   []*cairnServer
-	proxies []*faultproxy.Proxy // proxies[i] in front of nodes[i]
-	applied []appliedStep       // in order
+	links   map[pairLink]*faultproxy.Proxy   // links[{a, b}], a < b: a dials b through it
+	set     map[pairLink][2]faultproxy.Fault // what each proxy was last set to, by direction
+	active  map[nemesisFault]bool
+	applied []appliedStep // in order
 }
+
+// pairLink is the link between nodes a < b (0-based indices).
+type pairLink struct{ a, b int }
 
 // appliedStep is a step of the schedule and when it was applied (a
 // restart: once the node was healthy again).
@@ -27,33 +37,61 @@ type appliedStep struct {
 	at   time.Time
 }
 
-// startNemesisCluster starts count nodes behind proxies whose delay
-// jitter and drops draw from seed.
+// nemesisLossyEnv runs a node on the lossy filesystem (cmd/cairn/lossyfs.go).
+const nemesisLossyEnv = "CAIRN_TEST_LOSSYFS=1"
+
+// startNemesisCluster starts count nodes with a proxy on every link, whose
+// delay jitter and drops draw from seed, and checks that every link's
+// connection goes through its proxy.
 func startNemesisCluster(t *testing.T, count int, seed uint64) *nemesisCluster {
 	t.Helper()
-	c := &nemesisCluster{}
+	c := &nemesisCluster{active: map[nemesisFault]bool{}}
 	t.Cleanup(func() { c.closeProxies() })
-	c.nodes = startCairnClusterOf(t, count, func(listen []string) ([]string, func(), error) {
-		dialled := make([]string, len(listen))
-		for i, addr := range listen {
-			p, err := faultproxy.New(faultproxy.Config{Target: addr, Seed: seed + uint64(i)})
-			if err != nil {
-				c.closeProxies()
-				return nil, func() {}, fmt.Errorf("proxy in front of node %d: %w", i+1, err)
+	front := func(listen []string) ([]string, [][]string, func(), error) {
+		c.links, c.set = map[pairLink]*faultproxy.Proxy{}, map[pairLink][2]faultproxy.Fault{}
+		nodeArgs := make([][]string, len(listen))
+		for a := range listen {
+			var dial []string
+			for b := a + 1; b < len(listen); b++ {
+				p, err := faultproxy.New(faultproxy.Config{Target: listen[b], Seed: seed + uint64(a*len(listen)+b)})
+				if err != nil {
+					c.closeProxies()
+					return nil, nil, func() {}, fmt.Errorf("proxy from node %d to node %d: %w", a+1, b+1, err)
+				}
+				c.links[pairLink{a, b}] = p
+				dial = append(dial, fmt.Sprintf("%d=%s", b+1, p.Addr()))
 			}
-			c.proxies = append(c.proxies, p)
-			dialled[i] = p.Addr()
+			if len(dial) > 0 {
+				nodeArgs[a] = []string{"--peer-dial-addr", strings.Join(dial, ",")}
+			}
 		}
-		return dialled, c.closeProxies, nil
-	})
+		return listen, nodeArgs, c.closeProxies, nil
+	}
+	c.nodes = startCairnClusterOf(t, count, clusterStart{front: front, env: []string{nemesisLossyEnv}})
+	c.waitLinked(t)
 	return c
 }
 
+// waitLinked waits until every link's proxy carries a connection: each
+// node dials each higher one through the pair's proxy.
+func (c *nemesisCluster) waitLinked(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(clusterStageWaitMax)
+	for l, p := range c.links {
+		for p.Connections() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no connection from node %d to node %d through their proxy after %s", l.a+1, l.b+1, clusterStageWaitMax)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the proxy's count
+		}
+	}
+}
+
 func (c *nemesisCluster) closeProxies() {
-	for _, p := range c.proxies {
+	for _, p := range c.links {
 		_ = p.Close() // a test proxy: its close only joins goroutines
 	}
-	c.proxies = nil
+	c.links = nil
 }
 
 // note writes a line into every node's kept output, so a failed run's
@@ -67,42 +105,78 @@ func (c *nemesisCluster) note(format string, args ...any) {
 
 // apply starts or ends one fault. A killed node's restart waits until it
 // is healthy, so the next step never finds more nodes faulted than the
-// schedule has.
+// schedule has. Network faults set the proxies of the links they act on
+// to what the faults on now ask (setLinks), since two faults on different
+// nodes share the link between them.
 func (c *nemesisCluster) apply(t *testing.T, s nemesisStep) {
 	t.Helper()
 	f := s.fault
-	node, proxy := c.nodes[f.node], c.proxies[f.node]
 	c.note("%s %v", map[bool]string{false: "start", true: "end"}[s.heal], f)
 	if s.heal {
-		switch f.kind {
-		case faultKill:
-			node.Restart()
-		case faultPause:
-			node.signal(syscall.SIGCONT)
-		default:
-			proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Pass})
-		}
+		delete(c.active, f)
+	} else {
+		c.active[f] = true
+	}
+	if f.kind.network() {
+		c.setLinks()
 		return
 	}
-	switch f.kind {
-	case faultKill:
+	node := c.nodes[f.node]
+	switch {
+	case s.heal && f.kind == faultKill:
+		node.Restart()
+	case s.heal && f.kind == faultPause:
+		node.signal(syscall.SIGCONT)
+	case f.kind == faultKill:
 		node.Kill()
-	case faultPause:
+	case f.kind == faultPause:
 		node.signal(syscall.SIGSTOP)
-	case faultBlackhole:
-		proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Blackhole})
-	case faultBlackholeIn:
-		proxy.Set(faultproxy.ToTarget, faultproxy.Fault{Kind: faultproxy.Blackhole})
-	case faultBlackholeOut:
-		proxy.Set(faultproxy.ToClient, faultproxy.Fault{Kind: faultproxy.Blackhole})
-	case faultDelay:
-		proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Delay, Delay: f.delay, Jitter: f.jitter})
-	case faultReset:
-		proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Reset})
-	case faultDrop:
-		proxy.SetBoth(faultproxy.Fault{Kind: faultproxy.Drop, Probability: f.probability})
 	default:
 		t.Fatalf("no such fault %v", f)
+	}
+}
+
+// setLinks sets every proxy, each direction, to the fault the active
+// faults put on it (a blackhole first), or to pass.
+func (c *nemesisCluster) setLinks() {
+	want := map[pairLink][2]faultproxy.Fault{}
+	for l := range c.links {
+		want[l] = [2]faultproxy.Fault{{Kind: faultproxy.Pass}, {Kind: faultproxy.Pass}}
+	}
+	for f := range c.active {
+		for _, cut := range f.cuts(len(c.nodes)) {
+			l, d := pairLink{int(cut.From), int(cut.To)}, faultproxy.ToTarget
+			if l.a > l.b {
+				l, d = pairLink{l.b, l.a}, faultproxy.ToClient
+			}
+			w := want[l]
+			if w[d].Kind != faultproxy.Blackhole {
+				w[d] = proxyFault(f)
+			}
+			want[l] = w
+		}
+	}
+	for l, w := range want {
+		for _, d := range []faultproxy.Direction{faultproxy.ToTarget, faultproxy.ToClient} {
+			if c.set[l][d] != w[d] {
+				c.links[l].Set(d, w[d])
+			}
+		}
+		c.set[l] = w
+	}
+}
+
+// proxyFault is what f sets on the links it acts on.
+func proxyFault(f nemesisFault) faultproxy.Fault {
+	switch f.kind {
+	case faultDelay:
+		return faultproxy.Fault{Kind: faultproxy.Delay, Delay: f.delay, Jitter: f.jitter}
+	case faultReset:
+		return faultproxy.Fault{Kind: faultproxy.Reset}
+	case faultDrop:
+		return faultproxy.Fault{Kind: faultproxy.Drop, Probability: f.probability}
+	default:
+		return faultproxy.Fault{Kind: faultproxy.Blackhole}
 	}
 }
 
@@ -134,7 +208,7 @@ func (c *nemesisCluster) during(gap ackGap) string {
 			continue
 		}
 		if started[f].Before(gap.from.Add(gap.length)) && a.at.After(gap.from) {
-			on = append(on, f.kind.String()+" node "+fmt.Sprint(f.node+1))
+			on = append(on, f.String())
 		}
 		delete(started, f)
 	}
@@ -149,8 +223,10 @@ func (c *nemesisCluster) during(gap ackGap) string {
 func (c *nemesisCluster) heal(t *testing.T) {
 	t.Helper()
 	c.note("heal")
-	for _, p := range c.proxies {
+	clear(c.active)
+	for l, p := range c.links {
 		p.SetBoth(faultproxy.Fault{Kind: faultproxy.Pass})
+		c.set[l] = [2]faultproxy.Fault{{Kind: faultproxy.Pass}, {Kind: faultproxy.Pass}}
 	}
 	for _, n := range c.nodes {
 		if n.running() {
@@ -159,4 +235,24 @@ func (c *nemesisCluster) heal(t *testing.T) {
 			n.Restart()
 		}
 	}
+}
+
+// peakRSS reads each running node's peak resident set (VmHWM) since its
+// last start, to show the lossy filesystem's memory stays bounded.
+func (c *nemesisCluster) peakRSS() string {
+	var peaks []string
+	for i, n := range c.nodes {
+		peak := "?"
+		if n.running() {
+			if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid)); err == nil {
+				for _, line := range strings.Split(string(status), "\n") {
+					if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						peak = strings.Join(strings.Fields(rest), " ")
+					}
+				}
+			}
+		}
+		peaks = append(peaks, fmt.Sprintf("node %d %s", i+1, peak))
+	}
+	return strings.Join(peaks, ", ")
 }

@@ -31,12 +31,14 @@ const (
 )
 
 // TestClusterNemesis: `cairn serve` processes (3, or 5 with
-// -nemesis.nodes) with a fault proxy in front of each Raft listener run
-// a seeded random schedule of faults (-nemesis.seed replays one) for
-// -nemesis.duration: SIGKILL and restart, SIGSTOP past the election
-// timeout and SIGCONT, and on a node's proxy blackholes (both ways or
-// one), delay with jitter, resets and random drops; never more than a
-// minority at once (planNemesis). Meanwhile idempotent acks=all franz-go
+// -nemesis.nodes) on the lossy filesystem, with a fault proxy on every
+// link between two nodes, run a seeded random schedule of faults
+// (-nemesis.seed replays one) for -nemesis.duration: SIGKILL (losing
+// what the node had not synced) and restart, SIGSTOP past the election
+// timeout and SIGCONT, on a node's links blackholes (both ways or one),
+// delay with jitter, resets and random drops, one link cut, a ring and a
+// bridge; always leaving a running node linked to a majority
+// (planNemesis). Meanwhile idempotent acks=all franz-go
 // producers write unique values to an RF 3 topic of three partitions, a
 // consumer group of two commits what it polled, and one writer per node
 // appends to its stream at exact expected revisions. After a final heal
@@ -62,6 +64,14 @@ func TestClusterNemesis(t *testing.T) {
 	faults := planNemesis(seed, count, duration)
 	t.Logf("nemesis seed %d, %d nodes, %s of faults (replay: -nemesis.seed %d -nemesis.nodes %d -nemesis.duration %s)",
 		seed, count, duration, seed, count, duration)
+	runNemesis(t, count, seed, duration, faults)
+}
+
+// runNemesis runs the workloads and checks of TestClusterNemesis through
+// faults, a schedule lasting duration, on count nodes whose proxies draw
+// from seed.
+func runNemesis(t *testing.T, count int, seed uint64, duration time.Duration, faults []nemesisFault) {
+	t.Helper()
 	c := startNemesisCluster(t, count, seed)
 	nodes, seeds := c.nodes, kafkaAddrs(c.nodes)
 	const topic, group, ledger = "nemesis-orders", "nemesis-readers", "nemesis-ledger"
@@ -100,6 +110,7 @@ func TestClusterNemesis(t *testing.T) {
 	}
 	checkESWriters(ctx, t, nodes, ledger, w.writers)
 	consumeThrough(ctx, t, nodes[0], topic, ends, acked)
+	peaks := c.peakRSS()
 	held := checkReplicas(t, nodes, topic, replicas, ends, acked)
 
 	kinds := map[string]int{}
@@ -108,6 +119,7 @@ func TestClusterNemesis(t *testing.T) {
 	}
 	t.Logf("nemesis seed %d, %d nodes, %s: %d faults %v", seed, count, duration, len(faults), kinds)
 	w.report(t, c, nemesisTimes{began: began, healed: healed, ended: ended}, acked, held, replicas)
+	t.Logf("peak resident memory of each node since its last start (lossy filesystem: unsynced data in memory): %s", peaks)
 	if held.lost+held.duplicates+held.conflicts > 0 {
 		t.Errorf("replicas disagree with the acknowledgements:\n%s", strings.Join(held.examples, "\n"))
 	}

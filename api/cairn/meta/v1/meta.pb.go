@@ -120,6 +120,10 @@ const (
 	ErrorCode_ERROR_CODE_EXHAUSTED ErrorCode = 15
 	// The entry's index is at or below the applied index: already applied.
 	ErrorCode_ERROR_CODE_ALREADY_APPLIED ErrorCode = 16
+	// A user name or SCRAM credential that breaks the rules (mechanism,
+	// salt, iterations, key lengths), or a credential to delete that is not there.
+	ErrorCode_ERROR_CODE_INVALID_CREDENTIAL ErrorCode = 20
+	ErrorCode_ERROR_CODE_UNKNOWN_CREDENTIAL ErrorCode = 21
 )
 
 // Enum value maps for ErrorCode.
@@ -142,6 +146,8 @@ var (
 		14: "ERROR_CODE_NO_REASSIGNMENT",
 		15: "ERROR_CODE_EXHAUSTED",
 		16: "ERROR_CODE_ALREADY_APPLIED",
+		20: "ERROR_CODE_INVALID_CREDENTIAL",
+		21: "ERROR_CODE_UNKNOWN_CREDENTIAL",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_NONE":                     0,
@@ -161,6 +167,8 @@ var (
 		"ERROR_CODE_NO_REASSIGNMENT":          14,
 		"ERROR_CODE_EXHAUSTED":                15,
 		"ERROR_CODE_ALREADY_APPLIED":          16,
+		"ERROR_CODE_INVALID_CREDENTIAL":       20,
+		"ERROR_CODE_UNKNOWN_CREDENTIAL":       21,
 	}
 )
 
@@ -215,6 +223,9 @@ type State struct {
 	// applied_index is the Raft index of the last metadata entry applied to
 	// this state (commands, refused commands and Raft's own entries alike).
 	AppliedIndex uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// users with SCRAM credentials, sorted by name; each user's credentials
+	// sorted by mechanism. Passwords are never kept (see ScramCredential).
+	Users []*User `protobuf:"bytes,20,rep,name=users,proto3" json:"users,omitempty"`
 	// acls are the access control lists (CreateAcls), sorted by resource
 	// type, pattern type, resource name, principal, host, operation and
 	// permission, unique (package acl's Compare).
@@ -305,6 +316,13 @@ func (x *State) GetAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *State) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
 func (x *State) GetAcls() []*AclBinding {
 	if x != nil {
 		return x.Acls
@@ -315,6 +333,142 @@ func (x *State) GetAcls() []*AclBinding {
 func (x *State) GetClientQuotas() []*ClientQuota {
 	if x != nil {
 		return x.ClientQuotas
+	}
+	return nil
+}
+
+// User is a SASL user: a name (the principal User:NAME) and its SCRAM
+// credentials, one per mechanism. A user with no credential left is removed.
+type User struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Credentials   []*ScramCredential     `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *User) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *User) GetCredentials() []*ScramCredential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+// ScramCredential is what RFC 5802 lets a server keep, as Kafka keeps it:
+// stored_key = H(HMAC(SaltedPassword, "Client Key")) and
+// server_key = HMAC(SaltedPassword, "Server Key"), with SaltedPassword =
+// PBKDF2(password, salt, iterations). Neither the password nor the salted
+// password is stored.
+type ScramCredential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// mechanism: "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	Mechanism     string `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Salt          []byte `protobuf:"bytes,2,opt,name=salt,proto3" json:"salt,omitempty"`
+	Iterations    int32  `protobuf:"varint,3,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	StoredKey     []byte `protobuf:"bytes,4,opt,name=stored_key,json=storedKey,proto3" json:"stored_key,omitempty"`
+	ServerKey     []byte `protobuf:"bytes,5,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredential) Reset() {
+	*x = ScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredential) ProtoMessage() {}
+
+func (x *ScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredential.ProtoReflect.Descriptor instead.
+func (*ScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ScramCredential) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *ScramCredential) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+func (x *ScramCredential) GetStoredKey() []byte {
+	if x != nil {
+		return x.StoredKey
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
 	}
 	return nil
 }
@@ -350,7 +504,7 @@ type Broker struct {
 
 func (x *Broker) Reset() {
 	*x = Broker{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +516,7 @@ func (x *Broker) String() string {
 func (*Broker) ProtoMessage() {}
 
 func (x *Broker) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[1]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +529,7 @@ func (x *Broker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Broker.ProtoReflect.Descriptor instead.
 func (*Broker) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{1}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Broker) GetNodeId() int32 {
@@ -457,7 +611,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +623,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[2]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +636,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{2}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Topic) GetName() string {
@@ -544,7 +698,7 @@ type Partition struct {
 
 func (x *Partition) Reset() {
 	*x = Partition{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +710,7 @@ func (x *Partition) String() string {
 func (*Partition) ProtoMessage() {}
 
 func (x *Partition) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[3]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +723,7 @@ func (x *Partition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Partition.ProtoReflect.Descriptor instead.
 func (*Partition) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{3}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Partition) GetIndex() int32 {
@@ -640,6 +794,8 @@ type Command struct {
 	//	*Command_CompleteReassignment
 	//	*Command_CancelReassignment
 	//	*Command_SetPreferredLeaders
+	//	*Command_UpsertScramCredential
+	//	*Command_DeleteScramCredential
 	//	*Command_CreateAcls
 	//	*Command_DeleteAcls
 	//	*Command_AlterClientQuotas
@@ -650,7 +806,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +818,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[4]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +831,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{4}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Command) GetCommand() isCommand_Command {
@@ -784,6 +940,24 @@ func (x *Command) GetSetPreferredLeaders() *SetPreferredLeaders {
 	return nil
 }
 
+func (x *Command) GetUpsertScramCredential() *UpsertScramCredential {
+	if x != nil {
+		if x, ok := x.Command.(*Command_UpsertScramCredential); ok {
+			return x.UpsertScramCredential
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteScramCredential() *DeleteScramCredential {
+	if x != nil {
+		if x, ok := x.Command.(*Command_DeleteScramCredential); ok {
+			return x.DeleteScramCredential
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetCreateAcls() *CreateAcls {
 	if x != nil {
 		if x, ok := x.Command.(*Command_CreateAcls); ok {
@@ -859,6 +1033,14 @@ type Command_SetPreferredLeaders struct {
 	SetPreferredLeaders *SetPreferredLeaders `protobuf:"bytes,11,opt,name=set_preferred_leaders,json=setPreferredLeaders,proto3,oneof"`
 }
 
+type Command_UpsertScramCredential struct {
+	UpsertScramCredential *UpsertScramCredential `protobuf:"bytes,20,opt,name=upsert_scram_credential,json=upsertScramCredential,proto3,oneof"`
+}
+
+type Command_DeleteScramCredential struct {
+	DeleteScramCredential *DeleteScramCredential `protobuf:"bytes,21,opt,name=delete_scram_credential,json=deleteScramCredential,proto3,oneof"`
+}
+
 type Command_CreateAcls struct {
 	CreateAcls *CreateAcls `protobuf:"bytes,30,opt,name=create_acls,json=createAcls,proto3,oneof"`
 }
@@ -893,6 +1075,10 @@ func (*Command_CancelReassignment) isCommand_Command() {}
 
 func (*Command_SetPreferredLeaders) isCommand_Command() {}
 
+func (*Command_UpsertScramCredential) isCommand_Command() {}
+
+func (*Command_DeleteScramCredential) isCommand_Command() {}
+
 func (*Command_CreateAcls) isCommand_Command() {}
 
 func (*Command_DeleteAcls) isCommand_Command() {}
@@ -925,7 +1111,7 @@ type RegisterBroker struct {
 
 func (x *RegisterBroker) Reset() {
 	*x = RegisterBroker{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1123,7 @@ func (x *RegisterBroker) String() string {
 func (*RegisterBroker) ProtoMessage() {}
 
 func (x *RegisterBroker) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[5]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1136,7 @@ func (x *RegisterBroker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterBroker.ProtoReflect.Descriptor instead.
 func (*RegisterBroker) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{5}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterBroker) GetNodeId() int32 {
@@ -1023,7 +1209,7 @@ type SetBrokerState struct {
 
 func (x *SetBrokerState) Reset() {
 	*x = SetBrokerState{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1221,7 @@ func (x *SetBrokerState) String() string {
 func (*SetBrokerState) ProtoMessage() {}
 
 func (x *SetBrokerState) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[6]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1234,7 @@ func (x *SetBrokerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBrokerState.ProtoReflect.Descriptor instead.
 func (*SetBrokerState) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{6}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetBrokerState) GetNodeId() int32 {
@@ -1082,7 +1268,7 @@ type ReplicaSet struct {
 
 func (x *ReplicaSet) Reset() {
 	*x = ReplicaSet{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1280,7 @@ func (x *ReplicaSet) String() string {
 func (*ReplicaSet) ProtoMessage() {}
 
 func (x *ReplicaSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[7]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1293,7 @@ func (x *ReplicaSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSet.ProtoReflect.Descriptor instead.
 func (*ReplicaSet) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{7}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplicaSet) GetReplicas() []uint64 {
@@ -1132,7 +1318,7 @@ type CreateTopic struct {
 
 func (x *CreateTopic) Reset() {
 	*x = CreateTopic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1330,7 @@ func (x *CreateTopic) String() string {
 func (*CreateTopic) ProtoMessage() {}
 
 func (x *CreateTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[8]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1343,7 @@ func (x *CreateTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopic.ProtoReflect.Descriptor instead.
 func (*CreateTopic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{8}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTopic) GetName() string {
@@ -1200,7 +1386,7 @@ type DeleteTopic struct {
 
 func (x *DeleteTopic) Reset() {
 	*x = DeleteTopic{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1398,7 @@ func (x *DeleteTopic) String() string {
 func (*DeleteTopic) ProtoMessage() {}
 
 func (x *DeleteTopic) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[9]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1411,7 @@ func (x *DeleteTopic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopic.ProtoReflect.Descriptor instead.
 func (*DeleteTopic) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{9}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteTopic) GetName() string {
@@ -1256,7 +1442,7 @@ type CreatePartitions struct {
 
 func (x *CreatePartitions) Reset() {
 	*x = CreatePartitions{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1454,7 @@ func (x *CreatePartitions) String() string {
 func (*CreatePartitions) ProtoMessage() {}
 
 func (x *CreatePartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[10]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1467,7 @@ func (x *CreatePartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartitions.ProtoReflect.Descriptor instead.
 func (*CreatePartitions) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{10}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreatePartitions) GetName() string {
@@ -1319,7 +1505,7 @@ type SetTopicConfigs struct {
 
 func (x *SetTopicConfigs) Reset() {
 	*x = SetTopicConfigs{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1517,7 @@ func (x *SetTopicConfigs) String() string {
 func (*SetTopicConfigs) ProtoMessage() {}
 
 func (x *SetTopicConfigs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[11]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1530,7 @@ func (x *SetTopicConfigs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTopicConfigs.ProtoReflect.Descriptor instead.
 func (*SetTopicConfigs) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{11}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetTopicConfigs) GetName() string {
@@ -1387,7 +1573,7 @@ type AllocateProducerIDs struct {
 
 func (x *AllocateProducerIDs) Reset() {
 	*x = AllocateProducerIDs{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1585,7 @@ func (x *AllocateProducerIDs) String() string {
 func (*AllocateProducerIDs) ProtoMessage() {}
 
 func (x *AllocateProducerIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[12]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1598,7 @@ func (x *AllocateProducerIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateProducerIDs.ProtoReflect.Descriptor instead.
 func (*AllocateProducerIDs) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{12}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AllocateProducerIDs) GetNodeId() int32 {
@@ -1441,7 +1627,7 @@ type PartitionRef struct {
 
 func (x *PartitionRef) Reset() {
 	*x = PartitionRef{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1639,7 @@ func (x *PartitionRef) String() string {
 func (*PartitionRef) ProtoMessage() {}
 
 func (x *PartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[13]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1652,7 @@ func (x *PartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRef.ProtoReflect.Descriptor instead.
 func (*PartitionRef) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{13}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PartitionRef) GetTopic() string {
@@ -1503,7 +1689,7 @@ type BeginReassignment struct {
 
 func (x *BeginReassignment) Reset() {
 	*x = BeginReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1701,7 @@ func (x *BeginReassignment) String() string {
 func (*BeginReassignment) ProtoMessage() {}
 
 func (x *BeginReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[14]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1714,7 @@ func (x *BeginReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginReassignment.ProtoReflect.Descriptor instead.
 func (*BeginReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{14}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BeginReassignment) GetPartition() *PartitionRef {
@@ -1558,7 +1744,7 @@ type CompleteReassignment struct {
 
 func (x *CompleteReassignment) Reset() {
 	*x = CompleteReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1756,7 @@ func (x *CompleteReassignment) String() string {
 func (*CompleteReassignment) ProtoMessage() {}
 
 func (x *CompleteReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[15]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1769,7 @@ func (x *CompleteReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteReassignment.ProtoReflect.Descriptor instead.
 func (*CompleteReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{15}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CompleteReassignment) GetPartition() *PartitionRef {
@@ -1611,7 +1797,7 @@ type CancelReassignment struct {
 
 func (x *CancelReassignment) Reset() {
 	*x = CancelReassignment{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1809,7 @@ func (x *CancelReassignment) String() string {
 func (*CancelReassignment) ProtoMessage() {}
 
 func (x *CancelReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[16]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1822,7 @@ func (x *CancelReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReassignment.ProtoReflect.Descriptor instead.
 func (*CancelReassignment) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{16}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelReassignment) GetPartition() *PartitionRef {
@@ -1664,7 +1850,7 @@ type SetPreferredLeaders struct {
 
 func (x *SetPreferredLeaders) Reset() {
 	*x = SetPreferredLeaders{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1862,7 @@ func (x *SetPreferredLeaders) String() string {
 func (*SetPreferredLeaders) ProtoMessage() {}
 
 func (x *SetPreferredLeaders) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[17]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1875,7 @@ func (x *SetPreferredLeaders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPreferredLeaders.ProtoReflect.Descriptor instead.
 func (*SetPreferredLeaders) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{17}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetPreferredLeaders) GetLeaders() []*PreferredLeader {
@@ -1709,7 +1895,7 @@ type PreferredLeader struct {
 
 func (x *PreferredLeader) Reset() {
 	*x = PreferredLeader{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1907,7 @@ func (x *PreferredLeader) String() string {
 func (*PreferredLeader) ProtoMessage() {}
 
 func (x *PreferredLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[18]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1920,7 @@ func (x *PreferredLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreferredLeader.ProtoReflect.Descriptor instead.
 func (*PreferredLeader) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{18}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PreferredLeader) GetPartition() *PartitionRef {
@@ -1749,6 +1935,114 @@ func (x *PreferredLeader) GetReplica() uint64 {
 		return x.Replica
 	}
 	return 0
+}
+
+// UpsertScramCredential creates a user's credential for a mechanism, or
+// replaces it (the user is created with its first credential).
+type UpsertScramCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Credential    *ScramCredential       `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertScramCredential) Reset() {
+	*x = UpsertScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertScramCredential) ProtoMessage() {}
+
+func (x *UpsertScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertScramCredential.ProtoReflect.Descriptor instead.
+func (*UpsertScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpsertScramCredential) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UpsertScramCredential) GetCredential() *ScramCredential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// DeleteScramCredential removes a user's credential for a mechanism (and
+// the user with its last one).
+type DeleteScramCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScramCredential) Reset() {
+	*x = DeleteScramCredential{}
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScramCredential) ProtoMessage() {}
+
+func (x *DeleteScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScramCredential.ProtoReflect.Descriptor instead.
+func (*DeleteScramCredential) Descriptor() ([]byte, []int) {
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteScramCredential) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DeleteScramCredential) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
 }
 
 // AclBinding is one ACL. The enums are Kafka's wire codes (package acl):
@@ -1772,7 +2066,7 @@ type AclBinding struct {
 
 func (x *AclBinding) Reset() {
 	*x = AclBinding{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +2078,7 @@ func (x *AclBinding) String() string {
 func (*AclBinding) ProtoMessage() {}
 
 func (x *AclBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[19]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +2091,7 @@ func (x *AclBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
 func (*AclBinding) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{19}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AclBinding) GetResourceType() int32 {
@@ -1860,7 +2154,7 @@ type CreateAcls struct {
 
 func (x *CreateAcls) Reset() {
 	*x = CreateAcls{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +2166,7 @@ func (x *CreateAcls) String() string {
 func (*CreateAcls) ProtoMessage() {}
 
 func (x *CreateAcls) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[20]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2179,7 @@ func (x *CreateAcls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAcls.ProtoReflect.Descriptor instead.
 func (*CreateAcls) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{20}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateAcls) GetAcls() []*AclBinding {
@@ -1906,7 +2200,7 @@ type DeleteAcls struct {
 
 func (x *DeleteAcls) Reset() {
 	*x = DeleteAcls{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2212,7 @@ func (x *DeleteAcls) String() string {
 func (*DeleteAcls) ProtoMessage() {}
 
 func (x *DeleteAcls) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[21]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2225,7 @@ func (x *DeleteAcls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAcls.ProtoReflect.Descriptor instead.
 func (*DeleteAcls) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{21}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteAcls) GetAcls() []*AclBinding {
@@ -1955,7 +2249,7 @@ type ClientQuotaEntity struct {
 
 func (x *ClientQuotaEntity) Reset() {
 	*x = ClientQuotaEntity{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2261,7 @@ func (x *ClientQuotaEntity) String() string {
 func (*ClientQuotaEntity) ProtoMessage() {}
 
 func (x *ClientQuotaEntity) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[22]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2274,7 @@ func (x *ClientQuotaEntity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientQuotaEntity.ProtoReflect.Descriptor instead.
 func (*ClientQuotaEntity) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{22}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClientQuotaEntity) GetUserKind() uint32 {
@@ -2023,7 +2317,7 @@ type ClientQuota struct {
 
 func (x *ClientQuota) Reset() {
 	*x = ClientQuota{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2329,7 @@ func (x *ClientQuota) String() string {
 func (*ClientQuota) ProtoMessage() {}
 
 func (x *ClientQuota) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[23]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2342,7 @@ func (x *ClientQuota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientQuota.ProtoReflect.Descriptor instead.
 func (*ClientQuota) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{23}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClientQuota) GetEntity() *ClientQuotaEntity {
@@ -2077,7 +2371,7 @@ type ClientQuotaAlteration struct {
 
 func (x *ClientQuotaAlteration) Reset() {
 	*x = ClientQuotaAlteration{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2383,7 @@ func (x *ClientQuotaAlteration) String() string {
 func (*ClientQuotaAlteration) ProtoMessage() {}
 
 func (x *ClientQuotaAlteration) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[24]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2396,7 @@ func (x *ClientQuotaAlteration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientQuotaAlteration.ProtoReflect.Descriptor instead.
 func (*ClientQuotaAlteration) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{24}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClientQuotaAlteration) GetEntity() *ClientQuotaEntity {
@@ -2137,7 +2431,7 @@ type AlterClientQuotas struct {
 
 func (x *AlterClientQuotas) Reset() {
 	*x = AlterClientQuotas{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2443,7 @@ func (x *AlterClientQuotas) String() string {
 func (*AlterClientQuotas) ProtoMessage() {}
 
 func (x *AlterClientQuotas) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[25]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2456,7 @@ func (x *AlterClientQuotas) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterClientQuotas.ProtoReflect.Descriptor instead.
 func (*AlterClientQuotas) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{25}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AlterClientQuotas) GetAlterations() []*ClientQuotaAlteration {
@@ -2192,7 +2486,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2498,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_meta_v1_meta_proto_msgTypes[26]
+	mi := &file_cairn_meta_v1_meta_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2511,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{26}
+	return file_cairn_meta_v1_meta_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2266,7 +2560,7 @@ var File_cairn_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\x8f\x03\n" +
+	"\x18cairn/meta/v1/meta.proto\x12\rcairn.meta.v1\"\xba\x03\n" +
 	"\x05State\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -2275,9 +2569,23 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x06topics\x18\x04 \x03(\v2\x14.cairn.meta.v1.TopicR\x06topics\x12\"\n" +
 	"\rnext_group_id\x18\x05 \x01(\x04R\vnextGroupId\x12(\n" +
 	"\x10next_producer_id\x18\x06 \x01(\x03R\x0enextProducerId\x12#\n" +
-	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12-\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12)\n" +
+	"\x05users\x18\x14 \x03(\v2\x13.cairn.meta.v1.UserR\x05users\x12-\n" +
 	"\x04acls\x18\x1e \x03(\v2\x19.cairn.meta.v1.AclBindingR\x04acls\x12?\n" +
-	"\rclient_quotas\x18( \x03(\v2\x1a.cairn.meta.v1.ClientQuotaR\fclientQuotas\"\x93\x03\n" +
+	"\rclient_quotas\x18( \x03(\v2\x1a.cairn.meta.v1.ClientQuotaR\fclientQuotas\"\\\n" +
+	"\x04User\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12@\n" +
+	"\vcredentials\x18\x02 \x03(\v2\x1e.cairn.meta.v1.ScramCredentialR\vcredentials\"\xa1\x01\n" +
+	"\x0fScramCredential\x12\x1c\n" +
+	"\tmechanism\x18\x01 \x01(\tR\tmechanism\x12\x12\n" +
+	"\x04salt\x18\x02 \x01(\fR\x04salt\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x03 \x01(\x05R\n" +
+	"iterations\x12\x1d\n" +
+	"\n" +
+	"stored_key\x18\x04 \x01(\fR\tstoredKey\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x05 \x01(\fR\tserverKey\"\x93\x03\n" +
 	"\x06Broker\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1b\n" +
@@ -2309,7 +2617,8 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
 	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
-	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\xd2\b\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\x92\n" +
+	"\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
 	"\x10set_broker_state\x18\x02 \x01(\v2\x1d.cairn.meta.v1.SetBrokerStateH\x00R\x0esetBrokerState\x12?\n" +
@@ -2322,7 +2631,9 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x15complete_reassignment\x18\t \x01(\v2#.cairn.meta.v1.CompleteReassignmentH\x00R\x14completeReassignment\x12T\n" +
 	"\x13cancel_reassignment\x18\n" +
 	" \x01(\v2!.cairn.meta.v1.CancelReassignmentH\x00R\x12cancelReassignment\x12X\n" +
-	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeaders\x12<\n" +
+	"\x15set_preferred_leaders\x18\v \x01(\v2\".cairn.meta.v1.SetPreferredLeadersH\x00R\x13setPreferredLeaders\x12^\n" +
+	"\x17upsert_scram_credential\x18\x14 \x01(\v2$.cairn.meta.v1.UpsertScramCredentialH\x00R\x15upsertScramCredential\x12^\n" +
+	"\x17delete_scram_credential\x18\x15 \x01(\v2$.cairn.meta.v1.DeleteScramCredentialH\x00R\x15deleteScramCredential\x12<\n" +
 	"\vcreate_acls\x18\x1e \x01(\v2\x19.cairn.meta.v1.CreateAclsH\x00R\n" +
 	"createAcls\x12<\n" +
 	"\vdelete_acls\x18\x1f \x01(\v2\x19.cairn.meta.v1.DeleteAclsH\x00R\n" +
@@ -2396,7 +2707,15 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\aleaders\x18\x01 \x03(\v2\x1e.cairn.meta.v1.PreferredLeaderR\aleaders\"f\n" +
 	"\x0fPreferredLeader\x129\n" +
 	"\tpartition\x18\x01 \x01(\v2\x1b.cairn.meta.v1.PartitionRefR\tpartition\x12\x18\n" +
-	"\areplica\x18\x02 \x01(\x04R\areplica\"\xe9\x01\n" +
+	"\areplica\x18\x02 \x01(\x04R\areplica\"k\n" +
+	"\x15UpsertScramCredential\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12>\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\v2\x1e.cairn.meta.v1.ScramCredentialR\n" +
+	"credential\"I\n" +
+	"\x15DeleteScramCredential\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\"\xe9\x01\n" +
 	"\n" +
 	"AclBinding\x12#\n" +
 	"\rresource_type\x18\x01 \x01(\x05R\fresourceType\x12#\n" +
@@ -2446,7 +2765,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x14BROKER_STATE_JOINING\x10\x01\x12\x17\n" +
 	"\x13BROKER_STATE_ACTIVE\x10\x02\x12\x19\n" +
 	"\x15BROKER_STATE_DRAINING\x10\x03\x12\x18\n" +
-	"\x14BROKER_STATE_REMOVED\x10\x04*\xa4\x04\n" +
+	"\x14BROKER_STATE_REMOVED\x10\x04*\xea\x04\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_INVALID_COMMAND\x10\x01\x12\x1c\n" +
@@ -2465,7 +2784,9 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"#ERROR_CODE_REASSIGNMENT_IN_PROGRESS\x10\r\x12\x1e\n" +
 	"\x1aERROR_CODE_NO_REASSIGNMENT\x10\x0e\x12\x18\n" +
 	"\x14ERROR_CODE_EXHAUSTED\x10\x0f\x12\x1e\n" +
-	"\x1aERROR_CODE_ALREADY_APPLIED\x10\x10B4Z2github.com/cairnlog/cairn/api/cairn/meta/v1;metav1b\x06proto3"
+	"\x1aERROR_CODE_ALREADY_APPLIED\x10\x10\x12!\n" +
+	"\x1dERROR_CODE_INVALID_CREDENTIAL\x10\x14\x12!\n" +
+	"\x1dERROR_CODE_UNKNOWN_CREDENTIAL\x10\x15B4Z2github.com/cairnlog/cairn/api/cairn/meta/v1;metav1b\x06proto3"
 
 var (
 	file_cairn_meta_v1_meta_proto_rawDescOnce sync.Once
@@ -2480,92 +2801,101 @@ func file_cairn_meta_v1_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_meta_v1_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_cairn_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cairn_meta_v1_meta_proto_goTypes = []any{
 	(BrokerState)(0),              // 0: cairn.meta.v1.BrokerState
 	(ErrorCode)(0),                // 1: cairn.meta.v1.ErrorCode
 	(*State)(nil),                 // 2: cairn.meta.v1.State
-	(*Broker)(nil),                // 3: cairn.meta.v1.Broker
-	(*Topic)(nil),                 // 4: cairn.meta.v1.Topic
-	(*Partition)(nil),             // 5: cairn.meta.v1.Partition
-	(*Command)(nil),               // 6: cairn.meta.v1.Command
-	(*RegisterBroker)(nil),        // 7: cairn.meta.v1.RegisterBroker
-	(*SetBrokerState)(nil),        // 8: cairn.meta.v1.SetBrokerState
-	(*ReplicaSet)(nil),            // 9: cairn.meta.v1.ReplicaSet
-	(*CreateTopic)(nil),           // 10: cairn.meta.v1.CreateTopic
-	(*DeleteTopic)(nil),           // 11: cairn.meta.v1.DeleteTopic
-	(*CreatePartitions)(nil),      // 12: cairn.meta.v1.CreatePartitions
-	(*SetTopicConfigs)(nil),       // 13: cairn.meta.v1.SetTopicConfigs
-	(*AllocateProducerIDs)(nil),   // 14: cairn.meta.v1.AllocateProducerIDs
-	(*PartitionRef)(nil),          // 15: cairn.meta.v1.PartitionRef
-	(*BeginReassignment)(nil),     // 16: cairn.meta.v1.BeginReassignment
-	(*CompleteReassignment)(nil),  // 17: cairn.meta.v1.CompleteReassignment
-	(*CancelReassignment)(nil),    // 18: cairn.meta.v1.CancelReassignment
-	(*SetPreferredLeaders)(nil),   // 19: cairn.meta.v1.SetPreferredLeaders
-	(*PreferredLeader)(nil),       // 20: cairn.meta.v1.PreferredLeader
-	(*AclBinding)(nil),            // 21: cairn.meta.v1.AclBinding
-	(*CreateAcls)(nil),            // 22: cairn.meta.v1.CreateAcls
-	(*DeleteAcls)(nil),            // 23: cairn.meta.v1.DeleteAcls
-	(*ClientQuotaEntity)(nil),     // 24: cairn.meta.v1.ClientQuotaEntity
-	(*ClientQuota)(nil),           // 25: cairn.meta.v1.ClientQuota
-	(*ClientQuotaAlteration)(nil), // 26: cairn.meta.v1.ClientQuotaAlteration
-	(*AlterClientQuotas)(nil),     // 27: cairn.meta.v1.AlterClientQuotas
-	(*Result)(nil),                // 28: cairn.meta.v1.Result
-	nil,                           // 29: cairn.meta.v1.Broker.ListenersEntry
-	nil,                           // 30: cairn.meta.v1.Topic.ConfigsEntry
-	nil,                           // 31: cairn.meta.v1.RegisterBroker.ListenersEntry
-	nil,                           // 32: cairn.meta.v1.CreateTopic.ConfigsEntry
-	nil,                           // 33: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	nil,                           // 34: cairn.meta.v1.ClientQuota.ValuesEntry
-	nil,                           // 35: cairn.meta.v1.ClientQuotaAlteration.SetEntry
+	(*User)(nil),                  // 3: cairn.meta.v1.User
+	(*ScramCredential)(nil),       // 4: cairn.meta.v1.ScramCredential
+	(*Broker)(nil),                // 5: cairn.meta.v1.Broker
+	(*Topic)(nil),                 // 6: cairn.meta.v1.Topic
+	(*Partition)(nil),             // 7: cairn.meta.v1.Partition
+	(*Command)(nil),               // 8: cairn.meta.v1.Command
+	(*RegisterBroker)(nil),        // 9: cairn.meta.v1.RegisterBroker
+	(*SetBrokerState)(nil),        // 10: cairn.meta.v1.SetBrokerState
+	(*ReplicaSet)(nil),            // 11: cairn.meta.v1.ReplicaSet
+	(*CreateTopic)(nil),           // 12: cairn.meta.v1.CreateTopic
+	(*DeleteTopic)(nil),           // 13: cairn.meta.v1.DeleteTopic
+	(*CreatePartitions)(nil),      // 14: cairn.meta.v1.CreatePartitions
+	(*SetTopicConfigs)(nil),       // 15: cairn.meta.v1.SetTopicConfigs
+	(*AllocateProducerIDs)(nil),   // 16: cairn.meta.v1.AllocateProducerIDs
+	(*PartitionRef)(nil),          // 17: cairn.meta.v1.PartitionRef
+	(*BeginReassignment)(nil),     // 18: cairn.meta.v1.BeginReassignment
+	(*CompleteReassignment)(nil),  // 19: cairn.meta.v1.CompleteReassignment
+	(*CancelReassignment)(nil),    // 20: cairn.meta.v1.CancelReassignment
+	(*SetPreferredLeaders)(nil),   // 21: cairn.meta.v1.SetPreferredLeaders
+	(*PreferredLeader)(nil),       // 22: cairn.meta.v1.PreferredLeader
+	(*UpsertScramCredential)(nil), // 23: cairn.meta.v1.UpsertScramCredential
+	(*DeleteScramCredential)(nil), // 24: cairn.meta.v1.DeleteScramCredential
+	(*AclBinding)(nil),            // 25: cairn.meta.v1.AclBinding
+	(*CreateAcls)(nil),            // 26: cairn.meta.v1.CreateAcls
+	(*DeleteAcls)(nil),            // 27: cairn.meta.v1.DeleteAcls
+	(*ClientQuotaEntity)(nil),     // 28: cairn.meta.v1.ClientQuotaEntity
+	(*ClientQuota)(nil),           // 29: cairn.meta.v1.ClientQuota
+	(*ClientQuotaAlteration)(nil), // 30: cairn.meta.v1.ClientQuotaAlteration
+	(*AlterClientQuotas)(nil),     // 31: cairn.meta.v1.AlterClientQuotas
+	(*Result)(nil),                // 32: cairn.meta.v1.Result
+	nil,                           // 33: cairn.meta.v1.Broker.ListenersEntry
+	nil,                           // 34: cairn.meta.v1.Topic.ConfigsEntry
+	nil,                           // 35: cairn.meta.v1.RegisterBroker.ListenersEntry
+	nil,                           // 36: cairn.meta.v1.CreateTopic.ConfigsEntry
+	nil,                           // 37: cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	nil,                           // 38: cairn.meta.v1.ClientQuota.ValuesEntry
+	nil,                           // 39: cairn.meta.v1.ClientQuotaAlteration.SetEntry
 }
 var file_cairn_meta_v1_meta_proto_depIdxs = []int32{
-	3,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
-	4,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
-	21, // 2: cairn.meta.v1.State.acls:type_name -> cairn.meta.v1.AclBinding
-	25, // 3: cairn.meta.v1.State.client_quotas:type_name -> cairn.meta.v1.ClientQuota
-	0,  // 4: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
-	29, // 5: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
-	30, // 6: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
-	5,  // 7: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
-	7,  // 8: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
-	8,  // 9: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
-	10, // 10: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
-	11, // 11: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
-	12, // 12: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
-	13, // 13: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
-	14, // 14: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
-	16, // 15: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
-	17, // 16: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
-	18, // 17: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
-	19, // 18: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
-	22, // 19: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
-	23, // 20: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
-	27, // 21: cairn.meta.v1.Command.alter_client_quotas:type_name -> cairn.meta.v1.AlterClientQuotas
-	31, // 22: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
-	0,  // 23: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
-	32, // 24: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
-	9,  // 25: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	9,  // 26: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
-	33, // 27: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
-	15, // 28: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 29: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	15, // 30: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
-	20, // 31: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
-	15, // 32: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
-	21, // 33: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
-	21, // 34: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
-	24, // 35: cairn.meta.v1.ClientQuota.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
-	34, // 36: cairn.meta.v1.ClientQuota.values:type_name -> cairn.meta.v1.ClientQuota.ValuesEntry
-	24, // 37: cairn.meta.v1.ClientQuotaAlteration.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
-	35, // 38: cairn.meta.v1.ClientQuotaAlteration.set:type_name -> cairn.meta.v1.ClientQuotaAlteration.SetEntry
-	26, // 39: cairn.meta.v1.AlterClientQuotas.alterations:type_name -> cairn.meta.v1.ClientQuotaAlteration
-	1,  // 40: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	5,  // 0: cairn.meta.v1.State.brokers:type_name -> cairn.meta.v1.Broker
+	6,  // 1: cairn.meta.v1.State.topics:type_name -> cairn.meta.v1.Topic
+	3,  // 2: cairn.meta.v1.State.users:type_name -> cairn.meta.v1.User
+	25, // 3: cairn.meta.v1.State.acls:type_name -> cairn.meta.v1.AclBinding
+	29, // 4: cairn.meta.v1.State.client_quotas:type_name -> cairn.meta.v1.ClientQuota
+	4,  // 5: cairn.meta.v1.User.credentials:type_name -> cairn.meta.v1.ScramCredential
+	0,  // 6: cairn.meta.v1.Broker.state:type_name -> cairn.meta.v1.BrokerState
+	33, // 7: cairn.meta.v1.Broker.listeners:type_name -> cairn.meta.v1.Broker.ListenersEntry
+	34, // 8: cairn.meta.v1.Topic.configs:type_name -> cairn.meta.v1.Topic.ConfigsEntry
+	7,  // 9: cairn.meta.v1.Topic.partitions:type_name -> cairn.meta.v1.Partition
+	9,  // 10: cairn.meta.v1.Command.register_broker:type_name -> cairn.meta.v1.RegisterBroker
+	10, // 11: cairn.meta.v1.Command.set_broker_state:type_name -> cairn.meta.v1.SetBrokerState
+	12, // 12: cairn.meta.v1.Command.create_topic:type_name -> cairn.meta.v1.CreateTopic
+	13, // 13: cairn.meta.v1.Command.delete_topic:type_name -> cairn.meta.v1.DeleteTopic
+	14, // 14: cairn.meta.v1.Command.create_partitions:type_name -> cairn.meta.v1.CreatePartitions
+	15, // 15: cairn.meta.v1.Command.set_topic_configs:type_name -> cairn.meta.v1.SetTopicConfigs
+	16, // 16: cairn.meta.v1.Command.allocate_producer_ids:type_name -> cairn.meta.v1.AllocateProducerIDs
+	18, // 17: cairn.meta.v1.Command.begin_reassignment:type_name -> cairn.meta.v1.BeginReassignment
+	19, // 18: cairn.meta.v1.Command.complete_reassignment:type_name -> cairn.meta.v1.CompleteReassignment
+	20, // 19: cairn.meta.v1.Command.cancel_reassignment:type_name -> cairn.meta.v1.CancelReassignment
+	21, // 20: cairn.meta.v1.Command.set_preferred_leaders:type_name -> cairn.meta.v1.SetPreferredLeaders
+	23, // 21: cairn.meta.v1.Command.upsert_scram_credential:type_name -> cairn.meta.v1.UpsertScramCredential
+	24, // 22: cairn.meta.v1.Command.delete_scram_credential:type_name -> cairn.meta.v1.DeleteScramCredential
+	26, // 23: cairn.meta.v1.Command.create_acls:type_name -> cairn.meta.v1.CreateAcls
+	27, // 24: cairn.meta.v1.Command.delete_acls:type_name -> cairn.meta.v1.DeleteAcls
+	31, // 25: cairn.meta.v1.Command.alter_client_quotas:type_name -> cairn.meta.v1.AlterClientQuotas
+	35, // 26: cairn.meta.v1.RegisterBroker.listeners:type_name -> cairn.meta.v1.RegisterBroker.ListenersEntry
+	0,  // 27: cairn.meta.v1.SetBrokerState.state:type_name -> cairn.meta.v1.BrokerState
+	36, // 28: cairn.meta.v1.CreateTopic.configs:type_name -> cairn.meta.v1.CreateTopic.ConfigsEntry
+	11, // 29: cairn.meta.v1.CreateTopic.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	11, // 30: cairn.meta.v1.CreatePartitions.partitions:type_name -> cairn.meta.v1.ReplicaSet
+	37, // 31: cairn.meta.v1.SetTopicConfigs.configs:type_name -> cairn.meta.v1.SetTopicConfigs.ConfigsEntry
+	17, // 32: cairn.meta.v1.BeginReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 33: cairn.meta.v1.CompleteReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	17, // 34: cairn.meta.v1.CancelReassignment.partition:type_name -> cairn.meta.v1.PartitionRef
+	22, // 35: cairn.meta.v1.SetPreferredLeaders.leaders:type_name -> cairn.meta.v1.PreferredLeader
+	17, // 36: cairn.meta.v1.PreferredLeader.partition:type_name -> cairn.meta.v1.PartitionRef
+	4,  // 37: cairn.meta.v1.UpsertScramCredential.credential:type_name -> cairn.meta.v1.ScramCredential
+	25, // 38: cairn.meta.v1.CreateAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	25, // 39: cairn.meta.v1.DeleteAcls.acls:type_name -> cairn.meta.v1.AclBinding
+	28, // 40: cairn.meta.v1.ClientQuota.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	38, // 41: cairn.meta.v1.ClientQuota.values:type_name -> cairn.meta.v1.ClientQuota.ValuesEntry
+	28, // 42: cairn.meta.v1.ClientQuotaAlteration.entity:type_name -> cairn.meta.v1.ClientQuotaEntity
+	39, // 43: cairn.meta.v1.ClientQuotaAlteration.set:type_name -> cairn.meta.v1.ClientQuotaAlteration.SetEntry
+	30, // 44: cairn.meta.v1.AlterClientQuotas.alterations:type_name -> cairn.meta.v1.ClientQuotaAlteration
+	1,  // 45: cairn.meta.v1.Result.code:type_name -> cairn.meta.v1.ErrorCode
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_cairn_meta_v1_meta_proto_init() }
@@ -2573,7 +2903,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 	if File_cairn_meta_v1_meta_proto != nil {
 		return
 	}
-	file_cairn_meta_v1_meta_proto_msgTypes[4].OneofWrappers = []any{
+	file_cairn_meta_v1_meta_proto_msgTypes[6].OneofWrappers = []any{
 		(*Command_RegisterBroker)(nil),
 		(*Command_SetBrokerState)(nil),
 		(*Command_CreateTopic)(nil),
@@ -2585,6 +2915,8 @@ func file_cairn_meta_v1_meta_proto_init() {
 		(*Command_CompleteReassignment)(nil),
 		(*Command_CancelReassignment)(nil),
 		(*Command_SetPreferredLeaders)(nil),
+		(*Command_UpsertScramCredential)(nil),
+		(*Command_DeleteScramCredential)(nil),
 		(*Command_CreateAcls)(nil),
 		(*Command_DeleteAcls)(nil),
 		(*Command_AlterClientQuotas)(nil),
@@ -2595,7 +2927,7 @@ func file_cairn_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_meta_v1_meta_proto_rawDesc), len(file_cairn_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
