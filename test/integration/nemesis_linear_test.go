@@ -230,10 +230,12 @@ func decodeIDs(s string) []uint32 {
 // fetching a group's offset, one appending to and reading a stream.
 type linearWorkloads struct {
 	offsets, stream *linearHistory
-	stop            func() // waits for the clients
-	// final reads the whole stream after the heal: each event's number
-	// at its revision.
-	final func(context.Context) ([]uint32, error)
+	// stop waits for the clients, then reads the whole stream (the nodes
+	// still serve: the caller heals first and stops them after): each
+	// event's number at its revision, or why it could not.
+	stop     func()
+	final    []uint32
+	finalErr error
 }
 
 // startLinearWorkloads starts the clients, each through its own node: the
@@ -267,13 +269,12 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 			runStreamClient(ctx, w.stream, i, rand.New(rand.NewPCG(seed, uint64(2*i+1))), es, ids, ledger, stream)
 		}()
 	}
-	w.stop = func() { cancel(); running.Wait() }
 	es, err := client.New("http://" + nodes[0].httpAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(es.Close)
-	w.final = func(ctx context.Context) ([]uint32, error) {
+	readFinal := func(ctx context.Context) ([]uint32, error) {
 		page, err := es.ReadStream(ctx, ledger, stream, client.MaxCount(uint32(len(nodes)*linearOpsMax)))
 		switch {
 		case errors.Is(err, client.ErrStreamNotFound):
@@ -291,6 +292,21 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 			numbers[i] = ids.number(ev.ID)
 		}
 		return numbers, nil
+	}
+	var once sync.Once
+	w.stop = func() {
+		once.Do(func() {
+			cancel()
+			running.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for {
+				if w.final, w.finalErr = readFinal(ctx); w.finalErr == nil || ctx.Err() != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
 	}
 	return w
 }
@@ -518,22 +534,12 @@ func (w *linearWorkloads) check(t *testing.T, seed uint64) {
 	t.Helper()
 	checkLinear(t, seed, "offsets", offsetsModel, w.offsets.done())
 	ops := w.stream.done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var final []uint32
-	var err error
-	for ctx.Err() == nil {
-		if final, err = w.final(ctx); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Errorf("reading the linear stream after the heal: %v", err)
+	if w.finalErr != nil {
+		t.Errorf("reading the linear stream after the heal: %v", w.finalErr)
 	} else {
 		before := len(ops)
-		ops = resolveAppends(ops, final)
-		t.Logf("stream history: %d appends of unknown outcome left out (never took effect), the others resolved from the %d events read after the heal", before-len(ops), len(final))
+		ops = resolveAppends(ops, w.final)
+		t.Logf("stream history: %d appends of unknown outcome left out (never took effect), the others resolved from the %d events read after the heal", before-len(ops), len(w.final))
 	}
 	checkLinear(t, seed, "stream", streamModel, ops)
 }
