@@ -18,6 +18,7 @@ import (
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/transport"
@@ -26,8 +27,9 @@ import (
 
 var (
 	simSeed  = flag.Uint64("sim.seed", 0, "run TestSimulatedClusterPartitions with this seed only (a failing run prints its seed)")
-	simSeeds = flag.Int("sim.seeds", 3, "how many seeds TestSimulatedClusterPartitions runs, from 1")
-	simLog   = flag.Bool("sim.log", false, "log each run's event log (schedule, faults, acknowledgements)")
+	simSeeds = flag.Int("sim.seeds", 2, "how many seeds TestSimulatedClusterPartitions runs, from 1 (2 in CI: with the fixed-seed tests, about a minute)")
+	simLog   = flag.Bool("sim.log", false, "log each run's events (schedule, faults, outcomes) as they happen")
+	simOnly  = flag.String("sim.element", "", "TestSimulatedClusterPartitions runs this schedule element alone (its name, as logged), known bugs included")
 )
 
 const (
@@ -45,10 +47,21 @@ const (
 	// simRealMax bounds a whole run in real time, and simWaitMax one
 	// acks=all wait: guards against a hang, not speed assertions.
 	simRealMax = 3 * time.Minute
-	simWaitMax = 5 * time.Second
-	// simAppendsMax bounds the workload.
-	simAppendsMax = 2000
-	simTopic      = "sim"
+	// simStartMax bounds each wait of a node's Open, in simulated time (a
+	// wiped node's rejoin took up to 16 s).
+	simStartMax = 40 * time.Second
+	simWaitMax  = 5 * time.Second
+	// simAckWait is how long in simulated time the writer waits for one
+	// acks=all append before trying again, as a client's request timeout.
+	simAckWait = 3 * simElectionMs * time.Millisecond
+	// simProgressMax is how soon after a heal an append must be
+	// acknowledged again: 10 election timeouts (issue 13).
+	simProgressMax = 10 * simElectionMs * time.Millisecond
+	// simAppendsMax bounds the workload, failed appends included (each
+	// followed by simRetryBackoff of simulated time, as a client's retry).
+	simAppendsMax   = 20000
+	simRetryBackoff = 5 * time.Millisecond
+	simTopic        = "sim"
 )
 
 var simStart = time.Unix(1_700_000_000, 0)
@@ -82,13 +95,47 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 				}
 			}()
 			r := runSimulation(t, seed)
-			if *simLog {
-				t.Logf("event log of seed %d:\n%s", seed, strings.Join(r.events, "\n"))
-			}
 			t.Logf("seed %d: %d appends acknowledged, %d not, final high watermark %d, network %+v, schedule hash %x, outcome hash %x",
 				seed, len(r.acked), r.unacked, r.hwm, r.net, r.scheduleHash, r.outcomeHash)
 		})
 	}
+}
+
+// TestSimulatedClusterRecipePause is issue 13's first recipe, alone on a
+// fixed seed: a minority node paused past the election timeout (its clock
+// stopped, frames to and from it held), a majority node crashed losing
+// what it had not synced, the paused node resumed (stale, its held frames
+// delivered late) to form a majority with the crashed one while the third
+// is cut off, then a heal. Checked as every run, and progress within 10
+// election timeouts of the heal.
+func TestSimulatedClusterRecipePause(t *testing.T) {
+	runRecipe(t, 11, "recipe: pause, crash, minority+crashed")
+}
+
+// TestSimulatedClusterRecipePartition is the second recipe: the same with
+// the minority cut off by a partition instead of paused.
+func TestSimulatedClusterRecipePartition(t *testing.T) {
+	runRecipe(t, 12, "recipe: partition, crash, minority+crashed")
+}
+
+// TestSimulatedClusterElements runs each other fault of the random
+// schedule alone on a fixed seed, with the same checks: a data directory
+// wiped (the node rejoins under a new incarnation and is refilled), a file
+// of a minority node corrupted (bit flip or cut short; the node refuses it
+// and is wiped, or repairs it, and serves no damaged record), a node's
+// clock jumping ahead, a leadership transfer and a replica moved away and
+// back (a learner added and promoted) while a fault is active.
+func TestSimulatedClusterElements(t *testing.T) {
+	for i, name := range []string{"wipe", "corrupt a state file", "clock jump", "transfer leadership under a fault",
+		"move a replica away and back under a fault", "pause"} {
+		t.Run(name, func(t *testing.T) { runRecipe(t, uint64(39+i), name) })
+	}
+}
+
+func runRecipe(t *testing.T, seed uint64, element string) {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	r := runSchedule(t, seed, rng, []simElement{simElementNamed(t, element)})
+	t.Logf("%d appends acknowledged, %d not, final high watermark %d, network %+v", len(r.acked), r.unacked, r.hwm, r.net)
 }
 
 // simRun is what one run did, for its report.
@@ -117,6 +164,13 @@ type simCluster struct {
 	nodes   map[int32]*Cluster
 	fs      map[int32]*vfs.CrashFS
 	starts  map[int32]uint64
+	// nodeClock is each node's view of the time: it follows clock, ahead
+	// by skew (clock jumps), and stands still while the node is frozen
+	// (paused), then jumps to catch up. clockMu guards the three.
+	clockMu   sync.Mutex
+	nodeClock map[int32]*env.ManualClock
+	skew      map[int32]time.Duration
+	frozen    map[int32]bool
 	// clockStop ends runClock's goroutine, which closes clockDone.
 	clockStop, clockDone chan struct{}
 
@@ -126,12 +180,17 @@ type simCluster struct {
 	// watermark, by offset; hwm each replica's last sampled one.
 	seen map[int64]string
 	hwm  map[int32]int64
+	part map[int32]*partition.Partition // the replica hwm was sampled from
 }
 
 func (sc *simCluster) event(format string, args ...any) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	sc.events = append(sc.events, fmt.Sprintf("%6dms ", sc.clock.Now().Sub(simStart).Milliseconds())+fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("%6dms ", sc.clock.Now().Sub(simStart).Milliseconds()) + fmt.Sprintf(format, args...)
+	sc.events = append(sc.events, line)
+	if *simLog {
+		sc.t.Log(line) // as it happens: a panic (a raft invariant) ends the run before any report
+	}
 }
 
 // runClock moves the clock in steps of simStep, pacing real time so that
@@ -147,7 +206,20 @@ func (sc *simCluster) runClock() {
 			case <-sc.clockStop:
 				return
 			default:
+				// On a loaded machine the delivery goroutine can fall behind
+				// the clock; frames arriving late would make elections the
+				// schedule did not ask for. Wait for it, within a bound.
+				for i := 0; i < 100 && sc.net.Behind(); i++ {
+					time.Sleep(simPace / 4)
+				}
 				sc.clock.Advance(simStep)
+				sc.clockMu.Lock()
+				for id, c := range sc.nodeClock {
+					if !sc.frozen[id] {
+						c.Advance(simStep)
+					}
+				}
+				sc.clockMu.Unlock()
 				time.Sleep(simPace) // the goroutines of three nodes run meanwhile
 			}
 		}
@@ -185,17 +257,31 @@ func (sc *simCluster) advanceUntil(what string, max time.Duration, cond func() b
 // those offsets before.
 func (sc *simCluster) check() {
 	sc.t.Helper()
-	for id, c := range sc.open() {
+	for id, c := range sc.running() {
 		p, err := c.Partition(simTopic, 0)
 		if err != nil {
-			continue // not open on this node yet
+			continue // not open on this node yet, or moved away
+		}
+		if sc.part[id] != p { // a new replica (restart, wipe, move) starts from what it recovers
+			sc.part[id] = p
+			delete(sc.hwm, id)
+		}
+		if p.Err() != nil { // offline: it found its storage damaged, and serves nothing
+			continue
 		}
 		hwm := p.HighWatermark()
 		if prev := sc.hwm[id]; hwm < prev {
 			sc.t.Fatalf("node %d's high watermark moved back from %d to %d", id, prev, hwm)
 		}
 		sc.hwm[id] = hwm
-		for off, value := range simRecords(sc.t, p) {
+		recs, err := simRecords(p)
+		if err != nil && p.Err() != nil {
+			sc.event("node %d's replica went offline: %v", id, err)
+			continue
+		} else if err != nil {
+			sc.t.Fatalf("node %d: %v", id, err)
+		}
+		for off, value := range recs {
 			if was, ok := sc.seen[off]; ok && was != value {
 				sc.t.Fatalf("offset %d held %q and now holds %q on node %d", off, was, value, id)
 			}
@@ -204,24 +290,115 @@ func (sc *simCluster) check() {
 	}
 }
 
+// describe says what each node thinks of the partition's leadership and
+// where its replica is.
+func (sc *simCluster) describe() string {
+	var out []string
+	nodes := sc.running()
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
+		l, err := nodes[id].Leader(simTopic, 0)
+		d := fmt.Sprintf("node %d: leader %+v %v", id, l, err)
+		if p, err := nodes[id].Partition(simTopic, 0); err == nil {
+			d += fmt.Sprintf(", hwm %d, end %d, err %v", p.HighWatermark(), p.LogEndOffset(), p.Err())
+		}
+		out = append(out, d)
+	}
+	return strings.Join(out, "; ")
+}
+
+// describeMeta says what each running node knows of the metadata group.
+func (sc *simCluster) describeMeta() string {
+	var out []string
+	nodes := sc.running()
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
+		c := nodes[id]
+		cs, err := c.ctl.Configuration()
+		out = append(out, fmt.Sprintf("node %d (incarnation %d): leadership %+v, applied %d, voters %x learners %x %v",
+			id, c.ctl.Identity().Incarnation, c.ctl.Leadership(), c.ctl.Applied(), cs.GetVoters(), cs.GetLearners(), err))
+	}
+	return strings.Join(out, "; ")
+}
+
+// caughtUp reports whether one node leads the partition, every node
+// holds a replica at the leader's high watermark and votes in the
+// metadata group under its current incarnation, and names the leader.
+func (sc *simCluster) caughtUp() (int32, bool) {
+	ls := sc.leaders()
+	if len(ls) != 1 {
+		return 0, false
+	}
+	p, err := sc.open()[ls[0]].Partition(simTopic, 0)
+	if err != nil {
+		return 0, false
+	}
+	if len(sc.open()) < len(sc.ids) {
+		return 0, false
+	}
+	var voters []uint64 // every node's current incarnation
+	for id, c := range sc.open() {
+		q, err := c.Partition(simTopic, 0)
+		if err != nil || q.Err() != nil || q.HighWatermark() != p.HighWatermark() {
+			return 0, false
+		}
+		voters = append(voters, meta.ReplicaID(id, c.ctl.Identity().Incarnation))
+	}
+	slices.Sort(voters)
+	// And every node votes in the metadata group: a rejoined node is a
+	// learner until promoted, and a majority counting it is none.
+	for _, c := range sc.open() {
+		cs, err := c.ctl.Configuration()
+		if err != nil || len(cs.GetLearners()) > 0 || !slices.Equal(slices.Sorted(slices.Values(cs.GetVoters())), voters) {
+			return 0, false
+		}
+		// The partition's replicas too: a refill replaces a wiped node's
+		// old incarnation in steps (seeds 198, 235 wiped a second node
+		// before it had).
+		for _, t := range c.ctl.State().GetTopics() {
+			if t.GetName() != simTopic {
+				continue
+			}
+			for _, p := range t.GetPartitions() {
+				if len(p.GetTargetReplicas()) > 0 || !slices.Equal(slices.Sorted(slices.Values(p.GetReplicas())), voters) {
+					return 0, false
+				}
+			}
+		}
+	}
+	return ls[0], true
+}
+
+// replicated waits until every replica has caught up and every node
+// votes: a fault that destroys a node's data (a wipe, a corruption) is
+// survivable only while the others hold everything; two nodes' data lost
+// before the first was refilled is a majority of the replicas lost, which
+// no Raft group survives (seed 10 drew that); and the recipes' two-node
+// majorities are none while one of the two is a learner of the metadata
+// group, rejoined and not yet promoted (seeds 90, 93).
+func (sc *simCluster) replicated() {
+	sc.t.Helper()
+	sc.advanceUntil("every replica caught up before destroying one", 30*time.Second, func() bool {
+		_, ok := sc.caughtUp()
+		return ok
+	})
+}
+
 // simRecords reads a replica up to its high watermark as offset → value.
-func simRecords(t *testing.T, p *partition.Partition) map[int64]string {
-	t.Helper()
+func simRecords(p *partition.Partition) (map[int64]string, error) {
 	out := map[int64]string{}
 	for from, hwm := p.LogStartOffset(), p.HighWatermark(); from < hwm; {
 		res, err := p.Read(from, 1<<20)
 		if err != nil {
-			t.Fatalf("read from %d below %d: %v", from, hwm, err)
+			return nil, fmt.Errorf("read from %d below %d: %w", from, hwm, err)
 		}
 		before := from
 		for rest := res.Records; len(rest) > 0; {
 			_, whole, next, err := batch.Next(rest)
 			if err != nil {
-				t.Fatal(err)
+				return nil, fmt.Errorf("batch read at %d: %w", from, err)
 			}
 			recs, err := batch.Records(whole, batch.DefaultLimits())
 			if err != nil {
-				t.Fatal(err)
+				return nil, fmt.Errorf("records read at %d: %w", from, err)
 			}
 			for _, r := range recs {
 				if r.Offset >= from && r.Offset < hwm {
@@ -235,7 +412,7 @@ func simRecords(t *testing.T, p *partition.Partition) map[int64]string {
 			break // nothing below the high watermark read at from
 		}
 	}
-	return out
+	return out, nil
 }
 
 // open returns the open nodes.
@@ -245,10 +422,20 @@ func (sc *simCluster) open() map[int32]*Cluster {
 	return maps.Clone(sc.nodes)
 }
 
+// running returns the open nodes not paused: a paused node's calls may
+// wait behind its own work, stopped with its clock (a partition closing
+// under the node's lock waits for a sync), as a stopped process answers
+// no one; the checkers and the writer look at the others.
+func (sc *simCluster) running() map[int32]*Cluster {
+	nodes := sc.open()
+	maps.DeleteFunc(nodes, func(id int32, _ *Cluster) bool { return sc.paused(id) })
+	return nodes
+}
+
 // leaders returns the nodes whose replica claims to lead and is ready.
 func (sc *simCluster) leaders() []int32 {
 	var out []int32
-	nodes := sc.open()
+	nodes := sc.running()
 	for _, id := range slices.Sorted(maps.Keys(nodes)) {
 		if l, err := nodes[id].Leader(simTopic, 0); err == nil && l.Local {
 			out = append(out, id)
@@ -263,21 +450,239 @@ func (sc *simCluster) openNode(id int32) (*Cluster, error) {
 	sc.starts[id]++
 	starts, fsys := sc.starts[id], sc.fs[id]
 	sc.nodesMu.Unlock()
-	e := env.Env{Clock: sc.clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: fsys, Logger: quiet}
+	clock := sc.clockOf(id)
+	e := env.Env{Clock: clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: slowSyncFS{fsys, clock}, Logger: quiet}
 	cfg := DefaultConfig("/data")
 	cfg.NodeID, cfg.Peers, cfg.KafkaAddr = id, sc.peers, fmt.Sprintf("node-%d:9092", id)
-	cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simRealMax.Milliseconds()
+	cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simStartMax.Milliseconds()
 	cfg.Transport = func(_ env.Env, tc transport.Config) (Transport, error) { return sc.net.Open(tc) }
 	return Open(e, cfg)
 }
 
-// crash cuts node id off the network (so nothing it does from now on is
-// seen), takes what its filesystem had synced (unsynced appends torn), closes
-// it, heals the network and opens the node again from that image. Its high
-// watermark starts again from what it recovers.
-func (sc *simCluster) crash(id int32, rng *rand.Rand) {
+// clockOf returns node id's clock, made on first use.
+func (sc *simCluster) clockOf(id int32) *env.ManualClock {
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	if c, ok := sc.nodeClock[id]; ok {
+		return c
+	}
+	c := env.NewManualClock(sc.clock.Now().Add(sc.skew[id]))
+	sc.nodeClock[id] = c
+	return c
+}
+
+// pause stops node id as SIGSTOP stops a process: its clock stands still
+// (no timer of it fires), and frames to it and from it are held by the
+// network, to be delivered late once it resumes. Work a goroutine of it
+// had started finishes, but what it sends is held.
+func (sc *simCluster) pause(id int32) {
+	sc.clockMu.Lock()
+	sc.frozen[id] = true
+	sc.clockMu.Unlock()
+	sc.net.Pause(uint64(id))
+	sc.event("node %d paused", id)
+}
+
+// resume lets node id go on: its clock jumps to the shared time (its
+// overdue timers fire), then the frames held arrive, stale ones included.
+func (sc *simCluster) resume(id int32) {
+	sc.clockMu.Lock()
+	if c := sc.nodeClock[id]; c != nil {
+		if lag := sc.clock.Now().Add(sc.skew[id]).Sub(c.Now()); lag > 0 {
+			c.Advance(lag)
+		}
+	}
+	delete(sc.frozen, id)
+	sc.clockMu.Unlock()
+	sc.net.Resume(uint64(id))
+	sc.event("node %d resumed", id)
+}
+
+// jump moves node id's clock d ahead of the others', from now on.
+func (sc *simCluster) jump(id int32, d time.Duration) {
+	sc.clockMu.Lock()
+	sc.skew[id] += d
+	if c := sc.nodeClock[id]; c != nil && !sc.frozen[id] {
+		c.Advance(d)
+	}
+	sc.clockMu.Unlock()
+	sc.event("node %d's clock jumped %v ahead", id, d)
+}
+
+// paused reports whether node id is paused.
+func (sc *simCluster) paused(id int32) bool {
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	return sc.frozen[id]
+}
+
+// node returns node id when open and running, or the lowest such.
+func (sc *simCluster) node(id int32) *Cluster {
+	nodes := sc.running()
+	if c, ok := nodes[id]; ok {
+		return c
+	}
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
+		return nodes[id]
+	}
+	return nil
+}
+
+// simContext ends once d of simulated time has passed on clock, or
+// simWaitMax of real time: a client's request timeout.
+func simContext(clock env.Clock, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), simWaitMax)
+	timeout := clock.NewTimer(d)
+	go func() {
+		defer timeout.Stop()
+		select {
+		case <-timeout.C():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// call runs an administrative call bounded by d of simulated time while
+// the clock moves and the replicas are checked; its outcome is an event
+// (a call may fail under faults: what matters is what the cluster holds).
+func (sc *simCluster) call(what string, d time.Duration, f func(ctx context.Context) error) error {
 	sc.t.Helper()
-	sc.net.Isolate(uint64(id), sc.ids)
+	ctx, cancel := simContext(sc.clock, d)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			sc.event("%s: %v", what, err)
+			return err
+		default:
+			sc.advance(10 * time.Millisecond)
+		}
+	}
+}
+
+// reassign moves the partition's replicas to nodes and waits until the
+// move is done, asking again while a proposal's outcome is unknown: a move
+// started under faults must complete once they heal.
+func (sc *simCluster) reassign(nodes []int32) {
+	sc.t.Helper()
+	sc.advanceUntil(fmt.Sprintf("partition on nodes %v", nodes), 20*time.Second, func() bool {
+		c := sc.node(int32(nodes[0]))
+		if c == nil {
+			return false
+		}
+		t, ok := c.Topic(simTopic)
+		if !ok || len(t.Partitions) == 0 {
+			return false
+		}
+		if len(c.Reassignments()) == 0 {
+			if now := t.Partitions[0].Replicas; slices.Equal(slices.Sorted(slices.Values(now)), slices.Sorted(slices.Values(nodes))) {
+				return true
+			}
+			sc.call(fmt.Sprintf("reassign to %v", nodes), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+				_, err := c.Reassign(ctx, simTopic, 0, nodes)
+				return err
+			})
+		}
+		return false
+	})
+	sc.event("partition on nodes %v", nodes)
+}
+
+// corrupt crashes node id, damages in what it had synced one state file
+// of its partition replica or of its metadata log (log-state, raft-state)
+// or, with logFile, one of their log files (a segment, raft-meta): a bit
+// flipped, or the file cut short; and restarts it. A node whose storage refuses to open is
+// wiped and restarted, as an operator would.
+func (sc *simCluster) corrupt(id int32, rng *rand.Rand, logFile bool) {
+	sc.t.Helper()
+	sc.down(id, rng)
+	fsys := sc.fs[id]
+	var files []string
+	dirs := []string{"/data/" + simTopic + "-0", "/data/meta/log"}
+	for _, dir := range dirs {
+		names, _ := fsys.List(dir)
+		for _, n := range names {
+			want := strings.HasSuffix(n, "-state")
+			if logFile {
+				want = strings.HasSuffix(n, ".log") || n == "raft-meta"
+			}
+			if size, err := fsys.Stat(dir + "/" + n); want && err == nil && size > 0 {
+				files = append(files, dir+"/"+n)
+			}
+		}
+	}
+	if len(files) == 0 {
+		sc.event("node %d has no file to corrupt", id)
+		sc.restart(id)
+		return
+	}
+	name := files[rng.IntN(len(files))]
+	data, err := vfs.ReadFile(fsys, name)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	if rng.IntN(2) == 0 {
+		at := rng.IntN(len(data))
+		data[at] ^= 1 << rng.IntN(8)
+		sc.event("node %d: bit flipped at %d of %s (%d bytes)", id, at, name, len(data))
+	} else {
+		n := rng.IntN(len(data))
+		sc.event("node %d: %s cut from %d to %d bytes", id, name, len(data), n)
+		data = data[:n]
+	}
+	f, err := fsys.Create(name)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		sc.t.Fatalf("corrupt %s: %v", name, err)
+	}
+	if err := sc.tryRestart(id); err != nil {
+		sc.event("node %d refused to open: %v; wiped", id, err)
+		sc.fs[id] = vfs.NewCrashFS()
+		sc.restart(id)
+	}
+}
+
+// repairOffline wipes and restarts each node whose partition replica is
+// offline (it refused its damaged files at open, or found damaged data
+// since), as an operator would: the cluster does not replace such a
+// replica on its own.
+func (sc *simCluster) repairOffline(rng *rand.Rand) {
+	sc.t.Helper()
+	for id, c := range sc.open() {
+		p, err := c.Partition(simTopic, 0)
+		if err == nil {
+			err = p.Err()
+		}
+		if errors.Is(err, ErrPartitionOffline) || errors.Is(err, partition.ErrStorageFailed) {
+			sc.event("node %d's replica is offline: %v", id, err)
+			sc.wipe(id, rng)
+		}
+	}
+}
+
+// down crashes node id: the network holds what it sends from now on (so
+// nothing it does after the crash instant is seen, and no cut of the
+// schedule changes), its filesystem is replaced by what it had synced
+// (unsynced appends torn), then it is closed; its held frames are lost
+// with its endpoint. It stays down until restart.
+func (sc *simCluster) down(id int32, rng *rand.Rand) {
+	sc.t.Helper()
+	if sc.paused(id) { // a paused node killed: its clock must move for Close
+		sc.resume(id)
+	}
+	sc.net.Pause(uint64(id))
 	image := sc.fs[id].Crash(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(rng.Uint64(), 0)), TearUnsynced: true})
 	sc.nodesMu.Lock()
 	c := sc.nodes[id]
@@ -286,10 +691,24 @@ func (sc *simCluster) crash(id int32, rng *rand.Rand) {
 	if err := c.Close(); err != nil {
 		sc.event("node %d closed at its crash: %v", id, err)
 	}
-	sc.net.Heal()
+	sc.net.Resume(uint64(id))
 	sc.fs[id] = image
-	delete(sc.hwm, id)
-	sc.event("node %d crashed, restarting", id)
+	sc.event("node %d crashed", id)
+}
+
+// restart opens node id again on its filesystem, advancing the clock
+// (and checking the replicas) while it opens.
+func (sc *simCluster) restart(id int32) {
+	sc.t.Helper()
+	if err := sc.tryRestart(id); err != nil {
+		sc.event("restart failed; metadata group as the others see it: %s", sc.describeMeta())
+		sc.t.Fatalf("restart node %d: %v", id, err)
+	}
+}
+
+// tryRestart is restart, returning Open's error.
+func (sc *simCluster) tryRestart(id int32) error {
+	sc.t.Helper()
 	opened := make(chan error, 1)
 	go func() {
 		c, err := sc.openNode(id)
@@ -304,14 +723,67 @@ func (sc *simCluster) crash(id int32, rng *rand.Rand) {
 		select {
 		case err := <-opened:
 			if err != nil {
-				sc.t.Fatalf("restart node %d after its crash: %v", id, err)
+				return err
 			}
 			sc.event("node %d restarted", id)
-			return
+			return nil
 		default:
 			sc.advance(10 * time.Millisecond) // the replicas are checked meanwhile
 		}
 	}
+}
+
+// crash crashes node id and restarts it from what it had synced. Its high
+// watermark starts again from what it recovers.
+func (sc *simCluster) crash(id int32, rng *rand.Rand) {
+	sc.t.Helper()
+	sc.down(id, rng)
+	sc.restart(id)
+}
+
+// wipe crashes node id and restarts it on an empty filesystem: its data
+// directory lost, it rejoins under a new incarnation and its replicas are
+// refilled from the others.
+func (sc *simCluster) wipe(id int32, rng *rand.Rand) {
+	sc.t.Helper()
+	sc.down(id, rng)
+	sc.fs[id] = vfs.NewCrashFS()
+	sc.event("node %d's data directory wiped", id)
+	sc.restart(id)
+}
+
+// simSyncLatency is how long a file's sync takes on the node's clock: an
+// instant sync would leave no window in which a write is written but not
+// yet durable, and a crash could never catch a write acknowledged before
+// its sync.
+const simSyncLatency = 6 * time.Millisecond
+
+// slowSyncFS is a node's filesystem whose file syncs take simSyncLatency
+// on the node's clock (none while it is paused).
+type slowSyncFS struct {
+	vfs.FS
+	clock env.Clock
+}
+
+func (f slowSyncFS) wrap(file vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return slowSyncFile{file, f.clock}, nil
+}
+
+func (f slowSyncFS) Create(name string) (vfs.File, error)     { return f.wrap(f.FS.Create(name)) }
+func (f slowSyncFS) OpenAppend(name string) (vfs.File, error) { return f.wrap(f.FS.OpenAppend(name)) }
+
+type slowSyncFile struct {
+	vfs.File
+	clock env.Clock
+}
+
+func (f slowSyncFile) Sync() error {
+	t := f.clock.NewTimer(simSyncLatency)
+	<-t.C()
+	return f.File.Sync()
 }
 
 // openSimCluster opens three nodes over one simulated network with
@@ -324,7 +796,8 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 	}
 	net.SetDrop(drop)
 	sc := &simCluster{t: t, clock: clock, net: net, seed: seed, peers: map[int32]string{}, nodes: map[int32]*Cluster{},
-		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, ids: []uint64{1, 2, 3}, seen: map[int64]string{}, hwm: map[int32]int64{}}
+		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, ids: []uint64{1, 2, 3}, seen: map[int64]string{}, hwm: map[int32]int64{},
+		part: map[int32]*partition.Partition{}, nodeClock: map[int32]*env.ManualClock{}, skew: map[int32]time.Duration{}, frozen: map[int32]bool{}}
 	sc.event("network faults %+v", faults)
 	for _, id := range sc.ids {
 		sc.peers[int32(id)] = fmt.Sprintf("node-%d:9093", id) // never dialled: simnet finds nodes by id
@@ -343,7 +816,14 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 		}()
 	}
 	sc.runClock() // Open waits for the others on the clock
-	t.Cleanup(func() { sc.close() })
+	t.Cleanup(func() {
+		sc.close()
+		if t.Failed() {
+			sc.mu.Lock()
+			t.Logf("event log of the failed run (seed %d):\n%s", seed, strings.Join(sc.events, "\n"))
+			sc.mu.Unlock()
+		}
+	})
 	var failed error
 	for range sc.peers {
 		r := <-results
@@ -365,6 +845,11 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 // close closes every node while the clock still moves (a closing
 // component may wait for a timer), then stops the clock and the network.
 func (sc *simCluster) close() {
+	for _, id := range sc.ids {
+		if sc.paused(int32(id)) {
+			sc.resume(int32(id))
+		}
+	}
 	for id, c := range sc.open() {
 		if err := c.Close(); err != nil {
 			sc.t.Errorf("close node %d: %v", id, err)
@@ -383,9 +868,13 @@ type simWriter struct {
 	mu      sync.Mutex
 	acked   map[int64]string
 	unacked int
-	stop    chan struct{}
-	done    chan struct{}
-	failure error
+	// lastCall is the simulated instant the latest acknowledged append
+	// was made at; lastErr the latest append's error.
+	lastCall time.Time
+	lastErr  error
+	stop     chan struct{}
+	done     chan struct{}
+	failure  error
 }
 
 func (w *simWriter) run() {
@@ -396,26 +885,62 @@ func (w *simWriter) run() {
 			return
 		default:
 		}
-		leaders := w.sc.leaders()
+		leaders := w.sc.leaders() // running ones: a stopped process answers no client
 		if len(leaders) == 0 {
 			i--
 			time.Sleep(simPace) // no leader yet: let the clock move
 			continue
 		}
 		value := fmt.Sprintf("v%d", i)
+		called := w.sc.clock.Now()
 		offset, err := w.append(w.sc.open()[leaders[0]], value)
+		if err != nil {
+			w.backoff()
+		}
 		w.mu.Lock()
 		if err != nil {
 			w.unacked++
+			w.lastErr = err
 		} else if was, ok := w.acked[offset]; ok {
 			w.failure = fmt.Errorf("offset %d acknowledged twice: %q and %q", offset, was, value)
 			w.mu.Unlock()
 			return
 		} else {
 			w.acked[offset] = value
+			if called.After(w.lastCall) {
+				w.lastCall = called
+			}
 		}
 		w.mu.Unlock()
 	}
+}
+
+func (w *simWriter) ackCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// backoff waits simRetryBackoff of simulated time, or until stopped: a
+// writer retrying at once would spend its appends during an election.
+func (w *simWriter) backoff() {
+	until := w.sc.clock.Now().Add(simRetryBackoff)
+	for w.sc.clock.Now().Before(until) {
+		select {
+		case <-w.stop:
+			return
+		default:
+			time.Sleep(simPace)
+		}
+	}
+}
+
+// calledSince reports whether an append made at or after t was
+// acknowledged.
+func (w *simWriter) calledSince(t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.lastCall.Before(t)
 }
 
 // append appends one record on c and waits for acks=all: the offset when
@@ -434,6 +959,15 @@ func (w *simWriter) append(c *Cluster, value string) (int64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), simWaitMax)
 	defer cancel()
+	timeout := w.sc.clock.NewTimer(simAckWait)
+	defer timeout.Stop()
+	go func() {
+		select {
+		case <-timeout.C():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := p.WaitAppended(ctx, res, true); err != nil {
 		return 0, err
 	}
@@ -477,13 +1011,302 @@ func TestSimulatedClusterRegistersDespiteALostProposal(t *testing.T) {
 	})
 }
 
+// simScenario is one run under way: the cluster, the writer, the seed's
+// draws and the helpers the schedule's elements use.
+type simScenario struct {
+	t            *testing.T
+	sc           *simCluster
+	w            *simWriter
+	rng          *rand.Rand
+	realDeadline time.Time
+}
+
+func (s *simScenario) phase(name string, d time.Duration) {
+	s.t.Helper()
+	s.sc.event("%s for %v", name, d)
+	s.sc.advance(d)
+	if time.Now().After(s.realDeadline) {
+		s.t.Fatalf("the run took more than %v of real time", simRealMax)
+	}
+}
+
+func (s *simScenario) steady() time.Duration {
+	return time.Duration(200+s.rng.IntN(300)) * time.Millisecond
+}
+
+func (s *simScenario) pastElection() time.Duration {
+	return time.Duration(3*simElectionMs+s.rng.IntN(5*simElectionMs)) * time.Millisecond
+}
+
+// node draws one of the three nodes.
+func (s *simScenario) node() int32 { return int32(s.sc.ids[s.rng.IntN(len(s.sc.ids))]) }
+
+// others lists the nodes but those given.
+func (s *simScenario) others(but ...int32) []int32 {
+	var out []int32
+	for _, id := range s.sc.ids {
+		if !slices.Contains(but, int32(id)) {
+			out = append(out, int32(id))
+		}
+	}
+	return out
+}
+
+// roles names the partition's leader (or a drawn node when none leads)
+// and its two followers, in a drawn order.
+func (s *simScenario) roles() (leader, f1, f2 int32) {
+	leader = s.node()
+	if ls := s.sc.leaders(); len(ls) > 0 {
+		leader = ls[0]
+	}
+	fs := s.others(leader)
+	if s.rng.IntN(2) == 1 {
+		fs[0], fs[1] = fs[1], fs[0]
+	}
+	return leader, fs[0], fs[1]
+}
+
+// healed heals the network, ends every pause, and checks that an append
+// made after the heal is acknowledged within simProgressMax of simulated
+// time.
+func (s *simScenario) healed() {
+	s.t.Helper()
+	s.sc.net.Heal()
+	for _, id := range s.sc.ids {
+		if s.sc.paused(int32(id)) {
+			s.sc.resume(int32(id))
+		}
+	}
+	at := s.sc.clock.Now()
+	s.sc.event("healed")
+	for waited := time.Duration(0); !s.w.calledSince(at); waited += 10 * time.Millisecond {
+		select {
+		case <-s.w.done:
+			s.t.Fatalf("the writer ended (%d appends at most) before the heal's check: a longer workload is needed", simAppendsMax)
+		default:
+		}
+		if waited >= simProgressMax {
+			s.w.mu.Lock()
+			acked, unacked, lastErr := len(s.w.acked), s.w.unacked, s.w.lastErr
+			s.w.mu.Unlock()
+			s.sc.event("no progress: %s; writer %d acknowledged, %d not, last error %v", s.sc.describe(), acked, unacked, lastErr)
+			s.t.Fatalf("no acknowledged append after the heal within %v of simulated time", simProgressMax)
+		}
+		s.sc.advance(10 * time.Millisecond)
+	}
+	s.sc.event("progress %v after the heal", s.sc.clock.Now().Sub(at).Truncate(time.Millisecond))
+}
+
+// afterAck returns as soon as the writer is acknowledged once more (or
+// after an election timeout of simulated time without): a crash right
+// after an acknowledgement finds the write just acknowledged least
+// likely to be synced everywhere.
+func (s *simScenario) afterAck() {
+	n := s.w.ackCount()
+	until := s.sc.clock.Now().Add(simElectionMs * time.Millisecond)
+	for s.w.ackCount() == n && s.sc.clock.Now().Before(until) {
+		time.Sleep(simPace / 4)
+	}
+}
+
+// simElement is one element of a schedule: it applies faults, lets
+// simulated time pass, and leaves the cluster healed.
+type simElement struct {
+	name string
+	run  func(s *simScenario)
+	// knownBug, when set, keeps the element out of random schedules until
+	// the bug it names is fixed; -sim.element runs it.
+	knownBug string
+}
+
+// simElements are what a random schedule draws from.
+var simElements = []simElement{
+	{name: "isolate the leader", run: func(s *simScenario) {
+		lead, _, _ := s.roles()
+		s.sc.net.Isolate(uint64(lead), s.sc.ids)
+		s.phase(fmt.Sprintf("leader %d isolated", lead), s.pastElection())
+		s.healed()
+	}},
+	{name: "split", run: func(s *simScenario) {
+		minority := s.node()
+		majority := s.others(minority)
+		s.sc.net.Split([]uint64{uint64(minority)}, []uint64{uint64(majority[0]), uint64(majority[1])})
+		s.phase(fmt.Sprintf("split %d | %v", minority, majority), s.pastElection())
+		s.healed()
+	}},
+	{name: "one-way cut", run: func(s *simScenario) {
+		from := s.node()
+		to := s.others(from)[s.rng.IntN(2)]
+		s.sc.net.Cut(uint64(from), uint64(to))
+		s.phase(fmt.Sprintf("one way %d↛%d", from, to), s.pastElection())
+		s.healed()
+	}},
+	{name: "crash", run: func(s *simScenario) {
+		id := s.node()
+		s.sc.crash(id, s.rng)
+		s.phase(fmt.Sprintf("node %d back", id), s.steady())
+		s.healed()
+	}},
+	{name: "pause", run: func(s *simScenario) {
+		id := s.node()
+		s.sc.pause(id)
+		s.phase(fmt.Sprintf("node %d paused", id), s.pastElection())
+		s.healed()
+	}},
+	{name: "recipe: pause, crash, minority+crashed", run: func(s *simScenario) { simRecipe(s, true) }},
+	{name: "recipe: partition, crash, minority+crashed", run: func(s *simScenario) { simRecipe(s, false) }},
+	{name: "wipe", run: func(s *simScenario) {
+		s.sc.replicated()
+		id := s.node()
+		s.sc.wipe(id, s.rng)
+		s.phase(fmt.Sprintf("node %d rejoined", id), s.steady())
+		s.healed()
+	}},
+	{name: "transfer leadership under a fault", run: func(s *simScenario) {
+		lead, f1, f2 := s.roles()
+		s.fault(f2)
+		s.sc.call(fmt.Sprintf("transfer leadership %d → %d", lead, f1), 10*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+			return s.sc.node(lead).TransferLeader(ctx, simTopic, 0, f1)
+		})
+		s.phase("after the transfer", s.steady())
+		s.healed()
+	}},
+	{name: "move a replica away and back under a fault", run: func(s *simScenario) {
+		lead, f1, f2 := s.roles()
+		away := []int32{f2, lead, f1}[s.rng.IntN(3)] // the leader too, at times
+		keep := s.others(away)
+		s.moveUnderFault(keep)
+		// Back: node away's replica is added as a learner, caught up and
+		// promoted.
+		s.moveUnderFault(append(keep, away))
+	}},
+	{name: "corrupt a log file", run: func(s *simScenario) {
+		s.sc.replicated()
+		s.sc.corrupt(s.node(), s.rng, true)
+		s.phase("after the corruption", s.steady())
+		s.sc.repairOffline(s.rng)
+		s.healed()
+	}, knownBug: "a segment or raft-meta damaged past its recovery point is taken for a torn tail: the log is cut there, " +
+		"losing synced entries the replica had acknowledged (the replica stops when the leader's heartbeat shows it, " +
+		"replica.ErrLogLost; a metadata replica so stopped leaves Open waiting out its start timeout); " +
+		"docs/design/simulation.md"},
+	{name: "corrupt a state file", run: func(s *simScenario) {
+		s.sc.replicated()
+		s.sc.corrupt(s.node(), s.rng, false)
+		s.phase("after the corruption", s.steady())
+		s.sc.repairOffline(s.rng)
+		s.healed()
+	}},
+	{name: "clock jump", run: func(s *simScenario) {
+		id := s.node()
+		s.sc.jump(id, time.Duration(simElectionMs+s.rng.IntN(100*simElectionMs))*time.Millisecond)
+		s.phase(fmt.Sprintf("node %d ahead", id), s.steady())
+		s.healed()
+	}},
+}
+
+// fault applies to node id a fault drawn from those a heal ends: paused,
+// isolated, or cut one way from the others.
+func (s *simScenario) fault(id int32) {
+	switch s.rng.IntN(3) {
+	case 0:
+		s.sc.pause(id)
+	case 1:
+		s.sc.net.Isolate(uint64(id), s.sc.ids)
+		s.sc.event("node %d isolated", id)
+	default:
+		for _, o := range s.others(id) {
+			s.sc.net.Cut(uint64(id), uint64(o))
+		}
+		s.sc.event("node %d cannot send", id)
+	}
+}
+
+// moveUnderFault asks for the partition's replicas on nodes while a fault
+// is active, lets the move go on under it, heals, and waits until the
+// move is done (one that needs the faulty node's votes can finish only
+// then).
+func (s *simScenario) moveUnderFault(nodes []int32) {
+	s.t.Helper()
+	s.fault(s.node())
+	c := s.sc.node(nodes[0])
+	s.sc.call(fmt.Sprintf("reassign to %v", nodes), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+		_, err := c.Reassign(ctx, simTopic, 0, nodes)
+		return err
+	})
+	s.phase(fmt.Sprintf("moving to %v", nodes), s.pastElection())
+	s.healed()
+	s.sc.reassign(nodes)
+}
+
+// simRecipe is issue 13's recipe: a minority node paused (or cut off by a
+// partition) past the election timeout, then a majority node crashed,
+// losing what it had not synced, then the paused node and the crashed one
+// form a majority without the third, then all heal. The crashed node is
+// the leader or its other follower, as drawn. Would a replica acknowledge
+// a write before syncing it, the crashed node loses it, the minority never
+// had it, and the two elect a leader without it: the acknowledged record
+// is lost, which the final check sees.
+func simRecipe(s *simScenario, pause bool) {
+	s.sc.replicated() // the recipe's majorities are majorities of voters
+	lead, minority, other := s.roles()
+	crashed, third := lead, other
+	if s.rng.IntN(2) == 1 {
+		crashed, third = other, lead
+	}
+	if pause {
+		s.sc.pause(minority)
+	} else {
+		s.sc.net.Isolate(uint64(minority), s.sc.ids)
+	}
+	s.phase(fmt.Sprintf("minority %d %s", minority, map[bool]string{true: "paused", false: "cut off"}[pause]), s.pastElection())
+	s.afterAck()
+	s.sc.down(crashed, s.rng)
+	s.sc.net.Heal()
+	s.sc.net.Isolate(uint64(third), s.sc.ids)
+	if pause {
+		s.sc.resume(minority)
+	}
+	s.sc.event("node %d cut off; nodes %d and %d to form a majority", third, minority, crashed)
+	s.sc.restart(crashed)
+	s.phase(fmt.Sprintf("nodes %d and %d without %d", minority, crashed, third), s.pastElection())
+	s.healed()
+}
+
+// simElementNamed returns the element of that name.
+func simElementNamed(t *testing.T, name string) simElement {
+	for _, e := range simElements {
+		if e.name == name {
+			return e
+		}
+	}
+	t.Fatalf("no schedule element %q", name)
+	return simElement{}
+}
+
+// simScheduleLen is how many elements a random schedule draws.
+const simScheduleLen = 5
+
 func runSimulation(t *testing.T, seed uint64) simRun {
-	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	if *simOnly != "" {
+		return runSchedule(t, seed, rng, []simElement{simElementNamed(t, *simOnly)})
+	}
+	drawn := slices.DeleteFunc(slices.Clone(simElements), func(e simElement) bool { return e.knownBug != "" })
+	var schedule []simElement
+	for range simScheduleLen {
+		schedule = append(schedule, drawn[rng.IntN(len(drawn))])
+	}
+	return runSchedule(t, seed, rng, schedule)
+}
+
+// runSchedule runs three nodes under the seed's network faults and the
+// schedule, with the writer, then checks what was acknowledged.
+func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, schedule []simElement) simRun {
+	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
 	faults := simnet.Faults{DropPercent: rng.IntN(4), DuplicatePercent: rng.IntN(4),
 		DelayMin: time.Millisecond, DelayMax: time.Duration(1+rng.IntN(8)) * time.Millisecond}
 	sc := openSimCluster(t, seed, faults, nil)
-	realDeadline := time.Now().Add(simRealMax)
 	// A forwarded proposal lost on the way has an unknown outcome, as a
 	// Kafka client's CreateTopics that timed out: it tries again, and an
 	// existing topic is then its own.
@@ -507,74 +1330,27 @@ func runSimulation(t *testing.T, seed uint64) simRun {
 		<-w.done // a wait in progress ends on the clock, or at simWaitMax
 	})
 	defer stopWriter()
+	s := &simScenario{t: t, sc: sc, w: w, rng: rng, realDeadline: time.Now().Add(simRealMax)}
 
-	phase := func(name string, d time.Duration) {
-		sc.event("%s for %v", name, d)
-		sc.advance(d)
-		if time.Now().After(realDeadline) {
-			t.Fatalf("the run took more than %v of real time", simRealMax)
-		}
+	s.phase("steady", s.steady())
+	for _, e := range schedule {
+		sc.event("element: %s", e.name)
+		e.run(s)
+		s.phase("steady", s.steady())
 	}
-	steady := func() time.Duration { return time.Duration(200+rng.IntN(300)) * time.Millisecond }
-	pastElection := func() time.Duration {
-		return time.Duration(3*simElectionMs+rng.IntN(5*simElectionMs)) * time.Millisecond
-	}
-
-	phase("steady", steady())
-	if ls := sc.leaders(); len(ls) > 0 {
-		lead := uint64(ls[0])
-		sc.net.Isolate(lead, sc.ids)
-		phase(fmt.Sprintf("leader %d isolated", lead), pastElection())
-		sc.event("leaders after isolation: %v", sc.leaders())
-		sc.net.Heal()
-	}
-	phase("healed", steady())
-	minority := sc.ids[rng.IntN(len(sc.ids))]
-	var majority []uint64
-	for _, id := range sc.ids {
-		if id != minority {
-			majority = append(majority, id)
-		}
-	}
-	sc.net.Split([]uint64{minority}, majority)
-	phase(fmt.Sprintf("split %v | %v", []uint64{minority}, majority), pastElection())
-	sc.event("leaders in the split: %v", sc.leaders())
-	from, to := sc.ids[rng.IntN(3)], sc.ids[rng.IntN(3)]
-	sc.net.Heal()
-	if from != to {
-		sc.net.Cut(from, to)
-		phase(fmt.Sprintf("one way %d↛%d", from, to), pastElection())
-	}
-	sc.net.Heal()
-	crashed := int32(sc.ids[rng.IntN(len(sc.ids))])
-	sc.crash(crashed, rng)
-	phase(fmt.Sprintf("node %d back", crashed), steady())
 	if err := sc.net.SetFaults(simnet.Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	phase("healed, faults off", steady())
+	s.phase("faults off", s.steady())
 	scheduleEvents := slices.Clone(sc.events)
 
 	// Stop the writer, then let every replica catch up with the leader.
 	stopWriter()
 	var lead int32
 	sc.advanceUntil("one leader, every replica caught up", 20*time.Second, func() bool {
-		ls := sc.leaders()
-		if len(ls) != 1 {
-			return false
-		}
-		lead = ls[0]
-		p, err := sc.open()[lead].Partition(simTopic, 0)
-		if err != nil {
-			return false
-		}
-		for _, c := range sc.open() {
-			q, err := c.Partition(simTopic, 0)
-			if err != nil || q.HighWatermark() != p.HighWatermark() {
-				return false
-			}
-		}
-		return true
+		var ok bool
+		lead, ok = sc.caughtUp()
+		return ok
 	})
 	sc.check()
 	if w.failure != nil {
@@ -586,7 +1362,9 @@ func runSimulation(t *testing.T, seed uint64) simRun {
 		if err != nil {
 			t.Fatal(err)
 		}
-		final[id] = simRecords(t, p)
+		if final[id], err = simRecords(p); err != nil {
+			t.Fatalf("node %d: %v", id, err)
+		}
 	}
 	for off, value := range w.acked {
 		for id, recs := range final {

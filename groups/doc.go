@@ -94,6 +94,13 @@
 // so no client ever sees an offset a crash could take back. A failed append or
 // sync is returned to the caller, never only logged.
 //
+// Transactional offset commits (TxnOffsetCommit, txnoffsets.go) are
+// written as a transactional batch of the producer (its id and epoch, no
+// sequence) and held aside until the transaction coordinator's marker
+// reaches the offsets partition (TxnMarker): COMMIT makes them the group's
+// committed offsets, ABORT drops them. A load replays the same from the
+// log: such a batch's offsets wait for their producer's marker.
+//
 // Group membership is not persisted: after a restart or a coordinator move
 // every group is Empty and its members rejoin (their heartbeats get
 // UNKNOWN_MEMBER_ID), as after a coordinator move in Kafka.

@@ -147,12 +147,17 @@ type Machine struct {
 	joinSeq      uint64
 	groups       map[string]*group
 	ready        Ready
+	// txnPending holds the offsets of transactional commits
+	// (TxnOffsetCommit) by producer, then group, until the transaction's
+	// marker reaches the group's offsets partition (EndTxnOffsets).
+	txnPending map[int64]map[string]map[TopicPartition]OffsetCommit
 }
 
 // NewMachine returns an empty machine. memberPrefix makes member ids unique
 // across restarts (the driver passes random text; tests pass a fixed one).
 func NewMachine(cfg Config, memberPrefix string) *Machine {
-	return &Machine{cfg: cfg, memberPrefix: memberPrefix, groups: map[string]*group{}}
+	return &Machine{cfg: cfg, memberPrefix: memberPrefix, groups: map[string]*group{},
+		txnPending: map[int64]map[string]map[TopicPartition]OffsetCommit{}}
 }
 
 // Ready returns and clears the accumulated output.
@@ -377,6 +382,7 @@ func (m *Machine) Unload(owned func(group string) bool) int {
 		delete(m.groups, name)
 		count++
 	}
+	m.dropTxnOffsets(owned)
 	return count
 }
 
@@ -390,5 +396,11 @@ func (m *Machine) Adopt(from *Machine) int {
 	}
 	n := len(from.groups)
 	from.groups = map[string]*group{}
+	for pid, byGroup := range from.txnPending {
+		for name, offsets := range byGroup {
+			m.AddTxnOffsets(pid, name, offsets)
+		}
+	}
+	from.txnPending = map[int64]map[string]map[TopicPartition]OffsetCommit{}
 	return n
 }

@@ -131,6 +131,13 @@ func restorePartition(ctx context.Context, m *Machine, p *partition.Partition) (
 			if err != nil {
 				return count, fmt.Errorf("batch at %d: %w", h.BaseOffset, err)
 			}
+			if h.Transactional() {
+				if err := restoreTxnBatch(m, h, records); err != nil {
+					return count, fmt.Errorf("transactional batch at %d: %w", h.BaseOffset, err)
+				}
+				count += len(records)
+				continue
+			}
 			for _, r := range records {
 				if err := restoreRecord(m, r.Key, r.Value); err != nil {
 					return count, fmt.Errorf("record at %d: %w", r.Offset, err)

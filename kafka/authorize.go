@@ -21,7 +21,7 @@ import (
 // authorization says, per API key, what a request needs. An API registered
 // without an entry fails TestEveryAPIHasAnAuthorization.
 var authorization = map[int16]string{
-	kmsg.Produce.Int16():                      "Write on each topic (TOPIC_AUTHORIZATION_FAILED per topic); a transactional id is refused anyway",
+	kmsg.Produce.Int16():                      "Write on each topic (TOPIC_AUTHORIZATION_FAILED per topic); with a transactional id Write on it (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition)",
 	kmsg.Fetch.Int16():                        "Read on each topic; a follower's fetch (replica id ≥ 0) ClusterAction on the cluster",
 	kmsg.ListOffsets.Int16():                  "Describe on each topic",
 	kmsg.Metadata.Int16():                     "Describe on each topic: listed topics without it are left out, named ones answer TOPIC_AUTHORIZATION_FAILED; auto-creation Create on the cluster or the topic",
@@ -38,7 +38,7 @@ var authorization = map[int16]string{
 	kmsg.CreateTopics.Int16():                 "Create on the cluster or on each topic",
 	kmsg.DeleteTopics.Int16():                 "Delete on each topic",
 	kmsg.DeleteRecords.Int16():                "Delete on each topic",
-	kmsg.InitProducerID.Int16():               "IdempotentWrite on the cluster or Write on any topic; a transactional id Write on it (then refused anyway)",
+	kmsg.InitProducerID.Int16():               "IdempotentWrite on the cluster or Write on any topic; with a transactional id Write on it instead",
 	kmsg.OffsetForLeaderEpoch.Int16():         "Describe on each topic (a follower: ClusterAction on the cluster)",
 	kmsg.DescribeACLs.Int16():                 "Describe on the cluster",
 	kmsg.CreateACLs.Int16():                   "Alter on the cluster",
@@ -56,6 +56,14 @@ var authorization = map[int16]string{
 	kmsg.UnregisterBroker.Int16():             "Alter on the cluster",
 	kmsg.ConsumerGroupHeartbeat.Int16():       "Read on the group",
 	kmsg.ConsumerGroupDescribe.Int16():        "Describe on each group",
+	kmsg.AddPartitionsToTxn.Int16():           "v0-v3: Write on the transactional id, then Write on each topic (TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED); v4+ (sent by brokers): ClusterAction on the cluster",
+	kmsg.AddOffsetsToTxn.Int16():              "Write on the transactional id, then Read on the group",
+	kmsg.EndTxn.Int16():                       "Write on the transactional id",
+	kmsg.WriteTxnMarkers.Int16():              "ClusterAction on the cluster, or Alter on it (KIP-1037)",
+	kmsg.TxnOffsetCommit.Int16():              "Write on the transactional id, Read on the group, then Read on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions)",
+	kmsg.DescribeTransactions.Int16():         "Describe on each transactional id",
+	kmsg.ListTransactions.Int16():             "lists only the transactional ids with Describe",
+	kmsg.DescribeProducers.Int16():            "Read on each topic",
 	kmsg.DescribeClientQuotas.Int16():         "DescribeConfigs on the cluster",
 	kmsg.AlterClientQuotas.Int16():            "AlterConfigs on the cluster",
 	kmsg.SASLHandshake.Int16():                "none: it is authentication itself",
@@ -137,6 +145,16 @@ func remoteHost(addr net.Addr) string {
 		return addr.String()
 	}
 	return host
+}
+
+// txnIDRefusal is TRANSACTIONAL_ID_AUTHORIZATION_FAILED's code when the
+// connection may not Write on the transactional id (every request of a
+// transactional producer needs it), else 0.
+func txnIDRefusal(c *conn, id string) int16 {
+	if !c.allowed(acl.OpWrite, acl.ResourceTransactionalID, id) {
+		return kerr.TransactionalIDAuthorizationFailed.Code
+	}
+	return 0
 }
 
 // configAllowed checks op (DescribeConfigs, AlterConfigs) on a config

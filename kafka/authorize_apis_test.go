@@ -219,13 +219,71 @@ var unauthorizedRequests = map[int16]func() kmsg.Request{
 		r.Groups = []string{"g"}
 		return r
 	},
+	// The transactional id "t": both forms filled, the version sent
+	// decides which is encoded.
+	kmsg.AddPartitionsToTxn.Int16(): func() kmsg.Request {
+		r := kmsg.NewPtrAddPartitionsToTxnRequest()
+		r.TransactionalID, r.ProducerID = "t", 1
+		t := kmsg.NewAddPartitionsToTxnRequestTopic()
+		t.Topic, t.Partitions = "orders", []int32{0}
+		r.Topics = append(r.Topics, t)
+		rt := kmsg.NewAddPartitionsToTxnRequestTransaction()
+		rt.TransactionalID, rt.ProducerID = "t", 1
+		tt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+		tt.Topic, tt.Partitions = "orders", []int32{0}
+		rt.Topics = append(rt.Topics, tt)
+		r.Transactions = append(r.Transactions, rt)
+		return r
+	},
+	kmsg.AddOffsetsToTxn.Int16(): func() kmsg.Request {
+		r := kmsg.NewPtrAddOffsetsToTxnRequest()
+		r.TransactionalID, r.ProducerID, r.Group = "t", 1, "g"
+		return r
+	},
+	kmsg.EndTxn.Int16(): func() kmsg.Request {
+		r := kmsg.NewPtrEndTxnRequest()
+		r.TransactionalID, r.ProducerID = "t", 1
+		return r
+	},
+	kmsg.WriteTxnMarkers.Int16(): func() kmsg.Request {
+		r := kmsg.NewPtrWriteTxnMarkersRequest()
+		m := kmsg.NewWriteTxnMarkersRequestMarker()
+		m.ProducerID = 1
+		mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		mt.Topic, mt.Partitions = "orders", []int32{0}
+		m.Topics = append(m.Topics, mt)
+		r.Markers = append(r.Markers, m)
+		return r
+	},
+	kmsg.TxnOffsetCommit.Int16(): func() kmsg.Request {
+		r := kmsg.NewPtrTxnOffsetCommitRequest()
+		r.TransactionalID, r.Group, r.ProducerID = "t", "g", 1
+		t := kmsg.NewTxnOffsetCommitRequestTopic()
+		t.Topic = "orders"
+		t.Partitions = append(t.Partitions, kmsg.NewTxnOffsetCommitRequestTopicPartition())
+		r.Topics = append(r.Topics, t)
+		return r
+	},
+	kmsg.DescribeTransactions.Int16(): func() kmsg.Request {
+		r := kmsg.NewPtrDescribeTransactionsRequest()
+		r.TransactionalIDs = []string{"t"}
+		return r
+	},
+	kmsg.DescribeProducers.Int16(): func() kmsg.Request {
+		r := kmsg.NewPtrDescribeProducersRequest()
+		t := kmsg.NewDescribeProducersRequestTopic()
+		t.Topic, t.Partitions = "orders", []int32{0}
+		r.Topics = append(r.Topics, t)
+		return r
+	},
 }
 
 // filteringAPIs refuse nothing to a principal without ACLs: ApiVersions
 // and the SASL exchange need no right, ListGroups lists only the groups it
-// may describe (TestListGroupsFilters).
+// may describe (TestListGroupsFilters), ListTransactions those it may
+// describe (TestTransactionsAuthorization).
 var filteringAPIs = map[int16]bool{kmsg.ApiVersions.Int16(): true, kmsg.ListGroups.Int16(): true,
-	kmsg.SASLHandshake.Int16(): true, kmsg.SASLAuthenticate.Int16(): true}
+	kmsg.SASLHandshake.Int16(): true, kmsg.SASLAuthenticate.Int16(): true, kmsg.ListTransactions.Int16(): true}
 
 var authorizationCodes = map[int16]bool{
 	kerr.TopicAuthorizationFailed.Code:           true,

@@ -62,6 +62,20 @@
 // Metadata and DescribeCluster send clients to the leaders. On a single
 // node this node leads every open partition, so nothing of this shows.
 //
+// # Transactions
+//
+// The transaction coordinator (package txn) answers InitProducerId with a
+// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and the
+// describe and list requests; the Server is its txn.MarkerWriter
+// (writetxnmarkers.go): markers to partitions led here are appended
+// directly, others go to their leaders as WriteTxnMarkers (peers.go, one
+// franz-go client per node, at its first listener, over TLS with the
+// node's certificate when that listener is SSL: Config.PeerTLS). Produce
+// checks a producer's first transactional batch on a partition with the
+// coordinator, here or through
+// AddPartitionsToTxn VerifyOnly on its node (KIP-890), in the handler's
+// synchronous part, so the batches of one connection stay in order.
+//
 // # Authorization
 //
 // With Config.Authorizer set, each handler checks at its top what Kafka

@@ -9,6 +9,7 @@ import (
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/txn"
 )
 
 // errorTable is the one place internal errors become Kafka error codes.
@@ -25,6 +26,7 @@ var errorTable = []struct {
 	{partition.ErrUnsupported, kerr.InvalidRecord},
 	{partition.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{partition.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{partition.ErrInvalidTxnState, kerr.InvalidTxnState},
 	{partition.ErrPolicyViolation, kerr.PolicyViolation},
 	{partition.ErrNoStreamIndex, kerr.InvalidRequest},
 	{partition.ErrStreamIndexBuilding, kerr.LeaderNotAvailable}, // retriable: clients try again
@@ -73,6 +75,18 @@ var errorTable = []struct {
 	{groups.ErrNotCoordinator, kerr.NotCoordinator},
 	{groups.ErrCoordinatorLoadInProgress, kerr.CoordinatorLoadInProgress},
 	{groups.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{txn.ErrNotCoordinator, kerr.NotCoordinator},
+	{txn.ErrCoordinatorLoadInProgress, kerr.CoordinatorLoadInProgress},
+	{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{txn.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
+	{txn.ErrProducerFenced, kerr.ProducerFenced},
+	{txn.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{txn.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{txn.ErrInvalidTransactionTimeout, kerr.InvalidTransactionTimeout},
+	{txn.ErrTransactionalIDNotFound, kerr.TransactionalIDNotFound},
+	{txn.ErrInvalidRequest, kerr.InvalidRequest},
+	{txn.ErrTooManyTransactions, kerr.CoordinatorNotAvailable},
+	{txn.ErrClosed, kerr.CoordinatorNotAvailable},
 	{errFencedLeaderEpoch, kerr.FencedLeaderEpoch},
 	{errUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},

@@ -10,9 +10,10 @@ package kafka
 // FENCED_LEADER_EPOCH carry the leader this node knows of (CurrentLeader,
 // KIP-951), so clients re-route without asking Metadata first. The high
 // watermark is the partition's: what a quorum committed on a replicated
-// partition, the durable log end on a single writer; there are no
-// transactions, so the last stable offset equals it and no aborted
-// transactions are reported.
+// partition, the durable log end on a single writer. Every partition's
+// reply carries its last stable offset; a read_committed fetch
+// (IsolationLevel 1) reads up to it only and lists the aborted
+// transactions its records overlap, which the client drops.
 // Deviations from Kafka: fetch sessions (KIP-227) are not kept — every
 // response has session id 0, which tells clients to send full fetches — and
 // v12's LastFetchedEpoch is checked for divergence as Kafka does for followers.
@@ -155,7 +156,7 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte, denied map[stri
 				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 				if p != nil && errors.Is(err, partition.ErrOffsetOutOfRange) {
 					sp.HighWatermark = p.HighWatermark()
-					sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+					sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -187,7 +188,7 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 		if epoch < rp.LastFetchedEpoch || end < rp.FetchOffset {
 			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = epoch, end
 			sp.HighWatermark = p.HighWatermark()
-			sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+			sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
 			return nil
 		}
 	}
@@ -195,15 +196,15 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 	if *total > 0 && limit <= 0 {
 		// The response is full: report positions without data.
 		sp.HighWatermark = p.HighWatermark()
-		sp.LastStableOffset, sp.LogStartOffset = sp.HighWatermark, p.LogStartOffset()
+		sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
 		return nil
 	}
-	res, grown, err := p.ReadAppend(*buf, rp.FetchOffset, max(limit, 1))
+	res, grown, err := p.ReadAppendIsolated(*buf, rp.FetchOffset, max(limit, 1), req.IsolationLevel == 1)
 	if err != nil {
 		return err
 	}
 	sp.HighWatermark = res.HighWatermark
-	sp.LastStableOffset = res.HighWatermark
+	sp.LastStableOffset = res.LastStableOffset
 	sp.LogStartOffset = res.LogStartOffset
 	// Only the first batch of the whole response may exceed the limits.
 	if *total > 0 && len(res.Records) > limit {
@@ -212,6 +213,11 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 	*buf = grown
 	if len(res.Records) > 0 {
 		sp.RecordBatches = res.Records
+		for _, a := range res.Aborted {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+		}
 	}
 	*total += len(res.Records)
 	*remaining -= len(res.Records)

@@ -1,12 +1,12 @@
 package kafka
 
 // FindCoordinator v0-v5, batched keys from v4. A group's coordinator is the
-// leader of its __consumer_offsets partition (created on the first lookup,
-// as Kafka does), with that node's address; COORDINATOR_NOT_AVAILABLE while
-// the partition has no known leader. Transactional ids are answered with
-// this node, and InitProducerId then refuses transactions. Deviation from
-// Kafka: key types other than group (0) and transaction (1) get
-// INVALID_REQUEST.
+// leader of its __consumer_offsets partition, a transactional id's the
+// leader of its __transaction_state partition (each topic created on the
+// first lookup, as Kafka does), with that node's address;
+// COORDINATOR_NOT_AVAILABLE while the partition has no known leader.
+// Deviation from Kafka: key types other than group (0) and transaction (1)
+// get INVALID_REQUEST.
 
 import (
 	"fmt"
@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/cluster"
 )
 
 func init() { register(kmsg.FindCoordinator.Int16(), 0, 5, handleFindCoordinator) }
@@ -48,21 +49,22 @@ func handleFindCoordinator(s *Server, c *conn, r kmsg.Request) reply {
 
 // findCoordinator answers one key for a client of c's listener.
 func (s *Server) findCoordinator(c *conn, keyType int8, key string) coordinatorAnswer {
-	self := coordinatorAnswer{nodeID: s.cluster.NodeID(), host: c.listener.host, port: c.listener.port}
+	var b cluster.Broker
+	var err error
 	switch keyType {
 	case 1:
 		if !c.allowed(acl.OpDescribe, acl.ResourceTransactionalID, key) {
 			return coordinatorAnswer{nodeID: -1, code: kerr.TransactionalIDAuthorizationFailed.Code}
 		}
-		return self
+		b, err = s.txn.Locate(key)
 	case 0:
 		if !c.allowedGroup(acl.OpDescribe, key) {
 			return coordinatorAnswer{nodeID: -1, code: kerr.GroupAuthorizationFailed.Code}
 		}
+		b, err = s.groups.Locate(key)
 	default:
 		return coordinatorAnswer{nodeID: -1, code: kerr.InvalidRequest.Code}
 	}
-	b, err := s.groups.Locate(key)
 	if err != nil {
 		return coordinatorAnswer{nodeID: -1, code: errorCode(err), message: errorMessage(err)}
 	}

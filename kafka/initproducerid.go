@@ -1,11 +1,16 @@
 package kafka
 
-// InitProducerId v0-v4, for idempotent producers. Every call without a
-// producer id gets a new id (never reused: ids are reserved durably in
-// blocks) at epoch 0; a call naming its current id and epoch (v3+, KIP-360)
-// gets the same id at the next epoch, which restarts its sequences.
-// Deviation: transactional ids are refused with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as there is no transaction coordinator.
+// InitProducerId v0-v4. Without a transactional id (idempotent producers)
+// every call without a producer id gets a new id (never reused: ids are
+// reserved durably in blocks) at epoch 0; a call naming its current id and
+// epoch (v3+, KIP-360) gets the same id at the next epoch, which restarts
+// its sequences. With a transactional id the transaction coordinator
+// answers (this node must coordinate the id: NOT_COORDINATOR elsewhere):
+// a new producer id for a new transactional id, else the next epoch of its
+// producer id, which fences the previous producer; an ongoing transaction
+// of the previous epoch is aborted first (CONCURRENT_TRANSACTIONS until
+// its markers are written, and the client retries); a caller naming an
+// id and epoch that are not the current ones gets PRODUCER_FENCED.
 
 import (
 	"math"
@@ -27,9 +32,24 @@ func handleInitProducerID(s *Server, c *conn, r kmsg.Request) reply {
 		return reply{resp: resp}
 	}
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		c.logger.Info("refusing transactional producer: transactions are not supported", "transactional_id", *req.TransactionalID)
-		return reply{resp: resp}
+		if code := txnIDRefusal(c, *req.TransactionalID); code != 0 {
+			resp.ErrorCode = code
+			return reply{resp: resp}
+		}
+		return reply{wait: func() kmsg.Response {
+			pid, epoch := int64(-1), int16(-1)
+			if req.Version >= 3 {
+				pid, epoch = req.ProducerID, req.ProducerEpoch
+			}
+			id, ep, err := s.txn.InitProducerID(*req.TransactionalID, req.TransactionTimeoutMillis, pid, epoch)
+			if err != nil {
+				resp.ErrorCode = errorCode(err)
+				c.logger.Debug("init transactional producer", "transactional_id", *req.TransactionalID, "err", err)
+				return resp
+			}
+			resp.ProducerID, resp.ProducerEpoch = id, ep
+			return resp
+		}}
 	}
 	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16 {
 		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1

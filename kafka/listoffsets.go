@@ -4,8 +4,8 @@ package kafka
 // watermark), -3 (the record with the largest timestamp, v7), -4 (earliest
 // local, which is the earliest: there is no tiered storage) and any
 // non-negative time (the first record at or after it). v0 answers in the
-// old-style offsets array with at most one offset. Isolation levels agree:
-// with no transactions the last stable offset is the high watermark. Only
+// old-style offsets array with at most one offset. With read_committed
+// (isolation level 1, v2+) latest is the last stable offset. Only
 // the partition's leader answers (NOT_LEADER_OR_FOLLOWER elsewhere), after
 // checking the client's current leader epoch (v4+, KIP-320).
 
@@ -38,7 +38,7 @@ func handleListOffsets(s *Server, c *conn, r kmsg.Request) reply {
 			sp.Partition = rp.Partition
 			offset, ts, epoch, err := int64(0), int64(0), int32(0), error(kerr.TopicAuthorizationFailed)
 			if allowed {
-				offset, ts, epoch, err = s.listOffset(req.Version, rt.Topic, rp)
+				offset, ts, epoch, err = s.listOffset(req.Version, req.IsolationLevel == 1, rt.Topic, rp)
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
@@ -56,7 +56,7 @@ func handleListOffsets(s *Server, c *conn, r kmsg.Request) reply {
 	return reply{resp: resp}
 }
 
-func (s *Server) listOffset(version int16, topic string, rp kmsg.ListOffsetsRequestTopicPartition) (int64, int64, int32, error) {
+func (s *Server) listOffset(version int16, committed bool, topic string, rp kmsg.ListOffsetsRequestTopicPartition) (int64, int64, int32, error) {
 	requested := int32(-1)
 	if version >= 4 {
 		requested = rp.CurrentLeaderEpoch
@@ -68,13 +68,16 @@ func (s *Server) listOffset(version int16, topic string, rp kmsg.ListOffsetsRequ
 	if err := p.Err(); err != nil {
 		return 0, 0, 0, err
 	}
-	offset, ts, err := offsetFor(p, rp.Timestamp)
+	offset, ts, err := offsetFor(p, rp.Timestamp, committed)
 	return offset, ts, p.LeaderEpoch(), err
 }
 
-func offsetFor(p *partition.Partition, timestamp int64) (int64, int64, error) {
+func offsetFor(p *partition.Partition, timestamp int64, committed bool) (int64, int64, error) {
 	switch timestamp {
 	case listLatest:
+		if committed {
+			return p.LastStableOffset(), -1, nil
+		}
 		return p.HighWatermark(), -1, nil
 	case listEarliest, listEarliestLoc:
 		return p.LogStartOffset(), -1, nil

@@ -21,9 +21,19 @@ package kafka
 // request is refused with UNSUPPORTED_VERSION, as Kafka 4 does (KAFKA-18659):
 // librdkafka only compresses when it sees Produce v0 advertised.
 //
-// Deviations from Kafka: transactional produce is refused with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no transaction coordinator), and
-// compressed batches are stored exactly as sent (compression.type=producer).
+// Transactional produce (a transactional id, transactional batches): a
+// producer's first transactional batch on a partition is accepted only if
+// its transaction coordinator added the partition to the producer's
+// ongoing transaction at that epoch (KIP-890: asked of the coordinator
+// wherever it runs), so a late batch of an ended transaction is
+// refused with INVALID_TXN_STATE and one of a fenced epoch with
+// INVALID_PRODUCER_EPOCH.
+//
+// The coordinator may run on another node: it is asked with
+// AddPartitionsToTxn v4 VerifyOnly, as Kafka's brokers do.
+//
+// Deviation from Kafka: compressed batches are stored exactly as sent
+// (compression.type=producer).
 // Responses stop at v9, so they never carry the new leader (KIP-951, v10):
 // clients learn of it from Metadata. A produce reaching a node that just won
 // the partition's election, before its leadership is ready (its term's first
@@ -41,9 +51,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/txn"
 )
 
 func init() { register(kmsg.Produce.Int16(), 0, 10, handleProduce) }
@@ -122,8 +134,6 @@ func produceRefusal(req *kmsg.ProduceRequest) error {
 	switch {
 	case req.Version < 3:
 		return fmt.Errorf("%w: Produce v%d carries message format v0/v1; use v3 or later", kerr.UnsupportedVersion, req.Version)
-	case req.TransactionID != nil:
-		return kerr.TransactionalIDAuthorizationFailed
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		return kerr.InvalidRequiredAcks
 	}
@@ -138,6 +148,9 @@ func produceRefusal(req *kmsg.ProduceRequest) error {
 // entries the waits hold are the ones encoded.
 func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (waits []appendWait, failed bool) {
 	refuse := produceRefusal(req)
+	if refuse == nil && req.TransactionID != nil && txnIDRefusal(c, *req.TransactionID) != 0 {
+		refuse = kerr.TransactionalIDAuthorizationFailed
+	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for ti, rt := range req.Topics {
 		st := &resp.Topics[ti]
@@ -152,7 +165,7 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res, err := s.producePartition(c, rt.Topic, rp, req.Acks, topicRefuse)
+			res, err := s.producePartition(c, req.TransactionID, rt.Topic, rp, req.Acks, topicRefuse)
 			if err != nil {
 				failed = true
 				setProduceError(sp, err)
@@ -246,7 +259,7 @@ type produceResult struct {
 	partition *partition.Partition
 }
 
-func (s *Server) producePartition(c *conn, topic string, rp kmsg.ProduceRequestTopicPartition, acks int16, refuse error) (produceResult, error) {
+func (s *Server) producePartition(c *conn, txnID *string, topic string, rp kmsg.ProduceRequestTopicPartition, acks int16, refuse error) (produceResult, error) {
 	if refuse != nil {
 		return produceResult{}, refuse
 	}
@@ -259,9 +272,51 @@ func (s *Server) producePartition(c *conn, topic string, rp kmsg.ProduceRequestT
 			return produceResult{}, err
 		}
 	}
+	if err := s.verifyTxn(c.ctx, txnID, topic, rp.Partition, rp.Records, p); err != nil {
+		return produceResult{}, err
+	}
 	res, err := p.Append(rp.Records)
 	if err != nil {
 		return produceResult{}, err
 	}
 	return produceResult{AppendResult: res, partition: p}, nil
+}
+
+// verifyTxn lets a producer's transactional batch open its transaction on
+// p once the coordinator (here or on another node) confirms that the
+// partition is in the producer's ongoing transaction at that epoch
+// (KIP-890).
+func (s *Server) verifyTxn(ctx context.Context, txnID *string, topic string, index int32, records []byte, p *partition.Partition) error {
+	h, err := batch.ParseHeader(records)
+	if err != nil || !h.Transactional() || h.Control() {
+		return nil // Append answers malformed and control batches
+	}
+	if txnID == nil {
+		return fmt.Errorf("%w: a transactional batch without a transactional id", partition.ErrInvalidTxnState)
+	}
+	if p.TxnOpen(h.ProducerID, h.ProducerEpoch) {
+		return nil
+	}
+	return s.verifyOn(ctx, p, *txnID, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: index})
+}
+
+// verifyOn verifies with the coordinator that tp, which p is, is in the
+// producer's ongoing transaction, under p's verification guard: a marker
+// written to p meanwhile makes it fail (KIP-890).
+func (s *Server) verifyOn(ctx context.Context, p *partition.Partition, txnID string, producerID int64, producerEpoch int16, tp txn.TopicPartition) error {
+	guard, err := p.VerifyStart(producerID)
+	if err != nil {
+		return err
+	}
+	err = s.verifyInTxn(ctx, txnID, producerID, producerEpoch, tp)
+	switch {
+	case errors.Is(err, txn.ErrProducerFenced):
+		p.VerifyAbandon(producerID, guard)
+		// Produce answers a fenced producer with its epoch error.
+		return fmt.Errorf("%w: %v", partition.ErrInvalidProducerEpoch, err)
+	case err != nil:
+		p.VerifyAbandon(producerID, guard)
+		return err
+	}
+	return p.BeginTransaction(producerID, producerEpoch, guard)
 }

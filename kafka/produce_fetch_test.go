@@ -2,10 +2,11 @@ package kafka
 
 import (
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -403,7 +404,8 @@ func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
 }
 
 // TestInitProducerID: ids are unique and epochs bump on request (KIP-360);
-// transactional ids are refused.
+// a transactional id gets its producer id from its coordinator, the next
+// epoch at each init.
 func TestInitProducerID(t *testing.T) {
 	ts := startServer(t)
 	rc := ts.dial(t)
@@ -427,9 +429,22 @@ func TestInitProducerID(t *testing.T) {
 	}
 	req := kmsg.NewPtrInitProducerIDRequest()
 	txn := "tx"
-	req.TransactionalID = &txn
-	if resp := rc.roundTrip(req).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Fatalf("transactional: %+v", resp)
+	req.TransactionalID, req.TransactionTimeoutMillis = &txn, 60_000
+	if resp := rc.roundTrip(req).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("transactional before FindCoordinator created %s: %+v", "__transaction_state", resp)
+	}
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.SetVersion(3) // key types came with v1
+	find.CoordinatorKey, find.CoordinatorType = txn, 1
+	if resp := rc.roundTrip(find).(*kmsg.FindCoordinatorResponse); resp.ErrorCode != 0 {
+		t.Fatalf("find the transaction coordinator: %+v", resp)
+	}
+	first := rc.roundTrip(req).(*kmsg.InitProducerIDResponse)
+	if first.ErrorCode != 0 || seen[first.ProducerID] || first.ProducerEpoch != 0 {
+		t.Fatalf("transactional: %+v", first)
+	}
+	if again := rc.roundTrip(req).(*kmsg.InitProducerIDResponse); again.ErrorCode != 0 || again.ProducerID != first.ProducerID || again.ProducerEpoch != 1 {
+		t.Fatalf("transactional re-init: %+v, want producer %d epoch 1", again, first.ProducerID)
 	}
 }
 

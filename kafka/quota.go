@@ -12,7 +12,10 @@ package kafka
 // Deviation from Kafka: replies of versions older than KIP-219 (Produce
 // before v6, Fetch before v8) are not delayed either; such clients do not
 // back off on their own, but the muted connection holds them to the rate
-// all the same. A follower's fetch (replica id ≥ 0) is never throttled.
+// all the same. A follower's fetch (replica id ≥ 0) is never throttled, nor
+// are the requests nodes send each other for transactions (WriteTxnMarkers,
+// AddPartitionsToTxn v4+): as Kafka exempts cluster actions, so that a
+// quota on the principal the nodes act as never delays markers.
 
 import (
 	"time"
@@ -33,6 +36,9 @@ type quotaUse struct {
 // encoded size (resp is nil for a produce with acks=0, which is measured
 // all the same), and returns how long the client must back off.
 func (c *conn) throttle(p *pending, responseBytes int) time.Duration {
+	if nodeRequest(p.header) {
+		return 0
+	}
 	q := c.s.quotas
 	u := p.quota
 	var wait time.Duration
@@ -48,6 +54,12 @@ func (c *conn) throttle(p *pending, responseBytes int) time.Duration {
 	// handling is 100 percent-seconds.
 	request := c.observeThrottle("request", q.Record(quota.RequestPercentage, u.user, u.clientID, 100*u.handling.Seconds()))
 	return max(wait, request)
+}
+
+// nodeRequest reports whether h is a request one node sends another for
+// transactions (peers.go), which no quota limits.
+func nodeRequest(h requestHeader) bool {
+	return h.key == kmsg.WriteTxnMarkers.Int16() || (h.key == kmsg.AddPartitionsToTxn.Int16() && h.version >= 4)
 }
 
 func (c *conn) observeThrottle(kind string, d time.Duration) time.Duration {

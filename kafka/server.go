@@ -17,6 +17,7 @@ import (
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/quota"
+	"github.com/cairnlog/cairn/txn"
 )
 
 // Config is the Kafka listener's configuration; every limit has a default.
@@ -48,6 +49,13 @@ type Config struct {
 	FetchWaitMax time.Duration
 	// Groups configures the consumer-group coordinator.
 	Groups groups.Config
+	// Txn configures the transaction coordinator.
+	Txn txn.Config
+	// PeerTLS is the client side of this node's requests to other nodes'
+	// first listener (transaction markers, KIP-890 verification) when that
+	// listener is SSL or SASL_SSL: the node's certificate, so the other
+	// node sees the principal its certificate maps to.
+	PeerTLS *tls.Config
 	// SASL requires SASL authentication on the listener when its
 	// Mechanisms are set (sasl.go); off by default.
 	SASL SASLConfig
@@ -74,6 +82,7 @@ func DefaultConfig() Config {
 		WriteTimeout:        30 * time.Second,
 		FetchWaitMax:        30 * time.Second,
 		Groups:              groups.DefaultConfig(),
+		Txn:                 txn.DefaultConfig(),
 		SASL:                DefaultSASLConfig(),
 	}
 }
@@ -99,6 +108,9 @@ func (c Config) Validate() error {
 		return errors.New("connections max and inflight requests max must be positive")
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0 || c.FetchWaitMax <= 0:
 		return errors.New("timeouts must be positive")
+	}
+	if err := c.Txn.Validate(); err != nil {
+		return err
 	}
 	if err := c.SASL.Validate(); err != nil {
 		return err
@@ -145,6 +157,8 @@ type Server struct {
 	view    clusterView // the cluster's leaders and brokers; cluster itself outside tests
 	logger  *slog.Logger
 	groups  *groups.Coordinator
+	txn     *txn.Coordinator
+	peers   peers // requests to other nodes' Kafka listeners (transactions)
 	sasl    saslState
 	// listeners by name; first is Config's first, which Serve serves.
 	listeners map[string]*listener
@@ -201,8 +215,18 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 			s.first = s.listeners[l.Name]
 		}
 	}
+	if cfg.PeerTLS != nil && s.first.Protocol.TLS() {
+		s.peers.tls = cfg.PeerTLS.Clone()
+	}
+	if s.txn, err = txn.Open(c, cfg.Txn, markerWriter{s}, logger); err != nil {
+		_ = coordinator.Close()
+		return nil, fmt.Errorf("transaction coordinator: %w", err)
+	}
 	return s, nil
 }
+
+// Txn is the transaction coordinator.
+func (s *Server) Txn() *txn.Coordinator { return s.txn }
 
 // Groups is the consumer-group coordinator, for metrics.
 func (s *Server) Groups() *groups.Coordinator { return s.groups }
@@ -294,7 +318,10 @@ func (s *Server) Close() error {
 	}
 	err := errors.Join(errs...)
 	s.wg.Wait()
-	// After the connections: no handler calls the coordinator any more.
+	// After the connections: no handler calls the coordinators any more.
+	// The transaction coordinator's marker writes call the group one.
+	_ = s.txn.Close()
+	s.peers.close()
 	_ = s.groups.Close()
 	return err
 }

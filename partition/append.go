@@ -40,8 +40,23 @@ type AppendResult struct {
 // once committed: acks=all callers wait with WaitCommitted, acks=1 with
 // WaitLocalDurable.
 func (p *Partition) Append(records []byte) (AppendResult, error) {
+	return p.append(records, false)
+}
+
+// AppendFromCoordinator is Append for a coordinator's own transactional
+// batches: the group coordinator's transactional offset commits, which
+// carry the producer's id and epoch but no sequence (base sequence -1), as
+// Kafka writes them.
+func (p *Partition) AppendFromCoordinator(records []byte) (AppendResult, error) {
+	return p.append(records, true)
+}
+
+// append is Append; coordinator says the batches come from a coordinator
+// (WriteMarker, AppendFromCoordinator): only they write control batches
+// and transactional batches without a sequence.
+func (p *Partition) append(records []byte, coordinator bool) (AppendResult, error) {
 	cfg := p.config()
-	headers, recs, err := validateBatches(records, cfg)
+	headers, recs, err := validateBatches(records, cfg, coordinator)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -70,7 +85,7 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		// cleanup.policy needs other checks and, for stream, the records):
 		// validate again against the config this append is made under.
 		cfg = p.cfg
-		if headers, recs, err = validateBatches(records, cfg); err != nil {
+		if headers, recs, err = validateBatches(records, cfg, coordinator); err != nil {
 			return AppendResult{}, err
 		}
 	}
@@ -78,7 +93,7 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("%w: %s-%d", ErrStreamIndexBuilding, p.topic, p.index)
 	}
 	for _, h := range headers {
-		dup, err := p.producers.check(h)
+		dup, err := p.producers.check(h, p.verifiedLocked(h))
 		if err != nil {
 			return AppendResult{}, err
 		}
@@ -106,6 +121,15 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 	if err != nil || dup != nil {
 		return dup.orZero(), err
 	}
+	kinds := make([]marker, len(headers))
+	if coordinator {
+		for i, data := 0, records; i < len(headers); i++ {
+			if kinds[i], err = markerOf(headers[i], data[:headers[i].TotalBytes()], cfg.Limits); err != nil {
+				return AppendResult{}, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+			}
+			data = data[headers[i].TotalBytes():]
+		}
+	}
 	next := base
 	epoch := p.LeaderEpoch()
 	data := records
@@ -122,8 +146,8 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 	if err := p.log.Append(records, nowMs); err != nil {
 		return AppendResult{}, p.classifyWriteError(err)
 	}
-	for _, h := range headers {
-		p.producers.record(h, nowMs)
+	for i, h := range headers {
+		p.recordTxn(h, kinds[i], nowMs)
 	}
 	var appended []streams.Appended
 	if change != nil {
@@ -150,7 +174,7 @@ func (p *Partition) Append(records []byte) (AppendResult, error) {
 // written, so a bad batch changes nothing. It runs outside the writer lock,
 // against a copy of the config that Append compares with the current one
 // once it holds the lock. The records are returned for stream topics only.
-func validateBatches(records []byte, cfg Config) ([]batch.Header, [][]batch.Record, error) {
+func validateBatches(records []byte, cfg Config, coordinator bool) ([]batch.Header, [][]batch.Record, error) {
 	if len(records) == 0 {
 		return nil, nil, fmt.Errorf("%w: no record batch in produce", ErrInvalidRecord)
 	}
@@ -167,8 +191,8 @@ func validateBatches(records []byte, cfg Config) ([]batch.Header, [][]batch.Reco
 		if len(whole) > int(cfg.MessageBytesMax) {
 			return nil, nil, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, len(whole), cfg.MessageBytesMax)
 		}
-		if h.Transactional() || h.Control() {
-			return nil, nil, fmt.Errorf("%w: transactional and control batches", ErrUnsupported)
+		if err := checkTxnHeader(h, cfg, coordinator); err != nil {
+			return nil, nil, err
 		}
 		_, recs, err := batch.Validate(whole, cfg.Limits)
 		if err != nil {
@@ -196,4 +220,25 @@ func validateBatches(records []byte, cfg Config) ([]batch.Header, [][]batch.Reco
 		rest = next
 	}
 	return headers, all, nil
+}
+
+// checkTxnHeader checks what a batch says of transactions: only a
+// coordinator writes control batches (markers) and transactional batches
+// without a sequence, a transactional batch names its producer, and stream
+// topics take none (their appends are checked against the stream index as
+// they come, which a later abort could not undo).
+func checkTxnHeader(h batch.Header, cfg Config, coordinator bool) error {
+	switch {
+	case h.Control() && !coordinator:
+		return fmt.Errorf("%w: control batches are written by the transaction coordinator only", ErrInvalidRecord)
+	case h.Transactional() && h.BaseSequence < 0 && !coordinator:
+		return fmt.Errorf("%w: a transactional batch without a sequence", ErrInvalidRecord)
+	case (h.Transactional() || h.Control()) && cfg.Streams:
+		return fmt.Errorf("%w: transactions on a topic with cleanup.policy=stream", ErrUnsupported)
+	case h.Control() && (!h.Transactional() || h.ProducerID < 0 || h.NumRecords != 1):
+		return fmt.Errorf("%w: a marker is one transactional control record of a producer", ErrInvalidRecord)
+	case h.Transactional() && (h.ProducerID < 0 || h.ProducerEpoch < 0):
+		return fmt.Errorf("%w: a transactional batch without producer id %d or epoch %d", ErrInvalidRecord, h.ProducerID, h.ProducerEpoch)
+	}
+	return nil
 }

@@ -88,18 +88,30 @@ func (p *Partition) enforceRetention(cfg Config, nowMs int64) error {
 
 // compact rewrites sealed segments so that each key keeps only its newest
 // record, and tombstones only until delete.retention.ms has passed since their
-// timestamp. The active segment is never rewritten.
+// timestamp. The active segment is never rewritten. As in Kafka, it stops at
+// the last stable offset (an open transaction may still abort, so its
+// records neither replace older ones nor go), removes the records of
+// aborted transactions, and removes a COMMIT marker once no batch of its
+// transaction is left and delete.retention.ms passed since it was written.
+// ABORT markers stay: the aborted index names them, and a read_committed
+// client drops a producer's records from an aborted transaction's first
+// offset until it reads the marker.
 func (p *Partition) compact(cfg Config, nowMs int64) error {
-	hwm := p.HighWatermark()
-	latest, err := p.latestOffsets(hwm, cfg.Limits)
-	if err != nil {
+	lso := p.LastStableOffset()
+	plan := compactPlan{aborted: abortedByProducer(p.AbortedTransactions(p.log.StartOffset(), lso))}
+	var err error
+	if plan.latest, err = p.latestOffsets(lso, plan.aborted, cfg.Limits); err != nil {
 		return err
 	}
-	producerLast := p.producerLastOffsets()
+	plan.producerLast = p.producerLastOffsets()
+	if plan.markersGone, err = p.markersGone(lso, plan, nowMs, cfg.DeleteRetentionMs, cfg.Limits); err != nil {
+		return err
+	}
 	limit, err := p.trimEnd()
 	if err != nil {
 		return err
 	}
+	limit = min(limit, lso)
 	for _, seg := range p.log.Segments() {
 		if seg.Active || seg.NextOffset > limit {
 			break
@@ -108,7 +120,7 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		if err != nil {
 			return fmt.Errorf("compact %s-%d: %w", p.topic, p.index, err)
 		}
-		kept, changed, err := compactBatches(data, latest, producerLast, nowMs, cfg.DeleteRetentionMs, cfg.Limits)
+		kept, changed, err := compactBatches(data, plan, nowMs, cfg.DeleteRetentionMs, cfg.Limits)
 		if err != nil {
 			return fmt.Errorf("compact %s-%d segment %d: %w", p.topic, p.index, seg.BaseOffset, err)
 		}
@@ -147,8 +159,9 @@ func (p *Partition) producerLastOffsets() map[int64]int64 {
 	return p.producers.lastOffsets()
 }
 
-// latestOffsets maps every key to the offset of its newest durable record.
-func (p *Partition) latestOffsets(hwm int64, lim batch.Limits) (map[string]int64, error) {
+// latestOffsets maps every key to the offset of its newest durable record
+// below hwm, leaving out markers and the records of aborted transactions.
+func (p *Partition) latestOffsets(hwm int64, aborted map[int64][]AbortedTxn, lim batch.Limits) (map[string]int64, error) {
 	const chunkBytes = 4 << 20
 	latest := map[string]int64{}
 	for from := p.log.StartOffset(); from < hwm; {
@@ -163,6 +176,10 @@ func (p *Partition) latestOffsets(hwm int64, lim batch.Limits) (map[string]int64
 			h, whole, rest, err := batch.Next(data)
 			if err != nil {
 				return nil, fmt.Errorf("compact %s-%d at %d: %w", p.topic, p.index, from, err)
+			}
+			if h.Control() || inAborted(h, aborted) {
+				from, data = h.NextOffset(), rest
+				continue
 			}
 			recs, err := batch.Records(whole, lim)
 			if err != nil {
@@ -180,10 +197,95 @@ func (p *Partition) latestOffsets(hwm int64, lim batch.Limits) (map[string]int64
 	return latest, nil
 }
 
+// compactPlan is what a compaction pass decided from the whole log before
+// rewriting segments: each key's newest offset, the aborted transactions
+// by producer, each producer's last batch, and the COMMIT markers to
+// remove (by offset).
+type compactPlan struct {
+	latest       map[string]int64
+	aborted      map[int64][]AbortedTxn
+	producerLast map[int64]int64
+	markersGone  map[int64]bool
+}
+
+// keptRecords is what compaction keeps of a data batch's records.
+func (plan compactPlan) keptRecords(h batch.Header, recs []batch.Record, nowMs, deleteRetentionMs int64) []batch.Record {
+	kept := recs[:0:0]
+	if inAborted(h, plan.aborted) {
+		return kept // an aborted transaction's records are no one's data
+	}
+	for _, r := range recs {
+		if r.Key == nil || plan.latest[string(r.Key)] != r.Offset {
+			continue
+		}
+		if r.Value == nil && recordTime(h, r)+deleteRetentionMs < nowMs {
+			continue // a tombstone past its grace period: consumers had their chance to see it
+		}
+		kept = append(kept, r)
+	}
+	return kept
+}
+
+// producersLast reports whether h is its producer's last batch, which
+// compaction keeps (empty if need be).
+func (plan compactPlan) producersLast(h batch.Header) bool {
+	lastOffset, known := plan.producerLast[h.ProducerID]
+	return h.ProducerID >= 0 && known && lastOffset == h.LastOffset()
+}
+
+// markersGone finds the COMMIT markers below hwm that this pass removes:
+// no batch of their transaction stays (none of its records is kept, and
+// none of its batches is its producer's last), and delete.retention.ms
+// passed since the marker was written, so consumers reading past it had
+// their chance to see it.
+func (p *Partition) markersGone(hwm int64, plan compactPlan, nowMs, deleteRetentionMs int64, lim batch.Limits) (map[int64]bool, error) {
+	const chunkBytes = 4 << 20
+	gone := map[int64]bool{}
+	retained := map[int64]bool{} // producer → its current transaction keeps a batch
+	for from := p.log.StartOffset(); from < hwm; {
+		data, err := p.log.Read(from, chunkBytes, hwm)
+		if err != nil {
+			return nil, fmt.Errorf("compact %s-%d: read at %d: %w", p.topic, p.index, from, err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		for len(data) > 0 {
+			h, whole, rest, err := batch.Next(data)
+			if err != nil {
+				return nil, fmt.Errorf("compact %s-%d at %d: %w", p.topic, p.index, from, err)
+			}
+			from, data = h.NextOffset(), rest
+			if !h.Transactional() || h.ProducerID < 0 {
+				continue
+			}
+			kind := markerNone
+			if h.Control() {
+				if kind, err = markerOf(h, whole, lim); err != nil {
+					return nil, fmt.Errorf("compact %s-%d: %w", p.topic, p.index, err)
+				}
+				if kind == markerCommit && !retained[h.ProducerID] && h.MaxTimestamp+deleteRetentionMs < nowMs {
+					gone[h.BaseOffset] = true
+				}
+				delete(retained, h.ProducerID)
+				continue
+			}
+			recs, err := batch.Records(whole, lim)
+			if err != nil {
+				return nil, fmt.Errorf("compact %s-%d batch %d: %w", p.topic, p.index, h.BaseOffset, err)
+			}
+			if len(plan.keptRecords(h, recs, nowMs, deleteRetentionMs)) > 0 || plan.producersLast(h) {
+				retained[h.ProducerID] = true
+			}
+		}
+	}
+	return gone, nil
+}
+
 // compactBatches is the pure heart of compaction: given a segment's batches
-// and each key's newest offset, it returns the batches to keep (see
-// rewriteBatch). Offsets never change, so the result has gaps.
-func compactBatches(data []byte, latest map[string]int64, producerLast map[int64]int64, nowMs, deleteRetentionMs int64, lim batch.Limits) ([]byte, bool, error) {
+// and the plan, it returns the batches to keep (see rewriteBatch). Offsets
+// never change, so the result has gaps.
+func compactBatches(data []byte, plan compactPlan, nowMs, deleteRetentionMs int64, lim batch.Limits) ([]byte, bool, error) {
 	out := make([]byte, 0, len(data))
 	changed := false
 	for len(data) > 0 {
@@ -192,21 +294,23 @@ func compactBatches(data []byte, latest map[string]int64, producerLast map[int64
 			return nil, false, err
 		}
 		data = rest
+		if h.Control() {
+			if plan.markersGone[h.BaseOffset] {
+				changed = true
+				continue
+			}
+			// The others stay: a read_committed consumer needs the ABORT
+			// marker to stop dropping, and producer state rebuilt from the
+			// log needs the marker of every transaction with a batch left.
+			out = append(out, whole...)
+			continue
+		}
 		recs, err := batch.Records(whole, lim)
 		if err != nil {
 			return nil, false, fmt.Errorf("batch %d: %w", h.BaseOffset, err)
 		}
-		kept := recs[:0:0]
-		for _, r := range recs {
-			if r.Key == nil || latest[string(r.Key)] != r.Offset {
-				continue
-			}
-			if r.Value == nil && recordTime(h, r)+deleteRetentionMs < nowMs {
-				continue // a tombstone past its grace period: consumers had their chance to see it
-			}
-			kept = append(kept, r)
-		}
-		rewritten, batchChanged, err := rewriteBatch(h, whole, kept, len(kept) == len(recs), producerLast)
+		kept := plan.keptRecords(h, recs, nowMs, deleteRetentionMs)
+		rewritten, batchChanged, err := rewriteBatch(h, whole, kept, len(kept) == len(recs), plan.producerLast)
 		if err != nil {
 			return nil, false, err
 		}
@@ -238,4 +342,27 @@ func rewriteBatch(h batch.Header, whole []byte, kept []batch.Record, unchanged b
 	}
 	batch.SetPartitionLeaderEpoch(rebuilt, h.PartitionLeaderEpoch)
 	return rebuilt, true, nil
+}
+
+// abortedByProducer groups aborted transactions by producer.
+func abortedByProducer(list []AbortedTxn) map[int64][]AbortedTxn {
+	out := map[int64][]AbortedTxn{}
+	for _, a := range list {
+		out[a.ProducerID] = append(out[a.ProducerID], a)
+	}
+	return out
+}
+
+// inAborted reports whether the transactional batch h belongs to one of
+// its producer's aborted transactions.
+func inAborted(h batch.Header, aborted map[int64][]AbortedTxn) bool {
+	if !h.Transactional() || h.Control() {
+		return false
+	}
+	for _, a := range aborted[h.ProducerID] {
+		if h.BaseOffset >= a.FirstOffset && h.BaseOffset < a.LastOffset {
+			return true
+		}
+	}
+	return false
 }

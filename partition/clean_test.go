@@ -72,7 +72,7 @@ func TestCompactBatches(t *testing.T) {
 	segment := append(append(append([]byte{}, b1...), b2...), b3...)
 	latest := map[string]int64{"a": 2, "b": 3, "c": 4, "d": 5}
 
-	kept, changed, err := compactBatches(segment, latest, nil, 1000, 10_000, lim)
+	kept, changed, err := compactBatches(segment, compactPlan{latest: latest}, 1000, 10_000, lim)
 	if err != nil || !changed {
 		t.Fatalf("changed %v err %v", changed, err)
 	}
@@ -82,7 +82,7 @@ func TestCompactBatches(t *testing.T) {
 		t.Fatalf("kept offsets %v, want %v", got, want)
 	}
 	// Past the grace period the tombstones for b and d go; d's batch empties.
-	kept, _, err = compactBatches(segment, latest, nil, 100_000, 10_000, lim)
+	kept, _, err = compactBatches(segment, compactPlan{latest: latest}, 100_000, 10_000, lim)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestCompactBatches(t *testing.T) {
 		t.Fatalf("after grace period kept %v", got)
 	}
 	// A second pass over compacted data changes nothing.
-	if _, changed, _ := compactBatches(kept, latest, nil, 100_000, 10_000, lim); changed {
+	if _, changed, _ := compactBatches(kept, compactPlan{latest: latest}, 100_000, 10_000, lim); changed {
 		t.Fatal("compacting compacted data changed it")
 	}
 }

@@ -100,7 +100,7 @@ func TestCompactBatchesKeepsProducersLastBatch(t *testing.T) {
 		encode(12, 2, rec(12, "a", "2", 100), rec(13, "b", "2", 100))...)
 	latest := map[string]int64{"a": 20, "b": 21} // both keys rewritten later
 
-	kept, changed, err := compactBatches(segment, latest, map[int64]int64{4: 13}, 1000, 10_000, lim)
+	kept, changed, err := compactBatches(segment, compactPlan{latest: latest, producerLast: map[int64]int64{4: 13}}, 1000, 10_000, lim)
 	if err != nil || !changed {
 		t.Fatalf("changed %v err %v", changed, err)
 	}
@@ -112,10 +112,10 @@ func TestCompactBatchesKeepsProducersLastBatch(t *testing.T) {
 		h.ProducerID != 4 || h.ProducerEpoch != 2 || h.NumRecords != 0 || h.Codec() != batch.None {
 		t.Fatalf("kept %d more bytes after header %+v; want only the last batch, empty, as it was", len(rest), h)
 	}
-	if again, changed, err := compactBatches(kept, latest, map[int64]int64{4: 13}, 1000, 10_000, lim); err != nil || changed || len(again) != len(kept) {
+	if again, changed, err := compactBatches(kept, compactPlan{latest: latest, producerLast: map[int64]int64{4: 13}}, 1000, 10_000, lim); err != nil || changed || len(again) != len(kept) {
 		t.Fatalf("second pass: changed %v err %v", changed, err)
 	}
-	if again, changed, err := compactBatches(kept, latest, map[int64]int64{4: 30}, 1000, 10_000, lim); err != nil || !changed || len(again) != 0 {
+	if again, changed, err := compactBatches(kept, compactPlan{latest: latest, producerLast: map[int64]int64{4: 30}}, 1000, 10_000, lim); err != nil || !changed || len(again) != 0 {
 		t.Fatalf("after the producer moved on: %d bytes kept, changed %v, err %v; want none", len(again), changed, err)
 	}
 }

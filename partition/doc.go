@@ -110,6 +110,9 @@
 //     leader's while it is pending), so its waiter is acknowledged only
 //     once the original commits: a pending original may be lost with its
 //     term. So does an event-store retry answered from the stream index.
+//   - A replica that finds its log lost entries it had acknowledged (a
+//     leader's heartbeat commits past its end: replica.ErrLogLost) fails
+//     the partition (ErrStorageFailed, LogLost) as it stops.
 //   - A failed sync of the group's log fails the partition for good
 //     (ErrStorageFailed) before the replica stops on it, so waiters and
 //     appends get the storage failure, as on the single writer. A data
@@ -174,4 +177,33 @@
 //     SnapshotCopyWanted says a snapshot needs that copy (data below it,
 //     and the Raft log lacks its entry) and OpenSnapshotCopy opens the
 //     staging directory it goes to.
+//
+// # Transactions
+//
+// txn.go. A transactional batch is checked like an idempotent one and
+// opens its producer's transaction only if the transaction coordinator
+// confirmed it here at that epoch (KIP-890): the caller opens a
+// verification (VerifyStart), asks the coordinator and confirms it
+// (BeginTransaction), which fails if a marker for the producer was written
+// in between; a late batch of a transaction a marker ended is refused
+// (ErrInvalidTxnState), as is a plain batch of a producer whose
+// transaction is open. Control batches
+// come only from WriteMarker (the coordinator's COMMIT or ABORT, Kafka's
+// control record layout, batch.EncodeMarker), in both modes through the
+// same checks and producer state. Producer state keeps each producer's
+// open transaction (its first offset) and the aborted-transaction index
+// (producer, first offset, marker offset), both in the producer-state
+// snapshot (version 2; a replica's snapshot descriptor carries the same
+// bytes) and rebuilt from the log when it is lost; expiry keeps producers
+// with an open transaction, checkpoints drop aborted entries below the
+// log start. Readers load an immutable view (txnView) without locks: the
+// last stable offset is the first offset of the oldest transaction not
+// ended by a durable marker (on a single writer a marker above the high
+// watermark does not count yet), else the high watermark, and never below
+// the log start;
+// ReadAppendIsolated(committed) stops there and lists the aborted
+// transactions the records overlap. Compaction stops at the last stable
+// offset and removes aborted transactions' records; it removes a COMMIT
+// marker once no batch of its transaction is left and delete.retention.ms
+// passed, and keeps ABORT markers (the aborted index names them).
 package partition

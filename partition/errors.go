@@ -33,6 +33,11 @@ var (
 	// leader, or stopped leading the term an append was proposed in before
 	// it committed (retriable: an idempotent retry is deduplicated).
 	ErrNotLeader = errors.New("not the leader")
+	// ErrInvalidTxnState: a transactional batch that no transaction the
+	// coordinator began here covers (a late batch of an ended
+	// transaction), or a plain batch from a producer whose transaction
+	// is open.
+	ErrInvalidTxnState = errors.New("invalid transaction state")
 	// ErrUnsupported: a feature the broker does not serve (transactions).
 	ErrUnsupported = errors.New("unsupported")
 )

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,10 +37,15 @@ type Partition struct {
 
 	configMu sync.Mutex // config changes take turns; taken before mu
 
-	mu             sync.Mutex // the single writer: see doc.go
-	cfg            Config
-	log            *storage.Log
-	producers      *producerState
+	mu        sync.Mutex // the single writer: see doc.go
+	cfg       Config
+	log       *storage.Log
+	producers *producerState
+	// verified holds, by producer, the verification of its transaction
+	// with the coordinator (VerifyStart, BeginTransaction) until a marker
+	// ends it; guards numbers the verifications.
+	verified       map[int64]verification
+	guards         uint64
 	epochRecorded  bool           // the current epoch's first offset is persisted
 	streamIdx      *streams.Index // cleanup.policy=stream only
 	build          *indexBuild    // a stream index being built after a config change
@@ -59,6 +65,10 @@ type Partition struct {
 	snapshotMu sync.Mutex
 	// snapshotOffset is the log offset of the newest snapshot written.
 	snapshotOffset int64
+
+	// txns is the readers' view of the transactions (txn.go), replaced
+	// under mu; readers load it without any lock.
+	txns atomic.Pointer[txnView]
 
 	stateMu sync.Mutex
 	// hwm: the synced log end offset; in the replicated mode, the offset
@@ -273,6 +283,8 @@ func (p *Partition) loadState() error {
 	}
 	p.producersNext = max(from, logEnd)
 	p.producers.expire(nowMs, p.cfg.ProducerIDExpirationMs)
+	p.producers.trimAborted(p.log.StartOffset())
+	p.publishTxns(nil)
 	return nil
 }
 
@@ -312,11 +324,15 @@ func (p *Partition) replayProducers(from, logEnd, nowMs int64) error {
 			return fmt.Errorf("replay producer state: no batch at offset %d below log end %d", from, logEnd)
 		}
 		for len(data) > 0 {
-			h, _, rest, err := batch.Next(data)
+			h, whole, rest, err := batch.Next(data)
 			if err != nil {
 				return fmt.Errorf("replay producer state at offset %d: %w", from, err)
 			}
-			p.producers.record(h, nowMs)
+			kind, err := markerOf(h, whole, p.cfg.Limits)
+			if err != nil {
+				return fmt.Errorf("replay producer state: %w", err)
+			}
+			p.producers.recordBatch(h, kind, nowMs)
 			from = h.NextOffset()
 			data = rest
 		}
@@ -618,6 +634,8 @@ func (p *Partition) checkpoint() (producerSnapshotCopy, bool) {
 	if n := p.producers.expire(now.UnixMilli(), p.cfg.ProducerIDExpirationMs); n > 0 {
 		p.logger.Debug("expired idle producers", "producers", n)
 	}
+	p.producers.trimAborted(p.log.StartOffset())
+	p.publishTxns(nil)
 	return p.copyProducers(), true
 }
 

@@ -29,6 +29,10 @@ type producerEntry struct {
 	// batch replayed from the log at open, the time of the open. Idle
 	// producers expire from it (see expire).
 	LastAppendMs int64 `json:"last_append_ms"`
+	// TxnFirstOffset is the offset of the first batch of the producer's
+	// ongoing transaction (at Epoch), nil when none: the last stable
+	// offset cannot pass it until a marker ends the transaction.
+	TxnFirstOffset *int64 `json:"txn_first_offset,omitempty"`
 }
 
 // producerState is the idempotence state of every producer seen on a
@@ -36,6 +40,11 @@ type producerEntry struct {
 // batches always give the same state.
 type producerState struct {
 	producers map[int64]*producerEntry
+	// aborted is the aborted-transaction index: every transaction an ABORT
+	// marker ended, in marker order (so by LastOffset), for read_committed
+	// fetches to tell clients which records to drop. Entries whose marker
+	// is below the log start go at checkpoints (trimAborted).
+	aborted []AbortedTxn
 }
 
 func newProducerState() *producerState {
@@ -58,28 +67,50 @@ func nextSequence(seq int32) int32 {
 	return seq + 1
 }
 
-// check decides what to do with a batch from an idempotent producer: append it
-// (nil, nil), answer it as the retry of an earlier batch (dup, nil), or refuse it.
-func (s *producerState) check(h batch.Header) (*appendedBatch, error) {
+// check decides what to do with a batch from an idempotent or
+// transactional producer: append it (nil, nil), answer it as the retry of
+// an earlier batch (dup, nil), or refuse it. verified says the transaction
+// coordinator added this partition to the producer's transaction at
+// h.ProducerEpoch (BeginTransaction): only then may a transactional batch
+// start a transaction here (KIP-890), so a late batch of a transaction
+// already ended by its marker is refused instead of opening a new one that
+// no coordinator would ever end.
+func (s *producerState) check(h batch.Header, verified bool) (*appendedBatch, error) {
 	if h.ProducerID < 0 {
 		return nil, nil
 	}
 	e, ok := s.producers[h.ProducerID]
+	if h.Control() {
+		if ok && h.ProducerEpoch < e.Epoch {
+			return nil, fmt.Errorf("%w: marker for producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.Epoch)
+		}
+		return nil, nil
+	}
 	if !ok {
 		// As in Kafka (KIP-360), an unknown producer may start at any
 		// sequence: its state may have expired while it was idle, or gone
 		// with the batches retention deleted, and it must go on writing.
-		return nil, nil
+		return nil, checkTxn(h, nil, verified)
 	}
 	switch {
 	case h.ProducerEpoch < e.Epoch:
 		return nil, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.Epoch)
+	case h.BaseSequence < 0:
+		// A coordinator's batch (transactional offsets): no sequence.
+		if h.ProducerEpoch > e.Epoch {
+			e = nil
+		}
+		return nil, checkTxn(h, e, verified)
 	case h.ProducerEpoch > e.Epoch:
 		if h.BaseSequence != 0 {
 			return nil, fmt.Errorf("%w: producer %d new epoch %d must start at sequence 0, got %d",
 				ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 		}
-		return nil, nil
+		if e.TxnFirstOffset != nil {
+			return nil, fmt.Errorf("%w: producer %d epoch %d still has a transaction open at offset %d",
+				ErrInvalidTxnState, h.ProducerID, e.Epoch, *e.TxnFirstOffset)
+		}
+		return nil, checkTxn(h, nil, verified)
 	}
 	last := lastSequence(h)
 	for i := range e.Recent {
@@ -95,12 +126,38 @@ func (s *producerState) check(h batch.Header) (*appendedBatch, error) {
 				ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, want, h.BaseSequence)
 		}
 	}
-	return nil, nil
+	return nil, checkTxn(h, e, verified)
 }
 
-// record remembers a batch that was appended at h.BaseOffset at nowMs.
+// checkTxn refuses a transactional batch that would start a transaction
+// the coordinator did not begin here, and a plain batch from a producer
+// whose transaction is open, as Kafka does (INVALID_TXN_STATE).
+func checkTxn(h batch.Header, e *producerEntry, verified bool) error {
+	open := e != nil && e.TxnFirstOffset != nil
+	switch {
+	case h.Transactional() && !open && !verified:
+		return fmt.Errorf("%w: producer %d epoch %d has no transaction open on this partition",
+			ErrInvalidTxnState, h.ProducerID, h.ProducerEpoch)
+	case !h.Transactional() && open:
+		return fmt.Errorf("%w: a non-transactional batch from producer %d, whose transaction is open",
+			ErrInvalidTxnState, h.ProducerID)
+	}
+	return nil
+}
+
+// record remembers a data batch that was appended at h.BaseOffset at nowMs.
 func (s *producerState) record(h batch.Header, nowMs int64) {
+	s.recordBatch(h, markerNone, nowMs)
+}
+
+// recordBatch remembers a batch appended at h.BaseOffset at nowMs; kind is
+// the marker a control batch carries (markerNone for data).
+func (s *producerState) recordBatch(h batch.Header, kind marker, nowMs int64) {
 	if h.ProducerID < 0 {
+		return
+	}
+	if h.Control() {
+		s.recordMarker(h, kind, nowMs)
 		return
 	}
 	e, ok := s.producers[h.ProducerID]
@@ -111,15 +168,44 @@ func (s *producerState) record(h batch.Header, nowMs int64) {
 		return // an older epoch replayed from the log; the newer one already fenced it
 	}
 	e.LastAppendMs = nowMs
-	e.Recent = append(e.Recent, appendedBatch{
-		FirstSequence: h.BaseSequence,
-		LastSequence:  lastSequence(h),
-		BaseOffset:    h.BaseOffset,
-		LastOffset:    h.LastOffset(),
-	})
+	if h.BaseSequence >= 0 {
+		e.Recent = append(e.Recent, appendedBatch{
+			FirstSequence: h.BaseSequence,
+			LastSequence:  lastSequence(h),
+			BaseOffset:    h.BaseOffset,
+			LastOffset:    h.LastOffset(),
+		})
+	}
 	if len(e.Recent) > recentBatchesMax {
 		e.Recent = append(e.Recent[:0], e.Recent[len(e.Recent)-recentBatchesMax:]...)
 	}
+	if h.Transactional() && e.TxnFirstOffset == nil {
+		first := h.BaseOffset
+		e.TxnFirstOffset = &first
+	}
+}
+
+// recordMarker ends the producer's open transaction with the marker at
+// h.BaseOffset; an ABORT enters it in the aborted index. A marker of a
+// newer epoch (the coordinator fenced the producer) makes that epoch the
+// producer's current one, with no sequence known yet.
+func (s *producerState) recordMarker(h batch.Header, kind marker, nowMs int64) {
+	e, ok := s.producers[h.ProducerID]
+	if !ok {
+		e = &producerEntry{Epoch: h.ProducerEpoch}
+		s.producers[h.ProducerID] = e
+	}
+	if h.ProducerEpoch < e.Epoch {
+		return // replayed from the log: the newer epoch already ended it
+	}
+	if e.TxnFirstOffset != nil && kind == markerAbort {
+		s.aborted = append(s.aborted, AbortedTxn{ProducerID: h.ProducerID, FirstOffset: *e.TxnFirstOffset, LastOffset: h.BaseOffset})
+	}
+	e.TxnFirstOffset = nil
+	if h.ProducerEpoch > e.Epoch {
+		e.Epoch, e.Recent = h.ProducerEpoch, nil
+	}
+	e.LastAppendMs = nowMs
 }
 
 // expire forgets the producers that appended nothing for expirationMs up to
@@ -130,7 +216,10 @@ func (s *producerState) record(h batch.Header, nowMs int64) {
 func (s *producerState) expire(nowMs, expirationMs int64) int {
 	n := 0
 	for id, e := range s.producers {
-		if nowMs-e.LastAppendMs >= expirationMs {
+		// A producer with an open transaction stays, whatever its age:
+		// forgetting it would forget where the transaction started, and
+		// the coordinator's timeout ends it with a marker.
+		if nowMs-e.LastAppendMs >= expirationMs && e.TxnFirstOffset == nil {
 			delete(s.producers, id)
 			n++
 		}
@@ -145,16 +234,27 @@ func (s *producerState) clone() *producerState {
 	for id, e := range s.producers {
 		copied := *e
 		copied.Recent = append([]appendedBatch(nil), e.Recent...)
+		if e.TxnFirstOffset != nil {
+			first := *e.TxnFirstOffset
+			copied.TxnFirstOffset = &first
+		}
 		c.producers[id] = &copied
 	}
+	// Entries are only ever appended or cut from the front: sharing the
+	// array up to len is safe, and the cap stops c's appends from
+	// writing into s's.
+	c.aborted = s.aborted[:len(s.aborted):len(s.aborted)]
 	return c
 }
 
 // producerSnapshotVersion is part of the on-disk format of the producer-state
 // file. last_append_ms was added without a new version, so that an older
 // binary still reads the file: a producer without it (written before it
-// existed) counts as last appending when the file is read.
-const producerSnapshotVersion = 1
+// existed) counts as last appending when the file is read. Version 2 adds
+// open transactions (txn_first_offset) and the aborted index (aborted): an
+// older binary must not read it and serve read_committed fetches without
+// them. Version 1 files are still read (no transactions then).
+const producerSnapshotVersion = 2
 
 type producerSnapshot struct {
 	Version int `json:"version"`
@@ -162,10 +262,11 @@ type producerSnapshot struct {
 	// here brings it up to date.
 	NextOffset int64                    `json:"next_offset"`
 	Producers  map[int64]*producerEntry `json:"producers"`
+	Aborted    []AbortedTxn             `json:"aborted,omitempty"`
 }
 
 func (s *producerState) marshal(nextOffset int64) ([]byte, error) {
-	return json.Marshal(producerSnapshot{Version: producerSnapshotVersion, NextOffset: nextOffset, Producers: s.producers})
+	return json.Marshal(producerSnapshot{Version: producerSnapshotVersion, NextOffset: nextOffset, Producers: s.producers, Aborted: s.aborted})
 }
 
 // unmarshalProducerState decodes a snapshot read at nowMs.
@@ -174,7 +275,7 @@ func unmarshalProducerState(data []byte, nowMs int64) (*producerState, int64, er
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return nil, 0, fmt.Errorf("decode producer state: %w", err)
 	}
-	if snap.Version != producerSnapshotVersion {
+	if snap.Version != producerSnapshotVersion && snap.Version != 1 {
 		return nil, 0, fmt.Errorf("producer state version %d: unsupported", snap.Version)
 	}
 	s := newProducerState()
@@ -187,6 +288,7 @@ func unmarshalProducerState(data []byte, nowMs int64) (*producerState, int64, er
 		}
 		s.producers[id] = e
 	}
+	s.aborted = snap.Aborted
 	return s, snap.NextOffset, nil
 }
 

@@ -16,6 +16,12 @@ type ReadResult struct {
 	Records        []byte
 	HighWatermark  int64
 	LogStartOffset int64
+	// LastStableOffset is the partition's (see LastStableOffset), read
+	// with the high watermark.
+	LastStableOffset int64
+	// Aborted lists, for a read_committed read, the aborted transactions
+	// overlapping the records returned (see AbortedTransactions).
+	Aborted []AbortedTxn
 }
 
 // Read returns batches from offset up to the high watermark, at most maxBytes
@@ -30,18 +36,31 @@ func (p *Partition) Read(offset int64, maxBytes int) (ReadResult, error) {
 // reuse buffers: it returns dst extended by the records read, which are
 // also res.Records (nil when none).
 func (p *Partition) ReadAppend(dst []byte, offset int64, maxBytes int) (res ReadResult, buf []byte, err error) {
+	return p.ReadAppendIsolated(dst, offset, maxBytes, false)
+}
+
+// ReadAppendIsolated is ReadAppend at an isolation level: committed
+// (read_committed) reads stop at the last stable offset instead of the high
+// watermark and list the aborted transactions the records overlap, so that
+// the client drops their records.
+func (p *Partition) ReadAppendIsolated(dst []byte, offset int64, maxBytes int, committed bool) (res ReadResult, buf []byte, err error) {
 	if err := p.Err(); err != nil {
 		return ReadResult{}, dst, err
 	}
 	hwm := p.HighWatermark()
-	res = ReadResult{HighWatermark: hwm, LogStartOffset: p.log.StartOffset()}
+	start := p.log.StartOffset()
+	res = ReadResult{HighWatermark: hwm, LogStartOffset: start, LastStableOffset: p.txns.Load().stableOffset(hwm, start)}
 	if offset < res.LogStartOffset || offset > p.log.NextOffset() {
 		return res, dst, fmt.Errorf("%w: offset %d, log has [%d, %d)", ErrOffsetOutOfRange, offset, res.LogStartOffset, p.log.NextOffset())
 	}
-	if offset >= hwm {
+	upper := hwm
+	if committed {
+		upper = res.LastStableOffset
+	}
+	if offset >= upper {
 		return res, dst, nil
 	}
-	buf, err = p.log.ReadAppend(dst, offset, maxBytes, hwm)
+	buf, err = p.log.ReadAppend(dst, offset, maxBytes, upper)
 	if err != nil {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
 			return res, dst, fmt.Errorf("%w: offset %d: %v", ErrOffsetOutOfRange, offset, err)
@@ -51,7 +70,23 @@ func (p *Partition) ReadAppend(dst []byte, offset int64, maxBytes int) (res Read
 	if len(buf) > len(dst) {
 		res.Records = buf[len(dst):len(buf):len(buf)]
 	}
+	if committed && len(res.Records) > 0 {
+		res.Aborted = p.AbortedTransactions(offset, recordsEnd(res.Records))
+	}
 	return res, buf, nil
+}
+
+// recordsEnd is the offset after the last whole batch in records.
+func recordsEnd(records []byte) int64 {
+	end := int64(-1)
+	for len(records) > 0 {
+		h, _, rest, err := batch.Next(records)
+		if err != nil {
+			break
+		}
+		end, records = h.NextOffset(), rest
+	}
+	return end
 }
 
 // OffsetForTimestamp returns the first record at or after tsMs (offset and

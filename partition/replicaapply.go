@@ -113,6 +113,8 @@ func (p *Partition) checkpointReplica() {
 		return
 	}
 	p.producers.expire(now.UnixMilli(), p.cfg.ProducerIDExpirationMs)
+	p.producers.trimAborted(p.log.StartOffset())
+	p.publishTxns(nil)
 	select {
 	case p.snapshots <- p.copyProducers():
 	default: // the flusher is still writing the previous one; the next checkpoint takes a newer copy
@@ -153,7 +155,11 @@ func (p *Partition) applyBatch(index uint64, data []byte, term uint64, end int64
 		return end, err
 	}
 	if h.BaseOffset >= p.producersNext {
-		p.producers.record(h, p.clock.Now().UnixMilli())
+		kind, err := markerOf(h, data, p.cfg.Limits)
+		if err != nil {
+			return end, err
+		}
+		p.recordTxn(h, kind, p.clock.Now().UnixMilli())
 		p.producersNext = h.NextOffset()
 	}
 	if err := p.applyStreams(data); err != nil {

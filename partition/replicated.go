@@ -102,6 +102,7 @@ type replicated struct {
 type pendingBatch struct {
 	at      replica.ProposalPoint
 	header  batch.Header
+	kind    marker // what a control batch ends
 	streams []string
 }
 
@@ -162,6 +163,14 @@ func (p *Partition) RaftApplied() (uint64, error) {
 
 // Replicated reports whether the partition is a replica's state machine.
 func (p *Partition) Replicated() bool { return p.repl != nil }
+
+// LogLost implements replica.LogLoser: the replica stopped because the
+// Raft log, which is this partition's log, lost records it had
+// acknowledged, so the partition goes offline (ErrStorageFailed) rather
+// than serve what is left as if whole.
+func (p *Partition) LogLost(err error) { p.fail(err) }
+
+var _ replica.LogLoser = (*Partition)(nil)
 
 // LeadershipChanged implements replica.StateMachine. A replica that stops
 // being the ready leader of a term drops what it had pending: those
@@ -252,7 +261,8 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	}
 	recs := r.validatedRecs
 	if p.cfg != r.validated {
-		_, all, err := validateBatches(prop.Data, p.cfg)
+		// Control batches reach a proposal only from WriteMarker.
+		_, all, err := validateBatches(prop.Data, p.cfg, true)
 		if err != nil {
 			return err
 		}
@@ -265,7 +275,11 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 	}
-	dup, err := r.overlay.check(h)
+	kind, err := markerOf(h, prop.Data, p.cfg.Limits)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	dup, err := r.overlay.check(h, p.verifiedLocked(h))
 	if err != nil {
 		return err
 	}
@@ -284,8 +298,8 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	}
 	h.BaseOffset = r.next
 	r.next = h.NextOffset()
-	r.overlay.record(h, nowMs)
-	r.pending = append(r.pending, pendingBatch{at: at, header: h, streams: touched})
+	r.overlay.recordBatch(h, kind, nowMs)
+	r.pending = append(r.pending, pendingBatch{at: at, header: h, kind: kind, streams: touched})
 	r.notePendingStreams(touched, 1)
 	r.stamped = at
 	return nil
@@ -403,7 +417,7 @@ func (p *Partition) undoLastProposal(at replica.ProposalPoint) {
 	r.overlay = p.producers.clone()
 	nowMs := p.clock.Now().UnixMilli()
 	for _, b := range r.pending {
-		r.overlay.record(b.header, nowMs)
+		r.overlay.recordBatch(b.header, b.kind, nowMs)
 	}
 }
 

@@ -211,6 +211,9 @@ func TestReplicatedOneVoterRunsSingleWriterBodies(t *testing.T) {
 		{"ProducerSnapshotsOnlyMoveForward", TestProducerSnapshotsOnlyMoveForward},
 		{"ReadIOErrorKeepsPartitionOnline", TestReadIOErrorKeepsPartitionOnline},
 		{"SetConfigReportsLogError", TestSetConfigReportsLogError},
+		{"TxnNeedsCoordinatorBegin", TestTxnNeedsCoordinatorBegin},
+		{"TxnAbortedIndexAndReadCommitted", TestTxnAbortedIndexAndReadCommitted},
+		{"TxnCompactionDropsAbortedKeepsMarkers", TestTxnCompactionDropsAbortedKeepsMarkers},
 	}
 	openAsOneVoter = true
 	t.Cleanup(func() { openAsOneVoter = false })

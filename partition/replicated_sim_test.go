@@ -452,7 +452,7 @@ func (g *group) writeStep(w *simWriter, leader uint64) {
 	}
 	records := event(w.stream, expectedBefore(w.next), fmt.Sprintf("%s-%d", w.stream, w.next))
 	p := g.parts[leader]
-	headers, recs, err := validateBatches(records, p.config())
+	headers, recs, err := validateBatches(records, p.config(), false)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -528,7 +528,7 @@ func TestReplicatedStreamTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := event("s", "0", "e1")
-	headers, recs, err := validateBatches(second, p.cfg)
+	headers, recs, err := validateBatches(second, p.cfg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,7 +584,7 @@ func TestReplicatedConfigChangeBeforeProposal(t *testing.T) {
 	p := g.parts[l]
 	stale := p.config()
 	keyless := batch.Build([]batch.Record{{Value: []byte("v")}}, batch.None)
-	headers, recs, err := validateBatches(keyless, stale)
+	headers, recs, err := validateBatches(keyless, stale, false)
 	if err != nil {
 		t.Fatal(err)
 	}

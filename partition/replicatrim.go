@@ -273,6 +273,7 @@ func (p *Partition) Restore(snap *raftpb.Snapshot) error {
 			p.topic, p.index, coveredOf(p.streamIdx), d.NextOffset)
 	}
 	p.producers, p.producersNext = state, max(next, d.NextOffset)
+	p.publishTxns(nil)
 	// raft-state records the snapshot's ConfState, that of its compaction point.
 	p.repl.confChanged = false
 	clear(p.repl.confAt)

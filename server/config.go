@@ -70,6 +70,13 @@ type Config struct {
 	// ProducerIDExpiration forgets an idempotent producer that appended nothing
 	// to a partition for this long, as Kafka's producer.id.expiration.ms (default 1 day).
 	ProducerIDExpiration time.Duration
+	// TransactionMaxTimeout caps a transactional producer's
+	// transaction.timeout.ms (Kafka's transaction.max.timeout.ms, default
+	// 15 minutes); TransactionalIDExpiration forgets a transactional id with
+	// no transaction in progress this long after its last change (Kafka's
+	// transactional.id.expiration.ms, default 7 days).
+	TransactionMaxTimeout     time.Duration
+	TransactionalIDExpiration time.Duration
 	// SASLMechanisms are the mechanisms the SASL_* listeners offer (PLAIN,
 	// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; kafka.SASLConfig); a SASL_*
 	// listener needs them and they need one. Without Listeners they make
@@ -152,6 +159,8 @@ func DefaultConfig() Config {
 
 		DecompressedBatchBytesMax: 64 << 20,
 		ProducerIDExpiration:      24 * time.Hour,
+		TransactionMaxTimeout:     15 * time.Minute,
+		TransactionalIDExpiration: 7 * 24 * time.Hour,
 
 		RaftTick:          cluster.RaftTickMsDefault * time.Millisecond,
 		RaftElectionTicks: cluster.RaftElectionTicksDefault,
@@ -203,6 +212,10 @@ func (c Config) Validate() error {
 	}
 	if c.ProducerIDExpiration < time.Millisecond {
 		return fmt.Errorf("producer id expiration %s: must be at least 1ms", c.ProducerIDExpiration)
+	}
+	if c.TransactionMaxTimeout < time.Millisecond || c.TransactionalIDExpiration < time.Millisecond {
+		return fmt.Errorf("transaction max timeout %s and transactional id expiration %s: must be at least 1ms",
+			c.TransactionMaxTimeout, c.TransactionalIDExpiration)
 	}
 	if !c.Authorizer && (len(c.SuperUsers) > 0 || c.AllowEveryoneIfNoACL) {
 		return errors.New("super users and allow-everyone-if-no-acl-found need the authorizer on")

@@ -260,9 +260,9 @@ func failover(t *testing.T, tc *testCluster, topic string, opts []kgo.Opt) {
 
 // createReplicated creates the test's topic, RF 3, with kadm through any
 // node, and waits until every node agrees on a leader of each partition.
-func createReplicated(ctx context.Context, t *testing.T, tc *testCluster, topic string) {
+func createReplicated(ctx context.Context, t *testing.T, tc *testCluster, topic string, opts ...kgo.Opt) {
 	t.Helper()
-	client := newFailoverClient(t, tc)
+	client := newFailoverClient(t, tc, opts...)
 	admin := kadm.NewClient(client)
 	res, err := admin.CreateTopic(ctx, failoverPartitions, 3, nil, topic)
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/txn"
 )
 
 // clusterCollector reports per-partition gauges at scrape time, so nothing
@@ -14,6 +15,7 @@ type clusterCollector struct {
 	c       *cluster.Cluster
 	topics  *prometheus.Desc
 	hwm     *prometheus.Desc
+	lso     *prometheus.Desc
 	start   *prometheus.Desc
 	size    *prometheus.Desc
 	offline *prometheus.Desc
@@ -25,6 +27,7 @@ func newClusterCollector(c *cluster.Cluster) *clusterCollector {
 	return &clusterCollector{c: c,
 		topics:  prometheus.NewDesc("cairn_topics", "Topics on this node.", nil, nil),
 		hwm:     prometheus.NewDesc("cairn_partition_high_watermark", "Durable log end offset.", labels, nil),
+		lso:     prometheus.NewDesc("cairn_partition_last_stable_offset", "Offset read_committed consumers read up to: the oldest open transaction's first offset, else the high watermark.", labels, nil),
 		start:   prometheus.NewDesc("cairn_partition_log_start_offset", "First offset still in the log.", labels, nil),
 		size:    prometheus.NewDesc("cairn_partition_size_bytes", "Bytes of segments on disk.", labels, nil),
 		offline: prometheus.NewDesc("cairn_partitions_offline", "Partitions offline after a storage failure.", nil, nil),
@@ -35,6 +38,7 @@ func newClusterCollector(c *cluster.Cluster) *clusterCollector {
 func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- cc.topics
 	ch <- cc.hwm
+	ch <- cc.lso
 	ch <- cc.start
 	ch <- cc.size
 	ch <- cc.offline
@@ -57,6 +61,7 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			idx := strconv.Itoa(int(slot.Index))
 			ch <- prometheus.MustNewConstMetric(cc.hwm, prometheus.GaugeValue, float64(p.HighWatermark()), t.Name, idx)
+			ch <- prometheus.MustNewConstMetric(cc.lso, prometheus.GaugeValue, float64(p.LastStableOffset()), t.Name, idx)
 			ch <- prometheus.MustNewConstMetric(cc.start, prometheus.GaugeValue, float64(p.LogStartOffset()), t.Name, idx)
 			ch <- prometheus.MustNewConstMetric(cc.size, prometheus.GaugeValue, float64(p.SizeBytes()), t.Name, idx)
 		}
@@ -127,4 +132,24 @@ func (d nodeDescs) collect(ch chan<- prometheus.Metric, st cluster.NodeStats) {
 	counter(d.bytesSent, t.BytesSent)
 	counter(d.bytesReceived, t.BytesReceived)
 	counter(d.peersGone, t.PeersGone)
+}
+
+// txnCollector counts the transactional ids this node coordinates, by
+// state, at scrape time.
+type txnCollector struct {
+	co   *txn.Coordinator
+	desc *prometheus.Desc
+}
+
+func newTxnCollector(co *txn.Coordinator) *txnCollector {
+	return &txnCollector{co: co, desc: prometheus.NewDesc("cairn_transactions",
+		"Transactional ids this node coordinates, by the state of their transaction.", []string{"state"}, nil)}
+}
+
+func (tc *txnCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tc.desc }
+
+func (tc *txnCollector) Collect(ch chan<- prometheus.Metric) {
+	for state, n := range tc.co.CountByState() {
+		ch <- prometheus.MustNewConstMetric(tc.desc, prometheus.GaugeValue, float64(n), state.String())
+	}
 }

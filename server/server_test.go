@@ -55,7 +55,7 @@ func TestServeRestart(t *testing.T) {
 		t.Fatalf("healthz %d %q", code, body)
 	}
 	_, metrics := get(t, "http://"+s.HTTPAddr()+"/metrics")
-	for _, want := range []string{"cairn_partition_high_watermark{partition=\"0\",topic=\"t\"} 1", "cairn_kafka_requests_total", "cairn_partition_sync_seconds"} {
+	for _, want := range []string{"cairn_partition_high_watermark{partition=\"0\",topic=\"t\"} 1", "cairn_partition_last_stable_offset{partition=\"0\",topic=\"t\"} 1", "cairn_kafka_requests_total", "cairn_partition_sync_seconds"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -125,6 +125,8 @@ func TestConfigValidate(t *testing.T) {
 		"zero partitions":           func(c *Config) { c.DefaultPartitions = 0 },
 		"tiny requests":             func(c *Config) { c.RequestBytesMax = 10 },
 		"no producer id expiration": func(c *Config) { c.ProducerIDExpiration = 0 },
+		"no transaction timeout":    func(c *Config) { c.TransactionMaxTimeout = 0 },
+		"no txn id expiration":      func(c *Config) { c.TransactionalIDExpiration = 0 },
 		"super users alone":         func(c *Config) { c.SuperUsers = []auth.Principal{auth.User("admin")} },
 		"allow everyone alone":      func(c *Config) { c.AllowEveryoneIfNoACL = true },
 		"raft addr without peers":   func(c *Config) { c.RaftAddr = "127.0.0.1:9093" },

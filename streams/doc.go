@@ -13,4 +13,14 @@
 // The pure part (Change, Expected, State) decides, under the partition's
 // single writer, whether an append is allowed: expected revisions, idempotent
 // retries and hard deletes. The pebble-backed Index stores the result.
+//
+// Transactions (pending.go): a transactional batch's events get their
+// revisions when written, but the index learns them only at the
+// transaction's COMMIT marker; an ABORT marker drops them. Until its
+// marker, a transaction holds the streams it wrote (Pending), and every
+// other write to them is refused with ErrStreamBusy, so the revisions it
+// holds stay the next ones; replay goes through the same table, so the
+// index stays a function of the log. This is the base of the event store's
+// AppendMulti (docs/transactions.md); partitions of stream topics do not
+// take transactional batches yet, so nothing uses Pending so far.
 package streams

@@ -8,7 +8,8 @@
 // admin APIs. `user` manages SASL users through AlterUserScramCredentials,
 // or stages the first one in a stopped node's data directory (--data-dir). Every client command
 // authenticates with --sasl-mechanism and --sasl-user and --sasl-password,
-// or --sasl-token (OAUTHBEARER).
+// or --sasl-token (OAUTHBEARER). `transactions` (list, describe, abort) are
+// kafka-transactions.sh's commands, through kadm.
 //
 // Each subcommand lives in its own file and only parses flags and calls
 // library code; the pure helpers (environment binding, --from parsing,

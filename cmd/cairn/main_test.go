@@ -102,7 +102,7 @@ func TestRootHasEverySubcommand(t *testing.T) {
 	if root.Short != "Cairn: a durable event log that speaks the Kafka protocol" {
 		t.Errorf("short help %q", root.Short)
 	}
-	for _, name := range []string{"serve", "topic", "acl", "quota", "produce", "consume", "group", "stream", "user", "connector", "bench", "version"} {
+	for _, name := range []string{"serve", "topic", "acl", "quota", "produce", "consume", "group", "transactions", "stream", "user", "connector", "bench", "version"} {
 		if command, _, err := root.Find([]string{name}); err != nil || command.Name() != name {
 			t.Errorf("subcommand %s missing: %v", name, err)
 		}

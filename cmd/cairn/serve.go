@@ -106,6 +106,8 @@ docs/security.md.`,
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a Kafka connection that sends nothing for this long")
 	f.IntVar(&cfg.DecompressedBatchBytesMax, "decompressed-batch-bytes-max", cfg.DecompressedBatchBytesMax, "largest produced batch after decompression; larger ones are refused (INVALID_RECORD)")
 	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", cfg.ProducerIDExpiration, "forget an idempotent producer idle this long on a partition (Kafka's producer.id.expiration.ms)")
+	f.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "largest transaction timeout a transactional producer may ask for (Kafka's transaction.max.timeout.ms)")
+	f.DurationVar(&cfg.TransactionalIDExpiration, "transactional-id-expiration", cfg.TransactionalIDExpiration, "forget a transactional id without a transaction in progress this long after its last change (Kafka's transactional.id.expiration.ms)")
 	f.IntVar(&cfg.InflightRequestsMax, "inflight-requests-max", cfg.InflightRequestsMax, "most requests per connection read but not yet answered")
 	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "this node's id: at least 1 and one of the --peers ids in a cluster; a single node reports it to clients")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "HOST:PORT this node listens on for other nodes (default: its address in --peers); only with --peers or --join, which requires it")

@@ -11,7 +11,9 @@
 // after a clean stop; cluster_groups_test.go kills a consumer group's
 // coordinator under the group and a producer, cluster_eventstore_test.go
 // the leader of an event-store partition under appends through every
-// node. TestClusterNemesis (nemesis_test.go) puts a fault proxy in front
+// node; txn_test.go SIGKILLs the transaction coordinator of a
+// GroupTransactSession (single node and cluster) and reads transactions
+// with kcat read_committed and sarama. TestClusterNemesis (nemesis_test.go) puts a fault proxy in front
 // of each node's Raft listener and runs a seeded schedule of kills,
 // pauses, blackholes, delays, resets and drops on a minority of the nodes
 // under all three workloads, then heals and checks every acknowledgement,

@@ -18,6 +18,11 @@
 // SetDrop loses chosen frames (a type, a link) on purpose, for a test
 // aimed at one message.
 //
+// Pause and Resume stand for a stopped process (SIGSTOP): frames sent to
+// a paused node or by it are held, neither lost nor reported, and fall due
+// in the order they were held once it resumes; a paused node is not
+// connected. The node's clock is the test's to freeze.
+//
 // Partitions are one-way cuts between node ids (Cut; Isolate, Split, Ring
 // and Bridge compose them); Heal restores every link. A frame whose link is
 // cut when it is due is lost, as in a black hole. Unreachable reports, as

@@ -222,7 +222,8 @@ func (e *Endpoint) PeerGone(id uint64) bool {
 // pong over an idle loopback link would; it fails at once when peer id's
 // node is closed, as TCP's does on a connection found closed, and waits
 // timeout on the env's clock before failing when a link between them is
-// cut, as TCP's does behind a black hole.
+// cut or either node is paused, as TCP's does behind a black hole or to a
+// stopped process.
 func (e *Endpoint) Ping(id uint64, timeout time.Duration) error {
 	e.mu.Lock()
 	peer, closed := e.peers[id], e.closed
@@ -243,13 +244,14 @@ func (e *Endpoint) Ping(id uint64, timeout time.Duration) error {
 	return fmt.Errorf("%w: node %d, %v", transport.ErrPingTimeout, id, timeout)
 }
 
-// PeerConnected reports whether peer id's node is open and linked to this
-// one both ways, as a TCP connection that is up.
+// PeerConnected reports whether peer id's node is open, linked to this
+// one both ways and neither is paused, as a TCP connection that is up and
+// answers.
 func (e *Endpoint) PeerConnected(id uint64) bool {
 	e.mu.Lock()
 	peer := e.peers[id]
 	e.mu.Unlock()
-	return peer && e.net.open(id) && e.net.Linked(e.id, id) && e.net.Linked(id, e.id)
+	return peer && e.net.open(id) && e.net.Linked(e.id, id) && e.net.Linked(id, e.id) && !e.net.Paused(id) && !e.net.Paused(e.id)
 }
 
 // peerChanged tells this endpoint that node id opened or closed: Gone

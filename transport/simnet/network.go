@@ -42,6 +42,7 @@ type Stats struct {
 	Dropped    uint64 // dropped by the DropPercent fault
 	Duplicated uint64 // sent twice by the DuplicatePercent fault
 	Blocked    uint64 // due while their link was cut
+	Held       uint64 // held while an end was paused (then counted as delivered, blocked or lost)
 	Lost       uint64 // receiver not open, or opened again, when due; or sender closed
 	Delivered  uint64 // handed to the receiver
 }
@@ -97,10 +98,14 @@ type Network struct {
 	clock env.Clock
 	rand  *env.Rand
 
-	mu        sync.Mutex
-	faults    Faults
-	drop      DropFunc
-	cut       map[link]bool
+	mu     sync.Mutex
+	faults Faults
+	drop   DropFunc
+	cut    map[link]bool
+	// paused nodes, and the frames held for them or sent by them meanwhile,
+	// in the order they were held (Pause).
+	paused    map[uint64]bool
+	held      []*flight
 	endpoints map[uint64]*Endpoint // open ones, by node id
 	flights   flightHeap
 	seq       uint64
@@ -121,7 +126,7 @@ func New(e env.Env, f Faults) (*Network, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Network{clock: e.Clock, rand: e.Rand, faults: f, cut: map[link]bool{}, endpoints: map[uint64]*Endpoint{},
+	n := &Network{clock: e.Clock, rand: e.Rand, faults: f, cut: map[link]bool{}, paused: map[uint64]bool{}, endpoints: map[uint64]*Endpoint{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go n.run()
 	return n, nil
@@ -170,6 +175,16 @@ func (n *Network) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.stats
+}
+
+// Behind reports whether a frame due on the clock is still on the wire:
+// the delivery goroutine has not caught up with the clock. A simulation
+// advancing the clock in real time waits for it, so that a starved process
+// does not see its frames arrive late, as no network makes them.
+func (n *Network) Behind() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.flights) > 0 && !n.flights[0].at.After(n.clock.Now())
 }
 
 // InFlight returns how many frames are on the wire.
@@ -260,6 +275,11 @@ func (n *Network) post(to uint64, f *flight) bool {
 		}
 		n.seq++
 		c.seq = n.seq
+		if n.paused[f.from.id] { // a stopped process sends nothing until it resumes
+			n.stats.Held++
+			n.held = append(n.held, c)
+			continue
+		}
 		c.at = now.Add(n.faults.DelayMin + time.Duration(n.uint64nLocked(uint64(n.faults.DelayMax-n.faults.DelayMin)+1)))
 		heap.Push(&n.flights, c)
 	}
@@ -330,6 +350,11 @@ func (n *Network) takeDue() (due []*flight, next time.Time, pending bool) {
 func (n *Network) deliver(f *flight) {
 	n.mu.Lock()
 	switch {
+	case n.paused[f.to.id]: // delivered late, once it resumes: a stopped process's socket buffers it
+		n.stats.Held++
+		n.held = append(n.held, f)
+		n.mu.Unlock()
+		return
 	case n.cut[link{f.from.id, f.to.id}]:
 		n.stats.Blocked++
 	case n.endpoints[f.to.id] != f.to || n.endpoints[f.from.id] != f.from:
@@ -369,6 +394,48 @@ func (n *Network) cutAll(links []netshape.Link) {
 	for _, l := range links {
 		n.Cut(l.From, l.To)
 	}
+}
+
+// Pause stops node id as a stopped process is stopped: frames it sends
+// and frames due to it are held (not lost, and not reported unreachable)
+// until Resume; its peers see it as not connected (PeerConnected, Ping).
+// The node's clock is the caller's to freeze.
+func (n *Network) Pause(id uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.paused[id] = true
+}
+
+// Resume ends node id's pause: the frames held for it or from it whose
+// other end is not paused are due at once, in the order they were held,
+// and then go through the cuts and closes in force as any frame.
+func (n *Network) Resume(id uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.paused, id)
+	now := n.clock.Now()
+	kept := n.held[:0]
+	for _, f := range n.held {
+		if n.paused[f.from.id] || n.paused[f.to.id] {
+			kept = append(kept, f)
+			continue
+		}
+		f.at = now // seq keeps the order they were held in
+		heap.Push(&n.flights, f)
+	}
+	clear(n.held[len(kept):])
+	n.held = kept
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Paused reports whether node id is paused.
+func (n *Network) Paused(id uint64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.paused[id]
 }
 
 // Heal restores every link; frames already blocked stay lost.

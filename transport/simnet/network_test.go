@@ -111,7 +111,7 @@ func (tn *testNet) settle(d time.Duration) []string {
 		s := tn.net.Stats()
 		tn.net.mu.Lock()
 		due := len(tn.net.flights) > 0 && !tn.net.flights[0].at.After(tn.clock.Now())
-		onWire := uint64(len(tn.net.flights))
+		onWire := uint64(len(tn.net.flights) + len(tn.net.held))
 		tn.net.mu.Unlock()
 		if !due && s.Delivered+s.Blocked+s.Lost+onWire == s.Sent-s.Dropped+s.Duplicated {
 			break
@@ -428,5 +428,61 @@ func TestEndpointPing(t *testing.T) {
 	}
 	if err := tn.nodes[1].Ping(2, bound); !errors.Is(err, transport.ErrNotConnected) {
 		t.Fatalf("ping of a closed peer: %v, want ErrNotConnected", err)
+	}
+}
+
+// TestNetworkPauseHoldsFrames: frames to a paused node and frames it sends
+// while paused are held, not lost nor reported unreachable, and arrive in
+// the order they were held once it resumes; a frame sent before the pause
+// arrives; the paused node is not connected meanwhile.
+func TestNetworkPauseHoldsFrames(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}, 1, 2, 3)
+	tn.frame(2, 1, "before")
+	tn.net.Pause(2)
+	tn.frame(1, 2, "to-paused-1")
+	tn.frame(2, 3, "from-paused")
+	tn.frame(3, 2, "to-paused-2")
+	tn.frame(1, 3, "others")
+	if got := tn.settle(10 * time.Millisecond); !slices.Equal(got, []string{"2>1:before", "1>3:others"}) {
+		t.Fatalf("while node 2 is paused got %v, want only the frame sent before and the others'", got)
+	}
+	if tn.nodes[1].PeerConnected(2) || tn.nodes[2].PeerConnected(3) {
+		t.Fatal("a paused node is connected")
+	}
+	select {
+	case id := <-tn.nodes[1].Unreachable():
+		t.Fatalf("node %d reported unreachable for a pause", id)
+	default:
+	}
+	if s := tn.net.Stats(); s.Held != 3 || s.Lost+s.Blocked != 0 {
+		t.Fatalf("stats %+v, want 3 held and none lost", s)
+	}
+	tn.net.Resume(2)
+	want := []string{"1>2:to-paused-1", "2>3:from-paused", "3>2:to-paused-2"}
+	if got := tn.settle(time.Millisecond); !slices.Equal(got, want) {
+		t.Fatalf("after the resume got %v, want %v", got, want)
+	}
+	if !tn.nodes[1].PeerConnected(2) {
+		t.Fatal("a resumed node is not connected")
+	}
+}
+
+// TestNetworkBehind: a frame due on the clock and not yet delivered puts
+// the network behind (here its delivery goroutine is stopped); a frame
+// not yet due, or delivered, does not.
+func TestNetworkBehind(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{DelayMin: 5 * time.Millisecond, DelayMax: 5 * time.Millisecond}, 1, 2)
+	tn.frame(1, 2, "a")
+	if tn.net.Behind() {
+		t.Fatal("behind before the frame is due")
+	}
+	if got := tn.settle(5 * time.Millisecond); !slices.Equal(got, []string{"1>2:a"}) || tn.net.Behind() {
+		t.Fatalf("got %v, behind %v: want the frame delivered and not behind", got, tn.net.Behind())
+	}
+	tn.frame(1, 2, "b")
+	tn.net.Close() // nothing delivers any more
+	tn.clock.Advance(5 * time.Millisecond)
+	if !tn.net.Behind() {
+		t.Fatal("not behind with a frame due and undelivered")
 	}
 }

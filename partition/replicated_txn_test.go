@@ -1,0 +1,75 @@
+package partition
+
+import (
+	"reflect"
+	"testing"
+)
+
+// TestReplicatedTxnStateOnEveryReplica: transactions written through the
+// leader of a 3-replica group give every replica the same last stable
+// offset and aborted index, also a follower restarted after DeleteRecords
+// moved the log start past the first batch of a still open transaction (it
+// learns of that transaction from the leader's snapshot or its replay),
+// and the commit then releases the last stable offset everywhere.
+func TestReplicatedTxnStateOnEveryReplica(t *testing.T) {
+	g := newGroup(t, 11, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes = 400 })
+	l := g.leader()
+	leader := g.parts[l]
+	begin(t, leader, 1, 0)
+	begin(t, leader, 2, 0)
+	g.produceCommitted(l, txnBatch(t, 1, 0, 0, 2, "a")) // 0-1
+	marker, err := leader.WriteMarker(1, 0, false, 0)   // 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.waitCommitted(l, marker); err != nil {
+		t.Fatal(err)
+	}
+	g.produceCommitted(l, txnBatch(t, 2, 0, 0, 1, "b")) // 3, stays open
+	last := g.produceCommitted(l, produce(t, 2, "plain"))
+	g.converge(last.LastOffset + 1)
+	wantAborted := []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: 2}}
+	for id, p := range g.parts {
+		if lso := p.LastStableOffset(); lso != 3 {
+			t.Fatalf("node %d: LSO %d, want 3", id, lso)
+		}
+		if got := p.AbortedTransactions(0, 10); !reflect.DeepEqual(got, wantAborted) {
+			t.Fatalf("node %d: aborted %+v, want %+v", id, got, wantAborted)
+		}
+	}
+
+	follower := l%3 + 1
+	g.crash(follower)
+	at, err := leader.ProposeDeleteRecords(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.run("DeleteRecords applied on the leader", func() bool {
+		done, err := leader.appliedDone(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done
+	}, 10_000)
+	more := g.produceCommitted(l, produce(t, 2, "after"))
+	g.restart(follower)
+	g.converge(more.LastOffset + 1)
+	// The open transaction began below the new log start: it holds
+	// read_committed consumers at the log start.
+	if lso := g.parts[follower].LastStableOffset(); lso != 4 {
+		t.Fatalf("restarted follower: LSO %d, want the log start 4 (producer 2's transaction is open)", lso)
+	}
+	commit, err := leader.WriteMarker(2, 0, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.waitCommitted(l, commit); err != nil {
+		t.Fatal(err)
+	}
+	g.converge(commit.LastOffset + 1)
+	for id, p := range g.parts {
+		if lso, hwm := p.LastStableOffset(), p.HighWatermark(); lso != hwm {
+			t.Fatalf("node %d after the commit: LSO %d, HWM %d", id, lso, hwm)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/storage/vfs"
+)
+
+// markerLog records the markers a coordinator writes, or refuses them all.
+type markerLog struct {
+	mu      sync.Mutex
+	refuse  bool
+	written []TopicPartition
+	commits []bool
+}
+
+func (l *markerLog) WriteMarker(_ context.Context, tp TopicPartition, _ int64, _ int16, commit bool, _ int32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.refuse {
+		return errors.New("refused by the test")
+	}
+	l.written, l.commits = append(l.written, tp), append(l.commits, commit)
+	return nil
+}
+
+func (l *markerLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.written)
+}
+
+// openCoordinator opens a single-node cluster on fsys and a coordinator
+// over it with three __transaction_state partitions.
+func openCoordinator(t *testing.T, fsys vfs.FS, markers MarkerWriter) (*cluster.Cluster, *Coordinator) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := env.Real()
+	e.FS, e.Logger = fsys, logger
+	cl, err := cluster.Open(e, cluster.DefaultConfig("/data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.StateTopicPartitions, cfg.MarkerRetryInterval = 3, 10*time.Millisecond
+	co, err := Open(cl, cfg, markers, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, co
+}
+
+// waitState waits until id reaches state on co.
+func waitState(t *testing.T, co *Coordinator, id string, state State) Metadata {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		md, err := co.Describe(id)
+		if err == nil && md.State == state {
+			return md
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reached %v: %+v %v", id, state, md, err)
+		}
+		time.Sleep(5 * time.Millisecond) // markers are written off the request
+	}
+}
+
+// TestCoordinatorResumesEndingTransactionAfterRestart: a commit whose
+// markers could not be written stays PrepareCommit, durable; after a
+// restart the coordinator loads it from __transaction_state, writes its
+// markers to every partition of the transaction and completes it. The
+// producer id and epoch survive too: the next init bumps the epoch.
+func TestCoordinatorResumesEndingTransactionAfterRestart(t *testing.T) {
+	fsys := vfs.NewMem()
+	refusing := &markerLog{refuse: true}
+	cl, co := openCoordinator(t, fsys, refusing)
+	if _, err := co.Locate("t"); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := co.InitProducerID("t", 60_000, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tps := []TopicPartition{{"a", 0}, {"b", 2}}
+	if err := co.AddPartitions("t", pid, epoch, tps); err != nil {
+		t.Fatal(err)
+	}
+	if err := co.End("t", pid, epoch, true); err != nil {
+		t.Fatal(err)
+	}
+	if md := waitState(t, co, "t", PrepareCommit); len(md.Partitions) != 2 {
+		t.Fatalf("prepared: %+v", md)
+	}
+	if err := co.AddPartitions("t", pid, epoch, tps); !errors.Is(err, ErrConcurrentTransactions) {
+		t.Fatalf("add while the markers are pending: %v", err)
+	}
+	_ = co.Close()
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	recording := &markerLog{}
+	cl, co = openCoordinator(t, fsys, recording)
+	defer cl.Close()
+	defer co.Close()
+	md := waitState(t, co, "t", CompleteCommit)
+	if md.ProducerID != pid || md.ProducerEpoch != epoch || len(md.Partitions) != 0 {
+		t.Fatalf("completed: %+v", md)
+	}
+	if n := recording.count(); n != 2 || !recording.commits[0] || !recording.commits[1] {
+		t.Fatalf("markers after the restart: %v %v", recording.written, recording.commits)
+	}
+	if gotPid, gotEpoch, err := co.InitProducerID("t", 60_000, pid, epoch); err != nil || gotPid != pid || gotEpoch != epoch+1 {
+		t.Fatalf("init after the restart: %d %d %v, want %d %d", gotPid, gotEpoch, err, pid, epoch+1)
+	}
+}
+
+// TestCoordinatorTimesOutOngoingTransaction: an ongoing transaction past
+// its timeout is aborted by the coordinator (markers, epoch bumped); the
+// producer of the old epoch is fenced.
+func TestCoordinatorTimesOutOngoingTransaction(t *testing.T) {
+	markers := &markerLog{}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := env.Real()
+	e.FS, e.Logger = vfs.NewMem(), logger
+	cl, err := cluster.Open(e, cluster.DefaultConfig("/data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cfg := DefaultConfig()
+	cfg.StateTopicPartitions, cfg.AbortCheckInterval = 3, 10*time.Millisecond
+	co, err := Open(cl, cfg, markers, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	if _, err := co.Locate("slow"); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := co.InitProducerID("slow", 50, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := co.AddPartitions("slow", pid, epoch, []TopicPartition{{"a", 1}}); err != nil {
+		t.Fatal(err)
+	}
+	md := waitState(t, co, "slow", CompleteAbort)
+	if md.ProducerEpoch != epoch+1 || markers.count() != 1 || markers.commits[0] {
+		t.Fatalf("after the timeout: %+v, markers %v %v", md, markers.written, markers.commits)
+	}
+	if err := co.End("slow", pid, epoch, true); !errors.Is(err, ErrProducerFenced) {
+		t.Fatalf("commit of the timed-out producer: %v", err)
+	}
+}
