@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 
@@ -102,29 +101,13 @@ func (m *Manager) authorize(a *acl.Authorizer, r *http.Request, op acl.Operation
 		return nil
 	}
 	who := auth.FromContext(r.Context())
-	req := acl.Request{Principal: who, Host: remoteHost(r.RemoteAddr), Operation: op,
+	req := acl.Request{Principal: who, Host: acl.HostOf(r.RemoteAddr), Operation: op,
 		ResourceType: acl.ResourceCluster, ResourceName: acl.ClusterName}
 	if a.Authorize(m.c.ACLs(), req) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s is not allowed %s on the cluster, which %s %s needs: grant it with cairn acl add",
 		ErrForbidden, who, op, r.Method, r.URL.Path)
-}
-
-// remoteHost is the IP address of a request's "host:port" as bindings name
-// hosts.
-func remoteHost(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		if v4 := ip.To4(); v4 != nil {
-			return v4.String()
-		}
-		return ip.String()
-	}
-	return host
 }
 
 func reply(w http.ResponseWriter, v any, err error) {
