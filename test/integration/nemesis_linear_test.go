@@ -236,6 +236,9 @@ type linearWorkloads struct {
 	stop     func()
 	final    []uint32
 	finalErr error
+	// finalTries are the reads of the stream that failed before one
+	// succeeded (logged: a node slow to serve after the heal).
+	finalTries []error
 }
 
 // startLinearWorkloads starts the clients, each through its own node: the
@@ -269,12 +272,16 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 			runStreamClient(ctx, w.stream, i, rand.New(rand.NewPCG(seed, uint64(2*i+1))), es, ids, ledger, stream)
 		}()
 	}
-	es, err := client.New("http://" + nodes[0].httpAddr)
-	if err != nil {
-		t.Fatal(err)
+	readers := make([]*client.Client, len(nodes))
+	for i, n := range nodes {
+		es, err := client.New("http://" + n.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(es.Close)
+		readers[i] = es
 	}
-	t.Cleanup(es.Close)
-	readFinal := func(ctx context.Context) ([]uint32, error) {
+	readFinal := func(ctx context.Context, es *client.Client) ([]uint32, error) {
 		page, err := es.ReadStream(ctx, ledger, stream, client.MaxCount(uint32(len(nodes)*linearOpsMax)))
 		switch {
 		case errors.Is(err, client.ErrStreamNotFound):
@@ -298,10 +305,22 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 		once.Do(func() {
 			cancel()
 			running.Wait()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// Through each node in turn, each try bounded: one node may
+			// still be catching up (its stream index rebuilt after a kill).
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			for {
-				if w.final, w.finalErr = readFinal(ctx); w.finalErr == nil || ctx.Err() != nil {
+			var errs []error
+			for try := 0; ; try++ {
+				tryCtx, cancelTry := context.WithTimeout(ctx, 5*time.Second)
+				w.final, w.finalErr = readFinal(tryCtx, readers[try%len(readers)])
+				cancelTry()
+				if w.finalErr == nil {
+					w.finalTries = errs
+					return
+				}
+				errs = append(errs, fmt.Errorf("node %d: %w", try%len(readers)+1, w.finalErr))
+				if ctx.Err() != nil {
+					w.finalErr = errors.Join(errs[max(len(errs)-len(readers), 0):]...)
 					return
 				}
 				time.Sleep(100 * time.Millisecond)
@@ -567,6 +586,9 @@ func (w *linearWorkloads) check(t *testing.T, seed uint64) {
 	if w.finalErr != nil {
 		t.Errorf("reading the linear stream after the heal: %v", w.finalErr)
 	} else {
+		if len(w.finalTries) > 0 {
+			t.Logf("reading the linear stream after the heal took %d tries: %v", len(w.finalTries)+1, errors.Join(w.finalTries...))
+		}
 		before := len(ops)
 		ops = resolveAppends(ops, w.final)
 		t.Logf("stream history: %d appends of unknown outcome left out (never took effect), the others resolved from the %d events read after the heal", before-len(ops), len(w.final))
