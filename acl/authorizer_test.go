@@ -278,3 +278,17 @@ func BenchmarkAuthorize(b *testing.B) {
 		a.Authorize(set, req)
 	}
 }
+
+func TestHostOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:9092":        "127.0.0.1",
+		"[::ffff:10.0.0.1]:443": "10.0.0.1",
+		"[::1]:80":              "::1",
+		"10.0.0.2":              "10.0.0.2",
+		"node1:9092":            "node1",
+	} {
+		if got := HostOf(in); got != want {
+			t.Errorf("HostOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package acl
 
 import (
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -123,3 +124,20 @@ var (
 	Operations    = []Operation{OpAll, OpRead, OpWrite, OpCreate, OpDelete, OpAlter, OpDescribe,
 		OpClusterAction, OpDescribeConfigs, OpAlterConfigs, OpIdempotentWrite}
 )
+
+// HostOf is the host a binding names for a caller at addr ("host:port", as
+// net.Addr.String and http.Request.RemoteAddr give it): its IP address,
+// IPv4 in dotted form even when mapped into IPv6.
+func HostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if v4 := ip.To4(); v4 != nil {
+			return v4.String()
+		}
+		return ip.String()
+	}
+	return host
+}

@@ -7,5 +7,6 @@
 // the request's context (WithPrincipal, FromContext).
 //
 // Subpackage sasl holds the pure server side of the SASL mechanisms that
-// authenticate a Kafka connection.
+// authenticate a Kafka connection; subpackage jwks keeps the keys of
+// OAUTHBEARER's tokens current from a file or a URL.
 package auth

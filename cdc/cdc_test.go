@@ -102,6 +102,15 @@ func TestRenderTypes(t *testing.T) {
 		{pgtype.TimestampOID, 3, "2026-01-02 03:04:05.123", `1767323045123`},
 		{pgtype.TimestampOID, -1, "infinity", `9223372036854775807`},
 		{pgtype.TimestamptzOID, -1, "2026-01-02 04:04:05.1+01", `"2026-01-02T03:04:05.1Z"`},
+		// Intervals as IntervalStyle=postgres writes them; a month is
+		// 30.4375 days, as Debezium counts it.
+		{pgtype.IntervalOID, -1, "01:02:03.5", `3723500000`},
+		{pgtype.IntervalOID, -1, "1 year 2 mons 3 days 04:05:06", `37091106000000`},
+		{pgtype.IntervalOID, -1, "-1 days +02:00:00", `-79200000000`},
+		{pgtype.IntervalOID, -1, "1 mon", `2629800000000`},
+		{pgtype.IntervalOID, -1, "178000000 years", `9223372036854775807`},
+		{pgtype.IntervalOID, -1, "-infinity", `-9223372036854775808`},
+		{pgtype.IntervalArrayOID, -1, `{"1 day","00:00:01"}`, `[86400000000,1000000]`},
 		{pgtype.Int4ArrayOID, -1, "{1,NULL,3}", `[1,null,3]`},
 		{pgtype.TextArrayOID, -1, `{"a b","c,\"d\"",e}`, `["a b","c,\"d\"","e"]`},
 		{pgtype.Int4ArrayOID, -1, "{{1,2},{3,4}}", `[[1,2],[3,4]]`},
@@ -122,7 +131,7 @@ func TestRenderTypes(t *testing.T) {
 	for _, bad := range []struct {
 		oid  uint32
 		text string
-	}{{pgtype.BoolOID, "yes"}, {pgtype.Int4OID, "1.5"}, {pgtype.ByteaOID, "abc"}, {pgtype.Int4ArrayOID, "{1,2"}, {pgtype.Int4ArrayOID, "{1}x"}} {
+	}{{pgtype.BoolOID, "yes"}, {pgtype.Int4OID, "1.5"}, {pgtype.ByteaOID, "abc"}, {pgtype.Int4ArrayOID, "{1,2"}, {pgtype.Int4ArrayOID, "{1}x"}, {pgtype.IntervalOID, "soon"}} {
 		if got, err := r.Render(bad.oid, -1, []byte(bad.text)); err == nil {
 			t.Errorf("Render(%d, %q) = %s, want an error", bad.oid, bad.text, got)
 		}

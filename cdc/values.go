@@ -39,6 +39,8 @@ const arrayDepthMax = 6
 //     precision of 0 to 3, as Debezium's adaptive mode); ±infinity → the
 //     largest and smallest int64
 //   - timestamptz → ISO-8601 in UTC ("2026-01-02T03:04:05.123456Z")
+//   - interval → microseconds, a month counted as 30.4375 days (Debezium's
+//     default interval.handling.mode=numeric, io.debezium.time.MicroDuration)
 //   - arrays → JSON arrays of their elements rendered by these rules
 //
 // A Renderer is not safe for concurrent use (its pgx type map caches plans).
@@ -95,12 +97,48 @@ func (r *Renderer) render(oid uint32, typmod int32, text []byte, depth int) (jso
 		return r.renderTimestamp(text, typmod)
 	case pgtype.TimestamptzOID:
 		return r.renderTimestamptz(text)
+	case pgtype.IntervalOID:
+		return r.renderInterval(text)
 	}
 	if elem, ok := r.arrayElement(oid); ok {
 		return r.renderArray(elem, typmod, s, depth)
 	}
 	// numeric, the string types, uuid, json, jsonb, enums, unknown types.
 	return jsonString(s), nil
+}
+
+// Debezium's interval.handling.mode=numeric (its default) counts a month as
+// 365.25 / 12 = 30.4375 days: 2,629,800 seconds exactly, so the sum stays in
+// integers.
+const (
+	intervalMonthMicros = 2_629_800 * 1_000_000
+	intervalDayMicros   = 86_400 * 1_000_000
+)
+
+// renderInterval renders an interval as Debezium's MicroDuration: a number
+// of microseconds, months at their average length. Past int64 (some
+// 178,000 years), and PostgreSQL 17's ±infinity, it saturates, as Debezium's
+// conversion of its double does.
+func (r *Renderer) renderInterval(text []byte) (json.RawMessage, error) {
+	switch string(text) {
+	case "infinity":
+		return json.RawMessage(strconv.FormatInt(math.MaxInt64, 10)), nil
+	case "-infinity":
+		return json.RawMessage(strconv.FormatInt(math.MinInt64, 10)), nil
+	}
+	var iv pgtype.Interval
+	if err := r.types.Scan(pgtype.IntervalOID, pgtype.TextFormatCode, text, &iv); err != nil {
+		return nil, err
+	}
+	approx := float64(iv.Months)*intervalMonthMicros + float64(iv.Days)*intervalDayMicros + float64(iv.Microseconds)
+	switch {
+	case approx >= math.MaxInt64:
+		return json.RawMessage(strconv.FormatInt(math.MaxInt64, 10)), nil
+	case approx <= math.MinInt64:
+		return json.RawMessage(strconv.FormatInt(math.MinInt64, 10)), nil
+	}
+	micros := int64(iv.Months)*intervalMonthMicros + int64(iv.Days)*intervalDayMicros + iv.Microseconds
+	return json.RawMessage(strconv.FormatInt(micros, 10)), nil
 }
 
 func renderFloat(s string) (json.RawMessage, error) {

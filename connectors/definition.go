@@ -27,6 +27,7 @@ var (
 	ErrNotFound  = errors.New("no such connector")
 	ErrInvalid   = errors.New("invalid connector definition")
 	ErrNotLeader = errors.New("this node does not run the connectors")
+	ErrForbidden = errors.New("forbidden")
 )
 
 // definitionVersion is the format of a stored definition.

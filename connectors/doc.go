@@ -14,6 +14,10 @@
 // `cairn connector`; its figures are also on /metrics (metrics.go). Requests to a node that does not lead the topic fail
 // with ErrNotLeader naming the leader.
 //
+// With an authorizer (Handler's argument, the server's --authorizer), the
+// API checks the request context's principal: Alter on the cluster to
+// change connectors, Describe on the cluster to read them.
+//
 // The DSN is stored as given, password included, in the topic: list and
 // status mask it (RedactDSN). Restrict who can read __cairn_connectors.
 package connectors

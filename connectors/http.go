@@ -3,9 +3,13 @@ package connectors
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth"
 )
 
 // requestBytesMax bounds a request body (a definition).
@@ -24,16 +28,33 @@ const PathPrefix = "/v1/connectors"
 //	DELETE /v1/connectors/NAME         delete
 //
 // Errors are {"error": "..."} with 400 (invalid), 404 (not found), 409
-// (exists), 421 (another node runs the connectors) or 500.
+// (exists), 421 (another node runs the connectors), 403 (refused by the
+// authorizer) or 500.
+//
+// With a non-nil authorizer, each request checks the principal of its
+// context (auth.FromContext) against the cluster's ACLs: changing a
+// connector (create, pause, resume, delete) needs Alter on the cluster, as
+// Kafka's own cluster-wide settings do, since a connector writes topics with
+// the server's rights and holds a database's credentials; list and status
+// need Describe on the cluster (implied by Alter).
 //
 // Mount it at PathPrefix and PathPrefix + "/".
-func (m *Manager) Handler() http.Handler {
+func (m *Manager) Handler(a *acl.Authorizer) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathPrefix, func(w http.ResponseWriter, r *http.Request) {
+	handle := func(pattern string, op acl.Operation, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := m.authorize(a, r, op); err != nil {
+				reply(w, nil, err)
+				return
+			}
+			h(w, r)
+		})
+	}
+	handle("GET "+PathPrefix, acl.OpDescribe, func(w http.ResponseWriter, r *http.Request) {
 		list, err := m.List()
 		reply(w, list, err)
 	})
-	mux.HandleFunc("POST "+PathPrefix, func(w http.ResponseWriter, r *http.Request) {
+	handle("POST "+PathPrefix, acl.OpAlter, func(w http.ResponseWriter, r *http.Request) {
 		var d Definition
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, requestBytesMax))
 		if err == nil {
@@ -50,11 +71,11 @@ func (m *Manager) Handler() http.Handler {
 		info, err := m.Status(d.Name)
 		reply(w, info, err)
 	})
-	mux.HandleFunc("GET "+PathPrefix+"/{name}", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET "+PathPrefix+"/{name}", acl.OpDescribe, func(w http.ResponseWriter, r *http.Request) {
 		info, err := m.Status(r.PathValue("name"))
 		reply(w, info, err)
 	})
-	mux.HandleFunc("POST "+PathPrefix+"/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+	handle("POST "+PathPrefix+"/{name}/{action}", acl.OpAlter, func(w http.ResponseWriter, r *http.Request) {
 		name, action := r.PathValue("name"), r.PathValue("action")
 		if action != "pause" && action != "resume" {
 			http.NotFound(w, r)
@@ -67,10 +88,26 @@ func (m *Manager) Handler() http.Handler {
 		info, err := m.Status(name)
 		reply(w, info, err)
 	})
-	mux.HandleFunc("DELETE "+PathPrefix+"/{name}", func(w http.ResponseWriter, r *http.Request) {
+	handle("DELETE "+PathPrefix+"/{name}", acl.OpAlter, func(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]string{"deleted": r.PathValue("name")}, m.Delete(r.Context(), r.PathValue("name")))
 	})
 	return mux
+}
+
+// authorize refuses with ErrForbidden a request whose principal may not
+// perform op on the cluster; nil without an authorizer.
+func (m *Manager) authorize(a *acl.Authorizer, r *http.Request, op acl.Operation) error {
+	if a == nil {
+		return nil
+	}
+	who := auth.FromContext(r.Context())
+	req := acl.Request{Principal: who, Host: acl.HostOf(r.RemoteAddr), Operation: op,
+		ResourceType: acl.ResourceCluster, ResourceName: acl.ClusterName}
+	if a.Authorize(m.c.ACLs(), req) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not allowed %s on the cluster, which %s %s needs: grant it with cairn acl add",
+		ErrForbidden, who, op, r.Method, r.URL.Path)
 }
 
 func reply(w http.ResponseWriter, v any, err error) {
@@ -86,6 +123,8 @@ func reply(w http.ResponseWriter, v any, err error) {
 			code = http.StatusConflict
 		case errors.Is(err, ErrNotLeader):
 			code = http.StatusMisdirectedRequest
+		case errors.Is(err, ErrForbidden):
+			code = http.StatusForbidden
 		}
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": strings.TrimSpace(err.Error())})

@@ -3,7 +3,6 @@ package eventstore
 import (
 	"context"
 	"fmt"
-	"net"
 
 	"connectrpc.com/connect"
 
@@ -37,7 +36,7 @@ func (s *Service) authorize(ctx context.Context, peer connect.Peer, op acl.Opera
 		return nil
 	}
 	who := auth.FromContext(ctx)
-	req := acl.Request{Principal: who, Host: peerHost(peer.Addr), Operation: op,
+	req := acl.Request{Principal: who, Host: acl.HostOf(peer.Addr), Operation: op,
 		ResourceType: acl.ResourceTopic, ResourceName: topic}
 	if a.Authorize(s.cluster.ACLs(), req) {
 		return nil
@@ -56,25 +55,10 @@ func (s *Service) authorizeCreate(ctx context.Context, peer connect.Peer, topic 
 	if _, exists := s.cluster.Topic(topic); exists {
 		return nil
 	}
-	req := acl.Request{Principal: auth.FromContext(ctx), Host: peerHost(peer.Addr), Operation: acl.OpCreate,
+	req := acl.Request{Principal: auth.FromContext(ctx), Host: acl.HostOf(peer.Addr), Operation: acl.OpCreate,
 		ResourceType: acl.ResourceCluster, ResourceName: acl.ClusterName}
 	if a.Authorize(s.cluster.ACLs(), req) {
 		return nil
 	}
 	return s.authorize(ctx, peer, acl.OpCreate, topic)
-}
-
-// peerHost is the IP address of a peer's "host:port" as bindings name hosts.
-func peerHost(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		if v4 := ip.To4(); v4 != nil {
-			return v4.String()
-		}
-		return ip.String()
-	}
-	return host
 }

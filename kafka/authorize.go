@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"net"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -93,7 +91,7 @@ type access struct {
 func (c *conn) access() access {
 	a := access{s: c.s, principal: c.principal}
 	if c.s.authorizing() {
-		a.host = remoteHost(c.nc.RemoteAddr())
+		a.host = acl.HostOf(c.nc.RemoteAddr().String())
 	}
 	return a
 }
@@ -123,28 +121,12 @@ func (c *conn) allowedAnyTopic(op acl.Operation) bool {
 	if a == nil {
 		return true
 	}
-	return a.AuthorizeAny(c.s.cluster.ACLs(), acl.Request{Principal: c.principal, Host: remoteHost(c.nc.RemoteAddr()),
+	return a.AuthorizeAny(c.s.cluster.ACLs(), acl.Request{Principal: c.principal, Host: acl.HostOf(c.nc.RemoteAddr().String()),
 		Operation: op, ResourceType: acl.ResourceTopic})
 }
 
 func (c *conn) allowedCluster(op acl.Operation) bool {
 	return c.allowed(op, acl.ResourceCluster, acl.ClusterName)
-}
-
-// remoteHost is the IP address of a connection's peer as bindings name
-// hosts (canonical text), or the address itself when it has no IP.
-func remoteHost(addr net.Addr) string {
-	if tcp, ok := addr.(*net.TCPAddr); ok {
-		if v4 := tcp.IP.To4(); v4 != nil {
-			return v4.String()
-		}
-		return tcp.IP.String()
-	}
-	host, _, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return addr.String()
-	}
-	return host
 }
 
 // txnIDRefusal is TRANSACTIONAL_ID_AUTHORIZATION_FAILED's code when the

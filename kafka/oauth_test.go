@@ -63,7 +63,7 @@ func startOAuthServer(t *testing.T, issuer *tokenIssuer, clock env.Clock, edit .
 	t.Helper()
 	edits := append([]func(*Config){func(c *Config) {
 		c.SASL.Mechanisms = []string{sasl.OAuthBearer, sasl.ScramSHA512}
-		c.SASL.OAuthBearer = sasl.OAuthConfig{Keys: issuer.public, Issuer: "https://id.example", Audience: "cairn"}
+		c.SASL.OAuthBearer = sasl.OAuthConfig{Keys: &issuer.public, Issuer: "https://id.example", Audience: "cairn"}
 		c.SASL.Limiter.Burst = 100
 	}}, edit...)
 	return startSASLServer(t, serverSetup{clock: clock}, edits...)

@@ -84,10 +84,13 @@ type Config struct {
 	// the client must re-authenticate (KIP-368; 0: the connection's life).
 	SASLMechanisms      []string
 	SASLSessionLifetime time.Duration
-	// SASLOAuthJWKSFile, SASLOAuthIssuer and SASLOAuthAudience check the
-	// tokens of OAUTHBEARER (when SASLMechanisms names it): signed by a key
-	// of the JWKS file (read at start), from the issuer, for the audience.
+	// SASLOAuthJWKSFile or SASLOAuthJWKSURL (one of them), SASLOAuthIssuer
+	// and SASLOAuthAudience check the tokens of OAUTHBEARER (when
+	// SASLMechanisms names it): signed by a key of the JWKS (read at start,
+	// then kept current: package jwks), from the issuer, for the audience.
+	// The URL is https, or http to a loopback address.
 	SASLOAuthJWKSFile string
+	SASLOAuthJWKSURL  string
 	SASLOAuthIssuer   string
 	SASLOAuthAudience string
 	// AdvertisedHTTPAddr is the host:port other nodes and clients reach

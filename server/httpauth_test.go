@@ -46,29 +46,36 @@ func allowTopic(t *testing.T, s *Server, principal string, op acl.Operation, top
 	}
 }
 
-// jwtIssuer signs tokens with a key whose JWKS it writes to fsys.
+// jwtIssuer signs tokens with a key (kid "k1" unless newJWTIssuerKid
+// names another) whose JWKS it writes to fsys.
 type jwtIssuer struct {
 	signer jose.Signer
+	jwks   []byte // the public key, as a JWKS
 }
 
 func newJWTIssuer(t *testing.T, fsys vfs.FS, path string) *jwtIssuer {
+	t.Helper()
+	return newJWTIssuerKid(t, fsys, path, "k1")
+}
+
+func newJWTIssuerKid(t *testing.T, fsys vfs.FS, path, kid string) *jwtIssuer {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256"}}})
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: kid, Algorithm: "ES256"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := vfs.WriteFileAtomic(fsys, path, jwks); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &jwtIssuer{signer: signer}
+	return &jwtIssuer{signer: signer, jwks: jwks}
 }
 
 func (j *jwtIssuer) token(t *testing.T, subject string) string {

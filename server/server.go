@@ -13,12 +13,12 @@ import (
 	"sync"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/auth/jwks"
 	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/connectors"
@@ -61,7 +61,7 @@ type Server struct {
 	connectors *connectors.Manager
 	failed     chan error
 	kafkaDone  chan struct{}
-	oauthKeys  jose.JSONWebKeySet // OAUTHBEARER's keys, read at start
+	oauthKeys  *jwks.Set // OAUTHBEARER's keys, kept current; nil without OAUTHBEARER
 	// authorizer checks the Kafka and event-store APIs against the
 	// cluster's ACLs; nil when Config.Authorizer is off.
 	authorizer *acl.Authorizer
@@ -239,7 +239,10 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.IdleTimeout = s.cfg.IdleTimeout
 	kcfg.SASL.Mechanisms = s.cfg.SASLMechanisms
 	kcfg.SASL.SessionLifetime = s.cfg.SASLSessionLifetime
-	kcfg.SASL.OAuthBearer = sasl.OAuthConfig{Keys: s.oauthKeys, Issuer: s.cfg.SASLOAuthIssuer, Audience: s.cfg.SASLOAuthAudience}
+	kcfg.SASL.OAuthBearer = sasl.OAuthConfig{Issuer: s.cfg.SASLOAuthIssuer, Audience: s.cfg.SASLOAuthAudience}
+	if s.oauthKeys != nil { // a nil *jwks.Set in the interface would pass Check
+		kcfg.SASL.OAuthBearer.Keys = s.oauthKeys
+	}
 	kcfg.Authorizer = s.authorizer
 	kcfg.Txn.TransactionMaxTimeoutMs = s.cfg.TransactionMaxTimeout.Milliseconds()
 	kcfg.Txn.IDExpirationMs = s.cfg.TransactionalIDExpiration.Milliseconds()
@@ -254,22 +257,30 @@ func (s *Server) kafkaConfig() kafka.Config {
 	return kcfg
 }
 
-// loadOAuthKeys reads the JWKS file OAUTHBEARER checks tokens with, when
-// the Kafka listener offers it.
+// loadOAuthKeys reads the JWKS, from the file or the URL, OAUTHBEARER
+// checks tokens with, when the Kafka listener offers it.
 func (s *Server) loadOAuthKeys() error {
 	if !slices.Contains(s.cfg.SASLMechanisms, sasl.OAuthBearer) {
 		return nil
 	}
-	if s.cfg.SASLOAuthJWKSFile == "" {
-		return fmt.Errorf("sasl mechanism %s needs a JWKS file (--sasl-oauthbearer-jwks-file)", sasl.OAuthBearer)
+	e := s.cfg.Env
+	var cfg jwks.Config
+	switch file, url := s.cfg.SASLOAuthJWKSFile, s.cfg.SASLOAuthJWKSURL; {
+	case file != "" && url != "":
+		return fmt.Errorf("sasl mechanism %s: give a JWKS file or a JWKS URL, not both", sasl.OAuthBearer)
+	case file != "":
+		cfg = jwks.FileConfig(e.FS, file, e.Clock, s.logger)
+	case url != "":
+		var err error
+		if cfg, err = jwks.URLConfig(url, nil, e.Clock, s.logger); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("sasl mechanism %s needs a JWKS file or URL (--sasl-oauthbearer-jwks-file, --sasl-oauthbearer-jwks-url)", sasl.OAuthBearer)
 	}
-	data, err := vfs.ReadFile(s.cfg.Env.FS, s.cfg.SASLOAuthJWKSFile)
+	keys, err := jwks.Open(cfg)
 	if err != nil {
-		return fmt.Errorf("read the OAUTHBEARER JWKS: %w", err)
-	}
-	keys, err := sasl.ParseJWKS(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.SASLOAuthJWKSFile, err)
+		return err
 	}
 	s.oauthKeys = keys
 	return nil
@@ -342,7 +353,7 @@ func (s *Server) httpHandler() http.Handler {
 	if s.events != nil {
 		mux.Handle(s.events.Handler())
 	}
-	connectorsAPI := s.connectors.Handler()
+	connectorsAPI := s.connectors.Handler(s.authorizer)
 	mux.Handle(connectors.PathPrefix, connectorsAPI)
 	mux.Handle(connectors.PathPrefix+"/", connectorsAPI)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

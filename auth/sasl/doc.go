@@ -1,6 +1,7 @@
 // Package sasl is the server side of the SASL mechanisms the Kafka listener
 // offers: PLAIN (RFC 4616), SCRAM-SHA-256/512 (RFC 5802, RFC 7677) and
-// OAUTHBEARER (RFC 7628: a JWT checked against a JWKS, oauth.go), the
+// OAUTHBEARER (RFC 7628: a JWT checked against the keys of a KeySet,
+// oauth.go; package jwks keeps one current from a file or URL), the
 // credentials SCRAM stores, and the per-address limiter of failed
 // authentications.
 //

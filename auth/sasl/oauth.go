@@ -16,11 +16,17 @@ import (
 // for Audience, not expired (exp is required). The principal is the token's
 // subject.
 type OAuthConfig struct {
-	Keys     jose.JSONWebKeySet
+	Keys     KeySet
 	Issuer   string
 	Audience string
 	// ClockSkew is the leeway on exp, nbf and iat (default 30 s).
 	ClockSkew time.Duration
+}
+
+// KeySet gives the keys a token's kid names. A *jose.JSONWebKeySet is a
+// fixed one; package jwks keeps one current from a file or a URL.
+type KeySet interface {
+	Key(kid string) []jose.JSONWebKey
 }
 
 // ParseJWKS reads a JSON Web Key Set, refusing one without keys or with a
@@ -47,8 +53,8 @@ func ParseJWKS(data []byte) (jose.JSONWebKeySet, error) {
 // Check validates c as a whole.
 func (c OAuthConfig) Check() error {
 	switch {
-	case len(c.Keys.Keys) == 0:
-		return errors.New("OAUTHBEARER needs a JWKS with at least one key")
+	case c.Keys == nil:
+		return errors.New("OAUTHBEARER needs a JWKS")
 	case c.Issuer == "" || c.Audience == "":
 		return errors.New("OAUTHBEARER needs the expected issuer and audience")
 	case c.ClockSkew < 0:

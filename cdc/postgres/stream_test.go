@@ -90,14 +90,14 @@ func TestStreamColumnTypes(t *testing.T) {
 		id bigint PRIMARY KEY, b bool, i2 smallint, i4 int, f4 real, f8 double precision,
 		n numeric(20,4), nnan numeric, txt text, vc varchar(10), ch char(3), u uuid, j json, jb jsonb,
 		by bytea, d date, tm time, ts timestamp, ts3 timestamp(3), tz timestamptz,
-		ia int[], ta text[], m mood)`)
+		ia int[], ta text[], m mood, iv interval)`)
 	log := newMemLog()
 	r := start(t, Config{Name: "types", DSN: dsn}, log)
 	r.waitStreaming(t)
 	exec(t, db, `SET TIME ZONE 'Europe/Paris'`, `INSERT INTO t VALUES (
 		9007199254740993, true, -2, 40000, 1.5, 'NaN', 12345.6789, 'NaN', 'héllo "q"', 'v', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
 		'{"k": [1, 2]}', '{"k": [1, 2]}', '\x00ff', '2026-01-02', '13:14:15.5', '2026-01-02 03:04:05.123456',
-		'2026-01-02 03:04:05.123', '2026-01-02 04:04:05.5+01', '{1,NULL,3}', '{"a b",c}', 'ok')`)
+		'2026-01-02 03:04:05.123', '2026-01-02 04:04:05.5+01', '{1,NULL,3}', '{"a b",c}', 'ok', '1 year 2 months 3 days 04:05:06')`)
 	recs := log.waitRecords(t, "types.public.t", 1, r.errs)
 	var v struct {
 		After map[string]json.RawMessage `json:"after"`
@@ -111,6 +111,7 @@ func TestStreamColumnTypes(t *testing.T) {
 		"u": `"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"`, "j": `"{\"k\": [1, 2]}"`, "jb": `"{\"k\": [1, 2]}"`,
 		"by": `"AP8="`, "d": `20455`, "tm": `47655500000`, "ts": `1767323045123456`, "ts3": `1767323045123`,
 		"tz": `"2026-01-02T03:04:05.5Z"`, "ia": `[1,null,3]`, "ta": `["a b","c"]`, "m": `"ok"`,
+		"iv": `37091106000000`,
 	}
 	for col, w := range want {
 		if got := string(v.After[col]); got != w {

@@ -30,8 +30,19 @@ func commandContext(cmd *cobra.Command, timeout time.Duration) (context.Context,
 }
 
 // interruptContext returns a context that SIGINT (Ctrl-C) or SIGTERM ends.
+// Once a signal has ended it, its cancel leaves both signals ignored: the
+// command is on its way out, and a second copy of the signal (GNU timeout
+// sends it to the command and then to its whole process group) must not
+// kill it with the default action, exit status 130, after it stopped
+// cleanly.
 func interruptContext(parent context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	return ctx, func() {
+		if ctx.Err() != nil && parent.Err() == nil {
+			signal.Ignore(os.Interrupt, syscall.SIGTERM) // before stop: no moment with the default action
+		}
+		stop()
+	}
 }
 
 // stopError explains an error that ctx's end caused: "interrupted

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,5 +45,41 @@ func TestClientCommandsStopAtTheirTimeoutWithAClearError(t *testing.T) {
 			t.Errorf("cairn %s against a silent broker: got %v, want a timed-out error naming the timeout",
 				strings.Join(args, " "), result.err)
 		}
+	}
+}
+
+// TestInterruptContextSurvivesASecondSignal: a command that a signal
+// stopped is not killed by a second copy of it once its context is
+// cancelled (GNU timeout signals the command, then its process group).
+// Without the fix the second SIGINT takes the default action and the test
+// binary dies.
+func TestInterruptContextSurvivesASecondSignal(t *testing.T) {
+	ctx, cancel := interruptContext(context.Background())
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGINT did not end the context")
+	}
+	cancel()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	// Were SIGINT back to its default action, the process would be gone
+	// before this returns; a signal is delivered at once to its own sender.
+	time.Sleep(100 * time.Millisecond)
+
+	// A later command still hears the signal.
+	again, cancelAgain := interruptContext(context.Background())
+	defer cancelAgain()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-again.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGINT did not end a later context")
 	}
 }

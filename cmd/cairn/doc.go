@@ -14,7 +14,8 @@
 // Each subcommand lives in its own file and only parses flags and calls
 // library code; the pure helpers (environment binding, --from parsing,
 // output formats) are in internal/cli. The root command binds CAIRN_*
-// environment variables to every flag not given on the command line.
+// environment variables to every flag not given on the command line, except
+// those marked cli.CommandLineOnly (user create's --data-dir).
 // serve's listener and TLS flags are in serve_security.go; the client
 // commands' TLS flags (--tls, --tls-ca-file, --tls-cert-file,
 // --tls-key-file) are registered with their connection flags (client.go,

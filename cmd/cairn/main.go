@@ -30,7 +30,8 @@ Every flag can also be set in the environment as CAIRN_ and the flag name in
 upper case with dashes turned into underscores: --brokers is CAIRN_BROKERS,
 --data-dir is CAIRN_DATA_DIR. A flag given on the command line wins over the
 environment. A slice flag such as --brokers reads a comma-separated list from
-its variable; a repeatable flag such as --header reads a single item.`,
+its variable; a repeatable flag such as --header reads a single item. One
+exception: user create's --data-dir counts only on the command line.`,
 		Example: `  cairn serve --data-dir /var/lib/cairn
   cairn topic create orders --partitions 3
   printf 'order-1:created\n' | cairn produce orders --key-separator :

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/internal/cli"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -27,7 +28,11 @@ With --data-dir the credential is staged in the data directory of a stopped
 node (a new directory is created): the node proposes it to the cluster's
 metadata when it next starts, before it serves Kafka clients. That is how the
 first user of a cluster that requires SASL is made. A running node holds
-the directory's lock, and the command refuses; use --brokers then.`,
+the directory's lock, and the command refuses; use --brokers then.
+
+--data-dir counts only on the command line: CAIRN_DATA_DIR, unlike the
+variables of other flags, is ignored here, so a variable set for cairn serve
+does not turn a request to the running cluster into staging.`,
 		Example: `  # the first user, before the first start
   cairn user create admin --password "$ADMIN_PASSWORD" --data-dir /var/lib/cairn
   cairn serve --data-dir /var/lib/cairn --sasl-mechanisms SCRAM-SHA-512,PLAIN
@@ -63,7 +68,8 @@ the directory's lock, and the command refuses; use --brokers then.`,
 	f.StringVar(&password, "password", "", "the user's password (better in CAIRN_PASSWORD than on the command line)")
 	f.StringVar(&mechanism, "mechanism", sasl.ScramSHA512, "SCRAM mechanism of the credential: SCRAM-SHA-256 or SCRAM-SHA-512")
 	f.Int32Var(&iterations, "iterations", sasl.IterationsDefault, "SCRAM iterations, 4096 to 16384")
-	f.StringVar(&dataDir, "data-dir", "", "stage the user in this stopped node's data directory instead of asking a running cluster")
+	f.StringVar(&dataDir, "data-dir", "", "stage the user in this stopped node's data directory instead of asking a running cluster (command line only: CAIRN_DATA_DIR is ignored)")
+	cli.CommandLineOnly(f, "data-dir")
 	return cmd
 }
 

@@ -59,6 +59,33 @@ func TestUserCreateStagesInTheDataDir(t *testing.T) {
 	}
 }
 
+// TestUserCreateIgnoresDataDirFromTheEnvironment: with CAIRN_DATA_DIR set
+// (as for cairn serve) and no --data-dir on the command line, user create
+// asks the running cluster, which then holds the user, and stages nothing
+// in that directory.
+func TestUserCreateIgnoresDataDirFromTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = filepath.Join(dir, "data"), "127.0.0.1:0", ""
+	srv, err := server.Start(cfg, vfs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	staging := filepath.Join(dir, "stopped")
+	res := invocation{env: map[string]string{"CAIRN_DATA_DIR": staging, "CAIRN_PASSWORD": "alice-pw"},
+		args: []string{"user", "create", "alice", "--brokers", srv.KafkaAddr(), "--timeout", "10s"}}.run(t)
+	if res.err != nil || !strings.Contains(res.stdout, "created user alice") {
+		t.Fatalf("user create with CAIRN_DATA_DIR set: %v, %q, %s", res.err, res.stdout, res.stderr)
+	}
+	if _, err := os.Stat(staging); !os.IsNotExist(err) {
+		t.Fatalf("user create staged into CAIRN_DATA_DIR: stat %s: %v", staging, err)
+	}
+	if cred, ok := srv.Cluster().ScramCredential("alice", sasl.ScramSHA512); !ok || !cred.Verify("alice-pw") {
+		t.Fatalf("the running cluster has no credential for alice: %+v %v", cred, ok)
+	}
+}
+
 // TestClientCommandsAuthenticate: a client command reaches a listener that
 // requires SASL with --sasl-mechanism and a password or (OAUTHBEARER) a
 // token from the environment, and is refused without them.

@@ -29,11 +29,11 @@ type LookupEnv func(name string) (string, bool)
 // --header takes a single item. The help flag is never bound.
 //
 // BindEnv must run after the command line is parsed, so that Changed tells
-// the two sources apart.
+// the two sources apart. Flags marked CommandLineOnly are left alone.
 func BindEnv(flags *pflag.FlagSet, lookup LookupEnv) error {
 	var firstErr error
 	flags.VisitAll(func(flag *pflag.Flag) {
-		if firstErr != nil || flag.Changed || flag.Name == "help" {
+		if firstErr != nil || flag.Changed || flag.Name == "help" || flag.Annotations[commandLineOnly] != nil {
 			return
 		}
 		name := EnvName(flag.Name)
@@ -46,4 +46,19 @@ func BindEnv(flags *pflag.FlagSet, lookup LookupEnv) error {
 		}
 	})
 	return firstErr
+}
+
+// commandLineOnly is the pflag annotation CommandLineOnly sets.
+const commandLineOnly = "cairn-command-line-only"
+
+// CommandLineOnly keeps BindEnv from setting the flag name from the
+// environment: for a flag that changes what a command acts on, where a
+// variable left in the shell for another command must not choose for it
+// (CAIRN_DATA_DIR, set for serve, must not turn user create from asking the
+// running cluster into staging in a data directory). It panics when flags
+// has no such flag, a programming error.
+func CommandLineOnly(flags *pflag.FlagSet, name string) {
+	if err := flags.SetAnnotation(name, commandLineOnly, []string{"true"}); err != nil {
+		panic(fmt.Sprintf("cli: %v", err))
+	}
 }

@@ -131,3 +131,36 @@ func TestBindEnvNeverBindsHelp(t *testing.T) {
 		t.Errorf("CAIRN_HELP turned on --help")
 	}
 }
+
+// TestBindEnvLeavesCommandLineOnlyFlags: a flag marked CommandLineOnly
+// keeps its default when only its variable is set, and takes the command
+// line's value; the other flags still read the environment.
+func TestBindEnvLeavesCommandLineOnlyFlags(t *testing.T) {
+	env := mapLookup(map[string]string{"CAIRN_DATA_DIR": "from-env", "CAIRN_PARTITIONS": "3"})
+	flags, dataDir, _, partitions, _, _ := newTestFlags()
+	CommandLineOnly(flags, "data-dir")
+	if err := flags.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := BindEnv(flags, env); err != nil {
+		t.Fatal(err)
+	}
+	if *dataDir != "default-dir" || flags.Changed("data-dir") {
+		t.Errorf("data-dir = %q (changed %v), want the default: the variable must not set it", *dataDir, flags.Changed("data-dir"))
+	}
+	if *partitions != 3 {
+		t.Errorf("partitions = %d, want 3 from the environment", *partitions)
+	}
+
+	flags, dataDir, _, _, _, _ = newTestFlags()
+	CommandLineOnly(flags, "data-dir")
+	if err := flags.Parse([]string{"--data-dir", "from-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := BindEnv(flags, env); err != nil {
+		t.Fatal(err)
+	}
+	if *dataDir != "from-flag" {
+		t.Errorf("data-dir = %q, want the command line's", *dataDir)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,23 +107,8 @@ func TestTransactSessionSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	runCtx, stopRun := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
-		for runCtx.Err() == nil {
-			fs := sess.PollFetches(runCtx)
-			if err := sess.Begin(); err != nil {
-				return
-			}
-			fs.EachRecord(func(r *kgo.Record) {
-				sess.Produce(runCtx, &kgo.Record{Value: append([]byte("out-"), r.Value...)}, nil)
-			})
-			_, _ = sess.End(runCtx, kgo.TryCommit)
-			time.Sleep(txnSessionPace)
-		}
-	}()
-	defer func() { stopRun(); <-ran }()
+	stopTransform := transformOutputs(ctx, sess)
+	defer stopTransform()
 
 	watcher := txnClient(t, server.kafkaAddr, kgo.ConsumeTopics("kill-out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -138,8 +124,7 @@ func TestTransactSessionSurvivesSIGKILL(t *testing.T) {
 	for len(seen) < txnInputs && ctx.Err() == nil {
 		watcher.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
 	}
-	stopRun()
-	<-ran
+	stopTransform()
 	drain, drained := context.WithTimeout(ctx, 2*time.Second)
 	defer drained()
 	for drain.Err() == nil {
@@ -240,23 +225,8 @@ func TestClusterTransactSessionCoordinatorKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	runCtx, stopRun := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
-		for runCtx.Err() == nil {
-			fs := sess.PollFetches(runCtx)
-			if err := sess.Begin(); err != nil {
-				return
-			}
-			fs.EachRecord(func(r *kgo.Record) {
-				sess.Produce(runCtx, &kgo.Record{Value: append([]byte("out-"), r.Value...)}, nil)
-			})
-			_, _ = sess.End(runCtx, kgo.TryCommit)
-			time.Sleep(txnSessionPace)
-		}
-	}()
-	defer func() { stopRun(); <-ran }()
+	stopTransform := transformOutputs(ctx, sess)
+	defer stopTransform()
 
 	watcher := txnClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("cctp-out"),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -275,8 +245,7 @@ func TestClusterTransactSessionCoordinatorKilled(t *testing.T) {
 	for len(seen) < txnInputs && ctx.Err() == nil {
 		watcher.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
 	}
-	stopRun()
-	<-ran
+	stopTransform()
 	drain, drained := context.WithTimeout(ctx, 2*time.Second)
 	defer drained()
 	for drain.Err() == nil {
@@ -290,4 +259,28 @@ func TestClusterTransactSessionCoordinatorKilled(t *testing.T) {
 			t.Errorf("%s committed %d times", v, n)
 		}
 	}
+}
+
+// transformOutputs runs sess's consume-transform-produce loop (each input
+// record v → "out-v", one transaction a poll) until the returned stop is
+// called; stop waits for the loop, and may be called again.
+func transformOutputs(ctx context.Context, sess *kgo.GroupTransactSession) (stop func()) {
+	runCtx, stopRun := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		for runCtx.Err() == nil {
+			fs := sess.PollFetches(runCtx)
+			if err := sess.Begin(); err != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				sess.Produce(runCtx, &kgo.Record{Value: append([]byte("out-"), r.Value...)}, nil)
+			})
+			_, _ = sess.End(runCtx, kgo.TryCommit)
+			time.Sleep(txnSessionPace)
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { stopRun(); <-ran }) }
 }
