@@ -282,23 +282,32 @@ func startLinearWorkloads(ctx context.Context, t *testing.T, nodes []*cairnServe
 		readers[i] = es
 	}
 	readFinal := func(ctx context.Context, es *client.Client) ([]uint32, error) {
-		page, err := es.ReadStream(ctx, ledger, stream, client.MaxCount(uint32(len(nodes)*linearOpsMax)))
-		switch {
-		case errors.Is(err, client.ErrStreamNotFound):
-			return nil, nil
-		case err != nil:
-			return nil, err
-		case !page.EndOfStream:
-			return nil, fmt.Errorf("stream %s: more than %d events", stream, len(nodes)*linearOpsMax)
-		}
-		numbers := make([]uint32, len(page.Events))
-		for i, ev := range page.Events {
-			if ev.Revision != uint64(i) {
-				return nil, fmt.Errorf("stream %s: event %d at revision %d", stream, i, ev.Revision)
+		// Page by page: a page may end before the stream does.
+		var numbers []uint32
+		for pages := 0; ; pages++ {
+			if pages > len(nodes)*linearOpsMax {
+				return nil, fmt.Errorf("stream %s: no end after %d pages", stream, pages)
 			}
-			numbers[i] = ids.number(ev.ID)
+			page, err := es.ReadStream(ctx, ledger, stream, client.FromRevision(uint64(len(numbers))))
+			switch {
+			case errors.Is(err, client.ErrStreamNotFound):
+				return nil, nil
+			case err != nil:
+				return nil, err
+			}
+			for _, ev := range page.Events {
+				if ev.Revision != uint64(len(numbers)) {
+					return nil, fmt.Errorf("stream %s: event %d at revision %d", stream, len(numbers), ev.Revision)
+				}
+				numbers = append(numbers, ids.number(ev.ID))
+			}
+			if page.EndOfStream {
+				return numbers, nil
+			}
+			if len(page.Events) == 0 {
+				return nil, fmt.Errorf("stream %s: an empty page before the end, at revision %d", stream, len(numbers))
+			}
 		}
-		return numbers, nil
 	}
 	var once sync.Once
 	w.stop = func() {
