@@ -24,10 +24,7 @@
 // Advance is never called. A leader is ready (Leadership.Ready) once it has
 // applied the first entry of its term; only then does Propose run
 // PrepareProposal and propose. A failed Sync, write or Apply stops the
-// replica for good (ErrFailed), nothing of its Ready running after it;
-// so does a heartbeat of its term committing past its last entry
-// (ErrLogLost: its storage lost entries it had acknowledged), where raft
-// would panic, and a StateMachine that is a LogLoser is told.
+// replica for good (ErrFailed), nothing of its Ready running after it.
 // Step refuses what no peer sends (ErrBadMessage: local-only types,
 // proposals included, and messages not addressed to it), and
 // ProposeConfChange takes one change at a time (ErrConfChangePending).

@@ -24,9 +24,6 @@ var (
 	ErrProposalDropped = fmt.Errorf("replica: %w", raft.ErrProposalDropped)
 	// ErrFailed wraps the error that stopped a replica for good.
 	ErrFailed = errors.New("replica: failed")
-	// ErrLogLost: the leader commits entries this replica acknowledged
-	// but its log no longer holds (its storage lost them); with ErrFailed.
-	ErrLogLost = errors.New("replica: log lost acknowledged entries")
 )
 
 // maxReadyRounds bounds HandleReady's loop: a round's local responses
@@ -223,27 +220,7 @@ func (r *Replica) Step(m *raftpb.Message) error {
 		// the change that added a new leader, and must still hear from it.
 		r.strangers++
 	}
-	if err := r.checkCommit(m); err != nil {
-		return err
-	}
 	return r.rn.Step(m)
-}
-
-// checkCommit fails the replica on a heartbeat of its term or a later one
-// committing past its last entry. A leader commits on a heartbeat at most
-// what this replica acknowledged as durable, so its log lost entries after
-// syncing them (damaged storage taken for a torn tail at open): raft would
-// panic, taking every group of the node down, again at each restart. The
-// replica stops instead, and tells its state machine (LogLost).
-func (r *Replica) checkCommit(m *raftpb.Message) error {
-	if m.GetType() != raftpb.MsgHeartbeat || m.GetTerm() < r.rn.BasicStatus().GetTerm() || m.GetCommit() <= r.lastIndex {
-		return nil
-	}
-	r.fail(fmt.Errorf("%w: heartbeat of term %d from %x commits %d, the log ends at %d", ErrLogLost, m.GetTerm(), m.GetFrom(), m.GetCommit(), r.lastIndex))
-	if l, ok := r.sm.(LogLoser); ok {
-		l.LogLost(r.err)
-	}
-	return r.err
 }
 
 // ErrBadMessage: Step refused a message no peer sends.
