@@ -1187,8 +1187,8 @@ var simElements = []simElement{
 		s.sc.repairOffline(s.rng)
 		s.healed()
 	}, knownBug: "a segment or raft-meta damaged past its recovery point is taken for a torn tail: the log is cut there, " +
-		"losing synced entries the replica had acknowledged (the replica stops when the leader's heartbeat shows it, " +
-		"replica.ErrLogLost; a metadata replica so stopped leaves Open waiting out its start timeout); " +
+		"losing synced entries the replica had acknowledged (raft panics when the leader's heartbeat commits past the cut " +
+		"end, taking the node down at each restart); " +
 		"docs/design/simulation.md"},
 	{name: "corrupt a state file", run: func(s *simScenario) {
 		s.sc.replicated()

@@ -110,9 +110,6 @@
 //     leader's while it is pending), so its waiter is acknowledged only
 //     once the original commits: a pending original may be lost with its
 //     term. So does an event-store retry answered from the stream index.
-//   - A replica that finds its log lost entries it had acknowledged (a
-//     leader's heartbeat commits past its end: replica.ErrLogLost) fails
-//     the partition (ErrStorageFailed, LogLost) as it stops.
 //   - A failed sync of the group's log fails the partition for good
 //     (ErrStorageFailed) before the replica stops on it, so waiters and
 //     appends get the storage failure, as on the single writer. A data
