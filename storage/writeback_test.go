@@ -45,36 +45,45 @@ func (f *writebackFile) StartWriteback(offset, length int64) {
 	f.fs.ranges[f.name] = append(f.fs.ranges[f.name], [2]int64{offset, length})
 }
 
-// TestAppendStartsWriteback proves each append asks its segment file to
-// start writing back exactly the bytes it wrote, so the flusher's sync
-// finds them on their way to the device; the ranges tile each segment.
+// TestAppendStartsWriteback proves appends ask their segment file to start
+// writing back every whole page they filled, once, in order, and never the
+// partial page the next append writes into.
 func TestAppendStartsWriteback(t *testing.T) {
 	fsys := &writebackFS{FS: vfs.NewMem(), ranges: map[string][][2]int64{}}
-	l := mustOpen(t, fsys, "/data/p0", testConfig(), 0)
+	cfg := testConfig()
+	cfg.SegmentBytes = 64 << 10
+	l := mustOpen(t, fsys, "/data/p0", cfg, 0)
 	defer l.Close()
-	batches := appendN(t, l, 20, 3, 100, 0) // several segments of 4 KiB
-	var total int64
-	for _, b := range batches {
-		total += int64(len(b))
+	sizes := map[int64]int64{} // segment base -> bytes
+	var base int64
+	for range 200 { // about 1 KiB each: several segments of 64 KiB
+		b := appendN(t, l, 1, 1, 1000, 0)[0]
+		l.mu.RLock()
+		base = l.active().base
+		l.mu.RUnlock()
+		sizes[base] += int64(len(b))
 	}
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
-	if len(fsys.ranges) < 2 {
-		t.Fatalf("writeback asked of %d segment files, want every segment appended to (at least 2)", len(fsys.ranges))
+	if len(sizes) < 2 || len(fsys.ranges) != len(sizes) {
+		t.Fatalf("writeback asked of %d segment files, %d written", len(fsys.ranges), len(sizes))
 	}
-	var asked, calls int64
 	for name, ranges := range fsys.ranges {
 		next := int64(0)
 		for _, r := range ranges {
-			if r[0] != next || r[1] <= 0 {
-				t.Errorf("%s: writeback of [%d, +%d) after %d: want each append's own range, in order", name, r[0], r[1], next)
+			if r[0] != next || r[1] <= 0 || (r[0]+r[1])%writebackPageBytes != 0 {
+				t.Errorf("%s: writeback of [%d, +%d) after %d: want whole pages, each once, in order", name, r[0], r[1], next)
 			}
 			next = r[0] + r[1]
-			asked += r[1]
-			calls++
 		}
-	}
-	if asked != total || calls != int64(len(batches)) {
-		t.Errorf("writeback of %d bytes in %d calls, want the %d bytes of %d appends", asked, calls, total, len(batches))
+		var size int64
+		for segBase, n := range sizes {
+			if strings.HasSuffix(name, "/"+segmentFileName(segBase, logSuffix)) {
+				size = n
+			}
+		}
+		if want := size - size%writebackPageBytes; next != want {
+			t.Errorf("%s: writeback asked up to %d of %d bytes, want every whole page (%d)", name, next, size, want)
+		}
 	}
 }
