@@ -275,6 +275,23 @@ func (s *producerState) trimAborted(logStart int64) {
 	}
 }
 
+// dropAborted forgets the aborted transactions whose marker is at one of
+// markers' offsets, and reports whether there was one. The index is
+// copied, never changed in place: readers hold the previous one.
+func (s *producerState) dropAborted(markers map[int64]bool) bool {
+	kept := make([]AbortedTxn, 0, len(s.aborted))
+	for _, a := range s.aborted {
+		if !markers[a.LastOffset] {
+			kept = append(kept, a)
+		}
+	}
+	if len(kept) == len(s.aborted) {
+		return false
+	}
+	s.aborted = kept
+	return true
+}
+
 // ProducerInfo is what the partition knows of one producer, for
 // DescribeProducers.
 type ProducerInfo struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -406,4 +407,107 @@ func TestProducerSnapshotCarriesTransactions(t *testing.T) {
 	if n := got.expire(1_000_000, 100); n != 1 || !got.open(2) {
 		t.Fatalf("expiry forgot %d producers, producer 2 open %v: want 1 forgotten and 2 kept", n, got.open(2))
 	}
+}
+
+// TestTxnCompactionRemovesSpentAbortMarkers: an aborted transaction's
+// records go at the first pass; its ABORT marker stays that pass (its
+// transaction still had a batch stored) and goes at the next, once
+// delete.retention.ms passed, with its aborted-index entry. The producer's
+// next transaction, committed, is then read by read_committed from the
+// start with no aborted transaction listed, and the index stays without
+// the entry across a power cut right after the pass, and when producer
+// state is rebuilt from the log; the first pass leaves the entry in the
+// producer-state file, which the second must make durable without it.
+func TestTxnCompactionRemovesSpentAbortMarkers(t *testing.T) {
+	cfs := vfs.NewCrashFS()
+	edit := func(c *Config) {
+		c.Compact, c.DeleteSegments, c.DeleteRetentionMs = true, false, 0
+		c.Storage.SegmentBytes = 200
+	}
+	p := open(t, cfs, edit)
+	plain := func(key string) []byte {
+		return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte(key), Value: []byte("plain")}}, batch.None)
+	}
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 0, 1, "a")) // 0: aborted
+	abort := endTxn(t, p, 1, 0, false)            // 1
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 1, 1, "b")) // 2: committed
+	endTxn(t, p, 1, 0, true)                      // 3
+	for i := 0; i < 10; i++ {
+		appendTxn(t, p, plain(fmt.Sprintf("x%d", i)))
+	}
+	markerLeft := func(p *Partition) bool {
+		res, err := p.Read(abort.BaseOffset, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _, _, err := batch.Next(res.Records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.BaseOffset == abort.BaseOffset && h.Control()
+	}
+	want := []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: abort.BaseOffset}}
+	if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+		t.Fatal(err)
+	}
+	if !markerLeft(p) || !reflect.DeepEqual(p.AbortedTransactions(0, p.HighWatermark()), want) {
+		t.Fatalf("after the first pass: marker left %v, aborted %+v; want the marker and %+v",
+			markerLeft(p), p.AbortedTransactions(0, p.HighWatermark()), want)
+	}
+	// Closed and opened again: the producer-state file on disk names the
+	// aborted transaction.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = open(t, cfs, edit)
+	if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, p *Partition) {
+		t.Helper()
+		if markerLeft(p) {
+			t.Fatalf("%s: the ABORT marker at %d is left", when, abort.BaseOffset)
+		}
+		if got := p.AbortedTransactions(0, p.HighWatermark()); len(got) != 0 {
+			t.Fatalf("%s: aborted index %+v, want empty", when, got)
+		}
+		res, _, err := p.ReadAppendIsolated(nil, 0, 1<<20, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Aborted != nil || res.LastStableOffset != p.HighWatermark() {
+			t.Fatalf("%s: read_committed lists %+v, LSO %d, HWM %d", when, res.Aborted, res.LastStableOffset, p.HighWatermark())
+		}
+		var values []string
+		for data := res.Records; len(data) > 0; {
+			h, whole, rest, err := batch.Next(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !h.Control() {
+				eachRecord(t, whole, func(r batch.Record) { values = append(values, string(r.Value)) })
+			}
+			data = rest
+		}
+		if len(values) == 0 || values[0] != "p1-1" || slices.Contains(values, "p1-0") {
+			t.Fatalf("%s: read_committed read %v, want p1-1 first and no p1-0", when, values)
+		}
+	}
+	check("after the second pass", p)
+
+	crashed := cfs.Crash(vfs.CrashOptions{})
+	_ = p.Close() // the old process is gone; its files are never looked at again
+	p = open(t, crashed, edit)
+	check("after a power cut", p)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := crashed.Remove(path.Join("/data/t-0", producerStateFile)); err != nil {
+		t.Fatal(err)
+	}
+	p = open(t, crashed, edit)
+	defer p.Close()
+	check("rebuilt from the log", p)
 }
