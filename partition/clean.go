@@ -300,16 +300,16 @@ func (p *Partition) markersGone(hwm, abortEnd int64, plan compactPlan, nowMs, de
 			if !h.Transactional() || h.ProducerID < 0 {
 				continue
 			}
-			kind := markerNone
+			var kind marker
 			if h.Control() {
 				if kind, err = markerOf(h, whole, lim); err != nil {
 					return nil, nil, fmt.Errorf("compact %s-%d: %w", p.topic, p.index, err)
 				}
 				expired := !retained[h.ProducerID] && h.MaxTimestamp+deleteRetentionMs < nowMs
 				switch {
-				case kind == markerCommit && expired:
+				case kind.kind == markerCommit && expired:
 					gone[h.BaseOffset] = true
-				case kind == markerAbort && expired && !stored[h.ProducerID] && h.NextOffset() <= abortEnd:
+				case kind.kind == markerAbort && expired && !stored[h.ProducerID] && h.NextOffset() <= abortEnd:
 					gone[h.BaseOffset], aborts[h.BaseOffset] = true, true
 				}
 				delete(retained, h.ProducerID)

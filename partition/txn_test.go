@@ -387,11 +387,11 @@ func TestProducerSnapshotCarriesTransactions(t *testing.T) {
 		h.Attributes = batch.TransactionalAttribute
 		return h
 	}
-	marker := func(pid int64, base int64) batch.Header {
+	control := func(pid int64, base int64) batch.Header {
 		return batch.Header{ProducerID: pid, BaseOffset: base, BaseSequence: -1, Attributes: 0x30}
 	}
 	s.record(txnHdr(1, 0, 0), 10)
-	s.recordBatch(marker(1, 1), markerAbort, 10)
+	s.recordBatch(control(1, 1), marker{kind: markerAbort, coordinatorEpoch: 4}, 10)
 	s.record(txnHdr(2, 0, 2), 10)
 	data, err := s.marshal(3)
 	if err != nil {
@@ -403,6 +403,9 @@ func TestProducerSnapshotCarriesTransactions(t *testing.T) {
 	}
 	if got.firstOpen() != 2 || !reflect.DeepEqual(got.aborted, []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: 1}}) {
 		t.Fatalf("decoded first open %d, aborted %+v", got.firstOpen(), got.aborted)
+	}
+	if e := got.producers[1]; e.CoordinatorEpoch == nil || *e.CoordinatorEpoch != 4 {
+		t.Fatalf("decoded producer 1 %+v: want the marker's coordinator epoch 4", e)
 	}
 	if n := got.expire(1_000_000, 100); n != 1 || !got.open(2) {
 		t.Fatalf("expiry forgot %d producers, producer 2 open %v: want 1 forgotten and 2 kept", n, got.open(2))
