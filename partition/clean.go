@@ -277,12 +277,14 @@ func (plan compactPlan) producersLast(h batch.Header) bool {
 // transaction is stored at all (an earlier pass removed them) and it ends
 // below abortEnd, in a segment this pass rewrites: its entry in the
 // aborted index goes first, and a reader must then find none of the
-// transaction's records.
+// transaction's records. aborts also names the entries below abortEnd
+// whose marker is not stored any more.
 func (p *Partition) markersGone(hwm, abortEnd int64, plan compactPlan, nowMs, deleteRetentionMs int64, lim batch.Limits) (gone, aborts map[int64]bool, err error) {
 	const chunkBytes = 4 << 20
 	gone, aborts = map[int64]bool{}, map[int64]bool{}
 	retained := map[int64]bool{} // producer → its current transaction keeps a batch
 	stored := map[int64]bool{}   // producer → its current transaction has a batch in the log
+	abortsStored := map[int64]bool{}
 	for from := p.log.StartOffset(); from < hwm; {
 		data, err := p.log.Read(from, chunkBytes, hwm)
 		if err != nil {
@@ -312,6 +314,9 @@ func (p *Partition) markersGone(hwm, abortEnd int64, plan compactPlan, nowMs, de
 				case kind.kind == markerAbort && expired && !stored[h.ProducerID] && h.NextOffset() <= abortEnd:
 					gone[h.BaseOffset], aborts[h.BaseOffset] = true, true
 				}
+				if kind.kind == markerAbort {
+					abortsStored[h.BaseOffset] = true
+				}
 				delete(retained, h.ProducerID)
 				delete(stored, h.ProducerID)
 				continue
@@ -323,6 +328,15 @@ func (p *Partition) markersGone(hwm, abortEnd int64, plan compactPlan, nowMs, de
 			}
 			if len(plan.keptRecords(h, recs, nowMs, deleteRetentionMs)) > 0 || plan.producersLast(h) {
 				retained[h.ProducerID] = true
+			}
+		}
+	}
+	// An entry whose marker is no longer stored (a replica that installed
+	// a snapshot naming it, then copied data compacted since) goes too.
+	for _, list := range plan.aborted {
+		for _, a := range list {
+			if a.LastOffset < abortEnd && !abortsStored[a.LastOffset] {
+				aborts[a.LastOffset] = true
 			}
 		}
 	}

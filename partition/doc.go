@@ -205,5 +205,7 @@
 // An ABORT marker goes a pass after its transaction's last batch, and its
 // aborted-index entry first, made durable in the producer-state file: an
 // entry never outlives its marker (a client would drop the producer's
-// later records), and a marker without an entry is ignored.
+// later records), and a marker without an entry is ignored. A pass also
+// drops the entries whose marker is no longer stored (a replica's
+// snapshot taken before its leader removed the marker).
 package partition

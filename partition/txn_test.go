@@ -514,3 +514,62 @@ func TestTxnCompactionRemovesSpentAbortMarkers(t *testing.T) {
 	defer p.Close()
 	check("rebuilt from the log", p)
 }
+
+// TestTxnCompactionDropsEntriesWhoseMarkerIsGone: producer state naming an
+// aborted transaction whose ABORT marker is no longer in the log (here the
+// producer-state file of before the marker's removal put back, as a
+// replica gets when it installs a snapshot taken before its leader removed
+// the marker and copies the data after) loses that entry at the next
+// compaction pass: it would make read_committed clients drop the
+// producer's later records.
+func TestTxnCompactionDropsEntriesWhoseMarkerIsGone(t *testing.T) {
+	fsys := vfs.NewMem()
+	edit := func(c *Config) {
+		c.Compact, c.DeleteSegments, c.DeleteRetentionMs = true, false, 0
+		c.Storage.SegmentBytes = 200
+	}
+	p := open(t, fsys, edit)
+	plain := func(key string) []byte {
+		return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte(key), Value: []byte("plain")}}, batch.None)
+	}
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 0, 1, "a"))
+	abort := endTxn(t, p, 1, 0, false)
+	begin(t, p, 1, 0) // the producer's last batch is this transaction's
+	appendTxn(t, p, txnBatch(t, 1, 0, 1, 1, "b"))
+	endTxn(t, p, 1, 0, true)
+	for i := 0; i < 10; i++ {
+		appendTxn(t, p, plain(fmt.Sprintf("x%d", i)))
+	}
+	state := path.Join("/data/t-0", producerStateFile)
+	cleanAndClose := func(p *Partition) {
+		t.Helper()
+		if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cleanAndClose(p) // the records go
+	stale, err := vfs.ReadFile(fsys, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanAndClose(open(t, fsys, edit)) // the marker and the entry go
+	if err := vfs.WriteFileAtomic(fsys, state, stale); err != nil {
+		t.Fatal(err)
+	}
+	p = open(t, fsys, edit)
+	defer p.Close()
+	want := []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: abort.BaseOffset}}
+	if got := p.AbortedTransactions(0, p.HighWatermark()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("the stale producer state gives the aborted index %+v, want %+v", got, want)
+	}
+	if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.AbortedTransactions(0, p.HighWatermark()); len(got) != 0 {
+		t.Fatalf("after a pass: aborted index %+v, want empty (marker %d is gone)", got, abort.BaseOffset)
+	}
+}
