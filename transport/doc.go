@@ -190,4 +190,9 @@
 //
 // Both are canonical. A node of an earlier version has no handler for
 // them and closes the connection on a Ping (a protocol error).
+//
+// NodeRequest and NodeResponse carry a node's front-end requests to
+// another node (transaction markers, KIP-890 checks); their payloads
+// (request id, status, body) are package cluster's (noderequest.go). A
+// node of an earlier version closes the connection on them too.
 package transport
