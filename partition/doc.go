@@ -38,7 +38,10 @@
 //   - One flusher goroutine per partition calls storage.Log.Sync outside mu, so
 //     appends continue while a sync runs; every sync covers all appends made
 //     before it started (group commit). After a sync it raises the high
-//     watermark and wakes everything waiting on it. A replica's flusher only
+//     watermark and wakes everything waiting on it. With a Syncer
+//     (Config.Syncer, one per node, syncer.go) the flusher hands its log to
+//     the Syncer's few workers and waits, so a node's many partitions run
+//     at most SyncWorkers fdatasyncs at once instead of one thread each. A replica's flusher only
 //     writes the producer snapshots Apply copies at checkpoints: the
 //     replica's Storage syncs its log, and everything that writes the Raft
 //     log (Apply, and retention and cleaners through the Proposer) runs on

@@ -96,6 +96,11 @@ type Partition struct {
 	kick        chan struct{} // wakes the flusher
 	stopFlusher chan struct{}
 	flusherDone chan struct{}
+	// syncer, when set (Config.Syncer at open), runs the flusher's log
+	// syncs with the other partitions of the node; syncDone is where the
+	// flusher's one outstanding request is answered.
+	syncer   *Syncer
+	syncDone chan syncResult
 
 	// afterValidate, when set by a test, runs between an append's
 	// validation and its taking of mu, where a config change may land.
@@ -155,6 +160,8 @@ func openMode(e env.Env, dir, topic string, index int32, cfg Config, repl *repli
 		flusherDone:    make(chan struct{}),
 		snapshots:      make(chan producerSnapshotCopy, 1),
 		repl:           repl,
+		syncer:         cfg.Syncer,
+		syncDone:       make(chan syncResult, 1),
 	}
 	if err := p.openLog(e, cfg); err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
@@ -569,7 +576,7 @@ func (p *Partition) writeSnapshots() {
 func (p *Partition) syncPending() bool {
 	for p.Err() == nil && p.log.NextOffset() > p.syncedEnd() {
 		start := p.clock.Now()
-		synced, err := p.log.Sync()
+		synced, err := p.syncLog()
 		syncSeconds.Observe(p.clock.Now().Sub(start).Seconds())
 		if err != nil {
 			p.fail(fmt.Errorf("sync: %w", err))
@@ -578,6 +585,15 @@ func (p *Partition) syncPending() bool {
 		p.noteSynced(synced)
 	}
 	return p.Err() == nil
+}
+
+// syncLog syncs the log on the flusher's goroutine, through the node's
+// Syncer when the partition shares one.
+func (p *Partition) syncLog() (int64, error) {
+	if p.syncer == nil {
+		return p.log.Sync()
+	}
+	return p.syncer.sync(p.log, p.syncDone)
 }
 
 func (p *Partition) syncedEnd() int64 {
