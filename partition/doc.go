@@ -40,7 +40,7 @@
 //     before it started (group commit). After a sync it raises the high
 //     watermark and wakes everything waiting on it. With a Syncer
 //     (Config.Syncer, one per node, syncer.go) the flusher hands its log to
-//     the Syncer's few workers and waits, so a node's many partitions run
+//     the Syncer's workers and waits, so a node's many partitions run
 //     at most SyncWorkers fdatasyncs at once instead of one thread each. A replica's flusher only
 //     writes the producer snapshots Apply copies at checkpoints: the
 //     replica's Storage syncs its log, and everything that writes the Raft
