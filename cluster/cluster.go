@@ -64,6 +64,11 @@ type Config struct {
 	// ProducerIDExpirationMs forgets an idempotent producer that appended
 	// nothing to a partition for this long (producer.id.expiration.ms).
 	ProducerIDExpirationMs int64
+	// SyncWorkers bounds the fdatasyncs a single node's partitions run at
+	// once, shared by all of them (partition.Syncer; 0:
+	// partition.SyncWorkersDefault). A cluster node's partitions sync
+	// through the Raft scheduler's sync workers instead.
+	SyncWorkers int
 
 	// Cluster mode: Peers non-empty. A single node (no peers) uses none of
 	// the fields below.
@@ -155,6 +160,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProducerIDExpirationMs < 1 {
 		return fmt.Errorf("cluster: producer id expiration %d ms must be positive", c.ProducerIDExpirationMs)
+	}
+	if c.SyncWorkers < 0 {
+		return fmt.Errorf("cluster: sync workers %d must not be negative", c.SyncWorkers)
 	}
 	if c.clustered() {
 		return c.validateClustered()
@@ -263,6 +271,9 @@ type Cluster struct {
 	sched *replica.Scheduler
 	ctl   *controller.Controller
 	id    string
+	// syncer runs a single node's partition syncs (nil on a cluster
+	// node); closed after the partitions.
+	syncer *partition.Syncer
 
 	// admin serialises the calls that change topics, from validation to
 	// the proposal and the partition work after it, as one lock did before
@@ -346,6 +357,12 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, env: e, lock: lock, topics: map[string]*Topic{},
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
+	if !cfg.clustered() {
+		if c.syncer, err = partition.NewSyncer(cfg.SyncWorkers); err != nil {
+			_ = lock.Close()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
 	if err := c.load(); err != nil {
 		c.closeAll()
 		return nil, err
@@ -424,6 +441,7 @@ func (c *Cluster) closeAll() {
 	c.mu.Lock()
 	_ = c.closePartitions() // the open error is the one to report
 	c.mu.Unlock()
+	c.closeSyncer()
 	c.closeMeta()
 	_ = c.lock.Close() // releasing a lock only fails on a closed handle
 }
@@ -507,11 +525,19 @@ func (c *Cluster) Close() error {
 	c.mu.Lock()
 	err := c.closePartitions()
 	c.mu.Unlock()
+	c.closeSyncer()
 	c.closeMeta()
 	if lockErr := c.lock.Close(); lockErr != nil {
 		err = errors.Join(err, fmt.Errorf("unlock data dir: %w", lockErr))
 	}
 	return err
+}
+
+// closeSyncer stops the partitions' shared syncs once they are closed.
+func (c *Cluster) closeSyncer() {
+	if c.syncer != nil {
+		c.syncer.Close()
+	}
 }
 
 // closePartitions closes every open partition. Callers hold mu, or own c alone.
@@ -571,5 +597,6 @@ func (c *Cluster) partitionConfig(overrides map[string]string) (partition.Config
 	cfg, err := topicrules.PartitionConfig(overrides)
 	cfg.Limits.DecompressedBytesMax = c.cfg.DecompressedBatchBytesMax
 	cfg.ProducerIDExpirationMs = c.cfg.ProducerIDExpirationMs
+	cfg.Syncer = c.syncer
 	return cfg, err
 }
