@@ -64,10 +64,11 @@ type Config struct {
 	// ProducerIDExpirationMs forgets an idempotent producer that appended
 	// nothing to a partition for this long (producer.id.expiration.ms).
 	ProducerIDExpirationMs int64
-	// SyncWorkers bounds the fdatasyncs a single node's partitions run at
-	// once, shared by all of them (partition.Syncer; 0:
-	// partition.SyncWorkersDefault). A cluster node's partitions sync
-	// through the Raft scheduler's sync workers instead.
+	// SyncWorkers bounds the fdatasyncs a node's partitions run at once,
+	// shared by all of them (0: partition.SyncWorkersDefault): a single
+	// node's partition.Syncer, a cluster node's Raft scheduler's sync
+	// workers (replica.SchedulerConfig.SyncWorkers, otherwise one per CPU,
+	// too few for the syncs of many groups to overlap on the device).
 	SyncWorkers int
 
 	// Cluster mode: Peers non-empty. A single node (no peers) uses none of
@@ -138,6 +139,14 @@ func DefaultConfig(dataDir string) Config {
 		ProducerIDExpirationMs:    partition.DefaultConfig().ProducerIDExpirationMs,
 		RaftTickMs:                RaftTickMsDefault, RaftElectionTicks: RaftElectionTicksDefault,
 		StartTimeoutMs: StartTimeoutMsDefault}
+}
+
+// syncWorkers is SyncWorkers with its default.
+func (c Config) syncWorkers() int {
+	if c.SyncWorkers == 0 {
+		return partition.SyncWorkersDefault
+	}
+	return c.SyncWorkers
 }
 
 // clustered reports whether c runs a node of a cluster (peers given,
@@ -358,7 +367,7 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
 	if !cfg.clustered() {
-		if c.syncer, err = partition.NewSyncer(cfg.SyncWorkers); err != nil {
+		if c.syncer, err = partition.NewSyncer(cfg.syncWorkers()); err != nil {
 			_ = lock.Close()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
