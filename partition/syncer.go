@@ -11,9 +11,9 @@ import (
 // SyncWorkersDefault is how many fdatasyncs a node's Syncer runs at once.
 // Syncs of different files overlap on the device (ext4 commits the
 // journal for many at once), so a round of 1,000 dirty files took about
-// 15 times longer one at a time than 64 at once; 64 at once was as quick
-// as 1,000 at once, without a blocked thread per partition
-// (bench/results/2026-12-06-sharedsync.md).
+// 15 times longer one at a time than 64 at once; 64 at once was about as
+// quick as 1,000 at once (quicker in 6 rounds of 9), without a blocked
+// thread per partition (bench/results/2026-12-06-sharedsync.md).
 const SyncWorkersDefault = 64
 
 // Syncer runs the log syncs of the single-writer partitions of a node
