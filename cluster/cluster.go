@@ -367,7 +367,7 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
 	if !cfg.clustered() {
-		if c.syncer, err = partition.NewSyncer(cfg.syncWorkers()); err != nil {
+		if c.syncer, err = partition.NewSyncer(e.Clock, cfg.syncWorkers()); err != nil {
 			_ = lock.Close()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}

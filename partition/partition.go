@@ -575,9 +575,7 @@ func (p *Partition) writeSnapshots() {
 // syncPending syncs until nothing appended is unsynced; false after a failure.
 func (p *Partition) syncPending() bool {
 	for p.Err() == nil && p.log.NextOffset() > p.syncedEnd() {
-		start := p.clock.Now()
 		synced, err := p.syncLog()
-		syncSeconds.Observe(p.clock.Now().Sub(start).Seconds())
 		if err != nil {
 			p.fail(fmt.Errorf("sync: %w", err))
 			return false
@@ -590,10 +588,13 @@ func (p *Partition) syncPending() bool {
 // syncLog syncs the log on the flusher's goroutine, through the node's
 // Syncer when the partition shares one.
 func (p *Partition) syncLog() (int64, error) {
-	if p.syncer == nil {
-		return p.log.Sync()
+	if p.syncer != nil {
+		return p.syncer.sync(p.log, p.syncDone)
 	}
-	return p.syncer.sync(p.log, p.syncDone)
+	start := p.clock.Now()
+	synced, err := p.log.Sync()
+	syncSeconds.Observe(p.clock.Now().Sub(start).Seconds())
+	return synced, err
 }
 
 func (p *Partition) syncedEnd() int64 {

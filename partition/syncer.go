@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage"
 )
 
@@ -34,6 +35,7 @@ const SyncWorkersDefault = 64
 // Close stops the workers once the queue is empty; a sync asked for after
 // Close runs on the caller's goroutine.
 type Syncer struct {
+	clock   env.Clock // times each sync (timedSync)
 	workers sync.WaitGroup
 
 	mu      sync.Mutex
@@ -56,15 +58,15 @@ type syncResult struct {
 }
 
 // NewSyncer starts a Syncer running at most workers syncs at once
-// (SyncWorkersDefault when 0).
-func NewSyncer(workers int) (*Syncer, error) {
+// (SyncWorkersDefault when 0), timed on clock.
+func NewSyncer(clock env.Clock, workers int) (*Syncer, error) {
 	if workers == 0 {
 		workers = SyncWorkersDefault
 	}
 	if workers < 0 {
 		return nil, fmt.Errorf("syncer: %d workers: must be positive", workers)
 	}
-	s := &Syncer{}
+	s := &Syncer{clock: clock}
 	s.wake = sync.NewCond(&s.mu)
 	s.workers.Add(workers)
 	for range workers {
@@ -82,7 +84,7 @@ var errSyncerClosed = errors.New("syncer closed")
 func (s *Syncer) sync(log *storage.Log, done chan syncResult) (int64, error) {
 	req := &syncRequest{log: log, done: done}
 	if err := s.enqueue(req); err != nil {
-		return log.Sync()
+		return s.timedSync(log)
 	}
 	r := <-done
 	return r.synced, r.err
@@ -108,12 +110,21 @@ func (s *Syncer) work() {
 		if !ok {
 			return
 		}
-		synced, err := req.log.Sync()
+		synced, err := s.timedSync(req.log)
 		s.mu.Lock()
 		s.running--
 		s.mu.Unlock()
 		req.done <- syncResult{synced: synced, err: err}
 	}
+}
+
+// timedSync syncs log, timing the sync alone (not its wait in the queue)
+// for cairn_partition_sync_seconds.
+func (s *Syncer) timedSync(log *storage.Log) (int64, error) {
+	start := s.clock.Now()
+	synced, err := log.Sync()
+	syncSeconds.Observe(s.clock.Now().Sub(start).Seconds())
+	return synced, err
 }
 
 // next takes the oldest request, waiting for one; false once closed and

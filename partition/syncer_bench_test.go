@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -35,7 +36,7 @@ func benchSharedSync(b *testing.B, partitions, workers int) {
 	var syncer *Syncer
 	if workers > 0 {
 		var err error
-		if syncer, err = NewSyncer(workers); err != nil {
+		if syncer, err = NewSyncer(env.Real().Clock, workers); err != nil {
 			b.Fatal(err)
 		}
 		defer syncer.Close()

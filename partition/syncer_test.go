@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -102,7 +103,7 @@ func (f *countingFile) Sync() error {
 // Syncer each partition's flusher would sync its own file at once.
 func TestSyncerBoundsConcurrentSyncs(t *testing.T) {
 	const partitions, workers = 12, 3
-	syncer, err := NewSyncer(workers)
+	syncer, err := NewSyncer(env.Real().Clock, workers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestSyncerBoundsConcurrentSyncs(t *testing.T) {
 // partition's file takes that partition offline (its waiter never
 // acknowledged) while the others sharing the Syncer go on.
 func TestSyncerFailedSyncFailsOnlyItsPartition(t *testing.T) {
-	syncer, err := NewSyncer(2)
+	syncer, err := NewSyncer(env.Real().Clock, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestSyncerFailedSyncFailsOnlyItsPartition(t *testing.T) {
 // TestSyncerClosedFirst: partitions still open when the Syncer closes sync
 // on their own flushers; nothing waits for the stopped workers.
 func TestSyncerClosedFirst(t *testing.T) {
-	syncer, err := NewSyncer(1)
+	syncer, err := NewSyncer(env.Real().Clock, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestSyncerPowerCut(t *testing.T) {
 // mutating call and checks the recovered partitions; false when the
 // workload ended before the cut.
 func syncerPowerCut(t *testing.T, budget, partitions, rounds int) (bool, error) {
-	syncer, err := NewSyncer(4)
+	syncer, err := NewSyncer(env.Real().Clock, 4)
 	if err != nil {
 		return false, err
 	}
