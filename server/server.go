@@ -292,6 +292,7 @@ func (s *Server) serveHTTP() {
 		DefaultPartitions: s.cfg.DefaultPartitions,
 		AutoCreateTopics:  s.cfg.AutoCreateTopics,
 		Authorizer:        s.authorizer,
+		Txn:               s.kafka.Txn(),
 	}, s.logger)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
