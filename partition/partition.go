@@ -50,7 +50,9 @@ type Partition struct {
 	streamIdx     *streams.Index // cleanup.policy=stream only
 	// streamTxns holds the stream changes of the transactions open here
 	// until their markers (single-writer stream topics; with streamIdx).
-	streamTxns     *streams.Pending
+	streamTxns *streams.Pending
+	// streamsHeld is streamTxns.Streams(), for readers that do not take mu.
+	streamsHeld    atomic.Int64
 	build          *indexBuild // a stream index being built after a config change
 	lastCheckpoint time.Time
 	closed         bool

@@ -219,6 +219,7 @@ func (p *Partition) dropStreamIndexBelow(snap *raftpb.Snapshot) error {
 		return nil
 	}
 	p.streamIdx, p.streamTxns = nil, nil
+	p.streamsHeld.Store(0)
 	if x != nil {
 		err = x.Delete()
 	} else {

@@ -97,6 +97,7 @@ func txnHolder(headers []batch.Header) int64 {
 // commits or drops what its transaction held. Callers hold mu.
 func (p *Partition) indexAppended(change *streams.Change, holder int64, headers []batch.Header, kinds []marker) error {
 	x := p.streamIdx
+	defer func() { p.streamsHeld.Store(int64(p.streamTxns.Streams())) }()
 	if holder >= 0 {
 		p.streamTxns.Hold(holder, change)
 		// Before any later commit moves the covered offset past them.
@@ -162,6 +163,7 @@ func (p *Partition) openIndex() error {
 		return err
 	}
 	p.streamIdx, p.streamTxns = x, pending
+	p.streamsHeld.Store(int64(pending.Streams()))
 	return nil
 }
 
@@ -341,6 +343,7 @@ func (p *Partition) setStreams(on bool) error {
 	case !on && p.streamIdx != nil:
 		err := p.streamIdx.Close()
 		p.streamIdx, p.streamTxns = nil, nil
+		p.streamsHeld.Store(0)
 		if err != nil {
 			return fmt.Errorf("close stream index of %s-%d: %w", p.topic, p.index, err)
 		}
@@ -392,6 +395,7 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 	}
 	if err == nil {
 		p.streamIdx, p.streamTxns = x, pending
+		p.streamsHeld.Store(int64(pending.Streams()))
 		p.logger.Info("stream index built", "covered", x.Next())
 		return
 	}
@@ -532,6 +536,36 @@ func (p *Partition) WaitStreamDurable(ctx context.Context, stream string) error 
 		return nil
 	}
 	return p.WaitDurable(ctx, offset)
+}
+
+// WaitStreamFree waits until no open transaction holds stream. A reader
+// calls it before reading the stream's state: one part of an AppendMulti
+// may be committed on its partition before the marker reaches another's,
+// and a reader that saw the first must not then find the second's stream
+// as it was before (docs/transactions.md). The wait ends at the marker,
+// which the coordinator writes once the transaction's outcome is durable.
+func (p *Partition) WaitStreamFree(ctx context.Context, stream string) error {
+	for p.streamsHeld.Load() > 0 {
+		changed := p.Changed() // before the check, so no marker is missed
+		p.mu.Lock()
+		held := false
+		if p.streamTxns != nil {
+			_, held = p.streamTxns.Holder(stream)
+		}
+		p.mu.Unlock()
+		if !held {
+			return nil
+		}
+		if err := p.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // RecordsAt returns the durable records at offsets (in the order given);

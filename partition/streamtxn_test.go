@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"context"
 	"errors"
 	"path"
 	"testing"
@@ -80,6 +81,15 @@ func TestStreamTxnHeldUntilMarker(t *testing.T) {
 		t.Fatalf("appending to a held stream: %v, want ErrStreamBusy", err)
 	}
 	appendTxn(t, p, batch.Build([]batch.Record{streamEvent("c", "c0", "no-stream")}, batch.None))
+	// Readers of a held stream wait for the marker; others do not.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.WaitStreamFree(done, "a"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiting for held stream a: %v, want to wait until cancelled", err)
+	}
+	if err := p.WaitStreamFree(done, "c"); err != nil {
+		t.Fatalf("waiting for free stream c: %v", err)
+	}
 
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
@@ -91,6 +101,9 @@ func TestStreamTxnHeldUntilMarker(t *testing.T) {
 	}
 	endTxn(t, p, 1, 0, true)
 	wantRevisions(t, p, "after COMMIT", map[string]int64{"a": 1, "b": 0, "c": 0})
+	if err := p.WaitStreamFree(done, "a"); err != nil {
+		t.Fatalf("waiting for stream a after the COMMIT: %v", err)
+	}
 
 	// An aborted transaction leaves its streams as they were, and free.
 	begin(t, p, 2, 0)

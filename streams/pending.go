@@ -104,6 +104,9 @@ func (p *Pending) First() int64 {
 	return first
 }
 
+// Streams is how many streams open transactions hold.
+func (p *Pending) Streams() int { return len(p.holder) }
+
 // Holder returns the producer whose open transaction holds stream.
 func (p *Pending) Holder(stream string) (int64, bool) {
 	id, ok := p.holder[stream]
