@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
 )
@@ -146,5 +147,38 @@ func TestAppendMultiConcurrentWriters(t *testing.T) {
 	}
 	if dx, dy := dataOf(x), dataOf(y); !slices.Equal(dx, dy) {
 		t.Fatalf("streams differ:\nx %v\ny %v", dx, dy)
+	}
+}
+
+// TestAppendMultiReadCommitted: a Kafka consumer with read_committed sees
+// the events of committed AppendMultis and never those of an aborted one,
+// which a read_uncommitted consumer does see (its part was written, then
+// aborted by the other part's failed expectation).
+func TestAppendMultiReadCommitted(t *testing.T) {
+	n := startNode(t)
+	ctx := ctxT(t)
+	if _, err := n.appendMulti(ctx, part("orders", "a", noStream(), ev("E", `{}`)), part("stock", "b", noStream(), ev("E", `{}`))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.appendMulti(ctx, part("orders", "aborted", noStream(), ev("E", `{}`)), part("stock", "b", noStream(), ev("E", `{}`))); partMismatches(err) == nil {
+		t.Fatalf("AppendMulti with a failed part: %v", err)
+	}
+	if _, err := n.appendMulti(ctx, part("orders", "last", noStream(), ev("E", `{}`)), part("stock", "b", exact(0), ev("E", `{}`))); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(level kgo.IsolationLevel) []string {
+		cl := kafkaClient(t, n, kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(level))
+		var out []string
+		for ctx.Err() == nil && !slices.Contains(out, "last") {
+			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, string(r.Key)) })
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := keys(kgo.ReadCommitted()); !slices.Equal(got, []string{"a", "last"}) {
+		t.Fatalf("read_committed saw %v, want [a last]", got)
+	}
+	if got := keys(kgo.ReadUncommitted()); !slices.Equal(got, []string{"a", "aborted", "last"}) {
+		t.Fatalf("read_uncommitted saw %v, want [a aborted last]", got)
 	}
 }
