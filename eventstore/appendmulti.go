@@ -63,6 +63,41 @@ func (s *Service) initSlots() {
 	for i := range multiSlots {
 		s.slots <- &multiSlot{id: fmt.Sprintf("__cairn-append-multi-%d-%d", s.cluster.NodeID(), i)}
 	}
+	if s.cfg.Txn != nil {
+		go s.fenceSlots()
+	}
+}
+
+// fenceSlots gives every slot a new epoch when the node starts, which
+// aborts at once what a crashed run of the node left open, rather than at
+// the transaction timeout: until then the streams it wrote stay held.
+// Nothing is done on a node that never ran an AppendMulti (no
+// __transaction_state yet), nor for a slot whose coordinator is elsewhere.
+func (s *Service) fenceSlots() {
+	if _, ok := s.cluster.Topic(txn.StateTopic); !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for range multiSlots {
+		sl, err := s.takeSlot(ctx)
+		if err != nil {
+			return
+		}
+		if !sl.ready {
+			if err := s.initSlot(ctx, sl); err != nil {
+				s.logger.Debug("AppendMulti slot not fenced at start; its first call does it", "id", sl.id, "err", err)
+			}
+		}
+		s.slots <- sl
+	}
 }
 
 // multiPart is one part of an AppendMulti being written.
@@ -179,25 +214,9 @@ type mismatch struct {
 func (s *Service) runMulti(ctx context.Context, sl *multiSlot, parts []*multiPart) ([]mismatch, error) {
 	co := s.cfg.Txn
 	if !sl.ready {
-		// Locate creates __transaction_state on first use, as FindCoordinator does.
-		b, err := co.Locate(sl.id)
-		if err != nil {
-			return nil, s.txnError("FindCoordinator", err)
+		if err := s.initSlot(ctx, sl); err != nil {
+			return nil, err
 		}
-		if b.NodeID != s.cluster.NodeID() {
-			return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
-				"AppendMulti's transaction coordinator %s is node %d; a coordinator on another node is not built yet", sl.id, b.NodeID))
-		}
-		var pid int64
-		var epoch int16
-		err = s.retryCoordinator(ctx, func() (err error) {
-			pid, epoch, err = co.InitProducerID(sl.id, multiTxnTimeoutMs, -1, -1)
-			return err
-		})
-		if err != nil {
-			return nil, s.txnError("InitProducerId", err)
-		}
-		sl.pid, sl.epoch, sl.seq, sl.ready = pid, epoch, map[txn.TopicPartition]int32{}, true
 	}
 	var tps []txn.TopicPartition
 	for _, pt := range parts {
@@ -251,6 +270,32 @@ func (s *Service) runMulti(ctx context.Context, sl *multiSlot, parts []*multiPar
 		}
 	}
 	return nil, nil
+}
+
+// initSlot gives sl a new epoch of its transactional id (InitProducerId),
+// which fences and aborts whatever an earlier use of the slot left open.
+func (s *Service) initSlot(ctx context.Context, sl *multiSlot) error {
+	co := s.cfg.Txn
+	// Locate creates __transaction_state on first use, as FindCoordinator does.
+	b, err := co.Locate(sl.id)
+	if err != nil {
+		return s.txnError("FindCoordinator", err)
+	}
+	if b.NodeID != s.cluster.NodeID() {
+		return connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
+			"AppendMulti's transaction coordinator %s is node %d; a coordinator on another node is not built yet", sl.id, b.NodeID))
+	}
+	var pid int64
+	var epoch int16
+	err = s.retryCoordinator(ctx, func() (err error) {
+		pid, epoch, err = co.InitProducerID(sl.id, multiTxnTimeoutMs, -1, -1)
+		return err
+	})
+	if err != nil {
+		return s.txnError("InitProducerId", err)
+	}
+	sl.pid, sl.epoch, sl.seq, sl.ready = pid, epoch, map[txn.TopicPartition]int32{}, true
+	return nil
 }
 
 // beginOn opens the slot's transaction on pt's partition as the produce

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
@@ -180,5 +182,47 @@ func TestAppendMultiReadCommitted(t *testing.T) {
 	}
 	if got := keys(kgo.ReadUncommitted()); !slices.Equal(got, []string{"a", "aborted", "last"}) {
 		t.Fatalf("read_uncommitted saw %v, want [a aborted last]", got)
+	}
+}
+
+// TestAppendMultiSlotsFencedAtStart: a node that ran AppendMultis gives
+// every slot's transactional id a new epoch when it starts again, so what
+// a crash left open is aborted at once rather than at its timeout.
+func TestAppendMultiSlotsFencedAtStart(t *testing.T) {
+	n := startNode(t)
+	ctx := ctxT(t)
+	if _, err := n.appendMulti(ctx, part("orders", "a", noStream(), ev("E", `{}`))); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 8)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("__cairn-append-multi-%d-%d", n.srv.Cluster().NodeID(), i)
+	}
+	describe := func() kadm.DescribedTransactions {
+		t.Helper()
+		described, err := kadm.NewClient(kafkaClient(t, n)).DescribeTransactions(ctx, ids...)
+		if err != nil && !errors.As(err, new(*kadm.ShardErrors)) {
+			t.Fatal(err)
+		}
+		return described
+	}
+	before := describe()[ids[0]].ProducerEpoch
+	n.stop()
+	n.start()
+	for {
+		after := describe()
+		fenced := 0
+		for _, id := range ids {
+			if d, ok := after[id]; ok && d.Err == nil && (id != ids[0] || d.ProducerEpoch > before) {
+				fenced++
+			}
+		}
+		if fenced == len(ids) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d slots fenced after the restart: %+v", fenced, len(ids), after)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
