@@ -339,7 +339,9 @@ func (s *session) appendSnapshotRows(ctx context.Context, t *cdc.Table, rows []c
 	if err != nil {
 		return err
 	}
-	return s.appendAll(ctx, plan)
+	// Snapshot rows are no database transaction: a chunk cut short by a
+	// crash is completed from its positions, as before.
+	return s.appendAll(ctx, plan, false)
 }
 
 // quoteLiteral quotes a snapshot name (digits, letters and dashes) as SQL.

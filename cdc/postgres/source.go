@@ -40,6 +40,26 @@ type Log interface {
 	Append(ctx context.Context, p cdc.PartitionID, records []batch.Record) (wait func(context.Context) error, err error)
 }
 
+// AtomicLog is a Log that can also write appends to several partitions
+// as one transaction (Kafka's), which read_committed readers see whole or
+// not at all: a database transaction that spans partitions is written so.
+type AtomicLog interface {
+	Log
+	// Fence makes the caller the only writer of the transactional id id
+	// (a writer still running elsewhere is fenced) and returns once its
+	// unfinished transaction ended: the partitions then hold no open
+	// transaction of id, and LastPosition reads committed records only.
+	Fence(ctx context.Context, id string) error
+	// AppendAtomic writes the batches (one partition's in order) as one
+	// transaction of id and returns once its commit is decided and its
+	// records are durable as acks=all makes them.
+	AppendAtomic(ctx context.Context, id string, batches []cdc.Batch) error
+}
+
+// TransactionalID is the transactional id a connector's atomic appends
+// use: one per connector, so that its next run fences the previous one.
+func TransactionalID(connector string) string { return "__cairn_cdc_" + connector }
+
 // heartbeatKey is the key of heartbeat records; the snapshot's progress
 // records share their topic under other keys.
 const heartbeatKey = "heartbeat"
@@ -148,6 +168,13 @@ func (s *session) start(ctx context.Context) error {
 	s.naming = cdc.Naming{Connector: cfg.Name, Prefix: cfg.TopicPrefix, Database: db, Outbox: cfg.Outbox}
 	if err := s.ensurePublication(ctx); err != nil {
 		return err
+	}
+	if al, ok := s.c.log.(AtomicLog); ok {
+		// Before the positions are read: a transaction the previous run
+		// left open must be ended, and its records not count as held.
+		if err := al.Fence(ctx, TransactionalID(cfg.Name)); err != nil {
+			return err
+		}
 	}
 	if err := s.readHoldings(ctx); err != nil {
 		return err
@@ -570,7 +597,7 @@ func (s *session) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.appendAll(ctx, plan); err != nil {
+	if err := s.appendAll(ctx, plan, true); err != nil {
 		return err
 	}
 	last := s.pending[len(s.pending)-1]
@@ -592,8 +619,22 @@ func (s *session) flush(ctx context.Context) error {
 // appendAll appends the batches, different partitions' at once, one
 // partition's in turn (a later part is written only once the earlier is
 // durable, so a partition's last position never passes a gap), and waits
-// for all.
-func (s *session) appendAll(ctx context.Context, plan []cdc.Batch) error {
+// for all. With txn (database transactions, not the snapshot's rows) the
+// part of a plan spanning partitions is one transaction of the log's when
+// it can (splitAtomic).
+func (s *session) appendAll(ctx context.Context, plan []cdc.Batch, txn bool) error {
+	if al, ok := s.c.log.(AtomicLog); ok && txn {
+		atomic, rest := s.splitAtomic(plan)
+		if atomic != nil {
+			if err := al.AppendAtomic(ctx, TransactionalID(s.c.cfg.Name), atomic); err != nil {
+				return err
+			}
+			for _, b := range atomic {
+				s.held.Advance(b.Partition, b.Last)
+			}
+			plan = rest
+		}
+	}
 	pending := map[cdc.PartitionID]func(context.Context) error{}
 	for _, b := range plan {
 		if wait, ok := pending[b.Partition]; ok {
@@ -614,6 +655,34 @@ func (s *session) appendAll(ctx context.Context, plan []cdc.Batch) error {
 		}
 	}
 	return nil
+}
+
+// splitAtomic returns the part of the plan to write as one transaction,
+// nil when it needs none (it touches one partition: one partition's
+// appends are ordered, and a restart completes them from their
+// positions), and the rest. A stream topic (the outbox's) takes no
+// transactions: its events are appended after the transaction commits,
+// and a crash between the two is completed on restart from the outbox
+// partition's position (and recognised by event id).
+func (s *session) splitAtomic(plan []cdc.Batch) (atomic, rest []cdc.Batch) {
+	var first cdc.PartitionID
+	spans := false
+	for _, b := range plan {
+		if o := s.c.cfg.Outbox; o != nil && b.Partition.Topic == o.Topic {
+			rest = append(rest, b)
+			continue
+		}
+		atomic = append(atomic, b)
+		if len(atomic) == 1 {
+			first = b.Partition
+		} else if first != b.Partition {
+			spans = true
+		}
+	}
+	if !spans {
+		return nil, plan
+	}
+	return atomic, rest
 }
 
 // sendStatus reports the confirmed position as flushed and applied: the
