@@ -30,9 +30,10 @@
 //     2 ms): renders their events, drops those a partition already holds,
 //     appends the rest (one batch per partition: the position travels in
 //     the same atomic append as the events; when they span partitions and
-//     the Log is an AtomicLog, as one Kafka transaction), waits until they
-//     are durable (acks=all) and committed, and only then confirms the
-//     last commit LSN to the server;
+//     the Log is an AtomicLog, as one Kafka transaction), and while the
+//     next group is received and rendered waits until they are durable
+//     (acks=all) and committed; only then it confirms the last commit LSN
+//     to the server, and appends the next group;
 //  7. when idle, writes a heartbeat record at the server's position and
 //     confirms it, so a slot whose tables see no change never pins WAL.
 //
