@@ -198,3 +198,54 @@ func aborted(list []partition.AbortedTxn, h batch.Header) bool {
 	}
 	return false
 }
+
+// A second writer of the same transactional id (the connector started on
+// another node after a failover) fences the first: the first's next atomic
+// append is refused and writes nothing a read_committed reader sees.
+func TestFenceStopsTheEarlierWriter(t *testing.T) {
+	c := openCluster(t, vfs.NewMem())
+	defer c.Close()
+	co, err := txn.Open(c, txn.Config{}, localMarkers{c}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	ctx := context.Background()
+	const topic, id = "db.public.t", "__cairn_cdc_db"
+	old, next := NewTxn(c, co), NewTxn(c, co)
+	if _, err := old.Partitions(ctx, topic, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(lsn uint64) []cdc.Batch {
+		var out []cdc.Batch
+		for i := int32(0); i < 2; i++ {
+			pos := cdc.Position{CommitLSN: lsn, Index: uint32(i)}
+			out = append(out, cdc.Batch{Partition: cdc.PartitionID{Topic: topic, Index: i}, Records: []batch.Record{positioned(pos, fmt.Sprint(i))}, Last: pos})
+		}
+		return out
+	}
+	if err := old.Fence(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.AppendAtomic(ctx, id, plan(100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Fence(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.AppendAtomic(ctx, id, plan(200)); !errors.Is(err, txn.ErrProducerFenced) {
+		t.Fatalf("the fenced writer's append: %v, want ErrProducerFenced", err)
+	}
+	if err := next.AppendAtomic(ctx, id, plan(300)); err != nil {
+		t.Fatal(err)
+	}
+	for i := int32(0); i < 2; i++ {
+		pos, err := next.LastPosition(ctx, cdc.PartitionID{Topic: topic, Index: i})
+		if err != nil || pos.CommitLSN != 300 {
+			t.Fatalf("partition %d: last position %v, %v, want commit 300", i, pos, err)
+		}
+	}
+	if keys := committedKeys(t, c, topic); len(keys) != 2 || keys["0"] != 2 || keys["1"] != 2 {
+		t.Fatalf("read_committed sees %v, want each key twice (commits 100 and 300, not the fenced 200)", keys)
+	}
+}
