@@ -206,4 +206,15 @@
 // offset and removes aborted transactions' records; it removes a COMMIT
 // marker once no batch of its transaction is left and delete.retention.ms
 // passed, and keeps ABORT markers (the aborted index names them).
+//
+// On a single-writer stream topic (streams.go) a transaction's batches are
+// checked against the index and what open transactions hold
+// (streams.Pending, streamTxns), and held there until their marker: a
+// COMMIT commits them to the index, an ABORT drops them; other writes to a
+// held stream get ErrStreamBusy, and WaitStreamFree lets readers wait for
+// the marker. The index records the first offset of the oldest
+// transaction holding streams (Index.SetHeld) before anything moves its
+// covered offset past it, and a replay starts there (replayStart),
+// reading only transactional batches below the covered offset. Replicated
+// stream topics refuse transactional batches (ErrUnsupported).
 package partition

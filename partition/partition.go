@@ -44,11 +44,16 @@ type Partition struct {
 	// verified holds, by producer, the verification of its transaction
 	// with the coordinator (VerifyStart, BeginTransaction) until a marker
 	// ends it; guards numbers the verifications.
-	verified       map[int64]verification
-	guards         uint64
-	epochRecorded  bool           // the current epoch's first offset is persisted
-	streamIdx      *streams.Index // cleanup.policy=stream only
-	build          *indexBuild    // a stream index being built after a config change
+	verified      map[int64]verification
+	guards        uint64
+	epochRecorded bool           // the current epoch's first offset is persisted
+	streamIdx     *streams.Index // cleanup.policy=stream only
+	// streamTxns holds the stream changes of the transactions open here
+	// until their markers (single-writer stream topics; with streamIdx).
+	streamTxns *streams.Pending
+	// streamsHeld is streamTxns.Streams(), for readers that do not take mu.
+	streamsHeld    atomic.Int64
+	build          *indexBuild // a stream index being built after a config change
 	lastCheckpoint time.Time
 	closed         bool
 

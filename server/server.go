@@ -122,7 +122,7 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 	if w := peerWarning(cfg.clustered(), s.authorizer != nil, s.listeners[0], kcfg.PeerTLS != nil); w != "" {
 		logger.Warn(w, "see", "docs/transactions.md#authorization")
 	}
-	s.connectors = connectors.New(cl, logger)
+	s.connectors = connectors.New(cl, s.kafka.Txn(), logger)
 	s.connectors.Start()
 	if s.httpLn != nil {
 		s.serveHTTP()
@@ -292,6 +292,7 @@ func (s *Server) serveHTTP() {
 		DefaultPartitions: s.cfg.DefaultPartitions,
 		AutoCreateTopics:  s.cfg.AutoCreateTopics,
 		Authorizer:        s.authorizer,
+		Txn:               s.kafka.Txn(),
 	}, s.logger)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
