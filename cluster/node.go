@@ -158,7 +158,8 @@ func (c *Cluster) openNode(names []string) error {
 	// table's node liveness wakes those whose leader's node, or a
 	// follower's, stops heartbeating.
 	alive := func(replicaID uint64) bool { return n.leaders.Alive(uint64(meta.NodeOf(replicaID))) }
-	if c.sched, err = replica.NewScheduler(c.env, replica.SchedulerConfig{TickInterval: tick, Alive: alive},
+	if c.sched, err = replica.NewScheduler(c.env, replica.SchedulerConfig{TickInterval: tick, Alive: alive,
+		SyncWorkers: cfg.syncWorkers()},
 		countingSender{Sender: transport.ReplicaSender{TCP: n.tcp}, counters: &n.counters}); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}

@@ -38,7 +38,10 @@
 //   - One flusher goroutine per partition calls storage.Log.Sync outside mu, so
 //     appends continue while a sync runs; every sync covers all appends made
 //     before it started (group commit). After a sync it raises the high
-//     watermark and wakes everything waiting on it. A replica's flusher only
+//     watermark and wakes everything waiting on it. With a Syncer
+//     (Config.Syncer, one per node, syncer.go) the flusher hands its log to
+//     the Syncer's workers and waits, so a node's many partitions run
+//     at most SyncWorkers fdatasyncs at once instead of one thread each. A replica's flusher only
 //     writes the producer snapshots Apply copies at checkpoints: the
 //     replica's Storage syncs its log, and everything that writes the Raft
 //     log (Apply, and retention and cleaners through the Proposer) runs on
@@ -208,4 +211,15 @@
 // later records), and a marker without an entry is ignored. A pass also
 // drops the entries whose marker is no longer stored (a replica's
 // snapshot taken before its leader removed the marker).
+//
+// On a single-writer stream topic (streams.go) a transaction's batches are
+// checked against the index and what open transactions hold
+// (streams.Pending, streamTxns), and held there until their marker: a
+// COMMIT commits them to the index, an ABORT drops them; other writes to a
+// held stream get ErrStreamBusy, and WaitStreamFree lets readers wait for
+// the marker. The index records the first offset of the oldest
+// transaction holding streams (Index.SetHeld) before anything moves its
+// covered offset past it, and a replay starts there (replayStart),
+// reading only transactional batches below the covered offset. Replicated
+// stream topics refuse transactional batches (ErrUnsupported).
 package partition

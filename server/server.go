@@ -119,7 +119,7 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
 	}
-	s.connectors = connectors.New(cl, logger)
+	s.connectors = connectors.New(cl, s.kafka.Txn(), logger)
 	s.connectors.Start()
 	if s.httpLn != nil {
 		s.serveHTTP()
@@ -282,6 +282,7 @@ func (s *Server) serveHTTP() {
 		DefaultPartitions: s.cfg.DefaultPartitions,
 		AutoCreateTopics:  s.cfg.AutoCreateTopics,
 		Authorizer:        s.authorizer,
+		Txn:               s.kafka.Txn(),
 	}, s.logger)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
