@@ -181,6 +181,8 @@ type simCluster struct {
 	seen map[int64]string
 	hwm  map[int32]int64
 	part map[int32]*partition.Partition // the replica hwm was sampled from
+	// onClose is called with a node about to close (SimCluster.OnClose).
+	onClose []func(*Cluster)
 }
 
 func (sc *simCluster) event(format string, args ...any) {
@@ -688,6 +690,7 @@ func (sc *simCluster) down(id int32, rng *rand.Rand) {
 	c := sc.nodes[id]
 	delete(sc.nodes, id)
 	sc.nodesMu.Unlock()
+	sc.beforeClose(c)
 	if err := c.Close(); err != nil {
 		sc.event("node %d closed at its crash: %v", id, err)
 	}
@@ -851,6 +854,7 @@ func (sc *simCluster) close() {
 		}
 	}
 	for id, c := range sc.open() {
+		sc.beforeClose(c)
 		if err := c.Close(); err != nil {
 			sc.t.Errorf("close node %d: %v", id, err)
 		}
@@ -1287,46 +1291,43 @@ func simElementNamed(t *testing.T, name string) simElement {
 // simScheduleLen is how many elements a random schedule draws.
 const simScheduleLen = 5
 
-func runSimulation(t *testing.T, seed uint64) simRun {
+func runSimulation(t *testing.T, seed uint64, workloads ...SimWorkload) simRun {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	if *simOnly != "" {
-		return runSchedule(t, seed, rng, []simElement{simElementNamed(t, *simOnly)})
+		return runSchedule(t, seed, rng, []simElement{simElementNamed(t, *simOnly)}, workloads...)
 	}
 	drawn := slices.DeleteFunc(slices.Clone(simElements), func(e simElement) bool { return e.knownBug != "" })
 	var schedule []simElement
 	for range simScheduleLen {
 		schedule = append(schedule, drawn[rng.IntN(len(drawn))])
 	}
-	return runSchedule(t, seed, rng, schedule)
+	return runSchedule(t, seed, rng, schedule, workloads...)
 }
 
 // runSchedule runs three nodes under the seed's network faults and the
-// schedule, with the writer, then checks what was acknowledged.
-func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, schedule []simElement) simRun {
+// schedule, with the writer and the workloads, then checks what was
+// acknowledged.
+func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, schedule []simElement, workloads ...SimWorkload) simRun {
 	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
 	faults := simnet.Faults{DropPercent: rng.IntN(4), DuplicatePercent: rng.IntN(4),
 		DelayMin: time.Millisecond, DelayMax: time.Duration(1+rng.IntN(8)) * time.Millisecond}
 	sc := openSimCluster(t, seed, faults, nil)
-	// A forwarded proposal lost on the way has an unknown outcome, as a
-	// Kafka client's CreateTopics that timed out: it tries again, and an
-	// existing topic is then its own.
-	for attempt := 1; ; attempt++ {
-		_, err := sc.open()[1].CreateTopicReplicated(simTopic, 1, 3, nil, false)
-		if err == nil || (attempt > 1 && errors.Is(err, ErrTopicExists)) {
-			break
-		}
-		if !errors.Is(err, controller.ErrTimeout) || attempt == 5 {
-			t.Fatalf("create topic %s, attempt %d: %v", simTopic, attempt, err)
-		}
-		sc.event("create topic: %v; again", err)
+	if err := sc.createTopic(simTopic, nil); err != nil {
+		t.Fatal(err)
 	}
 	sc.advanceUntil("partition leader", 10*time.Second, func() bool { return len(sc.leaders()) == 1 })
 	sc.event("topic %s created, leader %v", simTopic, sc.leaders())
 
 	w := &simWriter{sc: sc, acked: map[int64]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
+	for _, wl := range workloads {
+		wl.Start(SimCluster{sc})
+	}
 	stopWriter := sync.OnceFunc(func() {
 		close(w.stop)
+		for _, wl := range workloads {
+			wl.Stop()
+		}
 		<-w.done // a wait in progress ends on the clock, or at simWaitMax
 	})
 	defer stopWriter()
@@ -1374,8 +1375,28 @@ func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, schedule []simElemen
 		}
 	}
 	sc.event("final leader %d, high watermark %d, %d acknowledged", lead, sc.hwm[lead], len(w.acked))
+	for _, wl := range workloads {
+		wl.Check(t)
+	}
 	return simRun{events: sc.events, acked: w.acked, unacked: w.unacked, hwm: sc.hwm[lead], net: sc.net.Stats(),
 		scheduleHash: hashLines(scrubLeaders(scheduleEvents)), outcomeHash: hashLines(sc.events)}
+}
+
+// createTopic creates a replicated topic through node 1. A forwarded
+// proposal lost on the way has an unknown outcome, as a Kafka client's
+// CreateTopics that timed out: it tries again, and an existing topic is
+// then its own.
+func (sc *simCluster) createTopic(name string, configs map[string]string) error {
+	for attempt := 1; ; attempt++ {
+		_, err := sc.open()[1].CreateTopicReplicated(name, 1, 3, configs, false)
+		if err == nil || (attempt > 1 && errors.Is(err, ErrTopicExists)) {
+			return nil
+		}
+		if !errors.Is(err, controller.ErrTimeout) || attempt == 5 {
+			return fmt.Errorf("create topic %s, attempt %d: %w", name, attempt, err)
+		}
+		sc.event("create topic %s: %v; again", name, err)
+	}
 }
 
 // scrubLeaders keeps of the events what the seed alone decides in stage
