@@ -259,13 +259,15 @@ func linKinds(ops []porcupine.Operation) string {
 	return fmt.Sprint(kinds)
 }
 
-func linCheck(t *testing.T, seed uint64, name string, model porcupine.Model, ops []porcupine.Operation) {
+// linCheck checks ops against model, and reports whether they passed (or
+// the check ran out of time).
+func linCheck(t *testing.T, seed uint64, name string, model porcupine.Model, ops []porcupine.Operation) bool {
 	t.Helper()
 	began := time.Now()
 	result, info := porcupine.CheckOperationsVerbose(model, ops, linCheckMax)
 	t.Logf("linearizability of the %s: %d operations %s: %s in %s", name, len(ops), linKinds(ops), result, time.Since(began).Round(time.Millisecond))
 	if result != porcupine.Illegal {
-		return
+		return true
 	}
 	dir, err := os.MkdirTemp("", "cairn-nemesis-linear-")
 	if err != nil {
@@ -276,4 +278,5 @@ func linCheck(t *testing.T, seed uint64, name string, model porcupine.Model, ops
 		t.Errorf("visualize the %s history: %v", name, err)
 	}
 	t.Errorf("seed %d: the %s history is not linearizable; visualization: %s", seed, name, path)
+	return false
 }

@@ -544,7 +544,46 @@ func (w *simLinear) Check(t *testing.T) {
 	ops = linResolveAppends(ops, w.final)
 	t.Logf("stream history: %d appends of unknown outcome left out (never took effect), the others resolved from the %d events read after the heal (%d failed reads first)",
 		before-len(ops), len(w.final), len(w.fails))
-	linCheck(t, w.sim.Seed(), "stream", linStreamModel, ops)
+	if !linCheck(t, w.sim.Seed(), "stream", linStreamModel, ops) {
+		for _, d := range streamAnomalies(ops, w.final) {
+			t.Log(d)
+		}
+	}
+}
+
+// streamAnomalies lists the operations of a stream history that disagree
+// with the stream read after the heal (which the stream must equal or
+// extend when the history is linearizable), at most 20: a failing run's
+// explanation, beside porcupine's visualization.
+func streamAnomalies(ops []porcupine.Operation, final []uint32) []string {
+	var out []string
+	note := func(op porcupine.Operation, format string, args ...any) {
+		if len(out) < 20 {
+			out = append(out, fmt.Sprintf("client %d [%d, %d] %s: ", op.ClientId, op.Call, op.Return,
+				linStreamModel.DescribeOperation(op.Input, op.Output))+fmt.Sprintf(format, args...))
+		}
+	}
+	for _, op := range ops {
+		in, o := op.Input.(linStreamIn), op.Output.(linStreamOut)
+		switch {
+		case in.kind == linAppend && o.ok:
+			if o.revision >= int64(len(final)) || final[o.revision] != in.id {
+				note(op, "the final stream holds another event there")
+			}
+		case in.kind == linAppend:
+		default:
+			got := linDecode(o.events)
+			from := o.revision + 1 - int64(len(got))
+			if o.revision >= int64(len(final)) || from < 0 {
+				note(op, "read past the final stream's end (%d events)", len(final))
+				continue
+			}
+			if !slices.Equal(got, final[from:o.revision+1]) {
+				note(op, "the final stream holds %v there", final[from:o.revision+1])
+			}
+		}
+	}
+	return out
 }
 
 // linHistory is a history timed on a logical clock shared by the

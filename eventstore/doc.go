@@ -30,6 +30,12 @@
 // cluster's by default; on a single node every partition is led here and
 // nothing is forwarded.
 //
+// A refusal for a wrong expected revision is checked against the leader's
+// stream index, which may be stale or hold uncommitted appends: it is
+// answered only once the leadership it was checked under is confirmed by a
+// quorum and what the index held is committed (confirmRefusal), else
+// UNAVAILABLE.
+//
 // AppendMulti (appendmulti.go) is a transaction this node runs with its
 // transaction coordinator (Config.Txn) under one of a pool of
 // transactional ids: one transactional batch per part, checked by its
