@@ -23,6 +23,7 @@ import (
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
+	"github.com/cairnlog/cairn/internal/linear"
 	"github.com/cairnlog/cairn/streams"
 )
 
@@ -33,16 +34,15 @@ var simLinearSeeds = flag.Int("sim.linearseeds", 0, "TestSimulatedClusterLineari
 // election timeouts, as the writer's); the operations of a client; the
 // checker's real time per history.
 const (
-	linPace     = 20 * time.Millisecond
-	linOpWait   = 360 * time.Millisecond
-	linOpsMax   = 2000
-	linCheckMax = 20 * time.Second
-	linRealMax  = 5 * time.Second
-	linClients  = 3
-	linGroup    = "simgroup"
-	linTopic    = "sim" // the writer's: the group commits offsets of its partition 0
-	linES       = "simevents"
-	linStream   = "ledger-1"
+	linPace    = 20 * time.Millisecond
+	linOpWait  = 360 * time.Millisecond
+	linOpsMax  = 2000
+	linRealMax = 5 * time.Second
+	linClients = 3
+	linGroup   = "simgroup"
+	linTopic   = "sim" // the writer's: the group commits offsets of its partition 0
+	linES      = "simevents"
+	linStream  = "ledger-1"
 )
 
 var linQuiet = slog.New(slog.DiscardHandler)
@@ -98,8 +98,8 @@ func TestSimulatedClusterLinearizable(t *testing.T) {
 // opens on each node as a server does.
 type simLinear struct {
 	sim     cluster.SimCluster
-	offsets *linHistory
-	stream  *linHistory
+	offsets *linear.History
+	stream  *linear.History
 	stop    chan struct{}
 	running sync.WaitGroup
 	commits atomic.Int64  // committed offsets are unique and increasing
@@ -138,8 +138,13 @@ type simFront struct {
 
 func (w *simLinear) Start(s cluster.SimCluster) {
 	w.sim = s
-	var seq atomic.Int64 // one logical clock: real-time order, no ties
-	w.offsets, w.stream = &linHistory{seq: &seq}, &linHistory{seq: &seq}
+	// One logical clock for both histories, a tick before each call and
+	// after each return: an operation that returned before another was
+	// called precedes it, and no two events tie (simulated instants would:
+	// the clock moves in steps).
+	var seq atomic.Int64
+	now := func() int64 { return seq.Add(1) }
+	w.offsets, w.stream = linear.NewHistory(now), linear.NewHistory(now)
 	w.stop = make(chan struct{})
 	w.front, w.dead, w.errs = map[*cluster.Cluster]*simFront{}, map[*cluster.Cluster]bool{}, map[string]int{}
 	if err := s.CreateTopic(linES, map[string]string{"cleanup.policy": "stream"}); err != nil {
@@ -293,7 +298,7 @@ func (w *simLinear) runOffsets(i int, rng *rand.Rand) {
 		}
 		if commit {
 			offset := w.commits.Add(1)
-			call := w.offsets.now()
+			call := w.offsets.Now()
 			err := via(func(co *groups.Coordinator) error {
 				errs, err := co.CommitOffsets(ctx, groups.CommitRequest{Group: linGroup, Generation: -1},
 					map[groups.TopicPartition]groups.OffsetCommit{tp: {Offset: offset, LeaderEpoch: -1}})
@@ -305,11 +310,11 @@ func (w *simLinear) runOffsets(i int, rng *rand.Rand) {
 			w.failed("commit", err)
 			// A failed commit may still have been applied (or be later).
 			if !errors.Is(err, errNotSent) {
-				w.offsets.add(i, call, linOffsetIn{key: key, commit: true, offset: offset}, linOffsetOut{unknown: err != nil}, err == nil)
+				w.offsets.Add(i, call, linear.OffsetInput{Key: key, Commit: true, Offset: offset}, linear.OffsetOutput{Unknown: err != nil}, err == nil)
 			}
 		} else {
 			got := int64(-1)
-			call := w.offsets.now()
+			call := w.offsets.Now()
 			err := via(func(co *groups.Coordinator) error {
 				out, err := co.FetchOffsets(ctx, linGroup, []groups.TopicPartition{tp})
 				if oc, ok := out[tp]; ok && err == nil {
@@ -319,7 +324,7 @@ func (w *simLinear) runOffsets(i int, rng *rand.Rand) {
 			})
 			w.failed("fetch", err)
 			if err == nil { // a failed fetch saw nothing
-				w.offsets.add(i, call, linOffsetIn{key: key}, linOffsetOut{offset: got}, true)
+				w.offsets.Add(i, call, linear.OffsetInput{Key: key}, linear.OffsetOutput{Offset: got}, true)
 			}
 		}
 		cancel()
@@ -377,7 +382,7 @@ func request[T any](msg *T, mark func(*connectHeader)) *connect.Request[T] {
 
 func expectedRevision(r int64) *eventstorev1.ExpectedRevision {
 	switch {
-	case r == linExpectAny:
+	case r == linear.ExpectAny:
 		return &eventstorev1.ExpectedRevision{Kind: &eventstorev1.ExpectedRevision_Any{Any: true}}
 	case r < 0:
 		return &eventstorev1.ExpectedRevision{Kind: &eventstorev1.ExpectedRevision_NoStream{NoStream: true}}
@@ -401,13 +406,13 @@ func (w *simLinear) runStream(i int, rng *rand.Rand) {
 		ctx, cancel := w.opContext()
 		switch r := rng.IntN(10); {
 		case r < 5:
-			in := linStreamIn{kind: linAppend, expected: seen, id: w.events.Add(1)}
+			in := linear.StreamInput{Kind: linear.StreamAppend, Expected: seen, ID: w.events.Add(1)}
 			if r == 0 {
-				in.expected = linExpectAny
+				in.Expected = linear.ExpectAny
 			}
-			msg := &eventstorev1.AppendRequest{Topic: linES, Stream: linStream, ExpectedRevision: expectedRevision(in.expected),
-				Events: []*eventstorev1.Event{{Id: eventID(in.id), Type: "Linear"}}}
-			call := w.stream.now()
+			msg := &eventstorev1.AppendRequest{Topic: linES, Stream: linStream, ExpectedRevision: expectedRevision(in.Expected),
+				Events: []*eventstorev1.Event{{Id: eventID(in.ID), Type: "Linear"}}}
+			call := w.stream.Now()
 			var first, last int64
 			err := w.onLeader(c, func(es *eventstore.Service, mark func(*connectHeader)) error {
 				resp, err := es.Append(ctx, request(msg, mark))
@@ -424,34 +429,34 @@ func (w *simLinear) runStream(i int, rng *rand.Rand) {
 			case errors.Is(err, errNotSent):
 			case err == nil:
 				seen = last
-				w.stream.add(i, call, in, linStreamOut{ok: true, revision: first}, true)
+				w.stream.Add(i, call, in, linear.StreamOutput{OK: true, Revision: first}, true)
 			case errors.As(err, &wrong):
 				seen = wrong.Actual
-				w.stream.add(i, call, in, linStreamOut{revision: wrong.Actual}, true)
+				w.stream.Add(i, call, in, linear.StreamOutput{Revision: wrong.Actual}, true)
 			default:
-				w.stream.add(i, call, in, linStreamOut{unknown: true}, false)
+				w.stream.Add(i, call, in, linear.StreamOutput{Unknown: true}, false)
 			}
 		default:
-			in := linStreamIn{kind: linReadLast}
+			in := linear.StreamInput{Kind: linear.StreamReadLast}
 			msg := &eventstorev1.ReadStreamRequest{Topic: linES, Stream: linStream, Direction: eventstorev1.Direction_DIRECTION_BACKWARDS, MaxCount: 1}
 			if r == 9 {
-				in.kind = linReadAll
+				in.Kind = linear.StreamReadAll
 				msg = &eventstorev1.ReadStreamRequest{Topic: linES, Stream: linStream, MaxCount: 5 * linOpsMax}
 			}
-			call := w.stream.now()
+			call := w.stream.Now()
 			var resp *connect.Response[eventstorev1.ReadStreamResponse]
 			err := w.onLeader(c, func(es *eventstore.Service, mark func(*connectHeader)) error {
 				var err error
 				resp, err = es.ReadStream(ctx, request(msg, mark))
 				return err
 			})
-			out := linStreamOut{revision: -1}
+			out := linear.StreamOutput{Revision: -1}
 			if connect.CodeOf(err) != connect.CodeNotFound {
 				w.failed("read", err)
 			}
 			switch {
 			case connect.CodeOf(err) == connect.CodeNotFound: // no event yet
-			case err != nil || (in.kind == linReadAll && !resp.Msg.EndOfStream):
+			case err != nil || (in.Kind == linear.StreamReadAll && !resp.Msg.EndOfStream):
 				cancel()
 				continue // a failed (or short) read saw nothing
 			default:
@@ -462,12 +467,12 @@ func (w *simLinear) runStream(i int, rng *rand.Rand) {
 					numbers = append(numbers, eventNumber(ev.Id))
 				}
 				if n := len(resp.Msg.Events); n > 0 {
-					out.revision = int64(resp.Msg.Events[n-1].Revision)
+					out.Revision = int64(resp.Msg.Events[n-1].Revision)
 				}
-				out.events = linEncode(numbers...)
+				out.Events = linear.EncodeIDs(numbers...)
 			}
-			seen = out.revision
-			w.stream.add(i, call, in, out, true)
+			seen = out.Revision
+			w.stream.Add(i, call, in, out, true)
 		}
 		cancel()
 	}
@@ -533,20 +538,20 @@ func (w *simLinear) Check(t *testing.T) {
 	w.mu.Lock()
 	t.Logf("errors of the operations, by kind: %v", w.errs)
 	w.mu.Unlock()
-	offsets := w.offsets.done()
-	kept := linDropUnseenCommits(offsets)
+	offsets := w.offsets.Done()
+	kept := linear.DropUnseenCommits(offsets)
 	t.Logf("offsets history: %d commits of unknown outcome whose offset no fetch returned left out", len(offsets)-len(kept))
-	linCheck(t, w.sim.Seed(), "offsets", linOffsetsModel, kept)
-	ops := w.stream.done()
+	linear.Check(t, w.sim.Seed(), "offsets", linear.OffsetsModel, kept)
+	ops := w.stream.Done()
 	if err := w.readFinal(); err != nil {
 		t.Errorf("reading the stream after the heal: %v", err)
 		return
 	}
 	before := len(ops)
-	ops = linResolveAppends(ops, w.final)
+	ops = linear.ResolveAppends(ops, w.final)
 	t.Logf("stream history: %d appends of unknown outcome left out (never took effect), the others resolved from the %d events read after the heal (%d failed reads first)",
 		before-len(ops), len(w.final), len(w.fails))
-	if !linCheck(t, w.sim.Seed(), "stream", linStreamModel, ops) {
+	if !linear.Check(t, w.sim.Seed(), "stream", linear.StreamModel, ops) {
 		for _, d := range streamAnomalies(ops, w.final) {
 			t.Log(d)
 		}
@@ -562,63 +567,28 @@ func streamAnomalies(ops []porcupine.Operation, final []uint32) []string {
 	note := func(op porcupine.Operation, format string, args ...any) {
 		if len(out) < 20 {
 			out = append(out, fmt.Sprintf("client %d [%d, %d] %s: ", op.ClientId, op.Call, op.Return,
-				linStreamModel.DescribeOperation(op.Input, op.Output))+fmt.Sprintf(format, args...))
+				linear.StreamModel.DescribeOperation(op.Input, op.Output))+fmt.Sprintf(format, args...))
 		}
 	}
 	for _, op := range ops {
-		in, o := op.Input.(linStreamIn), op.Output.(linStreamOut)
+		in, o := op.Input.(linear.StreamInput), op.Output.(linear.StreamOutput)
 		switch {
-		case in.kind == linAppend && o.ok:
-			if o.revision >= int64(len(final)) || final[o.revision] != in.id {
+		case in.Kind == linear.StreamAppend && o.OK:
+			if o.Revision >= int64(len(final)) || final[o.Revision] != in.ID {
 				note(op, "the final stream holds another event there")
 			}
-		case in.kind == linAppend:
+		case in.Kind == linear.StreamAppend:
 		default:
-			got := linDecode(o.events)
-			from := o.revision + 1 - int64(len(got))
-			if o.revision >= int64(len(final)) || from < 0 {
+			got := linear.DecodeIDs(o.Events)
+			from := o.Revision + 1 - int64(len(got))
+			if o.Revision >= int64(len(final)) || from < 0 {
 				note(op, "read past the final stream's end (%d events)", len(final))
 				continue
 			}
-			if !slices.Equal(got, final[from:o.revision+1]) {
-				note(op, "the final stream holds %v there", final[from:o.revision+1])
+			if !slices.Equal(got, final[from:o.Revision+1]) {
+				note(op, "the final stream holds %v there", final[from:o.Revision+1])
 			}
 		}
 	}
 	return out
-}
-
-// linHistory is a history timed on a logical clock shared by the
-// workload's histories: a tick before each call and after each return, so
-// that an operation that returned before another was called precedes it,
-// and no two events tie (simulated instants would: the clock moves in
-// steps). An operation of unknown outcome ends after every other one.
-type linHistory struct {
-	seq     *atomic.Int64
-	mu      sync.Mutex
-	ops     []porcupine.Operation
-	unknown []int
-}
-
-func (h *linHistory) now() int64 { return h.seq.Add(1) }
-
-func (h *linHistory) add(client int, call int64, input, output any, known bool) {
-	ret := h.now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !known {
-		h.unknown = append(h.unknown, len(h.ops))
-	}
-	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: input, Call: call, Output: output, Return: ret})
-}
-
-func (h *linHistory) done() []porcupine.Operation {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ops := slices.Clone(h.ops)
-	end := h.seq.Add(1)
-	for _, i := range h.unknown {
-		ops[i].Return = end
-	}
-	return ops
 }
