@@ -344,6 +344,20 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 		}
 		voters = append(voters, meta.ReplicaID(id, c.ctl.Identity().Incarnation))
 	}
+	// The other topics' partitions (a workload's) too, every replica at
+	// one high watermark.
+	for _, t := range sc.open()[ls[0]].ctl.State().GetTopics() {
+		for i := range t.GetPartitions() {
+			hwm := int64(-1)
+			for _, c := range sc.open() {
+				q, err := c.Partition(t.GetName(), int32(i))
+				if err != nil || q.Err() != nil || (hwm >= 0 && q.HighWatermark() != hwm) {
+					return 0, false
+				}
+				hwm = q.HighWatermark()
+			}
+		}
+	}
 	slices.Sort(voters)
 	// And every node votes in the metadata group: a rejoined node is a
 	// learner until promoted, and a majority counting it is none.
@@ -355,10 +369,7 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 		// The partition's replicas too: a refill replaces a wiped node's
 		// old incarnation in steps (seeds 198, 235 wiped a second node
 		// before it had).
-		for _, t := range c.ctl.State().GetTopics() {
-			if t.GetName() != simTopic {
-				continue
-			}
+		for _, t := range c.ctl.State().GetTopics() { // every topic's: a workload's too
 			for _, p := range t.GetPartitions() {
 				if len(p.GetTargetReplicas()) > 0 || !slices.Equal(slices.Sorted(slices.Values(p.GetReplicas())), voters) {
 					return 0, false

@@ -482,7 +482,7 @@ func (w *simLinear) runStream(i int, rng *rand.Rand) {
 // try bounded, until one succeeds (a node may still rebuild its stream
 // index after a crash).
 func (w *simLinear) readFinal() error {
-	for try := 0; try < 50; try++ {
+	for try := 0; try < 200; try++ { // 10 s of simulated time
 		numbers, err := w.readAll()
 		if err == nil {
 			w.final = numbers
