@@ -59,7 +59,9 @@
 // OffsetForLeaderEpoch and DeleteRecords are served only where this node
 // leads the partition (Server.leaderPartition: unknown partition, then the
 // client's current leader epoch, KIP-320, then NOT_LEADER_OR_FOLLOWER);
-// Metadata and DescribeCluster send clients to the leaders. On a single
+// Metadata and DescribeCluster send clients to the leaders. A fetch
+// session (fetchsession.go) ends when one of its partitions is found led
+// elsewhere. On a single
 // node this node leads every open partition, so nothing of this shows.
 //
 // # Transactions

@@ -14,9 +14,12 @@ package kafka
 // reply carries its last stable offset; a read_committed fetch
 // (IsolationLevel 1) reads up to it only and lists the aborted
 // transactions its records overlap, which the client drops.
-// Deviations from Kafka: fetch sessions (KIP-227) are not kept — every
-// response has session id 0, which tells clients to send full fetches — and
-// v12's LastFetchedEpoch is checked for divergence as Kafka does for followers.
+// Fetch sessions (KIP-227, fetchsession.go) are kept: a v7+ fetch may open
+// one and then send only what changed, and the answers leave out
+// partitions with nothing new. Every partition of a session is authorized
+// and read again at each fetch, as if the client had listed it.
+// Deviations from Kafka: v12's LastFetchedEpoch is checked for divergence
+// as Kafka does for followers.
 
 import (
 	"errors"
@@ -35,18 +38,24 @@ func init() { register(kmsg.Fetch.Int16(), 4, 12, handleFetch) }
 
 func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.FetchRequest)
-	if req.Version >= 7 && req.SessionID != 0 {
+	fc := s.fetchSessions.begin(req, s.clock.Now())
+	fetchRequests.WithLabelValues(fc.kind()).Inc()
+	if fc.errorCode != 0 {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		resp.ErrorCode = fc.errorCode
 		return reply{resp: resp}
 	}
+	// The request as if it listed every partition the fetch reads.
+	whole := *req
+	whole.Topics, whole.ForgottenTopics = fc.topics, nil
 	buf := getBuffer()
 	release := func() { putBuffer(buf) }
-	denied := fetchDenied(c, req)
-	resp, bytes, watch := s.buildFetch(req, buf, denied)
+	denied := fetchDenied(c, &whole)
+	resp, bytes, watch := s.buildFetch(&whole, buf, denied)
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, s.cfg.FetchWaitMax)
 	if bytes >= int(req.MinBytes) || wait <= 0 || len(watch) == 0 {
 		fetchedBytes.Add(float64(bytes))
+		s.fetchSessions.finish(&fc, resp)
 		return reply{resp: resp, release: release}
 	}
 	return reply{release: release, wait: func() kmsg.Response {
@@ -58,13 +67,14 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 			if !waitAny(watch, deadline.C(), c.ctx.Done()) {
 				break
 			}
-			resp, bytes, watch = s.buildFetch(req, buf, denied)
+			resp, bytes, watch = s.buildFetch(&whole, buf, denied)
 			if bytes >= int(req.MinBytes) || len(watch) == 0 {
 				break
 			}
 		}
-		resp, bytes, _ = s.buildFetch(req, buf, denied)
+		resp, bytes, _ = s.buildFetch(&whole, buf, denied)
 		fetchedBytes.Add(float64(bytes))
+		s.fetchSessions.finish(&fc, resp)
 		return resp
 	}}
 }

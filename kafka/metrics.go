@@ -27,6 +27,10 @@ var (
 		Name: "cairn_kafka_fetched_bytes_total",
 		Help: "Record batch bytes returned to Kafka fetchers.",
 	})
+	fetchRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_kafka_fetch_requests_total",
+		Help: "Fetch requests by kind: full (opening a session, KIP-227), incremental (in a session), sessionless, session_error (unknown session or wrong epoch).",
+	}, []string{"kind"})
 	saslAuthentications = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_kafka_sasl_authentications_total",
 		Help: "SASL authentications on the Kafka listener, by mechanism and outcome (success, failure, refused: over the address's failure limit).",
@@ -47,5 +51,5 @@ var (
 
 // Collectors returns the Kafka listener's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, saslAuthentications, requestSeconds, throttleSeconds}
+	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, fetchRequests, saslAuthentications, requestSeconds, throttleSeconds}
 }
