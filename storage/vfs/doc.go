@@ -6,7 +6,8 @@
 // Implementations:
 //
 //   - [Default]: the operating system's filesystem. File.Sync is fdatasync,
-//     FS.SyncDir is fsync of the directory.
+//     FS.SyncDir is fsync of the directory. Its files are syscall.Conns,
+//     for sendfile.
 //   - [NewMem]: an in-memory filesystem where everything is durable at once.
 //   - [CrashFS]: an in-memory filesystem that remembers, for every file, the
 //     bytes made durable by File.Sync and, for every directory, the entries
