@@ -20,7 +20,9 @@
 //     pipelined batches land in the order sent. A handler may return a
 //     deferred part (waiting for the group commit, long-polling a fetch);
 //   - the writer resolves the deferred parts and writes the responses
-//     strictly in request order, as Kafka requires.
+//     strictly in request order, as Kafka requires. On a plain TCP
+//     connection it sends a fetch's records from the segment files with
+//     sendfile (zerocopy.go); over TLS they are read and copied.
 //
 // At most Config.InflightRequestsMax replies wait per connection; a full
 // queue stops the handler, and then the reader, which is the back-pressure a

@@ -18,6 +18,8 @@ package kafka
 // one and then send only what changed, and the answers leave out
 // partitions with nothing new. Every partition of a session is authorized
 // and read again at each fetch, as if the client had listed it.
+// On a plain TCP connection the records are sent from the segment files
+// with sendfile (zerocopy.go), as Kafka does.
 // Deviations from Kafka: v12's LastFetchedEpoch is checked for divergence
 // as Kafka does for followers.
 
@@ -32,6 +34,7 @@ import (
 	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/storage"
 )
 
 func init() { register(kmsg.Fetch.Int16(), 4, 12, handleFetch) }
@@ -49,16 +52,25 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 	whole := *req
 	whole.Topics, whole.ForgottenTopics = fc.topics, nil
 	buf := getBuffer()
-	release := func() { putBuffer(buf) }
+	var files *fileParts
+	if c.zeroCopy() != nil {
+		files = &fileParts{}
+	}
+	release := func() {
+		putBuffer(buf)
+		if files != nil {
+			files.release()
+		}
+	}
 	denied := fetchDenied(c, &whole)
-	resp, bytes, watch := s.buildFetch(&whole, buf, denied)
+	resp, bytes, watch := s.buildFetch(&whole, buf, files, denied)
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, s.cfg.FetchWaitMax)
 	if bytes >= int(req.MinBytes) || wait <= 0 || len(watch) == 0 {
 		fetchedBytes.Add(float64(bytes))
 		s.fetchSessions.finish(&fc, resp)
-		return reply{resp: resp, release: release}
+		return reply{resp: resp, release: release, files: files}
 	}
-	return reply{release: release, wait: func() kmsg.Response {
+	return reply{release: release, files: files, wait: func() kmsg.Response {
 		// On the node's clock, so that a simulated cluster's long polls
 		// end in simulated time.
 		deadline := s.cluster.Env().Clock.NewTimer(wait)
@@ -67,12 +79,12 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 			if !waitAny(watch, deadline.C(), c.ctx.Done()) {
 				break
 			}
-			resp, bytes, watch = s.buildFetch(&whole, buf, denied)
+			resp, bytes, watch = s.buildFetch(&whole, buf, files, denied)
 			if bytes >= int(req.MinBytes) || len(watch) == 0 {
 				break
 			}
 		}
-		resp, bytes, _ = s.buildFetch(&whole, buf, denied)
+		resp, bytes, _ = s.buildFetch(&whole, buf, files, denied)
 		fetchedBytes.Add(float64(bytes))
 		s.fetchSessions.finish(&fc, resp)
 		return resp
@@ -125,9 +137,14 @@ func waitAny(watch []<-chan struct{}, deadline <-chan time.Time, done <-chan str
 // the record bytes in it, and the channels of the partitions worth waiting
 // on (those read without error); a partition error ends the long poll, so
 // watch is nil then. The records are read into buf, which the response
-// then refers to; a previous response built on buf is overwritten.
-func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte, denied map[string]bool) (*kmsg.FetchResponse, int, []<-chan struct{}) {
+// then refers to, or with files set taken as file sections where they can
+// be sent with sendfile (zerocopy.go); a previous response built on buf and
+// files is overwritten.
+func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte, files *fileParts, denied map[string]bool) (*kmsg.FetchResponse, int, []<-chan struct{}) {
 	*buf = (*buf)[:0]
+	if files != nil {
+		files.release()
+	}
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
 	if req.MaxBytes <= 0 {
@@ -157,7 +174,7 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte, denied map[stri
 			}
 			if err == nil {
 				watch = append(watch, p.Changed())
-				err = s.fetchPartition(req, p, rp, &sp, &remaining, &total, buf)
+				err = s.fetchPartition(req, p, rp, &sp, &remaining, &total, buf, files)
 			}
 			if err != nil {
 				anyError = true
@@ -192,7 +209,7 @@ func setCurrentLeader(sp *kmsg.FetchResponseTopicPartition, l cluster.Leader) {
 }
 
 func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, rp kmsg.FetchRequestTopicPartition,
-	sp *kmsg.FetchResponseTopicPartition, remaining, total *int, buf *[]byte) error {
+	sp *kmsg.FetchResponseTopicPartition, remaining, total *int, buf *[]byte, files *fileParts) error {
 	if req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
 		epoch, end := p.EndOffsetForEpoch(rp.LastFetchedEpoch)
 		if epoch < rp.LastFetchedEpoch || end < rp.FetchOffset {
@@ -209,7 +226,16 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 		sp.LastStableOffset, sp.LogStartOffset = p.LastStableOffset(), p.LogStartOffset()
 		return nil
 	}
-	res, grown, err := p.ReadAppendIsolated(*buf, rp.FetchOffset, max(limit, 1), req.IsolationLevel == 1)
+	committed := req.IsolationLevel == 1
+	if files != nil {
+		done, err := fetchSections(p, rp, sp, limit, *total, committed, files)
+		if err != nil || done >= 0 {
+			*total += max(done, 0)
+			*remaining -= max(done, 0)
+			return err
+		}
+	}
+	res, grown, err := p.ReadAppendIsolated(*buf, rp.FetchOffset, max(limit, 1), committed)
 	if err != nil {
 		return err
 	}
@@ -223,13 +249,45 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, p *partition.Partition, 
 	*buf = grown
 	if len(res.Records) > 0 {
 		sp.RecordBatches = res.Records
-		for _, a := range res.Aborted {
-			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
-			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
-			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
-		}
+		setAborted(sp, res.Aborted)
 	}
 	*total += len(res.Records)
 	*remaining -= len(res.Records)
 	return nil
+}
+
+// fetchSections is fetchPartition's read as file sections, for a response
+// sent with sendfile. It returns the record bytes taken, or -1 when the
+// partition's files cannot be sent so (then nothing was taken: read them).
+func fetchSections(p *partition.Partition, rp kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition,
+	limit, total int, committed bool, files *fileParts) (int, error) {
+	res, sections, err := p.ReadSectionsIsolated(nil, rp.FetchOffset, max(limit, 1), committed)
+	if err != nil {
+		return 0, err
+	}
+	if !sendable(sections) {
+		storage.ReleaseSections(sections)
+		return -1, nil
+	}
+	sp.HighWatermark = res.HighWatermark
+	sp.LastStableOffset = res.LastStableOffset
+	sp.LogStartOffset = res.LogStartOffset
+	n := sectionsBytes(sections)
+	// Only the first batch of the whole response may exceed the limits.
+	if n == 0 || (total > 0 && n > limit) {
+		storage.ReleaseSections(sections)
+		return 0, nil
+	}
+	sp.RecordBatches = files.add(sections)
+	setAborted(sp, res.Aborted)
+	return n, nil
+}
+
+// setAborted lists the aborted transactions of a read_committed read.
+func setAborted(sp *kmsg.FetchResponseTopicPartition, aborted []partition.AbortedTxn) {
+	for _, a := range aborted {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+		sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+	}
 }

@@ -27,6 +27,10 @@ var (
 		Name: "cairn_kafka_fetched_bytes_total",
 		Help: "Record batch bytes returned to Kafka fetchers.",
 	})
+	sentfileBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_kafka_fetch_sendfile_bytes_total",
+		Help: "Record batch bytes sent to Kafka fetchers from segment files with sendfile, never read into memory (plain TCP connections).",
+	})
 	fetchRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_kafka_fetch_requests_total",
 		Help: "Fetch requests by kind: full (opening a session, KIP-227), incremental (in a session), sessionless, session_error (unknown session or wrong epoch).",
@@ -51,5 +55,5 @@ var (
 
 // Collectors returns the Kafka listener's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, fetchRequests, saslAuthentications, requestSeconds, throttleSeconds}
+	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, sentfileBytes, fetchRequests, saslAuthentications, requestSeconds, throttleSeconds}
 }
