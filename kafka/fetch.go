@@ -1,6 +1,6 @@
 package kafka
 
-// Fetch v4-v12. Long polls until MinBytes are available or MaxWaitMillis
+// Fetch v4-v13. Long polls until MinBytes are available or MaxWaitMillis
 // (capped by Config.FetchWaitMax) passes; honours the response MaxBytes and
 // each PartitionMaxBytes, always returning the first batch whole so a
 // consumer can progress past a batch larger than its limits (KIP-74). Only
@@ -14,6 +14,8 @@ package kafka
 // reply carries its last stable offset; a read_committed fetch
 // (IsolationLevel 1) reads up to it only and lists the aborted
 // transactions its records overlap, which the client drops.
+// v13 names topics by id (KIP-516): ids this node does not know are
+// answered UNKNOWN_TOPIC_ID.
 // Fetch sessions (KIP-227, fetchsession.go) are kept: a v7+ fetch may open
 // one and then send only what changed, and the answers leave out
 // partitions with nothing new. Every partition of a session is authorized
@@ -37,10 +39,11 @@ import (
 	"github.com/cairnlog/cairn/storage"
 )
 
-func init() { register(kmsg.Fetch.Int16(), 4, 12, handleFetch) }
+func init() { register(kmsg.Fetch.Int16(), 4, 13, handleFetch) }
 
 func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.FetchRequest)
+	s.nameFetchTopics(req)
 	fc := s.fetchSessions.begin(req, s.clock.Now())
 	fetchRequests.WithLabelValues(fc.kind()).Inc()
 	if fc.errorCode != 0 {
@@ -89,6 +92,24 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 		s.fetchSessions.finish(&fc, resp)
 		return resp
 	}}
+}
+
+// nameFetchTopics sets the names of the topics a v13+ request names by id;
+// a topic whose id is unknown here keeps an empty name.
+func (s *Server) nameFetchTopics(req *kmsg.FetchRequest) {
+	if req.Version < 13 {
+		return
+	}
+	for i := range req.Topics {
+		if t, ok := s.view.TopicByID(req.Topics[i].TopicID); ok {
+			req.Topics[i].Topic = t.Name
+		}
+	}
+	for i := range req.ForgottenTopics {
+		if t, ok := s.view.TopicByID(req.ForgottenTopics[i].TopicID); ok {
+			req.ForgottenTopics[i].Topic = t.Name
+		}
+	}
 }
 
 // fetchDenied is the topics of req the connection may not read: all of
@@ -155,7 +176,8 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte, files *filePart
 	anyError := false
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
-		st.Topic = rt.Topic
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		unknownID := req.Version >= 13 && rt.Topic == ""
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -169,7 +191,9 @@ func (s *Server) buildFetch(req *kmsg.FetchRequest, buf *[]byte, files *filePart
 			var p *partition.Partition
 			var l cluster.Leader
 			err := error(kerr.TopicAuthorizationFailed)
-			if !denied[rt.Topic] {
+			if unknownID {
+				err = kerr.UnknownTopicID
+			} else if !denied[rt.Topic] {
 				p, l, err = s.leaderPartition(rt.Topic, rp.Partition, requested)
 			}
 			if err == nil {

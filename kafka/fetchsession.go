@@ -17,7 +17,7 @@ package kafka
 //
 // A session ends where its partitions stop being led here: an answer that
 // reports NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH or an unknown
-// partition for one of them removes it, so the client's next incremental
+// partition or topic id for one of them removes it, so the client's next incremental
 // fetch gets FETCH_SESSION_ID_NOT_FOUND and starts again in full with the
 // partitions it now fetches here.
 
@@ -45,8 +45,12 @@ const (
 	fetchEpochFinal   int32 = -1
 )
 
+// sessionKey is a partition of a session: by topic name, and from v13 on
+// by topic id as well, so a topic deleted and created again under its name
+// is another partition.
 type sessionKey struct {
 	topic     string
+	id        [16]byte
 	partition int32
 }
 
@@ -195,7 +199,7 @@ func (c *fetchSessions) newID() int32 {
 func (s *fetchSession) update(topics []kmsg.FetchRequestTopic, forgotten []kmsg.FetchRequestForgottenTopic) {
 	for _, rt := range topics {
 		for _, rp := range rt.Partitions {
-			k := sessionKey{rt.Topic, rp.Partition}
+			k := sessionKey{rt.Topic, rt.TopicID, rp.Partition}
 			rp.UnknownTags = kmsg.Tags{}
 			if sp := s.partitions[k]; sp != nil {
 				sp.fetch = rp
@@ -208,7 +212,7 @@ func (s *fetchSession) update(topics []kmsg.FetchRequestTopic, forgotten []kmsg.
 	removed := false
 	for _, ft := range forgotten {
 		for _, p := range ft.Partitions {
-			k := sessionKey{ft.Topic, p}
+			k := sessionKey{ft.Topic, ft.TopicID, p}
 			if _, ok := s.partitions[k]; ok {
 				delete(s.partitions, k)
 				removed = true
@@ -224,14 +228,18 @@ func (s *fetchSession) update(topics []kmsg.FetchRequestTopic, forgotten []kmsg.
 // them, a topic's partitions together in the order of its first one.
 func (s *fetchSession) requestTopics() []kmsg.FetchRequestTopic {
 	var topics []kmsg.FetchRequestTopic
-	index := map[string]int{}
+	type topicKey struct {
+		name string
+		id   [16]byte
+	}
+	index := map[topicKey]int{}
 	for _, k := range s.order {
-		i, ok := index[k.topic]
+		i, ok := index[topicKey{k.topic, k.id}]
 		if !ok {
 			i = len(topics)
-			index[k.topic] = i
+			index[topicKey{k.topic, k.id}] = i
 			t := kmsg.NewFetchRequestTopic()
-			t.Topic = k.topic
+			t.Topic, t.TopicID = k.topic, k.id
 			topics = append(topics, t)
 		}
 		topics[i].Partitions = append(topics[i].Partitions, s.partitions[k].fetch)
@@ -256,7 +264,7 @@ func (c *fetchSessions) finish(fc *fetchContext, resp *kmsg.FetchResponse) {
 	for _, st := range resp.Topics {
 		partitions := st.Partitions[:0]
 		for _, sp := range st.Partitions {
-			k := sessionKey{st.Topic, sp.Partition}
+			k := sessionKey{st.Topic, st.TopicID, sp.Partition}
 			moved = moved || leadershipLost(sp.ErrorCode)
 			if len(sp.RecordBatches) > 0 {
 				fetched = append(fetched, k)
@@ -314,7 +322,7 @@ func (s *fetchSession) rotate(fetched []sessionKey) {
 // serves it.
 func leadershipLost(code int16) bool {
 	switch code {
-	case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code:
+	case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code:
 		return true
 	}
 	return false

@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestFranzConsumesThroughFetchSessions: franz-go opens a fetch session
@@ -68,4 +70,41 @@ func fetchCount(t *testing.T, kind string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestFetchV13NamesTopicsByID: a v13 fetch names its topics by id, in a
+// session too, and an id the node does not know is UNKNOWN_TOPIC_ID.
+func TestFetchV13NamesTopicsByID(t *testing.T) {
+	ts := startServer(t)
+	topic, err := ts.cluster.CreateTopic("ids", 1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.client(t).ProduceSync(adminContext(t), &kgo.Record{Topic: "ids", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	byID := func(id, epoch int32, topicID [16]byte) *kmsg.FetchRequest {
+		req := sessionFetch(id, epoch, map[string]map[int32]int64{"": {0: 0}}, nil)
+		req.Version = 13
+		req.Topics[0].TopicID = topicID
+		return req
+	}
+	rc := ts.dial(t)
+	resp := rc.roundTrip(byID(0, 0, topic.ID)).(*kmsg.FetchResponse)
+	if len(resp.Topics) != 1 || resp.Topics[0].TopicID != topic.ID || resp.SessionID == 0 {
+		t.Fatalf("v13 full fetch: %+v", resp)
+	}
+	if sp := resp.Topics[0].Partitions[0]; sp.ErrorCode != 0 || len(sp.RecordBatches) == 0 || sp.HighWatermark != 1 {
+		t.Fatalf("v13 fetch by id: error %d, %d bytes, high watermark %d", sp.ErrorCode, len(sp.RecordBatches), sp.HighWatermark)
+	}
+	inc := sessionFetch(resp.SessionID, 1, nil, nil)
+	inc.Version = 13
+	resp = rc.roundTrip(inc).(*kmsg.FetchResponse)
+	if resp.ErrorCode != 0 || len(resp.Topics) != 1 || resp.Topics[0].TopicID != topic.ID || len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("v13 incremental fetch: %+v", resp)
+	}
+	unknown := rc.roundTrip(byID(0, -1, [16]byte{9})).(*kmsg.FetchResponse)
+	if code := unknown.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicID.Code {
+		t.Fatalf("unknown topic id: error %d", code)
+	}
 }
