@@ -208,6 +208,11 @@ func (c *conn) handleLoop(requests <-chan decoded, queue chan<- *pending) {
 		select {
 		case queue <- p:
 		case <-c.ctx.Done():
+			// Never written: let go of what it holds (a fetch's
+			// segment files).
+			if p.reply.release != nil {
+				p.reply.release()
+			}
 			return
 		}
 		if p.reply.closeAfter {

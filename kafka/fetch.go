@@ -73,6 +73,12 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 		s.fetchSessions.finish(&fc, resp)
 		return reply{resp: resp, release: release, files: files}
 	}
+	// Reads before the last are only looked at for their size: their
+	// segment files are let go at once, not held through the long poll
+	// (a suffix truncation of the log waits for its readers).
+	if files != nil {
+		files.release()
+	}
 	return reply{release: release, files: files, wait: func() kmsg.Response {
 		// On the node's clock, so that a simulated cluster's long polls
 		// end in simulated time.
@@ -83,6 +89,9 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 				break
 			}
 			resp, bytes, watch = s.buildFetch(&whole, buf, files, denied)
+			if files != nil {
+				files.release()
+			}
 			if bytes >= int(req.MinBytes) || len(watch) == 0 {
 				break
 			}

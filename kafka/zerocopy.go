@@ -17,6 +17,12 @@ package kafka
 // from the client but topic names, which cannot hold its bytes by chance
 // (8 random bytes), and an index that is not the next one expected fails
 // the write and closes the connection rather than send a broken response.
+//
+// The sections hold their segments open from the fetch's final read until
+// the response is written (or dropped with its connection): a suffix
+// truncation of such a segment waits for them, at most WriteTimeout per
+// response queued before it. The reads of a long poll before its final one
+// let go of theirs at once.
 
 import (
 	"bufio"
