@@ -72,9 +72,9 @@
 // transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and the
 // describe and list requests; the Server is its txn.MarkerWriter
 // (writetxnmarkers.go): markers to partitions led here are appended
-// directly, others go to their leaders as WriteTxnMarkers (peers.go, one
-// franz-go client per node, at its first listener, over TLS with the
-// node's certificate when that listener is SSL: Config.PeerTLS). Produce
+// directly, others go to their leaders as WriteTxnMarkers (peers.go, over
+// the node-to-node transport: cluster.NodeRequest, served by serveNode
+// without an ACL check, whatever the Kafka listeners require). Produce
 // checks a producer's first transactional batch on a partition with the
 // coordinator, here or through
 // AddPartitionsToTxn VerifyOnly on its node (KIP-890), in the handler's

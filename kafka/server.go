@@ -55,11 +55,6 @@ type Config struct {
 	Groups groups.Config
 	// Txn configures the transaction coordinator.
 	Txn txn.Config
-	// PeerTLS is the client side of this node's requests to other nodes'
-	// first listener (transaction markers, KIP-890 verification) when that
-	// listener is SSL or SASL_SSL: the node's certificate, so the other
-	// node sees the principal its certificate maps to.
-	PeerTLS *tls.Config
 	// SASL requires SASL authentication on the listener when its
 	// Mechanisms are set (sasl.go); off by default.
 	SASL SASLConfig
@@ -165,7 +160,6 @@ type Server struct {
 	logger  *slog.Logger
 	groups  *groups.Coordinator
 	txn     *txn.Coordinator
-	peers   peers // requests to other nodes' Kafka listeners (transactions)
 	sasl    saslState
 	// listeners by name; first is Config's first, which Serve serves.
 	listeners map[string]*listener
@@ -225,13 +219,13 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 			s.first = s.listeners[l.Name]
 		}
 	}
-	if cfg.PeerTLS != nil && s.first.Protocol.TLS() {
-		s.peers.tls = cfg.PeerTLS.Clone()
-	}
 	if s.txn, err = txn.Open(c, cfg.Txn, markerWriter{s}, logger); err != nil {
 		_ = coordinator.Close()
 		return nil, fmt.Errorf("transaction coordinator: %w", err)
 	}
+	// Other nodes' transaction requests come over the node-to-node
+	// transport (peers.go).
+	c.SetNodeRequestHandler(s.serveNode)
 	return s, nil
 }
 
@@ -330,8 +324,8 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	// After the connections: no handler calls the coordinators any more.
 	// The transaction coordinator's marker writes call the group one.
+	s.cluster.SetNodeRequestHandler(nil)
 	_ = s.txn.Close()
-	s.peers.close()
 	_ = s.groups.Close()
 	return err
 }

@@ -91,7 +91,11 @@
 //
 // # Durability
 //
-// Append writes without syncing. Sync fdatasyncs every segment written since
+// Append writes without syncing, then asks the segment file to start
+// writing back the whole pages it filled (vfs.StartWriteback:
+// sync_file_range on Linux; not the partial last page, which the next append
+// writes into), so the next Sync finds them on their way to the device.
+// Sync fdatasyncs every segment written since
 // its last sync and, when files were created, renamed or removed, the
 // directory; what it returns is durable. Checkpoint syncs, then syncs the
 // index files, then writes the state file with the recovery point at the

@@ -151,6 +151,19 @@ func (o osFile) Sync() error {
 	return nil
 }
 
+// StartWriteback starts writeback of the range without waiting for it.
+// Its error is dropped: it is a hint, and a failed writeback of these pages
+// is reported by the next fdatasync, which is what decides durability.
+func (o osFile) StartWriteback(offset, length int64) {
+	raw, err := o.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		_ = unix.SyncFileRange(int(fd), offset, length, unix.SYNC_FILE_RANGE_WRITE)
+	})
+}
+
 func (o osFile) Size() (int64, error) {
 	info, err := o.f.Stat()
 	if err != nil {

@@ -29,6 +29,24 @@ type File interface {
 	Size() (int64, error)
 }
 
+// WritebackStarter is a File that can start writing a range of its data to
+// the device without waiting for it: sync_file_range(SYNC_FILE_RANGE_WRITE)
+// on the OS filesystem. It makes nothing durable and promises nothing; a
+// log calls it after each append so that the Sync that follows finds most
+// of the data already on its way and returns sooner.
+type WritebackStarter interface {
+	StartWriteback(offset, length int64)
+}
+
+// StartWriteback asks f to start writing back [offset, offset+length) when
+// it can (a WritebackStarter), and does nothing otherwise: the in-memory and
+// fault-injecting files have no device to start.
+func StartWriteback(f File, offset, length int64) {
+	if w, ok := f.(WritebackStarter); ok {
+		w.StartWriteback(offset, length)
+	}
+}
+
 // FS is a filesystem. Creating, renaming and removing an entry is durable only
 // after SyncDir of the directory holding it.
 type FS interface {
