@@ -57,7 +57,7 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) reply {
 	buf := getBuffer()
 	var files *fileParts
 	if c.zeroCopy() != nil {
-		files = &fileParts{}
+		files = &fileParts{marker: s.placeholderMarker}
 	}
 	release := func() {
 		putBuffer(buf)

@@ -181,6 +181,9 @@ type Server struct {
 	quotas *quota.Manager
 	// fetchSessions are the KIP-227 fetch sessions (fetchsession.go).
 	fetchSessions *fetchSessions
+	// placeholderMarker marks a zero-copy fetch's records in its encoded
+	// response (zerocopy.go).
+	placeholderMarker [8]byte
 }
 
 // Requests is how many requests this server has read, on any connection:
@@ -213,6 +216,7 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 	}
 	s.quotas = quota.NewManager(s.clock, cfg.QuotaWindow, c.ClientQuotas)
 	s.fetchSessions = newFetchSessions(cfg.FetchSessionsMax, c.Env().Rand)
+	s.placeholderMarker = newPlaceholderMarker(c.Env().Rand)
 	for i, l := range cfg.listeners() {
 		s.listeners[l.Name] = newListener(l)
 		if i == 0 {

@@ -10,7 +10,7 @@ package kafka
 // operating system's (tests' in-memory ones, fault injectors).
 //
 // The response is still encoded by kmsg: each partition's records are a
-// 12-byte placeholder (a random 8-byte marker chosen per process, then the
+// 12-byte placeholder (a random 8-byte marker chosen per server, then the
 // section list's index), which the writer finds in the encoded response and
 // replaces, length prefix included, by the sections. A marker can only be
 // found where a placeholder is: no other bytes of a fetch response come
@@ -27,10 +27,10 @@ package kafka
 import (
 	"bufio"
 	"bytes"
-	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 
@@ -41,13 +41,16 @@ import (
 // zero-copy response before the writer replaces them.
 const placeholderBytes = 12
 
-var placeholderMarker = func() (m [8]byte) {
-	_, _ = crand.Read(m[:]) // crypto/rand.Read never returns an error (Go 1.24+)
+// newPlaceholderMarker draws the server's marker from its env's Rand
+// (seeded from the operating system outside simulations).
+func newPlaceholderMarker(r io.Reader) (m [8]byte) {
+	_, _ = io.ReadFull(r, m[:]) // an env.Rand never fails
 	return m
-}()
+}
 
 // fileParts are the record sections of one fetch response, for the writer.
 type fileParts struct {
+	marker [8]byte // the server's placeholder marker
 	// partitions holds each placeholder's sections, by index.
 	partitions [][]storage.Section
 }
@@ -55,7 +58,7 @@ type fileParts struct {
 // add registers one partition's sections and returns its placeholder.
 func (f *fileParts) add(sections []storage.Section) []byte {
 	p := make([]byte, 0, placeholderBytes)
-	p = append(p, placeholderMarker[:]...)
+	p = append(p, f.marker[:]...)
 	p = binary.BigEndian.AppendUint32(p, uint32(len(f.partitions)))
 	f.partitions = append(f.partitions, sections)
 	return p
@@ -125,7 +128,7 @@ func locatePlaceholders(frame []byte, f *fileParts, flexible bool) ([]filePiece,
 	var pieces []filePiece
 	cursor, next := 0, 0
 	for {
-		at := bytes.Index(frame[cursor:], placeholderMarker[:])
+		at := bytes.Index(frame[cursor:], f.marker[:])
 		if at < 0 {
 			break
 		}

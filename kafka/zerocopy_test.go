@@ -41,7 +41,13 @@ func TestFetchSendsRecordsFromFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			value := bytes.Repeat([]byte{byte(i)}, 300+int(index)*50)
-			if _, err := p.Append(batch.Build([]batch.Record{{Value: value}, {Value: value}}, batch.None)); err != nil {
+			res, err := p.Append(batch.Build([]batch.Record{{Value: value}, {Value: value}}, batch.None))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Fetches see records at the high watermark: wait for it, as
+			// an acks=all produce would, so each read below is whole.
+			if err := p.WaitAppended(adminContext(t), res, true); err != nil {
 				t.Fatal(err)
 			}
 		}
