@@ -1202,8 +1202,8 @@ var simElements = []simElement{
 		s.sc.repairOffline(s.rng)
 		s.healed()
 	}, knownBug: "a segment or raft-meta damaged past its recovery point is taken for a torn tail: the log is cut there, " +
-		"losing synced entries the replica had acknowledged (raft panics when the leader's heartbeat commits past the cut " +
-		"end, taking the node down at each restart); " +
+		"losing synced entries the replica had acknowledged (the replica fails with replica.ErrLogLost when the leader's " +
+		"heartbeat commits past the cut end, but may vote in a new majority first); " +
 		"docs/design/simulation.md"},
 	{name: "corrupt a state file", run: func(s *simScenario) {
 		s.sc.replicated()
