@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -148,7 +149,7 @@ func text(s string) Datum { return Datum{Kind: DatumText, Text: []byte(s)} }
 func TestEventsEnvelope(t *testing.T) {
 	r := NewRenderer()
 	n := Naming{Connector: "shop", Prefix: "shopdb", Database: "shop"}
-	txn := Txn{XID: 750, CommitLSN: 0x1000, CommitTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Changes: []Change{
+	txn := Txn{XID: 750, CommitLSN: 0x1000, LastCommitLSN: 0xe00, CommitTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Changes: []Change{
 		{Op: OpCreate, Table: orders, After: Row{text("1"), text("new")}, LSN: 0xf00},
 		{Op: OpUpdate, Table: orders, After: Row{text("1"), {Kind: DatumUnchanged}}, LSN: 0xf10},
 		{Op: OpDelete, Table: orders, Before: Row{text("1"), {Kind: DatumNull}}, LSN: 0xf20},
@@ -163,12 +164,12 @@ func TestEventsEnvelope(t *testing.T) {
 		t.Fatalf("%d events, want 6 (a tombstone after the delete)", len(evs))
 	}
 	want := []struct{ topic, key, value string }{
-		{"shopdb.public.orders", `{"id":1}`, `{"before":null,"after":{"id":1,"note":"new"},"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","schema":"public","table":"orders","txId":750,"lsn":3840},"op":"c","ts_ms":42}`},
-		{"shopdb.public.orders", `{"id":1}`, `{"before":null,"after":{"id":1,"note":"__debezium_unavailable_value"},"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","schema":"public","table":"orders","txId":750,"lsn":3856},"op":"u","ts_ms":42}`},
-		{"shopdb.public.orders", `{"id":1}`, `{"before":{"id":1,"note":null},"after":null,"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","schema":"public","table":"orders","txId":750,"lsn":3872},"op":"d","ts_ms":42}`},
+		{"shopdb.public.orders", `{"id":1}`, `{"before":null,"after":{"id":1,"note":"new"},"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","sequence":"[\"3584\",\"3840\"]","schema":"public","table":"orders","txId":750,"lsn":3840},"op":"c","ts_ms":42}`},
+		{"shopdb.public.orders", `{"id":1}`, `{"before":null,"after":{"id":1,"note":"__debezium_unavailable_value"},"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","sequence":"[\"3584\",\"3856\"]","schema":"public","table":"orders","txId":750,"lsn":3856},"op":"u","ts_ms":42}`},
+		{"shopdb.public.orders", `{"id":1}`, `{"before":{"id":1,"note":null},"after":null,"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","sequence":"[\"3584\",\"3872\"]","schema":"public","table":"orders","txId":750,"lsn":3872},"op":"d","ts_ms":42}`},
 		{"shopdb.public.orders", `{"id":1}`, ``},
-		{"shopdb.public.orders", ``, `{"before":null,"after":null,"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","schema":"public","table":"orders","txId":750,"lsn":3888},"op":"t","ts_ms":42}`},
-		{"shopdb.message", `{"prefix":"audit"}`, `{"message":{"prefix":"audit","content":"aGk="},"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","schema":"","table":"","txId":750,"lsn":3904},"op":"m","ts_ms":42}`},
+		{"shopdb.public.orders", ``, `{"before":null,"after":null,"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","sequence":"[\"3584\",\"3888\"]","schema":"public","table":"orders","txId":750,"lsn":3888},"op":"t","ts_ms":42}`},
+		{"shopdb.message", `{"prefix":"audit"}`, `{"message":{"prefix":"audit","content":"aGk="},"source":{"version":"cairn-cdc-1","connector":"postgresql","name":"shopdb","ts_ms":1767323045000,"snapshot":"false","db":"shop","sequence":"[\"3584\",\"3904\"]","schema":"","table":"","txId":750,"lsn":3904},"op":"m","ts_ms":42}`},
 	}
 	for i, w := range want {
 		ev := evs[i]
@@ -297,3 +298,47 @@ func TestPlanPartitionsSkipsAndSplits(t *testing.T) {
 		last = b.Last
 	}
 }
+
+// The quoting fast path writes exactly what encoding/json writes, escapes
+// and HTML characters included.
+func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", "row 42", `say "hi"`, `back\slash`, "tab\there", "new\nline",
+		"<b>&amp;</b>", "del\x7f", "é ünïcode", "\u2028\u2029", "bad \xff utf8", "\x00\x1f", "__debezium_unavailable_value"} {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Errorf("%q: got %s, want %s", s, got[1:], want)
+		}
+	}
+}
+
+// source.sequence is Debezium's: a string holding a JSON array of the last
+// commit's LSN and the change's, as strings; null first when there is no
+// last commit (snapshot rows).
+func TestSourceSequence(t *testing.T) {
+	r := NewRenderer()
+	n := Naming{Connector: "shop", Prefix: "shopdb", Database: "shop"}
+	for _, c := range []struct {
+		last uint64
+		want []*string
+	}{{0xe00, []*string{ptr("3584"), ptr("3840")}}, {0, []*string{nil, ptr("3840")}}} {
+		txn := Txn{XID: 1, CommitLSN: 0x1000, LastCommitLSN: c.last, Snapshot: c.last == 0, Changes: []Change{
+			{Op: OpCreate, Table: orders, After: Row{text("1"), text("x")}, LSN: 0xf00}}}
+		evs, err := r.Events(n, txn, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Source struct{ Sequence string } }
+		if err := json.Unmarshal(evs[0].Record.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		var seq []*string
+		if err := json.Unmarshal([]byte(v.Source.Sequence), &seq); err != nil {
+			t.Fatalf("sequence %q: %v", v.Source.Sequence, err)
+		}
+		if len(seq) != 2 || !reflect.DeepEqual(seq, c.want) {
+			t.Errorf("last %d: sequence %q", c.last, v.Source.Sequence)
+		}
+	}
+}
+
+func ptr(s string) *string { return &s }

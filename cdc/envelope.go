@@ -1,7 +1,6 @@
 package cdc
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -88,10 +87,14 @@ type Change struct {
 
 // Txn is a committed transaction's changes, in order.
 type Txn struct {
-	XID        uint32
-	CommitLSN  uint64
-	CommitTime time.Time
-	Snapshot   bool // rows read by the initial snapshot
+	XID       uint32
+	CommitLSN uint64
+	// LastCommitLSN is the commit LSN of the transaction the connector
+	// processed before this one (Debezium's lastCommitLsn, the first of
+	// source.sequence); 0 when there is none (snapshot rows).
+	LastCommitLSN uint64
+	CommitTime    time.Time
+	Snapshot      bool // rows read by the initial snapshot
 	// FirstIndex is the position index of the first change: a snapshot
 	// chunk continues its table's numbering.
 	FirstIndex uint32
@@ -186,67 +189,85 @@ func (r *Renderer) event(n Naming, txn Txn, c Change, pos Position, nowMs int64)
 	var (
 		topic, schema, table string
 		key                  []byte
-		body                 bytes.Buffer
+		err                  error
 	)
-	body.WriteByte('{')
+	// One buffer per event, appended to in place: the envelope is most of
+	// the connector's work per change, so no intermediate values.
+	body := make([]byte, 0, 384)
+	body = append(body, '{')
 	if c.Op == OpMessage {
 		if c.Message == nil {
 			return Event{}, fmt.Errorf("message change without its message")
 		}
 		topic = MessageTopic(n.Prefix)
-		key = objectOf("prefix", jsonString(c.Message.Prefix))
-		body.WriteString(`"message":`)
-		body.Write(objectOf("prefix", jsonString(c.Message.Prefix), "content", jsonString(base64.StdEncoding.EncodeToString(c.Message.Content))))
+		key = appendJSONString(append(make([]byte, 0, len(c.Message.Prefix)+13), `{"prefix":`...), c.Message.Prefix)
+		key = append(key, '}')
+		body = append(body, `"message":{"prefix":`...)
+		body = appendJSONString(body, c.Message.Prefix)
+		body = append(body, `,"content":`...)
+		body = appendJSONString(body, base64.StdEncoding.EncodeToString(c.Message.Content))
+		body = append(body, '}')
 	} else {
 		if c.Table == nil {
 			return Event{}, fmt.Errorf("op %c without its table", c.Op)
 		}
 		schema, table = c.Table.Schema, c.Table.Name
 		topic = TableTopic(n.Prefix, schema, table)
-		var err error
 		if c.Op != OpTruncate {
 			if key, err = r.key(c); err != nil {
 				return Event{}, err
 			}
 		}
-		before, err := r.row(c.Table, c.Before)
-		if err != nil {
+		body = append(body, `"before":`...)
+		if body, err = r.appendRow(body, c.Table, c.Before); err != nil {
 			return Event{}, fmt.Errorf("before: %w", err)
 		}
-		after, err := r.row(c.Table, c.After)
-		if err != nil {
+		body = append(body, `,"after":`...)
+		if body, err = r.appendRow(body, c.Table, c.After); err != nil {
 			return Event{}, fmt.Errorf("after: %w", err)
 		}
-		body.WriteString(`"before":`)
-		body.Write(before)
-		body.WriteString(`,"after":`)
-		body.Write(after)
 	}
 	snapshot := "false"
 	if txn.Snapshot {
 		snapshot = "true"
 	}
-	source := objectOf(
-		"version", jsonString(Version),
-		"connector", jsonString("postgresql"),
-		"name", jsonString(n.Prefix),
-		"ts_ms", json.RawMessage(strconv.FormatInt(txn.CommitTime.UnixMilli(), 10)),
-		"snapshot", jsonString(snapshot),
-		"db", jsonString(n.Database),
-		"schema", jsonString(schema),
-		"table", jsonString(table),
-		"txId", json.RawMessage(strconv.FormatUint(uint64(txn.XID), 10)),
-		"lsn", json.RawMessage(strconv.FormatUint(c.LSN, 10)),
-	)
-	body.WriteString(`,"source":`)
-	body.Write(source)
-	body.WriteString(`,"op":`)
-	body.Write(jsonString(string(c.Op)))
-	body.WriteString(`,"ts_ms":`)
-	body.WriteString(strconv.FormatInt(nowMs, 10))
-	body.WriteByte('}')
+	body = append(body, `,"source":{"version":"`+Version+`","connector":"postgresql","name":`...)
+	body = appendJSONString(body, n.Prefix)
+	body = append(body, `,"ts_ms":`...)
+	body = strconv.AppendInt(body, txn.CommitTime.UnixMilli(), 10)
+	body = append(body, `,"snapshot":"`...)
+	body = append(body, snapshot...)
+	body = append(body, `","db":`...)
+	body = appendJSONString(body, n.Database)
+	// Debezium's sequence: a JSON array of the last commit's LSN and the
+	// change's, as strings, itself in a string.
+	body = append(body, `,"sequence":"[`...)
+	if txn.LastCommitLSN == 0 {
+		body = append(body, "null"...)
+	} else {
+		body = append(body, `\"`...)
+		body = strconv.AppendUint(body, txn.LastCommitLSN, 10)
+		body = append(body, `\"`...)
+	}
+	body = append(body, `,\"`...)
+	body = strconv.AppendUint(body, c.LSN, 10)
+	body = append(body, `\"]"`...)
+	body = append(body, `,"schema":`...)
+	body = appendJSONString(body, schema)
+	body = append(body, `,"table":`...)
+	body = appendJSONString(body, table)
+	body = append(body, `,"txId":`...)
+	body = strconv.AppendUint(body, uint64(txn.XID), 10)
+	body = append(body, `,"lsn":`...)
+	body = strconv.AppendUint(body, c.LSN, 10)
+	body = append(body, `},"op":"`...)
+	body = append(body, byte(c.Op))
+	body = append(body, `","ts_ms":`...)
+	body = strconv.AppendInt(body, nowMs, 10)
+	body = append(body, '}')
 
-	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte("cairn-cdc:"+n.Connector+":"+pos.String()))
+	posText := []byte(pos.String())
+	id := uuid.NewSHA1(uuid.NameSpaceURL, append([]byte("cairn-cdc:"+n.Connector+":"), posText...))
 	subject := schema + "." + table
 	if c.Op == OpMessage {
 		subject = c.Message.Prefix
@@ -254,20 +275,28 @@ func (r *Renderer) event(n Naming, txn Txn, c Change, pos Position, nowMs int64)
 	rec := batch.Record{
 		TimestampMs: txn.CommitTime.UnixMilli(),
 		Key:         key,
-		Value:       body.Bytes(),
+		Value:       body,
 		Headers: []batch.RecordHeader{
-			{Key: streams.HeaderSpecVersion, Value: []byte("1.0")},
+			{Key: streams.HeaderSpecVersion, Value: specVersion},
 			{Key: streams.HeaderID, Value: []byte(id.String())},
-			{Key: streams.HeaderType, Value: []byte(EventType)},
+			{Key: streams.HeaderType, Value: eventType},
 			{Key: streams.HeaderSource, Value: []byte("/cairn/connectors/" + n.Connector)},
 			{Key: streams.HeaderSubject, Value: []byte(subject)},
 			{Key: streams.HeaderTime, Value: []byte(txn.CommitTime.UTC().Format(time.RFC3339Nano))},
-			{Key: streams.HeaderContentType, Value: []byte("application/json")},
-			{Key: HeaderPosition, Value: []byte(pos.String())},
+			{Key: streams.HeaderContentType, Value: contentTypeJSON},
+			{Key: HeaderPosition, Value: posText},
 		},
 	}
 	return Event{Topic: topic, Record: rec, Position: pos, Keyed: key != nil}, nil
 }
+
+// Header values every event shares. Records are encoded, never changed,
+// so they may share these.
+var (
+	specVersion     = []byte("1.0")
+	eventType       = []byte(EventType)
+	contentTypeJSON = []byte("application/json")
+)
 
 // key is the event key, Debezium's: an object of the primary-key columns,
 // nil for a table without a primary key. A delete's old row carries them,
@@ -277,7 +306,7 @@ func (r *Renderer) key(c Change) ([]byte, error) {
 	if c.Op == OpDelete {
 		row = c.Before
 	}
-	var kv []any
+	var out []byte
 	for i, col := range c.Table.Columns {
 		if !col.Key {
 			continue
@@ -285,35 +314,48 @@ func (r *Renderer) key(c Change) ([]byte, error) {
 		if i >= len(row) {
 			return nil, fmt.Errorf("key column %s missing from the row", col.Name)
 		}
+		if out == nil {
+			out = append(make([]byte, 0, 32), '{')
+		} else {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, col.Name)
+		out = append(out, ':')
 		v, err := r.datum(col, row[i])
 		if err != nil {
 			return nil, fmt.Errorf("key column %s: %w", col.Name, err)
 		}
-		kv = append(kv, col.Name, v)
+		out = append(out, v...)
 	}
-	if kv == nil {
+	if out == nil {
 		return nil, nil
 	}
-	return objectOf(kv...), nil
+	return append(out, '}'), nil
 }
 
-// row renders a tuple as an object in column order; a nil row is JSON null.
-func (r *Renderer) row(t *Table, row Row) (json.RawMessage, error) {
+// appendRow appends a tuple as an object in column order (Debezium's field
+// order); a nil row is JSON null.
+func (r *Renderer) appendRow(dst []byte, t *Table, row Row) ([]byte, error) {
 	if row == nil {
-		return json.RawMessage("null"), nil
+		return append(dst, "null"...), nil
 	}
 	if len(row) != len(t.Columns) {
 		return nil, fmt.Errorf("%d values for the %d columns of %s.%s", len(row), len(t.Columns), t.Schema, t.Name)
 	}
-	kv := make([]any, 0, 2*len(row))
+	dst = append(dst, '{')
 	for i, col := range t.Columns {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, col.Name)
+		dst = append(dst, ':')
 		v, err := r.datum(col, row[i])
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", col.Name, err)
 		}
-		kv = append(kv, col.Name, v)
+		dst = append(dst, v...)
 	}
-	return objectOf(kv...), nil
+	return append(dst, '}'), nil
 }
 
 func (r *Renderer) datum(col Column, d Datum) (json.RawMessage, error) {
@@ -324,22 +366,4 @@ func (r *Renderer) datum(col Column, d Datum) (json.RawMessage, error) {
 		return jsonString(UnavailableValue), nil
 	}
 	return r.Render(col.TypeOID, col.TypeModifier, d.Text)
-}
-
-// objectOf writes a JSON object keeping the order of its keys (Debezium's
-// field order is the column order): kv alternates string names and
-// json.RawMessage values.
-func objectOf(kv ...any) json.RawMessage {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i := 0; i+1 < len(kv); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(jsonString(kv[i].(string)))
-		b.WriteByte(':')
-		b.Write(kv[i+1].(json.RawMessage))
-	}
-	b.WriteByte('}')
-	return b.Bytes()
 }

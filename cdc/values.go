@@ -363,8 +363,23 @@ func (p *arrayParser) element() (arrayElement, error) {
 }
 
 func jsonString(s string) json.RawMessage {
-	b, _ := json.Marshal(s) // a string always marshals
-	return b
+	return appendJSONString(nil, s)
+}
+
+// appendJSONString appends s quoted exactly as encoding/json writes it.
+// Most values are printable ASCII needing no escape (and none of the HTML
+// characters encoding/json escapes): those are copied; the rest go through
+// encoding/json.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // truncate shortens a value quoted in an error.

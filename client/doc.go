@@ -1,6 +1,7 @@
 // Package client is the Go SDK for Cairn's event-store API
-// (cairn.eventstore.v1): append with expected revisions, read streams and
-// topics, subscribe, and manage stream metadata, with Go types and errors.
+// (cairn.eventstore.v1): append with expected revisions (to one stream, or
+// atomically to several with AppendMulti), read streams and topics,
+// subscribe, and manage stream metadata, with Go types and errors.
 //
 // It depends only on the standard library, the generated API packages,
 // connect, protobuf and uuid, so importing it does not pull the server into

@@ -64,6 +64,12 @@ type Config struct {
 	// ProducerIDExpirationMs forgets an idempotent producer that appended
 	// nothing to a partition for this long (producer.id.expiration.ms).
 	ProducerIDExpirationMs int64
+	// SyncWorkers bounds the fdatasyncs a node's partitions run at once,
+	// shared by all of them (0: partition.SyncWorkersDefault): a single
+	// node's partition.Syncer, a cluster node's Raft scheduler's sync
+	// workers (replica.SchedulerConfig.SyncWorkers, otherwise one per CPU,
+	// too few for the syncs of many groups to overlap on the device).
+	SyncWorkers int
 
 	// Cluster mode: Peers non-empty. A single node (no peers) uses none of
 	// the fields below.
@@ -135,6 +141,14 @@ func DefaultConfig(dataDir string) Config {
 		StartTimeoutMs: StartTimeoutMsDefault}
 }
 
+// syncWorkers is SyncWorkers with its default.
+func (c Config) syncWorkers() int {
+	if c.SyncWorkers == 0 {
+		return partition.SyncWorkersDefault
+	}
+	return c.SyncWorkers
+}
+
 // clustered reports whether c runs a node of a cluster (peers given,
 // even only this node), rather than a single node.
 func (c Config) clustered() bool { return len(c.Peers) > 0 || c.Join != "" }
@@ -155,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProducerIDExpirationMs < 1 {
 		return fmt.Errorf("cluster: producer id expiration %d ms must be positive", c.ProducerIDExpirationMs)
+	}
+	if c.SyncWorkers < 0 {
+		return fmt.Errorf("cluster: sync workers %d must not be negative", c.SyncWorkers)
 	}
 	if c.clustered() {
 		return c.validateClustered()
@@ -263,6 +280,9 @@ type Cluster struct {
 	sched *replica.Scheduler
 	ctl   *controller.Controller
 	id    string
+	// syncer runs a single node's partition syncs (nil on a cluster
+	// node); closed after the partitions.
+	syncer *partition.Syncer
 
 	// admin serialises the calls that change topics, from validation to
 	// the proposal and the partition work after it, as one lock did before
@@ -350,6 +370,12 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, env: e, lock: lock, topics: map[string]*Topic{},
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
+	if !cfg.clustered() {
+		if c.syncer, err = partition.NewSyncer(e.Clock, cfg.syncWorkers()); err != nil {
+			_ = lock.Close()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
 	if err := c.load(); err != nil {
 		c.closeAll()
 		return nil, err
@@ -428,6 +454,7 @@ func (c *Cluster) closeAll() {
 	c.mu.Lock()
 	_ = c.closePartitions() // the open error is the one to report
 	c.mu.Unlock()
+	c.closeSyncer()
 	c.closeMeta()
 	_ = c.lock.Close() // releasing a lock only fails on a closed handle
 }
@@ -511,11 +538,19 @@ func (c *Cluster) Close() error {
 	c.mu.Lock()
 	err := c.closePartitions()
 	c.mu.Unlock()
+	c.closeSyncer()
 	c.closeMeta()
 	if lockErr := c.lock.Close(); lockErr != nil {
 		err = errors.Join(err, fmt.Errorf("unlock data dir: %w", lockErr))
 	}
 	return err
+}
+
+// closeSyncer stops the partitions' shared syncs once they are closed.
+func (c *Cluster) closeSyncer() {
+	if c.syncer != nil {
+		c.syncer.Close()
+	}
 }
 
 // closePartitions closes every open partition. Callers hold mu, or own c alone.
@@ -575,5 +610,6 @@ func (c *Cluster) partitionConfig(overrides map[string]string) (partition.Config
 	cfg, err := topicrules.PartitionConfig(overrides)
 	cfg.Limits.DecompressedBytesMax = c.cfg.DecompressedBatchBytesMax
 	cfg.ProducerIDExpirationMs = c.cfg.ProducerIDExpirationMs
+	cfg.Syncer = c.syncer
 	return cfg, err
 }

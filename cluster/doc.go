@@ -60,7 +60,9 @@
 // listeners' addresses (Config.KafkaListeners) and rack (RegisterBroker
 // under its incarnation; proposed again while a lost frame leaves its
 // outcome unknown) when the state holds others. Config.TransportTLS runs
-// the transport, and a join, over TLS.
+// the transport, and a join, over TLS. NodeRequest carries a front end's
+// request to another node's handler (SetNodeRequestHandler; the Kafka
+// server's transaction requests) over the transport (noderequest.go).
 //
 // With Config.Join instead of Peers (join.go) the node joins a running
 // cluster through one member's Raft address: controller.JoinByAddress

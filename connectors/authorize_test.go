@@ -22,7 +22,7 @@ import (
 // invalid definition, so no database is needed).
 func TestHandlerAuthorizes(t *testing.T) {
 	s := startAuthorizingServer(t)
-	m := connectors.New(s.Cluster(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := connectors.New(s.Cluster(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	alice := auth.Principal{Type: auth.UserType, Name: "alice"}
 	h := m.Handler(acl.NewAuthorizer(acl.Config{}))
 	as := func(p auth.Principal, method, path, body string) (int, string) {

@@ -15,6 +15,7 @@ import (
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/txn"
 )
 
 // Bounds of the manager's loop and of restarts.
@@ -63,9 +64,15 @@ type runner struct {
 	failed   error // ErrSlotLost: not restarted
 }
 
-// New returns a manager over c; Start runs it.
-func New(c *cluster.Cluster, logger *slog.Logger) *Manager {
-	return &Manager{c: c, clock: c.Env().Clock, logger: logger, log: clusterlog.New(c), defs: Definitions{},
+// New returns a manager over c; Start runs it. With co, the node's
+// transaction coordinator, a database transaction spanning partitions is
+// written as one Kafka transaction (nil: one append per partition).
+func New(c *cluster.Cluster, co *txn.Coordinator, logger *slog.Logger) *Manager {
+	var log postgres.Log = clusterlog.New(c)
+	if co != nil {
+		log = clusterlog.NewTxn(c, co)
+	}
+	return &Manager{c: c, clock: c.Env().Clock, logger: logger, log: log, defs: Definitions{},
 		running: map[string]*runner{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 

@@ -51,6 +51,12 @@ func TestAuthorizerRefusesWithoutRights(t *testing.T) {
 	allow("payments", acl.OpWrite)
 	_, err = n.append(ctx, "payments", "p-1", noStream(), ev("Paid", "{}"))
 	denied("append creating a topic without Create", err)
+	// AppendMulti checks Write on each part's topic, as an append does.
+	_, err = n.appendMulti(ctx, part("orders", "order-9", noStream(), ev("Created", "{}")), part("refunds", "r-1", noStream(), ev("Refunded", "{}")))
+	denied("AppendMulti with a part on a topic without Write", err)
+	if _, err := n.appendMulti(ctx, part("orders", "order-9", noStream(), ev("Created", "{}"))); err != nil {
+		t.Fatalf("AppendMulti with Write: %v", err)
+	}
 
 	_, err = n.client.ReadStream(ctx, connect.NewRequest(&eventstorev1.ReadStreamRequest{Topic: "orders", Stream: "order-1"}))
 	denied("read without Read", err)

@@ -30,6 +30,14 @@
 // cluster's by default; on a single node every partition is led here and
 // nothing is forwarded.
 //
+// AppendMulti (appendmulti.go) is a transaction this node runs with its
+// transaction coordinator (Config.Txn) under one of a pool of
+// transactional ids: one transactional batch per part, checked by its
+// partition, then COMMIT, or ABORT naming each part whose expectation
+// failed. Reads of a stream an open transaction holds wait for its marker
+// (durableState), and topic reads stop at the last stable offset, so no
+// reader sees part of one. Parts led by another node are not served yet.
+//
 // With Config.Authorizer set, each call checks the caller's rights on its
 // topic against the cluster's ACLs (authorize.go) and refuses with
 // PermissionDenied.

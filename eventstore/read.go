@@ -142,6 +142,10 @@ func (s *Service) readStream(p *partition.Partition, x *streams.Index, stream st
 // the stream's last revision (metadata, deletions) is durable, so a reader
 // never acts on what a crash could take back.
 func durableState(ctx context.Context, p *partition.Partition, x *streams.Index, stream string) (streams.State, error) {
+	// An AppendMulti holding the stream shows all its parts or none.
+	if err := p.WaitStreamFree(ctx, stream); err != nil {
+		return streams.State{}, toConnectError(err)
+	}
 	st, err := x.State(stream)
 	if err != nil {
 		return streams.State{}, toConnectError(err)
@@ -314,10 +318,10 @@ func (s *Service) newTopicReader(ctx context.Context, t *cluster.Topic, served [
 	return r, nil
 }
 
-// toEnd moves every position to its partition's high watermark.
+// toEnd moves every position to its partition's last stable offset.
 func (r *topicReader) toEnd() {
 	for _, i := range r.served {
-		r.next[i] = r.parts[i].HighWatermark()
+		r.next[i] = r.parts[i].LastStableOffset()
 	}
 }
 
@@ -329,10 +333,11 @@ func (r *topicReader) positions() []*eventstorev1.Position {
 	return out
 }
 
-// atEnd reports whether every partition was read up to its high watermark.
+// atEnd reports whether every partition was read up to its last stable
+// offset.
 func (r *topicReader) atEnd() bool {
 	for _, i := range r.served {
-		if r.next[i] < r.parts[i].HighWatermark() {
+		if r.next[i] < r.parts[i].LastStableOffset() {
 			return false
 		}
 	}
@@ -353,7 +358,10 @@ func (r *topicReader) servedParts() []*partition.Partition {
 // every record it looked at.
 func (r *topicReader) readPartition(i int, max, maxBytes int) ([]*eventstorev1.RecordedEvent, error) {
 	p := r.parts[i]
-	res, err := p.Read(r.next[i], maxBytes)
+	// Up to the last stable offset, as a read_committed consumer reads: an
+	// AppendMulti's records get their revisions at its COMMIT marker, and
+	// a position must not pass them before.
+	res, _, err := p.ReadAppendIsolated(nil, r.next[i], maxBytes, true)
 	if err != nil {
 		return nil, toConnectError(err)
 	}
@@ -437,7 +445,7 @@ func (r *topicReader) read(max int) ([]*eventstorev1.RecordedEvent, error) {
 	r.states = map[string]streams.State{}
 	var out []*eventstorev1.RecordedEvent
 	for _, i := range r.served {
-		for len(out) < max && r.next[i] < r.parts[i].HighWatermark() {
+		for len(out) < max && r.next[i] < r.parts[i].LastStableOffset() {
 			evs, err := r.readPartition(int(i), max-len(out), 1<<20)
 			if err != nil {
 				return nil, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,8 @@ type Config struct {
 	// Authorizer, when set, checks each call against the cluster's ACLs
 	// (authorize.go); nil allows everything.
 	Authorizer *acl.Authorizer
+	// Txn runs AppendMulti's transactions; nil refuses AppendMulti.
+	Txn Coordinator
 }
 
 // Service implements eventstorev1connect.EventStoreHandler over a cluster.
@@ -50,6 +53,8 @@ type Service struct {
 	// waits for handlers, and a live subscription never returns by itself.
 	closing   chan struct{}
 	closeOnce sync.Once
+
+	slots chan *multiSlot // AppendMulti's transactional ids (appendmulti.go)
 }
 
 var _ eventstorev1connect.EventStoreHandler = (*Service)(nil)
@@ -63,7 +68,9 @@ func New(c *cluster.Cluster, cfg Config, logger *slog.Logger) *Service {
 		cfg.DefaultPartitions = 1
 	}
 	e := c.Env()
-	return &Service{cluster: c, placement: c, peers: newPeers(), cfg: cfg, logger: logger, clock: e.Clock, ids: e.Rand, closing: make(chan struct{})}
+	s := &Service{cluster: c, placement: c, peers: newPeers(), cfg: cfg, logger: logger, clock: e.Clock, ids: e.Rand, closing: make(chan struct{})}
+	s.initSlots()
+	return s
 }
 
 // Handler returns the path prefix and handler to mount on the HTTP mux.
@@ -147,7 +154,14 @@ func policyOf(t *cluster.Topic) string {
 // every internal writer's are: committed on a replicated partition, durable
 // on a single-writer one.
 func (s *Service) write(ctx context.Context, p *partition.Partition, recs []batch.Record) (partition.AppendResult, error) {
-	res, err := p.Append(batch.Build(recs, batch.None))
+	whole := batch.Build(recs, batch.None)
+	var res partition.AppendResult
+	// An AppendMulti holding the stream ends within a few round trips.
+	err := s.whileBusy(ctx, p, func() error {
+		var err error
+		res, err = p.Append(slices.Clone(whole))
+		return err
+	})
 	if errors.Is(err, streams.ErrStreamDeleted) {
 		return res, withInfo(connect.CodeFailedPrecondition, reasonStreamDeleted, p.Topic(), string(recs[0].Key), err)
 	}

@@ -30,6 +30,7 @@ var errorTable = []struct {
 	{partition.ErrPolicyViolation, kerr.PolicyViolation},
 	{partition.ErrNoStreamIndex, kerr.InvalidRequest},
 	{partition.ErrStreamIndexBuilding, kerr.LeaderNotAvailable}, // retriable: clients try again
+	{partition.ErrStreamBusy, kerr.ConcurrentTransactions},      // retriable: an AppendMulti holds the stream until its marker
 	{partition.ErrClosed, kerr.UnknownTopicOrPartition},
 	{partition.ErrStorageFailed, kerr.KafkaStorageError},
 	{partition.ErrDiskFull, kerr.KafkaStorageError},

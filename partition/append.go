@@ -121,6 +121,7 @@ func (p *Partition) append(records []byte, coordinator bool) (AppendResult, erro
 	if err != nil || dup != nil {
 		return dup.orZero(), err
 	}
+	holder := txnHolder(headers)
 	kinds := make([]marker, len(headers))
 	if coordinator {
 		for i, data := 0, records; i < len(headers); i++ {
@@ -151,14 +152,13 @@ func (p *Partition) append(records []byte, coordinator bool) (AppendResult, erro
 	}
 	var appended []streams.Appended
 	if change != nil {
-		p.noteStreamMoves(change.Moved()) // before readers can see them in the index
-		if err := p.streamIdx.Commit(change); err != nil {
+		appended = change.Appended()
+		if err := p.indexAppended(change, holder, headers, kinds); err != nil {
 			// The log holds records the index lacks: only a rebuild at the
 			// next open can make the index trustworthy again.
 			p.fail(err)
 			return AppendResult{}, p.Err()
 		}
-		appended = change.Appended()
 	}
 	appendedRecords.Add(float64(next - base))
 	appendedBytes.Add(float64(len(records)))
@@ -191,27 +191,33 @@ func validateBatches(records []byte, cfg Config, coordinator bool) ([]batch.Head
 		if len(whole) > int(cfg.MessageBytesMax) {
 			return nil, nil, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, len(whole), cfg.MessageBytesMax)
 		}
-		if err := checkTxnHeader(h, cfg, coordinator); err != nil {
+		if err := checkTxnHeader(h, coordinator); err != nil {
 			return nil, nil, err
 		}
-		_, recs, err := batch.Validate(whole, cfg.Limits)
+		// Records are kept for stream topics only: materialising the
+		// thousand records of a 1 MiB batch for every other topic cost an
+		// allocation the append never used.
+		var recs []batch.Record
+		err = batch.ValidateEach(h, whole, cfg.Limits, func(r *batch.Record) error {
+			if err := checkRecord(r, h, cfg); err != nil {
+				return err
+			}
+			if cfg.Streams {
+				if recs == nil { // the count is checked against the bytes by now
+					recs = make([]batch.Record, 0, h.NumRecords)
+				}
+				recs = append(recs, *r)
+			}
+			return nil
+		})
 		if err != nil {
-			if errors.Is(err, batch.ErrCorrupt) {
+			switch {
+			case errors.Is(err, ErrInvalidRecord): // checkRecord's, already classified
+				return nil, nil, err
+			case errors.Is(err, batch.ErrCorrupt):
 				return nil, nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
 			}
 			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
-		}
-		for _, r := range recs {
-			if cfg.Compact && r.Key == nil {
-				return nil, nil, fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d has none)",
-					ErrInvalidRecord, r.Offset-h.BaseOffset)
-			}
-			if !cfg.Streams && len(r.Headers) > 0 {
-				if _, ok := streams.Header(r, streams.HeaderExpectedRevision); ok {
-					return nil, nil, fmt.Errorf("%w: header %s needs a topic with cleanup.policy=stream",
-						ErrInvalidRecord, streams.HeaderExpectedRevision)
-				}
-			}
 		}
 		headers = append(headers, h)
 		if cfg.Streams {
@@ -222,19 +228,34 @@ func validateBatches(records []byte, cfg Config, coordinator bool) ([]batch.Head
 	return headers, all, nil
 }
 
+// checkRecord checks what the topic's config asks of each record beyond
+// the batch format.
+func checkRecord(r *batch.Record, h batch.Header, cfg Config) error {
+	if cfg.Compact && r.Key == nil {
+		return fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d has none)",
+			ErrInvalidRecord, r.Offset-h.BaseOffset)
+	}
+	if !cfg.Streams && len(r.Headers) > 0 {
+		if _, ok := streams.Header(*r, streams.HeaderExpectedRevision); ok {
+			return fmt.Errorf("%w: header %s needs a topic with cleanup.policy=stream",
+				ErrInvalidRecord, streams.HeaderExpectedRevision)
+		}
+	}
+	return nil
+}
+
 // checkTxnHeader checks what a batch says of transactions: only a
 // coordinator writes control batches (markers) and transactional batches
-// without a sequence, a transactional batch names its producer, and stream
-// topics take none (their appends are checked against the stream index as
-// they come, which a later abort could not undo).
-func checkTxnHeader(h batch.Header, cfg Config, coordinator bool) error {
+// without a sequence, and a transactional batch names its producer. Stream
+// topics hold a transaction's stream changes until its marker (Pending);
+// appendReplicated refuses them on replicated partitions, whose proposal
+// path has no such table yet.
+func checkTxnHeader(h batch.Header, coordinator bool) error {
 	switch {
 	case h.Control() && !coordinator:
 		return fmt.Errorf("%w: control batches are written by the transaction coordinator only", ErrInvalidRecord)
 	case h.Transactional() && h.BaseSequence < 0 && !coordinator:
 		return fmt.Errorf("%w: a transactional batch without a sequence", ErrInvalidRecord)
-	case (h.Transactional() || h.Control()) && cfg.Streams:
-		return fmt.Errorf("%w: transactions on a topic with cleanup.policy=stream", ErrUnsupported)
 	case h.Control() && (!h.Transactional() || h.ProducerID < 0 || h.NumRecords != 1):
 		return fmt.Errorf("%w: a marker is one transactional control record of a producer", ErrInvalidRecord)
 	case h.Transactional() && (h.ProducerID < 0 || h.ProducerEpoch < 0):

@@ -38,6 +38,10 @@ type Config struct {
 	// nothing for this long (Kafka's producer.id.expiration.ms, a broker
 	// setting: the cluster applies the node's value to every partition).
 	ProducerIDExpirationMs int64
+	// Syncer, when set, runs the single writer's log syncs together with
+	// the other partitions sharing it (one per node: see Syncer); nil:
+	// the partition's flusher syncs on its own. Read at open only.
+	Syncer *Syncer
 }
 
 // DefaultConfig matches Kafka's topic defaults.

@@ -38,7 +38,10 @@
 //   - One flusher goroutine per partition calls storage.Log.Sync outside mu, so
 //     appends continue while a sync runs; every sync covers all appends made
 //     before it started (group commit). After a sync it raises the high
-//     watermark and wakes everything waiting on it. A replica's flusher only
+//     watermark and wakes everything waiting on it. With a Syncer
+//     (Config.Syncer, one per node, syncer.go) the flusher hands its log to
+//     the Syncer's workers and waits, so a node's many partitions run
+//     at most SyncWorkers fdatasyncs at once instead of one thread each. A replica's flusher only
 //     writes the producer snapshots Apply copies at checkpoints: the
 //     replica's Storage syncs its log, and everything that writes the Raft
 //     log (Apply, and retention and cleaners through the Proposer) runs on
@@ -200,7 +203,23 @@
 // the log start;
 // ReadAppendIsolated(committed) stops there and lists the aborted
 // transactions the records overlap. Compaction stops at the last stable
-// offset and removes aborted transactions' records; it removes a COMMIT
-// marker once no batch of its transaction is left and delete.retention.ms
-// passed, and keeps ABORT markers (the aborted index names them).
+// offset and removes aborted transactions' records; it removes a marker
+// once no batch of its transaction is left and delete.retention.ms passed.
+// An ABORT marker goes a pass after its transaction's last batch, and its
+// aborted-index entry first, made durable in the producer-state file: an
+// entry never outlives its marker (a client would drop the producer's
+// later records), and a marker without an entry is ignored. A pass also
+// drops the entries whose marker is no longer stored (a replica's
+// snapshot taken before its leader removed the marker).
+//
+// On a single-writer stream topic (streams.go) a transaction's batches are
+// checked against the index and what open transactions hold
+// (streams.Pending, streamTxns), and held there until their marker: a
+// COMMIT commits them to the index, an ABORT drops them; other writes to a
+// held stream get ErrStreamBusy, and WaitStreamFree lets readers wait for
+// the marker. The index records the first offset of the oldest
+// transaction holding streams (Index.SetHeld) before anything moves its
+// covered offset past it, and a replay starts there (replayStart),
+// reading only transactional batches below the covered offset. Replicated
+// stream topics refuse transactional batches (ErrUnsupported).
 package partition

@@ -1,6 +1,10 @@
 package partition
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cairnlog/cairn/streams"
+)
 
 // Expected conditions a caller maps to protocol errors (see kafka/errors.go).
 var (
@@ -40,4 +44,7 @@ var (
 	ErrInvalidTxnState = errors.New("invalid transaction state")
 	// ErrUnsupported: a feature the broker does not serve (transactions).
 	ErrUnsupported = errors.New("unsupported")
+	// ErrStreamBusy: an open transaction holds a stream the append writes;
+	// retriable once that transaction's marker is written.
+	ErrStreamBusy = streams.ErrStreamBusy
 )

@@ -44,11 +44,16 @@ type Partition struct {
 	// verified holds, by producer, the verification of its transaction
 	// with the coordinator (VerifyStart, BeginTransaction) until a marker
 	// ends it; guards numbers the verifications.
-	verified       map[int64]verification
-	guards         uint64
-	epochRecorded  bool           // the current epoch's first offset is persisted
-	streamIdx      *streams.Index // cleanup.policy=stream only
-	build          *indexBuild    // a stream index being built after a config change
+	verified      map[int64]verification
+	guards        uint64
+	epochRecorded bool           // the current epoch's first offset is persisted
+	streamIdx     *streams.Index // cleanup.policy=stream only
+	// streamTxns holds the stream changes of the transactions open here
+	// until their markers (single-writer stream topics; with streamIdx).
+	streamTxns *streams.Pending
+	// streamsHeld is streamTxns.Streams(), for readers that do not take mu.
+	streamsHeld    atomic.Int64
+	build          *indexBuild // a stream index being built after a config change
 	lastCheckpoint time.Time
 	closed         bool
 
@@ -96,6 +101,11 @@ type Partition struct {
 	kick        chan struct{} // wakes the flusher
 	stopFlusher chan struct{}
 	flusherDone chan struct{}
+	// syncer, when set (Config.Syncer at open), runs the flusher's log
+	// syncs with the other partitions of the node; syncDone is where the
+	// flusher's one outstanding request is answered.
+	syncer   *Syncer
+	syncDone chan syncResult
 
 	// afterValidate, when set by a test, runs between an append's
 	// validation and its taking of mu, where a config change may land.
@@ -155,6 +165,8 @@ func openMode(e env.Env, dir, topic string, index int32, cfg Config, repl *repli
 		flusherDone:    make(chan struct{}),
 		snapshots:      make(chan producerSnapshotCopy, 1),
 		repl:           repl,
+		syncer:         cfg.Syncer,
+		syncDone:       make(chan syncResult, 1),
 	}
 	if err := p.openLog(e, cfg); err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
@@ -568,9 +580,7 @@ func (p *Partition) writeSnapshots() {
 // syncPending syncs until nothing appended is unsynced; false after a failure.
 func (p *Partition) syncPending() bool {
 	for p.Err() == nil && p.log.NextOffset() > p.syncedEnd() {
-		start := p.clock.Now()
-		synced, err := p.log.Sync()
-		syncSeconds.Observe(p.clock.Now().Sub(start).Seconds())
+		synced, err := p.syncLog()
 		if err != nil {
 			p.fail(fmt.Errorf("sync: %w", err))
 			return false
@@ -578,6 +588,18 @@ func (p *Partition) syncPending() bool {
 		p.noteSynced(synced)
 	}
 	return p.Err() == nil
+}
+
+// syncLog syncs the log on the flusher's goroutine, through the node's
+// Syncer when the partition shares one.
+func (p *Partition) syncLog() (int64, error) {
+	if p.syncer != nil {
+		return p.syncer.sync(p.log, p.syncDone)
+	}
+	start := p.clock.Now()
+	synced, err := p.log.Sync()
+	syncSeconds.Observe(p.clock.Now().Sub(start).Seconds())
+	return synced, err
 }
 
 func (p *Partition) syncedEnd() int64 {

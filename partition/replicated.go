@@ -498,6 +498,12 @@ func (p *Partition) appendReplicated(records []byte, headers []batch.Header, rec
 	if cfg.Streams && len(headers) > 1 {
 		return AppendResult{}, fmt.Errorf("%w: a replicated stream topic takes one batch per produce", ErrInvalidRecord)
 	}
+	if cfg.Streams && (headers[0].Transactional() || headers[0].Control()) {
+		// Its proposals and every replica's apply would have to hold the
+		// transaction's stream changes until the marker, as a single
+		// writer does (Pending): not built yet.
+		return AppendResult{}, fmt.Errorf("%w: transactions on a replicated topic with cleanup.policy=stream", ErrUnsupported)
+	}
 	var touched []string
 	if len(recs) > 0 {
 		touched = streamsOf(recs[0])

@@ -218,7 +218,8 @@ func (p *Partition) dropStreamIndexBelow(snap *raftpb.Snapshot) error {
 	if x = p.streamIdx; x != nil && x.Next() >= d.NextOffset {
 		return nil
 	}
-	p.streamIdx = nil
+	p.streamIdx, p.streamTxns = nil, nil
+	p.streamsHeld.Store(0)
 	if x != nil {
 		err = x.Delete()
 	} else {

@@ -34,22 +34,33 @@ func (d *duplicate) orZero() AppendResult {
 }
 
 // checkStreams runs the stream index's checks over records about to be
-// appended at base. Callers hold mu. It returns the change to commit after
-// the write, or the original result of a retried append.
+// appended at base. Callers hold mu. It returns the change to commit (or,
+// for a transaction's batch, to hold) after the write, or the original
+// result of a retried append. Markers carry no stream records: what they
+// end is handled after the write (indexAppended).
 func (p *Partition) checkStreams(headers []batch.Header, recs [][]batch.Record, base int64) (*streams.Change, *duplicate, error) {
 	if p.streamIdx == nil {
 		return nil, nil, nil
 	}
-	change := p.streamIdx.NewChange()
+	holder := txnHolder(headers)
+	for _, h := range headers {
+		if !h.Control() && (h.Transactional() != (holder >= 0) || (holder >= 0 && h.ProducerID != holder)) {
+			return nil, nil, fmt.Errorf("%w: batches of different transactions in one append to a stream topic", ErrInvalidRecord)
+		}
+	}
+	change := p.streamTxns.Begin(p.streamIdx, holder)
 	next := base
 	for i, h := range headers {
 		shift := next - h.BaseOffset
+		next += int64(h.LastOffsetDelta) + 1
+		if h.Control() {
+			continue
+		}
 		for _, r := range recs[i] {
 			if err := change.Check(r, r.Offset+shift); err != nil {
 				return nil, nil, p.streamError(err)
 			}
 		}
-		next += int64(h.LastOffsetDelta) + 1
 	}
 	if err := change.Result(); err != nil {
 		var dup *streams.DuplicateError
@@ -60,7 +71,73 @@ func (p *Partition) checkStreams(headers []batch.Header, recs [][]batch.Record, 
 			LogStartOffset: p.log.StartOffset(), Duplicate: true,
 			Streams: []streams.Appended{{Stream: dup.Stream, First: dup.First, Last: dup.Last, FirstOffset: dup.FirstOffset, LastOffset: dup.LastOffset}}}}, nil
 	}
+	if err := p.streamTxns.Admit(change, holder); err != nil {
+		return nil, nil, fmt.Errorf("%s-%d: %w", p.topic, p.index, err)
+	}
 	return change, nil, nil
+}
+
+// txnHolder is the producer whose transaction the data batches of an
+// append belong to, -1 when they belong to none.
+func txnHolder(headers []batch.Header) int64 {
+	for _, h := range headers {
+		if !h.Control() {
+			if h.Transactional() {
+				return h.ProducerID
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
+// indexAppended gives the stream index what an append just wrote: change,
+// the stream checks of its records, is committed, or held until the
+// marker of holder's transaction; then each marker among headers (kinds)
+// commits or drops what its transaction held. Callers hold mu.
+func (p *Partition) indexAppended(change *streams.Change, holder int64, headers []batch.Header, kinds []marker) error {
+	x := p.streamIdx
+	defer func() { p.streamsHeld.Store(int64(p.streamTxns.Streams())) }()
+	if holder >= 0 {
+		p.streamTxns.Hold(holder, change)
+		// Before any later commit moves the covered offset past them.
+		if err := x.SetHeld(p.streamTxns.First()); err != nil {
+			return err
+		}
+	} else {
+		p.noteStreamMoves(change.Moved()) // before readers can see them in the index
+		if err := x.Commit(change); err != nil {
+			return err
+		}
+	}
+	for i, h := range headers {
+		if kinds[i].kind == markerNone {
+			continue
+		}
+		if err := p.endStreamTxn(x, p.streamTxns, h, kinds[i].kind == markerCommit, p.noteStreamMoves); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endStreamTxn ends, at its marker h, what a transaction held in pending:
+// a COMMIT commits it to x, an ABORT drops it. Either way the index then
+// covers the marker, and the oldest open transaction is noted (SetHeld).
+func (p *Partition) endStreamTxn(x *streams.Index, pending *streams.Pending, h batch.Header, commit bool, noteMoves func(map[string]int64)) error {
+	c := pending.End(h.ProducerID)
+	if commit && c != nil && !c.Empty() {
+		if noteMoves != nil {
+			noteMoves(c.Moved())
+		}
+		if err := x.Commit(c); err != nil {
+			return err
+		}
+	}
+	if err := x.SetNext(h.NextOffset()); err != nil {
+		return err
+	}
+	return x.SetHeld(pending.First())
 }
 
 // streamError maps a stream check's failure: the producer's mistakes are
@@ -80,12 +157,21 @@ func (p *Partition) openIndex() error {
 	if err != nil {
 		return err
 	}
-	if err := p.replayIndex(x, x.Next(), p.dataEnd(), p.cfg.Limits, nil, false); err != nil {
+	pending := streams.NewPending()
+	if err := p.replayIndex(x, pending, p.replayStart(x), p.dataEnd(), p.cfg.Limits, nil, false); err != nil {
 		_ = x.Close()
 		return err
 	}
-	p.streamIdx = x
+	p.streamIdx, p.streamTxns = x, pending
+	p.streamsHeld.Store(int64(pending.Streams()))
 	return nil
+}
+
+// replayStart is where a replay into x starts: where it stopped, or before
+// that where the oldest transaction it holds began, but never below the
+// log start.
+func (p *Partition) replayStart(x *streams.Index) int64 {
+	return max(x.ReplayStart(), p.log.StartOffset())
 }
 
 // openIndexStore opens the index's files, moving the point it covers up to
@@ -126,15 +212,25 @@ func (p *Partition) openIndexStore() (*streams.Index, error) {
 // errBuildStopped ends a background index build that is no longer wanted.
 var errBuildStopped = errors.New("stream index build stopped")
 
-// replayIndex feeds the index the records in [from, logEnd). A closed stop
-// (nil at open, where nothing stops it) ends it between chunks. With
-// noteMoves, the stream moves of records above the high watermark are noted
-// (noteStreamMoves): a background build replays records not durable yet. At
-// open there are none, as the log is synced before the partition serves.
-func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64, limits batch.Limits, stop <-chan struct{}, noteMoves bool) error {
+// replayIndex feeds the index the records in [from, logEnd), holding the
+// records of transactions in pending until their markers, as appends do.
+// Below x.Next(), where a replay starts to hold again what open
+// transactions wrote (replayStart), only transactional records are read:
+// the index has the others, and the markers there were applied already.
+// A closed stop (nil at open, where nothing stops it) ends it between
+// chunks. With noteMoves, the stream moves of records above the high
+// watermark are noted (noteStreamMoves): a background build replays
+// records not durable yet. At open there are none, as the log is synced
+// before the partition serves.
+func (p *Partition) replayIndex(x *streams.Index, pending *streams.Pending, from, logEnd int64, limits batch.Limits, stop <-chan struct{}, noteMoves bool) error {
 	const chunkBytes = 4 << 20
+	covered := x.Next()
 	if from < logEnd {
 		p.logger.Info("stream index catching up with the log", "from", from, "to", logEnd)
+	}
+	var note func(map[string]int64)
+	if noteMoves {
+		note = p.noteStreamMoves
 	}
 	for from < logEnd {
 		select {
@@ -153,35 +249,75 @@ func (p *Partition) replayIndex(x *streams.Index, from, logEnd int64, limits bat
 			return fmt.Errorf("stream index replay: no batch at offset %d below log end %d", from, logEnd)
 		}
 		change := x.NewChange()
+		commit := func(next int64) error {
+			if note != nil {
+				note(change.Moved())
+			}
+			if err := x.Commit(change); err != nil {
+				return err
+			}
+			change = x.NewChange()
+			return x.SetNext(next)
+		}
 		for len(data) > 0 {
 			h, whole, rest, err := batch.Next(data)
 			if err != nil {
 				return fmt.Errorf("stream index replay at offset %d: %w", from, err)
 			}
-			recs, err := batch.Records(whole, limits)
-			if err != nil {
-				return fmt.Errorf("stream index replay of batch %d: %w", h.BaseOffset, err)
-			}
-			for _, r := range recs {
-				if r.Offset < from {
-					continue // the batch began before the start point
-				}
-				if err := change.Apply(r, r.Offset); err != nil {
-					return fmt.Errorf("stream index replay at offset %d: %w", r.Offset, err)
-				}
+			if err := p.replayBatch(x, pending, &change, h, whole, from, covered, limits, commit, note); err != nil {
+				return err
 			}
 			from = h.NextOffset()
 			data = rest
 		}
-		if noteMoves {
-			p.noteStreamMoves(change.Moved())
-		}
-		if err := x.Commit(change); err != nil {
+		if err := commit(from); err != nil {
 			return err
 		}
-		if err := x.SetNext(from); err != nil {
+	}
+	return x.SetHeld(pending.First())
+}
+
+// replayBatch feeds one batch h (whole) read at or after from to the
+// replay's change, or to pending for a transaction's batch; a marker first
+// commits the change (what precedes it), then ends its transaction.
+func (p *Partition) replayBatch(x *streams.Index, pending *streams.Pending, change **streams.Change, h batch.Header, whole []byte,
+	from, covered int64, limits batch.Limits, commit func(int64) error, note func(map[string]int64)) error {
+	if h.Control() {
+		kind, err := markerOf(h, whole, limits)
+		if err != nil || kind.kind == markerNone {
 			return err
 		}
+		if h.BaseOffset < covered {
+			pending.End(h.ProducerID) // applied when the index covered it
+			return nil
+		}
+		if err := commit(h.BaseOffset); err != nil {
+			return err
+		}
+		return p.endStreamTxn(x, pending, h, kind.kind == markerCommit, note)
+	}
+	holder := txnHolder([]batch.Header{h})
+	if holder < 0 && h.NextOffset() <= covered {
+		return nil
+	}
+	recs, err := batch.Records(whole, limits)
+	if err != nil {
+		return fmt.Errorf("stream index replay of batch %d: %w", h.BaseOffset, err)
+	}
+	c := *change
+	if holder >= 0 {
+		c = pending.Begin(*change, holder)
+	}
+	for _, r := range recs {
+		if r.Offset < from || (holder < 0 && r.Offset < covered) {
+			continue // the batch began before the start point
+		}
+		if err := c.Apply(r, r.Offset); err != nil {
+			return fmt.Errorf("stream index replay at offset %d: %w", r.Offset, err)
+		}
+	}
+	if holder >= 0 {
+		pending.Hold(holder, c)
 	}
 	return nil
 }
@@ -206,7 +342,8 @@ func (p *Partition) setStreams(on bool) error {
 		go p.buildIndex(b, p.cfg.Limits)
 	case !on && p.streamIdx != nil:
 		err := p.streamIdx.Close()
-		p.streamIdx = nil
+		p.streamIdx, p.streamTxns = nil, nil
+		p.streamsHeld.Store(0)
 		if err != nil {
 			return fmt.Errorf("close stream index of %s-%d: %w", p.topic, p.index, err)
 		}
@@ -237,12 +374,15 @@ const (
 func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 	defer close(b.done)
 	x, err := p.openIndexStore()
+	pending := streams.NewPending()
+	first := true // the first pass starts where open transactions began
 	for pass := 0; err == nil && pass < buildPassesMax; pass++ {
 		end := p.dataEnd()
 		if end-x.Next() <= buildTailRecords {
 			break
 		}
-		err = p.replayFromStart(x, end, limits, b.stop)
+		err = p.replayFromStart(x, pending, first, end, limits, b.stop)
+		first = false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -251,10 +391,11 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 		err = errBuildStopped
 	}
 	if err == nil {
-		err = p.replayFromStart(x, p.dataEnd(), limits, b.stop)
+		err = p.replayFromStart(x, pending, first, p.dataEnd(), limits, b.stop)
 	}
 	if err == nil {
-		p.streamIdx = x
+		p.streamIdx, p.streamTxns = x, pending
+		p.streamsHeld.Store(int64(pending.Streams()))
 		p.logger.Info("stream index built", "covered", x.Next())
 		return
 	}
@@ -266,11 +407,13 @@ func (p *Partition) buildIndex(b *indexBuild, limits batch.Limits) {
 	}
 }
 
-// replayFromStart replays [max(x.Next(), log start), end) for a build. A
-// retention pass that began before the policy changed may still remove old
-// segments while the build reads them without mu: a read that lost its
-// segment starts again from the new log start.
-func (p *Partition) replayFromStart(x *streams.Index, end int64, limits batch.Limits, stop <-chan struct{}) error {
+// replayFromStart replays [max(x.Next(), log start), end) for a build, or
+// from where the open transactions began (replayStart) on the first pass,
+// whose pending starts empty. A retention pass that began before the
+// policy changed may still remove old segments while the build reads them
+// without mu: a read that lost its segment starts again from the new log
+// start, with pending emptied.
+func (p *Partition) replayFromStart(x *streams.Index, pending *streams.Pending, first bool, end int64, limits batch.Limits, stop <-chan struct{}) error {
 	const attemptsMax = 3
 	for attempt := 1; ; attempt++ {
 		if start := p.log.StartOffset(); start > x.Next() {
@@ -278,7 +421,12 @@ func (p *Partition) replayFromStart(x *streams.Index, end int64, limits batch.Li
 				return err
 			}
 		}
-		err := p.replayIndex(x, x.Next(), end, limits, stop, true)
+		from := x.Next()
+		if first || attempt > 1 {
+			*pending = *streams.NewPending()
+			from = p.replayStart(x)
+		}
+		err := p.replayIndex(x, pending, from, end, limits, stop, true)
 		if err == nil || attempt == attemptsMax || !errors.Is(err, storage.ErrOffsetOutOfRange) ||
 			p.log.StartOffset() <= x.Next() {
 			return err
@@ -388,6 +536,36 @@ func (p *Partition) WaitStreamDurable(ctx context.Context, stream string) error 
 		return nil
 	}
 	return p.WaitDurable(ctx, offset)
+}
+
+// WaitStreamFree waits until no open transaction holds stream. A reader
+// calls it before reading the stream's state: one part of an AppendMulti
+// may be committed on its partition before the marker reaches another's,
+// and a reader that saw the first must not then find the second's stream
+// as it was before (docs/transactions.md). The wait ends at the marker,
+// which the coordinator writes once the transaction's outcome is durable.
+func (p *Partition) WaitStreamFree(ctx context.Context, stream string) error {
+	for p.streamsHeld.Load() > 0 {
+		changed := p.Changed() // before the check, so no marker is missed
+		p.mu.Lock()
+		held := false
+		if p.streamTxns != nil {
+			_, held = p.streamTxns.Holder(stream)
+		}
+		p.mu.Unlock()
+		if !held {
+			return nil
+		}
+		if err := p.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // RecordsAt returns the durable records at offsets (in the order given);

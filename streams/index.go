@@ -29,6 +29,7 @@ const (
 	prefixRevision = 'r'
 	prefixID       = 'i'
 	prefixOffset   = 'o'
+	prefixHeld     = 'h'
 )
 
 // Index is one partition's stream index, stored in pebble. Reads are safe
@@ -41,6 +42,11 @@ type Index struct {
 	logger *slog.Logger
 	clock  env.Clock // the rate limit of pebble's error messages
 	next   int64     // offset after the last record the index covers
+	// held is the first offset of the oldest transaction open when it was
+	// last set (-1: none): the records of a transaction whose marker is
+	// not covered yet are held outside the index (Pending), so a replay
+	// must read them again from there even when next is past them.
+	held int64
 
 	// rw guards db against use after Abandon: readers of other goroutines
 	// hold it shared while they use db; Close, Delete, Reset and Abandon
@@ -115,7 +121,7 @@ func Open(dir string, logEnd int64, opts Options) (*Index, error) {
 	if clock == nil {
 		clock = env.RealClock()
 	}
-	x := &Index{dir: dir, fs: fsys, logger: logger, clock: clock, onFailure: opts.OnFailure}
+	x := &Index{dir: dir, fs: fsys, logger: logger, clock: clock, onFailure: opts.OnFailure, held: -1}
 	if err := x.open(opts.Cache); err != nil {
 		// The index is derived from the log: files a crash or a disk fault
 		// left unreadable are rebuilt, not a reason to keep the partition down.
@@ -128,7 +134,9 @@ func Open(dir string, logEnd int64, opts Options) (*Index, error) {
 	next, version, err := x.covered()
 	if err == nil && version == formatVersion && next <= logEnd {
 		x.next = next
-		return x, nil
+		if x.held, err = x.readHeld(); err == nil {
+			return x, nil
+		}
 	}
 	if err != nil {
 		logger.Warn("stream index unreadable; rebuilding it from the log", "dir", dir, "err", err)
@@ -185,7 +193,7 @@ func (x *Index) Reset(cache *pebble.Cache) error {
 	if err := x.fs.RemoveAll(x.dir); err != nil {
 		return fmt.Errorf("reset stream index %s: %w", x.dir, err)
 	}
-	x.next = 0
+	x.next, x.held = 0, -1
 	return x.open(cache)
 }
 
@@ -206,6 +214,57 @@ func (x *Index) covered() (next int64, version int, err error) {
 
 // Next is the offset after the last record the index covers.
 func (x *Index) Next() int64 { return x.next }
+
+// Held is the first offset of the oldest transaction that held streams
+// when SetHeld was last called, -1 when none did. A replay starts at
+// min(Held, Next): the records of transactions whose markers lie at or
+// past Next are held again from there (ReplayStart).
+func (x *Index) Held() int64 { return x.held }
+
+// ReplayStart is where a replay of the log into the index starts.
+func (x *Index) ReplayStart() int64 {
+	if x.held >= 0 && x.held < x.next {
+		return x.held
+	}
+	return x.next
+}
+
+// SetHeld records first, the first offset of the oldest open transaction
+// (-1: none). The partition sets it when a transaction first holds
+// streams, before any later commit moves Next past its records, and after
+// the commit that ends one: pebble keeps its writes in order, so an index
+// recovered with Next past a transaction's records also has a Held no
+// later than them.
+func (x *Index) SetHeld(first int64) error {
+	x.rw.RLock()
+	defer x.rw.RUnlock()
+	if x.db == nil {
+		return ErrClosed
+	}
+	if first == x.held {
+		return nil
+	}
+	if err := x.db.Set([]byte{prefixHeld}, binary.BigEndian.AppendUint64(nil, uint64(first)), pebble.NoSync); err != nil {
+		return fmt.Errorf("stream index: %w", err)
+	}
+	x.held = first
+	return nil
+}
+
+func (x *Index) readHeld() (int64, error) {
+	v, closer, err := x.db.Get([]byte{prefixHeld})
+	if errors.Is(err, pebble.ErrNotFound) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read held offset: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("held offset record of %d bytes", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
 
 // Close persists what the index holds and closes it.
 func (x *Index) Close() error {

@@ -91,6 +91,22 @@ func (p *Pending) End(producerID int64) *Change {
 	return held
 }
 
+// First is the offset of the first record of the oldest transaction
+// holding something, -1 when none: a replay of the log into the index must
+// start there to hold again what the open transactions wrote.
+func (p *Pending) First() int64 {
+	first := int64(-1)
+	for _, c := range p.held {
+		if c.first >= 0 && (first < 0 || c.first < first) {
+			first = c.first
+		}
+	}
+	return first
+}
+
+// Streams is how many streams open transactions hold.
+func (p *Pending) Streams() int { return len(p.holder) }
+
 // Holder returns the producer whose open transaction holds stream.
 func (p *Pending) Holder(stream string) (int64, bool) {
 	id, ok := p.holder[stream]
@@ -152,4 +168,7 @@ func (c *Change) merge(d *Change) {
 	}
 	c.appended = append(c.appended, d.appended...)
 	c.next = max(c.next, d.next)
+	if c.first < 0 {
+		c.first = d.first
+	}
 }

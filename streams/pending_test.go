@@ -2,6 +2,7 @@ package streams
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/cairnlog/cairn/batch"
@@ -170,5 +171,58 @@ func TestPendingReplayMatchesChecks(t *testing.T) {
 	}
 	if e, ok, _ := checked.Entry("b", 0); !ok || e.ID != "b0'" {
 		t.Fatalf("b@0 is %+v, want the event appended after the abort", e)
+	}
+}
+
+// TestHeldSurvivesReopen: the first offset of the oldest open transaction
+// (Pending.First, stored with SetHeld) is kept across a reopen, and a
+// replay starts there when it is below the covered offset; an index
+// rebuilt over a shorter log forgets it with everything else.
+func TestHeldSurvivesReopen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idx")
+	x, err := Open(dir, 0, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPending()
+	if _, err := batchAt(t, x, p, -1, 0, event("a", "a0", "no-stream")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := batchAt(t, x, p, 7, 1, event("b", "b0", "no-stream")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := batchAt(t, x, p, 8, 2, event("c", "c0", "no-stream")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := batchAt(t, x, p, -1, 3, event("a", "a1", "0")); err != nil {
+		t.Fatal(err)
+	}
+	if p.First() != 1 || x.Next() != 4 {
+		t.Fatalf("oldest open transaction at %d, index covers to %d; want 1 and 4", p.First(), x.Next())
+	}
+	if err := x.SetHeld(p.First()); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if x, err = Open(dir, 4, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if x.Held() != 1 || x.ReplayStart() != 1 {
+		t.Fatalf("reopened: held %d, replay from %d; want 1 and 1", x.Held(), x.ReplayStart())
+	}
+	// The first transaction ends: the replay starts at the second.
+	p.End(7)
+	if err := x.SetHeld(p.First()); err != nil || x.ReplayStart() != 2 {
+		t.Fatalf("after one transaction ended: replay from %d, %v; want 2", x.ReplayStart(), err)
+	}
+	_ = x.Close()
+	if x, err = Open(dir, 1, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if x.Held() != -1 || x.ReplayStart() != 0 {
+		t.Fatalf("rebuilt over a shorter log: held %d, replay from %d; want none and 0", x.Held(), x.ReplayStart())
 	}
 }

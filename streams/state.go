@@ -84,6 +84,7 @@ type Change struct {
 	entries map[string][]Entry
 	ids     map[string]map[string]bool
 	next    int64
+	first   int64 // offset of the first record added, -1 before any
 
 	appended []Appended
 	// moved maps each stream whose state the change moves in a way readers
@@ -102,7 +103,7 @@ type Change struct {
 
 // NewChange starts a change over lookup.
 func NewChange(lookup Lookup) *Change {
-	return &Change{lookup: lookup, states: map[string]*State{}, entries: map[string][]Entry{}, ids: map[string]map[string]bool{}}
+	return &Change{lookup: lookup, states: map[string]*State{}, entries: map[string][]Entry{}, ids: map[string]map[string]bool{}, first: -1}
 }
 
 // Appended lists, per stream in order, the revisions the change's events got.
@@ -177,6 +178,9 @@ func (c *Change) Result() error {
 
 func (c *Change) add(r batch.Record, offset int64, check bool) error {
 	c.next = offset + 1
+	if c.first < 0 {
+		c.first = offset
+	}
 	kind, op, err := Classify(r)
 	if kind == KindNone {
 		if _, ok := Header(r, HeaderExpectedRevision); ok && check {

@@ -51,6 +51,8 @@ type config struct {
 	snapshotRows                 int
 	timeout                      time.Duration
 	json                         bool
+	cpuProfile                   string
+	profileFor                   time.Duration
 }
 
 // Result is what one run measured; rates are per second of wall time.
@@ -81,6 +83,8 @@ func main() {
 	flag.IntVar(&c.snapshotRows, "snapshot-rows", 500000, "rows of the snapshot run's table")
 	flag.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound of each wait")
 	flag.BoolVar(&c.json, "json", false, "print the result as one JSON object")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "a directory: each timed Cairn run writes there cairn serve's CPU profile (<run>.pprof, from /debug/pprof/profile) for --profile-seconds")
+	flag.DurationVar(&c.profileFor, "profile-seconds", 10*time.Second, "how long each --cpuprofile profile runs (from the timed run's start)")
 	flag.Parse()
 	if c.dsn == "" || c.dir == "" {
 		fmt.Fprintln(os.Stderr, "cdc: --dsn and --dir are required")
@@ -197,6 +201,8 @@ func streaming(ctx context.Context, c config, db *pgx.Conn, srv *server, name st
 	}
 	refRate = changes / time.Since(began).Seconds()
 
+	prof := srv.profile(c, name)
+	defer prof()
 	began = time.Now()
 	if err := srv.action(conn, "resume"); err != nil {
 		return 0, 0, err
@@ -297,6 +303,8 @@ func snapshot(ctx context.Context, c config, db *pgx.Conn, srv *server) (cairnRa
 		return 0, 0, err
 	}
 	copyRate = float64(c.snapshotRows) / time.Since(began).Seconds()
+	prof := srv.profile(c, "snapshot")
+	defer prof()
 	began = time.Now()
 	if err := srv.create(conn, table, "initial"); err != nil {
 		return 0, 0, err
@@ -310,6 +318,35 @@ func snapshot(ctx context.Context, c config, db *pgx.Conn, srv *server) (cairnRa
 	}
 	cairnRate = float64(c.snapshotRows) / time.Since(began).Seconds()
 	return cairnRate, copyRate, nil
+}
+
+// profile starts fetching cairn serve's CPU profile for c.profileFor into
+// c.cpuProfile/<name>.pprof (nothing without --cpuprofile) and returns the
+// wait for it, which the run calls after its timing.
+func (s *server) profile(c config, name string) (wait func()) {
+	if c.cpuProfile == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.httpAddr, int(c.profileFor.Seconds()))
+		resp, err := http.Get(url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cdc: profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(c.cpuProfile, name+".pprof"))
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cdc: profile:", err)
+		}
+	}()
+	return func() { <-done }
 }
 
 // dropSlots drops the slots and publications of the run: a publication

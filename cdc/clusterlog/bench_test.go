@@ -22,7 +22,7 @@ import (
 // then streamed.
 // go test ./cdc/clusterlog -run '^$' -bench . -benchtime 1x
 func BenchmarkConnectorIntoPartitions(b *testing.B) {
-	const txns = 2000
+	const txns = 20000
 	for range b.N {
 		dsn := pg.CreateDatabase(b)
 		ctx := context.Background()

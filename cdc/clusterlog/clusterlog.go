@@ -96,7 +96,9 @@ func (l *Log) Records(ctx context.Context, pid cdc.PartitionID, fn func(batch.Re
 	if err != nil && !errors.Is(err, partition.ErrOffsetOutOfRange) {
 		return err
 	}
-	for next, hwm := res.LogStartOffset, p.HighWatermark(); next < hwm; {
+	hwm := p.HighWatermark()
+	committed := newCommittedFilter(p, res.LogStartOffset, hwm)
+	for next := res.LogStartOffset; next < hwm; {
 		res, err := p.Read(next, readBytesMax)
 		if err != nil {
 			return fmt.Errorf("%s-%d: %w", pid.Topic, pid.Index, err)
@@ -110,7 +112,7 @@ func (l *Log) Records(ctx context.Context, pid cdc.PartitionID, fn func(batch.Re
 				return fmt.Errorf("%s-%d at %d: %w", pid.Topic, pid.Index, next, err)
 			}
 			rest, next = tail, h.NextOffset()
-			if h.Control() {
+			if h.Control() || !committed.keep(h) {
 				continue
 			}
 			recs, err := batch.Records(whole, batch.DefaultLimits())
@@ -127,6 +129,36 @@ func (l *Log) Records(ctx context.Context, pid cdc.PartitionID, fn func(batch.Re
 	return nil
 }
 
+// committedFilter tells the batches of committed transactions, and plain
+// ones, from those of aborted or still open transactions: a connector's
+// position comes from what a read_committed reader sees only, or a
+// transaction cut short by a crash (aborted by the next Fence) would
+// count as held.
+type committedFilter struct {
+	aborted []partition.AbortedTxn
+	stable  int64 // the last stable offset: later transactional batches are open
+}
+
+func newCommittedFilter(p *partition.Partition, from, to int64) committedFilter {
+	return committedFilter{aborted: p.AbortedTransactions(from, to), stable: p.LastStableOffset()}
+}
+
+// keep reports whether the data batch h is plain or committed.
+func (f committedFilter) keep(h batch.Header) bool {
+	if !h.Transactional() {
+		return true
+	}
+	if h.BaseOffset >= f.stable {
+		return false
+	}
+	for _, a := range f.aborted {
+		if a.ProducerID == h.ProducerID && a.FirstOffset <= h.BaseOffset && h.BaseOffset <= a.LastOffset {
+			return false
+		}
+	}
+	return true
+}
+
 // scan returns the highest position among the records in [from, hwm), and
 // the log start offset.
 func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) {
@@ -138,6 +170,7 @@ func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) 
 	}
 	start := res.LogStartOffset
 	next := max(from, start)
+	committed := newCommittedFilter(p, next, hwm)
 	for next < hwm {
 		res, err := p.Read(next, readBytesMax)
 		if err != nil {
@@ -153,7 +186,7 @@ func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) 
 			}
 			rest = tail
 			next = h.NextOffset()
-			if h.Control() {
+			if h.Control() || !committed.keep(h) {
 				continue
 			}
 			recs, err := batch.Records(whole, batch.DefaultLimits())

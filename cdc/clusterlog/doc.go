@@ -11,4 +11,15 @@
 // (cluster.TransferLeader, bounded by leadTimeout). A partition without a
 // replica on this node cannot be written: the append fails and the
 // connector stops (its runner restarts it).
+//
+// TxnLog adds atomic appends (postgres.AtomicLog): the batches of several
+// partitions as one Kafka transaction of the connector's transactional id,
+// driven through the node's transaction coordinator (package txn) in
+// process. The id's coordinator must be this node, so the log takes the
+// leadership of its __transaction_state partition as it takes its data
+// partitions'. Fence (InitProducerId) bumps the epoch, fencing a writer
+// still running elsewhere, and returns once an unfinished transaction of
+// the id is aborted (or its decided commit completed). LastPosition and
+// Records skip aborted and open transactional batches, so a position is
+// only ever read from committed records.
 package clusterlog

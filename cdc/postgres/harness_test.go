@@ -166,6 +166,7 @@ type envelope struct {
 		Table    string `json:"table"`
 		TxID     int64  `json:"txId"`
 		LSN      int64  `json:"lsn"`
+		Sequence string `json:"sequence"`
 	} `json:"source"`
 	Message *struct {
 		Prefix  string `json:"prefix"`

@@ -197,8 +197,38 @@ func (s *session) snapshotTable(ctx context.Context, snapshotName string, startL
 			keyCols = append(keyCols, i)
 		}
 	}
+	// The next chunk is read while the last one is rendered, appended and
+	// made durable: the database and the log work at the same time.
+	rctx, cancel := context.WithCancel(ctx)
+	chunks := make(chan snapshotChunk, 1)
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		defer close(chunks)
+		for lastKey := p.LastKey; ; {
+			rows, last, err := s.readChunk(rctx, tx, table, types, keyCols, lastKey)
+			select {
+			case chunks <- snapshotChunk{rows, last, err}:
+			case <-rctx.Done():
+				return
+			}
+			if err != nil || len(keyCols) == 0 || len(rows) < s.c.cfg.SnapshotChunkRows {
+				return
+			}
+			lastKey = last
+		}
+	})
+	defer func() {
+		cancel()
+		reader.Wait()
+	}()
 	for {
-		rows, lastKey, err := s.readChunk(ctx, tx, table, types, keyCols, p.LastKey)
+		var ch snapshotChunk
+		select {
+		case ch = <-chunks:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		rows, lastKey, err := ch.rows, ch.lastKey, ch.err
 		if err != nil {
 			return err
 		}
@@ -224,6 +254,14 @@ func (s *session) snapshotTable(ctx context.Context, snapshotName string, startL
 			return nil
 		}
 	}
+}
+
+// snapshotChunk is one chunk read ahead: its rows, the last one's key, or
+// the read's error.
+type snapshotChunk struct {
+	rows    []cdc.Row
+	lastKey []string
+	err     error
 }
 
 // describeTable reads a table's columns, their types' SQL names (for the
@@ -339,7 +377,9 @@ func (s *session) appendSnapshotRows(ctx context.Context, t *cdc.Table, rows []c
 	if err != nil {
 		return err
 	}
-	return s.appendAll(ctx, plan)
+	// Snapshot rows are no database transaction: a chunk cut short by a
+	// crash is completed from its positions, as before.
+	return s.appendAll(ctx, plan, false)
 }
 
 // quoteLiteral quotes a snapshot name (digits, letters and dashes) as SQL.

@@ -40,6 +40,26 @@ type Log interface {
 	Append(ctx context.Context, p cdc.PartitionID, records []batch.Record) (wait func(context.Context) error, err error)
 }
 
+// AtomicLog is a Log that can also write appends to several partitions
+// as one transaction (Kafka's), which read_committed readers see whole or
+// not at all: a database transaction that spans partitions is written so.
+type AtomicLog interface {
+	Log
+	// Fence makes the caller the only writer of the transactional id id
+	// (a writer still running elsewhere is fenced) and returns once its
+	// unfinished transaction ended: the partitions then hold no open
+	// transaction of id, and LastPosition reads committed records only.
+	Fence(ctx context.Context, id string) error
+	// AppendAtomic writes the batches (one partition's in order) as one
+	// transaction of id and returns once its commit is decided and its
+	// records are durable as acks=all makes them.
+	AppendAtomic(ctx context.Context, id string, batches []cdc.Batch) error
+}
+
+// TransactionalID is the transactional id a connector's atomic appends
+// use: one per connector, so that its next run fences the previous one.
+func TransactionalID(connector string) string { return "__cairn_cdc_" + connector }
+
 // heartbeatKey is the key of heartbeat records; the snapshot's progress
 // records share their topic under other keys.
 const heartbeatKey = "heartbeat"
@@ -85,6 +105,14 @@ type session struct {
 	// partition (one durability wait for all).
 	pending        []*cdc.Txn
 	pendingChanges int
+	// inflight is the last group appended and not yet confirmed: the next
+	// group is received and rendered while it becomes durable.
+	inflight *inflightGroup
+
+	// lastCommit is the commit LSN of the last transaction rendered
+	// (source.sequence's first); after a restart, the slot's confirmed
+	// position until the first transaction.
+	lastCommit uint64
 
 	received  uint64 // the end of the last WAL data received
 	confirmed uint64 // the position confirmed to the server: the log holds it
@@ -149,6 +177,13 @@ func (s *session) start(ctx context.Context) error {
 	if err := s.ensurePublication(ctx); err != nil {
 		return err
 	}
+	if al, ok := s.c.log.(AtomicLog); ok {
+		// Before the positions are read: a transaction the previous run
+		// left open must be ended, and its records not count as held.
+		if err := al.Fence(ctx, TransactionalID(cfg.Name)); err != nil {
+			return err
+		}
+	}
 	if err := s.readHoldings(ctx); err != nil {
 		return err
 	}
@@ -200,6 +235,7 @@ func (s *session) start(ctx context.Context) error {
 		}
 	}
 	s.received = s.confirmed
+	s.lastCommit = s.confirmed
 	args := []string{"publication_names '" + cfg.Publication + "'", "messages 'true'"}
 	if versionNum >= 140000 {
 		args = append(args, "proto_version '2'", "streaming 'true'")
@@ -389,6 +425,11 @@ func (s *session) stream(ctx context.Context) error {
 			if err := s.flush(ctx); err != nil {
 				return err
 			}
+			// A heartbeat confirms past everything received: the last
+			// group must be durable and confirmed first.
+			if err := s.settle(ctx); err != nil {
+				return err
+			}
 			if !s.asm.busy() && s.walEnd > s.confirmed {
 				if err := s.heartbeat(ctx, s.walEnd); err != nil {
 					return err
@@ -409,9 +450,9 @@ func (s *session) stream(ctx context.Context) error {
 		if nextHeartbeat.Before(deadline) {
 			deadline = nextHeartbeat
 		}
-		if len(s.pending) > 0 {
-			// Transactions wait to be appended: only as long as more
-			// messages follow at once.
+		if len(s.pending) > 0 || s.inflight != nil {
+			// Transactions wait to be appended, or their append to be
+			// confirmed: only as long as more messages follow at once.
 			deadline = now.Add(groupWait)
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
@@ -421,6 +462,11 @@ func (s *session) stream(ctx context.Context) error {
 			if pgconn.Timeout(err) && ctx.Err() == nil {
 				if err := s.flush(ctx); err != nil {
 					return err
+				}
+				if len(s.pending) == 0 {
+					if err := s.settle(ctx); err != nil {
+						return err
+					}
 				}
 				continue
 			}
@@ -546,8 +592,10 @@ const (
 
 // flush appends the pending transactions' events (what each partition does
 // not hold yet; one append per partition for all of them, split only by
-// BatchBytesMax), waits until they are durable, and only then confirms the
-// last commit to the server.
+// BatchBytesMax) and leaves them in flight: the previous group in flight
+// is settled first (durable, then its last commit confirmed), so the
+// server is told a position only once the log holds it, and a partition's
+// appends stay in order.
 func (s *session) flush(ctx context.Context) error {
 	if len(s.pending) == 0 {
 		return nil
@@ -555,6 +603,7 @@ func (s *session) flush(ctx context.Context) error {
 	var events []cdc.Event
 	now := s.c.clock.Now().UnixMilli()
 	for _, txn := range s.pending {
+		txn.LastCommitLSN, s.lastCommit = s.lastCommit, txn.CommitLSN
 		evs, err := s.renderer.Events(s.naming, *txn, now)
 		if err != nil {
 			return err
@@ -570,50 +619,145 @@ func (s *session) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.appendAll(ctx, plan); err != nil {
+	if err := s.settle(ctx); err != nil {
 		return err
 	}
-	last := s.pending[len(s.pending)-1]
-	txns := len(s.pending)
+	if plan, err = s.appendAtomic(ctx, plan); err != nil {
+		return err
+	}
+	waits, err := s.appendStart(ctx, plan)
+	if err != nil {
+		return err
+	}
+	s.inflight = &inflightGroup{waits: waits, last: s.pending[len(s.pending)-1], txns: len(s.pending), events: len(events)}
 	s.pending, s.pendingChanges = s.pending[:0], 0
-	if last.CommitLSN > s.confirmed {
-		s.confirmed = last.CommitLSN
+	return nil
+}
+
+// inflightGroup is a group of transactions appended, not yet confirmed.
+type inflightGroup struct {
+	waits  map[cdc.PartitionID]func(context.Context) error
+	last   *cdc.Txn
+	txns   int
+	events int
+}
+
+// settle waits until the group in flight is durable, then confirms its
+// last commit to the server.
+func (s *session) settle(ctx context.Context) error {
+	g := s.inflight
+	if g == nil {
+		return nil
+	}
+	s.inflight = nil
+	if err := waitAll(ctx, g.waits); err != nil {
+		return err
+	}
+	if g.last.CommitLSN > s.confirmed {
+		s.confirmed = g.last.CommitLSN
 	}
 	s.c.update(func(st *Status) {
 		st.ConfirmedLSN = s.confirmed
-		st.Events += int64(len(events))
-		st.Transactions += int64(txns)
+		st.Events += int64(g.events)
+		st.Transactions += int64(g.txns)
 		st.StreamedTransactions = s.asm.streamedCommits
-		st.LastCommitTime = last.CommitTime
+		st.LastCommitTime = g.last.CommitTime
 	})
 	return s.sendStatus(ctx, false)
 }
 
-// appendAll appends the batches, different partitions' at once, one
-// partition's in turn (a later part is written only once the earlier is
-// durable, so a partition's last position never passes a gap), and waits
-// for all.
-func (s *session) appendAll(ctx context.Context, plan []cdc.Batch) error {
+// appendAll appends the batches and waits for all (appendStart). With txn
+// (database transactions, not the snapshot's rows) the part of a plan
+// spanning partitions is one transaction of the log's when it can
+// (appendAtomic).
+func (s *session) appendAll(ctx context.Context, plan []cdc.Batch, txn bool) error {
+	if txn {
+		var err error
+		if plan, err = s.appendAtomic(ctx, plan); err != nil {
+			return err
+		}
+	}
+	waits, err := s.appendStart(ctx, plan)
+	if err != nil {
+		return err
+	}
+	return waitAll(ctx, waits)
+}
+
+// appendAtomic writes the part of the plan that spans partitions as one
+// transaction when the log can (splitAtomic), durable and committed when
+// it returns, and returns the rest of the plan.
+func (s *session) appendAtomic(ctx context.Context, plan []cdc.Batch) ([]cdc.Batch, error) {
+	al, ok := s.c.log.(AtomicLog)
+	if !ok {
+		return plan, nil
+	}
+	atomic, rest := s.splitAtomic(plan)
+	if atomic == nil {
+		return plan, nil
+	}
+	if err := al.AppendAtomic(ctx, TransactionalID(s.c.cfg.Name), atomic); err != nil {
+		return nil, err
+	}
+	for _, b := range atomic {
+		s.held.Advance(b.Partition, b.Last)
+	}
+	return rest, nil
+}
+
+// appendStart appends the batches, one partition's in order, and returns
+// the wait of each partition's last append. A partition is one ordered
+// log whose durability is a prefix (synced, or committed by a quorum, up
+// to an offset), so its later append durable means its earlier ones are:
+// its last position never passes a gap, and only the last wait counts.
+func (s *session) appendStart(ctx context.Context, plan []cdc.Batch) (map[cdc.PartitionID]func(context.Context) error, error) {
 	pending := map[cdc.PartitionID]func(context.Context) error{}
 	for _, b := range plan {
-		if wait, ok := pending[b.Partition]; ok {
-			if err := wait(ctx); err != nil {
-				return fmt.Errorf("append to %s-%d: %w", b.Partition.Topic, b.Partition.Index, err)
-			}
-		}
 		wait, err := s.c.log.Append(ctx, b.Partition, b.Records)
 		if err != nil {
-			return fmt.Errorf("append to %s-%d: %w", b.Partition.Topic, b.Partition.Index, err)
+			return nil, fmt.Errorf("append to %s-%d: %w", b.Partition.Topic, b.Partition.Index, err)
 		}
 		pending[b.Partition] = wait
 		s.held.Advance(b.Partition, b.Last)
 	}
-	for p, wait := range pending {
+	return pending, nil
+}
+
+func waitAll(ctx context.Context, waits map[cdc.PartitionID]func(context.Context) error) error {
+	for p, wait := range waits {
 		if err := wait(ctx); err != nil {
 			return fmt.Errorf("append to %s-%d: %w", p.Topic, p.Index, err)
 		}
 	}
 	return nil
+}
+
+// splitAtomic returns the part of the plan to write as one transaction,
+// nil when it needs none (it touches one partition: one partition's
+// appends are ordered, and a restart completes them from their
+// positions), and the rest. A stream topic (the outbox's) takes no
+// transactions: its events are appended after the transaction commits,
+// and a crash between the two is completed on restart from the outbox
+// partition's position (and recognised by event id).
+func (s *session) splitAtomic(plan []cdc.Batch) (atomic, rest []cdc.Batch) {
+	var first cdc.PartitionID
+	spans := false
+	for _, b := range plan {
+		if o := s.c.cfg.Outbox; o != nil && b.Partition.Topic == o.Topic {
+			rest = append(rest, b)
+			continue
+		}
+		atomic = append(atomic, b)
+		if len(atomic) == 1 {
+			first = b.Partition
+		} else if first != b.Partition {
+			spans = true
+		}
+	}
+	if !spans {
+		return nil, plan
+	}
+	return atomic, rest
 }
 
 // sendStatus reports the confirmed position as flushed and applied: the

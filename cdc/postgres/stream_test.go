@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -47,6 +48,16 @@ func TestStreamChanges(t *testing.T) {
 	ins := decode(t, recs[0])
 	if ins.After["note"] != "one" || ins.After["qty"] != float64(1) || ins.Before != nil || ins.Source.Table != "orders" || ins.Source.TxID == 0 || ins.Source.LSN == 0 {
 		t.Errorf("insert envelope: %+v", ins)
+	}
+	// source.sequence: the update's last commit is the insert's commit.
+	insPos, err := cdc.ParsePosition(header(recs[0], cdc.HeaderPosition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq []string
+	if err := json.Unmarshal([]byte(decode(t, recs[2]).Source.Sequence), &seq); err != nil || len(seq) != 2 ||
+		seq[0] != strconv.FormatUint(insPos.CommitLSN, 10) || seq[1] != strconv.FormatInt(decode(t, recs[2]).Source.LSN, 10) {
+		t.Errorf("update's sequence %v (%v), want [insert's commit %d, its lsn]", seq, err, insPos.CommitLSN)
 	}
 	// REPLICA IDENTITY DEFAULT: no before image of an update; a delete's
 	// has the key only.

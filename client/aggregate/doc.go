@@ -2,6 +2,8 @@
 // streams: an aggregate's state is the fold of its stream's events, a
 // command appends new events expecting the revision it decided on, and a
 // conflicting writer makes the command run again on the newer state.
+// SaveAll saves several aggregates, of one repository or several, in one
+// AppendMulti: all at the revisions their roots were loaded at, or none.
 //
 // Snapshots spare long streams a full replay. They live in the companion
 // topic "<topic>.snapshots", one stream per aggregate named like it, each

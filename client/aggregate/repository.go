@@ -235,6 +235,12 @@ func (r *Repository[A]) Save(ctx context.Context, root *Root[A], events ...clien
 	if err != nil {
 		return client.AppendResult{}, fmt.Errorf("save aggregate: %w", err)
 	}
+	return res, r.saved(ctx, root, events, res)
+}
+
+// saved applies events, appended to root's stream with result res, to
+// root, and writes a snapshot when enough events followed the last one.
+func (r *Repository[A]) saved(ctx context.Context, root *Root[A], events []client.EventData, res client.AppendResult) error {
 	root.LastAppend = res
 	now := time.Now()
 	for i, ev := range events {
@@ -255,7 +261,7 @@ func (r *Repository[A]) Save(ctx context.Context, root *Root[A], events ...clien
 		}
 		if err := root.State.Apply(rec); err != nil {
 			root.broken = fmt.Errorf("revision %d (%s) was saved but does not apply: %w", rec.Revision, rec.Type, err)
-			return res, fmt.Errorf("save aggregate %s/%s: %w", r.topic, root.ID, root.broken)
+			return fmt.Errorf("save aggregate %s/%s: %w", r.topic, root.ID, root.broken)
 		}
 	}
 	root.Revision = int64(res.LastRevision)
@@ -264,7 +270,66 @@ func (r *Repository[A]) Save(ctx context.Context, root *Root[A], events ...clien
 			r.opts.onSnapshotError(root.ID, err)
 		}
 	}
-	return res, nil
+	return nil
+}
+
+// Change is one aggregate's part of SaveAll: events for a root of some
+// repository (Repository.Change).
+type Change interface {
+	part() (client.AppendPart, error)
+	saved(ctx context.Context, res client.AppendResult) error
+}
+
+type change[A Aggregate] struct {
+	r      *Repository[A]
+	root   *Root[A]
+	events []client.EventData
+}
+
+// Change is the part of a SaveAll that appends events to root's stream,
+// expecting the revision root was loaded at, as Save does.
+func (r *Repository[A]) Change(root *Root[A], events ...client.EventData) Change {
+	return &change[A]{r: r, root: root, events: withIDs(events)}
+}
+
+func (c *change[A]) part() (client.AppendPart, error) {
+	if c.root.broken != nil {
+		return client.AppendPart{}, fmt.Errorf("save aggregate %s/%s: reload it first: %w", c.r.topic, c.root.ID, c.root.broken)
+	}
+	return client.AppendPart{Topic: c.r.topic, Stream: c.root.ID, Expected: client.ExpectedAfter(c.root.Revision), Events: c.events}, nil
+}
+
+func (c *change[A]) saved(ctx context.Context, res client.AppendResult) error {
+	return c.r.saved(ctx, c.root, c.events, res)
+}
+
+// SaveAll saves several aggregates, of one repository or of several, in
+// one AppendMulti: every change is written at the revision its root was
+// loaded at, or none is. A concurrent writer to any of them makes it fail
+// with a *client.AppendMultiError naming each aggregate that moved, and
+// leaves every root unchanged. On success each root is updated as Save
+// updates it. Changes must be of repositories on c's server.
+func SaveAll(ctx context.Context, c *client.Client, changes ...Change) ([]client.AppendResult, error) {
+	parts := make([]client.AppendPart, 0, len(changes))
+	for _, ch := range changes {
+		p, err := ch.part()
+		if err != nil {
+			return nil, err
+		}
+		if len(p.Events) == 0 {
+			return nil, fmt.Errorf("save aggregates: %s/%s has no events", p.Topic, p.Stream)
+		}
+		parts = append(parts, p)
+	}
+	res, err := c.AppendMulti(ctx, parts...)
+	if err != nil {
+		return nil, fmt.Errorf("save aggregates: %w", err)
+	}
+	var errs []error
+	for i, ch := range changes {
+		errs = append(errs, ch.saved(ctx, res[i]))
+	}
+	return res, errors.Join(errs...)
 }
 
 // withIDs gives every event an id before the append, so that the events

@@ -90,7 +90,7 @@ slashes.`,
   cairn stream delete orders/order-1`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newStreamAppendCommand(), newStreamReadCommand(), newStreamSubscribeCommand(),
+	cmd.AddCommand(newStreamAppendCommand(), newStreamAppendMultiCommand(), newStreamReadCommand(), newStreamSubscribeCommand(),
 		newStreamMetadataCommand(), newStreamDeleteCommand())
 	return cmd
 }
@@ -123,14 +123,26 @@ func parseExpected(s string) (client.Expected, error) {
 
 // explain turns the client's errors into what a person at a terminal needs.
 func explain(err error) error {
+	var multi *client.AppendMultiError
+	if errors.As(err, &multi) {
+		lines := []string{"nothing written: wrong expected revisions"}
+		for _, m := range multi.Mismatches {
+			lines = append(lines, fmt.Sprintf("  part %d: %s", m.Part, wrongText(m.WrongExpectedRevisionError)))
+		}
+		return errors.New(strings.Join(lines, "\n"))
+	}
 	var wrong *client.WrongExpectedRevisionError
 	if errors.As(err, &wrong) {
-		if wrong.Actual < 0 {
-			return fmt.Errorf("wrong expected revision for %s/%s: expected %s, but the stream has no events", wrong.Topic, wrong.Stream, expectedFlag(wrong.Expected))
-		}
-		return fmt.Errorf("wrong expected revision for %s/%s: expected %s, but its revision is %d", wrong.Topic, wrong.Stream, expectedFlag(wrong.Expected), wrong.Actual)
+		return fmt.Errorf("wrong expected revision for %s", wrongText(wrong))
 	}
 	return err
+}
+
+func wrongText(wrong *client.WrongExpectedRevisionError) string {
+	if wrong.Actual < 0 {
+		return fmt.Sprintf("%s/%s: expected %s, but the stream has no events", wrong.Topic, wrong.Stream, expectedFlag(wrong.Expected))
+	}
+	return fmt.Sprintf("%s/%s: expected %s, but its revision is %d", wrong.Topic, wrong.Stream, expectedFlag(wrong.Expected), wrong.Actual)
 }
 
 // expectedFlag writes an expectation as --expected-revision takes it.

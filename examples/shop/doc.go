@@ -8,7 +8,9 @@
 // each SKU is a stream in shop.inventory, saved with the revision it was
 // loaded at. The inventory projection (shop inventory) keeps a PostgreSQL
 // read model of both topics, its checkpoints committed with each change,
-// and decides each order against the stock it has seen: it reserves, or
+// and decides each order against the stock it has seen: it reserves
+// (OrderReserved on the order's stream and StockReserved on the SKU's, in
+// one AppendMulti, so neither is ever recorded without the other), or
 // appends OrderRejected to the order's stream, the compensating event that
 // an order service which answers before the inventory owes its customers.
 // shop status reads an order's stream; shop stock reads the read model.

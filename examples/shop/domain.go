@@ -24,6 +24,9 @@ const (
 	TypeOrderReserved = "OrderReserved"
 	TypeOrderRejected = "OrderRejected"
 	TypeStockAdded    = "StockAdded"
+	// TypeStockReserved is on the SKU's stream: the quantity a reserved
+	// order took, written with the OrderReserved in one AppendMulti.
+	TypeStockReserved = "StockReserved"
 )
 
 // Limits. They keep every sum of quantities far from overflowing.
@@ -174,6 +177,23 @@ func DecisionID(source client.RecordedEvent) string {
 // decisionNamespace keeps the shop's derived ids apart from any other
 // name-based UUIDs.
 var decisionNamespace = uuid.MustParse("8f0b7c8e-3f57-4c5e-9a43-5d6f2e1b7a90")
+
+// ReservationID is the id of the StockReserved that goes with the
+// decision on placement source, derived from it as DecisionID is.
+func ReservationID(source client.RecordedEvent) string {
+	name := fmt.Sprintf("reservation for %s/%s@%d %s", source.Topic, source.Stream, source.Revision, source.ID)
+	return uuid.NewSHA1(decisionNamespace, []byte(name)).String()
+}
+
+// ReservationEvent is the StockReserved of a reserved order, for the SKU's
+// stream.
+func ReservationEvent(source client.RecordedEvent, o OrderPlaced) (client.EventData, error) {
+	data, err := json.Marshal(OrderDecided{OrderID: o.OrderID, SKU: o.SKU, Qty: o.Qty})
+	if err != nil {
+		return client.EventData{}, fmt.Errorf("%s of %s: %w", TypeStockReserved, o.OrderID, err)
+	}
+	return client.EventData{ID: ReservationID(source), Type: TypeStockReserved, Data: data}, nil
+}
 
 // OrderStatus is an order as its stream tells it.
 type OrderStatus struct {

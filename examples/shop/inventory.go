@@ -142,16 +142,25 @@ func (h handlers) order(ctx context.Context, tx *sql.Tx, ev client.RecordedEvent
 	return nil
 }
 
+// decideAttempts bounds how often an order is decided again because its
+// SKU's stream moved (a restock, or another read model's reservation)
+// between the decision and its recording.
+const decideAttempts = 5
+
 // decide decides an order against the stock the read model holds, records
 // the decision on the order's stream and applies it to the read model.
 //
-// The decision is appended before the transaction commits, expecting the
-// revision decided on and with an id derived from the OrderPlaced event.
-// When the store already holds a decision there — this projection's own,
-// appended before a crash lost the commit, or another read model's — the
-// append is answered as a duplicate (or refused), and that recorded
-// decision is applied instead of the new one: each order is decided once,
-// however often and wherever its placement is projected.
+// A reservation is recorded in one AppendMulti with a StockReserved on the
+// SKU's stream, expecting the SKU's revision the decision was made on, so
+// the store never holds one without the other, and a restock landing in
+// between makes the order be decided again on the new stock. The decision
+// is appended expecting the order's revision decided on and with ids
+// derived from the OrderPlaced event. When the store already holds a
+// decision there — this projection's own, appended before a crash lost
+// the commit, or another read model's — the append is answered as a
+// duplicate (or refused), and that recorded decision is applied instead
+// of the new one: each order is decided once, however often and wherever
+// its placement is projected.
 func (h handlers) decide(ctx context.Context, tx *sql.Tx, ev client.RecordedEvent, o OrderPlaced) error {
 	// The row lock orders this decision with concurrent restocks of the SKU.
 	var stock Stock
@@ -160,55 +169,121 @@ func (h handlers) decide(ctx context.Context, tx *sql.Tx, ev client.RecordedEven
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("order %s: stock of %s: %w", ev.Stream, o.SKU, err)
 	}
+	for attempt := 1; ; attempt++ {
+		d, earlier, moved, err := h.decideOnce(ctx, ev, o, stock, projected)
+		if err != nil {
+			return err
+		}
+		if moved && attempt < decideAttempts {
+			continue
+		}
+		if moved {
+			return fmt.Errorf("order %s: the stock of %s kept moving; %d decisions not recorded", ev.Stream, o.SKU, attempt)
+		}
+		if err := applyDecision(ctx, tx, ev.Stream, o, d); err != nil {
+			return err
+		}
+		outcome := statusRejected
+		if d.Reserve {
+			outcome = statusReserved
+		}
+		h.logger.Info(outcome, "order", ev.Stream, "sku", o.SKU, "qty", o.Qty, "reason", d.Reason, "decided_earlier", earlier)
+		return nil
+	}
+}
+
+// decideOnce decides the order and records the decision. It returns the
+// decision that stands (a recorded earlier one when earlier), or moved
+// when the SKU's stream moved since it was read and no decision was
+// recorded: the caller decides again.
+func (h handlers) decideOnce(ctx context.Context, ev client.RecordedEvent, o OrderPlaced, stock Stock, projected int64) (d Decision, earlier, moved bool, err error) {
 	// The stock runner may lag behind this one (or not have started): the
 	// restocks the store holds but the read model has not applied yet
 	// count too, or an order placed after a restock could be refused for
 	// want of it.
-	pending, err := h.unprojectedStock(ctx, o.SKU, projected)
+	pending, skuRevision, err := h.unprojectedStock(ctx, o.SKU, projected)
 	if err != nil {
-		return fmt.Errorf("order %s: %w", ev.Stream, err)
+		return d, false, false, fmt.Errorf("order %s: %w", ev.Stream, err)
 	}
-	d := Decide(Stock{Available: stock.Available + pending, Reserved: stock.Reserved}, o)
+	d = Decide(Stock{Available: stock.Available + pending, Reserved: stock.Reserved}, o)
 	record, err := d.Event(ev.Stream, o)
 	if err != nil {
-		return err
+		return d, false, false, err
 	}
 	record.ID = DecisionID(ev)
-	res, err := h.store.Append(ctx, OrdersTopic, ev.Stream, client.Exact(ev.Revision), record)
-	if err != nil && !errors.Is(err, client.ErrWrongExpectedRevision) {
-		return fmt.Errorf("record the decision on %s: %w", ev.Stream, err)
-	}
-	earlier := err != nil || res.Duplicate
-	if earlier {
-		if d, err = h.recordedDecision(ctx, ev); err != nil {
-			return err
-		}
-	}
-	if err := applyDecision(ctx, tx, ev.Stream, o, d); err != nil {
-		return err
-	}
-	outcome := statusRejected
+	decision := client.AppendPart{Topic: OrdersTopic, Stream: ev.Stream, Expected: client.Exact(ev.Revision), Events: []client.EventData{record}}
+	var duplicate bool
 	if d.Reserve {
-		outcome = statusReserved
+		reserved, err := ReservationEvent(ev, o)
+		if err != nil {
+			return d, false, false, err
+		}
+		var res []client.AppendResult
+		res, err = h.store.AppendMulti(ctx, decision,
+			client.AppendPart{Topic: InventoryTopic, Stream: SKUStream(o.SKU), Expected: client.ExpectedAfter(skuRevision), Events: []client.EventData{reserved}})
+		var multi *client.AppendMultiError
+		switch {
+		case errors.As(err, &multi) && multi.Mismatches[0].Part == 1:
+			// Only the SKU moved; unless a decision is recorded after
+			// all (a retry whose stock moved since), decide again.
+			recorded, found, rerr := h.decisionIfAny(ctx, ev)
+			if rerr != nil || found {
+				return recorded, true, false, rerr
+			}
+			return d, false, true, nil
+		case err != nil && !errors.Is(err, client.ErrWrongExpectedRevision):
+			return d, false, false, fmt.Errorf("record the decision on %s: %w", ev.Stream, err)
+		case err == nil:
+			duplicate = res[0].Duplicate
+		}
+		earlier = err != nil
+	} else {
+		res, err := h.store.Append(ctx, OrdersTopic, ev.Stream, client.Exact(ev.Revision), record)
+		if err != nil && !errors.Is(err, client.ErrWrongExpectedRevision) {
+			return d, false, false, fmt.Errorf("record the decision on %s: %w", ev.Stream, err)
+		}
+		earlier, duplicate = err != nil, err == nil && res.Duplicate
 	}
-	h.logger.Info(outcome, "order", ev.Stream, "sku", o.SKU, "qty", o.Qty, "reason", d.Reason, "decided_earlier", earlier)
-	return nil
+	if earlier || duplicate {
+		d, err = h.recordedDecision(ctx, ev)
+		return d, true, false, err
+	}
+	return d, false, false, nil
 }
 
 // unprojectedStock sums the restocks of sku after revision projected
-// that the store holds.
-func (h handlers) unprojectedStock(ctx context.Context, sku string, projected int64) (int64, error) {
+// that the store holds, and returns the SKU stream's last revision read
+// (projected when nothing follows it).
+func (h handlers) unprojectedStock(ctx context.Context, sku string, projected int64) (int64, int64, error) {
 	var events []client.RecordedEvent
 	for page, err := range h.store.ReadStreamPages(ctx, InventoryTopic, SKUStream(sku), client.FromRevision(uint64(projected+1))) {
 		if errors.Is(err, client.ErrStreamNotFound) {
-			return 0, nil
+			return 0, -1, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read the restocks of %s: %w", sku, err)
+			return 0, 0, fmt.Errorf("read the restocks of %s: %w", sku, err)
 		}
 		events = append(events, page.Events...)
 	}
-	return RestockedQty(events), nil
+	last := projected
+	if len(events) > 0 {
+		last = int64(events[len(events)-1].Revision)
+	}
+	return RestockedQty(events), last, nil
+}
+
+// decisionIfAny reads the decision that follows placement ev in its
+// stream, found false when there is none yet.
+func (h handlers) decisionIfAny(ctx context.Context, ev client.RecordedEvent) (Decision, bool, error) {
+	page, err := h.store.ReadStream(ctx, OrdersTopic, ev.Stream, client.FromRevision(ev.Revision+1), client.MaxCount(1))
+	if err != nil {
+		return Decision{}, false, fmt.Errorf("read the decision on %s: %w", ev.Stream, err)
+	}
+	if len(page.Events) == 0 {
+		return Decision{}, false, nil
+	}
+	d, _, err := DecisionOf(page.Events[0])
+	return d, true, err
 }
 
 // recordedDecision reads the decision that follows placement ev in its stream.

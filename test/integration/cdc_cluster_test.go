@@ -117,7 +117,9 @@ func TestCDCClusterFailover(t *testing.T) {
 			alive = append(alive, n.kafkaAddr)
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(alive...), kgo.ConsumeTopics("ha.public.kv"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(alive...), kgo.ConsumeTopics("ha.public.kv"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A transaction a failover cut short is in the log, aborted.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,9 @@ func TestCDCSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafkaAddr), kgo.ConsumeTopics("pg.public.kv"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafkaAddr), kgo.ConsumeTopics("pg.public.kv"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A transaction a kill cut short is in the log, aborted.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func latency(dir, out string) error {
 }
 
 // series is one line of the partitions figure: a record size and acks
-// setting over 1, 16 and 1,000 partitions.
+// setting over 1, 16, 100 and 1,000 partitions (those measured).
 type series struct {
 	label string
 	name  string // produce-<size>-<acks>; -p<partitions> is appended
@@ -166,7 +166,7 @@ func partitionPlot(dir, title, unit string, value func(summary) float64, lines [
 	var args []any
 	for _, l := range lines {
 		var pts plotter.XYs
-		for _, n := range []int{1, 16, 1000} {
+		for _, n := range []int{1, 16, 100, 1000} {
 			s, ok, err := read(dir, fmt.Sprintf("%s-p%d", l.name, n))
 			if err != nil {
 				return nil, err

@@ -662,6 +662,282 @@ func (x *WrongExpectedRevision) GetActualRevision() uint64 {
 	return 0
 }
 
+// AppendPart is one stream's part of an AppendMulti.
+type AppendPart struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Topic            string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Stream           string                 `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	ExpectedRevision *ExpectedRevision      `protobuf:"bytes,3,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
+	Events           []*Event               `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AppendPart) Reset() {
+	*x = AppendPart{}
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendPart) ProtoMessage() {}
+
+func (x *AppendPart) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendPart.ProtoReflect.Descriptor instead.
+func (*AppendPart) Descriptor() ([]byte, []int) {
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AppendPart) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *AppendPart) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *AppendPart) GetExpectedRevision() *ExpectedRevision {
+	if x != nil {
+		return x.ExpectedRevision
+	}
+	return nil
+}
+
+func (x *AppendPart) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type AppendMultiRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parts         []*AppendPart          `protobuf:"bytes,1,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendMultiRequest) Reset() {
+	*x = AppendMultiRequest{}
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendMultiRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendMultiRequest) ProtoMessage() {}
+
+func (x *AppendMultiRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendMultiRequest.ProtoReflect.Descriptor instead.
+func (*AppendMultiRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AppendMultiRequest) GetParts() []*AppendPart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+type AppendMultiResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parts answers each part, in the request's order.
+	Parts []*AppendResponse `protobuf:"bytes,1,rep,name=parts,proto3" json:"parts,omitempty"`
+	// Duplicate is true when every part was a retry of events already
+	// appended, so nothing was written.
+	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendMultiResponse) Reset() {
+	*x = AppendMultiResponse{}
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendMultiResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendMultiResponse) ProtoMessage() {}
+
+func (x *AppendMultiResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendMultiResponse.ProtoReflect.Descriptor instead.
+func (*AppendMultiResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AppendMultiResponse) GetParts() []*AppendResponse {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *AppendMultiResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+// WrongExpectedRevisions is the detail of the FAILED_PRECONDITION error of
+// an AppendMulti whose parts did not all meet their expectations: one
+// entry per failed part (nothing was written).
+type WrongExpectedRevisions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parts         []*PartMismatch        `protobuf:"bytes,1,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WrongExpectedRevisions) Reset() {
+	*x = WrongExpectedRevisions{}
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WrongExpectedRevisions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WrongExpectedRevisions) ProtoMessage() {}
+
+func (x *WrongExpectedRevisions) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WrongExpectedRevisions.ProtoReflect.Descriptor instead.
+func (*WrongExpectedRevisions) Descriptor() ([]byte, []int) {
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WrongExpectedRevisions) GetParts() []*PartMismatch {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+type PartMismatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Part is the index of the part in the request.
+	Part          uint32                 `protobuf:"varint,1,opt,name=part,proto3" json:"part,omitempty"`
+	Topic         string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	Mismatch      *WrongExpectedRevision `protobuf:"bytes,3,opt,name=mismatch,proto3" json:"mismatch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartMismatch) Reset() {
+	*x = PartMismatch{}
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartMismatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartMismatch) ProtoMessage() {}
+
+func (x *PartMismatch) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartMismatch.ProtoReflect.Descriptor instead.
+func (*PartMismatch) Descriptor() ([]byte, []int) {
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PartMismatch) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *PartMismatch) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartMismatch) GetMismatch() *WrongExpectedRevision {
+	if x != nil {
+		return x.Mismatch
+	}
+	return nil
+}
+
 type ReadStreamRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Topic  string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -678,7 +954,7 @@ type ReadStreamRequest struct {
 
 func (x *ReadStreamRequest) Reset() {
 	*x = ReadStreamRequest{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[7]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +966,7 @@ func (x *ReadStreamRequest) String() string {
 func (*ReadStreamRequest) ProtoMessage() {}
 
 func (x *ReadStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[7]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +979,7 @@ func (x *ReadStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadStreamRequest.ProtoReflect.Descriptor instead.
 func (*ReadStreamRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{7}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadStreamRequest) GetTopic() string {
@@ -754,7 +1030,7 @@ type ReadStreamResponse struct {
 
 func (x *ReadStreamResponse) Reset() {
 	*x = ReadStreamResponse{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[8]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +1042,7 @@ func (x *ReadStreamResponse) String() string {
 func (*ReadStreamResponse) ProtoMessage() {}
 
 func (x *ReadStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[8]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +1055,7 @@ func (x *ReadStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadStreamResponse.ProtoReflect.Descriptor instead.
 func (*ReadStreamResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{8}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReadStreamResponse) GetEvents() []*RecordedEvent {
@@ -818,7 +1094,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[9]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1106,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[9]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1119,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{9}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Filter) GetEventTypePrefix() string {
@@ -882,7 +1158,7 @@ type ReadTopicRequest struct {
 
 func (x *ReadTopicRequest) Reset() {
 	*x = ReadTopicRequest{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[10]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1170,7 @@ func (x *ReadTopicRequest) String() string {
 func (*ReadTopicRequest) ProtoMessage() {}
 
 func (x *ReadTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[10]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1183,7 @@ func (x *ReadTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTopicRequest.ProtoReflect.Descriptor instead.
 func (*ReadTopicRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{10}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReadTopicRequest) GetTopic() string {
@@ -952,7 +1228,7 @@ type ReadTopicResponse struct {
 
 func (x *ReadTopicResponse) Reset() {
 	*x = ReadTopicResponse{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[11]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1240,7 @@ func (x *ReadTopicResponse) String() string {
 func (*ReadTopicResponse) ProtoMessage() {}
 
 func (x *ReadTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[11]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1253,7 @@ func (x *ReadTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTopicResponse.ProtoReflect.Descriptor instead.
 func (*ReadTopicResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{11}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadTopicResponse) GetEvents() []*RecordedEvent {
@@ -1021,7 +1297,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[12]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1309,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[12]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1322,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{12}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SubscribeRequest) GetTopic() string {
@@ -1105,7 +1381,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[13]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1393,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[13]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1406,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{13}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubscribeResponse) GetContent() isSubscribeResponse_Content {
@@ -1201,7 +1477,7 @@ type CaughtUp struct {
 
 func (x *CaughtUp) Reset() {
 	*x = CaughtUp{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[14]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1489,7 @@ func (x *CaughtUp) String() string {
 func (*CaughtUp) ProtoMessage() {}
 
 func (x *CaughtUp) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[14]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1502,7 @@ func (x *CaughtUp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaughtUp.ProtoReflect.Descriptor instead.
 func (*CaughtUp) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{14}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{19}
 }
 
 type Checkpoint struct {
@@ -1238,7 +1514,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[15]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1526,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[15]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1539,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{15}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Checkpoint) GetPositions() []*Position {
@@ -1289,7 +1565,7 @@ type StreamMetadata struct {
 
 func (x *StreamMetadata) Reset() {
 	*x = StreamMetadata{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[16]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1577,7 @@ func (x *StreamMetadata) String() string {
 func (*StreamMetadata) ProtoMessage() {}
 
 func (x *StreamMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[16]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1590,7 @@ func (x *StreamMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamMetadata.ProtoReflect.Descriptor instead.
 func (*StreamMetadata) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{16}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamMetadata) GetMaxCount() uint64 {
@@ -1348,7 +1624,7 @@ type GetStreamMetadataRequest struct {
 
 func (x *GetStreamMetadataRequest) Reset() {
 	*x = GetStreamMetadataRequest{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[17]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1636,7 @@ func (x *GetStreamMetadataRequest) String() string {
 func (*GetStreamMetadataRequest) ProtoMessage() {}
 
 func (x *GetStreamMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[17]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1649,7 @@ func (x *GetStreamMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStreamMetadataRequest.ProtoReflect.Descriptor instead.
 func (*GetStreamMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{17}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetStreamMetadataRequest) GetTopic() string {
@@ -1403,7 +1679,7 @@ type GetStreamMetadataResponse struct {
 
 func (x *GetStreamMetadataResponse) Reset() {
 	*x = GetStreamMetadataResponse{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[18]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1691,7 @@ func (x *GetStreamMetadataResponse) String() string {
 func (*GetStreamMetadataResponse) ProtoMessage() {}
 
 func (x *GetStreamMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[18]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1704,7 @@ func (x *GetStreamMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStreamMetadataResponse.ProtoReflect.Descriptor instead.
 func (*GetStreamMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{18}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetStreamMetadataResponse) GetMetadata() *StreamMetadata {
@@ -1470,7 +1746,7 @@ type SetStreamMetadataRequest struct {
 
 func (x *SetStreamMetadataRequest) Reset() {
 	*x = SetStreamMetadataRequest{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[19]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1758,7 @@ func (x *SetStreamMetadataRequest) String() string {
 func (*SetStreamMetadataRequest) ProtoMessage() {}
 
 func (x *SetStreamMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[19]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1771,7 @@ func (x *SetStreamMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStreamMetadataRequest.ProtoReflect.Descriptor instead.
 func (*SetStreamMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{19}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetStreamMetadataRequest) GetTopic() string {
@@ -1528,7 +1804,7 @@ type SetStreamMetadataResponse struct {
 
 func (x *SetStreamMetadataResponse) Reset() {
 	*x = SetStreamMetadataResponse{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[20]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1816,7 @@ func (x *SetStreamMetadataResponse) String() string {
 func (*SetStreamMetadataResponse) ProtoMessage() {}
 
 func (x *SetStreamMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[20]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1829,7 @@ func (x *SetStreamMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStreamMetadataResponse.ProtoReflect.Descriptor instead.
 func (*SetStreamMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{20}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetStreamMetadataResponse) GetPosition() *Position {
@@ -1576,7 +1852,7 @@ type DeleteStreamRequest struct {
 
 func (x *DeleteStreamRequest) Reset() {
 	*x = DeleteStreamRequest{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[21]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1864,7 @@ func (x *DeleteStreamRequest) String() string {
 func (*DeleteStreamRequest) ProtoMessage() {}
 
 func (x *DeleteStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[21]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1877,7 @@ func (x *DeleteStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStreamRequest.ProtoReflect.Descriptor instead.
 func (*DeleteStreamRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{21}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteStreamRequest) GetTopic() string {
@@ -1641,7 +1917,7 @@ type DeleteStreamResponse struct {
 
 func (x *DeleteStreamResponse) Reset() {
 	*x = DeleteStreamResponse{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[22]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1929,7 @@ func (x *DeleteStreamResponse) String() string {
 func (*DeleteStreamResponse) ProtoMessage() {}
 
 func (x *DeleteStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[22]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1942,7 @@ func (x *DeleteStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStreamResponse.ProtoReflect.Descriptor instead.
 func (*DeleteStreamResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{22}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteStreamResponse) GetPosition() *Position {
@@ -1691,7 +1967,7 @@ type ErrorInfo struct {
 
 func (x *ErrorInfo) Reset() {
 	*x = ErrorInfo{}
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[23]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1979,7 @@ func (x *ErrorInfo) String() string {
 func (*ErrorInfo) ProtoMessage() {}
 
 func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[23]
+	mi := &file_cairn_eventstore_v1_eventstore_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1992,7 @@ func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorInfo.ProtoReflect.Descriptor instead.
 func (*ErrorInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{23}
+	return file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ErrorInfo) GetReason() string {
@@ -1793,7 +2069,24 @@ const file_cairn_eventstore_v1_eventstore_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12A\n" +
 	"\bexpected\x18\x02 \x01(\v2%.cairn.eventstore.v1.ExpectedRevisionR\bexpected\x12,\n" +
 	"\x0factual_revision\x18\x03 \x01(\x04H\x00R\x0eactualRevision\x88\x01\x01B\x12\n" +
-	"\x10_actual_revision\"\xd8\x01\n" +
+	"\x10_actual_revision\"\xc2\x01\n" +
+	"\n" +
+	"AppendPart\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x16\n" +
+	"\x06stream\x18\x02 \x01(\tR\x06stream\x12R\n" +
+	"\x11expected_revision\x18\x03 \x01(\v2%.cairn.eventstore.v1.ExpectedRevisionR\x10expectedRevision\x122\n" +
+	"\x06events\x18\x04 \x03(\v2\x1a.cairn.eventstore.v1.EventR\x06events\"K\n" +
+	"\x12AppendMultiRequest\x125\n" +
+	"\x05parts\x18\x01 \x03(\v2\x1f.cairn.eventstore.v1.AppendPartR\x05parts\"n\n" +
+	"\x13AppendMultiResponse\x129\n" +
+	"\x05parts\x18\x01 \x03(\v2#.cairn.eventstore.v1.AppendResponseR\x05parts\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"Q\n" +
+	"\x16WrongExpectedRevisions\x127\n" +
+	"\x05parts\x18\x01 \x03(\v2!.cairn.eventstore.v1.PartMismatchR\x05parts\"\x80\x01\n" +
+	"\fPartMismatch\x12\x12\n" +
+	"\x04part\x18\x01 \x01(\rR\x04part\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12F\n" +
+	"\bmismatch\x18\x03 \x01(\v2*.cairn.eventstore.v1.WrongExpectedRevisionR\bmismatch\"\xd8\x01\n" +
 	"\x11ReadStreamRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12(\n" +
@@ -1875,7 +2168,7 @@ const file_cairn_eventstore_v1_eventstore_proto_rawDesc = "" +
 	"\x06stream\x18\x03 \x01(\tR\x06stream*<\n" +
 	"\tDirection\x12\x16\n" +
 	"\x12DIRECTION_FORWARDS\x10\x00\x12\x17\n" +
-	"\x13DIRECTION_BACKWARDS\x10\x012\xc5\x05\n" +
+	"\x13DIRECTION_BACKWARDS\x10\x012\xa7\x06\n" +
 	"\n" +
 	"EventStore\x12Q\n" +
 	"\x06Append\x12\".cairn.eventstore.v1.AppendRequest\x1a#.cairn.eventstore.v1.AppendResponse\x12]\n" +
@@ -1885,7 +2178,8 @@ const file_cairn_eventstore_v1_eventstore_proto_rawDesc = "" +
 	"\tSubscribe\x12%.cairn.eventstore.v1.SubscribeRequest\x1a&.cairn.eventstore.v1.SubscribeResponse0\x01\x12r\n" +
 	"\x11GetStreamMetadata\x12-.cairn.eventstore.v1.GetStreamMetadataRequest\x1a..cairn.eventstore.v1.GetStreamMetadataResponse\x12r\n" +
 	"\x11SetStreamMetadata\x12-.cairn.eventstore.v1.SetStreamMetadataRequest\x1a..cairn.eventstore.v1.SetStreamMetadataResponse\x12c\n" +
-	"\fDeleteStream\x12(.cairn.eventstore.v1.DeleteStreamRequest\x1a).cairn.eventstore.v1.DeleteStreamResponseB@Z>github.com/cairnlog/cairn/api/cairn/eventstore/v1;eventstorev1b\x06proto3"
+	"\fDeleteStream\x12(.cairn.eventstore.v1.DeleteStreamRequest\x1a).cairn.eventstore.v1.DeleteStreamResponse\x12`\n" +
+	"\vAppendMulti\x12'.cairn.eventstore.v1.AppendMultiRequest\x1a(.cairn.eventstore.v1.AppendMultiResponseB@Z>github.com/cairnlog/cairn/api/cairn/eventstore/v1;eventstorev1b\x06proto3"
 
 var (
 	file_cairn_eventstore_v1_eventstore_proto_rawDescOnce sync.Once
@@ -1900,7 +2194,7 @@ func file_cairn_eventstore_v1_eventstore_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_eventstore_v1_eventstore_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cairn_eventstore_v1_eventstore_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_cairn_eventstore_v1_eventstore_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_cairn_eventstore_v1_eventstore_proto_goTypes = []any{
 	(Direction)(0),                    // 0: cairn.eventstore.v1.Direction
 	(*ExpectedRevision)(nil),          // 1: cairn.eventstore.v1.ExpectedRevision
@@ -1910,74 +2204,87 @@ var file_cairn_eventstore_v1_eventstore_proto_goTypes = []any{
 	(*AppendRequest)(nil),             // 5: cairn.eventstore.v1.AppendRequest
 	(*AppendResponse)(nil),            // 6: cairn.eventstore.v1.AppendResponse
 	(*WrongExpectedRevision)(nil),     // 7: cairn.eventstore.v1.WrongExpectedRevision
-	(*ReadStreamRequest)(nil),         // 8: cairn.eventstore.v1.ReadStreamRequest
-	(*ReadStreamResponse)(nil),        // 9: cairn.eventstore.v1.ReadStreamResponse
-	(*Filter)(nil),                    // 10: cairn.eventstore.v1.Filter
-	(*ReadTopicRequest)(nil),          // 11: cairn.eventstore.v1.ReadTopicRequest
-	(*ReadTopicResponse)(nil),         // 12: cairn.eventstore.v1.ReadTopicResponse
-	(*SubscribeRequest)(nil),          // 13: cairn.eventstore.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),         // 14: cairn.eventstore.v1.SubscribeResponse
-	(*CaughtUp)(nil),                  // 15: cairn.eventstore.v1.CaughtUp
-	(*Checkpoint)(nil),                // 16: cairn.eventstore.v1.Checkpoint
-	(*StreamMetadata)(nil),            // 17: cairn.eventstore.v1.StreamMetadata
-	(*GetStreamMetadataRequest)(nil),  // 18: cairn.eventstore.v1.GetStreamMetadataRequest
-	(*GetStreamMetadataResponse)(nil), // 19: cairn.eventstore.v1.GetStreamMetadataResponse
-	(*SetStreamMetadataRequest)(nil),  // 20: cairn.eventstore.v1.SetStreamMetadataRequest
-	(*SetStreamMetadataResponse)(nil), // 21: cairn.eventstore.v1.SetStreamMetadataResponse
-	(*DeleteStreamRequest)(nil),       // 22: cairn.eventstore.v1.DeleteStreamRequest
-	(*DeleteStreamResponse)(nil),      // 23: cairn.eventstore.v1.DeleteStreamResponse
-	(*ErrorInfo)(nil),                 // 24: cairn.eventstore.v1.ErrorInfo
-	nil,                               // 25: cairn.eventstore.v1.Event.MetadataEntry
-	nil,                               // 26: cairn.eventstore.v1.RecordedEvent.MetadataEntry
-	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
+	(*AppendPart)(nil),                // 8: cairn.eventstore.v1.AppendPart
+	(*AppendMultiRequest)(nil),        // 9: cairn.eventstore.v1.AppendMultiRequest
+	(*AppendMultiResponse)(nil),       // 10: cairn.eventstore.v1.AppendMultiResponse
+	(*WrongExpectedRevisions)(nil),    // 11: cairn.eventstore.v1.WrongExpectedRevisions
+	(*PartMismatch)(nil),              // 12: cairn.eventstore.v1.PartMismatch
+	(*ReadStreamRequest)(nil),         // 13: cairn.eventstore.v1.ReadStreamRequest
+	(*ReadStreamResponse)(nil),        // 14: cairn.eventstore.v1.ReadStreamResponse
+	(*Filter)(nil),                    // 15: cairn.eventstore.v1.Filter
+	(*ReadTopicRequest)(nil),          // 16: cairn.eventstore.v1.ReadTopicRequest
+	(*ReadTopicResponse)(nil),         // 17: cairn.eventstore.v1.ReadTopicResponse
+	(*SubscribeRequest)(nil),          // 18: cairn.eventstore.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),         // 19: cairn.eventstore.v1.SubscribeResponse
+	(*CaughtUp)(nil),                  // 20: cairn.eventstore.v1.CaughtUp
+	(*Checkpoint)(nil),                // 21: cairn.eventstore.v1.Checkpoint
+	(*StreamMetadata)(nil),            // 22: cairn.eventstore.v1.StreamMetadata
+	(*GetStreamMetadataRequest)(nil),  // 23: cairn.eventstore.v1.GetStreamMetadataRequest
+	(*GetStreamMetadataResponse)(nil), // 24: cairn.eventstore.v1.GetStreamMetadataResponse
+	(*SetStreamMetadataRequest)(nil),  // 25: cairn.eventstore.v1.SetStreamMetadataRequest
+	(*SetStreamMetadataResponse)(nil), // 26: cairn.eventstore.v1.SetStreamMetadataResponse
+	(*DeleteStreamRequest)(nil),       // 27: cairn.eventstore.v1.DeleteStreamRequest
+	(*DeleteStreamResponse)(nil),      // 28: cairn.eventstore.v1.DeleteStreamResponse
+	(*ErrorInfo)(nil),                 // 29: cairn.eventstore.v1.ErrorInfo
+	nil,                               // 30: cairn.eventstore.v1.Event.MetadataEntry
+	nil,                               // 31: cairn.eventstore.v1.RecordedEvent.MetadataEntry
+	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 33: google.protobuf.Duration
 }
 var file_cairn_eventstore_v1_eventstore_proto_depIdxs = []int32{
-	25, // 0: cairn.eventstore.v1.Event.metadata:type_name -> cairn.eventstore.v1.Event.MetadataEntry
+	30, // 0: cairn.eventstore.v1.Event.metadata:type_name -> cairn.eventstore.v1.Event.MetadataEntry
 	3,  // 1: cairn.eventstore.v1.RecordedEvent.position:type_name -> cairn.eventstore.v1.Position
-	26, // 2: cairn.eventstore.v1.RecordedEvent.metadata:type_name -> cairn.eventstore.v1.RecordedEvent.MetadataEntry
-	27, // 3: cairn.eventstore.v1.RecordedEvent.time:type_name -> google.protobuf.Timestamp
+	31, // 2: cairn.eventstore.v1.RecordedEvent.metadata:type_name -> cairn.eventstore.v1.RecordedEvent.MetadataEntry
+	32, // 3: cairn.eventstore.v1.RecordedEvent.time:type_name -> google.protobuf.Timestamp
 	1,  // 4: cairn.eventstore.v1.AppendRequest.expected_revision:type_name -> cairn.eventstore.v1.ExpectedRevision
 	2,  // 5: cairn.eventstore.v1.AppendRequest.events:type_name -> cairn.eventstore.v1.Event
 	3,  // 6: cairn.eventstore.v1.AppendResponse.position:type_name -> cairn.eventstore.v1.Position
 	1,  // 7: cairn.eventstore.v1.WrongExpectedRevision.expected:type_name -> cairn.eventstore.v1.ExpectedRevision
-	0,  // 8: cairn.eventstore.v1.ReadStreamRequest.direction:type_name -> cairn.eventstore.v1.Direction
-	4,  // 9: cairn.eventstore.v1.ReadStreamResponse.events:type_name -> cairn.eventstore.v1.RecordedEvent
-	3,  // 10: cairn.eventstore.v1.ReadTopicRequest.from:type_name -> cairn.eventstore.v1.Position
-	10, // 11: cairn.eventstore.v1.ReadTopicRequest.filter:type_name -> cairn.eventstore.v1.Filter
-	4,  // 12: cairn.eventstore.v1.ReadTopicResponse.events:type_name -> cairn.eventstore.v1.RecordedEvent
-	3,  // 13: cairn.eventstore.v1.ReadTopicResponse.next:type_name -> cairn.eventstore.v1.Position
-	10, // 14: cairn.eventstore.v1.SubscribeRequest.filter:type_name -> cairn.eventstore.v1.Filter
-	3,  // 15: cairn.eventstore.v1.SubscribeRequest.from_positions:type_name -> cairn.eventstore.v1.Position
-	4,  // 16: cairn.eventstore.v1.SubscribeResponse.event:type_name -> cairn.eventstore.v1.RecordedEvent
-	15, // 17: cairn.eventstore.v1.SubscribeResponse.caught_up:type_name -> cairn.eventstore.v1.CaughtUp
-	16, // 18: cairn.eventstore.v1.SubscribeResponse.checkpoint:type_name -> cairn.eventstore.v1.Checkpoint
-	3,  // 19: cairn.eventstore.v1.Checkpoint.positions:type_name -> cairn.eventstore.v1.Position
-	28, // 20: cairn.eventstore.v1.StreamMetadata.max_age:type_name -> google.protobuf.Duration
-	17, // 21: cairn.eventstore.v1.GetStreamMetadataResponse.metadata:type_name -> cairn.eventstore.v1.StreamMetadata
-	17, // 22: cairn.eventstore.v1.SetStreamMetadataRequest.metadata:type_name -> cairn.eventstore.v1.StreamMetadata
-	3,  // 23: cairn.eventstore.v1.SetStreamMetadataResponse.position:type_name -> cairn.eventstore.v1.Position
-	1,  // 24: cairn.eventstore.v1.DeleteStreamRequest.expected_revision:type_name -> cairn.eventstore.v1.ExpectedRevision
-	3,  // 25: cairn.eventstore.v1.DeleteStreamResponse.position:type_name -> cairn.eventstore.v1.Position
-	5,  // 26: cairn.eventstore.v1.EventStore.Append:input_type -> cairn.eventstore.v1.AppendRequest
-	8,  // 27: cairn.eventstore.v1.EventStore.ReadStream:input_type -> cairn.eventstore.v1.ReadStreamRequest
-	11, // 28: cairn.eventstore.v1.EventStore.ReadTopic:input_type -> cairn.eventstore.v1.ReadTopicRequest
-	13, // 29: cairn.eventstore.v1.EventStore.Subscribe:input_type -> cairn.eventstore.v1.SubscribeRequest
-	18, // 30: cairn.eventstore.v1.EventStore.GetStreamMetadata:input_type -> cairn.eventstore.v1.GetStreamMetadataRequest
-	20, // 31: cairn.eventstore.v1.EventStore.SetStreamMetadata:input_type -> cairn.eventstore.v1.SetStreamMetadataRequest
-	22, // 32: cairn.eventstore.v1.EventStore.DeleteStream:input_type -> cairn.eventstore.v1.DeleteStreamRequest
-	6,  // 33: cairn.eventstore.v1.EventStore.Append:output_type -> cairn.eventstore.v1.AppendResponse
-	9,  // 34: cairn.eventstore.v1.EventStore.ReadStream:output_type -> cairn.eventstore.v1.ReadStreamResponse
-	12, // 35: cairn.eventstore.v1.EventStore.ReadTopic:output_type -> cairn.eventstore.v1.ReadTopicResponse
-	14, // 36: cairn.eventstore.v1.EventStore.Subscribe:output_type -> cairn.eventstore.v1.SubscribeResponse
-	19, // 37: cairn.eventstore.v1.EventStore.GetStreamMetadata:output_type -> cairn.eventstore.v1.GetStreamMetadataResponse
-	21, // 38: cairn.eventstore.v1.EventStore.SetStreamMetadata:output_type -> cairn.eventstore.v1.SetStreamMetadataResponse
-	23, // 39: cairn.eventstore.v1.EventStore.DeleteStream:output_type -> cairn.eventstore.v1.DeleteStreamResponse
-	33, // [33:40] is the sub-list for method output_type
-	26, // [26:33] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	1,  // 8: cairn.eventstore.v1.AppendPart.expected_revision:type_name -> cairn.eventstore.v1.ExpectedRevision
+	2,  // 9: cairn.eventstore.v1.AppendPart.events:type_name -> cairn.eventstore.v1.Event
+	8,  // 10: cairn.eventstore.v1.AppendMultiRequest.parts:type_name -> cairn.eventstore.v1.AppendPart
+	6,  // 11: cairn.eventstore.v1.AppendMultiResponse.parts:type_name -> cairn.eventstore.v1.AppendResponse
+	12, // 12: cairn.eventstore.v1.WrongExpectedRevisions.parts:type_name -> cairn.eventstore.v1.PartMismatch
+	7,  // 13: cairn.eventstore.v1.PartMismatch.mismatch:type_name -> cairn.eventstore.v1.WrongExpectedRevision
+	0,  // 14: cairn.eventstore.v1.ReadStreamRequest.direction:type_name -> cairn.eventstore.v1.Direction
+	4,  // 15: cairn.eventstore.v1.ReadStreamResponse.events:type_name -> cairn.eventstore.v1.RecordedEvent
+	3,  // 16: cairn.eventstore.v1.ReadTopicRequest.from:type_name -> cairn.eventstore.v1.Position
+	15, // 17: cairn.eventstore.v1.ReadTopicRequest.filter:type_name -> cairn.eventstore.v1.Filter
+	4,  // 18: cairn.eventstore.v1.ReadTopicResponse.events:type_name -> cairn.eventstore.v1.RecordedEvent
+	3,  // 19: cairn.eventstore.v1.ReadTopicResponse.next:type_name -> cairn.eventstore.v1.Position
+	15, // 20: cairn.eventstore.v1.SubscribeRequest.filter:type_name -> cairn.eventstore.v1.Filter
+	3,  // 21: cairn.eventstore.v1.SubscribeRequest.from_positions:type_name -> cairn.eventstore.v1.Position
+	4,  // 22: cairn.eventstore.v1.SubscribeResponse.event:type_name -> cairn.eventstore.v1.RecordedEvent
+	20, // 23: cairn.eventstore.v1.SubscribeResponse.caught_up:type_name -> cairn.eventstore.v1.CaughtUp
+	21, // 24: cairn.eventstore.v1.SubscribeResponse.checkpoint:type_name -> cairn.eventstore.v1.Checkpoint
+	3,  // 25: cairn.eventstore.v1.Checkpoint.positions:type_name -> cairn.eventstore.v1.Position
+	33, // 26: cairn.eventstore.v1.StreamMetadata.max_age:type_name -> google.protobuf.Duration
+	22, // 27: cairn.eventstore.v1.GetStreamMetadataResponse.metadata:type_name -> cairn.eventstore.v1.StreamMetadata
+	22, // 28: cairn.eventstore.v1.SetStreamMetadataRequest.metadata:type_name -> cairn.eventstore.v1.StreamMetadata
+	3,  // 29: cairn.eventstore.v1.SetStreamMetadataResponse.position:type_name -> cairn.eventstore.v1.Position
+	1,  // 30: cairn.eventstore.v1.DeleteStreamRequest.expected_revision:type_name -> cairn.eventstore.v1.ExpectedRevision
+	3,  // 31: cairn.eventstore.v1.DeleteStreamResponse.position:type_name -> cairn.eventstore.v1.Position
+	5,  // 32: cairn.eventstore.v1.EventStore.Append:input_type -> cairn.eventstore.v1.AppendRequest
+	13, // 33: cairn.eventstore.v1.EventStore.ReadStream:input_type -> cairn.eventstore.v1.ReadStreamRequest
+	16, // 34: cairn.eventstore.v1.EventStore.ReadTopic:input_type -> cairn.eventstore.v1.ReadTopicRequest
+	18, // 35: cairn.eventstore.v1.EventStore.Subscribe:input_type -> cairn.eventstore.v1.SubscribeRequest
+	23, // 36: cairn.eventstore.v1.EventStore.GetStreamMetadata:input_type -> cairn.eventstore.v1.GetStreamMetadataRequest
+	25, // 37: cairn.eventstore.v1.EventStore.SetStreamMetadata:input_type -> cairn.eventstore.v1.SetStreamMetadataRequest
+	27, // 38: cairn.eventstore.v1.EventStore.DeleteStream:input_type -> cairn.eventstore.v1.DeleteStreamRequest
+	9,  // 39: cairn.eventstore.v1.EventStore.AppendMulti:input_type -> cairn.eventstore.v1.AppendMultiRequest
+	6,  // 40: cairn.eventstore.v1.EventStore.Append:output_type -> cairn.eventstore.v1.AppendResponse
+	14, // 41: cairn.eventstore.v1.EventStore.ReadStream:output_type -> cairn.eventstore.v1.ReadStreamResponse
+	17, // 42: cairn.eventstore.v1.EventStore.ReadTopic:output_type -> cairn.eventstore.v1.ReadTopicResponse
+	19, // 43: cairn.eventstore.v1.EventStore.Subscribe:output_type -> cairn.eventstore.v1.SubscribeResponse
+	24, // 44: cairn.eventstore.v1.EventStore.GetStreamMetadata:output_type -> cairn.eventstore.v1.GetStreamMetadataResponse
+	26, // 45: cairn.eventstore.v1.EventStore.SetStreamMetadata:output_type -> cairn.eventstore.v1.SetStreamMetadataResponse
+	28, // 46: cairn.eventstore.v1.EventStore.DeleteStream:output_type -> cairn.eventstore.v1.DeleteStreamResponse
+	10, // 47: cairn.eventstore.v1.EventStore.AppendMulti:output_type -> cairn.eventstore.v1.AppendMultiResponse
+	40, // [40:48] is the sub-list for method output_type
+	32, // [32:40] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_cairn_eventstore_v1_eventstore_proto_init() }
@@ -1992,23 +2299,23 @@ func file_cairn_eventstore_v1_eventstore_proto_init() {
 		(*ExpectedRevision_Exact)(nil),
 	}
 	file_cairn_eventstore_v1_eventstore_proto_msgTypes[6].OneofWrappers = []any{}
-	file_cairn_eventstore_v1_eventstore_proto_msgTypes[7].OneofWrappers = []any{}
-	file_cairn_eventstore_v1_eventstore_proto_msgTypes[8].OneofWrappers = []any{}
 	file_cairn_eventstore_v1_eventstore_proto_msgTypes[12].OneofWrappers = []any{}
-	file_cairn_eventstore_v1_eventstore_proto_msgTypes[13].OneofWrappers = []any{
+	file_cairn_eventstore_v1_eventstore_proto_msgTypes[13].OneofWrappers = []any{}
+	file_cairn_eventstore_v1_eventstore_proto_msgTypes[17].OneofWrappers = []any{}
+	file_cairn_eventstore_v1_eventstore_proto_msgTypes[18].OneofWrappers = []any{
 		(*SubscribeResponse_Event)(nil),
 		(*SubscribeResponse_CaughtUp)(nil),
 		(*SubscribeResponse_Checkpoint)(nil),
 	}
-	file_cairn_eventstore_v1_eventstore_proto_msgTypes[16].OneofWrappers = []any{}
-	file_cairn_eventstore_v1_eventstore_proto_msgTypes[18].OneofWrappers = []any{}
+	file_cairn_eventstore_v1_eventstore_proto_msgTypes[21].OneofWrappers = []any{}
+	file_cairn_eventstore_v1_eventstore_proto_msgTypes[23].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_eventstore_v1_eventstore_proto_rawDesc), len(file_cairn_eventstore_v1_eventstore_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

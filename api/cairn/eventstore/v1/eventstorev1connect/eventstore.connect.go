@@ -56,6 +56,8 @@ const (
 	EventStoreSetStreamMetadataProcedure = "/cairn.eventstore.v1.EventStore/SetStreamMetadata"
 	// EventStoreDeleteStreamProcedure is the fully-qualified name of the EventStore's DeleteStream RPC.
 	EventStoreDeleteStreamProcedure = "/cairn.eventstore.v1.EventStore/DeleteStream"
+	// EventStoreAppendMultiProcedure is the fully-qualified name of the EventStore's AppendMulti RPC.
+	EventStoreAppendMultiProcedure = "/cairn.eventstore.v1.EventStore/AppendMulti"
 )
 
 // EventStoreClient is a client for the cairn.eventstore.v1.EventStore service.
@@ -77,6 +79,11 @@ type EventStoreClient interface {
 	// DeleteStream soft-deletes (the stream may be written again, continuing
 	// its revisions) or hard-deletes (the stream can never be written again).
 	DeleteStream(context.Context, *connect.Request[v1.DeleteStreamRequest]) (*connect.Response[v1.DeleteStreamResponse], error)
+	// AppendMulti appends to several streams, of any topics and partitions,
+	// atomically: every part is written at its expected revision, or none
+	// is. A failed expectation is a FAILED_PRECONDITION error whose
+	// WrongExpectedRevisions detail names each part that failed.
+	AppendMulti(context.Context, *connect.Request[v1.AppendMultiRequest]) (*connect.Response[v1.AppendMultiResponse], error)
 }
 
 // NewEventStoreClient constructs a client for the cairn.eventstore.v1.EventStore service. By
@@ -132,6 +139,12 @@ func NewEventStoreClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(eventStoreMethods.ByName("DeleteStream")),
 			connect.WithClientOptions(opts...),
 		),
+		appendMulti: connect.NewClient[v1.AppendMultiRequest, v1.AppendMultiResponse](
+			httpClient,
+			baseURL+EventStoreAppendMultiProcedure,
+			connect.WithSchema(eventStoreMethods.ByName("AppendMulti")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -144,6 +157,7 @@ type eventStoreClient struct {
 	getStreamMetadata *connect.Client[v1.GetStreamMetadataRequest, v1.GetStreamMetadataResponse]
 	setStreamMetadata *connect.Client[v1.SetStreamMetadataRequest, v1.SetStreamMetadataResponse]
 	deleteStream      *connect.Client[v1.DeleteStreamRequest, v1.DeleteStreamResponse]
+	appendMulti       *connect.Client[v1.AppendMultiRequest, v1.AppendMultiResponse]
 }
 
 // Append calls cairn.eventstore.v1.EventStore.Append.
@@ -181,6 +195,11 @@ func (c *eventStoreClient) DeleteStream(ctx context.Context, req *connect.Reques
 	return c.deleteStream.CallUnary(ctx, req)
 }
 
+// AppendMulti calls cairn.eventstore.v1.EventStore.AppendMulti.
+func (c *eventStoreClient) AppendMulti(ctx context.Context, req *connect.Request[v1.AppendMultiRequest]) (*connect.Response[v1.AppendMultiResponse], error) {
+	return c.appendMulti.CallUnary(ctx, req)
+}
+
 // EventStoreHandler is an implementation of the cairn.eventstore.v1.EventStore service.
 type EventStoreHandler interface {
 	// Append writes events to the end of a stream if the stream is at the
@@ -200,6 +219,11 @@ type EventStoreHandler interface {
 	// DeleteStream soft-deletes (the stream may be written again, continuing
 	// its revisions) or hard-deletes (the stream can never be written again).
 	DeleteStream(context.Context, *connect.Request[v1.DeleteStreamRequest]) (*connect.Response[v1.DeleteStreamResponse], error)
+	// AppendMulti appends to several streams, of any topics and partitions,
+	// atomically: every part is written at its expected revision, or none
+	// is. A failed expectation is a FAILED_PRECONDITION error whose
+	// WrongExpectedRevisions detail names each part that failed.
+	AppendMulti(context.Context, *connect.Request[v1.AppendMultiRequest]) (*connect.Response[v1.AppendMultiResponse], error)
 }
 
 // NewEventStoreHandler builds an HTTP handler from the service implementation. It returns the path
@@ -251,6 +275,12 @@ func NewEventStoreHandler(svc EventStoreHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(eventStoreMethods.ByName("DeleteStream")),
 		connect.WithHandlerOptions(opts...),
 	)
+	eventStoreAppendMultiHandler := connect.NewUnaryHandler(
+		EventStoreAppendMultiProcedure,
+		svc.AppendMulti,
+		connect.WithSchema(eventStoreMethods.ByName("AppendMulti")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.eventstore.v1.EventStore/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case EventStoreAppendProcedure:
@@ -267,6 +297,8 @@ func NewEventStoreHandler(svc EventStoreHandler, opts ...connect.HandlerOption) 
 			eventStoreSetStreamMetadataHandler.ServeHTTP(w, r)
 		case EventStoreDeleteStreamProcedure:
 			eventStoreDeleteStreamHandler.ServeHTTP(w, r)
+		case EventStoreAppendMultiProcedure:
+			eventStoreAppendMultiHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -302,4 +334,8 @@ func (UnimplementedEventStoreHandler) SetStreamMetadata(context.Context, *connec
 
 func (UnimplementedEventStoreHandler) DeleteStream(context.Context, *connect.Request[v1.DeleteStreamRequest]) (*connect.Response[v1.DeleteStreamResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.eventstore.v1.EventStore.DeleteStream is not implemented"))
+}
+
+func (UnimplementedEventStoreHandler) AppendMulti(context.Context, *connect.Request[v1.AppendMultiRequest]) (*connect.Response[v1.AppendMultiResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.eventstore.v1.EventStore.AppendMulti is not implemented"))
 }
