@@ -52,6 +52,20 @@ func EncodeMarker(producerID int64, producerEpoch int16, typ ControlType, coordi
 	return whole
 }
 
+// MarkerCoordinatorEpoch returns the coordinator epoch of a transaction
+// marker's first record: its value is version 0 and the epoch. A shorter
+// value, or another version, is ErrInvalidRecord.
+func MarkerCoordinatorEpoch(recs []Record) (int32, error) {
+	if len(recs) == 0 {
+		return 0, fmt.Errorf("%w: control batch without a record", ErrInvalidRecord)
+	}
+	value := recs[0].Value
+	if len(value) < controlValueBytes || binary.BigEndian.Uint16(value) != 0 {
+		return 0, fmt.Errorf("%w: transaction marker value %x", ErrInvalidRecord, value)
+	}
+	return int32(binary.BigEndian.Uint32(value[2:])), nil
+}
+
 // MarkerType returns the control type of a control batch's first record
 // (the only one Kafka writes). A record whose key is not a version 0
 // control key is ErrInvalidRecord.

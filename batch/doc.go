@@ -2,7 +2,8 @@
 // which records travel from producers, rest in segment files and go out to
 // consumers. It knows nothing of files or requests: every function works on
 // byte slices, so the storage layer can walk a segment with Next and the
-// protocol layer can check a produced batch with Validate.
+// protocol layer can check a produced batch with Validate (or ValidateEach,
+// which hands over one record at a time and keeps none).
 //
 // # Batch format (magic 2), big-endian
 //

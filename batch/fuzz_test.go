@@ -102,6 +102,7 @@ func checkValidate(t *testing.T, whole []byte) {
 	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > fuzzAllocationMax+uint64(len(whole)) {
 		t.Fatalf("Validate allocated %d bytes, limits allow %d (err=%v)", allocated, fuzzAllocationMax, err)
 	}
+	checkValidateEach(t, whole, records, err)
 	if err != nil {
 		for _, sentinel := range []error{ErrShort, ErrCorrupt, ErrInvalidRecord, ErrTooLarge, ErrUnsupportedCodec} {
 			if errors.Is(err, sentinel) {
@@ -132,6 +133,33 @@ func checkValidate(t *testing.T, whole []byte) {
 		t.Fatalf("Validate after Encode: %v", err)
 	}
 	sameRecords(t, decoded, records)
+}
+
+// checkValidateEach checks that ValidateEach, after Next, accepts what
+// Validate accepts, refuses what it refuses with the same sentinel, and
+// visits the records Validate returned.
+func checkValidateEach(t *testing.T, whole []byte, records []Record, validateErr error) {
+	h, batchBytes, rest, err := Next(whole)
+	if err != nil || len(rest) != 0 {
+		return // refused before the records; ValidateEach starts after Next
+	}
+	var visited []Record
+	err = ValidateEach(h, batchBytes, fuzzLimits, func(r *Record) error {
+		visited = append(visited, *r)
+		return nil
+	})
+	if (err == nil) != (validateErr == nil) {
+		t.Fatalf("ValidateEach err=%v, Validate err=%v", err, validateErr)
+	}
+	if err != nil {
+		for _, sentinel := range []error{ErrInvalidRecord, ErrTooLarge, ErrUnsupportedCodec, ErrCorrupt} {
+			if errors.Is(validateErr, sentinel) != errors.Is(err, sentinel) {
+				t.Fatalf("ValidateEach err=%v, Validate err=%v: sentinels differ", err, validateErr)
+			}
+		}
+		return
+	}
+	sameRecords(t, visited, records)
 }
 
 // fuzzSeeds are the committed seed inputs, by target and name. Names

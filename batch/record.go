@@ -57,37 +57,70 @@ const (
 // reports every failure as one error; the tests check this decoder against
 // kmsg on every batch it accepts.
 func decodeRecords(h Header, blob []byte, lim Limits, rule offsetRule) ([]Record, error) {
+	if err := checkRecordCount(h, blob, lim); err != nil {
+		return nil, err
+	}
+	records := make([]Record, h.NumRecords)
+	i := 0
+	err := walkRecords(h, blob, lim, rule, func(r *Record) error {
+		records[i] = *r
+		i++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return records, nil
+}
+
+// checkRecordCount rejects a record count that is negative, above the
+// limit, or larger than blob could hold, before anything is allocated for it.
+func checkRecordCount(h Header, blob []byte, lim Limits) error {
 	count := int(h.NumRecords)
-	if count < 0 {
-		return nil, fmt.Errorf("record count %d is negative: %w", count, ErrInvalidRecord)
+	switch {
+	case count < 0:
+		return fmt.Errorf("record count %d is negative: %w", count, ErrInvalidRecord)
+	case count > lim.RecordsMax:
+		return fmt.Errorf("record count %d above limit %d: %w", count, lim.RecordsMax, ErrTooLarge)
+	case count > len(blob)/recordBytesMin:
+		return fmt.Errorf("record count %d cannot fit in %d bytes: %w", count, len(blob), ErrInvalidRecord)
 	}
-	if count > lim.RecordsMax {
-		return nil, fmt.Errorf("record count %d above limit %d: %w", count, lim.RecordsMax, ErrTooLarge)
+	return nil
+}
+
+// walkRecords decodes the records section blob one record at a time into
+// the same Record, which visit sees only during its call: checking a
+// produced batch then allocates nothing per record (but its headers). An
+// error from visit stops the walk and is returned as is.
+func walkRecords(h Header, blob []byte, lim Limits, rule offsetRule, visit func(r *Record) error) error {
+	if err := checkRecordCount(h, blob, lim); err != nil {
+		return err
 	}
-	if count > len(blob)/recordBytesMin {
-		return nil, fmt.Errorf("record count %d cannot fit in %d bytes: %w", count, len(blob), ErrInvalidRecord)
-	}
-	records := make([]Record, count)
+	count := int(h.NumRecords)
 	d := recordDecoder{h: h, headersLeft: lim.HeadersMax}
 	previousDelta := int64(-1)
-	for i := range records {
-		delta, n, err := d.decode(blob, &records[i])
+	var r Record
+	for i := range count {
+		delta, n, err := d.decode(blob, &r)
 		if err != nil {
-			return nil, fmt.Errorf("record %d of %d: %w", i, count, err)
+			return fmt.Errorf("record %d of %d: %w", i, count, err)
 		}
 		blob = blob[n:]
 		if err := checkDelta(rule, h, i, previousDelta, delta); err != nil {
-			return nil, fmt.Errorf("record %d of %d: %w", i, count, err)
+			return fmt.Errorf("record %d of %d: %w", i, count, err)
 		}
 		previousDelta = delta
+		if err := visit(&r); err != nil {
+			return err
+		}
 	}
 	if len(blob) != 0 {
-		return nil, fmt.Errorf("%d bytes after the last of %d records: %w", len(blob), count, ErrInvalidRecord)
+		return fmt.Errorf("%d bytes after the last of %d records: %w", len(blob), count, ErrInvalidRecord)
 	}
 	if rule == contiguousOffsets && int64(h.LastOffsetDelta) != int64(count)-1 {
-		return nil, fmt.Errorf("last offset delta %d with %d records: %w", h.LastOffsetDelta, count, ErrInvalidRecord)
+		return fmt.Errorf("last offset delta %d with %d records: %w", h.LastOffsetDelta, count, ErrInvalidRecord)
 	}
-	return records, nil
+	return nil
 }
 
 func checkDelta(rule offsetRule, h Header, index int, previousDelta, delta int64) error {
@@ -125,8 +158,8 @@ func (d *recordDecoder) decode(b []byte, r *Record) (delta int64, n int, err err
 	body.skip(1, "attributes") // unused by records v2
 	timestampDelta := body.varint64("timestamp delta")
 	offsetDelta := body.varint32("offset delta")
-	r.Key = body.nullableBytes("key")
-	r.Value = body.nullableBytes("value")
+	r.Key = body.nullableBytes("key", "key length")
+	r.Value = body.nullableBytes("value", "value length")
 	headerCount := body.varint32("header count")
 	if body.err == nil {
 		r.Headers, body.err = d.headers(&body, headerCount)
@@ -162,11 +195,11 @@ func (d *recordDecoder) headers(body *fieldReader, count int32) ([]RecordHeader,
 	d.headersLeft -= int(count)
 	headers := make([]RecordHeader, count)
 	for i := range headers {
-		key := body.nullableBytes("header key")
+		key := body.nullableBytes("header key", "header key length")
 		if body.err == nil && key == nil {
 			return nil, fmt.Errorf("header %d: null key: %w", i, ErrInvalidRecord)
 		}
-		headers[i] = RecordHeader{Key: string(key), Value: body.nullableBytes("header value")}
+		headers[i] = RecordHeader{Key: string(key), Value: body.nullableBytes("header value", "header value length")}
 		if body.err != nil {
 			return nil, fmt.Errorf("header %d: %w", i, body.err)
 		}
@@ -213,8 +246,10 @@ func (f *fieldReader) varint64(field string) int64 {
 }
 
 // nullableBytes reads a varint length (-1 for null) and that many bytes.
-func (f *fieldReader) nullableBytes(field string) []byte {
-	length := f.varint32(field + " length")
+// The length's name is passed whole rather than built from field: building
+// it cost an allocation per key and value of every record validated.
+func (f *fieldReader) nullableBytes(field, lengthField string) []byte {
+	length := f.varint32(lengthField)
 	if f.err != nil {
 		return nil
 	}

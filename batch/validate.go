@@ -86,6 +86,45 @@ func Validate(whole []byte, lim Limits) (Header, []Record, error) {
 	return h, records, nil
 }
 
+// ValidateEach is Validate for a batch Next has already split off and
+// checked (h and whole are what it returned): it checks the rest as
+// Validate does, but hands each record to visit instead of returning them
+// all, reusing one Record, which visit must not keep. A produce to a topic
+// that needs no records after validation then allocates none per record
+// and computes the CRC once. An error from visit stops the check and is
+// returned unwrapped.
+func ValidateEach(h Header, whole []byte, lim Limits, visit func(r *Record) error) error {
+	if len(whole) != h.TotalBytes() {
+		return fmt.Errorf("validate batch at offset %d: %d bytes for a batch of %d: %w",
+			h.BaseOffset, len(whole), h.TotalBytes(), ErrInvalidRecord)
+	}
+	if h.NumRecords < 1 {
+		return fmt.Errorf("validate batch at offset %d: record count %d, want at least 1: %w",
+			h.BaseOffset, h.NumRecords, ErrInvalidRecord)
+	}
+	lim = lim.withDefaults()
+	if int(h.NumRecords) > lim.RecordsMax {
+		return fmt.Errorf("validate batch at offset %d: record count %d above limit %d: %w",
+			h.BaseOffset, h.NumRecords, lim.RecordsMax, ErrTooLarge)
+	}
+	blob, err := Decompress(h.Codec(), whole[HeaderBytes:], lim.DecompressedBytesMax)
+	if err != nil {
+		return fmt.Errorf("validate batch at offset %d: %w", h.BaseOffset, err)
+	}
+	var visitErr error
+	err = walkRecords(h, blob, lim, contiguousOffsets, func(r *Record) error {
+		visitErr = visit(r)
+		return visitErr
+	})
+	switch {
+	case visitErr != nil:
+		return visitErr
+	case err != nil:
+		return fmt.Errorf("validate batch at offset %d: %w", h.BaseOffset, err)
+	}
+	return nil
+}
+
 // Records decodes (and decompresses) the records of a stored batch: one
 // that passed Validate when it was appended, or that Encode wrote. It checks the header, CRC32C
 // and every record, but lets offsets have the gaps compaction leaves: the

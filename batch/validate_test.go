@@ -106,12 +106,71 @@ func TestValidateRejects(t *testing.T) {
 			}
 		})
 	}
+	for _, tt := range tests {
+		h, whole, rest, err := Next(tt.batch)
+		if err != nil || len(rest) != 0 {
+			continue // refused by Next, before ValidateEach's part
+		}
+		err = ValidateEach(h, whole, tt.lim, func(*Record) error { return nil })
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: ValidateEach err=%v, want %v", tt.name, err, tt.want)
+		}
+	}
 	// The limits are not off by one: exactly at each cap is accepted.
 	if _, _, err := Validate(batchOf(3, 0, good, record(goodBody(1)), record(goodBody(2))), tight); err != nil {
 		t.Errorf("batch at the records limit: %v", err)
 	}
 	if _, _, err := Validate(batchOf(1, 0, withHeaders(2)), tight); err != nil {
 		t.Errorf("batch at the headers limit: %v", err)
+	}
+}
+
+// TestValidateEachAllocatesNothingPerRecord proves checking an uncompressed
+// batch costs no allocation per record: a produce's validation runs on the
+// writer's path for every batch, and a 1 MiB batch of 100-byte records has
+// about ten thousand of them.
+func TestValidateEachAllocatesNothingPerRecord(t *testing.T) {
+	records := make([]Record, 1000)
+	for i := range records {
+		records[i] = Record{Key: []byte{byte(i)}, Value: make([]byte, 100)}
+	}
+	h, whole, _, err := Next(Build(records, None))
+	if err != nil {
+		t.Fatal(err)
+	}
+	visited := 0
+	allocs := testing.AllocsPerRun(10, func() {
+		visited = 0
+		if err := ValidateEach(h, whole, DefaultLimits(), func(*Record) error { visited++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if visited != len(records) {
+		t.Errorf("visited %d records, want %d", visited, len(records))
+	}
+	if allocs > 4 {
+		t.Errorf("ValidateEach of %d records: %.0f allocations, want a few for the whole batch", len(records), allocs)
+	}
+}
+
+// TestValidateEachReturnsVisitError proves the caller's own refusal comes
+// back as it was returned, so the caller keeps its classification.
+func TestValidateEachReturnsVisitError(t *testing.T) {
+	h, whole, _, err := Next(Build([]Record{{Value: []byte("a")}, {Value: []byte("b")}}, None))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusal := errors.New("no value b here")
+	seen := 0
+	err = ValidateEach(h, whole, DefaultLimits(), func(r *Record) error {
+		seen++
+		if string(r.Value) == "b" {
+			return refusal
+		}
+		return nil
+	})
+	if err != refusal || seen != 2 {
+		t.Errorf("err=%v after %d records, want the visit's own error after 2", err, seen)
 	}
 }
 

@@ -60,7 +60,9 @@
 // listeners' addresses (Config.KafkaListeners) and rack (RegisterBroker
 // under its incarnation; proposed again while a lost frame leaves its
 // outcome unknown) when the state holds others. Config.TransportTLS runs
-// the transport, and a join, over TLS.
+// the transport, and a join, over TLS. NodeRequest carries a front end's
+// request to another node's handler (SetNodeRequestHandler; the Kafka
+// server's transaction requests) over the transport (noderequest.go).
 //
 // With Config.Join instead of Peers (join.go) the node joins a running
 // cluster through one member's Raft address: controller.JoinByAddress
@@ -227,7 +229,12 @@
 // raft-state names this node's replica of a group the cluster allocated
 // (below the state's next group id) and no longer holds, and replaces such
 // a replica found at a recreated topic's place before opening the new
-// group's; any other unowned directory still refuses the start.
+// group's; any other unowned directory still refuses the start. A replica
+// moved off this node has its directory removed (reassign.go's
+// removeUnassigned) only by a state at least as new as the meta log the
+// node started with (controller.StartIndex): a restart replays the log
+// from its last meta snapshot, and an older state may predate the entry
+// that placed the replica here. Such a removal waits for a newer state.
 //
 // # Environment
 //

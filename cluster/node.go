@@ -70,8 +70,11 @@ type node struct {
 	// fetcher makes this node's followers' copies.
 	snapshots *snapshotServer
 	fetcher   *snapshotFetcher
-	cancel    context.CancelFunc // stops the goroutines below
-	wg        sync.WaitGroup
+	// requests carries the front ends' requests to other nodes
+	// (noderequest.go).
+	requests *nodeRequests
+	cancel   context.CancelFunc // stops the goroutines below
+	wg       sync.WaitGroup
 }
 
 // stopLoops stops the goroutines of startNodeLoops, which read the
@@ -81,6 +84,9 @@ func (n *node) stopLoops() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if n.requests != nil {
+		n.requests.close()
+	}
 	if n.snapshots != nil {
 		n.snapshots.close()
 	}
@@ -128,6 +134,7 @@ func (c *Cluster) openNode(names []string) error {
 	sender := &lateSender{}
 	n.snapshots = newSnapshotServer(c.env.Logger, sender, c.snapshotSourceOf)
 	n.fetcher = newSnapshotFetcher(c.env.Clock, c.env.Logger, sender, c.snapshotTargetOf, c.deliver)
+	n.requests = newNodeRequests(c.env, sender.SendFrame)
 	n.leaders, err = leaders.New(c.env, leaders.Config{NodeID: uint64(cfg.NodeID), Incarnation: uint64(ident.Incarnation)}, sender)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -187,6 +194,8 @@ func (c *Cluster) openTransport(ident controller.Identity, probe *controller.Pro
 	handlers[transport.FrameNodeHeartbeat] = c.node.leaders.FrameHandler()
 	handlers[transport.FrameSnapshotRead] = c.node.snapshots.handle
 	handlers[transport.FrameSnapshotChunk] = c.node.fetcher.handleChunk
+	handlers[transport.FrameNodeRequest] = c.node.requests.handleRequest
+	handlers[transport.FrameNodeResponse] = c.node.requests.handleResponse
 	open := c.cfg.Transport
 	if open == nil {
 		open = openTCP

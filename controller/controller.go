@@ -175,6 +175,9 @@ type Controller struct {
 	own *metaLog
 	// rejoined: a new node found its cluster existing and joined it.
 	rejoined bool
+	// startLast is the meta log's last index as Open found it (set
+	// before the group runs, read-only after).
+	startLast uint64
 
 	// Owned by the group's worker (PrepareProposal and the Do calls of
 	// proposeLocal): the offset the next proposal of prepTerm gets.
@@ -261,6 +264,12 @@ func Open(cfg Config) (*Controller, error) {
 		c.closeLog()
 		return nil, err
 	}
+	last, err := c.log.LastIndex()
+	if err != nil {
+		c.closeLog()
+		return nil, fmt.Errorf("controller: read the meta log's last index: %w", err)
+	}
+	c.startLast = max(last, start)
 	if c.cfg.Join || c.rejoined || past {
 		cfg.Probe.set(answerExists)
 	} else {
@@ -363,6 +372,15 @@ func (c *Controller) Applied() uint64 {
 	defer c.mu.Unlock()
 	return c.applied
 }
+
+// StartIndex is the meta log's last index when Open found it. Every
+// entry this node applied before it started is at or below it (raft
+// applies only entries already durable here), so a state applied that
+// far is at least as new as any this node acted on in an earlier run:
+// until then, the applied state may predate what this node's data
+// directory holds (a restart resumes from the last meta snapshot, and
+// learns how far the log is committed only from a leader).
+func (c *Controller) StartIndex() uint64 { return c.startLast }
 
 // Leadership returns what this node knows of the meta leader.
 func (c *Controller) Leadership() replica.Leadership {

@@ -66,7 +66,11 @@
 // snapshot, else from the log's snapshot; raft starts applying after the
 // state's index or, when the hard state with the latest commit index was
 // not synced, after that commit index, and the entries it hands over again
-// are skipped.
+// are skipped. So a restarted node's state is at first older than what it
+// acted on before (the rest of the log applies once a leader says how far
+// it is committed); StartIndex, the log's last index at Open, is the
+// index from which the state is at least as new as anything applied
+// before the restart.
 //
 // # Identity and bootstrap
 //

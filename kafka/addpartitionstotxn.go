@@ -68,48 +68,58 @@ func handleAddPartitionsToTxn(s *Server, c *conn, r kmsg.Request) reply {
 			resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 			return reply{resp: resp}
 		}
-		for _, rt := range req.Transactions {
-			t := txnPartitions{id: rt.TransactionalID, producerID: rt.ProducerID, epoch: rt.ProducerEpoch, verifyOnly: rt.VerifyOnly, topics: map[string][]int32{}}
-			for _, tt := range rt.Topics {
-				t.order = append(t.order, tt.Topic)
-				t.topics[tt.Topic] = append(t.topics[tt.Topic], tt.Partitions...)
-			}
-			txns = append(txns, t)
-		}
+		txns = batchedTxns(req)
 	}
-	return reply{wait: func() kmsg.Response {
-		resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
-		for _, t := range txns {
-			codes := s.addPartitions(t)
-			if req.Version < 4 {
-				for _, topic := range t.order {
-					rt := kmsg.NewAddPartitionsToTxnResponseTopic()
-					rt.Topic = topic
-					for _, p := range t.topics[topic] {
-						rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-						rp.Partition, rp.ErrorCode = p, codes[txn.TopicPartition{Topic: topic, Partition: p}]
-						rt.Partitions = append(rt.Partitions, rp)
-					}
-					resp.Topics = append(resp.Topics, rt)
-				}
-				continue
-			}
-			rt := kmsg.NewAddPartitionsToTxnResponseTransaction()
-			rt.TransactionalID = t.id
-			for _, topic := range t.order {
-				tt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
-				tt.Topic = topic
-				for _, p := range t.topics[topic] {
-					rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
-					rp.Partition, rp.ErrorCode = p, codes[txn.TopicPartition{Topic: topic, Partition: p}]
-					tt.Partitions = append(tt.Partitions, rp)
-				}
-				rt.Topics = append(rt.Topics, tt)
-			}
-			resp.Transactions = append(resp.Transactions, rt)
+	return reply{wait: func() kmsg.Response { return s.addPartitionsResponse(req, txns) }}
+}
+
+// batchedTxns lists the transactions of a v4+ request.
+func batchedTxns(req *kmsg.AddPartitionsToTxnRequest) []txnPartitions {
+	var txns []txnPartitions
+	for _, rt := range req.Transactions {
+		t := txnPartitions{id: rt.TransactionalID, producerID: rt.ProducerID, epoch: rt.ProducerEpoch, verifyOnly: rt.VerifyOnly, topics: map[string][]int32{}}
+		for _, tt := range rt.Topics {
+			t.order = append(t.order, tt.Topic)
+			t.topics[tt.Topic] = append(t.topics[tt.Topic], tt.Partitions...)
 		}
-		return resp
-	}}
+		txns = append(txns, t)
+	}
+	return txns
+}
+
+// addPartitionsResponse adds (or checks) txns' partitions and answers req.
+func (s *Server) addPartitionsResponse(req *kmsg.AddPartitionsToTxnRequest, txns []txnPartitions) *kmsg.AddPartitionsToTxnResponse {
+	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	for _, t := range txns {
+		codes := s.addPartitions(t)
+		if req.Version < 4 {
+			for _, topic := range t.order {
+				rt := kmsg.NewAddPartitionsToTxnResponseTopic()
+				rt.Topic = topic
+				for _, p := range t.topics[topic] {
+					rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+					rp.Partition, rp.ErrorCode = p, codes[txn.TopicPartition{Topic: topic, Partition: p}]
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				resp.Topics = append(resp.Topics, rt)
+			}
+			continue
+		}
+		rt := kmsg.NewAddPartitionsToTxnResponseTransaction()
+		rt.TransactionalID = t.id
+		for _, topic := range t.order {
+			tt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
+			tt.Topic = topic
+			for _, p := range t.topics[topic] {
+				rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
+				rp.Partition, rp.ErrorCode = p, codes[txn.TopicPartition{Topic: topic, Partition: p}]
+				tt.Partitions = append(tt.Partitions, rp)
+			}
+			rt.Topics = append(rt.Topics, tt)
+		}
+		resp.Transactions = append(resp.Transactions, rt)
+	}
+	return resp
 }
 
 // addPartitions adds (or, VerifyOnly, checks) one transaction's partitions

@@ -1,9 +1,10 @@
 package kafka
 
 // DescribeProducers v0: the producers a partition led here knows, with
-// each one's epoch, last sequence, last append time and the first offset
-// of its open transaction (-1 when none), as Kafka's
-// kafka-transactions.sh find-hanging uses.
+// each one's epoch, last sequence, last append time, the coordinator epoch
+// of the last marker that ended one of its transactions there and the
+// first offset of its open transaction (-1 when none of either), as
+// Kafka's kafka-transactions.sh find-hanging uses.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,7 +37,7 @@ func handleDescribeProducers(s *Server, c *conn, r kmsg.Request) reply {
 			for _, info := range p.Producers() {
 				ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
 				ap.ProducerID, ap.ProducerEpoch, ap.LastSequence = info.ProducerID, int32(info.ProducerEpoch), info.LastSequence
-				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = info.LastAppendMs, -1, info.TxnFirstOffset
+				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = info.LastAppendMs, info.CoordinatorEpoch, info.TxnFirstOffset
 				sp.ActiveProducers = append(sp.ActiveProducers, ap)
 			}
 			st.Partitions = append(st.Partitions, sp)

@@ -2,92 +2,100 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
-	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/txn"
 )
 
-// peers sends the transaction requests one node makes of another over the
-// Kafka protocol, as Kafka's brokers do: WriteTxnMarkers to a partition's
-// leader, AddPartitionsToTxn VerifyOnly to a transaction's coordinator. One
-// client per node address, made on first use and closed with the server.
-type peers struct {
-	tls     *tls.Config // nil: plaintext
-	mu      sync.Mutex
-	clients map[string]*kgo.Client
-	closed  bool
-}
+// Requests to other nodes: the transaction requests one node makes of
+// another, as Kafka's brokers do (WriteTxnMarkers to a partition's
+// leader, AddPartitionsToTxn VerifyOnly to a transaction's coordinator),
+// go over the node-to-node transport (cluster.NodeRequest), which knows
+// the sending node, rather than to a client listener: they need none of
+// the credentials the listeners ask of clients, pass no ACL check, and
+// no client can send them there. The body is the Kafka request as on the
+// wire without its header:
+//
+//	0 2 API key | 2 2 version | 4 … request body
+//
+// and the answer the response body of that version.
 
-// peersMax bounds the clients kept: one per node of the cluster.
-const peersMax = 1024
+// peerWaitMax bounds a request to another node whose caller set no
+// deadline (a produce's KIP-890 check, on its connection's handler).
+const peerWaitMax = 10 * time.Second
 
-func (p *peers) client(addr string) (*kgo.Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, fmt.Errorf("%w: server closed", txn.ErrClosed)
-	}
-	if cl, ok := p.clients[addr]; ok {
-		return cl, nil
-	}
-	if len(p.clients) >= peersMax {
-		return nil, fmt.Errorf("%d peer connections already", peersMax)
-	}
-	opts := []kgo.Opt{kgo.SeedBrokers(addr)}
-	if p.tls != nil {
-		opts = append(opts, kgo.DialTLSConfig(p.tls))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("client for %s: %w", addr, err)
-	}
-	if p.clients == nil {
-		p.clients = map[string]*kgo.Client{}
-	}
-	p.clients[addr] = cl
-	return cl, nil
-}
-
-func (p *peers) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	for _, cl := range p.clients {
-		cl.Close()
-	}
-	p.clients = nil
-}
-
-// peerRequest sends req to node's Kafka listener.
+// peerRequest sends req to node over the node-to-node transport.
 func (s *Server) peerRequest(ctx context.Context, node int32, req kmsg.Request) (kmsg.Response, error) {
-	for _, b := range s.view.Brokers() {
-		if b.NodeID != node {
-			continue
-		}
-		if s.first.Protocol.TLS() && s.peers.tls == nil {
-			return nil, fmt.Errorf("%w: node %d's listener %s is %s and this node has no certificate for it (PeerTLS)", kerr.CoordinatorNotAvailable, node, s.first.Name, s.first.Protocol)
-		}
-		e, ok := s.endpointOf(b, s.first)
-		if !ok {
-			return nil, fmt.Errorf("%w: node %d has no usable Kafka address", kerr.CoordinatorNotAvailable, node)
-		}
-		cl, err := s.peers.client(net.JoinHostPort(e.host, strconv.Itoa(int(e.port))))
-		if err != nil {
-			return nil, err
-		}
-		return cl.SeedBrokers()[0].Request(ctx, req)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, peerWaitMax)
+		defer cancel()
 	}
-	return nil, fmt.Errorf("%w: node %d is not a known broker", cluster.ErrNotLeader, node)
+	answer, err := s.cluster.NodeRequest(ctx, node, nodeRequestBody(req))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", kerr.CoordinatorNotAvailable, err)
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if err := resp.ReadFrom(answer); err != nil {
+		return nil, fmt.Errorf("%w: node %d's answer to %s: %w", kerr.CoordinatorNotAvailable, node, kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
+}
+
+// nodeRequestBody is req as a node request's body.
+func nodeRequestBody(req kmsg.Request) []byte {
+	body := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+	body = binary.BigEndian.AppendUint16(body, uint16(req.GetVersion()))
+	return req.AppendTo(body)
+}
+
+// serveNode serves another node's request (cluster.NodeRequestHandler):
+// only the requests nodes send each other, whatever the authorizer says,
+// for the connection it came on is a node's.
+func (s *Server) serveNode(ctx context.Context, from int32, body []byte) ([]byte, error) {
+	if len(body) < 4 {
+		return nil, fmt.Errorf("node %d's request of %d bytes: too short", from, len(body))
+	}
+	key, version := int16(binary.BigEndian.Uint16(body)), int16(binary.BigEndian.Uint16(body[2:]))
+	req := kmsg.RequestForKey(key)
+	if req == nil {
+		return nil, fmt.Errorf("node %d's request: unknown API key %d", from, key)
+	}
+	req.SetVersion(version)
+	switch r := req.(type) {
+	case *kmsg.WriteTxnMarkersRequest:
+		if version < 0 || version > 1 {
+			return nil, fmt.Errorf("node %d's WriteTxnMarkers: version %d not served", from, version)
+		}
+		if err := r.ReadFrom(body[4:]); err != nil {
+			return nil, fmt.Errorf("node %d's WriteTxnMarkers: %w", from, err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, markerWaitMax)
+		defer cancel()
+		return s.writeMarkers(ctx, r).AppendTo(nil), nil
+	case *kmsg.AddPartitionsToTxnRequest:
+		if version != 4 {
+			return nil, fmt.Errorf("node %d's AddPartitionsToTxn: version %d not served", from, version)
+		}
+		if err := r.ReadFrom(body[4:]); err != nil {
+			return nil, fmt.Errorf("node %d's AddPartitionsToTxn: %w", from, err)
+		}
+		txns := batchedTxns(r)
+		for _, t := range txns {
+			if !t.verifyOnly {
+				return nil, fmt.Errorf("node %d's AddPartitionsToTxn: only VerifyOnly is served between nodes", from)
+			}
+		}
+		return s.addPartitionsResponse(r, txns).AppendTo(nil), nil
+	}
+	return nil, fmt.Errorf("node %d's %s: not a request nodes send each other", from, kmsg.NameForKey(key))
 }
 
 // remoteMarker asks the leader of tp, another node, to write a marker.

@@ -47,15 +47,14 @@ type Config struct {
 	WriteTimeout time.Duration
 	// FetchWaitMax caps a fetch's max wait, whatever the client asks.
 	FetchWaitMax time.Duration
+	// FetchSessionsMax bounds the fetch sessions (KIP-227) this node keeps
+	// (Kafka's max.incremental.fetch.session.cache.slots, default 1,000);
+	// 0 keeps none, and clients fetch in full.
+	FetchSessionsMax int
 	// Groups configures the consumer-group coordinator.
 	Groups groups.Config
 	// Txn configures the transaction coordinator.
 	Txn txn.Config
-	// PeerTLS is the client side of this node's requests to other nodes'
-	// first listener (transaction markers, KIP-890 verification) when that
-	// listener is SSL or SASL_SSL: the node's certificate, so the other
-	// node sees the principal its certificate maps to.
-	PeerTLS *tls.Config
 	// SASL requires SASL authentication on the listener when its
 	// Mechanisms are set (sasl.go); off by default.
 	SASL SASLConfig
@@ -81,6 +80,7 @@ func DefaultConfig() Config {
 		IdleTimeout:         10 * time.Minute,
 		WriteTimeout:        30 * time.Second,
 		FetchWaitMax:        30 * time.Second,
+		FetchSessionsMax:    1000,
 		Groups:              groups.DefaultConfig(),
 		Txn:                 txn.DefaultConfig(),
 		SASL:                DefaultSASLConfig(),
@@ -108,6 +108,8 @@ func (c Config) Validate() error {
 		return errors.New("connections max and inflight requests max must be positive")
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0 || c.FetchWaitMax <= 0:
 		return errors.New("timeouts must be positive")
+	case c.FetchSessionsMax < 0:
+		return errors.New("fetch sessions max must not be negative")
 	}
 	if err := c.Txn.Validate(); err != nil {
 		return err
@@ -158,7 +160,6 @@ type Server struct {
 	logger  *slog.Logger
 	groups  *groups.Coordinator
 	txn     *txn.Coordinator
-	peers   peers // requests to other nodes' Kafka listeners (transactions)
 	sasl    saslState
 	// listeners by name; first is Config's first, which Serve serves.
 	listeners map[string]*listener
@@ -178,6 +179,11 @@ type Server struct {
 	// clock and quotas measure clients against the cluster's quotas.
 	clock  env.Clock
 	quotas *quota.Manager
+	// fetchSessions are the KIP-227 fetch sessions (fetchsession.go).
+	fetchSessions *fetchSessions
+	// placeholderMarker marks a zero-copy fetch's records in its encoded
+	// response (zerocopy.go).
+	placeholderMarker [8]byte
 }
 
 // Requests is how many requests this server has read, on any connection:
@@ -209,19 +215,21 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 		s.clock = env.RealClock()
 	}
 	s.quotas = quota.NewManager(s.clock, cfg.QuotaWindow, c.ClientQuotas)
+	s.fetchSessions = newFetchSessions(cfg.FetchSessionsMax, c.Env().Rand)
+	s.placeholderMarker = newPlaceholderMarker(c.Env().Rand)
 	for i, l := range cfg.listeners() {
 		s.listeners[l.Name] = newListener(l)
 		if i == 0 {
 			s.first = s.listeners[l.Name]
 		}
 	}
-	if cfg.PeerTLS != nil && s.first.Protocol.TLS() {
-		s.peers.tls = cfg.PeerTLS.Clone()
-	}
 	if s.txn, err = txn.Open(c, cfg.Txn, markerWriter{s}, logger); err != nil {
 		_ = coordinator.Close()
 		return nil, fmt.Errorf("transaction coordinator: %w", err)
 	}
+	// Other nodes' transaction requests come over the node-to-node
+	// transport (peers.go).
+	c.SetNodeRequestHandler(s.serveNode)
 	return s, nil
 }
 
@@ -320,8 +328,8 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	// After the connections: no handler calls the coordinators any more.
 	// The transaction coordinator's marker writes call the group one.
+	s.cluster.SetNodeRequestHandler(nil)
 	_ = s.txn.Close()
-	s.peers.close()
 	_ = s.groups.Close()
 	return err
 }

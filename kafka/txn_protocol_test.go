@@ -183,20 +183,26 @@ func TestTxnRequestsOnTheWire(t *testing.T) {
 	dt.Topic, dt.Partitions = "raw", []int32{0}
 	producers.Topics = append(producers.Topics, dt)
 	dp := rc.roundTrip(producers).(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0]
-	if dp.ErrorCode != 0 || len(dp.ActiveProducers) != 1 || dp.ActiveProducers[0].ProducerID != pid || dp.ActiveProducers[0].CurrentTxnStartOffset != -1 {
-		t.Fatalf("describe producers: %+v", dp)
+	if dp.ErrorCode != 0 || len(dp.ActiveProducers) != 1 || dp.ActiveProducers[0].ProducerID != pid || dp.ActiveProducers[0].CurrentTxnStartOffset != -1 ||
+		dp.ActiveProducers[0].CoordinatorEpoch < 0 {
+		t.Fatalf("describe producers: %+v; want the coordinator epoch of the ABORT marker", dp)
 	}
 
 	markers := kmsg.NewPtrWriteTxnMarkersRequest()
 	markers.SetVersion(1)
 	m := kmsg.NewWriteTxnMarkersRequestMarker()
-	m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch = pid, epoch, false, 0
+	m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch = pid, epoch, false, 7
 	mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
 	mt.Topic, mt.Partitions = "raw", []int32{0}
 	m.Topics = append(m.Topics, mt)
 	markers.Markers = append(markers.Markers, m)
 	if code := rc.roundTrip(markers).(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode; code != 0 {
 		t.Fatalf("a marker with no transaction open: %v", codeErr(code))
+	}
+	// DescribeProducers reports the coordinator epoch of the last marker.
+	dp = rc.roundTrip(producers).(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0]
+	if dp.ErrorCode != 0 || len(dp.ActiveProducers) != 1 || dp.ActiveProducers[0].CoordinatorEpoch != 7 {
+		t.Fatalf("describe producers after a marker of coordinator epoch 7: %+v", dp)
 	}
 	// A late batch of the ended transaction is refused (KIP-890).
 	pp.Records = rawTxnBatch(t, pid, epoch, 1)

@@ -42,28 +42,33 @@ func handleWriteTxnMarkers(s *Server, c *conn, r kmsg.Request) reply {
 		return reply{resp: refuseMarkers(req)}
 	}
 	return reply{wait: func() kmsg.Response {
-		resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
 		ctx, cancel := context.WithTimeout(c.ctx, markerWaitMax)
 		defer cancel()
-		for _, m := range req.Markers {
-			rm := kmsg.NewWriteTxnMarkersResponseMarker()
-			rm.ProducerID = m.ProducerID
-			for _, t := range m.Topics {
-				rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
-				rt.Topic = t.Topic
-				for _, index := range t.Partitions {
-					rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
-					rp.Partition = index
-					tp := txn.TopicPartition{Topic: t.Topic, Partition: index}
-					rp.ErrorCode = errorCode(s.writeMarker(ctx, tp, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, false))
-					rt.Partitions = append(rt.Partitions, rp)
-				}
-				rm.Topics = append(rm.Topics, rt)
-			}
-			resp.Markers = append(resp.Markers, rm)
-		}
-		return resp
+		return s.writeMarkers(ctx, req)
 	}}
+}
+
+// writeMarkers writes the request's markers to the partitions led here.
+func (s *Server) writeMarkers(ctx context.Context, req *kmsg.WriteTxnMarkersRequest) *kmsg.WriteTxnMarkersResponse {
+	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	for _, m := range req.Markers {
+		rm := kmsg.NewWriteTxnMarkersResponseMarker()
+		rm.ProducerID = m.ProducerID
+		for _, t := range m.Topics {
+			rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			rt.Topic = t.Topic
+			for _, index := range t.Partitions {
+				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				rp.Partition = index
+				tp := txn.TopicPartition{Topic: t.Topic, Partition: index}
+				rp.ErrorCode = errorCode(s.writeMarker(ctx, tp, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, false))
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			rm.Topics = append(rm.Topics, rt)
+		}
+		resp.Markers = append(resp.Markers, rm)
+	}
+	return resp
 }
 
 // markerWriter is the transaction coordinator's txn.MarkerWriter.

@@ -194,24 +194,30 @@ func validateBatches(records []byte, cfg Config, coordinator bool) ([]batch.Head
 		if err := checkTxnHeader(h, coordinator); err != nil {
 			return nil, nil, err
 		}
-		_, recs, err := batch.Validate(whole, cfg.Limits)
+		// Records are kept for stream topics only: materialising the
+		// thousand records of a 1 MiB batch for every other topic cost an
+		// allocation the append never used.
+		var recs []batch.Record
+		err = batch.ValidateEach(h, whole, cfg.Limits, func(r *batch.Record) error {
+			if err := checkRecord(r, h, cfg); err != nil {
+				return err
+			}
+			if cfg.Streams {
+				if recs == nil { // the count is checked against the bytes by now
+					recs = make([]batch.Record, 0, h.NumRecords)
+				}
+				recs = append(recs, *r)
+			}
+			return nil
+		})
 		if err != nil {
-			if errors.Is(err, batch.ErrCorrupt) {
+			switch {
+			case errors.Is(err, ErrInvalidRecord): // checkRecord's, already classified
+				return nil, nil, err
+			case errors.Is(err, batch.ErrCorrupt):
 				return nil, nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
 			}
 			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
-		}
-		for _, r := range recs {
-			if cfg.Compact && r.Key == nil {
-				return nil, nil, fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d has none)",
-					ErrInvalidRecord, r.Offset-h.BaseOffset)
-			}
-			if !cfg.Streams && len(r.Headers) > 0 {
-				if _, ok := streams.Header(r, streams.HeaderExpectedRevision); ok {
-					return nil, nil, fmt.Errorf("%w: header %s needs a topic with cleanup.policy=stream",
-						ErrInvalidRecord, streams.HeaderExpectedRevision)
-				}
-			}
 		}
 		headers = append(headers, h)
 		if cfg.Streams {
@@ -220,6 +226,22 @@ func validateBatches(records []byte, cfg Config, coordinator bool) ([]batch.Head
 		rest = next
 	}
 	return headers, all, nil
+}
+
+// checkRecord checks what the topic's config asks of each record beyond
+// the batch format.
+func checkRecord(r *batch.Record, h batch.Header, cfg Config) error {
+	if cfg.Compact && r.Key == nil {
+		return fmt.Errorf("%w: a compacted topic needs a key on every record (offset delta %d has none)",
+			ErrInvalidRecord, r.Offset-h.BaseOffset)
+	}
+	if !cfg.Streams && len(r.Headers) > 0 {
+		if _, ok := streams.Header(*r, streams.HeaderExpectedRevision); ok {
+			return fmt.Errorf("%w: header %s needs a topic with cleanup.policy=stream",
+				ErrInvalidRecord, streams.HeaderExpectedRevision)
+		}
+	}
+	return nil
 }
 
 // checkTxnHeader checks what a batch says of transactions: only a

@@ -91,11 +91,13 @@ func (p *Partition) enforceRetention(cfg Config, nowMs int64) error {
 // timestamp. The active segment is never rewritten. As in Kafka, it stops at
 // the last stable offset (an open transaction may still abort, so its
 // records neither replace older ones nor go), removes the records of
-// aborted transactions, and removes a COMMIT marker once no batch of its
+// aborted transactions, and removes a marker once no batch of its
 // transaction is left and delete.retention.ms passed since it was written.
-// ABORT markers stay: the aborted index names them, and a read_committed
+// An ABORT marker goes a pass after its transaction's records, and its
+// entry in the aborted index goes before it (dropAborted): a read_committed
 // client drops a producer's records from an aborted transaction's first
-// offset until it reads the marker.
+// offset until it reads the marker, so an entry must never outlive its
+// marker, and a marker without an entry is ignored.
 func (p *Partition) compact(cfg Config, nowMs int64) error {
 	lso := p.LastStableOffset()
 	plan := compactPlan{aborted: abortedByProducer(p.AbortedTransactions(p.log.StartOffset(), lso))}
@@ -104,18 +106,30 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		return err
 	}
 	plan.producerLast = p.producerLastOffsets()
-	if plan.markersGone, err = p.markersGone(lso, plan, nowMs, cfg.DeleteRetentionMs, cfg.Limits); err != nil {
-		return err
-	}
 	limit, err := p.trimEnd()
 	if err != nil {
 		return err
 	}
 	limit = min(limit, lso)
+	var segs []storage.SegmentInfo
 	for _, seg := range p.log.Segments() {
 		if seg.Active || seg.NextOffset > limit {
 			break
 		}
+		segs = append(segs, seg)
+	}
+	var abortEnd int64 = -1
+	if len(segs) > 0 {
+		abortEnd = segs[len(segs)-1].NextOffset
+	}
+	var aborts map[int64]bool
+	if plan.markersGone, aborts, err = p.markersGone(lso, abortEnd, plan, nowMs, cfg.DeleteRetentionMs, cfg.Limits); err != nil {
+		return err
+	}
+	if err := p.dropAborted(aborts); err != nil {
+		return err
+	}
+	for _, seg := range segs {
 		data, err := p.log.ReadSegment(seg.BaseOffset)
 		if err != nil {
 			return fmt.Errorf("compact %s-%d: %w", p.topic, p.index, err)
@@ -133,6 +147,27 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		compactedSegments.Inc()
 	}
 	return nil
+}
+
+// dropAborted removes from the aborted index the transactions whose ABORT
+// marker (by offset) compaction is about to remove, publishes the index to
+// readers and makes it durable before the marker goes: producer state
+// read back after a crash must not name a transaction whose marker is
+// gone. Their records are gone already, so a reader meanwhile finds a
+// marker without an entry, which it ignores.
+func (p *Partition) dropAborted(markers map[int64]bool) error {
+	if len(markers) == 0 {
+		return nil
+	}
+	return p.asWriter(func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.producers.dropAborted(markers) {
+			return nil
+		}
+		p.publishTxns(nil)
+		return p.snapshotBeforeTrim()
+	})
 }
 
 // replaceSegment replaces a sealed segment below the high watermark by
@@ -233,19 +268,27 @@ func (plan compactPlan) producersLast(h batch.Header) bool {
 	return h.ProducerID >= 0 && known && lastOffset == h.LastOffset()
 }
 
-// markersGone finds the COMMIT markers below hwm that this pass removes:
-// no batch of their transaction stays (none of its records is kept, and
-// none of its batches is its producer's last), and delete.retention.ms
-// passed since the marker was written, so consumers reading past it had
-// their chance to see it.
-func (p *Partition) markersGone(hwm int64, plan compactPlan, nowMs, deleteRetentionMs int64, lim batch.Limits) (map[int64]bool, error) {
+// markersGone finds the markers below hwm that this pass removes, and
+// which of them are ABORT markers. A COMMIT marker goes when no batch of
+// its transaction stays (none of its records is kept, and none of its
+// batches is its producer's last) and delete.retention.ms passed since it
+// was written, so consumers reading past it had their chance to see it.
+// An ABORT marker goes on the same terms, and only once no batch of its
+// transaction is stored at all (an earlier pass removed them) and it ends
+// below abortEnd, in a segment this pass rewrites: its entry in the
+// aborted index goes first, and a reader must then find none of the
+// transaction's records. aborts also names the entries below abortEnd
+// whose marker is not stored any more.
+func (p *Partition) markersGone(hwm, abortEnd int64, plan compactPlan, nowMs, deleteRetentionMs int64, lim batch.Limits) (gone, aborts map[int64]bool, err error) {
 	const chunkBytes = 4 << 20
-	gone := map[int64]bool{}
+	gone, aborts = map[int64]bool{}, map[int64]bool{}
 	retained := map[int64]bool{} // producer → its current transaction keeps a batch
+	stored := map[int64]bool{}   // producer → its current transaction has a batch in the log
+	abortsStored := map[int64]bool{}
 	for from := p.log.StartOffset(); from < hwm; {
 		data, err := p.log.Read(from, chunkBytes, hwm)
 		if err != nil {
-			return nil, fmt.Errorf("compact %s-%d: read at %d: %w", p.topic, p.index, from, err)
+			return nil, nil, fmt.Errorf("compact %s-%d: read at %d: %w", p.topic, p.index, from, err)
 		}
 		if len(data) == 0 {
 			break
@@ -253,33 +296,51 @@ func (p *Partition) markersGone(hwm int64, plan compactPlan, nowMs, deleteRetent
 		for len(data) > 0 {
 			h, whole, rest, err := batch.Next(data)
 			if err != nil {
-				return nil, fmt.Errorf("compact %s-%d at %d: %w", p.topic, p.index, from, err)
+				return nil, nil, fmt.Errorf("compact %s-%d at %d: %w", p.topic, p.index, from, err)
 			}
 			from, data = h.NextOffset(), rest
 			if !h.Transactional() || h.ProducerID < 0 {
 				continue
 			}
-			kind := markerNone
+			var kind marker
 			if h.Control() {
 				if kind, err = markerOf(h, whole, lim); err != nil {
-					return nil, fmt.Errorf("compact %s-%d: %w", p.topic, p.index, err)
+					return nil, nil, fmt.Errorf("compact %s-%d: %w", p.topic, p.index, err)
 				}
-				if kind == markerCommit && !retained[h.ProducerID] && h.MaxTimestamp+deleteRetentionMs < nowMs {
+				expired := !retained[h.ProducerID] && h.MaxTimestamp+deleteRetentionMs < nowMs
+				switch {
+				case kind.kind == markerCommit && expired:
 					gone[h.BaseOffset] = true
+				case kind.kind == markerAbort && expired && !stored[h.ProducerID] && h.NextOffset() <= abortEnd:
+					gone[h.BaseOffset], aborts[h.BaseOffset] = true, true
+				}
+				if kind.kind == markerAbort {
+					abortsStored[h.BaseOffset] = true
 				}
 				delete(retained, h.ProducerID)
+				delete(stored, h.ProducerID)
 				continue
 			}
+			stored[h.ProducerID] = true
 			recs, err := batch.Records(whole, lim)
 			if err != nil {
-				return nil, fmt.Errorf("compact %s-%d batch %d: %w", p.topic, p.index, h.BaseOffset, err)
+				return nil, nil, fmt.Errorf("compact %s-%d batch %d: %w", p.topic, p.index, h.BaseOffset, err)
 			}
 			if len(plan.keptRecords(h, recs, nowMs, deleteRetentionMs)) > 0 || plan.producersLast(h) {
 				retained[h.ProducerID] = true
 			}
 		}
 	}
-	return gone, nil
+	// An entry whose marker is no longer stored (a replica that installed
+	// a snapshot naming it, then copied data compacted since) goes too.
+	for _, list := range plan.aborted {
+		for _, a := range list {
+			if a.LastOffset < abortEnd && !abortsStored[a.LastOffset] {
+				aborts[a.LastOffset] = true
+			}
+		}
+	}
+	return gone, aborts, nil
 }
 
 // compactBatches is the pure heart of compaction: given a segment's batches

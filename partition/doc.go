@@ -203,9 +203,14 @@
 // the log start;
 // ReadAppendIsolated(committed) stops there and lists the aborted
 // transactions the records overlap. Compaction stops at the last stable
-// offset and removes aborted transactions' records; it removes a COMMIT
-// marker once no batch of its transaction is left and delete.retention.ms
-// passed, and keeps ABORT markers (the aborted index names them).
+// offset and removes aborted transactions' records; it removes a marker
+// once no batch of its transaction is left and delete.retention.ms passed.
+// An ABORT marker goes a pass after its transaction's last batch, and its
+// aborted-index entry first, made durable in the producer-state file: an
+// entry never outlives its marker (a client would drop the producer's
+// later records), and a marker without an entry is ignored. A pass also
+// drops the entries whose marker is no longer stored (a replica's
+// snapshot taken before its leader removed the marker).
 //
 // On a single-writer stream topic (streams.go) a transaction's batches are
 // checked against the index and what open transactions hold

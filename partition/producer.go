@@ -33,6 +33,10 @@ type producerEntry struct {
 	// ongoing transaction (at Epoch), nil when none: the last stable
 	// offset cannot pass it until a marker ends the transaction.
 	TxnFirstOffset *int64 `json:"txn_first_offset,omitempty"`
+	// CoordinatorEpoch is the coordinator epoch of the last marker that
+	// ended one of the producer's transactions here, nil when none did
+	// (DescribeProducers reports -1 then, as Kafka).
+	CoordinatorEpoch *int32 `json:"coordinator_epoch,omitempty"`
 }
 
 // producerState is the idempotence state of every producer seen on a
@@ -147,11 +151,11 @@ func checkTxn(h batch.Header, e *producerEntry, verified bool) error {
 
 // record remembers a data batch that was appended at h.BaseOffset at nowMs.
 func (s *producerState) record(h batch.Header, nowMs int64) {
-	s.recordBatch(h, markerNone, nowMs)
+	s.recordBatch(h, marker{}, nowMs)
 }
 
 // recordBatch remembers a batch appended at h.BaseOffset at nowMs; kind is
-// the marker a control batch carries (markerNone for data).
+// the marker a control batch carries (none for data).
 func (s *producerState) recordBatch(h batch.Header, kind marker, nowMs int64) {
 	if h.ProducerID < 0 {
 		return
@@ -198,12 +202,16 @@ func (s *producerState) recordMarker(h batch.Header, kind marker, nowMs int64) {
 	if h.ProducerEpoch < e.Epoch {
 		return // replayed from the log: the newer epoch already ended it
 	}
-	if e.TxnFirstOffset != nil && kind == markerAbort {
+	if e.TxnFirstOffset != nil && kind.kind == markerAbort {
 		s.aborted = append(s.aborted, AbortedTxn{ProducerID: h.ProducerID, FirstOffset: *e.TxnFirstOffset, LastOffset: h.BaseOffset})
 	}
 	e.TxnFirstOffset = nil
 	if h.ProducerEpoch > e.Epoch {
 		e.Epoch, e.Recent = h.ProducerEpoch, nil
+	}
+	if kind.kind != markerNone {
+		epoch := kind.coordinatorEpoch
+		e.CoordinatorEpoch = &epoch
 	}
 	e.LastAppendMs = nowMs
 }
@@ -238,6 +246,10 @@ func (s *producerState) clone() *producerState {
 			first := *e.TxnFirstOffset
 			copied.TxnFirstOffset = &first
 		}
+		if e.CoordinatorEpoch != nil {
+			epoch := *e.CoordinatorEpoch
+			copied.CoordinatorEpoch = &epoch
+		}
 		c.producers[id] = &copied
 	}
 	// Entries are only ever appended or cut from the front: sharing the
@@ -250,7 +262,8 @@ func (s *producerState) clone() *producerState {
 // producerSnapshotVersion is part of the on-disk format of the producer-state
 // file. last_append_ms was added without a new version, so that an older
 // binary still reads the file: a producer without it (written before it
-// existed) counts as last appending when the file is read. Version 2 adds
+// existed) counts as last appending when the file is read; nor was
+// coordinator_epoch, which an older binary ignores. Version 2 adds
 // open transactions (txn_first_offset) and the aborted index (aborted): an
 // older binary must not read it and serve read_committed fetches without
 // them. Version 1 files are still read (no transactions then).

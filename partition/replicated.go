@@ -164,6 +164,14 @@ func (p *Partition) RaftApplied() (uint64, error) {
 // Replicated reports whether the partition is a replica's state machine.
 func (p *Partition) Replicated() bool { return p.repl != nil }
 
+// LogLost implements replica.LogLoser: the replica stopped because the
+// Raft log, which is this partition's log, lost records it had
+// acknowledged, so the partition goes offline (ErrStorageFailed) rather
+// than serve what is left as if whole.
+func (p *Partition) LogLost(err error) { p.fail(err) }
+
+var _ replica.LogLoser = (*Partition)(nil)
+
 // LeadershipChanged implements replica.StateMachine. A replica that stops
 // being the ready leader of a term drops what it had pending: those
 // proposals either commit under the next leader or are lost. Their

@@ -214,6 +214,7 @@ func TestReplicatedOneVoterRunsSingleWriterBodies(t *testing.T) {
 		{"TxnNeedsCoordinatorBegin", TestTxnNeedsCoordinatorBegin},
 		{"TxnAbortedIndexAndReadCommitted", TestTxnAbortedIndexAndReadCommitted},
 		{"TxnCompactionDropsAbortedKeepsMarkers", TestTxnCompactionDropsAbortedKeepsMarkers},
+		{"TxnCompactionRemovesSpentAbortMarkers", TestTxnCompactionRemovesSpentAbortMarkers},
 	}
 	openAsOneVoter = true
 	t.Cleanup(func() { openAsOneVoter = false })

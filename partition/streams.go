@@ -111,10 +111,10 @@ func (p *Partition) indexAppended(change *streams.Change, holder int64, headers 
 		}
 	}
 	for i, h := range headers {
-		if kinds[i] == markerNone {
+		if kinds[i].kind == markerNone {
 			continue
 		}
-		if err := p.endStreamTxn(x, p.streamTxns, h, kinds[i] == markerCommit, p.noteStreamMoves); err != nil {
+		if err := p.endStreamTxn(x, p.streamTxns, h, kinds[i].kind == markerCommit, p.noteStreamMoves); err != nil {
 			return err
 		}
 	}
@@ -284,7 +284,7 @@ func (p *Partition) replayBatch(x *streams.Index, pending *streams.Pending, chan
 	from, covered int64, limits batch.Limits, commit func(int64) error, note func(map[string]int64)) error {
 	if h.Control() {
 		kind, err := markerOf(h, whole, limits)
-		if err != nil || kind == markerNone {
+		if err != nil || kind.kind == markerNone {
 			return err
 		}
 		if h.BaseOffset < covered {
@@ -294,7 +294,7 @@ func (p *Partition) replayBatch(x *streams.Index, pending *streams.Pending, chan
 		if err := commit(h.BaseOffset); err != nil {
 			return err
 		}
-		return p.endStreamTxn(x, pending, h, kind == markerCommit, note)
+		return p.endStreamTxn(x, pending, h, kind.kind == markerCommit, note)
 	}
 	holder := txnHolder([]batch.Header{h})
 	if holder < 0 && h.NextOffset() <= covered {

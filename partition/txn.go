@@ -14,11 +14,16 @@ import (
 // verifications (KIP-890), and writes the markers that end transactions.
 
 // marker is what a batch ends: nothing (a data batch), or a transaction by
-// an ABORT or COMMIT control record.
-type marker int8
+// an ABORT or COMMIT control record, with the coordinator epoch it carries.
+type marker struct {
+	kind             markerKind
+	coordinatorEpoch int32
+}
+
+type markerKind int8
 
 const (
-	markerNone marker = iota
+	markerNone markerKind = iota
 	markerAbort
 	markerCommit
 )
@@ -55,24 +60,32 @@ const verifiedMax = 100_000
 // markerOf returns what the batch whole (header h) ends.
 func markerOf(h batch.Header, whole []byte, lim batch.Limits) (marker, error) {
 	if !h.Control() {
-		return markerNone, nil
+		return marker{}, nil
 	}
 	recs, err := batch.Records(whole, lim)
 	if err != nil {
-		return markerNone, fmt.Errorf("control batch at offset %d: %w", h.BaseOffset, err)
+		return marker{}, fmt.Errorf("control batch at offset %d: %w", h.BaseOffset, err)
 	}
 	typ, err := batch.MarkerType(recs)
 	if err != nil {
-		return markerNone, fmt.Errorf("control batch at offset %d: %w", h.BaseOffset, err)
+		return marker{}, fmt.Errorf("control batch at offset %d: %w", h.BaseOffset, err)
 	}
+	var m marker
 	switch typ {
 	case batch.ControlAbort:
-		return markerAbort, nil
+		m.kind = markerAbort
 	case batch.ControlCommit:
-		return markerCommit, nil
+		m.kind = markerCommit
+	default:
+		// Other control types (Kafka's KRaft records) end no transaction.
+		return marker{}, nil
 	}
-	// Other control types (Kafka's KRaft records) end no transaction.
-	return markerNone, nil
+	// A value other than Kafka's leaves the epoch unknown, not the marker:
+	// only DescribeProducers reads it.
+	if m.coordinatorEpoch, err = batch.MarkerCoordinatorEpoch(recs); err != nil {
+		m.coordinatorEpoch = -1
+	}
+	return m, nil
 }
 
 // recordTxn records the batch whole (header h, appended at nowMs) in
@@ -275,6 +288,23 @@ func (s *producerState) trimAborted(logStart int64) {
 	}
 }
 
+// dropAborted forgets the aborted transactions whose marker is at one of
+// markers' offsets, and reports whether there was one. The index is
+// copied, never changed in place: readers hold the previous one.
+func (s *producerState) dropAborted(markers map[int64]bool) bool {
+	kept := make([]AbortedTxn, 0, len(s.aborted))
+	for _, a := range s.aborted {
+		if !markers[a.LastOffset] {
+			kept = append(kept, a)
+		}
+	}
+	if len(kept) == len(s.aborted) {
+		return false
+	}
+	s.aborted = kept
+	return true
+}
+
 // ProducerInfo is what the partition knows of one producer, for
 // DescribeProducers.
 type ProducerInfo struct {
@@ -283,6 +313,9 @@ type ProducerInfo struct {
 	LastSequence   int32
 	LastAppendMs   int64
 	TxnFirstOffset int64 // -1 when no transaction is open
+	// CoordinatorEpoch is the one the producer's last marker here
+	// carried, -1 when none.
+	CoordinatorEpoch int32
 }
 
 // Producers lists the producers the partition knows, by id.
@@ -292,12 +325,15 @@ func (p *Partition) Producers() []ProducerInfo {
 	out := make([]ProducerInfo, 0, len(p.producers.producers))
 	for _, id := range p.producers.ids() {
 		e := p.producers.producers[id]
-		info := ProducerInfo{ProducerID: id, ProducerEpoch: e.Epoch, LastSequence: -1, LastAppendMs: e.LastAppendMs, TxnFirstOffset: -1}
+		info := ProducerInfo{ProducerID: id, ProducerEpoch: e.Epoch, LastSequence: -1, LastAppendMs: e.LastAppendMs, TxnFirstOffset: -1, CoordinatorEpoch: -1}
 		if len(e.Recent) > 0 {
 			info.LastSequence = e.Recent[len(e.Recent)-1].LastSequence
 		}
 		if e.TxnFirstOffset != nil {
 			info.TxnFirstOffset = *e.TxnFirstOffset
+		}
+		if e.CoordinatorEpoch != nil {
+			info.CoordinatorEpoch = *e.CoordinatorEpoch
 		}
 		out = append(out, info)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -386,11 +387,11 @@ func TestProducerSnapshotCarriesTransactions(t *testing.T) {
 		h.Attributes = batch.TransactionalAttribute
 		return h
 	}
-	marker := func(pid int64, base int64) batch.Header {
+	control := func(pid int64, base int64) batch.Header {
 		return batch.Header{ProducerID: pid, BaseOffset: base, BaseSequence: -1, Attributes: 0x30}
 	}
 	s.record(txnHdr(1, 0, 0), 10)
-	s.recordBatch(marker(1, 1), markerAbort, 10)
+	s.recordBatch(control(1, 1), marker{kind: markerAbort, coordinatorEpoch: 4}, 10)
 	s.record(txnHdr(2, 0, 2), 10)
 	data, err := s.marshal(3)
 	if err != nil {
@@ -403,7 +404,172 @@ func TestProducerSnapshotCarriesTransactions(t *testing.T) {
 	if got.firstOpen() != 2 || !reflect.DeepEqual(got.aborted, []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: 1}}) {
 		t.Fatalf("decoded first open %d, aborted %+v", got.firstOpen(), got.aborted)
 	}
+	if e := got.producers[1]; e.CoordinatorEpoch == nil || *e.CoordinatorEpoch != 4 {
+		t.Fatalf("decoded producer 1 %+v: want the marker's coordinator epoch 4", e)
+	}
 	if n := got.expire(1_000_000, 100); n != 1 || !got.open(2) {
 		t.Fatalf("expiry forgot %d producers, producer 2 open %v: want 1 forgotten and 2 kept", n, got.open(2))
+	}
+}
+
+// TestTxnCompactionRemovesSpentAbortMarkers: an aborted transaction's
+// records go at the first pass; its ABORT marker stays that pass (its
+// transaction still had a batch stored) and goes at the next, once
+// delete.retention.ms passed, with its aborted-index entry. The producer's
+// next transaction, committed, is then read by read_committed from the
+// start with no aborted transaction listed, and the index stays without
+// the entry across a power cut right after the pass, and when producer
+// state is rebuilt from the log; the first pass leaves the entry in the
+// producer-state file, which the second must make durable without it.
+func TestTxnCompactionRemovesSpentAbortMarkers(t *testing.T) {
+	cfs := vfs.NewCrashFS()
+	edit := func(c *Config) {
+		c.Compact, c.DeleteSegments, c.DeleteRetentionMs = true, false, 0
+		c.Storage.SegmentBytes = 200
+	}
+	p := open(t, cfs, edit)
+	plain := func(key string) []byte {
+		return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte(key), Value: []byte("plain")}}, batch.None)
+	}
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 0, 1, "a")) // 0: aborted
+	abort := endTxn(t, p, 1, 0, false)            // 1
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 1, 1, "b")) // 2: committed
+	endTxn(t, p, 1, 0, true)                      // 3
+	for i := 0; i < 10; i++ {
+		appendTxn(t, p, plain(fmt.Sprintf("x%d", i)))
+	}
+	markerLeft := func(p *Partition) bool {
+		res, err := p.Read(abort.BaseOffset, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _, _, err := batch.Next(res.Records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.BaseOffset == abort.BaseOffset && h.Control()
+	}
+	want := []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: abort.BaseOffset}}
+	if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+		t.Fatal(err)
+	}
+	if !markerLeft(p) || !reflect.DeepEqual(p.AbortedTransactions(0, p.HighWatermark()), want) {
+		t.Fatalf("after the first pass: marker left %v, aborted %+v; want the marker and %+v",
+			markerLeft(p), p.AbortedTransactions(0, p.HighWatermark()), want)
+	}
+	// Closed and opened again: the producer-state file on disk names the
+	// aborted transaction.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = open(t, cfs, edit)
+	if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, p *Partition) {
+		t.Helper()
+		if markerLeft(p) {
+			t.Fatalf("%s: the ABORT marker at %d is left", when, abort.BaseOffset)
+		}
+		if got := p.AbortedTransactions(0, p.HighWatermark()); len(got) != 0 {
+			t.Fatalf("%s: aborted index %+v, want empty", when, got)
+		}
+		res, _, err := p.ReadAppendIsolated(nil, 0, 1<<20, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Aborted != nil || res.LastStableOffset != p.HighWatermark() {
+			t.Fatalf("%s: read_committed lists %+v, LSO %d, HWM %d", when, res.Aborted, res.LastStableOffset, p.HighWatermark())
+		}
+		var values []string
+		for data := res.Records; len(data) > 0; {
+			h, whole, rest, err := batch.Next(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !h.Control() {
+				eachRecord(t, whole, func(r batch.Record) { values = append(values, string(r.Value)) })
+			}
+			data = rest
+		}
+		if len(values) == 0 || values[0] != "p1-1" || slices.Contains(values, "p1-0") {
+			t.Fatalf("%s: read_committed read %v, want p1-1 first and no p1-0", when, values)
+		}
+	}
+	check("after the second pass", p)
+
+	crashed := cfs.Crash(vfs.CrashOptions{})
+	_ = p.Close() // the old process is gone; its files are never looked at again
+	p = open(t, crashed, edit)
+	check("after a power cut", p)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := crashed.Remove(path.Join("/data/t-0", producerStateFile)); err != nil {
+		t.Fatal(err)
+	}
+	p = open(t, crashed, edit)
+	defer p.Close()
+	check("rebuilt from the log", p)
+}
+
+// TestTxnCompactionDropsEntriesWhoseMarkerIsGone: producer state naming an
+// aborted transaction whose ABORT marker is no longer in the log (here the
+// producer-state file of before the marker's removal put back, as a
+// replica gets when it installs a snapshot taken before its leader removed
+// the marker and copies the data after) loses that entry at the next
+// compaction pass: it would make read_committed clients drop the
+// producer's later records.
+func TestTxnCompactionDropsEntriesWhoseMarkerIsGone(t *testing.T) {
+	fsys := vfs.NewMem()
+	edit := func(c *Config) {
+		c.Compact, c.DeleteSegments, c.DeleteRetentionMs = true, false, 0
+		c.Storage.SegmentBytes = 200
+	}
+	p := open(t, fsys, edit)
+	plain := func(key string) []byte {
+		return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte(key), Value: []byte("plain")}}, batch.None)
+	}
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 0, 1, "a"))
+	abort := endTxn(t, p, 1, 0, false)
+	begin(t, p, 1, 0) // the producer's last batch is this transaction's
+	appendTxn(t, p, txnBatch(t, 1, 0, 1, 1, "b"))
+	endTxn(t, p, 1, 0, true)
+	for i := 0; i < 10; i++ {
+		appendTxn(t, p, plain(fmt.Sprintf("x%d", i)))
+	}
+	state := path.Join("/data/t-0", producerStateFile)
+	cleanAndClose := func(p *Partition) {
+		t.Helper()
+		if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cleanAndClose(p) // the records go
+	stale, err := vfs.ReadFile(fsys, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanAndClose(open(t, fsys, edit)) // the marker and the entry go
+	if err := vfs.WriteFileAtomic(fsys, state, stale); err != nil {
+		t.Fatal(err)
+	}
+	p = open(t, fsys, edit)
+	defer p.Close()
+	want := []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: abort.BaseOffset}}
+	if got := p.AbortedTransactions(0, p.HighWatermark()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("the stale producer state gives the aborted index %+v, want %+v", got, want)
+	}
+	if err := p.Clean(time.Now().UnixMilli() + 1000); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.AbortedTransactions(0, p.HighWatermark()); len(got) != 0 {
+		t.Fatalf("after a pass: aborted index %+v, want empty (marker %d is gone)", got, abort.BaseOffset)
 	}
 }

@@ -119,9 +119,6 @@ func Start(cfg Config, fsys vfs.FS, logger *slog.Logger) (*Server, error) {
 		_ = cl.Close() // the error that matters is NewServer's
 		return nil, err
 	}
-	if w := peerWarning(cfg.clustered(), s.authorizer != nil, s.listeners[0], kcfg.PeerTLS != nil); w != "" {
-		logger.Warn(w, "see", "docs/transactions.md#authorization")
-	}
 	s.connectors = connectors.New(cl, s.kafka.Txn(), logger)
 	s.connectors.Start()
 	if s.httpLn != nil {
@@ -246,13 +243,6 @@ func (s *Server) kafkaConfig() kafka.Config {
 	kcfg.Authorizer = s.authorizer
 	kcfg.Txn.TransactionMaxTimeoutMs = s.cfg.TransactionMaxTimeout.Milliseconds()
 	kcfg.Txn.IDExpirationMs = s.cfg.TransactionalIDExpiration.Milliseconds()
-	if len(s.listeners) > 0 && s.listeners[0].Protocol.TLS() {
-		// Without a CA file the other nodes' certificates cannot be
-		// checked: peer requests then fail, saying so (kafka/peers.go).
-		if peer, err := s.tls.Peer(); err == nil {
-			kcfg.PeerTLS = peer
-		}
-	}
 	kcfg.Clock = s.cfg.Env.Clock
 	return kcfg
 }

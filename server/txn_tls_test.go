@@ -18,13 +18,11 @@ import (
 
 // TestClusterTransactionsUnderAuthorizerOverMutualTLS: three nodes whose
 // only Kafka listener is SSL with client certificates required, the
-// authorizer on, and the nodes' certificate's principal a super user. A
-// transaction over three partitions led by different nodes commits: the
-// coordinator's WriteTxnMarkers to the other leaders (and their KIP-890
-// verifications) go over TLS with the node's certificate and pass the
-// ClusterAction check as that principal; a read_committed consumer sees
-// every record. Without the node's certificate on those requests, the
-// markers never land and the transaction never completes.
+// authorizer on, and the nodes over mutual TLS. A transaction over three
+// partitions commits: the coordinator's markers to the other leaders (and
+// their KIP-890 checks) go over the node-to-node connection, which no
+// client listener's certificate requirement or ACL stands in front of; a
+// read_committed consumer sees every record.
 func TestClusterTransactionsUnderAuthorizerOverMutualTLS(t *testing.T) {
 	p := newPKI(t)
 	ca := p.clientCA

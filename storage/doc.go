@@ -91,7 +91,11 @@
 //
 // # Durability
 //
-// Append writes without syncing. Sync fdatasyncs every segment written since
+// Append writes without syncing, then asks the segment file to start
+// writing back the whole pages it filled (vfs.StartWriteback:
+// sync_file_range on Linux; not the partial last page, which the next append
+// writes into), so the next Sync finds them on their way to the device.
+// Sync fdatasyncs every segment written since
 // its last sync and, when files were created, renamed or removed, the
 // directory; what it returns is durable. Checkpoint syncs, then syncs the
 // index files, then writes the state file with the recovery point at the
@@ -162,9 +166,11 @@
 // AdvanceStartOffset, ReplaceSegment, TruncateSuffix, Reset, InstallBelow, SetConfig,
 // Close and Delete. Sync may
 // run concurrently with one mutation: this is group commit, a flusher
-// syncing while the writer appends. Read, FindTimestamp, MaxTimestamp,
+// syncing while the writer appends. Read, ReadSections, FindTimestamp, MaxTimestamp,
 // ReadSegment, NextOffset, StartOffset and Segments may run
-// concurrently with anything.
+// concurrently with anything. ReadSections gives the batches as Sections
+// (file, position, length) that hold their segment open until released,
+// for a fetch sent with sendfile.
 //
 // Inside, Log.mu (a RWMutex) guards the segment list, the offsets and each
 // segment's published size and index entries; it is held only for memory

@@ -43,6 +43,9 @@ type segment struct {
 	offsetIndexFile vfs.File
 	timeIndexFile   vfs.File
 	indexUnsynced   bool
+	// writebackFrom is where the next writeback hint starts: the end of
+	// the whole pages already asked for (startWriteback).
+	writebackFrom int64
 
 	loadMu sync.Mutex // one lazy index load at a time
 }

@@ -100,6 +100,7 @@ func (l *Log) write(s *segment, batches []byte, headers []appendedBatch, nowMs i
 	if err := writeAll(s.log, batches); err != nil {
 		return l.undoWrite(s, previousSize, fmt.Errorf("write segment %d: %w", s.base, err))
 	}
+	s.startWriteback(previousSize, previousSize+int64(len(batches)))
 	if err := writeAll(s.offsetIndexFile, offsetBytes); err != nil {
 		return l.undoWrite(s, previousSize, fmt.Errorf("write offset index %d: %w", s.base, err))
 	}
@@ -120,6 +121,28 @@ func (l *Log) write(s *segment, batches []byte, headers []appendedBatch, nowMs i
 	s.indexer = indexer
 	s.indexUnsynced = s.indexUnsynced || len(offsetBytes)+len(timeBytes) > 0
 	return nil
+}
+
+// writebackPageBytes is the page size writeback hints are rounded to.
+const writebackPageBytes = 4096
+
+// startWriteback asks the segment file to start writing back the whole pages
+// below end not asked for yet. The flusher's fdatasync would otherwise start
+// the device on them only when it runs; started now, the disk works while
+// the next request is read and validated, and the sync has less left to wait
+// for. The partial page at the end is left out: the next append writes into
+// it, and a write into a page under writeback waits for the device.
+func (s *segment) startWriteback(previousSize, end int64) {
+	from := s.writebackFrom
+	if from > previousSize { // the segment was cut back since
+		from = previousSize - previousSize%writebackPageBytes
+	}
+	end -= end % writebackPageBytes
+	if end <= from {
+		return
+	}
+	vfs.StartWriteback(s.log, from, end-from)
+	s.writebackFrom = end
 }
 
 // undoWrite cuts the segment and its indexes back to what was published

@@ -96,9 +96,9 @@
 // Types: 1 RaftBatch, 2 NodeHeartbeat, 3 SnapshotRead, 4 SnapshotChunk,
 // 5 MetaPropose, 6 MetaProposeResult, 7 Join, 8 JoinResult, 9 Handshake,
 // 10 ClusterProbe, 11 ClusterProbeResult, 12 NodeJoin, 13 NodeJoinResult,
-// 14 Ping, 15 Pong.
-// Types 3 to 8 and 10 to 13 reach the handlers registered for them
-// (Config.Handlers) undecoded. The payloads of 5 to 8 and 10 to 13 are
+// 14 Ping, 15 Pong, 16 NodeRequest, 17 NodeResponse.
+// Types 3 to 8, 10 to 13, 16 and 17 reach the handlers registered for them
+// (Config.Handlers) undecoded. The payloads of 5 to 8, 10 to 13, 16 and 17 are
 // defined by the packages that send them. The transport hands
 // NodeHeartbeat and the snapshot frames to their handlers undecoded too,
 // but their codecs are here (AppendNodeHeartbeat, ParseNodeHeartbeat;
@@ -190,4 +190,9 @@
 //
 // Both are canonical. A node of an earlier version has no handler for
 // them and closes the connection on a Ping (a protocol error).
+//
+// NodeRequest and NodeResponse carry a node's front-end requests to
+// another node (transaction markers, KIP-890 checks); their payloads
+// (request id, status, body) are package cluster's (noderequest.go). A
+// node of an earlier version closes the connection on them too.
 package transport

@@ -32,9 +32,13 @@ const (
 	FrameNodeJoinResult     FrameType = 13 // the reply to FrameNodeJoin (payload: package controller)
 	// A node confirms that a peer is alive right now (Metadata, before it
 	// names a leader there): the peer's reader answers at once.
-	FramePing         FrameType = 14 // a round trip asked for (AppendPing)
-	FramePong         FrameType = 15 // the reply to FramePing, echoing it (AppendPing)
-	frameTypeKnownMax           = FramePong
+	FramePing FrameType = 14 // a round trip asked for (AppendPing)
+	FramePong FrameType = 15 // the reply to FramePing, echoing it (AppendPing)
+	// A node's requests to another node's front end (transaction markers,
+	// KIP-890 checks), authenticated as the node by the connection.
+	FrameNodeRequest  FrameType = 16 // a request to serve (payload: package cluster)
+	FrameNodeResponse FrameType = 17 // the reply to FrameNodeRequest (payload: package cluster)
+	frameTypeKnownMax           = FrameNodeResponse
 )
 
 // FrameBytesMaxDefault bounds a frame's length (type and payload) unless
@@ -66,7 +70,7 @@ var (
 func (t FrameType) String() string {
 	names := [...]string{"", "RaftBatch", "NodeHeartbeat", "SnapshotRead", "SnapshotChunk",
 		"MetaPropose", "MetaProposeResult", "Join", "JoinResult", "Handshake",
-		"ClusterProbe", "ClusterProbeResult", "NodeJoin", "NodeJoinResult", "Ping", "Pong"}
+		"ClusterProbe", "ClusterProbeResult", "NodeJoin", "NodeJoinResult", "Ping", "Pong", "NodeRequest", "NodeResponse"}
 	if t >= 1 && t <= frameTypeKnownMax {
 		return names[t]
 	}

@@ -18,7 +18,7 @@ func TestFsyncrefMeasuresAndCleansUp(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatalf("output %q: %v", stdout.String(), err)
 	}
-	if got.LargeMegabytesPerSec <= 0 || got.SmallAppendsPerSecond <= 0 || got.SmallP50Ms <= 0 ||
+	if got.LargeMegabytesPerSec <= 0 || got.GrowingMegabytesPerSec <= 0 || got.BufferedMegabytesPerSec <= 0 || got.SmallAppendsPerSecond <= 0 || got.SmallP50Ms <= 0 ||
 		got.SmallP50Ms > got.SmallP99Ms || got.SmallP99Ms > got.SmallMaxMs {
 		t.Errorf("figures %+v: want positive rates and 0 < p50 <= p99 <= max", got)
 	}

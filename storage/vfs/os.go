@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,6 +121,10 @@ func (o osFile) Write(p []byte) (int, error)             { return o.f.Write(p) }
 func (o osFile) Close() error                            { return o.f.Close() }
 func (o osFile) Truncate(size int64) error               { return o.f.Truncate(size) }
 
+// SyscallConn gives the file's descriptor to code that sends its bytes to
+// a socket without reading them (sendfile); see File.
+func (o osFile) SyscallConn() (syscall.RawConn, error) { return o.f.SyscallConn() }
+
 // Sync uses fdatasync: the log only needs data and size durable, not times.
 // It goes through SyscallConn rather than Fd so the file stays in the
 // runtime's normal mode.
@@ -144,6 +149,19 @@ func (o osFile) Sync() error {
 		return &os.PathError{Op: "fdatasync", Path: o.f.Name(), Err: err}
 	}
 	return nil
+}
+
+// StartWriteback starts writeback of the range without waiting for it.
+// Its error is dropped: it is a hint, and a failed writeback of these pages
+// is reported by the next fdatasync, which is what decides durability.
+func (o osFile) StartWriteback(offset, length int64) {
+	raw, err := o.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		_ = unix.SyncFileRange(int(fd), offset, length, unix.SYNC_FILE_RANGE_WRITE)
+	})
 }
 
 func (o osFile) Size() (int64, error) {

@@ -8,6 +8,10 @@ import (
 )
 
 // File is an open file. Writes always append at the end of the file.
+// A file of the operating system's filesystem is also a syscall.Conn, so
+// that its bytes can go to a socket without passing through user memory
+// (sendfile); other implementations, and wrappers that inject faults, are
+// not, and their readers copy.
 type File interface {
 	// ReadAt is safe to call concurrently with Write and with other ReadAt calls.
 	io.ReaderAt
@@ -23,6 +27,24 @@ type File interface {
 	Truncate(size int64) error
 	// Size returns the current size of the file in bytes.
 	Size() (int64, error)
+}
+
+// WritebackStarter is a File that can start writing a range of its data to
+// the device without waiting for it: sync_file_range(SYNC_FILE_RANGE_WRITE)
+// on the OS filesystem. It makes nothing durable and promises nothing; a
+// log calls it after each append so that the Sync that follows finds most
+// of the data already on its way and returns sooner.
+type WritebackStarter interface {
+	StartWriteback(offset, length int64)
+}
+
+// StartWriteback asks f to start writing back [offset, offset+length) when
+// it can (a WritebackStarter), and does nothing otherwise: the in-memory and
+// fault-injecting files have no device to start.
+func StartWriteback(f File, offset, length int64) {
+	if w, ok := f.(WritebackStarter); ok {
+		w.StartWriteback(offset, length)
+	}
 }
 
 // FS is a filesystem. Creating, renaming and removing an entry is durable only

@@ -374,3 +374,37 @@ func ExampleWriteFileAtomic() {
 	fmt.Println(string(data))
 	// Output: v1
 }
+
+// TestStartWriteback proves the OS file takes the hint without changing
+// what it holds, and other files ignore it.
+func TestStartWriteback(t *testing.T) {
+	for name, fsys := range map[string]FS{"os": Default(), "mem": NewMem()} {
+		dir := t.TempDir()
+		if name == "mem" {
+			dir = "/data"
+			if err := fsys.MkdirAll(dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f, err := fsys.Create(dir + "/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("hello, log")); err != nil {
+			t.Fatal(err)
+		}
+		StartWriteback(f, 0, 10)
+		StartWriteback(f, 5, 1<<20) // past the end: still only a hint
+		if err := f.Sync(); err != nil {
+			t.Fatalf("%s: sync after writeback: %v", name, err)
+		}
+		got := make([]byte, 10)
+		if _, err := f.ReadAt(got, 0); err != nil || string(got) != "hello, log" {
+			t.Errorf("%s: read %q (%v) after writeback", name, got, err)
+		}
+		f.Close()
+	}
+	if _, ok := any(osFile{}).(WritebackStarter); !ok {
+		t.Error("the OS file does not start writeback")
+	}
+}
