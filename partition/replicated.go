@@ -384,7 +384,7 @@ func (p *Partition) markerStreams(producerID int64) []string {
 		out = p.streamTxns.StreamsOf(producerID)
 	}
 	for _, b := range p.repl.pending {
-		if b.kind == markerNone && b.header.Transactional() && b.header.ProducerID == producerID {
+		if b.kind.kind == markerNone && b.header.Transactional() && b.header.ProducerID == producerID {
 			out = append(out, b.streams...)
 		}
 	}
@@ -396,7 +396,7 @@ func (p *Partition) markerStreams(producerID int64) []string {
 // would otherwise take them for the one the marker ends.
 func (r *replicated) markerPending(producerID int64) bool {
 	for _, b := range r.pending {
-		if b.kind != markerNone && b.header.ProducerID == producerID {
+		if b.kind.kind != markerNone && b.header.ProducerID == producerID {
 			return true
 		}
 	}
