@@ -204,6 +204,9 @@ type Controller struct {
 	// one, so a late result meant for an earlier run matches no request.
 	forwards    map[uint64]pendingForward
 	nextRequest uint64
+	// served remembers the forwarded proposals served here lately, so a
+	// duplicated frame is not proposed twice.
+	served *servedTable
 	// snapshotIndex is the index of the last meta-snapshot file (or of
 	// the state the controller started from); snapshotErr the last
 	// failure to write one.
@@ -243,6 +246,7 @@ func Open(cfg Config) (*Controller, error) {
 		e: cfg.Env, cfg: cfg, dir: filepath.Join(cfg.DataDir, MetaDirName), id: cfg.Identity.ReplicaID(), identity: cfg.Identity,
 		changed: make(chan struct{}), leaderMoved: make(chan struct{}),
 		waiters: map[uint64]*waiter{}, forwards: map[uint64]pendingForward{}, nextRequest: randomRequestID(cfg.Env.Rand),
+		served:      newServedTable(servedPerSlot * cfg.ForwardedMax),
 		snapshotDue: make(chan struct{}, 1), memberDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
