@@ -333,8 +333,12 @@ type Cluster struct {
 	// reconciled is the applied index of the metadata state the
 	// partitions were last made to match (guarded by mu).
 	reconciled uint64
-	stop       chan struct{}
-	done       sync.WaitGroup
+	// removalsDeferred: a replica directory was kept because the state
+	// reconciled was older than the meta log at start (removeUnassigned);
+	// reconcileTo looks again once it is not (guarded by mu).
+	removalsDeferred bool
+	stop             chan struct{}
+	done             sync.WaitGroup
 }
 
 // Open takes the data directory's lock, opens the metadata group (see

@@ -229,7 +229,12 @@
 // raft-state names this node's replica of a group the cluster allocated
 // (below the state's next group id) and no longer holds, and replaces such
 // a replica found at a recreated topic's place before opening the new
-// group's; any other unowned directory still refuses the start.
+// group's; any other unowned directory still refuses the start. A replica
+// moved off this node has its directory removed (reassign.go's
+// removeUnassigned) only by a state at least as new as the meta log the
+// node started with (controller.StartIndex): a restart replays the log
+// from its last meta snapshot, and an older state may predate the entry
+// that placed the replica here. Such a removal waits for a newer state.
 //
 // # Environment
 //

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -135,7 +136,9 @@ func (r *nodeRequests) handleRequest(from uint64, payload []byte) {
 		return
 	}
 	id := binary.BigEndian.Uint64(payload)
-	body := payload[nodeRequestHeaderBytes:]
+	// The transport reads its next frame into payload's buffer once this
+	// returns: the handler's goroutine gets a copy.
+	body := bytes.Clone(payload[nodeRequestHeaderBytes:])
 	h := r.handler.Load()
 	if h == nil {
 		r.reply(from, id, nodeStatusNotServed, nil)
@@ -182,7 +185,8 @@ func (r *nodeRequests) handleResponse(from uint64, payload []byte) {
 		return
 	}
 	id := binary.BigEndian.Uint64(payload)
-	resp := nodeResponse{status: payload[8], body: payload[nodeResponseHeaderBytes:]}
+	// A copy: the waiting request reads it after the transport reused payload.
+	resp := nodeResponse{status: payload[8], body: bytes.Clone(payload[nodeResponseHeaderBytes:])}
 	r.mu.Lock()
 	p, ok := r.pending[id]
 	r.mu.Unlock()

@@ -14,7 +14,8 @@ import (
 
 // nodePair is two nodes' nodeRequests, 1 and 2, whose frames reach each
 // other as the transport delivers them: on the receiver's reader, here a
-// goroutine per frame. answerFrom is the node 1 is told node 2's frames
+// goroutine per frame, in a buffer the reader fills with the next frame
+// once the handler returned (overwritten here). answerFrom is the node 1 is told node 2's frames
 // come from.
 type nodePair struct {
 	one, two   *nodeRequests
@@ -26,11 +27,15 @@ func newNodePair() *nodePair {
 	p.answerFrom.Store(2)
 	deliver := func(to *nodeRequests, from uint64) func(uint64, transport.FrameType, []byte) error {
 		return func(_ uint64, typ transport.FrameType, payload []byte) error {
+			buf := bytes.Clone(payload)
 			go func() {
 				if typ == transport.FrameNodeRequest {
-					to.handleRequest(from, payload)
+					to.handleRequest(from, buf)
 				} else {
-					to.handleResponse(from, payload)
+					to.handleResponse(from, buf)
+				}
+				for i := range buf {
+					buf[i] = 0xee // the next frame
 				}
 			}()
 			return nil

@@ -372,8 +372,19 @@ func (c *Cluster) finishMove(ctx context.Context, t *metav1.Topic, p *metav1.Par
 // removeUnassigned removes this node's replica directory of a partition
 // it no longer holds: moved off while the node was down, or just now (its
 // replica is closed). Only a directory holding this node's replica of the
-// partition's own group is touched.
+// partition's own group is touched, and only by a state at least as new
+// as the meta log this node started with (controller.StartIndex). An
+// older one (a restart resumes from the last meta snapshot and replays
+// the entries after it) may predate the entry that placed the replica
+// here: removing it would let the group recreate it empty under the same
+// replica id, a voter that forgot its log and its votes, so a majority
+// could elect a leader missing acknowledged records. Such a removal waits
+// (removeDeferred). Callers hold mu.
 func (c *Cluster) removeUnassigned(topic string, mp *metav1.Partition) {
+	if c.reconciled < c.ctl.StartIndex() {
+		c.removalsDeferred = true
+		return
+	}
 	dir := partitionDirName(topic, mp.Index)
 	s, err := raftlog.ReadState(c.env.FS, path.Join(c.cfg.DataDir, dir, raftStateFile))
 	if err != nil || s.GroupID != mp.GroupId || meta.NodeOf(s.ReplicaID) != c.cfg.NodeID {
@@ -388,6 +399,23 @@ func (c *Cluster) removeUnassigned(topic string, mp *metav1.Partition) {
 	}
 	if err != nil {
 		c.env.Logger.Error("removing the directory of a replica moved off this node", "dir", dir, "err", err)
+	}
+}
+
+// removeDeferred removes the directories removeUnassigned kept while the
+// state was older than the meta log at start, once st is not: the
+// partitions st places on other nodes. Callers hold mu.
+func (c *Cluster) removeDeferred(st *metav1.State) {
+	if !c.removalsDeferred || st.GetAppliedIndex() < c.ctl.StartIndex() {
+		return
+	}
+	c.removalsDeferred = false
+	for _, t := range st.Topics {
+		for _, mp := range t.Partitions {
+			if !c.assignedHere(mp) {
+				c.removeUnassigned(t.Name, mp)
+			}
+		}
 	}
 }
 

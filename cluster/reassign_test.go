@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestPlanMove walks planMove through a move of {1,2,3} to {2,3,4} led by
@@ -457,4 +461,85 @@ func TestClusterCancelsMove(t *testing.T) {
 		t.Fatalf("cancel with none running: %v, want ErrNoReassignment", err)
 	}
 	appendAll(t, tn.nodes[tn.leader("stuck", 0)], "stuck", 0, "after")
+}
+
+// TestStaleStateKeepsReplicaDirectory: a restarted node replays the
+// metadata log from its last meta snapshot, so the first states it
+// reconciles may predate the entry that placed its replica (a refill
+// after a wipe, a move back). Such a state, not placing the replica here,
+// must not remove the directory: the group would recreate the replica
+// empty under the same id, a voter that forgot its log and votes (seed 237
+// of TestSimulatedClusterPartitions lost acknowledged records so). Once
+// the state is as new as the meta log at start, the replica reopens
+// from its directory with its log.
+func TestStaleStateKeepsReplicaDirectory(t *testing.T) {
+	tn := startNodes(t, 3)
+	if _, err := tn.nodes[1].CreateTopicReplicated("kept", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("kept", 0)
+	a := startAppender(tn, "kept")
+	waitUntil(t, "a few appends", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) >= 5 })
+	acked := int64(len(a.finish(t)))
+	n := tn.other(lead)
+	waitUntil(t, fmt.Sprintf("node %d to apply the appends", n), func() bool {
+		p, err := tn.nodes[n].Partition("kept", 0)
+		return err == nil && p.HighWatermark() >= acked
+	})
+	tn.stop(n)
+	tn.restart(n)
+	c := tn.nodes[n]
+	dir := path.Join("/data", partitionDirName("kept", 0))
+	before, err := raftlog.ReadState(tn.fs[n], path.Join(dir, raftStateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c.mu.Lock()
+	current := c.ctl.State()
+	if current.GetAppliedIndex() < c.ctl.StartIndex() || c.ctl.StartIndex() == 0 {
+		c.mu.Unlock()
+		t.Fatalf("state at %d, meta log at start %d: want a current state past a non-empty log", current.GetAppliedIndex(), c.ctl.StartIndex())
+	}
+	// The state as an older entry left it: this node's replica not yet
+	// placed here.
+	stale := proto.Clone(current).(*metav1.State)
+	stale.AppliedIndex = c.ctl.StartIndex() - 1
+	mp := stale.Topics[slices.IndexFunc(stale.Topics, func(t *metav1.Topic) bool { return t.Name == "kept" })].Partitions[0]
+	mp.Replicas = slices.DeleteFunc(mp.Replicas, func(r uint64) bool { return r == c.replicaID() })
+	c.reconciled = 0
+	err = c.reconcileTo(stale)
+	deferred := c.removalsDeferred
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !deferred {
+		t.Fatal("no removal deferred by a state older than the meta log at start")
+	}
+	after, err := raftlog.ReadState(tn.fs[n], path.Join(dir, raftStateFile))
+	if err != nil {
+		t.Fatalf("the replica's directory, after a state older than the meta log at start: %v", err)
+	}
+	if after.ReplicaID != before.ReplicaID || after.Term != before.Term || after.Applied < before.Applied {
+		t.Fatalf("raft-state %+v, was %+v", after, before)
+	}
+
+	c.mu.Lock()
+	err = c.reconcileTo(current)
+	deferred = c.removalsDeferred
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deferred {
+		t.Fatal("a current state placing the replica here left a removal deferred")
+	}
+	p, err := c.Partition("kept", 0)
+	if err != nil {
+		t.Fatalf("the kept replica did not reopen: %v", err)
+	}
+	if got, err := p.RaftApplied(); err != nil || got < before.Applied {
+		t.Fatalf("the replica reopened applied to %d (%v), was %d: not from its own log", got, err, before.Applied)
+	}
 }

@@ -55,7 +55,10 @@ func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.
 // preferred leader of a new group campaigns at once rather than after an
 // election timeout. A replica a move adds starts from the same snapshot:
 // it is not among those voters, so it never campaigns, and it learns its
-// own addition from the leader's log (reassign.go).
+// own addition from the leader's log (reassign.go). A replica moved back
+// under an id it held before is the exception, still open (issue 13):
+// empty, it can be among those voters, and it votes with no memory of the
+// votes and entries its earlier incarnation gave.
 func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition.Config) (*partition.Partition, error) {
 	rid, group := c.replicaID(), mp.GroupId
 	name := partitionDirName(topic, mp.Index)

@@ -70,6 +70,9 @@ func (c *Cluster) reconcileTo(st *metav1.State) error {
 		opened = opened || n > 0
 		errs = append(errs, err)
 	}
+	if c.cfg.clustered() {
+		c.removeDeferred(st)
+	}
 	c.signalLeaders()
 	if opened {
 		// New partition directories are durable only once the data

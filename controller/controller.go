@@ -175,6 +175,9 @@ type Controller struct {
 	own *metaLog
 	// rejoined: a new node found its cluster existing and joined it.
 	rejoined bool
+	// startLast is the meta log's last index as Open found it (set
+	// before the group runs, read-only after).
+	startLast uint64
 
 	// Owned by the group's worker (PrepareProposal and the Do calls of
 	// proposeLocal): the offset the next proposal of prepTerm gets.
@@ -201,6 +204,9 @@ type Controller struct {
 	// one, so a late result meant for an earlier run matches no request.
 	forwards    map[uint64]pendingForward
 	nextRequest uint64
+	// served remembers the forwarded proposals served here lately, so a
+	// duplicated frame is not proposed twice.
+	served *servedTable
 	// snapshotIndex is the index of the last meta-snapshot file (or of
 	// the state the controller started from); snapshotErr the last
 	// failure to write one.
@@ -240,6 +246,7 @@ func Open(cfg Config) (*Controller, error) {
 		e: cfg.Env, cfg: cfg, dir: filepath.Join(cfg.DataDir, MetaDirName), id: cfg.Identity.ReplicaID(), identity: cfg.Identity,
 		changed: make(chan struct{}), leaderMoved: make(chan struct{}),
 		waiters: map[uint64]*waiter{}, forwards: map[uint64]pendingForward{}, nextRequest: randomRequestID(cfg.Env.Rand),
+		served:      newServedTable(servedPerSlot * cfg.ForwardedMax),
 		snapshotDue: make(chan struct{}, 1), memberDue: make(chan struct{}, 1), forwardSlots: make(chan struct{}, cfg.ForwardedMax),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -261,6 +268,12 @@ func Open(cfg Config) (*Controller, error) {
 		c.closeLog()
 		return nil, err
 	}
+	last, err := c.log.LastIndex()
+	if err != nil {
+		c.closeLog()
+		return nil, fmt.Errorf("controller: read the meta log's last index: %w", err)
+	}
+	c.startLast = max(last, start)
 	if c.cfg.Join || c.rejoined || past {
 		cfg.Probe.set(answerExists)
 	} else {
@@ -363,6 +376,15 @@ func (c *Controller) Applied() uint64 {
 	defer c.mu.Unlock()
 	return c.applied
 }
+
+// StartIndex is the meta log's last index when Open found it. Every
+// entry this node applied before it started is at or below it (raft
+// applies only entries already durable here), so a state applied that
+// far is at least as new as any this node acted on in an earlier run:
+// until then, the applied state may predate what this node's data
+// directory holds (a restart resumes from the last meta snapshot, and
+// learns how far the log is committed only from a leader).
+func (c *Controller) StartIndex() uint64 { return c.startLast }
 
 // Leadership returns what this node knows of the meta leader.
 func (c *Controller) Leadership() replica.Leadership {

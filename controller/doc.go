@@ -51,6 +51,12 @@
 // retried and fails with ErrTimeout, since a retry could apply it twice.
 // A permanent refusal (a join under a live node's id, or a registered id
 // at another address) is answered "refused": ErrRefused, not retried.
+// The leader remembers the forwarded proposals it served lately by sender
+// and request id (served.go, 16 × ForwardedMax of them, in memory): a copy
+// of one, as a network that duplicates frames delivers, is not proposed
+// again but answered with the first copy's result (dropped while that one
+// is being served), so it is applied once and its sender never answered by
+// its own copy ("topic already exists" for the topic it created).
 //
 // # Snapshots
 //
@@ -66,7 +72,11 @@
 // snapshot, else from the log's snapshot; raft starts applying after the
 // state's index or, when the hard state with the latest commit index was
 // not synced, after that commit index, and the entries it hands over again
-// are skipped.
+// are skipped. So a restarted node's state is at first older than what it
+// acted on before (the rest of the log applies once a leader says how far
+// it is committed); StartIndex, the log's last index at Open, is the
+// index from which the state is at least as new as anything applied
+// before the restart.
 //
 // # Identity and bootstrap
 //
@@ -146,7 +156,8 @@
 //
 // The state machine's methods run on the group's worker. Controller.mu
 // guards the machine, the applied index, the leadership and the waiters;
-// State, Snapshot and WaitApplied take it from any goroutine. snapshotMu
+// State, Snapshot and WaitApplied take it from any goroutine; it guards the
+// table of forwarded proposals served too. snapshotMu
 // serialises taking a meta snapshot (the snapshot goroutine, AddNode and
 // join goroutines take them). Probe.mu
 // guards a probe's sender, answers heard and pending NodeJoins. Per

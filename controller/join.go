@@ -142,7 +142,7 @@ func (c *Controller) HandleNodeJoinFrame(from uint64, payload []byte) {
 		c.e.Logger.Warn("controller: dropped a node join", "from", from, "err", err)
 		return
 	}
-	c.serve(from, j.requestID, transport.FrameNodeJoinResult, func() forwardResult { return c.answerJoin(j) })
+	c.serve(from, j.requestID, transport.FrameNodeJoinResult, func() forwardResult { return c.answerJoin(j) }, nil)
 }
 
 // answerJoin registers the node of a NodeJoin and adds it as a learner,

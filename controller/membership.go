@@ -198,7 +198,7 @@ func (c *Controller) HandleJoinFrame(from uint64, payload []byte) {
 		defer deadline.Stop()
 		index, err := c.addLearnerLocal(c.ctx, rid, deadline.C())
 		return resultOf(id, index, nil, err)
-	})
+	}, nil)
 }
 
 // membershipLoop runs the leader's membership duties after applies and

@@ -249,26 +249,54 @@ func forwardedErr(node uint64, r forwardResult) error {
 	}
 }
 
+// servedPerSlot sizes the window of forwarded proposals remembered
+// (servedTable): ForwardedMax times this many, 4096 by default, far more
+// than arrive while a duplicated frame is on its way.
+const servedPerSlot = 16
+
 // HandleProposeFrame serves a MetaPropose frame (transport.Config.Handlers):
 // the command is proposed on a goroutine of its own, at most ForwardedMax
-// at once, and answered with a MetaProposeResult.
+// at once, and answered with a MetaProposeResult. A copy of a request
+// served lately (the same sender and id) is not proposed again: it gets
+// the first copy's answer, or none while that one is being served.
 func (c *Controller) HandleProposeFrame(from uint64, payload []byte) {
 	id, data, err := decodePropose(payload)
 	if err != nil {
 		c.e.Logger.Warn("controller: dropped a forwarded proposal", "from", from, "err", err)
 		return
 	}
-	c.serve(from, id, transport.FrameMetaProposeResult, func() forwardResult { return c.serveForwarded(id, data) })
+	k := requestKey{from: from, id: id}
+	c.mu.Lock()
+	first, r, answered := c.served.begin(k)
+	c.mu.Unlock()
+	if !first {
+		if answered {
+			c.reply(from, transport.FrameMetaProposeResult, r)
+		}
+		return
+	}
+	c.serve(from, id, transport.FrameMetaProposeResult, func() forwardResult { return c.serveForwarded(id, data) }, func(r forwardResult) {
+		c.mu.Lock()
+		c.served.finish(k, r)
+		c.mu.Unlock()
+	})
 }
 
 // serve runs a forwarded request on a goroutine of its own, at most
-// ForwardedMax at once, and sends its result in a frame of type typ.
-func (c *Controller) serve(from, id uint64, typ transport.FrameType, run func() forwardResult) {
+// ForwardedMax at once, and sends its result in a frame of type typ,
+// after handing it to answered when that is set.
+func (c *Controller) serve(from, id uint64, typ transport.FrameType, run func() forwardResult, answered func(forwardResult)) {
+	send := func(r forwardResult) {
+		if answered != nil {
+			answered(r)
+		}
+		c.reply(from, typ, r)
+	}
 	select {
 	case c.forwardSlots <- struct{}{}:
 	default:
 		// Not acted on: the sender may try again after its pause.
-		c.reply(from, typ, forwardResult{requestID: id, status: statusNotController})
+		send(forwardResult{requestID: id, status: statusNotController})
 		return
 	}
 	c.mu.Lock()
@@ -279,7 +307,7 @@ func (c *Controller) serve(from, id uint64, typ transport.FrameType, run func() 
 	}
 	c.wg.Go(func() {
 		defer func() { <-c.forwardSlots }()
-		c.reply(from, typ, run())
+		send(run())
 	})
 }
 

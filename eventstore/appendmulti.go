@@ -92,7 +92,7 @@ func (s *Service) fenceSlots() {
 			return
 		}
 		if !sl.ready {
-			if err := s.initSlot(ctx, sl); err != nil {
+			if err := s.initSlot(ctx, sl, false); err != nil {
 				s.logger.Debug("AppendMulti slot not fenced at start; its first call does it", "id", sl.id, "err", err)
 			}
 		}
@@ -171,13 +171,16 @@ func (s *Service) multiParts(ctx context.Context, req *connect.Request[eventstor
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("part %d: stream %q of topic %q is in an earlier part", i, pt.GetStream(), pt.GetTopic()))
 		}
 		seen[key] = true
-		p, _, err := s.streamPartition(pt.GetTopic(), pt.GetStream(), true, false)
+		if err := validateStream(pt.GetStream()); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("part %d: %w", i, err))
+		}
+		t, err := s.topic(pt.GetTopic(), true)
 		if err != nil {
 			return nil, err
 		}
-		if p == nil {
-			return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
-				"part %d: stream %q of topic %q is led by another node; AppendMulti across nodes is not built yet", i, pt.GetStream(), pt.GetTopic()))
+		p, err := s.lead(ctx, pt.GetTopic(), streams.Partition([]byte(pt.GetStream()), int32(len(t.Partitions))))
+		if err != nil {
+			return nil, err
 		}
 		recs, err := eventRecords(pt.GetTopic(), pt.GetStream(), parseExpected(pt.GetExpectedRevision()), pt.GetEvents(), s.clock.Now(), s.ids)
 		if err != nil {
@@ -214,7 +217,7 @@ type mismatch struct {
 func (s *Service) runMulti(ctx context.Context, sl *multiSlot, parts []*multiPart) ([]mismatch, error) {
 	co := s.cfg.Txn
 	if !sl.ready {
-		if err := s.initSlot(ctx, sl); err != nil {
+		if err := s.initSlot(ctx, sl, true); err != nil {
 			return nil, err
 		}
 	}
@@ -224,7 +227,7 @@ func (s *Service) runMulti(ctx context.Context, sl *multiSlot, parts []*multiPar
 			tps = append(tps, pt.tp)
 		}
 	}
-	if err := s.retryCoordinator(ctx, func() error { return co.AddPartitions(sl.id, sl.pid, sl.epoch, tps) }); err != nil {
+	if err := s.retryCoordinator(ctx, sl.id, func() error { return co.AddPartitions(sl.id, sl.pid, sl.epoch, tps) }); err != nil {
 		return nil, s.txnError("AddPartitionsToTxn", err)
 	}
 	abort := func(err error) ([]mismatch, error) {
@@ -258,7 +261,7 @@ func (s *Service) runMulti(ctx context.Context, sl *multiSlot, parts []*multiPar
 		}
 	}
 	commit := len(mismatches) == 0
-	if err := co.End(sl.id, sl.pid, sl.epoch, commit); err != nil {
+	if err := s.retryCoordinator(ctx, sl.id, func() error { return co.End(sl.id, sl.pid, sl.epoch, commit) }); err != nil {
 		return nil, s.txnError("EndTxn", err)
 	}
 	if !commit {
@@ -274,20 +277,22 @@ func (s *Service) runMulti(ctx context.Context, sl *multiSlot, parts []*multiPar
 
 // initSlot gives sl a new epoch of its transactional id (InitProducerId),
 // which fences and aborts whatever an earlier use of the slot left open.
-func (s *Service) initSlot(ctx context.Context, sl *multiSlot) error {
+// The coordinator of the id must be this node: with lead, this node takes
+// that leadership; without (at start), a coordinator elsewhere is left
+// for the slot's first call.
+func (s *Service) initSlot(ctx context.Context, sl *multiSlot, lead bool) error {
 	co := s.cfg.Txn
 	// Locate creates __transaction_state on first use, as FindCoordinator does.
 	b, err := co.Locate(sl.id)
 	if err != nil {
 		return s.txnError("FindCoordinator", err)
 	}
-	if b.NodeID != s.cluster.NodeID() {
-		return connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
-			"AppendMulti's transaction coordinator %s is node %d; a coordinator on another node is not built yet", sl.id, b.NodeID))
+	if b.NodeID != s.cluster.NodeID() && !lead {
+		return fmt.Errorf("the coordinator of %s is node %d", sl.id, b.NodeID)
 	}
 	var pid int64
 	var epoch int16
-	err = s.retryCoordinator(ctx, func() (err error) {
+	err = s.retryCoordinator(ctx, sl.id, func() (err error) {
 		pid, epoch, err = co.InitProducerID(sl.id, multiTxnTimeoutMs, -1, -1)
 		return err
 	})
@@ -369,11 +374,15 @@ func (s *Service) whileBusy(ctx context.Context, p *partition.Partition, write f
 
 // retryCoordinator calls f while the coordinator answers that it is busy:
 // still ending the slot's previous transaction (its markers being
-// written), or loading its state after a start. It tries for at most
-// about ten seconds.
-func (s *Service) retryCoordinator(ctx context.Context, f func() error) error {
+// written), or loading its state after a start. Before each try this node
+// takes the coordinator of id back if it moved (leadCoordinator). It
+// tries for at most about ten seconds.
+func (s *Service) retryCoordinator(ctx context.Context, id string, f func() error) error {
 	const triesMax = 1000
 	for try := 1; ; try++ {
+		if err := s.leadCoordinator(ctx, id); err != nil {
+			return err
+		}
 		err := f()
 		busy := errors.Is(err, txn.ErrConcurrentTransactions) || errors.Is(err, txn.ErrCoordinatorLoadInProgress) ||
 			errors.Is(err, txn.ErrNotCoordinator)

@@ -42,7 +42,9 @@
 // partition, then COMMIT, or ABORT naming each part whose expectation
 // failed. Reads of a stream an open transaction holds wait for its marker
 // (durableState), and topic reads stop at the last stable offset, so no
-// reader sees part of one. Parts led by another node are not served yet.
+// reader sees part of one. On a cluster the node first takes the
+// leadership of each part's partition and of its coordinator
+// (multilead.go); a leadership moving away mid-call aborts the call.
 //
 // With Config.Authorizer set, each call checks the caller's rights on its
 // topic against the cluster's ACLs (authorize.go) and refuses with

@@ -33,7 +33,7 @@ var unauthorizedRequests = map[int16]func() kmsg.Request{
 		p.PartitionMaxBytes = 1 << 20
 		t.Partitions = append(t.Partitions, p)
 		r.Topics = append(r.Topics, t)
-		return r
+		return namedFetch{r}
 	},
 	kmsg.ListOffsets.Int16(): func() kmsg.Request {
 		r := kmsg.NewPtrListOffsetsRequest()
@@ -393,3 +393,10 @@ func TestListGroupsFilters(t *testing.T) {
 		t.Fatalf("the super user lists %v, want both", got)
 	}
 }
+
+// namedFetch is a fetch that names its topics (v12 at most): from v13 a
+// fetch names them by id, and an id the node does not know is answered
+// UNKNOWN_TOPIC_ID before any authorization, as in Kafka.
+type namedFetch struct{ *kmsg.FetchRequest }
+
+func (namedFetch) MaxVersion() int16 { return 12 }

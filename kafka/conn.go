@@ -208,6 +208,11 @@ func (c *conn) handleLoop(requests <-chan decoded, queue chan<- *pending) {
 		select {
 		case queue <- p:
 		case <-c.ctx.Done():
+			// Never written: let go of what it holds (a fetch's
+			// segment files).
+			if p.reply.release != nil {
+				p.reply.release()
+			}
 			return
 		}
 		if p.reply.closeAfter {
@@ -297,26 +302,32 @@ func (c *conn) writeLoop(queue <-chan *pending) {
 		}
 		out := getBuffer()
 		*out = appendResponse(*out, p.header, resp)
-		throttle := c.throttle(p, len(*out))
+		files := p.reply.files
+		if files != nil && len(files.partitions) == 0 {
+			files = nil
+		}
+		throttle := c.throttle(p, len(*out)+files.bytes())
 		if t, ok := resp.(kmsg.SetThrottleResponse); ok && throttle > 0 {
 			t.SetThrottle(int32(throttle.Milliseconds()))
 			*out = appendResponse((*out)[:0], p.header, resp)
 		}
-		if p.reply.release != nil {
+		if p.reply.release != nil && files == nil {
 			p.reply.release()
 		}
-		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
-			putBuffer(out)
-			c.close()
-			continue
+		err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+		if err == nil && files != nil {
+			err = writeWithFiles(w, c.zeroCopy(), *out, files, resp.IsFlexible())
+		} else if err == nil {
+			_, err = w.Write(*out)
 		}
-		if _, err := w.Write(*out); err == nil && len(queue) == 0 {
+		if err == nil && len(queue) == 0 {
 			err = w.Flush()
-			if err != nil {
-				c.close()
-			}
-		} else if err != nil {
+		}
+		if err != nil {
 			c.close()
+		}
+		if p.reply.release != nil && files != nil {
+			p.reply.release()
 		}
 		putBuffer(out)
 		if throttle > 0 {

@@ -20,7 +20,9 @@
 //     pipelined batches land in the order sent. A handler may return a
 //     deferred part (waiting for the group commit, long-polling a fetch);
 //   - the writer resolves the deferred parts and writes the responses
-//     strictly in request order, as Kafka requires.
+//     strictly in request order, as Kafka requires. On a plain TCP
+//     connection it sends a fetch's records from the segment files with
+//     sendfile (zerocopy.go); over TLS they are read and copied.
 //
 // At most Config.InflightRequestsMax replies wait per connection; a full
 // queue stops the handler, and then the reader, which is the back-pressure a
@@ -59,7 +61,9 @@
 // OffsetForLeaderEpoch and DeleteRecords are served only where this node
 // leads the partition (Server.leaderPartition: unknown partition, then the
 // client's current leader epoch, KIP-320, then NOT_LEADER_OR_FOLLOWER);
-// Metadata and DescribeCluster send clients to the leaders. On a single
+// Metadata and DescribeCluster send clients to the leaders. A fetch
+// session (fetchsession.go) ends when one of its partitions is found led
+// elsewhere. On a single
 // node this node leads every open partition, so nothing of this shows.
 //
 // # Transactions

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/cairnlog/cairn/env"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -101,3 +104,64 @@ func TestWriteSeedCorpus(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFetchSession proves that no fetch request, however its session
+// fields and partitions are set, panics the session cache or grows it past
+// its limit, and that an incremental answer names only partitions the
+// session reads.
+func FuzzFetchSession(f *testing.F) {
+	for _, req := range []*kmsg.FetchRequest{
+		sessionFetch(0, 0, map[string]map[int32]int64{"a": {0: 1, 1: 2}}, nil),
+		sessionFetch(0, -1, map[string]map[int32]int64{"a": {0: 1}}, nil),
+		sessionFetch(fuzzSessionID, 1, map[string]map[int32]int64{"b": {3: 4}}, map[string][]int32{"a": {0, 9}}),
+		sessionFetch(fuzzSessionID, 2, nil, nil),
+		sessionFetch(fuzzSessionID, 0, nil, nil),
+	} {
+		req.Version = 11
+		frame := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+		frame = binary.BigEndian.AppendUint16(frame, uint16(req.Version))
+		frame = binary.BigEndian.AppendUint32(frame, 1)
+		frame = binary.BigEndian.AppendUint16(frame, 0)
+		f.Add(req.AppendTo(frame))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) < 2 || int16(binary.BigEndian.Uint16(frame)) != kmsg.Fetch.Int16() {
+			return
+		}
+		_, r, err := decodeRequest(frame)
+		req, ok := r.(*kmsg.FetchRequest)
+		if err != nil || !ok {
+			return
+		}
+		const sessionsMax = 2
+		c := newFetchSessions(sessionsMax, env.NewSeededRand(5))
+		now := time.Unix(1000, 0)
+		seed := c.begin(sessionFetch(0, 0, map[string]map[int32]int64{"a": {0: 0, 1: 0}}, nil), now)
+		c.sessions[fuzzSessionID] = seed.session // a known id the seeds can name
+		delete(c.sessions, seed.session.id)
+		seed.session.id = fuzzSessionID
+		for range 3 { // the same request again: epochs, replays
+			fc := c.begin(req, now)
+			if len(c.sessions) > sessionsMax {
+				t.Fatalf("%d sessions, limit %d", len(c.sessions), sessionsMax)
+			}
+			if fc.errorCode != 0 {
+				continue
+			}
+			resp := answer(fc, nil, nil, nil)
+			c.finish(&fc, resp)
+			reading := map[string]bool{}
+			for _, name := range reads(fc) {
+				reading[name[:strings.LastIndexByte(name, '@')]] = true
+			}
+			for _, name := range answered(resp) {
+				if !reading[name] {
+					t.Fatalf("answered %s, which the fetch did not read (%v)", name, reads(fc))
+				}
+			}
+			now = now.Add(time.Minute)
+		}
+	})
+}
+
+const fuzzSessionID = 77

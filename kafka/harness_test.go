@@ -48,6 +48,7 @@ func startServerView(t testing.TB, view func(*cluster.Cluster) clusterView, edit
 // serverSetup is what a test server is built with besides its Config.
 type serverSetup struct {
 	fs   vfs.FS // nil: in memory
+	dir  string // the data directory; "": /data
 	node int32  // the cluster's node id
 	// oneVoter makes the node a cluster of its own (peers naming itself):
 	// its partitions are replicated Raft groups with one voter.
@@ -71,7 +72,11 @@ func startServerWith(t testing.TB, setup serverSetup, edit ...func(*Config)) *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	ccfg := cluster.DefaultConfig("/data")
+	dir := setup.dir
+	if dir == "" {
+		dir = "/data"
+	}
+	ccfg := cluster.DefaultConfig(dir)
 	ccfg.NodeID = setup.node
 	if setup.oneVoter {
 		ccfg.NodeID, ccfg.Peers, ccfg.KafkaAddr = 1, map[int32]string{1: freeLoopbackAddr(t)}, ln.Addr().String()

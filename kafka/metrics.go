@@ -27,6 +27,14 @@ var (
 		Name: "cairn_kafka_fetched_bytes_total",
 		Help: "Record batch bytes returned to Kafka fetchers.",
 	})
+	sentfileBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_kafka_fetch_sendfile_bytes_total",
+		Help: "Record batch bytes sent to Kafka fetchers from segment files with sendfile, never read into memory (plain TCP connections).",
+	})
+	fetchRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_kafka_fetch_requests_total",
+		Help: "Fetch requests by kind: full (opening a session, KIP-227), incremental (in a session), sessionless, session_error (unknown session or wrong epoch).",
+	}, []string{"kind"})
 	saslAuthentications = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_kafka_sasl_authentications_total",
 		Help: "SASL authentications on the Kafka listener, by mechanism and outcome (success, failure, refused: over the address's failure limit).",
@@ -47,5 +55,5 @@ var (
 
 // Collectors returns the Kafka listener's metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, saslAuthentications, requestSeconds, throttleSeconds}
+	return []prometheus.Collector{connectionsOpen, connectionsRejected, requestsTotal, requestErrors, producedRecords, fetchedBytes, sentfileBytes, fetchRequests, saslAuthentications, requestSeconds, throttleSeconds}
 }

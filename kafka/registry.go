@@ -19,8 +19,12 @@ type reply struct {
 	// closes it after a failed acks=0 produce, the only way such a client hears of it).
 	closeAfter bool
 	// release, when set, is called once the response has been encoded (or
-	// dropped): the buffers it refers to may then be reused.
+	// dropped): the buffers it refers to may then be reused. With files,
+	// only once it has been written.
 	release func()
+	// files, when it holds sections, are the records of a fetch response
+	// to send from their files (zerocopy.go).
+	files *fileParts
 }
 
 type handler func(s *Server, c *conn, req kmsg.Request) reply

@@ -47,6 +47,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// FetchWaitMax caps a fetch's max wait, whatever the client asks.
 	FetchWaitMax time.Duration
+	// FetchSessionsMax bounds the fetch sessions (KIP-227) this node keeps
+	// (Kafka's max.incremental.fetch.session.cache.slots, default 1,000);
+	// 0 keeps none, and clients fetch in full.
+	FetchSessionsMax int
 	// Groups configures the consumer-group coordinator.
 	Groups groups.Config
 	// Txn configures the transaction coordinator.
@@ -76,6 +80,7 @@ func DefaultConfig() Config {
 		IdleTimeout:         10 * time.Minute,
 		WriteTimeout:        30 * time.Second,
 		FetchWaitMax:        30 * time.Second,
+		FetchSessionsMax:    1000,
 		Groups:              groups.DefaultConfig(),
 		Txn:                 txn.DefaultConfig(),
 		SASL:                DefaultSASLConfig(),
@@ -103,6 +108,8 @@ func (c Config) Validate() error {
 		return errors.New("connections max and inflight requests max must be positive")
 	case c.IdleTimeout <= 0 || c.WriteTimeout <= 0 || c.FetchWaitMax <= 0:
 		return errors.New("timeouts must be positive")
+	case c.FetchSessionsMax < 0:
+		return errors.New("fetch sessions max must not be negative")
 	}
 	if err := c.Txn.Validate(); err != nil {
 		return err
@@ -172,6 +179,11 @@ type Server struct {
 	// clock and quotas measure clients against the cluster's quotas.
 	clock  env.Clock
 	quotas *quota.Manager
+	// fetchSessions are the KIP-227 fetch sessions (fetchsession.go).
+	fetchSessions *fetchSessions
+	// placeholderMarker marks a zero-copy fetch's records in its encoded
+	// response (zerocopy.go).
+	placeholderMarker [8]byte
 }
 
 // Requests is how many requests this server has read, on any connection:
@@ -203,6 +215,8 @@ func NewServer(cfg Config, c *cluster.Cluster, logger *slog.Logger) (*Server, er
 		s.clock = env.RealClock()
 	}
 	s.quotas = quota.NewManager(s.clock, cfg.QuotaWindow, c.ClientQuotas)
+	s.fetchSessions = newFetchSessions(cfg.FetchSessionsMax, c.Env().Rand)
+	s.placeholderMarker = newPlaceholderMarker(c.Env().Rand)
 	for i, l := range cfg.listeners() {
 		s.listeners[l.Name] = newListener(l)
 		if i == 0 {

@@ -50,6 +50,21 @@ func handleWriteTxnMarkers(s *Server, c *conn, r kmsg.Request) reply {
 
 // writeMarkers writes the request's markers to the partitions led here.
 func (s *Server) writeMarkers(ctx context.Context, req *kmsg.WriteTxnMarkersRequest) *kmsg.WriteTxnMarkersResponse {
+	return answerMarkers(req, func(m kmsg.WriteTxnMarkersRequestMarker, tp txn.TopicPartition) int16 {
+		return errorCode(s.writeMarker(ctx, tp, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, false))
+	})
+}
+
+// refuseMarkers answers CLUSTER_AUTHORIZATION_FAILED for every partition.
+func refuseMarkers(req *kmsg.WriteTxnMarkersRequest) *kmsg.WriteTxnMarkersResponse {
+	return answerMarkers(req, func(kmsg.WriteTxnMarkersRequestMarker, txn.TopicPartition) int16 {
+		return kerr.ClusterAuthorizationFailed.Code
+	})
+}
+
+// answerMarkers answers every partition of every marker of req with the
+// error code code gives it, in the request's order.
+func answerMarkers(req *kmsg.WriteTxnMarkersRequest, code func(kmsg.WriteTxnMarkersRequestMarker, txn.TopicPartition) int16) *kmsg.WriteTxnMarkersResponse {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
 	for _, m := range req.Markers {
 		rm := kmsg.NewWriteTxnMarkersResponseMarker()
@@ -60,30 +75,7 @@ func (s *Server) writeMarkers(ctx context.Context, req *kmsg.WriteTxnMarkersRequ
 			for _, index := range t.Partitions {
 				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				rp.Partition = index
-				tp := txn.TopicPartition{Topic: t.Topic, Partition: index}
-				rp.ErrorCode = errorCode(s.writeMarker(ctx, tp, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, false))
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			rm.Topics = append(rm.Topics, rt)
-		}
-		resp.Markers = append(resp.Markers, rm)
-	}
-	return resp
-}
-
-// markerWriter is the transaction coordinator's txn.MarkerWriter.
-// refuseMarkers answers CLUSTER_AUTHORIZATION_FAILED for every partition.
-func refuseMarkers(req *kmsg.WriteTxnMarkersRequest) *kmsg.WriteTxnMarkersResponse {
-	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
-	for _, m := range req.Markers {
-		rm := kmsg.NewWriteTxnMarkersResponseMarker()
-		rm.ProducerID = m.ProducerID
-		for _, t := range m.Topics {
-			rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
-			rt.Topic = t.Topic
-			for _, index := range t.Partitions {
-				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
-				rp.Partition, rp.ErrorCode = index, kerr.ClusterAuthorizationFailed.Code
+				rp.ErrorCode = code(m, txn.TopicPartition{Topic: t.Topic, Partition: index})
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			rm.Topics = append(rm.Topics, rt)

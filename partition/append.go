@@ -247,9 +247,8 @@ func checkRecord(r *batch.Record, h batch.Header, cfg Config) error {
 // checkTxnHeader checks what a batch says of transactions: only a
 // coordinator writes control batches (markers) and transactional batches
 // without a sequence, and a transactional batch names its producer. Stream
-// topics hold a transaction's stream changes until its marker (Pending);
-// appendReplicated refuses them on replicated partitions, whose proposal
-// path has no such table yet.
+// topics hold a transaction's stream changes until its marker (Pending),
+// in either mode.
 func checkTxnHeader(h batch.Header, coordinator bool) error {
 	switch {
 	case h.Control() && !coordinator:

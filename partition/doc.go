@@ -220,6 +220,10 @@
 // the marker. The index records the first offset of the oldest
 // transaction holding streams (Index.SetHeld) before anything moves its
 // covered offset past it, and a replay starts there (replayStart),
-// reading only transactional batches below the covered offset. Replicated
-// stream topics refuse transactional batches (ErrUnsupported).
+// reading only transactional batches below the covered offset. A
+// replicated stream topic does the same at apply on every replica
+// (applyStreams replays each applied batch as replayIndex does); its leader
+// checks a batch against what is applied, and a pending marker counts as
+// touching the streams it releases, and as blocking its producer's next
+// transaction, until it is applied.
 package partition

@@ -44,28 +44,13 @@ func (p *Partition) ReadAppend(dst []byte, offset int64, maxBytes int) (res Read
 // watermark and list the aborted transactions the records overlap, so that
 // the client drops their records.
 func (p *Partition) ReadAppendIsolated(dst []byte, offset int64, maxBytes int, committed bool) (res ReadResult, buf []byte, err error) {
-	if err := p.Err(); err != nil {
-		return ReadResult{}, dst, err
-	}
-	hwm := p.HighWatermark()
-	start := p.log.StartOffset()
-	res = ReadResult{HighWatermark: hwm, LogStartOffset: start, LastStableOffset: p.txns.Load().stableOffset(hwm, start)}
-	if offset < res.LogStartOffset || offset > p.log.NextOffset() {
-		return res, dst, fmt.Errorf("%w: offset %d, log has [%d, %d)", ErrOffsetOutOfRange, offset, res.LogStartOffset, p.log.NextOffset())
-	}
-	upper := hwm
-	if committed {
-		upper = res.LastStableOffset
-	}
-	if offset >= upper {
-		return res, dst, nil
+	res, upper, err := p.readBounds(offset, committed)
+	if err != nil || offset >= upper {
+		return res, dst, err
 	}
 	buf, err = p.log.ReadAppend(dst, offset, maxBytes, upper)
 	if err != nil {
-		if errors.Is(err, storage.ErrOffsetOutOfRange) {
-			return res, dst, fmt.Errorf("%w: offset %d: %v", ErrOffsetOutOfRange, offset, err)
-		}
-		return res, dst, p.classifyReadError(err, offset)
+		return res, dst, p.readError(err, offset)
 	}
 	if len(buf) > len(dst) {
 		res.Records = buf[len(dst):len(buf):len(buf)]
@@ -74,6 +59,34 @@ func (p *Partition) ReadAppendIsolated(dst []byte, offset int64, maxBytes int, c
 		res.Aborted = p.AbortedTransactions(offset, recordsEnd(res.Records))
 	}
 	return res, buf, nil
+}
+
+// readBounds checks a read at offset and returns the positions it answers
+// with and the offset it reads up to: the high watermark, or for a
+// committed read the last stable offset.
+func (p *Partition) readBounds(offset int64, committed bool) (res ReadResult, upper int64, err error) {
+	if err := p.Err(); err != nil {
+		return ReadResult{}, 0, err
+	}
+	hwm := p.HighWatermark()
+	start := p.log.StartOffset()
+	res = ReadResult{HighWatermark: hwm, LogStartOffset: start, LastStableOffset: p.txns.Load().stableOffset(hwm, start)}
+	if offset < res.LogStartOffset || offset > p.log.NextOffset() {
+		return res, 0, fmt.Errorf("%w: offset %d, log has [%d, %d)", ErrOffsetOutOfRange, offset, res.LogStartOffset, p.log.NextOffset())
+	}
+	upper = hwm
+	if committed {
+		upper = res.LastStableOffset
+	}
+	return res, upper, nil
+}
+
+// readError is what a failed log read at offset means for the partition.
+func (p *Partition) readError(err error, offset int64) error {
+	if errors.Is(err, storage.ErrOffsetOutOfRange) {
+		return fmt.Errorf("%w: offset %d: %v", ErrOffsetOutOfRange, offset, err)
+	}
+	return p.classifyReadError(err, offset)
 }
 
 // recordsEnd is the offset after the last whole batch in records.
@@ -242,4 +255,23 @@ func (p *Partition) checkDeleteRecords(offset int64) (int64, error) {
 		return -1, fmt.Errorf("%w: delete records before %d, high watermark is %d", ErrOffsetOutOfRange, offset, hwm)
 	}
 	return offset, nil
+}
+
+// ReadSectionsIsolated is ReadAppendIsolated giving the records as
+// sections of segment files appended to dst (see storage.Log.ReadSections)
+// rather than bytes; res.Records stays nil. The caller releases the
+// sections added.
+func (p *Partition) ReadSectionsIsolated(dst []storage.Section, offset int64, maxBytes int, committed bool) (res ReadResult, sections []storage.Section, err error) {
+	res, upper, err := p.readBounds(offset, committed)
+	if err != nil || offset >= upper {
+		return res, dst, err
+	}
+	sections, err = p.log.ReadSections(dst, offset, maxBytes, upper)
+	if err != nil {
+		return res, dst, p.readError(err, offset)
+	}
+	if committed && len(sections) > len(dst) {
+		res.Aborted = p.AbortedTransactions(offset, sections[len(sections)-1].NextOffset)
+	}
+	return res, sections, nil
 }

@@ -162,7 +162,7 @@ func (p *Partition) applyBatch(index uint64, data []byte, term uint64, end int64
 		p.recordTxn(h, kind, p.clock.Now().UnixMilli())
 		p.producersNext = h.NextOffset()
 	}
-	if err := p.applyStreams(data); err != nil {
+	if err := p.applyStreams(h, data); err != nil {
 		return end, err
 	}
 	p.noteEpoch(h)
@@ -207,28 +207,38 @@ func (p *Partition) storedBatch(index uint64, h batch.Header) ([]byte, error) {
 	return stored, nil
 }
 
-// applyStreams commits an applied batch's records to the stream index, the
-// covered offset with them in one pebble batch: every replica builds its
-// index from the same records, as replayIndex does. Callers hold mu.
-func (p *Partition) applyStreams(whole []byte) error {
-	x := p.streamIdx
+// applyStreams gives the stream index an applied batch h (whole): its
+// records are committed with the covered offset, a transaction's are held
+// until its marker, and a marker commits or drops what its transaction
+// held, exactly as replayIndex does, so every replica's index and held
+// table are the same function of the log. A transaction's batch below the
+// covered offset is delivered again after a restart, whose replay stopped
+// at the high watermark, and is held again; a marker there was applied
+// before. Callers hold mu.
+func (p *Partition) applyStreams(h batch.Header, whole []byte) error {
+	x, pending := p.streamIdx, p.streamTxns
 	if x == nil {
 		return nil // not a stream topic, or a build replays the log
 	}
-	recs, err := batch.Records(whole, p.cfg.Limits)
-	if err != nil {
+	defer func() { p.streamsHeld.Store(int64(pending.Streams())) }()
+	change := x.NewChange()
+	commit := func(next int64) error {
+		if err := x.Commit(change); err != nil {
+			return err
+		}
+		change = x.NewChange()
+		return x.SetNext(next)
+	}
+	if err := p.replayBatch(x, pending, &change, h, whole, h.BaseOffset, x.Next(), p.cfg.Limits, commit, nil); err != nil {
 		return err
 	}
-	change := x.NewChange()
-	for _, r := range recs {
-		if r.Offset < x.Next() {
-			continue
-		}
-		if err := change.Apply(r, r.Offset); err != nil {
-			return fmt.Errorf("stream index at offset %d: %w", r.Offset, err)
+	if !h.Control() && txnHolder([]batch.Header{h}) >= 0 {
+		// Before the commit below moves the covered offset past its records.
+		if err := x.SetHeld(pending.First()); err != nil {
+			return err
 		}
 	}
-	return x.Commit(change)
+	return commit(h.NextOffset())
 }
 
 // noteEpoch records a new leader epoch at its first batch applied here,

@@ -164,6 +164,14 @@ func (p *Partition) RaftApplied() (uint64, error) {
 // Replicated reports whether the partition is a replica's state machine.
 func (p *Partition) Replicated() bool { return p.repl != nil }
 
+// LogLost implements replica.LogLoser: the replica stopped because the
+// Raft log, which is this partition's log, lost records it had
+// acknowledged, so the partition goes offline (ErrStorageFailed) rather
+// than serve what is left as if whole.
+func (p *Partition) LogLost(err error) { p.fail(err) }
+
+var _ replica.LogLoser = (*Partition)(nil)
+
 // LeadershipChanged implements replica.StateMachine. A replica that stops
 // being the ready leader of a term drops what it had pending: those
 // proposals either commit under the next leader or are lost. Their
@@ -321,7 +329,16 @@ func (p *Partition) checkPendingStreams(h batch.Header, recs []batch.Record, ter
 	if p.build != nil && carriesStreamHeaders([][]batch.Record{recs}) {
 		return nil, fmt.Errorf("%w: %s-%d", ErrStreamIndexBuilding, p.topic, p.index)
 	}
+	if h.Control() {
+		// Nothing touching what the marker ends goes ahead of it (see
+		// markerStreams); it carries no stream records to check.
+		return p.markerStreams(h.ProducerID), nil
+	}
 	touched := streamsOf(recs)
+	if h.Transactional() && r.markerPending(h.ProducerID) {
+		// The held table still has the producer's previous transaction.
+		return nil, errStreamPending
+	}
 	for _, s := range touched {
 		if r.pendingStreams[s] > 0 {
 			return nil, errStreamPending
@@ -356,6 +373,36 @@ func streamsOf(recs []batch.Record) []string {
 	return out
 }
 
+// markerStreams lists the streams a marker of producerID ends the hold
+// of: those its transaction holds as applied and those its pending batches
+// touch. Counted as the marker's streams until it is applied, they make
+// other writes to them wait for it rather than be refused as busy.
+// Callers hold mu.
+func (p *Partition) markerStreams(producerID int64) []string {
+	var out []string
+	if p.streamTxns != nil {
+		out = p.streamTxns.StreamsOf(producerID)
+	}
+	for _, b := range p.repl.pending {
+		if b.kind.kind == markerNone && b.header.Transactional() && b.header.ProducerID == producerID {
+			out = append(out, b.streams...)
+		}
+	}
+	return out
+}
+
+// markerPending reports whether a marker of producerID is pending: its
+// next transaction's batches wait until it is applied, as the held table
+// would otherwise take them for the one the marker ends.
+func (r *replicated) markerPending(producerID int64) bool {
+	for _, b := range r.pending {
+		if b.kind.kind != markerNone && b.header.ProducerID == producerID {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *replicated) notePendingStreams(names []string, delta int) {
 	if len(names) == 0 {
 		return
@@ -370,10 +417,14 @@ func (r *replicated) notePendingStreams(names []string, delta int) {
 	}
 }
 
-// streamsPending reports whether a pending batch touches one of names.
-func (p *Partition) streamsPending(names []string) bool {
+// streamsPending reports whether a pending batch touches one of names,
+// or, for producer (-1: none), a marker of producer is pending.
+func (p *Partition) streamsPending(names []string, producer int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if producer >= 0 && p.repl.markerPending(producer) {
+		return true
+	}
 	for _, s := range names {
 		if p.repl.pendingStreams[s] > 0 {
 			return true
@@ -490,15 +541,11 @@ func (p *Partition) appendReplicated(records []byte, headers []batch.Header, rec
 	if cfg.Streams && len(headers) > 1 {
 		return AppendResult{}, fmt.Errorf("%w: a replicated stream topic takes one batch per produce", ErrInvalidRecord)
 	}
-	if cfg.Streams && (headers[0].Transactional() || headers[0].Control()) {
-		// Its proposals and every replica's apply would have to hold the
-		// transaction's stream changes until the marker, as a single
-		// writer does (Pending): not built yet.
-		return AppendResult{}, fmt.Errorf("%w: transactions on a replicated topic with cleanup.policy=stream", ErrUnsupported)
-	}
 	var touched []string
-	if len(recs) > 0 {
+	producer := int64(-1)
+	if cfg.Streams && !headers[0].Control() && len(recs) > 0 {
 		touched = streamsOf(recs[0])
+		producer = txnHolder(headers)
 	}
 	// Append has no caller's context: the waits for a turn are bounded, as
 	// a batch ahead may never commit (an isolated leader keeps it pending).
@@ -514,23 +561,24 @@ func (p *Partition) appendReplicated(records []byte, headers []batch.Header, rec
 		if p.waitingTurn != nil {
 			p.waitingTurn()
 		}
-		if err := p.waitTurn(ctx, touched); err != nil {
+		if err := p.waitTurn(ctx, touched, producer); err != nil {
 			return AppendResult{}, err
 		}
 	}
 	return AppendResult{}, fmt.Errorf("%w: %s-%d: appends to the same streams kept racing", ErrNotLeader, p.topic, p.index)
 }
 
-// waitTurn waits until no pending batch touches the streams named, which
-// a leadership change ends too (it drops what was pending). A failed or
+// waitTurn waits until no pending batch touches the streams named, nor a
+// marker of producer (-1: none) is pending, which a leadership change ends
+// too (it drops what was pending). A failed or
 // closed partition ends it with its error, and ctx's end with the
 // retriable ErrNotLeader: the batch ahead did not commit in time.
-func (p *Partition) waitTurn(ctx context.Context, names []string) error {
+func (p *Partition) waitTurn(ctx context.Context, names []string, producer int64) error {
 	err := p.waitFor(ctx, func() (bool, error) {
 		if err := p.Err(); err != nil {
 			return true, err
 		}
-		return !p.streamsPending(names), nil
+		return !p.streamsPending(names, producer), nil
 	})
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("%w: %s-%d: a batch to the same stream did not commit within %v", ErrNotLeader, p.topic, p.index, streamTurnTimeout)

@@ -24,7 +24,11 @@
 // Advance is never called. A leader is ready (Leadership.Ready) once it has
 // applied the first entry of its term; only then does Propose run
 // PrepareProposal and propose. A failed Sync, write or Apply stops the
-// replica for good (ErrFailed), nothing of its Ready running after it.
+// replica for good (ErrFailed), nothing of its Ready running after it;
+// so does a heartbeat raft finds committing past its log's end
+// (ErrLogLost: its storage lost entries it had acknowledged), where raft
+// panics (caught in Step for that check alone), and a StateMachine that
+// is a LogLoser is told.
 // Step refuses what no peer sends (ErrBadMessage: local-only types,
 // proposals included, and messages not addressed to it), and
 // ProposeConfChange takes one change at a time (ErrConfChangePending).

@@ -29,9 +29,14 @@ func (r raftLogger) Fatalf(format string, v ...any) {
 	r.l.Error(fmt.Sprintf(format, v...))
 	os.Exit(1)
 }
-func (r raftLogger) Panic(v ...any) { s := fmt.Sprint(v...); r.l.Error(s); panic(s) }
+func (r raftLogger) Panic(v ...any) { s := fmt.Sprint(v...); r.l.Error(s); panic(raftPanic(s)) }
 func (r raftLogger) Panicf(format string, v ...any) {
 	s := fmt.Sprintf(format, v...)
 	r.l.Error(s)
-	panic(s)
+	panic(raftPanic(s))
 }
+
+// raftPanic is what raft panics with through this logger: typed, so that
+// Step can tell raft's own "commit past the log's end" (stepHeartbeat)
+// from any other panic, which it lets through.
+type raftPanic string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/cairnlog/cairn/env"
 	"go.etcd.io/raft/v3"
@@ -24,6 +25,9 @@ var (
 	ErrProposalDropped = fmt.Errorf("replica: %w", raft.ErrProposalDropped)
 	// ErrFailed wraps the error that stopped a replica for good.
 	ErrFailed = errors.New("replica: failed")
+	// ErrLogLost: the leader commits entries this replica acknowledged
+	// but its log no longer holds (its storage lost them); with ErrFailed.
+	ErrLogLost = errors.New("replica: log lost acknowledged entries")
 )
 
 // maxReadyRounds bounds HandleReady's loop: a round's local responses
@@ -220,6 +224,38 @@ func (r *Replica) Step(m *raftpb.Message) error {
 		// the change that added a new leader, and must still hear from it.
 		r.strangers++
 	}
+	if m.GetType() == raftpb.MsgHeartbeat {
+		return r.stepHeartbeat(m)
+	}
+	return r.rn.Step(m)
+}
+
+// stepHeartbeat steps a heartbeat, failing the replica where raft finds
+// it commits past the last entry of its log. A leader commits on a
+// heartbeat at most what this replica acknowledged as durable, so its
+// storage lost entries after syncing them (damage taken for a torn tail
+// at open): raft panics, which would take every group of the node down,
+// again at each restart. The replica stops instead (ErrLogLost) and tells
+// its state machine. Raft's own check is the one that counts: the
+// replica's lastIndex lags raft's log by what Step appended since the
+// last HandleReady (a MsgApp or MsgSnap stepped just before), so a check
+// against it also stopped healthy replicas catching up.
+func (r *Replica) stepHeartbeat(m *raftpb.Message) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		s, ok := p.(raftPanic)
+		if !ok || !strings.HasPrefix(string(s), "tocommit(") {
+			panic(p)
+		}
+		r.fail(fmt.Errorf("%w: heartbeat of term %d from %x commits %d: %s", ErrLogLost, m.GetTerm(), m.GetFrom(), m.GetCommit(), s))
+		if l, ok := r.sm.(LogLoser); ok {
+			l.LogLost(r.err)
+		}
+		err = r.err
+	}()
 	return r.rn.Step(m)
 }
 

@@ -329,3 +329,100 @@ func TestRestartAtAppliedKeepsItsConfState(t *testing.T) {
 		t.Fatalf("raft's configuration has learners %v, want 4", got)
 	}
 }
+
+// lossSM is a listSM told of a lost log.
+type lossSM struct {
+	listSM
+	lost error
+}
+
+func (s *lossSM) LogLost(err error) { s.lost = err }
+
+// TestHeartbeatPastTheLogFailsTheReplica: a follower whose log lost
+// entries it had acknowledged (storage damage taken for a torn tail at
+// open) hears the leader commit past its last entry on a heartbeat. Raft
+// would panic ("tocommit out of range"), taking the node's every group
+// down; the replica fails with ErrLogLost instead and its state machine is
+// told. A heartbeat of an older term committing as far is not checked
+// (raft ignores it).
+func TestHeartbeatPastTheLogFailsTheReplica(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	sm := &lossSM{}
+	r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 2}, tr.stores[2], sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := tr.stores[2].LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A leader of term 5 (node 3's, say) heard at a commit the log holds,
+	// then a heartbeat of term 4 committing past it, which raft ignores.
+	const term = 5
+	ok := &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(3)), To: new(uint64(2)), Term: new(uint64(term)), Commit: new(last)}
+	if err := r.Step(ok); err != nil {
+		t.Fatalf("a heartbeat committing the log's end: %v", err)
+	}
+	stale := &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(3)), To: new(uint64(2)), Term: new(uint64(term - 1)), Commit: new(last + 5)}
+	if err := r.Step(stale); err != nil {
+		t.Fatalf("a heartbeat of an older term: %v", err)
+	}
+	hb := &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(3)), To: new(uint64(2)), Term: new(uint64(term)), Commit: new(last + 5)}
+	err = r.Step(hb)
+	if !errors.Is(err, ErrLogLost) || !errors.Is(err, ErrFailed) {
+		t.Fatalf("a heartbeat committing %d past the log's end %d: %v, want ErrLogLost and ErrFailed", last+5, last, err)
+	}
+	if !errors.Is(sm.lost, ErrLogLost) {
+		t.Fatalf("the state machine was told %v, want ErrLogLost", sm.lost)
+	}
+	if r.HasReady() {
+		t.Fatal("a failed replica has work")
+	}
+}
+
+// TestHeartbeatAfterAStepAppendIsNoLoss: a follower steps a MsgApp and
+// then a heartbeat committing its entries, with no HandleReady between
+// (the scheduler steps a run of frames before it): raft holds them, not
+// yet written, and the commit is within its log. The replica must go on:
+// the ErrLogLost guard withdrawn before compared with the entries written
+// and stopped healthy replicas catching up after a refill.
+func TestHeartbeatAfterAStepAppendIsNoLoss(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 2}, tr.stores[2], &lossSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := tr.stores[2].LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastTerm, err := tr.stores[2].Term(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const term = 5
+	app := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: new(uint64(3)), To: new(uint64(2)), Term: new(uint64(term)),
+		Index: new(last), LogTerm: new(lastTerm), Commit: new(last), Entries: []*raftpb.Entry{
+			{Index: new(last + 1), Term: new(uint64(term))}, {Index: new(last + 2), Term: new(uint64(term))}}}
+	if err := r.Step(app); err != nil {
+		t.Fatal(err)
+	}
+	hb := &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(3)), To: new(uint64(2)), Term: new(uint64(term)), Commit: new(last + 2)}
+	if err := r.Step(hb); err != nil {
+		t.Fatalf("a heartbeat committing entries stepped but not yet written: %v", err)
+	}
+	if _, err := r.HandleReady(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Status().GetCommit(); got != last+2 {
+		t.Fatalf("commit %d, want %d", got, last+2)
+	}
+}

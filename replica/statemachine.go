@@ -38,6 +38,13 @@ type Leadership struct {
 	Ready bool
 }
 
+// LogLoser is a StateMachine told when its replica stops because its log
+// lost entries it had acknowledged (ErrLogLost): the state it serves from
+// that log cannot be trusted either.
+type LogLoser interface {
+	LogLost(err error)
+}
+
 // Proposal is one command for the group's log.
 type Proposal struct {
 	Data []byte

@@ -175,11 +175,12 @@ func fetchErrorCode(ctx context.Context, t *testing.T, client *kgo.Client) int16
 	partition.CurrentLeaderEpoch = -1
 	topic.Partitions = append(topic.Partitions, partition)
 	req.Topics = append(req.Topics, topic)
-	resp, err := req.RequestWith(ctx, client)
+	// By name, so at most v12: from v13 a fetch names topics by id.
+	raw, err := client.Request(ctx, namedFetch{req})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.Topics[0].Partitions[0].ErrorCode
+	return raw.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode
 }
 
 func produceErrorCode(ctx context.Context, t *testing.T, client *kgo.Client) int16 {
@@ -204,3 +205,9 @@ func produceErrorCode(ctx context.Context, t *testing.T, client *kgo.Client) int
 func batchOf(value string) []byte {
 	return batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Value: []byte(value)}}, batch.None)
 }
+
+// namedFetch is a fetch naming its topics, so at most v12: from v13 a fetch
+// names them by id.
+type namedFetch struct{ *kmsg.FetchRequest }
+
+func (namedFetch) MaxVersion() int16 { return 12 }

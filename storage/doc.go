@@ -166,9 +166,11 @@
 // AdvanceStartOffset, ReplaceSegment, TruncateSuffix, Reset, InstallBelow, SetConfig,
 // Close and Delete. Sync may
 // run concurrently with one mutation: this is group commit, a flusher
-// syncing while the writer appends. Read, FindTimestamp, MaxTimestamp,
+// syncing while the writer appends. Read, ReadSections, FindTimestamp, MaxTimestamp,
 // ReadSegment, NextOffset, StartOffset and Segments may run
-// concurrently with anything.
+// concurrently with anything. ReadSections gives the batches as Sections
+// (file, position, length) that hold their segment open until released,
+// for a fetch sent with sendfile.
 //
 // Inside, Log.mu (a RWMutex) guards the segment list, the offsets and each
 // segment's published size and index entries; it is held only for memory

@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"sort"
+
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // segmentView is a segment with a reference held and its extent as it was
@@ -85,13 +87,80 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) ([]byte, error) 
 // batches read (as append does, reusing dst's spare capacity), so callers
 // can read into buffers they reuse. On error it returns dst unchanged.
 func (l *Log) ReadAppend(dst []byte, offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
+	out := dst
+	err := l.read(offset, maxBytes, maxOffset, func(r segmentRange) (err error) {
+		out, err = appendFileRange(out, r.s, r.start, r.end)
+		return err
+	}, func() { out = dst })
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// Section is a byte range of a segment file holding whole batches, for
+// readers that send them on without reading them (sendfile). The segment
+// stays open, even if retention or compaction removes it meanwhile, until
+// Release; bytes below the high watermark are never rewritten in place.
+type Section struct {
+	File   vfs.File
+	Offset int64 // where the range starts in File
+	Length int64
+	// NextOffset is the offset after the range's last batch.
+	NextOffset int64
+	s          *segment
+}
+
+// Release lets the segment go; the section must not be used afterwards.
+func (s Section) Release() { s.s.release() }
+
+// ReleaseSections releases every section of sections.
+func ReleaseSections(sections []Section) {
+	for _, s := range sections {
+		s.Release()
+	}
+}
+
+// ReadSections is ReadAppend returning where the batches lie, one section
+// per segment, appended to dst, instead of their bytes. The caller releases
+// each section added. On error it returns dst unchanged.
+func (l *Log) ReadSections(dst []Section, offset int64, maxBytes int, maxOffset int64) ([]Section, error) {
+	out := dst
+	err := l.read(offset, maxBytes, maxOffset, func(r segmentRange) error {
+		r.s.acquire()
+		out = append(out, Section{File: r.s.log, Offset: r.start, Length: r.end - r.start, NextOffset: r.nextOffset, s: r.s})
+		return nil
+	}, func() {
+		ReleaseSections(out[len(dst):])
+		out = dst
+	})
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// segmentRange is the part of one segment a read returns: bytes [start,
+// end), the batches up to nextOffset.
+type segmentRange struct {
+	s                      *segment
+	start, end, nextOffset int64
+}
+
+// read finds the batches Read returns and hands them to emit, a range of
+// one segment at a time, while the segment is held; discard drops what emit
+// took when a read starts over or fails.
+func (l *Log) read(offset int64, maxBytes int, maxOffset int64, emit func(segmentRange) error, discard func()) error {
 	for range readAttemptsMax {
-		out, err := l.readOnce(dst, offset, maxBytes, maxOffset)
+		err := l.readOnce(offset, maxBytes, maxOffset, emit)
+		if err != nil {
+			discard()
+		}
 		if !errors.Is(err, errCutDuringRead) {
-			return out, err
+			return err
 		}
 	}
-	return dst, fmt.Errorf("read log %s at offset %d: the log was cut during %d attempts: %w",
+	return fmt.Errorf("read log %s at offset %d: the log was cut during %d attempts: %w",
 		l.dir, offset, readAttemptsMax, ErrOffsetOutOfRange)
 }
 
@@ -105,10 +174,10 @@ const readAttemptsMax = 4
 // continue with batches appended after the cut.
 var errCutDuringRead = errors.New("log cut during read")
 
-// readOnce is one attempt of ReadAppend.
-func (l *Log) readOnce(dst []byte, offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
-	out, began := dst, len(dst)
+// readOnce is one attempt of read.
+func (l *Log) readOnce(offset int64, maxBytes int, maxOffset int64, emit func(segmentRange) error) error {
 	var firstTruncations uint64
+	total := int64(0)
 	// One segment at a time: a read rarely needs more than one or two.
 	for cursor := offset; ; {
 		segments, truncations, next, err := l.acquireFrom(cursor, 1)
@@ -116,18 +185,18 @@ func (l *Log) readOnce(dst []byte, offset int64, maxBytes int, maxOffset int64) 
 			firstTruncations = truncations
 		} else if truncations != firstTruncations {
 			segments.release()
-			return dst, errCutDuringRead
+			return errCutDuringRead
 		}
 		if err != nil {
 			if cursor > offset && errors.Is(err, ErrOffsetOutOfRange) {
-				return out, nil // the start moved past the segments already read
+				return nil // the start moved past the segments already read
 			}
-			return dst, err
+			return err
 		}
 		view := segments[0]
 		if cursor == offset && (offset >= maxOffset || offset == next) {
 			segments.release()
-			return dst, nil
+			return nil
 		}
 		position := int64(0)
 		if cursor == offset {
@@ -135,26 +204,30 @@ func (l *Log) readOnce(dst []byte, offset int64, maxBytes int, maxOffset int64) 
 		}
 		done := false
 		if err == nil {
-			out, done, err = readSegmentRange(view, position, offset, maxOffset, int64(maxBytes), out, began)
+			var r segmentRange
+			r, done, err = findSegmentRange(view, position, offset, maxOffset, int64(maxBytes), total)
+			if err == nil && r.end > r.start {
+				total += r.end - r.start
+				err = emit(r)
+			}
 		}
 		segments.release()
 		if err != nil {
-			return dst, fmt.Errorf("read log %s at offset %d: %w", l.dir, offset, err)
+			return fmt.Errorf("read log %s at offset %d: %w", l.dir, offset, err)
 		}
 		if done || view.nextOffset >= next {
-			return out, nil
+			return nil
 		}
 		cursor = view.nextOffset
 	}
 }
 
-// readSegmentRange appends to out the batches of one segment that Read
-// returns, starting its scan at position; out[began:] is what the read
-// holds so far. done reports that a limit was hit.
-func readSegmentRange(view segmentView, position, offset, maxOffset, maxBytes int64, out []byte, began int) ([]byte, bool, error) {
+// findSegmentRange finds the batches of one segment that Read returns,
+// starting its scan at position; total is what the read holds so far.
+// done reports that a limit was hit.
+func findSegmentRange(view segmentView, position, offset, maxOffset, maxBytes, total int64) (segmentRange, bool, error) {
 	scan := newScanner(view.s.log, position, view.sizeBytes, false, readWindowBytes)
-	start, end := int64(-1), int64(-1)
-	total := int64(len(out) - began)
+	r := segmentRange{s: view.s, start: -1, end: -1}
 	done := false
 	for {
 		h, _, batchPosition, err := scan.next()
@@ -162,7 +235,7 @@ func readSegmentRange(view segmentView, position, offset, maxOffset, maxBytes in
 			break
 		}
 		if err != nil {
-			return nil, false, fmt.Errorf("segment %d: %w", view.s.base, err)
+			return r, false, fmt.Errorf("segment %d: %w", view.s.base, err)
 		}
 		if h.NextOffset() <= offset {
 			continue
@@ -172,16 +245,12 @@ func readSegmentRange(view segmentView, position, offset, maxOffset, maxBytes in
 			done = true
 			break
 		}
-		if start < 0 {
-			start = batchPosition
+		if r.start < 0 {
+			r.start = batchPosition
 		}
-		end, total = batchPosition+size, total+size
+		r.end, r.nextOffset, total = batchPosition+size, h.NextOffset(), total+size
 	}
-	if start < 0 {
-		return out, done, nil
-	}
-	out, err := appendFileRange(out, view.s, start, end)
-	return out, done, err
+	return r, done, nil
 }
 
 // appendFileRange appends bytes [start, end) of a segment to out. Spare

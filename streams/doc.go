@@ -21,7 +21,8 @@
 // other write to them is refused with ErrStreamBusy, so the revisions it
 // holds stay the next ones; replay goes through the same table, so the
 // index stays a function of the log. This is the base of the event store's
-// AppendMulti (docs/transactions.md), used by single-writer partitions.
+// AppendMulti (docs/transactions.md), used by single-writer partitions
+// and at every replica's apply of a replicated one.
 // The index records where the oldest open transaction began (SetHeld), so
 // a replay after a restart holds again what it wrote (ReplayStart).
 package streams

@@ -113,6 +113,16 @@ func (p *Pending) Holder(stream string) (int64, bool) {
 	return id, ok
 }
 
+// StreamsOf lists the streams producerID's open transaction holds, in the
+// order it first wrote them.
+func (p *Pending) StreamsOf(producerID int64) []string {
+	held, ok := p.held[producerID]
+	if !ok {
+		return nil
+	}
+	return slices.Clone(held.order)
+}
+
 // Producers lists the producers holding something, in order.
 func (p *Pending) Producers() []int64 {
 	ids := make([]int64, 0, len(p.held))

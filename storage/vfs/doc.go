@@ -6,9 +6,10 @@
 // Implementations:
 //
 //   - [Default]: the operating system's filesystem. File.Sync is fdatasync,
-//     FS.SyncDir is fsync of the directory. Its files are also a
-//     [WritebackStarter] (sync_file_range, a hint that makes nothing
-//     durable); the other implementations ignore [StartWriteback].
+//     FS.SyncDir is fsync of the directory. Its files are syscall.Conns,
+//     for sendfile, and a [WritebackStarter] (sync_file_range, a hint that
+//     makes nothing durable); the other implementations ignore
+//     [StartWriteback].
 //   - [NewMem]: an in-memory filesystem where everything is durable at once.
 //   - [CrashFS]: an in-memory filesystem that remembers, for every file, the
 //     bytes made durable by File.Sync and, for every directory, the entries

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -119,6 +120,10 @@ func (o osFile) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, 
 func (o osFile) Write(p []byte) (int, error)             { return o.f.Write(p) }
 func (o osFile) Close() error                            { return o.f.Close() }
 func (o osFile) Truncate(size int64) error               { return o.f.Truncate(size) }
+
+// SyscallConn gives the file's descriptor to code that sends its bytes to
+// a socket without reading them (sendfile); see File.
+func (o osFile) SyscallConn() (syscall.RawConn, error) { return o.f.SyscallConn() }
 
 // Sync uses fdatasync: the log only needs data and size durable, not times.
 // It goes through SyscallConn rather than Fd so the file stays in the

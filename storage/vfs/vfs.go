@@ -8,6 +8,10 @@ import (
 )
 
 // File is an open file. Writes always append at the end of the file.
+// A file of the operating system's filesystem is also a syscall.Conn, so
+// that its bytes can go to a socket without passing through user memory
+// (sendfile); other implementations, and wrappers that inject faults, are
+// not, and their readers copy.
 type File interface {
 	// ReadAt is safe to call concurrently with Write and with other ReadAt calls.
 	io.ReaderAt

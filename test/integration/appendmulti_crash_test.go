@@ -15,6 +15,7 @@ import (
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
 	"github.com/cairnlog/cairn/api/cairn/eventstore/v1/eventstorev1connect"
+	"github.com/cairnlog/cairn/streams"
 )
 
 // multiPairs is how many stream pairs the AppendMulti writers race on:
@@ -50,6 +51,19 @@ func multiIDs(ctx context.Context, client eventstorev1connect.EventStoreClient, 
 	}
 }
 
+// multiIDsSettled is multiIDs retried while the cluster elects leaders
+// after a restart.
+func multiIDsSettled(ctx context.Context, client eventstorev1connect.EventStoreClient, topic, stream string) ([]string, error) {
+	const triesMax = 100
+	for try := 1; ; try++ {
+		ids, err := multiIDs(ctx, client, topic, stream)
+		if err == nil || try == triesMax || connect.CodeOf(err) != connect.CodeUnavailable {
+			return ids, err
+		}
+		time.Sleep(100 * time.Millisecond) // an election after the restart
+	}
+}
+
 func expectAfter(ids []string) *eventstorev1.ExpectedRevision {
 	if len(ids) == 0 {
 		return &eventstorev1.ExpectedRevision{Kind: &eventstorev1.ExpectedRevision_NoStream{NoStream: true}}
@@ -66,7 +80,33 @@ func expectAfter(ids []string) *eventstorev1.ExpectedRevision {
 // and every acknowledged call is at the revision it was answered with.
 func TestAppendMultiKill9(t *testing.T) {
 	server := startCairn(t, "")
-	client := eventstorev1connect.NewEventStoreClient(http.DefaultClient, "http://"+server.httpAddr)
+	appendMultiKills(t, []*cairnServer{server}, func(context.Context) *cairnServer { return server })
+}
+
+// TestClusterAppendMultiKill9 is TestAppendMultiKill9 on three processes,
+// the topics' partitions led by different nodes, writers and readers
+// calling through every node (which takes the leaderships a call needs),
+// and each cycle SIGKILLs the node leading pair-0's partition of multi-a.
+func TestClusterAppendMultiKill9(t *testing.T) {
+	nodes := startCairnCluster(t)
+	for _, topic := range []string{"multi-a", "multi-b"} {
+		cairnOK(t, nodes[0], "", "topic", "create", topic, "--partitions", "3", "--replication-factor", "3", "--config", "cleanup.policy=stream")
+		waitDescribed(t, nodes[1], topic)
+	}
+	appendMultiKills(t, nodes, func(ctx context.Context) *cairnServer {
+		lead := leaderOf(ctx, t, nodes, "multi-a", streams.Partition([]byte("pair-0"), 3))
+		t.Logf("killing node %d, pair-0's leader in multi-a", lead)
+		return nodes[lead-1]
+	})
+}
+
+// appendMultiKills runs the writers and readers of TestAppendMultiKill9
+// through nodes, killing victim's node each cycle.
+func appendMultiKills(t *testing.T, nodes []*cairnServer, victim func(context.Context) *cairnServer) {
+	clients := make([]eventstorev1connect.EventStoreClient, len(nodes))
+	for i, n := range nodes {
+		clients[i] = eventstorev1connect.NewEventStoreClient(http.DefaultClient, "http://"+n.httpAddr)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const writers, cycles = 6, 3
@@ -78,6 +118,7 @@ func TestAppendMultiKill9(t *testing.T) {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		for w := range writers {
+			client := clients[w%len(clients)]
 			wg.Go(func() {
 				for i := 0; ; i++ {
 					select {
@@ -116,6 +157,7 @@ func TestAppendMultiKill9(t *testing.T) {
 			})
 		}
 		for r := range 2 {
+			client := clients[(r+1)%len(clients)]
 			wg.Go(func() {
 				for i := 0; ; i++ {
 					select {
@@ -145,17 +187,19 @@ func TestAppendMultiKill9(t *testing.T) {
 			})
 		}
 		time.Sleep(2*time.Second + time.Duration(cycle)*500*time.Millisecond)
-		server.Kill()
+		killed := victim(ctx)
+		killed.Kill()
 		close(stop)
 		wg.Wait()
-		server.Restart()
+		killed.Restart()
 		for k := range multiPairs {
 			stream := fmt.Sprintf("pair-%d", k)
-			a, err := multiIDs(ctx, client, "multi-a", stream)
+			client := clients[k%len(clients)]
+			a, err := multiIDsSettled(ctx, client, "multi-a", stream)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := multiIDs(ctx, client, "multi-b", stream)
+			b, err := multiIDsSettled(ctx, client, "multi-b", stream)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -245,10 +245,12 @@ func storedCodecs(t *testing.T, addr, topic string, partition int32) []int8 {
 	fetchPartition.PartitionMaxBytes = 64 << 20
 	fetchTopic.Partitions = append(fetchTopic.Partitions, fetchPartition)
 	request.Topics = append(request.Topics, fetchTopic)
-	response, err := request.RequestWith(testContext(t), client)
+	// By name, so at most v12: from v13 a fetch names topics by id.
+	raw, err := client.Request(testContext(t), namedFetch{request})
 	if err != nil {
 		t.Fatalf("raw fetch %s/%d: %v", topic, partition, err)
 	}
+	response := raw.(*kmsg.FetchResponse)
 	if len(response.Topics) != 1 || len(response.Topics[0].Partitions) != 1 {
 		t.Fatalf("raw fetch %s/%d: want one topic with one partition, got %+v", topic, partition, response.Topics)
 	}
@@ -340,3 +342,9 @@ func TestMurmur2MatchesKafka(t *testing.T) {
 		}
 	}
 }
+
+// namedFetch is a fetch naming its topics, so at most v12: from v13 a fetch
+// names them by id.
+type namedFetch struct{ *kmsg.FetchRequest }
+
+func (namedFetch) MaxVersion() int16 { return 12 }
