@@ -204,10 +204,12 @@ func (s *Service) takeSlot(ctx context.Context) (*multiSlot, error) {
 	}
 }
 
-// mismatch is a part whose expectation failed.
+// mismatch is a part whose expectation failed, checked under its
+// partition's leader epoch epoch.
 type mismatch struct {
 	part  *multiPart
 	wrong *streams.WrongExpectedRevisionError
+	epoch int32
 }
 
 // runMulti runs one transaction over parts on slot sl: every part is
@@ -243,11 +245,12 @@ func (s *Service) runMulti(ctx context.Context, sl *multiSlot, parts []*multiPar
 			}
 			begun[pt.tp] = true
 		}
+		epoch := pt.p.LeaderEpoch()
 		res, err := s.appendPart(ctx, sl, pt)
 		var wrong *streams.WrongExpectedRevisionError
 		switch {
 		case errors.As(err, &wrong):
-			mismatches = append(mismatches, mismatch{part: pt, wrong: wrong})
+			mismatches = append(mismatches, mismatch{part: pt, wrong: wrong, epoch: epoch})
 			continue
 		case err != nil:
 			return abort(err)
@@ -265,6 +268,13 @@ func (s *Service) runMulti(ctx context.Context, sl *multiSlot, parts []*multiPar
 		return nil, s.txnError("EndTxn", err)
 	}
 	if !commit {
+		// As a single append's: a refusal read from a deposed leader's
+		// stale index is no answer (UNAVAILABLE instead).
+		for _, m := range mismatches {
+			if err := s.confirmRefusal(ctx, m.part.p, m.epoch); err != nil {
+				return nil, err
+			}
+		}
 		return mismatches, nil
 	}
 	for _, pt := range parts {

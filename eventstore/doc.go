@@ -34,7 +34,8 @@
 // stream index, which may be stale or hold uncommitted appends: it is
 // answered only once the leadership it was checked under is confirmed by a
 // quorum and what the index held is committed (confirmRefusal), else
-// UNAVAILABLE.
+// UNAVAILABLE; AppendMulti's failed parts are checked the same way after
+// the abort.
 //
 // AppendMulti (appendmulti.go) is a transaction this node runs with its
 // transaction coordinator (Config.Txn) under one of a pool of
