@@ -17,8 +17,9 @@
 //     snapshot), writing a heartbeat record at the slot's start;
 //  4. reads the initial snapshot, or what a crash left of it (snapshot.go:
 //     the rows of the published tables in the slot's exported snapshot, in
-//     primary-key chunks, SnapshotTablesMax tables at once, progress
-//     recorded in the heartbeat topic);
+//     primary-key chunks, the outbox table in write order in one query,
+//     SnapshotTablesMax tables at once, progress recorded in the heartbeat
+//     topic);
 //  5. streams: pgoutput protocol v2 with streaming of in-progress
 //     transactions on PostgreSQL 14 and later, v1 before. The assembler
 //     (assemble.go, no I/O) turns messages into committed transactions,

@@ -36,7 +36,9 @@ import (
 //     the stream replays its changes (the final state is the same; Debezium's
 //     resumed snapshots behave alike).
 //   - A table without a primary key is read in one query, not resumable
-//     within it.
+//     within it. So is the outbox table, in the order its rows' inserting
+//     transactions got their ids (age(xmin), then physical order): the
+//     order of its events, which a random uuid key would not keep.
 
 // snapshotProgress is a progress record's value.
 type snapshotProgress struct {
@@ -197,6 +199,15 @@ func (s *session) snapshotTable(ctx context.Context, snapshotName string, startL
 			keyCols = append(keyCols, i)
 		}
 	}
+	// An outbox table's rows are events, so they are read in the order
+	// their transactions wrote them, oldest first, not in key order: a
+	// random uuid key would put an order's "shipped" before its "placed".
+	// That order gives no key to resume from, so the table is read in one
+	// query, as a table without a key.
+	order := ""
+	if o := s.c.cfg.Outbox; o != nil && o.Schema == schema && o.Table == name {
+		keyCols, order = nil, " ORDER BY age(xmin) DESC, ctid"
+	}
 	// The next chunk is read while the last one is rendered, appended and
 	// made durable: the database and the log work at the same time.
 	rctx, cancel := context.WithCancel(ctx)
@@ -205,7 +216,7 @@ func (s *session) snapshotTable(ctx context.Context, snapshotName string, startL
 	reader.Go(func() {
 		defer close(chunks)
 		for lastKey := p.LastKey; ; {
-			rows, last, err := s.readChunk(rctx, tx, table, types, keyCols, lastKey)
+			rows, last, err := s.readChunk(rctx, tx, table, types, keyCols, lastKey, order)
 			select {
 			case chunks <- snapshotChunk{rows, last, err}:
 			case <-rctx.Done():
@@ -295,10 +306,10 @@ func describeTable(ctx context.Context, tx pgx.Tx, schema, name string) (*cdc.Ta
 	return t, types, nil
 }
 
-// readChunk reads the next rows in key order after lastKey (all rows of a
-// table without a primary key), as text, and returns them with the last
-// row's key.
-func (s *session) readChunk(ctx context.Context, tx pgx.Tx, t *cdc.Table, types []string, keyCols []int, lastKey []string) ([]cdc.Row, []string, error) {
+// readChunk reads the next rows in key order after lastKey (without key
+// columns: all rows, in the order given by order, which may be empty), as
+// text, and returns them with the last row's key.
+func (s *session) readChunk(ctx context.Context, tx pgx.Tx, t *cdc.Table, types []string, keyCols []int, lastKey []string, order string) ([]cdc.Row, []string, error) {
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		cols[i] = pgx.Identifier{c.Name}.Sanitize()
@@ -321,6 +332,8 @@ func (s *session) readChunk(ctx context.Context, tx pgx.Tx, t *cdc.Table, types 
 			}
 		}
 		sql += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(keys, ", "), s.c.cfg.SnapshotChunkRows)
+	} else {
+		sql += order
 	}
 	rows, err := tx.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
 	if err != nil {
@@ -340,7 +353,7 @@ func (s *session) readChunk(ctx context.Context, tx pgx.Tx, t *cdc.Table, types 
 		}
 		out = append(out, row)
 		if len(keyCols) == 0 && len(out) > s.c.cfg.TxnChangesMax {
-			return nil, nil, fmt.Errorf("%w: a table without a primary key of more than %d rows", ErrTxnTooLarge, s.c.cfg.TxnChangesMax)
+			return nil, nil, fmt.Errorf("%w: a table read in one query (no primary key, or the outbox) of more than %d rows", ErrTxnTooLarge, s.c.cfg.TxnChangesMax)
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -70,3 +70,45 @@ func TestConnectorCommandsSpeakTheAPI(t *testing.T) {
 		t.Errorf("requests:\n%s\nwant\n%s", strings.Join(got, ","), want)
 	}
 }
+
+// create --wait polls the connector until it streams, printing each new
+// state and the snapshot's progress; a connector that fails is the
+// command's error.
+func TestConnectorCreateWaitsUntilStreaming(t *testing.T) {
+	for _, tc := range []struct {
+		states  []connectors.Info
+		wantErr string
+		want    string
+	}{{
+		states: []connectors.Info{{State: "starting"}, {State: "starting"},
+			{State: "snapshot", Metrics: connectors.Metrics{SnapshotTables: 2}},
+			{State: "snapshot", Metrics: connectors.Metrics{SnapshotTables: 2, SnapshotTablesDone: 1, SnapshotRows: 10}},
+			{State: "streaming"}},
+		want: "connector shop: starting\nconnector shop: snapshot: 0 of 2 tables, 0 rows\nconnector shop: snapshot: 1 of 2 tables, 10 rows\nconnector shop: streaming\n",
+	}, {
+		states:  []connectors.Info{{State: "starting"}, {State: "failed", Error: "wal_level is replica"}},
+		wantErr: "connector shop failed: wal_level is replica",
+		want:    "connector shop: starting\nconnector shop: failed (wal_level is replica)\n",
+	}} {
+		var mu sync.Mutex
+		calls := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			info := tc.states[min(calls, len(tc.states)-1)]
+			calls++
+			_ = json.NewEncoder(w).Encode(info)
+		}))
+		res := cairn(t, "connector", "create", "postgres", "shop", "--server="+srv.URL, "--dsn", "postgres://h/db", "--wait", "1m")
+		srv.Close()
+		if (res.err == nil) != (tc.wantErr == "") || (res.err != nil && res.err.Error() != tc.wantErr) {
+			t.Errorf("create --wait: %v, want %q", res.err, tc.wantErr)
+		}
+		if res.stderr != tc.want {
+			t.Errorf("create --wait printed\n%s\nwant\n%s", res.stderr, tc.want)
+		}
+		if calls != len(tc.states) {
+			t.Errorf("%d calls, want %d", calls, len(tc.states))
+		}
+	}
+}
