@@ -27,7 +27,8 @@ import (
 
 var (
 	simSeed  = flag.Uint64("sim.seed", 0, "run TestSimulatedClusterPartitions with this seed only (a failing run prints its seed)")
-	simSeeds = flag.Int("sim.seeds", 2, "how many seeds TestSimulatedClusterPartitions runs, from 1 (2 in CI: with the fixed-seed tests, about a minute)")
+	simSeeds = flag.Int("sim.seeds", 2, "how many seeds TestSimulatedClusterPartitions runs, from -sim.from (2 in CI: with the fixed-seed tests, about a minute)")
+	simFrom  = flag.Uint64("sim.from", 1, "the first seed TestSimulatedClusterPartitions runs (long runs split across processes)")
 	simLog   = flag.Bool("sim.log", false, "log each run's events (schedule, faults, outcomes) as they happen")
 	simOnly  = flag.String("sim.element", "", "TestSimulatedClusterPartitions runs this schedule element alone (its name, as logged), known bugs included")
 )
@@ -84,7 +85,7 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 		seeds = append(seeds, *simSeed)
 	} else {
 		for s := range *simSeeds {
-			seeds = append(seeds, uint64(s+1))
+			seeds = append(seeds, *simFrom+uint64(s))
 		}
 	}
 	for _, seed := range seeds {
