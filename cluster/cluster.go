@@ -181,8 +181,8 @@ func (c Config) Validate() error {
 
 // validateClustered checks the cluster-mode fields.
 func (c Config) validateClustered() error {
-	if c.NodeID < 1 {
-		return fmt.Errorf("cluster: node id %d: a node of a cluster needs an id of at least 1", c.NodeID)
+	if c.NodeID < 1 || c.NodeID > meta.NodeIDMax {
+		return fmt.Errorf("cluster: node id %d: a node of a cluster needs an id between 1 and %d", c.NodeID, meta.NodeIDMax)
 	}
 	switch _, ok := c.Peers[c.NodeID]; {
 	case c.Join != "" && len(c.Peers) > 0:
@@ -269,6 +269,13 @@ type PartitionSlot struct {
 	// Replicas the node ids of its replicas, preferred leader first.
 	Group    uint64
 	Replicas []int32
+
+	// replicaID is the id of this node's replica the slot runs or tried
+	// to open (placement included); a move back places another, which
+	// reopens the slot. waiting: not opened until the applied metadata
+	// state is as new as this node's data (errReplicaWaits).
+	replicaID uint64
+	waiting   bool
 }
 
 // Cluster is the set of topics on this node.

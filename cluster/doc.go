@@ -80,8 +80,10 @@
 // moveLoop moves every partition replica of a replaced incarnation to the
 // node's current one (refillReplaced), which copies the partition.
 //
-// Every partition with a replica on this node (meta replica id =
-// node.json's ReplicaID) is a partition.OpenReplica whose group runs on
+// Every partition with a replica on this node (a replica id of node.json's
+// node incarnation, any placement: localReplica; a move back places a new
+// one, and the slot reopens under it, replacing the directory) is a
+// partition.OpenReplica whose group runs on
 // the scheduler (replicagroups.go): a new replica's Raft log starts from
 // the bootstrap snapshot every replica derives alike from the placement
 // (index 1, term 1, voters = the group's first replicas), and a new group's preferred

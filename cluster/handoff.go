@@ -69,7 +69,7 @@ func (c *Cluster) HandOff(ctx context.Context) HandOffReport {
 	}
 	for _, t := range c.Topics() {
 		for _, s := range t.Partitions {
-			if s.Partition != nil && c.leadership(s.Group).Leader == self {
+			if s.Partition != nil && c.isSelf(c.leadership(s.Group).Leader) {
 				plan(fmt.Sprintf("%s-%d", t.Name, s.Index), s.Group, c.placedReplicas(t.Name, s.Index))
 			}
 		}
@@ -98,7 +98,6 @@ func (c *Cluster) HandOff(ctx context.Context) HandOffReport {
 // that moved.
 func (c *Cluster) awaitHandOffs(ctx context.Context, pending []handOff) map[uint64]bool {
 	moved := map[uint64]bool{}
-	self := c.replicaID()
 	retry := time.Duration(c.cfg.RaftTickMs*int64(c.cfg.RaftElectionTicks)) * time.Millisecond
 	var asked time.Time
 	for {
@@ -108,7 +107,7 @@ func (c *Cluster) awaitHandOffs(ctx context.Context, pending []handOff) map[uint
 			if moved[h.group] {
 				continue
 			}
-			if l := c.groupLeadership(h.group); l.Leader != 0 && l.Leader != self {
+			if l := c.groupLeadership(h.group); l.Leader != 0 && !c.isSelf(l.Leader) {
 				moved[h.group] = true
 				continue
 			}

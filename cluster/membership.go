@@ -404,7 +404,7 @@ func (c *Cluster) PreferLeader(topic string, index int32) error {
 		return err
 	case !l.Local:
 		return fmt.Errorf("%w: node %d leads %s-%d", ErrNotLeader, l.Node, topic, index)
-	case pref == c.replicaID():
+	case c.isSelf(pref):
 		return fmt.Errorf("%w: %s-%d", ErrElectionNotNeeded, topic, index)
 	}
 	if b, ok := brokerOf(st, meta.NodeOf(pref)); !ok || b.State != metav1.BrokerState_BROKER_STATE_ACTIVE || b.Incarnation != meta.IncarnationOf(pref) {

@@ -365,10 +365,14 @@ func (c *Cluster) reportUnreachable(node uint64) {
 		return
 	}
 	c.sched.ReportUnreachable(controller.GroupID, replicaID)
-	for _, t := range c.Topics() {
-		for _, s := range t.Partitions {
-			if s.Partition != nil && slices.Contains(s.Replicas, int32(node)) {
-				c.sched.ReportUnreachable(s.Group, replicaID)
+	// A partition's replica there has its own placement; groups not
+	// running here ignore the report.
+	for _, t := range st.Topics {
+		for _, p := range t.Partitions {
+			for _, r := range slices.Concat(p.Replicas, p.TargetReplicas) {
+				if meta.NodeReplicaID(r) == replicaID {
+					c.sched.ReportUnreachable(p.GroupId, r)
+				}
 			}
 		}
 	}

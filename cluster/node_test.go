@@ -442,7 +442,7 @@ func TestClusterConfigValidate(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"node 0", func(c *Config) { c.NodeID = 0 }, "at least 1"},
+		{"node 0", func(c *Config) { c.NodeID = 0 }, "between 1 and"},
 		{"not a peer", func(c *Config) { c.NodeID = 4 }, "not among the peers"},
 		{"bad peer address", func(c *Config) { c.Peers = map[int32]string{1: "nowhere"} }, "not HOST:PORT"},
 		{"bad kafka address", func(c *Config) { c.KafkaAddr = "9092" }, "kafka address"},

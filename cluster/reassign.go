@@ -163,10 +163,25 @@ func wantedReplicas(p *metav1.Partition) []uint64 {
 
 // assignedHere reports whether this node holds a replica of mp, as one of
 // its replicas or as the target of a move.
-func (c *Cluster) assignedHere(mp *metav1.Partition) bool {
-	rid := c.replicaID()
-	return slices.Contains(mp.Replicas, rid) || slices.Contains(mp.TargetReplicas, rid)
+func (c *Cluster) assignedHere(mp *metav1.Partition) bool { return c.localReplica(mp) != 0 }
+
+// localReplica is the id of this node's replica of mp (one of its replicas
+// or a move's target), 0 when it has none. Its placement may differ from
+// that of a replica of mp the node held before (meta/ids.go).
+func (c *Cluster) localReplica(mp *metav1.Partition) uint64 {
+	for _, set := range [][]uint64{mp.Replicas, mp.TargetReplicas} {
+		for _, r := range set {
+			if c.isSelf(r) {
+				return r
+			}
+		}
+	}
+	return 0
 }
+
+// isSelf reports whether replica is on this node's incarnation, whatever
+// its placement.
+func (c *Cluster) isSelf(replica uint64) bool { return meta.NodeReplicaID(replica) == c.replicaID() }
 
 // moveLoop drives the moves of the partitions this node leads, and on the
 // metadata leader removes the draining nodes left with no replica. It
@@ -224,7 +239,7 @@ func (c *Cluster) tendMoves(ctx context.Context, moving map[uint64]bool) {
 			if !c.assignedHere(p) {
 				continue
 			}
-			if l := c.leadership(p.GroupId); !l.Ready || l.Leader != c.replicaID() {
+			if l := c.leadership(p.GroupId); !l.Ready || !c.isSelf(l.Leader) {
 				// Its leader moves it; watched while the move runs, as
 				// leadership may come here (a leaving leader hands over).
 				if p.ReassignmentId != 0 {
@@ -427,16 +442,29 @@ func (c *Cluster) placementChanged(cur *Topic, w *metav1.Topic) bool {
 			break
 		}
 		mp := w.Partitions[i]
-		if !slices.Equal(s.Replicas, c.replicaNodes(mp.Replicas)) || (c.cfg.clustered() && c.assignedHere(mp) == isNoReplica(s)) {
+		if !slices.Equal(s.Replicas, c.replicaNodes(mp.Replicas)) || (c.cfg.clustered() && c.assignedHere(mp) == isNoReplica(s)) || c.reopens(s, mp) {
 			return true
 		}
 	}
 	return false
 }
 
+// reopens reports whether slot s, holding or waiting for a replica of mp
+// here, is to be opened again: mp places another replica id here (moved
+// off and back: a new member), or s waited for a state as new as this one.
+// Callers hold mu.
+func (c *Cluster) reopens(s *PartitionSlot, mp *metav1.Partition) bool {
+	if !c.cfg.clustered() || isNoReplica(s) {
+		return false
+	}
+	rid := c.localReplica(mp)
+	return rid != 0 && (s.replicaID != rid || s.waiting && c.reconciled >= c.ctl.StartIndex())
+}
+
 // followPlacement is cur's slots as w places them: a replica opened where
-// a move adds this node, closed and removed where the node left the
-// partition, and the replica lists refreshed. It returns how many it
+// a move adds this node, reopened where it comes back under a new id,
+// closed and removed where the node left the partition, and the replica
+// lists refreshed. It returns how many it
 // opened. Callers hold mu.
 func (c *Cluster) followPlacement(cur *Topic, w *metav1.Topic, cfg partition.Config) ([]*PartitionSlot, int) {
 	out := make([]*PartitionSlot, len(cur.Partitions))
@@ -444,6 +472,12 @@ func (c *Cluster) followPlacement(cur *Topic, w *metav1.Topic, cfg partition.Con
 	for i, s := range cur.Partitions {
 		mp := w.Partitions[i]
 		switch want := c.cfg.clustered() && c.assignedHere(mp); {
+		case want && c.reopens(s, mp):
+			if err := c.closeSlot(s); err != nil {
+				c.env.Logger.Warn("closing a replica to reopen it", "topic", w.Name, "partition", mp.Index, "err", err)
+			}
+			out[i] = c.openSlot(w.Name, mp, cfg)
+			opened++
 		case !c.cfg.clustered() || want != isNoReplica(s):
 			next := *s
 			next.Replicas = c.replicaNodes(mp.Replicas)

@@ -13,6 +13,7 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 	"go.etcd.io/raft/v3/raftpb"
@@ -542,4 +543,94 @@ func TestStaleStateKeepsReplicaDirectory(t *testing.T) {
 	if got, err := p.RaftApplied(); err != nil || got < before.Applied {
 		t.Fatalf("the replica reopened applied to %d (%v), was %d: not from its own log", got, err, before.Applied)
 	}
+}
+
+// TestClusterMovesPartitionBack (issue 13): a partition's replica is moved
+// off a node and back while appends go on. The replica that returns is a
+// new Raft member (a new placement in its replica id), not the old one
+// with an empty log; the group's voters are the placement's, and every
+// acknowledged record is on every replica at its offset.
+func TestClusterMovesPartitionBack(t *testing.T) {
+	tn := startNodes(t, 4)
+	if _, err := tn.nodes[1].CreateTopicReplicated("back", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	first := replicaSet(t, tn.nodes[1], "back")
+	var spare, leaving int32
+	for id := range tn.nodes {
+		if !slices.Contains(first, id) {
+			spare = id
+		}
+	}
+	leaving = first[0]
+	mpOf := func() *metav1.Partition {
+		for _, tp := range tn.nodes[spare].ctl.State().Topics {
+			if tp.Name == "back" {
+				return tp.Partitions[0]
+			}
+		}
+		t.Fatal("no topic back in the state")
+		return nil
+	}
+	idOn := func(mp *metav1.Partition, node int32) uint64 {
+		for _, r := range mp.Replicas {
+			if meta.NodeOf(r) == node {
+				return r
+			}
+		}
+		return 0
+	}
+	before := idOn(mpOf(), leaving)
+
+	a := startAppender(tn, "back")
+	waitUntil(t, "a few appends before the moves", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) >= 20 })
+	away := slices.Sorted(slices.Values(append(slices.DeleteFunc(slices.Clone(first), func(n int32) bool { return n == leaving }), spare)))
+	for _, target := range [][]int32{away, first} {
+		ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+		_, err := tn.nodes[spare].Reassign(ctx, "back", 0, target)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn.waitMoved("back", target)
+	}
+	waitUntil(t, "appends after the moves", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) >= 60 })
+	acked := a.finish(t)
+
+	mp := mpOf()
+	after := idOn(mp, leaving)
+	if after == 0 || after == before || meta.NodeReplicaID(after) != meta.NodeReplicaID(before) {
+		t.Fatalf("node %d's replica was %#x and is %#x after the move back, want a new placement on the same incarnation", leaving, before, after)
+	}
+	lead := tn.leader("back", 0)
+	var voters []uint64
+	waitUntil(t, "the leader's voters to be the placement's", func() bool {
+		_ = tn.nodes[lead].sched.Do(mp.GroupId, func(r *replica.Replica) { voters = slices.Sorted(slices.Values(r.ConfState().GetVoters())) })
+		return slices.Equal(voters, slices.Sorted(slices.Values(mp.Replicas)))
+	})
+	p, err := tn.nodes[lead].Partition("back", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := records(t, p)
+	for _, n := range first {
+		q, err := tn.nodes[n].Partition("back", 0)
+		if err != nil {
+			t.Fatalf("node %d: %v", n, err)
+		}
+		waitUntil(t, fmt.Sprintf("node %d to apply everything", n), func() bool { return q.HighWatermark() >= p.HighWatermark() })
+		if got := records(t, q); !slices.Equal(got, want) {
+			t.Fatalf("node %d holds %d records, the leader %d", n, len(got), len(want))
+		}
+	}
+	held := map[string]bool{}
+	for _, r := range want {
+		held[r] = true
+	}
+	for off, v := range acked {
+		if !held[fmt.Sprintf("%d:%s", off, v)] {
+			t.Fatalf("acknowledged %d:%s is not in the log", off, v)
+		}
+	}
+	t.Logf("node %d's replica %#x came back as %#x; %d acknowledged appends", leaving, before, after, len(acked))
 }

@@ -39,13 +39,25 @@ func (c *Cluster) openSlot(topic string, mp *metav1.Partition, cfg partition.Con
 // openReplica opens this node's replica of mp, or an offline slot saying
 // why it could not.
 func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.Config) *PartitionSlot {
-	p, err := c.startReplica(topic, mp, cfg)
+	rid := c.localReplica(mp)
+	p, err := c.startReplica(topic, mp, rid, cfg)
+	if errors.Is(err, errReplicaWaits) {
+		c.env.Logger.Info("partition waits for the metadata log", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "replica", rid, "err", err)
+		return &PartitionSlot{Index: mp.Index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err), replicaID: rid, waiting: true}
+	}
 	if err != nil {
 		c.env.Logger.Error("partition offline", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "err", err)
-		return &PartitionSlot{Index: mp.Index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)}
+		return &PartitionSlot{Index: mp.Index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err), replicaID: rid}
 	}
-	return &PartitionSlot{Index: mp.Index, Partition: p}
+	return &PartitionSlot{Index: mp.Index, Partition: p, replicaID: rid}
 }
+
+// errReplicaWaits: a replica is not opened from a metadata state older
+// than this node's data (a restart replays the meta log from its last
+// snapshot), lest it run an id whose directory a newer state removed (an
+// empty voter that forgot its votes and log) or take a newer placement's
+// directory for stale. It opens once the state has caught up.
+var errReplicaWaits = errors.New("the applied metadata state is older than this node's data")
 
 // startReplica opens the partition's directory as its group's Raft log
 // and state machine and adds the group to the scheduler. A new replica's
@@ -56,16 +68,41 @@ func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.
 // election timeout. A replica a move adds starts from the same snapshot:
 // it is not among those voters, so it never campaigns, and it learns its
 // own addition from the leader's log (reassign.go). A replica moved back
-// under an id it held before is the exception, still open (issue 13):
-// empty, it can be among those voters, and it votes with no memory of the
-// votes and entries its earlier incarnation gave.
-func (c *Cluster) startReplica(topic string, mp *metav1.Partition, cfg partition.Config) (*partition.Partition, error) {
-	rid, group := c.replicaID(), mp.GroupId
+// to a node it left has a new id (its placement, meta/ids.go), so it is a
+// new member; the directory of the earlier one, if still there, is
+// removed first. A new directory is created only from a state at least as
+// new as this node's data (errReplicaWaits).
+func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, cfg partition.Config) (*partition.Partition, error) {
+	group := mp.GroupId
 	name := partitionDirName(topic, mp.Index)
 	if err := c.removeStaleAt(name, group); err != nil {
 		return nil, err
 	}
 	dir := path.Join(c.cfg.DataDir, name)
+	current := c.reconciled >= c.ctl.StartIndex()
+	switch s, err := raftlog.ReadState(c.env.FS, path.Join(dir, raftStateFile)); {
+	case err != nil:
+		// No replica here yet (or one never finished: OpenReplica says).
+		if !current {
+			return nil, fmt.Errorf("%w: no directory for replica %x yet", errReplicaWaits, rid)
+		}
+	case s.GroupID != group || s.ReplicaID == rid:
+	case meta.NodeReplicaID(s.ReplicaID) == meta.NodeReplicaID(rid) && meta.PlacementOf(s.ReplicaID) > meta.PlacementOf(rid) || !current:
+		return nil, fmt.Errorf("%w: the directory holds replica %x, the state places %x", errReplicaWaits, s.ReplicaID, rid)
+	default:
+		// An earlier placement's replica on this node, no longer a member.
+		c.env.Logger.Warn("replacing this node's earlier replica of the group", "dir", name, "group", group, "replica", s.ReplicaID, "new_replica", rid)
+		marked, err := c.markStaleDir(name)
+		if err == nil {
+			err = c.env.FS.SyncDir(c.cfg.DataDir)
+		}
+		if err == nil {
+			err = c.removeMarked([]string{marked})
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	// h.r is set before the group is added to the scheduler, whose worker
 	// is the only caller of ConfState, and again by each recreation.
 	h := &replicaHandle{}

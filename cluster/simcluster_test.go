@@ -387,7 +387,12 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 		// before it had).
 		for _, t := range c.ctl.State().GetTopics() { // every topic's: a workload's too
 			for _, p := range t.GetPartitions() {
-				if len(p.GetTargetReplicas()) > 0 || !slices.Equal(slices.Sorted(slices.Values(p.GetReplicas())), voters) {
+				nodes := make([]uint64, len(p.GetReplicas())) // a placement aside
+				for i, r := range p.GetReplicas() {
+					nodes[i] = meta.NodeReplicaID(r)
+				}
+				slices.Sort(nodes)
+				if len(p.GetTargetReplicas()) > 0 || !slices.Equal(nodes, voters) {
 					return 0, false
 				}
 			}

@@ -223,7 +223,7 @@ func offlineTopic(t *Topic, err error) *Topic {
 	offline := &Topic{Name: t.Name, ID: t.ID, Configs: t.Configs}
 	for _, s := range t.Partitions {
 		offline.Partitions = append(offline.Partitions, &PartitionSlot{Index: s.Index, Group: s.Group, Replicas: s.Replicas,
-			Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err)})
+			Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err), replicaID: s.replicaID})
 	}
 	return offline
 }

@@ -98,11 +98,11 @@ func (c *Cluster) slotLeader(s *PartitionSlot) Leader {
 		return Leader{Node: c.cfg.NodeID, Epoch: s.Partition.LeaderEpoch(), Local: true}
 	case s.Partition != nil:
 		l, handing := c.leadershipHanding(s.Group)
-		if l.Leader == 0 || c.replicaGone(l.Leader) || handing && l.Leader == c.replicaID() {
+		if l.Leader == 0 || c.replicaGone(l.Leader) || handing && c.isSelf(l.Leader) {
 			return unknown
 		}
 		node := meta.NodeOf(l.Leader)
-		return Leader{Node: node, Epoch: int32(l.Term), Local: l.Ready && l.Leader == c.replicaID(), Disconnected: c.nodeDisconnected(node)}
+		return Leader{Node: node, Epoch: int32(l.Term), Local: l.Ready && c.isSelf(l.Leader), Disconnected: c.nodeDisconnected(node)}
 	case c.cfg.clustered() && isNoReplica(s):
 		node, _, term, ok := c.node.leaders.Leader(s.Group)
 		if !ok || c.nodeGone(int32(node)) {

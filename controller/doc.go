@@ -84,7 +84,7 @@
 // registration_nonce} binds a data directory to a node (OpenIdentity); a
 // node started with another node id or cluster refuses to start. Version 1
 // files (no nonce) are still read. Replica id = node id << 20 |
-// incarnation. A new node with an empty meta log bootstraps it with a
+// incarnation (placement 0: meta/ids.go). A new node with an empty meta log bootstraps it with a
 // snapshot at index 1, term 1 whose voters are every peer at incarnation 1
 // (or the node alone), holding meta.Bootstrap's state (or a migrated
 // legacy state), the same on every node, so no node needs a bootstrap

@@ -67,7 +67,7 @@ func (id Identity) ReplicaID() uint64 { return meta.ReplicaID(id.NodeID, id.Inca
 // when clusterID is not empty, clusterID: a node restarted with another
 // node's directory, or a directory of another cluster, refuses to start.
 func OpenIdentity(fsys vfs.FS, dataDir string, nodeID int32, clusterID string) (Identity, error) {
-	if nodeID < 1 || uint64(nodeID) > uint64(1)<<(64-meta.IncarnationBits)-1 {
+	if nodeID < 1 || nodeID > meta.NodeIDMax {
 		return Identity{}, fmt.Errorf("controller: node id %d out of range", nodeID)
 	}
 	name := filepath.Join(dataDir, NodeFileName)
@@ -119,7 +119,7 @@ func decodeIdentity(data []byte) (Identity, error) {
 		return Identity{}, fmt.Errorf("registration nonce of %d bytes, at most %d", len(id.Nonce), meta.RegistrationNonceBytesMax)
 	case id.ClusterID == "":
 		return Identity{}, errors.New("no cluster id")
-	case id.NodeID < 1:
+	case id.NodeID < 1 || id.NodeID > meta.NodeIDMax:
 		return Identity{}, fmt.Errorf("node id %d", id.NodeID)
 	case id.Incarnation < 1 || id.Incarnation > meta.IncarnationMax:
 		return Identity{}, fmt.Errorf("incarnation %d", id.Incarnation)

@@ -17,8 +17,8 @@ import (
 // retried proposal that committed twice) is that registration again: it
 // answers the same incarnation instead of burning another.
 func (m *Machine) registerBroker(c *metav1.RegisterBroker) (*metav1.Result, *refusal) {
-	if c.NodeId < 1 {
-		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "node id %d: must be at least 1", c.NodeId)
+	if c.NodeId < 1 || c.NodeId > NodeIDMax {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "node id %d: must be between 1 and %d", c.NodeId, NodeIDMax)
 	}
 	if r := checkAddresses(c.RaftAddr, c.KafkaAddr, c.HttpAddr, c.Rack); r != nil {
 		return nil, r

@@ -3,7 +3,7 @@ package meta
 import (
 	"cmp"
 	"fmt"
-	"math"
+
 	"slices"
 	"strings"
 
@@ -119,6 +119,11 @@ func checkPartition(st *metav1.State, p *metav1.Partition, index int32, groups m
 	if !slices.Contains(p.Replicas, p.PreferredLeader) {
 		return fmt.Errorf("preferred leader %d is not a replica", p.PreferredLeader)
 	}
+	for _, r := range slices.Concat(p.Replicas, p.TargetReplicas, p.BootstrapReplicas) {
+		if PlacementOf(r) > p.Placements {
+			return fmt.Errorf("replica %d: placement %d past the %d handed out", r, PlacementOf(r), p.Placements)
+		}
+	}
 	if (p.ReassignmentId == 0) != (len(p.TargetReplicas) == 0) || p.ReassignmentId > st.AppliedIndex {
 		return fmt.Errorf("reassignment %d with %d targets", p.ReassignmentId, len(p.TargetReplicas))
 	}
@@ -137,7 +142,7 @@ func checkKnownReplicas(brokers []*metav1.Broker, replicas []uint64) error {
 		return fmt.Errorf("%d replicas", len(replicas))
 	}
 	for i, r := range replicas {
-		if r>>IncarnationBits > math.MaxInt32 {
+		if NodeOf(r) < 1 {
 			return fmt.Errorf("replica %d: node out of range", r)
 		}
 		if slices.ContainsFunc(replicas[:i], func(o uint64) bool { return NodeOf(o) == NodeOf(r) }) {

@@ -23,8 +23,9 @@ func (m *Machine) partitionAt(ref *metav1.PartitionRef) (*metav1.Partition, *ref
 }
 
 // beginReassignment records where a partition moves; the id of the move is
-// the index of this entry. Replicas it adds must be on active brokers; those
-// it keeps may be anywhere.
+// the index of this entry. Replicas it adds must be on active brokers, and
+// get the partition's next placements; those it keeps (named by any id of
+// their node incarnation) may be anywhere.
 func (m *Machine) beginReassignment(index uint64, c *metav1.BeginReassignment) (*metav1.Result, *refusal) {
 	p, r := m.partitionAt(c.Partition)
 	if r != nil {
@@ -34,13 +35,36 @@ func (m *Machine) beginReassignment(index uint64, c *metav1.BeginReassignment) (
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_REASSIGNMENT_IN_PROGRESS, "%s-%d is being moved by reassignment %d",
 			c.Partition.Topic, p.Index, p.ReassignmentId)
 	}
-	if r := m.checkReplicaSet(c.TargetReplicas, p.Replicas); r != nil {
+	// A target on the node incarnation of a current replica is that
+	// replica, kept; any other is added, checked at placement 0.
+	target := make([]uint64, len(c.TargetReplicas))
+	added := 0
+	for i, r := range c.TargetReplicas {
+		at := slices.IndexFunc(p.Replicas, func(o uint64) bool { return NodeReplicaID(o) == NodeReplicaID(r) })
+		if at >= 0 {
+			target[i] = p.Replicas[at]
+		} else {
+			target[i] = NodeReplicaID(r)
+			added++
+		}
+	}
+	if r := m.checkReplicaSet(target, p.Replicas); r != nil {
 		return nil, r
 	}
-	if sameSet(p.Replicas, c.TargetReplicas) {
+	if sameSet(p.Replicas, target) {
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d already has replicas %v", c.Partition.Topic, p.Index, p.Replicas)
 	}
-	p.TargetReplicas = slices.Clone(c.TargetReplicas)
+	if uint64(p.Placements)+uint64(added) > PlacementMax {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d has had %d placements, at most %d", c.Partition.Topic, p.Index, p.Placements, PlacementMax)
+	}
+	// Each added replica is a new Raft member, even on a node it left.
+	for i, r := range target {
+		if !slices.Contains(p.Replicas, r) {
+			p.Placements++
+			target[i] = WithPlacement(r, p.Placements)
+		}
+	}
+	p.TargetReplicas = target
 	p.ReassignmentId = index
 	return &metav1.Result{ReassignmentId: index}, nil
 }

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
@@ -9,13 +10,13 @@ import (
 
 // TestMoveBackGivesNewReplicaID moves replicas off a node and back
 // (issue 13). A replica's directory is removed when it moves off, so the
-// one a move back opens has no term, vote or log: Raft counts it as the
-// earlier member only if it keeps the id, so a move back must place a
-// replica id the group never held (or be refused). Today it places the
-// old id: node 2's first replica of orders-2, a bootstrap voter, and node
-// 4's replica of orders-0, added by a move, both return under their ids.
+// one a move back opens has no term, vote or log: Raft would count it as
+// the earlier member if it kept the id, so a move back must place a
+// replica id the group never held (here: a new placement). Node 2's first
+// replica of orders-2, a bootstrap voter, and node 4's replica of
+// orders-0, added by a move, both return; a target naming a kept replica
+// by its placement-0 id keeps that replica.
 func TestMoveBackGivesNewReplicaID(t *testing.T) {
-	t.Skip("issue 13: a move back places the replica id the node held before (go test ./meta -run TestMoveBackGivesNewReplicaID -v without this skip)")
 	m := fixture(t)
 	next := m.AppliedIndex() + 1
 	apply := func(c *metav1.Command) *metav1.Result {
@@ -67,4 +68,36 @@ func TestMoveBackGivesNewReplicaID(t *testing.T) {
 	move(0, r1, r2, r4)
 	move(0, r1, r2, r3)
 	moveBack(0, r1, r2, r4)
+	// Kept replicas named by their node's id keep their placement.
+	kept := slices.Clone(at(0).Replicas)
+	if at(0).ReassignmentId != 0 {
+		kept = slices.Clone(at(0).TargetReplicas)
+		apply(complete(ref("orders", 0), at(0).ReassignmentId))
+	}
+	apply(begin(ref("orders", 0), r1, r2, r3))
+	for _, r := range at(0).TargetReplicas {
+		if NodeOf(r) == NodeOf(r4) {
+			continue
+		}
+		if !slices.Contains(kept, r) && NodeOf(r) != 3 {
+			t.Errorf("orders-0: kept node %d's replica became %#x (was one of %#x)", NodeOf(r), r, kept)
+		}
+	}
+	if err := CheckState(m.State()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A new topic's replicas cannot name a placement: placements are handed
+// out by moves.
+func TestCreateTopicRefusesPlacement(t *testing.T) {
+	m := fixture(t)
+	id := make([]byte, 16)
+	id[0] = 9
+	res := m.Apply(m.AppliedIndex()+1, createTopic("placed", id, nil, []uint64{WithPlacement(ReplicaID(1, 1), 3)}))
+	if ResultError(res) == nil {
+		t.Fatal("a replica with a placement was accepted")
+	} else if !strings.Contains(ResultError(res).Error(), "placement") {
+		t.Fatalf("refused for another reason: %v", ResultError(res))
+	}
 }

@@ -85,8 +85,7 @@ func (m *Machine) checkReplicaSet(replicas, kept []uint64) *refusal {
 		return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%d replicas, must be between 1 and %d", len(replicas), ReplicasMax)
 	}
 	for i, r := range replicas {
-		node := r >> IncarnationBits
-		if node < 1 || node > math.MaxInt32 {
+		if node := NodeOf(r); node < 1 {
 			return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "replica %d: node id %d out of range", r, node)
 		}
 		if slices.ContainsFunc(replicas[:i], func(o uint64) bool { return NodeOf(o) == NodeOf(r) }) {
@@ -94,6 +93,9 @@ func (m *Machine) checkReplicaSet(replicas, kept []uint64) *refusal {
 		}
 		if slices.Contains(kept, r) {
 			continue
+		}
+		if PlacementOf(r) != 0 {
+			return refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "replica %d: a new replica's placement is handed out, not named", r)
 		}
 		b, _, ok := m.findBroker(NodeOf(r))
 		switch {

@@ -8,24 +8,24 @@ import (
 	"github.com/cairnlog/cairn/replica"
 )
 
-// issue13 is why the tests of a replica moved away and back under its
-// replica id are skipped: the group does not yet give such a replica a
-// new id, and each test shows a safety violation (two leaders in one term,
-// two entries committed at one index). Remove the skip to see it:
-// go test ./replica -run TestReturning -v
-const issue13 = "issue 13: a replica id reused by a move back breaks Raft's safety (go test ./replica -run TestReturning -v without this skip)"
+// The tests of a replica moved away and back. Under its old replica id
+// the recreated, empty replica broke Raft's safety in both (two leaders in
+// one term, two entries committed at one index): it is a voter of the
+// bootstrap configuration with no memory of its votes and log. A move
+// back now places a new replica id (meta/ids.go: the partition's next
+// placement), and a replica refuses messages to another id (Step), so the
+// old id is never answered again; these tests run the move back as
+// the cluster now does: the old id gone, the new one empty.
 
 // TestReturningReplicasKeepSafety moves two of a group's first replicas
-// away and back under the same replica ids (issue 13). A move back
-// recreates each one empty from the group's bootstrap snapshot (index 1,
-// term 1, voters = the group's first replicas: meta.BootstrapVoters), as
-// cluster.startReplica does when BeginReassignment applies, before the
-// leader adds it as a learner. Each then believes it is a voter of the
-// first configuration with nothing promised: together they are a quorum
-// of it, and must still never elect a leader or commit an entry the
-// group's log does not hold.
+// away and back (issue 13). A move back creates each one empty from the
+// group's bootstrap snapshot (index 1, term 1, voters = the group's first
+// replicas: meta.BootstrapVoters), as cluster.startReplica does when
+// BeginReassignment applies, before the leader adds it as a learner. Under
+// their old ids they were a quorum of that configuration with nothing
+// promised; under new ids they are not in it, and never elect a leader or
+// commit an entry the group's log does not hold.
 func TestReturningReplicasKeepSafety(t *testing.T) {
-	t.Skip(issue13)
 	w := newWorld(t, worldConfig{seed: 5, voters: []uint64{1, 2, 3}, syncDelayMs: 2})
 	if err := w.c.Do(1, func(r *replica.Replica) error { return r.Campaign() }); err != nil {
 		t.Fatal(err)
@@ -82,16 +82,16 @@ func TestReturningReplicasKeepSafety(t *testing.T) {
 	}
 
 	// The move away removed 1's and 2's directories; the move back
-	// recreates them from the bootstrap snapshot under the same ids.
+	// creates replicas 11 and 12 on their nodes from the bootstrap
+	// snapshot, and 1 and 2 are never run again.
 	for _, id := range []uint64{1, 2} {
 		w.c.Crash(id)
-		w.c.Node(id).Storage = replica.NewBootstrapStorage([]uint64{1, 2, 3})
-		if err := w.c.Restart(id); err != nil {
+		if err := w.c.AddNode(id+10, replica.NewBootstrapStorage([]uint64{1, 2, 3})); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w.run(5000)
-	for _, id := range []uint64{1, 2} {
+	for _, id := range []uint64{11, 12} {
 		if l := w.c.Node(id).Replica.Leadership(); l.Leader == id {
 			t.Errorf("returning replica %d leads term %d of the bootstrap configuration", id, l.Term)
 		}
@@ -103,13 +103,13 @@ func TestReturningReplicasKeepSafety(t *testing.T) {
 }
 
 // TestReturningReplicaRefusesStaleVoter moves replica 1 away while 2 is
-// cut off, so 2 never applies 1's removal, then moves 1 back under the
-// same id (issue 13). The recreated replica has no term, vote or log, so
-// it grants 2 a vote that 1's earlier incarnation, holding the entries
-// the group committed since, would have refused: 2 must still never lead
-// a configuration the group has left, nor commit over its log.
+// cut off, so 2 never applies 1's removal, then moves 1 back (issue 13).
+// Recreated under its old id with no term, vote or log, it granted 2 a
+// vote that 1's earlier incarnation, holding the entries the group
+// committed since, would have refused. Under a new id (11) it is not a
+// voter 2 counts, and 2's requests to 1 reach nobody: 2 never leads a
+// configuration the group has left, nor commits over its log.
 func TestReturningReplicaRefusesStaleVoter(t *testing.T) {
-	t.Skip(issue13)
 	w := newWorld(t, worldConfig{seed: 7, voters: []uint64{1, 2, 3}, syncDelayMs: 2})
 	if err := w.c.Do(1, func(r *replica.Replica) error { return r.Campaign() }); err != nil {
 		t.Fatal(err)
@@ -165,17 +165,16 @@ func TestReturningReplicaRefusesStaleVoter(t *testing.T) {
 		t.Fatalf("2 applied 1's removal; the scenario needs it stale: %v", cs)
 	}
 
-	// The move back recreates 1 empty under its old id; 2, still stale,
-	// reaches it but not the group.
+	// The move back creates 11 empty on 1's node; 2, still stale, reaches
+	// that node but not the group.
 	w.c.Crash(1)
-	w.c.Node(1).Storage = replica.NewBootstrapStorage([]uint64{1, 2, 3})
-	if err := w.c.Restart(1); err != nil {
+	if err := w.c.AddNode(11, replica.NewBootstrapStorage([]uint64{1, 2, 3})); err != nil {
 		t.Fatal(err)
 	}
 	w.c.Net.Heal()
-	w.c.Net.Split([]uint64{1, 2}, []uint64{3, 4})
+	w.c.Net.Split([]uint64{1, 11, 2}, []uint64{3, 4})
 	w.run(5000)
-	for _, id := range []uint64{1, 2} {
+	for _, id := range []uint64{11, 2} {
 		if l := w.c.Node(id).Replica.Leadership(); l.Leader == id {
 			t.Errorf("replica %d leads term %d of a configuration the group left", id, l.Term)
 		}

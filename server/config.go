@@ -12,6 +12,7 @@ import (
 	"github.com/cairnlog/cairn/auth"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/tlsconf"
 )
 
@@ -276,8 +277,8 @@ func ParsePeers(s string) (map[int32]string, error) {
 			return nil, fmt.Errorf("peer %q: want ID=HOST:PORT", item)
 		}
 		n, err := strconv.ParseInt(id, 10, 32)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("peer %q: node id %q must be a number of at least 1", item, id)
+		if err != nil || n < 1 || n > meta.NodeIDMax {
+			return nil, fmt.Errorf("peer %q: node id %q must be a number between 1 and %d", item, id, meta.NodeIDMax)
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("peer %q: address %q is not HOST:PORT", item, addr)

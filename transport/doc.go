@@ -6,8 +6,8 @@
 // through (Send, non-blocking, and Unreachable) and receives from (Config.Handler).
 // A cluster node's Cluster runs one (package cluster; a simulation puts
 // transport/simnet in its place). ReplicaSender adapts it, or any NodeSender, to a Raft
-// driver that sends a group's messages addressed to replica ids (node id
-// << 20 | incarnation): it splits them by node.
+// driver that sends a group's messages addressed to replica ids
+// (placement << 44 | node id << 20 | incarnation): it splits them by node.
 //
 // # Connections
 //

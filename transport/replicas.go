@@ -2,12 +2,17 @@ package transport
 
 import "go.etcd.io/raft/v3/raftpb"
 
-// IncarnationBits is the width of the incarnation in a replica id: replica
-// id = node id << IncarnationBits | incarnation (design §5.4).
-const IncarnationBits = 20
+// IncarnationBits is the width of the incarnation in a replica id, and
+// NodeBits that of the node id above it: replica id = placement <<
+// (IncarnationBits + NodeBits) | node id << IncarnationBits | incarnation
+// (design §5.4; meta/ids.go).
+const (
+	IncarnationBits = 20
+	NodeBits        = 24
+)
 
 // NodeOf returns the node holding replica id.
-func NodeOf(replicaID uint64) uint64 { return replicaID >> IncarnationBits }
+func NodeOf(replicaID uint64) uint64 { return replicaID >> IncarnationBits & (1<<NodeBits - 1) }
 
 // NodeSender sends a group's messages to one node: TCP, or a simulated
 // network standing in for it.

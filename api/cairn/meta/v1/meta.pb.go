@@ -673,8 +673,8 @@ type Partition struct {
 	Index int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// group_id is the partition's Raft group id, unique in the cluster.
 	GroupId uint64 `protobuf:"varint,2,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	// replicas are the replica ids (node_id << 20 | incarnation) of the
-	// group's voters, on distinct nodes.
+	// replicas are the replica ids (placement << 44 | node_id << 20 |
+	// incarnation) of the group's voters, on distinct nodes.
 	Replicas []uint64 `protobuf:"varint,3,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
 	// target_replicas are the replicas a reassignment moves to; empty when no
 	// reassignment is in progress.
@@ -692,8 +692,12 @@ type Partition struct {
 	// when a reassignment first completes; empty until then, when replicas
 	// are still the bootstrap voters.
 	BootstrapReplicas []uint64 `protobuf:"varint,7,rep,packed,name=bootstrap_replicas,json=bootstrapReplicas,proto3" json:"bootstrap_replicas,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// placements is the last placement a reassignment handed out: each
+	// replica a move adds gets the next one in its replica id (meta.ids.go),
+	// so a replica moved off a node and back is a new Raft member.
+	Placements    uint32 `protobuf:"varint,8,opt,name=placements,proto3" json:"placements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Partition) Reset() {
@@ -773,6 +777,13 @@ func (x *Partition) GetBootstrapReplicas() []uint64 {
 		return x.BootstrapReplicas
 	}
 	return nil
+}
+
+func (x *Partition) GetPlacements() uint32 {
+	if x != nil {
+		return x.Placements
+	}
+	return 0
 }
 
 // Command is one entry of the metadata group's log. The meta leader fills in
@@ -2609,7 +2620,7 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"partitions\x1a:\n" +
 	"\fConfigsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x84\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x02\n" +
 	"\tPartition\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x19\n" +
 	"\bgroup_id\x18\x02 \x01(\x04R\agroupId\x12\x1a\n" +
@@ -2617,7 +2628,10 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\x0ftarget_replicas\x18\x04 \x03(\x04R\x0etargetReplicas\x12'\n" +
 	"\x0freassignment_id\x18\x05 \x01(\x04R\x0ereassignmentId\x12)\n" +
 	"\x10preferred_leader\x18\x06 \x01(\x04R\x0fpreferredLeader\x12-\n" +
-	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\"\x92\n" +
+	"\x12bootstrap_replicas\x18\a \x03(\x04R\x11bootstrapReplicas\x12\x1e\n" +
+	"\n" +
+	"placements\x18\b \x01(\rR\n" +
+	"placements\"\x92\n" +
 	"\n" +
 	"\aCommand\x12H\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2\x1d.cairn.meta.v1.RegisterBrokerH\x00R\x0eregisterBroker\x12I\n" +
