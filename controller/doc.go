@@ -138,7 +138,8 @@
 // caught-up JOINING brokers ACTIVE. The transport must know the new node
 // first: the wiring adds brokers' Raft addresses as peers as they apply.
 // A node that knows only a member's address (--join HOST:PORT) calls
-// JoinByAddress: a join connection to that member (transport.Join), whose
+// JoinByAddress: a join connection to that member (transport.Join;
+// JoinThrough takes another transport.Joiner, a simulation's), whose
 // ServeJoin (transport.Config.JoinHandler) runs AddNode's steps with the
 // node's nonce and answers the cluster id, the incarnation and every
 // broker's Raft address (JoinAnswer); the node writes its identity from

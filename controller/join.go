@@ -252,8 +252,14 @@ func (c *Controller) checkJoinAddress(j nodeJoin) error {
 // nonce after a lost answer, it gets the same incarnation.
 // With tlsCfg the join connection runs over TLS (transport.Config.TLS).
 func JoinByAddress(ctx context.Context, addr string, nodeID int32, raftAddr string, nonce []byte, tlsCfg *tls.Config) (JoinAnswer, error) {
+	return JoinThrough(ctx, transport.TCPJoiner(tlsCfg), addr, nodeID, raftAddr, nonce)
+}
+
+// JoinThrough is JoinByAddress over join's exchange (a simulation's
+// network instead of TCP).
+func JoinThrough(ctx context.Context, join transport.Joiner, addr string, nodeID int32, raftAddr string, nonce []byte) (JoinAnswer, error) {
 	req := encodeNodeJoin(nodeJoin{requestID: 1, nodeID: nodeID, nonce: nonce, raftAddr: raftAddr})
-	member, payload, err := transport.Join(ctx, addr, uint64(nodeID), req, tlsCfg)
+	member, payload, err := join(ctx, addr, uint64(nodeID), req)
 	if err != nil {
 		return JoinAnswer{}, fmt.Errorf("controller: %w", err)
 	}

@@ -112,6 +112,17 @@ func (t *TCP) serveJoin(conn net.Conn, r *bufio.Reader, h Handshake, stopWatchdo
 	}
 }
 
+// Joiner runs a join's exchange with the member at addr: Join over TCP,
+// or a simulated network's (simnet.Network.Join).
+type Joiner func(ctx context.Context, addr string, nodeID uint64, request []byte) (Handshake, []byte, error)
+
+// TCPJoiner is Join with tlsCfg, as a Joiner.
+func TCPJoiner(tlsCfg *tls.Config) Joiner {
+	return func(ctx context.Context, addr string, nodeID uint64, request []byte) (Handshake, []byte, error) {
+		return Join(ctx, addr, nodeID, request, tlsCfg)
+	}
+}
+
 // Join dials addr, a member's Raft address, and asks it to add node
 // nodeID with the NodeJoin payload request; it returns the member's
 // handshake (its cluster id and node id) and the NodeJoinResult payload.

@@ -40,6 +40,10 @@
 // only when it comes from a replica of the sending node and is for a
 // replica of the receiving one (Metrics.MessagesMisaddressed otherwise), and
 // a frame type without a handler is a protocol error (dropped, counted).
-// It has no handshake (cluster ids, incarnations) and no join connections
-// (transport.Join dials a real address).
+// It has no handshake (cluster ids, incarnations) between endpoints. A
+// join connection is Network.Join (a transport.Joiner, for
+// cluster.Config.Joiner): the endpoint listening at the address asked
+// (Config.ListenAddr) runs its JoinHandler on a goroutine of its own,
+// never holding up deliveries, and answers with its cluster id and node
+// id; no endpoint there, a cut either way or a pause fail it at once.
 package simnet

@@ -2,6 +2,7 @@ package simnet
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,10 @@ type Endpoint struct {
 	// receiving is held while a handler runs, so that Close returns only
 	// once none does (TCP's Close joins its readers alike).
 	receiving sync.Mutex
+	// joins counts the join handlers running (Network.Join), which Close
+	// waits for; not under receiving, lest a handler waiting for the
+	// metadata leader hold up the deliveries it waits for.
+	joins sync.WaitGroup
 
 	mu       sync.Mutex
 	closed   bool
@@ -282,7 +287,58 @@ func (e *Endpoint) Close() error {
 	e.closed = true
 	e.mu.Unlock()
 	e.net.detach(e)
+	e.joins.Wait()
 	e.receiving.Lock()
 	defer e.receiving.Unlock()
 	return nil
+}
+
+// Join is transport.Join over the network (a transport.Joiner): node
+// nodeID, which need not have an endpoint yet, asks the node whose
+// endpoint listens at addr (transport.Config.ListenAddr) to add it, and
+// gets that node's handshake (its cluster id, node id, incarnation) and
+// its JoinHandler's answer. The exchange fails at once, as a refused
+// dial, when no open endpoint listens at addr, when either way between
+// the two is cut or either is paused, or when the member serves no joins
+// or answers nothing; the handler runs on its own goroutine (it may wait
+// for the metadata leader), and ctx ending stops the wait for it.
+func (n *Network) Join(ctx context.Context, addr string, nodeID uint64, request []byte) (transport.Handshake, []byte, error) {
+	n.mu.Lock()
+	var member *Endpoint
+	for _, e := range n.endpoints {
+		if e.cfg.ListenAddr == addr {
+			member = e
+		}
+	}
+	reachable := member != nil && !n.closed && !n.paused[nodeID] && !n.paused[member.id] &&
+		!n.cut[link{nodeID, member.id}] && !n.cut[link{member.id, nodeID}]
+	n.mu.Unlock()
+	if !reachable {
+		return transport.Handshake{}, nil, fmt.Errorf("simnet: join through %s: %w", addr, ErrUnreachable)
+	}
+	hello := transport.Handshake{ClusterID: member.cfg.ClusterID, NodeID: member.id, Incarnation: member.cfg.Incarnation}
+	if member.cfg.JoinHandler == nil {
+		return hello, nil, fmt.Errorf("%w by %s (node %d): serves no joins", transport.ErrJoinRefused, addr, member.id)
+	}
+	member.mu.Lock()
+	if member.closed {
+		member.mu.Unlock()
+		return hello, nil, fmt.Errorf("simnet: join through %s: %w", addr, ErrUnreachable)
+	}
+	member.joins.Add(1) // the member's Close waits for it, as for a frame's handler
+	member.mu.Unlock()
+	answered := make(chan []byte, 1)
+	go func() {
+		defer member.joins.Done()
+		answered <- member.cfg.JoinHandler(nodeID, bytes.Clone(request))
+	}()
+	select {
+	case answer := <-answered:
+		if answer == nil {
+			return hello, nil, fmt.Errorf("%w by %s (node %d): closed unanswered", transport.ErrJoinRefused, addr, member.id)
+		}
+		return hello, answer, nil
+	case <-ctx.Done():
+		return hello, nil, fmt.Errorf("simnet: join through %s: %w", addr, ctx.Err())
+	}
 }

@@ -50,6 +50,10 @@ type Stats struct {
 // ErrClosed: the network or the endpoint was closed.
 var ErrClosed = errors.New("simnet: closed")
 
+// ErrUnreachable: a join found no open endpoint at its address, or the
+// way to it cut or paused.
+var ErrUnreachable = errors.New("unreachable")
+
 type link struct{ from, to uint64 }
 
 // flight is one copy of a frame on the wire.

@@ -486,3 +486,80 @@ func TestNetworkBehind(t *testing.T) {
 		t.Fatal("not behind with a frame due and undelivered")
 	}
 }
+
+// A join reaches the member listening at the address asked, whose
+// JoinHandler answers it with the member's handshake (cluster id, node id),
+// even while frames wait on the clock; no endpoint at that address, a cut
+// either way or a paused member fail it at once, as a refused dial; a
+// handler answering nothing is a refusal; the caller's ctx bounds the wait.
+func TestJoinReachesTheMemberAtItsAddress(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}, 1)
+	release := make(chan struct{})
+	heard := make(chan struct{}, 1)
+	member, err := tn.net.Open(transport.Config{NodeID: 2, ClusterID: "c1", ListenAddr: "node-2:9093",
+		Handler: func(uint64, uint64, []*raftpb.Message) {},
+		Handlers: map[transport.FrameType]transport.FrameHandler{
+			transport.FrameNodeHeartbeat: func(uint64, []byte) { heard <- struct{}{} },
+		},
+		JoinHandler: func(from uint64, payload []byte) []byte {
+			switch string(payload) {
+			case "refuse":
+				return nil
+			case "wait":
+				<-release
+			}
+			return fmt.Appendf(nil, "welcome %d: %s", from, payload)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	defer close(release) // before Close, which waits for the handler
+	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
+	defer cancel()
+
+	hello, answer, err := tn.net.Join(ctx, "node-2:9093", 7, []byte("hi"))
+	if err != nil || hello.NodeID != 2 || hello.ClusterID != "c1" || string(answer) != "welcome 7: hi" {
+		t.Fatalf("join: %+v %q %v", hello, answer, err)
+	}
+	if _, _, err := tn.net.Join(ctx, "node-3:9093", 7, []byte("hi")); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("join at no endpoint's address: %v, want ErrUnreachable", err)
+	}
+	if _, _, err := tn.net.Join(ctx, "node-2:9093", 7, []byte("refuse")); !errors.Is(err, transport.ErrJoinRefused) {
+		t.Fatalf("join answered nothing: %v, want ErrJoinRefused", err)
+	}
+	tn.net.Cut(2, 7)
+	if _, _, err := tn.net.Join(ctx, "node-2:9093", 7, []byte("hi")); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("join across a cut: %v, want ErrUnreachable", err)
+	}
+	tn.net.Heal()
+	tn.net.Pause(2)
+	if _, _, err := tn.net.Join(ctx, "node-2:9093", 7, []byte("hi")); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("join through a paused member: %v, want ErrUnreachable", err)
+	}
+	tn.net.Resume(2)
+
+	// A handler that waits does not hold up the member's deliveries.
+	waitCtx, stop := context.WithCancel(ctx)
+	joined := make(chan error, 1)
+	go func() {
+		_, _, err := tn.net.Join(waitCtx, "node-2:9093", 7, []byte("wait"))
+		joined <- err
+	}()
+	if err := tn.nodes[1].AddPeer(2, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.nodes[1].SendFrame(2, transport.FrameNodeHeartbeat, []byte("beat")); err != nil {
+		t.Fatal(err)
+	}
+	tn.clock.Advance(time.Millisecond)
+	select {
+	case <-heard:
+	case <-time.After(waitMax):
+		t.Fatal("a frame to the member was not delivered while a join handler of it waited")
+	}
+	stop()
+	if err := <-joined; !errors.Is(err, context.Canceled) {
+		t.Fatalf("join whose ctx ended: %v, want context.Canceled", err)
+	}
+}
