@@ -26,6 +26,7 @@ import (
 	"github.com/cairnlog/cairn/quota"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/transport"
 )
 
 // Expected conditions, mapped to protocol errors by the front ends.
@@ -122,6 +123,10 @@ type Config struct {
 	// Transport opens the node's transport to the other nodes; nil: TCP
 	// (transport.New). A simulation puts an in-memory network here.
 	Transport TransportOpener
+	// Joiner runs a joining node's exchange with the member at Join; nil:
+	// transport.Join over TCP (with TransportTLS). A simulation puts its
+	// network's here.
+	Joiner transport.Joiner
 }
 
 // Cluster-mode defaults (Config's fields of the same names).

@@ -66,8 +66,10 @@
 //
 // With Config.Join instead of Peers (join.go) the node joins a running
 // cluster through one member's Raft address: controller.JoinByAddress
-// registers it under a new incarnation and has the metadata leader add it
-// as a learner; the answer's cluster id and incarnation make its identity
+// (over Config.Joiner when set: a simulated network's) registers it under
+// a new incarnation and has the metadata leader add it as a learner,
+// asked again with the same nonce while the outcome is unknown (a leader
+// changing, a frame lost); the answer's cluster id and incarnation make its identity
 // and the brokers it names its peers. The controller creates its meta log
 // empty, then writes node.json; the leader's snapshot fills it, the node
 // registers its addresses and the leader marks it ACTIVE once caught up.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/transport"
 )
 
 // A node started with Config.Join instead of Peers joins a running
@@ -58,13 +59,36 @@ func (c *Cluster) nodeIdentity(names []string) (controller.Identity, error) {
 // askToJoin asks the member at Config.Join to register this node (under
 // the registration nonce: the same nonce, the same incarnation) and add
 // it as a learner, within StartTimeoutMs; the brokers it names become
-// this node's peers.
+// this node's peers. An answer of unknown outcome (the member's proposals
+// timed out: a metadata leader changing, a frame lost, another
+// configuration change not applied yet) is asked again after an election
+// timeout, as a rejoining node asks its members again (the simulation's
+// joins under faults failed Open so).
 func (c *Cluster) askToJoin(nonce []byte) (controller.JoinAnswer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.cfg.StartTimeoutMs)*time.Millisecond)
 	defer cancel()
-	answer, err := controller.JoinByAddress(ctx, c.cfg.Join, c.cfg.NodeID, c.cfg.RaftAddr, nonce, c.cfg.TransportTLS)
-	if err != nil {
-		return controller.JoinAnswer{}, fmt.Errorf("cluster: join the cluster through %s: %w", c.cfg.Join, err)
+	join := c.cfg.Joiner
+	if join == nil {
+		join = transport.TCPJoiner(c.cfg.TransportTLS)
+	}
+	var answer controller.JoinAnswer
+	for {
+		var err error
+		answer, err = controller.JoinThrough(ctx, join, c.cfg.Join, c.cfg.NodeID, c.cfg.RaftAddr, nonce)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, controller.ErrTimeout) || ctx.Err() != nil {
+			return controller.JoinAnswer{}, fmt.Errorf("cluster: join the cluster through %s: %w", c.cfg.Join, err)
+		}
+		c.env.Logger.Info("join outcome unknown; asking again", "through", c.cfg.Join, "err", err)
+		pause := c.env.Clock.NewTimer(time.Duration(c.cfg.RaftTickMs*int64(c.cfg.RaftElectionTicks)) * time.Millisecond)
+		select {
+		case <-pause.C():
+		case <-ctx.Done():
+			pause.Stop()
+			return controller.JoinAnswer{}, fmt.Errorf("cluster: join the cluster through %s: %w", c.cfg.Join, err)
+		}
 	}
 	peers := maps.Clone(answer.Peers)
 	peers[c.cfg.NodeID] = c.cfg.RaftAddr

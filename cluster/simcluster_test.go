@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/cryptotest"
 	"time"
@@ -31,6 +32,7 @@ var (
 	simFrom  = flag.Uint64("sim.from", 1, "the first seed TestSimulatedClusterPartitions runs (long runs split across processes)")
 	simLog   = flag.Bool("sim.log", false, "log each run's events (schedule, faults, outcomes) as they happen")
 	simOnly  = flag.String("sim.element", "", "TestSimulatedClusterPartitions runs this schedule element alone (its name, as logged), known bugs included")
+	simNodes = flag.Int("sim.nodes", 3, "how many nodes TestSimulatedClusterPartitions (and the linearizable runs) start with: an odd number, 3 or more")
 )
 
 const (
@@ -67,6 +69,10 @@ const (
 
 var simStart = time.Unix(1_700_000_000, 0)
 
+// simMetaVotersMin is how many voters the metadata group grows to by
+// promoting caught-up learners (the controller's votersWanted).
+const simMetaVotersMin = 3
+
 // TestSimulatedClusterPartitions runs three cluster nodes in one process
 // over transport/simnet, each on its own crash-simulating filesystem, on
 // one manual clock, under a schedule drawn from a seed: a steady phase,
@@ -102,6 +108,20 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 	}
 }
 
+// TestSimulatedClusterFiveNodes runs two seeds' random schedules on five
+// nodes, the partition on three of them: splits of two against three,
+// rings and bridges among the elements, nodes joining and leaving, each
+// check on the partition's replicas.
+func TestSimulatedClusterFiveNodes(t *testing.T) {
+	for _, seed := range []uint64{1, 2} {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			r := runSimulationOf(t, seed, 5, simElements)
+			t.Logf("seed %d: %d appends acknowledged, %d not, final high watermark %d, schedule hash %x",
+				seed, len(r.acked), r.unacked, r.hwm, r.scheduleHash)
+		})
+	}
+}
+
 // TestSimulatedClusterSeed237 runs seed 237 of the random schedules: a
 // wipe (node 3 rejoins under a new incarnation and is refilled), then the
 // pause recipe with the rejoined node as the crashed one. Its restart
@@ -112,7 +132,7 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 // cluster as it runs). TestStaleStateKeepsReplicaDirectory is the
 // deterministic form.
 func TestSimulatedClusterSeed237(t *testing.T) {
-	r := runSimulation(t, 237)
+	r := runSimulationOf(t, 237, 3, simElements[:simElementsFirst])
 	t.Logf("seed 237: %d appends acknowledged, %d not, final high watermark %d, schedule hash %x",
 		len(r.acked), r.unacked, r.hwm, r.scheduleHash)
 }
@@ -150,7 +170,7 @@ func TestSimulatedClusterElements(t *testing.T) {
 
 func runRecipe(t *testing.T, seed uint64, element string) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	r := runSchedule(t, seed, rng, []simElement{simElementNamed(t, element)})
+	r := runSchedule(t, seed, rng, 3, []simElement{simElementNamed(t, element)})
 	t.Logf("%d appends acknowledged, %d not, final high watermark %d, network %+v", len(r.acked), r.unacked, r.hwm, r.net)
 }
 
@@ -172,7 +192,13 @@ type simCluster struct {
 	net   *simnet.Network
 	seed  uint64
 	peers map[int32]string
-	ids   []uint64
+	// ids are the cluster's nodes (a node joins and leaves in the test
+	// goroutine only), size the number it started with; joinedThrough
+	// names, for each node that joined a running cluster, the member's
+	// Raft address it joined through (Config.Join).
+	ids           []uint64
+	size          int
+	joinedThrough map[int32]string
 	// nodes are the open nodes (nodesMu: a crash replaces one while the
 	// writer looks up leaders); fs each node's filesystem, replaced by its
 	// crash image when it crashes.
@@ -337,35 +363,34 @@ func (sc *simCluster) describeMeta() string {
 	return strings.Join(out, "; ")
 }
 
-// caughtUp reports whether one node leads the partition, every node
-// holds a replica at the leader's high watermark and votes in the
-// metadata group under its current incarnation, and names the leader.
+// caughtUp reports whether one node leads the partition, every node is
+// open and votes in the metadata group under its current incarnation,
+// and every partition (a workload's too) has its replicas on nodes'
+// current incarnations, not moving, at one high watermark; it names the
+// leader. With more nodes than a partition's replicas, only they are
+// looked at.
 func (sc *simCluster) caughtUp() (int32, bool) {
 	ls := sc.leaders()
 	if len(ls) != 1 {
 		return 0, false
 	}
-	p, err := sc.open()[ls[0]].Partition(simTopic, 0)
-	if err != nil {
+	open := sc.open()
+	if len(open) < len(sc.ids) {
 		return 0, false
 	}
-	if len(sc.open()) < len(sc.ids) {
-		return 0, false
+	current := map[int32]uint64{} // every node's current incarnation, as a replica id without placement
+	for id, c := range open {
+		current[id] = meta.ReplicaID(id, c.ctl.Identity().Incarnation)
 	}
-	var voters []uint64 // every node's current incarnation
-	for id, c := range sc.open() {
-		q, err := c.Partition(simTopic, 0)
-		if err != nil || q.Err() != nil || q.HighWatermark() != p.HighWatermark() {
-			return 0, false
-		}
-		voters = append(voters, meta.ReplicaID(id, c.ctl.Identity().Incarnation))
-	}
-	// The other topics' partitions (a workload's) too, every replica at
-	// one high watermark.
-	for _, t := range sc.open()[ls[0]].ctl.State().GetTopics() {
-		for i := range t.GetPartitions() {
+	incarnations := slices.Sorted(maps.Values(current))
+	for _, t := range open[ls[0]].ctl.State().GetTopics() {
+		for i, p := range t.GetPartitions() {
 			hwm := int64(-1)
-			for _, c := range sc.open() {
+			for _, r := range p.GetReplicas() {
+				c, ok := open[meta.NodeOf(r)]
+				if !ok {
+					return 0, false
+				}
 				q, err := c.Partition(t.GetName(), int32(i))
 				if err != nil || q.Err() != nil || (hwm >= 0 && q.HighWatermark() != hwm) {
 					return 0, false
@@ -374,31 +399,53 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 			}
 		}
 	}
-	slices.Sort(voters)
-	// And every node votes in the metadata group: a rejoined node is a
-	// learner until promoted, and a majority counting it is none.
-	for _, c := range sc.open() {
+	// Every node is a member of the metadata group under its current
+	// incarnation, and votes while the group has fewer than three voters
+	// (the controller promotes learners up to three): a rejoined node is a
+	// learner until promoted, and a majority counting it is none. A node
+	// joined to three voters or more stays a learner.
+	for _, c := range open {
 		cs, err := c.ctl.Configuration()
-		if err != nil || len(cs.GetLearners()) > 0 || !slices.Equal(slices.Sorted(slices.Values(cs.GetVoters())), voters) {
+		members := slices.Sorted(slices.Values(slices.Concat(cs.GetVoters(), cs.GetLearners())))
+		if err != nil || (len(cs.GetLearners()) > 0 && len(cs.GetVoters()) < simMetaVotersMin) || !slices.Equal(members, incarnations) {
 			return 0, false
 		}
-		// The partition's replicas too: a refill replaces a wiped node's
-		// old incarnation in steps (seeds 198, 235 wiped a second node
-		// before it had).
-		for _, t := range c.ctl.State().GetTopics() { // every topic's: a workload's too
+		// Each node's view of the placement too: a refill replaces a wiped
+		// node's old incarnation in steps (seeds 198, 235 wiped a second
+		// node before it had).
+		for _, t := range c.ctl.State().GetTopics() {
 			for _, p := range t.GetPartitions() {
-				nodes := make([]uint64, len(p.GetReplicas())) // a placement aside
-				for i, r := range p.GetReplicas() {
-					nodes[i] = meta.NodeReplicaID(r)
-				}
-				slices.Sort(nodes)
-				if len(p.GetTargetReplicas()) > 0 || !slices.Equal(nodes, voters) {
+				if len(p.GetTargetReplicas()) > 0 {
 					return 0, false
+				}
+				for _, r := range p.GetReplicas() { // a placement aside
+					if current[meta.NodeOf(r)] != meta.NodeReplicaID(r) {
+						return 0, false
+					}
 				}
 			}
 		}
 	}
 	return ls[0], true
+}
+
+// replicas returns the nodes the partition's replicas are placed on, in
+// ascending order, as its leader (or the lowest running node) knows them.
+func (sc *simCluster) replicas() []int32 {
+	var c *Cluster
+	if ls := sc.leaders(); len(ls) > 0 {
+		c = sc.node(ls[0])
+	} else {
+		c = sc.node(0)
+	}
+	if c == nil {
+		return nil
+	}
+	t, ok := c.Topic(simTopic)
+	if !ok || len(t.Partitions) == 0 {
+		return nil
+	}
+	return slices.Sorted(slices.Values(t.Partitions[0].Replicas))
 }
 
 // replicated waits until every replica has caught up and every node
@@ -410,10 +457,16 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 // group, rejoined and not yet promoted (seeds 90, 93).
 func (sc *simCluster) replicated() {
 	sc.t.Helper()
-	sc.advanceUntil("every replica caught up before destroying one", 30*time.Second, func() bool {
-		_, ok := sc.caughtUp()
-		return ok
-	})
+	for waited := time.Duration(0); ; waited += 10 * time.Millisecond {
+		if _, ok := sc.caughtUp(); ok {
+			return
+		}
+		if waited >= 30*time.Second {
+			sc.event("not caught up: %s; metadata group: %s", sc.describe(), sc.describeMeta())
+			sc.t.Fatalf("no every replica caught up before destroying one within %v of simulated time", waited)
+		}
+		sc.advance(10 * time.Millisecond)
+	}
 }
 
 // simRecords reads a replica up to its high watermark as offset → value.
@@ -488,6 +541,9 @@ func (sc *simCluster) openNode(id int32) (*Cluster, error) {
 	e := env.Env{Clock: clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: slowSyncFS{fsys, clock}, Logger: quiet}
 	cfg := DefaultConfig("/data")
 	cfg.NodeID, cfg.Peers, cfg.KafkaAddr = id, sc.peers, fmt.Sprintf("node-%d:9092", id)
+	if through, ok := sc.joinedThrough[id]; ok { // as `cairn serve --join`
+		cfg.Peers, cfg.Join, cfg.RaftAddr, cfg.Joiner = nil, through, simRaftAddr(id), sc.net.Join
+	}
 	cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simStartMax.Milliseconds()
 	cfg.Transport = func(_ env.Env, tc transport.Config) (Transport, error) { return sc.net.Open(tc) }
 	return Open(e, cfg)
@@ -787,6 +843,82 @@ func (sc *simCluster) wipe(id int32, rng *rand.Rand) {
 	sc.restart(id)
 }
 
+// join starts a node that was never in the cluster (the next unused id)
+// on an empty filesystem, as `cairn serve --join` through node through:
+// the member registers it under a new incarnation and has the metadata
+// leader add it as a learner; the leader promotes it once it caught up
+// (not awaited here). It returns the node's id once Open returned.
+func (sc *simCluster) join(through int32) int32 {
+	sc.t.Helper()
+	id := int32(slices.Max(sc.ids) + 1)
+	for ; sc.fs[id] != nil; id++ { // a removed node's id is not used again
+	}
+	sc.fs[id], sc.joinedThrough[id] = vfs.NewCrashFS(), simRaftAddr(through)
+	sc.ids = append(sc.ids, uint64(id))
+	sc.event("node %d joins through node %d", id, through)
+	sc.restart(id)
+	return id
+}
+
+// removeNode waits, asking again while the outcome is unknown, until node
+// gone is REMOVED (RemoveNode: its replicas moved to others first) and out
+// of the metadata group on every other node; then it closes the node for
+// good: it is never restarted, and the cluster is the others.
+func (sc *simCluster) removeNode(gone int32) {
+	sc.t.Helper()
+	sc.advanceUntil(fmt.Sprintf("node %d removed", gone), 30*time.Second, func() bool {
+		done := true
+		for id, c := range sc.running() {
+			if id == gone {
+				continue
+			}
+			cs, err := c.ctl.Configuration()
+			if c.NodeState(gone) != "REMOVED" || err != nil ||
+				slices.ContainsFunc(slices.Concat(cs.GetVoters(), cs.GetLearners()), func(r uint64) bool { return meta.NodeOf(r) == gone }) {
+				done = false
+			}
+		}
+		if done {
+			return true
+		}
+		c := sc.node(sc.otherThan(gone))
+		if c == nil || c.NodeState(gone) == "REMOVED" || slices.ContainsFunc(c.Reassignments(), func(r Reassignment) bool {
+			return slices.Contains(r.Removing(), gone)
+		}) {
+			return false // the drain runs, or the removal is applied and the voters follow
+		}
+		sc.call(fmt.Sprintf("remove node %d", gone), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+			_, err := c.RemoveNode(ctx, gone)
+			return err
+		})
+		return false
+	})
+	if sc.paused(gone) {
+		sc.resume(gone)
+	}
+	sc.nodesMu.Lock()
+	c := sc.nodes[gone]
+	delete(sc.nodes, gone)
+	sc.nodesMu.Unlock()
+	sc.beforeClose(c)
+	if err := c.Close(); err != nil {
+		sc.event("node %d closed after its removal: %v", gone, err)
+	}
+	sc.ids = slices.DeleteFunc(sc.ids, func(id uint64) bool { return id == uint64(gone) })
+	sc.event("node %d removed and closed; nodes %v", gone, sc.ids)
+}
+
+// otherThan returns the lowest running node but id (0 when none).
+func (sc *simCluster) otherThan(id int32) int32 {
+	nodes := sc.running()
+	for _, o := range slices.Sorted(maps.Keys(nodes)) {
+		if o != id {
+			return o
+		}
+	}
+	return 0
+}
+
 // simSyncLatency is how long a file's sync takes on the node's clock: an
 // instant sync would leave no window in which a write is written but not
 // yet durable, and a crash could never catch a write acknowledged before
@@ -821,9 +953,13 @@ func (f slowSyncFile) Sync() error {
 	return f.File.Sync()
 }
 
-// openSimCluster opens three nodes over one simulated network with
-// faults, and drop losing chosen frames when not nil.
-func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet.DropFunc) *simCluster {
+// openSimCluster opens nodes nodes (an odd number, 3 or more) over one
+// simulated network with faults, and drop losing chosen frames when not
+// nil.
+func openSimCluster(t *testing.T, seed uint64, nodes int, faults simnet.Faults, drop simnet.DropFunc) *simCluster {
+	if nodes < 3 || nodes%2 == 0 {
+		t.Fatalf("%d nodes: an odd number, 3 or more, is needed (a split's sides, the recipes' majorities)", nodes)
+	}
 	clock := env.NewManualClock(simStart)
 	net, err := simnet.New(env.Env{Clock: clock, Rand: env.NewSeededRand(seed), FS: vfs.NewMem(), Logger: quiet}, faults)
 	if err != nil {
@@ -831,12 +967,13 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 	}
 	net.SetDrop(drop)
 	sc := &simCluster{t: t, clock: clock, net: net, seed: seed, peers: map[int32]string{}, nodes: map[int32]*Cluster{},
-		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, ids: []uint64{1, 2, 3}, seen: map[int64]string{}, hwm: map[int32]int64{},
+		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, size: nodes, joinedThrough: map[int32]string{}, seen: map[int64]string{}, hwm: map[int32]int64{},
 		part: map[int32]*partition.Partition{}, nodeClock: map[int32]*env.ManualClock{}, skew: map[int32]time.Duration{}, frozen: map[int32]bool{}}
 	sc.event("network faults %+v", faults)
-	for _, id := range sc.ids {
-		sc.peers[int32(id)] = fmt.Sprintf("node-%d:9093", id) // never dialled: simnet finds nodes by id
-		sc.fs[int32(id)] = vfs.NewCrashFS()
+	for id := range nodes {
+		sc.ids = append(sc.ids, uint64(id+1))
+		sc.peers[int32(id+1)] = simRaftAddr(int32(id + 1))
+		sc.fs[int32(id+1)] = vfs.NewCrashFS()
 	}
 	type opened struct {
 		id  int32
@@ -873,9 +1010,14 @@ func openSimCluster(t *testing.T, seed uint64, faults simnet.Faults, drop simnet
 	if failed != nil {
 		t.Fatal(failed)
 	}
-	sc.event("three nodes open")
+	sc.event("%d nodes open", nodes)
 	return sc
 }
+
+// simRaftAddr is node id's Raft address: never dialled (simnet finds
+// nodes by id), but a joining node names the member it joins through by
+// it.
+func simRaftAddr(id int32) string { return fmt.Sprintf("node-%d:9093", id) }
 
 // close closes every node while the clock still moves (a closing
 // component may wait for a timer), then stops the clock and the network.
@@ -1020,7 +1162,7 @@ func (w *simWriter) append(c *Cluster, value string) (int64, error) {
 func TestSimulatedClusterRegistersDespiteALostProposal(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 1)
 	dropped := map[uint64]bool{} // by the sending node; the network's lock guards it
-	sc := openSimCluster(t, 1, simnet.Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond},
+	sc := openSimCluster(t, 1, 3, simnet.Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond},
 		func(from, to uint64, typ transport.FrameType) bool {
 			if typ != transport.FrameMetaPropose || dropped[from] {
 				return false
@@ -1047,6 +1189,62 @@ func TestSimulatedClusterRegistersDespiteALostProposal(t *testing.T) {
 	})
 }
 
+// TestSimulatedClusterJoinsDespiteAnUnknownOutcome: a fourth node joins
+// (Config.Join) through a member that does not lead the metadata group,
+// and the leader's first three answers to that member's forwarded
+// proposals are lost, so that the member's registration of the node
+// (tried three times) ends of unknown outcome and so does its answer to
+// the join. The joining node asks again with the same nonce rather than
+// failing Open (its first joins under faults failed so), gets one
+// incarnation, and is a member of the metadata group.
+func TestSimulatedClusterJoinsDespiteAnUnknownOutcome(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 1)
+	sc := openSimCluster(t, 1, 3, simnet.Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}, nil)
+	var leader uint64
+	sc.advanceUntil("a metadata leader", 10*time.Second, func() bool {
+		for _, c := range sc.open() {
+			if l := c.ctl.Leadership(); l.Ready && l.Leader != 0 {
+				leader = uint64(meta.NodeOf(l.Leader))
+				return true
+			}
+		}
+		return false
+	})
+	through := uint64(sc.others(int32(leader))[0])
+	var lost atomic.Int32
+	sc.net.SetDrop(func(from, to uint64, typ transport.FrameType) bool {
+		return typ == transport.FrameMetaProposeResult && to == through && lost.Add(1) <= 3
+	})
+	id := sc.join(int32(through))
+	if lost := lost.Load(); lost < 3 {
+		t.Fatalf("%d answers lost, want 3: the test proves nothing", lost)
+	}
+	inc := sc.open()[id].ctl.Identity().Incarnation
+	if inc != 1 {
+		t.Fatalf("node %d joined under incarnation %d, want 1: a join asked again made a new registration", id, inc)
+	}
+	sc.advanceUntil(fmt.Sprintf("node %d a member of the metadata group on every node", id), 10*time.Second, func() bool {
+		for _, c := range sc.open() {
+			cs, err := c.ctl.Configuration()
+			if err != nil || !slices.Contains(slices.Concat(cs.GetVoters(), cs.GetLearners()), meta.ReplicaID(id, inc)) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// others lists the nodes but those given.
+func (sc *simCluster) others(but ...int32) []int32 {
+	var out []int32
+	for _, id := range sc.ids {
+		if !slices.Contains(but, int32(id)) {
+			out = append(out, int32(id))
+		}
+	}
+	return out
+}
+
 // Seed 19: a network that duplicates frames delivered a forwarded
 // CreateTopic twice, and the copy's "topic already exists" answered the
 // caller whose create had succeeded. With every frame sent twice, each
@@ -1054,7 +1252,7 @@ func TestSimulatedClusterRegistersDespiteALostProposal(t *testing.T) {
 // ones too) and the topic is created once.
 func TestSimulatedClusterCreateTopicDespiteDuplicatedProposals(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 19)
-	sc := openSimCluster(t, 19, simnet.Faults{DuplicatePercent: 100, DelayMin: time.Millisecond, DelayMax: 5 * time.Millisecond}, nil)
+	sc := openSimCluster(t, 19, 3, simnet.Faults{DuplicatePercent: 100, DelayMin: time.Millisecond, DelayMax: 5 * time.Millisecond}, nil)
 	for round := range 10 {
 		for id, c := range sc.open() {
 			name := fmt.Sprintf("dup-%d-%d", round, id)
@@ -1095,32 +1293,40 @@ func (s *simScenario) pastElection() time.Duration {
 	return time.Duration(3*simElectionMs+s.rng.IntN(5*simElectionMs)) * time.Millisecond
 }
 
-// node draws one of the three nodes.
+// node draws one of the nodes.
 func (s *simScenario) node() int32 { return int32(s.sc.ids[s.rng.IntN(len(s.sc.ids))]) }
 
 // others lists the nodes but those given.
-func (s *simScenario) others(but ...int32) []int32 {
-	var out []int32
-	for _, id := range s.sc.ids {
-		if !slices.Contains(but, int32(id)) {
-			out = append(out, int32(id))
-		}
-	}
-	return out
-}
+func (s *simScenario) others(but ...int32) []int32 { return s.sc.others(but...) }
 
-// roles names the partition's leader (or a drawn node when none leads)
-// and its two followers, in a drawn order.
+// roles names the partition's leader (or a drawn replica when none
+// leads) and two followers, in a drawn order: nodes of its replicas, the
+// partition having three (with three nodes, the draws are those of a
+// schedule before there were more).
 func (s *simScenario) roles() (leader, f1, f2 int32) {
-	leader = s.node()
+	replicas := s.sc.replicas()
+	if len(replicas) < 3 { // none knows the placement: any nodes
+		replicas = s.others()
+	}
+	leader = replicas[s.rng.IntN(len(replicas))]
 	if ls := s.sc.leaders(); len(ls) > 0 {
 		leader = ls[0]
 	}
-	fs := s.others(leader)
+	fs := slices.DeleteFunc(slices.Clone(replicas), func(id int32) bool { return id == leader })
+	if len(fs) > 2 { // a moment when the leader is not among them (a move's end)
+		fs = fs[:2]
+	}
 	if s.rng.IntN(2) == 1 {
 		fs[0], fs[1] = fs[1], fs[0]
 	}
 	return leader, fs[0], fs[1]
+}
+
+// shuffled returns the nodes in a drawn order.
+func (s *simScenario) shuffled() []uint64 {
+	out := slices.Clone(s.sc.ids)
+	s.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
 }
 
 // healed heals the network, ends every pause, and checks that an append
@@ -1174,7 +1380,16 @@ type simElement struct {
 	// knownBug, when set, keeps the element out of random schedules until
 	// the bug it names is fixed; -sim.element runs it.
 	knownBug string
+	// nodesMin keeps the element out of random schedules of clusters that
+	// start with fewer nodes (a ring or a bridge of three is a split).
+	nodesMin int
 }
+
+// simElementsFirst is how many of simElements' first elements random
+// schedules drew from before there were more (rings, bridges, nodes
+// joining and leaving): a fixed-seed test of a schedule drawn then draws
+// from these alone, so that its seed gives the same schedule.
+const simElementsFirst = 13
 
 // simElements are what a random schedule draws from.
 var simElements = []simElement{
@@ -1185,15 +1400,22 @@ var simElements = []simElement{
 		s.healed()
 	}},
 	{name: "split", run: func(s *simScenario) {
-		minority := s.node()
-		majority := s.others(minority)
-		s.sc.net.Split([]uint64{uint64(minority)}, []uint64{uint64(majority[0]), uint64(majority[1])})
-		s.phase(fmt.Sprintf("split %d | %v", minority, majority), s.pastElection())
+		var minority, majority []uint64
+		if len(s.sc.ids) == 3 { // the draw of a schedule before there were more nodes
+			m := s.node()
+			minority, majority = []uint64{uint64(m)}, s.sc.ids
+		} else {
+			order := s.shuffled()
+			minority, majority = order[:len(order)/2], order[len(order)/2:]
+		}
+		majority = slices.DeleteFunc(slices.Clone(majority), func(id uint64) bool { return slices.Contains(minority, id) })
+		s.sc.net.Split(minority, majority)
+		s.phase(fmt.Sprintf("split %v | %v", minority, majority), s.pastElection())
 		s.healed()
 	}},
 	{name: "one-way cut", run: func(s *simScenario) {
 		from := s.node()
-		to := s.others(from)[s.rng.IntN(2)]
+		to := s.others(from)[s.rng.IntN(len(s.sc.ids)-1)]
 		s.sc.net.Cut(uint64(from), uint64(to))
 		s.phase(fmt.Sprintf("one way %d↛%d", from, to), s.pastElection())
 		s.healed()
@@ -1231,7 +1453,8 @@ var simElements = []simElement{
 	{name: "move a replica away and back under a fault", run: func(s *simScenario) {
 		lead, f1, f2 := s.roles()
 		away := []int32{f2, lead, f1}[s.rng.IntN(3)] // the leader too, at times
-		keep := s.others(away)
+		keep := []int32{f1, f2, lead}
+		keep = slices.Sorted(slices.Values(slices.DeleteFunc(keep, func(id int32) bool { return id == away })))
 		s.moveUnderFault(keep)
 		// Back: node away's replica is added as a learner, caught up and
 		// promoted.
@@ -1260,6 +1483,64 @@ var simElements = []simElement{
 		s.phase(fmt.Sprintf("node %d ahead", id), s.steady())
 		s.healed()
 	}},
+	// (simElementsFirst ends here: new elements go below.)
+	{name: "ring", nodesMin: 5, run: func(s *simScenario) {
+		ring := s.shuffled() // each node linked to its two neighbours only: 3 of 5 a majority of each
+		s.sc.net.Ring(ring)
+		s.phase(fmt.Sprintf("ring %v", ring), s.pastElection())
+		s.healed()
+	}},
+	{name: "bridge", nodesMin: 5, run: func(s *simScenario) {
+		order := s.shuffled() // two sides linked only through one node, which sees all
+		bridge, rest := order[0], order[1:]
+		a, b := rest[:len(rest)/2], rest[len(rest)/2:]
+		s.sc.net.Bridge(a, b, bridge)
+		s.phase(fmt.Sprintf("bridge %v -%d- %v", a, bridge, b), s.pastElection())
+		s.healed()
+	}},
+	{name: "add a node under a fault", run: func(s *simScenario) {
+		if len(s.sc.ids) >= s.sc.size+2 { // a bound on the cluster's growth
+			s.removeUnderFault()
+		}
+		faulty := s.node()
+		through := s.others(faulty)[s.rng.IntN(len(s.sc.ids)-1)] // an operator joins through a live member
+		s.fault(faulty)
+		id := s.sc.join(through)
+		s.phase(fmt.Sprintf("node %d joined", id), s.pastElection())
+		s.healed()
+		s.sc.replicated() // caught up (and promoted, to three voters)
+		// And, at times, a replica moved onto it.
+		if s.rng.IntN(2) == 0 {
+			lead, f1, f2 := s.roles()
+			s.moveUnderFault(slices.Sorted(slices.Values([]int32{lead, []int32{f1, f2}[s.rng.IntN(2)], id})))
+		}
+	}},
+	{name: "remove a node under a fault", run: func(s *simScenario) {
+		if len(s.sc.ids) <= s.sc.size { // the cluster keeps at least the nodes it started with
+			id := s.sc.join(s.node())
+			s.phase(fmt.Sprintf("node %d joined", id), s.steady())
+			s.sc.replicated()
+		}
+		s.removeUnderFault()
+	}},
+}
+
+// removeUnderFault removes a node holding one of the partition's replicas
+// (its leader at times) while a fault is active: its replicas move to
+// other nodes, then it leaves the metadata group; it is closed for good.
+func (s *simScenario) removeUnderFault() {
+	s.t.Helper()
+	lead, f1, f2 := s.roles()
+	gone := []int32{lead, f1, f2}[s.rng.IntN(3)]
+	s.fault(s.node()) // the leaving node's, at times
+	c := s.sc.node(s.sc.otherThan(gone))
+	s.sc.call(fmt.Sprintf("remove node %d", gone), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+		_, err := c.RemoveNode(ctx, gone)
+		return err
+	})
+	s.phase(fmt.Sprintf("removing node %d", gone), s.pastElection())
+	s.healed()
+	s.sc.removeNode(gone)
 }
 
 // fault applies to node id a fault drawn from those a heal ends: paused,
@@ -1344,27 +1625,35 @@ func simElementNamed(t *testing.T, name string) simElement {
 // simScheduleLen is how many elements a random schedule draws.
 const simScheduleLen = 5
 
+// runSimulation runs seed's random schedule (or -sim.element's) on
+// -sim.nodes nodes.
 func runSimulation(t *testing.T, seed uint64, workloads ...SimWorkload) simRun {
+	return runSimulationOf(t, seed, *simNodes, simElements, workloads...)
+}
+
+// runSimulationOf runs on nodes nodes seed's random schedule drawn from
+// elements (or -sim.element's).
+func runSimulationOf(t *testing.T, seed uint64, nodes int, elements []simElement, workloads ...SimWorkload) simRun {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	if *simOnly != "" {
-		return runSchedule(t, seed, rng, []simElement{simElementNamed(t, *simOnly)}, workloads...)
+		return runSchedule(t, seed, rng, nodes, []simElement{simElementNamed(t, *simOnly)}, workloads...)
 	}
-	drawn := slices.DeleteFunc(slices.Clone(simElements), func(e simElement) bool { return e.knownBug != "" })
+	drawn := slices.DeleteFunc(slices.Clone(elements), func(e simElement) bool { return e.knownBug != "" || e.nodesMin > nodes })
 	var schedule []simElement
 	for range simScheduleLen {
 		schedule = append(schedule, drawn[rng.IntN(len(drawn))])
 	}
-	return runSchedule(t, seed, rng, schedule, workloads...)
+	return runSchedule(t, seed, rng, nodes, schedule, workloads...)
 }
 
-// runSchedule runs three nodes under the seed's network faults and the
+// runSchedule runs nodes nodes under the seed's network faults and the
 // schedule, with the writer and the workloads, then checks what was
 // acknowledged.
-func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, schedule []simElement, workloads ...SimWorkload) simRun {
+func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule []simElement, workloads ...SimWorkload) simRun {
 	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
 	faults := simnet.Faults{DropPercent: rng.IntN(4), DuplicatePercent: rng.IntN(4),
 		DelayMin: time.Millisecond, DelayMax: time.Duration(1+rng.IntN(8)) * time.Millisecond}
-	sc := openSimCluster(t, seed, faults, nil)
+	sc := openSimCluster(t, seed, nodes, faults, nil)
 	if err := sc.createTopic(simTopic, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -1410,9 +1699,10 @@ func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, schedule []simElemen
 	if w.failure != nil {
 		t.Fatal(w.failure)
 	}
-	final := map[int32]map[int64]string{}
-	for id, c := range sc.open() {
-		p, err := c.Partition(simTopic, 0)
+	final := map[int32]map[int64]string{} // on every replica's node
+	open := sc.open()
+	for _, id := range sc.replicas() {
+		p, err := open[id].Partition(simTopic, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

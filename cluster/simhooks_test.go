@@ -80,15 +80,23 @@ func SimElementNames() []string {
 }
 
 // RunSimulation runs seed's random schedule (or -sim.element's) with the
-// workloads, and the writer's checks.
+// workloads, and the writer's checks, on -sim.nodes nodes.
 func RunSimulation(t *testing.T, seed uint64, workloads ...SimWorkload) {
 	runSimulation(t, seed, workloads...)
+}
+
+// RunFirstSimulation is RunSimulation on three nodes with seed's schedule
+// drawn from the elements schedules drew from before rings, bridges and
+// nodes joining and leaving (simElementsFirst): a fixed seed chosen then
+// keeps its schedule.
+func RunFirstSimulation(t *testing.T, seed uint64, workloads ...SimWorkload) {
+	runSimulationOf(t, seed, 3, simElements[:simElementsFirst], workloads...)
 }
 
 // RunElement runs one named schedule element on seed with the workloads.
 func RunElement(t *testing.T, seed uint64, element string, workloads ...SimWorkload) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	runSchedule(t, seed, rng, []simElement{simElementNamed(t, element)}, workloads...)
+	runSchedule(t, seed, rng, *simNodes, []simElement{simElementNamed(t, element)}, workloads...)
 }
 
 // SimSeed is -sim.seed, 0 when not given.
