@@ -318,9 +318,16 @@ func (sc *simCluster) check() {
 			sc.t.Fatalf("node %d's high watermark moved back from %d to %d", id, prev, hwm)
 		}
 		sc.hwm[id] = hwm
+		start := p.LogStartOffset()
 		recs, err := simRecords(p)
 		if err != nil && p.Err() != nil {
 			sc.event("node %d's replica went offline: %v", id, err)
+			continue
+		} else if err != nil && errors.Is(err, partition.ErrOffsetOutOfRange) && p.LogStartOffset() != start {
+			// Installing a snapshot under the read (seeds 229, and 30 at five
+			// nodes): this sample is skipped; the final check reads every
+			// acknowledged offset on every replica.
+			sc.event("node %d's log start moved from %d to %d under the check's read: %v", id, start, p.LogStartOffset(), err)
 			continue
 		} else if err != nil {
 			sc.t.Fatalf("node %d: %v", id, err)
@@ -430,7 +437,10 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 }
 
 // replicas returns the nodes the partition's replicas are placed on, in
-// ascending order, as its leader (or the lowest running node) knows them.
+// ascending order, as its leader's (or the lowest running node's)
+// metadata state says: Topic is the replica manager's view, which follows
+// the state later (a removed node was still listed there once caughtUp
+// held, seed 15 at five nodes).
 func (sc *simCluster) replicas() []int32 {
 	var c *Cluster
 	if ls := sc.leaders(); len(ls) > 0 {
@@ -441,11 +451,16 @@ func (sc *simCluster) replicas() []int32 {
 	if c == nil {
 		return nil
 	}
-	t, ok := c.Topic(simTopic)
-	if !ok || len(t.Partitions) == 0 {
-		return nil
+	for _, t := range c.ctl.State().GetTopics() {
+		if t.GetName() == simTopic && len(t.GetPartitions()) > 0 {
+			var out []int32
+			for _, r := range t.GetPartitions()[0].GetReplicas() {
+				out = append(out, meta.NodeOf(r))
+			}
+			return slices.Sorted(slices.Values(out))
+		}
 	}
-	return slices.Sorted(slices.Values(t.Partitions[0].Replicas))
+	return nil
 }
 
 // replicated waits until every replica has caught up and every node
@@ -1702,12 +1717,24 @@ func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule 
 	final := map[int32]map[int64]string{} // on every replica's node
 	open := sc.open()
 	for _, id := range sc.replicas() {
+		if open[id] == nil {
+			t.Fatalf("the partition is placed on node %d, not open: %s", id, sc.describe())
+		}
 		p, err := open[id].Partition(simTopic, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if final[id], err = simRecords(p); err != nil {
-			t.Fatalf("node %d: %v", id, err)
+		// A replica still installing a snapshot moves its log start under
+		// the read: read again, a bounded number of times.
+		for attempt := 1; ; attempt++ {
+			if final[id], err = simRecords(p); err == nil {
+				break
+			}
+			if attempt == 50 {
+				t.Fatalf("node %d: %v", id, err)
+			}
+			sc.event("node %d's final read: %v; again", id, err)
+			sc.advance(10 * time.Millisecond)
 		}
 	}
 	for off, value := range w.acked {
