@@ -109,11 +109,14 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 }
 
 // TestSimulatedClusterFiveNodes runs two seeds' random schedules on five
-// nodes, the partition on three of them: splits of two against three,
-// rings and bridges among the elements, nodes joining and leaving, each
-// check on the partition's replicas.
+// nodes, the partition on three of them, each check on the partition's
+// replicas: seed 28 draws a join, a bridge, a ring, a wipe and a removal;
+// seed 15 a split of two against three, a leadership transfer, a removal
+// (the final check once read the placement from the replica manager's
+// view, which still listed the removed node, and found it closed), a
+// bridge and the leader isolated.
 func TestSimulatedClusterFiveNodes(t *testing.T) {
-	for _, seed := range []uint64{1, 2} {
+	for _, seed := range []uint64{28, 15} {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			r := runSimulationOf(t, seed, 5, simElements)
 			t.Logf("seed %d: %d appends acknowledged, %d not, final high watermark %d, schedule hash %x",
