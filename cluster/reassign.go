@@ -405,14 +405,7 @@ func (c *Cluster) removeUnassigned(topic string, mp *metav1.Partition) {
 	if err != nil || s.GroupID != mp.GroupId || meta.NodeOf(s.ReplicaID) != c.cfg.NodeID {
 		return
 	}
-	name, err := c.markStaleDir(dir)
-	if err == nil {
-		err = c.env.FS.SyncDir(c.cfg.DataDir)
-	}
-	if err == nil {
-		err = c.removeMarked([]string{name})
-	}
-	if err != nil {
+	if err := c.removeReplicaDir(dir); err != nil {
 		c.env.Logger.Error("removing the directory of a replica moved off this node", "dir", dir, "err", err)
 	}
 }

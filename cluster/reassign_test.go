@@ -563,8 +563,10 @@ func TestClusterMovesPartitionBack(t *testing.T) {
 		}
 	}
 	leaving = first[0]
+	// The node that created the topic applied its creation before the
+	// call returned; waitMoved waits for every node to apply each move.
 	mpOf := func() *metav1.Partition {
-		for _, tp := range tn.nodes[spare].ctl.State().Topics {
+		for _, tp := range tn.nodes[1].ctl.State().Topics {
 			if tp.Name == "back" {
 				return tp.Partitions[0]
 			}

@@ -92,14 +92,7 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 	default:
 		// An earlier placement's replica on this node, no longer a member.
 		c.env.Logger.Warn("replacing this node's earlier replica of the group", "dir", name, "group", group, "replica", s.ReplicaID, "new_replica", rid)
-		marked, err := c.markStaleDir(name)
-		if err == nil {
-			err = c.env.FS.SyncDir(c.cfg.DataDir)
-		}
-		if err == nil {
-			err = c.removeMarked([]string{marked})
-		}
-		if err != nil {
+		if err := c.removeReplicaDir(name); err != nil {
 			return nil, err
 		}
 	}

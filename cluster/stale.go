@@ -94,6 +94,13 @@ func (c *Cluster) removeStaleAt(dir string, group uint64) error {
 		return nil
 	}
 	c.env.Logger.Warn("replacing the replica of a topic deleted while this node was away", "dir", dir, "group", old, "new_group", group)
+	return c.removeReplicaDir(dir)
+}
+
+// removeReplicaDir removes a replica's directory: marked for deletion
+// (durably, so a crash midway finishes the removal at the next start),
+// then removed.
+func (c *Cluster) removeReplicaDir(dir string) error {
 	name, err := c.markStaleDir(dir)
 	if err == nil {
 		err = c.env.FS.SyncDir(c.cfg.DataDir)

@@ -384,7 +384,18 @@ func (c *Controller) Applied() uint64 {
 // until then, the applied state may predate what this node's data
 // directory holds (a restart resumes from the last meta snapshot, and
 // learns how far the log is committed only from a leader).
-func (c *Controller) StartIndex() uint64 { return c.startLast }
+//
+// Entries a new leader overwrote (a suffix this node wrote, never
+// committed) were never applied either: the bound drops below them, so a
+// state that will never reach an overwritten tail still counts as new.
+func (c *Controller) StartIndex() uint64 {
+	if c.own != nil {
+		if cut := c.own.overwrittenFrom(); cut != 0 && cut-1 < c.startLast {
+			return cut - 1
+		}
+	}
+	return c.startLast
+}
 
 // Leadership returns what this node knows of the meta leader.
 func (c *Controller) Leadership() replica.Leadership {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/raftlog"
@@ -38,6 +39,11 @@ type metaLog struct {
 	// closeMu orders Close after a Sync under way on a sync worker.
 	closeMu sync.RWMutex
 	closed  bool
+
+	// cut is the lowest index an Append overwrote (a conflicting suffix a
+	// new leader replaced), 0 when none did: entries from there on were
+	// never committed, so never applied (Controller.StartIndex).
+	cut atomic.Uint64
 }
 
 var errMetaLogMissing = errors.New("controller: no meta log")
@@ -188,8 +194,23 @@ func (m *metaLog) Sync() error {
 
 // Append implements replica.Storage.
 func (m *metaLog) Append(ents []*raftpb.Entry) error {
-	return m.open(func() error { return m.RaftStorage.Append(ents) })
+	return m.open(func() error {
+		if len(ents) > 0 {
+			first := ents[0].GetIndex()
+			if last, err := m.RaftStorage.LastIndex(); err == nil && first <= last {
+				for cut := m.cut.Load(); cut == 0 || first < cut; cut = m.cut.Load() {
+					if m.cut.CompareAndSwap(cut, first) {
+						break
+					}
+				}
+			}
+		}
+		return m.RaftStorage.Append(ents)
+	})
 }
+
+// overwrittenFrom is the lowest index an Append overwrote, 0 when none.
+func (m *metaLog) overwrittenFrom() uint64 { return m.cut.Load() }
 
 // SetHardState implements replica.Storage.
 func (m *metaLog) SetHardState(hs *raftpb.HardState) error {

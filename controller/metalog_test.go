@@ -7,6 +7,7 @@ import (
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // A snapshot installed from the leader keeps its state at its index: the
@@ -64,5 +65,63 @@ func checkSnapshotState(t *testing.T, m *metaLog, index uint64, want []byte) {
 	}
 	if snap.GetMetadata().GetIndex() != index || !bytes.Equal(got, want) {
 		t.Fatalf("snapshot at %d with state %q, want %d with %q", snap.GetMetadata().GetIndex(), got, index, want)
+	}
+}
+
+// An Append that overwrites a suffix (a new leader replacing entries this
+// node wrote and never saw committed) records where it began; appends at
+// the end do not.
+func TestMetaLogRecordsOverwrittenSuffix(t *testing.T) {
+	fs := vfs.NewMem()
+	e := testEnv(fs, 1)
+	cs := &raftpb.ConfState{Voters: []uint64{1 << 20}}
+	if err := fs.MkdirAll("/meta"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := createMetaLog(e, "/meta", 64<<20, 1<<20|1, cs, encodeSnapshot(0, []byte{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// A term starts with the leader's empty entry, as raft writes one; a
+	// data entry is a one-record batch at the log's next offset.
+	lastTerm := uint64(1)
+	nextOffset := map[uint64]int64{bootstrapIndex: 0} // after each index
+	entries := func(from, to, term uint64) []*raftpb.Entry {
+		var out []*raftpb.Entry
+		for i := from; i <= to; i++ {
+			e := &raftpb.Entry{Index: proto.Uint64(i), Term: proto.Uint64(term)}
+			off := nextOffset[i-1]
+			if term == lastTerm {
+				data, err := encodeEntry([]byte("x"), off, term, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Data = data
+				off++
+			}
+			nextOffset[i] = off
+			lastTerm = term
+			out = append(out, e)
+		}
+		return out
+	}
+	first := uint64(bootstrapIndex) + 1
+	for _, step := range []struct {
+		ents []*raftpb.Entry
+		want uint64
+	}{
+		{entries(first, first+5, 2), 0},
+		{entries(first+6, first+7, 2), 0},
+		{entries(first+4, first+4, 3), first + 4},
+		{entries(first+5, first+6, 3), first + 4},
+		{entries(first+2, first+2, 4), first + 2},
+	} {
+		if err := m.Append(step.ents); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.overwrittenFrom(); got != step.want {
+			t.Fatalf("after appending from %d: overwritten from %d, want %d", step.ents[0].GetIndex(), got, step.want)
+		}
 	}
 }

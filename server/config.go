@@ -124,6 +124,10 @@ type Config struct {
 	// 12, randomised up to twice it): a failover within about 2 s.
 	RaftTick          time.Duration
 	RaftElectionTicks int
+	// SyncWorkers bounds the fdatasyncs the node's partitions run at once,
+	// shared by all of them (0: partition.SyncWorkersDefault): more lets a
+	// disk that serves syncs in parallel take more partitions' at once.
+	SyncWorkers int
 	// ShutdownTimeout bounds how long Close waits, on a cluster node, for
 	// the leadership of the partitions (and the metadata group) it leads
 	// to move to other nodes before it stops (default 5 s; 0 stops
@@ -232,6 +236,9 @@ func (c Config) Validate() error {
 
 // validateCluster checks the cluster-mode settings.
 func (c Config) validateCluster() error {
+	if c.SyncWorkers < 0 {
+		return fmt.Errorf("sync workers %d: must not be negative", c.SyncWorkers)
+	}
 	if !c.clustered() {
 		switch {
 		case c.RaftAddr != "":
@@ -257,6 +264,7 @@ func (c Config) validateCluster() error {
 	ccfg.NodeID, ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = c.NodeID, c.Peers, c.RaftAddr, c.Join, c.Rack
 	ccfg.PeerDialAddrs = c.PeerDialAddrs
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = c.RaftTick.Milliseconds(), c.RaftElectionTicks
+	ccfg.SyncWorkers = c.SyncWorkers
 	return ccfg.Validate()
 }
 

@@ -66,6 +66,10 @@
 // messages on the caller's goroutine and queues them; the writer takes
 // everything queued since its last write into one frame (up to
 // FrameBytesMax), so messages of all groups share frames and syscalls.
+// An entry's Data of 4 KiB or more is not copied (sendvec.go): Send
+// marshals around it and the writer sends it in place with the frame's
+// other pieces (one writev on TCP), since raft never changes an entry's
+// Data once made; a leader otherwise copied every entry twice per follower.
 // A peer's queue holds at most PeerQueueBytesMax; a Send that does not fit,
 // or to a peer that is not connected, is dropped and the peer reported on
 // Unreachable (once until a frame reaches it again): raft tolerates loss

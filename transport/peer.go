@@ -25,10 +25,11 @@ var (
 
 // item is one Send or SendFrame waiting in a peer's queue.
 type item struct {
-	typ     FrameType
-	raft    GroupMessages // FrameRaftBatch
-	payload []byte        // other types
-	bytes   int           // its share of a frame: the group entry, or the payload
+	typ      FrameType
+	group    uint64    // FrameRaftBatch: the group and its messages
+	messages []message //
+	payload  []byte    // other types
+	bytes    int       // its share of a frame: the group entry, or the payload
 }
 
 // frameBytes is the length of a frame holding it alone.
@@ -37,21 +38,6 @@ func (it item) frameBytes() int {
 		return frameLengthTypeOnlyBytes + raftBatchHeaderBytes + it.bytes
 	}
 	return frameLengthTypeOnlyBytes + it.bytes
-}
-
-// appendItems appends the frame holding items to dst: one RaftBatch for
-// Raft items (takeFrame only groups those), the frame itself otherwise.
-func appendItems(dst []byte, items []item) []byte {
-	if items[0].typ != FrameRaftBatch {
-		return AppendFrame(dst, items[0].typ, items[0].payload)
-	}
-	size := raftBatchHeaderBytes
-	groups := make([]GroupMessages, len(items))
-	for i, it := range items {
-		groups[i] = it.raft
-		size += it.bytes
-	}
-	return AppendRaftBatch(appendFrameHeader(dst, FrameRaftBatch, size), groups)
 }
 
 // link is a connection whose handshake is done.
@@ -509,18 +495,39 @@ func (p *peer) writeQueued(conn net.Conn, buf []byte) ([]byte, error) {
 		if len(items) == 0 {
 			return buf, nil
 		}
-		buf = appendItems(buf[:0], items)
-		if err := p.writeFrame(conn, buf); err != nil {
+		var bufs net.Buffers
+		var frameBytes int
+		bufs, buf, frameBytes = frameVector(buf, items)
+		if err := p.writeFrameVector(conn, bufs); err != nil {
 			for _, it := range items {
 				p.t.dropped(it)
 			}
 			return nil, err
 		}
-		p.sent(items, len(buf))
+		p.sent(items, frameBytes)
 		if cap(buf) > bufferBytesKeptMax {
 			buf = nil
 		}
 	}
+}
+
+// writeFrameVector writes one frame laid out in pieces, as writeFrame
+// does. On a TCP connection it is one writev; net.Buffers finds that only
+// on the net package's own connection, so idleConn (which changes reads
+// alone) is looked through. Over TLS the pieces are written in turn: a
+// frame's small pieces are already gathered, so that is about two records
+// per large entry.
+func (p *peer) writeFrameVector(conn net.Conn, bufs net.Buffers) error {
+	if ic, ok := conn.(idleConn); ok {
+		conn = ic.Conn
+	}
+	if err := conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout)); err != nil {
+		return fmt.Errorf("write to node %d: %w", p.id, err)
+	}
+	if _, err := bufs.WriteTo(conn); err != nil {
+		return fmt.Errorf("write to node %d: %w", p.id, err)
+	}
+	return nil
 }
 
 // takeFrame removes from the queue the items of the next frame: the first
@@ -558,7 +565,7 @@ func (p *peer) sent(items []item, frameBytes int) {
 	m.framesSent.Add(1)
 	m.bytesSent.Add(uint64(frameBytes))
 	for _, it := range items {
-		m.messagesSent.Add(uint64(len(it.raft.Messages)))
+		m.messagesSent.Add(uint64(len(it.messages)))
 	}
 	p.mu.Lock()
 	p.reported = false

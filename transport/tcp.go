@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnlog/cairn/env"
 )
@@ -203,17 +202,18 @@ func (t *TCP) Send(to uint64, group uint64, msgs []*raftpb.Message) {
 	if len(msgs) == 0 {
 		return
 	}
-	g := GroupMessages{Group: group, Messages: make([][]byte, len(msgs))}
+	it := item{typ: FrameRaftBatch, group: group, messages: make([]message, len(msgs)), bytes: raftBatchGroupHeaderBytes}
 	for i, m := range msgs {
-		b, err := proto.Marshal(m)
+		b, err := marshalMessage(m)
 		if err != nil { // a message raft built always marshals: a programming error
 			t.logger.Error("transport: marshal raft message", "group", group, "err", err)
-			t.dropped(item{typ: FrameRaftBatch, raft: g})
+			t.dropped(it)
 			return
 		}
-		g.Messages[i] = b
+		it.messages[i] = b
+		it.bytes += raftBatchMessageHeaderBytes + b.encodedBytes()
 	}
-	_ = t.enqueue(to, item{typ: FrameRaftBatch, raft: g, bytes: g.encodedBytes()})
+	_ = t.enqueue(to, it)
 }
 
 // SendFrame queues a frame of type typ (not RaftBatch, Handshake, Ping or
@@ -256,7 +256,7 @@ func (t *TCP) peer(id uint64) *peer {
 func (t *TCP) dropped(it item) {
 	t.metrics.bytesDropped.Add(uint64(it.bytes))
 	if it.typ == FrameRaftBatch {
-		t.metrics.messagesDropped.Add(uint64(len(it.raft.Messages)))
+		t.metrics.messagesDropped.Add(uint64(len(it.messages)))
 	} else {
 		t.metrics.framesDropped.Add(1)
 	}

@@ -16,11 +16,12 @@ func TestServeClusterFlagsRefusedClearly(t *testing.T) {
 		want string
 	}{
 		{"peer without id", invocation{args: []string{"serve", "--data-dir", dir, "--peers", "127.0.0.1:9093"}}, "want ID=HOST:PORT"},
-		{"peer id 0", invocation{args: []string{"serve", "--data-dir", dir, "--peers", "0=127.0.0.1:9093"}}, "at least 1"},
+		{"peer id 0", invocation{args: []string{"serve", "--data-dir", dir, "--peers", "0=127.0.0.1:9093"}}, "between 1 and"},
 		{"peer listed twice", invocation{args: []string{"serve", "--data-dir", dir, "--peers", "1=127.0.0.1:1,1=127.0.0.1:2"}}, "listed twice"},
 		{"node not a peer", invocation{args: []string{"serve", "--data-dir", dir, "--node-id", "4", "--peers", "1=127.0.0.1:1,2=127.0.0.1:2"}}, "not among the peers"},
 		{"raft addr alone", invocation{args: []string{"serve", "--data-dir", dir, "--raft-addr", "127.0.0.1:9093"}}, "without peers"},
 		{"peers from the environment", invocation{env: map[string]string{"CAIRN_PEERS": "x"}, args: []string{"serve", "--data-dir", dir}}, "want ID=HOST:PORT"},
+		{"negative sync workers", invocation{args: []string{"serve", "--data-dir", dir, "--sync-workers", "-1"}}, "sync workers -1: must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := tc.inv.run(t)
