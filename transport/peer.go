@@ -474,11 +474,19 @@ func (p *peer) writeLoop(l *link, readerDone <-chan struct{}) (*link, error) {
 // keepaliveFrame is a RaftBatch of no groups.
 var keepaliveFrame = AppendFrame(nil, FrameRaftBatch, AppendRaftBatch(nil, nil))
 
-// writeFrame writes one frame within WriteTimeout (of real time: the
-// deadline is the kernel's).
-func (p *peer) writeFrame(conn net.Conn, frame []byte) error {
+// writeDeadline gives the next write on conn WriteTimeout (of real time:
+// the deadline is the kernel's).
+func (p *peer) writeDeadline(conn net.Conn) error {
 	if err := conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout)); err != nil {
 		return fmt.Errorf("write to node %d: %w", p.id, err)
+	}
+	return nil
+}
+
+// writeFrame writes one frame within WriteTimeout.
+func (p *peer) writeFrame(conn net.Conn, frame []byte) error {
+	if err := p.writeDeadline(conn); err != nil {
+		return err
 	}
 	if _, err := conn.Write(frame); err != nil {
 		return fmt.Errorf("write to node %d: %w", p.id, err)
@@ -521,8 +529,8 @@ func (p *peer) writeFrameVector(conn net.Conn, bufs net.Buffers) error {
 	if ic, ok := conn.(idleConn); ok {
 		conn = ic.Conn
 	}
-	if err := conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout)); err != nil {
-		return fmt.Errorf("write to node %d: %w", p.id, err)
+	if err := p.writeDeadline(conn); err != nil {
+		return err
 	}
 	if _, err := bufs.WriteTo(conn); err != nil {
 		return fmt.Errorf("write to node %d: %w", p.id, err)
