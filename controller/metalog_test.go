@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"go.etcd.io/raft/v3/raftpb"
@@ -14,16 +15,7 @@ import (
 // log's own snapshot answers with it (as raft asks when this node leads),
 // the log reopens from it, and the bootstrap state below it is removed.
 func TestInstalledSnapshotKeepsItsState(t *testing.T) {
-	fs := vfs.NewMem()
-	e := testEnv(fs, 1)
-	cs := &raftpb.ConfState{Voters: []uint64{1 << 20}}
-	if err := fs.MkdirAll("/meta"); err != nil {
-		t.Fatal(err)
-	}
-	m, err := createMetaLog(e, "/meta", 64<<20, 1<<20|1, cs, encodeSnapshot(0, []byte{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs, e, cs, m := newTestMetaLog(t)
 	boot, err := m.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -72,16 +64,7 @@ func checkSnapshotState(t *testing.T, m *metaLog, index uint64, want []byte) {
 // node wrote and never saw committed) records where it began; appends at
 // the end do not.
 func TestMetaLogRecordsOverwrittenSuffix(t *testing.T) {
-	fs := vfs.NewMem()
-	e := testEnv(fs, 1)
-	cs := &raftpb.ConfState{Voters: []uint64{1 << 20}}
-	if err := fs.MkdirAll("/meta"); err != nil {
-		t.Fatal(err)
-	}
-	m, err := createMetaLog(e, "/meta", 64<<20, 1<<20|1, cs, encodeSnapshot(0, []byte{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, _, m := newTestMetaLog(t)
 	defer m.Close()
 	// A term starts with the leader's empty entry, as raft writes one; a
 	// data entry is a one-record batch at the log's next offset.
@@ -124,4 +107,21 @@ func TestMetaLogRecordsOverwrittenSuffix(t *testing.T) {
 			t.Fatalf("after appending from %d: overwritten from %d, want %d", step.ents[0].GetIndex(), got, step.want)
 		}
 	}
+}
+
+// newTestMetaLog creates a meta log in /meta of a new memory filesystem,
+// node 1's, from the bootstrap snapshot.
+func newTestMetaLog(t *testing.T) (vfs.FS, env.Env, *raftpb.ConfState, *metaLog) {
+	t.Helper()
+	fs := vfs.NewMem()
+	e := testEnv(fs, 1)
+	cs := &raftpb.ConfState{Voters: []uint64{1 << 20}}
+	if err := fs.MkdirAll("/meta"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := createMetaLog(e, "/meta", 64<<20, 1<<20|1, cs, encodeSnapshot(0, []byte{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs, e, cs, m
 }
