@@ -277,10 +277,9 @@ type PartitionSlot struct {
 
 	// replicaID is the id of this node's replica the slot runs or tried
 	// to open (placement included); a move back places another, which
-	// reopens the slot. waiting: not opened until the applied metadata
-	// state is as new as this node's data (errReplicaWaits).
+	// reopens the slot, as does a state as new as this node's data for a
+	// slot Offline with errReplicaWaits.
 	replicaID uint64
-	waiting   bool
 }
 
 // Cluster is the set of topics on this node.

@@ -451,7 +451,7 @@ func (c *Cluster) reopens(s *PartitionSlot, mp *metav1.Partition) bool {
 		return false
 	}
 	rid := c.localReplica(mp)
-	return rid != 0 && (s.replicaID != rid || s.waiting && c.reconciled >= c.ctl.StartIndex())
+	return rid != 0 && (s.replicaID != rid || errors.Is(s.Offline, errReplicaWaits) && c.reconciled >= c.ctl.StartIndex())
 }
 
 // followPlacement is cur's slots as w places them: a replica opened where

@@ -41,13 +41,13 @@ func (c *Cluster) openSlot(topic string, mp *metav1.Partition, cfg partition.Con
 func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.Config) *PartitionSlot {
 	rid := c.localReplica(mp)
 	p, err := c.startReplica(topic, mp, rid, cfg)
-	if errors.Is(err, errReplicaWaits) {
-		c.env.Logger.Info("partition waits for the metadata log", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "replica", rid, "err", err)
-		return &PartitionSlot{Index: mp.Index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err), replicaID: rid, waiting: true}
-	}
 	if err != nil {
-		c.env.Logger.Error("partition offline", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "err", err)
-		return &PartitionSlot{Index: mp.Index, Offline: fmt.Errorf("%w: %v", ErrPartitionOffline, err), replicaID: rid}
+		if errors.Is(err, errReplicaWaits) {
+			c.env.Logger.Info("partition waits for the metadata log", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "replica", rid, "err", err)
+		} else {
+			c.env.Logger.Error("partition offline", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "err", err)
+		}
+		return &PartitionSlot{Index: mp.Index, Offline: fmt.Errorf("%w: %w", ErrPartitionOffline, err), replicaID: rid}
 	}
 	return &PartitionSlot{Index: mp.Index, Partition: p, replicaID: rid}
 }
