@@ -346,31 +346,34 @@ func nodeHolds(st *metav1.State, nodeID int32) bool {
 // This node must lead the partition or be node (a follower passes raft's
 // request to its leader under the transferee's id, which the transport
 // accepts only from the transferee's own node); ErrNotLeader otherwise,
-// naming the leader to ask.
+// naming the leader to ask. While node's replica belongs to an earlier
+// incarnation of node (a wiped node whose replica a move has yet to
+// replace) it waits without asking: raft would hold every proposal for
+// an election timeout per request, the move's own among them.
 func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32, node int32) error {
-	_, t, err := c.placedTopic(topic, index)
-	if err != nil {
+	if _, _, err := c.transferTarget(topic, index, node); err != nil {
 		return err
 	}
-	p := t.Partitions[index]
-	i := slices.IndexFunc(p.Replicas, func(r uint64) bool { return meta.NodeOf(r) == node })
-	if i < 0 {
-		return fmt.Errorf("%w: node %d holds no replica of %s-%d (replicas on %v)", ErrInvalidReplicas, node, topic, index, c.replicaNodes(p.Replicas))
-	}
-	to := p.Replicas[i]
 	if l, _ := c.Leader(topic, index); !l.Local && node != c.cfg.NodeID {
 		return fmt.Errorf("%w: node %d leads %s-%d: ask it, or node %d", ErrNotLeader, l.Node, topic, index, node)
 	}
 	// Raft drops the request while no leader is known, and a transfer
-	// that timed out (an election timeout) ends: ask again until done.
+	// that timed out (an election timeout) ends: ask again until done,
+	// each time of the replica the metadata names then.
 	retry := time.Duration(c.cfg.RaftTickMs*int64(c.cfg.RaftElectionTicks)) * time.Millisecond
 	for {
 		changed := c.LeadersChanged()
 		if l, err := c.Leader(topic, index); err == nil && l.Node == node {
 			return nil
 		}
-		if err := c.sched.Do(p.GroupId, func(r *replica.Replica) { r.TransferLeader(to) }); err != nil {
-			return fmt.Errorf("%w: %s-%d has no replica on this node to pass the transfer on", ErrNotLeader, topic, index)
+		group, to, err := c.transferTarget(topic, index, node)
+		if err != nil {
+			return err
+		}
+		if to != 0 {
+			if err := c.sched.Do(group, func(r *replica.Replica) { r.TransferLeader(to) }); err != nil {
+				return fmt.Errorf("%w: %s-%d has no replica on this node to pass the transfer on", ErrNotLeader, topic, index)
+			}
 		}
 		timer := c.env.Clock.NewTimer(retry)
 		select {
@@ -382,6 +385,26 @@ func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32,
 		}
 		timer.Stop()
 	}
+}
+
+// transferTarget is the group of a partition and the replica on node to
+// hand its leadership to: 0 while that replica is of an incarnation node
+// no longer runs. ErrInvalidReplicas when node holds no replica of it.
+func (c *Cluster) transferTarget(topic string, index int32, node int32) (group, to uint64, err error) {
+	st, t, err := c.placedTopic(topic, index)
+	if err != nil {
+		return 0, 0, err
+	}
+	p := t.Partitions[index]
+	i := slices.IndexFunc(p.Replicas, func(r uint64) bool { return meta.NodeOf(r) == node })
+	if i < 0 {
+		return 0, 0, fmt.Errorf("%w: node %d holds no replica of %s-%d (replicas on %v)", ErrInvalidReplicas, node, topic, index, c.replicaNodes(p.Replicas))
+	}
+	to = p.Replicas[i]
+	if b, ok := brokerOf(st, node); !ok || b.Incarnation != meta.IncarnationOf(to) {
+		to = 0
+	}
+	return p.GroupId, to, nil
 }
 
 // PreferLeader hands a partition this node leads to its preferred

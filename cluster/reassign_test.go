@@ -16,6 +16,7 @@ import (
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/storage/vfs"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -345,6 +346,41 @@ func TestClusterTransfersLeaders(t *testing.T) {
 	waitUntil(t, "the preferred leader to lead again", func() bool { return tn.leader("led", 0) == preferred })
 	if n, err := tn.nodes[preferred].RebalanceLeaders(); err != nil || n != 0 {
 		t.Fatalf("rebalance when balanced: %d transfers, %v", n, err)
+	}
+}
+
+// TestClusterTransferToWipedNodeWaitsForItsNewReplica: a transfer asked
+// for while its node is down and wiped names that node's old replica; it
+// asks again of the replica the refill gives the node's new incarnation
+// (the old one never answers), and holds off while the node runs a new
+// incarnation whose replica the refill has yet to place, so the refill's
+// configuration change is not held behind transfers to a dead replica.
+func TestClusterTransferToWipedNodeWaitsForItsNewReplica(t *testing.T) {
+	tn := startNodes(t, 3)
+	if _, err := tn.nodes[1].CreateTopicReplicated("led", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("led", 0)
+	victim := tn.other(lead)
+	want := []string{fmt.Sprintf("%d:a", appendAll(t, tn.nodes[lead], "led", 0, "a").BaseOffset)}
+	tn.waitReplicated("led", 0, want)
+	tn.stop(victim)
+	tn.fs[victim] = vfs.NewMem()
+
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tn.nodes[lead].TransferLeader(ctx, "led", 0, victim) }()
+	tn.restart(victim)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := tn.leader("led", 0); got != victim {
+		t.Fatalf("led by %d after the transfer to %d", got, victim)
+	}
+	tp, _ := tn.nodes[victim].Topic("led")
+	if r := tp.Partitions[0].Replicas; !slices.Contains(r, victim) {
+		t.Fatalf("replicas %v without the wiped node %d", r, victim)
 	}
 }
 
