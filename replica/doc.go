@@ -41,7 +41,9 @@
 // not once per missed interval). Do and RemoveGroup refuse to run on a
 // worker (ErrReentrant): there they would wait for themselves. A snapshot handed to
 // the Sender is reported delivered (SnapshotsSent): a lost one is resent
-// once the follower rejects the leader's next append.
+// once the follower rejects the leader's next append. A snapshot whose
+// configuration does not name its receiver (taken before a learner was
+// added) is reported failed and not sent: the receiver would drop it.
 //
 // With SchedulerConfig.Alive (the node's liveness of other nodes), a group
 // added with GroupOptions.Quiesce stops ticking while idle (quiesce.go): its

@@ -487,9 +487,29 @@ func (r *Replica) handleMessage(m *raftpb.Message, w *Work) error {
 	case raft.LocalApplyThread:
 		return r.apply(m)
 	default:
+		if m.GetType() == raftpb.MsgSnap && !confNames(m.GetSnapshot().GetMetadata().GetConfState(), m.GetTo()) {
+			// The receiver drops a snapshot whose configuration does not
+			// name it (one taken before it was added) and acknowledges
+			// index 0, which sends the leader straight into another
+			// append and so another snapshot, a round trip apart, until
+			// a newer snapshot names it. Reported failed instead, the
+			// next try waits for a heartbeat's answer.
+			r.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			return nil
+		}
 		w.Messages = append(w.Messages, m)
 		return nil
 	}
+}
+
+// confNames reports whether a configuration names replica id, in any role.
+func confNames(cs *raftpb.ConfState, id uint64) bool {
+	for _, set := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext()} {
+		if slices.Contains(set, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // write persists a MsgStorageAppend (snapshot, entries, hard state) and

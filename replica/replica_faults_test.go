@@ -426,3 +426,82 @@ func TestHeartbeatAfterAStepAppendIsNoLoss(t *testing.T) {
 		t.Fatalf("commit %d, want %d", got, last+2)
 	}
 }
+
+// TestSnapshotNotNamingReceiverIsNotSent: a learner added after the
+// leader's last snapshot would drop that snapshot (its configuration does
+// not name the learner) and acknowledge index 0, which sends the leader
+// into another snapshot each round trip. Such a snapshot is reported
+// failed instead of sent; once a snapshot names the learner it is sent
+// and the learner catches up.
+func TestSnapshotNotNamingReceiverIsNotSent(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	for _, v := range []string{"a", "b"} {
+		if _, err := tr.reps[1].Propose(Proposal{Data: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+		tr.settle()
+	}
+	if err := tr.stores[1].CreateSnapshot(tr.reps[1].Applied(), tr.reps[1].ConfState(), nil); err != nil {
+		t.Fatal(err)
+	}
+	tr.stores[4], tr.sms[4] = NewMemStorage(), &listSM{}
+	e := env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	learner, err := New(e, Config{ID: 4}, tr.stores[4], tr.sms[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.reps[4] = learner
+	ccs, err := raftpb.ConfChangesFromString("l4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.reps[1].ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs}); err != nil {
+		t.Fatal(err)
+	}
+	// rounds runs n rounds of every replica's Ready, sync and delivery,
+	// with a tick of the leader each, and counts the snapshots sent to 4.
+	rounds := func(n int) int {
+		snaps := 0
+		for range n {
+			tr.reps[1].Tick()
+			for id := range tr.reps {
+				for tr.reps[id].HasReady() {
+					w, err := tr.reps[id].HandleReady()
+					if err != nil {
+						t.Fatal(err)
+					}
+					tr.inflight = append(tr.inflight, w.Messages...)
+					tr.syncSeq[id] = max(tr.syncSeq[id], w.SyncSeq)
+					tr.reps[id].SnapshotsSent(w.Messages)
+				}
+				tr.sync(id)
+			}
+			for _, m := range tr.inflight {
+				if m.GetTo() == 4 && m.GetType() == raftpb.MsgSnap {
+					snaps++
+				}
+			}
+			tr.deliver()
+		}
+		return snaps
+	}
+	if n := rounds(30); n != 0 {
+		t.Fatalf("%d snapshots not naming the learner sent to it", n)
+	}
+	if !slices.Contains(tr.reps[1].ConfState().GetLearners(), 4) {
+		t.Fatalf("learner 4 not added: %v", tr.reps[1].ConfState())
+	}
+	if learner.Applied() != 0 {
+		t.Fatalf("learner applied %d without a snapshot", learner.Applied())
+	}
+	if err := tr.stores[1].CreateSnapshot(tr.reps[1].Applied(), tr.reps[1].ConfState(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := rounds(30); n == 0 || learner.Applied() != tr.reps[1].Applied() {
+		t.Fatalf("after a snapshot naming it: %d sent, learner applied %d of %d", n, learner.Applied(), tr.reps[1].Applied())
+	}
+}
