@@ -63,7 +63,11 @@ func (c *Cluster) nodeIdentity(names []string) (controller.Identity, error) {
 // timed out: a metadata leader changing, a frame lost, another
 // configuration change not applied yet) is asked again after an election
 // timeout, as a rejoining node asks its members again (the simulation's
-// joins under faults failed Open so).
+// joins under faults failed Open so); so is a refusal because the node's
+// current incarnation answered the leader lately (ErrLiveIncarnation: a
+// node wiped and started again within an election timeout, which the
+// simulation's repair of a damaged node does; a second process under a
+// live node's id gets the refusal at StartTimeoutMs).
 func (c *Cluster) askToJoin(nonce []byte) (controller.JoinAnswer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.cfg.StartTimeoutMs)*time.Millisecond)
 	defer cancel()
@@ -78,10 +82,11 @@ func (c *Cluster) askToJoin(nonce []byte) (controller.JoinAnswer, error) {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, controller.ErrTimeout) || ctx.Err() != nil {
+		retry := errors.Is(err, controller.ErrTimeout) || errors.Is(err, controller.ErrLiveIncarnation)
+		if !retry || ctx.Err() != nil {
 			return controller.JoinAnswer{}, fmt.Errorf("cluster: join the cluster through %s: %w", c.cfg.Join, err)
 		}
-		c.env.Logger.Info("join outcome unknown; asking again", "through", c.cfg.Join, "err", err)
+		c.env.Logger.Info("join not done; asking again", "through", c.cfg.Join, "err", err)
 		pause := c.env.Clock.NewTimer(time.Duration(c.cfg.RaftTickMs*int64(c.cfg.RaftElectionTicks)) * time.Millisecond)
 		select {
 		case <-pause.C():

@@ -140,6 +140,18 @@ func TestSimulatedClusterSeed237(t *testing.T) {
 		len(r.acked), r.unacked, r.hwm, r.scheduleHash)
 }
 
+// TestSimulatedClusterSeed821: a node that joined through node 2 (the
+// schedule's join) is wiped after node 2 was removed, and again within an
+// election timeout of a crash: it rejoins through a member, as an
+// operator would point its --join, and asks again while the cluster still
+// counts its old incarnation alive (controller.ErrLiveIncarnation); the
+// run failed on each.
+func TestSimulatedClusterSeed821(t *testing.T) {
+	r := runSimulation(t, 821)
+	t.Logf("seed 821: %d appends acknowledged, %d not, final high watermark %d, schedule hash %x",
+		len(r.acked), r.unacked, r.hwm, r.scheduleHash)
+}
+
 // TestSimulatedClusterRecipePause is issue 13's first recipe, alone on a
 // fixed seed: a minority node paused past the election timeout (its clock
 // stopped, frames to and from it held), a majority node crashed losing
@@ -858,6 +870,13 @@ func (sc *simCluster) wipe(id int32, rng *rand.Rand) {
 	sc.down(id, rng)
 	sc.fs[id] = vfs.NewCrashFS()
 	sc.event("node %d's data directory wiped", id)
+	if through, ok := sc.joinedThrough[id]; ok && !slices.ContainsFunc(sc.ids, func(m uint64) bool { return simRaftAddr(int32(m)) == through }) {
+		// The member it joined through was removed since: as an operator
+		// would, point the wiped node's --join at a member.
+		i := slices.IndexFunc(sc.ids, func(m uint64) bool { return int32(m) != id })
+		sc.joinedThrough[id] = simRaftAddr(int32(sc.ids[i]))
+		sc.event("node %d joins through node %d", id, sc.ids[i])
+	}
 	sc.restart(id)
 }
 

@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cairnlog/cairn/batch"
@@ -56,8 +57,16 @@ func TestFramePayloads(t *testing.T) {
 	if err != nil || got.requestID != 6 || got.status != statusApplied || got.index != 12 || string(got.body) != "res" {
 		t.Fatalf("result: %+v %v", got, err)
 	}
+	live := forwardResult{requestID: 7, status: statusRefusedLive, body: []byte("alive")}
+	if got, err := decodeResult(encodeResult(live)); err != nil || got.status != statusRefusedLive ||
+		!errors.Is(forwardedErr(2, got), ErrLiveIncarnation) || !errors.Is(forwardedErr(2, got), ErrRefused) {
+		t.Fatalf("live refusal: %+v %v", got, err)
+	}
+	if r := resultOf(8, 0, nil, fmt.Errorf("wrapped: %w", ErrLiveIncarnation)); r.status != statusRefusedLive {
+		t.Fatalf("resultOf a live refusal: status %d", r.status)
+	}
 	bad := encodeResult(want)
-	bad[8] = byte(statusRefused) + 1
+	bad[8] = byte(statusRefusedLive) + 1
 	for _, p := range [][]byte{nil, make([]byte, 7), make([]byte, 16), bad} {
 		_, err1 := decodeResult(p)
 		if !errors.Is(err1, errBadFrame) {

@@ -52,6 +52,13 @@ var (
 	// node's id, or a registered id at another address); it was not
 	// applied, and asking again is refused alike.
 	ErrRefused = errors.New("controller: request refused")
+	// ErrLiveIncarnation refuses a registration that would replace a
+	// replica the leader heard from within the last election timeout: a
+	// node started with a live member's id, or one whose data was lost
+	// and that came back within that time (asking again once the old
+	// incarnation has been silent that long succeeds). It is an
+	// ErrRefused.
+	ErrLiveIncarnation = fmt.Errorf("%w: the node's current incarnation is alive", ErrRefused)
 	// ErrClosed: the controller is closed.
 	ErrClosed = errors.New("controller: closed")
 )

@@ -49,8 +49,12 @@
 // is tried again until the deadline, then ErrNotController; one whose fate
 // is unknown (no answer, the forwarded-to node lost the leadership) is not
 // retried and fails with ErrTimeout, since a retry could apply it twice.
-// A permanent refusal (a join under a live node's id, or a registered id
-// at another address) is answered "refused": ErrRefused, not retried.
+// A permanent refusal (a registered id at another address) is answered
+// "refused": ErrRefused, not retried. A join under the id of a node whose
+// current incarnation answered the leader within an election timeout is
+// answered "refused (live)": ErrLiveIncarnation, which a node joining
+// with cluster.Config.Join asks again until its start timeout (a wiped
+// node back quickly is let in once its old incarnation is silent).
 // The leader remembers the forwarded proposals it served lately by sender
 // and request id (served.go, 16 × ForwardedMax of them, in memory): a copy
 // of one, as a network that duplicates frames delivers, is not proposed

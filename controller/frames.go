@@ -15,9 +15,9 @@ import (
 //
 //	MetaProposeResult
 //	 0      8     request id
-//	 8      1     status: 0 applied, 1 not the controller, 2 failed, 3 refused
+//	 8      1     status: 0 applied, 1 not the controller, 2 failed, 3 refused, 4 refused (live)
 //	 9      8     index the command was applied at (status 0), else 0
-//	17      …     status 0: metav1.Result, marshalled; 2, 3: the error text
+//	17      …     status 0: metav1.Result, marshalled; 2, 3, 4: the error text
 //
 // Join (type 7) asks the leader to add a registered incarnation as a
 // learner and JoinResult (type 8) answers it, in the same layouts: Join's
@@ -28,7 +28,9 @@ import (
 // may send it again (to the leader it learns of next); "failed" means its
 // outcome is unknown to the leader (a timeout, a lost leadership after
 // proposing), so it must not be sent again blindly; "refused" (3, body the
-// reason) means it was not applied and never will be (ErrRefused).
+// reason) means it was not applied and never will be (ErrRefused); 4, a
+// refusal to register a new incarnation while the node's current one is
+// alive (ErrLiveIncarnation), may be asked again once it is silent.
 
 // forwardStatus is MetaProposeResult's status byte.
 type forwardStatus uint8
@@ -38,6 +40,7 @@ const (
 	statusNotController forwardStatus = 1
 	statusFailed        forwardStatus = 2
 	statusRefused       forwardStatus = 3
+	statusRefusedLive   forwardStatus = 4
 )
 
 const (
@@ -88,7 +91,7 @@ func decodeResult(p []byte) (forwardResult, error) {
 		index:     binary.BigEndian.Uint64(p[9:]),
 		body:      append([]byte(nil), p[resultHeaderBytes:]...),
 	}
-	if r.status > statusRefused {
+	if r.status > statusRefusedLive {
 		return forwardResult{}, fmt.Errorf("%w: status %d", errBadFrame, r.status)
 	}
 	return r, nil

@@ -335,9 +335,6 @@ func removable(id, leader uint64, cs *raftpb.ConfState, st raft.Status) bool {
 	return keepsQuorum(id, cs)
 }
 
-// errLiveMember refuses a registration that would replace a live replica.
-var errLiveMember = fmt.Errorf("%w: the node's current incarnation is alive", ErrRefused)
-
 // replacedReplica returns the replica id that a command registering a new
 // incarnation would replace (0 for any other command, or a retry of the
 // registration that made the current incarnation).
@@ -367,7 +364,7 @@ func checkSilent(r *replica.Replica, replaced uint64) error {
 		return nil
 	}
 	if pr, ok := r.Status().Progress[replaced]; ok && pr.RecentActive {
-		return fmt.Errorf("%w: replica %x answered the leader within an election timeout", errLiveMember, replaced)
+		return fmt.Errorf("%w: replica %x answered the leader within an election timeout", ErrLiveIncarnation, replaced)
 	}
 	return nil
 }

@@ -244,6 +244,8 @@ func forwardedErr(node uint64, r forwardResult) error {
 		return fmt.Errorf("%w: node %d is not the leader", ErrNotController, node)
 	case statusRefused:
 		return fmt.Errorf("%w: by node %d: %s", ErrRefused, node, r.body)
+	case statusRefusedLive:
+		return fmt.Errorf("%w: by node %d: %s", ErrLiveIncarnation, node, r.body)
 	default:
 		return fmt.Errorf("%w: on node %d: %s", ErrTimeout, node, r.body)
 	}
@@ -327,6 +329,8 @@ func resultOf(id, index uint64, res *metav1.Result, err error) forwardResult {
 	switch {
 	case errors.Is(err, ErrNotController):
 		return forwardResult{requestID: id, status: statusNotController}
+	case errors.Is(err, ErrLiveIncarnation):
+		return forwardResult{requestID: id, status: statusRefusedLive, body: []byte(err.Error())}
 	case errors.Is(err, ErrRefused):
 		return forwardResult{requestID: id, status: statusRefused, body: []byte(err.Error())}
 	case err != nil:
