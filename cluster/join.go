@@ -122,10 +122,20 @@ func (c *Cluster) findMembers(ctx context.Context) error {
 		return fmt.Errorf("cluster: join through %s: answered cluster %q incarnation %d, node.json holds %q incarnation %d",
 			c.cfg.Join, answer.ClusterID, answer.Incarnation, ident.ClusterID, ident.Incarnation)
 	}
+	if err := c.addPeers(c.cfg.Peers); err != nil {
+		return err
+	}
+	c.node.leaders.SetPeers(peerNodes(c.cfg.Peers))
+	return ctx.Err()
+}
+
+// addPeers makes the nodes of peers transport peers (the leader table's
+// peers are set by the caller, or from the state once applied).
+func (c *Cluster) addPeers(peers map[int32]string) error {
 	n := c.node
 	n.knownMu.Lock()
 	defer n.knownMu.Unlock()
-	for id, addr := range c.cfg.Peers {
+	for id, addr := range peers {
 		if id == c.cfg.NodeID || n.known[id] == addr {
 			continue
 		}
@@ -134,6 +144,5 @@ func (c *Cluster) findMembers(ctx context.Context) error {
 		}
 		n.known[id] = addr
 	}
-	n.leaders.SetPeers(peerNodes(c.cfg.Peers))
-	return ctx.Err()
+	return nil
 }

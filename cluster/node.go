@@ -172,6 +172,9 @@ func (c *Cluster) openNode(names []string) error {
 		return fmt.Errorf("cluster: open the metadata group with peers %s: %w", peersString(cfg.Peers), err)
 	}
 	ctl.Store(c.ctl)
+	if err := c.addPeers(c.ctl.JoinedPeers()); err != nil {
+		return err
+	}
 	c.onMetaApplied(c.ctl) // what applied before ctl was stored
 	c.startNodeLoops()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)

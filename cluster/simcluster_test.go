@@ -152,6 +152,19 @@ func TestSimulatedClusterSeed821(t *testing.T) {
 		len(r.acked), r.unacked, r.hwm, r.scheduleHash)
 }
 
+// TestSimulatedClusterSeed842: an initial node is wiped while the
+// metadata group is led by a node that joined later, which the wiped
+// node's --peers do not name; it rejoins, and reaches the leader through
+// the brokers its registration's answer named (controller.JoinedPeers).
+// The run failed: the leader waited for the node's answers before
+// sending it the state that names the leader, so its registration found
+// no route ("unknown peer") until the start timed out.
+func TestSimulatedClusterSeed842(t *testing.T) {
+	r := runSimulation(t, 842)
+	t.Logf("seed 842: %d appends acknowledged, %d not, final high watermark %d, schedule hash %x",
+		len(r.acked), r.unacked, r.hwm, r.scheduleHash)
+}
+
 // TestSimulatedClusterRecipePause is issue 13's first recipe, alone on a
 // fixed seed: a minority node paused past the election timeout (its clock
 // stopped, frames to and from it held), a majority node crashed losing

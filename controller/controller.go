@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -180,8 +181,10 @@ type Controller struct {
 	// <data>/meta/log; nil until a new node bootstraps it.
 	log Log
 	own *metaLog
-	// rejoined: a new node found its cluster existing and joined it.
-	rejoined bool
+	// rejoined: a new node found its cluster existing and joined it;
+	// joinedPeers are the brokers the member that registered it named.
+	rejoined    bool
+	joinedPeers map[int32]string
 	// startLast is the meta log's last index as Open found it (set
 	// before the group runs, read-only after).
 	startLast uint64
@@ -361,6 +364,14 @@ func (c *Controller) Close() {
 
 // Identity returns the node's identity as node.json holds it.
 func (c *Controller) Identity() Identity { return c.identity }
+
+// JoinedPeers are the Raft addresses of the brokers the member that
+// registered this node under a new incarnation named (Open found its
+// cluster existing), nil otherwise. The node must reach them before its
+// state names them: the metadata leader may be a node that joined after
+// the initial peers, and it waits for this node's answers before it sends
+// the state.
+func (c *Controller) JoinedPeers() map[int32]string { return maps.Clone(c.joinedPeers) }
 
 // State returns a copy of the applied state.
 func (c *Controller) State() *metav1.State {

@@ -116,7 +116,9 @@
 // with node.json answers nothing until its controller has opened. Any
 // "exists" makes the node ask a member to register it (join.go, NodeJoin:
 // its node id, nonce and Raft address; the member runs AddNode's steps and
-// answers the incarnation and cluster id; the node answers "exists" itself
+// answers the incarnation, cluster id and every broker's Raft address,
+// JoinedPeers, which the node dials before its state names them: the
+// metadata leader may be a node that joined later; the node answers "exists" itself
 // meanwhile, lest another wiped node count it as new), and it starts as
 // Config.Join would; a quorum of "new" or "forming", itself counted, bootstraps. The leader
 // then removes from the group any member whose node registered a later

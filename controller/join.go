@@ -63,7 +63,7 @@ func (c *Controller) joinAttemptTimeout() time.Duration { return 3 * c.cfg.Propo
 // incarnation and add it as a learner, until one answers or ProbeTimeout
 // passes. Every attempt carries the node's nonce, so one whose answer was
 // lost and is asked again gets the same incarnation.
-func (c *Controller) requestJoin(members []int32) (uint32, string, error) {
+func (c *Controller) requestJoin(members []int32) (JoinAnswer, error) {
 	p := c.cfg.Probe
 	deadline := c.e.Clock.NewTimer(c.cfg.ProbeTimeout)
 	defer deadline.Stop()
@@ -83,15 +83,11 @@ func (c *Controller) requestJoin(members []int32) (uint32, string, error) {
 		p.mu.Unlock()
 		switch {
 		case err == nil && r.status == statusApplied:
-			a, derr := decodeJoinAnswer(r.index, r.body)
-			if derr != nil {
-				return 0, "", derr
-			}
-			return a.Incarnation, a.ClusterID, nil
+			return decodeJoinAnswer(r.index, r.body)
 		case err == nil:
 			last = forwardedErr(uint64(to), r)
 		case errors.Is(err, errJoinDeadline):
-			return 0, "", fmt.Errorf("controller: join the existing cluster through nodes %v: %w (last: %v)", members, err, last)
+			return JoinAnswer{}, fmt.Errorf("controller: join the existing cluster through nodes %v: %w (last: %v)", members, err, last)
 		default:
 			last = err
 		}
@@ -100,7 +96,7 @@ func (c *Controller) requestJoin(members []int32) (uint32, string, error) {
 		case <-pause.C():
 		case <-deadline.C():
 			pause.Stop()
-			return 0, "", fmt.Errorf("controller: join the existing cluster through nodes %v: %w (last: %v)", members, errJoinDeadline, last)
+			return JoinAnswer{}, fmt.Errorf("controller: join the existing cluster through nodes %v: %w (last: %v)", members, errJoinDeadline, last)
 		}
 	}
 }
@@ -302,14 +298,15 @@ func (c *Controller) rejoin(members []int32) error {
 			return err
 		}
 	}
-	incarnation, clusterID, err := c.requestJoin(members)
+	answer, err := c.requestJoin(members)
 	if err != nil {
 		return err
 	}
+	incarnation, clusterID := answer.Incarnation, answer.ClusterID
 	if clusterID != c.identity.ClusterID {
 		return fmt.Errorf("%w: nodes %v answered for cluster %q, this node was started for %q", ErrIdentityMismatch, members, clusterID, c.identity.ClusterID)
 	}
-	c.identity.Incarnation, c.rejoined = incarnation, true
+	c.identity.Incarnation, c.rejoined, c.joinedPeers = incarnation, true, answer.Peers
 	c.id = c.identity.ReplicaID()
 	if c.log == nil {
 		if err := c.createEmptyLog(); err != nil {
