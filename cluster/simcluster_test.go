@@ -783,6 +783,7 @@ func (sc *simCluster) corrupt(id int32, rng *rand.Rand, logFile bool) {
 	if err := sc.tryRestart(id); err != nil {
 		sc.event("node %d refused to open: %v; wiped", id, err)
 		sc.fs[id] = vfs.NewCrashFS()
+		sc.rejoinThroughMember(id)
 		sc.restart(id)
 	}
 }
@@ -883,14 +884,21 @@ func (sc *simCluster) wipe(id int32, rng *rand.Rand) {
 	sc.down(id, rng)
 	sc.fs[id] = vfs.NewCrashFS()
 	sc.event("node %d's data directory wiped", id)
-	if through, ok := sc.joinedThrough[id]; ok && !slices.ContainsFunc(sc.ids, func(m uint64) bool { return simRaftAddr(int32(m)) == through }) {
-		// The member it joined through was removed since: as an operator
-		// would, point the wiped node's --join at a member.
-		i := slices.IndexFunc(sc.ids, func(m uint64) bool { return int32(m) != id })
-		sc.joinedThrough[id] = simRaftAddr(int32(sc.ids[i]))
-		sc.event("node %d joins through node %d", id, sc.ids[i])
-	}
+	sc.rejoinThroughMember(id)
 	sc.restart(id)
+}
+
+// rejoinThroughMember points the --join of node id, wiped, at a member
+// when the node it joined through was removed since, as an operator
+// would; a node started with --peers needs nothing.
+func (sc *simCluster) rejoinThroughMember(id int32) {
+	through, ok := sc.joinedThrough[id]
+	if !ok || slices.ContainsFunc(sc.ids, func(m uint64) bool { return simRaftAddr(int32(m)) == through }) {
+		return
+	}
+	i := slices.IndexFunc(sc.ids, func(m uint64) bool { return int32(m) != id })
+	sc.joinedThrough[id] = simRaftAddr(int32(sc.ids[i]))
+	sc.event("node %d joins through node %d", id, sc.ids[i])
 }
 
 // join starts a node that was never in the cluster (the next unused id)
