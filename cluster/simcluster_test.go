@@ -889,11 +889,17 @@ func (sc *simCluster) wipe(id int32, rng *rand.Rand) {
 }
 
 // rejoinThroughMember points the --join of node id, wiped, at a member
-// when the node it joined through was removed since, as an operator
-// would; a node started with --peers needs nothing.
+// when the node it joined through was removed since, or, for a node
+// started with --peers, when no other of those peers is a member any more
+// (none would answer its probe), as an operator would.
 func (sc *simCluster) rejoinThroughMember(id int32) {
-	through, ok := sc.joinedThrough[id]
-	if !ok || slices.ContainsFunc(sc.ids, func(m uint64) bool { return simRaftAddr(int32(m)) == through }) {
+	member := func(addr string) bool {
+		return slices.ContainsFunc(sc.ids, func(m uint64) bool { return int32(m) != id && simRaftAddr(int32(m)) == addr })
+	}
+	if through, ok := sc.joinedThrough[id]; ok && member(through) {
+		return
+	}
+	if _, ok := sc.joinedThrough[id]; !ok && slices.ContainsFunc(slices.Collect(maps.Values(sc.peers)), member) {
 		return
 	}
 	i := slices.IndexFunc(sc.ids, func(m uint64) bool { return int32(m) != id })
