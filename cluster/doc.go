@@ -69,7 +69,9 @@
 // (over Config.Joiner when set: a simulated network's) registers it under
 // a new incarnation and has the metadata leader add it as a learner,
 // asked again with the same nonce while the outcome is unknown (a leader
-// changing, a frame lost); the answer's cluster id and incarnation make its identity
+// changing, a frame lost) or while the leader still hears the node's old
+// incarnation (controller.ErrLiveIncarnation: a wiped node back within an
+// election timeout); the answer's cluster id and incarnation make its identity
 // and the brokers it names its peers. The controller creates its meta log
 // empty, then writes node.json; the leader's snapshot fills it, the node
 // registers its addresses and the leader marks it ACTIVE once caught up.
@@ -78,7 +80,9 @@
 // after, it starts from its own log. SpreadOnto (cairn cluster add-node)
 // then moves onto an ACTIVE node the replicas PlanSpread picks (spread.go,
 // pure). A node of Peers whose data was lost rejoins the same way under a
-// new incarnation (controller's wiped-voter rule); the metadata leader's
+// new incarnation (controller's wiped-voter rule) and dials the brokers the
+// answer names (controller.JoinedPeers: the metadata leader may be a node
+// its Peers do not name); the metadata leader's
 // moveLoop moves every partition replica of a replaced incarnation to the
 // node's current one (refillReplaced), which copies the partition.
 //
@@ -129,7 +133,9 @@
 // the log's start never counts as caught up. A node in neither set closes its
 // replica and removes the directory (followPlacement, in reconcile), also
 // at start for a move made while it was away. TransferLeader asks a
-// group's leader, or the transferee's node, to hand over;
+// group's leader, or the transferee's node, to hand over to the replica the
+// metadata names in each round, not while that replica is of an earlier
+// incarnation of its node (one a refill has yet to replace);
 // PreferLeader and RebalanceLeaders hand what this node leads to the
 // preferred leaders. RemoveNode makes a node DRAINING and starts
 // meta.PlanRemoveNode's moves; the metadata leader's moveLoop marks it
