@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/transport"
 )
 
@@ -69,7 +70,7 @@ func (c *Cluster) nodeIdentity(names []string) (controller.Identity, error) {
 // simulation's repair of a damaged node does; a second process under a
 // live node's id gets the refusal at StartTimeoutMs).
 func (c *Cluster) askToJoin(nonce []byte) (controller.JoinAnswer, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.cfg.StartTimeoutMs)*time.Millisecond)
+	ctx, cancel := env.WithTimeout(context.Background(), c.env.Clock, time.Duration(c.cfg.StartTimeoutMs)*time.Millisecond)
 	defer cancel()
 	join := c.cfg.Joiner
 	if join == nil {

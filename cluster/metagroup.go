@@ -11,6 +11,7 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
 	"go.etcd.io/raft/v3/raftpb"
@@ -66,7 +67,7 @@ func (c *Cluster) openMeta(names []string) error {
 		return fmt.Errorf("cluster: open the metadata group: %w", err)
 	}
 	c.sched, c.ctl = sched, ctl
-	ctx, cancel := context.WithTimeout(context.Background(), leadingWaitMax)
+	ctx, cancel := env.WithTimeout(context.Background(), c.env.Clock, leadingWaitMax)
 	defer cancel()
 	if err := ctl.WaitLeading(ctx); err != nil {
 		return fmt.Errorf("cluster: %w", err)

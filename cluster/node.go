@@ -177,7 +177,7 @@ func (c *Cluster) openNode(names []string) error {
 	}
 	c.onMetaApplied(c.ctl) // what applied before ctl was stored
 	c.startNodeLoops()
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := env.WithTimeout(context.Background(), c.env.Clock, startTimeout)
 	defer cancel()
 	if err := c.findMembers(ctx); err != nil {
 		return err

@@ -145,7 +145,7 @@ func (c *Controller) HandleNodeJoinFrame(from uint64, payload []byte) {
 // bounded by joinAttemptTimeout; applied, the answer's body is the cluster
 // id and every broker's Raft address (joinAnswer).
 func (c *Controller) answerJoin(j nodeJoin) forwardResult {
-	ctx, cancel := context.WithTimeout(c.ctx, c.joinAttemptTimeout())
+	ctx, cancel := env.WithTimeout(c.ctx, c.e.Clock, c.joinAttemptTimeout())
 	defer cancel()
 	incarnation, err := c.addNode(ctx, j.nodeID, j.raftAddr, j.nonce)
 	if err != nil {

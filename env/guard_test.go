@@ -17,7 +17,7 @@ var nodePackages = []string{"cdc", "connectors", "batch", "storage", "raftlog", 
 
 // worldAccess matches reads of the wall clock, runtime timers and
 // randomness that bypass an Env.
-var worldAccess = regexp.MustCompile(`time\.(Now|Since|Until|NewTimer|NewTicker|AfterFunc|After|Tick|Sleep)\(|"crypto/rand"|"math/rand|uuid\.(New|NewString|NewRandom|NewV6|NewV7)\(`)
+var worldAccess = regexp.MustCompile(`time\.(Now|Since|Until|NewTimer|NewTicker|AfterFunc|After|Tick|Sleep)\(|context\.With(Timeout|Deadline)(Cause)?\(|"crypto/rand"|"math/rand|uuid\.(New|NewString|NewRandom|NewV6|NewV7)\(`)
 
 // notYetThreaded counts, per file and call, the uses still allowed, each
 // with the reason. A new use fails the test; a removed one must be struck
@@ -36,6 +36,12 @@ var notYetThreaded = map[string]map[string]int{
 	"transport/join.go": {"time.Now(": 1},
 	// The pause after a failed Accept on the real listener.
 	"kafka/server.go": {"time.Sleep(": 1},
+	// A TLS handshake's bound on a real socket: crypto/tls sets the socket's
+	// deadline from the context's.
+	"kafka/listener.go": {"context.WithTimeout(": 1},
+	// The wait for the next message of a PostgreSQL replication connection:
+	// pgconn sets the socket's deadline from the context's.
+	"cdc/postgres/source.go": {"context.WithDeadline(": 1},
 	// The crash-simulating filesystem tears writes with a source its
 	// caller seeds.
 	"storage/vfs/crash.go": {`"math/rand`: 1},
@@ -94,7 +100,7 @@ func scanFile(t *testing.T, path string, found map[string]map[string]int) error 
 			}
 			found[rel][call]++
 			if found[rel][call] > notYetThreaded[rel][call] {
-				t.Errorf("%s:%d: %s outside package env: take it from the component's env.Env (%s)", rel, number, call, line)
+				t.Errorf("%s:%d: %s outside package env: take it from the component's env.Env (env.WithTimeout for a context) (%s)", rel, number, call, line)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/txn"
 )
@@ -28,7 +29,7 @@ func (s *Service) lead(ctx context.Context, topic string, index int32) (*partiti
 		return nil, err
 	}
 	if !l.Local {
-		tctx, cancel := context.WithTimeout(ctx, multiLeadTimeout)
+		tctx, cancel := env.WithTimeout(ctx, s.clock, multiLeadTimeout)
 		err := s.cluster.TransferLeader(tctx, topic, index, s.cluster.NodeID())
 		cancel()
 		switch {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 )
 
 // GroupOffsets is one group's committed offsets, for lag.
@@ -70,7 +71,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), collectWaitMax)
+	ctx, cancel := env.WithTimeout(context.Background(), c.co.clock, collectWaitMax)
 	defer cancel()
 	snapshot, err := c.co.Snapshot(ctx)
 	if err != nil {

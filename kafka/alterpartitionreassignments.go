@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/env"
 )
 
 func init() {
@@ -46,7 +47,7 @@ func handleAlterPartitionReassignments(s *Server, c *conn, r kmsg.Request) reply
 	if timeout <= 0 {
 		timeout = reassignTimeoutMax
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := env.WithTimeout(context.Background(), s.clock, timeout)
 	defer cancel()
 	for _, rt := range req.Topics {
 		st := kmsg.NewAlterPartitionAssignmentsResponseTopic()

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/txn"
 )
 
@@ -34,7 +35,7 @@ const peerWaitMax = 10 * time.Second
 func (s *Server) peerRequest(ctx context.Context, node int32, req kmsg.Request) (kmsg.Response, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, peerWaitMax)
+		ctx, cancel = env.WithTimeout(ctx, s.clock, peerWaitMax)
 		defer cancel()
 	}
 	answer, err := s.cluster.NodeRequest(ctx, node, nodeRequestBody(req))
@@ -77,7 +78,7 @@ func (s *Server) serveNode(ctx context.Context, from int32, body []byte) ([]byte
 		if err := r.ReadFrom(body[4:]); err != nil {
 			return nil, fmt.Errorf("node %d's WriteTxnMarkers: %w", from, err)
 		}
-		ctx, cancel := context.WithTimeout(ctx, markerWaitMax)
+		ctx, cancel := env.WithTimeout(ctx, s.clock, markerWaitMax)
 		defer cancel()
 		return s.writeMarkers(ctx, r).AppendTo(nil), nil
 	case *kmsg.AddPartitionsToTxnRequest:

@@ -54,6 +54,7 @@ import (
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/cluster/topicrules"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/txn"
 )
@@ -88,7 +89,7 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) reply {
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	return reply{wait: func() kmsg.Response {
-		ctx, cancel := context.WithTimeout(c.ctx, max(timeout, time.Millisecond))
+		ctx, cancel := env.WithTimeout(c.ctx, s.clock, max(timeout, time.Millisecond))
 		defer cancel()
 		for _, w := range waits {
 			if err := w.wait(ctx); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 )
 
 func init() { register(kmsg.UnregisterBroker.Int16(), 0, 0, handleUnregisterBroker) }
@@ -34,7 +35,7 @@ func handleUnregisterBroker(s *Server, c *conn, r kmsg.Request) reply {
 		resp.ErrorMessage = errorMessage(kerr.ClusterAuthorizationFailed)
 		return reply{resp: resp}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), reassignTimeoutMax)
+	ctx, cancel := env.WithTimeout(context.Background(), s.clock, reassignTimeoutMax)
 	defer cancel()
 	_, err := s.cluster.RemoveNode(ctx, req.BrokerID)
 	if errors.Is(err, cluster.ErrUnknownNode) {

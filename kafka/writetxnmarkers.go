@@ -25,6 +25,7 @@ import (
 
 	"github.com/cairnlog/cairn/acl"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/txn"
 )
@@ -42,7 +43,7 @@ func handleWriteTxnMarkers(s *Server, c *conn, r kmsg.Request) reply {
 		return reply{resp: refuseMarkers(req)}
 	}
 	return reply{wait: func() kmsg.Response {
-		ctx, cancel := context.WithTimeout(c.ctx, markerWaitMax)
+		ctx, cancel := env.WithTimeout(c.ctx, s.clock, markerWaitMax)
 		defer cancel()
 		return s.writeMarkers(ctx, req)
 	}}

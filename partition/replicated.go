@@ -549,7 +549,7 @@ func (p *Partition) appendReplicated(records []byte, headers []batch.Header, rec
 	}
 	// Append has no caller's context: the waits for a turn are bounded, as
 	// a batch ahead may never commit (an isolated leader keeps it pending).
-	ctx, cancel := context.WithTimeout(context.Background(), streamTurnTimeout)
+	ctx, cancel := env.WithTimeout(context.Background(), p.clock, streamTurnTimeout)
 	defer cancel()
 	for range streamTurnsMax {
 		res, err := p.proposeBatches(records, headers, recs, cfg)

@@ -22,6 +22,7 @@ import (
 	"github.com/cairnlog/cairn/auth/sasl"
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/connectors"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/eventstore"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/kafka"
@@ -397,7 +398,7 @@ func (s *Server) Close() error {
 	var errs []error
 	if s.httpSrv != nil {
 		s.events.Close() // live subscriptions would hold Shutdown to its timeout
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := env.WithTimeout(context.Background(), s.cfg.Env.Clock, 5*time.Second)
 		errs = append(errs, s.httpSrv.Shutdown(ctx))
 		cancel()
 	}
@@ -419,7 +420,7 @@ func (s *Server) handOff() {
 	if !s.cfg.clustered() || s.cfg.ShutdownTimeout <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	ctx, cancel := env.WithTimeout(context.Background(), s.cfg.Env.Clock, s.cfg.ShutdownTimeout)
 	defer cancel()
 	rep := s.cluster.HandOff(ctx)
 	if len(rep.Moved)+len(rep.Left) == 0 {

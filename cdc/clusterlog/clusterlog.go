@@ -10,6 +10,7 @@ import (
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/cdc"
 	"github.com/cairnlog/cairn/cluster"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 )
 
@@ -226,7 +227,7 @@ func (l *Log) led(ctx context.Context, pid cdc.PartitionID) (*partition.Partitio
 		return nil, err
 	}
 	if !leader.Local {
-		tctx, cancel := context.WithTimeout(ctx, leadTimeout)
+		tctx, cancel := env.WithTimeout(ctx, l.c.Env().Clock, leadTimeout)
 		err := l.c.TransferLeader(tctx, pid.Topic, pid.Index, l.c.NodeID())
 		cancel()
 		if err != nil {
