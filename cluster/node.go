@@ -167,7 +167,8 @@ func (c *Cluster) openNode(names []string) error {
 	startTimeout := time.Duration(cfg.StartTimeoutMs) * time.Millisecond
 	c.ctl, err = controller.Open(controller.Config{Env: c.env, DataDir: cfg.DataDir, Identity: ident, Peers: cfg.Peers,
 		Join: cfg.Join != "", Scheduler: c.sched, Transport: n.tcp, Raft: c.raftConfig(), Probe: probe, ProbeTimeout: startTimeout,
-		OnApplied: func(index uint64) { c.onMetaApplied(ctl.Load()) }})
+		ResendInterval: time.Duration(cfg.RaftTickMs*int64(cfg.RaftElectionTicks)) * time.Millisecond,
+		OnApplied:      func(index uint64) { c.onMetaApplied(ctl.Load()) }})
 	if err != nil {
 		return fmt.Errorf("cluster: open the metadata group with peers %s: %w", peersString(cfg.Peers), err)
 	}

@@ -129,6 +129,10 @@ type Config struct {
 	RetryDelay         time.Duration // pause before proposing again when no leader is known; 50 ms
 	ForwardedMax       int           // forwarded proposals served at once; 256
 	MetaSegmentBytes   int64         // the own meta log's segment size; 64 MiB (segments below a compaction are removed)
+	// ResendInterval is how often a request sent to another node (a
+	// forwarded proposal, a learner to add, a join) goes again under its
+	// id while unanswered; 500 ms (a cluster node: its election timeout).
+	ResendInterval time.Duration
 	// ProbeTimeout bounds a new node's wait for a quorum of its peers to
 	// answer the probe, and then for a member to register it; 5 min, as
 	// the nodes of a new cluster may be started minutes apart.
@@ -139,6 +143,7 @@ func (c Config) withDefaults() Config {
 	c.SnapshotEntries = cmp.Or(c.SnapshotEntries, 1000)
 	c.ProposeTimeout = cmp.Or(c.ProposeTimeout, 5*time.Second)
 	c.RetryDelay = cmp.Or(c.RetryDelay, 50*time.Millisecond)
+	c.ResendInterval = cmp.Or(c.ResendInterval, 500*time.Millisecond)
 	c.ForwardedMax = cmp.Or(c.ForwardedMax, 256)
 	c.MetaSegmentBytes = cmp.Or(c.MetaSegmentBytes, 64<<20)
 	c.MembershipInterval = cmp.Or(c.MembershipInterval, 200*time.Millisecond)
@@ -161,7 +166,7 @@ func (c Config) Validate() error {
 		return errors.New("controller config: a new node with peers needs a Probe, to ask them whether the cluster exists")
 	case c.Bootstrap != nil && (len(c.Peers) > 1 || c.Join):
 		return errors.New("controller config: a migrated state bootstraps a single node only")
-	case c.SnapshotEntries == 0 || c.MembershipInterval <= 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ForwardedMax <= 0 || c.ProbeTimeout <= 0 || c.MetaSegmentBytes <= 0:
+	case c.SnapshotEntries == 0 || c.MembershipInterval <= 0 || c.ProposeTimeout <= 0 || c.RetryDelay <= 0 || c.ResendInterval <= 0 || c.ForwardedMax <= 0 || c.ProbeTimeout <= 0 || c.MetaSegmentBytes <= 0:
 		return errors.New("controller config: every limit must be positive")
 	}
 	return c.Env.Check()
@@ -214,8 +219,9 @@ type Controller struct {
 	// one, so a late result meant for an earlier run matches no request.
 	forwards    map[uint64]pendingForward
 	nextRequest uint64
-	// served remembers the forwarded proposals served here lately, so a
-	// duplicated frame is not proposed twice.
+	// served remembers the requests served here lately (proposals,
+	// learner additions, joins), so a copy, duplicated or resent, is not
+	// acted on twice.
 	served *servedTable
 	// snapshotIndex is the index of the last meta-snapshot file (or of
 	// the state the controller started from); snapshotErr the last

@@ -55,12 +55,19 @@
 // answered "refused (live)": ErrLiveIncarnation, which a node joining
 // with cluster.Config.Join asks again until its start timeout (a wiped
 // node back quickly is let in once its old incarnation is silent).
-// The leader remembers the forwarded proposals it served lately by sender
-// and request id (served.go, 16 × ForwardedMax of them, in memory): a copy
-// of one, as a network that duplicates frames delivers, is not proposed
-// again but answered with the first copy's result (dropped while that one
-// is being served), so it is applied once and its sender never answered by
-// its own copy ("topic already exists" for the topic it created).
+// The leader remembers the forwarded proposals it served lately by sender,
+// frame type and request id (served.go, 16 × ForwardedMax of them, in
+// memory; learner additions and joins alike): a copy of one, as a network
+// that duplicates frames delivers, is not proposed again but answered with
+// the first copy's result (dropped while that one is being served), so it
+// is applied once and its sender never answered by its own copy ("topic
+// already exists" for the topic it created). That makes resending safe: a
+// request sent to another node (MetaPropose, Join, NodeJoin) goes again to
+// the same node under its id every ResendInterval (the election timeout)
+// until answered, so a lost frame costs that interval, not the whole
+// ProposeTimeout (or a join attempt's 15 s: two lost NodeJoin frames
+// failed a wiped node's restart in the seed runs). A request is never sent
+// to another node under the same id.
 //
 // # Snapshots
 //

@@ -72,6 +72,12 @@ func (c *Controller) requestJoin(members []int32) (JoinAnswer, error) {
 	for attempt := 0; ; attempt++ {
 		to := members[attempt%len(members)]
 		p.mu.Lock()
+		if p.nextID == 0 {
+			// A random start, as Open's for proposals: a member remembers
+			// the joins it served by id (servedTable), and this process's
+			// ids must not meet an earlier run's (a node wiped twice).
+			p.nextID = randomRequestID(c.e.Rand)
+		}
 		p.nextID++
 		id := p.nextID
 		p.joins[id] = ch
@@ -105,17 +111,25 @@ var errJoinDeadline = errors.New("no member registered this node in time")
 
 // awaitJoin sends one NodeJoin and waits for its answer.
 func (c *Controller) awaitJoin(to int32, req nodeJoin, ch chan forwardResult, deadline <-chan time.Time) (forwardResult, error) {
-	if err := c.cfg.Transport.SendFrame(uint64(to), transport.FrameNodeJoin, encodeNodeJoin(req)); err != nil {
+	frame := encodeNodeJoin(req)
+	if err := c.cfg.Transport.SendFrame(uint64(to), transport.FrameNodeJoin, frame); err != nil {
 		return forwardResult{}, fmt.Errorf("send to node %d: %w", to, err)
 	}
 	attempt := c.e.Clock.NewTimer(c.joinAttemptTimeout())
 	defer attempt.Stop()
+	// Sent again under its id until answered, as forwardFrame does: the
+	// member serves it once.
+	resend := c.e.Clock.NewTimer(c.cfg.ResendInterval)
+	defer resend.Stop()
 	for {
 		select {
 		case r := <-ch:
 			if r.requestID == req.requestID {
 				return r, nil
 			}
+		case <-resend.C():
+			_ = c.cfg.Transport.SendFrame(uint64(to), transport.FrameNodeJoin, frame)
+			resend.Reset(c.cfg.ResendInterval)
 		case <-attempt.C():
 			return forwardResult{}, fmt.Errorf("node %d did not answer", to)
 		case <-deadline:
@@ -138,7 +152,7 @@ func (c *Controller) HandleNodeJoinFrame(from uint64, payload []byte) {
 		c.e.Logger.Warn("controller: dropped a node join", "from", from, "err", err)
 		return
 	}
-	c.serve(from, j.requestID, transport.FrameNodeJoinResult, func() forwardResult { return c.answerJoin(j) }, nil)
+	c.serveOnce(from, j.requestID, transport.FrameNodeJoin, transport.FrameNodeJoinResult, func() forwardResult { return c.answerJoin(j) })
 }
 
 // answerJoin registers the node of a NodeJoin and adds it as a learner,

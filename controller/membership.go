@@ -190,7 +190,7 @@ func (c *Controller) HandleJoinFrame(from uint64, payload []byte) {
 		return
 	}
 	rid := binary.BigEndian.Uint64(body)
-	c.serve(from, id, transport.FrameJoinResult, func() forwardResult {
+	c.serveOnce(from, id, transport.FrameJoin, transport.FrameJoinResult, func() forwardResult {
 		if l, _ := c.leaderView(); l.Leader != c.id {
 			return forwardResult{requestID: id, status: statusNotController}
 		}
@@ -198,7 +198,7 @@ func (c *Controller) HandleJoinFrame(from uint64, payload []byte) {
 		defer deadline.Stop()
 		index, err := c.addLearnerLocal(c.ctx, rid, deadline.C())
 		return resultOf(id, index, nil, err)
-	}, nil)
+	})
 }
 
 // membershipLoop runs the leader's membership duties after applies and

@@ -209,10 +209,15 @@ func (c *Controller) forwardFrame(ctx context.Context, node uint64, typ transpor
 		delete(c.forwards, id)
 		c.mu.Unlock()
 	}()
-	if err := c.cfg.Transport.SendFrame(node, typ, encodePropose(id, body)); err != nil {
+	frame := encodePropose(id, body)
+	if err := c.cfg.Transport.SendFrame(node, typ, frame); err != nil {
 		// Not sent: safe to send again.
 		return forwardResult{}, fmt.Errorf("%w: forward to node %d: %w", ErrNotController, node, err)
 	}
+	// Sent again under its id until answered: the node serves it once
+	// (servedTable), and a lost frame costs a resend interval.
+	resend := c.e.Clock.NewTimer(c.cfg.ResendInterval)
+	defer resend.Stop()
 	for {
 		l, moved := c.leaderView()
 		if l.Leader != 0 && transport.NodeOf(l.Leader) != node {
@@ -225,6 +230,9 @@ func (c *Controller) forwardFrame(ctx context.Context, node uint64, typ transpor
 		case r := <-ch:
 			return r, nil
 		case <-moved:
+		case <-resend.C():
+			_ = c.cfg.Transport.SendFrame(node, typ, frame) // lost too: the next resend
+			resend.Reset(c.cfg.ResendInterval)
 		case <-deadline:
 			return forwardResult{}, fmt.Errorf("%w: forwarded to node %d, no answer", ErrTimeout, node)
 		case <-ctx.Done():
@@ -267,17 +275,24 @@ func (c *Controller) HandleProposeFrame(from uint64, payload []byte) {
 		c.e.Logger.Warn("controller: dropped a forwarded proposal", "from", from, "err", err)
 		return
 	}
-	k := requestKey{from: from, id: id}
+	c.serveOnce(from, id, transport.FrameMetaPropose, transport.FrameMetaProposeResult, func() forwardResult { return c.serveForwarded(id, data) })
+}
+
+// serveOnce serves a request of type typ with serve, unless a copy of it
+// (the same sender, type and id) arrived lately: then it answers with the
+// first copy's result, or nothing while that one is being served.
+func (c *Controller) serveOnce(from, id uint64, typ, resultTyp transport.FrameType, run func() forwardResult) {
+	k := requestKey{from: from, id: id, typ: typ}
 	c.mu.Lock()
 	first, r, answered := c.served.begin(k)
 	c.mu.Unlock()
 	if !first {
 		if answered {
-			c.reply(from, transport.FrameMetaProposeResult, r)
+			c.reply(from, resultTyp, r)
 		}
 		return
 	}
-	c.serve(from, id, transport.FrameMetaProposeResult, func() forwardResult { return c.serveForwarded(id, data) }, func(r forwardResult) {
+	c.serve(from, id, resultTyp, run, func(r forwardResult) {
 		c.mu.Lock()
 		c.served.finish(k, r)
 		c.mu.Unlock()

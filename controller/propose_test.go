@@ -220,3 +220,22 @@ func TestForwardIgnoresAResultOfAnEarlierRun(t *testing.T) {
 		t.Fatalf("took the result at index %d, want its own at 9", index)
 	}
 }
+
+// A forwarded request goes again under its id while unanswered, so a lost
+// frame costs a resend interval instead of the caller's timeout; the
+// answer to either copy ends the wait.
+func TestForwardIsSentAgainUntilAnswered(t *testing.T) {
+	sent := make(frameRecorder, 4)
+	c := openSingle(t, sent)
+	id, got := forwardOnce(t, c, sent, 1)
+	// The first frame was lost: nobody answers it.
+	again := sent.next(t)
+	againID, body, err := decodePropose(again.payload)
+	if err != nil || again.to != 1 || again.typ != transport.FrameMetaPropose || againID != id || string(body) != "command" {
+		t.Fatalf("sent again: %+v (id %d, want %d; %v)", again, againID, id, err)
+	}
+	answer(c, 1, id, 9)
+	if index := resultIndex(t, got); index != 9 {
+		t.Fatalf("took the result at index %d, want 9", index)
+	}
+}

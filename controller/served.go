@@ -1,20 +1,28 @@
 package controller
 
-// servedTable remembers the forwarded proposals a node served lately, by
-// sender and request id, so that a copy of one (the network delivered its
-// frame twice) is not proposed again: it is answered with the first
-// copy's result, or dropped while the first is still being served (that
-// one's answer, with the same id, answers the sender). Proposing a copy
-// would apply the command twice, and the sender takes whichever answer
-// comes first: a CreateTopic it made could be answered "topic already
-// exists" by its own copy (seed 19).
+import "github.com/cairnlog/cairn/transport"
+
+// servedTable remembers the requests a node served lately (forwarded
+// proposals, learner additions, node joins), by sender, frame type and
+// request id, so that a copy of one is not acted on again: it is answered
+// with the first copy's result, or dropped while the first is still being
+// served (that one's answer, with the same id, answers the sender). A copy
+// comes from the network delivering a frame twice, or from the sender,
+// which sends a request again under its id every ResendInterval until
+// answered: a lost frame then costs a resend interval, not the sender's
+// whole timeout (a wiped node's rejoin lost 15 s to one lost NodeJoin and
+// failed its start when two were lost: seeds 2664 and 2858). Proposing a
+// copy would apply the command twice, and the sender takes whichever
+// answer comes first: a CreateTopic it made could be answered "topic
+// already exists" by its own copy (seed 19).
 //
-// It is the leader's memory only, not the applied state: a request
+// It is the serving node's memory only, not the applied state: a request
 // forwarded to a leader that lost its leadership, then to the next one,
-// is not known there; the sender never resends a request whose outcome is
-// unknown (ErrTimeout), only one answered "not the controller", which was
-// not proposed. Request ids are drawn from a random start at each Open,
-// so a restarted sender's ids do not meet its earlier run's.
+// is not known there; the sender never sends a request whose outcome is
+// unknown (ErrTimeout) to another node, only one answered "not the
+// controller", which was not proposed. Request ids are drawn from a random
+// start at each Open (and each join), so a restarted sender's ids do not
+// meet its earlier run's.
 //
 // Not safe for concurrent use: Controller.mu guards it.
 type servedTable struct {
@@ -26,9 +34,12 @@ type servedTable struct {
 	limit int
 }
 
-// requestKey names a forwarded request: ids are the sender's own.
+// requestKey names a forwarded request: ids are the sender's own, drawn
+// from one counter per kind of request (a node's proposals and learner
+// additions share one, its joins another).
 type requestKey struct {
 	from, id uint64
+	typ      transport.FrameType
 }
 
 type servedEntry struct {
