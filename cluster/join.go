@@ -68,7 +68,9 @@ func (c *Cluster) nodeIdentity(names []string) (controller.Identity, error) {
 // current incarnation answered the leader lately (ErrLiveIncarnation: a
 // node wiped and started again within an election timeout, which the
 // simulation's repair of a damaged node does; a second process under a
-// live node's id gets the refusal at StartTimeoutMs).
+// live node's id gets the refusal at StartTimeoutMs), and so is "no
+// metadata leader" (an election under way, or a majority of the metadata
+// group's voters unreachable for a while: seed 5698).
 func (c *Cluster) askToJoin(nonce []byte) (controller.JoinAnswer, error) {
 	ctx, cancel := env.WithTimeout(context.Background(), c.env.Clock, time.Duration(c.cfg.StartTimeoutMs)*time.Millisecond)
 	defer cancel()
@@ -83,7 +85,8 @@ func (c *Cluster) askToJoin(nonce []byte) (controller.JoinAnswer, error) {
 		if err == nil {
 			break
 		}
-		retry := errors.Is(err, controller.ErrTimeout) || errors.Is(err, controller.ErrLiveIncarnation)
+		retry := errors.Is(err, controller.ErrTimeout) || errors.Is(err, controller.ErrLiveIncarnation) ||
+			errors.Is(err, controller.ErrNotController)
 		if !retry || ctx.Err() != nil {
 			return controller.JoinAnswer{}, fmt.Errorf("cluster: join the cluster through %s: %w", c.cfg.Join, err)
 		}

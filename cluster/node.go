@@ -144,13 +144,8 @@ func (c *Cluster) openNode(names []string) error {
 	}
 	sender.tcp = n.tcp
 	probe.SetSender(n.tcp)
-	for id, addr := range cfg.Peers {
-		if id != cfg.NodeID {
-			if err := n.tcp.AddPeer(uint64(id), c.dialAddr(id, addr)); err != nil {
-				return fmt.Errorf("cluster: peer %d: %w", id, err)
-			}
-			n.known[id] = addr
-		}
+	if err := c.addPeers(cfg.Peers); err != nil {
+		return err
 	}
 	n.leaders.SetPeers(peerNodes(cfg.Peers))
 	tick := time.Duration(cfg.RaftTickMs) * time.Millisecond

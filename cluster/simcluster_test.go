@@ -154,6 +154,19 @@ func TestSimulatedClusterSeed821(t *testing.T) {
 		len(r.acked), r.unacked, r.hwm, r.scheduleHash)
 }
 
+// TestSimulatedClusterSeed5698: a node is removed while another voter of
+// the metadata group cannot send, then that voter is paused while a new
+// node joins. The removal left two voters (one cut off) and no metadata
+// leader, and the join gave up on its first "no metadata leader" answer
+// (about one run in two failed). Now the leader promotes a caught-up
+// learner before removing a voter, and a join asks again while no leader
+// is known, until its start timeout.
+func TestSimulatedClusterSeed5698(t *testing.T) {
+	r := runSimulation(t, 5698)
+	t.Logf("seed 5698: %d appends acknowledged, %d not, final high watermark %d, schedule hash %x",
+		len(r.acked), r.unacked, r.hwm, r.scheduleHash)
+}
+
 // TestSimulatedClusterSeed842: an initial node is wiped while the
 // metadata group is led by a node that joined later, which the wiped
 // node's --peers do not name; it rejoins, and reaches the leader through

@@ -147,8 +147,10 @@
 // MembershipInterval, removes members of replaced incarnations and of
 // nodes the operator removed (REMOVED brokers, live or not; a leader on
 // such a node hands its leadership over first), promotes a
-// caught-up learner while the group has fewer than three voters and marks
-// caught-up JOINING brokers ACTIVE. The transport must know the new node
+// caught-up learner while the group has fewer than three voters (counting
+// a voter about to be removed as gone, so the promotion comes first and
+// the group never drops below three voters while a learner could fill in)
+// and marks caught-up JOINING brokers ACTIVE. The transport must know the new node
 // first: the wiring adds brokers' Raft addresses as peers as they apply.
 // A node that knows only a member's address (--join HOST:PORT) calls
 // JoinByAddress: a join connection to that member (transport.Join;

@@ -205,8 +205,9 @@ func (c *Controller) HandleJoinFrame(from uint64, payload []byte) {
 // every MembershipInterval (a learner catching up applies nothing on the
 // leader): hand the leadership over when its own node was removed,
 // remove the members of incarnations their node replaced or removed,
-// promote a caught-up learner while voters are fewer than three, and mark
-// the caught-up JOINING brokers ACTIVE.
+// promote a caught-up learner while voters are fewer than three (before
+// such a removal of a voter, so the group keeps three voters throughout),
+// and mark the caught-up JOINING brokers ACTIVE.
 func (c *Controller) membershipLoop() {
 	for {
 		timer := c.e.Clock.NewTimer(c.cfg.MembershipInterval)
@@ -245,22 +246,29 @@ func (c *Controller) tendMembers() error {
 			r.TransferLeader(to) // a removed node's leadership goes first; its removal follows under the next leader
 			return
 		}
-		if stale, ok := c.staleMember(cs, st); ok {
-			// A node that lost its data came back under a new incarnation:
-			// its old one never votes again.
+		stale, hasStale := c.staleMember(cs, st)
+		voters := len(cs.GetVoters())
+		if hasStale && slices.Contains(cs.GetVoters(), stale) {
+			voters-- // counted as gone: a learner replaces it first
+		}
+		if voters < votersWanted {
+			// Promote before removing a voter: a removal first would leave
+			// the group fewer voters than it wants, so one fault short of
+			// no leader (seed 5698: a voter removed while another was cut
+			// off left two voters, one unreachable, and no metadata leader).
+			for _, id := range slices.Sorted(slices.Values(cs.GetLearners())) {
+				if slices.Contains(caughtUp, id) && !c.isStale(id) {
+					promote := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(id)}}}
+					_ = r.ProposeConfChange(promote) // dropped while another change is pending: next round
+					return
+				}
+			}
+		}
+		if hasStale {
+			// A node that lost its data came back under a new incarnation,
+			// or the operator removed it: that member never votes again.
 			remove := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: new(stale)}}}
 			_ = r.ProposeConfChange(remove) // dropped while another change is pending: next round
-			return
-		}
-		if len(cs.GetVoters()) >= votersWanted {
-			return
-		}
-		for _, id := range slices.Sorted(slices.Values(cs.GetLearners())) {
-			if slices.Contains(caughtUp, id) {
-				promote := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(id)}}}
-				_ = r.ProposeConfChange(promote) // dropped while another change is pending: next round
-				return
-			}
 		}
 	})
 	if err != nil {
@@ -297,6 +305,17 @@ func (c *Controller) staleMember(cs *raftpb.ConfState, st raft.Status) (uint64, 
 		}
 	}
 	return 0, false
+}
+
+// isStale reports whether member id belongs to an incarnation its node
+// replaced, or to a node the operator removed: a learner that never
+// becomes a voter.
+func (c *Controller) isStale(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.machine.Broker(meta.NodeOf(id))
+	return ok && (b.Incarnation > meta.IncarnationOf(id) ||
+		(b.Incarnation == meta.IncarnationOf(id) && b.State == metav1.BrokerState_BROKER_STATE_REMOVED))
 }
 
 // keepsQuorum reports whether removing member id leaves cs at least a
