@@ -231,8 +231,12 @@ type Controller struct {
 	restores      int
 	closed        bool
 
-	snapshotDue  chan struct{}
-	memberDue    chan struct{} // an apply happened: membership duties may be due
+	snapshotDue chan struct{}
+	memberDue   chan struct{} // an apply happened: membership duties may be due
+	// tenureTerm is the term this node last led the group in, from
+	// tenureStart as tendMembers first saw it (knowsProgress).
+	tenureTerm   uint64
+	tenureStart  time.Time
 	forwardSlots chan struct{}
 	ctx          context.Context // cancelled by Close
 	cancel       context.CancelFunc

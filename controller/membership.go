@@ -233,6 +233,7 @@ func (c *Controller) tendMembers() error {
 		if !l.Ready || l.Leader != c.id {
 			return
 		}
+		settled := c.knowsProgress(l.Term)
 		cs, st := r.ConfState(), r.Status()
 		for _, id := range slices.Concat(cs.GetVoters(), cs.GetLearners()) {
 			if pr, ok := st.Progress[id]; ok && pr.Match >= st.GetCommit() {
@@ -256,12 +257,19 @@ func (c *Controller) tendMembers() error {
 			// the group fewer voters than it wants, so one fault short of
 			// no leader (seed 5698: a voter removed while another was cut
 			// off left two voters, one unreachable, and no metadata leader).
-			for _, id := range slices.Sorted(slices.Values(cs.GetLearners())) {
-				if slices.Contains(caughtUp, id) && !c.isStale(id) {
+			learners := slices.DeleteFunc(slices.Sorted(slices.Values(cs.GetLearners())), c.isStale)
+			for _, id := range learners {
+				if slices.Contains(caughtUp, id) {
 					promote := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(id)}}}
 					_ = r.ProposeConfChange(promote) // dropped while another change is pending: next round
 					return
 				}
+			}
+			// A new leader knows no learner's progress until they answer
+			// its first appends: a voter's removal waits that long for
+			// one to count as caught up (seed 8402 removed first).
+			if hasStale && len(learners) > 0 && !settled {
+				return
 			}
 		}
 		if hasStale {
@@ -305,6 +313,20 @@ func (c *Controller) staleMember(cs *raftpb.ConfState, st raft.Status) (uint64, 
 		}
 	}
 	return 0, false
+}
+
+// knowsProgress reports whether this node has led the group in term long
+// enough (two membership intervals since tendMembers first saw it lead,
+// many heartbeats) for its members' progress to be known: raft starts a
+// new leader's view of every member at nothing.
+func (c *Controller) knowsProgress(term uint64) bool {
+	now := c.e.Clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tenureTerm != term {
+		c.tenureTerm, c.tenureStart = term, now
+	}
+	return now.Sub(c.tenureStart) >= 2*c.cfg.MembershipInterval
 }
 
 // isStale reports whether member id belongs to an incarnation its node
