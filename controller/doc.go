@@ -149,7 +149,8 @@
 // such a node hands its leadership over first), promotes a
 // caught-up learner while the group has fewer than three voters (counting
 // a voter about to be removed as gone, so the promotion comes first and
-// the group never drops below three voters while a learner could fill in;
+// the group never drops below three voters while a learner could fill in:
+// then any learner that answers the leader will do, caught up or not;
 // a new leader, which knows no member's progress until they answer its
 // first appends, waits two membership intervals before such a removal)
 // and marks caught-up JOINING brokers ACTIVE. The transport must know the new node

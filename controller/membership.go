@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -258,8 +259,20 @@ func (c *Controller) tendMembers() error {
 			// no leader (seed 5698: a voter removed while another was cut
 			// off left two voters, one unreachable, and no metadata leader).
 			learners := slices.DeleteFunc(slices.Sorted(slices.Values(cs.GetLearners())), c.isStale)
-			for _, id := range learners {
-				if slices.Contains(caughtUp, id) {
+			// A learner that answers but trails the commit index (the
+			// group is busy) will do in place of a voter being removed:
+			// the voters it joins still hold a quorum without it, so its
+			// catching up holds nothing back (the run of seed 5698 in CI
+			// found no learner exactly at the commit index and removed).
+			replacing := hasStale && slices.Contains(cs.GetVoters(), stale)
+			promotable := func(id uint64) bool {
+				pr, ok := st.Progress[id]
+				return slices.Contains(caughtUp, id) || (replacing && ok && pr.RecentActive)
+			}
+			for _, id := range slices.SortedStableFunc(slices.Values(learners), func(a, b uint64) int {
+				return cmp.Compare(st.Progress[b].Match, st.Progress[a].Match) // the furthest first
+			}) {
+				if promotable(id) {
 					promote := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(id)}}}
 					_ = r.ProposeConfChange(promote) // dropped while another change is pending: next round
 					return
