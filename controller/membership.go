@@ -249,8 +249,9 @@ func (c *Controller) tendMembers() error {
 			return
 		}
 		stale, hasStale := c.staleMember(cs, st)
+		replacing := hasStale && slices.Contains(cs.GetVoters(), stale)
 		voters := len(cs.GetVoters())
-		if hasStale && slices.Contains(cs.GetVoters(), stale) {
+		if replacing {
 			voters-- // counted as gone: a learner replaces it first
 		}
 		if voters < votersWanted {
@@ -264,7 +265,6 @@ func (c *Controller) tendMembers() error {
 			// the voters it joins still hold a quorum without it, so its
 			// catching up holds nothing back (the run of seed 5698 in CI
 			// found no learner exactly at the commit index and removed).
-			replacing := hasStale && slices.Contains(cs.GetVoters(), stale)
 			promotable := func(id uint64) bool {
 				pr, ok := st.Progress[id]
 				return slices.Contains(caughtUp, id) || (replacing && ok && pr.RecentActive)
@@ -281,7 +281,7 @@ func (c *Controller) tendMembers() error {
 			// A new leader knows no learner's progress until they answer
 			// its first appends: a voter's removal waits that long for
 			// one to count as caught up (seed 8402 removed first).
-			if hasStale && len(learners) > 0 && !settled {
+			if replacing && len(learners) > 0 && !settled {
 				return
 			}
 		}
@@ -316,16 +316,22 @@ func (c *Controller) staleMember(cs *raftpb.ConfState, st raft.Status) (uint64, 
 		if !ok {
 			continue
 		}
-		replaced := b.Incarnation > meta.IncarnationOf(id) && removable(id, c.id, cs, st)
+		replaced, removed := staleness(b, id)
 		// A node removed by the operator (remove-node) leaves while it
 		// still runs: only the quorum rule holds it back.
-		removed := b.Incarnation == meta.IncarnationOf(id) && b.State == metav1.BrokerState_BROKER_STATE_REMOVED &&
-			id != c.id && keepsQuorum(id, cs)
-		if replaced || removed {
+		if (replaced && removable(id, c.id, cs, st)) || (removed && id != c.id && keepsQuorum(id, cs)) {
 			return id, true
 		}
 	}
 	return 0, false
+}
+
+// staleness tells whether member id is of an incarnation its broker b
+// replaced since, or of a node the operator removed.
+func staleness(b *metav1.Broker, id uint64) (replaced, removed bool) {
+	replaced = b.Incarnation > meta.IncarnationOf(id)
+	removed = b.Incarnation == meta.IncarnationOf(id) && b.State == metav1.BrokerState_BROKER_STATE_REMOVED
+	return replaced, removed
 }
 
 // knowsProgress reports whether this node has led the group in term long
@@ -349,8 +355,11 @@ func (c *Controller) isStale(id uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b, ok := c.machine.Broker(meta.NodeOf(id))
-	return ok && (b.Incarnation > meta.IncarnationOf(id) ||
-		(b.Incarnation == meta.IncarnationOf(id) && b.State == metav1.BrokerState_BROKER_STATE_REMOVED))
+	if !ok {
+		return false
+	}
+	replaced, removed := staleness(b, id)
+	return replaced || removed
 }
 
 // keepsQuorum reports whether removing member id leaves cs at least a
