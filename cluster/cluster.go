@@ -71,12 +71,6 @@ type Config struct {
 	// workers (replica.SchedulerConfig.SyncWorkers, otherwise one per CPU,
 	// too few for the syncs of many groups to overlap on the device).
 	SyncWorkers int
-	// JournalMinPartitions is how many partitions of a single node must
-	// wait for a sync at once for the node journal to make them durable
-	// with one write and one fdatasync (0: partition.JournalMinPartitions;
-	// negative: no journal, every partition syncs its own files). A
-	// cluster node's partitions are Raft groups and use none.
-	JournalMinPartitions int
 
 	// Cluster mode: Peers non-empty. A single node (no peers) uses none of
 	// the fields below.
@@ -388,7 +382,7 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
 		leaderships: map[uint64]replica.Leadership{}}
 	if !cfg.clustered() {
-		if err := c.openSyncer(); err != nil {
+		if c.syncer, err = partition.NewSyncer(e.Clock, cfg.syncWorkers()); err != nil {
 			_ = lock.Close()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
@@ -396,9 +390,6 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 	if err := c.load(); err != nil {
 		c.closeAll()
 		return nil, err
-	}
-	if c.syncer != nil {
-		c.syncer.FinishReplay(c.offlineJournalKey)
 	}
 	if err := c.applyStagedUsers(); err != nil {
 		c.closeAll()

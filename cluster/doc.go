@@ -200,8 +200,6 @@
 //	node.json                  this node's identity (package controller)
 //	meta/                      the metadata group's log and state snapshots (package controller)
 //	<topic>-<partition>/       one partition (see packages partition and storage)
-//	journal/                   a single node's journal (package journal): rounds of many
-//	                           partitions' appends, each made durable by one fdatasync
 //	<topic>-<partition>.<id>-delete/
 //	                           a partition of a topic being deleted (id: 32 hex digits)
 //	cluster.json.migrated, topics.json.migrated
@@ -215,13 +213,6 @@
 // that finds node.json ignores them and renames any still in place, so a
 // crash anywhere redoes the migration identically or finishes it.
 // testdata/legacy-v1 is such a directory, written by the code before.
-//
-// A single node's partition.Syncer owns the journal (openSyncer; off with
-// a negative Config.JournalMinPartitions). Open reads it before the
-// partitions open, each replays its records, and once all are open the
-// files from before the start are removed, unless a partition with
-// records could not open: those are kept for the next start
-// (FinishReplay, offlineJournalKey).
 //
 // # Deleting and start-up
 //

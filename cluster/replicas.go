@@ -100,7 +100,6 @@ func (c *Cluster) reconcileTopic(w *metav1.Topic) (int, error) {
 		// make them invalid, so this is a bug, not an operating error.
 		return 0, fmt.Errorf("topic %s: %w", w.Name, err)
 	}
-	pcfg.TopicID = [16]byte(w.Id)
 	next := &Topic{Name: w.Name, ID: [16]byte(w.Id), Configs: maps.Clone(w.Configs)}
 	var errs []error
 	moved := 0

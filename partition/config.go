@@ -42,10 +42,6 @@ type Config struct {
 	// the other partitions sharing it (one per node: see Syncer); nil:
 	// the partition's flusher syncs on its own. Read at open only.
 	Syncer *Syncer
-	// TopicID is the topic's id. With a Syncer that has a journal, it
-	// and the directory's name name the partition's records there (zero:
-	// the partition's syncs never go to the journal). Read at open only.
-	TopicID [16]byte
 }
 
 // DefaultConfig matches Kafka's topic defaults.

@@ -41,13 +41,7 @@
 //     watermark and wakes everything waiting on it. With a Syncer
 //     (Config.Syncer, one per node, syncer.go) the flusher hands its log to
 //     the Syncer's workers and waits, so a node's many partitions run
-//     at most SyncWorkers fdatasyncs at once instead of one thread each.
-//     With the node journal (Syncer.UseJournal) a worker that finds at
-//     least JournalMinPartitions partitions waiting writes all their
-//     unsynced batches as one journal round (one write, one fdatasync) and
-//     answers each with the end of its record; their segments are synced
-//     later, by their checkpoints or when the journal needs a file freed.
-//     A replica's flusher only
+//     at most SyncWorkers fdatasyncs at once instead of one thread each. A replica's flusher only
 //     writes the producer snapshots Apply copies at checkpoints: the
 //     replica's Storage syncs its log, and everything that writes the Raft
 //     log (Apply, and retention and cleaners through the Proposer) runs on
@@ -65,22 +59,13 @@
 //
 // # Invariants
 //
-//   - The high watermark is the durable log end offset: synced in the
-//     segments, or held by a synced node journal round. A consumer never
-//     sees a record that a crash could take back, so a committed consumer
-//     offset can never point past the log end after a restart.
+//   - The high watermark is the synced log end offset: a consumer never sees a
+//     record that a crash could take back, so a committed consumer offset can
+//     never point past the log end after a restart.
 //   - A produce with acks=all is answered only after a sync covering its last
-//     offset returned nil, or a journal round holding it was synced. A
-//     failed sync fails the partition for good (ErrStorageFailed); nothing
-//     appended after the last good sync is ever acknowledged. A failed
-//     journal round is answered by each partition's own sync instead, and
-//     the node stops journaling.
-//   - Open (single writer) appends the batches of its node journal records
-//     (the partition's directory name and topic id) past what the segments
-//     recovered, before producer state and the stream index are read, and
-//     syncs them: the log after a crash holds everything a journal round
-//     acknowledged. A record starting past the recovered end (acknowledged
-//     batches missing) fails the open.
+//     offset returned nil. A failed sync fails the partition for good
+//     (ErrStorageFailed); nothing appended after the last good sync is ever
+//     acknowledged.
 //   - A write error (for example a full disk) leaves the log as it was before
 //     the append: the batch gets an error and the next append can succeed.
 //   - A read that finds stored bytes that are not valid batches fails the

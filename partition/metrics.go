@@ -18,15 +18,6 @@ var (
 		Name: "cairn_partition_appended_bytes_total",
 		Help: "Batch bytes appended to partition logs.",
 	})
-	journalSyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "cairn_node_journal_sync_seconds",
-		Help:    "Duration of node journal rounds: one write and one fdatasync for many partitions.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-	})
-	journalRecords = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "cairn_node_journal_records_total",
-		Help: "Partition syncs made by node journal rounds instead of the partitions' own fdatasyncs.",
-	})
 	compactedSegments = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_partition_compacted_segments_total",
 		Help: "Segments rewritten by log compaction.",
@@ -35,5 +26,5 @@ var (
 
 // Collectors returns the partition metrics for registration.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{syncSeconds, journalSyncSeconds, journalRecords, appendedRecords, appendedBytes, compactedSegments}
+	return []prometheus.Collector{syncSeconds, appendedRecords, appendedBytes, compactedSegments}
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/env"
-	"github.com/cairnlog/cairn/journal"
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -105,9 +104,8 @@ type Partition struct {
 	// syncer, when set (Config.Syncer at open), runs the flusher's log
 	// syncs with the other partitions of the node; syncDone is where the
 	// flusher's one outstanding request is answered.
-	syncer     *Syncer
-	syncDone   chan syncResult
-	journalKey journal.Key // zero: never journaled
+	syncer   *Syncer
+	syncDone chan syncResult
 
 	// afterValidate, when set by a test, runs between an append's
 	// validation and its taking of mu, where a config change may land.
@@ -168,17 +166,10 @@ func openMode(e env.Env, dir, topic string, index int32, cfg Config, repl *repli
 		snapshots:      make(chan producerSnapshotCopy, 1),
 		repl:           repl,
 		syncer:         cfg.Syncer,
-		journalKey:     journalKey(dir, cfg),
 		syncDone:       make(chan syncResult, 1),
 	}
 	if err := p.openLog(e, cfg); err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
-	}
-	if repl == nil {
-		if err := p.replayJournal(e.Clock.Now().UnixMilli()); err != nil {
-			p.closeLog()
-			return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
-		}
 	}
 	if err := p.loadState(); err != nil {
 		p.closeLog()
@@ -603,7 +594,7 @@ func (p *Partition) syncPending() bool {
 // Syncer when the partition shares one.
 func (p *Partition) syncLog() (int64, error) {
 	if p.syncer != nil {
-		return p.syncer.sync(p.log, p.journalKey, p.syncDone)
+		return p.syncer.sync(p.log, p.syncDone)
 	}
 	start := p.clock.Now()
 	synced, err := p.log.Sync()

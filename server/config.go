@@ -128,11 +128,6 @@ type Config struct {
 	// shared by all of them (0: partition.SyncWorkersDefault): more lets a
 	// disk that serves syncs in parallel take more partitions' at once.
 	SyncWorkers int
-	// JournalMinPartitions is how many partitions of a single node must
-	// wait for a sync at once for the node journal to take them as one
-	// write and one fdatasync (0: partition.JournalMinPartitions;
-	// negative: no journal).
-	JournalMinPartitions int
 	// ShutdownTimeout bounds how long Close waits, on a cluster node, for
 	// the leadership of the partitions (and the metadata group) it leads
 	// to move to other nodes before it stops (default 5 s; 0 stops
@@ -269,7 +264,7 @@ func (c Config) validateCluster() error {
 	ccfg.NodeID, ccfg.Peers, ccfg.RaftAddr, ccfg.Join, ccfg.Rack = c.NodeID, c.Peers, c.RaftAddr, c.Join, c.Rack
 	ccfg.PeerDialAddrs = c.PeerDialAddrs
 	ccfg.RaftTickMs, ccfg.RaftElectionTicks = c.RaftTick.Milliseconds(), c.RaftElectionTicks
-	ccfg.SyncWorkers, ccfg.JournalMinPartitions = c.SyncWorkers, c.JournalMinPartitions
+	ccfg.SyncWorkers = c.SyncWorkers
 	return ccfg.Validate()
 }
 

@@ -193,7 +193,7 @@ func (s *Server) clusterConfig() (cluster.Config, error) {
 	ccfg.DecompressedBatchBytesMax = s.cfg.DecompressedBatchBytesMax
 	ccfg.ProducerIDExpirationMs = s.cfg.ProducerIDExpiration.Milliseconds()
 	ccfg.NodeID = s.cfg.NodeID
-	ccfg.SyncWorkers, ccfg.JournalMinPartitions = s.cfg.SyncWorkers, s.cfg.JournalMinPartitions
+	ccfg.SyncWorkers = s.cfg.SyncWorkers
 	if !s.cfg.clustered() {
 		return ccfg, nil
 	}

@@ -126,15 +126,6 @@
 // takes for a torn tail. A failure once files started changing makes the
 // log failed.
 //
-// A node journal may make an append durable in place of Sync:
-// UnsyncedTail gives the batches appended since the last Sync or
-// MarkJournaled when they all lie in the active segment and nothing else
-// waits for a sync (no roll, no directory change since), and MarkJournaled
-// records that a journal holds them, so the next tail starts after them.
-// Neither changes what recovery relies on: the segments and the recovery
-// point move only with Sync and Checkpoint, and NeedsJournal tells the
-// journal when a Sync (or Close) has covered its record.
-//
 // A failed fsync anywhere
 // makes the log failed for good (ErrFailed): after a failed fsync the kernel
 // may have dropped dirty pages, and a later successful fsync would not

@@ -33,12 +33,6 @@ type Log struct {
 	dirSyncedGeneration uint64
 	failure             error // set once; wraps ErrFailed
 	closed              bool
-	// durableNext is the log end made durable by the last Sync or by a
-	// journal (MarkJournaled), durableSegment and durableSize where it
-	// ends: the next UnsyncedTail starts there.
-	durableNext    int64
-	durableSegment *segment
-	durableSize    int64
 
 	// persistedRecoveryBase is the segment of the recovery point in the state
 	// file. Owned by mutations.

@@ -231,7 +231,6 @@ func (l *Log) Sync() (syncedNextOffset int64, err error) {
 		return synced, err
 	}
 	target, dirGeneration := l.nextOffset, l.dirGeneration
-	active, activeSize := l.active(), l.active().sizeBytes
 	syncDir := l.dirGeneration > l.dirSyncedGeneration
 	var work []pending
 	for _, s := range l.segments {
@@ -264,9 +263,6 @@ func (l *Log) Sync() (syncedNextOffset int64, err error) {
 	}
 	l.dirSyncedGeneration = max(l.dirSyncedGeneration, dirGeneration)
 	l.syncedNextOffset = max(l.syncedNextOffset, target)
-	if target >= l.durableNext {
-		l.durableNext, l.durableSegment, l.durableSize = target, active, activeSize
-	}
 	return l.syncedNextOffset, nil
 }
 

@@ -124,7 +124,6 @@ docs/security.md.`,
 	f.DurationVar(&cfg.RaftTick, "raft-tick", cfg.RaftTick, "one Raft tick of every partition and the metadata group on a cluster node")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT or SIGTERM, how long a cluster node waits for the leadership of what it leads to move to other nodes before it stops (0: stop at once)")
 	f.IntVar(&cfg.SyncWorkers, "sync-workers", cfg.SyncWorkers, "fdatasyncs the node's partitions run at once, shared by all (0: 64)")
-	f.IntVar(&cfg.JournalMinPartitions, "journal-min-partitions", cfg.JournalMinPartitions, "on a single node, how many partitions waiting for a sync at once the node journal makes durable with one write and one fdatasync (0: 8; -1: no journal, each partition syncs its own files)")
 	f.IntVar(&cfg.RaftElectionTicks, "raft-election-ticks", cfg.RaftElectionTicks, "Raft election timeout in ticks (randomised up to twice it); heartbeats go every 2 ticks")
 	f.BoolVar(&cfg.Authorizer, "authorizer", false, "check every Kafka and event-store request against the cluster's ACLs (cairn acl); a resource no ACL allows is refused")
 	f.Var(&principalsValue{principals: &cfg.SuperUsers}, "super-users", "with --authorizer, principals allowed everything, comma-separated: User:admin,User:ops")
