@@ -341,6 +341,10 @@ type Cluster struct {
 	// to another while it stops (HandOff): it reports no leader of them
 	// until the new one is known.
 	handingOff map[uint64]bool
+	// damaged holds this node's replicas whose copy was found damaged,
+	// by replica id, until the metadata group replaced them (damaged.go).
+	// Guarded by watchMu: the replicas' workers record them.
+	damaged map[uint64]damagedReplica
 	// reconciled is the applied index of the metadata state the
 	// partitions were last made to match (guarded by mu).
 	reconciled uint64
@@ -380,7 +384,7 @@ func Open(e env.Env, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, env: e, lock: lock, topics: map[string]*Topic{},
 		applied: make(chan struct{}, 1), metaApplied: make(chan struct{}, 1), stop: make(chan struct{}), leadersChanged: make(chan struct{}),
-		leaderships: map[uint64]replica.Leadership{}}
+		leaderships: map[uint64]replica.Leadership{}, damaged: map[uint64]damagedReplica{}}
 	if !cfg.clustered() {
 		if c.syncer, err = partition.NewSyncer(e.Clock, cfg.syncWorkers()); err != nil {
 			_ = lock.Close()

@@ -84,11 +84,17 @@
 // answer names (controller.JoinedPeers: the metadata leader may be a node
 // its Peers do not name); the metadata leader's
 // moveLoop moves every partition replica of a replaced incarnation to the
-// node's current one (refillReplaced), which copies the partition.
+// node's current one (refillReplaced), which copies the partition. A
+// replica found damaged (its files refused at open, a storage
+// CorruptionError, or replica.ErrLogLost) is renewed the same way, one
+// partition at a time (damaged.go): its node asks for a new placement of
+// the replica on itself (BeginReassignment.RenewReplicas) while another
+// node leads the group, and runs only the newer of its two ids.
 //
 // Every partition with a replica on this node (a replica id of node.json's
-// node incarnation, any placement: localReplica; a move back places a new
-// one, and the slot reopens under it, replacing the directory) is a
+// node incarnation, any placement, the newest of two: localReplica; a move
+// back or a renewal places a new one, and the slot reopens under it,
+// replacing the directory) is a
 // partition.OpenReplica whose group runs on
 // the scheduler (replicagroups.go): a new replica's Raft log starts from
 // the bootstrap snapshot every replica derives alike from the placement

@@ -167,32 +167,33 @@ func (c *Cluster) assignedHere(mp *metav1.Partition) bool { return c.localReplic
 
 // localReplica is the id of this node's replica of mp (one of its replicas
 // or a move's target), 0 when it has none. Its placement may differ from
-// that of a replica of mp the node held before (meta/ids.go).
+// that of a replica of mp the node held before (meta/ids.go); of two (a
+// damaged replica and the one renewing it) it is the newer.
 func (c *Cluster) localReplica(mp *metav1.Partition) uint64 {
-	for _, set := range [][]uint64{mp.Replicas, mp.TargetReplicas} {
-		for _, r := range set {
-			if c.isSelf(r) {
-				return r
-			}
+	var here []uint64
+	for _, r := range slices.Concat(mp.Replicas, mp.TargetReplicas) {
+		if c.isSelf(r) {
+			here = append(here, r)
 		}
 	}
-	return 0
+	return newestLocal(here)
 }
 
 // isSelf reports whether replica is on this node's incarnation, whatever
 // its placement.
 func (c *Cluster) isSelf(replica uint64) bool { return meta.NodeReplicaID(replica) == c.replicaID() }
 
-// moveLoop drives the moves of the partitions this node leads, and on the
+// moveLoop drives the moves of the partitions this node leads, asks for
+// the renewal of this node's damaged replicas (damaged.go), and on the
 // metadata leader removes the draining nodes left with no replica. It
 // looks after every metadata apply, and every moveInterval while a group
-// here is moving.
+// here is moving or a damaged replica waits.
 func (c *Cluster) moveLoop(ctx context.Context) {
 	moving := map[uint64]bool{}
 	for {
 		var timer env.Timer
 		var tick <-chan time.Time
-		if len(moving) > 0 {
+		if len(moving) > 0 || c.hasDamaged() {
 			timer = c.env.Clock.NewTimer(moveInterval)
 			tick = timer.C()
 		}
@@ -208,6 +209,9 @@ func (c *Cluster) moveLoop(ctx context.Context) {
 			return
 		}
 		c.tendMoves(ctx, moving)
+		if err := c.renewDamaged(ctx); err != nil && ctx.Err() == nil {
+			c.env.Logger.Warn("renewing a damaged replica", "err", err)
+		}
 		if err := c.removeDrained(ctx); err != nil && ctx.Err() == nil {
 			c.env.Logger.Warn("removing a drained node", "err", err)
 		}
@@ -469,6 +473,7 @@ func (c *Cluster) followPlacement(cur *Topic, w *metav1.Topic, cfg partition.Con
 			if err := c.closeSlot(s); err != nil {
 				c.env.Logger.Warn("closing a replica to reopen it", "topic", w.Name, "partition", mp.Index, "err", err)
 			}
+			c.removeDamagedDir(w.Name, s, c.localReplica(mp))
 			out[i] = c.openSlot(w.Name, mp, cfg)
 			opened++
 		case !c.cfg.clustered() || want != isNoReplica(s):

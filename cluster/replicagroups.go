@@ -42,9 +42,12 @@ func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.
 	rid := c.localReplica(mp)
 	p, err := c.startReplica(topic, mp, rid, cfg)
 	if err != nil {
-		if errors.Is(err, errReplicaWaits) {
+		switch {
+		case errors.Is(err, errReplicaWaits):
 			c.env.Logger.Info("partition waits for the metadata log", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "replica", rid, "err", err)
-		} else {
+		case isDamage(err):
+			c.noteDamaged(topic, mp.Index, mp.GroupId, rid, err)
+		default:
 			c.env.Logger.Error("partition offline", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "err", err)
 		}
 		return &PartitionSlot{Index: mp.Index, Offline: fmt.Errorf("%w: %w", ErrPartitionOffline, err), replicaID: rid}
@@ -290,6 +293,13 @@ func (m *replicaMachine) LeadershipChanged(l replica.Leadership) {
 	if err := m.c.node.leaders.LeadershipChanged(m.group, m.replicaID, l); err != nil {
 		m.c.env.Logger.Error("recording a partition's leadership in the leader table", "group", m.group, "err", err)
 	}
+}
+
+// LogLost implements replica.LogLoser: the partition goes offline, and
+// the replica is renewed (damaged.go).
+func (m *replicaMachine) LogLost(err error) {
+	m.Partition.LogLost(err)
+	m.c.noteDamaged(m.Topic(), m.Index(), m.group, m.replicaID, err)
 }
 
 // leadership is the last leadership this node's replica of group

@@ -850,21 +850,49 @@ func (sc *simCluster) corrupt(id int32, rng *rand.Rand, logFile bool) {
 	}
 }
 
-// repairOffline wipes and restarts each node whose partition replica is
-// offline (it refused its damaged files at open, or found damaged data
-// since), as an operator would: the cluster does not replace such a
-// replica on its own.
+// simRenewMax bounds the simulated time repairOffline gives the cluster
+// to renew damaged replicas: a proposal, a learner added and caught up
+// through a snapshot, a joint change.
+const simRenewMax = 30 * time.Second
+
+// repairOffline waits until each node whose partition replica is offline
+// (it refused its damaged files at open, or lost acknowledged entries)
+// serves again through a renewed replica (damaged.go); a node still
+// offline after simRenewMax is wiped and restarted, as an operator would.
 func (sc *simCluster) repairOffline(rng *rand.Rand) {
 	sc.t.Helper()
-	for id, c := range sc.open() {
-		p, err := c.Partition(simTopic, 0)
-		if err == nil {
-			err = p.Err()
+	offline := func() map[int32]error {
+		out := map[int32]error{}
+		for id, c := range sc.open() {
+			p, err := c.Partition(simTopic, 0)
+			if err == nil {
+				err = p.Err()
+			}
+			if errors.Is(err, ErrPartitionOffline) || errors.Is(err, partition.ErrStorageFailed) {
+				out[id] = err
+			}
 		}
-		if errors.Is(err, ErrPartitionOffline) || errors.Is(err, partition.ErrStorageFailed) {
-			sc.event("node %d's replica is offline: %v", id, err)
-			sc.wipe(id, rng)
+		return out
+	}
+	down := offline()
+	if len(down) == 0 {
+		return
+	}
+	for id, err := range down {
+		sc.event("node %d's replica is offline: %v", id, err)
+	}
+	for waited := time.Duration(0); len(offline()) > 0 && waited < simRenewMax; waited += 10 * time.Millisecond {
+		sc.advance(10 * time.Millisecond)
+	}
+	still := offline()
+	for id := range down {
+		if _, ok := still[id]; !ok {
+			sc.event("node %d's replica renewed", id)
 		}
+	}
+	for id := range still {
+		sc.event("node %d's replica still offline; wiped", id)
+		sc.wipe(id, rng)
 	}
 }
 
@@ -1638,7 +1666,7 @@ var simElements = []simElement{
 		s.healed()
 	}, knownBug: "a segment or raft-meta damaged past its recovery point is taken for a torn tail: the log is cut there, " +
 		"losing synced entries the replica had acknowledged (the replica fails with replica.ErrLogLost when the leader's " +
-		"heartbeat commits past the cut end, but may vote in a new majority first); " +
+		"heartbeat commits past the cut end, and is then renewed, but may vote in a new majority first); " +
 		"docs/design/simulation.md"},
 	{name: "corrupt a state file", run: func(s *simScenario) {
 		s.sc.replicated()

@@ -25,7 +25,8 @@ func (m *Machine) partitionAt(ref *metav1.PartitionRef) (*metav1.Partition, *ref
 // beginReassignment records where a partition moves; the id of the move is
 // the index of this entry. Replicas it adds must be on active brokers, and
 // get the partition's next placements; those it keeps (named by any id of
-// their node incarnation) may be anywhere.
+// their node incarnation) may be anywhere. A renewed replica (a damaged
+// copy) is added again on its node, under a new placement.
 func (m *Machine) beginReassignment(index uint64, c *metav1.BeginReassignment) (*metav1.Result, *refusal) {
 	p, r := m.partitionAt(c.Partition)
 	if r != nil {
@@ -35,31 +36,44 @@ func (m *Machine) beginReassignment(index uint64, c *metav1.BeginReassignment) (
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_REASSIGNMENT_IN_PROGRESS, "%s-%d is being moved by reassignment %d",
 			c.Partition.Topic, p.Index, p.ReassignmentId)
 	}
+	for _, r := range c.RenewReplicas {
+		// Named exactly: a renewal asked again after it applied (its
+		// answer lost) names a replica the partition no longer has.
+		if !slices.Contains(p.Replicas, r) {
+			return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d has no replica %d to renew (replicas %v)",
+				c.Partition.Topic, p.Index, r, p.Replicas)
+		}
+	}
 	// A target on the node incarnation of a current replica is that
-	// replica, kept; any other is added, checked at placement 0.
+	// replica, kept unless renewed; any other is added, checked at
+	// placement 0.
+	kept := slices.DeleteFunc(slices.Clone(p.Replicas), func(r uint64) bool { return slices.Contains(c.RenewReplicas, r) })
 	target := make([]uint64, len(c.TargetReplicas))
+	adds := make([]bool, len(c.TargetReplicas))
 	added := 0
 	for i, r := range c.TargetReplicas {
-		at := slices.IndexFunc(p.Replicas, func(o uint64) bool { return NodeReplicaID(o) == NodeReplicaID(r) })
+		at := slices.IndexFunc(kept, func(o uint64) bool { return NodeReplicaID(o) == NodeReplicaID(r) })
 		if at >= 0 {
-			target[i] = p.Replicas[at]
+			target[i] = kept[at]
 		} else {
 			target[i] = NodeReplicaID(r)
+			adds[i] = true
 			added++
 		}
 	}
-	if r := m.checkReplicaSet(target, p.Replicas); r != nil {
+	if r := m.checkReplicaSet(target, kept); r != nil {
 		return nil, r
 	}
-	if sameSet(p.Replicas, target) {
+	if added == 0 && sameSet(p.Replicas, target) {
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d already has replicas %v", c.Partition.Topic, p.Index, p.Replicas)
 	}
 	if uint64(p.Placements)+uint64(added) > PlacementMax {
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d has had %d placements, at most %d", c.Partition.Topic, p.Index, p.Placements, PlacementMax)
 	}
-	// Each added replica is a new Raft member, even on a node it left.
+	// Each added replica is a new Raft member, even on a node it left or
+	// on the node of the damaged copy it renews.
 	for i, r := range target {
-		if !slices.Contains(p.Replicas, r) {
+		if adds[i] {
 			p.Placements++
 			target[i] = WithPlacement(r, p.Placements)
 		}

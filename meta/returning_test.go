@@ -101,3 +101,56 @@ func TestCreateTopicRefusesPlacement(t *testing.T) {
 		t.Fatalf("refused for another reason: %v", ResultError(res))
 	}
 }
+
+// TestRenewReplacesADamagedReplicaOnItsNode renews node 2's replica of a
+// partition (its copy damaged): the target keeps node 2 under a new
+// placement, the other replicas as they are, and once complete the group
+// never holds the damaged id again. Asked again after it applied, or for a
+// replica the partition does not have, the renewal is refused.
+func TestRenewReplacesADamagedReplicaOnItsNode(t *testing.T) {
+	m := fixture(t)
+	next := m.AppliedIndex() + 1
+	apply := func(c *metav1.Command) *metav1.Result {
+		t.Helper()
+		res := m.Apply(next, c)
+		next++
+		return res
+	}
+	renew := func(target []uint64, renewed ...uint64) *metav1.Command {
+		c := begin(ref("orders", 0), target...)
+		c.GetBeginReassignment().RenewReplicas = renewed
+		return c
+	}
+	at := func() *metav1.Partition { return topicOf(t, m, "orders").Partitions[0] }
+	before := slices.Clone(at().Replicas)
+	damaged := before[1]
+	if err := ResultError(apply(renew(before, damaged+1))); err == nil || !strings.Contains(err.Error(), "no replica") {
+		t.Fatalf("renewing a replica the partition does not have: %v", err)
+	}
+	if err := ResultError(apply(renew(before, damaged))); err != nil {
+		t.Fatal(err)
+	}
+	target := at().TargetReplicas
+	for i, r := range target {
+		switch {
+		case before[i] == damaged:
+			if NodeOf(r) != NodeOf(damaged) || IncarnationOf(r) != IncarnationOf(damaged) || PlacementOf(r) <= PlacementOf(damaged) {
+				t.Errorf("the renewed replica %#x became %#x: want node %d's incarnation at a new placement", damaged, r, NodeOf(damaged))
+			}
+		case r != before[i]:
+			t.Errorf("kept replica %#x became %#x", before[i], r)
+		}
+	}
+	if res := apply(complete(ref("orders", 0), at().ReassignmentId)); ResultError(res) != nil {
+		t.Fatal(ResultError(res))
+	}
+	if slices.Contains(at().Replicas, damaged) || !slices.Equal(at().Replicas, target) {
+		t.Fatalf("after the renewal the replicas are %#x, want %#x", at().Replicas, target)
+	}
+	if err := ResultError(apply(renew(at().Replicas, damaged))); err == nil || !strings.Contains(err.Error(), "no replica") {
+		t.Fatalf("the same renewal asked again after it applied: %v", err)
+	}
+	if err := CheckState(m.State()); err != nil {
+		t.Fatal(err)
+	}
+}

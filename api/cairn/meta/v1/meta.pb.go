@@ -1690,10 +1690,14 @@ func (x *PartitionRef) GetPartition() int32 {
 // BeginReassignment starts moving a partition to target_replicas, a set
 // other than the current one whose added replicas are on ACTIVE brokers (kept
 // ones may be anywhere). Result.reassignment_id is this entry's index.
+// renew_replicas names current replicas whose node keeps its place in the
+// target but whose copy is damaged: each is replaced by a new replica (the
+// partition's next placement) on the same node, added like any other.
 type BeginReassignment struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Partition      *PartitionRef          `protobuf:"bytes,1,opt,name=partition,proto3" json:"partition,omitempty"`
 	TargetReplicas []uint64               `protobuf:"varint,2,rep,packed,name=target_replicas,json=targetReplicas,proto3" json:"target_replicas,omitempty"`
+	RenewReplicas  []uint64               `protobuf:"varint,3,rep,packed,name=renew_replicas,json=renewReplicas,proto3" json:"renew_replicas,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1738,6 +1742,13 @@ func (x *BeginReassignment) GetPartition() *PartitionRef {
 func (x *BeginReassignment) GetTargetReplicas() []uint64 {
 	if x != nil {
 		return x.TargetReplicas
+	}
+	return nil
+}
+
+func (x *BeginReassignment) GetRenewReplicas() []uint64 {
+	if x != nil {
+		return x.RenewReplicas
 	}
 	return nil
 }
@@ -2707,10 +2718,11 @@ const file_cairn_meta_v1_meta_proto_rawDesc = "" +
 	"\fPartitionRef\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
 	"\btopic_id\x18\x02 \x01(\fR\atopicId\x12\x1c\n" +
-	"\tpartition\x18\x03 \x01(\x05R\tpartition\"w\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\"\x9e\x01\n" +
 	"\x11BeginReassignment\x129\n" +
 	"\tpartition\x18\x01 \x01(\v2\x1b.cairn.meta.v1.PartitionRefR\tpartition\x12'\n" +
-	"\x0ftarget_replicas\x18\x02 \x03(\x04R\x0etargetReplicas\"z\n" +
+	"\x0ftarget_replicas\x18\x02 \x03(\x04R\x0etargetReplicas\x12%\n" +
+	"\x0erenew_replicas\x18\x03 \x03(\x04R\rrenewReplicas\"z\n" +
 	"\x14CompleteReassignment\x129\n" +
 	"\tpartition\x18\x01 \x01(\v2\x1b.cairn.meta.v1.PartitionRefR\tpartition\x12'\n" +
 	"\x0freassignment_id\x18\x02 \x01(\x04R\x0ereassignmentId\"x\n" +
