@@ -14,10 +14,10 @@ import (
 
 // A replica whose copy of the partition is damaged is renewed: a bit flip
 // or a cut in a segment or Raft file, found when the replica opens (a
-// storage.CorruptionError: damage before the recovery point, which
-// recovery may not repair) or when the group's leader commits past what
-// is left of its log (replica.ErrLogLost: damage after the last
-// checkpoint, taken for a torn tail and cut). The replica stops serving
+// storage.CorruptionError: damage recovery may not repair) or when the
+// group's leader commits past what is left of its log (replica.ErrLogLost:
+// damage after the last checkpoint, taken for a torn tail and cut). Damage
+// a later read finds (partition.ErrStorageFailed) is not renewed. The replica stops serving
 // either way; this node then asks the metadata group to replace it by a
 // new replica on the same node (BeginReassignment with RenewReplicas: the
 // partition's next placement), which the group's leader adds as a
