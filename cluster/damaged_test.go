@@ -1,13 +1,12 @@
 package cluster
 
 import (
-	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
-	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -86,31 +85,6 @@ func TestClusterRenewsDamagedReplica(t *testing.T) {
 	waitUntil(t, "appends after the renewal", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) >= 80 })
 	acked := a.finish(t)
 
-	lead = tn.leader("damaged", 0)
-	p, err := tn.nodes[lead].Partition("damaged", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := records(t, p)
-	for id, c := range tn.nodes {
-		var q *partition.Partition
-		waitUntil(t, fmt.Sprintf("node %d's replica online and caught up", id), func() bool {
-			var err error
-			q, err = c.Partition("damaged", 0)
-			return err == nil && q.Err() == nil && q.HighWatermark() >= p.HighWatermark()
-		})
-		if got := records(t, q); !slices.Equal(got, want) {
-			t.Fatalf("node %d holds %d records, the leader %d", id, len(got), len(want))
-		}
-	}
-	held := map[string]bool{}
-	for _, r := range want {
-		held[r] = true
-	}
-	for off, v := range acked {
-		if !held[fmt.Sprintf("%d:%s", off, v)] {
-			t.Fatalf("acknowledged %d:%s is not in the log", off, v)
-		}
-	}
+	tn.checkHolds("damaged", tn.leader("damaged", 0), slices.Collect(maps.Keys(tn.nodes)), acked)
 	t.Logf("node %d's damaged replica %#x renewed as %#x; %d acknowledged appends", victim, damagedID, renewed, len(acked))
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
@@ -646,17 +647,28 @@ func TestClusterMovesPartitionBack(t *testing.T) {
 		_ = tn.nodes[lead].sched.Do(mp.GroupId, func(r *replica.Replica) { voters = slices.Sorted(slices.Values(r.ConfState().GetVoters())) })
 		return slices.Equal(voters, slices.Sorted(slices.Values(mp.Replicas)))
 	})
-	p, err := tn.nodes[lead].Partition("back", 0)
+	tn.checkHolds("back", lead, first, acked)
+	t.Logf("node %d's replica %#x came back as %#x; %d acknowledged appends", leaving, before, after, len(acked))
+}
+
+// checkHolds waits until the replica of topic-0 on each of nodes is online
+// and has applied all the leader has, then checks that it holds the
+// leader's records, and that those hold every acknowledged append.
+func (tn *testNodes) checkHolds(topic string, lead int32, nodes []int32, acked map[int64]string) {
+	t := tn.t
+	t.Helper()
+	p, err := tn.nodes[lead].Partition(topic, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := records(t, p)
-	for _, n := range first {
-		q, err := tn.nodes[n].Partition("back", 0)
-		if err != nil {
-			t.Fatalf("node %d: %v", n, err)
-		}
-		waitUntil(t, fmt.Sprintf("node %d to apply everything", n), func() bool { return q.HighWatermark() >= p.HighWatermark() })
+	for _, n := range nodes {
+		var q *partition.Partition
+		waitUntil(t, fmt.Sprintf("node %d's replica online and caught up", n), func() bool {
+			var err error
+			q, err = tn.nodes[n].Partition(topic, 0)
+			return err == nil && q.Err() == nil && q.HighWatermark() >= p.HighWatermark()
+		})
 		if got := records(t, q); !slices.Equal(got, want) {
 			t.Fatalf("node %d holds %d records, the leader %d", n, len(got), len(want))
 		}
@@ -670,5 +682,4 @@ func TestClusterMovesPartitionBack(t *testing.T) {
 			t.Fatalf("acknowledged %d:%s is not in the log", off, v)
 		}
 	}
-	t.Logf("node %d's replica %#x came back as %#x; %d acknowledged appends", leaving, before, after, len(acked))
 }

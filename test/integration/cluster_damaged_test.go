@@ -65,16 +65,7 @@ func TestClusterProcessRenewsDamagedReplica(t *testing.T) {
 	acks.mu.Lock()
 	acked := maps.Clone(acks.acks)
 	acks.mu.Unlock()
-	ends := ackedEnds(acked)
-	for _, n := range nodes {
-		waitApplied(t, n, topic, ends)
-	}
-	held := make([]map[int32]map[int64]string, len(nodes))
-	for i, n := range nodes {
-		n.Stop()
-		held[i] = readDataDir(t, n.dataDir, topic, ends)
-	}
-	checkHeld(t, held, acked)
+	stopAndCheckHeld(t, nodes, topic, ackedEnds(acked), acked)
 	t.Logf("node at %s renewed its damaged replica of %s-0; %d records acknowledged at acks=all, each once at its offset on the three nodes",
 		victim.kafkaAddr, topic, len(acked))
 }

@@ -357,6 +357,15 @@ func survivesLeaderKill(t *testing.T, opts []kgo.Opt, pause bool) {
 	acks.mu.Unlock()
 	ends := ackedEnds(acked)
 	consumeThrough(ctx, t, nodes[lead-1], topic, ends, acked)
+	stopAndCheckHeld(t, nodes, topic, ends, acked)
+	t.Logf("%d records acknowledged at acks=all, each once at its offset on the three nodes", len(acked))
+}
+
+// stopAndCheckHeld waits until every node applied the acknowledged
+// records, stops the nodes, and checks that each node's disk holds every
+// one once, at its offset (checkHeld).
+func stopAndCheckHeld(t *testing.T, nodes []*cairnServer, topic string, ends map[int32]int64, acked map[string]clusterAck) {
+	t.Helper()
 	for _, n := range nodes {
 		waitApplied(t, n, topic, ends)
 	}
@@ -366,7 +375,6 @@ func survivesLeaderKill(t *testing.T, opts []kgo.Opt, pause bool) {
 		held[i] = readDataDir(t, n.dataDir, topic, ends)
 	}
 	checkHeld(t, held, acked)
-	t.Logf("%d records acknowledged at acks=all, each once at its offset on the three nodes", len(acked))
 }
 
 // leaderOf asks the cluster (any node) for the leader of a partition.
