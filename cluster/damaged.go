@@ -9,22 +9,25 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
-	"github.com/cairnlog/cairn/storage"
+	"github.com/cairnlog/cairn/partition"
 )
 
 // A replica whose copy of the partition is damaged is renewed: a bit flip
 // or a cut in a segment or Raft file, found when the replica opens (a
-// storage.CorruptionError: damage recovery may not repair) or when the
+// storage.CorruptionError: damage recovery may not repair), when the
 // group's leader commits past what is left of its log (replica.ErrLogLost:
-// damage after the last checkpoint, taken for a torn tail and cut). Damage
-// a later read finds (partition.ErrStorageFailed) is not renewed. The replica stops serving
-// either way; this node then asks the metadata group to replace it by a
-// new replica on the same node (BeginReassignment with RenewReplicas: the
+// damage after the last checkpoint, taken for a torn tail and cut), or by
+// a later read (partition.ReplicaConfig.Damaged: a flip below the recovery
+// point, which the open does not validate). The partition is offline here
+// and the replica's group leaves the scheduler (stopDamaged), so it
+// neither leads a group whose writes it refuses nor votes with a log it
+// lost; this node then asks the metadata group to replace it by a new
+// replica on the same node (BeginReassignment with RenewReplicas: the
 // partition's next placement), which the group's leader adds as a
 // learner, catches up and swaps in like any move. The damaged replica's
-// id never runs again, so it never votes with the log it lost. It is
-// asked only while another node leads the group: a partition damaged on
-// every replica stays offline rather than be renewed from nothing.
+// id never runs again. It is asked only while another node leads the
+// group: a partition damaged on every replica stays offline rather than
+// be renewed from nothing.
 
 // damagedReplica is a replica of this node found damaged.
 type damagedReplica struct {
@@ -32,6 +35,8 @@ type damagedReplica struct {
 	index int32
 	group uint64
 	err   error
+	// stopped: its group is off the scheduler (stopDamaged).
+	stopped bool
 }
 
 // noteDamaged records that replica rid of a partition is damaged and wakes
@@ -40,7 +45,9 @@ type damagedReplica struct {
 func (c *Cluster) noteDamaged(topic string, index int32, group, rid uint64, err error) {
 	c.watchMu.Lock()
 	_, known := c.damaged[rid]
-	c.damaged[rid] = damagedReplica{topic: topic, index: index, group: group, err: err}
+	if !known {
+		c.damaged[rid] = damagedReplica{topic: topic, index: index, group: group, err: err}
+	}
 	c.watchMu.Unlock()
 	if !known {
 		c.env.Logger.Error("replica damaged; asking for a new copy from the group", "topic", topic, "partition", index,
@@ -57,10 +64,7 @@ func (c *Cluster) hasDamaged() bool {
 }
 
 // isDamage reports whether a replica's open failed on damaged files.
-func isDamage(err error) bool {
-	var corruption *storage.CorruptionError
-	return errors.As(err, &corruption)
-}
+func isDamage(err error) bool { return partition.StoredBytesInvalid(err) }
 
 // renewDamaged proposes the renewal of each damaged replica the state
 // still lists, no move running on its partition, while another node leads
@@ -75,6 +79,9 @@ func (c *Cluster) renewDamaged(ctx context.Context) error {
 	st := c.ctl.State()
 	var errs []error
 	for rid, d := range damaged {
+		if !d.stopped {
+			c.stopDamaged(rid, d)
+		}
 		p, t, renew := planRenewal(st, d, rid)
 		if p == nil || !renew {
 			if p == nil {
@@ -103,6 +110,32 @@ func (c *Cluster) renewDamaged(ctx context.Context) error {
 			"topic", d.topic, "partition", d.index, "replica", fmt.Sprintf("%#x", rid), "leader", node)
 	}
 	return errors.Join(errs...)
+}
+
+// stopDamaged takes the group of a damaged replica that still runs off
+// the scheduler: a replica whose partition went offline on a damaged
+// read would otherwise go on leading a group that refuses every write,
+// and one that lost entries must not vote. The others elect a leader
+// among themselves, from which the renewal copies.
+func (c *Cluster) stopDamaged(rid uint64, d damagedReplica) {
+	c.mu.Lock()
+	t, ok := c.topics[d.topic]
+	running := ok && int(d.index) < len(t.Partitions) && t.Partitions[d.index].replicaID == rid &&
+		t.Partitions[d.index].Partition != nil && t.Partitions[d.index].Group == d.group
+	if running {
+		c.stopGroup(d.group)
+	}
+	c.mu.Unlock()
+	c.watchMu.Lock()
+	if cur, ok := c.damaged[rid]; ok {
+		cur.stopped = true
+		c.damaged[rid] = cur
+	}
+	c.watchMu.Unlock()
+	if running {
+		c.env.Logger.Warn("stopped the damaged replica's group on this node", "topic", d.topic, "partition", d.index,
+			"replica", fmt.Sprintf("%#x", rid))
+	}
 }
 
 // planRenewal finds the partition of a damaged replica in st: nil when st

@@ -1,12 +1,17 @@
 package cluster
 
 import (
+	"context"
+	"errors"
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/internal/testio"
 	"github.com/cairnlog/cairn/meta"
+	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -87,4 +92,89 @@ func TestClusterRenewsDamagedReplica(t *testing.T) {
 
 	tn.checkHolds("damaged", tn.leader("damaged", 0), slices.Collect(maps.Keys(tn.nodes)), acked)
 	t.Logf("node %d's damaged replica %#x renewed as %#x; %d acknowledged appends", victim, damagedID, renewed, len(acked))
+}
+
+// TestClusterRenewsReplicaDamagedOnRead: a follower's segment gets a bad
+// batch below its recovery point (which the open does not validate); made
+// leader, the first read of it takes the partition offline there. The
+// node stops that replica, so the others elect a leader that serves
+// writes again, and the replica is renewed from it.
+func TestClusterRenewsReplicaDamagedOnRead(t *testing.T) {
+	tn := startNodes(t, 3)
+	if _, err := tn.nodes[1].CreateTopicReplicated("flipped", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	a := startAppender(tn, "flipped")
+	waitUntil(t, "appends before the damage", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) >= 40 })
+	lead := tn.leader("flipped", 0)
+	var victim int32
+	for id := range tn.nodes {
+		if id != lead {
+			victim = id
+			break
+		}
+	}
+	damagedID := tn.localReplicaOf(victim, "flipped")
+	q, err := tn.nodes[victim].Partition("flipped", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough records that the open, which reads batch headers from an
+	// offset index entry at most 4 KiB before the log's end, does not
+	// reach the second batch.
+	waitUntil(t, "the victim to hold some records", func() bool { return q.HighWatermark() >= 400 })
+	tn.stop(victim)
+	const segment = "/data/flipped-0/00000000000000000000.log"
+	data, err := vfs.ReadFile(tn.fs[victim], segment)
+	if err == nil {
+		err = testio.FlipSecondBatchMagic(data)
+	}
+	if err == nil {
+		err = vfs.WriteFileAtomic(tn.fs[victim], segment, data)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.restart(victim)
+	waitUntil(t, "the victim to lead", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		l, err := tn.nodes[lead].Leader("flipped", 0)
+		if err == nil && l.Node == victim {
+			return true
+		}
+		_ = tn.nodes[l.Node].TransferLeader(ctx, "flipped", 0, victim)
+		return false
+	})
+	p, err := tn.nodes[victim].Partition("flipped", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Read(0, 1<<20); !errors.Is(err, partition.ErrStorageFailed) {
+		t.Fatalf("read of the damaged copy: %v, want ErrStorageFailed", err)
+	}
+	var renewed uint64
+	waitUntil(t, "the damaged replica renewed", func() bool {
+		renewed = tn.localReplicaOf(victim, "flipped")
+		return renewed != damagedID && tn.nodes[victim].ctl.State().Topics[0].Partitions[0].ReassignmentId == 0
+	})
+	// The first appender may have spent its attempts on the damaged leader.
+	acked := a.finish(t)
+	b := startAppender(tn, "flipped")
+	waitUntil(t, "appends after the renewal", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.acked) >= 40 })
+	maps.Copy(acked, b.finish(t))
+	tn.checkHolds("flipped", tn.leader("flipped", 0), slices.Collect(maps.Keys(tn.nodes)), acked)
+	t.Logf("node %d's replica %#x, damaged on read while it led, renewed as %#x; %d acknowledged appends", victim, damagedID, renewed, len(acked))
+}
+
+// localReplicaOf is node id's replica of topic-0 in its applied state.
+func (tn *testNodes) localReplicaOf(id int32, topic string) uint64 {
+	tn.t.Helper()
+	for _, tp := range tn.nodes[id].ctl.State().Topics {
+		if tp.Name == topic {
+			return tn.nodes[id].localReplica(tp.Partitions[0])
+		}
+	}
+	tn.t.Fatalf("node %d: no topic %s", id, topic)
+	return 0
 }

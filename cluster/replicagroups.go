@@ -106,7 +106,8 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 		ConfState: &raftpb.ConfState{Voters: meta.BootstrapVoters(mp)}}
 	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), ReadIndex: partition.SchedulerReadIndex(c.sched, group), Bootstrap: boot,
 		ConfState: func() *raftpb.ConfState { return h.r.ConfState() },
-		DiskFull:  func() { go c.restartAfterDiskFull(h) }}
+		DiskFull:  func() { go c.restartAfterDiskFull(h) },
+		Damaged:   func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) }}
 	p, err := partition.OpenReplica(c.env, dir, topic, mp.Index, cfg, rc)
 	if err != nil {
 		return nil, err
@@ -250,16 +251,22 @@ func (c *Cluster) closeSlot(s *PartitionSlot) error {
 		return nil
 	}
 	if s.Partition.Replicated() {
-		if err := c.sched.RemoveGroup(s.Group); err != nil && !errors.Is(err, replica.ErrUnknownGroup) {
-			c.env.Logger.Warn("removing a partition group from the scheduler", "group", s.Group, "err", err)
-		}
-		c.watchMu.Lock()
-		delete(c.leaderships, s.Group)
-		c.signalLeadersLocked()
-		c.watchMu.Unlock()
-		c.node.leaders.RemoveGroup(s.Group)
+		c.stopGroup(s.Group)
 	}
 	return s.Partition.Close()
+}
+
+// stopGroup takes a partition's group off the scheduler, so its replica
+// here no longer votes, leads or answers, and forgets its leadership.
+func (c *Cluster) stopGroup(group uint64) {
+	if err := c.sched.RemoveGroup(group); err != nil && !errors.Is(err, replica.ErrUnknownGroup) {
+		c.env.Logger.Warn("removing a partition group from the scheduler", "group", group, "err", err)
+	}
+	c.watchMu.Lock()
+	delete(c.leaderships, group)
+	c.signalLeadersLocked()
+	c.watchMu.Unlock()
+	c.node.leaders.RemoveGroup(group)
 }
 
 // forgetGroups drops a deleted topic's groups from the leader table.

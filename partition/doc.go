@@ -123,6 +123,11 @@
 //     asked through ReplicaConfig.DiskFull, recreates the replica from the
 //     log after RestartPoint synced it. Raft is never told an entry is
 //     durable that is not: the stopped raft node is dropped, not resumed.
+//     A read that finds the stored log damaged takes the partition offline
+//     (as on the single writer) and tells the owner once
+//     (ReplicaConfig.Damaged), which stops the replica and has it renewed
+//     from the group; StoredBytesInvalid tells such errors, of a read or an
+//     open, from a failed read.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries
 //     after raft-state's applied index (written at checkpoints), and a

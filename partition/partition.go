@@ -488,16 +488,17 @@ func (p *Partition) config() Config {
 }
 
 // fail takes the partition offline for good and wakes every waiter.
-func (p *Partition) fail(err error) {
+func (p *Partition) fail(err error) (first bool) {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
 	if p.failure != nil {
-		return
+		return false
 	}
 	p.failure = fmt.Errorf("%w: %s-%d: %v", ErrStorageFailed, p.topic, p.index, err)
 	p.logger.Error("partition offline after storage failure", "err", err)
 	close(p.changed)
 	p.changed = make(chan struct{})
+	return true
 }
 
 func (p *Partition) advance(hwm int64) {

@@ -14,18 +14,22 @@ import (
 // processes writing one segment, a file cut short) fail every later read
 // the same way, so they take the partition offline: it is then reported
 // (log line, metrics, /healthz, metadata) and refuses writes that nobody
-// could read back. Any other failed read (an I/O error, which may pass)
+// could read back; a replica's owner is told (ReplicaConfig.Damaged). Any
+// other failed read (an I/O error, which may pass)
 // fails only that read.
 func (p *Partition) classifyReadError(err error, offset int64) error {
-	if storedBytesInvalid(err) {
-		p.fail(fmt.Errorf("read at offset %d: %w", offset, err))
+	if StoredBytesInvalid(err) {
+		if p.fail(fmt.Errorf("read at offset %d: %w", offset, err)) && p.repl != nil && p.repl.damaged != nil {
+			p.repl.damaged(p.Err())
+		}
 		return p.Err()
 	}
 	return fmt.Errorf("%w: %s-%d at %d: %v", ErrRead, p.topic, p.index, offset, err)
 }
 
-// storedBytesInvalid reports read errors that mean the stored log is damaged.
-func storedBytesInvalid(err error) bool {
+// StoredBytesInvalid reports errors of a read or an open that mean the
+// stored log is damaged, not that a read failed.
+func StoredBytesInvalid(err error) bool {
 	var corruption *storage.CorruptionError
 	return errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrShort) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &corruption)

@@ -43,6 +43,11 @@ type ReplicaConfig struct {
 	// backoff, from RestartPoint (replicadiskfull.go). Without it the
 	// replica stays stopped until the process restarts.
 	DiskFull func()
+	// Damaged, when set, is called once when a read found the stored log
+	// damaged and took the partition offline (classifyReadError), on the
+	// reading goroutine: the owner stops the replica and has it replaced.
+	// It must not wait on the partition.
+	Damaged func(error)
 }
 
 // replicated is the state of a partition that is a replica's state
@@ -57,6 +62,7 @@ type replicated struct {
 	boot      raftlog.Bootstrap
 	confState func() *raftpb.ConfState
 	diskFull  func()
+	damaged   func(error)
 
 	leadership replica.Leadership
 	// next is the offset the next proposal gets; valid while ready.
@@ -138,7 +144,7 @@ func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc Repli
 	if rc.Propose == nil || rc.ConfState == nil {
 		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer and the replica's ConfState", topic, index)
 	}
-	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, readIndex: rc.ReadIndex, boot: rc.Bootstrap, confState: rc.ConfState, diskFull: rc.DiskFull,
+	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, readIndex: rc.ReadIndex, boot: rc.Bootstrap, confState: rc.ConfState, diskFull: rc.DiskFull, damaged: rc.Damaged,
 		confAt: map[uint64]*raftpb.ConfState{}})
 }
 
