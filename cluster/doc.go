@@ -87,9 +87,11 @@
 // node's current one (refillReplaced), which copies the partition. A
 // replica found damaged (its files refused at open, a storage
 // CorruptionError, or replica.ErrLogLost) is renewed the same way, one
-// partition at a time (damaged.go): its node asks for a new placement of
-// the replica on itself (BeginReassignment.RenewReplicas) while another
-// node leads the group, and runs only the newer of its two ids.
+// partition at a time (damaged.go): once the other replicas are a live
+// quorum by themselves it stops (a leader hands over first), its node asks
+// for a new placement of the replica on itself
+// (BeginReassignment.RenewReplicas) while another node leads the group,
+// and runs only the newer of its two ids.
 //
 // Every partition with a replica on this node (a replica id of node.json's
 // node incarnation, any placement, the newest of two: localReplica; a move

@@ -209,9 +209,7 @@ func (c *Cluster) moveLoop(ctx context.Context) {
 			return
 		}
 		c.tendMoves(ctx, moving)
-		if err := c.renewDamaged(ctx); err != nil && ctx.Err() == nil {
-			c.env.Logger.Warn("renewing a damaged replica", "err", err)
-		}
+		c.renewDamaged(ctx)
 		if err := c.removeDrained(ctx); err != nil && ctx.Err() == nil {
 			c.env.Logger.Warn("removing a drained node", "err", err)
 		}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -829,7 +830,15 @@ func (sc *simCluster) corrupt(id int32, rng *rand.Rand, logFile bool) {
 		sc.event("node %d: %s cut from %d to %d bytes", id, name, len(data), n)
 		data = data[:n]
 	}
-	f, err := fsys.Create(name)
+	sc.replaceAndRestart(id, name, data)
+}
+
+// replaceAndRestart writes data over file name of crashed node id and
+// starts the node again; a node that refuses to open is wiped and
+// rejoins, as an operator would have it.
+func (sc *simCluster) replaceAndRestart(id int32, name string, data []byte) {
+	sc.t.Helper()
+	f, err := sc.fs[id].Create(name)
 	if err == nil {
 		_, err = f.Write(data)
 	}
@@ -848,6 +857,72 @@ func (sc *simCluster) corrupt(id int32, rng *rand.Rand, logFile bool) {
 		sc.rejoinThroughMember(id)
 		sc.restart(id)
 	}
+}
+
+// damageBelowRecoveryPoint stops node id (crashed, or at times closed
+// cleanly, which syncs everything and moves the recovery point to the
+// end) and breaks the magic byte of one batch of its partition segment
+// that its log-state counts as synced (below the recovery point: recovery
+// trusts those bytes, so the open or the first read finds them, never a
+// torn-tail cut), then starts it again. It reports whether a batch was
+// damaged (one below the recovery point existed).
+func (sc *simCluster) damageBelowRecoveryPoint(id int32, rng *rand.Rand) bool {
+	sc.t.Helper()
+	if rng.IntN(4) == 0 {
+		sc.down(id, rng)
+	} else {
+		sc.stopCleanly(id)
+	}
+	dir := "/data/" + simTopic + "-0"
+	state, err := vfs.ReadFile(sc.fs[id], dir+"/log-state")
+	var name string
+	var batches []int
+	if err == nil && len(state) >= 40 && string(state[:4]) == "CRNS" {
+		base, position := binary.BigEndian.Uint64(state[24:32]), int(binary.BigEndian.Uint64(state[32:40]))
+		name = fmt.Sprintf("%s/%020d.log", dir, base)
+		var data []byte
+		if data, err = vfs.ReadFile(sc.fs[id], name); err == nil {
+			// Batches wholly below the recovery point: a batch is its 12
+			// bytes of base offset and length, then length bytes.
+			for at := 0; at+17 <= min(position, len(data)); {
+				end := at + 12 + int(binary.BigEndian.Uint32(data[at+8:]))
+				if end > position {
+					break
+				}
+				batches = append(batches, at)
+				at = end
+			}
+		}
+	}
+	if len(batches) == 0 {
+		sc.event("node %d has no batch below its recovery point (%v)", id, err)
+		sc.restart(id)
+		return false
+	}
+	data, err := vfs.ReadFile(sc.fs[id], name)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	at := batches[rng.IntN(len(batches))]
+	data[at+16] ^= 0x40 // the magic: refused by every reader of the batch
+	sc.event("node %d: batch at %d of %s (%d below the recovery point) damaged", id, at, name, len(batches))
+	sc.replaceAndRestart(id, name, data)
+	return true
+}
+
+// replicaOn is node id's replica of the partition in its applied state,
+// 0 when it has none or is not open.
+func (sc *simCluster) replicaOn(id int32) uint64 {
+	c, ok := sc.open()[id]
+	if !ok {
+		return 0
+	}
+	for _, t := range c.ctl.State().Topics {
+		if t.Name == simTopic {
+			return c.localReplica(t.Partitions[0])
+		}
+	}
+	return 0
 }
 
 // simRenewMax bounds the simulated time repairOffline gives the cluster
@@ -919,6 +994,24 @@ func (sc *simCluster) down(id int32, rng *rand.Rand) {
 	sc.net.Resume(uint64(id))
 	sc.fs[id] = image
 	sc.event("node %d crashed", id)
+}
+
+// stopCleanly closes node id as an operator's stop would: everything it
+// wrote is synced. It stays down until restart.
+func (sc *simCluster) stopCleanly(id int32) {
+	sc.t.Helper()
+	if sc.paused(id) {
+		sc.resume(id)
+	}
+	sc.nodesMu.Lock()
+	c := sc.nodes[id]
+	delete(sc.nodes, id)
+	sc.nodesMu.Unlock()
+	sc.beforeClose(c)
+	if err := c.Close(); err != nil {
+		sc.event("node %d closed: %v", id, err)
+	}
+	sc.event("node %d stopped", id)
 }
 
 // restart opens node id again on its filesystem, advancing the clock
@@ -1720,6 +1813,27 @@ var simElements = []simElement{
 			s.sc.replicated()
 		}
 		s.removeUnderFault()
+	}},
+	{name: "damage a segment below its recovery point", run: func(s *simScenario) {
+		s.sc.replicated()
+		lead, f1, f2 := s.roles()
+		id := []int32{lead, f1, f2}[s.rng.IntN(3)]
+		before := s.sc.replicaOn(id)
+		if !s.sc.damageBelowRecoveryPoint(id, s.rng) {
+			s.healed()
+			return
+		}
+		s.phase("after the damage", s.steady())
+		// The check reads every replica's log from its start, so the
+		// damage is found (at the open, or by that read) and the replica
+		// renewed on its node: the same incarnation at a new placement (a
+		// wipe, repairOffline's fallback, would be a new incarnation).
+		s.sc.advanceUntil(fmt.Sprintf("node %d's damaged replica %#x renewed", id, before), simRenewMax, func() bool {
+			now := s.sc.replicaOn(id)
+			return meta.NodeReplicaID(now) == meta.NodeReplicaID(before) && meta.PlacementOf(now) > meta.PlacementOf(before)
+		})
+		s.sc.event("node %d's replica %#x renewed as %#x", id, before, s.sc.replicaOn(id))
+		s.healed()
 	}},
 }
 

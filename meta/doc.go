@@ -37,7 +37,8 @@
 // gets a new incarnation, so it never votes under its old identity; a
 // replica a reassignment adds gets its partition's next placement, so a
 // replica moved off a node and back is a new member too, as is one renewed
-// on its node after its copy was damaged (BeginReassignment.RenewReplicas); brokers are never deleted from the state, only
+// on its node after its copy was damaged (BeginReassignment.RenewReplicas,
+// a move that cannot be cancelled, so the damaged id never returns); brokers are never deleted from the state, only
 // REMOVED, so an incarnation is never handed out twice. Group ids start at 1
 // (0 is the metadata group) and are never reused.
 //

@@ -43,6 +43,10 @@ func (m *Machine) beginReassignment(index uint64, c *metav1.BeginReassignment) (
 			return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d has no replica %d to renew (replicas %v)",
 				c.Partition.Topic, p.Index, r, p.Replicas)
 		}
+		if !slices.ContainsFunc(c.TargetReplicas, func(t uint64) bool { return NodeReplicaID(t) == NodeReplicaID(r) }) {
+			return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_REPLICAS, "%s-%d: replica %d is renewed on its node, which the target leaves out",
+				c.Partition.Topic, p.Index, r)
+		}
 	}
 	// A target on the node incarnation of a current replica is that
 	// replica, kept unless renewed; any other is added, checked at
@@ -109,8 +113,8 @@ func (m *Machine) reassigned(ref *metav1.PartitionRef, id uint64) (*metav1.Parti
 }
 
 // completeReassignment makes the targets the replicas. The preferred leader
-// stays where it is if it is still a replica, else moves to the first
-// target.
+// stays where it is if it is still a replica, passes to a renewed one's
+// successor on the same node, else moves to the first target.
 func (m *Machine) completeReassignment(c *metav1.CompleteReassignment) (*metav1.Result, *refusal) {
 	p, r := m.reassigned(c.Partition, c.ReassignmentId)
 	if r != nil {
@@ -121,19 +125,35 @@ func (m *Machine) completeReassignment(c *metav1.CompleteReassignment) (*metav1.
 	}
 	p.Replicas, p.TargetReplicas, p.ReassignmentId = p.TargetReplicas, nil, 0
 	if !slices.Contains(p.Replicas, p.PreferredLeader) {
-		p.PreferredLeader = p.Replicas[0]
+		at := slices.IndexFunc(p.Replicas, func(r uint64) bool { return NodeReplicaID(r) == NodeReplicaID(p.PreferredLeader) })
+		p.PreferredLeader = p.Replicas[max(at, 0)]
 	}
 	return &metav1.Result{}, nil
 }
 
-// cancelReassignment abandons a move; the replicas stay as they were.
+// cancelReassignment abandons a move; the replicas stay as they were. A
+// renewal is not abandoned: the replica it replaces is damaged, and its
+// node already runs the successor in its place.
 func (m *Machine) cancelReassignment(c *metav1.CancelReassignment) (*metav1.Result, *refusal) {
 	p, r := m.reassigned(c.Partition, c.ReassignmentId)
 	if r != nil {
 		return nil, r
 	}
+	if renewing(p) {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "%s-%d: reassignment %d renews a damaged replica and cannot be cancelled",
+			c.Partition.Topic, p.Index, p.ReassignmentId)
+	}
 	p.TargetReplicas, p.ReassignmentId = nil, 0
 	return &metav1.Result{}, nil
+}
+
+// renewing reports whether a partition's move renews a replica: its
+// target places another replica on the node incarnation of a current one.
+func renewing(p *metav1.Partition) bool {
+	return slices.ContainsFunc(p.TargetReplicas, func(t uint64) bool {
+		return !slices.Contains(p.Replicas, t) &&
+			slices.ContainsFunc(p.Replicas, func(r uint64) bool { return NodeReplicaID(r) == NodeReplicaID(t) })
+	})
 }
 
 // setPreferredLeaders checks every listed leader before setting any.

@@ -105,8 +105,10 @@ func TestCreateTopicRefusesPlacement(t *testing.T) {
 // TestRenewReplacesADamagedReplicaOnItsNode renews node 2's replica of a
 // partition (its copy damaged): the target keeps node 2 under a new
 // placement, the other replicas as they are, and once complete the group
-// never holds the damaged id again. Asked again after it applied, or for a
-// replica the partition does not have, the renewal is refused.
+// never holds the damaged id again; a preferred leader passes to the
+// successor. Asked again after it applied, for a replica the partition
+// does not have, or with a target leaving the node out, the renewal is
+// refused, and a running one cannot be cancelled.
 func TestRenewReplacesADamagedReplicaOnItsNode(t *testing.T) {
 	m := fixture(t)
 	next := m.AppliedIndex() + 1
@@ -127,8 +129,22 @@ func TestRenewReplacesADamagedReplicaOnItsNode(t *testing.T) {
 	if err := ResultError(apply(renew(before, damaged+1))); err == nil || !strings.Contains(err.Error(), "no replica") {
 		t.Fatalf("renewing a replica the partition does not have: %v", err)
 	}
+	without := slices.DeleteFunc(slices.Clone(before), func(r uint64) bool { return r == damaged })
+	if err := ResultError(apply(renew(without, damaged))); err == nil || !strings.Contains(err.Error(), "leaves out") {
+		t.Fatalf("renewing a replica whose node the target leaves out: %v", err)
+	}
+	preferred := &metav1.Command{Command: &metav1.Command_SetPreferredLeaders{SetPreferredLeaders: &metav1.SetPreferredLeaders{
+		Leaders: []*metav1.PreferredLeader{{Partition: ref("orders", 0), Replica: damaged}}}}}
+	if err := ResultError(apply(preferred)); err != nil {
+		t.Fatal(err)
+	}
 	if err := ResultError(apply(renew(before, damaged))); err != nil {
 		t.Fatal(err)
+	}
+	cancel := &metav1.Command{Command: &metav1.Command_CancelReassignment{CancelReassignment: &metav1.CancelReassignment{
+		Partition: ref("orders", 0), ReassignmentId: at().ReassignmentId}}}
+	if err := ResultError(apply(cancel)); err == nil || !strings.Contains(err.Error(), "cannot be cancelled") {
+		t.Fatalf("cancelling a renewal: %v", err)
 	}
 	target := at().TargetReplicas
 	for i, r := range target {
@@ -146,6 +162,9 @@ func TestRenewReplacesADamagedReplicaOnItsNode(t *testing.T) {
 	}
 	if slices.Contains(at().Replicas, damaged) || !slices.Equal(at().Replicas, target) {
 		t.Fatalf("after the renewal the replicas are %#x, want %#x", at().Replicas, target)
+	}
+	if p := at().PreferredLeader; NodeReplicaID(p) != NodeReplicaID(damaged) || p == damaged {
+		t.Fatalf("the preferred leader %#x was the renewed replica; it is now %#x, want its successor", damaged, p)
 	}
 	if err := ResultError(apply(renew(at().Replicas, damaged))); err == nil || !strings.Contains(err.Error(), "no replica") {
 		t.Fatalf("the same renewal asked again after it applied: %v", err)

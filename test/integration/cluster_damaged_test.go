@@ -51,7 +51,7 @@ func TestClusterProcessRenewsDamagedReplica(t *testing.T) {
 	victim.Restart()
 	acks.waitAcked(t, acks.count()+clusterStageRecords)
 	deadline := time.Now().Add(clusterStageWaitMax)
-	for !strings.Contains(victim.stderr.String(), "renewing a damaged replica") {
+	for !strings.Contains(victim.stderr.String(), "renewing a damaged replica: a new one on this node copies the partition") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the restarted node did not ask to renew its damaged replica within %s\nstderr:\n%s", clusterStageWaitMax, victim.stderr.String())
 		}
