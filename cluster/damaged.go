@@ -215,20 +215,23 @@ func planRenewal(st *metav1.State, d damagedReplica, rid uint64) (*metav1.Partit
 	return p, t, p.ReassignmentId == 0 && len(p.Replicas) > 1
 }
 
-// removeDamagedDir removes the directory of a replica that failed to open
-// on damaged files once the state places a new replica of the partition
-// here: its raft-state may be the damaged file, so startReplica could not
-// tell it for an earlier placement's. Callers hold mu.
-func (c *Cluster) removeDamagedDir(topic string, s *PartitionSlot, rid uint64) {
-	if s.Partition != nil || !isDamage(s.Offline) || s.replicaID == rid || rid == 0 {
-		return
+// removeRenewedDir removes directory name when rid renews this node's
+// replica of mp (mp lists another of this node's replicas) and the
+// directory's raft-state is unreadable: it is the damaged replica's (its
+// raft-state what is damaged), or a renewing one's that never finished,
+// and rid starts afresh from the group. A directory whose raft-state
+// reads is told apart by startReplica itself.
+func (c *Cluster) removeRenewedDir(name string, mp *metav1.Partition, rid uint64) error {
+	renewing := slices.ContainsFunc(mp.Replicas, func(r uint64) bool { return c.isSelf(r) && r != rid })
+	if !renewing {
+		return nil
 	}
-	name := partitionDirName(topic, s.Index)
+	if _, err := c.env.FS.List(path.Join(c.cfg.DataDir, name)); err != nil {
+		return nil // no directory
+	}
 	c.env.Logger.Warn("removing the damaged replica's directory for its renewal", "dir", path.Join(c.cfg.DataDir, name),
-		"replica", fmt.Sprintf("%#x", s.replicaID), "new_replica", fmt.Sprintf("%#x", rid))
-	if err := c.removeReplicaDir(name); err != nil {
-		c.env.Logger.Error("removing the damaged replica's directory", "dir", name, "err", err)
-	}
+		"new_replica", fmt.Sprintf("%#x", rid))
+	return c.removeReplicaDir(name)
 }
 
 // newestLocal is the highest placement of this node's replicas of a

@@ -15,13 +15,26 @@ import (
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
-// TestClusterRenewsDamagedReplica: a follower stopped, its segment cut
-// below the recovery point (damage recovery may not repair), refuses the
-// damaged files when it starts again and asks for a new copy: the state
-// replaces its replica by one at a new placement on the same node, which
-// copies the partition from the leader, and the node serves every
-// acknowledged record again, with nothing an operator did.
+// TestClusterRenewsDamagedReplica: a follower stopped and its files
+// damaged where recovery may not repair them (its segment cut below the
+// recovery point; its raft-state failing its CRC, so the directory cannot
+// even say whose it is) refuses them when it starts again and asks for a
+// new copy: the state replaces its replica by one at a new placement on
+// the same node, which copies the partition from the leader, and the node
+// serves every acknowledged record again, with nothing an operator did.
 func TestClusterRenewsDamagedReplica(t *testing.T) {
+	for _, damage := range []struct {
+		name, file string
+		edit       func([]byte) []byte
+	}{
+		{"segment cut", "00000000000000000000.log", func(b []byte) []byte { return b[:len(b)/2] }},
+		{"raft-state flipped", "raft-state", func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b }},
+	} {
+		t.Run(damage.name, func(t *testing.T) { renewsDamagedReplica(t, damage.file, damage.edit) })
+	}
+}
+
+func renewsDamagedReplica(t *testing.T, file string, edit func([]byte) []byte) {
 	tn := startNodes(t, 3)
 	if _, err := tn.nodes[1].CreateTopicReplicated("damaged", 1, 3, nil, false); err != nil {
 		t.Fatal(err)
@@ -45,8 +58,7 @@ func TestClusterRenewsDamagedReplica(t *testing.T) {
 		t.Fatal("no topic damaged in the state")
 		return nil
 	}
-	before := slices.IndexFunc(mpOf(tn.nodes[lead]).Replicas, func(r uint64) bool { return meta.NodeOf(r) == victim })
-	damagedID := mpOf(tn.nodes[lead]).Replicas[before]
+	damagedID := tn.localReplicaOf(victim, "damaged")
 	q, err := tn.nodes[victim].Partition("damaged", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -54,20 +66,10 @@ func TestClusterRenewsDamagedReplica(t *testing.T) {
 	waitUntil(t, "the victim to hold some records", func() bool { return q.HighWatermark() >= 20 })
 	tn.stop(victim)
 
-	const segment = "/data/damaged-0/00000000000000000000.log"
-	data, err := vfs.ReadFile(tn.fs[victim], segment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := tn.fs[victim].Create(segment)
+	name := "/data/damaged-0/" + file
+	data, err := vfs.ReadFile(tn.fs[victim], name)
 	if err == nil {
-		_, err = f.Write(data[:len(data)/2])
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = f.Close()
+		err = vfs.WriteFileAtomic(tn.fs[victim], name, edit(data))
 	}
 	if err != nil {
 		t.Fatal(err)

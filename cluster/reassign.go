@@ -471,7 +471,6 @@ func (c *Cluster) followPlacement(cur *Topic, w *metav1.Topic, cfg partition.Con
 			if err := c.closeSlot(s); err != nil {
 				c.env.Logger.Warn("closing a replica to reopen it", "topic", w.Name, "partition", mp.Index, "err", err)
 			}
-			c.removeDamagedDir(w.Name, s, c.localReplica(mp))
 			out[i] = c.openSlot(w.Name, mp, cfg)
 			opened++
 		case !c.cfg.clustered() || want != isNoReplica(s):

@@ -89,6 +89,9 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 		if !current {
 			return nil, fmt.Errorf("%w: no directory for replica %x yet", errReplicaWaits, rid)
 		}
+		if err := c.removeRenewedDir(name, mp, rid); err != nil {
+			return nil, err
+		}
 	case s.GroupID != group || s.ReplicaID == rid:
 	case meta.NodeReplicaID(s.ReplicaID) == meta.NodeReplicaID(rid) && meta.PlacementOf(s.ReplicaID) > meta.PlacementOf(rid) || !current:
 		return nil, fmt.Errorf("%w: the directory holds replica %x, the state places %x", errReplicaWaits, s.ReplicaID, rid)
