@@ -1140,17 +1140,7 @@ func (sc *simCluster) removeNode(gone int32) {
 		})
 		return false
 	})
-	if sc.paused(gone) {
-		sc.resume(gone)
-	}
-	sc.nodesMu.Lock()
-	c := sc.nodes[gone]
-	delete(sc.nodes, gone)
-	sc.nodesMu.Unlock()
-	sc.beforeClose(c)
-	if err := c.Close(); err != nil {
-		sc.event("node %d closed after its removal: %v", gone, err)
-	}
+	sc.stopCleanly(gone)
 	sc.ids = slices.DeleteFunc(sc.ids, func(id uint64) bool { return id == uint64(gone) })
 	sc.event("node %d removed and closed; nodes %v", gone, sc.ids)
 }

@@ -27,14 +27,8 @@ func TestClusterProcessRenewsDamagedReplica(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*clusterStageWaitMax)
 	defer cancel()
-	producer := newKgo(t, nodes[0].kafkaAddr, kgo.SeedBrokers(kafkaAddrs(nodes)...),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.MetadataMinAge(250*time.Millisecond))
-	acks := &clusterAcks{acks: map[string]clusterAck{}}
-	produceCtx, stopProducing := context.WithCancel(ctx)
-	produced := make(chan struct{})
-	go func() { defer close(produced); acks.produceUntil(produceCtx, producer, topic) }()
-	defer func() { stopProducing(); <-produced }()
+	acks, stopProducing := produceInBackground(ctx, t, nodes, topic, kgo.MetadataMinAge(250*time.Millisecond))
+	defer stopProducing()
 
 	acks.waitAcked(t, clusterStageRecords)
 	lead := leaderOf(ctx, t, nodes, topic, 0)
@@ -60,7 +54,6 @@ func TestClusterProcessRenewsDamagedReplica(t *testing.T) {
 	waitDescribed(t, nodes[(lead+1)%3], topic)
 	acks.waitAcked(t, acks.count()+clusterStageRecords)
 	stopProducing()
-	<-produced
 
 	acks.mu.Lock()
 	acked := maps.Clone(acks.acks)

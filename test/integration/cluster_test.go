@@ -308,13 +308,8 @@ func survivesLeaderKill(t *testing.T, opts []kgo.Opt, pause bool) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*clusterStageWaitMax)
 	defer cancel()
-	producer := newKgo(t, nodes[0].kafkaAddr, append([]kgo.Opt{kgo.SeedBrokers(kafkaAddrs(nodes)...),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
-	acks := &clusterAcks{acks: map[string]clusterAck{}}
-	produceCtx, stopProducing := context.WithCancel(ctx)
-	produced := make(chan struct{})
-	go func() { defer close(produced); acks.produceUntil(produceCtx, producer, topic) }()
-	defer func() { stopProducing(); <-produced }()
+	acks, stopProducing := produceInBackground(ctx, t, nodes, topic, opts...)
+	defer stopProducing()
 
 	acks.waitAcked(t, clusterStageRecords)
 	lead := leaderOf(ctx, t, nodes, topic, 0)
@@ -350,7 +345,6 @@ func survivesLeaderKill(t *testing.T, opts []kgo.Opt, pause bool) {
 	}
 	acks.waitAcked(t, acks.count()+clusterStageRecords)
 	stopProducing()
-	<-produced
 
 	acks.mu.Lock()
 	acked := maps.Clone(acks.acks)
@@ -359,6 +353,20 @@ func survivesLeaderKill(t *testing.T, opts []kgo.Opt, pause bool) {
 	consumeThrough(ctx, t, nodes[lead-1], topic, ends, acked)
 	stopAndCheckHeld(t, nodes, topic, ends, acked)
 	t.Logf("%d records acknowledged at acks=all, each once at its offset on the three nodes", len(acked))
+}
+
+// produceInBackground starts an acks=all producer writing unique values
+// to topic's partitions through nodes (produceUntil) until the returned
+// stop, which waits for it and may be called again.
+func produceInBackground(ctx context.Context, t *testing.T, nodes []*cairnServer, topic string, opts ...kgo.Opt) (*clusterAcks, func()) {
+	t.Helper()
+	producer := newKgo(t, nodes[0].kafkaAddr, append([]kgo.Opt{kgo.SeedBrokers(kafkaAddrs(nodes)...),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
+	acks := &clusterAcks{acks: map[string]clusterAck{}}
+	produceCtx, cancel := context.WithCancel(ctx)
+	produced := make(chan struct{})
+	go func() { defer close(produced); acks.produceUntil(produceCtx, producer, topic) }()
+	return acks, func() { cancel(); <-produced }
 }
 
 // stopAndCheckHeld waits until every node applied the acknowledged
