@@ -12,6 +12,7 @@ import (
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 )
 
@@ -22,20 +23,23 @@ import (
 // (replica.ErrLogLost: damage after the last checkpoint, taken for a torn
 // tail and cut), or by a later read (partition.ReplicaConfig.Damaged: a
 // bad batch below the recovery point, which the open does not read). The
-// partition is offline here. Once the group's other replicas are a quorum
-// by themselves, on live nodes, the replica's group leaves the scheduler
-// (stopDamaged; a leader hands its leadership over first), so it neither leads a group whose writes it refuses nor
-// votes with a log it lost, and once one of them leads, this node asks
-// the metadata group to replace it by a new replica on the same node
+// partition is offline here. The first two leave no replica running (it
+// failed to open, or stopped); the third leaves a sound Raft member whose
+// partition refuses to serve, so if it leads it hands its leadership to
+// an in-sync voter (handOverDamaged). Once the group's other replicas are
+// a quorum by themselves, each on its node's current ACTIVE incarnation
+// and alive, and one of them leads, this node asks the metadata group to
+// replace the damaged replica by a new one on the same node
 // (BeginReassignment with RenewReplicas: the partition's next placement),
 // which the leader adds as a learner, catches up and swaps in like any
 // move; the node removes the damaged directory as the new replica opens.
-// A renewal cannot be cancelled, so the damaged id never runs again once
-// it began. The record is in memory: a node restarted before that opens
-// the replica again, and renews it when its damage shows again (at once
-// for damage the open finds). A partition damaged on every replica, or
-// with no live quorum besides this one, stays offline rather than be
-// renewed from nothing or stall its group.
+// A renewal cannot be cancelled while its new replica's node incarnation
+// is current, so the damaged id never runs again once it began. The
+// record is in memory: a node restarted before that opens the replica
+// again, and renews it when its damage shows again (at once for damage
+// the open finds). A partition damaged on every replica, or with no live
+// quorum besides this one, stays offline here rather than be renewed from
+// nothing.
 
 // damagedReplica is a replica of this node found damaged.
 type damagedReplica struct {
@@ -43,8 +47,10 @@ type damagedReplica struct {
 	index int32
 	group uint64
 	err   error
-	// stopped: its group is off the scheduler (stopDamaged).
-	stopped bool
+	// handingOver: it led, and was asked to hand its leadership over
+	// (handOverDamaged), since handOverAt.
+	handingOver bool
+	handOverAt  time.Time
 	// tries counts the refused renewals in a row; the next is asked at
 	// retryAt, and lastErr is the last refusal logged.
 	tries   int
@@ -98,10 +104,10 @@ func isDamage(err error) bool { return partition.StoredBytesInvalid(err) }
 
 // renewDamaged asks for the renewal of each damaged replica the state
 // still lists, no move running on its partition, once the other replicas
-// are a live quorum by themselves (stopping this one, and the move's
-// changes, must not depend on it) and one of them leads; it forgets those
-// the state no longer lists as replicas. A refused request is asked again
-// after a backoff, and each new refusal logged once.
+// are a live quorum by themselves and one of them leads; a damaged leader
+// hands its leadership over first. It forgets the replicas the state no
+// longer lists as replicas. A refused request is asked again after a
+// backoff, and each new refusal logged once.
 func (c *Cluster) renewDamaged(ctx context.Context) {
 	c.watchMu.Lock()
 	damaged := maps.Clone(c.damaged)
@@ -114,11 +120,9 @@ func (c *Cluster) renewDamaged(ctx context.Context) {
 			c.updateDamaged(rid, func(*damagedReplica) bool { return false })
 			continue
 		}
-		if !renew || now.Before(d.retryAt) || !c.othersQuorum(p, rid) {
+		c.handOverDamaged(rid, d, now)
+		if !renew || now.Before(d.retryAt) || !othersQuorum(st, p, rid, c.cfg.NodeID, c.node.leaders.Alive) {
 			continue
-		}
-		if !d.stopped && !c.stopDamaged(rid, d) {
-			continue // handing its leadership over first
 		}
 		node, _, _, ok := c.node.leaders.Leader(d.group)
 		if !ok || int32(node) == c.cfg.NodeID || c.nodeGone(int32(node)) {
@@ -150,52 +154,59 @@ func (c *Cluster) renewDamaged(ctx context.Context) {
 }
 
 // othersQuorum reports whether the replicas of p other than rid are a
-// quorum of all of them, on nodes alive.
-func (c *Cluster) othersQuorum(p *metav1.Partition, rid uint64) bool {
-	alive := 0
+// quorum of all of them, each of its node's current ACTIVE incarnation
+// in st (a wiped node's old replica runs nowhere) and alive. Pure but for
+// alive.
+func othersQuorum(st *metav1.State, p *metav1.Partition, rid uint64, self int32, alive func(node uint64) bool) bool {
+	live := 0
 	for _, r := range p.Replicas {
-		if r != rid && meta.NodeOf(r) != c.cfg.NodeID && c.node.leaders.Alive(uint64(meta.NodeOf(r))) {
-			alive++
+		if r == rid || meta.NodeOf(r) == self || !alive(uint64(meta.NodeOf(r))) {
+			continue
+		}
+		b, ok := brokerOf(st, meta.NodeOf(r))
+		if ok && b.State == metav1.BrokerState_BROKER_STATE_ACTIVE && b.Incarnation == meta.IncarnationOf(r) {
+			live++
 		}
 	}
-	return alive >= len(p.Replicas)/2+1
+	return live >= len(p.Replicas)/2+1
 }
 
-// stopDamaged takes the group of a damaged replica that still runs off
-// the scheduler: a replica whose partition went offline on a damaged
-// read would otherwise go on leading a group that refuses every write,
-// and one that lost entries must not vote. A leader first hands its
-// leadership to an in-sync voter, asked again at each call until another
-// leads: gone from the scheduler while leading, it would leave followers
-// that quiesced waiting for it. It reports whether the group is stopped.
-func (c *Cluster) stopDamaged(rid uint64, d damagedReplica) bool {
-	c.mu.Lock()
-	t, ok := c.topics[d.topic]
-	running := ok && int(d.index) < len(t.Partitions) && t.Partitions[d.index].replicaID == rid &&
-		t.Partitions[d.index].Partition != nil && t.Partitions[d.index].Group == d.group
-	if running && c.isSelf(c.leadership(d.group).Leader) {
-		c.mu.Unlock()
-		err := c.sched.Do(d.group, func(r *replica.Replica) {
-			if to := inSyncVoters(r.Status()); len(to) > 0 {
-				r.TransferLeader(to[0])
-			}
-		})
-		if err == nil {
-			return false
+// handOverDamaged asks damaged replica rid, while it leads its group, to
+// hand its leadership to an in-sync voter: its partition refuses every
+// write, and leading it would keep the group from a leader that serves.
+// Asked again at each call (raft drops a transfer that does not finish
+// within an election timeout); logged once, and again when no voter took
+// it within handOverWarnAfter.
+func (c *Cluster) handOverDamaged(rid uint64, d damagedReplica, now time.Time) {
+	if c.leadership(d.group).Leader != rid {
+		if d.handingOver {
+			c.updateDamaged(rid, func(d *damagedReplica) bool { d.handingOver = false; return true })
 		}
-		c.mu.Lock() // the group left the scheduler meanwhile: nothing leads here
+		return
 	}
-	if running {
-		c.stopGroup(d.group)
+	var to uint64
+	err := c.sched.Do(d.group, func(r *replica.Replica) {
+		if in := inSyncVoters(r.Status()); len(in) > 0 {
+			to = in[0]
+			r.TransferLeader(to)
+		}
+	})
+	switch {
+	case err != nil:
+	case !d.handingOver:
+		c.env.Logger.Warn("handing the damaged replica's leadership to another replica", "topic", d.topic,
+			"partition", d.index, "replica", fmt.Sprintf("%#x", rid), "to", fmt.Sprintf("%#x", to))
+		c.updateDamaged(rid, func(d *damagedReplica) bool { d.handingOver, d.handOverAt = true, now; return true })
+	case now.Sub(d.handOverAt) >= handOverWarnAfter:
+		c.env.Logger.Warn("the damaged replica still leads: no in-sync voter took its leadership", "topic", d.topic,
+			"partition", d.index, "replica", fmt.Sprintf("%#x", rid), "since", d.handOverAt)
+		c.updateDamaged(rid, func(d *damagedReplica) bool { d.handOverAt = now.Add(renewRetryMax); return true })
 	}
-	c.mu.Unlock()
-	c.updateDamaged(rid, func(d *damagedReplica) bool { d.stopped = true; return true })
-	if running {
-		c.env.Logger.Warn("stopped the damaged replica's group on this node", "topic", d.topic, "partition", d.index,
-			"replica", fmt.Sprintf("%#x", rid))
-	}
-	return true
 }
+
+// handOverWarnAfter is how long a damaged leader may go on leading after
+// it was asked to hand over before that is logged.
+const handOverWarnAfter = 5 * time.Second
 
 // planRenewal finds the partition of a damaged replica in st: nil when st
 // no longer lists the replica among the partition's replicas (renewed,
@@ -216,21 +227,25 @@ func planRenewal(st *metav1.State, d damagedReplica, rid uint64) (*metav1.Partit
 }
 
 // removeRenewedDir removes directory name when rid renews this node's
-// replica of mp (mp lists another of this node's replicas) and the
-// directory's raft-state is unreadable: it is the damaged replica's (its
-// raft-state what is damaged), or a renewing one's that never finished,
-// and rid starts afresh from the group. A directory whose raft-state
-// reads is told apart by startReplica itself.
-func (c *Cluster) removeRenewedDir(name string, mp *metav1.Partition, rid uint64) error {
-	renewing := slices.ContainsFunc(mp.Replicas, func(r uint64) bool { return c.isSelf(r) && r != rid })
-	if !renewing {
+// replica of mp (mp lists another of this node's replicas), the
+// directory's raft-state is missing or invalid (stateErr), and its
+// raft-meta header names that other replica: the damaged one, whose
+// raft-state is what is damaged. Anything else is left to OpenReplica: a
+// directory that may be rid's own (a voter's, once the group swapped it
+// in) is never removed, nor one a failed read (an I/O error) says
+// nothing about.
+func (c *Cluster) removeRenewedDir(name string, mp *metav1.Partition, rid uint64, stateErr error) error {
+	if !errors.Is(stateErr, raftlog.ErrStateMissing) && !errors.Is(stateErr, raftlog.ErrInvalid) {
 		return nil
 	}
-	if _, err := c.env.FS.List(path.Join(c.cfg.DataDir, name)); err != nil {
-		return nil // no directory
+	dir := path.Join(c.cfg.DataDir, name)
+	h, err := raftlog.ReadMetaHeader(c.env.FS, dir)
+	if err != nil || h.GroupID != mp.GroupId || h.ReplicaID == rid || !c.isSelf(h.ReplicaID) ||
+		meta.PlacementOf(h.ReplicaID) >= meta.PlacementOf(rid) || !slices.Contains(mp.Replicas, h.ReplicaID) {
+		return nil
 	}
-	c.env.Logger.Warn("removing the damaged replica's directory for its renewal", "dir", path.Join(c.cfg.DataDir, name),
-		"new_replica", fmt.Sprintf("%#x", rid))
+	c.env.Logger.Warn("removing the damaged replica's directory for its renewal", "dir", dir,
+		"replica", fmt.Sprintf("%#x", h.ReplicaID), "new_replica", fmt.Sprintf("%#x", rid))
 	return c.removeReplicaDir(name)
 }
 

@@ -84,13 +84,14 @@
 // answer names (controller.JoinedPeers: the metadata leader may be a node
 // its Peers do not name); the metadata leader's
 // moveLoop moves every partition replica of a replaced incarnation to the
-// node's current one (refillReplaced), which copies the partition. A
-// replica found damaged (its files refused at open, a storage
-// CorruptionError, or replica.ErrLogLost) is renewed the same way, one
+// node's current one (refillReplaced), which copies the partition; it
+// first cancels a renewal onto such an incarnation, which could never
+// finish (meta.StaleRenewal). A replica found damaged (its files refused
+// at open, replica.ErrLogLost, or a damaged read, after which a leading
+// replica hands its leadership over) is renewed the same way, one
 // partition at a time (damaged.go): once the other replicas are a live
-// quorum by themselves it stops (a leader hands over first), its node asks
-// for a new placement of the replica on itself
-// (BeginReassignment.RenewReplicas) while another node leads the group,
+// quorum by themselves and one of them leads, its node asks for a new
+// placement of the replica on itself (BeginReassignment.RenewReplicas),
 // and runs only the newer of its two ids.
 //
 // Every partition with a replica on this node (a replica id of node.json's

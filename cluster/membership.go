@@ -275,12 +275,29 @@ func (c *Cluster) removeDrained(ctx context.Context) error {
 // was lost rejoined under a new incarnation, so its old replicas are
 // voters nothing runs any more, and the new ones copy the partition from
 // the others (a move, as Reassign's). Partitions moving already wait for
-// their move to end.
+// their move to end, but for a renewal onto the replaced incarnation,
+// which can never end: it is cancelled first.
 func (c *Cluster) refillReplaced(ctx context.Context) error {
 	if l := c.ctl.Leadership(); !l.Ready || l.Leader != c.replicaID() {
 		return nil
 	}
-	for _, m := range planRefill(c.ctl.State()) {
+	st := c.ctl.State()
+	for _, t := range st.Topics {
+		for _, p := range t.Partitions {
+			// A renewal onto the replaced incarnation can never finish,
+			// and would keep the refill below off the partition.
+			if p.ReassignmentId == 0 || !meta.StaleRenewal(st, p) {
+				continue
+			}
+			cmd := &metav1.Command{Command: &metav1.Command_CancelReassignment{CancelReassignment: &metav1.CancelReassignment{
+				Partition: &metav1.PartitionRef{Topic: t.Name, TopicId: t.Id, Partition: p.Index}, ReassignmentId: p.ReassignmentId}}}
+			if _, err := c.proposeCtx(ctx, cmd); err != nil {
+				return fmt.Errorf("cancel the renewal of %s-%d onto a replaced incarnation: %w", t.Name, p.Index, err)
+			}
+			c.env.Logger.Info("cancelled a renewal onto a replaced incarnation", "topic", t.Name, "partition", p.Index)
+		}
+	}
+	for _, m := range planRefill(st) {
 		cmd := &metav1.Command{Command: &metav1.Command_BeginReassignment{BeginReassignment: &metav1.BeginReassignment{
 			Partition: m.Partition, TargetReplicas: m.Target}}}
 		_, err := c.proposeCtx(ctx, cmd)

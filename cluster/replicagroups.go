@@ -89,7 +89,7 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 		if !current {
 			return nil, fmt.Errorf("%w: no directory for replica %x yet", errReplicaWaits, rid)
 		}
-		if err := c.removeRenewedDir(name, mp, rid); err != nil {
+		if err := c.removeRenewedDir(name, mp, rid, err); err != nil {
 			return nil, err
 		}
 	case s.GroupID != group || s.ReplicaID == rid:

@@ -38,7 +38,8 @@
 // replica a reassignment adds gets its partition's next placement, so a
 // replica moved off a node and back is a new member too, as is one renewed
 // on its node after its copy was damaged (BeginReassignment.RenewReplicas,
-// a move that cannot be cancelled, so the damaged id never returns); brokers are never deleted from the state, only
+// a move cancelled only once that node incarnation is replaced or removed
+// (StaleRenewal), so the damaged id never returns); brokers are never deleted from the state, only
 // REMOVED, so an incarnation is never handed out twice. Group ids start at 1
 // (0 is the metadata group) and are never reused.
 //

@@ -132,14 +132,16 @@ func (m *Machine) completeReassignment(c *metav1.CompleteReassignment) (*metav1.
 }
 
 // cancelReassignment abandons a move; the replicas stay as they were. A
-// renewal is not abandoned: the replica it replaces is damaged, and its
-// node already runs the successor in its place.
+// renewal is abandoned only once its new replica's node incarnation is no
+// longer the current one (the node wiped), or the node was removed: the replica
+// it replaces is damaged, and its node already runs the new one in its
+// place.
 func (m *Machine) cancelReassignment(c *metav1.CancelReassignment) (*metav1.Result, *refusal) {
 	p, r := m.reassigned(c.Partition, c.ReassignmentId)
 	if r != nil {
 		return nil, r
 	}
-	if renewing(p) {
+	if renewing(p) && !StaleRenewal(m.state, p) {
 		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "%s-%d: reassignment %d renews a damaged replica and cannot be cancelled",
 			c.Partition.Topic, p.Index, p.ReassignmentId)
 	}
@@ -149,10 +151,27 @@ func (m *Machine) cancelReassignment(c *metav1.CancelReassignment) (*metav1.Resu
 
 // renewing reports whether a partition's move renews a replica: its
 // target places another replica on the node incarnation of a current one.
-func renewing(p *metav1.Partition) bool {
-	return slices.ContainsFunc(p.TargetReplicas, func(t uint64) bool {
+func renewing(p *metav1.Partition) bool { return slices.ContainsFunc(p.TargetReplicas, renewalOf(p)) }
+
+// renewalOf reports, for a target of p, whether it renews a replica of p.
+func renewalOf(p *metav1.Partition) func(t uint64) bool {
+	return func(t uint64) bool {
 		return !slices.Contains(p.Replicas, t) &&
 			slices.ContainsFunc(p.Replicas, func(r uint64) bool { return NodeReplicaID(r) == NodeReplicaID(t) })
+	}
+}
+
+// StaleRenewal reports whether p's move renews a replica on a node whose
+// current incarnation is no longer the renewed one's (wiped and
+// registered again), or which was removed: that move can never finish,
+// and may be cancelled.
+func StaleRenewal(st *metav1.State, p *metav1.Partition) bool {
+	return slices.ContainsFunc(p.TargetReplicas, func(t uint64) bool {
+		if !renewalOf(p)(t) {
+			return false
+		}
+		at := slices.IndexFunc(st.Brokers, func(b *metav1.Broker) bool { return b.NodeId == NodeOf(t) })
+		return at < 0 || st.Brokers[at].State == metav1.BrokerState_BROKER_STATE_REMOVED || st.Brokers[at].Incarnation != IncarnationOf(t)
 	})
 }
 

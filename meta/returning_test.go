@@ -173,3 +173,42 @@ func TestRenewReplacesADamagedReplicaOnItsNode(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStaleRenewalMayBeCancelled: a renewal onto a node that then
+// registers again (wiped: a new incarnation) can never finish; it becomes
+// stale and may be cancelled, so the refill of the new incarnation can
+// take the partition.
+func TestStaleRenewalMayBeCancelled(t *testing.T) {
+	m := fixture(t)
+	next := m.AppliedIndex() + 1
+	apply := func(c *metav1.Command) error {
+		t.Helper()
+		res := m.Apply(next, c)
+		next++
+		return ResultError(res)
+	}
+	at := func() *metav1.Partition { return topicOf(t, m, "orders").Partitions[0] }
+	damaged := at().Replicas[1]
+	c := begin(ref("orders", 0), at().Replicas...)
+	c.GetBeginReassignment().RenewReplicas = []uint64{damaged}
+	if err := apply(c); err != nil {
+		t.Fatal(err)
+	}
+	cancel := &metav1.Command{Command: &metav1.Command_CancelReassignment{CancelReassignment: &metav1.CancelReassignment{
+		Partition: ref("orders", 0), ReassignmentId: at().ReassignmentId}}}
+	if StaleRenewal(m.State(), at()) {
+		t.Fatal("a renewal onto a current incarnation is stale")
+	}
+	if err := apply(register(NodeOf(damaged), 0, "node-again:9093")); err != nil {
+		t.Fatal(err)
+	}
+	if !StaleRenewal(m.State(), at()) {
+		t.Fatalf("the renewal onto node %d's old incarnation is not stale after it registered again", NodeOf(damaged))
+	}
+	if err := apply(cancel); err != nil {
+		t.Fatalf("cancelling the stale renewal: %v", err)
+	}
+	if at().ReassignmentId != 0 || !slices.Contains(at().Replicas, damaged) {
+		t.Fatalf("after the cancel: reassignment %d, replicas %#x", at().ReassignmentId, at().Replicas)
+	}
+}

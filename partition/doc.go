@@ -125,8 +125,8 @@
 //     durable that is not: the stopped raft node is dropped, not resumed.
 //     A read that finds the stored log damaged takes the partition offline
 //     (as on the single writer) and tells the owner once
-//     (ReplicaConfig.Damaged), which stops the replica and has it renewed
-//     from the group; StoredBytesInvalid tells such errors, of a read or an
+//     (ReplicaConfig.Damaged), which has the replica hand its leadership
+//     over and renewed from the group; StoredBytesInvalid tells such errors, of a read or an
 //     open, from a failed read.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries

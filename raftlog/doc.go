@@ -251,7 +251,9 @@
 // whose body does not decode is corruption wherever it lies. Record
 // lengths are bounded (1 MiB) before anything is sliced or allocated, and
 // the file, loaded whole, at 64 MiB. The torn tail is cut and the cut
-// synced before anything is appended after it.
+// synced before anything is appended after it. ReadMetaHeader reads only
+// the header (group and replica id): whose a directory is when its
+// raft-state is unreadable.
 //
 // # Terms without I/O
 //

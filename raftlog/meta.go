@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"path/filepath"
+
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // raft-meta layout. Part of the format; see doc.go for the diagram.
@@ -253,4 +256,14 @@ func (t RecordType) String() string {
 		return "Anchor"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
+}
+
+// ReadMetaHeader reads the header of the raft-meta file in dir: the group
+// and replica the directory belongs to, readable when raft-state is not.
+func ReadMetaHeader(fsys vfs.FS, dir string) (MetaHeader, error) {
+	b, err := vfs.ReadFile(fsys, filepath.Join(dir, metaFileName))
+	if err != nil {
+		return MetaHeader{}, err
+	}
+	return decodeMetaHeader(b)
 }
