@@ -118,6 +118,13 @@ func (c *Cluster) renewDamaged(ctx context.Context) {
 		p, t, renew := planRenewal(st, d, rid)
 		if p == nil {
 			c.updateDamaged(rid, func(*damagedReplica) bool { return false })
+			if movingHere(st, d, rid) {
+				// A move's new replica (a renewal's too) damaged before it
+				// became a replica: that move cannot finish here.
+				c.env.Logger.Error("a moving partition's new replica on this node is damaged; its move cannot finish: "+
+					"cancel it, or wipe this node's data directory", "topic", d.topic, "partition", d.index,
+					"replica", fmt.Sprintf("%#x", rid), "err", d.err)
+			}
 			continue
 		}
 		c.handOverDamaged(rid, d, now)
@@ -224,6 +231,13 @@ func planRenewal(st *metav1.State, d damagedReplica, rid uint64) (*metav1.Partit
 		return nil, nil, false
 	}
 	return p, t, p.ReassignmentId == 0 && len(p.Replicas) > 1
+}
+
+// movingHere reports whether damaged replica rid is a running move's
+// target on its partition in st. Pure.
+func movingHere(st *metav1.State, d damagedReplica, rid uint64) bool {
+	t, ok := topicNamed(st, d.topic)
+	return ok && d.index >= 0 && int(d.index) < len(t.Partitions) && slices.Contains(t.Partitions[d.index].TargetReplicas, rid)
 }
 
 // removeRenewedDir removes directory name when rid renews this node's

@@ -291,7 +291,9 @@ func (c *Cluster) refillReplaced(ctx context.Context) error {
 			}
 			cmd := &metav1.Command{Command: &metav1.Command_CancelReassignment{CancelReassignment: &metav1.CancelReassignment{
 				Partition: &metav1.PartitionRef{Topic: t.Name, TopicId: t.Id, Partition: p.Index}, ReassignmentId: p.ReassignmentId}}}
-			if _, err := c.proposeCtx(ctx, cmd); err != nil {
+			if _, err := c.proposeCtx(ctx, cmd); errors.Is(err, ErrNoReassignment) {
+				continue // it completed first
+			} else if err != nil {
 				return fmt.Errorf("cancel the renewal of %s-%d onto a replaced incarnation: %w", t.Name, p.Index, err)
 			}
 			c.env.Logger.Info("cancelled a renewal onto a replaced incarnation", "topic", t.Name, "partition", p.Index)
