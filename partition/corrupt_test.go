@@ -2,10 +2,16 @@ package partition
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cairnlog/cairn/internal/testio"
+	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // corruptSecondBatch flips the magic byte of the second batch of a segment
@@ -78,4 +84,54 @@ func TestReadIOErrorKeepsPartitionOnline(t *testing.T) {
 		t.Fatalf("partition after a failed read: %v", err)
 	}
 	appendDurable(t, p, produce(t, 1, "after"))
+}
+
+// TestReplicaEntriesOverDamageAreCompacted: raft reading entries across a
+// damaged batch (a leader catching up a replica) is told they are
+// compacted, so it sends a snapshot rather than panic on the storage
+// error, and the partition goes offline, telling its owner once.
+func TestReplicaEntriesOverDamageAreCompacted(t *testing.T) {
+	fsys := vfs.NewMem()
+	e := testEnv(fsys)
+	p := openOneVoterEnv(t, e, DefaultConfig())
+	// Enough batches that the open, which reads batch headers from an
+	// offset index entry before the log's end, does not reach the second.
+	for i := range 200 {
+		appendCommitted(t, p, produce(t, 1, fmt.Sprintf("record %d", i)))
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	corruptSecondBatch(t, fsys, partDir+"/00000000000000000000.log")
+
+	var told []error
+	boot := raftlog.Bootstrap{GroupID: 1, ReplicaID: 1, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}
+	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1, TickInterval: 10 * time.Millisecond}, noPeers{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q, err := OpenReplica(e, partDir, "t", 0, DefaultConfig(), ReplicaConfig{Bootstrap: boot, Propose: SchedulerProposer(s, 1),
+		ConfState: func() *raftpb.ConfState { return &raftpb.ConfState{Voters: []uint64{1}} },
+		Damaged:   func(err error) { told = append(told, err) }})
+	if err != nil {
+		t.Fatalf("open with a damaged batch the open does not read: %v", err)
+	}
+	defer q.Close()
+	st := q.RaftStorage()
+	first, err := st.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := st.Entries(first, first+10, 1<<20); !errors.Is(err, raft.ErrCompacted) {
+			t.Fatalf("entries across the damaged batch: %v, want raft.ErrCompacted", err)
+		}
+	}
+	if err := q.Err(); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("partition after the damaged entries: %v, want ErrStorageFailed", err)
+	}
+	if len(told) != 1 {
+		t.Fatalf("the owner was told %d times (%v), want once", len(told), told)
+	}
 }

@@ -127,7 +127,9 @@
 //     (as on the single writer) and tells the owner once
 //     (ReplicaConfig.Damaged), which has the replica hand its leadership
 //     over and renewed from the group; StoredBytesInvalid tells such errors, of a read or an
-//     open, from a failed read.
+//     open, from a failed read. Raft reading entries across such damage
+//     (a leader catching up a replica) does the same and is told they are
+//     compacted, so it sends a snapshot instead of panicking.
 //   - Producer state and the stream index at open are caught up to the
 //     applied offset, never past it; raft then delivers again the entries
 //     after raft-state's applied index (written at checkpoints), and a

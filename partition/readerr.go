@@ -19,12 +19,18 @@ import (
 // fails only that read.
 func (p *Partition) classifyReadError(err error, offset int64) error {
 	if StoredBytesInvalid(err) {
-		if p.fail(fmt.Errorf("read at offset %d: %w", offset, err)) && p.repl != nil && p.repl.damaged != nil {
-			p.repl.damaged(p.Err())
-		}
+		p.storedDamage(fmt.Errorf("read at offset %d: %w", offset, err))
 		return p.Err()
 	}
 	return fmt.Errorf("%w: %s-%d at %d: %v", ErrRead, p.topic, p.index, offset, err)
+}
+
+// storedDamage takes the partition offline for damaged stored bytes and
+// tells a replica's owner, once (ReplicaConfig.Damaged).
+func (p *Partition) storedDamage(err error) {
+	if p.fail(err) && p.repl != nil && p.repl.damaged != nil {
+		p.repl.damaged(p.Err())
+	}
 }
 
 // StoredBytesInvalid reports errors of a read or an open that mean the

@@ -157,6 +157,21 @@ type snapshotInstaller struct {
 	p *Partition
 }
 
+// Entries implements raft's Storage. Entries whose stored bytes are
+// damaged (a bad batch below the recovery point, found when a leader
+// reads them to catch up a replica) take the partition offline and tell
+// its owner, as a damaged read does, and raft is told they are compacted:
+// it sends that replica a snapshot instead. Raft panics on any other
+// storage error, which would take every group of the node down.
+func (s *snapshotInstaller) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	ents, err := s.Storage.Entries(lo, hi, maxSize)
+	if err != nil && StoredBytesInvalid(err) {
+		s.p.storedDamage(fmt.Errorf("raft entries [%d, %d): %w", lo, hi, err))
+		return nil, raft.ErrCompacted
+	}
+	return ents, err
+}
+
 // ApplySnapshot writes the snapshot's producer state and drops a stream
 // index the snapshot passes, then installs it.
 func (s *snapshotInstaller) ApplySnapshot(snap *raftpb.Snapshot) error {
