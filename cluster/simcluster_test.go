@@ -983,14 +983,7 @@ func (sc *simCluster) down(id int32, rng *rand.Rand) {
 	}
 	sc.net.Pause(uint64(id))
 	image := sc.fs[id].Crash(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(rng.Uint64(), 0)), TearUnsynced: true})
-	sc.nodesMu.Lock()
-	c := sc.nodes[id]
-	delete(sc.nodes, id)
-	sc.nodesMu.Unlock()
-	sc.beforeClose(c)
-	if err := c.Close(); err != nil {
-		sc.event("node %d closed at its crash: %v", id, err)
-	}
+	sc.closeNode(id, "at its crash")
 	sc.net.Resume(uint64(id))
 	sc.fs[id] = image
 	sc.event("node %d crashed", id)
@@ -1003,15 +996,20 @@ func (sc *simCluster) stopCleanly(id int32) {
 	if sc.paused(id) {
 		sc.resume(id)
 	}
+	sc.closeNode(id, "at its stop")
+	sc.event("node %d stopped", id)
+}
+
+// closeNode takes node id out of the running nodes and closes it.
+func (sc *simCluster) closeNode(id int32, when string) {
 	sc.nodesMu.Lock()
 	c := sc.nodes[id]
 	delete(sc.nodes, id)
 	sc.nodesMu.Unlock()
 	sc.beforeClose(c)
 	if err := c.Close(); err != nil {
-		sc.event("node %d closed: %v", id, err)
+		sc.event("node %d closed %s: %v", id, when, err)
 	}
-	sc.event("node %d stopped", id)
 }
 
 // restart opens node id again on its filesystem, advancing the clock
