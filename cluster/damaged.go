@@ -86,7 +86,7 @@ func (c *Cluster) hasDamaged() bool {
 }
 
 // updateDamaged changes the record of damaged replica rid, if still kept;
-// nil deletes it.
+// a change that returns false deletes it.
 func (c *Cluster) updateDamaged(rid uint64, change func(*damagedReplica) bool) {
 	c.watchMu.Lock()
 	defer c.watchMu.Unlock()

@@ -126,8 +126,8 @@
 //     A read that finds the stored log damaged takes the partition offline
 //     (as on the single writer) and tells the owner once
 //     (ReplicaConfig.Damaged), which has the replica hand its leadership
-//     over and renewed from the group; StoredBytesInvalid tells such errors, of a read or an
-//     open, from a failed read. Raft reading entries across such damage
+//     over and then renews it from the group; StoredBytesInvalid tells
+//     such errors, of a read or an open, from a failed read. Raft reading entries across such damage
 //     (a leader catching up a replica) does the same and is told they are
 //     compacted, so it sends a snapshot instead of panicking.
 //   - Producer state and the stream index at open are caught up to the
