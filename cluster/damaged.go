@@ -11,7 +11,6 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/meta"
-	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/replica"
 )
@@ -98,9 +97,6 @@ func (c *Cluster) updateDamaged(rid uint64, change func(*damagedReplica) bool) {
 		}
 	}
 }
-
-// isDamage reports whether a replica's open failed on damaged files.
-func isDamage(err error) bool { return partition.StoredBytesInvalid(err) }
 
 // renewDamaged asks for the renewal of each damaged replica the state
 // still lists, no move running on its partition, once the other replicas

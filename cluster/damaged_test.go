@@ -3,12 +3,12 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
 	"time"
 
-	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/internal/testio"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/partition"
@@ -36,29 +36,7 @@ func TestClusterRenewsDamagedReplica(t *testing.T) {
 
 func renewsDamagedReplica(t *testing.T, file string, edit func([]byte) []byte) {
 	tn := startNodes(t, 3)
-	if _, err := tn.nodes[1].CreateTopicReplicated("damaged", 1, 3, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	a := startAppender(tn, "damaged")
-	waitUntil(t, "appends before the damage", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) >= 40 })
-	lead := tn.leader("damaged", 0)
-	var victim int32
-	for id := range tn.nodes {
-		if id != lead {
-			victim = id
-			break
-		}
-	}
-	mpOf := func(c *Cluster) *metav1.Partition {
-		for _, tp := range c.ctl.State().Topics {
-			if tp.Name == "damaged" {
-				return tp.Partitions[0]
-			}
-		}
-		t.Fatal("no topic damaged in the state")
-		return nil
-	}
-	damagedID := tn.localReplicaOf(victim, "damaged")
+	a, victim, damagedID := startDamageVictim(tn, "damaged")
 	q, err := tn.nodes[victim].Partition("damaged", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -76,19 +54,7 @@ func renewsDamagedReplica(t *testing.T, file string, edit func([]byte) []byte) {
 	}
 	tn.restart(victim)
 
-	var renewed uint64
-	waitUntil(t, "the damaged replica renewed on its node", func() bool {
-		mp := mpOf(tn.nodes[victim])
-		at := slices.IndexFunc(mp.Replicas, func(r uint64) bool { return meta.NodeOf(r) == victim })
-		if at < 0 || mp.ReassignmentId != 0 || mp.Replicas[at] == damagedID {
-			return false
-		}
-		renewed = mp.Replicas[at]
-		return true
-	})
-	if meta.NodeReplicaID(renewed) != meta.NodeReplicaID(damagedID) || meta.PlacementOf(renewed) <= meta.PlacementOf(damagedID) {
-		t.Fatalf("node %d's replica %#x became %#x: want its incarnation at a new placement", victim, damagedID, renewed)
-	}
+	renewed := tn.waitRenewed(victim, "damaged", damagedID)
 	acked := appendMore(tn, "damaged", a.finish(t))
 
 	tn.checkHolds("damaged", tn.leader("damaged", 0), slices.Collect(maps.Keys(tn.nodes)), acked)
@@ -98,24 +64,11 @@ func renewsDamagedReplica(t *testing.T, file string, edit func([]byte) []byte) {
 // TestClusterRenewsReplicaDamagedOnRead: a follower's segment gets a bad
 // batch below its recovery point (which the open does not validate); made
 // leader, the first read of it takes the partition offline there. The
-// node stops that replica, so the others elect a leader that serves
-// writes again, and the replica is renewed from it.
+// replica hands its leadership to another, which serves writes again,
+// and is renewed from it.
 func TestClusterRenewsReplicaDamagedOnRead(t *testing.T) {
 	tn := startNodes(t, 3)
-	if _, err := tn.nodes[1].CreateTopicReplicated("flipped", 1, 3, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	a := startAppender(tn, "flipped")
-	waitUntil(t, "appends before the damage", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) >= 40 })
-	lead := tn.leader("flipped", 0)
-	var victim int32
-	for id := range tn.nodes {
-		if id != lead {
-			victim = id
-			break
-		}
-	}
-	damagedID := tn.localReplicaOf(victim, "flipped")
+	a, victim, damagedID := startDamageVictim(tn, "flipped")
 	q, err := tn.nodes[victim].Partition("flipped", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -140,11 +93,13 @@ func TestClusterRenewsReplicaDamagedOnRead(t *testing.T) {
 	waitUntil(t, "the victim to lead", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		l, err := tn.nodes[lead].Leader("flipped", 0)
+		l, err := tn.nodes[victim].Leader("flipped", 0)
 		if err == nil && l.Node == victim {
 			return true
 		}
-		_ = tn.nodes[l.Node].TransferLeader(ctx, "flipped", 0, victim)
+		if l.Node > 0 {
+			_ = tn.nodes[l.Node].TransferLeader(ctx, "flipped", 0, victim)
+		}
 		return false
 	})
 	p, err := tn.nodes[victim].Partition("flipped", 0)
@@ -155,11 +110,7 @@ func TestClusterRenewsReplicaDamagedOnRead(t *testing.T) {
 	if _, err := p.Read(1, 1); !errors.Is(err, partition.ErrStorageFailed) {
 		t.Fatalf("read of the damaged copy: %v, want ErrStorageFailed", err)
 	}
-	var renewed uint64
-	waitUntil(t, "the damaged replica renewed", func() bool {
-		renewed = tn.localReplicaOf(victim, "flipped")
-		return renewed != damagedID && tn.nodes[victim].ctl.State().Topics[0].Partitions[0].ReassignmentId == 0
-	})
+	renewed := tn.waitRenewed(victim, "flipped", damagedID)
 	acked := appendMore(tn, "flipped", a.finish(t))
 	tn.checkHolds("flipped", tn.leader("flipped", 0), slices.Collect(maps.Keys(tn.nodes)), acked)
 	t.Logf("node %d's replica %#x, damaged on read while it led, renewed as %#x; %d acknowledged appends", victim, damagedID, renewed, len(acked))
@@ -174,6 +125,48 @@ func appendMore(tn *testNodes, topic string, acked map[int64]string) map[int64]s
 	waitUntil(tn.t, "appends after the renewal", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.acked) >= 40 })
 	maps.Copy(acked, b.finish(tn.t))
 	return acked
+}
+
+// startDamageVictim creates topic (one partition, three replicas), starts
+// an appender and waits for some appends, and names a follower of the
+// partition and its replica id: the one a test damages.
+func startDamageVictim(tn *testNodes, topic string) (*appender, int32, uint64) {
+	t := tn.t
+	t.Helper()
+	if _, err := tn.nodes[1].CreateTopicReplicated(topic, 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	a := startAppender(tn, topic)
+	waitUntil(t, "appends before the damage", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) >= 40 })
+	lead := tn.leader(topic, 0)
+	for id := range tn.nodes {
+		if id != lead {
+			return a, id, tn.localReplicaOf(id, topic)
+		}
+	}
+	t.Fatal("no follower")
+	return nil, 0, 0
+}
+
+// waitRenewed waits until node id's damaged replica of topic-0 is renewed
+// (the node holds another id and no move runs) and checks that the new
+// one is the same node incarnation at a later placement.
+func (tn *testNodes) waitRenewed(id int32, topic string, damaged uint64) uint64 {
+	tn.t.Helper()
+	var renewed uint64
+	waitUntil(tn.t, fmt.Sprintf("node %d's damaged replica %#x renewed", id, damaged), func() bool {
+		for _, tp := range tn.nodes[id].ctl.State().Topics {
+			if tp.Name == topic {
+				renewed = tn.nodes[id].localReplica(tp.Partitions[0])
+				return renewed != damaged && tp.Partitions[0].ReassignmentId == 0
+			}
+		}
+		return false
+	})
+	if meta.NodeReplicaID(renewed) != meta.NodeReplicaID(damaged) || meta.PlacementOf(renewed) <= meta.PlacementOf(damaged) {
+		tn.t.Fatalf("node %d's replica %#x became %#x: want its incarnation at a new placement", id, damaged, renewed)
+	}
+	return renewed
 }
 
 // localReplicaOf is node id's replica of topic-0 in its applied state.

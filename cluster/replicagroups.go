@@ -45,7 +45,7 @@ func (c *Cluster) openReplica(topic string, mp *metav1.Partition, cfg partition.
 		switch {
 		case errors.Is(err, errReplicaWaits):
 			c.env.Logger.Info("partition waits for the metadata log", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "replica", rid, "err", err)
-		case isDamage(err):
+		case partition.StoredBytesInvalid(err): // damaged files
 			c.noteDamaged(topic, mp.Index, mp.GroupId, rid, err)
 		default:
 			c.env.Logger.Error("partition offline", "topic", topic, "partition", mp.Index, "group", mp.GroupId, "err", err)
@@ -254,22 +254,16 @@ func (c *Cluster) closeSlot(s *PartitionSlot) error {
 		return nil
 	}
 	if s.Partition.Replicated() {
-		c.stopGroup(s.Group)
+		if err := c.sched.RemoveGroup(s.Group); err != nil && !errors.Is(err, replica.ErrUnknownGroup) {
+			c.env.Logger.Warn("removing a partition group from the scheduler", "group", s.Group, "err", err)
+		}
+		c.watchMu.Lock()
+		delete(c.leaderships, s.Group)
+		c.signalLeadersLocked()
+		c.watchMu.Unlock()
+		c.node.leaders.RemoveGroup(s.Group)
 	}
 	return s.Partition.Close()
-}
-
-// stopGroup takes a partition's group off the scheduler, so its replica
-// here no longer votes, leads or answers, and forgets its leadership.
-func (c *Cluster) stopGroup(group uint64) {
-	if err := c.sched.RemoveGroup(group); err != nil && !errors.Is(err, replica.ErrUnknownGroup) {
-		c.env.Logger.Warn("removing a partition group from the scheduler", "group", group, "err", err)
-	}
-	c.watchMu.Lock()
-	delete(c.leaderships, group)
-	c.signalLeadersLocked()
-	c.watchMu.Unlock()
-	c.node.leaders.RemoveGroup(group)
 }
 
 // forgetGroups drops a deleted topic's groups from the leader table.
