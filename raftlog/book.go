@@ -39,6 +39,9 @@ type book struct {
 	// written (a restart counts from the persisted ones), so they need no
 	// agreement check beyond being found by a count.
 	fine []Anchor
+	// synced is the offset the segments were last known synced up to: the
+	// last Synced record, lowered by any Truncate after it (0: none).
+	synced int64
 }
 
 // fineAnchorBytes is the distance in batch bytes between in-memory
@@ -70,6 +73,9 @@ func (b *book) apply(r Record) error {
 		return b.applyTruncate(r)
 	case *Anchor:
 		return b.applyAnchor(r)
+	case *Synced:
+		b.synced = r.NextOffset
+		return nil
 	}
 	return fmt.Errorf("record type %s", r.Type())
 }
@@ -152,6 +158,7 @@ func (b *book) applyTruncate(t *Truncate) error {
 	b.anchors = b.anchors[:sort.Search(len(b.anchors), func(i int) bool { return b.anchors[i].Index >= t.Index })]
 	b.fine = b.fine[:sort.Search(len(b.fine), func(i int) bool { return b.fine[i].Index >= t.Index })]
 	b.terms = b.terms[:sort.Search(len(b.terms), func(i int) bool { return b.terms[i].Index >= t.Index })]
+	b.synced = min(b.synced, t.NextOffset)
 	return nil
 }
 
@@ -268,10 +275,10 @@ func (b *book) start(i uint64) (Position, bool) {
 
 // liveRecords returns the records a rewritten raft-meta holds, in an
 // order apply takes: the Snapshot, then the non-data entries and the
-// anchors above it by index. Anchors are thinned to one per interval
-// bytes of log as position (the byte position of an offset in the log)
-// measures it, the first and last always kept; the kept ones are returned
-// too.
+// anchors above it by index, then the Synced offset if any. Anchors are
+// thinned to one per interval bytes of log as position (the byte position
+// of an offset in the log) measures it, the first and last always kept;
+// the kept ones are returned too.
 func (b *book) liveRecords(interval int64, position func(offset int64) int64) ([]Record, []Anchor) {
 	var anchors []Anchor
 	var keptAt int64
@@ -295,6 +302,9 @@ func (b *book) liveRecords(interval int64, position func(offset int64) int64) ([
 			records = append(records, &a)
 			j++
 		}
+	}
+	if b.synced > 0 {
+		records = append(records, &Synced{NextOffset: b.synced})
 	}
 	return records, anchors
 }

@@ -64,12 +64,17 @@
 // # Durability
 //
 // Append writes without syncing. Sync, which may run on a flusher
-// concurrently with the write side, syncs the segments, then raft-meta,
-// then rewrites raft-state if the term or vote changed: after it returns,
-// every entry appended and the hard state set before the call survive a
-// crash. A conflicting Append cuts the segments (storage.TruncateSuffix
-// syncs), then writes and syncs a Truncate record, before writing the new
-// entries. A non-data Entry record is synced before any batch written
+// concurrently with the write side, syncs the segments, then appends a
+// Synced record of their synced end to raft-meta (when it moved) and
+// syncs raft-meta, then rewrites raft-state if the term or vote changed:
+// after it returns, every entry appended and the hard state set before
+// the call survive a crash, and a later Open that finds fewer batches
+// knows they were damaged, not torn (see Recovery point and damage). The
+// record costs a second fsync per Sync; it is what keeps a replica whose
+// disk lost synced batches from voting as though it never had them. A
+// conflicting Append first lowers a Synced record above the cut to it
+// (synced), then cuts the segments (storage.TruncateSuffix syncs), then
+// writes and syncs a Truncate record, before writing the new entries. A non-data Entry record is synced before any batch written
 // after it: each file keeps its own prefix of what was not synced, and
 // batches kept without the non-data entry before them would be counted
 // one index too low, which no epoch check sees within a term.
@@ -92,7 +97,8 @@
 // Open recovers: storage.Open, raft-state, raft-meta up to its recovery
 // point (a torn tail after it is cut), then a walk from the last anchor
 // below the segments' end that stops at the first entry the segments and
-// raft-meta disagree about; the rest is cut as a conflict is. Because the
+// raft-meta disagree about; the rest is cut as a conflict is, unless it
+// lies below the last Synced offset (damage). Because the
 // segments are synced before raft-meta and a truncation cuts the segments
 // before its record is written, what a crash leaves is always a prefix of
 // a log that existed, and the walk finds where it ends. An applied entry
@@ -170,6 +176,10 @@
 //	            always the first record of a file
 //	4 Anchor    index u64, offset i64
 //	            the data batch stored at Kafka offset `offset` is entry `index`
+//	5 Synced    next offset i64
+//	            the segments were synced up to next offset when it was
+//	            written (after that sync returned); the last one counts,
+//	            lowered by a Truncate after it; a rewrite keeps it
 //
 // The reset-segments flag marks the raft-meta file ApplySnapshot writes
 // when the log did not hold the snapshot's entry: the segments restart
@@ -251,7 +261,18 @@
 // whose body does not decode is corruption wherever it lies. Record
 // lengths are bounded (1 MiB) before anything is sliced or allocated, and
 // the file, loaded whole, at 64 MiB. The torn tail is cut and the cut
-// synced before anything is appended after it. ReadMetaHeader reads only
+// synced before anything is appended after it.
+//
+// The segments have their own recovery point (storage's log-state), past
+// which storage.Open takes the first bad batch for a torn tail and cuts
+// it. A Synced record above where they now end, or a walk that stops
+// below it, is a *storage.CorruptionError: those batches were synced, so
+// the replica may have acknowledged them, and a replica that went on
+// without them could help elect a leader lacking committed entries before
+// any leader told it what it lost. raft-meta itself has no such record:
+// its records past raft-state's recovery point (those since the last
+// checkpoint or change of term or vote), damaged, are still taken for a
+// torn tail (docs/cluster.md). ReadMetaHeader reads only
 // the header (group and replica id): whose a directory is when its
 // raft-state is unreadable.
 //

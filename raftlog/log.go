@@ -32,9 +32,11 @@ type Log struct {
 	storage *storage.Log
 	fs      vfs.FS
 	dir     string
-	// meta is raft-meta open for appending. Only the write side writes
-	// it; Sync fsyncs it, possibly concurrently.
-	meta vfs.File
+	// meta is raft-meta open for appending. The write side writes it, and
+	// Sync its Synced records, each holding metaWriteMu for the write; Sync
+	// fsyncs it, possibly concurrently.
+	meta        vfs.File
+	metaWriteMu sync.Mutex
 
 	mu   sync.RWMutex
 	book *book
@@ -69,6 +71,9 @@ type Log struct {
 	// a rewrite).
 	metaSynced     int64
 	metaGeneration uint32
+	// claimed is the offset of the last Synced record written (the book's
+	// synced, as this side last set it).
+	claimed int64
 }
 
 // newLog builds a read-only Log over segments and the bookkeeping read

@@ -33,6 +33,7 @@ const (
 	RecordTruncate RecordType = 2
 	RecordSnapshot RecordType = 3
 	RecordAnchor   RecordType = 4
+	RecordSynced   RecordType = 5
 )
 
 // EntryKind says what a non-data entry is. Part of the format.
@@ -73,7 +74,8 @@ type MetaHeader struct {
 // metaFlagResetSegments is MetaHeader.ResetSegments in the header's flags.
 const metaFlagResetSegments = 1 << 0
 
-// Record is one raft-meta record: *Entry, *Truncate, *Snapshot or *Anchor.
+// Record is one raft-meta record: *Entry, *Truncate, *Snapshot, *Anchor or
+// *Synced.
 type Record interface {
 	Type() RecordType
 	appendBody(b []byte) []byte
@@ -123,7 +125,16 @@ type Anchor struct {
 	Offset int64
 }
 
+// Synced says that the segments were synced up to NextOffset when it was
+// written: a later Open that finds them ending below it found synced
+// batches damaged, not a torn write. The last one in the file counts (a
+// truncation writes a lower one before it cuts).
+type Synced struct {
+	NextOffset int64
+}
+
 func (*Entry) Type() RecordType    { return RecordEntry }
+func (*Synced) Type() RecordType   { return RecordSynced }
 func (*Truncate) Type() RecordType { return RecordTruncate }
 func (*Snapshot) Type() RecordType { return RecordSnapshot }
 func (*Anchor) Type() RecordType   { return RecordAnchor }
@@ -172,6 +183,10 @@ func (s *Snapshot) appendBody(b []byte) []byte {
 func (a *Anchor) appendBody(b []byte) []byte {
 	b = be.AppendUint64(b, a.Index)
 	return be.AppendUint64(b, uint64(a.Offset))
+}
+
+func (s *Synced) appendBody(b []byte) []byte {
+	return be.AppendUint64(b, uint64(s.NextOffset))
 }
 
 // encodeMetaHeader returns the header bytes of a raft-meta file.
@@ -254,6 +269,8 @@ func (t RecordType) String() string {
 		return "Snapshot"
 	case RecordAnchor:
 		return "Anchor"
+	case RecordSynced:
+		return "Synced"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
 }

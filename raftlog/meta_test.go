@@ -18,6 +18,7 @@ func sampleRecords() []Record {
 			Terms: []TermStart{{Term: 1, Index: 1, Offset: 0}, {Term: 2, Index: 6, Offset: 300}}},
 		&Entry{Index: 11, Term: 3, Kind: KindEmpty, NextOffset: 500},
 		&Anchor{Index: 12, Offset: 500},
+		&Synced{NextOffset: 515},
 		&Entry{Index: 14, Term: 3, Kind: KindConfChangeV2, NextOffset: 520, Data: []byte("conf")},
 		&Truncate{Index: 13, NextOffset: 510},
 		&Entry{Index: 13, Term: 4, Kind: KindEmpty, NextOffset: 510},

@@ -95,6 +95,8 @@ func decodeRecord(t RecordType, body []byte) (Record, error) {
 		rec = decodeSnapshot(r)
 	case RecordAnchor:
 		rec = &Anchor{Index: r.u64("index"), Offset: r.offset("offset")}
+	case RecordSynced:
+		rec = &Synced{NextOffset: r.offset("next offset")}
 	default:
 		return nil, fmt.Errorf("record type %d: %w", uint8(t), ErrInvalid)
 	}

@@ -109,13 +109,15 @@ func create(fsys vfs.FS, dir string, st *storage.Log, boot Bootstrap, conf []byt
 // log and stops at the first disagreement between the segments and
 // raft-meta; what follows is cut (segments first, then a Truncate
 // record, as Append does). What was cut was never covered by a completed
-// Sync, or is a suffix a leader of a higher term overrode.
+// Sync, or is a suffix a leader of a higher term overrode: a cut below
+// the last Synced record is damage instead.
 //
 // Damage is a *storage.CorruptionError: raft-state unreadable, or missing
 // beside segments holding batches; raft-meta missing, of a wrong
 // generation, damaged before its recovery point or contradicting itself;
 // a snapshot past the segments' end; an applied entry the walk does not
-// reach. A directory without raft-state and without batches gives an
+// reach; segments ending, or a walk stopping, below the offset raft-meta's
+// last Synced record says they were synced up to. A directory without raft-state and without batches gives an
 // error wrapping ErrStateMissing (never created, or Create interrupted).
 func Open(fsys vfs.FS, dir string, cfg storage.Config, nowMs int64) (*Log, error) {
 	st, err := storage.Open(fsys, dir, cfg, nowMs)
@@ -151,6 +153,12 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	if end := st.NextOffset(); b.synced > end {
+		// storage.Open cut what it took for a torn tail, but a sync had
+		// covered it: damage, whose cut loses entries this replica may
+		// have acknowledged.
+		return nil, corruption(dir, "the segments end at offset %d, below offset %d, which they were synced up to", end, b.synced)
+	}
 	// An installed snapshot's raft-meta that raft-state does not name yet:
 	// the segments' reset may not have happened.
 	resetDue := scan.Header.ResetSegments && scan.Header.Generation != state.MetaGeneration
@@ -183,6 +191,7 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 		meta.Close()
 		return nil, err
 	}
+	l.claimed = l.book.synced
 	if scan.Header.Generation != state.MetaGeneration {
 		// raft-meta was replaced (a rewrite or an install) and raft-state
 		// not written after: name the new file now, so that the next
@@ -312,6 +321,13 @@ func (l *Log) recoverEnd() error {
 	l.w.lastData = end.lastData
 	if end.mismatch == nil && l.book.lastIndex() < end.Index && segmentsEnd == end.Offset {
 		return nil
+	}
+	if end.Offset < l.book.synced {
+		// The segments and raft-meta disagree below where a sync reached:
+		// what was synced is damaged (a batch's leader epoch, which its
+		// CRC does not cover), not torn.
+		return corruption(l.dir, "entry %d at offset %d is not what raft-meta describes (%v), below offset %d, which the segments were synced up to",
+			end.Index, end.Offset, end.mismatch, l.book.synced)
 	}
 	return l.cutAtOpen(end.Position, segmentsEnd)
 }

@@ -126,8 +126,23 @@ func (l *Log) plan(ents []*raftpb.Entry) ([]planned, bool, error) {
 // raft-meta describing entries past the segments' end, which Open's walk
 // finds and cuts (§1.6); the reverse order could let a stale non-data
 // record renumber the batches after it.
+//
+// A Synced record above the cut is lowered to it first, durably, so that
+// a crash between the cut and the Truncate record does not leave
+// raft-meta saying that synced batches past the segments' end were lost.
+// syncMu is held throughout, so no Sync records the old end meanwhile.
 func (l *Log) truncate(first uint64, offset int64) error {
 	t := &Truncate{Index: first, NextOffset: offset}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.claimed > offset {
+		if err := l.claimLocked(offset); err != nil {
+			return err
+		}
+		if err := l.syncMetaLocked(); err != nil {
+			return err
+		}
+	}
 	l.mu.Lock()
 	err := l.book.apply(t)
 	l.cache.truncateFrom(first)
@@ -145,7 +160,8 @@ func (l *Log) truncate(first uint64, offset int64) error {
 	if err := l.writeMetaRecord(t); err != nil {
 		return err
 	}
-	return l.syncMeta()
+	l.claimed = min(l.claimed, offset)
+	return l.syncMetaLocked()
 }
 
 // appendData writes a run of data entries with one storage.Append.
@@ -226,6 +242,8 @@ func (l *Log) appendNonData(p planned) error {
 // writeMetaRecord appends r to raft-meta. A failed write may leave part of
 // the record, so it fails the log: no record may follow torn bytes.
 func (l *Log) writeMetaRecord(r Record) error {
+	l.metaWriteMu.Lock()
+	defer l.metaWriteMu.Unlock()
 	n, err := writeRecord(l.meta, r)
 	if err != nil {
 		return l.fail(fmt.Errorf("write %s: %w", metaFileName, err))
@@ -233,6 +251,22 @@ func (l *Log) writeMetaRecord(r Record) error {
 	l.mu.Lock()
 	l.metaWritten += int64(n)
 	l.mu.Unlock()
+	return nil
+}
+
+// claimLocked writes a Synced record for offset. The caller holds syncMu.
+func (l *Log) claimLocked(offset int64) error {
+	s := &Synced{NextOffset: offset}
+	if err := l.writeMetaRecord(s); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	err := l.book.apply(s)
+	l.mu.Unlock()
+	if err != nil {
+		return l.fail(fmt.Errorf("synced %d: %w", offset, err))
+	}
+	l.claimed = offset
 	return nil
 }
 
@@ -281,7 +315,11 @@ func (l *Log) RecordApplied(index uint64, conf *raftpb.ConfState) error {
 }
 
 // Sync makes everything written before the call durable: the segments,
-// then raft-meta, then raft-state when the term or vote changed. It may
+// then raft-meta, with a Synced record of the segments' new synced end
+// when it moved, then raft-state when the term or vote changed. The
+// Synced record is what lets Open tell synced batches a disk damaged from
+// a torn write: a replica that cut the former as the latter could vote a
+// leader lacking entries it acknowledged into office. It may
 // run on another goroutine (a flusher) concurrently with the write side.
 // A failure makes the log failed for good, as storage.Log.Sync does.
 func (l *Log) Sync() error {
@@ -308,9 +346,17 @@ func (l *Log) syncLocked() (State, error) {
 	l.mu.RUnlock()
 	// The segments first: a raft-meta record synced before the batches
 	// it follows would describe entries a crash may lose, which Open
-	// cuts; the reverse is never needed.
-	if _, err := l.storage.Sync(); err != nil {
+	// cuts; the reverse is never needed. The Synced record is written
+	// after their sync returned, so it never claims more than is durable,
+	// whenever writeback takes it to the disk.
+	synced, err := l.storage.Sync()
+	if err != nil {
 		return State{}, l.fail(fmt.Errorf("sync: %w", err))
+	}
+	if synced > l.claimed {
+		if err := l.claimLocked(synced); err != nil {
+			return State{}, err
+		}
 	}
 	if err := l.syncMetaLocked(); err != nil {
 		return State{}, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -962,4 +963,126 @@ func TestAppendDiskFull(t *testing.T) {
 	l.Close()
 	l = openLog(t, efs)
 	matches(t, l, m)
+}
+
+// TestOpenTellsSyncedDamageFromTornTail: batches past the segments'
+// recovery point that a Sync covered and a disk then damaged are
+// corruption at Open (the Synced record says they were durable), where
+// the same bytes never synced are a torn tail Open cuts. A replica that
+// cut the former would have lost entries it acknowledged, and could vote
+// a leader lacking them into office before any leader told it.
+func TestOpenTellsSyncedDamageFromTornTail(t *testing.T) {
+	// build appends a checkpointed first run, then a second run past the
+	// recovery point, synced or not, and crashes; it returns the crashed
+	// filesystem, the segment's name and where the second run begins in it.
+	build := func(t *testing.T, synced bool) (vfs.FS, string, int) {
+		fsys := vfs.NewCrashFS()
+		l := createLog(t, fsys)
+		m := newModel(t)
+		ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}})
+		if err := l.Append(ents, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(t, ents, begins, end)
+		if err := l.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		name := "p/" + segmentName(t, fsys)
+		size, err := fsys.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents, _, _ = m.build(t, 13, []spec{{kind: 'd', term: 3, records: 3, valueBytes: 40}, {kind: 'd', term: 3, records: 1, valueBytes: 40}})
+		if err := l.Append(ents, 0); err != nil {
+			t.Fatal(err)
+		}
+		if synced {
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		crashed := fsys.Crash(vfs.CrashOptions{})
+		l.Close()
+		return crashed, name, int(size)
+	}
+	damages := []struct {
+		name   string
+		damage func(data []byte, from int) []byte
+	}{
+		{"last batch cut short", func(data []byte, from int) []byte { return data[:len(data)-7] }},
+		{"bit flipped in the first batch past the recovery point", func(data []byte, from int) []byte {
+			data[from+30] ^= 0x10
+			return data
+		}},
+		{"leader epoch of that batch changed (its CRC does not cover it)", func(data []byte, from int) []byte {
+			data[from+15] ^= 0x04 // PartitionLeaderEpoch: bytes 12 to 16
+			return data
+		}},
+	}
+	for _, d := range damages {
+		t.Run(d.name, func(t *testing.T) {
+			fsys, name, from := build(t, true)
+			data, err := vfs.ReadFile(fsys, name)
+			if err != nil || len(data) <= from {
+				t.Fatalf("segment of %d bytes, the recovery point at %d: %v", len(data), from, err)
+			}
+			if err := vfs.WriteFileAtomic(fsys, name, d.damage(data, from)); err != nil {
+				t.Fatal(err)
+			}
+			var corrupt *storage.CorruptionError
+			if _, err := Open(fsys, "p", testCfg, 0); !errors.As(err, &corrupt) {
+				t.Fatalf("Open: %v, want a storage.CorruptionError", err)
+			}
+		})
+	}
+	t.Run("never synced", func(t *testing.T) {
+		// The crash kept nothing of the second run: what it would have
+		// torn is gone, and the log ends after the first.
+		fsys, _, _ := build(t, false)
+		l := openLog(t, fsys)
+		defer l.Close()
+		if last, _ := l.LastIndex(); last != 12 {
+			t.Fatalf("LastIndex = %d, want 12", last)
+		}
+	})
+	t.Run("cut below a synced end by a later override", func(t *testing.T) {
+		// An override cuts synced entries: Open after it finds no damage.
+		fsys, _, _ := build(t, true)
+		l := openLog(t, fsys)
+		m := newModel(t)
+		ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}})
+		m.apply(t, ents, begins, end)
+		ents, _, _ = m.build(t, 13, []spec{{kind: 'e', term: 4}})
+		if err := l.Append(ents, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		l = openLog(t, fsys)
+		defer l.Close()
+		if last, _ := l.LastIndex(); last != 13 {
+			t.Fatalf("LastIndex = %d, want 13", last)
+		}
+	})
+}
+
+// segmentName returns the name of the only segment file in dir p.
+func segmentName(t *testing.T, fsys vfs.FS) string {
+	t.Helper()
+	names, err := fsys.List("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".log") {
+			segs = append(segs, n)
+		}
+	}
+	if len(segs) != 1 {
+		t.Fatalf("segments %v, want one", segs)
+	}
+	return segs[0]
 }
