@@ -1714,6 +1714,11 @@ func (s *simScenario) afterAck() {
 type simElement struct {
 	name string
 	run  func(s *simScenario)
+	// lateDraw keeps the element out of schedules drawn from a prefix of
+	// simElements: the fixed seeds drawing from one chose their schedules
+	// while it was a known bug ("corrupt a log file": damage past the
+	// recovery point was cut as a torn tail; docs/design/simulation.md).
+	lateDraw bool
 	// knownBug, when set, keeps the element out of random schedules until
 	// the bug it names is fixed; -sim.element runs it.
 	knownBug string
@@ -1808,11 +1813,7 @@ var simElements = []simElement{
 		s.phase("after the corruption", s.steady())
 		s.sc.repairOffline(s.rng)
 		s.healed()
-	}, knownBug: "raft-meta damaged past its recovery point (records synced since raft-state last named its size) is " +
-		"taken for a torn tail: its records are cut from there, the Synced ones among them, and a non-data entry cut " +
-		"takes the batches after it too, losing entries the replica may have acknowledged (it fails with " +
-		"replica.ErrLogLost when the leader's heartbeat commits past its end, and is renewed, but may vote in a new " +
-		"majority first); a damaged segment is found (the Synced record); docs/cluster.md"},
+	}, lateDraw: true},
 	{name: "corrupt a state file", run: func(s *simScenario) {
 		s.sc.replicated()
 		s.sc.corrupt(s.node(), s.rng, false)
@@ -2026,7 +2027,9 @@ func runSimulationOf(t *testing.T, seed uint64, nodes int, elements []simElement
 	if *simOnly != "" {
 		return runSchedule(t, seed, rng, nodes, []simElement{simElementNamed(t, *simOnly)}, workloads...)
 	}
-	drawn := slices.DeleteFunc(slices.Clone(elements), func(e simElement) bool { return e.knownBug != "" || e.nodesMin > nodes })
+	drawn := slices.DeleteFunc(slices.Clone(elements), func(e simElement) bool {
+		return e.knownBug != "" || e.nodesMin > nodes || (e.lateDraw && len(elements) < len(simElements))
+	})
 	var schedule []simElement
 	for range simScheduleLen {
 		schedule = append(schedule, drawn[rng.IntN(len(drawn))])

@@ -273,7 +273,7 @@ func (l *Log) replaceMetaLocked(in install) error {
 	old := l.meta
 	l.meta, l.metaSynced, l.metaGeneration = f, h.WrittenBytes, h.Generation
 	l.mu.Lock()
-	l.metaWritten = h.WrittenBytes
+	l.metaWritten, l.metaVital = h.WrittenBytes, h.WrittenBytes
 	l.mu.Unlock()
 	if err := old.Close(); err != nil {
 		return l.fail(fmt.Errorf("apply snapshot at %d: close the old %s: %w", in.rec.Index, metaFileName, err))

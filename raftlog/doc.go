@@ -69,7 +69,9 @@
 // syncs raft-meta, then rewrites raft-state if the term or vote changed:
 // after it returns, every entry appended and the hard state set before
 // the call survive a crash, and a later Open that finds fewer batches
-// knows they were damaged, not torn (see Recovery point and damage). The
+// knows they were damaged, not torn (see Recovery point and damage);
+// raft-state is also rewritten when raft-meta holds, past its recovery
+// point, a record other than Synced or Anchor records. The
 // record costs a second fsync per Sync; it is what keeps a replica whose
 // disk lost synced batches from voting as though it never had them. A
 // conflicting Append first lowers a Synced record above the cut to it
@@ -269,10 +271,15 @@
 // below it, is a *storage.CorruptionError: those batches were synced, so
 // the replica may have acknowledged them, and a replica that went on
 // without them could help elect a leader lacking committed entries before
-// any leader told it what it lost. raft-meta itself has no such record:
-// its records past raft-state's recovery point (those since the last
-// checkpoint or change of term or vote), damaged, are still taken for a
-// torn tail (docs/cluster.md). ReadMetaHeader reads only
+// any leader told it what it lost. raft-meta's own records past
+// raft-state's recovery point are still taken for a torn tail when
+// damaged, so Sync rewrites raft-state, moving that point, whenever a
+// record whose loss would lose entries (any but Synced and Anchor: a
+// non-data entry, which the batches after it are counted from, a
+// truncation, a compaction point) lies past it: before any entry after
+// such a record is acknowledged, its damage is corruption. What may stay
+// past it are Synced records, whose loss only weakens the segments'
+// check (damage to both files at once is not told apart), and anchors. ReadMetaHeader reads only
 // the header (group and replica id): whose a directory is when its
 // raft-state is unreadable.
 //

@@ -46,8 +46,10 @@ type Log struct {
 	// last is the index of the last entry (the snapshot index when there
 	// is none above it).
 	last uint64
-	// metaWritten is the size of raft-meta as written.
-	metaWritten int64
+	// metaWritten is the size of raft-meta as written, and metaVital its
+	// size after the last record other than a Synced or an Anchor record:
+	// the records whose loss would lose entries. See Sync.
+	metaWritten, metaVital int64
 	// want is the raft-state the next Sync or Checkpoint may write: the
 	// hard state set, the applied index and ConfState recorded.
 	want State

@@ -99,7 +99,7 @@ func create(fsys vfs.FS, dir string, st *storage.Log, boot Bootstrap, conf []byt
 		return nil, fmt.Errorf("create raft log %s: %w", dir, err)
 	}
 	return &Log{storage: st, fs: fsys, dir: dir, meta: meta, book: b, last: boot.Index,
-		metaWritten: h.WrittenBytes, metaSynced: h.WrittenBytes, metaGeneration: h.Generation, want: state, persisted: state}, nil
+		metaWritten: h.WrittenBytes, metaVital: h.WrittenBytes, metaSynced: h.WrittenBytes, metaGeneration: h.Generation, want: state, persisted: state}, nil
 }
 
 // Open opens the raft log in dir and recovers it (design §1.6): the
@@ -185,7 +185,7 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 		want.Applied, want.ConfState = b.snapshot.Index, b.snapshot.ConfState
 	}
 	l := &Log{storage: st, fs: fsys, dir: dir, meta: meta, book: b,
-		metaWritten: scan.ValidBytes, metaSynced: scan.ValidBytes, metaGeneration: scan.Header.Generation,
+		metaWritten: scan.ValidBytes, metaVital: scan.ValidBytes, metaSynced: scan.ValidBytes, metaGeneration: scan.Header.Generation,
 		want: want, persisted: state}
 	if err := l.recoverEnd(); err != nil {
 		meta.Close()

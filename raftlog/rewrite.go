@@ -67,7 +67,7 @@ func (l *Log) rewriteMetaLocked() error {
 	old := l.meta
 	l.meta, l.metaSynced, l.metaGeneration = f, h.WrittenBytes, h.Generation
 	l.mu.Lock()
-	l.metaWritten = h.WrittenBytes
+	l.metaWritten, l.metaVital = h.WrittenBytes, h.WrittenBytes
 	l.book.anchors = anchors
 	l.mu.Unlock()
 	if err := old.Close(); err != nil {

@@ -250,6 +250,9 @@ func (l *Log) writeMetaRecord(r Record) error {
 	}
 	l.mu.Lock()
 	l.metaWritten += int64(n)
+	if t := r.Type(); t != RecordSynced && t != RecordAnchor {
+		l.metaVital = l.metaWritten
+	}
 	l.mu.Unlock()
 	return nil
 }
@@ -316,7 +319,9 @@ func (l *Log) RecordApplied(index uint64, conf *raftpb.ConfState) error {
 
 // Sync makes everything written before the call durable: the segments,
 // then raft-meta, with a Synced record of the segments' new synced end
-// when it moved, then raft-state when the term or vote changed. The
+// when it moved, then raft-state when the term or vote changed or a
+// record other than Synced and Anchor records lies past its recovery
+// point. The
 // Synced record is what lets Open tell synced batches a disk damaged from
 // a torn write: a replica that cut the former as the latter could vote a
 // leader lacking entries it acknowledged into office. It may
@@ -329,7 +334,19 @@ func (l *Log) Sync() error {
 	if err != nil {
 		return err
 	}
-	if want.Term == l.persisted.Term && want.Vote == l.persisted.Vote {
+	l.mu.RLock()
+	vital := l.metaVital
+	l.mu.RUnlock()
+	// raft-meta's records past raft-state's recovery point are taken for
+	// a torn tail when damaged, so one whose loss would lose entries
+	// acknowledged after this Sync (a non-data entry, which the batches
+	// after it are counted from; a truncation; a compaction point) moves
+	// the recovery point past it now. Only Synced records (and anchors)
+	// stay past it, and losing those only weakens the segments' check.
+	// Such records are rare (a term's first entry, a conf change), so this
+	// rewrite is too.
+	behind := l.persisted.MetaGeneration == l.metaGeneration && vital > l.persisted.MetaRecoveryPoint
+	if want.Term == l.persisted.Term && want.Vote == l.persisted.Vote && !behind {
 		return nil
 	}
 	return l.writeStateLocked(want)

@@ -972,39 +972,6 @@ func TestAppendDiskFull(t *testing.T) {
 // cut the former would have lost entries it acknowledged, and could vote
 // a leader lacking them into office before any leader told it.
 func TestOpenTellsSyncedDamageFromTornTail(t *testing.T) {
-	// build appends a checkpointed first run, then a second run past the
-	// recovery point, synced or not, and crashes; it returns the crashed
-	// filesystem, the segment's name and where the second run begins in it.
-	build := func(t *testing.T, synced bool) (vfs.FS, string, int) {
-		fsys := vfs.NewCrashFS()
-		l := createLog(t, fsys)
-		m := newModel(t)
-		ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}})
-		if err := l.Append(ents, 0); err != nil {
-			t.Fatal(err)
-		}
-		m.apply(t, ents, begins, end)
-		if err := l.Checkpoint(); err != nil {
-			t.Fatal(err)
-		}
-		name := "p/" + segmentName(t, fsys)
-		size, err := fsys.Stat(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ents, _, _ = m.build(t, 13, []spec{{kind: 'd', term: 3, records: 3, valueBytes: 40}, {kind: 'd', term: 3, records: 1, valueBytes: 40}})
-		if err := l.Append(ents, 0); err != nil {
-			t.Fatal(err)
-		}
-		if synced {
-			if err := l.Sync(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		crashed := fsys.Crash(vfs.CrashOptions{})
-		l.Close()
-		return crashed, name, int(size)
-	}
 	damages := []struct {
 		name   string
 		damage func(data []byte, from int) []byte
@@ -1021,7 +988,7 @@ func TestOpenTellsSyncedDamageFromTornTail(t *testing.T) {
 	}
 	for _, d := range damages {
 		t.Run(d.name, func(t *testing.T) {
-			fsys, name, from := build(t, true)
+			fsys, name, from := buildPastCheckpoint(t, true, nil)
 			data, err := vfs.ReadFile(fsys, name)
 			if err != nil || len(data) <= from {
 				t.Fatalf("segment of %d bytes, the recovery point at %d: %v", len(data), from, err)
@@ -1038,7 +1005,7 @@ func TestOpenTellsSyncedDamageFromTornTail(t *testing.T) {
 	t.Run("never synced", func(t *testing.T) {
 		// The crash kept nothing of the second run: what it would have
 		// torn is gone, and the log ends after the first.
-		fsys, _, _ := build(t, false)
+		fsys, _, _ := buildPastCheckpoint(t, false, nil)
 		l := openLog(t, fsys)
 		defer l.Close()
 		if last, _ := l.LastIndex(); last != 12 {
@@ -1047,7 +1014,7 @@ func TestOpenTellsSyncedDamageFromTornTail(t *testing.T) {
 	})
 	t.Run("cut below a synced end by a later override", func(t *testing.T) {
 		// An override cuts synced entries: Open after it finds no damage.
-		fsys, _, _ := build(t, true)
+		fsys, _, _ := buildPastCheckpoint(t, true, nil)
 		l := openLog(t, fsys)
 		m := newModel(t)
 		ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}})
@@ -1066,6 +1033,100 @@ func TestOpenTellsSyncedDamageFromTornTail(t *testing.T) {
 			t.Fatalf("LastIndex = %d, want 13", last)
 		}
 	})
+}
+
+// TestOpenTellsSyncedMetaDamage: raft-meta's records past raft-state's
+// recovery point are cut as a torn tail when damaged, so a record whose
+// loss would lose entries (here a term's first entry, which the batches
+// after it are counted from) must not stay there once a Sync covered it:
+// Sync moves the recovery point past it, and its damage is corruption.
+// Synced records alone may stay past it: losing one only weakens the
+// segments' check.
+func TestOpenTellsSyncedMetaDamage(t *testing.T) {
+	t.Run("a term's first entry", func(t *testing.T) {
+		fsys, _, _ := buildPastCheckpoint(t, true, []spec{{kind: 'e', term: 4}, {kind: 'd', term: 4, records: 2, valueBytes: 40}})
+		damageLastMetaRecord(t, fsys, RecordEntry)
+		var corrupt *storage.CorruptionError
+		if _, err := Open(fsys, "p", testCfg, 0); !errors.As(err, &corrupt) {
+			t.Fatalf("Open: %v, want a storage.CorruptionError", err)
+		}
+	})
+	t.Run("a Synced record", func(t *testing.T) {
+		fsys, _, _ := buildPastCheckpoint(t, true, nil)
+		damageLastMetaRecord(t, fsys, RecordSynced)
+		l := openLog(t, fsys)
+		defer l.Close()
+		if last, _ := l.LastIndex(); last != 14 {
+			t.Fatalf("LastIndex = %d, want 14", last)
+		}
+	})
+}
+
+// damageLastMetaRecord flips a bit in the body of the last record of type
+// typ in p/raft-meta, which must lie past the first checkpoint's end.
+func damageLastMetaRecord(t *testing.T, fsys vfs.FS, typ RecordType) {
+	t.Helper()
+	b, err := vfs.ReadFile(fsys, "p/raft-meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	for at := metaHeaderBytes; at < len(b); {
+		rt, _, size, err := nextRecord(b[at:])
+		if err != nil {
+			t.Fatalf("record at %d: %v", at, err)
+		}
+		if rt == typ {
+			last = at
+		}
+		at += size
+	}
+	if last < 0 {
+		t.Fatalf("no %s record in raft-meta", typ)
+	}
+	b[last+recordHeaderBytes] ^= 0x01
+	if err := vfs.WriteFileAtomic(fsys, "p/raft-meta", b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildPastCheckpoint appends a checkpointed first run (entries 11 and 12,
+// term 3), then past the recovery point a second run from entry 13 of
+// specs (two data entries of term 3 when nil), synced or not, and
+// crashes; it returns the crashed filesystem, the segment's name and
+// where the second run begins in it.
+func buildPastCheckpoint(t *testing.T, synced bool, specs []spec) (vfs.FS, string, int) {
+	fsys := vfs.NewCrashFS()
+	l := createLog(t, fsys)
+	m := newModel(t)
+	ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}})
+	if err := l.Append(ents, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, ents, begins, end)
+	if err := l.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	name := "p/" + segmentName(t, fsys)
+	size, err := fsys.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if specs == nil {
+		specs = []spec{{kind: 'd', term: 3, records: 3, valueBytes: 40}, {kind: 'd', term: 3, records: 1, valueBytes: 40}}
+	}
+	ents, _, _ = m.build(t, 13, specs)
+	if err := l.Append(ents, 0); err != nil {
+		t.Fatal(err)
+	}
+	if synced {
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed := fsys.Crash(vfs.CrashOptions{})
+	l.Close()
+	return crashed, name, int(size)
 }
 
 // segmentName returns the name of the only segment file in dir p.
