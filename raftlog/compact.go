@@ -14,7 +14,8 @@ import (
 // writes and syncs a Snapshot record (the term boundaries at or below
 // index, the Kafka offset after it, the log start offset and conf, or the
 // previous ConfState when conf is nil) before returning, so the caller
-// may then drop the segments below the offset after index. It never
+// may then drop the segments below the offset after index; raft-state is
+// rewritten too, so that the record is before its recovery point. It never
 // passes the applied index: a compacted entry must be applied. Write side
 // only. Entries at or below the current point give raft.ErrCompacted, as
 // raft.MemoryStorage does; past the last entry, raft.ErrUnavailable.
@@ -43,7 +44,20 @@ func (l *Log) Compact(index uint64, conf *raftpb.ConfState) error {
 	if err != nil {
 		return l.fail(fmt.Errorf("compact at %d: %w", index, err))
 	}
-	return l.syncMeta()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if err := l.syncMetaLocked(); err != nil {
+		return err
+	}
+	// The caller drops the segments below the new compaction point next:
+	// past raft-state's recovery point, the record's damage would be cut as
+	// a torn tail, leaving a compaction point below the segments' start.
+	if l.persisted.MetaGeneration != l.metaGeneration || l.metaSynced <= l.persisted.MetaRecoveryPoint {
+		return nil
+	}
+	// Only the recovery point moves: term and vote become durable at the
+	// next Sync, as they would have.
+	return l.writeStateLocked(l.persisted)
 }
 
 // compactionRecord builds the Snapshot record for a compaction at index.

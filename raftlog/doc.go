@@ -86,7 +86,10 @@
 // Open walks only what was appended after it. A failed write or sync
 // makes the Log failed (storage.ErrFailed) until reopened, but for a data
 // write refused for lack of space, which the segments undo: the Log then
-// ends at the entry before it and may take entries again.
+// ends at the entry before it and may take entries again. Once failed,
+// nothing more is written or synced to raft-meta or raft-state by either
+// goroutine (the write side and Sync both append to raft-meta): a torn
+// record must stay the file's last, past its recovery point.
 // ApplySnapshot cuts as a conflicting Append does, syncs the segments it
 // keeps, replaces raft-meta atomically by a file of the next generation
 // holding only the snapshot (flagged when the segments restart empty at

@@ -241,9 +241,15 @@ func (l *Log) appendNonData(p planned) error {
 
 // writeMetaRecord appends r to raft-meta. A failed write may leave part of
 // the record, so it fails the log: no record may follow torn bytes.
+//
+// The write side and Sync both write raft-meta, so each checks under
+// metaWriteMu that the other's last write did not fail first.
 func (l *Log) writeMetaRecord(r Record) error {
 	l.metaWriteMu.Lock()
 	defer l.metaWriteMu.Unlock()
+	if err := l.checkWritable(); err != nil {
+		return err
+	}
 	n, err := writeRecord(l.meta, r)
 	if err != nil {
 		return l.fail(fmt.Errorf("write %s: %w", metaFileName, err))
@@ -390,8 +396,13 @@ func (l *Log) syncMeta() error {
 
 func (l *Log) syncMetaLocked() error {
 	l.mu.RLock()
-	written := l.metaWritten
+	written, failure := l.metaWritten, l.failure
 	l.mu.RUnlock()
+	if failure != nil {
+		// Torn bytes may end the file: a sync would make them durable,
+		// and a later record would follow them.
+		return failure
+	}
 	if written <= l.metaSynced {
 		return nil
 	}
@@ -405,6 +416,9 @@ func (l *Log) syncMetaLocked() error {
 // writeStateLocked writes raft-state s with the raft-meta bytes known
 // synced. The caller holds syncMu.
 func (l *Log) writeStateLocked(s State) error {
+	if err := l.checkWritable(); err != nil {
+		return err // a recovery point past torn bytes would make them damage
+	}
 	s.MetaRecoveryPoint, s.MetaGeneration, s.Clean = l.metaSynced, l.metaGeneration, false
 	if err := WriteState(l.fs, filepath.Join(l.dir, stateFileName), s); err != nil {
 		return l.fail(err)

@@ -1051,6 +1051,32 @@ func TestOpenTellsSyncedMetaDamage(t *testing.T) {
 			t.Fatalf("Open: %v, want a storage.CorruptionError", err)
 		}
 	})
+	t.Run("a compaction point", func(t *testing.T) {
+		// Compact's record, synced, precedes the caller dropping segments.
+		fsys := vfs.NewCrashFS()
+		l := createLog(t, fsys)
+		m := newModel(t)
+		ents, _, _ := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}, {kind: 'd', term: 3, records: 1}})
+		if err := l.Append(ents, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.RecordApplied(13, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Compact(12, nil); err != nil {
+			t.Fatal(err)
+		}
+		crashed := fsys.Crash(vfs.CrashOptions{})
+		l.Close()
+		damageLastMetaRecord(t, crashed, RecordSnapshot)
+		var corrupt *storage.CorruptionError
+		if _, err := Open(crashed, "p", testCfg, 0); !errors.As(err, &corrupt) {
+			t.Fatalf("Open: %v, want a storage.CorruptionError", err)
+		}
+	})
 	t.Run("a Synced record", func(t *testing.T) {
 		fsys, _, _ := buildPastCheckpoint(t, true, nil)
 		damageLastMetaRecord(t, fsys, RecordSynced)
