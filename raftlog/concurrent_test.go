@@ -44,7 +44,10 @@ func (h *holdFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
 	return &holdFile{f, h, name}, nil
 }
 
-func (h *holdFS) Create(n string) (vfs.File, error) { f, err := h.FS.Create(n); return h.wrap(n, f, err) }
+func (h *holdFS) Create(n string) (vfs.File, error) {
+	f, err := h.FS.Create(n)
+	return h.wrap(n, f, err)
+}
 func (h *holdFS) OpenAppend(n string) (vfs.File, error) {
 	f, err := h.FS.OpenAppend(n)
 	return h.wrap(n, f, err)
