@@ -304,7 +304,19 @@ type tailBuffer struct {
 	mu    sync.Mutex
 	limit int
 	buf   bytes.Buffer
+	// line is the last line written, unfinished; counted the lines, over
+	// the whole output, that hold one of countedLines.
+	line    []byte
+	counted map[string]int
 }
+
+// countedLines are what tailBuffer counts in every process's output, kept
+// or not: lines a check needs over a run longer than the kept tail.
+var countedLines = []string{damagedReplicaLine}
+
+// damagedReplicaLine starts the line a node logs when it finds its replica
+// of a partition damaged (cluster/damaged.go).
+const damagedReplicaLine = "replica damaged; asking for a new copy from the group"
 
 func (b *tailBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
@@ -313,7 +325,33 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	if over := b.buf.Len() - b.limit; over > 0 {
 		b.buf.Next(over)
 	}
+	b.line = append(b.line, p...)
+	for {
+		end := bytes.IndexByte(b.line, '\n')
+		if end < 0 {
+			break
+		}
+		for _, c := range countedLines {
+			if bytes.Contains(b.line[:end], []byte(c)) {
+				if b.counted == nil {
+					b.counted = map[string]int{}
+				}
+				b.counted[c]++
+			}
+		}
+		b.line = b.line[end+1:]
+	}
+	if len(b.line) > 64<<10 { // no line is that long: a binary blob, not counted
+		b.line = nil
+	}
 	return len(p), nil
+}
+
+// count returns how many lines written held line, one of countedLines.
+func (b *tailBuffer) count(line string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.counted[line]
 }
 
 func (b *tailBuffer) String() string {
@@ -354,4 +392,20 @@ func tail(text string) string {
 		return text
 	}
 	return fmt.Sprintf("[... %d bytes cut ...]\n%s", len(text)-kept, text[len(text)-kept:])
+}
+
+// TestTailBufferCountsLines: a counted line is found whole across writes
+// that split it, and after the kept tail has dropped it.
+func TestTailBufferCountsLines(t *testing.T) {
+	b := &tailBuffer{limit: 16}
+	fmt.Fprintf(b, "level=ERROR msg=\"%s", damagedReplicaLine[:10])
+	fmt.Fprintf(b, "%s\" topic=a\nother line\n", damagedReplicaLine[10:])
+	fmt.Fprintf(b, "msg=\"%s\"\n", damagedReplicaLine)
+	fmt.Fprintf(b, "%s without its end", damagedReplicaLine)
+	if n := b.count(damagedReplicaLine); n != 2 {
+		t.Fatalf("count = %d, want 2 (the unfinished line not yet)", n)
+	}
+	if len(b.String()) > 16 {
+		t.Fatalf("kept %d bytes, limit 16", len(b.String()))
+	}
 }

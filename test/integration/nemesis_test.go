@@ -126,6 +126,13 @@ func runNemesis(t *testing.T, count int, seed uint64, duration time.Duration, fa
 	if back := w.watch.movedBack(); len(back) > 0 {
 		t.Errorf("committed offsets moved back:\n%s", strings.Join(back, "\n"))
 	}
+	// No fault here damages a file: a replica found damaged is a crash's
+	// torn write taken for damage (and renewed for nothing).
+	for k, n := range nodes {
+		if d := n.stderr.count(damagedReplicaLine); d > 0 {
+			t.Errorf("node %d logged %d times that its replica was damaged, though no fault damages files", k+1, d)
+		}
+	}
 	linear.check(t, seed)
 }
 
