@@ -162,7 +162,10 @@ type snapshotInstaller struct {
 // reads them to catch up a replica) take the partition offline and tell
 // its owner, as a damaged read does, and raft is told they are compacted:
 // it sends that replica a snapshot instead. Raft panics on any other
-// storage error, which would take every group of the node down.
+// storage error, which would take every group of the node down, and on
+// this one too where it reads committed entries to apply them (a replica
+// restarted behind its commit index), which the replica catches and
+// stops on (replica.ErrLogLost).
 func (s *snapshotInstaller) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	ents, err := s.Storage.Entries(lo, hi, maxSize)
 	if err != nil && StoredBytesInvalid(err) {

@@ -35,7 +35,12 @@ import (
 // which gone is true have ended. A follower whose leader is among them
 // forgets it, and campaigns when it is the lowest voter not gone; it
 // returns whether it campaigned.
-func (r *Replica) LeaderGone(gone func(replicaID uint64) bool) bool {
+func (r *Replica) LeaderGone(gone func(replicaID uint64) bool) (campaigned bool) {
+	defer func() {
+		if r.lost(recover()) {
+			campaigned = false
+		}
+	}()
 	if r.err != nil {
 		return false
 	}

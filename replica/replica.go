@@ -26,7 +26,8 @@ var (
 	// ErrFailed wraps the error that stopped a replica for good.
 	ErrFailed = errors.New("replica: failed")
 	// ErrLogLost: the leader commits entries this replica acknowledged
-	// but its log no longer holds (its storage lost them); with ErrFailed.
+	// but its log no longer holds, or its storage cannot give back
+	// committed entries to apply (it lost or damaged them); with ErrFailed.
 	ErrLogLost = errors.New("replica: log lost acknowledged entries")
 )
 
@@ -201,6 +202,7 @@ func (r *Replica) HasReady() bool { return r.err == nil && r.rn.HasReady() }
 
 // Tick advances raft's logical clock by one tick.
 func (r *Replica) Tick() {
+	defer func() { r.lost(recover()) }()
 	if r.err == nil {
 		r.rn.Tick()
 		r.retryCampaign()
@@ -212,7 +214,12 @@ func (r *Replica) Tick() {
 // since followers do not forward them: one stepped into a leader would
 // take the index the next Propose is told), one from no replica or from
 // itself, and one addressed to another replica.
-func (r *Replica) Step(m *raftpb.Message) error {
+func (r *Replica) Step(m *raftpb.Message) (err error) {
+	defer func() {
+		if r.lost(recover()) {
+			err = r.err
+		}
+	}()
 	if r.err != nil {
 		return r.err
 	}
@@ -372,7 +379,12 @@ func (r *Replica) checkConfChange(cc *raftpb.ConfChangeV2) error {
 }
 
 // Campaign starts an election now (the preferred leader of a new group).
-func (r *Replica) Campaign() error {
+func (r *Replica) Campaign() (err error) {
+	defer func() {
+		if r.lost(recover()) {
+			err = r.err
+		}
+	}()
 	if r.err != nil {
 		return r.err
 	}
@@ -462,7 +474,10 @@ func (r *Replica) HandleReady() (Work, error) {
 		if !r.rn.HasReady() {
 			break
 		}
-		rd := r.rn.Ready()
+		rd, ok := r.ready()
+		if !ok {
+			return w, r.err
+		}
 		w.ReadStates = append(w.ReadStates, rd.ReadStates...)
 		for _, m := range rd.Messages {
 			if err := r.handleMessage(m, &w); err != nil {
@@ -478,6 +493,42 @@ func (r *Replica) HandleReady() (Work, error) {
 		w.SyncSeq = r.held[len(r.held)-1].seq
 	}
 	return w, r.err
+}
+
+// ready is rn.Ready, or false when the replica failed in it (lost).
+func (r *Replica) ready() (rd raft.Ready, ok bool) {
+	defer func() {
+		if r.lost(recover()) {
+			ok = false
+		}
+	}()
+	return r.rn.Ready(), true
+}
+
+// lost takes what a call into raft panicked with (nil: it did not), which
+// every entry point recovers: raft panics when its storage cannot give
+// back committed entries it has not applied, to apply them (Ready) or to
+// look for a conf change among them before campaigning (Tick, Step,
+// Campaign). The partition's storage answers raft.ErrCompacted for batches
+// found damaged when read. A panic would take every group of the node
+// down, again at each restart; the replica stops instead (ErrLogLost),
+// tells its state machine, as stepHeartbeat does, and its RawNode is not
+// used again. It reports whether it stopped the replica, and panics again
+// with anything else.
+func (r *Replica) lost(p any) bool {
+	if p == nil {
+		return false
+	}
+	s, ok := p.(raftPanic)
+	if !ok || !(strings.HasPrefix(string(s), "unexpected error when getting unapplied entries") ||
+		strings.HasPrefix(string(s), "error scanning unapplied entries")) {
+		panic(p)
+	}
+	r.fail(fmt.Errorf("%w: %s", ErrLogLost, s))
+	if l, ok := r.sm.(LogLoser); ok {
+		l.LogLost(r.err)
+	}
+	return true
 }
 
 func (r *Replica) handleMessage(m *raftpb.Message, w *Work) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairnlog/cairn/env"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -503,5 +504,49 @@ func TestSnapshotNotNamingReceiverIsNotSent(t *testing.T) {
 	}
 	if n := rounds(30); n == 0 || learner.Applied() != tr.reps[1].Applied() {
 		t.Fatalf("after a snapshot naming it: %d sent, learner applied %d of %d", n, learner.Applied(), tr.reps[1].Applied())
+	}
+}
+
+// unreadableStorage is a Storage whose committed entries cannot be read
+// back, as a partition answers for batches found damaged when read.
+type unreadableStorage struct{ Storage }
+
+func (unreadableStorage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	return nil, raft.ErrCompacted
+}
+
+// TestUnreadableCommittedEntriesFailTheReplica: a replica restarted
+// behind its commit index reads the entries to apply back from storage,
+// which cannot give them (damaged). Raft would panic ("unexpected error
+// when getting unapplied entries"), taking the node's every group down,
+// again at each restart; the replica fails with ErrLogLost instead and its
+// state machine is told. So does one campaigning over such entries (raft
+// scans them for a conf change first).
+func TestUnreadableCommittedEntriesFailTheReplica(t *testing.T) {
+	tr := newTrio(t)
+	if err := tr.reps[1].Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle()
+	for _, campaign := range []bool{false, true} {
+		sm := &lossSM{}
+		r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 2}, unreadableStorage{tr.stores[2]}, sm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if campaign {
+			err = r.Campaign()
+		} else {
+			_, err = r.HandleReady()
+		}
+		if !errors.Is(err, ErrLogLost) || !errors.Is(err, ErrFailed) {
+			t.Fatalf("campaign %v over unreadable committed entries: %v, want ErrLogLost and ErrFailed", campaign, err)
+		}
+		if !errors.Is(sm.lost, ErrLogLost) {
+			t.Fatalf("the state machine was told %v, want ErrLogLost", sm.lost)
+		}
+		if r.HasReady() {
+			t.Fatal("a failed replica has work")
+		}
 	}
 }
