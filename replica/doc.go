@@ -27,12 +27,12 @@
 // replica for good (ErrFailed), nothing of its Ready running after it;
 // so does a heartbeat raft finds committing past its log's end
 // (ErrLogLost: its storage lost entries it had acknowledged), or storage
-// that cannot give back committed entries not yet applied (to apply them,
-// or to scan them before a campaign: a partition answers
-// raft.ErrCompacted for batches found damaged when read), where raft
-// panics (caught for those checks alone, in Step, Tick, Campaign,
-// LeaderGone and HandleReady), and a StateMachine that is a LogLoser is
-// told.
+// that cannot give back entries (to apply committed ones or scan them
+// before a campaign: a partition answers raft.ErrCompacted for batches
+// found damaged when read; or with any other storage error, which raft
+// panics with as is), where raft panics (caught for those cases alone,
+// not runtime errors, in Step, Tick, Campaign, LeaderGone and
+// HandleReady), and a StateMachine that is a LogLoser is told.
 // Step refuses what no peer sends (ErrBadMessage: local-only types,
 // proposals included, and messages not addressed to it), and
 // ProposeConfChange takes one change at a time (ErrConfChangePending).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -507,24 +508,36 @@ func (r *Replica) ready() (rd raft.Ready, ok bool) {
 
 // lost takes what a call into raft panicked with (nil: it did not), which
 // every entry point recovers: raft panics when its storage cannot give
-// back committed entries it has not applied, to apply them (Ready) or to
-// look for a conf change among them before campaigning (Tick, Step,
-// Campaign). The partition's storage answers raft.ErrCompacted for batches
-// found damaged when read. A panic would take every group of the node
-// down, again at each restart; the replica stops instead (ErrLogLost),
-// tells its state machine, as stepHeartbeat does, and its RawNode is not
-// used again. It reports whether it stopped the replica, and panics again
-// with anything else.
+// back entries, to apply committed ones (Ready), to look for a conf change
+// among them before campaigning (Tick, Step, Campaign), or to send them:
+// with its storage's error as is (a damaged batch of the metadata log,
+// found when read), or through its logger (the partition's storage
+// answers raft.ErrCompacted for damaged batches, which raft takes for a
+// compaction except where it applies or scans). A panic would take every
+// group of the node down, again at each restart; the replica stops
+// instead (ErrLogLost), tells its state machine, as stepHeartbeat does,
+// and its RawNode is not used again. It reports whether it stopped the
+// replica, and panics again with anything else (a runtime error is a bug).
 func (r *Replica) lost(p any) bool {
 	if p == nil {
 		return false
 	}
-	s, ok := p.(raftPanic)
-	if !ok || !(strings.HasPrefix(string(s), "unexpected error when getting unapplied entries") ||
-		strings.HasPrefix(string(s), "error scanning unapplied entries")) {
+	var why string
+	switch v := p.(type) {
+	case raftPanic:
+		if !strings.HasPrefix(string(v), "unexpected error when getting unapplied entries") &&
+			!strings.HasPrefix(string(v), "error scanning unapplied entries") {
+			panic(p)
+		}
+		why = string(v)
+	case runtime.Error:
+		panic(p)
+	case error:
+		why = "raft could not read its storage: " + v.Error()
+	default:
 		panic(p)
 	}
-	r.fail(fmt.Errorf("%w: %s", ErrLogLost, s))
+	r.fail(fmt.Errorf("%w: %s", ErrLogLost, why))
 	if l, ok := r.sm.(LogLoser); ok {
 		l.LogLost(r.err)
 	}

@@ -507,12 +507,16 @@ func TestSnapshotNotNamingReceiverIsNotSent(t *testing.T) {
 	}
 }
 
-// unreadableStorage is a Storage whose committed entries cannot be read
-// back, as a partition answers for batches found damaged when read.
-type unreadableStorage struct{ Storage }
+// unreadableStorage is a Storage whose entries cannot be read back: err
+// is raft.ErrCompacted, as a partition answers for batches found damaged
+// when read, or the damage itself, as the metadata log gives it.
+type unreadableStorage struct {
+	Storage
+	err error
+}
 
-func (unreadableStorage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
-	return nil, raft.ErrCompacted
+func (s unreadableStorage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	return nil, s.err
 }
 
 // TestUnreadableCommittedEntriesFailTheReplica: a replica restarted
@@ -521,16 +525,21 @@ func (unreadableStorage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error
 // when getting unapplied entries"), taking the node's every group down,
 // again at each restart; the replica fails with ErrLogLost instead and its
 // state machine is told. So does one campaigning over such entries (raft
-// scans them for a conf change first).
+// scans them for a conf change first), and either when the storage gives
+// the damage itself rather than raft.ErrCompacted (raft panics with it).
 func TestUnreadableCommittedEntriesFailTheReplica(t *testing.T) {
 	tr := newTrio(t)
 	if err := tr.reps[1].Campaign(); err != nil {
 		t.Fatal(err)
 	}
 	tr.settle()
-	for _, campaign := range []bool{false, true} {
+	for _, c := range []struct {
+		campaign bool
+		err      error
+	}{{false, raft.ErrCompacted}, {true, raft.ErrCompacted}, {false, errors.New("batch: corrupt")}, {true, errors.New("batch: corrupt")}} {
+		campaign := c.campaign
 		sm := &lossSM{}
-		r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 2}, unreadableStorage{tr.stores[2]}, sm)
+		r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 2}, unreadableStorage{tr.stores[2], c.err}, sm)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -540,7 +549,7 @@ func TestUnreadableCommittedEntriesFailTheReplica(t *testing.T) {
 			_, err = r.HandleReady()
 		}
 		if !errors.Is(err, ErrLogLost) || !errors.Is(err, ErrFailed) {
-			t.Fatalf("campaign %v over unreadable committed entries: %v, want ErrLogLost and ErrFailed", campaign, err)
+			t.Fatalf("campaign %v over committed entries read as %v: %v, want ErrLogLost and ErrFailed", campaign, c.err, err)
 		}
 		if !errors.Is(sm.lost, ErrLogLost) {
 			t.Fatalf("the state machine was told %v, want ErrLogLost", sm.lost)
