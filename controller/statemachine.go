@@ -195,3 +195,12 @@ func isConfChange(e *raftpb.Entry) bool {
 	t := e.GetType()
 	return t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2
 }
+
+// LogLost implements replica.LogLoser: the metadata log lost entries it had
+// acknowledged, or holds damaged ones found when read. This node's replica
+// of the metadata group has stopped, so its view of the cluster no longer
+// moves; the metadata log is not renewed as a partition's is.
+func (s *stateMachine) LogLost(err error) {
+	(*Controller)(s).e.Logger.Error("metadata log damaged: this node's metadata replica stopped; "+
+		"stop the node and wipe its data directory, and it rejoins under a new incarnation", "err", err)
+}
