@@ -31,8 +31,8 @@
 // before a campaign: a partition answers raft.ErrCompacted for batches
 // found damaged when read; or with any other storage error, which raft
 // panics with as is), where raft panics (caught for those cases alone,
-// not runtime errors, in Step, Tick, Campaign, LeaderGone and
-// HandleReady), and a StateMachine that is a LogLoser is told.
+// not runtime errors, at each entry into raft), and a StateMachine that
+// is a LogLoser is told.
 // Step refuses what no peer sends (ErrBadMessage: local-only types,
 // proposals included, and messages not addressed to it), and
 // ProposeConfChange takes one change at a time (ErrConfChangePending).

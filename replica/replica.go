@@ -301,14 +301,19 @@ func (r *Replica) Strangers() uint64 { return r.strangers }
 // Propose prepares p with the state machine and proposes it, refusing
 // unless this replica is the ready leader. On ErrProposalDropped the
 // proposer undoes what PrepareProposal reserved.
-func (r *Replica) Propose(p Proposal) (ProposalPoint, error) {
+func (r *Replica) Propose(p Proposal) (at ProposalPoint, err error) {
+	defer func() {
+		if r.lost(recover()) {
+			at, err = ProposalPoint{}, r.err
+		}
+	}()
 	if r.err != nil {
 		return ProposalPoint{}, r.err
 	}
 	if !r.readyLeader() {
 		return ProposalPoint{}, ErrNotLeader
 	}
-	at := ProposalPoint{Index: r.lastIndex + 1, Term: r.leadership.Term}
+	at = ProposalPoint{Index: r.lastIndex + 1, Term: r.leadership.Term}
 	if err := r.sm.PrepareProposal(&p, at); err != nil {
 		return ProposalPoint{}, err
 	}
@@ -335,7 +340,12 @@ func (r *Replica) readyLeader() bool {
 // change is not applied (ErrConfChangePending), or when it would enter a
 // joint configuration from a joint one or leave one it is not in
 // (ErrConfChangeRefused).
-func (r *Replica) ProposeConfChange(cc *raftpb.ConfChangeV2) error {
+func (r *Replica) ProposeConfChange(cc *raftpb.ConfChangeV2) (err error) {
+	defer func() {
+		if r.lost(recover()) {
+			err = r.err
+		}
+	}()
 	if r.err != nil {
 		return r.err
 	}
@@ -395,6 +405,7 @@ func (r *Replica) Campaign() (err error) {
 // TransferLeader asks the leader to hand leadership to another voter;
 // proposals are dropped until it completes or times out.
 func (r *Replica) TransferLeader(to uint64) {
+	defer func() { r.lost(recover()) }()
 	if r.err == nil {
 		r.rn.TransferLeader(to)
 	}
@@ -509,7 +520,8 @@ func (r *Replica) ready() (rd raft.Ready, ok bool) {
 // lost takes what a call into raft panicked with (nil: it did not), which
 // every entry point recovers: raft panics when its storage cannot give
 // back entries, to apply committed ones (Ready), to look for a conf change
-// among them before campaigning (Tick, Step, Campaign), or to send them:
+// among them before campaigning (Tick, Step, Campaign), or to send them
+// (Propose, TransferLeader, a local response stepped back in):
 // with its storage's error as is (a damaged batch of the metadata log,
 // found when read), or through its logger (the partition's storage
 // answers raft.ErrCompacted for damaged batches, which raft takes for a
@@ -702,7 +714,12 @@ func (r *Replica) applyConfChange(e *raftpb.Entry) error {
 // response raft no longer has a peer for is dropped, as raft's own Node
 // does: a leader that applied its own removal gets its acknowledgement of
 // a later write back from itself.
-func (r *Replica) stepLocal(msgs []*raftpb.Message) error {
+func (r *Replica) stepLocal(msgs []*raftpb.Message) (err error) {
+	defer func() {
+		if r.lost(recover()) {
+			err = r.err
+		}
+	}()
 	for _, m := range msgs {
 		if err := r.rn.Step(m); errors.Is(err, raft.ErrStepPeerNotFound) {
 			continue
