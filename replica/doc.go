@@ -30,9 +30,10 @@
 // that cannot give back entries (to apply committed ones or scan them
 // before a campaign: a partition answers raft.ErrCompacted for batches
 // found damaged when read; or with any other storage error, which raft
-// panics with as is), where raft panics (caught for those cases alone,
-// not runtime errors, at each entry into raft), and a StateMachine that
-// is a LogLoser is told.
+// panics with as is), where raft panics (caught for those cases alone at
+// each entry into raft: raft reads through raftStorage, which tags the
+// errors it passes on, so a state machine's or raft's own panic is never
+// taken for a lost log), and a StateMachine that is a LogLoser is told.
 // Step refuses what no peer sends (ErrBadMessage: local-only types,
 // proposals included, and messages not addressed to it), and
 // ProposeConfChange takes one change at a time (ErrConfChangePending).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -163,7 +162,7 @@ func raftConfig(e env.Env, cfg Config, storage Storage, applied uint64) *raft.Co
 		ID:                        cfg.ID,
 		ElectionTick:              cfg.ElectionTick,
 		HeartbeatTick:             cfg.HeartbeatTick,
-		Storage:                   storage,
+		Storage:                   raftStorage{storage},
 		Applied:                   applied,
 		AsyncStorageWrites:        true,
 		MaxSizePerMsg:             cfg.MaxSizePerMsgBytes,
@@ -414,6 +413,7 @@ func (r *Replica) TransferLeader(to uint64) {
 // ReadIndex asks for a linearizable read point, answered in a later
 // Work.ReadStates carrying rctx.
 func (r *Replica) ReadIndex(rctx []byte) {
+	defer func() { r.lost(recover()) }()
 	if r.err == nil {
 		r.rn.ReadIndex(rctx)
 	}
@@ -507,6 +507,54 @@ func (r *Replica) HandleReady() (Work, error) {
 	return w, r.err
 }
 
+// raftStorage is the Storage raft reads through: it tags the errors raft
+// does not expect (all but the raft sentinels it compares with ==), so
+// that lost tells raft panicking with one as is from any other panic.
+type raftStorage struct{ Storage }
+
+// storageError is an error raftStorage returned to raft.
+type storageError struct{ error }
+
+func (e storageError) Unwrap() error { return e.error }
+
+func tagged(err error) error {
+	switch err {
+	case nil, raft.ErrCompacted, raft.ErrUnavailable, raft.ErrSnapOutOfDate, raft.ErrSnapshotTemporarilyUnavailable:
+		return err
+	}
+	return storageError{err}
+}
+
+func (s raftStorage) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
+	hs, cs, err := s.Storage.InitialState()
+	return hs, cs, tagged(err)
+}
+
+func (s raftStorage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	ents, err := s.Storage.Entries(lo, hi, maxSize)
+	return ents, tagged(err)
+}
+
+func (s raftStorage) Term(i uint64) (uint64, error) {
+	t, err := s.Storage.Term(i)
+	return t, tagged(err)
+}
+
+func (s raftStorage) LastIndex() (uint64, error) {
+	i, err := s.Storage.LastIndex()
+	return i, tagged(err)
+}
+
+func (s raftStorage) FirstIndex() (uint64, error) {
+	i, err := s.Storage.FirstIndex()
+	return i, tagged(err)
+}
+
+func (s raftStorage) Snapshot() (*raftpb.Snapshot, error) {
+	snap, err := s.Storage.Snapshot()
+	return snap, tagged(err)
+}
+
 // ready is rn.Ready, or false when the replica failed in it (lost).
 func (r *Replica) ready() (rd raft.Ready, ok bool) {
 	defer func() {
@@ -529,7 +577,8 @@ func (r *Replica) ready() (rd raft.Ready, ok bool) {
 // group of the node down, again at each restart; the replica stops
 // instead (ErrLogLost), tells its state machine, as stepHeartbeat does,
 // and its RawNode is not used again. It reports whether it stopped the
-// replica, and panics again with anything else (a runtime error is a bug).
+// replica, and panics again with anything else (a bug, or a state
+// machine's panic: only errors raftStorage tagged count).
 func (r *Replica) lost(p any) bool {
 	if p == nil {
 		return false
@@ -542,9 +591,7 @@ func (r *Replica) lost(p any) bool {
 			panic(p)
 		}
 		why = string(v)
-	case runtime.Error:
-		panic(p)
-	case error:
+	case storageError:
 		why = "raft could not read its storage: " + v.Error()
 	default:
 		panic(p)
@@ -706,8 +753,19 @@ func (r *Replica) applyConfChange(e *raftpb.Entry) error {
 	default:
 		return nil
 	}
-	r.confState = r.rn.ApplyConfChange(cc)
-	return nil
+	r.confState = r.rawApplyConfChange(cc)
+	return r.err
+}
+
+// rawApplyConfChange is rn.ApplyConfChange, which sends appends to the
+// new configuration's members (reading the log), recovered as lost.
+func (r *Replica) rawApplyConfChange(cc raftpb.ConfChangeI) (cs *raftpb.ConfState) {
+	defer func() {
+		if r.lost(recover()) {
+			cs = r.confState
+		}
+	}()
+	return r.rn.ApplyConfChange(cc)
 }
 
 // stepLocal steps responses addressed to this replica back into raft. A

@@ -559,3 +559,119 @@ func TestUnreadableCommittedEntriesFailTheReplica(t *testing.T) {
 		}
 	}
 }
+
+// failingEntries is a MemStorage whose Entries fails, once armed, after
+// okLeft more calls: an I/O error, or damage the metadata log finds.
+type failingEntries struct {
+	*MemStorage
+	armed  bool
+	okLeft int
+}
+
+func (s *failingEntries) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	if s.armed {
+		if s.okLeft == 0 {
+			return nil, errors.New("segment read: EIO")
+		}
+		s.okLeft--
+	}
+	return s.MemStorage.Entries(lo, hi, maxSize)
+}
+
+// runReady runs HandleReady and Synced until the replica has nothing to do.
+func runReady(t *testing.T, r *Replica, st Storage) {
+	t.Helper()
+	for range 20 {
+		var seq uint64
+		for r.HasReady() {
+			w, err := r.HandleReady()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq = max(seq, w.SyncSeq)
+		}
+		if seq == 0 {
+			return
+		}
+		if err := st.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Synced(seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConfChangeApplyReadingALostLogFailsTheReplica: a leader applying a
+// conf change sends the new member appends, reading its log; raft panics
+// with the storage's error as is. The replica fails (ErrLogLost) instead
+// of the node.
+func TestConfChangeApplyReadingALostLogFailsTheReplica(t *testing.T) {
+	st := &failingEntries{MemStorage: NewBootstrapStorage([]uint64{1})}
+	sm := &lossSM{}
+	r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 1}, st, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	runReady(t, r, st)
+	ccs, err := raftpb.ConfChangesFromString("l2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs}); err != nil {
+		t.Fatal(err)
+	}
+	// Written, synced and stepped back: committed, not yet applied.
+	var seq uint64
+	for r.HasReady() {
+		w, err := r.HandleReady()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq = max(seq, w.SyncSeq)
+	}
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Synced(seq); err != nil {
+		t.Fatal(err)
+	}
+	st.armed, st.okLeft = true, 1 // the apply's read passes, the append's fails
+	if _, err := r.HandleReady(); !errors.Is(err, ErrLogLost) {
+		t.Fatalf("HandleReady over a log that fails to read: %v, want ErrLogLost", err)
+	}
+	if !errors.Is(sm.lost, ErrLogLost) {
+		t.Fatalf("the state machine was told %v, want ErrLogLost", sm.lost)
+	}
+}
+
+// panickingSM panics in PrepareProposal with an error value.
+type panickingSM struct{ lossSM }
+
+func (*panickingSM) PrepareProposal(*Proposal, ProposalPoint) error {
+	panic(errors.New("state machine bug"))
+}
+
+// TestStateMachinePanicIsNotALostLog: only errors raft got from its
+// storage count as a lost log; a state machine panicking with an error
+// value is a bug and panics on.
+func TestStateMachinePanicIsNotALostLog(t *testing.T) {
+	st := NewBootstrapStorage([]uint64{1})
+	r, err := New(env.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Config{ID: 1}, st, &panickingSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	runReady(t, r, st)
+	defer func() {
+		if p := recover(); p == nil {
+			t.Fatal("a state machine's panic was recovered")
+		}
+	}()
+	_, _ = r.Propose(Proposal{Data: []byte("x")})
+}
