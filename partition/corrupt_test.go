@@ -19,11 +19,17 @@ import (
 // (it was closed cleanly) does not see it, the first read across it does.
 func corruptSecondBatch(t *testing.T, fsys vfs.FS, name string) {
 	t.Helper()
+	damageSecondBatch(t, fsys, name, testio.FlipSecondBatchMagic)
+}
+
+// damageSecondBatch rewrites segment name with flip applied to its bytes.
+func damageSecondBatch(t *testing.T, fsys vfs.FS, name string, flip func([]byte) error) {
+	t.Helper()
 	data, err := vfs.ReadFile(fsys, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := testio.FlipSecondBatchMagic(data); err != nil {
+	if err := flip(data); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	f, err := fsys.Create(name)
@@ -91,33 +97,7 @@ func TestReadIOErrorKeepsPartitionOnline(t *testing.T) {
 // compacted, so it sends a snapshot rather than panic on the storage
 // error, and the partition goes offline, telling its owner once.
 func TestReplicaEntriesOverDamageAreCompacted(t *testing.T) {
-	fsys := vfs.NewMem()
-	e := testEnv(fsys)
-	p := openOneVoterEnv(t, e, DefaultConfig())
-	// Enough batches that the open, which reads batch headers from an
-	// offset index entry before the log's end, does not reach the second.
-	for i := range 200 {
-		appendCommitted(t, p, produce(t, 1, fmt.Sprintf("record %d", i)))
-	}
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	corruptSecondBatch(t, fsys, partDir+"/00000000000000000000.log")
-
-	var told []error
-	boot := raftlog.Bootstrap{GroupID: 1, ReplicaID: 1, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}
-	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1, TickInterval: 10 * time.Millisecond}, noPeers{t})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	q, err := OpenReplica(e, partDir, "t", 0, DefaultConfig(), ReplicaConfig{Bootstrap: boot, Propose: SchedulerProposer(s, 1),
-		ConfState: func() *raftpb.ConfState { return &raftpb.ConfState{Voters: []uint64{1}} },
-		Damaged:   func(err error) { told = append(told, err) }})
-	if err != nil {
-		t.Fatalf("open with a damaged batch the open does not read: %v", err)
-	}
-	defer q.Close()
+	q, told := openDamagedReplica(t, testio.FlipSecondBatchMagic)
 	st := q.RaftStorage()
 	first, err := st.FirstIndex()
 	if err != nil {
@@ -131,7 +111,59 @@ func TestReplicaEntriesOverDamageAreCompacted(t *testing.T) {
 	if err := q.Err(); !errors.Is(err, ErrStorageFailed) {
 		t.Fatalf("partition after the damaged entries: %v, want ErrStorageFailed", err)
 	}
-	if len(told) != 1 {
-		t.Fatalf("the owner was told %d times (%v), want once", len(told), told)
+	if len(*told) != 1 {
+		t.Fatalf("the owner was told %d times (%v), want once", len(*told), *told)
 	}
+}
+
+// TestReplicaReadChecksBatchCRCs: a replica's read of a batch whose
+// records a disk damaged (the header intact, below the recovery point the
+// open trusts) takes the partition offline and tells its owner, who
+// renews it, rather than serve the damage; only the CRC shows it.
+func TestReplicaReadChecksBatchCRCs(t *testing.T) {
+	q, told := openDamagedReplica(t, testio.FlipSecondBatchBody)
+	if _, err := q.Read(0, 1<<20); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("read across the damaged batch: %v, want ErrStorageFailed", err)
+	}
+	if err := q.Err(); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("partition after the damaged read: %v, want ErrStorageFailed", err)
+	}
+	if len(*told) != 1 {
+		t.Fatalf("the owner was told %d times (%v), want once", len(*told), *told)
+	}
+}
+
+// openDamagedReplica writes 200 committed batches through a one-voter
+// replica, damages the second with flip while it is closed, and opens it
+// again; it returns the replica and what its owner was told of damage.
+func openDamagedReplica(t *testing.T, flip func([]byte) error) (*Partition, *[]error) {
+	t.Helper()
+	fsys := vfs.NewMem()
+	e := testEnv(fsys)
+	p := openOneVoterEnv(t, e, DefaultConfig())
+	// Enough batches that the open, which reads batch headers from an
+	// offset index entry before the log's end, does not reach the second.
+	for i := range 200 {
+		appendCommitted(t, p, produce(t, 1, fmt.Sprintf("record %d", i)))
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damageSecondBatch(t, fsys, partDir+"/00000000000000000000.log", flip)
+
+	told := &[]error{}
+	boot := raftlog.Bootstrap{GroupID: 1, ReplicaID: 1, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}
+	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1, TickInterval: 10 * time.Millisecond}, noPeers{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q, err := OpenReplica(e, partDir, "t", 0, DefaultConfig(), ReplicaConfig{Bootstrap: boot, Propose: SchedulerProposer(s, 1),
+		ConfState: func() *raftpb.ConfState { return &raftpb.ConfState{Voters: []uint64{1}} },
+		Damaged:   func(err error) { *told = append(*told, err) }})
+	if err != nil {
+		t.Fatalf("open with a damaged batch the open does not read: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q, told
 }

@@ -29,6 +29,25 @@ func FlipSecondBatchMagic(segment []byte) error {
 	return nil
 }
 
+// FlipSecondBatchBody flips a bit in the last byte of the second batch of
+// a segment's bytes, in its records: the header still parses, and only
+// the batch's CRC tells the damage.
+func FlipSecondBatchBody(segment []byte) error {
+	if len(segment) < batchLengthAt+4 {
+		return fmt.Errorf("segment of %d bytes holds no batch", len(segment))
+	}
+	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
+	if second+batchLengthAt+4 > len(segment) {
+		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	}
+	end := second + batchOverheadSize + int(binary.BigEndian.Uint32(segment[second+batchLengthAt:]))
+	if end > len(segment) {
+		return fmt.Errorf("segment of %d bytes ends inside its second batch (%d)", len(segment), end)
+	}
+	segment[end-1] ^= 0x01
+	return nil
+}
+
 // FlipSecondBatchMagicInFile applies FlipSecondBatchMagic to a segment file
 // on the operating system's filesystem.
 func FlipSecondBatchMagicInFile(name string) error {
