@@ -116,20 +116,37 @@ func TestReplicaEntriesOverDamageAreCompacted(t *testing.T) {
 	}
 }
 
-// TestReplicaReadChecksBatchCRCs: a replica's read of a batch whose
-// records a disk damaged (the header intact, below the recovery point the
-// open trusts) takes the partition offline and tells its owner, who
-// renews it, rather than serve the damage; only the CRC shows it.
-func TestReplicaReadChecksBatchCRCs(t *testing.T) {
-	q, told := openDamagedReplica(t, testio.FlipSecondBatchBody)
-	if _, err := q.Read(0, 1<<20); !errors.Is(err, ErrStorageFailed) {
-		t.Fatalf("read across the damaged batch: %v, want ErrStorageFailed", err)
-	}
-	if err := q.Err(); !errors.Is(err, ErrStorageFailed) {
-		t.Fatalf("partition after the damaged read: %v, want ErrStorageFailed", err)
-	}
-	if len(*told) != 1 {
-		t.Fatalf("the owner was told %d times (%v), want once", len(*told), *told)
+// TestReplicaReadChecksStoredBatches: a replica's read of a batch a disk
+// damaged below the recovery point the open trusts takes the partition
+// offline and tells its owner, who renews it, rather than serve the
+// damage or stop short: records damaged (the header intact: only the CRC
+// shows it), or its base offset (which the CRC does not cover: the read
+// would end there, or return the batch at a far offset).
+func TestReplicaReadChecksStoredBatches(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		flip func([]byte) error
+	}{{"records", testio.FlipSecondBatchBody}, {"base offset", testio.FlipSecondBatchBaseOffset}} {
+		t.Run(c.name, func(t *testing.T) {
+			q, told := openDamagedReplica(t, c.flip)
+			// As a consumer reads: from the start, on from each read's end.
+			var err error
+			for offset, reads := int64(0), 0; err == nil && reads < 300; reads++ {
+				var res ReadResult
+				if res, err = q.Read(offset, 1<<10); err == nil {
+					offset = recordsEnd(res.Records)
+				}
+			}
+			if !errors.Is(err, ErrStorageFailed) {
+				t.Fatalf("reads across the damaged batch: %v, want ErrStorageFailed", err)
+			}
+			if err := q.Err(); !errors.Is(err, ErrStorageFailed) {
+				t.Fatalf("partition after the damaged read: %v, want ErrStorageFailed", err)
+			}
+			if len(*told) != 1 {
+				t.Fatalf("the owner was told %d times (%v), want once", len(*told), *told)
+			}
+		})
 	}
 }
 

@@ -124,9 +124,10 @@
 //     log after RestartPoint synced it. Raft is never told an entry is
 //     durable that is not: the stopped raft node is dropped, not resumed.
 //     A read that finds the stored log damaged (a replica's reads check
-//     every batch's CRC too, read.go: its open trusts the bytes below the
-//     recovery point; reads a Kafka fetch sends with sendfile do not pass
-//     there) takes the partition offline
+//     every batch's CRC, and the offsets the CRC does not cover, too,
+//     read.go: its open trusts the bytes below the recovery point; reads a
+//     Kafka fetch sends with sendfile do not pass there) takes the
+//     partition offline
 //     (as on the single writer) and tells the owner once
 //     (ReplicaConfig.Damaged), which has the replica hand its leadership
 //     over and then renews it from the group; StoredBytesInvalid tells

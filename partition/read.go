@@ -56,7 +56,8 @@ func (p *Partition) ReadAppendIsolated(dst []byte, offset int64, maxBytes int, c
 		res.Records = buf[len(dst):len(buf):len(buf)]
 	}
 	if p.repl != nil {
-		if err := checkBatches(res.Records); err != nil {
+		cfg := p.config()
+		if err := checkBatches(res.Records, offset, upper, !cfg.Compact && !cfg.Streams); err != nil {
 			return ReadResult{}, dst, p.readError(err, offset)
 		}
 	}
@@ -281,19 +282,31 @@ func (p *Partition) ReadSectionsIsolated(dst []storage.Section, offset int64, ma
 	return res, sections, nil
 }
 
-// checkBatches verifies every batch of a read, CRC included: a replica
-// whose stored batch is damaged (below the recovery point, which its open
-// does not read) then goes offline and is renewed from its group rather
-// than serve the damage. The storage returns whole batches only. Reads a
-// Kafka fetch sends with sendfile never pass here; a client's own CRC
+// checkBatches verifies every batch of a read at offset below upper, CRC
+// included, and that their offsets make sense where the CRC does not
+// cover them: the first holds offset or follows it, each follows the one
+// before, none reaches upper; and, where no cleaner removes whole batches
+// (dense), that a read below upper found one. A replica whose stored
+// batch is damaged (below the recovery point, which its open does not
+// read) then goes offline and is renewed from its group rather than serve
+// the damage or stop short. The storage returns whole batches only. Reads
+// a Kafka fetch sends with sendfile never pass here; a client's own CRC
 // check refuses those, as with Kafka.
-func checkBatches(records []byte) error {
-	for rest := records; len(rest) > 0; {
-		_, _, next, err := batch.Next(rest)
+func checkBatches(records []byte, offset, upper int64, dense bool) error {
+	if len(records) == 0 && offset < upper && dense {
+		return fmt.Errorf("no batch at offset %d, below %d: %w", offset, upper, batch.ErrCorrupt)
+	}
+	after := offset - 1 // the first batch ends at or past offset
+	for rest, first := records, true; len(rest) > 0; first = false {
+		h, _, next, err := batch.Next(rest)
 		if err != nil {
 			return err
 		}
-		rest = next
+		if h.LastOffsetDelta < 0 || h.BaseOffset >= upper || h.LastOffset() <= after || (!first && h.BaseOffset <= after) {
+			return fmt.Errorf("batch at offset %d (last %d) read after offset %d, below %d: %w",
+				h.BaseOffset, h.LastOffset(), after, upper, batch.ErrCorrupt)
+		}
+		after, rest = h.LastOffset(), next
 	}
 	return nil
 }

@@ -48,6 +48,20 @@ func FlipSecondBatchBody(segment []byte) error {
 	return nil
 }
 
+// FlipSecondBatchBaseOffset flips a high bit of the base offset of the
+// second batch of a segment's bytes: a field its CRC does not cover.
+func FlipSecondBatchBaseOffset(segment []byte) error {
+	if len(segment) < batchLengthAt+4 {
+		return fmt.Errorf("segment of %d bytes holds no batch", len(segment))
+	}
+	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
+	if second+batchOverheadSize > len(segment) {
+		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	}
+	segment[second+3] ^= 0x10 // bit 36 of the big-endian int64
+	return nil
+}
+
 // FlipSecondBatchMagicInFile applies FlipSecondBatchMagic to a segment file
 // on the operating system's filesystem.
 func FlipSecondBatchMagicInFile(name string) error {
