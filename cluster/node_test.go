@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +28,9 @@ type testNodes struct {
 	peers map[int32]string
 	fs    map[int32]vfs.FS
 	nodes map[int32]*Cluster
+	// nodesMu guards nodes against the test goroutine's stop and restart
+	// while another goroutine (an appender) looks through it.
+	nodesMu sync.Mutex
 	// faulty: each node's FS is a vfs.ErrorFS a test injects faults into.
 	faulty bool
 	// kafkaPort is the port each node registers in its Kafka address
@@ -139,7 +143,9 @@ func (tn *testNodes) open(id int32) (*Cluster, error) {
 
 func (tn *testNodes) stop(id int32) {
 	c := tn.nodes[id]
+	tn.nodesMu.Lock()
 	delete(tn.nodes, id)
+	tn.nodesMu.Unlock()
 	if err := c.Close(); err != nil {
 		tn.t.Errorf("close node %d: %v", id, err)
 	}
@@ -154,7 +160,9 @@ func (tn *testNodes) restart(id int32) {
 	for {
 		c, err := tn.open(id)
 		if err == nil {
+			tn.nodesMu.Lock()
 			tn.nodes[id] = c
+			tn.nodesMu.Unlock()
 			return
 		}
 		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {

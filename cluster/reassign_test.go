@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -161,7 +162,10 @@ func (a *appender) fail(err error) {
 }
 
 func (a *appender) appendOnce(value string) (int64, error) {
-	for _, c := range a.tn.nodes {
+	a.tn.nodesMu.Lock()
+	nodes := slices.Collect(maps.Values(a.tn.nodes))
+	a.tn.nodesMu.Unlock()
+	for _, c := range nodes {
 		if l, err := c.Leader(a.topic, 0); err != nil || !l.Local {
 			continue
 		}

@@ -57,7 +57,7 @@ func (p *Partition) ReadAppendIsolated(dst []byte, offset int64, maxBytes int, c
 	}
 	if p.repl != nil {
 		cfg := p.config()
-		if err := checkBatches(res.Records, offset, upper, !cfg.Compact && !cfg.Streams); err != nil {
+		if err := checkBatches(res.Records, offset, upper, p.log.NextOffset(), !cfg.Compact && !cfg.Streams); err != nil {
 			return ReadResult{}, dst, p.readError(err, offset)
 		}
 	}
@@ -286,15 +286,17 @@ func (p *Partition) ReadSectionsIsolated(dst []storage.Section, offset int64, ma
 // included, and that their offsets make sense where the CRC does not
 // cover them: the first holds offset or follows it, each follows the one
 // before, none reaches upper; and, where no cleaner removes whole batches
-// (dense), that a read below upper found one. A replica whose stored
+// (dense), that a read below upper found one when the segments go on past
+// offset (a replica's high watermark may be ahead of them for a moment,
+// as a snapshot installs). A replica whose stored
 // batch is damaged (below the recovery point, which its open does not
 // read) then goes offline and is renewed from its group rather than serve
 // the damage or stop short. The storage returns whole batches only. Reads
 // a Kafka fetch sends with sendfile never pass here; a client's own CRC
 // check refuses those, as with Kafka.
-func checkBatches(records []byte, offset, upper int64, dense bool) error {
-	if len(records) == 0 && offset < upper && dense {
-		return fmt.Errorf("no batch at offset %d, below %d: %w", offset, upper, batch.ErrCorrupt)
+func checkBatches(records []byte, offset, upper, segmentsEnd int64, dense bool) error {
+	if len(records) == 0 && offset < upper && offset < segmentsEnd && dense {
+		return fmt.Errorf("no batch at offset %d, below %d and the segments' end %d: %w", offset, upper, segmentsEnd, batch.ErrCorrupt)
 	}
 	after := offset - 1 // the first batch ends at or past offset
 	for rest, first := records, true; len(rest) > 0; first = false {
