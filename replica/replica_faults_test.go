@@ -582,24 +582,34 @@ func (s *failingEntries) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error
 func runReady(t *testing.T, r *Replica, st Storage) {
 	t.Helper()
 	for range 20 {
-		var seq uint64
-		for r.HasReady() {
-			w, err := r.HandleReady()
-			if err != nil {
-				t.Fatal(err)
-			}
-			seq = max(seq, w.SyncSeq)
-		}
-		if seq == 0 {
+		if !readyRound(t, r, st) {
 			return
 		}
-		if err := st.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Synced(seq); err != nil {
-			t.Fatal(err)
-		}
 	}
+}
+
+// readyRound runs HandleReady until the replica has no Ready, then syncs
+// and releases what it wrote; false when it wrote nothing.
+func readyRound(t *testing.T, r *Replica, st Storage) bool {
+	t.Helper()
+	var seq uint64
+	for r.HasReady() {
+		w, err := r.HandleReady()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq = max(seq, w.SyncSeq)
+	}
+	if seq == 0 {
+		return false
+	}
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Synced(seq); err != nil {
+		t.Fatal(err)
+	}
+	return true
 }
 
 // TestConfChangeApplyReadingALostLogFailsTheReplica: a leader applying a
@@ -625,20 +635,7 @@ func TestConfChangeApplyReadingALostLogFailsTheReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Written, synced and stepped back: committed, not yet applied.
-	var seq uint64
-	for r.HasReady() {
-		w, err := r.HandleReady()
-		if err != nil {
-			t.Fatal(err)
-		}
-		seq = max(seq, w.SyncSeq)
-	}
-	if err := st.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Synced(seq); err != nil {
-		t.Fatal(err)
-	}
+	readyRound(t, r, st)
 	st.armed, st.okLeft = true, 1 // the apply's read passes, the append's fails
 	if _, err := r.HandleReady(); !errors.Is(err, ErrLogLost) {
 		t.Fatalf("HandleReady over a log that fails to read: %v, want ErrLogLost", err)
