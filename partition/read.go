@@ -288,12 +288,12 @@ func (p *Partition) ReadSectionsIsolated(dst []storage.Section, offset int64, ma
 // before, none reaches upper; and, where no cleaner removes whole batches
 // (dense), that a read below upper found one when the segments go on past
 // offset (a replica's high watermark may be ahead of them for a moment,
-// as a snapshot installs). A replica whose stored
-// batch is damaged (below the recovery point, which its open does not
-// read) then goes offline and is renewed from its group rather than serve
-// the damage or stop short. The storage returns whole batches only. Reads
-// a Kafka fetch sends with sendfile never pass here; a client's own CRC
-// check refuses those, as with Kafka.
+// as a snapshot installs). A replica whose stored batch is damaged (below
+// the recovery point, which its open does not read) then goes offline and
+// is renewed from its group rather than serve the damage or stop short.
+// The storage returns whole batches only. Reads a Kafka fetch sends with
+// sendfile never pass here; a client's own CRC check refuses those, as
+// with Kafka.
 func checkBatches(records []byte, offset, upper, segmentsEnd int64, dense bool) error {
 	if len(records) == 0 && offset < upper && offset < segmentsEnd && dense {
 		return fmt.Errorf("no batch at offset %d, below %d and the segments' end %d: %w", offset, upper, segmentsEnd, batch.ErrCorrupt)

@@ -226,7 +226,6 @@ func (l *Log) installLocked(in install, nowMs int64) error {
 	if err := l.replaceMetaLocked(in); err != nil {
 		return err
 	}
-	l.claimed = 0 // the new raft-meta holds no Synced record
 	l.mu.Lock()
 	l.book, l.last = b, in.rec.Index
 	l.cache.clear()

@@ -73,9 +73,6 @@ type Log struct {
 	// a rewrite).
 	metaSynced     int64
 	metaGeneration uint32
-	// claimed is the offset of the last Synced record written (the book's
-	// synced, as this side last set it).
-	claimed int64
 }
 
 // newLog builds a read-only Log over segments and the bookkeeping read

@@ -117,8 +117,9 @@ func create(fsys vfs.FS, dir string, st *storage.Log, boot Bootstrap, conf []byt
 // generation, damaged before its recovery point or contradicting itself;
 // a snapshot past the segments' end; an applied entry the walk does not
 // reach; segments ending, or a walk stopping, below the offset raft-meta's
-// last Synced record says they were synced up to. A directory without raft-state and without batches gives an
-// error wrapping ErrStateMissing (never created, or Create interrupted).
+// last Synced record says they were synced up to. A directory without
+// raft-state and without batches gives an error wrapping ErrStateMissing
+// (never created, or Create interrupted).
 func Open(fsys vfs.FS, dir string, cfg storage.Config, nowMs int64) (*Log, error) {
 	st, err := storage.Open(fsys, dir, cfg, nowMs)
 	if err != nil {
@@ -191,7 +192,6 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 		meta.Close()
 		return nil, err
 	}
-	l.claimed = l.book.synced
 	if scan.Header.Generation != state.MetaGeneration {
 		// raft-meta was replaced (a rewrite or an install) and raft-state
 		// not written after: name the new file now, so that the next

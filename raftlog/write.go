@@ -135,7 +135,7 @@ func (l *Log) truncate(first uint64, offset int64) error {
 	t := &Truncate{Index: first, NextOffset: offset}
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	if l.claimed > offset {
+	if l.syncedClaim() > offset {
 		if err := l.claimLocked(offset); err != nil {
 			return err
 		}
@@ -160,7 +160,6 @@ func (l *Log) truncate(first uint64, offset int64) error {
 	if err := l.writeMetaRecord(t); err != nil {
 		return err
 	}
-	l.claimed = min(l.claimed, offset)
 	return l.syncMetaLocked()
 }
 
@@ -275,8 +274,15 @@ func (l *Log) claimLocked(offset int64) error {
 	if err != nil {
 		return l.fail(fmt.Errorf("synced %d: %w", offset, err))
 	}
-	l.claimed = offset
 	return nil
+}
+
+// syncedClaim is the offset of the last Synced record in force (lowered
+// by a truncation since). Only syncMu's holder changes it.
+func (l *Log) syncedClaim() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.book.synced
 }
 
 // SetHardState records raft's hard state. Term and vote are written to
@@ -327,10 +333,9 @@ func (l *Log) RecordApplied(index uint64, conf *raftpb.ConfState) error {
 // then raft-meta, with a Synced record of the segments' new synced end
 // when it moved, then raft-state when the term or vote changed or a
 // record other than Synced and Anchor records lies past its recovery
-// point. The
-// Synced record is what lets Open tell synced batches a disk damaged from
-// a torn write: a replica that cut the former as the latter could vote a
-// leader lacking entries it acknowledged into office. It may
+// point. The Synced record is what lets Open tell synced batches a disk
+// damaged from a torn write: a replica that cut the former as the latter
+// could vote a leader lacking entries it acknowledged into office. It may
 // run on another goroutine (a flusher) concurrently with the write side.
 // A failure makes the log failed for good, as storage.Log.Sync does.
 func (l *Log) Sync() error {
@@ -376,7 +381,7 @@ func (l *Log) syncLocked() (State, error) {
 	if err != nil {
 		return State{}, l.fail(fmt.Errorf("sync: %w", err))
 	}
-	if synced > l.claimed {
+	if synced > l.syncedClaim() {
 		if err := l.claimLocked(synced); err != nil {
 			return State{}, err
 		}

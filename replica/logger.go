@@ -37,6 +37,6 @@ func (r raftLogger) Panicf(format string, v ...any) {
 }
 
 // raftPanic is what raft panics with through this logger: typed, so that
-// Step can tell raft's own "commit past the log's end" (stepHeartbeat)
-// from any other panic, which it lets through.
+// Replica.lost can tell raft's own "commit past the log's end" and failed
+// log reads from any other panic, which it lets through.
 type raftPanic string

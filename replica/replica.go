@@ -231,38 +231,6 @@ func (r *Replica) Step(m *raftpb.Message) (err error) {
 		// the change that added a new leader, and must still hear from it.
 		r.strangers++
 	}
-	if m.GetType() == raftpb.MsgHeartbeat {
-		return r.stepHeartbeat(m)
-	}
-	return r.rn.Step(m)
-}
-
-// stepHeartbeat steps a heartbeat, failing the replica where raft finds
-// it commits past the last entry of its log. A leader commits on a
-// heartbeat at most what this replica acknowledged as durable, so its
-// storage lost entries after syncing them (damage taken for a torn tail
-// at open): raft panics, which would take every group of the node down,
-// again at each restart. The replica stops instead (ErrLogLost) and tells
-// its state machine. Raft's own check is the one that counts: the
-// replica's lastIndex lags raft's log by what Step appended since the
-// last HandleReady (a MsgApp or MsgSnap stepped just before), so a check
-// against it also stopped healthy replicas catching up.
-func (r *Replica) stepHeartbeat(m *raftpb.Message) (err error) {
-	defer func() {
-		p := recover()
-		if p == nil {
-			return
-		}
-		s, ok := p.(raftPanic)
-		if !ok || !strings.HasPrefix(string(s), "tocommit(") {
-			panic(p)
-		}
-		r.fail(fmt.Errorf("%w: heartbeat of term %d from %x commits %d: %s", ErrLogLost, m.GetTerm(), m.GetFrom(), m.GetCommit(), s))
-		if l, ok := r.sm.(LogLoser); ok {
-			l.LogLost(r.err)
-		}
-		err = r.err
-	}()
 	return r.rn.Step(m)
 }
 
@@ -566,19 +534,28 @@ func (r *Replica) ready() (rd raft.Ready, ok bool) {
 }
 
 // lost takes what a call into raft panicked with (nil: it did not), which
-// every entry point recovers: raft panics when its storage cannot give
-// back entries, to apply committed ones (Ready), to look for a conf change
-// among them before campaigning (Tick, Step, Campaign), or to send them
-// (Propose, TransferLeader, a local response stepped back in):
-// with its storage's error as is (a damaged batch of the metadata log,
-// found when read), or through its logger (the partition's storage
-// answers raft.ErrCompacted for damaged batches, which raft takes for a
-// compaction except where it applies or scans). A panic would take every
-// group of the node down, again at each restart; the replica stops
-// instead (ErrLogLost), tells its state machine, as stepHeartbeat does,
-// and its RawNode is not used again. It reports whether it stopped the
-// replica, and panics again with anything else (a bug, or a state
-// machine's panic: only errors raftStorage tagged count).
+// every entry point recovers. Raft panics where its log lost or damaged
+// entries:
+//   - a heartbeat committing past the log's last entry ("tocommit"): a
+//     leader commits on a heartbeat at most what this replica acknowledged
+//     as durable, so its storage lost entries after syncing them. Raft's
+//     own check is the one that counts: the replica's lastIndex lags
+//     raft's log by what Step appended since the last HandleReady, so a
+//     check against it also stopped healthy replicas catching up;
+//   - storage that cannot give back entries, to apply committed ones
+//     (Ready), to look for a conf change among them before campaigning
+//     (Tick, Step, Campaign), or to send them (Propose, TransferLeader, a
+//     conf change applied, a local response stepped back in): with its
+//     storage's error as is (a damaged batch of the metadata log, found
+//     when read), or through its logger (the partition's storage answers
+//     raft.ErrCompacted for damaged batches, which raft takes for a
+//     compaction except where it applies or scans).
+//
+// A panic would take every group of the node down, again at each
+// restart; the replica stops instead (ErrLogLost), tells its state
+// machine, and its RawNode is not used again. It reports whether it
+// stopped the replica, and panics again with anything else (a bug, or a
+// state machine's panic: only errors raftStorage tagged count).
 func (r *Replica) lost(p any) bool {
 	if p == nil {
 		return false
@@ -586,7 +563,8 @@ func (r *Replica) lost(p any) bool {
 	var why string
 	switch v := p.(type) {
 	case raftPanic:
-		if !strings.HasPrefix(string(v), "unexpected error when getting unapplied entries") &&
+		if !strings.HasPrefix(string(v), "tocommit(") &&
+			!strings.HasPrefix(string(v), "unexpected error when getting unapplied entries") &&
 			!strings.HasPrefix(string(v), "error scanning unapplied entries") {
 			panic(p)
 		}
