@@ -182,15 +182,18 @@ var ErrUnhealthy = errors.New("cluster: node not a caught-up member")
 // a cluster node, its replica is a voter or learner of the metadata group
 // as of what it applied, the group has a leader it knows, and it applied
 // the metadata log up to the commit index it knows from that leader (so
-// topics and leaders it answers are the cluster's, not a stale copy). A
-// single node is always a member.
+// topics and leaders it answers are the cluster's, not a stale copy), and
+// that replica has not stopped (replica.ErrLogLost: its metadata log is
+// damaged, and the node must be wiped). A single node is always a member.
 func (c *Cluster) Health() error {
 	if !c.cfg.clustered() {
 		return nil
 	}
 	var member bool
 	var leader, commit, applied uint64
+	var stopped error
 	err := c.sched.Do(controller.GroupID, func(r *replica.Replica) {
+		stopped = r.Err()
 		cs, st := r.ConfState(), r.Status()
 		id := r.ID()
 		member = slices.Contains(cs.GetVoters(), id) || slices.Contains(cs.GetLearners(), id) || slices.Contains(cs.GetLearnersNext(), id)
@@ -199,6 +202,10 @@ func (c *Cluster) Health() error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: metadata group: %v", ErrUnhealthy, err)
+	case stopped != nil:
+		// What it last saw may still look caught up: a stopped replica
+		// hears no heartbeat that would show it behind.
+		return fmt.Errorf("%w: this node's metadata replica stopped (wipe the node's data directory): %v", ErrUnhealthy, stopped)
 	case !member:
 		return fmt.Errorf("%w: replica %x is not in the metadata group's configuration", ErrUnhealthy, c.replicaID())
 	case leader == 0:

@@ -8,7 +8,10 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -124,6 +127,44 @@ func TestHealthFollowsMetaMembership(t *testing.T) {
 	defer single.Close()
 	if err := single.Health(); err != nil {
 		t.Fatalf("single node: %v", err)
+	}
+}
+
+// TestHealthReportsAStoppedMetaReplica: a follower's metadata replica told
+// by a heartbeat that entries past its log's end are committed stops
+// (replica.ErrLogLost: its log lost what it had acknowledged). What it saw
+// last still looks caught up, so Health must ask the replica itself.
+func TestHealthReportsAStoppedMetaReplica(t *testing.T) {
+	tn := startNodes(t, 3)
+	lead := tn.controller()
+	var follower int32
+	for id, c := range tn.nodes {
+		waitUntil(t, fmt.Sprintf("node %d a caught-up member", id), func() bool { return c.Health() == nil })
+		if id != lead {
+			follower = id
+		}
+	}
+	c := tn.nodes[follower]
+	var heartbeat *raftpb.Message
+	if err := c.sched.Do(controller.GroupID, func(r *replica.Replica) {
+		st := r.Status()
+		heartbeat = &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(st.Lead), To: new(r.ID()),
+			Term: new(st.GetTerm()), Commit: new(st.GetCommit() + 1000)}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.sched.Deliver(controller.GroupID, heartbeat)
+	waitUntil(t, "the follower's metadata replica to stop", func() bool {
+		var err error
+		_ = c.sched.Do(controller.GroupID, func(r *replica.Replica) { err = r.Err() })
+		return errors.Is(err, replica.ErrLogLost)
+	})
+	err := c.Health()
+	if !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), "metadata replica stopped") {
+		t.Fatalf("health of a node whose metadata replica stopped: %v", err)
+	}
+	if err := tn.nodes[lead].Health(); err != nil {
+		t.Fatalf("the leader's health: %v", err)
 	}
 }
 
