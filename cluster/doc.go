@@ -197,8 +197,9 @@
 // leader (cairn_cluster_commit_seconds, Collectors). Health is nil on a
 // single node, and on a cluster node only when its replica is in the
 // metadata group's configuration as of what it applied, the group has a
-// leader it knows, and it applied the metadata log up to the commit index
-// it knows; otherwise ErrUnhealthy with the reason. TestClusterIdleCost
+// leader it knows, it applied the metadata log up to the commit index it
+// knows, and the replica has not stopped (replica.ErrLogLost); otherwise
+// ErrUnhealthy with the reason. TestClusterIdleCost
 // (flag -cluster.idle) measures three nodes idle with 1,000 partitions.
 //
 // # Files
