@@ -99,7 +99,8 @@
 // reset and install a crash left due, and removes a staging directory of
 // a snapshot at or below the log's.
 //
-// Open recovers: storage.Open, raft-state, raft-meta up to its recovery
+// Open recovers: storage.OpenSyncedTo (the segments, refused rather than
+// cut below the last Synced offset), raft-state, raft-meta up to its recovery
 // point (a torn tail after it is cut), then a walk from the last anchor
 // below the segments' end that stops at the first entry the segments and
 // raft-meta disagree about; the rest is cut as a conflict is, unless it
@@ -270,8 +271,11 @@
 //
 // The segments have their own recovery point (storage's log-state), past
 // which storage.Open takes the first bad batch for a torn tail and cuts
-// it. A Synced record above where they now end, or a walk that stops
-// below it, is a *storage.CorruptionError: those batches were synced, so
+// it. Open reads the last Synced record first and opens the segments with
+// storage.OpenSyncedTo, so a bad batch, a gap or an end below it is
+// refused before anything is cut (the batches after the damage stay on
+// disk); a walk that stops below it is refused likewise. Either is a
+// *storage.CorruptionError: those batches were synced, so
 // the replica may have acknowledged them, and a replica that went on
 // without them could help elect a leader lacking committed entries before
 // any leader told it what it lost. raft-meta's own records past

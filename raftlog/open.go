@@ -103,7 +103,8 @@ func create(fsys vfs.FS, dir string, st *storage.Log, boot Bootstrap, conf []byt
 }
 
 // Open opens the raft log in dir and recovers it (design §1.6): the
-// segments as storage.Open recovers them, raft-state, raft-meta up to its
+// segments as storage.OpenSyncedTo recovers them given raft-meta's last
+// Synced offset, raft-state, raft-meta up to its
 // recovery point (a torn tail after it is cut), then a walk from the last
 // anchor below the segments' end that counts entries to the end of the
 // log and stops at the first disagreement between the segments and
@@ -121,7 +122,7 @@ func create(fsys vfs.FS, dir string, st *storage.Log, boot Bootstrap, conf []byt
 // raft-state and without batches gives an error wrapping ErrStateMissing
 // (never created, or Create interrupted).
 func Open(fsys vfs.FS, dir string, cfg storage.Config, nowMs int64) (*Log, error) {
-	st, err := storage.Open(fsys, dir, cfg, nowMs)
+	st, err := storage.OpenSyncedTo(fsys, dir, cfg, nowMs, syncedFloor(fsys, dir))
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +132,35 @@ func Open(fsys vfs.FS, dir string, cfg storage.Config, nowMs int64) (*Log, error
 		return nil, err
 	}
 	return l, nil
+}
+
+// syncedFloor is the offset raft-meta's last Synced record says the
+// segments were synced up to, read before the segments are recovered so
+// that storage refuses to cut below it (the batches after damage stay on
+// disk for whoever looks at the refused directory). It reads without
+// changing a file; what it cannot read gives 0, and open then reports why.
+func syncedFloor(fsys vfs.FS, dir string) int64 {
+	state, err := ReadState(fsys, filepath.Join(dir, stateFileName))
+	if err != nil {
+		return 0
+	}
+	name := filepath.Join(dir, metaFileName)
+	if size, err := fsys.Stat(name); err != nil || size > metaFileBytesMax {
+		return 0
+	}
+	b, err := vfs.ReadFile(fsys, name)
+	if err != nil {
+		return 0
+	}
+	scan, err := ScanMeta(name, b, state.MetaGeneration, state.MetaRecoveryPoint)
+	if err != nil {
+		return 0
+	}
+	book, err := bookOf(name, scan.Records)
+	if err != nil {
+		return 0
+	}
+	return book.synced
 }
 
 func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {

@@ -993,12 +993,18 @@ func TestOpenTellsSyncedDamageFromTornTail(t *testing.T) {
 			if err != nil || len(data) <= from {
 				t.Fatalf("segment of %d bytes, the recovery point at %d: %v", len(data), from, err)
 			}
-			if err := vfs.WriteFileAtomic(fsys, name, d.damage(data, from)); err != nil {
+			damaged := d.damage(data, from)
+			if err := vfs.WriteFileAtomic(fsys, name, damaged); err != nil {
 				t.Fatal(err)
 			}
 			var corrupt *storage.CorruptionError
 			if _, err := Open(fsys, "p", testCfg, 0); !errors.As(err, &corrupt) {
 				t.Fatalf("Open: %v, want a storage.CorruptionError", err)
+			}
+			// Refused before anything was cut: the batches after the
+			// damage stay for whoever looks at the directory.
+			if after, err := vfs.ReadFile(fsys, name); err != nil || !bytes.Equal(after, damaged) {
+				t.Fatalf("segment after the refused Open: %d bytes (%v), want the %d damaged bytes unchanged", len(after), err, len(damaged))
 			}
 		})
 	}

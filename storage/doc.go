@@ -151,6 +151,12 @@
 //     the recovery point, a state file that is unreadable (other than
 //     absent on a directory without segments) are a *CorruptionError: synced
 //     data is never truncated away.
+//   - OpenSyncedTo names an offset the caller knows was synced (a replica
+//     keeps its own record of each sync, apart from the segments, since the
+//     recovery point lags up to a checkpoint behind): an invalid batch, a
+//     missing or gapped later segment, or the log's end below it is a
+//     *CorruptionError too, returned before any batch is cut or any
+//     segment removed.
 //   - Segments listed below the start offset are leftovers of a retention
 //     deletion and are removed.
 //

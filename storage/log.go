@@ -15,6 +15,8 @@ import (
 type Log struct {
 	fs  vfs.FS
 	dir string
+	// syncedTo is OpenSyncedTo's offset, read only by recovery.
+	syncedTo int64
 
 	// syncMu serializes Sync calls (a caller's flusher and the one inside
 	// Checkpoint). Lock order: syncMu, then mu.
@@ -61,10 +63,19 @@ type SegmentInfo struct {
 // none, and recovers it (see the package documentation). Damage before the
 // recovery point is returned as a *CorruptionError.
 func Open(fsys vfs.FS, dir string, cfg Config, nowMs int64) (*Log, error) {
+	return OpenSyncedTo(fsys, dir, cfg, nowMs, 0)
+}
+
+// OpenSyncedTo is Open for a caller that knows the log was synced up to
+// offset syncedTo (a replica's record of its last sync, kept apart from the
+// segments): recovery then takes a bad batch, a gap or an end below that
+// offset for damage, a *CorruptionError, rather than a torn tail to cut,
+// and returns that error before it cuts any batch or removes any segment.
+func OpenSyncedTo(fsys vfs.FS, dir string, cfg Config, nowMs, syncedTo int64) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{fs: fsys, dir: dir, cfg: cfg}
+	l := &Log{fs: fsys, dir: dir, cfg: cfg, syncedTo: syncedTo}
 	if err := createDir(fsys, dir); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}

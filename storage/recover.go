@@ -278,6 +278,10 @@ func (l *Log) recoverTail(st logState, inv inventory, nowMs int64) error {
 			continue
 		}
 		if stopped || base != next || !inv.segments[base].log {
+			if next < l.syncedTo {
+				return corruption(l.dir, "segment %d is missing or follows a gap after offset %d, below offset %d, which the log was synced up to",
+					base, next, l.syncedTo)
+			}
 			if err := l.removeSegmentFiles(base); err != nil {
 				return err
 			}
@@ -296,6 +300,9 @@ func (l *Log) recoverTail(st logState, inv inventory, nowMs int64) error {
 	}
 	if next < st.recovery.nextOffset {
 		return corruption(l.dir, "log ends at offset %d, before the recovery point at %d", next, st.recovery.nextOffset)
+	}
+	if next < l.syncedTo {
+		return corruption(l.dir, "log ends at offset %d, below offset %d, which it was synced up to", next, l.syncedTo)
 	}
 	l.nextOffset = next
 	return nil
@@ -460,6 +467,10 @@ func (l *Log) scanTail(s *segment, from, protectedUntil int64) (next int64, stop
 		if err != nil {
 			if position < protectedUntil {
 				return 0, false, corruption(l.dir, "segment %d before the recovery point: %v", s.base, err)
+			}
+			if s.nextOffset < l.syncedTo {
+				return 0, false, corruption(l.dir, "segment %d at offset %d, below offset %d, which the log was synced up to: %v",
+					s.base, s.nextOffset, l.syncedTo, err)
 			}
 			break
 		}
