@@ -16,7 +16,7 @@ type install struct {
 	rec *Snapshot
 	// cut, when not zero, is the first entry cut (at offset cutOffset)
 	// before the snapshot is written: the entries above the snapshot when
-	// the log holds it, the entries above the applied index otherwise.
+	// the log holds it, those reaching past its next offset otherwise.
 	cut       uint64
 	cutOffset int64
 	// reset: the segments restart empty at rec.NextOffset (the log does not
@@ -37,9 +37,10 @@ type install struct {
 // When the log holds the snapshot's entry (same index and term), the
 // segments keep the data up to it and the entries above are cut; the
 // descriptor may then be absent. Otherwise the descriptor is required:
-// the entries above the applied index are cut (applied ones are committed,
-// so they agree with the snapshot), and the segments restart empty at the
-// descriptor's next offset; the data below it comes from the staging
+// the entries whose data reaches past the descriptor's next offset are
+// cut (a suffix the leader's log does not hold: its entries below the
+// snapshot's lie below that offset), and the segments restart empty at
+// the descriptor's next offset; the data below it comes from the staging
 // directory (StagingDir) when it holds the whole copy of this snapshot's
 // data from the descriptor's log start, and is otherwise never installed
 // (delete retention, or a sender that did not copy it).
@@ -51,8 +52,9 @@ type install struct {
 // for a reset, the ResetSegments flag; then the segments are reset (and
 // the staged copy installed below them, storage.InstallBelow); then
 // raft-state names the new generation, the snapshot index as applied and
-// the snapshot's ConfState; then the staging directory goes. A crash before the new raft-meta leaves the
-// old log, possibly cut, which raft fills again; after it, Open finds the
+// the snapshot's ConfState; then the staging directory goes. A crash
+// before the new raft-meta leaves the old log, cut only of entries never
+// committed, which raft replaces; after it, Open finds the
 // new generation and completes the reset if it is still due. Write side
 // only; a failure after the first write makes the log failed.
 func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nowMs int64) error {
@@ -158,8 +160,8 @@ func (l *Log) planHeld(rec *Snapshot, desc *Descriptor) (install, error) {
 }
 
 // planReset plans the install of a snapshot whose entry the log does not
-// hold: the entries above the applied index go and the segments restart
-// at the descriptor's next offset.
+// hold: the segments restart at the descriptor's next offset, and the
+// entries reaching past it are cut first.
 func (l *Log) planReset(rec *Snapshot, desc *Descriptor, staged *Staging) (install, error) {
 	applied := max(l.want.Applied, l.book.snapshot.Index)
 	keptEnd, _, err := offsetOf(l.book, l.headerReader(), applied+1)
@@ -178,10 +180,49 @@ func (l *Log) planReset(rec *Snapshot, desc *Descriptor, staged *Staging) (insta
 	if staged != nil {
 		rec.LogStartOffset, in.staged = desc.LogStartOffset, staged
 	}
-	if applied < l.last {
-		in.cut, in.cutOffset = applied+1, keptEnd
+	if l.storage.NextOffset() > desc.NextOffset {
+		// storage.Reset restarts the segments at or past their end, so
+		// what reaches past the descriptor's next offset goes first:
+		// entries of a suffix the leader's log does not hold (the ones it
+		// holds lie below the snapshot's entry, and so below that offset),
+		// never committed. What lies below stays until the reset, which a
+		// crash before the new raft-meta then leaves whole: cutting
+		// entries above the applied index that were committed, and
+		// acknowledged, would let this replica vote as if it never held
+		// them, and put its high watermark above its segments' end.
+		cut, cutOffset, err := l.firstPast(applied, desc.NextOffset)
+		if err != nil {
+			return install{}, err
+		}
+		in.cut, in.cutOffset = cut, cutOffset
 	}
 	return in, checkRecordSize(rec)
+}
+
+// firstPast finds the first entry above applied whose data reaches past
+// offset, and where it starts; the caller knows the log's end lies past
+// offset and that the entry after applied starts at or below it.
+func (l *Log) firstPast(applied uint64, offset int64) (uint64, int64, error) {
+	// The smallest k in (applied+1, last+1] starting past offset; the
+	// entry before it holds the data that reaches past.
+	lo, hi := applied+2, l.last+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		begin, _, err := offsetOf(l.book, l.headerReader(), mid)
+		if err != nil {
+			return 0, 0, err
+		}
+		if begin > offset {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	begin, _, err := offsetOf(l.book, l.headerReader(), lo-1)
+	if err != nil {
+		return 0, 0, err
+	}
+	return lo - 1, begin, nil
 }
 
 // termsUpTo returns a copy of the term boundaries at or below index.

@@ -226,6 +226,66 @@ func TestApplySnapshotCrash(t *testing.T) {
 	}
 }
 
+// TestApplySnapshotResetKeepsSyncedEntries: a follower installing a
+// snapshot it does not hold, whose descriptor's next offset lies at or
+// past its segments' end, cuts nothing before the new raft-meta: a power
+// cut at any call leaves every synced entry (committed ones among them,
+// which the replica acknowledged) or the installed snapshot. Cutting the
+// entries above the applied index first, as the install once did, left
+// the replica without entries it had acknowledged.
+func TestApplySnapshotResetKeepsSyncedEntries(t *testing.T) {
+	for budget := 1; ; budget++ {
+		if budget > 300 {
+			t.Fatal("the install never completed")
+		}
+		cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{
+			Rand: rand.New(rand.NewPCG(uint64(budget), 5)), TearUnsynced: budget%2 == 0})
+		l := createLog(t, cfs)
+		m := newModel(t)
+		ents, begins, end := m.build(t, 11, mixedSpecs)
+		if err := l.Append(ents, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(t, ents, begins, end)
+		const applied = 13
+		if err := l.RecordApplied(applied, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		term := m.termAt(m.last()) + 1
+		idx, next := m.last()+2, m.end+100
+		snap := snapshotAt(idx, term, &Descriptor{NextOffset: next})
+		cfs.CutAfter(budget)
+		err := l.ApplySnapshot(snap, 0)
+		completed := !cfs.Cut()
+		if completed && err != nil {
+			t.Fatalf("ApplySnapshot without a crash: %v", err)
+		}
+		l, err = Open(cfs.Crash(), "p", testCfg, 0)
+		if err != nil {
+			t.Fatalf("budget %d: open after the crash: %v", budget, err)
+		}
+		first, _ := l.FirstIndex()
+		last, _ := l.LastIndex()
+		switch {
+		case first == idx+1 && last == idx && l.storage.NextOffset() == next:
+		case first == testBoot.Index+1 && !completed:
+			got, err := l.Entries(first, last+1, 1<<30)
+			if last != m.last() || err != nil || !sameEntries(got, m.ents) {
+				t.Fatalf("budget %d: the old log holds %s (%v), want every synced entry %s", budget, show(got), err, show(m.ents))
+			}
+		default:
+			t.Fatalf("budget %d (completed %v): recovered entries [%d, %d], segments ending at %d", budget, completed, first, last, l.storage.NextOffset())
+		}
+		l.Close()
+		if completed {
+			return
+		}
+	}
+}
+
 // crashDuringInstall builds a synced log with entries past the applied
 // index, installs a snapshot of kind with the power cut at the budget-th
 // call and checks the recovered log. It reports whether the install
