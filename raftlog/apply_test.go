@@ -227,63 +227,97 @@ func TestApplySnapshotCrash(t *testing.T) {
 }
 
 // TestApplySnapshotResetKeepsSyncedEntries: a follower installing a
-// snapshot it does not hold, whose descriptor's next offset lies at or
-// past its segments' end, cuts nothing before the new raft-meta: a power
-// cut at any call leaves every synced entry (committed ones among them,
-// which the replica acknowledged) or the installed snapshot. Cutting the
-// entries above the applied index first, as the install once did, left
-// the replica without entries it had acknowledged.
+// snapshot it does not hold cuts before the new raft-meta only the entries
+// reaching past the descriptor's next offset (a suffix the leader's log
+// does not hold, so never committed): a power cut at any call leaves every
+// other synced entry (committed ones among them, which the replica
+// acknowledged), or the installed snapshot. Cutting every entry above the
+// applied index first, as the install once did, left the replica without
+// entries it had acknowledged.
 func TestApplySnapshotResetKeepsSyncedEntries(t *testing.T) {
-	for budget := 1; ; budget++ {
-		if budget > 300 {
-			t.Fatal("the install never completed")
-		}
-		cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{
-			Rand: rand.New(rand.NewPCG(uint64(budget), 5)), TearUnsynced: budget%2 == 0})
-		l := createLog(t, cfs)
-		m := newModel(t)
-		ents, begins, end := m.build(t, 11, mixedSpecs)
-		if err := l.Append(ents, 0); err != nil {
-			t.Fatal(err)
-		}
-		m.apply(t, ents, begins, end)
-		const applied = 13
-		if err := l.RecordApplied(applied, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		term := m.termAt(m.last()) + 1
-		idx, next := m.last()+2, m.end+100
-		snap := snapshotAt(idx, term, &Descriptor{NextOffset: next})
-		cfs.CutAfter(budget)
-		err := l.ApplySnapshot(snap, 0)
-		completed := !cfs.Cut()
-		if completed && err != nil {
-			t.Fatalf("ApplySnapshot without a crash: %v", err)
-		}
-		l, err = Open(cfs.Crash(), "p", testCfg, 0)
-		if err != nil {
-			t.Fatalf("budget %d: open after the crash: %v", budget, err)
-		}
-		first, _ := l.FirstIndex()
-		last, _ := l.LastIndex()
-		switch {
-		case first == idx+1 && last == idx && l.storage.NextOffset() == next:
-		case first == testBoot.Index+1 && !completed:
-			got, err := l.Entries(first, last+1, 1<<30)
-			if last != m.last() || err != nil || !sameEntries(got, m.ents) {
-				t.Fatalf("budget %d: the old log holds %s (%v), want every synced entry %s", budget, show(got), err, show(m.ents))
+	cases := []struct {
+		name string
+		// next picks the descriptor's next offset; keep is the last entry
+		// that must survive a power cut before the new raft-meta, besides
+		// all of them.
+		next func(m *model, applied uint64) (next int64, keep uint64)
+	}{
+		{"past the end", func(m *model, _ uint64) (int64, uint64) { return m.end + 100, m.last() }},
+		{"inside an entry above the applied index", func(m *model, applied uint64) (int64, uint64) {
+			// The first entry with data past applied+1: the ones before
+			// it end at or below the offset and stay.
+			for j := applied + 2; j <= m.last(); j++ {
+				if m.beginOf(j+1) > m.beginOf(j)+1 {
+					return m.beginOf(j) + 1, j - 1
+				}
 			}
-		default:
-			t.Fatalf("budget %d (completed %v): recovered entries [%d, %d], segments ending at %d", budget, completed, first, last, l.storage.NextOffset())
-		}
-		l.Close()
-		if completed {
-			return
-		}
+			t.Fatal("no entry with data above the applied index")
+			return 0, 0
+		}},
 	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for budget := 1; ; budget++ {
+				if budget > 300 {
+					t.Fatal("the install never completed")
+				}
+				if installAfterSync(t, budget, c.next) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// installAfterSync builds a synced log with entries past the applied
+// index, installs a snapshot past its end with the descriptor's next
+// offset from next, the power cut at the budget-th call, and checks the
+// recovered log. It reports whether the install completed first.
+func installAfterSync(t *testing.T, budget int, next func(m *model, applied uint64) (int64, uint64)) bool {
+	t.Helper()
+	cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{
+		Rand: rand.New(rand.NewPCG(uint64(budget), 5)), TearUnsynced: budget%2 == 0})
+	l := createLog(t, cfs)
+	m := newModel(t)
+	ents, begins, end := m.build(t, 11, mixedSpecs)
+	if err := l.Append(ents, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, ents, begins, end)
+	const applied = 13
+	if err := l.RecordApplied(applied, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	nextOffset, keep := next(m, applied)
+	idx := m.last() + 2
+	snap := snapshotAt(idx, m.termAt(m.last())+1, &Descriptor{NextOffset: nextOffset})
+	cfs.CutAfter(budget)
+	err := l.ApplySnapshot(snap, 0)
+	completed := !cfs.Cut()
+	if completed && err != nil {
+		t.Fatalf("ApplySnapshot without a crash: %v", err)
+	}
+	l, err = Open(cfs.Crash(), "p", testCfg, 0)
+	if err != nil {
+		t.Fatalf("budget %d: open after the crash: %v", budget, err)
+	}
+	defer l.Close()
+	first, _ := l.FirstIndex()
+	last, _ := l.LastIndex()
+	switch {
+	case first == idx+1 && last == idx && l.storage.NextOffset() == nextOffset:
+	case first == testBoot.Index+1 && !completed:
+		got, err := l.Entries(first, last+1, 1<<30)
+		if last != m.last() && last != keep || err != nil || !sameEntries(got, m.ents[:last-testBoot.Index]) {
+			t.Fatalf("budget %d: the old log holds %s (%v), want %s, or up to entry %d", budget, show(got), err, show(m.ents), keep)
+		}
+	default:
+		t.Fatalf("budget %d (completed %v): recovered entries [%d, %d], segments ending at %d", budget, completed, first, last, l.storage.NextOffset())
+	}
+	return completed
 }
 
 // crashDuringInstall builds a synced log with entries past the applied

@@ -185,9 +185,11 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 		return nil, err
 	}
 	if end := st.NextOffset(); b.synced > end {
-		// storage.Open cut what it took for a torn tail, but a sync had
+		// storage cut what it took for a torn tail, but a sync had
 		// covered it: damage, whose cut loses entries this replica may
-		// have acknowledged.
+		// have acknowledged. syncedFloor makes storage refuse this
+		// itself; this check holds when that first read of raft-meta
+		// failed (it then gives 0) and this one succeeded.
 		return nil, corruption(dir, "the segments end at offset %d, below offset %d, which they were synced up to", end, b.synced)
 	}
 	// An installed snapshot's raft-meta that raft-state does not name yet:

@@ -155,8 +155,8 @@
 //     keeps its own record of each sync, apart from the segments, since the
 //     recovery point lags up to a checkpoint behind): an invalid batch, a
 //     missing or gapped later segment, or the log's end below it is a
-//     *CorruptionError too, returned before any batch is cut or any
-//     segment removed.
+//     *CorruptionError too, returned before a batch is cut or a segment
+//     at or above the start offset removed.
 //   - Segments listed below the start offset are leftovers of a retention
 //     deletion and are removed.
 //

@@ -70,7 +70,8 @@ func Open(fsys vfs.FS, dir string, cfg Config, nowMs int64) (*Log, error) {
 // offset syncedTo (a replica's record of its last sync, kept apart from the
 // segments): recovery then takes a bad batch, a gap or an end below that
 // offset for damage, a *CorruptionError, rather than a torn tail to cut,
-// and returns that error before it cuts any batch or removes any segment.
+// and returns that error before it cuts a batch or removes a segment at or
+// above the start offset (index files may be rebuilt meanwhile).
 func OpenSyncedTo(fsys vfs.FS, dir string, cfg Config, nowMs, syncedTo int64) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)

@@ -73,6 +73,35 @@ func TestOpenSyncedToRefusesDamageBelowIt(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a later segment missing", func(t *testing.T) {
+		fsys, synced, last := build(t)
+		names, err := fsys.List("p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs []string
+		for _, name := range names {
+			if strings.HasSuffix(name, logSuffix) {
+				logs = append(logs, name)
+			}
+		}
+		if len(logs) < 3 {
+			t.Fatalf("want three segments or more: %v", names)
+		}
+		// The second segment: past the recovery point (Open's checkpoint,
+		// in the first), so recovery scans it.
+		if err := fsys.Remove("p/" + logs[1]); err != nil {
+			t.Fatal(err)
+		}
+		var corrupt *CorruptionError
+		if _, err := OpenSyncedTo(fsys, "p", testConfig(), 0, synced); !errors.As(err, &corrupt) ||
+			!strings.Contains(err.Error(), "synced up to") {
+			t.Fatalf("OpenSyncedTo(%d) without %s: %v, want a CorruptionError naming the synced offset", synced, logs[1], err)
+		}
+		if _, err := fsys.Stat(last); err != nil {
+			t.Fatalf("the last segment after the refused open: %v", err)
+		}
+	})
 	t.Run("intact, synced to its end", func(t *testing.T) {
 		fsys, synced, _ := build(t)
 		l, err := OpenSyncedTo(fsys, "p", testConfig(), 0, synced)
