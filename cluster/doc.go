@@ -198,8 +198,8 @@
 // single node, and on a cluster node only when its replica is in the
 // metadata group's configuration as of what it applied, the group has a
 // leader it knows, it applied the metadata log up to the commit index it
-// knows, and the replica has not stopped (replica.ErrLogLost); otherwise
-// ErrUnhealthy with the reason. TestClusterIdleCost
+// knows, and the replica has not stopped (a failed write or sync, or
+// replica.ErrLogLost); otherwise ErrUnhealthy with the reason. TestClusterIdleCost
 // (flag -cluster.idle) measures three nodes idle with 1,000 partitions.
 //
 // # Files

@@ -183,8 +183,9 @@ var ErrUnhealthy = errors.New("cluster: node not a caught-up member")
 // as of what it applied, the group has a leader it knows, and it applied
 // the metadata log up to the commit index it knows from that leader (so
 // topics and leaders it answers are the cluster's, not a stale copy), and
-// that replica has not stopped (replica.ErrLogLost: its metadata log is
-// damaged, and the node must be wiped). A single node is always a member.
+// that replica has not stopped (a failed write or sync, or
+// replica.ErrLogLost: its metadata log is damaged, and the node must be
+// wiped). A single node is always a member.
 func (c *Cluster) Health() error {
 	if !c.cfg.clustered() {
 		return nil
@@ -202,10 +203,14 @@ func (c *Cluster) Health() error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: metadata group: %v", ErrUnhealthy, err)
-	case stopped != nil:
+	case errors.Is(stopped, replica.ErrLogLost):
 		// What it last saw may still look caught up: a stopped replica
 		// hears no heartbeat that would show it behind.
-		return fmt.Errorf("%w: this node's metadata replica stopped (wipe the node's data directory): %v", ErrUnhealthy, stopped)
+		return fmt.Errorf("%w: this node's metadata replica stopped, its log damaged (wipe the node's data directory): %v", ErrUnhealthy, stopped)
+	case stopped != nil:
+		// A failed write or sync (a full disk): the cause is the node's
+		// to fix, and a restart opens the log again.
+		return fmt.Errorf("%w: this node's metadata replica stopped: %v", ErrUnhealthy, stopped)
 	case !member:
 		return fmt.Errorf("%w: replica %x is not in the metadata group's configuration", ErrUnhealthy, c.replicaID())
 	case leader == 0:

@@ -11,8 +11,8 @@
 // cluster.Health: 200 "ok" only when the node's replica is in the metadata
 // group's configuration, the group has a leader the node knows, and the node
 // applied the metadata log up to the commit index it knows from that
-// leader, and its metadata replica has not stopped for a damaged log;
-// otherwise 503 "not serving: <reason>". /metrics adds the node's
+// leader, and its metadata replica has not stopped (a damaged log, a
+// failed write or sync); otherwise 503 "not serving: <reason>". /metrics adds the node's
 // replication (cluster.NodeStats: cairn_cluster_leaders,
 // cairn_cluster_partitions_under_replicated, cairn_cluster_replicas_not_caught_up,
 // cairn_cluster_raft_groups_quiesced, cairn_cluster_meta_leader,
