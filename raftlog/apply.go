@@ -55,7 +55,8 @@ type install struct {
 // the snapshot's ConfState; then the staging directory goes. A crash
 // before the new raft-meta leaves the old log, cut only of entries never
 // committed, which raft replaces; after it, Open finds the
-// new generation and completes the reset if it is still due. Write side
+// new generation and does the reset and the staged copy's install again
+// (the old segments may span the very offsets the copy fills). Write side
 // only; a failure after the first write makes the log failed.
 func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nowMs int64) error {
 	if err := l.checkWritable(); err != nil {

@@ -162,7 +162,42 @@ func TestApplySnapshotInstallsStagedCopy(t *testing.T) {
 // install from a staged copy: Open gives the old log (possibly cut above
 // the applied index) or the snapshot with the staged data below it and
 // no staging directory, and the log takes appends either way.
+//
+// In the second case the old segments span exactly the offsets the staged
+// copy fills ([log start, next offset)), holding other data: Open must
+// not take them for the install done.
 func TestApplySnapshotStagedCrash(t *testing.T) {
+	t.Run("behind", func(t *testing.T) {
+		stagedCrash(t, func(t *testing.T, l *Log) stagedInstall { return followerBehind(t, l, rand.New(rand.NewPCG(7, 7))) })
+	})
+	t.Run("old segments spanning the copy", func(t *testing.T) { stagedCrash(t, followerSpanningCopy) })
+}
+
+// followerSpanningCopy is followerBehind with a snapshot whose staged copy
+// starts where the log does and ends, with a gap, where the log ends.
+func followerSpanningCopy(t *testing.T, l *Log) stagedInstall {
+	t.Helper()
+	s := followerBehind(t, l, rand.New(rand.NewPCG(7, 7)))
+	start := l.storage.StartOffset()
+	for seed := uint64(1); ; seed++ {
+		if seed > 1000 {
+			t.Fatalf("no staged copy fits below the log's end %d", s.m.end)
+		}
+		data, end := stagedData(t, rand.New(rand.NewPCG(seed, 9)), start)
+		if end >= s.m.end {
+			continue
+		}
+		s.data, s.start, s.next = data, start, s.m.end
+		idx, term := s.snap.GetMetadata().GetIndex(), s.snap.GetMetadata().GetTerm()
+		desc := &Descriptor{LogStartOffset: start, NextOffset: s.next, Terms: []TermStart{{Term: term, Index: idx, Offset: s.next}}}
+		s.snap = snapshotAt(idx, term, desc)
+		s.staged = StagedSnapshot{Index: idx, Term: term, LogStartOffset: start, NextOffset: s.next}
+		return s
+	}
+}
+
+// stagedCrash is TestApplySnapshotStagedCrash for the install pick makes.
+func stagedCrash(t *testing.T, pick func(t *testing.T, l *Log) stagedInstall) {
 	for budget := 1; ; budget++ {
 		if budget > 400 {
 			t.Fatal("the install never completed")
@@ -170,7 +205,7 @@ func TestApplySnapshotStagedCrash(t *testing.T) {
 		cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{
 			Rand: rand.New(rand.NewPCG(uint64(budget), 5)), TearUnsynced: budget%2 == 0})
 		l := createLog(t, cfs)
-		s := followerBehind(t, l, rand.New(rand.NewPCG(7, 7)))
+		s := pick(t, l)
 		s.stage(t, cfs)
 		cfs.CutAfter(budget)
 		err := l.ApplySnapshot(s.snap, 0)

@@ -244,18 +244,18 @@ func open(fsys vfs.FS, dir string, st *storage.Log, nowMs int64) (*Log, error) {
 // finishReset restarts the segments empty at the installed snapshot's
 // next offset unless they already are, and when the snapshot's log start
 // is below it (the install had the staged copy) installs the staged data
-// below them unless that is done. Nothing is appended after an install
-// before raft-state names it, so segments holding anything else are the
-// old ones.
+// below them again. The old segments may span exactly the offsets the
+// copy fills (the install cuts only entries reaching past the next
+// offset), so segments there cannot be told from an install done; the
+// staged copy stays until raft-state names the install, so it is there
+// to install again.
 func finishReset(fsys vfs.FS, dir string, st *storage.Log, snap Snapshot, nowMs int64) error {
 	start, next := snap.LogStartOffset, snap.NextOffset
-	if st.StartOffset() == start && st.NextOffset() == next {
+	if start == next && st.StartOffset() == next && st.NextOffset() == next {
 		return nil
 	}
-	if st.StartOffset() != next || st.NextOffset() != next {
-		if err := st.Reset(next, nowMs); err != nil {
-			return fmt.Errorf("finish installing the snapshot at %d: %w", snap.Index, err)
-		}
+	if err := st.Reset(next, nowMs); err != nil {
+		return fmt.Errorf("finish installing the snapshot at %d: %w", snap.Index, err)
 	}
 	if start < next {
 		if err := installStaged(fsys, dir, st, stagedOf(snap), nowMs); err != nil {
