@@ -248,7 +248,9 @@
 // install-meta is missing or damaged, it removes the directory and starts
 // again empty. complete, an empty file made durable after the data was
 // synced, says the copy reaches the next offset (a gap may end it); only
-// such a copy is installed, and a reopen of it is done. The copy is data
+// such a copy is installed, and a reopen of it is done. A bad batch in a
+// complete copy is damage, not a torn write: OpenStaging starts the copy
+// again, and the install refuses it (*storage.CorruptionError). The copy is data
 // only: nothing in the log refers to it until an install does.
 //
 // # Recovery point and damage

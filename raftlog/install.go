@@ -19,7 +19,9 @@ const stagedPieceBytes = 1 << 20
 // openStagedCopy opens the staging directory of the log in dir when it
 // holds the whole data below snap (Staging.Complete); ok is false (and
 // nothing is changed) when it holds another snapshot's, or only part of
-// it, or nothing.
+// it, or nothing. A complete copy damaged since is a
+// *storage.CorruptionError: installing the batches before the damage
+// would drop committed ones after it.
 func openStagedCopy(fsys vfs.FS, dir string, snap StagedSnapshot) (s *Staging, ok bool, err error) {
 	s = &Staging{fs: fsys, dir: StagingDir(dir), snap: snap, next: snap.LogStartOffset}
 	if err := s.resume(); errors.Is(err, errStartAgain) {

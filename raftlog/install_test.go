@@ -7,11 +7,13 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -342,4 +344,40 @@ func hasStagedCopy(fsys vfs.FS, dir string, snap StagedSnapshot) (bool, error) {
 		return false, err
 	}
 	return true, s.Close()
+}
+
+// TestDamagedCompleteCopy: a bad batch in a complete staged copy (synced
+// whole before its marker) is damage, not a torn write: the install
+// refuses it rather than put the batches before it under the segments
+// and drop the committed ones after it, and OpenStaging copies again.
+func TestDamagedCompleteCopy(t *testing.T) {
+	fsys := vfs.NewMem()
+	l := createLog(t, fsys)
+	defer l.Close()
+	s := followerBehind(t, l, rand.New(rand.NewPCG(7, 7)))
+	s.stage(t, fsys)
+	name := filepath.Join(StagingDir("p"), stagingDataName)
+	data, err := vfs.ReadFile(fsys, name)
+	if err != nil || len(data) < 200 {
+		t.Fatalf("staged data of %d bytes: %v", len(data), err)
+	}
+	data[len(data)/2] ^= 0x20
+	if err := vfs.WriteFileAtomic(fsys, name, data); err != nil {
+		t.Fatal(err)
+	}
+	var corrupt *storage.CorruptionError
+	if err := l.ApplySnapshot(s.snap, 0); !errors.As(err, &corrupt) {
+		t.Fatalf("ApplySnapshot over a damaged complete copy: %v, want a storage.CorruptionError", err)
+	}
+	if first, _ := l.FirstIndex(); first != testBoot.Index+1 {
+		t.Fatalf("the log starts at entry %d after the refused install, want %d", first, testBoot.Index+1)
+	}
+	st, err := OpenStaging(fsys, "p", s.staged)
+	if err != nil {
+		t.Fatalf("OpenStaging over a damaged complete copy: %v", err)
+	}
+	defer st.Close()
+	if st.Next() != s.start || st.Done() {
+		t.Fatalf("OpenStaging resumes at %d (done %v), want a copy started again at %d", st.Next(), st.Done(), s.start)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -37,8 +38,8 @@ type StagedSnapshot struct {
 
 // Staging is a copy in progress of the data below a snapshot, resumable: a
 // reopen for the same snapshot continues after the last whole batch that
-// reached the disk; for another snapshot, or over damaged bookkeeping, it
-// starts again empty. Not safe for concurrent use.
+// reached the disk; for another snapshot, over damaged bookkeeping, or
+// over a complete copy damaged since, it starts again empty. Not safe for concurrent use.
 type Staging struct {
 	fs   vfs.FS
 	dir  string
@@ -56,11 +57,14 @@ func OpenStaging(fsys vfs.FS, dir string, snap StagedSnapshot) (*Staging, error)
 		return nil, fmt.Errorf("staging for %+v: %w", snap, ErrInvalid)
 	}
 	s := &Staging{fs: fsys, dir: StagingDir(dir), snap: snap, next: snap.LogStartOffset}
+	var corrupt *storage.CorruptionError
 	if err := s.resume(); err == nil {
 		return s, nil
-	} else if !errors.Is(err, errStartAgain) {
+	} else if !errors.Is(err, errStartAgain) && !errors.As(err, &corrupt) {
 		return nil, err
 	}
+	// A damaged copy is copied again; the install refuses it instead
+	// (openStagedCopy), as it has no sender to copy from.
 	if err := s.start(); err != nil {
 		return nil, err
 	}
@@ -85,21 +89,25 @@ func (s *Staging) resume() error {
 		return fmt.Errorf("staging %s: %w", s.dir, err)
 	}
 	s.data = f
-	if err := s.scan(); err != nil {
+	// A gap may end the copy: only the marker Complete writes says the
+	// data, synced before it, reaches the snapshot's next offset.
+	_, err = s.fs.Stat(filepath.Join(s.dir, stagingCompleteName))
+	complete := err == nil
+	if err := s.scan(complete); err != nil {
 		s.data.Close()
 		return err
 	}
-	// A gap may end the copy: only the marker Complete writes says the
-	// data, synced before it, reaches the snapshot's next offset.
-	if _, err := s.fs.Stat(filepath.Join(s.dir, stagingCompleteName)); err == nil {
+	if complete {
 		s.next = s.snap.NextOffset
 	}
 	return nil
 }
 
 // scan walks the data file's batches, keeping the whole valid ones in
-// order and cutting what follows.
-func (s *Staging) scan() error {
+// order and cutting what follows. In a complete copy, synced whole before
+// its marker, nothing may follow: that is damage, and installing the
+// batches before it would drop the committed ones after it.
+func (s *Staging) scan(complete bool) error {
 	size, err := s.data.Size()
 	if err != nil {
 		return fmt.Errorf("staging %s: %w", s.dir, err)
@@ -116,6 +124,9 @@ func (s *Staging) scan() error {
 			break
 		}
 		position, s.next = position+int64(len(whole)), end
+	}
+	if position < size && complete {
+		return &storage.CorruptionError{Dir: s.dir, Detail: fmt.Sprintf("the complete copy of snapshot %d holds a bad batch at position %d of %d", s.snap.Index, position, size)}
 	}
 	if position < size {
 		if err := s.data.Truncate(position); err != nil {
