@@ -11,6 +11,7 @@ import (
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
 	"github.com/cairnlog/cairn/controller"
+	"github.com/cairnlog/cairn/raftlog"
 )
 
 // deletionSuffix ends the name of a partition directory whose topic is being
@@ -114,9 +115,25 @@ func unknownPartitionsError(dataDir string, unknown []string) error {
 // deletion names and syncs the data directory: from then on the deletion
 // is decided, and a restart finishes it. Directories already marked (or never
 // created) are skipped. It returns the names it marked.
-func (c *Cluster) markForDeletion(topic string, id [16]byte, partitions int32) ([]string, error) {
+//
+// groups, when given, are the partitions' Raft groups: a directory whose
+// raft-state names another group is left. A node replaying an older
+// metadata state deletes the topic as it was then, and a topic created
+// again under the name since may have its replica there (startReplica
+// waits for the state to catch up rather than open it): deleting that
+// directory would restart the new replica empty under its id, a voter
+// without the log it acknowledged.
+func (c *Cluster) markForDeletion(topic string, id [16]byte, partitions int32, groups []uint64) ([]string, error) {
 	var marked []string
 	for i := int32(0); i < partitions; i++ {
+		if int(i) < len(groups) && groups[i] != 0 {
+			s, err := raftlog.ReadState(c.env.FS, path.Join(c.cfg.DataDir, partitionDirName(topic, i), raftStateFile))
+			if err == nil && s.GroupID != groups[i] {
+				c.env.Logger.Warn("leaving a directory of a deleted topic's name that holds another group's replica",
+					"topic", topic, "partition", i, "deleted_group", groups[i], "group", s.GroupID, "replica", s.ReplicaID)
+				continue
+			}
+		}
 		to := deletionDirName(topic, i, id)
 		err := c.env.FS.Rename(path.Join(c.cfg.DataDir, partitionDirName(topic, i)), path.Join(c.cfg.DataDir, to))
 		if errors.Is(err, fs.ErrNotExist) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -572,5 +574,52 @@ func TestClusterOfOneNode(t *testing.T) {
 	tn.waitReplicated("one", 0, want)
 	if lead := tn.leader("one", 0); lead != 1 {
 		t.Fatalf("led by %d", lead)
+	}
+}
+
+// TestClusterLeavesAnotherGroupsReplica: a directory at a partition's place
+// holding another group's replica (a topic of the name deleted and created
+// again in a metadata state newer than the one the node applied, found by
+// a node restarted behind) is neither opened as the partition's replica nor
+// removed when the older topic's deletion is applied: either would leave
+// the newer group's replica on this node without the log it acknowledged.
+func TestClusterLeavesAnotherGroupsReplica(t *testing.T) {
+	tn := startNodes(t, 3)
+	topic, err := tn.nodes[1].CreateTopicReplicated("t", 1, 3, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("t", 0)
+	tn.waitReplicated("t", 0, []string{fmt.Sprintf("%d:a", appendAll(t, tn.nodes[lead], "t", 0, "a").BaseOffset)})
+	away := tn.other(lead)
+	tn.stop(away)
+	name := path.Join("/data", partitionDirName("t", 0), raftStateFile)
+	s, err := raftlog.ReadState(tn.fs[away], name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := topic.Partitions[0].Group
+	s.GroupID = group + 1000 // a group the state does not know yet
+	if err := raftlog.WriteState(tn.fs[away], name, s); err != nil {
+		t.Fatal(err)
+	}
+	tn.restart(away)
+	waitUntil(t, "the restarted node to leave the partition offline, waiting", func() bool {
+		got, ok := tn.nodes[away].Topic("t")
+		return ok && errors.Is(got.Partitions[0].Offline, errReplicaWaits)
+	})
+	if got, _ := tn.nodes[away].Topic("t"); got.Partitions[0].Partition != nil {
+		t.Fatal("another group's replica was opened as the partition's")
+	}
+	if err := tn.nodes[1].DeleteTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the restarted node to apply the deletion", func() bool {
+		_, ok := tn.nodes[away].Topic("t")
+		return !ok
+	})
+	after, err := raftlog.ReadState(tn.fs[away], name)
+	if err != nil || after.GroupID != s.GroupID {
+		t.Fatalf("the other group's replica after the deletion: %+v, %v; want it left in place", after, err)
 	}
 }

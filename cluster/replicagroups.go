@@ -92,7 +92,14 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 		if err := c.removeRenewedDir(name, mp, rid, err); err != nil {
 			return nil, err
 		}
-	case s.GroupID != group || s.ReplicaID == rid:
+	case s.GroupID != group:
+		// Another group's replica at the partition's place: a topic of
+		// this name deleted and created again in a state newer than the
+		// one applied (opening it as this group's would run one group's
+		// log as another's, and the state catching up would then delete
+		// it, markForDeletion), or older than it and not stale.
+		return nil, fmt.Errorf("%w: the directory holds group %d's replica %x, the state places group %d's %x", errReplicaWaits, s.GroupID, s.ReplicaID, group, rid)
+	case s.ReplicaID == rid:
 	case meta.NodeReplicaID(s.ReplicaID) == meta.NodeReplicaID(rid) && meta.PlacementOf(s.ReplicaID) > meta.PlacementOf(rid) || !current:
 		return nil, fmt.Errorf("%w: the directory holds replica %x, the state places %x", errReplicaWaits, s.ReplicaID, rid)
 	default:

@@ -131,13 +131,23 @@ func (c *Cluster) dropTopic(t *Topic) {
 	delete(c.topics, t.Name)
 	closeSlots(c, t)
 	c.forgetGroups(t)
-	marked, err := c.markForDeletion(t.Name, t.ID, int32(len(t.Partitions)))
+	marked, err := c.markForDeletion(t.Name, t.ID, int32(len(t.Partitions)), slotGroups(t))
 	if err == nil {
 		err = c.removeMarked(marked)
 	}
 	if err != nil {
 		c.env.Logger.Error("removing the directories of a deleted topic", "topic", t.Name, "err", err)
 	}
+}
+
+// slotGroups are the Raft groups of a topic's partitions (0 on a single
+// node).
+func slotGroups(t *Topic) []uint64 {
+	groups := make([]uint64, len(t.Partitions))
+	for i, s := range t.Partitions {
+		groups[i] = s.Group
+	}
+	return groups
 }
 
 // closeSlots closes a topic's open partitions; its data is being deleted,
@@ -156,7 +166,11 @@ func closeSlots(c *Cluster, t *Topic) {
 // proposed. It returns the directories it marked, for the caller to remove
 // with the others.
 func (c *Cluster) finishDeletion(t *metav1.Topic) ([]string, error) {
-	marked, err := c.markForDeletion(t.Name, [16]byte(t.Id), int32(len(t.Partitions)))
+	groups := make([]uint64, len(t.Partitions))
+	for i, p := range t.Partitions {
+		groups[i] = p.GroupId
+	}
+	marked, err := c.markForDeletion(t.Name, [16]byte(t.Id), int32(len(t.Partitions)), groups)
 	if err != nil {
 		return nil, err
 	}

@@ -196,7 +196,7 @@ func (c *Cluster) DeleteTopic(name string) error {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	closeSlots(c, t)
-	marked, err := c.markForDeletion(name, t.ID, int32(len(t.Partitions)))
+	marked, err := c.markForDeletion(name, t.ID, int32(len(t.Partitions)), slotGroups(t))
 	if err != nil {
 		err = fmt.Errorf("delete topic %s: %w; restart the server to finish the deletion", name, err)
 		c.topics[name] = offlineTopic(t, err)
