@@ -249,7 +249,12 @@
 // raft-state names this node's replica of a group the cluster allocated
 // (below the state's next group id) and no longer holds, and replaces such
 // a replica found at a recreated topic's place before opening the new
-// group's; any other unowned directory still refuses the start. A replica
+// group's; any other unowned directory still refuses the start. The
+// reverse, a directory holding a newer group's replica than the state a
+// restarted node has applied so far (the topic deleted and created again
+// in entries it has yet to replay), is neither opened as the older
+// group's (its slot waits, errReplicaWaits) nor removed by the older
+// topic's deletion (markForDeletion checks the group raft-state names). A replica
 // moved off this node has its directory removed (reassign.go's
 // removeUnassigned) only by a state at least as new as the meta log the
 // node started with (controller.StartIndex): a restart replays the log
