@@ -277,21 +277,11 @@ func installAfterSync(t *testing.T, budget int, next func(m *model, applied uint
 	t.Helper()
 	cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{
 		Rand: rand.New(rand.NewPCG(uint64(budget), 5)), TearUnsynced: budget%2 == 0})
-	l := createLog(t, cfs)
-	m := newModel(t)
-	ents, begins, end := m.build(t, 11, mixedSpecs)
-	if err := l.Append(ents, 0); err != nil {
-		t.Fatal(err)
-	}
-	m.apply(t, ents, begins, end)
-	const applied = 13
-	if err := l.RecordApplied(applied, nil); err != nil {
-		t.Fatal(err)
-	}
+	l, m := logPastApplied(t, cfs)
 	if err := l.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	nextOffset, keep := next(m, applied)
+	nextOffset, keep := next(m, pastApplied)
 	idx := m.last() + 2
 	snap := snapshotAt(idx, m.termAt(m.last())+1, &Descriptor{NextOffset: nextOffset})
 	cfs.CutAfter(budget)
@@ -320,6 +310,34 @@ func installAfterSync(t *testing.T, budget int, next func(m *model, applied uint
 	return completed
 }
 
+// pastApplied is the applied index of logPastApplied's log.
+const pastApplied = 13
+
+// logPastApplied creates a log on fsys holding mixedSpecs from entry 11,
+// entries up to pastApplied recorded applied, and returns it with its
+// model.
+func logPastApplied(t *testing.T, fsys vfs.FS) (*Log, *model) {
+	t.Helper()
+	l := createLog(t, fsys)
+	return l, fillPastApplied(t, l)
+}
+
+// fillPastApplied appends mixedSpecs from entry 11 to the new log l and
+// records entries up to pastApplied applied; it returns l's model.
+func fillPastApplied(t *testing.T, l *Log) *model {
+	t.Helper()
+	m := newModel(t)
+	ents, begins, end := m.build(t, 11, mixedSpecs)
+	if err := l.Append(ents, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, ents, begins, end)
+	if err := l.RecordApplied(pastApplied, nil); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // crashDuringInstall builds a synced log with entries past the applied
 // index, installs a snapshot of kind with the power cut at the budget-th
 // call and checks the recovered log. It reports whether the install
@@ -328,17 +346,7 @@ func crashDuringInstall(t *testing.T, kind snapshotKind, budget int) bool {
 	t.Helper()
 	cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{
 		Rand: rand.New(rand.NewPCG(uint64(budget), 3)), TearUnsynced: budget%2 == 0})
-	l := createLog(t, cfs)
-	m := newModel(t)
-	ents, begins, end := m.build(t, 11, mixedSpecs)
-	if err := l.Append(ents, 0); err != nil {
-		t.Fatal(err)
-	}
-	m.apply(t, ents, begins, end)
-	const applied = 13
-	if err := l.RecordApplied(applied, nil); err != nil {
-		t.Fatal(err)
-	}
+	l, m := logPastApplied(t, cfs)
 	if err := l.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +362,7 @@ func crashDuringInstall(t *testing.T, kind snapshotKind, budget int) bool {
 	if kind == snapConflict || kind == snapPastEnd {
 		term++
 	}
-	snap, next := randomSnapshot(rng, m, kind, applied, term)
+	snap, next := randomSnapshot(rng, m, kind, pastApplied, term)
 	idx := snap.GetMetadata().GetIndex()
 	cfs.CutAfter(budget)
 	err := l.ApplySnapshot(snap, 0)
@@ -377,7 +385,7 @@ func crashDuringInstall(t *testing.T, kind snapshotKind, budget int) bool {
 		}
 		checkInstalledState(t, l, snap)
 		m.installed(t, snap, next)
-	case first == testBoot.Index+1 && !completed && last >= applied && last <= m.last():
+	case first == testBoot.Index+1 && !completed && last >= pastApplied && last <= m.last():
 		got, err := l.Entries(first, last+1, 1<<30)
 		if err != nil || !sameEntries(got, m.ents[:last-testBoot.Index]) {
 			t.Fatalf("budget %d: the old log holds %s (%v), want a prefix of %s", budget, show(got), err, show(m.ents))

@@ -32,16 +32,7 @@ type stagedInstall struct {
 // snapshot past its end whose data (with gaps) starts below its end.
 func followerBehind(t *testing.T, l *Log, rng *rand.Rand) stagedInstall {
 	t.Helper()
-	m := newModel(t)
-	ents, begins, end := m.build(t, 11, mixedSpecs)
-	if err := l.Append(ents, 0); err != nil {
-		t.Fatal(err)
-	}
-	m.apply(t, ents, begins, end)
-	const applied = 13
-	if err := l.RecordApplied(applied, nil); err != nil {
-		t.Fatal(err)
-	}
+	m := fillPastApplied(t, l)
 	if err := l.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +41,7 @@ func followerBehind(t *testing.T, l *Log, rng *rand.Rand) stagedInstall {
 	next = max(next, m.end)
 	idx, term := m.last()+1+rng.Uint64N(5), m.termAt(m.last())+1
 	desc := &Descriptor{LogStartOffset: start, NextOffset: next, Terms: []TermStart{{Term: term, Index: idx, Offset: next}}}
-	return stagedInstall{m: m, applied: applied, snap: snapshotAt(idx, term, desc),
+	return stagedInstall{m: m, applied: pastApplied, snap: snapshotAt(idx, term, desc),
 		staged: StagedSnapshot{Index: idx, Term: term, LogStartOffset: start, NextOffset: next},
 		data:   data, start: start, next: next}
 }
