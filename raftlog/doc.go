@@ -79,7 +79,10 @@
 // writes and syncs a Truncate record, before writing the new entries. A non-data Entry record is synced before any batch written
 // after it: each file keeps its own prefix of what was not synced, and
 // batches kept without the non-data entry before them would be counted
-// one index too low, which no epoch check sees within a term.
+// one index too low, which no epoch check sees within a term; and
+// raft-state is rewritten then, moving its recovery point past the
+// record, so that its damage is corruption rather than a torn tail whose
+// cut renumbers the batches after it the same way.
 // Checkpoint appends an Anchor for the last data entry, syncs,
 // checkpoints the segments and rewrites raft-state (applied index,
 // ConfState, raft-meta's synced size) when something changed, so the next
@@ -286,7 +289,8 @@
 // record whose loss would lose entries (any but Synced and Anchor: a
 // non-data entry, which the batches after it are counted from, a
 // truncation, a compaction point) lies past it: before any entry after
-// such a record is acknowledged, its damage is corruption. What may stay
+// such a record is acknowledged, its damage is corruption (a non-data
+// entry followed by data moves it at once: see the write side above). What may stay
 // past it are Synced records, whose loss only weakens the segments'
 // check (damage to both files at once is not told apart), and anchors. ReadMetaHeader reads only
 // the header (group and replica id): whose a directory is when its

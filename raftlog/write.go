@@ -171,11 +171,14 @@ func (l *Log) truncate(first uint64, offset int64) error {
 // entry, would give each later batch the index of the one before it; the
 // epoch check cannot see that within a term. With the record durable
 // before any batch that follows it, batches that survive always have
-// their non-data entries. It costs one raft-meta fsync per term start,
-// conf change or command followed by data.
+// their non-data entries. raft-state's recovery point then moves past the
+// record too: a record after it is taken for a torn tail when damaged,
+// and its loss would renumber the batches after it just the same. It
+// costs one raft-meta fsync and one raft-state write per term start, conf
+// change or command followed by data.
 func (l *Log) appendData(run []planned, nowMs int64) error {
 	if l.w.nonDataUnsynced {
-		if err := l.syncMeta(); err != nil {
+		if err := l.syncMetaVital(); err != nil {
 			return err
 		}
 		l.w.nonDataUnsynced = false
@@ -397,6 +400,20 @@ func (l *Log) syncMeta() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	return l.syncMetaLocked()
+}
+
+// syncMetaVital syncs raft-meta and moves raft-state's recovery point past
+// what it holds, the raft-state otherwise as last written.
+func (l *Log) syncMetaVital() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if err := l.syncMetaLocked(); err != nil {
+		return err
+	}
+	if l.persisted.MetaGeneration == l.metaGeneration && l.metaSynced <= l.persisted.MetaRecoveryPoint {
+		return nil
+	}
+	return l.writeStateLocked(l.persisted)
 }
 
 func (l *Log) syncMetaLocked() error {
