@@ -99,6 +99,7 @@ func (p *Partition) enforceRetention(cfg Config, nowMs int64) error {
 // offset until it reads the marker, so an entry must never outlive its
 // marker, and a marker without an entry is ignored.
 func (p *Partition) compact(cfg Config, nowMs int64) error {
+	installs := p.installsBegun()
 	lso := p.LastStableOffset()
 	plan := compactPlan{aborted: abortedByProducer(p.AbortedTransactions(p.log.StartOffset(), lso))}
 	var err error
@@ -141,8 +142,10 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 		if !changed {
 			continue
 		}
-		if err := p.replaceSegment(seg, kept); err != nil {
+		if replaced, err := p.replaceSegment(seg, kept, installs); err != nil {
 			return p.classifyWriteError(fmt.Errorf("compact segment %d: %w", seg.BaseOffset, err))
+		} else if !replaced {
+			return nil // the next pass plans over the installed log
 		}
 		compactedSegments.Inc()
 	}
@@ -172,16 +175,33 @@ func (p *Partition) dropAborted(markers map[int64]bool) error {
 
 // replaceSegment replaces a sealed segment below the high watermark by
 // the batches a cleaner kept of it, compacting a replica's Raft log past
-// it first: the entries it held no longer exist as appended.
-func (p *Partition) replaceSegment(seg storage.SegmentInfo, kept []byte) error {
-	return p.asWriter(func() error {
+// it first: the entries it held no longer exist as appended. It replaces
+// nothing (false) when a snapshot install began since the pass read its
+// plan and segments (installs is installsBegun then): the install put the
+// leader's segments in their place, perhaps at the same base offset, and
+// the pass's output would overwrite committed records it never saw.
+func (p *Partition) replaceSegment(seg storage.SegmentInfo, kept []byte, installs uint64) (bool, error) {
+	replaced := false
+	err := p.asWriter(func() error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if p.installs != installs {
+			return nil
+		}
 		if err := p.compactRaftBelow(seg.NextOffset); err != nil {
 			return err
 		}
+		replaced = true
 		return p.log.ReplaceSegment(seg.BaseOffset, kept)
 	})
+	return replaced, err
+}
+
+// installsBegun is how many snapshot installs began so far.
+func (p *Partition) installsBegun() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.installs
 }
 
 // producerLastOffsets maps every known producer to the last offset of its

@@ -1,10 +1,14 @@
 package partition
 
 import (
+	"bytes"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // TestSegmentsToDelete covers retention by time and size, and the rule that
@@ -134,4 +138,44 @@ func equal(a, b []int64) bool {
 		}
 	}
 	return true
+}
+
+// TestCleanerYieldsToAnInstall: a cleaner pass replaces nothing once a
+// snapshot install began after it read its plan and segments: the install
+// puts the leader's segments in their place, perhaps at the same base
+// offsets, and the pass's output would overwrite committed records it
+// never saw. The next pass cleans.
+func TestCleanerYieldsToAnInstall(t *testing.T) {
+	p := open(t, vfs.NewMem(), func(c *Config) {
+		c.Compact, c.DeleteSegments = true, false
+		c.Storage.SegmentBytes = 200
+	})
+	defer p.Close()
+	for i := range 30 {
+		key := fmt.Sprintf("k%d", i%3)
+		appendDurable(t, p, batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Key: []byte(key), Value: []byte(fmt.Sprint(i))}}, batch.None))
+	}
+	seg := p.log.Segments()[0]
+	before, err := p.log.ReadSegment(seg.BaseOffset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installs := p.installsBegun()
+	p.mu.Lock()
+	p.installs++ // as snapshotInstaller.ApplySnapshot does
+	p.mu.Unlock()
+	replaced, err := p.replaceSegment(seg, nil, installs)
+	if err != nil || replaced {
+		t.Fatalf("replaceSegment after an install began: replaced %v, %v; want nothing replaced", replaced, err)
+	}
+	if after, err := p.log.ReadSegment(seg.BaseOffset); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("segment %d after the refused replacement: %d bytes (%v), want its %d unchanged", seg.BaseOffset, len(after), err, len(before))
+	}
+	size := p.SizeBytes()
+	if err := p.Clean(time.Now().UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if p.SizeBytes() >= size {
+		t.Fatalf("the next pass reclaimed nothing: %d -> %d", size, p.SizeBytes())
+	}
 }

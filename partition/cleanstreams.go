@@ -25,6 +25,7 @@ type deadStream struct {
 // the log numbers the remaining events as before. Every other record is kept
 // byte for byte.
 func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
+	installs := p.installsBegun()
 	x, err := p.StreamIndex()
 	if err != nil {
 		return err
@@ -56,8 +57,10 @@ func (p *Partition) cleanStreams(cfg Config, nowMs int64) error {
 		if !changed {
 			continue
 		}
-		if err := p.replaceSegment(seg, kept); err != nil {
+		if replaced, err := p.replaceSegment(seg, kept, installs); err != nil {
 			return p.classifyWriteError(fmt.Errorf("clean streams segment %d: %w", seg.BaseOffset, err))
+		} else if !replaced {
+			return nil // the index forgets nothing: the next pass plans again
 		}
 		compactedSegments.Inc()
 	}

@@ -20,7 +20,10 @@
 // leader epochs) and keeps its producer state. Validation, producer
 // state, reads, retention and compaction are the same code in both modes;
 // a replica's retention and cleaners compact the Raft log first
-// (replicatrim.go), on the replica's goroutine. Linearize (linearize.go)
+// (replicatrim.go), on the replica's goroutine, and a cleaner pass
+// replaces no segment once a snapshot install began after it read them
+// (the install may have put the leader's segment at the same base
+// offset). Linearize (linearize.go)
 // makes a read on the leader linearizable: the caller's ReadIndexer
 // confirms the leadership with a quorum and waits for the apply of what
 // was committed then; a single writer answers at once.

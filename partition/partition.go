@@ -56,6 +56,10 @@ type Partition struct {
 	build          *indexBuild // a stream index being built after a config change
 	lastCheckpoint time.Time
 	closed         bool
+	// installs counts the snapshot installs begun (replicated mode): a
+	// cleaner pass that read segments before one must not replace what
+	// the install put in their place (replaceSegment).
+	installs uint64
 
 	// epochMu guards epochs. It is a leaf lock never held across I/O, so
 	// the epoch lookups of every Metadata and Fetch never wait for a

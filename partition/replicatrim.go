@@ -190,6 +190,9 @@ func (s *snapshotInstaller) ApplySnapshot(snap *raftpb.Snapshot) error {
 			return err
 		}
 	}
+	s.p.mu.Lock()
+	s.p.installs++
+	s.p.mu.Unlock()
 	return s.Storage.ApplySnapshot(snap)
 }
 
