@@ -99,7 +99,9 @@
 // sequence) and held aside until the transaction coordinator's marker
 // reaches the offsets partition (TxnMarker): COMMIT makes them the group's
 // committed offsets, ABORT drops them. A load replays the same from the
-// log: such a batch's offsets wait for their producer's marker.
+// log: such a batch's offsets wait for their producer's marker. A marker
+// committed while the partition loads, past the high watermark the replay
+// read to, is held and applied when the load finishes.
 //
 // Group membership is not persisted: after a restart or a coordinator move
 // every group is Empty and its members rejoin (their heartbeats get

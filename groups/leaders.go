@@ -52,6 +52,17 @@ type offsetsPartition struct {
 	fencedEpoch int32
 	// cancel stops a replay in progress.
 	cancel context.CancelFunc
+	// markers are the transaction markers committed while loading: the
+	// replay reads to the high watermark it found when it began, and a
+	// marker past it would be lost (finishLoad applies them).
+	markers []txnMarker
+}
+
+// txnMarker is a transaction marker committed to an offsets partition.
+type txnMarker struct {
+	offset     int64
+	producerID int64
+	commit     bool
 }
 
 // loadResult is a replay finished off the loop.
@@ -60,7 +71,9 @@ type loadResult struct {
 	gen     uint64
 	machine *Machine
 	records int
-	err     error
+	// end is the offset the replay read to.
+	end int64
+	err error
 }
 
 // isNotLeader reports whether err says the partition's leadership moved.
@@ -251,11 +264,11 @@ func (co *Coordinator) load(index int32, epoch int32, inline bool) error {
 // loop: it touches nothing of the coordinator's.
 func (co *Coordinator) replay(ctx context.Context, index int32, gen uint64, p *partition.Partition) loadResult {
 	m := NewMachine(co.cfg, "")
-	n, err := restorePartition(ctx, m, p)
+	n, end, err := restorePartition(ctx, m, p)
 	if err != nil {
 		err = fmt.Errorf("load %s-%d: %w", OffsetsTopic, index, err)
 	}
-	return loadResult{index: index, gen: gen, machine: m, records: n, err: err}
+	return loadResult{index: index, gen: gen, machine: m, records: n, end: end, err: err}
 }
 
 // finishLoad adopts a replay's groups unless its load was abandoned. On
@@ -269,6 +282,8 @@ func (co *Coordinator) finishLoad(r loadResult) {
 		return
 	}
 	st.cancel = nil
+	markers := st.markers
+	st.markers = nil
 	if r.err != nil {
 		// A partition that cannot be read is failed (it reports so itself);
 		// stop here until the leader view moves rather than read it again
@@ -280,6 +295,13 @@ func (co *Coordinator) finishLoad(r loadResult) {
 	}
 	groups := co.machine.Adopt(r.machine)
 	st.state = loaded
+	n := co.log.partitions
+	for _, m := range markers {
+		if m.offset >= r.end { // the replay read those below
+			co.machine.EndTxnOffsets(co.clock.Now().UnixMilli(), m.producerID, m.commit,
+				func(group string) bool { return partitionFor(group, n) == r.index })
+		}
+	}
 	co.logger.Info("group coordinator loaded offsets partition", "partition", r.index, "epoch", st.epoch,
 		"records", r.records, "groups", groups)
 }
@@ -296,7 +318,7 @@ func (co *Coordinator) unload(index int32) {
 		st.cancel = nil
 	}
 	wasLoaded := st.state == loaded
-	st.state = unloaded
+	st.state, st.markers = unloaded, nil
 	st.gen = co.nextGen()
 	delete(co.log.lastAppended, index)
 	if !wasLoaded {

@@ -97,24 +97,25 @@ func (l *offsetsLog) failure(index int32) error {
 
 // restorePartition replays p into m up to its high watermark: everything
 // committed, since this node leads p and writes nothing to it until the
-// replay is done. It returns the number of records replayed.
-func restorePartition(ctx context.Context, m *Machine, p *partition.Partition) (int, error) {
+// replay is done. It returns the number of records replayed and the
+// offset it read to.
+func restorePartition(ctx context.Context, m *Machine, p *partition.Partition) (int, int64, error) {
 	// A single writer's recovered log is synced before it serves, so its
 	// high watermark reaches the end of the log soon after open.
 	if end := p.LogEndOffset(); !p.Replicated() && end > 0 {
 		if err := p.WaitDurable(ctx, end-1); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	count := 0
 	offset := p.LogStartOffset()
 	for end := p.HighWatermark(); offset < end; {
 		if err := ctx.Err(); err != nil {
-			return count, err
+			return count, offset, err
 		}
 		res, err := p.Read(offset, restoreReadBytes)
 		if err != nil {
-			return count, err
+			return count, offset, err
 		}
 		if len(res.Records) == 0 {
 			break
@@ -123,28 +124,28 @@ func restorePartition(ctx context.Context, m *Machine, p *partition.Partition) (
 		for len(data) > 0 {
 			h, whole, rest, err := batch.Next(data)
 			if err != nil {
-				return count, fmt.Errorf("batch at %d: %w", offset, err)
+				return count, offset, fmt.Errorf("batch at %d: %w", offset, err)
 			}
 			data = rest
 			offset = max(offset, h.NextOffset())
 			records, err := batch.Records(whole, batch.DefaultLimits())
 			if err != nil {
-				return count, fmt.Errorf("batch at %d: %w", h.BaseOffset, err)
+				return count, offset, fmt.Errorf("batch at %d: %w", h.BaseOffset, err)
 			}
 			if h.Transactional() {
 				if err := restoreTxnBatch(m, h, records); err != nil {
-					return count, fmt.Errorf("transactional batch at %d: %w", h.BaseOffset, err)
+					return count, offset, fmt.Errorf("transactional batch at %d: %w", h.BaseOffset, err)
 				}
 				count += len(records)
 				continue
 			}
 			for _, r := range records {
 				if err := restoreRecord(m, r.Key, r.Value); err != nil {
-					return count, fmt.Errorf("record at %d: %w", r.Offset, err)
+					return count, offset, fmt.Errorf("record at %d: %w", r.Offset, err)
 				}
 				count++
 			}
 		}
 	}
-	return count, nil
+	return count, offset, nil
 }

@@ -132,11 +132,19 @@ func (co *Coordinator) TxnCommitOffsets(ctx context.Context, req CommitRequest, 
 }
 
 // TxnMarker tells the coordinator that producerID's transaction was ended
-// by a marker committed to offsets partition index. When that partition
-// is not loaded here, its next load replays the marker instead.
-func (co *Coordinator) TxnMarker(ctx context.Context, index int32, producerID int64, commit bool) error {
+// by a marker committed at offset to offsets partition index. When that
+// partition is not loaded here, its next load replays the marker instead;
+// while it loads, the load applies it unless its replay read it.
+func (co *Coordinator) TxnMarker(ctx context.Context, index int32, offset, producerID int64, commit bool) error {
 	return co.do(ctx, func(nowMs int64) {
-		if int(index) >= len(co.parts) || co.parts[index].state != loaded {
+		if int(index) >= len(co.parts) {
+			return
+		}
+		if st := &co.parts[index]; st.state == loading {
+			st.markers = append(st.markers, txnMarker{offset: offset, producerID: producerID, commit: commit})
+			return
+		}
+		if co.parts[index].state != loaded {
 			return
 		}
 		n := co.log.partitions

@@ -53,7 +53,7 @@ func TestTxnOffsetsVisibleOnlyOnCommit(t *testing.T) {
 		if err := p.WaitAppended(ctx, res, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := co.TxnMarker(ctx, index, pid, committed); err != nil {
+		if err := co.TxnMarker(ctx, index, res.BaseOffset, pid, committed); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,5 +96,70 @@ func TestTxnOffsetsVisibleOnlyOnCommit(t *testing.T) {
 	marker(3, true)
 	if got := fetched(co); got != 30 {
 		t.Fatalf("after the restart and the commit of the open transaction: offset %d, want 30", got)
+	}
+}
+
+// TestTxnMarkerWhileLoading: a COMMIT marker committed while the offsets
+// partition loads, past the high watermark the replay read to, is applied
+// when the load finishes; it was dropped, and the group's offsets stayed
+// those before the transaction until the next reload.
+func TestTxnMarkerWhileLoading(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, co := openTest(t, vfs.NewMem())
+	defer cl.Close()
+	defer co.Close()
+	if _, err := co.Locate("g"); err != nil { // creates the offsets topic
+		t.Fatal(err)
+	}
+	index := partitionFor("g", 3)
+	p, err := cl.Partition(OffsetsTopic, index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pid = 7
+	guard, err := p.VerifyStart(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BeginTransaction(pid, 0, guard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := co.TxnCommitOffsets(ctx, CommitRequest{Group: "g", Generation: -1}, pid, 0,
+		map[TopicPartition]OffsetCommit{{"t", 0}: {Offset: 40, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	// A reload begins: its replay reads to the high watermark now.
+	var gen uint64
+	if err := co.do(ctx, func(int64) {
+		co.unload(index)
+		gen = co.nextGen()
+		co.parts[index].state, co.parts[index].gen = loading, gen
+	}); err != nil {
+		t.Fatal(err)
+	}
+	replayed := co.replay(ctx, index, gen, p)
+	res, err := p.WriteMarker(pid, 0, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitAppended(ctx, res, true); err != nil {
+		t.Fatal(err)
+	}
+	if res.BaseOffset < replayed.end {
+		t.Fatalf("marker at %d, below the replay's end %d", res.BaseOffset, replayed.end)
+	}
+	if err := co.TxnMarker(ctx, index, res.BaseOffset, pid, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := co.do(ctx, func(int64) { co.finishLoad(replayed) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := co.FetchOffsets(ctx, "g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oc := got[TopicPartition{"t", 0}]; oc.Offset != 40 {
+		t.Fatalf("offsets after the load: %v, want 40 committed by the marker", got)
 	}
 }

@@ -115,7 +115,7 @@ func (s *Server) writeMarker(ctx context.Context, tp txn.TopicPartition, produce
 		return fmt.Errorf("marker for producer %d on %s-%d: %w", producerID, tp.Topic, tp.Partition, err)
 	}
 	if tp.Topic == groups.OffsetsTopic {
-		return s.groups.TxnMarker(ctx, tp.Partition, producerID, commit)
+		return s.groups.TxnMarker(ctx, tp.Partition, res.BaseOffset, producerID, commit)
 	}
 	return nil
 }
