@@ -6,6 +6,7 @@ import (
 	"github.com/cairnlog/cairn/env"
 	"go.etcd.io/raft/v3"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -354,5 +355,43 @@ func TestSchedulerSyncReleasesOnlyWhatItCovered(t *testing.T) {
 	st.Crash()
 	if last, _ := st.LastIndex(); last != a.Index || b.Index != a.Index+1 {
 		t.Fatalf("last index %d after the crash, want a's %d (b at %d lost)", last, a.Index, b.Index)
+	}
+}
+
+// TestProposalDataMayBeReusedAtOnce: a caller may reuse a proposal's Data
+// as soon as Propose returns (a partition proposes a produce request's
+// batch in the frame buffer the Kafka connection reads its next request
+// into): what is written, sent and applied is the data as proposed. Raft
+// clones the entry as it appends it; should it stop (its appendEntry says
+// it may), Propose must copy instead.
+func TestProposalDataMayBeReusedAtOnce(t *testing.T) {
+	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 1, SyncWorkers: 1}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := NewBootstrapStorage([]uint64{1})
+	sm := &listSM{}
+	r, err := New(testEnv(), Config{ID: 1, GroupID: 1}, st, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddGroup(1, r, st, GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	on(t, s, 1, func(r *Replica) { _ = r.Campaign() })
+	s.waitIdle()
+	buf := []byte("proposed")
+	on(t, s, 1, func(r *Replica) {
+		if _, err := r.Propose(Proposal{Data: buf}); err != nil {
+			t.Error(err)
+		}
+		copy(buf, "REUSED!!") // before any Ready of this proposal
+	})
+	s.waitIdle()
+	var applied []string
+	on(t, s, 1, func(*Replica) { applied = slices.Clone(sm.applied) })
+	if len(applied) != 1 || !strings.HasPrefix(applied[0], "proposed@") {
+		t.Fatalf("applied %q, want the data as proposed", applied)
 	}
 }
