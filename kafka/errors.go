@@ -9,6 +9,7 @@ import (
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/txn"
 )
 
@@ -37,6 +38,12 @@ var errorTable = []struct {
 	{partition.ErrWrite, kerr.KafkaStorageError},
 	{partition.ErrRead, kerr.KafkaStorageError},
 	{cluster.ErrPartitionOffline, kerr.KafkaStorageError},
+	// A produce racing its group's removal (a move, a renewal), the
+	// node's close, or a full queue of calls to the group: nothing was
+	// proposed, and the client retries where the metadata sends it.
+	{replica.ErrUnknownGroup, kerr.NotLeaderForPartition},
+	{replica.ErrClosed, kerr.NotLeaderForPartition},
+	{replica.ErrBusy, kerr.NotLeaderForPartition},
 	{cluster.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
 	{cluster.ErrInvalidCredential, kerr.UnacceptableCredential},
 	{cluster.ErrUnknownCredential, kerr.ResourceNotFound},
