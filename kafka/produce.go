@@ -32,6 +32,10 @@ package kafka
 // The coordinator may run on another node: it is asked with
 // AddPartitionsToTxn v4 VerifyOnly, as Kafka's brokers do.
 //
+// A produce to __consumer_offsets or __transaction_state is refused with
+// INVALID_TOPIC_EXCEPTION, as Kafka does: their coordinators alone write
+// them.
+//
 // Deviation from Kafka: compressed batches are stored exactly as sent
 // (compression.type=producer).
 // Responses stop at v9, so they never carry the new leader (KIP-951, v10):
@@ -55,6 +59,7 @@ import (
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/cluster/topicrules"
 	"github.com/cairnlog/cairn/env"
+	"github.com/cairnlog/cairn/groups"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/txn"
 )
@@ -161,6 +166,12 @@ func (s *Server) appendAll(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produce
 		topicRefuse := refuse
 		if topicRefuse == nil && !c.allowedTopic(acl.OpWrite, rt.Topic) {
 			topicRefuse = kerr.TopicAuthorizationFailed
+		}
+		if topicRefuse == nil && (rt.Topic == groups.OffsetsTopic || rt.Topic == txn.StateTopic) {
+			// As Kafka: only their coordinators write them, and records a
+			// client put there would change what a coordinator loads after
+			// a failover, unseen by the one serving now.
+			topicRefuse = fmt.Errorf("%w: %s is written by its coordinator only", kerr.InvalidTopicException, rt.Topic)
 		}
 		for pi, rp := range rt.Partitions {
 			sp := &st.Partitions[pi]
