@@ -91,10 +91,8 @@ func (c *Cluster) Reassign(ctx context.Context, topic string, index int32, nodes
 	return res.ReassignmentId, nil
 }
 
-// CancelReassignment stops a partition's move: the partition moves back
-// to its replicas, a move of its own (Reassignments lists it) that keeps
-// every replica of either set until the group's leader has undone what
-// it changed, joint or not, and completes it.
+// CancelReassignment stops a partition's move; the group returns to its
+// replicas (the leader undoes what it changed, joint or not).
 func (c *Cluster) CancelReassignment(ctx context.Context, topic string, index int32) error {
 	_, t, err := c.placedTopic(topic, index)
 	if err != nil {

@@ -30,10 +30,8 @@ import (
 // configuration by itself), and once the voters are the target it
 // proposes CompleteReassignment. The steps are read from the applied
 // configuration each time, never remembered, so a new leader carries on
-// where the last one stopped. A cancelled move is undone the same way,
-// joint or not, as the move back the cancel begins (meta keeps the
-// replicas it added among the partition's until that completes, so their
-// nodes keep them while they may be voters).
+// where the last one stopped, and a cancelled move (the replicas are then
+// the set wanted) is undone the same way, joint or not.
 
 // catchUpEntries is how far behind the leader's last index a learner may
 // be when it becomes a voter: near enough that the new configuration's

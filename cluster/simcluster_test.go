@@ -210,8 +210,7 @@ func TestSimulatedClusterRecipePartition(t *testing.T) {
 // before raft-meta recorded how far each sync reached).
 func TestSimulatedClusterElements(t *testing.T) {
 	for i, name := range []string{"wipe", "corrupt a state file", "clock jump", "transfer leadership under a fault",
-		"move a replica away and back under a fault", "pause", "cut a synced tail, then elect without the leader",
-		"cancel a move at a random point"} {
+		"move a replica away and back under a fault", "pause", "cut a synced tail, then elect without the leader"} {
 		t.Run(name, func(t *testing.T) { runRecipe(t, uint64(39+i), name) })
 	}
 }
@@ -1912,40 +1911,6 @@ var simElements = []simElement{
 		s.phase(fmt.Sprintf("nodes %d and %d without %d", victim, lagging, lead), s.pastElection())
 		s.healed()
 		s.sc.repairOffline(s.rng)
-	}},
-	{name: "cancel a move at a random point", run: func(s *simScenario) {
-		// A move back onto a node, cancelled at a random point (under a
-		// fault at times): the cancel moves the partition back, keeping
-		// the replica the move added (a voter once the joint change is
-		// made) until the group's configuration no longer has it, and the
-		// move back completes like any; then the partition returns to
-		// every node. (Dropping the added replica at the cancel, as
-		// before, left a voter without its log; meta's TestCancelMovesBack
-		// holds that.)
-		lead, f1, f2 := s.roles()
-		away := []int32{f2, lead, f1}[s.rng.IntN(3)]
-		keep := slices.Sorted(slices.Values(slices.DeleteFunc([]int32{f1, f2, lead}, func(id int32) bool { return id == away })))
-		s.sc.reassign(keep)
-		all := append(slices.Clone(keep), away)
-		c := s.sc.node(keep[0])
-		s.sc.call(fmt.Sprintf("reassign to %v", all), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
-			_, err := c.Reassign(ctx, simTopic, 0, all)
-			return err
-		})
-		s.phase("moving", time.Duration(s.rng.IntN(400))*time.Millisecond)
-		if s.rng.IntN(2) == 0 {
-			s.fault(s.node())
-		}
-		s.sc.call("cancel the move", 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
-			return c.CancelReassignment(ctx, simTopic, 0)
-		})
-		s.phase("after the cancel", s.steady())
-		s.healed()
-		s.sc.advanceUntil("no move running", 20*time.Second, func() bool {
-			n := s.sc.node(keep[0])
-			return n != nil && len(n.Reassignments()) == 0
-		})
-		s.sc.reassign(all)
 	}},
 }
 

@@ -133,7 +133,7 @@ func (m *Machine) dispatch(index uint64, cmd *metav1.Command) (*metav1.Result, *
 	case *metav1.Command_CompleteReassignment:
 		return m.completeReassignment(c.CompleteReassignment)
 	case *metav1.Command_CancelReassignment:
-		return m.cancelReassignment(index, c.CancelReassignment)
+		return m.cancelReassignment(c.CancelReassignment)
 	case *metav1.Command_SetPreferredLeaders:
 		return m.setPreferredLeaders(c.SetPreferredLeaders)
 	case *metav1.Command_UpsertScramCredential:

@@ -289,12 +289,11 @@ func TestProducerAndReassignmentCommands(t *testing.T) {
 		{"complete another reassignment", complete(orders(2), fixtureReassignment+1), codeNoReassignment, nil},
 		{"complete where none runs", complete(orders(0), fixtureReassignment), codeNoReassignment, nil},
 		{"complete reassignment 0", complete(orders(0), 0), codeNoReassignment, nil},
-		{"cancel: a move back to the replicas", cancel(orders(2), fixtureReassignment), codeOK,
+		{"cancel: replicas stay", cancel(orders(2), fixtureReassignment), codeOK,
 			func(t *testing.T, m *Machine, res *metav1.Result) {
 				p := partitionOf(t, m, 2)
-				if !slices.Equal(p.Replicas, []uint64{r3, r1, r2}) || !slices.Equal(p.TargetReplicas, []uint64{r3, r1, r2}) ||
-					p.ReassignmentId == fixtureReassignment || p.ReassignmentId != res.GetReassignmentId() {
-					t.Fatalf("partition %v, result %v", p, res)
+				if !slices.Equal(p.Replicas, []uint64{r3, r1, r2}) || p.TargetReplicas != nil || p.ReassignmentId != 0 {
+					t.Fatalf("partition %v", p)
 				}
 			}},
 		{"cancel another reassignment", cancel(orders(2), 1), codeNoReassignment, nil},
@@ -421,42 +420,5 @@ func TestMoveKeepsReplicasOnInactiveBrokers(t *testing.T) {
 	applyNext(t, m, brokerState(1, 1, draining))
 	if res := applyNextRefused(t, m, begin(ref("events", 0), r2, r3)); res.Code != codeInvalidReplicas {
 		t.Fatalf("added a draining broker: %v", res)
-	}
-}
-
-// TestCancelMovesBack: a cancelled move is a move back to the replicas,
-// keeping the replicas it added meanwhile (their group may count them as
-// voters already: the joint change may be made); the cancelled move's
-// completion, which its leader may have proposed, is refused, and the
-// move back completes as any, to the replicas alone, bootstrap voters
-// unchanged.
-func TestCancelMovesBack(t *testing.T) {
-	m := fixture(t)
-	index := uint64(fixtureReassignment + 1)
-	mustApply(t, m, index, brokerState(4, 1, metav1.BrokerState_BROKER_STATE_ACTIVE))
-	index++
-	moved := mustApply(t, m, index, begin(ref("orders", 0), r1, r2, r4)).GetReassignmentId()
-	p := topicOf(t, m, "orders").Partitions[0]
-	added := p.TargetReplicas[2]
-	if NodeOf(added) != 4 {
-		t.Fatalf("target %v", p.TargetReplicas)
-	}
-	index++
-	back := mustApply(t, m, index, cancel(ref("orders", 0), moved)).GetReassignmentId()
-	p = topicOf(t, m, "orders").Partitions[0]
-	if back != index || p.ReassignmentId != back || !slices.Equal(p.Replicas, []uint64{r1, r2, r3, added}) ||
-		!slices.Equal(p.TargetReplicas, []uint64{r1, r2, r3}) {
-		t.Fatalf("after the cancel: %v (id %d)", p, back)
-	}
-	index++
-	if err := ResultError(m.Apply(index, complete(ref("orders", 0), moved))); !errors.Is(err, ErrNoReassignment) {
-		t.Fatalf("completing the cancelled move: %v, want ErrNoReassignment", err)
-	}
-	index++
-	mustApply(t, m, index, complete(ref("orders", 0), back))
-	p = topicOf(t, m, "orders").Partitions[0]
-	if p.ReassignmentId != 0 || !slices.Equal(p.Replicas, []uint64{r1, r2, r3}) || len(p.TargetReplicas) != 0 ||
-		!slices.Equal(BootstrapVoters(p), []uint64{r1, r2, r3}) {
-		t.Fatalf("after the move back: %v, bootstrap voters %v", p, BootstrapVoters(p))
 	}
 }

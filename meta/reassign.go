@@ -131,50 +131,22 @@ func (m *Machine) completeReassignment(c *metav1.CompleteReassignment) (*metav1.
 	return &metav1.Result{}, nil
 }
 
-// cancelReassignment abandons a move: the partition moves back to its
-// replicas, a move of its own whose id is the index of this entry. The
-// group's leader may have taken its configuration to the target already
-// (the joint change made, the completion not yet applied), so the
-// replicas the move added may be voters holding committed entries the
-// others lack: every replica of either set stays the partition's (their
-// nodes keep running them, and keep their directories) until the leader
-// has the configuration back and completes the move back as any move.
-// Its new id refuses the completion of the move cancelled, which that
-// leader may have proposed already. A renewal is abandoned only once its
-// new replica's node incarnation is no longer the current one (the node
-// wiped), or the node was removed: the replica it replaces is damaged,
-// and its node already runs the new one in its place; that cancel drops
-// the target at once, its new replica's data being gone with the node.
-// So is a target on the node of a replica (a refill onto the node's new
-// incarnation; a partition has one replica per node), whose replica the
-// move back then removes if it was added.
-func (m *Machine) cancelReassignment(index uint64, c *metav1.CancelReassignment) (*metav1.Result, *refusal) {
+// cancelReassignment abandons a move; the replicas stay as they were. A
+// renewal is abandoned only once its new replica's node incarnation is no
+// longer the current one (the node wiped), or the node was removed: the replica
+// it replaces is damaged, and its node already runs the new one in its
+// place.
+func (m *Machine) cancelReassignment(c *metav1.CancelReassignment) (*metav1.Result, *refusal) {
 	p, r := m.reassigned(c.Partition, c.ReassignmentId)
 	if r != nil {
 		return nil, r
 	}
-	if renewing(p) {
-		if !StaleRenewal(m.state, p) {
-			return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "%s-%d: reassignment %d renews a damaged replica and cannot be cancelled",
-				c.Partition.Topic, p.Index, p.ReassignmentId)
-		}
-		p.TargetReplicas, p.ReassignmentId = nil, 0
-		return &metav1.Result{}, nil
+	if renewing(p) && !StaleRenewal(m.state, p) {
+		return nil, refuse(metav1.ErrorCode_ERROR_CODE_INVALID_COMMAND, "%s-%d: reassignment %d renews a damaged replica and cannot be cancelled",
+			c.Partition.Topic, p.Index, p.ReassignmentId)
 	}
-	if len(p.BootstrapReplicas) == 0 {
-		p.BootstrapReplicas = slices.Clone(p.Replicas)
-	}
-	back := slices.Clone(p.Replicas)
-	for _, t := range p.TargetReplicas {
-		// A target on the node of a replica (a refill onto the node's
-		// new incarnation) is left out: a partition has one replica per
-		// node.
-		if !slices.ContainsFunc(p.Replicas, func(r uint64) bool { return NodeOf(r) == NodeOf(t) }) {
-			p.Replicas = append(p.Replicas, t)
-		}
-	}
-	p.TargetReplicas, p.ReassignmentId = back, index
-	return &metav1.Result{ReassignmentId: index}, nil
+	p.TargetReplicas, p.ReassignmentId = nil, 0
+	return &metav1.Result{}, nil
 }
 
 // renewing reports whether a partition's move renews a replica: its

@@ -26,8 +26,7 @@ when retention or a cleaner already removed the first records), then the
 replica set changes in one step, and the replicas no longer listed are
 deleted. The command shows the move until it completes (or --timeout;
 Ctrl-C stops the wait, not the move). --cancel stops a running move: the
-partition moves back to its replicas (listed as a move until done; the
-replicas added stay until then), and a wait elsewhere says so.`,
+partition returns to its replicas, and a wait elsewhere says so.`,
 		Example: `  cairn cluster move orders 0 --replicas 2,3,4
   cairn cluster move orders 0 --cancel`,
 		Args: cobra.ExactArgs(2),
