@@ -127,7 +127,7 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 	if plan.markersGone, aborts, err = p.markersGone(lso, abortEnd, plan, nowMs, cfg.DeleteRetentionMs, cfg.Limits); err != nil {
 		return err
 	}
-	if err := p.dropAborted(aborts); err != nil {
+	if err := p.dropAborted(aborts, installs); err != nil {
 		return err
 	}
 	for _, seg := range segs {
@@ -157,15 +157,17 @@ func (p *Partition) compact(cfg Config, nowMs int64) error {
 // readers and makes it durable before the marker goes: producer state
 // read back after a crash must not name a transaction whose marker is
 // gone. Their records are gone already, so a reader meanwhile finds a
-// marker without an entry, which it ignores.
-func (p *Partition) dropAborted(markers map[int64]bool) error {
+// marker without an entry, which it ignores. Like replaceSegment, it
+// drops nothing once a snapshot install began since the pass read the
+// segments (installs): the installed ones may hold those markers still.
+func (p *Partition) dropAborted(markers map[int64]bool, installs uint64) error {
 	if len(markers) == 0 {
 		return nil
 	}
 	return p.asWriter(func() error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if !p.producers.dropAborted(markers) {
+		if p.installs != installs || !p.producers.dropAborted(markers) {
 			return nil
 		}
 		p.publishTxns(nil)

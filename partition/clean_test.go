@@ -179,3 +179,34 @@ func TestCleanerYieldsToAnInstall(t *testing.T) {
 		t.Fatalf("the next pass reclaimed nothing: %d -> %d", size, p.SizeBytes())
 	}
 }
+
+// TestAbortedIndexYieldsToAnInstall: a cleaner pass drops no entry of the
+// aborted index once a snapshot install began after it read the segments:
+// the installed ones may still hold the transaction's records and marker,
+// which a read_committed reader, finding no entry, would take as committed.
+func TestAbortedIndexYieldsToAnInstall(t *testing.T) {
+	p := open(t, vfs.NewMem(), func(c *Config) { c.Compact, c.DeleteSegments = true, false })
+	defer p.Close()
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 0, 2, "k"))
+	marker := endTxn(t, p, 1, 0, false)
+	if got := p.AbortedTransactions(0, p.HighWatermark()); len(got) != 1 {
+		t.Fatalf("aborted index %v, want the one transaction", got)
+	}
+	installs := p.installsBegun()
+	p.mu.Lock()
+	p.installs++ // as snapshotInstaller.ApplySnapshot does
+	p.mu.Unlock()
+	if err := p.dropAborted(map[int64]bool{marker.BaseOffset: true}, installs); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.AbortedTransactions(0, p.HighWatermark()); len(got) != 1 {
+		t.Fatalf("aborted index %v after an install began, want the entry kept", got)
+	}
+	if err := p.dropAborted(map[int64]bool{marker.BaseOffset: true}, p.installsBegun()); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.AbortedTransactions(0, p.HighWatermark()); len(got) != 0 {
+		t.Fatalf("aborted index %v, want the entry dropped by a pass that read the current segments", got)
+	}
+}
