@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/replica"
 )
 
 // Leaders is what the coordinator asks about who leads the partitions of
@@ -76,9 +77,12 @@ type loadResult struct {
 	err error
 }
 
-// isNotLeader reports whether err says the partition's leadership moved.
+// isNotLeader reports whether err says the partition's leadership moved,
+// or its replica left this node's scheduler (a move, a renewal, the node
+// closing) before anything was proposed.
 func isNotLeader(err error) bool {
-	return errors.Is(err, partition.ErrNotLeader) || errors.Is(err, cluster.ErrNotLeader)
+	return errors.Is(err, partition.ErrNotLeader) || errors.Is(err, cluster.ErrNotLeader) ||
+		errors.Is(err, replica.ErrUnknownGroup) || errors.Is(err, replica.ErrClosed)
 }
 
 // notCoordinator is the error of a request whose write found the
