@@ -1129,16 +1129,7 @@ func damageLastMetaRecord(t *testing.T, fsys vfs.FS, typ RecordType) {
 // where the second run begins in it.
 func buildPastCheckpoint(t *testing.T, synced bool, specs []spec) (vfs.FS, string, int) {
 	fsys := vfs.NewCrashFS()
-	l := createLog(t, fsys)
-	m := newModel(t)
-	ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}})
-	if err := l.Append(ents, 0); err != nil {
-		t.Fatal(err)
-	}
-	m.apply(t, ents, begins, end)
-	if err := l.Checkpoint(); err != nil {
-		t.Fatal(err)
-	}
+	l, m := checkpointedFirstRun(t, fsys)
 	name := "p/" + segmentName(t, fsys)
 	size, err := fsys.Stat(name)
 	if err != nil {
@@ -1147,7 +1138,7 @@ func buildPastCheckpoint(t *testing.T, synced bool, specs []spec) (vfs.FS, strin
 	if specs == nil {
 		specs = []spec{{kind: 'd', term: 3, records: 3, valueBytes: 40}, {kind: 'd', term: 3, records: 1, valueBytes: 40}}
 	}
-	ents, _, _ = m.build(t, 13, specs)
+	ents, _, _ := m.build(t, 13, specs)
 	if err := l.Append(ents, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -1195,17 +1186,8 @@ func TestLostNonDataRecordNeverRenumbers(t *testing.T) {
 			t.Fatal("the append and sync never completed")
 		}
 		cfs := vfs.NewPowerCutFS(vfs.NewCrashFS(), 1<<30, vfs.CrashOptions{Rand: rand.New(rand.NewPCG(uint64(budget), 7))})
-		l := createLog(t, cfs)
-		m := newModel(t)
-		ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}})
-		if err := l.Append(ents, 0); err != nil {
-			t.Fatal(err)
-		}
-		m.apply(t, ents, begins, end)
-		if err := l.Checkpoint(); err != nil {
-			t.Fatal(err)
-		}
-		ents, begins, end = m.build(t, 13, []spec{{kind: 'c', term: 3}, {kind: 'd', term: 3, records: 3, valueBytes: 40}, {kind: 'd', term: 3, records: 1, valueBytes: 40}})
+		l, m := checkpointedFirstRun(t, cfs)
+		ents, begins, end := m.build(t, 13, []spec{{kind: 'c', term: 3}, {kind: 'd', term: 3, records: 3, valueBytes: 40}, {kind: 'd', term: 3, records: 1, valueBytes: 40}})
 		m.apply(t, ents, begins, end)
 		cfs.CutAfter(budget)
 		err := l.Append(ents, 0)
@@ -1240,4 +1222,21 @@ func TestLostNonDataRecordNeverRenumbers(t *testing.T) {
 			return
 		}
 	}
+}
+
+// checkpointedFirstRun creates a log on fsys holding entries 11 and 12
+// (term 3: its first entry, then data), checkpointed, and its model.
+func checkpointedFirstRun(t *testing.T, fsys vfs.FS) (*Log, *model) {
+	t.Helper()
+	l := createLog(t, fsys)
+	m := newModel(t)
+	ents, begins, end := m.build(t, 11, []spec{{kind: 'e', term: 3}, {kind: 'd', term: 3, records: 2, valueBytes: 10}})
+	if err := l.Append(ents, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, ents, begins, end)
+	if err := l.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	return l, m
 }

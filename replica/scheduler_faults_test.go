@@ -315,23 +315,10 @@ func (s *captureSync) Sync() error {
 // is under way is not released by it: its proposal is not applied while
 // its own Sync is under way, and a crash then loses it without an answer.
 func TestSchedulerSyncReleasesOnlyWhatItCovered(t *testing.T) {
-	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 1, SyncWorkers: 1}, &memNet{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	st := &captureSync{MemStorage: NewBootstrapStorage([]uint64{1}), entered: make(chan struct{}, 64), block: make(chan struct{})}
+	s, sm := singleVoter(t, st)
+	defer s.Close()
 	defer close(st.block) // before Close: let every Sync end
-	sm := &listSM{}
-	r, err := New(testEnv(), Config{ID: 1, GroupID: 1}, st, sm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddGroup(1, r, st, GroupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	on(t, s, 1, func(r *Replica) { _ = r.Campaign() })
-	s.waitIdle()
 	var ready bool
 	on(t, s, 1, func(r *Replica) { ready = r.Leadership().Ready })
 	if !ready {
@@ -365,22 +352,8 @@ func TestSchedulerSyncReleasesOnlyWhatItCovered(t *testing.T) {
 // clones the entry as it appends it; should it stop (its appendEntry says
 // it may), Propose must copy instead.
 func TestProposalDataMayBeReusedAtOnce(t *testing.T) {
-	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 1, SyncWorkers: 1}, &memNet{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, sm := singleVoter(t, NewBootstrapStorage([]uint64{1}))
 	defer s.Close()
-	st := NewBootstrapStorage([]uint64{1})
-	sm := &listSM{}
-	r, err := New(testEnv(), Config{ID: 1, GroupID: 1}, st, sm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddGroup(1, r, st, GroupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	on(t, s, 1, func(r *Replica) { _ = r.Campaign() })
-	s.waitIdle()
 	buf := []byte("proposed")
 	on(t, s, 1, func(r *Replica) {
 		if _, err := r.Propose(Proposal{Data: buf}); err != nil {
@@ -394,4 +367,26 @@ func TestProposalDataMayBeReusedAtOnce(t *testing.T) {
 	if len(applied) != 1 || !strings.HasPrefix(applied[0], "proposed@") {
 		t.Fatalf("applied %q, want the data as proposed", applied)
 	}
+}
+
+// singleVoter runs group 1 of one voter over st on a scheduler of one
+// worker and one sync worker, campaigned and idle; the caller closes it.
+func singleVoter(t *testing.T, st Storage) (*Scheduler, *listSM) {
+	t.Helper()
+	s, err := NewScheduler(testEnv(), SchedulerConfig{Workers: 1, SyncWorkers: 1}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := &listSM{}
+	r, err := New(testEnv(), Config{ID: 1, GroupID: 1}, st, sm)
+	if err == nil {
+		err = s.AddGroup(1, r, st, GroupOptions{})
+	}
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	on(t, s, 1, func(r *Replica) { _ = r.Campaign() })
+	s.waitIdle()
+	return s, sm
 }
