@@ -199,7 +199,9 @@
 // confirmed it here at that epoch (KIP-890): the caller opens a
 // verification (VerifyStart), asks the coordinator and confirms it
 // (BeginTransaction), which fails if a marker for the producer was written
-// in between; a late batch of a transaction a marker ended is refused
+// in between (ErrNotLeader if a leadership change dropped the verifications
+// meanwhile: a replica's verifications last one term as ready leader, since
+// another leader may write the marker); a late batch of a transaction a marker ended is refused
 // (ErrInvalidTxnState), as is a plain batch of a producer whose
 // transaction is open. Control batches
 // come only from WriteMarker (the coordinator's COMMIT or ABORT, Kafka's

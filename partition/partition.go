@@ -43,9 +43,13 @@ type Partition struct {
 	producers *producerState
 	// verified holds, by producer, the verification of its transaction
 	// with the coordinator (VerifyStart, BeginTransaction) until a marker
-	// ends it; guards numbers the verifications.
+	// ends it or a leadership change drops them all (a marker may be
+	// written on another node meanwhile); guards numbers the
+	// verifications, and guardsDropped is the last guard such a change
+	// dropped.
 	verified      map[int64]verification
 	guards        uint64
+	guardsDropped uint64
 	epochRecorded bool           // the current epoch's first offset is persisted
 	streamIdx     *streams.Index // cleanup.policy=stream only
 	// streamTxns holds the stream changes of the transactions open here

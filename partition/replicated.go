@@ -199,6 +199,13 @@ func (p *Partition) LeadershipChanged(l replica.Leadership) {
 	if r.pending == nil {
 		clear(r.pendingStreams)
 	}
+	if !l.Ready || was.Term != l.Term {
+		// Another leader may write a producer's marker meanwhile, which
+		// this replica applies without ending its verification: a late
+		// batch of the ended transaction would pass as verified.
+		clear(p.verified)
+		p.guardsDropped = p.guards
+	}
 	p.mu.Unlock()
 
 	p.epochMu.Lock()

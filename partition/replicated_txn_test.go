@@ -1,8 +1,11 @@
 package partition
 
 import (
+	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/cairnlog/cairn/replica"
 )
 
 // TestReplicatedTxnStateOnEveryReplica: transactions written through the
@@ -71,5 +74,35 @@ func TestReplicatedTxnStateOnEveryReplica(t *testing.T) {
 		if lso, hwm := p.LastStableOffset(), p.HighWatermark(); lso != hwm {
 			t.Fatalf("node %d after the commit: LSO %d, HWM %d", id, lso, hwm)
 		}
+	}
+}
+
+// TestLeadershipChangeDropsVerifications: a transaction's verification
+// (KIP-890) does not outlive the leadership it was made under: another
+// leader may write the producer's marker, which this replica applies
+// without ending the verification, and a late batch of the ended
+// transaction would then pass as verified when the leadership comes back.
+// A verification in flight across the change is answered NOT_LEADER, so
+// the client retries and is verified again.
+func TestLeadershipChangeDropsVerifications(t *testing.T) {
+	g := newGroup(t, 12, []uint64{1, 2, 3})
+	leader := g.parts[g.leader()]
+	begin(t, leader, 5, 0)
+	if !leader.TxnOpen(5, 0) {
+		t.Fatal("a confirmed verification does not open the transaction here")
+	}
+	guard, err := leader.VerifyStart(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader.mu.Lock()
+	term := leader.repl.leadership.Term
+	leader.mu.Unlock()
+	leader.LeadershipChanged(replica.Leadership{Term: term + 1})
+	if leader.TxnOpen(5, 0) {
+		t.Fatal("a verification outlived the leadership it was made under")
+	}
+	if err := leader.BeginTransaction(6, 0, guard); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("confirming a verification a leadership change dropped: %v, want ErrNotLeader", err)
 	}
 }

@@ -217,6 +217,11 @@ func (p *Partition) BeginTransaction(producerID int64, producerEpoch int16, guar
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	v, ok := p.verified[producerID]
+	if !ok && guard <= p.guardsDropped {
+		// A leadership change dropped it: the client retries where the
+		// partition leads, and is verified again there.
+		return fmt.Errorf("%w: %s-%d: the leadership changed while producer %d's transaction was verified", ErrNotLeader, p.topic, p.index, producerID)
+	}
 	if !ok || v.guard != guard {
 		return fmt.Errorf("%w: %s-%d: producer %d's transaction ended while it was verified", ErrInvalidTxnState, p.topic, p.index, producerID)
 	}
