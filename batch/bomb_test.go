@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -146,6 +147,88 @@ func TestDecompressionBombs(t *testing.T) {
 				t.Fatalf("Validate: err=%v, want ErrTooLarge", err)
 			}
 		})
+	}
+}
+
+// TestDeclaredSizeAboveCapRefusedUpFront proves a section whose gzip
+// trailer, lz4 frame descriptor or zstd frame header declares more than
+// the cap is refused before decoding: it allocates no output, where one
+// that does not declare its size costs up to twice the cap. Without that,
+// each such bomb a broker refused left a cap-sized buffer for the
+// collector, and a few in a row raised the process's peak memory by
+// several caps.
+func TestDeclaredSizeAboveCapRefusedUpFront(t *testing.T) {
+	const capBytes = 8 << 20
+	zeros := make([]byte, capBytes+1)
+	lz4Sized := func(t *testing.T) []byte {
+		var buf bytes.Buffer
+		w := lz4.NewWriter(&buf)
+		if err := w.Apply(lz4.SizeOption(uint64(len(zeros)))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(zeros); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for _, tc := range []struct {
+		name  string
+		codec Codec
+		build func(*testing.T) []byte
+	}{
+		{"gzip", Gzip, func(t *testing.T) []byte {
+			out, err := Compress(Gzip, zeros)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}},
+		{"lz4 with content size", LZ4, lz4Sized},
+		{"zstd with content size", Zstd, func(t *testing.T) []byte {
+			out, err := Compress(Zstd, zeros)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := tc.build(t)
+			// Either side of the cap: exactly the declared size decodes.
+			if got, err := Decompress(tc.codec, src, len(zeros)); err != nil || len(got) != len(zeros) {
+				t.Fatalf("at the declared size: %d bytes, err=%v", len(got), err)
+			}
+			var err error
+			allocated := allocatedBytes(func() { _, err = Decompress(tc.codec, src, capBytes) })
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("err=%v, want ErrTooLarge", err)
+			}
+			if allocated > capBytes/8 {
+				t.Errorf("allocated %d bytes to refuse a declared %d, want at most %d", allocated, len(zeros), capBytes/8)
+			}
+		})
+	}
+}
+
+// TestRefusalLeavesNoHeapGoal proves a refused bomb does not leave the
+// collector's heap goal at twice its buffers: the next batches would be
+// allowed that much garbage before a collection, so each bomb in a row
+// raised the process's memory further.
+func TestRefusalLeavesNoHeapGoal(t *testing.T) {
+	const capBytes = 64 << 20
+	src := lz4Bomb(t) // no content size: the decode runs up to the cap
+	sample := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	for range 3 {
+		if _, err := Decompress(LZ4, src, capBytes); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("err=%v, want ErrTooLarge", err)
+		}
+		metrics.Read(sample)
+		if goal := sample[0].Value.Uint64(); goal > capBytes {
+			t.Fatalf("heap goal %d MiB after a refusal at a cap of %d MiB", goal>>20, capBytes>>20)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -62,7 +63,9 @@ var (
 // would pass maxBytes. It never allocates more than about twice maxBytes
 // plus the codec's fixed buffers, whatever src claims: an lz4 frame's
 // blocks (up to 4 MiB each), or a zstd frame's window, which is refused
-// above the larger of maxBytes and 8 MiB, and above 128 MiB. For None it
+// above the larger of maxBytes and 8 MiB, and above 128 MiB. A section
+// whose gzip trailer, lz4 frame descriptor or zstd frame header declares
+// more than maxBytes is refused before any output is allocated. For None it
 // returns src itself. A negative maxBytes counts as 0.
 func Decompress(codec Codec, src []byte, maxBytes int) ([]byte, error) {
 	maxBytes = max(maxBytes, 0)
@@ -114,7 +117,13 @@ func decompressGzip(src []byte, maxBytes int) ([]byte, error) {
 	hint := outputBytesInitial
 	if len(src) >= 4 {
 		// The trailer's ISIZE: the size modulo 2^32 of the last member.
+		// That member alone inflates to at least ISIZE (a stream whose
+		// ISIZE lies fails its check at the end), so a batch declaring
+		// more than the cap is refused before any output is allocated.
 		hint = int(binary.LittleEndian.Uint32(src[len(src)-4:]))
+		if hint > maxBytes {
+			return nil, fmt.Errorf("gzip trailer declares %d bytes, above limit %d: %w", hint, maxBytes, ErrTooLarge)
+		}
 	}
 	return readBounded(&g.r, hint, maxBytes)
 }
@@ -123,6 +132,9 @@ func decompressLZ4(src []byte, maxBytes int) ([]byte, error) {
 	l := lz4Readers.Get().(*lz4Reader)
 	defer lz4Readers.Put(l)
 	defer l.src.Reset(nil)
+	if size, ok := lz4ContentSize(src); ok && size > uint64(maxBytes) {
+		return nil, fmt.Errorf("lz4 frame declares %d bytes, above limit %d: %w", size, maxBytes, ErrTooLarge)
+	}
 	l.src.Reset(src)
 	l.r.Reset(&l.src)
 	return readBounded(l.r, 4*len(src), maxBytes)
@@ -141,13 +153,31 @@ func decompressZstd(src []byte, maxBytes int) ([]byte, error) {
 	hint := 4 * len(src)
 	var frame zstd.Header
 	if frame.Decode(src) == nil && frame.HasFCS {
-		hint = int(min(frame.FrameContentSize, uint64(maxBytes)+1))
+		// The first frame alone holds its declared content size (the
+		// decoder checks it), so more than the cap is refused at once.
+		if frame.FrameContentSize > uint64(maxBytes) {
+			return nil, fmt.Errorf("zstd frame declares %d bytes, above limit %d: %w", frame.FrameContentSize, maxBytes, ErrTooLarge)
+		}
+		hint = int(frame.FrameContentSize)
 	}
 	out, err := readBounded(d, hint, maxBytes)
 	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		return nil, fmt.Errorf("window above limit %d bytes: %w", window, ErrTooLarge)
 	}
 	return out, err
+}
+
+// lz4FrameMagic opens an LZ4 frame (little-endian 0x184D2204).
+var lz4FrameMagic = []byte{0x04, 0x22, 0x4d, 0x18}
+
+// lz4ContentSize reads the content size an LZ4 frame's descriptor
+// declares, when its flag byte says one follows the block descriptor.
+func lz4ContentSize(src []byte) (uint64, bool) {
+	const flagContentSize = 1 << 3
+	if len(src) < 14 || !bytes.HasPrefix(src, lz4FrameMagic) || src[4]&flagContentSize == 0 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(src[6:14]), true
 }
 
 // decompressSnappy accepts both raw snappy, which most clients send, and
@@ -231,6 +261,7 @@ func readBounded(r io.Reader, sizeHint, maxBytes int) ([]byte, error) {
 	for {
 		if len(out) == cap(out) {
 			if len(out) > maxBytes {
+				out = collectRefused(out)
 				return nil, fmt.Errorf("output above limit %d bytes: %w", maxBytes, ErrTooLarge)
 			}
 			out = grow(out, 1, maxBytes+1)
@@ -252,9 +283,29 @@ func readBounded(r io.Reader, sizeHint, maxBytes int) ([]byte, error) {
 		}
 	}
 	if len(out) > maxBytes {
+		out = collectRefused(out)
 		return nil, fmt.Errorf("output above limit %d bytes: %w", maxBytes, ErrTooLarge)
 	}
 	return out, nil
+}
+
+// refusedCollectBytes is the output size from which a refusal collects
+// garbage at once (collectRefused).
+const refusedCollectBytes = 16 << 20
+
+// collectRefused drops the output of a refused decode and, when it grew
+// past refusedCollectBytes, runs a collection: a cycle that ran while the
+// decode held its last two buffers (up to one and a half times the cap)
+// counted them live and set the next heap goal at twice that, so a few
+// such batches in a row, each leaving its garbage for the collector,
+// raised the process's memory by several caps. A well-behaved producer
+// never gets here, and the decode it follows costs more than the cycle.
+func collectRefused(out []byte) []byte {
+	if cap(out) >= refusedCollectBytes {
+		out = nil
+		runtime.GC()
+	}
+	return out
 }
 
 // grow returns b with room for at least need more bytes, doubling its
