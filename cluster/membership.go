@@ -361,7 +361,9 @@ func nodeHolds(st *metav1.State, nodeID int32) bool {
 }
 
 // TransferLeader asks a partition's group to hand its leadership to the
-// replica on node, and waits until this node sees it lead or ctx ends.
+// replica on node, and waits until this node sees it lead or ctx ends;
+// on node itself, until it leads ready to serve (its first entry of the
+// term applied), so a request this node answers right after is served.
 // This node must lead the partition or be node (a follower passes raft's
 // request to its leader under the transferee's id, which the transport
 // accepts only from the transferee's own node); ErrNotLeader otherwise,
@@ -382,14 +384,16 @@ func (c *Cluster) TransferLeader(ctx context.Context, topic string, index int32,
 	retry := time.Duration(c.cfg.RaftTickMs*int64(c.cfg.RaftElectionTicks)) * time.Millisecond
 	for {
 		changed := c.LeadersChanged()
-		if l, err := c.Leader(topic, index); err == nil && l.Node == node {
+		l, err := c.Leader(topic, index)
+		led := err == nil && l.Node == node
+		if led && (l.Local || node != c.cfg.NodeID) {
 			return nil
 		}
 		group, to, err := c.transferTarget(topic, index, node)
 		if err != nil {
 			return err
 		}
-		if to != 0 {
+		if to != 0 && !led {
 			if err := c.sched.Do(group, func(r *replica.Replica) { r.TransferLeader(to) }); err != nil {
 				return fmt.Errorf("%w: %s-%d has no replica on this node to pass the transfer on", ErrNotLeader, topic, index)
 			}
