@@ -28,6 +28,7 @@ var errorTable = []struct {
 	{partition.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{partition.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
 	{partition.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{partition.ErrTransactionCoordinatorFenced, kerr.TransactionCoordinatorFenced},
 	{partition.ErrPolicyViolation, kerr.PolicyViolation},
 	{partition.ErrNoStreamIndex, kerr.InvalidRequest},
 	{partition.ErrStreamIndexBuilding, kerr.LeaderNotAvailable}, // retriable: clients try again

@@ -27,6 +27,7 @@ import (
 	"github.com/cairnlog/cairn/cluster"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/groups"
+	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/txn"
 )
 
@@ -88,8 +89,14 @@ func answerMarkers(req *kmsg.WriteTxnMarkersRequest, code func(kmsg.WriteTxnMark
 
 type markerWriter struct{ s *Server }
 
+// WriteMarker implements txn.MarkerWriter: a marker refused here or by its
+// leader as from an older coordinator wraps txn.ErrCoordinatorFenced.
 func (w markerWriter) WriteMarker(ctx context.Context, tp txn.TopicPartition, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error {
-	return w.s.writeMarker(ctx, tp, producerID, producerEpoch, commit, coordinatorEpoch, true)
+	err := w.s.writeMarker(ctx, tp, producerID, producerEpoch, commit, coordinatorEpoch, true)
+	if errors.Is(err, partition.ErrTransactionCoordinatorFenced) || errors.Is(err, kerr.TransactionCoordinatorFenced) {
+		return fmt.Errorf("%w: %w", txn.ErrCoordinatorFenced, err)
+	}
+	return err
 }
 
 // writeMarker writes one marker to a partition led here and waits until it

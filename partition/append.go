@@ -40,21 +40,34 @@ type AppendResult struct {
 // once committed: acks=all callers wait with WaitCommitted, acks=1 with
 // WaitLocalDurable.
 func (p *Partition) Append(records []byte) (AppendResult, error) {
-	return p.append(records, false)
+	return p.append(records, false, anyTerm)
 }
+
+// AppendInTerm is Append for a coordinator whose state was loaded from this
+// partition while it led term (its leader epoch): the records are appended
+// only in that term, ErrNotLeader otherwise. A coordinator that lost the
+// leadership and won it back, its state stale by what the leader between
+// wrote, cannot append a decision made on that state.
+func (p *Partition) AppendInTerm(records []byte, term int32) (AppendResult, error) {
+	return p.append(records, false, term)
+}
+
+// anyTerm lets an append be made in whatever term the partition leads.
+const anyTerm = int32(-1)
 
 // AppendFromCoordinator is Append for a coordinator's own transactional
 // batches: the group coordinator's transactional offset commits, which
 // carry the producer's id and epoch but no sequence (base sequence -1), as
 // Kafka writes them.
 func (p *Partition) AppendFromCoordinator(records []byte) (AppendResult, error) {
-	return p.append(records, true)
+	return p.append(records, true, anyTerm)
 }
 
 // append is Append; coordinator says the batches come from a coordinator
 // (WriteMarker, AppendFromCoordinator): only they write control batches
-// and transactional batches without a sequence.
-func (p *Partition) append(records []byte, coordinator bool) (AppendResult, error) {
+// and transactional batches without a sequence. term, unless anyTerm, is
+// the only leader epoch the records may be appended in.
+func (p *Partition) append(records []byte, coordinator bool, term int32) (AppendResult, error) {
 	cfg := p.config()
 	headers, recs, err := validateBatches(records, cfg, coordinator)
 	if err != nil {
@@ -66,7 +79,7 @@ func (p *Partition) append(records []byte, coordinator bool) (AppendResult, erro
 		if err := p.Err(); err != nil {
 			return AppendResult{}, err
 		}
-		return p.appendReplicated(records, headers, recs, cfg)
+		return p.appendReplicated(records, headers, recs, cfg, term)
 	}
 	if p.afterValidate != nil {
 		p.afterValidate()
@@ -80,6 +93,9 @@ func (p *Partition) append(records []byte, coordinator bool) (AppendResult, erro
 	if err := p.Err(); err != nil {
 		return AppendResult{}, err
 	}
+	if epoch := p.LeaderEpoch(); term != anyTerm && epoch != term {
+		return AppendResult{}, fmt.Errorf("%w: %s-%d: leader epoch %d, the append was for %d", ErrNotLeader, p.topic, p.index, epoch, term)
+	}
 	if p.cfg != cfg {
 		// The config changed since the batches were validated (a new
 		// cleanup.policy needs other checks and, for stream, the records):
@@ -92,8 +108,17 @@ func (p *Partition) append(records []byte, coordinator bool) (AppendResult, erro
 	if p.build != nil && carriesStreamHeaders(recs) {
 		return AppendResult{}, fmt.Errorf("%w: %s-%d", ErrStreamIndexBuilding, p.topic, p.index)
 	}
-	for _, h := range headers {
-		dup, err := p.producers.check(h, p.verifiedLocked(h))
+	kinds := make([]marker, len(headers))
+	if coordinator {
+		for i, data := 0, records; i < len(headers); i++ {
+			if kinds[i], err = markerOf(headers[i], data[:headers[i].TotalBytes()], cfg.Limits); err != nil {
+				return AppendResult{}, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+			}
+			data = data[headers[i].TotalBytes():]
+		}
+	}
+	for i, h := range headers {
+		dup, err := p.producers.check(h, kinds[i], p.verifiedLocked(h))
 		if err != nil {
 			return AppendResult{}, err
 		}
@@ -122,15 +147,6 @@ func (p *Partition) append(records []byte, coordinator bool) (AppendResult, erro
 		return dup.orZero(), err
 	}
 	holder := txnHolder(headers)
-	kinds := make([]marker, len(headers))
-	if coordinator {
-		for i, data := 0, records; i < len(headers); i++ {
-			if kinds[i], err = markerOf(headers[i], data[:headers[i].TotalBytes()], cfg.Limits); err != nil {
-				return AppendResult{}, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
-			}
-			data = data[headers[i].TotalBytes():]
-		}
-	}
 	next := base
 	epoch := p.LeaderEpoch()
 	data := records

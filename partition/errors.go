@@ -42,6 +42,10 @@ var (
 	// transaction), or a plain batch from a producer whose transaction
 	// is open.
 	ErrInvalidTxnState = errors.New("invalid transaction state")
+	// ErrTransactionCoordinatorFenced: a marker from a transaction
+	// coordinator older (by its epoch) than the one that wrote the
+	// producer's last marker here.
+	ErrTransactionCoordinatorFenced = errors.New("transaction coordinator fenced")
 	// ErrUnsupported: a feature the broker does not serve (transactions).
 	ErrUnsupported = errors.New("unsupported")
 	// ErrStreamBusy: an open transaction holds a stream the append writes;

@@ -213,7 +213,7 @@ func checkRecovered(p *Partition, acks []acked) error {
 func (p *Partition) producersCheck(h batch.Header) (*appendedBatch, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.producers.check(h, false)
+	return p.producers.check(h, marker{}, false)
 }
 
 // slowSyncFS delays every file sync, so that a power cut taken right after a

@@ -78,15 +78,24 @@ func nextSequence(seq int32) int32 {
 // h.ProducerEpoch (BeginTransaction): only then may a transactional batch
 // start a transaction here (KIP-890), so a late batch of a transaction
 // already ended by its marker is refused instead of opening a new one that
-// no coordinator would ever end.
-func (s *producerState) check(h batch.Header, verified bool) (*appendedBatch, error) {
+// no coordinator would ever end. kind is what a control batch ends: a
+// marker whose coordinator epoch is below the one of the producer's last
+// marker here comes from a coordinator a newer one replaced (Kafka's
+// TRANSACTION_COORDINATOR_FENCED), which may still be retrying the markers
+// of a transaction the newer one ended, and would end the producer's next
+// transaction here.
+func (s *producerState) check(h batch.Header, kind marker, verified bool) (*appendedBatch, error) {
 	if h.ProducerID < 0 {
 		return nil, nil
 	}
 	e, ok := s.producers[h.ProducerID]
 	if h.Control() {
-		if ok && h.ProducerEpoch < e.Epoch {
+		switch {
+		case ok && h.ProducerEpoch < e.Epoch:
 			return nil, fmt.Errorf("%w: marker for producer %d epoch %d, current %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.Epoch)
+		case ok && kind.kind != markerNone && e.CoordinatorEpoch != nil && kind.coordinatorEpoch < *e.CoordinatorEpoch:
+			return nil, fmt.Errorf("%w: marker for producer %d from coordinator epoch %d, last %d",
+				ErrTransactionCoordinatorFenced, h.ProducerID, kind.coordinatorEpoch, *e.CoordinatorEpoch)
 		}
 		return nil, nil
 	}

@@ -37,7 +37,7 @@ func TestProducerStateSequences(t *testing.T) {
 		{"non-idempotent batches are never checked", hdr(-1, -1, -1, 5, 7), -1, nil},
 	}
 	for _, st := range steps {
-		dup, err := s.check(st.h, false)
+		dup, err := s.check(st.h, marker{}, false)
 		if !errors.Is(err, st.err) {
 			t.Fatalf("%s: err %v, want %v", st.name, err, st.err)
 		}
@@ -63,17 +63,17 @@ func TestProducerStateRemembersFive(t *testing.T) {
 	s := newProducerState()
 	for i := int32(0); i < 6; i++ {
 		h := hdr(1, 0, i, 1, int64(i))
-		if dup, err := s.check(h, false); err != nil || dup != nil {
+		if dup, err := s.check(h, marker{}, false); err != nil || dup != nil {
 			t.Fatalf("batch %d: dup %v err %v", i, dup, err)
 		}
 		s.record(h, 0)
 	}
 	for i := int32(1); i < 6; i++ {
-		if dup, _ := s.check(hdr(1, 0, i, 1, 100), false); dup == nil || dup.BaseOffset != int64(i) {
+		if dup, _ := s.check(hdr(1, 0, i, 1, 100), marker{}, false); dup == nil || dup.BaseOffset != int64(i) {
 			t.Fatalf("retry of batch %d not recognised: %+v", i, dup)
 		}
 	}
-	if dup, err := s.check(hdr(1, 0, 0, 1, 100), false); dup != nil || !errors.Is(err, ErrOutOfOrderSequence) {
+	if dup, err := s.check(hdr(1, 0, 0, 1, 100), marker{}, false); dup != nil || !errors.Is(err, ErrOutOfOrderSequence) {
 		t.Fatalf("forgotten batch: dup %v err %v, want out of order", dup, err)
 	}
 }
@@ -85,7 +85,7 @@ func TestProducerSequenceWraps(t *testing.T) {
 	}
 	s := newProducerState()
 	s.producers[1] = &producerEntry{Recent: []appendedBatch{{FirstSequence: math.MaxInt32 - 1, LastSequence: math.MaxInt32}}}
-	if dup, err := s.check(hdr(1, 0, 0, 1, 0), false); err != nil || dup != nil {
+	if dup, err := s.check(hdr(1, 0, 0, 1, 0), marker{}, false); err != nil || dup != nil {
 		t.Fatalf("sequence 0 after MaxInt32: dup %v err %v", dup, err)
 	}
 }
@@ -106,7 +106,7 @@ func TestProducerStateSnapshotRoundTrip(t *testing.T) {
 	if ids := got.ids(); len(ids) != 2 || ids[0] != 3 || ids[1] != 9 {
 		t.Fatalf("ids %v", ids)
 	}
-	if dup, _ := got.check(hdr(3, 2, 0, 4, 99), false); dup == nil || dup.BaseOffset != 10 {
+	if dup, _ := got.check(hdr(3, 2, 0, 4, 99), marker{}, false); dup == nil || dup.BaseOffset != 10 {
 		t.Fatalf("restored state lost the batch: %+v", dup)
 	}
 	if got.producers[9].LastAppendMs != 2000 {

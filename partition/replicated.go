@@ -292,7 +292,7 @@ func (p *Partition) PrepareProposal(prop *replica.Proposal, at replica.ProposalP
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 	}
-	dup, err := r.overlay.check(h, p.verifiedLocked(h))
+	dup, err := r.overlay.check(h, kind, p.verifiedLocked(h))
 	if err != nil {
 		return err
 	}
@@ -550,7 +550,7 @@ func (s *localSyncer) Sync() error {
 // after an earlier one of the same produce was proposed leaves that one
 // proposed: the caller gets the error, and an idempotent retry is answered
 // from producer state. recs are the batches' records (stream topics only).
-func (p *Partition) appendReplicated(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config) (AppendResult, error) {
+func (p *Partition) appendReplicated(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config, term int32) (AppendResult, error) {
 	if cfg.Streams && len(headers) > 1 {
 		return AppendResult{}, fmt.Errorf("%w: a replicated stream topic takes one batch per produce", ErrInvalidRecord)
 	}
@@ -565,7 +565,7 @@ func (p *Partition) appendReplicated(records []byte, headers []batch.Header, rec
 	ctx, cancel := env.WithTimeout(context.Background(), p.clock, streamTurnTimeout)
 	defer cancel()
 	for range streamTurnsMax {
-		res, err := p.proposeBatches(records, headers, recs, cfg)
+		res, err := p.proposeBatches(records, headers, recs, cfg, term)
 		if !errors.Is(err, errStreamPending) {
 			return res, err
 		}
@@ -607,9 +607,14 @@ const (
 	streamTurnTimeout = 30 * time.Second
 )
 
-func (p *Partition) proposeBatches(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config) (AppendResult, error) {
+func (p *Partition) proposeBatches(records []byte, headers []batch.Header, recs [][]batch.Record, cfg Config, term int32) (AppendResult, error) {
 	res := AppendResult{BaseOffset: -1, LogAppendTimeMs: -1}
 	err := p.repl.propose(func(r *replica.Replica) error {
+		// On the replica's goroutine the term cannot change before the
+		// proposal is made, and raft proposes in the current term.
+		if l := r.Leadership(); term != anyTerm && l.Term != uint64(term) {
+			return fmt.Errorf("%w: %s-%d: leading term %d, the append was for term %d", ErrNotLeader, p.topic, p.index, l.Term, term)
+		}
 		data := records
 		for i, h := range headers {
 			whole := data[:h.TotalBytes()]

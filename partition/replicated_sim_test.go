@@ -458,7 +458,7 @@ func (g *group) writeStep(w *simWriter, leader uint64) {
 	}
 	// proposeBatches, not Append: Append would wait for a pending batch to
 	// the same stream, and this goroutine drives the simulation.
-	res, err := p.proposeBatches(records, headers, recs, p.config())
+	res, err := p.proposeBatches(records, headers, recs, p.config(), anyTerm)
 	switch {
 	case errors.Is(err, ErrNotLeader):
 		return

@@ -111,7 +111,14 @@ func TestReplicatedStreamTxnHeldUntilMarker(t *testing.T) {
 // is committed.
 func (g *group) produceMarker(node uint64, pid int64, commit bool) AppendResult {
 	g.t.Helper()
-	res, err := g.parts[node].WriteMarker(pid, 0, commit, 0)
+	return g.produceMarkerFrom(node, pid, commit, 0)
+}
+
+// produceMarkerFrom is produceMarker from a coordinator of epoch
+// coordinatorEpoch.
+func (g *group) produceMarkerFrom(node uint64, pid int64, commit bool, coordinatorEpoch int32) AppendResult {
+	g.t.Helper()
+	res, err := g.parts[node].WriteMarker(pid, 0, commit, coordinatorEpoch)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -141,7 +148,7 @@ func TestReplicatedStreamTxnWaitsForPendingMarker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = p.proposeBatches(records, headers, recs, p.cfg)
+		_, err = p.proposeBatches(records, headers, recs, p.cfg, anyTerm)
 		return err
 	}
 	if err := propose(event("a", "0", "a1")); !errors.Is(err, errStreamPending) {

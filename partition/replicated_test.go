@@ -532,7 +532,7 @@ func TestReplicatedStreamTurns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.proposeBatches(second, headers, recs, p.cfg); !errors.Is(err, errStreamPending) {
+	if _, err := p.proposeBatches(second, headers, recs, p.cfg, anyTerm); !errors.Is(err, errStreamPending) {
 		t.Fatalf("second append to s while the first is pending: %v, want errStreamPending", err)
 	}
 	if _, err := p.Append(event("other", "no-stream", "o0")); err != nil {
@@ -593,7 +593,7 @@ func TestReplicatedConfigChangeBeforeProposal(t *testing.T) {
 	if err := p.SetConfig(compacted); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.proposeBatches(keyless, headers, recs, stale); !errors.Is(err, ErrInvalidRecord) {
+	if _, err := p.proposeBatches(keyless, headers, recs, stale, anyTerm); !errors.Is(err, ErrInvalidRecord) {
 		t.Fatalf("keyless batch validated before the topic turned compacted: %v, want ErrInvalidRecord", err)
 	}
 	if end := p.repl.next; end != 0 {

@@ -106,3 +106,66 @@ func TestLeadershipChangeDropsVerifications(t *testing.T) {
 		t.Fatalf("confirming a verification a leadership change dropped: %v, want ErrNotLeader", err)
 	}
 }
+
+// TestAppendInTermFencesAnotherTerm: an append for a leader epoch other
+// than the one the partition leads is refused before anything is
+// proposed, on a replica that leads again under a newer term as on one
+// that never led that term; the current term's append commits.
+func TestAppendInTermFencesAnotherTerm(t *testing.T) {
+	g := newGroup(t, 13, []uint64{1, 2, 3})
+	first := g.leader()
+	old := g.parts[first].LeaderEpoch()
+	res, err := g.parts[first].AppendInTerm(produce(t, 1, "in term"), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.waitCommitted(first, res); err != nil {
+		t.Fatal(err)
+	}
+	g.crash(first)
+	next := g.leader()
+	end := g.parts[next].LogEndOffset()
+	if _, err := g.parts[next].AppendInTerm(produce(t, 1, "stale"), old); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("append for term %d on the leader of term %d: %v, want ErrNotLeader", old, g.parts[next].LeaderEpoch(), err)
+	}
+	if got := g.parts[next].LogEndOffset(); got != end {
+		t.Fatalf("a refused append moved the log end from %d to %d", end, got)
+	}
+	res, err = g.parts[next].AppendInTerm(produce(t, 1, "current"), g.parts[next].LeaderEpoch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.waitCommitted(next, res); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMarkerFromAnOlderCoordinatorIsFenced: once a coordinator of epoch 5
+// wrote a producer's marker, a marker from one of epoch 4 (a coordinator
+// replaced, still retrying the markers of a transaction the newer one
+// ended) is refused on the leader, and the producer's next transaction
+// stays open; the newer coordinator's marker ends it.
+func TestMarkerFromAnOlderCoordinatorIsFenced(t *testing.T) {
+	g := newGroup(t, 14, []uint64{1, 2, 3})
+	l := g.leader()
+	leader := g.parts[l]
+	begin(t, leader, 7, 0)
+	g.produceCommitted(l, txnBatch(t, 7, 0, 0, 1, "a"))
+	g.produceMarkerFrom(l, 7, true, 5)
+	begin(t, leader, 7, 0)
+	second := g.produceCommitted(l, txnBatch(t, 7, 0, 1, 1, "a"))
+	if _, err := leader.WriteMarker(7, 0, false, 4); !errors.Is(err, ErrTransactionCoordinatorFenced) {
+		t.Fatalf("marker of coordinator epoch 4 after one of 5: %v, want ErrTransactionCoordinatorFenced", err)
+	}
+	if lso := leader.LastStableOffset(); lso != second.BaseOffset {
+		t.Fatalf("LSO %d after the fenced marker, want the open transaction's %d", lso, second.BaseOffset)
+	}
+	end := g.produceMarkerFrom(l, 7, true, 5)
+	g.converge(end.LastOffset + 1)
+	for id, p := range g.parts {
+		if lso, hwm := p.LastStableOffset(), p.HighWatermark(); lso != hwm {
+			t.Fatalf("node %d: LSO %d, HWM %d after the newer coordinator's marker", id, lso, hwm)
+		}
+	}
+}
+

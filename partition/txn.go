@@ -263,7 +263,7 @@ func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, commit bo
 		typ = batch.ControlCommit
 	}
 	whole := batch.EncodeMarker(producerID, producerEpoch, typ, coordinatorEpoch, p.clock.Now().UnixMilli())
-	return p.append(whole, true)
+	return p.append(whole, true, anyTerm)
 }
 
 // open reports whether producerID has a transaction open.

@@ -204,6 +204,56 @@ func TestTxnStateSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestTxnMarkerOfOlderCoordinatorFenced: a single-node partition refuses a
+// marker from a coordinator epoch below the one of the producer's last
+// marker, also after a restart with and without the producer snapshot
+// (the epoch is replayed from the markers), and the open transaction
+// stays open until the newer coordinator's marker.
+func TestTxnMarkerOfOlderCoordinatorFenced(t *testing.T) {
+	fsys := vfs.NewMem()
+	p := open(t, fsys)
+	begin(t, p, 1, 0)
+	appendTxn(t, p, txnBatch(t, 1, 0, 0, 1, "a"))
+	res, err := p.WriteMarker(1, 0, true, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAppended(t, p, res)
+	begin(t, p, 1, 0)
+	second := appendTxn(t, p, txnBatch(t, 1, 0, 1, 1, "a"))
+	fenced := func(p *Partition, how string) {
+		t.Helper()
+		if _, err := p.WriteMarker(1, 0, false, 4); !errors.Is(err, ErrTransactionCoordinatorFenced) {
+			t.Fatalf("%s: marker of coordinator epoch 4 after 5: %v, want ErrTransactionCoordinatorFenced", how, err)
+		}
+		if lso := p.LastStableOffset(); lso != second.BaseOffset {
+			t.Fatalf("%s: LSO %d, want the open transaction's %d", how, lso, second.BaseOffset)
+		}
+	}
+	fenced(p, "before a restart")
+	for _, dropSnapshot := range []bool{false, true} {
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if dropSnapshot {
+			if err := fsys.Remove(path.Join("/data/t-0", producerStateFile)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p = open(t, fsys)
+		fenced(p, fmt.Sprintf("after a restart (producer snapshot dropped: %v)", dropSnapshot))
+	}
+	defer p.Close()
+	res, err = p.WriteMarker(1, 0, true, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAppended(t, p, res)
+	if lso, hwm := p.LastStableOffset(), p.HighWatermark(); lso != hwm {
+		t.Fatalf("after the newer coordinator's marker: LSO %d, HWM %d", lso, hwm)
+	}
+}
+
 // TestTxnCompactionDropsAbortedKeepsMarkers: compaction removes the
 // records of aborted transactions, never lets an open transaction's
 // records replace older ones, and keeps every marker.

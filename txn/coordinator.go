@@ -26,7 +26,9 @@ type Leaders interface {
 // MarkerWriter writes the marker that ends producerID's transaction on one
 // partition and returns once it is committed there; a partition that no
 // longer exists counts as done. The server's writes to local partitions
-// directly and to others through their leaders.
+// directly and to others through their leaders. A marker refused as from
+// an older coordinator than the producer's last marker there fails with
+// an error wrapping ErrCoordinatorFenced.
 type MarkerWriter interface {
 	WriteMarker(ctx context.Context, tp TopicPartition, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error
 }
@@ -291,9 +293,26 @@ func (co *Coordinator) gateLocked(id string) (int32, error) {
 // with).
 func (co *Coordinator) gate(id string) error {
 	co.mu.Lock()
-	_, err := co.gateLocked(id)
+	index, err := co.gateLocked(id)
+	var st statePartition
+	if err == nil {
+		st = co.parts[index]
+	}
 	co.mu.Unlock()
-	if !errors.Is(err, ErrNotCoordinator) {
+	switch {
+	case err == nil:
+		// Loaded, but the leadership may have been lost since, or lost
+		// and won back, before the loop caught up: the transactions held
+		// then miss what the leader between wrote.
+		if l, lerr := co.leaders.Leader(StateTopic, index); lerr == nil && l.Local && l.Epoch == st.epoch {
+			return nil
+		}
+		co.mu.Lock()
+		if int(index) < len(co.parts) && co.parts[index].gen == st.gen {
+			co.unloadLocked(index)
+		}
+		co.mu.Unlock()
+	case !errors.Is(err, ErrNotCoordinator):
 		return err
 	}
 	if err := co.reconcile(); err != nil {
@@ -332,30 +351,30 @@ func (co *Coordinator) runEnding(id string, decide func(m *Machine, nowMs int64)
 		co.mu.Unlock()
 		return cur, nil, d.Err
 	}
-	gen := co.parts[index].gen
+	st := co.parts[index]
 	co.busy[id] = true
 	co.mu.Unlock()
-	if err := co.persist(index, gen, d.Next); err != nil {
+	if err := co.persist(index, st, d.Next); err != nil {
 		return Metadata{}, nil, err
 	}
 	var done <-chan struct{}
 	if d.Next.State.Ending() {
-		done = co.startCompletion(*d.Next, index, gen)
+		done = co.startCompletion(*d.Next, index, st.gen)
 	}
 	return *d.Next, done, d.Err
 }
 
-// persist writes md to id's partition, waits until it is committed and
-// applies it, unless the partition was unloaded meanwhile. A failed write
-// unloads the partition: the log may or may not hold md, so the Machine is
-// rebuilt from it. It clears md.ID's busy mark.
-func (co *Coordinator) persist(index int32, gen uint64, md *Metadata) error {
-	err := co.write(index, md)
+// persist writes md to id's partition, loaded as st, waits until it is
+// committed and applies it, unless the partition was unloaded meanwhile.
+// A failed write unloads the partition: the log may or may not hold md,
+// so the Machine is rebuilt from it. It clears md.ID's busy mark.
+func (co *Coordinator) persist(index int32, st statePartition, md *Metadata) error {
+	err := co.writeRecord(index, st.epoch, md.ID, md)
 	co.mu.Lock()
 	defer co.mu.Unlock()
 	delete(co.busy, md.ID)
 	switch {
-	case int(index) >= len(co.parts) || co.parts[index].gen != gen:
+	case int(index) >= len(co.parts) || co.parts[index].gen != st.gen:
 		return fmt.Errorf("%w: %s-%d was unloaded", ErrNotCoordinator, StateTopic, index)
 	case err != nil:
 		co.reloadLocked(index)
@@ -365,13 +384,11 @@ func (co *Coordinator) persist(index int32, gen uint64, md *Metadata) error {
 	return nil
 }
 
-func (co *Coordinator) write(index int32, md *Metadata) error {
-	return co.writeRecord(index, md.ID, md)
-}
-
 // writeRecord writes id's metadata (a tombstone for nil) to partition
-// index and waits until it is committed.
-func (co *Coordinator) writeRecord(index int32, id string, md *Metadata) error {
+// index, loaded while it led at epoch, and waits until it is committed.
+// The record is appended in that leader epoch only: a decision made on
+// what was loaded then must not land after another leader's writes.
+func (co *Coordinator) writeRecord(index, epoch int32, id string, md *Metadata) error {
 	p, err := co.cluster.Partition(StateTopic, index)
 	if err != nil {
 		return fmt.Errorf("write %s-%d: %w", StateTopic, index, err)
@@ -380,7 +397,7 @@ func (co *Coordinator) writeRecord(index int32, id string, md *Metadata) error {
 	if md != nil {
 		rec.Value = stateValue(*md)
 	}
-	res, err := p.Append(batch.Build([]batch.Record{rec}, batch.None))
+	res, err := p.AppendInTerm(batch.Build([]batch.Record{rec}, batch.None), epoch)
 	if err != nil {
 		return fmt.Errorf("write %s-%d: %w", StateTopic, index, err)
 	}
@@ -423,6 +440,17 @@ func (co *Coordinator) complete(md Metadata, index int32, gen uint64) {
 			break
 		}
 		co.logger.Warn("writing transaction markers", "transactional_id", md.ID, "commit", commit, "err", err)
+		if errors.Is(err, ErrCoordinatorFenced) {
+			// A newer coordinator of the partition wrote markers of this
+			// producer: what this one holds is stale. Load it again, if
+			// this node still leads it.
+			co.mu.Lock()
+			if int(index) < len(co.parts) && co.parts[index].gen == gen {
+				co.reloadLocked(index)
+			}
+			co.mu.Unlock()
+			return
+		}
 		if !co.pause() {
 			return
 		}
@@ -436,8 +464,9 @@ func (co *Coordinator) complete(md Metadata, index int32, gen uint64) {
 		}
 		if !co.busy[md.ID] {
 			co.busy[md.ID] = true
+			st := co.parts[index]
 			co.mu.Unlock()
-			if err := co.persist(index, gen, next); err != nil {
+			if err := co.persist(index, st, next); err != nil {
 				co.logger.Warn("completing transaction", "transactional_id", md.ID, "err", err)
 			}
 			return
@@ -510,15 +539,15 @@ func (co *Coordinator) remove(id string, nowMs int64) error {
 		co.mu.Unlock()
 		return nil
 	}
-	gen := co.parts[index].gen
+	st := co.parts[index]
 	co.busy[id] = true
 	co.mu.Unlock()
-	err = co.writeRecord(index, id, nil)
+	err = co.writeRecord(index, st.epoch, id, nil)
 	co.mu.Lock()
 	defer co.mu.Unlock()
 	delete(co.busy, id)
 	switch {
-	case int(index) >= len(co.parts) || co.parts[index].gen != gen:
+	case int(index) >= len(co.parts) || co.parts[index].gen != st.gen:
 		return fmt.Errorf("%w: %s-%d was unloaded", ErrNotCoordinator, StateTopic, index)
 	case err != nil:
 		co.reloadLocked(index)

@@ -36,6 +36,11 @@ var (
 	// ErrTooManyTransactions: the coordinator holds Config.TransactionsMax
 	// transactional ids.
 	ErrTooManyTransactions = errors.New("too many transactional ids")
+	// ErrCoordinatorFenced: a partition refused a marker because a
+	// coordinator of a newer epoch wrote the producer's last marker there
+	// (Kafka's TRANSACTION_COORDINATOR_FENCED). MarkerWriter errors wrap
+	// it.
+	ErrCoordinatorFenced = errors.New("transaction coordinator fenced")
 	// ErrClosed: the coordinator is closed.
 	ErrClosed = errors.New("transaction coordinator closed")
 )
