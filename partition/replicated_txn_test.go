@@ -168,4 +168,3 @@ func TestMarkerFromAnOlderCoordinatorIsFenced(t *testing.T) {
 		}
 	}
 }
-
