@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/partition"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -133,4 +134,50 @@ func valuesOf(recs []string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// TestFullReplicaHandsOffLeadership: the replica of a node whose disk
+// filled, recreated and elected again with a log as long as the others'
+// (the refused entry never left it: the other nodes were down), hands the
+// leadership to an in-sync follower, so produce goes on elsewhere. It
+// would otherwise lead on, refusing every produce, until a produce to it
+// failed again (TestLeaderSurvivesDiskFull timed out so, now and then).
+func TestFullReplicaHandsOffLeadership(t *testing.T) {
+	tn := startNodesOf(&testNodes{t: t, faulty: true}, 3)
+	if _, err := tn.nodes[1].CreateTopicReplicated("full", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("full", 0)
+	appendAll(t, tn.nodes[lead], "full", 0, "a")
+	others := []int32{lead%3 + 1, (lead+1)%3 + 1}
+	for _, id := range others {
+		tn.stop(id)
+	}
+	remove := tn.fs[lead].(*vfs.ErrorFS).Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: "full-0/00000000000000000000.log", Err: syscall.ENOSPC})
+	defer remove()
+	if err := appendWait(tn.nodes[lead], "full", 0, "refused"); !errors.Is(err, partition.ErrDiskFull) {
+		t.Fatalf("produce on the leader's full disk: %v", err)
+	}
+	for _, id := range others {
+		tn.restart(id)
+	}
+	full := tn.localReplicaOf(lead, "full")
+	won := tn.nodes[lead].Stats().ElectionsWon
+	waitUntil(t, "the full node's replica elected", func() bool {
+		for id, c := range tn.nodes {
+			if l, err := c.Leader("full", 0); id != lead && err == nil && l.Local {
+				slot, _ := c.Topic("full")
+				_ = c.sched.Do(slot.Partitions[0].Group, func(r *replica.Replica) { r.TransferLeader(full) })
+			}
+		}
+		return tn.nodes[lead].Stats().ElectionsWon > won
+	})
+	waitUntil(t, "another replica taking appends", func() bool {
+		for id, c := range tn.nodes {
+			if id != lead && appendWait(c, "full", 0, "b") == nil {
+				return true
+			}
+		}
+		return false
+	})
 }

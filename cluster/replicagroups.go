@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"time"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
@@ -303,6 +304,34 @@ func (m *replicaMachine) LeadershipChanged(l replica.Leadership) {
 	m.c.watchMu.Unlock()
 	if err := m.c.node.leaders.LeadershipChanged(m.group, m.replicaID, l); err != nil {
 		m.c.env.Logger.Error("recording a partition's leadership in the leader table", "group", m.group, "err", err)
+	}
+	if l.Ready && l.Leader == m.replicaID && m.DiskFullRecovering() {
+		// Off the worker: the transfer is a call on this group's replica.
+		go m.c.handOffFullReplica(m.Partition, m.group)
+	}
+}
+
+// handOffFullReplica hands the leadership of group, which this node's
+// replica won while its disk was last found full (no entry with data
+// written since), to an in-sync voter on a node not found gone: that
+// replica would refuse every produce until space returns, and, its log as
+// long as the others', it may win every election meanwhile. With no such
+// voter (a single replica) it keeps leading.
+func (c *Cluster) handOffFullReplica(p *partition.Partition, group uint64) {
+	err := c.sched.Do(group, func(r *replica.Replica) {
+		if l := r.Leadership(); !l.Ready || l.Leader != r.ID() {
+			return
+		}
+		inSync := slices.DeleteFunc(inSyncVoters(r.Status()), c.replicaGone)
+		if len(inSync) == 0 {
+			return
+		}
+		c.env.Logger.Warn("leading with a raft log that ran out of space; handing the leadership over",
+			"topic", p.Topic(), "partition", p.Index(), "to_node", meta.NodeOf(inSync[0]))
+		r.TransferLeader(inSync[0])
+	})
+	if err != nil {
+		c.env.Logger.Debug("handing over a leadership won with a full disk", "group", group, "err", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -24,11 +25,13 @@ import (
 // A failed sync stays fatal (ErrStorageFailed).
 
 // termFull is a failed write for lack of space in a term; stopped until
-// the group runs here again (a leader is known).
+// the group runs here again (a leader is known); recovering until the
+// Raft log took entries with data again.
 type termFull struct {
-	term    uint64
-	err     error
-	stopped bool
+	term       uint64
+	err        error
+	stopped    bool
+	recovering bool
 }
 
 // noteDiskFull records a failed write of the Raft log for lack of space,
@@ -36,7 +39,7 @@ type termFull struct {
 // recreate the replica. On the replica's goroutine.
 func (p *Partition) noteDiskFull(err error) {
 	p.stateMu.Lock()
-	p.full = termFull{term: p.servingTerm, err: fmt.Errorf("%w: %s-%d: write the raft log: %v", ErrDiskFull, p.topic, p.index, err), stopped: true}
+	p.full = termFull{term: p.servingTerm, err: fmt.Errorf("%w: %s-%d: write the raft log: %v", ErrDiskFull, p.topic, p.index, err), stopped: true, recovering: true}
 	p.wakeLocked()
 	p.stateMu.Unlock()
 	p.logger.Error("the raft log is out of space; its replica stops until recreated", "err", err)
@@ -79,6 +82,17 @@ func (p *Partition) groupRunsLocked(l replica.Leadership) {
 	}
 }
 
+// DiskFullRecovering reports whether this replica's Raft log failed a
+// write for lack of space and has taken no entry with data since. Such a
+// replica elected leader hands its leadership to a follower: it would
+// refuse every produce until space returns, while another replica could
+// take them.
+func (p *Partition) DiskFullRecovering() bool {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return p.full.recovering
+}
+
 // RestartPoint prepares the recreation of a replica stopped by a failed
 // write for lack of space: it syncs the Raft log, so that the new raft node
 // starts from a durable log, and returns the applied index for its
@@ -107,6 +121,11 @@ func (s *localSyncer) Append(ents []*raftpb.Entry) error {
 	err := s.Storage.Append(ents)
 	if err != nil && errors.Is(err, syscall.ENOSPC) && !errors.Is(err, storage.ErrFailed) && s.p.Err() == nil {
 		s.p.noteDiskFull(err)
+	}
+	if err == nil && s.p.DiskFullRecovering() && slices.ContainsFunc(ents, func(e *raftpb.Entry) bool { return len(e.GetData()) > 0 }) {
+		s.p.stateMu.Lock()
+		s.p.full.recovering = false
+		s.p.stateMu.Unlock()
 	}
 	return err
 }
