@@ -124,6 +124,9 @@ func (co *Coordinator) loop() {
 		case call := <-co.calls:
 			call(co.clock.Now().UnixMilli())
 		case <-timer.C():
+			// A leadership change ready as well would otherwise wait:
+			// expiry must not act on groups another leader moved on.
+			co.refresh()
 			co.machine.Tick(co.clock.Now().UnixMilli())
 		case <-co.leadersChanged:
 			_ = co.reconcile(false) // a failed replay is logged where it ends (finishLoad)
@@ -193,7 +196,7 @@ func (co *Coordinator) write(group string, records []batch.Record, nowMs int64) 
 		return appended{}, fmt.Errorf("%w: %s does not exist", ErrNotCoordinator, OffsetsTopic)
 	}
 	gen := co.parts[index].gen
-	a, err := co.log.append(index, gen, records, nowMs)
+	a, err := co.log.append(index, gen, co.parts[index].writeEpoch, records, nowMs)
 	if isNotLeader(err) {
 		co.fence(index, gen)
 		return appended{}, notCoordinator(err)

@@ -38,7 +38,12 @@
 //     members waiting in JoinGroup or SyncGroup answered ErrNotCoordinator.
 //     A write that finds the partition deposed (partition.ErrNotLeader)
 //     unloads it too, and its request gets ErrNotCoordinator; it is not
-//     loaded again until the leader view moves on from that epoch.
+//     loaded again until the leader view moves on from that epoch. Writes
+//     are appended only in the partition's leader epoch of when its replay
+//     began (partition.AppendInTerm), so a change decided on groups loaded
+//     then never lands after another leader's writes, even when the
+//     leadership was lost and won back before the leader view moved; and
+//     the loop follows a leadership change before expiring groups.
 //   - Requests for a group whose partition is not loaded get
 //     ErrNotCoordinator; ListGroups lists the loaded groups only.
 //   - OffsetFetch on a replicated offsets partition is linearizable: after

@@ -43,6 +43,12 @@ type offsetsPartition struct {
 	// epoch is the leader epoch the partition is loaded (or loading) under;
 	// a new epoch means another leader may have written, so it reloads.
 	epoch int32
+	// writeEpoch is the partition's own leader epoch when its replay began:
+	// the load's writes are appended in it only (partition.AppendInTerm),
+	// so none decided on this load lands after another leader's writes,
+	// even when the leadership was lost and won back before the leader
+	// view moved.
+	writeEpoch int32
 	// gen names the current load or unload (Coordinator.nextGen), so a
 	// replay finishing after its load was abandoned, or a write failure of
 	// an earlier load, is ignored.
@@ -243,7 +249,7 @@ func (co *Coordinator) load(index int32, epoch int32, inline bool) error {
 		return nil
 	}
 	st.gen = co.nextGen()
-	st.state, st.epoch = loading, epoch
+	st.state, st.epoch, st.writeEpoch = loading, epoch, p.LeaderEpoch()
 	if inline || p.HighWatermark() <= p.LogStartOffset() && (p.Replicated() || p.LogEndOffset() <= p.LogStartOffset()) {
 		res := co.replay(co.ctx, index, st.gen, p)
 		co.finishLoad(res)

@@ -406,3 +406,103 @@ func TestSchedulerRefusalIsNotLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiryAfterLeadershipRegainedReloadsFirst: the loop was busy while
+// an offsets partition's leadership went to another node, which
+// acknowledged a commit, and came back in a new epoch; meanwhile the
+// retention of the group as loaded before passed. When the loop frees up,
+// the timer and the leadership change are both ready: whichever it takes
+// first, the expiry must not act on the groups loaded before (it would
+// write tombstones over the other leader's commit), so the commit stays.
+func TestExpiryAfterLeadershipRegainedReloadsFirst(t *testing.T) {
+	for run := range 8 { // the loop's select picks either case at random
+		t.Run(fmt.Sprint(run), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			clock := env.NewManualClock(time.Now())
+			e := env.Real()
+			e.FS, e.Logger, e.Clock = vfs.NewMem(), logger, clock
+			cl, err := cluster.Open(e, cluster.DefaultConfig("/data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			fake := newFakeLeaders(t, cl)
+			cfg := DefaultConfig()
+			cfg.InitialRebalanceDelayMs, cfg.OffsetsTopicPartitions, cfg.OffsetsRetentionMs, cfg.Leaders = 0, 3, 60_000, fake
+			co, err := Open(cl, cfg, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer co.Close()
+			const group = "g"
+			index, tp := partitionFor(group, 3), TopicPartition{"t", 0}
+			if _, err := co.CommitOffsets(ctx, CommitRequest{Group: group, Generation: -1}, map[TopicPartition]OffsetCommit{tp: {Offset: 5, LeaderEpoch: -1}}); err != nil {
+				t.Fatal(err)
+			}
+			running, release := make(chan struct{}), make(chan struct{})
+			go func() { _ = co.do(ctx, func(int64) { close(running); <-release }) }()
+			<-running
+			fake.move(index, true)
+			p, err := cl.Partition(OffsetsTopic, index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			later := clock.Now().Add(50 * time.Second).UnixMilli() // kept past the first commit's retention
+			res, err := p.Append(batch.Build([]batch.Record{{Key: offsetKey(group, tp),
+				Value: offsetValue(OffsetCommit{Offset: 8, LeaderEpoch: -1, CommitTimestampMs: later})}}, batch.None))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitAppended(ctx, res, true); err != nil {
+				t.Fatal(err)
+			}
+			fake.move(index, false)
+			clock.Advance(61 * time.Second)
+			close(release)
+			got, err := fetchLoaded(ctx, co, group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[tp].Offset != 8 {
+				t.Fatalf("offsets after the leadership came back: %+v, want t-0 at 8 (the other leader's commit)", got)
+			}
+		})
+	}
+}
+
+// TestWriteOfAnEarlierEpochsLoadIsFenced: a change decided on groups
+// loaded while the partition led in an earlier epoch (a leadership lost
+// and won back before the leader view moved) is not appended: the commit
+// answers NOT_COORDINATOR and the partition is loaded again.
+func TestWriteOfAnEarlierEpochsLoadIsFenced(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, co, fake := openWithLeaders(t, vfs.NewMem())
+	defer cl.Close()
+	defer co.Close()
+	const group = "g"
+	index, tp := partitionFor(group, 3), TopicPartition{"t", 0}
+	if _, err := co.CommitOffsets(ctx, CommitRequest{Group: group, Generation: -1}, map[TopicPartition]OffsetCommit{tp: {Offset: 5, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := cl.Partition(OffsetsTopic, index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := p.LogEndOffset()
+	if err := co.do(ctx, func(int64) { co.parts[index].writeEpoch++ }); err != nil {
+		t.Fatal(err)
+	}
+	res, err := co.CommitOffsets(ctx, CommitRequest{Group: group, Generation: -1}, map[TopicPartition]OffsetCommit{tp: {Offset: 6, LeaderEpoch: -1}})
+	requireNotCoordinator(t, "a commit decided on an earlier epoch's load", err, res[tp])
+	if got := p.LogEndOffset(); got != end {
+		t.Fatalf("the fenced commit moved the log end from %d to %d", end, got)
+	}
+	fake.bump(index) // the leader view catches up with the new epoch
+	got, err := fetchLoaded(ctx, co, group)
+	if err != nil || got[tp].Offset != 5 {
+		t.Fatalf("offsets after the reload: %+v %v, want t-0 at 5", got, err)
+	}
+}

@@ -62,8 +62,11 @@ func (a appended) wait(ctx context.Context) error {
 }
 
 // append writes records for group in one batch to partition index (loaded
-// under gen) and returns where they ended, for the caller to wait on.
-func (l *offsetsLog) append(index int32, gen uint64, records []batch.Record, nowMs int64) (appended, error) {
+// under gen, in leader epoch epoch) and returns where they ended, for the
+// caller to wait on. The batch is appended in that epoch only: a change
+// decided on groups loaded then must not land after another leader's
+// writes (a leadership lost and won back before the loop saw it).
+func (l *offsetsLog) append(index int32, gen uint64, epoch int32, records []batch.Record, nowMs int64) (appended, error) {
 	p, err := l.cluster.Partition(OffsetsTopic, index)
 	if err != nil {
 		return appended{}, fmt.Errorf("append to %s-%d: %w", OffsetsTopic, index, err)
@@ -71,7 +74,7 @@ func (l *offsetsLog) append(index int32, gen uint64, records []batch.Record, now
 	for i := range records {
 		records[i].Offset, records[i].TimestampMs = int64(i), nowMs
 	}
-	res, err := p.Append(batch.Build(records, batch.None))
+	res, err := p.AppendInTerm(batch.Build(records, batch.None), epoch)
 	if err != nil {
 		return appended{}, fmt.Errorf("append to %s-%d: %w", OffsetsTopic, index, err)
 	}

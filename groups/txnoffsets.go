@@ -109,7 +109,7 @@ func (co *Coordinator) TxnCommitOffsets(ctx context.Context, req CommitRequest, 
 		}
 		index := co.log.indexOf(group)
 		gen := co.parts[index].gen
-		a, result = co.log.appendTxn(index, gen, producerID, producerEpoch, records, nowMs)
+		a, result = co.log.appendTxn(index, gen, co.parts[index].writeEpoch, producerID, producerEpoch, records, nowMs)
 		if isNotLeader(result) {
 			co.fence(index, gen)
 			result = notCoordinator(result)
@@ -155,8 +155,8 @@ func (co *Coordinator) TxnMarker(ctx context.Context, index int32, offset, produ
 // appendTxn writes records as a transactional batch of producerID at
 // producerEpoch to partition index, opening the producer's transaction
 // there (the caller had the transaction coordinator confirm the partition
-// is in it).
-func (l *offsetsLog) appendTxn(index int32, gen uint64, producerID int64, producerEpoch int16, records []batch.Record, nowMs int64) (appended, error) {
+// is in it), in leader epoch epoch only, as append.
+func (l *offsetsLog) appendTxn(index int32, gen uint64, epoch int32, producerID int64, producerEpoch int16, records []batch.Record, nowMs int64) (appended, error) {
 	p, err := l.cluster.Partition(OffsetsTopic, index)
 	if err != nil {
 		return appended{}, fmt.Errorf("append to %s-%d: %w", OffsetsTopic, index, err)
@@ -170,7 +170,7 @@ func (l *offsetsLog) appendTxn(index int32, gen uint64, producerID int64, produc
 	if err != nil {
 		return appended{}, fmt.Errorf("encode transactional offsets: %w", err)
 	}
-	res, err := p.AppendFromCoordinator(whole)
+	res, err := p.AppendFromCoordinatorInTerm(whole, epoch)
 	if err != nil {
 		return appended{}, fmt.Errorf("append to %s-%d: %w", OffsetsTopic, index, err)
 	}

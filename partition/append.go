@@ -63,6 +63,12 @@ func (p *Partition) AppendFromCoordinator(records []byte) (AppendResult, error) 
 	return p.append(records, true, anyTerm)
 }
 
+// AppendFromCoordinatorInTerm is AppendFromCoordinator in leader epoch
+// term only, as AppendInTerm.
+func (p *Partition) AppendFromCoordinatorInTerm(records []byte, term int32) (AppendResult, error) {
+	return p.append(records, true, term)
+}
+
 // append is Append; coordinator says the batches come from a coordinator
 // (WriteMarker, AppendFromCoordinator): only they write control batches
 // and transactional batches without a sequence. term, unless anyTerm, is
