@@ -216,12 +216,15 @@ func TestDeclaredSizeAboveCapRefusedUpFront(t *testing.T) {
 // TestRefusalLeavesNoHeapGoal proves a refused bomb does not leave the
 // collector's heap goal at twice its buffers: the next batches would be
 // allowed that much garbage before a collection, so each bomb in a row
-// raised the process's memory further.
+// raised the process's memory further. (Collections are spaced a second
+// apart at least, so that a stream of bombs does not keep the collector
+// busy.)
 func TestRefusalLeavesNoHeapGoal(t *testing.T) {
 	const capBytes = 64 << 20
 	src := lz4Bomb(t) // no content size: the decode runs up to the cap
 	sample := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
 	for range 3 {
+		lastRefusedCollect.Store(0) // each as if a second after the last
 		if _, err := Decompress(LZ4, src, capBytes); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("err=%v, want ErrTooLarge", err)
 		}

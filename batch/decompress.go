@@ -8,6 +8,8 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
@@ -301,12 +303,26 @@ const refusedCollectBytes = 16 << 20
 // raised the process's memory by several caps. A well-behaved producer
 // never gets here, and the decode it follows costs more than the cycle.
 func collectRefused(out []byte) []byte {
-	if cap(out) >= refusedCollectBytes {
-		out = nil
-		runtime.GC()
+	if cap(out) < refusedCollectBytes {
+		return out
 	}
-	return out
+	// At most one forced collection per refusedCollectInterval: a stream
+	// of bombs must not keep the collector running back to back.
+	now := time.Now().UnixNano()
+	last := lastRefusedCollect.Load()
+	if now-last < int64(refusedCollectInterval) || !lastRefusedCollect.CompareAndSwap(last, now) {
+		return nil
+	}
+	runtime.GC()
+	return nil
 }
+
+// refusedCollectInterval spaces the collections collectRefused forces.
+const refusedCollectInterval = time.Second
+
+// lastRefusedCollect is when collectRefused last forced a collection
+// (Unix nanoseconds).
+var lastRefusedCollect atomic.Int64
 
 // grow returns b with room for at least need more bytes, doubling its
 // capacity where that stays within capMax.

@@ -158,23 +158,107 @@ func TestFullReplicaHandsOffLeadership(t *testing.T) {
 	if err := appendWait(tn.nodes[lead], "full", 0, "refused"); !errors.Is(err, partition.ErrDiskFull) {
 		t.Fatalf("produce on the leader's full disk: %v", err)
 	}
+	won := tn.nodes[lead].Stats().ElectionsWon // it may win at once, as the others come back
 	for _, id := range others {
 		tn.restart(id)
 	}
 	full := tn.localReplicaOf(lead, "full")
-	won := tn.nodes[lead].Stats().ElectionsWon
+	asked := time.Time{}
 	waitUntil(t, "the full node's replica elected", func() bool {
+		if tn.nodes[lead].Stats().ElectionsWon > won {
+			return true
+		}
+		if time.Since(asked) < time.Second {
+			return false // asked once a second: asking again once it handed over would move it back
+		}
 		for id, c := range tn.nodes {
 			if l, err := c.Leader("full", 0); id != lead && err == nil && l.Local {
 				slot, _ := c.Topic("full")
 				_ = c.sched.Do(slot.Partitions[0].Group, func(r *replica.Replica) { r.TransferLeader(full) })
+				asked = time.Now()
 			}
 		}
-		return tn.nodes[lead].Stats().ElectionsWon > won
+		return false
 	})
 	waitUntil(t, "another replica taking appends", func() bool {
 		for id, c := range tn.nodes {
 			if id != lead && appendWait(c, "full", 0, "b") == nil {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestFullReplicasDoNotPassLeadershipRound: when every replica's disk
+// filled (they hold the same data) and space returned, each recreated
+// replica is elected before writing a record batch again; each hands
+// the leadership over once, not at every election, or an idle partition
+// would pass it round among them without end.
+func TestFullReplicasDoNotPassLeadershipRound(t *testing.T) {
+	tn := startNodesOf(&testNodes{t: t, faulty: true}, 3)
+	if _, err := tn.nodes[1].CreateTopicReplicated("full", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("full", 0)
+	appendAll(t, tn.nodes[lead], "full", 0, "a")
+	full := func(id int32) func() {
+		return tn.fs[id].(*vfs.ErrorFS).Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: "full-0/00000000000000000000.log", Err: syscall.ENOSPC})
+	}
+	recovering := func(id int32) bool {
+		p, err := tn.nodes[id].Partition("full", 0)
+		return err == nil && p.DiskFullRecovering()
+	}
+	// The followers' disks fill first: they fail writing the leader's next
+	// entry, which the leader holds; then the leader's, at its next entry.
+	var removes []func()
+	for id := range tn.nodes {
+		if id != lead {
+			removes = append(removes, full(id))
+		}
+	}
+	p, err := tn.nodes[lead].Partition("full", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Append(batch.Build([]batch.Record{{TimestampMs: time.Now().UnixMilli(), Value: []byte("x")}}, batch.None)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the followers out of space", func() bool {
+		for id := range tn.nodes {
+			if id != lead && !recovering(id) {
+				return false
+			}
+		}
+		return true
+	})
+	removes = append(removes, full(lead))
+	waitUntil(t, "the leader out of space", func() bool {
+		for id, c := range tn.nodes {
+			if l, err := c.Leader("full", 0); err == nil && l.Local && !recovering(id) {
+				_ = appendWait(c, "full", 0, "y")
+			}
+		}
+		return recovering(1) && recovering(2) && recovering(3)
+	})
+	for _, remove := range removes {
+		remove()
+	}
+	wonSince := func() uint64 {
+		var n uint64
+		for _, c := range tn.nodes {
+			n += c.Stats().ElectionsWon
+		}
+		return n
+	}
+	before := wonSince()
+	time.Sleep(2 * time.Second) // idle: a round would elect hundreds of times meanwhile
+	if n := wonSince() - before; n > 6 {
+		t.Fatalf("%d elections won in 2 s on an idle partition after the disks had space again", n)
+	}
+	waitUntil(t, "a replica taking appends", func() bool {
+		for _, c := range tn.nodes {
+			if appendWait(c, "full", 0, "b") == nil {
 				return true
 			}
 		}

@@ -109,9 +109,9 @@
 // group leaves the scheduler before its partition closes. A replica
 // stopped by a full disk is recreated from its partition's Raft log,
 // under mu and with backoff (restartAfterDiskFull); elected before its
-// log took an entry with data again, it hands the leadership to an
-// in-sync voter (handOffFullReplica), as it would refuse every produce
-// while another replica could take them. A partition
+// log took a record batch again, it hands the leadership to an
+// in-sync voter (handOffFullReplica), once per failure, as it would
+// refuse every produce while another replica could take them. A partition
 // with no replica here has a slot with no Partition and Offline wrapping
 // ErrNotLeader. Topics are placed with meta.Place over the applied state
 // and proposed from any node (the controller forwards to the leader);

@@ -312,14 +312,15 @@ func (m *replicaMachine) LeadershipChanged(l replica.Leadership) {
 }
 
 // handOffFullReplica hands the leadership of group, which this node's
-// replica won while its disk was last found full (no entry with data
+// replica won while its disk was last found full (no record batch
 // written since), to an in-sync voter on a node not found gone: that
 // replica would refuse every produce until space returns, and, its log as
 // long as the others', it may win every election meanwhile. With no such
-// voter (a single replica) it keeps leading.
+// voter (a single replica) it keeps leading. It hands over once per
+// failed write: elected again, the replica leads.
 func (c *Cluster) handOffFullReplica(p *partition.Partition, group uint64) {
 	err := c.sched.Do(group, func(r *replica.Replica) {
-		if l := r.Leadership(); !l.Ready || l.Leader != r.ID() {
+		if l := r.Leadership(); !l.Ready || l.Leader != r.ID() || !p.DiskFullRecovering() {
 			return
 		}
 		inSync := slices.DeleteFunc(inSyncVoters(r.Status()), c.replicaGone)
@@ -328,6 +329,7 @@ func (c *Cluster) handOffFullReplica(p *partition.Partition, group uint64) {
 		}
 		c.env.Logger.Warn("leading with a raft log that ran out of space; handing the leadership over",
 			"topic", p.Topic(), "partition", p.Index(), "to_node", meta.NodeOf(inSync[0]))
+		p.HandedOffAfterDiskFull()
 		r.TransferLeader(inSync[0])
 	})
 	if err != nil {

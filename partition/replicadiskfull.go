@@ -83,7 +83,7 @@ func (p *Partition) groupRunsLocked(l replica.Leadership) {
 }
 
 // DiskFullRecovering reports whether this replica's Raft log failed a
-// write for lack of space and has taken no entry with data since. Such a
+// write for lack of space and has taken no record batch since. Such a
 // replica elected leader hands its leadership to a follower: it would
 // refuse every produce until space returns, while another replica could
 // take them.
@@ -91,6 +91,16 @@ func (p *Partition) DiskFullRecovering() bool {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
 	return p.full.recovering
+}
+
+// HandedOffAfterDiskFull ends DiskFullRecovering once the replica handed a
+// leadership over: should it win again, it leads (a produce that finds the
+// disk still full stops it again), so replicas that all ran out of space
+// do not pass the leadership round among themselves.
+func (p *Partition) HandedOffAfterDiskFull() {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	p.full.recovering = false
 }
 
 // RestartPoint prepares the recreation of a replica stopped by a failed
@@ -122,10 +132,17 @@ func (s *localSyncer) Append(ents []*raftpb.Entry) error {
 	if err != nil && errors.Is(err, syscall.ENOSPC) && !errors.Is(err, storage.ErrFailed) && s.p.Err() == nil {
 		s.p.noteDiskFull(err)
 	}
-	if err == nil && s.p.DiskFullRecovering() && slices.ContainsFunc(ents, func(e *raftpb.Entry) bool { return len(e.GetData()) > 0 }) {
+	if err == nil && s.p.DiskFullRecovering() && slices.ContainsFunc(ents, isBatchEntry) {
 		s.p.stateMu.Lock()
 		s.p.full.recovering = false
 		s.p.stateMu.Unlock()
 	}
 	return err
+}
+
+// isBatchEntry reports whether e carries a record batch, which the
+// segments store (not a command, a configuration change or a term's
+// empty entry, which raft-meta does).
+func isBatchEntry(e *raftpb.Entry) bool {
+	return e.Type == nil && len(e.GetData()) > 0 && e.GetData()[0] < 0x80
 }

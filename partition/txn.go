@@ -80,8 +80,9 @@ func markerOf(h batch.Header, whole []byte, lim batch.Limits) (marker, error) {
 		// Other control types (Kafka's KRaft records) end no transaction.
 		return marker{}, nil
 	}
-	// A value other than Kafka's leaves the epoch unknown, not the marker:
-	// only DescribeProducers reads it.
+	// A value other than Kafka's leaves the epoch unknown (-1), not the
+	// marker; such a marker is then fenced once a producer's last marker
+	// carried an epoch (producerState.check).
 	if m.coordinatorEpoch, err = batch.MarkerCoordinatorEpoch(recs); err != nil {
 		m.coordinatorEpoch = -1
 	}

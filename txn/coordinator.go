@@ -440,10 +440,13 @@ func (co *Coordinator) complete(md Metadata, index int32, gen uint64) {
 			break
 		}
 		co.logger.Warn("writing transaction markers", "transactional_id", md.ID, "commit", commit, "err", err)
-		if errors.Is(err, ErrCoordinatorFenced) {
+		if errors.Is(err, ErrCoordinatorFenced) && co.epochMoved(index, epoch) {
 			// A newer coordinator of the partition wrote markers of this
 			// producer: what this one holds is stale. Load it again, if
-			// this node still leads it.
+			// this node leads it again. Fenced in the epoch it still leads
+			// (a marker naming a higher epoch came from elsewhere), it
+			// retries after a pause like any failed write, never reloading
+			// in a loop.
 			co.mu.Lock()
 			if int(index) < len(co.parts) && co.parts[index].gen == gen {
 				co.reloadLocked(index)
@@ -478,6 +481,13 @@ func (co *Coordinator) complete(md Metadata, index int32, gen uint64) {
 			return
 		}
 	}
+}
+
+// epochMoved reports whether partition index is no longer led here in
+// epoch, as the leader view says now.
+func (co *Coordinator) epochMoved(index, epoch int32) bool {
+	l, err := co.leaders.Leader(StateTopic, index)
+	return err != nil || !l.Local || l.Epoch != epoch
 }
 
 // pause waits MarkerRetryInterval on the coordinator's clock; false when

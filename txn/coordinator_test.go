@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -160,5 +161,70 @@ func TestCoordinatorTimesOutOngoingTransaction(t *testing.T) {
 	}
 	if err := co.End("slow", pid, epoch, true); !errors.Is(err, ErrProducerFenced) {
 		t.Fatalf("commit of the timed-out producer: %v", err)
+	}
+}
+
+// fencedMarkers refuses every marker as from an older coordinator, as a
+// partition would after a WriteTxnMarkers naming a higher coordinator
+// epoch, and counts the attempts.
+type fencedMarkers struct {
+	mu       sync.Mutex
+	attempts int
+}
+
+func (f *fencedMarkers) WriteMarker(context.Context, TopicPartition, int64, int16, bool, int32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts++
+	return fmt.Errorf("marker refused by the test: %w", ErrCoordinatorFenced)
+}
+
+func (f *fencedMarkers) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attempts
+}
+
+// TestFencedInTheEpochItLeadsRetriesAfterAPause: markers refused as from an
+// older coordinator while this one still leads its partition in the epoch
+// it loaded are retried after MarkerRetryInterval, like any failed write;
+// reloading at once instead would load the same epoch, write the markers
+// again and be refused again, in a loop with no pause.
+func TestFencedInTheEpochItLeadsRetriesAfterAPause(t *testing.T) {
+	markers := &fencedMarkers{}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := env.Real()
+	e.FS, e.Logger = vfs.NewMem(), logger
+	cl, err := cluster.Open(e, cluster.DefaultConfig("/data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cfg := DefaultConfig()
+	cfg.StateTopicPartitions, cfg.MarkerRetryInterval, cfg.EndWaitMax = 3, time.Hour, time.Millisecond
+	co, err := Open(cl, cfg, markers, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	if _, err := co.Locate("f"); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := co.InitProducerID("f", 60_000, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := co.AddPartitions("f", pid, epoch, []TopicPartition{{"a", 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := co.End("f", pid, epoch, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // a loop would write thousands of markers meanwhile
+	if n := markers.count(); n != 1 {
+		t.Fatalf("%d marker writes within the first retry interval, want 1", n)
+	}
+	if md, err := co.Describe("f"); err != nil || md.State != PrepareCommit {
+		t.Fatalf("the transaction: %+v %v, want still PrepareCommit", md, err)
 	}
 }
