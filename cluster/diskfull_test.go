@@ -89,28 +89,13 @@ func appendWait(c *Cluster, topic string, index int32, value string) error {
 // and once space returns the recreated replica catches up: every node
 // holds the same log, with every acknowledged record.
 func TestLeaderSurvivesDiskFull(t *testing.T) {
-	tn := startNodesOf(&testNodes{t: t, faulty: true}, 3)
-	if _, err := tn.nodes[1].CreateTopicReplicated("full", 1, 3, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	lead := tn.leader("full", 0)
-	appendAll(t, tn.nodes[lead], "full", 0, "a")
+	tn, lead := fullTopicNodes(t)
 
-	efs := tn.fs[lead].(*vfs.ErrorFS)
-	remove := efs.Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: "full-0/00000000000000000000.log", Err: syscall.ENOSPC})
+	remove := tn.fillDisk(lead)
 	if err := appendWait(tn.nodes[lead], "full", 0, "refused"); !errors.Is(err, partition.ErrDiskFull) {
 		t.Fatalf("produce on the leader's full disk: %v", err)
 	}
-	var next int32
-	waitUntil(t, "another replica taking appends", func() bool {
-		for id, c := range tn.nodes {
-			if id != lead && appendWait(c, "full", 0, "b") == nil {
-				next = id
-				return true
-			}
-		}
-		return false
-	})
+	next := tn.waitAppendsElsewhere(lead, "b")
 	remove()
 	appendAll(t, tn.nodes[next], "full", 0, "c")
 	p, err := tn.nodes[next].Partition("full", 0)
@@ -143,18 +128,12 @@ func valuesOf(recs []string) []string {
 // would otherwise lead on, refusing every produce, until a produce to it
 // failed again (TestLeaderSurvivesDiskFull timed out so, now and then).
 func TestFullReplicaHandsOffLeadership(t *testing.T) {
-	tn := startNodesOf(&testNodes{t: t, faulty: true}, 3)
-	if _, err := tn.nodes[1].CreateTopicReplicated("full", 1, 3, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	lead := tn.leader("full", 0)
-	appendAll(t, tn.nodes[lead], "full", 0, "a")
+	tn, lead := fullTopicNodes(t)
 	others := []int32{lead%3 + 1, (lead+1)%3 + 1}
 	for _, id := range others {
 		tn.stop(id)
 	}
-	remove := tn.fs[lead].(*vfs.ErrorFS).Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: "full-0/00000000000000000000.log", Err: syscall.ENOSPC})
-	defer remove()
+	defer tn.fillDisk(lead)()
 	if err := appendWait(tn.nodes[lead], "full", 0, "refused"); !errors.Is(err, partition.ErrDiskFull) {
 		t.Fatalf("produce on the leader's full disk: %v", err)
 	}
@@ -180,14 +159,7 @@ func TestFullReplicaHandsOffLeadership(t *testing.T) {
 		}
 		return false
 	})
-	waitUntil(t, "another replica taking appends", func() bool {
-		for id, c := range tn.nodes {
-			if id != lead && appendWait(c, "full", 0, "b") == nil {
-				return true
-			}
-		}
-		return false
-	})
+	tn.waitAppendsElsewhere(lead, "b")
 }
 
 // TestFullReplicasDoNotPassLeadershipRound: when every replica's disk
@@ -196,15 +168,7 @@ func TestFullReplicaHandsOffLeadership(t *testing.T) {
 // the leadership over once, not at every election, or an idle partition
 // would pass it round among them without end.
 func TestFullReplicasDoNotPassLeadershipRound(t *testing.T) {
-	tn := startNodesOf(&testNodes{t: t, faulty: true}, 3)
-	if _, err := tn.nodes[1].CreateTopicReplicated("full", 1, 3, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	lead := tn.leader("full", 0)
-	appendAll(t, tn.nodes[lead], "full", 0, "a")
-	full := func(id int32) func() {
-		return tn.fs[id].(*vfs.ErrorFS).Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: "full-0/00000000000000000000.log", Err: syscall.ENOSPC})
-	}
+	tn, lead := fullTopicNodes(t)
 	recovering := func(id int32) bool {
 		p, err := tn.nodes[id].Partition("full", 0)
 		return err == nil && p.DiskFullRecovering()
@@ -214,7 +178,7 @@ func TestFullReplicasDoNotPassLeadershipRound(t *testing.T) {
 	var removes []func()
 	for id := range tn.nodes {
 		if id != lead {
-			removes = append(removes, full(id))
+			removes = append(removes, tn.fillDisk(id))
 		}
 	}
 	p, err := tn.nodes[lead].Partition("full", 0)
@@ -232,7 +196,7 @@ func TestFullReplicasDoNotPassLeadershipRound(t *testing.T) {
 		}
 		return true
 	})
-	removes = append(removes, full(lead))
+	removes = append(removes, tn.fillDisk(lead))
 	waitUntil(t, "the leader out of space", func() bool {
 		for id, c := range tn.nodes {
 			if l, err := c.Leader("full", 0); err == nil && l.Local && !recovering(id) {
@@ -256,12 +220,41 @@ func TestFullReplicasDoNotPassLeadershipRound(t *testing.T) {
 	if n := wonSince() - before; n > 6 {
 		t.Fatalf("%d elections won in 2 s on an idle partition after the disks had space again", n)
 	}
-	waitUntil(t, "a replica taking appends", func() bool {
-		for _, c := range tn.nodes {
-			if appendWait(c, "full", 0, "b") == nil {
+	tn.waitAppendsElsewhere(0, "b")
+}
+
+// fullTopicNodes starts three nodes and a topic "full" of one partition on
+// all of them, holding one record, and returns them and its leader.
+func fullTopicNodes(t *testing.T) (*testNodes, int32) {
+	t.Helper()
+	tn := startNodesOf(&testNodes{t: t, faulty: true}, 3)
+	if _, err := tn.nodes[1].CreateTopicReplicated("full", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("full", 0)
+	appendAll(t, tn.nodes[lead], "full", 0, "a")
+	return tn, lead
+}
+
+// fillDisk makes writes to node id's first segment of full-0 fail for
+// lack of space until the returned function is called.
+func (tn *testNodes) fillDisk(id int32) func() {
+	return tn.fs[id].(*vfs.ErrorFS).Inject(vfs.Rule{Op: vfs.OpWrite, PathContains: "full-0/00000000000000000000.log", Err: syscall.ENOSPC})
+}
+
+// waitAppendsElsewhere waits until a node other than except (0: any)
+// takes an append of value to full-0 with acks=all, and returns it.
+func (tn *testNodes) waitAppendsElsewhere(except int32, value string) int32 {
+	tn.t.Helper()
+	var took int32
+	waitUntil(tn.t, "another replica taking appends", func() bool {
+		for id, c := range tn.nodes {
+			if id != except && appendWait(c, "full", 0, value) == nil {
+				took = id
 				return true
 			}
 		}
 		return false
 	})
+	return took
 }

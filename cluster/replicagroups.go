@@ -315,27 +315,48 @@ func (m *replicaMachine) LeadershipChanged(l replica.Leadership) {
 // replica won while its disk was last found full (no record batch
 // written since), to an in-sync voter on a node not found gone: that
 // replica would refuse every produce until space returns, and, its log as
-// long as the others', it may win every election meanwhile. With no such
-// voter (a single replica) it keeps leading. It hands over once per
-// failed write: elected again, the replica leads.
+// long as the others', it may win every election meanwhile. While it has
+// no such voter (the others just came back) it asks again every election
+// timeout, a few times; a single replica keeps leading. It hands over
+// once per failed write: elected again, the replica leads.
 func (c *Cluster) handOffFullReplica(p *partition.Partition, group uint64) {
-	err := c.sched.Do(group, func(r *replica.Replica) {
-		if l := r.Leadership(); !l.Ready || l.Leader != r.ID() || !p.DiskFullRecovering() {
+	retry := time.Duration(c.cfg.RaftTickMs*int64(c.cfg.RaftElectionTicks)) * time.Millisecond
+	for range handOffFullAttempts {
+		again := false
+		err := c.sched.Do(group, func(r *replica.Replica) {
+			if l := r.Leadership(); !l.Ready || l.Leader != r.ID() || !p.DiskFullRecovering() {
+				return
+			}
+			inSync := slices.DeleteFunc(inSyncVoters(r.Status()), c.replicaGone)
+			if len(inSync) == 0 {
+				again = len(r.ConfState().Voters) > 1
+				return
+			}
+			c.env.Logger.Warn("leading with a raft log that ran out of space; handing the leadership over",
+				"topic", p.Topic(), "partition", p.Index(), "to_node", meta.NodeOf(inSync[0]))
+			p.HandedOffAfterDiskFull()
+			r.TransferLeader(inSync[0])
+		})
+		if err != nil {
+			c.env.Logger.Debug("handing over a leadership won with a full disk", "group", group, "err", err)
 			return
 		}
-		inSync := slices.DeleteFunc(inSyncVoters(r.Status()), c.replicaGone)
-		if len(inSync) == 0 {
+		if !again {
 			return
 		}
-		c.env.Logger.Warn("leading with a raft log that ran out of space; handing the leadership over",
-			"topic", p.Topic(), "partition", p.Index(), "to_node", meta.NodeOf(inSync[0]))
-		p.HandedOffAfterDiskFull()
-		r.TransferLeader(inSync[0])
-	})
-	if err != nil {
-		c.env.Logger.Debug("handing over a leadership won with a full disk", "group", group, "err", err)
+		timer := c.env.Clock.NewTimer(retry)
+		select {
+		case <-timer.C():
+		case <-c.stop:
+			timer.Stop()
+			return
+		}
 	}
 }
+
+// handOffFullAttempts bounds the election timeouts handOffFullReplica
+// waits for an in-sync voter.
+const handOffFullAttempts = 10
 
 // LogLost implements replica.LogLoser: the partition goes offline, and
 // the replica is renewed (damaged.go).

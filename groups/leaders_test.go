@@ -361,9 +361,7 @@ func TestDeposedPartitionWaitsForTheViewToMove(t *testing.T) {
 	defer co.Close()
 	const group = "g"
 	index := partitionFor(group, 3)
-	if _, err := co.CommitOffsets(ctx, CommitRequest{Group: group, Generation: -1}, map[TopicPartition]OffsetCommit{{"t", 0}: {Offset: 5}}); err != nil {
-		t.Fatal(err)
-	}
+	commitOne(ctx, t, co, group, TopicPartition{"t", 0}, 5)
 	if err := co.do(ctx, func(int64) { co.fence(index, co.parts[index].gen) }); err != nil {
 		t.Fatal(err)
 	}
@@ -438,9 +436,7 @@ func TestExpiryAfterLeadershipRegainedReloadsFirst(t *testing.T) {
 			defer co.Close()
 			const group = "g"
 			index, tp := partitionFor(group, 3), TopicPartition{"t", 0}
-			if _, err := co.CommitOffsets(ctx, CommitRequest{Group: group, Generation: -1}, map[TopicPartition]OffsetCommit{tp: {Offset: 5, LeaderEpoch: -1}}); err != nil {
-				t.Fatal(err)
-			}
+			commitOne(ctx, t, co, group, tp, 5)
 			running, release := make(chan struct{}), make(chan struct{})
 			go func() { _ = co.do(ctx, func(int64) { close(running); <-release }) }()
 			<-running
@@ -484,9 +480,7 @@ func TestWriteOfAnEarlierEpochsLoadIsFenced(t *testing.T) {
 	defer co.Close()
 	const group = "g"
 	index, tp := partitionFor(group, 3), TopicPartition{"t", 0}
-	if _, err := co.CommitOffsets(ctx, CommitRequest{Group: group, Generation: -1}, map[TopicPartition]OffsetCommit{tp: {Offset: 5, LeaderEpoch: -1}}); err != nil {
-		t.Fatal(err)
-	}
+	commitOne(ctx, t, co, group, tp, 5)
 	p, err := cl.Partition(OffsetsTopic, index)
 	if err != nil {
 		t.Fatal(err)
@@ -504,5 +498,15 @@ func TestWriteOfAnEarlierEpochsLoadIsFenced(t *testing.T) {
 	got, err := fetchLoaded(ctx, co, group)
 	if err != nil || got[tp].Offset != 5 {
 		t.Fatalf("offsets after the reload: %+v %v, want t-0 at 5", got, err)
+	}
+}
+
+// commitOne commits offset for tp as a simple consumer of group (no
+// generation) and fails the test on an error.
+func commitOne(ctx context.Context, t *testing.T, co *Coordinator, group string, tp TopicPartition, offset int64) {
+	t.Helper()
+	res, err := co.CommitOffsets(ctx, CommitRequest{Group: group, Generation: -1}, map[TopicPartition]OffsetCommit{tp: {Offset: offset, LeaderEpoch: -1}})
+	if err != nil || res[tp] != nil {
+		t.Fatalf("commit %v at %d: %v %v", tp, offset, err, res[tp])
 	}
 }

@@ -43,6 +43,12 @@ func (l *markerLog) count() int {
 // over it with three __transaction_state partitions.
 func openCoordinator(t *testing.T, fsys vfs.FS, markers MarkerWriter) (*cluster.Cluster, *Coordinator) {
 	t.Helper()
+	return openCoordinatorWith(t, fsys, markers, func(*Config) {})
+}
+
+// openCoordinatorWith is openCoordinator with edit applied to the config.
+func openCoordinatorWith(t *testing.T, fsys vfs.FS, markers MarkerWriter, edit func(*Config)) (*cluster.Cluster, *Coordinator) {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := env.Real()
 	e.FS, e.Logger = fsys, logger
@@ -52,11 +58,28 @@ func openCoordinator(t *testing.T, fsys vfs.FS, markers MarkerWriter) (*cluster.
 	}
 	cfg := DefaultConfig()
 	cfg.StateTopicPartitions, cfg.MarkerRetryInterval = 3, 10*time.Millisecond
+	edit(&cfg)
 	co, err := Open(cl, cfg, markers, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cl, co
+}
+
+// beginTxn starts a transaction of a new producer of id on tp.
+func beginTxn(t *testing.T, co *Coordinator, id string, timeoutMs int32, tp TopicPartition) (int64, int16) {
+	t.Helper()
+	if _, err := co.Locate(id); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := co.InitProducerID(id, timeoutMs, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := co.AddPartitions(id, pid, epoch, []TopicPartition{tp}); err != nil {
+		t.Fatal(err)
+	}
+	return pid, epoch
 }
 
 // waitState waits until id reaches state on co.
@@ -130,31 +153,10 @@ func TestCoordinatorResumesEndingTransactionAfterRestart(t *testing.T) {
 // producer of the old epoch is fenced.
 func TestCoordinatorTimesOutOngoingTransaction(t *testing.T) {
 	markers := &markerLog{}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := env.Real()
-	e.FS, e.Logger = vfs.NewMem(), logger
-	cl, err := cluster.Open(e, cluster.DefaultConfig("/data"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, co := openCoordinatorWith(t, vfs.NewMem(), markers, func(cfg *Config) { cfg.AbortCheckInterval = 10 * time.Millisecond })
 	defer cl.Close()
-	cfg := DefaultConfig()
-	cfg.StateTopicPartitions, cfg.AbortCheckInterval = 3, 10*time.Millisecond
-	co, err := Open(cl, cfg, markers, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer co.Close()
-	if _, err := co.Locate("slow"); err != nil {
-		t.Fatal(err)
-	}
-	pid, epoch, err := co.InitProducerID("slow", 50, -1, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := co.AddPartitions("slow", pid, epoch, []TopicPartition{{"a", 1}}); err != nil {
-		t.Fatal(err)
-	}
+	pid, epoch := beginTxn(t, co, "slow", 50, TopicPartition{"a", 1})
 	md := waitState(t, co, "slow", CompleteAbort)
 	if md.ProducerEpoch != epoch+1 || markers.count() != 1 || markers.commits[0] {
 		t.Fatalf("after the timeout: %+v, markers %v %v", md, markers.written, markers.commits)
@@ -192,31 +194,12 @@ func (f *fencedMarkers) count() int {
 // again and be refused again, in a loop with no pause.
 func TestFencedInTheEpochItLeadsRetriesAfterAPause(t *testing.T) {
 	markers := &fencedMarkers{}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := env.Real()
-	e.FS, e.Logger = vfs.NewMem(), logger
-	cl, err := cluster.Open(e, cluster.DefaultConfig("/data"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, co := openCoordinatorWith(t, vfs.NewMem(), markers, func(cfg *Config) {
+		cfg.MarkerRetryInterval, cfg.EndWaitMax = time.Hour, time.Millisecond
+	})
 	defer cl.Close()
-	cfg := DefaultConfig()
-	cfg.StateTopicPartitions, cfg.MarkerRetryInterval, cfg.EndWaitMax = 3, time.Hour, time.Millisecond
-	co, err := Open(cl, cfg, markers, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer co.Close()
-	if _, err := co.Locate("f"); err != nil {
-		t.Fatal(err)
-	}
-	pid, epoch, err := co.InitProducerID("f", 60_000, -1, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := co.AddPartitions("f", pid, epoch, []TopicPartition{{"a", 0}}); err != nil {
-		t.Fatal(err)
-	}
+	pid, epoch := beginTxn(t, co, "f", 60_000, TopicPartition{"a", 0})
 	if err := co.End("f", pid, epoch, true); err != nil {
 		t.Fatal(err)
 	}
