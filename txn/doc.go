@@ -55,7 +55,13 @@
 // leads (replaying it up to the high watermark) and unloads it when it
 // stops leading it or a new leader epoch begins; requests for ids of
 // partitions not loaded get ErrNotCoordinator. A request that finds its
-// partition led here but not loaded yet loads it first.
+// partition led here but not loaded yet loads it first, and one that finds
+// it led in another epoch than it was loaded in (lost and won back before
+// the loop saw it) loads it again. State records are appended in the
+// loaded epoch only (partition.AppendInTerm). Markers carry that epoch; a
+// partition that refuses one as from an older coordinator
+// (ErrCoordinatorFenced) makes the coordinator reload when its epoch
+// moved, else retry after MarkerRetryInterval.
 //
 // # __transaction_state records
 //
