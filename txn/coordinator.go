@@ -304,7 +304,7 @@ func (co *Coordinator) gate(id string) error {
 		// Loaded, but the leadership may have been lost since, or lost
 		// and won back, before the loop caught up: the transactions held
 		// then miss what the leader between wrote.
-		if l, lerr := co.leaders.Leader(StateTopic, index); lerr == nil && l.Local && l.Epoch == st.epoch {
+		if !co.epochMoved(index, st.epoch) {
 			return nil
 		}
 		co.mu.Lock()
