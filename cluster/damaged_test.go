@@ -75,8 +75,14 @@ func TestClusterRenewsReplicaDamagedOnRead(t *testing.T) {
 	}
 	// Enough records that the open, which reads batch headers from an
 	// offset index entry at most 4 KiB before the log's end, does not
-	// reach the second batch.
+	// reach the second batch; and the victim told every entry it holds
+	// is committed, so that its open finds the applied offset at the end
+	// rather than by counting entries from the first (which would read
+	// the damaged header and take the replica for damaged at its open,
+	// before it could lead).
 	waitUntil(t, "the victim to hold some records", func() bool { return q.HighWatermark() >= 400 })
+	acked := a.finish(t)
+	waitUntil(t, "the victim to know its records committed", func() bool { return q.HighWatermark() == q.LogEndOffset() })
 	tn.stop(victim)
 	const segment = "/data/flipped-0/00000000000000000000.log"
 	data, err := vfs.ReadFile(tn.fs[victim], segment)
@@ -108,10 +114,10 @@ func TestClusterRenewsReplicaDamagedOnRead(t *testing.T) {
 	}
 	// From offset 1, the damaged batch: its header is parsed to find it.
 	if _, err := p.Read(1, 1); !errors.Is(err, partition.ErrStorageFailed) {
-		t.Fatalf("read of the damaged copy: %v, want ErrStorageFailed", err)
+		t.Fatalf("read of the damaged copy: %v, want ErrStorageFailed (node %d's replica now %#x, damaged %#x)", err, victim, tn.localReplicaOf(victim, "flipped"), damagedID)
 	}
 	renewed := tn.waitRenewed(victim, "flipped", damagedID)
-	acked := appendMore(tn, "flipped", a.finish(t))
+	acked = appendMore(tn, "flipped", acked)
 	tn.checkHolds("flipped", tn.leader("flipped", 0), slices.Collect(maps.Keys(tn.nodes)), acked)
 	t.Logf("node %d's replica %#x, damaged on read while it led, renewed as %#x; %d acknowledged appends", victim, damagedID, renewed, len(acked))
 }
