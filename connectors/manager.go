@@ -214,7 +214,7 @@ func (m *Manager) catchUpLocked() error {
 			if h.Control() {
 				continue
 			}
-			recs, err := batch.Records(whole, batch.DefaultLimits())
+			recs, err := batch.Records(whole, p.Limits())
 			if err != nil {
 				return fmt.Errorf("read %s: %w", Topic, err)
 			}

@@ -380,7 +380,7 @@ func (r *topicReader) readPartition(i int, max, maxBytes int) ([]*eventstorev1.R
 			return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("%s-%d at %d: %w", r.topic, i, r.next[i], err))
 		}
 		data = rest
-		recs, err := batch.Records(whole, batch.DefaultLimits())
+		recs, err := batch.Records(whole, p.Limits())
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("%s-%d batch %d: %w", r.topic, i, h.BaseOffset, err))
 		}

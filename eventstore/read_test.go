@@ -9,6 +9,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	eventstorev1 "github.com/cairnlog/cairn/api/cairn/eventstore/v1"
+	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/server"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // TestIndexRebuiltFromLog: with every stream index deleted, a restart
@@ -187,5 +190,39 @@ func TestReadTopicFilters(t *testing.T) {
 	}
 	if _, err := n.client.ReadTopic(ctx, connect.NewRequest(&eventstorev1.ReadTopicRequest{Topic: "nope"})); connect.CodeOf(err) != connect.CodeNotFound {
 		t.Fatalf("unknown topic: %v", err)
+	}
+}
+
+// TestReadTopicTakesBatchesUpToTheServersCap: a topic holding a batch that
+// decompresses past the default cap (64 MiB) but within the server's
+// --decompressed-batch-bytes-max, as a Kafka producer may write it, is
+// read past that batch: the reader decodes with the partition's limits,
+// the ones its append was checked against.
+func TestReadTopicTakesBatchesUpToTheServersCap(t *testing.T) {
+	n := &node{t: t, fsys: vfs.Default(), dir: t.TempDir(), configure: func(c *server.Config) { c.DecompressedBatchBytesMax = 80 << 20 }}
+	n.start()
+	t.Cleanup(n.stop)
+	ctx := ctxT(t)
+	if _, err := n.srv.Cluster().CreateTopic("big", 1, map[string]string{"cleanup.policy": "stream"}, false); err != nil {
+		t.Fatal(err)
+	}
+	p, err := n.srv.Cluster().Partition("big", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Append(batch.Build([]batch.Record{{Value: make([]byte, batch.DecompressedBytesMaxDefault+1<<20)}}, batch.Zstd))
+	if err == nil {
+		err = p.WaitAppended(ctx, res, true)
+	}
+	if err != nil {
+		t.Fatalf("append a batch above the default cap: %v", err)
+	}
+	n.mustAppend(ctx, "big", "order-1", nil, ev("Placed", "{}"))
+	resp, err := n.client.ReadTopic(ctx, connect.NewRequest(&eventstorev1.ReadTopicRequest{Topic: "big"}))
+	if err != nil {
+		t.Fatalf("read past the large batch: %v", err)
+	}
+	if len(resp.Msg.Events) != 1 || resp.Msg.Events[0].Type != "Placed" {
+		t.Fatalf("read %d events (%v), want the one appended after the large batch", len(resp.Msg.Events), resp.Msg.Events)
 	}
 }

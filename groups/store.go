@@ -131,7 +131,7 @@ func restorePartition(ctx context.Context, m *Machine, p *partition.Partition) (
 			}
 			data = rest
 			offset = max(offset, h.NextOffset())
-			records, err := batch.Records(whole, batch.DefaultLimits())
+			records, err := batch.Records(whole, p.Limits())
 			if err != nil {
 				return count, offset, fmt.Errorf("batch at %d: %w", h.BaseOffset, err)
 			}

@@ -440,6 +440,12 @@ func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
 // LogEndOffset is the offset the next appended record gets (it may not be durable yet).
 func (p *Partition) LogEndOffset() int64 { return p.log.NextOffset() }
 
+// Limits bound the decoding of one of the partition's batches: the limits
+// its appends were checked against, so a reader that decodes what the
+// partition stored (the event store, coordinators, connectors) takes
+// every batch the partition accepted.
+func (p *Partition) Limits() batch.Limits { return p.config().Limits }
+
 // Err returns the failure that took the partition offline, or nil.
 func (p *Partition) Err() error {
 	p.stateMu.Lock()

@@ -255,7 +255,7 @@ func replay(ctx context.Context, m *Machine, p *partition.Partition) (int, error
 			if h.Control() {
 				continue
 			}
-			recs, err := batch.Records(whole, batch.DefaultLimits())
+			recs, err := batch.Records(whole, p.Limits())
 			if err != nil {
 				return count, fmt.Errorf("batch at %d: %w", h.BaseOffset, err)
 			}

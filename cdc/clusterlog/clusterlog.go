@@ -116,7 +116,7 @@ func (l *Log) Records(ctx context.Context, pid cdc.PartitionID, fn func(batch.Re
 			if h.Control() || !committed.keep(h) {
 				continue
 			}
-			recs, err := batch.Records(whole, batch.DefaultLimits())
+			recs, err := batch.Records(whole, p.Limits())
 			if err != nil {
 				return err
 			}
@@ -190,7 +190,7 @@ func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) 
 			if h.Control() || !committed.keep(h) {
 				continue
 			}
-			recs, err := batch.Records(whole, batch.DefaultLimits())
+			recs, err := batch.Records(whole, p.Limits())
 			if err != nil {
 				return cdc.Position{}, 0, err
 			}
