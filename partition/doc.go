@@ -111,7 +111,9 @@
 //     batches proposed in this term and not yet applied (the overlay), so
 //     pipelined batches of one producer are checked in order; followers
 //     build the same producer state by applying, so a retry after a
-//     failover is answered as a duplicate by the new leader. A duplicate
+//     failover is answered as a duplicate by the new leader. Checkpoints
+//     expire idle producers from the overlay as from the applied state, so
+//     a long term does not hold every producer it saw. A duplicate
 //     carries the original's term (the epoch it was applied with, or the
 //     leader's while it is pending), so its waiter is acknowledged only
 //     once the original commits: a pending original may be lost with its

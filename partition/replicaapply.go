@@ -114,6 +114,15 @@ func (p *Partition) checkpointReplica() {
 	}
 	p.producers.expire(now.UnixMilli(), p.cfg.ProducerIDExpirationMs)
 	p.producers.trimAborted(p.log.StartOffset())
+	if o := p.repl.overlay; o != nil {
+		// A leader's overlay was cloned at its term's start and only
+		// records proposals: without this it would hold every producer
+		// the term has seen. The same rule as the applied state's (idle
+		// for the expiration; an overlay's last append is the proposal's
+		// time, the applied one's its apply), as a single node forgets.
+		o.expire(now.UnixMilli(), p.cfg.ProducerIDExpirationMs)
+		o.trimAborted(p.log.StartOffset())
+	}
 	p.publishTxns(nil)
 	select {
 	case p.snapshots <- p.copyProducers():
