@@ -190,7 +190,14 @@ func (p *Partition) replaceSegment(seg storage.SegmentInfo, kept []byte, install
 		if p.installs != installs {
 			return nil
 		}
+		before, err := p.snapshotIndex()
+		if err != nil {
+			return err
+		}
 		if err := p.compactRaftBelow(seg.NextOffset); err != nil {
+			return err
+		}
+		if ok, err := p.renewSnapshotOver(seg.BaseOffset, before); err != nil || !ok {
 			return err
 		}
 		replaced = true

@@ -189,7 +189,10 @@
 //     stream cleaner's markers keep the leader's revisions. The copy (snapshotcopy.go): the leader's
 //     ReadSnapshotData serves the batches below its current snapshot, from
 //     the descriptor's log start to its next offset, refusing another
-//     snapshot (raftlog.ErrSnapshotChanged); a follower's
+//     snapshot (raftlog.ErrSnapshotChanged). A cleaner pass that rewrites
+//     a segment below the current snapshot compacts the Raft log one
+//     applied entry further first (renewSnapshotOver), so a copy under
+//     way never joins pieces from before and after it; a follower's
 //     SnapshotCopyWanted says a snapshot needs that copy (data below it,
 //     and the Raft log lacks its entry) and OpenSnapshotCopy opens the
 //     staging directory it goes to.

@@ -38,6 +38,13 @@ func (p *Partition) compactRaftBelow(offset int64) error {
 	if err != nil || index == 0 {
 		return err
 	}
+	return p.compactRaftAt(index)
+}
+
+// compactRaftAt compacts the Raft log for a compaction needed at index
+// (compactionConf says where and with which ConfState) and forgets the
+// ConfStates of the changes it passed. Under mu, on the replica's writer.
+func (p *Partition) compactRaftAt(index uint64) error {
 	index, conf, err := p.compactionConf(index)
 	if err != nil {
 		return err
@@ -51,6 +58,53 @@ func (p *Partition) compactRaftBelow(offset int64) error {
 		}
 	}
 	return nil
+}
+
+// snapshotIndex is the Raft log's compaction point; 0 for a single writer.
+func (p *Partition) snapshotIndex() (uint64, error) {
+	if p.raft == nil {
+		return 0, nil
+	}
+	first, err := p.raft.FirstIndex()
+	return first - 1, err
+}
+
+// renewSnapshotOver makes sure that no follower copying the data below
+// the Raft log's snapshot (ReadSnapshotData, in pieces) reads any piece
+// from after the caller rewrites data from offset: when the snapshot is
+// still the one recorded before the caller's compaction (before, its
+// index) and its data reaches past offset, the log is compacted one
+// applied entry further, so a copy under way hears ErrSnapshotChanged at
+// its next piece and starts again from the new snapshot, rather than keep
+// pieces from before a cleaner pass beside pieces from after it (a key's
+// old record without its tombstone, an aborted transaction's records
+// without their marker). False when no applied entry lies past the
+// snapshot: the caller leaves the data as it is for a later pass. Only a
+// follower needing exactly that one entry gets a snapshot instead. A
+// replica's writer only, under mu; true at once for a single writer.
+func (p *Partition) renewSnapshotOver(offset int64, before uint64) (bool, error) {
+	snap, err := p.snapshotIndex()
+	if err != nil || snap != before || snap == 0 {
+		return err == nil, err // a new snapshot (no copy can be of it yet), or none
+	}
+	next, err := p.raft.OffsetOf(snap + 1)
+	if err != nil {
+		return false, fmt.Errorf("offset after the snapshot at %d: %w", snap, err)
+	}
+	if next <= offset {
+		return true, nil // the rewrite lies past the snapshot's data
+	}
+	applied, _, err := p.appliedEnd()
+	if err != nil || applied <= snap {
+		return false, err
+	}
+	if err := p.compactRaftAt(snap + 1); err != nil {
+		return false, err
+	}
+	// compactionConf may go back to the applied index raft-state recorded,
+	// which need not pass the snapshot.
+	after, err := p.snapshotIndex()
+	return err == nil && after != snap, err
 }
 
 // compactionConf returns where to compact the Raft log for a compaction

@@ -71,3 +71,53 @@ func TestReplicatedSnapshotDataIsTheLeadersLog(t *testing.T) {
 		t.Fatalf("the earlier snapshot after the cleaner compacted further: %v, want ErrSnapshotChanged", err)
 	}
 }
+
+// TestCleanerRewriteBelowTheSnapshotChangesIt: a cleaner pass that
+// rewrites a segment whose data lies wholly below the Raft log's
+// snapshot (the compaction it asks for is there already) still gives the
+// log a new snapshot first, so a follower half way through copying the
+// data below the old one is told ErrSnapshotChanged at its next piece and
+// starts again, rather than join pieces from before and after the pass.
+func TestCleanerRewriteBelowTheSnapshotChangesIt(t *testing.T) {
+	g := newGroup(t, 24, []uint64{1, 2, 3}, func(c *Config) {
+		c.Storage.SegmentBytes = 400
+		c.Compact, c.DeleteSegments = true, false
+	})
+	l := g.leader()
+	p := g.parts[l]
+	for seq := int32(0); seq < 40; seq += 2 {
+		g.produceCommitted(l, keyedIdempotent(t, 7, seq, "shared", fmt.Sprint("unique", seq)))
+	}
+	if err := p.Clean(g.clock.Now().UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	g.produceCommitted(l, keyedIdempotent(t, 7, 40, "shared", "after")) // an applied entry past the snapshot
+	snap, err := p.raft.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	first, err := p.ReadSnapshotData(index, term, desc.LogStartOffset, 1)
+	if err != nil || first.Next >= desc.NextOffset {
+		t.Fatalf("first piece of [%d, %d): next %d, %v; want more to copy", desc.LogStartOffset, desc.NextOffset, first.Next, err)
+	}
+	segs := p.log.Segments()
+	seg := segs[0]
+	if seg.NextOffset > desc.NextOffset {
+		t.Fatalf("first segment [%d, %d) not below the snapshot's next offset %d", seg.BaseOffset, seg.NextOffset, desc.NextOffset)
+	}
+	kept, err := p.log.Read(seg.BaseOffset, 1<<20, seg.NextOffset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replaced, err := p.replaceSegment(seg, kept, p.installsBegun()); err != nil || !replaced {
+		t.Fatalf("replace the first segment: %v %v", replaced, err)
+	}
+	if _, err := p.ReadSnapshotData(index, term, first.Next, 300); !errors.Is(err, raftlog.ErrSnapshotChanged) {
+		t.Fatalf("next piece after a rewrite below the snapshot: %v, want ErrSnapshotChanged", err)
+	}
+}
