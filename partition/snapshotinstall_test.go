@@ -137,3 +137,60 @@ func TestReplicatedFollowerInstallsStagedCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicatedFollowerCopiesTheBatchHoldingTheLogStart: DeleteRecords
+// moved the log start inside a batch (and compacted the Raft log past a
+// follower that was down); the follower's copy of the data below the
+// leader's snapshot holds that batch whole, and once installed it serves
+// from the same log start the same records as the leader, rather than
+// start at the batch after it.
+func TestReplicatedFollowerCopiesTheBatchHoldingTheLogStart(t *testing.T) {
+	g := newGroup(t, 25, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes = 400 })
+	l := g.leader()
+	behind := l%3 + 1
+	g.produceCommitted(l, produce(t, 1, "first"))
+	g.converge(1)
+	g.crash(behind)
+	for i := range 20 {
+		g.produceCommitted(l, produce(t, 3, fmt.Sprint("v", i)))
+	}
+	end := g.parts[l].HighWatermark()
+	const start = 1 + 3*10 + 1 // the second record of the eleventh batch of three
+	at, err := g.parts[l].ProposeDeleteRecords(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.run("the DeleteRecords applied", func() bool { done, err := g.parts[l].appliedDone(at); return done && err == nil }, 10_000)
+	g.c.Net.Isolate(behind, g.c.IDs())
+	g.restart(behind)
+	desc, _ := g.stageLeadersCopy(l, behind)
+	if desc.LogStartOffset != start {
+		t.Fatalf("snapshot's log start %d, want %d", desc.LogStartOffset, start)
+	}
+	g.c.Net.Heal()
+	g.converge(end)
+	f := g.parts[behind]
+	if f.LogStartOffset() != start {
+		t.Fatalf("follower serves from %d, want %d", f.LogStartOffset(), start)
+	}
+	got, err := f.log.Read(start, 1<<30, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := g.parts[l].log.Read(start, 1<<30, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 || !bytes.Equal(got, want) {
+		t.Fatalf("follower holds %d bytes from %d, the leader %d", len(got), start, len(want))
+	}
+	g.crash(behind)
+	g.restart(behind)
+	g.converge(end)
+	if f = g.parts[behind]; f.LogStartOffset() != start {
+		t.Fatalf("restarted follower serves from %d, want %d", f.LogStartOffset(), start)
+	}
+	if got, err := f.log.Read(start, 1<<30, end); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("restarted follower holds %d bytes (%v), want the leader's %d", len(got), err, len(want))
+	}
+}

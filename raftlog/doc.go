@@ -245,7 +245,9 @@
 //	40      4     CRC32C of everything before
 //
 // and data, the batches copied, whole and as the sender stored them, in
-// ascending offsets with compaction's gaps. OpenStaging for the snapshot
+// ascending offsets with compaction's gaps, from the batch holding the log
+// start offset (DeleteRecords may have moved it inside one) or the first
+// after it. OpenStaging for the snapshot
 // install-meta names resumes after the last whole batch with a valid CRC
 // (cutting what follows: a torn write); for another snapshot, or when
 // install-meta is missing or damaged, it removes the directory and starts

@@ -17,9 +17,11 @@ var ErrSnapshotChanged = errors.New("raftlog: not the current snapshot")
 // SnapshotData is one piece of the data below a snapshot, as a follower
 // installing it copies it (design §2.2, §3.6).
 type SnapshotData struct {
-	// Batches are whole batches as stored, in offset order, every one
-	// based at or after the offset asked for and below the snapshot's
-	// next offset.
+	// Batches are whole batches as stored, in offset order, below the
+	// snapshot's next offset: the first holds the offset asked for or
+	// starts after it (a read at the log start offset, which DeleteRecords
+	// may have moved inside a batch, gets that batch whole), the others
+	// follow it.
 	Batches []byte
 	// Next is the offset to ask for next: the offset after the last batch,
 	// or the snapshot's next offset when nothing is left below it.
@@ -47,8 +49,9 @@ func (l *Log) ReadSnapshotData(index, term uint64, offset int64, maxBytes int) (
 		return SnapshotData{}, fmt.Errorf("raft log %s: snapshot data at offset %d past the snapshot's next offset %d: %w",
 			l.dir, offset, next, storage.ErrOffsetOutOfRange)
 	}
-	// The first batch read may hold offset; a follower asks at batch
-	// boundaries, so only a batch based at or after offset is sent.
+	// The first batch read may hold offset: a follower asks at batch
+	// boundaries but for its first piece, at the log start offset, which
+	// may lie inside a batch; that batch is sent whole.
 	b, err := l.storage.Read(offset, maxBytes, next)
 	if errors.Is(err, storage.ErrOffsetOutOfRange) {
 		return SnapshotData{}, fmt.Errorf("raft log %s: snapshot data at offset %d: %w (%w)", l.dir, offset, ErrSnapshotChanged, err)
@@ -79,26 +82,15 @@ func (l *Log) currentSnapshotNext(index, term uint64) (int64, error) {
 	return s.NextOffset, nil
 }
 
-// snapshotPiece drops a first batch based below offset (it holds offset:
-// the asker started within it) and finds where the next read starts.
+// snapshotPiece finds where the next read after the batches b read at
+// offset starts.
 func snapshotPiece(b []byte, offset, next int64) (SnapshotData, error) {
 	if len(b) == 0 {
 		// Nothing is based at or after offset below next: compaction left
 		// a gap up to it, or the copy is complete.
 		return SnapshotData{Next: next}, nil
 	}
-	h, err := batch.ParseHeader(b)
-	if err != nil {
-		return SnapshotData{}, err
-	}
-	if h.BaseOffset < offset {
-		b = b[min(h.TotalBytes(), len(b)):]
-		if len(b) == 0 {
-			// Only the batch holding offset fit: continue after it.
-			return SnapshotData{Next: min(h.NextOffset(), next)}, nil
-		}
-	}
-	last, err := CheckSnapshotData(b, offset, next)
+	last, err := CheckFirstSnapshotData(b, offset, next)
 	if err != nil {
 		return SnapshotData{}, err
 	}
@@ -112,16 +104,30 @@ func snapshotPiece(b []byte, offset, next int64) (SnapshotData, error) {
 // offsets need not be contiguous. It returns the offset after the last
 // batch, where the next piece starts; b must hold at least one batch.
 func CheckSnapshotData(b []byte, from, next int64) (int64, error) {
+	return checkSnapshotData(b, from, next, false)
+}
+
+// CheckFirstSnapshotData is CheckSnapshotData for the first piece of a
+// copy, read at the descriptor's log start offset: its first batch may
+// also begin below from when it holds from, as after a DeleteRecords to
+// an offset inside a batch. The copy keeps that batch whole (the log
+// start offset then lies inside it, as on the sender).
+func CheckFirstSnapshotData(b []byte, from, next int64) (int64, error) {
+	return checkSnapshotData(b, from, next, true)
+}
+
+func checkSnapshotData(b []byte, from, next int64, mayHoldFrom bool) (int64, error) {
 	if len(b) == 0 {
 		return 0, fmt.Errorf("snapshot data at offset %d: no batch: %w", from, ErrInvalid)
 	}
 	at := from
-	for len(b) > 0 {
+	for first := true; len(b) > 0; first = false {
 		h, _, rest, err := batch.Next(b)
 		if err != nil {
 			return 0, fmt.Errorf("snapshot data at offset %d: %w", at, err)
 		}
-		if h.BaseOffset < at || h.LastOffsetDelta < 0 || h.NextOffset() <= h.BaseOffset || h.NextOffset() > next {
+		below := h.BaseOffset < at && !(first && mayHoldFrom && h.LastOffset() >= at)
+		if below || h.LastOffsetDelta < 0 || h.NextOffset() <= h.BaseOffset || h.NextOffset() > next {
 			return 0, fmt.Errorf("snapshot data: batch [%d, %d] after offset %d, below %d: %w",
 				h.BaseOffset, h.LastOffset(), at, next, ErrInvalid)
 		}

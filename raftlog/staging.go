@@ -119,7 +119,7 @@ func (s *Staging) scan(complete bool) error {
 		if !ok {
 			break
 		}
-		end, err := CheckSnapshotData(whole, s.next, s.snap.NextOffset)
+		end, err := s.check(whole)
 		if err != nil {
 			break
 		}
@@ -243,14 +243,15 @@ func (s *Staging) Next() int64 { return s.next }
 func (s *Staging) Done() bool { return s.next >= s.snap.NextOffset }
 
 // Add keeps a piece the sender answered a read at Next with: its batches
-// (checked by CheckSnapshotData) and next, where the sender's following
+// (checked by CheckSnapshotData, or CheckFirstSnapshotData for the first)
+// and next, where the sender's following
 // read starts (past the batches when a gap follows them). Written, not
 // synced.
 func (s *Staging) Add(batches []byte, next int64) error {
 	end := s.next
 	if len(batches) > 0 {
 		var err error
-		if end, err = CheckSnapshotData(batches, s.next, s.snap.NextOffset); err != nil {
+		if end, err = s.check(batches); err != nil {
 			return fmt.Errorf("staging %s: %w", s.dir, err)
 		}
 	}
@@ -265,6 +266,16 @@ func (s *Staging) Add(batches []byte, next int64) error {
 	}
 	s.next = next
 	return nil
+}
+
+// check verifies batches that continue the copy at Next: the first piece
+// (Next still the log start offset: every batch kept ends past it) may
+// begin with the batch holding the log start.
+func (s *Staging) check(batches []byte) (int64, error) {
+	if s.next == s.snap.LogStartOffset {
+		return CheckFirstSnapshotData(batches, s.next, s.snap.NextOffset)
+	}
+	return CheckSnapshotData(batches, s.next, s.snap.NextOffset)
 }
 
 // Sync makes what Add wrote durable.

@@ -228,7 +228,8 @@ func TestStagingRefusesPieces(t *testing.T) {
 		data []byte
 		next int64
 	}{
-		"below next":          {b(99, 2), 101},
+		"below next":          {b(97, 2), 99},
+		"holding next, long":  {b(99, 2), 100},
 		"past the snapshot":   {b(118, 3), 121},
 		"next inside a batch": {b(100, 3), 102},
 		"next past snapshot":  {nil, 121},
@@ -244,4 +245,35 @@ func TestStagingRefusesPieces(t *testing.T) {
 	if err := s.Add(nil, 120); err != nil || !s.Done() {
 		t.Fatalf("a gap up to the snapshot's next offset: %v, done %v", err, s.Done())
 	}
+}
+
+// TestStagingKeepsTheBatchHoldingTheLogStart: the first piece may begin
+// with the batch holding the log start offset (DeleteRecords moved it
+// inside that batch), whole; no later piece may begin below Next, and a
+// resumed copy scans the same way.
+func TestStagingKeepsTheBatchHoldingTheLogStart(t *testing.T) {
+	snap := StagedSnapshot{Index: 40, Term: 3, LogStartOffset: 100, NextOffset: 120}
+	fsys := vfs.NewMem()
+	s, err := OpenStaging(fsys, stagingTestDir, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := func(base int64, n int) []byte { return stampedBatch(t, base, spec{term: 3, records: n}) }
+	if err := s.Add(b(98, 4), 102); err != nil || s.Next() != 102 {
+		t.Fatalf("the batch holding the log start: %v, at %d", err, s.Next())
+	}
+	if err := s.Add(b(101, 2), 103); err == nil || s.Next() != 102 {
+		t.Fatalf("a later batch below Next: %v, at %d", err, s.Next())
+	}
+	if err := s.Add(b(102, 3), 105); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = OpenStaging(fsys, stagingTestDir, snap); err != nil || s.Next() != 105 {
+		t.Fatalf("resumed at %d (%v), want 105: both batches kept", s.Next(), err)
+	}
+	s.Close()
 }

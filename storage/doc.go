@@ -108,7 +108,8 @@
 // commit point; recovery removes the segments below the start and creates
 // the empty segment when it is missing (reset.go). InstallBelow then puts
 // the data copied from the leader below such an empty log: sealed segments
-// from the install's start, gaps allowed, written and synced under their
+// from the install's start (or from the batch holding it, which the log
+// then starts inside), gaps allowed, written and synced under their
 // final names below the state file's start (where recovery removes them),
 // then the state file naming them and the new start, the commit point
 // (install.go).

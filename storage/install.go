@@ -15,7 +15,10 @@ import (
 // the batches next yields in [start, N), and starts at start. next returns
 // successive pieces of whole batches in increasing offset order, io.EOF
 // after the last; gaps between batches are allowed (a compacted log's
-// copy), overlaps and batches ending past N are ErrInvalidBatches. A Raft
+// copy), overlaps and batches ending past N are ErrInvalidBatches. The
+// first batch may begin below start when it holds start (a log whose
+// DeleteRecords moved its start inside a batch): the first segment then
+// begins with it, and the log starts inside it, as the copied log did. A Raft
 // follower installing a snapshot puts the data it copied below the
 // snapshot's next offset this way. It is a mutation.
 //
@@ -33,7 +36,7 @@ func (l *Log) InstallBelow(start int64, next func() ([]byte, error), nowMs int64
 	if first != end || start < 0 || start > end {
 		return fmt.Errorf("install [%d, %d) below log %s holding [%d, %d): %w", start, end, l.dir, first, end, ErrOffsetOutOfRange)
 	}
-	b := &installBuilder{l: l, cfg: cfg, end: end, expected: start, nowMs: nowMs}
+	b := &installBuilder{l: l, cfg: cfg, end: end, start: start, expected: start, nowMs: nowMs}
 	segments, err := b.build(start, next)
 	if err != nil {
 		return fmt.Errorf("install [%d, %d) below log %s: %w", start, end, l.dir, err)
@@ -50,6 +53,7 @@ type installBuilder struct {
 	l        *Log
 	cfg      Config
 	end      int64 // the log's offset: the last segment ends there
+	start    int64 // the log start offset installed
 	expected int64 // the next batch starts at or after it
 	nowMs    int64
 	done     []*segment
@@ -60,9 +64,6 @@ type installBuilder struct {
 // build writes every piece and seals the segments; on failure the files
 // written stay below the start, for recovery or a later install to remove.
 func (b *installBuilder) build(start int64, next func() ([]byte, error)) ([]*segment, error) {
-	if err := b.open(start); err != nil {
-		return nil, err
-	}
 	for range math.MaxInt32 {
 		piece, err := next()
 		if errors.Is(err, io.EOF) {
@@ -73,6 +74,11 @@ func (b *installBuilder) build(start int64, next func() ([]byte, error)) ([]*seg
 		}
 		if err := b.add(piece); err != nil {
 			return nil, b.abandon(err)
+		}
+	}
+	if b.cur == nil { // nothing below the log's end: one empty segment at start
+		if err := b.open(start); err != nil {
+			return nil, err
 		}
 	}
 	if err := b.seal(b.end); err != nil {
@@ -86,7 +92,7 @@ func (b *installBuilder) build(start int64, next func() ([]byte, error)) ([]*seg
 
 // abandon closes the segments written so far and returns cause.
 func (b *installBuilder) abandon(cause error) error {
-	for _, s := range append(b.done, b.cur) {
+	for _, s := range append(b.done, b.cur) { // b.cur is nil before the first batch
 		if s != nil {
 			_ = s.log.Close()
 		}
@@ -96,12 +102,23 @@ func (b *installBuilder) abandon(cause error) error {
 
 // add writes the batches of one piece, rolling before a batch that would
 // take the segment past its size or its 32-bit offset span (a segment
-// left empty by a long gap stays, sealed: the first is always at start).
+// left empty by a long gap stays, sealed: the first is always at start,
+// or at the batch holding start).
 func (b *installBuilder) add(piece []byte) error {
 	for rest := piece; len(rest) > 0; {
 		h, whole, remaining, err := batch.Next(rest)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidBatches, err)
+		}
+		if b.cur == nil {
+			base := b.start
+			if h.BaseOffset < b.start && h.LastOffset() >= b.start {
+				base = h.BaseOffset
+			}
+			if err := b.open(base); err != nil {
+				return err
+			}
+			b.expected = base
 		}
 		if h.BaseOffset < b.expected || h.LastOffsetDelta < 0 || h.NextOffset() > b.end {
 			return fmt.Errorf("batch [%d, %d) not within [%d, %d): %w", h.BaseOffset, h.NextOffset(), b.expected, b.end, ErrInvalidBatches)

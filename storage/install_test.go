@@ -81,6 +81,33 @@ func TestInstallBelow(t *testing.T) {
 	}
 }
 
+// TestInstallBelowFromInsideABatch: a copy whose log start lies inside
+// its first batch (DeleteRecords moved it there on the sender) installs
+// that batch whole: the first segment begins with it, the log starts at
+// the offset inside it, and a reopen finds the same.
+func TestInstallBelowFromInsideABatch(t *testing.T) {
+	fsys := vfs.NewMem()
+	rest, end := gappedBatches(14, 7)
+	batches := append([][]byte{makeBatch(8, 4, 100, 990)}, rest...)
+	l := emptyAt(t, fsys, end)
+	if err := l.InstallBelow(10, pieces(batches), 0); err != nil {
+		t.Fatal(err)
+	}
+	if l.StartOffset() != 10 || l.Segments()[0].BaseOffset != 8 {
+		t.Fatalf("after install: start %d, first segment at %d; want 10 inside the segment at 8", l.StartOffset(), l.Segments()[0].BaseOffset)
+	}
+	checkLogHolds(t, l, 10, batches)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened := mustOpen(t, fsys, "p", truncationConfig(), 0)
+	defer reopened.Close()
+	if reopened.StartOffset() != 10 {
+		t.Fatalf("reopened start %d, want 10", reopened.StartOffset())
+	}
+	checkLogHolds(t, reopened, 10, batches)
+}
+
 // TestInstallBelowRefuses: a log not empty, a start past the log's offset,
 // overlapping batches and batches past the end change nothing.
 func TestInstallBelowRefuses(t *testing.T) {
@@ -99,7 +126,8 @@ func TestInstallBelowRefuses(t *testing.T) {
 	}
 	overlap := [][]byte{makeBatch(end-10, 2, 10, 0), makeBatch(end-9, 2, 10, 0)}
 	past := [][]byte{makeBatch(end-1, 2, 10, 0)}
-	for name, batches := range map[string][][]byte{"overlap": overlap, "past the end": past} {
+	below := [][]byte{makeBatch(end-23, 2, 10, 0)} // ends before the start, end-20
+	for name, batches := range map[string][][]byte{"overlap": overlap, "past the end": past, "below the start": below} {
 		if err := l.InstallBelow(end-20, pieces(batches), 0); !errors.Is(err, ErrInvalidBatches) {
 			t.Fatalf("%s: %v, want ErrInvalidBatches", name, err)
 		}
