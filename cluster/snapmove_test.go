@@ -75,6 +75,63 @@ func TestClusterMovesCompactedPartition(t *testing.T) {
 	checkCopied(t, tn, "trimmed", newLead, added, start, before)
 }
 
+// TestClusterMovesPartitionTrimmedInsideABatch: DeleteRecords moved an RF
+// 3 partition's log start inside a batch of three records (compacting its
+// Raft log past it), then the partition is moved onto the fourth node.
+// The new replica copies the data below the leader's snapshot from the
+// batch holding the log start, and serves the same records from the same
+// log start.
+func TestClusterMovesPartitionTrimmedInsideABatch(t *testing.T) {
+	tn := startNodes(t, 4)
+	if _, err := tn.nodes[1].CreateTopicReplicated("trimmed", 1, 3, map[string]string{"segment.bytes": "300"}, false); err != nil {
+		t.Fatal(err)
+	}
+	old := replicaSet(t, tn.nodes[1], "trimmed")
+	var added int32
+	for id := range tn.nodes {
+		if !slices.Contains(old, id) {
+			added = id
+		}
+	}
+	lead := tn.leader("trimmed", 0)
+	lp, err := tn.nodes[lead].Partition("trimmed", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
+	defer cancel()
+	for i := range 20 {
+		recs := make([]batch.Record, 3)
+		for j := range recs {
+			recs[j] = batch.Record{Offset: int64(j), TimestampMs: time.Now().UnixMilli(), Value: []byte(fmt.Sprint("v", 3*i+j))}
+		}
+		res, err := lp.Append(batch.Build(recs, batch.None))
+		if err == nil {
+			err = lp.WaitAppended(ctx, res, true)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const start = 3*15 + 1 // the second record of the sixteenth batch
+	if got, err := lp.DeleteRecordsBefore(start); err != nil || got != start {
+		t.Fatalf("DeleteRecords to %d: start %d, %v", start, got, err)
+	}
+	if _, d := snapshotOf(t, lp); d.LogStartOffset != start || d.NextOffset <= start {
+		t.Fatalf("the leader's snapshot holds [%d, %d): want the copy to start at %d, inside a batch", d.LogStartOffset, d.NextOffset, start)
+	}
+	before := records(t, lp)
+	target := append(slices.DeleteFunc(slices.Clone(old), func(n int32) bool { return n == lead }), added)
+	slices.Sort(target)
+	if _, err := tn.nodes[added].Reassign(ctx, "trimmed", 0, target); err != nil {
+		t.Fatal(err)
+	}
+	tn.waitMoved("trimmed", target)
+	newLead := tn.leader("trimmed", 0)
+	appendKeyed(t, tn.nodes[newLead], "trimmed", "after", "the move")
+	checkCopied(t, tn, "trimmed", newLead, added, start, before)
+}
+
 // checkCopied waits for node n to apply what the leader's node holds, and
 // checks n's replica starts at start, holds before (the records of the
 // replica that sent it the snapshot, as they were) and then the leader's
