@@ -112,8 +112,9 @@
 //     pipelined batches of one producer are checked in order; followers
 //     build the same producer state by applying, so a retry after a
 //     failover is answered as a duplicate by the new leader. Checkpoints
-//     expire idle producers from the overlay as from the applied state, so
-//     a long term does not hold every producer it saw. A duplicate
+//     drop from the overlay the producers the applied state expired (none
+//     with a batch pending), so a long term does not hold every producer
+//     it saw. A duplicate
 //     carries the original's term (the epoch it was applied with, or the
 //     leader's while it is pending), so its waiter is acknowledged only
 //     once the original commits: a pending original may be lost with its

@@ -244,6 +244,16 @@ func (s *producerState) expire(nowMs, expirationMs int64) int {
 	return n
 }
 
+// forgetAllBut forgets every producer that neither kept nor pending
+// names: a leader's overlay following what its applied state expired.
+func (s *producerState) forgetAllBut(kept *producerState, pending map[int64]bool) {
+	for id := range s.producers {
+		if kept.producers[id] == nil && !pending[id] {
+			delete(s.producers, id)
+		}
+	}
+}
+
 // clone is a deep copy, for a snapshot encoded and written without the
 // writer lock while appends go on changing s.
 func (s *producerState) clone() *producerState {

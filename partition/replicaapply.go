@@ -117,10 +117,11 @@ func (p *Partition) checkpointReplica() {
 	if o := p.repl.overlay; o != nil {
 		// A leader's overlay was cloned at its term's start and only
 		// records proposals: without this it would hold every producer
-		// the term has seen. The same rule as the applied state's (idle
-		// for the expiration; an overlay's last append is the proposal's
-		// time, the applied one's its apply), as a single node forgets.
-		o.expire(now.UnixMilli(), p.cfg.ProducerIDExpirationMs)
+		// the term has seen. It forgets exactly what the applied state
+		// just forgot, never a producer that state still holds (its own
+		// last append, taken at proposal rather than at apply, is earlier)
+		// nor one with a batch pending.
+		o.forgetAllBut(p.producers, p.repl.pendingProducers())
 		o.trimAborted(p.log.StartOffset())
 	}
 	p.publishTxns(nil)

@@ -112,6 +112,16 @@ type pendingBatch struct {
 	streams []string
 }
 
+// pendingProducers is the producers of the batches proposed and not yet
+// applied. Under the partition's mu.
+func (r *replicated) pendingProducers() map[int64]bool {
+	ids := make(map[int64]bool, len(r.pending))
+	for _, b := range r.pending {
+		ids[b.header.ProducerID] = true
+	}
+	return ids
+}
+
 // errStreamPending: a batch touches a stream that a pending batch touches;
 // the append waits until that one is applied, then proposes again.
 var errStreamPending = errors.New("a batch to the same stream is pending")
