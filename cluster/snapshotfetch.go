@@ -193,6 +193,7 @@ var (
 // copyInto copies the data below the snapshot into the staging directory
 // and marks it complete.
 func (f *snapshotFetcher) copyInto(cp *snapshotCopy, t snapshotTarget, staged raftlog.StagedSnapshot) (err error) {
+	staged.Sender = cp.from // a copy half made from another node starts again
 	s, err := t.OpenSnapshotCopy(staged)
 	if err != nil {
 		return err

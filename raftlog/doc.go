@@ -236,14 +236,19 @@
 // the snapshot copied:
 //
 //	 0      4     magic 0x43524e49 ("CRNI")
-//	 4      2     format version, 1
+//	 4      2     format version, 2
 //	 6      2     flags, 0
 //	 8      8     snapshot index
 //	16      8     snapshot term
 //	24      8     log start offset of the descriptor
 //	32      8     next offset of the descriptor
-//	40      4     CRC32C of everything before
+//	40      8     sender: the node the data is copied from
+//	48      4     CRC32C of everything before
 //
+// (Version 1, still read, lacks the sender: its CRC is at 40.) A copy
+// resumes only from the same sender: replicas clean their logs each on its
+// own, so two senders' data below one snapshot may differ. An install
+// takes a complete copy whoever sent it.
 // and data, the batches copied, whole and as the sender stored them, in
 // ascending offsets with compaction's gaps, from the batch holding the log
 // start offset (DeleteRecords may have moved it inside one) or the first

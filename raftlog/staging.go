@@ -20,8 +20,9 @@ const (
 	stagingDataName      = "data"
 	stagingCompleteName  = "complete"
 	stagingMagic         = 0x43524e49 // "CRNI"
-	stagingFormatVersion = 1
-	stagingMetaBytes     = 4 + 2 + 2 + 8 + 8 + 8 + 8 + 4
+	stagingFormatVersion = 2
+	stagingMetaBytesV1   = 4 + 2 + 2 + 8 + 8 + 8 + 8 + 4 // still read: no sender
+	stagingMetaBytes     = stagingMetaBytesV1 + 8
 )
 
 // StagingDir is where the data below a snapshot is copied for the log in
@@ -34,6 +35,20 @@ type StagedSnapshot struct {
 	// LogStartOffset and NextOffset are the descriptor's: the copy holds
 	// the sender's batches in [LogStartOffset, NextOffset).
 	LogStartOffset, NextOffset int64
+	// Sender names who the data is copied from (a node): a copy resumes
+	// only from the same sender, since replicas clean their logs each on
+	// its own, so two of them may hold different data below one snapshot.
+	// Zero where it does not matter: an install takes the complete copy
+	// whoever sent it; a copy recorded without one resumes for no sender.
+	Sender uint64
+}
+
+// resumes says whether a copy recorded as m continues the one asked for
+// as want: the same snapshot, and the same sender unless want names none.
+func (m StagedSnapshot) resumes(want StagedSnapshot) bool {
+	sender := m.Sender
+	m.Sender = want.Sender
+	return m == want && (want.Sender == 0 || sender == want.Sender)
 }
 
 // Staging is a copy in progress of the data below a snapshot, resumable: a
@@ -78,7 +93,7 @@ var errStartAgain = errors.New("no copy to resume")
 // resume reopens a copy of the same snapshot, cutting a torn tail.
 func (s *Staging) resume() error {
 	meta, err := s.readMeta()
-	if err != nil || meta != s.snap {
+	if err != nil || !meta.resumes(s.snap) {
 		return errStartAgain
 	}
 	f, err := s.fs.OpenAppend(filepath.Join(s.dir, stagingDataName))
@@ -224,16 +239,24 @@ func encodeStagingMeta(m StagedSnapshot) []byte {
 	b = be.AppendUint64(b, m.Term)
 	b = be.AppendUint64(b, uint64(m.LogStartOffset))
 	b = be.AppendUint64(b, uint64(m.NextOffset))
+	b = be.AppendUint64(b, m.Sender)
 	return be.AppendUint32(b, crcOf(b))
 }
 
+// decodeStagingMeta reads either version: 1 (no sender; an install may
+// still take such a copy) or 2.
 func decodeStagingMeta(b []byte) (StagedSnapshot, error) {
-	if len(b) != stagingMetaBytes || be.Uint32(b) != stagingMagic || be.Uint32(b[len(b)-4:]) != crcOf(b[:len(b)-4]) ||
-		be.Uint16(b[4:]) != stagingFormatVersion || be.Uint16(b[6:]) != 0 {
+	want := map[uint16]int{1: stagingMetaBytesV1, 2: stagingMetaBytes}
+	if len(b) < 8 || be.Uint32(b) != stagingMagic || len(b) != want[be.Uint16(b[4:])] ||
+		be.Uint32(b[len(b)-4:]) != crcOf(b[:len(b)-4]) || be.Uint16(b[6:]) != 0 {
 		return StagedSnapshot{}, fmt.Errorf("%s: %w", stagingMetaName, ErrInvalid)
 	}
-	return StagedSnapshot{Index: be.Uint64(b[8:]), Term: be.Uint64(b[16:]),
-		LogStartOffset: int64(be.Uint64(b[24:])), NextOffset: int64(be.Uint64(b[32:]))}, nil
+	m := StagedSnapshot{Index: be.Uint64(b[8:]), Term: be.Uint64(b[16:]),
+		LogStartOffset: int64(be.Uint64(b[24:])), NextOffset: int64(be.Uint64(b[32:]))}
+	if len(b) == stagingMetaBytes {
+		m.Sender = be.Uint64(b[40:])
+	}
+	return m, nil
 }
 
 // Next is the offset the copy continues at.

@@ -161,7 +161,7 @@ func lastBatchEnd(t *testing.T, data []byte, at int64) int64 {
 func TestStagingStartsAgain(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	data, next := stagedData(t, rng, 100)
-	snap := StagedSnapshot{Index: 40, Term: 3, LogStartOffset: 100, NextOffset: next}
+	snap := StagedSnapshot{Index: 40, Term: 3, LogStartOffset: 100, NextOffset: next, Sender: 2}
 	fsys := vfs.NewCrashFS()
 	s, err := OpenStaging(fsys, stagingTestDir, snap)
 	if err != nil {
@@ -171,10 +171,27 @@ func TestStagingStartsAgain(t *testing.T) {
 	if err := s.Add(piece, at); err != nil || s.Sync() != nil || s.Close() != nil {
 		t.Fatalf("add: %v", err)
 	}
-	later := StagedSnapshot{Index: 41, Term: 3, LogStartOffset: 100, NextOffset: next}
+	later := StagedSnapshot{Index: 41, Term: 3, LogStartOffset: 100, NextOffset: next, Sender: 2}
+	other, anyone := snap, snap
+	other.Sender, anyone.Sender = 3, 0
+	// A meta file of format version 1 (before senders were recorded).
+	writeV1 := func(f vfs.FS) {
+		b := encodeStagingMeta(snap)
+		v1 := append(append([]byte(nil), b[:40]...), 0, 0, 0, 0)
+		be.PutUint16(v1[4:], 1)
+		be.PutUint32(v1[40:], crcOf(v1[:40]))
+		if err := vfs.WriteFileAtomic(f, filepath.Join(StagingDir(stagingTestDir), stagingMetaName), v1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resumed := map[string]bool{"same snapshot": true, "no sender asked (an install)": true, "version 1, no sender asked": true}
 	for name, reopen := range map[string]func(vfs.FS) StagedSnapshot{
-		"same snapshot":  func(vfs.FS) StagedSnapshot { return snap },
-		"later snapshot": func(vfs.FS) StagedSnapshot { return later },
+		"same snapshot":                func(vfs.FS) StagedSnapshot { return snap },
+		"later snapshot":               func(vfs.FS) StagedSnapshot { return later },
+		"another sender":               func(vfs.FS) StagedSnapshot { return other },
+		"no sender asked (an install)": func(vfs.FS) StagedSnapshot { return anyone },
+		"version 1, no sender asked":   func(f vfs.FS) StagedSnapshot { writeV1(f); return anyone },
+		"version 1, a sender asked":    func(f vfs.FS) StagedSnapshot { writeV1(f); return snap },
 		"damaged meta": func(f vfs.FS) StagedSnapshot {
 			m, err := f.Create(filepath.Join(StagingDir(stagingTestDir), stagingMetaName))
 			if err != nil {
@@ -191,7 +208,7 @@ func TestStagingStartsAgain(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		wantNext, wantBytes := int64(100), 0
-		if name == "same snapshot" {
+		if resumed[name] {
 			wantNext, wantBytes = at, len(data)
 		}
 		if s.Next() != wantNext || len(stagedBytes(t, f)) != wantBytes {
