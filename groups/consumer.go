@@ -46,10 +46,14 @@ type ConsumerHeartbeatResult struct {
 type consumerGroup struct {
 	epoch           int32 // bumped by every change of members, subscriptions or topic sizes
 	assignmentEpoch int32
-	assignor        string
-	members         map[string]*consumerMember
-	target          map[string]Assignment
-	topicsKey       string // subscribed topics and their sizes at the last assignment
+	// persistedEpoch is the highest epoch a record in the offsets log
+	// holds: a member hears an epoch only once it is durable, so the
+	// group loaded again starts above every epoch handed out.
+	persistedEpoch int32
+	assignor       string
+	members        map[string]*consumerMember
+	target         map[string]Assignment
+	topicsKey      string // subscribed topics and their sizes at the last assignment
 }
 
 type consumerMember struct {
@@ -105,7 +109,11 @@ func (m *Machine) ConsumerHeartbeat(nowMs int64, req ConsumerHeartbeatRequest) C
 		if len(g.members) > 0 || len(g.pending) > 0 {
 			return fail(ErrNotConsumerGroup)
 		}
-		g.consumer = &consumerGroup{assignor: assignorUniform, members: map[string]*consumerMember{}, target: map[string]Assignment{}}
+		// A group loaded from the log goes on from the last epoch
+		// recorded (generation): members rejoin with their own ids, and
+		// an epoch of theirs from before must not come back.
+		g.consumer = &consumerGroup{assignor: assignorUniform, members: map[string]*consumerMember{}, target: map[string]Assignment{},
+			epoch: g.generation, assignmentEpoch: g.generation, persistedEpoch: g.generation}
 		g.protocolType = "consumer"
 	}
 	mem, changed, err := m.consumerMemberFor(nowMs, g, req)
@@ -327,6 +335,26 @@ func (cg *consumerGroup) state() string {
 func (m *Machine) dropConsumerMember(cg *consumerGroup, mem *consumerMember) {
 	delete(cg.members, mem.id)
 	delete(cg.target, mem.id)
+}
+
+// ConsumerEpochToPersist returns the epoch of group's consumer group when
+// no record holds it yet: the driver makes it durable before a member
+// hears it (ConsumerEpochPersisted once written).
+func (m *Machine) ConsumerEpochToPersist(group string) (int32, bool) {
+	g := m.groups[group]
+	if g == nil || g.consumer == nil || g.consumer.epoch <= g.consumer.persistedEpoch {
+		return 0, false
+	}
+	return g.consumer.epoch, true
+}
+
+// ConsumerEpochPersisted records that the offsets log holds a record of
+// group's consumer epoch epoch.
+func (m *Machine) ConsumerEpochPersisted(group string, epoch int32) {
+	if g := m.groups[group]; g != nil && g.consumer != nil {
+		g.consumer.persistedEpoch = max(g.consumer.persistedEpoch, epoch)
+		g.generation, g.persisted = max(g.generation, epoch), true
+	}
 }
 
 // removeConsumerMember takes a member out (leave, expired session, missed

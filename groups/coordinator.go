@@ -515,8 +515,33 @@ func (co *Coordinator) Stats(ctx context.Context) (Stats, error) {
 func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartbeatRequest) (ConsumerHeartbeatResult, error) {
 	req.Topics = co.topics()
 	var res ConsumerHeartbeatResult
-	err := co.doGroup(ctx, req.Group, func(nowMs int64) { res = co.machine.ConsumerHeartbeat(nowMs, req) })
-	return res, err
+	var a appended
+	var werr error
+	err := co.doGroup(ctx, req.Group, func(nowMs int64) {
+		res = co.machine.ConsumerHeartbeat(nowMs, req)
+		if res.Err != nil {
+			return
+		}
+		// An epoch the answer may carry is recorded first (as Kafka's
+		// ConsumerGroupMetadata record), so a coordinator that loads the
+		// group later goes on above it.
+		if epoch, ok := co.machine.ConsumerEpochToPersist(req.Group); ok {
+			meta := Change{Group: req.Group, AtMs: nowMs, Generation: epoch, ProtocolType: "consumer"}
+			if a, werr = co.write(req.Group, []batch.Record{{Key: groupKey(req.Group), Value: groupValue(meta)}}, nowMs); werr == nil {
+				co.machine.ConsumerEpochPersisted(req.Group, epoch)
+			}
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	if werr == nil {
+		werr = co.settle(ctx, a)
+	}
+	if werr != nil {
+		return ConsumerHeartbeatResult{}, fmt.Errorf("record the epoch of consumer group %s: %w", req.Group, werr)
+	}
+	return res, nil
 }
 
 // topics snapshots topic sizes and ids; called off the loop, since it

@@ -110,5 +110,11 @@
 //
 // Group membership is not persisted: after a restart or a coordinator move
 // every group is Empty and its members rejoin (their heartbeats get
-// UNKNOWN_MEMBER_ID), as after a coordinator move in Kafka.
+// UNKNOWN_MEMBER_ID), as after a coordinator move in Kafka. A KIP-848
+// group's epoch is: a heartbeat whose answer may carry an epoch no record
+// holds yet writes a group record with it (Generation) and is answered
+// once that is committed, and a group loaded again goes on above it. Its
+// members keep their own member ids across a rejoin, so without that an
+// epoch could come back with another assignment, and a late commit of the
+// old one be taken.
 package groups
