@@ -455,16 +455,7 @@ func (tn *testNodes) groupConf(id int32, topic string) *raftpb.ConfState {
 // keeps the replicas, and appends go on throughout.
 func TestClusterCancelsMove(t *testing.T) {
 	tn := startNodes(t, 4)
-	if _, err := tn.nodes[1].CreateTopicReplicated("stuck", 1, 3, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	old := replicaSet(t, tn.nodes[1], "stuck")
-	var down int32
-	for id := range tn.nodes {
-		if !slices.Contains(old, id) {
-			down = id
-		}
-	}
+	old, down := createOnThreeOfFour(tn, "stuck", nil)
 	lead := tn.leader("stuck", 0)
 	tn.stop(down)
 	tn.controller() // the stopped node may have led the metadata group

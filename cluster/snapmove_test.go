@@ -22,16 +22,7 @@ import (
 func TestClusterMovesCompactedPartition(t *testing.T) {
 	tn := startNodes(t, 4)
 	configs := map[string]string{"segment.bytes": "300", "retention.bytes": "600"}
-	if _, err := tn.nodes[1].CreateTopicReplicated("trimmed", 1, 3, configs, false); err != nil {
-		t.Fatal(err)
-	}
-	old := replicaSet(t, tn.nodes[1], "trimmed")
-	var added int32
-	for id := range tn.nodes {
-		if !slices.Contains(old, id) {
-			added = id
-		}
-	}
+	old, added := createOnThreeOfFour(tn, "trimmed", configs)
 	lead := tn.leader("trimmed", 0)
 	for i := range 60 {
 		appendKeyed(t, tn.nodes[lead], "trimmed", fmt.Sprint("k", i), fmt.Sprint("v", i))
@@ -62,14 +53,9 @@ func TestClusterMovesCompactedPartition(t *testing.T) {
 	// The leader sends the new replica its snapshot, and the data below
 	// it from its own log start (each replica's retention runs by itself).
 	start, before := lp.LogStartOffset(), records(t, lp)
-	target := append(slices.DeleteFunc(slices.Clone(old), func(n int32) bool { return n == lead }), added)
-	slices.Sort(target)
 	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitMax)
 	defer cancel()
-	if _, err := tn.nodes[added].Reassign(ctx, "trimmed", 0, target); err != nil {
-		t.Fatal(err)
-	}
-	tn.waitMoved("trimmed", target)
+	moveOffLeader(ctx, tn, "trimmed", old, lead, added)
 	newLead := tn.leader("trimmed", 0)
 	appendKeyed(t, tn.nodes[newLead], "trimmed", "after", "the move")
 	checkCopied(t, tn, "trimmed", newLead, added, start, before)
@@ -83,16 +69,7 @@ func TestClusterMovesCompactedPartition(t *testing.T) {
 // log start.
 func TestClusterMovesPartitionTrimmedInsideABatch(t *testing.T) {
 	tn := startNodes(t, 4)
-	if _, err := tn.nodes[1].CreateTopicReplicated("trimmed", 1, 3, map[string]string{"segment.bytes": "300"}, false); err != nil {
-		t.Fatal(err)
-	}
-	old := replicaSet(t, tn.nodes[1], "trimmed")
-	var added int32
-	for id := range tn.nodes {
-		if !slices.Contains(old, id) {
-			added = id
-		}
-	}
+	old, added := createOnThreeOfFour(tn, "trimmed", map[string]string{"segment.bytes": "300"})
 	lead := tn.leader("trimmed", 0)
 	lp, err := tn.nodes[lead].Partition("trimmed", 0)
 	if err != nil {
@@ -121,15 +98,38 @@ func TestClusterMovesPartitionTrimmedInsideABatch(t *testing.T) {
 		t.Fatalf("the leader's snapshot holds [%d, %d): want the copy to start at %d, inside a batch", d.LogStartOffset, d.NextOffset, start)
 	}
 	before := records(t, lp)
-	target := append(slices.DeleteFunc(slices.Clone(old), func(n int32) bool { return n == lead }), added)
-	slices.Sort(target)
-	if _, err := tn.nodes[added].Reassign(ctx, "trimmed", 0, target); err != nil {
-		t.Fatal(err)
-	}
-	tn.waitMoved("trimmed", target)
+	moveOffLeader(ctx, tn, "trimmed", old, lead, added)
 	newLead := tn.leader("trimmed", 0)
 	appendKeyed(t, tn.nodes[newLead], "trimmed", "after", "the move")
 	checkCopied(t, tn, "trimmed", newLead, added, start, before)
+}
+
+// createOnThreeOfFour creates topic with one partition of three replicas
+// on tn's four nodes, and names them and the node holding none.
+func createOnThreeOfFour(tn *testNodes, topic string, configs map[string]string) (replicas []int32, spare int32) {
+	tn.t.Helper()
+	if _, err := tn.nodes[1].CreateTopicReplicated(topic, 1, 3, configs, false); err != nil {
+		tn.t.Fatal(err)
+	}
+	replicas = replicaSet(tn.t, tn.nodes[1], topic)
+	for id := range tn.nodes {
+		if !slices.Contains(replicas, id) {
+			spare = id
+		}
+	}
+	return replicas, spare
+}
+
+// moveOffLeader moves topic-0's replica on its leader lead to node to,
+// the others staying, and waits for the move to complete.
+func moveOffLeader(ctx context.Context, tn *testNodes, topic string, replicas []int32, lead, to int32) {
+	tn.t.Helper()
+	target := append(slices.DeleteFunc(slices.Clone(replicas), func(n int32) bool { return n == lead }), to)
+	slices.Sort(target)
+	if _, err := tn.nodes[to].Reassign(ctx, topic, 0, target); err != nil {
+		tn.t.Fatal(err)
+	}
+	tn.waitMoved(topic, target)
 }
 
 // checkCopied waits for node n to apply what the leader's node holds, and
@@ -235,16 +235,7 @@ func streamEntriesOf(t *testing.T, p *partition.Partition, stream string) string
 func TestClusterMovesStreamTopic(t *testing.T) {
 	tn := startNodes(t, 4)
 	configs := map[string]string{"cleanup.policy": "stream", "segment.bytes": "300"}
-	if _, err := tn.nodes[1].CreateTopicReplicated("orders", 1, 3, configs, false); err != nil {
-		t.Fatal(err)
-	}
-	old := replicaSet(t, tn.nodes[1], "orders")
-	var added int32
-	for id := range tn.nodes {
-		if !slices.Contains(old, id) {
-			added = id
-		}
-	}
+	old, added := createOnThreeOfFour(tn, "orders", configs)
 	lead := tn.leader("orders", 0)
 	for i := range 10 {
 		appendEvent(t, tn.nodes[lead], "orders", "gone", "any", fmt.Sprint("g", i))
@@ -291,12 +282,7 @@ func TestClusterMovesStreamTopic(t *testing.T) {
 		t.Fatalf("the deleted stream's events are still listed: %s", want["gone"])
 	}
 
-	target := append(slices.DeleteFunc(slices.Clone(old), func(n int32) bool { return n == lead }), added)
-	slices.Sort(target)
-	if _, err := tn.nodes[added].Reassign(ctx, "orders", 0, target); err != nil {
-		t.Fatal(err)
-	}
-	tn.waitMoved("orders", target)
+	moveOffLeader(ctx, tn, "orders", old, lead, added)
 	if err := tn.nodes[added].TransferLeader(ctx, "orders", 0, added); err != nil {
 		t.Fatal(err)
 	}

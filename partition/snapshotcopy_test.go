@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/cairnlog/cairn/raftlog"
 )
 
@@ -31,15 +33,7 @@ func TestReplicatedSnapshotDataIsTheLeadersLog(t *testing.T) {
 	}
 	produceAndClean(0)
 	p := g.parts[l]
-	snap, err := p.raft.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	desc, err := raftlog.DecodeDescriptor(snap.GetData())
-	if err != nil {
-		t.Fatal(err)
-	}
-	index, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	_, desc, index, term := currentSnapshot(t, p)
 	if index <= 1 || desc.LogStartOffset >= desc.NextOffset {
 		t.Fatalf("snapshot at %d holds [%d, %d): the cleaner compacted nothing to copy", index, desc.LogStartOffset, desc.NextOffset)
 	}
@@ -92,15 +86,7 @@ func TestCleanerRewriteBelowTheSnapshotChangesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.produceCommitted(l, keyedIdempotent(t, 7, 40, "shared", "after")) // an applied entry past the snapshot
-	snap, err := p.raft.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	desc, err := raftlog.DecodeDescriptor(snap.GetData())
-	if err != nil {
-		t.Fatal(err)
-	}
-	index, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	_, desc, index, term := currentSnapshot(t, p)
 	first, err := p.ReadSnapshotData(index, term, desc.LogStartOffset, 1)
 	if err != nil || first.Next >= desc.NextOffset {
 		t.Fatalf("first piece of [%d, %d): next %d, %v; want more to copy", desc.LogStartOffset, desc.NextOffset, first.Next, err)
@@ -120,4 +106,18 @@ func TestCleanerRewriteBelowTheSnapshotChangesIt(t *testing.T) {
 	if _, err := p.ReadSnapshotData(index, term, first.Next, 300); !errors.Is(err, raftlog.ErrSnapshotChanged) {
 		t.Fatalf("next piece after a rewrite below the snapshot: %v, want ErrSnapshotChanged", err)
 	}
+}
+
+// currentSnapshot is p's Raft snapshot, its descriptor, index and term.
+func currentSnapshot(t *testing.T, p *Partition) (*raftpb.Snapshot, raftlog.Descriptor, uint64, uint64) {
+	t.Helper()
+	snap, err := p.raft.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := raftlog.DecodeDescriptor(snap.GetData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap, desc, snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
 }

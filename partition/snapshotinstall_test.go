@@ -17,15 +17,7 @@ import (
 func (g *group) stageLeadersCopy(from, to uint64) (raftlog.Descriptor, uint64) {
 	g.t.Helper()
 	p := g.parts[from]
-	snap, err := p.raft.Snapshot()
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	desc, err := raftlog.DecodeDescriptor(snap.GetData())
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	index, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	snap, desc, index, term := currentSnapshot(g.t, p)
 	if _, wanted := p.SnapshotCopyWanted(snap); wanted {
 		g.t.Fatal("the leader wants a copy of its own snapshot's data")
 	}
