@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -53,5 +54,62 @@ func TestConsumerEpochsDoNotRecurAfterRestart(t *testing.T) {
 		map[TopicPartition]OffsetCommit{{"t", 0}: {Offset: 5, LeaderEpoch: -1}})
 	if err == nil {
 		t.Fatalf("a late commit of m2's epoch %d from before the restart was taken", last)
+	}
+}
+
+// TestConsumerEpochAnsweredOnlyOnceDurable: a heartbeat appended the
+// record of a new group epoch, whose sync is held; another member's
+// heartbeat, which would carry that epoch, is not answered before the
+// record is durable (its caller's deadline passes first, a retriable
+// error), and is once the sync completes.
+func TestConsumerEpochAnsweredOnlyOnceDurable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	held := &heldSyncFS{FS: vfs.NewMem(), release: make(chan struct{})}
+	cl, co := openTest(t, held)
+	defer cl.Close()
+	defer co.Close()
+	released := false
+	defer func() {
+		if !released {
+			close(held.release) // before Close, which syncs
+		}
+	}()
+	for _, topic := range []string{"t", "u"} {
+		if _, err := cl.CreateTopic(topic, 2, nil, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat := func(ctx context.Context, member string, epoch int32, topic string) (ConsumerHeartbeatResult, error) {
+		res, err := co.ConsumerHeartbeat(ctx, ConsumerHeartbeatRequest{Group: "g", MemberID: member, MemberEpoch: epoch,
+			RebalanceTimeoutMs: 60_000, SubscribedTopics: []string{topic}})
+		if err == nil {
+			err = res.Err
+		}
+		return res, err
+	}
+	first, err := beat(ctx, "m1", 0, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.hold.Store(true)
+	short := func() context.Context {
+		c, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+		t.Cleanup(cancelShort)
+		return c
+	}
+	// m2 takes only u's partitions: m1 keeps its own and moves to the
+	// new epoch at its next heartbeat.
+	if _, err := beat(short(), "m2", 0, "u"); !errors.Is(err, ErrCoordinatorNotAvailable) {
+		t.Fatalf("join with the epoch record's sync held: %v, want a retriable error", err)
+	}
+	if res, err := beat(short(), "m1", first.MemberEpoch, "t"); !errors.Is(err, ErrCoordinatorNotAvailable) {
+		t.Fatalf("m1's heartbeat before the new epoch is durable: epoch %d, %v; want a retriable error", res.MemberEpoch, err)
+	}
+	close(held.release)
+	released = true
+	res, err := beat(ctx, "m1", first.MemberEpoch, "t")
+	if err != nil || res.MemberEpoch <= first.MemberEpoch {
+		t.Fatalf("m1's heartbeat once the record is durable: epoch %d, %v; want above %d", res.MemberEpoch, err, first.MemberEpoch)
 	}
 }

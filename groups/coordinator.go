@@ -524,12 +524,18 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		}
 		// An epoch the answer may carry is recorded first (as Kafka's
 		// ConsumerGroupMetadata record), so a coordinator that loads the
-		// group later goes on above it.
+		// group later goes on above it; and the answer waits until what
+		// the partition holds is committed, an epoch record another
+		// heartbeat appended included.
 		if epoch, ok := co.machine.ConsumerEpochToPersist(req.Group); ok {
 			meta := Change{Group: req.Group, AtMs: nowMs, Generation: epoch, ProtocolType: "consumer"}
-			if a, werr = co.write(req.Group, []batch.Record{{Key: groupKey(req.Group), Value: groupValue(meta)}}, nowMs); werr == nil {
-				co.machine.ConsumerEpochPersisted(req.Group, epoch)
+			if _, werr = co.write(req.Group, []batch.Record{{Key: groupKey(req.Group), Value: groupValue(meta)}}, nowMs); werr != nil {
+				return
 			}
+			co.machine.ConsumerEpochPersisted(req.Group, epoch)
+		}
+		if index := co.log.indexOf(req.Group); index >= 0 {
+			a = co.log.lastAppended[index]
 		}
 	})
 	if err != nil {
@@ -538,10 +544,16 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 	if werr == nil {
 		werr = co.settle(ctx, a)
 	}
-	if werr != nil {
-		return ConsumerHeartbeatResult{}, fmt.Errorf("record the epoch of consumer group %s: %w", req.Group, werr)
+	switch {
+	case werr == nil:
+		return res, nil
+	case errors.Is(werr, ErrNotCoordinator):
+		return ConsumerHeartbeatResult{}, werr
+	default:
+		// A failed write or sync, or the wait cut short: retriable for
+		// the client, which sends the heartbeat again.
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: record the epoch of consumer group %s: %v", ErrCoordinatorNotAvailable, req.Group, werr)
 	}
-	return res, nil
 }
 
 // topics snapshots topic sizes and ids; called off the loop, since it

@@ -112,8 +112,10 @@
 // every group is Empty and its members rejoin (their heartbeats get
 // UNKNOWN_MEMBER_ID), as after a coordinator move in Kafka. A KIP-848
 // group's epoch is: a heartbeat whose answer may carry an epoch no record
-// holds yet writes a group record with it (Generation) and is answered
-// once that is committed, and a group loaded again goes on above it. Its
+// holds yet writes a group record with it (Generation), every heartbeat is
+// answered once what its offsets partition holds is committed (another
+// heartbeat's epoch record included; a failed write or wait answers
+// COORDINATOR_NOT_AVAILABLE), and a group loaded again goes on above it. Its
 // members keep their own member ids across a rejoin, so without that an
 // epoch could come back with another assignment, and a late commit of the
 // old one be taken.
