@@ -109,11 +109,7 @@ func (m *Machine) ConsumerHeartbeat(nowMs int64, req ConsumerHeartbeatRequest) C
 		if len(g.members) > 0 || len(g.pending) > 0 {
 			return fail(ErrNotConsumerGroup)
 		}
-		// A group loaded from the log goes on from the last epoch
-		// recorded (generation): members rejoin with their own ids, and
-		// an epoch of theirs from before must not come back.
-		g.consumer = &consumerGroup{assignor: assignorUniform, members: map[string]*consumerMember{}, target: map[string]Assignment{},
-			epoch: g.generation, assignmentEpoch: g.generation, persistedEpoch: g.generation}
+		g.consumer = newConsumerGroup(g.generation)
 		g.protocolType = "consumer"
 	}
 	mem, changed, err := m.consumerMemberFor(nowMs, g, req)
@@ -337,6 +333,14 @@ func (m *Machine) dropConsumerMember(cg *consumerGroup, mem *consumerMember) {
 	delete(cg.target, mem.id)
 }
 
+// newConsumerGroup is an empty consumer group going on from epoch, the
+// last one recorded (a group's generation): members rejoin with their own
+// ids, and an epoch of theirs from before a load must not come back.
+func newConsumerGroup(epoch int32) *consumerGroup {
+	return &consumerGroup{assignor: assignorUniform, members: map[string]*consumerMember{}, target: map[string]Assignment{},
+		epoch: epoch, assignmentEpoch: epoch, persistedEpoch: epoch}
+}
+
 // ConsumerEpochToPersist returns the epoch of group's consumer group when
 // no record holds it yet: the driver makes it durable before a member
 // hears it (ConsumerEpochPersisted once written).
@@ -346,6 +350,14 @@ func (m *Machine) ConsumerEpochToPersist(group string) (int32, bool) {
 		return 0, false
 	}
 	return g.consumer.epoch, true
+}
+
+// ConsumerAssignor is the server assignor of group's consumer group.
+func (m *Machine) ConsumerAssignor(group string) string {
+	if g := m.groups[group]; g != nil && g.consumer != nil {
+		return g.consumer.assignor
+	}
+	return ""
 }
 
 // ConsumerEpochPersisted records that the offsets log holds a record of
@@ -368,7 +380,7 @@ func (m *Machine) removeConsumerMember(nowMs int64, g *group, mem *consumerMembe
 	if len(g.consumer.members) == 0 {
 		g.emptySinceMs, g.persisted = nowMs, true
 		m.ready.Changes = append(m.ready.Changes, Change{Kind: ChangeEmpty, Group: g.name, AtMs: nowMs,
-			Generation: g.consumer.epoch, ProtocolType: "consumer"})
+			Generation: g.consumer.epoch, ProtocolType: "consumer", Assignor: g.consumer.assignor})
 	}
 }
 

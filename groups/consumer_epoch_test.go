@@ -47,6 +47,14 @@ func TestConsumerEpochsDoNotRecurAfterRestart(t *testing.T) {
 	cl, co = openTest(t, fsys)
 	defer cl.Close()
 	defer co.Close()
+	// Loaded, before any member is back: an empty consumer group at the
+	// epoch it had.
+	if d, err := co.Describe(ctx, "g"); err != nil || d.Consumer == nil || d.Consumer.Epoch != last || d.State != "Empty" {
+		t.Fatalf("described after the restart: %+v %v; want an empty consumer group at epoch %d", d, err, last)
+	}
+	if list, err := co.List(ctx); err != nil || len(list) != 1 || list[0].Type != "consumer" {
+		t.Fatalf("listed after the restart: %+v %v; want one consumer group", list, err)
+	}
 	if again := join(co, "m2"); again <= last {
 		t.Fatalf("m2 rejoined at epoch %d after holding %d before the restart", again, last)
 	}
@@ -111,5 +119,41 @@ func TestConsumerEpochAnsweredOnlyOnceDurable(t *testing.T) {
 	res, err := beat(ctx, "m1", first.MemberEpoch, "t")
 	if err != nil || res.MemberEpoch <= first.MemberEpoch {
 		t.Fatalf("m1's heartbeat once the record is durable: epoch %d, %v; want above %d", res.MemberEpoch, err, first.MemberEpoch)
+	}
+}
+
+// TestClassicGroupStaysClassicAfterRestart: a classic group of protocol
+// type "consumer" (every classic Kafka consumer's) that went empty loads
+// again as a classic group, not as a KIP-848 one: only the latter's
+// records name a server assignor.
+func TestClassicGroupStaysClassicAfterRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fsys := vfs.NewMem()
+	cl, co := openTest(t, fsys)
+	res, err := co.Join(ctx, JoinRequest{Group: "c", ClientID: "a", SessionTimeoutMs: 10_000, RebalanceTimeoutMs: 60_000,
+		ProtocolType: "consumer", Protocols: []Protocol{{Name: "range"}}})
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := co.Leave(ctx, "c", []LeaveMember{{MemberID: res.MemberID}}); err != nil {
+		t.Fatal(err)
+	}
+	// Committed after the group's record, in the same partition: both durable.
+	if _, err := co.CommitOffsets(ctx, CommitRequest{Group: "c", Generation: -1}, map[TopicPartition]OffsetCommit{{"t", 0}: {Offset: 1, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = co.Close()
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl, co = openTest(t, fsys)
+	defer cl.Close()
+	defer co.Close()
+	if list, err := co.List(ctx); err != nil || len(list) != 1 || list[0].Type != "classic" || list[0].ProtocolType != "consumer" {
+		t.Fatalf("listed after the restart: %+v %v; want one classic group of protocol type consumer", list, err)
 	}
 }

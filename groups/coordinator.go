@@ -528,7 +528,7 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		// the partition holds is committed, an epoch record another
 		// heartbeat appended included.
 		if epoch, ok := co.machine.ConsumerEpochToPersist(req.Group); ok {
-			meta := Change{Group: req.Group, AtMs: nowMs, Generation: epoch, ProtocolType: "consumer"}
+			meta := Change{Group: req.Group, AtMs: nowMs, Generation: epoch, ProtocolType: "consumer", Assignor: co.machine.ConsumerAssignor(req.Group)}
 			if _, werr = co.write(req.Group, []batch.Record{{Key: groupKey(req.Group), Value: groupValue(meta)}}, nowMs); werr != nil {
 				return
 			}

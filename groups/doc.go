@@ -79,9 +79,16 @@
 //	+---------+--------------+-------------------+----------+------------------+
 //
 //	group metadata value (version 3), written when a group becomes empty
+//	and, for a KIP-848 group, when its epoch moves past the last recorded
 //	+---------+--------------+------------------+----------+--------+-------------------+------------+
 //	| int16 3 | protocolType | int32 generation | protocol | leader | int64 stateTimeMs | members=[] |
 //	+---------+--------------+------------------+----------+--------+-------------------+------------+
+//
+// A classic group's protocol is null; a KIP-848 group's is its server
+// assignor ("uniform", "range") and its generation its group epoch, which
+// is how a load tells the two apart (a classic Kafka consumer's protocol
+// type is "consumer" too) and where a loaded consumer group's epoch goes
+// on from.
 //
 // A null value is a tombstone: the offset or the group was deleted or
 // expired. A load replays its partition from the log start; compaction keeps

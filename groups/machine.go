@@ -112,7 +112,12 @@ type Change struct {
 	AtMs         int64
 	Generation   int32
 	ProtocolType string
-	Offsets      []TopicPartition // deleted offsets, for ChangeDeleted and ChangeOffsetsDeleted
+	// Assignor is a KIP-848 group's server assignor, recorded as the
+	// group's protocol: it tells such a group from a classic one of
+	// protocol type "consumer" when the log is loaded. Empty for a
+	// classic group.
+	Assignor string
+	Offsets  []TopicPartition // deleted offsets, for ChangeDeleted and ChangeOffsetsDeleted
 	// Persisted is false for a deleted group that never reached the log:
 	// there is nothing to write tombstones for.
 	Persisted bool

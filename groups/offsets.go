@@ -273,6 +273,7 @@ type RestoredGroup struct {
 	ProtocolType string
 	Generation   int32
 	EmptySinceMs int64
+	Assignor     string // a KIP-848 group's (Change.Assignor)
 }
 
 // RestoreGroup replays one group metadata record. A tombstone removes the
@@ -289,4 +290,11 @@ func (m *Machine) RestoreGroup(groupName string, rg RestoredGroup) {
 	}
 	g.protocolType, g.generation, g.emptySinceMs = rg.ProtocolType, rg.Generation, rg.EmptySinceMs
 	g.persisted = true
+	// A consumer group loads as one, empty at its recorded epoch (listed
+	// and described as a consumer group before a member rejoins).
+	g.consumer = nil
+	if rg.ProtocolType == "consumer" && rg.Assignor != "" {
+		g.consumer = newConsumerGroup(rg.Generation)
+		g.consumer.assignor = rg.Assignor
+	}
 }

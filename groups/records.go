@@ -39,6 +39,9 @@ func groupValue(c Change) []byte {
 	v := kmsg.NewGroupMetadataValue()
 	v.Version = groupValueVersion
 	v.ProtocolType, v.Generation, v.CurrentStateTimestamp = c.ProtocolType, c.Generation, c.AtMs
+	if c.Assignor != "" {
+		v.Protocol = &c.Assignor
+	}
 	return v.AppendTo(nil)
 }
 
@@ -81,7 +84,11 @@ func restoreRecord(m *Machine, key, value []byte) error {
 		if err := v.ReadFrom(value); err != nil {
 			return fmt.Errorf("group metadata value for %s: %w", k.Group, err)
 		}
-		m.RestoreGroup(k.Group, RestoredGroup{ProtocolType: v.ProtocolType, Generation: v.Generation, EmptySinceMs: v.CurrentStateTimestamp})
+		rg := RestoredGroup{ProtocolType: v.ProtocolType, Generation: v.Generation, EmptySinceMs: v.CurrentStateTimestamp}
+		if v.Protocol != nil {
+			rg.Assignor = *v.Protocol
+		}
+		m.RestoreGroup(k.Group, rg)
 	default:
 		return fmt.Errorf("%w: key version %d", errUnknownRecord, version)
 	}
