@@ -205,6 +205,7 @@ func (m *Manager) catchUpLocked() error {
 		if len(res.Records) == 0 {
 			return nil
 		}
+		lim := p.Limits()
 		for rest := res.Records; len(rest) > 0; {
 			h, whole, tail, err := batch.Next(rest)
 			if err != nil {
@@ -214,7 +215,7 @@ func (m *Manager) catchUpLocked() error {
 			if h.Control() {
 				continue
 			}
-			recs, err := batch.Records(whole, p.Limits())
+			recs, err := batch.Records(whole, lim)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", Topic, err)
 			}

@@ -374,13 +374,14 @@ func (r *topicReader) readPartition(i int, max, maxBytes int) ([]*eventstorev1.R
 	}
 	nowMs := r.s.clock.Now().UnixMilli()
 	var out []*eventstorev1.RecordedEvent
+	lim := p.Limits()
 	for data := res.Records; len(data) > 0 && len(out) < max; {
 		h, whole, rest, err := batch.Next(data)
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("%s-%d at %d: %w", r.topic, i, r.next[i], err))
 		}
 		data = rest
-		recs, err := batch.Records(whole, p.Limits())
+		recs, err := batch.Records(whole, lim)
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("%s-%d batch %d: %w", r.topic, i, h.BaseOffset, err))
 		}

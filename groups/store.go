@@ -124,6 +124,7 @@ func restorePartition(ctx context.Context, m *Machine, p *partition.Partition) (
 			break
 		}
 		data := res.Records
+		lim := p.Limits()
 		for len(data) > 0 {
 			h, whole, rest, err := batch.Next(data)
 			if err != nil {
@@ -131,7 +132,7 @@ func restorePartition(ctx context.Context, m *Machine, p *partition.Partition) (
 			}
 			data = rest
 			offset = max(offset, h.NextOffset())
-			records, err := batch.Records(whole, p.Limits())
+			records, err := batch.Records(whole, lim)
 			if err != nil {
 				return count, offset, fmt.Errorf("batch at %d: %w", h.BaseOffset, err)
 			}

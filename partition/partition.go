@@ -443,7 +443,8 @@ func (p *Partition) LogEndOffset() int64 { return p.log.NextOffset() }
 // Limits bound the decoding of one of the partition's batches: the limits
 // its appends were checked against, so a reader that decodes what the
 // partition stored (the event store, coordinators, connectors) takes
-// every batch the partition accepted.
+// every batch the partition accepted. It takes the writer's lock: a
+// reader asks once per read, not per batch.
 func (p *Partition) Limits() batch.Limits { return p.config().Limits }
 
 // Err returns the failure that took the partition offline, or nil.

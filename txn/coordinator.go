@@ -246,6 +246,7 @@ func replay(ctx context.Context, m *Machine, p *partition.Partition) (int, error
 		if len(res.Records) == 0 {
 			break
 		}
+		lim := p.Limits()
 		for data := res.Records; len(data) > 0; {
 			h, whole, rest, err := batch.Next(data)
 			if err != nil {
@@ -255,7 +256,7 @@ func replay(ctx context.Context, m *Machine, p *partition.Partition) (int, error
 			if h.Control() {
 				continue
 			}
-			recs, err := batch.Records(whole, p.Limits())
+			recs, err := batch.Records(whole, lim)
 			if err != nil {
 				return count, fmt.Errorf("batch at %d: %w", h.BaseOffset, err)
 			}

@@ -107,6 +107,7 @@ func (l *Log) Records(ctx context.Context, pid cdc.PartitionID, fn func(batch.Re
 		if len(res.Records) == 0 {
 			return nil
 		}
+		lim := p.Limits()
 		for rest := res.Records; len(rest) > 0; {
 			h, whole, tail, err := batch.Next(rest)
 			if err != nil {
@@ -116,7 +117,7 @@ func (l *Log) Records(ctx context.Context, pid cdc.PartitionID, fn func(batch.Re
 			if h.Control() || !committed.keep(h) {
 				continue
 			}
-			recs, err := batch.Records(whole, p.Limits())
+			recs, err := batch.Records(whole, lim)
 			if err != nil {
 				return err
 			}
@@ -180,6 +181,7 @@ func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) 
 		if len(res.Records) == 0 {
 			break
 		}
+		lim := p.Limits()
 		for rest := res.Records; len(rest) > 0; {
 			h, whole, tail, err := batch.Next(rest)
 			if err != nil {
@@ -190,7 +192,7 @@ func scan(p *partition.Partition, from, hwm int64) (cdc.Position, int64, error) 
 			if h.Control() || !committed.keep(h) {
 				continue
 			}
-			recs, err := batch.Records(whole, p.Limits())
+			recs, err := batch.Records(whole, lim)
 			if err != nil {
 				return cdc.Position{}, 0, err
 			}
