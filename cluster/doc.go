@@ -47,7 +47,8 @@
 // copying the data below a local replica's snapshot; a MsgSnap with data
 // below its next offset, and the SnapshotChunk frames, to the snapshot
 // fetcher, snapshotfetch.go, which copies that data into the replica's
-// staging directory before it delivers the MsgSnap; join connections to
+// staging directory (a copy begun from another node starts again: each
+// replica cleans its own log) before it delivers the MsgSnap; join connections to
 // the controller), one replica.Scheduler sending through
 // transport.ReplicaSender for the metadata group and every partition
 // group, the controller opened with the peers (a new node probes them

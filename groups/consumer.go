@@ -341,23 +341,15 @@ func newConsumerGroup(epoch int32) *consumerGroup {
 		epoch: epoch, assignmentEpoch: epoch, persistedEpoch: epoch}
 }
 
-// ConsumerEpochToPersist returns the epoch of group's consumer group when
-// no record holds it yet: the driver makes it durable before a member
-// hears it (ConsumerEpochPersisted once written).
-func (m *Machine) ConsumerEpochToPersist(group string) (int32, bool) {
+// ConsumerEpochToPersist returns the group record that makes the epoch of
+// group's consumer group durable, when none holds it yet: the driver writes
+// it before a member hears the epoch (ConsumerEpochPersisted once written).
+func (m *Machine) ConsumerEpochToPersist(nowMs int64, group string) (Change, bool) {
 	g := m.groups[group]
 	if g == nil || g.consumer == nil || g.consumer.epoch <= g.consumer.persistedEpoch {
-		return 0, false
+		return Change{}, false
 	}
-	return g.consumer.epoch, true
-}
-
-// ConsumerAssignor is the server assignor of group's consumer group.
-func (m *Machine) ConsumerAssignor(group string) string {
-	if g := m.groups[group]; g != nil && g.consumer != nil {
-		return g.consumer.assignor
-	}
-	return ""
+	return Change{Group: group, AtMs: nowMs, Generation: g.consumer.epoch, ProtocolType: "consumer", Assignor: g.consumer.assignor}, true
 }
 
 // ConsumerEpochPersisted records that the offsets log holds a record of

@@ -25,11 +25,7 @@ func TestConsumerEpochsDoNotRecurAfterRestart(t *testing.T) {
 	}
 	join := func(co *Coordinator, member string) int32 {
 		t.Helper()
-		res, err := co.ConsumerHeartbeat(ctx, ConsumerHeartbeatRequest{Group: "g", MemberID: member, MemberEpoch: 0,
-			RebalanceTimeoutMs: 60_000, SubscribedTopics: []string{"t"}})
-		if err == nil {
-			err = res.Err
-		}
+		res, err := beat(ctx, co, member, 0, "t")
 		if err != nil {
 			t.Fatalf("%s joins: %v", member, err)
 		}
@@ -40,13 +36,7 @@ func TestConsumerEpochsDoNotRecurAfterRestart(t *testing.T) {
 	if last < 2 {
 		t.Fatalf("epoch %d after two joins, want at least 2", last)
 	}
-	_ = co.Close()
-	if err := cl.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cl, co = openTest(t, fsys)
-	defer cl.Close()
-	defer co.Close()
+	cl, co = reopenTest(t, fsys, cl, co)
 	// Loaded, before any member is back: an empty consumer group at the
 	// epoch it had.
 	if d, err := co.Describe(ctx, "g"); err != nil || d.Consumer == nil || d.Consumer.Epoch != last || d.State != "Empty" {
@@ -88,15 +78,7 @@ func TestConsumerEpochAnsweredOnlyOnceDurable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	beat := func(ctx context.Context, member string, epoch int32, topic string) (ConsumerHeartbeatResult, error) {
-		res, err := co.ConsumerHeartbeat(ctx, ConsumerHeartbeatRequest{Group: "g", MemberID: member, MemberEpoch: epoch,
-			RebalanceTimeoutMs: 60_000, SubscribedTopics: []string{topic}})
-		if err == nil {
-			err = res.Err
-		}
-		return res, err
-	}
-	first, err := beat(ctx, "m1", 0, "t")
+	first, err := beat(ctx, co, "m1", 0, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,15 +90,15 @@ func TestConsumerEpochAnsweredOnlyOnceDurable(t *testing.T) {
 	}
 	// m2 takes only u's partitions: m1 keeps its own and moves to the
 	// new epoch at its next heartbeat.
-	if _, err := beat(short(), "m2", 0, "u"); !errors.Is(err, ErrCoordinatorNotAvailable) {
+	if _, err := beat(short(), co, "m2", 0, "u"); !errors.Is(err, ErrCoordinatorNotAvailable) {
 		t.Fatalf("join with the epoch record's sync held: %v, want a retriable error", err)
 	}
-	if res, err := beat(short(), "m1", first.MemberEpoch, "t"); !errors.Is(err, ErrCoordinatorNotAvailable) {
+	if res, err := beat(short(), co, "m1", first.MemberEpoch, "t"); !errors.Is(err, ErrCoordinatorNotAvailable) {
 		t.Fatalf("m1's heartbeat before the new epoch is durable: epoch %d, %v; want a retriable error", res.MemberEpoch, err)
 	}
 	close(held.release)
 	released = true
-	res, err := beat(ctx, "m1", first.MemberEpoch, "t")
+	res, err := beat(ctx, co, "m1", first.MemberEpoch, "t")
 	if err != nil || res.MemberEpoch <= first.MemberEpoch {
 		t.Fatalf("m1's heartbeat once the record is durable: epoch %d, %v; want above %d", res.MemberEpoch, err, first.MemberEpoch)
 	}
@@ -146,14 +128,19 @@ func TestClassicGroupStaysClassicAfterRestart(t *testing.T) {
 	if _, err := co.CommitOffsets(ctx, CommitRequest{Group: "c", Generation: -1}, map[TopicPartition]OffsetCommit{{"t", 0}: {Offset: 1, LeaderEpoch: -1}}); err != nil {
 		t.Fatal(err)
 	}
-	_ = co.Close()
-	if err := cl.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cl, co = openTest(t, fsys)
-	defer cl.Close()
-	defer co.Close()
+	cl, co = reopenTest(t, fsys, cl, co)
 	if list, err := co.List(ctx); err != nil || len(list) != 1 || list[0].Type != "classic" || list[0].ProtocolType != "consumer" {
 		t.Fatalf("listed after the restart: %+v %v; want one classic group of protocol type consumer", list, err)
 	}
+}
+
+// beat sends member's ConsumerGroupHeartbeat to group g, subscribed to
+// topic, and folds the answer's error into the call's.
+func beat(ctx context.Context, co *Coordinator, member string, epoch int32, topic string) (ConsumerHeartbeatResult, error) {
+	res, err := co.ConsumerHeartbeat(ctx, ConsumerHeartbeatRequest{Group: "g", MemberID: member, MemberEpoch: epoch,
+		RebalanceTimeoutMs: 60_000, SubscribedTopics: []string{topic}})
+	if err == nil {
+		err = res.Err
+	}
+	return res, err
 }

@@ -527,12 +527,11 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		// group later goes on above it; and the answer waits until what
 		// the partition holds is committed, an epoch record another
 		// heartbeat appended included.
-		if epoch, ok := co.machine.ConsumerEpochToPersist(req.Group); ok {
-			meta := Change{Group: req.Group, AtMs: nowMs, Generation: epoch, ProtocolType: "consumer", Assignor: co.machine.ConsumerAssignor(req.Group)}
+		if meta, ok := co.machine.ConsumerEpochToPersist(nowMs, req.Group); ok {
 			if _, werr = co.write(req.Group, []batch.Record{{Key: groupKey(req.Group), Value: groupValue(meta)}}, nowMs); werr != nil {
 				return
 			}
-			co.machine.ConsumerEpochPersisted(req.Group, epoch)
+			co.machine.ConsumerEpochPersisted(req.Group, meta.Generation)
 		}
 		if index := co.log.indexOf(req.Group); index >= 0 {
 			a = co.log.lastAppended[index]

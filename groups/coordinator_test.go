@@ -22,6 +22,19 @@ func openTest(t *testing.T, fsys vfs.FS) (*cluster.Cluster, *Coordinator) {
 	return openTestClock(t, fsys, env.RealClock(), func(*Config) {})
 }
 
+// reopenTest closes co and cl and opens them again over fsys, as a
+// restart does; the test's cleanup closes the new ones.
+func reopenTest(t *testing.T, fsys vfs.FS, cl *cluster.Cluster, co *Coordinator) (*cluster.Cluster, *Coordinator) {
+	t.Helper()
+	_ = co.Close()
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl, co = openTest(t, fsys)
+	t.Cleanup(func() { _ = co.Close(); _ = cl.Close() })
+	return cl, co
+}
+
 // openTestClock opens a cluster and a coordinator on clock, with three
 // offsets partitions and no initial rebalance delay unless edit sets one.
 func openTestClock(t *testing.T, fsys vfs.FS, clock env.Clock, edit func(*Config)) (*cluster.Cluster, *Coordinator) {
@@ -147,14 +160,7 @@ func TestCommittedOffsetsSurviveRestart(t *testing.T) {
 	if tp, ok := cl.Topic(OffsetsTopic); !ok || tp.Configs["cleanup.policy"] != "compact" || len(tp.Partitions) != 3 {
 		t.Fatalf("offsets topic not created as a 3-partition compacted topic: %+v", tp)
 	}
-	_ = co.Close()
-	if err := cl.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	cl, co = openTest(t, fsys)
-	defer cl.Close()
-	defer co.Close()
+	cl, co = reopenTest(t, fsys, cl, co)
 	want := map[string]map[TopicPartition]OffsetCommit{
 		"keep":   {{"t", 0}: {Offset: 6, LeaderEpoch: 3, Metadata: "later"}, {"t", 1}: {Offset: 7, LeaderEpoch: -1}},
 		"drop":   {},
