@@ -91,7 +91,7 @@ func TestClusterMovesPartitionTrimmedInsideABatch(t *testing.T) {
 		}
 	}
 	const start = 3*15 + 1 // the second record of the sixteenth batch
-	if got, err := lp.DeleteRecordsBefore(start); err != nil || got != start {
+	if got, err := lp.DeleteRecordsBefore(context.Background(), start); err != nil || got != start {
 		t.Fatalf("DeleteRecords to %d: start %d, %v", start, got, err)
 	}
 	if _, d := snapshotOf(t, lp); d.LogStartOffset != start || d.NextOffset <= start {

@@ -7,15 +7,21 @@ package kafka
 // answers POLICY_VIOLATION, as Kafka does: compaction, not deletion, decides
 // what such a log keeps. Only the partition's leader deletes
 // (NOT_LEADER_OR_FOLLOWER elsewhere). The start offset moves before the
-// response is sent, so TimeoutMillis is not waited on.
+// response is sent: a replicated partition's leader proposes the move and
+// answers once it applied it, waiting at most TimeoutMillis for the whole
+// request (REQUEST_TIMED_OUT for the partitions not applied by then, as
+// Kafka's purgatory answers); the move may still happen after.
 
 import (
+	"context"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cairnlog/cairn/acl"
+	"github.com/cairnlog/cairn/env"
 )
 
 func init() { register(kmsg.DeleteRecords.Int16(), 0, 2, handleDeleteRecords) }
@@ -23,6 +29,8 @@ func init() { register(kmsg.DeleteRecords.Int16(), 0, 2, handleDeleteRecords) }
 func handleDeleteRecords(s *Server, c *conn, r kmsg.Request) reply {
 	req := r.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	ctx, cancel := env.WithTimeout(c.ctx, s.clock, max(time.Duration(req.TimeoutMillis)*time.Millisecond, time.Millisecond))
+	defer cancel()
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
@@ -36,7 +44,7 @@ func handleDeleteRecords(s *Server, c *conn, r kmsg.Request) reply {
 			sp.LowWatermark = -1
 			err := policyErr
 			if err == nil {
-				sp.LowWatermark, err = s.deleteRecords(rt.Topic, rp)
+				sp.LowWatermark, err = s.deleteRecords(ctx, rt.Topic, rp)
 			}
 			sp.ErrorCode = errorCode(err)
 			st.Partitions = append(st.Partitions, sp)
@@ -61,10 +69,10 @@ func (s *Server) checkRecordsDeletable(topic string) error {
 	return nil
 }
 
-func (s *Server) deleteRecords(topic string, rp kmsg.DeleteRecordsRequestTopicPartition) (int64, error) {
+func (s *Server) deleteRecords(ctx context.Context, topic string, rp kmsg.DeleteRecordsRequestTopicPartition) (int64, error) {
 	p, _, err := s.leaderPartition(topic, rp.Partition, -1)
 	if err != nil {
 		return -1, err
 	}
-	return p.DeleteRecordsBefore(rp.Offset)
+	return p.DeleteRecordsBefore(ctx, rp.Offset)
 }

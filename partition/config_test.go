@@ -170,7 +170,7 @@ func TestReturningToStreamKeepsRevisions(t *testing.T) {
 	if err := p.WaitDurable(ctx, p.LogEndOffset()-1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.DeleteRecordsBefore(150); err != nil {
+	if _, err := p.DeleteRecordsBefore(context.Background(), 150); err != nil {
 		t.Fatal(err)
 	}
 	if err := appendPlainEvents(p, 300, 100); err != nil { // s-0 once more

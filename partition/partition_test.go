@@ -236,14 +236,14 @@ func TestDeleteRecordsAndRetention(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		appendDurable(t, p, produce(t, 1, fmt.Sprintf("r%d", i)))
 	}
-	low, err := p.DeleteRecordsBefore(3)
+	low, err := p.DeleteRecordsBefore(context.Background(), 3)
 	if err != nil || low != 3 || p.LogStartOffset() != 3 {
 		t.Fatalf("delete records: %d %v", low, err)
 	}
 	if _, err := p.Read(2, 100); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("read below log start: %v", err)
 	}
-	if _, err := p.DeleteRecordsBefore(21); !errors.Is(err, ErrOffsetOutOfRange) {
+	if _, err := p.DeleteRecordsBefore(context.Background(), 21); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("delete past high watermark: %v", err)
 	}
 	if err := p.Clean(time.Now().UnixMilli()); err != nil {

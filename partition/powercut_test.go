@@ -81,7 +81,7 @@ func powerCut(t *testing.T, seed int64) error {
 				acks = append(acks, a)
 			}
 		case op == 7 && p.HighWatermark() > 0:
-			if _, err := p.DeleteRecordsBefore(rng.Int64N(p.HighWatermark() + 1)); err != nil {
+			if _, err := p.DeleteRecordsBefore(context.Background(), rng.Int64N(p.HighWatermark()+1)); err != nil {
 				return fmt.Errorf("delete records: %w", err)
 			}
 		case op == 8:

@@ -217,10 +217,12 @@ func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
 
 // DeleteRecordsBefore advances the log start offset to offset (DeleteRecords);
 // -1 means the high watermark. It returns the new log start offset. On a
-// replicated partition it is a proposal, applied by every replica.
-func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
+// replicated partition it is a proposal, applied by every replica, and
+// ctx bounds the wait for this replica to apply it (a leader cut off from
+// its followers waits until it steps down).
+func (p *Partition) DeleteRecordsBefore(ctx context.Context, offset int64) (int64, error) {
 	if p.repl != nil {
-		return p.deleteRecordsReplicated(context.Background(), offset)
+		return p.deleteRecordsReplicated(ctx, offset)
 	}
 	offset, err := p.checkDeleteRecords(offset)
 	if err != nil {

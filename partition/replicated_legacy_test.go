@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"testing"
@@ -34,7 +35,7 @@ func TestReplicatedOpensLegacyDirectory(t *testing.T) {
 			want = append(want, fmt.Sprintf("p9-%d", len(want)), fmt.Sprintf("p9-%d", len(want)+1))
 		}
 		if round == 2 {
-			if _, err := p.DeleteRecordsBefore(2); err != nil {
+			if _, err := p.DeleteRecordsBefore(context.Background(), 2); err != nil {
 				t.Fatal(err)
 			}
 			want = want[2:]

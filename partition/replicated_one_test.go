@@ -139,7 +139,7 @@ func TestReplicatedOneVoterOnScheduler(t *testing.T) {
 		t.Fatalf("acks=1 on the leader's own sync: %v", err)
 	}
 	b = appendCommitted(t, p, produce(t, 1, "last"))
-	start, err := p.DeleteRecordsBefore(4)
+	start, err := p.DeleteRecordsBefore(context.Background(), 4)
 	if err != nil || start != 4 || p.LogStartOffset() != 4 {
 		t.Fatalf("DeleteRecordsBefore(4): %d, %v; log start %d", start, err, p.LogStartOffset())
 	}

@@ -385,7 +385,7 @@ func TestTxnStableOffsetNotBelowLogStart(t *testing.T) {
 	begin(t, p, 1, 0)
 	appendTxn(t, p, txnBatch(t, 1, 0, 0, 2, "a")) // 2-3
 	appendTxn(t, p, produce(t, 2, "after"))       // 4-5
-	if _, err := p.DeleteRecordsBefore(3); err != nil {
+	if _, err := p.DeleteRecordsBefore(context.Background(), 3); err != nil {
 		t.Fatal(err)
 	}
 	if lso := p.LastStableOffset(); lso != 3 {

@@ -74,7 +74,7 @@ func TestGenerateLegacyFixture(t *testing.T) {
 			}
 		}
 		if round == 1 {
-			if _, err := p.DeleteRecordsBefore(2); err != nil {
+			if _, err := p.DeleteRecordsBefore(context.Background(), 2); err != nil {
 				t.Fatal(err)
 			}
 		}
