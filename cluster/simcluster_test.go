@@ -277,6 +277,9 @@ type simCluster struct {
 	// nodeLogLevel and above.
 	nodeLog      *simLogRing
 	nodeLogLevel slog.Level
+	// trim, in a compacted run (simtrim_test.go), is what its cleaner
+	// and DeleteRecords calls may remove; nil in every other run.
+	trim *simTrim
 }
 
 // simLogRing keeps the last simLogLines lines written to it.
@@ -579,7 +582,25 @@ func (sc *simCluster) replicated() {
 	}
 }
 
-// simRecords reads a replica up to its high watermark as offset → value.
+// simRecordString is how the checks compare records: the value, and for
+// a compacted run's keyed records their key and writer index too.
+func simRecordString(r batch.Record) string {
+	if r.Key == nil {
+		return string(r.Value)
+	}
+	value := simTombstone
+	if r.Value != nil {
+		value = string(r.Value)
+	}
+	var index string
+	if len(r.Headers) > 0 {
+		index = string(r.Headers[0].Value)
+	}
+	return fmt.Sprintf("%s=%s@%s", r.Key, value, index)
+}
+
+// simRecords reads a replica up to its high watermark as offset → record
+// (simRecordString).
 func simRecords(p *partition.Partition) (map[int64]string, error) {
 	out := map[int64]string{}
 	for from, hwm := p.LogStartOffset(), p.HighWatermark(); from < hwm; {
@@ -599,7 +620,7 @@ func simRecords(p *partition.Partition) (map[int64]string, error) {
 			}
 			for _, r := range recs {
 				if r.Offset >= from && r.Offset < hwm {
-					out[r.Offset] = string(r.Value)
+					out[r.Offset] = simRecordString(r)
 				}
 				from = max(from, r.Offset+1)
 			}
@@ -655,6 +676,9 @@ func (sc *simCluster) openNode(id int32) (*Cluster, error) {
 		cfg.Peers, cfg.Join, cfg.RaftAddr, cfg.Joiner = nil, through, simRaftAddr(id), sc.net.Join
 	}
 	cfg.RaftTickMs, cfg.RaftElectionTicks, cfg.StartTimeoutMs = simTickMs, simElectionTicks, simStartMax.Milliseconds()
+	if sc.trim != nil {
+		cfg.CleanIntervalMs = simCleanInterval.Milliseconds()
+	}
 	cfg.Transport = func(_ env.Env, tc transport.Config) (Transport, error) { return sc.net.Open(tc) }
 	return Open(e, cfg)
 }
@@ -1251,6 +1275,12 @@ func (f slowSyncFile) Sync() error {
 // simulated network with faults, and drop losing chosen frames when not
 // nil.
 func openSimCluster(t *testing.T, seed uint64, nodes int, faults simnet.Faults, drop simnet.DropFunc) *simCluster {
+	return openSimClusterTrimmed(t, seed, nodes, faults, drop, nil)
+}
+
+// openSimClusterTrimmed is openSimCluster for a compacted run when trim
+// is set: the nodes' cleaners run every simCleanInterval.
+func openSimClusterTrimmed(t *testing.T, seed uint64, nodes int, faults simnet.Faults, drop simnet.DropFunc, trim *simTrim) *simCluster {
 	if nodes < 3 || nodes%2 == 0 {
 		t.Fatalf("%d nodes: an odd number, 3 or more, is needed (a split's sides, the recipes' majorities)", nodes)
 	}
@@ -1262,7 +1292,8 @@ func openSimCluster(t *testing.T, seed uint64, nodes int, faults simnet.Faults, 
 	net.SetDrop(drop)
 	sc := &simCluster{t: t, clock: clock, net: net, seed: seed, peers: map[int32]string{}, nodes: map[int32]*Cluster{},
 		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, size: nodes, joinedThrough: map[int32]string{}, seen: map[int64]string{}, hwm: map[int32]int64{},
-		part: map[int32]*partition.Partition{}, nodeClock: map[int32]*env.ManualClock{}, skew: map[int32]time.Duration{}, frozen: map[int32]bool{}}
+		part: map[int32]*partition.Partition{}, nodeClock: map[int32]*env.ManualClock{}, skew: map[int32]time.Duration{}, frozen: map[int32]bool{},
+		trim: trim}
 	if *simNodeLog != "" {
 		if err := sc.nodeLogLevel.UnmarshalText([]byte(*simNodeLog)); err != nil {
 			t.Fatalf("-sim.nodelog: %v", err)
@@ -1372,9 +1403,10 @@ func (w *simWriter) run() {
 			time.Sleep(simPace) // no leader yet: let the clock move
 			continue
 		}
-		value := fmt.Sprintf("v%d", i)
+		rec := w.record(i)
+		value := simRecordString(rec)
 		called := w.sc.clock.Now()
-		offset, err := w.append(w.sc.open()[leaders[0]], value)
+		offset, err := w.append(w.sc.open()[leaders[0]], rec)
 		if err != nil {
 			w.backoff()
 		}
@@ -1424,9 +1456,18 @@ func (w *simWriter) calledSince(t time.Time) bool {
 	return !w.lastCall.Before(t)
 }
 
-// append appends one record on c and waits for acks=all: the offset when
+// record is the writer's i-th record: value v<i>, or in a compacted run
+// (simTrim.record) a keyed one.
+func (w *simWriter) record(i int) batch.Record {
+	if w.sc.trim != nil {
+		return w.sc.trim.record(i)
+	}
+	return batch.Record{Value: []byte(fmt.Sprintf("v%d", i))}
+}
+
+// append appends rec on c and waits for acks=all: the offset when
 // acknowledged.
-func (w *simWriter) append(c *Cluster, value string) (int64, error) {
+func (w *simWriter) append(c *Cluster, rec batch.Record) (int64, error) {
 	if c == nil {
 		return 0, errors.New("the node crashed meanwhile")
 	}
@@ -1434,7 +1475,8 @@ func (w *simWriter) append(c *Cluster, value string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	res, err := p.Append(batch.Build([]batch.Record{{TimestampMs: w.sc.clock.Now().UnixMilli(), Value: []byte(value)}}, batch.None))
+	rec.TimestampMs = w.sc.clock.Now().UnixMilli()
+	res, err := p.Append(batch.Build([]batch.Record{rec}, batch.None))
 	if err != nil {
 		return 0, err
 	}
@@ -2035,7 +2077,7 @@ func simRecipe(s *simScenario, pause bool) {
 
 // simElementNamed returns the element of that name.
 func simElementNamed(t *testing.T, name string) simElement {
-	for _, e := range simElements {
+	for _, e := range slices.Concat(simElements, simTrimElements) {
 		if e.name == name {
 			return e
 		}
@@ -2060,6 +2102,12 @@ func runSimulationOf(t *testing.T, seed uint64, nodes int, elements []simElement
 	if *simOnly != "" {
 		return runSchedule(t, seed, rng, nodes, []simElement{simElementNamed(t, *simOnly)}, workloads...)
 	}
+	return runSchedule(t, seed, rng, nodes, drawSchedule(rng, elements, nodes), workloads...)
+}
+
+// drawSchedule draws simScheduleLen elements of those given that a
+// random schedule on nodes nodes may hold.
+func drawSchedule(rng *rand.Rand, elements []simElement, nodes int) []simElement {
 	drawn := slices.DeleteFunc(slices.Clone(elements), func(e simElement) bool {
 		return e.knownBug != "" || e.nodesMin > nodes || (e.lateDraw && len(elements) < len(simElements))
 	})
@@ -2067,18 +2115,27 @@ func runSimulationOf(t *testing.T, seed uint64, nodes int, elements []simElement
 	for range simScheduleLen {
 		schedule = append(schedule, drawn[rng.IntN(len(drawn))])
 	}
-	return runSchedule(t, seed, rng, nodes, schedule, workloads...)
+	return schedule
 }
 
 // runSchedule runs nodes nodes under the seed's network faults and the
 // schedule, with the writer and the workloads, then checks what was
 // acknowledged.
 func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule []simElement, workloads ...SimWorkload) simRun {
+	return runScheduleTrimmed(t, seed, rng, nodes, schedule, nil, workloads...)
+}
+
+// runScheduleTrimmed is runSchedule, for a compacted run when trim is set.
+func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule []simElement, trim *simTrim, workloads ...SimWorkload) simRun {
 	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
 	faults := simnet.Faults{DropPercent: rng.IntN(4), DuplicatePercent: rng.IntN(4),
 		DelayMin: time.Millisecond, DelayMax: time.Duration(1+rng.IntN(8)) * time.Millisecond}
-	sc := openSimCluster(t, seed, nodes, faults, nil)
-	if err := sc.createTopic(simTopic, nil); err != nil {
+	sc := openSimClusterTrimmed(t, seed, nodes, faults, nil, trim)
+	var configs map[string]string
+	if trim != nil {
+		configs = trim.topicConfigs()
+	}
+	if err := sc.createTopic(simTopic, configs); err != nil {
 		t.Fatal(err)
 	}
 	sc.advanceUntil("partition leader", 10*time.Second, func() bool { return len(sc.leaders()) == 1 })
@@ -2124,6 +2181,7 @@ func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule 
 		t.Fatal(w.failure)
 	}
 	final := map[int32]map[int64]string{} // on every replica's node
+	starts := map[int32]int64{}           // and its log start
 	open := sc.open()
 	for _, id := range sc.replicas() {
 		if open[id] == nil {
@@ -2136,7 +2194,9 @@ func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule 
 		// A replica still installing a snapshot moves its log start under
 		// the read: read again, a bounded number of times.
 		for attempt := 1; ; attempt++ {
-			if final[id], err = simRecords(p); err == nil {
+			start := p.LogStartOffset()
+			if final[id], err = simRecords(p); err == nil && p.LogStartOffset() == start {
+				starts[id] = start
 				break
 			}
 			if attempt == 50 {
@@ -2146,10 +2206,14 @@ func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule 
 			sc.advance(10 * time.Millisecond)
 		}
 	}
-	for off, value := range w.acked {
-		for id, recs := range final {
-			if recs[off] != value {
-				t.Errorf("acknowledged %q at offset %d, node %d holds %q there", value, off, id, recs[off])
+	if trim != nil {
+		trim.checkFinal(t, w.acked, sc.seen, final, starts)
+	} else {
+		for off, value := range w.acked {
+			for id, recs := range final {
+				if recs[off] != value {
+					t.Errorf("acknowledged %q at offset %d, node %d holds %q there", value, off, id, recs[off])
+				}
 			}
 		}
 	}
