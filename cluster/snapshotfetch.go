@@ -32,6 +32,11 @@ const (
 	// unanswered or unserved; what it copied stays staged, and the next
 	// time the leader sends the snapshot the copy resumes.
 	snapshotFailuresMax = 10
+	// snapshotInstallWaitMax bounds how long a delivered snapshot keeps
+	// its staged copy from being replaced (awaitInstall), and
+	// snapshotInstallPoll is how often the wait looks again.
+	snapshotInstallWaitMax = 5 * time.Second
+	snapshotInstallPoll    = 10 * time.Millisecond
 )
 
 // snapshotTarget is what a copy is made for: a local replica's partition.
@@ -52,7 +57,11 @@ type snapshotTarget interface {
 // again: a copy of that snapshot in progress drops it, another snapshot
 // stops the copy (and is dropped: the next one sent starts a new copy).
 // A copy that fails ends; the leader's next send starts it again,
-// resuming from what was staged.
+// resuming from what was staged. A copy delivered stays until the replica
+// installed its snapshot (or no longer can): a copy of another snapshot
+// replaces the staged one, and Raft installing the delivered snapshot
+// after that would restart the log at its next offset without the data
+// below it (awaitInstall).
 type snapshotFetcher struct {
 	clock  env.Clock
 	logger *slog.Logger
@@ -77,6 +86,9 @@ type snapshotCopy struct {
 	chunks      chan transport.SnapshotChunk
 	stop        chan struct{}
 	stopped     bool // stop closed; guarded by the fetcher's mu
+	// delivered: the copy is complete and its snapshot went to the
+	// replica, which has not installed it yet; guarded by the fetcher's mu.
+	delivered bool
 }
 
 func newSnapshotFetcher(clock env.Clock, logger *slog.Logger, send frameSender, target func(group uint64) snapshotTarget,
@@ -101,7 +113,7 @@ func (f *snapshotFetcher) intercept(from, group uint64, m *raftpb.Message) bool 
 		return true
 	}
 	if cp, ok := f.copies[group]; ok {
-		if cp.index != md.GetIndex() || cp.term != md.GetTerm() {
+		if !cp.delivered && (cp.index != md.GetIndex() || cp.term != md.GetTerm()) {
 			f.stopLocked(cp)
 		}
 		return true
@@ -172,7 +184,32 @@ func (f *snapshotFetcher) run(cp *snapshotCopy) {
 		f.logger.Info("snapshot copy ended", "group", cp.group, "index", cp.index, "from", cp.from, "err", err)
 		return
 	}
+	f.mu.Lock()
+	cp.delivered = true
+	f.mu.Unlock()
 	f.deliver(cp.group, cp.msg)
+	f.awaitInstall(cp, t)
+}
+
+// awaitInstall waits until the replica installed the delivered snapshot,
+// or no longer would (its log holds the snapshot's entry or a snapshot at
+// or past it: SnapshotCopyWanted says no), so that no copy of another
+// snapshot replaces the staged data meanwhile: the intercepted snapshots
+// of the group are dropped until then (their leader sends again). Raft
+// may also drop the delivered snapshot (one of an older term), so the
+// wait ends after snapshotInstallWaitMax, or when the replica was
+// replaced or the fetcher closes.
+func (f *snapshotFetcher) awaitInstall(cp *snapshotCopy, t snapshotTarget) {
+	snap := cp.msg.GetSnapshot()
+	for waited := time.Duration(0); waited < snapshotInstallWaitMax; waited += snapshotInstallPoll {
+		if _, wanted := t.SnapshotCopyWanted(snap); !wanted || f.target(cp.group) != t {
+			return
+		}
+		if !f.pause(cp, snapshotInstallPoll) {
+			return
+		}
+	}
+	f.logger.Warn("a delivered snapshot was not installed; a copy of another may replace its data", "group", cp.group, "index", cp.index, "waited", snapshotInstallWaitMax)
 }
 
 func (f *snapshotFetcher) forget(cp *snapshotCopy) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,16 +105,18 @@ func leaderPiece(t *testing.T, data []byte, at, next int64, maxBytes int) ([]byt
 }
 
 // fakeTarget is a replica of a group wanting a copy, its staging
-// directory in fs.
+// directory in fs, of every snapshot past the one it installed.
 type fakeTarget struct {
-	fs  vfs.FS
-	dir string
+	fs        vfs.FS
+	dir       string
+	installed *atomic.Uint64
 }
 
 func (t fakeTarget) SnapshotCopyWanted(snap *raftpb.Snapshot) (raftlog.StagedSnapshot, bool) {
 	d, err := raftlog.DecodeDescriptor(snap.GetData())
 	md := snap.GetMetadata()
-	return raftlog.StagedSnapshot{Index: md.GetIndex(), Term: md.GetTerm(), LogStartOffset: d.LogStartOffset, NextOffset: d.NextOffset}, err == nil
+	return raftlog.StagedSnapshot{Index: md.GetIndex(), Term: md.GetTerm(), LogStartOffset: d.LogStartOffset, NextOffset: d.NextOffset},
+		err == nil && md.GetIndex() > t.installed.Load()
 }
 
 func (t fakeTarget) OpenSnapshotCopy(s raftlog.StagedSnapshot) (*raftlog.Staging, error) {
@@ -133,8 +136,16 @@ func snapMsg(index, term uint64, next int64) *raftpb.Message {
 const noReplicaGroup = 99
 
 func newFetcherPair(t *testing.T, clock env.Clock) (*snapshotFetcher, *fakeLeader, chan *raftpb.Message, vfs.FS) {
+	f, leader, delivered, fsys, _ := newFetcherInstalling(t, clock)
+	return f, leader, delivered, fsys
+}
+
+// newFetcherInstalling is newFetcherPair whose replicas install each
+// snapshot up to the index stored in installed.
+func newFetcherInstalling(t *testing.T, clock env.Clock) (*snapshotFetcher, *fakeLeader, chan *raftpb.Message, vfs.FS, *atomic.Uint64) {
 	data, next := leaderData(t)
 	fsys := vfs.NewMem()
+	installed := &atomic.Uint64{}
 	leader := &fakeLeader{t: t, data: data, next: next, silent: map[uint64]bool{}}
 	delivered := make(chan *raftpb.Message, 16)
 	f := newSnapshotFetcher(clock, slog.New(slog.DiscardHandler), leader,
@@ -142,11 +153,11 @@ func newFetcherPair(t *testing.T, clock env.Clock) (*snapshotFetcher, *fakeLeade
 			if group == noReplicaGroup {
 				return nil
 			}
-			return fakeTarget{fs: fsys, dir: groupDir(group)}
+			return fakeTarget{fs: fsys, dir: groupDir(group), installed: installed}
 		},
 		func(group uint64, m *raftpb.Message) { delivered <- m })
 	leader.fetcher = f
-	return f, leader, delivered, fsys
+	return f, leader, delivered, fsys, installed
 }
 
 // TestSnapshotFetcherCopiesThenDelivers: a MsgSnap with data below it is
@@ -201,6 +212,66 @@ func TestSnapshotFetcherCopiesThenDelivers(t *testing.T) {
 	if leader.reads < 3 {
 		t.Fatalf("%d reads: the copy was not made in pieces", leader.reads)
 	}
+}
+
+// TestSnapshotFetcherKeepsADeliveredCopy: once a copy is delivered, a
+// newer snapshot of its group is dropped, not copied, until the replica
+// installed the delivered one: its copy would replace the staged data,
+// and Raft installing the delivered snapshot after that would restart
+// the log at its next offset without the data below (seed 1026 of
+// TestSimulatedClusterCompacted: a replica's log start jumped from 20 to
+// 166). Installed, the newer snapshot is copied and delivered.
+func TestSnapshotFetcherKeepsADeliveredCopy(t *testing.T) {
+	f, leader, delivered, fsys, installed := newFetcherInstalling(t, env.RealClock())
+	defer f.close()
+	await := func(want *raftpb.Message) {
+		t.Helper()
+		select {
+		case got := <-delivered:
+			if got != want {
+				t.Fatalf("delivered the snapshot at %d, want %d", got.GetSnapshot().GetMetadata().GetIndex(), want.GetSnapshot().GetMetadata().GetIndex())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the snapshot at %d was never delivered", want.GetSnapshot().GetMetadata().GetIndex())
+		}
+	}
+	first, newer := snapMsg(10, 2, leader.next), snapMsg(12, 2, leader.next)
+	if !f.intercept(7, 1, first) {
+		t.Fatal("the snapshot went to the replica before its data was copied")
+	}
+	await(first)
+	if !f.intercept(7, 1, newer) {
+		t.Fatal("a newer snapshot went to the replica uncopied")
+	}
+	readsNow := func() int {
+		leader.mu.Lock()
+		defer leader.mu.Unlock()
+		return leader.reads
+	}
+	reads := readsNow()
+	time.Sleep(3 * snapshotInstallPoll) // a copy started now would read and stage at once
+	if n := readsNow(); n != reads {
+		t.Fatalf("a copy of the newer snapshot began (%d reads) while the delivered one was not installed", n-reads)
+	}
+	s, err := raftlog.OpenStaging(fsys, groupDir(1), raftlog.StagedSnapshot{Index: 10, Term: 2, LogStartOffset: 4, NextOffset: leader.next, Sender: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := s.Done()
+	s.Close()
+	if !done {
+		t.Fatal("the delivered snapshot's staged copy was replaced before its install")
+	}
+	installed.Store(10)
+	waitUntil(t, "the installed copy to be forgotten", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.copies[1] == nil
+	})
+	if !f.intercept(7, 1, newer) {
+		t.Fatal("the newer snapshot went to the replica uncopied")
+	}
+	await(newer)
 }
 
 // TestSnapshotFetcherDropsAndStops: while a copy waits on a silent leader,

@@ -51,14 +51,15 @@ func (p *Partition) SnapshotCopyWanted(snap *raftpb.Snapshot) (raftlog.StagedSna
 }
 
 // OpenSnapshotCopy opens the replica's staging directory for the copy of
-// the data below a snapshot (raftlog.OpenStaging: a copy of the same
-// snapshot resumes, another one starts again). The Raft log's install
-// uses a complete copy (Staging.Complete). One copy at a time.
+// the data below a snapshot (raftlog.Log.OpenStaging: a copy of the same
+// snapshot resumes, another one starts again; it waits for an install
+// under way, which removes the directory). The Raft log's install uses a
+// complete copy (Staging.Complete). One copy at a time.
 func (p *Partition) OpenSnapshotCopy(s raftlog.StagedSnapshot) (*raftlog.Staging, error) {
 	if p.raft == nil {
 		return nil, fmt.Errorf("partition %s-%d: snapshot copy: not a replica", p.topic, p.index)
 	}
-	st, err := raftlog.OpenStaging(p.fsys, p.dir, s)
+	st, err := p.raft.OpenStaging(s)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", p.topic, p.index, err)
 	}

@@ -62,6 +62,8 @@ func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nowMs int64) error {
 	if err := l.checkWritable(); err != nil {
 		return err
 	}
+	l.stagingMu.Lock()
+	defer l.stagingMu.Unlock()
 	staged, err := l.openStagedFor(snap)
 	if err != nil {
 		return fmt.Errorf("apply snapshot at %d: %w", snap.GetMetadata().GetIndex(), err)

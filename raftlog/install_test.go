@@ -8,7 +8,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -371,4 +374,81 @@ func TestDamagedCompleteCopy(t *testing.T) {
 	if st.Next() != s.start || st.Done() {
 		t.Fatalf("OpenStaging resumes at %d (done %v), want a copy started again at %d", st.Next(), st.Done(), s.start)
 	}
+}
+
+// gatedFS holds the first segment file created once armed until release
+// is closed, telling entered: an install held midway.
+type gatedFS struct {
+	vfs.FS
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedFS) Create(name string) (vfs.File, error) {
+	if strings.HasSuffix(name, ".log") && g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.release
+	}
+	return g.FS.Create(name)
+}
+
+// TestOpenStagingWaitsForAnInstall: a copy of a newer snapshot opening
+// the staging directory while an install from it is under way waits for
+// the install, which removes the directory at its end; the newer copy
+// then stages whole and stays. Opened at once, it started again in the
+// directory the install was reading, and the install's removal took the
+// newer copy, whose snapshot Raft then installed with nothing below it
+// (TestSimulatedClusterCompacted seed 2009: a renewed replica's log start
+// jumped from 10 to 241).
+func TestOpenStagingWaitsForAnInstall(t *testing.T) {
+	g := &gatedFS{FS: vfs.NewMem(), entered: make(chan struct{}), release: make(chan struct{})}
+	l := createLog(t, g)
+	defer l.Close()
+	s := followerBehind(t, l, rand.New(rand.NewPCG(3, 21)))
+	s.stage(t, g)
+	g.armed.Store(true)
+	installed := make(chan error, 1)
+	go func() { installed <- l.ApplySnapshot(s.snap, 0) }()
+	<-g.entered
+
+	newer := s.staged
+	newer.Index, newer.Term = newer.Index+1, newer.Term+1
+	type opened struct {
+		st  *Staging
+		err error
+	}
+	openedCh := make(chan opened, 1)
+	go func() {
+		st, err := l.OpenStaging(newer)
+		openedCh <- opened{st, err}
+	}()
+	select {
+	case o := <-openedCh:
+		close(g.release)
+		t.Fatalf("the staging directory opened (%v) while an install read it", o.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(g.release)
+	if err := <-installed; err != nil {
+		t.Fatal(err)
+	}
+	o := <-openedCh
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if err := o.st.Add(s.data, s.next); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.st.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, ok, err := openStagedCopy(g, "p", newer)
+	if err != nil || !ok {
+		t.Fatalf("the newer snapshot's complete copy is gone after the install (%v)", err)
+	}
+	again.Close()
 }

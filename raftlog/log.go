@@ -60,6 +60,12 @@ type Log struct {
 	// snapshotData is the SetSnapshotData hook.
 	snapshotData func(index uint64) ([]byte, error)
 
+	// stagingMu keeps a copy from opening the staging directory (and
+	// starting again there) while an install reads it and then removes
+	// it: an install's removal would take a newer copy staged meanwhile,
+	// whose snapshot then installs without its data (OpenStaging).
+	stagingMu sync.Mutex
+
 	// w is the write side's own state (the Raft goroutine only).
 	w writer
 

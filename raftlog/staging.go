@@ -65,6 +65,15 @@ type Staging struct {
 	next int64
 }
 
+// OpenStaging opens the log's staging directory for snap, as the
+// function OpenStaging does, once no install is using it: an install
+// under way reads the directory and then removes it.
+func (l *Log) OpenStaging(snap StagedSnapshot) (*Staging, error) {
+	l.stagingMu.Lock()
+	defer l.stagingMu.Unlock()
+	return OpenStaging(l.fs, l.dir, snap)
+}
+
 // OpenStaging opens the staging directory of the log in dir for snap,
 // resuming a copy of the same snapshot or starting a new one.
 func OpenStaging(fsys vfs.FS, dir string, snap StagedSnapshot) (*Staging, error) {
