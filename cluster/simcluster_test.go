@@ -89,15 +89,7 @@ const simMetaVotersMin = 3
 // (across replicas, over time and across the crash), and after the final
 // heal every acknowledged record is at its offset on every replica.
 func TestSimulatedClusterPartitions(t *testing.T) {
-	seeds := []uint64{}
-	if *simSeed != 0 {
-		seeds = append(seeds, *simSeed)
-	} else {
-		for s := range *simSeeds {
-			seeds = append(seeds, *simFrom+uint64(s))
-		}
-	}
-	for _, seed := range seeds {
+	for _, seed := range simSeedList(*simSeeds) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			defer func() {
 				if t.Failed() {
@@ -109,6 +101,18 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 				seed, len(r.acked), r.unacked, r.hwm, r.net, r.scheduleHash, r.outcomeHash)
 		})
 	}
+}
+
+// simSeedList is -sim.seed alone when set, else n seeds from -sim.from.
+func simSeedList(n int) []uint64 {
+	if *simSeed != 0 {
+		return []uint64{*simSeed}
+	}
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = *simFrom + uint64(i)
+	}
+	return seeds
 }
 
 // TestSimulatedClusterFiveNodes runs two seeds' random schedules on five

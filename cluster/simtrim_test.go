@@ -46,14 +46,7 @@ const (
 // later record of its key was committed (compaction) or it is a
 // tombstone.
 func TestSimulatedClusterCompacted(t *testing.T) {
-	seeds := []uint64{*simSeed}
-	if *simSeed == 0 {
-		seeds = nil
-		for s := range *simCompactSeeds {
-			seeds = append(seeds, *simFrom+uint64(s))
-		}
-	}
-	for _, seed := range seeds {
+	for _, seed := range simSeedList(*simCompactSeeds) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			defer func() {
 				if t.Failed() {

@@ -196,7 +196,7 @@
 //     way never joins pieces from before and after it; a follower's
 //     SnapshotCopyWanted says a snapshot needs that copy (data below it,
 //     and the Raft log lacks its entry) and OpenSnapshotCopy opens the
-//     staging directory it goes to.
+//     staging directory it goes to, once no install is using it.
 //
 // # Transactions
 //

@@ -261,7 +261,10 @@
 // such a copy is installed, and a reopen of it is done. A bad batch in a
 // complete copy is damage, not a torn write: OpenStaging starts the copy
 // again, and the install refuses it (*storage.CorruptionError). The copy is data
-// only: nothing in the log refers to it until an install does.
+// only: nothing in the log refers to it until an install does. A follower
+// opens it through Log.OpenStaging, which waits for an install under way:
+// ApplySnapshot reads the directory and removes it at its end, and would
+// take with it a newer copy begun meanwhile.
 //
 // # Recovery point and damage
 //
