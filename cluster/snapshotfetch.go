@@ -170,9 +170,10 @@ func (f *snapshotFetcher) run(cp *snapshotCopy) {
 	defer f.forget(cp)
 	t := f.target(cp.group)
 	if t == nil {
-		// No partition here to copy for (one opening, say): the replica,
-		// if any, judges the snapshot as it would without a copy.
-		f.deliver(cp.group, cp.msg)
+		// No partition here to copy for: dropped, not delivered, since a
+		// replica running meanwhile would install it with nothing below
+		// (its leader sends it again).
+		f.logger.Debug("dropped a snapshot for a group with no open replica here", "group", cp.group, "index", cp.index)
 		return
 	}
 	staged, wanted := t.SnapshotCopyWanted(cp.msg.GetSnapshot())

@@ -164,7 +164,7 @@ func newFetcherInstalling(t *testing.T, clock env.Clock) (*snapshotFetcher, *fak
 // held, the data copied in pieces into the staging directory, marked
 // complete, and then the MsgSnap delivered; other messages, a snapshot
 // with no data below it and the metadata group's pass at once, and one with
-// no local replica to copy for is delivered without a copy.
+// no local replica to copy for is dropped (never delivered uncopied).
 func TestSnapshotFetcherCopiesThenDelivers(t *testing.T) {
 	f, leader, delivered, fsys := newFetcherPair(t, env.RealClock())
 	defer f.close()
@@ -177,17 +177,8 @@ func TestSnapshotFetcherCopiesThenDelivers(t *testing.T) {
 	if f.intercept(7, controller.GroupID, snapMsg(10, 2, leader.next)) {
 		t.Fatal("a snapshot of the metadata group was intercepted")
 	}
-	orphan := snapMsg(10, 2, leader.next)
-	if !f.intercept(7, noReplicaGroup, orphan) {
-		t.Fatal("a snapshot was not taken")
-	}
-	select {
-	case got := <-delivered:
-		if got != orphan {
-			t.Fatal("another message delivered")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a snapshot with no replica to copy for was never delivered")
+	if !f.intercept(7, noReplicaGroup, snapMsg(10, 2, leader.next)) {
+		t.Fatal("a snapshot for a group with no replica here went to the scheduler uncopied")
 	}
 	m := snapMsg(10, 2, leader.next)
 	if !f.intercept(7, 1, m) {
@@ -200,6 +191,11 @@ func TestSnapshotFetcherCopiesThenDelivers(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the snapshot was never delivered")
+	}
+	select {
+	case got := <-delivered:
+		t.Fatalf("delivered another snapshot at %d", got.GetSnapshot().GetMetadata().GetIndex())
+	default:
 	}
 	s, err := raftlog.OpenStaging(fsys, groupDir(1), raftlog.StagedSnapshot{Index: 10, Term: 2, LogStartOffset: 4, NextOffset: leader.next})
 	if err != nil {
