@@ -113,7 +113,13 @@ func (f *snapshotFetcher) intercept(from, group uint64, m *raftpb.Message) bool 
 		return true
 	}
 	if cp, ok := f.copies[group]; ok {
-		if !cp.delivered && (cp.index != md.GetIndex() || cp.term != md.GetTerm()) {
+		switch {
+		case !cp.delivered && (cp.index != md.GetIndex() || cp.term != md.GetTerm()):
+			f.stopLocked(cp)
+		case cp.delivered && m.GetTerm() > cp.msg.GetTerm():
+			// A leader of a later term sends a snapshot only once this
+			// replica answered its append, so Raft has taken the delivered
+			// one by now, or dropped it as of an older term: the wait ends.
 			f.stopLocked(cp)
 		}
 		return true
@@ -198,8 +204,9 @@ func (f *snapshotFetcher) run(cp *snapshotCopy) {
 // snapshot replaces the staged data meanwhile: the intercepted snapshots
 // of the group are dropped until then (their leader sends again). Raft
 // may also drop the delivered snapshot (one of an older term), so the
-// wait ends after snapshotInstallWaitMax, or when the replica was
-// replaced or the fetcher closes.
+// wait ends at a snapshot of a later leader's (intercept), after
+// snapshotInstallWaitMax, or when the replica was replaced or the
+// fetcher closes.
 func (f *snapshotFetcher) awaitInstall(cp *snapshotCopy, t snapshotTarget) {
 	snap := cp.msg.GetSnapshot()
 	for waited := time.Duration(0); waited < snapshotInstallWaitMax; waited += snapshotInstallPoll {

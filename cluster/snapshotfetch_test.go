@@ -268,6 +268,32 @@ func TestSnapshotFetcherKeepsADeliveredCopy(t *testing.T) {
 		t.Fatal("the newer snapshot went to the replica uncopied")
 	}
 	await(newer)
+
+	// A snapshot of a later leader's ends the wait for one Raft dropped
+	// (of an older term, never installed): it is copied at its next send.
+	waitUntil(t, "the newer copy to wait for its install", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.copies[1] != nil && f.copies[1].delivered
+	})
+	later := snapMsg(14, 3, leader.next)
+	later.Term = proto.Uint64(3)
+	if !f.intercept(7, 1, later) {
+		t.Fatal("a later leader's snapshot went to the replica uncopied")
+	}
+	asked := time.Now()
+	waitUntil(t, "the wait for the dropped snapshot to end", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.copies[1] == nil
+	})
+	if waited := time.Since(asked); waited >= snapshotInstallWaitMax/2 {
+		t.Fatalf("the wait for a dropped snapshot ended %v after a later leader's, at its bound", waited)
+	}
+	if !f.intercept(7, 1, later) {
+		t.Fatal("a later leader's snapshot went to the replica uncopied")
+	}
+	await(later)
 }
 
 // TestSnapshotFetcherDropsAndStops: while a copy waits on a silent leader,
