@@ -133,7 +133,8 @@ func (c *Cluster) openNode(names []string) error {
 	probe := controller.NewProbe(!ident.New)
 	sender := &lateSender{}
 	n.snapshots = newSnapshotServer(c.env.Logger, sender, c.snapshotSourceOf)
-	n.fetcher = newSnapshotFetcher(c.env.Clock, c.env.Logger, sender, c.snapshotTargetOf, c.deliver)
+	election := time.Duration(cfg.RaftTickMs*int64(cfg.RaftElectionTicks)) * time.Millisecond
+	n.fetcher = newSnapshotFetcher(c.env.Clock, c.env.Logger, sender, c.snapshotTargetOf, c.deliver, snapshotReadTimeoutFor(election))
 	n.requests = newNodeRequests(c.env, sender.SendFrame)
 	n.leaders, err = leaders.New(c.env, leaders.Config{NodeID: uint64(cfg.NodeID), Incarnation: uint64(ident.Incarnation)}, sender)
 	if err != nil {

@@ -22,9 +22,10 @@ const (
 	// snapshot arriving past the bound is dropped: its leader sends it
 	// again.
 	snapshotCopiesMax = 4
-	// snapshotReadTimeout is how long a copy waits for the answer to a
-	// SnapshotRead before asking again (a chunk lost with its connection).
-	snapshotReadTimeout = 5 * time.Second
+	// snapshotReadTimeoutMax bounds how long a copy waits for the answer
+	// to a SnapshotRead before asking again (a chunk lost with its
+	// connection); snapshotReadTimeoutFor gives the wait of a cluster.
+	snapshotReadTimeoutMax = 5 * time.Second
 	// snapshotRetryDelay is the pause before asking again after an
 	// "unavailable" answer or a failed send.
 	snapshotRetryDelay = 200 * time.Millisecond
@@ -71,6 +72,9 @@ type snapshotFetcher struct {
 	target func(group uint64) snapshotTarget
 	// deliver hands the snapshot to the replica once copied.
 	deliver func(group uint64, m *raftpb.Message)
+	// readTimeout is how long a copy waits for a read's answer before
+	// asking again.
+	readTimeout time.Duration
 
 	mu     sync.Mutex
 	copies map[uint64]*snapshotCopy // by group
@@ -92,9 +96,20 @@ type snapshotCopy struct {
 }
 
 func newSnapshotFetcher(clock env.Clock, logger *slog.Logger, send frameSender, target func(group uint64) snapshotTarget,
-	deliver func(group uint64, m *raftpb.Message)) *snapshotFetcher {
+	deliver func(group uint64, m *raftpb.Message), readTimeout time.Duration) *snapshotFetcher {
 	return &snapshotFetcher{clock: clock, logger: logger, send: send, target: target, deliver: deliver,
-		copies: map[uint64]*snapshotCopy{}}
+		readTimeout: readTimeout, copies: map[uint64]*snapshotCopy{}}
+}
+
+// snapshotReadTimeoutFor is how long a copy waits for a read's answer in
+// a cluster of that election timeout: three of them, 100 ms at least and
+// snapshotReadTimeoutMax at most. A chunk is read in milliseconds; a lost
+// answer (its connection lost, or a frame dropped by a simulated network)
+// held the copy, and so a follower needed for a majority, 5 s at first,
+// longer than ten election timeouts (TestSimulatedClusterCompacted,
+// "cut a synced tail": 4 of 80 seeds made no progress within them).
+func snapshotReadTimeoutFor(election time.Duration) time.Duration {
+	return min(max(3*election, 100*time.Millisecond), snapshotReadTimeoutMax)
 }
 
 // intercept is called with each Raft message from node from for group
@@ -288,7 +303,7 @@ func (f *snapshotFetcher) read(cp *snapshotCopy, offset int64) (transport.Snapsh
 		}
 		return transport.SnapshotChunk{}, errNoAnswer
 	}
-	timer := f.clock.NewTimer(snapshotReadTimeout)
+	timer := f.clock.NewTimer(f.readTimeout)
 	defer timer.Stop()
 	for {
 		select {

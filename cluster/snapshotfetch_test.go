@@ -155,7 +155,7 @@ func newFetcherInstalling(t *testing.T, clock env.Clock) (*snapshotFetcher, *fak
 			}
 			return fakeTarget{fs: fsys, dir: groupDir(group), installed: installed}
 		},
-		func(group uint64, m *raftpb.Message) { delivered <- m })
+		func(group uint64, m *raftpb.Message) { delivered <- m }, snapshotReadTimeoutMax)
 	leader.fetcher = f
 	return f, leader, delivered, fsys, installed
 }
@@ -436,5 +436,20 @@ func TestClusterFollowerCopiesSnapshotData(t *testing.T) {
 	}
 	if got := records(t, bp); !slices.Equal(got, want) {
 		t.Fatalf("follower holds %v, the leader %v", got, want)
+	}
+}
+
+// TestSnapshotReadTimeoutFor: a read's answer is waited for three
+// election timeouts, within [100 ms, snapshotReadTimeoutMax].
+func TestSnapshotReadTimeoutFor(t *testing.T) {
+	for _, c := range []struct{ election, want time.Duration }{
+		{600 * time.Millisecond, 1800 * time.Millisecond}, // the default 12 ticks of 50 ms
+		{120 * time.Millisecond, 360 * time.Millisecond},  // the simulation's
+		{10 * time.Millisecond, 100 * time.Millisecond},
+		{10 * time.Second, snapshotReadTimeoutMax},
+	} {
+		if got := snapshotReadTimeoutFor(c.election); got != c.want {
+			t.Errorf("election timeout %v: read timeout %v, want %v", c.election, got, c.want)
+		}
 	}
 }
