@@ -157,3 +157,31 @@ func TestOffsetForTimestampPastEmptiedBatch(t *testing.T) {
 		t.Fatalf("offset for timestamp %d: offset %d timestamp %d err %v, want offset 1 at %d", ts, offset, got, err, ts+1)
 	}
 }
+
+// TestReplayProducersPastACleanedTail: producer state is replayed from
+// its snapshot to the log end at open, and a cleaner may have removed
+// every batch in between (a replica's later records, which replaced
+// them, lost in a crash before it synced them: TestSimulatedClusterCompacted
+// seed 5031 left the replica offline with "no batch at offset 276 below
+// log end 294"). Nothing is left to replay there, which is no error.
+func TestReplayProducersPastACleanedTail(t *testing.T) {
+	p := open(t, vfs.NewMem(), func(c *Config) {
+		c.Compact, c.DeleteSegments = true, false
+		c.Storage.SegmentBytes = 200
+	})
+	defer p.Close()
+	for i := 0; i < 40 && len(p.log.Segments()) < 3; i++ {
+		appendDurable(t, p, keyedIdempotent(t, 9, int32(i), "a"))
+	}
+	segs := p.log.Segments()
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want at least 3", len(segs))
+	}
+	cleaned := segs[1] // sealed, followed by another segment
+	if err := p.log.ReplaceSegment(cleaned.BaseOffset, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.replayProducers(cleaned.BaseOffset, cleaned.NextOffset, time.Now().UnixMilli()); err != nil {
+		t.Fatalf("replay over [%d, %d), emptied by a cleaner: %v", cleaned.BaseOffset, cleaned.NextOffset, err)
+	}
+}

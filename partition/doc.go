@@ -79,7 +79,8 @@
 //     (the writer's checks need them); readers use WaitStreamDurable so that
 //     metadata and deletions show only once durable.
 //   - Producer state is a pure function of the log: a snapshot at a known
-//     offset plus a replay of the batches after it, less the producers idle
+//     offset plus a replay of the batches after it (none, where a cleaner
+//     removed every batch up to the log end), less the producers idle
 //     for ProducerIDExpirationMs, which checkpoints forget.
 //
 // # Invariants of the replicated mode

@@ -341,7 +341,11 @@ func (p *Partition) replayProducers(from, logEnd, nowMs int64) error {
 			return fmt.Errorf("replay producer state from offset %d: %w", from, err)
 		}
 		if len(data) == 0 {
-			return fmt.Errorf("replay producer state: no batch at offset %d below log end %d", from, logEnd)
+			// No batch left in [from, logEnd): a cleaner removed the last
+			// ones a snapshot did not cover, and a crash lost the later
+			// records that replaced them, which this replica had not
+			// synced (its group had: it gets them again).
+			return nil
 		}
 		for len(data) > 0 {
 			h, whole, rest, err := batch.Next(data)

@@ -246,7 +246,12 @@ func (p *Partition) replayIndex(x *streams.Index, pending *streams.Pending, from
 			return fmt.Errorf("stream index replay from offset %d: %w", from, err)
 		}
 		if len(data) == 0 {
-			return fmt.Errorf("stream index replay: no batch at offset %d below log end %d", from, logEnd)
+			// No batch left in [from, logEnd): a cleaner removed the last
+			// ones (replayProducers), so the index covers the log's end.
+			if err := x.SetNext(logEnd); err != nil {
+				return err
+			}
+			break
 		}
 		change := x.NewChange()
 		commit := func(next int64) error {
