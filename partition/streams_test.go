@@ -105,3 +105,33 @@ func TestStreamIndexFailureTakesPartitionOffline(t *testing.T) {
 		t.Fatalf("s-7 rebuilt at revision %d, want %d (%d durable records)", st.LastRevision, want, durable)
 	}
 }
+
+// TestStreamReplayPastACleanedTail: a stream index replay over a range a
+// cleaner emptied up to its end (as TestReplayProducersPastACleanedTail)
+// finds nothing to replay there, which is no error.
+func TestStreamReplayPastACleanedTail(t *testing.T) {
+	p := open(t, vfs.NewMem(), func(c *Config) {
+		c.DeleteSegments, c.Streams = false, true
+		c.Storage.SegmentBytes = 300
+	})
+	defer p.Close()
+	for i := 0; i < 40 && len(p.log.Segments()) < 3; i++ {
+		if err := appendEvents(p, i, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs := p.log.Segments()
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want at least 3", len(segs))
+	}
+	cleaned := segs[1]
+	if err := p.log.ReplaceSegment(cleaned.BaseOffset, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	x := p.streamIdx
+	p.mu.Unlock()
+	if err := p.replayIndex(x, streams.NewPending(), cleaned.BaseOffset, cleaned.NextOffset, p.cfg.Limits, nil, false); err != nil {
+		t.Fatalf("replay over [%d, %d), emptied by a cleaner: %v", cleaned.BaseOffset, cleaned.NextOffset, err)
+	}
+}
