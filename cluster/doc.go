@@ -48,9 +48,9 @@
 // below its next offset, and the SnapshotChunk frames, to the snapshot
 // fetcher, snapshotfetch.go, which copies that data into the replica's
 // staging directory (a copy begun from another node starts again: each
-// replica cleans its own log) before it delivers the MsgSnap, and drops
-// the group's next snapshots until the replica installed the one
-// delivered (a newer copy would replace its staged data); join connections to
+// replica cleans its own log) before it steps the MsgSnap into the
+// replica, and drops the group's next snapshots until the replica
+// installed one Raft took (a newer copy would replace its staged data); join connections to
 // the controller), one replica.Scheduler sending through
 // transport.ReplicaSender for the metadata group and every partition
 // group, the controller opened with the peers (a new node probes them

@@ -134,7 +134,7 @@ func (c *Cluster) openNode(names []string) error {
 	sender := &lateSender{}
 	n.snapshots = newSnapshotServer(c.env.Logger, sender, c.snapshotSourceOf)
 	election := time.Duration(cfg.RaftTickMs*int64(cfg.RaftElectionTicks)) * time.Millisecond
-	n.fetcher = newSnapshotFetcher(c.env.Clock, c.env.Logger, sender, c.snapshotTargetOf, c.deliver, snapshotReadTimeoutFor(election))
+	n.fetcher = newSnapshotFetcher(c.env.Clock, c.env.Logger, sender, c.snapshotTargetOf, c.stepSnapshot, snapshotReadTimeoutFor(election))
 	n.requests = newNodeRequests(c.env, sender.SendFrame)
 	n.leaders, err = leaders.New(c.env, leaders.Config{NodeID: uint64(cfg.NodeID), Incarnation: uint64(ident.Incarnation)}, sender)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/cairnlog/cairn/controller"
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/transport"
 )
 
@@ -33,10 +34,11 @@ const (
 	// unanswered or unserved; what it copied stays staged, and the next
 	// time the leader sends the snapshot the copy resumes.
 	snapshotFailuresMax = 10
-	// snapshotInstallWaitMax bounds how long a delivered snapshot keeps
-	// its staged copy from being replaced (awaitInstall), and
-	// snapshotInstallPoll is how often the wait looks again.
-	snapshotInstallWaitMax = 5 * time.Second
+	// snapshotInstallWaitMax bounds how long a snapshot Raft took keeps
+	// its staged copy from being replaced (awaitInstall): Raft installs
+	// it at the replica's next Ready, so only a replica that stopped
+	// waits that long. snapshotInstallPoll is how often the wait looks.
+	snapshotInstallWaitMax = 30 * time.Second
 	snapshotInstallPoll    = 10 * time.Millisecond
 )
 
@@ -70,8 +72,10 @@ type snapshotFetcher struct {
 	// target finds the group's local replica, nil when there is none. It
 	// may take the cluster's lock: called on a copy's goroutine only.
 	target func(group uint64) snapshotTarget
-	// deliver hands the snapshot to the replica once copied.
-	deliver func(group uint64, m *raftpb.Message)
+	// deliver steps the snapshot into the group's replica once copied,
+	// on its worker, and says whether Raft took it (it installs it at
+	// its next Ready) rather than dropped it.
+	deliver func(group uint64, m *raftpb.Message) bool
 	// readTimeout is how long a copy waits for a read's answer before
 	// asking again.
 	readTimeout time.Duration
@@ -96,7 +100,7 @@ type snapshotCopy struct {
 }
 
 func newSnapshotFetcher(clock env.Clock, logger *slog.Logger, send frameSender, target func(group uint64) snapshotTarget,
-	deliver func(group uint64, m *raftpb.Message), readTimeout time.Duration) *snapshotFetcher {
+	deliver func(group uint64, m *raftpb.Message) bool, readTimeout time.Duration) *snapshotFetcher {
 	return &snapshotFetcher{clock: clock, logger: logger, send: send, target: target, deliver: deliver,
 		readTimeout: readTimeout, copies: map[uint64]*snapshotCopy{}}
 }
@@ -128,13 +132,7 @@ func (f *snapshotFetcher) intercept(from, group uint64, m *raftpb.Message) bool 
 		return true
 	}
 	if cp, ok := f.copies[group]; ok {
-		switch {
-		case !cp.delivered && (cp.index != md.GetIndex() || cp.term != md.GetTerm()):
-			f.stopLocked(cp)
-		case cp.delivered && m.GetTerm() > cp.msg.GetTerm():
-			// A leader of a later term sends a snapshot only once this
-			// replica answered its append, so Raft has taken the delivered
-			// one by now, or dropped it as of an older term: the wait ends.
+		if !cp.delivered && (cp.index != md.GetIndex() || cp.term != md.GetTerm()) {
 			f.stopLocked(cp)
 		}
 		return true
@@ -209,19 +207,17 @@ func (f *snapshotFetcher) run(cp *snapshotCopy) {
 	f.mu.Lock()
 	cp.delivered = true
 	f.mu.Unlock()
-	f.deliver(cp.group, cp.msg)
-	f.awaitInstall(cp, t)
+	if f.deliver(cp.group, cp.msg) {
+		f.awaitInstall(cp, t)
+	}
 }
 
-// awaitInstall waits until the replica installed the delivered snapshot,
-// or no longer would (its log holds the snapshot's entry or a snapshot at
-// or past it: SnapshotCopyWanted says no), so that no copy of another
-// snapshot replaces the staged data meanwhile: the intercepted snapshots
-// of the group are dropped until then (their leader sends again). Raft
-// may also drop the delivered snapshot (one of an older term), so the
-// wait ends at a snapshot of a later leader's (intercept), after
-// snapshotInstallWaitMax, or when the replica was replaced or the
-// fetcher closes.
+// awaitInstall waits until the replica installed the snapshot Raft took
+// (its Raft log holds a snapshot at or past it: SnapshotCopyWanted says
+// no), so that no copy of another snapshot replaces the staged data
+// meanwhile: the intercepted snapshots of the group are dropped until
+// then (their leader sends again). The wait ends too when the replica was
+// replaced, the fetcher closes, or after snapshotInstallWaitMax.
 func (f *snapshotFetcher) awaitInstall(cp *snapshotCopy, t snapshotTarget) {
 	snap := cp.msg.GetSnapshot()
 	for waited := time.Duration(0); waited < snapshotInstallWaitMax; waited += snapshotInstallPoll {
@@ -356,4 +352,26 @@ func (c *Cluster) deliver(group uint64, m *raftpb.Message) {
 	if s := c.deliverTo.Load(); s != nil {
 		s.Deliver(group, m)
 	}
+}
+
+// stepSnapshot steps a MsgSnap into its group's replica on the
+// scheduler's worker and says whether Raft took it: its commit index
+// reached the snapshot's (a snapshot past it restores; one of an older
+// term, or not naming the replica, is dropped). Stepped rather than
+// queued, the fetcher knows when the staged copy may go: a snapshot left
+// in a queue while another copy replaced its data would install with
+// nothing below it.
+func (c *Cluster) stepSnapshot(group uint64, m *raftpb.Message) bool {
+	s := c.deliverTo.Load()
+	if s == nil {
+		return false
+	}
+	index := m.GetSnapshot().GetMetadata().GetIndex()
+	taken := false
+	err := s.Do(group, func(r *replica.Replica) {
+		if err := r.Step(m); err == nil {
+			taken = r.Status().GetCommit() >= index
+		}
+	})
+	return err == nil && taken
 }

@@ -135,17 +135,22 @@ func snapMsg(index, term uint64, next int64) *raftpb.Message {
 // noReplicaGroup has no local replica to copy for.
 const noReplicaGroup = 99
 
+// dropTerm is the term of the snapshots the fake replicas' Raft drops.
+var dropTerm atomic.Uint64
+
 func newFetcherPair(t *testing.T, clock env.Clock) (*snapshotFetcher, *fakeLeader, chan *raftpb.Message, vfs.FS) {
 	f, leader, delivered, fsys, _ := newFetcherInstalling(t, clock)
 	return f, leader, delivered, fsys
 }
 
 // newFetcherInstalling is newFetcherPair whose replicas install each
-// snapshot up to the index stored in installed.
+// snapshot up to the index stored in installed; their Raft takes every
+// snapshot delivered but one of the term in dropTerm (0: none).
 func newFetcherInstalling(t *testing.T, clock env.Clock) (*snapshotFetcher, *fakeLeader, chan *raftpb.Message, vfs.FS, *atomic.Uint64) {
 	data, next := leaderData(t)
 	fsys := vfs.NewMem()
 	installed := &atomic.Uint64{}
+	dropTerm.Store(0)
 	leader := &fakeLeader{t: t, data: data, next: next, silent: map[uint64]bool{}}
 	delivered := make(chan *raftpb.Message, 16)
 	f := newSnapshotFetcher(clock, slog.New(slog.DiscardHandler), leader,
@@ -155,7 +160,10 @@ func newFetcherInstalling(t *testing.T, clock env.Clock) (*snapshotFetcher, *fak
 			}
 			return fakeTarget{fs: fsys, dir: groupDir(group), installed: installed}
 		},
-		func(group uint64, m *raftpb.Message) { delivered <- m }, snapshotReadTimeoutMax)
+		func(group uint64, m *raftpb.Message) bool {
+			delivered <- m
+			return m.GetSnapshot().GetMetadata().GetTerm() != dropTerm.Load()
+		}, snapshotReadTimeoutMax)
 	leader.fetcher = f
 	return f, leader, delivered, fsys, installed
 }
@@ -269,29 +277,28 @@ func TestSnapshotFetcherKeepsADeliveredCopy(t *testing.T) {
 	}
 	await(newer)
 
-	// A snapshot of a later leader's ends the wait for one Raft dropped
-	// (of an older term, never installed): it is copied at its next send.
-	waitUntil(t, "the newer copy to wait for its install", func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return f.copies[1] != nil && f.copies[1].delivered
-	})
-	later := snapMsg(14, 3, leader.next)
-	later.Term = proto.Uint64(3)
-	if !f.intercept(7, 1, later) {
-		t.Fatal("a later leader's snapshot went to the replica uncopied")
-	}
-	asked := time.Now()
-	waitUntil(t, "the wait for the dropped snapshot to end", func() bool {
+	// A snapshot Raft drops (of an older term than the replica's) ends
+	// the wait at once: the next snapshot is copied.
+	installed.Store(12)
+	waitUntil(t, "the installed copy to be forgotten", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return f.copies[1] == nil
 	})
-	if waited := time.Since(asked); waited >= snapshotInstallWaitMax/2 {
-		t.Fatalf("the wait for a dropped snapshot ended %v after a later leader's, at its bound", waited)
+	dropTerm.Store(3)
+	stale := snapMsg(14, 3, leader.next)
+	if !f.intercept(7, 1, stale) {
+		t.Fatal("a snapshot went to the replica uncopied")
 	}
+	await(stale)
+	waitUntil(t, "the dropped snapshot's copy to be forgotten", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.copies[1] == nil
+	})
+	later := snapMsg(16, 4, leader.next)
 	if !f.intercept(7, 1, later) {
-		t.Fatal("a later leader's snapshot went to the replica uncopied")
+		t.Fatal("a later snapshot went to the replica uncopied")
 	}
 	await(later)
 }
