@@ -246,6 +246,13 @@ func (p *Partition) replayIndex(x *streams.Index, pending *streams.Pending, from
 			return fmt.Errorf("stream index replay from offset %d: %w", from, err)
 		}
 		if len(data) == 0 {
+			if start := p.log.StartOffset(); start > from {
+				// Retention removed the segments past an emptied one under
+				// a build's read (it reads without mu), which then ends
+				// empty: the build starts again from the new log start
+				// (replayFromStart) rather than skip what lies there.
+				return fmt.Errorf("stream index replay at offset %d: the log now starts at %d: %w", from, start, storage.ErrOffsetOutOfRange)
+			}
 			// No batch left in [from, logEnd): a cleaner removed the last
 			// ones (replayProducers), so the index covers the log's end.
 			if err := x.SetNext(logEnd); err != nil {
