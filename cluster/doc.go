@@ -90,8 +90,10 @@
 // node's current one (refillReplaced), which copies the partition; it
 // first cancels a renewal onto such an incarnation, which could never
 // finish (meta.StaleRenewal). A replica found damaged (its files refused
-// at open, replica.ErrLogLost, or a damaged read, after which a leading
-// replica hands its leadership over) is renewed the same way, one
+// at open, replica.ErrLogLost, a damaged read, after which a leading
+// replica hands its leadership over, or a snapshot Raft took whose copied
+// data was gone by its install: partition.ReplicaConfig.CopiesSnapshots)
+// is renewed the same way, one
 // partition at a time (damaged.go): once the other replicas are a live
 // quorum by themselves and one of them leads, its node asks for a new
 // placement of the replica on itself (BeginReassignment.RenewReplicas),

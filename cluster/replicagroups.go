@@ -118,7 +118,9 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), ReadIndex: partition.SchedulerReadIndex(c.sched, group), Bootstrap: boot,
 		ConfState: func() *raftpb.ConfState { return h.r.ConfState() },
 		DiskFull:  func() { go c.restartAfterDiskFull(h) },
-		Damaged:   func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) }}
+		Damaged:   func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) },
+		// The snapshot fetcher copies a snapshot's data before raft sees it.
+		CopiesSnapshots: true}
 	p, err := partition.OpenReplica(c.env, dir, topic, mp.Index, cfg, rc)
 	if err != nil {
 		return nil, err

@@ -226,6 +226,9 @@ func (p *Partition) openLog(e env.Env, cfg Config) error {
 	}
 	p.raft, p.log = rl, rl.Segments()
 	rl.SetSnapshotData(p.snapshotState)
+	if p.repl.copiesSnapshots {
+		rl.RequireStagedData()
+	}
 	hs, cs, err := rl.InitialState()
 	if err == nil {
 		p.hwm, err = rl.OffsetOf(hs.GetCommit() + 1)

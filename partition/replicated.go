@@ -48,6 +48,14 @@ type ReplicaConfig struct {
 	// reading goroutine: the owner stops the replica and has it replaced.
 	// It must not wait on the partition.
 	Damaged func(error)
+	// CopiesSnapshots: the owner copies the data below a snapshot into the
+	// replica's staging directory (OpenSnapshotCopy) before raft sees the
+	// snapshot, as a cluster's snapshot fetcher does. A snapshot that
+	// would install without that copy is then refused, and the partition
+	// goes offline as damaged (Damaged) to be renewed, rather than restart
+	// its log empty at the snapshot's next offset, past records its group
+	// acknowledged (raftlog.Log.RequireStagedData).
+	CopiesSnapshots bool
 }
 
 // replicated is the state of a partition that is a replica's state
@@ -63,6 +71,8 @@ type replicated struct {
 	confState func() *raftpb.ConfState
 	diskFull  func()
 	damaged   func(error)
+	// copiesSnapshots is ReplicaConfig.CopiesSnapshots.
+	copiesSnapshots bool
 
 	leadership replica.Leadership
 	// next is the offset the next proposal gets; valid while ready.
@@ -155,7 +165,7 @@ func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc Repli
 		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer and the replica's ConfState", topic, index)
 	}
 	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, readIndex: rc.ReadIndex, boot: rc.Bootstrap, confState: rc.ConfState, diskFull: rc.DiskFull, damaged: rc.Damaged,
-		confAt: map[uint64]*raftpb.ConfState{}})
+		copiesSnapshots: rc.CopiesSnapshots, confAt: map[uint64]*raftpb.ConfState{}})
 }
 
 // RaftStorage is the group's Raft log as the replica persists through it

@@ -39,6 +39,10 @@ type group struct {
 	crashes int
 	// tear drives what a crash keeps of unsynced writes.
 	tear *rand.Rand
+	// copiesSnapshots opens the replicas with ReplicaConfig.CopiesSnapshots;
+	// damaged lists what each node's ReplicaConfig.Damaged was told.
+	copiesSnapshots bool
+	damaged         map[uint64][]error
 }
 
 const partDir = "/data/t-0"
@@ -82,6 +86,13 @@ func (g *group) open(id uint64) (sim.NodeParts, error) {
 		Propose:   func(f func(*replica.Replica) error) error { return g.c.Do(id, f) },
 		Bootstrap: raftlog.Bootstrap{GroupID: 1, ReplicaID: id, Index: 1, Term: 1, ConfState: &raftpb.ConfState{Voters: g.voters}},
 		ConfState: func() *raftpb.ConfState { return g.c.Node(id).Replica.ConfState() },
+		Damaged: func(err error) {
+			if g.damaged == nil {
+				g.damaged = map[uint64][]error{}
+			}
+			g.damaged[id] = append(g.damaged[id], err)
+		},
+		CopiesSnapshots: g.copiesSnapshots,
 	}
 	p, err := OpenReplica(e, partDir, "t", 0, g.cfg, rc)
 	if err != nil {

@@ -230,7 +230,9 @@ func (s *snapshotInstaller) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, er
 }
 
 // ApplySnapshot writes the snapshot's producer state and drops a stream
-// index the snapshot passes, then installs it.
+// index the snapshot passes, then installs it. A snapshot refused for want
+// of its data (ReplicaConfig.CopiesSnapshots) takes the partition offline
+// as damaged: its owner renews the replica.
 func (s *snapshotInstaller) ApplySnapshot(snap *raftpb.Snapshot) error {
 	state, next, err := s.p.snapshotProducers(snap)
 	if err != nil {
@@ -247,7 +249,13 @@ func (s *snapshotInstaller) ApplySnapshot(snap *raftpb.Snapshot) error {
 	s.p.mu.Lock()
 	s.p.installs++
 	s.p.mu.Unlock()
-	return s.Storage.ApplySnapshot(snap)
+	err = s.Storage.ApplySnapshot(snap)
+	if errors.Is(err, raftlog.ErrSnapshotDataMissing) {
+		// Raft holds the snapshot as installed now, so this replica cannot
+		// go on; a new one copies the data (ReplicaConfig.CopiesSnapshots).
+		s.p.storedDamage(err)
+	}
+	return err
 }
 
 // snapshotProducers decodes the producer state a snapshot carries and the

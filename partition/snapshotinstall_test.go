@@ -130,6 +130,59 @@ func TestReplicatedFollowerInstallsStagedCopy(t *testing.T) {
 	}
 }
 
+// TestReplicatedFollowerRefusesASnapshotWithoutItsData: a replica whose
+// owner copies snapshots' data (ReplicaConfig.CopiesSnapshots) is sent the
+// leader's snapshot with no copy staged (its owner's copy was replaced, or
+// never made): it refuses the install rather than restart its log empty at
+// the snapshot's next offset, past records the group acknowledged; it goes
+// offline as damaged, its owner told once, its segments as they were.
+func TestReplicatedFollowerRefusesASnapshotWithoutItsData(t *testing.T) {
+	g := newGroup(t, 26, []uint64{1, 2, 3}, func(c *Config) {
+		c.Storage.SegmentBytes = 400
+		c.Compact, c.DeleteSegments = true, false
+	})
+	g.copiesSnapshots = true
+	l := g.leader()
+	behind := l%3 + 1
+	g.produceCommitted(l, keyedIdempotent(t, 7, 0, "shared", "first"))
+	g.converge(2)
+	g.crash(behind)
+	for seq := int32(2); seq < 60; seq += 2 {
+		g.produceCommitted(l, keyedIdempotent(t, 7, seq, "shared", fmt.Sprint("unique", seq)))
+	}
+	for _, id := range g.c.IDs() {
+		if id != behind {
+			if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil {
+				t.Fatalf("clean on %d: %v", id, err)
+			}
+		}
+	}
+	clear(g.exposed)
+	g.restart(behind)
+	f := g.parts[behind]
+	start, next := f.LogStartOffset(), f.log.NextOffset()
+	held, err := f.log.Read(start, 1<<30, next)
+	if err != nil || len(held) == 0 {
+		t.Fatalf("follower's own records: %d bytes, %v", len(held), err)
+	}
+	_, err = g.c.RunUntil(func() bool { return f.Err() != nil }, 20_000)
+	if !errors.Is(err, raftlog.ErrSnapshotDataMissing) {
+		t.Fatalf("the follower's replica stopped with %v, want ErrSnapshotDataMissing", err)
+	}
+	if err := f.Err(); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("follower partition: %v, want offline (ErrStorageFailed)", err)
+	}
+	if told := g.damaged[behind]; len(told) != 1 || !errors.Is(told[0], ErrStorageFailed) {
+		t.Fatalf("owner told %v, want once", told)
+	}
+	if f.LogStartOffset() != start || f.log.NextOffset() != next {
+		t.Fatalf("follower's segments [%d, %d), want [%d, %d) as before", f.LogStartOffset(), f.log.NextOffset(), start, next)
+	}
+	if got, err := f.log.Read(start, 1<<30, next); err != nil || !bytes.Equal(got, held) {
+		t.Fatalf("follower's records after the refusal: %d bytes (%v), want its %d", len(got), err, len(held))
+	}
+}
+
 // TestReplicatedFollowerCopiesTheBatchHoldingTheLogStart: DeleteRecords
 // moved the log start inside a batch (and compacted the Raft log past a
 // follower that was down); the follower's copy of the data below the

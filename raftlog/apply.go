@@ -43,7 +43,9 @@ type install struct {
 // the descriptor's next offset; the data below it comes from the staging
 // directory (StagingDir) when it holds the whole copy of this snapshot's
 // data from the descriptor's log start, and is otherwise never installed
-// (delete retention, or a sender that did not copy it).
+// (delete retention, or a sender that did not copy it), unless the log
+// was told to refuse such an install (RequireStagedData:
+// ErrSnapshotDataMissing, nothing written).
 //
 // Crash safety: the cut is written as Append writes one (segments, then a
 // synced Truncate record); the segments kept below a held snapshot are
@@ -182,6 +184,9 @@ func (l *Log) planReset(rec *Snapshot, desc *Descriptor, staged *Staging) (insta
 	in := install{rec: rec, reset: true}
 	if staged != nil {
 		rec.LogStartOffset, in.staged = desc.LogStartOffset, staged
+	} else if l.stagedOnly && desc.LogStartOffset < desc.NextOffset {
+		return install{}, fmt.Errorf("%w: offsets [%d, %d) of snapshot %d (term %d)",
+			ErrSnapshotDataMissing, desc.LogStartOffset, desc.NextOffset, rec.Index, rec.Term)
 	}
 	if l.storage.NextOffset() > desc.NextOffset {
 		// storage.Reset restarts the segments at or past their end, so

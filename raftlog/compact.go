@@ -127,5 +127,19 @@ func (l *Log) SetSnapshotData(hook func(index uint64) ([]byte, error)) {
 	l.snapshotData = hook
 }
 
+// RequireStagedData makes ApplySnapshot refuse (ErrSnapshotDataMissing) a
+// snapshot with data below it that the log neither holds nor has a
+// complete staged copy of, where it would otherwise restart the segments
+// empty at the snapshot's next offset. A replica whose owner copies that
+// data before raft sees the snapshot (a cluster's snapshot fetcher) asks
+// for it: an install without the copy would make its log start jump past
+// records its group acknowledged, which it would then serve as gone if it
+// led.
+func (l *Log) RequireStagedData() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stagedOnly = true
+}
+
 // The Log is raft's storage.
 var _ raft.Storage = (*Log)(nil)

@@ -264,7 +264,10 @@
 // only: nothing in the log refers to it until an install does. A follower
 // opens it through Log.OpenStaging, which waits for an install under way:
 // ApplySnapshot reads the directory and removes it at its end, and would
-// take with it a newer copy begun meanwhile.
+// take with it a newer copy begun meanwhile. Without a complete copy, an
+// install restarts the segments empty at the next offset, or, on a log
+// told to install only with the data (RequireStagedData), is refused
+// (ErrSnapshotDataMissing) before anything is written.
 //
 // # Recovery point and damage
 //

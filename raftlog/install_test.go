@@ -154,6 +154,107 @@ func TestApplySnapshotInstallsStagedCopy(t *testing.T) {
 	}
 }
 
+// TestApplySnapshotRequiresStagedData: a log told to install only with the
+// data (RequireStagedData) refuses a snapshot with data below it while no
+// complete copy of that snapshot's data is staged (none, another
+// snapshot's, or one not complete), writing nothing, and installs it once
+// the copy is complete. A snapshot with no data below it needs no copy.
+func TestApplySnapshotRequiresStagedData(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 23))
+			fsys := vfs.NewMem()
+			l := createLog(t, fsys)
+			defer func() { l.Close() }()
+			l.RequireStagedData()
+			s := followerBehind(t, l, rng)
+			if s.start == s.next {
+				s.start = 0 // followerBehind may pick no data below; this test wants some
+				s.data, s.next = stagedData(t, rng, 0)
+				s.next = max(s.next, s.m.end)
+				d, _ := DecodeDescriptor(s.snap.GetData())
+				d.LogStartOffset, d.NextOffset, d.Terms[0].Offset = 0, s.next, s.next
+				md := s.snap.GetMetadata()
+				s.snap = snapshotAt(md.GetIndex(), md.GetTerm(), &d)
+				s.staged.LogStartOffset, s.staged.NextOffset = 0, s.next
+			}
+			switch seed % 3 {
+			case 1:
+				other := s
+				other.staged.Term++
+				other.stage(t, fsys)
+			case 2:
+				st, err := OpenStaging(fsys, "p", s.staged)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, _, _, err := batch.Next(s.data) // the first batch only
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Add(s.data[:h.TotalBytes()], h.NextOffset()); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Close(); err != nil { // not Complete
+					t.Fatal(err)
+				}
+			}
+			err := l.ApplySnapshot(s.snap, 0)
+			if !errors.Is(err, ErrSnapshotDataMissing) {
+				t.Fatalf("install without the staged data: %v, want ErrSnapshotDataMissing", err)
+			}
+			matches(t, l, s.m)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = openLog(t, fsys)
+			matches(t, l, s.m)
+			l.RequireStagedData()
+			if seed%3 == 2 {
+				// The copy resumes where it stopped.
+				st, err := OpenStaging(fsys, "p", s.staged)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, _, rest, err := batch.Next(s.data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Next() != h.NextOffset() {
+					t.Fatalf("the copy resumes at %d, want %d", st.Next(), h.NextOffset())
+				}
+				if err := st.Add(rest, s.next); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Complete(); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				s.stage(t, fsys)
+			}
+			if err := l.ApplySnapshot(s.snap, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.checkInstalled(t, fsys, l); err != nil {
+				t.Fatal(err)
+			}
+			// Nothing below the next snapshot: nothing to copy.
+			idx, term := s.snap.GetMetadata().GetIndex()+3, s.snap.GetMetadata().GetTerm()+1
+			end := s.next + 5
+			empty := snapshotAt(idx, term, &Descriptor{LogStartOffset: end, NextOffset: end, Terms: []TermStart{{Term: term, Index: idx, Offset: end}}})
+			if err := l.ApplySnapshot(empty, 0); err != nil {
+				t.Fatalf("a snapshot with no data below it: %v", err)
+			}
+			if st := l.storage; st.StartOffset() != end || st.NextOffset() != end {
+				t.Fatalf("segments [%d, %d) after the empty snapshot, want [%d, %d)", st.StartOffset(), st.NextOffset(), end, end)
+			}
+		})
+	}
+}
+
 // TestApplySnapshotStagedCrash cuts the power at every step of an
 // install from a staged copy: Open gives the old log (possibly cut above
 // the applied index) or the snapshot with the staged data below it and

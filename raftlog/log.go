@@ -59,6 +59,8 @@ type Log struct {
 
 	// snapshotData is the SetSnapshotData hook.
 	snapshotData func(index uint64) ([]byte, error)
+	// stagedOnly: RequireStagedData was called.
+	stagedOnly bool
 
 	// stagingMu keeps a copy from opening the staging directory (and
 	// starting again there) while an install reads it and then removes
