@@ -361,8 +361,26 @@ func (m *Machine) ConsumerEpochPersisted(group string, epoch int32) {
 	}
 }
 
+// ConsumerJoinUnanswered takes out a member whose join (a heartbeat at
+// epoch 0 that answered memberID at epoch) could not be answered: its
+// epoch's record failed to be written or committed, so the caller got a
+// retriable error and never heard the member id (a server-made one, at
+// version 0) or rejoins at epoch 0. Kept, it would hold its partitions
+// until its session expired. A member that moved on since (its caller
+// rejoined and got another epoch) stays.
+func (m *Machine) ConsumerJoinUnanswered(nowMs int64, group, memberID string, epoch int32) {
+	g := m.groups[group]
+	if g == nil || g.consumer == nil {
+		return
+	}
+	if mem := g.consumer.members[memberID]; mem != nil && mem.epoch == epoch {
+		m.removeConsumerMember(nowMs, g, mem, nil)
+	}
+}
+
 // removeConsumerMember takes a member out (leave, expired session, missed
-// revocation) and re-assigns its partitions.
+// revocation, a join that could not be answered) and re-assigns its
+// partitions.
 func (m *Machine) removeConsumerMember(nowMs int64, g *group, mem *consumerMember, topics map[string]TopicInfo) {
 	m.dropConsumerMember(g.consumer, mem)
 	if topics == nil {

@@ -104,6 +104,75 @@ func TestConsumerEpochAnsweredOnlyOnceDurable(t *testing.T) {
 	}
 }
 
+// TestConsumerJoinUnansweredLeavesNoMember: a join heartbeat whose epoch
+// record could not be made durable (its sync held past the caller's
+// deadline, or its write failed for a full disk) answers a retriable
+// error and leaves no member behind to hold partitions until its session
+// expires: the member already in the group keeps every partition.
+func TestConsumerJoinUnansweredLeavesNoMember(t *testing.T) {
+	for _, how := range []string{"sync held", "write failed"} {
+		t.Run(how, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			held := &heldSyncFS{FS: vfs.NewMem(), release: make(chan struct{})}
+			cl, co := openTest(t, held)
+			defer cl.Close()
+			defer co.Close()
+			released := false
+			defer func() {
+				if !released {
+					close(held.release)
+				}
+			}()
+			if _, err := cl.CreateTopic("t", 2, nil, false); err != nil {
+				t.Fatal(err)
+			}
+			first, err := beat(ctx, co, "m1", 0, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if how == "sync held" {
+				held.hold.Store(true)
+			} else {
+				held.full.Store(true)
+			}
+			short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancelShort()
+			// A server-made member id (version 0): the caller never hears it.
+			if _, err := beat(short, co, "", 0, "t"); !errors.Is(err, ErrCoordinatorNotAvailable) {
+				t.Fatalf("join with the epoch record not durable: %v, want a retriable error", err)
+			}
+			if how == "sync held" {
+				close(held.release)
+				released = true
+			} else {
+				held.full.Store(false)
+			}
+			d, err := co.Describe(ctx, "g")
+			if err != nil || d.Consumer == nil {
+				t.Fatalf("described: %+v %v", d, err)
+			}
+			if len(d.Consumer.Members) != 1 || d.Consumer.Members[0].MemberID != "m1" {
+				t.Fatalf("members after the failed join: %+v, want m1 alone", d.Consumer.Members)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for epoch := first.MemberEpoch; ; {
+				res, err := beat(ctx, co, "m1", epoch, "t")
+				if err == nil && len(res.Assignment["t"]) == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("m1 holds %v (%v), want both partitions of t", res.Assignment, err)
+				}
+				if err == nil {
+					epoch = res.MemberEpoch
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
 // TestClassicGroupStaysClassicAfterRestart: a classic group of protocol
 // type "consumer" (every classic Kafka consumer's) that went empty loads
 // again as a classic group, not as a KIP-848 one: only the latter's

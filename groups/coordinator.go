@@ -529,6 +529,7 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		// heartbeat appended included.
 		if meta, ok := co.machine.ConsumerEpochToPersist(nowMs, req.Group); ok {
 			if _, werr = co.write(req.Group, []batch.Record{{Key: groupKey(req.Group), Value: groupValue(meta)}}, nowMs); werr != nil {
+				co.joinUnanswered(nowMs, req, res)
 				return
 			}
 			co.machine.ConsumerEpochPersisted(req.Group, meta.Generation)
@@ -541,7 +542,10 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		return res, err
 	}
 	if werr == nil {
-		werr = co.settle(ctx, a)
+		if werr = co.settle(ctx, a); werr != nil && !errors.Is(werr, ErrNotCoordinator) {
+			// The caller's deadline may have passed: the member goes anyway.
+			_ = co.doGroup(context.WithoutCancel(ctx), req.Group, func(nowMs int64) { co.joinUnanswered(nowMs, req, res) })
+		}
 	}
 	switch {
 	case werr == nil:
@@ -552,6 +556,16 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		// A failed write or sync, or the wait cut short: retriable for
 		// the client, which sends the heartbeat again.
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: record the epoch of consumer group %s: %v", ErrCoordinatorNotAvailable, req.Group, werr)
+	}
+}
+
+// joinUnanswered takes out the member a join heartbeat (req at epoch 0)
+// added when its answer res cannot be sent: Kafka applies a heartbeat's
+// records only once written, so a failed join leaves no member behind.
+// On the loop.
+func (co *Coordinator) joinUnanswered(nowMs int64, req ConsumerHeartbeatRequest, res ConsumerHeartbeatResult) {
+	if req.MemberEpoch == 0 && res.Err == nil {
+		co.machine.ConsumerJoinUnanswered(nowMs, req.Group, res.MemberID, res.MemberEpoch)
 	}
 }
 

@@ -364,6 +364,8 @@ type heldSyncFS struct {
 	vfs.FS
 	hold    atomic.Bool
 	release chan struct{}
+	// full fails writes to the offsets topic's files with ENOSPC.
+	full atomic.Bool
 }
 
 type heldSyncFile struct {
@@ -387,6 +389,13 @@ func (h *heldSyncFS) Create(name string) (vfs.File, error) {
 func (h *heldSyncFS) OpenAppend(name string) (vfs.File, error) {
 	f, err := h.FS.OpenAppend(name)
 	return h.wrap(name, f, err)
+}
+
+func (f *heldSyncFile) Write(p []byte) (int, error) {
+	if f.fs.full.Load() && strings.Contains(f.name, OffsetsTopic) {
+		return 0, syscall.ENOSPC
+	}
+	return f.File.Write(p)
 }
 
 func (f *heldSyncFile) Sync() error {

@@ -122,7 +122,9 @@
 // holds yet writes a group record with it (Generation), every heartbeat is
 // answered once what its offsets partition holds is committed (another
 // heartbeat's epoch record included; a failed write or wait answers
-// COORDINATOR_NOT_AVAILABLE), and a group loaded again goes on above it. Its
+// COORDINATOR_NOT_AVAILABLE, and a join answered so leaves no member
+// behind: Kafka applies a heartbeat's records only once written), and a
+// group loaded again goes on above it. Its
 // members keep their own member ids across a rejoin, so without that an
 // epoch could come back with another assignment, and a late commit of the
 // old one be taken.
