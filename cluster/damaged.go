@@ -20,12 +20,10 @@ import (
 // storage.CorruptionError or a bad batch: damage recovery may not repair),
 // when the group's leader commits past what is left of its log
 // (replica.ErrLogLost: damage after the last checkpoint, taken for a torn
-// tail and cut), by a later read (partition.ReplicaConfig.Damaged: a
-// bad batch below the recovery point, which the open does not read), or by
-// an install of a snapshot whose copied data a newer copy replaced
-// (Damaged too: raftlog.ErrSnapshotDataMissing, the replica stopped). The
-// partition is offline here. The first two and the last leave no replica
-// running (it failed to open, or stopped); the third leaves a sound Raft member whose
+// tail and cut), or by a later read (partition.ReplicaConfig.Damaged: a
+// bad batch below the recovery point, which the open does not read). The
+// partition is offline here. The first two leave no replica running (it
+// failed to open, or stopped); the third leaves a sound Raft member whose
 // partition refuses to serve, so if it leads it hands its leadership to
 // an in-sync voter (handOverDamaged). Once the group's other replicas are
 // a quorum by themselves, each on its node's current ACTIVE incarnation

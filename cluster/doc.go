@@ -90,10 +90,8 @@
 // node's current one (refillReplaced), which copies the partition; it
 // first cancels a renewal onto such an incarnation, which could never
 // finish (meta.StaleRenewal). A replica found damaged (its files refused
-// at open, replica.ErrLogLost, a damaged read, after which a leading
-// replica hands its leadership over, or a snapshot Raft took whose copied
-// data was gone by its install: partition.ReplicaConfig.CopiesSnapshots)
-// is renewed the same way, one
+// at open, replica.ErrLogLost, or a damaged read, after which a leading
+// replica hands its leadership over) is renewed the same way, one
 // partition at a time (damaged.go): once the other replicas are a live
 // quorum by themselves and one of them leads, its node asks for a new
 // placement of the replica on itself (BeginReassignment.RenewReplicas),
@@ -112,8 +110,10 @@
 // LeadersChanged; it runs on the group's worker and takes only watchMu,
 // never mu, since reconcile holds mu while it waits on the worker. A
 // group leaves the scheduler before its partition closes. A replica
-// stopped by a full disk is recreated from its partition's Raft log,
-// under mu and with backoff (restartAfterDiskFull); elected before its
+// stopped by a full disk, or by a snapshot it refused because the data
+// copied for it was gone (partition.ReplicaConfig.CopiesSnapshots), is
+// recreated from its partition's Raft log, which the refusal left as it
+// was, under mu and with backoff (restartReplica); elected before its
 // log took a record batch again, it hands the leadership to an
 // in-sync voter (handOffFullReplica), once per failure, as it would
 // refuse every produce while another replica could take them. A partition

@@ -117,7 +117,8 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 		ConfState: &raftpb.ConfState{Voters: meta.BootstrapVoters(mp)}}
 	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), ReadIndex: partition.SchedulerReadIndex(c.sched, group), Bootstrap: boot,
 		ConfState: func() *raftpb.ConfState { return h.r.ConfState() },
-		DiskFull:  func() { go c.restartAfterDiskFull(h) },
+		DiskFull:  func() { go c.restartReplica(h, "after a full disk") },
+		Restart:   func() { go c.restartReplica(h, "after a snapshot refused for want of its copied data") },
 		Damaged:   func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) },
 		// The snapshot fetcher copies a snapshot's data before raft sees it.
 		CopiesSnapshots: true}
@@ -143,7 +144,8 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 }
 
 // replicaHandle is a partition's replica as the node runs it: recreated
-// after a failed write for lack of space (restartAfterDiskFull).
+// after a failed write for lack of space or a refused snapshot
+// (restartReplica).
 type replicaHandle struct {
 	p                *partition.Partition
 	group, replicaID uint64
@@ -168,15 +170,17 @@ func (c *Cluster) addReplica(h *replicaHandle, applied uint64) error {
 	return c.sched.AddGroup(h.group, r, st, replica.GroupOptions{Quiesce: true})
 }
 
-// restartAfterDiskFull recreates a replica stopped by a failed write of its
-// Raft log for lack of space, after a backoff, from the log as it stands
+// restartReplica recreates a replica stopped with its Raft log whole (a
+// failed write for lack of space; a snapshot refused for want of its
+// copied data), after a backoff, from the log as it stands
 // (partition.RestartPoint): raft is never told entries are durable that
-// are not, and the group goes on (leads, follows) once space returns. It
+// are not, and the group goes on (leads, follows) once space returns, or
+// its leader sends the snapshot again and this node copies its data. It
 // runs on its own goroutine: the partition asks on the replica's worker,
 // which may not remove its own group. Under mu, so that no reconcile
 // closes the partition meanwhile; a partition closed or replaced first is
 // left alone.
-func (c *Cluster) restartAfterDiskFull(h *replicaHandle) {
+func (c *Cluster) restartReplica(h *replicaHandle, why string) {
 	c.mu.Lock()
 	wait := diskFullBackoff(h.fullRestarts, c.env.Clock.Now().Sub(h.lastRestart))
 	c.mu.Unlock()
@@ -205,7 +209,7 @@ func (c *Cluster) restartAfterDiskFull(h *replicaHandle) {
 	h.lastRestart = now
 	err := c.recreateReplica(h)
 	if err != nil {
-		c.env.Logger.Error("recreating a partition's replica after a full disk; it stays stopped", "group", h.group, "err", err)
+		c.env.Logger.Error("recreating a partition's replica "+why+"; it stays stopped", "group", h.group, "err", err)
 	}
 }
 

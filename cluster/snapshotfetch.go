@@ -74,8 +74,9 @@ type snapshotFetcher struct {
 	target func(group uint64) snapshotTarget
 	// deliver steps the snapshot into the group's replica once copied,
 	// on its worker, and says whether Raft took it (it installs it at
-	// its next Ready) rather than dropped it.
-	deliver func(group uint64, m *raftpb.Message) bool
+	// its next Ready) rather than dropped it. t is the target the copy
+	// was decided for: a replica that replaced it since is not stepped.
+	deliver func(group uint64, t snapshotTarget, m *raftpb.Message) bool
 	// readTimeout is how long a copy waits for a read's answer before
 	// asking again.
 	readTimeout time.Duration
@@ -100,7 +101,7 @@ type snapshotCopy struct {
 }
 
 func newSnapshotFetcher(clock env.Clock, logger *slog.Logger, send frameSender, target func(group uint64) snapshotTarget,
-	deliver func(group uint64, m *raftpb.Message) bool, readTimeout time.Duration) *snapshotFetcher {
+	deliver func(group uint64, t snapshotTarget, m *raftpb.Message) bool, readTimeout time.Duration) *snapshotFetcher {
 	return &snapshotFetcher{clock: clock, logger: logger, send: send, target: target, deliver: deliver,
 		readTimeout: readTimeout, copies: map[uint64]*snapshotCopy{}}
 }
@@ -197,7 +198,7 @@ func (f *snapshotFetcher) run(cp *snapshotCopy) {
 	}
 	staged, wanted := t.SnapshotCopyWanted(cp.msg.GetSnapshot())
 	if !wanted {
-		f.deliver(cp.group, cp.msg)
+		f.deliver(cp.group, t, cp.msg)
 		return
 	}
 	if err := f.copyInto(cp, t, staged); err != nil {
@@ -207,7 +208,7 @@ func (f *snapshotFetcher) run(cp *snapshotCopy) {
 	f.mu.Lock()
 	cp.delivered = true
 	f.mu.Unlock()
-	if f.deliver(cp.group, cp.msg) {
+	if f.deliver(cp.group, t, cp.msg) {
 		f.awaitInstall(cp, t)
 	}
 }
@@ -361,17 +362,44 @@ func (c *Cluster) deliver(group uint64, m *raftpb.Message) {
 // queued, the fetcher knows when the staged copy may go: a snapshot left
 // in a queue while another copy replaced its data would install with
 // nothing below it.
-func (c *Cluster) stepSnapshot(group uint64, m *raftpb.Message) bool {
+//
+// Only into the replica of partition t, which the fetcher asked whether
+// it wants a copy: a replica that replaced it since (a move back or a
+// renewal reopening the slot) has another log, which may need the copy
+// the first did not.
+func (c *Cluster) stepSnapshot(group uint64, t snapshotTarget, m *raftpb.Message) bool {
 	s := c.deliverTo.Load()
 	if s == nil {
+		return false
+	}
+	rid := c.replicaIDOf(group, t)
+	if rid == 0 {
 		return false
 	}
 	index := m.GetSnapshot().GetMetadata().GetIndex()
 	taken := false
 	err := s.Do(group, func(r *replica.Replica) {
+		if r.ID() != rid {
+			return
+		}
 		if err := r.Step(m); err == nil {
 			taken = r.Status().GetCommit() >= index
 		}
 	})
 	return err == nil && taken
+}
+
+// replicaIDOf is the id of the replica partition t of group runs here, 0
+// when no open slot holds t.
+func (c *Cluster) replicaIDOf(group uint64, t snapshotTarget) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, topic := range c.topics {
+		for _, s := range topic.Partitions {
+			if s.Group == group && s.Partition != nil && snapshotTarget(s.Partition) == t {
+				return s.replicaID
+			}
+		}
+	}
+	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"github.com/cairnlog/cairn/transport"
 )
@@ -160,7 +162,7 @@ func newFetcherInstalling(t *testing.T, clock env.Clock) (*snapshotFetcher, *fak
 			}
 			return fakeTarget{fs: fsys, dir: groupDir(group), installed: installed}
 		},
-		func(group uint64, m *raftpb.Message) bool {
+		func(group uint64, _ snapshotTarget, m *raftpb.Message) bool {
 			delivered <- m
 			return m.GetSnapshot().GetMetadata().GetTerm() != dropTerm.Load()
 		}, snapshotReadTimeoutMax)
@@ -458,5 +460,63 @@ func TestSnapshotReadTimeoutFor(t *testing.T) {
 		if got := snapshotReadTimeoutFor(c.election); got != c.want {
 			t.Errorf("election timeout %v: read timeout %v, want %v", c.election, got, c.want)
 		}
+	}
+}
+
+// TestClusterReplicaRestartsOnASnapshotWithoutItsCopy: a follower handed a
+// snapshot with data below it and no copy staged (a copy replaced while its
+// worker was held up) refuses the install and is recreated from its log,
+// which kept every record: it catches up again, online, with no damage
+// noted. A snapshot decided for a partition the node no longer runs is not
+// stepped into the replica that replaced it.
+func TestClusterReplicaRestartsOnASnapshotWithoutItsCopy(t *testing.T) {
+	tn := startNodes(t, 3)
+	via := tn.other(tn.controller())
+	if _, err := tn.nodes[via].CreateTopicReplicated("t", 1, 3, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	lead := tn.leader("t", 0)
+	for i := range 5 {
+		appendKeyed(t, tn.nodes[lead], "t", "k", fmt.Sprint("v", i))
+	}
+	behind := tn.other(lead)
+	c := tn.nodes[behind]
+	bp, err := c.Partition("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp, err := tn.nodes[lead].Partition("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the follower to apply the records", func() bool { return bp.HighWatermark() >= lp.HighWatermark() })
+	before := records(t, bp)
+	tp, _ := c.Topic("t")
+	group := tp.Partitions[0].Group
+	var st raft.Status
+	if err := c.sched.Do(group, func(r *replica.Replica) { st = r.Status() }); err != nil {
+		t.Fatal(err)
+	}
+	term := st.GetTerm()
+	index, next := st.GetCommit()+100, lp.HighWatermark()+50
+	snap := &raftpb.Message{Type: raftpb.MsgSnap.Enum(), To: proto.Uint64(st.ID), From: proto.Uint64(st.Lead), Term: proto.Uint64(term),
+		Snapshot: &raftpb.Snapshot{Data: raftlog.EncodeDescriptor(raftlog.Descriptor{LogStartOffset: 0, NextOffset: next,
+			Terms: []raftlog.TermStart{{Term: term, Index: index, Offset: next}}}),
+			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: tn.groupConf(behind, "t")}}}
+	if c.stepSnapshot(group, fakeTarget{}, snap) {
+		t.Fatal("a snapshot decided for a partition this node does not run was stepped")
+	}
+	if !c.stepSnapshot(group, bp, snap) {
+		t.Fatal("the follower's Raft did not take the snapshot")
+	}
+	appendKeyed(t, tn.nodes[lead], "t", "k", "after")
+	waitUntil(t, "the recreated follower to catch up", func() bool {
+		return bp.Err() == nil && bp.HighWatermark() == lp.HighWatermark()
+	})
+	if got := records(t, bp); !slices.Equal(got[:len(before)], before) || bp.LogStartOffset() != 0 {
+		t.Fatalf("follower holds %v from %d, want %v first, from 0", got, bp.LogStartOffset(), before)
+	}
+	if c.hasDamaged() {
+		t.Fatal("the refusal was taken for damage")
 	}
 }

@@ -179,11 +179,15 @@
 //     nothing: a leader's snapshot must name a replica a move adds). A follower that needs an
 //     entry below gets the leader's snapshot, whose descriptor carries
 //     producer state (SetSnapshotData), written to disk before the Raft
-//     log installs the snapshot (RaftStorage); Restore takes it in, and a
+//     log installs the snapshot, once it planned the install
+//     (prepareInstall, raftlog's SetInstallPrepare); Restore takes it in, and a
 //     follower whose log did not reach the snapshot restarts its segments
 //     at the snapshot's next offset, with the data below it from the
 //     descriptor's log start when a complete copy was staged, empty (and
-//     serving from there) otherwise. On a stream topic the index a
+//     serving from there) otherwise, unless its owner copies snapshots
+//     (ReplicaConfig.CopiesSnapshots): then the install is refused with
+//     nothing written, and the owner recreates the replica from its log
+//     (Restart). On a stream topic the index a
 //     snapshot passes (or its build) is deleted before the install, and
 //     Restore builds it again from the installed log, as entering the
 //     stream policy does (in the background past 4096 records, appends

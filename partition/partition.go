@@ -226,6 +226,7 @@ func (p *Partition) openLog(e env.Env, cfg Config) error {
 	}
 	p.raft, p.log = rl, rl.Segments()
 	rl.SetSnapshotData(p.snapshotState)
+	rl.SetInstallPrepare(p.prepareInstall)
 	if p.repl.copiesSnapshots {
 		rl.RequireStagedData()
 	}

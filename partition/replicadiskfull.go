@@ -103,9 +103,10 @@ func (p *Partition) HandedOffAfterDiskFull() {
 	p.full.recovering = false
 }
 
-// RestartPoint prepares the recreation of a replica stopped by a failed
-// write for lack of space: it syncs the Raft log, so that the new raft node
-// starts from a durable log, and returns the applied index for its
+// RestartPoint prepares the recreation of a replica stopped with its Raft
+// log whole (a failed write for lack of space, a snapshot refused for want
+// of its data): it syncs the Raft log, so that the new raft node starts
+// from a durable log, and returns the applied index for its
 // replica.Config. A failed sync takes the partition offline for good.
 func (p *Partition) RestartPoint() (uint64, error) {
 	p.mu.Lock()

@@ -51,11 +51,16 @@ type ReplicaConfig struct {
 	// CopiesSnapshots: the owner copies the data below a snapshot into the
 	// replica's staging directory (OpenSnapshotCopy) before raft sees the
 	// snapshot, as a cluster's snapshot fetcher does. A snapshot that
-	// would install without that copy is then refused, and the partition
-	// goes offline as damaged (Damaged) to be renewed, rather than restart
-	// its log empty at the snapshot's next offset, past records its group
-	// acknowledged (raftlog.Log.RequireStagedData).
+	// would install without that copy is then refused, nothing written,
+	// rather than restart the log empty at the snapshot's next offset,
+	// past records its group acknowledged (raftlog.Log.RequireStagedData):
+	// the replica stops, and Restart is called (without it, Damaged).
 	CopiesSnapshots bool
+	// Restart, when set, is called on the replica's goroutine when the
+	// replica stopped on a snapshot it refused (CopiesSnapshots) with its
+	// Raft log unchanged: the caller recreates the replica from that log
+	// (RestartPoint), off that goroutine, as after a full disk.
+	Restart func()
 }
 
 // replicated is the state of a partition that is a replica's state
@@ -71,8 +76,9 @@ type replicated struct {
 	confState func() *raftpb.ConfState
 	diskFull  func()
 	damaged   func(error)
-	// copiesSnapshots is ReplicaConfig.CopiesSnapshots.
+	// copiesSnapshots and restart are ReplicaConfig's.
 	copiesSnapshots bool
+	restart         func()
 
 	leadership replica.Leadership
 	// next is the offset the next proposal gets; valid while ready.
@@ -165,7 +171,7 @@ func OpenReplica(e env.Env, dir, topic string, index int32, cfg Config, rc Repli
 		return nil, fmt.Errorf("partition %s-%d: a replicated partition needs a proposer and the replica's ConfState", topic, index)
 	}
 	return openMode(e, dir, topic, index, cfg, &replicated{propose: rc.Propose, readIndex: rc.ReadIndex, boot: rc.Bootstrap, confState: rc.ConfState, diskFull: rc.DiskFull, damaged: rc.Damaged,
-		copiesSnapshots: rc.CopiesSnapshots, confAt: map[uint64]*raftpb.ConfState{}})
+		copiesSnapshots: rc.CopiesSnapshots, restart: rc.Restart, confAt: map[uint64]*raftpb.ConfState{}})
 }
 
 // RaftStorage is the group's Raft log as the replica persists through it

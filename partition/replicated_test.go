@@ -39,9 +39,11 @@ type group struct {
 	crashes int
 	// tear drives what a crash keeps of unsynced writes.
 	tear *rand.Rand
-	// copiesSnapshots opens the replicas with ReplicaConfig.CopiesSnapshots;
-	// damaged lists what each node's ReplicaConfig.Damaged was told.
+	// copiesSnapshots opens the replicas with ReplicaConfig.CopiesSnapshots,
+	// and restarts, when not nil, with a Restart counting its calls by
+	// node; damaged lists what each node's ReplicaConfig.Damaged was told.
 	copiesSnapshots bool
+	restarts        map[uint64]int
 	damaged         map[uint64][]error
 }
 
@@ -93,6 +95,9 @@ func (g *group) open(id uint64) (sim.NodeParts, error) {
 			g.damaged[id] = append(g.damaged[id], err)
 		},
 		CopiesSnapshots: g.copiesSnapshots,
+	}
+	if g.restarts != nil {
+		rc.Restart = func() { g.restarts[id]++ }
 	}
 	p, err := OpenReplica(e, partDir, "t", 0, g.cfg, rc)
 	if err != nil {

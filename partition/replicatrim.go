@@ -229,33 +229,56 @@ func (s *snapshotInstaller) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, er
 	return ents, err
 }
 
-// ApplySnapshot writes the snapshot's producer state and drops a stream
-// index the snapshot passes, then installs it. A snapshot refused for want
-// of its data (ReplicaConfig.CopiesSnapshots) takes the partition offline
-// as damaged: its owner renews the replica.
+// ApplySnapshot installs the snapshot; the Raft log calls prepareInstall
+// first, once the install is planned. A snapshot refused for want of its
+// data (ReplicaConfig.CopiesSnapshots) stops the replica with nothing
+// written: its owner recreates it (snapshotRefused).
 func (s *snapshotInstaller) ApplySnapshot(snap *raftpb.Snapshot) error {
-	state, next, err := s.p.snapshotProducers(snap)
+	err := s.Storage.ApplySnapshot(snap)
+	if errors.Is(err, raftlog.ErrSnapshotDataMissing) {
+		s.p.snapshotRefused(err)
+	}
+	return err
+}
+
+// prepareInstall writes the snapshot's producer state and drops a stream
+// index the snapshot passes, before the Raft log installs it
+// (raftlog.Log.SetInstallPrepare): only an install that goes ahead does
+// so, since a live partition with its stream index dropped would take
+// appends unchecked.
+func (p *Partition) prepareInstall(snap *raftpb.Snapshot) error {
+	state, next, err := p.snapshotProducers(snap)
 	if err != nil {
 		return err
 	}
-	if err := s.p.dropStreamIndexBelow(snap); err != nil {
+	if err := p.dropStreamIndexBelow(snap); err != nil {
 		return err
 	}
 	if state != nil {
-		if err := s.p.writeProducers(producerSnapshotCopy{state: state, nextOffset: next}); err != nil {
+		if err := p.writeProducers(producerSnapshotCopy{state: state, nextOffset: next}); err != nil {
 			return err
 		}
 	}
-	s.p.mu.Lock()
-	s.p.installs++
-	s.p.mu.Unlock()
-	err = s.Storage.ApplySnapshot(snap)
-	if errors.Is(err, raftlog.ErrSnapshotDataMissing) {
-		// Raft holds the snapshot as installed now, so this replica cannot
-		// go on; a new one copies the data (ReplicaConfig.CopiesSnapshots).
-		s.p.storedDamage(err)
+	p.mu.Lock()
+	p.installs++
+	p.mu.Unlock()
+	return nil
+}
+
+// snapshotRefused handles an install the Raft log refused for want of the
+// data below the snapshot: Raft holds the snapshot as installed, so this
+// raft node cannot go on, but the log is as it was, so a new one can, from
+// it (RestartPoint); its leader then sends the snapshot again, and the
+// owner copies its data first. The owner is asked to recreate the replica
+// (ReplicaConfig.Restart), or, without that, told the partition is
+// damaged.
+func (p *Partition) snapshotRefused(err error) {
+	if p.repl.restart == nil {
+		p.storedDamage(err)
+		return
 	}
-	return err
+	p.logger.Warn("refused a snapshot whose data was not copied here; the replica restarts from its log", "err", err)
+	p.repl.restart()
 }
 
 // snapshotProducers decodes the producer state a snapshot carries and the

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cairnlog/cairn/raftlog"
+	"github.com/cairnlog/cairn/storage/vfs"
 )
 
 // stageLeadersCopy copies the data below the leader's current snapshot
@@ -134,52 +135,88 @@ func TestReplicatedFollowerInstallsStagedCopy(t *testing.T) {
 // owner copies snapshots' data (ReplicaConfig.CopiesSnapshots) is sent the
 // leader's snapshot with no copy staged (its owner's copy was replaced, or
 // never made): it refuses the install rather than restart its log empty at
-// the snapshot's next offset, past records the group acknowledged; it goes
-// offline as damaged, its owner told once, its segments as they were.
+// the snapshot's next offset, past records the group acknowledged, and its
+// replica stops with nothing written, the partition's segments, producer
+// state and install count as they were. Its owner is asked to recreate
+// the replica (Restart); without Restart, the partition goes offline as
+// damaged. Recreated, with the copy staged, it installs the snapshot.
 func TestReplicatedFollowerRefusesASnapshotWithoutItsData(t *testing.T) {
-	g := newGroup(t, 26, []uint64{1, 2, 3}, func(c *Config) {
-		c.Storage.SegmentBytes = 400
-		c.Compact, c.DeleteSegments = true, false
-	})
-	g.copiesSnapshots = true
-	l := g.leader()
-	behind := l%3 + 1
-	g.produceCommitted(l, keyedIdempotent(t, 7, 0, "shared", "first"))
-	g.converge(2)
-	g.crash(behind)
-	for seq := int32(2); seq < 60; seq += 2 {
-		g.produceCommitted(l, keyedIdempotent(t, 7, seq, "shared", fmt.Sprint("unique", seq)))
-	}
-	for _, id := range g.c.IDs() {
-		if id != behind {
-			if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil {
-				t.Fatalf("clean on %d: %v", id, err)
+	for _, restart := range []bool{true, false} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
+			g := newGroup(t, 26, []uint64{1, 2, 3}, func(c *Config) {
+				c.Storage.SegmentBytes = 400
+				c.Compact, c.DeleteSegments = true, false
+			})
+			g.copiesSnapshots = true
+			if restart {
+				g.restarts = map[uint64]int{}
 			}
-		}
-	}
-	clear(g.exposed)
-	g.restart(behind)
-	f := g.parts[behind]
-	start, next := f.LogStartOffset(), f.log.NextOffset()
-	held, err := f.log.Read(start, 1<<30, next)
-	if err != nil || len(held) == 0 {
-		t.Fatalf("follower's own records: %d bytes, %v", len(held), err)
-	}
-	_, err = g.c.RunUntil(func() bool { return f.Err() != nil }, 20_000)
-	if !errors.Is(err, raftlog.ErrSnapshotDataMissing) {
-		t.Fatalf("the follower's replica stopped with %v, want ErrSnapshotDataMissing", err)
-	}
-	if err := f.Err(); !errors.Is(err, ErrStorageFailed) {
-		t.Fatalf("follower partition: %v, want offline (ErrStorageFailed)", err)
-	}
-	if told := g.damaged[behind]; len(told) != 1 || !errors.Is(told[0], ErrStorageFailed) {
-		t.Fatalf("owner told %v, want once", told)
-	}
-	if f.LogStartOffset() != start || f.log.NextOffset() != next {
-		t.Fatalf("follower's segments [%d, %d), want [%d, %d) as before", f.LogStartOffset(), f.log.NextOffset(), start, next)
-	}
-	if got, err := f.log.Read(start, 1<<30, next); err != nil || !bytes.Equal(got, held) {
-		t.Fatalf("follower's records after the refusal: %d bytes (%v), want its %d", len(got), err, len(held))
+			l := g.leader()
+			behind := l%3 + 1
+			g.produceCommitted(l, keyedIdempotent(t, 7, 0, "shared", "first"))
+			g.converge(2)
+			g.crash(behind)
+			for seq := int32(2); seq < 60; seq += 2 {
+				g.produceCommitted(l, keyedIdempotent(t, 7, seq, "shared", fmt.Sprint("unique", seq)))
+			}
+			end := g.parts[l].HighWatermark()
+			for _, id := range g.c.IDs() {
+				if id != behind {
+					if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil {
+						t.Fatalf("clean on %d: %v", id, err)
+					}
+				}
+			}
+			clear(g.exposed)
+			g.restart(behind)
+			f := g.parts[behind]
+			start, next := f.LogStartOffset(), f.log.NextOffset()
+			held, err := f.log.Read(start, 1<<30, next)
+			if err != nil || len(held) == 0 {
+				t.Fatalf("follower's own records: %d bytes, %v", len(held), err)
+			}
+			// Perhaps none yet: a refused install must not write one either.
+			producers, _ := vfs.ReadFile(g.fs[behind], partDir+"/"+producerStateFile)
+			installs := f.installsBegun()
+			_, err = g.c.RunUntil(func() bool { return false }, 20_000)
+			if !errors.Is(err, raftlog.ErrSnapshotDataMissing) {
+				t.Fatalf("the follower's replica stopped with %v, want ErrSnapshotDataMissing", err)
+			}
+			if f.LogStartOffset() != start || f.log.NextOffset() != next {
+				t.Fatalf("follower's segments [%d, %d), want [%d, %d) as before", f.LogStartOffset(), f.log.NextOffset(), start, next)
+			}
+			if got, err := f.log.Read(start, 1<<30, next); err != nil || !bytes.Equal(got, held) {
+				t.Fatalf("follower's records after the refusal: %d bytes (%v), want its %d", len(got), err, len(held))
+			}
+			if got, _ := vfs.ReadFile(g.fs[behind], partDir+"/"+producerStateFile); !bytes.Equal(got, producers) {
+				t.Fatalf("producer state written by a refused install: %d bytes, before %d", len(got), len(producers))
+			}
+			if got := f.installsBegun(); got != installs {
+				t.Fatalf("installs begun %d, want %d: a refused install counted", got, installs)
+			}
+			if !restart {
+				if err := f.Err(); !errors.Is(err, ErrStorageFailed) {
+					t.Fatalf("follower partition: %v, want offline (ErrStorageFailed)", err)
+				}
+				if told := g.damaged[behind]; len(told) != 1 || !errors.Is(told[0], ErrStorageFailed) {
+					t.Fatalf("owner told %v, want once", told)
+				}
+				return
+			}
+			if err := f.Err(); err != nil || len(g.damaged[behind]) != 0 || g.restarts[behind] != 1 {
+				t.Fatalf("partition %v, damaged %v, restarts asked %d; want online, not damaged, one restart", err, g.damaged[behind], g.restarts[behind])
+			}
+			// Recreated (here with its node), the copy staged, it installs.
+			g.crash(behind)
+			g.c.Net.Isolate(behind, g.c.IDs())
+			g.restart(behind)
+			desc, _ := g.stageLeadersCopy(l, behind)
+			g.c.Net.Heal()
+			g.converge(end)
+			if f = g.parts[behind]; f.LogStartOffset() != desc.LogStartOffset {
+				t.Fatalf("follower serves from %d after the copy, want %d", f.LogStartOffset(), desc.LogStartOffset)
+			}
+		})
 	}
 }
 

@@ -47,6 +47,9 @@ type install struct {
 // was told to refuse such an install (RequireStagedData:
 // ErrSnapshotDataMissing, nothing written).
 //
+// The SetInstallPrepare hook runs once the install is planned, before
+// any write.
+//
 // Crash safety: the cut is written as Append writes one (segments, then a
 // synced Truncate record); the segments kept below a held snapshot are
 // synced. Then a fresh raft-meta holding only the
@@ -76,6 +79,14 @@ func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nowMs int64) error {
 	in, err := l.planInstall(snap, staged)
 	if err != nil {
 		return fmt.Errorf("apply snapshot at %d: %w", snap.GetMetadata().GetIndex(), err)
+	}
+	l.mu.RLock()
+	prepare := l.prepareInstall
+	l.mu.RUnlock()
+	if prepare != nil {
+		if err := prepare(snap); err != nil {
+			return err
+		}
 	}
 	if in.cut != 0 {
 		if err := l.truncate(in.cut, in.cutOffset); err != nil {

@@ -141,5 +141,19 @@ func (l *Log) RequireStagedData() {
 	l.stagedOnly = true
 }
 
+// SetInstallPrepare sets the hook ApplySnapshot calls once it planned an
+// install, before it writes anything: the state machine writes there what
+// must be durable before the install is (producer state as of the
+// snapshot), so that an install refused (ErrSnapshotDataMissing, a
+// snapshot out of date, a descriptor that does not fit the log) leaves
+// the state machine as it was. An error from it ends the install, nothing
+// written. It runs on the install's goroutine, with no lock of the log's
+// held but the one keeping copies out of the staging directory.
+func (l *Log) SetInstallPrepare(hook func(snap *raftpb.Snapshot) error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prepareInstall = hook
+}
+
 // The Log is raft's storage.
 var _ raft.Storage = (*Log)(nil)

@@ -61,6 +61,8 @@ type Log struct {
 	snapshotData func(index uint64) ([]byte, error)
 	// stagedOnly: RequireStagedData was called.
 	stagedOnly bool
+	// prepareInstall is the SetInstallPrepare hook.
+	prepareInstall func(snap *raftpb.Snapshot) error
 
 	// stagingMu keeps a copy from opening the staging directory (and
 	// starting again there) while an install reads it and then removes
