@@ -117,9 +117,13 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 		ConfState: &raftpb.ConfState{Voters: meta.BootstrapVoters(mp)}}
 	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), ReadIndex: partition.SchedulerReadIndex(c.sched, group), Bootstrap: boot,
 		ConfState: func() *raftpb.ConfState { return h.r.ConfState() },
-		DiskFull:  func() { go c.restartReplica(h, "after a full disk") },
-		Restart:   func() { go c.restartReplica(h, "after a snapshot refused for want of its copied data") },
-		Damaged:   func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) },
+		DiskFull:  func() { go c.restartReplica(h, "after a full disk", nil) },
+		Restart: func() {
+			// Should the recreation fail, the replica is renewed instead.
+			go c.restartReplica(h, "after a snapshot refused for want of its copied data",
+				func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) })
+		},
+		Damaged: func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) },
 		// The snapshot fetcher copies a snapshot's data before raft sees it.
 		CopiesSnapshots: true}
 	p, err := partition.OpenReplica(c.env, dir, topic, mp.Index, cfg, rc)
@@ -179,8 +183,9 @@ func (c *Cluster) addReplica(h *replicaHandle, applied uint64) error {
 // runs on its own goroutine: the partition asks on the replica's worker,
 // which may not remove its own group. Under mu, so that no reconcile
 // closes the partition meanwhile; a partition closed or replaced first is
-// left alone.
-func (c *Cluster) restartReplica(h *replicaHandle, why string) {
+// left alone. A recreation that fails leaves the replica stopped, and is
+// handed to failed when set.
+func (c *Cluster) restartReplica(h *replicaHandle, why string, failed func(error)) {
 	c.mu.Lock()
 	wait := diskFullBackoff(h.fullRestarts, c.env.Clock.Now().Sub(h.lastRestart))
 	c.mu.Unlock()
@@ -210,6 +215,9 @@ func (c *Cluster) restartReplica(h *replicaHandle, why string) {
 	err := c.recreateReplica(h)
 	if err != nil {
 		c.env.Logger.Error("recreating a partition's replica "+why+"; it stays stopped", "group", h.group, "err", err)
+		if failed != nil {
+			failed(err)
+		}
 	}
 }
 

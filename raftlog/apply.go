@@ -71,6 +71,14 @@ func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nowMs int64) error {
 	defer l.stagingMu.Unlock()
 	staged, err := l.openStagedFor(snap)
 	if err != nil {
+		l.mu.RLock()
+		stagedOnly := l.stagedOnly
+		l.mu.RUnlock()
+		if stagedOnly {
+			// A complete copy damaged since, or unreadable: no usable copy,
+			// and nothing written yet.
+			err = fmt.Errorf("%w: the staged copy: %v", ErrSnapshotDataMissing, err)
+		}
 		return fmt.Errorf("apply snapshot at %d: %w", snap.GetMetadata().GetIndex(), err)
 	}
 	if staged != nil {

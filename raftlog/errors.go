@@ -20,9 +20,10 @@ var (
 	// cut or rewritten because of it.
 	ErrVersion = errors.New("raftlog: unsupported format version")
 	// ErrSnapshotDataMissing: ApplySnapshot refused a snapshot whose data
-	// below it the log neither holds nor has a complete staged copy of, on
-	// a log that installs such a snapshot only with its data
-	// (RequireStagedData). Nothing was written.
+	// below it the log neither holds nor has a complete staged copy of (or
+	// whose staged copy is damaged or unreadable), on a log that installs
+	// such a snapshot only with its data (RequireStagedData). Nothing was
+	// written.
 	ErrSnapshotDataMissing = errors.New("raftlog: the data below the snapshot is not staged")
 	// errTornRecord is wrapped by the reason a raft-meta tail after the
 	// recovery point was cut.

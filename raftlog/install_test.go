@@ -444,11 +444,22 @@ func hasStagedCopy(fsys vfs.FS, dir string, snap StagedSnapshot) (bool, error) {
 // TestDamagedCompleteCopy: a bad batch in a complete staged copy (synced
 // whole before its marker) is damage, not a torn write: the install
 // refuses it rather than put the batches before it under the segments
-// and drop the committed ones after it, and OpenStaging copies again.
+// and drop the committed ones after it, and OpenStaging copies again. A
+// log that installs only with the data (RequireStagedData) refuses it as
+// ErrSnapshotDataMissing, as without a copy.
 func TestDamagedCompleteCopy(t *testing.T) {
+	for _, stagedOnly := range []bool{false, true} {
+		t.Run(fmt.Sprint("stagedOnly=", stagedOnly), func(t *testing.T) { damagedCompleteCopy(t, stagedOnly) })
+	}
+}
+
+func damagedCompleteCopy(t *testing.T, stagedOnly bool) {
 	fsys := vfs.NewMem()
 	l := createLog(t, fsys)
 	defer l.Close()
+	if stagedOnly {
+		l.RequireStagedData()
+	}
 	s := followerBehind(t, l, rand.New(rand.NewPCG(7, 7)))
 	s.stage(t, fsys)
 	name := filepath.Join(StagingDir("p"), stagingDataName)
@@ -461,7 +472,11 @@ func TestDamagedCompleteCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var corrupt *storage.CorruptionError
-	if err := l.ApplySnapshot(s.snap, 0); !errors.As(err, &corrupt) {
+	err = l.ApplySnapshot(s.snap, 0)
+	if stagedOnly && (!errors.Is(err, ErrSnapshotDataMissing) || errors.As(err, &corrupt)) {
+		t.Fatalf("ApplySnapshot over a damaged complete copy: %v, want ErrSnapshotDataMissing only", err)
+	}
+	if !stagedOnly && !errors.As(err, &corrupt) {
 		t.Fatalf("ApplySnapshot over a damaged complete copy: %v, want a storage.CorruptionError", err)
 	}
 	if first, _ := l.FirstIndex(); first != testBoot.Index+1 {
