@@ -52,6 +52,35 @@ func (g *group) stageLeadersCopy(from, to uint64) (raftlog.Descriptor, uint64) {
 	return desc, index
 }
 
+// cleanPastAFollower crashes a follower (behind) after the leader's first
+// record, appends more of the same key on the leader l, and compacts the
+// others' logs past the follower's end (end, their high watermark), so it
+// needs a snapshot with data below it when it comes back.
+func (g *group) cleanPastAFollower() (l, behind uint64, end int64) {
+	g.t.Helper()
+	l = g.leader()
+	behind = l%3 + 1
+	g.produceCommitted(l, keyedIdempotent(g.t, 7, 0, "shared", "first"))
+	g.converge(2)
+	g.crash(behind)
+	for seq := int32(2); seq < 60; seq += 2 {
+		g.produceCommitted(l, keyedIdempotent(g.t, 7, seq, "shared", fmt.Sprint("unique", seq)))
+	}
+	end = g.parts[l].HighWatermark()
+	for _, id := range g.c.IDs() {
+		if id == behind {
+			continue
+		}
+		if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil {
+			g.t.Fatalf("clean on %d: %v", id, err)
+		}
+	}
+	// Compaction rewrote batches a high watermark exposed: what the
+	// replicas expose from now on is checked against that.
+	clear(g.exposed)
+	return l, behind, end
+}
+
 // TestReplicatedFollowerInstallsStagedCopy: while a follower is down the
 // others' cleaners compact a compacted topic (and, with compact,delete,
 // retention deletes its oldest segments) past its log end; back up and
@@ -69,26 +98,7 @@ func TestReplicatedFollowerInstallsStagedCopy(t *testing.T) {
 				c.Storage.SegmentBytes = 400
 				edit(c)
 			})
-			l := g.leader()
-			behind := l%3 + 1
-			g.produceCommitted(l, keyedIdempotent(t, 7, 0, "shared", "first"))
-			g.converge(2)
-			g.crash(behind)
-			for seq := int32(2); seq < 60; seq += 2 {
-				g.produceCommitted(l, keyedIdempotent(t, 7, seq, "shared", fmt.Sprint("unique", seq)))
-			}
-			end := g.parts[l].HighWatermark()
-			for _, id := range g.c.IDs() {
-				if id == behind {
-					continue
-				}
-				if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil {
-					t.Fatalf("clean on %d: %v", id, err)
-				}
-			}
-			// Compaction rewrote batches a high watermark exposed: what
-			// the replicas expose from now on is checked against that.
-			clear(g.exposed)
+			l, behind, end := g.cleanPastAFollower()
 			// Back up but cut off, it copies the data, then hears the leader.
 			g.c.Net.Isolate(behind, g.c.IDs())
 			g.restart(behind)
@@ -151,23 +161,7 @@ func TestReplicatedFollowerRefusesASnapshotWithoutItsData(t *testing.T) {
 			if restart {
 				g.restarts = map[uint64]int{}
 			}
-			l := g.leader()
-			behind := l%3 + 1
-			g.produceCommitted(l, keyedIdempotent(t, 7, 0, "shared", "first"))
-			g.converge(2)
-			g.crash(behind)
-			for seq := int32(2); seq < 60; seq += 2 {
-				g.produceCommitted(l, keyedIdempotent(t, 7, seq, "shared", fmt.Sprint("unique", seq)))
-			}
-			end := g.parts[l].HighWatermark()
-			for _, id := range g.c.IDs() {
-				if id != behind {
-					if err := g.parts[id].Clean(g.clock.Now().UnixMilli()); err != nil {
-						t.Fatalf("clean on %d: %v", id, err)
-					}
-				}
-			}
-			clear(g.exposed)
+			l, behind, end := g.cleanPastAFollower()
 			g.restart(behind)
 			f := g.parts[behind]
 			start, next := f.LogStartOffset(), f.log.NextOffset()
