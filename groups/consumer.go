@@ -41,6 +41,11 @@ type ConsumerHeartbeatResult struct {
 	MemberEpoch         int32
 	HeartbeatIntervalMs int32
 	Assignment          Assignment // nil with an error or on leave
+	// join names the join (a heartbeat at epoch 0) that admitted the
+	// member this answers, 0 for any other: ConsumerJoinUnanswered takes
+	// out that member only, never one a later join admitted again under
+	// the same id and epoch (after the group was loaded again).
+	join uint64
 }
 
 type consumerGroup struct {
@@ -67,6 +72,7 @@ type consumerMember struct {
 	topics             []string
 	regex              *topicRegex
 	rebalanceTimeoutMs int32
+	join               uint64     // the join that admitted it, numbered by Machine.joinSeq
 	assigned           Assignment // what the member may consume now
 	revoking           Assignment // taken away, not yet confirmed released
 	sessionDeadlineMs  int64
@@ -124,8 +130,12 @@ func (m *Machine) ConsumerHeartbeat(nowMs int64, req ConsumerHeartbeatRequest) C
 		cg.bump(req.Topics)
 	}
 	cg.reconcile(nowMs, mem, req.Owned)
-	return ConsumerHeartbeatResult{MemberID: mem.id, MemberEpoch: mem.epoch,
+	res := ConsumerHeartbeatResult{MemberID: mem.id, MemberEpoch: mem.epoch,
 		HeartbeatIntervalMs: m.cfg.ConsumerHeartbeatIntervalMs, Assignment: mem.assigned.clone()}
+	if req.MemberEpoch == 0 {
+		res.join = mem.join
+	}
+	return res
 }
 
 func (m *Machine) checkConsumerHeartbeat(req ConsumerHeartbeatRequest) error {
@@ -177,6 +187,8 @@ func (m *Machine) consumerMemberFor(nowMs int64, g *group, req ConsumerHeartbeat
 			cg.members[id] = mem
 		}
 		mem.epoch, mem.previousEpoch, mem.assigned, mem.revoking, mem.revokeDeadlineMs = 0, 0, Assignment{}, nil, 0
+		m.joinSeq++
+		mem.join = m.joinSeq
 		changed = true
 	case mem == nil:
 		return nil, false, ErrUnknownMemberID
@@ -361,19 +373,19 @@ func (m *Machine) ConsumerEpochPersisted(group string, epoch int32) {
 	}
 }
 
-// ConsumerJoinUnanswered takes out a member whose join (a heartbeat at
-// epoch 0 that answered memberID at epoch) could not be answered: its
-// epoch's record failed to be written or committed, so the caller got a
-// retriable error and never heard the member id (a server-made one, at
-// version 0) or rejoins at epoch 0. Kept, it would hold its partitions
-// until its session expired. A member that moved on since (its caller
-// rejoined and got another epoch) stays.
-func (m *Machine) ConsumerJoinUnanswered(nowMs int64, group, memberID string, epoch int32) {
+// ConsumerJoinUnanswered takes out the member a join (a heartbeat at
+// epoch 0 whose result was res) admitted when that join could not be
+// answered: its epoch's record failed to be written or committed, so the
+// caller got a retriable error and never heard the member id (a
+// server-made one, at version 0) or rejoins at epoch 0. Kept, it would
+// hold its partitions until its session expired. A member its caller
+// admitted again since (another join) stays.
+func (m *Machine) ConsumerJoinUnanswered(nowMs int64, group string, res ConsumerHeartbeatResult) {
 	g := m.groups[group]
-	if g == nil || g.consumer == nil {
+	if g == nil || g.consumer == nil || res.join == 0 {
 		return
 	}
-	if mem := g.consumer.members[memberID]; mem != nil && mem.epoch == epoch {
+	if mem := g.consumer.members[res.MemberID]; mem != nil && mem.join == res.join {
 		m.removeConsumerMember(nowMs, g, mem, nil)
 	}
 }

@@ -213,3 +213,35 @@ func beat(ctx context.Context, co *Coordinator, member string, epoch int32, topi
 	}
 	return res, err
 }
+
+// TestConsumerJoinUnansweredSparesALaterJoin: a failed join's member is
+// taken out only if no later join admitted it again, even one that got
+// the same member id and epoch after the group was loaded again from a
+// log without the failed join's epoch record.
+func TestConsumerJoinUnansweredSparesALaterJoin(t *testing.T) {
+	m := NewMachine(DefaultConfig(), "x")
+	topics := map[string]TopicInfo{"t": {Partitions: 2}}
+	join := func() ConsumerHeartbeatResult {
+		res := m.ConsumerHeartbeat(0, ConsumerHeartbeatRequest{Group: "g", MemberID: "m1", RebalanceTimeoutMs: 60_000,
+			SubscribedTopics: []string{"t"}, Topics: topics})
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		return res
+	}
+	failed := join()
+	m.Unload(func(string) bool { return true })
+	m.Adopt(NewMachine(DefaultConfig(), "x"))
+	again := join()
+	if again.MemberEpoch != failed.MemberEpoch {
+		t.Fatalf("rejoined at epoch %d, the failed join had %d: the case this test is about did not arise", again.MemberEpoch, failed.MemberEpoch)
+	}
+	m.ConsumerJoinUnanswered(0, "g", failed)
+	if d := m.Describe("g"); d.Consumer == nil || len(d.Consumer.Members) != 1 {
+		t.Fatalf("the failed join took out the member a later join admitted: %+v", d)
+	}
+	m.ConsumerJoinUnanswered(0, "g", again)
+	if d := m.Describe("g"); d.Consumer != nil && len(d.Consumer.Members) != 0 {
+		t.Fatalf("the later join's own failure left its member: %+v", d.Consumer.Members)
+	}
+}

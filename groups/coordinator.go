@@ -560,12 +560,13 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 }
 
 // joinUnanswered takes out the member a join heartbeat (req at epoch 0)
-// added when its answer res cannot be sent: Kafka applies a heartbeat's
-// records only once written, so a failed join leaves no member behind.
-// On the loop.
+// added when its answer res cannot be sent, as Kafka reverts the records
+// of a failed write, the joined member with them: the caller, told to
+// retry, never hears a server-made member id, and the member would hold
+// its partitions until its session expired. On the loop.
 func (co *Coordinator) joinUnanswered(nowMs int64, req ConsumerHeartbeatRequest, res ConsumerHeartbeatResult) {
 	if req.MemberEpoch == 0 && res.Err == nil {
-		co.machine.ConsumerJoinUnanswered(nowMs, req.Group, res.MemberID, res.MemberEpoch)
+		co.machine.ConsumerJoinUnanswered(nowMs, req.Group, res)
 	}
 }
 

@@ -123,8 +123,8 @@
 // answered once what its offsets partition holds is committed (another
 // heartbeat's epoch record included; a failed write or wait answers
 // COORDINATOR_NOT_AVAILABLE, and a join answered so leaves no member
-// behind: Kafka applies a heartbeat's records only once written), and a
-// group loaded again goes on above it. Its
+// behind, as Kafka reverts a failed write's records), and a group loaded
+// again goes on above it. Its
 // members keep their own member ids across a rejoin, so without that an
 // epoch could come back with another assignment, and a late commit of the
 // old one be taken.
