@@ -221,12 +221,14 @@ func (c *Cluster) restartReplica(h *replicaHandle, why string, failed func(error
 	}
 }
 
+// recreateReplica takes the stopped replica off the scheduler first, so
+// that RestartPoint records its applied state with no worker running it.
 func (c *Cluster) recreateReplica(h *replicaHandle) error {
-	applied, err := h.p.RestartPoint()
-	if err != nil {
+	if err := c.sched.RemoveGroup(h.group); err != nil {
 		return err
 	}
-	if err := c.sched.RemoveGroup(h.group); err != nil {
+	applied, err := h.p.RestartPoint()
+	if err != nil {
 		return err
 	}
 	return c.addReplica(h, applied)

@@ -128,7 +128,11 @@
 //     the Raft log ends whole; that term's waiters and the appends
 //     refused until the group runs again get ErrDiskFull; and the owner,
 //     asked through ReplicaConfig.DiskFull, recreates the replica from the
-//     log after RestartPoint synced it. Raft is never told an entry is
+//     log after RestartPoint recorded what the partition applied (with the
+//     ConfState of a configuration change applied last, which the Raft log
+//     otherwise records only at the next Apply) and synced it: the new raft
+//     node starts where the open partition is, not below its high
+//     watermark. Raft is never told an entry is
 //     durable that is not: the stopped raft node is dropped, not resumed.
 //     A read that finds the stored log damaged (a replica's reads check
 //     every batch's CRC, and the offsets the CRC does not cover, too,

@@ -105,15 +105,33 @@ func (p *Partition) HandedOffAfterDiskFull() {
 
 // RestartPoint prepares the recreation of a replica stopped with its Raft
 // log whole (a failed write for lack of space, a snapshot refused for want
-// of its data): it syncs the Raft log, so that the new raft node starts
-// from a durable log, and returns the applied index for its
-// replica.Config. A failed sync takes the partition offline for good.
+// of its data): it records in the Raft log what the partition applied,
+// syncs the log, so that the new raft node starts from a durable log, and
+// returns the applied index for its replica.Config. The caller has taken
+// the stopped replica off its worker; ReplicaConfig.ConfState still
+// answers for it. A failed sync takes the partition offline for good.
+//
+// The recording matters after a configuration change: the Raft log
+// records the index applied after one only at the next Apply
+// (recordApplied), which a stopped replica never runs. A new raft node
+// started below what the partition applied would hand those entries to
+// Apply again, which refuses a batch below its high watermark (the
+// partition stays open, so no replay resets it) and would take the
+// partition offline; and it would start with the ConfState from before
+// the change.
 func (p *Partition) RestartPoint() (uint64, error) {
 	p.mu.Lock()
 	closed := p.closed
+	var err error
+	if !closed {
+		err = p.recordAppliedForRestart()
+	}
 	p.mu.Unlock()
 	if closed {
 		return 0, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
+	if err != nil {
+		return 0, err
 	}
 	if err := p.Err(); err != nil {
 		return 0, err
@@ -123,6 +141,27 @@ func (p *Partition) RestartPoint() (uint64, error) {
 		return 0, p.Err()
 	}
 	return p.RaftApplied()
+}
+
+// recordAppliedForRestart records the entries the partition applied, and
+// the ConfState a configuration change among them left, where the Raft log
+// does not have them yet. Callers hold mu.
+func (p *Partition) recordAppliedForRestart() error {
+	conf := p.confToRecord()
+	p.stateMu.Lock()
+	applied := p.appliedIndex
+	p.stateMu.Unlock()
+	recorded, err := p.RaftApplied()
+	if err != nil {
+		return err
+	}
+	if conf == nil && applied <= recorded {
+		return nil
+	}
+	if err := p.raft.RecordApplied(max(applied, recorded), conf); err != nil {
+		return fmt.Errorf("partition %s-%d: record applied %d for a restart: %w", p.topic, p.index, applied, err)
+	}
+	return nil
 }
 
 // Append appends to the Raft log; a failure for lack of space that left

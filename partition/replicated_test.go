@@ -45,6 +45,9 @@ type group struct {
 	copiesSnapshots bool
 	restarts        map[uint64]int
 	damaged         map[uint64][]error
+	// inPlace makes a node's next start recreate its replica over its
+	// open partition (recreateInPlace).
+	inPlace map[uint64]bool
 }
 
 const partDir = "/data/t-0"
@@ -83,6 +86,15 @@ func newGroup(t *testing.T, seed uint64, voters []uint64, edit ...func(*Config))
 // filesystem holds, its Raft log the replica's storage (whose Syncs report
 // to the partition, for acks=1).
 func (g *group) open(id uint64) (sim.NodeParts, error) {
+	if g.inPlace[id] {
+		delete(g.inPlace, id)
+		p := g.parts[id]
+		applied, err := p.RestartPoint()
+		if err != nil {
+			return sim.NodeParts{}, err
+		}
+		return sim.NodeParts{Storage: p.RaftStorage(), SM: p, Applied: applied}, nil
+	}
 	e := env.Env{FS: g.fs[id], Clock: g.clock, Rand: env.NewSeededRand(id), Logger: quiet}
 	rc := ReplicaConfig{
 		Propose:   func(f func(*replica.Replica) error) error { return g.c.Do(id, f) },
