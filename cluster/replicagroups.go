@@ -115,15 +115,13 @@ func (c *Cluster) startReplica(topic string, mp *metav1.Partition, rid uint64, c
 	h := &replicaHandle{}
 	boot := raftlog.Bootstrap{GroupID: group, ReplicaID: rid, Index: replicaBootstrapIndex, Term: replicaBootstrapTerm,
 		ConfState: &raftpb.ConfState{Voters: meta.BootstrapVoters(mp)}}
+	damaged := func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) }
 	rc := partition.ReplicaConfig{Propose: partition.SchedulerProposer(c.sched, group), ReadIndex: partition.SchedulerReadIndex(c.sched, group), Bootstrap: boot,
 		ConfState: func() *raftpb.ConfState { return h.r.ConfState() },
 		DiskFull:  func() { go c.restartReplica(h, "after a full disk", nil) },
-		Restart: func() {
-			// Should the recreation fail, the replica is renewed instead.
-			go c.restartReplica(h, "after a snapshot refused for want of its copied data",
-				func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) })
-		},
-		Damaged: func(err error) { c.noteDamaged(topic, mp.Index, group, rid, err) },
+		// Should the recreation fail, the replica is renewed instead.
+		Restart: func() { go c.restartReplica(h, "after a snapshot refused for want of its copied data", damaged) },
+		Damaged: damaged,
 		// The snapshot fetcher copies a snapshot's data before raft sees it.
 		CopiesSnapshots: true}
 	p, err := partition.OpenReplica(c.env, dir, topic, mp.Index, cfg, rc)

@@ -394,12 +394,8 @@ func (c *Cluster) stepSnapshot(group uint64, t snapshotTarget, m *raftpb.Message
 func (c *Cluster) replicaIDOf(group uint64, t snapshotTarget) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, topic := range c.topics {
-		for _, s := range topic.Partitions {
-			if s.Group == group && s.Partition != nil && snapshotTarget(s.Partition) == t {
-				return s.replicaID
-			}
-		}
+	if s := c.replicaSlotLocked(group); s != nil && snapshotTarget(s.Partition) == t {
+		return s.replicaID
 	}
 	return 0
 }

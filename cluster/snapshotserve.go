@@ -145,10 +145,19 @@ func (s *snapshotServer) close() {
 func (c *Cluster) snapshotSourceOf(group uint64) snapshotSource {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if s := c.replicaSlotLocked(group); s != nil {
+		return s.Partition
+	}
+	return nil
+}
+
+// replicaSlotLocked is the slot of group's open replica here, nil when
+// there is none. Callers hold mu.
+func (c *Cluster) replicaSlotLocked(group uint64) *PartitionSlot {
 	for _, t := range c.topics {
 		for _, s := range t.Partitions {
 			if s.Group == group && s.Partition != nil && s.Partition.Replicated() {
-				return s.Partition
+				return s
 			}
 		}
 	}

@@ -63,16 +63,7 @@ func TestConsumerEpochsDoNotRecurAfterRestart(t *testing.T) {
 func TestConsumerEpochAnsweredOnlyOnceDurable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	held := &heldSyncFS{FS: vfs.NewMem(), release: make(chan struct{})}
-	cl, co := openTest(t, held)
-	defer cl.Close()
-	defer co.Close()
-	released := false
-	defer func() {
-		if !released {
-			close(held.release) // before Close, which syncs
-		}
-	}()
+	held, cl, co := openHeldTest(t)
 	for _, topic := range []string{"t", "u"} {
 		if _, err := cl.CreateTopic(topic, 2, nil, false); err != nil {
 			t.Fatal(err)
@@ -96,8 +87,7 @@ func TestConsumerEpochAnsweredOnlyOnceDurable(t *testing.T) {
 	if res, err := beat(short(), co, "m1", first.MemberEpoch, "t"); !errors.Is(err, ErrCoordinatorNotAvailable) {
 		t.Fatalf("m1's heartbeat before the new epoch is durable: epoch %d, %v; want a retriable error", res.MemberEpoch, err)
 	}
-	close(held.release)
-	released = true
+	held.releaseSyncs()
 	res, err := beat(ctx, co, "m1", first.MemberEpoch, "t")
 	if err != nil || res.MemberEpoch <= first.MemberEpoch {
 		t.Fatalf("m1's heartbeat once the record is durable: epoch %d, %v; want above %d", res.MemberEpoch, err, first.MemberEpoch)
@@ -114,16 +104,7 @@ func TestConsumerJoinUnansweredLeavesNoMember(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			held := &heldSyncFS{FS: vfs.NewMem(), release: make(chan struct{})}
-			cl, co := openTest(t, held)
-			defer cl.Close()
-			defer co.Close()
-			released := false
-			defer func() {
-				if !released {
-					close(held.release)
-				}
-			}()
+			held, cl, co := openHeldTest(t)
 			if _, err := cl.CreateTopic("t", 2, nil, false); err != nil {
 				t.Fatal(err)
 			}
@@ -143,8 +124,7 @@ func TestConsumerJoinUnansweredLeavesNoMember(t *testing.T) {
 				t.Fatalf("join with the epoch record not durable: %v, want a retriable error", err)
 			}
 			if how == "sync held" {
-				close(held.release)
-				released = true
+				held.releaseSyncs()
 			} else {
 				held.full.Store(false)
 			}

@@ -529,7 +529,10 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		// heartbeat appended included.
 		if meta, ok := co.machine.ConsumerEpochToPersist(nowMs, req.Group); ok {
 			if _, werr = co.write(req.Group, []batch.Record{{Key: groupKey(req.Group), Value: groupValue(meta)}}, nowMs); werr != nil {
-				co.joinUnanswered(nowMs, req, res)
+				// Kafka reverts a failed write's records, a joined member
+				// with them: one kept would hold its partitions until its
+				// session expired, its caller told to retry.
+				co.machine.ConsumerJoinUnanswered(nowMs, req.Group, res)
 				return
 			}
 			co.machine.ConsumerEpochPersisted(req.Group, meta.Generation)
@@ -542,9 +545,11 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		return res, err
 	}
 	if werr == nil {
-		if werr = co.settle(ctx, a); werr != nil && !errors.Is(werr, ErrNotCoordinator) {
+		if werr = co.settle(ctx, a); werr != nil && !errors.Is(werr, ErrNotCoordinator) && res.join != 0 {
 			// The caller's deadline may have passed: the member goes anyway.
-			_ = co.doGroup(context.WithoutCancel(ctx), req.Group, func(nowMs int64) { co.joinUnanswered(nowMs, req, res) })
+			_ = co.doGroup(context.WithoutCancel(ctx), req.Group, func(nowMs int64) {
+				co.machine.ConsumerJoinUnanswered(nowMs, req.Group, res)
+			})
 		}
 	}
 	switch {
@@ -556,17 +561,6 @@ func (co *Coordinator) ConsumerHeartbeat(ctx context.Context, req ConsumerHeartb
 		// A failed write or sync, or the wait cut short: retriable for
 		// the client, which sends the heartbeat again.
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: record the epoch of consumer group %s: %v", ErrCoordinatorNotAvailable, req.Group, werr)
-	}
-}
-
-// joinUnanswered takes out the member a join heartbeat (req at epoch 0)
-// added when its answer res cannot be sent, as Kafka reverts the records
-// of a failed write, the joined member with them: the caller, told to
-// retry, never hears a server-made member id, and the member would hold
-// its partitions until its session expired. On the loop.
-func (co *Coordinator) joinUnanswered(nowMs int64, req ConsumerHeartbeatRequest, res ConsumerHeartbeatResult) {
-	if req.MemberEpoch == 0 && res.Err == nil {
-		co.machine.ConsumerJoinUnanswered(nowMs, req.Group, res)
 	}
 }
 

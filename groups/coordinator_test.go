@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -342,11 +343,7 @@ func TestDeletionWaitsForSync(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			held := &heldSyncFS{FS: vfs.NewMem(), release: make(chan struct{})}
-			cl, co := openTest(t, held)
-			defer cl.Close()
-			defer co.Close()
-			defer close(held.release) // before Close, which syncs
+			held, _, co := openHeldTest(t)
 			commitForDeletion(ctx, t, co)
 			held.hold.Store(true)
 			short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -362,10 +359,26 @@ func TestDeletionWaitsForSync(t *testing.T) {
 // until release is closed.
 type heldSyncFS struct {
 	vfs.FS
-	hold    atomic.Bool
-	release chan struct{}
+	hold     atomic.Bool
+	release  chan struct{}
+	released sync.Once
 	// full fails writes to the offsets topic's files with ENOSPC.
 	full atomic.Bool
+}
+
+// releaseSyncs lets held syncs go, once.
+func (h *heldSyncFS) releaseSyncs() { h.released.Do(func() { close(h.release) }) }
+
+// openHeldTest opens a cluster and coordinator over a heldSyncFS; at the
+// test's end held syncs are let go before they close, which syncs.
+func openHeldTest(t *testing.T) (*heldSyncFS, *cluster.Cluster, *Coordinator) {
+	t.Helper()
+	held := &heldSyncFS{FS: vfs.NewMem(), release: make(chan struct{})}
+	cl, co := openTest(t, held)
+	t.Cleanup(func() { cl.Close() })
+	t.Cleanup(func() { co.Close() })
+	t.Cleanup(held.releaseSyncs)
+	return held, cl, co
 }
 
 type heldSyncFile struct {

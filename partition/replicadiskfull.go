@@ -121,19 +121,16 @@ func (p *Partition) HandedOffAfterDiskFull() {
 // the change.
 func (p *Partition) RestartPoint() (uint64, error) {
 	p.mu.Lock()
-	closed := p.closed
-	var err error
-	if !closed {
+	if p.closed {
+		p.mu.Unlock()
+		return 0, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
+	}
+	err := p.Err()
+	if err == nil {
 		err = p.recordAppliedForRestart()
 	}
 	p.mu.Unlock()
-	if closed {
-		return 0, fmt.Errorf("%w: %s-%d", ErrClosed, p.topic, p.index)
-	}
 	if err != nil {
-		return 0, err
-	}
-	if err := p.Err(); err != nil {
 		return 0, err
 	}
 	if err := p.raft.Sync(); err != nil {
