@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/env"
 	"github.com/cairnlog/cairn/partition"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage/vfs"
+	"github.com/cairnlog/cairn/transport"
 )
 
 // TestReplicaSurvivesDiskFull: on a cluster node, a partition whose Raft
@@ -129,11 +134,53 @@ func valuesOf(recs []string) []string {
 // failed again (TestLeaderSurvivesDiskFull timed out so, now and then).
 func TestFullReplicaHandsOffLeadership(t *testing.T) {
 	tn, lead := fullTopicNodes(t)
+	electFullReplica(tn, lead)
+	tn.waitAppendsElsewhere(lead, "b")
+}
+
+// TestFullReplicaAsksAgainWhenAHandOffFails: raft drops a transfer its
+// target did not take within an election timeout. Here the message that
+// tells the target to campaign is lost; the replica that won with a full
+// disk still leads in that term, and asks again, so produce goes on
+// elsewhere rather than waiting on a replica that refuses it.
+func TestFullReplicaAsksAgainWhenAHandOffFails(t *testing.T) {
+	var losers [4]timeoutNowLoser
+	tn, lead := fullTopicNodesOf(t, func(c *Config) {
+		loser := &losers[c.NodeID]
+		c.Transport = func(e env.Env, cfg transport.Config) (Transport, error) {
+			tcp, err := transport.New(e, cfg)
+			if err != nil {
+				return nil, err
+			}
+			loser.Transport = tcp
+			return loser, nil
+		}
+	})
+	slot, ok := tn.nodes[lead].Topic("full")
+	if !ok {
+		t.Fatal("topic full unknown")
+	}
+	losers[lead].group.Store(slot.Partitions[0].Group)
+	losers[lead].lose.Store(1)
+	electFullReplica(tn, lead)
+	tn.waitAppendsElsewhere(lead, "b")
+	if n := losers[lead].lose.Load(); n > 0 {
+		t.Fatalf("the full replica's transfer was never asked (%d messages left to lose)", n)
+	}
+}
+
+// electFullReplica fills node lead's disk while the others are down, so
+// that its replica of full-0 fails a write and is recreated with a log as
+// long as theirs, then brings them back and waits until that replica is
+// elected.
+func electFullReplica(tn *testNodes, lead int32) {
+	t := tn.t
+	t.Helper()
 	others := []int32{lead%3 + 1, (lead+1)%3 + 1}
 	for _, id := range others {
 		tn.stop(id)
 	}
-	defer tn.fillDisk(lead)()
+	t.Cleanup(tn.fillDisk(lead))
 	if err := appendWait(tn.nodes[lead], "full", 0, "refused"); !errors.Is(err, partition.ErrDiskFull) {
 		t.Fatalf("produce on the leader's full disk: %v", err)
 	}
@@ -159,7 +206,27 @@ func TestFullReplicaHandsOffLeadership(t *testing.T) {
 		}
 		return false
 	})
-	tn.waitAppendsElsewhere(lead, "b")
+}
+
+// timeoutNowLoser is a node's transport that loses the next lose
+// MsgTimeoutNow messages of group, the message by which a leader tells the
+// target of a transfer to campaign.
+type timeoutNowLoser struct {
+	Transport
+	group atomic.Uint64
+	lose  atomic.Int32
+}
+
+func (l *timeoutNowLoser) Send(to, group uint64, msgs []*raftpb.Message) {
+	if group == l.group.Load() {
+		msgs = slices.DeleteFunc(slices.Clone(msgs), func(m *raftpb.Message) bool {
+			return m.GetType() == raftpb.MsgTimeoutNow && l.lose.Add(-1) >= 0
+		})
+		if len(msgs) == 0 {
+			return
+		}
+	}
+	l.Transport.Send(to, group, msgs)
 }
 
 // TestFullReplicasDoNotPassLeadershipRound: when every replica's disk
@@ -227,7 +294,14 @@ func TestFullReplicasDoNotPassLeadershipRound(t *testing.T) {
 // all of them, holding one record, and returns them and its leader.
 func fullTopicNodes(t *testing.T) (*testNodes, int32) {
 	t.Helper()
-	tn := startNodesOf(&testNodes{t: t, faulty: true}, 3)
+	return fullTopicNodesOf(t, nil)
+}
+
+// fullTopicNodesOf is fullTopicNodes with edit changing every node's
+// config.
+func fullTopicNodesOf(t *testing.T, edit func(*Config)) (*testNodes, int32) {
+	t.Helper()
+	tn := startNodesOf(&testNodes{t: t, faulty: true, edit: edit}, 3)
 	if _, err := tn.nodes[1].CreateTopicReplicated("full", 1, 3, nil, false); err != nil {
 		t.Fatal(err)
 	}

@@ -115,8 +115,9 @@
 // recreated from its partition's Raft log, which the refusal left as it
 // was, under mu and with backoff (restartReplica); elected before its
 // log took a record batch again, it hands the leadership to an
-// in-sync voter (handOffFullReplica), once per failure, as it would
-// refuse every produce while another replica could take them. A partition
+// in-sync voter (handOffFullReplica), waiting while none is in sync and
+// asking again while a transfer did not take, once per failure, as it
+// would refuse every produce while another replica could take them. A partition
 // with no replica here has a slot with no Partition and Offline wrapping
 // ErrNotLeader. Topics are placed with meta.Place over the applied state
 // and proposed from any node (the controller forwards to the leader);

@@ -331,14 +331,24 @@ func (m *replicaMachine) LeadershipChanged(l replica.Leadership) {
 // replica would refuse every produce until space returns, and, its log as
 // long as the others', it may win every election meanwhile. While it has
 // no such voter (the others just came back) it asks again every election
-// timeout, a few times; a single replica keeps leading. It hands over
-// once per failed write: elected again, the replica leads.
+// timeout for as long as it leads; a single replica keeps leading. Raft
+// drops a transfer its target did not take within an election timeout (a
+// lost message, a target busy restarting), so while the replica still
+// leads in the term it asked in, it asks again, another voter each time,
+// up to handOffFullAsks times: a transfer pending holds every proposal.
+// It hands over once per failed write: elected in a later term, the
+// replica leads.
 func (c *Cluster) handOffFullReplica(p *partition.Partition, group uint64) {
 	retry := time.Duration(c.cfg.RaftTickMs*int64(c.cfg.RaftElectionTicks)) * time.Millisecond
-	for range handOffFullAttempts {
+	var askedIn uint64 // the term of the transfers asked, 0 before the first
+	for asks := 0; ; {
 		again := false
 		err := c.sched.Do(group, func(r *replica.Replica) {
-			if l := r.Leadership(); !l.Ready || l.Leader != r.ID() || !p.DiskFullRecovering() {
+			l := r.Leadership()
+			if !l.Ready || l.Leader != r.ID() {
+				return
+			}
+			if askedIn == 0 && !p.DiskFullRecovering() || askedIn != 0 && (l.Term != askedIn || asks == handOffFullAsks) {
 				return
 			}
 			inSync := slices.DeleteFunc(inSyncVoters(r.Status()), c.replicaGone)
@@ -346,10 +356,12 @@ func (c *Cluster) handOffFullReplica(p *partition.Partition, group uint64) {
 				again = len(r.ConfState().Voters) > 1
 				return
 			}
+			to := inSync[asks%len(inSync)]
 			c.env.Logger.Warn("leading with a raft log that ran out of space; handing the leadership over",
-				"topic", p.Topic(), "partition", p.Index(), "to_node", meta.NodeOf(inSync[0]))
+				"topic", p.Topic(), "partition", p.Index(), "to_node", meta.NodeOf(to), "ask", asks+1)
 			p.HandedOffAfterDiskFull()
-			r.TransferLeader(inSync[0])
+			r.TransferLeader(to)
+			askedIn, asks, again = l.Term, asks+1, true
 		})
 		if err != nil {
 			c.env.Logger.Debug("handing over a leadership won with a full disk", "group", group, "err", err)
@@ -368,9 +380,9 @@ func (c *Cluster) handOffFullReplica(p *partition.Partition, group uint64) {
 	}
 }
 
-// handOffFullAttempts bounds the election timeouts handOffFullReplica
-// waits for an in-sync voter.
-const handOffFullAttempts = 10
+// handOffFullAsks bounds the transfers handOffFullReplica asks in one
+// term.
+const handOffFullAsks = 3
 
 // LogLost implements replica.LogLoser: the partition goes offline, and
 // the replica is renewed (damaged.go).
