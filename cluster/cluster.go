@@ -127,6 +127,11 @@ type Config struct {
 	// transport.Join over TCP (with TransportTLS). A simulation puts its
 	// network's here.
 	Joiner transport.Joiner
+	// raftStepper, when set, has the node's Raft groups run by no worker:
+	// Open hands it the scheduler's Step (replica.SchedulerConfig.Stepped)
+	// as soon as the scheduler exists, before anything waits on it, and a
+	// simulation calls it as its clock advances.
+	raftStepper func(step func() bool)
 }
 
 // Cluster-mode defaults (Config's fields of the same names).

@@ -38,7 +38,10 @@
 // # Cluster mode
 //
 // With Config.Peers set (node id → Raft address of every initial voter,
-// the same on every node) the node is one of a cluster (node.go). The
+// the same on every node) the node is one of a cluster (node.go). Its
+// Raft groups run on a replica.Scheduler's workers, or, in the simulated
+// cluster (Config.raftStepper), on a stepped scheduler the simulation
+// steps as its clock advances. The
 // Cluster owns its transport, a transport.TCP unless Config.Transport
 // opens another (the Transport interface: transport/simnet in a
 // simulation of the whole cluster in one process) (Raft batches to the scheduler; the

@@ -155,9 +155,12 @@ func (c *Cluster) openNode(names []string) error {
 	// follower's, stops heartbeating.
 	alive := func(replicaID uint64) bool { return n.leaders.Alive(uint64(meta.NodeOf(replicaID))) }
 	if c.sched, err = replica.NewScheduler(c.env, replica.SchedulerConfig{TickInterval: tick, Alive: alive,
-		SyncWorkers: cfg.syncWorkers()},
+		SyncWorkers: cfg.syncWorkers(), Stepped: cfg.raftStepper != nil},
 		countingSender{Sender: transport.ReplicaSender{TCP: n.tcp}, counters: &n.counters}); err != nil {
 		return fmt.Errorf("cluster: %w", err)
+	}
+	if cfg.raftStepper != nil {
+		cfg.raftStepper(c.sched.Step)
 	}
 	c.deliverTo.Store(c.sched)
 	startTimeout := time.Duration(cfg.StartTimeoutMs) * time.Millisecond

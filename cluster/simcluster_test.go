@@ -260,11 +260,13 @@ type simCluster struct {
 	starts  map[int32]uint64
 	// nodeClock is each node's view of the time: it follows clock, ahead
 	// by skew (clock jumps), and stands still while the node is frozen
-	// (paused), then jumps to catch up. clockMu guards the three.
+	// (paused), then jumps to catch up. steppers run each node's Raft
+	// groups after each clock step (raftStepper). clockMu guards the four.
 	clockMu   sync.Mutex
 	nodeClock map[int32]*env.ManualClock
 	skew      map[int32]time.Duration
 	frozen    map[int32]bool
+	steppers  map[int32]*raftStepper
 	// clockStop ends runClock's goroutine, which closes clockDone.
 	clockStop, clockDone chan struct{}
 
@@ -347,6 +349,7 @@ func (sc *simCluster) runClock() {
 	sc.clockStop, sc.clockDone = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(sc.clockDone)
+		defer sc.stopSteppers()
 		for {
 			select {
 			case <-sc.clockStop:
@@ -366,10 +369,88 @@ func (sc *simCluster) runClock() {
 					}
 				}
 				sc.clockMu.Unlock()
+				sc.stepRaft()
 				time.Sleep(simPace) // the goroutines of three nodes run meanwhile
 			}
 		}
 	}()
+}
+
+// raftStepper runs the Raft groups of one node (its scheduler is
+// stepped, with no workers) on its own goroutine, a pass at each kick, as
+// a process runs its own: a turn of a paused node waiting for its clock
+// (a sync, which takes simSyncLatency) holds that node alone.
+type raftStepper struct {
+	step func() bool // the node's current run's, under clockMu
+	kick chan struct{}
+	done chan struct{} // after each pass
+}
+
+// registerStepper makes step node id's Raft step, which its stepper
+// runs from now on (a restarted node's replaces its run before's).
+func (sc *simCluster) registerStepper(id int32, step func() bool) {
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	if st := sc.steppers[id]; st != nil {
+		st.step = step
+		return
+	}
+	st := &raftStepper{step: step, kick: make(chan struct{}), done: make(chan struct{}, 1)}
+	sc.steppers[id] = st
+	go func() {
+		for range st.kick {
+			sc.clockMu.Lock()
+			step := st.step
+			sc.clockMu.Unlock()
+			for range 20 { // a group that always has work waits for the next pass
+				if !step() {
+					break
+				}
+			}
+			st.done <- struct{}{}
+		}
+	}()
+}
+
+// stepRaft has every node not paused run its Raft groups at this instant,
+// and waits for their passes within a bound: a turn may wait for the
+// clock (a sync), which moves on meanwhile.
+func (sc *simCluster) stepRaft() {
+	sc.clockMu.Lock()
+	var kicked []*raftStepper
+	for _, id := range slices.Sorted(maps.Keys(sc.steppers)) {
+		st := sc.steppers[id]
+		select {
+		case <-st.done: // of a pass that outran its bound
+		default:
+		}
+		if sc.frozen[id] {
+			continue
+		}
+		select {
+		case st.kick <- struct{}{}:
+			kicked = append(kicked, st)
+		default: // its last pass still runs
+		}
+	}
+	sc.clockMu.Unlock()
+	bound := time.After(20 * simPace)
+	for _, st := range kicked {
+		select {
+		case <-st.done:
+		case <-bound:
+			return
+		}
+	}
+}
+
+// stopSteppers ends the steppers' goroutines.
+func (sc *simCluster) stopSteppers() {
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	for _, st := range sc.steppers {
+		close(st.kick)
+	}
 }
 
 // advance lets d of simulated time pass, checking the replicas every
@@ -684,6 +765,7 @@ func (sc *simCluster) openNode(id int32) (*Cluster, error) {
 		cfg.CleanIntervalMs = simCleanInterval.Milliseconds()
 	}
 	cfg.Transport = func(_ env.Env, tc transport.Config) (Transport, error) { return sc.net.Open(tc) }
+	cfg.raftStepper = func(step func() bool) { sc.registerStepper(id, step) }
 	return Open(e, cfg)
 }
 
@@ -1296,7 +1378,7 @@ func openSimClusterTrimmed(t *testing.T, seed uint64, nodes int, faults simnet.F
 	net.SetDrop(drop)
 	sc := &simCluster{t: t, clock: clock, net: net, seed: seed, peers: map[int32]string{}, nodes: map[int32]*Cluster{},
 		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, size: nodes, joinedThrough: map[int32]string{}, seen: map[int64]string{}, hwm: map[int32]int64{},
-		part: map[int32]*partition.Partition{}, nodeClock: map[int32]*env.ManualClock{}, skew: map[int32]time.Duration{}, frozen: map[int32]bool{},
+		part: map[int32]*partition.Partition{}, nodeClock: map[int32]*env.ManualClock{}, skew: map[int32]time.Duration{}, frozen: map[int32]bool{}, steppers: map[int32]*raftStepper{},
 		trim: trim}
 	if *simNodeLog != "" {
 		if err := sc.nodeLogLevel.UnmarshalText([]byte(*simNodeLog)); err != nil {

@@ -50,6 +50,17 @@
 // configuration does not name its receiver (taken before a learner was
 // added) is reported failed and not sent: the receiver would drop it.
 //
+// A Stepped scheduler (SchedulerConfig.Stepped) has no workers and no
+// ticker: its owner calls Step, which gives the ticks due by the env's
+// clock and one turn to every group with events, in group-id order, on
+// the caller's goroutine, so that a simulation fixes the order in which a
+// node's groups run, whatever order other goroutines queued their events
+// in. Do from the stepping goroutine runs the group's turn at once (it
+// would wait for itself); from another it waits for the next Step. With
+// StepSyncs the syncs run in Step too, in group-id order; without, on the
+// sync workers (a simulated disk whose sync waits on the clock the
+// stepping goroutine moves needs them).
+//
 // With SchedulerConfig.Alive (the node's liveness of other nodes), a group
 // added with GroupOptions.Quiesce stops ticking while idle (quiesce.go): its
 // ready leader, with everything committed, applied and acknowledged by

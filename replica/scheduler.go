@@ -44,6 +44,14 @@ type SchedulerConfig struct {
 	// table's liveness). Without it no group quiesces; with it, a group
 	// added with GroupOptions.Quiesce stops ticking while idle (quiesce.go).
 	Alive func(replicaID uint64) bool
+	// Stepped starts no worker and no ticker: the owner calls Step, which
+	// ticks and runs the groups on its own goroutine in a fixed order, so
+	// that a simulation decides when and in which order groups run
+	// (Workers is then unused). StepSyncs has Step run the syncs too,
+	// inline, instead of the sync workers: only for storage whose Sync
+	// does not wait for the stepping goroutine (a simulated disk whose
+	// sync takes time on the clock that goroutine advances would).
+	Stepped, StepSyncs bool
 }
 
 func (c SchedulerConfig) withDefaults() SchedulerConfig {
@@ -109,6 +117,10 @@ type Scheduler struct {
 	inRun atomic.Int32
 	// readSeq numbers read rounds (readindex.go), their contexts in raft.
 	readSeq atomic.Uint64
+	// stepper is the goroutine that called Step last, and nextTick the
+	// tick Step gives next (Stepped only).
+	stepper  uint64
+	nextTick time.Time
 
 	stopTicker chan struct{}
 	wg         sync.WaitGroup
@@ -175,11 +187,17 @@ func NewScheduler(e env.Env, cfg SchedulerConfig, send Sender) (*Scheduler, erro
 	s.work = sync.NewCond(&s.mu)
 	s.syncWork = sync.NewCond(&s.mu)
 	s.settled = sync.NewCond(&s.mu)
+	if !cfg.Stepped || !cfg.StepSyncs {
+		for range cfg.SyncWorkers {
+			s.wg.Go(s.syncer)
+		}
+	}
+	if cfg.Stepped {
+		s.nextTick = e.Clock.Now().Add(cfg.TickInterval)
+		return s, nil
+	}
 	for range cfg.Workers {
 		s.wg.Go(s.worker)
-	}
-	for range cfg.SyncWorkers {
-		s.wg.Go(s.syncer)
 	}
 	s.wg.Go(s.ticker)
 	return s, nil
@@ -309,6 +327,9 @@ func (s *Scheduler) ReportGone(gone func(replicaID uint64) bool) {
 // Do runs f on the group's replica on a worker (Propose, Campaign,
 // ProposeConfChange, ReadIndex...) and returns once it ran; the work f
 // makes is handled right after it.
+//
+// On a Stepped scheduler f runs at the next Step, or at once when the
+// caller is the goroutine that steps (it would wait for itself).
 func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 	done := make(chan error, 1)
 	g, err := s.lockQueue(groupID, func(g *group) int { return len(g.ops) })
@@ -316,7 +337,11 @@ func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 		return err
 	}
 	g.ops = append(g.ops, op{f: f, done: done})
-	s.enqueueLocked(g)
+	if s.cfg.Stepped && s.stepper != 0 && goroutineID() == s.stepper {
+		s.stepGroupLocked(g)
+	} else {
+		s.enqueueLocked(g)
+	}
 	s.mu.Unlock()
 	return <-done
 }
@@ -354,6 +379,10 @@ func (s *Scheduler) lockQueue(groupID uint64, queued func(*group) int) (*group, 
 func (s *Scheduler) Tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tickLocked()
+}
+
+func (s *Scheduler) tickLocked() {
 	s.ticks++
 	alive := s.aliveMemo()
 	for _, g := range s.groups {
@@ -452,29 +481,99 @@ func (s *Scheduler) worker() {
 		}
 		g := s.runnable[0]
 		s.runnable = s.runnable[1:]
-		g.queued, g.running = false, true
-		ev := takeEvents(g)
-		s.mu.Unlock()
-
-		s.inRun.Add(1)
-		wantSync, q := s.run(g, ev)
-		s.inRun.Add(-1)
-
-		s.mu.Lock()
-		g.running = false
-		if wantSync > g.wantSync {
-			g.wantSync = wantSync
-			s.requestSyncLocked(g)
-		}
-		if g.wakes == ev.wakes { // else woken during the run: not quiesced
-			s.setQuiescedLocked(g, q)
-		}
-		if g.hasEventsLocked() {
-			s.enqueueLocked(g)
-		}
-		s.settled.Broadcast()
+		s.runTurnLocked(g)
 		s.mu.Unlock()
 	}
+}
+
+// runTurnLocked gives queued group g one turn (run) and requeues it when
+// events came meanwhile. Callers hold mu, which it releases during run.
+func (s *Scheduler) runTurnLocked(g *group) {
+	g.queued, g.running = false, true
+	ev := takeEvents(g)
+	s.mu.Unlock()
+
+	s.inRun.Add(1)
+	wantSync, q := s.run(g, ev)
+	s.inRun.Add(-1)
+
+	s.mu.Lock()
+	g.running = false
+	if wantSync > g.wantSync {
+		g.wantSync = wantSync
+		s.requestSyncLocked(g)
+	}
+	if g.wakes == ev.wakes { // else woken during the run: not quiesced
+		s.setQuiescedLocked(g, q)
+	}
+	if g.hasEventsLocked() {
+		s.enqueueLocked(g)
+	}
+	s.settled.Broadcast()
+}
+
+// Step, on a Stepped scheduler, gives the ticks due by the env's clock,
+// then one turn to every group with events, in group-id order, then (with
+// StepSyncs) runs the syncs those turns asked for, in group-id order, all
+// on the caller's goroutine. It reports whether any group ran or synced:
+// work a turn made (a sync's release, a message to itself) waits for the
+// next Step. Do and RemoveGroup called from a group's turn answer
+// ErrReentrant, as on a worker.
+func (s *Scheduler) Step() bool {
+	gid := goroutineID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.cfg.Stepped {
+		return false
+	}
+	s.stepper = gid
+	s.workerGoroutines[gid] = true
+	defer delete(s.workerGoroutines, gid)
+	for now := s.e.Clock.Now(); !now.Before(s.nextTick); s.nextTick = nextTick(s.nextTick, now, s.cfg.TickInterval) {
+		s.tickLocked()
+	}
+	runnable := s.runnable
+	s.runnable = nil
+	slices.SortFunc(runnable, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
+	for _, g := range runnable {
+		if !g.removed { // a turn before it may have removed it
+			s.runTurnLocked(g)
+		}
+	}
+	return s.syncTurnsLocked() || len(runnable) > 0
+}
+
+// stepGroupLocked is Step for group g alone, for a call from the
+// stepping goroutine between Steps. Callers hold mu.
+func (s *Scheduler) stepGroupLocked(g *group) {
+	s.workerGoroutines[s.stepper] = true
+	defer delete(s.workerGoroutines, s.stepper)
+	if g.queued {
+		s.runnable = slices.DeleteFunc(s.runnable, func(q *group) bool { return q == g })
+	}
+	s.runTurnLocked(g)
+	s.syncTurnsLocked()
+}
+
+// syncTurnsLocked runs the syncs asked for, in group-id order, on the
+// caller's goroutine (StepSyncs), and reports whether it ran any. Callers
+// hold mu, which it releases during each sync.
+func (s *Scheduler) syncTurnsLocked() bool {
+	if !s.cfg.StepSyncs {
+		return false
+	}
+	toSync := s.toSync
+	s.toSync = nil
+	slices.SortFunc(toSync, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
+	for _, g := range toSync {
+		if g.removed { // by a call while an earlier sync ran
+			g.syncing = false
+			s.settled.Broadcast()
+			continue
+		}
+		s.syncTurnLocked(g)
+	}
+	return len(toSync) > 0
 }
 
 // events are what a worker takes from a group in one turn.
@@ -595,25 +694,32 @@ func (s *Scheduler) syncer() {
 		}
 		g := s.toSync[0]
 		s.toSync = s.toSync[1:]
-		seq := g.wantSync // written before this Sync starts
-		s.mu.Unlock()
-
-		err := g.storage.Sync()
-
-		s.mu.Lock()
-		g.syncing = false
-		if err != nil {
-			g.syncErr = err // final: the replica stops when it runs next
-		} else {
-			g.syncedSeq = max(g.syncedSeq, seq)
-			if g.wantSync > seq {
-				s.requestSyncLocked(g)
-			}
-		}
-		s.enqueueLocked(g)
-		s.settled.Broadcast()
+		s.syncTurnLocked(g)
 		s.mu.Unlock()
 	}
+}
+
+// syncTurnLocked syncs group g's storage, taken off toSync, and queues
+// the group to release what waited for it. Callers hold mu, which it
+// releases during the sync.
+func (s *Scheduler) syncTurnLocked(g *group) {
+	seq := g.wantSync // written before this Sync starts
+	s.mu.Unlock()
+
+	err := g.storage.Sync()
+
+	s.mu.Lock()
+	g.syncing = false
+	if err != nil {
+		g.syncErr = err // final: the replica stops when it runs next
+	} else {
+		g.syncedSeq = max(g.syncedSeq, seq)
+		if g.wantSync > seq {
+			s.requestSyncLocked(g)
+		}
+	}
+	s.enqueueLocked(g)
+	s.settled.Broadcast()
 }
 
 // waitIdle waits until no group is queued, running or syncing, and
