@@ -382,8 +382,8 @@ func (sc *simCluster) runClock() {
 // (a sync, which takes simSyncLatency) holds that node alone.
 type raftStepper struct {
 	step func() bool // the node's current run's, under clockMu
-	kick chan struct{}
-	done chan struct{} // after each pass
+	// kick starts a pass, which closes the channel sent when it ends.
+	kick chan chan struct{}
 }
 
 // registerStepper makes step node id's Raft step, which its stepper
@@ -395,10 +395,10 @@ func (sc *simCluster) registerStepper(id int32, step func() bool) {
 		st.step = step
 		return
 	}
-	st := &raftStepper{step: step, kick: make(chan struct{}), done: make(chan struct{}, 1)}
+	st := &raftStepper{step: step, kick: make(chan chan struct{})}
 	sc.steppers[id] = st
 	go func() {
-		for range st.kick {
+		for done := range st.kick {
 			sc.clockMu.Lock()
 			step := st.step
 			sc.clockMu.Unlock()
@@ -407,7 +407,7 @@ func (sc *simCluster) registerStepper(id int32, step func() bool) {
 					break
 				}
 			}
-			st.done <- struct{}{}
+			close(done)
 		}
 	}()
 }
@@ -417,27 +417,23 @@ func (sc *simCluster) registerStepper(id int32, step func() bool) {
 // clock (a sync), which moves on meanwhile.
 func (sc *simCluster) stepRaft() {
 	sc.clockMu.Lock()
-	var kicked []*raftStepper
+	var passes []chan struct{}
 	for _, id := range slices.Sorted(maps.Keys(sc.steppers)) {
-		st := sc.steppers[id]
-		select {
-		case <-st.done: // of a pass that outran its bound
-		default:
-		}
 		if sc.frozen[id] {
 			continue
 		}
+		done := make(chan struct{})
 		select {
-		case st.kick <- struct{}{}:
-			kicked = append(kicked, st)
+		case sc.steppers[id].kick <- done:
+			passes = append(passes, done)
 		default: // its last pass still runs
 		}
 	}
 	sc.clockMu.Unlock()
 	bound := time.After(20 * simPace)
-	for _, st := range kicked {
+	for _, done := range passes {
 		select {
-		case <-st.done:
+		case <-done:
 		case <-bound:
 			return
 		}

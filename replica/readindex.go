@@ -82,10 +82,11 @@ type readRound struct {
 // then is linearizable. Concurrent calls share rounds. ErrNotLeader when
 // the replica is not (or stops being) the ready leader, ErrReadDropped
 // when no quorum answered in time, ctx's error when it ends first. On a
-// worker it answers ErrReentrant: it would wait for itself.
+// worker, or the goroutine that steps a Stepped scheduler, it answers
+// ErrReentrant: it would wait for itself.
 func (s *Scheduler) ReadIndex(ctx context.Context, groupID uint64) (ReadPoint, error) {
 	w := readWaiter{ctx: ctx, done: make(chan readResult, 1)}
-	g, err := s.lockQueue(groupID, func(g *group) int { return len(g.reads) })
+	g, err := s.lockQueue(groupID, func(g *group) int { return len(g.reads) }, false)
 	if err != nil {
 		return ReadPoint{}, err
 	}

@@ -117,9 +117,10 @@ type Scheduler struct {
 	inRun atomic.Int32
 	// readSeq numbers read rounds (readindex.go), their contexts in raft.
 	readSeq atomic.Uint64
-	// stepper is the goroutine that called Step last, and nextTick the
-	// tick Step gives next (Stepped only).
+	// stepper is the goroutine that called Step last, stepping whether a
+	// Step runs, and nextTick the tick Step gives next (Stepped only).
 	stepper  uint64
+	stepping bool
 	nextTick time.Time
 
 	stopTicker chan struct{}
@@ -329,10 +330,12 @@ func (s *Scheduler) ReportGone(gone func(replicaID uint64) bool) {
 // makes is handled right after it.
 //
 // On a Stepped scheduler f runs at the next Step, or at once when the
-// caller is the goroutine that steps (it would wait for itself).
+// caller is the goroutine that steps, between Steps (it would wait for
+// itself); before the first Step no goroutine is known to step, and the
+// call waits for one.
 func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 	done := make(chan error, 1)
-	g, err := s.lockQueue(groupID, func(g *group) int { return len(g.ops) })
+	g, err := s.lockQueue(groupID, func(g *group) int { return len(g.ops) }, true)
 	if err != nil {
 		return err
 	}
@@ -349,10 +352,12 @@ func (s *Scheduler) Do(groupID uint64, f func(r *Replica)) error {
 // lockQueue locks s.mu and returns the group a caller may queue work for,
 // or unlocks it and says why not: the scheduler closed, the caller is a
 // worker (it would wait for itself), no such group, or queued (the
-// length of the queue the work goes to) at OpsQueuedMax.
-func (s *Scheduler) lockQueue(groupID uint64, queued func(*group) int) (*group, error) {
+// length of the queue the work goes to) at OpsQueuedMax. On a Stepped
+// scheduler the stepping goroutine is a worker during a Step, and between
+// Steps too unless the work runs inline (Do's).
+func (s *Scheduler) lockQueue(groupID uint64, queued func(*group) int, inline bool) (*group, error) {
 	var gid uint64 // no goroutine has id 0
-	if s.inRun.Load() > 0 {
+	if s.inRun.Load() > 0 || s.cfg.Stepped {
 		gid = goroutineID()
 	}
 	s.mu.Lock()
@@ -361,7 +366,7 @@ func (s *Scheduler) lockQueue(groupID uint64, queued func(*group) int) (*group, 
 	switch {
 	case s.closed:
 		err = ErrClosed
-	case s.workerGoroutines[gid]:
+	case s.workerGoroutines[gid], s.cfg.Stepped && gid == s.stepper && (s.stepping || !inline):
 		err = ErrReentrant
 	case !ok:
 		err = ErrUnknownGroup
@@ -419,6 +424,9 @@ func (s *Scheduler) Close() {
 	s.work.Broadcast()
 	s.syncWork.Broadcast()
 	s.settled.Broadcast()
+	for s.stepping { // it stops after the turn or sync it runs
+		s.settled.Wait()
+	}
 	s.mu.Unlock()
 	close(s.stopTicker)
 	s.wg.Wait()
@@ -526,9 +534,13 @@ func (s *Scheduler) Step() bool {
 	if s.closed || !s.cfg.Stepped {
 		return false
 	}
-	s.stepper = gid
+	s.stepper, s.stepping = gid, true
 	s.workerGoroutines[gid] = true
-	defer delete(s.workerGoroutines, gid)
+	defer func() {
+		delete(s.workerGoroutines, gid)
+		s.stepping = false
+		s.settled.Broadcast() // a Close waits for it
+	}()
 	for now := s.e.Clock.Now(); !now.Before(s.nextTick); s.nextTick = nextTick(s.nextTick, now, s.cfg.TickInterval) {
 		s.tickLocked()
 	}
@@ -536,6 +548,9 @@ func (s *Scheduler) Step() bool {
 	s.runnable = nil
 	slices.SortFunc(runnable, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
 	for _, g := range runnable {
+		if s.closed {
+			return true
+		}
 		if !g.removed { // a turn before it may have removed it
 			s.runTurnLocked(g)
 		}
@@ -546,8 +561,12 @@ func (s *Scheduler) Step() bool {
 // stepGroupLocked is Step for group g alone, for a call from the
 // stepping goroutine between Steps. Callers hold mu.
 func (s *Scheduler) stepGroupLocked(g *group) {
-	s.workerGoroutines[s.stepper] = true
-	defer delete(s.workerGoroutines, s.stepper)
+	s.workerGoroutines[s.stepper], s.stepping = true, true
+	defer func() {
+		delete(s.workerGoroutines, s.stepper)
+		s.stepping = false
+		s.settled.Broadcast() // a Close waits for it
+	}()
 	if g.queued {
 		s.runnable = slices.DeleteFunc(s.runnable, func(q *group) bool { return q == g })
 	}
@@ -566,6 +585,10 @@ func (s *Scheduler) syncTurnsLocked() bool {
 	s.toSync = nil
 	slices.SortFunc(toSync, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
 	for _, g := range toSync {
+		if s.closed {
+			g.syncing = false
+			continue
+		}
 		if g.removed { // by a call while an earlier sync ran
 			g.syncing = false
 			s.settled.Broadcast()

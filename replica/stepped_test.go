@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -187,4 +188,71 @@ func TestSteppedSchedulerRunsGroupsInIDOrder(t *testing.T) {
 	if inner != ErrReentrant {
 		t.Fatalf("a call from a group's turn: %v, want ErrReentrant", inner)
 	}
+}
+
+// TestSteppedSchedulerCloseWaitsForAStep: Close during a Step returns once
+// the turn under way ends; a read asked on the stepping goroutine is
+// refused, as it would wait for itself.
+func TestSteppedSchedulerCloseWaitsForAStep(t *testing.T) {
+	s, err := NewScheduler(testEnv(), SchedulerConfig{Stepped: true}, &memNet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g := uint64(1); g <= 2; g++ {
+		st := NewBootstrapStorage([]uint64{1})
+		r, err := New(testEnv(), Config{ID: 1, GroupID: g}, st, &listSM{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddGroup(g, r, st, GroupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for s.Step() {
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := s.ReadIndex(ctx, 1); err != ErrReentrant {
+		t.Fatalf("a read on the stepping goroutine: %v, want ErrReentrant", err)
+	}
+	started, hold := make(chan struct{}), make(chan struct{})
+	var ended bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = s.Do(1, func(*Replica) {
+			close(started)
+			<-hold
+			ended = true
+		})
+	})
+	wg.Go(func() { _ = s.Do(2, func(*Replica) {}) })
+	for {
+		s.mu.Lock()
+		n := len(s.groups[1].ops) + len(s.groups[2].ops)
+		s.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond) // waiting on other goroutines' calls: nothing to wait on
+	}
+	stepped := make(chan struct{})
+	go func() { s.Step(); close(stepped) }()
+	<-started
+	endedAtClose := make(chan bool, 1)
+	go func() { s.Close(); endedAtClose <- ended }()
+	for {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	if !<-endedAtClose {
+		t.Fatal("Close returned while a Step's turn still ran")
+	}
+	<-stepped
+	wg.Wait()
 }
