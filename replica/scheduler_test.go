@@ -57,6 +57,22 @@ func (n *memNet) settle(t *testing.T) {
 	t.Fatal("nodes still busy after 1000 passes")
 }
 
+// addSoloGroups adds groups 1 to n, each of one voter (replica 1) on a
+// list state machine, to s.
+func addSoloGroups(t *testing.T, s *Scheduler, n uint64) {
+	t.Helper()
+	for g := uint64(1); g <= n; g++ {
+		st := NewBootstrapStorage([]uint64{1})
+		r, err := New(testEnv(), Config{ID: 1, GroupID: g}, st, &listSM{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddGroup(g, r, st, GroupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func testEnv() env.Env {
 	// The manual clock is never advanced: tests tick by calling Tick.
 	return env.Env{Clock: env.NewManualClock(time.Unix(0, 0)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -219,16 +235,7 @@ func TestSchedulerIdleGroupsCostNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	const groups = 1000
-	for g := uint64(1); g <= groups; g++ {
-		st := NewBootstrapStorage([]uint64{1})
-		r, err := New(testEnv(), Config{ID: 1, GroupID: g}, st, &listSM{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.AddGroup(g, r, st, GroupOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addSoloGroups(t, s, groups)
 	for g := uint64(1); g <= groups; g++ {
 		on(t, s, g, func(r *Replica) { _ = r.Campaign() })
 	}

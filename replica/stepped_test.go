@@ -140,16 +140,7 @@ func TestSteppedSchedulerRunsGroupsInIDOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for g := uint64(1); g <= 3; g++ {
-		st := NewBootstrapStorage([]uint64{1})
-		r, err := New(testEnv(), Config{ID: 1, GroupID: g}, st, &listSM{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.AddGroup(g, r, st, GroupOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addSoloGroups(t, s, 3)
 	for s.Step() { // the groups' first turns
 	}
 	var (
@@ -198,16 +189,7 @@ func TestSteppedSchedulerCloseWaitsForAStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for g := uint64(1); g <= 2; g++ {
-		st := NewBootstrapStorage([]uint64{1})
-		r, err := New(testEnv(), Config{ID: 1, GroupID: g}, st, &listSM{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.AddGroup(g, r, st, GroupOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addSoloGroups(t, s, 2)
 	for s.Step() {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
