@@ -3,10 +3,6 @@ package partition
 import (
 	"fmt"
 	"testing"
-
-	"go.etcd.io/raft/v3/raftpb"
-
-	"github.com/cairnlog/cairn/replica"
 )
 
 // recreateInPlace recreates node id's replica over its still-open
@@ -40,16 +36,7 @@ func TestReplicaRecreatedAfterAConfChange(t *testing.T) {
 			g.converge(6)
 			f := l%3 + 1
 			g.c.Net.Isolate(f, g.c.IDs())
-			ccs, err := raftpb.ConfChangesFromString("l4")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := g.c.Do(l, func(r *replica.Replica) error { return r.ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs}) }); err != nil {
-				t.Fatal(err)
-			}
-			g.run("the learner in the leader's configuration", func() bool {
-				return len(g.c.Node(l).Replica.ConfState().GetLearners()) == 1
-			}, 10_000)
+			g.addLearner(l, 4)
 			for i := range 4 {
 				g.produceCommitted(l, produce(t, 2, fmt.Sprintf("b%d", i)))
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -203,6 +204,22 @@ func TestReplicatedConfChangeThenDeleteRecords(t *testing.T) {
 	}
 }
 
+// addLearner has leader l add replica id as a learner and runs until its
+// configuration holds it.
+func (g *group) addLearner(l, id uint64) {
+	g.t.Helper()
+	ccs, err := raftpb.ConfChangesFromString(fmt.Sprintf("l%d", id))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if err := g.c.Do(l, func(r *replica.Replica) error { return r.ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs}) }); err != nil {
+		g.t.Fatal(err)
+	}
+	g.run(fmt.Sprintf("learner %d in the leader's configuration", id), func() bool {
+		return slices.Contains(g.c.Node(l).Replica.ConfState().GetLearners(), id)
+	}, 10_000)
+}
+
 func confChangeThenDeleteRecords(t *testing.T, deleteAt func(AppendResult) int64) {
 	g := newGroup(t, 23, []uint64{1, 2, 3}, func(c *Config) { c.Storage.SegmentBytes = 400 })
 	l := g.leader()
@@ -212,16 +229,7 @@ func confChangeThenDeleteRecords(t *testing.T, deleteAt func(AppendResult) int64
 	g.converge(12)
 	f := l%3 + 1
 	g.crash(f)
-	ccs, err := raftpb.ConfChangesFromString("l4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.c.Do(l, func(r *replica.Replica) error { return r.ProposeConfChange(&raftpb.ConfChangeV2{Changes: ccs}) }); err != nil {
-		t.Fatal(err)
-	}
-	g.run("the learner in the leader's configuration", func() bool {
-		return len(g.c.Node(l).Replica.ConfState().GetLearners()) == 1
-	}, 10_000)
+	g.addLearner(l, 4)
 	cc := g.parts[l].raft.LastConfChange(g.c.Node(l).Replica.Applied())
 	if cc == 0 {
 		t.Fatal("the leader's Raft log holds no configuration change")
