@@ -366,7 +366,7 @@ func (s *Scheduler) lockQueue(groupID uint64, queued func(*group) int, inline bo
 	switch {
 	case s.closed:
 		err = ErrClosed
-	case s.workerGoroutines[gid], s.cfg.Stepped && gid == s.stepper && (s.stepping || !inline):
+	case s.workerGoroutines[gid], s.cfg.Stepped && gid == s.stepper && !inline:
 		err = ErrReentrant
 	case !ok:
 		err = ErrUnknownGroup
@@ -534,13 +534,8 @@ func (s *Scheduler) Step() bool {
 	if s.closed || !s.cfg.Stepped {
 		return false
 	}
-	s.stepper, s.stepping = gid, true
-	s.workerGoroutines[gid] = true
-	defer func() {
-		delete(s.workerGoroutines, gid)
-		s.stepping = false
-		s.settled.Broadcast() // a Close waits for it
-	}()
+	s.stepper = gid
+	defer s.enterStepLocked()()
 	for now := s.e.Clock.Now(); !now.Before(s.nextTick); s.nextTick = nextTick(s.nextTick, now, s.cfg.TickInterval) {
 		s.tickLocked()
 	}
@@ -561,17 +556,24 @@ func (s *Scheduler) Step() bool {
 // stepGroupLocked is Step for group g alone, for a call from the
 // stepping goroutine between Steps. Callers hold mu.
 func (s *Scheduler) stepGroupLocked(g *group) {
-	s.workerGoroutines[s.stepper], s.stepping = true, true
-	defer func() {
-		delete(s.workerGoroutines, s.stepper)
-		s.stepping = false
-		s.settled.Broadcast() // a Close waits for it
-	}()
+	defer s.enterStepLocked()()
 	if g.queued {
 		s.runnable = slices.DeleteFunc(s.runnable, func(q *group) bool { return q == g })
 	}
 	s.runTurnLocked(g)
 	s.syncTurnsLocked()
+}
+
+// enterStepLocked marks the stepping goroutine running groups, a worker
+// for the reentrancy checks and a step Close waits for, until the
+// function it returns is called. Callers hold mu.
+func (s *Scheduler) enterStepLocked() (leave func()) {
+	s.workerGoroutines[s.stepper], s.stepping = true, true
+	return func() {
+		delete(s.workerGoroutines, s.stepper)
+		s.stepping = false
+		s.settled.Broadcast() // a Close waits for it
+	}
 }
 
 // syncTurnsLocked runs the syncs asked for, in group-id order, on the
