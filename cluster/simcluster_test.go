@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -10,7 +11,10 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"runtime"
+	"runtime/metrics"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,7 +34,7 @@ import (
 
 var (
 	simSeed    = flag.Uint64("sim.seed", 0, "run TestSimulatedClusterPartitions with this seed only (a failing run prints its seed)")
-	simSeeds   = flag.Int("sim.seeds", 2, "how many seeds TestSimulatedClusterPartitions runs, from -sim.from (2 in CI: with the fixed-seed tests, about a minute)")
+	simSeeds   = flag.Int("sim.seeds", 12, "how many seeds TestSimulatedClusterPartitions runs, from -sim.from (12 in CI: with the fixed-seed tests, about a minute)")
 	simFrom    = flag.Uint64("sim.from", 1, "the first seed TestSimulatedClusterPartitions runs (long runs split across processes)")
 	simLog     = flag.Bool("sim.log", false, "log each run's events (schedule, faults, outcomes) as they happen")
 	simOnly    = flag.String("sim.element", "", "TestSimulatedClusterPartitions runs this schedule element alone (its name, as logged), known bugs included")
@@ -39,12 +43,10 @@ var (
 )
 
 const (
-	// simStep is how far the clock moves at a time, and simPace the real
-	// time given to the nodes' goroutines after each step: the nodes run
-	// about simStep/simPace times faster than real time (stage 1 of
-	// docs/design/simulation.md: the interleaving is the runtime's).
+	// simStep is how far the clock moves at a time; after each step the
+	// clock waits for the process to fall quiet (runClock), so the nodes
+	// run as fast as the machine lets them and never fall behind it.
 	simStep = time.Millisecond
-	simPace = 200 * time.Microsecond
 	// simTickMs and simElectionTicks make the election timeout 120 ms
 	// (randomised up to 240 ms) of simulated time.
 	simTickMs        = 10
@@ -261,14 +263,23 @@ type simCluster struct {
 	// nodeClock is each node's view of the time: it follows clock, ahead
 	// by skew (clock jumps), and stands still while the node is frozen
 	// (paused), then jumps to catch up. steppers run each node's Raft
-	// groups after each clock step (raftStepper). clockMu guards the four.
-	clockMu   sync.Mutex
-	nodeClock map[int32]*env.ManualClock
-	skew      map[int32]time.Duration
-	frozen    map[int32]bool
-	steppers  map[int32]*raftStepper
+	// groups after each clock step (raftStepper). waiters are the
+	// harness's goroutines waiting for an instant (at); clockStopped says
+	// runClock has ended. clockMu guards the six.
+	clockMu      sync.Mutex
+	nodeClock    map[int32]*env.ManualClock
+	skew         map[int32]time.Duration
+	frozen       map[int32]bool
+	steppers     map[int32]*raftStepper
+	waiters      []simWaiter
+	clockStopped bool
 	// clockStop ends runClock's goroutine, which closes clockDone.
 	clockStop, clockDone chan struct{}
+	// loudSteps counts the waits of the clock for the process to fall
+	// quiet (after a step, after a Raft pass) that ended at simQuietMax:
+	// each is a point where the run's interleaving depends on the machine.
+	loudSteps atomic.Int64
+	loud      bool // the clock's last wait was loud (runClock's goroutine only)
 
 	mu     sync.Mutex
 	events []string
@@ -341,49 +352,176 @@ func (sc *simCluster) event(format string, args ...any) {
 	}
 }
 
-// runClock moves the clock in steps of simStep, pacing real time so that
-// the nodes' goroutines follow, until close: every wait of a node (for a
-// frame, a tick, a timer) ends on it, so it runs whatever the test
-// goroutine is blocked in.
+// runClock moves the clock in steps of simStep until close: every wait
+// of a node (for a frame, a tick, a timer) ends on it, so it runs whatever
+// the test goroutine is blocked in. After each step it waits until the
+// process is quiet (waitQuiet): what the step woke has been done, however
+// slow the machine. Then the harness's goroutines waiting for that
+// instant (at) act, alone, and the clock waits for them to be done too.
 func (sc *simCluster) runClock() {
 	sc.clockStop, sc.clockDone = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(sc.clockDone)
 		defer sc.stopSteppers()
+		defer sc.releaseWaiters(true)
 		for {
 			select {
 			case <-sc.clockStop:
 				return
 			default:
-				// On a loaded machine the delivery goroutine can fall behind
-				// the clock; frames arriving late would make elections the
-				// schedule did not ask for. Wait for it, within a bound.
-				for i := 0; i < 100 && sc.net.Behind(); i++ {
-					time.Sleep(simPace / 4)
+				// What the last step woke (or, first, what the test goroutine
+				// started) is done before the clock moves again.
+				sc.settle()
+				if sc.releaseWaiters(false) {
+					sc.settle()
 				}
+				sc.clockMu.Lock() // with the shared clock, lest a node clock made meanwhile move twice
 				sc.clock.Advance(simStep)
-				sc.clockMu.Lock()
 				for id, c := range sc.nodeClock {
 					if !sc.frozen[id] {
 						c.Advance(simStep)
 					}
 				}
 				sc.clockMu.Unlock()
+				sc.settle() // what the timers due woke, before the frames
+				// The frames due arrive now, on this goroutine, in the network's
+				// order; the groups they are for run in the passes that follow.
+				if sc.net.DeliverDue() > 0 {
+					sc.settle() // what the handlers started, before the passes
+				}
 				sc.stepRaft()
-				time.Sleep(simPace) // the goroutines of three nodes run meanwhile
 			}
 		}
 	}()
 }
 
+// settle waits for the process to fall quiet.
+func (sc *simCluster) settle() { sc.waitQuiet(nil) }
+
+// waitQuiet waits for the process to fall quiet or done to be closed,
+// within simQuietMax, or simLoudMax while the last wait was loud: a
+// goroutine that never blocks (a retry loop spinning in a failed run)
+// then costs each step a little, not simQuietMax. It counts the loud
+// waits.
+func (sc *simCluster) waitQuiet(done <-chan struct{}) {
+	bound := simQuietMax
+	if sc.loud {
+		bound = simLoudMax
+	}
+	sc.loud = !waitQuietOr(done, bound)
+	if sc.loud {
+		sc.loudSteps.Add(1)
+	}
+}
+
+// simWaiter is a goroutine of the harness waiting for the clock to reach
+// at, on done.
+type simWaiter struct {
+	at   time.Time
+	done chan struct{}
+}
+
+// at returns a channel runClock closes once the clock has reached t
+// (closed already when it has, or when the clock has stopped): a harness
+// goroutine waiting on it acts at t, between two steps, and not at
+// whatever instant real time would give.
+func (sc *simCluster) at(t time.Time) <-chan struct{} {
+	done := make(chan struct{})
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	if sc.clockStopped || !sc.clock.Now().Before(t) {
+		close(done)
+		return done
+	}
+	sc.waiters = append(sc.waiters, simWaiter{at: t, done: done})
+	return done
+}
+
+// releaseWaiters closes the channels of the waiters whose instant has
+// come, or all of them when the clock stops, and reports whether it
+// closed any.
+func (sc *simCluster) releaseWaiters(stopped bool) bool {
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	sc.clockStopped = sc.clockStopped || stopped
+	now := sc.clock.Now()
+	released := false
+	kept := sc.waiters[:0]
+	for _, w := range sc.waiters {
+		if stopped || !now.Before(w.at) {
+			close(w.done)
+			released = true
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(sc.waiters[len(kept):])
+	sc.waiters = kept
+	return released
+}
+
+// simQuietMax bounds runClock's wait, after each step, for the process to
+// be done with it: a wait past it is a goroutine that never blocks, or a
+// machine starved for far longer than a scheduling delay.
+const simQuietMax = 100 * time.Millisecond
+
+// simLoudMax is the bound of the waits after a loud one.
+const simLoudMax = 2 * time.Millisecond
+
+// quietSamples are the runtime's counts of goroutines running and ready to
+// run, which waitQuietOr reads.
+var quietSamples = []metrics.Sample{{Name: "/sched/goroutines/running:goroutines"}, {Name: "/sched/goroutines/runnable:goroutines"}}
+
+// waitQuietOr waits, at most max of real time, until done is closed or
+// no goroutine of the process but the caller runs or is ready to run
+// (twice in a row, the runtime's counts being approximate): every node
+// goroutine is then blocked, on the clock or on one another, and what
+// the last step woke has been done before the clock moves again, however
+// slow the machine. It reports false when max passed first.
+func waitQuietOr(done <-chan struct{}, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	quiet := 0
+	for reads := 1; quiet < 2; reads++ {
+		select {
+		case <-done:
+			return true
+		default:
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		metrics.Read(quietSamples)
+		if quietSamples[0].Value.Uint64() <= 1 && quietSamples[1].Value.Uint64() == 0 {
+			quiet++
+			continue
+		}
+		quiet = 0
+		// Yield only now and then: a yield puts this goroutine in the
+		// global run queue, which wakes another thread to look for work,
+		// and a thread looking for work counts as running. Goroutines
+		// waiting in this thread's queue are taken by the other meanwhile.
+		if reads%32 == 0 {
+			runtime.Gosched()
+		}
+	}
+	return true
+}
+
 // raftStepper runs the Raft groups of one node (its scheduler is
-// stepped, with no workers) on its own goroutine, a pass at each kick, as
-// a process runs its own: a turn of a paused node waiting for its clock
-// (a sync, which takes simSyncLatency) holds that node alone.
+// stepped, with no workers) on its own goroutine, one Step at each kick,
+// as a process runs its own: a Step waiting for its node's clock holds
+// that node alone.
 type raftStepper struct {
 	step func() bool // the node's current run's, under clockMu
-	// kick starts a pass, which closes the channel sent when it ends.
-	kick chan chan struct{}
+	// kick runs a Step, which reports on the simStepDone sent.
+	kick chan *simStepDone
+}
+
+// simStepDone is a Step's report: whether it ran anything, set before
+// done is closed.
+type simStepDone struct {
+	done chan struct{}
+	ran  bool
 }
 
 // registerStepper makes step node id's Raft step, which its stepper
@@ -395,47 +533,62 @@ func (sc *simCluster) registerStepper(id int32, step func() bool) {
 		st.step = step
 		return
 	}
-	st := &raftStepper{step: step, kick: make(chan chan struct{})}
+	st := &raftStepper{step: step, kick: make(chan *simStepDone)}
 	sc.steppers[id] = st
 	go func() {
-		for done := range st.kick {
+		gid := goroutineID()
+		simStepperGoroutines.Store(gid, id)
+		defer simStepperGoroutines.Delete(gid)
+		for d := range st.kick {
 			sc.clockMu.Lock()
 			step := st.step
 			sc.clockMu.Unlock()
-			for range 20 { // a group that always has work waits for the next pass
-				if !step() {
-					break
-				}
-			}
-			close(done)
+			d.ran = step()
+			close(d.done)
 		}
 	}()
 }
 
+// simStepsMax bounds the Steps of one node at one instant: a group that
+// always has work waits for the next instant.
+const simStepsMax = 20
+
 // stepRaft has every node not paused run its Raft groups at this instant,
-// and waits for their passes within a bound: a turn may wait for the
-// clock (a sync), which moves on meanwhile.
+// one node after the other in node-id order, so that their frames enter
+// the network in that order: Steps until one runs nothing, each followed
+// by a wait for the process to fall quiet, so that what a Step woke (a
+// caller of Do, which queues for the next Step) is done before the next.
+// A Step that blocks, all else being blocked too, waits for the clock (a
+// turn syncing while a sync worker's sync takes simSyncLatency), which
+// only this goroutine moves: the next node's Steps start then, and that
+// one ends after the clock has moved.
 func (sc *simCluster) stepRaft() {
 	sc.clockMu.Lock()
-	var passes []chan struct{}
+	var kicks []chan *simStepDone
 	for _, id := range slices.Sorted(maps.Keys(sc.steppers)) {
-		if sc.frozen[id] {
-			continue
-		}
-		done := make(chan struct{})
-		select {
-		case sc.steppers[id].kick <- done:
-			passes = append(passes, done)
-		default: // its last pass still runs
+		if !sc.frozen[id] {
+			kicks = append(kicks, sc.steppers[id].kick)
 		}
 	}
 	sc.clockMu.Unlock()
-	bound := time.After(20 * simPace)
-	for _, done := range passes {
-		select {
-		case <-done:
-		case <-bound:
-			return
+	for _, kick := range kicks {
+		for range simStepsMax {
+			d := &simStepDone{done: make(chan struct{})}
+			select {
+			case kick <- d:
+			default: // its last Step still runs, blocked
+			}
+			sc.waitQuiet(d.done)
+			ran := false
+			select {
+			case <-d.done:
+				ran = d.ran
+			default: // blocked: it ends after the clock moves
+			}
+			if !ran {
+				break
+			}
+			sc.settle()
 		}
 	}
 }
@@ -460,7 +613,11 @@ func (sc *simCluster) advance(d time.Duration) {
 			sc.check()
 			next = now.Add(10 * time.Millisecond)
 		}
-		time.Sleep(simPace)
+		if next.Before(target) {
+			<-sc.at(next)
+		} else {
+			<-sc.at(target)
+		}
 	}
 }
 
@@ -865,8 +1022,15 @@ func (sc *simCluster) call(what string, d time.Duration, f func(ctx context.Cont
 			sc.event("%s: %v", what, err)
 			return err
 		default:
-			sc.advance(10 * time.Millisecond)
 		}
+		if err := ctx.Err(); err != nil {
+			// f waits for a paused node (its scheduler's Do takes no
+			// context): the caller gives up, as a client whose request
+			// went to a stopped process; f ends once the node resumes.
+			sc.event("%s: no answer: %v", what, err)
+			return err
+		}
+		sc.advance(10 * time.Millisecond)
 	}
 }
 
@@ -1347,10 +1511,72 @@ type slowSyncFile struct {
 	clock env.Clock
 }
 
+// Sync waits simSyncLatency first, except in a Raft Step: a turn that
+// syncs (a vote, a snapshot's state) would wait for the clock, which only
+// moves after the Step, so there the sync takes no simulated time.
 func (f slowSyncFile) Sync() error {
-	t := f.clock.NewTimer(simSyncLatency)
-	<-t.C()
+	if _, inPass := simStepperGoroutines.Load(goroutineID()); !inPass {
+		t := f.clock.NewTimer(simSyncLatency)
+		<-t.C()
+	}
 	return f.File.Sync()
+}
+
+// simStepperGoroutines maps the ids of the raftStepper goroutines to
+// their nodes' ids.
+var simStepperGoroutines sync.Map
+
+// simRaftRandom is crypto/rand.Reader during a run (useSimRaftRandom):
+// etcd raft draws its election jitter from it. A Step of node N draws from
+// N's own stream, seeded from the run's seed and N, so that nodes
+// stepping at one instant do not take each other's draws, in whatever
+// order their goroutines run; any other goroutine (a replica being
+// created) draws from a stream they share.
+type simRaftRandom struct {
+	mu     sync.Mutex
+	seed   uint64
+	nodes  map[int32]*rand.PCG
+	shared *rand.PCG
+}
+
+// useSimRaftRandom makes crypto/rand.Reader a simRaftRandom of seed
+// until t ends.
+func useSimRaftRandom(t *testing.T, seed uint64) {
+	was := crand.Reader
+	crand.Reader = &simRaftRandom{seed: seed, nodes: map[int32]*rand.PCG{}, shared: rand.NewPCG(seed, 0)}
+	t.Cleanup(func() { crand.Reader = was })
+}
+
+func (r *simRaftRandom) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	src := r.shared
+	if id, ok := simStepperGoroutines.Load(goroutineID()); ok {
+		node := id.(int32)
+		if r.nodes[node] == nil {
+			r.nodes[node] = rand.NewPCG(r.seed, uint64(node))
+		}
+		src = r.nodes[node]
+	}
+	for i := 0; i < len(p); i += 8 {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], src.Uint64())
+		copy(p[i:], b[:])
+	}
+	return len(p), nil
+}
+
+// goroutineID is the calling goroutine's id, from the first line of its
+// stack ("goroutine N [").
+func goroutineID() uint64 {
+	var buf [64]byte
+	line := string(buf[:runtime.Stack(buf[:], false)])
+	id, _, _ := strings.Cut(strings.TrimPrefix(line, "goroutine "), " ")
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		panic(fmt.Sprintf("goroutine id from %q: %v", line, err))
+	}
+	return n
 }
 
 // openSimCluster opens nodes nodes (an odd number, 3 or more) over one
@@ -1452,6 +1678,7 @@ func (sc *simCluster) close() {
 	close(sc.clockStop)
 	<-sc.clockDone
 	sc.net.Close()
+	sc.event("clock: %d waits not quiet within %v", sc.loudSteps.Load(), simQuietMax)
 }
 
 // simWriter appends acks=all, one record at a time, through a node that
@@ -1482,7 +1709,7 @@ func (w *simWriter) run() {
 		leaders := w.sc.leaders() // running ones: a stopped process answers no client
 		if len(leaders) == 0 {
 			i--
-			time.Sleep(simPace) // no leader yet: let the clock move
+			<-w.sc.at(w.sc.clock.Now().Add(simStep)) // no leader yet: let the clock move
 			continue
 		}
 		rec := w.record(i)
@@ -1519,14 +1746,9 @@ func (w *simWriter) ackCount() int {
 // backoff waits simRetryBackoff of simulated time, or until stopped: a
 // writer retrying at once would spend its appends during an election.
 func (w *simWriter) backoff() {
-	until := w.sc.clock.Now().Add(simRetryBackoff)
-	for w.sc.clock.Now().Before(until) {
-		select {
-		case <-w.stop:
-			return
-		default:
-			time.Sleep(simPace)
-		}
+	select {
+	case <-w.stop:
+	case <-w.sc.at(w.sc.clock.Now().Add(simRetryBackoff)):
 	}
 }
 
@@ -1830,7 +2052,7 @@ func (s *simScenario) afterAck() {
 	n := s.w.ackCount()
 	until := s.sc.clock.Now().Add(simElectionMs * time.Millisecond)
 	for s.w.ackCount() == n && s.sc.clock.Now().Before(until) {
-		time.Sleep(simPace / 4)
+		<-s.sc.at(s.sc.clock.Now().Add(simStep))
 	}
 }
 
@@ -2209,7 +2431,8 @@ func runSchedule(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule 
 
 // runScheduleTrimmed is runSchedule, for a compacted run when trim is set.
 func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, schedule []simElement, trim *simTrim, workloads ...SimWorkload) simRun {
-	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
+	cryptotest.SetGlobalRandom(t, seed)
+	useSimRaftRandom(t, seed) // raft's election jitter
 	faults := simnet.Faults{DropPercent: rng.IntN(4), DuplicatePercent: rng.IntN(4),
 		DelayMin: time.Millisecond, DelayMax: time.Duration(1+rng.IntN(8)) * time.Millisecond}
 	sc := openSimClusterTrimmed(t, seed, nodes, faults, nil, trim)

@@ -17,7 +17,7 @@ import (
 	"github.com/cairnlog/cairn/partition"
 )
 
-var simCompactSeeds = flag.Int("sim.compactseeds", 2, "how many seeds TestSimulatedClusterCompacted runs, from -sim.from (or -sim.seed alone)")
+var simCompactSeeds = flag.Int("sim.compactseeds", 6, "how many seeds TestSimulatedClusterCompacted runs, from -sim.from (or -sim.seed alone)")
 
 const (
 	// simCleanInterval is how often a compacted run's nodes clean: many

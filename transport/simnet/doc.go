@@ -6,21 +6,26 @@
 // transport.Config the node would give TCP: its id and handlers). What an
 // endpoint sends is copied (Raft messages marshalled, frame payloads
 // copied) and put in flight as one whole frame; a frame is dropped,
-// duplicated or delayed as the network's Faults say, each choice drawn from
-// the env's Rand it was made with, so random delays reorder frames, as TCP
-// never does but a reconnection can (lost frames between two connections).
-// Deliveries are timers on the env's Clock: under an env.ManualClock
-// nothing arrives until the clock is advanced, and frames due together
-// arrive in (deadline, send order). One goroutine delivers every frame
-// and runs the receiver's handlers, so a handler sees frames from one
-// sender in delivery order, as TCP's one reader per peer gives them.
+// duplicated or delayed as the network's Faults say, so random delays
+// reorder frames, as TCP never does but a reconnection can (lost frames
+// between two connections). Each link (sender, receiver) draws those
+// choices from a source of its own, seeded from the env's Rand the network
+// was made with and the link: what befalls one link's frames does not
+// depend on when other links send theirs. A frame falls due at its send
+// time on the env's Clock plus its delay. The network has no goroutine:
+// the simulation's loop calls DeliverDue at the point of its order of work
+// it chooses (after moving the clock; docs/design/simulation.md), which
+// delivers the frames due, in (deadline, sender, receiver, send order on
+// the link), and runs the receivers' handlers on the loop's goroutine, so
+// a handler sees frames from one sender in delivery order, as TCP's one
+// reader per peer gives them. A handler must not wait for the clock.
 //
 // SetDrop loses chosen frames (a type, a link) on purpose, for a test
 // aimed at one message.
 //
 // Pause and Resume stand for a stopped process (SIGSTOP): frames sent to
 // a paused node or by it are held, neither lost nor reported, and fall due
-// in the order they were held once it resumes; a paused node is not
+// in the order above once it resumes; a paused node is not
 // connected. The node's clock is the test's to freeze.
 //
 // Partitions are one-way cuts between node ids (Cut; Isolate, Split, Ring

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -59,7 +60,7 @@ type link struct{ from, to uint64 }
 // flight is one copy of a frame on the wire.
 type flight struct {
 	at   time.Time
-	seq  uint64 // send order: ties at one instant keep it
+	seq  uint64 // send order on its link: ties at one instant keep it
 	from *Endpoint
 	to   *Endpoint // the receiver open when it was sent
 	typ  transport.FrameType
@@ -82,10 +83,16 @@ type flightHeap []*flight
 
 func (h flightHeap) Len() int { return len(h) }
 func (h flightHeap) Less(i, j int) bool {
-	if !h[i].at.Equal(h[j].at) {
-		return h[i].at.Before(h[j].at)
+	a, b := h[i], h[j]
+	switch {
+	case !a.at.Equal(b.at):
+		return a.at.Before(b.at)
+	case a.from.id != b.from.id:
+		return a.from.id < b.from.id
+	case a.to.id != b.to.id:
+		return a.to.id < b.to.id
 	}
-	return h[i].seq < h[j].seq
+	return a.seq < b.seq
 }
 func (h flightHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *flightHeap) Push(x any)   { *h = append(*h, x.(*flight)) }
@@ -97,10 +104,15 @@ func (h *flightHeap) Pop() any {
 }
 
 // Network is the simulated network between a cluster's nodes. Safe for
-// concurrent use; Close stops its delivery goroutine.
+// concurrent use. It has no goroutine of its own: frames arrive when the
+// simulation's loop calls DeliverDue, and their handlers run on the
+// loop's goroutine, so the loop fixes where in its order of work every
+// delivery falls.
 type Network struct {
 	clock env.Clock
-	rand  *env.Rand
+	// delivering is held by DeliverDue, so that two callers never
+	// interleave deliveries, and by Close.
+	delivering sync.Mutex
 
 	mu     sync.Mutex
 	faults Faults
@@ -112,17 +124,16 @@ type Network struct {
 	held      []*flight
 	endpoints map[uint64]*Endpoint // open ones, by node id
 	flights   flightHeap
-	seq       uint64
-	stats     Stats
-	closed    bool
-
-	wake chan struct{} // a frame was put in flight
-	stop chan struct{}
-	done chan struct{}
+	// links hold each link's draws and send order: what happens to one
+	// link's frames does not depend on when other links send theirs.
+	links    map[link]*linkDraws
+	linkSeed uint64
+	stats    Stats
+	closed   bool
 }
 
-// New returns a network delivering on e's clock and drawing its faults
-// from e's Rand, with faults f set, and starts its delivery goroutine.
+// New returns a network delivering on e's clock (DeliverDue) and drawing
+// its faults from sources seeded from e's Rand, with faults f set.
 func New(e env.Env, f Faults) (*Network, error) {
 	if err := e.Check(); err != nil {
 		return nil, fmt.Errorf("simnet: %w", err)
@@ -130,24 +141,65 @@ func New(e env.Env, f Faults) (*Network, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Network{clock: e.Clock, rand: e.Rand, faults: f, cut: map[link]bool{}, paused: map[uint64]bool{}, endpoints: map[uint64]*Endpoint{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go n.run()
-	return n, nil
+	var seed [8]byte
+	_, _ = e.Rand.Read(seed[:]) // never fails
+	return &Network{clock: e.Clock, faults: f, cut: map[link]bool{}, paused: map[uint64]bool{}, endpoints: map[uint64]*Endpoint{},
+		links: map[link]*linkDraws{}, linkSeed: binary.BigEndian.Uint64(seed[:])}, nil
+}
+
+// linkDraws is one link's source of fault draws, seeded from the
+// network's Rand and the link, and its count of frames sent.
+type linkDraws struct {
+	rand *rand.Rand
+	seq  uint64
+}
+
+// drawsLocked returns l's draws.
+func (n *Network) drawsLocked(l link) *linkDraws {
+	d := n.links[l]
+	if d == nil {
+		d = &linkDraws{rand: rand.New(rand.NewPCG(n.linkSeed, l.from<<32|l.to&(1<<32-1)))}
+		n.links[l] = d
+	}
+	return d
 }
 
 // Close stops delivering: frames in flight are lost. Endpoints stay
-// usable and lose what they send.
+// usable and lose what they send. It waits for a DeliverDue under way,
+// so a handler must not call it.
 func (n *Network) Close() {
+	n.delivering.Lock()
+	defer n.delivering.Unlock()
 	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
+	defer n.mu.Unlock()
 	n.closed = true
-	n.mu.Unlock()
-	close(n.stop)
-	<-n.done
+}
+
+// deliverRoundsMax bounds how often one DeliverDue looks again for frames
+// that its deliveries put in flight due at once (a network with no
+// delay), so that two handlers answering each other cannot hold it.
+const deliverRoundsMax = 16
+
+// DeliverDue delivers every frame due by the clock's now on the caller's
+// goroutine, in delivery order, and then those its deliveries sent that
+// are due at once, within a bound; it returns how many it delivered. A
+// handler must not wait for the clock or for the caller. After Close it
+// delivers nothing.
+func (n *Network) DeliverDue() int {
+	n.delivering.Lock()
+	defer n.delivering.Unlock()
+	delivered := 0
+	for range deliverRoundsMax {
+		due := n.takeDue()
+		if len(due) == 0 {
+			break
+		}
+		for _, f := range due {
+			n.deliver(f)
+		}
+		delivered += len(due)
+	}
+	return delivered
 }
 
 // SetFaults changes the faults of frames sent from now on.
@@ -179,16 +231,6 @@ func (n *Network) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.stats
-}
-
-// Behind reports whether a frame due on the clock is still on the wire:
-// the delivery goroutine has not caught up with the clock. A simulation
-// advancing the clock in real time waits for it, so that a starved process
-// does not see its frames arrive late, as no network makes them.
-func (n *Network) Behind() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.flights) > 0 && !n.flights[0].at.After(n.clock.Now())
 }
 
 // InFlight returns how many frames are on the wire.
@@ -261,12 +303,13 @@ func (n *Network) post(to uint64, f *flight) bool {
 		return false
 	}
 	n.stats.Sent++
-	if n.percentLocked(n.faults.DropPercent) || (n.drop != nil && n.drop(f.from.id, to, f.typ)) {
+	d := n.drawsLocked(link{f.from.id, to})
+	if percent(d.rand, n.faults.DropPercent) || (n.drop != nil && n.drop(f.from.id, to, f.typ)) {
 		n.stats.Dropped++
 		return true // lost on the way: the sender cannot tell
 	}
 	copies := 1
-	if n.percentLocked(n.faults.DuplicatePercent) {
+	if percent(d.rand, n.faults.DuplicatePercent) {
 		n.stats.Duplicated++
 		copies = 2
 	}
@@ -277,76 +320,32 @@ func (n *Network) post(to uint64, f *flight) bool {
 			dup := *f
 			c = &dup
 		}
-		n.seq++
-		c.seq = n.seq
+		d.seq++
+		c.seq = d.seq
 		if n.paused[f.from.id] { // a stopped process sends nothing until it resumes
 			n.stats.Held++
 			n.held = append(n.held, c)
 			continue
 		}
-		c.at = now.Add(n.faults.DelayMin + time.Duration(n.uint64nLocked(uint64(n.faults.DelayMax-n.faults.DelayMin)+1)))
+		c.at = now.Add(n.faults.DelayMin + time.Duration(d.rand.Uint64N(uint64(n.faults.DelayMax-n.faults.DelayMin)+1)))
 		heap.Push(&n.flights, c)
-	}
-	select {
-	case n.wake <- struct{}{}:
-	default:
 	}
 	return true
 }
 
-func (n *Network) percentLocked(p int) bool { return p > 0 && n.uint64nLocked(100) < uint64(p) }
+// percent draws whether an event of p percent happens.
+func percent(r *rand.Rand, p int) bool { return p > 0 && r.IntN(100) < p }
 
-// uint64nLocked draws from [0, bound) (bound ≥ 1); the modulo's bias is
-// below 2^-40 for the bounds used here.
-func (n *Network) uint64nLocked(bound uint64) uint64 {
-	if bound <= 1 {
-		return 0
-	}
-	var b [8]byte
-	_, _ = n.rand.Read(b[:]) // never fails
-	return binary.BigEndian.Uint64(b[:]) % bound
-}
-
-// run delivers the frames as they fall due on the clock, until Close.
-func (n *Network) run() {
-	defer close(n.done)
-	timer := n.clock.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		due, next, pending := n.takeDue()
-		for _, f := range due {
-			n.deliver(f)
-		}
-		if len(due) > 0 {
-			continue // delivering took time on the clock, and may have sent more
-		}
-		if pending {
-			timer.ResetAt(next)
-		}
-		select {
-		case <-n.stop:
-			timer.Stop()
-			return
-		case <-n.wake:
-			timer.Stop()
-		case <-timer.C():
-		}
-	}
-}
-
-// takeDue takes the frames due now off the wire, in delivery order, and
-// says when the next one is due.
-func (n *Network) takeDue() (due []*flight, next time.Time, pending bool) {
+// takeDue takes the frames due now off the wire, in delivery order;
+// none once the network is closed.
+func (n *Network) takeDue() []*flight {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	now := n.clock.Now()
-	for len(n.flights) > 0 && !n.flights[0].at.After(now) {
+	var due []*flight
+	for now := n.clock.Now(); !n.closed && len(n.flights) > 0 && !n.flights[0].at.After(now); {
 		due = append(due, heap.Pop(&n.flights).(*flight))
 	}
-	if len(n.flights) > 0 {
-		return due, n.flights[0].at, true
-	}
-	return due, time.Time{}, false
+	return due
 }
 
 // deliver hands f to its receiver unless its link is cut or either end
@@ -411,7 +410,7 @@ func (n *Network) Pause(id uint64) {
 }
 
 // Resume ends node id's pause: the frames held for it or from it whose
-// other end is not paused are due at once, in the order they were held,
+// other end is not paused are due at once, each link's in the order sent,
 // and then go through the cuts and closes in force as any frame.
 func (n *Network) Resume(id uint64) {
 	n.mu.Lock()
@@ -424,15 +423,11 @@ func (n *Network) Resume(id uint64) {
 			kept = append(kept, f)
 			continue
 		}
-		f.at = now // seq keeps the order they were held in
+		f.at = now // each link's seq keeps its frames in the order they were sent
 		heap.Push(&n.flights, f)
 	}
 	clear(n.held[len(kept):])
 	n.held = kept
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Paused reports whether node id is paused.

@@ -17,8 +17,8 @@ import (
 	"github.com/cairnlog/cairn/transport"
 )
 
-// waitMax bounds each wait for the delivery goroutine; it is a guard
-// against a hang, not a speed assertion.
+// waitMax bounds each wait for another goroutine (a ping, a join); it is
+// a guard against a hang, not a speed assertion.
 const waitMax = 10 * time.Second
 
 var start = time.Unix(1_700_000_000, 0)
@@ -100,26 +100,21 @@ func message(from, to, index uint64) *raftpb.Message {
 	return &raftpb.Message{Type: raftpb.MessageType_MsgApp.Enum(), From: proto.Uint64(from), To: proto.Uint64(to), Index: proto.Uint64(index)}
 }
 
-// settle advances the clock by d and waits until every frame sent is
-// accounted for (delivered, blocked, lost or dropped) or still in flight
-// past the clock's time, then returns what arrived since the last call.
+// settle advances the clock by d, delivers what is due, checks that
+// every frame sent is accounted for (delivered, blocked, lost, dropped,
+// or still in flight past the clock's time), and returns what arrived
+// since the last call.
 func (tn *testNet) settle(d time.Duration) []string {
 	tn.t.Helper()
 	tn.clock.Advance(d)
-	deadline := time.Now().Add(waitMax)
-	for {
-		s := tn.net.Stats()
-		tn.net.mu.Lock()
-		due := len(tn.net.flights) > 0 && !tn.net.flights[0].at.After(tn.clock.Now())
-		onWire := uint64(len(tn.net.flights) + len(tn.net.held))
-		tn.net.mu.Unlock()
-		if !due && s.Delivered+s.Blocked+s.Lost+onWire == s.Sent-s.Dropped+s.Duplicated {
-			break
-		}
-		if time.Now().After(deadline) {
-			tn.t.Fatalf("frames not delivered: %+v", s)
-		}
-		time.Sleep(time.Millisecond) // the delivery goroutine's handlers run meanwhile
+	tn.net.DeliverDue()
+	s := tn.net.Stats()
+	tn.net.mu.Lock()
+	due := len(tn.net.flights) > 0 && !tn.net.flights[0].at.After(tn.clock.Now())
+	onWire := uint64(len(tn.net.flights) + len(tn.net.held))
+	tn.net.mu.Unlock()
+	if due || s.Delivered+s.Blocked+s.Lost+onWire != s.Sent-s.Dropped+s.Duplicated {
+		tn.t.Fatalf("frames not accounted for after DeliverDue: %+v, %d on the wire, one due %v", s, onWire, due)
 	}
 	tn.mu.Lock()
 	defer tn.mu.Unlock()
@@ -136,11 +131,6 @@ func TestNetworkDeliversOnTheClock(t *testing.T) {
 	tn.frame(1, 2, "a")
 	tn.raft(1, 2, 7)
 	tn.frame(3, 2, "b")
-	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
-	defer cancel()
-	if err := tn.clock.WaitArmed(ctx, start.Add(5*time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
 	if got := tn.settle(4 * time.Millisecond); len(got) != 0 {
 		t.Fatalf("delivered before the delay: %v", got)
 	}
@@ -443,8 +433,8 @@ func TestNetworkPauseHoldsFrames(t *testing.T) {
 	tn.frame(2, 3, "from-paused")
 	tn.frame(3, 2, "to-paused-2")
 	tn.frame(1, 3, "others")
-	if got := tn.settle(10 * time.Millisecond); !slices.Equal(got, []string{"2>1:before", "1>3:others"}) {
-		t.Fatalf("while node 2 is paused got %v, want only the frame sent before and the others'", got)
+	if got := tn.settle(10 * time.Millisecond); !slices.Equal(got, []string{"1>3:others", "2>1:before"}) {
+		t.Fatalf("while node 2 is paused got %v, want only the frame sent before and the others', by link", got)
 	}
 	if tn.nodes[1].PeerConnected(2) || tn.nodes[2].PeerConnected(3) {
 		t.Fatal("a paused node is connected")
@@ -464,26 +454,6 @@ func TestNetworkPauseHoldsFrames(t *testing.T) {
 	}
 	if !tn.nodes[1].PeerConnected(2) {
 		t.Fatal("a resumed node is not connected")
-	}
-}
-
-// TestNetworkBehind: a frame due on the clock and not yet delivered puts
-// the network behind (here its delivery goroutine is stopped); a frame
-// not yet due, or delivered, does not.
-func TestNetworkBehind(t *testing.T) {
-	tn := newTestNet(t, 1, Faults{DelayMin: 5 * time.Millisecond, DelayMax: 5 * time.Millisecond}, 1, 2)
-	tn.frame(1, 2, "a")
-	if tn.net.Behind() {
-		t.Fatal("behind before the frame is due")
-	}
-	if got := tn.settle(5 * time.Millisecond); !slices.Equal(got, []string{"1>2:a"}) || tn.net.Behind() {
-		t.Fatalf("got %v, behind %v: want the frame delivered and not behind", got, tn.net.Behind())
-	}
-	tn.frame(1, 2, "b")
-	tn.net.Close() // nothing delivers any more
-	tn.clock.Advance(5 * time.Millisecond)
-	if !tn.net.Behind() {
-		t.Fatal("not behind with a frame due and undelivered")
 	}
 }
 
@@ -553,6 +523,7 @@ func TestJoinReachesTheMemberAtItsAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn.clock.Advance(time.Millisecond)
+	tn.net.DeliverDue()
 	select {
 	case <-heard:
 	case <-time.After(waitMax):
@@ -561,5 +532,70 @@ func TestJoinReachesTheMemberAtItsAddress(t *testing.T) {
 	stop()
 	if err := <-joined; !errors.Is(err, context.Canceled) {
 		t.Fatalf("join whose ctx ended: %v, want context.Canceled", err)
+	}
+}
+
+// TestNetworkDeliversOnTheCaller: the network delivers nothing by
+// itself, even when frames are due; DeliverDue runs their
+// handlers before it returns, then delivers what they sent that is due at
+// once, and two handlers answering each other forever hold it only for
+// its bound of rounds. After Close it delivers nothing.
+func TestNetworkDeliversOnTheCaller(t *testing.T) {
+	clock := env.NewManualClock(start)
+	n, err := New(env.Env{Clock: clock, Rand: env.NewSeededRand(1), FS: vfs.NewMem(), Logger: env.Real().Logger}, Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string // only the caller's goroutine appends, so no lock
+	endpoints := map[uint64]*Endpoint{}
+	for _, id := range []uint64{1, 2} {
+		other := 3 - id
+		ep, err := n.Open(transport.Config{NodeID: id, Handler: func(uint64, uint64, []*raftpb.Message) {},
+			Handlers: map[transport.FrameType]transport.FrameHandler{
+				transport.FrameNodeHeartbeat: func(from uint64, payload []byte) {
+					got = append(got, fmt.Sprintf("%d>%d:%s", from, id, payload))
+					switch string(payload) {
+					case "ping":
+						_ = endpoints[id].SendFrame(other, transport.FrameNodeHeartbeat, []byte("pong"))
+					case "echo":
+						_ = endpoints[id].SendFrame(other, transport.FrameNodeHeartbeat, []byte("echo"))
+					}
+				},
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		endpoints[id] = ep
+	}
+	for id, ep := range endpoints {
+		if err := ep.AddPeer(3-id, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(what string) {
+		t.Helper()
+		if err := endpoints[1].SendFrame(2, transport.FrameNodeHeartbeat, []byte(what)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("ping")
+	time.Sleep(10 * time.Millisecond) // room for a goroutine that should not be there
+	if len(got) != 0 || n.InFlight() != 1 {
+		t.Fatalf("got %v, %d in flight: the network delivered by itself", got, n.InFlight())
+	}
+	if d := n.DeliverDue(); d != 2 || !slices.Equal(got, []string{"1>2:ping", "2>1:pong"}) {
+		t.Fatalf("DeliverDue delivered %d: %v, want the ping and its answer", d, got)
+	}
+	got = nil
+	send("echo")
+	if d := n.DeliverDue(); d != deliverRoundsMax || len(got) != deliverRoundsMax {
+		t.Fatalf("DeliverDue delivered %d (%d handled) of an endless exchange, want its bound %d", d, len(got), deliverRoundsMax)
+	}
+	if n.InFlight() != 1 {
+		t.Fatalf("%d frames in flight, want the exchange's next", n.InFlight())
+	}
+	n.Close()
+	if d := n.DeliverDue(); d != 0 {
+		t.Fatalf("DeliverDue delivered %d after Close", d)
 	}
 }
