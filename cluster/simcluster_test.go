@@ -34,7 +34,7 @@ import (
 
 var (
 	simSeed    = flag.Uint64("sim.seed", 0, "run TestSimulatedClusterPartitions with this seed only (a failing run prints its seed)")
-	simSeeds   = flag.Int("sim.seeds", 12, "how many seeds TestSimulatedClusterPartitions runs, from -sim.from (12 in CI: with the fixed-seed tests, about a minute)")
+	simSeeds   = flag.Int("sim.seeds", 12, "how many seeds TestSimulatedClusterPartitions runs, from -sim.from (12 in CI: with the fixed-seed tests, a minute or two)")
 	simFrom    = flag.Uint64("sim.from", 1, "the first seed TestSimulatedClusterPartitions runs (long runs split across processes)")
 	simLog     = flag.Bool("sim.log", false, "log each run's events (schedule, faults, outcomes) as they happen")
 	simOnly    = flag.String("sim.element", "", "TestSimulatedClusterPartitions runs this schedule element alone (its name, as logged), known bugs included")
@@ -276,8 +276,9 @@ type simCluster struct {
 	// clockStop ends runClock's goroutine, which closes clockDone.
 	clockStop, clockDone chan struct{}
 	// loudSteps counts the waits of the clock for the process to fall
-	// quiet (after a step, after a Raft pass) that ended at simQuietMax:
-	// each is a point where the run's interleaving depends on the machine.
+	// quiet (after a step, after a Raft Step) that ended at their bound
+	// (waitQuiet): each is a point where the run's interleaving depends
+	// on the machine.
 	loudSteps atomic.Int64
 	loud      bool // the clock's last wait was loud (runClock's goroutine only)
 
@@ -399,18 +400,22 @@ func (sc *simCluster) runClock() {
 func (sc *simCluster) settle() { sc.waitQuiet(nil) }
 
 // waitQuiet waits for the process to fall quiet or done to be closed,
-// within simQuietMax, or simLoudMax while the last wait was loud: a
+// within simQuietMax, or simLoudMax while the last such wait was loud: a
 // goroutine that never blocks (a retry loop spinning in a failed run)
-// then costs each step a little, not simQuietMax. It counts the loud
-// waits.
+// then costs each step a little, not simQuietMax. A wait for a Step
+// (done set) always gets simQuietMax, lest a slow Step be taken for a
+// blocked one. It counts the loud waits.
 func (sc *simCluster) waitQuiet(done <-chan struct{}) {
 	bound := simQuietMax
-	if sc.loud {
+	if sc.loud && done == nil {
 		bound = simLoudMax
 	}
-	sc.loud = !waitQuietOr(done, bound)
-	if sc.loud {
+	quiet := waitQuietOr(done, bound)
+	if !quiet {
 		sc.loudSteps.Add(1)
+	}
+	if done == nil || !quiet {
+		sc.loud = !quiet
 	}
 }
 
@@ -435,6 +440,13 @@ func (sc *simCluster) at(t time.Time) <-chan struct{} {
 	}
 	sc.waiters = append(sc.waiters, simWaiter{at: t, done: done})
 	return done
+}
+
+// clockHasStopped reports whether runClock has ended.
+func (sc *simCluster) clockHasStopped() bool {
+	sc.clockMu.Lock()
+	defer sc.clockMu.Unlock()
+	return sc.clockStopped
 }
 
 // releaseWaiters closes the channels of the waiters whose instant has
@@ -472,15 +484,16 @@ const simLoudMax = 2 * time.Millisecond
 // run, which waitQuietOr reads.
 var quietSamples = []metrics.Sample{{Name: "/sched/goroutines/running:goroutines"}, {Name: "/sched/goroutines/runnable:goroutines"}}
 
-// waitQuietOr waits, at most max of real time, until done is closed or
+// waitQuietOr waits, at most bound of real time, until done is closed or
 // no goroutine of the process but the caller runs or is ready to run
 // (twice in a row, the runtime's counts being approximate): every node
 // goroutine is then blocked, on the clock or on one another, and what
 // the last step woke has been done before the clock moves again, however
-// slow the machine. It reports false when max passed first.
-func waitQuietOr(done <-chan struct{}, max time.Duration) bool {
-	deadline := time.Now().Add(max)
+// slow the machine. It reports false when bound passed first.
+func waitQuietOr(done <-chan struct{}, bound time.Duration) bool {
+	deadline := time.Now().Add(bound)
 	quiet := 0
+	pause := time.Duration(0)
 	for reads := 1; quiet < 2; reads++ {
 		select {
 		case <-done:
@@ -496,16 +509,29 @@ func waitQuietOr(done <-chan struct{}, max time.Duration) bool {
 			continue
 		}
 		quiet = 0
-		// Yield only now and then: a yield puts this goroutine in the
-		// global run queue, which wakes another thread to look for work,
-		// and a thread looking for work counts as running. Goroutines
-		// waiting in this thread's queue are taken by the other meanwhile.
-		if reads%32 == 0 {
-			runtime.Gosched()
+		// Reads back to back first (a read takes about a microsecond):
+		// most waits end within a few hundred. Then sleep, longer each
+		// time, so that this loop leaves the CPU to the goroutines it
+		// waits for on a busy machine.
+		// No yield: it would put this goroutine in the global run queue,
+		// which wakes another thread to look for work, and a thread
+		// looking for work counts as running.
+		if reads >= simQuietSpins {
+			pause = min(max(2*pause, simQuietPause), simQuietPauseMax)
+			time.Sleep(pause)
 		}
 	}
 	return true
 }
+
+// simQuietSpins are the reads waitQuietOr makes back to back before it
+// sleeps between reads, from simQuietPause doubling up to
+// simQuietPauseMax.
+const (
+	simQuietSpins    = 1000
+	simQuietPause    = 20 * time.Microsecond
+	simQuietPauseMax = 200 * time.Microsecond
+)
 
 // raftStepper runs the Raft groups of one node (its scheduler is
 // stepped, with no workers) on its own goroutine, one Step at each kick,
@@ -609,6 +635,9 @@ func (sc *simCluster) advance(d time.Duration) {
 	target := sc.clock.Now().Add(d)
 	next := sc.clock.Now()
 	for now := sc.clock.Now(); now.Before(target); now = sc.clock.Now() {
+		if sc.clockHasStopped() {
+			sc.t.Fatal("advance after the clock stopped")
+		}
 		if !now.Before(next) {
 			sc.check()
 			next = now.Add(10 * time.Millisecond)
@@ -1678,7 +1707,7 @@ func (sc *simCluster) close() {
 	close(sc.clockStop)
 	<-sc.clockDone
 	sc.net.Close()
-	sc.event("clock: %d waits not quiet within %v", sc.loudSteps.Load(), simQuietMax)
+	sc.event("clock: %d waits not quiet within their bound", sc.loudSteps.Load())
 }
 
 // simWriter appends acks=all, one record at a time, through a node that

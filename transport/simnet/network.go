@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -150,7 +149,7 @@ func New(e env.Env, f Faults) (*Network, error) {
 // linkDraws is one link's source of fault draws, seeded from the
 // network's Rand and the link, and its count of frames sent.
 type linkDraws struct {
-	rand *rand.Rand
+	rand *env.Rand
 	seq  uint64
 }
 
@@ -158,7 +157,8 @@ type linkDraws struct {
 func (n *Network) drawsLocked(l link) *linkDraws {
 	d := n.links[l]
 	if d == nil {
-		d = &linkDraws{rand: rand.New(rand.NewPCG(n.linkSeed, l.from<<32|l.to&(1<<32-1)))}
+		// Node ids are below 2^32: each link gets a seed of its own.
+		d = &linkDraws{rand: env.NewSeededRand(n.linkSeed ^ (l.from<<32|l.to&(1<<32-1))*0x9e3779b97f4a7c15)}
 		n.links[l] = d
 	}
 	return d
@@ -327,14 +327,25 @@ func (n *Network) post(to uint64, f *flight) bool {
 			n.held = append(n.held, c)
 			continue
 		}
-		c.at = now.Add(n.faults.DelayMin + time.Duration(d.rand.Uint64N(uint64(n.faults.DelayMax-n.faults.DelayMin)+1)))
+		c.at = now.Add(n.faults.DelayMin + time.Duration(uint64n(d.rand, uint64(n.faults.DelayMax-n.faults.DelayMin)+1)))
 		heap.Push(&n.flights, c)
 	}
 	return true
 }
 
 // percent draws whether an event of p percent happens.
-func percent(r *rand.Rand, p int) bool { return p > 0 && r.IntN(100) < p }
+func percent(r *env.Rand, p int) bool { return p > 0 && uint64n(r, 100) < uint64(p) }
+
+// uint64n draws from [0, bound) (bound ≥ 1); the modulo's bias is below
+// 2^-40 for the bounds used here.
+func uint64n(r *env.Rand, bound uint64) uint64 {
+	if bound <= 1 {
+		return 0
+	}
+	var b [8]byte
+	_, _ = r.Read(b[:]) // never fails
+	return binary.BigEndian.Uint64(b[:]) % bound
+}
 
 // takeDue takes the frames due now off the wire, in delivery order;
 // none once the network is closed.
