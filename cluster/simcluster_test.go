@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -8,9 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"iter"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -34,11 +38,12 @@ import (
 
 var (
 	simSeed    = flag.Uint64("sim.seed", 0, "run TestSimulatedClusterPartitions with this seed only (a failing run prints its seed)")
-	simSeeds   = flag.Int("sim.seeds", 12, "how many seeds TestSimulatedClusterPartitions runs, from -sim.from (12 in CI: with the fixed-seed tests, a minute or two)")
+	simSeeds   = flag.Int("sim.seeds", 40, "how many seeds TestSimulatedClusterPartitions runs, from -sim.from (40 in CI: with the fixed-seed tests, under a minute)")
 	simFrom    = flag.Uint64("sim.from", 1, "the first seed TestSimulatedClusterPartitions runs (long runs split across processes)")
 	simLog     = flag.Bool("sim.log", false, "log each run's events (schedule, faults, outcomes) as they happen")
 	simOnly    = flag.String("sim.element", "", "TestSimulatedClusterPartitions runs this schedule element alone (its name, as logged), known bugs included")
 	simNodeLog = flag.String("sim.nodelog", "", "keep the nodes' own logs at this level and above (debug: raft's included; info; warn) and print the last of them with a failed run's event log")
+	simTrace   = flag.String("sim.trace", "", "write each run's trace (every frame's fate, Step, sync, jitter draw and event, at its instant, with the goroutine that sent or drew) to this file (a %d in it is the seed), to compare two runs of a seed")
 	simNodes   = flag.Int("sim.nodes", 3, "how many nodes TestSimulatedClusterPartitions (and the linearizable runs) start with: an odd number, 3 or more")
 )
 
@@ -99,8 +104,8 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 				}
 			}()
 			r := runSimulation(t, seed)
-			t.Logf("seed %d: %d appends acknowledged, %d not, final high watermark %d, network %+v, schedule hash %x, outcome hash %x",
-				seed, len(r.acked), r.unacked, r.hwm, r.net, r.scheduleHash, r.outcomeHash)
+			t.Logf("seed %d: %d appends acknowledged, %d not, final high watermark %d, network %+v, schedule hash %x, outcome hash %x, trace hash %x",
+				seed, len(r.acked), r.unacked, r.hwm, r.net, r.scheduleHash, r.outcomeHash, r.traceHash)
 		})
 	}
 }
@@ -132,6 +137,65 @@ func TestSimulatedClusterFiveNodes(t *testing.T) {
 				seed, len(r.acked), r.unacked, r.hwm, r.scheduleHash)
 		})
 	}
+}
+
+// TestSimulatedClusterReplaysTheSeed: two runs of one seed give the same
+// trace (every frame sent, dropped, held, delivered, every Step that ran,
+// every sync, every draw of Raft's jitter and every harness event, at its
+// instant), on three nodes and on five. A difference names the first
+// instant where the runs parted, as -sim.trace would.
+func TestSimulatedClusterReplaysTheSeed(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector shuffles the order in which ready goroutines run")
+	}
+	for _, c := range []struct {
+		seed     uint64
+		nodes    int
+		elements []simElement
+	}{{5, 3, simElements}, {28, 5, simElements[:simElementsFiveNodes]}} {
+		t.Run(fmt.Sprintf("seed=%d,nodes=%d", c.seed, c.nodes), func(t *testing.T) {
+			var runs []simRun
+			for i := range 2 {
+				t.Run(fmt.Sprintf("run=%d", i+1), func(t *testing.T) { // its cleanup closes its cluster
+					runs = append(runs, runSimulationOf(t, c.seed, c.nodes, c.elements))
+				})
+			}
+			if t.Failed() {
+				return
+			}
+			a, b := runs[0], runs[1]
+			if a.traceHash != b.traceHash {
+				t.Fatalf("two runs of seed %d differ (traces of %d and %d lines): %s", c.seed, len(a.trace), len(b.trace), firstTraceDifference(a.trace, b.trace))
+			}
+			t.Logf("seed %d on %d nodes, twice: %d trace lines, hash %x; %d appends acknowledged", c.seed, c.nodes, len(a.trace), a.traceHash, len(a.acked))
+		})
+	}
+}
+
+// firstTraceDifference describes where two canonical traces first differ:
+// the instant, and the lines of it that only one holds.
+func firstTraceDifference(a, b []string) string {
+	instant := func(line string) string {
+		at, _, _ := strings.Cut(line, "us ")
+		return at
+	}
+	for i := 0; i < min(len(a), len(b)); i++ {
+		if a[i] == b[i] {
+			continue
+		}
+		at := min(instant(a[i]), instant(b[i]))
+		of := func(lines []string) []string {
+			var out []string
+			for _, l := range lines[i:] {
+				if instant(l) == at {
+					out = append(out, l)
+				}
+			}
+			return out
+		}
+		return fmt.Sprintf("at %sus, the first holds %q, the second %q", strings.TrimSpace(at), of(a), of(b))
+	}
+	return fmt.Sprintf("one is a prefix of the other; next lines %q", append(a[min(len(a), len(b)):], b[min(len(a), len(b)):]...)[:1])
 }
 
 // TestSimulatedClusterSeed237 runs seed 237 of the random schedules: a
@@ -235,8 +299,10 @@ type simRun struct {
 	unacked      int
 	hwm          int64
 	net          simnet.Stats
-	scheduleHash uint64 // the faults and their instants: the seed's alone
-	outcomeHash  uint64 // + who led and what was acknowledged: the interleaving's too
+	scheduleHash uint64   // the faults and their instants: the seed's alone
+	outcomeHash  uint64   // + who led and what was acknowledged: the interleaving's too
+	trace        []string // every frame's fate, Step, sync, jitter draw and event, at its instant (canonicalTrace)
+	traceHash    uint64   // the trace's
 }
 
 // simCluster is the three nodes, their network and clock.
@@ -295,6 +361,12 @@ type simCluster struct {
 	// nodeLogLevel and above.
 	nodeLog      *simLogRing
 	nodeLogLevel slog.Level
+	// trace is the run's record, under traceMu: each frame's fate, each
+	// Step that ran, each sync, each draw of Raft's jitter and each event,
+	// with its instant. Two runs of a seed that give the same trace ran
+	// the same; -sim.trace writes it to a file to find where two differ.
+	traceMu sync.Mutex
+	trace   []string
 	// trim, in a compacted run (simtrim_test.go), is what its cleaner
 	// and DeleteRecords calls may remove; nil in every other run.
 	trim *simTrim
@@ -334,7 +406,11 @@ func (sc *simCluster) nodeLogger(id int32) *slog.Logger {
 	if sc.nodeLog == nil {
 		return quiet
 	}
-	return slog.New(slog.NewTextHandler(sc.nodeLog, &slog.HandlerOptions{Level: sc.nodeLogLevel,
+	var w io.Writer = sc.nodeLog
+	if *simTrace != "" {
+		w = io.MultiWriter(w, simTraceWriter{sc, id})
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: sc.nodeLogLevel,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey && len(groups) == 0 {
 				return slog.Int64("ms", sc.clock.Now().Sub(simStart).Milliseconds())
@@ -348,9 +424,77 @@ func (sc *simCluster) event(format string, args ...any) {
 	defer sc.mu.Unlock()
 	line := fmt.Sprintf("%6dms ", sc.clock.Now().Sub(simStart).Milliseconds()) + fmt.Sprintf(format, args...)
 	sc.events = append(sc.events, line)
+	sc.traceLine("event %s", fmt.Sprintf(format, args...))
 	if *simLog {
 		sc.t.Log(line) // as it happens: a panic (a raft invariant) ends the run before any report
 	}
+}
+
+// simTraceWriter adds what a node logs to the trace (-sim.trace with
+// -sim.nodelog).
+type simTraceWriter struct {
+	sc *simCluster
+	id int32
+}
+
+func (w simTraceWriter) Write(p []byte) (int, error) {
+	w.sc.traceLine("node %d log %s", w.id, strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// traceFrame adds a frame's fate to the trace, and for a frame sent the
+// goroutine that sent it.
+func (sc *simCluster) traceFrame(event string, from, to uint64, typ transport.FrameType) {
+	if strings.HasPrefix(event, "send") && *simTrace != "" {
+		event += ", from " + goroutineEntry()
+	}
+	sc.traceLine("frame %d>%d %v %s", from, to, typ, event)
+}
+
+// traceLine adds a line to the trace (-sim.trace), with the shared
+// clock's instant in microseconds.
+func (sc *simCluster) traceLine(format string, args ...any) {
+	sc.traceMu.Lock()
+	defer sc.traceMu.Unlock()
+	sc.trace = append(sc.trace, fmt.Sprintf("%9dus ", sc.clock.Now().Sub(simStart).Microseconds())+fmt.Sprintf(format, args...))
+}
+
+// canonicalTrace is the trace so far, the lines of each instant sorted:
+// goroutines that act at one instant on different nodes, or on different
+// files, write their lines in whichever order they ran, to the same end.
+func (sc *simCluster) canonicalTrace() []string {
+	sc.traceMu.Lock()
+	defer sc.traceMu.Unlock()
+	lines := slices.Clone(sc.trace)
+	slices.SortStableFunc(lines, func(a, b string) int {
+		at, _, _ := strings.Cut(a, "us ")
+		bt, _, _ := strings.Cut(b, "us ")
+		if c := cmp.Compare(len(at), len(bt)); c != 0 { // right-aligned numbers
+			return c
+		}
+		if c := cmp.Compare(at, bt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	return lines
+}
+
+// writeTrace writes the trace to -sim.trace's file, and logs its hash.
+func (sc *simCluster) writeTrace() {
+	if *simTrace == "" {
+		return
+	}
+	sc.traceMu.Lock()
+	defer sc.traceMu.Unlock()
+	file := *simTrace
+	if strings.Contains(file, "%d") {
+		file = fmt.Sprintf(file, sc.seed)
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(sc.trace, "\n")+"\n"), 0o644); err != nil {
+		sc.t.Errorf("write the trace: %v", err)
+	}
+	sc.t.Logf("seed %d: trace of %d lines in %s", sc.seed, len(sc.trace), file)
 }
 
 // runClock moves the clock in steps of simStep until close: every wait
@@ -378,7 +522,7 @@ func (sc *simCluster) runClock() {
 				}
 				sc.clockMu.Lock() // with the shared clock, lest a node clock made meanwhile move twice
 				sc.clock.Advance(simStep)
-				for id, c := range sc.nodeClock {
+				for id, c := range byID(sc.nodeClock) {
 					if !sc.frozen[id] {
 						c.Advance(simStep)
 					}
@@ -474,8 +618,10 @@ func (sc *simCluster) releaseWaiters(stopped bool) bool {
 
 // simQuietMax bounds runClock's wait, after each step, for the process to
 // be done with it: a wait past it is a goroutine that never blocks, or a
-// machine starved for far longer than a scheduling delay.
-const simQuietMax = 100 * time.Millisecond
+// machine starved for far longer than a scheduling delay. On a loaded
+// machine a Step can take a tenth of a second of real time; one taken for
+// blocked would make the run differ from the same seed's on an idle one.
+const simQuietMax = 2 * time.Second
 
 // simLoudMax is the bound of the waits after a loud one.
 const simLoudMax = 2 * time.Millisecond
@@ -508,13 +654,15 @@ func waitQuietOr(done <-chan struct{}, bound time.Duration) bool {
 			continue
 		}
 		quiet = 0
-		// Yield only now and then: a yield puts this goroutine in the
-		// global run queue, which wakes another thread to look for work,
-		// and a thread looking for work counts as running. Goroutines
-		// waiting in this thread's queue are taken by the other meanwhile.
-		// (A sleep between reads instead made the runs several times
-		// slower: the sleeps last far longer than asked here.)
-		if reads%32 == 0 {
+		// On one processor (a run's), what is ready runs only when this
+		// goroutine yields. On more, yield only now and then: a yield puts
+		// this goroutine in the global run queue, which wakes another
+		// thread to look for work, and a thread looking for work counts as
+		// running; goroutines waiting in this thread's queue are taken by
+		// the other meanwhile. (A sleep between reads instead made the
+		// runs several times slower: the sleeps last far longer than asked
+		// here.)
+		if reads%32 == 0 || runtime.GOMAXPROCS(0) == 1 {
 			runtime.Gosched()
 		}
 	}
@@ -579,25 +727,32 @@ const simStepsMax = 20
 func (sc *simCluster) stepRaft() {
 	sc.clockMu.Lock()
 	var kicks []chan *simStepDone
+	var ids []int32
 	for _, id := range slices.Sorted(maps.Keys(sc.steppers)) {
 		if !sc.frozen[id] {
 			kicks = append(kicks, sc.steppers[id].kick)
+			ids = append(ids, id)
 		}
 	}
 	sc.clockMu.Unlock()
-	for _, kick := range kicks {
+	for i, kick := range kicks {
 		for range simStepsMax {
 			d := &simStepDone{done: make(chan struct{})}
 			select {
 			case kick <- d:
 			default: // its last Step still runs, blocked
+				sc.traceLine("step node %d: the last still runs", ids[i])
 			}
 			sc.waitQuiet(d.done)
 			ran := false
 			select {
 			case <-d.done:
 				ran = d.ran
+				if ran {
+					sc.traceLine("step node %d", ids[i])
+				}
 			default: // blocked: it ends after the clock moves
+				sc.traceLine("step node %d: blocked", ids[i])
 			}
 			if !ran {
 				break
@@ -611,7 +766,7 @@ func (sc *simCluster) stepRaft() {
 func (sc *simCluster) stopSteppers() {
 	sc.clockMu.Lock()
 	defer sc.clockMu.Unlock()
-	for _, st := range sc.steppers {
+	for _, st := range byID(sc.steppers) {
 		close(st.kick)
 	}
 }
@@ -654,7 +809,7 @@ func (sc *simCluster) advanceUntil(what string, max time.Duration, cond func() b
 // those offsets before.
 func (sc *simCluster) check() {
 	sc.t.Helper()
-	for id, c := range sc.running() {
+	for id, c := range byID(sc.running()) {
 		p, err := c.Partition(simTopic, 0)
 		if err != nil {
 			continue // not open on this node yet, or moved away
@@ -739,7 +894,7 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 		return 0, false
 	}
 	current := map[int32]uint64{} // every node's current incarnation, as a replica id without placement
-	for id, c := range open {
+	for id, c := range byID(open) {
 		current[id] = meta.ReplicaID(id, c.ctl.Identity().Incarnation)
 	}
 	incarnations := slices.Sorted(maps.Values(current))
@@ -764,7 +919,7 @@ func (sc *simCluster) caughtUp() (int32, bool) {
 	// (the controller promotes learners up to three): a rejoined node is a
 	// learner until promoted, and a majority counting it is none. A node
 	// joined to three voters or more stays a learner.
-	for _, c := range open {
+	for _, c := range byID(open) {
 		cs, err := c.ctl.Configuration()
 		members := slices.Sorted(slices.Values(slices.Concat(cs.GetVoters(), cs.GetLearners())))
 		if err != nil || (len(cs.GetLearners()) > 0 && len(cs.GetVoters()) < simMetaVotersMin) || !slices.Equal(members, incarnations) {
@@ -917,14 +1072,16 @@ func (sc *simCluster) leaders() []int32 {
 	return out
 }
 
-// openNode opens node id on its filesystem, over the network.
+// openNode opens node id on its filesystem, over the network. It runs on
+// a goroutine of its own, which stands for the node (simNodeGoroutines).
 func (sc *simCluster) openNode(id int32) (*Cluster, error) {
+	simNodeGoroutines.Store(goroutineID(), id)
 	sc.nodesMu.Lock()
 	sc.starts[id]++
 	starts, fsys := sc.starts[id], sc.fs[id]
 	sc.nodesMu.Unlock()
 	clock := sc.clockOf(id)
-	e := env.Env{Clock: clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: slowSyncFS{fsys, clock}, Logger: sc.nodeLogger(id)}
+	e := env.Env{Clock: clock, Rand: env.NewSeededRand(sc.seed<<16 | starts<<8 | uint64(id)), FS: slowSyncFS{fsys, clock, sc.traceLine, id}, Logger: sc.nodeLogger(id)}
 	cfg := DefaultConfig("/data")
 	cfg.NodeID, cfg.Peers, cfg.KafkaAddr = id, sc.peers, fmt.Sprintf("node-%d:9092", id)
 	if through, ok := sc.joinedThrough[id]; ok { // as `cairn serve --join`
@@ -1024,15 +1181,21 @@ func simContext(clock env.Clock, d time.Duration) (context.Context, context.Canc
 	return ctx, cancel
 }
 
-// call runs an administrative call bounded by d of simulated time while
-// the clock moves and the replicas are checked; its outcome is an event
-// (a call may fail under faults: what matters is what the cluster holds).
-func (sc *simCluster) call(what string, d time.Duration, f func(ctx context.Context) error) error {
+// call runs an administrative call into node bounded by d of simulated
+// time while the clock moves and the replicas are checked; its outcome is
+// an event (a call may fail under faults: what matters is what the cluster
+// holds). f runs on a goroutine standing for node (simNodeGoroutines): a
+// replica it creates draws its jitter from the node's stream, as when the
+// node's reconcile loop creates it.
+func (sc *simCluster) call(node int32, what string, d time.Duration, f func(ctx context.Context) error) error {
 	sc.t.Helper()
 	ctx, cancel := simContext(sc.clock, d)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- f(ctx) }()
+	go func() {
+		simNodeGoroutines.Store(goroutineID(), node)
+		done <- f(ctx)
+	}()
 	for {
 		select {
 		case err := <-done:
@@ -1069,7 +1232,7 @@ func (sc *simCluster) reassign(nodes []int32) {
 			if now := t.Partitions[0].Replicas; slices.Equal(slices.Sorted(slices.Values(now)), slices.Sorted(slices.Values(nodes))) {
 				return true
 			}
-			sc.call(fmt.Sprintf("reassign to %v", nodes), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+			sc.call(nodes[0], fmt.Sprintf("reassign to %v", nodes), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
 				_, err := c.Reassign(ctx, simTopic, 0, nodes)
 				return err
 			})
@@ -1284,7 +1447,7 @@ func (sc *simCluster) repairOffline(rng *rand.Rand) {
 	sc.t.Helper()
 	offline := func() map[int32]error {
 		out := map[int32]error{}
-		for id, c := range sc.open() {
+		for id, c := range byID(sc.open()) {
 			p, err := c.Partition(simTopic, 0)
 			if err == nil {
 				err = p.Err()
@@ -1299,19 +1462,19 @@ func (sc *simCluster) repairOffline(rng *rand.Rand) {
 	if len(down) == 0 {
 		return
 	}
-	for id, err := range down {
+	for id, err := range byID(down) {
 		sc.event("node %d's replica is offline: %v", id, err)
 	}
 	for waited := time.Duration(0); len(offline()) > 0 && waited < simRenewMax; waited += 10 * time.Millisecond {
 		sc.advance(10 * time.Millisecond)
 	}
 	still := offline()
-	for id := range down {
+	for id := range byID(down) {
 		if _, ok := still[id]; !ok {
 			sc.event("node %d's replica renewed", id)
 		}
 	}
-	for id := range still {
+	for id := range byID(still) {
 		sc.event("node %d's replica still offline; wiped", id)
 		sc.wipe(id, rng)
 	}
@@ -1459,7 +1622,7 @@ func (sc *simCluster) removeNode(gone int32) {
 	sc.t.Helper()
 	sc.advanceUntil(fmt.Sprintf("node %d removed", gone), 30*time.Second, func() bool {
 		done := true
-		for id, c := range sc.running() {
+		for id, c := range byID(sc.running()) {
 			if id == gone {
 				continue
 			}
@@ -1472,13 +1635,14 @@ func (sc *simCluster) removeNode(gone int32) {
 		if done {
 			return true
 		}
-		c := sc.node(sc.otherThan(gone))
+		other := sc.otherThan(gone)
+		c := sc.node(other)
 		if c == nil || c.NodeState(gone) == "REMOVED" || slices.ContainsFunc(c.Reassignments(), func(r Reassignment) bool {
 			return slices.Contains(r.Removing(), gone)
 		}) {
 			return false // the drain runs, or the removal is applied and the voters follow
 		}
-		sc.call(fmt.Sprintf("remove node %d", gone), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+		sc.call(other, fmt.Sprintf("remove node %d", gone), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
 			_, err := c.RemoveNode(ctx, gone)
 			return err
 		})
@@ -1511,21 +1675,31 @@ const simSyncLatency = 6 * time.Millisecond
 type slowSyncFS struct {
 	vfs.FS
 	clock env.Clock
+	trace func(format string, args ...any) // a simCluster's traceLine
+	node  int32
 }
 
-func (f slowSyncFS) wrap(file vfs.File, err error) (vfs.File, error) {
+func (f slowSyncFS) wrap(name string, file vfs.File, err error) (vfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return slowSyncFile{file, f.clock}, nil
+	return slowSyncFile{file, f, name}, nil
 }
 
-func (f slowSyncFS) Create(name string) (vfs.File, error)     { return f.wrap(f.FS.Create(name)) }
-func (f slowSyncFS) OpenAppend(name string) (vfs.File, error) { return f.wrap(f.FS.OpenAppend(name)) }
+func (f slowSyncFS) Create(name string) (vfs.File, error) {
+	file, err := f.FS.Create(name)
+	return f.wrap(name, file, err)
+}
+
+func (f slowSyncFS) OpenAppend(name string) (vfs.File, error) {
+	file, err := f.FS.OpenAppend(name)
+	return f.wrap(name, file, err)
+}
 
 type slowSyncFile struct {
 	vfs.File
-	clock env.Clock
+	fs   slowSyncFS
+	name string
 }
 
 // Sync waits simSyncLatency first, except in a Raft Step: a turn that
@@ -1533,9 +1707,11 @@ type slowSyncFile struct {
 // moves after the Step, so there the sync takes no simulated time.
 func (f slowSyncFile) Sync() error {
 	if _, inPass := simStepperGoroutines.Load(goroutineID()); !inPass {
-		t := f.clock.NewTimer(simSyncLatency)
+		f.fs.trace("sync node %d %s: starts", f.fs.node, f.name)
+		t := f.fs.clock.NewTimer(simSyncLatency)
 		<-t.C()
 	}
+	f.fs.trace("sync node %d %s", f.fs.node, f.name)
 	return f.File.Sync()
 }
 
@@ -1543,37 +1719,68 @@ func (f slowSyncFile) Sync() error {
 // their nodes' ids.
 var simStepperGoroutines sync.Map
 
+// simNodeGoroutines maps the ids of the goroutines that opened nodes
+// (openNode) to the nodes' ids, for good: the goroutines a node's Open
+// starts (its reconcile loop) are known by their creator's id.
+var simNodeGoroutines sync.Map
+
 // simRaftRandom is crypto/rand.Reader during a run (useSimRaftRandom):
-// etcd raft draws its election jitter from it. A Step of node N draws from
-// N's own stream, seeded from the run's seed and N, so that nodes
-// stepping at one instant do not take each other's draws, in whatever
-// order their goroutines run; any other goroutine (a replica being
-// created) draws from a stream they share.
+// etcd raft draws its election jitter from it, one stream for every node,
+// so two goroutines of two nodes drawing at one instant would take each
+// other's draws in whatever order they ran. Here a goroutine of node N
+// draws from a stream of N's own, seeded from the run's seed and N: its
+// stepper's from one, and the goroutine that opened it and those that one
+// started (a replica created by its reconcile loop) from another. Any
+// other goroutine (the harness's, creating a topic through a node) draws
+// from a stream they share.
 type simRaftRandom struct {
-	mu     sync.Mutex
-	seed   uint64
-	nodes  map[int32]*rand.PCG
-	shared *rand.PCG
+	mu      sync.Mutex
+	seed    uint64
+	streams map[simJitterStream]*rand.PCG
+	trace   func(format string, args ...any) // each draw, when tracing (-sim.trace)
+}
+
+// simJitterStream names a stream of simRaftRandom: node 0 is the shared
+// one.
+type simJitterStream struct {
+	node    int32
+	stepper bool
+}
+
+// setTrace makes r report each draw to trace (none when nil).
+func (r *simRaftRandom) setTrace(trace func(format string, args ...any)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trace = trace
 }
 
 // useSimRaftRandom makes crypto/rand.Reader a simRaftRandom of seed
 // until t ends.
 func useSimRaftRandom(t *testing.T, seed uint64) {
 	was := crand.Reader
-	crand.Reader = &simRaftRandom{seed: seed, nodes: map[int32]*rand.PCG{}, shared: rand.NewPCG(seed, 0)}
+	crand.Reader = &simRaftRandom{seed: seed, streams: map[simJitterStream]*rand.PCG{}}
 	t.Cleanup(func() { crand.Reader = was })
 }
 
 func (r *simRaftRandom) Read(p []byte) (int, error) {
+	stream := jitterStream()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	src := r.shared
-	if id, ok := simStepperGoroutines.Load(goroutineID()); ok {
-		node := id.(int32)
-		if r.nodes[node] == nil {
-			r.nodes[node] = rand.NewPCG(r.seed, uint64(node))
+	src := r.streams[stream]
+	if src == nil {
+		hi := uint64(uint32(stream.node)) << 1
+		if stream.stepper {
+			hi |= 1
 		}
-		src = r.nodes[node]
+		src = rand.NewPCG(r.seed, hi)
+		r.streams[stream] = src
+	}
+	if r.trace != nil {
+		from := ""
+		if *simTrace != "" {
+			from = ", from " + goroutineEntry()
+		}
+		r.trace("jitter %+v%s", stream, from)
 	}
 	for i := 0; i < len(p); i += 8 {
 		var b [8]byte
@@ -1583,14 +1790,61 @@ func (r *simRaftRandom) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// goroutineID is the calling goroutine's id, from the first line of its
-// stack ("goroutine N [").
+// jitterStream is the stream the calling goroutine draws from: its node's
+// stepper's, its node's other one when it opened a node or was started by
+// one that did, the shared one otherwise.
+func jitterStream() simJitterStream {
+	buf := make([]byte, 64<<10)
+	stack := string(buf[:runtime.Stack(buf, false)])
+	id := stackGoroutineID(stack)
+	if node, ok := simStepperGoroutines.Load(id); ok {
+		return simJitterStream{node: node.(int32), stepper: true}
+	}
+	if node, ok := simNodeGoroutines.Load(id); ok {
+		return simJitterStream{node: node.(int32)}
+	}
+	// The stack ends "created by F in goroutine G".
+	if i := strings.LastIndex(stack, " in goroutine "); i >= 0 {
+		g, _, _ := strings.Cut(stack[i+len(" in goroutine "):], "\n")
+		if creator, err := strconv.ParseUint(g, 10, 64); err == nil {
+			if node, ok := simNodeGoroutines.Load(creator); ok {
+				return simJitterStream{node: node.(int32)}
+			}
+		}
+	}
+	return simJitterStream{}
+}
+
+// goroutineEntry names the outermost function of this module on the
+// calling goroutine's stack: the loop or call it runs for.
+func goroutineEntry() string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	entry := "?"
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "github.com/cairnlog/cairn/") {
+			entry = strings.TrimPrefix(f.Function, "github.com/cairnlog/cairn/")
+		}
+		if !more {
+			return entry
+		}
+	}
+}
+
+// goroutineID is the calling goroutine's id.
 func goroutineID() uint64 {
 	var buf [64]byte
-	line := string(buf[:runtime.Stack(buf[:], false)])
-	id, _, _ := strings.Cut(strings.TrimPrefix(line, "goroutine "), " ")
+	return stackGoroutineID(string(buf[:runtime.Stack(buf[:], false)]))
+}
+
+// stackGoroutineID is the id of the goroutine whose stack this is, from
+// its first line ("goroutine N [").
+func stackGoroutineID(stack string) uint64 {
+	id, _, _ := strings.Cut(strings.TrimPrefix(stack, "goroutine "), " ")
 	n, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
+		line, _, _ := strings.Cut(stack, "\n")
 		panic(fmt.Sprintf("goroutine id from %q: %v", line, err))
 	}
 	return n
@@ -1609,12 +1863,22 @@ func openSimClusterTrimmed(t *testing.T, seed uint64, nodes int, faults simnet.F
 	if nodes < 3 || nodes%2 == 0 {
 		t.Fatalf("%d nodes: an odd number, 3 or more, is needed (a split's sides, the recipes' majorities)", nodes)
 	}
+	// One processor for the run: the goroutines woken at one instant take
+	// turns at their blocking points, in the runtime's queue order, instead
+	// of running side by side in whatever order two cores give; and the
+	// clock's wait for quiet yields its processor rather than spinning
+	// beside them.
+	procs := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
+	// A collection now, so that the run's collections fall where its own
+	// allocations put them, not where an earlier run in this process left
+	// the heap: a collector's worker takes the processor's turns.
+	runtime.GC()
 	clock := env.NewManualClock(simStart)
 	net, err := simnet.New(env.Env{Clock: clock, Rand: env.NewSeededRand(seed), FS: vfs.NewMem(), Logger: quiet}, faults)
 	if err != nil {
 		t.Fatal(err)
 	}
-	net.SetDrop(drop)
 	sc := &simCluster{t: t, clock: clock, net: net, seed: seed, peers: map[int32]string{}, nodes: map[int32]*Cluster{},
 		fs: map[int32]*vfs.CrashFS{}, starts: map[int32]uint64{}, size: nodes, joinedThrough: map[int32]string{}, seen: map[int64]string{}, hwm: map[int32]int64{},
 		part: map[int32]*partition.Partition{}, nodeClock: map[int32]*env.ManualClock{}, skew: map[int32]time.Duration{}, frozen: map[int32]bool{}, steppers: map[int32]*raftStepper{},
@@ -1625,6 +1889,12 @@ func openSimClusterTrimmed(t *testing.T, seed uint64, nodes int, faults simnet.F
 		}
 		sc.nodeLog = &simLogRing{}
 	}
+	net.SetObserver(sc.traceFrame)
+	if r, ok := crand.Reader.(*simRaftRandom); ok {
+		r.setTrace(sc.traceLine)
+		t.Cleanup(func() { r.setTrace(nil) })
+	}
+	net.SetDrop(drop)
 	sc.event("network faults %+v", faults)
 	for id := range nodes {
 		sc.ids = append(sc.ids, uint64(id+1))
@@ -1637,7 +1907,7 @@ func openSimClusterTrimmed(t *testing.T, seed uint64, nodes int, faults simnet.F
 		err error
 	}
 	results := make(chan opened, len(sc.peers))
-	for id := range sc.peers {
+	for id := range byID(sc.peers) {
 		go func() {
 			c, err := sc.openNode(id)
 			results <- opened{id, c, err}
@@ -1646,6 +1916,7 @@ func openSimClusterTrimmed(t *testing.T, seed uint64, nodes int, faults simnet.F
 	sc.runClock() // Open waits for the others on the clock
 	t.Cleanup(func() {
 		sc.close()
+		sc.writeTrace()
 		if t.Failed() {
 			sc.mu.Lock()
 			t.Logf("event log of the failed run (seed %d):\n%s", seed, strings.Join(sc.events, "\n"))
@@ -1686,7 +1957,7 @@ func (sc *simCluster) close() {
 			sc.resume(int32(id))
 		}
 	}
-	for id, c := range sc.open() {
+	for id, c := range byID(sc.open()) {
 		sc.beforeClose(c)
 		if err := c.Close(); err != nil {
 			sc.t.Errorf("close node %d: %v", id, err)
@@ -1841,7 +2112,7 @@ func TestSimulatedClusterRegistersDespiteALostProposal(t *testing.T) {
 	}
 	// Each Open waited for its own registration; the others' apply soon.
 	sc.advanceUntil("every node's registration applied on every node", 10*time.Second, func() bool {
-		for _, c := range sc.open() {
+		for _, c := range byID(sc.open()) {
 			var addrs []string
 			for _, b := range c.Brokers() {
 				addrs = append(addrs, b.KafkaAddr)
@@ -1868,7 +2139,7 @@ func TestSimulatedClusterJoinsDespiteAnUnknownOutcome(t *testing.T) {
 	sc := openSimCluster(t, 1, 3, simnet.Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}, nil)
 	var leader uint64
 	sc.advanceUntil("a metadata leader", 10*time.Second, func() bool {
-		for _, c := range sc.open() {
+		for _, c := range byID(sc.open()) {
 			if l := c.ctl.Leadership(); l.Ready && l.Leader != 0 {
 				leader = uint64(meta.NodeOf(l.Leader))
 				return true
@@ -1890,7 +2161,7 @@ func TestSimulatedClusterJoinsDespiteAnUnknownOutcome(t *testing.T) {
 		t.Fatalf("node %d joined under incarnation %d, want 1: a join asked again made a new registration", id, inc)
 	}
 	sc.advanceUntil(fmt.Sprintf("node %d a member of the metadata group on every node", id), 10*time.Second, func() bool {
-		for _, c := range sc.open() {
+		for _, c := range byID(sc.open()) {
 			cs, err := c.ctl.Configuration()
 			if err != nil || !slices.Contains(slices.Concat(cs.GetVoters(), cs.GetLearners()), meta.ReplicaID(id, inc)) {
 				return false
@@ -1910,7 +2181,7 @@ func TestSimulatedClusterRejoinDespiteLostJoinFrames(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 1)
 	sc := openSimCluster(t, 1, 3, simnet.Faults{DelayMin: time.Millisecond, DelayMax: time.Millisecond}, nil)
 	sc.advanceUntil("a metadata leader", 10*time.Second, func() bool {
-		for _, c := range sc.open() {
+		for _, c := range byID(sc.open()) {
 			if l := c.ctl.Leadership(); l.Ready && l.Leader != 0 {
 				return true
 			}
@@ -1955,7 +2226,7 @@ func TestSimulatedClusterCreateTopicDespiteDuplicatedProposals(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 19)
 	sc := openSimCluster(t, 19, 3, simnet.Faults{DuplicatePercent: 100, DelayMin: time.Millisecond, DelayMax: 5 * time.Millisecond}, nil)
 	for round := range 10 {
-		for id, c := range sc.open() {
+		for id, c := range byID(sc.open()) {
 			name := fmt.Sprintf("dup-%d-%d", round, id)
 			if _, err := c.CreateTopicReplicated(name, 1, 3, nil, false); err != nil {
 				t.Fatalf("create topic %s on node %d: %v", name, id, err)
@@ -2155,7 +2426,7 @@ var simElements = []simElement{
 	{name: "transfer leadership under a fault", run: func(s *simScenario) {
 		lead, f1, f2 := s.roles()
 		s.fault(f2)
-		s.sc.call(fmt.Sprintf("transfer leadership %d → %d", lead, f1), 10*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+		s.sc.call(lead, fmt.Sprintf("transfer leadership %d → %d", lead, f1), 10*simElectionMs*time.Millisecond, func(ctx context.Context) error {
 			return s.sc.node(lead).TransferLeader(ctx, simTopic, 0, f1)
 		})
 		s.phase("after the transfer", s.steady())
@@ -2289,7 +2560,7 @@ var simElements = []simElement{
 		s.sc.reassign(keep)
 		all := append(slices.Clone(keep), away)
 		c := s.sc.node(keep[0])
-		s.sc.call(fmt.Sprintf("reassign to %v", all), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+		s.sc.call(keep[0], fmt.Sprintf("reassign to %v", all), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
 			_, err := c.Reassign(ctx, simTopic, 0, all)
 			return err
 		})
@@ -2297,7 +2568,7 @@ var simElements = []simElement{
 		if s.rng.IntN(2) == 0 {
 			s.fault(s.node())
 		}
-		s.sc.call("cancel the move", 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+		s.sc.call(keep[0], "cancel the move", 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
 			return c.CancelReassignment(ctx, simTopic, 0)
 		})
 		s.phase("after the cancel", s.steady())
@@ -2318,8 +2589,9 @@ func (s *simScenario) removeUnderFault() {
 	lead, f1, f2 := s.roles()
 	gone := []int32{lead, f1, f2}[s.rng.IntN(3)]
 	s.fault(s.node()) // the leaving node's, at times
-	c := s.sc.node(s.sc.otherThan(gone))
-	s.sc.call(fmt.Sprintf("remove node %d", gone), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+	other := s.sc.otherThan(gone)
+	c := s.sc.node(other)
+	s.sc.call(other, fmt.Sprintf("remove node %d", gone), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
 		_, err := c.RemoveNode(ctx, gone)
 		return err
 	})
@@ -2353,7 +2625,7 @@ func (s *simScenario) moveUnderFault(nodes []int32) {
 	s.t.Helper()
 	s.fault(s.node())
 	c := s.sc.node(nodes[0])
-	s.sc.call(fmt.Sprintf("reassign to %v", nodes), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+	s.sc.call(nodes[0], fmt.Sprintf("reassign to %v", nodes), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
 		_, err := c.Reassign(ctx, simTopic, 0, nodes)
 		return err
 	})
@@ -2532,7 +2804,7 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 		trim.checkFinal(t, w.acked, sc.seen, final, starts)
 	} else {
 		for off, value := range w.acked {
-			for id, recs := range final {
+			for id, recs := range byID(final) {
 				if recs[off] != value {
 					t.Errorf("acknowledged %q at offset %d, node %d holds %q there", value, off, id, recs[off])
 				}
@@ -2543,8 +2815,9 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 	for _, wl := range workloads {
 		wl.Check(t)
 	}
+	trace := sc.canonicalTrace()
 	return simRun{events: sc.events, acked: w.acked, unacked: w.unacked, hwm: sc.hwm[lead], net: sc.net.Stats(),
-		scheduleHash: hashLines(scrubLeaders(scheduleEvents)), outcomeHash: hashLines(sc.events)}
+		scheduleHash: hashLines(scrubLeaders(scheduleEvents)), outcomeHash: hashLines(sc.events), trace: trace, traceHash: hashLines(trace)}
 }
 
 // createTopic creates a replicated topic through node 1. A forwarded
@@ -2553,7 +2826,10 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 // then its own.
 func (sc *simCluster) createTopic(name string, configs map[string]string) error {
 	for attempt := 1; ; attempt++ {
-		_, err := sc.open()[1].CreateTopicReplicated(name, 1, 3, configs, false)
+		err := sc.asNode(1, func() error {
+			_, err := sc.open()[1].CreateTopicReplicated(name, 1, 3, configs, false)
+			return err
+		})
 		if err == nil || (attempt > 1 && errors.Is(err, ErrTopicExists)) {
 			return nil
 		}
@@ -2562,6 +2838,30 @@ func (sc *simCluster) createTopic(name string, configs map[string]string) error 
 		}
 		sc.event("create topic %s: %v; again", name, err)
 	}
+}
+
+// byID yields m's entries in node-id order: the harness's calls into
+// the nodes, and its draws for them, then come in one order in every run
+// of a seed, not in a map's.
+func byID[V any](m map[int32]V) iter.Seq2[int32, V] {
+	return func(yield func(int32, V) bool) {
+		for _, id := range slices.Sorted(maps.Keys(m)) {
+			if !yield(id, m[id]) {
+				return
+			}
+		}
+	}
+}
+
+// asNode runs f on a goroutine standing for node id (simNodeGoroutines),
+// as call does, and returns its error.
+func (sc *simCluster) asNode(id int32, f func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		simNodeGoroutines.Store(goroutineID(), id)
+		done <- f()
+	}()
+	return <-done
 }
 
 // scrubLeaders keeps of the events what the seed alone decides in stage

@@ -17,7 +17,7 @@ import (
 	"github.com/cairnlog/cairn/partition"
 )
 
-var simCompactSeeds = flag.Int("sim.compactseeds", 6, "how many seeds TestSimulatedClusterCompacted runs, from -sim.from (or -sim.seed alone)")
+var simCompactSeeds = flag.Int("sim.compactseeds", 20, "how many seeds TestSimulatedClusterCompacted runs, from -sim.from (or -sim.seed alone)")
 
 const (
 	// simCleanInterval is how often a compacted run's nodes clean: many
@@ -176,12 +176,15 @@ var simTrimElements = []simElement{
 		if s.rng.IntN(2) == 0 {
 			s.fault(s.node())
 		}
-		to, p := int64(-1), s.sc.leaderReplica()
+		to, node, p := int64(-1), int32(0), s.sc.leaderReplica()
+		if ls := s.sc.leaders(); len(ls) > 0 {
+			node = ls[0]
+		}
 		if p != nil {
 			start, hwm := p.LogStartOffset(), p.HighWatermark()
 			to = start + s.rng.Int64N(max(hwm-start, 0)+1)
 			s.sc.trim.deleted(to, false)
-			s.sc.call(fmt.Sprintf("delete records below %d", to), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
+			s.sc.call(node, fmt.Sprintf("delete records below %d", to), 5*simElectionMs*time.Millisecond, func(ctx context.Context) error {
 				_, err := p.DeleteRecordsBefore(ctx, to)
 				if err == nil {
 					s.sc.trim.deleted(to, true)

@@ -21,7 +21,9 @@
 // reader per peer gives them. A handler must not wait for the clock.
 //
 // SetDrop loses chosen frames (a type, a link) on purpose, for a test
-// aimed at one message.
+// aimed at one message. SetObserver hears of every frame's fate (sent with
+// its delay, dropped, held, released, delivered, blocked, lost), for a
+// simulation's trace: two runs of a seed are compared through it.
 //
 // Pause and Resume stand for a stopped process (SIGSTOP): frames sent to
 // a paused node or by it are held, neither lost nor reported, and fall due

@@ -116,7 +116,9 @@ type Network struct {
 	mu     sync.Mutex
 	faults Faults
 	drop   DropFunc
-	cut    map[link]bool
+	// observe, when set, hears of every frame's fate (SetObserver).
+	observe Observer
+	cut     map[link]bool
 	// paused nodes, and the frames held for them or sent by them meanwhile,
 	// in the order they were held (Pause).
 	paused    map[uint64]bool
@@ -226,6 +228,28 @@ func (n *Network) SetDrop(drop DropFunc) {
 	n.drop = drop
 }
 
+// Observer hears of what befalls each frame: event is "send" with the
+// delay drawn, "drop", "hold" (a paused end), "release" (its end resumed:
+// due now), and, at its delivery, "deliver", "block" (a cut link) or
+// "lose" (an end closed meanwhile). It
+// runs with the network locked: it must not call the network. Two runs
+// of one seed are compared through it.
+type Observer func(event string, from, to uint64, typ transport.FrameType)
+
+// SetObserver makes observe hear of every frame from now on (nil: none).
+func (n *Network) SetObserver(observe Observer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.observe = observe
+}
+
+// observeLocked tells the observer, if any, of event. Callers hold mu.
+func (n *Network) observeLocked(event string, f *flight, to uint64) {
+	if n.observe != nil {
+		n.observe(event, f.from.id, to, f.typ)
+	}
+}
+
 // Stats returns the counts so far.
 func (n *Network) Stats() Stats {
 	n.mu.Lock()
@@ -306,6 +330,7 @@ func (n *Network) post(to uint64, f *flight) bool {
 	d := n.drawsLocked(link{f.from.id, to})
 	if percent(d.rand, n.faults.DropPercent) || (n.drop != nil && n.drop(f.from.id, to, f.typ)) {
 		n.stats.Dropped++
+		n.observeLocked("drop", f, to)
 		return true // lost on the way: the sender cannot tell
 	}
 	copies := 1
@@ -325,10 +350,12 @@ func (n *Network) post(to uint64, f *flight) bool {
 		if n.paused[f.from.id] { // a stopped process sends nothing until it resumes
 			n.stats.Held++
 			n.held = append(n.held, c)
+			n.observeLocked("hold", c, to)
 			continue
 		}
 		c.at = now.Add(n.faults.DelayMin + time.Duration(uint64n(d.rand, uint64(n.faults.DelayMax-n.faults.DelayMin)+1)))
 		heap.Push(&n.flights, c)
+		n.observeLocked(fmt.Sprintf("send, due in %v", c.at.Sub(now)), c, to)
 	}
 	return true
 }
@@ -367,14 +394,18 @@ func (n *Network) deliver(f *flight) {
 	case n.paused[f.to.id]: // delivered late, once it resumes: a stopped process's socket buffers it
 		n.stats.Held++
 		n.held = append(n.held, f)
+		n.observeLocked("hold", f, f.to.id)
 		n.mu.Unlock()
 		return
 	case n.cut[link{f.from.id, f.to.id}]:
 		n.stats.Blocked++
+		n.observeLocked("block", f, f.to.id)
 	case n.endpoints[f.to.id] != f.to || n.endpoints[f.from.id] != f.from:
 		n.stats.Lost++
+		n.observeLocked("lose", f, f.to.id)
 	default:
 		n.stats.Delivered++
+		n.observeLocked("deliver", f, f.to.id)
 		n.mu.Unlock()
 		f.from.reached(f.to.id)
 		f.to.receive(f)
@@ -436,6 +467,7 @@ func (n *Network) Resume(id uint64) {
 		}
 		f.at = now // each link's seq keeps its frames in the order they were sent
 		heap.Push(&n.flights, f)
+		n.observeLocked("release", f, f.to.id)
 	}
 	clear(n.held[len(kept):])
 	n.held = kept

@@ -339,6 +339,53 @@ func TestNetworkDropsChosenFrames(t *testing.T) {
 	}
 }
 
+// TestNetworkObserverHearsEveryFate: the observer hears of a frame sent
+// (with its delay), dropped, held by a paused end and released when it
+// resumes, blocked by a cut, lost to a closed end and delivered, each
+// once, when it happens, and of nothing once it is unset.
+func TestNetworkObserverHearsEveryFate(t *testing.T) {
+	tn := newTestNet(t, 1, Faults{DelayMin: 2 * time.Millisecond, DelayMax: 2 * time.Millisecond}, 1, 2, 3)
+	var heard []string // the observer runs in the sender's or DeliverDue's call, here this goroutine
+	tn.net.SetObserver(func(event string, from, to uint64, typ transport.FrameType) {
+		heard = append(heard, fmt.Sprintf("%s %d>%d %v", event, from, to, typ))
+	})
+	expect := func(want ...string) {
+		t.Helper()
+		if !slices.Equal(heard, want) {
+			t.Fatalf("heard %q, want %q", heard, want)
+		}
+		heard = nil
+	}
+	tn.net.SetDrop(func(from, to uint64, _ transport.FrameType) bool { return from == 1 && to == 3 })
+	tn.frame(1, 2, "kept")
+	tn.frame(1, 3, "dropped")
+	expect("send, due in 2ms 1>2 NodeHeartbeat", "drop 1>3 NodeHeartbeat")
+	tn.settle(time.Millisecond)
+	expect()
+	tn.settle(time.Millisecond)
+	expect("deliver 1>2 NodeHeartbeat")
+	tn.net.SetDrop(nil)
+	tn.net.Cut(2, 1)
+	tn.frame(2, 1, "blocked")
+	tn.frame(2, 3, "to a closed end")
+	tn.nodes[3].Close()
+	expect("send, due in 2ms 2>1 NodeHeartbeat", "send, due in 2ms 2>3 NodeHeartbeat")
+	tn.settle(2 * time.Millisecond)
+	expect("block 2>1 NodeHeartbeat", "lose 2>3 NodeHeartbeat")
+	tn.net.Heal()
+	tn.net.Pause(1)
+	tn.frame(1, 2, "held")
+	expect("hold 1>2 NodeHeartbeat")
+	tn.net.Resume(1)
+	expect("release 1>2 NodeHeartbeat")
+	tn.settle(0)
+	expect("deliver 1>2 NodeHeartbeat")
+	tn.net.SetObserver(nil)
+	tn.frame(2, 1, "unheard")
+	tn.settle(2 * time.Millisecond)
+	expect()
+}
+
 // TestNetworkReportsGonePeers: a node that closes is reported gone to its
 // peers once, PeerGone and PeerConnected follow it, and a cut link is not
 // connected but not gone.
