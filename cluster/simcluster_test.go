@@ -164,6 +164,14 @@ func TestSimulatedClusterReplaysTheSeed(t *testing.T) {
 				return
 			}
 			a, b := runs[0], runs[1]
+			for _, kind := range []string{"frame ", "step node ", "sync node ", "jitter ", "event "} {
+				if !slices.ContainsFunc(a.trace, func(l string) bool { return strings.Contains(l, "us "+kind) }) {
+					t.Fatalf("the trace of seed %d holds no %q line: the trace is not recorded", c.seed, kind)
+				}
+			}
+			if a.outcomeHash != b.outcomeHash {
+				t.Errorf("two runs of seed %d have different outcomes (leaders, acknowledgements)", c.seed)
+			}
 			if a.traceHash != b.traceHash {
 				t.Fatalf("two runs of seed %d differ (traces of %d and %d lines): %s", c.seed, len(a.trace), len(b.trace), firstTraceDifference(a.trace, b.trace))
 			}
@@ -175,25 +183,21 @@ func TestSimulatedClusterReplaysTheSeed(t *testing.T) {
 // firstTraceDifference describes where two canonical traces first differ:
 // the instant, and the lines of it that only one holds.
 func firstTraceDifference(a, b []string) string {
-	instant := func(line string) string {
-		at, _, _ := strings.Cut(line, "us ")
-		return at
-	}
 	for i := 0; i < min(len(a), len(b)); i++ {
 		if a[i] == b[i] {
 			continue
 		}
-		at := min(instant(a[i]), instant(b[i]))
+		at := min(traceInstant(a[i]), traceInstant(b[i]))
 		of := func(lines []string) []string {
 			var out []string
 			for _, l := range lines[i:] {
-				if instant(l) == at {
+				if traceInstant(l) == at {
 					out = append(out, l)
 				}
 			}
 			return out
 		}
-		return fmt.Sprintf("at %sus, the first holds %q, the second %q", strings.TrimSpace(at), of(a), of(b))
+		return fmt.Sprintf("at %dus, the first holds %q, the second %q", at, of(a), of(b))
 	}
 	return fmt.Sprintf("one is a prefix of the other; next lines %q", append(a[min(len(a), len(b)):], b[min(len(a), len(b)):]...)[:1])
 }
@@ -326,6 +330,9 @@ type simCluster struct {
 	nodes   map[int32]*Cluster
 	fs      map[int32]*vfs.CrashFS
 	starts  map[int32]uint64
+	// standing are the goroutines that stood for nodes (standFor), under
+	// nodesMu, forgotten when the run ends.
+	standing []uint64
 	// nodeClock is each node's view of the time: it follows clock, ahead
 	// by skew (clock jumps), and stands still while the node is frozen
 	// (paused), then jumps to catch up. steppers run each node's Raft
@@ -459,6 +466,16 @@ func (sc *simCluster) traceLine(format string, args ...any) {
 	sc.trace = append(sc.trace, fmt.Sprintf("%9dus ", sc.clock.Now().Sub(simStart).Microseconds())+fmt.Sprintf(format, args...))
 }
 
+// traceInstant is the instant of a trace line, in microseconds.
+func traceInstant(line string) int64 {
+	at, _, _ := strings.Cut(line, "us ")
+	us, err := strconv.ParseInt(strings.TrimSpace(at), 10, 64)
+	if err != nil {
+		panic(fmt.Sprintf("trace line %q: %v", line, err))
+	}
+	return us
+}
+
 // canonicalTrace is the trace so far, the lines of each instant sorted:
 // goroutines that act at one instant on different nodes, or on different
 // files, write their lines in whichever order they ran, to the same end.
@@ -467,12 +484,7 @@ func (sc *simCluster) canonicalTrace() []string {
 	defer sc.traceMu.Unlock()
 	lines := slices.Clone(sc.trace)
 	slices.SortStableFunc(lines, func(a, b string) int {
-		at, _, _ := strings.Cut(a, "us ")
-		bt, _, _ := strings.Cut(b, "us ")
-		if c := cmp.Compare(len(at), len(bt)); c != 0 { // right-aligned numbers
-			return c
-		}
-		if c := cmp.Compare(at, bt); c != 0 {
+		if c := cmp.Compare(traceInstant(a), traceInstant(b)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a, b)
@@ -480,21 +492,42 @@ func (sc *simCluster) canonicalTrace() []string {
 	return lines
 }
 
-// writeTrace writes the trace to -sim.trace's file, and logs its hash.
+// simTraceFiles counts the traces written to each file name in this
+// process.
+var simTraceFiles = &fileCounts{n: map[string]int{}}
+
+type fileCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// add counts one more trace for name and returns how many it has had.
+func (c *fileCounts) add(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[name]++
+	return c.n[name]
+}
+
+// writeTrace writes the canonical trace, with the goroutine that sent
+// each frame or drew each jitter, to -sim.trace's file (a second run of
+// the seed in this process to the name with ".2" added).
 func (sc *simCluster) writeTrace() {
 	if *simTrace == "" {
 		return
 	}
-	sc.traceMu.Lock()
-	defer sc.traceMu.Unlock()
+	trace := sc.canonicalTrace()
 	file := *simTrace
 	if strings.Contains(file, "%d") {
 		file = fmt.Sprintf(file, sc.seed)
 	}
-	if err := os.WriteFile(file, []byte(strings.Join(sc.trace, "\n")+"\n"), 0o644); err != nil {
+	if n := simTraceFiles.add(file); n > 1 { // the same seed again (TestSimulatedClusterReplaysTheSeed)
+		file = fmt.Sprintf("%s.%d", file, n)
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(trace, "\n")+"\n"), 0o644); err != nil {
 		sc.t.Errorf("write the trace: %v", err)
 	}
-	sc.t.Logf("seed %d: trace of %d lines in %s", sc.seed, len(sc.trace), file)
+	sc.t.Logf("seed %d: trace of %d lines in %s", sc.seed, len(trace), file)
 }
 
 // runClock moves the clock in steps of simStep until close: every wait
@@ -546,21 +579,20 @@ func (sc *simCluster) settle() { sc.waitQuiet(nil) }
 // waitQuiet waits for the process to fall quiet or done to be closed,
 // within simQuietMax, or simLoudMax while the last such wait was loud: a
 // goroutine that never blocks (a retry loop spinning in a failed run)
-// then costs each step a little, not simQuietMax. A wait for a Step
-// (done set) always gets simQuietMax, lest a slow Step be taken for a
-// blocked one. It counts the loud waits.
+// then costs each step a little, not simQuietMax, and the run reaches its
+// failure before simRealMax. A wait for a Step gets the short bound too
+// then: with simQuietMax at 2 s, only such a goroutine (or a machine
+// starved for seconds) makes a wait loud. It counts the loud waits.
 func (sc *simCluster) waitQuiet(done <-chan struct{}) {
 	bound := simQuietMax
-	if sc.loud && done == nil {
+	if sc.loud {
 		bound = simLoudMax
 	}
 	quiet := waitQuietOr(done, bound)
 	if !quiet {
 		sc.loudSteps.Add(1)
 	}
-	if done == nil || !quiet {
-		sc.loud = !quiet
-	}
+	sc.loud = !quiet
 }
 
 // simWaiter is a goroutine of the harness waiting for the clock to reach
@@ -1075,7 +1107,7 @@ func (sc *simCluster) leaders() []int32 {
 // openNode opens node id on its filesystem, over the network. It runs on
 // a goroutine of its own, which stands for the node (simNodeGoroutines).
 func (sc *simCluster) openNode(id int32) (*Cluster, error) {
-	simNodeGoroutines.Store(goroutineID(), id)
+	sc.standFor(id)
 	sc.nodesMu.Lock()
 	sc.starts[id]++
 	starts, fsys := sc.starts[id], sc.fs[id]
@@ -1193,7 +1225,7 @@ func (sc *simCluster) call(node int32, what string, d time.Duration, f func(ctx 
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		simNodeGoroutines.Store(goroutineID(), node)
+		sc.standFor(node)
 		done <- f(ctx)
 	}()
 	for {
@@ -1720,9 +1752,20 @@ func (f slowSyncFile) Sync() error {
 var simStepperGoroutines sync.Map
 
 // simNodeGoroutines maps the ids of the goroutines that opened nodes
-// (openNode) to the nodes' ids, for good: the goroutines a node's Open
-// starts (its reconcile loop) are known by their creator's id.
+// (openNode) or call into one (call, asNode) to the nodes' ids, for the
+// run (standFor): the goroutines a node's Open starts (its reconcile loop)
+// are known by their creator's id.
 var simNodeGoroutines sync.Map
+
+// standFor makes the calling goroutine stand for node id until the run
+// ends (simNodeGoroutines).
+func (sc *simCluster) standFor(id int32) {
+	gid := goroutineID()
+	simNodeGoroutines.Store(gid, id)
+	sc.nodesMu.Lock()
+	defer sc.nodesMu.Unlock()
+	sc.standing = append(sc.standing, gid)
+}
 
 // simRaftRandom is crypto/rand.Reader during a run (useSimRaftRandom):
 // etcd raft draws its election jitter from it, one stream for every node,
@@ -1808,6 +1851,9 @@ func jitterStream() simJitterStream {
 		g, _, _ := strings.Cut(stack[i+len(" in goroutine "):], "\n")
 		if creator, err := strconv.ParseUint(g, 10, 64); err == nil {
 			if node, ok := simNodeGoroutines.Load(creator); ok {
+				return simJitterStream{node: node.(int32)}
+			}
+			if node, ok := simStepperGoroutines.Load(creator); ok { // started by a Step (a replica's restart)
 				return simJitterStream{node: node.(int32)}
 			}
 		}
@@ -1917,6 +1963,11 @@ func openSimClusterTrimmed(t *testing.T, seed uint64, nodes int, faults simnet.F
 	t.Cleanup(func() {
 		sc.close()
 		sc.writeTrace()
+		sc.nodesMu.Lock()
+		for _, gid := range sc.standing {
+			simNodeGoroutines.Delete(gid)
+		}
+		sc.nodesMu.Unlock()
 		if t.Failed() {
 			sc.mu.Lock()
 			t.Logf("event log of the failed run (seed %d):\n%s", seed, strings.Join(sc.events, "\n"))
@@ -2826,8 +2877,12 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 // then its own.
 func (sc *simCluster) createTopic(name string, configs map[string]string) error {
 	for attempt := 1; ; attempt++ {
+		c := sc.open()[1]
+		if c == nil {
+			return fmt.Errorf("create topic %s: node 1 is not open", name)
+		}
 		err := sc.asNode(1, func() error {
-			_, err := sc.open()[1].CreateTopicReplicated(name, 1, 3, configs, false)
+			_, err := c.CreateTopicReplicated(name, 1, 3, configs, false)
 			return err
 		})
 		if err == nil || (attempt > 1 && errors.Is(err, ErrTopicExists)) {
@@ -2858,7 +2913,7 @@ func byID[V any](m map[int32]V) iter.Seq2[int32, V] {
 func (sc *simCluster) asNode(id int32, f func() error) error {
 	done := make(chan error, 1)
 	go func() {
-		simNodeGoroutines.Store(goroutineID(), id)
+		sc.standFor(id)
 		done <- f()
 	}()
 	return <-done

@@ -22,7 +22,8 @@
 //
 // SetDrop loses chosen frames (a type, a link) on purpose, for a test
 // aimed at one message. SetObserver hears of every frame's fate (sent with
-// its delay, dropped, held, released, delivered, blocked, lost), for a
+// its delay, not sent for want of an open receiver, dropped, held,
+// released, delivered, blocked, lost), for a
 // simulation's trace: two runs of a seed are compared through it.
 //
 // Pause and Resume stand for a stopped process (SIGSTOP): frames sent to

@@ -228,10 +228,12 @@ func (n *Network) SetDrop(drop DropFunc) {
 	n.drop = drop
 }
 
-// Observer hears of what befalls each frame: event is "send" with the
-// delay drawn, "drop", "hold" (a paused end), "release" (its end resumed:
-// due now), and, at its delivery, "deliver", "block" (a cut link) or
-// "lose" (an end closed meanwhile). It
+// Observer hears of what befalls each frame: event is "send, due in D"
+// (D the delay drawn; twice for a duplicated frame), "unconnected" (no
+// endpoint of the receiver open, or the network closed: never sent),
+// "drop", "hold" (a paused end), "release" (its end resumed: due now),
+// and, at its delivery, "deliver", "block" (a cut link), "lose" (an end
+// closed meanwhile) or "hold" (the receiver paused meanwhile). It
 // runs with the network locked: it must not call the network. Two runs
 // of one seed are compared through it.
 type Observer func(event string, from, to uint64, typ transport.FrameType)
@@ -324,6 +326,9 @@ func (n *Network) post(to uint64, f *flight) bool {
 	defer n.mu.Unlock()
 	f.to = n.endpoints[to]
 	if n.closed || f.to == nil {
+		if n.observe != nil {
+			n.observe("unconnected", f.from.id, to, f.typ)
+		}
 		return false
 	}
 	n.stats.Sent++
@@ -355,7 +360,9 @@ func (n *Network) post(to uint64, f *flight) bool {
 		}
 		c.at = now.Add(n.faults.DelayMin + time.Duration(uint64n(d.rand, uint64(n.faults.DelayMax-n.faults.DelayMin)+1)))
 		heap.Push(&n.flights, c)
-		n.observeLocked(fmt.Sprintf("send, due in %v", c.at.Sub(now)), c, to)
+		if n.observe != nil {
+			n.observeLocked(fmt.Sprintf("send, due in %v", c.at.Sub(now)), c, to)
+		}
 	}
 	return true
 }

@@ -340,9 +340,10 @@ func TestNetworkDropsChosenFrames(t *testing.T) {
 }
 
 // TestNetworkObserverHearsEveryFate: the observer hears of a frame sent
-// (with its delay), dropped, held by a paused end and released when it
-// resumes, blocked by a cut, lost to a closed end and delivered, each
-// once, when it happens, and of nothing once it is unset.
+// (with its delay; twice when duplicated), not sent for want of an open
+// receiver, dropped, held by a paused end (at its send or at its arrival)
+// and released when it resumes, blocked by a cut, lost to a closed end
+// and delivered, each when it happens, and of nothing once it is unset.
 func TestNetworkObserverHearsEveryFate(t *testing.T) {
 	tn := newTestNet(t, 1, Faults{DelayMin: 2 * time.Millisecond, DelayMax: 2 * time.Millisecond}, 1, 2, 3)
 	var heard []string // the observer runs in the sender's or DeliverDue's call, here this goroutine
@@ -380,6 +381,25 @@ func TestNetworkObserverHearsEveryFate(t *testing.T) {
 	expect("release 1>2 NodeHeartbeat")
 	tn.settle(0)
 	expect("deliver 1>2 NodeHeartbeat")
+	tn.frame(2, 1, "held on arrival")
+	tn.net.Pause(1)
+	tn.settle(2 * time.Millisecond)
+	expect("send, due in 2ms 2>1 NodeHeartbeat", "hold 2>1 NodeHeartbeat")
+	tn.net.Resume(1)
+	expect("release 2>1 NodeHeartbeat")
+	tn.settle(0)
+	expect("deliver 2>1 NodeHeartbeat")
+	if err := tn.nodes[2].SendFrame(3, transport.FrameNodeHeartbeat, []byte("nobody there")); err == nil {
+		t.Fatal("a frame to a closed node was sent")
+	}
+	expect("unconnected 2>3 NodeHeartbeat")
+	if err := tn.net.SetFaults(Faults{DuplicatePercent: 100, DelayMin: time.Millisecond, DelayMax: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	tn.frame(1, 2, "twice")
+	expect("send, due in 1ms 1>2 NodeHeartbeat", "send, due in 1ms 1>2 NodeHeartbeat")
+	tn.settle(time.Millisecond)
+	expect("deliver 1>2 NodeHeartbeat", "deliver 1>2 NodeHeartbeat")
 	tn.net.SetObserver(nil)
 	tn.frame(2, 1, "unheard")
 	tn.settle(2 * time.Millisecond)
