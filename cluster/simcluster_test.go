@@ -91,10 +91,12 @@ const simMetaVotersMin = 3
 // what it had not synced, its unsynced appends torn) and restarted, with
 // frames dropped, duplicated and reordered throughout. A writer appends
 // acks=all through whichever node claims to lead, as the Kafka front end
-// does. Checked: the high watermark of a replica never moves back (from
-// its restart on, for the crashed one), no offset ever holds two records
-// (across replicas, over time and across the crash), and after the final
-// heal every acknowledged record is at its offset on every replica.
+// does, as an idempotent producer retrying each record until it is
+// acknowledged. Checked: the high watermark of a replica never moves back
+// (from its restart on, for the crashed one), no offset ever holds two
+// records (across replicas, over time and across the crash), and after
+// the final heal every acknowledged record is at its offset on every
+// replica, and no record is on a replica twice.
 func TestSimulatedClusterPartitions(t *testing.T) {
 	for _, seed := range simSeedList(*simSeeds) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -104,8 +106,8 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 				}
 			}()
 			r := runSimulation(t, seed)
-			t.Logf("seed %d: %d appends acknowledged, %d not, final high watermark %d, network %+v, schedule hash %x, outcome hash %x, trace hash %x",
-				seed, len(r.acked), r.unacked, r.hwm, r.net, r.scheduleHash, r.outcomeHash, r.traceHash)
+			t.Logf("seed %d: %d appends acknowledged (%d retries answered as written before), %d not, final high watermark %d, network %+v, schedule hash %x, outcome hash %x, trace hash %x",
+				seed, len(r.acked), r.duplicates, r.unacked, r.hwm, r.net, r.scheduleHash, r.outcomeHash, r.traceHash)
 		})
 	}
 }
@@ -301,6 +303,7 @@ type simRun struct {
 	events       []string
 	acked        map[int64]string // offset → value, acknowledged
 	unacked      int
+	duplicates   int // retries answered from the producer state
 	hwm          int64
 	net          simnet.Stats
 	scheduleHash uint64   // the faults and their instants: the seed's alone
@@ -2024,10 +2027,21 @@ func (sc *simCluster) close() {
 // claims to lead (the lowest, as a client with stale metadata may pick a
 // deposed one), recording what was acknowledged.
 type simWriter struct {
-	sc      *simCluster
-	mu      sync.Mutex
-	acked   map[int64]string
-	unacked int
+	sc *simCluster
+	// idempotent writers (every run but a compacted one) append as a Kafka
+	// idempotent producer does: record i with sequence i of producer
+	// simProducerID, retried after an error until acknowledged, so that a
+	// retry of an append that was written after all must be answered from
+	// the producer state, not written twice. A compacted run's writer
+	// moves on to the next record instead: its DeleteRecords calls may
+	// remove the producer's last batch and with it the state a retry is
+	// recognised by, as retention does in Kafka.
+	idempotent bool
+	mu         sync.Mutex
+	acked      map[int64]string
+	unacked    int
+	// duplicates counts the retries answered from the producer state.
+	duplicates int
 	// lastCall is the simulated instant the latest acknowledged append
 	// was made at; lastErr the latest append's error.
 	lastCall time.Time
@@ -2054,7 +2068,7 @@ func (w *simWriter) run() {
 		rec := w.record(i)
 		value := simRecordString(rec)
 		called := w.sc.clock.Now()
-		offset, err := w.append(w.sc.open()[leaders[0]], rec)
+		offset, duplicate, err := w.append(w.sc.open()[leaders[0]], rec, int32(i))
 		if err != nil {
 			w.backoff()
 		}
@@ -2062,12 +2076,18 @@ func (w *simWriter) run() {
 		if err != nil {
 			w.unacked++
 			w.lastErr = err
+			if w.idempotent {
+				i-- // the same record again, as the producer retries
+			}
 		} else if was, ok := w.acked[offset]; ok {
 			w.failure = fmt.Errorf("offset %d acknowledged twice: %q and %q", offset, was, value)
 			w.mu.Unlock()
 			return
 		} else {
 			w.acked[offset] = value
+			if duplicate {
+				w.duplicates++
+			}
 			if called.After(w.lastCall) {
 				w.lastCall = called
 			}
@@ -2108,20 +2128,33 @@ func (w *simWriter) record(i int) batch.Record {
 	return batch.Record{Value: []byte(fmt.Sprintf("v%d", i))}
 }
 
-// append appends rec on c and waits for acks=all: the offset when
-// acknowledged.
-func (w *simWriter) append(c *Cluster, rec batch.Record) (int64, error) {
+// simProducerID is the idempotent writer's producer id.
+const simProducerID = 7
+
+// append appends rec on c, with sequence seq when the writer is
+// idempotent, and waits for acks=all: the offset when acknowledged, and
+// whether the append was answered from the producer state (a retry of a
+// batch written before).
+func (w *simWriter) append(c *Cluster, rec batch.Record, seq int32) (int64, bool, error) {
 	if c == nil {
-		return 0, errors.New("the node crashed meanwhile")
+		return 0, false, errors.New("the node crashed meanwhile")
 	}
 	p, err := c.Partition(simTopic, 0)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	rec.TimestampMs = w.sc.clock.Now().UnixMilli()
-	res, err := p.Append(batch.Build([]batch.Record{rec}, batch.None))
+	whole := batch.Build([]batch.Record{rec}, batch.None)
+	if w.idempotent {
+		rec.Offset = 0
+		h := batch.Header{PartitionLeaderEpoch: -1, ProducerID: simProducerID, ProducerEpoch: 0, BaseSequence: seq}
+		if whole, err = batch.Encode(h, 0, []batch.Record{rec}, batch.None); err != nil {
+			return 0, false, err
+		}
+	}
+	res, err := p.Append(whole)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), simWaitMax)
 	defer cancel()
@@ -2135,9 +2168,9 @@ func (w *simWriter) append(c *Cluster, rec batch.Record) (int64, error) {
 		}
 	}()
 	if err := p.WaitAppended(ctx, res, true); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return res.BaseOffset, nil
+	return res.BaseOffset, res.Duplicate, nil
 }
 
 // TestSimulatedClusterRegistersDespiteALostProposal: the first proposal
@@ -2786,7 +2819,7 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 	sc.advanceUntil("partition leader", 10*time.Second, func() bool { return len(sc.leaders()) == 1 })
 	sc.event("topic %s created, leader %v", simTopic, sc.leaders())
 
-	w := &simWriter{sc: sc, acked: map[int64]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &simWriter{sc: sc, idempotent: trim == nil, acked: map[int64]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	for _, wl := range workloads {
 		wl.Start(SimCluster{sc})
@@ -2851,6 +2884,15 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 			sc.advance(10 * time.Millisecond)
 		}
 	}
+	for id, recs := range byID(final) { // every record is written once: a retry is not written again
+		at := map[string]int64{}
+		for _, off := range slices.Sorted(maps.Keys(recs)) {
+			if was, ok := at[recs[off]]; ok {
+				t.Errorf("node %d holds %q at offsets %d and %d: written twice", id, recs[off], was, off)
+			}
+			at[recs[off]] = off
+		}
+	}
 	if trim != nil {
 		trim.checkFinal(t, w.acked, sc.seen, final, starts)
 	} else {
@@ -2862,12 +2904,12 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 			}
 		}
 	}
-	sc.event("final leader %d, high watermark %d, %d acknowledged", lead, sc.hwm[lead], len(w.acked))
+	sc.event("final leader %d, high watermark %d, %d acknowledged (%d retries answered as written before)", lead, sc.hwm[lead], len(w.acked), w.duplicates)
 	for _, wl := range workloads {
 		wl.Check(t)
 	}
 	trace := sc.canonicalTrace()
-	return simRun{events: sc.events, acked: w.acked, unacked: w.unacked, hwm: sc.hwm[lead], net: sc.net.Stats(),
+	return simRun{events: sc.events, acked: w.acked, unacked: w.unacked, duplicates: w.duplicates, hwm: sc.hwm[lead], net: sc.net.Stats(),
 		scheduleHash: hashLines(scrubLeaders(scheduleEvents)), outcomeHash: hashLines(sc.events), trace: trace, traceHash: hashLines(trace)}
 }
 
