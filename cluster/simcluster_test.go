@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	crand "crypto/rand"
@@ -70,8 +71,9 @@ const (
 	// simProgressMax is how soon after a heal an append must be
 	// acknowledged again: 10 election timeouts (issue 13).
 	simProgressMax = 10 * simElectionMs * time.Millisecond
-	// simAppendsMax bounds the workload, failed appends included (each
-	// followed by simRetryBackoff of simulated time, as a client's retry).
+	// simAppendsMax bounds the records the writer appends (each failed
+	// attempt followed by simRetryBackoff of simulated time, as a client's
+	// retry; the writer's stop ends a record retried for good).
 	simAppendsMax   = 20000
 	simRetryBackoff = 5 * time.Millisecond
 	simTopic        = "sim"
@@ -96,7 +98,8 @@ const simMetaVotersMin = 3
 // (from its restart on, for the crashed one), no offset ever holds two
 // records (across replicas, over time and across the crash), and after
 // the final heal every acknowledged record is at its offset on every
-// replica, and no record is on a replica twice.
+// replica, no record is on a replica twice, and the replicas' batches are
+// the same bytes.
 func TestSimulatedClusterPartitions(t *testing.T) {
 	for _, seed := range simSeedList(*simSeeds) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -106,7 +109,7 @@ func TestSimulatedClusterPartitions(t *testing.T) {
 				}
 			}()
 			r := runSimulation(t, seed)
-			t.Logf("seed %d: %d appends acknowledged (%d retries answered as written before), %d not, final high watermark %d, network %+v, schedule hash %x, outcome hash %x, trace hash %x",
+			t.Logf("seed %d: %d appends acknowledged (%d retries answered as written before), %d attempts not, final high watermark %d, network %+v, schedule hash %x, outcome hash %x, trace hash %x",
 				seed, len(r.acked), r.duplicates, r.unacked, r.hwm, r.net, r.scheduleHash, r.outcomeHash, r.traceHash)
 		})
 	}
@@ -1078,6 +1081,34 @@ func simRecords(p *partition.Partition) (map[int64]string, error) {
 	return out, nil
 }
 
+// simBatches reads p's batches below its high watermark, as stored: each
+// batch's bytes by its base offset.
+func simBatches(p *partition.Partition) (map[int64][]byte, error) {
+	out := map[int64][]byte{}
+	for from, hwm := p.LogStartOffset(), p.HighWatermark(); from < hwm; {
+		res, err := p.Read(from, 1<<20)
+		if err != nil {
+			return nil, fmt.Errorf("read from %d below %d: %w", from, hwm, err)
+		}
+		before := from
+		for rest := res.Records; len(rest) > 0; {
+			h, whole, next, err := batch.Next(rest)
+			if err != nil {
+				return nil, fmt.Errorf("batch read at %d: %w", from, err)
+			}
+			if h.NextOffset() <= hwm {
+				out[h.BaseOffset] = slices.Clone(whole)
+			}
+			from = max(from, h.NextOffset())
+			rest = next
+		}
+		if from == before {
+			break // nothing below the high watermark read at from
+		}
+	}
+	return out, nil
+}
+
 // open returns the open nodes.
 func (sc *simCluster) open() map[int32]*Cluster {
 	sc.nodesMu.RLock()
@@ -2027,19 +2058,15 @@ func (sc *simCluster) close() {
 // claims to lead (the lowest, as a client with stale metadata may pick a
 // deposed one), recording what was acknowledged.
 type simWriter struct {
-	sc *simCluster
-	// idempotent writers (every run but a compacted one) append as a Kafka
-	// idempotent producer does: record i with sequence i of producer
-	// simProducerID, retried after an error until acknowledged, so that a
-	// retry of an append that was written after all must be answered from
-	// the producer state, not written twice. A compacted run's writer
-	// moves on to the next record instead: its DeleteRecords calls may
-	// remove the producer's last batch and with it the state a retry is
-	// recognised by, as retention does in Kafka.
-	idempotent bool
-	mu         sync.Mutex
-	acked      map[int64]string
-	unacked    int
+	// sc is the cluster the writer appends to as a Kafka idempotent
+	// producer does: record i with sequence i of producer simProducerID,
+	// retried after an error until acknowledged, so that a retry of an
+	// append that was written after all must be answered from the producer
+	// state, not written twice.
+	sc      *simCluster
+	mu      sync.Mutex
+	acked   map[int64]string
+	unacked int // failed attempts
 	// duplicates counts the retries answered from the producer state.
 	duplicates int
 	// lastCall is the simulated instant the latest acknowledged append
@@ -2076,9 +2103,7 @@ func (w *simWriter) run() {
 		if err != nil {
 			w.unacked++
 			w.lastErr = err
-			if w.idempotent {
-				i-- // the same record again, as the producer retries
-			}
+			i-- // the same record again, as the producer retries
 		} else if was, ok := w.acked[offset]; ok {
 			w.failure = fmt.Errorf("offset %d acknowledged twice: %q and %q", offset, was, value)
 			w.mu.Unlock()
@@ -2131,10 +2156,9 @@ func (w *simWriter) record(i int) batch.Record {
 // simProducerID is the idempotent writer's producer id.
 const simProducerID = 7
 
-// append appends rec on c, with sequence seq when the writer is
-// idempotent, and waits for acks=all: the offset when acknowledged, and
-// whether the append was answered from the producer state (a retry of a
-// batch written before).
+// append appends rec on c with sequence seq and waits for acks=all: the
+// offset when acknowledged, and whether the append was answered from the
+// producer state (a retry of a batch written before).
 func (w *simWriter) append(c *Cluster, rec batch.Record, seq int32) (int64, bool, error) {
 	if c == nil {
 		return 0, false, errors.New("the node crashed meanwhile")
@@ -2144,13 +2168,10 @@ func (w *simWriter) append(c *Cluster, rec batch.Record, seq int32) (int64, bool
 		return 0, false, err
 	}
 	rec.TimestampMs = w.sc.clock.Now().UnixMilli()
-	whole := batch.Build([]batch.Record{rec}, batch.None)
-	if w.idempotent {
-		rec.Offset = 0
-		h := batch.Header{PartitionLeaderEpoch: -1, ProducerID: simProducerID, ProducerEpoch: 0, BaseSequence: seq}
-		if whole, err = batch.Encode(h, 0, []batch.Record{rec}, batch.None); err != nil {
-			return 0, false, err
-		}
+	h := batch.Header{PartitionLeaderEpoch: -1, ProducerID: simProducerID, ProducerEpoch: 0, BaseSequence: seq}
+	whole, err := batch.Encode(h, 0, []batch.Record{rec}, batch.None)
+	if err != nil {
+		return 0, false, err
 	}
 	res, err := p.Append(whole)
 	if err != nil {
@@ -2819,7 +2840,7 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 	sc.advanceUntil("partition leader", 10*time.Second, func() bool { return len(sc.leaders()) == 1 })
 	sc.event("topic %s created, leader %v", simTopic, sc.leaders())
 
-	w := &simWriter{sc: sc, idempotent: trim == nil, acked: map[int64]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &simWriter{sc: sc, acked: map[int64]string{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	for _, wl := range workloads {
 		wl.Start(SimCluster{sc})
@@ -2854,6 +2875,10 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 		lead, ok = sc.caughtUp()
 		return ok
 	})
+	// The run's trace ends here: the final reads below may block behind
+	// a node's goroutine waiting for the clock, which then moves on while
+	// they wait, by however long the machine takes.
+	traceEnd := sc.clock.Now()
 	sc.check()
 	if w.failure != nil {
 		t.Fatal(w.failure)
@@ -2893,6 +2918,9 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 			at[recs[off]] = off
 		}
 	}
+	if trim == nil {
+		sc.checkSameBytes(final)
+	}
 	if trim != nil {
 		trim.checkFinal(t, w.acked, sc.seen, final, starts)
 	} else {
@@ -2908,9 +2936,44 @@ func runScheduleTrimmed(t *testing.T, seed uint64, rng *rand.Rand, nodes int, sc
 	for _, wl := range workloads {
 		wl.Check(t)
 	}
-	trace := sc.canonicalTrace()
+	trace := slices.DeleteFunc(sc.canonicalTrace(), func(line string) bool { return traceInstant(line) >= traceEnd.Sub(simStart).Microseconds() })
 	return simRun{events: sc.events, acked: w.acked, unacked: w.unacked, duplicates: w.duplicates, hwm: sc.hwm[lead], net: sc.net.Stats(),
 		scheduleHash: hashLines(scrubLeaders(scheduleEvents)), outcomeHash: hashLines(sc.events), trace: trace, traceHash: hashLines(trace)}
+}
+
+// checkSameBytes checks that the replicas (the nodes of final) hold the
+// same bytes in every batch below their high watermarks that two of them
+// hold: a follower stores what the leader proposed, a copied replica what
+// it copied. Not for a compacted run, whose cleaners rewrite each
+// replica's segments on their own.
+func (sc *simCluster) checkSameBytes(final map[int32]map[int64]string) {
+	sc.t.Helper()
+	open := sc.open()
+	held := map[int64][]byte{} // a batch's bytes, as the first replica read holds them
+	from := map[int64]int32{}  // and that replica
+	compared := 0
+	for id := range byID(final) {
+		p, err := open[id].Partition(simTopic, 0)
+		if err != nil {
+			sc.t.Fatal(err)
+		}
+		batches, err := simBatches(p)
+		if err != nil {
+			sc.t.Fatalf("node %d: %v", id, err)
+		}
+		for _, base := range slices.Sorted(maps.Keys(batches)) {
+			was, ok := held[base]
+			if !ok {
+				held[base], from[base] = batches[base], id
+				continue
+			}
+			compared++
+			if !bytes.Equal(was, batches[base]) {
+				sc.t.Errorf("the batch at offset %d differs between nodes %d and %d (%d and %d bytes)", base, from[base], id, len(was), len(batches[base]))
+			}
+		}
+	}
+	sc.event("%d batches, %d comparisons of a replica's batch with another's, byte for byte", len(held), compared)
 }
 
 // createTopic creates a replicated topic through node 1. A forwarded

@@ -66,9 +66,9 @@ func TestSimulatedClusterCompacted(t *testing.T) {
 				schedule = []simElement{simElementNamed(t, *simOnly)}
 			}
 			r := runScheduleTrimmed(t, seed, rng, *simNodes, schedule, trim)
-			t.Logf("seed %d: %d appends acknowledged, %d not, final high watermark %d, records deleted below %d (asked %d), "+
+			t.Logf("seed %d: %d appends acknowledged (%d retries answered as written before), %d attempts not, final high watermark %d, records deleted below %d (asked %d), "+
 				"%d acknowledged records compacted away on the replicas, network %+v",
-				seed, len(r.acked), r.unacked, r.hwm, trim.acked, trim.asked, trim.compacted, r.net)
+				seed, len(r.acked), r.duplicates, r.unacked, r.hwm, trim.acked, trim.asked, trim.compacted, r.net)
 		})
 	}
 }
