@@ -1051,62 +1051,60 @@ func simRecordString(r batch.Record) string {
 // (simRecordString).
 func simRecords(p *partition.Partition) (map[int64]string, error) {
 	out := map[int64]string{}
-	for from, hwm := p.LogStartOffset(), p.HighWatermark(); from < hwm; {
-		res, err := p.Read(from, 1<<20)
+	err := simEachBatch(p, func(from, hwm int64, _ batch.Header, whole []byte) error {
+		recs, err := batch.Records(whole, batch.DefaultLimits())
 		if err != nil {
-			return nil, fmt.Errorf("read from %d below %d: %w", from, hwm, err)
+			return fmt.Errorf("records read at %d: %w", from, err)
 		}
-		before := from
-		for rest := res.Records; len(rest) > 0; {
-			_, whole, next, err := batch.Next(rest)
-			if err != nil {
-				return nil, fmt.Errorf("batch read at %d: %w", from, err)
+		for _, r := range recs {
+			if r.Offset >= from && r.Offset < hwm {
+				out[r.Offset] = simRecordString(r)
 			}
-			recs, err := batch.Records(whole, batch.DefaultLimits())
-			if err != nil {
-				return nil, fmt.Errorf("records read at %d: %w", from, err)
-			}
-			for _, r := range recs {
-				if r.Offset >= from && r.Offset < hwm {
-					out[r.Offset] = simRecordString(r)
-				}
-				from = max(from, r.Offset+1)
-			}
-			rest = next
 		}
-		if from == before {
-			break // nothing below the high watermark read at from
-		}
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // simBatches reads p's batches below its high watermark, as stored: each
 // batch's bytes by its base offset.
 func simBatches(p *partition.Partition) (map[int64][]byte, error) {
 	out := map[int64][]byte{}
+	err := simEachBatch(p, func(_, hwm int64, h batch.Header, whole []byte) error {
+		if h.NextOffset() <= hwm {
+			out[h.BaseOffset] = slices.Clone(whole)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// simEachBatch reads p from its log start up to its high watermark and
+// calls f with each batch read, the offset its read started from and the
+// high watermark.
+func simEachBatch(p *partition.Partition, f func(from, hwm int64, h batch.Header, whole []byte) error) error {
 	for from, hwm := p.LogStartOffset(), p.HighWatermark(); from < hwm; {
 		res, err := p.Read(from, 1<<20)
 		if err != nil {
-			return nil, fmt.Errorf("read from %d below %d: %w", from, hwm, err)
+			return fmt.Errorf("read from %d below %d: %w", from, hwm, err)
 		}
-		before := from
+		start := from
 		for rest := res.Records; len(rest) > 0; {
 			h, whole, next, err := batch.Next(rest)
 			if err != nil {
-				return nil, fmt.Errorf("batch read at %d: %w", from, err)
+				return fmt.Errorf("batch read at %d: %w", from, err)
 			}
-			if h.NextOffset() <= hwm {
-				out[h.BaseOffset] = slices.Clone(whole)
+			if err := f(start, hwm, h, whole); err != nil {
+				return err
 			}
 			from = max(from, h.NextOffset())
 			rest = next
 		}
-		if from == before {
+		if from == start {
 			break // nothing below the high watermark read at from
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // open returns the open nodes.
