@@ -124,9 +124,18 @@ func TestCDCSnapshotResumesAfterSIGKILL(t *testing.T) {
 			total++
 		})
 	}
+	// Past them nothing more of the snapshot: no row, no progress record.
+	// The heartbeats an idle connector writes may follow (when the
+	// server's WAL moved: other databases' writes move it too).
 	tctx, cancel2 := context.WithTimeout(ctx, time.Second)
 	defer cancel2()
-	if extra := cl.PollFetches(tctx).NumRecords(); extra > 0 {
+	extra := 0
+	cl.PollFetches(tctx).EachRecord(func(r *kgo.Record) {
+		if r.Topic != "big.__heartbeat" || string(r.Key) == "snapshot:public.big" {
+			extra++
+		}
+	})
+	if extra > 0 {
 		t.Fatalf("%d records past the %d rows", extra, rows)
 	}
 	// Resumed, not restarted: each progress record is one chunk past the
