@@ -167,6 +167,15 @@
 // The work of Open grows with the number of segments and with the bytes
 // written after the last checkpoint, not with the size of the log.
 //
+// Damage before the recovery point is therefore found by the first read
+// that passes it. A batch's CRC does not cover its base offset or length,
+// so Read (and ReadSections) also check that each batch it scans lies
+// after the one before it and within its segment: a batch a bit flip moved
+// fails the read (batch.ErrCorrupt) rather than end it early as if the log
+// ended there. Verify reads a whole log that way, CRCs included, for a
+// small log that must refuse to start on any damage (a node's metadata
+// log).
+//
 // # Concurrency
 //
 // The caller serializes mutations: Append, Checkpoint, DeleteOldestSegment,

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -106,6 +107,100 @@ func TestCorruptionBeforeRecoveryPoint(t *testing.T) {
 			after, _ := vfs.ReadFile(fsys, checkName)
 			if !bytes.Equal(before, after) {
 				t.Fatalf("Open changed %s from %d to %d bytes", checkName, len(before), len(after))
+			}
+		})
+	}
+}
+
+// TestReadRefusesBatchOutOfPlace proves that a batch moved by a bit flip
+// in its base offset, which its CRC does not cover, fails a read as
+// corrupt (the partition then goes offline and is renewed) where it used
+// to end the read early as if the log ended there. Open does not read
+// batches before the recovery point, so only a read finds it.
+func TestReadRefusesBatchOutOfPlace(t *testing.T) {
+	tests := map[string]func(next int64) int64{
+		// A flip in bits 8-15 of a small offset.
+		"past the segment's end":     func(next int64) int64 { return next + 256 },
+		"back over the batch before": func(int64) int64 { return 1 },
+	}
+	for testName, moved := range tests {
+		t.Run(testName, func(t *testing.T) {
+			fsys := vfs.NewMem()
+			// One segment without index entries, as a small log has: every
+			// read scans from the segment's first batch.
+			cfg := Config{SegmentBytes: 1 << 20, SegmentMs: 1 << 40, IndexIntervalBytes: 1 << 20}
+			l := mustOpen(t, fsys, "p", cfg, 0)
+			batches := appendN(t, l, 10, 2, 100, 0)
+			next := l.NextOffset()
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			name := "p/" + segmentFileName(0, logSuffix)
+			data, err := vfs.ReadFile(fsys, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			third := len(batches[0]) + len(batches[1])
+			binary.BigEndian.PutUint64(data[third:], uint64(moved(next)))
+			if err := vfs.WriteFileAtomic(fsys, name, data); err != nil {
+				t.Fatal(err)
+			}
+			l = mustOpen(t, fsys, "p", cfg, 0)
+			defer l.Close()
+			for _, from := range []int64{0, 2, 8} {
+				if got, err := l.Read(from, 1<<20, next); !errors.Is(err, batch.ErrCorrupt) {
+					t.Fatalf("Read(%d) = %d bytes, %v; want batch.ErrCorrupt", from, len(got), err)
+				}
+			}
+		})
+	}
+}
+
+// TestVerifyFindsDamageOpenDoesNotRead proves Verify refuses what Open
+// lets pass, damage before the recovery point (a flipped record byte, a
+// moved batch), and passes an intact log of several segments whose start
+// lies inside one.
+func TestVerifyFindsDamageOpenDoesNotRead(t *testing.T) {
+	tests := map[string]func(data []byte, second int){
+		"intact":           nil,
+		"record byte":      func(data []byte, second int) { data[second+80] ^= 0x10 },
+		"batch moved":      func(data []byte, second int) { data[second+6] ^= 0x40 },
+		"length shortened": func(data []byte, second int) { data[second+11] ^= 0x01 },
+	}
+	for testName, damage := range tests {
+		t.Run(testName, func(t *testing.T) {
+			fsys := vfs.NewMem()
+			l := mustOpen(t, fsys, "p", testConfig(), 0)
+			batches := appendN(t, l, 30, 2, 100, 0)
+			segments := l.Segments()
+			if len(segments) < 3 {
+				t.Fatalf("%d segments, want several", len(segments))
+			}
+			if err := l.AdvanceStartOffset(3); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if damage != nil {
+				name := "p/" + segmentFileName(segments[1].BaseOffset, logSuffix)
+				data, err := vfs.ReadFile(fsys, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				damage(data, len(batches[0]))
+				if err := vfs.WriteFileAtomic(fsys, name, data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l = mustOpen(t, fsys, "p", testConfig(), 0)
+			defer l.Close()
+			err := l.Verify()
+			if damage == nil && err != nil {
+				t.Fatalf("Verify = %v on an intact log", err)
+			}
+			if damage != nil && !isCorruption(err) {
+				t.Fatalf("Verify = %v, want *CorruptionError", err)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage/vfs"
 )
 
@@ -229,14 +230,23 @@ func findSegmentRange(view segmentView, position, offset, maxOffset, maxBytes, t
 	scan := newScanner(view.s.log, position, view.sizeBytes, false, readWindowBytes)
 	r := segmentRange{s: view.s, start: -1, end: -1}
 	done := false
+	// Neither a batch's base offset nor its length is covered by its CRC:
+	// a bit flipped there moves the batch out of place, which would
+	// otherwise end the read early, silently, as if the log ended there.
+	expected := view.s.base
 	for {
 		h, _, batchPosition, err := scan.next()
 		if isEOF(err) {
 			break
 		}
+		if err == nil && (h.BaseOffset < expected || h.LastOffsetDelta < 0 || h.NextOffset() > view.nextOffset) {
+			err = fmt.Errorf("batch at position %d has offsets [%d, %d), want within [%d, %d): %w",
+				batchPosition, h.BaseOffset, h.NextOffset(), expected, view.nextOffset, batch.ErrCorrupt)
+		}
 		if err != nil {
 			return r, false, fmt.Errorf("segment %d: %w", view.s.base, err)
 		}
+		expected = h.NextOffset()
 		if h.NextOffset() <= offset {
 			continue
 		}
