@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
+	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
+	"github.com/cairnlog/cairn/storage"
 	"github.com/cairnlog/cairn/storage/vfs"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -423,12 +425,14 @@ func (c *Controller) snapshot() error {
 	if err := vfs.WriteFileAtomic(c.e.FS, c.snapshotFile(), data); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-	doErr = c.cfg.Scheduler.Do(GroupID, func(*replica.Replica) {
+	doErr = c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) {
 		first, ferr := c.log.FirstIndex()
 		if err = ferr; err != nil || index < first {
 			return // a snapshot from the leader already covers index
 		}
-		err = c.log.CreateSnapshot(index, cs, data)
+		if err = c.log.CreateSnapshot(index, cs, data); storedBytesDamaged(err) {
+			r.LogDamaged(fmt.Errorf("compact the meta log to %d: %w", index, err))
+		}
 	})
 	if err := cmp.Or(doErr, err); err != nil {
 		return fmt.Errorf("controller: compact the meta log to %d: %w", index, mapSchedulerErr(err))
@@ -437,6 +441,14 @@ func (c *Controller) snapshot() error {
 	c.snapshotIndex = max(c.snapshotIndex, index)
 	c.mu.Unlock()
 	return nil
+}
+
+// storedBytesDamaged reports errors meaning the meta log's stored bytes
+// are damaged (a batch that is no valid batch, or out of place), as
+// opposed to a read or write that failed.
+func storedBytesDamaged(err error) bool {
+	var corruption *storage.CorruptionError
+	return errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrShort) || errors.As(err, &corruption)
 }
 
 // mapSchedulerErr turns the scheduler's refusals after Close into ErrClosed.

@@ -58,6 +58,16 @@ func openMetaLog(e env.Env, metaDir string, segmentBytes int64) (*metaLog, error
 	if err != nil {
 		return nil, fmt.Errorf("controller: open the meta log: %w", err)
 	}
+	// Open reads only what follows the recovery point. A batch damaged
+	// before it would be found by the first read that passes it, say a
+	// compaction the leader needs to add a learner, and stop this node's
+	// metadata replica then, with a joining node waiting on it; the log
+	// is small (what follows the last compaction, in segments of
+	// segmentBytes), so it is read whole now and the node refuses to start.
+	if err := l.Segments().Verify(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("controller: open the meta log: %w", err)
+	}
 	return newMetaLog(e, metaDir, l), nil
 }
 

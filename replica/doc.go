@@ -34,6 +34,8 @@
 // each entry into raft: raft reads through raftStorage, which tags the
 // errors it passes on, so a state machine's or raft's own panic is never
 // taken for a lost log), and a StateMachine that is a LogLoser is told.
+// The owner stops it the same way (LogDamaged) for damage it found reading
+// the log outside raft (the controller's compaction of the meta log).
 // Step refuses what no peer sends (ErrBadMessage: local-only types,
 // proposals included, and messages not addressed to it), and
 // ProposeConfChange takes one change at a time (ErrConfChangePending).

@@ -574,11 +574,28 @@ func (r *Replica) lost(p any) bool {
 	default:
 		panic(p)
 	}
+	r.stopLost(why)
+	return true
+}
+
+// LogDamaged stops the replica as lost does (ErrLogLost), for damage its
+// owner found reading the log outside raft: a compaction counting the
+// entries below its index through a damaged batch. Raft would meet the
+// same batch when it next reads there, sending a snapshot or applying;
+// stopping now hands the group to replicas that can still do what this
+// one was asked to (a leader that cannot compact cannot send a joining
+// node the snapshot that names it). No-op once the replica stopped.
+func (r *Replica) LogDamaged(err error) {
+	if r.err == nil {
+		r.stopLost("its log is damaged: " + err.Error())
+	}
+}
+
+func (r *Replica) stopLost(why string) {
 	r.fail(fmt.Errorf("%w: %s", ErrLogLost, why))
 	if l, ok := r.sm.(LogLoser); ok {
 		l.LogLost(r.err)
 	}
-	return true
 }
 
 func (r *Replica) handleMessage(m *raftpb.Message, w *Work) error {
