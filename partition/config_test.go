@@ -97,9 +97,15 @@ func TestEnteringStreamBuildsIndexOffLock(t *testing.T) {
 	var chunks, chunksUnlocked int
 	p.afterIndexChunk = func() {
 		chunks++
-		if p.mu.TryLock() {
-			p.mu.Unlock()
-			chunksUnlocked++
+		// Another goroutine (a replica applying) may hold the lock for a
+		// moment; a replay holding it would hold it for the whole hook.
+		for range 200 {
+			if p.mu.TryLock() {
+				p.mu.Unlock()
+				chunksUnlocked++
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
 		if chunks == 1 {
 			<-release
