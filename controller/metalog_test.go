@@ -181,19 +181,10 @@ func TestMetaLogBatchMovedRefusesTheStart(t *testing.T) {
 	closeNode()
 	moveSecondMetaBatch(t, fs)
 
-	ident, err := OpenIdentity(fs, "/data", 1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := replica.NewScheduler(e, replica.SchedulerConfig{Workers: 1, SyncWorkers: 1}, noSender{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	var corruption *storage.CorruptionError
-	if c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Scheduler: s}); !errors.As(err, &corruption) {
+	if _, closeNode, err := tryOpenSingleIn(t, e, nil, nil); !errors.As(err, &corruption) {
 		if err == nil {
-			c.Close()
+			closeNode()
 		}
 		t.Fatalf("Open = %v, want *storage.CorruptionError", err)
 	}

@@ -56,6 +56,18 @@ func openSingle(t *testing.T, tr FrameSender) *Controller {
 // it.
 func openSingleIn(t *testing.T, e env.Env, log Log, tr FrameSender) (*Controller, func()) {
 	t.Helper()
+	c, closeNode, err := tryOpenSingleIn(t, e, log, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	propose(t, c, allocate(1))
+	return c, closeNode
+}
+
+// tryOpenSingleIn is openSingleIn up to the controller's Open, whose
+// error it returns (with the scheduler closed), proposing nothing.
+func tryOpenSingleIn(t *testing.T, e env.Env, log Log, tr FrameSender) (*Controller, func(), error) {
+	t.Helper()
 	ident, err := OpenIdentity(e.FS, "/data", 1, "")
 	if errors.Is(err, ErrNoIdentity) {
 		clusterID, cerr := NewClusterID(e)
@@ -74,10 +86,9 @@ func openSingleIn(t *testing.T, e env.Env, log Log, tr FrameSender) (*Controller
 	c, err := Open(Config{Env: e, DataDir: "/data", Identity: ident, Log: log, Scheduler: s, Transport: tr})
 	if err != nil {
 		s.Close()
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	propose(t, c, allocate(1))
-	return c, func() { c.Close(); s.Close() }
+	return c, func() { c.Close(); s.Close() }, nil
 }
 
 // Bytes that are no command, or too many, are refused before they are
