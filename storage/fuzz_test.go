@@ -22,7 +22,8 @@ func fuzzRecoveryLog(t *testing.T) (vfs.FS, [][]byte) {
 // FuzzRecover feeds arbitrary bytes after the recovery point, either at the
 // end of the active segment (first byte even) or as a later segment file
 // (first byte odd), and checks that Open never fails or panics, keeps every
-// batch before the recovery point, and only ever truncates what it was given.
+// batch before the recovery point, only ever truncates what it was given,
+// and leaves a log Verify finds whole.
 func FuzzRecover(f *testing.F) {
 	f.Add([]byte{0})
 	f.Add(append([]byte{0}, makeBatch(10, 1, 5, 0)...))
@@ -64,6 +65,9 @@ func FuzzRecover(f *testing.F) {
 		}
 		if err := checkSegments(l); err != nil {
 			t.Fatal(err)
+		}
+		if err := l.Verify(); err != nil {
+			t.Fatalf("Verify after recovery: %v", err)
 		}
 		appendN(t, l, 1, 1, 5, 0) // the recovered log takes appends
 	})
