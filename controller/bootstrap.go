@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	metav1 "github.com/cairnlog/cairn/api/cairn/meta/v1"
-	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/meta"
 	"github.com/cairnlog/cairn/replica"
 	"github.com/cairnlog/cairn/storage"
@@ -430,7 +429,7 @@ func (c *Controller) snapshot() error {
 		if err = ferr; err != nil || index < first {
 			return // a snapshot from the leader already covers index
 		}
-		if err = c.log.CreateSnapshot(index, cs, data); storedBytesDamaged(err) {
+		if err = c.log.CreateSnapshot(index, cs, data); storage.IsDamage(err) {
 			r.LogDamaged(fmt.Errorf("compact the meta log to %d: %w", index, err))
 		}
 	})
@@ -441,14 +440,6 @@ func (c *Controller) snapshot() error {
 	c.snapshotIndex = max(c.snapshotIndex, index)
 	c.mu.Unlock()
 	return nil
-}
-
-// storedBytesDamaged reports errors meaning the meta log's stored bytes
-// are damaged (a batch that is no valid batch, or out of place), as
-// opposed to a read or write that failed.
-func storedBytesDamaged(err error) bool {
-	var corruption *storage.CorruptionError
-	return errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrShort) || errors.As(err, &corruption)
 }
 
 // mapSchedulerErr turns the scheduler's refusals after Close into ErrClosed.

@@ -1,11 +1,8 @@
 package partition
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
-	"github.com/cairnlog/cairn/batch"
 	"github.com/cairnlog/cairn/storage"
 )
 
@@ -35,8 +32,4 @@ func (p *Partition) storedDamage(err error) {
 
 // StoredBytesInvalid reports errors of a read or an open that mean the
 // stored log is damaged, not that a read failed.
-func StoredBytesInvalid(err error) bool {
-	var corruption *storage.CorruptionError
-	return errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrShort) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &corruption)
-}
+func StoredBytesInvalid(err error) bool { return storage.IsDamage(err) }

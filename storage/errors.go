@@ -3,6 +3,9 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
+
+	"github.com/cairnlog/cairn/batch"
 )
 
 var (
@@ -37,4 +40,13 @@ func (e *CorruptionError) Error() string {
 
 func corruption(dir string, format string, args ...any) *CorruptionError {
 	return &CorruptionError{Dir: dir, Detail: fmt.Sprintf(format, args...)}
+}
+
+// IsDamage reports errors of a read, an Open or a Verify that mean the
+// stored bytes are damaged (not valid batches, out of place, cut short,
+// or a *CorruptionError), as opposed to a read that failed and may pass.
+func IsDamage(err error) bool {
+	var corruption *CorruptionError
+	return errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrShort) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &corruption)
 }
