@@ -120,13 +120,19 @@ func TestReplicaEntriesOverDamageAreCompacted(t *testing.T) {
 // damaged below the recovery point the open trusts takes the partition
 // offline and tells its owner, who renews it, rather than serve the
 // damage or stop short: records damaged (the header intact: only the CRC
-// shows it), or its base offset (which the CRC does not cover: the read
-// would end there, or return the batch at a far offset).
+// shows it), its base offset (which the CRC does not cover: the read
+// would end there, or return the batch at a far offset), or its leader
+// epoch (nor that: the read would serve a batch that differs from its
+// other replicas' copies).
 func TestReplicaReadChecksStoredBatches(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		flip func([]byte) error
-	}{{"records", testio.FlipSecondBatchBody}, {"base offset", testio.FlipSecondBatchBaseOffset}} {
+	}{
+		{"records", testio.FlipSecondBatchBody},
+		{"base offset", testio.FlipSecondBatchBaseOffset},
+		{"leader epoch", testio.FlipSecondBatchLeaderEpoch},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			q, told := openDamagedReplica(t, c.flip)
 			// As a consumer reads: from the start, on from each read's end.

@@ -135,8 +135,10 @@
 //     watermark. Raft is never told an entry is
 //     durable that is not: the stopped raft node is dropped, not resumed.
 //     A read that finds the stored log damaged (a replica's reads check
-//     every batch's CRC, and the offsets the CRC does not cover, too,
-//     read.go: its open trusts the bytes below the recovery point; reads a
+//     every batch's CRC, and the offsets and leader epoch the CRC does not
+//     cover, too, the epoch against the Raft log's term boundaries
+//     (raftlog.Log.TermEpochs), read.go: its open trusts the bytes below
+//     the recovery point; reads a
 //     Kafka fetch sends with sendfile do not pass there) takes the
 //     partition offline
 //     (as on the single writer) and tells the owner once

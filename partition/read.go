@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cairnlog/cairn/batch"
+	"github.com/cairnlog/cairn/raftlog"
 	"github.com/cairnlog/cairn/storage"
 )
 
@@ -57,7 +58,8 @@ func (p *Partition) ReadAppendIsolated(dst []byte, offset int64, maxBytes int, c
 	}
 	if p.repl != nil {
 		cfg := p.config()
-		if err := checkBatches(res.Records, offset, upper, p.log.NextOffset(), !cfg.Compact && !cfg.Streams); err != nil {
+		epochs := p.raft.TermEpochs(offset, upper)
+		if err := checkBatches(res.Records, offset, upper, p.log.NextOffset(), !cfg.Compact && !cfg.Streams, epochs); err != nil {
 			return ReadResult{}, dst, p.readError(err, offset)
 		}
 	}
@@ -293,10 +295,13 @@ func (p *Partition) ReadSectionsIsolated(dst []storage.Section, offset int64, ma
 // as a snapshot installs). A replica whose stored batch is damaged (below
 // the recovery point, which its open does not read) then goes offline and
 // is renewed from its group rather than serve the damage or stop short.
+// Nor does the CRC cover a batch's leader epoch: each batch at or above
+// the first of epochs (raftlog.Log.TermEpochs) must carry the epoch it
+// falls in.
 // The storage returns whole batches only. Reads a Kafka fetch sends with
 // sendfile never pass here; a client's own CRC check refuses those, as
 // with Kafka.
-func checkBatches(records []byte, offset, upper, segmentsEnd int64, dense bool) error {
+func checkBatches(records []byte, offset, upper, segmentsEnd int64, dense bool, epochs []raftlog.LegacyEpoch) error {
 	if len(records) == 0 && offset < upper && offset < segmentsEnd && dense {
 		return fmt.Errorf("no batch at offset %d, below %d and the segments' end %d: %w", offset, upper, segmentsEnd, batch.ErrCorrupt)
 	}
@@ -309,6 +314,13 @@ func checkBatches(records []byte, offset, upper, segmentsEnd int64, dense bool) 
 		if h.LastOffsetDelta < 0 || h.BaseOffset >= upper || h.LastOffset() <= after || (!first && h.BaseOffset <= after) {
 			return fmt.Errorf("batch at offset %d (last %d) read after offset %d, below %d: %w",
 				h.BaseOffset, h.LastOffset(), after, upper, batch.ErrCorrupt)
+		}
+		for len(epochs) > 1 && epochs[1].StartOffset <= h.BaseOffset {
+			epochs = epochs[1:]
+		}
+		if len(epochs) > 0 && epochs[0].StartOffset <= h.BaseOffset && h.PartitionLeaderEpoch != epochs[0].Epoch {
+			return fmt.Errorf("batch at offset %d has leader epoch %d, the epoch from offset %d is %d: %w",
+				h.BaseOffset, h.PartitionLeaderEpoch, epochs[0].StartOffset, epochs[0].Epoch, batch.ErrCorrupt)
 		}
 		after, rest = h.LastOffset(), next
 	}

@@ -33,6 +33,36 @@ func (l *Log) EpochEndOffset(term int32, limit int64) (int32, int64) {
 	return endOffsetFor(epochHistory(l.book.snapshot.Legacy, l.book.terms, limit), term, logEnd)
 }
 
+// TermEpochs returns the epochs the term boundaries give the data in
+// [from, to): ascending by start offset, the first the last to start at
+// or below from (or the first of all, when none does), each stamped in
+// every batch from its start to the next one's. A term that wrote no data
+// starts where the next one does and is left out. A batch's CRC does not
+// cover its leader epoch, so a replica checks each batch it reads against
+// these. Data below the first boundary (a partition's written before
+// replication, stamped with its legacy epochs) has none.
+func (l *Log) TermEpochs(from, to int64) []LegacyEpoch {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return termEpochs(l.book.terms, from, to)
+}
+
+// termEpochs is TermEpochs over the term boundaries terms.
+func termEpochs(terms []TermStart, from, to int64) []LegacyEpoch {
+	k := max(sort.Search(len(terms), func(i int) bool { return terms[i].Offset > from })-1, 0)
+	var out []LegacyEpoch
+	for _, t := range terms[k:] {
+		if n := len(out); n > 0 && t.Offset >= to && t.Offset > out[n-1].StartOffset {
+			break
+		}
+		if n := len(out); n > 0 && out[n-1].StartOffset == t.Offset {
+			out = out[:n-1]
+		}
+		out = append(out, LegacyEpoch{Epoch: int32(t.Term), StartOffset: t.Offset})
+	}
+	return out
+}
+
 // epochHistory merges the legacy epochs and the term boundaries into one
 // Kafka epoch history of the log below offset limit, ascending in epoch
 // and start offset, dropping the epochs that wrote nothing there: those

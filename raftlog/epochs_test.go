@@ -262,3 +262,31 @@ func TestEpochHistoryBelowLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestTermEpochs: the epochs a read of [from, to) checks its batches
+// against are the boundaries that own data there, a term that wrote none
+// (the next starts at the same offset) left out, from the last at or
+// below from (or the first, from below them all).
+func TestTermEpochs(t *testing.T) {
+	terms := []TermStart{{Term: 5, Index: 2, Offset: 20}, {Term: 6, Index: 3, Offset: 20}, {Term: 7, Index: 9, Offset: 35}, {Term: 8, Index: 10, Offset: 35}, {Term: 9, Index: 12, Offset: 40}}
+	for _, c := range []struct {
+		from, to int64
+		want     string
+	}{
+		{0, 10, "[{6 20}]"},
+		{0, 21, "[{6 20}]"},
+		{0, 36, "[{6 20} {8 35}]"},
+		{20, 35, "[{6 20}]"},
+		{25, 50, "[{6 20} {8 35} {9 40}]"},
+		{35, 40, "[{8 35}]"},
+		{39, 41, "[{8 35} {9 40}]"},
+		{45, 60, "[{9 40}]"},
+	} {
+		if got := fmt.Sprint(termEpochs(terms, c.from, c.to)); got != c.want {
+			t.Errorf("termEpochs(%d, %d) = %s, want %s", c.from, c.to, got, c.want)
+		}
+	}
+	if got := termEpochs(nil, 0, 10); got != nil {
+		t.Errorf("no boundaries: %v", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 // RecordBatch v2 layout facts the damage below relies on.
 const (
 	batchLengthAt     = 8  // int32 batch length after the base offset
+	batchEpochAt      = 12 // int32 partition leader epoch, after the length
 	batchMagicAt      = 16 // magic byte, after partition leader epoch
 	batchOverheadSize = 12 // base offset and length, not counted by the length
 )
@@ -59,6 +60,21 @@ func FlipSecondBatchBaseOffset(segment []byte) error {
 		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
 	}
 	segment[second+3] ^= 0x10 // bit 36 of the big-endian int64
+	return nil
+}
+
+// FlipSecondBatchLeaderEpoch flips a bit of the partition leader epoch of
+// the second batch of a segment's bytes: another field its CRC does not
+// cover.
+func FlipSecondBatchLeaderEpoch(segment []byte) error {
+	if len(segment) < batchLengthAt+4 {
+		return fmt.Errorf("segment of %d bytes holds no batch", len(segment))
+	}
+	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
+	if second+batchEpochAt+4 > len(segment) {
+		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	}
+	segment[second+batchEpochAt+1] ^= 0x10 // bit 20 of the big-endian int32
 	return nil
 }
 
