@@ -29,7 +29,7 @@ func (l *Log) ReplaceSegment(base int64, batches []byte) error {
 	if old == nil {
 		return fmt.Errorf("replace segment %d of log %s: no such sealed segment: %w", base, l.dir, ErrNotFound)
 	}
-	built, err := planReplacement(batches, base, old.nextOffset, l.cfg.IndexIntervalBytes)
+	built, err := planReplacement(batches, base, old.nextOffset, l.intervalBytes())
 	if err != nil {
 		return fmt.Errorf("replace segment %d of log %s: %w", base, l.dir, err)
 	}

@@ -179,10 +179,12 @@
 // # Concurrency
 //
 // The caller serializes mutations: Append, Checkpoint, DeleteOldestSegment,
-// AdvanceStartOffset, ReplaceSegment, TruncateSuffix, Reset, InstallBelow, SetConfig,
+// AdvanceStartOffset, ReplaceSegment, TruncateSuffix, Reset, InstallBelow,
 // Close and Delete. Sync may
 // run concurrently with one mutation: this is group commit, a flusher
-// syncing while the writer appends. Read, ReadSections, FindTimestamp, MaxTimestamp,
+// syncing while the writer appends. SetConfig may run beside any of them
+// (a topic's config changed while its replica appends): it only replaces
+// the config the next mutation reads. Read, ReadSections, FindTimestamp, MaxTimestamp,
 // ReadSegment, NextOffset, StartOffset and Segments may run
 // concurrently with anything. ReadSections gives the batches as Sections
 // (file, position, length) that hold their segment open until released,

@@ -134,7 +134,6 @@ func (l *Log) SetConfig(cfg Config) error {
 		return fmt.Errorf("set config of log %s: %w", l.dir, ErrClosed)
 	}
 	l.cfg = cfg
-	l.active().indexer.intervalBytes = cfg.IndexIntervalBytes
 	return nil
 }
 

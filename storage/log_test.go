@@ -509,6 +509,46 @@ func TestSetConfig(t *testing.T) {
 	}
 }
 
+// TestSetConfigBesideAppend: SetConfig runs beside appends (a topic's
+// config changed while its replica appends; go test -race checks they
+// share nothing unguarded), and a changed index interval applies to the
+// active segment from the next append on.
+func TestSetConfigBesideAppend(t *testing.T) {
+	l := mustOpen(t, vfs.NewMem(), "p", Config{SegmentBytes: 1 << 20, SegmentMs: 1 << 40, IndexIntervalBytes: 1 << 20}, 0)
+	defer l.Close()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for k := 0; k < 100_000; k++ { // bounded; stopped after the appends
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = l.SetConfig(Config{SegmentBytes: 1 << 20, SegmentMs: 1 << 40, IndexIntervalBytes: int64(1<<20 + k)})
+		}
+	}()
+	appendN(t, l, 100, 1, 100, 0)
+	close(stop)
+	<-done
+	entries := func() int {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		return len(l.active().offsets)
+	}
+	before := entries()
+	if err := l.SetConfig(Config{SegmentBytes: 1 << 20, SegmentMs: 1 << 40, IndexIntervalBytes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3, 1, 100, 0)
+	if got := entries(); got != before+3 {
+		t.Fatalf("%d offset index entries after three appends at an interval of 1 byte, want %d", got, before+3)
+	}
+	if err := l.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDelete proves Delete removes the directory, also for a closed log.
 func TestDelete(t *testing.T) {
 	fsys := vfs.NewMem()

@@ -114,7 +114,7 @@ func (l *Log) createSegment(base, createdMs int64) (*segment, error) {
 	s := newSegment(base, files[0], createdMs)
 	s.offsetIndexFile, s.timeIndexFile = files[1], files[2]
 	s.indexesLoaded = true
-	s.indexer = newIndexer(base, l.cfg.IndexIntervalBytes)
+	s.indexer = newIndexer(base, l.intervalBytes())
 	return s, nil
 }
 

@@ -34,7 +34,7 @@ func (l *Log) Append(batches []byte, nowMs int64) error {
 		}
 		active = l.active()
 	}
-	if err := l.write(active, batches, headers, nowMs); err != nil {
+	if err := l.write(active, batches, headers, cfg.IndexIntervalBytes, nowMs); err != nil {
 		return fmt.Errorf("append to log %s: %w", l.dir, err)
 	}
 	return nil
@@ -82,9 +82,13 @@ func shouldRoll(cfg Config, base, sizeBytes, createdMs, appendBytes, lastOffset,
 }
 
 // write appends to segment s and its indexes, then publishes the result.
-func (l *Log) write(s *segment, batches []byte, headers []appendedBatch, nowMs int64) error {
+// The index interval comes from the config the append read: SetConfig
+// runs beside an append (a topic's config changed while a replica
+// appends) and leaves the indexer, which only the writer touches, alone.
+func (l *Log) write(s *segment, batches []byte, headers []appendedBatch, intervalBytes, nowMs int64) error {
 	previousSize := s.sizeBytes
 	indexer := s.indexer // planned on a copy, kept only when the writes succeed
+	indexer.intervalBytes = intervalBytes
 	var offsets []offsetEntry
 	var times []timeEntry
 	var offsetBytes, timeBytes []byte
