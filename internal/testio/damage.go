@@ -19,12 +19,9 @@ const (
 // recovery that trusts the segment (it was closed cleanly) does not notice,
 // and the first read across the second batch does.
 func FlipSecondBatchMagic(segment []byte) error {
-	if len(segment) < batchLengthAt+4 {
-		return fmt.Errorf("segment of %d bytes holds no batch", len(segment))
-	}
-	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
-	if second+batchMagicAt >= len(segment) {
-		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	second, err := secondBatch(segment, batchMagicAt+1)
+	if err != nil {
+		return err
 	}
 	segment[second+batchMagicAt] ^= 0x40
 	return nil
@@ -34,12 +31,9 @@ func FlipSecondBatchMagic(segment []byte) error {
 // a segment's bytes, in its records: the header still parses, and only
 // the batch's CRC tells the damage.
 func FlipSecondBatchBody(segment []byte) error {
-	if len(segment) < batchLengthAt+4 {
-		return fmt.Errorf("segment of %d bytes holds no batch", len(segment))
-	}
-	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
-	if second+batchLengthAt+4 > len(segment) {
-		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	second, err := secondBatch(segment, batchLengthAt+4)
+	if err != nil {
+		return err
 	}
 	end := second + batchOverheadSize + int(binary.BigEndian.Uint32(segment[second+batchLengthAt:]))
 	if end > len(segment) {
@@ -52,12 +46,9 @@ func FlipSecondBatchBody(segment []byte) error {
 // FlipSecondBatchBaseOffset flips a high bit of the base offset of the
 // second batch of a segment's bytes: a field its CRC does not cover.
 func FlipSecondBatchBaseOffset(segment []byte) error {
-	if len(segment) < batchLengthAt+4 {
-		return fmt.Errorf("segment of %d bytes holds no batch", len(segment))
-	}
-	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
-	if second+batchOverheadSize > len(segment) {
-		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	second, err := secondBatch(segment, batchOverheadSize)
+	if err != nil {
+		return err
 	}
 	segment[second+3] ^= 0x10 // bit 36 of the big-endian int64
 	return nil
@@ -67,15 +58,25 @@ func FlipSecondBatchBaseOffset(segment []byte) error {
 // the second batch of a segment's bytes: another field its CRC does not
 // cover.
 func FlipSecondBatchLeaderEpoch(segment []byte) error {
-	if len(segment) < batchLengthAt+4 {
-		return fmt.Errorf("segment of %d bytes holds no batch", len(segment))
-	}
-	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
-	if second+batchEpochAt+4 > len(segment) {
-		return fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	second, err := secondBatch(segment, batchEpochAt+4)
+	if err != nil {
+		return err
 	}
 	segment[second+batchEpochAt+1] ^= 0x10 // bit 20 of the big-endian int32
 	return nil
+}
+
+// secondBatch returns where the second batch of segment bytes begins,
+// once at least its first need bytes are there.
+func secondBatch(segment []byte, need int) (int, error) {
+	if len(segment) < batchLengthAt+4 {
+		return 0, fmt.Errorf("segment of %d bytes holds no batch", len(segment))
+	}
+	second := batchOverheadSize + int(binary.BigEndian.Uint32(segment[batchLengthAt:]))
+	if second+need > len(segment) {
+		return 0, fmt.Errorf("segment of %d bytes holds one batch", len(segment))
+	}
+	return second, nil
 }
 
 // FlipSecondBatchMagicInFile applies FlipSecondBatchMagic to a segment file
