@@ -14,9 +14,9 @@
 // each compaction index is kept in <data>/meta/state-<index>, written
 // before the log compacts there or installs the leader's snapshot there,
 // older ones removed after, with the segments wholly below the compaction
-// point. Its open reads that log whole (storage.Log.Verify: it holds only
+// point. Its open reads that log whole (raftlog.Log.Verify: it holds only
 // what follows the last compaction) and refuses to start on any damaged
-// batch; a compaction that finds one later stops the node's replica of
+// batch or entry; a compaction that finds one later stops the node's replica of
 // the group (replica.Replica.LogDamaged), as a damaged entry raft reads
 // does.
 //

@@ -63,8 +63,9 @@ func openMetaLog(e env.Env, metaDir string, segmentBytes int64) (*metaLog, error
 	// compaction the leader needs to add a learner, and stop this node's
 	// metadata replica then, with a joining node waiting on it; the log
 	// is small (what follows the last compaction, in segments of
-	// segmentBytes), so it is read whole now and the node refuses to start.
-	if err := l.Segments().Verify(); err != nil {
+	// segmentBytes), so it is read whole now, batches and entries, and the
+	// node refuses to start.
+	if err := l.Verify(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("controller: open the meta log: %w", err)
 	}
