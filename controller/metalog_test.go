@@ -130,34 +130,56 @@ func newTestMetaLog(t *testing.T) (vfs.FS, env.Env, *raftpb.ConfState, *metaLog)
 	return fs, e, cs, m
 }
 
-// A meta log batch moved by a bit flip in its base offset, which its CRC
-// does not cover, in bytes synced before the recovery point: a node that
-// finds it while it runs, by a compaction counting the entries through
-// it, stops its metadata replica (replica.ErrLogLost) rather than lead on
-// unable to take the snapshot a joining node needs.
-func TestMetaLogBatchMovedWhileRunning(t *testing.T) {
-	fs := vfs.NewMem()
-	c, closeNode := openSingleIn(t, testEnv(fs, 1), nil, nil)
-	defer closeNode()
-	for range 5 {
-		propose(t, c, allocate(1))
-	}
-	if err := c.snapshot(); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		propose(t, c, allocate(1))
-	}
-	moveSecondMetaBatch(t, fs) // below the compaction point, in the active segment
-	if err := c.snapshot(); !errors.Is(err, batch.ErrCorrupt) {
-		t.Fatalf("snapshot = %v, want batch.ErrCorrupt", err)
-	}
-	var stopped error
-	if err := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) { stopped = r.Err() }); err != nil {
-		t.Fatal(err)
-	}
-	if !errors.Is(stopped, replica.ErrLogLost) {
-		t.Fatalf("metadata replica: %v, want stopped with replica.ErrLogLost", stopped)
+// Meta log batches damaged in fields their CRC does not cover, in bytes
+// synced before the recovery point: a node that finds the damage while it
+// runs, by a compaction counting the entries, stops its metadata replica
+// (replica.ErrLogLost) rather than lead on unable to take the snapshot a
+// joining node needs. A batch moved by a flipped base offset below the
+// compaction point fails the count's read; one whose leader epoch flipped
+// above it disagrees with its entry's term.
+func TestMetaLogDamageFoundWhileRunning(t *testing.T) {
+	for name, damage := range map[string]func(t *testing.T, fs vfs.FS){
+		"base offset": moveSecondMetaBatch,
+		"leader epoch": func(t *testing.T, fs vfs.FS) {
+			damageMetaSegment(t, fs, func(data []byte) int {
+				last := 0
+				for at := 0; at < len(data); {
+					h, err := batch.ParseHeader(data[at:])
+					if err != nil {
+						t.Fatal(err)
+					}
+					last, at = at, at+h.TotalBytes()
+				}
+				data[last+13] ^= 0x10 // bit 20 of the big-endian epoch at byte 12
+				return last
+			})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			c, closeNode := openSingleIn(t, testEnv(fs, 1), nil, nil)
+			defer closeNode()
+			for range 5 {
+				propose(t, c, allocate(1))
+			}
+			if err := c.snapshot(); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				propose(t, c, allocate(1))
+			}
+			damage(t, fs)
+			if err := c.snapshot(); !storage.IsDamage(err) {
+				t.Fatalf("snapshot = %v, want damage", err)
+			}
+			var stopped error
+			if err := c.cfg.Scheduler.Do(GroupID, func(r *replica.Replica) { stopped = r.Err() }); err != nil {
+				t.Fatal(err)
+			}
+			if !errors.Is(stopped, replica.ErrLogLost) {
+				t.Fatalf("metadata replica: %v, want stopped with replica.ErrLogLost", stopped)
+			}
+		})
 	}
 }
 
@@ -191,8 +213,24 @@ func TestMetaLogBatchMovedRefusesTheStart(t *testing.T) {
 }
 
 // moveSecondMetaBatch flips bit 14 of the base offset of the meta log's
-// second batch, in place, under an open log as a disk would.
+// second batch.
 func moveSecondMetaBatch(t *testing.T, fs vfs.FS) {
+	t.Helper()
+	damageMetaSegment(t, fs, func(data []byte) int {
+		first, err := batch.ParseHeader(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second := first.TotalBytes()
+		data[second+6] ^= 0x40
+		return second
+	})
+}
+
+// damageMetaSegment changes the meta log's first segment in place, under
+// an open log as a disk would: damage changes the bytes it is given and
+// returns where the change begins.
+func damageMetaSegment(t *testing.T, fs vfs.FS, damage func(data []byte) int) {
 	t.Helper()
 	f, err := fs.OpenAppend("/data/meta/log/00000000000000000000.log")
 	if err != nil {
@@ -204,16 +242,11 @@ func moveSecondMetaBatch(t *testing.T, fs vfs.FS) {
 	if _, err := f.ReadAt(data, 0); err != nil {
 		t.Fatal(err)
 	}
-	first, err := batch.ParseHeader(data)
-	if err != nil {
+	at := damage(data)
+	if err := f.Truncate(int64(at)); err != nil {
 		t.Fatal(err)
 	}
-	second := first.TotalBytes()
-	data[second+6] ^= 0x40
-	if err := f.Truncate(int64(second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(data[second:]); err != nil {
+	if _, err := f.Write(data[at:]); err != nil {
 		t.Fatal(err)
 	}
 }

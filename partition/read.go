@@ -58,7 +58,10 @@ func (p *Partition) ReadAppendIsolated(dst []byte, offset int64, maxBytes int, c
 	}
 	if p.repl != nil {
 		cfg := p.config()
-		epochs := p.raft.TermEpochs(offset, upper)
+		var epochs []raftlog.LegacyEpoch
+		if len(res.Records) > 0 {
+			epochs = p.raft.TermEpochs(offset, upper)
+		}
 		if err := checkBatches(res.Records, offset, upper, p.log.NextOffset(), !cfg.Compact && !cfg.Streams, epochs); err != nil {
 			return ReadResult{}, dst, p.readError(err, offset)
 		}

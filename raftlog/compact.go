@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -18,7 +19,9 @@ import (
 // rewritten too, so that the record is before its recovery point. It never
 // passes the applied index: a compacted entry must be applied. Write side
 // only. Entries at or below the current point give raft.ErrCompacted, as
-// raft.MemoryStorage does; past the last entry, raft.ErrUnavailable.
+// raft.MemoryStorage does; past the last entry, raft.ErrUnavailable. The
+// entries counted to find the offset after index are applied, so one
+// whose batch disagrees with raft-meta is damage (*storage.CorruptionError).
 func (l *Log) Compact(index uint64, conf *raftpb.ConfState) error {
 	if err := l.checkWritable(); err != nil {
 		return err
@@ -73,6 +76,11 @@ func (l *Log) compactionRecord(index uint64, conf []byte) (*Snapshot, error) {
 		return nil, fmt.Errorf("compact at %d past the applied index %d", index, l.want.Applied)
 	}
 	next, _, err := offsetOf(l.book, l.headerReader(), index+1)
+	if errors.Is(err, errLogMismatch) {
+		// The entries counted are applied, so committed: their batches
+		// disagreeing with raft-meta is damage, not a tail to cut.
+		return nil, corruption(l.dir, "compact at %d: %v", index, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("compact at %d: %w", index, err)
 	}

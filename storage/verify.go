@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cairnlog/cairn/batch"
@@ -19,7 +18,7 @@ const verifyReadBytes = 1 << 20
 func (l *Log) Verify() error {
 	for from, end := l.StartOffset(), l.NextOffset(); from < end; {
 		data, err := l.Read(from, verifyReadBytes, end)
-		if errors.Is(err, batch.ErrCorrupt) || errors.Is(err, batch.ErrShort) {
+		if IsDamage(err) {
 			return corruption(l.dir, "verify at offset %d: %v", from, err)
 		}
 		if err != nil {
