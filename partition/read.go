@@ -290,17 +290,16 @@ func (p *Partition) ReadSectionsIsolated(dst []storage.Section, offset int64, ma
 }
 
 // checkBatches verifies every batch of a read at offset below upper, CRC
-// included, and that their offsets make sense where the CRC does not
-// cover them: the first holds offset or follows it, each follows the one
-// before, none reaches upper; and, where no cleaner removes whole batches
-// (dense), that a read below upper found one when the segments go on past
-// offset (a replica's high watermark may be ahead of them for a moment,
-// as a snapshot installs). A replica whose stored batch is damaged (below
-// the recovery point, which its open does not read) then goes offline and
-// is renewed from its group rather than serve the damage or stop short.
-// Nor does the CRC cover a batch's leader epoch: each batch at or above
-// the first of epochs (raftlog.Log.TermEpochs) must carry the epoch it
-// falls in.
+// included, where storage.Log.Read has already refused batches out of
+// place (offsets, which the CRC does not cover); and, where no cleaner
+// removes whole batches (dense), that a read below upper found one when
+// the segments go on past offset (a replica's high watermark may be ahead
+// of them for a moment, as a snapshot installs). Nor does the CRC cover a
+// batch's leader epoch: each batch at or above the first of epochs
+// (raftlog.Log.TermEpochs) must carry the epoch it falls in. A replica
+// whose stored batch is damaged (below the recovery point, which its open
+// does not read) then goes offline and is renewed from its group rather
+// than serve the damage or stop short.
 // The storage returns whole batches only. Reads a Kafka fetch sends with
 // sendfile never pass here; a client's own CRC check refuses those, as
 // with Kafka.
@@ -308,15 +307,10 @@ func checkBatches(records []byte, offset, upper, segmentsEnd int64, dense bool, 
 	if len(records) == 0 && offset < upper && offset < segmentsEnd && dense {
 		return fmt.Errorf("no batch at offset %d, below %d and the segments' end %d: %w", offset, upper, segmentsEnd, batch.ErrCorrupt)
 	}
-	after := offset - 1 // the first batch ends at or past offset
-	for rest, first := records, true; len(rest) > 0; first = false {
+	for rest := records; len(rest) > 0; {
 		h, _, next, err := batch.Next(rest)
 		if err != nil {
 			return err
-		}
-		if h.LastOffsetDelta < 0 || h.BaseOffset >= upper || h.LastOffset() <= after || (!first && h.BaseOffset <= after) {
-			return fmt.Errorf("batch at offset %d (last %d) read after offset %d, below %d: %w",
-				h.BaseOffset, h.LastOffset(), after, upper, batch.ErrCorrupt)
 		}
 		for len(epochs) > 1 && epochs[1].StartOffset <= h.BaseOffset {
 			epochs = epochs[1:]
@@ -325,7 +319,7 @@ func checkBatches(records []byte, offset, upper, segmentsEnd int64, dense bool, 
 			return fmt.Errorf("batch at offset %d has leader epoch %d, the epoch from offset %d is %d: %w",
 				h.BaseOffset, h.PartitionLeaderEpoch, epochs[0].StartOffset, epochs[0].Epoch, batch.ErrCorrupt)
 		}
-		after, rest = h.LastOffset(), next
+		rest = next
 	}
 	return nil
 }
